@@ -275,11 +275,16 @@ func (r *Reader) Vector() *Reader {
 }
 
 // ReadVector reads a vector<V> and calls elem until its body is consumed.
-// An error inside the body sticks on r.
+// An error inside the body sticks on r. An elem that consumes nothing
+// without failing is an error (ErrInvalidValue) rather than an endless loop.
 func (r *Reader) ReadVector(elem func(r *Reader)) {
 	v := r.Vector()
 	for r.err == nil && !v.Empty() {
+		before := len(v.b)
 		elem(v)
+		if v.err == nil && len(v.b) == before {
+			v.Fail(fmt.Errorf("%w: vector element consumed no bytes", ErrInvalidValue))
+		}
 	}
 	if v.err != nil {
 		r.Fail(v.err)
