@@ -1,0 +1,6 @@
+package hashing
+
+import "errors"
+
+// ErrTooLarge is returned when an input exceeds a configured byte limit.
+var ErrTooLarge = errors.New("input too large")
