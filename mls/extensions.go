@@ -43,7 +43,7 @@ func decodeExtensions(r *codec.Reader) Extensions {
 }
 
 func (e *Extensions) Decode(r *codec.Reader) { *e = decodeExtensions(r) }
-func (e Extensions) Marshal() []byte        { return marshal(e.Encode) }
+func (e Extensions) Marshal() []byte         { return marshal(e.Encode) }
 func (e *Extensions) Unmarshal(b []byte) error {
 	return unmarshal("Extensions", b, e.Decode)
 }
