@@ -245,7 +245,7 @@ func (t *RatchetTree) AddLeaf(leaf *LeafNode) (uint32, error) {
 			break
 		}
 	}
-	if x == uint32(len(t.nodes)) {
+	if x >= uint32(len(t.nodes)) {
 		if t.NumLeaves() >= maxTreeLeaves {
 			return 0, fmt.Errorf("add leaf: tree full")
 		}
