@@ -1,0 +1,330 @@
+package sqlitestore
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/parleychat/parley/store"
+)
+
+type appendReq struct {
+	ctx context.Context
+	a   store.Append
+	res chan appendResp
+}
+
+type appendResp struct {
+	r   store.AppendResult
+	err error
+}
+
+// Append queues a for the group-commit writer and waits until the batch
+// holding it is durable.
+func (s *Store) Append(ctx context.Context, a store.Append) (store.AppendResult, error) {
+	if err := checkAppend(a); err != nil {
+		return store.AppendResult{}, fmt.Errorf("append: %w", err)
+	}
+	req := appendReq{ctx: ctx, a: a, res: make(chan appendResp, 1)}
+	s.mu.RLock()
+	if s.closed {
+		s.mu.RUnlock()
+		return store.AppendResult{}, store.ErrClosed
+	}
+	s.appends <- req
+	s.mu.RUnlock()
+	// Wait for the outcome even if ctx ends: the append may already be in
+	// a transaction, and the caller must not report failure for a message
+	// that was stored (a retry with the same id is idempotent anyway).
+	resp := <-req.res
+	return resp.r, resp.err
+}
+
+func checkAppend(a store.Append) error {
+	if len(a.ID) != 16 {
+		return fmt.Errorf("message id must be 16 bytes: %w", store.ErrBadRequest)
+	}
+	if err := checkConversationID(a.ConversationID); err != nil {
+		return err
+	}
+	if a.Sender == "" {
+		return fmt.Errorf("no sender: %w", store.ErrBadRequest)
+	}
+	switch a.Kind {
+	case store.KindCommit:
+		if len(a.Welcome) > 0 && len(a.Added) == 0 {
+			return fmt.Errorf("welcome without added devices: %w", store.ErrBadRequest)
+		}
+		seen := make(map[string]bool)
+		for _, d := range slices.Concat(a.Added, a.Removed) {
+			if d == "" || seen[d] {
+				return fmt.Errorf("empty or repeated device id %q in membership delta: %w", d, store.ErrBadRequest)
+			}
+			seen[d] = true
+		}
+	case store.KindProposal, store.KindApplication:
+		if len(a.Added) > 0 || len(a.Removed) > 0 || len(a.Welcome) > 0 {
+			return fmt.Errorf("membership delta on a %v: %w", a.Kind, store.ErrBadRequest)
+		}
+	default:
+		return fmt.Errorf("cannot append a %v: %w", a.Kind, store.ErrBadRequest)
+	}
+	return nil
+}
+
+// batcher is the single group-commit writer: it takes every append that
+// is waiting, runs them in one transaction (one fsync), and answers each.
+func (s *Store) batcher() {
+	defer close(s.done)
+	for first := range s.appends {
+		batch := []appendReq{first}
+	fill:
+		for len(batch) < s.opts.MaxBatch {
+			select {
+			case r, ok := <-s.appends:
+				if !ok {
+					break fill
+				}
+				batch = append(batch, r)
+			default:
+				break fill
+			}
+		}
+		s.runBatch(batch)
+	}
+}
+
+func (s *Store) runBatch(batch []appendReq) {
+	if s.opts.OnBatch != nil {
+		s.opts.OnBatch(len(batch))
+	}
+	fail := func(err error) {
+		for _, r := range batch {
+			r.res <- appendResp{err: err}
+		}
+	}
+	// The transaction must not be tied to any one caller's context.
+	ctx := context.Background()
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		fail(fmt.Errorf("append: begin: %w", err))
+		return
+	}
+	resps := make([]appendResp, len(batch))
+	for i, r := range batch {
+		if r.ctx.Err() != nil {
+			resps[i].err = fmt.Errorf("append: %w", r.ctx.Err())
+			continue
+		}
+		if _, err := tx.ExecContext(ctx, `SAVEPOINT append`); err != nil {
+			tx.Rollback()
+			fail(fmt.Errorf("append: savepoint: %w", err))
+			return
+		}
+		res, err := appendTx(ctx, tx, r.a)
+		if err != nil {
+			if _, rerr := tx.ExecContext(ctx, `ROLLBACK TO append`); rerr != nil {
+				tx.Rollback()
+				fail(fmt.Errorf("append: rollback to savepoint: %w", rerr))
+				return
+			}
+		}
+		if _, err := tx.ExecContext(ctx, `RELEASE append`); err != nil {
+			tx.Rollback()
+			fail(fmt.Errorf("append: release savepoint: %w", err))
+			return
+		}
+		resps[i] = appendResp{r: res, err: err}
+	}
+	if err := tx.Commit(); err != nil {
+		fail(fmt.Errorf("append: commit: %w", err))
+		return
+	}
+	for i, r := range batch {
+		r.res <- resps[i]
+	}
+}
+
+func appendTx(ctx context.Context, tx *sql.Tx, a store.Append) (store.AppendResult, error) {
+	var res store.AppendResult
+	var epoch, head uint64
+	err := tx.QueryRowContext(ctx, `SELECT epoch, head_seq FROM conversations WHERE id = ?`, a.ConversationID).Scan(&epoch, &head)
+	if errors.Is(err, sql.ErrNoRows) {
+		return res, fmt.Errorf("append: conversation: %w", store.ErrNotFound)
+	}
+	if err != nil {
+		return res, fmt.Errorf("append: %w", err)
+	}
+	var n int
+	if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM members WHERE conversation_id = ? AND device_id = ? AND until_seq IS NULL`,
+		a.ConversationID, a.Sender).Scan(&n); err != nil {
+		return res, fmt.Errorf("append: %w", err)
+	}
+	if n == 0 {
+		return res, fmt.Errorf("append: sender: %w", store.ErrNotMember)
+	}
+
+	// Idempotency: a message id already stored is not stored again.
+	var dup store.Message
+	var dupStored int64
+	err = tx.QueryRowContext(ctx, `SELECT seq, epoch, kind, sender, stored FROM message_ids WHERE conversation_id = ? AND id = ?`,
+		a.ConversationID, a.ID).Scan(&dup.Seq, &dup.Epoch, &dup.Kind, &dup.Sender, &dupStored)
+	switch {
+	case err == nil:
+		if dup.Sender != a.Sender {
+			return res, fmt.Errorf("append: message id used by another device: %w", store.ErrExists)
+		}
+		dup.ID, dup.ConversationID, dup.Payload, dup.Stored = a.ID, a.ConversationID, a.Payload, fromMilli(dupStored)
+		return store.AppendResult{Message: dup, Duplicate: true, Epoch: epoch}, nil
+	case !errors.Is(err, sql.ErrNoRows):
+		return res, fmt.Errorf("append: %w", err)
+	}
+
+	// Handshake ordering (RFC 9750 §5.2): the first commit for the current
+	// epoch wins; later commits for that epoch get the winner back.
+	switch {
+	case a.Epoch > epoch:
+		return res, fmt.Errorf("append: epoch %d is ahead of the conversation's %d: %w", a.Epoch, epoch, store.ErrWrongEpoch)
+	case a.Epoch < epoch && a.Kind == store.KindCommit:
+		w := store.Message{ConversationID: a.ConversationID, Epoch: a.Epoch, Kind: store.KindCommit}
+		var stored int64
+		err := tx.QueryRowContext(ctx, `SELECT seq, id, sender, payload, stored FROM epoch_commits WHERE conversation_id = ? AND epoch = ?`,
+			a.ConversationID, a.Epoch).Scan(&w.Seq, &w.ID, &w.Sender, &w.Payload, &stored)
+		if errors.Is(err, sql.ErrNoRows) {
+			return res, fmt.Errorf("append: epoch %d is over and its commit expired: %w", a.Epoch, store.ErrWrongEpoch)
+		}
+		if err != nil {
+			return res, fmt.Errorf("append: %w", err)
+		}
+		w.Stored = fromMilli(stored)
+		return res, &store.EpochConflictError{Winner: w}
+	case a.Epoch < epoch && a.Kind == store.KindProposal:
+		return res, fmt.Errorf("append: proposal for past epoch %d (now %d): %w", a.Epoch, epoch, store.ErrWrongEpoch)
+	}
+
+	seq := head + 1
+	now := nowMilli()
+	m := store.Message{
+		ID: a.ID, ConversationID: a.ConversationID, Seq: seq, Epoch: a.Epoch, Kind: a.Kind,
+		Sender: a.Sender, Payload: nonNil(a.Payload), Stored: fromMilli(now),
+	}
+	newEpoch := epoch
+	if a.Kind == store.KindCommit {
+		newEpoch = epoch + 1
+		if err := applyDelta(ctx, tx, a, seq); err != nil {
+			return res, err
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO epoch_commits (conversation_id, epoch, seq, id, sender, payload, stored) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+			a.ConversationID, a.Epoch, seq, a.ID, a.Sender, m.Payload, now); err != nil {
+			return res, fmt.Errorf("append: %w", err)
+		}
+		if len(a.Welcome) > 0 {
+			for _, d := range a.Added {
+				var iseq uint64
+				if err := tx.QueryRowContext(ctx, `UPDATE devices SET inbox_head = inbox_head + 1 WHERE id = ? RETURNING inbox_head`, d).Scan(&iseq); err != nil {
+					return res, fmt.Errorf("append: welcome: %w", err)
+				}
+				w := store.Message{ID: a.ID, ConversationID: a.ConversationID, Seq: iseq, Epoch: newEpoch,
+					Kind: store.KindWelcome, Sender: a.Sender, Payload: a.Welcome, Stored: m.Stored}
+				if _, err := tx.ExecContext(ctx, `INSERT INTO inbox (device_id, seq, id, conversation_id, epoch, kind, sender, payload, stored)
+					VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`, d, iseq, w.ID, w.ConversationID, w.Epoch, w.Kind, w.Sender, w.Payload, now); err != nil {
+					return res, fmt.Errorf("append: welcome: %w", err)
+				}
+				res.Welcomes = append(res.Welcomes, store.InboxEntry{DeviceID: d, Message: w})
+			}
+		}
+	}
+	if _, err := tx.ExecContext(ctx, `INSERT INTO messages (conversation_id, seq, id, epoch, kind, sender, payload, stored) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+		m.ConversationID, m.Seq, m.ID, m.Epoch, m.Kind, m.Sender, m.Payload, now); err != nil {
+		return res, fmt.Errorf("append: %w", err)
+	}
+	if _, err := tx.ExecContext(ctx, `INSERT INTO message_ids (conversation_id, id, seq, epoch, kind, sender, stored) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+		m.ConversationID, m.ID, m.Seq, m.Epoch, m.Kind, m.Sender, now); err != nil {
+		return res, fmt.Errorf("append: %w", err)
+	}
+	if _, err := tx.ExecContext(ctx, `UPDATE conversations SET epoch = ?, head_seq = ? WHERE id = ?`, newEpoch, seq, a.ConversationID); err != nil {
+		return res, fmt.Errorf("append: %w", err)
+	}
+	// The sender has its own message: if it was caught up, it stays so.
+	if _, err := tx.ExecContext(ctx, `UPDATE members SET cursor = ? WHERE conversation_id = ? AND device_id = ? AND cursor = ?`,
+		seq, a.ConversationID, a.Sender, seq-1); err != nil {
+		return res, fmt.Errorf("append: %w", err)
+	}
+	if _, err := tx.ExecContext(ctx, `DELETE FROM members WHERE conversation_id = ? AND until_seq IS NOT NULL AND cursor >= until_seq`, a.ConversationID); err != nil {
+		return res, fmt.Errorf("append: %w", err)
+	}
+	rows, err := tx.QueryContext(ctx, `SELECT device_id FROM members WHERE conversation_id = ? AND (until_seq IS NULL OR until_seq = ?) ORDER BY device_id`,
+		a.ConversationID, seq)
+	if err != nil {
+		return res, fmt.Errorf("append: %w", err)
+	}
+	for rows.Next() {
+		var d string
+		if err := rows.Scan(&d); err != nil {
+			rows.Close()
+			return res, fmt.Errorf("append: %w", err)
+		}
+		res.Recipients = append(res.Recipients, d)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return res, fmt.Errorf("append: %w", err)
+	}
+	if err := trimLog(ctx, tx, a.ConversationID); err != nil {
+		return res, err
+	}
+	res.Message = m
+	res.Epoch = newEpoch
+	return res, nil
+}
+
+// applyDelta applies a commit's declared membership change: added devices
+// start reading after the commit; removed ones may read up to it.
+func applyDelta(ctx context.Context, tx *sql.Tx, a store.Append, seq uint64) error {
+	for _, d := range a.Added {
+		var n int
+		if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM devices WHERE id = ?`, d).Scan(&n); err != nil {
+			return fmt.Errorf("append: %w", err)
+		}
+		if n == 0 {
+			return fmt.Errorf("append: added device %q: %w", d, store.ErrUnknownDevice)
+		}
+		var until sql.NullInt64
+		err := tx.QueryRowContext(ctx, `SELECT until_seq FROM members WHERE conversation_id = ? AND device_id = ?`, a.ConversationID, d).Scan(&until)
+		switch {
+		case err == nil && !until.Valid:
+			return fmt.Errorf("append: added device %q is already a member: %w", d, store.ErrBadRequest)
+		case err == nil:
+			_, err = tx.ExecContext(ctx, `UPDATE members SET cursor = ?, until_seq = NULL WHERE conversation_id = ? AND device_id = ?`, seq, a.ConversationID, d)
+		case errors.Is(err, sql.ErrNoRows):
+			_, err = tx.ExecContext(ctx, `INSERT INTO members (conversation_id, device_id, cursor) VALUES (?, ?, ?)`, a.ConversationID, d, seq)
+		}
+		if err != nil {
+			return fmt.Errorf("append: %w", err)
+		}
+	}
+	for _, d := range a.Removed {
+		r, err := tx.ExecContext(ctx, `UPDATE members SET until_seq = ? WHERE conversation_id = ? AND device_id = ? AND until_seq IS NULL`, seq, a.ConversationID, d)
+		if err != nil {
+			return fmt.Errorf("append: %w", err)
+		}
+		if k, _ := r.RowsAffected(); k == 1 {
+			continue
+		}
+		// A device deleted from its account already left every
+		// conversation; the group catching up with that is fine.
+		var n int
+		if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM devices WHERE id = ?`, d).Scan(&n); err != nil {
+			return fmt.Errorf("append: %w", err)
+		}
+		if n > 0 {
+			return fmt.Errorf("append: removed device %q: %w", d, store.ErrNotMember)
+		}
+	}
+	return nil
+}
+
+var _ = time.Now

@@ -1,0 +1,272 @@
+// Package sqlitestore implements store.Store on SQLite, using the pure-Go
+// modernc.org/sqlite driver.
+//
+// The database runs in WAL mode with synchronous=FULL, so a write that
+// returned is on disk: the server only acknowledges a message after
+// Append returns. All writes go through one connection; message appends
+// are additionally group-committed (many appends share one transaction
+// and one fsync), each in its own savepoint so one bad append does not
+// fail its neighbours.
+package sqlitestore
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"os"
+	"sync"
+
+	_ "modernc.org/sqlite" // registers the "sqlite" driver
+
+	"github.com/parleychat/parley/store"
+)
+
+// Options tunes a Store. The zero value is fine.
+type Options struct {
+	// OnBatch, if set, is called with the size of every group commit.
+	OnBatch func(appends int)
+	// MaxBatch bounds how many appends share a transaction (default 128).
+	MaxBatch int
+}
+
+// Store is a store.Store backed by one SQLite database file.
+type Store struct {
+	w *sql.DB // one connection; every write
+	r *sql.DB // read-only pool
+
+	opts Options
+
+	mu      sync.RWMutex // guards closed and sends on appends
+	closed  bool
+	appends chan appendReq
+	done    chan struct{}
+}
+
+var _ store.Store = (*Store)(nil)
+
+const dsnPragmas = "_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_pragma=foreign_keys(1)"
+
+// Open opens (creating if needed) the database at path and applies any
+// pending schema migrations. The file is created with mode 0600.
+func Open(ctx context.Context, path string, opts *Options) (*Store, error) {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("sqlitestore: create database: %w", err)
+	}
+	f.Close()
+
+	w, err := sql.Open("sqlite", "file:"+path+"?"+dsnPragmas+"&_txlock=immediate")
+	if err != nil {
+		return nil, fmt.Errorf("sqlitestore: open: %w", err)
+	}
+	w.SetMaxOpenConns(1)
+	w.SetMaxIdleConns(1)
+	w.SetConnMaxLifetime(0)
+	if err := migrate(ctx, w); err != nil {
+		w.Close()
+		return nil, err
+	}
+	r, err := sql.Open("sqlite", "file:"+path+"?"+dsnPragmas+"&_pragma=query_only(1)")
+	if err != nil {
+		w.Close()
+		return nil, fmt.Errorf("sqlitestore: open: %w", err)
+	}
+	r.SetMaxOpenConns(4)
+	// SQLite creates the -wal and -shm files with the database's mode, but
+	// make sure: they hold the same data.
+	for _, suffix := range []string{"-wal", "-shm"} {
+		if err := os.Chmod(path+suffix, 0o600); err != nil && !errors.Is(err, os.ErrNotExist) {
+			w.Close()
+			r.Close()
+			return nil, fmt.Errorf("sqlitestore: %w", err)
+		}
+	}
+	s := &Store{w: w, r: r, appends: make(chan appendReq, 256), done: make(chan struct{})}
+	if opts != nil {
+		s.opts = *opts
+	}
+	if s.opts.MaxBatch <= 0 {
+		s.opts.MaxBatch = 128
+	}
+	go s.batcher()
+	return s, nil
+}
+
+// Close waits for queued appends to commit, then closes the database.
+func (s *Store) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	close(s.appends)
+	s.mu.Unlock()
+	<-s.done
+	err1 := s.r.Close()
+	err2 := s.w.Close()
+	return errors.Join(err1, err2)
+}
+
+// migrations are applied in order; never edit one that has shipped, add a
+// new one instead. Their index+1 is the schema version.
+var migrations = []string{
+	// 1: initial schema. Times are Unix milliseconds.
+	`
+CREATE TABLE accounts (
+	username TEXT PRIMARY KEY,
+	created  INTEGER NOT NULL
+) STRICT;
+CREATE TABLE devices (
+	id         TEXT PRIMARY KEY,
+	username   TEXT NOT NULL REFERENCES accounts(username) ON DELETE CASCADE,
+	public_key BLOB NOT NULL UNIQUE,
+	created    INTEGER NOT NULL,
+	inbox_head INTEGER NOT NULL DEFAULT 0
+) STRICT;
+CREATE INDEX devices_username ON devices(username);
+CREATE TABLE invites (
+	code    TEXT PRIMARY KEY,
+	expires INTEGER NOT NULL
+) STRICT;
+CREATE TABLE links (
+	username   TEXT NOT NULL REFERENCES accounts(username) ON DELETE CASCADE,
+	code       TEXT NOT NULL,
+	public_key BLOB NOT NULL,
+	expires    INTEGER NOT NULL,
+	PRIMARY KEY (username, code)
+) STRICT;
+CREATE TABLE key_packages (
+	id          INTEGER PRIMARY KEY,
+	device_id   TEXT NOT NULL REFERENCES devices(id) ON DELETE CASCADE,
+	ref         BLOB NOT NULL,
+	data        BLOB NOT NULL,
+	last_resort INTEGER NOT NULL
+) STRICT;
+CREATE INDEX key_packages_device ON key_packages(device_id, last_resort, id);
+CREATE TABLE conversations (
+	id       BLOB PRIMARY KEY,
+	epoch    INTEGER NOT NULL,
+	head_seq INTEGER NOT NULL,
+	created  INTEGER NOT NULL
+) STRICT;
+CREATE TABLE members (
+	conversation_id BLOB NOT NULL REFERENCES conversations(id) ON DELETE CASCADE,
+	device_id       TEXT NOT NULL REFERENCES devices(id) ON DELETE CASCADE,
+	cursor          INTEGER NOT NULL,
+	until_seq       INTEGER,
+	PRIMARY KEY (conversation_id, device_id)
+) STRICT;
+CREATE INDEX members_device ON members(device_id);
+CREATE TABLE messages (
+	conversation_id BLOB NOT NULL,
+	seq             INTEGER NOT NULL,
+	id              BLOB NOT NULL,
+	epoch           INTEGER NOT NULL,
+	kind            INTEGER NOT NULL,
+	sender          TEXT NOT NULL,
+	payload         BLOB NOT NULL,
+	stored          INTEGER NOT NULL,
+	PRIMARY KEY (conversation_id, seq)
+) STRICT;
+CREATE INDEX messages_stored ON messages(stored);
+CREATE TABLE message_ids (
+	conversation_id BLOB NOT NULL,
+	id              BLOB NOT NULL,
+	seq             INTEGER NOT NULL,
+	epoch           INTEGER NOT NULL,
+	kind            INTEGER NOT NULL,
+	sender          TEXT NOT NULL,
+	stored          INTEGER NOT NULL,
+	PRIMARY KEY (conversation_id, id)
+) STRICT;
+CREATE INDEX message_ids_stored ON message_ids(stored);
+CREATE TABLE epoch_commits (
+	conversation_id BLOB NOT NULL,
+	epoch           INTEGER NOT NULL,
+	seq             INTEGER NOT NULL,
+	id              BLOB NOT NULL,
+	sender          TEXT NOT NULL,
+	payload         BLOB NOT NULL,
+	stored          INTEGER NOT NULL,
+	PRIMARY KEY (conversation_id, epoch)
+) STRICT;
+CREATE INDEX epoch_commits_stored ON epoch_commits(stored);
+CREATE TABLE inbox (
+	device_id       TEXT NOT NULL REFERENCES devices(id) ON DELETE CASCADE,
+	seq             INTEGER NOT NULL,
+	id              BLOB NOT NULL,
+	conversation_id BLOB NOT NULL,
+	epoch           INTEGER NOT NULL,
+	kind            INTEGER NOT NULL,
+	sender          TEXT NOT NULL,
+	payload         BLOB NOT NULL,
+	stored          INTEGER NOT NULL,
+	PRIMARY KEY (device_id, seq)
+) STRICT;
+CREATE INDEX inbox_stored ON inbox(stored);
+`,
+}
+
+func migrate(ctx context.Context, db *sql.DB) error {
+	if _, err := db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
+		version INTEGER PRIMARY KEY,
+		applied INTEGER NOT NULL
+	) STRICT`); err != nil {
+		return fmt.Errorf("sqlitestore: create migrations table: %w", err)
+	}
+	var current int
+	if err := db.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) FROM schema_migrations`).Scan(&current); err != nil {
+		return fmt.Errorf("sqlitestore: read schema version: %w", err)
+	}
+	if current > len(migrations) {
+		return fmt.Errorf("sqlitestore: database schema version %d is newer than this binary (%d)", current, len(migrations))
+	}
+	for v := current + 1; v <= len(migrations); v++ {
+		tx, err := db.BeginTx(ctx, nil)
+		if err != nil {
+			return fmt.Errorf("sqlitestore: migration %d: %w", v, err)
+		}
+		if _, err := tx.ExecContext(ctx, migrations[v-1]); err != nil {
+			tx.Rollback()
+			return fmt.Errorf("sqlitestore: migration %d: %w", v, err)
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO schema_migrations (version, applied) VALUES (?, ?)`, v, nowMilli()); err != nil {
+			tx.Rollback()
+			return fmt.Errorf("sqlitestore: migration %d: %w", v, err)
+		}
+		if err := tx.Commit(); err != nil {
+			return fmt.Errorf("sqlitestore: migration %d: %w", v, err)
+		}
+	}
+	return nil
+}
+
+// SchemaVersion reports the applied schema version.
+func (s *Store) SchemaVersion(ctx context.Context) (int, error) {
+	var v int
+	err := s.r.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) FROM schema_migrations`).Scan(&v)
+	return v, err
+}
+
+func (s *Store) write(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	s.mu.RLock()
+	closed := s.closed
+	s.mu.RUnlock()
+	if closed {
+		return store.ErrClosed
+	}
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("sqlitestore: begin: %w", err)
+	}
+	if err := fn(tx); err != nil {
+		tx.Rollback()
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("sqlitestore: commit: %w", err)
+	}
+	return nil
+}

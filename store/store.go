@@ -1,0 +1,239 @@
+// Package store defines the storage interface of parleyd, the Parley
+// delivery server. Backends (store/sqlitestore now; PostgreSQL and NATS
+// later) implement Store and must pass the contract suite in
+// store/storetest.
+//
+// The store keeps only what delivery needs (RFC 9750 §4): accounts and
+// their device identity keys, opaque key packages, and per conversation
+// the member device ids, the current epoch and a log of opaque messages
+// that is trimmed as soon as every member has acknowledged it.
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+)
+
+// Sentinel errors; backends wrap them so callers use errors.Is.
+var (
+	ErrNotFound      = errors.New("store: not found")
+	ErrExists        = errors.New("store: already exists")
+	ErrInvalidInvite = errors.New("store: invalid or used invite code")
+	ErrNotMember     = errors.New("store: device is not a member of the conversation")
+	ErrUnknownDevice = errors.New("store: unknown device")
+	ErrWrongEpoch    = errors.New("store: wrong epoch")
+	ErrBadRequest    = errors.New("store: invalid request")
+	ErrClosed        = errors.New("store: closed")
+)
+
+// EpochConflictError is returned by Append when a commit was made in an
+// epoch that an earlier commit already closed. Winner is that commit.
+// errors.Is(err, ErrEpochConflict) is true for it.
+type EpochConflictError struct {
+	Winner Message
+}
+
+// ErrEpochConflict matches any *EpochConflictError.
+var ErrEpochConflict = errors.New("store: epoch conflict")
+
+func (e *EpochConflictError) Error() string {
+	return fmt.Sprintf("store: epoch %d already has a commit (seq %d)", e.Winner.Epoch, e.Winner.Seq)
+}
+
+func (e *EpochConflictError) Is(target error) bool { return target == ErrEpochConflict }
+
+// Kind is the MLS content type a client declares for a message.
+type Kind uint8
+
+const (
+	KindCommit      Kind = 1
+	KindProposal    Kind = 2
+	KindApplication Kind = 3
+	KindWelcome     Kind = 4
+)
+
+func (k Kind) String() string {
+	switch k {
+	case KindCommit:
+		return "commit"
+	case KindProposal:
+		return "proposal"
+	case KindApplication:
+		return "application"
+	case KindWelcome:
+		return "welcome"
+	}
+	return fmt.Sprintf("Kind(%d)", uint8(k))
+}
+
+// Device is one of an account's devices.
+type Device struct {
+	ID        string
+	Username  string
+	PublicKey []byte // Ed25519
+	Created   time.Time
+}
+
+// Link is a pending request of a new device to join an account.
+type Link struct {
+	Username  string
+	Code      string
+	PublicKey []byte
+	Expires   time.Time
+}
+
+// KeyPackage is an opaque MLS KeyPackage with its client-declared ref.
+type KeyPackage struct {
+	Ref  []byte
+	Data []byte
+}
+
+// DeviceKeyPackage is a key package handed out for a device.
+type DeviceKeyPackage struct {
+	DeviceID   string
+	KeyPackage KeyPackage
+	LastResort bool
+	// Remaining is how many non-last-resort packages the device has left.
+	Remaining int
+}
+
+// Message is an entry of a conversation log or of a device inbox.
+type Message struct {
+	ID             []byte
+	ConversationID []byte
+	Seq            uint64 // log or inbox sequence number, from 1
+	Epoch          uint64
+	Kind           Kind
+	Sender         string // device id
+	Payload        []byte
+	Stored         time.Time
+}
+
+// Append is a message to add to a conversation log.
+type Append struct {
+	ID             []byte
+	ConversationID []byte
+	Epoch          uint64
+	Kind           Kind // commit, proposal or application
+	Sender         string
+	Payload        []byte
+	// Commit only.
+	Added   []string
+	Removed []string
+	Welcome []byte // delivered to the inbox of every added device
+}
+
+// AppendResult describes a stored message.
+type AppendResult struct {
+	Message   Message // as stored (the original if Duplicate)
+	Duplicate bool
+	Epoch     uint64 // the conversation epoch after the append
+	// Recipients are the devices that should be told about the message:
+	// the active members after the append plus the devices it removed.
+	Recipients []string
+	// Welcomes are the inbox entries created for added devices.
+	Welcomes []InboxEntry
+}
+
+// InboxEntry is a message in a device's inbox.
+type InboxEntry struct {
+	DeviceID string
+	Message  Message
+}
+
+// Conversation is what the server knows about an MLS group.
+type Conversation struct {
+	ID      []byte
+	Epoch   uint64
+	Members []string // active member device ids, sorted
+	HeadSeq uint64   // seq of the last appended message
+}
+
+// Membership is a device's view of one conversation.
+type Membership struct {
+	Conversation
+	Cursor uint64 // last acknowledged seq
+	// RemovedAt is non-zero when the device was removed by the commit with
+	// that seq; it may still fetch up to and including it.
+	RemovedAt uint64
+}
+
+// Store is the storage of a delivery server. All methods are safe for
+// concurrent use. Errors wrap the sentinels above.
+type Store interface {
+	// CreateInvite stores a registration invite code.
+	CreateInvite(ctx context.Context, code string, expires time.Time) error
+	// CreateAccount creates an account with its first device. If invite is
+	// not empty it must name an unexpired invite, which is consumed.
+	// ErrExists if the username or key is taken.
+	CreateAccount(ctx context.Context, dev Device, invite string) error
+	Device(ctx context.Context, id string) (Device, error)
+	DeviceByKey(ctx context.Context, publicKey []byte) (Device, error)
+	// Devices lists an account's devices; ErrNotFound for no account.
+	Devices(ctx context.Context, username string) ([]Device, error)
+	// RemoveDevice deletes a device, its key packages, inbox and
+	// conversation cursors.
+	RemoveDevice(ctx context.Context, id string) error
+
+	// CreateLink stores a pending device link; ErrExists if the code is
+	// in use for that account, ErrNotFound if there is no such account.
+	CreateLink(ctx context.Context, l Link) error
+	// ApproveLink consumes the unexpired link (username, code) and creates
+	// the device dev (dev.PublicKey is taken from the link).
+	ApproveLink(ctx context.Context, username, code string, dev Device, now time.Time) (Device, error)
+
+	// AddKeyPackages stores key packages for a device; lastResort, if not
+	// nil, replaces the device's last-resort package. Returns the number
+	// of non-last-resort packages now held.
+	AddKeyPackages(ctx context.Context, deviceID string, kps []KeyPackage, lastResort *KeyPackage) (int, error)
+	// ConsumeKeyPackages atomically takes one key package for each listed
+	// device (or every device of username if devices is empty): the oldest
+	// non-last-resort package, else the last-resort one, which is kept.
+	// Devices without any package are left out.
+	ConsumeKeyPackages(ctx context.Context, username string, devices []string) ([]DeviceKeyPackage, error)
+	CountKeyPackages(ctx context.Context, deviceID string) (int, error)
+
+	// CreateConversation creates a conversation at epoch 0 with creator
+	// as its only member.
+	CreateConversation(ctx context.Context, id []byte, creator string) error
+	Conversation(ctx context.Context, id []byte) (Conversation, error)
+	// Memberships lists the conversations a device belongs to (or was
+	// removed from and has not yet caught up with).
+	Memberships(ctx context.Context, deviceID string) ([]Membership, error)
+	// Append adds a message to a conversation log; see the package
+	// documentation of storetest for the exact rules.
+	Append(ctx context.Context, a Append) (AppendResult, error)
+	// Fetch returns up to limit messages after the device's cursor.
+	Fetch(ctx context.Context, deviceID string, conversationID []byte, limit int) ([]Message, error)
+	// Ack moves the device's cursor to seq (never backwards) and deletes
+	// messages every member has acknowledged.
+	Ack(ctx context.Context, deviceID string, conversationID []byte, seq uint64) error
+
+	FetchInbox(ctx context.Context, deviceID string, limit int) ([]Message, error)
+	AckInbox(ctx context.Context, deviceID string, seq uint64) error
+
+	// DeleteExpired removes messages, inbox entries, idempotency records
+	// and epoch commits stored before the given time, and links and
+	// invites that expired before now. It returns how many were removed.
+	DeleteExpired(ctx context.Context, before, now time.Time) (int, error)
+
+	// Close flushes pending writes and releases resources.
+	Close() error
+}
+
+// Blobs stores attachment ciphertext.
+type Blobs interface {
+	// Put streams r into a new blob, failing if it is longer than max
+	// bytes. The blob is durable when Put returns.
+	Put(ctx context.Context, r io.Reader, max int64) (id string, size int64, err error)
+	// Open returns the blob's contents and size; ErrNotFound if absent.
+	Open(ctx context.Context, id string) (io.ReadCloser, int64, error)
+	// DeleteExpired removes blobs stored before the given time.
+	DeleteExpired(ctx context.Context, before time.Time) (int, error)
+}
+
+// ErrTooLarge is returned by Blobs.Put when the content exceeds max.
+var ErrTooLarge = errors.New("store: blob too large")

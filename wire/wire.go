@@ -1,0 +1,161 @@
+// Package wire defines Parley's client-server protocol: the protobuf
+// messages in package parleypb, the protocol version, the limits and
+// naming rules both sides check, and the frame codec used on /v1/ws.
+//
+// The server is an MLS Delivery Service (RFC 9750 §4): it only reads the
+// routing fields a client declares (conversation id, epoch, kind and the
+// membership delta of a commit); MLS bytes are opaque to it.
+package wire
+
+//go:generate protoc --go_out=. --go_opt=paths=source_relative parleypb/parley.proto
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/parleychat/parley/wire/parleypb"
+)
+
+// ProtocolVersion is the version spoken by this package, sent in Hello.
+const ProtocolVersion = 1
+
+// Paths served by parleyd.
+const (
+	PathWebSocket = "/v1/ws"
+	PathBlobs     = "/v1/blobs"
+)
+
+// Limits shared by client and server.
+const (
+	ChallengeSize       = 32
+	MessageIDSize       = 16
+	MaxConversationID   = 64
+	MaxKeyPackageRef    = 64
+	MaxKeyPackagesBatch = 200
+	LinkCodeDigits      = 8
+	DefaultFetchLimit   = 100
+	MaxFetchLimit       = 1000
+)
+
+// Signature purposes, bound into every challenge signature so a signature
+// made for one request cannot be replayed as another.
+const (
+	PurposeRegister     = "register"
+	PurposeAuthenticate = "authenticate"
+	PurposeLink         = "link"
+)
+
+// ChallengeMessage returns the bytes a device signs with its Ed25519
+// identity key: challenge || authContext || 0x00 || purpose. The server
+// chooses challenge (fresh per connection) and authContext (fixed per
+// server); see docs/protocol.md "Authentication".
+func ChallengeMessage(challenge []byte, authContext, purpose string) []byte {
+	var b bytes.Buffer
+	b.Write(challenge)
+	b.WriteString(authContext)
+	b.WriteByte(0)
+	b.WriteString(purpose)
+	return b.Bytes()
+}
+
+// ErrBadUsername is returned by CheckUsername.
+var ErrBadUsername = errors.New("username must be 3-32 characters of a-z, 0-9, '.', '_' or '-', starting with a letter or digit")
+
+// CheckUsername reports whether name is an acceptable username. Only
+// lower-case ASCII is allowed so that names cannot be confused by case
+// folding or Unicode look-alikes.
+func CheckUsername(name string) error {
+	if len(name) < 3 || len(name) > 32 {
+		return ErrBadUsername
+	}
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		switch {
+		case c >= 'a' && c <= 'z', c >= '0' && c <= '9':
+		case (c == '.' || c == '_' || c == '-') && i > 0:
+		default:
+			return ErrBadUsername
+		}
+	}
+	return nil
+}
+
+// DecodeClientFrame parses one WebSocket message from a client. It rejects
+// anything that is not a well-formed ClientFrame with exactly one body.
+func DecodeClientFrame(data []byte) (*parleypb.ClientFrame, error) {
+	f := new(parleypb.ClientFrame)
+	if err := (proto.UnmarshalOptions{DiscardUnknown: false}).Unmarshal(data, f); err != nil {
+		return nil, fmt.Errorf("decode ClientFrame: %w", err)
+	}
+	if f.Body == nil {
+		return nil, errors.New("decode ClientFrame: no body")
+	}
+	return f, nil
+}
+
+// DecodeServerFrame parses one WebSocket message from the server.
+func DecodeServerFrame(data []byte) (*parleypb.ServerFrame, error) {
+	f := new(parleypb.ServerFrame)
+	if err := proto.Unmarshal(data, f); err != nil {
+		return nil, fmt.Errorf("decode ServerFrame: %w", err)
+	}
+	if f.Body == nil {
+		return nil, errors.New("decode ServerFrame: no body")
+	}
+	return f, nil
+}
+
+// Encode marshals a frame deterministically.
+func Encode(m proto.Message) ([]byte, error) {
+	b, err := proto.MarshalOptions{Deterministic: true}.Marshal(m)
+	if err != nil {
+		return nil, fmt.Errorf("encode %T: %w", m, err)
+	}
+	return b, nil
+}
+
+// Error is a protocol error returned by the server. It satisfies error and
+// can be matched with errors.Is against the sentinel values below (which
+// compare codes only).
+type Error struct {
+	Code    parleypb.ErrorCode
+	Message string
+	// Conflict is the winning commit for EPOCH_CONFLICT.
+	Conflict *parleypb.Message
+}
+
+func (e *Error) Error() string {
+	if e.Message == "" {
+		return "parley: " + e.Code.String()
+	}
+	return "parley: " + e.Code.String() + ": " + e.Message
+}
+
+// Is reports whether target is an *Error with the same code.
+func (e *Error) Is(target error) bool {
+	t, ok := target.(*Error)
+	return ok && t.Code == e.Code
+}
+
+// Sentinel errors for errors.Is.
+var (
+	ErrBadRequest         = &Error{Code: parleypb.ErrorCode_BAD_REQUEST}
+	ErrBadFrame           = &Error{Code: parleypb.ErrorCode_BAD_FRAME}
+	ErrFrameTooLarge      = &Error{Code: parleypb.ErrorCode_FRAME_TOO_LARGE}
+	ErrUnsupportedVersion = &Error{Code: parleypb.ErrorCode_UNSUPPORTED_VERSION}
+	ErrUnauthenticated    = &Error{Code: parleypb.ErrorCode_UNAUTHENTICATED}
+	ErrPermissionDenied   = &Error{Code: parleypb.ErrorCode_PERMISSION_DENIED}
+	ErrNotFound           = &Error{Code: parleypb.ErrorCode_NOT_FOUND}
+	ErrAlreadyExists      = &Error{Code: parleypb.ErrorCode_ALREADY_EXISTS}
+	ErrInvalidInvite      = &Error{Code: parleypb.ErrorCode_INVALID_INVITE}
+	ErrRateLimited        = &Error{Code: parleypb.ErrorCode_RATE_LIMITED}
+	ErrEpochConflict      = &Error{Code: parleypb.ErrorCode_EPOCH_CONFLICT}
+	ErrWrongEpoch         = &Error{Code: parleypb.ErrorCode_WRONG_EPOCH}
+	ErrNotMember          = &Error{Code: parleypb.ErrorCode_NOT_MEMBER}
+	ErrUnknownDevice      = &Error{Code: parleypb.ErrorCode_UNKNOWN_DEVICE}
+	ErrInternal           = &Error{Code: parleypb.ErrorCode_INTERNAL}
+	ErrShuttingDown       = &Error{Code: parleypb.ErrorCode_SHUTTING_DOWN}
+)

@@ -1,0 +1,92 @@
+package wire
+
+import (
+	"errors"
+	"testing"
+
+	"github.com/parleychat/parley/wire/parleypb"
+)
+
+func TestCheckUsername(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		ok   bool
+	}{
+		{"alice", true}, {"bob.smith", true}, {"a_1-2", true}, {"007", true},
+		{"al", false}, {"Alice", false}, {".alice", false}, {"-bob", false},
+		{"al ice", false}, {"alicé", false}, {"", false},
+		{"abcdefghijabcdefghijabcdefghijab", true},
+		{"abcdefghijabcdefghijabcdefghijabc", false},
+	} {
+		if err := CheckUsername(tc.name); (err == nil) != tc.ok {
+			t.Errorf("CheckUsername(%q) = %v, want ok=%v", tc.name, err, tc.ok)
+		}
+	}
+}
+
+func TestChallengeMessageSeparatesPurposes(t *testing.T) {
+	c := make([]byte, ChallengeSize)
+	a := ChallengeMessage(c, "ctx", PurposeRegister)
+	b := ChallengeMessage(c, "ctx", PurposeAuthenticate)
+	if string(a) == string(b) {
+		t.Fatal("register and authenticate messages are equal")
+	}
+	if string(ChallengeMessage(c, "ab", "c")) == string(ChallengeMessage(c, "a", "bc")) {
+		t.Fatal("context/purpose boundary is ambiguous")
+	}
+}
+
+func TestErrorIs(t *testing.T) {
+	err := error(&Error{Code: parleypb.ErrorCode_EPOCH_CONFLICT, Message: "x"})
+	if !errors.Is(err, ErrEpochConflict) || errors.Is(err, ErrNotMember) {
+		t.Fatal("errors.Is on codes is wrong")
+	}
+}
+
+func TestDecodeClientFrameRoundTrip(t *testing.T) {
+	in := &parleypb.ClientFrame{RequestId: 7, Body: &parleypb.ClientFrame_Ping{Ping: &parleypb.PingRequest{}}}
+	b, err := Encode(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := DecodeClientFrame(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out.RequestId != 7 || out.GetPing() == nil {
+		t.Fatalf("round trip gave %v", out)
+	}
+	if _, err := DecodeClientFrame(nil); err == nil {
+		t.Fatal("empty frame accepted")
+	}
+	if _, err := DecodeClientFrame([]byte{0xff, 0xff, 0xff}); err == nil {
+		t.Fatal("garbage accepted")
+	}
+}
+
+func FuzzDecodeClientFrame(f *testing.F) {
+	for _, fr := range []*parleypb.ClientFrame{
+		{RequestId: 1, Body: &parleypb.ClientFrame_Hello{Hello: &parleypb.Hello{ProtocolVersion: 1}}},
+		{RequestId: 2, Body: &parleypb.ClientFrame_Send{Send: &parleypb.SendRequest{
+			MessageId: make([]byte, 16), ConversationId: []byte("c"), Epoch: 3,
+			Kind: parleypb.Kind_COMMIT, Payload: []byte("x"), AddedDeviceIds: []string{"d"}}}},
+	} {
+		b, _ := Encode(fr)
+		f.Add(b)
+	}
+	f.Add([]byte{})
+	f.Add([]byte{0x0a, 0xff})
+	f.Fuzz(func(t *testing.T, data []byte) {
+		fr, err := DecodeClientFrame(data)
+		if err != nil {
+			return
+		}
+		b, err := Encode(fr)
+		if err != nil {
+			t.Fatalf("re-encode: %v", err)
+		}
+		if _, err := DecodeClientFrame(b); err != nil {
+			t.Fatalf("re-decode: %v", err)
+		}
+	})
+}
