@@ -3,7 +3,6 @@ package mls
 import (
 	"fmt"
 	"slices"
-
 )
 
 // TreeValidation holds the group parameters a received ratchet tree is
