@@ -83,7 +83,11 @@ func decodeSecretTree(data []byte) (*SecretTree, error) {
 		return nil, fmt.Errorf("%w: %d leaves", ErrInvalidState, nLeaves)
 	}
 	if window == (Window{}) {
-		window = DefaultWindow
+		// NewSecretTree never stores the zero window.
+		return nil, fmt.Errorf("%w: zero window", ErrInvalidState)
+	}
+	if window.MaxForward > MaxWindow || window.MaxSkipped > MaxWindow {
+		return nil, fmt.Errorf("%w: window %+v", ErrInvalidState, window)
 	}
 	t := &SecretTree{
 		suite:   s,

@@ -53,6 +53,10 @@ type Window struct {
 // DefaultWindow is the window NewSecretTree uses for a zero Window.
 var DefaultWindow = Window{MaxForward: 1000, MaxSkipped: 1000}
 
+// MaxWindow bounds both Window fields, so that one message can never make
+// a ratchet derive or keep more than about a million keys.
+const MaxWindow = 1 << 20
+
 // KeyNonce is one generation's AEAD key and nonce (ratchet_key_[N]_[j],
 // ratchet_nonce_[N]_[j]). The nonce is the key-schedule nonce, before the
 // reuse guard is applied (see ApplyReuseGuard).
@@ -102,6 +106,9 @@ func NewSecretTree(s *ciphersuite.Suite, encryptionSecret []byte, nLeaves uint32
 	}
 	if window == (Window{}) {
 		window = DefaultWindow
+	}
+	if window.MaxForward > MaxWindow || window.MaxSkipped > MaxWindow {
+		return nil, fmt.Errorf("secret tree: %w: window %+v exceeds %d", ErrInvalidLength, window, MaxWindow)
 	}
 	return &SecretTree{
 		suite:   s,
