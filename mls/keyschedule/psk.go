@@ -62,6 +62,11 @@ func (id *PreSharedKeyID) MarshalBinary() ([]byte, error) {
 }
 
 func (id *PreSharedKeyID) check() error {
+	for _, b := range [][]byte{id.ExternalID, id.GroupID, id.Nonce} {
+		if len(b) > codec.MaxVarint {
+			return fmt.Errorf("PreSharedKeyID: %w: field too long", codec.ErrInvalidValue)
+		}
+	}
 	switch id.Type {
 	case PSKExternal:
 	case PSKResumption:
