@@ -93,6 +93,11 @@ type ecdsaSigner struct {
 }
 
 func (e ecdsaScheme) newSigner(priv []byte) (Signer, error) {
+	// Some encoders drop leading zero bytes of the scalar (a P-521 key is
+	// then 65 bytes, not 66); restore the fixed-length form.
+	if size := (e.curve.Params().BitSize + 7) / 8; len(priv) < size {
+		priv = append(make([]byte, size-len(priv), size), priv...)
+	}
 	key, err := ecdsa.ParseRawPrivateKey(e.curve, priv)
 	if err != nil {
 		return nil, fmt.Errorf("%w: ECDSA private key: %v", ErrInvalidKey, err)
