@@ -1,6 +1,8 @@
 package keyschedule
 
 import (
+	"bytes"
+	"cmp"
 	"errors"
 	"fmt"
 	"slices"
@@ -214,17 +216,73 @@ func (t *SecretTree) ratchet(l treemath.LeafIndex, typ RatchetType) (*ratchet, e
 // decrypt a received message, and deletes them from the tree: asking again
 // is ErrGenerationUsed. Keys of generations skipped on the way are kept
 // (within the Window) for messages that arrive out of order.
+//
+// Key consumes the generation even if the message then fails to decrypt;
+// Open consumes it only on success.
 func (t *SecretTree) Key(l treemath.LeafIndex, typ RatchetType, generation uint32) (KeyNonce, error) {
+	var kn KeyNonce
+	err := t.Open(l, typ, generation, func(k KeyNonce) error {
+		kn = k
+		return nil
+	})
+	return kn, err
+}
+
+// Open calls decrypt with the key and nonce of generation for leaf l's
+// ratchet and consumes them (as Key does) only if decrypt returns nil.
+// If decrypt fails, the ratchet is left exactly as it was, so a forged or
+// corrupted message cannot burn a generation the real sender will use
+// (§9.2: a key is consumed once it has successfully decrypted a message).
+// decrypt's error is returned unwrapped.
+func (t *SecretTree) Open(l treemath.LeafIndex, typ RatchetType, generation uint32, decrypt func(KeyNonce) error) error {
 	r, err := t.ratchet(l, typ)
 	if err != nil {
-		return KeyNonce{}, err
+		return err
 	}
-	kn, err := r.take(t.suite, t.window, generation)
+	// Work on a copy of the ratchet and commit it only on success.
+	scratch := ratchet{next: r.next, secret: bytes.Clone(r.secret), skipped: slices.Clone(r.skipped)}
+	kn, err := scratch.take(t.suite, t.window, generation)
 	if err != nil {
-		return KeyNonce{}, fmt.Errorf("%s key for leaf %d: %w", typ, l, err)
+		clear(scratch.secret)
+		return fmt.Errorf("%s key for leaf %d: %w", typ, l, err)
 	}
-	return kn, nil
+	if err := decrypt(kn); err != nil {
+		if scratch.next != r.next {
+			// Keys derived only for this attempt: wipe them.
+			clear(scratch.secret)
+			clear(kn.Key)
+			clear(kn.Nonce)
+			for _, k := range scratch.skipped {
+				if uint64(k.Generation) >= r.next {
+					clear(k.Key)
+					clear(k.Nonce)
+				}
+			}
+		}
+		return err
+	}
+	// Wipe what the commit drops: the old ratchet secret (if it moved) and
+	// the kept keys that were evicted from the window.
+	if scratch.next != r.next {
+		clear(r.secret)
+	} else {
+		clear(scratch.secret)
+		scratch.secret = r.secret
+	}
+	for _, k := range r.skipped {
+		if k.Generation == kn.Generation {
+			continue // handed to decrypt
+		}
+		if _, kept := slices.BinarySearchFunc(scratch.skipped, k.Generation, cmpGeneration); !kept {
+			clear(k.Key)
+			clear(k.Nonce)
+		}
+	}
+	*r = scratch
+	return nil
 }
+
+func cmpGeneration(k KeyNonce, g uint32) int { return cmp.Compare(k.Generation, g) }
 
 // Next returns the key and nonce of the next unused generation of leaf l's
 // ratchet, to encrypt a message this member sends, and advances the
@@ -248,9 +306,7 @@ func (t *SecretTree) Next(l treemath.LeafIndex, typ RatchetType) (KeyNonce, erro
 func (r *ratchet) take(s *ciphersuite.Suite, w Window, gen uint32) (KeyNonce, error) {
 	g := uint64(gen)
 	if g < r.next {
-		i, found := slices.BinarySearchFunc(r.skipped, gen, func(k KeyNonce, g uint32) int {
-			return int(int64(k.Generation) - int64(g))
-		})
+		i, found := slices.BinarySearchFunc(r.skipped, gen, cmpGeneration)
 		if !found {
 			return KeyNonce{}, fmt.Errorf("%w: generation %d", ErrGenerationUsed, gen)
 		}
@@ -274,10 +330,8 @@ func (r *ratchet) take(s *ciphersuite.Suite, w Window, gen uint32) (KeyNonce, er
 		r.advance(s)
 	}
 	if over := len(r.skipped) - int(w.MaxSkipped); over > 0 {
-		for _, kn := range r.skipped[:over] {
-			clear(kn.Key)
-			clear(kn.Nonce)
-		}
+		// Evict the oldest. Their bytes may be shared with the committed
+		// ratchet, so Open wipes them once the change is committed.
 		r.skipped = slices.Delete(r.skipped, 0, over)
 	}
 	kn := r.keyNonce(s)

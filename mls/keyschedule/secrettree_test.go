@@ -330,3 +330,49 @@ func TestWindowBound(t *testing.T) {
 		t.Errorf("empty tree: %v, want ErrLeafOutOfRange", err)
 	}
 }
+
+func TestOpenConsumesOnlyOnSuccess(t *testing.T) {
+	tree := newTree(t, 4, Window{MaxForward: 100, MaxSkipped: 2})
+	twin := newTree(t, 4, Window{MaxForward: 100, MaxSkipped: 2})
+	if _, err := tree.Key(2, ApplicationRatchet, 3); err != nil { // keeps 1, 2
+		t.Fatal(err)
+	}
+	twin.Key(2, ApplicationRatchet, 3)
+	before, _ := tree.MarshalBinary()
+	forged := errors.New("forged")
+	for _, g := range []uint32{1, 7, 50} {
+		err := tree.Open(2, ApplicationRatchet, g, func(KeyNonce) error { return forged })
+		if err != forged {
+			t.Fatalf("Open(%d) with failing decrypt: %v, want the decrypt error", g, err)
+		}
+	}
+	after, _ := tree.MarshalBinary()
+	if !bytes.Equal(before, after) {
+		t.Fatal("failed Open changed the tree")
+	}
+	// The real messages still decrypt, with the same keys as a twin tree.
+	for _, g := range []uint32{1, 7} {
+		var got KeyNonce
+		if err := tree.Open(2, ApplicationRatchet, g, func(k KeyNonce) error { got = k; return nil }); err != nil {
+			t.Fatal(err)
+		}
+		want, _ := twin.Key(2, ApplicationRatchet, g)
+		if !bytes.Equal(got.Key, want.Key) {
+			t.Errorf("generation %d: key differs from twin", g)
+		}
+		if err := tree.Open(2, ApplicationRatchet, g, func(KeyNonce) error { return nil }); !errors.Is(err, ErrGenerationUsed) {
+			t.Errorf("second Open(%d): %v, want ErrGenerationUsed", g, err)
+		}
+	}
+	// Jumping to 7 kept only 5 and 6 (MaxSkipped 2): 2 and 4 are gone.
+	for _, g := range []uint32{2, 4} {
+		if _, err := tree.Key(2, ApplicationRatchet, g); !errors.Is(err, ErrGenerationUsed) {
+			t.Errorf("evicted generation %d: %v, want ErrGenerationUsed", g, err)
+		}
+	}
+	for _, g := range []uint32{5, 6} {
+		if _, err := tree.Key(2, ApplicationRatchet, g); err != nil {
+			t.Errorf("kept generation %d: %v", g, err)
+		}
+	}
+}
