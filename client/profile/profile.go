@@ -1,0 +1,553 @@
+// Package profile is the Parley client's encrypted local store: one SQLite
+// database (modernc.org/sqlite) under the profile directory that holds the
+// device's identity keys, its MLS group states and the message history.
+//
+// # Encryption at rest
+//
+// The database never holds a secret, a name or a message body in the clear.
+// A 32-byte master key is derived from the user's passphrase with Argon2id
+// (RFC 9106) over a random 16-byte salt; the salt and the cost parameters
+// are the only plaintext metadata. From the master key HKDF-SHA256 derives
+//
+//   - an encryption key for XChaCha20-Poly1305 (random 24-byte nonces), and
+//   - a MAC key that turns bucket names and row keys into opaque 16- and
+//     32-byte HMAC-SHA256 identifiers, so the schema reveals neither which
+//     conversations exist nor who is in them.
+//
+// Every stored value is sealed as nonce || AEAD(key || value) with the
+// row's identifiers as associated data, so a row cannot be moved to
+// another key or bucket without failing authentication. A verifier row
+// sealed the same way tells a wrong passphrase (ErrWrongPassphrase) from a
+// damaged database.
+//
+// The directory is created 0700 and every file in it 0600.
+//
+// # Concurrency
+//
+// A Store is safe for concurrent use. Separate processes that open the same
+// profile coordinate through Lock, an advisory whole-profile lock held
+// around each read-modify-write of client state.
+package profile
+
+import (
+	"bytes"
+	"context"
+	"crypto/hkdf"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"database/sql"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+
+	"golang.org/x/crypto/argon2"
+	"golang.org/x/crypto/chacha20poly1305"
+
+	_ "modernc.org/sqlite" // registers the "sqlite" driver
+)
+
+// Errors callers branch on.
+var (
+	ErrWrongPassphrase = errors.New("profile: wrong passphrase")
+	ErrNotExist        = errors.New("profile: no profile in this directory (run parley init)")
+	ErrExist           = errors.New("profile: a profile already exists in this directory")
+	ErrNotFound        = errors.New("profile: not found")
+	ErrCorrupt         = errors.New("profile: database is damaged or was tampered with")
+)
+
+// DBName is the database file inside a profile directory.
+const DBName = "profile.db"
+
+// KDFParams are the Argon2id costs used to derive the master key.
+type KDFParams struct {
+	Time      uint32 `json:"t"`
+	MemoryKiB uint32 `json:"m"`
+	Threads   uint8  `json:"p"`
+}
+
+// DefaultKDF is RFC 9106 §4's second recommended option (64 MiB, 3 passes).
+var DefaultKDF = KDFParams{Time: 3, MemoryKiB: 64 * 1024, Threads: 4}
+
+// maxKDF bounds the parameters read back from a database, so that a
+// tampered header cannot make Open allocate unbounded memory.
+var maxKDF = KDFParams{Time: 64, MemoryKiB: 4 * 1024 * 1024, Threads: 64}
+
+func (p KDFParams) check() error {
+	if p.Time < 1 || p.MemoryKiB < 8*uint32(p.Threads) || p.Threads < 1 ||
+		p.Time > maxKDF.Time || p.MemoryKiB > maxKDF.MemoryKiB || p.Threads > maxKDF.Threads {
+		return fmt.Errorf("profile: unacceptable Argon2id parameters %+v", p)
+	}
+	return nil
+}
+
+// header is the plaintext meta row "kdf".
+type header struct {
+	Version int       `json:"v"`
+	Salt    []byte    `json:"salt"`
+	KDF     KDFParams `json:"kdf"`
+}
+
+const (
+	formatVersion = 1
+	saltSize      = 16
+	bucketIDSize  = 16
+	rowIDSize     = 32
+	verifierText  = "parley profile verifier v1"
+	adPrefix      = "parley profile v1\x00"
+)
+
+// Store is an open profile database.
+type Store struct {
+	dir    string
+	db     *sql.DB
+	seal cipherState
+}
+
+type cipherState struct {
+	encKey []byte
+	macKey []byte
+}
+
+// Exists reports whether dir holds a profile database.
+func Exists(dir string) bool {
+	_, err := os.Stat(filepath.Join(dir, DBName))
+	return err == nil
+}
+
+// Dir returns the profile directory.
+func (s *Store) Dir() string { return s.dir }
+
+// Create makes a new profile in dir (created 0700 if missing) protected by
+// passphrase. It fails with ErrExist if dir already has one.
+func Create(dir string, passphrase []byte, kdf KDFParams) (*Store, error) {
+	if err := kdf.check(); err != nil {
+		return nil, err
+	}
+	if len(passphrase) == 0 {
+		return nil, errors.New("profile: empty passphrase")
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("profile: create directory: %w", err)
+	}
+	if err := os.Chmod(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("profile: %w", err)
+	}
+	path := filepath.Join(dir, DBName)
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+	if errors.Is(err, fs.ErrExist) {
+		return nil, ErrExist
+	}
+	if err != nil {
+		return nil, fmt.Errorf("profile: create database: %w", err)
+	}
+	f.Close()
+	h := header{Version: formatVersion, Salt: make([]byte, saltSize), KDF: kdf}
+	rand.Read(h.Salt)
+	db, err := openDB(path)
+	if err != nil {
+		os.Remove(path)
+		return nil, err
+	}
+	s := &Store{dir: dir, db: db, seal: deriveKeys(passphrase, h)}
+	err = func() error {
+		if _, err := db.Exec(schema); err != nil {
+			return fmt.Errorf("profile: create schema: %w", err)
+		}
+		hb, err := json.Marshal(h)
+		if err != nil {
+			return err
+		}
+		verifier, err := s.seal.sealRow([]byte("meta"), []byte("verifier"), nil, []byte(verifierText))
+		if err != nil {
+			return err
+		}
+		_, err = db.Exec(`INSERT INTO meta(name, value) VALUES ('kdf', ?), ('verifier', ?)`, hb, verifier)
+		if err != nil {
+			return fmt.Errorf("profile: write header: %w", err)
+		}
+		return fixModes(dir)
+	}()
+	if err != nil {
+		db.Close()
+		removeDB(path)
+		return nil, err
+	}
+	return s, nil
+}
+
+// Open opens the profile in dir. A wrong passphrase gives
+// ErrWrongPassphrase; a directory without a profile ErrNotExist.
+func Open(dir string, passphrase []byte) (*Store, error) {
+	path := filepath.Join(dir, DBName)
+	if _, err := os.Stat(path); err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, ErrNotExist
+		}
+		return nil, fmt.Errorf("profile: %w", err)
+	}
+	db, err := openDB(path)
+	if err != nil {
+		return nil, err
+	}
+	s, err := unlock(dir, db, passphrase)
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	if err := fixModes(dir); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+func unlock(dir string, db *sql.DB, passphrase []byte) (*Store, error) {
+	var hb, verifier []byte
+	if err := db.QueryRow(`SELECT value FROM meta WHERE name = 'kdf'`).Scan(&hb); err != nil {
+		return nil, fmt.Errorf("%w: read header: %v", ErrCorrupt, err)
+	}
+	if err := db.QueryRow(`SELECT value FROM meta WHERE name = 'verifier'`).Scan(&verifier); err != nil {
+		return nil, fmt.Errorf("%w: read verifier: %v", ErrCorrupt, err)
+	}
+	var h header
+	if err := json.Unmarshal(hb, &h); err != nil {
+		return nil, fmt.Errorf("%w: header: %v", ErrCorrupt, err)
+	}
+	if h.Version != formatVersion {
+		return nil, fmt.Errorf("profile: unsupported format version %d", h.Version)
+	}
+	if len(h.Salt) != saltSize {
+		return nil, fmt.Errorf("%w: salt is %d bytes", ErrCorrupt, len(h.Salt))
+	}
+	if err := h.KDF.check(); err != nil {
+		return nil, err
+	}
+	s := &Store{dir: dir, db: db, seal: deriveKeys(passphrase, h)}
+	_, pt, err := s.seal.openRow([]byte("meta"), []byte("verifier"), verifier)
+	if err != nil {
+		return nil, ErrWrongPassphrase
+	}
+	if !bytes.Equal(pt, []byte(verifierText)) {
+		return nil, ErrCorrupt
+	}
+	return s, nil
+}
+
+const dsnPragmas = "_pragma=busy_timeout(15000)&_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_pragma=secure_delete(1)&_txlock=immediate"
+
+func openDB(path string) (*sql.DB, error) {
+	db, err := sql.Open("sqlite", "file:"+path+"?"+dsnPragmas)
+	if err != nil {
+		return nil, fmt.Errorf("profile: open database: %w", err)
+	}
+	// One connection: SQLite serialises writers anyway, and a single
+	// connection makes Update's transaction the only one in flight.
+	db.SetMaxOpenConns(1)
+	if err := db.Ping(); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("profile: open database: %w", err)
+	}
+	return db, nil
+}
+
+const schema = `
+CREATE TABLE meta (
+	name  TEXT PRIMARY KEY,
+	value BLOB NOT NULL
+) STRICT;
+CREATE TABLE items (
+	bucket BLOB NOT NULL,    -- HMAC of the bucket name
+	id     BLOB NOT NULL,    -- HMAC of the bucket name and row key
+	seq    INTEGER NOT NULL, -- insertion order within the bucket
+	value  BLOB NOT NULL,    -- nonce || XChaCha20-Poly1305(key, value)
+	PRIMARY KEY (bucket, id)
+) STRICT;
+CREATE INDEX items_order ON items(bucket, seq);
+`
+
+// fixModes makes sure the directory is 0700 and every file in it 0600,
+// including SQLite's -wal and -shm files.
+func fixModes(dir string) error {
+	if err := os.Chmod(dir, 0o700); err != nil {
+		return fmt.Errorf("profile: %w", err)
+	}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return fmt.Errorf("profile: %w", err)
+	}
+	for _, e := range entries {
+		if e.Type().IsRegular() {
+			if err := os.Chmod(filepath.Join(dir, e.Name()), 0o600); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				return fmt.Errorf("profile: %w", err)
+			}
+		}
+	}
+	return nil
+}
+
+func removeDB(path string) {
+	for _, suffix := range []string{"", "-wal", "-shm"} {
+		os.Remove(path + suffix)
+	}
+}
+
+func deriveKeys(passphrase []byte, h header) cipherState {
+	master := argon2.IDKey(passphrase, h.Salt, h.KDF.Time, h.KDF.MemoryKiB, h.KDF.Threads, 32)
+	enc, err1 := hkdf.Key(sha256.New, master, h.Salt, "parley profile encryption", chacha20poly1305.KeySize)
+	mac, err2 := hkdf.Key(sha256.New, master, h.Salt, "parley profile identifiers", 32)
+	if err1 != nil || err2 != nil {
+		// Only possible for absurd lengths, which these are not.
+		panic("profile: hkdf: " + errors.Join(err1, err2).Error())
+	}
+	clear(master)
+	return cipherState{encKey: enc, macKey: mac}
+}
+
+func (c cipherState) bucketID(bucket string) []byte {
+	m := hmac.New(sha256.New, c.macKey)
+	m.Write([]byte("bucket\x00"))
+	m.Write([]byte(bucket))
+	return m.Sum(nil)[:bucketIDSize]
+}
+
+func (c cipherState) rowID(bucket, key string) []byte {
+	m := hmac.New(sha256.New, c.macKey)
+	m.Write([]byte("row\x00"))
+	var n [binary.MaxVarintLen64]byte
+	m.Write(n[:binary.PutUvarint(n[:], uint64(len(bucket)))])
+	m.Write([]byte(bucket))
+	m.Write([]byte(key))
+	return m.Sum(nil)
+}
+
+func ad(bucketID, rowID []byte) []byte {
+	b := make([]byte, 0, len(adPrefix)+2+len(bucketID)+len(rowID))
+	b = append(b, adPrefix...)
+	b = append(b, byte(len(bucketID)))
+	b = append(b, bucketID...)
+	b = append(b, byte(len(rowID)))
+	return append(b, rowID...)
+}
+
+// sealRow encrypts uvarint(len(key)) || key || value.
+func (c cipherState) sealRow(bucketID, rowID, key, value []byte) ([]byte, error) {
+	aead, err := chacha20poly1305.NewX(c.encKey)
+	if err != nil {
+		return nil, err
+	}
+	pt := binary.AppendUvarint(make([]byte, 0, binary.MaxVarintLen64+len(key)+len(value)), uint64(len(key)))
+	pt = append(pt, key...)
+	pt = append(pt, value...)
+	out := make([]byte, aead.NonceSize(), aead.NonceSize()+len(pt)+aead.Overhead())
+	rand.Read(out)
+	out = aead.Seal(out, out, pt, ad(bucketID, rowID))
+	clear(pt)
+	return out, nil
+}
+
+func (c cipherState) openRow(bucketID, rowID, sealed []byte) (key, value []byte, err error) {
+	aead, err := chacha20poly1305.NewX(c.encKey)
+	if err != nil {
+		return nil, nil, err
+	}
+	if len(sealed) < aead.NonceSize()+aead.Overhead() {
+		return nil, nil, ErrCorrupt
+	}
+	pt, err := aead.Open(nil, sealed[:aead.NonceSize()], sealed[aead.NonceSize():], ad(bucketID, rowID))
+	if err != nil {
+		return nil, nil, ErrCorrupt
+	}
+	n, k := binary.Uvarint(pt)
+	if k <= 0 || n > uint64(len(pt)-k) {
+		return nil, nil, ErrCorrupt
+	}
+	return pt[k : k+int(n)], pt[k+int(n):], nil
+}
+
+// Close closes the database.
+func (s *Store) Close() error { return s.db.Close() }
+
+// Item is a row of a bucket.
+type Item struct {
+	Key   string
+	Value []byte
+}
+
+// Tx is a read-write transaction; see Update.
+type Tx struct {
+	s  *Store
+	tx *sql.Tx
+}
+
+// Update runs fn in one SQLite transaction, committed if fn returns nil
+// and rolled back otherwise.
+func (s *Store) Update(fn func(tx *Tx) error) error {
+	return s.UpdateContext(context.Background(), fn)
+}
+
+// UpdateContext is Update with a context.
+func (s *Store) UpdateContext(ctx context.Context, fn func(tx *Tx) error) error {
+	sqlTx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("profile: begin: %w", err)
+	}
+	if err := fn(&Tx{s: s, tx: sqlTx}); err != nil {
+		sqlTx.Rollback()
+		return err
+	}
+	if err := sqlTx.Commit(); err != nil {
+		return fmt.Errorf("profile: commit: %w", err)
+	}
+	return nil
+}
+
+// Get returns the value stored under (bucket, key), or ErrNotFound.
+func (s *Store) Get(bucket, key string) (v []byte, err error) {
+	err = s.Update(func(tx *Tx) error { v, err = tx.Get(bucket, key); return err })
+	return v, err
+}
+
+// Put stores value under (bucket, key), replacing any previous value but
+// keeping its position in List order.
+func (s *Store) Put(bucket, key string, value []byte) error {
+	return s.Update(func(tx *Tx) error { return tx.Put(bucket, key, value) })
+}
+
+// Delete removes (bucket, key); deleting a missing row is not an error.
+func (s *Store) Delete(bucket, key string) error {
+	return s.Update(func(tx *Tx) error { return tx.Delete(bucket, key) })
+}
+
+// List returns every row of bucket in insertion order.
+func (s *Store) List(bucket string) (items []Item, err error) {
+	err = s.Update(func(tx *Tx) error { items, err = tx.List(bucket); return err })
+	return items, err
+}
+
+// Get returns the value stored under (bucket, key), or ErrNotFound.
+func (t *Tx) Get(bucket, key string) ([]byte, error) {
+	b, r := t.s.seal.bucketID(bucket), t.s.seal.rowID(bucket, key)
+	var sealed []byte
+	err := t.tx.QueryRow(`SELECT value FROM items WHERE bucket = ? AND id = ?`, b, r).Scan(&sealed)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, ErrNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("profile: get: %w", err)
+	}
+	k, v, err := t.s.seal.openRow(b, r, sealed)
+	if err != nil {
+		return nil, err
+	}
+	if string(k) != key {
+		return nil, ErrCorrupt
+	}
+	return v, nil
+}
+
+// Has reports whether (bucket, key) exists.
+func (t *Tx) Has(bucket, key string) (bool, error) {
+	_, err := t.Get(bucket, key)
+	if errors.Is(err, ErrNotFound) {
+		return false, nil
+	}
+	return err == nil, err
+}
+
+// Put stores value under (bucket, key).
+func (t *Tx) Put(bucket, key string, value []byte) error {
+	b, r := t.s.seal.bucketID(bucket), t.s.seal.rowID(bucket, key)
+	sealed, err := t.s.seal.sealRow(b, r, []byte(key), value)
+	if err != nil {
+		return err
+	}
+	_, err = t.tx.Exec(`INSERT INTO items(bucket, id, seq, value)
+		VALUES (?1, ?2, (SELECT COALESCE(MAX(seq), 0) + 1 FROM items WHERE bucket = ?1), ?3)
+		ON CONFLICT(bucket, id) DO UPDATE SET value = excluded.value`, b, r, sealed)
+	if err != nil {
+		return fmt.Errorf("profile: put: %w", err)
+	}
+	return nil
+}
+
+// Delete removes (bucket, key).
+func (t *Tx) Delete(bucket, key string) error {
+	b, r := t.s.seal.bucketID(bucket), t.s.seal.rowID(bucket, key)
+	if _, err := t.tx.Exec(`DELETE FROM items WHERE bucket = ? AND id = ?`, b, r); err != nil {
+		return fmt.Errorf("profile: delete: %w", err)
+	}
+	return nil
+}
+
+// DeleteBucket removes every row of bucket.
+func (t *Tx) DeleteBucket(bucket string) error {
+	if _, err := t.tx.Exec(`DELETE FROM items WHERE bucket = ?`, t.s.seal.bucketID(bucket)); err != nil {
+		return fmt.Errorf("profile: delete bucket: %w", err)
+	}
+	return nil
+}
+
+// List returns every row of bucket in insertion order.
+func (t *Tx) List(bucket string) ([]Item, error) {
+	b := t.s.seal.bucketID(bucket)
+	rows, err := t.tx.Query(`SELECT id, value FROM items WHERE bucket = ? ORDER BY seq`, b)
+	if err != nil {
+		return nil, fmt.Errorf("profile: list: %w", err)
+	}
+	defer rows.Close()
+	var items []Item
+	for rows.Next() {
+		var r, sealed []byte
+		if err := rows.Scan(&r, &sealed); err != nil {
+			return nil, fmt.Errorf("profile: list: %w", err)
+		}
+		k, v, err := t.s.seal.openRow(b, r, sealed)
+		if err != nil {
+			return nil, err
+		}
+		if !hmac.Equal(t.s.seal.rowID(bucket, string(k)), r) {
+			return nil, ErrCorrupt
+		}
+		items = append(items, Item{Key: string(k), Value: v})
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("profile: list: %w", err)
+	}
+	return items, nil
+}
+
+// Count returns the number of rows in bucket.
+func (t *Tx) Count(bucket string) (int, error) {
+	var n int
+	err := t.tx.QueryRow(`SELECT COUNT(*) FROM items WHERE bucket = ?`, t.s.seal.bucketID(bucket)).Scan(&n)
+	if err != nil {
+		return 0, fmt.Errorf("profile: count: %w", err)
+	}
+	return n, nil
+}
+
+// PutJSON stores v encoded as JSON.
+func (t *Tx) PutJSON(bucket, key string, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("profile: encode %s: %w", bucket, err)
+	}
+	return t.Put(bucket, key, b)
+}
+
+// GetJSON decodes the JSON value under (bucket, key) into v.
+func (t *Tx) GetJSON(bucket, key string, v any) error {
+	b, err := t.Get(bucket, key)
+	if err != nil {
+		return err
+	}
+	if err := json.Unmarshal(b, v); err != nil {
+		return fmt.Errorf("profile: decode %s: %w", bucket, err)
+	}
+	return nil
+}
