@@ -102,3 +102,15 @@ func FuzzRatchetTree(f *testing.F) {
 		tree.Clone().truncate()
 	})
 }
+
+func FuzzGroupSecrets(f *testing.F) {
+	f.Add((&GroupSecrets{JoinerSecret: b("js"), PathSecret: &PathSecret{PathSecret: b("ps")}, PSKs: []PreSharedKeyID{{PSKType: PSKTypeResumption, Usage: ResumptionPSKUsageReInit, PSKGroupID: b("g"), PSKEpoch: 1, PSKNonce: b("n")}}}).Marshal())
+	f.Fuzz(func(t *testing.T, data []byte) { fuzzRoundTrip(t, data, new(GroupSecrets)) })
+}
+
+func FuzzTreeKeys(f *testing.F) {
+	k := NewTreeKeys(3, b("leaf"))
+	k.SetPrivateKey(7, b("parent"))
+	f.Add(k.Marshal())
+	f.Fuzz(func(t *testing.T, data []byte) { fuzzRoundTrip(t, data, new(TreeKeys)) })
+}
