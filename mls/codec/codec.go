@@ -46,6 +46,7 @@ func (w *Writer) Bytes() []byte { return w.buf }
 // Len returns the number of bytes written so far.
 func (w *Writer) Len() int { return len(w.buf) }
 
+// U8, U16, U32 and U64 append big-endian fixed-width integers.
 func (w *Writer) U8(v uint8)   { w.buf = append(w.buf, v) }
 func (w *Writer) U16(v uint16) { w.buf = binary.BigEndian.AppendUint16(w.buf, v) }
 func (w *Writer) U32(v uint32) { w.buf = binary.BigEndian.AppendUint32(w.buf, v) }
@@ -166,6 +167,7 @@ func (r *Reader) take(n int) []byte {
 	return v
 }
 
+// U8, U16, U32 and U64 read big-endian fixed-width integers.
 func (r *Reader) U8() uint8 {
 	b := r.take(1)
 	if b == nil {
