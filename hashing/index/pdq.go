@@ -1,0 +1,389 @@
+// Package index holds Parley's in-memory matching indexes for media hashes:
+// PDQ, a perceptual-hash index that finds every stored hash within a
+// Hamming distance of a query, and Exact, for MD5 and SHA-256 digests.
+//
+// The PDQ index uses multi-index hashing (Norouzi, Punjani and Fleet,
+// "Fast Search in Hamming Space with Multi-Index Hashing", CVPR 2012): the
+// 256 bits are cut into m disjoint slots, and each slot has an inverted
+// index from its value to the hashes holding it. If two hashes are within
+// distance d, then by the pigeonhole principle at least one slot differs in
+// at most floor(d/m) bits, so probing every slot's value and its neighbours
+// within that radius finds every match. Candidates are then checked with
+// the full distance, so results are exactly those of a linear scan.
+//
+// Indexes of a million hashes or more use 12 slots of 21-22 bits, so the
+// production threshold d = 31 probes radius 2 (232 to 254 keys per slot);
+// smaller ones use 16 slots of 16 bits (radius 1, 17 keys per slot). Slot
+// postings are flat arrays (a counting-sort directory of uint32 offsets and
+// a uint32 array of IDs per slot), so 10 million hashes take about 0.9 GB.
+package index
+
+import (
+	"cmp"
+	"math/bits"
+	"slices"
+	"sync"
+
+	"github.com/parleychat/parley/hashing/pdq"
+)
+
+// ID identifies a hash in a PDQ index. IDs are assigned densely from 0 in
+// insertion order and are never reused, even after Delete.
+type ID uint32
+
+// Match is one result of a lookup.
+type Match struct {
+	ID       ID
+	Hash     pdq.Hash
+	Distance int
+}
+
+// MatchThreshold is the distance at or below which two PDQ hashes are
+// considered the same image in production (pdq/README.md).
+const MatchThreshold = 31
+
+// DefaultSlots is the number of slots of large base indexes.
+const DefaultSlots = 12
+
+// maxRadius is the largest per-slot probe radius the index uses; lookups
+// with a larger maxDistance fall back to a linear scan, which for those
+// radii is faster than enumerating the neighbours.
+const maxRadius = 3
+
+// PDQ is a multi-index over PDQ hashes. It is safe for concurrent use:
+// lookups take a read lock and run concurrently with each other; inserts
+// and deletes take the write lock briefly. Inserted hashes go to a small
+// mutable delta index; when it grows past a fraction of the whole, a
+// background goroutine rebuilds the flat base index from a snapshot and
+// swaps it in, so lookups never wait for a full rebuild.
+type PDQ struct {
+	deltaSlots []slot // 16 slots of 16 bits, for the delta's maps
+
+	mu      sync.RWMutex
+	hashes  []words  // by ID; append-only, entries never change
+	deleted []uint64 // bitset by ID
+	live    int
+	base    *segment               // covers IDs [0, base.n)
+	delta   []map[uint32][]ID      // per slot, IDs in [base.n, len(hashes))
+	rebuild struct{ running bool } // guarded by mu
+	done    sync.WaitGroup         // background rebuilds
+	built   chan struct{}          // closed and replaced after each rebuild
+	autoMin int                    // delta size that triggers a rebuild
+
+	baseSlots int // slots of base segments; 0 chooses by size
+}
+
+// segment is an immutable inverted index over IDs [0, n): for each slot, a
+// directory of 2^width+1 offsets into ids, which lists the IDs holding
+// each slot value, in increasing order.
+type segment struct {
+	slots   []slot
+	n       int
+	deleted int // how many of IDs [0, n) were deleted when it was built
+	offsets [][]uint32
+	ids     [][]ID
+}
+
+// NewPDQ returns an empty index.
+func NewPDQ() *PDQ { return newPDQ(0) }
+
+// newPDQ returns an index whose base segments use m slots, or, for m = 0,
+// a number chosen from the size: the best slot width is about log2 of the
+// number of hashes (Norouzi et al.), but small indexes should not pay for
+// 2^21-entry directories.
+func newPDQ(m int) *PDQ {
+	const deltaSlots = 16
+	p := &PDQ{deltaSlots: layout(deltaSlots), baseSlots: m, autoMin: 1 << 16, built: make(chan struct{})}
+	p.base = &segment{slots: layout(deltaSlots), offsets: make([][]uint32, deltaSlots), ids: make([][]ID, deltaSlots)}
+	p.delta = make([]map[uint32][]ID, deltaSlots)
+	for i := range p.delta {
+		p.delta[i] = make(map[uint32][]ID)
+	}
+	return p
+}
+
+func (p *PDQ) slotsFor(n int) []slot {
+	m := p.baseSlots
+	if m == 0 {
+		m = 16
+		if n >= 1<<20 {
+			m = DefaultSlots
+		}
+	}
+	return layout(m)
+}
+
+// Len returns the number of hashes in the index, not counting deleted ones.
+func (p *PDQ) Len() int {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	return p.live
+}
+
+// Insert adds h and returns its ID.
+func (p *PDQ) Insert(h pdq.Hash) ID {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	id := p.insertLocked(toWords(h))
+	p.maybeRebuildLocked()
+	return id
+}
+
+// InsertBatch adds hashes and returns the ID of the first; the others
+// follow consecutively.
+func (p *PDQ) InsertBatch(hs []pdq.Hash) ID {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	first := ID(len(p.hashes))
+	for _, h := range hs {
+		p.insertLocked(toWords(h))
+	}
+	p.maybeRebuildLocked()
+	return first
+}
+
+func (p *PDQ) insertLocked(w words) ID {
+	id := ID(len(p.hashes))
+	p.hashes = append(p.hashes, w)
+	if int(id)/64 >= len(p.deleted) {
+		p.deleted = append(p.deleted, 0)
+	}
+	p.live++
+	for s, sl := range p.deltaSlots {
+		k := sl.key(&w)
+		p.delta[s][k] = append(p.delta[s][k], id)
+	}
+	return id
+}
+
+// Delete removes the hash with the given ID. It reports whether the ID
+// was present and not already deleted.
+func (p *PDQ) Delete(id ID) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if int(id) >= len(p.hashes) || p.isDeleted(id) {
+		return false
+	}
+	p.deleted[id/64] |= 1 << (id % 64)
+	p.live--
+	return true
+}
+
+func (p *PDQ) isDeleted(id ID) bool { return p.deleted[id/64]>>(id%64)&1 == 1 }
+
+// Get returns the hash with the given ID, if present.
+func (p *PDQ) Get(id ID) (pdq.Hash, bool) {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	if int(id) >= len(p.hashes) || p.isDeleted(id) {
+		return pdq.Hash{}, false
+	}
+	return p.hashes[id].hash(), true
+}
+
+func (p *PDQ) maybeRebuildLocked() {
+	pending := len(p.hashes) - p.base.n
+	if p.rebuild.running || pending < max(p.autoMin, p.base.n/4) {
+		return
+	}
+	p.startRebuildLocked()
+}
+
+func (p *PDQ) startRebuildLocked() {
+	p.rebuild.running = true
+	p.done.Add(1)
+	n := len(p.hashes)
+	hs := p.hashes[:n:n]
+	del := slices.Clone(p.deleted)
+	ndel := n - p.live
+	go func() {
+		defer p.done.Done()
+		seg := buildSegment(p.slotsFor(len(hs)), hs, del)
+		seg.deleted = ndel
+		p.mu.Lock()
+		p.base = seg
+		p.resetDeltaLocked()
+		p.rebuild.running = false
+		close(p.built)
+		p.built = make(chan struct{})
+		p.mu.Unlock()
+	}()
+}
+
+// resetDeltaLocked rebuilds the delta maps for the IDs the base misses.
+func (p *PDQ) resetDeltaLocked() {
+	for s := range p.delta {
+		p.delta[s] = make(map[uint32][]ID)
+	}
+	for id := p.base.n; id < len(p.hashes); id++ {
+		if p.isDeleted(ID(id)) {
+			continue
+		}
+		for s, sl := range p.deltaSlots {
+			k := sl.key(&p.hashes[id])
+			p.delta[s][k] = append(p.delta[s][k], ID(id))
+		}
+	}
+}
+
+// Compact rebuilds the flat base index over every hash inserted so far
+// (dropping deleted ones from the postings) and waits for it. Lookups
+// continue during the rebuild. Call it after a bulk load.
+func (p *PDQ) Compact() {
+	for {
+		p.mu.Lock()
+		if p.rebuild.running {
+			ch := p.built
+			p.mu.Unlock()
+			<-ch
+			continue
+		}
+		if p.base.n == len(p.hashes) && p.base.deleted == len(p.hashes)-p.live {
+			p.mu.Unlock()
+			return
+		}
+		ch := p.built
+		p.startRebuildLocked()
+		p.mu.Unlock()
+		<-ch
+		return
+	}
+}
+
+// Wait waits for background rebuilds to finish (for tests and shutdown).
+func (p *PDQ) Wait() { p.done.Wait() }
+
+// buildSegment builds flat postings for hs with a counting sort per slot.
+func buildSegment(slots []slot, hs []words, deleted []uint64) *segment {
+	seg := &segment{slots: slots, n: len(hs), offsets: make([][]uint32, len(slots)), ids: make([][]ID, len(slots))}
+	live := 0
+	for id := range hs {
+		if deleted[id/64]>>(id%64)&1 == 0 {
+			live++
+		}
+	}
+	for s, sl := range slots {
+		off := make([]uint32, 1<<sl.width+1)
+		for id := range hs {
+			if deleted[id/64]>>(id%64)&1 == 0 {
+				off[sl.key(&hs[id])+1]++
+			}
+		}
+		for i := 1; i < len(off); i++ {
+			off[i] += off[i-1]
+		}
+		ids := make([]ID, live)
+		next := slices.Clone(off[:len(off)-1])
+		for id := range hs {
+			if deleted[id/64]>>(id%64)&1 == 0 {
+				k := sl.key(&hs[id])
+				ids[next[k]] = ID(id)
+				next[k]++
+			}
+		}
+		seg.offsets[s], seg.ids[s] = off, ids
+	}
+	return seg
+}
+
+// Lookup returns every hash within maxDistance of h (inclusive), sorted
+// by distance and then ID. The result is identical to LinearScan's.
+func (p *PDQ) Lookup(h pdq.Hash, maxDistance int) []Match {
+	if maxDistance < 0 {
+		return nil
+	}
+	q := toWords(h)
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	var out []Match
+	// Every ID is in exactly one of the base and the delta.
+	base := p.base
+	out = p.search(out, &q, maxDistance, base.slots, 0, base.n, func(s int, k uint32) []ID {
+		if base.n == 0 {
+			return nil
+		}
+		off := base.offsets[s]
+		return base.ids[s][off[k]:off[k+1]]
+	})
+	out = p.search(out, &q, maxDistance, p.deltaSlots, base.n, len(p.hashes), func(s int, k uint32) []ID {
+		return p.delta[s][k]
+	})
+	sortMatches(out)
+	return out
+}
+
+// search appends the matches among IDs [lo, hi), whose postings for slot
+// s and key k are bucket(s, k), to out. p.mu must be held.
+func (p *PDQ) search(out []Match, q *words, maxDistance int, slots []slot, lo, hi int, bucket func(s int, k uint32) []ID) []Match {
+	if lo >= hi {
+		return out
+	}
+	r := maxDistance / len(slots) // pigeonhole: some slot differs in at most r bits
+	if r > maxRadius {
+		return p.scan(out, q, maxDistance, lo, hi)
+	}
+	var qk [64]uint32
+	for s, sl := range slots {
+		qk[s] = sl.key(q)
+	}
+	for s, sl := range slots {
+		neighbours(qk[s], sl.width, r, func(k uint32) {
+			for _, id := range bucket(s, k) {
+				if p.isDeleted(id) {
+					continue
+				}
+				c := &p.hashes[id]
+				d := distance(q, c)
+				if d > maxDistance {
+					continue
+				}
+				// A match can be reached from several slots; report it only
+				// from the first slot within the radius, so only once.
+				first := true
+				for t := 0; t < s; t++ {
+					if bits.OnesCount32(slots[t].key(c)^qk[t]) <= r {
+						first = false
+						break
+					}
+				}
+				if first {
+					out = append(out, Match{ID: id, Hash: c.hash(), Distance: d})
+				}
+			}
+		})
+	}
+	return out
+}
+
+// LinearScan compares h with every stored hash. It is the reference that
+// Lookup must agree with, and the fallback for large distances.
+func (p *PDQ) LinearScan(h pdq.Hash, maxDistance int) []Match {
+	if maxDistance < 0 {
+		return nil
+	}
+	q := toWords(h)
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	out := p.scan(nil, &q, maxDistance, 0, len(p.hashes))
+	sortMatches(out)
+	return out
+}
+
+func (p *PDQ) scan(out []Match, q *words, maxDistance, lo, hi int) []Match {
+	for id := lo; id < hi; id++ {
+		c := &p.hashes[id]
+		if d := distance(q, c); d <= maxDistance && !p.isDeleted(ID(id)) {
+			out = append(out, Match{ID: ID(id), Hash: c.hash(), Distance: d})
+		}
+	}
+	return out
+}
+
+func sortMatches(ms []Match) {
+	slices.SortFunc(ms, func(a, b Match) int {
+		if c := cmp.Compare(a.Distance, b.Distance); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.ID, b.ID)
+	})
+}

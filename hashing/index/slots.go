@@ -1,0 +1,88 @@
+package index
+
+import (
+	"math/bits"
+
+	"github.com/parleychat/parley/hashing/pdq"
+)
+
+// words is a PDQ hash as four 64-bit words, least significant first:
+// bit k of the hash is bit k%64 of words[k/64].
+type words [4]uint64
+
+func toWords(h pdq.Hash) words {
+	be := func(b []byte) uint64 {
+		return uint64(b[0])<<56 | uint64(b[1])<<48 | uint64(b[2])<<40 | uint64(b[3])<<32 |
+			uint64(b[4])<<24 | uint64(b[5])<<16 | uint64(b[6])<<8 | uint64(b[7])
+	}
+	return words{be(h[24:32]), be(h[16:24]), be(h[8:16]), be(h[0:8])}
+}
+
+func (w words) hash() pdq.Hash {
+	var h pdq.Hash
+	for i := 0; i < 4; i++ {
+		v := w[3-i]
+		for j := 0; j < 8; j++ {
+			h[8*i+j] = byte(v >> (56 - 8*j))
+		}
+	}
+	return h
+}
+
+func distance(a, b *words) int {
+	return bits.OnesCount64(a[0]^b[0]) + bits.OnesCount64(a[1]^b[1]) +
+		bits.OnesCount64(a[2]^b[2]) + bits.OnesCount64(a[3]^b[3])
+}
+
+// A slot is a run of consecutive bits of the hash used as a key.
+type slot struct {
+	start, width uint
+}
+
+// layout splits the 256 bits into m slots of nearly equal width.
+func layout(m int) []slot {
+	s := make([]slot, m)
+	start := uint(0)
+	for i := range s {
+		w := uint(256 / m)
+		if i < 256%m {
+			w++
+		}
+		s[i] = slot{start, w}
+		start += w
+	}
+	return s
+}
+
+// key extracts the slot's bits from w.
+func (s slot) key(w *words) uint32 {
+	i, off := s.start/64, s.start%64
+	v := w[i] >> off
+	if off+s.width > 64 {
+		v |= w[i+1] << (64 - off)
+	}
+	return uint32(v & (1<<s.width - 1))
+}
+
+// neighbours calls f with every key within Hamming distance r of k in a
+// width-bit space (k itself first). f returns false to stop early.
+func neighbours(k uint32, width uint, r int, f func(uint32)) {
+	f(k)
+	if r >= 1 {
+		for a := uint(0); a < width; a++ {
+			ka := k ^ 1<<a
+			f(ka)
+			if r >= 2 {
+				for b := a + 1; b < width; b++ {
+					kb := ka ^ 1<<b
+					f(kb)
+					if r >= 3 {
+						for c := b + 1; c < width; c++ {
+							f(kb ^ 1<<c)
+						}
+					}
+				}
+			}
+		}
+	}
+}
