@@ -103,8 +103,8 @@ const (
 
 // Store is an open profile database.
 type Store struct {
-	dir    string
-	db     *sql.DB
+	dir  string
+	db   *sql.DB
 	seal cipherState
 }
 
