@@ -152,7 +152,9 @@ func TestRoundTrips(t *testing.T) {
 func TestBadPrivateKeys(t *testing.T) {
 	for _, id := range Supported() {
 		s, _ := Lookup(id)
-		for _, priv := range [][]byte{nil, {1}, bytes.Repeat([]byte{0xff}, 200)} {
+		// (A short ECDSA scalar is accepted and left-padded, so the bad
+		// keys here are an all-zero one and one longer than any scalar.)
+		for _, priv := range [][]byte{nil, bytes.Repeat([]byte{0xff}, 200)} {
 			if _, err := s.NewSigner(priv); !errors.Is(err, ErrInvalidKey) {
 				t.Errorf("%v NewSigner(%d bytes): %v, want ErrInvalidKey", s, len(priv), err)
 			}
@@ -160,6 +162,24 @@ func TestBadPrivateKeys(t *testing.T) {
 				t.Errorf("%v DecryptWithLabel with %d-byte key succeeded", s, len(priv))
 			}
 		}
+	}
+}
+
+// TestShortECDSAScalar checks that a scalar with its leading zero bytes
+// dropped (as some encoders write P-521 keys) parses as the padded one.
+func TestShortECDSAScalar(t *testing.T) {
+	s, _ := Lookup(MLS_256_DHKEMP521_AES256GCM_SHA512_P521)
+	full := append(make([]byte, 2), bytes.Repeat([]byte{0x11}, 64)...) // 66 bytes
+	a, err := s.NewSigner(full)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := s.NewSigner(full[1:])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(a.Public(), b.Public()) {
+		t.Error("short scalar parsed to another key")
 	}
 }
 
