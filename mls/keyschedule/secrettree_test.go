@@ -376,3 +376,29 @@ func TestOpenConsumesOnlyOnSuccess(t *testing.T) {
 		}
 	}
 }
+
+func TestClone(t *testing.T) {
+	tree := newTree(t, 8, Window{})
+	if _, err := tree.Key(5, ApplicationRatchet, 4); err != nil {
+		t.Fatal(err)
+	}
+	orig, _ := tree.MarshalBinary()
+	c := tree.Clone()
+	if got, _ := c.MarshalBinary(); !bytes.Equal(got, orig) {
+		t.Fatal("clone differs from the original")
+	}
+	for _, g := range []uint32{2, 6} {
+		if _, err := c.Key(5, ApplicationRatchet, g); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := c.Next(1, HandshakeRatchet); err != nil {
+		t.Fatal(err)
+	}
+	if now, _ := tree.MarshalBinary(); !bytes.Equal(now, orig) {
+		t.Error("using the clone changed the original")
+	}
+	if _, err := tree.Key(5, ApplicationRatchet, 2); err != nil {
+		t.Errorf("original lost generation 2: %v", err)
+	}
+}
