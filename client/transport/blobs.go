@@ -1,0 +1,127 @@
+package transport
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+
+	"github.com/parleychat/parley/wire"
+)
+
+// ErrNotAuthenticated is returned by blob transfers before Register or
+// Authenticate succeeded.
+var ErrNotAuthenticated = errors.New("transport: not authenticated")
+
+// HTTPError is a non-success HTTP status from /v1/blobs.
+type HTTPError struct {
+	StatusCode int
+	Message    string
+}
+
+func (e *HTTPError) Error() string {
+	return fmt.Sprintf("transport: HTTP %d: %s", e.StatusCode, e.Message)
+}
+
+func httpError(resp *http.Response) error {
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, 1024))
+	return &HTTPError{StatusCode: resp.StatusCode, Message: string(b)}
+}
+
+type progressReader struct {
+	r        io.Reader
+	n        int64
+	progress func(int64)
+}
+
+func (p *progressReader) Read(b []byte) (int, error) {
+	n, err := p.r.Read(b)
+	p.n += int64(n)
+	if n > 0 && p.progress != nil {
+		p.progress(p.n)
+	}
+	return n, err
+}
+
+func (c *Conn) blobURL(id string) string {
+	u := *c.base
+	u.Path = wire.PathBlobs
+	if id != "" {
+		u.Path += "/" + url.PathEscape(id)
+	}
+	return u.String()
+}
+
+// UploadBlob streams size bytes of (already encrypted) attachment data
+// from r and returns the blob id. progress, if not nil, is called with
+// the number of bytes sent so far.
+func (c *Conn) UploadBlob(ctx context.Context, r io.Reader, size int64, progress func(sent int64)) (string, error) {
+	s := c.Session()
+	if s == nil {
+		return "", ErrNotAuthenticated
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.blobURL(""), &progressReader{r: io.LimitReader(r, size), progress: progress})
+	if err != nil {
+		return "", fmt.Errorf("transport: upload blob: %w", err)
+	}
+	req.ContentLength = size
+	req.Header.Set("Authorization", "Bearer "+s.BlobToken)
+	req.Header.Set("Content-Type", "application/octet-stream")
+	resp, err := c.client.Do(req)
+	if err != nil {
+		return "", fmt.Errorf("transport: upload blob: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusCreated {
+		return "", fmt.Errorf("transport: upload blob: %w", httpError(resp))
+	}
+	var out struct {
+		ID   string `json:"id"`
+		Size int64  `json:"size"`
+	}
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 4096)).Decode(&out); err != nil {
+		return "", fmt.Errorf("transport: upload blob: response: %w", err)
+	}
+	if out.Size != size {
+		return "", fmt.Errorf("transport: upload blob: server stored %d bytes, sent %d", out.Size, size)
+	}
+	return out.ID, nil
+}
+
+// DownloadBlob streams blob id into w and returns its size. progress, if
+// not nil, is called with bytes received and the total.
+func (c *Conn) DownloadBlob(ctx context.Context, id string, w io.Writer, progress func(received, total int64)) (int64, error) {
+	s := c.Session()
+	if s == nil {
+		return 0, ErrNotAuthenticated
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.blobURL(id), nil)
+	if err != nil {
+		return 0, fmt.Errorf("transport: download blob: %w", err)
+	}
+	req.Header.Set("Authorization", "Bearer "+s.BlobToken)
+	resp, err := c.client.Do(req)
+	if err != nil {
+		return 0, fmt.Errorf("transport: download blob: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return 0, fmt.Errorf("transport: download blob: %w", httpError(resp))
+	}
+	total := resp.ContentLength
+	var pr func(int64)
+	if progress != nil {
+		pr = func(n int64) { progress(n, total) }
+	}
+	n, err := io.Copy(w, &progressReader{r: resp.Body, progress: pr})
+	if err != nil {
+		return n, fmt.Errorf("transport: download blob: %w", err)
+	}
+	if total >= 0 && n != total {
+		return n, fmt.Errorf("transport: download blob: got %d of %d bytes", n, total)
+	}
+	return n, nil
+}

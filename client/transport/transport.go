@@ -1,0 +1,416 @@
+// Package transport is the Go client of parleyd's wire protocol (package
+// wire, docs/protocol.md): one WebSocket carrying requests, responses and
+// pushes, plus HTTP streaming for attachments.
+//
+// A Conn is one connection. It does no cryptography beyond signing the
+// server's challenge with the device's Ed25519 key: message payloads are
+// opaque MLS bytes built by the caller. Reconnecting is the caller's
+// business: when Done is closed, Dial again, Authenticate, and catch up
+// with ListConversations, Fetch and FetchInbox (delivery is at least once
+// and pushes are only hints).
+package transport
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/coder/websocket"
+
+	"github.com/parleychat/parley/wire"
+	"github.com/parleychat/parley/wire/parleypb"
+)
+
+// Options tunes Dial. The zero value is fine.
+type Options struct {
+	// HTTPClient is used for the WebSocket handshake and blob transfers.
+	HTTPClient *http.Client
+	// EventBuffer is the capacity of the Events channel (default 1024).
+	// When it is full further pushes are dropped (and counted by
+	// DroppedEvents); Fetch recovers anything missed.
+	EventBuffer int
+	// MaxFrame bounds frames read from the server (default 64 MiB).
+	MaxFrame int64
+}
+
+// Conn is a connection to a parleyd server. Its methods are safe for
+// concurrent use; the server answers requests in the order sent.
+type Conn struct {
+	ws       *websocket.Conn
+	base     *url.URL // http(s)://host[:port]
+	client   *http.Client
+	events   chan Event
+	dropped  atomic.Uint64
+	nextID   atomic.Uint64
+	done     chan struct{}
+	closeErr error // set before done is closed
+
+	challenge   []byte
+	authContext string
+
+	mu      sync.Mutex
+	pending map[uint64]chan *parleypb.ServerFrame
+	session *Session
+}
+
+// Dial connects to the server at serverURL (http://, https://, ws:// or
+// wss://host:port; the path is ignored) and performs the version
+// handshake.
+func Dial(ctx context.Context, serverURL string, opts *Options) (*Conn, error) {
+	if opts == nil {
+		opts = &Options{}
+	}
+	u, err := url.Parse(serverURL)
+	if err != nil {
+		return nil, fmt.Errorf("transport: server URL: %w", err)
+	}
+	base := &url.URL{Host: u.Host}
+	switch u.Scheme {
+	case "http", "ws":
+		base.Scheme = "http"
+	case "https", "wss":
+		base.Scheme = "https"
+	default:
+		return nil, fmt.Errorf("transport: server URL %q: scheme must be http, https, ws or wss", serverURL)
+	}
+	wsURL := *base
+	wsURL.Scheme = map[string]string{"http": "ws", "https": "wss"}[base.Scheme]
+	wsURL.Path = wire.PathWebSocket
+	client := opts.HTTPClient
+	if client == nil {
+		client = http.DefaultClient
+	}
+	ws, _, err := websocket.Dial(ctx, wsURL.String(), &websocket.DialOptions{HTTPClient: client})
+	if err != nil {
+		return nil, fmt.Errorf("transport: dial %s: %w", wsURL.String(), err)
+	}
+	maxFrame := opts.MaxFrame
+	if maxFrame <= 0 {
+		maxFrame = 64 << 20
+	}
+	ws.SetReadLimit(maxFrame)
+	buf := opts.EventBuffer
+	if buf <= 0 {
+		buf = 1024
+	}
+	c := &Conn{
+		ws:      ws,
+		base:    base,
+		client:  client,
+		events:  make(chan Event, buf),
+		done:    make(chan struct{}),
+		pending: make(map[uint64]chan *parleypb.ServerFrame),
+	}
+	go c.readLoop()
+	f, err := c.call(ctx, &parleypb.ClientFrame_Hello{Hello: &parleypb.Hello{ProtocolVersion: wire.ProtocolVersion}})
+	if err != nil {
+		c.Close()
+		return nil, fmt.Errorf("transport: handshake: %w", err)
+	}
+	h := f.GetHello()
+	if h == nil || len(h.Challenge) != wire.ChallengeSize {
+		c.Close()
+		return nil, errors.New("transport: handshake: malformed HelloResponse")
+	}
+	c.challenge, c.authContext = h.Challenge, h.AuthContext
+	return c, nil
+}
+
+// Close closes the connection.
+func (c *Conn) Close() error {
+	err := c.ws.Close(websocket.StatusNormalClosure, "")
+	<-c.done
+	return err
+}
+
+// Done is closed when the connection is gone; Err then says why.
+func (c *Conn) Done() <-chan struct{} { return c.done }
+
+// Err returns why the connection ended, or nil while it is open.
+func (c *Conn) Err() error {
+	select {
+	case <-c.done:
+		return c.closeErr
+	default:
+		return nil
+	}
+}
+
+// Events delivers pushes from the server. It is closed with Done.
+func (c *Conn) Events() <-chan Event { return c.events }
+
+// DroppedEvents counts pushes dropped because Events was full.
+func (c *Conn) DroppedEvents() uint64 { return c.dropped.Load() }
+
+// Session returns the authenticated session, or nil.
+func (c *Conn) Session() *Session {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.session
+}
+
+// ErrClosed is returned for requests on a closed connection (wrapped with
+// the reason).
+var ErrClosed = errors.New("transport: connection closed")
+
+func (c *Conn) readLoop() {
+	var err error
+	defer func() {
+		c.mu.Lock()
+		c.closeErr = fmt.Errorf("%w: %w", ErrClosed, err)
+		c.mu.Unlock()
+		close(c.done)
+		close(c.events)
+	}()
+	for {
+		var data []byte
+		_, data, err = c.ws.Read(context.Background())
+		if err != nil {
+			return
+		}
+		f, derr := wire.DecodeServerFrame(data)
+		if derr != nil {
+			err = derr
+			c.ws.Close(websocket.StatusProtocolError, "malformed frame")
+			return
+		}
+		if f.RequestId != 0 {
+			c.mu.Lock()
+			ch := c.pending[f.RequestId]
+			delete(c.pending, f.RequestId)
+			c.mu.Unlock()
+			if ch != nil {
+				ch <- f
+			}
+			continue
+		}
+		var ev Event
+		switch b := f.Body.(type) {
+		case *parleypb.ServerFrame_Push:
+			ev = eventFromWire(b.Push)
+		case *parleypb.ServerFrame_Error:
+			ev = Event{Type: EventError, Err: wireError(b.Error)}
+		default:
+			continue
+		}
+		select {
+		case c.events <- ev:
+		default:
+			c.dropped.Add(1)
+		}
+	}
+}
+
+func wireError(e *parleypb.Error) error {
+	we := &wire.Error{Code: e.Code, Message: e.Message, Conflict: e.Conflict}
+	if e.Code == parleypb.ErrorCode_EPOCH_CONFLICT && e.Conflict != nil {
+		return &EpochConflictError{Winner: messageFromWire(e.Conflict), err: we}
+	}
+	return we
+}
+
+// call sends one request and waits for its response. A server error
+// comes back as *wire.Error (or *EpochConflictError).
+func (c *Conn) call(ctx context.Context, body parleypb.ClientFrameBody) (*parleypb.ServerFrame, error) {
+	id := c.nextID.Add(1)
+	b, err := wire.Encode(&parleypb.ClientFrame{RequestId: id, Body: body})
+	if err != nil {
+		return nil, err
+	}
+	ch := make(chan *parleypb.ServerFrame, 1)
+	c.mu.Lock()
+	select {
+	case <-c.done:
+		c.mu.Unlock()
+		return nil, c.closeErr
+	default:
+	}
+	c.pending[id] = ch
+	c.mu.Unlock()
+	forget := func() {
+		c.mu.Lock()
+		delete(c.pending, id)
+		c.mu.Unlock()
+	}
+	if err := c.ws.Write(ctx, websocket.MessageBinary, b); err != nil {
+		forget()
+		return nil, fmt.Errorf("transport: send: %w", err)
+	}
+	select {
+	case f := <-ch:
+		if e := f.GetError(); e != nil {
+			return nil, wireError(e)
+		}
+		return f, nil
+	case <-ctx.Done():
+		forget()
+		return nil, ctx.Err()
+	case <-c.done:
+		// The response may have raced the close.
+		select {
+		case f := <-ch:
+			if e := f.GetError(); e != nil {
+				return nil, wireError(e)
+			}
+			return f, nil
+		default:
+		}
+		return nil, c.closeErr
+	}
+}
+
+// NewMessageID returns a random 16-byte message id (a UUIDv4).
+func NewMessageID() []byte {
+	b := make([]byte, wire.MessageIDSize)
+	rand.Read(b)
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	return b
+}
+
+// Session is an authenticated device session.
+type Session struct {
+	Username               string
+	DeviceID               string
+	BlobToken              string
+	TokenExpires           time.Time
+	KeyPackagesRemaining   int
+	KeyPackageLowThreshold int
+}
+
+func (c *Conn) sign(key ed25519.PrivateKey, purpose string) (pub, sig []byte, err error) {
+	if len(key) != ed25519.PrivateKeySize {
+		return nil, nil, errors.New("transport: device key must be an Ed25519 private key")
+	}
+	return key.Public().(ed25519.PublicKey), ed25519.Sign(key, wire.ChallengeMessage(c.challenge, c.authContext, purpose)), nil
+}
+
+func (c *Conn) setSession(f *parleypb.ServerFrame) (*Session, error) {
+	s := f.GetSession()
+	if s == nil {
+		return nil, errors.New("transport: unexpected response")
+	}
+	sess := &Session{
+		Username:               s.Username,
+		DeviceID:               s.DeviceId,
+		BlobToken:              s.BlobToken,
+		TokenExpires:           time.Now().Add(time.Duration(s.TokenTtlSeconds) * time.Second),
+		KeyPackagesRemaining:   int(s.KeyPackagesRemaining),
+		KeyPackageLowThreshold: int(s.KeyPackageLowThreshold),
+	}
+	c.mu.Lock()
+	c.session = sess
+	c.mu.Unlock()
+	return sess, nil
+}
+
+// Register creates an account with this device (key) as its first device
+// and authenticates the connection. invite may be empty on servers with
+// open registration.
+func (c *Conn) Register(ctx context.Context, username string, key ed25519.PrivateKey, invite string) (*Session, error) {
+	if err := wire.CheckUsername(username); err != nil {
+		return nil, fmt.Errorf("transport: %w", err)
+	}
+	pub, sig, err := c.sign(key, wire.PurposeRegister)
+	if err != nil {
+		return nil, err
+	}
+	f, err := c.call(ctx, &parleypb.ClientFrame_Register{Register: &parleypb.RegisterRequest{
+		Username: username, PublicKey: pub, Signature: sig, InviteCode: invite}})
+	if err != nil {
+		return nil, fmt.Errorf("transport: register: %w", err)
+	}
+	return c.setSession(f)
+}
+
+// Authenticate proves possession of a registered device key.
+func (c *Conn) Authenticate(ctx context.Context, key ed25519.PrivateKey) (*Session, error) {
+	pub, sig, err := c.sign(key, wire.PurposeAuthenticate)
+	if err != nil {
+		return nil, err
+	}
+	f, err := c.call(ctx, &parleypb.ClientFrame_Authenticate{Authenticate: &parleypb.AuthenticateRequest{PublicKey: pub, Signature: sig}})
+	if err != nil {
+		return nil, fmt.Errorf("transport: authenticate: %w", err)
+	}
+	return c.setSession(f)
+}
+
+// RequestLink asks to add this new device (key) to username's account.
+// The returned code must be entered on an existing device (ApproveLink)
+// before it expires; then Authenticate succeeds.
+func (c *Conn) RequestLink(ctx context.Context, username string, key ed25519.PrivateKey) (code string, expires time.Time, err error) {
+	pub, sig, err := c.sign(key, wire.PurposeLink)
+	if err != nil {
+		return "", time.Time{}, err
+	}
+	f, err := c.call(ctx, &parleypb.ClientFrame_RequestLink{RequestLink: &parleypb.RequestLinkRequest{Username: username, PublicKey: pub, Signature: sig}})
+	if err != nil {
+		return "", time.Time{}, fmt.Errorf("transport: request link: %w", err)
+	}
+	r := f.GetRequestLink()
+	if r == nil {
+		return "", time.Time{}, errors.New("transport: unexpected response")
+	}
+	return r.Code, time.Unix(r.ExpiresUnix, 0), nil
+}
+
+// Device is one device of an account.
+type Device struct {
+	ID        string
+	PublicKey ed25519.PublicKey
+	Created   time.Time
+}
+
+func deviceFromWire(d *parleypb.Device) Device {
+	return Device{ID: d.Id, PublicKey: d.PublicKey, Created: time.Unix(d.CreatedUnix, 0)}
+}
+
+// ApproveLink approves a pending link of the authenticated account and
+// returns the new device.
+func (c *Conn) ApproveLink(ctx context.Context, code string) (Device, error) {
+	f, err := c.call(ctx, &parleypb.ClientFrame_ApproveLink{ApproveLink: &parleypb.ApproveLinkRequest{Code: code}})
+	if err != nil {
+		return Device{}, fmt.Errorf("transport: approve link: %w", err)
+	}
+	r := f.GetApproveLink()
+	if r == nil || r.Device == nil {
+		return Device{}, errors.New("transport: unexpected response")
+	}
+	return deviceFromWire(r.Device), nil
+}
+
+// ListDevices lists the authenticated account's devices.
+func (c *Conn) ListDevices(ctx context.Context) ([]Device, error) {
+	f, err := c.call(ctx, &parleypb.ClientFrame_ListDevices{ListDevices: &parleypb.ListDevicesRequest{}})
+	if err != nil {
+		return nil, fmt.Errorf("transport: list devices: %w", err)
+	}
+	var out []Device
+	for _, d := range f.GetListDevices().GetDevices() {
+		out = append(out, deviceFromWire(d))
+	}
+	return out, nil
+}
+
+// RemoveDevice removes a device of the authenticated account: its
+// sessions are closed and its key packages and inbox deleted.
+func (c *Conn) RemoveDevice(ctx context.Context, deviceID string) error {
+	if _, err := c.call(ctx, &parleypb.ClientFrame_RemoveDevice{RemoveDevice: &parleypb.RemoveDeviceRequest{DeviceId: deviceID}}); err != nil {
+		return fmt.Errorf("transport: remove device: %w", err)
+	}
+	return nil
+}
+
+// Ping checks the connection.
+func (c *Conn) Ping(ctx context.Context) error {
+	_, err := c.call(ctx, &parleypb.ClientFrame_Ping{Ping: &parleypb.PingRequest{}})
+	return err
+}

@@ -1,0 +1,307 @@
+// Command parleyd is Parley's delivery server. It stores and forwards
+// end-to-end encrypted MLS messages it cannot read.
+//
+//	parleyd serve [flags]          run the server
+//	parleyd admin invite [flags]   create a registration invite code
+//
+// Every flag can also be set by an environment variable (PARLEY_DATA,
+// PARLEY_LISTEN, ...); a flag on the command line wins.
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/tls"
+	"encoding/base32"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/parleychat/parley/server"
+	"github.com/parleychat/parley/store/blobstore"
+	"github.com/parleychat/parley/store/sqlitestore"
+)
+
+const usage = `parleyd is Parley's delivery server: it stores and forwards end-to-end
+encrypted messages it cannot read.
+
+Usage:
+  parleyd serve [flags]          run the server (default: http://127.0.0.1:7867, data in ./parley-data)
+  parleyd admin invite [flags]   create a registration invite code and print it
+
+Run "parleyd serve --help" or "parleyd admin invite --help" for the flags.
+Every flag can also be given as an environment variable, e.g. --data as
+PARLEY_DATA and --max-frame as PARLEY_MAX_FRAME.
+`
+
+func main() {
+	os.Exit(run(context.Background(), os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	switch args[0] {
+	case "-h", "-help", "--help", "help":
+		fmt.Fprint(stdout, usage)
+		return 0
+	case "serve":
+		return serve(ctx, args[1:], stdout, stderr)
+	case "admin":
+		if len(args) > 1 && args[1] == "invite" {
+			return adminInvite(ctx, args[2:], stdout, stderr)
+		}
+		fmt.Fprint(stderr, "parleyd admin: unknown command; try \"parleyd admin invite\"\n")
+		return 2
+	}
+	fmt.Fprintf(stderr, "parleyd: unknown command %q\n\n%s", args[0], usage)
+	return 2
+}
+
+// envFlags applies PARLEY_<NAME> environment variables to the flags not
+// given on the command line.
+func envFlags(fs *flag.FlagSet) error {
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	var err error
+	fs.VisitAll(func(f *flag.Flag) {
+		if set[f.Name] || err != nil {
+			return
+		}
+		env := "PARLEY_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
+		if v, ok := os.LookupEnv(env); ok {
+			if e := fs.Set(f.Name, v); e != nil {
+				err = fmt.Errorf("%s=%q: %w", env, v, e)
+			}
+		}
+	})
+	return err
+}
+
+func newFlagSet(name, summary string, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "Usage: %s [flags]\n\n%s\n\nFlags (each also settable as PARLEY_<FLAG>, e.g. --max-frame as PARLEY_MAX_FRAME):\n", name, summary)
+		fs.PrintDefaults()
+	}
+	return fs
+}
+
+type serveFlags struct {
+	data, listen, tlsCert, tlsKey string
+	registration, logFormat       string
+	logLevel                      slog.Level
+	retention, shutdownTimeout    time.Duration
+	maxAttachment, maxFrame       int64
+}
+
+func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	var f serveFlags
+	fs := newFlagSet("parleyd serve", "Run the delivery server.", stderr)
+	fs.StringVar(&f.data, "data", "parley-data", "data `directory` (database and attachments); created with mode 0700")
+	fs.StringVar(&f.listen, "listen", "127.0.0.1:7867", "`address` to listen on; plain HTTP only on a loopback address, anything else needs --tls-cert and --tls-key")
+	fs.StringVar(&f.tlsCert, "tls-cert", "", "TLS certificate chain `file` (PEM)")
+	fs.StringVar(&f.tlsKey, "tls-key", "", "TLS private key `file` (PEM)")
+	fs.StringVar(&f.registration, "registration", "open", "account registration: open, or invite (needs a code from \"parleyd admin invite\")")
+	fs.DurationVar(&f.retention, "retention", 720*time.Hour, "delete messages, welcomes and attachments older than this `duration`, fetched or not")
+	fs.Int64Var(&f.maxAttachment, "max-attachment", 100<<20, "largest attachment upload in `bytes`")
+	fs.Int64Var(&f.maxFrame, "max-frame", 1<<20, "largest WebSocket frame (one request) in `bytes`")
+	fs.StringVar(&f.logFormat, "log-format", "text", "log format: text or json")
+	fs.TextVar(&f.logLevel, "log-level", slog.LevelInfo, "log `level`: debug, info, warn or error")
+	fs.DurationVar(&f.shutdownTimeout, "shutdown-timeout", 30*time.Second, "how long to wait for in-flight requests on SIGTERM/SIGINT")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	if err := envFlags(fs); err != nil {
+		fmt.Fprintf(stderr, "parleyd serve: %v\n", err)
+		return 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "parleyd serve: unexpected arguments %q\n", fs.Args())
+		return 2
+	}
+	var handler slog.Handler
+	switch f.logFormat {
+	case "text":
+		handler = slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: f.logLevel})
+	case "json":
+		handler = slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: f.logLevel})
+	default:
+		fmt.Fprintf(stderr, "parleyd serve: --log-format must be text or json, not %q\n", f.logFormat)
+		return 2
+	}
+	log := slog.New(handler)
+	if err := serveWith(ctx, f, log, nil); err != nil {
+		log.Error("parleyd stopped", "err", err)
+		return 1
+	}
+	return 0
+}
+
+// checkListen enforces that plain HTTP is only served on loopback.
+func checkListen(addr string, tls bool) error {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("--listen %q: %w", addr, err)
+	}
+	if tls || isLoopback(host) {
+		return nil
+	}
+	return fmt.Errorf("--listen %q is not a loopback address: plain HTTP would expose clients' traffic; pass --tls-cert and --tls-key (or listen on 127.0.0.1 behind a TLS proxy)", addr)
+}
+
+func isLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// serveWith runs the server until ctx ends or SIGTERM/SIGINT arrives. If
+// ready is not nil it receives the listening address.
+func serveWith(ctx context.Context, f serveFlags, log *slog.Logger, ready chan<- string) error {
+	if (f.tlsCert == "") != (f.tlsKey == "") {
+		return errors.New("--tls-cert and --tls-key must be given together")
+	}
+	useTLS := f.tlsCert != ""
+	if err := checkListen(f.listen, useTLS); err != nil {
+		return err
+	}
+	var tlsConfig *tls.Config
+	if useTLS {
+		cert, err := tls.LoadX509KeyPair(f.tlsCert, f.tlsKey)
+		if err != nil {
+			return fmt.Errorf("load TLS key pair: %w", err)
+		}
+		tlsConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS13}
+	}
+	st, blobs, err := openData(ctx, f.data, newBatchMetric())
+	if err != nil {
+		return err
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), batchSizes)
+	srv, err := server.New(server.Config{
+		Store: st, Blobs: blobs, Logger: log, Registerer: reg, Gatherer: reg,
+		Registration: server.Registration(f.registration), Retention: f.retention,
+		MaxAttachment: f.maxAttachment, MaxFrame: f.maxFrame, TLSConfig: tlsConfig,
+	})
+	if err != nil {
+		st.Close()
+		return err
+	}
+	ln, err := net.Listen("tcp", f.listen)
+	if err != nil {
+		st.Close()
+		return err
+	}
+	scheme := "http"
+	if useTLS {
+		scheme = "https"
+	}
+	log.Info("parleyd listening", "url", scheme+"://"+ln.Addr().String(), "data", f.data, "registration", f.registration)
+	if ready != nil {
+		ready <- ln.Addr().String()
+	}
+	ctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM, os.Interrupt)
+	defer stop()
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.Serve(ln) }()
+	select {
+	case err := <-serveErr:
+		st.Close()
+		return err
+	case <-ctx.Done():
+	}
+	log.Info("shutting down: finishing in-flight requests")
+	sctx, cancel := context.WithTimeout(context.Background(), f.shutdownTimeout)
+	defer cancel()
+	err = srv.Shutdown(sctx)
+	if e := <-serveErr; e != nil && !errors.Is(e, http.ErrServerClosed) {
+		err = errors.Join(err, e)
+	}
+	// Close flushes the group-commit queue and checkpoints the database.
+	if cerr := st.Close(); cerr != nil {
+		err = errors.Join(err, cerr)
+	}
+	log.Info("stopped")
+	return err
+}
+
+var batchSizes = prometheus.NewHistogram(prometheus.HistogramOpts{
+	Name:    "parleyd_append_batch_size",
+	Help:    "Message appends per group-commit transaction.",
+	Buckets: prometheus.ExponentialBuckets(1, 2, 8),
+})
+
+func newBatchMetric() func(int) { return func(n int) { batchSizes.Observe(float64(n)) } }
+
+func openData(ctx context.Context, dir string, onBatch func(int)) (*sqlitestore.Store, *blobstore.Dir, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, nil, fmt.Errorf("data directory: %w", err)
+	}
+	if err := os.Chmod(dir, 0o700); err != nil {
+		return nil, nil, fmt.Errorf("data directory: %w", err)
+	}
+	st, err := sqlitestore.Open(ctx, filepath.Join(dir, "parley.db"), &sqlitestore.Options{OnBatch: onBatch})
+	if err != nil {
+		return nil, nil, err
+	}
+	blobs, err := blobstore.Open(filepath.Join(dir, "blobs"))
+	if err != nil {
+		st.Close()
+		return nil, nil, err
+	}
+	return st, blobs, nil
+}
+
+func adminInvite(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := newFlagSet("parleyd admin invite", "Create a registration invite code (for --registration invite) and print it.\nWorks on the data directory directly, also while the server runs.", stderr)
+	data := fs.String("data", "parley-data", "data `directory` of the server")
+	expires := fs.Duration("expires", 7*24*time.Hour, "the code is valid for this `duration`")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	if err := envFlags(fs); err != nil {
+		fmt.Fprintf(stderr, "parleyd admin invite: %v\n", err)
+		return 2
+	}
+	st, _, err := openData(ctx, *data, nil)
+	if err != nil {
+		fmt.Fprintf(stderr, "parleyd admin invite: %v\n", err)
+		return 1
+	}
+	defer st.Close()
+	b := make([]byte, 10)
+	rand.Read(b)
+	code := strings.ToLower(base32.StdEncoding.EncodeToString(b))
+	if err := st.CreateInvite(ctx, code, time.Now().Add(*expires)); err != nil {
+		fmt.Fprintf(stderr, "parleyd admin invite: %v\n", err)
+		return 1
+	}
+	fmt.Fprintln(stdout, code)
+	return 0
+}

@@ -1,0 +1,548 @@
+package server
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"math/big"
+	"time"
+
+	"github.com/coder/websocket"
+
+	"github.com/parleychat/parley/store"
+	"github.com/parleychat/parley/wire"
+	"github.com/parleychat/parley/wire/parleypb"
+)
+
+// Limits on abuse; see docs/protocol.md "Rate limits".
+const (
+	maxAuthFailures    = 5 // per connection, then it is closed
+	linkRequestsPerWin = 5 // per username
+	linkApprovalFails  = 10
+	linkWindow         = 10 * time.Minute
+	linkTTL            = 10 * time.Minute
+)
+
+func badRequest(format string, args ...any) error {
+	return &wire.Error{Code: parleypb.ErrorCode_BAD_REQUEST, Message: fmt.Sprintf(format, args...)}
+}
+
+var errUnauthenticated = &wire.Error{Code: parleypb.ErrorCode_UNAUTHENTICATED, Message: "authenticate first"}
+
+// dispatch runs a request. Handlers run with a context that is not
+// cancelled by shutdown: an in-flight request always completes.
+func (c *conn) dispatch(f *parleypb.ClientFrame) (parleypb.ServerFrameBody, error) {
+	ctx := context.Background()
+	if h := f.GetHello(); h != nil {
+		return c.handleHello(h)
+	}
+	if !c.hello {
+		return nil, badRequest("the first frame must be Hello")
+	}
+	if f.RequestId == 0 {
+		return nil, badRequest("request_id must not be zero")
+	}
+	// Requests allowed before authentication.
+	switch b := f.Body.(type) {
+	case *parleypb.ClientFrame_Ping:
+		return empty(), nil
+	case *parleypb.ClientFrame_Register:
+		return c.handleRegister(ctx, b.Register)
+	case *parleypb.ClientFrame_Authenticate:
+		return c.handleAuthenticate(ctx, b.Authenticate)
+	case *parleypb.ClientFrame_RequestLink:
+		return c.handleRequestLink(ctx, b.RequestLink)
+	}
+	if c.dev == nil {
+		return nil, errUnauthenticated
+	}
+	switch b := f.Body.(type) {
+	case *parleypb.ClientFrame_ApproveLink:
+		return c.handleApproveLink(ctx, b.ApproveLink)
+	case *parleypb.ClientFrame_ListDevices:
+		return c.handleListDevices(ctx)
+	case *parleypb.ClientFrame_RemoveDevice:
+		return c.handleRemoveDevice(ctx, b.RemoveDevice)
+	case *parleypb.ClientFrame_UploadKeyPackages:
+		return c.handleUploadKeyPackages(ctx, b.UploadKeyPackages)
+	case *parleypb.ClientFrame_FetchKeyPackages:
+		return c.handleFetchKeyPackages(ctx, b.FetchKeyPackages)
+	case *parleypb.ClientFrame_CreateConversation:
+		return c.handleCreateConversation(ctx, b.CreateConversation)
+	case *parleypb.ClientFrame_Send:
+		return c.handleSend(ctx, b.Send)
+	case *parleypb.ClientFrame_Fetch:
+		return c.handleFetch(ctx, b.Fetch)
+	case *parleypb.ClientFrame_Ack:
+		return c.handleAck(ctx, b.Ack)
+	case *parleypb.ClientFrame_ListConversations:
+		return c.handleListConversations(ctx)
+	case *parleypb.ClientFrame_FetchInbox:
+		return c.handleFetchInbox(ctx, b.FetchInbox)
+	case *parleypb.ClientFrame_AckInbox:
+		return c.handleAckInbox(ctx, b.AckInbox)
+	}
+	return nil, badRequest("unknown request type")
+}
+
+func empty() parleypb.ServerFrameBody {
+	return &parleypb.ServerFrame_Empty{Empty: &parleypb.Empty{}}
+}
+
+func (c *conn) handleHello(h *parleypb.Hello) (parleypb.ServerFrameBody, error) {
+	if c.hello {
+		return nil, badRequest("Hello sent twice")
+	}
+	if h.ProtocolVersion != wire.ProtocolVersion {
+		return nil, &wire.Error{Code: parleypb.ErrorCode_UNSUPPORTED_VERSION,
+			Message: fmt.Sprintf("client speaks protocol version %d, this server speaks %d", h.ProtocolVersion, wire.ProtocolVersion)}
+	}
+	c.hello = true
+	return &parleypb.ServerFrame_Hello{Hello: &parleypb.HelloResponse{
+		ProtocolVersion: wire.ProtocolVersion,
+		Challenge:       c.challenge,
+		AuthContext:     c.s.cfg.AuthContext,
+	}}, nil
+}
+
+// verify checks a challenge signature. Too many failures close the
+// connection, so the challenge cannot be used for guessing.
+func (c *conn) verify(pub, sig []byte, purpose string) error {
+	if len(pub) != ed25519.PublicKeySize {
+		return badRequest("public key must be %d bytes", ed25519.PublicKeySize)
+	}
+	msg := wire.ChallengeMessage(c.challenge, c.s.cfg.AuthContext, purpose)
+	if len(sig) != ed25519.SignatureSize || !ed25519.Verify(pub, msg, sig) {
+		c.failures++
+		if c.failures >= maxAuthFailures {
+			c.stop(websocket.StatusPolicyViolation, "too many authentication failures")
+		}
+		return &wire.Error{Code: parleypb.ErrorCode_UNAUTHENTICATED, Message: "bad signature"}
+	}
+	return nil
+}
+
+func (c *conn) handleRegister(ctx context.Context, r *parleypb.RegisterRequest) (parleypb.ServerFrameBody, error) {
+	if c.dev != nil {
+		return nil, badRequest("connection is already authenticated")
+	}
+	if err := wire.CheckUsername(r.Username); err != nil {
+		return nil, badRequest("%v", err)
+	}
+	if err := c.verify(r.PublicKey, r.Signature, wire.PurposeRegister); err != nil {
+		return nil, err
+	}
+	invite := ""
+	if c.s.cfg.Registration == RegistrationInvite {
+		if r.InviteCode == "" {
+			return nil, &wire.Error{Code: parleypb.ErrorCode_INVALID_INVITE, Message: "this server requires an invite code"}
+		}
+		invite = r.InviteCode
+	}
+	dev := store.Device{ID: randomHex(16), Username: r.Username, PublicKey: r.PublicKey, Created: time.Now()}
+	if err := c.s.cfg.Store.CreateAccount(ctx, dev, invite); err != nil {
+		return nil, err
+	}
+	c.s.log.Info("account registered", "username", dev.Username, "device", dev.ID)
+	return c.authenticated(ctx, dev)
+}
+
+func (c *conn) handleAuthenticate(ctx context.Context, r *parleypb.AuthenticateRequest) (parleypb.ServerFrameBody, error) {
+	if c.dev != nil {
+		return nil, badRequest("connection is already authenticated")
+	}
+	if err := c.verify(r.PublicKey, r.Signature, wire.PurposeAuthenticate); err != nil {
+		return nil, err
+	}
+	dev, err := c.s.cfg.Store.DeviceByKey(ctx, r.PublicKey)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, &wire.Error{Code: parleypb.ErrorCode_UNAUTHENTICATED, Message: "no device has this key (a link may not be approved yet)"}
+	}
+	if err != nil {
+		return nil, err
+	}
+	return c.authenticated(ctx, dev)
+}
+
+func (c *conn) authenticated(ctx context.Context, dev store.Device) (parleypb.ServerFrameBody, error) {
+	n, err := c.s.cfg.Store.CountKeyPackages(ctx, dev.ID)
+	if err != nil {
+		return nil, err
+	}
+	c.dev = &dev
+	c.s.hub.add(dev.ID, c)
+	return &parleypb.ServerFrame_Session{Session: &parleypb.Session{
+		Username:               dev.Username,
+		DeviceId:               dev.ID,
+		BlobToken:              c.s.tokens.issue(dev.ID, c.s.cfg.TokenTTL),
+		TokenTtlSeconds:        int64(c.s.cfg.TokenTTL / time.Second),
+		KeyPackagesRemaining:   uint32(n),
+		KeyPackageLowThreshold: uint32(c.s.cfg.KeyPackageLowThreshold),
+	}}, nil
+}
+
+func (c *conn) handleRequestLink(ctx context.Context, r *parleypb.RequestLinkRequest) (parleypb.ServerFrameBody, error) {
+	if err := wire.CheckUsername(r.Username); err != nil {
+		return nil, badRequest("%v", err)
+	}
+	if err := c.verify(r.PublicKey, r.Signature, wire.PurposeLink); err != nil {
+		return nil, err
+	}
+	if !c.s.limits.allow("link:"+r.Username, linkRequestsPerWin, linkWindow) {
+		return nil, &wire.Error{Code: parleypb.ErrorCode_RATE_LIMITED, Message: "too many link requests for this account; try again later"}
+	}
+	if _, err := c.s.cfg.Store.DeviceByKey(ctx, r.PublicKey); err == nil {
+		return nil, &wire.Error{Code: parleypb.ErrorCode_ALREADY_EXISTS, Message: "this key already belongs to a device"}
+	}
+	expires := time.Now().Add(linkTTL)
+	for range 5 {
+		code, err := linkCode()
+		if err != nil {
+			return nil, err
+		}
+		err = c.s.cfg.Store.CreateLink(ctx, store.Link{Username: r.Username, Code: code, PublicKey: r.PublicKey, Expires: expires})
+		if errors.Is(err, store.ErrExists) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		return &parleypb.ServerFrame_RequestLink{RequestLink: &parleypb.RequestLinkResponse{Code: code, ExpiresUnix: expires.Unix()}}, nil
+	}
+	return nil, fmt.Errorf("no free link code")
+}
+
+func linkCode() (string, error) {
+	n, err := rand.Int(rand.Reader, big.NewInt(100_000_000))
+	if err != nil {
+		return "", err
+	}
+	return fmt.Sprintf("%0*d", wire.LinkCodeDigits, n.Int64()), nil
+}
+
+func (c *conn) handleApproveLink(ctx context.Context, r *parleypb.ApproveLinkRequest) (parleypb.ServerFrameBody, error) {
+	if len(r.Code) != wire.LinkCodeDigits {
+		return nil, badRequest("link code must be %d digits", wire.LinkCodeDigits)
+	}
+	key := "approve:" + c.dev.Username
+	if c.s.limits.blocked(key, linkApprovalFails) {
+		return nil, &wire.Error{Code: parleypb.ErrorCode_RATE_LIMITED, Message: "too many wrong link codes; try again later"}
+	}
+	dev, err := c.s.cfg.Store.ApproveLink(ctx, c.dev.Username, r.Code, store.Device{ID: randomHex(16)}, time.Now())
+	if errors.Is(err, store.ErrNotFound) {
+		c.s.limits.allow(key, linkApprovalFails, linkWindow)
+		return nil, &wire.Error{Code: parleypb.ErrorCode_NOT_FOUND, Message: "no pending link with this code for your account"}
+	}
+	if err != nil {
+		return nil, err
+	}
+	c.s.log.Info("device linked", "username", dev.Username, "device", dev.ID)
+	return &parleypb.ServerFrame_ApproveLink{ApproveLink: &parleypb.ApproveLinkResponse{Device: deviceToWire(dev)}}, nil
+}
+
+func deviceToWire(d store.Device) *parleypb.Device {
+	return &parleypb.Device{Id: d.ID, PublicKey: d.PublicKey, CreatedUnix: d.Created.Unix()}
+}
+
+func (c *conn) handleListDevices(ctx context.Context) (parleypb.ServerFrameBody, error) {
+	devs, err := c.s.cfg.Store.Devices(ctx, c.dev.Username)
+	if err != nil {
+		return nil, err
+	}
+	resp := &parleypb.ListDevicesResponse{}
+	for _, d := range devs {
+		resp.Devices = append(resp.Devices, deviceToWire(d))
+	}
+	return &parleypb.ServerFrame_ListDevices{ListDevices: resp}, nil
+}
+
+func (c *conn) handleRemoveDevice(ctx context.Context, r *parleypb.RemoveDeviceRequest) (parleypb.ServerFrameBody, error) {
+	dev, err := c.s.cfg.Store.Device(ctx, r.DeviceId)
+	if err != nil {
+		return nil, err
+	}
+	if dev.Username != c.dev.Username {
+		return nil, &wire.Error{Code: parleypb.ErrorCode_PERMISSION_DENIED, Message: "device belongs to another account"}
+	}
+	if err := c.s.cfg.Store.RemoveDevice(ctx, dev.ID); err != nil {
+		return nil, err
+	}
+	c.s.tokens.revokeDevice(dev.ID)
+	for _, other := range c.s.hub.conns(dev.ID) {
+		if other != c {
+			other.stop(websocket.StatusPolicyViolation, "device removed")
+		}
+	}
+	// Tell the account's other online devices.
+	if devs, err := c.s.cfg.Store.Devices(ctx, c.dev.Username); err == nil {
+		for _, d := range devs {
+			for _, oc := range c.s.hub.conns(d.ID) {
+				if oc != c {
+					oc.push(&parleypb.Push{Event: &parleypb.Push_DeviceRemoved{DeviceRemoved: &parleypb.DeviceRemoved{DeviceId: dev.ID}}})
+				}
+			}
+		}
+	}
+	if dev.ID == c.dev.ID {
+		// Removing oneself: answer, then close.
+		c.stop(websocket.StatusNormalClosure, "device removed")
+	}
+	c.s.log.Info("device removed", "username", dev.Username, "device", dev.ID)
+	return empty(), nil
+}
+
+func (c *conn) handleUploadKeyPackages(ctx context.Context, r *parleypb.UploadKeyPackagesRequest) (parleypb.ServerFrameBody, error) {
+	if len(r.KeyPackages) > wire.MaxKeyPackagesBatch {
+		return nil, badRequest("at most %d key packages per upload", wire.MaxKeyPackagesBatch)
+	}
+	if len(r.KeyPackages) == 0 && r.LastResort == nil {
+		return nil, badRequest("no key packages")
+	}
+	conv := func(k *parleypb.KeyPackage) (store.KeyPackage, error) {
+		if len(k.Data) == 0 || len(k.Ref) == 0 || len(k.Ref) > wire.MaxKeyPackageRef {
+			return store.KeyPackage{}, badRequest("key package needs data and a ref of 1-%d bytes", wire.MaxKeyPackageRef)
+		}
+		return store.KeyPackage{Ref: k.Ref, Data: k.Data}, nil
+	}
+	var kps []store.KeyPackage
+	for _, k := range r.KeyPackages {
+		kp, err := conv(k)
+		if err != nil {
+			return nil, err
+		}
+		kps = append(kps, kp)
+	}
+	var last *store.KeyPackage
+	if r.LastResort != nil {
+		kp, err := conv(r.LastResort)
+		if err != nil {
+			return nil, err
+		}
+		last = &kp
+	}
+	n, err := c.s.cfg.Store.AddKeyPackages(ctx, c.dev.ID, kps, last)
+	if err != nil {
+		return nil, err
+	}
+	return &parleypb.ServerFrame_UploadKeyPackages{UploadKeyPackages: &parleypb.UploadKeyPackagesResponse{Remaining: uint32(n)}}, nil
+}
+
+func (c *conn) handleFetchKeyPackages(ctx context.Context, r *parleypb.FetchKeyPackagesRequest) (parleypb.ServerFrameBody, error) {
+	if err := wire.CheckUsername(r.Username); err != nil {
+		return nil, badRequest("%v", err)
+	}
+	got, err := c.s.cfg.Store.ConsumeKeyPackages(ctx, r.Username, r.DeviceIds)
+	if err != nil {
+		return nil, err
+	}
+	resp := &parleypb.FetchKeyPackagesResponse{}
+	for _, g := range got {
+		resp.KeyPackages = append(resp.KeyPackages, &parleypb.DeviceKeyPackage{
+			DeviceId:   g.DeviceID,
+			KeyPackage: &parleypb.KeyPackage{Ref: g.KeyPackage.Ref, Data: g.KeyPackage.Data},
+			LastResort: g.LastResort,
+		})
+		if g.Remaining < c.s.cfg.KeyPackageLowThreshold {
+			for _, oc := range c.s.hub.conns(g.DeviceID) {
+				oc.push(&parleypb.Push{Event: &parleypb.Push_KeyPackagesLow{KeyPackagesLow: &parleypb.KeyPackagesLow{Remaining: uint32(g.Remaining)}}})
+			}
+		}
+	}
+	return &parleypb.ServerFrame_FetchKeyPackages{FetchKeyPackages: resp}, nil
+}
+
+func checkConversationID(id []byte) error {
+	if len(id) == 0 || len(id) > wire.MaxConversationID {
+		return badRequest("conversation id must be 1-%d bytes", wire.MaxConversationID)
+	}
+	return nil
+}
+
+func (c *conn) handleCreateConversation(ctx context.Context, r *parleypb.CreateConversationRequest) (parleypb.ServerFrameBody, error) {
+	if err := checkConversationID(r.ConversationId); err != nil {
+		return nil, err
+	}
+	if err := c.s.cfg.Store.CreateConversation(ctx, r.ConversationId, c.dev.ID); err != nil {
+		return nil, err
+	}
+	return &parleypb.ServerFrame_CreateConversation{CreateConversation: &parleypb.CreateConversationResponse{Epoch: 0}}, nil
+}
+
+var kindFromWire = map[parleypb.Kind]store.Kind{
+	parleypb.Kind_COMMIT:      store.KindCommit,
+	parleypb.Kind_PROPOSAL:    store.KindProposal,
+	parleypb.Kind_APPLICATION: store.KindApplication,
+}
+
+func kindToWire(k store.Kind) parleypb.Kind {
+	switch k {
+	case store.KindCommit:
+		return parleypb.Kind_COMMIT
+	case store.KindProposal:
+		return parleypb.Kind_PROPOSAL
+	case store.KindApplication:
+		return parleypb.Kind_APPLICATION
+	case store.KindWelcome:
+		return parleypb.Kind_WELCOME
+	}
+	return parleypb.Kind_KIND_UNSPECIFIED
+}
+
+func messageToWire(m store.Message) *parleypb.Message {
+	return &parleypb.Message{
+		Id:             m.ID,
+		ConversationId: m.ConversationID,
+		Seq:            m.Seq,
+		Epoch:          m.Epoch,
+		Kind:           kindToWire(m.Kind),
+		SenderDeviceId: m.Sender,
+		Payload:        m.Payload,
+		StoredUnix:     m.Stored.Unix(),
+	}
+}
+
+func (c *conn) handleSend(ctx context.Context, r *parleypb.SendRequest) (parleypb.ServerFrameBody, error) {
+	if len(r.MessageId) != wire.MessageIDSize {
+		return nil, badRequest("message id must be %d bytes", wire.MessageIDSize)
+	}
+	if err := checkConversationID(r.ConversationId); err != nil {
+		return nil, err
+	}
+	kind, ok := kindFromWire[r.Kind]
+	if !ok {
+		return nil, badRequest("kind must be COMMIT, PROPOSAL or APPLICATION")
+	}
+	if len(r.Payload) == 0 {
+		return nil, badRequest("empty payload")
+	}
+	if kind != store.KindCommit && (len(r.AddedDeviceIds) > 0 || len(r.RemovedDeviceIds) > 0 || len(r.Welcome) > 0) {
+		return nil, badRequest("only a commit carries a membership delta or a Welcome")
+	}
+	res, err := c.s.cfg.Store.Append(ctx, store.Append{
+		ID:             r.MessageId,
+		ConversationID: r.ConversationId,
+		Epoch:          r.Epoch,
+		Kind:           kind,
+		Sender:         c.dev.ID,
+		Payload:        r.Payload,
+		Added:          r.AddedDeviceIds,
+		Removed:        r.RemovedDeviceIds,
+		Welcome:        r.Welcome,
+	})
+	if err != nil {
+		return nil, err
+	}
+	if !res.Duplicate {
+		c.s.metrics.messages.WithLabelValues(kind.String()).Inc()
+		// Only devices online right now are touched; the rest catch up
+		// from their cursors.
+		p := &parleypb.Push{Event: &parleypb.Push_Message{Message: messageToWire(res.Message)}}
+		for _, d := range res.Recipients {
+			if d == c.dev.ID {
+				continue
+			}
+			for _, oc := range c.s.hub.conns(d) {
+				oc.push(p)
+			}
+		}
+		for _, w := range res.Welcomes {
+			wp := &parleypb.Push{Event: &parleypb.Push_Inbox{Inbox: messageToWire(w.Message)}}
+			for _, oc := range c.s.hub.conns(w.DeviceID) {
+				oc.push(wp)
+			}
+		}
+	}
+	return &parleypb.ServerFrame_Send{Send: &parleypb.SendResponse{Seq: res.Message.Seq, Epoch: res.Epoch, Duplicate: res.Duplicate}}, nil
+}
+
+func fetchLimit(n uint32) int {
+	switch {
+	case n == 0:
+		return wire.DefaultFetchLimit
+	case n > wire.MaxFetchLimit:
+		return wire.MaxFetchLimit
+	}
+	return int(n)
+}
+
+func (c *conn) handleFetch(ctx context.Context, r *parleypb.FetchRequest) (parleypb.ServerFrameBody, error) {
+	if err := checkConversationID(r.ConversationId); err != nil {
+		return nil, err
+	}
+	limit := fetchLimit(r.Limit)
+	ms, err := c.s.cfg.Store.Fetch(ctx, c.dev.ID, r.ConversationId, limit+1)
+	if err != nil {
+		return nil, err
+	}
+	resp := &parleypb.FetchResponse{}
+	if len(ms) > limit {
+		ms, resp.More = ms[:limit], true
+	}
+	// Keep responses to a size clients accept: at most 4 frames' worth of
+	// payload (always at least one message).
+	budget := 4 * c.s.cfg.MaxFrame
+	for i, m := range ms {
+		budget -= int64(len(m.Payload))
+		if budget < 0 && i > 0 {
+			resp.More = true
+			break
+		}
+		resp.Messages = append(resp.Messages, messageToWire(m))
+	}
+	return &parleypb.ServerFrame_Fetch{Fetch: resp}, nil
+}
+
+func (c *conn) handleAck(ctx context.Context, r *parleypb.AckRequest) (parleypb.ServerFrameBody, error) {
+	if err := checkConversationID(r.ConversationId); err != nil {
+		return nil, err
+	}
+	if err := c.s.cfg.Store.Ack(ctx, c.dev.ID, r.ConversationId, r.Seq); err != nil {
+		return nil, err
+	}
+	return empty(), nil
+}
+
+func (c *conn) handleListConversations(ctx context.Context) (parleypb.ServerFrameBody, error) {
+	ms, err := c.s.cfg.Store.Memberships(ctx, c.dev.ID)
+	if err != nil {
+		return nil, err
+	}
+	resp := &parleypb.ListConversationsResponse{}
+	for _, m := range ms {
+		resp.Conversations = append(resp.Conversations, &parleypb.ConversationInfo{
+			ConversationId:  m.ID,
+			Epoch:           m.Epoch,
+			MemberDeviceIds: m.Members,
+			Cursor:          m.Cursor,
+			HeadSeq:         m.HeadSeq,
+			Removed:         m.RemovedAt != 0,
+			RemovedAtSeq:    m.RemovedAt,
+		})
+	}
+	return &parleypb.ServerFrame_ListConversations{ListConversations: resp}, nil
+}
+
+func (c *conn) handleFetchInbox(ctx context.Context, r *parleypb.FetchInboxRequest) (parleypb.ServerFrameBody, error) {
+	limit := fetchLimit(r.Limit)
+	ms, err := c.s.cfg.Store.FetchInbox(ctx, c.dev.ID, limit+1)
+	if err != nil {
+		return nil, err
+	}
+	resp := &parleypb.FetchInboxResponse{}
+	if len(ms) > limit {
+		ms, resp.More = ms[:limit], true
+	}
+	for _, m := range ms {
+		resp.Messages = append(resp.Messages, messageToWire(m))
+	}
+	return &parleypb.ServerFrame_FetchInbox{FetchInbox: resp}, nil
+}
+
+func (c *conn) handleAckInbox(ctx context.Context, r *parleypb.AckInboxRequest) (parleypb.ServerFrameBody, error) {
+	if err := c.s.cfg.Store.AckInbox(ctx, c.dev.ID, r.Seq); err != nil {
+		return nil, err
+	}
+	return empty(), nil
+}

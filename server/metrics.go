@@ -1,0 +1,46 @@
+package server
+
+import (
+	"fmt"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+type metrics struct {
+	connections    prometheus.Gauge
+	requests       *prometheus.CounterVec
+	requestSeconds *prometheus.HistogramVec
+	messages       *prometheus.CounterVec
+	pushes         prometheus.Counter
+	slowClients    prometheus.Counter
+	blobBytes      *prometheus.CounterVec
+	expired        prometheus.Counter
+}
+
+func newMetrics(reg prometheus.Registerer) (*metrics, error) {
+	m := &metrics{
+		connections: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "parleyd_websocket_connections", Help: "Open WebSocket connections."}),
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "parleyd_requests_total", Help: "Requests by type and result code."}, []string{"type", "code"}),
+		requestSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "parleyd_request_duration_seconds", Help: "Request handling time by type.",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14)}, []string{"type"}),
+		messages: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "parleyd_messages_stored_total", Help: "Messages appended to conversation logs, by kind."}, []string{"kind"}),
+		pushes: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "parleyd_pushes_total", Help: "Push frames queued to online devices."}),
+		slowClients: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "parleyd_slow_client_disconnects_total", Help: "Connections closed because their outbound queue was full."}),
+		blobBytes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "parleyd_blob_bytes_total", Help: "Attachment bytes uploaded and downloaded."}, []string{"direction"}),
+		expired: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "parleyd_retention_deleted_total", Help: "Records and blobs deleted by the retention sweeper."}),
+	}
+	for _, c := range []prometheus.Collector{m.connections, m.requests, m.requestSeconds, m.messages, m.pushes, m.slowClients, m.blobBytes, m.expired} {
+		if err := reg.Register(c); err != nil {
+			return nil, fmt.Errorf("server: register metrics: %w", err)
+		}
+	}
+	return m, nil
+}

@@ -1,0 +1,239 @@
+// Package server implements parleyd, Parley's delivery service (RFC 9750
+// §4): it stores and forwards MLS ciphertext it cannot read, routed by the
+// fields clients declare in each envelope (conversation id, epoch, kind,
+// and a commit's membership delta).
+//
+// Clients speak the protocol of package wire over a WebSocket at /v1/ws;
+// attachments stream over plain HTTP at /v1/blobs. See docs/protocol.md.
+package server
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/parleychat/parley/store"
+	"github.com/parleychat/parley/wire"
+)
+
+// Registration is the account registration policy.
+type Registration string
+
+const (
+	RegistrationOpen   Registration = "open"
+	RegistrationInvite Registration = "invite"
+)
+
+// Config configures a Server. Store and Blobs are required.
+type Config struct {
+	Store store.Store
+	Blobs store.Blobs
+	// Logger defaults to slog.Default(). Nothing identifying a person
+	// beyond usernames and device ids is logged, and never a payload.
+	Logger *slog.Logger
+	// Registerer receives the server's metrics; nil means a private
+	// registry. Metrics are served at /metrics from Gatherer.
+	Registerer prometheus.Registerer
+	Gatherer   prometheus.Gatherer
+
+	Registration  Registration  // default open
+	Retention     time.Duration // default 720h
+	MaxAttachment int64         // default 100 MiB
+	MaxFrame      int64         // default 1 MiB
+	// AuthContext is the server-chosen string bound into every challenge
+	// signature; default "parley delivery service".
+	AuthContext string
+	// KeyPackageLowThreshold: a device holding fewer non-last-resort key
+	// packages than this is told to upload more (default 10).
+	KeyPackageLowThreshold int
+	// OutboundQueue bounds frames queued for one connection; a client that
+	// falls further behind is disconnected (default 256).
+	OutboundQueue int
+	WriteTimeout  time.Duration // per frame, default 10s
+	SweepInterval time.Duration // retention sweeper, default 1m
+	TokenTTL      time.Duration // blob bearer tokens, default 24h
+	TLSConfig     *tls.Config   // if set, Serve speaks TLS
+}
+
+// Server is a delivery server. Create it with New, run it with Serve and
+// stop it with Shutdown.
+type Server struct {
+	cfg     Config
+	log     *slog.Logger
+	metrics *metrics
+	http    *http.Server
+	hub     *hub
+	tokens  *tokens
+	limits  *limiter
+
+	mu       sync.Mutex
+	closing  bool
+	conns    map[*conn]struct{}
+	connsWG  sync.WaitGroup
+	sweepCtx context.Context
+	stopSwp  context.CancelFunc
+	sweepWG  sync.WaitGroup
+}
+
+// New checks cfg and returns a server; it does not listen yet.
+func New(cfg Config) (*Server, error) {
+	if cfg.Store == nil || cfg.Blobs == nil {
+		return nil, errors.New("server: Config.Store and Config.Blobs are required")
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	switch cfg.Registration {
+	case "":
+		cfg.Registration = RegistrationOpen
+	case RegistrationOpen, RegistrationInvite:
+	default:
+		return nil, fmt.Errorf("server: registration must be %q or %q, not %q", RegistrationOpen, RegistrationInvite, cfg.Registration)
+	}
+	setDefault(&cfg.Retention, 720*time.Hour)
+	setDefault(&cfg.MaxAttachment, 100<<20)
+	setDefault(&cfg.MaxFrame, 1<<20)
+	setDefault(&cfg.AuthContext, "parley delivery service")
+	setDefault(&cfg.KeyPackageLowThreshold, 10)
+	setDefault(&cfg.OutboundQueue, 256)
+	setDefault(&cfg.WriteTimeout, 10*time.Second)
+	setDefault(&cfg.SweepInterval, time.Minute)
+	setDefault(&cfg.TokenTTL, 24*time.Hour)
+	if cfg.MaxFrame < 1024 {
+		return nil, fmt.Errorf("server: max frame %d is too small (minimum 1024)", cfg.MaxFrame)
+	}
+	if cfg.Registerer == nil {
+		reg := prometheus.NewRegistry()
+		cfg.Registerer, cfg.Gatherer = reg, reg
+	}
+	m, err := newMetrics(cfg.Registerer)
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{
+		cfg:     cfg,
+		log:     cfg.Logger,
+		metrics: m,
+		hub:     newHub(),
+		tokens:  newTokens(),
+		limits:  newLimiter(),
+		conns:   make(map[*conn]struct{}),
+	}
+	s.http = &http.Server{
+		Handler:           s.Handler(),
+		ReadHeaderTimeout: 10 * time.Second,
+		TLSConfig:         cfg.TLSConfig,
+		ErrorLog:          slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelDebug),
+	}
+	s.sweepCtx, s.stopSwp = context.WithCancel(context.Background())
+	return s, nil
+}
+
+func setDefault[T comparable](v *T, def T) {
+	var zero T
+	if *v == zero {
+		*v = def
+	}
+}
+
+// Handler returns the server's HTTP handler: /v1/ws, /v1/blobs and
+// /metrics.
+func (s *Server) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET "+wire.PathWebSocket, s.serveWebSocket)
+	mux.HandleFunc("POST "+wire.PathBlobs, s.uploadBlob)
+	mux.HandleFunc("GET "+wire.PathBlobs+"/{id}", s.downloadBlob)
+	g := s.cfg.Gatherer
+	if g == nil {
+		g = prometheus.DefaultGatherer
+	}
+	mux.Handle("GET /metrics", promhttp.HandlerFor(g, promhttp.HandlerOpts{}))
+	return mux
+}
+
+// Serve accepts connections on ln until Shutdown; it also runs the
+// retention sweeper. It returns http.ErrServerClosed after Shutdown.
+func (s *Server) Serve(ln net.Listener) error {
+	s.sweepWG.Add(1)
+	go s.sweeper()
+	if s.cfg.TLSConfig != nil {
+		return s.http.ServeTLS(ln, "", "")
+	}
+	return s.http.Serve(ln)
+}
+
+// Shutdown stops accepting connections, lets every in-flight request
+// finish and its response reach the client, closes all WebSockets with
+// StatusGoingAway and stops the sweeper. Every message acknowledged to a
+// client was durably stored before its response was queued, so nothing
+// acknowledged is lost. The caller closes the store afterwards.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	s.closing = true
+	conns := make([]*conn, 0, len(s.conns))
+	for c := range s.conns {
+		conns = append(conns, c)
+	}
+	s.mu.Unlock()
+	for _, c := range conns {
+		go c.shutdown()
+	}
+	err := s.http.Shutdown(ctx)
+	done := make(chan struct{})
+	go func() {
+		s.connsWG.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		err = errors.Join(err, ctx.Err())
+	}
+	s.stopSwp()
+	s.sweepWG.Wait()
+	return err
+}
+
+func (s *Server) sweeper() {
+	defer s.sweepWG.Done()
+	t := time.NewTicker(s.cfg.SweepInterval)
+	defer t.Stop()
+	for {
+		s.sweep(s.sweepCtx)
+		select {
+		case <-s.sweepCtx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// sweep enforces retention: messages, welcomes and blobs older than the
+// retention period are deleted whether or not they were fetched.
+func (s *Server) sweep(ctx context.Context) {
+	now := time.Now()
+	before := now.Add(-s.cfg.Retention)
+	n, err := s.cfg.Store.DeleteExpired(ctx, before, now)
+	if err != nil && ctx.Err() == nil {
+		s.log.Error("retention sweep", "err", err)
+	}
+	b, err := s.cfg.Blobs.DeleteExpired(ctx, before)
+	if err != nil && ctx.Err() == nil {
+		s.log.Error("blob retention sweep", "err", err)
+	}
+	s.tokens.expire(now)
+	s.limits.expire(now)
+	s.metrics.expired.Add(float64(n + b))
+	if n+b > 0 {
+		s.log.Debug("retention sweep", "records", n, "blobs", b)
+	}
+}
