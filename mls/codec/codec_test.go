@@ -3,43 +3,9 @@ package codec
 import (
 	"bytes"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
-	"os"
 	"testing"
-
-	"github.com/parleychat/parley/internal/shareddata"
 )
-
-func TestDeserializationVectors(t *testing.T) {
-	data, err := os.ReadFile(shareddata.Path(t, "testdata", "mls", "deserialization.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var vectors []struct {
-		Header string `json:"vlbytes_header"`
-		Length int    `json:"length"`
-	}
-	if err := json.Unmarshal(data, &vectors); err != nil {
-		t.Fatal(err)
-	}
-	if len(vectors) == 0 {
-		t.Fatal("no vectors")
-	}
-	for _, v := range vectors {
-		hdr, err := hex.DecodeString(v.Header)
-		if err != nil {
-			t.Fatal(err)
-		}
-		r := NewReader(hdr)
-		if got := r.Varint(); got != v.Length || r.Finish() != nil {
-			t.Errorf("Varint(%s) = %d, %v; want %d", v.Header, got, r.Finish(), v.Length)
-		}
-		if enc := AppendVarint(nil, v.Length); !bytes.Equal(enc, hdr) {
-			t.Errorf("AppendVarint(%d) = %x, want %s", v.Length, enc, v.Header)
-		}
-	}
-}
 
 func TestVarintRejects(t *testing.T) {
 	for _, tc := range []struct {

@@ -157,10 +157,17 @@ func runCryptoBasics(entry json.RawMessage) (uint16, error) {
 		sig, err := signer.SignWithLabel(sw.Label, sw.Content)
 		if c.ok("SignWithLabel", err) {
 			c.ok("VerifyWithLabel(own signature)", s.VerifyWithLabel(sw.Pub, sw.Label, sw.Content, sig))
+			// The label is bound into the signature (§5.1.2).
+			if s.VerifyWithLabel(sw.Pub, sw.Label+"x", sw.Content, sig) == nil {
+				c.fail("signature verifies under another label")
+			}
 		}
 	}
 
 	ew := v.EncryptWithLabel
+	if pub, err := s.HPKEPublicKey(ew.Priv); c.ok("HPKE public key of encrypt_with_label.priv", err) {
+		c.bytes("HPKE public key of encrypt_with_label.priv", pub, ew.Pub)
+	}
 	pt, err := s.DecryptWithLabel(ew.Priv, ew.Label, ew.Context, ew.KEMOutput, ew.Ciphertext)
 	if c.ok("DecryptWithLabel(vector)", err) {
 		c.bytes("DecryptWithLabel(vector)", pt, ew.Plaintext)

@@ -1,72 +1,10 @@
 package treemath
 
 import (
-	"encoding/json"
-	"os"
 	"slices"
 	"testing"
-
-	"github.com/parleychat/parley/internal/shareddata"
 )
 
-type treeMathVector struct {
-	NLeaves uint32    `json:"n_leaves"`
-	NNodes  uint32    `json:"n_nodes"`
-	Root    uint32    `json:"root"`
-	Left    []*uint32 `json:"left"`
-	Right   []*uint32 `json:"right"`
-	Parent  []*uint32 `json:"parent"`
-	Sibling []*uint32 `json:"sibling"`
-}
-
-func TestTreeMathVectors(t *testing.T) {
-	data, err := os.ReadFile(shareddata.Path(t, "testdata", "mls", "tree-math.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var vectors []treeMathVector
-	if err := json.Unmarshal(data, &vectors); err != nil {
-		t.Fatal(err)
-	}
-	if len(vectors) == 0 {
-		t.Fatal("no vectors")
-	}
-	check := func(t *testing.T, what string, i int, want *uint32, got NodeIndex, ok bool) {
-		t.Helper()
-		switch {
-		case want == nil && ok:
-			t.Errorf("%s(%d) = %d, want none", what, i, got)
-		case want != nil && !ok:
-			t.Errorf("%s(%d) = none, want %d", what, i, *want)
-		case want != nil && uint32(got) != *want:
-			t.Errorf("%s(%d) = %d, want %d", what, i, got, *want)
-		}
-	}
-	for _, v := range vectors {
-		n := v.NLeaves
-		if w, ok := NodeWidth(n); !ok || w != v.NNodes {
-			t.Errorf("n=%d: NodeWidth = %d, %v; want %d", n, w, ok, v.NNodes)
-		}
-		if r, ok := Root(n); !ok || uint32(r) != v.Root {
-			t.Errorf("n=%d: Root = %d, %v; want %d", n, r, ok, v.Root)
-		}
-		for i := range int(v.NNodes) {
-			x := NodeIndex(i)
-			l, ok := Left(x)
-			check(t, "left", i, v.Left[i], l, ok)
-			r, ok := Right(x)
-			check(t, "right", i, v.Right[i], r, ok)
-			p, ok := Parent(x, n)
-			check(t, "parent", i, v.Parent[i], p, ok)
-			s, ok := Sibling(x, n)
-			check(t, "sibling", i, v.Sibling[i], s, ok)
-		}
-	}
-}
-
-// TestPathsAgainstDefinitions checks DirectPath, Copath and CommonAncestor
-// against their definitions in terms of Parent and Sibling (Appendix C's
-// common_ancestor_semantic).
 func TestPathsAgainstDefinitions(t *testing.T) {
 	for _, n := range []uint32{1, 2, 4, 8, 16, 32} {
 		w, _ := NodeWidth(n)
