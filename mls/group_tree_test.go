@@ -306,3 +306,44 @@ func TestTreeKeysDecodeRejects(t *testing.T) {
 		t.Fatalf("unsorted keys: got %v", err)
 	}
 }
+
+// TestTreeHashCacheIsLocal checks that a commit invalidates only the cached
+// hashes along the committer's path (and the new leaf's), so recomputing
+// the tree hash costs O(log n) hashes, not O(n).
+func TestTreeHashCacheIsLocal(t *testing.T) {
+	g := newTestGroup(t, 60)
+	g.tree.TreeHash()
+	stale := func(tree *RatchetTree) int {
+		n := 0
+		for _, h := range tree.hashes {
+			if h == nil {
+				n++
+			}
+		}
+		return n
+	}
+	if n := stale(g.tree); n != 0 {
+		t.Fatalf("%d stale hashes after TreeHash", n)
+	}
+	next := g.tree.Clone()
+	if _, err := next.AddLeaf(&newTestMember(t, g.suite, "late").kp.LeafNode); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := next.GenerateUpdatePath(rand.Reader, 5, next.Leaf(5), g.members[5].signer, g.groupID); err != nil {
+		t.Fatal(err)
+	}
+	depth := len(next.DirectPath(0))
+	if n := stale(next); n > 2*(depth+1) {
+		t.Fatalf("%d stale hashes after a commit in a tree of depth %d", n, depth)
+	}
+	if n := stale(g.tree); n != 0 {
+		t.Fatalf("the clone's changes made %d of the original's hashes stale", n)
+	}
+	fresh, err := DecodeRatchetTree(g.suite, next.Marshal())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(fresh.TreeHash(), next.TreeHash()) {
+		t.Fatal("incremental tree hash differs from a full recomputation")
+	}
+}
