@@ -58,7 +58,7 @@ func (k stdKEM) derive(ikm []byte) (priv, pub []byte, err error) {
 }
 
 func (k stdKEM) public(priv []byte) ([]byte, error) {
-	sk, err := k.kem.NewPrivateKey(priv)
+	sk, err := k.newPrivateKey(priv)
 	if err != nil {
 		return nil, fmt.Errorf("%w: HPKE private key: %v", ErrInvalidKey, err)
 	}
@@ -77,8 +77,20 @@ func (k stdKEM) setupSender(pub, info []byte) ([]byte, hpkeContext, error) {
 	return enc, stdContext{sender: s}, nil
 }
 
+// nistScalarSizes are the private key lengths of the NIST DHKEMs, by KEM
+// ID. Some encoders drop leading zero bytes of the scalar; they are put
+// back before parsing.
+var nistScalarSizes = map[uint16]int{0x0010: 32, 0x0011: 48, 0x0012: 66}
+
+func (k stdKEM) newPrivateKey(priv []byte) (hpke.PrivateKey, error) {
+	if size := nistScalarSizes[k.kem.ID()]; len(priv) < size {
+		priv = append(make([]byte, size-len(priv), size), priv...)
+	}
+	return k.kem.NewPrivateKey(priv)
+}
+
 func (k stdKEM) setupReceiver(priv, enc, info []byte) (hpkeContext, error) {
-	sk, err := k.kem.NewPrivateKey(priv)
+	sk, err := k.newPrivateKey(priv)
 	if err != nil {
 		return nil, fmt.Errorf("%w: HPKE private key: %v", ErrInvalidKey, err)
 	}

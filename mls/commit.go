@@ -1,0 +1,475 @@
+package mls
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+
+	"github.com/parleychat/parley/mls/keyschedule"
+)
+
+// CommitOptions describes a commit to create (RFC 9420 §12.4.1).
+type CommitOptions struct {
+	// Adds are KeyPackages to add, each an MLSMessage or a bare KeyPackage.
+	Adds [][]byte
+	// Removes are leaf indices to remove.
+	Removes []uint32
+	// ExternalPSKs are psk_ids of external PSKs (found with
+	// Config.PSKLookup) to inject.
+	ExternalPSKs [][]byte
+	// ResumptionPSKEpochs are epochs of this group whose resumption PSK
+	// to inject (the current one or a kept past one).
+	ResumptionPSKEpochs []uint64
+	// GroupContextExtensions, if non-nil, replaces the GroupContext
+	// extensions.
+	GroupContextExtensions Extensions
+	// ReInit, if non-nil, commits a ReInit proposal (alone).
+	ReInit *ReInit
+	// ProposalRefs are references of received proposals to commit. If
+	// IncludeReceived is set, every cached proposal is committed instead.
+	ProposalRefs    [][]byte
+	IncludeReceived bool
+	// ForcePath includes an UpdatePath even when no proposal requires one.
+	ForcePath bool
+	// AuthenticatedData is sent in the clear (but authenticated).
+	AuthenticatedData []byte
+}
+
+// CommitOutput is a created commit.
+type CommitOutput struct {
+	// Commit is the MLSMessage to send to the group.
+	Commit []byte
+	// Welcome is the MLSMessage for the added members, nil if none.
+	Welcome []byte
+}
+
+// CommitResult describes a commit that was applied.
+type CommitResult struct {
+	// Committer is the committer's leaf index in the new epoch.
+	Committer uint32
+	// External is set for an external commit (a new member joining).
+	External bool
+	// Added, Removed and Updated list leaf indices.
+	Added, Removed, Updated []uint32
+	// NewEpoch is the epoch the group is now in.
+	NewEpoch uint64
+	// RemovedSelf is set if this member was removed: the group can no
+	// longer be used.
+	RemovedSelf bool
+	// ReInit is set if the commit carried a ReInit proposal.
+	ReInit *ReInit
+	// Own is set when this member's pending commit was merged.
+	Own bool
+}
+
+// parseKeyPackage accepts an MLSMessage carrying a KeyPackage or a bare
+// KeyPackage.
+func parseKeyPackage(b []byte) (*KeyPackage, error) {
+	var m MLSMessage
+	if err := m.Unmarshal(b); err == nil {
+		if m.WireFormat != WireFormatKeyPackage {
+			return nil, fmt.Errorf("%w: wire format %d, want a key package", ErrMalformed, m.WireFormat)
+		}
+		return m.KeyPackage, nil
+	}
+	kp := new(KeyPackage)
+	if err := kp.Unmarshal(b); err != nil {
+		return nil, err
+	}
+	return kp, nil
+}
+
+// pskSecret looks the PSKs up and computes psk_secret (§8.4); nil means
+// no PSKs.
+func (g *Group) pskSecret(ids []PreSharedKeyID) ([]byte, error) {
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	psks := make([]keyschedule.PSK, len(ids))
+	for i := range ids {
+		secret, err := g.lookupPSK(&ids[i])
+		if err != nil {
+			return nil, err
+		}
+		psks[i] = keyschedule.PSK{ID: ids[i].Marshal(), Secret: secret}
+	}
+	return keyschedule.PSKSecret(g.suite, psks)
+}
+
+func (g *Group) lookupPSK(id *PreSharedKeyID) ([]byte, error) {
+	switch id.PSKType {
+	case PSKTypeExternal:
+		if g.cfg.PSKLookup != nil {
+			if s, ok := g.cfg.PSKLookup(id.PSKID); ok {
+				return s, nil
+			}
+		}
+		return nil, fmt.Errorf("%w: external PSK %x", ErrUnknownPSK, id.PSKID)
+	case PSKTypeResumption:
+		if equalBytes(id.PSKGroupID, g.ctx.GroupID) {
+			if g.ks != nil && id.PSKEpoch == g.ctx.Epoch {
+				return g.ks.ResumptionPSK, nil
+			}
+			for _, r := range g.resumption {
+				if r.epoch == id.PSKEpoch {
+					return r.secret, nil
+				}
+			}
+		}
+		return nil, fmt.Errorf("%w: resumption PSK of epoch %d", ErrUnknownPSK, id.PSKEpoch)
+	}
+	return nil, fmt.Errorf("%w: PSK type %d", ErrUnknownPSK, id.PSKType)
+}
+
+// ownSender is this member as a sender.
+func (g *Group) ownSender() Sender { return Sender{Type: SenderTypeMember, Index: g.own} }
+
+// Commit creates a commit with the given proposals. The commit is
+// pending: the group stays in its epoch until MergePendingCommit (the
+// delivery service accepted the commit) or until the commit comes back
+// through Process; after DiscardPendingCommit (another commit won) it is
+// forgotten.
+func (g *Group) Commit(opts CommitOptions) (*CommitOutput, error) {
+	if err := g.usable(); err != nil {
+		return nil, err
+	}
+	if g.pending != nil {
+		return nil, fmt.Errorf("%w: a commit is already pending", ErrPendingCommit)
+	}
+	ng := g.clone()
+	out, err := ng.createCommit(&opts)
+	if err != nil {
+		return nil, err
+	}
+	*g = *ng
+	return out, nil
+}
+
+func (g *Group) createCommit(opts *CommitOptions) (*CommitOutput, error) {
+	rand := g.cfg.rand()
+	var refs []ProposalOrRef
+	var props []resolvedProposal
+	byRef := opts.ProposalRefs
+	if opts.IncludeReceived {
+		byRef = nil
+		for _, cp := range g.proposals {
+			byRef = append(byRef, cp.ref)
+		}
+	}
+	for _, ref := range byRef {
+		i := slices.IndexFunc(g.proposals, func(cp cachedProposal) bool { return equalBytes(cp.ref, ref) })
+		if i < 0 {
+			return nil, fmt.Errorf("%w: unknown proposal reference", ErrInvalidProposal)
+		}
+		refs = append(refs, ProposalOrRef{Type: ProposalOrRefReference, Reference: ref})
+		props = append(props, resolvedProposal{proposal: g.proposals[i].proposal, sender: g.proposals[i].sender})
+	}
+	inline := func(p *Proposal) {
+		refs = append(refs, ProposalOrRef{Type: ProposalOrRefProposal, Proposal: p})
+		props = append(props, resolvedProposal{proposal: p, sender: g.ownSender()})
+	}
+	if opts.GroupContextExtensions != nil {
+		inline(&Proposal{Type: ProposalTypeGroupContextExtensions, GroupContextExtensions: &GroupContextExtensions{Extensions: opts.GroupContextExtensions}})
+	}
+	for _, l := range opts.Removes {
+		inline(&Proposal{Type: ProposalTypeRemove, Remove: &Remove{Removed: l}})
+	}
+	for _, b := range opts.Adds {
+		kp, err := parseKeyPackage(b)
+		if err != nil {
+			return nil, fmt.Errorf("add: %w", err)
+		}
+		inline(&Proposal{Type: ProposalTypeAdd, Add: &Add{KeyPackage: *kp}})
+	}
+	for _, id := range opts.ExternalPSKs {
+		inline(&Proposal{Type: ProposalTypePSK, PreSharedKey: &PreSharedKey{PSK: PreSharedKeyID{
+			PSKType: PSKTypeExternal, PSKID: id, PSKNonce: g.suite.RandomBytes(g.suite.Nh())}}})
+	}
+	for _, e := range opts.ResumptionPSKEpochs {
+		inline(&Proposal{Type: ProposalTypePSK, PreSharedKey: &PreSharedKey{PSK: PreSharedKeyID{
+			PSKType: PSKTypeResumption, Usage: ResumptionPSKUsageApplication, PSKGroupID: g.ctx.GroupID,
+			PSKEpoch: e, PSKNonce: g.suite.RandomBytes(g.suite.Nh())}}})
+	}
+	if opts.ReInit != nil {
+		inline(&Proposal{Type: ProposalTypeReInit, ReInit: opts.ReInit})
+	}
+
+	oldCtx := g.groupContextBytes()
+	tree := g.tree.Clone()
+	applied, err := g.applyProposals(tree, g.ownSender(), props)
+	if err != nil {
+		return nil, err
+	}
+	newCtx := GroupContext{
+		Version: g.ctx.Version, CipherSuite: g.ctx.CipherSuite, GroupID: g.ctx.GroupID,
+		Epoch: g.ctx.Epoch + 1, ConfirmedTranscriptHash: g.ctx.ConfirmedTranscriptHash,
+		Extensions: applied.extensions,
+	}
+	commit := &Commit{Proposals: refs}
+	if commit.Proposals == nil {
+		commit.Proposals = []ProposalOrRef{}
+	}
+	keys := g.keys
+	var commitSecret []byte
+	var gen *PathGeneration
+	if applied.pathRequired || opts.ForcePath {
+		gen, err = tree.GenerateUpdatePath(rand, g.own, tree.Leaf(g.own), g.signer, g.ctx.GroupID)
+		if err != nil {
+			return nil, err
+		}
+		newCtx.TreeHash = tree.TreeHash()
+		commit.Path, err = gen.Encrypt(tree, newCtx.Marshal(), applied.added)
+		if err != nil {
+			return nil, err
+		}
+		commitSecret = gen.CommitSecret
+		keys = gen.Keys
+	} else {
+		newCtx.TreeHash = tree.TreeHash()
+	}
+	wf := WireFormatPrivateMessage
+	if g.cfg.PublicHandshake {
+		wf = WireFormatPublicMessage
+	}
+	content := &FramedContent{
+		GroupID: g.ctx.GroupID, Epoch: g.ctx.Epoch, Sender: g.ownSender(),
+		AuthenticatedData: opts.AuthenticatedData, ContentType: ContentTypeCommit, Commit: commit,
+	}
+	if content.AuthenticatedData == nil {
+		content.AuthenticatedData = []byte{}
+	}
+	ac, err := signContent(g.signer, wf, content, oldCtx)
+	if err != nil {
+		return nil, err
+	}
+	newCtx.ConfirmedTranscriptHash = keyschedule.ConfirmedTranscriptHash(g.suite, g.interim, ac.ConfirmedTranscriptHashInput())
+	pskSecret, err := g.pskSecret(applied.psks)
+	if err != nil {
+		return nil, err
+	}
+	newCtxBytes := newCtx.Marshal()
+	ks, err := keyschedule.NewEpoch(g.suite, g.ks.InitSecret, commitSecret, pskSecret, newCtxBytes)
+	if err != nil {
+		return nil, err
+	}
+	ac.Auth.ConfirmationTag = ks.ConfirmationTag(newCtx.ConfirmedTranscriptHash)
+	msg, err := g.protect(ac, oldCtx)
+	if err != nil {
+		return nil, err
+	}
+	out := &CommitOutput{Commit: msg}
+
+	next := g.clone()
+	next.ctx = newCtx
+	next.tree = tree
+	next.keys = keys.Clone()
+	next.keys.Prune(tree)
+	next.interim = keyschedule.InterimTranscriptHash(g.suite, newCtx.ConfirmedTranscriptHash, ac.Auth.ConfirmationTag)
+	next.reinit = applied.reinit
+	if len(applied.added) > 0 {
+		out.Welcome, err = next.buildWelcome(ks, gen, applied)
+		if err != nil {
+			return nil, err
+		}
+	}
+	if err := next.startEpoch(ks, g.ctx.Epoch, oldCtx, g.tree); err != nil {
+		return nil, err
+	}
+	g.pending = &pendingCommit{message: msg, welcome: out.Welcome, next: next}
+	return out, nil
+}
+
+// protect frames ac (signed for the current epoch) in the configured
+// handshake wire format, or as PrivateMessage for application data.
+func (g *Group) protect(ac *AuthenticatedContent, ctx []byte) ([]byte, error) {
+	m := MLSMessage{Version: ProtocolVersionMLS10, WireFormat: ac.WireFormat}
+	switch ac.WireFormat {
+	case WireFormatPublicMessage:
+		m.PublicMessage = protectPublic(g.suite, ac, g.ks.MembershipKey, ctx)
+	default:
+		g.ownSecretTree()
+		pm, err := protectPrivate(g.suite, ac, g.ks.SenderDataSecret, g.st, g.cfg.paddingBlock(), g.cfg.rand())
+		if err != nil {
+			return nil, err
+		}
+		m.PrivateMessage = pm
+	}
+	return m.Marshal(), nil
+}
+
+// MergePendingCommit moves the group to the epoch of its pending commit,
+// once the delivery service has accepted it.
+func (g *Group) MergePendingCommit() (*CommitResult, error) {
+	if g.pending == nil {
+		return nil, fmt.Errorf("%w: no pending commit", ErrPendingCommit)
+	}
+	next := g.pending.next
+	// Application messages of the old epoch processed while the commit was
+	// pending consumed keys from the current secret tree; keep that tree.
+	if len(next.past) > 0 && next.past[0].epoch == g.ctx.Epoch {
+		pe := *next.past[0]
+		pe.secrets = g.st
+		next.past[0] = &pe
+	}
+	res := &CommitResult{Committer: g.own, NewEpoch: next.ctx.Epoch, Own: true, ReInit: next.reinit}
+	*g = *next
+	g.pending = nil
+	return res, nil
+}
+
+// DiscardPendingCommit forgets the pending commit (for example when the
+// delivery service accepted a competing commit for the same epoch: process
+// that one, then commit again).
+func (g *Group) DiscardPendingCommit() error {
+	if g.pending == nil {
+		return fmt.Errorf("%w: no pending commit", ErrPendingCommit)
+	}
+	g.pending = nil
+	return nil
+}
+
+// processCommit applies a received commit (§12.4.2). g is a transactional
+// clone.
+func (g *Group) processCommit(ac *AuthenticatedContent) (*CommitResult, error) {
+	c := ac.Content.Commit
+	committer := ac.Content.Sender
+	external := committer.Type == SenderTypeNewMemberCommit
+	if !external && committer.Index == g.own {
+		return nil, invalidCommit("own commit without a matching pending commit")
+	}
+	var props []resolvedProposal
+	for _, por := range c.Proposals {
+		if por.Type == ProposalOrRefProposal {
+			props = append(props, resolvedProposal{proposal: por.Proposal, sender: committer})
+			continue
+		}
+		if external {
+			return nil, invalidCommit("external commit with a proposal reference")
+		}
+		i := slices.IndexFunc(g.proposals, func(cp cachedProposal) bool { return equalBytes(cp.ref, por.Reference) })
+		if i < 0 {
+			return nil, invalidCommit("unknown proposal reference %x", por.Reference)
+		}
+		props = append(props, resolvedProposal{proposal: g.proposals[i].proposal, sender: g.proposals[i].sender})
+	}
+	oldCtx := g.groupContextBytes()
+	tree := g.tree.Clone()
+	applied, err := g.applyProposals(tree, committer, props)
+	if err != nil {
+		return nil, err
+	}
+	if applied.pathRequired && c.Path == nil {
+		return nil, invalidCommit("path required")
+	}
+	res := &CommitResult{External: external, Added: applied.added, Removed: applied.removed, Updated: applied.updated,
+		NewEpoch: g.ctx.Epoch + 1, ReInit: applied.reinit, Committer: committer.Index}
+	if slices.Contains(applied.removed, g.own) {
+		// We cannot follow the group any further (§12.4.2).
+		res.RemovedSelf = true
+		g.removed = true
+		g.pending = nil
+		g.proposals = nil
+		return res, nil
+	}
+	newCtx := GroupContext{
+		Version: g.ctx.Version, CipherSuite: g.ctx.CipherSuite, GroupID: g.ctx.GroupID,
+		Epoch: g.ctx.Epoch + 1, ConfirmedTranscriptHash: g.ctx.ConfirmedTranscriptHash,
+		Extensions: applied.extensions,
+	}
+	keys := g.keys
+	var commitSecret []byte
+	if c.Path != nil {
+		if external {
+			// The joiner takes the leftmost blank leaf (§12.4.2). A
+			// placeholder with an empty encryption key holds the slot until
+			// the path's leaf replaces it.
+			ph := c.Path.LeafNode.Clone()
+			ph.EncryptionKey = nil
+			idx, err := tree.AddLeaf(ph)
+			if err != nil {
+				return nil, invalidCommit("%w", err)
+			}
+			committer.Index = idx
+			res.Committer = idx
+		}
+		if err := g.checkPath(tree, committer.Index, c.Path, applied.extensions); err != nil {
+			return nil, err
+		}
+		if err := tree.MergeUpdatePath(committer.Index, c.Path, g.ctx.GroupID); err != nil {
+			return nil, invalidCommit("%w", err)
+		}
+		newCtx.TreeHash = tree.TreeHash()
+		commitSecret, keys, err = tree.DecryptUpdatePath(g.keys, committer.Index, c.Path, newCtx.Marshal(), applied.added)
+		if err != nil {
+			return nil, invalidCommit("%w", err)
+		}
+	} else {
+		newCtx.TreeHash = tree.TreeHash()
+	}
+	newCtx.ConfirmedTranscriptHash = keyschedule.ConfirmedTranscriptHash(g.suite, g.interim, ac.ConfirmedTranscriptHashInput())
+	pskSecret, err := g.pskSecret(applied.psks)
+	if err != nil {
+		return nil, err
+	}
+	initSecret := g.ks.InitSecret
+	if external {
+		priv, _, err := g.ks.ExternalKeyPair()
+		if err != nil {
+			return nil, err
+		}
+		initSecret, err = keyschedule.ExternalInitOpen(g.suite, priv, applied.externalInit.KEMOutput)
+		if err != nil {
+			return nil, invalidCommit("%w", err)
+		}
+	}
+	ks, err := keyschedule.NewEpoch(g.suite, initSecret, commitSecret, pskSecret, newCtx.Marshal())
+	if err != nil {
+		return nil, err
+	}
+	if err := ks.VerifyConfirmationTag(newCtx.ConfirmedTranscriptHash, ac.Auth.ConfirmationTag); err != nil {
+		if errors.Is(err, keyschedule.ErrConfirmationTag) {
+			return nil, ErrBadConfirmationTag
+		}
+		return nil, err
+	}
+	oldTree, oldEpoch := g.tree, g.ctx.Epoch
+	g.ctx = newCtx
+	g.tree = tree
+	g.keys = keys.Clone()
+	g.keys.Prune(tree)
+	g.interim = keyschedule.InterimTranscriptHash(g.suite, newCtx.ConfirmedTranscriptHash, ac.Auth.ConfirmationTag)
+	g.reinit = applied.reinit
+	g.pending = nil
+	if err := g.startEpoch(ks, oldEpoch, oldCtx, oldTree); err != nil {
+		return nil, err
+	}
+	return res, nil
+}
+
+// checkPath validates an UpdatePath's leaf (§7.3, source commit) and that
+// none of its public keys is already in the tree (§12.4.2).
+func (g *Group) checkPath(tree *RatchetTree, sender uint32, path *UpdatePath, ext Extensions) error {
+	ln := &path.LeafNode
+	required, _, err := ext.RequiredCapabilities()
+	if err != nil {
+		return invalidCommit("%w", err)
+	}
+	check := LeafNodeCheck{Source: LeafNodeSourceCommit, GroupID: g.ctx.GroupID, LeafIndex: sender,
+		Required: required, GroupExtensions: ext}
+	if err := ln.Validate(g.suite, &check); err != nil {
+		return invalidCommit("path leaf: %w", err)
+	}
+	if err := tree.CheckLeafInGroup(ln, sender); err != nil {
+		return invalidCommit("path leaf: %w", err)
+	}
+	keys := make(map[string]bool, len(path.Nodes))
+	for i := range path.Nodes {
+		keys[string(path.Nodes[i].EncryptionKey)] = true
+	}
+	for x := uint32(0); x < tree.NumNodes(); x++ {
+		if n := tree.Node(x); n != nil && keys[string(n.EncryptionKey())] {
+			return invalidCommit("path key already in the tree (node %d)", x)
+		}
+	}
+	return nil
+}
