@@ -10,14 +10,6 @@ import (
 	"github.com/parleychat/parley/internal/shareddata"
 )
 
-// pendingKinds are kinds whose runner waits for the mls Group API; their
-// entries must fail with errNeedsGroupAPI and nothing else.
-var pendingKinds = map[Kind]bool{
-	MessageProtection:    true,
-	PassiveClient:        true,
-	PassiveClientWelcome: true,
-}
-
 // TestSharedVectors runs every vector file in the shared folder and
 // requires every entry to pass: all suites are implemented, so nothing may
 // be skipped either.
@@ -39,9 +31,6 @@ func TestSharedVectors(t *testing.T) {
 				t.Fatal("no entries")
 			}
 			for _, res := range r.Results {
-				if pendingKinds[r.Kind] && res.Status == Failed && res.Reason == errNeedsGroupAPI.Error() {
-					continue
-				}
 				if res.Status != Passed {
 					t.Errorf("entry %d (suite %d): %s: %s", res.Index, res.Suite, res.Status, res.Reason)
 				}
