@@ -78,57 +78,20 @@ func JoinFromWelcome(welcome []byte, bundle *KeyPackageBundle, ratchetTree []byt
 	if m.WireFormat != WireFormatWelcome {
 		return nil, fmt.Errorf("%w: wire format %d, want a welcome", ErrMalformed, m.WireFormat)
 	}
-	w := m.Welcome
-	kp := &bundle.KeyPackage
-	if w.CipherSuite != kp.CipherSuite {
-		return nil, fmt.Errorf("%w: welcome suite %#04x, key package %#04x", ErrInvalidProposal, w.CipherSuite, kp.CipherSuite)
-	}
-	suite, err := ciphersuite.Lookup(w.CipherSuite)
-	if err != nil {
-		return nil, err
-	}
-	ref := kp.Ref(suite)
-	i := slices.IndexFunc(w.Secrets, func(s EncryptedGroupSecrets) bool { return equalBytes(s.NewMember, ref) })
-	if i < 0 {
-		return nil, fmt.Errorf("%w: welcome is not for this key package", ErrDecrypt)
-	}
-	egs := &w.Secrets[i].EncryptedGroupSecrets
-	pt, err := suite.DecryptWithLabel(bundle.InitPriv, "Welcome", w.EncryptedGroupInfo, egs.KEMOutput, egs.Ciphertext)
-	if err != nil {
-		return nil, fmt.Errorf("%w: group secrets: %w", ErrDecrypt, err)
-	}
-	var gs GroupSecrets
-	err = gs.Unmarshal(pt)
-	clear(pt)
-	if err != nil {
-		return nil, err
-	}
-	g := &Group{suite: suite}
+	g := &Group{}
 	if cfg != nil {
 		g.cfg = *cfg
 	}
-	pskSecret, err := g.pskSecret(gs.PSKs)
+	gs, gi, pskSecret, err := g.openWelcome(m.Welcome, &bundle.KeyPackage, bundle.InitPriv)
 	if err != nil {
 		return nil, err
 	}
-	welcomeSecret, err := keyschedule.WelcomeSecret(suite, gs.JoinerSecret, pskSecret)
-	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrMalformed, err)
-	}
-	key, nonce := keyschedule.WelcomeKeyNonce(suite, welcomeSecret)
-	clear(welcomeSecret)
-	giBytes, err := suite.AEADOpen(key, nonce, nil, w.EncryptedGroupInfo)
-	if err != nil {
-		return nil, fmt.Errorf("%w: group info: %w", ErrDecrypt, err)
-	}
-	var gi GroupInfo
-	if err := gi.Unmarshal(giBytes); err != nil {
-		return nil, err
-	}
+	suite := g.suite
 	if gi.GroupContext.CipherSuite != suite.ID() {
 		return nil, fmt.Errorf("%w: group info suite %#04x", ErrInvalidProposal, gi.GroupContext.CipherSuite)
 	}
-	tree, err := g.groupInfoTree(&gi, ratchetTree)
+	kp := &bundle.KeyPackage
+	tree, err := g.groupInfoTree(gi, ratchetTree)
 	if err != nil {
 		return nil, err
 	}
@@ -168,6 +131,54 @@ func JoinFromWelcome(welcome []byte, bundle *KeyPackageBundle, ratchetTree []byt
 		return nil, err
 	}
 	return g, nil
+}
+
+// openWelcome decrypts the GroupSecrets meant for kp and the GroupInfo of
+// a Welcome (§12.4.3.1). It sets g.suite and uses g's PSK lookup.
+func (g *Group) openWelcome(w *Welcome, kp *KeyPackage, initPriv []byte) (*GroupSecrets, *GroupInfo, []byte, error) {
+	if w.CipherSuite != kp.CipherSuite {
+		return nil, nil, nil, fmt.Errorf("%w: welcome suite %#04x, key package %#04x", ErrInvalidProposal, w.CipherSuite, kp.CipherSuite)
+	}
+	suite, err := ciphersuite.Lookup(w.CipherSuite)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	g.suite = suite
+	ref := kp.Ref(suite)
+	i := slices.IndexFunc(w.Secrets, func(s EncryptedGroupSecrets) bool { return equalBytes(s.NewMember, ref) })
+	if i < 0 {
+		return nil, nil, nil, fmt.Errorf("%w: welcome is not for this key package", ErrDecrypt)
+	}
+	egs := &w.Secrets[i].EncryptedGroupSecrets
+	pt, err := suite.DecryptWithLabel(initPriv, "Welcome", w.EncryptedGroupInfo, egs.KEMOutput, egs.Ciphertext)
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("%w: group secrets: %w", ErrDecrypt, err)
+	}
+	gs := new(GroupSecrets)
+	err = gs.Unmarshal(pt)
+	clear(pt)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	pskSecret, err := g.pskSecret(gs.PSKs)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	welcomeSecret, err := keyschedule.WelcomeSecret(suite, gs.JoinerSecret, pskSecret)
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("%w: %w", ErrMalformed, err)
+	}
+	key, nonce := keyschedule.WelcomeKeyNonce(suite, welcomeSecret)
+	clear(welcomeSecret)
+	giBytes, err := suite.AEADOpen(key, nonce, nil, w.EncryptedGroupInfo)
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("%w: group info: %w", ErrDecrypt, err)
+	}
+	gi := new(GroupInfo)
+	if err := gi.Unmarshal(giBytes); err != nil {
+		return nil, nil, nil, err
+	}
+	return gs, gi, pskSecret, nil
 }
 
 // groupInfoTree returns the validated ratchet tree of a GroupInfo: from
