@@ -347,3 +347,35 @@ func TestTreeHashCacheIsLocal(t *testing.T) {
 		t.Fatal("incremental tree hash differs from a full recomputation")
 	}
 }
+
+func TestLeafNodeValidateReplaces(t *testing.T) {
+	g := newTestGroup(t, 2)
+	old := g.tree.Leaf(1)
+	upd := old.Clone()
+	upd.Source = LeafNodeSourceUpdate
+	if err := upd.Sign(g.members[1].signer, g.groupID, 1); err != nil {
+		t.Fatal(err)
+	}
+	check := LeafNodeCheck{Source: LeafNodeSourceUpdate, GroupID: g.groupID, LeafIndex: 1, Replaces: old}
+	if err := upd.Validate(g.suite, &check); !errors.Is(err, ErrInvalidLeafNode) {
+		t.Fatalf("unchanged encryption key: got %v", err)
+	}
+	_, pub, err := g.suite.GenerateKeyPair(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	upd.EncryptionKey = pub
+	if err := upd.Validate(g.suite, &check); !errors.Is(err, ErrInvalidLeafNode) {
+		t.Fatalf("stale signature: got %v", err)
+	}
+	if err := upd.Sign(g.members[1].signer, g.groupID, 1); err != nil {
+		t.Fatal(err)
+	}
+	if err := upd.Validate(g.suite, &check); err != nil {
+		t.Fatal(err)
+	}
+	check.LeafIndex = 0
+	if err := upd.Validate(g.suite, &check); !errors.Is(err, ErrInvalidLeafNode) {
+		t.Fatalf("signature bound to another leaf index: got %v", err)
+	}
+}

@@ -1,6 +1,7 @@
 package mls
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 
@@ -137,6 +138,9 @@ type LeafNodeCheck struct {
 	GroupExtensions Extensions
 	// SkipSignature skips the signature check (already verified).
 	SkipSignature bool
+	// Replaces, if non-nil, is the leaf an Update proposal or a commit's
+	// path replaces: the encryption key must change (§7.3).
+	Replaces *LeafNode
 }
 
 // Validate checks the parts of §7.3 that concern this leaf alone: source,
@@ -148,6 +152,9 @@ type LeafNodeCheck struct {
 func (ln *LeafNode) Validate(suite *ciphersuite.Suite, c *LeafNodeCheck) error {
 	if ln.Source != c.Source {
 		return fmt.Errorf("%w: source %d, want %d", ErrInvalidLeafNode, ln.Source, c.Source)
+	}
+	if c.Replaces != nil && bytes.Equal(c.Replaces.EncryptionKey, ln.EncryptionKey) {
+		return fmt.Errorf("%w: encryption key not updated", ErrInvalidLeafNode)
 	}
 	if !c.SkipSignature {
 		if err := ln.VerifySignature(suite, c.GroupID, c.LeafIndex); err != nil {
