@@ -1,0 +1,290 @@
+// Package client is the Parley messenger: accounts and devices, 1:1 and
+// group conversations on MLS (RFC 9420), sending and syncing messages,
+// files and read receipts, device linking and safety numbers. The
+// command-line program cmd/parley and the terminal UI (client/tui) are
+// thin layers over it.
+//
+// A Client works on one profile directory (package client/profile, an
+// encrypted SQLite database) and talks to one parleyd server through
+// client/transport. The server sees only MLS ciphertext and the routing
+// fields MLS needs (conversation id, epoch, kind, membership deltas).
+//
+// # Model
+//
+// Each device is an MLS member with its own leaf: a BasicCredential whose
+// identity is "user/device-id" and an Ed25519 signature key. A
+// conversation is an MLS group whose group id is the server's
+// conversation id. A direct conversation with bob ("@bob") contains all of
+// bob's devices and all of the sender's devices; its group id is derived
+// from the two user names, so both sides find the same conversation. A
+// group ("#team") has a random id, and its name travels in an encrypted
+// "meta" message after every membership change.
+//
+// Application messages are JSON objects (see payload) sealed as MLS
+// PrivateMessages. Commits are PrivateMessages too.
+//
+// # Concurrency
+//
+// Every operation takes the profile's inter-process lock, loads the state
+// it needs from the profile, and writes it back before unlocking, so a
+// `parley sync --follow` and a `parley send` can share a profile.
+package client
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/parleychat/parley/client/profile"
+	"github.com/parleychat/parley/client/transport"
+	"github.com/parleychat/parley/wire"
+)
+
+// Errors callers branch on.
+var (
+	ErrNoAccount      = errors.New("client: this profile has no account yet (run parley init or parley devices link)")
+	ErrUnknownTarget  = errors.New("client: no such conversation")
+	ErrUnknownUser    = errors.New("client: no such user, or the user has no devices with key packages")
+	ErrNotMember      = errors.New("client: this device is no longer a member of the conversation")
+	ErrBadTarget      = errors.New("client: a conversation is @user or #group")
+	ErrLinkExpired    = errors.New("client: the link code expired before it was approved")
+	ErrFileNotFound   = errors.New("client: no such file")
+	ErrWrongPassword  = profile.ErrWrongPassphrase
+	ErrProfileMissing = profile.ErrNotExist
+)
+
+// Options configure a Client.
+type Options struct {
+	// Dir is the profile directory.
+	Dir string
+	// Passphrase protects the profile.
+	Passphrase []byte
+	// KDF are the Argon2id costs for a new profile (default
+	// profile.DefaultKDF). Existing profiles keep theirs.
+	KDF *profile.KDFParams
+	// HTTPClient is used for the connection and blob transfers.
+	HTTPClient *http.Client
+	// KeyPackageBatch is how many key packages are uploaded at a time
+	// (default 20).
+	KeyPackageBatch int
+	// LockTimeout bounds the wait for the profile lock (default 30s).
+	LockTimeout time.Duration
+	// Now returns the current time (tests).
+	Now func() time.Time
+}
+
+func (o *Options) now() time.Time {
+	if o.Now != nil {
+		return o.Now()
+	}
+	return time.Now()
+}
+
+// Client is an open profile.
+type Client struct {
+	opts  Options
+	store *profile.Store
+	acct  *account
+
+	mu       sync.Mutex // guards conn and warnings
+	conn     *transport.Conn
+	warnings []Warning
+}
+
+// account is the profile's identity record (bucket "account", key "self").
+type account struct {
+	Server   string `json:"server"`
+	User     string `json:"user"`
+	DeviceID string `json:"device_id"`
+	// DeviceKey is the Ed25519 seed that authenticates to the server.
+	DeviceKey []byte `json:"device_key"`
+	// SignKey is the Ed25519 seed of the MLS signature key.
+	SignKey []byte    `json:"sign_key"`
+	Created time.Time `json:"created"`
+	// Linked is false while a new device waits for approval.
+	Linked bool `json:"linked"`
+}
+
+func (a *account) deviceKey() ed25519.PrivateKey { return ed25519.NewKeyFromSeed(a.DeviceKey) }
+
+const (
+	bucketAccount = "account"
+	keySelf       = "self"
+)
+
+func (o *Options) kdf() profile.KDFParams {
+	if o.KDF != nil {
+		return *o.KDF
+	}
+	return profile.DefaultKDF
+}
+
+// Init creates a profile in opts.Dir and registers a new account username
+// on the server with this device as its first device.
+func Init(ctx context.Context, opts Options, serverURL, username, invite string) (*Client, error) {
+	if err := wire.CheckUsername(username); err != nil {
+		return nil, err
+	}
+	st, err := profile.Create(opts.Dir, opts.Passphrase, opts.kdf())
+	if err != nil {
+		return nil, err
+	}
+	c := &Client{opts: opts, store: st}
+	err = c.initAccount(ctx, serverURL, username, invite)
+	if err != nil {
+		c.Close()
+		removeProfile(opts.Dir)
+		return nil, err
+	}
+	return c, nil
+}
+
+func (c *Client) initAccount(ctx context.Context, serverURL, username, invite string) error {
+	acct := &account{Server: serverURL, User: username, Created: c.opts.now().UTC()}
+	acct.DeviceKey = randomBytes(ed25519.SeedSize)
+	acct.SignKey = randomBytes(ed25519.SeedSize)
+	conn, err := transport.Dial(ctx, serverURL, &transport.Options{HTTPClient: c.opts.HTTPClient})
+	if err != nil {
+		return err
+	}
+	sess, err := conn.Register(ctx, username, acct.deviceKey(), invite)
+	if err != nil {
+		conn.Close()
+		return err
+	}
+	acct.DeviceID = sess.DeviceID
+	acct.Linked = true
+	if err := c.store.Update(func(tx *profile.Tx) error { return tx.PutJSON(bucketAccount, keySelf, acct) }); err != nil {
+		conn.Close()
+		return err
+	}
+	c.acct = acct
+	c.conn = conn
+	return c.withLock(ctx, func() error { return c.replenishKeyPackages(ctx, sess.KeyPackagesRemaining, sess.KeyPackageLowThreshold, true) })
+}
+
+func removeProfile(dir string) {
+	for _, name := range []string{profile.DBName, profile.DBName + "-wal", profile.DBName + "-shm", "lock"} {
+		os.Remove(dir + string(os.PathSeparator) + name)
+	}
+	os.Remove(dir) // only if now empty
+}
+
+// Open opens an existing profile.
+func Open(ctx context.Context, opts Options) (*Client, error) {
+	st, err := profile.Open(opts.Dir, opts.Passphrase)
+	if err != nil {
+		return nil, err
+	}
+	c := &Client{opts: opts, store: st}
+	var acct account
+	err = st.Update(func(tx *profile.Tx) error { return tx.GetJSON(bucketAccount, keySelf, &acct) })
+	if errors.Is(err, profile.ErrNotFound) {
+		st.Close()
+		return nil, ErrNoAccount
+	}
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
+	c.acct = &acct
+	return c, nil
+}
+
+// Close closes the connection and the profile.
+func (c *Client) Close() error {
+	c.mu.Lock()
+	conn := c.conn
+	c.conn = nil
+	c.mu.Unlock()
+	if conn != nil {
+		conn.Close()
+	}
+	return c.store.Close()
+}
+
+// Self describes this device.
+type Self struct {
+	Server   string `json:"server"`
+	User     string `json:"user"`
+	DeviceID string `json:"device"`
+}
+
+// Self returns this device's account and device id.
+func (c *Client) Self() Self {
+	return Self{Server: c.acct.Server, User: c.acct.User, DeviceID: c.acct.DeviceID}
+}
+
+// withLock runs fn holding the profile lock.
+func (c *Client) withLock(ctx context.Context, fn func() error) error {
+	timeout := c.opts.LockTimeout
+	if timeout <= 0 {
+		timeout = 30 * time.Second
+	}
+	lctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	unlock, err := c.store.Lock(lctx)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	return fn()
+}
+
+// connection returns the authenticated connection, dialling if needed.
+func (c *Client) connection(ctx context.Context) (*transport.Conn, error) {
+	c.mu.Lock()
+	conn := c.conn
+	c.mu.Unlock()
+	if conn != nil && conn.Err() == nil {
+		return conn, nil
+	}
+	if !c.acct.Linked {
+		return nil, ErrNoAccount
+	}
+	conn, err := transport.Dial(ctx, c.acct.Server, &transport.Options{HTTPClient: c.opts.HTTPClient})
+	if err != nil {
+		return nil, err
+	}
+	sess, err := conn.Authenticate(ctx, c.acct.deviceKey())
+	if err != nil {
+		conn.Close()
+		if errors.Is(err, wire.ErrUnauthenticated) {
+			return nil, fmt.Errorf("this device is not (or no longer) registered on %s: %w", c.acct.Server, err)
+		}
+		return nil, err
+	}
+	c.mu.Lock()
+	if c.conn != nil {
+		c.conn.Close()
+	}
+	c.conn = conn
+	c.mu.Unlock()
+	if sess.KeyPackagesRemaining < sess.KeyPackageLowThreshold {
+		if err := c.replenishKeyPackages(ctx, sess.KeyPackagesRemaining, sess.KeyPackageLowThreshold, false); err != nil {
+			return nil, err
+		}
+	}
+	return conn, nil
+}
+
+// Connect makes sure the device is connected and authenticated.
+func (c *Client) Connect(ctx context.Context) error {
+	return c.withLock(ctx, func() error { _, err := c.connection(ctx); return err })
+}
+
+func randomBytes(n int) []byte {
+	b := make([]byte, n)
+	rand.Read(b)
+	return b
+}
+
+func hexID(b []byte) string { return hex.EncodeToString(b) }
+

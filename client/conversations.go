@@ -1,0 +1,665 @@
+package client
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/parleychat/parley/client/profile"
+	"github.com/parleychat/parley/client/transport"
+	"github.com/parleychat/parley/mls"
+	"github.com/parleychat/parley/wire"
+)
+
+const bucketConv = "conversation" // hex(id) → convRecord
+
+// Conversation kinds.
+const (
+	ConvDirect = "direct"
+	ConvGroup  = "group"
+)
+
+// convRecord is what the profile keeps about a conversation besides its
+// MLS state.
+type convRecord struct {
+	ID      []byte    `json:"id"`
+	Kind    string    `json:"kind"`
+	Peer    string    `json:"peer,omitempty"` // direct
+	Name    string    `json:"name,omitempty"` // group
+	Created time.Time `json:"created"`
+	// Removed is set once this device was removed from the group.
+	Removed bool `json:"removed,omitempty"`
+	// Last is the time of the newest message.
+	Last time.Time `json:"last"`
+}
+
+// label is how the conversation is named on the command line.
+func (r *convRecord) label() string {
+	if r.Kind == ConvDirect {
+		return "@" + r.Peer
+	}
+	if r.Name != "" {
+		return "#" + r.Name
+	}
+	return "#" + hexID(r.ID)[:12]
+}
+
+// Conversation describes a conversation for listings.
+type Conversation struct {
+	ID      string   `json:"id"`
+	Label   string   `json:"conversation"`
+	Kind    string   `json:"kind"`
+	Members []Sender `json:"members"`
+	Epoch   uint64   `json:"epoch"`
+	Removed bool     `json:"removed,omitempty"`
+	Last    string   `json:"last,omitempty"`
+}
+
+// directID is the group id of the direct conversation of two users: both
+// derive it, so neither creates a second one.
+func directID(a, b string) []byte {
+	if a > b {
+		a, b = b, a
+	}
+	h := sha256.Sum256([]byte("parley direct conversation v1\x00" + a + "\x00" + b))
+	return h[:]
+}
+
+func getConv(tx *profile.Tx, id []byte) (*convRecord, error) {
+	var r convRecord
+	if err := tx.GetJSON(bucketConv, hexID(id), &r); err != nil {
+		return nil, err
+	}
+	return &r, nil
+}
+
+func putConv(tx *profile.Tx, r *convRecord) error { return tx.PutJSON(bucketConv, hexID(r.ID), r) }
+
+func listConvs(tx *profile.Tx) ([]*convRecord, error) {
+	items, err := tx.List(bucketConv)
+	if err != nil {
+		return nil, err
+	}
+	var out []*convRecord
+	for _, it := range items {
+		var r convRecord
+		if err := jsonUnmarshal(it.Value, &r); err != nil {
+			return nil, err
+		}
+		out = append(out, &r)
+	}
+	return out, nil
+}
+
+// parseTarget splits "@user" or "#group".
+func parseTarget(target string) (kind, name string, err error) {
+	switch {
+	case strings.HasPrefix(target, "@"):
+		if err := wire.CheckUsername(target[1:]); err != nil {
+			return "", "", fmt.Errorf("%w: %v", ErrBadTarget, err)
+		}
+		return ConvDirect, target[1:], nil
+	case strings.HasPrefix(target, "#"):
+		if err := checkGroupName(target[1:]); err != nil {
+			return "", "", err
+		}
+		return ConvGroup, target[1:], nil
+	}
+	return "", "", ErrBadTarget
+}
+
+// findConv resolves "#name" (or a hex id prefix) to a stored group.
+func findGroup(tx *profile.Tx, name string) (*convRecord, error) {
+	convs, err := listConvs(tx)
+	if err != nil {
+		return nil, err
+	}
+	var match *convRecord
+	for _, r := range convs {
+		if r.Kind == ConvGroup && !r.Removed && (r.Name == name || (len(name) >= 6 && strings.HasPrefix(hexID(r.ID), name))) {
+			if match == nil || r.Created.After(match.Created) {
+				match = r
+			}
+		}
+	}
+	if match == nil {
+		return nil, fmt.Errorf("%w: #%s", ErrUnknownTarget, name)
+	}
+	return match, nil
+}
+
+// Conversations lists this device's conversations, most recent first.
+func (c *Client) Conversations(ctx context.Context) ([]Conversation, error) {
+	var out []Conversation
+	err := c.withLock(ctx, func() error {
+		return c.store.Update(func(tx *profile.Tx) error {
+			convs, err := listConvs(tx)
+			if err != nil {
+				return err
+			}
+			for _, r := range convs {
+				cv := Conversation{ID: hexID(r.ID), Label: r.label(), Kind: r.Kind, Removed: r.Removed}
+				if !r.Last.IsZero() {
+					cv.Last = r.Last.UTC().Format(time.RFC3339)
+				}
+				if g, err := loadGroup(tx, r.ID); err == nil {
+					cv.Epoch = g.Epoch()
+					if !r.Removed {
+						for s := range groupDevices(g) {
+							cv.Members = append(cv.Members, s)
+						}
+					}
+				}
+				sort.Slice(cv.Members, func(i, j int) bool {
+					a, b := cv.Members[i], cv.Members[j]
+					return a.User < b.User || a.User == b.User && a.Device < b.Device
+				})
+				out = append(out, cv)
+			}
+			return nil
+		})
+	})
+	sort.SliceStable(out, func(i, j int) bool { return out[i].Last > out[j].Last })
+	return out, err
+}
+
+// resolve finds the conversation for target, creating a direct one on
+// first use. Call with the lock held.
+func (c *Client) resolve(ctx context.Context, target string, create bool) (*convRecord, error) {
+	kind, name, err := parseTarget(target)
+	if err != nil {
+		return nil, err
+	}
+	if kind == ConvGroup {
+		var r *convRecord
+		err := c.store.Update(func(tx *profile.Tx) error { r, err = findGroup(tx, name); return err })
+		return r, err
+	}
+	if name == c.acct.User {
+		return nil, fmt.Errorf("%w: to reach your own devices, message someone else; your devices see everything you send", ErrBadTarget)
+	}
+	id := directID(c.acct.User, name)
+	var r *convRecord
+	err = c.store.Update(func(tx *profile.Tx) error { r, err = getConv(tx, id); return err })
+	if err == nil && !r.Removed {
+		// Finish a creation interrupted before its first commit.
+		if err := c.completeDirect(ctx, r); err != nil {
+			return nil, err
+		}
+		return r, nil
+	}
+	if !errors.Is(err, profile.ErrNotFound) && err != nil {
+		return nil, err
+	}
+	if !create {
+		return nil, fmt.Errorf("%w: %s", ErrUnknownTarget, target)
+	}
+	return c.createDirect(ctx, name, id)
+}
+
+// createDirect creates the direct conversation with peer, or joins it if
+// the peer created it first.
+func (c *Client) createDirect(ctx context.Context, peer string, id []byte) (*convRecord, error) {
+	conn, err := c.connection(ctx)
+	if err != nil {
+		return nil, err
+	}
+	// Make sure the peer exists before creating anything.
+	err = conn.CreateConversation(ctx, id)
+	if errors.Is(err, wire.ErrAlreadyExists) {
+		// The peer (or another of our devices) created it: its Welcome
+		// is on the way to our inbox.
+		deadline := time.Now().Add(15 * time.Second)
+		for {
+			if _, err := c.processInbox(ctx, conn); err != nil {
+				return nil, err
+			}
+			var r *convRecord
+			err := c.store.Update(func(tx *profile.Tx) error { r, err = getConv(tx, id); return err })
+			if err == nil && !r.Removed {
+				return r, nil
+			}
+			if time.Now().After(deadline) {
+				return nil, fmt.Errorf("client: the conversation with %s exists but this device has not been added to it yet; try again later", peer)
+			}
+			select {
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			case <-time.After(300 * time.Millisecond):
+			}
+		}
+	}
+	if err != nil {
+		return nil, err
+	}
+	r := &convRecord{ID: id, Kind: ConvDirect, Peer: peer, Created: c.opts.now().UTC()}
+	if err := c.newGroup(r); err != nil {
+		return nil, err
+	}
+	if err := c.completeDirect(ctx, r); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// newGroup creates the MLS group for a conversation the server has just
+// created, and stores it.
+func (c *Client) newGroup(r *convRecord) error {
+	s, err := suite()
+	if err != nil {
+		return err
+	}
+	g, err := mls.CreateGroup(s, r.ID, c.credential(), c.acct.SignKey, &mls.CreateOptions{Config: groupConfig()})
+	if err != nil {
+		return fmt.Errorf("create group: %w", err)
+	}
+	return c.store.Update(func(tx *profile.Tx) error {
+		if err := saveGroup(tx, g); err != nil {
+			return err
+		}
+		return putConv(tx, r)
+	})
+}
+
+// completeDirect adds the peer's devices if the conversation still has
+// only this device (a creation that was interrupted).
+func (c *Client) completeDirect(ctx context.Context, r *convRecord) error {
+	var alone bool
+	err := c.store.Update(func(tx *profile.Tx) error {
+		g, err := loadGroup(tx, r.ID)
+		if err != nil {
+			return err
+		}
+		alone = len(g.Members()) == 1
+		return nil
+	})
+	if err != nil || !alone {
+		return err
+	}
+	return c.addUsers(ctx, r, []string{r.Peer}, true, nil)
+}
+
+// CreateGroup creates group name with the given users ("@bob" or "bob")
+// and this account's other devices.
+func (c *Client) CreateGroup(ctx context.Context, name string, users []string) (Conversation, error) {
+	if err := checkGroupName(name); err != nil {
+		return Conversation{}, err
+	}
+	users, err := cleanUsers(users)
+	if err != nil {
+		return Conversation{}, err
+	}
+	var out Conversation
+	err = c.withLock(ctx, func() error {
+		conn, err := c.connection(ctx)
+		if err != nil {
+			return err
+		}
+		// Fetch the key packages first, so a typo does not leave an
+		// empty group behind.
+		prefetched := map[string][]transport.DeviceKeyPackage{}
+		for _, u := range users {
+			if u == c.acct.User {
+				return fmt.Errorf("%w: you are in every group you create", ErrBadTarget)
+			}
+			if prefetched[u], err = c.fetchKeyPackages(ctx, conn, u); err != nil {
+				return err
+			}
+		}
+		id := randomBytes(32)
+		if err := conn.CreateConversation(ctx, id); err != nil {
+			return err
+		}
+		r := &convRecord{ID: id, Kind: ConvGroup, Name: name, Created: c.opts.now().UTC()}
+		if err := c.newGroup(r); err != nil {
+			return err
+		}
+		if err := c.addUsers(ctx, r, users, true, prefetched); err != nil {
+			return err
+		}
+		out = Conversation{ID: hexID(id), Label: r.label(), Kind: ConvGroup}
+		return nil
+	})
+	return out, err
+}
+
+func cleanUsers(users []string) ([]string, error) {
+	var out []string
+	for _, u := range users {
+		u = strings.TrimPrefix(u, "@")
+		if err := wire.CheckUsername(u); err != nil {
+			return nil, fmt.Errorf("%q: %w", u, err)
+		}
+		if !slices.Contains(out, u) {
+			out = append(out, u)
+		}
+	}
+	return out, nil
+}
+
+// AddMembers adds users to a group.
+func (c *Client) AddMembers(ctx context.Context, group string, users []string) error {
+	users, err := cleanUsers(users)
+	if err != nil {
+		return err
+	}
+	return c.withLock(ctx, func() error {
+		r, err := c.resolve(ctx, "#"+strings.TrimPrefix(group, "#"), false)
+		if err != nil {
+			return err
+		}
+		if r.Kind != ConvGroup {
+			return fmt.Errorf("%w: members of a direct conversation cannot change", ErrBadTarget)
+		}
+		return c.addUsers(ctx, r, users, true, nil)
+	})
+}
+
+// RemoveMembers removes every device of users from a group.
+func (c *Client) RemoveMembers(ctx context.Context, group string, users []string) error {
+	users, err := cleanUsers(users)
+	if err != nil {
+		return err
+	}
+	return c.withLock(ctx, func() error {
+		r, err := c.resolve(ctx, "#"+strings.TrimPrefix(group, "#"), false)
+		if err != nil {
+			return err
+		}
+		if r.Kind != ConvGroup {
+			return fmt.Errorf("%w: members of a direct conversation cannot change", ErrBadTarget)
+		}
+		return c.removeDevices(ctx, r, func(s Sender) bool { return slices.Contains(users, s.User) }, users)
+	})
+}
+
+// Rekey commits an empty commit with a fresh UpdatePath (post-compromise
+// security for this device's leaf).
+func (c *Client) Rekey(ctx context.Context, target string) error {
+	return c.withLock(ctx, func() error {
+		r, err := c.resolve(ctx, target, false)
+		if err != nil {
+			return err
+		}
+		_, err = c.commit(ctx, r, func(g *mls.Group) (*commitPlan, error) {
+			return &commitPlan{opts: mls.CommitOptions{ForcePath: true}}, nil
+		})
+		return err
+	})
+}
+
+// commitPlan is a commit to make in the group's current epoch.
+type commitPlan struct {
+	opts    mls.CommitOptions
+	added   []string // device ids
+	removed []string
+	// membership, if set, is recorded in the history once accepted.
+	membership *Membership
+}
+
+// errNothingToCommit tells commit there is nothing left to do (a
+// competing commit already did it).
+var errNothingToCommit = errors.New("nothing to commit")
+
+// maxCommitAttempts bounds EPOCH_CONFLICT retries.
+const maxCommitAttempts = 8
+
+// commit makes, sends and merges a commit, rebuilding it on EPOCH_CONFLICT
+// after processing the winner: plan is called again on the new epoch.
+// Call with the lock held.
+func (c *Client) commit(ctx context.Context, r *convRecord, plan func(g *mls.Group) (*commitPlan, error)) (*mls.CommitResult, error) {
+	conn, err := c.connection(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for attempt := 0; ; attempt++ {
+		// Catch up first: committing on a stale epoch is a sure conflict.
+		if _, err := c.syncConversation(ctx, conn, r.ID); err != nil {
+			return nil, err
+		}
+		var g *mls.Group
+		if err := c.store.Update(func(tx *profile.Tx) error {
+			rr, err := getConv(tx, r.ID)
+			if err != nil {
+				return err
+			}
+			if rr.Removed {
+				return ErrNotMember
+			}
+			*r = *rr
+			g, err = loadGroup(tx, r.ID)
+			return err
+		}); err != nil {
+			return nil, err
+		}
+		if g.HasPendingCommit() {
+			g.DiscardPendingCommit()
+		}
+		p, err := plan(g)
+		if errors.Is(err, errNothingToCommit) {
+			return nil, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		epoch := g.Epoch()
+		out, err := g.Commit(p.opts)
+		if err != nil {
+			return nil, fmt.Errorf("make commit: %w", err)
+		}
+		id := transport.NewMessageID()
+		res, err := conn.SendCommit(ctx, transport.Commit{
+			ID: id, ConversationID: r.ID, Epoch: epoch, Payload: out.Commit,
+			Added: p.added, Removed: p.removed, Welcome: out.Welcome,
+		})
+		var conflict *transport.EpochConflictError
+		if errors.As(err, &conflict) || errors.Is(err, wire.ErrWrongEpoch) {
+			// Another member won this epoch: forget ours (the stored
+			// group has no pending commit), process theirs, rebuild.
+			if attempt+1 >= maxCommitAttempts {
+				return nil, fmt.Errorf("client: gave up after %d epoch conflicts: %w", attempt+1, err)
+			}
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		cr, err := g.MergePendingCommit()
+		if err != nil {
+			return nil, err
+		}
+		err = c.store.Update(func(tx *profile.Tx) error {
+			if err := saveGroup(tx, g); err != nil {
+				return err
+			}
+			if err := markSeen(tx, id); err != nil {
+				return err
+			}
+			if p.membership != nil && (len(p.membership.Added) > 0 || len(p.membership.Removed) > 0) {
+				m := &Message{
+					ID: hexID(id), Conversation: r.label(), ConversationID: hexID(r.ID),
+					Sender: Sender{User: c.acct.User, Device: c.acct.DeviceID}, SentAt: c.opts.now().UTC(),
+					Kind: KindMembership, Text: membershipText(c.acct.User, p.membership), Membership: p.membership,
+					Outgoing: true, Seq: res.Seq,
+				}
+				return c.record(tx, r, m, false)
+			}
+			return nil
+		})
+		if err != nil {
+			return nil, err
+		}
+		return cr, nil
+	}
+}
+
+// addUsers adds every device of users (and this account's other devices)
+// that is not yet in the group, then (for groups) re-announces the name.
+// prefetched holds key packages already fetched per user; it is updated
+// so that an attempt lost to an epoch conflict reuses them (they were
+// never accepted).
+func (c *Client) addUsers(ctx context.Context, r *convRecord, users []string, includeOwn bool, prefetched map[string][]transport.DeviceKeyPackage) error {
+	conn, err := c.connection(ctx)
+	if err != nil {
+		return err
+	}
+	if prefetched == nil {
+		prefetched = map[string][]transport.DeviceKeyPackage{}
+	}
+	var ownOthers []string
+	if includeOwn {
+		devs, err := conn.ListDevices(ctx)
+		if err != nil {
+			return err
+		}
+		for _, d := range devs {
+			if d.ID != c.acct.DeviceID {
+				ownOthers = append(ownOthers, d.ID)
+			}
+		}
+	}
+	_, err = c.commit(ctx, r, func(g *mls.Group) (*commitPlan, error) {
+		present := groupDevices(g)
+		p := &commitPlan{membership: &Membership{}}
+		add := func(user string, kps []transport.DeviceKeyPackage) {
+			for _, kp := range kps {
+				if _, ok := present[Sender{User: user, Device: kp.DeviceID}]; ok || slices.Contains(p.added, kp.DeviceID) {
+					continue
+				}
+				p.opts.Adds = append(p.opts.Adds, kp.KeyPackage.Data)
+				p.added = append(p.added, kp.DeviceID)
+				p.membership.Added = append(p.membership.Added, Sender{User: user, Device: kp.DeviceID})
+			}
+		}
+		for _, u := range users {
+			if _, ok := prefetched[u]; !ok {
+				kps, err := c.fetchKeyPackages(ctx, conn, u)
+				if err != nil {
+					return nil, err
+				}
+				prefetched[u] = kps
+			}
+			add(u, prefetched[u])
+		}
+		var missing []string
+		for _, d := range ownOthers {
+			if _, ok := present[Sender{User: c.acct.User, Device: d}]; ok {
+				continue
+			}
+			if !slices.ContainsFunc(prefetched[c.acct.User], func(kp transport.DeviceKeyPackage) bool { return kp.DeviceID == d }) {
+				missing = append(missing, d)
+			}
+		}
+		if len(missing) > 0 {
+			kps, err := c.fetchKeyPackages(ctx, conn, c.acct.User, missing...)
+			if err != nil && !errors.Is(err, ErrUnknownUser) {
+				return nil, err
+			}
+			prefetched[c.acct.User] = append(prefetched[c.acct.User], kps...)
+		}
+		add(c.acct.User, prefetched[c.acct.User])
+		if len(p.opts.Adds) == 0 {
+			return nil, errNothingToCommit
+		}
+		return p, nil
+	})
+	if err != nil {
+		return err
+	}
+	if r.Kind == ConvGroup {
+		return c.sendMeta(ctx, r)
+	}
+	return nil
+}
+
+// fetchKeyPackages fetches and checks one key package per device of user
+// (or of the listed devices).
+func (c *Client) fetchKeyPackages(ctx context.Context, conn *transport.Conn, user string, devices ...string) ([]transport.DeviceKeyPackage, error) {
+	kps, err := conn.FetchKeyPackages(ctx, user, devices...)
+	if errors.Is(err, wire.ErrNotFound) || err == nil && len(kps) == 0 {
+		return nil, fmt.Errorf("%w: %s", ErrUnknownUser, user)
+	}
+	if err != nil {
+		return nil, err
+	}
+	for _, kp := range kps {
+		if err := c.checkKeyPackage(kp, user); err != nil {
+			return nil, err
+		}
+	}
+	return kps, nil
+}
+
+// checkKeyPackage makes sure a key package the server handed out for
+// user's device really names that user and device, and is valid.
+func (c *Client) checkKeyPackage(kp transport.DeviceKeyPackage, user string) error {
+	s, err := suite()
+	if err != nil {
+		return err
+	}
+	var m mls.MLSMessage
+	if err := m.Unmarshal(kp.KeyPackage.Data); err != nil {
+		return fmt.Errorf("key package of %s/%s: %w", user, kp.DeviceID, err)
+	}
+	if m.WireFormat != mls.WireFormatKeyPackage || m.KeyPackage == nil {
+		return fmt.Errorf("key package of %s/%s: not a key package", user, kp.DeviceID)
+	}
+	if err := m.KeyPackage.Validate(s, uint64(c.opts.now().Unix())); err != nil {
+		return fmt.Errorf("key package of %s/%s: %w", user, kp.DeviceID, err)
+	}
+	id, err := parseIdentity(m.KeyPackage.LeafNode.Credential.Identity)
+	if err != nil || id.User != user || id.Device != kp.DeviceID {
+		return fmt.Errorf("client: the server returned a key package for %q as %s/%s", m.KeyPackage.LeafNode.Credential.Identity, user, kp.DeviceID)
+	}
+	return nil
+}
+
+// removeDevices removes every member matching match.
+func (c *Client) removeDevices(ctx context.Context, r *convRecord, match func(Sender) bool, users []string) error {
+	_, err := c.commit(ctx, r, func(g *mls.Group) (*commitPlan, error) {
+		p := &commitPlan{membership: &Membership{}}
+		self := Sender{User: c.acct.User, Device: c.acct.DeviceID}
+		for s, leaf := range groupDevices(g) {
+			if s == self || !match(s) {
+				continue
+			}
+			p.opts.Removes = append(p.opts.Removes, leaf)
+			p.removed = append(p.removed, s.Device)
+			p.membership.Removed = append(p.membership.Removed, s)
+		}
+		if len(p.opts.Removes) == 0 {
+			if users != nil {
+				return nil, fmt.Errorf("%w: %s not in %s", ErrUnknownUser, strings.Join(users, ", "), r.label())
+			}
+			return nil, errNothingToCommit
+		}
+		slices.Sort(p.opts.Removes)
+		return p, nil
+	})
+	return err
+}
+
+func membershipText(actor string, m *Membership) string {
+	var parts []string
+	names := func(ss []Sender) string {
+		var users []string
+		for _, s := range ss {
+			if !slices.Contains(users, s.User) {
+				users = append(users, s.User)
+			}
+		}
+		return strings.Join(users, ", ")
+	}
+	if len(m.Added) > 0 {
+		parts = append(parts, actor+" added "+names(m.Added))
+	}
+	if len(m.Removed) > 0 {
+		parts = append(parts, actor+" removed "+names(m.Removed))
+	}
+	return strings.Join(parts, "; ")
+}

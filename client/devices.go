@@ -1,0 +1,304 @@
+package client
+
+import (
+	"context"
+	"crypto/ed25519"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/parleychat/parley/client/profile"
+	"github.com/parleychat/parley/client/safety"
+	"github.com/parleychat/parley/client/transport"
+	"github.com/parleychat/parley/mls"
+	"github.com/parleychat/parley/wire"
+)
+
+// LinkDevice makes opts.Dir a new device of username's account. It
+// creates the profile, asks the server for a link code and calls onCode
+// with it; the user enters the code on an existing device (ApproveDevice).
+// LinkDevice then waits for the approval (until the code expires or ctx
+// ends), uploads key packages and returns. The existing device adds the
+// new one to every conversation; later Syncs see messages from then on.
+func LinkDevice(ctx context.Context, opts Options, serverURL, username string, onCode func(code string, expires time.Time)) (*Client, error) {
+	if err := wire.CheckUsername(username); err != nil {
+		return nil, err
+	}
+	st, err := profile.Create(opts.Dir, opts.Passphrase, opts.kdf())
+	if err != nil {
+		return nil, err
+	}
+	c := &Client{opts: opts, store: st}
+	if err := c.link(ctx, serverURL, username, onCode); err != nil {
+		c.Close()
+		removeProfile(opts.Dir)
+		return nil, err
+	}
+	return c, nil
+}
+
+func (c *Client) link(ctx context.Context, serverURL, username string, onCode func(string, time.Time)) error {
+	acct := &account{Server: serverURL, User: username, Created: c.opts.now().UTC(),
+		DeviceKey: randomBytes(ed25519.SeedSize), SignKey: randomBytes(ed25519.SeedSize)}
+	conn, err := transport.Dial(ctx, serverURL, &transport.Options{HTTPClient: c.opts.HTTPClient})
+	if err != nil {
+		return err
+	}
+	code, expires, err := conn.RequestLink(ctx, username, acct.deviceKey())
+	if err != nil {
+		conn.Close()
+		return err
+	}
+	if err := c.store.Update(func(tx *profile.Tx) error { return tx.PutJSON(bucketAccount, keySelf, acct) }); err != nil {
+		conn.Close()
+		return err
+	}
+	onCode(code, expires)
+	// Poll until approved: Authenticate succeeds once the device exists.
+	var sess *transport.Session
+	for {
+		sess, err = conn.Authenticate(ctx, acct.deviceKey())
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, wire.ErrUnauthenticated) && !errors.Is(err, wire.ErrNotFound) && !errors.Is(err, wire.ErrRateLimited) {
+			conn.Close()
+			return err
+		}
+		if time.Now().After(expires) {
+			conn.Close()
+			return ErrLinkExpired
+		}
+		select {
+		case <-ctx.Done():
+			conn.Close()
+			return ctx.Err()
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+	acct.DeviceID = sess.DeviceID
+	acct.Linked = true
+	if err := c.store.Update(func(tx *profile.Tx) error { return tx.PutJSON(bucketAccount, keySelf, acct) }); err != nil {
+		conn.Close()
+		return err
+	}
+	c.acct = acct
+	c.conn = conn
+	return c.withLock(ctx, func() error { return c.replenishKeyPackages(ctx, sess.KeyPackagesRemaining, sess.KeyPackageLowThreshold, true) })
+}
+
+// Device is a device of this account.
+type Device struct {
+	ID      string    `json:"id"`
+	Current bool      `json:"current"`
+	Created time.Time `json:"created"`
+	// Key is the device's Ed25519 identity key, hex.
+	Key string `json:"key"`
+}
+
+// Devices lists this account's devices.
+func (c *Client) Devices(ctx context.Context) ([]Device, error) {
+	var out []Device
+	err := c.withLock(ctx, func() error {
+		conn, err := c.connection(ctx)
+		if err != nil {
+			return err
+		}
+		devs, err := conn.ListDevices(ctx)
+		if err != nil {
+			return err
+		}
+		for _, d := range devs {
+			out = append(out, Device{ID: d.ID, Current: d.ID == c.acct.DeviceID, Created: d.Created.UTC(), Key: hexID(d.PublicKey)})
+		}
+		return nil
+	})
+	return out, err
+}
+
+// ApproveDevice approves the link code shown on a new device, waits for
+// the new device to publish key packages, and adds it to every
+// conversation of this device. It returns the new device and how many
+// conversations it was added to.
+func (c *Client) ApproveDevice(ctx context.Context, code string, wait time.Duration) (Device, int, error) {
+	var dev transport.Device
+	err := c.withLock(ctx, func() error {
+		conn, err := c.connection(ctx)
+		if err != nil {
+			return err
+		}
+		dev, err = conn.ApproveLink(ctx, code)
+		return err
+	})
+	if err != nil {
+		return Device{}, 0, err
+	}
+	out := Device{ID: dev.ID, Created: dev.Created.UTC(), Key: hexID(dev.PublicKey)}
+	n, err := c.addOwnDevice(ctx, dev.ID, wait)
+	return out, n, err
+}
+
+// addOwnDevice adds a new device of this account to every conversation,
+// waiting up to wait for its key packages.
+func (c *Client) addOwnDevice(ctx context.Context, deviceID string, wait time.Duration) (int, error) {
+	if wait <= 0 {
+		wait = 2 * time.Minute
+	}
+	deadline := time.Now().Add(wait)
+	added := 0
+	for {
+		var pending int
+		err := c.withLock(ctx, func() error {
+			conn, err := c.connection(ctx)
+			if err != nil {
+				return err
+			}
+			if err := c.syncAll(ctx, conn); err != nil {
+				return err
+			}
+			var convs []*convRecord
+			if err := c.store.Update(func(tx *profile.Tx) (err error) { convs, err = listConvs(tx); return err }); err != nil {
+				return err
+			}
+			for _, r := range convs {
+				if r.Removed {
+					continue
+				}
+				var present bool
+				if err := c.store.Update(func(tx *profile.Tx) error {
+					g, err := loadGroup(tx, r.ID)
+					if err != nil {
+						return err
+					}
+					_, present = groupDevices(g)[Sender{User: c.acct.User, Device: deviceID}]
+					return nil
+				}); err != nil {
+					return err
+				}
+				if present {
+					continue
+				}
+				kps, err := conn.FetchKeyPackages(ctx, c.acct.User, deviceID)
+				if err != nil {
+					return err
+				}
+				if len(kps) == 0 {
+					pending++
+					continue
+				}
+				if err := c.checkKeyPackage(kps[0], c.acct.User); err != nil {
+					return err
+				}
+				pre := map[string][]transport.DeviceKeyPackage{c.acct.User: kps}
+				if err := c.addUsers(ctx, r, nil, false, pre); err != nil {
+					return fmt.Errorf("add the new device to %s: %w", r.label(), err)
+				}
+				added++
+			}
+			return nil
+		})
+		if err != nil || pending == 0 {
+			return added, err
+		}
+		if time.Now().After(deadline) {
+			return added, fmt.Errorf("client: the new device did not publish key packages within %v; it will be added when this device next runs parley devices add again", wait)
+		}
+		select {
+		case <-ctx.Done():
+			return added, ctx.Err()
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+}
+
+// RemoveDevice removes another device of this account from every
+// conversation (so it cannot read anything sent afterwards) and then from
+// the account.
+func (c *Client) RemoveDevice(ctx context.Context, deviceID string) (int, error) {
+	if deviceID == c.acct.DeviceID {
+		return 0, errors.New("client: remove this device from another one")
+	}
+	removed := 0
+	err := c.withLock(ctx, func() error {
+		conn, err := c.connection(ctx)
+		if err != nil {
+			return err
+		}
+		devs, err := conn.ListDevices(ctx)
+		if err != nil {
+			return err
+		}
+		found := false
+		for _, d := range devs {
+			found = found || d.ID == deviceID
+		}
+		if !found {
+			return fmt.Errorf("%w: no device %s", wire.ErrNotFound, deviceID)
+		}
+		if err := c.syncAll(ctx, conn); err != nil {
+			return err
+		}
+		var convs []*convRecord
+		if err := c.store.Update(func(tx *profile.Tx) (err error) { convs, err = listConvs(tx); return err }); err != nil {
+			return err
+		}
+		target := Sender{User: c.acct.User, Device: deviceID}
+		for _, r := range convs {
+			if r.Removed {
+				continue
+			}
+			before := removed
+			err := c.removeDevices(ctx, r, func(s Sender) bool {
+				if s == target {
+					removed = before + 1
+					return true
+				}
+				return false
+			}, nil)
+			if err != nil {
+				return fmt.Errorf("remove the device from %s: %w", r.label(), err)
+			}
+		}
+		return conn.RemoveDevice(ctx, deviceID)
+	})
+	return removed, err
+}
+
+// SafetyNumber returns the safety number of this account and user, from
+// the signature keys of every device of both in their direct conversation
+// (created if needed). Both sides compute the same number.
+func (c *Client) SafetyNumber(ctx context.Context, user string) (string, error) {
+	var number string
+	err := c.withLock(ctx, func() error {
+		_, r, err := c.prepare(ctx, "@"+user)
+		if err != nil {
+			return err
+		}
+		return c.store.Update(func(tx *profile.Tx) error {
+			g, err := loadGroup(tx, r.ID)
+			if err != nil {
+				return err
+			}
+			number, err = safetyNumber(g, c.acct.User, r.Peer)
+			return err
+		})
+	})
+	return number, err
+}
+
+func safetyNumber(g *mls.Group, a, b string) (string, error) {
+	pa, pb := safety.Party{User: a}, safety.Party{User: b}
+	for _, m := range g.Members() {
+		s, err := memberIdentity(m)
+		if err != nil {
+			return "", err
+		}
+		switch s.User {
+		case a:
+			pa.Keys = append(pa.Keys, m.SignatureKey)
+		case b:
+			pb.Keys = append(pb.Keys, m.SignatureKey)
+		}
+	}
+	return safety.Number(pa, pb)
+}

@@ -1,0 +1,158 @@
+package client
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/parleychat/parley/client/profile"
+	"github.com/parleychat/parley/server"
+	"github.com/parleychat/parley/store/blobstore"
+	"github.com/parleychat/parley/store/sqlitestore"
+)
+
+// testKDF keeps profile creation cheap in tests.
+var testKDF = profile.KDFParams{Time: 1, MemoryKiB: 64, Threads: 1}
+
+// testServer is a real parleyd on loopback with its data (database,
+// blobs and log) under dataDir.
+type testServer struct {
+	url     string
+	dataDir string
+	store   *sqlitestore.Store
+}
+
+func startServer(t *testing.T) *testServer {
+	t.Helper()
+	dataDir := filepath.Join(t.TempDir(), "server")
+	if err := os.MkdirAll(dataDir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	st, err := sqlitestore.Open(ctx, filepath.Join(dataDir, "parley.db"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	blobs, err := blobstore.Open(filepath.Join(dataDir, "blobs"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	logFile, err := os.OpenFile(filepath.Join(dataDir, "server.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := server.New(server.Config{
+		Store:  st,
+		Blobs:  blobs,
+		Logger: slog.New(slog.NewTextHandler(logFile, &slog.HandlerOptions{Level: slog.LevelDebug})),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve(ln)
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := srv.Shutdown(ctx); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			t.Logf("shutdown: %v", err)
+		}
+		st.Close()
+		logFile.Close()
+	})
+	return &testServer{url: "http://" + ln.Addr().String(), dataDir: dataDir, store: st}
+}
+
+func testOptions(t *testing.T, name string) Options {
+	return Options{
+		Dir:        filepath.Join(t.TempDir(), name),
+		Passphrase: []byte("passphrase of " + name),
+		KDF:        &testKDF,
+		LockTimeout: 20 * time.Second,
+	}
+}
+
+// newUser registers a user with one device.
+func (s *testServer) newUser(t *testing.T, name string) *Client {
+	t.Helper()
+	c, err := Init(context.Background(), testOptions(t, name), s.url, name, "")
+	if err != nil {
+		t.Fatalf("init %s: %v", name, err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// linkDevice links a new device to existing's account and waits until
+// existing has added it to its conversations.
+func (s *testServer) linkDevice(t *testing.T, existing *Client, name string) *Client {
+	t.Helper()
+	ctx := context.Background()
+	codes := make(chan string, 1)
+	type result struct {
+		c   *Client
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		c, err := LinkDevice(ctx, testOptions(t, name), s.url, existing.Self().User, func(code string, _ time.Time) { codes <- code })
+		done <- result{c, err}
+	}()
+	var code string
+	select {
+	case code = <-codes:
+	case r := <-done:
+		t.Fatalf("link %s: %v", name, r.err)
+	}
+	if _, _, err := existing.ApproveDevice(ctx, code, 30*time.Second); err != nil {
+		t.Fatalf("approve %s: %v", name, err)
+	}
+	r := <-done
+	if r.err != nil {
+		t.Fatalf("link %s: %v", name, r.err)
+	}
+	t.Cleanup(func() { r.c.Close() })
+	return r.c
+}
+
+func mustSend(t *testing.T, c *Client, target, text string) Sent {
+	t.Helper()
+	s, err := c.SendText(context.Background(), target, text)
+	if err != nil {
+		t.Fatalf("%s: send to %s: %v", c.Self().User, target, err)
+	}
+	return s
+}
+
+func mustSync(t *testing.T, c *Client) []Message {
+	t.Helper()
+	res, err := c.Sync(context.Background())
+	if err != nil {
+		t.Fatalf("%s: sync: %v", c.Self().User, err)
+	}
+	for _, w := range c.Warnings() {
+		t.Logf("%s/%s: warning: %+v", c.Self().User, c.Self().DeviceID, w)
+	}
+	return res.Messages
+}
+
+// texts returns "sender: text" for the text messages among msgs.
+func texts(msgs []Message) []string {
+	var out []string
+	for _, m := range msgs {
+		if m.Kind == KindText {
+			out = append(out, fmt.Sprintf("%s: %s", m.Sender.User, m.Text))
+		}
+	}
+	return out
+}

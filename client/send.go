@@ -1,0 +1,354 @@
+package client
+
+import (
+	"context"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/parleychat/parley/client/filecrypt"
+	"github.com/parleychat/parley/client/profile"
+	"github.com/parleychat/parley/client/transport"
+	"github.com/parleychat/parley/wire"
+)
+
+// Sent is the server's delivery receipt for a message this device sent.
+type Sent struct {
+	ID             string `json:"id"`
+	Conversation   string `json:"conversation"`
+	ConversationID string `json:"conversation_id"`
+	// Seq is the message's position in the conversation log: the server
+	// has stored it durably.
+	Seq       uint64 `json:"seq"`
+	Duplicate bool   `json:"duplicate,omitempty"`
+	Kind      string `json:"kind"`
+	// File is set for attachments.
+	File *FileInfo `json:"file,omitempty"`
+}
+
+// sendPayload encrypts p for the conversation and posts it. If record,
+// the message goes into this device's history. Call with the lock held
+// and the conversation caught up.
+func (c *Client) sendPayload(ctx context.Context, conn *transport.Conn, r *convRecord, p *payload, record bool) (Sent, error) {
+	id := transport.NewMessageID()
+	p.V, p.ID, p.SentAt = payloadVersion, hexID(id), c.opts.now().UnixMilli()
+	plaintext, err := json.Marshal(p)
+	if err != nil {
+		return Sent{}, err
+	}
+	for attempt := 0; ; attempt++ {
+		var ciphertext []byte
+		var epoch uint64
+		err := c.store.Update(func(tx *profile.Tx) error {
+			rr, err := getConv(tx, r.ID)
+			if err != nil {
+				return err
+			}
+			if rr.Removed {
+				return ErrNotMember
+			}
+			g, err := loadGroup(tx, r.ID)
+			if err != nil {
+				return err
+			}
+			epoch = g.Epoch()
+			// The key generation is consumed: save the state before the
+			// ciphertext leaves the device.
+			if ciphertext, err = g.Encrypt(plaintext, nil); err != nil {
+				return fmt.Errorf("encrypt: %w", err)
+			}
+			if err := saveGroup(tx, g); err != nil {
+				return err
+			}
+			return markSeen(tx, id)
+		})
+		if err != nil {
+			return Sent{}, err
+		}
+		res, err := conn.SendApplication(ctx, id, r.ID, epoch, ciphertext)
+		if errors.Is(err, wire.ErrWrongEpoch) && attempt < 3 {
+			// A commit we had not seen moved the group on: catch up and
+			// encrypt again in the new epoch (same id: nothing was stored).
+			if _, err := c.syncConversation(ctx, conn, r.ID); err != nil {
+				return Sent{}, err
+			}
+			continue
+		}
+		if err != nil {
+			return Sent{}, err
+		}
+		sent := Sent{ID: hexID(id), Conversation: r.label(), ConversationID: hexID(r.ID), Seq: res.Seq, Duplicate: res.Duplicate, Kind: p.Kind}
+		if !record {
+			return sent, nil
+		}
+		m := &Message{
+			ID: hexID(id), Conversation: r.label(), ConversationID: hexID(r.ID),
+			Sender: Sender{User: c.acct.User, Device: c.acct.DeviceID}, SentAt: c.opts.now().UTC(),
+			Kind: p.Kind, Text: p.Text, Outgoing: true, Seq: res.Seq,
+		}
+		if p.File != nil {
+			m.File = &FileInfo{Name: p.File.Name, Size: p.File.Size, SHA256: hex.EncodeToString(p.File.SHA256)}
+			sent.File = m.File
+			if m.Text == "" {
+				m.Text = p.File.Name
+			}
+		}
+		err = c.store.Update(func(tx *profile.Tx) error {
+			if p.File != nil {
+				if err := tx.PutJSON(bucketFiles, m.ID, p.File); err != nil {
+					return err
+				}
+			}
+			return c.record(tx, r, m, false)
+		})
+		return sent, err
+	}
+}
+
+// prepare resolves target (creating a direct conversation on first use)
+// and catches up with it. Call with the lock held.
+func (c *Client) prepare(ctx context.Context, target string) (*transport.Conn, *convRecord, error) {
+	conn, err := c.connection(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	// Welcomes first: the target may be a conversation we were just
+	// added to.
+	if _, err := c.processInbox(ctx, conn); err != nil {
+		return nil, nil, err
+	}
+	r, err := c.resolve(ctx, target, true)
+	if err != nil {
+		return nil, nil, err
+	}
+	if _, err := c.syncConversation(ctx, conn, r.ID); err != nil {
+		return nil, nil, err
+	}
+	// Re-read: syncing may have renamed it or removed us.
+	err = c.store.Update(func(tx *profile.Tx) error {
+		rr, err := getConv(tx, r.ID)
+		if err == nil {
+			*r = *rr
+		}
+		return err
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	if r.Removed {
+		return nil, nil, fmt.Errorf("%w: %s", ErrNotMember, r.label())
+	}
+	return conn, r, nil
+}
+
+// SendText sends a text message to "@user" or "#group".
+func (c *Client) SendText(ctx context.Context, target, text string) (Sent, error) {
+	if text == "" || len(text) > maxTextBytes || !utf8.ValidString(text) {
+		return Sent{}, fmt.Errorf("client: a message is 1 to %d bytes of UTF-8", maxTextBytes)
+	}
+	var sent Sent
+	err := c.withLock(ctx, func() error {
+		conn, r, err := c.prepare(ctx, target)
+		if err != nil {
+			return err
+		}
+		sent, err = c.sendPayload(ctx, conn, r, &payload{Kind: KindText, Text: text}, true)
+		return err
+	})
+	return sent, err
+}
+
+// sendMeta announces a group's name to its members.
+func (c *Client) sendMeta(ctx context.Context, r *convRecord) error {
+	conn, err := c.connection(ctx)
+	if err != nil {
+		return err
+	}
+	_, err = c.sendPayload(ctx, conn, r, &payload{Kind: kindMeta, Group: &groupMeta{Name: r.Name}}, false)
+	return err
+}
+
+// Progress reports bytes done of total.
+type Progress func(done, total int64)
+
+// SendFile encrypts the file at path with a fresh key (see filecrypt),
+// uploads the ciphertext and sends the key, digest, name and size to
+// target inside MLS.
+func (c *Client) SendFile(ctx context.Context, target, path string, progress Progress) (Sent, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return Sent{}, err
+	}
+	defer f.Close()
+	info, err := f.Stat()
+	if err != nil {
+		return Sent{}, err
+	}
+	if !info.Mode().IsRegular() {
+		return Sent{}, fmt.Errorf("client: %s is not a regular file", path)
+	}
+	name := filepath.Base(path)
+	if len(name) > maxFileNameBytes || !utf8.ValidString(name) {
+		return Sent{}, fmt.Errorf("client: file name %q is too long or not UTF-8", name)
+	}
+	var sent Sent
+	err = c.withLock(ctx, func() error {
+		conn, r, err := c.prepare(ctx, target)
+		if err != nil {
+			return err
+		}
+		key := filecrypt.NewKey()
+		enc, err := filecrypt.NewEncrypter(f, key)
+		if err != nil {
+			return err
+		}
+		ctSize := filecrypt.CiphertextSize(info.Size())
+		var pr func(int64)
+		if progress != nil {
+			pr = func(n int64) { progress(n, ctSize) }
+		}
+		blob, err := conn.UploadBlob(ctx, enc, ctSize, pr)
+		if err != nil {
+			return err
+		}
+		if enc.Size() != info.Size() {
+			return fmt.Errorf("client: %s changed size while it was being sent", path)
+		}
+		fd := &fileDescriptor{Blob: blob, Scheme: filecrypt.Scheme, Key: key, SHA256: enc.Digest(), Name: name, Size: enc.Size()}
+		sent, err = c.sendPayload(ctx, conn, r, &payload{Kind: KindFile, File: fd}, true)
+		return err
+	})
+	return sent, err
+}
+
+// GetFile downloads, decrypts and verifies the attachment of message id,
+// writing it to out (default: its name in the current directory). It
+// never overwrites an existing file. It returns the path written.
+func (c *Client) GetFile(ctx context.Context, id, out string, progress Progress) (string, FileInfo, error) {
+	id = strings.ToLower(id)
+	var fd fileDescriptor
+	err := c.store.Update(func(tx *profile.Tx) error { return tx.GetJSON(bucketFiles, id, &fd) })
+	if errors.Is(err, profile.ErrNotFound) {
+		return "", FileInfo{}, fmt.Errorf("%w: %s", ErrFileNotFound, id)
+	}
+	if err != nil {
+		return "", FileInfo{}, err
+	}
+	if fd.Scheme != filecrypt.Scheme {
+		return "", FileInfo{}, fmt.Errorf("client: unsupported attachment scheme %q", fd.Scheme)
+	}
+	info := FileInfo{Name: fd.Name, Size: fd.Size, SHA256: hex.EncodeToString(fd.SHA256)}
+	if out == "" {
+		out = safeName(fd.Name)
+	}
+	var conn *transport.Conn
+	err = c.withLock(ctx, func() error { conn, err = c.connection(ctx); return err })
+	if err != nil {
+		return "", info, err
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(out), ".parley-download-*")
+	if err != nil {
+		return "", info, err
+	}
+	defer os.Remove(tmp.Name()) // no-op after the rename
+	pr, pw := io.Pipe()
+	go func() {
+		var p func(int64, int64)
+		if progress != nil {
+			p = func(n, total int64) { progress(n, total) }
+		}
+		_, err := conn.DownloadBlob(ctx, fd.Blob, pw, p)
+		pw.CloseWithError(err)
+	}()
+	dec, err := filecrypt.NewDecrypter(pr, fd.Key)
+	if err != nil {
+		pr.CloseWithError(err)
+		tmp.Close()
+		return "", info, err
+	}
+	_, err = io.Copy(tmp, dec)
+	pr.CloseWithError(errors.New("download abandoned"))
+	if err == nil {
+		err = dec.Verify(fd.SHA256, fd.Size)
+	}
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return "", info, fmt.Errorf("get file: %w", err)
+	}
+	// Link instead of rename so an existing file is never replaced.
+	if err := os.Link(tmp.Name(), out); err != nil {
+		if errors.Is(err, os.ErrExist) {
+			return "", info, fmt.Errorf("client: %s already exists", out)
+		}
+		return "", info, err
+	}
+	return out, info, nil
+}
+
+// safeName turns a sender-chosen file name into a plain name in the
+// current directory.
+func safeName(name string) string {
+	name = filepath.Base(filepath.Clean("/" + strings.ReplaceAll(name, "\\", "/")))
+	if name == "/" || name == "." || name == ".." || name == "" || strings.HasPrefix(name, ".") {
+		name = "attachment" + name
+	}
+	return name
+}
+
+// History returns up to limit of the newest messages of a conversation
+// ("@user", "#group" or an id), oldest first.
+func (c *Client) History(ctx context.Context, target string, limit int) ([]Message, error) {
+	var out []Message
+	err := c.withLock(ctx, func() error {
+		return c.store.Update(func(tx *profile.Tx) error {
+			r, err := lookupLocal(tx, c.acct.User, target)
+			if err != nil {
+				return err
+			}
+			items, err := tx.List(historyPfx + hexID(r.ID))
+			if err != nil {
+				return err
+			}
+			if limit > 0 && len(items) > limit {
+				items = items[len(items)-limit:]
+			}
+			for _, it := range items {
+				var m Message
+				if err := jsonUnmarshal(it.Value, &m); err != nil {
+					return err
+				}
+				m.Conversation = r.label()
+				out = append(out, m)
+			}
+			return nil
+		})
+	})
+	return out, err
+}
+
+// lookupLocal resolves a target among stored conversations only.
+func lookupLocal(tx *profile.Tx, self, target string) (*convRecord, error) {
+	if id, err := hex.DecodeString(target); err == nil && len(id) == 32 {
+		return getConv(tx, id)
+	}
+	kind, name, err := parseTarget(target)
+	if err != nil {
+		return nil, err
+	}
+	if kind == ConvGroup {
+		return findGroup(tx, name)
+	}
+	r, err := getConv(tx, directID(self, name))
+	if errors.Is(err, profile.ErrNotFound) {
+		return nil, fmt.Errorf("%w: %s", ErrUnknownTarget, target)
+	}
+	return r, err
+}

@@ -1,0 +1,552 @@
+package client
+
+import (
+	"bytes"
+	"context"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/parleychat/parley/client/profile"
+	"github.com/parleychat/parley/client/transport"
+	"github.com/parleychat/parley/mls"
+	"github.com/parleychat/parley/wire"
+)
+
+// Buckets of the history.
+const (
+	bucketSeen  = "seen"  // hex(message id) → "" for every processed or sent message
+	bucketNew   = "new"   // hex(message id) → newEntry, not yet reported by Sync
+	bucketFiles = "file"  // hex(message id) → fileDescriptor (with the key)
+	historyPfx  = "hist/" // + hex(conversation id): hex(message id) → Message
+)
+
+type newEntry struct {
+	Conv []byte `json:"conv"`
+}
+
+func jsonUnmarshal(b []byte, v any) error {
+	if err := json.Unmarshal(b, v); err != nil {
+		return fmt.Errorf("client: decode stored record: %w", err)
+	}
+	return nil
+}
+
+func markSeen(tx *profile.Tx, id []byte) error { return tx.Put(bucketSeen, hexID(id), nil) }
+
+func seen(tx *profile.Tx, id []byte) (bool, error) { return tx.Has(bucketSeen, hexID(id)) }
+
+// record adds m to the conversation's history and, if notify, to the
+// queue of messages Sync reports.
+func (c *Client) record(tx *profile.Tx, r *convRecord, m *Message, notify bool) error {
+	if err := tx.PutJSON(historyPfx+hexID(r.ID), m.ID, m); err != nil {
+		return err
+	}
+	if m.SentAt.After(r.Last) {
+		r.Last = m.SentAt
+		if err := putConv(tx, r); err != nil {
+			return err
+		}
+	}
+	if notify {
+		return tx.PutJSON(bucketNew, m.ID, newEntry{Conv: r.ID})
+	}
+	return nil
+}
+
+// Warning is a problem with one message that did not stop a sync (for
+// instance a message that failed to decrypt). It never contains message
+// contents.
+type Warning struct {
+	Conversation string `json:"conversation"`
+	ID           string `json:"id"`
+	Err          string `json:"error"`
+}
+
+func (c *Client) warn(r *convRecord, id []byte, err error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	label := ""
+	if r != nil {
+		label = r.label()
+	}
+	c.warnings = append(c.warnings, Warning{Conversation: label, ID: hexID(id), Err: err.Error()})
+}
+
+// Warnings returns and clears the warnings collected so far.
+func (c *Client) Warnings() []Warning {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	w := c.warnings
+	c.warnings = nil
+	return w
+}
+
+// syncConversation fetches, processes and acknowledges everything after
+// this device's cursor in one conversation. Call with the lock held.
+func (c *Client) syncConversation(ctx context.Context, conn *transport.Conn, id []byte) (int, error) {
+	n := 0
+	for {
+		msgs, more, err := conn.Fetch(ctx, id, 0)
+		if errors.Is(err, wire.ErrNotMember) || errors.Is(err, wire.ErrNotFound) {
+			return n, nil
+		}
+		if err != nil {
+			return n, err
+		}
+		for _, m := range msgs {
+			if err := c.processLogMessage(m); err != nil {
+				return n, err
+			}
+			n++
+		}
+		if len(msgs) > 0 {
+			if err := conn.Ack(ctx, id, msgs[len(msgs)-1].Seq); err != nil {
+				return n, err
+			}
+		}
+		if !more || len(msgs) == 0 {
+			return n, nil
+		}
+	}
+}
+
+// processLogMessage handles one conversation log entry in its own
+// transaction. A message that cannot be processed is skipped with a
+// warning rather than wedging the conversation; storage errors abort.
+func (c *Client) processLogMessage(m transport.Message) error {
+	return c.store.Update(func(tx *profile.Tx) error {
+		r, err := getConv(tx, m.ConversationID)
+		if errors.Is(err, profile.ErrNotFound) {
+			return nil // a conversation this device has no state for
+		}
+		if err != nil {
+			return err
+		}
+		if len(m.ID) != wire.MessageIDSize {
+			c.warn(r, m.ID, errors.New("malformed message id"))
+			return nil
+		}
+		if ok, err := seen(tx, m.ID); err != nil || ok {
+			return err
+		}
+		if err := markSeen(tx, m.ID); err != nil {
+			return err
+		}
+		if r.Removed {
+			return nil
+		}
+		g, err := loadGroup(tx, r.ID)
+		if err != nil {
+			return err
+		}
+		before := g.Members()
+		res, err := g.Process(m.Payload)
+		if err != nil {
+			c.warn(r, m.ID, fmt.Errorf("cannot process %s: %w", kindName(m.Kind), err))
+			return nil
+		}
+		if err := saveGroup(tx, g); err != nil {
+			return err
+		}
+		sender, err := parseIdentity(res.Credential.Identity)
+		if err != nil {
+			c.warn(r, m.ID, err)
+			return nil
+		}
+		switch res.Kind {
+		case mls.ResultApplication:
+			return c.handleApplication(tx, r, g, m, sender, res.Plaintext)
+		case mls.ResultCommit:
+			return c.handleCommit(tx, r, g, m, sender, before, res.Commit)
+		}
+		return nil
+	})
+}
+
+func kindName(k transport.Kind) string {
+	switch k {
+	case transport.KindCommit:
+		return "commit"
+	case transport.KindApplication:
+		return "message"
+	case transport.KindProposal:
+		return "proposal"
+	}
+	return "entry"
+}
+
+func (c *Client) handleApplication(tx *profile.Tx, r *convRecord, g *mls.Group, m transport.Message, sender Sender, plaintext []byte) error {
+	p, err := decodePayload(plaintext)
+	if err != nil {
+		c.warn(r, m.ID, err)
+		return nil
+	}
+	if p.ID != hexID(m.ID) {
+		c.warn(r, m.ID, errors.New("message id does not match its envelope; dropped"))
+		return nil
+	}
+	msg := &Message{
+		ID: p.ID, Conversation: r.label(), ConversationID: hexID(r.ID), Sender: sender,
+		SentAt: time.UnixMilli(p.SentAt).UTC(), Kind: p.Kind, Text: p.Text, Seq: m.Seq,
+		Outgoing: sender.User == c.acct.User && sender.Device == c.acct.DeviceID,
+	}
+	switch p.Kind {
+	case kindMeta:
+		if r.Kind == ConvGroup && r.Name != p.Group.Name {
+			r.Name = p.Group.Name
+			return putConv(tx, r)
+		}
+		return nil
+	case KindFile:
+		f := p.File
+		msg.File = &FileInfo{Name: f.Name, Size: f.Size, SHA256: hex.EncodeToString(f.SHA256)}
+		if msg.Text == "" {
+			msg.Text = f.Name
+		}
+		if err := tx.PutJSON(bucketFiles, p.ID, f); err != nil {
+			return err
+		}
+	case KindReceipt:
+		msg.ReceiptFor = p.Receipts
+		msg.Text = "read by " + sender.User
+	}
+	return c.record(tx, r, msg, true)
+}
+
+func (c *Client) handleCommit(tx *profile.Tx, r *convRecord, g *mls.Group, m transport.Message, sender Sender, before []mls.Member, cr *mls.CommitResult) error {
+	if cr == nil {
+		return nil
+	}
+	ms := &Membership{}
+	for _, leaf := range cr.Removed {
+		for _, old := range before {
+			if old.LeafIndex == leaf {
+				if s, err := memberIdentity(old); err == nil {
+					ms.Removed = append(ms.Removed, s)
+				}
+			}
+		}
+	}
+	for _, leaf := range cr.Added {
+		if mem, ok := g.Member(leaf); ok {
+			if s, err := memberIdentity(mem); err == nil {
+				ms.Added = append(ms.Added, s)
+			}
+		}
+	}
+	if cr.RemovedSelf {
+		r.Removed = true
+		if err := putConv(tx, r); err != nil {
+			return err
+		}
+	}
+	if len(ms.Added) == 0 && len(ms.Removed) == 0 {
+		return nil
+	}
+	msg := &Message{
+		ID: hexID(m.ID), Conversation: r.label(), ConversationID: hexID(r.ID), Sender: sender,
+		SentAt: m.Stored.UTC(), Kind: KindMembership, Text: membershipText(sender.User, ms),
+		Membership: ms, Seq: m.Seq,
+	}
+	return c.record(tx, r, msg, true)
+}
+
+// processInbox joins the groups of pending Welcomes. Call with the lock
+// held. It returns the ids of the conversations joined.
+func (c *Client) processInbox(ctx context.Context, conn *transport.Conn) ([][]byte, error) {
+	var joined [][]byte
+	for {
+		msgs, more, err := conn.FetchInbox(ctx, 0)
+		if err != nil {
+			return joined, err
+		}
+		for _, m := range msgs {
+			id, err := c.joinFromWelcome(m)
+			if err != nil {
+				c.warn(nil, m.ID, fmt.Errorf("cannot join from Welcome: %w", err))
+				continue
+			}
+			if id != nil {
+				joined = append(joined, id)
+			}
+		}
+		if len(msgs) > 0 {
+			if err := conn.AckInbox(ctx, msgs[len(msgs)-1].Seq); err != nil {
+				return joined, err
+			}
+		}
+		if !more || len(msgs) == 0 {
+			break
+		}
+	}
+	// Read what was sent after we were added (the group name, messages).
+	for _, id := range joined {
+		if _, err := c.syncConversation(ctx, conn, id); err != nil {
+			return joined, err
+		}
+	}
+	return joined, nil
+}
+
+func (c *Client) joinFromWelcome(m transport.Message) ([]byte, error) {
+	refs, err := welcomeRefs(m.Payload)
+	if err != nil {
+		return nil, err
+	}
+	var joined []byte
+	err = c.store.Update(func(tx *profile.Tx) error {
+		if ok, err := seen(tx, m.ID); err != nil || ok {
+			return err
+		}
+		if old, err := getConv(tx, m.ConversationID); err == nil && !old.Removed {
+			// Already a member (a duplicate delivery).
+			return markSeen(tx, m.ID)
+		}
+		bundle, err := takeBundle(tx, refs)
+		if err != nil {
+			return err
+		}
+		cfg := groupConfig()
+		g, err := mls.JoinFromWelcome(m.Payload, bundle, nil, &cfg)
+		if err != nil {
+			return err
+		}
+		if !bytes.Equal(g.GroupID(), m.ConversationID) {
+			return errors.New("the Welcome is for another group than its envelope says")
+		}
+		users := map[string]bool{}
+		var adder Sender
+		for _, mem := range g.Members() {
+			s, err := memberIdentity(mem)
+			if err != nil {
+				return err
+			}
+			users[s.User] = true
+			if s.Device == m.Sender {
+				adder = s
+			}
+		}
+		r := &convRecord{ID: g.GroupID(), Kind: ConvGroup, Created: c.opts.now().UTC()}
+		if len(users) == 2 {
+			for u := range users {
+				if u != c.acct.User && bytes.Equal(directID(c.acct.User, u), g.GroupID()) {
+					r.Kind, r.Peer = ConvDirect, u
+				}
+			}
+		}
+		if err := saveGroup(tx, g); err != nil {
+			return err
+		}
+		if err := putConv(tx, r); err != nil {
+			return err
+		}
+		if err := markSeen(tx, m.ID); err != nil {
+			return err
+		}
+		joined = r.ID
+		if adder.User == "" {
+			adder.User = "someone"
+		}
+		msg := &Message{
+			ID: hexID(m.ID), Conversation: r.label(), ConversationID: hexID(r.ID), Sender: adder,
+			SentAt: m.Stored.UTC(), Kind: KindMembership,
+			Text:       adder.User + " added " + c.acct.User,
+			Membership: &Membership{Added: []Sender{{User: c.acct.User, Device: c.acct.DeviceID}}},
+		}
+		return c.record(tx, r, msg, true)
+	})
+	return joined, err
+}
+
+// SyncResult is what Sync found.
+type SyncResult struct {
+	Messages []Message
+	// Receipts counts the read receipts sent.
+	Receipts int
+}
+
+// Sync fetches everything new (Welcomes first, then every conversation
+// log in order), sends read receipts for the text and file messages it
+// reports, and returns the new messages, each exactly once.
+func (c *Client) Sync(ctx context.Context) (SyncResult, error) {
+	var out SyncResult
+	err := c.withLock(ctx, func() error {
+		conn, err := c.connection(ctx)
+		if err != nil {
+			return err
+		}
+		if err := c.syncAll(ctx, conn); err != nil {
+			return err
+		}
+		out.Messages, err = c.drainNew()
+		if err != nil {
+			return err
+		}
+		out.Receipts = c.sendReceipts(ctx, conn, out.Messages)
+		return nil
+	})
+	return out, err
+}
+
+func (c *Client) syncAll(ctx context.Context, conn *transport.Conn) error {
+	if _, err := c.processInbox(ctx, conn); err != nil {
+		return err
+	}
+	infos, err := conn.ListConversations(ctx)
+	if err != nil {
+		return err
+	}
+	for _, ci := range infos {
+		if ci.HeadSeq > ci.Cursor || ci.RemovedAt != 0 {
+			if _, err := c.syncConversation(ctx, conn, ci.ID); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// drainNew returns and clears the queue of unreported messages, oldest
+// first.
+func (c *Client) drainNew() ([]Message, error) {
+	var out []Message
+	err := c.store.Update(func(tx *profile.Tx) error {
+		items, err := tx.List(bucketNew)
+		if err != nil {
+			return err
+		}
+		for _, it := range items {
+			var e newEntry
+			if err := jsonUnmarshal(it.Value, &e); err != nil {
+				return err
+			}
+			var m Message
+			err := tx.GetJSON(historyPfx+hexID(e.Conv), it.Key, &m)
+			if err == nil {
+				// Show the conversation's current name.
+				if r, err := getConv(tx, e.Conv); err == nil {
+					m.Conversation = r.label()
+				}
+				out = append(out, m)
+			} else if !errors.Is(err, profile.ErrNotFound) {
+				return err
+			}
+		}
+		return tx.DeleteBucket(bucketNew)
+	})
+	return out, err
+}
+
+// sendReceipts sends one read receipt per conversation for the text and
+// file messages of other users among msgs. Failures only warn.
+func (c *Client) sendReceipts(ctx context.Context, conn *transport.Conn, msgs []Message) int {
+	byConv := map[string][]string{}
+	var order []string
+	for _, m := range msgs {
+		if (m.Kind != KindText && m.Kind != KindFile) || m.Sender.User == c.acct.User {
+			continue
+		}
+		if _, ok := byConv[m.ConversationID]; !ok {
+			order = append(order, m.ConversationID)
+		}
+		byConv[m.ConversationID] = append(byConv[m.ConversationID], m.ID)
+	}
+	sent := 0
+	for _, convHex := range order {
+		id, _ := hex.DecodeString(convHex)
+		var r *convRecord
+		err := c.store.Update(func(tx *profile.Tx) (err error) { r, err = getConv(tx, id); return err })
+		if err != nil || r.Removed {
+			continue
+		}
+		ids := byConv[convHex]
+		for len(ids) > 0 {
+			n := min(len(ids), maxReceipts)
+			p := &payload{Kind: KindReceipt, Receipts: slices.Clone(ids[:n])}
+			if _, err := c.sendPayload(ctx, conn, r, p, false); err != nil {
+				c.warn(r, nil, fmt.Errorf("read receipt not sent: %w", err))
+				break
+			}
+			ids = ids[n:]
+			sent++
+		}
+	}
+	return sent
+}
+
+// Follow syncs, then stays connected and calls fn for every new message
+// until ctx is done, reconnecting with backoff when the connection drops.
+func (c *Client) Follow(ctx context.Context, fn func(Message)) error {
+	backoff := 250 * time.Millisecond
+	for {
+		var conn *transport.Conn
+		res, err := c.Sync(ctx)
+		if err == nil {
+			backoff = 250 * time.Millisecond
+			for _, m := range res.Messages {
+				fn(m)
+			}
+			c.mu.Lock()
+			conn = c.conn
+			c.mu.Unlock()
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if err != nil || conn == nil {
+			if errors.Is(err, wire.ErrUnauthenticated) {
+				return err
+			}
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(backoff):
+			}
+			backoff = min(2*backoff, 30*time.Second)
+			continue
+		}
+		if err := c.waitForEvent(ctx, conn); err != nil {
+			return err
+		}
+	}
+}
+
+// waitForEvent blocks until the server pushes something (or the
+// connection drops, or a periodic resync is due).
+func (c *Client) waitForEvent(ctx context.Context, conn *transport.Conn) error {
+	timer := time.NewTimer(30 * time.Second)
+	defer timer.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-timer.C:
+			return nil
+		case <-conn.Done():
+			return nil
+		case ev, ok := <-conn.Events():
+			if !ok {
+				return nil
+			}
+			switch ev.Type {
+			case transport.EventMessage, transport.EventInbox:
+				return nil
+			case transport.EventKeyPackagesLow:
+				err := c.withLock(ctx, func() error {
+					return c.replenishKeyPackages(ctx, ev.KeyPackagesRemaining, ev.KeyPackagesRemaining+1, false)
+				})
+				if err != nil {
+					c.warn(nil, nil, err)
+				}
+			case transport.EventDeviceRemoved:
+				if ev.DeviceID == c.acct.DeviceID {
+					return errors.New("client: this device was removed from the account")
+				}
+			}
+		}
+	}
+}
