@@ -18,6 +18,30 @@
 //
 // Values placed in a RatchetTree (LeafNode, ParentNode) are treated as
 // immutable from then on: the tree shares them between clones.
+//
+// The ratchet tree and TreeKEM are used like this (RFC 9420 §12.4):
+//
+//	// Committer
+//	next := tree.Clone()
+//	// ... next.UpdateLeaf / RemoveLeaf / AddLeaf for the proposals ...
+//	gen, _ := next.GenerateUpdatePath(rand, me, next.Leaf(me), signer, groupID)
+//	ctx.TreeHash = next.TreeHash() // provisional GroupContext
+//	path, _ := gen.Encrypt(next, ctx.Marshal(), addedLeaves)
+//	// commit_secret = gen.CommitSecret, new keys = gen.Keys,
+//	// Welcome path_secret = gen.PathSecretFor(newLeaf)
+//
+//	// Receiver
+//	next := tree.Clone()
+//	// ... apply the same proposals ...
+//	next.MergeUpdatePath(sender, path, groupID)
+//	ctx.TreeHash = next.TreeHash()
+//	commitSecret, keys, _ := next.DecryptUpdatePath(keys, sender, path, ctx.Marshal(), addedLeaves)
+//
+//	// Joiner
+//	tree, _ := DecodeRatchetTree(suite, ext)
+//	tree.Validate(&TreeValidation{GroupID: ..., TreeHash: ..., Extensions: ...})
+//	keys := NewTreeKeys(myLeaf, encryptionPriv)
+//	keys, _, _ = tree.InstallPathSecret(keys, groupInfo.Signer, pathSecret)
 package mls
 
 import (
