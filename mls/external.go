@@ -166,3 +166,30 @@ func JoinExternal(groupInfo []byte, credential Credential, signaturePriv []byte,
 	}
 	return g, msg, nil
 }
+
+// NewExternalProposal makes a proposal from an external sender (§12.1.8):
+// the signer of entry senderIndex of the group's external_senders
+// extension (for example the delivery service) proposes p for the given
+// group and epoch. The result is a PublicMessage MLSMessage. Only Add,
+// Remove, PreSharedKey, ReInit and GroupContextExtensions may be proposed.
+func NewExternalProposal(suite *ciphersuite.Suite, groupID []byte, epoch uint64, senderIndex uint32, signaturePriv []byte, p *Proposal) ([]byte, error) {
+	switch p.Type {
+	case ProposalTypeAdd, ProposalTypeRemove, ProposalTypePSK, ProposalTypeReInit, ProposalTypeGroupContextExtensions:
+	default:
+		return nil, fmt.Errorf("%w: type %d from an external sender", ErrInvalidProposal, p.Type)
+	}
+	signer, err := suite.NewSigner(signaturePriv)
+	if err != nil {
+		return nil, err
+	}
+	c := &FramedContent{
+		GroupID: groupID, Epoch: epoch, Sender: Sender{Type: SenderTypeExternal, Index: senderIndex},
+		AuthenticatedData: []byte{}, ContentType: ContentTypeProposal, Proposal: p,
+	}
+	ac, err := signContent(signer, WireFormatPublicMessage, c, nil)
+	if err != nil {
+		return nil, err
+	}
+	return (&MLSMessage{Version: ProtocolVersionMLS10, WireFormat: WireFormatPublicMessage,
+		PublicMessage: &PublicMessage{Content: ac.Content, Auth: ac.Auth}}).Marshal(), nil
+}
