@@ -167,7 +167,9 @@ func (c *Client) initAccount(ctx context.Context, serverURL, username, invite st
 	}
 	c.acct = acct
 	c.conn = conn
-	return c.withLock(ctx, func() error { return c.replenishKeyPackages(ctx, sess.KeyPackagesRemaining, sess.KeyPackageLowThreshold, true) })
+	return c.withLock(ctx, func() error {
+		return c.replenishKeyPackages(ctx, sess.KeyPackagesRemaining, sess.KeyPackageLowThreshold, true)
+	})
 }
 
 func removeProfile(dir string) {
@@ -287,4 +289,3 @@ func randomBytes(n int) []byte {
 }
 
 func hexID(b []byte) string { return hex.EncodeToString(b) }
-

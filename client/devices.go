@@ -84,7 +84,9 @@ func (c *Client) link(ctx context.Context, serverURL, username string, onCode fu
 	}
 	c.acct = acct
 	c.conn = conn
-	return c.withLock(ctx, func() error { return c.replenishKeyPackages(ctx, sess.KeyPackagesRemaining, sess.KeyPackageLowThreshold, true) })
+	return c.withLock(ctx, func() error {
+		return c.replenishKeyPackages(ctx, sess.KeyPackagesRemaining, sess.KeyPackageLowThreshold, true)
+	})
 }
 
 // Device is a device of this account.

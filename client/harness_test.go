@@ -75,9 +75,9 @@ func startServer(t *testing.T) *testServer {
 
 func testOptions(t *testing.T, name string) Options {
 	return Options{
-		Dir:        filepath.Join(t.TempDir(), name),
-		Passphrase: []byte("passphrase of " + name),
-		KDF:        &testKDF,
+		Dir:         filepath.Join(t.TempDir(), name),
+		Passphrase:  []byte("passphrase of " + name),
+		KDF:         &testKDF,
 		LockTimeout: 20 * time.Second,
 	}
 }

@@ -25,8 +25,8 @@ func groupConfig() mls.Config {
 
 // Bucket names of MLS state in the profile.
 const (
-	bucketGroup       = "group"        // hex(conversation id) → Group.MarshalBinary
-	bucketKeyPackages = "keypackage"   // hex(KeyPackageRef) → KeyPackageBundle
+	bucketGroup       = "group"         // hex(conversation id) → Group.MarshalBinary
+	bucketKeyPackages = "keypackage"    // hex(KeyPackageRef) → KeyPackageBundle
 	bucketLastResort  = "keypackage-lr" // "ref" → hex(ref) of the last-resort package
 )
 
