@@ -1,0 +1,280 @@
+// Package modtest is the contract suite every moderation.Store backend must
+// pass. A backend's test calls Run with a constructor for a fresh, empty
+// store:
+//
+//	func TestContract(t *testing.T) {
+//		modtest.Run(t, func(t *testing.T) moderation.Store { ... })
+//	}
+package modtest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"testing"
+
+	"github.com/parleychat/parley/hashing/hashlist"
+	"github.com/parleychat/parley/moderation"
+)
+
+// Run runs the contract suite; it closes each store at the end of its
+// subtest.
+func Run(t *testing.T, newStore func(t *testing.T) moderation.Store) {
+	tests := []struct {
+		name string
+		fn   func(t *testing.T, s moderation.Store)
+	}{
+		{"ImportIdempotent", testImportIdempotent},
+		{"ImportRemovesWithdrawn", testImportRemovesWithdrawn},
+		{"ImportRefusesInvalid", testImportRefusesInvalid},
+		{"ApplyDiffCheckpoint", testApplyDiff},
+		{"RemoveBank", testRemoveBank},
+		{"ChangesPerBank", testChangesPerBank},
+		{"PublishToken", testPublishToken},
+		{"Decisions", testDecisions},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			s := newStore(t)
+			t.Cleanup(func() {
+				if err := s.Close(); err != nil {
+					t.Errorf("Close: %v", err)
+				}
+			})
+			tc.fn(t, s)
+		})
+	}
+}
+
+// Entry returns a valid entry of type t whose value is derived from n.
+func Entry(t hashlist.SignalType, n int, tags ...string) hashlist.Entry {
+	v := fmt.Sprintf("%0*x", t.HexLen(), n)
+	e, err := hashlist.NewEntry(t, v, tags)
+	if err != nil {
+		panic(err)
+	}
+	return e
+}
+
+func meta(name string) moderation.Bank {
+	return moderation.Bank{Name: name, Source: "test", Label: "terrorist content", Tags: []string{"tvec"}, Action: hashlist.Block}
+}
+
+func testImportIdempotent(t *testing.T, s moderation.Store) {
+	ctx := context.Background()
+	entries := []hashlist.Entry{Entry(hashlist.PDQ, 1), Entry(hashlist.MD5, 2), Entry(hashlist.SHA256, 3, "ideology:x")}
+	b, d, err := s.ImportBank(ctx, meta("a"), entries)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b.Version != 1 || b.Entries != 3 || len(d.Added) != 3 {
+		t.Fatalf("first import: version %d, %d entries, diff %+v", b.Version, b.Entries, d)
+	}
+	seq1, _ := s.LastChange(ctx)
+	b, d, err = s.ImportBank(ctx, meta("a"), slices.Clone(entries))
+	if err != nil {
+		t.Fatal(err)
+	}
+	seq2, _ := s.LastChange(ctx)
+	if b.Version != 1 || !d.Empty() || seq1 != seq2 || seq1 == 0 {
+		t.Fatalf("second import changed something: version %d, diff %+v, seq %d→%d", b.Version, d, seq1, seq2)
+	}
+	got, err := s.Entries(ctx, "a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 3 || got[2].Type != hashlist.SHA256 || !slices.Equal(got[2].Tags, []string{"ideology:x"}) {
+		t.Fatalf("entries: %+v", got)
+	}
+	if b.Label != "terrorist content" || b.Action != hashlist.Block || !slices.Equal(b.Tags, []string{"tvec"}) {
+		t.Fatalf("metadata: %+v", b)
+	}
+}
+
+func testImportRemovesWithdrawn(t *testing.T, s moderation.Store) {
+	ctx := context.Background()
+	if _, _, err := s.ImportBank(ctx, meta("a"), []hashlist.Entry{Entry(hashlist.PDQ, 1), Entry(hashlist.PDQ, 2)}); err != nil {
+		t.Fatal(err)
+	}
+	since, _ := s.LastChange(ctx)
+	b, d, err := s.ImportBank(ctx, meta("a"), []hashlist.Entry{Entry(hashlist.PDQ, 2), Entry(hashlist.PDQ, 3)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b.Version != 2 || b.Entries != 2 || len(d.Added) != 1 || len(d.Removed) != 1 {
+		t.Fatalf("version %d entries %d diff %+v", b.Version, b.Entries, d)
+	}
+	cs, err := s.Changes(ctx, "", since, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ops []string
+	for _, c := range cs {
+		ops = append(ops, string(c.Op)+" "+c.Entry.Value[62:])
+	}
+	want := []string{"delete 01", "upsert 03"}
+	if !slices.Equal(ops, want) {
+		t.Fatalf("change log %v, want %v", ops, want)
+	}
+}
+
+func testImportRefusesInvalid(t *testing.T, s moderation.Store) {
+	ctx := context.Background()
+	good := []hashlist.Entry{Entry(hashlist.PDQ, 1)}
+	if _, _, err := s.ImportBank(ctx, meta("a"), good); err != nil {
+		t.Fatal(err)
+	}
+	seq, _ := s.LastChange(ctx)
+	bad := []struct {
+		name    string
+		meta    moderation.Bank
+		entries []hashlist.Entry
+	}{
+		{"duplicate", meta("a"), []hashlist.Entry{Entry(hashlist.PDQ, 5), Entry(hashlist.PDQ, 5)}},
+		{"bad hash", meta("a"), []hashlist.Entry{Entry(hashlist.PDQ, 6), {Type: hashlist.PDQ, Value: "zz"}}},
+		{"bad action", moderation.Bank{Name: "a", Action: "delete"}, good},
+		{"empty name", moderation.Bank{Action: hashlist.Block}, good},
+	}
+	for _, tc := range bad {
+		if _, _, err := s.ImportBank(ctx, tc.meta, tc.entries); !errors.Is(err, moderation.ErrBadBank) {
+			t.Errorf("%s: err %v, want ErrBadBank", tc.name, err)
+		}
+	}
+	b, err := s.Bank(ctx, "a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	after, _ := s.LastChange(ctx)
+	if b.Entries != 1 || b.Version != 1 || after != seq {
+		t.Fatalf("refused imports changed the bank: %+v, seq %d→%d", b, seq, after)
+	}
+}
+
+func testApplyDiff(t *testing.T, s moderation.Store) {
+	ctx := context.Background()
+	d := hashlist.Diff{Added: []hashlist.Entry{Entry(hashlist.PDQ, 1), Entry(hashlist.MD5, 1)}}
+	b, err := s.ApplyDiff(ctx, meta("x"), d, "7")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b.Checkpoint != "7" || b.Entries != 2 || b.Version != 1 {
+		t.Fatalf("after first page: %+v", b)
+	}
+	// A retried page changes nothing but may move the checkpoint.
+	if b, err = s.ApplyDiff(ctx, meta("x"), d, "7"); err != nil || b.Version != 1 {
+		t.Fatalf("retried page: %+v, %v", b, err)
+	}
+	d2 := hashlist.Diff{Removed: []hashlist.Entry{Entry(hashlist.MD5, 1), Entry(hashlist.SHA256, 9)}}
+	if b, err = s.ApplyDiff(ctx, meta("x"), d2, "9"); err != nil {
+		t.Fatal(err)
+	}
+	if b.Checkpoint != "9" || b.Entries != 1 || b.Version != 2 {
+		t.Fatalf("after deletion page: %+v", b)
+	}
+	bad := hashlist.Diff{Added: []hashlist.Entry{{Type: hashlist.MD5, Value: "nothex"}}}
+	if _, err := s.ApplyDiff(ctx, meta("x"), bad, "10"); !errors.Is(err, moderation.ErrBadBank) {
+		t.Fatalf("bad entry: %v", err)
+	}
+	if b, _ = s.Bank(ctx, "x"); b.Checkpoint != "9" {
+		t.Fatalf("refused page moved the checkpoint to %q", b.Checkpoint)
+	}
+}
+
+func testRemoveBank(t *testing.T, s moderation.Store) {
+	ctx := context.Background()
+	if _, _, err := s.ImportBank(ctx, meta("a"), []hashlist.Entry{Entry(hashlist.PDQ, 1), Entry(hashlist.MD5, 2)}); err != nil {
+		t.Fatal(err)
+	}
+	since, _ := s.LastChange(ctx)
+	if err := s.RemoveBank(ctx, "a"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Bank(ctx, "a"); !errors.Is(err, moderation.ErrNotFound) {
+		t.Fatalf("removed bank: %v", err)
+	}
+	if _, err := s.Entries(ctx, "a"); !errors.Is(err, moderation.ErrNotFound) {
+		t.Fatalf("entries of removed bank: %v", err)
+	}
+	cs, _ := s.Changes(ctx, "", since, 0)
+	if len(cs) != 2 || cs[0].Op != moderation.OpDelete || cs[1].Op != moderation.OpDelete {
+		t.Fatalf("removal log: %+v", cs)
+	}
+	if err := s.RemoveBank(ctx, "a"); !errors.Is(err, moderation.ErrNotFound) {
+		t.Fatalf("second removal: %v", err)
+	}
+}
+
+func testChangesPerBank(t *testing.T, s moderation.Store) {
+	ctx := context.Background()
+	s.ImportBank(ctx, meta("a"), []hashlist.Entry{Entry(hashlist.PDQ, 1)})
+	s.ImportBank(ctx, meta("b"), []hashlist.Entry{Entry(hashlist.PDQ, 2), Entry(hashlist.PDQ, 3)})
+	s.ImportBank(ctx, meta("a"), []hashlist.Entry{Entry(hashlist.PDQ, 1), Entry(hashlist.PDQ, 4)})
+	all, err := s.Changes(ctx, "", 0, 0)
+	if err != nil || len(all) != 4 {
+		t.Fatalf("all changes: %d, %v", len(all), err)
+	}
+	for i := 1; i < len(all); i++ {
+		if all[i].Seq <= all[i-1].Seq {
+			t.Fatalf("sequence not increasing: %+v", all)
+		}
+	}
+	a, _ := s.Changes(ctx, "a", 0, 0)
+	if len(a) != 2 || a[0].Bank != "a" || a[1].Entry.Key() != all[3].Entry.Key() {
+		t.Fatalf("bank a changes: %+v", a)
+	}
+	page, _ := s.Changes(ctx, "", all[0].Seq, 2)
+	if len(page) != 2 || page[0].Seq != all[1].Seq {
+		t.Fatalf("paged changes: %+v", page)
+	}
+	last, _ := s.LastChange(ctx)
+	if last != all[3].Seq {
+		t.Fatalf("LastChange %d, want %d", last, all[3].Seq)
+	}
+}
+
+func testPublishToken(t *testing.T, s moderation.Store) {
+	ctx := context.Background()
+	if err := s.SetPublishToken(ctx, "nope", []byte("x")); !errors.Is(err, moderation.ErrNotFound) {
+		t.Fatalf("unknown bank: %v", err)
+	}
+	s.ImportBank(ctx, meta("a"), nil)
+	if _, err := s.PublishToken(ctx, "a"); !errors.Is(err, moderation.ErrNotFound) {
+		t.Fatalf("unpublished bank: %v", err)
+	}
+	tok := make([]byte, 32)
+	tok[0] = 7
+	if err := s.SetPublishToken(ctx, "a", tok); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.PublishToken(ctx, "a")
+	if err != nil || !slices.Equal(got, tok) {
+		t.Fatalf("PublishToken = %x, %v", got, err)
+	}
+	s.SetPublishToken(ctx, "a", nil)
+	if _, err := s.PublishToken(ctx, "a"); !errors.Is(err, moderation.ErrNotFound) {
+		t.Fatalf("unpublished again: %v", err)
+	}
+}
+
+func testDecisions(t *testing.T, s moderation.Store) {
+	ctx := context.Background()
+	for i := range 3 {
+		d := moderation.Decision{Kind: moderation.DecisionBlock, Bank: "a", Type: hashlist.PDQ, Hash: Entry(hashlist.PDQ, i).Value, Distance: i, Subject: fmt.Sprintf("post:%d", i%2)}
+		if _, err := s.RecordDecision(ctx, d); err != nil {
+			t.Fatal(err)
+		}
+	}
+	all, err := s.Decisions(ctx, "", 0)
+	if err != nil || len(all) != 3 || all[0].Distance != 2 || all[0].Time.IsZero() {
+		t.Fatalf("decisions: %+v, %v", all, err)
+	}
+	p0, _ := s.Decisions(ctx, "post:0", 0)
+	if len(p0) != 2 || p0[0].Subject != "post:0" || p0[0].Type != hashlist.PDQ {
+		t.Fatalf("decisions of post:0: %+v", p0)
+	}
+	one, _ := s.Decisions(ctx, "", 1)
+	if len(one) != 1 {
+		t.Fatalf("limit 1 gave %d", len(one))
+	}
+}

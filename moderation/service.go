@@ -1,0 +1,504 @@
+package moderation
+
+import (
+	"context"
+	"crypto/md5"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/parleychat/parley/hashing"
+	"github.com/parleychat/parley/hashing/hashlist"
+	"github.com/parleychat/parley/hashing/index"
+	"github.com/parleychat/parley/hashing/pdq"
+)
+
+// Config configures a Service. Store is required.
+type Config struct {
+	Store Store
+	// Threshold is the largest PDQ Hamming distance that counts as a match
+	// (default index.MatchThreshold, 31 of 256).
+	Threshold int
+	// MinQuality is the lowest PDQ quality matched, on the upload side and
+	// on the list side where a list says it (default pdq.QualityThreshold,
+	// 50).
+	MinQuality int
+	// PollInterval is how often Run applies bank changes made by other
+	// processes, such as "parleyd admin lists import" (default 2s).
+	PollInterval time.Duration
+	// Registerer receives the metrics; nil means a private registry.
+	Registerer prometheus.Registerer
+	Logger     *slog.Logger
+}
+
+// Media is what is known about one uploaded file.
+type Media struct {
+	Digests hashing.Digests
+	// PDQ holds the 8 dihedral PDQ hashes of an image, so that rotated
+	// and mirrored copies match too; nil for files that are not images.
+	PDQ *pdq.Dihedral
+}
+
+// Match is one bank entry an upload matched.
+type Match struct {
+	Bank     string
+	Label    string
+	Action   hashlist.Action
+	Type     hashlist.SignalType
+	Hash     string // the list's hash
+	Distance int    // PDQ distance (0 for exact matches)
+	Tags     []string
+}
+
+// ref is what an index ID stands for.
+type ref struct {
+	bank  string
+	entry hashlist.Entry
+}
+
+// Service matches media against every bank and keeps its index in step with
+// the store's change log. It is safe for concurrent use.
+type Service struct {
+	cfg   Config
+	store Store
+	log   *slog.Logger
+	m     *metrics
+
+	// gate orders uploads against index updates: an upload holds it for
+	// reading from its check until its post is stored, and Refresh holds
+	// it for writing while changing the index. So a post is either stored
+	// before the index changed (and the rescan that follows sees it) or
+	// checked against the changed index.
+	gate sync.RWMutex
+
+	refreshMu sync.Mutex // one Refresh at a time
+
+	mu        sync.RWMutex // guards the fields below (the indexes lock themselves)
+	pdqIdx    *index.PDQ
+	exact     *index.Exact
+	pdqRefs   map[index.ID]ref
+	exactRefs map[index.ID]ref
+	byKey     map[string]index.ID // bank+"\x00"+entry.Key() → ID (in pdqRefs or exactRefs by type)
+	banks     map[string]Bank
+	seq       int64
+	ignored   int // list-side PDQ entries skipped for low quality
+
+	lmu       sync.Mutex
+	listeners []func(context.Context, []Change)
+}
+
+// New loads every bank from cfg.Store into a fresh index.
+func New(ctx context.Context, cfg Config) (*Service, error) {
+	if cfg.Store == nil {
+		return nil, fmt.Errorf("moderation: Config.Store is required")
+	}
+	if cfg.Threshold <= 0 {
+		cfg.Threshold = index.MatchThreshold
+	}
+	if cfg.Threshold > 256 {
+		return nil, fmt.Errorf("moderation: PDQ threshold %d above 256", cfg.Threshold)
+	}
+	if cfg.MinQuality <= 0 {
+		cfg.MinQuality = pdq.QualityThreshold
+	}
+	if cfg.PollInterval <= 0 {
+		cfg.PollInterval = 2 * time.Second
+	}
+	if cfg.Registerer == nil {
+		cfg.Registerer = prometheus.NewRegistry()
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	m, err := newMetrics(cfg.Registerer)
+	if err != nil {
+		return nil, err
+	}
+	s := &Service{
+		cfg: cfg, store: cfg.Store, log: cfg.Logger, m: m,
+		pdqIdx: index.NewPDQ(), exact: index.NewExact(),
+		pdqRefs: map[index.ID]ref{}, exactRefs: map[index.ID]ref{},
+		byKey: map[string]index.ID{}, banks: map[string]Bank{},
+	}
+	// Read the log position first: replaying changes that the entries
+	// already include is harmless, as applying a change is idempotent.
+	seq, err := s.store.LastChange(ctx)
+	if err != nil {
+		return nil, err
+	}
+	banks, err := s.store.Banks(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for _, b := range banks {
+		entries, err := s.store.Entries(ctx, b.Name)
+		if err != nil {
+			return nil, err
+		}
+		s.banks[b.Name] = b
+		for _, e := range entries {
+			s.upsertLocked(b.Name, e)
+		}
+	}
+	s.seq = seq
+	s.pdqIdx.Compact()
+	if err := s.Refresh(ctx); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// Store returns the service's store.
+func (s *Service) Store() Store { return s.store }
+
+// Threshold returns the PDQ match distance in use.
+func (s *Service) Threshold() int { return s.cfg.Threshold }
+
+// MinQuality returns the lowest PDQ quality that is matched.
+func (s *Service) MinQuality() int { return s.cfg.MinQuality }
+
+// OnAdded registers f to be called after Refresh with the upserts it
+// applied (entries new to the index, in log order), so that published
+// content can be checked again. f runs on Refresh's goroutine.
+func (s *Service) OnAdded(f func(ctx context.Context, added []Change)) {
+	s.lmu.Lock()
+	s.listeners = append(s.listeners, f)
+	s.lmu.Unlock()
+}
+
+// BeginCheck holds back index updates until the returned function is
+// called: call it before Match and release it once the checked content is
+// stored. Do not call Refresh while holding it.
+func (s *Service) BeginCheck() (end func()) {
+	s.gate.RLock()
+	return s.gate.RUnlock
+}
+
+// Run applies bank changes every PollInterval until ctx is done.
+func (s *Service) Run(ctx context.Context) {
+	t := time.NewTicker(s.cfg.PollInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if err := s.Refresh(ctx); err != nil && ctx.Err() == nil {
+				s.log.Error("moderation: refresh banks", "err", err)
+			}
+		}
+	}
+}
+
+// Refresh applies every change-log record written since the last Refresh
+// (by this process or another) to the index, without rebuilding it, then
+// calls the OnAdded listeners with the new entries.
+func (s *Service) Refresh(ctx context.Context) error {
+	s.refreshMu.Lock()
+	defer s.refreshMu.Unlock()
+	var added []Change
+	for {
+		s.mu.RLock()
+		since := s.seq
+		s.mu.RUnlock()
+		changes, err := s.store.Changes(ctx, "", since, 10000)
+		if err != nil {
+			return fmt.Errorf("moderation: refresh: %w", err)
+		}
+		if len(changes) == 0 {
+			break
+		}
+		banks, err := s.store.Banks(ctx)
+		if err != nil {
+			return fmt.Errorf("moderation: refresh: %w", err)
+		}
+		s.gate.Lock()
+		s.mu.Lock()
+		s.banks = make(map[string]Bank, len(banks))
+		for _, b := range banks {
+			s.banks[b.Name] = b
+		}
+		for _, c := range changes {
+			switch c.Op {
+			case OpUpsert:
+				if s.upsertLocked(c.Bank, c.Entry) {
+					added = append(added, c)
+				}
+			case OpDelete:
+				s.deleteLocked(c.Bank, c.Entry)
+			}
+			s.seq = c.Seq
+		}
+		s.mu.Unlock()
+		s.gate.Unlock()
+	}
+	if len(added) == 0 {
+		return nil
+	}
+	s.lmu.Lock()
+	ls := slices.Clone(s.listeners)
+	s.lmu.Unlock()
+	for _, f := range ls {
+		f(ctx, added)
+	}
+	return nil
+}
+
+// entryQuality returns the quality an entry's "quality:N" tag declares,
+// or -1.
+func entryQuality(e hashlist.Entry) int {
+	for _, t := range e.Tags {
+		if v, ok := strings.CutPrefix(t, "quality:"); ok {
+			if q, err := strconv.Atoi(v); err == nil {
+				return q
+			}
+		}
+	}
+	return -1
+}
+
+// upsertLocked adds e to the index, or updates its tags, reporting whether
+// it is new to the index.
+func (s *Service) upsertLocked(bank string, e hashlist.Entry) bool {
+	key := bank + "\x00" + e.Key()
+	if id, ok := s.byKey[key]; ok {
+		if e.Type == hashlist.PDQ {
+			s.pdqRefs[id] = ref{bank, e}
+		} else {
+			s.exactRefs[id] = ref{bank, e}
+		}
+		return false
+	}
+	raw, err := hex.DecodeString(e.Value)
+	if err != nil {
+		return false // the store holds validated entries; be safe anyway
+	}
+	var id index.ID
+	switch e.Type {
+	case hashlist.PDQ:
+		var h pdq.Hash
+		if len(raw) != len(h) {
+			return false
+		}
+		copy(h[:], raw)
+		// Lists rarely carry quality; where an entry says it (a
+		// "quality:N" tag), low-quality hashes are ignored, as is the
+		// all-zero hash of images too small to hash.
+		if q := entryQuality(e); q >= 0 && q < s.cfg.MinQuality || h.IsZero() {
+			s.ignored++
+			return false
+		}
+		id = s.pdqIdx.Insert(h)
+		s.pdqRefs[id] = ref{bank, e}
+	case hashlist.MD5:
+		var h [md5.Size]byte
+		if len(raw) != len(h) {
+			return false
+		}
+		copy(h[:], raw)
+		id = s.exact.InsertMD5(h)
+		s.exactRefs[id] = ref{bank, e}
+	case hashlist.SHA256:
+		var h [sha256.Size]byte
+		if len(raw) != len(h) {
+			return false
+		}
+		copy(h[:], raw)
+		id = s.exact.InsertSHA256(h)
+		s.exactRefs[id] = ref{bank, e}
+	default:
+		return false
+	}
+	s.byKey[key] = id
+	return true
+}
+
+func (s *Service) deleteLocked(bank string, e hashlist.Entry) {
+	key := bank + "\x00" + e.Key()
+	id, ok := s.byKey[key]
+	if !ok {
+		return
+	}
+	delete(s.byKey, key)
+	if e.Type == hashlist.PDQ {
+		s.pdqIdx.Delete(id)
+		delete(s.pdqRefs, id)
+	} else {
+		s.exact.Delete(id)
+		delete(s.exactRefs, id)
+	}
+}
+
+// Len returns the number of PDQ and exact entries in the index.
+func (s *Service) Len() (pdqEntries, exactEntries int) {
+	return s.pdqIdx.Len(), s.exact.Len()
+}
+
+// Match returns every bank entry m matches: exact MD5 and SHA-256 matches,
+// and PDQ entries within the threshold of any dihedral variant of an image
+// of sufficient quality. Block matches come first, then by distance.
+func (s *Service) Match(m Media) []Match {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	best := map[index.ID]int{} // PDQ ID → smallest distance over the variants
+	if m.PDQ != nil && m.PDQ.Quality >= s.cfg.MinQuality {
+		for _, h := range m.PDQ.Hashes {
+			for _, r := range s.pdqIdx.Lookup(h, s.cfg.Threshold) {
+				if d, ok := best[r.ID]; !ok || r.Distance < d {
+					best[r.ID] = r.Distance
+				}
+			}
+		}
+	}
+	var out []Match
+	add := func(r ref, dist int) {
+		b := s.banks[r.bank]
+		out = append(out, Match{Bank: r.bank, Label: b.Label, Action: b.Action, Type: r.entry.Type,
+			Hash: r.entry.Value, Distance: dist, Tags: r.entry.Tags})
+	}
+	for id, d := range best {
+		if r, ok := s.pdqRefs[id]; ok {
+			add(r, d)
+		}
+	}
+	for _, id := range s.exact.LookupMD5(m.Digests.MD5) {
+		if r, ok := s.exactRefs[id]; ok {
+			add(r, 0)
+		}
+	}
+	for _, id := range s.exact.LookupSHA256(m.Digests.SHA256) {
+		if r, ok := s.exactRefs[id]; ok {
+			add(r, 0)
+		}
+	}
+	sortMatches(out)
+	return out
+}
+
+func sortMatches(ms []Match) {
+	slices.SortFunc(ms, func(a, b Match) int {
+		if (a.Action == hashlist.Block) != (b.Action == hashlist.Block) {
+			if a.Action == hashlist.Block {
+				return -1
+			}
+			return 1
+		}
+		if a.Distance != b.Distance {
+			return a.Distance - b.Distance
+		}
+		return strings.Compare(a.Bank+a.Hash, b.Bank+b.Hash)
+	})
+}
+
+// MatchAgainst returns the matches of m against entries only (for
+// rescanning published media when entries are added), with the same
+// rules as Match. bank metadata is read from the service.
+func (s *Service) MatchAgainst(m Media, added []Change) []Match {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	var out []Match
+	for _, c := range added {
+		// Skip entries deleted since (not in the live index any more).
+		if _, live := s.byKey[c.Bank+"\x00"+c.Entry.Key()]; !live {
+			continue
+		}
+		b := s.banks[c.Bank]
+		mt := Match{Bank: c.Bank, Label: b.Label, Action: b.Action, Type: c.Entry.Type, Hash: c.Entry.Value, Tags: c.Entry.Tags}
+		raw, err := hex.DecodeString(c.Entry.Value)
+		if err != nil {
+			continue
+		}
+		switch c.Entry.Type {
+		case hashlist.PDQ:
+			if m.PDQ == nil || m.PDQ.Quality < s.cfg.MinQuality || len(raw) != pdq.Size {
+				continue
+			}
+			h := pdq.Hash(raw)
+			best := 257
+			for _, v := range m.PDQ.Hashes {
+				best = min(best, pdq.Distance(h, v))
+			}
+			if best <= s.cfg.Threshold {
+				mt.Distance = best
+				out = append(out, mt)
+			}
+		case hashlist.MD5:
+			if string(raw) == string(m.Digests.MD5[:]) {
+				out = append(out, mt)
+			}
+		case hashlist.SHA256:
+			if string(raw) == string(m.Digests.SHA256[:]) {
+				out = append(out, mt)
+			}
+		}
+	}
+	sortMatches(out)
+	return out
+}
+
+// Decide records a decision about content uploaded (or a list changed) at
+// start, counts it per list and observes the time it took: for block and
+// hold decisions the upload-to-decision histogram, for takedowns the
+// list-update-to-takedown one.
+func (s *Service) Decide(ctx context.Context, d Decision, start time.Time) error {
+	if d.Time.IsZero() {
+		d.Time = time.Now()
+	}
+	if _, err := s.store.RecordDecision(ctx, d); err != nil {
+		return err
+	}
+	if d.Bank != "" {
+		s.m.matches.WithLabelValues(d.Bank, d.Kind).Inc()
+	}
+	if !start.IsZero() {
+		switch d.Kind {
+		case DecisionTakedown:
+			s.m.takedownSeconds.Observe(d.Time.Sub(start).Seconds())
+		case DecisionBlock, DecisionHold:
+			s.m.decisionSeconds.Observe(d.Time.Sub(start).Seconds())
+		}
+	}
+	return nil
+}
+
+// ObserveAccepted observes the decision time of an upload that matched
+// nothing.
+func (s *Service) ObserveAccepted(start time.Time) {
+	s.m.decisionSeconds.Observe(time.Since(start).Seconds())
+}
+
+type metrics struct {
+	matches         *prometheus.CounterVec
+	decisionSeconds prometheus.Histogram
+	takedownSeconds prometheus.Histogram
+}
+
+func newMetrics(reg prometheus.Registerer) (*metrics, error) {
+	m := &metrics{
+		matches: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "parleyd_moderation_matches_total",
+			Help: "Hash-list matches by list and decision (block, hold, takedown)."}, []string{"list", "decision"}),
+		decisionSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "parleyd_moderation_upload_decision_seconds",
+			Help:    "Time from a channel media upload arriving to its moderation decision.",
+			Buckets: prometheus.ExponentialBuckets(0.001, 2, 14)}),
+		takedownSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "parleyd_moderation_list_update_to_takedown_seconds",
+			Help:    "Time from a hash-list update being stored to the takedown of a published post it matches.",
+			Buckets: prometheus.ExponentialBuckets(0.01, 2, 16)}),
+	}
+	for _, c := range []prometheus.Collector{m.matches, m.decisionSeconds, m.takedownSeconds} {
+		if err := reg.Register(c); err != nil {
+			return nil, fmt.Errorf("moderation: register metrics: %w", err)
+		}
+	}
+	return m, nil
+}

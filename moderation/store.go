@@ -1,0 +1,128 @@
+// Package moderation keeps known terrorist and violent-extremist media out of
+// Parley's public channels, which are broadcast and NOT end-to-end encrypted
+// (private chats are MLS-encrypted and never scanned: the server cannot see
+// them).
+//
+// It keeps persistent hash banks (industry lists such as GIFCT's or Tech
+// Against Terrorism's, and the hashes this server's moderators confirmed),
+// an in-memory matcher over them (hashing/index) that follows every bank
+// change without a rebuild, a log of decisions, and the hash exchange: an
+// HTTP feed of a bank's changes that another server syncs from a checkpoint.
+//
+// Every bank change is written to an append-only change log with a sequence
+// number. Running servers apply the log to their index (Service.Refresh),
+// the channel layer rescans published posts when hashes are added, and the
+// exchange serves the same log to other servers, so deletions propagate.
+package moderation
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/parleychat/parley/hashing/hashlist"
+)
+
+// Errors that callers branch on with errors.Is.
+var (
+	ErrNotFound = errors.New("moderation: not found")
+	ErrBadBank  = errors.New("moderation: invalid bank")
+)
+
+// Bank is one hash list as stored: its metadata and entry count.
+type Bank struct {
+	Name    string
+	Source  string // where it comes from: a file name, a URL, "local"
+	Label   string // e.g. "terrorist content"
+	Tags    []string
+	Action  hashlist.Action // block or review
+	Version int64           // increases with every change to its entries
+	Entries int
+	// Checkpoint is where the next incremental sync of this bank resumes
+	// (for banks synced from an exchange); empty otherwise.
+	Checkpoint string
+	Updated    time.Time
+}
+
+// Op is the kind of a change-log record.
+type Op string
+
+const (
+	OpUpsert Op = "upsert" // an entry was added, or its tags changed
+	OpDelete Op = "delete" // an entry was removed
+)
+
+// Change is one record of the bank change log.
+type Change struct {
+	Seq   int64
+	Bank  string
+	Op    Op
+	Entry hashlist.Entry
+	Time  time.Time
+}
+
+// Decision kinds.
+const (
+	DecisionBlock    = "block"    // an upload was refused
+	DecisionHold     = "hold"     // an upload (or published post) was held for review
+	DecisionTakedown = "takedown" // a published post was removed after a list change
+	DecisionApprove  = "approve"  // a moderator released a held post
+	DecisionReject   = "reject"   // a moderator removed a held post
+	DecisionConfirm  = "confirm"  // a moderator confirmed a hash into a bank
+)
+
+// Decision is one recorded moderation decision.
+type Decision struct {
+	ID       int64
+	Time     time.Time
+	Kind     string
+	Bank     string
+	Type     hashlist.SignalType
+	Hash     string // the list's hash (lower-case hex)
+	Distance int    // PDQ Hamming distance; 0 for exact matches
+	Subject  string // what it applies to, e.g. "post:42"
+	Actor    string // moderator name; empty for automatic decisions
+	Note     string
+}
+
+// Store is the persistent state of package moderation. Implementations must
+// make every method atomic: a failed call changes nothing. The contract
+// suite is in package modtest.
+type Store interface {
+	// ImportBank creates or updates the bank named meta.Name (its Source,
+	// Label, Tags and Action) and replaces its entries with entries, which
+	// must be valid and unique. Hashes not in entries are removed. If the
+	// entries are unchanged the version is not bumped and nothing is
+	// logged, so importing the same file twice changes nothing.
+	ImportBank(ctx context.Context, meta Bank, entries []hashlist.Entry) (Bank, hashlist.Diff, error)
+	// ApplyDiff creates or updates the bank's metadata, applies d (adds,
+	// retags and removals; removals of absent entries are ignored) and
+	// stores checkpoint, all at once.
+	ApplyDiff(ctx context.Context, meta Bank, d hashlist.Diff, checkpoint string) (Bank, error)
+	// RemoveBank deletes a bank, logging the removal of each entry.
+	RemoveBank(ctx context.Context, name string) error
+	Bank(ctx context.Context, name string) (Bank, error)
+	Banks(ctx context.Context) ([]Bank, error)
+	// Entries returns a bank's entries sorted by type and value.
+	Entries(ctx context.Context, bank string) ([]hashlist.Entry, error)
+	// Changes returns up to limit change-log records with Seq > since, in
+	// order; bank "" means every bank.
+	Changes(ctx context.Context, bank string, since int64, limit int) ([]Change, error)
+	// LastChange returns the highest Seq in the change log (0 if empty).
+	LastChange(ctx context.Context) (int64, error)
+
+	// SetPublishToken makes a bank available on the exchange to holders of
+	// a token whose SHA-256 is tokenHash; nil stops publishing it.
+	SetPublishToken(ctx context.Context, bank string, tokenHash []byte) error
+	// PublishToken returns the token hash of a published bank, or
+	// ErrNotFound.
+	PublishToken(ctx context.Context, bank string) ([]byte, error)
+
+	// RecordDecision appends d (ID is assigned) and returns its ID.
+	RecordDecision(ctx context.Context, d Decision) (int64, error)
+	// Decisions returns the most recent decisions first; subject "" means
+	// all. limit <= 0 means 100.
+	Decisions(ctx context.Context, subject string, limit int) ([]Decision, error)
+
+	Close() error
+}
