@@ -267,7 +267,7 @@ func (g *Group) createCommit(opts *CommitOptions) (*CommitOutput, error) {
 	next.interim = keyschedule.InterimTranscriptHash(g.suite, newCtx.ConfirmedTranscriptHash, ac.Auth.ConfirmationTag)
 	next.reinit = applied.reinit
 	if len(applied.added) > 0 {
-		out.Welcome, err = next.buildWelcome(ks, gen, applied)
+		out.Welcome, err = next.buildWelcome(ks, gen, applied, pskSecret)
 		if err != nil {
 			return nil, err
 		}

@@ -11,7 +11,7 @@ import (
 // buildWelcome makes the Welcome for the members a commit added
 // (§12.4.3.1). g is the group state of the new epoch, before startEpoch;
 // ks is the new epoch's key schedule (still holding the joiner secret).
-func (g *Group) buildWelcome(ks *keyschedule.Epoch, gen *PathGeneration, applied *appliedProposals) ([]byte, error) {
+func (g *Group) buildWelcome(ks *keyschedule.Epoch, gen *PathGeneration, applied *appliedProposals, pskSecret []byte) ([]byte, error) {
 	gi := &GroupInfo{
 		GroupContext:    g.ctx,
 		Extensions:      Extensions{},
@@ -22,10 +22,6 @@ func (g *Group) buildWelcome(ks *keyschedule.Epoch, gen *PathGeneration, applied
 		gi.Extensions = append(gi.Extensions, g.tree.Extension())
 	}
 	if err := gi.Sign(g.signer); err != nil {
-		return nil, err
-	}
-	pskSecret, err := g.pskSecret(applied.psks)
-	if err != nil {
 		return nil, err
 	}
 	welcomeSecret, err := keyschedule.WelcomeSecret(g.suite, ks.JoinerSecret, pskSecret)

@@ -1,0 +1,244 @@
+package mls
+
+import (
+	"bytes"
+	"errors"
+	"testing"
+)
+
+func TestExternalJoin(t *testing.T) {
+	s, alice, bob, carol := gtThree(t, Config{})
+	gi, err := bob.g.GroupInfo(true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, commit, err := JoinExternal(gi, NewBasicCredential([]byte("dave")), gtSigKey(t, s), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dave := &gtMember{"dave", g}
+	rs := gtDeliver(t, commit, alice, bob, carol)
+	if !rs[0].Commit.External || rs[0].Commit.Committer != dave.g.OwnLeaf() {
+		t.Fatalf("external commit result %+v", rs[0].Commit)
+	}
+	all := []*gtMember{alice, bob, carol, dave}
+	gtAgree(t, all...)
+
+	// Carol lost her state and rejoins, removing her old leaf; the tree
+	// comes out of band this time.
+	gi, err = alice.g.GroupInfo(false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := carol.g.OwnLeaf()
+	g, commit, err = JoinExternal(gi, NewBasicCredential([]byte("carol")), gtSigKey(t, s),
+		&ExternalJoinOptions{RatchetTree: alice.g.tree.Marshal(), RemoveLeaf: &old})
+	if err != nil {
+		t.Fatal(err)
+	}
+	gtDeliver(t, commit, alice, bob, dave)
+	r, err := carol.g.Process(commit)
+	if err != nil || !r.Commit.RemovedSelf {
+		t.Fatalf("old carol: %v", err)
+	}
+	carol = &gtMember{"carol2", g}
+	all = []*gtMember{alice, bob, carol, dave}
+	gtAgree(t, all...)
+	msg, err := carol.g.Encrypt([]byte("back"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gtDeliver(t, msg, alice, bob, dave)
+
+	// A GroupInfo with a bad signature is refused.
+	if gi, err = alice.g.GroupInfo(false); err != nil {
+		t.Fatal(err)
+	}
+	bad := gtRemarshal(t, gi, func(m *MLSMessage) { m.GroupInfo.Signature[0] ^= 1 })
+	if _, _, err := JoinExternal(bad, NewBasicCredential([]byte("eve")), gtSigKey(t, s),
+		&ExternalJoinOptions{RatchetTree: alice.g.tree.Marshal()}); !errors.Is(err, ErrBadSignature) {
+		t.Fatalf("bad group info: %v", err)
+	}
+}
+
+func TestExternalSenderProposals(t *testing.T) {
+	s := gtSuite(t, 1)
+	dsKey := gtSigKey(t, s)
+	dsSigner, err := s.NewSigner(dsKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ga, err := CreateGroup(s, []byte("g"), NewBasicCredential([]byte("alice")), gtSigKey(t, s), &CreateOptions{
+		ExternalSenders: ExternalSenders{{SignatureKey: dsSigner.Public(), Credential: NewBasicCredential([]byte("ds"))}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	alice := &gtMember{"alice", ga}
+	kpB, bB := gtKeyPackage(t, s, "bob")
+	out, err := alice.g.Add(kpB)
+	gtCommitMerge(t, alice, nil, out, err)
+	bob := gtJoin(t, "bob", out.Welcome, bB)
+
+	prop, err := NewExternalProposal(s, []byte("g"), alice.g.Epoch(), 0, dsKey,
+		&Proposal{Type: ProposalTypeRemove, Remove: &Remove{Removed: bob.g.OwnLeaf()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rs := gtDeliver(t, prop, alice, bob)
+	if rs[0].Kind != ResultProposal || string(rs[0].Credential.Identity) != "ds" {
+		t.Fatalf("external proposal result %+v", rs[0])
+	}
+	out, err = alice.g.Commit(CommitOptions{IncludeReceived: true})
+	gtCommitMerge(t, alice, nil, out, err)
+	r, err := bob.g.Process(out.Commit)
+	if err != nil || !r.Commit.RemovedSelf {
+		t.Fatalf("bob: %v", err)
+	}
+	// An unknown external sender index is refused.
+	prop, err = NewExternalProposal(s, []byte("g"), alice.g.Epoch(), 3, dsKey,
+		&Proposal{Type: ProposalTypeRemove, Remove: &Remove{Removed: 0}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := alice.g.Process(prop); !errors.Is(err, ErrUnknownSender) {
+		t.Fatalf("unknown external sender: %v", err)
+	}
+}
+
+func TestPSKsReInitAndExtensions(t *testing.T) {
+	psk := map[string][]byte{"shared": bytes.Repeat([]byte{7}, 32)}
+	lookup := func(id []byte) ([]byte, bool) { v, ok := psk[string(id)]; return v, ok }
+	s, alice, bob, carol := gtThree(t, Config{PSKLookup: lookup})
+	all := []*gtMember{alice, bob, carol}
+
+	// A resumption PSK, then an external PSK with a new member who needs it.
+	kpD, bD := gtKeyPackage(t, s, "dave")
+	out, err := alice.g.Commit(CommitOptions{ResumptionPSKEpochs: []uint64{alice.g.Epoch()}})
+	gtCommitMerge(t, alice, []*gtMember{bob, carol}, out, err)
+	gtAgree(t, all...)
+	out, err = alice.g.Commit(CommitOptions{Adds: [][]byte{kpD}, ExternalPSKs: [][]byte{[]byte("shared")}})
+	gtCommitMerge(t, alice, []*gtMember{bob, carol}, out, err)
+	if _, err := JoinFromWelcome(out.Welcome, bD, nil, nil); !errors.Is(err, ErrUnknownPSK) {
+		t.Fatalf("join without the PSK: %v", err)
+	}
+	g, err := JoinFromWelcome(out.Welcome, bD, nil, &Config{PSKLookup: lookup})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dave := &gtMember{"dave", g}
+	all = append(all, dave)
+	gtAgree(t, all...)
+
+	// A member without the PSK cannot follow, and is left unchanged.
+	out, err = bob.g.Commit(CommitOptions{ExternalPSKs: [][]byte{[]byte("shared")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	carol.g.SetPSKLookup(nil)
+	before := gtMarshal(t, carol.g)
+	if _, err := carol.g.Process(out.Commit); !errors.Is(err, ErrUnknownPSK) {
+		t.Fatalf("missing PSK: %v", err)
+	}
+	if !bytes.Equal(before, gtMarshal(t, carol.g)) {
+		t.Fatal("state changed")
+	}
+	carol.g.SetPSKLookup(lookup)
+	gtCommitMerge(t, bob, []*gtMember{alice, carol, dave}, out, nil)
+	gtAgree(t, all...)
+
+	// Group context extensions: require a capability everyone has.
+	rc := &RequiredCapabilities{CredentialTypes: []CredentialType{CredentialTypeBasic}}
+	out, err = carol.g.Commit(CommitOptions{GroupContextExtensions: Extensions{rc.Extension()}})
+	gtCommitMerge(t, carol, []*gtMember{alice, bob, dave}, out, err)
+	gtAgree(t, all...)
+	if _, ok, _ := dave.g.GroupContext().Extensions.RequiredCapabilities(); !ok {
+		t.Fatal("required_capabilities not applied")
+	}
+
+	// ReInit: the group is then frozen.
+	out, err = dave.g.Commit(CommitOptions{ReInit: &ReInit{GroupID: []byte("g2"), Version: ProtocolVersionMLS10,
+		CipherSuite: s.ID(), Extensions: Extensions{}}})
+	gtCommitMerge(t, dave, []*gtMember{alice, bob, carol}, out, err)
+	for _, m := range all {
+		if _, ok := m.g.PendingReInit(); !ok {
+			t.Fatalf("%s: reinit not pending", m.name)
+		}
+		if _, err := m.g.Encrypt([]byte("x"), nil); err == nil {
+			t.Fatalf("%s: group usable after reinit", m.name)
+		}
+	}
+}
+
+func TestPersistenceWithPendingCommit(t *testing.T) {
+	s, alice, bob, _ := gtThree(t, Config{PaddingBlock: 64, KeptEpochs: 2})
+	kpD, bD := gtKeyPackage(t, s, "dave")
+	if _, _, err := bob.g.ProposeAdd(kpD); err != nil {
+		t.Fatal(err)
+	}
+	out, err := alice.g.Add(kpD)
+	if err != nil {
+		t.Fatal(err)
+	}
+	state := gtMarshal(t, alice.g)
+	g, err := UnmarshalGroup(state)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !g.HasPendingCommit() || !bytes.Equal(gtMarshal(t, g), state) {
+		t.Fatal("pending commit lost")
+	}
+	// The restored group merges its commit when it comes back.
+	if r, err := g.Process(out.Commit); err != nil || !r.Commit.Own {
+		t.Fatalf("own commit after restore: %v", err)
+	}
+	if _, err := JoinFromWelcome(out.Welcome, bD, nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	// Bad versions and truncations are rejected.
+	for _, bad := range [][]byte{nil, {2}, state[:len(state)/2], append(bytes.Clone(state), 0)} {
+		if _, err := UnmarshalGroup(bad); !errors.Is(err, ErrMalformed) {
+			t.Fatalf("bad state accepted: %v", err)
+		}
+	}
+	// Bundles round-trip.
+	var b2 KeyPackageBundle
+	enc, _ := bD.MarshalBinary()
+	if err := b2.UnmarshalBinary(enc); err != nil || !bytes.Equal(b2.InitPriv, bD.InitPriv) {
+		t.Fatalf("bundle: %v", err)
+	}
+}
+
+func FuzzUnmarshalGroup(f *testing.F) {
+	s := gtSuite(f, 1)
+	g, err := CreateGroup(s, []byte("g"), NewBasicCredential([]byte("a")), gtSigKey(f, s), nil)
+	if err != nil {
+		f.Fatal(err)
+	}
+	kp, _ := gtKeyPackage(f, s, "b")
+	if _, err := g.Add(kp); err != nil {
+		f.Fatal(err)
+	}
+	f.Add(gtMarshal(f, g))
+	if _, err := g.MergePendingCommit(); err != nil {
+		f.Fatal(err)
+	}
+	f.Add(gtMarshal(f, g))
+	f.Add([]byte{1})
+	f.Fuzz(func(t *testing.T, data []byte) {
+		g, err := UnmarshalGroup(data)
+		if err != nil {
+			if !errors.Is(err, ErrMalformed) {
+				t.Fatalf("error does not wrap ErrMalformed: %v", err)
+			}
+			return
+		}
+		again, err := g.MarshalBinary()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := UnmarshalGroup(again); err != nil {
+			t.Fatalf("re-encoded state does not decode: %v", err)
+		}
+	})
+}
