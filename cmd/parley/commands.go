@@ -1,0 +1,637 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/parleychat/parley/client"
+	"github.com/parleychat/parley/client/profile"
+	"github.com/parleychat/parley/client/safety"
+	"github.com/parleychat/parley/client/tui"
+	"github.com/parleychat/parley/hashing/hashcmd"
+)
+
+var hashRun = hashcmd.Run
+
+// version is the client version; set with -ldflags "-X main.version=...".
+var version = "devel"
+
+func commands() map[string]*command {
+	cmds := []*command{
+		{
+			name: "init",
+			usage: `init --server URL --name NAME [--invite CODE]
+
+Creates a profile (asking for a new passphrase), registers the account
+NAME on the server with this device as its first device, and publishes
+key packages so that others can start conversations with you.`,
+			flags: func(fs *flag.FlagSet, f *cmdFlags) {
+				fs.StringVar(&f.server, "server", "", "server URL, e.g. https://parley.example:7867")
+				fs.StringVar(&f.name, "name", "", "your user name (3-32 of a-z 0-9 . _ -)")
+				fs.StringVar(&f.invite, "invite", "", "registration invite code, if the server needs one")
+			},
+			run: cmdInit,
+		},
+		{
+			name: "send", minArgs: 2, maxArgs: 2,
+			usage: `send @USER|#GROUP TEXT
+
+Sends TEXT to USER (a direct conversation with all of USER's devices and
+your other devices, created on first use) or to GROUP. Prints the
+server's delivery receipt: the message is stored and will be delivered.`,
+			run: cmdSend,
+		},
+		{
+			name: "send-file", minArgs: 2, maxArgs: 2,
+			usage: `send-file @USER|#GROUP PATH
+
+Encrypts the file with a fresh key (AES-256-GCM in 64 KiB chunks),
+uploads the ciphertext, and sends the key, SHA-256 digest, name and size
+inside an end-to-end encrypted message. A progress bar is shown on
+standard error when it is a terminal (not with --json).`,
+			run: cmdSendFile,
+		},
+		{
+			name: "get-file", minArgs: 1, maxArgs: 1,
+			usage: `get-file ID [--out PATH]
+
+Downloads the file sent in message ID (as printed by sync), decrypts it
+and checks its SHA-256 digest. Writes to PATH, or to the sender's file
+name in the current directory; never overwrites an existing file.`,
+			flags: func(fs *flag.FlagSet, f *cmdFlags) {
+				fs.StringVar(&f.out, "out", "", "where to write the file")
+			},
+			run: cmdGetFile,
+		},
+		{
+			name: "sync", maxArgs: 0,
+			usage: `sync [--follow]
+
+Fetches everything new (conversations you were added to, messages,
+membership changes, read receipts), prints it, sends read receipts for
+the messages shown, and exits. With --follow it stays connected and
+prints messages as they arrive. With --json each message is one JSON
+object per line: id, conversation, sender {user, device}, sent_at, kind
+(text, file, receipt, membership) and text.`,
+			flags: func(fs *flag.FlagSet, f *cmdFlags) {
+				fs.BoolVar(&f.follow, "follow", false, "stay connected and print messages as they arrive")
+			},
+			run: cmdSync,
+		},
+		{
+			name: "history", minArgs: 1, maxArgs: 1,
+			usage: `history @USER|#GROUP [--limit N]
+
+Prints the stored history of a conversation (nothing is fetched; run
+sync first).`,
+			flags: func(fs *flag.FlagSet, f *cmdFlags) {
+				fs.IntVar(&f.limit, "limit", 50, "how many of the newest messages")
+			},
+			run: cmdHistory,
+		},
+		{
+			name: "group create", minArgs: 1, maxArgs: -1,
+			usage: `group create NAME @USER...
+
+Creates the group NAME with the given people (all their devices) and
+your other devices.`,
+			run: cmdGroupCreate,
+		},
+		{
+			name: "group add", minArgs: 2, maxArgs: -1,
+			usage: `group add NAME @USER...
+
+Adds people (all their devices) to the group NAME. They see messages sent
+from then on.`,
+			run: cmdGroupAdd,
+		},
+		{
+			name: "group remove", minArgs: 2, maxArgs: -1,
+			usage: `group remove NAME @USER...
+
+Removes people (all their devices) from the group NAME. The group's keys
+change, so they cannot read anything sent afterwards.`,
+			run: cmdGroupRemove,
+		},
+		{
+			name: "group list", maxArgs: 0,
+			usage: `group list
+
+Lists your conversations (groups and direct) with their members.`,
+			run: cmdGroupList,
+		},
+		{
+			name: "devices link", maxArgs: 0,
+			usage: `devices link --server URL --name NAME [--wait DURATION]
+
+Run on a NEW device: creates a profile, prints a short code and waits.
+Enter the code on one of your existing devices with "parley devices add
+CODE". The new device is then added to your conversations and sees
+messages from then on.`,
+			flags: func(fs *flag.FlagSet, f *cmdFlags) {
+				fs.StringVar(&f.server, "server", "", "server URL")
+				fs.StringVar(&f.name, "name", "", "your user name")
+				fs.StringVar(&f.wait, "wait", "10m", "how long to wait for the approval")
+			},
+			run: cmdDevicesLink,
+		},
+		{
+			name: "devices add", minArgs: 1, maxArgs: 1,
+			usage: `devices add CODE [--wait DURATION]
+
+Run on an EXISTING device: approves the new device showing CODE and adds
+it to every conversation of this device.`,
+			flags: func(fs *flag.FlagSet, f *cmdFlags) {
+				fs.StringVar(&f.wait, "wait", "2m", "how long to wait for the new device's key packages")
+			},
+			run: cmdDevicesAdd,
+		},
+		{
+			name: "devices list", maxArgs: 0,
+			usage: `devices list
+
+Lists this account's devices.`,
+			run: cmdDevicesList,
+		},
+		{
+			name: "devices remove", minArgs: 1, maxArgs: 1,
+			usage: `devices remove ID
+
+Removes device ID from every conversation (it cannot read anything sent
+afterwards) and then from the account.`,
+			run: cmdDevicesRemove,
+		},
+		{
+			name: "safety-number", minArgs: 1, maxArgs: 1,
+			usage: `safety-number @USER
+
+Prints a 60-digit number computed from your and USER's device keys. Compare
+it with USER in person or on a call: if it matches on both sides, nobody
+(the server included) has inserted a device into your conversation. It
+changes when either of you adds or removes a device.`,
+			run: cmdSafetyNumber,
+		},
+		{
+			name: "chat", maxArgs: 0,
+			usage: `chat
+
+Opens the interactive terminal UI: conversations on the left, history on
+the right, a compose line at the bottom. Tab switches conversation,
+Enter sends, Ctrl+C quits.`,
+			run: cmdChat,
+		},
+		{
+			name: "version", maxArgs: 0,
+			usage: `version
+
+Prints the client version.`,
+			run: func(ctx context.Context, e *env, args []string) error {
+				return e.print(map[string]string{"version": version}, "parley "+version)
+			},
+		},
+	}
+	m := make(map[string]*command)
+	for _, c := range cmds {
+		m[c.name] = c
+	}
+	return m
+}
+
+// print writes v as JSON with --json, else text.
+func (e *env) print(v any, text string) error {
+	if e.flags.json {
+		return json.NewEncoder(e.stdout).Encode(v)
+	}
+	_, err := fmt.Fprintln(e.stdout, text)
+	return err
+}
+
+func (e *env) options(newProfile bool) (client.Options, error) {
+	pass, err := passphrase(e, newProfile)
+	if err != nil {
+		return client.Options{}, err
+	}
+	opts := client.Options{Dir: e.flags.profile, Passphrase: pass}
+	if newProfile {
+		kdf, err := kdfFromEnv()
+		if err != nil {
+			return opts, err
+		}
+		opts.KDF = kdf
+	}
+	return opts, nil
+}
+
+// open opens the profile's client.
+func (e *env) open(ctx context.Context) (*client.Client, error) {
+	if !profile.Exists(e.flags.profile) {
+		return nil, fmt.Errorf("no profile in %s: run \"parley init\" (or \"parley devices link\") first, or pass --profile", e.flags.profile)
+	}
+	opts, err := e.options(false)
+	if err != nil {
+		return nil, err
+	}
+	c, err := client.Open(ctx, opts)
+	if errors.Is(err, profile.ErrWrongPassphrase) {
+		return nil, errors.New("wrong passphrase for this profile")
+	}
+	return c, err
+}
+
+// warnings prints the client's warnings on stderr.
+func (e *env) warnings(c *client.Client) {
+	for _, w := range c.Warnings() {
+		where := w.Conversation
+		if where == "" {
+			where = "inbox"
+		}
+		fmt.Fprintf(e.stderr, "parley: warning: %s: message %s: %s\n", where, w.ID, w.Err)
+	}
+}
+
+func cmdInit(ctx context.Context, e *env, args []string) error {
+	if e.flags.server == "" || e.flags.name == "" {
+		return usageErr("--server and --name are required")
+	}
+	if profile.Exists(e.flags.profile) {
+		return fmt.Errorf("%s already holds a profile; use another --profile", e.flags.profile)
+	}
+	opts, err := e.options(true)
+	if err != nil {
+		return err
+	}
+	c, err := client.Init(ctx, opts, e.flags.server, e.flags.name, e.flags.invite)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	s := c.Self()
+	return e.print(s, fmt.Sprintf("Created account %s on %s; this device is %s.\nProfile: %s", s.User, s.Server, s.DeviceID, e.flags.profile))
+}
+
+func cmdSend(ctx context.Context, e *env, args []string) error {
+	c, err := e.open(ctx)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	defer e.warnings(c)
+	sent, err := c.SendText(ctx, args[0], args[1])
+	if err != nil {
+		return err
+	}
+	return e.print(sent, deliveryLine(sent))
+}
+
+func deliveryLine(s client.Sent) string {
+	what := "message"
+	if s.File != nil {
+		what = fmt.Sprintf("file %s (%d bytes)", s.File.Name, s.File.Size)
+	}
+	return fmt.Sprintf("Sent %s %s to %s: stored by the server (seq %d).", what, s.ID, s.Conversation, s.Seq)
+}
+
+func cmdSendFile(ctx context.Context, e *env, args []string) error {
+	c, err := e.open(ctx)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	defer e.warnings(c)
+	bar := newProgressBar(e, "uploading")
+	sent, err := c.SendFile(ctx, args[0], args[1], bar.update)
+	bar.done()
+	if err != nil {
+		return err
+	}
+	return e.print(sent, deliveryLine(sent))
+}
+
+func cmdGetFile(ctx context.Context, e *env, args []string) error {
+	c, err := e.open(ctx)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	bar := newProgressBar(e, "downloading")
+	path, info, err := c.GetFile(ctx, args[0], e.flags.out, bar.update)
+	bar.done()
+	if err != nil {
+		return err
+	}
+	out := struct {
+		Path string `json:"path"`
+		client.FileInfo
+	}{path, info}
+	return e.print(out, fmt.Sprintf("Saved %s (%d bytes, SHA-256 verified) to %s.", info.Name, info.Size, path))
+}
+
+func cmdSync(ctx context.Context, e *env, args []string) error {
+	c, err := e.open(ctx)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	defer e.warnings(c)
+	show := func(m client.Message) {
+		if e.flags.json {
+			json.NewEncoder(e.stdout).Encode(m)
+			return
+		}
+		fmt.Fprintln(e.stdout, formatMessage(m))
+	}
+	if e.flags.follow {
+		err := c.Follow(ctx, func(m client.Message) { show(m); e.warnings(c) })
+		if errors.Is(err, context.Canceled) {
+			return nil
+		}
+		return err
+	}
+	res, err := c.Sync(ctx)
+	if err != nil {
+		return err
+	}
+	for _, m := range res.Messages {
+		show(m)
+	}
+	if len(res.Messages) == 0 && !e.flags.json {
+		fmt.Fprintln(e.stderr, "Nothing new.")
+	}
+	return nil
+}
+
+// formatMessage is the one-line text form of a message.
+func formatMessage(m client.Message) string {
+	when := m.SentAt.Local().Format("2006-01-02 15:04")
+	who := m.Sender.User
+	if m.Outgoing {
+		who = "you"
+	}
+	switch m.Kind {
+	case client.KindFile:
+		return fmt.Sprintf("[%s] %s %s: sent file %q (%d bytes) — parley get-file %s", when, m.Conversation, who, m.File.Name, m.File.Size, m.ID)
+	case client.KindReceipt:
+		return fmt.Sprintf("[%s] %s %s read %s", when, m.Conversation, m.Sender.User, strings.Join(m.ReceiptFor, ", "))
+	case client.KindMembership:
+		return fmt.Sprintf("[%s] %s * %s", when, m.Conversation, m.Text)
+	}
+	return fmt.Sprintf("[%s] %s %s: %s", when, m.Conversation, who, sanitize(m.Text))
+}
+
+// sanitize removes terminal control characters from text from others.
+func sanitize(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r < 0x20 && r != '\t' || r == 0x7f || (r >= 0x80 && r < 0xa0) {
+			return '?'
+		}
+		return r
+	}, s)
+}
+
+func cmdHistory(ctx context.Context, e *env, args []string) error {
+	c, err := e.open(ctx)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	msgs, err := c.History(ctx, args[0], e.flags.limit)
+	if err != nil {
+		return err
+	}
+	for _, m := range msgs {
+		if e.flags.json {
+			json.NewEncoder(e.stdout).Encode(m)
+		} else {
+			fmt.Fprintln(e.stdout, formatMessage(m))
+		}
+	}
+	return nil
+}
+
+func cmdGroupCreate(ctx context.Context, e *env, args []string) error {
+	c, err := e.open(ctx)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	defer e.warnings(c)
+	conv, err := c.CreateGroup(ctx, strings.TrimPrefix(args[0], "#"), args[1:])
+	if err != nil {
+		return err
+	}
+	return e.print(conv, fmt.Sprintf("Created %s.", conv.Label))
+}
+
+func cmdGroupAdd(ctx context.Context, e *env, args []string) error {
+	c, err := e.open(ctx)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	defer e.warnings(c)
+	if err := c.AddMembers(ctx, args[0], args[1:]); err != nil {
+		return err
+	}
+	return e.print(map[string]any{"group": "#" + strings.TrimPrefix(args[0], "#"), "added": args[1:]},
+		fmt.Sprintf("Added %s to #%s.", strings.Join(args[1:], ", "), strings.TrimPrefix(args[0], "#")))
+}
+
+func cmdGroupRemove(ctx context.Context, e *env, args []string) error {
+	c, err := e.open(ctx)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	defer e.warnings(c)
+	if err := c.RemoveMembers(ctx, args[0], args[1:]); err != nil {
+		return err
+	}
+	return e.print(map[string]any{"group": "#" + strings.TrimPrefix(args[0], "#"), "removed": args[1:]},
+		fmt.Sprintf("Removed %s from #%s.", strings.Join(args[1:], ", "), strings.TrimPrefix(args[0], "#")))
+}
+
+func cmdGroupList(ctx context.Context, e *env, args []string) error {
+	c, err := e.open(ctx)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	convs, err := c.Conversations(ctx)
+	if err != nil {
+		return err
+	}
+	for _, cv := range convs {
+		if e.flags.json {
+			json.NewEncoder(e.stdout).Encode(cv)
+			continue
+		}
+		users := map[string]int{}
+		var order []string
+		for _, m := range cv.Members {
+			if users[m.User] == 0 {
+				order = append(order, m.User)
+			}
+			users[m.User]++
+		}
+		var parts []string
+		for _, u := range order {
+			if users[u] > 1 {
+				parts = append(parts, fmt.Sprintf("%s (%d devices)", u, users[u]))
+			} else {
+				parts = append(parts, u)
+			}
+		}
+		state := ""
+		if cv.Removed {
+			state = " (you were removed)"
+		}
+		fmt.Fprintf(e.stdout, "%-20s %s%s\n", cv.Label, strings.Join(parts, ", "), state)
+	}
+	if len(convs) == 0 && !e.flags.json {
+		fmt.Fprintln(e.stderr, "No conversations yet.")
+	}
+	return nil
+}
+
+func cmdDevicesLink(ctx context.Context, e *env, args []string) error {
+	if e.flags.server == "" || e.flags.name == "" {
+		return usageErr("--server and --name are required")
+	}
+	if profile.Exists(e.flags.profile) {
+		return fmt.Errorf("%s already holds a profile; use another --profile", e.flags.profile)
+	}
+	wait, err := time.ParseDuration(e.flags.wait)
+	if err != nil {
+		return usageErr("--wait: %v", err)
+	}
+	opts, err := e.options(true)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, wait)
+	defer cancel()
+	c, err := client.LinkDevice(ctx, opts, e.flags.server, e.flags.name, func(code string, expires time.Time) {
+		if e.flags.json {
+			json.NewEncoder(e.stdout).Encode(map[string]any{"code": code, "expires": expires.UTC()})
+		} else {
+			fmt.Fprintf(e.stdout, "Link code: %s\nOn one of your existing devices run:  parley devices add %s\nWaiting for approval (until %s)...\n",
+				code, code, expires.Local().Format("15:04:05"))
+		}
+		if f, ok := e.stdout.(interface{ Sync() error }); ok {
+			f.Sync()
+		}
+	})
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	s := c.Self()
+	return e.print(map[string]any{"linked": true, "user": s.User, "device": s.DeviceID},
+		fmt.Sprintf("Linked: this device is %s of %s. Run \"parley sync\" to see new messages.", s.DeviceID, s.User))
+}
+
+func cmdDevicesAdd(ctx context.Context, e *env, args []string) error {
+	wait, err := time.ParseDuration(e.flags.wait)
+	if err != nil {
+		return usageErr("--wait: %v", err)
+	}
+	c, err := e.open(ctx)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	defer e.warnings(c)
+	dev, n, err := c.ApproveDevice(ctx, strings.TrimSpace(args[0]), wait)
+	if err != nil {
+		return err
+	}
+	return e.print(map[string]any{"device": dev, "conversations": n},
+		fmt.Sprintf("Approved device %s and added it to %d conversation(s).", dev.ID, n))
+}
+
+func cmdDevicesList(ctx context.Context, e *env, args []string) error {
+	c, err := e.open(ctx)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	devs, err := c.Devices(ctx)
+	if err != nil {
+		return err
+	}
+	for _, d := range devs {
+		if e.flags.json {
+			json.NewEncoder(e.stdout).Encode(d)
+			continue
+		}
+		cur := ""
+		if d.Current {
+			cur = "  (this device)"
+		}
+		fmt.Fprintf(e.stdout, "%s  added %s  key %s…%s\n", d.ID, d.Created.Local().Format("2006-01-02 15:04"), d.Key[:16], cur)
+	}
+	return nil
+}
+
+func cmdDevicesRemove(ctx context.Context, e *env, args []string) error {
+	c, err := e.open(ctx)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	defer e.warnings(c)
+	n, err := c.RemoveDevice(ctx, args[0])
+	if err != nil {
+		return err
+	}
+	return e.print(map[string]any{"removed": args[0], "conversations": n},
+		fmt.Sprintf("Removed device %s from the account and %d conversation(s).", args[0], n))
+}
+
+func cmdSafetyNumber(ctx context.Context, e *env, args []string) error {
+	user := strings.TrimPrefix(args[0], "@")
+	c, err := e.open(ctx)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	defer e.warnings(c)
+	n, err := c.SafetyNumber(ctx, user)
+	if err != nil {
+		return err
+	}
+	f := safety.Format(n)
+	groups := strings.Fields(f)
+	var rows []string
+	for i := 0; i < len(groups); i += 4 {
+		rows = append(rows, "  "+strings.Join(groups[i:min(i+4, len(groups))], " "))
+	}
+	return e.print(map[string]string{"user": user, "safety_number": n, "formatted": f},
+		fmt.Sprintf("Safety number with %s:\n%s\nCompare it with %s; it is the same on both sides if no one intercepts.", user, strings.Join(rows, "\n"), user))
+}
+
+func cmdChat(ctx context.Context, e *env, args []string) error {
+	if e.flags.json {
+		return usageErr("chat is interactive; it has no --json output")
+	}
+	c, err := e.open(ctx)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	in, _ := e.stdin.(*os.File)
+	out, _ := e.stdout.(*os.File)
+	if in == nil || out == nil {
+		return errors.New("chat needs a terminal")
+	}
+	return tui.Run(ctx, tui.NewBackend(c), in, out)
+}
+
+var _ io.Writer = (*os.File)(nil)

@@ -1,0 +1,275 @@
+// Command parley is the Parley end-to-end encrypted messenger client.
+//
+//	parley init --server URL --name alice    create an account and this device
+//	parley send @bob "text"                  send a message (also '#group')
+//	parley sync [--follow]                   print what is new
+//	parley chat                              the interactive terminal UI
+//
+// Run "parley help" for every command. Each command takes --profile DIR
+// (default: the "parley" directory in the user's config directory) and
+// --json (machine-readable output, one JSON object per line).
+//
+// The profile holds the device's keys, group states and history in an
+// SQLite database encrypted with a key derived from a passphrase
+// (Argon2id). The passphrase is read from the terminal without echo, or
+// from the PARLEY_PASSPHRASE environment variable for scripts.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"sort"
+	"strings"
+	"syscall"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+const usage = `parley is an end-to-end encrypted messenger.
+
+Usage:
+  parley <command> [flags] [arguments]
+
+Account and devices:
+  init --server URL --name NAME   create an account with this device as its first device
+  devices link --server URL --name NAME
+                                  make this a new device of an existing account
+  devices add CODE                approve a new device (run on an existing one)
+  devices list                    list this account's devices
+  devices remove ID               remove a device from the account and every conversation
+  safety-number @USER             the number to compare with USER to rule out interception
+
+Messages:
+  send @USER|#GROUP TEXT          send a message
+  send-file @USER|#GROUP PATH     send a file (encrypted; progress on stderr)
+  get-file ID [--out PATH]        download, decrypt and verify a received file
+  sync [--follow]                 fetch and print what is new (and send read receipts)
+  history @USER|#GROUP            print a conversation's stored history
+  chat                            interactive terminal UI
+
+Groups:
+  group create NAME @USER...      create a group
+  group add NAME @USER...         add people to a group
+  group remove NAME @USER...      remove people from a group
+  group list                      list conversations
+
+Other:
+  hash pdq|md5|sha256 FILE...     print perceptual or cryptographic hashes of files
+  version                         print the version
+
+Flags every command takes:
+  --profile DIR   the profile directory (default %s)
+  --json          print JSON, one object per line
+  --help          explain the command
+
+Environment:
+  PARLEY_PASSPHRASE   the profile passphrase (otherwise it is asked for on the terminal)
+  PARLEY_PROFILE      the default profile directory
+  PARLEY_KDF          Argon2id costs for a new profile, e.g. "t=3,m=65536,p=4"
+                      (passes, KiB, threads; default RFC 9106's second recommendation)
+`
+
+// command is one parley subcommand.
+type command struct {
+	name    string
+	usage   string // first line: synopsis; then the explanation
+	minArgs int
+	maxArgs int // -1: unbounded
+	// flags registers command-specific flags.
+	flags func(fs *flag.FlagSet, f *cmdFlags)
+	run   func(ctx context.Context, e *env, args []string) error
+}
+
+// cmdFlags holds every flag any command may use.
+type cmdFlags struct {
+	profile string
+	json    bool
+	help    bool
+
+	server string
+	name   string
+	invite string
+	out    string
+	follow bool
+	limit  int
+	wait   string
+}
+
+// env is what a running command gets.
+type env struct {
+	flags  cmdFlags
+	stdin  io.Reader
+	stdout io.Writer
+	stderr io.Writer
+}
+
+// exitError carries a specific exit status.
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e *exitError) Error() string { return e.err.Error() }
+func (e *exitError) Unwrap() error { return e.err }
+
+func usageErr(format string, args ...any) error {
+	return &exitError{code: 2, err: fmt.Errorf(format, args...)}
+}
+
+func defaultProfile() string {
+	if p := os.Getenv("PARLEY_PROFILE"); p != "" {
+		return p
+	}
+	dir, err := os.UserConfigDir()
+	if err != nil {
+		return "parley-profile"
+	}
+	return filepath.Join(dir, "parley")
+}
+
+func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprintf(stderr, usage, defaultProfile())
+		return 2
+	}
+	name := args[0]
+	switch name {
+	case "help", "-h", "-help", "--help":
+		if len(args) > 1 {
+			return run(ctx, []string{args[1], "--help"}, stdin, stdout, stderr)
+		}
+		fmt.Fprintf(stdout, usage, defaultProfile())
+		return 0
+	case "hash":
+		return runHash(args[1:], stdout, stderr)
+	}
+	// Two-word commands.
+	if (name == "group" || name == "devices") && len(args) > 1 && !strings.HasPrefix(args[1], "-") {
+		name += " " + args[1]
+		args = args[1:]
+	}
+	cmd, ok := commands()[name]
+	if !ok {
+		fmt.Fprintf(stderr, "parley: unknown command %q\n\n", name)
+		fmt.Fprintf(stderr, usage, defaultProfile())
+		return 2
+	}
+	e := &env{stdin: stdin, stdout: stdout, stderr: stderr}
+	fs := flag.NewFlagSet("parley "+name, flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	fs.StringVar(&e.flags.profile, "profile", defaultProfile(), "")
+	fs.BoolVar(&e.flags.json, "json", false, "")
+	fs.BoolVar(&e.flags.help, "help", false, "")
+	fs.BoolVar(&e.flags.help, "h", false, "")
+	if cmd.flags != nil {
+		cmd.flags(fs, &e.flags)
+	}
+	words, err := parseInterspersed(fs, args[1:])
+	if err != nil {
+		fmt.Fprintf(stderr, "parley %s: %v\n\n%s", name, err, cmdHelp(cmd))
+		return 2
+	}
+	if e.flags.help {
+		fmt.Fprint(stdout, cmdHelp(cmd))
+		return 0
+	}
+	if len(words) < cmd.minArgs || (cmd.maxArgs >= 0 && len(words) > cmd.maxArgs) {
+		fmt.Fprintf(stderr, "parley %s: wrong number of arguments\n\n%s", name, cmdHelp(cmd))
+		return 2
+	}
+	if err := cmd.run(ctx, e, words); err != nil {
+		code := 1
+		var ee *exitError
+		if errors.As(err, &ee) {
+			code = ee.code
+		}
+		if e.flags.json {
+			json.NewEncoder(stdout).Encode(map[string]string{"error": err.Error()})
+		}
+		fmt.Fprintf(stderr, "parley %s: %v\n", name, err)
+		if code == 2 {
+			fmt.Fprintf(stderr, "\n%s", cmdHelp(cmd))
+		}
+		return code
+	}
+	return 0
+}
+
+// parseInterspersed parses flags appearing anywhere among the arguments
+// (up to "--") and returns the other words in order.
+func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
+	var words []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		rest := fs.Args()
+		if len(rest) == 0 {
+			return words, nil
+		}
+		// flag stops at "--" (consumed) or at the first non-flag word.
+		consumed := len(args) - len(rest)
+		if consumed > 0 && args[consumed-1] == "--" {
+			return append(words, rest...), nil
+		}
+		words = append(words, rest[0])
+		args = rest[1:]
+	}
+}
+
+func cmdHelp(c *command) string {
+	var b strings.Builder
+	b.WriteString("usage: parley " + c.usage + "\n")
+	b.WriteString("\nFlags:\n")
+	fs := flag.NewFlagSet("", flag.ContinueOnError)
+	var f cmdFlags
+	if c.flags != nil {
+		c.flags(fs, &f)
+	}
+	var lines []string
+	fs.VisitAll(func(fl *flag.Flag) {
+		lines = append(lines, fmt.Sprintf("  --%-12s %s", fl.Name, fl.Usage))
+	})
+	sort.Strings(lines)
+	lines = append(lines,
+		fmt.Sprintf("  --%-12s %s", "profile DIR", "profile directory (default "+defaultProfile()+")"),
+		fmt.Sprintf("  --%-12s %s", "json", "print JSON, one object per line"),
+		fmt.Sprintf("  --%-12s %s", "help", "show this help"))
+	b.WriteString(strings.Join(lines, "\n"))
+	b.WriteString("\n")
+	return b.String()
+}
+
+// runHash dispatches to the hashing tool, dropping --profile, which it
+// does not need.
+func runHash(args []string, stdout, stderr io.Writer) int {
+	var out []string
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		if a == "--" {
+			out = append(out, args[i:]...)
+			break
+		}
+		if a == "--profile" || a == "-profile" {
+			i++
+			continue
+		}
+		if strings.HasPrefix(a, "--profile=") || strings.HasPrefix(a, "-profile=") {
+			continue
+		}
+		out = append(out, a)
+	}
+	return hashRun(out, stdout, stderr)
+}
