@@ -27,13 +27,17 @@ func (g *Group) MarshalBinary() ([]byte, error) {
 	w.U32(uint32(int32(g.cfg.KeptEpochs)))
 	w.Bool(g.cfg.PublicHandshake)
 	w.Bool(g.cfg.OmitRatchetTree)
-	if err := g.encodeState(w); err != nil {
+	if err := g.encodeState(w, nil); err != nil {
 		return nil, err
 	}
 	return w.Bytes(), nil
 }
 
-func (g *Group) encodeState(w *codec.Writer) error {
+// encodeState writes g's state. The tree is written in full when base is
+// nil and otherwise as the nodes that differ from base; past epochs' trees
+// are written relative to g's tree. Consecutive epochs share almost all
+// nodes, so this keeps the state of a large group close to one tree.
+func (g *Group) encodeState(w *codec.Writer, base *RatchetTree) error {
 	ks, err := g.ks.MarshalBinary()
 	if err != nil {
 		return err
@@ -44,7 +48,11 @@ func (g *Group) encodeState(w *codec.Writer) error {
 	}
 	w.U16(uint16(g.suite.ID()))
 	g.ctx.Encode(w)
-	g.tree.Encode(w)
+	if base == nil {
+		g.tree.Encode(w)
+	} else {
+		encodeTreeDiff(w, base, g.tree)
+	}
 	g.keys.Encode(w)
 	w.U32(g.own)
 	w.Opaque(g.signKey)
@@ -61,7 +69,7 @@ func (g *Group) encodeState(w *codec.Writer) error {
 			}
 			w.U64(pe.epoch)
 			w.Opaque(pe.groupContext)
-			pe.tree.Encode(w)
+			encodeTreeDiff(w, g.tree, pe.tree)
 			w.Opaque(pe.senderDataSecret)
 			w.Opaque(pst)
 		}
@@ -89,7 +97,7 @@ func (g *Group) encodeState(w *codec.Writer) error {
 	w.Optional(g.pending != nil, func(w *codec.Writer) {
 		w.Opaque(g.pending.message)
 		w.Opaque(g.pending.welcome)
-		ferr = g.pending.next.encodeState(w)
+		ferr = g.pending.next.encodeState(w, g.tree)
 	})
 	return ferr
 }
@@ -108,14 +116,14 @@ func UnmarshalGroup(data []byte) (*Group, error) {
 	cfg.KeptEpochs = int(int32(r.U32()))
 	cfg.PublicHandshake = r.Bool()
 	cfg.OmitRatchetTree = r.Bool()
-	g := decodeState(r, cfg, 0)
+	g := decodeState(r, cfg, nil)
 	if err := r.Finish(); err != nil {
 		return nil, malformed("group state", err)
 	}
 	return g, nil
 }
 
-func decodeState(r *codec.Reader, cfg Config, depth int) *Group {
+func decodeState(r *codec.Reader, cfg Config, base *RatchetTree) *Group {
 	fail := func(err error) *Group {
 		r.Fail(err)
 		return nil
@@ -132,8 +140,12 @@ func decodeState(r *codec.Reader, cfg Config, depth int) *Group {
 	if r.Err() == nil && g.ctx.CipherSuite != suite.ID() {
 		return fail(fmt.Errorf("%w: suite mismatch", codec.ErrInvalidValue))
 	}
-	if g.tree, err = decodeRatchetTree(suite, r); err != nil {
-		return fail(err)
+	if base == nil {
+		if g.tree, err = decodeRatchetTree(suite, r); err != nil {
+			return fail(err)
+		}
+	} else if g.tree = decodeTreeDiff(r, base); g.tree == nil {
+		return nil
 	}
 	g.keys = new(TreeKeys)
 	g.keys.Decode(r)
@@ -168,12 +180,9 @@ func decodeState(r *codec.Reader, cfg Config, depth int) *Group {
 			return
 		}
 		pe := &pastEpoch{epoch: r.U64(), groupContext: r.Opaque()}
-		t, err := decodeRatchetTree(suite, r)
-		if err != nil {
-			r.Fail(err)
+		if pe.tree = decodeTreeDiff(r, g.tree); pe.tree == nil {
 			return
 		}
-		pe.tree = t
 		pe.senderDataSecret = r.Opaque()
 		pst := r.Opaque()
 		if r.Err() != nil {
@@ -213,11 +222,11 @@ func decodeState(r *codec.Reader, cfg Config, depth int) *Group {
 	}
 	g.removed = r.Bool()
 	if r.Optional() {
-		if depth > 0 {
+		if base != nil {
 			return fail(fmt.Errorf("%w: nested pending commit", codec.ErrInvalidValue))
 		}
 		pc := &pendingCommit{message: r.Opaque(), welcome: r.Opaque()}
-		pc.next = decodeState(r, cfg, depth+1)
+		pc.next = decodeState(r, cfg, g.tree)
 		if r.Err() != nil {
 			return nil
 		}
@@ -230,4 +239,65 @@ func decodeState(r *codec.Reader, cfg Config, depth int) *Group {
 		return nil
 	}
 	return g
+}
+
+// encodeTreeDiff writes t as its node count and the (index, optional node)
+// pairs where it differs from base. Nodes are immutable and shared between
+// the trees of consecutive epochs, so pointer comparison finds the
+// changes.
+func encodeTreeDiff(w *codec.Writer, base, t *RatchetTree) {
+	w.U32(uint32(len(t.nodes)))
+	w.Vector(func(w *codec.Writer) {
+		for x, n := range t.nodes {
+			var b *Node
+			if x < len(base.nodes) {
+				b = base.nodes[x]
+			}
+			if n == b {
+				continue
+			}
+			w.U32(uint32(x))
+			w.Optional(n != nil, func(w *codec.Writer) { n.Encode(w) })
+		}
+	})
+}
+
+// decodeTreeDiff reads what encodeTreeDiff wrote, sharing base's nodes.
+// The result's tree hashes are computed on demand. It returns nil after
+// recording an error on r.
+func decodeTreeDiff(r *codec.Reader, base *RatchetTree) *RatchetTree {
+	n := r.U32()
+	if r.Err() != nil {
+		return nil
+	}
+	// The node count must describe a full tree, and a tree can only be
+	// larger than base by blank nodes or nodes spelled out in the input.
+	if n == 0 || n&(n+1) != 0 || n > 2*maxTreeLeaves || uint64(n) > 2*(uint64(len(base.nodes))+uint64(r.Remaining()))+1 {
+		r.Fail(fmt.Errorf("%w: tree of %d nodes", codec.ErrInvalidValue, n))
+		return nil
+	}
+	nodes := make([]*Node, n)
+	copy(nodes, base.nodes)
+	next := uint64(0)
+	r.ReadVector(func(r *codec.Reader) {
+		x := r.U32()
+		var node *Node
+		if r.Optional() {
+			node = new(Node)
+			node.Decode(r)
+		}
+		if r.Err() != nil {
+			return
+		}
+		if uint64(x) < next || x >= n || (node != nil && (node.Leaf != nil) != isLeafNode(x)) {
+			r.Fail(fmt.Errorf("%w: tree diff entry for node %d", codec.ErrInvalidValue, x))
+			return
+		}
+		next = uint64(x) + 1
+		nodes[x] = node
+	})
+	if r.Err() != nil {
+		return nil
+	}
+	return &RatchetTree{suite: base.suite, nodes: nodes, hashes: make([][]byte, n)}
 }
