@@ -139,6 +139,7 @@ messages from then on.`,
 				fs.StringVar(&f.server, "server", "", "server URL")
 				fs.StringVar(&f.name, "name", "", "your user name")
 				fs.StringVar(&f.wait, "wait", "10m", "how long to wait for the approval")
+				fs.StringVar(&f.codeFile, "code-file", "", "also write the code to this file (for scripts)")
 			},
 			run: cmdDevicesLink,
 		},
@@ -524,8 +525,10 @@ func cmdDevicesLink(ctx context.Context, e *env, args []string) error {
 			fmt.Fprintf(e.stdout, "Link code: %s\nOn one of your existing devices run:  parley devices add %s\nWaiting for approval (until %s)...\n",
 				code, code, expires.Local().Format("15:04:05"))
 		}
-		if f, ok := e.stdout.(interface{ Sync() error }); ok {
-			f.Sync()
+		if e.flags.codeFile != "" {
+			if err := os.WriteFile(e.flags.codeFile, []byte(code+"\n"), 0o600); err != nil {
+				fmt.Fprintf(e.stderr, "parley: %v\n", err)
+			}
 		}
 	})
 	if err != nil {

@@ -105,6 +105,8 @@ type cmdFlags struct {
 	follow bool
 	limit  int
 	wait   string
+	// codeFile receives the link code (devices link).
+	codeFile string
 }
 
 // env is what a running command gets.
@@ -140,6 +142,7 @@ func defaultProfile() string {
 }
 
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	args = hoistGlobalFlags(args)
 	if len(args) == 0 {
 		fmt.Fprintf(stderr, usage, defaultProfile())
 		return 2
@@ -205,6 +208,42 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return code
 	}
 	return 0
+}
+
+// hoistGlobalFlags moves --profile and --json given before the command
+// name to after it ("parley --profile DIR send ..." works).
+func hoistGlobalFlags(args []string) []string {
+	var global []string
+	i := 0
+	for i < len(args) {
+		a := args[i]
+		switch {
+		case a == "--profile" || a == "-profile":
+			if i+1 >= len(args) {
+				return args
+			}
+			global = append(global, a, args[i+1])
+			i += 2
+			continue
+		case strings.HasPrefix(a, "--profile=") || strings.HasPrefix(a, "-profile=") || a == "--json" || a == "-json":
+			global = append(global, a)
+			i++
+			continue
+		}
+		break
+	}
+	if len(global) == 0 || i >= len(args) {
+		return args
+	}
+	out := []string{args[i]}
+	rest := args[i+1:]
+	// Keep two-word commands together.
+	if (args[i] == "group" || args[i] == "devices") && len(rest) > 0 && !strings.HasPrefix(rest[0], "-") {
+		out = append(out, rest[0])
+		rest = rest[1:]
+	}
+	out = append(out, global...)
+	return append(out, rest...)
 }
 
 // parseInterspersed parses flags appearing anywhere among the arguments

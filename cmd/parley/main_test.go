@@ -1,0 +1,220 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rogpeppe/go-internal/testscript"
+
+	"github.com/parleychat/parley/server"
+	"github.com/parleychat/parley/store/blobstore"
+	"github.com/parleychat/parley/store/sqlitestore"
+)
+
+func TestMain(m *testing.M) {
+	testscript.Main(m, map[string]func(){
+		"parley": func() {
+			os.Exit(run(context.Background(), os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
+		},
+	})
+}
+
+// TestScripts runs testdata/*.txtar. Each script gets a real parleyd on
+// 127.0.0.1 (in the test process) whose data and log live in
+// $WORK/server; $SERVER is its URL. Profiles live in $WORK.
+func TestScripts(t *testing.T) {
+	testscript.Run(t, testscript.Params{
+		Dir:                 "testdata",
+		RequireExplicitExec: true,
+		Setup:               setupServer,
+		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
+			"nocanary":  cmdNoCanary,
+			"jsonlines": cmdJSONLines,
+			"jsoneq":    cmdJSONEq,
+			"waitfile":  cmdWaitFile,
+			"setfrom":   cmdSetFrom,
+		},
+	})
+}
+
+func setupServer(e *testscript.Env) error {
+	dataDir := filepath.Join(e.WorkDir, "server")
+	if err := os.MkdirAll(dataDir, 0o700); err != nil {
+		return err
+	}
+	ctx := context.Background()
+	st, err := sqlitestore.Open(ctx, filepath.Join(dataDir, "parley.db"), nil)
+	if err != nil {
+		return err
+	}
+	blobs, err := blobstore.Open(filepath.Join(dataDir, "blobs"))
+	if err != nil {
+		return err
+	}
+	logFile, err := os.OpenFile(filepath.Join(dataDir, "server.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return err
+	}
+	srv, err := server.New(server.Config{
+		Store:  st,
+		Blobs:  blobs,
+		Logger: slog.New(slog.NewTextHandler(logFile, &slog.HandlerOptions{Level: slog.LevelDebug})),
+	})
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	go srv.Serve(ln)
+	e.Defer(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := srv.Shutdown(ctx); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			e.T().Log("shutdown:", err)
+		}
+		st.Close()
+		logFile.Close()
+	})
+	e.Setenv("SERVER", "http://"+ln.Addr().String())
+	// Cheap Argon2id: the scripts create many profiles.
+	e.Setenv("PARLEY_KDF", "t=1,m=64,p=1")
+	e.Setenv("PARLEY_PASSPHRASE", "correct horse battery staple")
+	return nil
+}
+
+// nocanary DIR WORD... fails if any file under DIR contains any WORD
+// (every byte of every file, SQLite WAL and logs included).
+func cmdNoCanary(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) < 2 {
+		ts.Fatalf("usage: nocanary DIR WORD...")
+	}
+	dir := ts.MkAbs(args[0])
+	files := 0
+	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil || !d.Type().IsRegular() {
+			return err
+		}
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		files++
+		for _, w := range args[1:] {
+			if bytes.Contains(data, []byte(w)) {
+				return fmt.Errorf("%s contains %q", path, w)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		ts.Fatalf("%v", err)
+	}
+	if files == 0 {
+		ts.Fatalf("no files under %s", dir)
+	}
+	ts.Logf("checked %d files under %s", files, args[0])
+}
+
+// jsonlines FILE checks that every line of FILE (or stdout) is a JSON
+// object.
+func cmdJSONLines(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) != 1 {
+		ts.Fatalf("usage: jsonlines FILE|stdout")
+	}
+	data := ts.ReadFile(args[0])
+	sc := bufio.NewScanner(strings.NewReader(data))
+	n := 0
+	var bad error
+	for sc.Scan() {
+		var v map[string]any
+		if err := json.Unmarshal(sc.Bytes(), &v); err != nil {
+			bad = fmt.Errorf("line %d: %v: %q", n+1, err, sc.Text())
+			break
+		}
+		n++
+	}
+	if n == 0 && bad == nil {
+		bad = errors.New("no lines")
+	}
+	if (bad != nil) != neg {
+		ts.Fatalf("jsonlines %s: %v", args[0], bad)
+	}
+}
+
+// jsoneq FILE1 FILE2 FIELD checks that the first JSON objects of the two
+// files have equal, non-empty FIELD.
+func cmdJSONEq(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) != 3 {
+		ts.Fatalf("usage: jsoneq FILE1 FILE2 FIELD")
+	}
+	field := func(name string) string {
+		var v map[string]any
+		line, _, _ := strings.Cut(ts.ReadFile(name), "\n")
+		if err := json.Unmarshal([]byte(line), &v); err != nil {
+			ts.Fatalf("%s: %v", name, err)
+		}
+		s, _ := v[args[2]].(string)
+		if s == "" {
+			ts.Fatalf("%s: no field %s", name, args[2])
+		}
+		return s
+	}
+	a, b := field(args[0]), field(args[1])
+	if (a == b) == neg {
+		ts.Fatalf("%s: %q vs %q", args[2], a, b)
+	}
+}
+
+// waitfile FILE waits (up to 30s) for FILE to exist and be non-empty.
+func cmdWaitFile(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) != 1 {
+		ts.Fatalf("usage: waitfile FILE")
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if b, err := os.ReadFile(ts.MkAbs(args[0])); err == nil && len(bytes.TrimSpace(b)) > 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			ts.Fatalf("%s did not appear", args[0])
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// setfrom VAR FILE [FIELD] sets VAR to FILE's trimmed content, or to the
+// string FIELD of the first JSON object in it (FILE may be stdout).
+func cmdSetFrom(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) < 2 || len(args) > 3 {
+		ts.Fatalf("usage: setfrom VAR FILE [FIELD]")
+	}
+	data := strings.TrimSpace(ts.ReadFile(args[1]))
+	if len(args) == 3 {
+		line, _, _ := strings.Cut(data, "\n")
+		var v map[string]any
+		if err := json.Unmarshal([]byte(line), &v); err != nil {
+			ts.Fatalf("%s: %v", args[1], err)
+		}
+		s, ok := v[args[2]].(string)
+		if !ok {
+			ts.Fatalf("%s: no string field %s", args[1], args[2])
+		}
+		data = s
+	}
+	ts.Setenv(args[0], data)
+}
