@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/parleychat/parley/internal/shareddata"
+	"github.com/parleychat/parley/mls/ciphersuite"
 )
 
 // fuzzRoundTrip decodes data and, if that succeeds, requires the
@@ -87,8 +88,12 @@ func FuzzLeafNode(f *testing.F) {
 func FuzzRatchetTree(f *testing.F) {
 	vectorSeeds(f, "tree-validation.json", "tree")
 	vectorSeeds(f, "tree-operations.json", "tree_before", "tree_after")
+	suite, err := ciphersuite.Lookup(ciphersuite.MLS_128_DHKEMX25519_AES128GCM_SHA256_Ed25519)
+	if err != nil {
+		f.Fatal(err)
+	}
 	f.Fuzz(func(t *testing.T, data []byte) {
-		tree, err := DecodeRatchetTree(nil, data)
+		tree, err := DecodeRatchetTree(suite, data)
 		if err != nil {
 			return
 		}
@@ -96,10 +101,14 @@ func FuzzRatchetTree(f *testing.F) {
 			t.Fatalf("re-encoding differs:\n in %x\nout %x", data, enc)
 		}
 		// Structural queries must not panic on any decoded tree.
-		for i := uint32(0); i < tree.NumLeaves(); i++ {
+		// (A few leaves: in a sparse tree each call is linear.)
+		for i := uint32(0); i < tree.NumLeaves() && i < 8; i++ {
 			tree.FilteredDirectPath(i)
 		}
 		tree.Clone().truncate()
+		// Validation must reject, never panic on, any decoded tree.
+		_ = tree.Validate(&TreeValidation{GroupID: []byte("g")})
+		tree.TreeHash()
 	})
 }
 

@@ -72,6 +72,10 @@ func (t *RatchetTree) VerifyParentHashes() error {
 		if pn == nil {
 			continue
 		}
+		// Resolutions below rely on unmerged_leaves being well formed.
+		if err := t.checkUnmerged(p, pn); err != nil {
+			return err
+		}
 		matches := 0
 		for _, c := range [2]uint32{nodeLeft(p), nodeRight(p)} {
 			s := nodeSibling(c)

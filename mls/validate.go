@@ -52,10 +52,7 @@ func (t *RatchetTree) Validate(v *TreeValidation) error {
 		}
 		encKeys[string(n.EncryptionKey())] = struct{}{}
 		if n.Parent != nil {
-			if err := t.checkUnmerged(x, n.Parent); err != nil {
-				return err
-			}
-			continue
+			continue // unmerged_leaves checked by VerifyParentHashes
 		}
 		members++
 		ln := n.Leaf
