@@ -398,50 +398,80 @@ func sortMatches(ms []Match) {
 	})
 }
 
-// MatchAgainst returns the matches of m against entries only (for
-// rescanning published media when entries are added), with the same
-// rules as Match. bank metadata is read from the service.
-func (s *Service) MatchAgainst(m Media, added []Change) []Match {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	var out []Match
+// Rescan matches media against a set of newly added entries only, to
+// check published content again when banks gain hashes. It has its own
+// small index, so rescanning many posts against a large import stays
+// fast.
+type Rescan struct {
+	s       *Service
+	pdqIdx  *index.PDQ
+	pdqRefs map[index.ID]ref
+	exact   map[string][]ref // raw digest bytes → entries
+}
+
+// NewRescan indexes added (the upserts given to an OnAdded listener).
+func (s *Service) NewRescan(added []Change) *Rescan {
+	r := &Rescan{s: s, pdqIdx: index.NewPDQ(), pdqRefs: map[index.ID]ref{}, exact: map[string][]ref{}}
 	for _, c := range added {
-		// Skip entries deleted since (not in the live index any more).
-		if _, live := s.byKey[c.Bank+"\x00"+c.Entry.Key()]; !live {
-			continue
-		}
-		b := s.banks[c.Bank]
-		mt := Match{Bank: c.Bank, Label: b.Label, Action: b.Action, Type: c.Entry.Type, Hash: c.Entry.Value, Tags: c.Entry.Tags}
 		raw, err := hex.DecodeString(c.Entry.Value)
 		if err != nil {
 			continue
 		}
 		switch c.Entry.Type {
 		case hashlist.PDQ:
-			if m.PDQ == nil || m.PDQ.Quality < s.cfg.MinQuality || len(raw) != pdq.Size {
+			if len(raw) != pdq.Size {
 				continue
 			}
-			h := pdq.Hash(raw)
-			best := 257
-			for _, v := range m.PDQ.Hashes {
-				best = min(best, pdq.Distance(h, v))
-			}
-			if best <= s.cfg.Threshold {
-				mt.Distance = best
-				out = append(out, mt)
-			}
-		case hashlist.MD5:
-			if string(raw) == string(m.Digests.MD5[:]) {
-				out = append(out, mt)
-			}
-		case hashlist.SHA256:
-			if string(raw) == string(m.Digests.SHA256[:]) {
-				out = append(out, mt)
+			r.pdqRefs[r.pdqIdx.Insert(pdq.Hash(raw))] = ref{c.Bank, c.Entry}
+		case hashlist.MD5, hashlist.SHA256:
+			r.exact[string(raw)] = append(r.exact[string(raw)], ref{c.Bank, c.Entry})
+		}
+	}
+	r.pdqIdx.Compact()
+	return r
+}
+
+// Match returns the added entries that m matches and that are still in
+// the service's index (not deleted since), with the rules of
+// Service.Match.
+func (r *Rescan) Match(m Media) []Match {
+	s := r.s
+	var cands []Match
+	best := map[index.ID]int{}
+	if m.PDQ != nil && m.PDQ.Quality >= s.cfg.MinQuality {
+		for _, h := range m.PDQ.Hashes {
+			for _, x := range r.pdqIdx.Lookup(h, s.cfg.Threshold) {
+				if d, ok := best[x.ID]; !ok || x.Distance < d {
+					best[x.ID] = x.Distance
+				}
 			}
 		}
 	}
-	sortMatches(out)
-	return out
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	add := func(x ref, dist int) {
+		if _, live := s.byKey[x.bank+"\x00"+x.entry.Key()]; !live {
+			return
+		}
+		b := s.banks[x.bank]
+		cands = append(cands, Match{Bank: x.bank, Label: b.Label, Action: b.Action, Type: x.entry.Type,
+			Hash: x.entry.Value, Distance: dist, Tags: x.entry.Tags})
+	}
+	for id, d := range best {
+		add(r.pdqRefs[id], d)
+	}
+	for _, x := range r.exact[string(m.Digests.MD5[:])] {
+		if x.entry.Type == hashlist.MD5 {
+			add(x, 0)
+		}
+	}
+	for _, x := range r.exact[string(m.Digests.SHA256[:])] {
+		if x.entry.Type == hashlist.SHA256 {
+			add(x, 0)
+		}
+	}
+	sortMatches(cands)
+	return cands
 }
 
 // Decide records a decision about content uploaded (or a list changed) at

@@ -1,0 +1,157 @@
+// Package channels implements Parley's public channels: broadcast pages that
+// an owner and the admins the owner names post to and that anyone can
+// follow and read. Channels are public and NOT end-to-end encrypted — unlike
+// Parley's private chats (MLS), the server stores and serves their content
+// in the clear, so it takes a publisher's responsibility for it: every media
+// upload is hashed (PDQ for images, MD5 and SHA-256 of the bytes) and matched
+// against the hash banks of package moderation before it is published, and
+// published posts are checked again when banks gain hashes.
+//
+// The HTTP API (Service.Handler) is described in docs/channels.md. Followers
+// receive posts and takedowns by long-polling an event feed with a cursor,
+// which also serves reconnects.
+package channels
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"regexp"
+	"time"
+
+	"github.com/parleychat/parley/hashing/pdq"
+)
+
+// PublicNotice is shown by every client beside channel content.
+const PublicNotice = "Channels are public and NOT end-to-end encrypted: the server and anyone can read what is posted."
+
+// Errors that callers branch on with errors.Is.
+var (
+	ErrNotFound     = errors.New("channels: not found")
+	ErrExists       = errors.New("channels: already exists")
+	ErrInvalid      = errors.New("channels: invalid request")
+	ErrForbidden    = errors.New("channels: not allowed")
+	ErrUnauthorized = errors.New("channels: not authenticated")
+)
+
+// Authenticator tells the channel API who is calling. The server plugs in
+// its device authentication; tests use a fake.
+type Authenticator interface {
+	// Authenticate returns the calling user, or an error (wrapping
+	// ErrUnauthorized for a missing or bad credential).
+	Authenticate(r *http.Request) (user string, err error)
+}
+
+// AuthenticatorFunc adapts a function to Authenticator.
+type AuthenticatorFunc func(*http.Request) (string, error)
+
+// Authenticate implements Authenticator.
+func (f AuthenticatorFunc) Authenticate(r *http.Request) (string, error) { return f(r) }
+
+var idPattern = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{1,63}$`)
+
+// ValidID reports whether id is a valid channel id: 2 to 64 characters of
+// a-z, 0-9, '_' and '-', starting with a letter or digit.
+func ValidID(id string) bool { return idPattern.MatchString(id) }
+
+// Channel is a public channel.
+type Channel struct {
+	ID          string    `json:"id"`
+	Title       string    `json:"title"`
+	Description string    `json:"description,omitempty"`
+	Owner       string    `json:"owner"`
+	Admins      []string  `json:"admins,omitempty"`
+	Followers   int       `json:"followers"`
+	Created     time.Time `json:"created"`
+}
+
+// CanPost reports whether user may post to c.
+func (c Channel) CanPost(user string) bool {
+	if user == c.Owner {
+		return true
+	}
+	for _, a := range c.Admins {
+		if a == user {
+			return true
+		}
+	}
+	return false
+}
+
+// Status is where a post is in moderation.
+type Status string
+
+const (
+	Published Status = "published"
+	Held      Status = "held"    // waiting for a moderator (matched a review list)
+	Removed   Status = "removed" // taken down or rejected
+)
+
+// Media is one stored file of a post and its hashes.
+type Media struct {
+	Index       int    `json:"index"`
+	ContentType string `json:"content_type"`
+	Size        int64  `json:"size"`
+	MD5         [16]byte
+	SHA256      [32]byte
+	// PDQ holds the dihedral PDQ hashes of an image; nil otherwise.
+	PDQ *pdq.Dihedral `json:"-"`
+}
+
+// Post is a channel post.
+type Post struct {
+	ID      int64     `json:"id"`
+	Channel string    `json:"channel"`
+	Author  string    `json:"author"`
+	Text    string    `json:"text,omitempty"`
+	Media   []Media   `json:"media,omitempty"`
+	Status  Status    `json:"status"`
+	Reason  string    `json:"reason,omitempty"`
+	Created time.Time `json:"created"`
+}
+
+// Event kinds in a channel's feed.
+const (
+	EventPost     = "post"     // a post became visible
+	EventTakedown = "takedown" // a post stopped being visible: clients remove it
+)
+
+// Event is one record of a channel's feed.
+type Event struct {
+	Seq     int64
+	Channel string
+	Kind    string
+	PostID  int64
+	Reason  string
+	Time    time.Time
+}
+
+// Store is the persistent state of channels. Every method is atomic. The
+// contract suite is in package chantest.
+type Store interface {
+	// CreateChannel stores a new channel (ErrExists if the id is taken).
+	CreateChannel(ctx context.Context, c Channel) error
+	// Channel returns a channel with its admins and follower count.
+	Channel(ctx context.Context, id string) (Channel, error)
+	SetAdmin(ctx context.Context, channel, user string, admin bool) error
+	SetFollow(ctx context.Context, channel, user string, follow bool) error
+	// Following returns the channels user follows.
+	Following(ctx context.Context, user string) ([]string, error)
+	// AddPost stores p with its media bytes (data[i] for p.Media[i]),
+	// assigning ID and Created; a published post also gets a post event.
+	AddPost(ctx context.Context, p Post, data [][]byte) (Post, error)
+	Post(ctx context.Context, id int64) (Post, error)
+	// SetStatus moves a post to status with a reason. Becoming visible
+	// appends a post event; stopping being visible appends a takedown
+	// event. changed is false (and nothing is written) if the post
+	// already had that status.
+	SetStatus(ctx context.Context, id int64, status Status, reason string) (p Post, changed bool, err error)
+	// Events returns up to limit events of a channel with Seq > since.
+	Events(ctx context.Context, channel string, since int64, limit int) ([]Event, error)
+	// MediaData returns the bytes of a post's media file.
+	MediaData(ctx context.Context, postID int64, index int) ([]byte, error)
+	// Posts returns up to limit posts with ID > after in ID order, with
+	// their media hashes, whose status is one of statuses.
+	Posts(ctx context.Context, after int64, limit int, statuses ...Status) ([]Post, error)
+	Close() error
+}

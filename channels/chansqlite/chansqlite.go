@@ -1,0 +1,479 @@
+// Package chansqlite implements channels.Store on SQLite with the pure-Go
+// modernc.org/sqlite driver (by convention in DATA/channels.db). Media bytes
+// are stored in the database beside their hashes, so a post and its files
+// are written in one transaction.
+package chansqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	_ "modernc.org/sqlite" // registers the "sqlite" driver
+
+	"github.com/parleychat/parley/channels"
+	"github.com/parleychat/parley/hashing/pdq"
+)
+
+// Store is a channels.Store in one SQLite file.
+type Store struct {
+	db *sql.DB
+}
+
+var _ channels.Store = (*Store)(nil)
+
+const pragmas = "_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_pragma=foreign_keys(1)&_txlock=immediate"
+
+var migrations = []string{`
+CREATE TABLE channels (
+	id          TEXT PRIMARY KEY,
+	title       TEXT NOT NULL,
+	description TEXT NOT NULL,
+	owner       TEXT NOT NULL,
+	created     INTEGER NOT NULL
+) STRICT;
+CREATE TABLE admins (
+	channel TEXT NOT NULL REFERENCES channels(id),
+	user    TEXT NOT NULL,
+	PRIMARY KEY (channel, user)
+) STRICT, WITHOUT ROWID;
+CREATE TABLE followers (
+	channel TEXT NOT NULL REFERENCES channels(id),
+	user    TEXT NOT NULL,
+	PRIMARY KEY (channel, user)
+) STRICT, WITHOUT ROWID;
+CREATE INDEX followers_user ON followers (user);
+CREATE TABLE posts (
+	id      INTEGER PRIMARY KEY AUTOINCREMENT,
+	channel TEXT NOT NULL REFERENCES channels(id),
+	author  TEXT NOT NULL,
+	text    TEXT NOT NULL,
+	status  TEXT NOT NULL,
+	reason  TEXT NOT NULL,
+	created INTEGER NOT NULL
+) STRICT;
+CREATE TABLE media (
+	post_id      INTEGER NOT NULL REFERENCES posts(id),
+	idx          INTEGER NOT NULL,
+	content_type TEXT NOT NULL,
+	size         INTEGER NOT NULL,
+	md5          BLOB NOT NULL,
+	sha256       BLOB NOT NULL,
+	pdq          BLOB,
+	quality      INTEGER NOT NULL,
+	data         BLOB NOT NULL,
+	PRIMARY KEY (post_id, idx)
+) STRICT;
+CREATE TABLE events (
+	seq     INTEGER PRIMARY KEY AUTOINCREMENT,
+	channel TEXT NOT NULL,
+	kind    TEXT NOT NULL,
+	post_id INTEGER NOT NULL,
+	reason  TEXT NOT NULL,
+	time    INTEGER NOT NULL
+) STRICT;
+CREATE INDEX events_channel ON events (channel, seq);
+`}
+
+// Open opens (creating with mode 0600 if needed) the database at path and
+// applies pending migrations.
+func Open(ctx context.Context, path string) (*Store, error) {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("chansqlite: create database: %w", err)
+	}
+	f.Close()
+	db, err := sql.Open("sqlite", "file:"+path+"?"+pragmas)
+	if err != nil {
+		return nil, fmt.Errorf("chansqlite: open: %w", err)
+	}
+	db.SetMaxOpenConns(1)
+	var v int
+	if err := db.QueryRowContext(ctx, "PRAGMA user_version").Scan(&v); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("chansqlite: schema version: %w", err)
+	}
+	if v > len(migrations) {
+		db.Close()
+		return nil, fmt.Errorf("chansqlite: database schema %d is newer than this program (%d)", v, len(migrations))
+	}
+	for i := v; i < len(migrations); i++ {
+		err := withTx(ctx, db, func(tx *sql.Tx) error {
+			if _, err := tx.ExecContext(ctx, migrations[i]); err != nil {
+				return err
+			}
+			_, err := tx.ExecContext(ctx, fmt.Sprintf("PRAGMA user_version = %d", i+1))
+			return err
+		})
+		if err != nil {
+			db.Close()
+			return nil, fmt.Errorf("chansqlite: migration %d: %w", i+1, err)
+		}
+	}
+	return &Store{db: db}, nil
+}
+
+// Close closes the database.
+func (s *Store) Close() error { return s.db.Close() }
+
+func withTx(ctx context.Context, db *sql.DB, fn func(tx *sql.Tx) error) error {
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("chansqlite: begin: %w", err)
+	}
+	if err := fn(tx); err != nil {
+		tx.Rollback()
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("chansqlite: commit: %w", err)
+	}
+	return nil
+}
+
+// CreateChannel implements channels.Store.
+func (s *Store) CreateChannel(ctx context.Context, c channels.Channel) error {
+	if !channels.ValidID(c.ID) || c.Owner == "" {
+		return fmt.Errorf("%w: channel id %q or owner", channels.ErrInvalid, c.ID)
+	}
+	if c.Created.IsZero() {
+		c.Created = time.Now()
+	}
+	res, err := s.db.ExecContext(ctx, `INSERT INTO channels (id, title, description, owner, created) VALUES (?, ?, ?, ?, ?)
+		ON CONFLICT (id) DO NOTHING`, c.ID, c.Title, c.Description, c.Owner, c.Created.UnixMilli())
+	if err != nil {
+		return fmt.Errorf("chansqlite: create channel: %w", err)
+	}
+	if n, err := res.RowsAffected(); err != nil || n == 0 {
+		return fmt.Errorf("channel %q: %w", c.ID, channels.ErrExists)
+	}
+	return nil
+}
+
+// Channel implements channels.Store.
+func (s *Store) Channel(ctx context.Context, id string) (channels.Channel, error) {
+	var c channels.Channel
+	var created int64
+	err := s.db.QueryRowContext(ctx, `SELECT id, title, description, owner, created,
+		(SELECT count(*) FROM followers f WHERE f.channel = c.id) FROM channels c WHERE id = ?`, id).
+		Scan(&c.ID, &c.Title, &c.Description, &c.Owner, &created, &c.Followers)
+	if errors.Is(err, sql.ErrNoRows) {
+		return c, fmt.Errorf("channel %q: %w", id, channels.ErrNotFound)
+	}
+	if err != nil {
+		return c, fmt.Errorf("chansqlite: read channel: %w", err)
+	}
+	c.Created = time.UnixMilli(created)
+	rows, err := s.db.QueryContext(ctx, `SELECT user FROM admins WHERE channel = ? ORDER BY user`, id)
+	if err != nil {
+		return c, fmt.Errorf("chansqlite: read admins: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var u string
+		if err := rows.Scan(&u); err != nil {
+			return c, fmt.Errorf("chansqlite: read admins: %w", err)
+		}
+		c.Admins = append(c.Admins, u)
+	}
+	return c, rows.Err()
+}
+
+func (s *Store) setMember(ctx context.Context, table, channel, user string, on bool) error {
+	if user == "" {
+		return fmt.Errorf("%w: empty user", channels.ErrInvalid)
+	}
+	if _, err := s.Channel(ctx, channel); err != nil {
+		return err
+	}
+	q := `INSERT INTO ` + table + ` (channel, user) VALUES (?, ?) ON CONFLICT DO NOTHING`
+	if !on {
+		q = `DELETE FROM ` + table + ` WHERE channel = ? AND user = ?`
+	}
+	if _, err := s.db.ExecContext(ctx, q, channel, user); err != nil {
+		return fmt.Errorf("chansqlite: %s: %w", table, err)
+	}
+	return nil
+}
+
+// SetAdmin implements channels.Store.
+func (s *Store) SetAdmin(ctx context.Context, channel, user string, admin bool) error {
+	return s.setMember(ctx, "admins", channel, user, admin)
+}
+
+// SetFollow implements channels.Store.
+func (s *Store) SetFollow(ctx context.Context, channel, user string, follow bool) error {
+	return s.setMember(ctx, "followers", channel, user, follow)
+}
+
+// Following implements channels.Store.
+func (s *Store) Following(ctx context.Context, user string) ([]string, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT channel FROM followers WHERE user = ? ORDER BY channel`, user)
+	if err != nil {
+		return nil, fmt.Errorf("chansqlite: following: %w", err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var c string
+		if err := rows.Scan(&c); err != nil {
+			return nil, fmt.Errorf("chansqlite: following: %w", err)
+		}
+		out = append(out, c)
+	}
+	return out, rows.Err()
+}
+
+func encodePDQ(d *pdq.Dihedral) []byte {
+	if d == nil {
+		return nil
+	}
+	out := make([]byte, 0, pdq.Size*len(d.Hashes))
+	for _, h := range d.Hashes {
+		out = append(out, h[:]...)
+	}
+	return out
+}
+
+func decodePDQ(b []byte, quality int) *pdq.Dihedral {
+	var d pdq.Dihedral
+	if len(b) != pdq.Size*len(d.Hashes) {
+		return nil
+	}
+	for i := range d.Hashes {
+		copy(d.Hashes[i][:], b[i*pdq.Size:])
+	}
+	d.Quality = quality
+	return &d
+}
+
+func appendEvent(ctx context.Context, tx *sql.Tx, channel, kind string, postID int64, reason string, now int64) error {
+	_, err := tx.ExecContext(ctx, `INSERT INTO events (channel, kind, post_id, reason, time) VALUES (?, ?, ?, ?, ?)`,
+		channel, kind, postID, reason, now)
+	if err != nil {
+		return fmt.Errorf("chansqlite: append event: %w", err)
+	}
+	return nil
+}
+
+// AddPost implements channels.Store.
+func (s *Store) AddPost(ctx context.Context, p channels.Post, data [][]byte) (channels.Post, error) {
+	if len(data) != len(p.Media) {
+		return p, fmt.Errorf("%w: %d media descriptions for %d files", channels.ErrInvalid, len(p.Media), len(data))
+	}
+	switch p.Status {
+	case channels.Published, channels.Held, channels.Removed:
+	default:
+		return p, fmt.Errorf("%w: status %q", channels.ErrInvalid, p.Status)
+	}
+	if _, err := s.Channel(ctx, p.Channel); err != nil {
+		return p, err
+	}
+	if p.Created.IsZero() {
+		p.Created = time.Now()
+	}
+	now := p.Created.UnixMilli()
+	err := withTx(ctx, s.db, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `INSERT INTO posts (channel, author, text, status, reason, created) VALUES (?, ?, ?, ?, ?, ?)`,
+			p.Channel, p.Author, p.Text, string(p.Status), p.Reason, now)
+		if err != nil {
+			return fmt.Errorf("chansqlite: add post: %w", err)
+		}
+		if p.ID, err = res.LastInsertId(); err != nil {
+			return fmt.Errorf("chansqlite: add post: %w", err)
+		}
+		for i := range p.Media {
+			m := &p.Media[i]
+			m.Index = i
+			m.Size = int64(len(data[i]))
+			q := 0
+			if m.PDQ != nil {
+				q = m.PDQ.Quality
+			}
+			_, err := tx.ExecContext(ctx, `INSERT INTO media (post_id, idx, content_type, size, md5, sha256, pdq, quality, data)
+				VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`, p.ID, i, m.ContentType, m.Size, m.MD5[:], m.SHA256[:], encodePDQ(m.PDQ), q, data[i])
+			if err != nil {
+				return fmt.Errorf("chansqlite: add media: %w", err)
+			}
+		}
+		if p.Status == channels.Published {
+			return appendEvent(ctx, tx, p.Channel, channels.EventPost, p.ID, "", now)
+		}
+		return nil
+	})
+	return p, err
+}
+
+func (s *Store) media(ctx context.Context, q interface {
+	QueryContext(context.Context, string, ...any) (*sql.Rows, error)
+}, postID int64) ([]channels.Media, error) {
+	rows, err := q.QueryContext(ctx, `SELECT idx, content_type, size, md5, sha256, pdq, quality FROM media WHERE post_id = ? ORDER BY idx`, postID)
+	if err != nil {
+		return nil, fmt.Errorf("chansqlite: read media: %w", err)
+	}
+	defer rows.Close()
+	var out []channels.Media
+	for rows.Next() {
+		var m channels.Media
+		var md5, sha, ph []byte
+		var q int
+		if err := rows.Scan(&m.Index, &m.ContentType, &m.Size, &md5, &sha, &ph, &q); err != nil {
+			return nil, fmt.Errorf("chansqlite: read media: %w", err)
+		}
+		copy(m.MD5[:], md5)
+		copy(m.SHA256[:], sha)
+		m.PDQ = decodePDQ(ph, q)
+		out = append(out, m)
+	}
+	return out, rows.Err()
+}
+
+const postCols = `SELECT id, channel, author, text, status, reason, created FROM posts`
+
+func scanPost(sc interface{ Scan(...any) error }) (channels.Post, error) {
+	var p channels.Post
+	var status string
+	var created int64
+	err := sc.Scan(&p.ID, &p.Channel, &p.Author, &p.Text, &status, &p.Reason, &created)
+	p.Status, p.Created = channels.Status(status), time.UnixMilli(created)
+	return p, err
+}
+
+// Post implements channels.Store.
+func (s *Store) Post(ctx context.Context, id int64) (channels.Post, error) {
+	p, err := scanPost(s.db.QueryRowContext(ctx, postCols+` WHERE id = ?`, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return p, fmt.Errorf("post %d: %w", id, channels.ErrNotFound)
+	}
+	if err != nil {
+		return p, fmt.Errorf("chansqlite: read post: %w", err)
+	}
+	p.Media, err = s.media(ctx, s.db, id)
+	return p, err
+}
+
+// SetStatus implements channels.Store.
+func (s *Store) SetStatus(ctx context.Context, id int64, status channels.Status, reason string) (channels.Post, bool, error) {
+	switch status {
+	case channels.Published, channels.Held, channels.Removed:
+	default:
+		return channels.Post{}, false, fmt.Errorf("%w: status %q", channels.ErrInvalid, status)
+	}
+	var p channels.Post
+	changed := false
+	err := withTx(ctx, s.db, func(tx *sql.Tx) error {
+		var err error
+		p, err = scanPost(tx.QueryRowContext(ctx, postCols+` WHERE id = ?`, id))
+		if errors.Is(err, sql.ErrNoRows) {
+			return fmt.Errorf("post %d: %w", id, channels.ErrNotFound)
+		}
+		if err != nil {
+			return fmt.Errorf("chansqlite: read post: %w", err)
+		}
+		if p.Status == status {
+			return nil
+		}
+		now := time.Now().UnixMilli()
+		if _, err := tx.ExecContext(ctx, `UPDATE posts SET status = ?, reason = ? WHERE id = ?`, string(status), reason, id); err != nil {
+			return fmt.Errorf("chansqlite: set status: %w", err)
+		}
+		switch {
+		case status == channels.Published:
+			err = appendEvent(ctx, tx, p.Channel, channels.EventPost, id, "", now)
+		case p.Status == channels.Published:
+			err = appendEvent(ctx, tx, p.Channel, channels.EventTakedown, id, reason, now)
+		}
+		if err != nil {
+			return err
+		}
+		p.Status, p.Reason, changed = status, reason, true
+		return nil
+	})
+	if err != nil {
+		return channels.Post{}, false, err
+	}
+	p.Media, err = s.media(ctx, s.db, id)
+	return p, changed, err
+}
+
+// Events implements channels.Store.
+func (s *Store) Events(ctx context.Context, channel string, since int64, limit int) ([]channels.Event, error) {
+	if limit <= 0 {
+		limit = 100
+	}
+	rows, err := s.db.QueryContext(ctx, `SELECT seq, channel, kind, post_id, reason, time FROM events
+		WHERE channel = ? AND seq > ? ORDER BY seq LIMIT ?`, channel, since, limit)
+	if err != nil {
+		return nil, fmt.Errorf("chansqlite: events: %w", err)
+	}
+	defer rows.Close()
+	var out []channels.Event
+	for rows.Next() {
+		var e channels.Event
+		var ms int64
+		if err := rows.Scan(&e.Seq, &e.Channel, &e.Kind, &e.PostID, &e.Reason, &ms); err != nil {
+			return nil, fmt.Errorf("chansqlite: events: %w", err)
+		}
+		e.Time = time.UnixMilli(ms)
+		out = append(out, e)
+	}
+	return out, rows.Err()
+}
+
+// MediaData implements channels.Store.
+func (s *Store) MediaData(ctx context.Context, postID int64, index int) ([]byte, error) {
+	var data []byte
+	err := s.db.QueryRowContext(ctx, `SELECT data FROM media WHERE post_id = ? AND idx = ?`, postID, index).Scan(&data)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("media %d/%d: %w", postID, index, channels.ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("chansqlite: media: %w", err)
+	}
+	return data, nil
+}
+
+// Posts implements channels.Store.
+func (s *Store) Posts(ctx context.Context, after int64, limit int, statuses ...channels.Status) ([]channels.Post, error) {
+	if limit <= 0 {
+		limit = 100
+	}
+	if len(statuses) == 0 {
+		return nil, nil
+	}
+	args := []any{after}
+	marks := make([]string, len(statuses))
+	for i, st := range statuses {
+		marks[i] = "?"
+		args = append(args, string(st))
+	}
+	args = append(args, limit)
+	rows, err := s.db.QueryContext(ctx, postCols+` WHERE id > ? AND status IN (`+strings.Join(marks, ",")+`) ORDER BY id LIMIT ?`, args...)
+	if err != nil {
+		return nil, fmt.Errorf("chansqlite: posts: %w", err)
+	}
+	var out []channels.Post
+	for rows.Next() {
+		p, err := scanPost(rows)
+		if err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("chansqlite: posts: %w", err)
+		}
+		out = append(out, p)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("chansqlite: posts: %w", err)
+	}
+	// One connection: read media after closing the posts cursor.
+	for i := range out {
+		if out[i].Media, err = s.media(ctx, s.db, out[i].ID); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}

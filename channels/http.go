@@ -1,0 +1,489 @@
+package channels
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+)
+
+// PathPrefix is where Handler serves the channel API.
+const PathPrefix = "/v1/channels"
+
+// PrivacyHeader is set on every channel API response.
+const PrivacyHeader = "Parley-Channel-Privacy"
+
+// ErrorBody is the JSON body of every error response.
+type ErrorBody struct {
+	Error string `json:"error"`
+	// Code is a stable machine-readable reason: "unauthenticated",
+	// "forbidden", "not_found", "exists", "invalid", "too_large",
+	// "media_refused" (422), "blocked" (451).
+	Code string `json:"code"`
+	// For "blocked": the hash list the media matched, its label, and
+	// which file of the post matched. The hash and the distance are not
+	// disclosed, so that the API cannot be used to tune evasions.
+	List  string `json:"list,omitempty"`
+	Label string `json:"label,omitempty"`
+	Media *int   `json:"media,omitempty"`
+}
+
+// MediaView describes a media file in API responses.
+type MediaView struct {
+	Index       int    `json:"index"`
+	ContentType string `json:"content_type"`
+	Size        int64  `json:"size"`
+	URL         string `json:"url"`
+}
+
+// PostView is a post in API responses.
+type PostView struct {
+	ID      int64       `json:"id"`
+	Channel string      `json:"channel"`
+	Author  string      `json:"author"`
+	Text    string      `json:"text,omitempty"`
+	Media   []MediaView `json:"media,omitempty"`
+	Status  Status      `json:"status"`
+	Reason  string      `json:"reason,omitempty"`
+	Created time.Time   `json:"created"`
+}
+
+// PostResponse answers a post: 201 when published, 202 when held.
+type PostResponse struct {
+	Post   PostView `json:"post"`
+	Notice string   `json:"notice"`
+}
+
+// EventView is one event of a channel feed.
+type EventView struct {
+	Seq    int64     `json:"seq"`
+	Kind   string    `json:"kind"` // "post" or "takedown"
+	PostID int64     `json:"post_id"`
+	Reason string    `json:"reason,omitempty"`
+	Time   time.Time `json:"time"`
+	// Post is the post of a "post" event, if it is still published.
+	Post *PostView `json:"post,omitempty"`
+}
+
+// EventsResponse answers GET .../events.
+type EventsResponse struct {
+	Channel string      `json:"channel"`
+	Public  bool        `json:"public"`
+	Notice  string      `json:"notice"`
+	Events  []EventView `json:"events"`
+	// Cursor is the since value for the next request.
+	Cursor int64 `json:"cursor"`
+}
+
+// ChannelResponse answers channel creation and GET of a channel.
+type ChannelResponse struct {
+	Channel   Channel `json:"channel"`
+	Public    bool    `json:"public"`
+	Notice    string  `json:"notice"`
+	Following bool    `json:"following"`
+}
+
+// CreateRequest is the JSON body of POST /v1/channels.
+type CreateRequest struct {
+	ID          string `json:"id"`
+	Title       string `json:"title"`
+	Description string `json:"description,omitempty"`
+}
+
+// Handler returns the channel API, to be mounted at PathPrefix and below
+// (see docs/channels.md).
+func (s *Service) Handler() http.Handler {
+	mux := http.NewServeMux()
+	p := PathPrefix
+	mux.HandleFunc("POST "+p, s.authed(s.createChannel))
+	mux.HandleFunc("GET "+p, s.authed(s.listFollowing))
+	mux.HandleFunc("GET "+p+"/{id}", s.authed(s.getChannel))
+	mux.HandleFunc("PUT "+p+"/{id}/admins/{user}", s.authed(s.setAdmin(true)))
+	mux.HandleFunc("DELETE "+p+"/{id}/admins/{user}", s.authed(s.setAdmin(false)))
+	mux.HandleFunc("PUT "+p+"/{id}/follow", s.authed(s.follow(true)))
+	mux.HandleFunc("DELETE "+p+"/{id}/follow", s.authed(s.follow(false)))
+	mux.HandleFunc("POST "+p+"/{id}/posts", s.authed(s.createPost))
+	mux.HandleFunc("GET "+p+"/{id}/posts/{post}", s.authed(s.getPost))
+	mux.HandleFunc("GET "+p+"/{id}/posts/{post}/media/{n}", s.authed(s.getMedia))
+	mux.HandleFunc("GET "+p+"/{id}/events", s.authed(s.events))
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set(PrivacyHeader, "public; not end-to-end encrypted")
+		mux.ServeHTTP(w, r)
+	})
+}
+
+type authedHandler func(w http.ResponseWriter, r *http.Request, user string)
+
+func (s *Service) authed(h authedHandler) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		user, err := s.cfg.Auth.Authenticate(r)
+		if err != nil || user == "" {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="parley"`)
+			writeError(w, http.StatusUnauthorized, ErrorBody{Error: "authentication required", Code: "unauthenticated"})
+			return
+		}
+		h(w, r, user)
+	}
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(v)
+}
+
+func writeError(w http.ResponseWriter, status int, b ErrorBody) { writeJSON(w, status, b) }
+
+// storeError maps a store error to a response.
+func (s *Service) storeError(w http.ResponseWriter, r *http.Request, err error) {
+	switch {
+	case errors.Is(err, ErrNotFound):
+		writeError(w, http.StatusNotFound, ErrorBody{Error: "not found", Code: "not_found"})
+	case errors.Is(err, ErrExists):
+		writeError(w, http.StatusConflict, ErrorBody{Error: "a channel with this id exists", Code: "exists"})
+	case errors.Is(err, ErrInvalid):
+		writeError(w, http.StatusBadRequest, ErrorBody{Error: err.Error(), Code: "invalid"})
+	default:
+		if r.Context().Err() == nil {
+			s.log.Error("channels: request failed", "path", r.URL.Path, "err", err)
+		}
+		writeError(w, http.StatusInternalServerError, ErrorBody{Error: "internal error", Code: "internal"})
+	}
+}
+
+func (s *Service) createChannel(w http.ResponseWriter, r *http.Request, user string) {
+	var req CreateRequest
+	dec := json.NewDecoder(io.LimitReader(r.Body, 16<<10))
+	if err := dec.Decode(&req); err != nil {
+		writeError(w, http.StatusBadRequest, ErrorBody{Error: "body must be a JSON object {id, title, description}", Code: "invalid"})
+		return
+	}
+	if !ValidID(req.ID) {
+		writeError(w, http.StatusBadRequest, ErrorBody{Error: "id must be 2-64 characters of a-z 0-9 _ -, starting with a letter or digit", Code: "invalid"})
+		return
+	}
+	if len(req.Title) > 200 || len(req.Description) > 2000 || !utf8.ValidString(req.Title+req.Description) {
+		writeError(w, http.StatusBadRequest, ErrorBody{Error: "title (200 bytes) or description (2000 bytes) too long or not UTF-8", Code: "invalid"})
+		return
+	}
+	c := Channel{ID: req.ID, Title: req.Title, Description: req.Description, Owner: user, Created: time.Now()}
+	if err := s.store.CreateChannel(r.Context(), c); err != nil {
+		s.storeError(w, r, err)
+		return
+	}
+	c, err := s.store.Channel(r.Context(), req.ID)
+	if err != nil {
+		s.storeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusCreated, ChannelResponse{Channel: c, Public: true, Notice: PublicNotice})
+}
+
+func (s *Service) listFollowing(w http.ResponseWriter, r *http.Request, user string) {
+	ids, err := s.store.Following(r.Context(), user)
+	if err != nil {
+		s.storeError(w, r, err)
+		return
+	}
+	if ids == nil {
+		ids = []string{}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"following": ids, "public": true, "notice": PublicNotice})
+}
+
+func (s *Service) getChannel(w http.ResponseWriter, r *http.Request, user string) {
+	c, err := s.store.Channel(r.Context(), r.PathValue("id"))
+	if err != nil {
+		s.storeError(w, r, err)
+		return
+	}
+	following := false
+	if ids, err := s.store.Following(r.Context(), user); err == nil {
+		for _, id := range ids {
+			following = following || id == c.ID
+		}
+	}
+	writeJSON(w, http.StatusOK, ChannelResponse{Channel: c, Public: true, Notice: PublicNotice, Following: following})
+}
+
+func (s *Service) setAdmin(on bool) authedHandler {
+	return func(w http.ResponseWriter, r *http.Request, user string) {
+		c, err := s.store.Channel(r.Context(), r.PathValue("id"))
+		if err != nil {
+			s.storeError(w, r, err)
+			return
+		}
+		if c.Owner != user {
+			writeError(w, http.StatusForbidden, ErrorBody{Error: "only the channel owner manages admins", Code: "forbidden"})
+			return
+		}
+		if err := s.store.SetAdmin(r.Context(), c.ID, r.PathValue("user"), on); err != nil {
+			s.storeError(w, r, err)
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
+	}
+}
+
+func (s *Service) follow(on bool) authedHandler {
+	return func(w http.ResponseWriter, r *http.Request, user string) {
+		if err := s.store.SetFollow(r.Context(), r.PathValue("id"), user, on); err != nil {
+			s.storeError(w, r, err)
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
+	}
+}
+
+// createPost accepts multipart/form-data with a "text" field and up to
+// MaxMediaFiles "media" file parts.
+func (s *Service) createPost(w http.ResponseWriter, r *http.Request, user string) {
+	received := time.Now()
+	c, err := s.store.Channel(r.Context(), r.PathValue("id"))
+	if err != nil {
+		s.storeError(w, r, err)
+		return
+	}
+	if !c.CanPost(user) {
+		writeError(w, http.StatusForbidden, ErrorBody{Error: "only the channel's owner and admins can post", Code: "forbidden"})
+		return
+	}
+	limit := int64(s.cfg.MaxMediaFiles)*s.cfg.MaxMediaBytes + int64(s.cfg.MaxTextBytes) + 64<<10
+	r.Body = http.MaxBytesReader(w, r.Body, limit)
+	mr, err := r.MultipartReader()
+	if err != nil {
+		writeError(w, http.StatusBadRequest, ErrorBody{Error: "body must be multipart/form-data with a text field and media files", Code: "invalid"})
+		return
+	}
+	var text string
+	var data [][]byte
+	var declared []string
+	for {
+		part, err := mr.NextPart()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			s.bodyError(w, err)
+			return
+		}
+		switch part.FormName() {
+		case "text":
+			b, err := io.ReadAll(io.LimitReader(part, int64(s.cfg.MaxTextBytes)+1))
+			if err != nil {
+				s.bodyError(w, err)
+				return
+			}
+			if len(b) > s.cfg.MaxTextBytes || !utf8.Valid(b) {
+				writeError(w, http.StatusBadRequest, ErrorBody{Error: fmt.Sprintf("text must be UTF-8 of at most %d bytes", s.cfg.MaxTextBytes), Code: "invalid"})
+				return
+			}
+			text = string(b)
+		case "media":
+			if len(data) == s.cfg.MaxMediaFiles {
+				writeError(w, http.StatusBadRequest, ErrorBody{Error: fmt.Sprintf("at most %d media files per post", s.cfg.MaxMediaFiles), Code: "invalid"})
+				return
+			}
+			b, err := io.ReadAll(io.LimitReader(part, s.cfg.MaxMediaBytes+1))
+			if err != nil {
+				s.bodyError(w, err)
+				return
+			}
+			if int64(len(b)) > s.cfg.MaxMediaBytes {
+				writeError(w, http.StatusRequestEntityTooLarge, ErrorBody{Error: fmt.Sprintf("media file larger than %d bytes", s.cfg.MaxMediaBytes), Code: "too_large"})
+				return
+			}
+			data = append(data, b)
+			declared = append(declared, part.Header.Get("Content-Type"))
+		default:
+			writeError(w, http.StatusBadRequest, ErrorBody{Error: fmt.Sprintf("unknown form field %q (want text and media)", part.FormName()), Code: "invalid"})
+			return
+		}
+	}
+	if strings.TrimSpace(text) == "" && len(data) == 0 {
+		writeError(w, http.StatusBadRequest, ErrorBody{Error: "a post needs text or media", Code: "invalid"})
+		return
+	}
+	post := Post{Channel: c.ID, Author: user, Text: text}
+	for i, b := range data {
+		m, err := s.Analyse(b, declared[i])
+		if err != nil {
+			i := i
+			writeError(w, http.StatusUnprocessableEntity, ErrorBody{Error: err.Error(), Code: "media_refused", Media: &i})
+			return
+		}
+		post.Media = append(post.Media, m)
+	}
+	post, err = s.Publish(r.Context(), post, data, received)
+	var be *BlockedError
+	if errors.As(err, &be) {
+		i := be.Media
+		writeError(w, http.StatusUnavailableForLegalReasons, ErrorBody{
+			Error: fmt.Sprintf("post refused: media %d matches the hash list %q (%s)", i, be.Match.Bank, be.Match.Label),
+			Code:  "blocked", List: be.Match.Bank, Label: be.Match.Label, Media: &i})
+		return
+	}
+	if err != nil {
+		s.storeError(w, r, err)
+		return
+	}
+	status := http.StatusCreated
+	if post.Status == Held {
+		status = http.StatusAccepted
+	}
+	writeJSON(w, status, PostResponse{Post: view(post), Notice: PublicNotice})
+}
+
+func (s *Service) bodyError(w http.ResponseWriter, err error) {
+	var mbe *http.MaxBytesError
+	if errors.As(err, &mbe) {
+		writeError(w, http.StatusRequestEntityTooLarge, ErrorBody{Error: fmt.Sprintf("request larger than %d bytes", mbe.Limit), Code: "too_large"})
+		return
+	}
+	writeError(w, http.StatusBadRequest, ErrorBody{Error: "malformed multipart body", Code: "invalid"})
+}
+
+func view(p Post) PostView {
+	v := PostView{ID: p.ID, Channel: p.Channel, Author: p.Author, Text: p.Text, Status: p.Status, Reason: p.Reason, Created: p.Created}
+	for _, m := range p.Media {
+		v.Media = append(v.Media, MediaView{Index: m.Index, ContentType: m.ContentType, Size: m.Size,
+			URL: fmt.Sprintf("%s/%s/posts/%d/media/%d", PathPrefix, p.Channel, p.ID, m.Index)})
+	}
+	return v
+}
+
+// publishedPost returns the post named by the request if it is published
+// in the named channel.
+func (s *Service) publishedPost(w http.ResponseWriter, r *http.Request) (Post, bool) {
+	id, err := strconv.ParseInt(r.PathValue("post"), 10, 64)
+	if err != nil {
+		writeError(w, http.StatusNotFound, ErrorBody{Error: "not found", Code: "not_found"})
+		return Post{}, false
+	}
+	p, err := s.store.Post(r.Context(), id)
+	if err == nil && (p.Channel != r.PathValue("id") || p.Status != Published) {
+		err = ErrNotFound
+	}
+	if err != nil {
+		s.storeError(w, r, err)
+		return Post{}, false
+	}
+	return p, true
+}
+
+func (s *Service) getPost(w http.ResponseWriter, r *http.Request, _ string) {
+	if p, ok := s.publishedPost(w, r); ok {
+		writeJSON(w, http.StatusOK, PostResponse{Post: view(p), Notice: PublicNotice})
+	}
+}
+
+func (s *Service) getMedia(w http.ResponseWriter, r *http.Request, _ string) {
+	p, ok := s.publishedPost(w, r)
+	if !ok {
+		return
+	}
+	n, err := strconv.Atoi(r.PathValue("n"))
+	if err != nil || n < 0 || n >= len(p.Media) {
+		writeError(w, http.StatusNotFound, ErrorBody{Error: "not found", Code: "not_found"})
+		return
+	}
+	data, err := s.store.MediaData(r.Context(), p.ID, n)
+	if err != nil {
+		s.storeError(w, r, err)
+		return
+	}
+	ct := p.Media[n].ContentType
+	if _, _, err := mime.ParseMediaType(ct); err != nil || !strings.HasPrefix(ct, "image/") {
+		ct = "application/octet-stream"
+		w.Header().Set("Content-Disposition", "attachment")
+	}
+	w.Header().Set("Content-Type", ct)
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.Header().Set("Content-Security-Policy", "default-src 'none'; sandbox")
+	w.Header().Set("Content-Length", strconv.Itoa(len(data)))
+	w.Write(data)
+}
+
+// events serves a channel's feed from ?since=<cursor>. With ?wait=<seconds>
+// it long-polls: it answers as soon as there is an event, or with no
+// events when the wait is over.
+func (s *Service) events(w http.ResponseWriter, r *http.Request, _ string) {
+	ctx := r.Context()
+	c, err := s.store.Channel(ctx, r.PathValue("id"))
+	if err != nil {
+		s.storeError(w, r, err)
+		return
+	}
+	q := r.URL.Query()
+	var since int64
+	if v := q.Get("since"); v != "" {
+		if since, err = strconv.ParseInt(v, 10, 64); err != nil || since < 0 {
+			writeError(w, http.StatusBadRequest, ErrorBody{Error: "since must be a non-negative integer", Code: "invalid"})
+			return
+		}
+	}
+	var wait time.Duration
+	if v := q.Get("wait"); v != "" {
+		secs, err := strconv.Atoi(v)
+		if err != nil || secs < 0 {
+			writeError(w, http.StatusBadRequest, ErrorBody{Error: "wait must be a number of seconds", Code: "invalid"})
+			return
+		}
+		wait = min(time.Duration(secs)*time.Second, s.cfg.MaxWait)
+	}
+	deadline := time.NewTimer(wait)
+	defer deadline.Stop()
+	// Changes made by other processes (parleyd admin) are not notified;
+	// poll for them too.
+	poll := time.NewTicker(time.Second)
+	defer poll.Stop()
+	for {
+		woken := s.notify.wait(c.ID)
+		evs, err := s.store.Events(ctx, c.ID, since, 100)
+		if err != nil {
+			s.storeError(w, r, err)
+			return
+		}
+		if len(evs) > 0 || wait == 0 {
+			s.writeEvents(w, r, c.ID, since, evs)
+			return
+		}
+		select {
+		case <-woken:
+		case <-poll.C:
+		case <-deadline.C:
+			s.writeEvents(w, r, c.ID, since, nil)
+			return
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+func (s *Service) writeEvents(w http.ResponseWriter, r *http.Request, channel string, since int64, evs []Event) {
+	resp := EventsResponse{Channel: channel, Public: true, Notice: PublicNotice, Events: []EventView{}, Cursor: since}
+	for _, e := range evs {
+		v := EventView{Seq: e.Seq, Kind: e.Kind, PostID: e.PostID, Reason: e.Reason, Time: e.Time}
+		if e.Kind == EventPost {
+			p, err := s.store.Post(r.Context(), e.PostID)
+			if err != nil && !errors.Is(err, ErrNotFound) {
+				s.storeError(w, r, err)
+				return
+			}
+			if err == nil && p.Status == Published {
+				pv := view(p)
+				v.Post = &pv
+			}
+		}
+		resp.Events = append(resp.Events, v)
+		resp.Cursor = e.Seq
+	}
+	writeJSON(w, http.StatusOK, resp)
+}

@@ -1,0 +1,393 @@
+package channels
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/parleychat/parley/hashing"
+	"github.com/parleychat/parley/hashing/hashlist"
+	"github.com/parleychat/parley/hashing/pdq"
+	"github.com/parleychat/parley/moderation"
+)
+
+// Config configures a Service. Store, Moderation and Auth are required.
+type Config struct {
+	Store      Store
+	Moderation *moderation.Service
+	Auth       Authenticator
+	// MaxMediaBytes bounds one media file (default 16 MiB).
+	MaxMediaBytes int64
+	// MaxMediaFiles bounds the files of one post (default 4).
+	MaxMediaFiles int
+	// MaxTextBytes bounds a post's text (default 8 KiB).
+	MaxTextBytes int
+	// MaxPixels bounds width*height of an image before it is decoded
+	// (default 40 megapixels, about 160 MiB of RGBA).
+	MaxPixels int64
+	// HashWorkers bounds how many images are decoded and hashed at once,
+	// so that a burst of uploads cannot exhaust memory (default 2).
+	HashWorkers int
+	// MaxWait bounds a long-poll on the event feed (default 30s).
+	MaxWait time.Duration
+	Logger  *slog.Logger
+}
+
+// Service runs the channel API and keeps published channel content
+// checked against the moderation banks.
+type Service struct {
+	cfg    Config
+	store  Store
+	mod    *moderation.Service
+	log    *slog.Logger
+	hashes chan struct{} // semaphore of HashWorkers slots
+	pool   sync.Pool     // *pdq.Hasher
+	notify notifier
+}
+
+// New returns a Service and subscribes it to bank changes, so that
+// published posts are checked again (and taken down) when banks gain
+// hashes.
+func New(cfg Config) (*Service, error) {
+	if cfg.Store == nil || cfg.Moderation == nil || cfg.Auth == nil {
+		return nil, errors.New("channels: Config.Store, Moderation and Auth are required")
+	}
+	if cfg.MaxMediaBytes <= 0 {
+		cfg.MaxMediaBytes = 16 << 20
+	}
+	if cfg.MaxMediaFiles <= 0 {
+		cfg.MaxMediaFiles = 4
+	}
+	if cfg.MaxTextBytes <= 0 {
+		cfg.MaxTextBytes = 8 << 10
+	}
+	if cfg.MaxPixels <= 0 {
+		cfg.MaxPixels = 40_000_000
+	}
+	if cfg.HashWorkers <= 0 {
+		cfg.HashWorkers = 2
+	}
+	if cfg.MaxWait <= 0 {
+		cfg.MaxWait = 30 * time.Second
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	s := &Service{
+		cfg: cfg, store: cfg.Store, mod: cfg.Moderation, log: cfg.Logger,
+		hashes: make(chan struct{}, cfg.HashWorkers),
+		notify: notifier{waiters: map[string]chan struct{}{}},
+	}
+	s.pool.New = func() any { return new(pdq.Hasher) }
+	s.mod.OnAdded(s.rescan)
+	return s, nil
+}
+
+// ErrMediaRefused is returned for media that cannot be accepted: images
+// that do not decode within the limits (decompression bombs, truncated or
+// garbage files) and files over the size limit.
+var ErrMediaRefused = errors.New("media refused")
+
+// sniff returns the image type of data from its magic bytes, or "".
+func sniff(data []byte) string {
+	switch ct := http.DetectContentType(data); ct {
+	case "image/jpeg", "image/png", "image/gif", "image/webp":
+		return ct
+	}
+	if len(data) > 2 && data[0] == 'P' && data[1] == '6' {
+		return "image/x-portable-pixmap"
+	}
+	return ""
+}
+
+// Analyse hashes one uploaded file: MD5 and SHA-256 of its bytes and, for
+// images (by magic bytes, or declared as image/*), the dihedral PDQ hashes
+// of its pixels. Images are decoded under the pixel limit, so bombs,
+// truncated and garbage images are refused with ErrMediaRefused before any
+// large allocation.
+func (s *Service) Analyse(data []byte, declared string) (Media, error) {
+	if int64(len(data)) > s.cfg.MaxMediaBytes {
+		return Media{}, fmt.Errorf("%w: file larger than %d bytes", ErrMediaRefused, s.cfg.MaxMediaBytes)
+	}
+	d, err := hashing.Digest(bytes.NewReader(data), 0)
+	if err != nil {
+		return Media{}, err
+	}
+	m := Media{MD5: d.MD5, SHA256: d.SHA256, Size: d.Size, ContentType: "application/octet-stream"}
+	ct := sniff(data)
+	if ct == "" && !strings.HasPrefix(strings.ToLower(strings.TrimSpace(declared)), "image/") {
+		// Not an image: matched by its exact digests only.
+		return m, nil
+	}
+	s.hashes <- struct{}{}
+	defer func() { <-s.hashes }()
+	img, format, err := pdq.DecodeBytes(data, &pdq.Options{MaxPixels: s.cfg.MaxPixels, MaxBytes: s.cfg.MaxMediaBytes})
+	if err != nil {
+		reason := "the image is malformed, truncated or of an unsupported format"
+		switch {
+		case errors.Is(err, pdq.ErrTooManyPixels):
+			reason = fmt.Sprintf("the image declares more than %d pixels", s.cfg.MaxPixels)
+		case errors.Is(err, pdq.ErrTooLarge):
+			reason = fmt.Sprintf("the file is larger than %d bytes", s.cfg.MaxMediaBytes)
+		}
+		return Media{}, fmt.Errorf("%w: %s", ErrMediaRefused, reason)
+	}
+	h := s.pool.Get().(*pdq.Hasher)
+	dih := h.ImageDihedral(img)
+	s.pool.Put(h)
+	if ct == "" {
+		ct = "image/" + format
+	}
+	m.ContentType = ct
+	m.PDQ = &dih
+	return m, nil
+}
+
+func modMedia(m Media) moderation.Media {
+	return moderation.Media{Digests: hashing.Digests{MD5: m.MD5, SHA256: m.SHA256, Size: m.Size}, PDQ: m.PDQ}
+}
+
+// Refusal says why a post was refused or held.
+type Refusal struct {
+	Media int // index of the file that matched
+	Match moderation.Match
+}
+
+// ErrBlocked is wrapped by the error Publish returns for a post whose media
+// matched a block list.
+var ErrBlocked = errors.New("media matches a blocked hash list")
+
+// BlockedError is returned by Publish for a post refused by a block list.
+type BlockedError struct{ Refusal }
+
+func (e *BlockedError) Error() string {
+	return fmt.Sprintf("media %d matches hash list %q (%s)", e.Media, e.Match.Bank, e.Match.Label)
+}
+
+func (e *BlockedError) Unwrap() error { return ErrBlocked }
+
+// Publish checks the post's media (already analysed, data[i] for
+// p.Media[i]) against the banks and stores it: published, or held for a
+// moderator if it matched a review list. A block match refuses it with a
+// *BlockedError. Every match is recorded as a decision. received is when
+// the upload arrived, for the upload-to-decision metric.
+func (s *Service) Publish(ctx context.Context, p Post, data [][]byte, received time.Time) (Post, error) {
+	end := s.mod.BeginCheck()
+	var held []Refusal
+	var blocked []Refusal
+	for i, m := range p.Media {
+		for _, mt := range s.mod.Match(modMedia(m)) {
+			if mt.Action == hashlist.Block {
+				blocked = append(blocked, Refusal{i, mt})
+			} else {
+				held = append(held, Refusal{i, mt})
+			}
+		}
+	}
+	subject := "channel:" + p.Channel + " author:" + p.Author
+	if len(blocked) > 0 {
+		end()
+		for _, r := range blocked {
+			s.decide(ctx, moderation.DecisionBlock, r, subject, received)
+		}
+		return Post{}, &BlockedError{blocked[0]}
+	}
+	p.Status = Published
+	if len(held) > 0 {
+		p.Status = Held
+		p.Reason = fmt.Sprintf("held for review: matched hash list %q", held[0].Match.Bank)
+	}
+	p, err := s.store.AddPost(ctx, p, data)
+	end()
+	if err != nil {
+		return Post{}, err
+	}
+	if len(held) > 0 {
+		for _, r := range held {
+			s.decide(ctx, moderation.DecisionHold, r, fmt.Sprintf("post:%d", p.ID), received)
+		}
+	} else {
+		s.mod.ObserveAccepted(received)
+		s.notify.notify(p.Channel)
+	}
+	return p, nil
+}
+
+func (s *Service) decide(ctx context.Context, kind string, r Refusal, subject string, start time.Time) {
+	d := moderation.Decision{Kind: kind, Bank: r.Match.Bank, Type: r.Match.Type, Hash: r.Match.Hash,
+		Distance: r.Match.Distance, Subject: subject, Note: fmt.Sprintf("media %d", r.Media)}
+	if err := s.mod.Decide(ctx, d, start); err != nil {
+		s.log.Error("channels: record moderation decision", "kind", kind, "bank", r.Match.Bank, "err", err)
+	}
+}
+
+// rescan checks published and held posts against newly added entries and
+// takes down (block lists) or holds (review lists) the ones that match.
+func (s *Service) rescan(ctx context.Context, added []moderation.Change) {
+	rs := s.mod.NewRescan(added)
+	changed := make(map[string]time.Time, len(added))
+	for _, c := range added {
+		changed[c.Bank+"\x00"+c.Entry.Key()] = c.Time
+	}
+	var after int64
+	for {
+		posts, err := s.store.Posts(ctx, after, 200, Published, Held)
+		if err != nil {
+			s.log.Error("channels: rescan", "err", err)
+			return
+		}
+		if len(posts) == 0 {
+			return
+		}
+		for _, p := range posts {
+			after = p.ID
+			s.rescanPost(ctx, rs, p, changed)
+		}
+	}
+}
+
+func (s *Service) rescanPost(ctx context.Context, rs *moderation.Rescan, p Post, changed map[string]time.Time) {
+	for i, m := range p.Media {
+		ms := rs.Match(modMedia(m))
+		if len(ms) == 0 {
+			continue
+		}
+		mt := ms[0] // block matches sort first
+		start := changed[mt.Bank+"\x00"+string(mt.Type)+":"+mt.Hash]
+		kind, status := moderation.DecisionTakedown, Removed
+		reason := fmt.Sprintf("taken down: matched hash list %q (%s)", mt.Bank, mt.Label)
+		if mt.Action != hashlist.Block {
+			if p.Status != Published {
+				return
+			}
+			kind, status = moderation.DecisionHold, Held
+			reason = fmt.Sprintf("held for review: matched hash list %q", mt.Bank)
+		}
+		_, ch, err := s.store.SetStatus(ctx, p.ID, status, reason)
+		if err != nil {
+			s.log.Error("channels: take down", "post", p.ID, "err", err)
+			return
+		}
+		if ch {
+			s.decide(ctx, kind, Refusal{i, mt}, fmt.Sprintf("post:%d", p.ID), start)
+			s.notify.notify(p.Channel)
+		}
+		return
+	}
+}
+
+// Approve publishes a held post on a moderator's decision.
+func Approve(ctx context.Context, st Store, mod moderation.Store, postID int64, moderator string) (Post, error) {
+	p, err := st.Post(ctx, postID)
+	if err != nil {
+		return p, err
+	}
+	if p.Status != Held {
+		return p, fmt.Errorf("%w: post %d is %s, not held", ErrInvalid, postID, p.Status)
+	}
+	p, _, err = st.SetStatus(ctx, postID, Published, "")
+	if err != nil {
+		return p, err
+	}
+	_, err = mod.RecordDecision(ctx, moderation.Decision{Kind: moderation.DecisionApprove, Subject: fmt.Sprintf("post:%d", postID), Actor: moderator})
+	return p, err
+}
+
+// Reject removes a held or published post on a moderator's decision. If
+// confirmBank is not empty, the post's media hashes (MD5, SHA-256, and PDQ
+// of images of sufficient quality) are confirmed into that bank, which
+// blocks them here and, if the bank is published, shares them with other
+// servers.
+func Reject(ctx context.Context, st Store, mod moderation.Store, postID int64, moderator, confirmBank string) (Post, error) {
+	p, err := st.Post(ctx, postID)
+	if err != nil {
+		return p, err
+	}
+	if p.Status == Removed {
+		return p, fmt.Errorf("%w: post %d is already removed", ErrInvalid, postID)
+	}
+	p, _, err = st.SetStatus(ctx, postID, Removed, "removed by a moderator")
+	if err != nil {
+		return p, err
+	}
+	subject := fmt.Sprintf("post:%d", postID)
+	if _, err := mod.RecordDecision(ctx, moderation.Decision{Kind: moderation.DecisionReject, Subject: subject, Actor: moderator}); err != nil {
+		return p, err
+	}
+	if confirmBank == "" {
+		return p, nil
+	}
+	entries, err := ConfirmableEntries(p)
+	if err != nil {
+		return p, err
+	}
+	_, err = moderation.Confirm(ctx, mod, confirmBank, entries, moderator, subject)
+	return p, err
+}
+
+// ConfirmableEntries returns the hashes of a post's media that a moderator
+// can confirm into a bank: MD5 and SHA-256 of every file, and the PDQ hash
+// (tagged with its quality) of images of quality 50 or more.
+func ConfirmableEntries(p Post) ([]hashlist.Entry, error) {
+	seen := map[string]bool{}
+	var out []hashlist.Entry
+	add := func(t hashlist.SignalType, raw []byte, tags ...string) error {
+		e, err := hashlist.NewEntry(t, fmt.Sprintf("%x", raw), tags)
+		if err != nil {
+			return err
+		}
+		if !seen[e.Key()] {
+			seen[e.Key()] = true
+			out = append(out, e)
+		}
+		return nil
+	}
+	for _, m := range p.Media {
+		if err := add(hashlist.MD5, m.MD5[:]); err != nil {
+			return nil, err
+		}
+		if err := add(hashlist.SHA256, m.SHA256[:]); err != nil {
+			return nil, err
+		}
+		if m.PDQ != nil && m.PDQ.Quality >= pdq.QualityThreshold {
+			h := m.PDQ.Hashes[pdq.Original]
+			if err := add(hashlist.PDQ, h[:], fmt.Sprintf("quality:%d", m.PDQ.Quality)); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return out, nil
+}
+
+// notifier wakes long-polls waiting on a channel's feed.
+type notifier struct {
+	mu      sync.Mutex
+	waiters map[string]chan struct{}
+}
+
+// wait returns a channel closed at the next notify of channel id.
+func (n *notifier) wait(id string) <-chan struct{} {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	c, ok := n.waiters[id]
+	if !ok {
+		c = make(chan struct{})
+		n.waiters[id] = c
+	}
+	return c
+}
+
+func (n *notifier) notify(id string) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if c, ok := n.waiters[id]; ok {
+		close(c)
+		delete(n.waiters, id)
+	}
+}
