@@ -440,8 +440,9 @@ func cmdGroupAdd(ctx context.Context, e *env, args []string) error {
 	if err := c.AddMembers(ctx, args[0], args[1:]); err != nil {
 		return err
 	}
-	return e.print(map[string]any{"group": "#" + strings.TrimPrefix(args[0], "#"), "added": args[1:]},
-		fmt.Sprintf("Added %s to #%s.", strings.Join(args[1:], ", "), strings.TrimPrefix(args[0], "#")))
+	users := userNames(args[1:])
+	return e.print(map[string]any{"group": "#" + strings.TrimPrefix(args[0], "#"), "added": users},
+		fmt.Sprintf("Added %s to #%s.", strings.Join(users, ", "), strings.TrimPrefix(args[0], "#")))
 }
 
 func cmdGroupRemove(ctx context.Context, e *env, args []string) error {
@@ -454,8 +455,17 @@ func cmdGroupRemove(ctx context.Context, e *env, args []string) error {
 	if err := c.RemoveMembers(ctx, args[0], args[1:]); err != nil {
 		return err
 	}
-	return e.print(map[string]any{"group": "#" + strings.TrimPrefix(args[0], "#"), "removed": args[1:]},
-		fmt.Sprintf("Removed %s from #%s.", strings.Join(args[1:], ", "), strings.TrimPrefix(args[0], "#")))
+	users := userNames(args[1:])
+	return e.print(map[string]any{"group": "#" + strings.TrimPrefix(args[0], "#"), "removed": users},
+		fmt.Sprintf("Removed %s from #%s.", strings.Join(users, ", "), strings.TrimPrefix(args[0], "#")))
+}
+
+func userNames(args []string) []string {
+	var out []string
+	for _, a := range args {
+		out = append(out, strings.TrimPrefix(a, "@"))
+	}
+	return out
 }
 
 func cmdGroupList(ctx context.Context, e *env, args []string) error {

@@ -197,24 +197,36 @@ func cmdWaitFile(ts *testscript.TestScript, neg bool, args []string) {
 	}
 }
 
-// setfrom VAR FILE [FIELD] sets VAR to FILE's trimmed content, or to the
-// string FIELD of the first JSON object in it (FILE may be stdout).
+// setfrom VAR FILE [FIELD [KEY=VALUE]] sets VAR to FILE's trimmed
+// content, or to the string FIELD of the first JSON object line in it
+// (whose KEY is VALUE, if given). FILE may be stdout.
 func cmdSetFrom(ts *testscript.TestScript, neg bool, args []string) {
-	if len(args) < 2 || len(args) > 3 {
-		ts.Fatalf("usage: setfrom VAR FILE [FIELD]")
+	if len(args) < 2 || len(args) > 4 {
+		ts.Fatalf("usage: setfrom VAR FILE [FIELD [KEY=VALUE]]")
 	}
 	data := strings.TrimSpace(ts.ReadFile(args[1]))
-	if len(args) == 3 {
-		line, _, _ := strings.Cut(data, "\n")
+	if len(args) == 2 {
+		ts.Setenv(args[0], data)
+		return
+	}
+	var fk, fv string
+	if len(args) == 4 {
+		fk, fv, _ = strings.Cut(args[3], "=")
+	}
+	for _, line := range strings.Split(data, "\n") {
 		var v map[string]any
 		if err := json.Unmarshal([]byte(line), &v); err != nil {
 			ts.Fatalf("%s: %v", args[1], err)
+		}
+		if fk != "" && v[fk] != fv {
+			continue
 		}
 		s, ok := v[args[2]].(string)
 		if !ok {
 			ts.Fatalf("%s: no string field %s", args[1], args[2])
 		}
-		data = s
+		ts.Setenv(args[0], s)
+		return
 	}
-	ts.Setenv(args[0], data)
+	ts.Fatalf("%s: no matching line", args[1])
 }
