@@ -218,7 +218,7 @@ func cmdSetFrom(ts *testscript.TestScript, neg bool, args []string) {
 		if err := json.Unmarshal([]byte(line), &v); err != nil {
 			ts.Fatalf("%s: %v", args[1], err)
 		}
-		if fk != "" && v[fk] != fv {
+		if fk != "" && fmt.Sprint(v[fk]) != fv {
 			continue
 		}
 		s, ok := v[args[2]].(string)
