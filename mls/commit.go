@@ -377,6 +377,15 @@ func (g *Group) processCommit(ac *AuthenticatedContent) (*CommitResult, error) {
 		Extensions: applied.extensions,
 	}
 	keys := g.keys
+	if slices.Contains(applied.updated, g.own) {
+		// Our own Update proposal was committed: its leaf key is now ours.
+		ln := tree.Leaf(g.own)
+		i := slices.IndexFunc(g.updates, func(u pendingUpdate) bool { return equalBytes(u.encryptionKey, ln.EncryptionKey) })
+		if i < 0 {
+			return nil, invalidCommit("commits an update of ours we do not know")
+		}
+		keys = NewTreeKeys(g.own, g.updates[i].encryptionPriv)
+	}
 	var commitSecret []byte
 	if c.Path != nil {
 		if external {
@@ -399,7 +408,7 @@ func (g *Group) processCommit(ac *AuthenticatedContent) (*CommitResult, error) {
 			return nil, invalidCommit("%w", err)
 		}
 		newCtx.TreeHash = tree.TreeHash()
-		commitSecret, keys, err = tree.DecryptUpdatePath(g.keys, committer.Index, c.Path, newCtx.Marshal(), applied.added)
+		commitSecret, keys, err = tree.DecryptUpdatePath(keys, committer.Index, c.Path, newCtx.Marshal(), applied.added)
 		if err != nil {
 			return nil, invalidCommit("%w", err)
 		}

@@ -116,13 +116,23 @@ func (g *Group) Propose(p *Proposal) (msg, ref []byte, err error) {
 	if err := g.usable(); err != nil {
 		return nil, nil, err
 	}
+	if p.Type == ProposalTypeUpdate || p.Type == ProposalTypeExternalInit {
+		return nil, nil, fmt.Errorf("%w: use ProposeUpdate or Update", ErrInvalidProposal)
+	}
+	ng := g.clone()
+	msg, ref, err = ng.propose(p)
+	if err != nil {
+		return nil, nil, err
+	}
+	*g = *ng
+	return msg, ref, nil
+}
+
+// propose frames, protects and caches p; g is a transactional clone.
+func (g *Group) propose(p *Proposal) (msg, ref []byte, err error) {
 	if err := g.checkProposal(p, g.ownSender()); err != nil {
 		return nil, nil, err
 	}
-	if p.Type == ProposalTypeUpdate || p.Type == ProposalTypeExternalInit {
-		return nil, nil, fmt.Errorf("%w: use Update() for a path update", ErrInvalidProposal)
-	}
-	ng := g.clone()
 	wf := WireFormatPrivateMessage
 	if g.cfg.PublicHandshake {
 		wf = WireFormatPublicMessage
@@ -136,12 +146,41 @@ func (g *Group) Propose(p *Proposal) (msg, ref []byte, err error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	msg, err = ng.protect(ac, ctx)
+	msg, err = g.protect(ac, ctx)
 	if err != nil {
 		return nil, nil, err
 	}
 	ref = ProposalRef(g.suite, ac.Marshal())
-	ng.proposals = append(ng.proposals, cachedProposal{ref: ref, proposal: p, sender: g.ownSender()})
+	g.proposals = append(g.proposals, cachedProposal{ref: ref, proposal: p, sender: g.ownSender()})
+	return msg, ref, nil
+}
+
+// ProposeUpdate proposes replacing this member's leaf with one holding a
+// fresh encryption key (§12.1.2); a Commit by another member applies it.
+// (A member's own commit cannot include its Update: use Update() to commit
+// a fresh path instead.)
+func (g *Group) ProposeUpdate() (msg, ref []byte, err error) {
+	if err := g.usable(); err != nil {
+		return nil, nil, err
+	}
+	priv, pub, err := g.suite.GenerateKeyPair(g.cfg.rand())
+	if err != nil {
+		return nil, nil, err
+	}
+	ln := g.tree.Leaf(g.own).Clone()
+	ln.EncryptionKey = pub
+	ln.Source = LeafNodeSourceUpdate
+	ln.Lifetime = Lifetime{}
+	ln.ParentHash = nil
+	if err := ln.Sign(g.signer, g.ctx.GroupID, g.own); err != nil {
+		return nil, nil, err
+	}
+	ng := g.clone()
+	ng.updates = append(ng.updates, pendingUpdate{encryptionKey: pub, encryptionPriv: priv})
+	msg, ref, err = ng.propose(&Proposal{Type: ProposalTypeUpdate, Update: &Update{LeafNode: *ln}})
+	if err != nil {
+		return nil, nil, err
+	}
 	*g = *ng
 	return msg, ref, nil
 }

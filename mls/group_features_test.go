@@ -242,3 +242,32 @@ func FuzzUnmarshalGroup(f *testing.F) {
 		}
 	})
 }
+
+func TestUpdateProposal(t *testing.T) {
+	_, alice, bob, carol := gtThree(t, Config{})
+	all := []*gtMember{alice, bob, carol}
+	prop, _, err := bob.g.ProposeUpdate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The pending update key survives persistence.
+	g, err := UnmarshalGroup(gtMarshal(t, bob.g))
+	if err != nil {
+		t.Fatal(err)
+	}
+	bob.g = g
+	gtDeliver(t, prop, alice, carol)
+	out, err := alice.g.Commit(CommitOptions{IncludeReceived: true})
+	gtCommitMerge(t, alice, []*gtMember{bob, carol}, out, err)
+	gtAgree(t, all...)
+	// Bob's own commit cannot carry his update, and others can still
+	// encrypt to his new leaf.
+	out, err = carol.g.Update()
+	gtCommitMerge(t, carol, []*gtMember{alice, bob}, out, err)
+	gtAgree(t, all...)
+	msg, err := bob.g.Encrypt([]byte("updated"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gtDeliver(t, msg, alice, carol)
+}

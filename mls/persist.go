@@ -90,6 +90,12 @@ func (g *Group) encodeState(w *codec.Writer, base *RatchetTree) error {
 			cp.sender.Encode(w)
 		}
 	})
+	w.Vector(func(w *codec.Writer) {
+		for _, u := range g.updates {
+			w.Opaque(u.encryptionKey)
+			w.Opaque(u.encryptionPriv)
+		}
+	})
 	w.Optional(g.reinit != nil, func(w *codec.Writer) {
 		(&Proposal{Type: ProposalTypeReInit, ReInit: g.reinit}).Encode(w)
 	})
@@ -211,6 +217,9 @@ func decodeState(r *codec.Reader, cfg Config, base *RatchetTree) *Group {
 		cp.proposal.Decode(r)
 		cp.sender.Decode(r)
 		g.proposals = append(g.proposals, cp)
+	})
+	r.ReadVector(func(r *codec.Reader) {
+		g.updates = append(g.updates, pendingUpdate{encryptionKey: r.Opaque(), encryptionPriv: r.Opaque()})
 	})
 	if r.Optional() {
 		var p Proposal

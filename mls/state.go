@@ -95,6 +95,13 @@ type cachedProposal struct {
 	sender   Sender
 }
 
+// pendingUpdate is the private key of an Update proposal this member sent
+// in the current epoch, needed if someone commits it.
+type pendingUpdate struct {
+	encryptionKey  []byte
+	encryptionPriv []byte
+}
+
 // pendingCommit is a commit this member created that the delivery service
 // has not yet confirmed: next is the group state it leads to.
 type pendingCommit struct {
@@ -126,6 +133,7 @@ type Group struct {
 	past       []*pastEpoch // newest first
 	resumption []resumptionSecret
 	proposals  []cachedProposal
+	updates    []pendingUpdate
 	pending    *pendingCommit
 	reinit     *ReInit
 	removed    bool
@@ -138,6 +146,7 @@ func (g *Group) clone() *Group {
 	c.past = slices.Clone(g.past)
 	c.resumption = slices.Clone(g.resumption)
 	c.proposals = slices.Clone(g.proposals)
+	c.updates = slices.Clone(g.updates)
 	return &c
 }
 
@@ -266,5 +275,6 @@ func (g *Group) startEpoch(ks *keyschedule.Epoch, oldEpoch uint64, oldCtx []byte
 	g.ks = ks
 	g.st = st
 	g.proposals = nil
+	g.updates = nil
 	return nil
 }
