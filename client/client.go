@@ -40,6 +40,7 @@ import (
 	"net/http"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/parleychat/parley/client/profile"
@@ -96,6 +97,12 @@ type Client struct {
 	mu       sync.Mutex // guards conn and warnings
 	conn     *transport.Conn
 	warnings []Warning
+
+	// conflicts counts EPOCH_CONFLICT retries (for tests and diagnostics).
+	conflicts atomic.Int64
+	// testHookBeforeCommit, if set, runs after a commit is built and
+	// before it is sent.
+	testHookBeforeCommit func()
 }
 
 // account is the profile's identity record (bucket "account", key "self").

@@ -452,6 +452,9 @@ func (c *Client) commit(ctx context.Context, r *convRecord, plan func(g *mls.Gro
 		if err != nil {
 			return nil, fmt.Errorf("make commit: %w", err)
 		}
+		if c.testHookBeforeCommit != nil {
+			c.testHookBeforeCommit()
+		}
 		id := transport.NewMessageID()
 		res, err := conn.SendCommit(ctx, transport.Commit{
 			ID: id, ConversationID: r.ID, Epoch: epoch, Payload: out.Commit,
@@ -461,6 +464,7 @@ func (c *Client) commit(ctx context.Context, r *convRecord, plan func(g *mls.Gro
 		if errors.As(err, &conflict) || errors.Is(err, wire.ErrWrongEpoch) {
 			// Another member won this epoch: forget ours (the stored
 			// group has no pending commit), process theirs, rebuild.
+			c.conflicts.Add(1)
 			if attempt+1 >= maxCommitAttempts {
 				return nil, fmt.Errorf("client: gave up after %d epoch conflicts: %w", attempt+1, err)
 			}
