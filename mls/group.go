@@ -299,8 +299,15 @@ func (g *Group) process(m *MLSMessage) (*Result, error) {
 			return nil, fmt.Errorf("%w: application data in a PublicMessage", ErrMalformed)
 		}
 		view, _ = g.epochView(g.ctx.Epoch)
-		if pm.Content.Sender.Type == SenderTypeMember && view.tree.Leaf(pm.Content.Sender.Index) == nil {
-			return nil, fmt.Errorf("%w: leaf %d", ErrUnknownSender, pm.Content.Sender.Index)
+		if pm.Content.Sender.Type == SenderTypeMember {
+			if view.tree.Leaf(pm.Content.Sender.Index) == nil {
+				return nil, fmt.Errorf("%w: leaf %d", ErrUnknownSender, pm.Content.Sender.Index)
+			}
+			if pm.Content.Sender.Index == g.own {
+				// Our own messages come back from the delivery service;
+				// only a pending commit is acted on (above).
+				return nil, fmt.Errorf("%w: message from this member", ErrReplay)
+			}
 		}
 		ac, err = unprotectPublic(g.suite, pm, g.ks.MembershipKey, view.ctx)
 		if err != nil {

@@ -271,3 +271,78 @@ func TestUpdateProposal(t *testing.T) {
 	}
 	gtDeliver(t, msg, alice, carol)
 }
+
+func TestOwnMessagesComeBack(t *testing.T) {
+	for _, public := range []bool{false, true} {
+		_, alice, bob, _ := gtThree(t, Config{PublicHandshake: public})
+		msg, _, err := alice.g.ProposeRemove(bob.g.OwnLeaf())
+		if err != nil {
+			t.Fatal(err)
+		}
+		before := gtMarshal(t, alice.g)
+		if _, err := alice.g.Process(msg); !errors.Is(err, ErrReplay) {
+			t.Fatalf("own proposal (public %v): %v", public, err)
+		}
+		if !bytes.Equal(before, gtMarshal(t, alice.g)) {
+			t.Fatal("state changed")
+		}
+	}
+}
+
+// FuzzProcess feeds arbitrary messages to a member: no panics, and on
+// error the state is unchanged.
+func FuzzProcess(f *testing.F) {
+	s := gtSuite(f, 1)
+	ga, err := CreateGroup(s, []byte("g"), NewBasicCredential([]byte("a")), gtSigKey(f, s), nil)
+	if err != nil {
+		f.Fatal(err)
+	}
+	kp, b := gtKeyPackage(f, s, "b")
+	out, err := ga.Add(kp)
+	if err != nil {
+		f.Fatal(err)
+	}
+	if _, err := ga.MergePendingCommit(); err != nil {
+		f.Fatal(err)
+	}
+	gb, err := JoinFromWelcome(out.Welcome, b, nil, nil)
+	if err != nil {
+		f.Fatal(err)
+	}
+	state := gtMarshal(f, gb)
+	app, _ := ga.Encrypt([]byte("hello"), []byte("ad"))
+	prop, _, _ := ga.ProposeRemove(1)
+	ga.cfg.PublicHandshake = true
+	upd, _ := ga.Update()
+	f.Add(app)
+	f.Add(prop)
+	f.Add(upd.Commit)
+	f.Add(out.Welcome)
+	f.Fuzz(func(t *testing.T, data []byte) {
+		g, err := UnmarshalGroup(state)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := g.Process(data); err != nil && !bytes.Equal(gtMarshal(t, g), state) {
+			t.Fatalf("state changed on error %v", err)
+		}
+	})
+}
+
+// FuzzJoinFromWelcome checks that arbitrary Welcome bytes never panic.
+func FuzzJoinFromWelcome(f *testing.F) {
+	s := gtSuite(f, 1)
+	ga, err := CreateGroup(s, []byte("g"), NewBasicCredential([]byte("a")), gtSigKey(f, s), nil)
+	if err != nil {
+		f.Fatal(err)
+	}
+	kp, b := gtKeyPackage(f, s, "b")
+	out, err := ga.Add(kp)
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(out.Welcome)
+	f.Fuzz(func(t *testing.T, data []byte) {
+		_, _ = JoinFromWelcome(data, b, nil, nil)
+	})
+}
