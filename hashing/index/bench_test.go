@@ -37,7 +37,7 @@ func benchIndex(b *testing.B) (*PDQ, []pdq.Hash) {
 		var before runtime.MemStats
 		runtime.GC()
 		runtime.ReadMemStats(&before)
-		p := NewPDQ()
+		all := make([]pdq.Hash, 0, n)
 		const batch = 1 << 16
 		buf := make([]pdq.Hash, 0, batch)
 		var queries []pdq.Hash
@@ -58,11 +58,11 @@ func benchIndex(b *testing.B) (*PDQ, []pdq.Hash) {
 					queries = append(queries, quickFlip(r, centre, r.IntN(25)))
 				}
 			}
-			p.InsertBatch(buf)
+			all = append(all, buf...)
 			added += len(buf)
 		}
-		p.Compact()
-		p.Wait()
+		p := BuildPDQ(all)
+		all = nil
 		for len(queries) < 2000 {
 			queries = append(queries, randomHash(r)) // misses
 		}

@@ -244,3 +244,23 @@ func TestExact(t *testing.T) {
 		t.Error("delete sha")
 	}
 }
+
+func TestBuildPDQ(t *testing.T) {
+	r := rand.New(rand.NewPCG(8, 9))
+	data := clustered(r, 3000)
+	p := BuildPDQ(data)
+	if p.Len() != len(data) {
+		t.Fatal("len")
+	}
+	id := p.Insert(data[0])
+	p.Delete(5)
+	for range 100 {
+		q := flip(r, data[r.IntN(len(data))], r.IntN(35))
+		if got, want := p.Lookup(q, MatchThreshold), p.LinearScan(q, MatchThreshold); !slices.Equal(got, want) {
+			t.Fatalf("%d vs %d", len(got), len(want))
+		}
+	}
+	if got := p.Lookup(data[0], 0); len(got) != 2 || got[1].ID != id {
+		t.Errorf("duplicate hash: %v", got)
+	}
+}

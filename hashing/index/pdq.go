@@ -102,6 +102,22 @@ func newPDQ(m int) *PDQ {
 	return p
 }
 
+// BuildPDQ returns an index holding hs, with IDs 0..len(hs)-1 in order,
+// built directly into the flat base index. It is the fast path for loading
+// a bank at start-up.
+func BuildPDQ(hs []pdq.Hash) *PDQ {
+	p := NewPDQ()
+	p.hashes = make([]words, len(hs))
+	adviseHugePages(p.hashes)
+	for i, h := range hs {
+		p.hashes[i] = toWords(h)
+	}
+	p.deleted = make([]uint64, (len(hs)+63)/64)
+	p.live = len(hs)
+	p.base = buildSegment(p.slotsFor(len(hs)), p.hashes, p.deleted)
+	return p
+}
+
 func (p *PDQ) slotsFor(n int) []slot {
 	m := p.baseSlots
 	if m == 0 {
@@ -264,6 +280,7 @@ func buildSegment(slots []slot, hs []words, deleted []uint64) *segment {
 	}
 	for s, sl := range slots {
 		off := make([]uint32, 1<<sl.width+1)
+		adviseHugePages(off)
 		for id := range hs {
 			if deleted[id/64]>>(id%64)&1 == 0 {
 				off[sl.key(&hs[id])+1]++
@@ -273,6 +290,7 @@ func buildSegment(slots []slot, hs []words, deleted []uint64) *segment {
 			off[i] += off[i-1]
 		}
 		ids := make([]ID, live)
+		adviseHugePages(ids)
 		next := slices.Clone(off[:len(off)-1])
 		for id := range hs {
 			if deleted[id/64]>>(id%64)&1 == 0 {
@@ -297,62 +315,108 @@ func (p *PDQ) Lookup(h pdq.Hash, maxDistance int) []Match {
 	defer p.mu.RUnlock()
 	var out []Match
 	// Every ID is in exactly one of the base and the delta.
-	base := p.base
-	out = p.search(out, &q, maxDistance, base.slots, 0, base.n, func(s int, k uint32) []ID {
-		if base.n == 0 {
-			return nil
-		}
-		off := base.offsets[s]
-		return base.ids[s][off[k]:off[k+1]]
-	})
-	out = p.search(out, &q, maxDistance, p.deltaSlots, base.n, len(p.hashes), func(s int, k uint32) []ID {
-		return p.delta[s][k]
-	})
+	out = p.searchBase(out, &q, maxDistance)
+	out = p.searchDelta(out, &q, maxDistance)
 	sortMatches(out)
 	return out
 }
 
-// search appends the matches among IDs [lo, hi), whose postings for slot
-// s and key k are bucket(s, k), to out. p.mu must be held.
-func (p *PDQ) search(out []Match, q *words, maxDistance int, slots []slot, lo, hi int, bucket func(s int, k uint32) []ID) []Match {
-	if lo >= hi {
+// maxKeys is the most keys neighbours produces: radius 3 in 22 bits.
+const maxKeys = 1 + 22 + 22*21/2 + 22*21*20/6
+
+func (p *PDQ) searchBase(out []Match, q *words, maxDistance int) []Match {
+	b := p.base
+	if b.n == 0 {
 		return out
 	}
-	r := maxDistance / len(slots) // pigeonhole: some slot differs in at most r bits
+	r := maxDistance / len(b.slots) // pigeonhole: some slot is within r bits
 	if r > maxRadius {
-		return p.scan(out, q, maxDistance, lo, hi)
+		return p.scan(out, q, maxDistance, 0, b.n)
+	}
+	var qk [64]uint32
+	for s, sl := range b.slots {
+		qk[s] = sl.key(q)
+	}
+	var keys [maxKeys]uint32
+	var ranges [maxKeys][2]uint32
+	sc := scratchPool.Get().(*scratch)
+	defer scratchPool.Put(sc)
+	for s, sl := range b.slots {
+		off, ids := b.offsets[s], b.ids[s]
+		// Three passes, each a loop of independent loads, so that the CPU
+		// overlaps the cache misses: bucket bounds, then the IDs in the
+		// buckets, then the candidate hashes. (Walking bucket by bucket
+		// chains the three misses and runs several times slower.)
+		ks := neighbours(&keys, qk[s], sl.width, r)
+		total := 0
+		for i, k := range ks {
+			lo, hi := off[k], off[k+1]
+			ranges[i] = [2]uint32{lo, hi}
+			total += int(hi - lo)
+		}
+		cand := sc.ids[:0]
+		if cap(cand) < total {
+			cand = make([]ID, 0, total)
+		}
+		for i := range ks {
+			cand = append(cand, ids[ranges[i][0]:ranges[i][1]]...)
+		}
+		sc.ids = cand
+		for _, id := range cand {
+			c := &p.hashes[id]
+			d := distance(q, c)
+			if d > maxDistance || p.isDeleted(id) || !firstSlot(b.slots, &qk, c, s, r) {
+				continue
+			}
+			out = append(out, Match{ID: id, Hash: c.hash(), Distance: d})
+		}
+	}
+	return out
+}
+
+type scratch struct{ ids []ID }
+
+var scratchPool = sync.Pool{New: func() any { return new(scratch) }}
+
+func (p *PDQ) searchDelta(out []Match, q *words, maxDistance int) []Match {
+	if p.base.n == len(p.hashes) {
+		return out
+	}
+	slots := p.deltaSlots
+	r := maxDistance / len(slots)
+	if r > maxRadius {
+		return p.scan(out, q, maxDistance, p.base.n, len(p.hashes))
 	}
 	var qk [64]uint32
 	for s, sl := range slots {
 		qk[s] = sl.key(q)
 	}
+	var keys [maxKeys]uint32
 	for s, sl := range slots {
-		neighbours(qk[s], sl.width, r, func(k uint32) {
-			for _, id := range bucket(s, k) {
-				if p.isDeleted(id) {
-					continue
-				}
+		for _, k := range neighbours(&keys, qk[s], sl.width, r) {
+			for _, id := range p.delta[s][k] {
 				c := &p.hashes[id]
 				d := distance(q, c)
-				if d > maxDistance {
+				if d > maxDistance || p.isDeleted(id) || !firstSlot(slots, &qk, c, s, r) {
 					continue
 				}
-				// A match can be reached from several slots; report it only
-				// from the first slot within the radius, so only once.
-				first := true
-				for t := 0; t < s; t++ {
-					if bits.OnesCount32(slots[t].key(c)^qk[t]) <= r {
-						first = false
-						break
-					}
-				}
-				if first {
-					out = append(out, Match{ID: id, Hash: c.hash(), Distance: d})
-				}
+				out = append(out, Match{ID: id, Hash: c.hash(), Distance: d})
 			}
-		})
+		}
 	}
 	return out
+}
+
+// firstSlot reports whether s is the first slot in which candidate c is
+// within r bits of the query (whose slot keys are qk). A match is reachable
+// from every such slot; reporting it only from the first reports it once.
+func firstSlot(slots []slot, qk *[64]uint32, c *words, s, r int) bool {
+	for t := 0; t < s; t++ {
+		if bits.OnesCount32(slots[t].key(c)^qk[t]) <= r {
+			return false
+		}
+	}
+	return true
 }
 
 // LinearScan compares h with every stored hash. It is the reference that

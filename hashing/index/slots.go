@@ -64,25 +64,31 @@ func (s slot) key(w *words) uint32 {
 	return uint32(v & (1<<s.width - 1))
 }
 
-// neighbours calls f with every key within Hamming distance r of k in a
-// width-bit space (k itself first). f returns false to stop early.
-func neighbours(k uint32, width uint, r int, f func(uint32)) {
-	f(k)
+// neighbours fills buf with every key within Hamming distance r (at most
+// 3) of k in a width-bit space, k itself first, and returns them.
+func neighbours(buf *[maxKeys]uint32, k uint32, width uint, r int) []uint32 {
+	n := 0
+	buf[n] = k
+	n++
 	if r >= 1 {
 		for a := uint(0); a < width; a++ {
 			ka := k ^ 1<<a
-			f(ka)
+			buf[n] = ka
+			n++
 			if r >= 2 {
 				for b := a + 1; b < width; b++ {
 					kb := ka ^ 1<<b
-					f(kb)
+					buf[n] = kb
+					n++
 					if r >= 3 {
 						for c := b + 1; c < width; c++ {
-							f(kb ^ 1<<c)
+							buf[n] = kb ^ 1<<c
+							n++
 						}
 					}
 				}
 			}
 		}
 	}
+	return buf[:n]
 }

@@ -1,0 +1,5 @@
+//go:build !linux
+
+package index
+
+func adviseHugePages[T any](s []T) {}
