@@ -155,3 +155,13 @@ func BenchmarkTreeMemory10000(b *testing.B) {
 	b.ReportMetric(float64(held)/(1<<20), "MiB")
 	b.ReportMetric(float64(len(enc))/(1<<20), "wire-MiB")
 }
+
+// BenchmarkMarshalTree10000 is the cost of the ratchet_tree extension a
+// Welcome carries for a 10 000-member group.
+func BenchmarkMarshalTree10000(b *testing.B) {
+	f := newBigTree(b, 10000)
+	b.ResetTimer()
+	for b.Loop() {
+		f.tree.Marshal()
+	}
+}
