@@ -264,3 +264,28 @@ func TestBuildPDQ(t *testing.T) {
 		t.Errorf("duplicate hash: %v", got)
 	}
 }
+
+func TestRadiiAreSound(t *testing.T) {
+	for _, m := range []int{12, 16} {
+		slots := layout(m)
+		for d := 0; d <= 80; d++ {
+			var rad [64]int
+			if !radii(&rad, slots, d) {
+				if d/m <= maxRadius {
+					t.Errorf("m=%d d=%d: scan chosen", m, d)
+				}
+				continue
+			}
+			sum := 0
+			for i := range slots {
+				if rad[i] < -1 || rad[i] > maxRadius {
+					t.Fatalf("m=%d d=%d: radius %d", m, d, rad[i])
+				}
+				sum += rad[i] + 1
+			}
+			if sum != d+1 {
+				t.Errorf("m=%d d=%d: sum(rad+1) = %d, want exactly d+1", m, d, sum)
+			}
+		}
+	}
+}

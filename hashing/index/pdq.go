@@ -329,8 +329,8 @@ func (p *PDQ) searchBase(out []Match, q *words, maxDistance int) []Match {
 	if b.n == 0 {
 		return out
 	}
-	r := maxDistance / len(b.slots) // pigeonhole: some slot is within r bits
-	if r > maxRadius {
+	var rad [64]int
+	if !radii(&rad, b.slots, maxDistance) {
 		return p.scan(out, q, maxDistance, 0, b.n)
 	}
 	var qk [64]uint32
@@ -347,7 +347,10 @@ func (p *PDQ) searchBase(out []Match, q *words, maxDistance int) []Match {
 		// overlaps the cache misses: bucket bounds, then the IDs in the
 		// buckets, then the candidate hashes. (Walking bucket by bucket
 		// chains the three misses and runs several times slower.)
-		ks := neighbours(&keys, qk[s], sl.width, r)
+		if rad[s] < 0 {
+			continue
+		}
+		ks := neighbours(&keys, qk[s], sl.width, rad[s])
 		total := 0
 		for i, k := range ks {
 			lo, hi := off[k], off[k+1]
@@ -365,7 +368,7 @@ func (p *PDQ) searchBase(out []Match, q *words, maxDistance int) []Match {
 		for _, id := range cand {
 			c := &p.hashes[id]
 			d := distance(q, c)
-			if d > maxDistance || p.isDeleted(id) || !firstSlot(b.slots, &qk, c, s, r) {
+			if d > maxDistance || p.isDeleted(id) || !firstSlot(b.slots, &qk, &rad, c, s) {
 				continue
 			}
 			out = append(out, Match{ID: id, Hash: c.hash(), Distance: d})
@@ -383,8 +386,8 @@ func (p *PDQ) searchDelta(out []Match, q *words, maxDistance int) []Match {
 		return out
 	}
 	slots := p.deltaSlots
-	r := maxDistance / len(slots)
-	if r > maxRadius {
+	var rad [64]int
+	if !radii(&rad, slots, maxDistance) {
 		return p.scan(out, q, maxDistance, p.base.n, len(p.hashes))
 	}
 	var qk [64]uint32
@@ -393,11 +396,14 @@ func (p *PDQ) searchDelta(out []Match, q *words, maxDistance int) []Match {
 	}
 	var keys [maxKeys]uint32
 	for s, sl := range slots {
-		for _, k := range neighbours(&keys, qk[s], sl.width, r) {
+		if rad[s] < 0 {
+			continue
+		}
+		for _, k := range neighbours(&keys, qk[s], sl.width, rad[s]) {
 			for _, id := range p.delta[s][k] {
 				c := &p.hashes[id]
 				d := distance(q, c)
-				if d > maxDistance || p.isDeleted(id) || !firstSlot(slots, &qk, c, s, r) {
+				if d > maxDistance || p.isDeleted(id) || !firstSlot(slots, &qk, &rad, c, s) {
 					continue
 				}
 				out = append(out, Match{ID: id, Hash: c.hash(), Distance: d})
@@ -408,13 +414,43 @@ func (p *PDQ) searchDelta(out []Match, q *words, maxDistance int) []Match {
 }
 
 // firstSlot reports whether s is the first slot in which candidate c is
-// within r bits of the query (whose slot keys are qk). A match is reachable
-// from every such slot; reporting it only from the first reports it once.
-func firstSlot(slots []slot, qk *[64]uint32, c *words, s, r int) bool {
+// within its probe radius of the query (whose slot keys are qk). A match is
+// reachable from every such slot; reporting it only from the first reports
+// it once.
+func firstSlot(slots []slot, qk *[64]uint32, rad *[64]int, c *words, s int) bool {
 	for t := 0; t < s; t++ {
-		if bits.OnesCount32(slots[t].key(c)^qk[t]) <= r {
+		if rad[t] >= 0 && bits.OnesCount32(slots[t].key(c)^qk[t]) <= rad[t] {
 			return false
 		}
+	}
+	return true
+}
+
+// radii sets the probe radius of each slot for a search within distance d,
+// or reports false if a linear scan is the better plan.
+//
+// Generalised pigeonhole: if every slot i differed in more than rad[i]
+// bits, the distance would be at least sum(rad[i]+1). So any radii with
+// sum(rad[i]+1) > d find every match, and a radius of -1 means the slot is
+// not probed at all. Starting from rad[i] = d/m for all m slots, the sum
+// is m*(d/m+1), which can exceed d+1 by up to m-1; that many slots can
+// have their radius lowered by one. The narrowest slots are lowered, as
+// their buckets are the fullest. For 12 slots and d = 31 this probes 4
+// slots at radius 1 instead of 2, about a third fewer memory accesses.
+func radii(rad *[64]int, slots []slot, d int) bool {
+	m := len(slots)
+	q := d / m
+	if q > maxRadius {
+		return false
+	}
+	spare := m*(q+1) - (d + 1)
+	for i := range slots {
+		rad[i] = q
+	}
+	// layout puts the wider slots first, so lower from the end.
+	for i := m - 1; i >= 0 && spare > 0; i-- {
+		rad[i]--
+		spare--
 	}
 	return true
 }
