@@ -33,6 +33,10 @@ func decodeExtensions(r *codec.Reader) Extensions {
 		if r.Err() != nil {
 			return
 		}
+		if len(e) == maxListEntries {
+			invalid(r, "more than %d extensions", maxListEntries)
+			return
+		}
 		if _, dup := e.Find(x.Type); dup {
 			invalid(r, "duplicate extension type %d", x.Type)
 			return

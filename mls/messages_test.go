@@ -261,3 +261,36 @@ func TestExtensionsHelpers(t *testing.T) {
 		t.Fatal("parsed a malformed required_capabilities")
 	}
 }
+
+func TestDecodeRejectsHugeLists(t *testing.T) {
+	long := func(n int, elem []byte) []byte {
+		return marshal(func(w *codec.Writer) {
+			w.Vector(func(w *codec.Writer) {
+				for i := 0; i < n; i++ {
+					w.Raw(elem)
+				}
+			})
+		})
+	}
+	var caps Capabilities
+	ok := append(long(maxListEntries, []byte{0, 1}), 0, 0, 0, 0)
+	if err := caps.Unmarshal(ok); err != nil {
+		t.Fatalf("%d versions: %v", maxListEntries, err)
+	}
+	tooMany := append(long(maxListEntries+1, []byte{0, 1}), 0, 0, 0, 0)
+	if err := caps.Unmarshal(tooMany); !errors.Is(err, ErrMalformed) {
+		t.Fatalf("%d versions: got %v", maxListEntries+1, err)
+	}
+	var ext Extensions
+	many := marshal(func(w *codec.Writer) {
+		w.Vector(func(w *codec.Writer) {
+			for i := 0; i <= maxListEntries; i++ {
+				w.U16(uint16(0x1000 + i))
+				w.Opaque(nil)
+			}
+		})
+	})
+	if err := ext.Unmarshal(many); !errors.Is(err, ErrMalformed) {
+		t.Fatalf("%d extensions: got %v", maxListEntries+1, err)
+	}
+}

@@ -39,8 +39,8 @@ func (t *RatchetTree) hashLeaf(x uint32, n *Node) []byte {
 }
 
 // hashParent hashes TreeHashInput{parent, ParentNodeHashInput}. If
-// dropUnmerged is non-empty, those leaves are left out of the node's
-// unmerged_leaves (for original sibling tree hashes, §7.9).
+// dropUnmerged (sorted) is non-empty, those leaves are left out of the
+// node's unmerged_leaves (for original sibling tree hashes, §7.9).
 func (t *RatchetTree) hashParent(n *Node, dropUnmerged []uint32, left, right []byte) []byte {
 	w := codec.NewWriter(make([]byte, 0, 256))
 	w.U8(uint8(NodeTypeParent))
@@ -49,7 +49,7 @@ func (t *RatchetTree) hashParent(n *Node, dropUnmerged []uint32, left, right []b
 		if len(dropUnmerged) > 0 {
 			kept := make([]uint32, 0, len(p.UnmergedLeaves))
 			for _, l := range p.UnmergedLeaves {
-				if !slices.Contains(dropUnmerged, l) {
+				if _, drop := slices.BinarySearch(dropUnmerged, l); !drop {
 					kept = append(kept, l)
 				}
 			}

@@ -219,9 +219,21 @@ func encodeU16s[T ~uint16](w *codec.Writer, v []T) {
 	})
 }
 
+// maxListEntries bounds the capability-style lists and extension lists we
+// accept. The spec sets no limit, but nothing legitimate comes close, and
+// validation compares such lists pairwise, so unbounded ones would let a
+// single message cost quadratic time.
+const maxListEntries = 1024
+
 func decodeU16s[T ~uint16](r *codec.Reader) []T {
 	v := []T{}
-	r.ReadVector(func(r *codec.Reader) { v = append(v, T(r.U16())) })
+	r.ReadVector(func(r *codec.Reader) {
+		if len(v) == maxListEntries {
+			invalid(r, "list longer than %d entries", maxListEntries)
+			return
+		}
+		v = append(v, T(r.U16()))
+	})
 	return v
 }
 
