@@ -101,6 +101,9 @@ func (c *conn) reader() {
 		if err != nil {
 			return
 		}
+		// Frames refused unread are answered to their request if its id
+		// can be read from the first field, else at connection level.
+		peekID := wire.PeekRequestID(data)
 		c.handling.Lock()
 		if c.shutting {
 			c.handling.Unlock()
@@ -108,9 +111,10 @@ func (c *conn) reader() {
 		}
 		switch {
 		case tooLarge:
-			c.sendError(0, &wire.Error{Code: parleypb.ErrorCode_FRAME_TOO_LARGE, Message: "frame exceeds the server's limit"})
+			c.s.metrics.requests.WithLabelValues("oversized", parleypb.ErrorCode_FRAME_TOO_LARGE.String()).Inc()
+			c.sendError(peekID, &wire.Error{Code: parleypb.ErrorCode_FRAME_TOO_LARGE, Message: "frame exceeds the server's limit"})
 		case typ != websocket.MessageBinary:
-			c.sendError(0, &wire.Error{Code: parleypb.ErrorCode_BAD_FRAME, Message: "frames must be binary protobuf"})
+			c.sendError(peekID, &wire.Error{Code: parleypb.ErrorCode_BAD_FRAME, Message: "frames must be binary protobuf"})
 		default:
 			c.handleFrame(data)
 		}
@@ -119,7 +123,7 @@ func (c *conn) reader() {
 }
 
 // readFrame reads one message of at most max bytes; a longer one is
-// drained and reported as too large.
+// drained and reported as too large (data then holds its first bytes).
 func readFrame(r io.Reader, max int64) (data []byte, tooLarge bool, err error) {
 	data, err = io.ReadAll(io.LimitReader(r, max+1))
 	if err != nil {
@@ -129,7 +133,7 @@ func readFrame(r io.Reader, max int64) (data []byte, tooLarge bool, err error) {
 		if _, err := io.Copy(io.Discard, r); err != nil {
 			return nil, false, err
 		}
-		return nil, true, nil
+		return data[:min(len(data), 16)], true, nil
 	}
 	return data, false, nil
 }
@@ -220,7 +224,7 @@ func (c *conn) handleFrame(data []byte) {
 	f, err := wire.DecodeClientFrame(data)
 	if err != nil {
 		c.s.metrics.requests.WithLabelValues("invalid", parleypb.ErrorCode_BAD_FRAME.String()).Inc()
-		c.sendError(0, &wire.Error{Code: parleypb.ErrorCode_BAD_FRAME, Message: err.Error()})
+		c.sendError(wire.PeekRequestID(data), &wire.Error{Code: parleypb.ErrorCode_BAD_FRAME, Message: err.Error()})
 		return
 	}
 	typ := requestType(f)

@@ -104,6 +104,7 @@ func (c *conn) handleHello(h *parleypb.Hello) (parleypb.ServerFrameBody, error) 
 		ProtocolVersion: wire.ProtocolVersion,
 		Challenge:       c.challenge,
 		AuthContext:     c.s.cfg.AuthContext,
+		MaxFrame:        uint64(c.s.cfg.MaxFrame),
 	}}, nil
 }
 

@@ -163,7 +163,14 @@ func (s *Server) Handler() http.Handler {
 // Serve accepts connections on ln until Shutdown; it also runs the
 // retention sweeper. It returns http.ErrServerClosed after Shutdown.
 func (s *Server) Serve(ln net.Listener) error {
+	s.mu.Lock()
+	if s.closing {
+		s.mu.Unlock()
+		ln.Close()
+		return http.ErrServerClosed
+	}
 	s.sweepWG.Add(1)
+	s.mu.Unlock()
 	go s.sweeper()
 	if s.cfg.TLSConfig != nil {
 		return s.http.ServeTLS(ln, "", "")

@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 
+	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/parleychat/parley/wire/parleypb"
@@ -94,6 +95,22 @@ func DecodeClientFrame(data []byte) (*parleypb.ClientFrame, error) {
 		return nil, errors.New("decode ClientFrame: no body")
 	}
 	return f, nil
+}
+
+// PeekRequestID returns the request_id of an encoded ClientFrame from its
+// first field, without parsing the rest: the server uses it to answer
+// frames it cannot or will not decode (too large, malformed) to the right
+// request. It returns 0 if the frame does not start with a request_id.
+func PeekRequestID(data []byte) uint64 {
+	num, typ, n := protowire.ConsumeTag(data)
+	if n < 0 || num != 1 || typ != protowire.VarintType {
+		return 0
+	}
+	v, m := protowire.ConsumeVarint(data[n:])
+	if m < 0 {
+		return 0
+	}
+	return v
 }
 
 // DecodeServerFrame parses one WebSocket message from the server.

@@ -1,6 +1,7 @@
 package wire
 
 import (
+	"bytes"
 	"errors"
 	"testing"
 
@@ -87,6 +88,38 @@ func FuzzDecodeClientFrame(f *testing.F) {
 		}
 		if _, err := DecodeClientFrame(b); err != nil {
 			t.Fatalf("re-decode: %v", err)
+		}
+	})
+}
+
+func TestPeekRequestID(t *testing.T) {
+	b, _ := Encode(&parleypb.ClientFrame{RequestId: 300, Body: &parleypb.ClientFrame_Ping{Ping: &parleypb.PingRequest{}}})
+	if got := PeekRequestID(b); got != 300 {
+		t.Fatalf("PeekRequestID = %d", got)
+	}
+	if got := PeekRequestID(append(b[:len(b):len(b)], 0xff)); got != 300 {
+		t.Fatalf("PeekRequestID with trailing garbage = %d", got)
+	}
+	for _, bad := range [][]byte{nil, {0xff}, {0x08}, {0x10, 0x01}} {
+		if got := PeekRequestID(bad); got != 0 {
+			t.Fatalf("PeekRequestID(%x) = %d", bad, got)
+		}
+	}
+}
+
+func FuzzPeekRequestID(f *testing.F) {
+	f.Add([]byte{0x08, 0x01})
+	f.Add([]byte{0x08, 0xff, 0xff})
+	f.Fuzz(func(t *testing.T, data []byte) {
+		// Must never panic; a frame that encodes a single request_id
+		// field first must yield it.
+		id := PeekRequestID(data)
+		if id == 0 {
+			return
+		}
+		b, _ := Encode(&parleypb.ClientFrame{RequestId: id})
+		if !bytes.HasPrefix(data, b) && PeekRequestID(b) != id {
+			t.Fatalf("peeked %d from %x", id, data)
 		}
 	})
 }

@@ -54,6 +54,7 @@ type Conn struct {
 
 	challenge   []byte
 	authContext string
+	maxFrame    atomic.Int64 // the server's limit, from HelloResponse
 
 	mu      sync.Mutex
 	pending map[uint64]chan *parleypb.ServerFrame
@@ -120,6 +121,7 @@ func Dial(ctx context.Context, serverURL string, opts *Options) (*Conn, error) {
 		return nil, errors.New("transport: handshake: malformed HelloResponse")
 	}
 	c.challenge, c.authContext = h.Challenge, h.AuthContext
+	c.maxFrame.Store(int64(h.MaxFrame))
 	return c, nil
 }
 
@@ -155,6 +157,10 @@ func (c *Conn) Session() *Session {
 	defer c.mu.Unlock()
 	return c.session
 }
+
+// ErrFrameTooLarge is returned, without sending, for a request larger
+// than the server accepts.
+var ErrFrameTooLarge = errors.New("transport: frame too large")
 
 // ErrClosed is returned for requests on a closed connection (wrapped with
 // the reason).
@@ -223,6 +229,9 @@ func (c *Conn) call(ctx context.Context, body parleypb.ClientFrameBody) (*parley
 	b, err := wire.Encode(&parleypb.ClientFrame{RequestId: id, Body: body})
 	if err != nil {
 		return nil, err
+	}
+	if max := c.maxFrame.Load(); max > 0 && int64(len(b)) > max {
+		return nil, fmt.Errorf("transport: request of %d bytes exceeds the server's limit of %d: %w", len(b), max, ErrFrameTooLarge)
 	}
 	ch := make(chan *parleypb.ServerFrame, 1)
 	c.mu.Lock()
