@@ -255,3 +255,31 @@ func FuzzDecode(f *testing.F) {
 		}
 	})
 }
+
+// The four-rows-at-once filter performs exactly the single-row operations.
+func TestBoxRowsMatchesSingleRow(t *testing.T) {
+	const w, ht = 301, 7
+	in := make([]float32, w*ht)
+	for i := range in {
+		in[i] = float32((i*7919)%256) + 0.25
+	}
+	keep := make([]bool, w)
+	for i := 0; i < w; i += 5 {
+		keep[i] = true
+	}
+	for _, win := range []int{1, 2, 3, 4} {
+		for _, k := range [][]bool{nil, keep} {
+			got := make([]float32, w*ht)
+			want := make([]float32, w*ht)
+			boxRows(in, got, w, ht, win, k)
+			for r := 0; r < ht; r++ {
+				boxRow(in[r*w:r*w+w], want[r*w:r*w+w], win, k)
+			}
+			for i := range got {
+				if got[i] != want[i] {
+					t.Fatalf("win %d keep %v: index %d: %v != %v", win, k != nil, i, got[i], want[i])
+				}
+			}
+		}
+	}
+}

@@ -250,52 +250,144 @@ func grow(b []float32, n int) []float32 {
 // with keep[c] are written. The running sum, its order of additions and
 // subtractions, and the shrinking windows at both ends follow the
 // reference (downscaling.cpp box1DFloat) exactly.
+//
+// Each row's running sum is a chain of dependent float additions, so rows
+// are filtered four at a time with independent sums, which lets the CPU
+// overlap the chains; every row still sees exactly its own sequence of
+// operations.
 func boxRows(in, out []float32, w, ht, win int, keep []bool) {
+	r := 0
+	for ; r+4 <= ht; r += 4 {
+		boxRows4(in[r*w:(r+4)*w], out[r*w:(r+4)*w], w, win, keep)
+	}
+	for ; r < ht; r++ {
+		boxRow(in[r*w:r*w+w], out[r*w:r*w+w], win, keep)
+	}
+}
+
+// boxPhases returns the lengths of the reference's four phases: sums
+// without output, growing window, full window, shrinking window.
+func boxPhases(n, win int) (p1, p2, p3, p4 int) {
 	half := (win + 2) / 2
-	p1 := half - 1
-	p2 := win - half + 1
-	p3 := w - win
-	p4 := half - 1
-	for r := 0; r < ht; r++ {
-		src := in[r*w : r*w+w]
-		dst := out[r*w : r*w+w]
-		var sum float32
-		cnt := 0
-		ri, li, oi := 0, 0, 0
-		for range p1 {
-			sum += src[ri]
-			cnt++
-			ri++
+	return half - 1, win - half + 1, n - win, half - 1
+}
+
+func boxRow(src, dst []float32, win int, keep []bool) {
+	p1, p2, p3, p4 := boxPhases(len(src), win)
+	var sum float32
+	cnt := 0
+	ri, li, oi := 0, 0, 0
+	for range p1 {
+		sum += src[ri]
+		cnt++
+		ri++
+	}
+	for range p2 {
+		sum += src[ri]
+		cnt++
+		if keep == nil || keep[oi] {
+			dst[oi] = sum / float32(cnt)
 		}
-		for range p2 {
-			sum += src[ri]
-			cnt++
-			if keep == nil || keep[oi] {
-				dst[oi] = sum / float32(cnt)
-			}
-			ri++
-			oi++
+		ri++
+		oi++
+	}
+	fcnt := float32(cnt)
+	for range p3 {
+		sum += src[ri]
+		sum -= src[li]
+		if keep == nil || keep[oi] {
+			dst[oi] = sum / fcnt
 		}
-		fcnt := float32(cnt)
+		ri++
+		li++
+		oi++
+	}
+	for range p4 {
+		sum -= src[li]
+		cnt--
+		if keep == nil || keep[oi] {
+			dst[oi] = sum / float32(cnt)
+		}
+		li++
+		oi++
+	}
+}
+
+// boxRows4 is boxRow on four consecutive rows of width w at once.
+func boxRows4(in, out []float32, w, win int, keep []bool) {
+	a, b, c, d := in[0:w], in[w:2*w], in[2*w:3*w], in[3*w:4*w]
+	oa, ob, oc, od := out[0:w], out[w:2*w], out[2*w:3*w], out[3*w:4*w]
+	p1, p2, p3, p4 := boxPhases(w, win)
+	var sa, sb, sc, sd float32
+	cnt := 0
+	ri, li, oi := 0, 0, 0
+	for range p1 {
+		sa += a[ri]
+		sb += b[ri]
+		sc += c[ri]
+		sd += d[ri]
+		cnt++
+		ri++
+	}
+	for range p2 {
+		sa += a[ri]
+		sb += b[ri]
+		sc += c[ri]
+		sd += d[ri]
+		cnt++
+		if keep == nil || keep[oi] {
+			f := float32(cnt)
+			oa[oi], ob[oi], oc[oi], od[oi] = sa/f, sb/f, sc/f, sd/f
+		}
+		ri++
+		oi++
+	}
+	f := float32(cnt)
+	if keep == nil {
 		for range p3 {
-			sum += src[ri]
-			sum -= src[li]
-			if keep == nil || keep[oi] {
-				dst[oi] = sum / fcnt
+			sa += a[ri]
+			sb += b[ri]
+			sc += c[ri]
+			sd += d[ri]
+			sa -= a[li]
+			sb -= b[li]
+			sc -= c[li]
+			sd -= d[li]
+			oa[oi], ob[oi], oc[oi], od[oi] = sa/f, sb/f, sc/f, sd/f
+			ri++
+			li++
+			oi++
+		}
+	} else {
+		for range p3 {
+			sa += a[ri]
+			sb += b[ri]
+			sc += c[ri]
+			sd += d[ri]
+			sa -= a[li]
+			sb -= b[li]
+			sc -= c[li]
+			sd -= d[li]
+			if keep[oi] {
+				oa[oi], ob[oi], oc[oi], od[oi] = sa/f, sb/f, sc/f, sd/f
 			}
 			ri++
 			li++
 			oi++
 		}
-		for range p4 {
-			sum -= src[li]
-			cnt--
-			if keep == nil || keep[oi] {
-				dst[oi] = sum / float32(cnt)
-			}
-			li++
-			oi++
+	}
+	for range p4 {
+		sa -= a[li]
+		sb -= b[li]
+		sc -= c[li]
+		sd -= d[li]
+		cnt--
+		if keep == nil || keep[oi] {
+			f := float32(cnt)
+			oa[oi], ob[oi], oc[oi], od[oi] = sa/f, sb/f, sc/f, sd/f
 		}
+		li++
+		oi++
 	}
 }
 
@@ -304,11 +396,7 @@ func boxRows(in, out []float32, w, ht, win int, keep []bool) {
 // every column, exactly the reference's sequence of float32 operations
 // while reading memory row by row.
 func boxCols(in, out []float32, w, ht, win int, sums []float32) {
-	half := (win + 2) / 2
-	p1 := half - 1
-	p2 := win - half + 1
-	p3 := ht - win
-	p4 := half - 1
+	p1, p2, p3, p4 := boxPhases(ht, win)
 	sums = sums[:w]
 	clear(sums)
 	cnt := 0
