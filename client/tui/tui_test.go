@@ -1,0 +1,234 @@
+package tui
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	tea "github.com/charmbracelet/bubbletea"
+
+	"github.com/parleychat/parley/client"
+)
+
+// fakeBackend is an in-memory messenger.
+type fakeBackend struct {
+	mu      sync.Mutex
+	convs   []client.Conversation
+	history map[string][]client.Message
+	sent    []string // "conv: text"
+	sendErr error
+}
+
+func (f *fakeBackend) Self() client.Self { return client.Self{User: "alice", DeviceID: "dev1"} }
+func (f *fakeBackend) Conversations(context.Context) ([]client.Conversation, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]client.Conversation(nil), f.convs...), nil
+}
+func (f *fakeBackend) History(_ context.Context, conv string, _ int) ([]client.Message, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]client.Message(nil), f.history[conv]...), nil
+}
+func (f *fakeBackend) Send(_ context.Context, conv, text string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.sendErr != nil {
+		return f.sendErr
+	}
+	f.sent = append(f.sent, conv+": "+text)
+	f.history[conv] = append(f.history[conv], msg(conv, "alice", text))
+	return nil
+}
+func (f *fakeBackend) Follow(ctx context.Context, fn func(client.Message)) error {
+	<-ctx.Done()
+	return ctx.Err()
+}
+
+func msg(conv, from, text string) client.Message {
+	return client.Message{Conversation: conv, Sender: client.Sender{User: from, Device: "d"},
+		SentAt: time.Date(2026, 1, 2, 15, 4, 0, 0, time.UTC), Kind: client.KindText, Text: text}
+}
+
+func newFake() *fakeBackend {
+	return &fakeBackend{
+		convs: []client.Conversation{{Label: "@bob", Kind: client.ConvDirect}, {Label: "#team", Kind: client.ConvGroup}},
+		history: map[string][]client.Message{
+			"@bob":  {msg("@bob", "bob", "hi alice"), msg("@bob", "alice", "hi bob")},
+			"#team": {msg("#team", "carol", "standup at ten")},
+		},
+	}
+}
+
+// step feeds msg to m and runs the resulting commands (those that finish
+// promptly; timers and blocking waits are dropped), feeding their
+// messages back in.
+func step(t *testing.T, m tea.Model, msg tea.Msg) tea.Model {
+	t.Helper()
+	m, cmd := m.Update(msg)
+	return run(t, m, cmd, 0)
+}
+
+func run(t *testing.T, m tea.Model, cmd tea.Cmd, depth int) tea.Model {
+	if cmd == nil || depth > 8 {
+		return m
+	}
+	out := make(chan tea.Msg, 1)
+	go func() { out <- cmd() }()
+	var msg tea.Msg
+	select {
+	case msg = <-out:
+	case <-time.After(60 * time.Millisecond):
+		return m
+	}
+	switch msg := msg.(type) {
+	case nil:
+		return m
+	case tea.BatchMsg:
+		for _, c := range msg {
+			m = run(t, m, c, depth+1)
+		}
+		return m
+	default:
+		if _, ok := msg.(tea.QuitMsg); ok {
+			return m
+		}
+		m, cmd := m.Update(msg)
+		return run(t, m, cmd, depth+1)
+	}
+}
+
+func typeText(t *testing.T, m tea.Model, s string) tea.Model {
+	for _, r := range s {
+		m = step(t, m, tea.KeyMsg{Type: tea.KeyRunes, Runes: []rune{r}})
+	}
+	return m
+}
+
+func start(t *testing.T, f *fakeBackend) tea.Model {
+	var m tea.Model = New(context.Background(), f, nil)
+	m = run(t, m, m.Init(), 0)
+	return step(t, m, tea.WindowSizeMsg{Width: 100, Height: 30})
+}
+
+func TestShowsConversationsAndHistory(t *testing.T) {
+	m := start(t, newFake())
+	v := m.View()
+	for _, want := range []string{"@bob", "#team", "hi alice", "hi bob", "alice/dev1"} {
+		if !strings.Contains(v, want) {
+			t.Errorf("view lacks %q:\n%s", want, v)
+		}
+	}
+	if strings.Contains(v, "standup") {
+		t.Error("history of the other conversation is shown")
+	}
+	m = step(t, m, tea.KeyMsg{Type: tea.KeyTab})
+	if got := m.(Model).Current(); got != "#team" {
+		t.Fatalf("after Tab the current conversation is %q", got)
+	}
+	if v := m.View(); !strings.Contains(v, "standup at ten") || strings.Contains(v, "hi alice") {
+		t.Fatalf("after Tab:\n%s", v)
+	}
+	m = step(t, m, tea.KeyMsg{Type: tea.KeyShiftTab})
+	if got := m.(Model).Current(); got != "@bob" {
+		t.Fatalf("after Shift+Tab the current conversation is %q", got)
+	}
+}
+
+func TestComposeAndSend(t *testing.T) {
+	f := newFake()
+	m := start(t, f)
+	m = typeText(t, m, "lunch?")
+	if !strings.Contains(m.View(), "lunch?") {
+		t.Fatal("typed text not shown")
+	}
+	m = step(t, m, tea.KeyMsg{Type: tea.KeyEnter})
+	if len(f.sent) != 1 || f.sent[0] != "@bob: lunch?" {
+		t.Fatalf("sent %q", f.sent)
+	}
+	if st := m.(Model).Status(); st != "sent to @bob" {
+		t.Fatalf("status %q", st)
+	}
+	if strings.Count(m.View(), "lunch?") != 1 {
+		t.Fatalf("message shown %d times:\n%s", strings.Count(m.View(), "lunch?"), m.View())
+	}
+	// Empty input sends nothing.
+	m = step(t, m, tea.KeyMsg{Type: tea.KeyEnter})
+	if len(f.sent) != 1 {
+		t.Fatal("empty message sent")
+	}
+	f.sendErr = errors.New("offline")
+	m = typeText(t, m, "again")
+	m = step(t, m, tea.KeyMsg{Type: tea.KeyEnter})
+	if st := m.(Model).Status(); !strings.Contains(st, "not sent: offline") {
+		t.Fatalf("status %q", st)
+	}
+}
+
+func TestSwitchWithSlashTo(t *testing.T) {
+	f := newFake()
+	m := start(t, f)
+	m = typeText(t, m, "/to @dave")
+	m = step(t, m, tea.KeyMsg{Type: tea.KeyEnter})
+	if got := m.(Model).Current(); got != "@dave" {
+		t.Fatalf("current %q", got)
+	}
+	if !strings.Contains(m.View(), "@dave (new)") {
+		t.Fatalf("view:\n%s", m.View())
+	}
+	m = typeText(t, m, "hello dave")
+	m = step(t, m, tea.KeyMsg{Type: tea.KeyEnter})
+	if len(f.sent) != 1 || f.sent[0] != "@dave: hello dave" {
+		t.Fatalf("sent %q", f.sent)
+	}
+	m = typeText(t, m, "/to #team")
+	m = step(t, m, tea.KeyMsg{Type: tea.KeyEnter})
+	if got := m.(Model).Current(); got != "#team" {
+		t.Fatalf("current %q", got)
+	}
+	m = typeText(t, m, "/to nobody")
+	m = step(t, m, tea.KeyMsg{Type: tea.KeyEnter})
+	if !strings.Contains(m.(Model).Status(), "usage") {
+		t.Fatalf("status %q", m.(Model).Status())
+	}
+}
+
+func TestIncomingMessages(t *testing.T) {
+	f := newFake()
+	m := start(t, f)
+	m = step(t, m, IncomingMsg{msg("@bob", "bob", "are you there?")})
+	if !strings.Contains(m.View(), "are you there?") {
+		t.Fatal("incoming message for the current conversation not shown")
+	}
+	m = step(t, m, IncomingMsg{msg("#team", "carol", "meeting moved")})
+	if strings.Contains(m.View(), "meeting moved") {
+		t.Fatal("message of another conversation shown in this one")
+	}
+	if st := m.(Model).Status(); st != "new message in #team" {
+		t.Fatalf("status %q", st)
+	}
+	// Terminal escapes from others are neutralised.
+	m = step(t, m, IncomingMsg{msg("@bob", "bob", "evil \x1b[2Jclear")})
+	if strings.Contains(m.View(), "\x1b[2J") {
+		t.Fatal("escape sequence passed through")
+	}
+	r := client.Message{Conversation: "@bob", Sender: client.Sender{User: "bob"}, Kind: client.KindReceipt, SentAt: time.Now()}
+	m = step(t, m, IncomingMsg{r})
+	if !strings.Contains(m.View(), "read by bob") {
+		t.Fatal("receipt not shown")
+	}
+}
+
+func TestQuit(t *testing.T) {
+	m := start(t, newFake())
+	_, cmd := m.Update(tea.KeyMsg{Type: tea.KeyCtrlC})
+	if cmd == nil {
+		t.Fatal("Ctrl+C returned no command")
+	}
+	if _, ok := cmd().(tea.QuitMsg); !ok {
+		t.Fatal("Ctrl+C does not quit")
+	}
+}
