@@ -1,5 +1,23 @@
 package mls
 
+// The Group API, in the order a messenger meets it:
+//
+//   - NewKeyPackage publishes a KeyPackage and returns the private
+//     KeyPackageBundle to keep until a Welcome arrives.
+//   - CreateGroup starts a group; JoinFromWelcome and JoinExternal join one.
+//   - Add, Remove, Update and Commit create a commit (and a Welcome for new
+//     members) that is pending until MergePendingCommit, after the delivery
+//     service accepted it, or DiscardPendingCommit, after it lost a race
+//     (process the winning commit, then commit again). Propose* send
+//     standalone proposals for a later commit by reference.
+//   - Encrypt protects application messages; Process handles everything
+//     received (application messages, proposals, commits, including the
+//     member's own commit coming back) and is transactional: on error the
+//     group is unchanged.
+//   - MarshalBinary and UnmarshalGroup persist the whole state.
+//
+// Errors are the sentinels of errors.go, to be tested with errors.Is.
+
 import (
 	"bytes"
 	"fmt"
