@@ -256,7 +256,11 @@ func (t *RatchetTree) AddLeaf(leaf *LeafNode) (uint32, error) {
 	for _, p := range t.DirectPath(x) {
 		if pn := t.nodes[p]; pn != nil {
 			np := *pn.Parent
-			i, _ := slices.BinarySearch(np.UnmergedLeaves, index)
+			i, found := slices.BinarySearch(np.UnmergedLeaves, index)
+			if found {
+				continue
+			}
+			// Clip so that Insert copies: the old node is shared.
 			np.UnmergedLeaves = slices.Insert(slices.Clip(np.UnmergedLeaves), i, index)
 			t.setNode(p, &Node{Parent: &np})
 		}
