@@ -187,6 +187,9 @@ func (c *Client) resolve(ctx context.Context, target string, create bool) (*conv
 	var r *convRecord
 	err = c.store.Update(func(tx *profile.Tx) error { r, err = getConv(tx, id); return err })
 	if err == nil && !r.Removed {
+		if err := checkDirect(r, name); err != nil {
+			return nil, err
+		}
 		// Finish a creation interrupted before its first commit.
 		if err := c.completeDirect(ctx, r); err != nil {
 			return nil, err
@@ -222,7 +225,7 @@ func (c *Client) createDirect(ctx context.Context, peer string, id []byte) (*con
 			var r *convRecord
 			err := c.store.Update(func(tx *profile.Tx) error { r, err = getConv(tx, id); return err })
 			if err == nil && !r.Removed {
-				return r, nil
+				return r, checkDirect(r, peer)
 			}
 			if time.Now().After(deadline) {
 				return nil, fmt.Errorf("client: the conversation with %s exists but this device has not been added to it yet; try again later", peer)
@@ -245,6 +248,29 @@ func (c *Client) createDirect(ctx context.Context, peer string, id []byte) (*con
 		return nil, err
 	}
 	return r, nil
+}
+
+// ErrNotDirect means the conversation that should be the direct one with
+// a user is something else: someone created a group under its id.
+var ErrNotDirect = errors.New("client: the direct conversation's id is taken by a conversation with other members")
+
+func checkDirect(r *convRecord, peer string) error {
+	if r.Kind != ConvDirect || r.Peer != peer {
+		return fmt.Errorf("%w (with %s)", ErrNotDirect, peer)
+	}
+	return nil
+}
+
+// checkDirectMembers makes sure a direct conversation holds only devices
+// of its two users: a member adding a third person to it is refused
+// rather than letting messages meant for one person reach another.
+func checkDirectMembers(g *mls.Group, self, peer string) error {
+	for s := range groupDevices(g) {
+		if s.User != self && s.User != peer {
+			return fmt.Errorf("%w: %s is in the conversation with %s", ErrNotDirect, s.User, peer)
+		}
+	}
+	return nil
 }
 
 // newGroup creates the MLS group for a conversation the server has just

@@ -144,6 +144,18 @@ func (c *Client) prepare(ctx context.Context, target string) (*transport.Conn, *
 	if r.Removed {
 		return nil, nil, fmt.Errorf("%w: %s", ErrNotMember, r.label())
 	}
+	if r.Kind == ConvDirect {
+		err := c.store.Update(func(tx *profile.Tx) error {
+			g, err := loadGroup(tx, r.ID)
+			if err != nil {
+				return err
+			}
+			return checkDirectMembers(g, c.acct.User, r.Peer)
+		})
+		if err != nil {
+			return nil, nil, err
+		}
+	}
 	return conn, r, nil
 }
 

@@ -379,6 +379,9 @@ func (c *Client) Sync(ctx context.Context) (SyncResult, error) {
 		if err != nil {
 			return err
 		}
+		if err := c.handlePendingEvents(ctx, conn); err != nil {
+			return err
+		}
 		if err := c.syncAll(ctx, conn); err != nil {
 			return err
 		}
@@ -478,6 +481,44 @@ func (c *Client) sendReceipts(ctx context.Context, conn *transport.Conn, msgs []
 	return sent
 }
 
+// handlePendingEvents acts on pushes that arrived since the last look
+// without waiting: key package top-ups and removal of this device. New
+// message pushes need nothing: the sync that follows fetches them. Call
+// with the lock held.
+func (c *Client) handlePendingEvents(ctx context.Context, conn *transport.Conn) error {
+	for {
+		select {
+		case ev, ok := <-conn.Events():
+			if !ok {
+				return nil
+			}
+			if err := c.handleEvent(ctx, ev); err != nil {
+				return err
+			}
+		default:
+			return nil
+		}
+	}
+}
+
+// handleEvent handles one push. Call with the lock held.
+func (c *Client) handleEvent(ctx context.Context, ev transport.Event) error {
+	switch ev.Type {
+	case transport.EventKeyPackagesLow:
+		if err := c.replenishKeyPackages(ctx, ev.KeyPackagesRemaining, ev.KeyPackagesRemaining+1, false); err != nil {
+			c.warn(nil, nil, fmt.Errorf("upload key packages: %w", err))
+		}
+	case transport.EventDeviceRemoved:
+		if ev.DeviceID == c.acct.DeviceID {
+			return ErrDeviceRemoved
+		}
+	}
+	return nil
+}
+
+// ErrDeviceRemoved means this device was removed from its account.
+var ErrDeviceRemoved = errors.New("client: this device was removed from the account")
+
 // Follow syncs, then stays connected and calls fn for every new message
 // until ctx is done, reconnecting with backoff when the connection drops.
 func (c *Client) Follow(ctx context.Context, fn func(Message)) error {
@@ -498,7 +539,7 @@ func (c *Client) Follow(ctx context.Context, fn func(Message)) error {
 			return ctx.Err()
 		}
 		if err != nil || conn == nil {
-			if errors.Is(err, wire.ErrUnauthenticated) {
+			if errors.Is(err, wire.ErrUnauthenticated) || errors.Is(err, ErrDeviceRemoved) {
 				return err
 			}
 			select {
@@ -535,16 +576,9 @@ func (c *Client) waitForEvent(ctx context.Context, conn *transport.Conn) error {
 			switch ev.Type {
 			case transport.EventMessage, transport.EventInbox:
 				return nil
-			case transport.EventKeyPackagesLow:
-				err := c.withLock(ctx, func() error {
-					return c.replenishKeyPackages(ctx, ev.KeyPackagesRemaining, ev.KeyPackagesRemaining+1, false)
-				})
-				if err != nil {
-					c.warn(nil, nil, err)
-				}
-			case transport.EventDeviceRemoved:
-				if ev.DeviceID == c.acct.DeviceID {
-					return errors.New("client: this device was removed from the account")
+			case transport.EventKeyPackagesLow, transport.EventDeviceRemoved:
+				if err := c.withLock(ctx, func() error { return c.handleEvent(ctx, ev) }); err != nil {
+					return err
 				}
 			}
 		}

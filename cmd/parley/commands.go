@@ -82,6 +82,7 @@ object per line: id, conversation, sender {user, device}, sent_at, kind
 (text, file, receipt, membership) and text.`,
 			flags: func(fs *flag.FlagSet, f *cmdFlags) {
 				fs.BoolVar(&f.follow, "follow", false, "stay connected and print messages as they arrive")
+				fs.IntVar(&f.max, "max", 0, "with --follow: exit once at least this many messages were printed (0: never)")
 			},
 			run: cmdSync,
 		},
@@ -349,7 +350,18 @@ func cmdSync(ctx context.Context, e *env, args []string) error {
 		fmt.Fprintln(e.stdout, formatMessage(m))
 	}
 	if e.flags.follow {
-		err := c.Follow(ctx, func(m client.Message) { show(m); e.warnings(c) })
+		ctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		n := 0
+		// Every message of a batch is printed (it is no longer "new"),
+		// even past --max.
+		err := c.Follow(ctx, func(m client.Message) {
+			show(m)
+			e.warnings(c)
+			if n++; e.flags.max > 0 && n >= e.flags.max {
+				cancel()
+			}
+		})
 		if errors.Is(err, context.Canceled) {
 			return nil
 		}

@@ -103,6 +103,7 @@ type cmdFlags struct {
 	invite string
 	out    string
 	follow bool
+	max    int
 	limit  int
 	wait   string
 	// codeFile receives the link code (devices link).

@@ -1,0 +1,201 @@
+package client
+
+import (
+	"context"
+	"encoding/hex"
+	"errors"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestFollowDeliversPushedMessages(t *testing.T) {
+	srv := startServer(t)
+	alice := srv.newUser(t, "alice")
+	bob := srv.newUser(t, "bob")
+	mustSend(t, alice, "@bob", "before follow")
+	mustSync(t, bob)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	got := make(chan Message, 16)
+	done := make(chan error, 1)
+	go func() { done <- bob.Follow(ctx, func(m Message) { got <- m }) }()
+	for _, text := range []string{"pushed 1", "pushed 2"} {
+		mustSend(t, alice, "@bob", text)
+	}
+	var texts []string
+	timeout := time.After(20 * time.Second)
+	for len(texts) < 2 {
+		select {
+		case m := <-got:
+			if m.Kind == KindText {
+				texts = append(texts, m.Text)
+			}
+		case err := <-done:
+			t.Fatalf("Follow ended: %v", err)
+		case <-timeout:
+			t.Fatalf("only got %q", texts)
+		}
+	}
+	if !slices.Equal(texts, []string{"pushed 1", "pushed 2"}) {
+		t.Fatalf("got %q", texts)
+	}
+	cancel()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Fatalf("Follow returned %v", err)
+	}
+}
+
+func TestKeyPackagesReplenished(t *testing.T) {
+	ctx := context.Background()
+	srv := startServer(t)
+	alice := srv.newUser(t, "alice")
+	bob := srv.newUser(t, "bob")
+	bobDev := bob.Self().DeviceID
+	n, err := srv.store.CountKeyPackages(ctx, bobDev)
+	if err != nil || n != 20 {
+		t.Fatalf("bob has %d key packages after init (%v), want 20", n, err)
+	}
+	// Every group alice creates with bob consumes one of bob's packages.
+	for i := range 15 {
+		if _, err := alice.CreateGroup(ctx, "g"+string(rune('a'+i)), []string{"bob"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n, _ := srv.store.CountKeyPackages(ctx, bobDev); n != 5 {
+		t.Fatalf("bob has %d key packages, want 5", n)
+	}
+	// bob is online: the server pushed "low"; his next sync tops up.
+	msgs := mustSync(t, bob)
+	if n, _ := srv.store.CountKeyPackages(ctx, bobDev); n < 10 {
+		t.Fatalf("bob has %d key packages after sync, want at least 10", n)
+	}
+	joined := 0
+	for _, m := range msgs {
+		if m.Kind == KindMembership {
+			joined++
+		}
+	}
+	if joined != 15 {
+		t.Fatalf("bob joined %d groups, want 15", joined)
+	}
+	// A fresh connection (another process) also tops up.
+	opts := bob.opts
+	bob.Close()
+	for i := range 12 {
+		if _, err := alice.CreateGroup(ctx, "h"+string(rune('a'+i)), []string{"bob"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	bob2, err := Open(ctx, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer bob2.Close()
+	if err := bob2.Connect(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := srv.store.CountKeyPackages(ctx, bobDev); n < 10 {
+		t.Fatalf("bob has %d key packages after reconnecting, want at least 10", n)
+	}
+	// Even with no packages left, the last-resort one lets people add bob.
+	if got := mustSync(t, bob2); len(got) < 12 {
+		t.Fatalf("bob joined %d, want 12", len(got))
+	}
+}
+
+func TestDirectConversationRefusesThirdParty(t *testing.T) {
+	ctx := context.Background()
+	srv := startServer(t)
+	alice := srv.newUser(t, "alice")
+	bob := srv.newUser(t, "bob")
+	srv.newUser(t, "mallory")
+	mustSend(t, alice, "@bob", "just us")
+	mustSync(t, bob)
+	// bob (or a compromised bob device) adds mallory to the 1:1.
+	err := bob.withLock(ctx, func() error {
+		r, err := bob.resolve(ctx, "@alice", false)
+		if err != nil {
+			return err
+		}
+		return bob.addUsers(ctx, r, []string{"mallory"}, false, nil)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustSync(t, alice)
+	_, err = alice.SendText(ctx, "@bob", "secret for bob only")
+	if !errors.Is(err, ErrNotDirect) || !strings.Contains(err.Error(), "mallory") {
+		t.Fatalf("send to a direct conversation with a third member: %v", err)
+	}
+}
+
+func TestPayloadChecks(t *testing.T) {
+	id := strings.Repeat("ab", 16)
+	good := `{"v":1,"id":"` + id + `","kind":"text","sent_at":1,"text":"hi"}`
+	if _, err := decodePayload([]byte(good)); err != nil {
+		t.Fatal(err)
+	}
+	for _, bad := range []string{
+		`{"v":2,"id":"` + id + `","kind":"text"}`,
+		`{"v":1,"id":"abc","kind":"text"}`,
+		`{"v":1,"id":"` + id + `","kind":"shout"}`,
+		`{"v":1,"id":"` + id + `","kind":"file"}`,
+		`{"v":1,"id":"` + id + `","kind":"file","file":{"blob":"x","key":"AAAA","sha256":"AAAA","name":"a","size":1}}`,
+		`{"v":1,"id":"` + id + `","kind":"receipt","receipts":[]}`,
+		`{"v":1,"id":"` + id + `","kind":"receipt","receipts":["zz"]}`,
+		`{"v":1,"id":"` + id + `","kind":"meta","group":{"name":"no spaces allowed"}}`,
+		`[]`,
+	} {
+		if _, err := decodePayload([]byte(bad)); !errors.Is(err, errBadPayload) {
+			t.Errorf("%s: %v", bad, err)
+		}
+	}
+	if _, err := parseIdentity([]byte("alice/dev")); err != nil {
+		t.Fatal(err)
+	}
+	for _, bad := range []string{"alice", "/dev", "Alice/dev", "alice/", ""} {
+		if _, err := parseIdentity([]byte(bad)); err == nil {
+			t.Errorf("identity %q accepted", bad)
+		}
+	}
+	if got := safeName("../../etc/passwd"); got != "passwd" {
+		t.Errorf("safeName = %q", got)
+	}
+	if got := safeName(".bashrc"); got != "attachment.bashrc" {
+		t.Errorf("safeName = %q", got)
+	}
+	if a, b := directID("alice", "bob"), directID("bob", "alice"); hex.EncodeToString(a) != hex.EncodeToString(b) {
+		t.Error("directID depends on order")
+	}
+}
+
+func FuzzDecodePayload(f *testing.F) {
+	f.Add([]byte(`{"v":1,"id":"abababababababababababababababab","kind":"text","sent_at":1,"text":"hi"}`))
+	f.Add([]byte(`{"v":1,"id":"abababababababababababababababab","kind":"receipt","receipts":["abababababababababababababababab"]}`))
+	f.Add([]byte(`{}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		p, err := decodePayload(b)
+		if err != nil {
+			return
+		}
+		if p.V != payloadVersion || len(p.Text) > maxTextBytes {
+			t.Fatalf("accepted %+v", p)
+		}
+		if p.Kind == KindFile && (p.File == nil || len(p.File.Key) != 32) {
+			t.Fatalf("accepted file without key")
+		}
+	})
+}
+
+func FuzzParseIdentity(f *testing.F) {
+	f.Add([]byte("alice/0123"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		s, err := parseIdentity(b)
+		if err == nil && string(credentialIdentity(s.User, s.Device)) != string(b) {
+			t.Fatalf("%q does not round-trip", b)
+		}
+	})
+}
