@@ -1,0 +1,105 @@
+// Package channelsrv assembles the server side of public channels for
+// parleyd: the channel store (DATA/channels.db), the moderation store
+// (DATA/moderation.db), the matcher loaded from it, the channel API and the
+// hash exchange feed, behind one http.Handler.
+//
+// Wiring in parleyd (one call each):
+//
+//	cs, err := channelsrv.Open(ctx, dataDir, channelsrv.Config{Auth: auth, Registerer: reg, Logger: log})
+//	mux.Handle(channelsrv.Pattern, cs.Handler())        // /v1/channels...
+//	mux.Handle(channelsrv.ExchangePattern, cs.Handler()) // /v1/exchange/...
+//	go cs.Run(ctx)                                      // follow bank changes
+//	defer cs.Close()
+package channelsrv
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"path/filepath"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/parleychat/parley/channels"
+	"github.com/parleychat/parley/channels/chansqlite"
+	"github.com/parleychat/parley/moderation"
+	"github.com/parleychat/parley/moderation/modsqlite"
+)
+
+// Database file names inside the data directory.
+const (
+	ChannelsDB   = "channels.db"
+	ModerationDB = "moderation.db"
+)
+
+// Patterns to mount Handler at in an http.ServeMux.
+const (
+	Pattern         = channels.PathPrefix + "/"
+	ExactPattern    = channels.PathPrefix
+	ExchangePattern = moderation.PathExchange
+)
+
+// Config configures Open. Auth is required.
+type Config struct {
+	Auth       channels.Authenticator
+	Registerer prometheus.Registerer // nil: a private registry
+	Logger     *slog.Logger
+	// Threshold is the PDQ match distance (default 31).
+	Threshold int
+	// MaxMediaBytes bounds one channel media file (default 16 MiB).
+	MaxMediaBytes int64
+}
+
+// Server is the assembled channel and moderation service.
+type Server struct {
+	Channels   *channels.Service
+	Moderation *moderation.Service
+	cstore     *chansqlite.Store
+	mstore     *modsqlite.Store
+	handler    http.Handler
+}
+
+// Open opens (creating) both databases in dataDir and loads the banks.
+func Open(ctx context.Context, dataDir string, cfg Config) (*Server, error) {
+	if cfg.Auth == nil {
+		return nil, errors.New("channelsrv: Config.Auth is required")
+	}
+	ms, err := modsqlite.Open(ctx, filepath.Join(dataDir, ModerationDB))
+	if err != nil {
+		return nil, err
+	}
+	cs, err := chansqlite.Open(ctx, filepath.Join(dataDir, ChannelsDB))
+	if err != nil {
+		ms.Close()
+		return nil, err
+	}
+	mod, err := moderation.New(ctx, moderation.Config{Store: ms, Threshold: cfg.Threshold, Registerer: cfg.Registerer, Logger: cfg.Logger})
+	if err != nil {
+		ms.Close()
+		cs.Close()
+		return nil, fmt.Errorf("channelsrv: %w", err)
+	}
+	svc, err := channels.New(channels.Config{Store: cs, Moderation: mod, Auth: cfg.Auth, MaxMediaBytes: cfg.MaxMediaBytes, Logger: cfg.Logger})
+	if err != nil {
+		ms.Close()
+		cs.Close()
+		return nil, err
+	}
+	mux := http.NewServeMux()
+	mux.Handle(ExactPattern, svc.Handler())
+	mux.Handle(Pattern, svc.Handler())
+	mux.Handle(ExchangePattern, moderation.ExchangeHandler(ms))
+	return &Server{Channels: svc, Moderation: mod, cstore: cs, mstore: ms, handler: mux}, nil
+}
+
+// Handler serves /v1/channels... and /v1/exchange/....
+func (s *Server) Handler() http.Handler { return s.handler }
+
+// Run applies bank changes (from "parleyd admin lists ...") and takes down
+// matching posts until ctx is done.
+func (s *Server) Run(ctx context.Context) { s.Moderation.Run(ctx) }
+
+// Close closes both databases.
+func (s *Server) Close() error { return errors.Join(s.cstore.Close(), s.mstore.Close()) }
