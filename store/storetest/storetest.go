@@ -183,7 +183,9 @@ func testLinks(t *testing.T, s store.Store) {
 	}
 }
 
-func kp(s string) store.KeyPackage { return store.KeyPackage{Ref: []byte("ref-" + s), Data: []byte("kp-" + s)} }
+func kp(s string) store.KeyPackage {
+	return store.KeyPackage{Ref: []byte("ref-" + s), Data: []byte("kp-" + s)}
+}
 
 func testKeyPackages(t *testing.T, s store.Store) {
 	mustAccount(t, s, "alice", "a1", "a2")
