@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/parleychat/parley/hashing/pdq"
 )
@@ -90,11 +91,12 @@ func BenchmarkLookup(b *testing.B) {
 	p, queries := benchIndex(b)
 	b.ResetTimer()
 	matches, i := 0, 0
+	cpu := processCPUTime()
 	for b.Loop() {
 		matches += len(p.Lookup(queries[i%len(queries)], MatchThreshold))
 		i++
 	}
-	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "lookups/s")
+	reportRates(b, cpu, "lookups")
 	b.ReportMetric(benchState.bytes, "heapbytes/hash")
 	b.ReportMetric(float64(p.Len()), "hashes")
 	b.ReportMetric(float64(matches)/float64(b.N), "matches/op")
@@ -104,9 +106,20 @@ func BenchmarkLinearScan(b *testing.B) {
 	p, queries := benchIndex(b)
 	b.ResetTimer()
 	i := 0
+	cpu := processCPUTime()
 	for b.Loop() {
 		p.LinearScan(queries[i%len(queries)], MatchThreshold)
 		i++
 	}
-	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "lookups/s")
+	reportRates(b, cpu, "lookups")
+}
+
+// reportRates reports b.N per wall-clock second and per CPU-second of the
+// process since cpu (run with -cpu 1 so that the two agree on an idle
+// machine).
+func reportRates(b *testing.B, cpu time.Duration, unit string) {
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), unit+"/s")
+	if used := processCPUTime() - cpu; used > 0 && cpu > 0 {
+		b.ReportMetric(float64(b.N)/used.Seconds(), unit+"/cpu-s")
+	}
 }

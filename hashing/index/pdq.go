@@ -53,7 +53,7 @@ const maxRadius = 3
 // PDQ is a multi-index over PDQ hashes. It is safe for concurrent use:
 // lookups take a read lock and run concurrently with each other; inserts
 // and deletes take the write lock briefly. Inserted hashes go to a small
-// mutable delta index; when it grows past a fraction of the whole, a
+// mutable delta index; when it grows past 1/16 of the whole, a
 // background goroutine rebuilds the flat base index from a snapshot and
 // swaps it in, so lookups never wait for a full rebuild.
 type PDQ struct {
@@ -199,7 +199,7 @@ func (p *PDQ) Get(id ID) (pdq.Hash, bool) {
 
 func (p *PDQ) maybeRebuildLocked() {
 	pending := len(p.hashes) - p.base.n
-	if p.rebuild.running || pending < max(p.autoMin, p.base.n/4) {
+	if p.rebuild.running || pending < max(p.autoMin, p.base.n/16) {
 		return
 	}
 	p.startRebuildLocked()
