@@ -24,7 +24,7 @@ import (
 // testServer is a real parleyd on 127.0.0.1:0 with its data in a
 // temporary directory.
 type testServer struct {
-	t     *testing.T
+	t     testing.TB
 	dir   string
 	url   string
 	srv   *server.Server
@@ -33,7 +33,7 @@ type testServer struct {
 	down  bool
 }
 
-func startServer(t *testing.T, dir string, mod func(*server.Config)) *testServer {
+func startServer(t testing.TB, dir string, mod func(*server.Config)) *testServer {
 	t.Helper()
 	ctx := context.Background()
 	st, err := sqlitestore.Open(ctx, filepath.Join(dir, "parley.db"), nil)
@@ -67,7 +67,7 @@ func startServer(t *testing.T, dir string, mod func(*server.Config)) *testServer
 	return ts
 }
 
-func newServer(t *testing.T) *testServer { return startServer(t, t.TempDir(), nil) }
+func newServer(t testing.TB) *testServer { return startServer(t, t.TempDir(), nil) }
 
 // stop shuts the server down gracefully and closes the store.
 func (ts *testServer) stop() {
@@ -88,7 +88,7 @@ func (ts *testServer) stop() {
 	}
 }
 
-func dial(t *testing.T, ts *testServer) *transport.Conn {
+func dial(t testing.TB, ts *testServer) *transport.Conn {
 	t.Helper()
 	c, err := transport.Dial(context.Background(), ts.url, nil)
 	if err != nil {
@@ -110,7 +110,7 @@ type device struct {
 	user string
 }
 
-func register(t *testing.T, ts *testServer, user string) *device {
+func register(t testing.TB, ts *testServer, user string) *device {
 	t.Helper()
 	c := dial(t, ts)
 	k := newKey()
@@ -182,7 +182,7 @@ func payloads(ms []transport.Message) []string {
 
 // group creates a conversation by a.conn and adds the others' devices in
 // one commit (epoch 0 -> 1), delivering the Welcome.
-func group(t *testing.T, id string, a *device, others ...*device) []byte {
+func group(t testing.TB, id string, a *device, others ...*device) []byte {
 	t.Helper()
 	conv := []byte(id)
 	if err := a.conn.CreateConversation(bg, conv); err != nil {

@@ -23,7 +23,7 @@ type rawConn struct {
 	id uint64
 }
 
-func dialRaw(t *testing.T, ts *testServer) *rawConn {
+func dialRaw(t testing.TB, ts *testServer) *rawConn {
 	t.Helper()
 	ws, _, err := websocket.Dial(bg, strings.Replace(ts.url, "http://", "ws://", 1)+wire.PathWebSocket, nil)
 	if err != nil {
@@ -66,14 +66,25 @@ func (rc *rawConn) call(t *testing.T, body parleypb.ClientFrameBody) *parleypb.S
 		t.Fatal(err)
 	}
 	rc.writeRaw(t, websocket.MessageBinary, b)
-	f, err := rc.read(t)
-	if err != nil {
-		t.Fatalf("read response: %v", err)
-	}
+	f := rc.response(t, rc.id)
 	if f.RequestId != rc.id {
 		t.Fatalf("response for request %d, want %d", f.RequestId, rc.id)
 	}
 	return f
+}
+
+// response reads frames until one that is not a push.
+func (rc *rawConn) response(t *testing.T, id uint64) *parleypb.ServerFrame {
+	t.Helper()
+	for {
+		f, err := rc.read(t)
+		if err != nil {
+			t.Fatalf("read response to %d: %v", id, err)
+		}
+		if f.GetPush() == nil {
+			return f
+		}
+	}
 }
 
 func (rc *rawConn) hello(t *testing.T) *parleypb.HelloResponse {
