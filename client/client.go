@@ -284,6 +284,18 @@ func (c *Client) connection(ctx context.Context) (*transport.Conn, error) {
 	return conn, nil
 }
 
+// redial drops the current connection and makes a new one.
+func (c *Client) redial(ctx context.Context) (*transport.Conn, error) {
+	c.mu.Lock()
+	old := c.conn
+	c.conn = nil
+	c.mu.Unlock()
+	if old != nil {
+		old.Close()
+	}
+	return c.connection(ctx)
+}
+
 // Connect makes sure the device is connected and authenticated.
 func (c *Client) Connect(ctx context.Context) error {
 	return c.withLock(ctx, func() error { _, err := c.connection(ctx); return err })

@@ -435,16 +435,35 @@ var errNothingToCommit = errors.New("nothing to commit")
 // maxCommitAttempts bounds EPOCH_CONFLICT retries.
 const maxCommitAttempts = 8
 
+// pendingCommit is a commit that was sent (or was about to be) but whose
+// outcome is not known yet: the connection may have dropped after the
+// server stored it. It is saved, with the group's pending MLS state,
+// before the commit leaves the device, so the outcome can be settled
+// later: by resending it under the same id (the server is idempotent),
+// or by seeing it, or a competing commit, in the log.
+type pendingCommit struct {
+	ID         []byte      `json:"id"`
+	Epoch      uint64      `json:"epoch"`
+	Payload    []byte      `json:"payload"`
+	Welcome    []byte      `json:"welcome,omitempty"`
+	Added      []string    `json:"added,omitempty"`
+	Removed    []string    `json:"removed,omitempty"`
+	Membership *Membership `json:"membership,omitempty"`
+}
+
+const bucketPending = "pending-commit" // hex(conversation id) → pendingCommit
+
 // commit makes, sends and merges a commit, rebuilding it on EPOCH_CONFLICT
 // after processing the winner: plan is called again on the new epoch.
 // Call with the lock held.
 func (c *Client) commit(ctx context.Context, r *convRecord, plan func(g *mls.Group) (*commitPlan, error)) (*mls.CommitResult, error) {
-	conn, err := c.connection(ctx)
-	if err != nil {
-		return nil, err
-	}
 	for attempt := 0; ; attempt++ {
-		// Catch up first: committing on a stale epoch is a sure conflict.
+		conn, err := c.connection(ctx)
+		if err != nil {
+			return nil, err
+		}
+		// Settle an earlier commit whose outcome is unknown and catch
+		// up: committing on a stale epoch is a sure conflict.
 		if _, err := c.syncConversation(ctx, conn, r.ID); err != nil {
 			return nil, err
 		}
@@ -463,9 +482,6 @@ func (c *Client) commit(ctx context.Context, r *convRecord, plan func(g *mls.Gro
 		}); err != nil {
 			return nil, err
 		}
-		if g.HasPendingCommit() {
-			g.DiscardPendingCommit()
-		}
 		p, err := plan(g)
 		if errors.Is(err, errNothingToCommit) {
 			return nil, nil
@@ -473,59 +489,144 @@ func (c *Client) commit(ctx context.Context, r *convRecord, plan func(g *mls.Gro
 		if err != nil {
 			return nil, err
 		}
-		epoch := g.Epoch()
+		pc := &pendingCommit{ID: transport.NewMessageID(), Epoch: g.Epoch(), Added: p.added, Removed: p.removed, Membership: p.membership}
 		out, err := g.Commit(p.opts)
 		if err != nil {
 			return nil, fmt.Errorf("make commit: %w", err)
 		}
-		if c.testHookBeforeCommit != nil {
-			c.testHookBeforeCommit()
-		}
-		id := transport.NewMessageID()
-		res, err := conn.SendCommit(ctx, transport.Commit{
-			ID: id, ConversationID: r.ID, Epoch: epoch, Payload: out.Commit,
-			Added: p.added, Removed: p.removed, Welcome: out.Welcome,
-		})
-		var conflict *transport.EpochConflictError
-		if errors.As(err, &conflict) || errors.Is(err, wire.ErrWrongEpoch) {
-			// Another member won this epoch: forget ours (the stored
-			// group has no pending commit), process theirs, rebuild.
-			c.conflicts.Add(1)
-			if attempt+1 >= maxCommitAttempts {
-				return nil, fmt.Errorf("client: gave up after %d epoch conflicts: %w", attempt+1, err)
-			}
-			continue
-		}
-		if err != nil {
-			return nil, err
-		}
-		cr, err := g.MergePendingCommit()
-		if err != nil {
-			return nil, err
-		}
-		err = c.store.Update(func(tx *profile.Tx) error {
+		pc.Payload, pc.Welcome = out.Commit, out.Welcome
+		if err := c.store.Update(func(tx *profile.Tx) error {
 			if err := saveGroup(tx, g); err != nil {
 				return err
 			}
-			if err := markSeen(tx, id); err != nil {
-				return err
-			}
-			if p.membership != nil && (len(p.membership.Added) > 0 || len(p.membership.Removed) > 0) {
-				m := &Message{
-					ID: hexID(id), Conversation: r.label(), ConversationID: hexID(r.ID),
-					Sender: Sender{User: c.acct.User, Device: c.acct.DeviceID}, SentAt: c.opts.now().UTC(),
-					Kind: KindMembership, Text: membershipText(c.acct.User, p.membership), Membership: p.membership,
-					Outgoing: true, Seq: res.Seq,
-				}
-				return c.record(tx, r, m, false)
-			}
-			return nil
-		})
-		if err != nil {
+			return tx.PutJSON(bucketPending, hexID(r.ID), pc)
+		}); err != nil {
 			return nil, err
 		}
-		return cr, nil
+		if c.testHookBeforeCommit != nil {
+			c.testHookBeforeCommit()
+		}
+		cr, err := c.sendPending(ctx, conn, r, g, pc)
+		if errors.Is(err, errLostEpoch) {
+			c.conflicts.Add(1)
+			if attempt+1 >= maxCommitAttempts {
+				return nil, fmt.Errorf("client: gave up after %d epoch conflicts", attempt+1)
+			}
+			continue
+		}
+		return cr, err
 	}
+}
+
+// errLostEpoch means another commit won the epoch of ours.
+var errLostEpoch = errors.New("client: another commit won the epoch")
+
+// sendPending sends (or resends) a pending commit and settles it: merged
+// on success, discarded (errLostEpoch) if another commit won the epoch.
+// On any other error the commit stays pending. g holds the pending state.
+func (c *Client) sendPending(ctx context.Context, conn *transport.Conn, r *convRecord, g *mls.Group, pc *pendingCommit) (*mls.CommitResult, error) {
+	var res transport.SendResult
+	var err error
+	for try := 0; try < 3; try++ {
+		res, err = conn.SendCommit(ctx, transport.Commit{
+			ID: pc.ID, ConversationID: r.ID, Epoch: pc.Epoch, Payload: pc.Payload,
+			Added: pc.Added, Removed: pc.Removed, Welcome: pc.Welcome,
+		})
+		var we *wire.Error
+		var conflict *transport.EpochConflictError
+		if err == nil || errors.As(err, &we) || errors.As(err, &conflict) || ctx.Err() != nil {
+			break
+		}
+		// The connection failed: the server may or may not have the
+		// commit. Resend the same id on a new connection.
+		if conn, err = c.redial(ctx); err != nil {
+			return nil, err
+		}
+	}
+	var conflict *transport.EpochConflictError
+	if errors.As(err, &conflict) || errors.Is(err, wire.ErrWrongEpoch) {
+		// Forget ours; syncing will process the winner.
+		g.DiscardPendingCommit()
+		if err := c.store.Update(func(tx *profile.Tx) error {
+			if err := saveGroup(tx, g); err != nil {
+				return err
+			}
+			return tx.Delete(bucketPending, hexID(r.ID))
+		}); err != nil {
+			return nil, err
+		}
+		return nil, errLostEpoch
+	}
+	if err != nil {
+		return nil, err
+	}
+	cr, err := g.MergePendingCommit()
+	if err != nil {
+		return nil, err
+	}
+	err = c.store.Update(func(tx *profile.Tx) error {
+		if err := saveGroup(tx, g); err != nil {
+			return err
+		}
+		return c.finishCommit(tx, r, pc, res.Seq)
+	})
+	return cr, err
+}
+
+// finishCommit records an accepted commit of ours.
+func (c *Client) finishCommit(tx *profile.Tx, r *convRecord, pc *pendingCommit, seq uint64) error {
+	if err := tx.Delete(bucketPending, hexID(r.ID)); err != nil {
+		return err
+	}
+	if err := markSeen(tx, pc.ID); err != nil {
+		return err
+	}
+	if ms := pc.Membership; ms != nil && (len(ms.Added) > 0 || len(ms.Removed) > 0) {
+		m := &Message{
+			ID: hexID(pc.ID), Conversation: r.label(), ConversationID: hexID(r.ID),
+			Sender: Sender{User: c.acct.User, Device: c.acct.DeviceID}, SentAt: c.opts.now().UTC(),
+			Kind: KindMembership, Text: membershipText(c.acct.User, ms), Membership: ms,
+			Outgoing: true, Seq: seq,
+		}
+		return c.record(tx, r, m, false)
+	}
+	return nil
+}
+
+// settlePending resends a commit left pending by an earlier failure.
+func (c *Client) settlePending(ctx context.Context, conn *transport.Conn, id []byte) error {
+	var pc pendingCommit
+	var r *convRecord
+	var g *mls.Group
+	err := c.store.Update(func(tx *profile.Tx) error {
+		if err := tx.GetJSON(bucketPending, hexID(id), &pc); err != nil {
+			return err
+		}
+		var err error
+		if r, err = getConv(tx, id); err != nil {
+			return err
+		}
+		g, err = loadGroup(tx, id)
+		if err != nil {
+			return err
+		}
+		if !g.HasPendingCommit() || g.Epoch() != pc.Epoch {
+			// Settled by the log already.
+			return tx.Delete(bucketPending, hexID(id))
+		}
+		return nil
+	})
+	if errors.Is(err, profile.ErrNotFound) {
+		return nil
+	}
+	if err != nil || !g.HasPendingCommit() || g.Epoch() != pc.Epoch {
+		return err
+	}
+	_, err = c.sendPending(ctx, conn, r, g, &pc)
+	if errors.Is(err, errLostEpoch) {
+		return nil
+	}
+	return err
 }
 
 // addUsers adds every device of users (and this account's other devices)

@@ -511,3 +511,103 @@ func TestWrongPassphrase(t *testing.T) {
 	}
 	c.Close()
 }
+
+// TestPendingCommitSettled covers a commit whose response was lost: the
+// server stored it, the client never heard. The client must resend it
+// under the same id and merge, not wedge or fork. And a commit that never
+// reached the server must be dropped once another commit wins its epoch.
+func TestPendingCommitSettled(t *testing.T) {
+	ctx := context.Background()
+	srv := startServer(t)
+	alice := srv.newUser(t, "alice")
+	bob := srv.newUser(t, "bob")
+	carol := srv.newUser(t, "carol")
+	dave := srv.newUser(t, "dave")
+	if _, err := alice.CreateGroup(ctx, "g", []string{"bob"}); err != nil {
+		t.Fatal(err)
+	}
+	mustSync(t, bob)
+
+	// build makes and stores a pending commit adding user, without
+	// sending it.
+	build := func(c *Client, user string) (*pendingCommit, []byte) {
+		var pc *pendingCommit
+		var convID []byte
+		err := c.withLock(ctx, func() error {
+			conn, err := c.connection(ctx)
+			if err != nil {
+				return err
+			}
+			r, err := c.resolve(ctx, "#g", false)
+			if err != nil {
+				return err
+			}
+			convID = r.ID
+			kps, err := c.fetchKeyPackages(ctx, conn, user)
+			if err != nil {
+				return err
+			}
+			return c.store.Update(func(tx *profile.Tx) error {
+				g, err := loadGroup(tx, r.ID)
+				if err != nil {
+					return err
+				}
+				pc = &pendingCommit{ID: transport.NewMessageID(), Epoch: g.Epoch(), Added: []string{kps[0].DeviceID},
+					Membership: &Membership{Added: []Sender{{User: user, Device: kps[0].DeviceID}}}}
+				out, err := g.Commit(mls.CommitOptions{Adds: [][]byte{kps[0].KeyPackage.Data}})
+				if err != nil {
+					return err
+				}
+				pc.Payload, pc.Welcome = out.Commit, out.Welcome
+				if err := saveGroup(tx, g); err != nil {
+					return err
+				}
+				return tx.PutJSON(bucketPending, hexID(r.ID), pc)
+			})
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return pc, convID
+	}
+
+	// 1. Stored by the server, response lost.
+	pc, convID := build(alice, "carol")
+	conn, _ := alice.connection(ctx)
+	if _, err := conn.SendCommit(ctx, transport.Commit{ID: pc.ID, ConversationID: convID, Epoch: pc.Epoch,
+		Payload: pc.Payload, Added: pc.Added, Welcome: pc.Welcome}); err != nil {
+		t.Fatal(err)
+	}
+	mustSync(t, alice) // settles: resend is a duplicate, merge
+	mustSync(t, bob)
+	mustSync(t, carol)
+	for _, c := range []*Client{alice, bob, carol} {
+		if g := groupState(t, c, hexID(convID)); g.Epoch() != pc.Epoch+1 || len(g.Members()) != 3 || g.HasPendingCommit() {
+			t.Fatalf("%s: epoch %d, %d members, pending %v", c.Self().User, g.Epoch(), len(g.Members()), g.HasPendingCommit())
+		}
+	}
+	if !bytes.Equal(groupState(t, alice, "#g").EpochAuthenticator(), groupState(t, carol, hexID(convID)).EpochAuthenticator()) {
+		t.Fatal("alice and carol diverged")
+	}
+
+	// 2. Never reached the server; bob commits the epoch meanwhile.
+	pc2, _ := build(alice, "dave")
+	if err := bob.Rekey(ctx, "#g"); err != nil {
+		t.Fatal(err)
+	}
+	mustSync(t, alice) // resend conflicts: dropped; bob's commit processed
+	g := groupState(t, alice, "#g")
+	if g.HasPendingCommit() || g.Epoch() != pc2.Epoch+1 || len(g.Members()) != 3 {
+		t.Fatalf("alice: epoch %d, %d members, pending %v", g.Epoch(), len(g.Members()), g.HasPendingCommit())
+	}
+	// The group works and alice can still add dave.
+	if err := alice.AddMembers(ctx, "g", []string{"dave"}); err != nil {
+		t.Fatal(err)
+	}
+	mustSend(t, alice, "#g", "all here")
+	for _, c := range []*Client{bob, carol, dave} {
+		if got := texts(mustSync(t, c)); !slices.Contains(got, "alice: all here") {
+			t.Fatalf("%s got %q", c.Self().User, got)
+		}
+	}
+}

@@ -88,6 +88,9 @@ func (c *Client) Warnings() []Warning {
 // syncConversation fetches, processes and acknowledges everything after
 // this device's cursor in one conversation. Call with the lock held.
 func (c *Client) syncConversation(ctx context.Context, conn *transport.Conn, id []byte) (int, error) {
+	if err := c.settlePending(ctx, conn, id); err != nil {
+		return 0, err
+	}
 	n := 0
 	for {
 		msgs, more, err := conn.Fetch(ctx, id, 0)
@@ -143,6 +146,22 @@ func (c *Client) processLogMessage(m transport.Message) error {
 		if err != nil {
 			return err
 		}
+		var pc pendingCommit
+		hasPending := g.HasPendingCommit()
+		if hasPending {
+			if err := tx.GetJSON(bucketPending, hexID(r.ID), &pc); err != nil && !errors.Is(err, profile.ErrNotFound) {
+				return err
+			}
+			if m.Kind == transport.KindCommit && !bytes.Equal(pc.ID, m.ID) {
+				// Another commit took the epoch of our unsent-or-unknown
+				// one: ours can never be accepted.
+				g.DiscardPendingCommit()
+				hasPending = false
+				if err := tx.Delete(bucketPending, hexID(r.ID)); err != nil {
+					return err
+				}
+			}
+		}
 		before := g.Members()
 		res, err := g.Process(m.Payload)
 		if err != nil {
@@ -151,6 +170,10 @@ func (c *Client) processLogMessage(m transport.Message) error {
 		}
 		if err := saveGroup(tx, g); err != nil {
 			return err
+		}
+		if res.Kind == mls.ResultCommit && hasPending && res.Commit != nil && res.Commit.Own {
+			// Our pending commit came back: it was accepted.
+			return c.finishCommit(tx, r, &pc, m.Seq)
 		}
 		sender, err := parseIdentity(res.Credential.Identity)
 		if err != nil {
@@ -396,6 +419,19 @@ func (c *Client) Sync(ctx context.Context) (SyncResult, error) {
 }
 
 func (c *Client) syncAll(ctx context.Context, conn *transport.Conn) error {
+	var pending []profile.Item
+	if err := c.store.Update(func(tx *profile.Tx) (err error) { pending, err = tx.List(bucketPending); return err }); err != nil {
+		return err
+	}
+	for _, it := range pending {
+		id, err := hex.DecodeString(it.Key)
+		if err != nil {
+			continue
+		}
+		if err := c.settlePending(ctx, conn, id); err != nil {
+			return err
+		}
+	}
 	if _, err := c.processInbox(ctx, conn); err != nil {
 		return err
 	}

@@ -423,3 +423,20 @@ func (c *Conn) Ping(ctx context.Context) error {
 	_, err := c.call(ctx, &parleypb.ClientFrame_Ping{Ping: &parleypb.PingRequest{}})
 	return err
 }
+
+// Connect dials serverURL and authenticates with the device key: the
+// usual way to (re)connect a registered device. After it returns, catch up
+// with ListConversations, Fetch and FetchInbox; pushes only cover what
+// happens from now on.
+func Connect(ctx context.Context, serverURL string, key ed25519.PrivateKey, opts *Options) (*Conn, *Session, error) {
+	c, err := Dial(ctx, serverURL, opts)
+	if err != nil {
+		return nil, nil, err
+	}
+	s, err := c.Authenticate(ctx, key)
+	if err != nil {
+		c.Close()
+		return nil, nil, err
+	}
+	return c, s, nil
+}
