@@ -28,6 +28,10 @@ import (
 	"github.com/parleychat/parley/wire/parleypb"
 )
 
+// writeTimeout bounds writing one request; a server that does not read
+// for this long is considered gone.
+const writeTimeout = 30 * time.Second
+
 // Options tunes Dial. The zero value is fine.
 type Options struct {
 	// HTTPClient is used for the WebSocket handshake and blob transfers.
@@ -248,7 +252,17 @@ func (c *Conn) call(ctx context.Context, body parleypb.ClientFrameBody) (*parley
 		delete(c.pending, id)
 		c.mu.Unlock()
 	}
-	if err := c.ws.Write(ctx, websocket.MessageBinary, b); err != nil {
+	if err := ctx.Err(); err != nil {
+		forget()
+		return nil, err
+	}
+	// The write does not use ctx: coder/websocket closes the connection
+	// when a write's context ends, and one cancelled request must not
+	// tear down the connection for everyone else.
+	wctx, cancel := context.WithTimeout(context.Background(), writeTimeout)
+	err = c.ws.Write(wctx, websocket.MessageBinary, b)
+	cancel()
+	if err != nil {
 		forget()
 		return nil, fmt.Errorf("transport: send: %w", err)
 	}

@@ -123,6 +123,15 @@ func TestContextCancelsCall(t *testing.T) {
 	if err := c.Ping(ctx); !errors.Is(err, context.Canceled) {
 		t.Fatalf("Ping with cancelled context: %v", err)
 	}
+	// A request whose context ends while waiting leaves the connection
+	// usable.
+	ctx, cancel = context.WithTimeout(context.Background(), time.Nanosecond)
+	defer cancel()
+	time.Sleep(time.Millisecond)
+	c.Ping(ctx)
+	if err := c.Ping(context.Background()); err != nil {
+		t.Fatalf("connection broken by a cancelled request: %v", err)
+	}
 }
 
 func TestWrongKeyIsUnauthenticated(t *testing.T) {
