@@ -623,3 +623,41 @@ func TestShutdownRefusesNewConnections(t *testing.T) {
 		t.Fatal("dial after shutdown succeeded")
 	}
 }
+
+func TestRetentionSweeper(t *testing.T) {
+	ts := startServer(t, t.TempDir(), func(c *server.Config) {
+		c.Retention = 200 * time.Millisecond
+		c.SweepInterval = 20 * time.Millisecond
+	})
+	alice := register(t, ts, "alice")
+	bob := register(t, ts, "bob")
+	conv := group(t, "g", alice, bob)
+	if _, err := alice.conn.SendApplication(bg, transport.NewMessageID(), conv, 1, []byte("ephemeral")); err != nil {
+		t.Fatal(err)
+	}
+	id, err := alice.conn.UploadBlob(bg, strings.NewReader("blob"), 4, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ms := fetchAll(t, bob, conv); len(ms) != 1 {
+		t.Fatalf("fresh message missing: %v", payloads(ms))
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		ms := fetchAll(t, bob, conv)
+		in, _, _ := bob.conn.FetchInbox(bg, 0)
+		_, blobErr := bob.conn.DownloadBlob(bg, id, io.Discard, nil)
+		if len(ms) == 0 && len(in) == 0 && blobErr != nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("retention did not delete: %d messages, %d welcomes, blob err %v", len(ms), len(in), blobErr)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	// The conversation goes on with fresh sequence numbers.
+	r, err := alice.conn.SendApplication(bg, transport.NewMessageID(), conv, 1, []byte("later"))
+	if err != nil || r.Seq != 3 {
+		t.Fatalf("send after retention: %+v, %v", r, err)
+	}
+}

@@ -151,7 +151,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	log := slog.New(handler)
 	if err := serveWith(ctx, f, log, nil); err != nil {
-		log.Error("parleyd stopped", "err", err)
+		log.Error("parleyd serve failed", "err", err)
 		return 1
 	}
 	return 0
