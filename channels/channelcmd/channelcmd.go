@@ -1,0 +1,464 @@
+// Package channelcmd implements "parley channel", the client commands for
+// public channels:
+//
+//	parley channel create ID [--title T] [--description D]
+//	parley channel post ID TEXT [--media FILE]...
+//	parley channel follow ID | unfollow ID
+//	parley channel read ID [--since N] [--follow] [--json]
+//	parley channel admin ID USER [--remove]
+//
+// Channels are public and NOT end-to-end encrypted, unlike Parley's chats;
+// every command says so in its output.
+package channelcmd
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"mime"
+	"mime/multipart"
+	"net/http"
+	"net/textproto"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/parleychat/parley/channels"
+)
+
+const warning = "NOTE: channels are public and NOT end-to-end encrypted: the server and anyone can read what is posted."
+
+const usage = `Public channels (NOT end-to-end encrypted: the server and anyone can read them).
+
+Usage:
+  parley channel create ID [--title T] [--description D] [--json]
+  parley channel post ID TEXT [--media FILE]... [--json]
+  parley channel follow ID
+  parley channel unfollow ID
+  parley channel read ID [--since N] [--follow] [--json]
+  parley channel admin ID USER [--remove]
+
+Add --help to a command for its flags.
+`
+
+// Run runs "parley channel ..." (args start after "channel") against the
+// server at serverURL; auth adds the caller's credentials to each request.
+// It returns the exit code: 0 on success, 1 on failure (including a post
+// refused by moderation), 2 on bad usage.
+func Run(ctx context.Context, serverURL string, auth func(*http.Request) error, args []string, stdout, stderr io.Writer) int {
+	c := &client{base: strings.TrimRight(serverURL, "/"), auth: auth, stdout: stdout, stderr: stderr, http: http.DefaultClient}
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	var fn func(context.Context, []string) error
+	switch args[0] {
+	case "-h", "--help", "help":
+		fmt.Fprint(stdout, usage)
+		return 0
+	case "create":
+		fn = c.create
+	case "post":
+		fn = c.post
+	case "follow":
+		fn = c.follow(true)
+	case "unfollow":
+		fn = c.follow(false)
+	case "read":
+		fn = c.read
+	case "admin":
+		fn = c.admin
+	default:
+		fmt.Fprintf(stderr, "parley channel: unknown command %q\n\n%s", args[0], usage)
+		return 2
+	}
+	err := fn(ctx, args[1:])
+	switch {
+	case err == nil, errors.Is(err, flag.ErrHelp):
+		return 0
+	case errors.Is(err, errUsage):
+		fmt.Fprintf(stderr, "parley channel: %v\n", err)
+		return 2
+	default:
+		fmt.Fprintf(stderr, "parley channel: %v\n", err)
+		return 1
+	}
+}
+
+var errUsage = errors.New("usage")
+
+type client struct {
+	base           string
+	auth           func(*http.Request) error
+	http           *http.Client
+	stdout, stderr io.Writer
+}
+
+// stringsFlag collects a repeatable flag.
+type stringsFlag []string
+
+func (s *stringsFlag) String() string     { return strings.Join(*s, ",") }
+func (s *stringsFlag) Set(v string) error { *s = append(*s, v); return nil }
+
+func (c *client) parse(fs *flag.FlagSet, args []string, summary string) ([]string, error) {
+	fs.SetOutput(c.stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(c.stdout, "Usage: parley channel %s\n%s\n\nFlags:\n", summary, warning)
+		fs.SetOutput(c.stdout)
+		fs.PrintDefaults()
+		fs.SetOutput(c.stderr)
+	}
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return nil, err
+			}
+			return nil, fmt.Errorf("%w: %v", errUsage, err)
+		}
+		if fs.NArg() == 0 {
+			return pos, nil
+		}
+		pos = append(pos, fs.Arg(0))
+		args = fs.Args()[1:]
+	}
+}
+
+// apiError is a failed API call, carrying the server's JSON error.
+type apiError struct {
+	Status int
+	Body   channels.ErrorBody
+}
+
+func (e *apiError) Error() string {
+	switch e.Body.Code {
+	case "blocked":
+		return fmt.Sprintf("post refused (HTTP %d): media %d matches the hash list %q (%s); it was not published",
+			e.Status, deref(e.Body.Media), e.Body.List, e.Body.Label)
+	case "media_refused":
+		return fmt.Sprintf("post refused (HTTP %d): %s", e.Status, e.Body.Error)
+	}
+	if e.Body.Error != "" {
+		return fmt.Sprintf("server: %s (HTTP %d)", e.Body.Error, e.Status)
+	}
+	return fmt.Sprintf("server: HTTP %d", e.Status)
+}
+
+func deref(p *int) int {
+	if p == nil {
+		return 0
+	}
+	return *p
+}
+
+// do sends a request and decodes a JSON answer into out (if not nil).
+func (c *client) do(ctx context.Context, method, path, contentType string, body io.Reader, out any) (int, error) {
+	req, err := http.NewRequestWithContext(ctx, method, c.base+path, body)
+	if err != nil {
+		return 0, err
+	}
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
+	req.Header.Set("Accept", "application/json")
+	if c.auth != nil {
+		if err := c.auth(req); err != nil {
+			return 0, fmt.Errorf("authenticate: %w", err)
+		}
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+	if err != nil {
+		return resp.StatusCode, err
+	}
+	if resp.StatusCode >= 300 {
+		e := &apiError{Status: resp.StatusCode}
+		if json.Unmarshal(data, &e.Body) != nil {
+			e.Body.Error = strings.TrimSpace(string(data[:min(len(data), 200)]))
+		}
+		return resp.StatusCode, e
+	}
+	if out != nil && len(data) > 0 {
+		if err := json.Unmarshal(data, out); err != nil {
+			return resp.StatusCode, fmt.Errorf("decode server answer: %w", err)
+		}
+	}
+	return resp.StatusCode, nil
+}
+
+func channelPath(id string) string { return channels.PathPrefix + "/" + url.PathEscape(id) }
+
+func (c *client) printJSON(v any) error {
+	return json.NewEncoder(c.stdout).Encode(v)
+}
+
+func (c *client) create(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("create", flag.ContinueOnError)
+	title := fs.String("title", "", "channel title")
+	desc := fs.String("description", "", "channel description")
+	asJSON := fs.Bool("json", false, "print JSON")
+	pos, err := c.parse(fs, args, "create ID [--title T] [--description D]")
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 {
+		return fmt.Errorf("%w: create needs one channel ID", errUsage)
+	}
+	body, _ := json.Marshal(channels.CreateRequest{ID: pos[0], Title: *title, Description: *desc})
+	var resp channels.ChannelResponse
+	if _, err := c.do(ctx, "POST", channels.PathPrefix, "application/json", bytes.NewReader(body), &resp); err != nil {
+		return err
+	}
+	if *asJSON {
+		return c.printJSON(resp)
+	}
+	fmt.Fprintf(c.stdout, "%s\nCreated public channel %s (%q), owned by %s.\n", warning, resp.Channel.ID, resp.Channel.Title, resp.Channel.Owner)
+	return nil
+}
+
+func (c *client) post(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("post", flag.ContinueOnError)
+	var media stringsFlag
+	fs.Var(&media, "media", "attach a media `FILE` (repeatable); it is hashed and checked against hash lists by the server")
+	asJSON := fs.Bool("json", false, "print JSON")
+	pos, err := c.parse(fs, args, "post ID TEXT [--media FILE]...")
+	if err != nil {
+		return err
+	}
+	if len(pos) < 1 || len(pos) > 2 || (len(pos) == 1 && len(media) == 0) {
+		return fmt.Errorf("%w: post needs a channel ID and TEXT and/or --media FILE", errUsage)
+	}
+	var buf bytes.Buffer
+	mw := multipart.NewWriter(&buf)
+	if len(pos) == 2 {
+		mw.WriteField("text", pos[1])
+	}
+	for _, path := range media {
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		ct := mime.TypeByExtension(strings.ToLower(filepath.Ext(path)))
+		if ct == "" {
+			ct = "application/octet-stream"
+		}
+		h := textproto.MIMEHeader{}
+		h.Set("Content-Disposition", fmt.Sprintf(`form-data; name="media"; filename=%q`, filepath.Base(path)))
+		h.Set("Content-Type", ct)
+		w, err := mw.CreatePart(h)
+		if err != nil {
+			return err
+		}
+		w.Write(data)
+	}
+	mw.Close()
+	var resp channels.PostResponse
+	status, err := c.do(ctx, "POST", channelPath(pos[0])+"/posts", mw.FormDataContentType(), &buf, &resp)
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		return c.printJSON(resp)
+	}
+	fmt.Fprintln(c.stdout, warning)
+	if status == http.StatusAccepted {
+		fmt.Fprintf(c.stdout, "Post %d is held for review by the server's moderators (%s); followers will see it if it is approved.\n", resp.Post.ID, resp.Post.Reason)
+		return nil
+	}
+	fmt.Fprintf(c.stdout, "Published post %d to public channel %s.\n", resp.Post.ID, resp.Post.Channel)
+	return nil
+}
+
+func (c *client) follow(on bool) func(context.Context, []string) error {
+	return func(ctx context.Context, args []string) error {
+		verb, method := "follow", "PUT"
+		if !on {
+			verb, method = "unfollow", "DELETE"
+		}
+		fs := flag.NewFlagSet(verb, flag.ContinueOnError)
+		pos, err := c.parse(fs, args, verb+" ID")
+		if err != nil {
+			return err
+		}
+		if len(pos) != 1 {
+			return fmt.Errorf("%w: %s needs one channel ID", errUsage, verb)
+		}
+		if _, err := c.do(ctx, method, channelPath(pos[0])+"/follow", "", nil, nil); err != nil {
+			return err
+		}
+		if on {
+			fmt.Fprintf(c.stdout, "%s\nFollowing public channel %s.\n", warning, pos[0])
+		} else {
+			fmt.Fprintf(c.stdout, "%s\nNo longer following public channel %s.\n", warning, pos[0])
+		}
+		return nil
+	}
+}
+
+func (c *client) admin(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("admin", flag.ContinueOnError)
+	remove := fs.Bool("remove", false, "remove USER from the admins instead")
+	pos, err := c.parse(fs, args, "admin ID USER [--remove]")
+	if err != nil {
+		return err
+	}
+	if len(pos) != 2 {
+		return fmt.Errorf("%w: admin needs a channel ID and a USER", errUsage)
+	}
+	method := "PUT"
+	if *remove {
+		method = "DELETE"
+	}
+	if _, err := c.do(ctx, method, channelPath(pos[0])+"/admins/"+url.PathEscape(pos[1]), "", nil, nil); err != nil {
+		return err
+	}
+	fmt.Fprintf(c.stdout, "%s\n%s can %s post to public channel %s.\n", warning, pos[1], map[bool]string{true: "no longer", false: "now"}[*remove], pos[0])
+	return nil
+}
+
+// eventJSON is one line of "read --json" output (JSON Lines).
+type eventJSON struct {
+	Channel   string             `json:"channel"`
+	Public    bool               `json:"public"`
+	E2E       bool               `json:"end_to_end_encrypted"`
+	Seq       int64              `json:"seq"`
+	Kind      string             `json:"kind"`
+	PostID    int64              `json:"post_id"`
+	Reason    string             `json:"reason,omitempty"`
+	Post      *channels.PostView `json:"post,omitempty"`
+	Cursor    int64              `json:"cursor"`
+	Retracted bool               `json:"retracted,omitempty"`
+}
+
+func (c *client) read(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("read", flag.ContinueOnError)
+	since := fs.Int64("since", 0, "show events after this cursor (from a previous read)")
+	follow := fs.Bool("follow", false, "keep reading: print new posts and takedowns as they happen")
+	asJSON := fs.Bool("json", false, "print one JSON object per event (JSON Lines)")
+	wait := fs.Duration("wait", 30*time.Second, "long-poll time per request with --follow")
+	pos, err := c.parse(fs, args, "read ID [--since N] [--follow] [--json]")
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 {
+		return fmt.Errorf("%w: read needs one channel ID", errUsage)
+	}
+	id := pos[0]
+	if !*asJSON {
+		fmt.Fprintf(c.stdout, "%s\nPublic channel %s:\n", warning, id)
+	}
+	cursor := *since
+	// Without --follow, read to the end and show what is still up:
+	// posts taken down later in the feed are removed here too.
+	var shown []channels.EventView
+	backoff := time.Second
+	for {
+		w := 0
+		if *follow {
+			w = int(wait.Seconds())
+		}
+		var resp channels.EventsResponse
+		_, err := c.do(ctx, "GET", fmt.Sprintf("%s/events?since=%d&wait=%d", channelPath(id), cursor, w), "", nil, &resp)
+		if err != nil {
+			var ae *apiError
+			if !*follow || errors.As(err, &ae) || ctx.Err() != nil {
+				if ctx.Err() != nil && *follow {
+					return nil
+				}
+				return err
+			}
+			// Connection lost: reconnect from the cursor.
+			fmt.Fprintf(c.stderr, "parley channel: %v; reconnecting\n", err)
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-time.After(backoff):
+			}
+			backoff = min(2*backoff, 30*time.Second)
+			continue
+		}
+		backoff = time.Second
+		for _, e := range resp.Events {
+			if *follow {
+				if err := c.printEvent(id, e, *asJSON, false); err != nil {
+					return err
+				}
+				continue
+			}
+			if e.Kind == channels.EventTakedown {
+				shown = removePost(shown, e.PostID)
+			}
+			if e.Kind == channels.EventPost && e.Post != nil {
+				shown = append(removePost(shown, e.PostID), e)
+			}
+		}
+		cursor = resp.Cursor
+		if !*follow && len(resp.Events) == 0 {
+			break
+		}
+	}
+	for _, e := range shown {
+		if err := c.printEvent(id, e, *asJSON, false); err != nil {
+			return err
+		}
+	}
+	if *asJSON {
+		return c.printJSON(eventJSON{Channel: id, Public: true, Kind: "cursor", Cursor: cursor})
+	}
+	fmt.Fprintf(c.stdout, "(%d posts; continue with --since %d)\n", len(shown), cursor)
+	return nil
+}
+
+func removePost(es []channels.EventView, id int64) []channels.EventView {
+	out := es[:0]
+	for _, e := range es {
+		if e.PostID != id {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+func (c *client) printEvent(channel string, e channels.EventView, asJSON, _ bool) error {
+	if asJSON {
+		return c.printJSON(eventJSON{Channel: channel, Public: true, Seq: e.Seq, Kind: e.Kind, PostID: e.PostID,
+			Reason: e.Reason, Post: e.Post, Cursor: e.Seq, Retracted: e.Kind == channels.EventPost && e.Post == nil})
+	}
+	switch {
+	case e.Kind == channels.EventTakedown:
+		fmt.Fprintf(c.stdout, "[%d] post %d was taken down (%s); removed from view\n", e.Seq, e.PostID, e.Reason)
+	case e.Post != nil:
+		p := e.Post
+		fmt.Fprintf(c.stdout, "[%d] post %d by %s at %s (public):\n", e.Seq, p.ID, p.Author, p.Created.Local().Format(time.DateTime))
+		if p.Text != "" {
+			for _, line := range strings.Split(p.Text, "\n") {
+				fmt.Fprintf(c.stdout, "    %s\n", sanitize(line))
+			}
+		}
+		for _, m := range p.Media {
+			fmt.Fprintf(c.stdout, "    media %d: %s, %d bytes, %s\n", m.Index, m.ContentType, m.Size, m.URL)
+		}
+	}
+	return nil
+}
+
+// sanitize drops control characters, so that a post cannot drive the
+// reader's terminal.
+func sanitize(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r < 0x20 && r != '\t' || r == 0x7f || (r >= 0x80 && r < 0xa0) {
+			return -1
+		}
+		return r
+	}, s)
+}

@@ -1,0 +1,195 @@
+package channelcmd
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/parleychat/parley/channels"
+	"github.com/parleychat/parley/channels/chansqlite"
+	"github.com/parleychat/parley/hashing/hashlist"
+	"github.com/parleychat/parley/moderation"
+	"github.com/parleychat/parley/moderation/modsqlite"
+)
+
+type server struct {
+	url string
+	ms  *modsqlite.Store
+	mod *moderation.Service
+}
+
+func newServer(t *testing.T) *server {
+	t.Helper()
+	ctx := context.Background()
+	dir := t.TempDir()
+	ms, err := modsqlite.Open(ctx, filepath.Join(dir, "moderation.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ms.Close() })
+	cs, err := chansqlite.Open(ctx, filepath.Join(dir, "channels.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cs.Close() })
+	mod, err := moderation.New(ctx, moderation.Config{Store: ms, Registerer: prometheus.NewRegistry()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	auth := channels.AuthenticatorFunc(func(r *http.Request) (string, error) {
+		if u, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer "); ok && u != "" {
+			return u, nil
+		}
+		return "", channels.ErrUnauthorized
+	})
+	svc, err := channels.New(channels.Config{Store: cs, Moderation: mod, Auth: auth})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(svc.Handler())
+	t.Cleanup(srv.Close)
+	return &server{url: srv.URL, ms: ms, mod: mod}
+}
+
+func as(user string) func(*http.Request) error {
+	return func(r *http.Request) error {
+		r.Header.Set("Authorization", "Bearer "+user)
+		return nil
+	}
+}
+
+func (s *server) run(t *testing.T, user string, want int, args ...string) string {
+	t.Helper()
+	var out, errb bytes.Buffer
+	if code := Run(context.Background(), s.url, as(user), args, &out, &errb); code != want {
+		t.Fatalf("%v: exit %d, want %d\nstdout: %s\nstderr: %s", args, code, want, out.String(), errb.String())
+	}
+	return out.String() + errb.String()
+}
+
+func TestCommands(t *testing.T) {
+	s := newServer(t)
+	out := s.run(t, "alice", 0, "create", "news", "--title", "News")
+	if !strings.Contains(out, "NOT end-to-end encrypted") || !strings.Contains(out, "public channel news") {
+		t.Fatalf("create: %s", out)
+	}
+	out = s.run(t, "alice", 0, "post", "news", "first post\x1b[31m")
+	if !strings.Contains(out, "NOT end-to-end encrypted") || !strings.Contains(out, "Published post 1") {
+		t.Fatalf("post: %s", out)
+	}
+	dir := t.TempDir()
+	bad := filepath.Join(dir, "clip.mp4")
+	os.WriteFile(bad, []byte("known bad video bytes"), 0o600)
+	sum := sha256.Sum256([]byte("known bad video bytes"))
+	e, _ := hashlist.NewEntry(hashlist.SHA256, fmt.Sprintf("%x", sum), nil)
+	ctx := context.Background()
+	s.ms.ImportBank(ctx, moderation.Bank{Name: "tat", Label: "terrorist content", Action: hashlist.Block}, []hashlist.Entry{e})
+	s.mod.Refresh(ctx)
+	out = s.run(t, "alice", 1, "post", "news", "look", "--media", bad)
+	if !strings.Contains(out, `matches the hash list "tat"`) || !strings.Contains(out, "451") {
+		t.Fatalf("blocked post: %s", out)
+	}
+	good := filepath.Join(dir, "note.txt")
+	os.WriteFile(good, []byte("hello"), 0o600)
+	s.run(t, "alice", 0, "post", "news", "--media", good)
+	s.run(t, "bob", 1, "post", "news", "not an admin")
+	s.run(t, "alice", 0, "admin", "news", "bob")
+	s.run(t, "bob", 0, "post", "news", "from bob")
+
+	out = s.run(t, "carol", 0, "follow", "news")
+	if !strings.Contains(out, "NOT end-to-end encrypted") {
+		t.Fatalf("follow: %s", out)
+	}
+	out = s.run(t, "carol", 0, "read", "news")
+	if !strings.Contains(out, "NOT end-to-end encrypted") || !strings.Contains(out, "first post[31m") || strings.Contains(out, "\x1b") ||
+		!strings.Contains(out, "media 0: application/octet-stream, 5 bytes") || !strings.Contains(out, "from bob") || !strings.Contains(out, "(3 posts; continue with --since 3)") {
+		t.Fatalf("read:\n%s", out)
+	}
+	out = s.run(t, "carol", 0, "read", "news", "--json", "--since", "1")
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if len(lines) != 3 {
+		t.Fatalf("read --json:\n%s", out)
+	}
+	for _, l := range lines {
+		var ev eventJSON
+		if err := json.Unmarshal([]byte(l), &ev); err != nil || !ev.Public || ev.E2E || !strings.Contains(l, `"end_to_end_encrypted":false`) {
+			t.Fatalf("json line %q: %v", l, err)
+		}
+	}
+	s.run(t, "carol", 0, "unfollow", "news")
+	s.run(t, "carol", 2, "read")
+	s.run(t, "carol", 2, "frobnicate")
+	if out := s.run(t, "carol", 0, "post", "--help"); !strings.Contains(out, "NOT end-to-end encrypted") {
+		t.Fatalf("help: %s", out)
+	}
+	s.run(t, "carol", 1, "read", "nope")
+}
+
+// syncBuffer is a bytes.Buffer safe for a writer and a reader goroutine.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func TestReadFollowSeesTakedown(t *testing.T) {
+	s := newServer(t)
+	s.run(t, "alice", 0, "create", "news")
+	dir := t.TempDir()
+	f := filepath.Join(dir, "a.bin")
+	os.WriteFile(f, []byte("soon listed"), 0o600)
+	s.run(t, "alice", 0, "post", "news", "x", "--media", f)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	var out syncBuffer
+	done := make(chan int)
+	go func() {
+		done <- Run(ctx, s.url, as("carol"), []string{"read", "news", "--follow", "--json", "--wait", "5s"}, &out, &out)
+	}()
+	waitFor(t, &out, `"kind":"post"`)
+	sum := sha256.Sum256([]byte("soon listed"))
+	e, _ := hashlist.NewEntry(hashlist.SHA256, fmt.Sprintf("%x", sum), nil)
+	s.ms.ImportBank(context.Background(), moderation.Bank{Name: "gifct", Label: "terrorist content", Action: hashlist.Block}, []hashlist.Entry{e})
+	s.mod.Refresh(context.Background())
+	waitFor(t, &out, `"kind":"takedown"`)
+	s.run(t, "alice", 0, "post", "news", "later")
+	waitFor(t, &out, `"text":"later"`)
+	cancel()
+	if code := <-done; code != 0 {
+		t.Fatalf("read --follow exit %d: %s", code, out.String())
+	}
+}
+
+func waitFor(t *testing.T, b *syncBuffer, s string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(b.String(), s) {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %q in:\n%s", s, b.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}

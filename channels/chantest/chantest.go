@@ -1,0 +1,257 @@
+// Package chantest is the contract suite every channels.Store backend must
+// pass. A backend's test calls Run with a constructor for a fresh, empty
+// store:
+//
+//	func TestContract(t *testing.T) {
+//		chantest.Run(t, func(t *testing.T) channels.Store { ... })
+//	}
+package chantest
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"testing"
+
+	"github.com/parleychat/parley/channels"
+	"github.com/parleychat/parley/hashing/pdq"
+)
+
+// Run runs the contract suite; it closes each store at the end of its
+// subtest.
+func Run(t *testing.T, newStore func(t *testing.T) channels.Store) {
+	tests := []struct {
+		name string
+		fn   func(t *testing.T, s channels.Store)
+	}{
+		{"Channels", testChannels},
+		{"Members", testMembers},
+		{"PostsAndMedia", testPostsAndMedia},
+		{"StatusEvents", testStatusEvents},
+		{"EventsPerChannel", testEventsPerChannel},
+		{"PostsByStatus", testPostsByStatus},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			s := newStore(t)
+			t.Cleanup(func() {
+				if err := s.Close(); err != nil {
+					t.Errorf("Close: %v", err)
+				}
+			})
+			tc.fn(t, s)
+		})
+	}
+}
+
+func mustChannel(t *testing.T, s channels.Store, id, owner string) {
+	t.Helper()
+	if err := s.CreateChannel(context.Background(), channels.Channel{ID: id, Title: "T " + id, Owner: owner}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func testChannels(t *testing.T, s channels.Store) {
+	ctx := context.Background()
+	mustChannel(t, s, "news", "alice")
+	if err := s.CreateChannel(ctx, channels.Channel{ID: "news", Owner: "bob"}); !errors.Is(err, channels.ErrExists) {
+		t.Fatalf("duplicate: %v", err)
+	}
+	for _, bad := range []channels.Channel{{ID: "Bad!", Owner: "a"}, {ID: "x", Owner: "a"}, {ID: "ok-id", Owner: ""}} {
+		if err := s.CreateChannel(ctx, bad); !errors.Is(err, channels.ErrInvalid) {
+			t.Errorf("CreateChannel(%+v): %v", bad, err)
+		}
+	}
+	c, err := s.Channel(ctx, "news")
+	if err != nil || c.Owner != "alice" || c.Title != "T news" || c.Created.IsZero() {
+		t.Fatalf("Channel = %+v, %v", c, err)
+	}
+	if _, err := s.Channel(ctx, "nope"); !errors.Is(err, channels.ErrNotFound) {
+		t.Fatalf("missing channel: %v", err)
+	}
+}
+
+func testMembers(t *testing.T, s channels.Store) {
+	ctx := context.Background()
+	mustChannel(t, s, "news", "alice")
+	mustChannel(t, s, "sport", "alice")
+	s.SetAdmin(ctx, "news", "bob", true)
+	s.SetAdmin(ctx, "news", "bob", true)
+	s.SetAdmin(ctx, "news", "carol", true)
+	s.SetAdmin(ctx, "news", "carol", false)
+	c, _ := s.Channel(ctx, "news")
+	if !slices.Equal(c.Admins, []string{"bob"}) || !c.CanPost("bob") || !c.CanPost("alice") || c.CanPost("carol") {
+		t.Fatalf("admins %v", c.Admins)
+	}
+	for _, u := range []string{"x", "y", "x"} {
+		if err := s.SetFollow(ctx, "news", u, true); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s.SetFollow(ctx, "sport", "x", true)
+	s.SetFollow(ctx, "news", "y", false)
+	if c, _ = s.Channel(ctx, "news"); c.Followers != 1 {
+		t.Fatalf("followers %d", c.Followers)
+	}
+	if f, _ := s.Following(ctx, "x"); !slices.Equal(f, []string{"news", "sport"}) {
+		t.Fatalf("following %v", f)
+	}
+	if err := s.SetFollow(ctx, "nope", "x", true); !errors.Is(err, channels.ErrNotFound) {
+		t.Fatalf("follow missing channel: %v", err)
+	}
+}
+
+func media(n int, withPDQ bool) channels.Media {
+	m := channels.Media{ContentType: "image/png"}
+	m.MD5[0], m.SHA256[0] = byte(n), byte(n)
+	if withPDQ {
+		d := &pdq.Dihedral{Quality: 77}
+		for i := range d.Hashes {
+			d.Hashes[i][0] = byte(n + i)
+		}
+		m.PDQ = d
+	}
+	return m
+}
+
+func testPostsAndMedia(t *testing.T, s channels.Store) {
+	ctx := context.Background()
+	mustChannel(t, s, "news", "alice")
+	data := [][]byte{[]byte("png bytes"), bytes.Repeat([]byte{1}, 1000)}
+	p, err := s.AddPost(ctx, channels.Post{Channel: "news", Author: "alice", Text: "héllo", Status: channels.Published,
+		Media: []channels.Media{media(1, true), media(2, false)}}, data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.ID <= 0 || p.Created.IsZero() || p.Media[1].Index != 1 || p.Media[1].Size != 1000 {
+		t.Fatalf("AddPost = %+v", p)
+	}
+	got, err := s.Post(ctx, p.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Text != "héllo" || got.Status != channels.Published || len(got.Media) != 2 ||
+		got.Media[0].PDQ == nil || got.Media[0].PDQ.Quality != 77 || got.Media[0].PDQ.Hashes[3][0] != 4 ||
+		got.Media[1].PDQ != nil || got.Media[1].MD5[0] != 2 || got.Media[1].SHA256[0] != 2 {
+		t.Fatalf("Post = %+v", got)
+	}
+	b, err := s.MediaData(ctx, p.ID, 1)
+	if err != nil || !bytes.Equal(b, data[1]) {
+		t.Fatalf("MediaData = %d bytes, %v", len(b), err)
+	}
+	if _, err := s.MediaData(ctx, p.ID, 2); !errors.Is(err, channels.ErrNotFound) {
+		t.Fatalf("missing media: %v", err)
+	}
+	if _, err := s.Post(ctx, p.ID+100); !errors.Is(err, channels.ErrNotFound) {
+		t.Fatalf("missing post: %v", err)
+	}
+	if _, err := s.AddPost(ctx, channels.Post{Channel: "news", Status: channels.Published, Media: []channels.Media{media(1, false)}}, nil); !errors.Is(err, channels.ErrInvalid) {
+		t.Fatalf("media without data: %v", err)
+	}
+	if _, err := s.AddPost(ctx, channels.Post{Channel: "nope", Status: channels.Published}, nil); !errors.Is(err, channels.ErrNotFound) {
+		t.Fatalf("post to missing channel: %v", err)
+	}
+	evs, _ := s.Events(ctx, "news", 0, 0)
+	if len(evs) != 1 {
+		t.Fatalf("failed AddPosts left events: %+v", evs)
+	}
+}
+
+func testStatusEvents(t *testing.T, s channels.Store) {
+	ctx := context.Background()
+	mustChannel(t, s, "news", "alice")
+	held, _ := s.AddPost(ctx, channels.Post{Channel: "news", Author: "alice", Status: channels.Held, Reason: "r"}, nil)
+	pub, _ := s.AddPost(ctx, channels.Post{Channel: "news", Author: "alice", Status: channels.Published}, nil)
+	evs, _ := s.Events(ctx, "news", 0, 0)
+	if len(evs) != 1 || evs[0].PostID != pub.ID || evs[0].Kind != channels.EventPost {
+		t.Fatalf("held post has an event: %+v", evs)
+	}
+	cursor := evs[0].Seq
+	steps := []struct {
+		id     int64
+		status channels.Status
+		change bool
+		event  string
+	}{
+		{held.ID, channels.Published, true, channels.EventPost},
+		{held.ID, channels.Published, false, ""},
+		{pub.ID, channels.Removed, true, channels.EventTakedown},
+		{held.ID, channels.Held, true, channels.EventTakedown},
+		{held.ID, channels.Removed, true, ""}, // held → removed: was not visible
+	}
+	for i, st := range steps {
+		p, changed, err := s.SetStatus(ctx, st.id, st.status, fmt.Sprintf("reason %d", i))
+		if err != nil || changed != st.change || p.Status != st.status {
+			t.Fatalf("step %d: %+v changed=%v err=%v", i, p, changed, err)
+		}
+		evs, _ := s.Events(ctx, "news", cursor, 0)
+		switch {
+		case st.event == "" && len(evs) != 0:
+			t.Fatalf("step %d: unexpected events %+v", i, evs)
+		case st.event != "" && (len(evs) != 1 || evs[0].Kind != st.event || evs[0].PostID != st.id):
+			t.Fatalf("step %d: events %+v, want one %s", i, evs, st.event)
+		case st.event == channels.EventTakedown && evs[0].Reason != fmt.Sprintf("reason %d", i):
+			t.Fatalf("step %d: takedown reason %q", i, evs[0].Reason)
+		}
+		if len(evs) > 0 {
+			cursor = evs[0].Seq
+		}
+	}
+	if _, _, err := s.SetStatus(ctx, 999, channels.Removed, ""); !errors.Is(err, channels.ErrNotFound) {
+		t.Fatalf("missing post: %v", err)
+	}
+	if _, _, err := s.SetStatus(ctx, pub.ID, "deleted", ""); !errors.Is(err, channels.ErrInvalid) {
+		t.Fatalf("bad status: %v", err)
+	}
+}
+
+func testEventsPerChannel(t *testing.T, s channels.Store) {
+	ctx := context.Background()
+	mustChannel(t, s, "a1", "alice")
+	mustChannel(t, s, "b1", "bob")
+	for i := range 6 {
+		ch := []string{"a1", "b1"}[i%2]
+		if _, err := s.AddPost(ctx, channels.Post{Channel: ch, Author: "x", Text: fmt.Sprint(i), Status: channels.Published}, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	a, _ := s.Events(ctx, "a1", 0, 0)
+	if len(a) != 3 {
+		t.Fatalf("a1 events %+v", a)
+	}
+	for i := 1; i < len(a); i++ {
+		if a[i].Seq <= a[i-1].Seq || a[i].Channel != "a1" {
+			t.Fatalf("events out of order %+v", a)
+		}
+	}
+	page, _ := s.Events(ctx, "a1", a[0].Seq, 1)
+	if len(page) != 1 || page[0].Seq != a[1].Seq {
+		t.Fatalf("paged %+v", page)
+	}
+	if rest, _ := s.Events(ctx, "a1", a[2].Seq, 0); len(rest) != 0 {
+		t.Fatalf("after the last event: %+v", rest)
+	}
+}
+
+func testPostsByStatus(t *testing.T, s channels.Store) {
+	ctx := context.Background()
+	mustChannel(t, s, "news", "alice")
+	var ids []int64
+	for i, st := range []channels.Status{channels.Published, channels.Held, channels.Removed, channels.Published} {
+		p, _ := s.AddPost(ctx, channels.Post{Channel: "news", Author: "a", Status: st, Media: []channels.Media{media(i, true)}}, [][]byte{{byte(i)}})
+		ids = append(ids, p.ID)
+	}
+	ps, err := s.Posts(ctx, 0, 0, channels.Published, channels.Held)
+	if err != nil || len(ps) != 3 || ps[0].ID != ids[0] || ps[1].ID != ids[1] || ps[2].ID != ids[3] || len(ps[2].Media) != 1 || ps[2].Media[0].PDQ == nil {
+		t.Fatalf("Posts = %+v, %v", ps, err)
+	}
+	ps, _ = s.Posts(ctx, ids[0], 1, channels.Published, channels.Held)
+	if len(ps) != 1 || ps[0].ID != ids[1] {
+		t.Fatalf("paged Posts = %+v", ps)
+	}
+	if ps, _ = s.Posts(ctx, 0, 0, channels.Removed); len(ps) != 1 || ps[0].ID != ids[2] {
+		t.Fatalf("removed Posts = %+v", ps)
+	}
+}
