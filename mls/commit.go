@@ -213,7 +213,10 @@ func (g *Group) createCommit(opts *CommitOptions) (*CommitOutput, error) {
 	var commitSecret []byte
 	var gen *PathGeneration
 	if applied.pathRequired || opts.ForcePath {
-		gen, err = tree.GenerateUpdatePath(rand, g.own, tree.Leaf(g.own), g.signer, g.ctx.GroupID)
+		err = g.index(tree).change(g.own, func() (err error) {
+			gen, err = tree.GenerateUpdatePath(rand, g.own, tree.Leaf(g.own), g.signer, g.ctx.GroupID)
+			return err
+		})
 		if err != nil {
 			return nil, err
 		}
@@ -394,8 +397,8 @@ func (g *Group) processCommit(ac *AuthenticatedContent) (*CommitResult, error) {
 			// the path's leaf replaces it.
 			ph := c.Path.LeafNode.Clone()
 			ph.EncryptionKey = nil
-			idx, err := tree.AddLeaf(ph)
-			if err != nil {
+			idx := leftmostBlank(tree)
+			if err := g.index(tree).change(idx, func() error { _, err := tree.AddLeaf(ph); return err }); err != nil {
 				return nil, invalidCommit("%w", err)
 			}
 			committer.Index = idx
@@ -404,7 +407,9 @@ func (g *Group) processCommit(ac *AuthenticatedContent) (*CommitResult, error) {
 		if err := g.checkPath(tree, committer.Index, c.Path, applied.extensions); err != nil {
 			return nil, err
 		}
-		if err := tree.MergeUpdatePath(committer.Index, c.Path, g.ctx.GroupID); err != nil {
+		if err := g.index(tree).change(committer.Index, func() error {
+			return tree.MergeUpdatePath(committer.Index, c.Path, g.ctx.GroupID)
+		}); err != nil {
 			return nil, invalidCommit("%w", err)
 		}
 		newCtx.TreeHash = tree.TreeHash()
@@ -468,16 +473,13 @@ func (g *Group) checkPath(tree *RatchetTree, sender uint32, path *UpdatePath, ex
 	if err := ln.Validate(g.suite, &check); err != nil {
 		return invalidCommit("path leaf: %w", err)
 	}
-	if err := tree.CheckLeafInGroup(ln, sender); err != nil {
+	ix := g.index(tree)
+	if err := ix.checkLeaf(ln, sender); err != nil {
 		return invalidCommit("path leaf: %w", err)
 	}
-	keys := make(map[string]bool, len(path.Nodes))
 	for i := range path.Nodes {
-		keys[string(path.Nodes[i].EncryptionKey)] = true
-	}
-	for x := uint32(0); x < tree.NumNodes(); x++ {
-		if n := tree.Node(x); n != nil && keys[string(n.EncryptionKey())] {
-			return invalidCommit("path key already in the tree (node %d)", x)
+		if ix.hasEncryptionKey(path.Nodes[i].EncryptionKey) {
+			return invalidCommit("path key already in the tree")
 		}
 	}
 	return nil

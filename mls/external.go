@@ -115,14 +115,19 @@ func JoinExternal(groupInfo []byte, credential Credential, signaturePriv []byte,
 	if err := g.checkLeafCapabilities(leaf, applied.extensions); err != nil {
 		return nil, nil, err
 	}
-	own, err := newTree.AddLeaf(leaf)
-	if err != nil {
+	ix := g.index(newTree)
+	own := leftmostBlank(newTree)
+	if err := ix.checkLeaf(leaf, own); err != nil {
 		return nil, nil, err
 	}
-	if err := newTree.CheckLeafInGroup(leaf, own); err != nil {
-		return nil, nil, err
-	}
-	gen, err := newTree.GenerateUpdatePath(g.cfg.rand(), own, leaf, signer, gi.GroupContext.GroupID)
+	var gen *PathGeneration
+	err = ix.change(own, func() error {
+		if _, err := newTree.AddLeaf(leaf); err != nil {
+			return err
+		}
+		gen, err = newTree.GenerateUpdatePath(g.cfg.rand(), own, leaf, signer, gi.GroupContext.GroupID)
+		return err
+	})
 	if err != nil {
 		return nil, nil, err
 	}

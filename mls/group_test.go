@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"reflect"
 	"testing"
 
 	"github.com/parleychat/parley/mls/ciphersuite"
@@ -73,6 +74,18 @@ func gtAgree(t testing.TB, ms ...*gtMember) {
 	exp, err := ref.Export("test", []byte("ctx"), 32)
 	if err != nil {
 		t.Fatal(err)
+	}
+	for _, m := range ms {
+		// A key index that claims to describe the tree must match one
+		// built from scratch.
+		if ix := m.g.keyIndex; ix != nil && ix.tree == m.g.tree {
+			fresh := buildKeyIndex(m.g.tree)
+			if !reflect.DeepEqual(ix.encKeys, fresh.encKeys) || !reflect.DeepEqual(ix.sigKeys, fresh.sigKeys) ||
+				!reflect.DeepEqual(ix.credUse, fresh.credUse) || !reflect.DeepEqual(ix.credSupp, fresh.credSupp) ||
+				ix.members != fresh.members {
+				t.Fatalf("%s: key index out of date", m.name)
+			}
+		}
 	}
 	for _, m := range ms[1:] {
 		if m.g.Epoch() != ref.Epoch() {

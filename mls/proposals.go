@@ -204,18 +204,22 @@ func (g *Group) applyProposals(tree *RatchetTree, committer Sender, props []reso
 		a.extensions = gce[0].proposal.GroupContextExtensions.Extensions
 	}
 	// Updates, then removes, then adds (§12.3).
+	// The key index follows tree from here on (see keyIndex).
+	ix := g.index(g.tree)
+	ix.tree = tree
 	for _, rp := range updates {
 		ln := &rp.proposal.Update.LeafNode
-		if err := tree.CheckLeafInGroup(ln, rp.sender.Index); err != nil {
+		if err := ix.checkLeaf(ln, rp.sender.Index); err != nil {
 			return nil, invalidProposal("update: %w", err)
 		}
-		if err := tree.UpdateLeaf(rp.sender.Index, ln); err != nil {
+		if err := ix.change(rp.sender.Index, func() error { return tree.UpdateLeaf(rp.sender.Index, ln) }); err != nil {
 			return nil, invalidProposal("update: %w", err)
 		}
 		a.updated = append(a.updated, rp.sender.Index)
 	}
 	for _, rp := range removes {
-		if err := tree.RemoveLeaf(rp.proposal.Remove.Removed); err != nil {
+		l := rp.proposal.Remove.Removed
+		if err := ix.change(l, func() error { return tree.RemoveLeaf(l) }); err != nil {
 			return nil, invalidProposal("remove: %w", err)
 		}
 		a.removed = append(a.removed, rp.proposal.Remove.Removed)
@@ -227,11 +231,16 @@ func (g *Group) applyProposals(tree *RatchetTree, committer Sender, props []reso
 				return nil, invalidProposal("add: %w", err)
 			}
 		}
-		if err := tree.CheckLeafInGroup(&kp.LeafNode, tree.NumLeaves()); err != nil {
+		slot := leftmostBlank(tree)
+		if err := ix.checkLeaf(&kp.LeafNode, slot); err != nil {
 			return nil, invalidProposal("add: %w", err)
 		}
 		ln := kp.LeafNode
-		idx, err := tree.AddLeaf(&ln)
+		var idx uint32
+		err := ix.change(slot, func() (err error) { idx, err = tree.AddLeaf(&ln); return err })
+		if err == nil && idx != slot {
+			err = fmt.Errorf("added at leaf %d, expected %d", idx, slot)
+		}
 		if err != nil {
 			return nil, invalidProposal("add: %w", err)
 		}
@@ -249,4 +258,16 @@ func (g *Group) applyProposals(tree *RatchetTree, committer Sender, props []reso
 		}
 	}
 	return a, nil
+}
+
+// leftmostBlank is the leaf an Add or an external joiner gets: the
+// leftmost blank leaf, or the first leaf of the extension (§7.7).
+func leftmostBlank(t *RatchetTree) uint32 {
+	n := t.NumLeaves()
+	for i := uint32(0); i < n; i++ {
+		if t.Leaf(i) == nil {
+			return i
+		}
+	}
+	return n
 }

@@ -137,6 +137,9 @@ type Group struct {
 	pending    *pendingCommit
 	reinit     *ReInit
 	removed    bool
+
+	// keyIndex speeds up leaf checks; it is not persisted (see keyIndex).
+	keyIndex *keyIndex
 }
 
 // clone returns a shallow transactional copy: slices are copied, the tree
