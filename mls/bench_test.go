@@ -192,3 +192,12 @@ func BenchmarkValidateTree10000(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkClone10000 is the copy-on-write snapshot taken per commit.
+func BenchmarkClone10000(b *testing.B) {
+	f := newBigTree(b, 10000)
+	b.ResetTimer()
+	for b.Loop() {
+		f.tree.Clone()
+	}
+}
