@@ -23,6 +23,7 @@ const (
 	linkApprovalFails  = 10
 	linkWindow         = 10 * time.Minute
 	linkTTL            = 10 * time.Minute
+	keyPackageFetches  = 120 // per fetching device per minute
 )
 
 func badRequest(format string, args ...any) error {
@@ -333,6 +334,11 @@ func (c *conn) handleUploadKeyPackages(ctx context.Context, r *parleypb.UploadKe
 func (c *conn) handleFetchKeyPackages(ctx context.Context, r *parleypb.FetchKeyPackagesRequest) (parleypb.ServerFrameBody, error) {
 	if err := wire.CheckUsername(r.Username); err != nil {
 		return nil, badRequest("%v", err)
+	}
+	// Fetching consumes other people's key packages; bound how fast one
+	// device can drain them (the last-resort package still works).
+	if !c.s.limits.allow("kpfetch:"+c.dev.ID, keyPackageFetches, time.Minute) {
+		return nil, &wire.Error{Code: parleypb.ErrorCode_RATE_LIMITED, Message: "too many key package fetches; try again in a minute"}
 	}
 	got, err := c.s.cfg.Store.ConsumeKeyPackages(ctx, r.Username, r.DeviceIds)
 	if err != nil {

@@ -203,8 +203,26 @@ type Store interface {
 	// Memberships lists the conversations a device belongs to (or was
 	// removed from and has not yet caught up with).
 	Memberships(ctx context.Context, deviceID string) ([]Membership, error)
-	// Append adds a message to a conversation log; see the package
-	// documentation of storetest for the exact rules.
+	// Append adds a message to a conversation log, durably, in this order
+	// of checks (each failure changes nothing):
+	//   - ID 16 bytes, kind commit/proposal/application, delta and Welcome
+	//     only on commits, no repeated device ids (ErrBadRequest);
+	//   - the conversation exists (ErrNotFound) and Sender is an active
+	//     member (ErrNotMember);
+	//   - an ID already stored in the conversation by the same sender
+	//     returns the original with Duplicate set (ErrExists if another
+	//     sender used it);
+	//   - Epoch > current: ErrWrongEpoch. A commit for a past epoch:
+	//     *EpochConflictError with that epoch's winning commit (or
+	//     ErrWrongEpoch if it expired). A proposal must be for the current
+	//     epoch; an application message may be for a past one;
+	//   - a commit's Added devices must exist (ErrUnknownDevice) and not be
+	//     active members (ErrBadRequest); Removed ones must be active
+	//     members (ErrNotMember) unless the device no longer exists.
+	// On success the message gets seq = head+1; a commit advances the epoch,
+	// starts added devices' cursors at its seq, lets removed devices read
+	// up to and including it, and puts Welcome into each added device's
+	// inbox. A sender whose cursor was seq-1 is moved to seq.
 	Append(ctx context.Context, a Append) (AppendResult, error)
 	// Fetch returns up to limit messages after the device's cursor.
 	Fetch(ctx context.Context, deviceID string, conversationID []byte, limit int) ([]Message, error)
