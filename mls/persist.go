@@ -126,6 +126,9 @@ func UnmarshalGroup(data []byte) (*Group, error) {
 	if err := r.Finish(); err != nil {
 		return nil, malformed("group state", err)
 	}
+	// Loading is O(n) anyway; building the key index now keeps the next
+	// commit O(log n).
+	g.keyIndex = buildKeyIndex(g.tree)
 	return g, nil
 }
 

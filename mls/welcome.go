@@ -118,6 +118,7 @@ func JoinFromWelcome(welcome []byte, bundle *KeyPackageBundle, ratchetTree []byt
 	}
 	g.ctx = gi.GroupContext
 	g.tree = tree
+	g.keyIndex = buildKeyIndex(tree) // the join is O(n) anyway; commits then are not
 	g.keys = keys
 	g.own = own
 	g.signKey = bundle.SignaturePriv
