@@ -67,21 +67,21 @@ func (b *Bank) Validate() error {
 	return nil
 }
 
-// Diff is what changes between two versions of a bank's entries.
-type Diff struct {
+// Delta is what changes between two versions of a bank's entries.
+type Delta struct {
 	Added   []Entry // in new, not in old
 	Removed []Entry // in old, not in new: upstream withdrew them
 	Changed []Entry // in both with different tags (the new version)
 }
 
 // Empty reports whether there is nothing to apply.
-func (d Diff) Empty() bool { return len(d.Added)+len(d.Removed)+len(d.Changed) == 0 }
+func (d Delta) Empty() bool { return len(d.Added)+len(d.Removed)+len(d.Changed) == 0 }
 
-// DiffEntries compares two entry sets by type and value. Applying it to
+// Diff compares two entry sets by type and value. Applying it to
 // old gives new, and diffing a set with itself is empty, so re-importing an
 // unchanged list is a no-op. Results are sorted by key.
-func DiffEntries(old, new []Entry) Diff {
-	var d Diff
+func Diff(old, new []Entry) Delta {
+	var d Delta
 	oldBy := make(map[string]Entry, len(old))
 	for _, e := range old {
 		oldBy[e.Key()] = e
@@ -109,7 +109,7 @@ func DiffEntries(old, new []Entry) Diff {
 }
 
 // Apply returns entries with d applied, sorted by key.
-func Apply(entries []Entry, d Diff) []Entry {
+func Apply(entries []Entry, d Delta) []Entry {
 	by := make(map[string]Entry, len(entries))
 	for _, e := range entries {
 		by[e.Key()] = e
@@ -131,18 +131,18 @@ func Apply(entries []Entry, d Diff) []Entry {
 	return out
 }
 
-// TCAPDiff turns an incremental TCAP page into a Diff against the current
+// DiffTCAP turns an incremental TCAP page into a Delta against the current
 // entries: upserts that are new or retagged, and deletions of hashes the
 // bank holds.
-func TCAPDiff(current []Entry, page *TCAPPage) Diff {
-	next := Apply(current, Diff{Added: page.Upserts, Removed: page.Deletions})
-	return DiffEntries(current, next)
+func DiffTCAP(current []Entry, page *TCAPPage) Delta {
+	next := Apply(current, Delta{Added: page.Upserts, Removed: page.Deletions})
+	return Diff(current, next)
 }
 
 // Update returns a copy of b holding entries, with the version increased
 // if they differ from b's, together with the diff to apply to indexes.
-func (b *Bank) Update(entries []Entry) (*Bank, Diff) {
-	d := DiffEntries(b.Entries, entries)
+func (b *Bank) Update(entries []Entry) (*Bank, Delta) {
+	d := Diff(b.Entries, entries)
 	nb := *b
 	nb.Tags = slices.Clone(b.Tags)
 	if d.Empty() {

@@ -170,3 +170,13 @@ func (c *collector) add(e Entry) error {
 	c.entries = append(c.entries, e)
 	return nil
 }
+
+// Bytes returns the hash as bytes: 32 for PDQ (in pdq.Hash order) and
+// SHA-256, 16 for MD5. Entries from this package's parsers always decode.
+func (e Entry) Bytes() ([]byte, error) {
+	b, err := hex.DecodeString(e.Value)
+	if err != nil || len(b)*2 != e.Type.HexLen() {
+		return nil, fmt.Errorf("%w: %s %q", ErrBadHash, e.Type, e.Value)
+	}
+	return b, nil
+}

@@ -124,12 +124,12 @@ func TestParseTCAPPage(t *testing.T) {
 	}
 	// A deleted bank entry goes; an unchanged page changes nothing.
 	current := []Entry{{Type: PDQ, Value: pdqB}, {Type: SHA256, Value: shaA}}
-	d := TCAPDiff(current, p)
+	d := DiffTCAP(current, p)
 	if len(d.Added) != 2 || len(d.Removed) != 1 || d.Removed[0].Value != pdqB || len(d.Changed) != 0 {
 		t.Errorf("diff %+v", d)
 	}
 	next := Apply(current, d)
-	if d2 := TCAPDiff(next, p); !d2.Empty() {
+	if d2 := DiffTCAP(next, p); !d2.Empty() {
 		t.Errorf("re-import not idempotent: %+v", d2)
 	}
 }
@@ -183,7 +183,7 @@ func TestBankUpdateAndDiff(t *testing.T) {
 	if b3.Version != 2 || len(d.Added) != 1 || len(d.Removed) != 1 || d.Removed[0].Value != pdqA || len(d.Changed) != 1 {
 		t.Errorf("second import: v%d %+v", b3.Version, d)
 	}
-	if !slices.EqualFunc(b3.Entries, Apply(v1, DiffEntries(v1, v2)), entryEqual) || len(b3.Entries) != 2 {
+	if !slices.EqualFunc(b3.Entries, Apply(v1, Diff(v1, v2)), entryEqual) || len(b3.Entries) != 2 {
 		t.Errorf("entries %v", b3.Entries)
 	}
 	bad := []*Bank{
@@ -261,4 +261,16 @@ func FuzzParseTCAPPage(f *testing.F) {
 		checkEntries(t, p.Upserts)
 		checkEntries(t, p.Deletions)
 	})
+}
+
+func TestEntryBytes(t *testing.T) {
+	for _, e := range []Entry{{Type: PDQ, Value: pdqA}, {Type: MD5, Value: md5A}, {Type: SHA256, Value: shaA}} {
+		b, err := e.Bytes()
+		if err != nil || len(b)*2 != e.Type.HexLen() {
+			t.Errorf("%v: %x %v", e, b, err)
+		}
+	}
+	if _, err := (Entry{Type: MD5, Value: pdqA}).Bytes(); !errors.Is(err, ErrBadHash) {
+		t.Errorf("wrong length accepted: %v", err)
+	}
 }
