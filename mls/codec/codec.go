@@ -87,7 +87,8 @@ func (w *Writer) Vector(body func(w *Writer)) {
 	w.buf = append(w.buf, 0, 0, 0, 0)
 	body(w)
 	n := len(w.buf) - start - 4
-	hdr := AppendVarint(nil, n)
+	var tmp [4]byte // keeps the header off the heap: Vector is on every hot path
+	hdr := AppendVarint(tmp[:0], n)
 	copy(w.buf[start+len(hdr):], w.buf[start+4:])
 	w.buf = w.buf[:start+len(hdr)+n]
 	copy(w.buf[start:], hdr)
