@@ -136,7 +136,8 @@ func (h *Hasher) ImageDihedral(img image.Image) Dihedral {
 // Luma hashes a width x height row-major luma buffer (values 0..255). It
 // only reads luma. This is the entry point for callers with their own
 // decoder (for example video frames already scaled to 64x64); note that
-// the 512x512 pre-resize is the caller's job here.
+// the 512x512 pre-resize is the caller's job here. Buffers smaller than
+// width*height, like images under MinDimension, get the zero Result.
 func (h *Hasher) Luma(luma []float32, width, height int) Result {
 	if !h.downsample(luma, width, height) {
 		return Result{}
