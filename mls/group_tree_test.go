@@ -379,3 +379,34 @@ func TestLeafNodeValidateReplaces(t *testing.T) {
 		t.Fatalf("signature bound to another leaf index: got %v", err)
 	}
 }
+
+func TestInstallPathSecretRejects(t *testing.T) {
+	g := newTestGroup(t, 3)
+	newLeaf := g.add(t, newTestMember(t, g.suite, "joiner"))
+	gen := g.commit(t, 0, []uint32{newLeaf})
+	ps, ok := gen.PathSecretFor(newLeaf)
+	if !ok {
+		t.Fatal("no path secret for the joiner")
+	}
+	fresh := NewTreeKeys(newLeaf, g.members[newLeaf].encPriv)
+	wrong := append([]byte{}, ps...)
+	wrong[0] ^= 1
+	if _, _, err := g.tree.InstallPathSecret(fresh, 0, wrong); !errors.Is(err, ErrInvalidUpdatePath) {
+		t.Fatalf("wrong path secret: got %v", err)
+	}
+	// With leaf 2 as committer the common ancestor is node 5, not the
+	// root the secret belongs to.
+	if _, _, err := g.tree.InstallPathSecret(fresh, 2, ps); !errors.Is(err, ErrInvalidUpdatePath) {
+		t.Fatal("path secret accepted for the wrong committer")
+	}
+	keys, cs, err := g.tree.InstallPathSecret(fresh, 0, ps)
+	if err != nil || !bytes.Equal(cs, gen.CommitSecret) {
+		t.Fatalf("install: %v", err)
+	}
+	if _, ok := fresh.PrivateKey(g.tree.Root()); ok {
+		t.Fatal("InstallPathSecret changed its input keys")
+	}
+	if _, ok := keys.PrivateKey(g.tree.Root()); !ok {
+		t.Fatal("joiner did not get the root key")
+	}
+}
