@@ -213,6 +213,10 @@ func (c *Client) createDirect(ctx context.Context, peer string, id []byte) (*con
 		return nil, err
 	}
 	// Make sure the peer exists before creating anything.
+	kps, err := c.fetchKeyPackages(ctx, conn, peer)
+	if err != nil {
+		return nil, err
+	}
 	err = conn.CreateConversation(ctx, id)
 	if errors.Is(err, wire.ErrAlreadyExists) {
 		// The peer (or another of our devices) created it: its Welcome
@@ -244,7 +248,7 @@ func (c *Client) createDirect(ctx context.Context, peer string, id []byte) (*con
 	if err := c.newGroup(r); err != nil {
 		return nil, err
 	}
-	if err := c.completeDirect(ctx, r); err != nil {
+	if err := c.addUsers(ctx, r, []string{peer}, true, map[string][]transport.DeviceKeyPackage{peer: kps}); err != nil {
 		return nil, err
 	}
 	return r, nil
@@ -325,6 +329,20 @@ func (c *Client) CreateGroup(ctx context.Context, name string, users []string) (
 		conn, err := c.connection(ctx)
 		if err != nil {
 			return err
+		}
+		var exists bool
+		if err := c.store.Update(func(tx *profile.Tx) error {
+			_, err := findGroup(tx, name)
+			exists = err == nil
+			if errors.Is(err, ErrUnknownTarget) {
+				return nil
+			}
+			return err
+		}); err != nil {
+			return err
+		}
+		if exists {
+			return fmt.Errorf("client: you are already in a group named #%s", name)
 		}
 		// Fetch the key packages first, so a typo does not leave an
 		// empty group behind.
