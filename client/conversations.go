@@ -795,20 +795,26 @@ func (c *Client) removeDevices(ctx context.Context, r *convRecord, match func(Se
 
 func membershipText(actor string, m *Membership) string {
 	var parts []string
-	names := func(ss []Sender) string {
+	// names lists the users among ss; the actor's own devices are "a new
+	// device" (linking) or "a device" (unlinking) rather than themselves.
+	names := func(ss []Sender, own string) string {
 		var users []string
 		for _, s := range ss {
-			if !slices.Contains(users, s.User) {
-				users = append(users, s.User)
+			name := s.User
+			if name == actor {
+				name = own
+			}
+			if !slices.Contains(users, name) {
+				users = append(users, name)
 			}
 		}
 		return strings.Join(users, ", ")
 	}
 	if len(m.Added) > 0 {
-		parts = append(parts, actor+" added "+names(m.Added))
+		parts = append(parts, actor+" added "+names(m.Added, "a new device of "+actor))
 	}
 	if len(m.Removed) > 0 {
-		parts = append(parts, actor+" removed "+names(m.Removed))
+		parts = append(parts, actor+" removed "+names(m.Removed, "a device of "+actor))
 	}
 	return strings.Join(parts, "; ")
 }

@@ -374,11 +374,10 @@ func (c *Client) joinFromWelcome(m transport.Message) ([]byte, error) {
 		if adder.User == "" {
 			adder.User = "someone"
 		}
+		ms := &Membership{Added: []Sender{{User: c.acct.User, Device: c.acct.DeviceID}}}
 		msg := &Message{
 			ID: hexID(m.ID), Conversation: r.label(), ConversationID: hexID(r.ID), Sender: adder,
-			SentAt: m.Stored.UTC(), Kind: KindMembership,
-			Text:       adder.User + " added " + c.acct.User,
-			Membership: &Membership{Added: []Sender{{User: c.acct.User, Device: c.acct.DeviceID}}},
+			SentAt: m.Stored.UTC(), Kind: KindMembership, Text: membershipText(adder.User, ms), Membership: ms,
 		}
 		return c.record(tx, r, msg, true)
 	})

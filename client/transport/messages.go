@@ -252,6 +252,9 @@ const (
 	EventKeyPackagesLow
 	// EventDeviceRemoved: a device of this account was removed (DeviceID).
 	EventDeviceRemoved
+	// EventLinkApproved: the link requested on this connection was
+	// approved (DeviceID is the new device); Authenticate now.
+	EventLinkApproved
 	// EventError: a connection-level error, e.g. a frame the server could
 	// not parse or that was too large (Err).
 	EventError
@@ -277,6 +280,8 @@ func eventFromWire(p *parleypb.Push) Event {
 		return Event{Type: EventKeyPackagesLow, KeyPackagesRemaining: int(e.KeyPackagesLow.Remaining)}
 	case *parleypb.Push_DeviceRemoved:
 		return Event{Type: EventDeviceRemoved, DeviceID: e.DeviceRemoved.DeviceId}
+	case *parleypb.Push_LinkApproved:
+		return Event{Type: EventLinkApproved, DeviceID: e.LinkApproved.DeviceId}
 	}
 	return Event{Type: EventError, Err: errors.New("transport: unknown push")}
 }
