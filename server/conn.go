@@ -39,6 +39,7 @@ type conn struct {
 	challenge []byte
 	dev       *store.Device
 	failures  int
+	linkKeys  []string // pending links requested on this connection
 }
 
 func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request) {
@@ -89,6 +90,13 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 	if c.dev != nil {
 		s.hub.remove(c.dev.ID, c)
 	}
+	s.mu.Lock()
+	for _, k := range c.linkKeys {
+		if s.links[k] == c {
+			delete(s.links, k)
+		}
+	}
+	s.mu.Unlock()
 }
 
 func (c *conn) reader() {

@@ -211,6 +211,11 @@ func (c *conn) handleRequestLink(ctx context.Context, r *parleypb.RequestLinkReq
 		if err != nil {
 			return nil, err
 		}
+		key := r.Username + "/" + code
+		c.s.mu.Lock()
+		c.s.links[key] = c
+		c.s.mu.Unlock()
+		c.linkKeys = append(c.linkKeys, key)
 		return &parleypb.ServerFrame_RequestLink{RequestLink: &parleypb.RequestLinkResponse{Code: code, ExpiresUnix: expires.Unix()}}, nil
 	}
 	return nil, fmt.Errorf("no free link code")
@@ -241,6 +246,15 @@ func (c *conn) handleApproveLink(ctx context.Context, r *parleypb.ApproveLinkReq
 		return nil, err
 	}
 	c.s.log.Info("device linked", "username", dev.Username, "device", dev.ID)
+	// Tell the waiting new device, if it is still connected.
+	linkKey := c.dev.Username + "/" + r.Code
+	c.s.mu.Lock()
+	waiting := c.s.links[linkKey]
+	delete(c.s.links, linkKey)
+	c.s.mu.Unlock()
+	if waiting != nil {
+		waiting.push(&parleypb.Push{Event: &parleypb.Push_LinkApproved{LinkApproved: &parleypb.LinkApproved{DeviceId: dev.ID}}})
+	}
 	return &parleypb.ServerFrame_ApproveLink{ApproveLink: &parleypb.ApproveLinkResponse{Device: deviceToWire(dev)}}, nil
 }
 

@@ -77,6 +77,7 @@ type Server struct {
 
 	mu       sync.Mutex
 	closing  bool
+	links    map[string]*conn // "username/code" -> connection waiting for approval
 	conns    map[*conn]struct{}
 	connsWG  sync.WaitGroup
 	sweepCtx context.Context
@@ -127,6 +128,7 @@ func New(cfg Config) (*Server, error) {
 		tokens:  newTokens(),
 		limits:  newLimiter(),
 		conns:   make(map[*conn]struct{}),
+		links:   make(map[string]*conn),
 	}
 	s.http = &http.Server{
 		Handler:           s.Handler(),

@@ -119,6 +119,9 @@ func TestLinkDevice(t *testing.T) {
 	if !bytes.Equal(dev.PublicKey, k2.Public().(ed25519.PublicKey)) {
 		t.Fatal("approved device has the wrong key")
 	}
+	if ev := nextEvent(t, newDev, transport.EventLinkApproved); ev.DeviceID != dev.ID {
+		t.Fatalf("link approved push names %q, want %q", ev.DeviceID, dev.ID)
+	}
 	_, err = alice.conn.ApproveLink(bg, code)
 	wantCode(t, "approve twice", err, parleypb.ErrorCode_NOT_FOUND)
 	s, err := newDev.Authenticate(bg, k2)

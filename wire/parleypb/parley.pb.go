@@ -2776,6 +2776,7 @@ type Push struct {
 	//	*Push_Inbox
 	//	*Push_KeyPackagesLow
 	//	*Push_DeviceRemoved
+	//	*Push_LinkApproved
 	Event         isPush_Event `protobuf_oneof:"event"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -2854,6 +2855,15 @@ func (x *Push) GetDeviceRemoved() *DeviceRemoved {
 	return nil
 }
 
+func (x *Push) GetLinkApproved() *LinkApproved {
+	if x != nil {
+		if x, ok := x.Event.(*Push_LinkApproved); ok {
+			return x.LinkApproved
+		}
+	}
+	return nil
+}
+
 type isPush_Event interface {
 	isPush_Event()
 }
@@ -2874,6 +2884,10 @@ type Push_DeviceRemoved struct {
 	DeviceRemoved *DeviceRemoved `protobuf:"bytes,4,opt,name=device_removed,json=deviceRemoved,proto3,oneof"`
 }
 
+type Push_LinkApproved struct {
+	LinkApproved *LinkApproved `protobuf:"bytes,5,opt,name=link_approved,json=linkApproved,proto3,oneof"` // to the connection that requested the link
+}
+
 func (*Push_Message) isPush_Event() {}
 
 func (*Push_Inbox) isPush_Event() {}
@@ -2881,6 +2895,52 @@ func (*Push_Inbox) isPush_Event() {}
 func (*Push_KeyPackagesLow) isPush_Event() {}
 
 func (*Push_DeviceRemoved) isPush_Event() {}
+
+func (*Push_LinkApproved) isPush_Event() {}
+
+type LinkApproved struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	DeviceId      string                 `protobuf:"bytes,1,opt,name=device_id,json=deviceId,proto3" json:"device_id,omitempty"` // the new device; it may now Authenticate
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LinkApproved) Reset() {
+	*x = LinkApproved{}
+	mi := &file_parleypb_parley_proto_msgTypes[39]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LinkApproved) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LinkApproved) ProtoMessage() {}
+
+func (x *LinkApproved) ProtoReflect() protoreflect.Message {
+	mi := &file_parleypb_parley_proto_msgTypes[39]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LinkApproved.ProtoReflect.Descriptor instead.
+func (*LinkApproved) Descriptor() ([]byte, []int) {
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{39}
+}
+
+func (x *LinkApproved) GetDeviceId() string {
+	if x != nil {
+		return x.DeviceId
+	}
+	return ""
+}
 
 type KeyPackagesLow struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -2891,7 +2951,7 @@ type KeyPackagesLow struct {
 
 func (x *KeyPackagesLow) Reset() {
 	*x = KeyPackagesLow{}
-	mi := &file_parleypb_parley_proto_msgTypes[39]
+	mi := &file_parleypb_parley_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2903,7 +2963,7 @@ func (x *KeyPackagesLow) String() string {
 func (*KeyPackagesLow) ProtoMessage() {}
 
 func (x *KeyPackagesLow) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[39]
+	mi := &file_parleypb_parley_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2916,7 +2976,7 @@ func (x *KeyPackagesLow) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KeyPackagesLow.ProtoReflect.Descriptor instead.
 func (*KeyPackagesLow) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{39}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *KeyPackagesLow) GetRemaining() uint32 {
@@ -2935,7 +2995,7 @@ type DeviceRemoved struct {
 
 func (x *DeviceRemoved) Reset() {
 	*x = DeviceRemoved{}
-	mi := &file_parleypb_parley_proto_msgTypes[40]
+	mi := &file_parleypb_parley_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2947,7 +3007,7 @@ func (x *DeviceRemoved) String() string {
 func (*DeviceRemoved) ProtoMessage() {}
 
 func (x *DeviceRemoved) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[40]
+	mi := &file_parleypb_parley_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2960,7 +3020,7 @@ func (x *DeviceRemoved) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeviceRemoved.ProtoReflect.Descriptor instead.
 func (*DeviceRemoved) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{40}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *DeviceRemoved) GetDeviceId() string {
@@ -3150,13 +3210,16 @@ const file_parleypb_parley_proto_rawDesc = "" +
 	"\x04more\x18\x02 \x01(\bR\x04more\"#\n" +
 	"\x0fAckInboxRequest\x12\x10\n" +
 	"\x03seq\x18\x01 \x01(\x04R\x03seq\"\r\n" +
-	"\vPingRequest\"\xf5\x01\n" +
+	"\vPingRequest\"\xb5\x02\n" +
 	"\x04Push\x12.\n" +
 	"\amessage\x18\x01 \x01(\v2\x12.parley.v1.MessageH\x00R\amessage\x12*\n" +
 	"\x05inbox\x18\x02 \x01(\v2\x12.parley.v1.MessageH\x00R\x05inbox\x12E\n" +
 	"\x10key_packages_low\x18\x03 \x01(\v2\x19.parley.v1.KeyPackagesLowH\x00R\x0ekeyPackagesLow\x12A\n" +
-	"\x0edevice_removed\x18\x04 \x01(\v2\x18.parley.v1.DeviceRemovedH\x00R\rdeviceRemovedB\a\n" +
-	"\x05event\".\n" +
+	"\x0edevice_removed\x18\x04 \x01(\v2\x18.parley.v1.DeviceRemovedH\x00R\rdeviceRemoved\x12>\n" +
+	"\rlink_approved\x18\x05 \x01(\v2\x17.parley.v1.LinkApprovedH\x00R\flinkApprovedB\a\n" +
+	"\x05event\"+\n" +
+	"\fLinkApproved\x12\x1b\n" +
+	"\tdevice_id\x18\x01 \x01(\tR\bdeviceId\".\n" +
 	"\x0eKeyPackagesLow\x12\x1c\n" +
 	"\tremaining\x18\x01 \x01(\rR\tremaining\",\n" +
 	"\rDeviceRemoved\x12\x1b\n" +
@@ -3202,7 +3265,7 @@ func file_parleypb_parley_proto_rawDescGZIP() []byte {
 }
 
 var file_parleypb_parley_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_parleypb_parley_proto_msgTypes = make([]protoimpl.MessageInfo, 41)
+var file_parleypb_parley_proto_msgTypes = make([]protoimpl.MessageInfo, 42)
 var file_parleypb_parley_proto_goTypes = []any{
 	(ErrorCode)(0),                     // 0: parley.v1.ErrorCode
 	(Kind)(0),                          // 1: parley.v1.Kind
@@ -3245,8 +3308,9 @@ var file_parleypb_parley_proto_goTypes = []any{
 	(*AckInboxRequest)(nil),            // 38: parley.v1.AckInboxRequest
 	(*PingRequest)(nil),                // 39: parley.v1.PingRequest
 	(*Push)(nil),                       // 40: parley.v1.Push
-	(*KeyPackagesLow)(nil),             // 41: parley.v1.KeyPackagesLow
-	(*DeviceRemoved)(nil),              // 42: parley.v1.DeviceRemoved
+	(*LinkApproved)(nil),               // 41: parley.v1.LinkApproved
+	(*KeyPackagesLow)(nil),             // 42: parley.v1.KeyPackagesLow
+	(*DeviceRemoved)(nil),              // 43: parley.v1.DeviceRemoved
 }
 var file_parleypb_parley_proto_depIdxs = []int32{
 	6,  // 0: parley.v1.ClientFrame.hello:type_name -> parley.v1.Hello
@@ -3296,13 +3360,14 @@ var file_parleypb_parley_proto_depIdxs = []int32{
 	27, // 44: parley.v1.FetchInboxResponse.messages:type_name -> parley.v1.Message
 	27, // 45: parley.v1.Push.message:type_name -> parley.v1.Message
 	27, // 46: parley.v1.Push.inbox:type_name -> parley.v1.Message
-	41, // 47: parley.v1.Push.key_packages_low:type_name -> parley.v1.KeyPackagesLow
-	42, // 48: parley.v1.Push.device_removed:type_name -> parley.v1.DeviceRemoved
-	49, // [49:49] is the sub-list for method output_type
-	49, // [49:49] is the sub-list for method input_type
-	49, // [49:49] is the sub-list for extension type_name
-	49, // [49:49] is the sub-list for extension extendee
-	0,  // [0:49] is the sub-list for field type_name
+	42, // 47: parley.v1.Push.key_packages_low:type_name -> parley.v1.KeyPackagesLow
+	43, // 48: parley.v1.Push.device_removed:type_name -> parley.v1.DeviceRemoved
+	41, // 49: parley.v1.Push.link_approved:type_name -> parley.v1.LinkApproved
+	50, // [50:50] is the sub-list for method output_type
+	50, // [50:50] is the sub-list for method input_type
+	50, // [50:50] is the sub-list for extension type_name
+	50, // [50:50] is the sub-list for extension extendee
+	0,  // [0:50] is the sub-list for field type_name
 }
 
 func init() { file_parleypb_parley_proto_init() }
@@ -3351,6 +3416,7 @@ func file_parleypb_parley_proto_init() {
 		(*Push_Inbox)(nil),
 		(*Push_KeyPackagesLow)(nil),
 		(*Push_DeviceRemoved)(nil),
+		(*Push_LinkApproved)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -3358,7 +3424,7 @@ func file_parleypb_parley_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_parleypb_parley_proto_rawDesc), len(file_parleypb_parley_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   41,
+			NumMessages:   42,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
