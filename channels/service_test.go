@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"hash/crc32"
 	"image"
-	"image/color"
 	"image/jpeg"
 	"io"
 	"mime/multipart"
@@ -217,18 +216,25 @@ func transforms(t *testing.T, img image.Image) map[string][]byte {
 	// already moves the hash by more than the threshold.
 	crop := image.NewRGBA(image.Rect(0, 0, b.Dx()*98/100, b.Dy()*98/100))
 	draw.Draw(crop, crop.Bounds(), img, b.Min.Add(image.Pt(b.Dx()/100, b.Dy()/100)), draw.Src)
-	bright := image.NewRGBA(b)
-	for y := b.Min.Y; y < b.Max.Y; y++ {
-		for x := b.Min.X; x < b.Max.X; x++ {
-			r, g, bl, _ := img.At(x, y).RGBA()
-			up := func(v uint32) uint8 { return uint8(min(255, v>>8+30)) }
-			bright.Set(x, y, color.RGBA{up(r), up(g), up(bl), 255})
+	// Brighten and mirror on a flat RGBA copy (Pix loops, not At/Set, so
+	// the test stays quick under -race).
+	rgba := image.NewRGBA(image.Rect(0, 0, b.Dx(), b.Dy()))
+	draw.Draw(rgba, rgba.Bounds(), img, b.Min, draw.Src)
+	bright := image.NewRGBA(rgba.Rect)
+	for i, v := range rgba.Pix {
+		if i%4 == 3 {
+			bright.Pix[i] = v
+		} else {
+			bright.Pix[i] = uint8(min(255, int(v)+30))
 		}
 	}
-	mirror := image.NewRGBA(b)
-	for y := b.Min.Y; y < b.Max.Y; y++ {
-		for x := b.Min.X; x < b.Max.X; x++ {
-			mirror.Set(b.Max.X-1-(x-b.Min.X), y, img.At(x, y))
+	mirror := image.NewRGBA(rgba.Rect)
+	w := b.Dx()
+	for y := range b.Dy() {
+		row := rgba.Pix[y*rgba.Stride:]
+		out := mirror.Pix[y*mirror.Stride:]
+		for x := range w {
+			copy(out[4*(w-1-x):4*(w-x)], row[4*x:4*x+4])
 		}
 	}
 	return map[string][]byte{

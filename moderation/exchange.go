@@ -267,8 +267,8 @@ func Sync(ctx context.Context, st Store, o SyncOptions) (SyncResult, error) {
 		if err != nil && !errors.Is(err, ErrNotFound) {
 			return res, err
 		}
-		d := hashlist.TCAPDiff(current, page)
-		b, err := st.ApplyDiff(ctx, meta, d, page.Checkpoint)
+		d := hashlist.DiffTCAP(current, page)
+		b, err := st.ApplyDelta(ctx, meta, d, page.Checkpoint)
 		if err != nil {
 			return res, fmt.Errorf("exchange sync: apply page %d: %w", res.Pages, err)
 		}
@@ -294,7 +294,7 @@ func Confirm(ctx context.Context, st Store, bank string, entries []hashlist.Entr
 	} else if err != nil {
 		return Bank{}, err
 	}
-	b, err := st.ApplyDiff(ctx, meta, hashlist.Diff{Added: entries}, meta.Checkpoint)
+	b, err := st.ApplyDelta(ctx, meta, hashlist.Delta{Added: entries}, meta.Checkpoint)
 	if err != nil {
 		return Bank{}, err
 	}

@@ -93,7 +93,7 @@ func TestExchangeSync(t *testing.T) {
 	}
 
 	// A withdraws one hash; B's next sync removes it.
-	if _, err := a.ApplyDiff(ctx, mustBank(t, a, "confirmed"), hashlist.Diff{Removed: confirmed[1:2]}, ""); err != nil {
+	if _, err := a.ApplyDelta(ctx, mustBank(t, a, "confirmed"), hashlist.Delta{Removed: confirmed[1:2]}, ""); err != nil {
 		t.Fatal(err)
 	}
 	res, err = moderation.Sync(ctx, b, opts)
@@ -192,7 +192,7 @@ func FuzzDecodeExchangePage(f *testing.F) {
 			}
 		}
 		// What decodes can be applied: it never leaves a store half-done.
-		d := hashlist.TCAPDiff(nil, p)
+		d := hashlist.DiffTCAP(nil, p)
 		_ = hashlist.Apply(nil, d)
 	})
 }

@@ -94,11 +94,11 @@ type Store interface {
 	// must be valid and unique. Hashes not in entries are removed. If the
 	// entries are unchanged the version is not bumped and nothing is
 	// logged, so importing the same file twice changes nothing.
-	ImportBank(ctx context.Context, meta Bank, entries []hashlist.Entry) (Bank, hashlist.Diff, error)
-	// ApplyDiff creates or updates the bank's metadata, applies d (adds,
+	ImportBank(ctx context.Context, meta Bank, entries []hashlist.Entry) (Bank, hashlist.Delta, error)
+	// ApplyDelta creates or updates the bank's metadata, applies d (adds,
 	// retags and removals; removals of absent entries are ignored) and
 	// stores checkpoint, all at once.
-	ApplyDiff(ctx context.Context, meta Bank, d hashlist.Diff, checkpoint string) (Bank, error)
+	ApplyDelta(ctx context.Context, meta Bank, d hashlist.Delta, checkpoint string) (Bank, error)
 	// RemoveBank deletes a bank, logging the removal of each entry.
 	RemoveBank(ctx context.Context, name string) error
 	Bank(ctx context.Context, name string) (Bank, error)

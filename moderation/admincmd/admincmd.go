@@ -548,7 +548,7 @@ func (c *cmd) listsConfirm(add bool) command {
 		} else {
 			var meta moderation.Bank
 			if meta, err = st.Bank(c.ctx, *bank); err == nil {
-				b, err = st.ApplyDiff(c.ctx, meta, hashlist.Diff{Removed: entries}, meta.Checkpoint)
+				b, err = st.ApplyDelta(c.ctx, meta, hashlist.Delta{Removed: entries}, meta.Checkpoint)
 			}
 		}
 		if err != nil {

@@ -194,7 +194,7 @@ func readEntries(ctx context.Context, q interface {
 }
 
 // applyDiff writes d to the entries table and the change log.
-func applyDiff(ctx context.Context, tx *sql.Tx, bank string, d hashlist.Diff, now int64) error {
+func applyDiff(ctx context.Context, tx *sql.Tx, bank string, d hashlist.Delta, now int64) error {
 	up, err := tx.PrepareContext(ctx, `INSERT INTO entries (bank, type, value, tags) VALUES (?, ?, ?, ?)
 		ON CONFLICT (bank, type, value) DO UPDATE SET tags = excluded.tags`)
 	if err != nil {
@@ -238,15 +238,15 @@ func applyDiff(ctx context.Context, tx *sql.Tx, bank string, d hashlist.Diff, no
 }
 
 // ImportBank implements moderation.Store.
-func (s *Store) ImportBank(ctx context.Context, meta moderation.Bank, entries []hashlist.Entry) (moderation.Bank, hashlist.Diff, error) {
+func (s *Store) ImportBank(ctx context.Context, meta moderation.Bank, entries []hashlist.Entry) (moderation.Bank, hashlist.Delta, error) {
 	if err := validateMeta(meta); err != nil {
-		return moderation.Bank{}, hashlist.Diff{}, err
+		return moderation.Bank{}, hashlist.Delta{}, err
 	}
 	full := hashlist.Bank{Name: meta.Name, Action: meta.Action, Entries: entries}
 	if err := full.Validate(); err != nil {
-		return moderation.Bank{}, hashlist.Diff{}, fmt.Errorf("%w: %v", moderation.ErrBadBank, err)
+		return moderation.Bank{}, hashlist.Delta{}, fmt.Errorf("%w: %v", moderation.ErrBadBank, err)
 	}
-	var d hashlist.Diff
+	var d hashlist.Delta
 	now := time.Now().UnixMilli()
 	err := s.withTx(ctx, func(tx *sql.Tx) error {
 		if err := upsertMeta(ctx, tx, meta, now); err != nil {
@@ -256,18 +256,18 @@ func (s *Store) ImportBank(ctx context.Context, meta moderation.Bank, entries []
 		if err != nil {
 			return err
 		}
-		d = hashlist.DiffEntries(old, entries)
+		d = hashlist.Diff(old, entries)
 		return applyDiff(ctx, tx, meta.Name, d, now)
 	})
 	if err != nil {
-		return moderation.Bank{}, hashlist.Diff{}, err
+		return moderation.Bank{}, hashlist.Delta{}, err
 	}
 	b, err := s.Bank(ctx, meta.Name)
 	return b, d, err
 }
 
-// ApplyDiff implements moderation.Store.
-func (s *Store) ApplyDiff(ctx context.Context, meta moderation.Bank, d hashlist.Diff, checkpoint string) (moderation.Bank, error) {
+// ApplyDelta implements moderation.Store.
+func (s *Store) ApplyDelta(ctx context.Context, meta moderation.Bank, d hashlist.Delta, checkpoint string) (moderation.Bank, error) {
 	if err := validateMeta(meta); err != nil {
 		return moderation.Bank{}, err
 	}
@@ -290,7 +290,7 @@ func (s *Store) ApplyDiff(ctx context.Context, meta moderation.Bank, d hashlist.
 		if err != nil {
 			return err
 		}
-		real := hashlist.DiffEntries(old, hashlist.Apply(old, d))
+		real := hashlist.Diff(old, hashlist.Apply(old, d))
 		if err := applyDiff(ctx, tx, meta.Name, real, now); err != nil {
 			return err
 		}
@@ -313,7 +313,7 @@ func (s *Store) RemoveBank(ctx context.Context, name string) error {
 		if err != nil {
 			return err
 		}
-		if err := applyDiff(ctx, tx, name, hashlist.Diff{Removed: old}, now); err != nil {
+		if err := applyDiff(ctx, tx, name, hashlist.Delta{Removed: old}, now); err != nil {
 			return err
 		}
 		res, err := tx.ExecContext(ctx, `DELETE FROM banks WHERE name = ?`, name)

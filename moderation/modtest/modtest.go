@@ -28,7 +28,7 @@ func Run(t *testing.T, newStore func(t *testing.T) moderation.Store) {
 		{"ImportIdempotent", testImportIdempotent},
 		{"ImportRemovesWithdrawn", testImportRemovesWithdrawn},
 		{"ImportRefusesInvalid", testImportRefusesInvalid},
-		{"ApplyDiffCheckpoint", testApplyDiff},
+		{"ApplyDeltaCheckpoint", testApplyDelta},
 		{"RemoveBank", testRemoveBank},
 		{"ChangesPerBank", testChangesPerBank},
 		{"PublishToken", testPublishToken},
@@ -151,10 +151,10 @@ func testImportRefusesInvalid(t *testing.T, s moderation.Store) {
 	}
 }
 
-func testApplyDiff(t *testing.T, s moderation.Store) {
+func testApplyDelta(t *testing.T, s moderation.Store) {
 	ctx := context.Background()
-	d := hashlist.Diff{Added: []hashlist.Entry{Entry(hashlist.PDQ, 1), Entry(hashlist.MD5, 1)}}
-	b, err := s.ApplyDiff(ctx, meta("x"), d, "7")
+	d := hashlist.Delta{Added: []hashlist.Entry{Entry(hashlist.PDQ, 1), Entry(hashlist.MD5, 1)}}
+	b, err := s.ApplyDelta(ctx, meta("x"), d, "7")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -162,18 +162,18 @@ func testApplyDiff(t *testing.T, s moderation.Store) {
 		t.Fatalf("after first page: %+v", b)
 	}
 	// A retried page changes nothing but may move the checkpoint.
-	if b, err = s.ApplyDiff(ctx, meta("x"), d, "7"); err != nil || b.Version != 1 {
+	if b, err = s.ApplyDelta(ctx, meta("x"), d, "7"); err != nil || b.Version != 1 {
 		t.Fatalf("retried page: %+v, %v", b, err)
 	}
-	d2 := hashlist.Diff{Removed: []hashlist.Entry{Entry(hashlist.MD5, 1), Entry(hashlist.SHA256, 9)}}
-	if b, err = s.ApplyDiff(ctx, meta("x"), d2, "9"); err != nil {
+	d2 := hashlist.Delta{Removed: []hashlist.Entry{Entry(hashlist.MD5, 1), Entry(hashlist.SHA256, 9)}}
+	if b, err = s.ApplyDelta(ctx, meta("x"), d2, "9"); err != nil {
 		t.Fatal(err)
 	}
 	if b.Checkpoint != "9" || b.Entries != 1 || b.Version != 2 {
 		t.Fatalf("after deletion page: %+v", b)
 	}
-	bad := hashlist.Diff{Added: []hashlist.Entry{{Type: hashlist.MD5, Value: "nothex"}}}
-	if _, err := s.ApplyDiff(ctx, meta("x"), bad, "10"); !errors.Is(err, moderation.ErrBadBank) {
+	bad := hashlist.Delta{Added: []hashlist.Entry{{Type: hashlist.MD5, Value: "nothex"}}}
+	if _, err := s.ApplyDelta(ctx, meta("x"), bad, "10"); !errors.Is(err, moderation.ErrBadBank) {
 		t.Fatalf("bad entry: %v", err)
 	}
 	if b, _ = s.Bank(ctx, "x"); b.Checkpoint != "9" {
