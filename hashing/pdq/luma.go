@@ -118,11 +118,7 @@ func fillRow(img image.Image, pal *[256]float32, row []float32, x0 int, xs []int
 			row[i] = rgbLuma(uint8(c.R), uint8(c.G), uint8(c.B))
 		}
 	case *image.YCbCr:
-		for i, x := range xs {
-			yi, ci := m.YOffset(x0+x, y), m.COffset(x0+x, y)
-			r, g, b := color.YCbCrToRGB(m.Y[yi], m.Cb[ci], m.Cr[ci])
-			row[i] = rgbLuma(r, g, b)
-		}
+		fillRowYCbCr(m, row, xs, y)
 	case *image.NYCbCrA:
 		for i, x := range xs {
 			yi, ci := m.YOffset(x0+x, y), m.COffset(x0+x, y)
