@@ -29,7 +29,7 @@ type testServer struct {
 	store   *sqlitestore.Store
 }
 
-func startServer(t *testing.T) *testServer {
+func startServer(t testing.TB) *testServer {
 	t.Helper()
 	dataDir := filepath.Join(t.TempDir(), "server")
 	if err := os.MkdirAll(dataDir, 0o700); err != nil {
@@ -73,7 +73,7 @@ func startServer(t *testing.T) *testServer {
 	return &testServer{url: "http://" + ln.Addr().String(), dataDir: dataDir, store: st}
 }
 
-func testOptions(t *testing.T, name string) Options {
+func testOptions(t testing.TB, name string) Options {
 	return Options{
 		Dir:         filepath.Join(t.TempDir(), name),
 		Passphrase:  []byte("passphrase of " + name),
@@ -83,7 +83,7 @@ func testOptions(t *testing.T, name string) Options {
 }
 
 // newUser registers a user with one device.
-func (s *testServer) newUser(t *testing.T, name string) *Client {
+func (s *testServer) newUser(t testing.TB, name string) *Client {
 	t.Helper()
 	c, err := Init(context.Background(), testOptions(t, name), s.url, name, "")
 	if err != nil {
@@ -95,7 +95,7 @@ func (s *testServer) newUser(t *testing.T, name string) *Client {
 
 // linkDevice links a new device to existing's account and waits until
 // existing has added it to its conversations.
-func (s *testServer) linkDevice(t *testing.T, existing *Client, name string) *Client {
+func (s *testServer) linkDevice(t testing.TB, existing *Client, name string) *Client {
 	t.Helper()
 	ctx := context.Background()
 	codes := make(chan string, 1)
@@ -125,7 +125,7 @@ func (s *testServer) linkDevice(t *testing.T, existing *Client, name string) *Cl
 	return r.c
 }
 
-func mustSend(t *testing.T, c *Client, target, text string) Sent {
+func mustSend(t testing.TB, c *Client, target, text string) Sent {
 	t.Helper()
 	s, err := c.SendText(context.Background(), target, text)
 	if err != nil {
@@ -134,7 +134,7 @@ func mustSend(t *testing.T, c *Client, target, text string) Sent {
 	return s
 }
 
-func mustSync(t *testing.T, c *Client) []Message {
+func mustSync(t testing.TB, c *Client) []Message {
 	t.Helper()
 	res, err := c.Sync(context.Background())
 	if err != nil {
