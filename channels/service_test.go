@@ -314,6 +314,10 @@ func TestBlockListRefusesTransformedCopies(t *testing.T) {
 	if n := metricSum(t, e.reg, "parleyd_moderation_matches_total"); n != 14 {
 		t.Errorf("matches metric %v, want 14", n)
 	}
+	// Every upload, refused or accepted, is timed to its decision.
+	if n := metricSum(t, e.reg, "parleyd_moderation_upload_decision_seconds"); n != 21 {
+		t.Errorf("upload-to-decision histogram count %v, want 21", n)
+	}
 }
 
 // metricSum sums a counter family's values or a histogram's counts.
@@ -575,4 +579,50 @@ func TestPermissions(t *testing.T) {
 	if !cr.Public || !cr.Following || cr.Channel.Followers != 1 || cr.Channel.Owner != "alice" {
 		t.Fatalf("channel %+v", cr)
 	}
+}
+
+func FuzzAnalyse(f *testing.F) {
+	f.Add([]byte("\xff\xd8\xff\xe0\x00\x10JFIF\x00"), "image/jpeg")
+	f.Add(pngBomb(70000, 70000), "")
+	f.Add(pngBomb(8, 8), "image/png")
+	f.Add([]byte("P6\n3 2\n255\n\x00\x01\x02\x03\x04\x05\x06\x07\x08\x09\x0a\x0b\x0c\x0d\x0e\x0f\x10\x11"), "")
+	f.Add([]byte("GIF89a\x01\x00\x01\x00"), "image/gif")
+	f.Add([]byte("RIFF\x00\x00\x00\x00WEBPVP8 "), "")
+	f.Add([]byte("plain text"), "text/plain")
+	ctx := context.Background()
+	dir := f.TempDir()
+	ms, err := modsqlite.Open(ctx, filepath.Join(dir, "m.db"))
+	if err != nil {
+		f.Fatal(err)
+	}
+	defer ms.Close()
+	cs, err := chansqlite.Open(ctx, filepath.Join(dir, "c.db"))
+	if err != nil {
+		f.Fatal(err)
+	}
+	defer cs.Close()
+	mod, err := moderation.New(ctx, moderation.Config{Store: ms, Registerer: prometheus.NewRegistry()})
+	if err != nil {
+		f.Fatal(err)
+	}
+	svc, err := channels.New(channels.Config{Store: cs, Moderation: mod, Auth: fakeAuth, MaxMediaBytes: 1 << 20, MaxPixels: 4 << 20})
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, data []byte, declared string) {
+		m, err := svc.Analyse(data, declared)
+		if err != nil {
+			if !errors.Is(err, channels.ErrMediaRefused) {
+				t.Fatalf("error %v does not wrap ErrMediaRefused", err)
+			}
+			return
+		}
+		if m.Size != int64(len(data)) {
+			t.Fatalf("size %d for %d bytes", m.Size, len(data))
+		}
+		if m.PDQ != nil && !strings.HasPrefix(m.ContentType, "image/") {
+			t.Fatalf("PDQ hash for content type %q", m.ContentType)
+		}
+		mod.Match(moderation.Media{PDQ: m.PDQ})
+	})
 }
