@@ -58,3 +58,24 @@ func reportRates(b *testing.B, cpu time.Duration, unit string) {
 		b.ReportMetric(float64(b.N)/used.Seconds(), unit+"/cpu-s")
 	}
 }
+
+// BenchmarkHashDecodedJPEG hashes an already-decoded YCbCr photo larger
+// than 512x512, so it includes the pre-resize and libjpeg-style colour
+// conversion.
+func BenchmarkHashDecodedJPEG(b *testing.B) {
+	data, err := os.ReadFile(testDataPath(&testing.T{}, "images/bridge-mods/aaa-orig.jpg"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	img, _, err := DecodeBytes(data, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	var h Hasher
+	b.ReportAllocs()
+	cpu := processCPUTime()
+	for b.Loop() {
+		h.Image(img)
+	}
+	reportRates(b, cpu, "images")
+}

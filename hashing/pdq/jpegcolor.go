@@ -47,76 +47,74 @@ func jpegRGB(y, cb, cr uint8) (uint8, uint8, uint8) {
 		jclamp(yy + jCbB[cb])
 }
 
-// fancyChroma returns the chroma sample of plane c (stride cs, cw x ch
-// samples) that libjpeg's fancy upsampling gives full-resolution pixel
-// (x, y) for the subsampling ratio r (4:2:0 or 4:2:2; jdsample.c
-// h2v2_fancy_upsample and h2v1_fancy_upsample). Rows beyond the image edge
-// repeat the edge row, as libjpeg's context rows do.
-func fancyChroma(c []uint8, cs, cw, ch, x, y int, r image.YCbCrSubsampleRatio) uint8 {
+// fancy returns the chroma that libjpeg's fancy upsampling gives
+// full-resolution column x, from the chroma row near (and, for 4:2:0, the
+// nearer other row far) of a plane cw samples wide (jdsample.c
+// h2v1_fancy_upsample and h2v2_fancy_upsample).
+func fancy420(near, far []uint8, cw, x int) uint8 {
 	cx := x / 2
-	switch r {
-	case image.YCbCrSubsampleRatio422:
-		row := c[min(y, ch-1)*cs:]
-		v := int32(row[cx])
-		if x%2 == 0 {
-			if cx == 0 {
-				return uint8(v)
-			}
-			return uint8((3*v + int32(row[cx-1]) + 1) >> 2)
+	this := 3*int32(near[cx]) + int32(far[cx])
+	if x%2 == 0 {
+		if cx == 0 {
+			return uint8((4*this + 8) >> 4)
 		}
-		if cx == cw-1 {
+		return uint8((3*this + 3*int32(near[cx-1]) + int32(far[cx-1]) + 8) >> 4)
+	}
+	if cx == cw-1 {
+		return uint8((4*this + 7) >> 4)
+	}
+	return uint8((3*this + 3*int32(near[cx+1]) + int32(far[cx+1]) + 7) >> 4)
+}
+
+func fancy422(row []uint8, cw, x int) uint8 {
+	cx := x / 2
+	v := int32(row[cx])
+	if x%2 == 0 {
+		if cx == 0 {
 			return uint8(v)
 		}
-		return uint8((3*v + int32(row[cx+1]) + 2) >> 2)
-	case image.YCbCrSubsampleRatio420:
-		cy := y / 2
-		ny := cy - 1 // the nearer other row: above for even y, below for odd
-		if y%2 == 1 {
-			ny = cy + 1
-		}
-		ny = max(0, min(ny, ch-1))
-		cy = min(cy, ch-1)
-		near, far := c[cy*cs:], c[ny*cs:]
-		colsum := func(i int) int32 { return 3*int32(near[i]) + int32(far[i]) }
-		this := colsum(cx)
-		if x%2 == 0 {
-			if cx == 0 {
-				return uint8((4*this + 8) >> 4)
-			}
-			return uint8((3*this + colsum(cx-1) + 8) >> 4)
-		}
-		if cx == cw-1 {
-			return uint8((4*this + 7) >> 4)
-		}
-		return uint8((3*this + colsum(cx+1) + 7) >> 4)
+		return uint8((3*v + int32(row[cx-1]) + 1) >> 2)
 	}
-	return c[min(y, ch-1)*cs+cx] // not reached for other ratios
+	if cx == cw-1 {
+		return uint8(v)
+	}
+	return uint8((3*v + int32(row[cx+1]) + 2) >> 2)
 }
 
 // fillRowYCbCr is fillRow for a JPEG-decoded image, converting as libjpeg
-// does.
+// does. Rows beyond the image edge repeat the edge row, as libjpeg's
+// context rows do.
 func fillRowYCbCr(m *image.YCbCr, row []float32, xs []int, y int) {
 	b := m.Rect
-	fancy := b.Min == (image.Point{}) &&
-		(m.SubsampleRatio == image.YCbCrSubsampleRatio420 || m.SubsampleRatio == image.YCbCrSubsampleRatio422)
-	if !fancy {
+	yrow := m.Y[m.YOffset(b.Min.X, y):]
+	if b.Min == (image.Point{}) && m.SubsampleRatio == image.YCbCrSubsampleRatio420 {
+		cw, ch := (b.Dx()+1)/2, (b.Dy()+1)/2
+		cy := min(y/2, ch-1)
+		ny := y/2 - 1 // the nearer other chroma row: above for even y
+		if y%2 == 1 {
+			ny = y/2 + 1
+		}
+		ny = max(0, min(ny, ch-1))
+		cbN, cbF := m.Cb[cy*m.CStride:], m.Cb[ny*m.CStride:]
+		crN, crF := m.Cr[cy*m.CStride:], m.Cr[ny*m.CStride:]
 		for i, x := range xs {
-			yi, ci := m.YOffset(b.Min.X+x, y), m.COffset(b.Min.X+x, y)
-			r, g, bb := jpegRGB(m.Y[yi], m.Cb[ci], m.Cr[ci])
+			r, g, bb := jpegRGB(yrow[x], fancy420(cbN, cbF, cw, x), fancy420(crN, crF, cw, x))
 			row[i] = rgbLuma(r, g, bb)
 		}
 		return
 	}
-	cw := (b.Dx() + 1) / 2
-	ch := b.Dy()
-	if m.SubsampleRatio == image.YCbCrSubsampleRatio420 {
-		ch = (b.Dy() + 1) / 2
+	if b.Min == (image.Point{}) && m.SubsampleRatio == image.YCbCrSubsampleRatio422 {
+		cw := (b.Dx() + 1) / 2
+		cb, cr := m.Cb[y*m.CStride:], m.Cr[y*m.CStride:]
+		for i, x := range xs {
+			r, g, bb := jpegRGB(yrow[x], fancy422(cb, cw, x), fancy422(cr, cw, x))
+			row[i] = rgbLuma(r, g, bb)
+		}
+		return
 	}
-	yrow := m.Y[y*m.YStride:]
 	for i, x := range xs {
-		cb := fancyChroma(m.Cb, m.CStride, cw, ch, x, y, m.SubsampleRatio)
-		cr := fancyChroma(m.Cr, m.CStride, cw, ch, x, y, m.SubsampleRatio)
-		r, g, bb := jpegRGB(yrow[x], cb, cr)
+		ci := m.COffset(b.Min.X+x, y)
+		r, g, bb := jpegRGB(yrow[x], m.Cb[ci], m.Cr[ci])
 		row[i] = rgbLuma(r, g, bb)
 	}
 }
