@@ -6,7 +6,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"io"
 	"os"
 	"strings"
 	"time"
@@ -658,5 +657,3 @@ func cmdChat(ctx context.Context, e *env, args []string) error {
 	}
 	return tui.Run(ctx, tui.NewBackend(c), in, out)
 }
-
-var _ io.Writer = (*os.File)(nil)
