@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"hash/crc32"
 	"image"
 	"image/color"
@@ -280,6 +281,37 @@ func TestBoxRowsMatchesSingleRow(t *testing.T) {
 					t.Fatalf("win %d keep %v: index %d: %v != %v", win, k != nil, i, got[i], want[i])
 				}
 			}
+		}
+	}
+}
+
+func TestHashImageConcurrent(t *testing.T) {
+	var imgs []image.Image
+	var want []Result
+	for i, size := range []image.Point{{600, 400}, {64, 64}, {300, 700}, {50, 20}} {
+		img := image.NewGray(image.Rect(0, 0, size.X, size.Y))
+		for j := range img.Pix {
+			img.Pix[j] = uint8(j*(i+3) + j/size.X)
+		}
+		imgs = append(imgs, img)
+		want = append(want, HashImage(img))
+	}
+	done := make(chan error)
+	for g := range 4 {
+		go func() {
+			for k := range 20 {
+				i := (g + k) % len(imgs)
+				if got := HashImage(imgs[i]); got != want[i] {
+					done <- fmt.Errorf("image %d: %v, want %v", i, got, want[i])
+					return
+				}
+			}
+			done <- nil
+		}()
+	}
+	for range 4 {
+		if err := <-done; err != nil {
+			t.Error(err)
 		}
 	}
 }
