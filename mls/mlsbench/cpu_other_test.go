@@ -4,5 +4,5 @@ package mlsbench
 
 import "time"
 
-// threadCPU is unavailable here; ratios fall back to wall time.
-func threadCPU() (time.Duration, bool) { return 0, false }
+// processCPU is unavailable here; ratios fall back to wall time.
+func processCPU() (time.Duration, bool) { return 0, false }
