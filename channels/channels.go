@@ -153,5 +153,10 @@ type Store interface {
 	// Posts returns up to limit posts with ID > after in ID order, with
 	// their media hashes, whose status is one of statuses.
 	Posts(ctx context.Context, after int64, limit int, statuses ...Status) ([]Post, error)
+	// RescanCheckpoint returns the last moderation change-log sequence
+	// number that published posts were checked against (0 at first).
+	RescanCheckpoint(ctx context.Context) (int64, error)
+	// SetRescanCheckpoint stores it; it never moves backwards.
+	SetRescanCheckpoint(ctx context.Context, seq int64) error
 	Close() error
 }

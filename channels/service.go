@@ -228,8 +228,24 @@ func (s *Service) decide(ctx context.Context, kind string, r Refusal, subject st
 }
 
 // rescan checks published and held posts against newly added entries and
-// takes down (block lists) or holds (review lists) the ones that match.
+// takes down (block lists) or holds (review lists) the ones that match,
+// then records how far the change log has been checked.
 func (s *Service) rescan(ctx context.Context, added []moderation.Change) {
+	if err := s.rescanPosts(ctx, added); err != nil {
+		s.log.Error("channels: rescan", "err", err)
+		return
+	}
+	if len(added) > 0 {
+		if err := s.store.SetRescanCheckpoint(ctx, added[len(added)-1].Seq); err != nil {
+			s.log.Error("channels: rescan checkpoint", "err", err)
+		}
+	}
+}
+
+func (s *Service) rescanPosts(ctx context.Context, added []moderation.Change) error {
+	if len(added) == 0 {
+		return nil
+	}
 	rs := s.mod.NewRescan(added)
 	changed := make(map[string]time.Time, len(added))
 	for _, c := range added {
@@ -239,15 +255,49 @@ func (s *Service) rescan(ctx context.Context, added []moderation.Change) {
 	for {
 		posts, err := s.store.Posts(ctx, after, 200, Published, Held)
 		if err != nil {
-			s.log.Error("channels: rescan", "err", err)
-			return
+			return err
 		}
 		if len(posts) == 0 {
-			return
+			return nil
 		}
 		for _, p := range posts {
 			after = p.ID
 			s.rescanPost(ctx, rs, p, changed)
+		}
+	}
+}
+
+// CatchUp checks published posts against the bank entries added while no
+// server was running (for example by "parleyd admin lists import" during
+// a restart): everything in the change log after the store's rescan
+// checkpoint. Call it once after New.
+func (s *Service) CatchUp(ctx context.Context) error {
+	from, err := s.store.RescanCheckpoint(ctx)
+	if err != nil {
+		return err
+	}
+	for {
+		cs, err := s.mod.Store().Changes(ctx, "", from, 50000)
+		if err != nil {
+			return err
+		}
+		if len(cs) == 0 {
+			return nil
+		}
+		from = cs[len(cs)-1].Seq
+		var ups []moderation.Change
+		for _, c := range cs {
+			if c.Op == moderation.OpUpsert {
+				ups = append(ups, c)
+			}
+		}
+		// Entries deleted later are skipped by Rescan.Match, which only
+		// reports entries still in the live index.
+		if err := s.rescanPosts(ctx, ups); err != nil {
+			return err
+		}
+		if err := s.store.SetRescanCheckpoint(ctx, from); err != nil {
+			return err
 		}
 	}
 }

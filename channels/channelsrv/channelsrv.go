@@ -87,6 +87,11 @@ func Open(ctx context.Context, dataDir string, cfg Config) (*Server, error) {
 		cs.Close()
 		return nil, err
 	}
+	if err := svc.CatchUp(ctx); err != nil {
+		ms.Close()
+		cs.Close()
+		return nil, fmt.Errorf("channelsrv: check posts against list changes made while stopped: %w", err)
+	}
 	mux := http.NewServeMux()
 	mux.Handle(ExactPattern, svc.Handler())
 	mux.Handle(Pattern, svc.Handler())

@@ -77,6 +77,11 @@ CREATE TABLE events (
 	time    INTEGER NOT NULL
 ) STRICT;
 CREATE INDEX events_channel ON events (channel, seq);
+`, `
+CREATE TABLE meta (
+	key   TEXT PRIMARY KEY,
+	value INTEGER NOT NULL
+) STRICT;
 `}
 
 // Open opens (creating with mode 0600 if needed) the database at path and
@@ -476,4 +481,27 @@ func (s *Store) Posts(ctx context.Context, after int64, limit int, statuses ...c
 		}
 	}
 	return out, nil
+}
+
+// RescanCheckpoint implements channels.Store.
+func (s *Store) RescanCheckpoint(ctx context.Context) (int64, error) {
+	var v int64
+	err := s.db.QueryRowContext(ctx, `SELECT value FROM meta WHERE key = 'rescan_seq'`).Scan(&v)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("chansqlite: rescan checkpoint: %w", err)
+	}
+	return v, nil
+}
+
+// SetRescanCheckpoint implements channels.Store.
+func (s *Store) SetRescanCheckpoint(ctx context.Context, seq int64) error {
+	_, err := s.db.ExecContext(ctx, `INSERT INTO meta (key, value) VALUES ('rescan_seq', ?)
+		ON CONFLICT (key) DO UPDATE SET value = max(value, excluded.value)`, seq)
+	if err != nil {
+		return fmt.Errorf("chansqlite: set rescan checkpoint: %w", err)
+	}
+	return nil
 }

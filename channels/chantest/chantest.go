@@ -32,6 +32,7 @@ func Run(t *testing.T, newStore func(t *testing.T) channels.Store) {
 		{"StatusEvents", testStatusEvents},
 		{"EventsPerChannel", testEventsPerChannel},
 		{"PostsByStatus", testPostsByStatus},
+		{"RescanCheckpoint", testRescanCheckpoint},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -253,5 +254,20 @@ func testPostsByStatus(t *testing.T, s channels.Store) {
 	}
 	if ps, _ = s.Posts(ctx, 0, 0, channels.Removed); len(ps) != 1 || ps[0].ID != ids[2] {
 		t.Fatalf("removed Posts = %+v", ps)
+	}
+}
+
+func testRescanCheckpoint(t *testing.T, s channels.Store) {
+	ctx := context.Background()
+	if v, err := s.RescanCheckpoint(ctx); err != nil || v != 0 {
+		t.Fatalf("initial checkpoint %d, %v", v, err)
+	}
+	for _, step := range []struct{ set, want int64 }{{5, 5}, {9, 9}, {7, 9}} {
+		if err := s.SetRescanCheckpoint(ctx, step.set); err != nil {
+			t.Fatal(err)
+		}
+		if v, _ := s.RescanCheckpoint(ctx); v != step.want {
+			t.Fatalf("after setting %d: %d, want %d", step.set, v, step.want)
+		}
 	}
 }
