@@ -8,6 +8,8 @@ import (
 	"io"
 	"os"
 
+	"github.com/parleychat/parley/hashing"
+
 	// Register the formats PDQ accepts with image.Decode.
 	_ "image/gif"
 	_ "image/jpeg"
@@ -29,7 +31,7 @@ const (
 // Errors from Decode. Callers can branch on them with errors.Is.
 var (
 	ErrTooManyPixels = errors.New("pdq: image has too many pixels")
-	ErrTooLarge      = errors.New("pdq: file too large")
+	ErrTooLarge      = hashing.ErrTooLarge // file over Options.MaxBytes
 	ErrFormat        = errors.New("pdq: unsupported or malformed image")
 )
 
@@ -74,7 +76,7 @@ func Decode(r io.Reader, opts *Options) (image.Image, string, error) {
 // still enforced.
 func DecodeBytes(data []byte, opts *Options) (image.Image, string, error) {
 	if int64(len(data)) > opts.maxBytes() {
-		return nil, "", fmt.Errorf("%w: more than %d bytes", ErrTooLarge, opts.maxBytes())
+		return nil, "", fmt.Errorf("pdq: %w: more than %d bytes", ErrTooLarge, opts.maxBytes())
 	}
 	var (
 		cfg    image.Config
@@ -129,7 +131,7 @@ func readLimited(r io.Reader, max int64) ([]byte, error) {
 		return nil, fmt.Errorf("pdq: read: %w", err)
 	}
 	if int64(len(data)) > max {
-		return nil, fmt.Errorf("%w: more than %d bytes", ErrTooLarge, max)
+		return nil, fmt.Errorf("pdq: %w: more than %d bytes", ErrTooLarge, max)
 	}
 	return data, nil
 }
