@@ -49,8 +49,11 @@ type CommitResult struct {
 	Committer uint32
 	// External is set for an external commit (a new member joining).
 	External bool
-	// Added, Removed and Updated list leaf indices.
+	// Added, Removed and Updated list leaf indices (Added and Updated in
+	// the new epoch, Removed in the old one).
 	Added, Removed, Updated []uint32
+	// RemovedMembers describes the removed members as they were.
+	RemovedMembers []Member
 	// NewEpoch is the epoch the group is now in.
 	NewEpoch uint64
 	// RemovedSelf is set if this member was removed: the group can no
@@ -278,7 +281,8 @@ func (g *Group) createCommit(opts *CommitOptions) (*CommitOutput, error) {
 	if err := next.startEpoch(ks, g.ctx.Epoch, oldCtx, g.tree); err != nil {
 		return nil, err
 	}
-	g.pending = &pendingCommit{message: msg, welcome: out.Welcome, next: next}
+	g.pending = &pendingCommit{message: msg, welcome: out.Welcome, next: next,
+		added: applied.added, removed: applied.removed, updated: applied.updated}
 	return out, nil
 }
 
@@ -314,7 +318,9 @@ func (g *Group) MergePendingCommit() (*CommitResult, error) {
 		pe.secrets = g.st
 		next.past[0] = &pe
 	}
-	res := &CommitResult{Committer: g.own, NewEpoch: next.ctx.Epoch, Own: true, ReInit: next.reinit}
+	pc := g.pending
+	res := &CommitResult{Committer: g.own, NewEpoch: next.ctx.Epoch, Own: true, ReInit: next.reinit,
+		Added: pc.added, Removed: pc.removed, Updated: pc.updated, RemovedMembers: g.membersAt(pc.removed)}
 	*g = *next
 	g.pending = nil
 	return res, nil
@@ -365,7 +371,8 @@ func (g *Group) processCommit(ac *AuthenticatedContent) (*CommitResult, error) {
 		return nil, invalidCommit("path required")
 	}
 	res := &CommitResult{External: external, Added: applied.added, Removed: applied.removed, Updated: applied.updated,
-		NewEpoch: g.ctx.Epoch + 1, ReInit: applied.reinit, Committer: committer.Index}
+		NewEpoch: g.ctx.Epoch + 1, ReInit: applied.reinit, Committer: committer.Index,
+		RemovedMembers: g.membersAt(applied.removed)}
 	if slices.Contains(applied.removed, g.own) {
 		// We cannot follow the group any further (§12.4.2).
 		res.RemovedSelf = true
@@ -483,4 +490,15 @@ func (g *Group) checkPath(tree *RatchetTree, sender uint32, path *UpdatePath, ex
 		}
 	}
 	return nil
+}
+
+// membersAt describes the members at the given leaves of the current tree.
+func (g *Group) membersAt(leaves []uint32) []Member {
+	var ms []Member
+	for _, l := range leaves {
+		if m, ok := g.Member(l); ok {
+			ms = append(ms, m)
+		}
+	}
+	return ms
 }

@@ -127,8 +127,8 @@ func gtJoin(t testing.TB, name string, welcome []byte, b *KeyPackageBundle) *gtM
 }
 
 func TestGroupMessaging(t *testing.T) {
-	for _, id := range []ciphersuite.ID{1, 2, 3, 5, 7} {
-		t.Run(fmt.Sprint(id), func(t *testing.T) { runLifecycle(t, gtSuite(t, id)) })
+	for _, id := range ciphersuite.Supported() {
+		t.Run(fmt.Sprintf("%#04x", uint16(id)), func(t *testing.T) { runLifecycle(t, gtSuite(t, id)) })
 	}
 }
 
@@ -204,6 +204,9 @@ func runLifecycle(t *testing.T, s *ciphersuite.Suite) {
 	}
 	if !r.Commit.RemovedSelf || !bob.g.Removed() {
 		t.Fatal("bob not told he was removed")
+	}
+	if len(r.Commit.RemovedMembers) != 1 || string(r.Commit.RemovedMembers[0].Credential.Identity) != "bob" {
+		t.Fatalf("removed members %+v", r.Commit.RemovedMembers)
 	}
 	all = []*gtMember{alice, carol, dave}
 	gtAgree(t, all...)

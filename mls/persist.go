@@ -103,6 +103,9 @@ func (g *Group) encodeState(w *codec.Writer, base *RatchetTree) error {
 	w.Optional(g.pending != nil, func(w *codec.Writer) {
 		w.Opaque(g.pending.message)
 		w.Opaque(g.pending.welcome)
+		encodeU32s(w, g.pending.added)
+		encodeU32s(w, g.pending.removed)
+		encodeU32s(w, g.pending.updated)
 		ferr = g.pending.next.encodeState(w, g.tree)
 	})
 	return ferr
@@ -237,7 +240,8 @@ func decodeState(r *codec.Reader, cfg Config, base *RatchetTree) *Group {
 		if base != nil {
 			return fail(fmt.Errorf("%w: nested pending commit", codec.ErrInvalidValue))
 		}
-		pc := &pendingCommit{message: r.Opaque(), welcome: r.Opaque()}
+		pc := &pendingCommit{message: r.Opaque(), welcome: r.Opaque(),
+			added: decodeU32s(r), removed: decodeU32s(r), updated: decodeU32s(r)}
 		pc.next = decodeState(r, cfg, g.tree)
 		if r.Err() != nil {
 			return nil

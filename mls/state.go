@@ -108,6 +108,8 @@ type pendingCommit struct {
 	message []byte
 	welcome []byte
 	next    *Group
+	// What the commit changes, for the CommitResult of the merge.
+	added, removed, updated []uint32
 }
 
 // Group is one member's state of an MLS group (RFC 9420). Methods that
