@@ -132,6 +132,16 @@ func TestProcessRejectsAndLeavesStateUnchanged(t *testing.T) {
 		{"unknown proposal reference", gtForge(t, alice.g, commitContent(&Commit{Proposals: []ProposalOrRef{
 			{Type: ProposalOrRefReference, Reference: make([]byte, 32)}}}), tag), ErrInvalidCommit},
 		{"welcome is not a group message", gtDummyWelcome(t, s), ErrUnsupported},
+		{"path with a wrong parent hash", gtEditPath(t, alice.g, good.Commit, tag, func(p *UpdatePath) {
+			p.LeafNode.ParentHash = bytes.Repeat([]byte{9}, len(p.LeafNode.ParentHash))
+		}), ErrInvalidUpdatePath},
+		{"path reusing a tree key", gtEditPath(t, alice.g, good.Commit, tag, func(p *UpdatePath) {
+			p.Nodes[0].EncryptionKey = bob.g.tree.Leaf(bob.g.OwnLeaf()).EncryptionKey
+		}), ErrInvalidCommit},
+		{"path leaf with a bad signature", gtEditPath(t, alice.g, good.Commit, nil, func(p *UpdatePath) {
+			p.LeafNode.Signature = bytes.Clone(p.LeafNode.Signature)
+			p.LeafNode.Signature[0] ^= 1
+		}), ErrInvalidLeafNode},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -257,4 +267,23 @@ func TestConflictingCommits(t *testing.T) {
 	if _, err := bob.g.MergePendingCommit(); !errors.Is(err, ErrPendingCommit) {
 		t.Fatalf("merge without a pending commit: %v", err)
 	}
+}
+
+// gtEditPath changes the UpdatePath of a PublicMessage commit from g's own
+// leaf, re-signs the path's leaf (unless tag is nil) and the content, and
+// recomputes the membership tag.
+func gtEditPath(t *testing.T, g *Group, msg, tag []byte, edit func(p *UpdatePath)) []byte {
+	t.Helper()
+	var m MLSMessage
+	if err := m.Unmarshal(msg); err != nil {
+		t.Fatal(err)
+	}
+	c := m.PublicMessage.Content
+	edit(c.Commit.Path)
+	if tag != nil {
+		if err := c.Commit.Path.LeafNode.Sign(g.signer, g.ctx.GroupID, g.own); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return gtForge(t, g, &c, m.PublicMessage.Auth.ConfirmationTag)
 }
