@@ -29,6 +29,7 @@ type Backend interface {
 	Conversations(ctx context.Context) ([]client.Conversation, error)
 	History(ctx context.Context, conversation string, limit int) ([]client.Message, error)
 	Send(ctx context.Context, conversation, text string) error
+	SendFile(ctx context.Context, conversation, path string) error
 	// Follow delivers new messages to fn until ctx is done.
 	Follow(ctx context.Context, fn func(client.Message)) error
 }
@@ -47,6 +48,10 @@ func (b clientBackend) History(ctx context.Context, conv string, limit int) ([]c
 }
 func (b clientBackend) Send(ctx context.Context, conv, text string) error {
 	_, err := b.c.SendText(ctx, conv, text)
+	return err
+}
+func (b clientBackend) SendFile(ctx context.Context, conv, path string) error {
+	_, err := b.c.SendFile(ctx, conv, path, nil)
 	return err
 }
 func (b clientBackend) Follow(ctx context.Context, fn func(client.Message)) error {
@@ -99,7 +104,7 @@ type Model struct {
 // arriving in the background (Run wires it to Backend.Follow).
 func New(ctx context.Context, b Backend, incoming chan client.Message) Model {
 	in := textinput.New()
-	in.Placeholder = "Type a message; /to @user or /to #group to switch; Tab: next conversation"
+	in.Placeholder = "Type a message; /to @user or #group, /file PATH, /quit; Tab: next conversation"
 	in.Prompt = "> "
 	in.CharLimit = 4000
 	in.Focus()
@@ -276,6 +281,24 @@ func (m Model) submit() (tea.Model, tea.Cmd) {
 		}
 		m.refreshView()
 		return m, m.loadHistory(target)
+	}
+	if rest, ok := strings.CutPrefix(text, "/file "); ok {
+		conv, path := m.Current(), strings.TrimSpace(rest)
+		if conv == "" {
+			m.status = "no conversation: /to @user to start one"
+			return m, nil
+		}
+		m.status = "sending " + path + "…"
+		return m, func() tea.Msg {
+			if err := m.backend.SendFile(m.ctx, conv, path); err != nil {
+				return sentMsg{conv, err}
+			}
+			msgs, err := m.backend.History(m.ctx, conv, historyLimit)
+			if err != nil {
+				return sentMsg{conv, err}
+			}
+			return historyMsg{conv, msgs, nil}
+		}
 	}
 	if text == "/quit" {
 		m.quitting = true

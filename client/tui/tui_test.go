@@ -43,6 +43,16 @@ func (f *fakeBackend) Send(_ context.Context, conv, text string) error {
 	f.history[conv] = append(f.history[conv], msg(conv, "alice", text))
 	return nil
 }
+func (f *fakeBackend) SendFile(_ context.Context, conv, path string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.sent = append(f.sent, conv+": file "+path)
+	m := msg(conv, "alice", "report.pdf")
+	m.Kind, m.ID = client.KindFile, "0123"
+	m.File = &client.FileInfo{Name: "report.pdf", Size: 42}
+	f.history[conv] = append(f.history[conv], m)
+	return nil
+}
 func (f *fakeBackend) Follow(ctx context.Context, fn func(client.Message)) error {
 	<-ctx.Done()
 	return ctx.Err()
@@ -230,5 +240,18 @@ func TestQuit(t *testing.T) {
 	}
 	if _, ok := cmd().(tea.QuitMsg); !ok {
 		t.Fatal("Ctrl+C does not quit")
+	}
+}
+
+func TestSendFile(t *testing.T) {
+	f := newFake()
+	m := start(t, f)
+	m = typeText(t, m, "/file /tmp/report.pdf")
+	m = step(t, m, tea.KeyMsg{Type: tea.KeyEnter})
+	if len(f.sent) != 1 || f.sent[0] != "@bob: file /tmp/report.pdf" {
+		t.Fatalf("sent %q", f.sent)
+	}
+	if v := m.View(); !strings.Contains(v, "[file report.pdf, 42 bytes") {
+		t.Fatalf("view:\n%s", v)
 	}
 }

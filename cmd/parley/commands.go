@@ -185,7 +185,8 @@ changes when either of you adds or removes a device.`,
 
 Opens the interactive terminal UI: conversations on the left, history on
 the right, a compose line at the bottom. Tab switches conversation,
-Enter sends, Ctrl+C quits.`,
+Enter sends, "/to @user" or "/to #group" opens a conversation, "/file
+PATH" sends a file, Ctrl+C or "/quit" quits.`,
 			run: cmdChat,
 		},
 		{
