@@ -240,8 +240,10 @@ func (c *Client) SendFile(ctx context.Context, target, path string, progress Pro
 }
 
 // GetFile downloads, decrypts and verifies the attachment of message id,
-// writing it to out (default: its name in the current directory). It
-// never overwrites an existing file. It returns the path written.
+// writing it to out (default: its name in the current directory; if out
+// is a directory, its name in there). It never overwrites an existing
+// file, and nothing is written unless the digest matches. It returns the
+// path written.
 func (c *Client) GetFile(ctx context.Context, id, out string, progress Progress) (string, FileInfo, error) {
 	id = strings.ToLower(id)
 	var fd fileDescriptor
@@ -258,6 +260,8 @@ func (c *Client) GetFile(ctx context.Context, id, out string, progress Progress)
 	info := FileInfo{Name: fd.Name, Size: fd.Size, SHA256: hex.EncodeToString(fd.SHA256)}
 	if out == "" {
 		out = safeName(fd.Name)
+	} else if st, err := os.Stat(out); err == nil && st.IsDir() {
+		out = filepath.Join(out, safeName(fd.Name))
 	}
 	var conn *transport.Conn
 	err = c.withLock(ctx, func() error { conn, err = c.connection(ctx); return err })

@@ -219,7 +219,7 @@ func (c *Conn) readLoop() {
 }
 
 func wireError(e *parleypb.Error) error {
-	we := &wire.Error{Code: e.Code, Message: e.Message, Conflict: e.Conflict}
+	we := &wire.Error{Code: e.Code, Message: e.Message, Conflict: e.Conflict, RetryAfter: time.Duration(e.RetryAfterSeconds) * time.Second}
 	if e.Code == parleypb.ErrorCode_EPOCH_CONFLICT && e.Conflict != nil {
 		return &EpochConflictError{Winner: messageFromWire(e.Conflict), err: we}
 	}
