@@ -321,6 +321,7 @@ func (g *Group) MergePendingCommit() (*CommitResult, error) {
 	pc := g.pending
 	res := &CommitResult{Committer: g.own, NewEpoch: next.ctx.Epoch, Own: true, ReInit: next.reinit,
 		Added: pc.added, Removed: pc.removed, Updated: pc.updated, RemovedMembers: g.membersAt(pc.removed)}
+	retireEpoch(g.ks)
 	*g = *next
 	g.pending = nil
 	return res, nil

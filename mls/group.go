@@ -273,6 +273,9 @@ func (g *Group) Process(data []byte) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	if ng.ks != g.ks {
+		retireEpoch(g.ks)
+	}
 	*g = *ng
 	return res, nil
 }

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"errors"
 	"testing"
+
+	"github.com/parleychat/parley/mls/keyschedule"
 )
 
 func TestExternalJoin(t *testing.T) {
@@ -345,4 +347,27 @@ func FuzzJoinFromWelcome(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
 		_, _ = JoinFromWelcome(data, b, nil, nil)
 	})
+}
+
+func TestOldEpochSecretsWiped(t *testing.T) {
+	_, alice, bob, _ := gtThree(t, Config{})
+	oldAlice, oldBob := alice.g.ks, bob.g.ks
+	init := bytes.Clone(oldBob.InitSecret)
+	out, err := alice.g.Update()
+	if err != nil {
+		t.Fatal(err)
+	}
+	gtCommitMerge(t, alice, []*gtMember{bob}, out, nil)
+	for _, ks := range []*keyschedule.Epoch{oldAlice, oldBob} {
+		if ks.InitSecret != nil || ks.ExporterSecret != nil || ks.MembershipKey != nil {
+			t.Fatal("old epoch secrets kept")
+		}
+	}
+	if bytes.Equal(bob.g.ks.InitSecret, init) {
+		t.Fatal("init secret not replaced")
+	}
+	// What late application messages need is kept.
+	if bob.g.past[0].senderDataSecret == nil || bob.g.resumption[0].secret == nil {
+		t.Fatal("past epoch lost its sender data or resumption secret")
+	}
 }

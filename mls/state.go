@@ -283,3 +283,17 @@ func (g *Group) startEpoch(ks *keyschedule.Epoch, oldEpoch uint64, oldCtx []byte
 	g.updates = nil
 	return nil
 }
+
+// retireEpoch wipes the secrets of an epoch the group has left, except
+// those a past epoch still uses (sender_data_secret, resumption_psk); the
+// secret tree deletes its own keys as they are used (§9.2).
+func retireEpoch(ks *keyschedule.Epoch) {
+	if ks == nil {
+		return
+	}
+	for _, f := range []*[]byte{&ks.InitSecret, &ks.ExporterSecret, &ks.ExternalSecret,
+		&ks.ConfirmationKey, &ks.MembershipKey, &ks.EpochAuthenticator, &ks.JoinerSecret, &ks.WelcomeSecret} {
+		clear(*f)
+		*f = nil
+	}
+}
