@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
@@ -25,8 +26,10 @@ var testKDF = profile.KDFParams{Time: 1, MemoryKiB: 64, Threads: 1}
 // blobs and log) under dataDir.
 type testServer struct {
 	url     string
+	addr    string
 	dataDir string
 	store   *sqlitestore.Store
+	stop    func()
 }
 
 func startServer(t testing.TB) *testServer {
@@ -35,16 +38,25 @@ func startServer(t testing.TB) *testServer {
 	if err := os.MkdirAll(dataDir, 0o700); err != nil {
 		t.Fatal(err)
 	}
+	s := &testServer{dataDir: dataDir}
+	s.start(t, "127.0.0.1:0")
+	t.Cleanup(func() { s.stop() })
+	return s
+}
+
+// start runs the server on addr with the data in s.dataDir.
+func (s *testServer) start(t testing.TB, addr string) {
+	t.Helper()
 	ctx := context.Background()
-	st, err := sqlitestore.Open(ctx, filepath.Join(dataDir, "parley.db"), nil)
+	st, err := sqlitestore.Open(ctx, filepath.Join(s.dataDir, "parley.db"), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	blobs, err := blobstore.Open(filepath.Join(dataDir, "blobs"))
+	blobs, err := blobstore.Open(filepath.Join(s.dataDir, "blobs"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	logFile, err := os.OpenFile(filepath.Join(dataDir, "server.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	logFile, err := os.OpenFile(filepath.Join(s.dataDir, "server.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -56,21 +68,41 @@ func startServer(t testing.TB) *testServer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	var ln net.Listener
+	for try := 0; ; try++ {
+		ln, err = net.Listen("tcp", addr)
+		if err == nil || try == 50 {
+			break
+		}
+		time.Sleep(100 * time.Millisecond) // the old listener may linger
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
 	go srv.Serve(ln)
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := srv.Shutdown(ctx); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			t.Logf("shutdown: %v", err)
-		}
-		st.Close()
-		logFile.Close()
-	})
-	return &testServer{url: "http://" + ln.Addr().String(), dataDir: dataDir, store: st}
+	var once sync.Once
+	s.stop = func() {
+		once.Do(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			if err := srv.Shutdown(ctx); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				t.Logf("shutdown: %v", err)
+			}
+			st.Close()
+			logFile.Close()
+		})
+	}
+	s.addr = ln.Addr().String()
+	s.url = "http://" + s.addr
+	s.store = st
+}
+
+// restart stops the server and starts it again on the same address and
+// data.
+func (s *testServer) restart(t testing.TB) {
+	t.Helper()
+	s.stop()
+	s.start(t, s.addr)
 }
 
 func testOptions(t testing.TB, name string) Options {

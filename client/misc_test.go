@@ -1,13 +1,18 @@
 package client
 
 import (
+	"bytes"
 	"context"
 	"encoding/hex"
 	"errors"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/parleychat/parley/client/filecrypt"
 )
 
 func TestFollowDeliversPushedMessages(t *testing.T) {
@@ -198,4 +203,79 @@ func FuzzParseIdentity(f *testing.F) {
 			t.Fatalf("%q does not round-trip", b)
 		}
 	})
+}
+
+func TestFollowSurvivesServerRestart(t *testing.T) {
+	srv := startServer(t)
+	alice := srv.newUser(t, "alice")
+	bob := srv.newUser(t, "bob")
+	mustSend(t, alice, "@bob", "before restart")
+	mustSync(t, bob)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	got := make(chan Message, 16)
+	done := make(chan error, 1)
+	go func() { done <- bob.Follow(ctx, func(m Message) { got <- m }) }()
+	time.Sleep(200 * time.Millisecond)
+	srv.restart(t)
+	mustSend(t, alice, "@bob", "after restart")
+	timeout := time.After(30 * time.Second)
+	for {
+		select {
+		case m := <-got:
+			if m.Text == "after restart" {
+				cancel()
+				<-done
+				return
+			}
+		case err := <-done:
+			t.Fatalf("Follow ended: %v", err)
+		case <-timeout:
+			t.Fatal("no message after the restart")
+		}
+	}
+}
+
+func TestTamperedFileRejected(t *testing.T) {
+	ctx := context.Background()
+	srv := startServer(t)
+	alice := srv.newUser(t, "alice")
+	bob := srv.newUser(t, "bob")
+	path := filepath.Join(t.TempDir(), "doc.bin")
+	if err := os.WriteFile(path, bytes.Repeat([]byte("data"), 50000), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	sent, err := alice.SendFile(ctx, "@bob", path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustSync(t, bob)
+	// Flip one byte of the stored ciphertext on the server.
+	var blobPath string
+	filepath.WalkDir(filepath.Join(srv.dataDir, "blobs"), func(p string, d os.DirEntry, err error) error {
+		if err == nil && d.Type().IsRegular() {
+			blobPath = p
+		}
+		return nil
+	})
+	data, err := os.ReadFile(blobPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data[len(data)/2] ^= 0x40
+	if err := os.WriteFile(blobPath, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(t.TempDir(), "out.bin")
+	if _, _, err := bob.GetFile(ctx, sent.ID, out, nil); !errors.Is(err, filecrypt.ErrAuth) {
+		t.Fatalf("tampered download: %v", err)
+	}
+	if _, err := os.Stat(out); !errors.Is(err, os.ErrNotExist) {
+		t.Fatal("a tampered file was written")
+	}
+	entries, _ := os.ReadDir(filepath.Dir(out))
+	if len(entries) != 0 {
+		t.Fatalf("left behind %d files", len(entries))
+	}
 }
