@@ -3,9 +3,11 @@ package server
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/parleychat/parley/store"
@@ -44,6 +46,13 @@ func (s *Server) uploadBlob(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case errors.Is(err, store.ErrTooLarge):
 		http.Error(w, "attachment too large", http.StatusRequestEntityTooLarge)
+		return
+	case storageFailed(err):
+		// Disk full or read-only: say so, so the client retries later.
+		s.metrics.storageErrors.Inc()
+		s.log.Error("blob upload: storage unavailable", "err", err)
+		w.Header().Set("Retry-After", fmt.Sprint(retrySeconds(storageRetryAfter)))
+		http.Error(w, "STORAGE_UNAVAILABLE: the server cannot store attachments right now", http.StatusInsufficientStorage)
 		return
 	case err != nil:
 		if r.Context().Err() == nil {
@@ -91,4 +100,11 @@ func (s *Server) downloadBlob(w http.ResponseWriter, r *http.Request) {
 func itoa(n int64) string {
 	b, _ := json.Marshal(n)
 	return string(b)
+}
+
+// storageFailed reports whether err comes from the disk rather than the
+// request: full, read-only or failing.
+func storageFailed(err error) bool {
+	return errors.Is(err, store.ErrUnavailable) || errors.Is(err, syscall.ENOSPC) ||
+		errors.Is(err, syscall.EROFS) || errors.Is(err, syscall.EDQUOT) || errors.Is(err, syscall.EIO)
 }

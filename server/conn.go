@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/coder/websocket"
@@ -17,22 +18,31 @@ import (
 )
 
 // conn is one client WebSocket. Requests are handled one at a time in the
-// order received (so responses come back in order); a separate writer
-// drains a bounded queue of responses and pushes.
+// order received (so responses come back in order). Responses and pushes
+// go through a bounded queue drained by a writer goroutine that runs only
+// while there is something to write, so an idle connection costs one
+// goroutine (the reader) and no queue memory.
 type conn struct {
-	s  *Server
-	ws *websocket.Conn
+	s      *Server
+	ws     *websocket.Conn
+	remote string // source address (host only), for rate limits
 
-	out      chan []byte
-	done     chan struct{} // closed by stop
-	stopOnce sync.Once
-	code     websocket.StatusCode
-	reason   string
+	qmu        sync.Mutex
+	queue      [][]byte // frames waiting for the writer
+	queueBytes int
+	writing    bool // a writer goroutine owns the socket
+	stopping   bool // stop was called: flush, then close with code
+	finished   bool // the socket is closed; drop further frames
+	code       websocket.StatusCode
+	reason     string
+	closed     chan struct{} // closed once the socket is closed
 
 	// handling is held while a request is processed, so shutdown can wait
 	// for the in-flight request before closing.
 	handling sync.Mutex
 	shutting bool
+
+	authed atomic.Bool // set once Register/Authenticate succeeded
 
 	// Owned by the reader goroutine.
 	hello     bool
@@ -43,16 +53,34 @@ type conn struct {
 }
 
 func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request) {
+	remote := remoteHost(r.RemoteAddr)
+	// Unauthenticated connections are capped (globally and per source
+	// address) so that opening sockets and never authenticating cannot
+	// exhaust the server.
+	if !s.unauth.acquire(remote, s.cfg.MaxUnauthenticated, s.cfg.MaxUnauthenticatedPerAddr) {
+		s.metrics.refusedConns.Inc()
+		w.Header().Set("Retry-After", "5")
+		http.Error(w, "too many unauthenticated connections", http.StatusServiceUnavailable)
+		return
+	}
+	released := false
+	release := func() {
+		if !released {
+			released = true
+			s.unauth.release(remote)
+		}
+	}
 	ws, err := websocket.Accept(w, r, &websocket.AcceptOptions{})
 	if err != nil {
+		release()
 		// Accept already wrote an HTTP error.
 		return
 	}
 	c := &conn{
-		s:    s,
-		ws:   ws,
-		out:  make(chan []byte, s.cfg.OutboundQueue),
-		done: make(chan struct{}),
+		s:      s,
+		ws:     ws,
+		remote: remote,
+		closed: make(chan struct{}),
 	}
 	c.challenge = make([]byte, wire.ChallengeSize)
 	rand.Read(c.challenge)
@@ -60,6 +88,7 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	if s.closing {
 		s.mu.Unlock()
+		release()
 		ws.Close(websocket.StatusGoingAway, "server shutting down")
 		return
 	}
@@ -76,17 +105,25 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 	s.metrics.connections.Inc()
 	defer s.metrics.connections.Dec()
 
+	// A connection must authenticate within AuthTimeout.
+	authTimer := time.AfterFunc(s.cfg.AuthTimeout, func() {
+		if !c.authed.Load() {
+			s.metrics.authTimeouts.Inc()
+			c.stop(websocket.StatusPolicyViolation, "authentication timeout")
+		}
+	})
+
 	// Frames a little over --max-frame are read and answered with
 	// FRAME_TOO_LARGE; far larger ones close the connection (1009).
 	ws.SetReadLimit(4 * s.cfg.MaxFrame)
-	writerDone := make(chan struct{})
-	go func() {
-		defer close(writerDone)
-		c.writer()
-	}()
-	c.reader()
+	c.reader(func() {
+		authTimer.Stop()
+		release()
+	})
+	authTimer.Stop()
+	release()
 	c.stop(websocket.StatusNormalClosure, "")
-	<-writerDone
+	<-c.closed
 	if c.dev != nil {
 		s.hub.remove(c.dev.ID, c)
 	}
@@ -99,7 +136,9 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 	s.mu.Unlock()
 }
 
-func (c *conn) reader() {
+// reader handles requests until the connection ends; onAuth runs (on
+// this goroutine) when the connection has authenticated.
+func (c *conn) reader(onAuth func()) {
 	for {
 		typ, r, err := c.ws.Reader(context.Background())
 		if err != nil {
@@ -127,6 +166,11 @@ func (c *conn) reader() {
 			c.handleFrame(data)
 		}
 		c.handling.Unlock()
+		if onAuth != nil && c.dev != nil {
+			c.authed.Store(true)
+			onAuth()
+			onAuth = nil
+		}
 	}
 }
 
@@ -146,45 +190,69 @@ func readFrame(r io.Reader, max int64) (data []byte, tooLarge bool, err error) {
 	return data, false, nil
 }
 
-func (c *conn) writer() {
-	write := func(b []byte) bool {
-		ctx, cancel := context.WithTimeout(context.Background(), c.s.cfg.WriteTimeout)
-		defer cancel()
-		return c.ws.Write(ctx, websocket.MessageBinary, b) == nil
-	}
+// flush is the writer: it drains the queue and exits when it is empty;
+// after stop it also closes the socket.
+func (c *conn) flush() {
 	for {
-		select {
-		case b := <-c.out:
-			if !write(b) {
-				c.stop(websocket.StatusInternalError, "write failed")
-				c.ws.CloseNow()
+		c.qmu.Lock()
+		if len(c.queue) == 0 {
+			if !c.stopping {
+				c.writing = false
+				c.qmu.Unlock()
 				return
 			}
-		case <-c.done:
-			// Flush what is queued (responses to requests already handled),
-			// then close.
-			for {
-				select {
-				case b := <-c.out:
-					if !write(b) {
-						c.ws.CloseNow()
-						return
-					}
-				default:
-					c.ws.Close(c.code, c.reason)
-					return
-				}
-			}
+			// Stopping and flushed: close. writing stays true so no
+			// other writer starts.
+			c.finished = true
+			code, reason := c.code, c.reason
+			c.qmu.Unlock()
+			c.ws.Close(code, reason)
+			close(c.closed)
+			return
+		}
+		b := c.queue[0]
+		c.queue[0] = nil
+		c.queue = c.queue[1:]
+		c.queueBytes -= len(b)
+		if len(c.queue) == 0 {
+			c.queue = nil // an idle connection keeps no queue memory
+		}
+		c.qmu.Unlock()
+
+		ctx, cancel := context.WithTimeout(context.Background(), c.s.cfg.WriteTimeout)
+		err := c.ws.Write(ctx, websocket.MessageBinary, b)
+		cancel()
+		if err != nil {
+			c.qmu.Lock()
+			c.finished, c.stopping = true, true
+			c.queue, c.queueBytes = nil, 0
+			c.qmu.Unlock()
+			c.ws.CloseNow()
+			close(c.closed)
+			return
 		}
 	}
 }
 
-// stop makes the writer flush and close the connection with code.
+// startWriterLocked starts the writer if none runs. c.qmu must be held.
+func (c *conn) startWriterLocked() {
+	if !c.writing {
+		c.writing = true
+		go c.flush()
+	}
+}
+
+// stop makes the writer flush what is queued and close the connection
+// with code.
 func (c *conn) stop(code websocket.StatusCode, reason string) {
-	c.stopOnce.Do(func() {
-		c.code, c.reason = code, reason
-		close(c.done)
-	})
+	c.qmu.Lock()
+	defer c.qmu.Unlock()
+	if c.stopping {
+		return
+	}
+	c.stopping = true
+	c.code, c.reason = code, reason
+	c.startWriterLocked()
 }
 
 // shutdown waits for the in-flight request, then closes the connection.
@@ -196,30 +264,37 @@ func (c *conn) shutdown() {
 }
 
 // enqueue queues a frame without blocking. A client whose queue is full
-// is too slow: it is disconnected and catches up from its cursors later.
+// (in frames or bytes) is too slow: it is disconnected and catches up
+// from its cursors later.
 func (c *conn) enqueue(f *parleypb.ServerFrame) {
 	b, err := wire.Encode(f)
 	if err != nil {
 		c.s.log.Error("encode frame", "err", err)
 		return
 	}
-	select {
-	case <-c.done:
-		// Stopping: still try to queue (responses are flushed on close).
-		select {
-		case c.out <- b:
-		default:
-		}
-	case c.out <- b:
-	default:
-		c.s.metrics.slowClients.Inc()
-		c.stop(websocket.StatusTryAgainLater, "outbound queue full")
+	c.qmu.Lock()
+	if c.finished {
+		c.qmu.Unlock()
+		return
 	}
+	if len(c.queue) >= c.s.cfg.OutboundQueue || c.queueBytes+len(b) > c.s.cfg.OutboundBytes {
+		stopping := c.stopping
+		c.qmu.Unlock()
+		if !stopping {
+			c.s.metrics.slowClients.Inc()
+			c.stop(websocket.StatusTryAgainLater, "outbound queue full")
+		}
+		return
+	}
+	c.queue = append(c.queue, b)
+	c.queueBytes += len(b)
+	c.startWriterLocked()
+	c.qmu.Unlock()
 }
 
 func (c *conn) sendError(id uint64, e *wire.Error) {
 	c.enqueue(&parleypb.ServerFrame{RequestId: id, Body: &parleypb.ServerFrame_Error{Error: &parleypb.Error{
-		Code: e.Code, Message: e.Message, Conflict: e.Conflict}}})
+		Code: e.Code, Message: e.Message, Conflict: e.Conflict, RetryAfterSeconds: retrySeconds(e.RetryAfter)}}})
 }
 
 func (c *conn) push(p *parleypb.Push) {
@@ -289,6 +364,12 @@ func (s *Server) toWireError(typ string, err error) *wire.Error {
 		return &wire.Error{Code: parleypb.ErrorCode_BAD_REQUEST, Message: err.Error()}
 	case errors.Is(err, store.ErrClosed):
 		return &wire.Error{Code: parleypb.ErrorCode_SHUTTING_DOWN, Message: "server shutting down"}
+	case errors.Is(err, store.ErrUnavailable):
+		// Disk full, read-only or failing: nothing was written; reads
+		// keep working. Logged once per request so operators see it.
+		s.metrics.storageErrors.Inc()
+		s.log.Error("storage unavailable", "type", typ, "err", err)
+		return &wire.Error{Code: parleypb.ErrorCode_STORAGE_UNAVAILABLE, Message: "the server cannot store data right now; retry later", RetryAfter: storageRetryAfter}
 	}
 	s.log.Error("request failed", "type", typ, "err", err)
 	return &wire.Error{Code: parleypb.ErrorCode_INTERNAL, Message: "internal error"}

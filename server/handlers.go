@@ -136,6 +136,9 @@ func (c *conn) handleRegister(ctx context.Context, r *parleypb.RegisterRequest) 
 	if err := c.verify(r.PublicKey, r.Signature, wire.PurposeRegister); err != nil {
 		return nil, err
 	}
+	if err := c.s.check("registrations", limitKey{"per_address", "reg-addr:" + c.remote, c.s.cfg.Limits.RegisterPerAddr}); err != nil {
+		return nil, err
+	}
 	invite := ""
 	if c.s.cfg.Registration == RegistrationInvite {
 		if r.InviteCode == "" {
@@ -192,8 +195,9 @@ func (c *conn) handleRequestLink(ctx context.Context, r *parleypb.RequestLinkReq
 	if err := c.verify(r.PublicKey, r.Signature, wire.PurposeLink); err != nil {
 		return nil, err
 	}
-	if !c.s.limits.allow("link:"+r.Username, linkRequestsPerWin, linkWindow) {
-		return nil, &wire.Error{Code: parleypb.ErrorCode_RATE_LIMITED, Message: "too many link requests for this account; try again later"}
+	if ok, after := c.s.limits.allow("link:"+r.Username, linkRequestsPerWin, linkWindow); !ok {
+		c.s.metrics.rateLimited.WithLabelValues("link").Inc()
+		return nil, rateLimited("too many link requests for this account; try again later", after)
 	}
 	if _, err := c.s.cfg.Store.DeviceByKey(ctx, r.PublicKey); err == nil {
 		return nil, &wire.Error{Code: parleypb.ErrorCode_ALREADY_EXISTS, Message: "this key already belongs to a device"}
@@ -234,8 +238,9 @@ func (c *conn) handleApproveLink(ctx context.Context, r *parleypb.ApproveLinkReq
 		return nil, badRequest("link code must be %d digits", wire.LinkCodeDigits)
 	}
 	key := "approve:" + c.dev.Username
-	if c.s.limits.blocked(key, linkApprovalFails) {
-		return nil, &wire.Error{Code: parleypb.ErrorCode_RATE_LIMITED, Message: "too many wrong link codes; try again later"}
+	if blocked, after := c.s.limits.blocked(key, linkApprovalFails); blocked {
+		c.s.metrics.rateLimited.WithLabelValues("approve_link").Inc()
+		return nil, rateLimited("too many wrong link codes; try again later", after)
 	}
 	dev, err := c.s.cfg.Store.ApproveLink(ctx, c.dev.Username, r.Code, store.Device{ID: randomHex(16)}, time.Now())
 	if errors.Is(err, store.ErrNotFound) {
@@ -351,8 +356,12 @@ func (c *conn) handleFetchKeyPackages(ctx context.Context, r *parleypb.FetchKeyP
 	}
 	// Fetching consumes other people's key packages; bound how fast one
 	// device can drain them (the last-resort package still works).
-	if !c.s.limits.allow("kpfetch:"+c.dev.ID, keyPackageFetches, time.Minute) {
-		return nil, &wire.Error{Code: parleypb.ErrorCode_RATE_LIMITED, Message: "too many key package fetches; try again in a minute"}
+	lim := c.s.cfg.Limits
+	if err := c.s.check("key package fetches",
+		limitKey{"per_device", "kpfetch:" + c.dev.ID, lim.KeyPackageFetchPerDev},
+		limitKey{"per_account", "kpfetch-acct:" + c.dev.Username, lim.KeyPackageFetchPerAcct},
+		limitKey{"per_address", "kpfetch-addr:" + c.remote, lim.KeyPackageFetchPerAddr}); err != nil {
+		return nil, err
 	}
 	got, err := c.s.cfg.Store.ConsumeKeyPackages(ctx, r.Username, r.DeviceIds)
 	if err != nil {
@@ -437,6 +446,11 @@ func (c *conn) handleSend(ctx context.Context, r *parleypb.SendRequest) (parleyp
 	}
 	if len(r.Payload) == 0 {
 		return nil, badRequest("empty payload")
+	}
+	if err := c.s.check("messages",
+		limitKey{"per_account", "send-acct:" + c.dev.Username, c.s.cfg.Limits.SendPerAccount},
+		limitKey{"per_address", "send-addr:" + c.remote, c.s.cfg.Limits.SendPerAddr}); err != nil {
+		return nil, err
 	}
 	if kind != store.KindCommit && (len(r.AddedDeviceIds) > 0 || len(r.RemovedDeviceIds) > 0 || len(r.Welcome) > 0) {
 		return nil, badRequest("only a commit carries a membership delta or a Welcome")

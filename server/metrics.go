@@ -15,6 +15,10 @@ type metrics struct {
 	slowClients    prometheus.Counter
 	blobBytes      *prometheus.CounterVec
 	expired        prometheus.Counter
+	refusedConns   prometheus.Counter
+	authTimeouts   prometheus.Counter
+	rateLimited    *prometheus.CounterVec
+	storageErrors  prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -36,8 +40,16 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "parleyd_blob_bytes_total", Help: "Attachment bytes uploaded and downloaded."}, []string{"direction"}),
 		expired: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "parleyd_retention_deleted_total", Help: "Records and blobs deleted by the retention sweeper."}),
+		refusedConns: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "parleyd_refused_connections_total", Help: "WebSocket upgrades refused because too many connections were unauthenticated."}),
+		authTimeouts: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "parleyd_auth_timeouts_total", Help: "Connections closed for not authenticating in time."}),
+		rateLimited: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "parleyd_rate_limited_total", Help: "Requests refused with RATE_LIMITED, by limit."}, []string{"limit"}),
+		storageErrors: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "parleyd_storage_unavailable_total", Help: "Requests refused with STORAGE_UNAVAILABLE (disk full, read-only, I/O error)."}),
 	}
-	for _, c := range []prometheus.Collector{m.connections, m.requests, m.requestSeconds, m.messages, m.pushes, m.slowClients, m.blobBytes, m.expired} {
+	for _, c := range []prometheus.Collector{m.connections, m.requests, m.requestSeconds, m.messages, m.pushes, m.slowClients, m.blobBytes, m.expired, m.refusedConns, m.authTimeouts, m.rateLimited, m.storageErrors} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("server: register metrics: %w", err)
 		}

@@ -61,7 +61,22 @@ type Config struct {
 	WriteTimeout  time.Duration // per frame, default 10s
 	SweepInterval time.Duration // retention sweeper, default 1m
 	TokenTTL      time.Duration // blob bearer tokens, default 24h
-	TLSConfig     *tls.Config   // if set, Serve speaks TLS
+	// OutboundBytes bounds the bytes queued for one connection (default
+	// 8 MiB, at least 4 × MaxFrame + 64 KiB so one full Fetch response fits).
+	OutboundBytes int
+	// AuthTimeout closes connections that have not authenticated by then
+	// (default 30s).
+	AuthTimeout time.Duration
+	// MaxUnauthenticated caps connections that have not authenticated yet,
+	// in total (default 10 000) and per source address (default 1 000);
+	// further upgrades get HTTP 503.
+	MaxUnauthenticated        int
+	MaxUnauthenticatedPerAddr int
+	// Limits are the per-account and per-source-address rate limits; zero
+	// fields take the defaults of DefaultLimits. They are counted in memory
+	// only (never stored) and reset on restart.
+	Limits    Limits
+	TLSConfig *tls.Config // if set, Serve speaks TLS
 }
 
 // Server is a delivery server. Create it with New, run it with Serve and
@@ -74,6 +89,7 @@ type Server struct {
 	hub     *hub
 	tokens  *tokens
 	limits  *limiter
+	unauth  *unauthCounter
 
 	mu       sync.Mutex
 	closing  bool
@@ -109,6 +125,12 @@ func New(cfg Config) (*Server, error) {
 	setDefault(&cfg.WriteTimeout, 10*time.Second)
 	setDefault(&cfg.SweepInterval, time.Minute)
 	setDefault(&cfg.TokenTTL, 24*time.Hour)
+	setDefault(&cfg.OutboundBytes, 8<<20)
+	cfg.OutboundBytes = max(cfg.OutboundBytes, int(4*cfg.MaxFrame)+64<<10)
+	setDefault(&cfg.AuthTimeout, 30*time.Second)
+	setDefault(&cfg.MaxUnauthenticated, 10_000)
+	setDefault(&cfg.MaxUnauthenticatedPerAddr, 1_000)
+	cfg.Limits = cfg.Limits.withDefaults()
 	if cfg.MaxFrame < 1024 {
 		return nil, fmt.Errorf("server: max frame %d is too small (minimum 1024)", cfg.MaxFrame)
 	}
@@ -127,6 +149,7 @@ func New(cfg Config) (*Server, error) {
 		hub:     newHub(),
 		tokens:  newTokens(),
 		limits:  newLimiter(),
+		unauth:  newUnauthCounter(),
 		conns:   make(map[*conn]struct{}),
 		links:   make(map[string]*conn),
 	}

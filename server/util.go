@@ -73,7 +73,8 @@ func (t *tokens) expire(now time.Time) {
 	}
 }
 
-// limiter is a fixed-window rate limiter keyed by string.
+// limiter is a fixed-window rate limiter keyed by string. Counters live
+// in memory only: they are never stored and reset on restart.
 type limiter struct {
 	mu sync.Mutex
 	m  map[string]*window
@@ -88,8 +89,9 @@ type window struct {
 func newLimiter() *limiter { return &limiter{m: make(map[string]*window)} }
 
 // allow counts one event for key and reports whether at most max events
-// happened in the current window of length per.
-func (l *limiter) allow(key string, max int, per time.Duration) bool {
+// happened in the current window of length per; if not, retryAfter is
+// when the window ends.
+func (l *limiter) allow(key string, max int, per time.Duration) (ok bool, retryAfter time.Duration) {
 	now := time.Now()
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -99,16 +101,22 @@ func (l *limiter) allow(key string, max int, per time.Duration) bool {
 		l.m[key] = w
 	}
 	w.n++
-	return w.n <= max
+	if w.n <= max {
+		return true, 0
+	}
+	return false, w.start.Add(w.len).Sub(now)
 }
 
 // blocked reports whether key already used up max events in its window,
 // without counting one.
-func (l *limiter) blocked(key string, max int) bool {
+func (l *limiter) blocked(key string, max int) (bool, time.Duration) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	w := l.m[key]
-	return w != nil && time.Since(w.start) < w.len && w.n >= max
+	if w != nil && time.Since(w.start) < w.len && w.n >= max {
+		return true, time.Until(w.start.Add(w.len))
+	}
+	return false, 0
 }
 
 func (l *limiter) expire(now time.Time) {

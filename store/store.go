@@ -255,3 +255,8 @@ type Blobs interface {
 
 // ErrTooLarge is returned by Blobs.Put when the content exceeds max.
 var ErrTooLarge = errors.New("store: blob too large")
+
+// ErrUnavailable means the backend cannot write right now (disk full,
+// read-only file system, I/O error). Nothing was changed; reads may still
+// work and the condition may clear. Backends wrap it.
+var ErrUnavailable = errors.New("store: storage unavailable")

@@ -13,6 +13,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"time"
 
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
@@ -142,6 +143,9 @@ type Error struct {
 	Message string
 	// Conflict is the winning commit for EPOCH_CONFLICT.
 	Conflict *parleypb.Message
+	// RetryAfter is how long to wait before retrying, for RATE_LIMITED and
+	// STORAGE_UNAVAILABLE (0: not given).
+	RetryAfter time.Duration
 }
 
 func (e *Error) Error() string {
@@ -175,4 +179,5 @@ var (
 	ErrUnknownDevice      = &Error{Code: parleypb.ErrorCode_UNKNOWN_DEVICE}
 	ErrInternal           = &Error{Code: parleypb.ErrorCode_INTERNAL}
 	ErrShuttingDown       = &Error{Code: parleypb.ErrorCode_SHUTTING_DOWN}
+	ErrStorageUnavailable = &Error{Code: parleypb.ErrorCode_STORAGE_UNAVAILABLE}
 )

@@ -150,6 +150,11 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	log := slog.New(handler)
+	if n, err := raiseFileLimit(); err != nil {
+		log.Warn("cannot raise the open file limit", "err", err)
+	} else {
+		log.Debug("open file limit", "n", n)
+	}
 	if err := serveWith(ctx, f, log, nil); err != nil {
 		log.Error("parleyd serve failed", "err", err)
 		return 1

@@ -102,6 +102,7 @@ func (s *Store) runBatch(batch []appendReq) {
 		s.opts.OnBatch(len(batch))
 	}
 	fail := func(err error) {
+		err = unavailable(err)
 		for _, r := range batch {
 			r.res <- appendResp{err: err}
 		}
@@ -137,7 +138,7 @@ func (s *Store) runBatch(batch []appendReq) {
 			fail(fmt.Errorf("append: release savepoint: %w", err))
 			return
 		}
-		resps[i] = appendResp{r: res, err: err}
+		resps[i] = appendResp{r: res, err: unavailable(err)}
 	}
 	if err := tx.Commit(); err != nil {
 		fail(fmt.Errorf("append: commit: %w", err))

@@ -259,14 +259,14 @@ func (s *Store) write(ctx context.Context, fn func(tx *sql.Tx) error) error {
 	}
 	tx, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
-		return fmt.Errorf("sqlitestore: begin: %w", err)
+		return unavailable(fmt.Errorf("sqlitestore: begin: %w", err))
 	}
 	if err := fn(tx); err != nil {
 		tx.Rollback()
-		return err
+		return unavailable(err)
 	}
 	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("sqlitestore: commit: %w", err)
+		return unavailable(fmt.Errorf("sqlitestore: commit: %w", err))
 	}
 	return nil
 }

@@ -47,6 +47,7 @@ const (
 	ErrorCode_UNKNOWN_DEVICE         ErrorCode = 14 // a device id named in the request does not exist
 	ErrorCode_INTERNAL               ErrorCode = 15 // server-side failure; nothing was changed
 	ErrorCode_SHUTTING_DOWN          ErrorCode = 16 // the server is stopping; reconnect later
+	ErrorCode_STORAGE_UNAVAILABLE    ErrorCode = 17 // the server cannot write (disk full, read-only, I/O error); reads still work; retry later
 )
 
 // Enum value maps for ErrorCode.
@@ -69,6 +70,7 @@ var (
 		14: "UNKNOWN_DEVICE",
 		15: "INTERNAL",
 		16: "SHUTTING_DOWN",
+		17: "STORAGE_UNAVAILABLE",
 	}
 	ErrorCode_value = map[string]int32{
 		"ERROR_CODE_UNSPECIFIED": 0,
@@ -88,6 +90,7 @@ var (
 		"UNKNOWN_DEVICE":         14,
 		"INTERNAL":               15,
 		"SHUTTING_DOWN":          16,
+		"STORAGE_UNAVAILABLE":    17,
 	}
 )
 
@@ -846,9 +849,12 @@ type Error struct {
 	Code    ErrorCode              `protobuf:"varint,1,opt,name=code,proto3,enum=parley.v1.ErrorCode" json:"code,omitempty"`
 	Message string                 `protobuf:"bytes,2,opt,name=message,proto3" json:"message,omitempty"`
 	// For EPOCH_CONFLICT: the commit that won the declared epoch.
-	Conflict      *Message `protobuf:"bytes,3,opt,name=conflict,proto3" json:"conflict,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Conflict *Message `protobuf:"bytes,3,opt,name=conflict,proto3" json:"conflict,omitempty"`
+	// For RATE_LIMITED and STORAGE_UNAVAILABLE: seconds to wait before
+	// retrying (0: unknown).
+	RetryAfterSeconds uint32 `protobuf:"varint,4,opt,name=retry_after_seconds,json=retryAfterSeconds,proto3" json:"retry_after_seconds,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
 }
 
 func (x *Error) Reset() {
@@ -900,6 +906,13 @@ func (x *Error) GetConflict() *Message {
 		return x.Conflict
 	}
 	return nil
+}
+
+func (x *Error) GetRetryAfterSeconds() uint32 {
+	if x != nil {
+		return x.RetryAfterSeconds
+	}
+	return 0
 }
 
 // Hello must be the first frame on a connection.
@@ -3079,11 +3092,12 @@ const file_parleypb_parley_proto_rawDesc = "" +
 	"fetchInbox\x12%\n" +
 	"\x04push\x18\x10 \x01(\v2\x0f.parley.v1.PushH\x00R\x04pushB\x06\n" +
 	"\x04body\"\a\n" +
-	"\x05Empty\"{\n" +
+	"\x05Empty\"\xab\x01\n" +
 	"\x05Error\x12(\n" +
 	"\x04code\x18\x01 \x01(\x0e2\x14.parley.v1.ErrorCodeR\x04code\x12\x18\n" +
 	"\amessage\x18\x02 \x01(\tR\amessage\x12.\n" +
-	"\bconflict\x18\x03 \x01(\v2\x12.parley.v1.MessageR\bconflict\"2\n" +
+	"\bconflict\x18\x03 \x01(\v2\x12.parley.v1.MessageR\bconflict\x12.\n" +
+	"\x13retry_after_seconds\x18\x04 \x01(\rR\x11retryAfterSeconds\"2\n" +
 	"\x05Hello\x12)\n" +
 	"\x10protocol_version\x18\x01 \x01(\rR\x0fprotocolVersion\"\x98\x01\n" +
 	"\rHelloResponse\x12)\n" +
@@ -3223,7 +3237,7 @@ const file_parleypb_parley_proto_rawDesc = "" +
 	"\x0eKeyPackagesLow\x12\x1c\n" +
 	"\tremaining\x18\x01 \x01(\rR\tremaining\",\n" +
 	"\rDeviceRemoved\x12\x1b\n" +
-	"\tdevice_id\x18\x01 \x01(\tR\bdeviceId*\xd4\x02\n" +
+	"\tdevice_id\x18\x01 \x01(\tR\bdeviceId*\xed\x02\n" +
 	"\tErrorCode\x12\x1a\n" +
 	"\x16ERROR_CODE_UNSPECIFIED\x10\x00\x12\x0f\n" +
 	"\vBAD_REQUEST\x10\x01\x12\r\n" +
@@ -3243,7 +3257,8 @@ const file_parleypb_parley_proto_rawDesc = "" +
 	"NOT_MEMBER\x10\r\x12\x12\n" +
 	"\x0eUNKNOWN_DEVICE\x10\x0e\x12\f\n" +
 	"\bINTERNAL\x10\x0f\x12\x11\n" +
-	"\rSHUTTING_DOWN\x10\x10*T\n" +
+	"\rSHUTTING_DOWN\x10\x10\x12\x17\n" +
+	"\x13STORAGE_UNAVAILABLE\x10\x11*T\n" +
 	"\x04Kind\x12\x14\n" +
 	"\x10KIND_UNSPECIFIED\x10\x00\x12\n" +
 	"\n" +

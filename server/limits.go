@@ -1,0 +1,127 @@
+package server
+
+import (
+	"fmt"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/parleychat/parley/wire"
+	"github.com/parleychat/parley/wire/parleypb"
+)
+
+// Limit allows N events per window Per.
+type Limit struct {
+	N   int
+	Per time.Duration
+}
+
+// Limits are the server's rate limits. Counters are kept in memory only
+// (never in the database) and reset when the server restarts. A source
+// address is the TCP peer's IP: behind a proxy every client shares one.
+type Limits struct {
+	RegisterPerAddr        Limit // account registrations from one address
+	SendPerAccount         Limit // SendRequests by all devices of an account
+	SendPerAddr            Limit // SendRequests from one address
+	KeyPackageFetchPerDev  Limit // FetchKeyPackages by one device
+	KeyPackageFetchPerAcct Limit // FetchKeyPackages by all devices of an account
+	KeyPackageFetchPerAddr Limit // FetchKeyPackages from one address
+}
+
+// DefaultLimits are generous for people and tight for scripts.
+var DefaultLimits = Limits{
+	RegisterPerAddr:        Limit{100, 10 * time.Minute},
+	SendPerAccount:         Limit{1000, time.Second},
+	SendPerAddr:            Limit{5000, time.Second},
+	KeyPackageFetchPerDev:  Limit{keyPackageFetches, time.Minute},
+	KeyPackageFetchPerAcct: Limit{300, time.Minute},
+	KeyPackageFetchPerAddr: Limit{600, time.Minute},
+}
+
+// Unlimited disables a Limit (for benchmarks).
+var Unlimited = Limit{N: 1 << 62, Per: time.Second}
+
+func (l Limits) withDefaults() Limits {
+	def := func(v *Limit, d Limit) {
+		if v.N <= 0 || v.Per <= 0 {
+			*v = d
+		}
+	}
+	def(&l.RegisterPerAddr, DefaultLimits.RegisterPerAddr)
+	def(&l.SendPerAccount, DefaultLimits.SendPerAccount)
+	def(&l.SendPerAddr, DefaultLimits.SendPerAddr)
+	def(&l.KeyPackageFetchPerDev, DefaultLimits.KeyPackageFetchPerDev)
+	def(&l.KeyPackageFetchPerAcct, DefaultLimits.KeyPackageFetchPerAcct)
+	def(&l.KeyPackageFetchPerAddr, DefaultLimits.KeyPackageFetchPerAddr)
+	return l
+}
+
+// check counts one event against each named limit and returns a
+// RATE_LIMITED error carrying retry-after for the first one exceeded.
+func (s *Server) check(what string, keys ...limitKey) error {
+	for _, k := range keys {
+		if ok, after := s.limits.allow(k.key, k.l.N, k.l.Per); !ok {
+			s.metrics.rateLimited.WithLabelValues(k.name).Inc()
+			return rateLimited(fmt.Sprintf("too many %s (%s); retry in %ds", what, k.name, retrySeconds(after)), after)
+		}
+	}
+	return nil
+}
+
+type limitKey struct {
+	name, key string
+	l         Limit
+}
+
+func rateLimited(msg string, after time.Duration) *wire.Error {
+	return &wire.Error{Code: parleypb.ErrorCode_RATE_LIMITED, Message: msg, RetryAfter: after}
+}
+
+// retrySeconds rounds a retry-after up to whole seconds (at least 1).
+func retrySeconds(d time.Duration) uint32 {
+	if d <= 0 {
+		return 0
+	}
+	return uint32(max(1, (d+time.Second-1)/time.Second))
+}
+
+// storageRetryAfter is what STORAGE_UNAVAILABLE suggests.
+const storageRetryAfter = 5 * time.Second
+
+func remoteHost(addr string) string {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return addr
+	}
+	return host
+}
+
+// unauthCounter counts connections that have not authenticated yet, in
+// total and per source address.
+type unauthCounter struct {
+	mu    sync.Mutex
+	total int
+	addr  map[string]int
+}
+
+func newUnauthCounter() *unauthCounter { return &unauthCounter{addr: make(map[string]int)} }
+
+func (u *unauthCounter) acquire(addr string, maxTotal, maxAddr int) bool {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if u.total >= maxTotal || u.addr[addr] >= maxAddr {
+		return false
+	}
+	u.total++
+	u.addr[addr]++
+	return true
+}
+
+func (u *unauthCounter) release(addr string) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	u.total--
+	if u.addr[addr]--; u.addr[addr] <= 0 {
+		delete(u.addr, addr)
+	}
+}
