@@ -255,6 +255,13 @@ func (s *Service) createPost(w http.ResponseWriter, r *http.Request, user string
 		writeError(w, http.StatusForbidden, ErrorBody{Error: "only the channel's owner and admins can post", Code: "forbidden"})
 		return
 	}
+	// Bound the memory held by uploads in flight.
+	select {
+	case s.uploads <- struct{}{}:
+		defer func() { <-s.uploads }()
+	case <-r.Context().Done():
+		return
+	}
 	limit := int64(s.cfg.MaxMediaFiles)*s.cfg.MaxMediaBytes + int64(s.cfg.MaxTextBytes) + 64<<10
 	r.Body = http.MaxBytesReader(w, r.Body, limit)
 	mr, err := r.MultipartReader()

@@ -34,6 +34,9 @@ type Config struct {
 	// HashWorkers bounds how many images are decoded and hashed at once,
 	// so that a burst of uploads cannot exhaust memory (default 2).
 	HashWorkers int
+	// MaxUploads bounds how many post uploads are read into memory at
+	// once (default 8); more wait their turn.
+	MaxUploads int
 	// MaxWait bounds a long-poll on the event feed (default 30s).
 	MaxWait time.Duration
 	Logger  *slog.Logger
@@ -42,13 +45,14 @@ type Config struct {
 // Service runs the channel API and keeps published channel content
 // checked against the moderation banks.
 type Service struct {
-	cfg    Config
-	store  Store
-	mod    *moderation.Service
-	log    *slog.Logger
-	hashes chan struct{} // semaphore of HashWorkers slots
-	pool   sync.Pool     // *pdq.Hasher
-	notify notifier
+	cfg     Config
+	store   Store
+	mod     *moderation.Service
+	log     *slog.Logger
+	hashes  chan struct{} // semaphore of HashWorkers slots
+	uploads chan struct{} // semaphore of MaxUploads slots
+	pool    sync.Pool     // *pdq.Hasher
+	notify  notifier
 }
 
 // New returns a Service and subscribes it to bank changes, so that
@@ -73,6 +77,9 @@ func New(cfg Config) (*Service, error) {
 	if cfg.HashWorkers <= 0 {
 		cfg.HashWorkers = 2
 	}
+	if cfg.MaxUploads <= 0 {
+		cfg.MaxUploads = 8
+	}
 	if cfg.MaxWait <= 0 {
 		cfg.MaxWait = 30 * time.Second
 	}
@@ -81,8 +88,9 @@ func New(cfg Config) (*Service, error) {
 	}
 	s := &Service{
 		cfg: cfg, store: cfg.Store, mod: cfg.Moderation, log: cfg.Logger,
-		hashes: make(chan struct{}, cfg.HashWorkers),
-		notify: notifier{waiters: map[string]chan struct{}{}},
+		hashes:  make(chan struct{}, cfg.HashWorkers),
+		uploads: make(chan struct{}, cfg.MaxUploads),
+		notify:  notifier{waiters: map[string]chan struct{}{}},
 	}
 	s.pool.New = func() any { return new(pdq.Hasher) }
 	s.mod.OnAdded(s.rescan)

@@ -190,7 +190,7 @@ type SyncOptions struct {
 	// Bank is the local bank to sync into; Name is required. Its Action
 	// defaults to block, its Source to URL.
 	Bank   Bank
-	Client *http.Client // default http.DefaultClient
+	Client *http.Client // default: a client with a one-minute timeout
 	// MaxPages bounds one Sync (default 1000).
 	MaxPages int
 }
@@ -213,7 +213,7 @@ func Sync(ctx context.Context, st Store, o SyncOptions) (SyncResult, error) {
 	}
 	client := o.Client
 	if client == nil {
-		client = http.DefaultClient
+		client = &http.Client{Timeout: time.Minute}
 	}
 	if o.MaxPages <= 0 {
 		o.MaxPages = 1000

@@ -17,7 +17,9 @@ import (
 	"github.com/parleychat/parley/moderation/modtest"
 )
 
-func openStore(t *testing.T) *modsqlite.Store {
+func openStore(t *testing.T) *modsqlite.Store { return openStoreB(t) }
+
+func openStoreB(t testing.TB) *modsqlite.Store {
 	t.Helper()
 	s, err := modsqlite.Open(context.Background(), filepath.Join(t.TempDir(), "moderation.db"))
 	if err != nil {
