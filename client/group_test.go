@@ -123,8 +123,8 @@ func TestFiveMemberGroupAddRemove(t *testing.T) {
 		}
 		g.Process(raw[i].Payload)
 	}
-	if _, err := g.Process(after.Payload); err == nil {
-		t.Fatal("removed member decrypted a message sent after removal (without processing the removal)")
+	if _, err := g.Process(after.Payload); !errors.Is(err, mls.ErrWrongEpoch) {
+		t.Fatalf("removed member processing a message sent after removal (without processing the removal): %v", err)
 	}
 	res, err := g.Process(removal.Payload)
 	if err != nil {
@@ -136,6 +136,25 @@ func TestFiveMemberGroupAddRemove(t *testing.T) {
 	res, err = g.Process(after.Payload)
 	if err == nil {
 		t.Fatalf("removed member decrypted a message sent after removal: %q", res.Plaintext)
+	}
+	if !errors.Is(err, mls.ErrRemoved) {
+		t.Fatalf("removed member processing a message sent after removal: %v", err)
+	}
+	// The stale state is exactly one epoch behind the message: only the
+	// removal commit stands between them, and processing it (above)
+	// leaves carol removed, because its path secrets are encrypted to the
+	// remaining members only.
+	g2, err := mls.UnmarshalGroup(carolBefore)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range raw {
+		if raw[i].Seq < removal.Seq {
+			g2.Process(raw[i].Payload)
+		}
+	}
+	if g2.Epoch()+1 != groupState(t, alice, "#team").Epoch() {
+		t.Fatalf("stale state at epoch %d, group at %d", g2.Epoch(), groupState(t, alice, "#team").Epoch())
 	}
 
 	// Through the client: carol sees her removal and nothing after it.
