@@ -334,6 +334,7 @@ func (g *Group) DiscardPendingCommit() error {
 	if g.pending == nil {
 		return fmt.Errorf("%w: no pending commit", ErrPendingCommit)
 	}
+	retireEpoch(g.pending.next.ks)
 	g.pending = nil
 	return nil
 }

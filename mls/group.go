@@ -276,6 +276,10 @@ func (g *Group) Process(data []byte) (*Result, error) {
 	if ng.ks != g.ks {
 		retireEpoch(g.ks)
 	}
+	if g.pending != nil && ng.pending == nil {
+		// Another commit won: our pending one can never be merged.
+		retireEpoch(g.pending.next.ks)
+	}
 	*g = *ng
 	return res, nil
 }
