@@ -205,7 +205,7 @@ func (s *Service) Refresh(ctx context.Context) error {
 	s.refreshMu.Lock()
 	defer s.refreshMu.Unlock()
 	var added []Change
-	for {
+	for first := true; ; first = false {
 		s.mu.RLock()
 		since := s.seq
 		s.mu.RUnlock()
@@ -213,19 +213,24 @@ func (s *Service) Refresh(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("moderation: refresh: %w", err)
 		}
-		if len(changes) == 0 {
+		if len(changes) == 0 && !first {
 			break
 		}
+		// Bank metadata (label, action) can change without any entry
+		// changing, so it is reloaded on every refresh.
 		banks, err := s.store.Banks(ctx)
 		if err != nil {
 			return fmt.Errorf("moderation: refresh: %w", err)
 		}
+		if len(changes) == 0 {
+			s.mu.Lock()
+			s.setBanksLocked(banks)
+			s.mu.Unlock()
+			break
+		}
 		s.gate.Lock()
 		s.mu.Lock()
-		s.banks = make(map[string]Bank, len(banks))
-		for _, b := range banks {
-			s.banks[b.Name] = b
-		}
+		s.setBanksLocked(banks)
 		for _, c := range changes {
 			switch c.Op {
 			case OpUpsert:
@@ -250,6 +255,13 @@ func (s *Service) Refresh(ctx context.Context) error {
 		f(ctx, added)
 	}
 	return nil
+}
+
+func (s *Service) setBanksLocked(banks []Bank) {
+	s.banks = make(map[string]Bank, len(banks))
+	for _, b := range banks {
+		s.banks[b.Name] = b
+	}
 }
 
 // entryQuality returns the quality an entry's "quality:N" tag declares,

@@ -192,3 +192,23 @@ func TestRunPollsOtherProcesses(t *testing.T) {
 		time.Sleep(5 * time.Millisecond)
 	}
 }
+
+func TestActionChangeWithoutEntryChange(t *testing.T) {
+	ctx := context.Background()
+	st := openStore(t)
+	h := baseHash()
+	meta := moderation.Bank{Name: "a", Label: "first", Action: hashlist.Review}
+	st.ImportBank(ctx, meta, []hashlist.Entry{entry(t, h)})
+	s := newService(t, st, 0)
+	if ms := s.Match(pdqMedia(h, 100)); len(ms) != 1 || ms[0].Action != hashlist.Review {
+		t.Fatalf("before: %+v", ms)
+	}
+	meta.Action, meta.Label = hashlist.Block, "second"
+	st.ImportBank(ctx, meta, []hashlist.Entry{entry(t, h)})
+	if err := s.Refresh(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if ms := s.Match(pdqMedia(h, 100)); len(ms) != 1 || ms[0].Action != hashlist.Block || ms[0].Label != "second" {
+		t.Fatalf("after: %+v", ms)
+	}
+}
