@@ -10,6 +10,7 @@ package admincmd
 
 import (
 	"context"
+	"encoding/csv"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -245,7 +246,14 @@ func readList(path, format string, defType hashlist.SignalType) ([]hashlist.Entr
 	case "hma":
 		return hashlist.ParseHMA(f, defType)
 	case "csv":
-		return hashlist.ParseCSV(f)
+		es, err := hashlist.ParseCSV(f)
+		if err != nil {
+			return nil, err
+		}
+		if _, err := f.Seek(0, io.SeekStart); err != nil {
+			return nil, err
+		}
+		return tagQuality(f, es)
 	case "tcap":
 		p, err := moderation.DecodeExchangePage(f)
 		if err != nil {
@@ -254,6 +262,62 @@ func readList(path, format string, defType hashlist.SignalType) ([]hashlist.Entr
 		return p.Upserts, nil
 	}
 	return nil, fmt.Errorf("%w: --format must be auto, hma, csv or tcap, not %q", errUsage, format)
+}
+
+// tagQuality reads an optional "quality" column of a CSV list (already
+// validated by hashlist.ParseCSV) and tags PDQ entries with "quality:N",
+// so that the matcher ignores hashes of low quality (PDQ's advice: below
+// 50) from lists that state it.
+func tagQuality(r io.Reader, es []hashlist.Entry) ([]hashlist.Entry, error) {
+	cr := csv.NewReader(r)
+	cr.FieldsPerRecord = 0
+	cr.ReuseRecord = true
+	header, err := cr.Read()
+	if err != nil {
+		return es, nil
+	}
+	sig, q := -1, -1
+	for i, h := range header {
+		switch strings.ToLower(strings.TrimSpace(strings.TrimPrefix(h, "\ufeff"))) {
+		case "signal":
+			sig = i
+		case "quality", "pdq_quality":
+			q = i
+		}
+	}
+	if sig < 0 || q < 0 {
+		return es, nil
+	}
+	quality := map[string]int{}
+	for {
+		rec, err := cr.Read()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return nil, err
+		}
+		line, _ := cr.FieldPos(0)
+		v := strings.TrimSpace(rec[q])
+		if v == "" {
+			continue
+		}
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 || n > 100 {
+			return nil, fmt.Errorf("hashlist: csv: line %d: quality %q is not 0 to 100", line, v)
+		}
+		quality[strings.ToLower(strings.TrimSpace(rec[sig]))] = n
+	}
+	for i, e := range es {
+		if n, ok := quality[e.Value]; ok && e.Type == hashlist.PDQ {
+			ne, err := hashlist.NewEntry(e.Type, e.Value, append(e.Tags, fmt.Sprintf("quality:%d", n)))
+			if err != nil {
+				return nil, err
+			}
+			es[i] = ne
+		}
+	}
+	return es, nil
 }
 
 type bankJSON struct {

@@ -257,3 +257,19 @@ func TestUsage(t *testing.T) {
 	run(t, dir, 1, "lists", "import", "--name", "a", filepath.Join(dir, "missing.txt"))
 	run(t, dir, 2, "takedowns", "approve", "abc")
 }
+
+func TestCSVQualityColumn(t *testing.T) {
+	dir := t.TempDir()
+	list := write(t, dir, "q.csv", "signal_type,signal,quality\npdq,"+pdqH(1)+",90\npdq,"+pdqH(2)+",30\nmd5,"+hexN(1, 32)+",\n")
+	run(t, dir, 0, "lists", "import", "--name", "q", list)
+	if got := matches(t, dir, []string{pdqH(1), pdqH(2)}); fmt.Sprint(got) != "[1 0]" {
+		t.Fatalf("matches %v: the quality-30 hash should be ignored", got)
+	}
+	if exp := run(t, dir, 0, "lists", "export", "q", "--format", "csv"); !strings.Contains(exp, "quality:30") {
+		t.Fatalf("export lost the quality tag:\n%s", exp)
+	}
+	bad := write(t, dir, "bad.csv", "signal_type,signal,quality\npdq,"+pdqH(3)+",high\n")
+	if out := run(t, dir, 1, "lists", "import", "--name", "q", bad); !strings.Contains(out, "line 2") {
+		t.Fatalf("bad quality: %s", out)
+	}
+}
