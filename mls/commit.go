@@ -154,10 +154,7 @@ func (g *Group) createCommit(opts *CommitOptions) (*CommitOutput, error) {
 	var props []resolvedProposal
 	byRef := opts.ProposalRefs
 	if opts.IncludeReceived {
-		byRef = nil
-		for _, cp := range g.proposals {
-			byRef = append(byRef, cp.ref)
-		}
+		byRef = g.committableProposals()
 	}
 	for _, ref := range byRef {
 		i := slices.IndexFunc(g.proposals, func(cp cachedProposal) bool { return equalBytes(cp.ref, ref) })
@@ -503,4 +500,47 @@ func (g *Group) membersAt(leaves []uint32) []Member {
 		}
 	}
 	return ms
+}
+
+// committableProposals picks the cached proposals a commit by this member
+// can include (§12.2, §12.4): not its own Updates (its path replaces
+// them), not a Remove of itself (another member must commit that), one
+// Remove or Update per leaf with Removes preferred, and a ReInit only if
+// nothing else is pending.
+func (g *Group) committableProposals() [][]byte {
+	removed := map[uint32]bool{}
+	for _, cp := range g.proposals {
+		if cp.proposal.Type == ProposalTypeRemove {
+			removed[cp.proposal.Remove.Removed] = true
+		}
+	}
+	var refs [][]byte
+	var reinit []byte
+	updated := map[uint32]bool{}
+	seenRemove := map[uint32]bool{}
+	for _, cp := range g.proposals {
+		p := cp.proposal
+		switch p.Type {
+		case ProposalTypeUpdate:
+			l := cp.sender.Index
+			if l == g.own || removed[l] || updated[l] {
+				continue
+			}
+			updated[l] = true
+		case ProposalTypeRemove:
+			l := p.Remove.Removed
+			if l == g.own || seenRemove[l] {
+				continue
+			}
+			seenRemove[l] = true
+		case ProposalTypeReInit:
+			reinit = cp.ref
+			continue
+		}
+		refs = append(refs, cp.ref)
+	}
+	if len(refs) == 0 && reinit != nil {
+		refs = [][]byte{reinit}
+	}
+	return refs
 }

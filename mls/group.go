@@ -21,6 +21,7 @@ package mls
 import (
 	"bytes"
 	"fmt"
+	"slices"
 
 	"github.com/parleychat/parley/mls/ciphersuite"
 	"github.com/parleychat/parley/mls/keyschedule"
@@ -386,6 +387,9 @@ func (g *Group) process(m *MLSMessage) (*Result, error) {
 		res.Kind = ResultProposal
 		res.Proposal = ac.Content.Proposal
 		res.ProposalRef = ProposalRef(g.suite, ac.Marshal())
+		if slices.ContainsFunc(g.proposals, func(cp cachedProposal) bool { return equalBytes(cp.ref, res.ProposalRef) }) {
+			return nil, fmt.Errorf("%w: proposal already received", ErrReplay)
+		}
 		g.proposals = append(g.proposals, cachedProposal{ref: res.ProposalRef, proposal: ac.Content.Proposal, sender: ac.Content.Sender})
 	case ContentTypeCommit:
 		res.Kind = ResultCommit

@@ -371,3 +371,54 @@ func TestOldEpochSecretsWiped(t *testing.T) {
 		t.Fatal("past epoch lost its sender data or resumption secret")
 	}
 }
+
+func TestCommitReceivedProposalsFilters(t *testing.T) {
+	s, alice, bob, carol := gtThree(t, Config{PublicHandshake: true})
+	kpD, bD := gtKeyPackage(t, s, "dave")
+	// Bob proposes an update and removing alice; carol proposes removing
+	// bob and adding dave; alice proposes her own update.
+	upd, _, err := bob.g.ProposeUpdate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	rmA, _, err := bob.g.ProposeRemove(alice.g.OwnLeaf())
+	if err != nil {
+		t.Fatal(err)
+	}
+	rmB, _, err := carol.g.ProposeRemove(bob.g.OwnLeaf())
+	if err != nil {
+		t.Fatal(err)
+	}
+	addD, _, err := carol.g.ProposeAdd(kpD)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ownUpd, _, err := alice.g.ProposeUpdate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range [][]byte{upd, rmA, rmB, addD} {
+		gtDeliver(t, m, alice)
+	}
+	// A duplicate delivery is refused without a second cache entry.
+	if _, err := alice.g.Process(rmB); !errors.Is(err, ErrReplay) {
+		t.Fatalf("duplicate proposal: %v", err)
+	}
+	for _, m := range [][]byte{upd, rmA, ownUpd} {
+		gtDeliver(t, m, carol)
+	}
+	out, err := alice.g.Commit(CommitOptions{IncludeReceived: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := alice.g.MergePendingCommit()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(r.Removed) != 1 || r.Removed[0] != 1 || len(r.Added) != 1 || len(r.Updated) != 0 {
+		t.Fatalf("commit result %+v", r)
+	}
+	gtDeliver(t, out.Commit, carol)
+	dave := gtJoin(t, "dave", out.Welcome, bD)
+	gtAgree(t, alice, carol, dave)
+}
