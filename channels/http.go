@@ -307,6 +307,10 @@ func (s *Service) createPost(w http.ResponseWriter, r *http.Request, user string
 				writeError(w, http.StatusRequestEntityTooLarge, ErrorBody{Error: fmt.Sprintf("media file larger than %d bytes", s.cfg.MaxMediaBytes), Code: "too_large"})
 				return
 			}
+			if len(b) == 0 {
+				writeError(w, http.StatusBadRequest, ErrorBody{Error: "empty media file", Code: "invalid"})
+				return
+			}
 			data = append(data, b)
 			declared = append(declared, part.Header.Get("Content-Type"))
 		default:

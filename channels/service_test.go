@@ -535,6 +535,7 @@ func TestHostileImagesRefused(t *testing.T) {
 		{"garbage declared image", "image/png", bytes.Repeat([]byte{0xde, 0xad}, 500), 422, "malformed"},
 		{"png header only", "", []byte("\x89PNG\r\n\x1a\n"), 422, "malformed"},
 		{"too large", "application/octet-stream", make([]byte, 4<<20+1), 413, "larger"},
+		{"empty", "image/png", nil, 400, "empty"},
 	}
 	var before runtimeMem
 	before.read()
