@@ -296,6 +296,32 @@ func (c *Client) redial(ctx context.Context) (*transport.Conn, error) {
 	return c.connection(ctx)
 }
 
+// maxRateLimitWait bounds how long a request waits out RATE_LIMITED.
+const maxRateLimitWait = 30 * time.Second
+
+// retryRateLimited runs fn, and again after the server's retry-after
+// delay while it answers RATE_LIMITED (up to maxRateLimitWait in total).
+func retryRateLimited[T any](ctx context.Context, fn func() (T, error)) (T, error) {
+	waited := time.Duration(0)
+	for {
+		v, err := fn()
+		var we *wire.Error
+		if err == nil || !errors.As(err, &we) || we.Code != wire.ErrRateLimited.Code {
+			return v, err
+		}
+		d := max(we.RetryAfter, 100*time.Millisecond)
+		if waited+d > maxRateLimitWait {
+			return v, err
+		}
+		waited += d
+		select {
+		case <-ctx.Done():
+			return v, ctx.Err()
+		case <-time.After(d):
+		}
+	}
+}
+
 // Connect makes sure the device is connected and authenticated.
 func (c *Client) Connect(ctx context.Context) error {
 	return c.withLock(ctx, func() error { _, err := c.connection(ctx); return err })

@@ -546,9 +546,11 @@ func (c *Client) sendPending(ctx context.Context, conn *transport.Conn, r *convR
 	var res transport.SendResult
 	var err error
 	for try := 0; try < 3; try++ {
-		res, err = conn.SendCommit(ctx, transport.Commit{
-			ID: pc.ID, ConversationID: r.ID, Epoch: pc.Epoch, Payload: pc.Payload,
-			Added: pc.Added, Removed: pc.Removed, Welcome: pc.Welcome,
+		res, err = retryRateLimited(ctx, func() (transport.SendResult, error) {
+			return conn.SendCommit(ctx, transport.Commit{
+				ID: pc.ID, ConversationID: r.ID, Epoch: pc.Epoch, Payload: pc.Payload,
+				Added: pc.Added, Removed: pc.Removed, Welcome: pc.Welcome,
+			})
 		})
 		var we *wire.Error
 		var conflict *transport.EpochConflictError
@@ -729,7 +731,9 @@ func (c *Client) addUsers(ctx context.Context, r *convRecord, users []string, in
 // fetchKeyPackages fetches and checks one key package per device of user
 // (or of the listed devices).
 func (c *Client) fetchKeyPackages(ctx context.Context, conn *transport.Conn, user string, devices ...string) ([]transport.DeviceKeyPackage, error) {
-	kps, err := conn.FetchKeyPackages(ctx, user, devices...)
+	kps, err := retryRateLimited(ctx, func() ([]transport.DeviceKeyPackage, error) {
+		return conn.FetchKeyPackages(ctx, user, devices...)
+	})
 	if errors.Is(err, wire.ErrNotFound) || err == nil && len(kps) == 0 {
 		return nil, fmt.Errorf("%w: %s", ErrUnknownUser, user)
 	}

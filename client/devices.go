@@ -180,7 +180,9 @@ func (c *Client) addOwnDevice(ctx context.Context, deviceID string, wait time.Du
 				if present {
 					continue
 				}
-				kps, err := conn.FetchKeyPackages(ctx, c.acct.User, deviceID)
+				kps, err := retryRateLimited(ctx, func() ([]transport.DeviceKeyPackage, error) {
+					return conn.FetchKeyPackages(ctx, c.acct.User, deviceID)
+				})
 				if err != nil {
 					return err
 				}

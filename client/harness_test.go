@@ -30,15 +30,19 @@ type testServer struct {
 	dataDir string
 	store   *sqlitestore.Store
 	stop    func()
+	// configure, if set, adjusts the server's configuration.
+	configure func(*server.Config)
 }
 
-func startServer(t testing.TB) *testServer {
+func startServer(t testing.TB) *testServer { return startServerWith(t, nil) }
+
+func startServerWith(t testing.TB, configure func(*server.Config)) *testServer {
 	t.Helper()
 	dataDir := filepath.Join(t.TempDir(), "server")
 	if err := os.MkdirAll(dataDir, 0o700); err != nil {
 		t.Fatal(err)
 	}
-	s := &testServer{dataDir: dataDir}
+	s := &testServer{dataDir: dataDir, configure: configure}
 	s.start(t, "127.0.0.1:0")
 	t.Cleanup(func() { s.stop() })
 	return s
@@ -60,11 +64,15 @@ func (s *testServer) start(t testing.TB, addr string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := server.New(server.Config{
+	cfg := server.Config{
 		Store:  st,
 		Blobs:  blobs,
 		Logger: slog.New(slog.NewTextHandler(logFile, &slog.HandlerOptions{Level: slog.LevelDebug})),
-	})
+	}
+	if s.configure != nil {
+		s.configure(&cfg)
+	}
+	srv, err := server.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	"github.com/parleychat/parley/client/filecrypt"
+	"github.com/parleychat/parley/server"
 )
 
 func TestFollowDeliversPushedMessages(t *testing.T) {
@@ -277,5 +279,22 @@ func TestTamperedFileRejected(t *testing.T) {
 	entries, _ := os.ReadDir(filepath.Dir(out))
 	if len(entries) != 0 {
 		t.Fatalf("left behind %d files", len(entries))
+	}
+}
+
+func TestRateLimitedSendsAreRetried(t *testing.T) {
+	srv := startServerWith(t, func(cfg *server.Config) {
+		cfg.Limits.SendPerAccount = server.Limit{N: 3, Per: time.Second}
+	})
+	alice := srv.newUser(t, "alice")
+	bob := srv.newUser(t, "bob")
+	var want []string
+	for i := range 8 {
+		text := fmt.Sprintf("burst %d", i)
+		mustSend(t, alice, "@bob", text)
+		want = append(want, "alice: "+text)
+	}
+	if got := texts(mustSync(t, bob)); !slices.Equal(got, want) {
+		t.Fatalf("got %q", got)
 	}
 }

@@ -71,7 +71,9 @@ func (c *Client) sendPayload(ctx context.Context, conn *transport.Conn, r *convR
 		if err != nil {
 			return Sent{}, err
 		}
-		res, err := conn.SendApplication(ctx, id, r.ID, epoch, ciphertext)
+		res, err := retryRateLimited(ctx, func() (transport.SendResult, error) {
+			return conn.SendApplication(ctx, id, r.ID, epoch, ciphertext)
+		})
 		if errors.Is(err, wire.ErrWrongEpoch) && attempt < 3 {
 			// A commit we had not seen moved the group on: catch up and
 			// encrypt again in the new epoch (same id: nothing was stored).
