@@ -23,6 +23,7 @@ func TestSharedVectors(t *testing.T) {
 	}
 	for _, f := range files {
 		t.Run(filepath.Base(f), func(t *testing.T) {
+			t.Parallel()
 			r, err := RunFile(f)
 			if err != nil {
 				t.Fatal(err)
