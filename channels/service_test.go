@@ -34,7 +34,7 @@ import (
 )
 
 type env struct {
-	t      *testing.T
+	t      testing.TB
 	ctx    context.Context
 	mstore *modsqlite.Store
 	cstore *chansqlite.Store
@@ -52,7 +52,9 @@ var fakeAuth = channels.AuthenticatorFunc(func(r *http.Request) (string, error) 
 	return "", channels.ErrUnauthorized
 })
 
-func newEnv(t *testing.T) *env {
+func newEnv(t *testing.T) *env { return newEnvTB(t) }
+
+func newEnvTB(t testing.TB) *env {
 	t.Helper()
 	ctx := context.Background()
 	dir := t.TempDir()
@@ -169,7 +171,7 @@ func (e *env) events(channel string, since int64, wait int) channels.EventsRespo
 	return r
 }
 
-func readImage(t *testing.T, elem ...string) ([]byte, image.Image) {
+func readImage(t testing.TB, elem ...string) ([]byte, image.Image) {
 	t.Helper()
 	data, err := os.ReadFile(shareddata.Path(t, append([]string{"testdata", "pdq", "images"}, elem...)...))
 	if err != nil {
