@@ -1,0 +1,927 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"math"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/parleychat/parley/wire"
+	"github.com/parleychat/parley/wire/parleypb"
+)
+
+type config struct {
+	server                string
+	spawn, baseline, json bool
+	accounts, devices     int
+	groups, groupSize     int
+	rate                  float64
+	size, attachSize      int
+	duration              time.Duration
+	inflight              int
+	mix                   map[string]float64
+	idle                  int
+	offline               int
+	addrs                 int
+}
+
+func parseMix(s string) (map[string]float64, error) {
+	m := map[string]float64{}
+	for _, part := range strings.Split(s, ",") {
+		k, v, ok := strings.Cut(part, "=")
+		if !ok {
+			return nil, fmt.Errorf("--mix: %q is not kind=weight", part)
+		}
+		switch k {
+		case "direct", "group", "attach":
+		default:
+			return nil, fmt.Errorf("--mix: unknown kind %q (direct, group, attach)", k)
+		}
+		w, err := strconv.ParseFloat(v, 64)
+		if err != nil || w < 0 {
+			return nil, fmt.Errorf("--mix: bad weight %q", v)
+		}
+		m[k] = w
+	}
+	return m, nil
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	var cfg config
+	var mix string
+	fs := flag.NewFlagSet("parley-load", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&cfg.server, "server", "", "`URL` of a running parleyd (loopback only)")
+	fs.BoolVar(&cfg.spawn, "spawn", false, "start a server as a child process with a temporary data directory")
+	fs.BoolVar(&cfg.baseline, "baseline", false, "also run the 1:1 traffic through a bare WebSocket relay and report the ratio")
+	fs.BoolVar(&cfg.json, "json", false, "print the report as JSON")
+	fs.IntVar(&cfg.accounts, "accounts", 100, "accounts (1:1 conversations pair account 2k with 2k+1)")
+	fs.IntVar(&cfg.devices, "devices", 1, "devices per account (extra devices are linked)")
+	fs.IntVar(&cfg.groups, "groups", 0, "group conversations")
+	fs.IntVar(&cfg.groupSize, "group-size", 10, "accounts per group (all their devices are members)")
+	fs.Float64Var(&cfg.rate, "rate", 0, "total messages per second (0: as fast as acknowledgements allow)")
+	fs.IntVar(&cfg.size, "size", 256, "message payload `bytes`")
+	fs.IntVar(&cfg.attachSize, "attach-size", 64<<10, "attachment `bytes` for --mix attach")
+	fs.DurationVar(&cfg.duration, "duration", 10*time.Second, "how long to send")
+	fs.IntVar(&cfg.inflight, "inflight", 1, "requests one device keeps outstanding (pipelined)")
+	fs.StringVar(&mix, "mix", "direct=1", "message mix: weights of direct, group and attach (direct message after uploading an attachment)")
+	fs.IntVar(&cfg.idle, "idle", 0, "extra idle authenticated connections held open during the run")
+	fs.IntVar(&cfg.offline, "offline", 0, "after the run, queue this many messages for an offline device and time its drain on reconnect")
+	fs.IntVar(&cfg.addrs, "source-addrs", 8, "spread connections over this many source addresses 127.0.0.1..N")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	var err error
+	if cfg.mix, err = parseMix(mix); err != nil {
+		fmt.Fprintln(stderr, "parley-load:", err)
+		return 2
+	}
+	if cfg.spawn == (cfg.server != "") {
+		fmt.Fprintln(stderr, "parley-load: give exactly one of --server URL and --spawn")
+		return 2
+	}
+	if cfg.accounts < 2 || cfg.devices < 1 || cfg.size < 16 {
+		fmt.Fprintln(stderr, "parley-load: need --accounts >= 2, --devices >= 1, --size >= 16")
+		return 2
+	}
+	raiseFileLimit()
+	rep, err := runLoad(ctx, cfg, stderr)
+	if err != nil {
+		fmt.Fprintln(stderr, "parley-load:", err)
+		return 1
+	}
+	if cfg.json {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		enc.Encode(rep)
+	} else {
+		rep.print(stdout)
+	}
+	return 0
+}
+
+// Report is the outcome of a run.
+type Report struct {
+	Payloads    string             `json:"payloads"`
+	Accounts    int                `json:"accounts"`
+	Devices     int                `json:"devices"`
+	Connections int                `json:"connections"`
+	Duration    float64            `json:"duration_seconds"`
+	Sent        int64              `json:"sent"`
+	Acked       int64              `json:"acknowledged"`
+	Errors      int64              `json:"errors"`
+	Expected    int64              `json:"expected_deliveries"`
+	Delivered   int64              `json:"delivered"`
+	ByFetch     int64              `json:"delivered_by_fetch"`
+	Lost        int64              `json:"lost"`
+	Duplicated  int64              `json:"duplicated"`
+	Reordered   int64              `json:"reordered"`
+	Attachments int64              `json:"attachments"`
+	AckedPerSec float64            `json:"acknowledged_per_second"`
+	DelivPerSec float64            `json:"delivered_per_second"`
+	P50, P99    float64            `json:"-"`
+	P999        float64            `json:"-"`
+	Latency     map[string]float64 `json:"latency_ms"`
+	Server      *ServerStats       `json:"server,omitempty"`
+	Idle        *IdleStats         `json:"idle,omitempty"`
+	Drain       *DrainStats        `json:"drain,omitempty"`
+	Baseline    *Report            `json:"baseline,omitempty"`
+	Ratio       float64            `json:"delivered_ratio_vs_baseline,omitempty"`
+	FirstErrors []string           `json:"first_errors,omitempty"`
+}
+
+// ServerStats are read from /proc for a spawned server.
+type ServerStats struct {
+	PID        int     `json:"pid"`
+	RSSMiB     float64 `json:"rss_mib"`
+	PeakRSSMiB float64 `json:"peak_rss_mib"`
+	CPUSeconds float64 `json:"cpu_seconds"`
+	CPUPercent float64 `json:"cpu_percent_of_one_core"`
+}
+
+// IdleStats measure the memory an idle authenticated connection costs.
+type IdleStats struct {
+	Connections  int     `json:"connections"`
+	Failed       int     `json:"failed"`
+	RSSBeforeMiB float64 `json:"rss_before_mib"`
+	RSSAfterMiB  float64 `json:"rss_after_mib"`
+	KiBPerConn   float64 `json:"kib_per_connection"`
+	OpenSeconds  float64 `json:"open_seconds"`
+}
+
+// DrainStats time a device catching up after being offline.
+type DrainStats struct {
+	Queued    int     `json:"queued"`
+	Drained   int     `json:"drained"`
+	Seconds   float64 `json:"seconds"`
+	PerSecond float64 `json:"per_second"`
+}
+
+func (r *Report) print(w io.Writer) {
+	fmt.Fprintf(w, "payloads: %s\n", r.Payloads)
+	fmt.Fprintf(w, "accounts %d, devices %d, connections %d, %.1fs\n", r.Accounts, r.Devices, r.Connections, r.Duration)
+	fmt.Fprintf(w, "sent %d  acknowledged %d  errors %d  attachments %d\n", r.Sent, r.Acked, r.Errors, r.Attachments)
+	fmt.Fprintf(w, "deliveries expected %d  delivered %d (by push %d, by fetch %d)  lost %d  duplicated %d  reordered %d\n",
+		r.Expected, r.Delivered, r.Delivered-r.ByFetch, r.ByFetch, r.Lost, r.Duplicated, r.Reordered)
+	fmt.Fprintf(w, "rate: %.0f acknowledged/s, %.0f delivered/s\n", r.AckedPerSec, r.DelivPerSec)
+	fmt.Fprintf(w, "latency send->push: p50 %.2f ms  p99 %.2f ms  p99.9 %.2f ms\n", r.P50, r.P99, r.P999)
+	if s := r.Server; s != nil {
+		fmt.Fprintf(w, "server pid %d: RSS %.1f MiB (peak %.1f), CPU %.1fs (%.0f%% of one core)\n", s.PID, s.RSSMiB, s.PeakRSSMiB, s.CPUSeconds, s.CPUPercent)
+	}
+	if i := r.Idle; i != nil {
+		fmt.Fprintf(w, "idle: %d connections (%d failed) opened in %.1fs; server RSS %.1f -> %.1f MiB = %.2f KiB per connection\n",
+			i.Connections, i.Failed, i.OpenSeconds, i.RSSBeforeMiB, i.RSSAfterMiB, i.KiBPerConn)
+	}
+	if d := r.Drain; d != nil {
+		fmt.Fprintf(w, "offline drain: %d of %d queued messages fetched in %.2fs = %.0f/s\n", d.Drained, d.Queued, d.Seconds, d.PerSecond)
+	}
+	for _, e := range r.FirstErrors {
+		fmt.Fprintf(w, "error: %s\n", e)
+	}
+	if b := r.Baseline; b != nil {
+		fmt.Fprintf(w, "\nbaseline (bare WebSocket relay, no storage, no auth, same pairs/in-flight/size):\n")
+		fmt.Fprintf(w, "  %.0f delivered/s, p50 %.2f ms, p99 %.2f ms, p99.9 %.2f ms, lost %d\n", b.DelivPerSec, b.P50, b.P99, b.P999, b.Lost)
+		fmt.Fprintf(w, "parleyd / relay delivered rate: %.2f\n", r.Ratio)
+	}
+}
+
+// stats are shared counters.
+type stats struct {
+	sent, acked, errs, expected, delivered, byFetch, dups, reordered, attach atomic.Int64
+	mu                                                                       sync.Mutex
+	lat                                                                      []float64 // ms
+	firstEr                                                                  []string
+}
+
+func (s *stats) err(e error) {
+	s.errs.Add(1)
+	s.mu.Lock()
+	if len(s.firstEr) < 5 {
+		s.firstEr = append(s.firstEr, e.Error())
+	}
+	s.mu.Unlock()
+}
+
+func percentile(sorted []float64, p float64) float64 {
+	if len(sorted) == 0 {
+		return 0
+	}
+	i := int(math.Ceil(p*float64(len(sorted)))) - 1
+	return sorted[max(0, min(i, len(sorted)-1))]
+}
+
+// payload header: 8 bytes send time (unix ns); the rest was prepared in
+// advance.
+func stamp(p []byte) { binary.BigEndian.PutUint64(p, uint64(time.Now().UnixNano())) }
+
+func sinceStamp(p []byte) float64 {
+	if len(p) < 8 {
+		return 0
+	}
+	return float64(time.Now().UnixNano()-int64(binary.BigEndian.Uint64(p))) / 1e6
+}
+
+type conversation struct {
+	id      []byte
+	members []*device
+}
+
+type device struct {
+	acct   int
+	name   string
+	key    ed25519.PrivateKey
+	id     string
+	token  string
+	c      *wsClient
+	direct *conversation
+	groups []*conversation
+	st     *stats
+
+	mu   sync.Mutex
+	seen map[[16]byte]struct{}
+	last map[string]uint64 // highest seq pushed per conversation
+	wm   map[string]*watermark
+}
+
+// watermark tracks the highest seq below which everything was seen.
+type watermark struct {
+	next    uint64
+	pending map[uint64]bool
+	acked   uint64
+}
+
+func (w *watermark) mark(seq uint64) {
+	if seq < w.next {
+		return
+	}
+	w.pending[seq] = true
+	for w.pending[w.next] {
+		delete(w.pending, w.next)
+		w.next++
+	}
+}
+
+func newDevice(acct int, name string, st *stats) *device {
+	_, key, _ := ed25519.GenerateKey(rand.Reader)
+	return &device{acct: acct, name: name, key: key, st: st, seen: map[[16]byte]struct{}{}, last: map[string]uint64{}, wm: map[string]*watermark{}}
+}
+
+func (d *device) wmFor(conv string) *watermark {
+	w := d.wm[conv]
+	if w == nil {
+		w = &watermark{next: 1, pending: map[uint64]bool{}}
+		d.wm[conv] = w
+	}
+	return w
+}
+
+// receive records one message delivered to d by push or fetch.
+func (d *device) receive(m *parleypb.Message, byPush bool) {
+	if m.Kind != parleypb.Kind_APPLICATION {
+		d.mu.Lock()
+		d.wmFor(string(m.ConversationId)).mark(m.Seq)
+		d.mu.Unlock()
+		return
+	}
+	var id [16]byte
+	copy(id[:], m.Id)
+	d.mu.Lock()
+	d.wmFor(string(m.ConversationId)).mark(m.Seq)
+	if m.SenderDeviceId == d.id {
+		d.mu.Unlock()
+		return
+	}
+	_, dup := d.seen[id]
+	if !dup {
+		d.seen[id] = struct{}{}
+	}
+	if byPush {
+		conv := string(m.ConversationId)
+		if m.Seq < d.last[conv] {
+			d.st.reordered.Add(1)
+		}
+		d.last[conv] = max(d.last[conv], m.Seq)
+	}
+	d.mu.Unlock()
+	switch {
+	case dup && byPush:
+		d.st.dups.Add(1)
+	case !dup:
+		d.st.delivered.Add(1)
+		if byPush {
+			lat := sinceStamp(m.Payload)
+			d.st.mu.Lock()
+			d.st.lat = append(d.st.lat, lat)
+			d.st.mu.Unlock()
+		} else {
+			d.st.byFetch.Add(1)
+		}
+	}
+}
+
+func (d *device) onPush(p *parleypb.Push) {
+	if m := p.GetMessage(); m != nil {
+		d.receive(m, true)
+	}
+}
+
+func (d *device) connect(ctx context.Context, dl *dialers, server string) error {
+	c, err := dial(ctx, dl.pick(), server, d.onPush)
+	if err != nil {
+		return err
+	}
+	s, err := c.authenticate(ctx, d.key)
+	if err != nil {
+		c.close()
+		return err
+	}
+	d.c, d.token = c, s.BlobToken
+	return nil
+}
+
+// parallel runs fn(i) for i < n on up to workers goroutines and returns
+// the first error.
+func parallel(n, workers int, fn func(i int) error) error {
+	var next atomic.Int64
+	var first error
+	var once sync.Once
+	var wg sync.WaitGroup
+	for range min(workers, n) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= n {
+					return
+				}
+				if err := fn(i); err != nil {
+					once.Do(func() { first = err })
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	return first
+}
+
+func randBytes(n int) []byte {
+	b := make([]byte, n)
+	rand.Read(b)
+	return b
+}
+
+type world struct {
+	cfg     config
+	server  string
+	dl      *dialers
+	st      *stats
+	accts   [][]*device
+	all     []*device
+	convs   []*conversation
+	proc    int // pid of a spawned server, 0 if none
+	payload []byte
+	attach  []byte
+}
+
+func runLoad(ctx context.Context, cfg config, progress io.Writer) (*Report, error) {
+	w := &world{cfg: cfg, server: cfg.server, dl: newDialers(cfg.addrs), st: &stats{}}
+	w.payload = randBytes(cfg.size)
+	w.attach = randBytes(cfg.attachSize)
+	if cfg.spawn {
+		ch, err := spawn("internal-serve")
+		if err != nil {
+			return nil, err
+		}
+		defer ch.stop()
+		w.server, w.proc = ch.url, ch.pid()
+		fmt.Fprintf(progress, "spawned parleyd (pid %d, data %s) at %s\n", ch.pid(), ch.dir, ch.url)
+	}
+	fmt.Fprintf(progress, "setting up %d accounts x %d devices...\n", cfg.accounts, cfg.devices)
+	t0 := time.Now()
+	if err := w.setup(ctx); err != nil {
+		return nil, fmt.Errorf("setup: %w", err)
+	}
+	fmt.Fprintf(progress, "setup done in %.1fs\n", time.Since(t0).Seconds())
+	rep := &Report{Payloads: "pre-generated random ciphertext (no MLS), 8-byte send timestamp", Accounts: cfg.accounts, Devices: len(w.all)}
+	var idleConns []*wsClient
+	if cfg.idle > 0 {
+		idle, conns, err := w.openIdle(ctx, progress)
+		if err != nil {
+			return nil, err
+		}
+		rep.Idle, idleConns = idle, conns
+		defer func() {
+			for _, c := range idleConns {
+				c.close()
+			}
+		}()
+	}
+	rep.Connections = len(w.all) + len(idleConns)
+	var before procStats
+	if w.proc != 0 {
+		before, _ = readProc(w.proc)
+	}
+	elapsed := w.traffic(ctx, progress)
+	w.catchUp(ctx)
+	w.st.fill(rep, elapsed)
+	if w.proc != 0 {
+		after, _ := readProc(w.proc)
+		cpu := after.CPU - before.CPU
+		rep.Server = &ServerStats{PID: w.proc, RSSMiB: float64(after.RSSKiB) / 1024, PeakRSSMiB: float64(after.HWMKiB) / 1024,
+			CPUSeconds: cpu.Seconds(), CPUPercent: 100 * cpu.Seconds() / elapsed.Seconds()}
+	}
+	if cfg.offline > 0 {
+		d, err := w.drain(ctx, progress)
+		if err != nil {
+			return nil, fmt.Errorf("offline drain: %w", err)
+		}
+		rep.Drain = d
+	}
+	for _, d := range w.all {
+		d.c.close()
+	}
+	if cfg.baseline {
+		b, err := runRelay(ctx, cfg, progress)
+		if err != nil {
+			return nil, fmt.Errorf("baseline: %w", err)
+		}
+		rep.Baseline = b
+		if b.DelivPerSec > 0 {
+			rep.Ratio = rep.DelivPerSec / b.DelivPerSec
+		}
+	}
+	return rep, nil
+}
+
+func (s *stats) fill(rep *Report, elapsed time.Duration) {
+	rep.Duration = elapsed.Seconds()
+	rep.Sent, rep.Acked, rep.Errors = s.sent.Load(), s.acked.Load(), s.errs.Load()
+	rep.Expected, rep.Delivered, rep.ByFetch = s.expected.Load(), s.delivered.Load(), s.byFetch.Load()
+	rep.Lost = max(0, rep.Expected-rep.Delivered)
+	rep.Duplicated, rep.Reordered, rep.Attachments = s.dups.Load(), s.reordered.Load(), s.attach.Load()
+	rep.AckedPerSec = float64(rep.Acked) / elapsed.Seconds()
+	rep.DelivPerSec = float64(rep.Delivered-rep.ByFetch) / elapsed.Seconds()
+	s.mu.Lock()
+	slices.Sort(s.lat)
+	rep.P50, rep.P99, rep.P999 = percentile(s.lat, 0.5), percentile(s.lat, 0.99), percentile(s.lat, 0.999)
+	rep.FirstErrors = s.firstEr
+	s.mu.Unlock()
+	rep.Latency = map[string]float64{"p50": rep.P50, "p99": rep.P99, "p99.9": rep.P999}
+}
+
+func (w *world) setup(ctx context.Context) error {
+	cfg := w.cfg
+	run := randBytes(3)
+	w.accts = make([][]*device, cfg.accounts)
+	// Register every account's first device.
+	err := parallel(cfg.accounts, 32, func(i int) error {
+		d := newDevice(i, fmt.Sprintf("l%x-%d", run, i), w.st)
+		c, err := dial(ctx, w.dl.pick(), w.server, d.onPush)
+		if err != nil {
+			return err
+		}
+		s, err := c.register(ctx, d.name, d.key)
+		if err != nil {
+			return fmt.Errorf("register %s: %w", d.name, err)
+		}
+		d.c, d.id, d.token = c, s.DeviceId, s.BlobToken
+		w.accts[i] = []*device{d}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	// Link the other devices.
+	if cfg.devices > 1 {
+		err = parallel(cfg.accounts, 32, func(i int) error {
+			first := w.accts[i][0]
+			for range cfg.devices - 1 {
+				d := newDevice(i, first.name, w.st)
+				c, err := dial(ctx, w.dl.pick(), w.server, d.onPush)
+				if err != nil {
+					return err
+				}
+				r, err := c.call(ctx, &parleypb.ClientFrame{Body: &parleypb.ClientFrame_RequestLink{RequestLink: &parleypb.RequestLinkRequest{
+					Username: d.name, PublicKey: d.key.Public().(ed25519.PublicKey), Signature: c.sign(d.key, wire.PurposeLink)}}})
+				if err != nil {
+					return fmt.Errorf("request link: %w", err)
+				}
+				if _, err := first.c.call(ctx, &parleypb.ClientFrame{Body: &parleypb.ClientFrame_ApproveLink{ApproveLink: &parleypb.ApproveLinkRequest{Code: r.GetRequestLink().Code}}}); err != nil {
+					return fmt.Errorf("approve link: %w", err)
+				}
+				s, err := c.authenticate(ctx, d.key)
+				if err != nil {
+					return err
+				}
+				d.c, d.id, d.token = c, s.DeviceId, s.BlobToken
+				w.accts[i] = append(w.accts[i], d)
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+	}
+	for _, a := range w.accts {
+		w.all = append(w.all, a...)
+	}
+	// 1:1 conversations between accounts 2k and 2k+1.
+	var plans [][]*device
+	for i := 0; i+1 < cfg.accounts; i += 2 {
+		plans = append(plans, slices.Concat(w.accts[i], w.accts[i+1]))
+	}
+	direct := len(plans)
+	for g := range cfg.groups {
+		var m []*device
+		for j := range min(cfg.groupSize, cfg.accounts) {
+			m = append(m, w.accts[(g*cfg.groupSize+j)%cfg.accounts]...)
+		}
+		plans = append(plans, m)
+	}
+	w.convs = make([]*conversation, len(plans))
+	err = parallel(len(plans), 16, func(i int) error {
+		cv := &conversation{id: randBytes(16), members: plans[i]}
+		creator := cv.members[0]
+		if _, err := creator.c.call(ctx, &parleypb.ClientFrame{Body: &parleypb.ClientFrame_CreateConversation{CreateConversation: &parleypb.CreateConversationRequest{ConversationId: cv.id}}}); err != nil {
+			return fmt.Errorf("create conversation: %w", err)
+		}
+		var added []string
+		for _, m := range cv.members[1:] {
+			added = append(added, m.id)
+		}
+		if _, err := creator.c.call(ctx, &parleypb.ClientFrame{Body: &parleypb.ClientFrame_Send{Send: &parleypb.SendRequest{
+			MessageId: randBytes(16), ConversationId: cv.id, Epoch: 0, Kind: parleypb.Kind_COMMIT,
+			Payload: randBytes(cfg.size), AddedDeviceIds: added, Welcome: randBytes(cfg.size)}}}); err != nil {
+			return fmt.Errorf("add members: %w", err)
+		}
+		w.convs[i] = cv
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for i, cv := range w.convs {
+		for _, m := range cv.members {
+			if i < direct {
+				m.direct = cv
+			} else {
+				m.groups = append(m.groups, cv)
+			}
+		}
+	}
+	return nil
+}
+
+// openIdle opens cfg.idle authenticated connections that then do nothing,
+// and measures the server's resident memory before and after.
+func (w *world) openIdle(ctx context.Context, progress io.Writer) (*IdleStats, []*wsClient, error) {
+	n := w.cfg.idle
+	st := &IdleStats{Connections: n}
+	if w.proc != 0 {
+		time.Sleep(time.Second)
+		p, _ := readProc(w.proc)
+		st.RSSBeforeMiB = float64(p.RSSKiB) / 1024
+	}
+	// Idle devices belong to a pool of accounts (several connections per
+	// device are allowed), so registering does not dominate the setup.
+	pool := make([]*device, min(n, 200))
+	err := parallel(len(pool), 32, func(i int) error {
+		d := newDevice(-1, fmt.Sprintf("idle%x-%d", randBytes(3), i), w.st)
+		c, err := dial(ctx, w.dl.pick(), w.server, nil)
+		if err != nil {
+			return err
+		}
+		defer c.close()
+		if _, err := c.register(ctx, d.name, d.key); err != nil {
+			return err
+		}
+		pool[i] = d
+		return nil
+	})
+	if err != nil {
+		return nil, nil, fmt.Errorf("idle accounts: %w", err)
+	}
+	conns := make([]*wsClient, n)
+	var failed, opened atomic.Int64
+	start := time.Now()
+	stopProgress := ticker(progress, 5*time.Second, func() string {
+		return fmt.Sprintf("idle connections: %d open, %d failed", opened.Load(), failed.Load())
+	})
+	parallel(n, 64, func(i int) error {
+		d := pool[i%len(pool)]
+		c, err := dial(ctx, w.dl.pick(), w.server, nil)
+		if err == nil {
+			if _, err = c.authenticate(ctx, d.key); err != nil {
+				c.close()
+			}
+		}
+		if err != nil {
+			if failed.Add(1) == 1 {
+				fmt.Fprintf(progress, "idle connection failed: %v\n", err)
+			}
+			return nil
+		}
+		conns[i] = c
+		opened.Add(1)
+		return nil
+	})
+	stopProgress()
+	st.OpenSeconds = time.Since(start).Seconds()
+	st.Failed = int(failed.Load())
+	conns = slices.DeleteFunc(conns, func(c *wsClient) bool { return c == nil })
+	if w.proc != 0 {
+		time.Sleep(2 * time.Second)
+		p, _ := readProc(w.proc)
+		st.RSSAfterMiB = float64(p.RSSKiB) / 1024
+		if len(conns) > 0 {
+			st.KiBPerConn = (st.RSSAfterMiB - st.RSSBeforeMiB) * 1024 / float64(len(conns))
+		}
+	}
+	return st, conns, nil
+}
+
+func ticker(out io.Writer, every time.Duration, line func() string) (stop func()) {
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		t := time.NewTicker(every)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				fmt.Fprintln(out, line())
+			}
+		}
+	}()
+	return func() { close(done); wg.Wait() }
+}
+
+// traffic runs the senders for cfg.duration and returns the time from
+// the first send until the last acknowledged send's pushes had a
+// moment to arrive.
+func (w *world) traffic(ctx context.Context, progress io.Writer) time.Duration {
+	cfg := w.cfg
+	senders := w.all
+	var kinds []string
+	var weights []float64
+	total := 0.0
+	for _, k := range []string{"direct", "group", "attach"} {
+		if cfg.mix[k] > 0 {
+			kinds = append(kinds, k)
+			weights = append(weights, cfg.mix[k])
+			total += cfg.mix[k]
+		}
+	}
+	if cfg.mix["group"] > 0 && cfg.mix["direct"] == 0 && cfg.mix["attach"] == 0 {
+		senders = slices.DeleteFunc(slices.Clone(senders), func(d *device) bool { return len(d.groups) == 0 })
+	}
+	if len(senders) == 0 || len(kinds) == 0 {
+		return time.Millisecond
+	}
+	pick := func(r uint64) string {
+		x := float64(r%1_000_000) / 1_000_000 * total
+		for i, wgt := range weights {
+			if x < wgt {
+				return kinds[i]
+			}
+			x -= wgt
+		}
+		return kinds[len(kinds)-1]
+	}
+	deadline := time.Now().Add(cfg.duration)
+	start := time.Now()
+	stopProgress := ticker(progress, 5*time.Second, func() string {
+		el := time.Since(start).Seconds()
+		return fmt.Sprintf("%5.0fs sent %d acked %d delivered %d (%.0f/s) errors %d", el,
+			w.st.sent.Load(), w.st.acked.Load(), w.st.delivered.Load(), float64(w.st.delivered.Load())/el, w.st.errs.Load())
+	})
+	var wg sync.WaitGroup
+	var lastAck atomic.Int64
+	for si, d := range senders {
+		var interval time.Duration
+		if cfg.rate > 0 {
+			interval = time.Duration(float64(len(senders)) / cfg.rate * float64(time.Second))
+		}
+		for lane := range cfg.inflight {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				var n uint64
+				next := time.Now().Add(time.Duration(si+lane*7) * interval / time.Duration(len(senders)+1))
+				for time.Now().Before(deadline) {
+					if interval > 0 {
+						if wait := time.Until(next); wait > 0 {
+							time.Sleep(wait)
+						}
+						next = next.Add(interval * time.Duration(cfg.inflight))
+						if time.Now().After(deadline) {
+							return
+						}
+					}
+					n++
+					if err := w.sendOne(ctx, d, pick(uint64(si)*1_000_003+n*7919+uint64(lane))); err != nil {
+						w.st.err(err)
+						if errors.Is(err, errClosed) {
+							return
+						}
+						continue
+					}
+					lastAck.Store(time.Now().UnixNano())
+				}
+			}()
+		}
+	}
+	wg.Wait()
+	stopProgress()
+	// Let the last pushes arrive.
+	time.Sleep(time.Second)
+	end := time.Unix(0, lastAck.Load())
+	if end.Before(start) {
+		end = time.Now()
+	}
+	return end.Sub(start)
+}
+
+func (w *world) sendOne(ctx context.Context, d *device, kind string) error {
+	cv := d.direct
+	switch kind {
+	case "group":
+		if len(d.groups) > 0 {
+			cv = d.groups[int(time.Now().UnixNano())%len(d.groups)]
+		}
+	case "attach":
+		id, err := w.upload(ctx, d)
+		if err != nil {
+			return fmt.Errorf("attachment: %w", err)
+		}
+		w.st.attach.Add(1)
+		_ = id // a real client would put the id and key inside the MLS message
+	}
+	if cv == nil {
+		return nil
+	}
+	p := bytes.Clone(w.payload)
+	stamp(p)
+	w.st.sent.Add(1)
+	r, err := d.c.call(ctx, &parleypb.ClientFrame{Body: &parleypb.ClientFrame_Send{Send: &parleypb.SendRequest{
+		MessageId: randBytes(16), ConversationId: cv.id, Epoch: 1, Kind: parleypb.Kind_APPLICATION, Payload: p}}})
+	if err != nil {
+		return err
+	}
+	w.st.acked.Add(1)
+	w.st.expected.Add(int64(len(cv.members) - 1))
+	d.mu.Lock()
+	d.wmFor(string(cv.id)).mark(r.GetSend().Seq)
+	d.mu.Unlock()
+	return nil
+}
+
+func (w *world) upload(ctx context.Context, d *device) (string, error) {
+	req, err := http.NewRequestWithContext(ctx, "POST", strings.TrimSuffix(w.server, "/")+wire.PathBlobs, bytes.NewReader(w.attach))
+	if err != nil {
+		return "", err
+	}
+	req.Header.Set("Authorization", "Bearer "+d.token)
+	resp, err := w.dl.pick().Do(req)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	var out struct{ ID string }
+	if resp.StatusCode != http.StatusCreated {
+		return "", fmt.Errorf("upload: %s", resp.Status)
+	}
+	return out.ID, json.NewDecoder(resp.Body).Decode(&out)
+}
+
+// catchUp has every device fetch what it has not seen (messages whose
+// push was missed), acknowledging as it goes, as a reconnecting client
+// would.
+func (w *world) catchUp(ctx context.Context) {
+	parallel(len(w.all), 32, func(i int) error {
+		d := w.all[i]
+		convs := slices.Clone(d.groups)
+		if d.direct != nil {
+			convs = append(convs, d.direct)
+		}
+		for _, cv := range convs {
+			if err := d.fetchAll(ctx, cv.id, nil); err != nil {
+				w.st.err(fmt.Errorf("catch up: %w", err))
+			}
+		}
+		return nil
+	})
+}
+
+// fetchAll fetches and acks a conversation until nothing is left; each
+// message goes to d.receive and, if not nil, count.
+func (d *device) fetchAll(ctx context.Context, conv []byte, count func(*parleypb.Message)) error {
+	for {
+		r, err := d.c.call(ctx, &parleypb.ClientFrame{Body: &parleypb.ClientFrame_Fetch{Fetch: &parleypb.FetchRequest{ConversationId: conv, Limit: wire.MaxFetchLimit}}})
+		if err != nil {
+			return err
+		}
+		f := r.GetFetch()
+		for _, m := range f.Messages {
+			d.receive(m, false)
+			if count != nil {
+				count(m)
+			}
+		}
+		if len(f.Messages) > 0 {
+			seq := f.Messages[len(f.Messages)-1].Seq
+			if _, err := d.c.call(ctx, &parleypb.ClientFrame{Body: &parleypb.ClientFrame_Ack{Ack: &parleypb.AckRequest{ConversationId: conv, Seq: seq}}}); err != nil {
+				return err
+			}
+		}
+		if !f.More {
+			return nil
+		}
+	}
+}
+
+// drain disconnects account 1's devices, queues cfg.offline messages from
+// account 0 into their conversation, then reconnects one device of
+// account 1 and times how long fetching and acknowledging them takes.
+func (w *world) drain(ctx context.Context, progress io.Writer) (*DrainStats, error) {
+	sender, peer := w.accts[0][0], w.accts[1][0]
+	cv := sender.direct
+	for _, d := range w.accts[1] {
+		d.c.close()
+	}
+	fmt.Fprintf(progress, "queueing %d messages for an offline device...\n", w.cfg.offline)
+	// Several connections of the sending device, so queueing is not
+	// limited by one connection's round trips.
+	const lanes = 16
+	var conns []*wsClient
+	for range lanes {
+		c, err := dial(ctx, w.dl.pick(), w.server, nil)
+		if err != nil {
+			return nil, err
+		}
+		if _, err := c.authenticate(ctx, sender.key); err != nil {
+			return nil, err
+		}
+		conns = append(conns, c)
+	}
+	defer func() {
+		for _, c := range conns {
+			c.close()
+		}
+	}()
+	queued := make(map[[16]byte]bool)
+	var mu sync.Mutex
+	err := parallel(w.cfg.offline, lanes, func(i int) error {
+		id := randBytes(16)
+		p := bytes.Clone(w.payload)
+		stamp(p)
+		_, err := conns[i%lanes].call(ctx, &parleypb.ClientFrame{Body: &parleypb.ClientFrame_Send{Send: &parleypb.SendRequest{
+			MessageId: id, ConversationId: cv.id, Epoch: 1, Kind: parleypb.Kind_APPLICATION, Payload: p}}})
+		if err == nil {
+			mu.Lock()
+			queued[[16]byte(id)] = true
+			mu.Unlock()
+		}
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	start := time.Now()
+	if err := peer.connect(ctx, w.dl, w.server); err != nil {
+		return nil, err
+	}
+	drained := 0
+	if err := peer.fetchAll(ctx, cv.id, func(m *parleypb.Message) {
+		if queued[[16]byte(m.Id)] {
+			drained++
+		}
+	}); err != nil {
+		return nil, err
+	}
+	el := time.Since(start)
+	peer.c.close()
+	return &DrainStats{Queued: len(queued), Drained: drained, Seconds: el.Seconds(), PerSecond: float64(drained) / el.Seconds()}, nil
+}

@@ -1,0 +1,47 @@
+// Command parley-load is a load generator for parleyd. It simulates many
+// devices speaking the real protocol (register, link, create
+// conversations, send, receive pushes, fetch, ack) against a running
+// server (--server URL) or one it starts itself (--spawn: the server
+// package with a SQLite store in a temporary directory, as a child
+// process so its memory and CPU can be measured).
+//
+// Payloads are random bytes prepared in advance (well-framed protobuf
+// envelopes around opaque "ciphertext"), so the figures measure the
+// server, not MLS. Each payload carries its send time for latency.
+//
+// --baseline also runs the same 1:1 traffic through a bare WebSocket
+// relay on the same library (no storage, no auth) and prints the ratio.
+//
+// Examples (the figures in docs/benchmarks.md):
+//
+//	parley-load --spawn --accounts 200 --duration 20s --baseline
+//	parley-load --spawn --idle 15000 --duration 5s
+//	parley-load --spawn --accounts 1000 --groups 1 --group-size 1000 --mix group=1 --rate 5
+//	parley-load --spawn --accounts 2 --offline 10000 --duration 5s
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+)
+
+func main() {
+	if len(os.Args) >= 3 {
+		switch os.Args[1] {
+		case "internal-serve":
+			if err := internalServe(os.Args[2]); err != nil {
+				fmt.Fprintln(os.Stderr, "parley-load internal-serve:", err)
+				os.Exit(1)
+			}
+			return
+		case "internal-relay":
+			if err := internalRelay(); err != nil {
+				fmt.Fprintln(os.Stderr, "parley-load internal-relay:", err)
+				os.Exit(1)
+			}
+			return
+		}
+	}
+	os.Exit(run(context.Background(), os.Args[1:], os.Stdout, os.Stderr))
+}

@@ -1,0 +1,183 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/parleychat/parley/server"
+	"github.com/parleychat/parley/store/blobstore"
+	"github.com/parleychat/parley/store/sqlitestore"
+)
+
+// raiseFileLimit sets the soft RLIMIT_NOFILE to the hard limit.
+func raiseFileLimit() uint64 {
+	var l syscall.Rlimit
+	if syscall.Getrlimit(syscall.RLIMIT_NOFILE, &l) != nil {
+		return 0
+	}
+	if l.Cur < l.Max {
+		l.Cur = l.Max
+		syscall.Setrlimit(syscall.RLIMIT_NOFILE, &l)
+	}
+	return l.Cur
+}
+
+// child is a server started by the generator as a separate process, so
+// that its memory and CPU can be read from /proc without the generator's.
+type child struct {
+	cmd  *exec.Cmd
+	url  string
+	dir  string
+	keep bool
+}
+
+// spawn re-executes this binary as "parley-load internal-serve DIR" (the
+// real server package with a SQLite store in DIR) or "internal-relay"
+// (the echo relay baseline) and waits for its address.
+func spawn(mode string) (*child, error) {
+	dir, err := os.MkdirTemp("", "parley-load-")
+	if err != nil {
+		return nil, err
+	}
+	self, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(self, mode, dir)
+	cmd.Stderr = os.Stderr
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	line, err := bufio.NewReader(out).ReadString('\n')
+	if err != nil {
+		cmd.Process.Kill()
+		cmd.Wait()
+		return nil, fmt.Errorf("%s: no address: %w", mode, err)
+	}
+	go io.Copy(io.Discard, out)
+	return &child{cmd: cmd, url: "http://" + strings.TrimSpace(line), dir: dir}, nil
+}
+
+func (c *child) pid() int { return c.cmd.Process.Pid }
+
+func (c *child) stop() {
+	c.cmd.Process.Signal(syscall.SIGTERM)
+	done := make(chan struct{})
+	go func() { c.cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		c.cmd.Process.Kill()
+		<-done
+	}
+	os.RemoveAll(c.dir)
+}
+
+// procStats reads a process's resident memory and CPU time from /proc.
+type procStats struct {
+	RSSKiB, HWMKiB int64
+	CPU            time.Duration
+}
+
+func readProc(pid int) (procStats, error) {
+	var p procStats
+	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return p, err
+	}
+	for _, line := range strings.Split(string(status), "\n") {
+		f := strings.Fields(line)
+		if len(f) >= 2 && f[0] == "VmRSS:" {
+			p.RSSKiB, _ = strconv.ParseInt(f[1], 10, 64)
+		}
+		if len(f) >= 2 && f[0] == "VmHWM:" {
+			p.HWMKiB, _ = strconv.ParseInt(f[1], 10, 64)
+		}
+	}
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return p, err
+	}
+	// Fields after the parenthesised command name; utime and stime are
+	// fields 14 and 15 (proc(5)), in clock ticks of 1/100 s on Linux.
+	s := string(stat)
+	if i := strings.LastIndexByte(s, ')'); i >= 0 {
+		f := strings.Fields(s[i+1:])
+		if len(f) > 13 {
+			u, _ := strconv.ParseInt(f[11], 10, 64)
+			st, _ := strconv.ParseInt(f[12], 10, 64)
+			p.CPU = time.Duration(u+st) * 10 * time.Millisecond
+		}
+	}
+	return p, nil
+}
+
+// internalServe runs parleyd's server package on 127.0.0.1:0 with its data
+// in dir, as parleyd would (SQLite WAL, synchronous=FULL, group commit),
+// except that rate limits are lifted: the generator is one client
+// address sending on behalf of thousands of accounts.
+func internalServe(dir string) error {
+	raiseFileLimit()
+	ctx := context.Background()
+	st, err := sqlitestore.Open(ctx, filepath.Join(dir, "parley.db"), nil)
+	if err != nil {
+		return err
+	}
+	blobs, err := blobstore.Open(filepath.Join(dir, "blobs"))
+	if err != nil {
+		return err
+	}
+	unl := server.Unlimited
+	srv, err := server.New(server.Config{
+		Store: st, Blobs: blobs,
+		Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
+		Limits: server.Limits{RegisterPerAddr: unl, SendPerAccount: unl, SendPerAddr: unl,
+			KeyPackageFetchPerDev: unl, KeyPackageFetchPerAcct: unl, KeyPackageFetchPerAddr: unl},
+		MaxUnauthenticatedPerAddr: 10_000,
+	})
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	fmt.Println(ln.Addr().String())
+	go stopOnSignal(func(ctx context.Context) {
+		srv.Shutdown(ctx)
+	})
+	err = srv.Serve(ln)
+	if err == http.ErrServerClosed {
+		err = nil
+	}
+	if cerr := st.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+func stopOnSignal(stop func(context.Context)) {
+	ch := make(chan os.Signal, 1)
+	signal.Notify(ch, syscall.SIGTERM, syscall.SIGINT)
+	<-ch
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	stop(ctx)
+}
