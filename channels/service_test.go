@@ -629,3 +629,61 @@ func FuzzAnalyse(f *testing.F) {
 		mod.Match(moderation.Media{PDQ: m.PDQ})
 	})
 }
+
+func TestReviewListUpdateHoldsPublishedPost(t *testing.T) {
+	e := newEnv(t)
+	data := []byte("a clip that a review list gains later")
+	p := e.mustPost("alice", "news", "clip", file{"c.mp4", "video/mp4", data})
+	a, _ := e.svc.Analyse(data, "video/mp4")
+	ent, _ := hashlist.NewEntry(hashlist.MD5, fmt.Sprintf("%x", a.MD5), nil)
+	e.importBank("maybe", hashlist.Review, ent)
+	evs := e.events("news", 0, 0)
+	if len(evs.Events) != 2 || evs.Events[1].Kind != channels.EventTakedown || !strings.Contains(evs.Events[1].Reason, "held for review") {
+		t.Fatalf("events %+v", evs)
+	}
+	got, _ := e.cstore.Post(e.ctx, p.ID)
+	if got.Status != channels.Held {
+		t.Fatalf("status %q, want held", got.Status)
+	}
+	ds, _ := e.mstore.Decisions(e.ctx, fmt.Sprintf("post:%d", p.ID), 0)
+	if len(ds) != 1 || ds[0].Kind != moderation.DecisionHold || ds[0].Type != hashlist.MD5 {
+		t.Fatalf("decisions %+v", ds)
+	}
+}
+
+// Uploads racing with list updates: once the list is in force, no
+// published post may match it, whatever the interleaving.
+func TestUploadsRacingListUpdates(t *testing.T) {
+	e := newEnv(t)
+	data := []byte("listed bytes")
+	a, _ := e.svc.Analyse(data, "")
+	ent, _ := hashlist.NewEntry(hashlist.SHA256, fmt.Sprintf("%x", a.SHA256), nil)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := range 40 {
+			m, _ := e.svc.Analyse(data, "")
+			_, err := e.svc.Publish(e.ctx, channels.Post{Channel: "news", Author: "alice", Text: fmt.Sprint(i), Media: []channels.Media{m}}, [][]byte{data}, time.Now())
+			if err != nil && !errors.Is(err, channels.ErrBlocked) {
+				t.Error(err)
+				return
+			}
+		}
+	}()
+	for range 10 {
+		e.importBank("gifct", hashlist.Block, ent)
+		e.importBank("gifct", hashlist.Block)
+	}
+	e.importBank("gifct", hashlist.Block, ent)
+	<-done
+	if err := e.mod.Refresh(e.ctx); err != nil {
+		t.Fatal(err)
+	}
+	published, err := e.cstore.Posts(e.ctx, 0, 1000, channels.Published)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(published) != 0 {
+		t.Fatalf("%d posts matching an active block list are still published", len(published))
+	}
+}
