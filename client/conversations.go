@@ -674,7 +674,7 @@ func (c *Client) addUsers(ctx context.Context, r *convRecord, users []string, in
 			}
 		}
 	}
-	_, err = c.commit(ctx, r, func(g *mls.Group) (*commitPlan, error) {
+	cr, err := c.commit(ctx, r, func(g *mls.Group) (*commitPlan, error) {
 		present := groupDevices(g)
 		p := &commitPlan{membership: &Membership{}}
 		add := func(user string, kps []transport.DeviceKeyPackage) {
@@ -719,8 +719,8 @@ func (c *Client) addUsers(ctx context.Context, r *convRecord, users []string, in
 		}
 		return p, nil
 	})
-	if err != nil {
-		return err
+	if err != nil || cr == nil {
+		return err // nil commit: nothing was missing
 	}
 	if r.Kind == ConvGroup {
 		return c.sendMeta(ctx, r)

@@ -215,9 +215,9 @@ func (c *Client) addOwnDevice(ctx context.Context, deviceID string, wait time.Du
 	}
 }
 
-// RemoveDevice removes another device of this account from every
-// conversation (so it cannot read anything sent afterwards) and then from
-// the account.
+// RemoveDevice removes another device of this account from the account
+// and then from every conversation, so it cannot read anything sent
+// afterwards. It returns the number of conversations it was removed from.
 func (c *Client) RemoveDevice(ctx context.Context, deviceID string) (int, error) {
 	if deviceID == c.acct.DeviceID {
 		return 0, errors.New("client: remove this device from another one")
@@ -238,6 +238,12 @@ func (c *Client) RemoveDevice(ctx context.Context, deviceID string) (int, error)
 		}
 		if !found {
 			return fmt.Errorf("%w: no device %s", wire.ErrNotFound, deviceID)
+		}
+		// Off the server first: the device is disconnected and can fetch
+		// nothing more, and no other device of ours re-adds it while its
+		// removal commits are being made.
+		if err := conn.RemoveDevice(ctx, deviceID); err != nil {
+			return err
 		}
 		if err := c.syncAll(ctx, conn); err != nil {
 			return err
@@ -263,7 +269,7 @@ func (c *Client) RemoveDevice(ctx context.Context, deviceID string) (int, error)
 				return fmt.Errorf("remove the device from %s: %w", r.label(), err)
 			}
 		}
-		return conn.RemoveDevice(ctx, deviceID)
+		return nil
 	})
 	return removed, err
 }

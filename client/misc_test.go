@@ -298,3 +298,59 @@ func TestRateLimitedSendsAreRetried(t *testing.T) {
 		t.Fatalf("got %q", got)
 	}
 }
+
+// TestSyncAddsMissingOwnDevices links a device whose approval added it
+// nowhere (as if the approving device crashed); the next sync of any
+// other device of the account adds it to that device's conversations.
+func TestSyncAddsMissingOwnDevices(t *testing.T) {
+	ctx := context.Background()
+	srv := startServer(t)
+	phone := srv.newUser(t, "alice")
+	bob := srv.newUser(t, "bob")
+	mustSend(t, phone, "@bob", "hi")
+	if _, err := phone.CreateGroup(ctx, "club", []string{"bob"}); err != nil {
+		t.Fatal(err)
+	}
+	mustSync(t, bob)
+
+	codes := make(chan string, 1)
+	done := make(chan *Client, 1)
+	go func() {
+		c, err := LinkDevice(ctx, testOptions(t, "laptop"), srv.url, "alice", func(code string, _ time.Time) { codes <- code })
+		if err != nil {
+			t.Error(err)
+		}
+		done <- c
+	}()
+	code := <-codes
+	conn, err := phone.connection(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conn.ApproveLink(ctx, code); err != nil { // approve only
+		t.Fatal(err)
+	}
+	laptop := <-done
+	if laptop == nil {
+		t.FailNow()
+	}
+	defer laptop.Close()
+
+	mustSync(t, phone) // heals: adds the laptop to both conversations
+	mustSend(t, bob, "@alice", "to all of alice")
+	mustSend(t, bob, "#club", "club news")
+	got := texts(mustSync(t, laptop))
+	if !slices.Equal(got, []string{"bob: to all of alice", "bob: club news"}) {
+		t.Fatalf("laptop got %q", got)
+	}
+	if n := len(groupState(t, laptop, "#club").Members()); n != 3 {
+		t.Fatalf("#club has %d members", n)
+	}
+	// Nothing more to heal: no further commits.
+	before := groupState(t, phone, "#club").Epoch()
+	mustSync(t, phone)
+	mustSync(t, laptop)
+	if after := groupState(t, phone, "#club").Epoch(); after != before {
+		t.Fatalf("epoch moved from %d to %d without a change", before, after)
+	}
+}

@@ -407,6 +407,7 @@ func (c *Client) Sync(ctx context.Context) (SyncResult, error) {
 		if err := c.syncAll(ctx, conn); err != nil {
 			return err
 		}
+		c.healOwnDevices(ctx, conn)
 		out.Messages, err = c.drainNew()
 		if err != nil {
 			return err
@@ -446,6 +447,50 @@ func (c *Client) syncAll(ctx context.Context, conn *transport.Conn) error {
 		}
 	}
 	return nil
+}
+
+// healOwnDevices adds this account's devices that are missing from one
+// of its conversations (a link approved by a device that was not in it,
+// or an approval interrupted half way), so that every device of the
+// account is in every conversation. Devices without key packages yet are
+// skipped until a later sync. Failures only warn. Call with the lock
+// held.
+func (c *Client) healOwnDevices(ctx context.Context, conn *transport.Conn) {
+	devs, err := conn.ListDevices(ctx)
+	if err != nil {
+		c.warn(nil, nil, fmt.Errorf("list devices: %w", err))
+		return
+	}
+	var convs []*convRecord
+	if err := c.store.Update(func(tx *profile.Tx) (err error) { convs, err = listConvs(tx); return err }); err != nil {
+		c.warn(nil, nil, err)
+		return
+	}
+	for _, r := range convs {
+		if r.Removed {
+			continue
+		}
+		var missing bool
+		err := c.store.Update(func(tx *profile.Tx) error {
+			g, err := loadGroup(tx, r.ID)
+			if err != nil {
+				return err
+			}
+			present := groupDevices(g)
+			for _, d := range devs {
+				if _, ok := present[Sender{User: c.acct.User, Device: d.ID}]; !ok {
+					missing = true
+				}
+			}
+			return nil
+		})
+		if err != nil || !missing {
+			continue
+		}
+		if err := c.addUsers(ctx, r, nil, true, nil); err != nil {
+			c.warn(r, nil, fmt.Errorf("add this account's other devices: %w", err))
+		}
+	}
 }
 
 // drainNew returns and clears the queue of unreported messages, oldest
