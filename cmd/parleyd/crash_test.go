@@ -1,0 +1,411 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"crypto/sha256"
+	"database/sql"
+	"encoding/hex"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	mrand "math/rand/v2"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	_ "modernc.org/sqlite"
+
+	"github.com/parleychat/parley/client/transport"
+	"github.com/parleychat/parley/wire"
+	"github.com/parleychat/parley/wire/parleypb"
+)
+
+// The crash test re-executes this test binary as the server: with
+// PARLEYD_CRASH_CHILD set, TestMain runs "parleyd serve" instead of the
+// tests, so the server is a real separate process that can be SIGKILLed.
+const childEnv = "PARLEYD_CRASH_CHILD"
+
+var crashKills = flag.Int("crash-kills", 5, "SIGKILLs in TestCrashRecovery (PARLEY_LOAD_LARGE=1 makes it 50)")
+
+func TestMain(m *testing.M) {
+	if args := os.Getenv(childEnv); args != "" {
+		var f serveFlags
+		f.data, f.listen = filepath.Dir(args), filepath.Base(args)
+		f.registration = "open"
+		f.retention, f.shutdownTimeout = 720*time.Hour, 10*time.Second
+		f.maxAttachment, f.maxFrame = 1<<20, 1<<20
+		log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+		if err := serveWith(context.Background(), f, log, nil); err != nil {
+			fmt.Fprintln(os.Stderr, "child parleyd:", err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+// crashServer is a parleyd child process on a fixed address.
+type crashServer struct {
+	t    *testing.T
+	data string
+	addr string
+	cmd  *exec.Cmd
+}
+
+func (s *crashServer) start() {
+	s.t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	// The data dir and listen address travel in one variable (dir/addr).
+	cmd.Env = append(os.Environ(), childEnv+"="+filepath.Join(s.data, s.addr))
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		s.t.Fatal(err)
+	}
+	s.cmd = cmd
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if c, err := net.Dial("tcp", s.addr); err == nil {
+			c.Close()
+			return
+		}
+	}
+	s.t.Fatal("server did not come up")
+}
+
+func (s *crashServer) kill() {
+	s.cmd.Process.Signal(syscall.SIGKILL)
+	s.cmd.Wait()
+}
+
+func (s *crashServer) stop() {
+	s.cmd.Process.Signal(syscall.SIGTERM)
+	s.cmd.Wait()
+}
+
+func (s *crashServer) url() string { return "http://" + s.addr }
+
+// device is a test client that reconnects whenever the server is gone.
+type crashDevice struct {
+	s   *crashServer
+	key ed25519.PrivateKey
+	id  string
+	c   *transport.Conn
+}
+
+// do runs fn with a connected client, reconnecting and retrying until it
+// succeeds or ctx ends. fn must be idempotent (sends reuse their id).
+func (d *crashDevice) do(ctx context.Context, fn func(c *transport.Conn) error) error {
+	for {
+		if d.c == nil {
+			c, _, err := transport.Connect(ctx, d.s.url(), d.key, nil)
+			if err != nil {
+				if ctx.Err() != nil {
+					return ctx.Err()
+				}
+				time.Sleep(20 * time.Millisecond)
+				continue
+			}
+			d.c = c
+		}
+		err := fn(d.c)
+		if err == nil {
+			return nil
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		// A protocol error is a real answer (give up), except those
+		// telling us to come back; anything else is a lost connection or a
+		// token from before a restart: reconnect and retry.
+		var we *wire.Error
+		if errors.As(err, &we) && we.Code != parleypb.ErrorCode_SHUTTING_DOWN && we.Code != parleypb.ErrorCode_STORAGE_UNAVAILABLE {
+			return err
+		}
+		d.c.Close()
+		d.c = nil
+	}
+}
+
+// TestCrashRecovery SIGKILLs the server at random moments while two
+// devices send (and retry with the same message id after losing a
+// response), receivers fetch and ack, and attachments are uploaded. After
+// the last restart every acknowledged message must reach every recipient
+// device exactly once (after de-duplication by id), in order per sender;
+// the database must pass PRAGMA integrity_check and every acknowledged
+// blob must match its digest.
+func TestCrashRecovery(t *testing.T) {
+	kills := *crashKills
+	if os.Getenv("PARLEY_LOAD_LARGE") != "" && kills == 5 {
+		kills = 50
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	srv := &crashServer{t: t, data: t.TempDir(), addr: addr}
+	srv.start()
+	defer func() {
+		if srv.cmd.ProcessState == nil {
+			srv.kill()
+		}
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+
+	// alice and carol send; bob has two devices; everyone is in one group.
+	reg := func(name string) *crashDevice {
+		d := &crashDevice{s: srv, key: newKey(t)}
+		c, err := transport.Dial(ctx, srv.url(), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s, err := c.Register(ctx, name, d.key, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		d.id, d.c = s.DeviceID, c
+		return d
+	}
+	alice, bob1, carol := reg("alice"), reg("bob"), reg("carol")
+	bob2 := &crashDevice{s: srv, key: newKey(t)}
+	{
+		c, err := transport.Dial(ctx, srv.url(), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		code, _, err := c.RequestLink(ctx, "bob", bob2.key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		dev, err := bob1.c.ApproveLink(ctx, code)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.Authenticate(ctx, bob2.key); err != nil {
+			t.Fatal(err)
+		}
+		bob2.id, bob2.c = dev.ID, c
+	}
+	conv := []byte("crash-test-group")
+	if err := alice.c.CreateConversation(ctx, conv); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := alice.c.SendCommit(ctx, transport.Commit{ID: transport.NewMessageID(), ConversationID: conv, Epoch: 0,
+		Payload: []byte("commit"), Added: []string{bob1.id, bob2.id, carol.id}}); err != nil {
+		t.Fatal(err)
+	}
+	devices := []*crashDevice{alice, bob1, bob2, carol}
+
+	// Senders: acked records the ids the server acknowledged, in order.
+	type sent struct {
+		mu    sync.Mutex
+		acked [][]byte
+	}
+	senders := map[string]*sent{alice.id: {}, carol.id: {}}
+	stopSend := make(chan struct{})
+	var wg sync.WaitGroup
+	for _, d := range []*crashDevice{alice, carol} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			rec := senders[d.id]
+			for i := 0; ; i++ {
+				select {
+				case <-stopSend:
+					return
+				default:
+				}
+				id := transport.NewMessageID()
+				payload := fmt.Appendf(nil, "%s message %d", d.id, i)
+				err := d.do(ctx, func(c *transport.Conn) error {
+					_, err := c.SendApplication(ctx, id, conv, 1, payload)
+					return err
+				})
+				if err != nil {
+					t.Errorf("send: %v", err)
+					return
+				}
+				rec.mu.Lock()
+				rec.acked = append(rec.acked, id)
+				rec.mu.Unlock()
+			}
+		}()
+	}
+	// Attachments: acknowledged uploads must survive with their digest.
+	var blobMu sync.Mutex
+	blobs := map[string][32]byte{}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		up := &crashDevice{s: srv, key: bob1.key}
+		for {
+			select {
+			case <-stopSend:
+				return
+			default:
+			}
+			data := make([]byte, 1+mrand.IntN(200_000))
+			rand.Read(data)
+			var id string
+			err := up.do(ctx, func(c *transport.Conn) error {
+				var err error
+				id, err = c.UploadBlob(ctx, bytes.NewReader(data), int64(len(data)), nil)
+				return err
+			})
+			if err != nil {
+				if ctx.Err() == nil {
+					continue
+				}
+				return
+			}
+			blobMu.Lock()
+			blobs[id] = sha256.Sum256(data)
+			blobMu.Unlock()
+		}
+	}()
+	// Receivers fetch and ack while the server crashes; received keeps
+	// every message in arrival order (duplicates included).
+	received := make(map[string][]transport.Message)
+	var recvMu sync.Mutex
+	fetchAll := func(d *crashDevice) error {
+		return d.do(ctx, func(c *transport.Conn) error {
+			for {
+				msgs, more, err := c.Fetch(ctx, conv, 50)
+				if err != nil {
+					return err
+				}
+				recvMu.Lock()
+				received[d.id] = append(received[d.id], msgs...)
+				recvMu.Unlock()
+				if len(msgs) > 0 {
+					if err := c.Ack(ctx, conv, msgs[len(msgs)-1].Seq); err != nil {
+						return err
+					}
+				}
+				if !more {
+					return nil
+				}
+			}
+		})
+	}
+	for _, d := range devices[1:3] { // bob1, bob2 fetch during the run
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-stopSend:
+					return
+				case <-time.After(time.Duration(mrand.IntN(50)) * time.Millisecond):
+				}
+				if err := fetchAll(d); err != nil && ctx.Err() == nil {
+					t.Errorf("fetch: %v", err)
+					return
+				}
+			}
+		}()
+	}
+
+	for k := range kills {
+		time.Sleep(time.Duration(100+mrand.IntN(400)) * time.Millisecond)
+		srv.kill()
+		t.Logf("kill %d", k+1)
+		srv.start()
+	}
+	time.Sleep(200 * time.Millisecond)
+	close(stopSend)
+	wg.Wait()
+	if t.Failed() {
+		return
+	}
+	for _, d := range devices {
+		if err := fetchAll(d); err != nil {
+			t.Fatalf("final fetch: %v", err)
+		}
+	}
+	total := 0
+	for _, d := range devices {
+		// Expected: every acked message of every other sender, in order.
+		for sender, rec := range senders {
+			if sender == d.id {
+				continue
+			}
+			var got [][]byte
+			seen := map[string]bool{}
+			for _, m := range received[d.id] {
+				if m.Sender != sender || seen[string(m.ID)] {
+					continue
+				}
+				seen[string(m.ID)] = true
+				got = append(got, m.ID)
+			}
+			// got may hold messages sent but never acknowledged (the
+			// response was lost in a crash and the retry was cut off at
+			// the end): they may only appear after the acked ones.
+			want := rec.acked
+			if len(got) < len(want) {
+				t.Errorf("device %s: %d of %d acknowledged messages from %s", d.id, len(got), len(want), sender)
+				continue
+			}
+			for i := range want {
+				if !bytes.Equal(got[i], want[i]) {
+					t.Errorf("device %s: message %d from %s out of order or missing", d.id, i, sender)
+					break
+				}
+			}
+			total += len(want)
+		}
+		// Sequence numbers must never repeat for different ids.
+		bySeq := map[uint64]string{}
+		for _, m := range received[d.id] {
+			if prev, ok := bySeq[m.Seq]; ok && prev != string(m.ID) {
+				t.Errorf("device %s: seq %d carries two different messages", d.id, m.Seq)
+			}
+			bySeq[m.Seq] = string(m.ID)
+		}
+	}
+	t.Logf("%d kills; %d acknowledged messages, %d deliveries checked, %d blobs", kills, len(senders[alice.id].acked)+len(senders[carol.id].acked), total, len(blobs))
+	if len(senders[alice.id].acked) == 0 || len(senders[carol.id].acked) == 0 {
+		t.Error("a sender got nothing acknowledged")
+	}
+	for _, d := range devices {
+		if d.c != nil {
+			d.c.Close()
+		}
+	}
+	srv.stop()
+
+	// The database is intact and the blobs match their digests.
+	db, err := sql.Open("sqlite", filepath.Join(srv.data, "parley.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var res string
+	if err := db.QueryRow(`PRAGMA integrity_check`).Scan(&res); err != nil {
+		t.Fatal(err)
+	}
+	if res != "ok" {
+		t.Errorf("integrity_check: %s", res)
+	}
+	for id, sum := range blobs {
+		data, err := os.ReadFile(filepath.Join(srv.data, "blobs", id))
+		if err != nil {
+			t.Errorf("acknowledged blob %s: %v", id, err)
+			continue
+		}
+		if got := sha256.Sum256(data); got != sum {
+			t.Errorf("blob %s: digest %s, want %s", id, hex.EncodeToString(got[:]), hex.EncodeToString(sum[:]))
+		}
+	}
+}
