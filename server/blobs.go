@@ -27,6 +27,30 @@ func (s *Server) blobAuth(w http.ResponseWriter, r *http.Request) (string, bool)
 	return "", false
 }
 
+// ErrUnauthenticated is returned by AuthenticateHTTP for a request without a
+// valid bearer token.
+var ErrUnauthenticated = errors.New("missing or invalid bearer token: authenticate over /v1/ws and use Session.blob_token")
+
+// AuthenticateHTTP identifies the account behind an HTTP request's bearer
+// token (Session.blob_token), for handlers mounted beside the server's own.
+// It returns the username and device id.
+func (s *Server) AuthenticateHTTP(r *http.Request) (user, device string, err error) {
+	tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	if !ok {
+		return "", "", ErrUnauthenticated
+	}
+	dev, ok := s.tokens.device(tok)
+	if !ok {
+		return "", "", ErrUnauthenticated
+	}
+	d, err := s.cfg.Store.Device(r.Context(), dev)
+	if err != nil {
+		// A removed device's token is as good as none.
+		return "", "", ErrUnauthenticated
+	}
+	return d.Username, d.ID, nil
+}
+
 // BlobUploadResponse is the JSON body answering POST /v1/blobs.
 type BlobUploadResponse struct {
 	ID   string `json:"id"`

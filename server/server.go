@@ -77,6 +77,11 @@ type Config struct {
 	// only (never stored) and reset on restart.
 	Limits    Limits
 	TLSConfig *tls.Config // if set, Serve speaks TLS
+
+	// Mount adds handlers beside the delivery service's own, keyed by
+	// http.ServeMux pattern (public channels mount /v1/channels/ here).
+	// They authenticate callers with Server.AuthenticateHTTP.
+	Mount map[string]http.Handler
 }
 
 // Server is a delivery server. Create it with New, run it with Serve and
@@ -182,6 +187,9 @@ func (s *Server) Handler() http.Handler {
 		g = prometheus.DefaultGatherer
 	}
 	mux.Handle("GET /metrics", promhttp.HandlerFor(g, promhttp.HandlerOpts{}))
+	for pattern, h := range s.cfg.Mount {
+		mux.Handle(pattern, h)
+	}
 	return mux
 }
 
