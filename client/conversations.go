@@ -500,6 +500,11 @@ func (c *Client) commit(ctx context.Context, r *convRecord, plan func(g *mls.Gro
 		}); err != nil {
 			return nil, err
 		}
+		if g.HasPendingCommit() {
+			// Left over with no record of it (settled above otherwise):
+			// it was never sent, or can never win.
+			g.DiscardPendingCommit()
+		}
 		p, err := plan(g)
 		if errors.Is(err, errNothingToCommit) {
 			return nil, nil

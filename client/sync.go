@@ -157,6 +157,9 @@ func (c *Client) processLogMessage(m transport.Message) error {
 				// one: ours can never be accepted.
 				g.DiscardPendingCommit()
 				hasPending = false
+				if err := saveGroup(tx, g); err != nil {
+					return err
+				}
 				if err := tx.Delete(bucketPending, hexID(r.ID)); err != nil {
 					return err
 				}
