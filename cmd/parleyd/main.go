@@ -30,6 +30,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/parleychat/parley/channels"
+	"github.com/parleychat/parley/channels/channelsrv"
+	"github.com/parleychat/parley/moderation/admincmd"
 	"github.com/parleychat/parley/server"
 	"github.com/parleychat/parley/store/blobstore"
 	"github.com/parleychat/parley/store/sqlitestore"
@@ -41,8 +44,13 @@ encrypted messages it cannot read.
 Usage:
   parleyd serve [flags]          run the server (default: http://127.0.0.1:7867, data in ./parley-data)
   parleyd admin invite [flags]   create a registration invite code and print it
+  parleyd admin lists ...        import, list, remove, export, publish and sync
+                                 hash lists (banks) for public channels
+  parleyd admin takedowns ...    list moderation decisions; approve or reject
+                                 posts held for review
 
-Run "parleyd serve --help" or "parleyd admin invite --help" for the flags.
+Run "parleyd serve --help", "parleyd admin invite --help",
+"parleyd admin lists --help" or "parleyd admin takedowns --help" for the flags.
 Every flag can also be given as an environment variable, e.g. --data as
 PARLEY_DATA and --max-frame as PARLEY_MAX_FRAME.
 `
@@ -63,14 +71,42 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	case "serve":
 		return serve(ctx, args[1:], stdout, stderr)
 	case "admin":
-		if len(args) > 1 && args[1] == "invite" {
-			return adminInvite(ctx, args[2:], stdout, stderr)
+		if len(args) > 1 {
+			switch args[1] {
+			case "invite":
+				return adminInvite(ctx, args[2:], stdout, stderr)
+			case "lists", "takedowns":
+				dir, rest := adminDataDir(args[1:])
+				return admincmd.Run(dir, rest, stdout, stderr)
+			}
 		}
-		fmt.Fprint(stderr, "parleyd admin: unknown command; try \"parleyd admin invite\"\n")
+		fmt.Fprint(stderr, "parleyd admin: unknown command; try \"parleyd admin invite|lists|takedowns\"\n")
 		return 2
 	}
 	fmt.Fprintf(stderr, "parleyd: unknown command %q\n\n%s", args[0], usage)
 	return 2
+}
+
+// adminDataDir takes the --data flag (or PARLEY_DATA) out of the admin
+// arguments, defaulting like serve does, and returns the rest.
+func adminDataDir(args []string) (dir string, rest []string) {
+	dir = os.Getenv("PARLEY_DATA")
+	if dir == "" {
+		dir = "parley-data"
+	}
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		switch {
+		case (a == "--data" || a == "-data") && i+1 < len(args):
+			dir = args[i+1]
+			i++
+		case strings.HasPrefix(a, "--data=") || strings.HasPrefix(a, "-data="):
+			dir = a[strings.Index(a, "=")+1:]
+		default:
+			rest = append(rest, a)
+		}
+	}
+	return dir, rest
 }
 
 // envFlags applies PARLEY_<NAME> environment variables to the flags not
@@ -206,15 +242,39 @@ func serveWith(ctx context.Context, f serveFlags, log *slog.Logger, ready chan<-
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), batchSizes)
-	srv, err := server.New(server.Config{
+	// Public channels (not end to end encrypted, checked against hash
+	// lists) authenticate through the delivery server's bearer tokens; the
+	// server is created after them, hence the indirection.
+	var srv *server.Server
+	chans, err := channelsrv.Open(ctx, f.data, channelsrv.Config{
+		Auth: channels.AuthenticatorFunc(func(r *http.Request) (string, error) {
+			user, _, err := srv.AuthenticateHTTP(r)
+			return user, err
+		}),
+		Registerer: reg, Logger: log,
+	})
+	if err != nil {
+		st.Close()
+		return fmt.Errorf("open public channels: %w", err)
+	}
+	defer chans.Close()
+	srv, err = server.New(server.Config{
 		Store: st, Blobs: blobs, Logger: log, Registerer: reg, Gatherer: reg,
 		Registration: server.Registration(f.registration), Retention: f.retention,
 		MaxAttachment: f.maxAttachment, MaxFrame: f.maxFrame, TLSConfig: tlsConfig,
+		Mount: map[string]http.Handler{
+			channelsrv.ExactPattern:    chans.Handler(),
+			channelsrv.Pattern:         chans.Handler(),
+			channelsrv.ExchangePattern: chans.Handler(),
+		},
 	})
 	if err != nil {
 		st.Close()
 		return err
 	}
+	chanCtx, stopChans := context.WithCancel(ctx)
+	defer stopChans()
+	go chans.Run(chanCtx)
 	ln, err := net.Listen("tcp", f.listen)
 	if err != nil {
 		st.Close()
