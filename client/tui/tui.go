@@ -90,6 +90,7 @@ type Model struct {
 	selected int    // index into convs, or -1 for target
 	target   string // a conversation opened with /to that has no entry yet
 	history  []client.Message
+	unread   map[string]int // label → messages not yet seen here
 
 	input    textinput.Model
 	view     viewport.Model
@@ -109,7 +110,7 @@ func New(ctx context.Context, b Backend, incoming chan client.Message) Model {
 	in.CharLimit = 4000
 	in.Focus()
 	return Model{
-		ctx: ctx, backend: b, self: b.Self(), selected: -1,
+		ctx: ctx, backend: b, self: b.Self(), selected: -1, unread: map[string]int{},
 		input: in, view: viewport.New(60, 10), incoming: incoming,
 	}
 }
@@ -217,6 +218,7 @@ func (m Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 			m.refreshView()
 		} else if msg.Message.Kind == client.KindText || msg.Message.Kind == client.KindFile {
 			m.status = fmt.Sprintf("new message in %s", msg.Message.Conversation)
+			m.unread[msg.Message.Conversation]++
 		}
 		if !m.known(msg.Message.Conversation) {
 			cmds = append(cmds, m.loadConvs())
@@ -254,6 +256,7 @@ func (m Model) selectConv(delta int) (tea.Model, tea.Cmd) {
 	}
 	m.target = ""
 	m.selected = ((m.selected+delta)%len(m.convs) + len(m.convs)) % len(m.convs)
+	delete(m.unread, m.Current())
 	m.history = nil
 	m.refreshView()
 	return m, m.loadHistory(m.Current())
@@ -279,6 +282,7 @@ func (m Model) submit() (tea.Model, tea.Cmd) {
 				m.selected, m.target = i, ""
 			}
 		}
+		delete(m.unread, target)
 		m.refreshView()
 		return m, m.loadHistory(target)
 	}
@@ -386,9 +390,14 @@ func (m Model) View() string {
 	list.WriteString(lipgloss.NewStyle().Bold(true).Render("Conversations") + "\n")
 	for i, c := range m.convs {
 		label := c.Label
-		if len(label) > listWidth-2 {
-			label = label[:listWidth-3] + "…"
+		suffix := ""
+		if n := m.unread[c.Label]; n > 0 {
+			suffix = fmt.Sprintf(" (%d)", n)
 		}
+		if len(label)+len(suffix) > listWidth-2 {
+			label = label[:max(listWidth-3-len(suffix), 1)] + "…"
+		}
+		label += suffix
 		line := fmt.Sprintf(" %-*s", listWidth-2, label)
 		if i == m.selected {
 			line = styleSelected.Render(line)

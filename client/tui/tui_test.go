@@ -220,6 +220,14 @@ func TestIncomingMessages(t *testing.T) {
 	if st := m.(Model).Status(); st != "new message in #team" {
 		t.Fatalf("status %q", st)
 	}
+	if !strings.Contains(m.View(), "#team (1)") {
+		t.Fatalf("no unread count:\n%s", m.View())
+	}
+	m = step(t, m, tea.KeyMsg{Type: tea.KeyTab})
+	if v := m.View(); strings.Contains(v, "#team (1)") || !strings.Contains(v, "standup at ten") {
+		t.Fatalf("after switching:\n%s", v)
+	}
+	m = step(t, m, tea.KeyMsg{Type: tea.KeyTab})
 	// Terminal escapes from others are neutralised.
 	m = step(t, m, IncomingMsg{msg("@bob", "bob", "evil \x1b[2Jclear")})
 	if strings.Contains(m.View(), "\x1b[2J") {
