@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"syscall"
@@ -160,6 +161,16 @@ func internalServe(dir string) error {
 		return err
 	}
 	fmt.Println(ln.Addr().String())
+	// PARLEY_LOAD_CPUPROFILE=file profiles the spawned server until it
+	// stops (go tool pprof file).
+	if path := os.Getenv("PARLEY_LOAD_CPUPROFILE"); path != "" {
+		f, err := os.Create(path)
+		if err != nil {
+			return err
+		}
+		pprof.StartCPUProfile(f)
+		defer func() { pprof.StopCPUProfile(); f.Close() }()
+	}
 	go stopOnSignal(func(ctx context.Context) {
 		srv.Shutdown(ctx)
 	})

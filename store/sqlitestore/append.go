@@ -79,6 +79,8 @@ func checkAppend(a store.Append) error {
 // is waiting, runs them in one transaction (one fsync), and answers each.
 func (s *Store) batcher() {
 	defer close(s.done)
+	cache := newStmtCache(s.w)
+	defer cache.close()
 	for first := range s.appends {
 		batch := []appendReq{first}
 	fill:
@@ -93,11 +95,12 @@ func (s *Store) batcher() {
 				break fill
 			}
 		}
-		s.runBatch(batch)
+		s.runBatch(batch, cache)
+		cache.prepareMissed(context.Background())
 	}
 }
 
-func (s *Store) runBatch(batch []appendReq) {
+func (s *Store) runBatch(batch []appendReq, cache *stmtCache) {
 	if s.opts.OnBatch != nil {
 		s.opts.OnBatch(len(batch))
 	}
@@ -114,26 +117,27 @@ func (s *Store) runBatch(batch []appendReq) {
 		fail(fmt.Errorf("append: begin: %w", err))
 		return
 	}
+	ctq := cachedTx{tx: tx, c: cache}
 	resps := make([]appendResp, len(batch))
 	for i, r := range batch {
 		if r.ctx.Err() != nil {
 			resps[i].err = fmt.Errorf("append: %w", r.ctx.Err())
 			continue
 		}
-		if _, err := tx.ExecContext(ctx, `SAVEPOINT append`); err != nil {
+		if _, err := ctq.ExecContext(ctx, `SAVEPOINT append`); err != nil {
 			tx.Rollback()
 			fail(fmt.Errorf("append: savepoint: %w", err))
 			return
 		}
-		res, err := appendTx(ctx, tx, r.a)
+		res, err := appendTx(ctx, ctq, r.a)
 		if err != nil {
-			if _, rerr := tx.ExecContext(ctx, `ROLLBACK TO append`); rerr != nil {
+			if _, rerr := ctq.ExecContext(ctx, `ROLLBACK TO append`); rerr != nil {
 				tx.Rollback()
 				fail(fmt.Errorf("append: rollback to savepoint: %w", rerr))
 				return
 			}
 		}
-		if _, err := tx.ExecContext(ctx, `RELEASE append`); err != nil {
+		if _, err := ctq.ExecContext(ctx, `RELEASE append`); err != nil {
 			tx.Rollback()
 			fail(fmt.Errorf("append: release savepoint: %w", err))
 			return
@@ -149,7 +153,7 @@ func (s *Store) runBatch(batch []appendReq) {
 	}
 }
 
-func appendTx(ctx context.Context, tx *sql.Tx, a store.Append) (store.AppendResult, error) {
+func appendTx(ctx context.Context, tx txQuerier, a store.Append) (store.AppendResult, error) {
 	var res store.AppendResult
 	var epoch, head uint64
 	err := tx.QueryRowContext(ctx, `SELECT epoch, head_seq FROM conversations WHERE id = ?`, a.ConversationID).Scan(&epoch, &head)
@@ -284,7 +288,7 @@ func appendTx(ctx context.Context, tx *sql.Tx, a store.Append) (store.AppendResu
 
 // applyDelta applies a commit's declared membership change: added devices
 // start reading after the commit; removed ones may read up to it.
-func applyDelta(ctx context.Context, tx *sql.Tx, a store.Append, seq uint64) error {
+func applyDelta(ctx context.Context, tx txQuerier, a store.Append, seq uint64) error {
 	for _, d := range a.Added {
 		var n int
 		if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM devices WHERE id = ?`, d).Scan(&n); err != nil {

@@ -496,7 +496,7 @@ func (s *Store) Ack(ctx context.Context, deviceID string, conv []byte, seq uint6
 
 // trimLog deletes the messages every member (including removed devices
 // still catching up) has acknowledged.
-func trimLog(ctx context.Context, tx *sql.Tx, conv []byte) error {
+func trimLog(ctx context.Context, tx txQuerier, conv []byte) error {
 	_, err := tx.ExecContext(ctx, `DELETE FROM messages WHERE conversation_id = ?1
 		AND seq <= (SELECT MIN(cursor) FROM members WHERE conversation_id = ?1)`, conv)
 	if err != nil {
