@@ -46,7 +46,8 @@ func (r *convRecord) label() string {
 	if r.Name != "" {
 		return "#" + r.Name
 	}
-	return "#" + hexID(r.ID)[:12]
+	h := hexID(r.ID)
+	return "#" + h[:min(len(h), 12)]
 }
 
 // Conversation describes a conversation for listings.
@@ -119,12 +120,22 @@ func findGroup(tx *profile.Tx, name string) (*convRecord, error) {
 	if err != nil {
 		return nil, err
 	}
+	// By name first; a group whose name is not known yet (its meta
+	// message has not arrived) by a prefix of its hex id.
 	var match *convRecord
-	for _, r := range convs {
-		if r.Kind == ConvGroup && !r.Removed && (r.Name == name || (len(name) >= 6 && strings.HasPrefix(hexID(r.ID), name))) {
-			if match == nil || r.Created.After(match.Created) {
-				match = r
+	for _, byID := range []bool{false, true} {
+		for _, r := range convs {
+			if r.Kind != ConvGroup || r.Removed {
+				continue
 			}
+			if (!byID && r.Name == name) || (byID && len(name) >= 6 && strings.HasPrefix(hexID(r.ID), name)) {
+				if match == nil || r.Created.After(match.Created) {
+					match = r
+				}
+			}
+		}
+		if match != nil {
+			break
 		}
 	}
 	if match == nil {

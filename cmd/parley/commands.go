@@ -389,7 +389,9 @@ func formatMessage(m client.Message) string {
 	}
 	switch m.Kind {
 	case client.KindFile:
-		return fmt.Sprintf("[%s] %s %s: sent file %q (%d bytes) — parley get-file %s", when, m.Conversation, who, m.File.Name, m.File.Size, m.ID)
+		if m.File != nil {
+			return fmt.Sprintf("[%s] %s %s: sent file %q (%d bytes) — parley get-file %s", when, m.Conversation, who, sanitize(m.File.Name), m.File.Size, m.ID)
+		}
 	case client.KindReceipt:
 		return fmt.Sprintf("[%s] %s %s read %s", when, m.Conversation, m.Sender.User, strings.Join(m.ReceiptFor, ", "))
 	case client.KindMembership:
@@ -600,7 +602,7 @@ func cmdDevicesList(ctx context.Context, e *env, args []string) error {
 		if d.Current {
 			cur = "  (this device)"
 		}
-		fmt.Fprintf(e.stdout, "%s  added %s  key %s…%s\n", d.ID, d.Created.Local().Format("2006-01-02 15:04"), d.Key[:16], cur)
+		fmt.Fprintf(e.stdout, "%s  added %s  key %s…%s\n", d.ID, d.Created.Local().Format("2006-01-02 15:04"), d.Key[:min(len(d.Key), 16)], cur)
 	}
 	return nil
 }
