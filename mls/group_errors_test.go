@@ -209,7 +209,10 @@ func TestInvalidTreeOnJoin(t *testing.T) {
 	if _, err := ga.MergePendingCommit(); err != nil {
 		t.Fatal(err)
 	}
-	tree := ga.tree.Clone()
+	tree, err := DecodeRatchetTree(s, ga.RatchetTree())
+	if err != nil {
+		t.Fatal(err)
+	}
 	if _, err := JoinFromWelcome(out.Welcome, bB, nil, nil); !errors.Is(err, ErrInvalidTree) {
 		t.Fatalf("join without a tree: %v", err)
 	}

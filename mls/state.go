@@ -208,6 +208,10 @@ func (g *Group) GroupContext() GroupContext {
 	return c
 }
 
+// RatchetTree returns the current ratchet tree (the ratchet_tree extension
+// body), for joiners when Welcomes or GroupInfos leave it out.
+func (g *Group) RatchetTree() []byte { return g.tree.Marshal() }
+
 // TreeHash is the current tree hash.
 func (g *Group) TreeHash() []byte { return slices.Clone(g.ctx.TreeHash) }
 
