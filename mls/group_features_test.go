@@ -422,3 +422,44 @@ func TestCommitReceivedProposalsFilters(t *testing.T) {
 	dave := gtJoin(t, "dave", out.Welcome, bD)
 	gtAgree(t, alice, carol, dave)
 }
+
+func TestSoleMember(t *testing.T) {
+	s := gtSuite(t, 1)
+	g, err := CreateGroup(s, []byte("solo"), NewBasicCredential([]byte("alice")), gtSigKey(t, s), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := g.EpochAuthenticator()
+	if _, err := g.Update(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := g.MergePendingCommit(); err != nil {
+		t.Fatal(err)
+	}
+	if g.Epoch() != 1 || bytes.Equal(before, g.EpochAuthenticator()) {
+		t.Fatal("epoch did not advance")
+	}
+	// Add and remove a member, then carry on alone.
+	kp, b := gtKeyPackage(t, s, "bob")
+	out, err := g.Add(kp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := g.MergePendingCommit(); err != nil {
+		t.Fatal(err)
+	}
+	bob := gtJoin(t, "bob", out.Welcome, b)
+	out, err = g.Remove(bob.g.OwnLeaf())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := g.MergePendingCommit(); err != nil {
+		t.Fatal(err)
+	}
+	if len(g.Members()) != 1 || g.tree.NumLeaves() != 1 {
+		t.Fatalf("%d members, %d leaves", len(g.Members()), g.tree.NumLeaves())
+	}
+	if r, err := bob.g.Process(out.Commit); err != nil || !r.Commit.RemovedSelf {
+		t.Fatalf("bob: %v", err)
+	}
+}
