@@ -198,3 +198,30 @@ func NewExternalProposal(suite *ciphersuite.Suite, groupID []byte, epoch uint64,
 	return (&MLSMessage{Version: ProtocolVersionMLS10, WireFormat: WireFormatPublicMessage,
 		PublicMessage: &PublicMessage{Content: ac.Content, Auth: ac.Auth}}).Marshal(), nil
 }
+
+// NewJoinProposal makes the proposal by which a prospective member asks to
+// be added (§12.1.8, sender new_member_proposal): an Add of its own
+// KeyPackage, signed with the KeyPackage's signature key, as a
+// PublicMessage MLSMessage for the given group and epoch. A member then
+// commits it by reference.
+func NewJoinProposal(groupID []byte, epoch uint64, bundle *KeyPackageBundle) ([]byte, error) {
+	suite, err := ciphersuite.Lookup(bundle.KeyPackage.CipherSuite)
+	if err != nil {
+		return nil, err
+	}
+	signer, err := suite.NewSigner(bundle.SignaturePriv)
+	if err != nil {
+		return nil, err
+	}
+	c := &FramedContent{
+		GroupID: groupID, Epoch: epoch, Sender: Sender{Type: SenderTypeNewMemberProposal},
+		AuthenticatedData: []byte{}, ContentType: ContentTypeProposal,
+		Proposal: &Proposal{Type: ProposalTypeAdd, Add: &Add{KeyPackage: bundle.KeyPackage}},
+	}
+	ac, err := signContent(signer, WireFormatPublicMessage, c, nil)
+	if err != nil {
+		return nil, err
+	}
+	return (&MLSMessage{Version: ProtocolVersionMLS10, WireFormat: WireFormatPublicMessage,
+		PublicMessage: &PublicMessage{Content: ac.Content, Auth: ac.Auth}}).Marshal(), nil
+}

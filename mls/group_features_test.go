@@ -463,3 +463,25 @@ func TestSoleMember(t *testing.T) {
 		t.Fatalf("bob: %v", err)
 	}
 }
+
+func TestJoinProposal(t *testing.T) {
+	s, alice, bob, _ := gtThree(t, Config{})
+	_, bD := gtKeyPackage(t, s, "dave")
+	prop, err := NewJoinProposal(alice.g.GroupID(), alice.g.Epoch(), bD)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rs := gtDeliver(t, prop, alice, bob)
+	if rs[0].Sender.Type != SenderTypeNewMemberProposal || string(rs[0].Credential.Identity) != "dave" {
+		t.Fatalf("result %+v", rs[0])
+	}
+	// A tampered signature is refused.
+	bad := gtRemarshal(t, prop, func(m *MLSMessage) { m.PublicMessage.Auth.Signature[0] ^= 1 })
+	if _, err := bob.g.Process(bad); !errors.Is(err, ErrBadSignature) {
+		t.Fatalf("tampered join proposal: %v", err)
+	}
+	out, err := alice.g.Commit(CommitOptions{IncludeReceived: true})
+	gtCommitMerge(t, alice, []*gtMember{bob}, out, err)
+	dave := gtJoin(t, "dave", out.Welcome, bD)
+	gtAgree(t, alice, bob, dave)
+}
