@@ -46,7 +46,7 @@ func gtForge(t *testing.T, g *Group, c *FramedContent, confirmationTag []byte) [
 		PublicMessage: protectPublic(g.suite, ac, g.ks.MembershipKey, ctx)}).Marshal()
 }
 
-func gtRemarshal(t *testing.T, msg []byte, edit func(m *MLSMessage)) []byte {
+func gtRemarshal(t testing.TB, msg []byte, edit func(m *MLSMessage)) []byte {
 	t.Helper()
 	var m MLSMessage
 	if err := m.Unmarshal(msg); err != nil {

@@ -198,6 +198,7 @@ func runLifecycle(t *testing.T, s *ciphersuite.Suite) {
 		t.Fatal(err)
 	}
 	gtDeliver(t, out.Commit, carol, dave)
+	bobBefore := gtMarshal(t, bob.g) // bob's state before he learns of his removal
 	r, err := bob.g.Process(out.Commit)
 	if err != nil {
 		t.Fatal(err)
@@ -222,6 +223,20 @@ func runLifecycle(t *testing.T, s *ciphersuite.Suite) {
 	}
 	if _, err := bob.g.Encrypt([]byte("x"), nil); !errors.Is(err, ErrRemoved) {
 		t.Fatalf("removed gtMember encrypt: %v", err)
+	}
+	// Even with the state he had before the removal, bob has no key for
+	// the new epoch: the message is for an epoch he cannot reach, and
+	// relabelled with his epoch it does not decrypt.
+	stale, err := UnmarshalGroup(bobBefore)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := stale.Process(msg); !errors.Is(err, ErrWrongEpoch) {
+		t.Fatalf("stale removed member: %v", err)
+	}
+	relabelled := gtRemarshal(t, msg, func(m *MLSMessage) { m.PrivateMessage.Epoch = stale.Epoch() })
+	if _, err := stale.Process(relabelled); !errors.Is(err, ErrDecrypt) {
+		t.Fatalf("stale removed member, relabelled message: %v", err)
 	}
 
 	// State survives a round trip through MarshalBinary.
