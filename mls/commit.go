@@ -119,6 +119,11 @@ func (g *Group) lookupPSK(id *PreSharedKeyID) ([]byte, error) {
 				}
 			}
 		}
+		if g.cfg.ResumptionPSKLookup != nil {
+			if s, ok := g.cfg.ResumptionPSKLookup(id.PSKGroupID, id.PSKEpoch); ok {
+				return s, nil
+			}
+		}
 		return nil, fmt.Errorf("%w: resumption PSK of epoch %d", ErrUnknownPSK, id.PSKEpoch)
 	}
 	return nil, fmt.Errorf("%w: PSK type %d", ErrUnknownPSK, id.PSKType)
@@ -133,6 +138,11 @@ func (g *Group) ownSender() Sender { return Sender{Type: SenderTypeMember, Index
 // through Process; after DiscardPendingCommit (another commit won) it is
 // forgotten.
 func (g *Group) Commit(opts CommitOptions) (*CommitOutput, error) {
+	return g.commitWith(opts)
+}
+
+// commitWith is Commit with extra proposals sent by value.
+func (g *Group) commitWith(opts CommitOptions, extra ...*Proposal) (*CommitOutput, error) {
 	if err := g.usable(); err != nil {
 		return nil, err
 	}
@@ -140,7 +150,7 @@ func (g *Group) Commit(opts CommitOptions) (*CommitOutput, error) {
 		return nil, fmt.Errorf("%w: a commit is already pending", ErrPendingCommit)
 	}
 	ng := g.clone()
-	out, err := ng.createCommit(&opts)
+	out, err := ng.createCommit(&opts, extra)
 	if err != nil {
 		return nil, err
 	}
@@ -148,7 +158,7 @@ func (g *Group) Commit(opts CommitOptions) (*CommitOutput, error) {
 	return out, nil
 }
 
-func (g *Group) createCommit(opts *CommitOptions) (*CommitOutput, error) {
+func (g *Group) createCommit(opts *CommitOptions, extra []*Proposal) (*CommitOutput, error) {
 	rand := g.cfg.rand()
 	var refs []ProposalOrRef
 	var props []resolvedProposal
@@ -192,6 +202,9 @@ func (g *Group) createCommit(opts *CommitOptions) (*CommitOutput, error) {
 	}
 	if opts.ReInit != nil {
 		inline(&Proposal{Type: ProposalTypeReInit, ReInit: opts.ReInit})
+	}
+	for _, p := range extra {
+		inline(p)
 	}
 
 	oldCtx := g.groupContextBytes()

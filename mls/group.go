@@ -86,6 +86,55 @@ func CreateGroup(suite *ciphersuite.Suite, groupID []byte, credential Credential
 	return g, nil
 }
 
+// ReInitGroup creates the group that replaces this one after a committed
+// ReInit (§11.2): a new group with the ReInit's group ID, cipher suite and
+// extensions, and a commit adding the other members from their new
+// KeyPackages (for the new suite) with the reinit resumption PSK, which
+// ties the two groups together. The members join from the Welcome with
+// Config.ResumptionPSKLookup answering from their old group
+// (Group.ResumptionPSK). The new group's commit is pending, as usual.
+func (g *Group) ReInitGroup(keyPackages [][]byte, opts *CreateOptions) (*Group, *CommitOutput, error) {
+	ri := g.reinit
+	if ri == nil {
+		return nil, nil, fmt.Errorf("%w: no committed reinit", ErrInvalidProposal)
+	}
+	suite, err := ciphersuite.Lookup(ri.CipherSuite)
+	if err != nil {
+		return nil, nil, err
+	}
+	var o CreateOptions
+	if opts != nil {
+		o = *opts
+	}
+	o.Extensions = ri.Extensions
+	o.ExternalSenders, o.RequiredCapabilities = nil, nil // carried in ri.Extensions
+	old := g.ctx
+	resumption := bytes.Clone(g.ks.ResumptionPSK)
+	prev := o.Config.ResumptionPSKLookup
+	o.Config.ResumptionPSKLookup = func(groupID []byte, epoch uint64) ([]byte, bool) {
+		if equalBytes(groupID, old.GroupID) && epoch == old.Epoch {
+			return resumption, true
+		}
+		if prev != nil {
+			return prev(groupID, epoch)
+		}
+		return nil, false
+	}
+	ln := g.tree.Leaf(g.own)
+	ng, err := CreateGroup(suite, ri.GroupID, ln.Credential, g.signKey, &o)
+	if err != nil {
+		return nil, nil, err
+	}
+	psk := &Proposal{Type: ProposalTypePSK, PreSharedKey: &PreSharedKey{PSK: PreSharedKeyID{
+		PSKType: PSKTypeResumption, Usage: ResumptionPSKUsageReInit, PSKGroupID: old.GroupID,
+		PSKEpoch: old.Epoch, PSKNonce: suite.RandomBytes(suite.Nh())}}}
+	out, err := ng.commitWith(CommitOptions{Adds: keyPackages}, psk)
+	if err != nil {
+		return nil, nil, err
+	}
+	return ng, out, nil
+}
+
 // Add commits adding the members whose KeyPackages (MLSMessages) are given.
 func (g *Group) Add(keyPackages ...[]byte) (*CommitOutput, error) {
 	return g.Commit(CommitOptions{Adds: keyPackages})

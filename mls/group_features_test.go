@@ -158,9 +158,9 @@ func TestPSKsReInitAndExtensions(t *testing.T) {
 		t.Fatal("required_capabilities not applied")
 	}
 
-	// ReInit: the group is then frozen.
+	// ReInit to suite 3: the group is then frozen.
 	out, err = dave.g.Commit(CommitOptions{ReInit: &ReInit{GroupID: []byte("g2"), Version: ProtocolVersionMLS10,
-		CipherSuite: s.ID(), Extensions: Extensions{}}})
+		CipherSuite: 3, Extensions: Extensions{}}})
 	gtCommitMerge(t, dave, []*gtMember{alice, bob, carol}, out, err)
 	for _, m := range all {
 		if _, ok := m.g.PendingReInit(); !ok {
@@ -169,6 +169,44 @@ func TestPSKsReInitAndExtensions(t *testing.T) {
 		if _, err := m.g.Encrypt([]byte("x"), nil); err == nil {
 			t.Fatalf("%s: group usable after reinit", m.name)
 		}
+	}
+	// Dave starts the successor group; the others join it with their old
+	// group's resumption PSK.
+	s3 := gtSuite(t, 3)
+	var kps [][]byte
+	var bundles []*KeyPackageBundle
+	for _, name := range []string{"alice", "bob", "carol"} {
+		kp, b := gtKeyPackage(t, s3, name)
+		kps, bundles = append(kps, kp), append(bundles, b)
+	}
+	ng, out, err := dave.g.ReInitGroup(kps, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ng.MergePendingCommit(); err != nil {
+		t.Fatal(err)
+	}
+	next := []*gtMember{{"dave", ng}}
+	for i, m := range []*gtMember{alice, bob, carol} {
+		if _, err := JoinFromWelcome(out.Welcome, bundles[i], nil, nil); !errors.Is(err, ErrUnknownPSK) {
+			t.Fatalf("%s joined without the old group's PSK: %v", m.name, err)
+		}
+		old := m.g
+		g, err := JoinFromWelcome(out.Welcome, bundles[i], nil, &Config{
+			ResumptionPSKLookup: func(id []byte, epoch uint64) ([]byte, bool) {
+				if !bytes.Equal(id, old.GroupID()) {
+					return nil, false
+				}
+				return old.ResumptionPSK(epoch)
+			}})
+		if err != nil {
+			t.Fatalf("%s: %v", m.name, err)
+		}
+		next = append(next, &gtMember{m.name, g})
+	}
+	gtAgree(t, next...)
+	if ng.Suite().ID() != 3 || string(ng.GroupID()) != "g2" {
+		t.Fatal("successor group has the wrong parameters")
 	}
 }
 

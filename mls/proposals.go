@@ -89,7 +89,11 @@ func (g *Group) checkProposal(p *Proposal, sender Sender) error {
 		if len(id.PSKNonce) != g.suite.Nh() {
 			return fmt.Errorf("%w: psk_nonce of %d bytes", ErrInvalidProposal, len(id.PSKNonce))
 		}
-		if id.PSKType == PSKTypeResumption && id.Usage != ResumptionPSKUsageApplication {
+		// A reinit PSK belongs in the first commit of the group that
+		// replaces a reinitialized one (§11.2); branch PSKs are not
+		// supported.
+		reinitStart := id.Usage == ResumptionPSKUsageReInit && g.ctx.Epoch == 0
+		if id.PSKType == PSKTypeResumption && id.Usage != ResumptionPSKUsageApplication && !reinitStart {
 			return fmt.Errorf("%w: resumption PSK with usage %d", ErrInvalidProposal, id.Usage)
 		}
 	case ProposalTypeReInit:

@@ -33,6 +33,10 @@ type Config struct {
 	// PSKLookup returns the value of an external PSK by its psk_id. It is
 	// not persisted: set it again after UnmarshalGroup (SetPSKLookup).
 	PSKLookup func(pskID []byte) ([]byte, bool)
+	// ResumptionPSKLookup returns the resumption PSK of another group at
+	// an epoch (for a reinitialized group: the old group's, see
+	// Group.ResumptionPSK). Not persisted.
+	ResumptionPSKLookup func(groupID []byte, epoch uint64) ([]byte, bool)
 	// Rand is the randomness source (default crypto/rand); not persisted.
 	Rand io.Reader
 	// Now returns the Unix time used for KeyPackage lifetime checks
@@ -206,6 +210,20 @@ func (g *Group) GroupContext() GroupContext {
 	var c GroupContext
 	_ = c.Unmarshal(g.ctx.Marshal())
 	return c
+}
+
+// ResumptionPSK returns the resumption_psk of the current epoch or of a
+// kept past epoch (§8.6).
+func (g *Group) ResumptionPSK(epoch uint64) ([]byte, bool) {
+	if epoch == g.ctx.Epoch && g.ks != nil {
+		return slices.Clone(g.ks.ResumptionPSK), true
+	}
+	for _, r := range g.resumption {
+		if r.epoch == epoch {
+			return slices.Clone(r.secret), true
+		}
+	}
+	return nil, false
 }
 
 // RatchetTree returns the current ratchet tree (the ratchet_tree extension
