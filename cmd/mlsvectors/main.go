@@ -24,6 +24,9 @@ import (
 	"github.com/parleychat/parley/mls/conformance"
 )
 
+// maxShown is how many failed entries per file are listed without -v.
+const maxShown = 3
+
 func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
@@ -92,11 +95,20 @@ Known kinds: %v, and passive-client scenario files of any name.
 			continue
 		}
 		fmt.Fprintf(stdout, "%s (%s): %d passed, %d failed, %d skipped\n", r.Path, r.Kind, r.Passed, r.Failed, r.Skipped)
+		// Without -v, show the first few failures; with it, every failed
+		// and skipped entry.
+		shown := 0
 		for _, res := range r.Results {
-			if res.Status == conformance.Failed && (*verbose || r.Failed <= 3) ||
+			if res.Status == conformance.Failed && (*verbose || shown < maxShown) ||
 				res.Status == conformance.Skipped && *verbose {
 				fmt.Fprintf(stdout, "  entry %d (suite %d): %s: %s\n", res.Index, res.Suite, res.Status, res.Reason)
+				if res.Status == conformance.Failed {
+					shown++
+				}
 			}
+		}
+		if !*verbose && r.Failed > shown {
+			fmt.Fprintf(stdout, "  ... %d more failed (-v lists them)\n", r.Failed-shown)
 		}
 		if r.Skipped > 0 && !*verbose {
 			fmt.Fprintf(stdout, "  %d skipped: unsupported cipher suite\n", r.Skipped)

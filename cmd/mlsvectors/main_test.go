@@ -46,6 +46,22 @@ func TestRun(t *testing.T) {
 		t.Errorf("failing vector output:\n%s", out.String())
 	}
 
+	// Without -v only the first failures are listed.
+	many := writeFile(t, dir, "e/deserialization.json", `[{"vlbytes_header":"00","length":1},{"vlbytes_header":"00","length":2},
+		{"vlbytes_header":"00","length":3},{"vlbytes_header":"00","length":4},{"vlbytes_header":"00","length":5}]`)
+	out.Reset()
+	if code := run([]string{many}, &out, &errOut); code != 1 {
+		t.Errorf("failing vectors: exit %d, want 1", code)
+	}
+	if got := strings.Count(out.String(), "\n  entry "); got != 3 || !strings.Contains(out.String(), "2 more failed") {
+		t.Errorf("listed %d failures, want 3 and a note:\n%s", got, out.String())
+	}
+	out.Reset()
+	run([]string{"-v", many}, &out, &errOut)
+	if got := strings.Count(out.String(), "\n  entry "); got != 5 {
+		t.Errorf("-v listed %d failures, want 5:\n%s", got, out.String())
+	}
+
 	// An unclassifiable file is an error.
 	odd := writeFile(t, dir, "d/odd.json", `[{"x":1}]`)
 	out.Reset()
