@@ -70,7 +70,7 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 			s.unauth.release(remote)
 		}
 	}
-	ws, err := websocket.Accept(w, r, &websocket.AcceptOptions{})
+	ws, err := websocket.Accept(smallBuffers{w}, r, &websocket.AcceptOptions{})
 	if err != nil {
 		release()
 		// Accept already wrote an HTTP error.
@@ -95,6 +95,17 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 	s.conns[c] = struct{}{}
 	s.connsWG.Add(1)
 	s.mu.Unlock()
+	// The connection runs on its own goroutine and this handler returns:
+	// net/http then drops everything it kept for the request (its
+	// buffers, the response writer, the request) and the serving
+	// goroutine's stack, which would otherwise stay for the connection's
+	// lifetime — most of an idle connection's memory.
+	go s.runConn(c, release)
+}
+
+// runConn serves an upgraded connection until it ends.
+func (s *Server) runConn(c *conn, release func()) {
+	ws := c.ws
 	defer func() {
 		s.mu.Lock()
 		delete(s.conns, c)
@@ -163,7 +174,16 @@ func (c *conn) reader(onAuth func()) {
 		case typ != websocket.MessageBinary:
 			c.sendError(peekID, &wire.Error{Code: parleypb.ErrorCode_BAD_FRAME, Message: "frames must be binary protobuf"})
 		default:
-			c.handleFrame(data)
+			// Handling runs on a short-lived goroutine: its stack grows
+			// deep (signature checks, SQLite) and is freed right after,
+			// while this reader, alive as long as the connection, keeps a
+			// small one.
+			done := make(chan struct{})
+			go func() {
+				defer close(done)
+				c.handleFrame(data)
+			}()
+			<-done
 		}
 		c.handling.Unlock()
 		if onAuth != nil && c.dev != nil {

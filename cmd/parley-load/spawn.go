@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	httppprof "net/http/pprof"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -171,6 +172,11 @@ func internalServe(dir string) error {
 		pprof.StartCPUProfile(f)
 		defer func() { pprof.StopCPUProfile(); f.Close() }()
 	}
+	// PARLEY_LOAD_PPROF=127.0.0.1:6060 serves net/http/pprof from the
+	// spawned server (heap and goroutine profiles during a run).
+	if addr := os.Getenv("PARLEY_LOAD_PPROF"); addr != "" {
+		go http.ListenAndServe(addr, pprofMux())
+	}
 	go stopOnSignal(func(ctx context.Context) {
 		srv.Shutdown(ctx)
 	})
@@ -191,4 +197,11 @@ func stopOnSignal(stop func(context.Context)) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	stop(ctx)
+}
+
+func pprofMux() *http.ServeMux {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", httppprof.Index)
+	mux.HandleFunc("/debug/pprof/profile", httppprof.Profile)
+	return mux
 }
