@@ -262,6 +262,14 @@ func (g *Group) SetPSKLookup(f func(pskID []byte) ([]byte, bool)) {
 	}
 }
 
+// SetResumptionPSKLookup sets Config.ResumptionPSKLookup.
+func (g *Group) SetResumptionPSKLookup(f func(groupID []byte, epoch uint64) ([]byte, bool)) {
+	g.cfg.ResumptionPSKLookup = f
+	if g.pending != nil {
+		g.pending.next.cfg.ResumptionPSKLookup = f
+	}
+}
+
 // usable reports why the group cannot send.
 func (g *Group) usable() error {
 	if g.removed {
