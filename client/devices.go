@@ -54,14 +54,33 @@ func (c *Client) link(ctx context.Context, serverURL, username string, onCode fu
 		return err
 	}
 	onCode(code, expires)
-	// Poll until approved: Authenticate succeeds once the device exists.
+	// Wait for the server's link_approved push (polling as a fallback):
+	// Authenticate succeeds once the device exists. The server closes
+	// connections that stay unauthenticated for long, so redial as needed.
 	var sess *transport.Session
 	for {
+		if conn.Err() != nil {
+			conn.Close()
+			nc, err := transport.Dial(ctx, serverURL, &transport.Options{HTTPClient: c.opts.HTTPClient})
+			if err != nil {
+				if time.Now().After(expires) {
+					return ErrLinkExpired
+				}
+				select {
+				case <-ctx.Done():
+					return ctx.Err()
+				case <-time.After(time.Second):
+				}
+				continue
+			}
+			conn = nc
+		}
 		sess, err = conn.Authenticate(ctx, acct.deviceKey())
 		if err == nil {
 			break
 		}
-		if !errors.Is(err, wire.ErrUnauthenticated) && !errors.Is(err, wire.ErrNotFound) && !errors.Is(err, wire.ErrRateLimited) {
+		if !errors.Is(err, wire.ErrUnauthenticated) && !errors.Is(err, wire.ErrNotFound) &&
+			!errors.Is(err, wire.ErrRateLimited) && !errors.Is(err, transport.ErrClosed) {
 			conn.Close()
 			return err
 		}
@@ -69,11 +88,9 @@ func (c *Client) link(ctx context.Context, serverURL, username string, onCode fu
 			conn.Close()
 			return ErrLinkExpired
 		}
-		select {
-		case <-ctx.Done():
+		if err := waitLinkApproved(ctx, conn, 2*time.Second); err != nil {
 			conn.Close()
-			return ctx.Err()
-		case <-time.After(500 * time.Millisecond):
+			return err
 		}
 	}
 	acct.DeviceID = sess.DeviceID
@@ -87,6 +104,26 @@ func (c *Client) link(ctx context.Context, serverURL, username string, onCode fu
 	return c.withLock(ctx, func() error {
 		return c.replenishKeyPackages(ctx, sess.KeyPackagesRemaining, sess.KeyPackageLowThreshold, true)
 	})
+}
+
+// waitLinkApproved waits up to d for the link_approved push.
+func waitLinkApproved(ctx context.Context, conn *transport.Conn, d time.Duration) error {
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-timer.C:
+			return nil
+		case <-conn.Done():
+			return nil // the caller redials
+		case ev, ok := <-conn.Events():
+			if !ok || ev.Type == transport.EventLinkApproved {
+				return nil
+			}
+		}
+	}
 }
 
 // Device is a device of this account.

@@ -354,3 +354,28 @@ func TestSyncAddsMissingOwnDevices(t *testing.T) {
 		t.Fatalf("epoch moved from %d to %d without a change", before, after)
 	}
 }
+
+// TestLinkOutlastsAuthTimeout approves a link after the server has
+// closed the new device's unauthenticated connection.
+func TestLinkOutlastsAuthTimeout(t *testing.T) {
+	ctx := context.Background()
+	srv := startServerWith(t, func(cfg *server.Config) { cfg.AuthTimeout = 300 * time.Millisecond })
+	phone := srv.newUser(t, "alice")
+	codes := make(chan string, 1)
+	done := make(chan error, 1)
+	go func() {
+		c, err := LinkDevice(ctx, testOptions(t, "laptop"), srv.url, "alice", func(code string, _ time.Time) { codes <- code })
+		if err == nil {
+			c.Close()
+		}
+		done <- err
+	}()
+	code := <-codes
+	time.Sleep(time.Second)
+	if _, _, err := phone.ApproveDevice(ctx, code, 20*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("link: %v", err)
+	}
+}
