@@ -523,3 +523,27 @@ func TestJoinProposal(t *testing.T) {
 	dave := gtJoin(t, "dave", out.Welcome, bD)
 	gtAgree(t, alice, bob, dave)
 }
+
+func TestMessagesWhileCommitPending(t *testing.T) {
+	_, alice, bob, _ := gtThree(t, Config{})
+	out, err := alice.g.Update()
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg, err := bob.g.Encrypt([]byte("still epoch 1"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r, err := alice.g.Process(msg); err != nil || string(r.Plaintext) != "still epoch 1" {
+		t.Fatalf("message while pending: %v", err)
+	}
+	if r, err := alice.g.Process(out.Commit); err != nil || !r.Commit.Own {
+		t.Fatalf("own commit: %v", err)
+	}
+	// The key used while the commit was pending stays consumed.
+	if _, err := alice.g.Process(msg); !errors.Is(err, ErrReplay) {
+		t.Fatalf("replay across the merge: %v", err)
+	}
+	gtDeliver(t, out.Commit, bob)
+	gtAgree(t, alice, bob)
+}
