@@ -65,6 +65,9 @@ Groups:
   group remove NAME @USER...      remove people from a group
   group list                      list conversations
 
+Public channels (NOT end-to-end encrypted; media checked against hash lists):
+  channel create|post|follow|unfollow|read|admin ...   see "parley channel --help"
+
 Other:
   hash pdq|md5|sha256 FILE...     print perceptual or cryptographic hashes of files
   version                         print the version
@@ -158,6 +161,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return 0
 	case "hash":
 		return runHash(args[1:], stdout, stderr)
+	case "channel":
+		return runChannel(ctx, args[1:], stdin, stdout, stderr)
 	}
 	// Two-word commands.
 	if (name == "group" || name == "devices") && len(args) > 1 && !strings.HasPrefix(args[1], "-") {

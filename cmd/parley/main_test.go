@@ -1,6 +1,12 @@
 package main
 
 import (
+	"github.com/parleychat/parley/channels"
+	"github.com/parleychat/parley/channels/channelsrv"
+	"github.com/parleychat/parley/internal/shareddata"
+	"github.com/parleychat/parley/moderation/admincmd"
+	"regexp"
+
 	"bufio"
 	"bytes"
 	"context"
@@ -46,6 +52,8 @@ func TestScripts(t *testing.T) {
 			"jsoneq":    cmdJSONEq,
 			"waitfile":  cmdWaitFile,
 			"setfrom":   cmdSetFrom,
+			"admin":     cmdAdmin,
+			"adminwait": cmdAdminWait,
 		},
 	})
 }
@@ -68,10 +76,28 @@ func setupServer(e *testscript.Env) error {
 	if err != nil {
 		return err
 	}
-	srv, err := server.New(server.Config{
+	logger := slog.New(slog.NewTextHandler(logFile, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	// Public channels, mounted as parleyd serve mounts them.
+	var srv *server.Server
+	chans, err := channelsrv.Open(ctx, dataDir, channelsrv.Config{
+		Auth: channels.AuthenticatorFunc(func(r *http.Request) (string, error) {
+			user, _, err := srv.AuthenticateHTTP(r)
+			return user, err
+		}),
+		Logger: logger,
+	})
+	if err != nil {
+		return err
+	}
+	srv, err = server.New(server.Config{
 		Store:  st,
 		Blobs:  blobs,
-		Logger: slog.New(slog.NewTextHandler(logFile, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		Logger: logger,
+		Mount: map[string]http.Handler{
+			channelsrv.ExactPattern:    chans.Handler(),
+			channelsrv.Pattern:         chans.Handler(),
+			channelsrv.ExchangePattern: chans.Handler(),
+		},
 	})
 	if err != nil {
 		return err
@@ -80,6 +106,8 @@ func setupServer(e *testscript.Env) error {
 	if err != nil {
 		return err
 	}
+	chanCtx, stopChans := context.WithCancel(ctx)
+	go chans.Run(chanCtx)
 	go srv.Serve(ln)
 	e.Defer(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -87,14 +115,53 @@ func setupServer(e *testscript.Env) error {
 		if err := srv.Shutdown(ctx); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			e.T().Log("shutdown:", err)
 		}
+		stopChans()
+		chans.Close()
 		st.Close()
 		logFile.Close()
 	})
 	e.Setenv("SERVER", "http://"+ln.Addr().String())
+	if d, err := shareddata.Dir(); err == nil {
+		e.Setenv("SHARED", d)
+	}
 	// Cheap Argon2id: the scripts create many profiles.
 	e.Setenv("PARLEY_KDF", "t=1,m=64,p=1")
 	e.Setenv("PARLEY_PASSPHRASE", "correct horse battery staple")
 	return nil
+}
+
+// admin lists|takedowns ARGS... runs "parleyd admin" against the script's
+// server data directory.
+func cmdAdmin(ts *testscript.TestScript, neg bool, args []string) {
+	var stdout, stderr bytes.Buffer
+	code := admincmd.Run(ts.MkAbs("server"), args, &stdout, &stderr)
+	ts.Logf("admin %v: exit %d\n%s%s", args, code, stdout.String(), stderr.String())
+	if (code != 0) != neg {
+		ts.Fatalf("admin %v: exit %d", args, code)
+	}
+}
+
+// adminwait PATTERN ARGS... runs "parleyd admin ARGS..." every 100ms, for
+// up to 20s, until its output matches PATTERN: the running server applies
+// list changes made by the admin command a moment later.
+func cmdAdminWait(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) < 2 {
+		ts.Fatalf("usage: adminwait PATTERN ARGS...")
+	}
+	re, err := regexp.Compile(args[0])
+	ts.Check(err)
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		var stdout, stderr bytes.Buffer
+		admincmd.Run(ts.MkAbs("server"), args[1:], &stdout, &stderr)
+		if re.Match(stdout.Bytes()) {
+			return
+		}
+		if time.Now().After(deadline) {
+			ts.Fatalf("adminwait: %q never appeared; last output:\n%s%s", args[0], stdout.String(), stderr.String())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }
 
 // nocanary DIR WORD... fails if any file under DIR contains any WORD
