@@ -133,7 +133,10 @@ func (s *Store) runBatch(batch []appendReq, cache *stmtCache) {
 		if err != nil {
 			if _, rerr := ctq.ExecContext(ctx, `ROLLBACK TO append`); rerr != nil {
 				tx.Rollback()
-				fail(fmt.Errorf("append: rollback to savepoint: %w", rerr))
+				// SQLite rolls the whole transaction back by itself on
+				// some errors (SQLITE_FULL, SQLITE_IOERR): nothing in
+				// this batch was stored. Report the cause.
+				fail(fmt.Errorf("append: %w (rollback to savepoint: %v)", err, rerr))
 				return
 			}
 		}
