@@ -114,3 +114,61 @@ func TestMLSGoSelfUpdateRejected(t *testing.T) {
 		t.Fatal("a rejected commit changed the epoch")
 	}
 }
+
+// TestExternalJoin has a client of each implementation join a group of the
+// other by external commit (RFC 9420 §12.4.3.2) from its GroupInfo.
+func TestExternalJoin(t *testing.T) {
+	for _, suite := range suites {
+		t.Run(fmt.Sprintf("suite%d/mls-go-joins-parley", suite), func(t *testing.T) {
+			p, q := newParley(t, "p", suite), newParley(t, "q", suite)
+			p.Create()
+			_, welcome := p.Add(q.KeyPackage())
+			q.Join(welcome)
+			gi, err := p.group.GroupInfo(true)
+			if err != nil {
+				t.Fatal(err)
+			}
+			// mls-go takes a bare GroupInfo, not an MLSMessage.
+			var m mls.MLSMessage
+			if err := m.Unmarshal(gi); err != nil || m.GroupInfo == nil {
+				t.Fatalf("GroupInfo message: %v", err)
+			}
+			g := newGo(t, "g", suite)
+			id, commit, err := g.c.ExternalJoin(ctx, m.GroupInfo.Marshal())
+			if err != nil {
+				t.Fatalf("mls-go external join: %v", err)
+			}
+			g.groupID = id
+			p.ProcessCommit(commit)
+			q.ProcessCommit(commit)
+			agree(t, "g joins externally", p, q, g)
+			talk(t, "after the external join", p, q, g)
+		})
+		t.Run(fmt.Sprintf("suite%d/parley-joins-mls-go", suite), func(t *testing.T) {
+			g, h := newGo(t, "g", suite), newGo(t, "h", suite)
+			g.Create()
+			_, welcome := g.Add(h.KeyPackage())
+			h.Join(welcome)
+			gi, err := g.c.GroupInfo(ctx, g.groupID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			// mls-go returns a bare GroupInfo; wrap it in an MLSMessage.
+			var info mls.GroupInfo
+			if err := info.Unmarshal(gi); err != nil {
+				t.Fatalf("mls-go GroupInfo: %v", err)
+			}
+			msg := mls.MLSMessage{Version: mls.ProtocolVersionMLS10, WireFormat: mls.WireFormatGroupInfo, GroupInfo: &info}
+			p := newParley(t, "p", suite)
+			grp, commit, err := mls.JoinExternal(msg.Marshal(), mls.NewBasicCredential([]byte("p")), p.sigPriv, &mls.ExternalJoinOptions{Config: p.cfg})
+			if err != nil {
+				t.Fatalf("parley external join: %v", err)
+			}
+			p.group = grp
+			g.ProcessCommit(commit)
+			h.ProcessCommit(commit)
+			agree(t, "p joins externally", g, h, p)
+			talk(t, "after the external join", g, h, p)
+		})
+	}
+}
