@@ -94,7 +94,14 @@ func (kp *KeyPackage) Validate(suite *ciphersuite.Suite, now uint64) error {
 	if err := kp.LeafNode.Validate(suite, &LeafNodeCheck{Source: LeafNodeSourceKeyPackage, Now: now}); err != nil {
 		return fmt.Errorf("%w: %w", ErrInvalidKeyPackage, err)
 	}
+	// §10.1: the creator must list its extensions in the capabilities, but
+	// a receiver MUST ignore unknown KeyPackage extensions (§13.4), and
+	// senders GREASE them (§13.5). So only the non-default extensions this
+	// implementation acts on are held to the capabilities rule.
 	for i := range kp.Extensions {
+		if kp.Extensions[i].Type != ExtensionLastResort {
+			continue
+		}
 		if !kp.LeafNode.Capabilities.SupportsExtension(kp.Extensions[i].Type) {
 			return fmt.Errorf("%w: extension %d not in capabilities", ErrInvalidKeyPackage, kp.Extensions[i].Type)
 		}
