@@ -44,7 +44,10 @@ type conn struct {
 
 	authed atomic.Bool // set once Register/Authenticate succeeded
 
-	// Owned by the reader goroutine.
+	// Owned by the reader goroutine (and the request goroutine it waits
+	// for), or by whoever holds handling.
+	lastSend  chan struct{} // closed when the last pipelined send is answered
+	pipeline  chan struct{} // semaphore of pending pipelined sends
 	hello     bool
 	challenge []byte
 	dev       *store.Device
@@ -279,6 +282,7 @@ func (c *conn) stop(code websocket.StatusCode, reason string) {
 func (c *conn) shutdown() {
 	c.handling.Lock()
 	c.shutting = true
+	c.waitSends()
 	c.handling.Unlock()
 	c.stop(websocket.StatusGoingAway, "server shutting down")
 }
@@ -292,6 +296,12 @@ func (c *conn) enqueue(f *parleypb.ServerFrame) {
 		c.s.log.Error("encode frame", "err", err)
 		return
 	}
+	c.enqueueBytes(b)
+}
+
+// enqueueBytes queues an encoded frame; b must not be modified later (a
+// push is encoded once and shared by every recipient connection).
+func (c *conn) enqueueBytes(b []byte) {
 	c.qmu.Lock()
 	if c.finished {
 		c.qmu.Unlock()
@@ -322,7 +332,32 @@ func (c *conn) push(p *parleypb.Push) {
 	c.enqueue(&parleypb.ServerFrame{Body: &parleypb.ServerFrame_Push{Push: p}})
 }
 
-// handleFrame decodes and answers one request.
+// encodePush encodes a push once for many connections (pushEncoded).
+func (s *Server) encodePush(p *parleypb.Push) []byte {
+	b, err := wire.Encode(&parleypb.ServerFrame{Body: &parleypb.ServerFrame_Push{Push: p}})
+	if err != nil {
+		s.log.Error("encode push", "err", err)
+		return nil
+	}
+	return b
+}
+
+func (c *conn) pushEncoded(b []byte) {
+	if b != nil {
+		c.s.metrics.pushes.Inc()
+		c.enqueueBytes(b)
+	}
+}
+
+// maxPipelined bounds the sends of one connection waiting for their
+// group commit; the reader stops reading while that many are pending.
+const maxPipelined = 64
+
+// handleFrame decodes and answers one request. Sends are pipelined when
+// the store can (store.AppendStarter): each is validated and queued for
+// the group commit in order, and its response is sent, in order, once
+// durable, while the next requests are read. Any other request first
+// waits for the pending sends, so it sees their effects.
 func (c *conn) handleFrame(data []byte) {
 	f, err := wire.DecodeClientFrame(data)
 	if err != nil {
@@ -330,19 +365,72 @@ func (c *conn) handleFrame(data []byte) {
 		c.sendError(wire.PeekRequestID(data), &wire.Error{Code: parleypb.ErrorCode_BAD_FRAME, Message: err.Error()})
 		return
 	}
+	if send := f.GetSend(); send != nil && c.dev != nil && f.RequestId != 0 {
+		if starter, ok := c.s.cfg.Store.(store.AppendStarter); ok {
+			c.startSend(f.RequestId, send, starter)
+			return
+		}
+	}
+	c.waitSends()
 	typ := requestType(f)
 	start := time.Now()
 	body, err := c.dispatch(f)
+	c.respond(typ, f.RequestId, start, body, err)
+}
+
+// waitSends waits until every pipelined send has been answered.
+func (c *conn) waitSends() {
+	if c.lastSend != nil {
+		<-c.lastSend
+		c.lastSend = nil
+	}
+}
+
+func (c *conn) startSend(id uint64, r *parleypb.SendRequest, starter store.AppendStarter) {
+	start := time.Now()
+	a, err := c.checkSend(r)
+	var wait func() (store.AppendResult, error)
+	if err == nil {
+		wait, err = starter.StartAppend(context.Background(), a)
+	}
+	if c.pipeline == nil {
+		c.pipeline = make(chan struct{}, maxPipelined)
+	}
+	c.pipeline <- struct{}{}
+	prev, done := c.lastSend, make(chan struct{})
+	c.lastSend = done
+	go func() {
+		defer func() {
+			<-c.pipeline
+			close(done)
+		}()
+		var res store.AppendResult
+		if err == nil {
+			res, err = wait()
+		}
+		if prev != nil {
+			<-prev // answer in request order
+		}
+		var body parleypb.ServerFrameBody
+		if err == nil {
+			body = c.sent(a.Kind, res)
+		}
+		c.respond("send", id, start, body, err)
+	}()
+}
+
+// respond sends a request's result or error and records it.
+func (c *conn) respond(typ string, id uint64, start time.Time, body parleypb.ServerFrameBody, err error) {
 	code := "OK"
 	if err != nil {
 		werr := c.s.toWireError(typ, err)
 		code = werr.Code.String()
-		c.sendError(f.RequestId, werr)
+		c.sendError(id, werr)
 		if werr.Code == parleypb.ErrorCode_UNSUPPORTED_VERSION {
 			c.stop(websocket.StatusPolicyViolation, "unsupported protocol version")
 		}
 	} else {
-		c.enqueue(&parleypb.ServerFrame{RequestId: f.RequestId, Body: body})
+		c.enqueue(&parleypb.ServerFrame{RequestId: id, Body: body})
 	}
 	c.s.metrics.requests.WithLabelValues(typ, code).Inc()
 	c.s.metrics.requestSeconds.WithLabelValues(typ).Observe(time.Since(start).Seconds())

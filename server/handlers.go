@@ -434,28 +434,42 @@ func messageToWire(m store.Message) *parleypb.Message {
 }
 
 func (c *conn) handleSend(ctx context.Context, r *parleypb.SendRequest) (parleypb.ServerFrameBody, error) {
+	a, err := c.checkSend(r)
+	if err != nil {
+		return nil, err
+	}
+	res, err := c.s.cfg.Store.Append(ctx, a)
+	if err != nil {
+		return nil, err
+	}
+	return c.sent(a.Kind, res), nil
+}
+
+// checkSend validates a SendRequest and counts it against the rate
+// limits.
+func (c *conn) checkSend(r *parleypb.SendRequest) (store.Append, error) {
 	if len(r.MessageId) != wire.MessageIDSize {
-		return nil, badRequest("message id must be %d bytes", wire.MessageIDSize)
+		return store.Append{}, badRequest("message id must be %d bytes", wire.MessageIDSize)
 	}
 	if err := checkConversationID(r.ConversationId); err != nil {
-		return nil, err
+		return store.Append{}, err
 	}
 	kind, ok := kindFromWire[r.Kind]
 	if !ok {
-		return nil, badRequest("kind must be COMMIT, PROPOSAL or APPLICATION")
+		return store.Append{}, badRequest("kind must be COMMIT, PROPOSAL or APPLICATION")
 	}
 	if len(r.Payload) == 0 {
-		return nil, badRequest("empty payload")
+		return store.Append{}, badRequest("empty payload")
+	}
+	if kind != store.KindCommit && (len(r.AddedDeviceIds) > 0 || len(r.RemovedDeviceIds) > 0 || len(r.Welcome) > 0) {
+		return store.Append{}, badRequest("only a commit carries a membership delta or a Welcome")
 	}
 	if err := c.s.check("messages",
 		limitKey{"per_account", "send-acct:" + c.dev.Username, c.s.cfg.Limits.SendPerAccount},
 		limitKey{"per_address", "send-addr:" + c.remote, c.s.cfg.Limits.SendPerAddr}); err != nil {
-		return nil, err
+		return store.Append{}, err
 	}
-	if kind != store.KindCommit && (len(r.AddedDeviceIds) > 0 || len(r.RemovedDeviceIds) > 0 || len(r.Welcome) > 0) {
-		return nil, badRequest("only a commit carries a membership delta or a Welcome")
-	}
-	res, err := c.s.cfg.Store.Append(ctx, store.Append{
+	return store.Append{
 		ID:             r.MessageId,
 		ConversationID: r.ConversationId,
 		Epoch:          r.Epoch,
@@ -465,21 +479,26 @@ func (c *conn) handleSend(ctx context.Context, r *parleypb.SendRequest) (parleyp
 		Added:          r.AddedDeviceIds,
 		Removed:        r.RemovedDeviceIds,
 		Welcome:        r.Welcome,
-	})
-	if err != nil {
-		return nil, err
-	}
+	}, nil
+}
+
+// sent pushes a stored message to the online recipients and returns the
+// SendResponse.
+func (c *conn) sent(kind store.Kind, res store.AppendResult) parleypb.ServerFrameBody {
 	if !res.Duplicate {
 		c.s.metrics.messages.WithLabelValues(kind.String()).Inc()
 		// Only devices online right now are touched; the rest catch up
 		// from their cursors.
-		p := &parleypb.Push{Event: &parleypb.Push_Message{Message: messageToWire(res.Message)}}
+		var p []byte // encoded once, for the first online recipient
 		for _, d := range res.Recipients {
 			if d == c.dev.ID {
 				continue
 			}
 			for _, oc := range c.s.hub.conns(d) {
-				oc.push(p)
+				if p == nil {
+					p = c.s.encodePush(&parleypb.Push{Event: &parleypb.Push_Message{Message: messageToWire(res.Message)}})
+				}
+				oc.pushEncoded(p)
 			}
 		}
 		for _, w := range res.Welcomes {
@@ -489,7 +508,7 @@ func (c *conn) handleSend(ctx context.Context, r *parleypb.SendRequest) (parleyp
 			}
 		}
 	}
-	return &parleypb.ServerFrame_Send{Send: &parleypb.SendResponse{Seq: res.Message.Seq, Epoch: res.Epoch, Duplicate: res.Duplicate}}, nil
+	return &parleypb.ServerFrame_Send{Send: &parleypb.SendResponse{Seq: res.Message.Seq, Epoch: res.Epoch, Duplicate: res.Duplicate}}
 }
 
 func fetchLimit(n uint32) int {

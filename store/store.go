@@ -260,3 +260,12 @@ var ErrTooLarge = errors.New("store: blob too large")
 // read-only file system, I/O error). Nothing was changed; reads may still
 // work and the condition may clear. Backends wrap it.
 var ErrUnavailable = errors.New("store: storage unavailable")
+
+// AppendStarter is implemented by stores that can split Append in two:
+// StartAppend fixes the append's place in the write order and returns at
+// once; wait blocks until it is durable (or failed) and returns what
+// Append would. The server uses it to pipeline one connection's sends
+// (several in one group commit) while keeping their order.
+type AppendStarter interface {
+	StartAppend(ctx context.Context, a Append) (wait func() (AppendResult, error), err error)
+}

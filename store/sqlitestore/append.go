@@ -25,22 +25,38 @@ type appendResp struct {
 // Append queues a for the group-commit writer and waits until the batch
 // holding it is durable.
 func (s *Store) Append(ctx context.Context, a store.Append) (store.AppendResult, error) {
+	wait, err := s.StartAppend(ctx, a)
+	if err != nil {
+		return store.AppendResult{}, err
+	}
+	return wait()
+}
+
+var _ store.AppendStarter = (*Store)(nil)
+
+// StartAppend queues a for the group-commit writer; appends are applied
+// in the order StartAppend was called. wait blocks until the batch
+// holding a is durable.
+func (s *Store) StartAppend(ctx context.Context, a store.Append) (wait func() (store.AppendResult, error), err error) {
 	if err := checkAppend(a); err != nil {
-		return store.AppendResult{}, fmt.Errorf("append: %w", err)
+		return nil, fmt.Errorf("append: %w", err)
 	}
 	req := appendReq{ctx: ctx, a: a, res: make(chan appendResp, 1)}
 	s.mu.RLock()
 	if s.closed {
 		s.mu.RUnlock()
-		return store.AppendResult{}, store.ErrClosed
+		return nil, store.ErrClosed
 	}
 	s.appends <- req
 	s.mu.RUnlock()
-	// Wait for the outcome even if ctx ends: the append may already be in
-	// a transaction, and the caller must not report failure for a message
-	// that was stored (a retry with the same id is idempotent anyway).
-	resp := <-req.res
-	return resp.r, resp.err
+	return func() (store.AppendResult, error) {
+		// Wait for the outcome even if ctx ends: the append may already be
+		// in a transaction, and the caller must not report failure for a
+		// message that was stored (a retry with the same id is idempotent
+		// anyway).
+		resp := <-req.res
+		return resp.r, resp.err
+	}, nil
 }
 
 func checkAppend(a store.Append) error {
