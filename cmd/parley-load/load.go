@@ -732,6 +732,9 @@ func (w *world) traffic(ctx context.Context, progress io.Writer) time.Duration {
 				next := time.Now().Add(time.Duration(si+lane*7) * interval / time.Duration(len(senders)+1))
 				for time.Now().Before(deadline) {
 					if interval > 0 {
+						if next.After(deadline) {
+							return
+						}
 						if wait := time.Until(next); wait > 0 {
 							time.Sleep(wait)
 						}

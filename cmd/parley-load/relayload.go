@@ -105,6 +105,9 @@ func runRelay(ctx context.Context, cfg config, progress io.Writer) (*Report, err
 				next := time.Now().Add(time.Duration(i+lane*7) * interval / time.Duration(n+1))
 				for time.Now().Before(deadline) {
 					if interval > 0 {
+						if next.After(deadline) {
+							return
+						}
 						if wait := time.Until(next); wait > 0 {
 							time.Sleep(wait)
 						}

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -61,4 +62,30 @@ func TestPutOpenExpire(t *testing.T) {
 	if _, _, err := d.Open(ctx, id); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("expired blob: %v", err)
 	}
+}
+
+// FuzzValidID: any id accepted names a plain file directly inside the
+// blob directory (no separators, no dot segments), and Open never
+// escapes it.
+func FuzzValidID(f *testing.F) {
+	dir := f.TempDir()
+	d, err := Open(dir)
+	if err != nil {
+		f.Fatal(err)
+	}
+	for _, s := range []string{"", "0123456789abcdef0123456789abcdef", "../../etc/passwd", "tmp", "0123456789ABCDEF0123456789ABCDEF", "..", "a/b"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, id string) {
+		if ValidID(id) {
+			if len(id) != 32 || strings.ContainsAny(id, `/\.`) {
+				t.Fatalf("ValidID(%q) = true", id)
+			}
+		}
+		rc, _, err := d.Open(context.Background(), id)
+		if err == nil {
+			rc.Close()
+			t.Fatalf("Open(%q) found a blob in an empty store", id)
+		}
+	})
 }
