@@ -9,14 +9,12 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"os"
 	"strings"
 	"time"
 
-	_ "modernc.org/sqlite" // registers the "sqlite" driver
-
 	"github.com/parleychat/parley/channels"
 	"github.com/parleychat/parley/hashing/pdq"
+	"github.com/parleychat/parley/internal/sqlitedb"
 )
 
 // Store is a channels.Store in one SQLite file.
@@ -26,8 +24,7 @@ type Store struct {
 
 var _ channels.Store = (*Store)(nil)
 
-const pragmas = "_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_pragma=foreign_keys(1)&_txlock=immediate"
-
+// migrations are applied in order; never edit one that has shipped.
 var migrations = []string{`
 CREATE TABLE channels (
 	id          TEXT PRIMARY KEY,
@@ -87,58 +84,15 @@ CREATE TABLE meta (
 // Open opens (creating with mode 0600 if needed) the database at path and
 // applies pending migrations.
 func Open(ctx context.Context, path string) (*Store, error) {
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	db, err := sqlitedb.Open(ctx, path, sqlitedb.Options{Migrations: migrations})
 	if err != nil {
-		return nil, fmt.Errorf("chansqlite: create database: %w", err)
-	}
-	f.Close()
-	db, err := sql.Open("sqlite", "file:"+path+"?"+pragmas)
-	if err != nil {
-		return nil, fmt.Errorf("chansqlite: open: %w", err)
-	}
-	db.SetMaxOpenConns(1)
-	var v int
-	if err := db.QueryRowContext(ctx, "PRAGMA user_version").Scan(&v); err != nil {
-		db.Close()
-		return nil, fmt.Errorf("chansqlite: schema version: %w", err)
-	}
-	if v > len(migrations) {
-		db.Close()
-		return nil, fmt.Errorf("chansqlite: database schema %d is newer than this program (%d)", v, len(migrations))
-	}
-	for i := v; i < len(migrations); i++ {
-		err := withTx(ctx, db, func(tx *sql.Tx) error {
-			if _, err := tx.ExecContext(ctx, migrations[i]); err != nil {
-				return err
-			}
-			_, err := tx.ExecContext(ctx, fmt.Sprintf("PRAGMA user_version = %d", i+1))
-			return err
-		})
-		if err != nil {
-			db.Close()
-			return nil, fmt.Errorf("chansqlite: migration %d: %w", i+1, err)
-		}
+		return nil, fmt.Errorf("chansqlite: %w", err)
 	}
 	return &Store{db: db}, nil
 }
 
 // Close closes the database.
 func (s *Store) Close() error { return s.db.Close() }
-
-func withTx(ctx context.Context, db *sql.DB, fn func(tx *sql.Tx) error) error {
-	tx, err := db.BeginTx(ctx, nil)
-	if err != nil {
-		return fmt.Errorf("chansqlite: begin: %w", err)
-	}
-	if err := fn(tx); err != nil {
-		tx.Rollback()
-		return err
-	}
-	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("chansqlite: commit: %w", err)
-	}
-	return nil
-}
 
 // CreateChannel implements channels.Store.
 func (s *Store) CreateChannel(ctx context.Context, c channels.Channel) error {
@@ -282,7 +236,7 @@ func (s *Store) AddPost(ctx context.Context, p channels.Post, data [][]byte) (ch
 		p.Created = time.Now()
 	}
 	now := p.Created.UnixMilli()
-	err := withTx(ctx, s.db, func(tx *sql.Tx) error {
+	err := sqlitedb.WithTx(ctx, s.db, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, `INSERT INTO posts (channel, author, text, status, reason, created) VALUES (?, ?, ?, ?, ?, ?)`,
 			p.Channel, p.Author, p.Text, string(p.Status), p.Reason, now)
 		if err != nil {
@@ -370,7 +324,7 @@ func (s *Store) SetStatus(ctx context.Context, id int64, status channels.Status,
 	}
 	var p channels.Post
 	changed := false
-	err := withTx(ctx, s.db, func(tx *sql.Tx) error {
+	err := sqlitedb.WithTx(ctx, s.db, func(tx *sql.Tx) error {
 		var err error
 		p, err = scanPost(tx.QueryRowContext(ctx, postCols+` WHERE id = ?`, id))
 		if errors.Is(err, sql.ErrNoRows) {

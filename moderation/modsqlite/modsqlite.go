@@ -9,13 +9,11 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"os"
 	"strings"
 	"time"
 
-	_ "modernc.org/sqlite" // registers the "sqlite" driver
-
 	"github.com/parleychat/parley/hashing/hashlist"
+	"github.com/parleychat/parley/internal/sqlitedb"
 	"github.com/parleychat/parley/moderation"
 )
 
@@ -25,8 +23,6 @@ type Store struct {
 }
 
 var _ moderation.Store = (*Store)(nil)
-
-const pragmas = "_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_pragma=foreign_keys(1)&_txlock=immediate"
 
 // migrations are applied in order; never edit one that has shipped.
 var migrations = []string{`
@@ -76,51 +72,11 @@ CREATE INDEX decisions_subject ON decisions (subject, id);
 // Open opens (creating with mode 0600 if needed) the database at path and
 // applies pending migrations.
 func Open(ctx context.Context, path string) (*Store, error) {
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	db, err := sqlitedb.Open(ctx, path, sqlitedb.Options{Migrations: migrations})
 	if err != nil {
-		return nil, fmt.Errorf("modsqlite: create database: %w", err)
-	}
-	f.Close()
-	db, err := sql.Open("sqlite", "file:"+path+"?"+pragmas)
-	if err != nil {
-		return nil, fmt.Errorf("modsqlite: open: %w", err)
-	}
-	// One connection: SQLite has one writer anyway, and it keeps
-	// transactions simple. Reads are short.
-	db.SetMaxOpenConns(1)
-	if err := migrate(ctx, db); err != nil {
-		db.Close()
-		return nil, err
+		return nil, fmt.Errorf("modsqlite: %w", err)
 	}
 	return &Store{db: db}, nil
-}
-
-func migrate(ctx context.Context, db *sql.DB) error {
-	var v int
-	if err := db.QueryRowContext(ctx, "PRAGMA user_version").Scan(&v); err != nil {
-		return fmt.Errorf("modsqlite: schema version: %w", err)
-	}
-	if v > len(migrations) {
-		return fmt.Errorf("modsqlite: database schema %d is newer than this program (%d)", v, len(migrations))
-	}
-	for i := v; i < len(migrations); i++ {
-		tx, err := db.BeginTx(ctx, nil)
-		if err != nil {
-			return fmt.Errorf("modsqlite: migrate: %w", err)
-		}
-		if _, err := tx.ExecContext(ctx, migrations[i]); err != nil {
-			tx.Rollback()
-			return fmt.Errorf("modsqlite: migration %d: %w", i+1, err)
-		}
-		if _, err := tx.ExecContext(ctx, fmt.Sprintf("PRAGMA user_version = %d", i+1)); err != nil {
-			tx.Rollback()
-			return fmt.Errorf("modsqlite: migration %d: %w", i+1, err)
-		}
-		if err := tx.Commit(); err != nil {
-			return fmt.Errorf("modsqlite: migration %d: %w", i+1, err)
-		}
-	}
-	return nil
 }
 
 // Close closes the database.
@@ -139,21 +95,6 @@ func validateMeta(meta moderation.Bank) error {
 	b := hashlist.Bank{Name: meta.Name, Action: meta.Action, Tags: meta.Tags}
 	if err := b.Validate(); err != nil {
 		return fmt.Errorf("%w: %v", moderation.ErrBadBank, err)
-	}
-	return nil
-}
-
-func (s *Store) withTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
-	tx, err := s.db.BeginTx(ctx, nil)
-	if err != nil {
-		return fmt.Errorf("modsqlite: begin: %w", err)
-	}
-	if err := fn(tx); err != nil {
-		tx.Rollback()
-		return err
-	}
-	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("modsqlite: commit: %w", err)
 	}
 	return nil
 }
@@ -248,7 +189,7 @@ func (s *Store) ImportBank(ctx context.Context, meta moderation.Bank, entries []
 	}
 	var d hashlist.Delta
 	now := time.Now().UnixMilli()
-	err := s.withTx(ctx, func(tx *sql.Tx) error {
+	err := sqlitedb.WithTx(ctx, s.db, func(tx *sql.Tx) error {
 		if err := upsertMeta(ctx, tx, meta, now); err != nil {
 			return err
 		}
@@ -280,7 +221,7 @@ func (s *Store) ApplyDelta(ctx context.Context, meta moderation.Bank, d hashlist
 		}
 	}
 	now := time.Now().UnixMilli()
-	err := s.withTx(ctx, func(tx *sql.Tx) error {
+	err := sqlitedb.WithTx(ctx, s.db, func(tx *sql.Tx) error {
 		if err := upsertMeta(ctx, tx, meta, now); err != nil {
 			return err
 		}
@@ -308,7 +249,7 @@ func (s *Store) ApplyDelta(ctx context.Context, meta moderation.Bank, d hashlist
 // RemoveBank implements moderation.Store.
 func (s *Store) RemoveBank(ctx context.Context, name string) error {
 	now := time.Now().UnixMilli()
-	return s.withTx(ctx, func(tx *sql.Tx) error {
+	return sqlitedb.WithTx(ctx, s.db, func(tx *sql.Tx) error {
 		old, err := readEntries(ctx, tx, name)
 		if err != nil {
 			return err

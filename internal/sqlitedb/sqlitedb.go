@@ -1,0 +1,155 @@
+// Package sqlitedb opens the SQLite files Parley keeps its state in, with the
+// modernc.org/sqlite driver, the same way everywhere: a file only its owner
+// can read, write-ahead logging with full fsync, a busy timeout so two
+// processes (parleyd and "parleyd admin ...") can share a file, foreign keys
+// enforced, write transactions that take the write lock up front, and schema
+// migrations applied in order, each in its own transaction.
+package sqlitedb
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	_ "modernc.org/sqlite" // registers the "sqlite" driver
+)
+
+// ErrNewerSchema is returned by Open when the database has more migrations
+// applied than the program knows: an older binary must not write to it.
+var ErrNewerSchema = errors.New("sqlitedb: database schema is newer than this program")
+
+// DefaultBusyTimeout is how long a statement waits for another connection's
+// lock before failing with SQLITE_BUSY, when Options.BusyTimeout is zero.
+const DefaultBusyTimeout = 10 * time.Second
+
+// Options says how to open a database.
+type Options struct {
+	// Migrations are SQL scripts applied in order; the number applied is
+	// kept in PRAGMA user_version. Each runs in one transaction with the
+	// version bump, so a failing script changes nothing. Never edit a
+	// migration that has shipped: append a new one.
+	Migrations []string
+
+	// BusyTimeout is how long to wait for a lock held by another
+	// connection; zero means DefaultBusyTimeout.
+	BusyTimeout time.Duration
+
+	// Pragmas are extra per-connection pragmas in the driver's name(value)
+	// form, for example "secure_delete(1)".
+	Pragmas []string
+
+	// MaxOpenConns caps the pool; zero means 1. SQLite has one writer at a
+	// time anyway, and one connection keeps transactions simple.
+	MaxOpenConns int
+}
+
+// Open opens the database at path, creating it with mode 0600 if it does
+// not exist, and applies the migrations not yet applied.
+func Open(ctx context.Context, path string, opts Options) (*sql.DB, error) {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("sqlitedb: create database: %w", err)
+	}
+	f.Close()
+	db, err := sql.Open("sqlite", "file:"+path+"?"+dsnQuery(opts))
+	if err != nil {
+		return nil, fmt.Errorf("sqlitedb: open %s: %w", path, err)
+	}
+	if opts.MaxOpenConns > 0 {
+		db.SetMaxOpenConns(opts.MaxOpenConns)
+	} else {
+		db.SetMaxOpenConns(1)
+	}
+	if err := migrate(ctx, db, opts.Migrations); err != nil {
+		db.Close()
+		return nil, err
+	}
+	// SQLite gives the -wal and -shm files the database's mode, but make
+	// sure: they hold the same data.
+	for _, suffix := range []string{"-wal", "-shm"} {
+		if err := os.Chmod(path+suffix, 0o600); err != nil && !errors.Is(err, os.ErrNotExist) {
+			db.Close()
+			return nil, fmt.Errorf("sqlitedb: %w", err)
+		}
+	}
+	return db, nil
+}
+
+func dsnQuery(opts Options) string {
+	timeout := opts.BusyTimeout
+	if timeout <= 0 {
+		timeout = DefaultBusyTimeout
+	}
+	pragmas := append([]string{
+		fmt.Sprintf("busy_timeout(%d)", timeout.Milliseconds()),
+		"journal_mode(WAL)",
+		"synchronous(FULL)",
+		"foreign_keys(1)",
+	}, opts.Pragmas...)
+	var b strings.Builder
+	for _, p := range pragmas {
+		b.WriteString("_pragma=")
+		b.WriteString(p)
+		b.WriteString("&")
+	}
+	// BEGIN IMMEDIATE: a write transaction waits (busy_timeout) for the
+	// write lock when it starts, instead of failing with SQLITE_BUSY when
+	// it first writes after reading.
+	b.WriteString("_txlock=immediate")
+	return b.String()
+}
+
+// SchemaVersion returns how many migrations have been applied to db.
+func SchemaVersion(ctx context.Context, db *sql.DB) (int, error) {
+	var v int
+	if err := db.QueryRowContext(ctx, "PRAGMA user_version").Scan(&v); err != nil {
+		return 0, fmt.Errorf("sqlitedb: schema version: %w", err)
+	}
+	return v, nil
+}
+
+func migrate(ctx context.Context, db *sql.DB, migrations []string) error {
+	v, err := SchemaVersion(ctx, db)
+	if err != nil {
+		return err
+	}
+	if v > len(migrations) {
+		return fmt.Errorf("%w: version %d, program knows %d", ErrNewerSchema, v, len(migrations))
+	}
+	for i := v; i < len(migrations); i++ {
+		err := WithTx(ctx, db, func(tx *sql.Tx) error {
+			if _, err := tx.ExecContext(ctx, migrations[i]); err != nil {
+				return err
+			}
+			// user_version lives in the database header, which is written
+			// in the same transaction as the migration.
+			_, err := tx.ExecContext(ctx, fmt.Sprintf("PRAGMA user_version = %d", i+1))
+			return err
+		})
+		if err != nil {
+			return fmt.Errorf("sqlitedb: migration %d: %w", i+1, err)
+		}
+	}
+	return nil
+}
+
+// WithTx runs fn in a transaction on db, committing if fn returns nil and
+// rolling back otherwise. fn's error is returned as is.
+func WithTx(ctx context.Context, db *sql.DB, fn func(tx *sql.Tx) error) error {
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("sqlitedb: begin: %w", err)
+	}
+	if err := fn(tx); err != nil {
+		tx.Rollback()
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("sqlitedb: commit: %w", err)
+	}
+	return nil
+}
