@@ -94,39 +94,43 @@ func (g *Group) pskSecret(ids []PreSharedKeyID) ([]byte, error) {
 		if err != nil {
 			return nil, err
 		}
-		psks[i] = keyschedule.PSK{ID: ids[i].Marshal(), Secret: secret}
+		id, err := ids[i].MarshalBinary()
+		if err != nil {
+			return nil, err
+		}
+		psks[i] = keyschedule.PSK{ID: id, Secret: secret}
 	}
 	return keyschedule.PSKSecret(g.suite, psks)
 }
 
 func (g *Group) lookupPSK(id *PreSharedKeyID) ([]byte, error) {
-	switch id.PSKType {
+	switch id.Type {
 	case PSKTypeExternal:
 		if g.cfg.PSKLookup != nil {
-			if s, ok := g.cfg.PSKLookup(id.PSKID); ok {
+			if s, ok := g.cfg.PSKLookup(id.ExternalID); ok {
 				return s, nil
 			}
 		}
-		return nil, fmt.Errorf("%w: external PSK %x", ErrUnknownPSK, id.PSKID)
+		return nil, fmt.Errorf("%w: external PSK %x", ErrUnknownPSK, id.ExternalID)
 	case PSKTypeResumption:
-		if equalBytes(id.PSKGroupID, g.ctx.GroupID) {
-			if g.ks != nil && id.PSKEpoch == g.ctx.Epoch {
+		if equalBytes(id.GroupID, g.ctx.GroupID) {
+			if g.ks != nil && id.Epoch == g.ctx.Epoch {
 				return g.ks.ResumptionPSK, nil
 			}
 			for _, r := range g.resumption {
-				if r.epoch == id.PSKEpoch {
+				if r.epoch == id.Epoch {
 					return r.secret, nil
 				}
 			}
 		}
 		if g.cfg.ResumptionPSKLookup != nil {
-			if s, ok := g.cfg.ResumptionPSKLookup(id.PSKGroupID, id.PSKEpoch); ok {
+			if s, ok := g.cfg.ResumptionPSKLookup(id.GroupID, id.Epoch); ok {
 				return s, nil
 			}
 		}
-		return nil, fmt.Errorf("%w: resumption PSK of epoch %d", ErrUnknownPSK, id.PSKEpoch)
+		return nil, fmt.Errorf("%w: resumption PSK of epoch %d", ErrUnknownPSK, id.Epoch)
 	}
-	return nil, fmt.Errorf("%w: PSK type %d", ErrUnknownPSK, id.PSKType)
+	return nil, fmt.Errorf("%w: PSK type %d", ErrUnknownPSK, id.Type)
 }
 
 // ownSender is this member as a sender.
@@ -193,12 +197,12 @@ func (g *Group) createCommit(opts *CommitOptions, extra []*Proposal) (*CommitOut
 	}
 	for _, id := range opts.ExternalPSKs {
 		inline(&Proposal{Type: ProposalTypePSK, PreSharedKey: &PreSharedKey{PSK: PreSharedKeyID{
-			PSKType: PSKTypeExternal, PSKID: id, PSKNonce: g.suite.RandomBytes(g.suite.Nh())}}})
+			Type: PSKTypeExternal, ExternalID: id, Nonce: g.suite.RandomBytes(g.suite.Nh())}}})
 	}
 	for _, e := range opts.ResumptionPSKEpochs {
 		inline(&Proposal{Type: ProposalTypePSK, PreSharedKey: &PreSharedKey{PSK: PreSharedKeyID{
-			PSKType: PSKTypeResumption, Usage: ResumptionPSKUsageApplication, PSKGroupID: g.ctx.GroupID,
-			PSKEpoch: e, PSKNonce: g.suite.RandomBytes(g.suite.Nh())}}})
+			Type: PSKTypeResumption, Usage: ResumptionPSKUsageApplication, GroupID: g.ctx.GroupID,
+			Epoch: e, Nonce: g.suite.RandomBytes(g.suite.Nh())}}})
 	}
 	if opts.ReInit != nil {
 		inline(&Proposal{Type: ProposalTypeReInit, ReInit: opts.ReInit})

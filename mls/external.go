@@ -99,7 +99,7 @@ func JoinExternal(groupInfo []byte, credential Credential, signaturePriv []byte,
 	}
 	for _, id := range opts.ExternalPSKs {
 		inline(&Proposal{Type: ProposalTypePSK, PreSharedKey: &PreSharedKey{PSK: PreSharedKeyID{
-			PSKType: PSKTypeExternal, PSKID: id, PSKNonce: suite.RandomBytes(suite.Nh())}}})
+			Type: PSKTypeExternal, ExternalID: id, Nonce: suite.RandomBytes(suite.Nh())}}})
 	}
 	oldCtx := g.groupContextBytes()
 	newTree := tree.Clone()

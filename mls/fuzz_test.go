@@ -113,7 +113,7 @@ func FuzzRatchetTree(f *testing.F) {
 }
 
 func FuzzGroupSecrets(f *testing.F) {
-	f.Add((&GroupSecrets{JoinerSecret: b("js"), PathSecret: &PathSecret{PathSecret: b("ps")}, PSKs: []PreSharedKeyID{{PSKType: PSKTypeResumption, Usage: ResumptionPSKUsageReInit, PSKGroupID: b("g"), PSKEpoch: 1, PSKNonce: b("n")}}}).Marshal())
+	f.Add((&GroupSecrets{JoinerSecret: b("js"), PathSecret: &PathSecret{PathSecret: b("ps")}, PSKs: []PreSharedKeyID{{Type: PSKTypeResumption, Usage: ResumptionPSKUsageReInit, GroupID: b("g"), Epoch: 1, Nonce: b("n")}}}).Marshal())
 	f.Fuzz(func(t *testing.T, data []byte) { fuzzRoundTrip(t, data, new(GroupSecrets)) })
 }
 

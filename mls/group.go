@@ -126,8 +126,8 @@ func (g *Group) ReInitGroup(keyPackages [][]byte, opts *CreateOptions) (*Group, 
 		return nil, nil, err
 	}
 	psk := &Proposal{Type: ProposalTypePSK, PreSharedKey: &PreSharedKey{PSK: PreSharedKeyID{
-		PSKType: PSKTypeResumption, Usage: ResumptionPSKUsageReInit, PSKGroupID: old.GroupID,
-		PSKEpoch: old.Epoch, PSKNonce: suite.RandomBytes(suite.Nh())}}}
+		Type: PSKTypeResumption, Usage: ResumptionPSKUsageReInit, GroupID: old.GroupID,
+		Epoch: old.Epoch, Nonce: suite.RandomBytes(suite.Nh())}}}
 	out, err := ng.commitWith(CommitOptions{Adds: keyPackages}, psk)
 	if err != nil {
 		return nil, nil, err

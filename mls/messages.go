@@ -5,6 +5,7 @@ import (
 
 	"github.com/parleychat/parley/mls/ciphersuite"
 	"github.com/parleychat/parley/mls/codec"
+	"github.com/parleychat/parley/mls/keyschedule"
 )
 
 // ParentNode (RFC 9420 §7.1). UnmergedLeaves are leaf indices, increasing.
@@ -169,72 +170,23 @@ func (c *GroupContext) Unmarshal(b []byte) error {
 	return unmarshal("GroupContext", b, c.Decode)
 }
 
-// PSKType and ResumptionPSKUsage (RFC 9420 §8.4).
-type PSKType uint8
-
-const (
-	PSKTypeExternal   PSKType = 1
-	PSKTypeResumption PSKType = 2
+// PreSharedKeyID, PSKType and ResumptionPSKUsage (RFC 9420 §8.4) are the
+// key schedule's: the PSK proposal and GroupSecrets carry the same structure
+// the PSK secret derivation hashes, so one type encodes it.
+type (
+	PreSharedKeyID     = keyschedule.PreSharedKeyID
+	PSKType            = keyschedule.PSKType
+	ResumptionPSKUsage = keyschedule.ResumptionUsage
 )
 
-type ResumptionPSKUsage uint8
-
 const (
-	ResumptionPSKUsageApplication ResumptionPSKUsage = 1
-	ResumptionPSKUsageReInit      ResumptionPSKUsage = 2
-	ResumptionPSKUsageBranch      ResumptionPSKUsage = 3
+	PSKTypeExternal   = keyschedule.PSKExternal
+	PSKTypeResumption = keyschedule.PSKResumption
+
+	ResumptionPSKUsageApplication = keyschedule.UsageApplication
+	ResumptionPSKUsageReInit      = keyschedule.UsageReinit
+	ResumptionPSKUsageBranch      = keyschedule.UsageBranch
 )
-
-// PreSharedKeyID (RFC 9420 §8.4). PSKID is set for external PSKs; Usage,
-// PSKGroupID and PSKEpoch for resumption PSKs.
-type PreSharedKeyID struct {
-	PSKType    PSKType
-	PSKID      []byte
-	Usage      ResumptionPSKUsage
-	PSKGroupID []byte
-	PSKEpoch   uint64
-	PSKNonce   []byte
-}
-
-func (p *PreSharedKeyID) Encode(w *codec.Writer) {
-	w.U8(uint8(p.PSKType))
-	switch p.PSKType {
-	case PSKTypeExternal:
-		w.Opaque(p.PSKID)
-	case PSKTypeResumption:
-		w.U8(uint8(p.Usage))
-		w.Opaque(p.PSKGroupID)
-		w.U64(p.PSKEpoch)
-	}
-	w.Opaque(p.PSKNonce)
-}
-
-func (p *PreSharedKeyID) Decode(r *codec.Reader) {
-	*p = PreSharedKeyID{PSKType: PSKType(r.U8())}
-	if r.Err() != nil {
-		return
-	}
-	switch p.PSKType {
-	case PSKTypeExternal:
-		p.PSKID = r.Opaque()
-	case PSKTypeResumption:
-		p.Usage = ResumptionPSKUsage(r.U8())
-		if r.Err() == nil && (p.Usage < 1 || p.Usage > 3) {
-			invalid(r, "resumption PSK usage %d", p.Usage)
-		}
-		p.PSKGroupID = r.Opaque()
-		p.PSKEpoch = r.U64()
-	default:
-		invalid(r, "PSK type %d", p.PSKType)
-		return
-	}
-	p.PSKNonce = r.Opaque()
-}
-
-func (p *PreSharedKeyID) Marshal() []byte { return marshal(p.Encode) }
-func (p *PreSharedKeyID) Unmarshal(b []byte) error {
-	return unmarshal("PreSharedKeyID", b, p.Decode)
-}
 
 // The proposal bodies (RFC 9420 §12.1).
 type (
@@ -314,8 +266,7 @@ func (p *Proposal) Decode(r *codec.Reader) {
 	case ProposalTypeRemove:
 		p.Remove = &Remove{Removed: r.U32()}
 	case ProposalTypePSK:
-		p.PreSharedKey = new(PreSharedKey)
-		p.PreSharedKey.PSK.Decode(r)
+		p.PreSharedKey = &PreSharedKey{PSK: keyschedule.DecodePreSharedKeyID(r)}
 	case ProposalTypeReInit:
 		p.ReInit = &ReInit{GroupID: r.Opaque(), Version: ProtocolVersion(r.U16()), CipherSuite: ciphersuite.ID(r.U16())}
 		p.ReInit.Extensions = decodeExtensions(r)
@@ -659,9 +610,7 @@ func (g *GroupSecrets) Decode(r *codec.Reader) {
 		g.PathSecret = &PathSecret{PathSecret: r.Opaque()}
 	}
 	r.ReadVector(func(r *codec.Reader) {
-		var p PreSharedKeyID
-		p.Decode(r)
-		g.PSKs = append(g.PSKs, p)
+		g.PSKs = append(g.PSKs, keyschedule.DecodePreSharedKeyID(r))
 	})
 }
 

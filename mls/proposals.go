@@ -86,14 +86,14 @@ func (g *Group) checkProposal(p *Proposal, sender Sender) error {
 		}
 	case ProposalTypePSK:
 		id := &p.PreSharedKey.PSK
-		if len(id.PSKNonce) != g.suite.Nh() {
-			return fmt.Errorf("%w: psk_nonce of %d bytes", ErrInvalidProposal, len(id.PSKNonce))
+		if len(id.Nonce) != g.suite.Nh() {
+			return fmt.Errorf("%w: psk_nonce of %d bytes", ErrInvalidProposal, len(id.Nonce))
 		}
 		// A reinit PSK belongs in the first commit of the group that
 		// replaces a reinitialized one (§11.2); branch PSKs are not
 		// supported.
 		reinitStart := id.Usage == ResumptionPSKUsageReInit && g.ctx.Epoch == 0
-		if id.PSKType == PSKTypeResumption && id.Usage != ResumptionPSKUsageApplication && !reinitStart {
+		if id.Type == PSKTypeResumption && id.Usage != ResumptionPSKUsageApplication && !reinitStart {
 			return fmt.Errorf("%w: resumption PSK with usage %d", ErrInvalidProposal, id.Usage)
 		}
 	case ProposalTypeReInit:
@@ -182,7 +182,10 @@ func (g *Group) applyProposals(tree *RatchetTree, committer Sender, props []reso
 		case ProposalTypeAdd:
 			adds = append(adds, rp)
 		case ProposalTypePSK:
-			id := p.PreSharedKey.PSK.Marshal()
+			id, err := p.PreSharedKey.PSK.MarshalBinary()
+			if err != nil {
+				return nil, invalidProposal("%w", err)
+			}
 			if slices.ContainsFunc(pskIDs, func(x []byte) bool { return equalBytes(x, id) }) {
 				return nil, invalidProposal("duplicate PSK")
 			}
