@@ -1,22 +1,30 @@
 package pdq
 
 import (
+	"image"
 	"os"
 	"testing"
 	"time"
 )
 
-// BenchmarkHash512 hashes an already-decoded 512x512 RGB image (the
-// reference's pre-resized buffer of aaa-orig.jpg) with a reused Hasher.
-func BenchmarkHash512(b *testing.B) {
-	data, err := os.ReadFile(testDataPath(&testing.T{}, "pixels/aaa-orig.ppm"))
+// decodeTestImage reads and decodes file of the shared PDQ test data.
+func decodeTestImage(tb testing.TB, file string) image.Image {
+	tb.Helper()
+	data, err := os.ReadFile(testDataPath(tb, file))
 	if err != nil {
-		b.Fatal(err)
+		tb.Fatal(err)
 	}
 	img, _, err := DecodeBytes(data, nil)
 	if err != nil {
-		b.Fatal(err)
+		tb.Fatalf("decode %s: %v", file, err)
 	}
+	return img
+}
+
+// BenchmarkHash512 hashes an already-decoded 512x512 RGB image (the
+// reference's pre-resized buffer of aaa-orig.jpg) with a reused Hasher.
+func BenchmarkHash512(b *testing.B) {
+	img := decodeTestImage(b, "pixels/aaa-orig.ppm")
 	if s := img.Bounds().Size(); s.X != 512 || s.Y != 512 {
 		b.Fatalf("size %v", s)
 	}
@@ -32,14 +40,7 @@ func BenchmarkHash512(b *testing.B) {
 
 // BenchmarkHash512Dihedral is BenchmarkHash512 for all 8 dihedral hashes.
 func BenchmarkHash512Dihedral(b *testing.B) {
-	data, err := os.ReadFile(testDataPath(&testing.T{}, "pixels/aaa-orig.ppm"))
-	if err != nil {
-		b.Fatal(err)
-	}
-	img, _, err := DecodeBytes(data, nil)
-	if err != nil {
-		b.Fatal(err)
-	}
+	img := decodeTestImage(b, "pixels/aaa-orig.ppm")
 	var h Hasher
 	b.ReportAllocs()
 	cpu := processCPUTime()
@@ -63,14 +64,7 @@ func reportRates(b *testing.B, cpu time.Duration, unit string) {
 // than 512x512, so it includes the pre-resize and libjpeg-style colour
 // conversion.
 func BenchmarkHashDecodedJPEG(b *testing.B) {
-	data, err := os.ReadFile(testDataPath(&testing.T{}, "images/bridge-mods/aaa-orig.jpg"))
-	if err != nil {
-		b.Fatal(err)
-	}
-	img, _, err := DecodeBytes(data, nil)
-	if err != nil {
-		b.Fatal(err)
-	}
+	img := decodeTestImage(b, "images/bridge-mods/aaa-orig.jpg")
 	var h Hasher
 	b.ReportAllocs()
 	cpu := processCPUTime()

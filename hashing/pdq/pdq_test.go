@@ -36,7 +36,8 @@ func readCSV(t *testing.T, name string) []map[string]string {
 	return out
 }
 
-func testDataPath(t *testing.T, file string) string {
+func testDataPath(t testing.TB, file string) string {
+	t.Helper()
 	return shareddata.Path(t, append([]string{"testdata", "pdq"}, filepath.SplitList(filepath.FromSlash(file))...)...)
 }
 
