@@ -30,6 +30,7 @@ import (
 	"time"
 
 	"github.com/parleychat/parley/channels"
+	"github.com/parleychat/parley/internal/cliflag"
 )
 
 const warning = "NOTE: channels are public and NOT end-to-end encrypted: the server and anyone can read what is posted."
@@ -114,20 +115,11 @@ func (c *client) parse(fs *flag.FlagSet, args []string, summary string) ([]strin
 		fs.PrintDefaults()
 		fs.SetOutput(c.stderr)
 	}
-	var pos []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			if errors.Is(err, flag.ErrHelp) {
-				return nil, err
-			}
-			return nil, fmt.Errorf("%w: %v", errUsage, err)
-		}
-		if fs.NArg() == 0 {
-			return pos, nil
-		}
-		pos = append(pos, fs.Arg(0))
-		args = fs.Args()[1:]
+	pos, err := cliflag.Parse(fs, args)
+	if err != nil && !errors.Is(err, flag.ErrHelp) {
+		return nil, fmt.Errorf("%w: %v", errUsage, err)
 	}
+	return pos, err
 }
 
 // apiError is a failed API call, carrying the server's JSON error.

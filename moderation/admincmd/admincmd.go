@@ -27,6 +27,7 @@ import (
 	"github.com/parleychat/parley/channels/channelsrv"
 	"github.com/parleychat/parley/channels/chansqlite"
 	"github.com/parleychat/parley/hashing/hashlist"
+	"github.com/parleychat/parley/internal/cliflag"
 	"github.com/parleychat/parley/moderation"
 	"github.com/parleychat/parley/moderation/modsqlite"
 )
@@ -191,20 +192,11 @@ func (c *cmd) parse(fs *flag.FlagSet, args []string, summary string) ([]string, 
 		fs.PrintDefaults()
 		fs.SetOutput(c.stderr)
 	}
-	var pos []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			if errors.Is(err, flag.ErrHelp) {
-				return nil, err
-			}
-			return nil, fmt.Errorf("%w: %v", errUsage, err)
-		}
-		if fs.NArg() == 0 {
-			return pos, nil
-		}
-		pos = append(pos, fs.Arg(0))
-		args = fs.Args()[1:]
+	pos, err := cliflag.Parse(fs, args)
+	if err != nil && !errors.Is(err, flag.ErrHelp) {
+		return nil, fmt.Errorf("%w: %v", errUsage, err)
 	}
+	return pos, err
 }
 
 func (c *cmd) printJSON(v any) error {
