@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	mrand "math/rand/v2"
 	"net/http"
 	"slices"
 	"strconv"
@@ -256,7 +257,7 @@ type device struct {
 
 	mu   sync.Mutex
 	seen map[[16]byte]struct{}
-	last map[string]uint64 // highest seq pushed per conversation
+	last map[string]uint64 // highest seq pushed per conversation and sender
 	wm   map[string]*watermark
 }
 
@@ -313,11 +314,13 @@ func (d *device) receive(m *parleypb.Message, byPush bool) {
 		d.seen[id] = struct{}{}
 	}
 	if byPush {
-		conv := string(m.ConversationId)
-		if m.Seq < d.last[conv] {
+		// Order is promised per sender (pushes of different senders may
+		// interleave either way).
+		key := string(m.ConversationId) + "/" + m.SenderDeviceId
+		if m.Seq < d.last[key] {
 			d.st.reordered.Add(1)
 		}
-		d.last[conv] = max(d.last[conv], m.Seq)
+		d.last[key] = max(d.last[key], m.Seq)
 	}
 	d.mu.Unlock()
 	switch {
@@ -700,8 +703,8 @@ func (w *world) traffic(ctx context.Context, progress io.Writer) time.Duration {
 	if len(senders) == 0 || len(kinds) == 0 {
 		return time.Millisecond
 	}
-	pick := func(r uint64) string {
-		x := float64(r%1_000_000) / 1_000_000 * total
+	pick := func() string {
+		x := mrand.Float64() * total
 		for i, wgt := range weights {
 			if x < wgt {
 				return kinds[i]
@@ -728,7 +731,6 @@ func (w *world) traffic(ctx context.Context, progress io.Writer) time.Duration {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				var n uint64
 				next := time.Now().Add(time.Duration(si+lane*7) * interval / time.Duration(len(senders)+1))
 				for time.Now().Before(deadline) {
 					if interval > 0 {
@@ -743,8 +745,7 @@ func (w *world) traffic(ctx context.Context, progress io.Writer) time.Duration {
 							return
 						}
 					}
-					n++
-					if err := w.sendOne(ctx, d, pick(uint64(si)*1_000_003+n*7919+uint64(lane))); err != nil {
+					if err := w.sendOne(ctx, d, pick()); err != nil {
 						w.st.err(err)
 						if errors.Is(err, errClosed) {
 							return
