@@ -108,13 +108,7 @@ func (s *stringsFlag) String() string     { return strings.Join(*s, ",") }
 func (s *stringsFlag) Set(v string) error { *s = append(*s, v); return nil }
 
 func (c *client) parse(fs *flag.FlagSet, args []string, summary string) ([]string, error) {
-	fs.SetOutput(c.stderr)
-	fs.Usage = func() {
-		fmt.Fprintf(c.stdout, "Usage: parley channel %s\n%s\n\nFlags:\n", summary, warning)
-		fs.SetOutput(c.stdout)
-		fs.PrintDefaults()
-		fs.SetOutput(c.stderr)
-	}
+	cliflag.SetUsage(fs, fmt.Sprintf("Usage: parley channel %s\n%s\n\nFlags:\n", summary, warning), c.stdout, c.stderr)
 	pos, err := cliflag.Parse(fs, args)
 	if err != nil && !errors.Is(err, flag.ErrHelp) {
 		return nil, fmt.Errorf("%w: %v", errUsage, err)

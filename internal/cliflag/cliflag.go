@@ -3,7 +3,23 @@
 // or after the positional arguments, as people type them.
 package cliflag
 
-import "flag"
+import (
+	"flag"
+	"io"
+)
+
+// SetUsage makes fs report parse errors on stderr and answer -h on stdout
+// (it was asked for, so it is output, not an error) with header followed by
+// the flags' defaults.
+func SetUsage(fs *flag.FlagSet, header string, stdout, stderr io.Writer) {
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		io.WriteString(stdout, header)
+		fs.SetOutput(stdout)
+		fs.PrintDefaults()
+		fs.SetOutput(stderr)
+	}
+}
 
 // Parse parses args with fs and returns the positional arguments in order.
 // Unlike fs.Parse it does not stop at the first positional argument: it

@@ -1,10 +1,12 @@
 package cliflag
 
 import (
+	"bytes"
 	"errors"
 	"flag"
 	"io"
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -64,5 +66,38 @@ func TestParseErrors(t *testing.T) {
 				t.Fatalf("Parse(%q): %v; ErrHelp %v, want %v", tc.args, err, got, tc.help)
 			}
 		})
+	}
+}
+
+func TestSetUsage(t *testing.T) {
+	newFlags := func() (*flag.FlagSet, *bytes.Buffer, *bytes.Buffer) {
+		var stdout, stderr bytes.Buffer
+		fs := flag.NewFlagSet("test", flag.ContinueOnError)
+		fs.String("name", "", "the `NAME` to use")
+		SetUsage(fs, "Usage: test [flags] FILE\n\nFlags:\n", &stdout, &stderr)
+		return fs, &stdout, &stderr
+	}
+
+	fs, stdout, stderr := newFlags()
+	if _, err := Parse(fs, []string{"file", "-h"}); !errors.Is(err, flag.ErrHelp) {
+		t.Fatalf("-h: %v, want ErrHelp", err)
+	}
+	if out := stdout.String(); !strings.HasPrefix(out, "Usage: test [flags] FILE\n\nFlags:\n") || !strings.Contains(out, "-name NAME") {
+		t.Errorf("-h printed %q to stdout, want the header and the flags", out)
+	}
+	if stderr.Len() != 0 {
+		t.Errorf("-h printed %q to stderr", stderr)
+	}
+
+	fs, stdout, stderr = newFlags()
+	if _, err := Parse(fs, []string{"-nope"}); err == nil || errors.Is(err, flag.ErrHelp) {
+		t.Fatalf("-nope: %v, want a parse error", err)
+	}
+	if !strings.Contains(stderr.String(), "-nope") {
+		t.Errorf("parse error printed %q to stderr, want it named", stderr)
+	}
+	if !strings.Contains(stdout.String(), "Usage:") {
+		// flag prints the usage after an error; it goes where -h's does.
+		t.Errorf("parse error printed %q to stdout, want the usage", stdout)
 	}
 }

@@ -185,13 +185,7 @@ func (c *cmd) chanStore() (*chansqlite.Store, error) {
 // parse parses flags that may come before, between or after positional
 // arguments, and returns the positional ones.
 func (c *cmd) parse(fs *flag.FlagSet, args []string, summary string) ([]string, error) {
-	fs.SetOutput(c.stderr)
-	fs.Usage = func() {
-		fmt.Fprintf(c.stdout, "Usage: parleyd admin %s\n\nFlags:\n", summary)
-		fs.SetOutput(c.stdout)
-		fs.PrintDefaults()
-		fs.SetOutput(c.stderr)
-	}
+	cliflag.SetUsage(fs, fmt.Sprintf("Usage: parleyd admin %s\n\nFlags:\n", summary), c.stdout, c.stderr)
 	pos, err := cliflag.Parse(fs, args)
 	if err != nil && !errors.Is(err, flag.ErrHelp) {
 		return nil, fmt.Errorf("%w: %v", errUsage, err)
