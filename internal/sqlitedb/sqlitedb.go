@@ -11,6 +11,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"net/url"
 	"os"
 	"strings"
 	"time"
@@ -55,7 +56,7 @@ func Open(ctx context.Context, path string, opts Options) (*sql.DB, error) {
 		return nil, fmt.Errorf("sqlitedb: create database: %w", err)
 	}
 	f.Close()
-	db, err := sql.Open("sqlite", "file:"+path+"?"+dsnQuery(opts))
+	db, err := sql.Open("sqlite", dsn(path, opts))
 	if err != nil {
 		return nil, fmt.Errorf("sqlitedb: open %s: %w", path, err)
 	}
@@ -77,6 +78,13 @@ func Open(ctx context.Context, path string, opts Options) (*sql.DB, error) {
 		}
 	}
 	return db, nil
+}
+
+// dsn returns the driver's data source name: a file: URI (RFC 8089, as
+// SQLite reads it) whose path is percent-escaped, so that a '?', '#' or '%'
+// in path stays part of the file name.
+func dsn(path string, opts Options) string {
+	return "file:" + (&url.URL{Path: path}).EscapedPath() + "?" + dsnQuery(opts)
 }
 
 func dsnQuery(opts Options) string {

@@ -233,3 +233,31 @@ func TestMaxOpenConns(t *testing.T) {
 		t.Fatalf("MaxOpenConnections %d, want 3", n)
 	}
 }
+
+func TestOddFileNames(t *testing.T) {
+	for _, name := range []string{"a?b.db", "a#b.db", "100%.db", "a b.db", "a%3Fb.db", "a&_pragma=x.db"} {
+		t.Run(name, func(t *testing.T) {
+			dir := t.TempDir()
+			path := filepath.Join(dir, name)
+			db := open(t, path, Options{Migrations: testMigrations})
+			db.Close()
+			// The database is the file named, not one at a truncated or
+			// decoded name beside it.
+			entries, err := os.ReadDir(dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var names []string
+			for _, e := range entries {
+				names = append(names, e.Name())
+			}
+			if !slices.Contains(names, name) || slices.ContainsFunc(names, func(n string) bool { return !strings.HasPrefix(n, name) }) {
+				t.Fatalf("files %q, want only %q and its -wal/-shm", names, name)
+			}
+			db = open(t, path, Options{Migrations: testMigrations})
+			if v := version(t, db); v != len(testMigrations) {
+				t.Fatalf("reopened version %d, want %d", v, len(testMigrations))
+			}
+		})
+	}
+}
