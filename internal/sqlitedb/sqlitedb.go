@@ -40,7 +40,8 @@ type Options struct {
 	BusyTimeout time.Duration
 
 	// Pragmas are extra per-connection pragmas in the driver's name(value)
-	// form, for example "secure_delete(1)".
+	// form, for example "secure_delete(1)". They are program constants,
+	// put into the data source name as they are.
 	Pragmas []string
 
 	// MaxOpenConns caps the pool; zero means 1. SQLite has one writer at a
@@ -49,7 +50,9 @@ type Options struct {
 }
 
 // Open opens the database at path, creating it with mode 0600 if it does
-// not exist, and applies the migrations not yet applied.
+// not exist, and applies the migrations not yet applied. The directory must
+// exist: the caller owns it and its mode (0700 for Parley's data
+// directories).
 func Open(ctx context.Context, path string, opts Options) (*sql.DB, error) {
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
