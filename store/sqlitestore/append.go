@@ -175,16 +175,16 @@ func (s *Store) runBatch(batch []appendReq, cache *stmtCache) {
 func appendTx(ctx context.Context, tx txQuerier, a store.Append) (store.AppendResult, error) {
 	var res store.AppendResult
 	var epoch, head uint64
-	err := tx.QueryRowContext(ctx, `SELECT epoch, head_seq FROM conversations WHERE id = ?`, a.ConversationID).Scan(&epoch, &head)
+	var n int
+	// One statement for the conversation and the sender's membership: the
+	// append path runs once per message inside the group commit.
+	err := tx.QueryRowContext(ctx, `SELECT c.epoch, c.head_seq, EXISTS (SELECT 1 FROM members m
+		WHERE m.conversation_id = c.id AND m.device_id = ? AND m.until_seq IS NULL) FROM conversations c WHERE c.id = ?`,
+		a.Sender, a.ConversationID).Scan(&epoch, &head, &n)
 	if errors.Is(err, sql.ErrNoRows) {
 		return res, fmt.Errorf("append: conversation: %w", store.ErrNotFound)
 	}
 	if err != nil {
-		return res, fmt.Errorf("append: %w", err)
-	}
-	var n int
-	if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM members WHERE conversation_id = ? AND device_id = ? AND until_seq IS NULL`,
-		a.ConversationID, a.Sender).Scan(&n); err != nil {
 		return res, fmt.Errorf("append: %w", err)
 	}
 	if n == 0 {
@@ -277,8 +277,13 @@ func appendTx(ctx context.Context, tx txQuerier, a store.Append) (store.AppendRe
 		seq, a.ConversationID, a.Sender, seq-1); err != nil {
 		return res, fmt.Errorf("append: %w", err)
 	}
-	if _, err := tx.ExecContext(ctx, `DELETE FROM members WHERE conversation_id = ? AND until_seq IS NOT NULL AND cursor >= until_seq`, a.ConversationID); err != nil {
-		return res, fmt.Errorf("append: %w", err)
+	// A device that removed itself is now caught up with its removal and
+	// leaves. Only a commit changes membership: for other messages this
+	// is a no-op, so it is skipped.
+	if a.Kind == store.KindCommit {
+		if _, err := tx.ExecContext(ctx, `DELETE FROM members WHERE conversation_id = ? AND until_seq IS NOT NULL AND cursor >= until_seq`, a.ConversationID); err != nil {
+			return res, fmt.Errorf("append: %w", err)
+		}
 	}
 	rows, err := tx.QueryContext(ctx, `SELECT device_id FROM members WHERE conversation_id = ? AND (until_seq IS NULL OR until_seq = ?) ORDER BY device_id`,
 		a.ConversationID, seq)
