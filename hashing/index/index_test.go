@@ -3,6 +3,7 @@ package index
 import (
 	"crypto/md5"
 	"crypto/sha256"
+	"math/bits"
 	"math/rand/v2"
 	"slices"
 	"sync"
@@ -72,7 +73,7 @@ func TestWordsRoundTrip(t *testing.T) {
 }
 
 func TestLookupMatchesLinearScan(t *testing.T) {
-	for _, slots := range []int{0, DefaultSlots, 16} {
+	for _, slots := range []int{0, DefaultSlots, 12, 16} {
 		r := rand.New(rand.NewPCG(uint64(slots), 7))
 		p := newPDQ(slots)
 		p.autoMin = 500 // exercise background rebuilds and the delta
@@ -266,8 +267,8 @@ func TestBuildPDQ(t *testing.T) {
 }
 
 func TestRadiiAreSound(t *testing.T) {
-	for _, m := range []int{12, 16} {
-		slots := layout(m)
+	for _, slots := range [][]slot{layout(12), layout(16), layoutWidths(largeWidths[:])} {
+		m := len(slots)
 		for d := 0; d <= 80; d++ {
 			var rad [64]int
 			if !radii(&rad, slots, d) {
@@ -286,6 +287,127 @@ func TestRadiiAreSound(t *testing.T) {
 			if sum != d+1 {
 				t.Errorf("m=%d d=%d: sum(rad+1) = %d, want exactly d+1", m, d, sum)
 			}
+		}
+	}
+}
+
+// TestLookupDirectoryBits checks lookups against a linear scan when every
+// slot key is split differently between the directory and the postings:
+// all bits in the directory (no filtering in the postings), all but one or
+// all of them in the postings (one or two directory buckets, so every
+// candidate is filtered by its low bits), and the sizes in between. The
+// data has exact duplicates, so that buckets hold runs of equal keys.
+func TestLookupDirectoryBits(t *testing.T) {
+	r := rand.New(rand.NewPCG(10, 11))
+	data := clustered(r, 2000)
+	for i := range 200 {
+		data = append(data, data[i]) // exact duplicates
+	}
+	for _, slots := range []int{DefaultSlots, 16} {
+		for _, top := range []uint{0, 1, 2, 5, 9, 15, 16, 24} {
+			p := newPDQ(slots)
+			p.dirBits = func(int) uint { return top }
+			p.InsertBatch(data)
+			p.Compact()
+			for s, sl := range p.base.slots {
+				l := &p.base.lists[s]
+				want := min(sl.width-min(top, sl.width), uint(32-bits.Len(uint(p.base.n-1)))) // an ID must fit beside them
+				if l.low != want {
+					t.Fatalf("%d slots, top %d: slot %d keeps %d low bits, want %d", slots, top, s, l.low, want)
+				}
+				if len(l.dir) != 1<<(sl.width-l.low)+1 {
+					t.Fatalf("%d slots, top %d: directory of %d entries", slots, top, len(l.dir))
+				}
+			}
+			p.Delete(3)
+			p.Delete(ID(len(data) - 1))
+			for q := range 60 {
+				query := data[r.IntN(len(data))]
+				if q%2 == 0 {
+					query = flip(r, query, r.IntN(36))
+				}
+				for _, d := range []int{0, 1, 2, 10, 21, 22, 31, 32, 35, 43} {
+					got, want := p.Lookup(query, d), p.LinearScan(query, d)
+					if !slices.Equal(got, want) {
+						t.Fatalf("%d slots, top %d, distance %d: lookup %d matches, scan %d", slots, top, d, len(got), len(want))
+					}
+				}
+			}
+		}
+	}
+}
+
+func TestLowBits(t *testing.T) {
+	for _, tc := range []struct {
+		n          int
+		width, top uint
+		want       uint
+	}{
+		{10_000_000, 24, 21, 3},
+		{10_000_000, 20, 21, 0},
+		{10_000_000, 24, 0, 8}, // a 24-bit ID leaves 8 bits
+		{1 << 24, 24, 0, 8},    // IDs up to 2^24-1
+		{1<<24 + 1, 24, 0, 7},
+		{1 << 32, 24, 0, 0},
+		{1, 16, 0, 16},
+		{0, 16, 0, 16},
+	} {
+		if got := lowBits(tc.n, tc.width, tc.top); got != tc.want {
+			t.Errorf("lowBits(%d, %d, %d) = %d, want %d", tc.n, tc.width, tc.top, got, tc.want)
+		}
+	}
+	if got := dirBits(10_000_000); got != 21 {
+		t.Errorf("dirBits(10M) = %d, want 21", got)
+	}
+}
+
+func TestNeighbours(t *testing.T) {
+	var buf [maxKeys]uint32
+	for _, width := range []uint{0, 1, 3, 7, 12, maxKeyBits} {
+		for r := 0; r <= maxRadius; r++ {
+			k := uint32(0x5a5a5a) & (1<<width - 1)
+			keys, ends := neighbours(&buf, k, width, r)
+			seen := map[uint32]bool{}
+			start := 0
+			for d := 0; d <= r; d++ {
+				for _, x := range keys[start:ends[d]] {
+					if bits.OnesCount32(x^k) != d || x>>width != 0 || seen[x] {
+						t.Fatalf("width %d radius %d: key %x at level %d", width, r, x, d)
+					}
+					seen[x] = true
+				}
+				start = ends[d]
+			}
+			want := 0
+			for d := 0; d <= r && d <= int(width); d++ {
+				want += binomial(int(width), d)
+			}
+			if len(keys) != want || ends[r] != len(keys) {
+				t.Errorf("width %d radius %d: %d keys (ends %v), want %d", width, r, len(keys), ends, want)
+			}
+		}
+	}
+}
+
+func binomial(n, k int) int {
+	c := 1
+	for i := range k {
+		c = c * (n - i) / (i + 1)
+	}
+	return c
+}
+
+func TestLayouts(t *testing.T) {
+	for _, slots := range [][]slot{layout(11), layout(12), layout(16), layoutWidths(largeWidths[:])} {
+		next := uint(0)
+		for _, sl := range slots {
+			if sl.start != next || sl.width == 0 || sl.width > 32 {
+				t.Fatalf("%d slots: bad slot %+v", len(slots), sl)
+			}
+			next += sl.width
+		}
+		if next != 256 {
+			t.Errorf("%d slots cover %d bits", len(slots), next)
 		}
 	}
 }

@@ -11,17 +11,27 @@
 // within that radius finds every match. Candidates are then checked with
 // the full distance, so results are exactly those of a linear scan.
 //
-// Indexes of 2^20 hashes or more use 12 slots of 21-22 bits, so the
-// production threshold d = 31 probes 8 slots at radius 2 (232 to 254 keys
-// each) and 4 at radius 1 (see radii); smaller ones use 16 slots of 16 bits
-// at radius 1 (17 keys each). Slot postings are flat arrays (a
-// counting-sort directory of uint32 offsets and a uint32 array of IDs per
-// slot), so 10 million hashes take about 94 bytes each, 0.94 GB in all.
+// A slot's inverted index splits its key: the high bits index a directory
+// of offsets (sized to about one entry per 8 hashes, see dirBits), and the
+// low bits are stored in each posting beside the ID. Probing enumerates
+// the directory keys within the slot's radius and keeps only the postings
+// whose low bits are within the radius left over, so a slot can be wider
+// than the directory, and most postings of a bucket are rejected with a
+// sequential read before any 32-byte hash is loaded at random.
+//
+// Indexes of 2^18 hashes or more use 11 slots, ten of 23-24 bits probed at
+// radius 2 and one of 20 bits at radius 1 for the production threshold
+// d = 31 (see radii and largeWidths); smaller ones use 16 slots of 16 bits
+// at radius 1. At 10 million hashes the directories have 2^21 entries per
+// slot (2^20 for the 20-bit slot), a posting is an ID and up to 3 low
+// key bits in a uint32, and the index takes about 85 bytes a hash, 0.85 GB in
+// all.
 //
 // A lookup is bound by memory latency: at 10 million hashes it reads about
-// 2,000 directory entries and 7,300 candidate hashes at random. The
-// candidate IDs are gathered first and checked in a separate loop so that
-// the CPU overlaps those cache misses.
+// 2,300 directory entries, as many buckets of postings, and 2,600
+// candidate hashes at random. Each of these three reads is issued from a
+// loop of its own, without data-dependent branches, so that the CPU
+// overlaps the cache misses.
 package index
 
 import (
@@ -49,7 +59,7 @@ type Match struct {
 const MatchThreshold = 31
 
 // DefaultSlots is the number of slots of large base indexes.
-const DefaultSlots = 12
+const DefaultSlots = 11
 
 // maxRadius is the largest per-slot probe radius the index uses; lookups
 // with a larger maxDistance fall back to a linear scan, which for those
@@ -76,19 +86,56 @@ type PDQ struct {
 	built   chan struct{}          // closed and replaced after each rebuild
 	autoMin int                    // delta size that triggers a rebuild
 
-	baseSlots int // slots of base segments; 0 chooses by size
+	baseSlots int              // slots of base segments; 0 chooses by size
+	dirBits   func(n int) uint // directory bits of base segments (tests); nil is the package's dirBits
 }
 
-// segment is an immutable inverted index over IDs [0, n): for each slot, a
-// directory of 2^width+1 offsets into ids, which lists the IDs holding
-// each slot value, in increasing order.
+// segment is an immutable inverted index over IDs [0, n), one posting
+// list per slot.
 type segment struct {
 	slots   []slot
+	lists   []postings
 	n       int
 	deleted int // how many of IDs [0, n) were deleted when it was built
-	offsets [][]uint32
-	ids     [][]ID
 }
+
+// postings is one slot's inverted index. A slot key of width bits is split
+// into its high width-low bits, which index dir, and its low bits, which
+// are kept in each posting beside the ID: ids[dir[k]:dir[k+1]] are
+// id<<low | key&(1<<low-1) for every hash whose key>>low is k, in
+// increasing ID order. Keeping the low bits in the posting keeps the
+// directory near one entry per few hashes however wide the slot is, and
+// lets a lookup reject most candidates of a bucket by their slot distance
+// with a sequential read, before it loads the 32-byte hash at random.
+type postings struct {
+	low uint
+	dir []uint32
+	ids []uint32
+}
+
+// lowBits returns how many low key bits of a width-bit slot to keep in the
+// postings, for a directory indexed by about top high bits: fewer if an ID
+// would not fit beside them in 32 bits.
+func lowBits(n int, width, top uint) uint {
+	top = min(top, width)
+	for top < width && uint(bits.Len(uint(max(n-1, 0))))+width-top > 32 {
+		top++
+	}
+	return width - top
+}
+
+// dirBits returns the directory bits of segments of n hashes: about one
+// directory entry per 2^dirSpreadBits hashes, so the directories cost under
+// a byte per hash and slot, and a bucket's postings usually fit one cache
+// line.
+func dirBits(n int) uint {
+	return uint(min(max(bits.Len(uint(n))-dirSpreadBits, minDirBits), maxKeyBits))
+}
+
+const (
+	dirSpreadBits = 3
+	minDirBits    = 8
+)
 
 // NewPDQ returns an empty index.
 func NewPDQ() *PDQ { return newPDQ(0) }
@@ -100,7 +147,7 @@ func NewPDQ() *PDQ { return newPDQ(0) }
 func newPDQ(m int) *PDQ {
 	const deltaSlots = 16
 	p := &PDQ{deltaSlots: layout(deltaSlots), baseSlots: m, autoMin: 1 << 16, built: make(chan struct{})}
-	p.base = &segment{slots: layout(deltaSlots), offsets: make([][]uint32, deltaSlots), ids: make([][]ID, deltaSlots)}
+	p.base = &segment{slots: layout(deltaSlots), lists: make([]postings, deltaSlots)}
 	p.delta = make([]map[uint32][]ID, deltaSlots)
 	for i := range p.delta {
 		p.delta[i] = make(map[uint32][]ID)
@@ -120,17 +167,23 @@ func BuildPDQ(hs []pdq.Hash) *PDQ {
 	}
 	p.deleted = make([]uint64, (len(hs)+63)/64)
 	p.live = len(hs)
-	p.base = buildSegment(p.slotsFor(len(hs)), p.hashes, p.deleted)
+	p.base = p.buildSegment(p.hashes, p.deleted)
 	return p
 }
 
+// slotsFor returns the slots of a base segment of n hashes. Below 2^18
+// hashes, 16 slots at radius 1 probe about 270 keys a lookup against 2,300
+// for the large layout, which costs more than it saves in candidates.
 func (p *PDQ) slotsFor(n int) []slot {
 	m := p.baseSlots
 	if m == 0 {
 		m = 16
-		if n >= 1<<20 {
+		if n >= 1<<18 {
 			m = DefaultSlots
 		}
+	}
+	if m == DefaultSlots {
+		return layoutWidths(largeWidths[:])
 	}
 	return layout(m)
 }
@@ -220,7 +273,7 @@ func (p *PDQ) startRebuildLocked() {
 	ndel := n - p.live
 	go func() {
 		defer p.done.Done()
-		seg := buildSegment(p.slotsFor(len(hs)), hs, del)
+		seg := p.buildSegment(hs, del)
 		seg.deleted = ndel
 		p.mu.Lock()
 		p.base = seg
@@ -276,8 +329,13 @@ func (p *PDQ) Compact() {
 func (p *PDQ) Wait() { p.done.Wait() }
 
 // buildSegment builds flat postings for hs with a counting sort per slot.
-func buildSegment(slots []slot, hs []words, deleted []uint64) *segment {
-	seg := &segment{slots: slots, n: len(hs), offsets: make([][]uint32, len(slots)), ids: make([][]ID, len(slots))}
+func (p *PDQ) buildSegment(hs []words, deleted []uint64) *segment {
+	slots := p.slotsFor(len(hs))
+	top := dirBits(len(hs))
+	if p.dirBits != nil {
+		top = p.dirBits(len(hs))
+	}
+	seg := &segment{slots: slots, n: len(hs), lists: make([]postings, len(slots))}
 	live := 0
 	for id := range hs {
 		if deleted[id/64]>>(id%64)&1 == 0 {
@@ -285,27 +343,29 @@ func buildSegment(slots []slot, hs []words, deleted []uint64) *segment {
 		}
 	}
 	for s, sl := range slots {
-		off := make([]uint32, 1<<sl.width+1)
-		adviseHugePages(off)
+		low := lowBits(len(hs), sl.width, top)
+		mask := uint32(1)<<low - 1
+		dir := make([]uint32, 1<<(sl.width-low)+1)
+		adviseHugePages(dir)
 		for id := range hs {
 			if deleted[id/64]>>(id%64)&1 == 0 {
-				off[sl.key(&hs[id])+1]++
+				dir[sl.key(&hs[id])>>low+1]++
 			}
 		}
-		for i := 1; i < len(off); i++ {
-			off[i] += off[i-1]
+		for i := 1; i < len(dir); i++ {
+			dir[i] += dir[i-1]
 		}
-		ids := make([]ID, live)
+		ids := make([]uint32, live)
 		adviseHugePages(ids)
-		next := slices.Clone(off[:len(off)-1])
+		next := slices.Clone(dir[:len(dir)-1])
 		for id := range hs {
 			if deleted[id/64]>>(id%64)&1 == 0 {
 				k := sl.key(&hs[id])
-				ids[next[k]] = ID(id)
-				next[k]++
+				ids[next[k>>low]] = uint32(id)<<low | k&mask
+				next[k>>low]++
 			}
 		}
-		seg.offsets[s], seg.ids[s] = off, ids
+		seg.lists[s] = postings{low: low, dir: dir, ids: ids}
 	}
 	return seg
 }
@@ -327,9 +387,6 @@ func (p *PDQ) Lookup(h pdq.Hash, maxDistance int) []Match {
 	return out
 }
 
-// maxKeys is the most keys neighbours produces: radius 3 in 22 bits.
-const maxKeys = 1 + 22 + 22*21/2 + 22*21*20/6
-
 func (p *PDQ) searchBase(out []Match, q *words, maxDistance int) []Match {
 	b := p.base
 	if b.n == 0 {
@@ -341,37 +398,64 @@ func (p *PDQ) searchBase(out []Match, q *words, maxDistance int) []Match {
 	}
 	var qk [64]uint32
 	for s, sl := range b.slots {
+		if sl.width-b.lists[s].low > maxKeyBits {
+			return p.scan(out, q, maxDistance, 0, b.n) // too many keys to enumerate
+		}
 		qk[s] = sl.key(q)
 	}
-	var keys [maxKeys]uint32
-	var ranges [maxKeys][2]uint32
 	sc := scratchPool.Get().(*scratch)
 	defer scratchPool.Put(sc)
 	for s, sl := range b.slots {
-		off, ids := b.offsets[s], b.ids[s]
-		// Three passes, each a loop of independent loads, so that the CPU
-		// overlaps the cache misses: bucket bounds, then the IDs in the
-		// buckets, then the candidate hashes. (Walking bucket by bucket
-		// chains the three misses and runs several times slower.)
 		if rad[s] < 0 {
 			continue
 		}
-		ks := neighbours(&keys, qk[s], sl.width, rad[s])
+		// Three passes, each a loop of independent loads, so that the CPU
+		// overlaps the cache misses: bucket bounds, then the postings in
+		// the buckets, then the candidate hashes. (Walking bucket by bucket
+		// chains the three misses and runs several times slower.)
+		l := &b.lists[s]
+		qtop, qlow := qk[s]>>l.low, qk[s]&(1<<l.low-1)
+		ks, ends := neighbours(&sc.keys, qtop, sl.width-l.low, rad[s])
 		total := 0
 		for i, k := range ks {
-			lo, hi := off[k], off[k+1]
-			ranges[i] = [2]uint32{lo, hi}
+			lo, hi := l.dir[k], l.dir[k+1]
+			sc.ranges[i] = [2]uint32{lo, hi}
 			total += int(hi - lo)
 		}
-		cand := sc.ids[:0]
-		if cap(cand) < total {
-			cand = make([]ID, 0, total)
+		// Touch the first and last posting of every bucket in a loop
+		// without branches, so that their cache misses overlap; the scan
+		// below branches on each bucket's length, and its mispredictions
+		// would otherwise hold back the loads that follow them.
+		if last := uint32(len(l.ids)) - 1; len(l.ids) > 0 {
+			var sink uint32
+			for _, r := range sc.ranges[:len(ks)] {
+				sink += l.ids[min(r[0], last)] + l.ids[min(max(r[1], 1)-1, last)]
+			}
+			sc.sink += sink
 		}
-		for i := range ks {
-			cand = append(cand, ids[ranges[i][0]:ranges[i][1]]...)
+		if cap(sc.ids) < total {
+			sc.ids = make([]ID, total)
 		}
-		sc.ids = cand
-		for _, id := range cand {
+		// A bucket at distance d from the query's holds the hashes whose
+		// high key bits are at distance d; of those, only the ones whose
+		// low bits are within rad[s]-d of the query's are within the
+		// slot's radius, and only those are candidates.
+		cand := sc.ids[:total]
+		n := 0
+		start := 0
+		for d, end := range ends[:rad[s]+1] {
+			budget := rad[s] - d
+			for _, r := range sc.ranges[start:end] {
+				for _, e := range l.ids[r[0]:r[1]] {
+					cand[n] = ID(e >> l.low)
+					if bits.OnesCount32((e^qlow)&(1<<l.low-1)) <= budget {
+						n++
+					}
+				}
+			}
+			start = end
+		}
+		for _, id := range cand[:n] {
 			c := &p.hashes[id]
 			d := distance(q, c)
 			if d > maxDistance || p.isDeleted(id) || !firstSlot(b.slots, &qk, &rad, c, s) {
@@ -383,7 +467,13 @@ func (p *PDQ) searchBase(out []Match, q *words, maxDistance int) []Match {
 	return out
 }
 
-type scratch struct{ ids []ID }
+// scratch holds a lookup's working buffers, reused through scratchPool.
+type scratch struct {
+	keys   [maxKeys]uint32
+	ranges [maxKeys][2]uint32
+	ids    []ID
+	sink   uint32 // keeps the compiler from dropping the touching loads
+}
 
 var scratchPool = sync.Pool{New: func() any { return new(scratch) }}
 
@@ -400,12 +490,14 @@ func (p *PDQ) searchDelta(out []Match, q *words, maxDistance int) []Match {
 	for s, sl := range slots {
 		qk[s] = sl.key(q)
 	}
-	var keys [maxKeys]uint32
+	sc := scratchPool.Get().(*scratch)
+	defer scratchPool.Put(sc)
 	for s, sl := range slots {
 		if rad[s] < 0 {
 			continue
 		}
-		for _, k := range neighbours(&keys, qk[s], sl.width, rad[s]) {
+		ks, _ := neighbours(&sc.keys, qk[s], sl.width, rad[s])
+		for _, k := range ks {
 			for _, id := range p.delta[s][k] {
 				c := &p.hashes[id]
 				d := distance(q, c)
