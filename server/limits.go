@@ -2,6 +2,7 @@ package server
 
 import (
 	"fmt"
+	"math"
 	"net"
 	"sync"
 	"time"
@@ -39,7 +40,7 @@ var DefaultLimits = Limits{
 }
 
 // Unlimited disables a Limit (for benchmarks).
-var Unlimited = Limit{N: 1 << 62, Per: time.Second}
+var Unlimited = Limit{N: math.MaxInt, Per: time.Second}
 
 func (l Limits) withDefaults() Limits {
 	def := func(v *Limit, d Limit) {
