@@ -11,9 +11,10 @@ import (
 )
 
 // This file exposes message framing (RFC 9420 §6) with explicitly given
-// epoch secrets, outside any Group, for the message-protection test
-// vectors run by package mls/conformance. Applications use Group.Encrypt
-// and Group.Process instead.
+// epoch secrets, and the opening of a Welcome (§12.4.3.1), outside any
+// Group, for the message-protection and welcome test vectors run by
+// package mls/conformance. Applications use Group.Encrypt, Group.Process
+// and JoinFromWelcome instead.
 
 // ProtectPublicMessage frames content as a PublicMessage MLSMessage (§6.2):
 // it signs it with signer over the encoded GroupContext groupContext, sets
@@ -91,4 +92,22 @@ func UnprotectMessage(suite *ciphersuite.Suite, msg, signatureKey, membershipKey
 		return nil, err
 	}
 	return a, nil
+}
+
+// OpenWelcome decrypts, as JoinFromWelcome does (§12.4.3.1), the
+// GroupSecrets that the Welcome MLSMessage welcome carries for kp, with kp's
+// init private key initPriv, and the GroupInfo, without joining: the
+// welcome test vectors come without a ratchet tree. The GroupInfo's
+// signature and confirmation tag are not checked. A Welcome naming PSKs
+// fails, as no PSKs are available.
+func OpenWelcome(welcome []byte, kp *KeyPackage, initPriv []byte) (*GroupSecrets, *GroupInfo, error) {
+	var m MLSMessage
+	if err := m.Unmarshal(welcome); err != nil {
+		return nil, nil, err
+	}
+	if m.WireFormat != WireFormatWelcome {
+		return nil, nil, fmt.Errorf("%w: wire format %d, want a welcome", ErrMalformed, m.WireFormat)
+	}
+	gs, gi, _, err := (&Group{}).openWelcome(m.Welcome, kp, initPriv)
+	return gs, gi, err
 }

@@ -81,12 +81,13 @@ func runMessageProtection(entry json.RawMessage) (uint16, error) {
 	cases := []struct {
 		name            string
 		content         mls.FramedContent
+		body            []byte // the vector's encoding of the body, if it has one
 		pub, priv       []byte
 		publicForbidden bool
 	}{
-		{"proposal", mls.FramedContent{ContentType: mls.ContentTypeProposal, Proposal: &prop}, v.ProposalPub, v.ProposalPriv, false},
-		{"commit", mls.FramedContent{ContentType: mls.ContentTypeCommit, Commit: &commit}, v.CommitPub, v.CommitPriv, false},
-		{"application", mls.FramedContent{ContentType: mls.ContentTypeApplication, ApplicationData: v.Application}, nil, v.ApplicationPriv, true},
+		{"proposal", mls.FramedContent{ContentType: mls.ContentTypeProposal, Proposal: &prop}, v.Proposal, v.ProposalPub, v.ProposalPriv, false},
+		{"commit", mls.FramedContent{ContentType: mls.ContentTypeCommit, Commit: &commit}, v.Commit, v.CommitPub, v.CommitPriv, false},
+		{"application", mls.FramedContent{ContentType: mls.ContentTypeApplication, ApplicationData: v.Application}, nil, nil, v.ApplicationPriv, true},
 	}
 	// Any well-formed tag will do: these checks do not verify it.
 	tag := s.MAC(v.MembershipKey, []byte("confirmation tag"))
@@ -97,6 +98,9 @@ func runMessageProtection(entry json.RawMessage) (uint16, error) {
 		w := codec.NewWriter(nil)
 		fc.EncodeBody(w)
 		want := w.Bytes()
+		if c.body != nil && !bytes.Equal(want, c.body) {
+			return v.CipherSuite, fmt.Errorf("%s: re-encodes to different bytes", c.name)
+		}
 
 		var vectorMsgs [][]byte
 		if c.pub != nil {
@@ -104,6 +108,9 @@ func runMessageProtection(entry json.RawMessage) (uint16, error) {
 		}
 		vectorMsgs = append(vectorMsgs, c.priv)
 		for _, msg := range vectorMsgs {
+			if err := messageReencodes(c.name+" message", msg); err != nil {
+				return v.CipherSuite, err
+			}
 			got, err := open(msg)
 			if err != nil {
 				return v.CipherSuite, fmt.Errorf("%s: unprotect vector message: %w", c.name, err)
@@ -140,4 +147,67 @@ func runMessageProtection(entry json.RawMessage) (uint16, error) {
 		}
 	}
 	return v.CipherSuite, nil
+}
+
+// runTranscriptHashes checks the transcript hash update and confirmation
+// tag of a Commit (§8.2).
+func runTranscriptHashes(entry json.RawMessage) (uint16, error) {
+	var v struct {
+		CipherSuite                 uint16   `json:"cipher_suite"`
+		ConfirmationKey             hexBytes `json:"confirmation_key"`
+		AuthenticatedContent        hexBytes `json:"authenticated_content"`
+		InterimTranscriptHashBefore hexBytes `json:"interim_transcript_hash_before"`
+		ConfirmedTranscriptHash     hexBytes `json:"confirmed_transcript_hash_after"`
+		InterimTranscriptHash       hexBytes `json:"interim_transcript_hash_after"`
+	}
+	if err := decode(entry, &v); err != nil {
+		return 0, err
+	}
+	s, err := suite(v.CipherSuite)
+	if err != nil {
+		return v.CipherSuite, err
+	}
+	confirmedInput, tag, err := splitAuthenticatedCommit(v.AuthenticatedContent)
+	if err != nil {
+		return v.CipherSuite, err
+	}
+	var c checker
+	// The mls package's own view of the commit must agree.
+	var ac mls.AuthenticatedContent
+	if err := ac.Unmarshal(v.AuthenticatedContent); err != nil {
+		return v.CipherSuite, fmt.Errorf("decode AuthenticatedContent: %w", err)
+	}
+	if !bytes.Equal(ac.Marshal(), v.AuthenticatedContent) {
+		c.fail("AuthenticatedContent re-encodes to different bytes")
+	}
+	c.bytes("AuthenticatedContent.ConfirmedTranscriptHashInput", ac.ConfirmedTranscriptHashInput(), confirmedInput)
+	c.bytes("AuthenticatedContent confirmation tag", ac.Auth.ConfirmationTag, tag)
+	confirmed := keyschedule.ConfirmedTranscriptHash(s, v.InterimTranscriptHashBefore, confirmedInput)
+	c.bytes("confirmed_transcript_hash_after", confirmed, v.ConfirmedTranscriptHash)
+	e := &keyschedule.Epoch{Suite: s, ConfirmationKey: v.ConfirmationKey}
+	c.ok("confirmation tag", e.VerifyConfirmationTag(v.ConfirmedTranscriptHash, tag))
+	c.bytes("interim_transcript_hash_after", keyschedule.InterimTranscriptHash(s, confirmed, tag), v.InterimTranscriptHash)
+	return v.CipherSuite, c.err
+}
+
+// splitAuthenticatedCommit decodes an AuthenticatedContent carrying a
+// Commit (§6.1) and splits it into ConfirmedTranscriptHashInput (everything
+// but the confirmation tag, §8.2) and the confirmation tag.
+func splitAuthenticatedCommit(ac []byte) (confirmedInput, tag []byte, err error) {
+	r := codec.NewReader(ac)
+	r.U16() // wire_format
+	var content mls.FramedContent
+	content.Decode(r)
+	if r.Err() == nil && content.ContentType != mls.ContentTypeCommit {
+		return nil, nil, fmt.Errorf("authenticated_content carries content type %d, not a commit", content.ContentType)
+	}
+	// The signature ends ConfirmedTranscriptHashInput.
+	sig := r.Opaque()
+	n := len(ac) - r.Remaining()
+	tag = r.Opaque()
+	if err := r.Finish(); err != nil {
+		return nil, nil, fmt.Errorf("decode authenticated_content: %w", err)
+	}
+	_ = sig
+	return ac[:n], tag, nil
 }

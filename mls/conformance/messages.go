@@ -3,6 +3,7 @@ package conformance
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 
 	"github.com/parleychat/parley/mls"
@@ -79,6 +80,19 @@ func runMessages(entry json.RawMessage) (uint16, error) {
 	return 0, nil
 }
 
+// messageReencodes checks that an MLSMessage (§6) decodes and re-encodes
+// to the same bytes; field names it in the error.
+func messageReencodes(field string, b []byte) error {
+	var m mls.MLSMessage
+	if err := m.Unmarshal(b); err != nil {
+		return fmt.Errorf("%s: %w", field, err)
+	}
+	if !bytes.Equal(m.Marshal(), b) {
+		return fmt.Errorf("%s: MLSMessage re-encodes to different bytes", field)
+	}
+	return nil
+}
+
 // proposalBody round-trips the body of one proposal type, by decoding it as
 // a Proposal (a uint16 type followed by the body, §12.1).
 func proposalBody(t mls.ProposalType) func([]byte) ([]byte, error) {
@@ -139,6 +153,11 @@ func runWelcome(entry json.RawMessage) (uint16, error) {
 	if err != nil {
 		return v.CipherSuite, err
 	}
+	for _, m := range []namedBytes{{"key_package", v.KeyPackage}, {"welcome", v.Welcome}} {
+		if err := messageReencodes(m.name, m.b); err != nil {
+			return v.CipherSuite, err
+		}
+	}
 	var kpMsg, wMsg mls.MLSMessage
 	if err := kpMsg.Unmarshal(v.KeyPackage); err != nil || kpMsg.KeyPackage == nil {
 		return v.CipherSuite, fmt.Errorf("key_package: not an MLSMessage(KeyPackage): %v", err)
@@ -191,6 +210,23 @@ func runWelcome(entry json.RawMessage) (uint16, error) {
 	}
 	if err := epoch.VerifyConfirmationTag(gi.GroupContext.ConfirmedTranscriptHash, gi.ConfirmationTag); err != nil {
 		return v.CipherSuite, fmt.Errorf("group info confirmation tag: %w", err)
+	}
+
+	// The code path of JoinFromWelcome must find the same secrets and
+	// GroupInfo, and only with the right init key.
+	joinGS, joinGI, err := mls.OpenWelcome(v.Welcome, kpMsg.KeyPackage, v.InitPriv)
+	if err != nil {
+		return v.CipherSuite, fmt.Errorf("mls.OpenWelcome: %w", err)
+	}
+	if !bytes.Equal(joinGS.JoinerSecret, gs.JoinerSecret) {
+		return v.CipherSuite, fmt.Errorf("mls.OpenWelcome: joiner secret differs")
+	}
+	if !bytes.Equal(joinGI.Marshal(), giBytes) {
+		return v.CipherSuite, fmt.Errorf("mls.OpenWelcome: group info differs")
+	}
+	wrongPriv := bytes.Repeat([]byte{1}, len(v.InitPriv))
+	if _, _, err := mls.OpenWelcome(v.Welcome, kpMsg.KeyPackage, wrongPriv); !errors.Is(err, mls.ErrDecrypt) {
+		return v.CipherSuite, fmt.Errorf("mls.OpenWelcome with a wrong init key: error %v, want mls.ErrDecrypt", err)
 	}
 	return v.CipherSuite, nil
 }

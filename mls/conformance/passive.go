@@ -38,6 +38,30 @@ func runPassiveClient(entry json.RawMessage) (uint16, error) {
 	if err != nil {
 		return v.CipherSuite, err
 	}
+	// Every message, and the tree, must re-encode to the same bytes, so
+	// that a codec slip is reported as such rather than as a wrong epoch
+	// authenticator.
+	messages := []namedBytes{{"welcome", v.Welcome}}
+	if m := new(mls.MLSMessage); m.Unmarshal(v.KeyPackage) == nil {
+		// Some files give the KeyPackage bare; parseKeyPackage takes both.
+		messages = append(messages, namedBytes{"key_package", v.KeyPackage})
+	}
+	for i, ep := range v.Epochs {
+		for j, p := range ep.Proposals {
+			messages = append(messages, namedBytes{fmt.Sprintf("epoch %d proposal %d", i, j), p})
+		}
+		messages = append(messages, namedBytes{fmt.Sprintf("epoch %d commit", i), ep.Commit})
+	}
+	for _, m := range messages {
+		if err := messageReencodes(m.name, m.b); err != nil {
+			return v.CipherSuite, err
+		}
+	}
+	if v.RatchetTree != nil {
+		if out, err := roundTripTree(v.RatchetTree); err != nil || !bytes.Equal(out, v.RatchetTree) {
+			return v.CipherSuite, fmt.Errorf("ratchet_tree: does not re-encode to the same bytes (%v)", err)
+		}
+	}
 	kp, err := parseKeyPackage(v.KeyPackage)
 	if err != nil {
 		return v.CipherSuite, fmt.Errorf("key_package: %w", err)
@@ -107,4 +131,10 @@ func parseKeyPackage(b []byte) (*mls.KeyPackage, error) {
 		return nil, err
 	}
 	return kp, nil
+}
+
+// namedBytes is a vector field and its name, for error messages.
+type namedBytes struct {
+	name string
+	b    []byte
 }

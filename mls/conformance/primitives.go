@@ -367,34 +367,3 @@ func runPSKSecret(entry json.RawMessage) (uint16, error) {
 	c.bytes(fmt.Sprintf("psk_secret of %d PSKs", len(psks)), got, v.PSKSecret)
 	return v.CipherSuite, c.err
 }
-
-// runTranscriptHashes checks the transcript hash update and confirmation
-// tag of a Commit (§8.2).
-func runTranscriptHashes(entry json.RawMessage) (uint16, error) {
-	var v struct {
-		CipherSuite                 uint16   `json:"cipher_suite"`
-		ConfirmationKey             hexBytes `json:"confirmation_key"`
-		AuthenticatedContent        hexBytes `json:"authenticated_content"`
-		InterimTranscriptHashBefore hexBytes `json:"interim_transcript_hash_before"`
-		ConfirmedTranscriptHash     hexBytes `json:"confirmed_transcript_hash_after"`
-		InterimTranscriptHash       hexBytes `json:"interim_transcript_hash_after"`
-	}
-	if err := decode(entry, &v); err != nil {
-		return 0, err
-	}
-	s, err := suite(v.CipherSuite)
-	if err != nil {
-		return v.CipherSuite, err
-	}
-	confirmedInput, tag, err := splitAuthenticatedCommit(v.AuthenticatedContent)
-	if err != nil {
-		return v.CipherSuite, err
-	}
-	var c checker
-	confirmed := keyschedule.ConfirmedTranscriptHash(s, v.InterimTranscriptHashBefore, confirmedInput)
-	c.bytes("confirmed_transcript_hash_after", confirmed, v.ConfirmedTranscriptHash)
-	e := &keyschedule.Epoch{Suite: s, ConfirmationKey: v.ConfirmationKey}
-	c.ok("confirmation tag", e.VerifyConfirmationTag(v.ConfirmedTranscriptHash, tag))
-	c.bytes("interim_transcript_hash_after", keyschedule.InterimTranscriptHash(s, confirmed, tag), v.InterimTranscriptHash)
-	return v.CipherSuite, c.err
-}

@@ -9,30 +9,7 @@ import (
 
 	"github.com/parleychat/parley/mls"
 	"github.com/parleychat/parley/mls/ciphersuite"
-	"github.com/parleychat/parley/mls/codec"
 )
-
-// splitAuthenticatedCommit decodes an AuthenticatedContent carrying a
-// Commit (§6.1) and splits it into ConfirmedTranscriptHashInput (everything
-// but the confirmation tag, §8.2) and the confirmation tag.
-func splitAuthenticatedCommit(ac []byte) (confirmedInput, tag []byte, err error) {
-	r := codec.NewReader(ac)
-	r.U16() // wire_format
-	var content mls.FramedContent
-	content.Decode(r)
-	if r.Err() == nil && content.ContentType != mls.ContentTypeCommit {
-		return nil, nil, fmt.Errorf("authenticated_content carries content type %d, not a commit", content.ContentType)
-	}
-	// The signature ends ConfirmedTranscriptHashInput.
-	sig := r.Opaque()
-	n := len(ac) - r.Remaining()
-	tag = r.Opaque()
-	if err := r.Finish(); err != nil {
-		return nil, nil, fmt.Errorf("decode authenticated_content: %w", err)
-	}
-	_ = sig
-	return ac[:n], tag, nil
-}
 
 // runTreeOperations applies one Add, Update or Remove to a ratchet tree
 // (§7.7, §12.1).
@@ -59,6 +36,8 @@ func runTreeOperations(entry json.RawMessage) (uint16, error) {
 	}
 	var c checker
 	c.bytes("tree hash before", tree.TreeHash(), v.TreeHashBefore)
+	// A clone taken now must not see the change.
+	before := tree.Clone()
 	var p mls.Proposal
 	if err := p.Unmarshal(v.Proposal); err != nil {
 		return v.CipherSuite, fmt.Errorf("proposal: %w", err)
@@ -80,6 +59,17 @@ func runTreeOperations(entry json.RawMessage) (uint16, error) {
 		c.fail("tree after differs from tree_after")
 	}
 	c.bytes("tree hash after", tree.TreeHash(), v.TreeHashAfter)
+	// The hashes cached while applying the proposal must agree with
+	// those of a fresh decode of the result.
+	fresh, err := mls.DecodeRatchetTree(s, v.TreeAfter)
+	if err != nil {
+		return v.CipherSuite, fmt.Errorf("tree_after: %w", err)
+	}
+	c.bytes("tree hash of a fresh decode of tree_after", fresh.TreeHash(), v.TreeHashAfter)
+	if !bytes.Equal(before.Marshal(), v.TreeBefore) {
+		c.fail("applying the proposal changed a clone of the tree")
+	}
+	c.bytes("tree hash of the clone", before.TreeHash(), v.TreeHashBefore)
 	return v.CipherSuite, c.err
 }
 
@@ -193,7 +183,16 @@ func runTreeKEM(entry json.RawMessage) (uint16, error) {
 			}
 			k.SetPrivateKey(ps.Node, priv)
 		}
-		keys[lp.Index] = k
+		// The private state survives being stored and loaded: the rest
+		// of the entry uses the loaded copy.
+		stored := new(mls.TreeKeys)
+		if err := stored.Unmarshal(k.Marshal()); err != nil {
+			return v.CipherSuite, fmt.Errorf("leaf %d: TreeKeys round trip: %w", lp.Index, err)
+		}
+		if !bytes.Equal(stored.Marshal(), k.Marshal()) {
+			return v.CipherSuite, fmt.Errorf("leaf %d: TreeKeys re-encode to different bytes", lp.Index)
+		}
+		keys[lp.Index] = stored
 		signer, err := s.NewSigner(lp.SignaturePriv)
 		if err != nil {
 			return v.CipherSuite, fmt.Errorf("leaf %d: signature_priv: %w", lp.Index, err)

@@ -15,19 +15,30 @@ import (
 // including skipped ones: every suite is implemented.
 func Run(t *testing.T, names ...string) {
 	t.Helper()
-	for _, name := range names {
-		r, err := conformance.RunFile(shareddata.Path(t, "testdata", "mls", name))
+	paths := make([]string, len(names))
+	for i, name := range names {
+		paths[i] = shareddata.Path(t, "testdata", "mls", name)
+	}
+	RunFiles(t, paths...)
+}
+
+// RunFiles is Run for vector files given by path, such as the upstream
+// files kept in mls/conformance/testdata that the shared folder lacks.
+func RunFiles(t *testing.T, paths ...string) {
+	t.Helper()
+	for _, path := range paths {
+		r, err := conformance.RunFile(path)
 		if err != nil {
-			t.Errorf("%s: %v", name, err)
+			t.Errorf("%s: %v", path, err)
 			continue
 		}
 		for _, res := range r.Results {
 			if res.Status != conformance.Passed {
-				t.Errorf("%s entry %d (suite %d): %s: %s", name, res.Index, res.Suite, res.Status, res.Reason)
+				t.Errorf("%s entry %d (suite %d): %s: %s", path, res.Index, res.Suite, res.Status, res.Reason)
 			}
 		}
 		if len(r.Results) == 0 {
-			t.Errorf("%s: no entries", name)
+			t.Errorf("%s: no entries", path)
 		}
 	}
 }
