@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"io"
+	"log/slog"
 	"net/http"
 	"sync"
 	"sync/atomic"
@@ -419,22 +420,28 @@ func (c *conn) startSend(id uint64, r *parleypb.SendRequest, starter store.Appen
 	}()
 }
 
-// respond sends a request's result or error and records it.
+// respond records a request's result and sends it (metrics first, so a
+// client that has its response sees it counted).
 func (c *conn) respond(typ string, id uint64, start time.Time, body parleypb.ServerFrameBody, err error) {
 	code := "OK"
+	var werr *wire.Error
 	if err != nil {
-		werr := c.s.toWireError(typ, err)
+		werr = c.s.toWireError(typ, err)
 		code = werr.Code.String()
+	}
+	c.s.metrics.requests.WithLabelValues(typ, code).Inc()
+	c.s.metrics.requestSeconds.WithLabelValues(typ).Observe(time.Since(start).Seconds())
+	if c.s.log.Enabled(context.Background(), slog.LevelDebug) { // skip building the record per request
+		c.s.log.Debug("request", "type", typ, "code", code, "duration", time.Since(start))
+	}
+	if werr != nil {
 		c.sendError(id, werr)
 		if werr.Code == parleypb.ErrorCode_UNSUPPORTED_VERSION {
 			c.stop(websocket.StatusPolicyViolation, "unsupported protocol version")
 		}
-	} else {
-		c.enqueue(&parleypb.ServerFrame{RequestId: id, Body: body})
+		return
 	}
-	c.s.metrics.requests.WithLabelValues(typ, code).Inc()
-	c.s.metrics.requestSeconds.WithLabelValues(typ).Observe(time.Since(start).Seconds())
-	c.s.log.Debug("request", "type", typ, "code", code, "duration", time.Since(start))
+	c.enqueue(&parleypb.ServerFrame{RequestId: id, Body: body})
 }
 
 // requestType names the request for metrics and logs ("send", "fetch").
