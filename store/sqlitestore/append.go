@@ -273,10 +273,12 @@ func appendTx(ctx context.Context, tx txQuerier, a store.Append) (store.AppendRe
 		return res, fmt.Errorf("append: %w", err)
 	}
 	// The sender has its own message: if it was caught up, it stays so.
-	if _, err := tx.ExecContext(ctx, `UPDATE members SET cursor = ? WHERE conversation_id = ? AND device_id = ? AND cursor = ?`,
-		seq, a.ConversationID, a.Sender, seq-1); err != nil {
+	moved, err := tx.ExecContext(ctx, `UPDATE members SET cursor = ? WHERE conversation_id = ? AND device_id = ? AND cursor = ?`,
+		seq, a.ConversationID, a.Sender, seq-1)
+	if err != nil {
 		return res, fmt.Errorf("append: %w", err)
 	}
+	senderMoved, _ := moved.RowsAffected()
 	// A device that removed itself is now caught up with its removal and
 	// leaves. Only a commit changes membership: for other messages this
 	// is a no-op, so it is skipped.
@@ -302,8 +304,13 @@ func appendTx(ctx context.Context, tx txQuerier, a store.Append) (store.AppendRe
 	if err := rows.Err(); err != nil {
 		return res, fmt.Errorf("append: %w", err)
 	}
-	if err := trimLog(ctx, tx, a.ConversationID); err != nil {
-		return res, err
+	// The oldest cursor can only have moved if the sender's did, or the
+	// membership changed; otherwise there is nothing new to trim (Ack
+	// trims as cursors advance).
+	if senderMoved > 0 || a.Kind == store.KindCommit {
+		if err := trimLog(ctx, tx, a.ConversationID); err != nil {
+			return res, err
+		}
 	}
 	res.Message = m
 	res.Epoch = newEpoch
