@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"runtime"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -71,6 +72,7 @@ func TestHostileNeverReads(t *testing.T) {
 	// Each Fetch answer is ~480 KiB; ask for many without reading.
 	fetch, _ := wire.Encode(&parleypb.ClientFrame{RequestId: 99, Body: &parleypb.ClientFrame_Fetch{Fetch: &parleypb.FetchRequest{ConversationId: mconv, Limit: 1000}}})
 	const requests = 200 // ~96 MiB of responses, far beyond socket buffers
+	heapBefore := liveHeap()
 	for i := 0; i < requests; i++ {
 		ctx, cancel := context.WithTimeout(bg, time.Second)
 		err := rc.ws.Write(ctx, websocket.MessageBinary, fetch)
@@ -85,6 +87,11 @@ func TestHostileNeverReads(t *testing.T) {
 	// Give the server time to notice, then read what it did send: the
 	// connection must end before all responses arrive.
 	time.Sleep(time.Second)
+	// The server (in this process) held at most its bounded queue for
+	// the attacker, not the 96 MiB it asked for.
+	if grew := liveHeap() - heapBefore; grew > 32<<20 {
+		t.Errorf("live heap grew by %d MiB during the attack", grew>>20)
+	}
 	got := 0
 	for {
 		_, err := rc.read(t)
@@ -405,4 +412,12 @@ func TestStorageUnavailable(t *testing.T) {
 	if got := strings.Join(payloads(ms), ","); got != "before,after" {
 		t.Fatalf("after recovery bob has %q", got)
 	}
+}
+
+// liveHeap returns the bytes of live heap objects after a collection.
+func liveHeap() int64 {
+	runtime.GC()
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return int64(m.HeapAlloc)
 }
