@@ -304,7 +304,7 @@ func TestLookupDirectoryBits(t *testing.T) {
 		data = append(data, data[i]) // exact duplicates
 	}
 	for _, slots := range []int{DefaultSlots, 16} {
-		for _, top := range []uint{0, 1, 2, 5, 9, 15, 16, 24} {
+		for _, top := range []uint{0, 1, 2, 5, 9, 15, 16, 20} {
 			p := newPDQ(slots)
 			p.dirBits = func(int) uint { return top }
 			p.InsertBatch(data)
