@@ -11,9 +11,13 @@ import (
 	"github.com/parleychat/parley/store"
 )
 
+// appendReq is one unit of work for the group-commit writer: an append,
+// or, when op is set, another small write (an Ack) that rides in the same
+// transaction so that it shares the batch's fsync instead of paying its own.
 type appendReq struct {
 	ctx context.Context
 	a   store.Append
+	op  func(ctx context.Context, tx txQuerier) error
 	res chan appendResp
 }
 
@@ -57,6 +61,23 @@ func (s *Store) StartAppend(ctx context.Context, a store.Append) (wait func() (s
 		resp := <-req.res
 		return resp.r, resp.err
 	}, nil
+}
+
+// batched runs op inside the group-commit writer's next transaction and
+// waits until that transaction is durable (or failed). Errors from op roll
+// back only op's own savepoint.
+func (s *Store) batched(ctx context.Context, op func(ctx context.Context, tx txQuerier) error) error {
+	req := appendReq{ctx: ctx, op: op, res: make(chan appendResp, 1)}
+	s.mu.RLock()
+	if s.closed {
+		s.mu.RUnlock()
+		return store.ErrClosed
+	}
+	s.appends <- req
+	s.mu.RUnlock()
+	// As for appends, wait for the outcome even if ctx ends.
+	resp := <-req.res
+	return resp.err
 }
 
 func checkAppend(a store.Append) error {
@@ -118,7 +139,15 @@ func (s *Store) batcher() {
 
 func (s *Store) runBatch(batch []appendReq, cache *stmtCache) {
 	if s.opts.OnBatch != nil {
-		s.opts.OnBatch(len(batch))
+		appends := 0
+		for _, r := range batch {
+			if r.op == nil {
+				appends++
+			}
+		}
+		if appends > 0 {
+			s.opts.OnBatch(appends)
+		}
 	}
 	fail := func(err error) {
 		err = unavailable(err)
@@ -145,7 +174,13 @@ func (s *Store) runBatch(batch []appendReq, cache *stmtCache) {
 			fail(fmt.Errorf("append: savepoint: %w", err))
 			return
 		}
-		res, err := appendTx(ctx, ctq, r.a)
+		var res store.AppendResult
+		var err error
+		if r.op != nil {
+			err = r.op(ctx, ctq)
+		} else {
+			res, err = appendTx(ctx, ctq, r.a)
+		}
 		if err != nil {
 			if _, rerr := ctq.ExecContext(ctx, `ROLLBACK TO append`); rerr != nil {
 				tx.Rollback()
@@ -304,10 +339,13 @@ func appendTx(ctx context.Context, tx txQuerier, a store.Append) (store.AppendRe
 	if err := rows.Err(); err != nil {
 		return res, fmt.Errorf("append: %w", err)
 	}
-	// The oldest cursor can only have moved if the sender's did, or the
-	// membership changed; otherwise there is nothing new to trim (Ack
-	// trims as cursors advance).
-	if senderMoved > 0 || a.Kind == store.KindCommit {
+	// Only a membership change, or the sender reading its own message
+	// when it is the only member, can move the oldest cursor here. The
+	// sender's cursor moves only when it was at the old head, and no
+	// cursor is beyond the head, so with another member the oldest cursor
+	// stays where it was and trimming would find nothing (Ack trims as
+	// cursors advance). The trim was a DELETE per message.
+	if a.Kind == store.KindCommit || (senderMoved > 0 && len(res.Recipients) == 1) {
 		if err := trimLog(ctx, tx, a.ConversationID); err != nil {
 			return res, err
 		}

@@ -465,8 +465,10 @@ func (s *Store) Fetch(ctx context.Context, deviceID string, conv []byte, limit i
 	return out, rows.Err()
 }
 
+// Ack runs in the group commit with the appends: one Ack per delivered
+// message used to cost a transaction and an fsync of its own.
 func (s *Store) Ack(ctx context.Context, deviceID string, conv []byte, seq uint64) error {
-	return s.write(ctx, func(tx *sql.Tx) error {
+	return s.batched(ctx, func(ctx context.Context, tx txQuerier) error {
 		var cursor, head uint64
 		var until sql.NullInt64
 		err := tx.QueryRowContext(ctx, `SELECT m.cursor, m.until_seq, c.head_seq FROM members m JOIN conversations c ON c.id = m.conversation_id
