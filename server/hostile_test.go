@@ -170,7 +170,9 @@ func TestHostileHugeAndEndlessFrames(t *testing.T) {
 // connections are capped per source address.
 func TestHostileUnauthenticated(t *testing.T) {
 	ts := startServer(t, t.TempDir(), func(c *server.Config) {
-		c.AuthTimeout = 500 * time.Millisecond
+		// Long enough that registering and filling the cap finish well
+		// inside it even under -race on a loaded machine.
+		c.AuthTimeout = 3 * time.Second
 		c.MaxUnauthenticatedPerAddr = 5
 	})
 	alice, bob := register(t, ts, "alice"), register(t, ts, "bob")
@@ -195,7 +197,7 @@ func TestHostileUnauthenticated(t *testing.T) {
 		}
 	}
 	var ok bool
-	for range 50 {
+	for range 250 {
 		ws, _, err := websocket.Dial(bg, strings.Replace(ts.url, "http://", "ws://", 1)+wire.PathWebSocket, nil)
 		if err == nil {
 			ws.CloseNow()
@@ -208,7 +210,7 @@ func TestHostileUnauthenticated(t *testing.T) {
 		t.Fatal("cap not released after the auth timeout")
 	}
 	// An authenticated connection is not closed by the timeout.
-	time.Sleep(700 * time.Millisecond)
+	time.Sleep(3500 * time.Millisecond)
 	stillServes(t, alice, bob, conv)
 }
 
