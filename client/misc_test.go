@@ -359,7 +359,7 @@ func TestSyncAddsMissingOwnDevices(t *testing.T) {
 // closed the new device's unauthenticated connection.
 func TestLinkOutlastsAuthTimeout(t *testing.T) {
 	ctx := context.Background()
-	srv := startServerWith(t, func(cfg *server.Config) { cfg.AuthTimeout = 300 * time.Millisecond })
+	srv := startServerWith(t, func(cfg *server.Config) { cfg.AuthTimeout = time.Second })
 	phone := srv.newUser(t, "alice")
 	codes := make(chan string, 1)
 	done := make(chan error, 1)
@@ -371,7 +371,7 @@ func TestLinkOutlastsAuthTimeout(t *testing.T) {
 		done <- err
 	}()
 	code := <-codes
-	time.Sleep(time.Second)
+	time.Sleep(2500 * time.Millisecond) // outlast the 1 s auth timeout
 	if _, _, err := phone.ApproveDevice(ctx, code, 20*time.Second); err != nil {
 		t.Fatal(err)
 	}

@@ -51,7 +51,7 @@ func stillServes(t *testing.T, a, b *device, conv []byte) {
 // frames), and the server keeps serving others.
 func TestHostileNeverReads(t *testing.T) {
 	ts := startServer(t, t.TempDir(), func(c *server.Config) {
-		c.WriteTimeout = 300 * time.Millisecond
+		c.WriteTimeout = time.Second
 		c.OutboundBytes = 1 << 20 // raised to 4 × MaxFrame + 64 KiB
 		c.MaxFrame = 64 << 10
 	})

@@ -279,7 +279,7 @@ func TestAuthorization(t *testing.T) {
 func TestSlowReaderDisconnected(t *testing.T) {
 	ts := startServer(t, t.TempDir(), func(c *server.Config) {
 		c.OutboundQueue = 4
-		c.WriteTimeout = 500 * time.Millisecond
+		c.WriteTimeout = time.Second
 		c.MaxFrame = 2 << 20
 	})
 	alice := register(t, ts, "alice")
