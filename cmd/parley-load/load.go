@@ -33,6 +33,7 @@ type config struct {
 	rate                  float64
 	size, attachSize      int
 	duration              time.Duration
+	ackEvery              time.Duration
 	inflight              int
 	mix                   map[string]float64
 	idle                  int
@@ -78,6 +79,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&cfg.size, "size", 256, "message payload `bytes`")
 	fs.IntVar(&cfg.attachSize, "attach-size", 64<<10, "attachment `bytes` for --mix attach")
 	fs.DurationVar(&cfg.duration, "duration", 10*time.Second, "how long to send")
+	fs.DurationVar(&cfg.ackEvery, "ack-every", 100*time.Millisecond, "during the run each device acks what it received at most this often, as clients do (0: no acks until the final catch-up)")
 	fs.IntVar(&cfg.inflight, "inflight", 1, "requests one device keeps outstanding (pipelined)")
 	fs.StringVar(&mix, "mix", "direct=1", "message mix: weights of direct, group and attach (direct message after uploading an attachment)")
 	fs.IntVar(&cfg.idle, "idle", 0, "extra idle authenticated connections held open during the run")
@@ -96,6 +98,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	if cfg.spawn == (cfg.server != "") {
 		fmt.Fprintln(stderr, "parley-load: give exactly one of --server URL and --spawn")
+		return 2
+	}
+	if cfg.ackEvery < 0 {
+		fmt.Fprintln(stderr, "parley-load: --ack-every must not be negative")
 		return 2
 	}
 	if cfg.accounts < 2 || cfg.devices < 1 || cfg.size < 16 {
@@ -135,6 +141,8 @@ type Report struct {
 	Duplicated  int64              `json:"duplicated"`
 	Reordered   int64              `json:"reordered"`
 	Attachments int64              `json:"attachments"`
+	AckEvery    float64            `json:"ack_every_ms"`
+	AcksSent    int64              `json:"acks_sent"`
 	AckedPerSec float64            `json:"acknowledged_per_second"`
 	DelivPerSec float64            `json:"delivered_per_second"`
 	P50, P99    float64            `json:"-"`
@@ -181,6 +189,11 @@ func (r *Report) print(w io.Writer) {
 	fmt.Fprintf(w, "sent %d  acknowledged %d  errors %d  attachments %d\n", r.Sent, r.Acked, r.Errors, r.Attachments)
 	fmt.Fprintf(w, "deliveries expected %d  delivered %d (by push %d, by fetch %d)  lost %d  duplicated %d  reordered %d\n",
 		r.Expected, r.Delivered, r.Delivered-r.ByFetch, r.ByFetch, r.Lost, r.Duplicated, r.Reordered)
+	if r.AckEvery > 0 {
+		fmt.Fprintf(w, "receiver acks: on, at most every %.0f ms per device, %d Ack requests sent during the run\n", r.AckEvery, r.AcksSent)
+	} else {
+		fmt.Fprintf(w, "receiver acks: off during the run (--ack-every 0; only the final catch-up acks)\n")
+	}
 	fmt.Fprintf(w, "rate: %.0f acknowledged/s, %.0f delivered/s\n", r.AckedPerSec, r.DelivPerSec)
 	fmt.Fprintf(w, "latency send->push: p50 %.2f ms  p99 %.2f ms  p99.9 %.2f ms\n", r.P50, r.P99, r.P999)
 	if s := r.Server; s != nil {
@@ -205,10 +218,10 @@ func (r *Report) print(w io.Writer) {
 
 // stats are shared counters.
 type stats struct {
-	sent, acked, errs, expected, delivered, byFetch, dups, reordered, attach atomic.Int64
-	mu                                                                       sync.Mutex
-	lat                                                                      []float64 // ms
-	firstEr                                                                  []string
+	sent, acked, errs, expected, delivered, byFetch, dups, reordered, attach, acks atomic.Int64
+	mu                                                                             sync.Mutex
+	lat                                                                            []float64 // ms
+	firstEr                                                                        []string
 }
 
 func (s *stats) err(e error) {
@@ -445,6 +458,7 @@ func runLoad(ctx context.Context, cfg config, progress io.Writer) (*Report, erro
 	elapsed := w.traffic(ctx, progress)
 	w.catchUp(ctx)
 	w.st.fill(rep, elapsed)
+	rep.AckEvery = float64(cfg.ackEvery) / float64(time.Millisecond)
 	if w.proc != 0 {
 		after, _ := readProc(w.proc)
 		cpu := after.CPU - before.CPU
@@ -480,6 +494,7 @@ func (s *stats) fill(rep *Report, elapsed time.Duration) {
 	rep.Expected, rep.Delivered, rep.ByFetch = s.expected.Load(), s.delivered.Load(), s.byFetch.Load()
 	rep.Lost = max(0, rep.Expected-rep.Delivered)
 	rep.Duplicated, rep.Reordered, rep.Attachments = s.dups.Load(), s.reordered.Load(), s.attach.Load()
+	rep.AcksSent = s.acks.Load()
 	rep.AckedPerSec = float64(rep.Acked) / elapsed.Seconds()
 	rep.DelivPerSec = float64(rep.Delivered-rep.ByFetch) / elapsed.Seconds()
 	s.mu.Lock()
@@ -720,6 +735,7 @@ func (w *world) traffic(ctx context.Context, progress io.Writer) time.Duration {
 		return fmt.Sprintf("%5.0fs sent %d acked %d delivered %d (%.0f/s) errors %d", el,
 			w.st.sent.Load(), w.st.acked.Load(), w.st.delivered.Load(), float64(w.st.delivered.Load())/el, w.st.errs.Load())
 	})
+	stopAcks := w.startAckers(ctx)
 	var wg sync.WaitGroup
 	var lastAck atomic.Int64
 	for si, d := range senders {
@@ -759,13 +775,85 @@ func (w *world) traffic(ctx context.Context, progress io.Writer) time.Duration {
 	}
 	wg.Wait()
 	stopProgress()
-	// Let the last pushes arrive.
+	// Let the last pushes arrive (and be acknowledged).
 	time.Sleep(time.Second)
+	stopAcks()
 	end := time.Unix(0, lastAck.Load())
 	if end.Before(start) {
 		end = time.Now()
 	}
 	return end.Sub(start)
+}
+
+// startAckers starts, for every device, the loop that acknowledges what
+// it received, as client/sync.go does after processing messages: at most
+// every cfg.ackEvery, one Ack per conversation with the highest seq below
+// which everything was seen. It runs beside the connection's read loop,
+// so a slow Ack never holds up pushes. stop waits for the loops to end.
+func (w *world) startAckers(ctx context.Context) (stop func()) {
+	if w.cfg.ackEvery <= 0 {
+		return func() {}
+	}
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	for _, d := range w.all {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			// Spread the devices' ticks over the interval.
+			first := time.NewTimer(time.Duration(mrand.Int64N(int64(w.cfg.ackEvery))))
+			select {
+			case <-done:
+				first.Stop()
+				return
+			case <-first.C:
+			}
+			t := time.NewTicker(w.cfg.ackEvery)
+			defer t.Stop()
+			for {
+				if err := d.ackReceived(ctx); err != nil {
+					w.st.err(fmt.Errorf("ack: %w", err))
+					if errors.Is(err, errClosed) {
+						return
+					}
+				}
+				select {
+				case <-done:
+					return
+				case <-t.C:
+				}
+			}
+		}()
+	}
+	return func() { close(done); wg.Wait() }
+}
+
+// ackReceived sends one Ack per conversation whose contiguous watermark
+// moved since the last Ack.
+func (d *device) ackReceived(ctx context.Context) error {
+	type ack struct {
+		conv string
+		seq  uint64
+	}
+	var todo []ack
+	d.mu.Lock()
+	for conv, wm := range d.wm {
+		if seq := wm.next - 1; seq > wm.acked {
+			todo = append(todo, ack{conv, seq})
+		}
+	}
+	d.mu.Unlock()
+	for _, a := range todo {
+		if _, err := d.c.call(ctx, &parleypb.ClientFrame{Body: &parleypb.ClientFrame_Ack{Ack: &parleypb.AckRequest{ConversationId: []byte(a.conv), Seq: a.seq}}}); err != nil {
+			return err
+		}
+		d.st.acks.Add(1)
+		d.mu.Lock()
+		wm := d.wmFor(a.conv)
+		wm.acked = max(wm.acked, a.seq)
+		d.mu.Unlock()
+	}
+	return nil
 }
 
 func (w *world) sendOne(ctx context.Context, d *device, kind string) error {

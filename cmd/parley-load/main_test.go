@@ -44,6 +44,9 @@ func TestSpawnedRun(t *testing.T) {
 	if rep.Errors != 0 || rep.Lost != 0 || rep.Duplicated != 0 || rep.Reordered != 0 {
 		t.Fatalf("errors %d, lost %d, duplicated %d, reordered %d: %v", rep.Errors, rep.Lost, rep.Duplicated, rep.Reordered, rep.FirstErrors)
 	}
+	if rep.AckEvery != 100 || rep.AcksSent == 0 {
+		t.Fatalf("receivers did not ack during the run: every %v ms, %d acks", rep.AckEvery, rep.AcksSent)
+	}
 	if rep.Server == nil || rep.Server.RSSMiB <= 0 {
 		t.Fatalf("no server figures: %+v", rep.Server)
 	}
