@@ -9,12 +9,16 @@
 // envelopes around opaque "ciphertext"), so the figures measure the
 // server, not MLS. Each payload carries its send time for latency.
 //
+// Receiving devices ack what they received every --ack-every (100 ms by
+// default), as real clients do; --ack-every 0 leaves that out.
+//
 // --baseline also runs the same 1:1 traffic through a bare WebSocket
 // relay on the same library (no storage, no auth) and prints the ratio.
 //
 // Examples (the figures in docs/benchmarks.md):
 //
-//	parley-load --spawn --accounts 200 --duration 20s --baseline
+//	parley-load --spawn --accounts 200 --duration 15s --baseline
+//	parley-load --spawn --accounts 200 --duration 15s --rate 6000
 //	parley-load --spawn --idle 15000 --duration 5s
 //	parley-load --spawn --accounts 1000 --groups 1 --group-size 1000 --mix group=1 --rate 5
 //	parley-load --spawn --accounts 2 --offline 10000 --duration 5s
