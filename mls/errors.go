@@ -35,6 +35,9 @@ var (
 	// ErrUnknownSender means the sender is not a member (blank or out of
 	// range leaf) or not a configured external sender.
 	ErrUnknownSender = errors.New("mls: unknown sender")
+	// ErrTooLarge means an application message (plaintext plus
+	// authenticated data) exceeds MaxApplicationData.
+	ErrTooLarge = errors.New("mls: application message too large")
 	// ErrRemoved means this member has been removed from the group: the
 	// group can no longer send or receive.
 	ErrRemoved = errors.New("mls: removed from the group")

@@ -151,11 +151,20 @@ func (g *Group) Update() (*CommitOutput, error) {
 	return g.Commit(CommitOptions{ForcePath: true})
 }
 
+// MaxApplicationData bounds the plaintext plus authenticated data of one
+// application message. The wire format's vector lengths stop at 2^30, and a
+// messenger sends bulk content as encrypted attachments, not MLS messages.
+const MaxApplicationData = 16 << 20
+
 // Encrypt protects an application message as a PrivateMessage MLSMessage
-// (§6.3) with authenticatedData sent in the clear.
+// (§6.3) with authenticatedData sent in the clear. It refuses messages over
+// MaxApplicationData with ErrTooLarge.
 func (g *Group) Encrypt(plaintext, authenticatedData []byte) ([]byte, error) {
 	if err := g.usable(); err != nil {
 		return nil, err
+	}
+	if n := len(plaintext) + len(authenticatedData); n > MaxApplicationData {
+		return nil, fmt.Errorf("%w: %d bytes, at most %d (send large content as an encrypted attachment)", ErrTooLarge, n, MaxApplicationData)
 	}
 	if authenticatedData == nil {
 		authenticatedData = []byte{}

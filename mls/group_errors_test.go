@@ -290,3 +290,24 @@ func gtEditPath(t *testing.T, g *Group, msg, tag []byte, edit func(p *UpdatePath
 	}
 	return gtForge(t, g, &c, m.PublicMessage.Auth.ConfirmationTag)
 }
+
+// An application message over MaxApplicationData is refused before any
+// ratchet key is spent; one at the limit goes through.
+func TestEncryptTooLarge(t *testing.T) {
+	_, alice, bob, _ := gtThree(t, Config{})
+	before := gtMarshal(t, alice.g)
+	if _, err := alice.g.Encrypt(make([]byte, MaxApplicationData), []byte("x")); !errors.Is(err, ErrTooLarge) {
+		t.Fatalf("oversized Encrypt: %v, want ErrTooLarge", err)
+	}
+	if !bytes.Equal(before, gtMarshal(t, alice.g)) {
+		t.Fatal("a refused Encrypt changed the group state")
+	}
+	msg, err := alice.g.Encrypt(make([]byte, MaxApplicationData), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := gtDeliver(t, msg, bob)
+	if len(r[0].Plaintext) != MaxApplicationData {
+		t.Fatalf("bob got %d bytes", len(r[0].Plaintext))
+	}
+}
