@@ -102,6 +102,12 @@ func Open(ctx context.Context, dataDir string, cfg Config) (*Server, error) {
 // Handler serves /v1/channels... and /v1/exchange/....
 func (s *Server) Handler() http.Handler { return s.handler }
 
+// Routes maps every pattern the service answers to its handler, in the form
+// server.Config.Mount takes.
+func (s *Server) Routes() map[string]http.Handler {
+	return map[string]http.Handler{ExactPattern: s.handler, Pattern: s.handler, ExchangePattern: s.handler}
+}
+
 // Run applies bank changes (from "parleyd admin lists ...") and takes down
 // matching posts until ctx is done.
 func (s *Server) Run(ctx context.Context) { s.Moderation.Run(ctx) }

@@ -93,11 +93,7 @@ func setupServer(e *testscript.Env) error {
 		Store:  st,
 		Blobs:  blobs,
 		Logger: logger,
-		Mount: map[string]http.Handler{
-			channelsrv.ExactPattern:    chans.Handler(),
-			channelsrv.Pattern:         chans.Handler(),
-			channelsrv.ExchangePattern: chans.Handler(),
-		},
+		Mount:  chans.Routes(),
 	})
 	if err != nil {
 		return err

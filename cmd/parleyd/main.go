@@ -262,11 +262,7 @@ func serveWith(ctx context.Context, f serveFlags, log *slog.Logger, ready chan<-
 		Store: st, Blobs: blobs, Logger: log, Registerer: reg, Gatherer: reg,
 		Registration: server.Registration(f.registration), Retention: f.retention,
 		MaxAttachment: f.maxAttachment, MaxFrame: f.maxFrame, TLSConfig: tlsConfig,
-		Mount: map[string]http.Handler{
-			channelsrv.ExactPattern:    chans.Handler(),
-			channelsrv.Pattern:         chans.Handler(),
-			channelsrv.ExchangePattern: chans.Handler(),
-		},
+		Mount: chans.Routes(),
 	})
 	if err != nil {
 		st.Close()

@@ -123,8 +123,27 @@ func TestServeAndInvite(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := c.Register(context.Background(), "alice", newKey(t), invite); err != nil {
+	sess, err := c.Register(context.Background(), "alice", newKey(t), invite)
+	if err != nil {
 		t.Fatalf("register with invite: %v", err)
+	}
+	// Public channels are mounted and authenticate with the session token.
+	for _, tc := range []struct {
+		token string
+		want  int
+	}{{"", http.StatusUnauthorized}, {sess.BlobToken, http.StatusOK}} {
+		req, _ := http.NewRequest("GET", "http://"+addr+"/v1/channels", nil)
+		if tc.token != "" {
+			req.Header.Set("Authorization", "Bearer "+tc.token)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != tc.want {
+			t.Errorf("GET /v1/channels with token %t: %d, want %d", tc.token != "", resp.StatusCode, tc.want)
+		}
 	}
 	cancel()
 	select {
