@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"time"
 
 	"github.com/parleychat/parley/store"
 )
@@ -18,6 +17,7 @@ type appendReq struct {
 	ctx context.Context
 	a   store.Append
 	op  func(ctx context.Context, tx txQuerier) error
+	ack *ackReq
 	res chan appendResp
 }
 
@@ -66,8 +66,8 @@ func (s *Store) StartAppend(ctx context.Context, a store.Append) (wait func() (s
 // batched runs op inside the group-commit writer's next transaction and
 // waits until that transaction is durable (or failed). Errors from op roll
 // back only op's own savepoint.
-func (s *Store) batched(ctx context.Context, op func(ctx context.Context, tx txQuerier) error) error {
-	req := appendReq{ctx: ctx, op: op, res: make(chan appendResp, 1)}
+func (s *Store) batched(ctx context.Context, req appendReq) error {
+	req.ctx, req.res = ctx, make(chan appendResp, 1)
 	s.mu.RLock()
 	if s.closed {
 		s.mu.RUnlock()
@@ -116,8 +116,8 @@ func checkAppend(a store.Append) error {
 // is waiting, runs them in one transaction (one fsync), and answers each.
 func (s *Store) batcher() {
 	defer close(s.done)
-	cache := newStmtCache(s.w)
-	defer cache.close()
+	stmts := newStmtCache(s.w)
+	defer stmts.close()
 	for first := range s.appends {
 		batch := []appendReq{first}
 	fill:
@@ -132,16 +132,16 @@ func (s *Store) batcher() {
 				break fill
 			}
 		}
-		s.runBatch(batch, cache)
-		cache.prepareMissed(context.Background())
+		s.runBatch(batch, stmts)
+		stmts.prepareMissed(context.Background())
 	}
 }
 
-func (s *Store) runBatch(batch []appendReq, cache *stmtCache) {
+func (s *Store) runBatch(batch []appendReq, stmts *stmtCache) {
 	if s.opts.OnBatch != nil {
 		appends := 0
 		for _, r := range batch {
-			if r.op == nil {
+			if r.op == nil && r.ack == nil {
 				appends++
 			}
 		}
@@ -149,57 +149,148 @@ func (s *Store) runBatch(batch []appendReq, cache *stmtCache) {
 			s.opts.OnBatch(appends)
 		}
 	}
-	fail := func(err error) {
-		err = unavailable(err)
-		for _, r := range batch {
-			r.res <- appendResp{err: err}
-		}
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	if !s.runBatchCached(batch, stmts) {
+		s.cache.reset()
+		s.runBatchSavepoints(batch, stmts)
 	}
-	// The transaction must not be tied to any one caller's context.
-	ctx := context.Background()
+	if s.cache.members > maxCachedMembers {
+		s.cache.reset()
+	}
+}
+
+// runBatchCached runs the batch with the conversation cache: application
+// messages, proposals and acks without savepoints, commits and other
+// operations in their own. It reports false, having rolled back and
+// answered no one, if a statement failed after the transaction was
+// written to; the caller then runs the batch on the savepoint path,
+// which isolates the failing request.
+func (s *Store) runBatchCached(batch []appendReq, stmts *stmtCache) bool {
+	ctx := context.Background() // the transaction is no one caller's
 	tx, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
-		fail(fmt.Errorf("append: begin: %w", err))
-		return
+		failAll(batch, fmt.Errorf("append: begin: %w", err))
+		return true
 	}
-	ctq := cachedTx{tx: tx, c: cache}
+	q := cachedTx{tx: tx, c: stmts}
+	cc := s.cache
+	abort := func() bool {
+		tx.Rollback()
+		return false
+	}
 	resps := make([]appendResp, len(batch))
 	for i, r := range batch {
 		if r.ctx.Err() != nil {
 			resps[i].err = fmt.Errorf("append: %w", r.ctx.Err())
 			continue
 		}
-		if _, err := ctq.ExecContext(ctx, `SAVEPOINT append`); err != nil {
-			tx.Rollback()
-			fail(fmt.Errorf("append: savepoint: %w", err))
-			return
-		}
 		var res store.AppendResult
 		var err error
-		if r.op != nil {
-			err = r.op(ctx, ctq)
-		} else {
-			res, err = appendTx(ctx, ctq, r.a)
-		}
-		if err != nil {
-			if _, rerr := ctq.ExecContext(ctx, `ROLLBACK TO append`); rerr != nil {
-				tx.Rollback()
-				// SQLite rolls the whole transaction back by itself on
-				// some errors (SQLITE_FULL, SQLITE_IOERR): nothing in
-				// this batch was stored. Report the cause.
-				fail(fmt.Errorf("append: %w (rollback to savepoint: %v)", err, rerr))
-				return
+		switch {
+		case r.ack != nil:
+			err = fastAck(ctx, q, cc, r.ack)
+		case r.op == nil && r.a.Kind != store.KindCommit:
+			res, err = fastAppend(ctx, q, cc, r.a)
+		default:
+			// The plain SQL path reads the tables: write the cached
+			// changes out first.
+			if cc.flush(ctx, q) != nil {
+				return abort()
+			}
+			var ok bool
+			if res, ok, err = runInSavepoint(ctx, q, r); !ok {
+				return abort()
+			}
+			if r.op != nil {
+				cc.reset()
+			} else {
+				cc.invalidate(r.a.ConversationID)
 			}
 		}
-		if _, err := ctq.ExecContext(ctx, `RELEASE append`); err != nil {
-			tx.Rollback()
-			fail(fmt.Errorf("append: release savepoint: %w", err))
-			return
+		var ea errAbort
+		if errors.As(err, &ea) {
+			return abort()
 		}
-		resps[i] = appendResp{r: res, err: unavailable(err)}
+		resps[i] = appendResp{r: res, err: err}
+	}
+	if cc.flush(ctx, q) != nil {
+		return abort()
 	}
 	if err := tx.Commit(); err != nil {
-		fail(fmt.Errorf("append: commit: %w", err))
+		cc.reset()
+		failAll(batch, fmt.Errorf("append: commit: %w", err))
+		return true
+	}
+	for i, r := range batch {
+		r.res <- resps[i]
+	}
+	return true
+}
+
+// runInSavepoint runs one request on the plain SQL path in a savepoint,
+// so that its failure undoes only its own writes. ok is false if the
+// savepoint itself failed: the transaction is then unusable.
+func runInSavepoint(ctx context.Context, q txQuerier, r appendReq) (res store.AppendResult, ok bool, err error) {
+	if _, err := q.ExecContext(ctx, `SAVEPOINT append`); err != nil {
+		return res, false, fmt.Errorf("append: savepoint: %w", err)
+	}
+	switch {
+	case r.ack != nil:
+		err = ackTx(ctx, q, r.ack)
+	case r.op != nil:
+		err = r.op(ctx, q)
+	default:
+		res, err = appendTx(ctx, q, r.a)
+	}
+	if err != nil {
+		if _, rerr := q.ExecContext(ctx, `ROLLBACK TO append`); rerr != nil {
+			// SQLite rolls the whole transaction back by itself on some
+			// errors (SQLITE_FULL, SQLITE_IOERR): nothing in this batch
+			// was stored. Report the cause.
+			return res, false, fmt.Errorf("append: %w (rollback to savepoint: %v)", err, rerr)
+		}
+	}
+	if _, rerr := q.ExecContext(ctx, `RELEASE append`); rerr != nil {
+		return res, false, fmt.Errorf("append: release savepoint: %w", rerr)
+	}
+	return res, true, unavailable(err)
+}
+
+func failAll(batch []appendReq, err error) {
+	err = unavailable(err)
+	for _, r := range batch {
+		r.res <- appendResp{err: err}
+	}
+}
+
+// runBatchSavepoints runs every request of the batch on the plain SQL
+// path, each in its own savepoint: the slow path, for a batch in which
+// something failed.
+func (s *Store) runBatchSavepoints(batch []appendReq, stmts *stmtCache) {
+	ctx := context.Background()
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		failAll(batch, fmt.Errorf("append: begin: %w", err))
+		return
+	}
+	q := cachedTx{tx: tx, c: stmts}
+	resps := make([]appendResp, len(batch))
+	for i, r := range batch {
+		if r.ctx.Err() != nil {
+			resps[i].err = fmt.Errorf("append: %w", r.ctx.Err())
+			continue
+		}
+		res, ok, err := runInSavepoint(ctx, q, r)
+		if !ok {
+			tx.Rollback()
+			failAll(batch, err)
+			return
+		}
+		resps[i] = appendResp{r: res, err: err}
+	}
+	if err := tx.Commit(); err != nil {
+		failAll(batch, fmt.Errorf("append: commit: %w", err))
 		return
 	}
 	for i, r := range batch {
@@ -400,5 +491,3 @@ func applyDelta(ctx context.Context, tx txQuerier, a store.Append, seq uint64) e
 	}
 	return nil
 }
-
-var _ = time.Now

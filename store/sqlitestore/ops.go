@@ -468,32 +468,35 @@ func (s *Store) Fetch(ctx context.Context, deviceID string, conv []byte, limit i
 // Ack runs in the group commit with the appends: one Ack per delivered
 // message used to cost a transaction and an fsync of its own.
 func (s *Store) Ack(ctx context.Context, deviceID string, conv []byte, seq uint64) error {
-	return s.batched(ctx, func(ctx context.Context, tx txQuerier) error {
-		var cursor, head uint64
-		var until sql.NullInt64
-		err := tx.QueryRowContext(ctx, `SELECT m.cursor, m.until_seq, c.head_seq FROM members m JOIN conversations c ON c.id = m.conversation_id
-			WHERE m.conversation_id = ? AND m.device_id = ?`, conv, deviceID).Scan(&cursor, &until, &head)
-		if errors.Is(err, sql.ErrNoRows) {
-			return fmt.Errorf("ack: %w", store.ErrNotMember)
-		}
-		if err != nil {
+	return s.batched(ctx, appendReq{ack: &ackReq{device: deviceID, conv: bytesClone(conv), seq: seq}})
+}
+
+// ackTx is Ack on the plain SQL path (see runInSavepoint).
+func ackTx(ctx context.Context, tx txQuerier, r *ackReq) error {
+	var cursor, head uint64
+	var until sql.NullInt64
+	err := tx.QueryRowContext(ctx, `SELECT m.cursor, m.until_seq, c.head_seq FROM members m JOIN conversations c ON c.id = m.conversation_id
+		WHERE m.conversation_id = ? AND m.device_id = ?`, r.conv, r.device).Scan(&cursor, &until, &head)
+	if errors.Is(err, sql.ErrNoRows) {
+		return fmt.Errorf("ack: %w", store.ErrNotMember)
+	}
+	if err != nil {
+		return fmt.Errorf("ack: %w", err)
+	}
+	if r.seq > head {
+		return fmt.Errorf("ack: seq %d beyond head %d: %w", r.seq, head, store.ErrBadRequest)
+	}
+	if until.Valid && r.seq >= uint64(until.Int64) {
+		// A removed device that caught up leaves for good.
+		if _, err := tx.ExecContext(ctx, `DELETE FROM members WHERE conversation_id = ? AND device_id = ?`, r.conv, r.device); err != nil {
 			return fmt.Errorf("ack: %w", err)
 		}
-		if seq > head {
-			return fmt.Errorf("ack: seq %d beyond head %d: %w", seq, head, store.ErrBadRequest)
+	} else if r.seq > cursor {
+		if _, err := tx.ExecContext(ctx, `UPDATE members SET cursor = ? WHERE conversation_id = ? AND device_id = ?`, r.seq, r.conv, r.device); err != nil {
+			return fmt.Errorf("ack: %w", err)
 		}
-		if until.Valid && seq >= uint64(until.Int64) {
-			// A removed device that caught up leaves for good.
-			if _, err := tx.ExecContext(ctx, `DELETE FROM members WHERE conversation_id = ? AND device_id = ?`, conv, deviceID); err != nil {
-				return fmt.Errorf("ack: %w", err)
-			}
-		} else if seq > cursor {
-			if _, err := tx.ExecContext(ctx, `UPDATE members SET cursor = ? WHERE conversation_id = ? AND device_id = ?`, seq, conv, deviceID); err != nil {
-				return fmt.Errorf("ack: %w", err)
-			}
-		}
-		return trimLog(ctx, tx, conv)
-	})
+	}
+	return trimLog(ctx, tx, r.conv)
 }
 
 // trimLog deletes the messages every member (including removed devices

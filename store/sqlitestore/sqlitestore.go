@@ -4,9 +4,10 @@
 // The database runs in WAL mode with synchronous=FULL, so a write that
 // returned is on disk: the server only acknowledges a message after
 // Append returns. All writes go through one connection; message appends
-// are additionally group-committed (many appends share one transaction
-// and one fsync), each in its own savepoint so one bad append does not
-// fail its neighbours.
+// and acks are additionally group-committed (many share one transaction
+// and one fsync). The group-commit writer keeps conversation heads and
+// member cursors in memory (convcache.go), so an application message
+// costs two INSERTs; one bad request never fails its neighbours.
 package sqlitestore
 
 import (
@@ -36,6 +37,11 @@ type Store struct {
 	r *sql.DB // read-only pool
 
 	opts Options
+
+	// wmu is held by the group-commit writer for a batch and by write for
+	// its transaction; it guards cache, which write empties.
+	wmu   sync.Mutex
+	cache *convCache
 
 	mu      sync.RWMutex // guards closed and sends on appends
 	closed  bool
@@ -82,7 +88,7 @@ func Open(ctx context.Context, path string, opts *Options) (*Store, error) {
 			return nil, fmt.Errorf("sqlitestore: %w", err)
 		}
 	}
-	s := &Store{w: w, r: r, appends: make(chan appendReq, 256), done: make(chan struct{})}
+	s := &Store{w: w, r: r, appends: make(chan appendReq, 256), done: make(chan struct{}), cache: newConvCache()}
 	if opts != nil {
 		s.opts = *opts
 	}
@@ -257,6 +263,10 @@ func (s *Store) write(ctx context.Context, fn func(tx *sql.Tx) error) error {
 	if closed {
 		return store.ErrClosed
 	}
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	// The write may change rows the group-commit writer caches.
+	defer s.cache.reset()
 	tx, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
 		return unavailable(fmt.Errorf("sqlitestore: begin: %w", err))
