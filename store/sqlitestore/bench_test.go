@@ -56,6 +56,10 @@ func BenchmarkAppend(b *testing.B) {
 // Each op is one append and one ack; cpu-µs/op is the process's CPU time
 // (user+system) per op, which is less sensitive than ns/op to other load.
 func BenchmarkAppendAck1to1(b *testing.B) {
+	benchAppendAck1to1(b, 0)
+}
+
+func benchAppendAck1to1(b *testing.B, oldIDs int) {
 	ctx := context.Background()
 	s, err := Open(ctx, filepath.Join(b.TempDir(), "parley.db"), nil)
 	if err != nil {
@@ -75,6 +79,15 @@ func BenchmarkAppendAck1to1(b *testing.B) {
 			b.Fatal(err)
 		}
 		if _, err := s.Append(ctx, store.Append{ID: randomID(), ConversationID: conv, Kind: store.KindCommit, Sender: a, Added: []string{p}}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if oldIDs > 0 {
+		// Ids of messages long read and trimmed, spread over the
+		// conversations, as a bulk insert in the database itself.
+		if _, err := s.w.ExecContext(ctx, `WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ?)
+			INSERT INTO message_ids (conversation_id, id, seq, epoch, kind, sender, stored)
+			SELECT CAST(printf('conv%04d', i % ?) AS BLOB), randomblob(16), 0, 1, 3, 'old', 0 FROM n`, oldIDs, convs); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -113,4 +126,11 @@ func cpuTime() time.Duration {
 	var ru syscall.Rusage
 	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// BenchmarkAppendAck1to1Aged is BenchmarkAppendAck1to1 on a store that
+// already remembers 2 million message ids (a server that has run for a
+// while): every id insert lands on a random page of a large index.
+func BenchmarkAppendAck1to1Aged(b *testing.B) {
+	benchAppendAck1to1(b, 2_000_000)
 }
