@@ -19,6 +19,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/parleychat/parley/wire"
@@ -151,9 +152,13 @@ type Report struct {
 	Server      *ServerStats       `json:"server,omitempty"`
 	Idle        *IdleStats         `json:"idle,omitempty"`
 	Drain       *DrainStats        `json:"drain,omitempty"`
-	Baseline    *Report            `json:"baseline,omitempty"`
-	Ratio       float64            `json:"delivered_ratio_vs_baseline,omitempty"`
-	FirstErrors []string           `json:"first_errors,omitempty"`
+	// GeneratorCPUPerMessageUs is this process's CPU time per message
+	// delivered by push during the run: the load the generator itself
+	// puts on the machine it shares with the server.
+	GeneratorCPUPerMessageUs float64  `json:"generator_cpu_us_per_message,omitempty"`
+	Baseline                 *Report  `json:"baseline,omitempty"`
+	Ratio                    float64  `json:"delivered_ratio_vs_baseline,omitempty"`
+	FirstErrors              []string `json:"first_errors,omitempty"`
 }
 
 // ServerStats are read from /proc for a spawned server.
@@ -163,6 +168,8 @@ type ServerStats struct {
 	PeakRSSMiB float64 `json:"peak_rss_mib"`
 	CPUSeconds float64 `json:"cpu_seconds"`
 	CPUPercent float64 `json:"cpu_percent_of_one_core"`
+	// CPU time per message delivered by push during the run.
+	CPUPerMessageUs float64 `json:"cpu_us_per_message"`
 }
 
 // IdleStats measure the memory an idle authenticated connection costs.
@@ -199,6 +206,13 @@ func (r *Report) print(w io.Writer) {
 	if s := r.Server; s != nil {
 		fmt.Fprintf(w, "server pid %d: RSS %.1f MiB (peak %.1f), CPU %.1fs (%.0f%% of one core)\n", s.PID, s.RSSMiB, s.PeakRSSMiB, s.CPUSeconds, s.CPUPercent)
 	}
+	if g := r.GeneratorCPUPerMessageUs; g > 0 {
+		server := "?"
+		if r.Server != nil {
+			server = fmt.Sprintf("%.1f", r.Server.CPUPerMessageUs)
+		}
+		fmt.Fprintf(w, "CPU per delivered message: server %s µs, generator %.1f µs\n", server, g)
+	}
 	if i := r.Idle; i != nil {
 		fmt.Fprintf(w, "idle: %d connections (%d failed) opened in %.1fs; server RSS %.1f -> %.1f MiB = %.2f KiB per connection\n",
 			i.Connections, i.Failed, i.OpenSeconds, i.RSSBeforeMiB, i.RSSAfterMiB, i.KiBPerConn)
@@ -212,6 +226,9 @@ func (r *Report) print(w io.Writer) {
 	if b := r.Baseline; b != nil {
 		fmt.Fprintf(w, "\nbaseline (bare WebSocket relay, no storage, no auth, same pairs/in-flight/size):\n")
 		fmt.Fprintf(w, "  %.0f delivered/s, p50 %.2f ms, p99 %.2f ms, p99.9 %.2f ms, lost %d\n", b.DelivPerSec, b.P50, b.P99, b.P999, b.Lost)
+		if b.Server != nil {
+			fmt.Fprintf(w, "  CPU per delivered message: relay %.1f µs, generator %.1f µs\n", b.Server.CPUPerMessageUs, b.GeneratorCPUPerMessageUs)
+		}
 		fmt.Fprintf(w, "parleyd / relay delivered rate: %.2f\n", r.Ratio)
 	}
 }
@@ -455,15 +472,18 @@ func runLoad(ctx context.Context, cfg config, progress io.Writer) (*Report, erro
 	if w.proc != 0 {
 		before, _ = readProc(w.proc)
 	}
+	genBefore := selfCPU()
 	elapsed := w.traffic(ctx, progress)
+	genCPU := selfCPU() - genBefore
 	w.catchUp(ctx)
 	w.st.fill(rep, elapsed)
+	rep.GeneratorCPUPerMessageUs = perMessageUs(genCPU, rep)
 	rep.AckEvery = float64(cfg.ackEvery) / float64(time.Millisecond)
 	if w.proc != 0 {
 		after, _ := readProc(w.proc)
 		cpu := after.CPU - before.CPU
 		rep.Server = &ServerStats{PID: w.proc, RSSMiB: float64(after.RSSKiB) / 1024, PeakRSSMiB: float64(after.HWMKiB) / 1024,
-			CPUSeconds: cpu.Seconds(), CPUPercent: 100 * cpu.Seconds() / elapsed.Seconds()}
+			CPUSeconds: cpu.Seconds(), CPUPercent: 100 * cpu.Seconds() / elapsed.Seconds(), CPUPerMessageUs: perMessageUs(cpu, rep)}
 	}
 	if cfg.offline > 0 {
 		d, err := w.drain(ctx, progress)
@@ -486,6 +506,21 @@ func runLoad(ctx context.Context, cfg config, progress io.Writer) (*Report, erro
 		}
 	}
 	return rep, nil
+}
+
+// perMessageUs divides a CPU time by the messages delivered by push.
+func perMessageUs(cpu time.Duration, rep *Report) float64 {
+	if n := rep.Delivered - rep.ByFetch; n > 0 {
+		return float64(cpu.Microseconds()) / float64(n)
+	}
+	return 0
+}
+
+// selfCPU is this process's user+system CPU time.
+func selfCPU() time.Duration {
+	var ru syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 func (s *stats) fill(rep *Report, elapsed time.Duration) {

@@ -28,6 +28,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"runtime/pprof"
 )
 
 func main() {
@@ -45,6 +46,16 @@ func main() {
 				os.Exit(1)
 			}
 			return
+		}
+	}
+	// PARLEY_LOAD_SELFPROFILE=file profiles the generator itself.
+	if path := os.Getenv("PARLEY_LOAD_SELFPROFILE"); path != "" {
+		if f, err := os.Create(path); err == nil {
+			pprof.StartCPUProfile(f)
+			code := run(context.Background(), os.Args[1:], os.Stdout, os.Stderr)
+			pprof.StopCPUProfile()
+			f.Close()
+			os.Exit(code)
 		}
 	}
 	os.Exit(run(context.Background(), os.Args[1:], os.Stdout, os.Stderr))

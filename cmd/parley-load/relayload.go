@@ -89,6 +89,8 @@ func runRelay(ctx context.Context, cfg config, progress io.Writer) (*Report, err
 			}
 		}
 	}()
+	procBefore, _ := readProc(ch.pid())
+	genBefore := selfCPU()
 	deadline := time.Now().Add(cfg.duration)
 	start := time.Now()
 	var lastAck atomic.Int64
@@ -145,12 +147,19 @@ func runRelay(ctx context.Context, cfg config, progress io.Writer) (*Report, err
 		}
 	}
 	wg.Wait()
+	genCPU := selfCPU() - genBefore
+	procAfter, _ := readProc(ch.pid())
 	time.Sleep(time.Second)
 	end := time.Unix(0, lastAck.Load())
 	if end.Before(start) {
 		end = time.Now()
 	}
 	rep := &Report{Payloads: "bare relay frames", Accounts: n, Devices: n, Connections: n}
-	st.fill(rep, end.Sub(start))
+	elapsed := end.Sub(start)
+	st.fill(rep, elapsed)
+	cpu := procAfter.CPU - procBefore.CPU
+	rep.GeneratorCPUPerMessageUs = perMessageUs(genCPU, rep)
+	rep.Server = &ServerStats{PID: ch.pid(), RSSMiB: float64(procAfter.RSSKiB) / 1024, PeakRSSMiB: float64(procAfter.HWMKiB) / 1024,
+		CPUSeconds: cpu.Seconds(), CPUPercent: 100 * cpu.Seconds() / elapsed.Seconds(), CPUPerMessageUs: perMessageUs(cpu, rep)}
 	return rep, nil
 }

@@ -27,7 +27,7 @@ import (
 type Options struct {
 	// OnBatch, if set, is called with the size of every group commit.
 	OnBatch func(appends int)
-	// MaxBatch bounds how many appends share a transaction (default 128).
+	// MaxBatch bounds how many appends share a transaction (default 1024).
 	MaxBatch int
 }
 
@@ -97,12 +97,12 @@ func Open(ctx context.Context, path string, opts *Options) (*Store, error) {
 			return nil, fmt.Errorf("sqlitestore: %w", err)
 		}
 	}
-	s := &Store{w: w, r: r, appends: make(chan appendReq, 256), done: make(chan struct{}), cache: newConvCache()}
+	s := &Store{w: w, r: r, appends: make(chan appendReq, 1024), done: make(chan struct{}), cache: newConvCache()}
 	if opts != nil {
 		s.opts = *opts
 	}
 	if s.opts.MaxBatch <= 0 {
-		s.opts.MaxBatch = 128
+		s.opts.MaxBatch = 1024
 	}
 	go s.batcher()
 	return s, nil
