@@ -44,6 +44,13 @@ type convState struct {
 	trimmed uint64 // messages up to here are known deleted
 	trimTo  uint64 // delete messages up to here at flush
 
+	// The oldest cursor and how many members are at it, so that acks in
+	// a large group do not each scan every member: the scan happens once
+	// the last member at the oldest cursor moves on.
+	low      uint64
+	atLow    int
+	lowValid bool
+
 	touched      bool // in convCache.touched
 	headDirty    bool
 	dirtyMembers []string
@@ -139,14 +146,39 @@ func (cc *convCache) markMember(st *convState, device string, m *memberState) {
 // minCursor is the oldest cursor of any member, removed devices still
 // catching up included: every message up to it has been read by all.
 func (st *convState) minCursor() (uint64, bool) {
-	var lo uint64
-	first := true
-	for _, m := range st.members {
-		if first || m.cursor < lo {
-			lo, first = m.cursor, false
+	if len(st.members) == 0 {
+		return 0, false
+	}
+	if !st.lowValid {
+		first := true
+		for _, m := range st.members {
+			switch {
+			case first || m.cursor < st.low:
+				st.low, st.atLow, first = m.cursor, 1, false
+			case m.cursor == st.low:
+				st.atLow++
+			}
+		}
+		st.lowValid = true
+	}
+	return st.low, true
+}
+
+// leaveCursor records that a member's cursor is no longer old (it moved
+// or the member left).
+func (st *convState) leaveCursor(old uint64) {
+	if st.lowValid && old == st.low {
+		st.atLow--
+		if st.atLow <= 0 {
+			st.lowValid = false
 		}
 	}
-	return lo, !first
+}
+
+// advance moves a member's cursor forward.
+func (st *convState) advance(m *memberState, to uint64) {
+	st.leaveCursor(m.cursor)
+	m.cursor = to
 }
 
 func (cc *convCache) scheduleTrim(st *convState) {
@@ -264,7 +296,7 @@ func appendNew(ctx context.Context, tx txQuerier, cc *convCache, st *convState, 
 	cc.touch(st)
 	// The sender has its own message: if it was caught up, it stays so.
 	if sender.cursor == seq-1 {
-		sender.cursor = seq
+		st.advance(sender, seq)
 		cc.markMember(st, a.Sender, sender)
 		// Only when the sender reads alone can that move the oldest
 		// cursor (no cursor is beyond the head); acks trim otherwise.
@@ -321,10 +353,11 @@ func fastAck(ctx context.Context, tx txQuerier, cc *convCache, r *ackReq) error 
 		if _, err := tx.ExecContext(ctx, `DELETE FROM members WHERE conversation_id = ? AND device_id = ?`, r.conv, r.device); err != nil {
 			return errAbort{fmt.Errorf("ack: %w", err)}
 		}
+		st.leaveCursor(m.cursor)
 		delete(st.members, r.device)
 		cc.members--
 	case r.seq > m.cursor:
-		m.cursor = r.seq
+		st.advance(m, r.seq)
 		cc.markMember(st, r.device, m)
 	default:
 		return nil

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
+	"math/rand/v2"
 	"path/filepath"
 	"testing"
 
@@ -218,5 +220,41 @@ func TestAckAfterRemovalLeaves(t *testing.T) {
 	}
 	if kept != 0 {
 		t.Fatalf("log holds %d messages once every member read them, want 0", kept)
+	}
+}
+
+// The oldest cursor, kept incrementally, always equals a scan of every
+// member's cursor.
+func TestMinCursorIncremental(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	for round := range 200 {
+		st := &convState{members: make(map[string]*memberState)}
+		n := 1 + rng.IntN(20)
+		for i := range n {
+			st.members[fmt.Sprint(i)] = &memberState{cursor: uint64(rng.IntN(5))}
+		}
+		for step := range 100 {
+			d := fmt.Sprint(rng.IntN(n))
+			m := st.members[d]
+			switch {
+			case m == nil:
+			case rng.IntN(10) == 0:
+				st.leaveCursor(m.cursor)
+				delete(st.members, d)
+			default:
+				st.advance(m, m.cursor+uint64(rng.IntN(3)))
+			}
+			got, ok := st.minCursor()
+			var want uint64
+			first := true
+			for _, m := range st.members {
+				if first || m.cursor < want {
+					want, first = m.cursor, false
+				}
+			}
+			if ok == first || (ok && got != want) {
+				t.Fatalf("round %d step %d: minCursor = %d, %v; scan gives %d over %d members", round, step, got, ok, want, len(st.members))
+			}
+		}
 	}
 }
