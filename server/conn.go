@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bufio"
 	"context"
 	"crypto/rand"
 	"errors"
@@ -9,6 +10,7 @@ import (
 	"net/http"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/coder/websocket"
@@ -26,6 +28,9 @@ import (
 type conn struct {
 	s      *Server
 	ws     *websocket.Conn
+	cork   *corkConn     // the socket under ws; flush corks it
+	br     *bufio.Reader // ws's read buffer
+	raw    syscall.RawConn
 	remote string // source address (host only), for rate limits
 
 	qmu        sync.Mutex
@@ -50,6 +55,7 @@ type conn struct {
 	lastSend  chan struct{} // closed when the last pipelined send is answered
 	pipeline  chan struct{} // semaphore of pending pipelined sends
 	hello     bool
+	polled    bool // awaitInput is waiting for the poller (readable)
 	challenge []byte
 	dev       *store.Device
 	failures  int
@@ -74,7 +80,8 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 			s.unauth.release(remote)
 		}
 	}
-	ws, err := websocket.Accept(smallBuffers{w}, r, &websocket.AcceptOptions{})
+	sb := &smallBuffers{ResponseWriter: w}
+	ws, err := websocket.Accept(sb, r, &websocket.AcceptOptions{})
 	if err != nil {
 		release()
 		// Accept already wrote an HTTP error.
@@ -83,6 +90,9 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 	c := &conn{
 		s:      s,
 		ws:     ws,
+		cork:   sb.cork,
+		br:     sb.br,
+		raw:    sb.raw,
 		remote: remote,
 		closed: make(chan struct{}),
 	}
@@ -131,12 +141,12 @@ func (s *Server) runConn(c *conn, release func()) {
 	// Frames a little over --max-frame are read and answered with
 	// FRAME_TOO_LARGE; far larger ones close the connection (1009).
 	ws.SetReadLimit(4 * s.cfg.MaxFrame)
+	// reader runs onAuth once authenticated, or on return if never:
+	// nothing here keeps the timer once it has been stopped.
 	c.reader(func() {
 		authTimer.Stop()
 		release()
 	})
-	authTimer.Stop()
-	release()
 	c.stop(websocket.StatusNormalClosure, "")
 	<-c.closed
 	if c.dev != nil {
@@ -151,50 +161,141 @@ func (s *Server) runConn(c *conn, release func()) {
 	s.mu.Unlock()
 }
 
+// message is a client frame read whole (readFrame).
+type message struct {
+	typ      websocket.MessageType
+	data     []byte
+	tooLarge bool
+}
+
 // reader handles requests until the connection ends; onAuth runs (on
-// this goroutine) when the connection has authenticated.
+// this goroutine) when the connection has authenticated, or when reader
+// returns if it never did.
+//
+// This goroutine lives as long as the connection, so its stack is most
+// of an idle connection's memory; it is kept at the 2 KiB minimum. The
+// WebSocket library's read path, blocked in a socket read, needs about
+// 2 KiB by itself, which would make the runtime grow the stack to 4 KiB
+// and keep it there. So on a plain TCP socket this goroutine only waits
+// until the client has sent something (awaitInput, a shallow call), and
+// a short-lived goroutine reads the frame and handles it. On other
+// sockets (TLS, where readable bytes need not make a frame) it reads the
+// frame itself and hands only the handling over, whose stack grows deep
+// (signature checks, SQLite).
 func (c *conn) reader(onAuth func()) {
+	defer func() {
+		if onAuth != nil {
+			onAuth()
+		}
+	}()
 	for {
-		typ, r, err := c.ws.Reader(context.Background())
-		if err != nil {
+		var m message
+		if c.raw == nil {
+			var err error
+			if m, err = c.readMessage(); err != nil {
+				return
+			}
+		} else if !c.awaitInput() {
 			return
 		}
-		data, tooLarge, err := readFrame(r, c.s.cfg.MaxFrame)
-		if err != nil {
+		more := make(chan bool, 1)
+		go c.serveFrame(m, c.raw != nil, more)
+		if !<-more {
 			return
 		}
-		// Frames refused unread are answered to their request if its id
-		// can be read from the first field, else at connection level.
-		peekID := wire.PeekRequestID(data)
-		c.handling.Lock()
-		if c.shutting {
-			c.handling.Unlock()
-			return
-		}
-		switch {
-		case tooLarge:
-			c.s.metrics.requests.WithLabelValues("oversized", parleypb.ErrorCode_FRAME_TOO_LARGE.String()).Inc()
-			c.sendError(peekID, &wire.Error{Code: parleypb.ErrorCode_FRAME_TOO_LARGE, Message: "frame exceeds the server's limit"})
-		case typ != websocket.MessageBinary:
-			c.sendError(peekID, &wire.Error{Code: parleypb.ErrorCode_BAD_FRAME, Message: "frames must be binary protobuf"})
-		default:
-			// Handling runs on a short-lived goroutine: its stack grows
-			// deep (signature checks, SQLite) and is freed right after,
-			// while this reader, alive as long as the connection, keeps a
-			// small one.
-			done := make(chan struct{})
-			go func() {
-				defer close(done)
-				c.handleFrame(data)
-			}()
-			<-done
-		}
-		c.handling.Unlock()
 		if onAuth != nil && c.dev != nil {
 			c.authed.Store(true)
 			onAuth()
 			onAuth = nil
 		}
+	}
+}
+
+// awaitInput waits until the socket is readable or the read buffer holds
+// bytes; false if the connection is closing or failed. Once the writer
+// has started the close handshake (finished), the WebSocket library reads
+// the buffer on the writer's goroutine, so the reader stops touching it.
+func (c *conn) awaitInput() bool {
+	c.qmu.Lock()
+	if c.finished {
+		c.qmu.Unlock()
+		return false
+	}
+	buffered := c.br.Buffered() > 0
+	c.qmu.Unlock()
+	if buffered {
+		return true
+	}
+	return c.raw.Read(c.readable) == nil
+}
+
+// readable is the RawConn.Read callback of awaitInput. Its first call
+// peeks (without blocking) for a byte: if there is none it returns false,
+// and RawConn.Read waits for the socket to become readable and calls it
+// again, which returns true. It never consumes anything. (The peek cannot
+// be skipped: RawConn.Read forgets a readiness the poller reported before
+// it was called.)
+func (c *conn) readable(fd uintptr) bool {
+	if c.polled {
+		c.polled = false
+		return true
+	}
+	if !peekByte(fd) {
+		c.polled = true
+		return false
+	}
+	return true // a byte, the end of the stream or an error: the read finds out
+}
+
+// readMessage reads the next client message.
+func (c *conn) readMessage() (message, error) {
+	typ, r, err := c.ws.Reader(context.Background())
+	if err != nil {
+		return message{}, err
+	}
+	data, tooLarge, err := readFrame(r, c.s.cfg.MaxFrame)
+	if err != nil {
+		return message{}, err
+	}
+	return message{typ, data, tooLarge}, nil
+}
+
+// serveFrame reads a message (if read is set; else m was read) and
+// handles it. It reports on more whether the reader goes on, then waits
+// for a pipelined send's commit and answers it.
+func (c *conn) serveFrame(m message, read bool, more chan<- bool) {
+	if read {
+		var err error
+		if m, err = c.readMessage(); err != nil {
+			more <- false
+			return
+		}
+	}
+	// Frames refused unread are answered to their request if its id
+	// can be read from the first field, else at connection level.
+	peekID := wire.PeekRequestID(m.data)
+	c.handling.Lock()
+	if c.shutting {
+		c.handling.Unlock()
+		more <- false
+		return
+	}
+	var finish func()
+	switch {
+	case m.tooLarge:
+		c.s.metrics.requests.WithLabelValues("oversized", parleypb.ErrorCode_FRAME_TOO_LARGE.String()).Inc()
+		c.sendError(peekID, &wire.Error{Code: parleypb.ErrorCode_FRAME_TOO_LARGE, Message: "frame exceeds the server's limit"})
+	case m.typ != websocket.MessageBinary:
+		c.sendError(peekID, &wire.Error{Code: parleypb.ErrorCode_BAD_FRAME, Message: "frames must be binary protobuf"})
+	default:
+		// A pipelined send lets the reader go on once it is queued for
+		// the group commit; this goroutine then waits for the commit.
+		finish = c.handleFrame(m.data)
+	}
+	c.handling.Unlock()
+	more <- true
+	if finish != nil {
+		finish()
 	}
 }
 
@@ -216,10 +317,20 @@ func readFrame(r io.Reader, max int64) (data []byte, tooLarge bool, err error) {
 
 // flush is the writer: it drains the queue and exits when it is empty;
 // after stop it also closes the socket.
+//
+// It writes the queued frames in batches of up to corkLimit bytes (or one
+// larger frame) with the connection corked, so a batch costs one write
+// system call rather than one per frame, and each batch must be written
+// within WriteTimeout. Frames stay in the queue, counted against its
+// bounds, until their batch is written.
 func (c *conn) flush() {
+	deadline := false // a batch's write deadline is set on the socket
 	for {
 		c.qmu.Lock()
 		if len(c.queue) == 0 {
+			if deadline {
+				c.cork.clearDeadline()
+			}
 			if !c.stopping {
 				c.writing = false
 				c.qmu.Unlock()
@@ -234,18 +345,28 @@ func (c *conn) flush() {
 			close(c.closed)
 			return
 		}
-		b := c.queue[0]
-		c.queue[0] = nil
-		c.queue = c.queue[1:]
-		c.queueBytes -= len(b)
-		if len(c.queue) == 0 {
-			c.queue = nil // an idle connection keeps no queue memory
+		n, size := 1, len(c.queue[0])
+		for n < len(c.queue) && size+len(c.queue[n]) <= corkLimit {
+			size += len(c.queue[n])
+			n++
 		}
+		// Enqueuers only append, so these n stay at the queue's head.
+		batch := c.queue[:n:n]
 		c.qmu.Unlock()
 
-		ctx, cancel := context.WithTimeout(context.Background(), c.s.cfg.WriteTimeout)
-		err := c.ws.Write(ctx, websocket.MessageBinary, b)
-		cancel()
+		c.cork.cork(time.Now().Add(c.s.cfg.WriteTimeout))
+		deadline = true
+		var err error
+		for _, b := range batch {
+			// The socket's deadline bounds the write, not a context:
+			// no timer per frame.
+			if err = c.ws.Write(context.Background(), websocket.MessageBinary, b); err != nil {
+				break
+			}
+		}
+		if uerr := c.cork.uncork(); err == nil {
+			err = uerr
+		}
 		if err != nil {
 			c.qmu.Lock()
 			c.finished, c.stopping = true, true
@@ -255,6 +376,15 @@ func (c *conn) flush() {
 			close(c.closed)
 			return
 		}
+
+		c.qmu.Lock()
+		clear(c.queue[:n])
+		c.queue = c.queue[n:]
+		c.queueBytes -= size
+		if len(c.queue) == 0 {
+			c.queue = nil // an idle connection keeps no queue memory
+		}
+		c.qmu.Unlock()
 	}
 }
 
@@ -357,19 +487,19 @@ const maxPipelined = 64
 // handleFrame decodes and answers one request. Sends are pipelined when
 // the store can (store.AppendStarter): each is validated and queued for
 // the group commit in order, and its response is sent, in order, once
-// durable, while the next requests are read. Any other request first
-// waits for the pending sends, so it sees their effects.
-func (c *conn) handleFrame(data []byte) {
+// durable, while the next requests are read; for those handleFrame
+// returns finish, which waits for the commit and answers. Any other
+// request first waits for the pending sends, so it sees their effects.
+func (c *conn) handleFrame(data []byte) (finish func()) {
 	f, err := wire.DecodeClientFrame(data)
 	if err != nil {
 		c.s.metrics.requests.WithLabelValues("invalid", parleypb.ErrorCode_BAD_FRAME.String()).Inc()
 		c.sendError(wire.PeekRequestID(data), &wire.Error{Code: parleypb.ErrorCode_BAD_FRAME, Message: err.Error()})
-		return
+		return nil
 	}
 	if send := f.GetSend(); send != nil && c.dev != nil && f.RequestId != 0 {
 		if starter, ok := c.s.cfg.Store.(store.AppendStarter); ok {
-			c.startSend(f.RequestId, send, starter)
-			return
+			return c.startSend(f.RequestId, send, starter)
 		}
 	}
 	c.waitSends()
@@ -377,6 +507,7 @@ func (c *conn) handleFrame(data []byte) {
 	start := time.Now()
 	body, err := c.dispatch(f)
 	c.respond(typ, f.RequestId, start, body, err)
+	return nil
 }
 
 // waitSends waits until every pipelined send has been answered.
@@ -387,7 +518,10 @@ func (c *conn) waitSends() {
 	}
 }
 
-func (c *conn) startSend(id uint64, r *parleypb.SendRequest, starter store.AppendStarter) {
+// startSend validates a send and queues it for the group commit; the
+// returned finish waits for the commit and for the previous send's
+// response, then answers. finish must be called, on any goroutine.
+func (c *conn) startSend(id uint64, r *parleypb.SendRequest, starter store.AppendStarter) (finish func()) {
 	start := time.Now()
 	a, err := c.checkSend(r)
 	var wait func() (store.AppendResult, error)
@@ -400,7 +534,7 @@ func (c *conn) startSend(id uint64, r *parleypb.SendRequest, starter store.Appen
 	c.pipeline <- struct{}{}
 	prev, done := c.lastSend, make(chan struct{})
 	c.lastSend = done
-	go func() {
+	return func() {
 		defer func() {
 			<-c.pipeline
 			close(done)
@@ -417,7 +551,7 @@ func (c *conn) startSend(id uint64, r *parleypb.SendRequest, starter store.Appen
 			body = c.sent(a.Kind, res)
 		}
 		c.respond("send", id, start, body, err)
-	}()
+	}
 }
 
 // respond records a request's result and sends it (metrics first, so a

@@ -7,26 +7,36 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"syscall"
 )
 
 // Buffer sizes of an upgraded connection. net/http hands a hijacker its
 // 4 KiB read and write buffers; for a server holding 100 000 mostly idle
 // WebSockets that is 8 KiB each, so parleyd swaps them for smaller ones.
 // Frames larger than a buffer are read and written around it, without
-// copying.
+// copying. The write buffer only has to hold a control frame (at most
+// 2+125 bytes) so that a pong or close goes out in one write: data frames
+// are written with the connection corked (corkConn), which batches their
+// bytes whatever this size.
 const (
 	connReadBuffer  = 512
-	connWriteBuffer = 512
+	connWriteBuffer = 128
 )
 
 // smallBuffers wraps a ResponseWriter so that Hijack returns buffers of
 // connReadBuffer and connWriteBuffer bytes, carrying over bytes the HTTP
-// server had already read.
+// server had already read, and a connection the writer can cork
+// (corkConn).
 type smallBuffers struct {
 	http.ResponseWriter
+	// Set by Hijack: the connection's writer, read buffer and, on a
+	// plain socket, its raw connection (see conn.reader).
+	cork *corkConn
+	br   *bufio.Reader
+	raw  syscall.RawConn
 }
 
-func (w smallBuffers) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+func (w *smallBuffers) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	hj, ok := w.ResponseWriter.(http.Hijacker)
 	if !ok {
 		return nil, nil, fmt.Errorf("server: %T cannot hijack", w.ResponseWriter)
@@ -52,5 +62,12 @@ func (w smallBuffers) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 			return nil, nil, err
 		}
 	}
-	return nc, bufio.NewReadWriter(r, bufio.NewWriterSize(nc, connWriteBuffer)), nil
+	if sc, ok := nc.(syscall.Conn); ok && rawWait {
+		if w.raw, err = sc.SyscallConn(); err != nil {
+			nc.Close()
+			return nil, nil, err
+		}
+	}
+	w.cork, w.br = &corkConn{Conn: nc}, r
+	return w.cork, bufio.NewReadWriter(r, bufio.NewWriterSize(w.cork, connWriteBuffer)), nil
 }

@@ -1,0 +1,260 @@
+package server
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+)
+
+// recordConn is a net.Conn that records its writes and its closing.
+type recordConn struct {
+	net.Conn // nil: only the methods below are used
+	mu       sync.Mutex
+	writes   [][]byte
+	closed   bool
+}
+
+func (r *recordConn) Write(p []byte) (int, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed {
+		return 0, net.ErrClosed
+	}
+	r.writes = append(r.writes, bytes.Clone(p))
+	return len(p), nil
+}
+
+func (r *recordConn) SetWriteDeadline(time.Time) error { return nil }
+
+func (r *recordConn) Close() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.closed = true
+	return nil
+}
+
+func (r *recordConn) got() (writes int, all string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.writes), string(bytes.Join(r.writes, nil))
+}
+
+func TestCorkConn(t *testing.T) {
+	rc := &recordConn{}
+	c := &corkConn{Conn: rc}
+
+	// Not corked: each write goes straight through.
+	c.Write([]byte("a"))
+	c.Write([]byte("b"))
+	if n, all := rc.got(); n != 2 || all != "ab" {
+		t.Fatalf("uncorked: %d writes %q, want 2 writes \"ab\"", n, all)
+	}
+
+	// Corked: writes collect and go out in one write on uncork.
+	c.cork(time.Now().Add(time.Minute))
+	for i := range 10 {
+		c.Write(fmt.Appendf(nil, "%d", i))
+	}
+	if n, _ := rc.got(); n != 2 {
+		t.Fatalf("corked writes reached the socket: %d writes", n)
+	}
+	if err := c.uncork(); err != nil {
+		t.Fatal(err)
+	}
+	if n, all := rc.got(); n != 3 || all != "ab0123456789" {
+		t.Fatalf("after uncork: %d writes %q, want 3 writes \"ab0123456789\"", n, all)
+	}
+
+	// A write larger than the batch buffer goes out with what is
+	// collected, in order, and the batch goes on.
+	c.cork(time.Now().Add(time.Minute))
+	c.Write([]byte("x"))
+	big := bytes.Repeat([]byte("B"), corkLimit+1)
+	if n, err := c.Write(big); n != len(big) || err != nil {
+		t.Fatalf("big write: %d, %v", n, err)
+	}
+	c.Write([]byte("y"))
+	if err := c.uncork(); err != nil {
+		t.Fatal(err)
+	}
+	if _, all := rc.got(); all != "ab0123456789x"+string(big)+"y" {
+		t.Fatal("bytes reordered or lost around a large write")
+	}
+
+	// Close writes a pending batch before closing (the library closes
+	// right after replying to a peer's close frame).
+	c.cork(time.Now().Add(time.Minute))
+	c.Write([]byte("close-reply"))
+	c.Close()
+	if _, all := rc.got(); !bytes.HasSuffix([]byte(all), []byte("y"+"close-reply")) {
+		t.Fatalf("Close dropped the pending batch: %q", all[len(all)-20:])
+	}
+	if !rc.closed {
+		t.Fatal("Close did not close the socket")
+	}
+	if err := c.uncork(); err == nil {
+		t.Fatal("uncork after Close succeeded")
+	}
+}
+
+// countingListener counts the writes to the connections it accepts.
+type countingListener struct {
+	net.Listener
+	conns chan *countingConn
+}
+
+func (l *countingListener) Accept() (net.Conn, error) {
+	nc, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	cc := &countingConn{Conn: nc}
+	l.conns <- cc
+	return cc, nil
+}
+
+type countingConn struct {
+	net.Conn
+	mu     sync.Mutex
+	writes int
+}
+
+func (c *countingConn) Write(p []byte) (int, error) {
+	c.mu.Lock()
+	c.writes++
+	c.mu.Unlock()
+	return c.Conn.Write(p)
+}
+
+func (c *countingConn) count() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.writes
+}
+
+// SyscallConn keeps the server on its plain-socket read path.
+func (c *countingConn) SyscallConn() (syscall.RawConn, error) {
+	return c.Conn.(syscall.Conn).SyscallConn()
+}
+
+// wsPair returns a server-side conn (not yet running a reader or writer)
+// over a real socket whose writes are counted, and the client end.
+func wsPair(t *testing.T) (*conn, *countingConn, *websocket.Conn) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cl := &countingListener{Listener: ln, conns: make(chan *countingConn, 1)}
+	s := &Server{cfg: Config{WriteTimeout: 10 * time.Second, OutboundQueue: 1000, OutboundBytes: 1 << 24, MaxFrame: 1 << 20}, log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	conns := make(chan *conn, 1)
+	hs := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		sb := &smallBuffers{ResponseWriter: w}
+		ws, err := websocket.Accept(sb, r, nil)
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		conns <- &conn{s: s, ws: ws, cork: sb.cork, br: sb.br, raw: sb.raw, closed: make(chan struct{})}
+	})}
+	go hs.Serve(cl)
+	t.Cleanup(func() { hs.Close() })
+	client, _, err := websocket.Dial(context.Background(), "ws://"+ln.Addr().String(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	client.SetReadLimit(-1)
+	t.Cleanup(func() { client.CloseNow() })
+	c := <-conns
+	if rawWait && c.raw == nil {
+		t.Fatal("no raw connection on a plain socket")
+	}
+	return c, <-cl.conns, client
+}
+
+// Frames queued while the writer is busy go out in one write per batch,
+// each frame intact and in order; a pong, written by the library outside
+// any batch, still goes out; and the close handshake still completes.
+func TestWriterCoalescesFrames(t *testing.T) {
+	c, nc, client := wsPair(t)
+
+	var frames [][]byte
+	for i := range 60 {
+		frames = append(frames, fmt.Appendf(nil, "frame %03d %s", i, bytes.Repeat([]byte{'.'}, 100)))
+	}
+	frames = append(frames, bytes.Repeat([]byte("L"), 3*corkLimit)) // larger than a batch
+	frames = append(frames, []byte("last"))
+
+	// Queue everything as if a writer were busy, then run the writer.
+	c.qmu.Lock()
+	c.writing = true
+	c.qmu.Unlock()
+	for _, f := range frames {
+		c.enqueueBytes(f)
+	}
+	before := nc.count()
+	c.flush()
+	writes := nc.count() - before
+	// 60 small frames (6.7 KiB) make one batch and one write. The large
+	// frame makes a batch of its own: its header and first bytes pass
+	// through the library's write buffer, the rest is written from the
+	// frame itself (one writev, two writes on this counting conn). The
+	// last frame makes a third batch.
+	if writes != 4 {
+		t.Errorf("%d frames took %d writes, want 4", len(frames), writes)
+	}
+	for i, want := range frames {
+		typ, got, err := client.Read(context.Background())
+		if err != nil {
+			t.Fatalf("frame %d: %v", i, err)
+		}
+		if typ != websocket.MessageBinary || !bytes.Equal(got, want) {
+			t.Fatalf("frame %d: got %d bytes %.20q, want %d bytes %.20q", i, len(got), got, len(want), want)
+		}
+	}
+	c.qmu.Lock()
+	if c.writing || c.queue != nil || c.queueBytes != 0 {
+		t.Errorf("after flush: writing %v, queue %d frames, %d bytes", c.writing, len(c.queue), c.queueBytes)
+	}
+	c.qmu.Unlock()
+
+	// A ping is answered by the server's reader through the uncorked
+	// socket.
+	readErr := make(chan error, 1)
+	go func() {
+		for {
+			if _, _, err := c.ws.Read(context.Background()); err != nil {
+				readErr <- err
+				return
+			}
+		}
+	}()
+	clientCtx := client.CloseRead(context.Background())
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := client.Ping(ctx); err != nil {
+		t.Fatalf("ping: %v", err)
+	}
+
+	// stop flushes and closes with the code given.
+	c.stop(websocket.StatusGoingAway, "test over")
+	select {
+	case <-c.closed:
+	case <-time.After(10 * time.Second):
+		t.Fatal("writer did not close the connection")
+	}
+	<-clientCtx.Done()
+	if err := <-readErr; websocket.CloseStatus(err) != websocket.StatusGoingAway {
+		t.Fatalf("server reader ended with %v, want the client's reply to StatusGoingAway", err)
+	}
+}
