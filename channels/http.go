@@ -24,7 +24,8 @@ type ErrorBody struct {
 	Error string `json:"error"`
 	// Code is a stable machine-readable reason: "unauthenticated",
 	// "forbidden", "not_found", "exists", "invalid", "too_large",
-	// "media_refused" (422), "blocked" (451).
+	// "media_refused" (422), "blocked" (451), "rate_limited" (429, with
+	// Retry-After).
 	Code string `json:"code"`
 	// For "blocked": the hash list the media matched, its label, and
 	// which file of the post matched. The hash and the distance are not
@@ -101,17 +102,17 @@ type CreateRequest struct {
 func (s *Service) Handler() http.Handler {
 	mux := http.NewServeMux()
 	p := PathPrefix
-	mux.HandleFunc("POST "+p, s.authed(s.createChannel))
-	mux.HandleFunc("GET "+p, s.authed(s.listFollowing))
-	mux.HandleFunc("GET "+p+"/{id}", s.authed(s.getChannel))
-	mux.HandleFunc("PUT "+p+"/{id}/admins/{user}", s.authed(s.setAdmin(true)))
-	mux.HandleFunc("DELETE "+p+"/{id}/admins/{user}", s.authed(s.setAdmin(false)))
-	mux.HandleFunc("PUT "+p+"/{id}/follow", s.authed(s.follow(true)))
-	mux.HandleFunc("DELETE "+p+"/{id}/follow", s.authed(s.follow(false)))
-	mux.HandleFunc("POST "+p+"/{id}/posts", s.authed(s.createPost))
-	mux.HandleFunc("GET "+p+"/{id}/posts/{post}", s.authed(s.getPost))
-	mux.HandleFunc("GET "+p+"/{id}/posts/{post}/media/{n}", s.authed(s.getMedia))
-	mux.HandleFunc("GET "+p+"/{id}/events", s.authed(s.events))
+	mux.HandleFunc("POST "+p, s.authed(writeReq, s.createChannel))
+	mux.HandleFunc("GET "+p, s.authed(readReq, s.listFollowing))
+	mux.HandleFunc("GET "+p+"/{id}", s.authed(readReq, s.getChannel))
+	mux.HandleFunc("PUT "+p+"/{id}/admins/{user}", s.authed(writeReq, s.setAdmin(true)))
+	mux.HandleFunc("DELETE "+p+"/{id}/admins/{user}", s.authed(writeReq, s.setAdmin(false)))
+	mux.HandleFunc("PUT "+p+"/{id}/follow", s.authed(writeReq, s.follow(true)))
+	mux.HandleFunc("DELETE "+p+"/{id}/follow", s.authed(writeReq, s.follow(false)))
+	mux.HandleFunc("POST "+p+"/{id}/posts", s.authed(postReq, s.createPost))
+	mux.HandleFunc("GET "+p+"/{id}/posts/{post}", s.authed(readReq, s.getPost))
+	mux.HandleFunc("GET "+p+"/{id}/posts/{post}/media/{n}", s.authed(readReq, s.getMedia))
+	mux.HandleFunc("GET "+p+"/{id}/events", s.authed(readReq, s.events))
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set(PrivacyHeader, "public; not end-to-end encrypted")
 		mux.ServeHTTP(w, r)
@@ -120,12 +121,38 @@ func (s *Service) Handler() http.Handler {
 
 type authedHandler func(w http.ResponseWriter, r *http.Request, user string)
 
-func (s *Service) authed(h authedHandler) http.HandlerFunc {
+// requestClass picks the rate limit a route counts against.
+type requestClass int
+
+const (
+	readReq requestClass = iota
+	writeReq
+	postReq
+)
+
+// authed authenticates the caller and counts the request against the
+// caller's limit for its class.
+func (s *Service) authed(class requestClass, h authedHandler) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		user, err := s.cfg.Auth.Authenticate(r)
 		if err != nil || user == "" {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="parley"`)
 			writeError(w, http.StatusUnauthorized, ErrorBody{Error: "authentication required", Code: "unauthenticated"})
+			return
+		}
+		limit, name := s.cfg.ReadLimit, "reads"
+		switch class {
+		case writeReq:
+			limit, name = s.cfg.WriteLimit, "changes"
+		case postReq:
+			limit, name = s.cfg.PostLimit, "posts"
+		}
+		if ok, after := s.limits.Allow(name+":"+user, limit); !ok {
+			secs := int((after + time.Second - 1) / time.Second)
+			w.Header().Set("Retry-After", strconv.Itoa(max(1, secs)))
+			writeError(w, http.StatusTooManyRequests, ErrorBody{
+				Error: fmt.Sprintf("too many %s (at most %d per %v); retry in %ds", name, limit.N, limit.Per, max(1, secs)),
+				Code:  "rate_limited"})
 			return
 		}
 		h(w, r, user)

@@ -14,6 +14,7 @@ import (
 	"github.com/parleychat/parley/hashing"
 	"github.com/parleychat/parley/hashing/hashlist"
 	"github.com/parleychat/parley/hashing/pdq"
+	"github.com/parleychat/parley/internal/ratelimit"
 	"github.com/parleychat/parley/moderation"
 )
 
@@ -39,8 +40,17 @@ type Config struct {
 	MaxUploads int
 	// MaxWait bounds a long-poll on the event feed (default 30s).
 	MaxWait time.Duration
-	Logger  *slog.Logger
+	// Per-user rate limits, counted in memory; a request over one is
+	// answered 429 with Retry-After. Posts (default 30 a minute) are
+	// the expensive writes: every image is decoded and hashed. Other
+	// changes (creating channels, admins, following) default to 60 a
+	// minute, reads to 1 200 a minute.
+	PostLimit, WriteLimit, ReadLimit Limit
+	Logger                           *slog.Logger
 }
+
+// Limit allows N requests per window Per.
+type Limit = ratelimit.Limit
 
 // Service runs the channel API and keeps published channel content
 // checked against the moderation banks.
@@ -53,6 +63,7 @@ type Service struct {
 	uploads chan struct{} // semaphore of MaxUploads slots
 	pool    sync.Pool     // *pdq.Hasher
 	notify  notifier
+	limits  *ratelimit.Limiter
 }
 
 // New returns a Service and subscribes it to bank changes, so that
@@ -86,8 +97,21 @@ func New(cfg Config) (*Service, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
+	for _, l := range []struct {
+		v   *Limit
+		def Limit
+	}{
+		{&cfg.PostLimit, Limit{N: 30, Per: time.Minute}},
+		{&cfg.WriteLimit, Limit{N: 60, Per: time.Minute}},
+		{&cfg.ReadLimit, Limit{N: 1200, Per: time.Minute}},
+	} {
+		if l.v.N <= 0 || l.v.Per <= 0 {
+			*l.v = l.def
+		}
+	}
 	s := &Service{
-		cfg: cfg, store: cfg.Store, mod: cfg.Moderation, log: cfg.Logger,
+		limits: ratelimit.New(),
+		cfg:    cfg, store: cfg.Store, mod: cfg.Moderation, log: cfg.Logger,
 		hashes:  make(chan struct{}, cfg.HashWorkers),
 		uploads: make(chan struct{}, cfg.MaxUploads),
 		notify:  notifier{waiters: map[string]chan struct{}{}},

@@ -54,7 +54,10 @@ var fakeAuth = channels.AuthenticatorFunc(func(r *http.Request) (string, error) 
 
 func newEnv(t *testing.T) *env { return newEnvTB(t) }
 
-func newEnvTB(t testing.TB) *env {
+func newEnvTB(t testing.TB) *env { return newEnvWith(t, nil) }
+
+// newEnvWith is newEnv with the service's Config adjusted by tune.
+func newEnvWith(t testing.TB, tune func(*channels.Config)) *env {
 	t.Helper()
 	ctx := context.Background()
 	dir := t.TempDir()
@@ -73,7 +76,11 @@ func newEnvTB(t testing.TB) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	svc, err := channels.New(channels.Config{Store: cs, Moderation: mod, Auth: fakeAuth, MaxMediaBytes: 4 << 20, MaxWait: 5 * time.Second})
+	cfg := channels.Config{Store: cs, Moderation: mod, Auth: fakeAuth, MaxMediaBytes: 4 << 20, MaxWait: 5 * time.Second}
+	if tune != nil {
+		tune(&cfg)
+	}
+	svc, err := channels.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -686,4 +693,41 @@ func TestUploadsRacingListUpdates(t *testing.T) {
 	if len(published) != 0 {
 		t.Fatalf("%d posts matching an active block list are still published", len(published))
 	}
+}
+
+// Each user's posts, other changes and reads are rate limited apart; a
+// request over a limit gets 429 with Retry-After and changes nothing.
+func TestRateLimits(t *testing.T) {
+	e := newEnvWith(t, func(c *channels.Config) {
+		c.PostLimit = channels.Limit{N: 2, Per: time.Hour}
+		c.WriteLimit = channels.Limit{N: 2, Per: time.Hour} // newEnv's channel creation is one
+	})
+	for i := range 2 {
+		if code, body := e.post("alice", "news", fmt.Sprint("post ", i)); code != http.StatusCreated {
+			t.Fatalf("post %d: HTTP %d: %s", i, code, body)
+		}
+	}
+	req, _ := http.NewRequest("POST", e.srv.URL+"/v1/channels/news/posts", strings.NewReader("text=over"))
+	req.Header.Set("X-Test-User", "alice")
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var eb channels.ErrorBody
+	json.NewDecoder(resp.Body).Decode(&eb)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusTooManyRequests || eb.Code != "rate_limited" || resp.Header.Get("Retry-After") == "" {
+		t.Fatalf("third post: HTTP %d %+v Retry-After %q; want 429 rate_limited with Retry-After", resp.StatusCode, eb, resp.Header.Get("Retry-After"))
+	}
+	var evs channels.EventsResponse
+	e.do("alice", "GET", "/v1/channels/news/events", "", http.StatusOK, &evs)
+	if len(evs.Events) != 2 {
+		t.Fatalf("%d events after a refused post, want 2", len(evs.Events))
+	}
+	// Changes have their own count: one left for alice after creating news.
+	e.do("alice", "PUT", "/v1/channels/news/admins/bob", "", http.StatusNoContent, nil)
+	e.do("alice", "DELETE", "/v1/channels/news/admins/bob", "", http.StatusTooManyRequests, nil)
+	// Another user is not affected.
+	e.do("bob", "PUT", "/v1/channels/news/follow", "", http.StatusNoContent, nil)
 }

@@ -7,15 +7,13 @@ import (
 	"sync"
 	"time"
 
+	"github.com/parleychat/parley/internal/ratelimit"
 	"github.com/parleychat/parley/wire"
 	"github.com/parleychat/parley/wire/parleypb"
 )
 
 // Limit allows N events per window Per.
-type Limit struct {
-	N   int
-	Per time.Duration
-}
+type Limit = ratelimit.Limit
 
 // Limits are the server's rate limits. Counters are kept in memory only
 // (never in the database) and reset when the server restarts. A source
@@ -31,12 +29,12 @@ type Limits struct {
 
 // DefaultLimits are generous for people and tight for scripts.
 var DefaultLimits = Limits{
-	RegisterPerAddr:        Limit{100, 10 * time.Minute},
-	SendPerAccount:         Limit{1000, time.Second},
-	SendPerAddr:            Limit{5000, time.Second},
-	KeyPackageFetchPerDev:  Limit{keyPackageFetches, time.Minute},
-	KeyPackageFetchPerAcct: Limit{300, time.Minute},
-	KeyPackageFetchPerAddr: Limit{600, time.Minute},
+	RegisterPerAddr:        Limit{N: 100, Per: 10 * time.Minute},
+	SendPerAccount:         Limit{N: 1000, Per: time.Second},
+	SendPerAddr:            Limit{N: 5000, Per: time.Second},
+	KeyPackageFetchPerDev:  Limit{N: keyPackageFetches, Per: time.Minute},
+	KeyPackageFetchPerAcct: Limit{N: 300, Per: time.Minute},
+	KeyPackageFetchPerAddr: Limit{N: 600, Per: time.Minute},
 }
 
 // Unlimited disables a Limit (for benchmarks).

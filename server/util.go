@@ -7,6 +7,8 @@ import (
 	"encoding/hex"
 	"sync"
 	"time"
+
+	"github.com/parleychat/parley/internal/ratelimit"
 )
 
 func randomHex(n int) string {
@@ -73,61 +75,22 @@ func (t *tokens) expire(now time.Time) {
 	}
 }
 
-// limiter is a fixed-window rate limiter keyed by string. Counters live
-// in memory only: they are never stored and reset on restart.
-type limiter struct {
-	mu sync.Mutex
-	m  map[string]*window
-}
+// limiter adapts ratelimit.Limiter to the handlers' calls.
+type limiter struct{ l *ratelimit.Limiter }
 
-type window struct {
-	start time.Time
-	len   time.Duration
-	n     int
-}
-
-func newLimiter() *limiter { return &limiter{m: make(map[string]*window)} }
+func newLimiter() *limiter { return &limiter{ratelimit.New()} }
 
 // allow counts one event for key and reports whether at most max events
-// happened in the current window of length per; if not, retryAfter is
-// when the window ends.
+// happened in the current window of length per.
 func (l *limiter) allow(key string, max int, per time.Duration) (ok bool, retryAfter time.Duration) {
-	now := time.Now()
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	w := l.m[key]
-	if w == nil || now.Sub(w.start) >= w.len {
-		w = &window{start: now, len: per}
-		l.m[key] = w
-	}
-	w.n++
-	if w.n <= max {
-		return true, 0
-	}
-	return false, w.start.Add(w.len).Sub(now)
+	return l.l.Allow(key, ratelimit.Limit{N: max, Per: per})
 }
 
 // blocked reports whether key already used up max events in its window,
 // without counting one.
-func (l *limiter) blocked(key string, max int) (bool, time.Duration) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	w := l.m[key]
-	if w != nil && time.Since(w.start) < w.len && w.n >= max {
-		return true, time.Until(w.start.Add(w.len))
-	}
-	return false, 0
-}
+func (l *limiter) blocked(key string, max int) (bool, time.Duration) { return l.l.Blocked(key, max) }
 
-func (l *limiter) expire(now time.Time) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	for k, w := range l.m {
-		if now.Sub(w.start) >= w.len {
-			delete(l.m, k)
-		}
-	}
-}
+func (l *limiter) expire(now time.Time) { l.l.Expire(now) }
 
 // hub tracks which devices are online, for pushes.
 type hub struct {
