@@ -181,7 +181,7 @@ type message struct {
 // a short-lived goroutine reads the frame and handles it. On other
 // sockets (TLS, where readable bytes need not make a frame) it reads the
 // frame itself and hands only the handling over, whose stack grows deep
-// (signature checks, SQLite).
+// (signature checks, SQLite). See workers.go.
 func (c *conn) reader(onAuth func()) {
 	defer func() {
 		if onAuth != nil {
@@ -199,7 +199,7 @@ func (c *conn) reader(onAuth func()) {
 			return
 		}
 		more := make(chan bool, 1)
-		go c.serveFrame(m, c.raw != nil, more)
+		runAsync(task{c: c, m: m, read: c.raw != nil, more: more})
 		if !<-more {
 			return
 		}
@@ -392,7 +392,7 @@ func (c *conn) flush() {
 func (c *conn) startWriterLocked() {
 	if !c.writing {
 		c.writing = true
-		go c.flush()
+		runAsync(task{c: c, flush: true})
 	}
 }
 
