@@ -15,9 +15,13 @@ import (
 // twoDeviceConversation opens a store with conversation "c" of devices
 // d1 (creator) and d2, at epoch 1.
 func twoDeviceConversation(t *testing.T) *Store {
+	return twoDeviceConversationAt(t, filepath.Join(t.TempDir(), "parley.db"))
+}
+
+func twoDeviceConversationAt(t *testing.T, path string) *Store {
 	t.Helper()
 	ctx := context.Background()
-	s, err := Open(ctx, filepath.Join(t.TempDir(), "parley.db"), nil)
+	s, err := Open(ctx, path, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -70,22 +74,7 @@ func TestCacheFollowsOtherWrites(t *testing.T) {
 func TestCachedStateIsDurable(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "parley.db")
-	s, err := Open(ctx, path, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, d := range []string{"d1", "d2"} {
-		if err := s.CreateAccount(ctx, store.Device{ID: d, Username: d, PublicKey: []byte(d)}, ""); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := s.CreateConversation(ctx, []byte("c"), "d1"); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := s.Append(ctx, store.Append{ID: bytes.Repeat([]byte{0xee}, 16), ConversationID: []byte("c"),
-		Kind: store.KindCommit, Sender: "d1", Added: []string{"d2"}}); err != nil {
-		t.Fatal(err)
-	}
+	s := twoDeviceConversationAt(t, path)
 	var last uint64
 	for i := range 5 {
 		r, err := s.Append(ctx, appMessage(byte(i+1), "d1"))
@@ -100,7 +89,7 @@ func TestCachedStateIsDurable(t *testing.T) {
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
-	s, err = Open(ctx, path, nil)
+	s, err := Open(ctx, path, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
