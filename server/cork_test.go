@@ -149,7 +149,7 @@ func (c *countingConn) SyscallConn() (syscall.RawConn, error) {
 
 // wsPair returns a server-side conn (not yet running a reader or writer)
 // over a real socket whose writes are counted, and the client end.
-func wsPair(t *testing.T) (*conn, *countingConn, *websocket.Conn) {
+func wsPair(t testing.TB) (*conn, *countingConn, *websocket.Conn) {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -256,5 +256,49 @@ func TestWriterCoalescesFrames(t *testing.T) {
 	<-clientCtx.Done()
 	if err := <-readErr; websocket.CloseStatus(err) != websocket.StatusGoingAway {
 		t.Fatalf("server reader ended with %v, want the client's reply to StatusGoingAway", err)
+	}
+}
+
+// BenchmarkWriter measures the writer per frame (ns/op is per frame) for
+// batches of queued frames, against writing each frame on its own as the
+// writer did before corking (one write and one context timer per frame).
+func BenchmarkWriter(b *testing.B) {
+	for _, batch := range []int{1, 4, 16} {
+		for _, mode := range []string{"corked", "per-frame"} {
+			b.Run(fmt.Sprintf("frames=%d/%s", batch, mode), func(b *testing.B) {
+				c, nc, client := wsPair(b)
+				go func() {
+					for {
+						if _, _, err := client.Read(context.Background()); err != nil {
+							return
+						}
+					}
+				}()
+				frame := bytes.Repeat([]byte{'f'}, 100) // fits the write buffer: one write per frame uncorked
+				b.ReportAllocs()
+				b.ResetTimer()
+				for i := 0; i < b.N; i += batch {
+					if mode == "per-frame" {
+						for range batch {
+							ctx, cancel := context.WithTimeout(context.Background(), c.s.cfg.WriteTimeout)
+							if err := c.ws.Write(ctx, websocket.MessageBinary, frame); err != nil {
+								b.Fatal(err)
+							}
+							cancel()
+						}
+						continue
+					}
+					c.qmu.Lock()
+					c.writing = true
+					c.qmu.Unlock()
+					for range batch {
+						c.enqueueBytes(frame)
+					}
+					c.flush()
+				}
+				b.StopTimer()
+				b.ReportMetric(float64(nc.count())/float64(b.N), "writes/frame")
+			})
+		}
 	}
 }
