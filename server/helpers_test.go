@@ -35,6 +35,16 @@ type testServer struct {
 
 func startServer(t testing.TB, dir string, mod func(*server.Config)) *testServer {
 	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return startServerOn(t, dir, mod, ln)
+}
+
+// startServerOn is startServer serving on ln.
+func startServerOn(t testing.TB, dir string, mod func(*server.Config), ln net.Listener) *testServer {
+	t.Helper()
 	ctx := context.Background()
 	st, err := sqlitestore.Open(ctx, filepath.Join(dir, "parley.db"), nil)
 	if err != nil {
@@ -53,10 +63,6 @@ func startServer(t testing.TB, dir string, mod func(*server.Config)) *testServer
 		mod(&cfg)
 	}
 	srv, err := server.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
