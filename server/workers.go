@@ -45,17 +45,19 @@ func runAsync(t task) {
 }
 
 func worker(t task) {
-	t.run()
-	idle := time.NewTimer(workerIdle)
-	defer idle.Stop()
+	var idle *time.Timer
 	for {
+		t.run()
+		t = task{} // keep nothing of the connection while waiting
+		if idle == nil {
+			idle = time.NewTimer(workerIdle)
+		} else {
+			idle.Reset(workerIdle)
+		}
 		select {
 		case t = <-tasks:
 		case <-idle.C:
 			return
 		}
-		t.run()
-		t = task{} // keep nothing of the connection while waiting
-		idle.Reset(workerIdle)
 	}
 }
