@@ -58,7 +58,10 @@ type Config struct {
 	// OutboundQueue bounds frames queued for one connection; a client that
 	// falls further behind is disconnected (default 256).
 	OutboundQueue int
-	WriteTimeout  time.Duration // per frame, default 10s
+	// WriteTimeout bounds each write of queued frames to a client: one
+	// frame, or several queued frames of up to 16 KiB together (default
+	// 10s). A client that cannot take them in time is disconnected.
+	WriteTimeout  time.Duration
 	SweepInterval time.Duration // retention sweeper, default 1m
 	TokenTTL      time.Duration // blob bearer tokens, default 24h
 	// OutboundBytes bounds the bytes queued for one connection (default
