@@ -22,9 +22,10 @@ import (
 
 // conn is one client WebSocket. Requests are handled one at a time in the
 // order received (so responses come back in order). Responses and pushes
-// go through a bounded queue drained by a writer goroutine that runs only
-// while there is something to write, so an idle connection costs one
-// goroutine (the reader) and no queue memory.
+// go through a bounded queue drained by a writer (flush, on a pooled
+// worker) that runs only while there is something to write, so an idle
+// connection costs one goroutine (the reader, with a minimal stack) and no
+// queue memory.
 type conn struct {
 	s      *Server
 	ws     *websocket.Conn
@@ -38,7 +39,7 @@ type conn struct {
 	queueBytes int
 	writing    bool // a writer goroutine owns the socket
 	stopping   bool // stop was called: flush, then close with code
-	finished   bool // the socket is closed; drop further frames
+	finished   bool // the socket is closing or closed; drop further frames, and the reader leaves br to the close handshake
 	code       websocket.StatusCode
 	reason     string
 	closed     chan struct{} // closed once the socket is closed
@@ -50,8 +51,8 @@ type conn struct {
 
 	authed atomic.Bool // set once Register/Authenticate succeeded
 
-	// Owned by the reader goroutine (and the request goroutine it waits
-	// for), or by whoever holds handling.
+	// Owned by the reader goroutine (and the worker serving the frame it
+	// waits for), or by whoever holds handling.
 	lastSend  chan struct{} // closed when the last pipelined send is answered
 	pipeline  chan struct{} // semaphore of pending pipelined sends
 	hello     bool
