@@ -165,7 +165,9 @@ func wsPair(t testing.TB) (*conn, *countingConn, *websocket.Conn) {
 			t.Error(err)
 			return
 		}
-		conns <- &conn{s: s, ws: ws, cork: sb.cork, br: sb.br, raw: sb.raw, closed: make(chan struct{})}
+		c := &conn{s: s, ws: ws, cork: sb.cork, br: sb.br, raw: sb.raw}
+		c.closed.Add(1)
+		conns <- c
 	})}
 	go hs.Serve(cl)
 	t.Cleanup(func() { hs.Close() })
@@ -248,8 +250,13 @@ func TestWriterCoalescesFrames(t *testing.T) {
 
 	// stop flushes and closes with the code given.
 	c.stop(websocket.StatusGoingAway, "test over")
+	closed := make(chan struct{})
+	go func() {
+		c.closed.Wait()
+		close(closed)
+	}()
 	select {
-	case <-c.closed:
+	case <-closed:
 	case <-time.After(10 * time.Second):
 		t.Fatal("writer did not close the connection")
 	}
