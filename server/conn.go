@@ -29,10 +29,10 @@ import (
 type conn struct {
 	s      *Server
 	ws     *websocket.Conn
-	cork   *corkConn     // the socket under ws; flush corks it
-	br     *bufio.Reader // ws's read buffer
-	raw    syscall.RawConn
-	remote string // source address (host only), for rate limits
+	cork   *corkConn       // the socket under ws; flush corks it
+	br     *bufio.Reader   // ws's read buffer
+	raw    syscall.RawConn // the plain socket reader waits on; nil under TLS
+	remote string          // source address (host only), for rate limits
 
 	qmu        sync.Mutex
 	queue      [][]byte // frames waiting for the writer
