@@ -322,16 +322,13 @@ func readFrame(r io.Reader, max int64) (data []byte, tooLarge bool, err error) {
 // It writes the queued frames in batches of up to corkLimit bytes (or one
 // larger frame) with the connection corked, so a batch costs one write
 // system call rather than one per frame, and each batch must be written
-// within WriteTimeout. Frames stay in the queue, counted against its
-// bounds, until their batch is written.
+// within WriteTimeout (up to 1.5 × WriteTimeout: batches share a socket
+// deadline, see corkConn.cork). Frames stay in the queue, counted against
+// its bounds, until their batch is written.
 func (c *conn) flush() {
-	deadline := false // a batch's write deadline is set on the socket
 	for {
 		c.qmu.Lock()
 		if len(c.queue) == 0 {
-			if deadline {
-				c.cork.clearDeadline()
-			}
 			if !c.stopping {
 				c.writing = false
 				c.qmu.Unlock()
@@ -355,8 +352,7 @@ func (c *conn) flush() {
 		batch := c.queue[:n:n]
 		c.qmu.Unlock()
 
-		c.cork.cork(time.Now().Add(c.s.cfg.WriteTimeout))
-		deadline = true
+		c.cork.cork(c.s.cfg.WriteTimeout)
 		var err error
 		for _, b := range batch {
 			// The socket's deadline bounds the write, not a context:

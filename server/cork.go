@@ -39,6 +39,10 @@ type corkConn struct {
 	mu     sync.Mutex
 	corked bool
 	buf    *[]byte // bytes collected while corked; nil when not corked
+	// deadline is the write deadline set on Conn, in Unix nanoseconds, or
+	// 0 for none. Batches share one deadline while it leaves them their
+	// timeout (cork), so that most batches set none.
+	deadline int64
 }
 
 // Write writes p, or while corked appends it to the batch.
@@ -46,6 +50,12 @@ func (c *corkConn) Write(p []byte) (int, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if !c.corked {
+		// The library's pongs and close frames carry their own
+		// timeouts: a batch's deadline must not cut them short.
+		if c.deadline != 0 {
+			c.Conn.SetWriteDeadline(time.Time{})
+			c.deadline = 0
+		}
 		return c.Conn.Write(p)
 	}
 	b := c.buf
@@ -68,18 +78,24 @@ func (c *corkConn) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// cork starts collecting writes, with a write deadline for the batch.
-func (c *corkConn) cork(deadline time.Time) {
+// cork starts collecting writes. Everything written until uncork must
+// reach the socket within timeout (and at most 1.5 × timeout): the
+// deadline set on the socket is moved only when it leaves less.
+func (c *corkConn) cork(timeout time.Duration) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.Conn.SetWriteDeadline(deadline)
+	now := time.Now()
+	if c.deadline == 0 || c.deadline-now.UnixNano() < int64(timeout) {
+		d := now.Add(timeout + timeout/2)
+		c.Conn.SetWriteDeadline(d)
+		c.deadline = d.UnixNano()
+	}
 	c.corked = true
 	c.buf = corkBufs.Get().(*[]byte)
 }
 
 // uncork writes the collected bytes in one write and passes later writes
-// straight through again. The write deadline stays set; the writer clears
-// it (clearDeadline) when it has nothing left to write.
+// straight through again.
 func (c *corkConn) uncork() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -98,15 +114,6 @@ func (c *corkConn) uncork() error {
 	return err
 }
 
-// clearDeadline removes the write deadline so that later pass-through
-// writes (the library's pongs and close frames, bounded by their own
-// timeouts) are not cut short by an old batch's deadline.
-func (c *corkConn) clearDeadline() {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.Conn.SetWriteDeadline(time.Time{})
-}
-
 // Close writes what a batch holds, if no write is under way (a write
 // stuck on a slow reader is exactly what Close must interrupt), and
 // closes the connection. The WebSocket library closes the connection
@@ -120,6 +127,7 @@ func (c *corkConn) Close() error {
 			c.buf = nil
 			if len(*b) > 0 {
 				c.Conn.SetWriteDeadline(time.Now().Add(closeFlushTimeout))
+				c.deadline = 0 // Conn is closed next
 				c.Conn.Write(*b)
 			}
 			*b = (*b)[:0]

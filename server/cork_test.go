@@ -21,6 +21,7 @@ type recordConn struct {
 	net.Conn // nil: only the methods below are used
 	mu       sync.Mutex
 	writes   [][]byte
+	deadline time.Time
 	closed   bool
 }
 
@@ -34,7 +35,18 @@ func (r *recordConn) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-func (r *recordConn) SetWriteDeadline(time.Time) error { return nil }
+func (r *recordConn) SetWriteDeadline(t time.Time) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.deadline = t
+	return nil
+}
+
+func (r *recordConn) writeDeadline() time.Time {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.deadline
+}
 
 func (r *recordConn) Close() error {
 	r.mu.Lock()
@@ -60,8 +72,14 @@ func TestCorkConn(t *testing.T) {
 		t.Fatalf("uncorked: %d writes %q, want 2 writes \"ab\"", n, all)
 	}
 
-	// Corked: writes collect and go out in one write on uncork.
-	c.cork(time.Now().Add(time.Minute))
+	// Corked: writes collect and go out in one write on uncork, with a
+	// deadline of at least the timeout given.
+	start := time.Now()
+	c.cork(time.Minute)
+	d := rc.writeDeadline()
+	if d.Before(start.Add(time.Minute)) || d.After(time.Now().Add(90*time.Second)) {
+		t.Fatalf("batch deadline %v after corking, want between 1 and 1.5 minutes from %v", d, start)
+	}
 	for i := range 10 {
 		c.Write(fmt.Appendf(nil, "%d", i))
 	}
@@ -75,9 +93,23 @@ func TestCorkConn(t *testing.T) {
 		t.Fatalf("after uncork: %d writes %q, want 3 writes \"ab0123456789\"", n, all)
 	}
 
+	// The next batch keeps the deadline, which still leaves it its
+	// timeout; a write outside a batch (a pong) clears it.
+	c.cork(time.Minute / 2)
+	if err := c.uncork(); err != nil {
+		t.Fatal(err)
+	}
+	if got := rc.writeDeadline(); !got.Equal(d) {
+		t.Fatalf("deadline moved from %v to %v though it left the batch its timeout", d, got)
+	}
+	c.Write(nil)
+	if got := rc.writeDeadline(); !got.IsZero() {
+		t.Fatalf("pass-through write left the batch deadline %v set", got)
+	}
+
 	// A write larger than the batch buffer goes out with what is
 	// collected, in order, and the batch goes on.
-	c.cork(time.Now().Add(time.Minute))
+	c.cork(time.Minute)
 	c.Write([]byte("x"))
 	big := bytes.Repeat([]byte("B"), corkLimit+1)
 	if n, err := c.Write(big); n != len(big) || err != nil {
@@ -93,7 +125,7 @@ func TestCorkConn(t *testing.T) {
 
 	// Close writes a pending batch before closing (the library closes
 	// right after replying to a peer's close frame).
-	c.cork(time.Now().Add(time.Minute))
+	c.cork(time.Minute)
 	c.Write([]byte("close-reply"))
 	c.Close()
 	if _, all := rc.got(); !bytes.HasSuffix([]byte(all), []byte("y"+"close-reply")) {

@@ -60,7 +60,9 @@ type Config struct {
 	OutboundQueue int
 	// WriteTimeout bounds each write of queued frames to a client: one
 	// frame, or several queued frames of up to 16 KiB together (default
-	// 10s). A client that cannot take them in time is disconnected.
+	// 10s; a write may get up to half as long again, as writes share a
+	// socket deadline). A client that cannot take them in time is
+	// disconnected.
 	WriteTimeout  time.Duration
 	SweepInterval time.Duration // retention sweeper, default 1m
 	TokenTTL      time.Duration // blob bearer tokens, default 24h
