@@ -158,7 +158,7 @@ func devicesOf(ctx context.Context, q querier, username string) ([]store.Device,
 }
 
 func (s *Store) RemoveDevice(ctx context.Context, id string) error {
-	return s.write(ctx, func(tx *sql.Tx) error {
+	return s.writeMembership(ctx, func(tx *sql.Tx) error {
 		// Cascades delete key packages, inbox and member rows.
 		res, err := tx.ExecContext(ctx, `DELETE FROM devices WHERE id = ?`, id)
 		if err != nil {
@@ -347,7 +347,7 @@ func (s *Store) CreateConversation(ctx context.Context, id []byte, creator strin
 	if err := checkConversationID(id); err != nil {
 		return fmt.Errorf("create conversation: %w", err)
 	}
-	return s.write(ctx, func(tx *sql.Tx) error {
+	return s.writeMembership(ctx, func(tx *sql.Tx) error {
 		var n int
 		if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM devices WHERE id = ?`, creator).Scan(&n); err != nil {
 			return fmt.Errorf("create conversation: %w", err)
@@ -555,7 +555,7 @@ func (s *Store) AckInbox(ctx context.Context, deviceID string, seq uint64) error
 
 func (s *Store) DeleteExpired(ctx context.Context, before, now time.Time) (int, error) {
 	var total int
-	err := s.write(ctx, func(tx *sql.Tx) error {
+	err := s.writeMembership(ctx, func(tx *sql.Tx) error {
 		total = 0
 		b, n := before.UnixMilli(), now.UnixMilli()
 		for _, q := range []struct {

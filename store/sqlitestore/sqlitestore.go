@@ -265,7 +265,19 @@ func (s *Store) SchemaVersion(ctx context.Context) (int, error) {
 	return v, err
 }
 
+// write runs fn in a transaction of its own. It must not change
+// conversations or members rows: use writeMembership for that.
 func (s *Store) write(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	return s.writeTx(ctx, false, fn)
+}
+
+// writeMembership is write for changes to conversations or members rows,
+// which the group-commit writer caches: it empties that cache.
+func (s *Store) writeMembership(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	return s.writeTx(ctx, true, fn)
+}
+
+func (s *Store) writeTx(ctx context.Context, membership bool, fn func(tx *sql.Tx) error) error {
 	s.mu.RLock()
 	closed := s.closed
 	s.mu.RUnlock()
@@ -274,8 +286,9 @@ func (s *Store) write(ctx context.Context, fn func(tx *sql.Tx) error) error {
 	}
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
-	// The write may change rows the group-commit writer caches.
-	defer s.cache.reset()
+	if membership {
+		defer s.cache.reset()
+	}
 	tx, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
 		return unavailable(fmt.Errorf("sqlitestore: begin: %w", err))
