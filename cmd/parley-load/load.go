@@ -29,6 +29,7 @@ import (
 type config struct {
 	server                string
 	spawn, baseline, json bool
+	mls                   bool
 	accounts, devices     int
 	groups, groupSize     int
 	rate                  float64
@@ -72,6 +73,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.BoolVar(&cfg.spawn, "spawn", false, "start a server as a child process with a temporary data directory")
 	fs.BoolVar(&cfg.baseline, "baseline", false, "also run the 1:1 traffic through a bare WebSocket relay and report the ratio")
 	fs.BoolVar(&cfg.json, "json", false, "print the report as JSON")
+	fs.BoolVar(&cfg.mls, "mls", false, "devices use real MLS (RFC 9420, suite 1) groups: messages are encrypted and recipients decrypt them (default: random ciphertext prepared in advance, to measure the server alone)")
 	fs.IntVar(&cfg.accounts, "accounts", 100, "accounts (1:1 conversations pair account 2k with 2k+1)")
 	fs.IntVar(&cfg.devices, "devices", 1, "devices per account (extra devices are linked)")
 	fs.IntVar(&cfg.groups, "groups", 0, "group conversations")
@@ -103,6 +105,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	if cfg.ackEvery < 0 {
 		fmt.Fprintln(stderr, "parley-load: --ack-every must not be negative")
+		return 2
+	}
+	if cfg.mls && cfg.baseline {
+		fmt.Fprintln(stderr, "parley-load: --baseline compares the server alone with a bare relay; run it without --mls")
 		return 2
 	}
 	if cfg.accounts < 2 || cfg.devices < 1 || cfg.size < 16 {
@@ -281,6 +287,7 @@ type device struct {
 	id     string
 	token  string
 	c      *wsClient
+	mls    *mlsDevice // nil unless --mls
 	direct *conversation
 	groups []*conversation
 	st     *stats
@@ -353,13 +360,21 @@ func (d *device) receive(m *parleypb.Message, byPush bool) {
 		d.last[key] = max(d.last[key], m.Seq)
 	}
 	d.mu.Unlock()
+	body := m.Payload
+	if !dup && d.mls != nil {
+		var err error
+		if body, err = d.mls.decrypt(m.ConversationId, m.Payload); err != nil {
+			d.st.err(fmt.Errorf("message seq %d from %s: %w", m.Seq, m.SenderDeviceId, err))
+			return
+		}
+	}
 	switch {
 	case dup && byPush:
 		d.st.dups.Add(1)
 	case !dup:
 		d.st.delivered.Add(1)
 		if byPush {
-			lat := sinceStamp(m.Payload)
+			lat := sinceStamp(body)
 			d.st.mu.Lock()
 			d.st.lat = append(d.st.lat, lat)
 			d.st.mu.Unlock()
@@ -453,7 +468,11 @@ func runLoad(ctx context.Context, cfg config, progress io.Writer) (*Report, erro
 		return nil, fmt.Errorf("setup: %w", err)
 	}
 	fmt.Fprintf(progress, "setup done in %.1fs\n", time.Since(t0).Seconds())
-	rep := &Report{Payloads: "pre-generated random ciphertext (no MLS), 8-byte send timestamp", Accounts: cfg.accounts, Devices: len(w.all)}
+	payloads := "pre-generated random ciphertext (no MLS), 8-byte send timestamp"
+	if cfg.mls {
+		payloads = fmt.Sprintf("real MLS (RFC 9420, suite %d): %d-byte plaintexts encrypted per message, counted delivered once decrypted", mlsSuite, cfg.size)
+	}
+	rep := &Report{Payloads: payloads, Accounts: cfg.accounts, Devices: len(w.all)}
 	var idleConns []*wsClient
 	if cfg.idle > 0 {
 		idle, conns, err := w.openIdle(ctx, progress)
@@ -596,6 +615,15 @@ func (w *world) setup(ctx context.Context) error {
 	for _, a := range w.accts {
 		w.all = append(w.all, a...)
 	}
+	if cfg.mls {
+		for _, d := range w.all {
+			m, err := newMLSDevice(d.id)
+			if err != nil {
+				return err
+			}
+			d.mls = m
+		}
+	}
 	// 1:1 conversations between accounts 2k and 2k+1.
 	var plans [][]*device
 	for i := 0; i+1 < cfg.accounts; i += 2 {
@@ -620,9 +648,16 @@ func (w *world) setup(ctx context.Context) error {
 		for _, m := range cv.members[1:] {
 			added = append(added, m.id)
 		}
+		commit, welcome := randBytes(cfg.size), randBytes(cfg.size)
+		if cfg.mls {
+			var err error
+			if commit, welcome, err = createMLSGroup(cv); err != nil {
+				return err
+			}
+		}
 		if _, err := creator.c.call(ctx, &parleypb.ClientFrame{Body: &parleypb.ClientFrame_Send{Send: &parleypb.SendRequest{
 			MessageId: randBytes(16), ConversationId: cv.id, Epoch: 0, Kind: parleypb.Kind_COMMIT,
-			Payload: randBytes(cfg.size), AddedDeviceIds: added, Welcome: randBytes(cfg.size)}}}); err != nil {
+			Payload: commit, AddedDeviceIds: added, Welcome: welcome}}}); err != nil {
 			return fmt.Errorf("add members: %w", err)
 		}
 		w.convs[i] = cv
@@ -909,11 +944,13 @@ func (w *world) sendOne(ctx context.Context, d *device, kind string) error {
 	if cv == nil {
 		return nil
 	}
-	p := bytes.Clone(w.payload)
-	stamp(p)
+	p, epoch, err := w.messagePayload(d, cv)
+	if err != nil {
+		return err
+	}
 	w.st.sent.Add(1)
 	r, err := d.c.call(ctx, &parleypb.ClientFrame{Body: &parleypb.ClientFrame_Send{Send: &parleypb.SendRequest{
-		MessageId: randBytes(16), ConversationId: cv.id, Epoch: 1, Kind: parleypb.Kind_APPLICATION, Payload: p}}})
+		MessageId: randBytes(16), ConversationId: cv.id, Epoch: epoch, Kind: parleypb.Kind_APPLICATION, Payload: p}}})
 	if err != nil {
 		return err
 	}
@@ -923,6 +960,20 @@ func (w *world) sendOne(ctx context.Context, d *device, kind string) error {
 	d.wmFor(string(cv.id)).mark(r.GetSend().Seq)
 	d.mu.Unlock()
 	return nil
+}
+
+// messagePayload is what d sends to cv: the prepared payload stamped
+// with the send time, or with --mls that stamp and filler up to --size
+// encrypted in d's group.
+func (w *world) messagePayload(d *device, cv *conversation) (payload []byte, epoch uint64, err error) {
+	if d.mls == nil {
+		p := bytes.Clone(w.payload)
+		stamp(p)
+		return p, 1, nil
+	}
+	pt := make([]byte, w.cfg.size)
+	stamp(pt)
+	return d.mls.encrypt(cv.id, pt)
 }
 
 func (w *world) upload(ctx context.Context, d *device) (string, error) {
@@ -1022,10 +1073,12 @@ func (w *world) drain(ctx context.Context, progress io.Writer) (*DrainStats, err
 	var mu sync.Mutex
 	err := parallel(w.cfg.offline, lanes, func(i int) error {
 		id := randBytes(16)
-		p := bytes.Clone(w.payload)
-		stamp(p)
-		_, err := conns[i%lanes].call(ctx, &parleypb.ClientFrame{Body: &parleypb.ClientFrame_Send{Send: &parleypb.SendRequest{
-			MessageId: id, ConversationId: cv.id, Epoch: 1, Kind: parleypb.Kind_APPLICATION, Payload: p}}})
+		p, epoch, err := w.messagePayload(sender, cv)
+		if err != nil {
+			return err
+		}
+		_, err = conns[i%lanes].call(ctx, &parleypb.ClientFrame{Body: &parleypb.ClientFrame_Send{Send: &parleypb.SendRequest{
+			MessageId: id, ConversationId: cv.id, Epoch: epoch, Kind: parleypb.Kind_APPLICATION, Payload: p}}})
 		if err == nil {
 			mu.Lock()
 			queued[[16]byte(id)] = true

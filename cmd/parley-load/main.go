@@ -5,9 +5,13 @@
 // package with a SQLite store in a temporary directory, as a child
 // process so its memory and CPU can be measured).
 //
-// Payloads are random bytes prepared in advance (well-framed protobuf
-// envelopes around opaque "ciphertext"), so the figures measure the
-// server, not MLS. Each payload carries its send time for latency.
+// By default payloads are random bytes prepared in advance (well-framed
+// protobuf envelopes around opaque "ciphertext"), so the figures measure
+// the server, not MLS. With --mls every device holds a real MLS group per
+// conversation (RFC 9420, suite 1): messages are encrypted, and counted
+// delivered only once the recipient decrypted them, so the figures include
+// the clients' MLS work. Each payload (plaintext) carries its send time for
+// latency.
 //
 // Receiving devices ack what they received every --ack-every (100 ms by
 // default), as real clients do; --ack-every 0 leaves that out.
@@ -18,7 +22,8 @@
 // Examples (the figures in docs/benchmarks.md):
 //
 //	parley-load --spawn --accounts 200 --duration 15s --baseline
-//	parley-load --spawn --accounts 200 --duration 15s --rate 6000
+//	parley-load --spawn --accounts 200 --inflight 2 --duration 15s --baseline
+//	parley-load --spawn --accounts 200 --duration 15s --mls
 //	parley-load --spawn --idle 15000 --duration 5s
 //	parley-load --spawn --accounts 1000 --groups 1 --group-size 1000 --mix group=1 --rate 5
 //	parley-load --spawn --accounts 2 --offline 10000 --duration 5s

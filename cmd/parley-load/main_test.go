@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"io"
 	"os"
+	"strings"
 	"testing"
 )
 
@@ -58,5 +59,57 @@ func TestSpawnedRun(t *testing.T) {
 	}
 	if rep.Baseline == nil || rep.Baseline.Delivered == 0 || rep.Ratio <= 0 {
 		t.Fatalf("baseline: %+v", rep.Baseline)
+	}
+}
+
+// With --mls every delivery was decrypted by its recipient's MLS group:
+// a message that fails to open counts as an error and not as delivered.
+func TestSpawnedRunMLS(t *testing.T) {
+	rep := runJSON(t, "--spawn", "--mls", "--accounts", "4", "--devices", "2", "--groups", "1", "--group-size", "3",
+		"--mix", "direct=1,group=1", "--inflight", "3", "--rate", "200", "--duration", "1s", "--offline", "200")
+	if !strings.Contains(rep.Payloads, "real MLS") {
+		t.Fatalf("payloads: %q", rep.Payloads)
+	}
+	if rep.Acked == 0 || rep.Delivered != rep.Expected || rep.Errors != 0 || rep.Duplicated != 0 {
+		t.Fatalf("acked %d, delivered %d of %d, errors %d (%v), duplicated %d", rep.Acked, rep.Delivered, rep.Expected, rep.Errors, rep.FirstErrors, rep.Duplicated)
+	}
+	if rep.Drain == nil || rep.Drain.Drained != 200 {
+		t.Fatalf("drain: %+v", rep.Drain)
+	}
+	var out bytes.Buffer
+	if code := run(context.Background(), []string{"--spawn", "--mls", "--baseline"}, &out, &out); code != 2 || !strings.Contains(out.String(), "without --mls") {
+		t.Fatalf("--mls --baseline: exit %d, %q; want 2 and a hint", code, out.String())
+	}
+}
+
+// The decrypting path refuses what is not a message of the group.
+func TestMLSDeviceRefusesGarbage(t *testing.T) {
+	a, err := newMLSDevice("a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := newMLSDevice("b")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cv := &conversation{id: []byte("conv"), members: []*device{{mls: a}, {mls: b}}}
+	if _, _, err := createMLSGroup(cv); err != nil {
+		t.Fatal(err)
+	}
+	ct, epoch, err := a.encrypt(cv.id, []byte("hello, bob"))
+	if err != nil || epoch != 1 {
+		t.Fatalf("encrypt: epoch %d, %v", epoch, err)
+	}
+	if pt, err := b.decrypt(cv.id, ct); err != nil || string(pt) != "hello, bob" {
+		t.Fatalf("decrypt: %q, %v", pt, err)
+	}
+	if _, err := b.decrypt(cv.id, ct); err == nil {
+		t.Fatal("a replayed message decrypted twice")
+	}
+	if _, err := b.decrypt(cv.id, []byte("not mls")); err == nil {
+		t.Fatal("garbage decrypted")
+	}
+	if _, err := b.decrypt([]byte("other"), ct); err == nil {
+		t.Fatal("a message decrypted in a conversation the device is not in")
 	}
 }
