@@ -2,7 +2,6 @@ package client
 
 import (
 	"context"
-	"crypto/sha256"
 	"errors"
 	"fmt"
 	"slices"
@@ -63,13 +62,12 @@ type Conversation struct {
 
 // directID is the group id of the direct conversation of two users: both
 // derive it, so neither creates a second one.
-func directID(a, b string) []byte {
-	if a > b {
-		a, b = b, a
-	}
-	h := sha256.Sum256([]byte("parley direct conversation v1\x00" + a + "\x00" + b))
-	return h[:]
-}
+func directID(a, b string) []byte { return wire.DirectConversationID(a, b) }
+
+// groupIDSize is the length of a new group's random id: not
+// wire.DirectConversationIDSize, which the server keeps for direct
+// conversations.
+const groupIDSize = 16
 
 func getConv(tx *profile.Tx, id []byte) (*convRecord, error) {
 	var r convRecord
@@ -228,7 +226,7 @@ func (c *Client) createDirect(ctx context.Context, peer string, id []byte) (*con
 	if err != nil {
 		return nil, err
 	}
-	err = conn.CreateConversation(ctx, id)
+	err = conn.CreateDirectConversation(ctx, id, peer)
 	if errors.Is(err, wire.ErrAlreadyExists) {
 		// The peer (or another of our devices) created it: its Welcome
 		// is on the way to our inbox.
@@ -366,7 +364,7 @@ func (c *Client) CreateGroup(ctx context.Context, name string, users []string) (
 				return err
 			}
 		}
-		id := randomBytes(32)
+		id := randomBytes(groupIDSize)
 		if err := conn.CreateConversation(ctx, id); err != nil {
 			return err
 		}

@@ -354,7 +354,7 @@ func (c *Client) History(ctx context.Context, target string, limit int) ([]Messa
 
 // lookupLocal resolves a target among stored conversations only.
 func lookupLocal(tx *profile.Tx, self, target string) (*convRecord, error) {
-	if id, err := hex.DecodeString(target); err == nil && len(id) == 32 {
+	if id, err := hex.DecodeString(target); err == nil && (len(id) == groupIDSize || len(id) == wire.DirectConversationIDSize) {
 		return getConv(tx, id)
 	}
 	kind, name, err := parseTarget(target)

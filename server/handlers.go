@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bytes"
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
@@ -393,6 +394,17 @@ func checkConversationID(id []byte) error {
 func (c *conn) handleCreateConversation(ctx context.Context, r *parleypb.CreateConversationRequest) (parleypb.ServerFrameBody, error) {
 	if err := checkConversationID(r.ConversationId); err != nil {
 		return nil, err
+	}
+	// Ids of DirectConversationIDSize bytes belong to direct
+	// conversations, and only the two users of one may create it: anyone
+	// else taking it first would keep them from ever talking directly.
+	switch {
+	case r.DirectPeer == "" && len(r.ConversationId) == wire.DirectConversationIDSize:
+		return nil, badRequest("%d-byte conversation ids are reserved for direct conversations: name the peer (direct_peer), or use another length", wire.DirectConversationIDSize)
+	case r.DirectPeer != "" && (r.DirectPeer == c.dev.Username || wire.CheckUsername(r.DirectPeer) != nil):
+		return nil, badRequest("direct_peer must be another user's name")
+	case r.DirectPeer != "" && !bytes.Equal(r.ConversationId, wire.DirectConversationID(c.dev.Username, r.DirectPeer)):
+		return nil, badRequest("conversation id is not the direct conversation id of %s and %s", c.dev.Username, r.DirectPeer)
 	}
 	if err := c.s.cfg.Store.CreateConversation(ctx, r.ConversationId, c.dev.ID); err != nil {
 		return nil, err

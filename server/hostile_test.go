@@ -423,3 +423,24 @@ func liveHeap() int64 {
 	runtime.ReadMemStats(&m)
 	return int64(m.HeapAlloc)
 }
+
+// A third user cannot take the id of someone else's direct conversation
+// (it would keep them from ever talking directly); the two users can,
+// and 32-byte ids are for direct conversations only.
+func TestDirectConversationIDsReserved(t *testing.T) {
+	ts := newServer(t)
+	alice, bob, mallory := register(t, ts, "alice"), register(t, ts, "bob"), register(t, ts, "mallory")
+	id := wire.DirectConversationID("alice", "bob")
+	wantCode(t, "squat without a peer", mallory.conn.CreateConversation(bg, id), parleypb.ErrorCode_BAD_REQUEST)
+	wantCode(t, "squat naming a peer", mallory.conn.CreateDirectConversation(bg, id, "bob"), parleypb.ErrorCode_BAD_REQUEST)
+	wantCode(t, "squat naming both", mallory.conn.CreateDirectConversation(bg, id, "alice"), parleypb.ErrorCode_BAD_REQUEST)
+	wantCode(t, "direct with oneself", alice.conn.CreateDirectConversation(bg, wire.DirectConversationID("alice", "alice"), "alice"), parleypb.ErrorCode_BAD_REQUEST)
+	wantCode(t, "other id naming a peer", alice.conn.CreateDirectConversation(bg, []byte("short"), "bob"), parleypb.ErrorCode_BAD_REQUEST)
+	if err := bob.conn.CreateDirectConversation(bg, id, "alice"); err != nil {
+		t.Fatalf("bob creates his direct conversation with alice: %v", err)
+	}
+	wantCode(t, "created twice", alice.conn.CreateDirectConversation(bg, id, "bob"), parleypb.ErrorCode_ALREADY_EXISTS)
+	if err := mallory.conn.CreateConversation(bg, bytes.Repeat([]byte{7}, 16)); err != nil {
+		t.Fatalf("a 16-byte group id: %v", err)
+	}
+}

@@ -11,6 +11,7 @@ package wire
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"time"
@@ -61,6 +62,24 @@ func ChallengeMessage(challenge []byte, authContext, purpose string) []byte {
 	b.WriteByte(0)
 	b.WriteString(purpose)
 	return b.Bytes()
+}
+
+// DirectConversationIDSize is the length of conversation ids reserved for
+// direct conversations: the server lets a device create a conversation
+// with an id of this length only as DirectConversationID(its user, the
+// peer it names). Other conversations use other lengths (the client's
+// groups: 16 random bytes).
+const DirectConversationIDSize = sha256.Size
+
+// DirectConversationID is the id of the direct conversation between users
+// a and b (in either order): both sides find it without talking first,
+// and, because the server checks it, no third user can take it.
+func DirectConversationID(a, b string) []byte {
+	if a > b {
+		a, b = b, a
+	}
+	h := sha256.Sum256([]byte("parley direct conversation v1\x00" + a + "\x00" + b))
+	return h[:]
 }
 
 // ErrBadUsername is returned by CheckUsername.

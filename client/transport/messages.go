@@ -70,6 +70,16 @@ func (c *Conn) CreateConversation(ctx context.Context, id []byte) error {
 	return nil
 }
 
+// CreateDirectConversation registers the direct conversation of the
+// authenticated user with peer; id must be wire.DirectConversationID of
+// the two (the server checks).
+func (c *Conn) CreateDirectConversation(ctx context.Context, id []byte, peer string) error {
+	if _, err := c.call(ctx, &parleypb.ClientFrame_CreateConversation{CreateConversation: &parleypb.CreateConversationRequest{ConversationId: id, DirectPeer: peer}}); err != nil {
+		return fmt.Errorf("transport: create direct conversation: %w", err)
+	}
+	return nil
+}
+
 // Kind is a message's declared MLS content type.
 type Kind = parleypb.Kind
 

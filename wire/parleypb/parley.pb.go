@@ -1931,8 +1931,15 @@ func (x *FetchKeyPackagesResponse) GetKeyPackages() []*DeviceKeyPackage {
 type CreateConversationRequest struct {
 	state          protoimpl.MessageState `protogen:"open.v1"`
 	ConversationId []byte                 `protobuf:"bytes,1,opt,name=conversation_id,json=conversationId,proto3" json:"conversation_id,omitempty"` // the MLS group id, 1..64 bytes
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// For a direct (1:1) conversation, the other user's name. Ids of
+	// exactly 32 bytes are reserved for direct conversations: creating one
+	// needs direct_peer, and the id must be the SHA-256 of
+	// "parley direct conversation v1\0" + the two user names, sorted and
+	// joined by "\0" (wire.DirectConversationID), so that no third user can
+	// take the id of someone else's direct conversation first.
+	DirectPeer    string `protobuf:"bytes,2,opt,name=direct_peer,json=directPeer,proto3" json:"direct_peer,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *CreateConversationRequest) Reset() {
@@ -1970,6 +1977,13 @@ func (x *CreateConversationRequest) GetConversationId() []byte {
 		return x.ConversationId
 	}
 	return nil
+}
+
+func (x *CreateConversationRequest) GetDirectPeer() string {
+	if x != nil {
+		return x.DirectPeer
+	}
+	return ""
 }
 
 type CreateConversationResponse struct {
@@ -3167,9 +3181,11 @@ const file_parleypb_parley_proto_rawDesc = "" +
 	"\vlast_resort\x18\x03 \x01(\bR\n" +
 	"lastResort\"Z\n" +
 	"\x18FetchKeyPackagesResponse\x12>\n" +
-	"\fkey_packages\x18\x01 \x03(\v2\x1b.parley.v1.DeviceKeyPackageR\vkeyPackages\"D\n" +
+	"\fkey_packages\x18\x01 \x03(\v2\x1b.parley.v1.DeviceKeyPackageR\vkeyPackages\"e\n" +
 	"\x19CreateConversationRequest\x12'\n" +
-	"\x0fconversation_id\x18\x01 \x01(\fR\x0econversationId\"2\n" +
+	"\x0fconversation_id\x18\x01 \x01(\fR\x0econversationId\x12\x1f\n" +
+	"\vdirect_peer\x18\x02 \x01(\tR\n" +
+	"directPeer\"2\n" +
 	"\x1aCreateConversationResponse\x12\x14\n" +
 	"\x05epoch\x18\x01 \x01(\x04R\x05epoch\"\xf4\x01\n" +
 	"\aMessage\x12\x0e\n" +
