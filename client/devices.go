@@ -311,6 +311,30 @@ func (c *Client) RemoveDevice(ctx context.Context, deviceID string) (int, error)
 	return removed, err
 }
 
+// ErrConfirmUsername is returned by DeleteAccount when the confirmation
+// is not the account's own username.
+var ErrConfirmUsername = errors.New("client: to delete the account, confirm with its username")
+
+// DeleteAccount deletes this account on the server: every device, with
+// its keys, inbox and conversation cursors. confirm must be the account's
+// username. The name stays taken so no one can pass for the deleted user.
+// Other members' clients still hold the account's devices in their MLS
+// groups until they commit their removal, but the server no longer
+// delivers anything to them. The local profile is left as it is (its
+// history is the user's): delete it yourself.
+func (c *Client) DeleteAccount(ctx context.Context, confirm string) error {
+	if confirm != c.acct.User {
+		return fmt.Errorf("%w (%s)", ErrConfirmUsername, c.acct.User)
+	}
+	return c.withLock(ctx, func() error {
+		conn, err := c.connection(ctx)
+		if err != nil {
+			return err
+		}
+		return conn.DeleteAccount(ctx, confirm)
+	})
+}
+
 // SafetyNumber returns the safety number of this account and user, from
 // the signature keys of every device of both in their direct conversation
 // (created if needed). Both sides compute the same number.

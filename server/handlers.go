@@ -67,6 +67,8 @@ func (c *conn) dispatch(f *parleypb.ClientFrame) (parleypb.ServerFrameBody, erro
 		return c.handleListDevices(ctx)
 	case *parleypb.ClientFrame_RemoveDevice:
 		return c.handleRemoveDevice(ctx, b.RemoveDevice)
+	case *parleypb.ClientFrame_DeleteAccount:
+		return c.handleDeleteAccount(ctx, b.DeleteAccount)
 	case *parleypb.ClientFrame_UploadKeyPackages:
 		return c.handleUploadKeyPackages(ctx, b.UploadKeyPackages)
 	case *parleypb.ClientFrame_FetchKeyPackages:
@@ -312,6 +314,28 @@ func (c *conn) handleRemoveDevice(ctx context.Context, r *parleypb.RemoveDeviceR
 		c.stop(websocket.StatusNormalClosure, "device removed")
 	}
 	c.s.log.Info("device removed", "username", dev.Username, "device", dev.ID)
+	return empty(), nil
+}
+
+func (c *conn) handleDeleteAccount(ctx context.Context, r *parleypb.DeleteAccountRequest) (parleypb.ServerFrameBody, error) {
+	if r.Username != c.dev.Username {
+		return nil, badRequest("to delete your account, send your own username (%s) as confirmation", c.dev.Username)
+	}
+	ids, err := c.s.cfg.Store.DeleteAccount(ctx, c.dev.Username)
+	if err != nil {
+		return nil, err
+	}
+	for _, id := range ids {
+		c.s.tokens.revokeDevice(id)
+		for _, other := range c.s.hub.conns(id) {
+			if other != c {
+				other.stop(websocket.StatusPolicyViolation, "account deleted")
+			}
+		}
+	}
+	// Answer, then close.
+	c.stop(websocket.StatusNormalClosure, "account deleted")
+	c.s.log.Info("account deleted", "username", c.dev.Username, "devices", len(ids))
 	return empty(), nil
 }
 

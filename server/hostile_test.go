@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"runtime"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -442,5 +443,50 @@ func TestDirectConversationIDsReserved(t *testing.T) {
 	wantCode(t, "created twice", alice.conn.CreateDirectConversation(bg, id, "bob"), parleypb.ErrorCode_ALREADY_EXISTS)
 	if err := mallory.conn.CreateConversation(bg, bytes.Repeat([]byte{7}, 16)); err != nil {
 		t.Fatalf("a 16-byte group id: %v", err)
+	}
+}
+
+// Deleting an account needs the caller's own name as confirmation,
+// removes its devices from every conversation, closes its connections
+// and keeps the name taken.
+func TestDeleteAccount(t *testing.T) {
+	ts := newServer(t)
+	alice, bob := register(t, ts, "alice"), register(t, ts, "bob")
+	conv := group(t, "g", bob, alice)
+	alice2 := dial(t, ts)
+	if _, err := alice2.Authenticate(bg, alice.key); err != nil {
+		t.Fatal(err)
+	}
+	wantCode(t, "delete with another name", alice.conn.DeleteAccount(bg, "bob"), parleypb.ErrorCode_BAD_REQUEST)
+	if err := alice.conn.DeleteAccount(bg, "alice"); err != nil {
+		t.Fatalf("DeleteAccount: %v", err)
+	}
+	// Both of alice's connections are closed.
+	for i, c := range []*transport.Conn{alice.conn, alice2} {
+		deadline := time.Now().Add(5 * time.Second)
+		for c.Ping(bg) == nil {
+			if time.Now().After(deadline) {
+				t.Fatalf("alice's connection %d still open after the deletion", i)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	// alice can no longer sign in, and no one can take her name.
+	if _, err := dial(t, ts).Authenticate(bg, alice.key); err == nil {
+		t.Fatal("a deleted account's key still signs in")
+	}
+	if _, err := dial(t, ts).Register(bg, "alice", newKey(), ""); !errors.Is(err, wire.ErrAlreadyExists) {
+		t.Fatalf("registering a deleted name: %v, want ALREADY_EXISTS", err)
+	}
+	convs, err := bob.conn.ListConversations(bg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	i := slices.IndexFunc(convs, func(ci transport.ConversationInfo) bool { return bytes.Equal(ci.ID, conv) })
+	if i < 0 || !slices.Equal(convs[i].Members, []string{bob.id}) {
+		t.Fatalf("bob's conversations after alice's deletion: %+v, want the group with only bob's device", convs)
+	}
+	if kps, err := bob.conn.FetchKeyPackages(bg, "alice"); err == nil && len(kps) != 0 {
+		t.Fatalf("key packages of a deleted account: %d", len(kps))
 	}
 }

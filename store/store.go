@@ -177,6 +177,12 @@ type Store interface {
 	// RemoveDevice deletes a device, its key packages, inbox and
 	// conversation cursors.
 	RemoveDevice(ctx context.Context, id string) error
+	// DeleteAccount deletes every device of the account (as RemoveDevice)
+	// and its pending links, and returns the deleted device ids. The
+	// username stays taken, with nothing else kept, so that no one can
+	// register it again and pass for the deleted user in old
+	// conversations. ErrNotFound for no account.
+	DeleteAccount(ctx context.Context, username string) ([]string, error)
 
 	// CreateLink stores a pending device link; ErrExists if the code is
 	// in use for that account, ErrNotFound if there is no such account.

@@ -432,6 +432,17 @@ func (c *Conn) RemoveDevice(ctx context.Context, deviceID string) error {
 	return nil
 }
 
+// DeleteAccount deletes the authenticated account (username must be its
+// name, as a confirmation): every device, with its keys, inbox and
+// conversation cursors, on the server. The server then closes the
+// connection.
+func (c *Conn) DeleteAccount(ctx context.Context, username string) error {
+	if _, err := c.call(ctx, &parleypb.ClientFrame_DeleteAccount{DeleteAccount: &parleypb.DeleteAccountRequest{Username: username}}); err != nil {
+		return fmt.Errorf("transport: delete account: %w", err)
+	}
+	return nil
+}
+
 // Ping checks the connection.
 func (c *Conn) Ping(ctx context.Context) error {
 	_, err := c.call(ctx, &parleypb.ClientFrame_Ping{Ping: &parleypb.PingRequest{}})

@@ -170,6 +170,18 @@ afterwards) and then from the account.`,
 			run: cmdDevicesRemove,
 		},
 		{
+			name: "account delete", minArgs: 1, maxArgs: 1,
+			usage: `account delete NAME
+
+Deletes your account on the server: every device of it, with its keys,
+inbox and place in every conversation. NAME must be your username, as a
+confirmation. Nothing of the account stays on the server except the
+name, which no one can register again (so no one can pass for you in
+your old conversations). Your other devices are signed out. This
+profile's history stays on this computer until you delete its directory.`,
+			run: cmdAccountDelete,
+		},
+		{
 			name: "safety-number", minArgs: 1, maxArgs: 1,
 			usage: `safety-number @USER
 
@@ -620,6 +632,20 @@ func cmdDevicesRemove(ctx context.Context, e *env, args []string) error {
 	}
 	return e.print(map[string]any{"removed": args[0], "conversations": n},
 		fmt.Sprintf("Removed device %s from the account and %d conversation(s).", args[0], n))
+}
+
+func cmdAccountDelete(ctx context.Context, e *env, args []string) error {
+	c, err := e.open(ctx)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	self := c.Self()
+	if err := c.DeleteAccount(ctx, args[0]); err != nil {
+		return err
+	}
+	return e.print(map[string]any{"deleted": self.User, "profile": e.flags.profile},
+		fmt.Sprintf("Deleted account %s: its devices are signed out and removed from every conversation.\nThis profile still holds your history: delete %s when you no longer need it.", self.User, e.flags.profile))
 }
 
 func cmdSafetyNumber(ctx context.Context, e *env, args []string) error {

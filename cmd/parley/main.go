@@ -49,6 +49,7 @@ Account and devices:
   devices add CODE                approve a new device (run on an existing one)
   devices list                    list this account's devices
   devices remove ID               remove a device from the account and every conversation
+  account delete NAME             delete your account (NAME: your username, to confirm)
   safety-number @USER             the number to compare with USER to rule out interception
 
 Messages:
@@ -165,7 +166,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return runChannel(ctx, args[1:], stdin, stdout, stderr)
 	}
 	// Two-word commands.
-	if (name == "group" || name == "devices") && len(args) > 1 && !strings.HasPrefix(args[1], "-") {
+	if (name == "group" || name == "devices" || name == "account") && len(args) > 1 && !strings.HasPrefix(args[1], "-") {
 		name += " " + args[1]
 		args = args[1:]
 	}
@@ -244,7 +245,7 @@ func hoistGlobalFlags(args []string) []string {
 	out := []string{args[i]}
 	rest := args[i+1:]
 	// Keep two-word commands together.
-	if (args[i] == "group" || args[i] == "devices") && len(rest) > 0 && !strings.HasPrefix(rest[0], "-") {
+	if (args[i] == "group" || args[i] == "devices" || args[i] == "account") && len(rest) > 0 && !strings.HasPrefix(rest[0], "-") {
 		out = append(out, rest[0])
 		rest = rest[1:]
 	}

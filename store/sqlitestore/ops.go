@@ -171,6 +171,29 @@ func (s *Store) RemoveDevice(ctx context.Context, id string) error {
 	})
 }
 
+func (s *Store) DeleteAccount(ctx context.Context, username string) ([]string, error) {
+	var ids []string
+	err := s.writeMembership(ctx, func(tx *sql.Tx) error {
+		ids = nil
+		devs, err := devicesOf(ctx, tx, username)
+		if err != nil {
+			return fmt.Errorf("delete account: %w", err)
+		}
+		for _, d := range devs {
+			ids = append(ids, d.ID)
+		}
+		// Cascades delete key packages, inbox and member rows.
+		if _, err := tx.ExecContext(ctx, `DELETE FROM devices WHERE username = ?`, username); err != nil {
+			return fmt.Errorf("delete account: %w", err)
+		}
+		if _, err := tx.ExecContext(ctx, `DELETE FROM links WHERE username = ?`, username); err != nil {
+			return fmt.Errorf("delete account: %w", err)
+		}
+		return nil
+	})
+	return ids, err
+}
+
 func (s *Store) CreateLink(ctx context.Context, l store.Link) error {
 	if l.Username == "" || l.Code == "" || len(l.PublicKey) == 0 {
 		return fmt.Errorf("create link: %w", store.ErrBadRequest)

@@ -44,6 +44,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"AckTrims", testAckTrims},
 		{"Inbox", testInbox},
 		{"RemoveDevice", testRemoveDevice},
+		{"DeleteAccount", testDeleteAccount},
 		{"Retention", testRetention},
 		{"BadAppends", testBadAppends},
 		{"ConcurrentAppends", testConcurrentAppends},
@@ -587,6 +588,44 @@ func testRemoveDevice(t *testing.T, s store.Store) {
 	mustErr(t, "removed device fetches", err, store.ErrNotMember)
 	// The group's commit removing the deleted device is accepted.
 	send(t, s, app{ConversationID: conv, Epoch: 1, Kind: store.KindCommit, Sender: "b1", Removed: []string{"a2"}})
+}
+
+func testDeleteAccount(t *testing.T, s store.Store) {
+	mustAccount(t, s, "alice", "a1", "a2")
+	mustAccount(t, s, "bob", "b1")
+	s.AddKeyPackages(ctx, "a1", []store.KeyPackage{kp("1")}, &store.KeyPackage{Data: []byte("lr")})
+	conv := group(t, s, "b1", "a1", "a2")
+	send(t, s, app{ConversationID: conv, Epoch: 1, Kind: store.KindApplication, Sender: "b1", Payload: []byte("hi")})
+	if err := s.CreateLink(ctx, store.Link{Username: "alice", Code: "55555555", PublicKey: key(), Expires: time.Now().Add(time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	ids, err := s.DeleteAccount(ctx, "alice")
+	if err != nil || !slices.Equal(ids, []string{"a1", "a2"}) {
+		t.Fatalf("DeleteAccount = %v, %v; want [a1 a2]", ids, err)
+	}
+	_, err = s.DeleteAccount(ctx, "nobody")
+	mustErr(t, "delete unknown account", err, store.ErrNotFound)
+	if devs, err := s.Devices(ctx, "alice"); err != nil || len(devs) != 0 {
+		t.Fatalf("devices of a deleted account: %v, %v", devs, err)
+	}
+	for _, d := range ids {
+		if _, err := s.Device(ctx, d); !errors.Is(err, store.ErrNotFound) {
+			t.Fatalf("device %s of a deleted account: %v", d, err)
+		}
+	}
+	if got, _ := s.ConsumeKeyPackages(ctx, "alice", nil); len(got) != 0 {
+		t.Fatalf("key packages of a deleted account: %+v", got)
+	}
+	if _, err := s.ApproveLink(ctx, "alice", "55555555", store.Device{ID: "a3"}, time.Now()); err == nil {
+		t.Fatal("a link made before the deletion was approved after it")
+	}
+	c, _ := s.Conversation(ctx, conv)
+	if !slices.Equal(c.Members, []string{"b1"}) {
+		t.Fatalf("members after account deletion: %v", c.Members)
+	}
+	mustErr(t, "register a deleted name", s.CreateAccount(ctx, store.Device{ID: "x1", Username: "alice", PublicKey: key()}, ""), store.ErrExists)
+	// The group's commit removing the deleted devices is accepted.
+	send(t, s, app{ConversationID: conv, Epoch: 1, Kind: store.KindCommit, Sender: "b1", Removed: []string{"a1", "a2"}})
 }
 
 func testRetention(t *testing.T, s store.Store) {

@@ -200,6 +200,7 @@ type ClientFrame struct {
 	//	*ClientFrame_FetchInbox
 	//	*ClientFrame_AckInbox
 	//	*ClientFrame_Ping
+	//	*ClientFrame_DeleteAccount
 	Body          isClientFrame_Body `protobuf_oneof:"body"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -402,6 +403,15 @@ func (x *ClientFrame) GetPing() *PingRequest {
 	return nil
 }
 
+func (x *ClientFrame) GetDeleteAccount() *DeleteAccountRequest {
+	if x != nil {
+		if x, ok := x.Body.(*ClientFrame_DeleteAccount); ok {
+			return x.DeleteAccount
+		}
+	}
+	return nil
+}
+
 type isClientFrame_Body interface {
 	isClientFrame_Body()
 }
@@ -474,6 +484,10 @@ type ClientFrame_Ping struct {
 	Ping *PingRequest `protobuf:"bytes,18,opt,name=ping,proto3,oneof"`
 }
 
+type ClientFrame_DeleteAccount struct {
+	DeleteAccount *DeleteAccountRequest `protobuf:"bytes,19,opt,name=delete_account,json=deleteAccount,proto3,oneof"`
+}
+
 func (*ClientFrame_Hello) isClientFrame_Body() {}
 
 func (*ClientFrame_Register) isClientFrame_Body() {}
@@ -507,6 +521,8 @@ func (*ClientFrame_FetchInbox) isClientFrame_Body() {}
 func (*ClientFrame_AckInbox) isClientFrame_Body() {}
 
 func (*ClientFrame_Ping) isClientFrame_Body() {}
+
+func (*ClientFrame_DeleteAccount) isClientFrame_Body() {}
 
 // ServerFrame is a response (request_id != 0), a push (request_id == 0,
 // body push) or a connection-level error (request_id == 0, body error).
@@ -1623,6 +1639,55 @@ func (x *RemoveDeviceRequest) GetDeviceId() string {
 	return ""
 }
 
+// DeleteAccountRequest deletes the caller's account: every device, with
+// its key packages, inbox and conversation cursors, and pending links.
+// The name stays taken, so no one can register it and pass for the
+// deleted user. Answered with Empty; then every connection of the account
+// is closed (1008).
+type DeleteAccountRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Username      string                 `protobuf:"bytes,1,opt,name=username,proto3" json:"username,omitempty"` // must be the caller's own, as a confirmation
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteAccountRequest) Reset() {
+	*x = DeleteAccountRequest{}
+	mi := &file_parleypb_parley_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteAccountRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteAccountRequest) ProtoMessage() {}
+
+func (x *DeleteAccountRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_parleypb_parley_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteAccountRequest.ProtoReflect.Descriptor instead.
+func (*DeleteAccountRequest) Descriptor() ([]byte, []int) {
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *DeleteAccountRequest) GetUsername() string {
+	if x != nil {
+		return x.Username
+	}
+	return ""
+}
+
 type KeyPackage struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Ref           []byte                 `protobuf:"bytes,1,opt,name=ref,proto3" json:"ref,omitempty"`   // client-declared KeyPackageRef (RFC 9420 §5.2)
@@ -1633,7 +1698,7 @@ type KeyPackage struct {
 
 func (x *KeyPackage) Reset() {
 	*x = KeyPackage{}
-	mi := &file_parleypb_parley_proto_msgTypes[17]
+	mi := &file_parleypb_parley_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1645,7 +1710,7 @@ func (x *KeyPackage) String() string {
 func (*KeyPackage) ProtoMessage() {}
 
 func (x *KeyPackage) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[17]
+	mi := &file_parleypb_parley_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1658,7 +1723,7 @@ func (x *KeyPackage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KeyPackage.ProtoReflect.Descriptor instead.
 func (*KeyPackage) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{17}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *KeyPackage) GetRef() []byte {
@@ -1685,7 +1750,7 @@ type UploadKeyPackagesRequest struct {
 
 func (x *UploadKeyPackagesRequest) Reset() {
 	*x = UploadKeyPackagesRequest{}
-	mi := &file_parleypb_parley_proto_msgTypes[18]
+	mi := &file_parleypb_parley_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1697,7 +1762,7 @@ func (x *UploadKeyPackagesRequest) String() string {
 func (*UploadKeyPackagesRequest) ProtoMessage() {}
 
 func (x *UploadKeyPackagesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[18]
+	mi := &file_parleypb_parley_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1710,7 +1775,7 @@ func (x *UploadKeyPackagesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UploadKeyPackagesRequest.ProtoReflect.Descriptor instead.
 func (*UploadKeyPackagesRequest) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{18}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *UploadKeyPackagesRequest) GetKeyPackages() []*KeyPackage {
@@ -1736,7 +1801,7 @@ type UploadKeyPackagesResponse struct {
 
 func (x *UploadKeyPackagesResponse) Reset() {
 	*x = UploadKeyPackagesResponse{}
-	mi := &file_parleypb_parley_proto_msgTypes[19]
+	mi := &file_parleypb_parley_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1748,7 +1813,7 @@ func (x *UploadKeyPackagesResponse) String() string {
 func (*UploadKeyPackagesResponse) ProtoMessage() {}
 
 func (x *UploadKeyPackagesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[19]
+	mi := &file_parleypb_parley_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1761,7 +1826,7 @@ func (x *UploadKeyPackagesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UploadKeyPackagesResponse.ProtoReflect.Descriptor instead.
 func (*UploadKeyPackagesResponse) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{19}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *UploadKeyPackagesResponse) GetRemaining() uint32 {
@@ -1782,7 +1847,7 @@ type FetchKeyPackagesRequest struct {
 
 func (x *FetchKeyPackagesRequest) Reset() {
 	*x = FetchKeyPackagesRequest{}
-	mi := &file_parleypb_parley_proto_msgTypes[20]
+	mi := &file_parleypb_parley_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1794,7 +1859,7 @@ func (x *FetchKeyPackagesRequest) String() string {
 func (*FetchKeyPackagesRequest) ProtoMessage() {}
 
 func (x *FetchKeyPackagesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[20]
+	mi := &file_parleypb_parley_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1807,7 +1872,7 @@ func (x *FetchKeyPackagesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FetchKeyPackagesRequest.ProtoReflect.Descriptor instead.
 func (*FetchKeyPackagesRequest) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{20}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *FetchKeyPackagesRequest) GetUsername() string {
@@ -1835,7 +1900,7 @@ type DeviceKeyPackage struct {
 
 func (x *DeviceKeyPackage) Reset() {
 	*x = DeviceKeyPackage{}
-	mi := &file_parleypb_parley_proto_msgTypes[21]
+	mi := &file_parleypb_parley_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1847,7 +1912,7 @@ func (x *DeviceKeyPackage) String() string {
 func (*DeviceKeyPackage) ProtoMessage() {}
 
 func (x *DeviceKeyPackage) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[21]
+	mi := &file_parleypb_parley_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1860,7 +1925,7 @@ func (x *DeviceKeyPackage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeviceKeyPackage.ProtoReflect.Descriptor instead.
 func (*DeviceKeyPackage) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{21}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *DeviceKeyPackage) GetDeviceId() string {
@@ -1893,7 +1958,7 @@ type FetchKeyPackagesResponse struct {
 
 func (x *FetchKeyPackagesResponse) Reset() {
 	*x = FetchKeyPackagesResponse{}
-	mi := &file_parleypb_parley_proto_msgTypes[22]
+	mi := &file_parleypb_parley_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1905,7 +1970,7 @@ func (x *FetchKeyPackagesResponse) String() string {
 func (*FetchKeyPackagesResponse) ProtoMessage() {}
 
 func (x *FetchKeyPackagesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[22]
+	mi := &file_parleypb_parley_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1918,7 +1983,7 @@ func (x *FetchKeyPackagesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FetchKeyPackagesResponse.ProtoReflect.Descriptor instead.
 func (*FetchKeyPackagesResponse) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{22}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *FetchKeyPackagesResponse) GetKeyPackages() []*DeviceKeyPackage {
@@ -1944,7 +2009,7 @@ type CreateConversationRequest struct {
 
 func (x *CreateConversationRequest) Reset() {
 	*x = CreateConversationRequest{}
-	mi := &file_parleypb_parley_proto_msgTypes[23]
+	mi := &file_parleypb_parley_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1956,7 +2021,7 @@ func (x *CreateConversationRequest) String() string {
 func (*CreateConversationRequest) ProtoMessage() {}
 
 func (x *CreateConversationRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[23]
+	mi := &file_parleypb_parley_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1969,7 +2034,7 @@ func (x *CreateConversationRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateConversationRequest.ProtoReflect.Descriptor instead.
 func (*CreateConversationRequest) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{23}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *CreateConversationRequest) GetConversationId() []byte {
@@ -1995,7 +2060,7 @@ type CreateConversationResponse struct {
 
 func (x *CreateConversationResponse) Reset() {
 	*x = CreateConversationResponse{}
-	mi := &file_parleypb_parley_proto_msgTypes[24]
+	mi := &file_parleypb_parley_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2007,7 +2072,7 @@ func (x *CreateConversationResponse) String() string {
 func (*CreateConversationResponse) ProtoMessage() {}
 
 func (x *CreateConversationResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[24]
+	mi := &file_parleypb_parley_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2020,7 +2085,7 @@ func (x *CreateConversationResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateConversationResponse.ProtoReflect.Descriptor instead.
 func (*CreateConversationResponse) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{24}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *CreateConversationResponse) GetEpoch() uint64 {
@@ -2046,7 +2111,7 @@ type Message struct {
 
 func (x *Message) Reset() {
 	*x = Message{}
-	mi := &file_parleypb_parley_proto_msgTypes[25]
+	mi := &file_parleypb_parley_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2058,7 +2123,7 @@ func (x *Message) String() string {
 func (*Message) ProtoMessage() {}
 
 func (x *Message) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[25]
+	mi := &file_parleypb_parley_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2071,7 +2136,7 @@ func (x *Message) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Message.ProtoReflect.Descriptor instead.
 func (*Message) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{25}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *Message) GetId() []byte {
@@ -2147,7 +2212,7 @@ type SendRequest struct {
 
 func (x *SendRequest) Reset() {
 	*x = SendRequest{}
-	mi := &file_parleypb_parley_proto_msgTypes[26]
+	mi := &file_parleypb_parley_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2159,7 +2224,7 @@ func (x *SendRequest) String() string {
 func (*SendRequest) ProtoMessage() {}
 
 func (x *SendRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[26]
+	mi := &file_parleypb_parley_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2172,7 +2237,7 @@ func (x *SendRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SendRequest.ProtoReflect.Descriptor instead.
 func (*SendRequest) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{26}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *SendRequest) GetMessageId() []byte {
@@ -2242,7 +2307,7 @@ type SendResponse struct {
 
 func (x *SendResponse) Reset() {
 	*x = SendResponse{}
-	mi := &file_parleypb_parley_proto_msgTypes[27]
+	mi := &file_parleypb_parley_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2254,7 +2319,7 @@ func (x *SendResponse) String() string {
 func (*SendResponse) ProtoMessage() {}
 
 func (x *SendResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[27]
+	mi := &file_parleypb_parley_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2267,7 +2332,7 @@ func (x *SendResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SendResponse.ProtoReflect.Descriptor instead.
 func (*SendResponse) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{27}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *SendResponse) GetSeq() uint64 {
@@ -2301,7 +2366,7 @@ type FetchRequest struct {
 
 func (x *FetchRequest) Reset() {
 	*x = FetchRequest{}
-	mi := &file_parleypb_parley_proto_msgTypes[28]
+	mi := &file_parleypb_parley_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2313,7 +2378,7 @@ func (x *FetchRequest) String() string {
 func (*FetchRequest) ProtoMessage() {}
 
 func (x *FetchRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[28]
+	mi := &file_parleypb_parley_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2326,7 +2391,7 @@ func (x *FetchRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FetchRequest.ProtoReflect.Descriptor instead.
 func (*FetchRequest) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{28}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *FetchRequest) GetConversationId() []byte {
@@ -2353,7 +2418,7 @@ type FetchResponse struct {
 
 func (x *FetchResponse) Reset() {
 	*x = FetchResponse{}
-	mi := &file_parleypb_parley_proto_msgTypes[29]
+	mi := &file_parleypb_parley_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2365,7 +2430,7 @@ func (x *FetchResponse) String() string {
 func (*FetchResponse) ProtoMessage() {}
 
 func (x *FetchResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[29]
+	mi := &file_parleypb_parley_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2378,7 +2443,7 @@ func (x *FetchResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FetchResponse.ProtoReflect.Descriptor instead.
 func (*FetchResponse) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{29}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *FetchResponse) GetMessages() []*Message {
@@ -2405,7 +2470,7 @@ type AckRequest struct {
 
 func (x *AckRequest) Reset() {
 	*x = AckRequest{}
-	mi := &file_parleypb_parley_proto_msgTypes[30]
+	mi := &file_parleypb_parley_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2417,7 +2482,7 @@ func (x *AckRequest) String() string {
 func (*AckRequest) ProtoMessage() {}
 
 func (x *AckRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[30]
+	mi := &file_parleypb_parley_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2430,7 +2495,7 @@ func (x *AckRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AckRequest.ProtoReflect.Descriptor instead.
 func (*AckRequest) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{30}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *AckRequest) GetConversationId() []byte {
@@ -2455,7 +2520,7 @@ type ListConversationsRequest struct {
 
 func (x *ListConversationsRequest) Reset() {
 	*x = ListConversationsRequest{}
-	mi := &file_parleypb_parley_proto_msgTypes[31]
+	mi := &file_parleypb_parley_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2467,7 +2532,7 @@ func (x *ListConversationsRequest) String() string {
 func (*ListConversationsRequest) ProtoMessage() {}
 
 func (x *ListConversationsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[31]
+	mi := &file_parleypb_parley_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2480,7 +2545,7 @@ func (x *ListConversationsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListConversationsRequest.ProtoReflect.Descriptor instead.
 func (*ListConversationsRequest) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{31}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{32}
 }
 
 type ConversationInfo struct {
@@ -2498,7 +2563,7 @@ type ConversationInfo struct {
 
 func (x *ConversationInfo) Reset() {
 	*x = ConversationInfo{}
-	mi := &file_parleypb_parley_proto_msgTypes[32]
+	mi := &file_parleypb_parley_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2510,7 +2575,7 @@ func (x *ConversationInfo) String() string {
 func (*ConversationInfo) ProtoMessage() {}
 
 func (x *ConversationInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[32]
+	mi := &file_parleypb_parley_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2523,7 +2588,7 @@ func (x *ConversationInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConversationInfo.ProtoReflect.Descriptor instead.
 func (*ConversationInfo) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{32}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *ConversationInfo) GetConversationId() []byte {
@@ -2584,7 +2649,7 @@ type ListConversationsResponse struct {
 
 func (x *ListConversationsResponse) Reset() {
 	*x = ListConversationsResponse{}
-	mi := &file_parleypb_parley_proto_msgTypes[33]
+	mi := &file_parleypb_parley_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2596,7 +2661,7 @@ func (x *ListConversationsResponse) String() string {
 func (*ListConversationsResponse) ProtoMessage() {}
 
 func (x *ListConversationsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[33]
+	mi := &file_parleypb_parley_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2609,7 +2674,7 @@ func (x *ListConversationsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListConversationsResponse.ProtoReflect.Descriptor instead.
 func (*ListConversationsResponse) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{33}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *ListConversationsResponse) GetConversations() []*ConversationInfo {
@@ -2628,7 +2693,7 @@ type FetchInboxRequest struct {
 
 func (x *FetchInboxRequest) Reset() {
 	*x = FetchInboxRequest{}
-	mi := &file_parleypb_parley_proto_msgTypes[34]
+	mi := &file_parleypb_parley_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2640,7 +2705,7 @@ func (x *FetchInboxRequest) String() string {
 func (*FetchInboxRequest) ProtoMessage() {}
 
 func (x *FetchInboxRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[34]
+	mi := &file_parleypb_parley_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2653,7 +2718,7 @@ func (x *FetchInboxRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FetchInboxRequest.ProtoReflect.Descriptor instead.
 func (*FetchInboxRequest) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{34}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *FetchInboxRequest) GetLimit() uint32 {
@@ -2673,7 +2738,7 @@ type FetchInboxResponse struct {
 
 func (x *FetchInboxResponse) Reset() {
 	*x = FetchInboxResponse{}
-	mi := &file_parleypb_parley_proto_msgTypes[35]
+	mi := &file_parleypb_parley_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2685,7 +2750,7 @@ func (x *FetchInboxResponse) String() string {
 func (*FetchInboxResponse) ProtoMessage() {}
 
 func (x *FetchInboxResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[35]
+	mi := &file_parleypb_parley_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2698,7 +2763,7 @@ func (x *FetchInboxResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FetchInboxResponse.ProtoReflect.Descriptor instead.
 func (*FetchInboxResponse) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{35}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *FetchInboxResponse) GetMessages() []*Message {
@@ -2724,7 +2789,7 @@ type AckInboxRequest struct {
 
 func (x *AckInboxRequest) Reset() {
 	*x = AckInboxRequest{}
-	mi := &file_parleypb_parley_proto_msgTypes[36]
+	mi := &file_parleypb_parley_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2736,7 +2801,7 @@ func (x *AckInboxRequest) String() string {
 func (*AckInboxRequest) ProtoMessage() {}
 
 func (x *AckInboxRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[36]
+	mi := &file_parleypb_parley_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2749,7 +2814,7 @@ func (x *AckInboxRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AckInboxRequest.ProtoReflect.Descriptor instead.
 func (*AckInboxRequest) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{36}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *AckInboxRequest) GetSeq() uint64 {
@@ -2767,7 +2832,7 @@ type PingRequest struct {
 
 func (x *PingRequest) Reset() {
 	*x = PingRequest{}
-	mi := &file_parleypb_parley_proto_msgTypes[37]
+	mi := &file_parleypb_parley_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2779,7 +2844,7 @@ func (x *PingRequest) String() string {
 func (*PingRequest) ProtoMessage() {}
 
 func (x *PingRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[37]
+	mi := &file_parleypb_parley_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2792,7 +2857,7 @@ func (x *PingRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PingRequest.ProtoReflect.Descriptor instead.
 func (*PingRequest) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{37}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{38}
 }
 
 type Push struct {
@@ -2811,7 +2876,7 @@ type Push struct {
 
 func (x *Push) Reset() {
 	*x = Push{}
-	mi := &file_parleypb_parley_proto_msgTypes[38]
+	mi := &file_parleypb_parley_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2823,7 +2888,7 @@ func (x *Push) String() string {
 func (*Push) ProtoMessage() {}
 
 func (x *Push) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[38]
+	mi := &file_parleypb_parley_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2836,7 +2901,7 @@ func (x *Push) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Push.ProtoReflect.Descriptor instead.
 func (*Push) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{38}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *Push) GetEvent() isPush_Event {
@@ -2934,7 +2999,7 @@ type LinkApproved struct {
 
 func (x *LinkApproved) Reset() {
 	*x = LinkApproved{}
-	mi := &file_parleypb_parley_proto_msgTypes[39]
+	mi := &file_parleypb_parley_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2946,7 +3011,7 @@ func (x *LinkApproved) String() string {
 func (*LinkApproved) ProtoMessage() {}
 
 func (x *LinkApproved) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[39]
+	mi := &file_parleypb_parley_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2959,7 +3024,7 @@ func (x *LinkApproved) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LinkApproved.ProtoReflect.Descriptor instead.
 func (*LinkApproved) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{39}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *LinkApproved) GetDeviceId() string {
@@ -2978,7 +3043,7 @@ type KeyPackagesLow struct {
 
 func (x *KeyPackagesLow) Reset() {
 	*x = KeyPackagesLow{}
-	mi := &file_parleypb_parley_proto_msgTypes[40]
+	mi := &file_parleypb_parley_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2990,7 +3055,7 @@ func (x *KeyPackagesLow) String() string {
 func (*KeyPackagesLow) ProtoMessage() {}
 
 func (x *KeyPackagesLow) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[40]
+	mi := &file_parleypb_parley_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3003,7 +3068,7 @@ func (x *KeyPackagesLow) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KeyPackagesLow.ProtoReflect.Descriptor instead.
 func (*KeyPackagesLow) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{40}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *KeyPackagesLow) GetRemaining() uint32 {
@@ -3022,7 +3087,7 @@ type DeviceRemoved struct {
 
 func (x *DeviceRemoved) Reset() {
 	*x = DeviceRemoved{}
-	mi := &file_parleypb_parley_proto_msgTypes[41]
+	mi := &file_parleypb_parley_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3034,7 +3099,7 @@ func (x *DeviceRemoved) String() string {
 func (*DeviceRemoved) ProtoMessage() {}
 
 func (x *DeviceRemoved) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[41]
+	mi := &file_parleypb_parley_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3047,7 +3112,7 @@ func (x *DeviceRemoved) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeviceRemoved.ProtoReflect.Descriptor instead.
 func (*DeviceRemoved) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{41}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *DeviceRemoved) GetDeviceId() string {
@@ -3061,7 +3126,7 @@ var File_parleypb_parley_proto protoreflect.FileDescriptor
 
 const file_parleypb_parley_proto_rawDesc = "" +
 	"\n" +
-	"\x15parleypb/parley.proto\x12\tparley.v1\"\xff\b\n" +
+	"\x15parleypb/parley.proto\x12\tparley.v1\"\xc9\t\n" +
 	"\vClientFrame\x12\x1d\n" +
 	"\n" +
 	"request_id\x18\x01 \x01(\x04R\trequestId\x12(\n" +
@@ -3083,7 +3148,8 @@ const file_parleypb_parley_proto_rawDesc = "" +
 	"\vfetch_inbox\x18\x10 \x01(\v2\x1c.parley.v1.FetchInboxRequestH\x00R\n" +
 	"fetchInbox\x129\n" +
 	"\tack_inbox\x18\x11 \x01(\v2\x1a.parley.v1.AckInboxRequestH\x00R\backInbox\x12,\n" +
-	"\x04ping\x18\x12 \x01(\v2\x16.parley.v1.PingRequestH\x00R\x04pingB\x06\n" +
+	"\x04ping\x18\x12 \x01(\v2\x16.parley.v1.PingRequestH\x00R\x04ping\x12H\n" +
+	"\x0edelete_account\x18\x13 \x01(\v2\x1f.parley.v1.DeleteAccountRequestH\x00R\rdeleteAccountB\x06\n" +
 	"\x04body\"\xe1\a\n" +
 	"\vServerFrame\x12\x1d\n" +
 	"\n" +
@@ -3160,6 +3226,8 @@ const file_parleypb_parley_proto_rawDesc = "" +
 	"\adevices\x18\x01 \x03(\v2\x11.parley.v1.DeviceR\adevices\"2\n" +
 	"\x13RemoveDeviceRequest\x12\x1b\n" +
 	"\tdevice_id\x18\x01 \x01(\tR\bdeviceId\"2\n" +
+	"\x14DeleteAccountRequest\x12\x1a\n" +
+	"\busername\x18\x01 \x01(\tR\busername\"2\n" +
 	"\n" +
 	"KeyPackage\x12\x10\n" +
 	"\x03ref\x18\x01 \x01(\fR\x03ref\x12\x12\n" +
@@ -3296,7 +3364,7 @@ func file_parleypb_parley_proto_rawDescGZIP() []byte {
 }
 
 var file_parleypb_parley_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_parleypb_parley_proto_msgTypes = make([]protoimpl.MessageInfo, 42)
+var file_parleypb_parley_proto_msgTypes = make([]protoimpl.MessageInfo, 43)
 var file_parleypb_parley_proto_goTypes = []any{
 	(ErrorCode)(0),                     // 0: parley.v1.ErrorCode
 	(Kind)(0),                          // 1: parley.v1.Kind
@@ -3317,31 +3385,32 @@ var file_parleypb_parley_proto_goTypes = []any{
 	(*ListDevicesRequest)(nil),         // 16: parley.v1.ListDevicesRequest
 	(*ListDevicesResponse)(nil),        // 17: parley.v1.ListDevicesResponse
 	(*RemoveDeviceRequest)(nil),        // 18: parley.v1.RemoveDeviceRequest
-	(*KeyPackage)(nil),                 // 19: parley.v1.KeyPackage
-	(*UploadKeyPackagesRequest)(nil),   // 20: parley.v1.UploadKeyPackagesRequest
-	(*UploadKeyPackagesResponse)(nil),  // 21: parley.v1.UploadKeyPackagesResponse
-	(*FetchKeyPackagesRequest)(nil),    // 22: parley.v1.FetchKeyPackagesRequest
-	(*DeviceKeyPackage)(nil),           // 23: parley.v1.DeviceKeyPackage
-	(*FetchKeyPackagesResponse)(nil),   // 24: parley.v1.FetchKeyPackagesResponse
-	(*CreateConversationRequest)(nil),  // 25: parley.v1.CreateConversationRequest
-	(*CreateConversationResponse)(nil), // 26: parley.v1.CreateConversationResponse
-	(*Message)(nil),                    // 27: parley.v1.Message
-	(*SendRequest)(nil),                // 28: parley.v1.SendRequest
-	(*SendResponse)(nil),               // 29: parley.v1.SendResponse
-	(*FetchRequest)(nil),               // 30: parley.v1.FetchRequest
-	(*FetchResponse)(nil),              // 31: parley.v1.FetchResponse
-	(*AckRequest)(nil),                 // 32: parley.v1.AckRequest
-	(*ListConversationsRequest)(nil),   // 33: parley.v1.ListConversationsRequest
-	(*ConversationInfo)(nil),           // 34: parley.v1.ConversationInfo
-	(*ListConversationsResponse)(nil),  // 35: parley.v1.ListConversationsResponse
-	(*FetchInboxRequest)(nil),          // 36: parley.v1.FetchInboxRequest
-	(*FetchInboxResponse)(nil),         // 37: parley.v1.FetchInboxResponse
-	(*AckInboxRequest)(nil),            // 38: parley.v1.AckInboxRequest
-	(*PingRequest)(nil),                // 39: parley.v1.PingRequest
-	(*Push)(nil),                       // 40: parley.v1.Push
-	(*LinkApproved)(nil),               // 41: parley.v1.LinkApproved
-	(*KeyPackagesLow)(nil),             // 42: parley.v1.KeyPackagesLow
-	(*DeviceRemoved)(nil),              // 43: parley.v1.DeviceRemoved
+	(*DeleteAccountRequest)(nil),       // 19: parley.v1.DeleteAccountRequest
+	(*KeyPackage)(nil),                 // 20: parley.v1.KeyPackage
+	(*UploadKeyPackagesRequest)(nil),   // 21: parley.v1.UploadKeyPackagesRequest
+	(*UploadKeyPackagesResponse)(nil),  // 22: parley.v1.UploadKeyPackagesResponse
+	(*FetchKeyPackagesRequest)(nil),    // 23: parley.v1.FetchKeyPackagesRequest
+	(*DeviceKeyPackage)(nil),           // 24: parley.v1.DeviceKeyPackage
+	(*FetchKeyPackagesResponse)(nil),   // 25: parley.v1.FetchKeyPackagesResponse
+	(*CreateConversationRequest)(nil),  // 26: parley.v1.CreateConversationRequest
+	(*CreateConversationResponse)(nil), // 27: parley.v1.CreateConversationResponse
+	(*Message)(nil),                    // 28: parley.v1.Message
+	(*SendRequest)(nil),                // 29: parley.v1.SendRequest
+	(*SendResponse)(nil),               // 30: parley.v1.SendResponse
+	(*FetchRequest)(nil),               // 31: parley.v1.FetchRequest
+	(*FetchResponse)(nil),              // 32: parley.v1.FetchResponse
+	(*AckRequest)(nil),                 // 33: parley.v1.AckRequest
+	(*ListConversationsRequest)(nil),   // 34: parley.v1.ListConversationsRequest
+	(*ConversationInfo)(nil),           // 35: parley.v1.ConversationInfo
+	(*ListConversationsResponse)(nil),  // 36: parley.v1.ListConversationsResponse
+	(*FetchInboxRequest)(nil),          // 37: parley.v1.FetchInboxRequest
+	(*FetchInboxResponse)(nil),         // 38: parley.v1.FetchInboxResponse
+	(*AckInboxRequest)(nil),            // 39: parley.v1.AckInboxRequest
+	(*PingRequest)(nil),                // 40: parley.v1.PingRequest
+	(*Push)(nil),                       // 41: parley.v1.Push
+	(*LinkApproved)(nil),               // 42: parley.v1.LinkApproved
+	(*KeyPackagesLow)(nil),             // 43: parley.v1.KeyPackagesLow
+	(*DeviceRemoved)(nil),              // 44: parley.v1.DeviceRemoved
 }
 var file_parleypb_parley_proto_depIdxs = []int32{
 	6,  // 0: parley.v1.ClientFrame.hello:type_name -> parley.v1.Hello
@@ -3351,54 +3420,55 @@ var file_parleypb_parley_proto_depIdxs = []int32{
 	13, // 4: parley.v1.ClientFrame.approve_link:type_name -> parley.v1.ApproveLinkRequest
 	16, // 5: parley.v1.ClientFrame.list_devices:type_name -> parley.v1.ListDevicesRequest
 	18, // 6: parley.v1.ClientFrame.remove_device:type_name -> parley.v1.RemoveDeviceRequest
-	20, // 7: parley.v1.ClientFrame.upload_key_packages:type_name -> parley.v1.UploadKeyPackagesRequest
-	22, // 8: parley.v1.ClientFrame.fetch_key_packages:type_name -> parley.v1.FetchKeyPackagesRequest
-	25, // 9: parley.v1.ClientFrame.create_conversation:type_name -> parley.v1.CreateConversationRequest
-	28, // 10: parley.v1.ClientFrame.send:type_name -> parley.v1.SendRequest
-	30, // 11: parley.v1.ClientFrame.fetch:type_name -> parley.v1.FetchRequest
-	32, // 12: parley.v1.ClientFrame.ack:type_name -> parley.v1.AckRequest
-	33, // 13: parley.v1.ClientFrame.list_conversations:type_name -> parley.v1.ListConversationsRequest
-	36, // 14: parley.v1.ClientFrame.fetch_inbox:type_name -> parley.v1.FetchInboxRequest
-	38, // 15: parley.v1.ClientFrame.ack_inbox:type_name -> parley.v1.AckInboxRequest
-	39, // 16: parley.v1.ClientFrame.ping:type_name -> parley.v1.PingRequest
-	5,  // 17: parley.v1.ServerFrame.error:type_name -> parley.v1.Error
-	7,  // 18: parley.v1.ServerFrame.hello:type_name -> parley.v1.HelloResponse
-	8,  // 19: parley.v1.ServerFrame.session:type_name -> parley.v1.Session
-	12, // 20: parley.v1.ServerFrame.request_link:type_name -> parley.v1.RequestLinkResponse
-	14, // 21: parley.v1.ServerFrame.approve_link:type_name -> parley.v1.ApproveLinkResponse
-	17, // 22: parley.v1.ServerFrame.list_devices:type_name -> parley.v1.ListDevicesResponse
-	4,  // 23: parley.v1.ServerFrame.empty:type_name -> parley.v1.Empty
-	21, // 24: parley.v1.ServerFrame.upload_key_packages:type_name -> parley.v1.UploadKeyPackagesResponse
-	24, // 25: parley.v1.ServerFrame.fetch_key_packages:type_name -> parley.v1.FetchKeyPackagesResponse
-	26, // 26: parley.v1.ServerFrame.create_conversation:type_name -> parley.v1.CreateConversationResponse
-	29, // 27: parley.v1.ServerFrame.send:type_name -> parley.v1.SendResponse
-	31, // 28: parley.v1.ServerFrame.fetch:type_name -> parley.v1.FetchResponse
-	35, // 29: parley.v1.ServerFrame.list_conversations:type_name -> parley.v1.ListConversationsResponse
-	37, // 30: parley.v1.ServerFrame.fetch_inbox:type_name -> parley.v1.FetchInboxResponse
-	40, // 31: parley.v1.ServerFrame.push:type_name -> parley.v1.Push
-	0,  // 32: parley.v1.Error.code:type_name -> parley.v1.ErrorCode
-	27, // 33: parley.v1.Error.conflict:type_name -> parley.v1.Message
-	15, // 34: parley.v1.ApproveLinkResponse.device:type_name -> parley.v1.Device
-	15, // 35: parley.v1.ListDevicesResponse.devices:type_name -> parley.v1.Device
-	19, // 36: parley.v1.UploadKeyPackagesRequest.key_packages:type_name -> parley.v1.KeyPackage
-	19, // 37: parley.v1.UploadKeyPackagesRequest.last_resort:type_name -> parley.v1.KeyPackage
-	19, // 38: parley.v1.DeviceKeyPackage.key_package:type_name -> parley.v1.KeyPackage
-	23, // 39: parley.v1.FetchKeyPackagesResponse.key_packages:type_name -> parley.v1.DeviceKeyPackage
-	1,  // 40: parley.v1.Message.kind:type_name -> parley.v1.Kind
-	1,  // 41: parley.v1.SendRequest.kind:type_name -> parley.v1.Kind
-	27, // 42: parley.v1.FetchResponse.messages:type_name -> parley.v1.Message
-	34, // 43: parley.v1.ListConversationsResponse.conversations:type_name -> parley.v1.ConversationInfo
-	27, // 44: parley.v1.FetchInboxResponse.messages:type_name -> parley.v1.Message
-	27, // 45: parley.v1.Push.message:type_name -> parley.v1.Message
-	27, // 46: parley.v1.Push.inbox:type_name -> parley.v1.Message
-	42, // 47: parley.v1.Push.key_packages_low:type_name -> parley.v1.KeyPackagesLow
-	43, // 48: parley.v1.Push.device_removed:type_name -> parley.v1.DeviceRemoved
-	41, // 49: parley.v1.Push.link_approved:type_name -> parley.v1.LinkApproved
-	50, // [50:50] is the sub-list for method output_type
-	50, // [50:50] is the sub-list for method input_type
-	50, // [50:50] is the sub-list for extension type_name
-	50, // [50:50] is the sub-list for extension extendee
-	0,  // [0:50] is the sub-list for field type_name
+	21, // 7: parley.v1.ClientFrame.upload_key_packages:type_name -> parley.v1.UploadKeyPackagesRequest
+	23, // 8: parley.v1.ClientFrame.fetch_key_packages:type_name -> parley.v1.FetchKeyPackagesRequest
+	26, // 9: parley.v1.ClientFrame.create_conversation:type_name -> parley.v1.CreateConversationRequest
+	29, // 10: parley.v1.ClientFrame.send:type_name -> parley.v1.SendRequest
+	31, // 11: parley.v1.ClientFrame.fetch:type_name -> parley.v1.FetchRequest
+	33, // 12: parley.v1.ClientFrame.ack:type_name -> parley.v1.AckRequest
+	34, // 13: parley.v1.ClientFrame.list_conversations:type_name -> parley.v1.ListConversationsRequest
+	37, // 14: parley.v1.ClientFrame.fetch_inbox:type_name -> parley.v1.FetchInboxRequest
+	39, // 15: parley.v1.ClientFrame.ack_inbox:type_name -> parley.v1.AckInboxRequest
+	40, // 16: parley.v1.ClientFrame.ping:type_name -> parley.v1.PingRequest
+	19, // 17: parley.v1.ClientFrame.delete_account:type_name -> parley.v1.DeleteAccountRequest
+	5,  // 18: parley.v1.ServerFrame.error:type_name -> parley.v1.Error
+	7,  // 19: parley.v1.ServerFrame.hello:type_name -> parley.v1.HelloResponse
+	8,  // 20: parley.v1.ServerFrame.session:type_name -> parley.v1.Session
+	12, // 21: parley.v1.ServerFrame.request_link:type_name -> parley.v1.RequestLinkResponse
+	14, // 22: parley.v1.ServerFrame.approve_link:type_name -> parley.v1.ApproveLinkResponse
+	17, // 23: parley.v1.ServerFrame.list_devices:type_name -> parley.v1.ListDevicesResponse
+	4,  // 24: parley.v1.ServerFrame.empty:type_name -> parley.v1.Empty
+	22, // 25: parley.v1.ServerFrame.upload_key_packages:type_name -> parley.v1.UploadKeyPackagesResponse
+	25, // 26: parley.v1.ServerFrame.fetch_key_packages:type_name -> parley.v1.FetchKeyPackagesResponse
+	27, // 27: parley.v1.ServerFrame.create_conversation:type_name -> parley.v1.CreateConversationResponse
+	30, // 28: parley.v1.ServerFrame.send:type_name -> parley.v1.SendResponse
+	32, // 29: parley.v1.ServerFrame.fetch:type_name -> parley.v1.FetchResponse
+	36, // 30: parley.v1.ServerFrame.list_conversations:type_name -> parley.v1.ListConversationsResponse
+	38, // 31: parley.v1.ServerFrame.fetch_inbox:type_name -> parley.v1.FetchInboxResponse
+	41, // 32: parley.v1.ServerFrame.push:type_name -> parley.v1.Push
+	0,  // 33: parley.v1.Error.code:type_name -> parley.v1.ErrorCode
+	28, // 34: parley.v1.Error.conflict:type_name -> parley.v1.Message
+	15, // 35: parley.v1.ApproveLinkResponse.device:type_name -> parley.v1.Device
+	15, // 36: parley.v1.ListDevicesResponse.devices:type_name -> parley.v1.Device
+	20, // 37: parley.v1.UploadKeyPackagesRequest.key_packages:type_name -> parley.v1.KeyPackage
+	20, // 38: parley.v1.UploadKeyPackagesRequest.last_resort:type_name -> parley.v1.KeyPackage
+	20, // 39: parley.v1.DeviceKeyPackage.key_package:type_name -> parley.v1.KeyPackage
+	24, // 40: parley.v1.FetchKeyPackagesResponse.key_packages:type_name -> parley.v1.DeviceKeyPackage
+	1,  // 41: parley.v1.Message.kind:type_name -> parley.v1.Kind
+	1,  // 42: parley.v1.SendRequest.kind:type_name -> parley.v1.Kind
+	28, // 43: parley.v1.FetchResponse.messages:type_name -> parley.v1.Message
+	35, // 44: parley.v1.ListConversationsResponse.conversations:type_name -> parley.v1.ConversationInfo
+	28, // 45: parley.v1.FetchInboxResponse.messages:type_name -> parley.v1.Message
+	28, // 46: parley.v1.Push.message:type_name -> parley.v1.Message
+	28, // 47: parley.v1.Push.inbox:type_name -> parley.v1.Message
+	43, // 48: parley.v1.Push.key_packages_low:type_name -> parley.v1.KeyPackagesLow
+	44, // 49: parley.v1.Push.device_removed:type_name -> parley.v1.DeviceRemoved
+	42, // 50: parley.v1.Push.link_approved:type_name -> parley.v1.LinkApproved
+	51, // [51:51] is the sub-list for method output_type
+	51, // [51:51] is the sub-list for method input_type
+	51, // [51:51] is the sub-list for extension type_name
+	51, // [51:51] is the sub-list for extension extendee
+	0,  // [0:51] is the sub-list for field type_name
 }
 
 func init() { file_parleypb_parley_proto_init() }
@@ -3424,6 +3494,7 @@ func file_parleypb_parley_proto_init() {
 		(*ClientFrame_FetchInbox)(nil),
 		(*ClientFrame_AckInbox)(nil),
 		(*ClientFrame_Ping)(nil),
+		(*ClientFrame_DeleteAccount)(nil),
 	}
 	file_parleypb_parley_proto_msgTypes[1].OneofWrappers = []any{
 		(*ServerFrame_Error)(nil),
@@ -3442,7 +3513,7 @@ func file_parleypb_parley_proto_init() {
 		(*ServerFrame_FetchInbox)(nil),
 		(*ServerFrame_Push)(nil),
 	}
-	file_parleypb_parley_proto_msgTypes[38].OneofWrappers = []any{
+	file_parleypb_parley_proto_msgTypes[39].OneofWrappers = []any{
 		(*Push_Message)(nil),
 		(*Push_Inbox)(nil),
 		(*Push_KeyPackagesLow)(nil),
@@ -3455,7 +3526,7 @@ func file_parleypb_parley_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_parleypb_parley_proto_rawDesc), len(file_parleypb_parley_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   42,
+			NumMessages:   43,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
