@@ -61,6 +61,10 @@ type conn struct {
 	dev       *store.Device
 	failures  int
 	linkKeys  []string // pending links requested on this connection
+	// closeReason, set by a handler, closes the connection (normal
+	// closure) once the handler's response is queued: the response must
+	// not race the close.
+	closeReason string
 }
 
 func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request) {
@@ -573,6 +577,9 @@ func (c *conn) respond(typ string, id uint64, start time.Time, body parleypb.Ser
 		return
 	}
 	c.enqueue(&parleypb.ServerFrame{RequestId: id, Body: body})
+	if c.closeReason != "" {
+		c.stop(websocket.StatusNormalClosure, c.closeReason)
+	}
 }
 
 // requestType names the request for metrics and logs ("send", "fetch").

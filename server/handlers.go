@@ -310,8 +310,7 @@ func (c *conn) handleRemoveDevice(ctx context.Context, r *parleypb.RemoveDeviceR
 		}
 	}
 	if dev.ID == c.dev.ID {
-		// Removing oneself: answer, then close.
-		c.stop(websocket.StatusNormalClosure, "device removed")
+		c.closeReason = "device removed" // answer, then close
 	}
 	c.s.log.Info("device removed", "username", dev.Username, "device", dev.ID)
 	return empty(), nil
@@ -333,8 +332,7 @@ func (c *conn) handleDeleteAccount(ctx context.Context, r *parleypb.DeleteAccoun
 			}
 		}
 	}
-	// Answer, then close.
-	c.stop(websocket.StatusNormalClosure, "account deleted")
+	c.closeReason = "account deleted" // answer, then close
 	c.s.log.Info("account deleted", "username", c.dev.Username, "devices", len(ids))
 	return empty(), nil
 }

@@ -29,7 +29,7 @@ import (
 type config struct {
 	server                string
 	spawn, baseline, json bool
-	mls                   bool
+	mls, durableBaseline  bool
 	accounts, devices     int
 	groups, groupSize     int
 	rate                  float64
@@ -72,6 +72,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&cfg.server, "server", "", "`URL` of a running parleyd (loopback only)")
 	fs.BoolVar(&cfg.spawn, "spawn", false, "start a server as a child process with a temporary data directory")
 	fs.BoolVar(&cfg.baseline, "baseline", false, "also run the 1:1 traffic through a bare WebSocket relay and report the ratio")
+	fs.BoolVar(&cfg.durableBaseline, "baseline-durable", false, "also run the 1:1 traffic through the relay made durable (each frame appended to a file and fdatasync'd, group-committed, before it is forwarded and acknowledged): what persisting costs without a database")
 	fs.BoolVar(&cfg.json, "json", false, "print the report as JSON")
 	fs.BoolVar(&cfg.mls, "mls", false, "devices use real MLS (RFC 9420, suite 1) groups: messages are encrypted and recipients decrypt them (default: random ciphertext prepared in advance, to measure the server alone)")
 	fs.IntVar(&cfg.accounts, "accounts", 100, "accounts (1:1 conversations pair account 2k with 2k+1)")
@@ -107,7 +108,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "parley-load: --ack-every must not be negative")
 		return 2
 	}
-	if cfg.mls && cfg.baseline {
+	if cfg.mls && (cfg.baseline || cfg.durableBaseline) {
 		fmt.Fprintln(stderr, "parley-load: --baseline compares the server alone with a bare relay; run it without --mls")
 		return 2
 	}
@@ -161,10 +162,14 @@ type Report struct {
 	// GeneratorCPUPerMessageUs is this process's CPU time per message
 	// delivered by push during the run: the load the generator itself
 	// puts on the machine it shares with the server.
-	GeneratorCPUPerMessageUs float64  `json:"generator_cpu_us_per_message,omitempty"`
-	Baseline                 *Report  `json:"baseline,omitempty"`
-	Ratio                    float64  `json:"delivered_ratio_vs_baseline,omitempty"`
-	FirstErrors              []string `json:"first_errors,omitempty"`
+	GeneratorCPUPerMessageUs float64 `json:"generator_cpu_us_per_message,omitempty"`
+	Baseline                 *Report `json:"baseline,omitempty"`
+	// DurableBaseline is the relay that fsyncs a log before acking
+	// (--baseline-durable), and DurableRatio parleyd's rate over its.
+	DurableBaseline *Report  `json:"durable_baseline,omitempty"`
+	DurableRatio    float64  `json:"delivered_ratio_vs_durable_baseline,omitempty"`
+	Ratio           float64  `json:"delivered_ratio_vs_baseline,omitempty"`
+	FirstErrors     []string `json:"first_errors,omitempty"`
 }
 
 // ServerStats are read from /proc for a spawned server.
@@ -236,6 +241,14 @@ func (r *Report) print(w io.Writer) {
 			fmt.Fprintf(w, "  CPU per delivered message: relay %.1f µs, generator %.1f µs\n", b.Server.CPUPerMessageUs, b.GeneratorCPUPerMessageUs)
 		}
 		fmt.Fprintf(w, "parleyd / relay delivered rate: %.2f\n", r.Ratio)
+	}
+	if b := r.DurableBaseline; b != nil {
+		fmt.Fprintf(w, "\ndurable baseline (the relay, each frame fdatasync'd to a log, group-committed, before forward and ack):\n")
+		fmt.Fprintf(w, "  %.0f delivered/s, p50 %.2f ms, p99 %.2f ms, p99.9 %.2f ms, lost %d\n", b.DelivPerSec, b.P50, b.P99, b.P999, b.Lost)
+		if b.Server != nil {
+			fmt.Fprintf(w, "  CPU per delivered message: relay %.1f µs, generator %.1f µs\n", b.Server.CPUPerMessageUs, b.GeneratorCPUPerMessageUs)
+		}
+		fmt.Fprintf(w, "parleyd / durable relay delivered rate: %.2f\n", r.DurableRatio)
 	}
 }
 
@@ -515,13 +528,23 @@ func runLoad(ctx context.Context, cfg config, progress io.Writer) (*Report, erro
 		d.c.close()
 	}
 	if cfg.baseline {
-		b, err := runRelay(ctx, cfg, progress)
+		b, err := runRelay(ctx, cfg, progress, false)
 		if err != nil {
 			return nil, fmt.Errorf("baseline: %w", err)
 		}
 		rep.Baseline = b
 		if b.DelivPerSec > 0 {
 			rep.Ratio = rep.DelivPerSec / b.DelivPerSec
+		}
+	}
+	if cfg.durableBaseline {
+		b, err := runRelay(ctx, cfg, progress, true)
+		if err != nil {
+			return nil, fmt.Errorf("durable baseline: %w", err)
+		}
+		rep.DurableBaseline = b
+		if b.DelivPerSec > 0 {
+			rep.DurableRatio = rep.DelivPerSec / b.DelivPerSec
 		}
 	}
 	return rep, nil

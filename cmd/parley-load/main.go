@@ -45,8 +45,8 @@ func main() {
 				os.Exit(1)
 			}
 			return
-		case "internal-relay":
-			if err := internalRelay(); err != nil {
+		case "internal-relay", "internal-relay-durable":
+			if err := internalRelay(os.Args[2], os.Args[1] == "internal-relay-durable"); err != nil {
 				fmt.Fprintln(os.Stderr, "parley-load internal-relay:", err)
 				os.Exit(1)
 			}

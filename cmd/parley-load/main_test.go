@@ -13,7 +13,7 @@ import (
 // TestMain lets the test binary act as the spawned server or relay, as
 // the real binary does (spawn re-executes os.Executable()).
 func TestMain(m *testing.M) {
-	if len(os.Args) >= 3 && (os.Args[1] == "internal-serve" || os.Args[1] == "internal-relay") {
+	if len(os.Args) >= 3 && (os.Args[1] == "internal-serve" || os.Args[1] == "internal-relay" || os.Args[1] == "internal-relay-durable") {
 		main()
 		return
 	}
@@ -38,7 +38,7 @@ func runJSON(t *testing.T, args ...string) *Report {
 func TestSpawnedRun(t *testing.T) {
 	rep := runJSON(t, "--spawn", "--accounts", "6", "--devices", "2", "--groups", "2", "--group-size", "3",
 		"--mix", "direct=3,group=2,attach=1", "--attach-size", "2000", "--rate", "200", "--duration", "1s",
-		"--idle", "20", "--offline", "300", "--baseline")
+		"--idle", "20", "--offline", "300", "--baseline", "--baseline-durable")
 	if rep.Acked == 0 || rep.Delivered == 0 || rep.Attachments == 0 {
 		t.Fatalf("nothing happened: %+v", rep)
 	}
@@ -59,6 +59,9 @@ func TestSpawnedRun(t *testing.T) {
 	}
 	if rep.Baseline == nil || rep.Baseline.Delivered == 0 || rep.Ratio <= 0 {
 		t.Fatalf("baseline: %+v", rep.Baseline)
+	}
+	if b := rep.DurableBaseline; b == nil || b.Delivered == 0 || b.Lost != 0 || rep.DurableRatio <= 0 || !strings.Contains(b.Payloads, "fdatasync") {
+		t.Fatalf("durable baseline: %+v", b)
 	}
 }
 

@@ -6,8 +6,11 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strconv"
 	"sync"
+	"syscall"
 
 	"github.com/coder/websocket"
 )
@@ -22,6 +25,76 @@ import (
 type relay struct {
 	mu    sync.RWMutex
 	conns map[uint32]*websocket.Conn
+	// log, if set, makes the relay durable: frames are appended to it,
+	// group-committed with fdatasync, and only then forwarded and
+	// acknowledged, as parleyd does with its SQLite group commit. It
+	// measures what persisting before the ack costs without a database.
+	log *relayLog
+}
+
+// relayLog is the durable relay's append-only file and its committer.
+type relayLog struct {
+	f       *os.File
+	pending chan relayFrame
+}
+
+type relayFrame struct {
+	data []byte
+	from *websocket.Conn
+}
+
+// commit writes every waiting frame in one write, fdatasyncs, then
+// forwards and acknowledges them in arrival order.
+func (rl *relay) commit() {
+	var batch []relayFrame
+	var buf []byte
+	for first := range rl.log.pending {
+		batch, buf = append(batch[:0], first), buf[:0]
+	fill:
+		for len(batch) < 1024 {
+			select {
+			case fr := <-rl.log.pending:
+				batch = append(batch, fr)
+			default:
+				break fill
+			}
+		}
+		for _, fr := range batch {
+			buf = binary.BigEndian.AppendUint32(buf, uint32(len(fr.data)))
+			buf = append(buf, fr.data...)
+		}
+		if _, err := rl.log.f.Write(buf); err != nil {
+			fatalRelay(err)
+		}
+		if err := syscall.Fdatasync(int(rl.log.f.Fd())); err != nil {
+			fatalRelay(err)
+		}
+		for _, fr := range batch {
+			rl.deliver(fr.data, fr.from)
+		}
+	}
+}
+
+// fatalRelay stops a durable relay that cannot persist: acknowledging
+// unpersisted frames would make its figures a lie.
+func fatalRelay(err error) {
+	fmt.Fprintln(os.Stderr, "parley-load relay: log:", err)
+	os.Exit(1)
+}
+
+// deliver forwards a frame to its destination and acknowledges it.
+func (rl *relay) deliver(data []byte, from *websocket.Conn) {
+	ctx := context.Background()
+	rl.mu.RLock()
+	dst := rl.conns[binary.BigEndian.Uint32(data)]
+	rl.mu.RUnlock()
+	if dst != nil {
+		dst.Write(ctx, websocket.MessageBinary, data)
+	}
+	ack := make([]byte, 17)
+	ack[0] = 'A'
+	copy(ack[1:], data[4:20])
+	from.Write(ctx, websocket.MessageBinary, ack)
 }
 
 func (rl *relay) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -54,29 +127,34 @@ func (rl *relay) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if len(data) < 20 {
 			continue
 		}
-		rl.mu.RLock()
-		dst := rl.conns[binary.BigEndian.Uint32(data)]
-		rl.mu.RUnlock()
-		if dst != nil {
-			dst.Write(ctx, websocket.MessageBinary, data)
+		if rl.log != nil {
+			rl.log.pending <- relayFrame{data, ws}
+			continue
 		}
-		ack := make([]byte, 17)
-		ack[0] = 'A'
-		copy(ack[1:], data[4:20])
-		if ws.Write(ctx, websocket.MessageBinary, ack) != nil {
-			return
-		}
+		rl.deliver(data, ws)
 	}
 }
 
-func internalRelay() error {
+// internalRelay serves the relay; with durable set it keeps its log in
+// dir.
+func internalRelay(dir string, durable bool) error {
 	raiseFileLimit()
+	rl := &relay{conns: make(map[uint32]*websocket.Conn)}
+	if durable {
+		f, err := os.OpenFile(filepath.Join(dir, "relay.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		rl.log = &relayLog{f: f, pending: make(chan relayFrame, 4096)}
+		go rl.commit()
+	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return err
 	}
 	fmt.Println(ln.Addr().String())
-	srv := &http.Server{Handler: &relay{conns: make(map[uint32]*websocket.Conn)}}
+	srv := &http.Server{Handler: rl}
 	go stopOnSignal(func(ctx context.Context) { srv.Shutdown(ctx) })
 	if err := srv.Serve(ln); err != http.ErrServerClosed {
 		return err

@@ -24,13 +24,19 @@ type relayClient struct {
 // runRelay drives the same 1:1 pattern as the real run (client i sends
 // to client i^1, cfg.inflight outstanding, cfg.rate, cfg.size) through
 // a spawned bare relay.
-func runRelay(ctx context.Context, cfg config, progress io.Writer) (*Report, error) {
-	ch, err := spawn("internal-relay")
+// With durable, the relay appends every frame to a log file and
+// fdatasyncs it (group commit) before forwarding and acknowledging it.
+func runRelay(ctx context.Context, cfg config, progress io.Writer, durable bool) (*Report, error) {
+	mode, what := "internal-relay", "bare relay frames"
+	if durable {
+		mode, what = "internal-relay-durable", "bare relay frames, each appended to a log file and fdatasync'd (group commit) before forwarding and ack"
+	}
+	ch, err := spawn(mode)
 	if err != nil {
 		return nil, err
 	}
 	defer ch.stop()
-	fmt.Fprintf(progress, "baseline: relay (pid %d) at %s\n", ch.pid(), ch.url)
+	fmt.Fprintf(progress, "baseline: %s (pid %d) at %s\n", mode, ch.pid(), ch.url)
 	n := cfg.accounts &^ 1
 	st := &stats{}
 	dl := newDialers(cfg.addrs)
@@ -154,7 +160,7 @@ func runRelay(ctx context.Context, cfg config, progress io.Writer) (*Report, err
 	if end.Before(start) {
 		end = time.Now()
 	}
-	rep := &Report{Payloads: "bare relay frames", Accounts: n, Devices: n, Connections: n}
+	rep := &Report{Payloads: what, Accounts: n, Devices: n, Connections: n}
 	elapsed := end.Sub(start)
 	st.fill(rep, elapsed)
 	cpu := procAfter.CPU - procBefore.CPU
