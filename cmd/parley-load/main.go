@@ -17,7 +17,9 @@
 // default), as real clients do; --ack-every 0 leaves that out.
 //
 // --baseline also runs the same 1:1 traffic through a bare WebSocket
-// relay on the same library (no storage, no auth) and prints the ratio.
+// relay on the same library (no storage, no auth) and prints the ratio;
+// --baseline-durable through that relay made durable (each frame
+// fdatasync'd to a log, group-committed, before forward and ack).
 //
 // Examples (the figures in docs/benchmarks.md):
 //
