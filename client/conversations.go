@@ -33,6 +33,12 @@ type convRecord struct {
 	Created time.Time `json:"created"`
 	// Removed is set once this device was removed from the group.
 	Removed bool `json:"removed,omitempty"`
+	// Leaving is set once this account asked to leave the group (its
+	// Remove proposals were sent in epoch LeaveEpoch); see leave.go.
+	Leaving    bool   `json:"leaving,omitempty"`
+	LeaveEpoch uint64 `json:"leave_epoch,omitempty"`
+	// SelfRemovals are other users' proposals to leave, to commit.
+	SelfRemovals []selfRemoval `json:"self_removals,omitempty"`
 	// Last is the time of the newest message.
 	Last time.Time `json:"last"`
 }
@@ -615,7 +621,7 @@ func (c *Client) finishCommit(tx *profile.Tx, r *convRecord, pc *pendingCommit, 
 	if err := markSeen(tx, pc.ID); err != nil {
 		return err
 	}
-	if ms := pc.Membership; ms != nil && (len(ms.Added) > 0 || len(ms.Removed) > 0) {
+	if ms := pc.Membership; ms != nil && (len(ms.Added) > 0 || len(ms.Removed) > 0 || len(ms.Left) > 0) {
 		m := &Message{
 			ID: hexID(pc.ID), Conversation: r.label(), ConversationID: hexID(r.ID),
 			Sender: Sender{User: c.acct.User, Device: c.acct.DeviceID}, SentAt: c.opts.now().UTC(),
@@ -833,6 +839,15 @@ func membershipText(actor string, m *Membership) string {
 	}
 	if len(m.Removed) > 0 {
 		parts = append(parts, actor+" removed "+names(m.Removed, "a device of "+actor))
+	}
+	if len(m.Left) > 0 {
+		var users []string
+		for _, s := range m.Left {
+			if !slices.Contains(users, s.User) {
+				users = append(users, s.User)
+			}
+		}
+		parts = append(parts, strings.Join(users, ", ")+" left")
 	}
 	return strings.Join(parts, "; ")
 }

@@ -62,6 +62,7 @@ type FileInfo struct {
 type Membership struct {
 	Added   []Sender `json:"added,omitempty"`
 	Removed []Sender `json:"removed,omitempty"`
+	Left    []Sender `json:"left,omitempty"` // removed at their own request
 }
 
 // payload is the plaintext of every Parley application message, sealed

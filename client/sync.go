@@ -188,6 +188,8 @@ func (c *Client) processLogMessage(m transport.Message) error {
 			return c.handleApplication(tx, r, g, m, sender, res.Plaintext)
 		case mls.ResultCommit:
 			return c.handleCommit(tx, r, g, m, sender, before, res.Commit)
+		case mls.ResultProposal:
+			return c.handleProposal(tx, r, g, res, sender)
 		}
 		return nil
 	})
@@ -252,8 +254,21 @@ func (c *Client) handleCommit(tx *profile.Tx, r *convRecord, g *mls.Group, m tra
 		for _, old := range before {
 			if old.LeafIndex == leaf {
 				if s, err := memberIdentity(old); err == nil {
-					ms.Removed = append(ms.Removed, s)
+					if leftByProposal(r, s, c.acct.User) {
+						ms.Left = append(ms.Left, s)
+					} else {
+						ms.Removed = append(ms.Removed, s)
+					}
 				}
+			}
+		}
+	}
+	// Proposals of the closed epoch lapsed.
+	if n := len(r.SelfRemovals); n > 0 {
+		r.SelfRemovals = slices.DeleteFunc(r.SelfRemovals, func(sr selfRemoval) bool { return sr.Epoch < g.Epoch() })
+		if len(r.SelfRemovals) != n {
+			if err := putConv(tx, r); err != nil {
+				return err
 			}
 		}
 	}
@@ -270,7 +285,7 @@ func (c *Client) handleCommit(tx *profile.Tx, r *convRecord, g *mls.Group, m tra
 			return err
 		}
 	}
-	if len(ms.Added) == 0 && len(ms.Removed) == 0 {
+	if len(ms.Added) == 0 && len(ms.Removed) == 0 && len(ms.Left) == 0 {
 		return nil
 	}
 	msg := &Message{
@@ -411,6 +426,7 @@ func (c *Client) Sync(ctx context.Context) (SyncResult, error) {
 			return err
 		}
 		c.healOwnDevices(ctx, conn)
+		c.completeLeaves(ctx, conn)
 		out.Messages, err = c.drainNew()
 		if err != nil {
 			return err

@@ -121,6 +121,16 @@ change, so they cannot read anything sent afterwards.`,
 			run: cmdGroupRemove,
 		},
 		{
+			name: "group leave", minArgs: 1, maxArgs: 1,
+			usage: `group leave NAME
+
+Asks to leave the group NAME with all your devices. MLS does not let a
+member commit its own removal: your client proposes it, and another
+member's client completes it at its next sync; from then on you cannot
+read what is sent to the group.`,
+			run: cmdGroupLeave,
+		},
+		{
 			name: "group list", maxArgs: 0,
 			usage: `group list
 
@@ -484,6 +494,21 @@ func cmdGroupRemove(ctx context.Context, e *env, args []string) error {
 	users := userNames(args[1:])
 	return e.print(map[string]any{"group": "#" + strings.TrimPrefix(args[0], "#"), "removed": users},
 		fmt.Sprintf("Removed %s from #%s.", strings.Join(users, ", "), strings.TrimPrefix(args[0], "#")))
+}
+
+func cmdGroupLeave(ctx context.Context, e *env, args []string) error {
+	c, err := e.open(ctx)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	defer e.warnings(c)
+	if err := c.LeaveGroup(ctx, args[0]); err != nil {
+		return err
+	}
+	name := "#" + strings.TrimPrefix(args[0], "#")
+	return e.print(map[string]any{"group": name, "leaving": true},
+		fmt.Sprintf("Asked to leave %s: you are out once another member's client completes it (at its next sync).", name))
 }
 
 func userNames(args []string) []string {

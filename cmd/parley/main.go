@@ -64,6 +64,7 @@ Groups:
   group create NAME @USER...      create a group
   group add NAME @USER...         add people to a group
   group remove NAME @USER...      remove people from a group
+  group leave NAME                leave a group (another member's client completes it)
   group list                      list conversations
 
 Public channels (NOT end-to-end encrypted; media checked against hash lists):
