@@ -102,4 +102,3 @@ func TestLeaveCommitsOnlySelfRemoval(t *testing.T) {
 		t.Fatal("leaving a group twice succeeded")
 	}
 }
-
