@@ -11,12 +11,11 @@ import (
 )
 
 // appendReq is one unit of work for the group-commit writer: an append,
-// or, when op is set, another small write (an Ack) that rides in the same
-// transaction so that it shares the batch's fsync instead of paying its own.
+// or, when ack is set, an Ack, which rides in the same transaction so
+// that it shares the batch's fsync instead of paying its own.
 type appendReq struct {
 	ctx context.Context
 	a   store.Append
-	op  func(ctx context.Context, tx txQuerier) error
 	ack *ackReq
 	res chan appendResp
 }
@@ -63,9 +62,8 @@ func (s *Store) StartAppend(ctx context.Context, a store.Append) (wait func() (s
 	}, nil
 }
 
-// batched runs op inside the group-commit writer's next transaction and
-// waits until that transaction is durable (or failed). Errors from op roll
-// back only op's own savepoint.
+// batched queues req (an Ack) for the group-commit writer's next
+// transaction and waits until that transaction is durable (or failed).
 func (s *Store) batched(ctx context.Context, req appendReq) error {
 	req.ctx, req.res = ctx, make(chan appendResp, 1)
 	s.mu.RLock()
@@ -141,7 +139,7 @@ func (s *Store) runBatch(batch []appendReq, stmts *stmtCache) {
 	if s.opts.OnBatch != nil {
 		appends := 0
 		for _, r := range batch {
-			if r.op == nil && r.ack == nil {
+			if r.ack == nil {
 				appends++
 			}
 		}
@@ -161,8 +159,7 @@ func (s *Store) runBatch(batch []appendReq, stmts *stmtCache) {
 }
 
 // runBatchCached runs the batch with the conversation cache: application
-// messages, proposals and acks without savepoints, commits and other
-// operations in their own. It reports false, having rolled back and
+// messages, proposals and acks without savepoints, commits in their own. It reports false, having rolled back and
 // answered no one, if a statement failed after the transaction was
 // written to; the caller then runs the batch on the savepoint path,
 // which isolates the failing request.
@@ -190,7 +187,7 @@ func (s *Store) runBatchCached(batch []appendReq, stmts *stmtCache) bool {
 		switch {
 		case r.ack != nil:
 			err = fastAck(ctx, q, cc, r.ack)
-		case r.op == nil && r.a.Kind != store.KindCommit:
+		case r.a.Kind != store.KindCommit:
 			res, err = fastAppend(ctx, q, cc, r.a)
 		default:
 			// The plain SQL path reads the tables: write the cached
@@ -202,11 +199,7 @@ func (s *Store) runBatchCached(batch []appendReq, stmts *stmtCache) bool {
 			if res, ok, err = runInSavepoint(ctx, q, r); !ok {
 				return abort()
 			}
-			if r.op != nil {
-				cc.reset()
-			} else {
-				cc.invalidate(r.a.ConversationID)
-			}
+			cc.invalidate(r.a.ConversationID)
 		}
 		var ea errAbort
 		if errors.As(err, &ea) {
@@ -238,8 +231,6 @@ func runInSavepoint(ctx context.Context, q txQuerier, r appendReq) (res store.Ap
 	switch {
 	case r.ack != nil:
 		err = ackTx(ctx, q, r.ack)
-	case r.op != nil:
-		err = r.op(ctx, q)
 	default:
 		res, err = appendTx(ctx, q, r.a)
 	}
