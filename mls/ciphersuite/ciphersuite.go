@@ -335,7 +335,7 @@ func (s *Suite) VerifyWithLabel(pub []byte, label string, content, signature []b
 		return fmt.Errorf("%w: %v", ErrVerify, err)
 	}
 	if err := s.sig.verify(pub, msg, signature); err != nil {
-		return fmt.Errorf("%w: %v", ErrVerify, err)
+		return fmt.Errorf("%w: %w", ErrVerify, err)
 	}
 	return nil
 }

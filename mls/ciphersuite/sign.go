@@ -56,6 +56,9 @@ func (ed25519Scheme) verify(pub, msg, sig []byte) error {
 	if len(pub) != ed25519.PublicKeySize {
 		return fmt.Errorf("%w: Ed25519 public key is %d bytes", ErrInvalidKey, len(pub))
 	}
+	if ed25519HasSmallOrder(pub) {
+		return fmt.Errorf("%w: Ed25519 public key has small order", ErrInvalidKey)
+	}
 	if !ed25519.Verify(ed25519.PublicKey(pub), msg, sig) {
 		return errBadSignature
 	}
@@ -183,6 +186,9 @@ func (e ed448Scheme) generate(rand io.Reader) (Signer, []byte, error) {
 func (ed448Scheme) verify(pub, msg, sig []byte) error {
 	if len(pub) != ed448.PublicKeySize {
 		return fmt.Errorf("%w: Ed448 public key is %d bytes", ErrInvalidKey, len(pub))
+	}
+	if ed448HasSmallOrder(pub) {
+		return fmt.Errorf("%w: Ed448 public key has small order", ErrInvalidKey)
 	}
 	if !ed448.Verify(ed448.PublicKey(pub), msg, sig, "") {
 		return errBadSignature
