@@ -7,10 +7,9 @@ import (
 	"encoding/hex"
 	"sync"
 	"time"
-
-	"github.com/parleychat/parley/internal/ratelimit"
 )
 
+// randomHex returns n random bytes in hex: device ids.
 func randomHex(n int) string {
 	b := make([]byte, n)
 	rand.Read(b)
@@ -75,55 +74,3 @@ func (t *tokens) expire(now time.Time) {
 	}
 }
 
-// limiter adapts ratelimit.Limiter to the handlers' calls.
-type limiter struct{ l *ratelimit.Limiter }
-
-func newLimiter() *limiter { return &limiter{ratelimit.New()} }
-
-// allow counts one event for key and reports whether at most max events
-// happened in the current window of length per.
-func (l *limiter) allow(key string, max int, per time.Duration) (ok bool, retryAfter time.Duration) {
-	return l.l.Allow(key, ratelimit.Limit{N: max, Per: per})
-}
-
-// blocked reports whether key already used up max events in its window,
-// without counting one.
-func (l *limiter) blocked(key string, max int) (bool, time.Duration) { return l.l.Blocked(key, max) }
-
-func (l *limiter) expire(now time.Time) { l.l.Expire(now) }
-
-// hub tracks which devices are online, for pushes.
-type hub struct {
-	mu sync.RWMutex
-	m  map[string]map[*conn]struct{}
-}
-
-func newHub() *hub { return &hub{m: make(map[string]map[*conn]struct{})} }
-
-func (h *hub) add(device string, c *conn) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if h.m[device] == nil {
-		h.m[device] = make(map[*conn]struct{})
-	}
-	h.m[device][c] = struct{}{}
-}
-
-func (h *hub) remove(device string, c *conn) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	delete(h.m[device], c)
-	if len(h.m[device]) == 0 {
-		delete(h.m, device)
-	}
-}
-
-func (h *hub) conns(device string) []*conn {
-	h.mu.RLock()
-	defer h.mu.RUnlock()
-	out := make([]*conn, 0, len(h.m[device]))
-	for c := range h.m[device] {
-		out = append(out, c)
-	}
-	return out
-}
