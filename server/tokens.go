@@ -73,4 +73,3 @@ func (t *tokens) expire(now time.Time) {
 		}
 	}
 }
-
