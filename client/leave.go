@@ -3,6 +3,7 @@ package client
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/parleychat/parley/client/profile"
@@ -84,22 +85,35 @@ func (c *Client) proposeLeave(ctx context.Context, conn *transport.Conn, id []by
 	if !others {
 		return fmt.Errorf("client: you are the only member of %s: there is no one to complete your leaving", r.label())
 	}
-	for _, msg := range msgs {
+	// Once one proposal is out the group is being left, even if a later
+	// one fails: the record says so, so that syncs carry the leave on
+	// (committers drop repeated proposals for one device, and the devices
+	// still in the group are proposed again in the next epoch).
+	markLeaving := func() error {
+		return c.store.Update(func(tx *profile.Tx) error {
+			if err := saveGroup(tx, g); err != nil {
+				return err
+			}
+			r.Leaving, r.LeaveEpoch = true, g.Epoch()
+			return putConv(tx, r)
+		})
+	}
+	for i, msg := range msgs {
 		mid := transport.NewMessageID()
 		if err := c.store.Update(func(tx *profile.Tx) error { return markSeen(tx, mid) }); err != nil {
 			return err
 		}
 		if _, err := conn.SendProposal(ctx, mid, id, g.Epoch(), msg); err != nil {
-			return fmt.Errorf("leave %s: %w", r.label(), err)
+			if i == 0 {
+				return fmt.Errorf("leave %s: %w", r.label(), err)
+			}
+			if merr := markLeaving(); merr != nil {
+				return fmt.Errorf("leave %s: %w (and recording it: %v)", r.label(), err, merr)
+			}
+			return fmt.Errorf("leave %s: %d of %d devices proposed for removal; the rest will be at a later sync, or run this again: %w", r.label(), i, len(msgs), err)
 		}
 	}
-	return c.store.Update(func(tx *profile.Tx) error {
-		if err := saveGroup(tx, g); err != nil {
-			return err
-		}
-		r.Leaving, r.LeaveEpoch = true, g.Epoch()
-		return putConv(tx, r)
-	})
+	return markLeaving()
 }
 
 // handleProposal records a user's proposal to remove one of their own
@@ -179,6 +193,9 @@ func (c *Client) selfRemovalPlan(r *convRecord) func(g *mls.Group) (*commitPlan,
 			}
 			if _, ok := devices[Sender{User: sr.User, Device: sr.Device}]; !ok {
 				continue // already gone
+			}
+			if slices.ContainsFunc(keep, func(k selfRemoval) bool { return k.Device == sr.Device && k.User == sr.User }) {
+				continue // proposed twice (a retried leave): one Remove per leaf (§12.2)
 			}
 			keep = append(keep, sr)
 			p.opts.ProposalRefs = append(p.opts.ProposalRefs, sr.Ref)

@@ -7,6 +7,7 @@ import (
 
 	"github.com/parleychat/parley/client/profile"
 	"github.com/parleychat/parley/client/transport"
+	"github.com/parleychat/parley/mls"
 )
 
 func groupUsers(t *testing.T, c *Client, target string) []string {
@@ -100,5 +101,73 @@ func TestLeaveCommitsOnlySelfRemoval(t *testing.T) {
 	}
 	if err := carol.LeaveGroup(ctx, "team"); err == nil {
 		t.Fatal("leaving a group twice succeeded")
+	}
+}
+
+// A leave run twice in one epoch (as after a partly failed first run)
+// sends two Remove proposals for the same device; the committer keeps one
+// per leaf, so the leave still completes.
+func TestLeaveTwiceInOneEpoch(t *testing.T) {
+	ctx := context.Background()
+	srv := startServer(t)
+	alice, bob := srv.newUser(t, "alice"), srv.newUser(t, "bob")
+	if _, err := alice.CreateGroup(ctx, "pair", []string{"bob"}); err != nil {
+		t.Fatal(err)
+	}
+	mustSync(t, bob)
+	for i := 0; i < 2; i++ {
+		if err := bob.LeaveGroup(ctx, "pair"); err != nil {
+			t.Fatalf("leave %d: %v", i+1, err)
+		}
+	}
+	mustSync(t, alice) // commits bob's leaving
+	if got := groupUsers(t, alice, "#pair"); !slices.Equal(got, []string{"alice"}) {
+		t.Fatalf("members %v, want alice alone", got)
+	}
+}
+
+// Two different proposals removing the same device (a hostile or retried
+// leave under a suite with randomized signatures) become one Remove in
+// the commit: two would make the commit invalid (§12.2) and block every
+// other self-removal with it.
+func TestSelfRemovalPlanOneRemovePerDevice(t *testing.T) {
+	ctx := context.Background()
+	srv := startServer(t)
+	alice, bob := srv.newUser(t, "alice"), srv.newUser(t, "bob")
+	if _, err := alice.CreateGroup(ctx, "pair", []string{"bob"}); err != nil {
+		t.Fatal(err)
+	}
+	mustSync(t, bob)
+	var r *convRecord
+	var g *mls.Group
+	if err := alice.store.Update(func(tx *profile.Tx) (err error) {
+		lr, err := lookupLocal(tx, "alice", "#pair")
+		if err != nil {
+			return err
+		}
+		if r, err = getConv(tx, lr.ID); err != nil {
+			return err
+		}
+		g, err = loadGroup(tx, r.ID)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	var bobDev string
+	for s := range groupDevices(g) {
+		if s.User == "bob" {
+			bobDev = s.Device
+		}
+	}
+	r.SelfRemovals = []selfRemoval{
+		{Epoch: g.Epoch(), Ref: []byte("ref-1"), User: "bob", Device: bobDev},
+		{Epoch: g.Epoch(), Ref: []byte("ref-2"), User: "bob", Device: bobDev},
+	}
+	plan, err := alice.selfRemovalPlan(r)(g)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(plan.opts.ProposalRefs) != 1 || len(plan.removed) != 1 || string(plan.opts.ProposalRefs[0]) != "ref-1" {
+		t.Fatalf("plan commits refs %q removing %v, want only ref-1", plan.opts.ProposalRefs, plan.removed)
 	}
 }

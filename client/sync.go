@@ -167,6 +167,9 @@ func (c *Client) processLogMessage(m transport.Message) error {
 		}
 		before := g.Members()
 		res, err := g.Process(m.Payload)
+		if errors.Is(err, mls.ErrDuplicateProposal) {
+			return nil // a repeat of a proposal we hold (a leave run twice)
+		}
 		if err != nil {
 			c.warn(r, m.ID, fmt.Errorf("cannot process %s: %w", kindName(m.Kind), err))
 			return nil

@@ -1,6 +1,9 @@
 package mls
 
-import "errors"
+import (
+	"errors"
+	"fmt"
+)
 
 // Errors returned by Group methods. They are sentinels: test for them with
 // errors.Is; the returned errors wrap them with context. (ErrMalformed,
@@ -16,6 +19,10 @@ var (
 	// ErrReplay means the key generation a PrivateMessage uses was already
 	// used (and deleted), or fell out of the out-of-order window.
 	ErrReplay = errors.New("mls: generation already used")
+	// ErrDuplicateProposal means a proposal with the same reference is
+	// already cached for this epoch: a harmless repeat (a PublicMessage
+	// proposal sent twice is byte for byte the same). It wraps ErrReplay.
+	ErrDuplicateProposal = fmt.Errorf("%w: proposal already received", ErrReplay)
 	// ErrTooFarAhead means a PrivateMessage's generation is beyond the
 	// out-of-order window.
 	ErrTooFarAhead = errors.New("mls: generation too far ahead")

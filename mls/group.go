@@ -446,7 +446,7 @@ func (g *Group) process(m *MLSMessage) (*Result, error) {
 		res.Proposal = ac.Content.Proposal
 		res.ProposalRef = ProposalRef(g.suite, ac.Marshal())
 		if slices.ContainsFunc(g.proposals, func(cp cachedProposal) bool { return equalBytes(cp.ref, res.ProposalRef) }) {
-			return nil, fmt.Errorf("%w: proposal already received", ErrReplay)
+			return nil, ErrDuplicateProposal
 		}
 		g.proposals = append(g.proposals, cachedProposal{ref: res.ProposalRef, proposal: ac.Content.Proposal, sender: ac.Content.Sender})
 	case ContentTypeCommit:
