@@ -85,6 +85,9 @@ const (
 	Published Status = "published"
 	Held      Status = "held"    // waiting for a moderator (matched a review list)
 	Removed   Status = "removed" // taken down or rejected
+	// Deleted is final: the author or the channel deleted the post, and
+	// its text and media are gone.
+	Deleted Status = "deleted"
 )
 
 // Media is one stored file of a post and its hashes.
@@ -146,6 +149,20 @@ type Store interface {
 	// event. changed is false (and nothing is written) if the post
 	// already had that status.
 	SetStatus(ctx context.Context, id int64, status Status, reason string) (p Post, changed bool, err error)
+	// DeletePost erases a post's text and media and marks it Deleted
+	// (final: SetStatus refuses to change it again). A post that was
+	// visible gets a takedown event with reason. Deleting a deleted post
+	// changes nothing.
+	DeletePost(ctx context.Context, id int64, reason string) (Post, error)
+	// DeleteChannel deletes a channel with its admins, followers, posts,
+	// media and events. Its id stays taken (CreateChannel answers
+	// ErrExists), so no one else can pass for it.
+	DeleteChannel(ctx context.Context, id string) error
+	// ForgetUser is account deletion: it deletes the channels user owns
+	// (as DeleteChannel), the posts user wrote in other channels (as
+	// DeletePost), and user's follows and admin roles, in one
+	// transaction. It returns the ids of the channels deleted.
+	ForgetUser(ctx context.Context, user string) ([]string, error)
 	// Events returns up to limit events of a channel with Seq > since.
 	Events(ctx context.Context, channel string, since int64, limit int) ([]Event, error)
 	// MediaData returns the bytes of a post's media file.

@@ -105,12 +105,14 @@ func (s *Service) Handler() http.Handler {
 	mux.HandleFunc("POST "+p, s.authed(writeReq, s.createChannel))
 	mux.HandleFunc("GET "+p, s.authed(readReq, s.listFollowing))
 	mux.HandleFunc("GET "+p+"/{id}", s.authed(readReq, s.getChannel))
+	mux.HandleFunc("DELETE "+p+"/{id}", s.authed(writeReq, s.deleteChannel))
 	mux.HandleFunc("PUT "+p+"/{id}/admins/{user}", s.authed(writeReq, s.setAdmin(true)))
 	mux.HandleFunc("DELETE "+p+"/{id}/admins/{user}", s.authed(writeReq, s.setAdmin(false)))
 	mux.HandleFunc("PUT "+p+"/{id}/follow", s.authed(writeReq, s.follow(true)))
 	mux.HandleFunc("DELETE "+p+"/{id}/follow", s.authed(writeReq, s.follow(false)))
 	mux.HandleFunc("POST "+p+"/{id}/posts", s.authed(postReq, s.createPost))
 	mux.HandleFunc("GET "+p+"/{id}/posts/{post}", s.authed(readReq, s.getPost))
+	mux.HandleFunc("DELETE "+p+"/{id}/posts/{post}", s.authed(writeReq, s.deletePost))
 	mux.HandleFunc("GET "+p+"/{id}/posts/{post}/media/{n}", s.authed(readReq, s.getMedia))
 	mux.HandleFunc("GET "+p+"/{id}/events", s.authed(readReq, s.events))
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -174,7 +176,7 @@ func (s *Service) storeError(w http.ResponseWriter, r *http.Request, err error) 
 	case errors.Is(err, ErrNotFound):
 		writeError(w, http.StatusNotFound, ErrorBody{Error: "not found", Code: "not_found"})
 	case errors.Is(err, ErrExists):
-		writeError(w, http.StatusConflict, ErrorBody{Error: "a channel with this id exists", Code: "exists"})
+		writeError(w, http.StatusConflict, ErrorBody{Error: "this channel id is taken (by a channel, or by one that was deleted): choose another", Code: "exists"})
 	case errors.Is(err, ErrInvalid):
 		writeError(w, http.StatusBadRequest, ErrorBody{Error: err.Error(), Code: "invalid"})
 	default:
@@ -257,6 +259,60 @@ func (s *Service) setAdmin(on bool) authedHandler {
 		}
 		w.WriteHeader(http.StatusNoContent)
 	}
+}
+
+// deleteChannel deletes a channel with everything in it; only its owner
+// may. The id stays taken.
+func (s *Service) deleteChannel(w http.ResponseWriter, r *http.Request, user string) {
+	c, err := s.store.Channel(r.Context(), r.PathValue("id"))
+	if err != nil {
+		s.storeError(w, r, err)
+		return
+	}
+	if c.Owner != user {
+		writeError(w, http.StatusForbidden, ErrorBody{Error: "only the channel owner can delete a channel", Code: "forbidden"})
+		return
+	}
+	if err := s.store.DeleteChannel(r.Context(), c.ID); err != nil {
+		s.storeError(w, r, err)
+		return
+	}
+	s.notify.notify(c.ID)
+	s.log.Info("channel deleted", "channel", c.ID, "by", user)
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// deletePost erases a post (text and media); its author, the channel's
+// owner and its admins may. Followers get a takedown event.
+func (s *Service) deletePost(w http.ResponseWriter, r *http.Request, user string) {
+	id, err := strconv.ParseInt(r.PathValue("post"), 10, 64)
+	if err != nil {
+		writeError(w, http.StatusNotFound, ErrorBody{Error: "not found", Code: "not_found"})
+		return
+	}
+	p, err := s.store.Post(r.Context(), id)
+	if err == nil && (p.Channel != r.PathValue("id") || p.Status == Deleted) {
+		err = ErrNotFound
+	}
+	if err != nil {
+		s.storeError(w, r, err)
+		return
+	}
+	c, err := s.store.Channel(r.Context(), p.Channel)
+	if err != nil {
+		s.storeError(w, r, err)
+		return
+	}
+	if p.Author != user && !c.CanPost(user) {
+		writeError(w, http.StatusForbidden, ErrorBody{Error: "only the post's author and the channel's owner and admins can delete a post", Code: "forbidden"})
+		return
+	}
+	if _, err := s.store.DeletePost(r.Context(), id, "deleted by "+user); err != nil {
+		s.storeError(w, r, err)
+		return
+	}
+	s.notify.notify(p.Channel)
+	w.WriteHeader(http.StatusNoContent)
 }
 
 func (s *Service) follow(on bool) authedHandler {

@@ -473,3 +473,18 @@ func (n *notifier) notify(id string) {
 		delete(n.waiters, id)
 	}
 }
+
+// ForgetUser removes a deleted account from public channels: the channels
+// it owned are deleted with their posts (their ids stay taken), its posts
+// elsewhere are erased, and its follows and admin roles are dropped.
+// parleyd calls it before deleting the account itself.
+func (s *Service) ForgetUser(ctx context.Context, user string) error {
+	gone, err := s.store.ForgetUser(ctx, user)
+	if err != nil {
+		return fmt.Errorf("channels: remove the account's channel content: %w", err)
+	}
+	for _, id := range gone {
+		s.notify.notify(id)
+	}
+	return nil
+}

@@ -591,6 +591,47 @@ func TestPermissions(t *testing.T) {
 	}
 }
 
+// Deleting posts: the author (even after losing admin rights), the owner
+// and admins may; others get 403; a deleted post and its media are gone,
+// followers get a takedown, and a long-poll wakes for it. Deleting the
+// channel is the owner's alone.
+func TestDeletePostsAndChannel(t *testing.T) {
+	e := newEnv(t)
+	e.do("alice", "PUT", "/v1/channels/news/admins/bob", "", http.StatusNoContent, nil)
+	img, _ := readImage(t, "python-threatexchange", "rgb.jpeg")
+	byBob := e.mustPost("bob", "news", "bob's post", file{"a.jpg", "image/jpeg", img})
+	byAlice := e.mustPost("alice", "news", "alice's post")
+	e.do("alice", "DELETE", "/v1/channels/news/admins/bob", "", http.StatusNoContent, nil)
+	cursor := e.events("news", 0, 0).Cursor
+
+	e.do("carol", "DELETE", fmt.Sprintf("/v1/channels/news/posts/%d", byAlice.ID), "", http.StatusForbidden, nil)
+	e.do("bob", "DELETE", fmt.Sprintf("/v1/channels/news/posts/%d", byAlice.ID), "", http.StatusForbidden, nil)
+	e.do("bob", "DELETE", fmt.Sprintf("/v1/channels/other/posts/%d", byBob.ID), "", http.StatusNotFound, nil)
+
+	woken := make(chan channels.EventsResponse, 1)
+	go func() { woken <- e.events("news", cursor, 10) }()
+	time.Sleep(100 * time.Millisecond) // let the long-poll start waiting
+	e.do("bob", "DELETE", fmt.Sprintf("/v1/channels/news/posts/%d", byBob.ID), "", http.StatusNoContent, nil)
+	select {
+	case r := <-woken:
+		if len(r.Events) != 1 || r.Events[0].Kind != channels.EventTakedown || r.Events[0].PostID != byBob.ID || r.Events[0].Reason != "deleted by bob" {
+			t.Fatalf("long-poll got %+v", r.Events)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the long-poll did not wake for the deletion")
+	}
+	e.do("bob", "GET", fmt.Sprintf("/v1/channels/news/posts/%d", byBob.ID), "", http.StatusNotFound, nil)
+	e.do("bob", "GET", fmt.Sprintf("/v1/channels/news/posts/%d/media/0", byBob.ID), "", http.StatusNotFound, nil)
+	e.do("bob", "DELETE", fmt.Sprintf("/v1/channels/news/posts/%d", byBob.ID), "", http.StatusNotFound, nil)
+	e.do("alice", "DELETE", fmt.Sprintf("/v1/channels/news/posts/%d", byAlice.ID), "", http.StatusNoContent, nil)
+
+	e.do("bob", "DELETE", "/v1/channels/news", "", http.StatusForbidden, nil)
+	e.do("alice", "DELETE", "/v1/channels/news", "", http.StatusNoContent, nil)
+	e.do("bob", "GET", "/v1/channels/news", "", http.StatusNotFound, nil)
+	e.do("alice", "DELETE", "/v1/channels/news", "", http.StatusNotFound, nil)
+	e.do("carol", "POST", "/v1/channels", `{"id":"news","title":"News"}`, http.StatusConflict, nil)
+}
+
 func FuzzAnalyse(f *testing.F) {
 	f.Add([]byte("\xff\xd8\xff\xe0\x00\x10JFIF\x00"), "image/jpeg")
 	f.Add(pngBomb(70000, 70000), "")

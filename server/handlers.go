@@ -320,6 +320,12 @@ func (c *conn) handleDeleteAccount(ctx context.Context, r *parleypb.DeleteAccoun
 	if r.Username != c.dev.Username {
 		return nil, badRequest("to delete your account, send your own username (%s) as confirmation", c.dev.Username)
 	}
+	if forget := c.s.cfg.ForgetAccount; forget != nil {
+		if err := forget(ctx, c.dev.Username); err != nil {
+			c.s.log.Error("account deletion: removing the account's data from mounted services failed", "err", err)
+			return nil, fmt.Errorf("%w: %v", store.ErrUnavailable, err)
+		}
+	}
 	ids, err := c.s.cfg.Store.DeleteAccount(ctx, c.dev.Username)
 	if err != nil {
 		return nil, err

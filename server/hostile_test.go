@@ -11,6 +11,7 @@ import (
 	"runtime"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -488,5 +489,40 @@ func TestDeleteAccount(t *testing.T) {
 	}
 	if kps, err := bob.conn.FetchKeyPackages(bg, "alice"); err == nil && len(kps) != 0 {
 		t.Fatalf("key packages of a deleted account: %d", len(kps))
+	}
+}
+
+// Account deletion runs Config.ForgetAccount first (parleyd deletes the
+// user's public channels there); if it fails, the account is kept and the
+// user is told to retry.
+func TestDeleteAccountForgetsFirst(t *testing.T) {
+	var fail atomic.Bool
+	var forgotten []string
+	var mu sync.Mutex
+	ts := startServer(t, t.TempDir(), func(c *server.Config) {
+		c.ForgetAccount = func(ctx context.Context, user string) error {
+			if fail.Load() {
+				return errors.New("channels database is locked")
+			}
+			mu.Lock()
+			forgotten = append(forgotten, user)
+			mu.Unlock()
+			return nil
+		}
+	})
+	alice := register(t, ts, "alice")
+	fail.Store(true)
+	wantCode(t, "delete while forgetting fails", alice.conn.DeleteAccount(bg, "alice"), parleypb.ErrorCode_STORAGE_UNAVAILABLE)
+	if _, err := dial(t, ts).Authenticate(bg, alice.key); err != nil {
+		t.Fatalf("account gone although its deletion failed: %v", err)
+	}
+	fail.Store(false)
+	if err := alice.conn.DeleteAccount(bg, "alice"); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(forgotten) != 1 || forgotten[0] != "alice" {
+		t.Fatalf("ForgetAccount calls %v, want [alice]", forgotten)
 	}
 }

@@ -87,6 +87,11 @@ type Config struct {
 	// http.ServeMux pattern (public channels mount /v1/channels/ here).
 	// They authenticate callers with Server.AuthenticateHTTP.
 	Mount map[string]http.Handler
+	// ForgetAccount, if set, runs when a user deletes their account,
+	// before the account is deleted: it removes what mounted services
+	// keep about the user (parleyd deletes their public channels and
+	// posts). If it fails the account is kept and the user told to retry.
+	ForgetAccount func(ctx context.Context, username string) error
 }
 
 // Server is a delivery server. Create it with New, run it with Serve and

@@ -26,6 +26,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -44,6 +45,7 @@ Usage:
   parley channel unfollow ID
   parley channel read ID [--since N] [--follow] [--json]
   parley channel admin ID USER [--remove]
+  parley channel delete ID [--post N] --yes
 
 Add --help to a command for its flags.
 `
@@ -75,6 +77,8 @@ func Run(ctx context.Context, serverURL string, auth func(*http.Request) error, 
 		fn = c.read
 	case "admin":
 		fn = c.admin
+	case "delete":
+		fn = c.delete
 	default:
 		fmt.Fprintf(stderr, "parley channel: unknown command %q\n\n%s", args[0], usage)
 		return 2
@@ -309,6 +313,37 @@ func (c *client) admin(ctx context.Context, args []string) error {
 		return err
 	}
 	fmt.Fprintf(c.stdout, "%s\n%s can %s post to public channel %s.\n", warning, pos[1], map[bool]string{true: "no longer", false: "now"}[*remove], pos[0])
+	return nil
+}
+
+// delete deletes a channel (owner only) or, with --post, one post (its
+// author, the owner or an admin). Deleting a channel cannot be undone,
+// hence --yes.
+func (c *client) delete(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("delete", flag.ContinueOnError)
+	post := fs.Int64("post", 0, "delete only this post (its id, from read --json) instead of the channel")
+	yes := fs.Bool("yes", false, "confirm deleting the whole channel: its posts and followers go, and its id can never be used again")
+	pos, err := c.parse(fs, args, "delete ID [--post N] --yes")
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 {
+		return fmt.Errorf("%w: delete needs one channel ID", errUsage)
+	}
+	if *post > 0 {
+		if _, err := c.do(ctx, "DELETE", channelPath(pos[0])+"/posts/"+strconv.FormatInt(*post, 10), "", nil, nil); err != nil {
+			return err
+		}
+		fmt.Fprintf(c.stdout, "Post %d deleted from public channel %s; followers' clients remove it.\n", *post, pos[0])
+		return nil
+	}
+	if !*yes {
+		return fmt.Errorf("%w: deleting channel %s removes all its posts and followers and cannot be undone; add --yes to confirm", errUsage, pos[0])
+	}
+	if _, err := c.do(ctx, "DELETE", channelPath(pos[0]), "", nil, nil); err != nil {
+		return err
+	}
+	fmt.Fprintf(c.stdout, "Public channel %s deleted.\n", pos[0])
 	return nil
 }
 

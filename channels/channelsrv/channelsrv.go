@@ -8,6 +8,7 @@
 //	cs, err := channelsrv.Open(ctx, dataDir, channelsrv.Config{Auth: auth, Registerer: reg, Logger: log})
 //	mux.Handle(channelsrv.Pattern, cs.Handler())        // /v1/channels...
 //	mux.Handle(channelsrv.ExchangePattern, cs.Handler()) // /v1/exchange/...
+//	server.Config.ForgetAccount = cs.Channels.ForgetUser // account deletion
 //	go cs.Run(ctx)                                      // follow bank changes
 //	defer cs.Close()
 package channelsrv

@@ -79,6 +79,13 @@ CREATE TABLE meta (
 	key   TEXT PRIMARY KEY,
 	value INTEGER NOT NULL
 ) STRICT;
+`, `
+CREATE TABLE retired_channels (
+	id      TEXT PRIMARY KEY,
+	retired INTEGER NOT NULL
+) STRICT;
+CREATE INDEX posts_author ON posts (author);
+CREATE INDEX posts_channel ON posts (channel);
 `}
 
 // Open opens (creating with mode 0600 if needed) the database at path and
@@ -102,8 +109,10 @@ func (s *Store) CreateChannel(ctx context.Context, c channels.Channel) error {
 	if c.Created.IsZero() {
 		c.Created = time.Now()
 	}
-	res, err := s.db.ExecContext(ctx, `INSERT INTO channels (id, title, description, owner, created) VALUES (?, ?, ?, ?, ?)
-		ON CONFLICT (id) DO NOTHING`, c.ID, c.Title, c.Description, c.Owner, c.Created.UnixMilli())
+	// A deleted channel's id stays retired.
+	res, err := s.db.ExecContext(ctx, `INSERT INTO channels (id, title, description, owner, created)
+		SELECT ?, ?, ?, ?, ? WHERE NOT EXISTS (SELECT 1 FROM retired_channels WHERE id = ?)
+		ON CONFLICT (id) DO NOTHING`, c.ID, c.Title, c.Description, c.Owner, c.Created.UnixMilli(), c.ID)
 	if err != nil {
 		return fmt.Errorf("chansqlite: create channel: %w", err)
 	}
@@ -333,6 +342,9 @@ func (s *Store) SetStatus(ctx context.Context, id int64, status channels.Status,
 		if err != nil {
 			return fmt.Errorf("chansqlite: read post: %w", err)
 		}
+		if p.Status == channels.Deleted {
+			return fmt.Errorf("post %d was deleted: %w", id, channels.ErrNotFound)
+		}
 		if p.Status == status {
 			return nil
 		}
@@ -357,6 +369,139 @@ func (s *Store) SetStatus(ctx context.Context, id int64, status channels.Status,
 	}
 	p.Media, err = s.media(ctx, s.db, id)
 	return p, changed, err
+}
+
+// DeletePost implements channels.Store.
+func (s *Store) DeletePost(ctx context.Context, id int64, reason string) (channels.Post, error) {
+	var p channels.Post
+	err := sqlitedb.WithTx(ctx, s.db, func(tx *sql.Tx) (err error) {
+		p, err = deletePost(ctx, tx, id, reason, time.Now().UnixMilli())
+		return err
+	})
+	return p, err
+}
+
+func deletePost(ctx context.Context, tx *sql.Tx, id int64, reason string, now int64) (channels.Post, error) {
+	p, err := scanPost(tx.QueryRowContext(ctx, postCols+` WHERE id = ?`, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return p, fmt.Errorf("post %d: %w", id, channels.ErrNotFound)
+	}
+	if err != nil {
+		return p, fmt.Errorf("chansqlite: read post: %w", err)
+	}
+	if p.Status == channels.Deleted {
+		return p, nil
+	}
+	if _, err := tx.ExecContext(ctx, `UPDATE posts SET status = ?, reason = ?, text = '' WHERE id = ?`, string(channels.Deleted), reason, id); err != nil {
+		return p, fmt.Errorf("chansqlite: delete post: %w", err)
+	}
+	if _, err := tx.ExecContext(ctx, `DELETE FROM media WHERE post_id = ?`, id); err != nil {
+		return p, fmt.Errorf("chansqlite: delete post media: %w", err)
+	}
+	if p.Status == channels.Published {
+		if err := appendEvent(ctx, tx, p.Channel, channels.EventTakedown, id, reason, now); err != nil {
+			return p, err
+		}
+	}
+	p.Status, p.Reason, p.Text = channels.Deleted, reason, ""
+	return p, nil
+}
+
+// DeleteChannel implements channels.Store.
+func (s *Store) DeleteChannel(ctx context.Context, id string) error {
+	return sqlitedb.WithTx(ctx, s.db, func(tx *sql.Tx) error { return deleteChannel(ctx, tx, id) })
+}
+
+func deleteChannel(ctx context.Context, tx *sql.Tx, id string) error {
+	var one int
+	err := tx.QueryRowContext(ctx, `SELECT 1 FROM channels WHERE id = ?`, id).Scan(&one)
+	if errors.Is(err, sql.ErrNoRows) {
+		return fmt.Errorf("channel %q: %w", id, channels.ErrNotFound)
+	}
+	if err != nil {
+		return fmt.Errorf("chansqlite: delete channel: %w", err)
+	}
+	for _, q := range []string{
+		`DELETE FROM media WHERE post_id IN (SELECT id FROM posts WHERE channel = ?)`,
+		`DELETE FROM posts WHERE channel = ?`,
+		`DELETE FROM events WHERE channel = ?`,
+		`DELETE FROM admins WHERE channel = ?`,
+		`DELETE FROM followers WHERE channel = ?`,
+		`DELETE FROM channels WHERE id = ?`,
+	} {
+		if _, err := tx.ExecContext(ctx, q, id); err != nil {
+			return fmt.Errorf("chansqlite: delete channel: %w", err)
+		}
+	}
+	if _, err := tx.ExecContext(ctx, `INSERT INTO retired_channels (id, retired) VALUES (?, ?) ON CONFLICT DO NOTHING`, id, time.Now().UnixMilli()); err != nil {
+		return fmt.Errorf("chansqlite: retire channel id: %w", err)
+	}
+	return nil
+}
+
+// ForgetUser implements channels.Store.
+func (s *Store) ForgetUser(ctx context.Context, user string) ([]string, error) {
+	var owned []string
+	err := sqlitedb.WithTx(ctx, s.db, func(tx *sql.Tx) error {
+		owned = nil
+		ids, err := queryStrings(ctx, tx, `SELECT id FROM channels WHERE owner = ? ORDER BY id`, user)
+		if err != nil {
+			return err
+		}
+		for _, id := range ids {
+			if err := deleteChannel(ctx, tx, id); err != nil {
+				return err
+			}
+			owned = append(owned, id)
+		}
+		rows, err := tx.QueryContext(ctx, `SELECT id FROM posts WHERE author = ? AND status != ?`, user, string(channels.Deleted))
+		if err != nil {
+			return fmt.Errorf("chansqlite: forget user: %w", err)
+		}
+		var posts []int64
+		for rows.Next() {
+			var id int64
+			if err := rows.Scan(&id); err != nil {
+				rows.Close()
+				return fmt.Errorf("chansqlite: forget user: %w", err)
+			}
+			posts = append(posts, id)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return fmt.Errorf("chansqlite: forget user: %w", err)
+		}
+		now := time.Now().UnixMilli()
+		for _, id := range posts {
+			if _, err := deletePost(ctx, tx, id, "deleted with its author's account", now); err != nil {
+				return err
+			}
+		}
+		for _, q := range []string{`DELETE FROM admins WHERE user = ?`, `DELETE FROM followers WHERE user = ?`} {
+			if _, err := tx.ExecContext(ctx, q, user); err != nil {
+				return fmt.Errorf("chansqlite: forget user: %w", err)
+			}
+		}
+		return nil
+	})
+	return owned, err
+}
+
+func queryStrings(ctx context.Context, tx *sql.Tx, q string, args ...any) ([]string, error) {
+	rows, err := tx.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("chansqlite: %w", err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var v string
+		if err := rows.Scan(&v); err != nil {
+			return nil, fmt.Errorf("chansqlite: %w", err)
+		}
+		out = append(out, v)
+	}
+	return out, rows.Err()
 }
 
 // Events implements channels.Store.

@@ -33,6 +33,9 @@ func Run(t *testing.T, newStore func(t *testing.T) channels.Store) {
 		{"EventsPerChannel", testEventsPerChannel},
 		{"PostsByStatus", testPostsByStatus},
 		{"RescanCheckpoint", testRescanCheckpoint},
+		{"DeletePost", testDeletePost},
+		{"DeleteChannel", testDeleteChannel},
+		{"ForgetUser", testForgetUser},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -269,5 +272,137 @@ func testRescanCheckpoint(t *testing.T, s channels.Store) {
 		if v, _ := s.RescanCheckpoint(ctx); v != step.want {
 			t.Fatalf("after setting %d: %d, want %d", step.set, v, step.want)
 		}
+	}
+}
+
+func testDeletePost(t *testing.T, s channels.Store) {
+	ctx := context.Background()
+	mustChannel(t, s, "news", "alice")
+	pub, err := s.AddPost(ctx, channels.Post{Channel: "news", Author: "alice", Text: "secret-ish", Status: channels.Published,
+		Media: []channels.Media{media(1, true)}}, [][]byte{[]byte("img")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	held, _ := s.AddPost(ctx, channels.Post{Channel: "news", Author: "alice", Text: "held", Status: channels.Held}, nil)
+	evs, _ := s.Events(ctx, "news", 0, 0)
+	cursor := evs[len(evs)-1].Seq
+
+	p, err := s.DeletePost(ctx, pub.ID, "deleted by alice")
+	if err != nil || p.Status != channels.Deleted || p.Text != "" {
+		t.Fatalf("DeletePost = %+v, %v", p, err)
+	}
+	got, err := s.Post(ctx, pub.ID)
+	if err != nil || got.Status != channels.Deleted || got.Text != "" || len(got.Media) != 0 || got.Reason != "deleted by alice" {
+		t.Fatalf("deleted post reads back as %+v, %v", got, err)
+	}
+	if _, err := s.MediaData(ctx, pub.ID, 0); !errors.Is(err, channels.ErrNotFound) {
+		t.Fatalf("media of a deleted post: %v", err)
+	}
+	evs, _ = s.Events(ctx, "news", cursor, 0)
+	if len(evs) != 1 || evs[0].Kind != channels.EventTakedown || evs[0].PostID != pub.ID || evs[0].Reason != "deleted by alice" {
+		t.Fatalf("events after deleting a published post: %+v", evs)
+	}
+	cursor = evs[0].Seq
+	// Deleting a held post makes no event (it was never visible).
+	if _, err := s.DeletePost(ctx, held.ID, "x"); err != nil {
+		t.Fatal(err)
+	}
+	if evs, _ = s.Events(ctx, "news", cursor, 0); len(evs) != 0 {
+		t.Fatalf("deleting a held post made events %+v", evs)
+	}
+	// Final: no way back, and deleting again changes nothing.
+	if _, _, err := s.SetStatus(ctx, held.ID, channels.Published, "approved"); !errors.Is(err, channels.ErrNotFound) {
+		t.Fatalf("publishing a deleted post: %v", err)
+	}
+	if p, err := s.DeletePost(ctx, pub.ID, "again"); err != nil || p.Reason != "deleted by alice" {
+		t.Fatalf("second delete = %+v, %v", p, err)
+	}
+	if evs, _ = s.Events(ctx, "news", cursor, 0); len(evs) != 0 {
+		t.Fatalf("second delete made events %+v", evs)
+	}
+	if _, err := s.DeletePost(ctx, 9999, "x"); !errors.Is(err, channels.ErrNotFound) {
+		t.Fatalf("deleting a missing post: %v", err)
+	}
+	if ps, _ := s.Posts(ctx, 0, 10, channels.Published, channels.Held, channels.Removed); len(ps) != 0 {
+		t.Fatalf("deleted posts still listed: %+v", ps)
+	}
+}
+
+func testDeleteChannel(t *testing.T, s channels.Store) {
+	ctx := context.Background()
+	mustChannel(t, s, "news", "alice")
+	mustChannel(t, s, "other", "alice")
+	p, _ := s.AddPost(ctx, channels.Post{Channel: "news", Author: "alice", Status: channels.Published,
+		Media: []channels.Media{media(1, false)}}, [][]byte{[]byte("img")})
+	keep, _ := s.AddPost(ctx, channels.Post{Channel: "other", Author: "alice", Status: channels.Published}, nil)
+	s.SetAdmin(ctx, "news", "bob", true)
+	s.SetFollow(ctx, "news", "carol", true)
+	s.SetFollow(ctx, "other", "carol", true)
+
+	if err := s.DeleteChannel(ctx, "news"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Channel(ctx, "news"); !errors.Is(err, channels.ErrNotFound) {
+		t.Fatalf("deleted channel: %v", err)
+	}
+	if _, err := s.Post(ctx, p.ID); !errors.Is(err, channels.ErrNotFound) {
+		t.Fatalf("post of a deleted channel: %v", err)
+	}
+	if _, err := s.MediaData(ctx, p.ID, 0); !errors.Is(err, channels.ErrNotFound) {
+		t.Fatalf("media of a deleted channel: %v", err)
+	}
+	if evs, _ := s.Events(ctx, "news", 0, 0); len(evs) != 0 {
+		t.Fatalf("events of a deleted channel: %+v", evs)
+	}
+	if f, _ := s.Following(ctx, "carol"); !slices.Equal(f, []string{"other"}) {
+		t.Fatalf("carol follows %v, want [other]", f)
+	}
+	if _, err := s.Post(ctx, keep.ID); err != nil {
+		t.Fatalf("other channel's post: %v", err)
+	}
+	// The id stays taken.
+	if err := s.CreateChannel(ctx, channels.Channel{ID: "news", Owner: "mallory"}); !errors.Is(err, channels.ErrExists) {
+		t.Fatalf("re-creating a deleted channel's id: %v", err)
+	}
+	if err := s.DeleteChannel(ctx, "news"); !errors.Is(err, channels.ErrNotFound) {
+		t.Fatalf("deleting twice: %v", err)
+	}
+}
+
+func testForgetUser(t *testing.T, s channels.Store) {
+	ctx := context.Background()
+	mustChannel(t, s, "alices", "alice")
+	mustChannel(t, s, "alices2", "alice")
+	mustChannel(t, s, "bobs", "bob")
+	s.SetAdmin(ctx, "bobs", "alice", true)
+	s.SetFollow(ctx, "bobs", "alice", true)
+	s.SetFollow(ctx, "alices", "bob", true)
+	mine, _ := s.AddPost(ctx, channels.Post{Channel: "bobs", Author: "alice", Text: "by alice", Status: channels.Published}, nil)
+	his, _ := s.AddPost(ctx, channels.Post{Channel: "bobs", Author: "bob", Text: "by bob", Status: channels.Published}, nil)
+
+	gone, err := s.ForgetUser(ctx, "alice")
+	if err != nil || !slices.Equal(gone, []string{"alices", "alices2"}) {
+		t.Fatalf("ForgetUser = %v, %v", gone, err)
+	}
+	for _, id := range gone {
+		if _, err := s.Channel(ctx, id); !errors.Is(err, channels.ErrNotFound) {
+			t.Fatalf("alice's channel %s: %v", id, err)
+		}
+	}
+	c, err := s.Channel(ctx, "bobs")
+	if err != nil || len(c.Admins) != 0 || c.Followers != 0 {
+		t.Fatalf("bob's channel after alice left: %+v, %v", c, err)
+	}
+	if p, _ := s.Post(ctx, mine.ID); p.Status != channels.Deleted || p.Text != "" {
+		t.Fatalf("alice's post in bob's channel: %+v", p)
+	}
+	if p, _ := s.Post(ctx, his.ID); p.Status != channels.Published || p.Text != "by bob" {
+		t.Fatalf("bob's post: %+v", p)
+	}
+	if f, _ := s.Following(ctx, "bob"); len(f) != 0 {
+		t.Fatalf("bob still follows %v", f)
+	}
+	if gone, err := s.ForgetUser(ctx, "nobody"); err != nil || len(gone) != 0 {
+		t.Fatalf("ForgetUser(nobody) = %v, %v", gone, err)
 	}
 }

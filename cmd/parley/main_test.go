@@ -94,6 +94,9 @@ func setupServer(e *testscript.Env) error {
 		Blobs:  blobs,
 		Logger: logger,
 		Mount:  chans.Routes(),
+		// As in parleyd: account deletion also deletes the account's
+		// public channels and posts.
+		ForgetAccount: chans.Channels.ForgetUser,
 	})
 	if err != nil {
 		return err

@@ -262,7 +262,8 @@ func serveWith(ctx context.Context, f serveFlags, log *slog.Logger, ready chan<-
 		Store: st, Blobs: blobs, Logger: log, Registerer: reg, Gatherer: reg,
 		Registration: server.Registration(f.registration), Retention: f.retention,
 		MaxAttachment: f.maxAttachment, MaxFrame: f.maxFrame, TLSConfig: tlsConfig,
-		Mount: chans.Routes(),
+		Mount:         chans.Routes(),
+		ForgetAccount: chans.Channels.ForgetUser,
 	})
 	if err != nil {
 		st.Close()
