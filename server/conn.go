@@ -4,9 +4,11 @@ import (
 	"bufio"
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"errors"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"sync"
 	"sync/atomic"
@@ -31,7 +33,8 @@ type conn struct {
 	ws     *websocket.Conn
 	cork   *corkConn       // the socket under ws; flush corks it
 	br     *bufio.Reader   // ws's read buffer
-	raw    syscall.RawConn // the plain socket reader waits on; nil under TLS
+	raw    syscall.RawConn // the TCP socket the reader waits on (nil: it reads frames itself)
+	tls    *tls.Conn       // under TLS, the TLS connection over raw
 	remote string          // source address (host only), for rate limits
 
 	qmu        sync.Mutex
@@ -98,6 +101,7 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 		cork:   sb.cork,
 		br:     sb.br,
 		raw:    sb.raw,
+		tls:    sb.tls,
 		remote: remote,
 	}
 	c.closed.Add(1)
@@ -183,8 +187,9 @@ type message struct {
 // 2 KiB by itself, which would make the runtime grow the stack to 4 KiB
 // and keep it there. So on a plain TCP socket this goroutine only waits
 // until the client has sent something (awaitInput, a shallow call), and
-// a short-lived goroutine reads the frame and handles it. On other
-// sockets (TLS, where readable bytes need not make a frame) it reads the
+// a short-lived goroutine reads the frame and handles it; under TLS it
+// waits on the TCP socket beneath, after checking that TLS holds no input
+// already read (tlsBuffered). Where there is no raw socket it reads the
 // frame itself and hands only the handling over, whose stack grows deep
 // (signature checks, SQLite). See workers.go.
 func (c *conn) reader(onAuth func()) {
@@ -227,11 +232,33 @@ func (c *conn) awaitInput() bool {
 		return false
 	}
 	buffered := c.br.Buffered() > 0
+	if !buffered && c.tls != nil {
+		buffered = c.tlsBuffered()
+	}
 	c.qmu.Unlock()
 	if buffered {
 		return true
 	}
 	return c.raw.Read(c.readable) == nil
+}
+
+// tlsBuffered reports whether the TLS connection holds input it already
+// took from the socket (decrypted bytes, or whole records) that waiting
+// on the socket would miss. It moves any into the read buffer with a read
+// that cannot block: under a deadline in the past, a read that needs the
+// network fails at once with a timeout, which crypto/tls does not treat
+// as fatal (it keeps a partial record for the next read). Called with
+// qmu held and finished unset, so the writer's close handshake is not
+// reading the buffer at the same time.
+func (c *conn) tlsBuffered() bool {
+	c.tls.SetReadDeadline(time.Unix(1, 0))
+	_, err := c.br.Peek(1)
+	c.tls.SetReadDeadline(time.Time{})
+	var ne net.Error
+	if err != nil && errors.As(err, &ne) && ne.Timeout() {
+		return false
+	}
+	return true // input, the end of the stream or an error: the read finds out
 }
 
 // readable is the RawConn.Read callback of awaitInput. Its first call

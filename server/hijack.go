@@ -3,6 +3,7 @@ package server
 import (
 	"bufio"
 	"bytes"
+	"crypto/tls"
 	"fmt"
 	"io"
 	"net"
@@ -34,6 +35,7 @@ type smallBuffers struct {
 	cork *corkConn
 	br   *bufio.Reader
 	raw  syscall.RawConn
+	tls  *tls.Conn // set under TLS: raw is then its TCP socket
 }
 
 func (w *smallBuffers) Hijack() (net.Conn, *bufio.ReadWriter, error) {
@@ -62,11 +64,19 @@ func (w *smallBuffers) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 			return nil, nil, err
 		}
 	}
-	if sc, ok := nc.(syscall.Conn); ok && rawWait {
+	socket := nc
+	if tc, ok := nc.(*tls.Conn); ok {
+		// The reader waits on the TCP socket under TLS too; see
+		// conn.tlsBuffered for the records TLS may hold already.
+		socket, w.tls = tc.NetConn(), tc
+	}
+	if sc, ok := socket.(syscall.Conn); ok && rawWait {
 		if w.raw, err = sc.SyscallConn(); err != nil {
 			nc.Close()
 			return nil, nil, err
 		}
+	} else {
+		w.tls = nil
 	}
 	w.cork, w.br = &corkConn{Conn: nc}, r
 	return w.cork, bufio.NewReadWriter(r, bufio.NewWriterSize(w.cork, connWriteBuffer)), nil

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"crypto/ed25519"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -42,12 +43,12 @@ type dialers struct {
 	n       int
 }
 
-func newDialers(addrs int) *dialers {
+func newDialers(addrs int, tlsConfig *tls.Config) *dialers {
 	d := &dialers{}
 	for i := range addrs {
 		local := &net.TCPAddr{IP: net.IPv4(127, 0, 0, byte(1+i))}
 		nd := &net.Dialer{LocalAddr: local, Timeout: 30 * time.Second}
-		d.clients = append(d.clients, &http.Client{Transport: &http.Transport{DialContext: nd.DialContext, DisableKeepAlives: true}})
+		d.clients = append(d.clients, &http.Client{Transport: &http.Transport{DialContext: nd.DialContext, DisableKeepAlives: true, TLSClientConfig: tlsConfig}})
 	}
 	return d
 }

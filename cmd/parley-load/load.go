@@ -30,6 +30,7 @@ type config struct {
 	server                string
 	spawn, baseline, json bool
 	mls, durableBaseline  bool
+	tls                   bool
 	accounts, devices     int
 	groups, groupSize     int
 	rate                  float64
@@ -74,6 +75,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.BoolVar(&cfg.baseline, "baseline", false, "also run the 1:1 traffic through a bare WebSocket relay and report the ratio")
 	fs.BoolVar(&cfg.durableBaseline, "baseline-durable", false, "also run the 1:1 traffic through the relay made durable (each frame appended to a file and fdatasync'd, group-committed, before it is forwarded and acknowledged): what persisting costs without a database")
 	fs.BoolVar(&cfg.json, "json", false, "print the report as JSON")
+	fs.BoolVar(&cfg.tls, "tls", false, "with --spawn: the server speaks TLS 1.3 (a throwaway self-signed P-256 certificate, as parleyd does off loopback), to measure what TLS costs")
 	fs.BoolVar(&cfg.mls, "mls", false, "devices use real MLS (RFC 9420, suite 1) groups: messages are encrypted and recipients decrypt them (default: random ciphertext prepared in advance, to measure the server alone)")
 	fs.IntVar(&cfg.accounts, "accounts", 100, "accounts (1:1 conversations pair account 2k with 2k+1)")
 	fs.IntVar(&cfg.devices, "devices", 1, "devices per account (extra devices are linked)")
@@ -108,6 +110,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "parley-load: --ack-every must not be negative")
 		return 2
 	}
+	if cfg.tls && (!cfg.spawn || cfg.baseline || cfg.durableBaseline) {
+		fmt.Fprintln(stderr, "parley-load: --tls needs --spawn, and the relay baselines are plain WebSocket: run them without --tls")
+		return 2
+	}
 	if cfg.mls && (cfg.baseline || cfg.durableBaseline) {
 		fmt.Fprintln(stderr, "parley-load: --baseline compares the server alone with a bare relay; run it without --mls")
 		return 2
@@ -135,6 +141,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 // Report is the outcome of a run.
 type Report struct {
 	Payloads    string             `json:"payloads"`
+	Transport   string             `json:"transport"`
 	Accounts    int                `json:"accounts"`
 	Devices     int                `json:"devices"`
 	Connections int                `json:"connections"`
@@ -203,6 +210,9 @@ type DrainStats struct {
 
 func (r *Report) print(w io.Writer) {
 	fmt.Fprintf(w, "payloads: %s\n", r.Payloads)
+	if r.Transport != "" {
+		fmt.Fprintf(w, "transport: %s\n", r.Transport)
+	}
 	fmt.Fprintf(w, "accounts %d, devices %d, connections %d, %.1fs\n", r.Accounts, r.Devices, r.Connections, r.Duration)
 	fmt.Fprintf(w, "sent %d  acknowledged %d  errors %d  attachments %d\n", r.Sent, r.Acked, r.Errors, r.Attachments)
 	fmt.Fprintf(w, "deliveries expected %d  delivered %d (by push %d, by fetch %d)  lost %d  duplicated %d  reordered %d\n",
@@ -463,16 +473,23 @@ type world struct {
 }
 
 func runLoad(ctx context.Context, cfg config, progress io.Writer) (*Report, error) {
-	w := &world{cfg: cfg, server: cfg.server, dl: newDialers(cfg.addrs), st: &stats{}}
+	w := &world{cfg: cfg, server: cfg.server, dl: newDialers(cfg.addrs, nil), st: &stats{}}
 	w.payload = randBytes(cfg.size)
 	w.attach = randBytes(cfg.attachSize)
 	if cfg.spawn {
-		ch, err := spawn("internal-serve")
+		mode := "internal-serve"
+		if cfg.tls {
+			mode = "internal-serve-tls"
+		}
+		ch, err := spawn(mode)
 		if err != nil {
 			return nil, err
 		}
 		defer ch.stop()
 		w.server, w.proc = ch.url, ch.pid()
+		if ch.tls != nil {
+			w.dl = newDialers(cfg.addrs, ch.tls)
+		}
 		fmt.Fprintf(progress, "spawned parleyd (pid %d, data %s) at %s\n", ch.pid(), ch.dir, ch.url)
 	}
 	fmt.Fprintf(progress, "setting up %d accounts x %d devices...\n", cfg.accounts, cfg.devices)
@@ -485,7 +502,10 @@ func runLoad(ctx context.Context, cfg config, progress io.Writer) (*Report, erro
 	if cfg.mls {
 		payloads = fmt.Sprintf("real MLS (RFC 9420, suite %d): %d-byte plaintexts encrypted per message, counted delivered once decrypted", mlsSuite, cfg.size)
 	}
-	rep := &Report{Payloads: payloads, Accounts: cfg.accounts, Devices: len(w.all)}
+	rep := &Report{Payloads: payloads, Accounts: cfg.accounts, Devices: len(w.all), Transport: "WebSocket over plain TCP (loopback)"}
+	if cfg.tls {
+		rep.Transport = "WebSocket over TLS 1.3 (self-signed P-256 certificate, loopback)"
+	}
 	var idleConns []*wsClient
 	if cfg.idle > 0 {
 		idle, conns, err := w.openIdle(ctx, progress)

@@ -41,8 +41,8 @@ import (
 func main() {
 	if len(os.Args) >= 3 {
 		switch os.Args[1] {
-		case "internal-serve":
-			if err := internalServe(os.Args[2]); err != nil {
+		case "internal-serve", "internal-serve-tls":
+			if err := internalServe(os.Args[2], os.Args[1] == "internal-serve-tls"); err != nil {
 				fmt.Fprintln(os.Stderr, "parley-load internal-serve:", err)
 				os.Exit(1)
 			}

@@ -39,7 +39,7 @@ func runRelay(ctx context.Context, cfg config, progress io.Writer, durable bool)
 	fmt.Fprintf(progress, "baseline: %s (pid %d) at %s\n", mode, ch.pid(), ch.url)
 	n := cfg.accounts &^ 1
 	st := &stats{}
-	dl := newDialers(cfg.addrs)
+	dl := newDialers(cfg.addrs, nil)
 	clients := make([]*relayClient, n)
 	err = parallel(n, 32, func(i int) error {
 		u := strings.Replace(ch.url, "http://", "ws://", 1) + fmt.Sprintf("/relay?id=%d", i)

@@ -3,9 +3,17 @@ package main
 import (
 	"bufio"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
 	"fmt"
 	"io"
 	"log/slog"
+	"math/big"
 	"net"
 	"net/http"
 	httppprof "net/http/pprof"
@@ -44,6 +52,7 @@ type child struct {
 	url  string
 	dir  string
 	keep bool
+	tls  *tls.Config // for a server started with TLS: trusts its certificate
 }
 
 // spawn re-executes this binary as "parley-load internal-serve DIR" (the
@@ -74,7 +83,52 @@ func spawn(mode string) (*child, error) {
 		return nil, fmt.Errorf("%s: no address: %w", mode, err)
 	}
 	go io.Copy(io.Discard, out)
-	return &child{cmd: cmd, url: "http://" + strings.TrimSpace(line), dir: dir}, nil
+	ch := &child{cmd: cmd, url: "http://" + strings.TrimSpace(line), dir: dir}
+	if mode == "internal-serve-tls" {
+		// The child wrote its throwaway certificate before its address.
+		pem, err := os.ReadFile(filepath.Join(dir, "cert.pem"))
+		if err != nil {
+			ch.stop()
+			return nil, fmt.Errorf("%s: %w", mode, err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			ch.stop()
+			return nil, fmt.Errorf("%s: bad certificate", mode)
+		}
+		ch.url = "https://" + strings.TrimSpace(line)
+		ch.tls = &tls.Config{RootCAs: pool, ServerName: "localhost", MinVersion: tls.VersionTLS13}
+	}
+	return ch, nil
+}
+
+// selfSignedTLS makes a throwaway P-256 certificate for "localhost" and
+// writes it (the certificate only) to certFile for the generator.
+func selfSignedTLS(certFile string) (*tls.Config, error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1),
+		Subject:      pkix.Name{CommonName: "parley-load"},
+		DNSNames:     []string{"localhost"},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(24 * time.Hour),
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
+		return nil, err
+	}
+	return &tls.Config{
+		Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}},
+		MinVersion:   tls.VersionTLS13,
+	}, nil
 }
 
 func (c *child) pid() int { return c.cmd.Process.Pid }
@@ -135,9 +189,16 @@ func readProc(pid int) (procStats, error) {
 // in dir, as parleyd would (SQLite WAL, synchronous=FULL, group commit),
 // except that rate limits are lifted: the generator is one client
 // address sending on behalf of thousands of accounts.
-func internalServe(dir string) error {
+func internalServe(dir string, useTLS bool) error {
 	raiseFileLimit()
 	ctx := context.Background()
+	var tlsConfig *tls.Config
+	if useTLS {
+		var err error
+		if tlsConfig, err = selfSignedTLS(filepath.Join(dir, "cert.pem")); err != nil {
+			return fmt.Errorf("TLS certificate: %w", err)
+		}
+	}
 	st, err := sqlitestore.Open(ctx, filepath.Join(dir, "parley.db"), nil)
 	if err != nil {
 		return err
@@ -153,6 +214,7 @@ func internalServe(dir string) error {
 		Limits: server.Limits{RegisterPerAddr: unl, SendPerAccount: unl, SendPerAddr: unl,
 			KeyPackageFetchPerDev: unl, KeyPackageFetchPerAcct: unl, KeyPackageFetchPerAddr: unl},
 		MaxUnauthenticatedPerAddr: 10_000,
+		TLSConfig:                 tlsConfig,
 	})
 	if err != nil {
 		return err
