@@ -22,6 +22,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/parleychat/parley/internal/cliflag"
 	"github.com/parleychat/parley/wire"
 	"github.com/parleychat/parley/wire/parleypb"
 )
@@ -65,11 +66,30 @@ func parseMix(s string) (map[string]float64, error) {
 	return m, nil
 }
 
+const usageHeader = `parley-load: a load generator for parleyd. It simulates devices speaking the
+real protocol over WebSockets on loopback and reports messages sent,
+acknowledged, delivered, lost and duplicated, the delivered rate, end-to-end
+latency (p50/p99/p99.9), and the server's memory and CPU (--json for scripts).
+
+Usage:
+  parley-load --spawn [flags]         start a server as a child process and load it
+  parley-load --server URL [flags]    load a running parleyd on loopback
+
+Examples (the figures in docs/benchmarks.md):
+  parley-load --spawn --accounts 200 --inflight 2 --duration 15s --baseline
+  parley-load --spawn --accounts 200 --mls --duration 15s
+  parley-load --spawn --accounts 1000 --groups 1 --group-size 1000 --mix group=1 --rate 5
+  parley-load --spawn --accounts 20 --idle 19000 --duration 5s [--tls]
+  parley-load --spawn --accounts 200 --offline 10000 --duration 10s
+
+Flags:
+`
+
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	var cfg config
 	var mix string
 	fs := flag.NewFlagSet("parley-load", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	cliflag.SetUsage(fs, usageHeader, stdout, stderr)
 	fs.StringVar(&cfg.server, "server", "", "`URL` of a running parleyd (loopback only)")
 	fs.BoolVar(&cfg.spawn, "spawn", false, "start a server as a child process with a temporary data directory")
 	fs.BoolVar(&cfg.baseline, "baseline", false, "also run the 1:1 traffic through a bare WebSocket relay and report the ratio")

@@ -13,7 +13,7 @@ import (
 // TestMain lets the test binary act as the spawned server or relay, as
 // the real binary does (spawn re-executes os.Executable()).
 func TestMain(m *testing.M) {
-	if len(os.Args) >= 3 && (os.Args[1] == "internal-serve" || os.Args[1] == "internal-relay" || os.Args[1] == "internal-relay-durable") {
+	if len(os.Args) >= 3 && strings.HasPrefix(os.Args[1], "internal-") {
 		main()
 		return
 	}
@@ -62,6 +62,42 @@ func TestSpawnedRun(t *testing.T) {
 	}
 	if b := rep.DurableBaseline; b == nil || b.Delivered == 0 || b.Lost != 0 || rep.DurableRatio <= 0 || !strings.Contains(b.Payloads, "fdatasync") {
 		t.Fatalf("durable baseline: %+v", b)
+	}
+}
+
+// With --tls the spawned server speaks TLS 1.3 and the devices trust its
+// throwaway certificate; traffic and idle connections work as on plain
+// sockets.
+func TestSpawnedRunTLS(t *testing.T) {
+	rep := runJSON(t, "--spawn", "--tls", "--accounts", "4", "--rate", "200", "--duration", "1s", "--idle", "10")
+	if !strings.Contains(rep.Transport, "TLS 1.3") {
+		t.Fatalf("transport %q", rep.Transport)
+	}
+	if rep.Delivered == 0 || rep.Errors != 0 || rep.Lost != 0 || rep.Duplicated != 0 {
+		t.Fatalf("delivered %d, errors %d, lost %d, duplicated %d: %v", rep.Delivered, rep.Errors, rep.Lost, rep.Duplicated, rep.FirstErrors)
+	}
+	if rep.Idle == nil || rep.Idle.Connections != 10 || rep.Idle.Failed != 0 {
+		t.Fatalf("idle: %+v", rep.Idle)
+	}
+	var out bytes.Buffer
+	if code := run(context.Background(), []string{"--spawn", "--tls", "--baseline"}, &out, &out); code != 2 || !strings.Contains(out.String(), "without --tls") {
+		t.Fatalf("--tls --baseline: exit %d: %s", code, out.String())
+	}
+}
+
+// --help explains what the tool does and shows examples, on stdout.
+func TestHelp(t *testing.T) {
+	var out, errb bytes.Buffer
+	if code := run(context.Background(), []string{"--help"}, &out, &errb); code != 0 {
+		t.Fatalf("--help exited %d", code)
+	}
+	for _, want := range []string{"load generator", "Examples", "--spawn", "-tls", "-inflight"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("--help lacks %q:\n%s", want, out.String())
+		}
+	}
+	if errb.Len() != 0 {
+		t.Errorf("--help wrote to stderr: %s", errb.String())
 	}
 }
 
