@@ -180,20 +180,11 @@ func (s *Store) SetFollow(ctx context.Context, channel, user string, follow bool
 
 // Following implements channels.Store.
 func (s *Store) Following(ctx context.Context, user string) ([]string, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT channel FROM followers WHERE user = ? ORDER BY channel`, user)
+	out, err := queryStrings(ctx, s.db, `SELECT channel FROM followers WHERE user = ? ORDER BY channel`, user)
 	if err != nil {
-		return nil, fmt.Errorf("chansqlite: following: %w", err)
+		return nil, fmt.Errorf("following: %w", err)
 	}
-	defer rows.Close()
-	var out []string
-	for rows.Next() {
-		var c string
-		if err := rows.Scan(&c); err != nil {
-			return nil, fmt.Errorf("chansqlite: following: %w", err)
-		}
-		out = append(out, c)
-	}
-	return out, rows.Err()
+	return out, nil
 }
 
 func encodePDQ(d *pdq.Dihedral) []byte {
@@ -487,8 +478,12 @@ func (s *Store) ForgetUser(ctx context.Context, user string) ([]string, error) {
 	return owned, err
 }
 
-func queryStrings(ctx context.Context, tx *sql.Tx, q string, args ...any) ([]string, error) {
-	rows, err := tx.QueryContext(ctx, q, args...)
+// queryStrings runs a query of one text column on a database or in a
+// transaction.
+func queryStrings(ctx context.Context, db interface {
+	QueryContext(context.Context, string, ...any) (*sql.Rows, error)
+}, q string, args ...any) ([]string, error) {
+	rows, err := db.QueryContext(ctx, q, args...)
 	if err != nil {
 		return nil, fmt.Errorf("chansqlite: %w", err)
 	}

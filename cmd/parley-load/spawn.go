@@ -3,17 +3,11 @@ package main
 import (
 	"bufio"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"fmt"
 	"io"
 	"log/slog"
-	"math/big"
 	"net"
 	"net/http"
 	httppprof "net/http/pprof"
@@ -27,6 +21,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/parleychat/parley/internal/selfsigned"
 	"github.com/parleychat/parley/server"
 	"github.com/parleychat/parley/store/blobstore"
 	"github.com/parleychat/parley/store/sqlitestore"
@@ -102,33 +97,17 @@ func spawn(mode string) (*child, error) {
 	return ch, nil
 }
 
-// selfSignedTLS makes a throwaway P-256 certificate for "localhost" and
-// writes it (the certificate only) to certFile for the generator.
+// selfSignedTLS makes a throwaway certificate for "localhost" and writes
+// it (the certificate only) to certFile for the generator.
 func selfSignedTLS(certFile string) (*tls.Config, error) {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	c, err := selfsigned.New("localhost")
 	if err != nil {
 		return nil, err
 	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1),
-		Subject:      pkix.Name{CommonName: "parley-load"},
-		DNSNames:     []string{"localhost"},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(24 * time.Hour),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
+	if err := os.WriteFile(certFile, c.CertPEM, 0o600); err != nil {
 		return nil, err
 	}
-	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
-		return nil, err
-	}
-	return &tls.Config{
-		Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}},
-		MinVersion:   tls.VersionTLS13,
-	}, nil
+	return &tls.Config{Certificates: []tls.Certificate{c.TLS}, MinVersion: tls.VersionTLS13}, nil
 }
 
 func (c *child) pid() int { return c.cmd.Process.Pid }
