@@ -209,7 +209,7 @@ func Sync(ctx context.Context, st Store, o SyncOptions) (SyncResult, error) {
 	var res SyncResult
 	u, err := url.Parse(o.URL)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return res, fmt.Errorf("exchange sync: URL %q must be http(s)://host/...", o.URL)
+		return res, fmt.Errorf("exchange sync: URL %q must be http(s)://host/PATH", o.URL)
 	}
 	client := o.Client
 	if client == nil {

@@ -43,11 +43,10 @@ func raiseFileLimit() uint64 {
 // child is a server started by the generator as a separate process, so
 // that its memory and CPU can be read from /proc without the generator's.
 type child struct {
-	cmd  *exec.Cmd
-	url  string
-	dir  string
-	keep bool
-	tls  *tls.Config // for a server started with TLS: trusts its certificate
+	cmd *exec.Cmd
+	url string
+	dir string
+	tls *tls.Config // for a server started with TLS: trusts its certificate
 }
 
 // spawn re-executes this binary as "parley-load internal-serve DIR" (the
