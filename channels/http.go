@@ -242,15 +242,25 @@ func (s *Service) getChannel(w http.ResponseWriter, r *http.Request, user string
 	writeJSON(w, http.StatusOK, ChannelResponse{Channel: c, Public: true, Notice: PublicNotice, Following: following})
 }
 
+// ownChannel returns the channel the request names if user owns it;
+// otherwise it answers 404 or 403 ("only the channel owner " + may).
+func (s *Service) ownChannel(w http.ResponseWriter, r *http.Request, user, may string) (Channel, bool) {
+	c, err := s.store.Channel(r.Context(), r.PathValue("id"))
+	if err != nil {
+		s.storeError(w, r, err)
+		return c, false
+	}
+	if c.Owner != user {
+		writeError(w, http.StatusForbidden, ErrorBody{Error: "only the channel owner " + may, Code: "forbidden"})
+		return c, false
+	}
+	return c, true
+}
+
 func (s *Service) setAdmin(on bool) authedHandler {
 	return func(w http.ResponseWriter, r *http.Request, user string) {
-		c, err := s.store.Channel(r.Context(), r.PathValue("id"))
-		if err != nil {
-			s.storeError(w, r, err)
-			return
-		}
-		if c.Owner != user {
-			writeError(w, http.StatusForbidden, ErrorBody{Error: "only the channel owner manages admins", Code: "forbidden"})
+		c, ok := s.ownChannel(w, r, user, "manages admins")
+		if !ok {
 			return
 		}
 		if err := s.store.SetAdmin(r.Context(), c.ID, r.PathValue("user"), on); err != nil {
@@ -264,13 +274,8 @@ func (s *Service) setAdmin(on bool) authedHandler {
 // deleteChannel deletes a channel with everything in it; only its owner
 // may. The id stays taken.
 func (s *Service) deleteChannel(w http.ResponseWriter, r *http.Request, user string) {
-	c, err := s.store.Channel(r.Context(), r.PathValue("id"))
-	if err != nil {
-		s.storeError(w, r, err)
-		return
-	}
-	if c.Owner != user {
-		writeError(w, http.StatusForbidden, ErrorBody{Error: "only the channel owner can delete a channel", Code: "forbidden"})
+	c, ok := s.ownChannel(w, r, user, "can delete a channel")
+	if !ok {
 		return
 	}
 	if err := s.store.DeleteChannel(r.Context(), c.ID); err != nil {
