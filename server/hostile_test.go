@@ -1,12 +1,14 @@
 package server_test
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/ed25519"
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"runtime"
 	"slices"
@@ -526,3 +528,71 @@ func TestDeleteAccountForgetsFirst(t *testing.T) {
 		t.Fatalf("ForgetAccount calls %v, want [alice]", forgotten)
 	}
 }
+
+// Sockets that never send a request are capped per source address and
+// closed by the header timeout; keep-alive connections that send no next
+// request are closed by the idle timeout. Neither can use up the server's
+// file descriptors, and the cap frees as they go.
+func TestHostileSilentSockets(t *testing.T) {
+	ts := startServer(t, t.TempDir(), func(c *server.Config) {
+		c.MaxUnauthenticatedPerAddr = 3
+		c.HeaderTimeout = 2 * time.Second
+		c.IdleTimeout = 500 * time.Millisecond
+	})
+	alice, bob := register(t, ts, "alice"), register(t, ts, "bob")
+	conv := group(t, "g", alice, bob)
+	addr := strings.TrimPrefix(ts.url, "http://")
+
+	var silent []net.Conn
+	for range 3 {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		silent = append(silent, c)
+	}
+	// The fourth is closed at once, before any timeout.
+	over, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer over.Close()
+	over.SetReadDeadline(time.Now().Add(time.Second))
+	if _, err := over.Read(make([]byte, 1)); err != io.EOF && !isReset(err) {
+		t.Fatalf("socket over the cap: read %v, want the server to close it", err)
+	}
+	stillServes(t, alice, bob, conv) // existing connections are not affected
+	// The header timeout closes the silent ones.
+	for i, c := range silent {
+		c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		if _, err := c.Read(make([]byte, 1)); err != io.EOF && !isReset(err) {
+			t.Fatalf("silent socket %d: read %v, want closed by the header timeout", i, err)
+		}
+	}
+	// The cap is free again: a keep-alive request is answered, and the
+	// connection is closed once it has been idle for IdleTimeout.
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := io.WriteString(c, "GET /metrics HTTP/1.1\r\nHost: parley\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("request after the cap freed: %v %v", resp, err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	start := time.Now()
+	if _, err := c.Read(make([]byte, 1)); err != io.EOF && !isReset(err) {
+		t.Fatalf("idle keep-alive connection: read %v, want closed by the idle timeout", err)
+	}
+	if d := time.Since(start); d > 4*time.Second {
+		t.Fatalf("idle connection closed after %v", d)
+	}
+}
+
+func isReset(err error) bool { return errors.Is(err, syscall.ECONNRESET) }

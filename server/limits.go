@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"net"
+	"net/http"
 	"sync"
 	"time"
 
@@ -141,3 +142,47 @@ func (l *limiter) allow(key string, max int, per time.Duration) (ok bool, retryA
 func (l *limiter) blocked(key string, max int) (bool, time.Duration) { return l.l.Blocked(key, max) }
 
 func (l *limiter) expire(now time.Time) { l.l.Expire(now) }
+
+// waitingConns are the sockets that have not sent a request yet (new, or
+// idle between keep-alive requests), with the source address each is
+// counted under in count.
+type waitingConns struct {
+	count unauthCounter
+	mu    sync.Mutex
+	m     map[net.Conn]string
+}
+
+// trackWaiting is the HTTP server's ConnState hook. Sockets that have not
+// sent a request are capped like unauthenticated WebSockets (the same
+// numbers, counted apart), so that opening sockets and sending nothing (or
+// holding keep-alive connections) cannot use up the server's file
+// descriptors before the header and idle timeouts close them. Over a cap,
+// the socket is closed at once.
+func (s *Server) trackWaiting(c net.Conn, state http.ConnState) {
+	w := &s.waiting
+	switch state {
+	case http.StateNew, http.StateIdle:
+		addr := remoteHost(c.RemoteAddr().String())
+		w.mu.Lock()
+		if _, counted := w.m[c]; counted {
+			w.mu.Unlock()
+			return
+		}
+		if !w.count.acquire(addr, s.cfg.MaxUnauthenticated, s.cfg.MaxUnauthenticatedPerAddr) {
+			w.mu.Unlock()
+			s.metrics.refusedConns.Inc()
+			c.Close()
+			return
+		}
+		w.m[c] = addr
+		w.mu.Unlock()
+	default: // active, hijacked or closed: no longer waiting
+		w.mu.Lock()
+		addr, counted := w.m[c]
+		delete(w.m, c)
+		w.mu.Unlock()
+		if counted {
+			w.count.release(addr)
+		}
+	}
+}

@@ -72,9 +72,15 @@ type Config struct {
 	// AuthTimeout closes connections that have not authenticated by then
 	// (default 30s).
 	AuthTimeout time.Duration
+	// HeaderTimeout bounds the TLS handshake and the reading of a request's
+	// headers (default 10s); IdleTimeout closes an HTTP keep-alive
+	// connection that sends no next request (default 2m).
+	HeaderTimeout, IdleTimeout time.Duration
 	// MaxUnauthenticated caps connections that have not authenticated yet,
-	// in total (default 10 000) and per source address (default 1 000);
-	// further upgrades get HTTP 503.
+	// in total (default 10 000) and per source address (default 1 000):
+	// WebSockets before Authenticate or Register (further upgrades get HTTP
+	// 503) and sockets that have not sent a request yet, or are idle
+	// between requests (further ones are closed at once).
 	MaxUnauthenticated        int
 	MaxUnauthenticatedPerAddr int
 	// Limits are the per-account and per-source-address rate limits; zero
@@ -105,6 +111,7 @@ type Server struct {
 	tokens  *tokens
 	limits  *limiter
 	unauth  *unauthCounter
+	waiting waitingConns
 
 	mu       sync.Mutex
 	closing  bool
@@ -143,6 +150,8 @@ func New(cfg Config) (*Server, error) {
 	setDefault(&cfg.OutboundBytes, 8<<20)
 	cfg.OutboundBytes = max(cfg.OutboundBytes, int(4*cfg.MaxFrame)+64<<10)
 	setDefault(&cfg.AuthTimeout, 30*time.Second)
+	setDefault(&cfg.HeaderTimeout, 10*time.Second)
+	setDefault(&cfg.IdleTimeout, 2*time.Minute)
 	setDefault(&cfg.MaxUnauthenticated, 10_000)
 	setDefault(&cfg.MaxUnauthenticatedPerAddr, 1_000)
 	cfg.Limits = cfg.Limits.withDefaults()
@@ -165,14 +174,17 @@ func New(cfg Config) (*Server, error) {
 		tokens:  newTokens(),
 		limits:  newLimiter(),
 		unauth:  newUnauthCounter(),
+		waiting: waitingConns{count: unauthCounter{addr: make(map[string]int)}, m: make(map[net.Conn]string)},
 		conns:   make(map[*conn]struct{}),
 		links:   make(map[string]*conn),
 	}
 	s.http = &http.Server{
 		Handler:           s.Handler(),
-		ReadHeaderTimeout: 10 * time.Second,
+		ReadHeaderTimeout: cfg.HeaderTimeout, // the TLS handshake's bound too
+		IdleTimeout:       cfg.IdleTimeout,
 		TLSConfig:         cfg.TLSConfig,
 		ErrorLog:          slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelDebug),
+		ConnState:         s.trackWaiting,
 	}
 	s.sweepCtx, s.stopSwp = context.WithCancel(context.Background())
 	return s, nil
