@@ -127,8 +127,9 @@ func itoa(n int64) string {
 }
 
 // storageFailed reports whether err comes from the disk rather than the
-// request: full, read-only or failing.
+// request: full (or over a quota or file size limit), read-only or failing.
 func storageFailed(err error) bool {
 	return errors.Is(err, store.ErrUnavailable) || errors.Is(err, syscall.ENOSPC) ||
-		errors.Is(err, syscall.EROFS) || errors.Is(err, syscall.EDQUOT) || errors.Is(err, syscall.EIO)
+		errors.Is(err, syscall.EROFS) || errors.Is(err, syscall.EDQUOT) || errors.Is(err, syscall.EIO) ||
+		errors.Is(err, syscall.EFBIG)
 }
