@@ -61,6 +61,26 @@ type crashServer struct {
 	cmd  *exec.Cmd
 }
 
+// startCrashServer starts a parleyd child on a free loopback port with a
+// fresh data directory; it is killed at the end of the test if still up.
+func startCrashServer(t *testing.T) *crashServer {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	srv := &crashServer{t: t, data: t.TempDir(), addr: addr}
+	srv.start()
+	t.Cleanup(func() {
+		if srv.cmd.ProcessState == nil {
+			srv.kill()
+		}
+	})
+	return srv
+}
+
 func (s *crashServer) start() {
 	s.t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
@@ -146,19 +166,7 @@ func TestCrashRecovery(t *testing.T) {
 	if os.Getenv("PARLEY_LOAD_LARGE") != "" && kills == 5 {
 		kills = 50
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	srv := &crashServer{t: t, data: t.TempDir(), addr: addr}
-	srv.start()
-	defer func() {
-		if srv.cmd.ProcessState == nil {
-			srv.kill()
-		}
-	}()
+	srv := startCrashServer(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 

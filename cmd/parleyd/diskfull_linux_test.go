@@ -5,7 +5,6 @@ import (
 	"context"
 	"database/sql"
 	"errors"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -30,19 +29,7 @@ import (
 // (Unprivileged tests cannot fill or remount a real file system; a file
 // size limit makes the same system calls fail.)
 func TestWriteFailuresAreStorageUnavailable(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	srv := &crashServer{t: t, data: t.TempDir(), addr: addr}
-	srv.start()
-	defer func() {
-		if srv.cmd.ProcessState == nil {
-			srv.kill()
-		}
-	}()
+	srv := startCrashServer(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 
