@@ -1,6 +1,7 @@
 package client
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"slices"
@@ -14,7 +15,8 @@ import (
 // Leaving a group. An MLS member cannot commit its own removal (RFC 9420
 // §12.4.2): it proposes it (a Remove proposal for each of its user's
 // leaves, §12.1.3), and another member's client commits those proposals
-// when it next syncs. A client commits only proposals in which a user
+// when it next syncs. The account's other devices, on seeing such a
+// proposal, take the leave on too. A client commits only proposals in which a user
 // removes their own devices, never other proposals it received, so a
 // member cannot use this path to remove someone else. If another commit
 // takes the epoch first, the proposals lapse and the leaving client makes
@@ -70,13 +72,28 @@ func (c *Client) proposeLeave(ctx context.Context, conn *transport.Conn, id []by
 		return err
 	}
 	others := false
-	var msgs [][]byte
-	for s, leaf := range groupDevices(g) {
+	var own []Sender
+	devices := groupDevices(g)
+	for s := range devices {
 		if s.User != c.acct.User {
 			others = true
 			continue
 		}
-		msg, _, err := g.ProposeRemove(leaf)
+		own = append(own, s)
+	}
+	// In a fixed order: this device first, then the others by id.
+	rank := func(s Sender) int {
+		if s.Device == c.acct.DeviceID {
+			return 0
+		}
+		return 1
+	}
+	slices.SortFunc(own, func(a, b Sender) int {
+		return cmp.Or(cmp.Compare(rank(a), rank(b)), cmp.Compare(a.Device, b.Device))
+	})
+	var msgs [][]byte
+	for _, s := range own {
+		msg, _, err := g.ProposeRemove(devices[s])
 		if err != nil {
 			return fmt.Errorf("propose leaving %s: %w", r.label(), err)
 		}
@@ -130,6 +147,13 @@ func (c *Client) handleProposal(tx *profile.Tx, r *convRecord, g *mls.Group, res
 	removed, err := memberIdentity(m)
 	if err != nil || removed.User != sender.User {
 		return nil
+	}
+	if sender.User == c.acct.User && !r.Leaving {
+		// Another device of this account is leaving: it is the account
+		// that leaves, so this device carries the leave on as well. If
+		// that device's proposals did not all go out, this one proposes
+		// the rest after the next commit (completeLeaves).
+		r.Leaving, r.LeaveEpoch = true, g.Epoch()
 	}
 	r.SelfRemovals = append(r.SelfRemovals, selfRemoval{Epoch: g.Epoch(), Ref: res.ProposalRef, User: removed.User, Device: removed.Device})
 	return putConv(tx, r)

@@ -2,12 +2,17 @@ package client
 
 import (
 	"context"
+	"fmt"
 	"slices"
+	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/parleychat/parley/client/profile"
 	"github.com/parleychat/parley/client/transport"
 	"github.com/parleychat/parley/mls"
+	"github.com/parleychat/parley/server"
+	"github.com/parleychat/parley/store"
 )
 
 func groupUsers(t *testing.T, c *Client, target string) []string {
@@ -104,17 +109,23 @@ func TestLeaveCommitsOnlySelfRemoval(t *testing.T) {
 	}
 }
 
-// A leave run twice in one epoch (as after a partly failed first run)
-// sends two Remove proposals for the same device; the committer keeps one
-// per leaf, so the leave still completes.
-func TestLeaveTwiceInOneEpoch(t *testing.T) {
-	ctx := context.Background()
-	srv := startServer(t)
-	alice, bob := srv.newUser(t, "alice"), srv.newUser(t, "bob")
-	if _, err := alice.CreateGroup(ctx, "pair", []string{"bob"}); err != nil {
+// pairGroup has alice create group "pair" with bob, and bob join it.
+func pairGroup(t *testing.T, srv *testServer) (alice, bob *Client) {
+	t.Helper()
+	alice, bob = srv.newUser(t, "alice"), srv.newUser(t, "bob")
+	if _, err := alice.CreateGroup(context.Background(), "pair", []string{"bob"}); err != nil {
 		t.Fatal(err)
 	}
 	mustSync(t, bob)
+	return alice, bob
+}
+
+// A leave run twice in one epoch re-sends the same Remove proposal, byte
+// for byte (Ed25519 signatures are deterministic); members take it as a
+// repeat (mls.ErrDuplicateProposal) and the leave completes.
+func TestLeaveTwiceInOneEpoch(t *testing.T) {
+	ctx := context.Background()
+	alice, bob := pairGroup(t, startServer(t))
 	for i := 0; i < 2; i++ {
 		if err := bob.LeaveGroup(ctx, "pair"); err != nil {
 			t.Fatalf("leave %d: %v", i+1, err)
@@ -126,18 +137,67 @@ func TestLeaveTwiceInOneEpoch(t *testing.T) {
 	}
 }
 
+// failSecondProposal makes the server refuse the second Remove proposal
+// it is sent once armed, as a lost connection or a full disk would.
+type failSecondProposal struct {
+	store.Store
+	armed     atomic.Bool
+	proposals atomic.Int32
+}
+
+func (f *failSecondProposal) Append(ctx context.Context, a store.Append) (store.AppendResult, error) {
+	if a.Kind == store.KindProposal && f.armed.Load() && f.proposals.Add(1) == 2 {
+		return store.AppendResult{}, fmt.Errorf("%w: injected", store.ErrUnavailable)
+	}
+	return f.Store.Append(ctx, a)
+}
+
+// A leave whose second proposal fails (bob has two devices) is recorded
+// as begun. The leaving device proposes its own removal first, so alice
+// commits that one; bob's other device, which learnt of the leave from the
+// proposal, proposes its own removal for the new epoch, and alice's next
+// sync completes the leave. (Without the other device taking the leave
+// on, bob2 stays in the group for good.)
+func TestLeavePartlyFailed(t *testing.T) {
+	ctx := context.Background()
+	var fault *failSecondProposal
+	srv := startServerWith(t, func(c *server.Config) {
+		fault = &failSecondProposal{Store: c.Store}
+		c.Store = fault
+	})
+	alice, bob := pairGroup(t, srv)
+	bob2 := srv.linkDevice(t, bob, "bob")
+	mustSync(t, bob)
+	mustSync(t, bob2)
+	mustSync(t, alice)
+	if got := len(groupDevices(groupState(t, alice, "#pair"))); got != 3 {
+		t.Fatalf("%d devices in the group, want 3", got)
+	}
+	fault.armed.Store(true)
+	err := bob.LeaveGroup(ctx, "pair")
+	if err == nil || !strings.Contains(err.Error(), "1 of 2 devices proposed") {
+		t.Fatalf("leave with the second proposal refused: %v", err)
+	}
+	mustSync(t, alice) // commits the removal of one of bob's devices
+	if got := len(groupDevices(groupState(t, alice, "#pair"))); got != 2 {
+		t.Fatalf("after the first commit: %d devices, want 2", got)
+	}
+	// Whichever of bob's devices is still in, it carries the leave on
+	// and proposes its own removal for the new epoch.
+	mustSync(t, bob)
+	mustSync(t, bob2)
+	mustSync(t, alice) // commits it
+	if got := groupUsers(t, alice, "#pair"); !slices.Equal(got, []string{"alice"}) {
+		t.Fatalf("members %v, want alice alone", got)
+	}
+}
+
 // Two different proposals removing the same device (a hostile or retried
 // leave under a suite with randomized signatures) become one Remove in
 // the commit: two would make the commit invalid (§12.2) and block every
 // other self-removal with it.
 func TestSelfRemovalPlanOneRemovePerDevice(t *testing.T) {
-	ctx := context.Background()
-	srv := startServer(t)
-	alice, bob := srv.newUser(t, "alice"), srv.newUser(t, "bob")
-	if _, err := alice.CreateGroup(ctx, "pair", []string{"bob"}); err != nil {
-		t.Fatal(err)
-	}
-	mustSync(t, bob)
+	alice, _ := pairGroup(t, startServer(t))
 	var r *convRecord
 	var g *mls.Group
 	if err := alice.store.Update(func(tx *profile.Tx) (err error) {
