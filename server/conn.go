@@ -71,7 +71,7 @@ type conn struct {
 }
 
 func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request) {
-	remote := remoteHost(r.RemoteAddr)
+	remote := s.clientAddr(r)
 	// Unauthenticated connections are capped (globally and per source
 	// address) so that opening sockets and never authenticating cannot
 	// exhaust the server.
@@ -160,6 +160,7 @@ func (s *Server) runConn(c *conn, release func()) {
 	c.closed.Wait()
 	if c.dev != nil {
 		s.hub.remove(c.dev.ID, c)
+		s.releaseAccountConn(c.dev.Username)
 	}
 	s.mu.Lock()
 	for _, k := range c.linkKeys {
@@ -552,6 +553,9 @@ func (c *conn) waitSends() {
 func (c *conn) startSend(id uint64, r *parleypb.SendRequest, starter store.AppendStarter) (finish func()) {
 	start := time.Now()
 	a, err := c.checkSend(r)
+	if err == nil {
+		err = c.checkInvitations(context.Background(), a)
+	}
 	var wait func() (store.AppendResult, error)
 	if err == nil {
 		wait, err = starter.StartAppend(context.Background(), a)
@@ -570,6 +574,9 @@ func (c *conn) startSend(id uint64, r *parleypb.SendRequest, starter store.Appen
 		var res store.AppendResult
 		if err == nil {
 			res, err = wait()
+		}
+		if err != nil {
+			err = sendError(err)
 		}
 		if prev != nil {
 			<-prev // answer in request order

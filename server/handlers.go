@@ -12,6 +12,7 @@ import (
 
 	"github.com/coder/websocket"
 
+	"github.com/parleychat/parley/mls/ciphersuite"
 	"github.com/parleychat/parley/store"
 	"github.com/parleychat/parley/wire"
 	"github.com/parleychat/parley/wire/parleypb"
@@ -19,12 +20,11 @@ import (
 
 // Limits on abuse; see docs/protocol.md "Rate limits".
 const (
-	maxAuthFailures    = 5 // per connection, then it is closed
-	linkRequestsPerWin = 5 // per username
-	linkApprovalFails  = 10
-	linkWindow         = 10 * time.Minute
-	linkTTL            = 10 * time.Minute
-	keyPackageFetches  = 120 // per fetching device per minute
+	maxAuthFailures   = 5 // per connection, then it is closed
+	linkApprovalFails = 10
+	linkWindow        = 10 * time.Minute
+	linkTTL           = 10 * time.Minute
+	keyPackageFetches = 120 // key packages handed out per fetching device per minute
 )
 
 func badRequest(format string, args ...any) error {
@@ -87,6 +87,8 @@ func (c *conn) dispatch(f *parleypb.ClientFrame) (parleypb.ServerFrameBody, erro
 		return c.handleFetchInbox(ctx, b.FetchInbox)
 	case *parleypb.ClientFrame_AckInbox:
 		return c.handleAckInbox(ctx, b.AckInbox)
+	case *parleypb.ClientFrame_Privacy:
+		return c.handlePrivacy(ctx, b.Privacy)
 	}
 	return nil, badRequest("unknown request type")
 }
@@ -118,6 +120,12 @@ func (c *conn) verify(pub, sig []byte, purpose string) error {
 	if len(pub) != ed25519.PublicKeySize {
 		return badRequest("public key must be %d bytes", ed25519.PublicKeySize)
 	}
+	// RFC 8032 verification accepts keys of small order, and for those
+	// anyone can make a signature that verifies: such a key would let
+	// anyone authenticate as its account.
+	if ciphersuite.IsSmallOrderEd25519(pub) {
+		return badRequest("public key is of small order: generate a new key")
+	}
 	msg := wire.ChallengeMessage(c.challenge, c.s.cfg.AuthContext, purpose)
 	if len(sig) != ed25519.SignatureSize || !ed25519.Verify(pub, msg, sig) {
 		c.failures++
@@ -133,7 +141,7 @@ func (c *conn) handleRegister(ctx context.Context, r *parleypb.RegisterRequest) 
 	if c.dev != nil {
 		return nil, badRequest("connection is already authenticated")
 	}
-	if err := wire.CheckUsername(r.Username); err != nil {
+	if err := wire.CheckNewUsername(r.Username); err != nil {
 		return nil, badRequest("%v", err)
 	}
 	if err := c.verify(r.PublicKey, r.Signature, wire.PurposeRegister); err != nil {
@@ -151,6 +159,10 @@ func (c *conn) handleRegister(ctx context.Context, r *parleypb.RegisterRequest) 
 	}
 	dev := store.Device{ID: randomHex(16), Username: r.Username, PublicKey: r.PublicKey, Created: time.Now()}
 	if err := c.s.cfg.Store.CreateAccount(ctx, dev, invite); err != nil {
+		if errors.Is(err, store.ErrLookalike) {
+			return nil, &wire.Error{Code: parleypb.ErrorCode_ALREADY_EXISTS,
+				Message: fmt.Sprintf("the name %s is too much like an existing account's name (people could mistake one for the other); choose another", r.Username)}
+		}
 		return nil, err
 	}
 	c.s.log.Info("account registered", "username", dev.Username, "device", dev.ID)
@@ -179,6 +191,10 @@ func (c *conn) authenticated(ctx context.Context, dev store.Device) (parleypb.Se
 	if err != nil {
 		return nil, err
 	}
+	if !c.s.acquireAccountConn(dev.Username) {
+		c.s.metrics.rateLimited.WithLabelValues("connections_per_account").Inc()
+		return nil, rateLimited(fmt.Sprintf("this account has %d connections open, the most allowed; close one (or wait for idle ones to time out)", c.s.cfg.MaxConnsPerAccount), 30*time.Second)
+	}
 	c.dev = &dev
 	c.s.hub.add(dev.ID, c)
 	return &parleypb.ServerFrame_Session{Session: &parleypb.Session{
@@ -198,9 +214,14 @@ func (c *conn) handleRequestLink(ctx context.Context, r *parleypb.RequestLinkReq
 	if err := c.verify(r.PublicKey, r.Signature, wire.PurposeLink); err != nil {
 		return nil, err
 	}
-	if ok, after := c.s.limits.allow("link:"+r.Username, linkRequestsPerWin, linkWindow); !ok {
-		c.s.metrics.rateLimited.WithLabelValues("link").Inc()
-		return nil, rateLimited("too many link requests for this account; try again later", after)
+	// Counted per source address: a limit per target account let anyone
+	// lock a user out of linking their own devices. The per-account limit
+	// is far higher, only to bound the pending links one account collects.
+	lim := c.s.cfg.Limits
+	if err := c.s.check("link requests",
+		limitKey{"per_address", "link-addr:" + c.remote, lim.LinkRequestPerAddr},
+		limitKey{"per_target_account", "link-acct:" + r.Username, lim.LinkRequestPerAccount}); err != nil {
+		return nil, err
 	}
 	if _, err := c.s.cfg.Store.DeviceByKey(ctx, r.PublicKey); err == nil {
 		return nil, &wire.Error{Code: parleypb.ErrorCode_ALREADY_EXISTS, Message: "this key already belongs to a device"}
@@ -214,6 +235,12 @@ func (c *conn) handleRequestLink(ctx context.Context, r *parleypb.RequestLinkReq
 		err = c.s.cfg.Store.CreateLink(ctx, store.Link{Username: r.Username, Code: code, PublicKey: r.PublicKey, Expires: expires})
 		if errors.Is(err, store.ErrExists) {
 			continue
+		}
+		if errors.Is(err, store.ErrNotFound) {
+			// No such account. Answer as for one that exists, with a
+			// code nothing can approve, so that link requests do not
+			// tell anyone which usernames exist.
+			return &parleypb.ServerFrame_RequestLink{RequestLink: &parleypb.RequestLinkResponse{Code: code, ExpiresUnix: expires.Unix()}}, nil
 		}
 		if err != nil {
 			return nil, err
@@ -244,6 +271,12 @@ func (c *conn) handleApproveLink(ctx context.Context, r *parleypb.ApproveLinkReq
 	if blocked, after := c.s.limits.blocked(key, linkApprovalFails); blocked {
 		c.s.metrics.rateLimited.WithLabelValues("approve_link").Inc()
 		return nil, rateLimited("too many wrong link codes; try again later", after)
+	}
+	if devs, err := c.s.cfg.Store.Devices(ctx, c.dev.Username); err != nil {
+		return nil, err
+	} else if len(devs) >= c.s.cfg.MaxDevices {
+		return nil, &wire.Error{Code: parleypb.ErrorCode_PERMISSION_DENIED,
+			Message: fmt.Sprintf("an account may have at most %d devices; remove one (parley devices remove ID) before linking another", c.s.cfg.MaxDevices)}
 	}
 	dev, err := c.s.cfg.Store.ApproveLink(ctx, c.dev.Username, r.Code, store.Device{ID: randomHex(16)}, time.Now())
 	if errors.Is(err, store.ErrNotFound) {
@@ -376,6 +409,7 @@ func (c *conn) handleUploadKeyPackages(ctx context.Context, r *parleypb.UploadKe
 	if err != nil {
 		return nil, err
 	}
+	c.s.kpLow.uploaded(c.dev.ID)
 	return &parleypb.ServerFrame_UploadKeyPackages{UploadKeyPackages: &parleypb.UploadKeyPackagesResponse{Remaining: uint32(n)}}, nil
 }
 
@@ -383,10 +417,31 @@ func (c *conn) handleFetchKeyPackages(ctx context.Context, r *parleypb.FetchKeyP
 	if err := wire.CheckUsername(r.Username); err != nil {
 		return nil, badRequest("%v", err)
 	}
+	// A device named twice would be handed two packages for one request,
+	// and a long list would hold the store's writer: refused.
+	if len(r.DeviceIds) > c.s.cfg.MaxDevices {
+		return nil, badRequest("at most %d device ids per request (an account has at most %d devices)", c.s.cfg.MaxDevices, c.s.cfg.MaxDevices)
+	}
+	seen := make(map[string]bool, len(r.DeviceIds))
+	for _, id := range r.DeviceIds {
+		if seen[id] {
+			return nil, badRequest("device id %q named twice", id)
+		}
+		seen[id] = true
+	}
+	n := len(r.DeviceIds)
+	if n == 0 {
+		devs, err := c.s.cfg.Store.Devices(ctx, r.Username)
+		if err != nil {
+			return nil, err
+		}
+		n = len(devs)
+	}
 	// Fetching consumes other people's key packages; bound how fast one
-	// device can drain them (the last-resort package still works).
+	// device can drain them (the last-resort package still works). Each
+	// package handed out counts, not each request.
 	lim := c.s.cfg.Limits
-	if err := c.s.check("key package fetches",
+	if err := c.s.checkN("key package fetches", max(n, 1),
 		limitKey{"per_device", "kpfetch:" + c.dev.ID, lim.KeyPackageFetchPerDev},
 		limitKey{"per_account", "kpfetch-acct:" + c.dev.Username, lim.KeyPackageFetchPerAcct},
 		limitKey{"per_address", "kpfetch-addr:" + c.remote, lim.KeyPackageFetchPerAddr}); err != nil {
@@ -403,7 +458,9 @@ func (c *conn) handleFetchKeyPackages(ctx context.Context, r *parleypb.FetchKeyP
 			KeyPackage: &parleypb.KeyPackage{Ref: g.KeyPackage.Ref, Data: g.KeyPackage.Data},
 			LastResort: g.LastResort,
 		})
-		if g.Remaining < c.s.cfg.KeyPackageLowThreshold {
+		// Told once until the device uploads again: a drainer must not
+		// be able to flood its victim with notices.
+		if g.Remaining < c.s.cfg.KeyPackageLowThreshold && c.s.kpLow.first(g.DeviceID) {
 			for _, oc := range c.s.hub.conns(g.DeviceID) {
 				oc.push(&parleypb.Push{Event: &parleypb.Push_KeyPackagesLow{KeyPackagesLow: &parleypb.KeyPackagesLow{Remaining: uint32(g.Remaining)}}})
 			}
@@ -478,11 +535,32 @@ func (c *conn) handleSend(ctx context.Context, r *parleypb.SendRequest) (parleyp
 	if err != nil {
 		return nil, err
 	}
-	res, err := c.s.cfg.Store.Append(ctx, a)
-	if err != nil {
+	if err := c.checkInvitations(ctx, a); err != nil {
 		return nil, err
 	}
+	res, err := c.s.cfg.Store.Append(ctx, a)
+	if err != nil {
+		return nil, sendError(err)
+	}
 	return c.sent(a.Kind, res), nil
+}
+
+// errNotMemberOrAbsent answers a send to a conversation the sender is not
+// in, whether or not it exists: answering NOT_FOUND for one that does not
+// would let anyone test which direct conversations (whose ids are
+// computable from two usernames) exist, and so who talks to whom.
+var errNotMemberOrAbsent = &wire.Error{Code: parleypb.ErrorCode_NOT_MEMBER, Message: "you are not a member of this conversation (or it does not exist)"}
+
+// sendError maps an Append error for the client.
+func sendError(err error) error {
+	if errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrNotMember) {
+		return errNotMemberOrAbsent
+	}
+	if errors.Is(err, store.ErrInboxFull) {
+		return &wire.Error{Code: parleypb.ErrorCode_INBOX_FULL,
+			Message: "a device you are adding holds too many unread invitations; try again after its owner has synced"}
+	}
+	return err
 }
 
 // checkSend validates a SendRequest and counts it against the rate
@@ -504,6 +582,9 @@ func (c *conn) checkSend(r *parleypb.SendRequest) (store.Append, error) {
 	if kind != store.KindCommit && (len(r.AddedDeviceIds) > 0 || len(r.RemovedDeviceIds) > 0 || len(r.Welcome) > 0) {
 		return store.Append{}, badRequest("only a commit carries a membership delta or a Welcome")
 	}
+	if len(r.Welcome) > c.s.cfg.MaxWelcome {
+		return store.Append{}, badRequest("Welcome of %d bytes is larger than this server's limit of %d", len(r.Welcome), c.s.cfg.MaxWelcome)
+	}
 	if err := c.s.check("messages",
 		limitKey{"per_account", "send-acct:" + c.dev.Username, c.s.cfg.Limits.SendPerAccount},
 		limitKey{"per_address", "send-addr:" + c.remote, c.s.cfg.Limits.SendPerAddr}); err != nil {
@@ -519,6 +600,7 @@ func (c *conn) checkSend(r *parleypb.SendRequest) (store.Append, error) {
 		Added:          r.AddedDeviceIds,
 		Removed:        r.RemovedDeviceIds,
 		Welcome:        r.Welcome,
+		InboxLimits:    c.s.cfg.InboxLimits,
 	}, nil
 }
 
@@ -628,7 +710,15 @@ func (c *conn) handleFetchInbox(ctx context.Context, r *parleypb.FetchInboxReque
 	if len(ms) > limit {
 		ms, resp.More = ms[:limit], true
 	}
-	for _, m := range ms {
+	// The same byte budget as Fetch: without it, a few large Welcomes made
+	// a response too large to send, and the device could never sync.
+	budget := 4 * c.s.cfg.MaxFrame
+	for i, m := range ms {
+		budget -= int64(len(m.Payload))
+		if budget < 0 && i > 0 {
+			resp.More = true
+			break
+		}
 		resp.Messages = append(resp.Messages, messageToWire(m))
 	}
 	return &parleypb.ServerFrame_FetchInbox{FetchInbox: resp}, nil

@@ -218,3 +218,42 @@ func signAuth(d *device, h *parleypb.HelloResponse) *parleypb.AuthenticateReques
 		Signature: ed25519.Sign(d.key, wire.ChallengeMessage(h.Challenge, h.AuthContext, wire.PurposeAuthenticate)),
 	}
 }
+
+// forwardedFor sets X-Forwarded-For on every request, as a reverse proxy
+// in front of the server would.
+type forwardedFor string
+
+func (f forwardedFor) RoundTrip(r *http.Request) (*http.Response, error) {
+	r = r.Clone(r.Context())
+	r.Header.Set("X-Forwarded-For", string(f))
+	return http.DefaultTransport.RoundTrip(r)
+}
+
+// dialFrom connects as a client at addr behind a trusted proxy on
+// 127.0.0.1 (the server must trust it: Config.TrustedProxies), so that
+// tests can act from many source addresses on loopback.
+func dialFrom(t testing.TB, ts *testServer, addr string) *transport.Conn {
+	t.Helper()
+	c, err := transport.Dial(bg, ts.url, &transport.Options{HTTPClient: &http.Client{Transport: forwardedFor(addr)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// pendingEvent returns an event of type typ already received, if any,
+// without waiting (other events are dropped).
+func pendingEvent(c *transport.Conn, typ transport.EventType) (transport.Event, bool) {
+	time.Sleep(200 * time.Millisecond) // let an in-flight push arrive
+	for {
+		select {
+		case ev := <-c.Events():
+			if ev.Type == typ {
+				return ev, true
+			}
+		default:
+			return transport.Event{}, false
+		}
+	}
+}

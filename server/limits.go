@@ -5,6 +5,8 @@ import (
 	"math"
 	"net"
 	"net/http"
+	"net/netip"
+	"strings"
 	"sync"
 	"time"
 
@@ -26,6 +28,9 @@ type Limits struct {
 	KeyPackageFetchPerDev  Limit // FetchKeyPackages by one device
 	KeyPackageFetchPerAcct Limit // FetchKeyPackages by all devices of an account
 	KeyPackageFetchPerAddr Limit // FetchKeyPackages from one address
+	// Key package limits count packages handed out, not requests.
+	LinkRequestPerAddr    Limit // RequestLink from one address
+	LinkRequestPerAccount Limit // RequestLink naming one account, from anywhere
 }
 
 // DefaultLimits are generous for people and tight for scripts.
@@ -36,6 +41,8 @@ var DefaultLimits = Limits{
 	KeyPackageFetchPerDev:  Limit{N: keyPackageFetches, Per: time.Minute},
 	KeyPackageFetchPerAcct: Limit{N: 300, Per: time.Minute},
 	KeyPackageFetchPerAddr: Limit{N: 600, Per: time.Minute},
+	LinkRequestPerAddr:     Limit{N: 10, Per: 10 * time.Minute},
+	LinkRequestPerAccount:  Limit{N: 100, Per: 10 * time.Minute},
 }
 
 // Unlimited disables a Limit (for benchmarks).
@@ -53,14 +60,22 @@ func (l Limits) withDefaults() Limits {
 	def(&l.KeyPackageFetchPerDev, DefaultLimits.KeyPackageFetchPerDev)
 	def(&l.KeyPackageFetchPerAcct, DefaultLimits.KeyPackageFetchPerAcct)
 	def(&l.KeyPackageFetchPerAddr, DefaultLimits.KeyPackageFetchPerAddr)
+	def(&l.LinkRequestPerAddr, DefaultLimits.LinkRequestPerAddr)
+	def(&l.LinkRequestPerAccount, DefaultLimits.LinkRequestPerAccount)
 	return l
 }
 
 // check counts one event against each named limit and returns a
 // RATE_LIMITED error carrying retry-after for the first one exceeded.
 func (s *Server) check(what string, keys ...limitKey) error {
+	return s.checkN(what, 1, keys...)
+}
+
+// checkN is check for a request that counts as n events (one per key
+// package it hands out, say).
+func (s *Server) checkN(what string, n int, keys ...limitKey) error {
 	for _, k := range keys {
-		if ok, after := s.limits.allow(k.key, k.l.N, k.l.Per); !ok {
+		if ok, after := s.limits.l.AllowN(k.key, n, k.l); !ok {
 			s.metrics.rateLimited.WithLabelValues(k.name).Inc()
 			return rateLimited(fmt.Sprintf("too many %s (%s); retry in %ds", what, k.name, retrySeconds(after)), after)
 		}
@@ -163,12 +178,18 @@ func (s *Server) trackWaiting(c net.Conn, state http.ConnState) {
 	switch state {
 	case http.StateNew, http.StateIdle:
 		addr := remoteHost(c.RemoteAddr().String())
+		perAddr := s.cfg.MaxUnauthenticatedPerAddr
+		if s.trustedProxy(addr) {
+			// Every client behind the proxy shares its address here,
+			// before any header is read: only the total cap applies.
+			perAddr = s.cfg.MaxUnauthenticated
+		}
 		w.mu.Lock()
 		if _, counted := w.m[c]; counted {
 			w.mu.Unlock()
 			return
 		}
-		if !w.count.acquire(addr, s.cfg.MaxUnauthenticated, s.cfg.MaxUnauthenticatedPerAddr) {
+		if !w.count.acquire(addr, s.cfg.MaxUnauthenticated, perAddr) {
 			w.mu.Unlock()
 			s.metrics.refusedConns.Inc()
 			c.Close()
@@ -185,4 +206,99 @@ func (s *Server) trackWaiting(c net.Conn, state http.ConnState) {
 			w.count.release(addr)
 		}
 	}
+}
+
+// acquireAccountConn counts an authenticated connection of user, unless
+// the account already has MaxConnsPerAccount; releaseAccountConn undoes it.
+func (s *Server) acquireAccountConn(user string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.acctConns[user] >= s.cfg.MaxConnsPerAccount {
+		return false
+	}
+	s.acctConns[user]++
+	return true
+}
+
+func (s *Server) releaseAccountConn(user string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.acctConns[user]--; s.acctConns[user] <= 0 {
+		delete(s.acctConns, user)
+	}
+}
+
+// kpLowNotices remembers which devices were told their key packages run
+// low, so that each is told once until it uploads more: someone fetching
+// a device's packages in a loop must not flood it with notices.
+type kpLowNotices struct {
+	mu   sync.Mutex
+	told map[string]bool
+}
+
+// first reports whether device has not been told yet, and marks it told.
+func (k *kpLowNotices) first(device string) bool {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.told[device] {
+		return false
+	}
+	k.told[device] = true
+	return true
+}
+
+// uploaded forgets device: its next low count is news again.
+func (k *kpLowNotices) uploaded(device string) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	delete(k.told, device)
+}
+
+// clientAddr is the address a request is counted under for limits per
+// source address: the TCP peer's, or, when the peer is a trusted proxy,
+// the nearest address in X-Forwarded-For that is not itself a trusted
+// proxy (proxies append the address they received from, so entries to
+// the left of that one could be forged by the client).
+func (s *Server) clientAddr(r *http.Request) string {
+	peer := remoteHost(r.RemoteAddr)
+	if !s.trustedProxy(peer) {
+		return peer
+	}
+	hops := r.Header.Values("X-Forwarded-For")
+	var addrs []string
+	for _, h := range hops {
+		for _, a := range strings.Split(h, ",") {
+			addrs = append(addrs, strings.TrimSpace(a))
+		}
+	}
+	for i := len(addrs) - 1; i >= 0; i-- {
+		ip, err := netip.ParseAddr(addrs[i])
+		if err != nil {
+			return peer // a malformed header: count the proxy
+		}
+		if !s.trustedProxy(ip.String()) {
+			return ip.Unmap().String()
+		}
+	}
+	return peer
+}
+
+// ClientAddr is clientAddr for handlers mounted beside the server's own.
+func (s *Server) ClientAddr(r *http.Request) string { return s.clientAddr(r) }
+
+func (s *Server) trustedProxy(host string) bool {
+	if len(s.cfg.TrustedProxies) == 0 {
+		return false
+	}
+	ip, err := netip.ParseAddr(host)
+	if err != nil {
+		return false
+	}
+	ip = ip.Unmap()
+	for _, p := range s.cfg.TrustedProxies {
+		if p.Contains(ip) {
+			return true
+		}
+	}
+	return false
 }

@@ -9,12 +9,14 @@ package server
 
 import (
 	"context"
+	"crypto/subtle"
 	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"sync"
 	"time"
 
@@ -83,6 +85,29 @@ type Config struct {
 	// between requests (further ones are closed at once).
 	MaxUnauthenticated        int
 	MaxUnauthenticatedPerAddr int
+	// MaxDevices bounds an account's devices (default 32): approving one
+	// more link is refused. One FetchKeyPackages names at most this many.
+	MaxDevices int
+	// MaxWelcome bounds the Welcome one commit may carry (default 512 KiB).
+	MaxWelcome int
+	// InboxLimits bound the unread invitations (Welcome bytes) in one
+	// device's inbox: from one sending account (default 2 MiB) and in all
+	// (default 16 MiB). A commit over them gets INBOX_FULL.
+	InboxLimits store.InboxLimits
+	// MaxConnsPerAccount caps the authenticated WebSockets of all of one
+	// account's devices together (default 64).
+	MaxConnsPerAccount int
+	// MetricsToken, if set, serves /metrics on the main listener to
+	// requests carrying "Authorization: Bearer <token>". If empty,
+	// /metrics is not served there at all: serve MetricsHandler on a
+	// listener of its own (parleyd --metrics-listen, loopback by default).
+	MetricsToken string
+	// TrustedProxies are the addresses of reverse proxies (a TLS
+	// terminator on the same host, say) whose X-Forwarded-For header is
+	// believed: limits per source address then count the client's address
+	// it names, not the proxy's. Requests from other addresses are counted
+	// by their own address, whatever their headers say.
+	TrustedProxies []netip.Prefix
 	// Limits are the per-account and per-source-address rate limits; zero
 	// fields take the defaults of DefaultLimits. They are counted in memory
 	// only (never stored) and reset on restart.
@@ -113,14 +138,16 @@ type Server struct {
 	unauth  *unauthCounter
 	waiting waitingConns
 
-	mu       sync.Mutex
-	closing  bool
-	links    map[string]*conn // "username/code" -> connection waiting for approval
-	conns    map[*conn]struct{}
-	connsWG  sync.WaitGroup
-	sweepCtx context.Context
-	stopSwp  context.CancelFunc
-	sweepWG  sync.WaitGroup
+	mu        sync.Mutex
+	closing   bool
+	links     map[string]*conn // "username/code" -> connection waiting for approval
+	acctConns map[string]int   // username -> authenticated connections
+	kpLow     kpLowNotices
+	conns     map[*conn]struct{}
+	connsWG   sync.WaitGroup
+	sweepCtx  context.Context
+	stopSwp   context.CancelFunc
+	sweepWG   sync.WaitGroup
 }
 
 // New checks cfg and returns a server; it does not listen yet.
@@ -154,6 +181,11 @@ func New(cfg Config) (*Server, error) {
 	setDefault(&cfg.IdleTimeout, 2*time.Minute)
 	setDefault(&cfg.MaxUnauthenticated, 10_000)
 	setDefault(&cfg.MaxUnauthenticatedPerAddr, 1_000)
+	setDefault(&cfg.MaxDevices, 32)
+	setDefault(&cfg.MaxWelcome, 512<<10)
+	setDefault(&cfg.InboxLimits.PerSender, 2<<20)
+	setDefault(&cfg.InboxLimits.Total, 16<<20)
+	setDefault(&cfg.MaxConnsPerAccount, 64)
 	cfg.Limits = cfg.Limits.withDefaults()
 	if cfg.MaxFrame < 1024 {
 		return nil, fmt.Errorf("server: max frame %d is too small (minimum 1024)", cfg.MaxFrame)
@@ -167,16 +199,18 @@ func New(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{
-		cfg:     cfg,
-		log:     cfg.Logger,
-		metrics: m,
-		hub:     newHub(),
-		tokens:  newTokens(),
-		limits:  newLimiter(),
-		unauth:  newUnauthCounter(),
-		waiting: waitingConns{count: unauthCounter{addr: make(map[string]int)}, m: make(map[net.Conn]string)},
-		conns:   make(map[*conn]struct{}),
-		links:   make(map[string]*conn),
+		cfg:       cfg,
+		log:       cfg.Logger,
+		metrics:   m,
+		hub:       newHub(),
+		tokens:    newTokens(),
+		limits:    newLimiter(),
+		unauth:    newUnauthCounter(),
+		waiting:   waitingConns{count: unauthCounter{addr: make(map[string]int)}, m: make(map[net.Conn]string)},
+		conns:     make(map[*conn]struct{}),
+		links:     make(map[string]*conn),
+		acctConns: make(map[string]int),
+		kpLow:     kpLowNotices{told: make(map[string]bool)},
 	}
 	s.http = &http.Server{
 		Handler:           s.Handler(),
@@ -190,6 +224,30 @@ func New(cfg Config) (*Server, error) {
 	return s, nil
 }
 
+// MetricsHandler serves the Prometheus metrics, unauthenticated: serve it
+// on a listener only operators reach. The metrics carry no per-user
+// labels, but request rates and connection counts are not for everyone.
+func (s *Server) MetricsHandler() http.Handler {
+	g := s.cfg.Gatherer
+	if g == nil {
+		g = prometheus.DefaultGatherer
+	}
+	return promhttp.HandlerFor(g, promhttp.HandlerOpts{})
+}
+
+// requireBearer passes on requests that carry the token.
+func requireBearer(token string, h http.Handler) http.Handler {
+	want := []byte("Bearer " + token)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if subtle.ConstantTimeCompare([]byte(r.Header.Get("Authorization")), want) != 1 {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="parley metrics"`)
+			http.Error(w, "metrics need the operator's bearer token", http.StatusUnauthorized)
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
 func setDefault[T comparable](v *T, def T) {
 	var zero T
 	if *v == zero {
@@ -197,18 +255,16 @@ func setDefault[T comparable](v *T, def T) {
 	}
 }
 
-// Handler returns the server's HTTP handler: /v1/ws, /v1/blobs and
-// /metrics.
+// Handler returns the server's HTTP handler: /v1/ws, /v1/blobs, the
+// mounted handlers and, with Config.MetricsToken, /metrics.
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET "+wire.PathWebSocket, s.serveWebSocket)
 	mux.HandleFunc("POST "+wire.PathBlobs, s.uploadBlob)
 	mux.HandleFunc("GET "+wire.PathBlobs+"/{id}", s.downloadBlob)
-	g := s.cfg.Gatherer
-	if g == nil {
-		g = prometheus.DefaultGatherer
+	if s.cfg.MetricsToken != "" {
+		mux.Handle("GET /metrics", requireBearer(s.cfg.MetricsToken, s.MetricsHandler()))
 	}
-	mux.Handle("GET /metrics", promhttp.HandlerFor(g, promhttp.HandlerOpts{}))
 	for pattern, h := range s.cfg.Mount {
 		mux.Handle(pattern, h)
 	}

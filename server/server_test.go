@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"slices"
@@ -156,21 +157,37 @@ func TestLinkDevice(t *testing.T) {
 	}
 }
 
+// Link requests are limited per source address, not per target account:
+// a limit per account let anyone lock a user out of linking a device
+// (five requests for "carol" with random keys did).
 func TestLinkRateLimits(t *testing.T) {
-	ts := newServer(t)
+	ts := startServer(t, t.TempDir(), func(c *server.Config) {
+		c.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}
+	})
 	alice := register(t, ts, "alice")
-	c := dial(t, ts)
+	register(t, ts, "carol")
+	mallory := dialFrom(t, ts, "203.0.113.9")
 	var err error
-	for i := range 10 {
-		_, _, err = c.RequestLink(bg, "alice", newKey())
+	for i := range 20 {
+		_, _, err = mallory.RequestLink(bg, "carol", newKey())
 		if err != nil {
-			if i < 5 {
+			if i < 10 {
 				t.Fatalf("link request %d refused: %v", i, err)
 			}
 			break
 		}
 	}
-	wantCode(t, "many link requests", err, parleypb.ErrorCode_RATE_LIMITED)
+	wantCode(t, "many link requests from one address", err, parleypb.ErrorCode_RATE_LIMITED)
+	// Carol, elsewhere, can still link her new device.
+	if _, _, err := dialFrom(t, ts, "198.51.100.7").RequestLink(bg, "carol", newKey()); err != nil {
+		t.Fatalf("carol's own link request while mallory is limited: %v", err)
+	}
+	// A username that does not exist gets the same answer as one that
+	// does: a code and an expiry.
+	code, expires, err := dialFrom(t, ts, "198.51.100.8").RequestLink(bg, "nobody", newKey())
+	if err != nil || len(code) != wire.LinkCodeDigits || time.Until(expires) < 5*time.Minute {
+		t.Fatalf("link request for a missing account: %q %v %v; want a code like any other", code, expires, err)
+	}
 	for range 10 {
 		_, err = alice.conn.ApproveLink(bg, "00000000")
 		if errors.Is(err, wire.ErrRateLimited) {
@@ -200,11 +217,26 @@ func TestKeyPackages(t *testing.T) {
 		if string(got[0].KeyPackage.Data) != want || got[0].DeviceID != alice.id || got[0].LastResort != (want == "last") {
 			t.Fatalf("fetch %d = %+v, want %s", i, got[0], want)
 		}
-		// The owner is told to replenish (threshold 10).
-		ev := nextEvent(t, alice.conn, transport.EventKeyPackagesLow)
-		if wantN := max(1-i, 0); ev.KeyPackagesRemaining != wantN {
-			t.Fatalf("replenish notice says %d left, want %d", ev.KeyPackagesRemaining, wantN)
+		// The owner is told to replenish (threshold 10), once until it
+		// uploads more.
+		if i == 0 {
+			ev := nextEvent(t, alice.conn, transport.EventKeyPackagesLow)
+			if ev.KeyPackagesRemaining != 1 {
+				t.Fatalf("replenish notice says %d left, want 1", ev.KeyPackagesRemaining)
+			}
 		}
+	}
+	if ev, ok := pendingEvent(alice.conn, transport.EventKeyPackagesLow); ok {
+		t.Fatalf("a second replenish notice before any upload: %+v", ev)
+	}
+	if _, err := alice.conn.UploadKeyPackages(bg, []transport.KeyPackage{{Ref: []byte("r3"), Data: []byte("kp3")}}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := bob.conn.FetchKeyPackages(bg, "alice"); err != nil {
+		t.Fatal(err)
+	}
+	if ev := nextEvent(t, alice.conn, transport.EventKeyPackagesLow); ev.KeyPackagesRemaining != 0 {
+		t.Fatalf("notice after the upload says %d left, want 0", ev.KeyPackagesRemaining)
 	}
 	s, err := dial(t, ts).Authenticate(bg, alice.key)
 	if err != nil || s.KeyPackagesRemaining != 0 || s.KeyPackageLowThreshold != 10 {
@@ -603,10 +635,30 @@ func TestPayloadStoredAsGiven(t *testing.T) {
 	}
 }
 
+// Metrics are for operators: on the main listener only with the token.
 func TestMetrics(t *testing.T) {
-	ts := newServer(t)
+	ts := startServer(t, t.TempDir(), func(c *server.Config) { c.MetricsToken = "s3cret" })
 	register(t, ts, "alice")
-	resp, err := http.Get(ts.url + "/metrics")
+	for _, auth := range []string{"", "Bearer wrong", "Bearer s3cret0"} {
+		req, _ := http.NewRequest("GET", ts.url+"/metrics", nil)
+		if auth != "" {
+			req.Header.Set("Authorization", auth)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusUnauthorized {
+			t.Fatalf("/metrics with %q: %s, want 401", auth, resp.Status)
+		}
+	}
+	if resp, err := http.Get(newServer(t).url + "/metrics"); err != nil || resp.StatusCode != http.StatusNotFound {
+		t.Fatalf("/metrics without a token configured: %v %v, want 404", resp, err)
+	}
+	req, _ := http.NewRequest("GET", ts.url+"/metrics", nil)
+	req.Header.Set("Authorization", "Bearer s3cret")
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -27,6 +27,9 @@ var (
 	ErrWrongEpoch    = errors.New("store: wrong epoch")
 	ErrBadRequest    = errors.New("store: invalid request")
 	ErrClosed        = errors.New("store: closed")
+	// ErrInboxFull is returned by Append when a commit's Welcome would
+	// take an added device's inbox over Append.InboxLimits.
+	ErrInboxFull = errors.New("store: the added device's inbox is full")
 )
 
 // EpochConflictError is returned by Append when a commit was made in an
@@ -124,6 +127,19 @@ type Append struct {
 	Added   []string
 	Removed []string
 	Welcome []byte // delivered to the inbox of every added device
+	// InboxLimits bound what the Welcome may add to each added device's
+	// inbox (zero fields: no bound).
+	InboxLimits InboxLimits
+}
+
+// InboxLimits bound the bytes of unacknowledged Welcomes in one device's
+// inbox, so that no one can fill another person's inbox (a device that
+// cannot fetch its inbox cannot sync). Payload bytes are counted.
+type InboxLimits struct {
+	// PerSender bounds the bytes from all devices of the sender's account.
+	PerSender int64
+	// Total bounds the bytes from everyone.
+	Total int64
 }
 
 // AppendResult describes a stored message.
@@ -161,6 +177,31 @@ type Membership struct {
 	RemovedAt uint64
 }
 
+// ErrLookalike is returned by CreateAccount for a username that looks
+// like an existing one (the same wire.UsernameSkeleton).
+var ErrLookalike = errors.New("store: username looks like an existing one")
+
+// GroupInvites is who may add an account's devices to group
+// conversations (direct conversations are open to anyone not blocked).
+type GroupInvites uint8
+
+const (
+	GroupInvitesEveryone GroupInvites = 1 // the default
+	// GroupInvitesContacts: only accounts the account has a direct
+	// conversation with.
+	GroupInvitesContacts GroupInvites = 2
+)
+
+// Privacy is what an account has said about who may add its devices to
+// conversations.
+type Privacy struct {
+	Blocked      []string // usernames, sorted; they may add it to nothing
+	GroupInvites GroupInvites
+}
+
+// MaxBlocked bounds an account's block list.
+const MaxBlocked = 1000
+
 // Store is the storage of a delivery server. All methods are safe for
 // concurrent use. Errors wrap the sentinels above.
 type Store interface {
@@ -168,7 +209,8 @@ type Store interface {
 	CreateInvite(ctx context.Context, code string, expires time.Time) error
 	// CreateAccount creates an account with its first device. If invite is
 	// not empty it must name an unexpired invite, which is consumed.
-	// ErrExists if the username or key is taken.
+	// ErrExists if the username or key is taken; ErrLookalike if another
+	// account's name has the same wire.UsernameSkeleton.
 	CreateAccount(ctx context.Context, dev Device, invite string) error
 	Device(ctx context.Context, id string) (Device, error)
 	DeviceByKey(ctx context.Context, publicKey []byte) (Device, error)
@@ -184,6 +226,16 @@ type Store interface {
 	// conversations. ErrNotFound for no account.
 	DeleteAccount(ctx context.Context, username string) ([]string, error)
 
+	// Privacy returns an account's settings (GroupInvitesEveryone and no
+	// one blocked until it changes them); ErrNotFound for no account.
+	Privacy(ctx context.Context, username string) (Privacy, error)
+	// UpdatePrivacy blocks and unblocks accounts (ErrNotFound if one of
+	// block does not exist, ErrBadRequest for blocking oneself or going
+	// over MaxBlocked; nothing changes then) and, if invites is not zero,
+	// sets GroupInvites. It returns the settings as they now are.
+	// DeleteAccount removes them.
+	UpdatePrivacy(ctx context.Context, username string, block, unblock []string, invites GroupInvites) (Privacy, error)
+
 	// CreateLink stores a pending device link; ErrExists if the code is
 	// in use for that account, ErrNotFound if there is no such account.
 	CreateLink(ctx context.Context, l Link) error
@@ -198,7 +250,8 @@ type Store interface {
 	// ConsumeKeyPackages atomically takes one key package for each listed
 	// device (or every device of username if devices is empty): the oldest
 	// non-last-resort package, else the last-resort one, which is kept.
-	// Devices without any package are left out.
+	// Devices without any package are left out. A device listed twice is
+	// ErrBadRequest, and nothing is taken.
 	ConsumeKeyPackages(ctx context.Context, username string, devices []string) ([]DeviceKeyPackage, error)
 	CountKeyPackages(ctx context.Context, deviceID string) (int, error)
 
@@ -224,7 +277,9 @@ type Store interface {
 	//     epoch; an application message may be for a past one;
 	//   - a commit's Added devices must exist (ErrUnknownDevice) and not be
 	//     active members (ErrBadRequest); Removed ones must be active
-	//     members (ErrNotMember) unless the device no longer exists.
+	//     members (ErrNotMember) unless the device no longer exists;
+	//   - its Welcome must fit in every added device's inbox under
+	//     InboxLimits (ErrInboxFull).
 	// On success the message gets seq = head+1; a commit advances the epoch,
 	// starts added devices' cursors at its seq, lets removed devices read
 	// up to and including it, and puts Welcome into each added device's

@@ -14,6 +14,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"google.golang.org/protobuf/encoding/protowire"
@@ -102,6 +103,61 @@ func CheckUsername(name string) error {
 		}
 	}
 	return nil
+}
+
+// ErrBadNewUsername is returned by CheckNewUsername for a name that
+// CheckUsername accepts but that ends in, or doubles, punctuation.
+var ErrBadNewUsername = errors.New("a new username may not end in '.', '_' or '-' or have two of them in a row: they are too easy to miss beside a real name")
+
+// CheckNewUsername is CheckUsername plus the rules for names registered
+// from now on: no trailing punctuation and no two punctuation characters
+// in a row, so that "alice." and "al..ice" cannot stand next to "alice".
+// Names registered before these rules keep working everywhere else.
+func CheckNewUsername(name string) error {
+	if err := CheckUsername(name); err != nil {
+		return err
+	}
+	for i := 0; i < len(name); i++ {
+		if isUsernamePunct(name[i]) && (i == len(name)-1 || isUsernamePunct(name[i+1])) {
+			return ErrBadNewUsername
+		}
+	}
+	return nil
+}
+
+func isUsernamePunct(c byte) bool { return c == '.' || c == '_' || c == '-' }
+
+// usernameConfusables maps each username character that is easily read as
+// another to the one it is read as (after the UTS #39 confusables for
+// ASCII, and the digits people use as letters). Characters not listed
+// stand for themselves.
+var usernameConfusables = map[byte]byte{'0': 'o', '1': 'l', 'i': 'l', '3': 'e', '5': 's'}
+
+// usernameDigraphs are pairs read as one letter in most fonts.
+var usernameDigraphs = []struct{ from, to string }{{"rn", "m"}, {"vv", "w"}}
+
+// UsernameSkeleton returns the form of a username that look-alike names
+// share: punctuation dropped, confusable characters and digraphs folded
+// ("a1ice", "al1ce", "alice.", "alice_" and "al.ice" all give "allce"). Two
+// names with the same skeleton are too easy to mistake for each other, so
+// the server registers at most one of them.
+func UsernameSkeleton(name string) string {
+	b := make([]byte, 0, len(name))
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		if isUsernamePunct(c) {
+			continue
+		}
+		if r, ok := usernameConfusables[c]; ok {
+			c = r
+		}
+		b = append(b, c)
+	}
+	s := string(b)
+	for _, d := range usernameDigraphs {
+		s = strings.ReplaceAll(s, d.from, d.to)
+	}
+	return s
 }
 
 // DecodeClientFrame parses one WebSocket message from a client. It rejects
@@ -199,4 +255,5 @@ var (
 	ErrInternal           = &Error{Code: parleypb.ErrorCode_INTERNAL}
 	ErrShuttingDown       = &Error{Code: parleypb.ErrorCode_SHUTTING_DOWN}
 	ErrStorageUnavailable = &Error{Code: parleypb.ErrorCode_STORAGE_UNAVAILABLE}
+	ErrInboxFull          = &Error{Code: parleypb.ErrorCode_INBOX_FULL}
 )

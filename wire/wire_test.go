@@ -123,3 +123,39 @@ func FuzzPeekRequestID(f *testing.F) {
 		}
 	})
 }
+
+func TestUsernameSkeleton(t *testing.T) {
+	alike := []string{"alice", "a1ice", "al1ce", "alice.", "alice_", "alice..", "al.ice", "a-l-i-c-e", "aiice"}
+	for _, n := range alike {
+		if UsernameSkeleton(n) != UsernameSkeleton("alice") {
+			t.Errorf("%q does not share alice's skeleton (%q vs %q)", n, UsernameSkeleton(n), UsernameSkeleton("alice"))
+		}
+	}
+	for _, pair := range [][2]string{{"modern", "rnodern"}, {"wendy", "vvendy"}, {"bob0", "bobo"}, {"s3an", "sean"}, {"5am", "sam"}} {
+		if UsernameSkeleton(pair[0]) != UsernameSkeleton(pair[1]) {
+			t.Errorf("%q and %q have different skeletons", pair[0], pair[1])
+		}
+	}
+	for _, pair := range [][2]string{{"alice", "alicia"}, {"bob", "rob"}, {"carol", "karol"}, {"dave", "dave2"}} {
+		if UsernameSkeleton(pair[0]) == UsernameSkeleton(pair[1]) {
+			t.Errorf("%q and %q share a skeleton", pair[0], pair[1])
+		}
+	}
+}
+
+func TestCheckNewUsername(t *testing.T) {
+	for _, ok := range []string{"alice", "john.smith", "a_b-c", "bob2"} {
+		if err := CheckNewUsername(ok); err != nil {
+			t.Errorf("%q refused: %v", ok, err)
+		}
+	}
+	for _, bad := range []string{"alice.", "alice_", "alice-", "al..ice", "al._ice", "Alice", "al"} {
+		if err := CheckNewUsername(bad); err == nil {
+			t.Errorf("%q accepted", bad)
+		}
+	}
+	// Names registered before the rules still pass the general check.
+	if err := CheckUsername("alice."); err != nil {
+		t.Errorf("existing name alice. no longer valid: %v", err)
+	}
+}

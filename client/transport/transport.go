@@ -465,3 +465,31 @@ func Connect(ctx context.Context, serverURL string, key ed25519.PrivateKey, opts
 	}
 	return c, s, nil
 }
+
+// GroupInvites is who may add an account to group conversations.
+type GroupInvites = parleypb.GroupInvites
+
+const (
+	GroupInvitesUnchanged = parleypb.GroupInvites_GROUP_INVITES_UNSPECIFIED
+	GroupInvitesEveryone  = parleypb.GroupInvites_EVERYONE
+	GroupInvitesContacts  = parleypb.GroupInvites_CONTACTS
+)
+
+// Privacy is who may add the account's devices to conversations, as the
+// server enforces it.
+type Privacy struct {
+	Blocked      []string // sorted
+	GroupInvites GroupInvites
+}
+
+// UpdatePrivacy blocks and unblocks accounts and, unless invites is
+// GroupInvitesUnchanged, sets who may add the account to groups; with
+// nothing to change it reads the settings. It returns them as they now are.
+func (c *Conn) UpdatePrivacy(ctx context.Context, block, unblock []string, invites GroupInvites) (*Privacy, error) {
+	f, err := c.call(ctx, &parleypb.ClientFrame_Privacy{Privacy: &parleypb.PrivacyRequest{Block: block, Unblock: unblock, GroupInvites: invites}})
+	if err != nil {
+		return nil, fmt.Errorf("transport: privacy: %w", err)
+	}
+	p := f.GetPrivacy()
+	return &Privacy{Blocked: p.GetBlocked(), GroupInvites: p.GetGroupInvites()}, nil
+}

@@ -39,6 +39,14 @@ func New() *Limiter { return &Limiter{m: make(map[string]*window), lastSweep: ti
 // happened in the current window; if not, retryAfter is when the window
 // ends.
 func (lim *Limiter) Allow(key string, l Limit) (ok bool, retryAfter time.Duration) {
+	return lim.AllowN(key, 1, l)
+}
+
+// AllowN counts n events for key at once (a request that hands out n
+// things costs n) and reports whether at most l.N events happened in the
+// current window. A refused batch (n > 1) is not counted, so that it
+// does not use up room a smaller request could have.
+func (lim *Limiter) AllowN(key string, n int, l Limit) (ok bool, retryAfter time.Duration) {
 	now := time.Now()
 	lim.mu.Lock()
 	defer lim.mu.Unlock()
@@ -50,9 +58,12 @@ func (lim *Limiter) Allow(key string, l Limit) (ok bool, retryAfter time.Duratio
 		w = &window{start: now, len: l.Per}
 		lim.m[key] = w
 	}
-	w.n++
-	if w.n <= l.N {
+	if w.n+n <= l.N {
+		w.n += n
 		return true, 0
+	}
+	if n == 1 {
+		w.n++ // a refused single event still counts: Blocked relies on it
 	}
 	return false, w.start.Add(w.len).Sub(now)
 }

@@ -44,3 +44,21 @@ func TestWindowEndsAndExpires(t *testing.T) {
 		t.Fatalf("%d windows left after they all ended", n)
 	}
 }
+
+func TestAllowNChargesEachEvent(t *testing.T) {
+	lim := New()
+	l := Limit{N: 10, Per: time.Hour}
+	if ok, _ := lim.AllowN("a", 7, l); !ok {
+		t.Fatal("7 of 10 refused")
+	}
+	if ok, after := lim.AllowN("a", 4, l); ok || after <= 0 {
+		t.Fatalf("7+4 of 10: ok=%v after=%v, want refused", ok, after)
+	}
+	// The refused batch used up nothing: 3 more still fit, then no more.
+	if ok, _ := lim.AllowN("a", 3, l); !ok {
+		t.Fatal("7+3 of 10 refused after a refused batch")
+	}
+	if ok, _ := lim.Allow("a", l); ok {
+		t.Fatal("11th event allowed")
+	}
+}

@@ -82,3 +82,9 @@ func ed448HasSmallOrder(pub []byte) bool {
 	P.Double()
 	return P.IsIdentity()
 }
+
+// IsSmallOrderEd25519 reports whether pub, a 32-byte Ed25519 public key,
+// decodes to a point of small order, for which anyone can make signatures
+// that verify. Identity keys outside MLS (the delivery server's device
+// keys) are refused with it too.
+func IsSmallOrderEd25519(pub []byte) bool { return len(pub) == 32 && ed25519HasSmallOrder(pub) }

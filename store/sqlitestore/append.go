@@ -363,6 +363,9 @@ func appendTx(ctx context.Context, tx txQuerier, a store.Append) (store.AppendRe
 			return res, fmt.Errorf("append: %w", err)
 		}
 		if len(a.Welcome) > 0 {
+			if err := checkInboxRoom(ctx, tx, a); err != nil {
+				return res, err
+			}
 			for _, d := range a.Added {
 				var iseq uint64
 				if err := tx.QueryRowContext(ctx, `UPDATE devices SET inbox_head = inbox_head + 1 WHERE id = ? RETURNING inbox_head`, d).Scan(&iseq); err != nil {
@@ -478,6 +481,34 @@ func applyDelta(ctx context.Context, tx txQuerier, a store.Append, seq uint64) e
 		}
 		if n > 0 {
 			return fmt.Errorf("append: removed device %q: %w", d, store.ErrNotMember)
+		}
+	}
+	return nil
+}
+
+// checkInboxRoom refuses a Welcome that would take an added device's inbox
+// over a.InboxLimits. Commits take this plain SQL path (never the cached
+// application-message one), and an inbox is small: it is emptied by every
+// sync, so summing it is cheap.
+func checkInboxRoom(ctx context.Context, tx txQuerier, a store.Append) error {
+	l := a.InboxLimits
+	if l.PerSender <= 0 && l.Total <= 0 {
+		return nil
+	}
+	w := int64(len(a.Welcome))
+	for _, d := range a.Added {
+		var total, fromSender int64
+		err := tx.QueryRowContext(ctx, `SELECT COALESCE(SUM(length(i.payload)), 0),
+			COALESCE(SUM(CASE WHEN s.username = (SELECT username FROM devices WHERE id = ?) THEN length(i.payload) ELSE 0 END), 0)
+			FROM inbox i LEFT JOIN devices s ON s.id = i.sender WHERE i.device_id = ?`, a.Sender, d).Scan(&total, &fromSender)
+		if err != nil {
+			return fmt.Errorf("append: inbox of %s: %w", d, err)
+		}
+		if l.PerSender > 0 && fromSender+w > l.PerSender {
+			return fmt.Errorf("append: device %s already holds %d bytes of invitations from this account (limit %d): %w", d, fromSender, l.PerSender, store.ErrInboxFull)
+		}
+		if l.Total > 0 && total+w > l.Total {
+			return fmt.Errorf("append: device %s has %d bytes of unread invitations (limit %d): %w", d, total, l.Total, store.ErrInboxFull)
 		}
 	}
 	return nil

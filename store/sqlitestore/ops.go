@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/parleychat/parley/store"
+	"github.com/parleychat/parley/wire"
 )
 
 func nowMilli() int64 { return time.Now().UnixMilli() }
@@ -71,6 +72,15 @@ func (s *Store) CreateAccount(ctx context.Context, dev store.Device, invite stri
 		if n > 0 {
 			return fmt.Errorf("create account %q: %w", dev.Username, store.ErrExists)
 		}
+		skeleton := wire.UsernameSkeleton(dev.Username)
+		var like string
+		err := tx.QueryRowContext(ctx, `SELECT username FROM accounts WHERE skeleton = ? LIMIT 1`, skeleton).Scan(&like)
+		if err == nil {
+			return fmt.Errorf("create account %q: it looks like %q: %w", dev.Username, like, store.ErrLookalike)
+		}
+		if !errors.Is(err, sql.ErrNoRows) {
+			return fmt.Errorf("create account: %w", err)
+		}
 		if invite != "" {
 			res, err := tx.ExecContext(ctx, `DELETE FROM invites WHERE code = ? AND expires > ?`, invite, nowMilli())
 			if err != nil {
@@ -80,7 +90,7 @@ func (s *Store) CreateAccount(ctx context.Context, dev store.Device, invite stri
 				return fmt.Errorf("create account: %w", store.ErrInvalidInvite)
 			}
 		}
-		if _, err := tx.ExecContext(ctx, `INSERT INTO accounts (username, created) VALUES (?, ?)`, dev.Username, nowMilli()); err != nil {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO accounts (username, created, skeleton) VALUES (?, ?, ?)`, dev.Username, nowMilli(), skeleton); err != nil {
 			return fmt.Errorf("create account: %w", err)
 		}
 		if err := insertDevice(ctx, tx, dev); err != nil {
@@ -187,6 +197,14 @@ func (s *Store) DeleteAccount(ctx context.Context, username string) ([]string, e
 			return fmt.Errorf("delete account: %w", err)
 		}
 		if _, err := tx.ExecContext(ctx, `DELETE FROM links WHERE username = ?`, username); err != nil {
+			return fmt.Errorf("delete account: %w", err)
+		}
+		// Its own settings go; others' blocks of it stay (the name stays
+		// taken, so a block keeps meaning the same person).
+		if _, err := tx.ExecContext(ctx, `DELETE FROM blocks WHERE username = ?`, username); err != nil {
+			return fmt.Errorf("delete account: %w", err)
+		}
+		if _, err := tx.ExecContext(ctx, `DELETE FROM privacy WHERE username = ?`, username); err != nil {
 			return fmt.Errorf("delete account: %w", err)
 		}
 		return nil
@@ -322,7 +340,12 @@ func (s *Store) ConsumeKeyPackages(ctx context.Context, username string, devices
 			ids = append(ids, d.ID)
 		}
 		if len(devices) > 0 {
+			seen := make(map[string]bool, len(devices))
 			for _, id := range devices {
+				if seen[id] {
+					return fmt.Errorf("consume key packages: device %q named twice: %w", id, store.ErrBadRequest)
+				}
+				seen[id] = true
 				if !slices.Contains(ids, id) {
 					return fmt.Errorf("consume key packages: device %q of %q: %w", id, username, store.ErrUnknownDevice)
 				}

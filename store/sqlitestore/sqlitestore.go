@@ -21,6 +21,7 @@ import (
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
 
 	"github.com/parleychat/parley/store"
+	"github.com/parleychat/parley/wire"
 )
 
 // Options tunes a Store. The zero value is fine.
@@ -222,6 +223,22 @@ CREATE TABLE inbox (
 ) STRICT;
 CREATE INDEX inbox_stored ON inbox(stored);
 `,
+	// 2: look-alike usernames and who may add an account to
+	// conversations. skeleton is wire.UsernameSkeleton(username), filled
+	// in by Go after this migration for accounts made before it.
+	`
+ALTER TABLE accounts ADD COLUMN skeleton TEXT;
+CREATE INDEX accounts_skeleton ON accounts(skeleton);
+CREATE TABLE blocks (
+	username TEXT NOT NULL REFERENCES accounts(username),
+	blocked  TEXT NOT NULL REFERENCES accounts(username),
+	PRIMARY KEY (username, blocked)
+) STRICT, WITHOUT ROWID;
+CREATE TABLE privacy (
+	username      TEXT PRIMARY KEY REFERENCES accounts(username),
+	group_invites INTEGER NOT NULL
+) STRICT;
+`,
 }
 
 func migrate(ctx context.Context, db *sql.DB) error {
@@ -253,6 +270,34 @@ func migrate(ctx context.Context, db *sql.DB) error {
 		}
 		if err := tx.Commit(); err != nil {
 			return fmt.Errorf("sqlitestore: migration %d: %w", v, err)
+		}
+	}
+	return fillSkeletons(ctx, db)
+}
+
+// fillSkeletons computes the look-alike skeleton of accounts that have
+// none (made before migration 2): SQL cannot compute it.
+func fillSkeletons(ctx context.Context, db *sql.DB) error {
+	rows, err := db.QueryContext(ctx, `SELECT username FROM accounts WHERE skeleton IS NULL`)
+	if err != nil {
+		return fmt.Errorf("sqlitestore: username skeletons: %w", err)
+	}
+	var names []string
+	for rows.Next() {
+		var n string
+		if err := rows.Scan(&n); err != nil {
+			rows.Close()
+			return fmt.Errorf("sqlitestore: username skeletons: %w", err)
+		}
+		names = append(names, n)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("sqlitestore: username skeletons: %w", err)
+	}
+	for _, n := range names {
+		if _, err := db.ExecContext(ctx, `UPDATE accounts SET skeleton = ? WHERE username = ?`, wire.UsernameSkeleton(n), n); err != nil {
+			return fmt.Errorf("sqlitestore: username skeletons: %w", err)
 		}
 	}
 	return nil

@@ -2,6 +2,8 @@ package sqlitestore
 
 import (
 	"context"
+	"database/sql"
+	"errors"
 	"os"
 	"path/filepath"
 	"testing"
@@ -63,5 +65,37 @@ func TestClosedStoreRefusesWrites(t *testing.T) {
 	s.Close()
 	if _, err := s.Append(context.Background(), store.Append{ID: make([]byte, 16), ConversationID: []byte("c"), Kind: store.KindApplication, Sender: "d"}); err != store.ErrClosed {
 		t.Fatalf("Append after Close: %v", err)
+	}
+}
+
+// A database made before migration 2 gets its accounts' look-alike
+// skeletons on upgrade, so that a name registered before the upgrade is
+// protected like one registered after it.
+func TestMigrationFillsSkeletons(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "parley.db")
+	db, err := sql.Open("sqlite", "file:"+path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{
+		`CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, applied INTEGER NOT NULL) STRICT`,
+		migrations[0],
+		`INSERT INTO schema_migrations VALUES (1, 0)`,
+		`INSERT INTO accounts (username, created) VALUES ('alice', 0)`,
+	} {
+		if _, err := db.ExecContext(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	db.Close()
+	s, err := Open(ctx, path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	err = s.CreateAccount(ctx, store.Device{ID: "d2", Username: "a1ice", PublicKey: make([]byte, 32)}, "")
+	if !errors.Is(err, store.ErrLookalike) {
+		t.Fatalf("a1ice next to a pre-upgrade alice: %v, want ErrLookalike", err)
 	}
 }

@@ -43,6 +43,8 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"Membership", testMembership},
 		{"AckTrims", testAckTrims},
 		{"Inbox", testInbox},
+		{"InboxLimits", testInboxLimits},
+		{"Privacy", testPrivacy},
 		{"RemoveDevice", testRemoveDevice},
 		{"DeleteAccount", testDeleteAccount},
 		{"Retention", testRetention},
@@ -107,6 +109,12 @@ func testAccounts(t *testing.T, s store.Store) {
 	mustErr(t, "duplicate username", s.CreateAccount(ctx, store.Device{ID: "d2", Username: "alice", PublicKey: key()}, ""), store.ErrExists)
 	mustErr(t, "duplicate key", s.CreateAccount(ctx, store.Device{ID: "d3", Username: "bob", PublicKey: k}, ""), store.ErrExists)
 	mustErr(t, "duplicate device id", s.CreateAccount(ctx, store.Device{ID: "d1", Username: "carol", PublicKey: key()}, ""), store.ErrExists)
+	for _, like := range []string{"a1ice", "al1ce", "alice.", "al.ice"} {
+		mustErr(t, "look-alike "+like, s.CreateAccount(ctx, store.Device{ID: "d-" + like, Username: like, PublicKey: key()}, ""), store.ErrLookalike)
+	}
+	if err := s.CreateAccount(ctx, store.Device{ID: "d4", Username: "alicia", PublicKey: key()}, ""); err != nil {
+		t.Fatalf("alicia refused next to alice: %v", err)
+	}
 	// The failed attempts left nothing behind.
 	_, err := s.Devices(ctx, "bob")
 	mustErr(t, "Devices(bob)", err, store.ErrNotFound)
@@ -240,6 +248,14 @@ func testKeyPackages(t *testing.T, s store.Store) {
 	got, _ = s.ConsumeKeyPackages(ctx, "alice", []string{"a1"})
 	if len(got) != 1 || string(got[0].KeyPackage.Data) != "last-new" {
 		t.Fatalf("after replacement got %+v", got)
+	}
+	// Naming a device twice would hand out two of its packages for one
+	// request: refused, and nothing consumed.
+	s.AddKeyPackages(ctx, "a1", []store.KeyPackage{kp("d1"), kp("d2")}, nil)
+	_, err = s.ConsumeKeyPackages(ctx, "alice", []string{"a1", "a2", "a1"})
+	mustErr(t, "repeated device id", err, store.ErrBadRequest)
+	if n, _ := s.CountKeyPackages(ctx, "a1"); n != 2 {
+		t.Fatalf("a refused request consumed packages: %d of 2 left", n)
 	}
 }
 
@@ -556,6 +572,90 @@ func testInbox(t *testing.T, s store.Store) {
 	ms, _ := s.FetchInbox(ctx, "b1", 10)
 	if len(ms) != 1 || ms[0].Seq != 2 {
 		t.Fatalf("second welcome = %+v", ms)
+	}
+}
+
+// Welcomes count against the added device's inbox limits, per sending
+// account (all its devices together) and in total; a refused commit
+// changes nothing, and an acknowledged Welcome frees its room.
+func testInboxLimits(t *testing.T, s store.Store) {
+	mustAccount(t, s, "alice", "a1")
+	mustAccount(t, s, "mallory", "m1", "m2")
+	mustAccount(t, s, "carol", "c1")
+	limits := store.InboxLimits{PerSender: 250, Total: 350}
+	welcome := bytes.Repeat([]byte("w"), 100)
+	invite := func(sender, conv string) error {
+		id := []byte(conv)
+		if err := s.CreateConversation(ctx, id, sender); err != nil {
+			t.Fatal(err)
+		}
+		_, err := s.Append(ctx, app{ID: msgID(), ConversationID: id, Epoch: 0, Kind: store.KindCommit, Sender: sender,
+			Payload: []byte("c"), Added: []string{"a1"}, Welcome: welcome, InboxLimits: limits})
+		return err
+	}
+	for i, sender := range []string{"m1", "m2"} { // two devices, one account
+		if err := invite(sender, fmt.Sprintf("m%d", i)); err != nil {
+			t.Fatalf("invitation %d from mallory: %v", i+1, err)
+		}
+	}
+	mustErr(t, "third invitation from mallory's other device", invite("m1", "m3"), store.ErrInboxFull)
+	if c, err := s.Conversation(ctx, []byte("m3")); err != nil || c.Epoch != 0 || len(c.Members) != 1 {
+		t.Fatalf("refused commit changed the conversation: %+v %v", c, err)
+	}
+	if err := invite("c1", "c0"); err != nil {
+		t.Fatalf("carol's invitation refused because of mallory's: %v", err)
+	}
+	mustErr(t, "inbox over its total", invite("c1", "c1"), store.ErrInboxFull)
+	ms, _ := s.FetchInbox(ctx, "a1", 10)
+	if len(ms) != 3 {
+		t.Fatalf("inbox holds %d welcomes, want 3", len(ms))
+	}
+	if err := s.AckInbox(ctx, "a1", ms[len(ms)-1].Seq); err != nil {
+		t.Fatal(err)
+	}
+	if err := invite("m1", "m4"); err != nil {
+		t.Fatalf("invitation after alice read her inbox: %v", err)
+	}
+}
+
+func testPrivacy(t *testing.T, s store.Store) {
+	mustAccount(t, s, "alice", "a1")
+	mustAccount(t, s, "mallory", "m1")
+	mustAccount(t, s, "bob", "b1")
+	p, err := s.Privacy(ctx, "alice")
+	if err != nil || len(p.Blocked) != 0 || p.GroupInvites != store.GroupInvitesEveryone {
+		t.Fatalf("default privacy = %+v, %v", p, err)
+	}
+	_, err = s.Privacy(ctx, "nobody")
+	mustErr(t, "privacy of no account", err, store.ErrNotFound)
+	p, err = s.UpdatePrivacy(ctx, "alice", []string{"mallory", "bob"}, nil, store.GroupInvitesContacts)
+	if err != nil || !slices.Equal(p.Blocked, []string{"bob", "mallory"}) || p.GroupInvites != store.GroupInvitesContacts {
+		t.Fatalf("after blocking = %+v, %v", p, err)
+	}
+	// Failures change nothing.
+	_, err = s.UpdatePrivacy(ctx, "alice", []string{"nobody"}, []string{"bob"}, store.GroupInvitesEveryone)
+	mustErr(t, "blocking no account", err, store.ErrNotFound)
+	_, err = s.UpdatePrivacy(ctx, "alice", []string{"alice"}, []string{"bob"}, 0)
+	mustErr(t, "blocking oneself", err, store.ErrBadRequest)
+	_, err = s.UpdatePrivacy(ctx, "alice", nil, nil, 9)
+	mustErr(t, "unknown setting", err, store.ErrBadRequest)
+	if p, _ := s.Privacy(ctx, "alice"); len(p.Blocked) != 2 || p.GroupInvites != store.GroupInvitesContacts {
+		t.Fatalf("a failed update changed %+v", p)
+	}
+	p, err = s.UpdatePrivacy(ctx, "alice", []string{"mallory"}, []string{"bob"}, 0) // blocking twice is harmless
+	if err != nil || !slices.Equal(p.Blocked, []string{"mallory"}) || p.GroupInvites != store.GroupInvitesContacts {
+		t.Fatalf("after unblocking bob = %+v, %v", p, err)
+	}
+	if p, _ := s.Privacy(ctx, "bob"); len(p.Blocked) != 0 {
+		t.Fatalf("alice's blocks show up for bob: %+v", p)
+	}
+	// Deleting alice's account deletes her settings; mallory's block of a
+	// deleted account would stay.
+	if _, err := s.DeleteAccount(ctx, "alice"); err != nil {
+		t.Fatal(err)
+	}
+	if p, err := s.Privacy(ctx, "alice"); err != nil || len(p.Blocked) != 0 || p.GroupInvites != store.GroupInvitesEveryone {
+		t.Fatalf("deleted account's privacy = %+v, %v", p, err)
 	}
 }
 

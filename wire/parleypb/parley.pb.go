@@ -48,6 +48,7 @@ const (
 	ErrorCode_INTERNAL               ErrorCode = 15 // server-side failure; nothing was changed
 	ErrorCode_SHUTTING_DOWN          ErrorCode = 16 // the server is stopping; reconnect later
 	ErrorCode_STORAGE_UNAVAILABLE    ErrorCode = 17 // the server cannot write (disk full, read-only, I/O error); reads still work; retry later
+	ErrorCode_INBOX_FULL             ErrorCode = 18 // an added device holds too many unread invitations (from you, or in all); retry after it syncs
 )
 
 // Enum value maps for ErrorCode.
@@ -71,6 +72,7 @@ var (
 		15: "INTERNAL",
 		16: "SHUTTING_DOWN",
 		17: "STORAGE_UNAVAILABLE",
+		18: "INBOX_FULL",
 	}
 	ErrorCode_value = map[string]int32{
 		"ERROR_CODE_UNSPECIFIED": 0,
@@ -91,6 +93,7 @@ var (
 		"INTERNAL":               15,
 		"SHUTTING_DOWN":          16,
 		"STORAGE_UNAVAILABLE":    17,
+		"INBOX_FULL":             18,
 	}
 )
 
@@ -176,6 +179,57 @@ func (Kind) EnumDescriptor() ([]byte, []int) {
 	return file_parleypb_parley_proto_rawDescGZIP(), []int{1}
 }
 
+// GroupInvites is who may add an account to a group conversation.
+// Blocked accounts may add it to nothing, not even a direct conversation.
+type GroupInvites int32
+
+const (
+	GroupInvites_GROUP_INVITES_UNSPECIFIED GroupInvites = 0
+	GroupInvites_EVERYONE                  GroupInvites = 1 // the default
+	GroupInvites_CONTACTS                  GroupInvites = 2 // only accounts it has a direct conversation with
+)
+
+// Enum value maps for GroupInvites.
+var (
+	GroupInvites_name = map[int32]string{
+		0: "GROUP_INVITES_UNSPECIFIED",
+		1: "EVERYONE",
+		2: "CONTACTS",
+	}
+	GroupInvites_value = map[string]int32{
+		"GROUP_INVITES_UNSPECIFIED": 0,
+		"EVERYONE":                  1,
+		"CONTACTS":                  2,
+	}
+)
+
+func (x GroupInvites) Enum() *GroupInvites {
+	p := new(GroupInvites)
+	*p = x
+	return p
+}
+
+func (x GroupInvites) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (GroupInvites) Descriptor() protoreflect.EnumDescriptor {
+	return file_parleypb_parley_proto_enumTypes[2].Descriptor()
+}
+
+func (GroupInvites) Type() protoreflect.EnumType {
+	return &file_parleypb_parley_proto_enumTypes[2]
+}
+
+func (x GroupInvites) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use GroupInvites.Descriptor instead.
+func (GroupInvites) EnumDescriptor() ([]byte, []int) {
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{2}
+}
+
 // ClientFrame is a request from a client. request_id is chosen by the
 // client (non-zero) and echoed in the matching ServerFrame.
 type ClientFrame struct {
@@ -201,6 +255,7 @@ type ClientFrame struct {
 	//	*ClientFrame_AckInbox
 	//	*ClientFrame_Ping
 	//	*ClientFrame_DeleteAccount
+	//	*ClientFrame_Privacy
 	Body          isClientFrame_Body `protobuf_oneof:"body"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -412,6 +467,15 @@ func (x *ClientFrame) GetDeleteAccount() *DeleteAccountRequest {
 	return nil
 }
 
+func (x *ClientFrame) GetPrivacy() *PrivacyRequest {
+	if x != nil {
+		if x, ok := x.Body.(*ClientFrame_Privacy); ok {
+			return x.Privacy
+		}
+	}
+	return nil
+}
+
 type isClientFrame_Body interface {
 	isClientFrame_Body()
 }
@@ -488,6 +552,10 @@ type ClientFrame_DeleteAccount struct {
 	DeleteAccount *DeleteAccountRequest `protobuf:"bytes,19,opt,name=delete_account,json=deleteAccount,proto3,oneof"`
 }
 
+type ClientFrame_Privacy struct {
+	Privacy *PrivacyRequest `protobuf:"bytes,20,opt,name=privacy,proto3,oneof"`
+}
+
 func (*ClientFrame_Hello) isClientFrame_Body() {}
 
 func (*ClientFrame_Register) isClientFrame_Body() {}
@@ -524,6 +592,8 @@ func (*ClientFrame_Ping) isClientFrame_Body() {}
 
 func (*ClientFrame_DeleteAccount) isClientFrame_Body() {}
 
+func (*ClientFrame_Privacy) isClientFrame_Body() {}
+
 // ServerFrame is a response (request_id != 0), a push (request_id == 0,
 // body push) or a connection-level error (request_id == 0, body error).
 type ServerFrame struct {
@@ -546,6 +616,7 @@ type ServerFrame struct {
 	//	*ServerFrame_ListConversations
 	//	*ServerFrame_FetchInbox
 	//	*ServerFrame_Push
+	//	*ServerFrame_Privacy
 	Body          isServerFrame_Body `protobuf_oneof:"body"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -730,6 +801,15 @@ func (x *ServerFrame) GetPush() *Push {
 	return nil
 }
 
+func (x *ServerFrame) GetPrivacy() *PrivacyResponse {
+	if x != nil {
+		if x, ok := x.Body.(*ServerFrame_Privacy); ok {
+			return x.Privacy
+		}
+	}
+	return nil
+}
+
 type isServerFrame_Body interface {
 	isServerFrame_Body()
 }
@@ -794,6 +874,10 @@ type ServerFrame_Push struct {
 	Push *Push `protobuf:"bytes,16,opt,name=push,proto3,oneof"`
 }
 
+type ServerFrame_Privacy struct {
+	Privacy *PrivacyResponse `protobuf:"bytes,17,opt,name=privacy,proto3,oneof"`
+}
+
 func (*ServerFrame_Error) isServerFrame_Body() {}
 
 func (*ServerFrame_Hello) isServerFrame_Body() {}
@@ -823,6 +907,8 @@ func (*ServerFrame_ListConversations) isServerFrame_Body() {}
 func (*ServerFrame_FetchInbox) isServerFrame_Body() {}
 
 func (*ServerFrame_Push) isServerFrame_Body() {}
+
+func (*ServerFrame_Privacy) isServerFrame_Body() {}
 
 type Empty struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -3122,11 +3208,128 @@ func (x *DeviceRemoved) GetDeviceId() string {
 	return ""
 }
 
+// PrivacyRequest changes who may add the account's devices to
+// conversations, and answers with the settings as they then are (send it
+// empty to read them). The server enforces them on every commit that
+// carries a Welcome for one of the account's devices.
+type PrivacyRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Block         []string               `protobuf:"bytes,1,rep,name=block,proto3" json:"block,omitempty"`                                                                // usernames to block (at most 100 per request)
+	Unblock       []string               `protobuf:"bytes,2,rep,name=unblock,proto3" json:"unblock,omitempty"`                                                            // usernames to unblock
+	GroupInvites  GroupInvites           `protobuf:"varint,3,opt,name=group_invites,json=groupInvites,proto3,enum=parley.v1.GroupInvites" json:"group_invites,omitempty"` // GROUP_INVITES_UNSPECIFIED: unchanged
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PrivacyRequest) Reset() {
+	*x = PrivacyRequest{}
+	mi := &file_parleypb_parley_proto_msgTypes[43]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PrivacyRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PrivacyRequest) ProtoMessage() {}
+
+func (x *PrivacyRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_parleypb_parley_proto_msgTypes[43]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PrivacyRequest.ProtoReflect.Descriptor instead.
+func (*PrivacyRequest) Descriptor() ([]byte, []int) {
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{43}
+}
+
+func (x *PrivacyRequest) GetBlock() []string {
+	if x != nil {
+		return x.Block
+	}
+	return nil
+}
+
+func (x *PrivacyRequest) GetUnblock() []string {
+	if x != nil {
+		return x.Unblock
+	}
+	return nil
+}
+
+func (x *PrivacyRequest) GetGroupInvites() GroupInvites {
+	if x != nil {
+		return x.GroupInvites
+	}
+	return GroupInvites_GROUP_INVITES_UNSPECIFIED
+}
+
+type PrivacyResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Blocked       []string               `protobuf:"bytes,1,rep,name=blocked,proto3" json:"blocked,omitempty"` // sorted
+	GroupInvites  GroupInvites           `protobuf:"varint,2,opt,name=group_invites,json=groupInvites,proto3,enum=parley.v1.GroupInvites" json:"group_invites,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PrivacyResponse) Reset() {
+	*x = PrivacyResponse{}
+	mi := &file_parleypb_parley_proto_msgTypes[44]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PrivacyResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PrivacyResponse) ProtoMessage() {}
+
+func (x *PrivacyResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_parleypb_parley_proto_msgTypes[44]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PrivacyResponse.ProtoReflect.Descriptor instead.
+func (*PrivacyResponse) Descriptor() ([]byte, []int) {
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{44}
+}
+
+func (x *PrivacyResponse) GetBlocked() []string {
+	if x != nil {
+		return x.Blocked
+	}
+	return nil
+}
+
+func (x *PrivacyResponse) GetGroupInvites() GroupInvites {
+	if x != nil {
+		return x.GroupInvites
+	}
+	return GroupInvites_GROUP_INVITES_UNSPECIFIED
+}
+
 var File_parleypb_parley_proto protoreflect.FileDescriptor
 
 const file_parleypb_parley_proto_rawDesc = "" +
 	"\n" +
-	"\x15parleypb/parley.proto\x12\tparley.v1\"\xc9\t\n" +
+	"\x15parleypb/parley.proto\x12\tparley.v1\"\x80\n" +
+	"\n" +
 	"\vClientFrame\x12\x1d\n" +
 	"\n" +
 	"request_id\x18\x01 \x01(\x04R\trequestId\x12(\n" +
@@ -3149,8 +3352,9 @@ const file_parleypb_parley_proto_rawDesc = "" +
 	"fetchInbox\x129\n" +
 	"\tack_inbox\x18\x11 \x01(\v2\x1a.parley.v1.AckInboxRequestH\x00R\backInbox\x12,\n" +
 	"\x04ping\x18\x12 \x01(\v2\x16.parley.v1.PingRequestH\x00R\x04ping\x12H\n" +
-	"\x0edelete_account\x18\x13 \x01(\v2\x1f.parley.v1.DeleteAccountRequestH\x00R\rdeleteAccountB\x06\n" +
-	"\x04body\"\xe1\a\n" +
+	"\x0edelete_account\x18\x13 \x01(\v2\x1f.parley.v1.DeleteAccountRequestH\x00R\rdeleteAccount\x125\n" +
+	"\aprivacy\x18\x14 \x01(\v2\x19.parley.v1.PrivacyRequestH\x00R\aprivacyB\x06\n" +
+	"\x04body\"\x99\b\n" +
 	"\vServerFrame\x12\x1d\n" +
 	"\n" +
 	"request_id\x18\x01 \x01(\x04R\trequestId\x12(\n" +
@@ -3170,7 +3374,8 @@ const file_parleypb_parley_proto_rawDesc = "" +
 	"\x12list_conversations\x18\x0e \x01(\v2$.parley.v1.ListConversationsResponseH\x00R\x11listConversations\x12@\n" +
 	"\vfetch_inbox\x18\x0f \x01(\v2\x1d.parley.v1.FetchInboxResponseH\x00R\n" +
 	"fetchInbox\x12%\n" +
-	"\x04push\x18\x10 \x01(\v2\x0f.parley.v1.PushH\x00R\x04pushB\x06\n" +
+	"\x04push\x18\x10 \x01(\v2\x0f.parley.v1.PushH\x00R\x04push\x126\n" +
+	"\aprivacy\x18\x11 \x01(\v2\x1a.parley.v1.PrivacyResponseH\x00R\aprivacyB\x06\n" +
 	"\x04body\"\a\n" +
 	"\x05Empty\"\xab\x01\n" +
 	"\x05Error\x12(\n" +
@@ -3321,7 +3526,14 @@ const file_parleypb_parley_proto_rawDesc = "" +
 	"\x0eKeyPackagesLow\x12\x1c\n" +
 	"\tremaining\x18\x01 \x01(\rR\tremaining\",\n" +
 	"\rDeviceRemoved\x12\x1b\n" +
-	"\tdevice_id\x18\x01 \x01(\tR\bdeviceId*\xed\x02\n" +
+	"\tdevice_id\x18\x01 \x01(\tR\bdeviceId\"~\n" +
+	"\x0ePrivacyRequest\x12\x14\n" +
+	"\x05block\x18\x01 \x03(\tR\x05block\x12\x18\n" +
+	"\aunblock\x18\x02 \x03(\tR\aunblock\x12<\n" +
+	"\rgroup_invites\x18\x03 \x01(\x0e2\x17.parley.v1.GroupInvitesR\fgroupInvites\"i\n" +
+	"\x0fPrivacyResponse\x12\x18\n" +
+	"\ablocked\x18\x01 \x03(\tR\ablocked\x12<\n" +
+	"\rgroup_invites\x18\x02 \x01(\x0e2\x17.parley.v1.GroupInvitesR\fgroupInvites*\xfd\x02\n" +
 	"\tErrorCode\x12\x1a\n" +
 	"\x16ERROR_CODE_UNSPECIFIED\x10\x00\x12\x0f\n" +
 	"\vBAD_REQUEST\x10\x01\x12\r\n" +
@@ -3342,14 +3554,20 @@ const file_parleypb_parley_proto_rawDesc = "" +
 	"\x0eUNKNOWN_DEVICE\x10\x0e\x12\f\n" +
 	"\bINTERNAL\x10\x0f\x12\x11\n" +
 	"\rSHUTTING_DOWN\x10\x10\x12\x17\n" +
-	"\x13STORAGE_UNAVAILABLE\x10\x11*T\n" +
+	"\x13STORAGE_UNAVAILABLE\x10\x11\x12\x0e\n" +
+	"\n" +
+	"INBOX_FULL\x10\x12*T\n" +
 	"\x04Kind\x12\x14\n" +
 	"\x10KIND_UNSPECIFIED\x10\x00\x12\n" +
 	"\n" +
 	"\x06COMMIT\x10\x01\x12\f\n" +
 	"\bPROPOSAL\x10\x02\x12\x0f\n" +
 	"\vAPPLICATION\x10\x03\x12\v\n" +
-	"\aWELCOME\x10\x04B,Z*github.com/parleychat/parley/wire/parleypbb\x06proto3"
+	"\aWELCOME\x10\x04*I\n" +
+	"\fGroupInvites\x12\x1d\n" +
+	"\x19GROUP_INVITES_UNSPECIFIED\x10\x00\x12\f\n" +
+	"\bEVERYONE\x10\x01\x12\f\n" +
+	"\bCONTACTS\x10\x02B,Z*github.com/parleychat/parley/wire/parleypbb\x06proto3"
 
 var (
 	file_parleypb_parley_proto_rawDescOnce sync.Once
@@ -3363,112 +3581,119 @@ func file_parleypb_parley_proto_rawDescGZIP() []byte {
 	return file_parleypb_parley_proto_rawDescData
 }
 
-var file_parleypb_parley_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_parleypb_parley_proto_msgTypes = make([]protoimpl.MessageInfo, 43)
+var file_parleypb_parley_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
+var file_parleypb_parley_proto_msgTypes = make([]protoimpl.MessageInfo, 45)
 var file_parleypb_parley_proto_goTypes = []any{
 	(ErrorCode)(0),                     // 0: parley.v1.ErrorCode
 	(Kind)(0),                          // 1: parley.v1.Kind
-	(*ClientFrame)(nil),                // 2: parley.v1.ClientFrame
-	(*ServerFrame)(nil),                // 3: parley.v1.ServerFrame
-	(*Empty)(nil),                      // 4: parley.v1.Empty
-	(*Error)(nil),                      // 5: parley.v1.Error
-	(*Hello)(nil),                      // 6: parley.v1.Hello
-	(*HelloResponse)(nil),              // 7: parley.v1.HelloResponse
-	(*Session)(nil),                    // 8: parley.v1.Session
-	(*RegisterRequest)(nil),            // 9: parley.v1.RegisterRequest
-	(*AuthenticateRequest)(nil),        // 10: parley.v1.AuthenticateRequest
-	(*RequestLinkRequest)(nil),         // 11: parley.v1.RequestLinkRequest
-	(*RequestLinkResponse)(nil),        // 12: parley.v1.RequestLinkResponse
-	(*ApproveLinkRequest)(nil),         // 13: parley.v1.ApproveLinkRequest
-	(*ApproveLinkResponse)(nil),        // 14: parley.v1.ApproveLinkResponse
-	(*Device)(nil),                     // 15: parley.v1.Device
-	(*ListDevicesRequest)(nil),         // 16: parley.v1.ListDevicesRequest
-	(*ListDevicesResponse)(nil),        // 17: parley.v1.ListDevicesResponse
-	(*RemoveDeviceRequest)(nil),        // 18: parley.v1.RemoveDeviceRequest
-	(*DeleteAccountRequest)(nil),       // 19: parley.v1.DeleteAccountRequest
-	(*KeyPackage)(nil),                 // 20: parley.v1.KeyPackage
-	(*UploadKeyPackagesRequest)(nil),   // 21: parley.v1.UploadKeyPackagesRequest
-	(*UploadKeyPackagesResponse)(nil),  // 22: parley.v1.UploadKeyPackagesResponse
-	(*FetchKeyPackagesRequest)(nil),    // 23: parley.v1.FetchKeyPackagesRequest
-	(*DeviceKeyPackage)(nil),           // 24: parley.v1.DeviceKeyPackage
-	(*FetchKeyPackagesResponse)(nil),   // 25: parley.v1.FetchKeyPackagesResponse
-	(*CreateConversationRequest)(nil),  // 26: parley.v1.CreateConversationRequest
-	(*CreateConversationResponse)(nil), // 27: parley.v1.CreateConversationResponse
-	(*Message)(nil),                    // 28: parley.v1.Message
-	(*SendRequest)(nil),                // 29: parley.v1.SendRequest
-	(*SendResponse)(nil),               // 30: parley.v1.SendResponse
-	(*FetchRequest)(nil),               // 31: parley.v1.FetchRequest
-	(*FetchResponse)(nil),              // 32: parley.v1.FetchResponse
-	(*AckRequest)(nil),                 // 33: parley.v1.AckRequest
-	(*ListConversationsRequest)(nil),   // 34: parley.v1.ListConversationsRequest
-	(*ConversationInfo)(nil),           // 35: parley.v1.ConversationInfo
-	(*ListConversationsResponse)(nil),  // 36: parley.v1.ListConversationsResponse
-	(*FetchInboxRequest)(nil),          // 37: parley.v1.FetchInboxRequest
-	(*FetchInboxResponse)(nil),         // 38: parley.v1.FetchInboxResponse
-	(*AckInboxRequest)(nil),            // 39: parley.v1.AckInboxRequest
-	(*PingRequest)(nil),                // 40: parley.v1.PingRequest
-	(*Push)(nil),                       // 41: parley.v1.Push
-	(*LinkApproved)(nil),               // 42: parley.v1.LinkApproved
-	(*KeyPackagesLow)(nil),             // 43: parley.v1.KeyPackagesLow
-	(*DeviceRemoved)(nil),              // 44: parley.v1.DeviceRemoved
+	(GroupInvites)(0),                  // 2: parley.v1.GroupInvites
+	(*ClientFrame)(nil),                // 3: parley.v1.ClientFrame
+	(*ServerFrame)(nil),                // 4: parley.v1.ServerFrame
+	(*Empty)(nil),                      // 5: parley.v1.Empty
+	(*Error)(nil),                      // 6: parley.v1.Error
+	(*Hello)(nil),                      // 7: parley.v1.Hello
+	(*HelloResponse)(nil),              // 8: parley.v1.HelloResponse
+	(*Session)(nil),                    // 9: parley.v1.Session
+	(*RegisterRequest)(nil),            // 10: parley.v1.RegisterRequest
+	(*AuthenticateRequest)(nil),        // 11: parley.v1.AuthenticateRequest
+	(*RequestLinkRequest)(nil),         // 12: parley.v1.RequestLinkRequest
+	(*RequestLinkResponse)(nil),        // 13: parley.v1.RequestLinkResponse
+	(*ApproveLinkRequest)(nil),         // 14: parley.v1.ApproveLinkRequest
+	(*ApproveLinkResponse)(nil),        // 15: parley.v1.ApproveLinkResponse
+	(*Device)(nil),                     // 16: parley.v1.Device
+	(*ListDevicesRequest)(nil),         // 17: parley.v1.ListDevicesRequest
+	(*ListDevicesResponse)(nil),        // 18: parley.v1.ListDevicesResponse
+	(*RemoveDeviceRequest)(nil),        // 19: parley.v1.RemoveDeviceRequest
+	(*DeleteAccountRequest)(nil),       // 20: parley.v1.DeleteAccountRequest
+	(*KeyPackage)(nil),                 // 21: parley.v1.KeyPackage
+	(*UploadKeyPackagesRequest)(nil),   // 22: parley.v1.UploadKeyPackagesRequest
+	(*UploadKeyPackagesResponse)(nil),  // 23: parley.v1.UploadKeyPackagesResponse
+	(*FetchKeyPackagesRequest)(nil),    // 24: parley.v1.FetchKeyPackagesRequest
+	(*DeviceKeyPackage)(nil),           // 25: parley.v1.DeviceKeyPackage
+	(*FetchKeyPackagesResponse)(nil),   // 26: parley.v1.FetchKeyPackagesResponse
+	(*CreateConversationRequest)(nil),  // 27: parley.v1.CreateConversationRequest
+	(*CreateConversationResponse)(nil), // 28: parley.v1.CreateConversationResponse
+	(*Message)(nil),                    // 29: parley.v1.Message
+	(*SendRequest)(nil),                // 30: parley.v1.SendRequest
+	(*SendResponse)(nil),               // 31: parley.v1.SendResponse
+	(*FetchRequest)(nil),               // 32: parley.v1.FetchRequest
+	(*FetchResponse)(nil),              // 33: parley.v1.FetchResponse
+	(*AckRequest)(nil),                 // 34: parley.v1.AckRequest
+	(*ListConversationsRequest)(nil),   // 35: parley.v1.ListConversationsRequest
+	(*ConversationInfo)(nil),           // 36: parley.v1.ConversationInfo
+	(*ListConversationsResponse)(nil),  // 37: parley.v1.ListConversationsResponse
+	(*FetchInboxRequest)(nil),          // 38: parley.v1.FetchInboxRequest
+	(*FetchInboxResponse)(nil),         // 39: parley.v1.FetchInboxResponse
+	(*AckInboxRequest)(nil),            // 40: parley.v1.AckInboxRequest
+	(*PingRequest)(nil),                // 41: parley.v1.PingRequest
+	(*Push)(nil),                       // 42: parley.v1.Push
+	(*LinkApproved)(nil),               // 43: parley.v1.LinkApproved
+	(*KeyPackagesLow)(nil),             // 44: parley.v1.KeyPackagesLow
+	(*DeviceRemoved)(nil),              // 45: parley.v1.DeviceRemoved
+	(*PrivacyRequest)(nil),             // 46: parley.v1.PrivacyRequest
+	(*PrivacyResponse)(nil),            // 47: parley.v1.PrivacyResponse
 }
 var file_parleypb_parley_proto_depIdxs = []int32{
-	6,  // 0: parley.v1.ClientFrame.hello:type_name -> parley.v1.Hello
-	9,  // 1: parley.v1.ClientFrame.register:type_name -> parley.v1.RegisterRequest
-	10, // 2: parley.v1.ClientFrame.authenticate:type_name -> parley.v1.AuthenticateRequest
-	11, // 3: parley.v1.ClientFrame.request_link:type_name -> parley.v1.RequestLinkRequest
-	13, // 4: parley.v1.ClientFrame.approve_link:type_name -> parley.v1.ApproveLinkRequest
-	16, // 5: parley.v1.ClientFrame.list_devices:type_name -> parley.v1.ListDevicesRequest
-	18, // 6: parley.v1.ClientFrame.remove_device:type_name -> parley.v1.RemoveDeviceRequest
-	21, // 7: parley.v1.ClientFrame.upload_key_packages:type_name -> parley.v1.UploadKeyPackagesRequest
-	23, // 8: parley.v1.ClientFrame.fetch_key_packages:type_name -> parley.v1.FetchKeyPackagesRequest
-	26, // 9: parley.v1.ClientFrame.create_conversation:type_name -> parley.v1.CreateConversationRequest
-	29, // 10: parley.v1.ClientFrame.send:type_name -> parley.v1.SendRequest
-	31, // 11: parley.v1.ClientFrame.fetch:type_name -> parley.v1.FetchRequest
-	33, // 12: parley.v1.ClientFrame.ack:type_name -> parley.v1.AckRequest
-	34, // 13: parley.v1.ClientFrame.list_conversations:type_name -> parley.v1.ListConversationsRequest
-	37, // 14: parley.v1.ClientFrame.fetch_inbox:type_name -> parley.v1.FetchInboxRequest
-	39, // 15: parley.v1.ClientFrame.ack_inbox:type_name -> parley.v1.AckInboxRequest
-	40, // 16: parley.v1.ClientFrame.ping:type_name -> parley.v1.PingRequest
-	19, // 17: parley.v1.ClientFrame.delete_account:type_name -> parley.v1.DeleteAccountRequest
-	5,  // 18: parley.v1.ServerFrame.error:type_name -> parley.v1.Error
-	7,  // 19: parley.v1.ServerFrame.hello:type_name -> parley.v1.HelloResponse
-	8,  // 20: parley.v1.ServerFrame.session:type_name -> parley.v1.Session
-	12, // 21: parley.v1.ServerFrame.request_link:type_name -> parley.v1.RequestLinkResponse
-	14, // 22: parley.v1.ServerFrame.approve_link:type_name -> parley.v1.ApproveLinkResponse
-	17, // 23: parley.v1.ServerFrame.list_devices:type_name -> parley.v1.ListDevicesResponse
-	4,  // 24: parley.v1.ServerFrame.empty:type_name -> parley.v1.Empty
-	22, // 25: parley.v1.ServerFrame.upload_key_packages:type_name -> parley.v1.UploadKeyPackagesResponse
-	25, // 26: parley.v1.ServerFrame.fetch_key_packages:type_name -> parley.v1.FetchKeyPackagesResponse
-	27, // 27: parley.v1.ServerFrame.create_conversation:type_name -> parley.v1.CreateConversationResponse
-	30, // 28: parley.v1.ServerFrame.send:type_name -> parley.v1.SendResponse
-	32, // 29: parley.v1.ServerFrame.fetch:type_name -> parley.v1.FetchResponse
-	36, // 30: parley.v1.ServerFrame.list_conversations:type_name -> parley.v1.ListConversationsResponse
-	38, // 31: parley.v1.ServerFrame.fetch_inbox:type_name -> parley.v1.FetchInboxResponse
-	41, // 32: parley.v1.ServerFrame.push:type_name -> parley.v1.Push
-	0,  // 33: parley.v1.Error.code:type_name -> parley.v1.ErrorCode
-	28, // 34: parley.v1.Error.conflict:type_name -> parley.v1.Message
-	15, // 35: parley.v1.ApproveLinkResponse.device:type_name -> parley.v1.Device
-	15, // 36: parley.v1.ListDevicesResponse.devices:type_name -> parley.v1.Device
-	20, // 37: parley.v1.UploadKeyPackagesRequest.key_packages:type_name -> parley.v1.KeyPackage
-	20, // 38: parley.v1.UploadKeyPackagesRequest.last_resort:type_name -> parley.v1.KeyPackage
-	20, // 39: parley.v1.DeviceKeyPackage.key_package:type_name -> parley.v1.KeyPackage
-	24, // 40: parley.v1.FetchKeyPackagesResponse.key_packages:type_name -> parley.v1.DeviceKeyPackage
-	1,  // 41: parley.v1.Message.kind:type_name -> parley.v1.Kind
-	1,  // 42: parley.v1.SendRequest.kind:type_name -> parley.v1.Kind
-	28, // 43: parley.v1.FetchResponse.messages:type_name -> parley.v1.Message
-	35, // 44: parley.v1.ListConversationsResponse.conversations:type_name -> parley.v1.ConversationInfo
-	28, // 45: parley.v1.FetchInboxResponse.messages:type_name -> parley.v1.Message
-	28, // 46: parley.v1.Push.message:type_name -> parley.v1.Message
-	28, // 47: parley.v1.Push.inbox:type_name -> parley.v1.Message
-	43, // 48: parley.v1.Push.key_packages_low:type_name -> parley.v1.KeyPackagesLow
-	44, // 49: parley.v1.Push.device_removed:type_name -> parley.v1.DeviceRemoved
-	42, // 50: parley.v1.Push.link_approved:type_name -> parley.v1.LinkApproved
-	51, // [51:51] is the sub-list for method output_type
-	51, // [51:51] is the sub-list for method input_type
-	51, // [51:51] is the sub-list for extension type_name
-	51, // [51:51] is the sub-list for extension extendee
-	0,  // [0:51] is the sub-list for field type_name
+	7,  // 0: parley.v1.ClientFrame.hello:type_name -> parley.v1.Hello
+	10, // 1: parley.v1.ClientFrame.register:type_name -> parley.v1.RegisterRequest
+	11, // 2: parley.v1.ClientFrame.authenticate:type_name -> parley.v1.AuthenticateRequest
+	12, // 3: parley.v1.ClientFrame.request_link:type_name -> parley.v1.RequestLinkRequest
+	14, // 4: parley.v1.ClientFrame.approve_link:type_name -> parley.v1.ApproveLinkRequest
+	17, // 5: parley.v1.ClientFrame.list_devices:type_name -> parley.v1.ListDevicesRequest
+	19, // 6: parley.v1.ClientFrame.remove_device:type_name -> parley.v1.RemoveDeviceRequest
+	22, // 7: parley.v1.ClientFrame.upload_key_packages:type_name -> parley.v1.UploadKeyPackagesRequest
+	24, // 8: parley.v1.ClientFrame.fetch_key_packages:type_name -> parley.v1.FetchKeyPackagesRequest
+	27, // 9: parley.v1.ClientFrame.create_conversation:type_name -> parley.v1.CreateConversationRequest
+	30, // 10: parley.v1.ClientFrame.send:type_name -> parley.v1.SendRequest
+	32, // 11: parley.v1.ClientFrame.fetch:type_name -> parley.v1.FetchRequest
+	34, // 12: parley.v1.ClientFrame.ack:type_name -> parley.v1.AckRequest
+	35, // 13: parley.v1.ClientFrame.list_conversations:type_name -> parley.v1.ListConversationsRequest
+	38, // 14: parley.v1.ClientFrame.fetch_inbox:type_name -> parley.v1.FetchInboxRequest
+	40, // 15: parley.v1.ClientFrame.ack_inbox:type_name -> parley.v1.AckInboxRequest
+	41, // 16: parley.v1.ClientFrame.ping:type_name -> parley.v1.PingRequest
+	20, // 17: parley.v1.ClientFrame.delete_account:type_name -> parley.v1.DeleteAccountRequest
+	46, // 18: parley.v1.ClientFrame.privacy:type_name -> parley.v1.PrivacyRequest
+	6,  // 19: parley.v1.ServerFrame.error:type_name -> parley.v1.Error
+	8,  // 20: parley.v1.ServerFrame.hello:type_name -> parley.v1.HelloResponse
+	9,  // 21: parley.v1.ServerFrame.session:type_name -> parley.v1.Session
+	13, // 22: parley.v1.ServerFrame.request_link:type_name -> parley.v1.RequestLinkResponse
+	15, // 23: parley.v1.ServerFrame.approve_link:type_name -> parley.v1.ApproveLinkResponse
+	18, // 24: parley.v1.ServerFrame.list_devices:type_name -> parley.v1.ListDevicesResponse
+	5,  // 25: parley.v1.ServerFrame.empty:type_name -> parley.v1.Empty
+	23, // 26: parley.v1.ServerFrame.upload_key_packages:type_name -> parley.v1.UploadKeyPackagesResponse
+	26, // 27: parley.v1.ServerFrame.fetch_key_packages:type_name -> parley.v1.FetchKeyPackagesResponse
+	28, // 28: parley.v1.ServerFrame.create_conversation:type_name -> parley.v1.CreateConversationResponse
+	31, // 29: parley.v1.ServerFrame.send:type_name -> parley.v1.SendResponse
+	33, // 30: parley.v1.ServerFrame.fetch:type_name -> parley.v1.FetchResponse
+	37, // 31: parley.v1.ServerFrame.list_conversations:type_name -> parley.v1.ListConversationsResponse
+	39, // 32: parley.v1.ServerFrame.fetch_inbox:type_name -> parley.v1.FetchInboxResponse
+	42, // 33: parley.v1.ServerFrame.push:type_name -> parley.v1.Push
+	47, // 34: parley.v1.ServerFrame.privacy:type_name -> parley.v1.PrivacyResponse
+	0,  // 35: parley.v1.Error.code:type_name -> parley.v1.ErrorCode
+	29, // 36: parley.v1.Error.conflict:type_name -> parley.v1.Message
+	16, // 37: parley.v1.ApproveLinkResponse.device:type_name -> parley.v1.Device
+	16, // 38: parley.v1.ListDevicesResponse.devices:type_name -> parley.v1.Device
+	21, // 39: parley.v1.UploadKeyPackagesRequest.key_packages:type_name -> parley.v1.KeyPackage
+	21, // 40: parley.v1.UploadKeyPackagesRequest.last_resort:type_name -> parley.v1.KeyPackage
+	21, // 41: parley.v1.DeviceKeyPackage.key_package:type_name -> parley.v1.KeyPackage
+	25, // 42: parley.v1.FetchKeyPackagesResponse.key_packages:type_name -> parley.v1.DeviceKeyPackage
+	1,  // 43: parley.v1.Message.kind:type_name -> parley.v1.Kind
+	1,  // 44: parley.v1.SendRequest.kind:type_name -> parley.v1.Kind
+	29, // 45: parley.v1.FetchResponse.messages:type_name -> parley.v1.Message
+	36, // 46: parley.v1.ListConversationsResponse.conversations:type_name -> parley.v1.ConversationInfo
+	29, // 47: parley.v1.FetchInboxResponse.messages:type_name -> parley.v1.Message
+	29, // 48: parley.v1.Push.message:type_name -> parley.v1.Message
+	29, // 49: parley.v1.Push.inbox:type_name -> parley.v1.Message
+	44, // 50: parley.v1.Push.key_packages_low:type_name -> parley.v1.KeyPackagesLow
+	45, // 51: parley.v1.Push.device_removed:type_name -> parley.v1.DeviceRemoved
+	43, // 52: parley.v1.Push.link_approved:type_name -> parley.v1.LinkApproved
+	2,  // 53: parley.v1.PrivacyRequest.group_invites:type_name -> parley.v1.GroupInvites
+	2,  // 54: parley.v1.PrivacyResponse.group_invites:type_name -> parley.v1.GroupInvites
+	55, // [55:55] is the sub-list for method output_type
+	55, // [55:55] is the sub-list for method input_type
+	55, // [55:55] is the sub-list for extension type_name
+	55, // [55:55] is the sub-list for extension extendee
+	0,  // [0:55] is the sub-list for field type_name
 }
 
 func init() { file_parleypb_parley_proto_init() }
@@ -3495,6 +3720,7 @@ func file_parleypb_parley_proto_init() {
 		(*ClientFrame_AckInbox)(nil),
 		(*ClientFrame_Ping)(nil),
 		(*ClientFrame_DeleteAccount)(nil),
+		(*ClientFrame_Privacy)(nil),
 	}
 	file_parleypb_parley_proto_msgTypes[1].OneofWrappers = []any{
 		(*ServerFrame_Error)(nil),
@@ -3512,6 +3738,7 @@ func file_parleypb_parley_proto_init() {
 		(*ServerFrame_ListConversations)(nil),
 		(*ServerFrame_FetchInbox)(nil),
 		(*ServerFrame_Push)(nil),
+		(*ServerFrame_Privacy)(nil),
 	}
 	file_parleypb_parley_proto_msgTypes[39].OneofWrappers = []any{
 		(*Push_Message)(nil),
@@ -3525,8 +3752,8 @@ func file_parleypb_parley_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_parleypb_parley_proto_rawDesc), len(file_parleypb_parley_proto_rawDesc)),
-			NumEnums:      2,
-			NumMessages:   43,
+			NumEnums:      3,
+			NumMessages:   45,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
