@@ -20,6 +20,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -34,6 +35,7 @@ import (
 	"github.com/parleychat/parley/channels/channelsrv"
 	"github.com/parleychat/parley/moderation/admincmd"
 	"github.com/parleychat/parley/server"
+	"github.com/parleychat/parley/store"
 	"github.com/parleychat/parley/store/blobstore"
 	"github.com/parleychat/parley/store/sqlitestore"
 )
@@ -145,6 +147,51 @@ type serveFlags struct {
 	logLevel                      slog.Level
 	retention, shutdownTimeout    time.Duration
 	maxAttachment, maxFrame       int64
+	abuse                         abuseFlags
+}
+
+// abuseFlags are the limits that keep one account from taking others off
+// the service (docs/abuse.md), and where operators read metrics.
+type abuseFlags struct {
+	maxWelcome, maxDevices, maxConnsPerAccount int
+	inboxPerSender, inboxTotal                 int64
+	metricsListen, metricsToken                string
+	trustedProxies                             string
+}
+
+func (a *abuseFlags) register(fs *flag.FlagSet) {
+	fs.IntVar(&a.maxWelcome, "max-welcome", 512<<10, "largest Welcome (invitation) one commit may carry, in `bytes`")
+	fs.Int64Var(&a.inboxPerSender, "inbox-per-sender", 2<<20, "unread invitation `bytes` one account may leave in another device's inbox")
+	fs.Int64Var(&a.inboxTotal, "inbox-total", 16<<20, "unread invitation `bytes` one device's inbox may hold from everyone")
+	fs.IntVar(&a.maxDevices, "max-devices", 32, "most devices one account may link")
+	fs.IntVar(&a.maxConnsPerAccount, "max-conns-per-account", 64, "most WebSocket connections all of one account's devices may hold open")
+	fs.StringVar(&a.metricsListen, "metrics-listen", "127.0.0.1:9867", "loopback `address` serving Prometheus /metrics to operators (\"off\": none)")
+	fs.StringVar(&a.metricsToken, "metrics-token", "", "also serve /metrics on the main listener to requests with \"Authorization: Bearer `TOKEN`\"")
+	fs.StringVar(&a.trustedProxies, "trusted-proxy", "", "comma-separated `CIDRs` of reverse proxies whose X-Forwarded-For names the client (e.g. 127.0.0.1/32 for a TLS proxy on this host); limits per address then count clients, not the proxy")
+}
+
+// serverConfig applies the flags to cfg.
+func (a abuseFlags) serverConfig(cfg *server.Config) error {
+	cfg.MaxWelcome = a.maxWelcome
+	cfg.InboxLimits = store.InboxLimits{PerSender: a.inboxPerSender, Total: a.inboxTotal}
+	cfg.MaxDevices = a.maxDevices
+	cfg.MaxConnsPerAccount = a.maxConnsPerAccount
+	cfg.MetricsToken = a.metricsToken
+	for _, p := range strings.Split(a.trustedProxies, ",") {
+		if p = strings.TrimSpace(p); p == "" {
+			continue
+		}
+		prefix, err := netip.ParsePrefix(p)
+		if err != nil {
+			addr, aerr := netip.ParseAddr(p)
+			if aerr != nil {
+				return fmt.Errorf("--trusted-proxy %q: want an address or CIDR such as 127.0.0.1/32", p)
+			}
+			prefix = netip.PrefixFrom(addr, addr.BitLen())
+		}
+		cfg.TrustedProxies = append(cfg.TrustedProxies, prefix)
+	}
+	return nil
 }
 
 func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
@@ -161,6 +208,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&f.logFormat, "log-format", "text", "log format: text or json")
 	fs.TextVar(&f.logLevel, "log-level", slog.LevelInfo, "log `level`: debug, info, warn or error")
 	fs.DurationVar(&f.shutdownTimeout, "shutdown-timeout", 30*time.Second, "how long to wait for in-flight requests on SIGTERM/SIGINT")
+	f.abuse.register(fs)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
@@ -258,16 +306,29 @@ func serveWith(ctx context.Context, f serveFlags, log *slog.Logger, ready chan<-
 		return fmt.Errorf("open public channels: %w", err)
 	}
 	defer chans.Close()
-	srv, err = server.New(server.Config{
+	cfg := server.Config{
 		Store: st, Blobs: blobs, Logger: log, Registerer: reg, Gatherer: reg,
 		Registration: server.Registration(f.registration), Retention: f.retention,
 		MaxAttachment: f.maxAttachment, MaxFrame: f.maxFrame, TLSConfig: tlsConfig,
 		Mount:         chans.Routes(),
 		ForgetAccount: chans.Channels.ForgetUser,
-	})
+	}
+	if err := f.abuse.serverConfig(&cfg); err != nil {
+		st.Close()
+		return err
+	}
+	srv, err = server.New(cfg)
 	if err != nil {
 		st.Close()
 		return err
+	}
+	if m := f.abuse.metricsListen; m != "" && m != "off" {
+		stopMetrics, err := serveMetrics(m, srv.MetricsHandler(), log)
+		if err != nil {
+			st.Close()
+			return err
+		}
+		defer stopMetrics()
 	}
 	chanCtx, stopChans := context.WithCancel(ctx)
 	defer stopChans()
@@ -308,6 +369,28 @@ func serveWith(ctx context.Context, f serveFlags, log *slog.Logger, ready chan<-
 	}
 	log.Info("stopped")
 	return err
+}
+
+// serveMetrics serves h at /metrics on addr, which must be a loopback
+// address: metrics are for operators, not for every client.
+func serveMetrics(addr string, h http.Handler, log *slog.Logger) (stop func(), err error) {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return nil, fmt.Errorf("--metrics-listen %q: %w", addr, err)
+	}
+	if !isLoopback(host) {
+		return nil, fmt.Errorf("--metrics-listen %q is not a loopback address: metrics are for operators; scrape through an SSH tunnel or a proxy, or use --metrics-token on the main listener", addr)
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("--metrics-listen: %w (another parleyd may hold it: pick another port, or \"off\")", err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", h)
+	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go hs.Serve(ln)
+	log.Info("metrics listening", "url", "http://"+ln.Addr().String()+"/metrics")
+	return func() { hs.Close() }, nil
 }
 
 var batchSizes = prometheus.NewHistogram(prometheus.HistogramOpts{
