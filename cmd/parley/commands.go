@@ -192,6 +192,40 @@ profile's history stays on this computer until you delete its directory.`,
 			run: cmdAccountDelete,
 		},
 		{
+			name: "block", minArgs: 1, maxArgs: -1,
+			usage: `block @USER...
+
+Blocks people: the server refuses every attempt of theirs to add any of
+your devices to a conversation (a group or a direct chat), so they cannot
+reach you in a new conversation or fill your inbox with invitations. The
+server keeps the list (it has to, to refuse them); they are told only
+that you do not accept invitations from them, the same answer as for
+"privacy --group-invites contacts". Conversations you already share with
+them are not changed: leave those you want to leave.`,
+			run: func(ctx context.Context, e *env, args []string) error { return cmdPrivacy(ctx, e, args, nil) },
+		},
+		{
+			name: "unblock", minArgs: 1, maxArgs: -1,
+			usage: `unblock @USER...
+
+Unblocks people blocked with "parley block".`,
+			run: func(ctx context.Context, e *env, args []string) error { return cmdPrivacy(ctx, e, nil, args) },
+		},
+		{
+			name: "privacy", maxArgs: 0,
+			usage: `privacy [--group-invites everyone|contacts]
+
+Shows who may add you to conversations, the server's record of your
+choices: the people you blocked, and whether anyone may add you to groups
+("everyone", the default) or only your contacts, the people you have a
+direct chat with ("contacts"). Anyone not blocked may still start a
+direct chat with you.`,
+			flags: func(fs *flag.FlagSet, f *cmdFlags) {
+				fs.StringVar(&f.groupInvites, "group-invites", "", "who may add you to groups: everyone or contacts")
+			},
+			run: func(ctx context.Context, e *env, args []string) error { return cmdPrivacy(ctx, e, nil, nil) },
+		},
+		{
 			name: "safety-number", minArgs: 1, maxArgs: 1,
 			usage: `safety-number @USER
 
@@ -710,4 +744,25 @@ func cmdChat(ctx context.Context, e *env, args []string) error {
 		return errors.New("chat needs a terminal")
 	}
 	return tui.Run(ctx, tui.NewBackend(c), in, out)
+}
+
+func cmdPrivacy(ctx context.Context, e *env, block, unblock []string) error {
+	c, err := e.open(ctx)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	p, err := c.UpdatePrivacy(ctx, block, unblock, e.flags.groupInvites)
+	if err != nil {
+		return err
+	}
+	if e.flags.json {
+		return json.NewEncoder(e.stdout).Encode(p)
+	}
+	blocked := "nobody"
+	if len(p.Blocked) > 0 {
+		blocked = strings.Join(p.Blocked, ", ")
+	}
+	fmt.Fprintf(e.stdout, "blocked: %s\ngroup invitations from: %s\n", blocked, p.GroupInvites)
+	return nil
 }

@@ -51,6 +51,10 @@ Account and devices:
   devices remove ID               remove a device from the account and every conversation
   account delete NAME             delete your account (NAME: your username, to confirm)
   safety-number @USER             the number to compare with USER to rule out interception
+  block @USER... / unblock @USER...
+                                  refuse (or allow again) their invitations to any conversation
+  privacy [--group-invites everyone|contacts]
+                                  show who may add you to conversations; limit groups to contacts
 
 Messages:
   send @USER|#GROUP TEXT          send a message
@@ -113,6 +117,8 @@ type cmdFlags struct {
 	wait   string
 	// codeFile receives the link code (devices link).
 	codeFile string
+	// groupInvites: who may add the user to groups (privacy).
+	groupInvites string
 }
 
 // env is what a running command gets.
