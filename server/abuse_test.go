@@ -405,3 +405,56 @@ func TestHostileForgedForwardedFor(t *testing.T) {
 	}
 	wantCode(t, "4th link request behind forged X-Forwarded-For", err, parleypb.ErrorCode_RATE_LIMITED)
 }
+
+// Key packages are kept until fetched: a device uploading in a loop
+// would fill the server's disk. At most wire.MaxKeyPackagesHeld are held
+// per device, each at most wire.MaxKeyPackageSize. (Fails without the
+// checks in handleUploadKeyPackages.)
+func TestHostileKeyPackageHoarding(t *testing.T) {
+	ts := newServer(t)
+	mallory := register(t, ts, "mallory")
+	batch := func(n, size int) []transport.KeyPackage {
+		var kps []transport.KeyPackage
+		for range n {
+			kps = append(kps, transport.KeyPackage{Ref: transport.NewMessageID(), Data: make([]byte, size)})
+		}
+		return kps
+	}
+	held := 0
+	for held+wire.MaxKeyPackagesBatch <= wire.MaxKeyPackagesHeld {
+		n, err := mallory.conn.UploadKeyPackages(bg, batch(wire.MaxKeyPackagesBatch, 100), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		held = n
+	}
+	_, err := mallory.conn.UploadKeyPackages(bg, batch(wire.MaxKeyPackagesBatch, 100), nil)
+	wantCode(t, "upload over the per-device cap", err, parleypb.ErrorCode_BAD_REQUEST)
+	_, err = mallory.conn.UploadKeyPackages(bg, nil, &transport.KeyPackage{Ref: []byte("x"), Data: make([]byte, wire.MaxKeyPackageSize+1)})
+	wantCode(t, "oversized key package", err, parleypb.ErrorCode_BAD_REQUEST)
+	s, err := dial(t, ts).Authenticate(bg, mallory.key)
+	if err != nil || s.KeyPackagesRemaining != held {
+		t.Fatalf("refused uploads changed the count: %d, want %d (%v)", s.KeyPackagesRemaining, held, err)
+	}
+}
+
+// Writes that are not messages (creating conversations, uploading key
+// packages, acknowledging the inbox, privacy changes) each cost an fsync;
+// one account looping them is limited, others are not. (Fails without
+// checkWrite in dispatch.)
+func TestHostileWriteFlood(t *testing.T) {
+	ts := startServer(t, t.TempDir(), func(c *server.Config) {
+		c.Limits.WritesPerAccount = server.Limit{N: 20, Per: time.Hour}
+	})
+	mallory, alice := register(t, ts, "mallory"), register(t, ts, "alice")
+	var err error
+	for i := range 25 {
+		if err = mallory.conn.CreateConversation(bg, fmt.Appendf(nil, "flood-%d", i)); err != nil {
+			break
+		}
+	}
+	wantCode(t, "conversation flood", err, parleypb.ErrorCode_RATE_LIMITED)
+	if err := alice.conn.CreateConversation(bg, []byte("alice-group")); err != nil {
+		t.Fatalf("another account's write during the flood: %v", err)
+	}
+}

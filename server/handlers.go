@@ -60,6 +60,13 @@ func (c *conn) dispatch(f *parleypb.ClientFrame) (parleypb.ServerFrameBody, erro
 	if c.dev == nil {
 		return nil, errUnauthenticated
 	}
+	switch f.Body.(type) {
+	case *parleypb.ClientFrame_ApproveLink, *parleypb.ClientFrame_RemoveDevice, *parleypb.ClientFrame_UploadKeyPackages,
+		*parleypb.ClientFrame_CreateConversation, *parleypb.ClientFrame_AckInbox, *parleypb.ClientFrame_Privacy:
+		if err := c.checkWrite(); err != nil {
+			return nil, err
+		}
+	}
 	switch b := f.Body.(type) {
 	case *parleypb.ClientFrame_ApproveLink:
 		return c.handleApproveLink(ctx, b.ApproveLink)
@@ -387,6 +394,9 @@ func (c *conn) handleUploadKeyPackages(ctx context.Context, r *parleypb.UploadKe
 		if len(k.Data) == 0 || len(k.Ref) == 0 || len(k.Ref) > wire.MaxKeyPackageRef {
 			return store.KeyPackage{}, badRequest("key package needs data and a ref of 1-%d bytes", wire.MaxKeyPackageRef)
 		}
+		if len(k.Data) > wire.MaxKeyPackageSize {
+			return store.KeyPackage{}, badRequest("key package of %d bytes is over the limit of %d", len(k.Data), wire.MaxKeyPackageSize)
+		}
 		return store.KeyPackage{Ref: k.Ref, Data: k.Data}, nil
 	}
 	var kps []store.KeyPackage
@@ -396,6 +406,17 @@ func (c *conn) handleUploadKeyPackages(ctx context.Context, r *parleypb.UploadKe
 			return nil, err
 		}
 		kps = append(kps, kp)
+	}
+	// Key packages are stored until someone fetches them: without a cap a
+	// device could fill the server's disk with them.
+	if len(kps) > 0 {
+		held, err := c.s.cfg.Store.CountKeyPackages(ctx, c.dev.ID)
+		if err != nil {
+			return nil, err
+		}
+		if held+len(kps) > wire.MaxKeyPackagesHeld {
+			return nil, badRequest("this device holds %d key packages; at most %d may be held: upload %d or fewer", held, wire.MaxKeyPackagesHeld, max(0, wire.MaxKeyPackagesHeld-held))
+		}
 	}
 	var last *store.KeyPackage
 	if r.LastResort != nil {

@@ -31,6 +31,11 @@ type Limits struct {
 	// Key package limits count packages handed out, not requests.
 	LinkRequestPerAddr    Limit // RequestLink from one address
 	LinkRequestPerAccount Limit // RequestLink naming one account, from anywhere
+	// Other writes: CreateConversation, UploadKeyPackages, AckInbox,
+	// Privacy, ApproveLink and RemoveDevice each cost a transaction with
+	// an fsync, so an account looping them would hold the store's writer.
+	WritesPerAccount Limit
+	WritesPerAddr    Limit
 }
 
 // DefaultLimits are generous for people and tight for scripts.
@@ -43,6 +48,8 @@ var DefaultLimits = Limits{
 	KeyPackageFetchPerAddr: Limit{N: 600, Per: time.Minute},
 	LinkRequestPerAddr:     Limit{N: 10, Per: 10 * time.Minute},
 	LinkRequestPerAccount:  Limit{N: 100, Per: 10 * time.Minute},
+	WritesPerAccount:       Limit{N: 300, Per: time.Minute},
+	WritesPerAddr:          Limit{N: 1200, Per: time.Minute},
 }
 
 // Unlimited disables a Limit (for benchmarks).
@@ -62,6 +69,8 @@ func (l Limits) withDefaults() Limits {
 	def(&l.KeyPackageFetchPerAddr, DefaultLimits.KeyPackageFetchPerAddr)
 	def(&l.LinkRequestPerAddr, DefaultLimits.LinkRequestPerAddr)
 	def(&l.LinkRequestPerAccount, DefaultLimits.LinkRequestPerAccount)
+	def(&l.WritesPerAccount, DefaultLimits.WritesPerAccount)
+	def(&l.WritesPerAddr, DefaultLimits.WritesPerAddr)
 	return l
 }
 
@@ -206,6 +215,15 @@ func (s *Server) trackWaiting(c net.Conn, state http.ConnState) {
 			w.count.release(addr)
 		}
 	}
+}
+
+// checkWrite counts one of the account's writes that are not messages
+// (Limits.WritesPerAccount).
+func (c *conn) checkWrite() error {
+	lim := c.s.cfg.Limits
+	return c.s.check("writes",
+		limitKey{"per_account", "write-acct:" + c.dev.Username, lim.WritesPerAccount},
+		limitKey{"per_address", "write-addr:" + c.remote, lim.WritesPerAddr})
 }
 
 // acquireAccountConn counts an authenticated connection of user, unless

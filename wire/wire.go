@@ -39,6 +39,8 @@ const (
 	MaxConversationID   = 64
 	MaxKeyPackageRef    = 64
 	MaxKeyPackagesBatch = 200
+	MaxKeyPackagesHeld  = 500      // ordinary key packages the server keeps for one device
+	MaxKeyPackageSize   = 16 << 10 // bytes of one KeyPackage (X-Wing ones are ~1.6 KiB)
 	LinkCodeDigits      = 8
 	DefaultFetchLimit   = 100
 	MaxFetchLimit       = 1000
