@@ -19,7 +19,8 @@ import (
 // else going on,
 // then b.N sends while four attacker connections loop key-package drains
 // with duplicate ids and whole-account fetches, invitations with large
-// Welcomes, link-request floods and direct-conversation probes. It
+// Welcomes, link-request floods and direct-conversation probes, ignoring
+// every retry-after and reconnecting whenever they are disconnected. It
 // reports both p50 and p99 send latencies and their ratio (attack/quiet).
 // The attack loops stop when the measurement ends.
 //
@@ -83,6 +84,18 @@ func BenchmarkSendUnderAttack(b *testing.B) {
 		wg.Go(func() {
 			dup := slices.Repeat([]string{bob.id}, 500)
 			for n := 0; ctx.Err() == nil; n++ {
+				if mallory.conn.Err() != nil {
+					// Disconnected for ignoring retry-after: come back.
+					attacks.Add(1)
+					if c, err := transport.Dial(ctx, ts.url, nil); err == nil {
+						if _, err := c.Authenticate(ctx, mallory.key); err == nil {
+							mallory.conn = c
+						} else {
+							c.Close()
+						}
+					}
+					continue
+				}
 				switch n % 5 {
 				case 0: // duplicate ids: refused before the store
 					mallory.conn.FetchKeyPackages(ctx, "bob", dup...)

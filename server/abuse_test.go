@@ -7,12 +7,15 @@ package server_test
 
 import (
 	"bytes"
+	"context"
 	"crypto/ed25519"
 	"fmt"
 	"net/netip"
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/coder/websocket"
 
 	"github.com/parleychat/parley/client/transport"
 	"github.com/parleychat/parley/server"
@@ -456,5 +459,57 @@ func TestHostileWriteFlood(t *testing.T) {
 	wantCode(t, "conversation flood", err, parleypb.ErrorCode_RATE_LIMITED)
 	if err := alice.conn.CreateConversation(bg, []byte("alice-group")); err != nil {
 		t.Fatalf("another account's write during the flood: %v", err)
+	}
+}
+
+// A client that keeps asking after RATE_LIMITED instead of waiting is
+// disconnected: refused requests are cheap, but not free. (Fails without
+// the count in respond.)
+func TestHostileIgnoresRetryAfter(t *testing.T) {
+	ts := startServer(t, t.TempDir(), func(c *server.Config) {
+		c.Limits.KeyPackageFetchPerDev = server.Limit{N: 1, Per: time.Hour}
+	})
+	register(t, ts, "bob")
+	m := authRaw(t, ts, register(t, ts, "mallory"))
+	refused := 0
+	for range 1000 {
+		f, err := m.callErr(&parleypb.ClientFrame_FetchKeyPackages{FetchKeyPackages: &parleypb.FetchKeyPackagesRequest{Username: "bob"}})
+		if err != nil {
+			break // disconnected
+		}
+		if errCode(f) == parleypb.ErrorCode_RATE_LIMITED {
+			refused++
+		}
+	}
+	if refused >= 1000-1 || refused < 100 {
+		t.Fatalf("%d refused requests answered before the connection closed", refused)
+	}
+}
+
+// callErr is call that returns an error instead of failing the test when
+// the connection is gone.
+func (rc *rawConn) callErr(body parleypb.ClientFrameBody) (*parleypb.ServerFrame, error) {
+	rc.id++
+	b, err := wire.Encode(&parleypb.ClientFrame{RequestId: rc.id, Body: body})
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(bg, 10*time.Second)
+	defer cancel()
+	if err := rc.ws.Write(ctx, websocket.MessageBinary, b); err != nil {
+		return nil, err
+	}
+	for {
+		_, data, err := rc.ws.Read(ctx)
+		if err != nil {
+			return nil, err
+		}
+		f, err := wire.DecodeServerFrame(data)
+		if err != nil {
+			return nil, err
+		}
+		if f.RequestId == rc.id {
+			return f, nil
+		}
 	}
 }

@@ -63,6 +63,9 @@ type conn struct {
 	challenge []byte
 	dev       *store.Device
 	failures  int
+	// refused counts RATE_LIMITED answers since the last success: a client
+	// that keeps asking instead of waiting is disconnected.
+	refused atomic.Int32
 	linkKeys  []string // pending links requested on this connection
 	// closeReason, set by a handler, closes the connection (normal
 	// closure) once the handler's response is queued: the response must
@@ -509,6 +512,13 @@ func (c *conn) pushEncoded(b []byte) {
 	}
 }
 
+// maxRefusedInARow is how many RATE_LIMITED answers in a row close a
+// connection. Each refused request is cheap, but a client that loops on
+// them still takes the server's CPU from everyone else; an honest client
+// waits for retry_after_seconds (a burst of pipelined sends refused
+// together stays well under this).
+const maxRefusedInARow = 200
+
 // maxPipelined bounds the sends of one connection waiting for their
 // group commit; the reader stops reading while that many are pending.
 const maxPipelined = 64
@@ -599,6 +609,12 @@ func (c *conn) respond(typ string, id uint64, start time.Time, body parleypb.Ser
 		code = werr.Code.String()
 	}
 	c.s.metrics.requests.WithLabelValues(typ, code).Inc()
+	tooManyRefused := false
+	if werr != nil && werr.Code == parleypb.ErrorCode_RATE_LIMITED {
+		tooManyRefused = c.refused.Add(1) >= maxRefusedInARow
+	} else if werr == nil {
+		c.refused.Store(0)
+	}
 	c.s.metrics.requestSeconds.WithLabelValues(typ).Observe(time.Since(start).Seconds())
 	if c.s.log.Enabled(context.Background(), slog.LevelDebug) { // skip building the record per request
 		c.s.log.Debug("request", "type", typ, "code", code, "duration", time.Since(start))
@@ -607,6 +623,10 @@ func (c *conn) respond(typ string, id uint64, start time.Time, body parleypb.Ser
 		c.sendError(id, werr)
 		if werr.Code == parleypb.ErrorCode_UNSUPPORTED_VERSION {
 			c.stop(websocket.StatusPolicyViolation, "unsupported protocol version")
+		}
+		if tooManyRefused {
+			c.s.metrics.rateLimited.WithLabelValues("disconnected").Inc()
+			c.stop(websocket.StatusPolicyViolation, "too many refused requests: wait as retry_after_seconds says")
 		}
 		return
 	}
