@@ -189,8 +189,11 @@ func internalServe(dir string, useTLS bool) error {
 	srv, err := server.New(server.Config{
 		Store: st, Blobs: blobs,
 		Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
+		// Every simulated device comes from 127.0.0.1: limits per address
+		// and per account would measure the limits, not the server.
 		Limits: server.Limits{RegisterPerAddr: unl, SendPerAccount: unl, SendPerAddr: unl,
-			KeyPackageFetchPerDev: unl, KeyPackageFetchPerAcct: unl, KeyPackageFetchPerAddr: unl},
+			KeyPackageFetchPerDev: unl, KeyPackageFetchPerAcct: unl, KeyPackageFetchPerAddr: unl,
+			LinkRequestPerAddr: unl, LinkRequestPerAccount: unl, WritesPerAccount: unl, WritesPerAddr: unl},
 		MaxUnauthenticatedPerAddr: 10_000,
 		TLSConfig:                 tlsConfig,
 	})
