@@ -513,3 +513,58 @@ func (rc *rawConn) callErr(body parleypb.ClientFrameBody) (*parleypb.ServerFrame
 		}
 	}
 }
+
+// Putting a device in many conversations: ListConversations answered all
+// of them at once, so whoever could add alice's device to enough
+// (large) groups made her every sync overflow the connection's outbound
+// limit. Answers are pages now, within the byte budget. (Fails without
+// the budget in handleListConversations: one answer carries them all.)
+func TestHostileManyConversations(t *testing.T) {
+	ts := startServer(t, t.TempDir(), func(c *server.Config) {
+		c.MaxFrame = 16 << 10 // outbound limit 128 KiB, page budget 64 KiB
+		c.Limits.LinkRequestPerAddr = server.Unlimited
+		c.InboxLimits.PerSenderCount = 1000
+	})
+	alice, mallory := register(t, ts, "alice"), register(t, ts, "mallory")
+	added := []string{alice.id}
+	for range 28 { // large groups: mallory's own devices
+		code, _, err := dial(t, ts).RequestLink(bg, "mallory", newKey())
+		if err != nil {
+			t.Fatal(err)
+		}
+		d, err := mallory.conn.ApproveLink(bg, code)
+		if err != nil {
+			t.Fatal(err)
+		}
+		added = append(added, d.ID)
+	}
+	m := authRaw(t, ts, mallory)
+	const groups = 160 // ~1 KiB of member ids each: ~160 KiB in all
+	for i := range groups {
+		if f := invite(t, m, fmt.Appendf(nil, "crowd-%03d", i), 10, added...); errCode(f) != 0 {
+			t.Fatalf("group %d: %v", i, f.GetError())
+		}
+	}
+	a := authRaw(t, ts, alice)
+	f := a.call(t, &parleypb.ClientFrame_ListConversations{ListConversations: &parleypb.ListConversationsRequest{Limit: 1000}})
+	page := f.GetListConversations()
+	if page == nil || !page.More || len(page.Conversations) == 0 || len(page.Conversations) >= groups {
+		t.Fatalf("first page: %d conversations, more=%v (%v)", len(page.GetConversations()), page.GetMore(), f.GetError())
+	}
+	// The client library pages through all of them.
+	all, err := alice.conn.ListConversations(bg)
+	if err != nil || len(all) != groups {
+		t.Fatalf("alice lists %d of %d conversations: %v", len(all), groups, err)
+	}
+}
+
+// A commit that adds devices must carry their Welcome: without one, an add
+// would bypass the inbox limits. (Fails without the check in checkSend.)
+func TestHostileAddWithoutWelcome(t *testing.T) {
+	ts := newServer(t)
+	alice, mallory := register(t, ts, "alice"), register(t, ts, "mallory")
+	m := authRaw(t, ts, mallory)
+	if f := invite(t, m, []byte("no-welcome"), 0, alice.id); errCode(f) != parleypb.ErrorCode_BAD_REQUEST {
+		t.Fatalf("add without a Welcome: %v, want BAD_REQUEST", f.GetError())
+	}
+}

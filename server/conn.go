@@ -65,8 +65,8 @@ type conn struct {
 	failures  int
 	// refused counts RATE_LIMITED answers since the last success: a client
 	// that keeps asking instead of waiting is disconnected.
-	refused atomic.Int32
-	linkKeys  []string // pending links requested on this connection
+	refused  atomic.Int32
+	linkKeys []string // pending links requested on this connection
 	// closeReason, set by a handler, closes the connection (normal
 	// closure) once the handler's response is queued: the response must
 	// not race the close.

@@ -89,7 +89,7 @@ func (c *conn) dispatch(f *parleypb.ClientFrame) (parleypb.ServerFrameBody, erro
 	case *parleypb.ClientFrame_Ack:
 		return c.handleAck(ctx, b.Ack)
 	case *parleypb.ClientFrame_ListConversations:
-		return c.handleListConversations(ctx)
+		return c.handleListConversations(ctx, b.ListConversations)
 	case *parleypb.ClientFrame_FetchInbox:
 		return c.handleFetchInbox(ctx, b.FetchInbox)
 	case *parleypb.ClientFrame_AckInbox:
@@ -603,6 +603,11 @@ func (c *conn) checkSend(r *parleypb.SendRequest) (store.Append, error) {
 	if kind != store.KindCommit && (len(r.AddedDeviceIds) > 0 || len(r.RemovedDeviceIds) > 0 || len(r.Welcome) > 0) {
 		return store.Append{}, badRequest("only a commit carries a membership delta or a Welcome")
 	}
+	if len(r.AddedDeviceIds) > 0 && len(r.Welcome) == 0 {
+		// Without a Welcome an add would bypass the inbox limits (and the
+		// added device could not join anyway).
+		return store.Append{}, badRequest("a commit that adds devices must carry their Welcome")
+	}
 	if len(r.Welcome) > c.s.cfg.MaxWelcome {
 		return store.Append{}, badRequest("Welcome of %d bytes is larger than this server's limit of %d", len(r.Welcome), c.s.cfg.MaxWelcome)
 	}
@@ -701,13 +706,31 @@ func (c *conn) handleAck(ctx context.Context, r *parleypb.AckRequest) (parleypb.
 	return empty(), nil
 }
 
-func (c *conn) handleListConversations(ctx context.Context) (parleypb.ServerFrameBody, error) {
+// handleListConversations answers a page of the device's conversations.
+// Pages keep the answer within what a connection may queue however many
+// conversations others have put the device in: one answer for all of
+// them let anyone who could add a device to enough groups stop it from
+// syncing.
+func (c *conn) handleListConversations(ctx context.Context, r *parleypb.ListConversationsRequest) (parleypb.ServerFrameBody, error) {
 	ms, err := c.s.cfg.Store.Memberships(ctx, c.dev.ID)
 	if err != nil {
 		return nil, err
 	}
+	limit := fetchLimit(r.Limit)
+	budget := 4 * c.s.cfg.MaxFrame
 	resp := &parleypb.ListConversationsResponse{}
 	for _, m := range ms {
+		if len(r.After) > 0 && bytes.Compare(m.ID, r.After) <= 0 {
+			continue
+		}
+		size := int64(len(m.ID) + 32)
+		for _, d := range m.Members {
+			size += int64(len(d) + 2)
+		}
+		if budget -= size; len(resp.Conversations) == limit || (budget < 0 && len(resp.Conversations) > 0) {
+			resp.More = true
+			break
+		}
 		resp.Conversations = append(resp.Conversations, &parleypb.ConversationInfo{
 			ConversationId:  m.ID,
 			Epoch:           m.Epoch,

@@ -90,9 +90,9 @@ type Config struct {
 	MaxDevices int
 	// MaxWelcome bounds the Welcome one commit may carry (default 512 KiB).
 	MaxWelcome int
-	// InboxLimits bound the unread invitations (Welcome bytes) in one
-	// device's inbox: from one sending account (default 2 MiB) and in all
-	// (default 16 MiB). A commit over them gets INBOX_FULL.
+	// InboxLimits bound the unread invitations (Welcomes) in one device's
+	// inbox: from one sending account (default 2 MiB, 50 Welcomes) and in
+	// all (default 16 MiB, 500). A commit over them gets INBOX_FULL.
 	InboxLimits store.InboxLimits
 	// MaxConnsPerAccount caps the authenticated WebSockets of all of one
 	// account's devices together (default 64).
@@ -185,6 +185,8 @@ func New(cfg Config) (*Server, error) {
 	setDefault(&cfg.MaxWelcome, 512<<10)
 	setDefault(&cfg.InboxLimits.PerSender, 2<<20)
 	setDefault(&cfg.InboxLimits.Total, 16<<20)
+	setDefault(&cfg.InboxLimits.PerSenderCount, 50)
+	setDefault(&cfg.InboxLimits.TotalCount, 500)
 	setDefault(&cfg.MaxConnsPerAccount, 64)
 	cfg.Limits = cfg.Limits.withDefaults()
 	if cfg.MaxFrame < 1024 {

@@ -140,6 +140,10 @@ type InboxLimits struct {
 	PerSender int64
 	// Total bounds the bytes from everyone.
 	Total int64
+	// PerSenderCount and TotalCount bound the number of Welcomes the
+	// same way: small Welcomes must not add a device to unbounded numbers
+	// of conversations between two of its syncs.
+	PerSenderCount, TotalCount int
 }
 
 // AppendResult describes a stored message.

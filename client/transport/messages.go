@@ -216,18 +216,27 @@ type ConversationInfo struct {
 	RemovedAt uint64 // non-zero: removed by the commit at this seq
 }
 
-// ListConversations lists the conversations of the authenticated device.
+// ListConversations lists the conversations of the authenticated device,
+// page by page.
 func (c *Conn) ListConversations(ctx context.Context) ([]ConversationInfo, error) {
-	f, err := c.call(ctx, &parleypb.ClientFrame_ListConversations{ListConversations: &parleypb.ListConversationsRequest{}})
-	if err != nil {
-		return nil, fmt.Errorf("transport: list conversations: %w", err)
-	}
 	var out []ConversationInfo
-	for _, ci := range f.GetListConversations().GetConversations() {
-		out = append(out, ConversationInfo{ID: ci.ConversationId, Epoch: ci.Epoch, Members: ci.MemberDeviceIds,
-			Cursor: ci.Cursor, HeadSeq: ci.HeadSeq, RemovedAt: ci.RemovedAtSeq})
+	var after []byte
+	for {
+		f, err := c.call(ctx, &parleypb.ClientFrame_ListConversations{ListConversations: &parleypb.ListConversationsRequest{After: after}})
+		if err != nil {
+			return nil, fmt.Errorf("transport: list conversations: %w", err)
+		}
+		page := f.GetListConversations()
+		for _, ci := range page.GetConversations() {
+			out = append(out, ConversationInfo{ID: ci.ConversationId, Epoch: ci.Epoch, Members: ci.MemberDeviceIds,
+				Cursor: ci.Cursor, HeadSeq: ci.HeadSeq, RemovedAt: ci.RemovedAtSeq})
+		}
+		cs := page.GetConversations()
+		if !page.GetMore() || len(cs) == 0 {
+			return out, nil
+		}
+		after = cs[len(cs)-1].ConversationId
 	}
-	return out, nil
 }
 
 // FetchInbox returns this device's pending Welcomes, oldest first.

@@ -155,6 +155,7 @@ type serveFlags struct {
 type abuseFlags struct {
 	maxWelcome, maxDevices, maxConnsPerAccount int
 	inboxPerSender, inboxTotal                 int64
+	inboxPerSenderN, inboxTotalN               int
 	metricsListen, metricsToken                string
 	trustedProxies                             string
 }
@@ -163,6 +164,8 @@ func (a *abuseFlags) register(fs *flag.FlagSet) {
 	fs.IntVar(&a.maxWelcome, "max-welcome", 512<<10, "largest Welcome (invitation) one commit may carry, in `bytes`")
 	fs.Int64Var(&a.inboxPerSender, "inbox-per-sender", 2<<20, "unread invitation `bytes` one account may leave in another device's inbox")
 	fs.Int64Var(&a.inboxTotal, "inbox-total", 16<<20, "unread invitation `bytes` one device's inbox may hold from everyone")
+	fs.IntVar(&a.inboxPerSenderN, "inbox-per-sender-count", 50, "unread invitations one account may leave in another device's inbox")
+	fs.IntVar(&a.inboxTotalN, "inbox-total-count", 500, "unread invitations one device's inbox may hold from everyone")
 	fs.IntVar(&a.maxDevices, "max-devices", 32, "most devices one account may link")
 	fs.IntVar(&a.maxConnsPerAccount, "max-conns-per-account", 64, "most WebSocket connections all of one account's devices may hold open")
 	fs.StringVar(&a.metricsListen, "metrics-listen", "127.0.0.1:9867", "loopback `address` serving Prometheus /metrics to operators (\"off\": none)")
@@ -173,7 +176,8 @@ func (a *abuseFlags) register(fs *flag.FlagSet) {
 // serverConfig applies the flags to cfg.
 func (a abuseFlags) serverConfig(cfg *server.Config) error {
 	cfg.MaxWelcome = a.maxWelcome
-	cfg.InboxLimits = store.InboxLimits{PerSender: a.inboxPerSender, Total: a.inboxTotal}
+	cfg.InboxLimits = store.InboxLimits{PerSender: a.inboxPerSender, Total: a.inboxTotal,
+		PerSenderCount: a.inboxPerSenderN, TotalCount: a.inboxTotalN}
 	cfg.MaxDevices = a.maxDevices
 	cfg.MaxConnsPerAccount = a.maxConnsPerAccount
 	cfg.MetricsToken = a.metricsToken

@@ -492,17 +492,26 @@ func applyDelta(ctx context.Context, tx txQuerier, a store.Append, seq uint64) e
 // sync, so summing it is cheap.
 func checkInboxRoom(ctx context.Context, tx txQuerier, a store.Append) error {
 	l := a.InboxLimits
-	if l.PerSender <= 0 && l.Total <= 0 {
+	if l.PerSender <= 0 && l.Total <= 0 && l.PerSenderCount <= 0 && l.TotalCount <= 0 {
 		return nil
 	}
 	w := int64(len(a.Welcome))
 	for _, d := range a.Added {
 		var total, fromSender int64
+		var n, fromSenderN int
 		err := tx.QueryRowContext(ctx, `SELECT COALESCE(SUM(length(i.payload)), 0),
-			COALESCE(SUM(CASE WHEN s.username = (SELECT username FROM devices WHERE id = ?) THEN length(i.payload) ELSE 0 END), 0)
-			FROM inbox i LEFT JOIN devices s ON s.id = i.sender WHERE i.device_id = ?`, a.Sender, d).Scan(&total, &fromSender)
+			COALESCE(SUM(CASE WHEN s.username = u.username THEN length(i.payload) ELSE 0 END), 0),
+			COUNT(*), COALESCE(SUM(CASE WHEN s.username = u.username THEN 1 ELSE 0 END), 0)
+			FROM inbox i LEFT JOIN devices s ON s.id = i.sender, (SELECT username FROM devices WHERE id = ?) u
+			WHERE i.device_id = ?`, a.Sender, d).Scan(&total, &fromSender, &n, &fromSenderN)
 		if err != nil {
 			return fmt.Errorf("append: inbox of %s: %w", d, err)
+		}
+		if l.PerSenderCount > 0 && fromSenderN+1 > l.PerSenderCount {
+			return fmt.Errorf("append: device %s already holds %d invitations from this account (limit %d): %w", d, fromSenderN, l.PerSenderCount, store.ErrInboxFull)
+		}
+		if l.TotalCount > 0 && n+1 > l.TotalCount {
+			return fmt.Errorf("append: device %s has %d unread invitations (limit %d): %w", d, n, l.TotalCount, store.ErrInboxFull)
 		}
 		if l.PerSender > 0 && fromSender+w > l.PerSender {
 			return fmt.Errorf("append: device %s already holds %d bytes of invitations from this account (limit %d): %w", d, fromSender, l.PerSender, store.ErrInboxFull)

@@ -616,6 +616,17 @@ func testInboxLimits(t *testing.T, s store.Store) {
 	if err := invite("m1", "m4"); err != nil {
 		t.Fatalf("invitation after alice read her inbox: %v", err)
 	}
+	// Counts: tiny Welcomes still count one each.
+	limits = store.InboxLimits{PerSenderCount: 2, TotalCount: 3}
+	welcome = []byte("w")
+	if err := invite("m2", "m5"); err != nil { // mallory's 2nd unread
+		t.Fatalf("second invitation from mallory: %v", err)
+	}
+	mustErr(t, "third unread invitation from mallory", invite("m1", "m6"), store.ErrInboxFull)
+	if err := invite("c1", "c2"); err != nil { // 3rd in all
+		t.Fatalf("carol's invitation: %v", err)
+	}
+	mustErr(t, "fourth unread invitation in all", invite("c1", "c3"), store.ErrInboxFull)
 }
 
 func testPrivacy(t *testing.T, s store.Store) {
@@ -649,6 +660,7 @@ func testPrivacy(t *testing.T, s store.Store) {
 	if p, _ := s.Privacy(ctx, "bob"); len(p.Blocked) != 0 {
 		t.Fatalf("alice's blocks show up for bob: %+v", p)
 	}
+	// (see testInboxLimits for counts)
 	// Deleting alice's account deletes her settings; mallory's block of a
 	// deleted account would stay.
 	if _, err := s.DeleteAccount(ctx, "alice"); err != nil {

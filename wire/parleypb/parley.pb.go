@@ -2598,8 +2598,13 @@ func (x *AckRequest) GetSeq() uint64 {
 	return 0
 }
 
+// ListConversationsRequest pages through the device's conversations in
+// conversation id order: after is the last id of the previous page
+// (empty for the first), limit 0 means 1000 (also the most).
 type ListConversationsRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
+	After         []byte                 `protobuf:"bytes,1,opt,name=after,proto3" json:"after,omitempty"`
+	Limit         uint32                 `protobuf:"varint,2,opt,name=limit,proto3" json:"limit,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2632,6 +2637,20 @@ func (x *ListConversationsRequest) ProtoReflect() protoreflect.Message {
 // Deprecated: Use ListConversationsRequest.ProtoReflect.Descriptor instead.
 func (*ListConversationsRequest) Descriptor() ([]byte, []int) {
 	return file_parleypb_parley_proto_rawDescGZIP(), []int{32}
+}
+
+func (x *ListConversationsRequest) GetAfter() []byte {
+	if x != nil {
+		return x.After
+	}
+	return nil
+}
+
+func (x *ListConversationsRequest) GetLimit() uint32 {
+	if x != nil {
+		return x.Limit
+	}
+	return 0
 }
 
 type ConversationInfo struct {
@@ -2729,6 +2748,7 @@ func (x *ConversationInfo) GetRemovedAtSeq() uint64 {
 type ListConversationsResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Conversations []*ConversationInfo    `protobuf:"bytes,1,rep,name=conversations,proto3" json:"conversations,omitempty"`
+	More          bool                   `protobuf:"varint,2,opt,name=more,proto3" json:"more,omitempty"` // more conversations follow the last one
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2768,6 +2788,13 @@ func (x *ListConversationsResponse) GetConversations() []*ConversationInfo {
 		return x.Conversations
 	}
 	return nil
+}
+
+func (x *ListConversationsResponse) GetMore() bool {
+	if x != nil {
+		return x.More
+	}
+	return false
 }
 
 type FetchInboxRequest struct {
@@ -3494,8 +3521,10 @@ const file_parleypb_parley_proto_rawDesc = "" +
 	"\n" +
 	"AckRequest\x12'\n" +
 	"\x0fconversation_id\x18\x01 \x01(\fR\x0econversationId\x12\x10\n" +
-	"\x03seq\x18\x02 \x01(\x04R\x03seq\"\x1a\n" +
-	"\x18ListConversationsRequest\"\xf0\x01\n" +
+	"\x03seq\x18\x02 \x01(\x04R\x03seq\"F\n" +
+	"\x18ListConversationsRequest\x12\x14\n" +
+	"\x05after\x18\x01 \x01(\fR\x05after\x12\x14\n" +
+	"\x05limit\x18\x02 \x01(\rR\x05limit\"\xf0\x01\n" +
 	"\x10ConversationInfo\x12'\n" +
 	"\x0fconversation_id\x18\x01 \x01(\fR\x0econversationId\x12\x14\n" +
 	"\x05epoch\x18\x02 \x01(\x04R\x05epoch\x12*\n" +
@@ -3503,9 +3532,10 @@ const file_parleypb_parley_proto_rawDesc = "" +
 	"\x06cursor\x18\x04 \x01(\x04R\x06cursor\x12\x19\n" +
 	"\bhead_seq\x18\x05 \x01(\x04R\aheadSeq\x12\x18\n" +
 	"\aremoved\x18\x06 \x01(\bR\aremoved\x12$\n" +
-	"\x0eremoved_at_seq\x18\a \x01(\x04R\fremovedAtSeq\"^\n" +
+	"\x0eremoved_at_seq\x18\a \x01(\x04R\fremovedAtSeq\"r\n" +
 	"\x19ListConversationsResponse\x12A\n" +
-	"\rconversations\x18\x01 \x03(\v2\x1b.parley.v1.ConversationInfoR\rconversations\")\n" +
+	"\rconversations\x18\x01 \x03(\v2\x1b.parley.v1.ConversationInfoR\rconversations\x12\x12\n" +
+	"\x04more\x18\x02 \x01(\bR\x04more\")\n" +
 	"\x11FetchInboxRequest\x12\x14\n" +
 	"\x05limit\x18\x01 \x01(\rR\x05limit\"X\n" +
 	"\x12FetchInboxResponse\x12.\n" +
