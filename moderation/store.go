@@ -85,6 +85,21 @@ type Decision struct {
 	Note     string
 }
 
+// Position says how far the banks have changed. A matcher that has applied
+// a Position matches against every bank change committed before the store
+// returned it.
+type Position struct {
+	// Change is the highest change-log Seq (as LastChange).
+	Change int64
+	// Meta moves whenever a bank is created or removed, or its label or
+	// action changes: the change log records entries only, and a list
+	// turned from review to block must refuse the next upload too.
+	Meta int64
+}
+
+// Covers reports whether p is at or past q.
+func (p Position) Covers(q Position) bool { return p.Change >= q.Change && p.Meta >= q.Meta }
+
 // Store is the persistent state of package moderation. Implementations must
 // make every method atomic: a failed call changes nothing. The contract
 // suite is in package modtest.
@@ -110,6 +125,11 @@ type Store interface {
 	Changes(ctx context.Context, bank string, since int64, limit int) ([]Change, error)
 	// LastChange returns the highest Seq in the change log (0 if empty).
 	LastChange(ctx context.Context) (int64, error)
+	// Position returns where the banks are. The server asks before it
+	// checks an upload and before it serves channel content, so that a
+	// change "parleyd admin lists ..." committed in another process is in
+	// force at once: it must be cheap (index lookups, no scan).
+	Position(ctx context.Context) (Position, error)
 
 	// SetPublishToken makes a bank available on the exchange to holders of
 	// a token whose SHA-256 is tokenHash; nil stops publishing it.

@@ -67,6 +67,12 @@ CREATE TABLE decisions (
 	note     TEXT NOT NULL
 ) STRICT;
 CREATE INDEX decisions_subject ON decisions (subject, id);
+`, `
+CREATE TABLE bank_meta (
+	id      INTEGER PRIMARY KEY CHECK (id = 0),
+	version INTEGER NOT NULL
+) STRICT;
+INSERT INTO bank_meta (id, version) VALUES (0, 0);
 `}
 
 // Open opens (creating with mode 0600 if needed) the database at path and
@@ -99,15 +105,34 @@ func validateMeta(meta moderation.Bank) error {
 	return nil
 }
 
-// upsertMeta writes the bank's metadata, creating it at version 0.
+// upsertMeta writes the bank's metadata, creating it at version 0. Creating
+// a bank or changing its label or action moves Position.Meta, which the
+// server compares before every check.
 func upsertMeta(ctx context.Context, tx *sql.Tx, meta moderation.Bank, now int64) error {
-	_, err := tx.ExecContext(ctx, `INSERT INTO banks (name, source, label, tags, action, version, checkpoint, updated)
+	var label, action string
+	err := tx.QueryRowContext(ctx, `SELECT label, action FROM banks WHERE name = ?`, meta.Name).Scan(&label, &action)
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return fmt.Errorf("modsqlite: read bank %q: %w", meta.Name, err)
+	}
+	if err != nil || label != meta.Label || action != string(meta.Action) {
+		if err := bumpMeta(ctx, tx); err != nil {
+			return err
+		}
+	}
+	_, err = tx.ExecContext(ctx, `INSERT INTO banks (name, source, label, tags, action, version, checkpoint, updated)
 		VALUES (?, ?, ?, ?, ?, 0, '', ?)
 		ON CONFLICT (name) DO UPDATE SET source = excluded.source, label = excluded.label,
 			tags = excluded.tags, action = excluded.action, updated = excluded.updated`,
 		meta.Name, meta.Source, meta.Label, joinTags(meta.Tags), string(meta.Action), now)
 	if err != nil {
 		return fmt.Errorf("modsqlite: write bank %q: %w", meta.Name, err)
+	}
+	return nil
+}
+
+func bumpMeta(ctx context.Context, tx *sql.Tx) error {
+	if _, err := tx.ExecContext(ctx, `UPDATE bank_meta SET version = version + 1`); err != nil {
+		return fmt.Errorf("modsqlite: bump bank metadata version: %w", err)
 	}
 	return nil
 }
@@ -264,7 +289,7 @@ func (s *Store) RemoveBank(ctx context.Context, name string) error {
 		if n, _ := res.RowsAffected(); n == 0 {
 			return fmt.Errorf("bank %q: %w", name, moderation.ErrNotFound)
 		}
-		return nil
+		return bumpMeta(ctx, tx)
 	})
 }
 
@@ -357,6 +382,17 @@ func (s *Store) LastChange(ctx context.Context) (int64, error) {
 		return 0, fmt.Errorf("modsqlite: last change: %w", err)
 	}
 	return n.Int64, nil
+}
+
+// Position implements moderation.Store: max(seq) of an INTEGER PRIMARY KEY
+// and a one-row table, two index lookups.
+func (s *Store) Position(ctx context.Context) (moderation.Position, error) {
+	var p moderation.Position
+	err := s.db.QueryRowContext(ctx, `SELECT (SELECT ifnull(max(seq), 0) FROM changes), (SELECT version FROM bank_meta)`).Scan(&p.Change, &p.Meta)
+	if err != nil {
+		return p, fmt.Errorf("modsqlite: position: %w", err)
+	}
+	return p, nil
 }
 
 // SetPublishToken implements moderation.Store.

@@ -31,6 +31,7 @@ func Run(t *testing.T, newStore func(t *testing.T) moderation.Store) {
 		{"ApplyDeltaCheckpoint", testApplyDelta},
 		{"RemoveBank", testRemoveBank},
 		{"ChangesPerBank", testChangesPerBank},
+		{"Position", testPosition},
 		{"PublishToken", testPublishToken},
 		{"Decisions", testDecisions},
 	}
@@ -230,6 +231,66 @@ func testChangesPerBank(t *testing.T, s moderation.Store) {
 	last, _ := s.LastChange(ctx)
 	if last != all[3].Seq {
 		t.Fatalf("LastChange %d, want %d", last, all[3].Seq)
+	}
+}
+
+// testPosition checks that Position moves with every change a matcher
+// must apply (entries, and a bank's existence, label and action) and
+// stays put when nothing changed.
+func testPosition(t *testing.T, s moderation.Store) {
+	ctx := context.Background()
+	pos := func() moderation.Position {
+		t.Helper()
+		p, err := s.Position(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	p0 := pos()
+	entries := []hashlist.Entry{Entry(hashlist.PDQ, 1), Entry(hashlist.MD5, 2)}
+	if _, _, err := s.ImportBank(ctx, meta("a"), entries); err != nil {
+		t.Fatal(err)
+	}
+	p1 := pos()
+	if last, _ := s.LastChange(ctx); p1.Change != last || p1.Change <= p0.Change || p1.Meta <= p0.Meta {
+		t.Fatalf("after creating a bank: %+v (was %+v, last change %d)", p1, p0, last)
+	}
+	if !p1.Covers(p0) || p0.Covers(p1) {
+		t.Fatalf("Covers: %+v vs %+v", p1, p0)
+	}
+	// The same import again changes nothing.
+	s.ImportBank(ctx, meta("a"), slices.Clone(entries))
+	if p := pos(); p != p1 {
+		t.Fatalf("unchanged import moved the position: %+v -> %+v", p1, p)
+	}
+	// Only the action changes: no entry is logged, but Meta moves.
+	m := meta("a")
+	m.Action = hashlist.Review
+	s.ImportBank(ctx, m, slices.Clone(entries))
+	p2 := pos()
+	if p2.Change != p1.Change || p2.Meta <= p1.Meta {
+		t.Fatalf("action change: %+v -> %+v", p1, p2)
+	}
+	m.Label = "another label"
+	if _, err := s.ApplyDelta(ctx, m, hashlist.Delta{}, "cp"); err != nil {
+		t.Fatal(err)
+	}
+	p3 := pos()
+	if p3.Change != p2.Change || p3.Meta <= p2.Meta {
+		t.Fatalf("label change: %+v -> %+v", p2, p3)
+	}
+	// Decisions and publishing are not bank changes.
+	s.RecordDecision(ctx, moderation.Decision{Kind: moderation.DecisionBlock, Subject: "x"})
+	s.SetPublishToken(ctx, "a", []byte("t"))
+	if p := pos(); p != p3 {
+		t.Fatalf("decision or publish token moved the position: %+v -> %+v", p3, p)
+	}
+	if err := s.RemoveBank(ctx, "a"); err != nil {
+		t.Fatal(err)
+	}
+	if p := pos(); p.Change <= p3.Change || p.Meta <= p3.Meta {
+		t.Fatalf("removal: %+v -> %+v", p3, p)
 	}
 }
 
