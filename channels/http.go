@@ -458,9 +458,25 @@ func view(p Post) PostView {
 	return v
 }
 
+// listsInForce applies every hash-list change committed before the request,
+// and takes down the posts it matches, before channel content is served:
+// once "parleyd admin lists import" has returned, a post its list matches
+// is never served, not even until the next poll. If that cannot be done it
+// answers 500 and returns false, since serving could show listed content.
+func (s *Service) listsInForce(w http.ResponseWriter, r *http.Request) bool {
+	if err := s.mod.UpToDate(r.Context()); err != nil {
+		s.storeError(w, r, fmt.Errorf("channels: apply hash-list changes before serving: %w", err))
+		return false
+	}
+	return true
+}
+
 // publishedPost returns the post named by the request if it is published
 // in the named channel.
 func (s *Service) publishedPost(w http.ResponseWriter, r *http.Request) (Post, bool) {
+	if !s.listsInForce(w, r) {
+		return Post{}, false
+	}
 	id, err := strconv.ParseInt(r.PathValue("post"), 10, 64)
 	if err != nil {
 		writeError(w, http.StatusNotFound, ErrorBody{Error: "not found", Code: "not_found"})
@@ -567,6 +583,9 @@ func (s *Service) events(w http.ResponseWriter, r *http.Request, _ string) {
 }
 
 func (s *Service) writeEvents(w http.ResponseWriter, r *http.Request, channel string, since int64, evs []Event) {
+	if !s.listsInForce(w, r) {
+		return
+	}
 	resp := EventsResponse{Channel: channel, Public: true, Notice: PublicNotice, Events: []EventView{}, Cursor: since}
 	for _, e := range evs {
 		v := EventView{Seq: e.Seq, Kind: e.Kind, PostID: e.PostID, Reason: e.Reason, Time: e.Time}

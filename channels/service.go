@@ -210,7 +210,14 @@ func (e *BlockedError) Unwrap() error { return ErrBlocked }
 // *BlockedError. Every match is recorded as a decision. received is when
 // the upload arrived, for the upload-to-decision metric.
 func (s *Service) Publish(ctx context.Context, p Post, data [][]byte, received time.Time) (Post, error) {
-	end := s.mod.BeginCheck()
+	// BeginCheck first applies any list change committed before now, so
+	// an upload right after "parleyd admin lists import" returns is
+	// checked against the new list. If that cannot be done, nothing is
+	// published.
+	end, err := s.mod.BeginCheck(ctx)
+	if err != nil {
+		return Post{}, fmt.Errorf("channels: check the post's media against the hash lists: %w", err)
+	}
 	var held []Refusal
 	var blocked []Refusal
 	for i, m := range p.Media {
@@ -235,7 +242,7 @@ func (s *Service) Publish(ctx context.Context, p Post, data [][]byte, received t
 		p.Status = Held
 		p.Reason = fmt.Sprintf("held for review: matched hash list %q", held[0].Match.Bank)
 	}
-	p, err := s.store.AddPost(ctx, p, data)
+	p, err = s.store.AddPost(ctx, p, data)
 	end()
 	if err != nil {
 		return Post{}, err

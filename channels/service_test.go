@@ -36,6 +36,7 @@ import (
 type env struct {
 	t      testing.TB
 	ctx    context.Context
+	dir    string // holds moderation.db and channels.db
 	mstore *modsqlite.Store
 	cstore *chansqlite.Store
 	mod    *moderation.Service
@@ -86,7 +87,7 @@ func newEnvWith(t testing.TB, tune func(*channels.Config)) *env {
 	}
 	srv := httptest.NewServer(svc.Handler())
 	t.Cleanup(srv.Close)
-	e := &env{t: t, ctx: ctx, mstore: ms, cstore: cs, mod: mod, svc: svc, srv: srv, reg: reg}
+	e := &env{t: t, ctx: ctx, dir: dir, mstore: ms, cstore: cs, mod: mod, svc: svc, srv: srv, reg: reg}
 	e.do("alice", "POST", "/v1/channels", `{"id":"news","title":"News"}`, http.StatusCreated, nil)
 	return e
 }
@@ -167,6 +168,22 @@ func (e *env) importBank(name string, action hashlist.Action, entries ...hashlis
 		e.t.Fatal(err)
 	}
 	if err := e.mod.Refresh(e.ctx); err != nil {
+		e.t.Fatal(err)
+	}
+}
+
+// importElsewhere imports a bank as "parleyd admin lists import" does, from
+// its own connection to moderation.db, and leaves the service alone: newEnv
+// runs no poller, so only the service's own checks can bring it in.
+func (e *env) importElsewhere(name string, action hashlist.Action, entries ...hashlist.Entry) {
+	e.t.Helper()
+	ms, err := modsqlite.Open(e.ctx, filepath.Join(e.dir, "moderation.db"))
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer ms.Close()
+	meta := moderation.Bank{Name: name, Source: "test", Label: "terrorist content", Action: action}
+	if _, _, err := ms.ImportBank(e.ctx, meta, entries); err != nil {
 		e.t.Fatal(err)
 	}
 }
@@ -771,4 +788,83 @@ func TestRateLimits(t *testing.T) {
 	e.do("alice", "DELETE", "/v1/channels/news/admins/bob", "", http.StatusTooManyRequests, nil)
 	// Another user is not affected.
 	e.do("bob", "PUT", "/v1/channels/news/follow", "", http.StatusNoContent, nil)
+}
+
+// An upload right after a list change made by another process (as
+// "parleyd admin lists import" is) is checked against it, with no poll in
+// between: a listed image is refused and nothing is ever published; a
+// review list that becomes a block list, with the same entries, refuses
+// the next upload too.
+func TestUploadRightAfterImportElsewhere(t *testing.T) {
+	e := newEnv(t)
+	orig, img := readImage(t, "bridge-mods", "aaa-orig.jpg")
+	reencoded := encodeJPEG(t, img, 20) // matched through the PDQ index, not by digest
+	e.importElsewhere("gifct", hashlist.Block, pdqEntry(t, orig))
+	code, body := e.post("alice", "news", "right after the import", file{"a.jpg", "image/jpeg", reencoded})
+	var eb channels.ErrorBody
+	json.Unmarshal(body, &eb)
+	if code != http.StatusUnavailableForLegalReasons || eb.Code != "blocked" || eb.List != "gifct" {
+		t.Fatalf("upload right after the import: HTTP %d: %s", code, body)
+	}
+	all, err := e.cstore.Posts(e.ctx, 0, 100, channels.Published, channels.Held, channels.Removed, channels.Deleted)
+	if err != nil || len(all) != 0 {
+		t.Fatalf("posts stored: %+v, %v", all, err)
+	}
+	if evs := e.events("news", 0, 0); len(evs.Events) != 0 {
+		t.Fatalf("feed after a refused upload: %+v", evs.Events)
+	}
+
+	other, _ := readImage(t, "reg-test-input", "pen-and-coaster.png")
+	e.importElsewhere("tcap", hashlist.Review, pdqEntry(t, other))
+	if code, body := e.post("alice", "news", "review", file{"b.png", "image/png", other}); code != http.StatusAccepted {
+		t.Fatalf("upload matching a review list: HTTP %d: %s", code, body)
+	}
+	e.importElsewhere("tcap", hashlist.Block, pdqEntry(t, other))
+	if code, body := e.post("alice", "news", "block", file{"b.png", "image/png", other}); code != http.StatusUnavailableForLegalReasons {
+		t.Fatalf("upload right after the list became a block list: HTTP %d: %s", code, body)
+	}
+	if pub, _ := e.cstore.Posts(e.ctx, 0, 100, channels.Published); len(pub) != 0 {
+		t.Fatalf("published: %+v", pub)
+	}
+}
+
+// A published post that a list imported by another process matches is not
+// served from the moment the import returns: not the post, not its media,
+// not in the feed. The read takes it down instead of waiting for the poll.
+func TestPostListedElsewhereIsNeverServedAgain(t *testing.T) {
+	e := newEnv(t)
+	orig, _ := readImage(t, "bridge-mods", "aaa-orig.jpg")
+	p := e.mustPost("alice", "news", "before the list", file{"a.jpg", "image/jpeg", orig})
+	e.do("bob", "GET", fmt.Sprintf("/v1/channels/news/posts/%d", p.ID), "", http.StatusOK, nil)
+
+	e.importElsewhere("gifct", hashlist.Block, pdqEntry(t, orig))
+	e.do("bob", "GET", fmt.Sprintf("/v1/channels/news/posts/%d/media/0", p.ID), "", http.StatusNotFound, nil)
+	e.do("bob", "GET", fmt.Sprintf("/v1/channels/news/posts/%d", p.ID), "", http.StatusNotFound, nil)
+	for _, ev := range e.events("news", 0, 0).Events {
+		if ev.Post != nil {
+			t.Fatalf("the feed still carries the listed post: %+v", ev)
+		}
+	}
+	got, err := e.cstore.Post(e.ctx, p.ID)
+	if err != nil || got.Status != channels.Removed || !strings.Contains(got.Reason, "gifct") {
+		t.Fatalf("post after the import: %+v, %v", got, err)
+	}
+}
+
+// The feed is checked too: the first read after the import, a feed read,
+// already leaves the post out.
+func TestFeedRightAfterImportElsewhere(t *testing.T) {
+	e := newEnv(t)
+	orig, _ := readImage(t, "bridge-mods", "aaa-orig.jpg")
+	e.mustPost("alice", "news", "before the list", file{"a.jpg", "image/jpeg", orig})
+	e.importElsewhere("gifct", hashlist.Block, pdqEntry(t, orig))
+	evs := e.events("news", 0, 0).Events
+	if len(evs) == 0 {
+		t.Fatal("no events")
+	}
+	for _, ev := range evs {
+		if ev.Post != nil {
+			t.Fatalf("the feed carries the listed post: %+v", ev)
+		}
+	}
 }

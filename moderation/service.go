@@ -33,6 +33,9 @@ type Config struct {
 	MinQuality int
 	// PollInterval is how often Run applies bank changes made by other
 	// processes, such as "parleyd admin lists import" (default 2s).
+	// Checks do not wait for it: BeginCheck and UpToDate apply any change
+	// committed before they were called. The poll takes down published
+	// posts a new list matches when no request comes to do it sooner.
 	PollInterval time.Duration
 	// Registerer receives the metrics; nil means a private registry.
 	Registerer prometheus.Registerer
@@ -79,7 +82,9 @@ type Service struct {
 	// checked against the changed index.
 	gate sync.RWMutex
 
-	refreshMu sync.Mutex // one Refresh at a time
+	// refreshing is held (a one-slot semaphore, so that waiting for it
+	// can be cancelled) by the one Refresh that may run at a time.
+	refreshing chan struct{}
 
 	mu        sync.RWMutex // guards the fields below (the indexes lock themselves)
 	pdqIdx    *index.PDQ
@@ -88,8 +93,13 @@ type Service struct {
 	exactRefs map[index.ID]ref
 	byKey     map[string]index.ID // bank+"\x00"+entry.Key() → ID (in pdqRefs or exactRefs by type)
 	banks     map[string]Bank
-	seq       int64
-	ignored   int // list-side PDQ entries skipped for low quality
+	seq       int64 // the last change-log record applied to the index
+	meta      int64 // the Position.Meta the banks were last read at
+	// swept is the position up to which the OnAdded listeners have run
+	// (published posts checked against the new entries); it trails
+	// seq and meta while they run.
+	swept   Position
+	ignored int // list-side PDQ entries skipped for low quality
 
 	lmu       sync.Mutex
 	listeners []func(context.Context, []Change)
@@ -127,12 +137,13 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 		pdqIdx: index.NewPDQ(), exact: index.NewExact(),
 		pdqRefs: map[index.ID]ref{}, exactRefs: map[index.ID]ref{},
 		byKey: map[string]index.ID{}, banks: map[string]Bank{},
+		refreshing: make(chan struct{}, 1),
 	}
 	// Read the log position first: replaying changes that the entries
 	// already include is harmless, as applying a change is idempotent.
-	seq, err := s.store.LastChange(ctx)
+	pos, err := s.store.Position(ctx)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("moderation: load banks: %w", err)
 	}
 	banks, err := s.store.Banks(ctx)
 	if err != nil {
@@ -148,7 +159,10 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 			s.upsertLocked(b.Name, e)
 		}
 	}
-	s.seq = seq
+	s.seq, s.meta = pos.Change, pos.Meta
+	// Posts stored before New are the channel layer's to check
+	// (channels.Service.CatchUp), not the listeners'.
+	s.swept = pos
 	s.pdqIdx.Compact()
 	if err := s.Refresh(ctx); err != nil {
 		return nil, err
@@ -174,12 +188,70 @@ func (s *Service) OnAdded(f func(ctx context.Context, added []Change)) {
 	s.lmu.Unlock()
 }
 
-// BeginCheck holds back index updates until the returned function is
-// called: call it before Match and release it once the checked content is
-// stored. Do not call Refresh while holding it.
-func (s *Service) BeginCheck() (end func()) {
+// BeginCheck brings the index up to date with the store, then holds back
+// index updates until the returned function is called: call it before
+// Match and release it once the checked content is stored. So an upload is
+// checked against every bank change committed before BeginCheck was
+// called, including one "parleyd admin lists import" made in another
+// process a moment ago. Do not call Refresh or UpToDate while holding it.
+func (s *Service) BeginCheck(ctx context.Context) (end func(), err error) {
+	if err := s.catchUp(ctx, s.indexed); err != nil {
+		return nil, err
+	}
 	s.gate.RLock()
-	return s.gate.RUnlock
+	return s.gate.RUnlock, nil
+}
+
+// UpToDate applies every bank change committed before it was called, by
+// this process or another, and waits until the OnAdded listeners have run
+// for them (the channel layer's listener takes down the published posts
+// the new entries match), unless that is done already. The server calls
+// it before it serves channel content, so that once "parleyd admin lists
+// import" has returned, no post the list matches is served. It costs one
+// cheap store query when nothing changed.
+func (s *Service) UpToDate(ctx context.Context) error {
+	return s.catchUp(ctx, s.sweptPos)
+}
+
+// catchUp refreshes unless done() already covers the store's position.
+// Callers that find the index behind at the same time share one Refresh:
+// the first refreshes, the others wait for it and then find nothing left
+// to do.
+func (s *Service) catchUp(ctx context.Context, done func() Position) error {
+	want, err := s.store.Position(ctx)
+	if err != nil {
+		return fmt.Errorf("moderation: read the banks' position: %w", err)
+	}
+	if done().Covers(want) {
+		return nil
+	}
+	select {
+	case s.refreshing <- struct{}{}:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	defer func() { <-s.refreshing }()
+	if done().Covers(want) {
+		return nil // applied by the Refresh this caller waited for
+	}
+	// Callers queued behind this one rely on this Refresh, so one
+	// caller's cancelled request must not cut it short.
+	return s.refreshLocked(context.WithoutCancel(ctx))
+}
+
+// indexed returns how far the index (entries and bank metadata) has
+// applied the store's changes.
+func (s *Service) indexed() Position {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return Position{Change: s.seq, Meta: s.meta}
+}
+
+// sweptPos returns how far the OnAdded listeners have run.
+func (s *Service) sweptPos() Position {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.swept
 }
 
 // Run applies bank changes every PollInterval until ctx is done.
@@ -202,8 +274,44 @@ func (s *Service) Run(ctx context.Context) {
 // (by this process or another) to the index, without rebuilding it, then
 // calls the OnAdded listeners with the new entries.
 func (s *Service) Refresh(ctx context.Context) error {
-	s.refreshMu.Lock()
-	defer s.refreshMu.Unlock()
+	select {
+	case s.refreshing <- struct{}{}:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	defer func() { <-s.refreshing }()
+	return s.refreshLocked(ctx)
+}
+
+// refreshLocked is Refresh; the caller holds s.refreshing.
+func (s *Service) refreshLocked(ctx context.Context) error {
+	// Read the position before the banks: a change committed after this
+	// read is then seen by the next UpToDate, at worst applied twice.
+	pos, err := s.store.Position(ctx)
+	if err != nil {
+		return fmt.Errorf("moderation: refresh: %w", err)
+	}
+	added, err := s.applyChanges(ctx, pos)
+	// The listeners get whatever was applied, even if a later read
+	// failed: the next Refresh starts after it and would never pass
+	// those entries on.
+	if len(added) > 0 {
+		s.lmu.Lock()
+		ls := slices.Clone(s.listeners)
+		s.lmu.Unlock()
+		for _, f := range ls {
+			f(ctx, added)
+		}
+	}
+	s.mu.Lock()
+	s.swept = Position{Change: s.seq, Meta: s.meta}
+	s.mu.Unlock()
+	return err
+}
+
+// applyChanges applies the change-log records after s.seq to the index
+// and reloads the banks' metadata, returning the upserts new to the index.
+func (s *Service) applyChanges(ctx context.Context, pos Position) ([]Change, error) {
 	var added []Change
 	for first := true; ; first = false {
 		s.mu.RLock()
@@ -211,7 +319,7 @@ func (s *Service) Refresh(ctx context.Context) error {
 		s.mu.RUnlock()
 		changes, err := s.store.Changes(ctx, "", since, 10000)
 		if err != nil {
-			return fmt.Errorf("moderation: refresh: %w", err)
+			return added, fmt.Errorf("moderation: refresh: %w", err)
 		}
 		if len(changes) == 0 && !first {
 			break
@@ -220,7 +328,7 @@ func (s *Service) Refresh(ctx context.Context) error {
 		// changing, so it is reloaded on every refresh.
 		banks, err := s.store.Banks(ctx)
 		if err != nil {
-			return fmt.Errorf("moderation: refresh: %w", err)
+			return added, fmt.Errorf("moderation: refresh: %w", err)
 		}
 		if len(changes) == 0 {
 			s.mu.Lock()
@@ -245,16 +353,11 @@ func (s *Service) Refresh(ctx context.Context) error {
 		s.mu.Unlock()
 		s.gate.Unlock()
 	}
-	if len(added) == 0 {
-		return nil
-	}
-	s.lmu.Lock()
-	ls := slices.Clone(s.listeners)
-	s.lmu.Unlock()
-	for _, f := range ls {
-		f(ctx, added)
-	}
-	return nil
+	// Every Banks read above came after pos was read.
+	s.mu.Lock()
+	s.meta = max(s.meta, pos.Meta)
+	s.mu.Unlock()
+	return added, nil
 }
 
 func (s *Service) setBanksLocked(banks []Bank) {

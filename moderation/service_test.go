@@ -3,6 +3,9 @@ package moderation_test
 import (
 	"context"
 	"fmt"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -12,6 +15,7 @@ import (
 	"github.com/parleychat/parley/hashing/hashlist"
 	"github.com/parleychat/parley/hashing/pdq"
 	"github.com/parleychat/parley/moderation"
+	"github.com/parleychat/parley/moderation/modsqlite"
 )
 
 // hashAt returns a PDQ hash with bits [0, n) of base flipped.
@@ -210,5 +214,166 @@ func TestActionChangeWithoutEntryChange(t *testing.T) {
 	}
 	if ms := s.Match(pdqMedia(h, 100)); len(ms) != 1 || ms[0].Action != hashlist.Block || ms[0].Label != "second" {
 		t.Fatalf("after: %+v", ms)
+	}
+}
+
+// openShared opens two handles on one database: the server's and one
+// standing for "parleyd admin lists ..." in another process.
+func openShared(t *testing.T) (server, admin *modsqlite.Store) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "moderation.db")
+	for _, s := range []**modsqlite.Store{&server, &admin} {
+		st, err := modsqlite.Open(context.Background(), path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { st.Close() })
+		*s = st
+	}
+	return server, admin
+}
+
+// checkMatch runs one upload-style check of h.
+func checkMatch(t *testing.T, s *moderation.Service, h pdq.Hash) []moderation.Match {
+	t.Helper()
+	end, err := s.BeginCheck(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer end()
+	return s.Match(pdqMedia(h, 100))
+}
+
+// A check is made against every bank change committed before it, also
+// by another process, without waiting for Run's poll (an hour here):
+// new entries, a changed action with the same entries, a removed bank.
+func TestCheckAppliesChangesFromOtherProcesses(t *testing.T) {
+	ctx := context.Background()
+	st, admin := openShared(t)
+	s, err := moderation.New(ctx, moderation.Config{Store: st, PollInterval: time.Hour, Registerer: prometheus.NewRegistry()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := baseHash()
+	meta := moderation.Bank{Name: "gifct", Label: "terrorist content", Action: hashlist.Review}
+	if _, _, err := admin.ImportBank(ctx, meta, []hashlist.Entry{entry(t, h)}); err != nil {
+		t.Fatal(err)
+	}
+	if ms := checkMatch(t, s, h); len(ms) != 1 || ms[0].Action != hashlist.Review {
+		t.Fatalf("check right after the import: %+v, want one review match", ms)
+	}
+	// The same entries, now a block list: no entry changes, yet the next
+	// check must refuse rather than hold.
+	meta.Action = hashlist.Block
+	if _, _, err := admin.ImportBank(ctx, meta, []hashlist.Entry{entry(t, h)}); err != nil {
+		t.Fatal(err)
+	}
+	if ms := checkMatch(t, s, h); len(ms) != 1 || ms[0].Action != hashlist.Block {
+		t.Fatalf("check right after the action change: %+v, want one block match", ms)
+	}
+	if err := admin.RemoveBank(ctx, "gifct"); err != nil {
+		t.Fatal(err)
+	}
+	if ms := checkMatch(t, s, h); len(ms) != 0 {
+		t.Fatalf("check right after the removal: %+v", ms)
+	}
+}
+
+// countingStore counts Banks reads (one per Refresh that finds changes)
+// and can hold them until released.
+type countingStore struct {
+	moderation.Store
+	banks atomic.Int32
+	hold  chan struct{}
+}
+
+func (c *countingStore) Banks(ctx context.Context) ([]moderation.Bank, error) {
+	c.banks.Add(1)
+	if c.hold != nil {
+		<-c.hold
+	}
+	return c.Store.Banks(ctx)
+}
+
+// A burst of checks after an import shares one Refresh instead of
+// refreshing once each.
+func TestConcurrentChecksShareOneRefresh(t *testing.T) {
+	ctx := context.Background()
+	st, admin := openShared(t)
+	cs := &countingStore{Store: st}
+	s, err := moderation.New(ctx, moderation.Config{Store: cs, PollInterval: time.Hour, Registerer: prometheus.NewRegistry()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := baseHash()
+	if _, _, err := admin.ImportBank(ctx, moderation.Bank{Name: "a", Action: hashlist.Block}, []hashlist.Entry{entry(t, h)}); err != nil {
+		t.Fatal(err)
+	}
+	cs.banks.Store(0)
+	cs.hold = make(chan struct{})
+	const n = 16
+	var wg sync.WaitGroup
+	matched := make(chan int, n)
+	for range n {
+		wg.Go(func() {
+			end, err := s.BeginCheck(ctx)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			matched <- len(s.Match(pdqMedia(h, 100)))
+			end()
+		})
+	}
+	// Let every check find the index behind before the refresh goes on.
+	time.Sleep(100 * time.Millisecond)
+	close(cs.hold)
+	wg.Wait()
+	close(matched)
+	for m := range matched {
+		if m != 1 {
+			t.Fatalf("a check matched %d entries, want 1", m)
+		}
+	}
+	if got := cs.banks.Load(); got != 1 {
+		t.Fatalf("%d concurrent checks read the banks %d times, want one shared refresh", n, got)
+	}
+}
+
+// UpToDate returns only after the OnAdded listeners have run for the
+// changes committed before it: the channel layer relies on that to never
+// serve a post a new list matches.
+func TestUpToDateWaitsForListeners(t *testing.T) {
+	ctx := context.Background()
+	st, admin := openShared(t)
+	s, err := moderation.New(ctx, moderation.Config{Store: st, PollInterval: time.Hour, Registerer: prometheus.NewRegistry()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var got []moderation.Change
+	started := make(chan struct{})
+	s.OnAdded(func(_ context.Context, added []moderation.Change) {
+		close(started)
+		time.Sleep(100 * time.Millisecond) // a rescan takes a while
+		mu.Lock()
+		got = append(got, added...)
+		mu.Unlock()
+	})
+	h := baseHash()
+	if _, _, err := admin.ImportBank(ctx, moderation.Bank{Name: "a", Action: hashlist.Block}, []hashlist.Entry{entry(t, h)}); err != nil {
+		t.Fatal(err)
+	}
+	// A Refresh under way (Run's) has applied the entry to the index and
+	// is running the listeners: UpToDate must wait for them.
+	go s.Refresh(ctx)
+	<-started
+	if err := s.UpToDate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(got) != 1 || got[0].Entry.Value != h.String() {
+		t.Fatalf("listeners got %+v by the time UpToDate returned", got)
 	}
 }

@@ -4,8 +4,10 @@
 //	parleyd admin takedowns [list|approve|reject]
 //
 // They work on the databases in the data directory directly, so they can
-// run beside a live server: the server applies bank changes within seconds
-// (moderation.Service.Run) and takes down published posts they match.
+// run beside a live server: the server applies a bank change before the
+// next upload check or read of channel content after it is committed
+// (moderation.Service.BeginCheck and UpToDate), and takes down the
+// published posts it matches.
 package admincmd
 
 import (
