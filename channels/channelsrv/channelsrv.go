@@ -20,6 +20,7 @@ import (
 	"log/slog"
 	"net/http"
 	"path/filepath"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -51,6 +52,9 @@ type Config struct {
 	Threshold int
 	// MaxMediaBytes bounds one channel media file (default 16 MiB).
 	MaxMediaBytes int64
+	// PollInterval is how often Run looks for hash-list changes when no
+	// request does (moderation.Config.PollInterval, default 2s).
+	PollInterval time.Duration
 }
 
 // Server is the assembled channel and moderation service.
@@ -76,7 +80,8 @@ func Open(ctx context.Context, dataDir string, cfg Config) (*Server, error) {
 		ms.Close()
 		return nil, err
 	}
-	mod, err := moderation.New(ctx, moderation.Config{Store: ms, Threshold: cfg.Threshold, Registerer: cfg.Registerer, Logger: cfg.Logger})
+	mod, err := moderation.New(ctx, moderation.Config{Store: ms, Threshold: cfg.Threshold, PollInterval: cfg.PollInterval,
+		Registerer: cfg.Registerer, Logger: cfg.Logger})
 	if err != nil {
 		ms.Close()
 		cs.Close()

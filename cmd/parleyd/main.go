@@ -148,6 +148,11 @@ type serveFlags struct {
 	retention, shutdownTimeout    time.Duration
 	maxAttachment, maxFrame       int64
 	abuse                         abuseFlags
+	// listPoll is how often hash-list changes are polled for when no
+	// request applies them first (0: the default). Not a flag: tests set
+	// it to an hour so that the poll cannot hide a check that misses a
+	// change.
+	listPoll time.Duration
 }
 
 // abuseFlags are the limits that keep one account from taking others off
@@ -303,7 +308,7 @@ func serveWith(ctx context.Context, f serveFlags, log *slog.Logger, ready chan<-
 			user, _, err := srv.AuthenticateHTTP(r)
 			return user, err
 		}),
-		Registerer: reg, Logger: log,
+		Registerer: reg, Logger: log, PollInterval: f.listPoll,
 	})
 	if err != nil {
 		st.Close()
