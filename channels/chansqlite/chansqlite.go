@@ -98,6 +98,17 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	return &Store{db: db}, nil
 }
 
+// OpenExisting opens the database at path like Open, but only if it
+// exists with its schema: it never creates one, and fails with an error
+// wrapping sqlitedb.ErrNoDatabase instead. The admin commands use it.
+func OpenExisting(ctx context.Context, path string) (*Store, error) {
+	db, err := sqlitedb.Open(ctx, path, sqlitedb.Options{Migrations: migrations, NoCreate: true})
+	if err != nil {
+		return nil, fmt.Errorf("chansqlite: %w", err)
+	}
+	return &Store{db: db}, nil
+}
+
 // Close closes the database.
 func (s *Store) Close() error { return s.db.Close() }
 

@@ -23,6 +23,10 @@ import (
 // applied than the program knows: an older binary must not write to it.
 var ErrNewerSchema = errors.New("sqlitedb: database schema is newer than this program")
 
+// ErrNoDatabase is returned by Open with Options.NoCreate when there is no
+// database at the path: no file, or one no migration was ever applied to.
+var ErrNoDatabase = errors.New("no database")
+
 // DefaultBusyTimeout is how long a statement waits for another connection's
 // lock before failing with SQLITE_BUSY, when Options.BusyTimeout is zero.
 const DefaultBusyTimeout = 10 * time.Second
@@ -47,18 +51,37 @@ type Options struct {
 	// MaxOpenConns caps the pool; zero means 1. SQLite has one writer at a
 	// time anyway, and one connection keeps transactions simple.
 	MaxOpenConns int
+
+	// NoCreate opens only a database that exists and has its first
+	// migration applied: it never creates the file, and never builds a
+	// schema from nothing (later migrations are still applied). Open
+	// fails with ErrNoDatabase otherwise. Programs that work on a
+	// database another program creates ("parleyd admin ...") use it, so
+	// that pointed at the wrong place they fail instead of writing to a
+	// new, empty database no one reads.
+	NoCreate bool
 }
 
 // Open opens the database at path, creating it with mode 0600 if it does
-// not exist, and applies the migrations not yet applied. The directory must
-// exist: the caller owns it and its mode (0700 for Parley's data
-// directories).
+// not exist (unless opts.NoCreate), and applies the migrations not yet
+// applied. The directory must exist: the caller owns it and its mode (0700
+// for Parley's data directories).
 func Open(ctx context.Context, path string, opts Options) (*sql.DB, error) {
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
-	if err != nil {
-		return nil, fmt.Errorf("sqlitedb: create database: %w", err)
+	if opts.NoCreate {
+		// The dsn's mode=rw also makes SQLite refuse to create the file,
+		// should it vanish between this check and the open.
+		if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("%w at %s", ErrNoDatabase, path)
+		} else if err != nil {
+			return nil, fmt.Errorf("sqlitedb: %w", err)
+		}
+	} else {
+		f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+		if err != nil {
+			return nil, fmt.Errorf("sqlitedb: create database: %w", err)
+		}
+		f.Close()
 	}
-	f.Close()
 	db, err := sql.Open("sqlite", dsn(path, opts))
 	if err != nil {
 		return nil, fmt.Errorf("sqlitedb: open %s: %w", path, err)
@@ -67,6 +90,17 @@ func Open(ctx context.Context, path string, opts Options) (*sql.DB, error) {
 		db.SetMaxOpenConns(opts.MaxOpenConns)
 	} else {
 		db.SetMaxOpenConns(1)
+	}
+	if opts.NoCreate {
+		v, err := SchemaVersion(ctx, db)
+		if err != nil {
+			db.Close()
+			return nil, fmt.Errorf("sqlitedb: open %s: %w", path, err)
+		}
+		if v == 0 && len(opts.Migrations) > 0 {
+			db.Close()
+			return nil, fmt.Errorf("%w at %s: the file has no schema", ErrNoDatabase, path)
+		}
 	}
 	if err := migrate(ctx, db, opts.Migrations); err != nil {
 		db.Close()
@@ -106,6 +140,9 @@ func dsnQuery(opts Options) string {
 		b.WriteString("_pragma=")
 		b.WriteString(p)
 		b.WriteString("&")
+	}
+	if opts.NoCreate {
+		b.WriteString("mode=rw&")
 	}
 	// BEGIN IMMEDIATE: a write transaction waits (busy_timeout) for the
 	// write lock when it starts, instead of failing with SQLITE_BUSY when

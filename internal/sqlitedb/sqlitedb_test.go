@@ -261,3 +261,34 @@ func TestOddFileNames(t *testing.T) {
 		})
 	}
 }
+
+// NoCreate opens an existing database (and applies later migrations) but
+// never makes one: not for a missing file, and not a schema in an empty
+// file.
+func TestNoCreate(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	missing := filepath.Join(dir, "missing.db")
+	_, err := Open(ctx, missing, Options{Migrations: testMigrations, NoCreate: true})
+	if !errors.Is(err, ErrNoDatabase) || !strings.Contains(err.Error(), missing) {
+		t.Fatalf("missing file: %v, want ErrNoDatabase naming the path", err)
+	}
+	if names, _ := os.ReadDir(dir); len(names) != 0 {
+		t.Fatalf("NoCreate left %v behind", names)
+	}
+
+	empty := filepath.Join(dir, "empty.db")
+	if err := os.WriteFile(empty, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Open(ctx, empty, Options{Migrations: testMigrations, NoCreate: true}); !errors.Is(err, ErrNoDatabase) {
+		t.Fatalf("empty file: %v, want ErrNoDatabase", err)
+	}
+
+	existing := filepath.Join(dir, "existing.db")
+	open(t, existing, Options{Migrations: testMigrations[:1]}).Close()
+	db := open(t, existing, Options{Migrations: testMigrations, NoCreate: true})
+	if got := steps(t, db); !slices.Equal(got, []int{1, 2, 3}) {
+		t.Fatalf("later migrations on an existing database: steps %v", got)
+	}
+}

@@ -20,6 +20,7 @@ import (
 
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
 
+	"github.com/parleychat/parley/internal/sqlitedb"
 	"github.com/parleychat/parley/store"
 	"github.com/parleychat/parley/wire"
 )
@@ -30,6 +31,12 @@ type Options struct {
 	OnBatch func(appends int)
 	// MaxBatch bounds how many appends share a transaction (default 1024).
 	MaxBatch int
+	// NoCreate opens only an existing database with its schema: Open
+	// fails with an error wrapping sqlitedb.ErrNoDatabase rather than
+	// create the file or build a schema in an empty one. "parleyd admin"
+	// uses it, so that run against the wrong directory it fails instead
+	// of writing to a new database the server never reads.
+	NoCreate bool
 }
 
 // Store is a store.Store backed by one SQLite database file.
@@ -63,27 +70,47 @@ const dsnPragmas = "_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragm
 // checkpoint rather than ten times.
 const writerPragmas = "&_pragma=cache_size(-32768)&_pragma=wal_autocheckpoint(10000)"
 
-// Open opens (creating if needed) the database at path and applies any
-// pending schema migrations. The file is created with mode 0600.
+// Open opens (creating if needed, unless opts.NoCreate) the database at
+// path and applies any pending schema migrations. The file is created with
+// mode 0600.
 func Open(ctx context.Context, path string, opts *Options) (*Store, error) {
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
-	if err != nil {
-		return nil, fmt.Errorf("sqlitestore: create database: %w", err)
+	noCreate := opts != nil && opts.NoCreate
+	mode := ""
+	if noCreate {
+		if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("sqlitestore: %w at %s", sqlitedb.ErrNoDatabase, path)
+		} else if err != nil {
+			return nil, fmt.Errorf("sqlitestore: %w", err)
+		}
+		// SQLite itself then refuses to create the file, should it
+		// vanish after the check.
+		mode = "&mode=rw"
+	} else {
+		f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+		if err != nil {
+			return nil, fmt.Errorf("sqlitestore: create database: %w", err)
+		}
+		f.Close()
 	}
-	f.Close()
 
-	w, err := sql.Open("sqlite", "file:"+path+"?"+dsnPragmas+writerPragmas+"&_txlock=immediate")
+	w, err := sql.Open("sqlite", "file:"+path+"?"+dsnPragmas+writerPragmas+"&_txlock=immediate"+mode)
 	if err != nil {
 		return nil, fmt.Errorf("sqlitestore: open: %w", err)
 	}
 	w.SetMaxOpenConns(1)
 	w.SetMaxIdleConns(1)
 	w.SetConnMaxLifetime(0)
+	if noCreate {
+		if err := checkSchema(ctx, w, path); err != nil {
+			w.Close()
+			return nil, err
+		}
+	}
 	if err := migrate(ctx, w); err != nil {
 		w.Close()
 		return nil, err
 	}
-	r, err := sql.Open("sqlite", "file:"+path+"?"+dsnPragmas+"&_pragma=query_only(1)")
+	r, err := sql.Open("sqlite", "file:"+path+"?"+dsnPragmas+"&_pragma=query_only(1)"+mode)
 	if err != nil {
 		w.Close()
 		return nil, fmt.Errorf("sqlitestore: open: %w", err)
@@ -239,6 +266,26 @@ CREATE TABLE privacy (
 	group_invites INTEGER NOT NULL
 ) STRICT;
 `,
+}
+
+// checkSchema fails with sqlitedb.ErrNoDatabase if no migration was ever
+// applied to db: the file exists but holds no Parley database.
+func checkSchema(ctx context.Context, db *sql.DB, path string) error {
+	var n int
+	err := db.QueryRowContext(ctx, `SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'`).Scan(&n)
+	if err != nil {
+		return fmt.Errorf("sqlitestore: open %s: %w", path, err)
+	}
+	if n == 1 {
+		err = db.QueryRowContext(ctx, `SELECT count(*) FROM schema_migrations`).Scan(&n)
+		if err != nil {
+			return fmt.Errorf("sqlitestore: open %s: %w", path, err)
+		}
+	}
+	if n == 0 {
+		return fmt.Errorf("sqlitestore: %w at %s: the file has no schema", sqlitedb.ErrNoDatabase, path)
+	}
+	return nil
 }
 
 func migrate(ctx context.Context, db *sql.DB) error {

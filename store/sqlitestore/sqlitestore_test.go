@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/parleychat/parley/internal/sqlitedb"
 	"github.com/parleychat/parley/store"
 	"github.com/parleychat/parley/store/storetest"
 )
@@ -98,4 +99,35 @@ func TestMigrationFillsSkeletons(t *testing.T) {
 	if !errors.Is(err, store.ErrLookalike) {
 		t.Fatalf("a1ice next to a pre-upgrade alice: %v, want ErrLookalike", err)
 	}
+}
+
+// NoCreate opens an existing database but makes none: not for a missing
+// file, and no schema in an empty file.
+func TestNoCreate(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	missing := filepath.Join(dir, "parley.db")
+	if _, err := Open(ctx, missing, &Options{NoCreate: true}); !errors.Is(err, sqlitedb.ErrNoDatabase) {
+		t.Fatalf("missing file: %v, want ErrNoDatabase", err)
+	}
+	if names, _ := os.ReadDir(dir); len(names) != 0 {
+		t.Fatalf("NoCreate left %v behind", names)
+	}
+	empty := filepath.Join(dir, "empty.db")
+	if err := os.WriteFile(empty, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Open(ctx, empty, &Options{NoCreate: true}); !errors.Is(err, sqlitedb.ErrNoDatabase) {
+		t.Fatalf("empty file: %v, want ErrNoDatabase", err)
+	}
+	s, err := Open(ctx, missing, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	s, err = Open(ctx, missing, &Options{NoCreate: true})
+	if err != nil {
+		t.Fatalf("existing database: %v", err)
+	}
+	s.Close()
 }
