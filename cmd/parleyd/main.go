@@ -33,6 +33,8 @@ import (
 
 	"github.com/parleychat/parley/channels"
 	"github.com/parleychat/parley/channels/channelsrv"
+	"github.com/parleychat/parley/internal/datadir"
+	"github.com/parleychat/parley/internal/sqlitedb"
 	"github.com/parleychat/parley/moderation/admincmd"
 	"github.com/parleychat/parley/server"
 	"github.com/parleychat/parley/store"
@@ -54,7 +56,9 @@ Usage:
 Run "parleyd serve --help", "parleyd admin invite --help",
 "parleyd admin lists --help" or "parleyd admin takedowns --help" for the flags.
 Every flag can also be given as an environment variable, e.g. --data as
-PARLEY_DATA and --max-frame as PARLEY_MAX_FRAME.
+PARLEY_DATA and --max-frame as PARLEY_MAX_FRAME. The admin commands work on
+the data directory of a server (--data DIR or PARLEY_DATA, default
+./parley-data) and never create one: only "parleyd serve" does.
 `
 
 func main() {
@@ -410,6 +414,11 @@ var batchSizes = prometheus.NewHistogram(prometheus.HistogramOpts{
 
 func newBatchMetric() func(int) { return func(n int) { batchSizes.Observe(float64(n)) } }
 
+// deliveryDB is the delivery store's database in the data directory.
+const deliveryDB = "parley.db"
+
+// openData opens the data directory for "parleyd serve", creating it and
+// its databases if needed: serve is the only command that does.
 func openData(ctx context.Context, dir string, onBatch func(int)) (*sqlitestore.Store, *blobstore.Dir, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, nil, fmt.Errorf("data directory: %w", err)
@@ -417,7 +426,7 @@ func openData(ctx context.Context, dir string, onBatch func(int)) (*sqlitestore.
 	if err := os.Chmod(dir, 0o700); err != nil {
 		return nil, nil, fmt.Errorf("data directory: %w", err)
 	}
-	st, err := sqlitestore.Open(ctx, filepath.Join(dir, "parley.db"), &sqlitestore.Options{OnBatch: onBatch})
+	st, err := sqlitestore.Open(ctx, filepath.Join(dir, deliveryDB), &sqlitestore.Options{OnBatch: onBatch})
 	if err != nil {
 		return nil, nil, err
 	}
@@ -430,8 +439,8 @@ func openData(ctx context.Context, dir string, onBatch func(int)) (*sqlitestore.
 }
 
 func adminInvite(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := newFlagSet("parleyd admin invite", "Create a registration invite code (for --registration invite) and print it.\nWorks on the data directory directly, also while the server runs.", stderr)
-	data := fs.String("data", "parley-data", "data `directory` of the server")
+	fs := newFlagSet("parleyd admin invite", "Create a registration invite code (for --registration invite) and print it.\nWorks on the data directory directly, also while the server runs; it never creates one.", stderr)
+	data := fs.String("data", "parley-data", "data `directory` of the server (it must exist: only \"parleyd serve\" creates it)")
 	expires := fs.Duration("expires", 7*24*time.Hour, "the code is valid for this `duration`")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -443,7 +452,12 @@ func adminInvite(ctx context.Context, args []string, stdout, stderr io.Writer) i
 		fmt.Fprintf(stderr, "parleyd admin invite: %v\n", err)
 		return 2
 	}
-	st, _, err := openData(ctx, *data, nil)
+	// Never create the database here: an invite written to a new one in
+	// the wrong directory would be printed, yet the server never accepts it.
+	st, err := sqlitestore.Open(ctx, filepath.Join(*data, deliveryDB), &sqlitestore.Options{NoCreate: true})
+	if errors.Is(err, sqlitedb.ErrNoDatabase) {
+		err = datadir.Missing(*data, deliveryDB)
+	}
 	if err != nil {
 		fmt.Fprintf(stderr, "parleyd admin invite: %v\n", err)
 		return 1

@@ -82,24 +82,12 @@ func TestEnvFlags(t *testing.T) {
 	}
 }
 
-// TestServeAndInvite runs the real command: admin invite on the data
-// directory, then serve with --registration invite, then a client
-// registers with the code; cancelling stops the server cleanly.
+// TestServeAndInvite runs the real command: serve with --registration
+// invite (which creates the data directory), admin invite on the data
+// directory while it runs, then a client registers with the code;
+// cancelling stops the server cleanly.
 func TestServeAndInvite(t *testing.T) {
 	data := filepath.Join(t.TempDir(), "data")
-	var out, errb bytes.Buffer
-	if code := run(context.Background(), []string{"admin", "invite", "--data", data}, &out, &errb); code != 0 {
-		t.Fatalf("admin invite: %d %s", code, errb.String())
-	}
-	invite := strings.TrimSpace(out.String())
-	if len(invite) < 16 {
-		t.Fatalf("invite %q", invite)
-	}
-	fi, err := os.Stat(data)
-	if err != nil || fi.Mode().Perm() != 0o700 {
-		t.Fatalf("data dir mode: %v, %v", fi, err)
-	}
-
 	ctx, cancel := context.WithCancel(context.Background())
 	ready := make(chan string, 1)
 	done := make(chan error, 1)
@@ -113,6 +101,18 @@ func TestServeAndInvite(t *testing.T) {
 	case addr = <-ready:
 	case err := <-done:
 		t.Fatalf("serve: %v", err)
+	}
+	fi, err := os.Stat(data)
+	if err != nil || fi.Mode().Perm() != 0o700 {
+		t.Fatalf("data dir mode: %v, %v", fi, err)
+	}
+	var out, errb bytes.Buffer
+	if code := run(context.Background(), []string{"admin", "invite", "--data", data}, &out, &errb); code != 0 {
+		t.Fatalf("admin invite: %d %s", code, errb.String())
+	}
+	invite := strings.TrimSpace(out.String())
+	if len(invite) < 16 {
+		t.Fatalf("invite %q", invite)
 	}
 	c, err := transport.Dial(context.Background(), "http://"+addr, nil)
 	if err != nil {

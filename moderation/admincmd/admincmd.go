@@ -30,6 +30,8 @@ import (
 	"github.com/parleychat/parley/channels/chansqlite"
 	"github.com/parleychat/parley/hashing/hashlist"
 	"github.com/parleychat/parley/internal/cliflag"
+	"github.com/parleychat/parley/internal/datadir"
+	"github.com/parleychat/parley/internal/sqlitedb"
 	"github.com/parleychat/parley/moderation"
 	"github.com/parleychat/parley/moderation/modsqlite"
 )
@@ -50,7 +52,10 @@ Usage:
   parleyd admin takedowns approve POST                   publish a held post
   parleyd admin takedowns reject POST [--confirm BANK]   remove a post (and confirm its hashes)
 
-Add --help to a command for its flags.
+Every command works on the data directory of a server started with
+"parleyd serve", given as --data DIR or PARLEY_DATA=DIR (default
+./parley-data), and never creates one. Add --help to a command for its
+flags.
 `
 
 // Run runs "parleyd admin lists ..." or "parleyd admin takedowns ..." with
@@ -156,12 +161,15 @@ func (c *cmd) run(args []string, fn command) int {
 	}
 }
 
+// modStore opens the server's moderation database. Like every admin
+// command, it never creates a database: only "parleyd serve" does, and a
+// list imported into a new one would never reach the server.
 func (c *cmd) modStore() (*modsqlite.Store, error) {
 	if c.mod == nil {
-		if err := os.MkdirAll(c.dataDir, 0o700); err != nil {
-			return nil, err
+		s, err := modsqlite.OpenExisting(c.ctx, filepath.Join(c.dataDir, channelsrv.ModerationDB))
+		if errors.Is(err, sqlitedb.ErrNoDatabase) {
+			return nil, datadir.Missing(c.dataDir, channelsrv.ModerationDB)
 		}
-		s, err := modsqlite.Open(c.ctx, filepath.Join(c.dataDir, channelsrv.ModerationDB))
 		if err != nil {
 			return nil, err
 		}
@@ -170,12 +178,13 @@ func (c *cmd) modStore() (*modsqlite.Store, error) {
 	return c.mod, nil
 }
 
+// chanStore opens the server's channel database, never creating one.
 func (c *cmd) chanStore() (*chansqlite.Store, error) {
 	if c.ch == nil {
-		if err := os.MkdirAll(c.dataDir, 0o700); err != nil {
-			return nil, err
+		s, err := chansqlite.OpenExisting(c.ctx, filepath.Join(c.dataDir, channelsrv.ChannelsDB))
+		if errors.Is(err, sqlitedb.ErrNoDatabase) {
+			return nil, datadir.Missing(c.dataDir, channelsrv.ChannelsDB)
 		}
-		s, err := chansqlite.Open(c.ctx, filepath.Join(c.dataDir, channelsrv.ChannelsDB))
 		if err != nil {
 			return nil, err
 		}

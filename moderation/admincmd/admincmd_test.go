@@ -31,6 +31,25 @@ func run(t *testing.T, dir string, want int, args ...string) string {
 	return out.String() + errb.String()
 }
 
+// serverDir returns a data directory as "parleyd serve" leaves it, with
+// both databases the commands work on (they never create them).
+func serverDir(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	ctx := context.Background()
+	ms, err := modsqlite.Open(ctx, filepath.Join(dir, channelsrv.ModerationDB))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ms.Close()
+	cs, err := chansqlite.Open(ctx, filepath.Join(dir, channelsrv.ChannelsDB))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cs.Close()
+	return dir
+}
+
 func write(t *testing.T, dir, name, content string) string {
 	t.Helper()
 	p := filepath.Join(dir, name)
@@ -89,7 +108,7 @@ func matches(t *testing.T, dir string, hashes []string) []int {
 }
 
 func TestImportIdempotentAndWithdrawals(t *testing.T) {
-	dir := t.TempDir()
+	dir := serverDir(t)
 	list := write(t, dir, "gifct.txt", "# GIFCT sample\npdq "+pdqH(1)+"\npdq "+pdqH(2)+"\nvideo_md5 "+hexN(7, 32)+"\n")
 	out := run(t, dir, 0, "lists", "import", "--name", "gifct", "--tags", "tvec", list)
 	if !strings.Contains(out, "3 added") {
@@ -131,7 +150,7 @@ func TestImportIdempotentAndWithdrawals(t *testing.T) {
 }
 
 func TestCorruptImportChangesNothing(t *testing.T) {
-	dir := t.TempDir()
+	dir := serverDir(t)
 	good := write(t, dir, "list.csv", "signal_type,signal,tags\npdq,"+pdqH(1)+",ideology:x\npdq,"+pdqH(2)+",\n")
 	run(t, dir, 0, "lists", "import", "--name", "tat", good)
 	probe := []string{pdqH(1), pdqH(2), pdqH(3), pdqH(4)}
@@ -164,7 +183,7 @@ func TestCorruptImportChangesNothing(t *testing.T) {
 }
 
 func TestSyncCommand(t *testing.T) {
-	a, b := t.TempDir(), t.TempDir()
+	a, b := serverDir(t), serverDir(t)
 	run(t, a, 0, "lists", "confirm", "--bank", "confirmed", "--type", "md5", hexN(1, 32), hexN(2, 32))
 	out := run(t, a, 0, "lists", "publish", "confirmed")
 	tok := strings.TrimSpace(out[strings.Index(out, "token: ")+len("token: "):])
@@ -193,7 +212,7 @@ func TestSyncCommand(t *testing.T) {
 }
 
 func TestTakedownsCommands(t *testing.T) {
-	dir := t.TempDir()
+	dir := serverDir(t)
 	ctx := context.Background()
 	cs, err := chansqlite.Open(ctx, filepath.Join(dir, channelsrv.ChannelsDB))
 	if err != nil {
@@ -259,7 +278,7 @@ func TestUsage(t *testing.T) {
 }
 
 func TestCSVQualityColumn(t *testing.T) {
-	dir := t.TempDir()
+	dir := serverDir(t)
 	list := write(t, dir, "q.csv", "signal_type,signal,quality\npdq,"+pdqH(1)+",90\npdq,"+pdqH(2)+",30\nmd5,"+hexN(1, 32)+",\n")
 	run(t, dir, 0, "lists", "import", "--name", "q", list)
 	if got := matches(t, dir, []string{pdqH(1), pdqH(2)}); fmt.Sprint(got) != "[1 0]" {
@@ -271,5 +290,43 @@ func TestCSVQualityColumn(t *testing.T) {
 	bad := write(t, dir, "bad.csv", "signal_type,signal,quality\npdq,"+pdqH(3)+",high\n")
 	if out := run(t, dir, 1, "lists", "import", "--name", "q", bad); !strings.Contains(out, "line 2") {
 		t.Fatalf("bad quality: %s", out)
+	}
+}
+
+// The commands never create a database: pointed at a directory without
+// the server's databases they fail, say where they looked and how to point
+// at the right place, and leave the directory as it was.
+func TestNeverCreatesDatabases(t *testing.T) {
+	dir := t.TempDir()
+	list := write(t, t.TempDir(), "gifct.txt", "md5 "+hexN(1, 32)+"\n")
+	for _, args := range [][]string{
+		{"lists", "import", "--name", "gifct", list},
+		{"lists", "list"},
+		{"lists", "confirm", "--type", "md5", hexN(2, 32)},
+		{"takedowns"},
+		{"takedowns", "reject", "1"},
+	} {
+		out := run(t, dir, 1, args...)
+		for _, want := range []string{dir, "--data DIR", "PARLEY_DATA", "never create"} {
+			if !strings.Contains(out, want) {
+				t.Errorf("%v: error %q does not say %q", args, out, want)
+			}
+		}
+	}
+	if names, _ := os.ReadDir(dir); len(names) != 0 {
+		t.Fatalf("the commands created %v", names)
+	}
+	// With only the moderation database there, takedowns (which needs
+	// both) does not create channels.db either.
+	ms, err := modsqlite.Open(context.Background(), filepath.Join(dir, channelsrv.ModerationDB))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ms.Close()
+	if out := run(t, dir, 1, "takedowns"); !strings.Contains(out, channelsrv.ChannelsDB) {
+		t.Errorf("takedowns without channels.db: %q", out)
+	}
+	if _, err := os.Stat(filepath.Join(dir, channelsrv.ChannelsDB)); !os.IsNotExist(err) {
+		t.Fatalf("takedowns created %s: %v", channelsrv.ChannelsDB, err)
 	}
 }
