@@ -7,10 +7,13 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/parleychat/parley/wire"
 )
 
 // PathPrefix is where Handler serves the channel API.
@@ -23,7 +26,8 @@ const PrivacyHeader = "Parley-Channel-Privacy"
 type ErrorBody struct {
 	Error string `json:"error"`
 	// Code is a stable machine-readable reason: "unauthenticated",
-	// "forbidden", "not_found", "exists", "invalid", "too_large",
+	// "forbidden", "not_found", "unknown_user" (404: no such account),
+	// "exists", "invalid", "too_large",
 	// "media_refused" (422), "blocked" (451), "rate_limited" (429, with
 	// Retry-After).
 	Code string `json:"code"`
@@ -257,13 +261,44 @@ func (s *Service) ownChannel(w http.ResponseWriter, r *http.Request, user, may s
 	return c, true
 }
 
+// setAdmin adds or removes a channel admin; only the owner may. An admin
+// must be a valid username of an account that can sign in: names are
+// taken exactly as registration takes them (wire.CheckUsername: lower-case
+// ASCII, no folding), so "ALICE" is refused with a hint rather than
+// quietly stored as a name no one can ever sign in as.
 func (s *Service) setAdmin(on bool) authedHandler {
 	return func(w http.ResponseWriter, r *http.Request, user string) {
 		c, ok := s.ownChannel(w, r, user, "manages admins")
 		if !ok {
 			return
 		}
-		if err := s.store.SetAdmin(r.Context(), c.ID, r.PathValue("user"), on); err != nil {
+		name := r.PathValue("user")
+		// Removing a name that is an admin always works, so that names
+		// stored before they were checked can be cleaned up.
+		if on || !slices.Contains(c.Admins, name) {
+			if err := wire.CheckUsername(name); err != nil {
+				msg := fmt.Sprintf("%q is not a username: %v", name, err)
+				if lower := strings.ToLower(name); lower != name && wire.CheckUsername(lower) == nil {
+					msg += fmt.Sprintf("; usernames are lower case: did you mean %q?", lower)
+				}
+				writeError(w, http.StatusBadRequest, ErrorBody{Error: msg, Code: "invalid"})
+				return
+			}
+		}
+		if on {
+			exists, err := s.cfg.AccountExists(r.Context(), name)
+			if err != nil {
+				s.storeError(w, r, fmt.Errorf("channels: look up account %q: %w", name, err))
+				return
+			}
+			if !exists {
+				writeError(w, http.StatusNotFound, ErrorBody{
+					Error: fmt.Sprintf("there is no account %q on this server (or it was deleted): an admin must be a registered user; check the name with them", name),
+					Code:  "unknown_user"})
+				return
+			}
+		}
+		if err := s.store.SetAdmin(r.Context(), c.ID, name, on); err != nil {
 			s.storeError(w, r, err)
 			return
 		}

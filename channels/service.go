@@ -18,11 +18,17 @@ import (
 	"github.com/parleychat/parley/moderation"
 )
 
-// Config configures a Service. Store, Moderation and Auth are required.
+// Config configures a Service. Store, Moderation, Auth and AccountExists
+// are required.
 type Config struct {
 	Store      Store
 	Moderation *moderation.Service
 	Auth       Authenticator
+	// AccountExists reports whether user is an account that can sign in
+	// (registered and not deleted). A channel owner can only make such an
+	// account an admin. parleyd answers it from the delivery store, which
+	// channels does not know.
+	AccountExists func(ctx context.Context, user string) (bool, error)
 	// MaxMediaBytes bounds one media file (default 16 MiB).
 	MaxMediaBytes int64
 	// MaxMediaFiles bounds the files of one post (default 4).
@@ -70,8 +76,8 @@ type Service struct {
 // published posts are checked again (and taken down) when banks gain
 // hashes.
 func New(cfg Config) (*Service, error) {
-	if cfg.Store == nil || cfg.Moderation == nil || cfg.Auth == nil {
-		return nil, errors.New("channels: Config.Store, Moderation and Auth are required")
+	if cfg.Store == nil || cfg.Moderation == nil || cfg.Auth == nil || cfg.AccountExists == nil {
+		return nil, errors.New("channels: Config.Store, Moderation, Auth and AccountExists are required")
 	}
 	if cfg.MaxMediaBytes <= 0 {
 		cfg.MaxMediaBytes = 16 << 20

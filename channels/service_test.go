@@ -17,6 +17,7 @@ import (
 	"net/textproto"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -53,6 +54,15 @@ var fakeAuth = channels.AuthenticatorFunc(func(r *http.Request) (string, error) 
 	return "", channels.ErrUnauthorized
 })
 
+// accountExists stands for the delivery store: these accounts exist.
+func accountExists(_ context.Context, user string) (bool, error) {
+	switch user {
+	case "alice", "bob", "carol", "dave":
+		return true, nil
+	}
+	return false, nil
+}
+
 func newEnv(t *testing.T) *env { return newEnvTB(t) }
 
 func newEnvTB(t testing.TB) *env { return newEnvWith(t, nil) }
@@ -77,7 +87,7 @@ func newEnvWith(t testing.TB, tune func(*channels.Config)) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := channels.Config{Store: cs, Moderation: mod, Auth: fakeAuth, MaxMediaBytes: 4 << 20, MaxWait: 5 * time.Second}
+	cfg := channels.Config{Store: cs, Moderation: mod, Auth: fakeAuth, AccountExists: accountExists, MaxMediaBytes: 4 << 20, MaxWait: 5 * time.Second}
 	if tune != nil {
 		tune(&cfg)
 	}
@@ -673,7 +683,7 @@ func FuzzAnalyse(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
-	svc, err := channels.New(channels.Config{Store: cs, Moderation: mod, Auth: fakeAuth, MaxMediaBytes: 1 << 20, MaxPixels: 4 << 20})
+	svc, err := channels.New(channels.Config{Store: cs, Moderation: mod, Auth: fakeAuth, AccountExists: accountExists, MaxMediaBytes: 1 << 20, MaxPixels: 4 << 20})
 	if err != nil {
 		f.Fatal(err)
 	}
@@ -866,5 +876,54 @@ func TestFeedRightAfterImportElsewhere(t *testing.T) {
 		if ev.Post != nil {
 			t.Fatalf("the feed carries the listed post: %+v", ev)
 		}
+	}
+}
+
+// Channel admins are usernames of existing accounts, taken exactly as
+// registration takes them: the owner gets 400 for a name that is not a
+// username (with a hint for upper case) and 404 for an account that does
+// not exist, and nothing is stored; names stored before these checks can
+// still be removed.
+func TestChannelAdminsMustBeExistingUsers(t *testing.T) {
+	e := newEnv(t)
+	admins := func() []string {
+		t.Helper()
+		var cr channels.ChannelResponse
+		e.do("alice", "GET", "/v1/channels/news", "", http.StatusOK, &cr)
+		return cr.Channel.Admins
+	}
+	var eb channels.ErrorBody
+	json.Unmarshal(e.do("alice", "PUT", "/v1/channels/news/admins/BOB", "", http.StatusBadRequest, nil), &eb)
+	if eb.Code != "invalid" || !strings.Contains(eb.Error, `did you mean "bob"`) {
+		t.Fatalf("upper-case name: %+v", eb)
+	}
+	for _, name := range []string{"..%2F..%2Fadmin", "%2E%2E", "b", "bob%20", "b%C3%B6b", "-bob"} {
+		json.Unmarshal(e.do("alice", "PUT", "/v1/channels/news/admins/"+name, "", http.StatusBadRequest, nil), &eb)
+		if eb.Code != "invalid" || !strings.Contains(eb.Error, "username must be") {
+			t.Fatalf("name %s: %+v", name, eb)
+		}
+	}
+	json.Unmarshal(e.do("alice", "PUT", "/v1/channels/news/admins/zed", "", http.StatusNotFound, nil), &eb)
+	if eb.Code != "unknown_user" || !strings.Contains(eb.Error, `no account "zed"`) {
+		t.Fatalf("unknown account: %+v", eb)
+	}
+	if a := admins(); len(a) != 0 {
+		t.Fatalf("refused names were stored: %q", a)
+	}
+	e.do("alice", "PUT", "/v1/channels/news/admins/bob", "", http.StatusNoContent, nil)
+	if a := admins(); !slices.Equal(a, []string{"bob"}) {
+		t.Fatalf("admins %q, want [bob]", a)
+	}
+
+	// A name stored before the checks existed can be removed; a bad name
+	// that is not an admin is still refused.
+	if err := e.cstore.SetAdmin(e.ctx, "news", "../../admin", true); err != nil {
+		t.Fatal(err)
+	}
+	e.do("alice", "DELETE", "/v1/channels/news/admins/..%2F..%2Fadmin", "", http.StatusNoContent, nil)
+	e.do("alice", "DELETE", "/v1/channels/news/admins/ALICE", "", http.StatusBadRequest, nil)
+	e.do("alice", "DELETE", "/v1/channels/news/admins/zed", "", http.StatusNoContent, nil)
+	if a := admins(); !slices.Equal(a, []string{"bob"}) {
+		t.Fatalf("admins %q, want [bob]", a)
 	}
 }

@@ -334,3 +334,17 @@ var ErrUnavailable = errors.New("store: storage unavailable")
 type AppendStarter interface {
 	StartAppend(ctx context.Context, a Append) (wait func() (AppendResult, error), err error)
 }
+
+// HasAccount reports whether username is an account that can sign in: it
+// was registered and still has a device. A deleted account keeps its name,
+// so that no one can take it, but has no devices.
+func HasAccount(ctx context.Context, s Store, username string) (bool, error) {
+	devs, err := s.Devices(ctx, username)
+	if errors.Is(err, ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("look up account %q: %w", username, err)
+	}
+	return len(devs) > 0, nil
+}

@@ -54,7 +54,8 @@ func newServer(t *testing.T) *server {
 		}
 		return "", channels.ErrUnauthorized
 	})
-	svc, err := channels.New(channels.Config{Store: cs, Moderation: mod, Auth: auth})
+	exists := func(_ context.Context, user string) (bool, error) { return user == "alice" || user == "bob", nil }
+	svc, err := channels.New(channels.Config{Store: cs, Moderation: mod, Auth: auth, AccountExists: exists})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -5,7 +5,7 @@
 //
 // Wiring in parleyd (one call each):
 //
-//	cs, err := channelsrv.Open(ctx, dataDir, channelsrv.Config{Auth: auth, Registerer: reg, Logger: log})
+//	cs, err := channelsrv.Open(ctx, dataDir, channelsrv.Config{Auth: auth, AccountExists: exists, Registerer: reg, Logger: log})
 //	mux.Handle(channelsrv.Pattern, cs.Handler())        // /v1/channels...
 //	mux.Handle(channelsrv.ExchangePattern, cs.Handler()) // /v1/exchange/...
 //	server.Config.ForgetAccount = cs.Channels.ForgetUser // account deletion
@@ -43,11 +43,14 @@ const (
 	ExchangePattern = moderation.PathExchange
 )
 
-// Config configures Open. Auth is required.
+// Config configures Open. Auth and AccountExists are required.
 type Config struct {
-	Auth       channels.Authenticator
-	Registerer prometheus.Registerer // nil: a private registry
-	Logger     *slog.Logger
+	Auth channels.Authenticator
+	// AccountExists reports whether a user can sign in; only such a user
+	// can be made a channel admin (channels.Config.AccountExists).
+	AccountExists func(ctx context.Context, user string) (bool, error)
+	Registerer    prometheus.Registerer // nil: a private registry
+	Logger        *slog.Logger
 	// Threshold is the PDQ match distance (default 31).
 	Threshold int
 	// MaxMediaBytes bounds one channel media file (default 16 MiB).
@@ -68,8 +71,8 @@ type Server struct {
 
 // Open opens (creating) both databases in dataDir and loads the banks.
 func Open(ctx context.Context, dataDir string, cfg Config) (*Server, error) {
-	if cfg.Auth == nil {
-		return nil, errors.New("channelsrv: Config.Auth is required")
+	if cfg.Auth == nil || cfg.AccountExists == nil {
+		return nil, errors.New("channelsrv: Config.Auth and AccountExists are required")
 	}
 	ms, err := modsqlite.Open(ctx, filepath.Join(dataDir, ModerationDB))
 	if err != nil {
@@ -87,7 +90,7 @@ func Open(ctx context.Context, dataDir string, cfg Config) (*Server, error) {
 		cs.Close()
 		return nil, fmt.Errorf("channelsrv: %w", err)
 	}
-	svc, err := channels.New(channels.Config{Store: cs, Moderation: mod, Auth: cfg.Auth, MaxMediaBytes: cfg.MaxMediaBytes, Logger: cfg.Logger})
+	svc, err := channels.New(channels.Config{Store: cs, Moderation: mod, Auth: cfg.Auth, AccountExists: cfg.AccountExists, MaxMediaBytes: cfg.MaxMediaBytes, Logger: cfg.Logger})
 	if err != nil {
 		ms.Close()
 		cs.Close()

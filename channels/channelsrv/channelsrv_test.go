@@ -19,6 +19,8 @@ import (
 	"github.com/parleychat/parley/moderation/modsqlite"
 )
 
+func anyAccount(context.Context, string) (bool, error) { return true, nil }
+
 func TestOpenServesChannelsAndExchange(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -30,7 +32,7 @@ func TestOpenServesChannelsAndExchange(t *testing.T) {
 		return "", channels.ErrUnauthorized
 	})
 	reg := prometheus.NewRegistry()
-	s, err := Open(ctx, dir, Config{Auth: auth, Registerer: reg})
+	s, err := Open(ctx, dir, Config{Auth: auth, AccountExists: anyAccount, Registerer: reg})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -77,8 +79,11 @@ func TestOpenServesChannelsAndExchange(t *testing.T) {
 			t.Errorf("exchange with token %q: HTTP %d, want %d", tc.token, resp.StatusCode, tc.want)
 		}
 	}
-	if _, err := Open(ctx, dir, Config{}); err == nil {
+	if _, err := Open(ctx, dir, Config{AccountExists: anyAccount}); err == nil {
 		t.Fatal("Open without Auth succeeded")
+	}
+	if _, err := Open(ctx, dir, Config{Auth: auth}); err == nil {
+		t.Fatal("Open without AccountExists succeeded")
 	}
 }
 
@@ -88,7 +93,7 @@ func TestCatchUpAfterRestart(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
 	auth := channels.AuthenticatorFunc(func(*http.Request) (string, error) { return "alice", nil })
-	s, err := Open(ctx, dir, Config{Auth: auth, Registerer: prometheus.NewRegistry()})
+	s, err := Open(ctx, dir, Config{Auth: auth, AccountExists: anyAccount, Registerer: prometheus.NewRegistry()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -120,7 +125,7 @@ func TestCatchUpAfterRestart(t *testing.T) {
 	}
 	ms.Close()
 
-	s, err = Open(ctx, dir, Config{Auth: auth, Registerer: prometheus.NewRegistry()})
+	s, err = Open(ctx, dir, Config{Auth: auth, AccountExists: anyAccount, Registerer: prometheus.NewRegistry()})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -26,6 +26,7 @@ import (
 	"github.com/rogpeppe/go-internal/testscript"
 
 	"github.com/parleychat/parley/server"
+	"github.com/parleychat/parley/store"
 	"github.com/parleychat/parley/store/blobstore"
 	"github.com/parleychat/parley/store/sqlitestore"
 )
@@ -84,6 +85,9 @@ func setupServer(e *testscript.Env) error {
 			user, _, err := srv.AuthenticateHTTP(r)
 			return user, err
 		}),
+		AccountExists: func(ctx context.Context, user string) (bool, error) {
+			return store.HasAccount(ctx, st, user)
+		},
 		Logger: logger,
 	})
 	if err != nil {

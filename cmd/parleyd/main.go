@@ -312,6 +312,10 @@ func serveWith(ctx context.Context, f serveFlags, log *slog.Logger, ready chan<-
 			user, _, err := srv.AuthenticateHTTP(r)
 			return user, err
 		}),
+		// Only a user who can sign in can be made a channel admin.
+		AccountExists: func(ctx context.Context, user string) (bool, error) {
+			return store.HasAccount(ctx, st, user)
+		},
 		Registerer: reg, Logger: log, PollInterval: f.listPoll,
 	})
 	if err != nil {

@@ -140,6 +140,17 @@ func TestServeAndInvite(t *testing.T) {
 			t.Errorf("GET /v1/channels with token %t: %d, want %d", tc.token != "", resp.StatusCode, tc.want)
 		}
 	}
+	// Channel admins are looked up in the delivery store: a registered
+	// account can be named, one that does not exist cannot.
+	api := channelClient{t: t, url: "http://" + addr, token: sess.BlobToken}
+	if code, b := api.do("POST", "/v1/channels", "application/json", strings.NewReader(`{"id":"news"}`)); code != http.StatusCreated {
+		t.Fatalf("create channel: HTTP %d: %s", code, b)
+	}
+	for user, want := range map[string]int{"alice": http.StatusNoContent, "ghost": http.StatusNotFound, "Alice": http.StatusBadRequest} {
+		if code, b := api.do("PUT", "/v1/channels/news/admins/"+user, "", nil); code != want {
+			t.Errorf("PUT admins/%s: HTTP %d, want %d: %s", user, code, want, b)
+		}
+	}
 	cancel()
 	select {
 	case err := <-done:

@@ -131,3 +131,26 @@ func TestNoCreate(t *testing.T) {
 	}
 	s.Close()
 }
+
+func TestHasAccount(t *testing.T) {
+	ctx := context.Background()
+	s, err := Open(ctx, filepath.Join(t.TempDir(), "parley.db"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if err := s.CreateAccount(ctx, store.Device{ID: "d1", Username: "alice", PublicKey: []byte("k1")}, ""); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.CreateAccount(ctx, store.Device{ID: "d2", Username: "bob", PublicKey: []byte("k2")}, ""); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.DeleteAccount(ctx, "bob"); err != nil {
+		t.Fatal(err)
+	}
+	for name, want := range map[string]bool{"alice": true, "bob": false, "carol": false} {
+		if got, err := store.HasAccount(ctx, s, name); err != nil || got != want {
+			t.Errorf("HasAccount(%q) = %v, %v; want %v", name, got, err, want)
+		}
+	}
+}
