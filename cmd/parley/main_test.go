@@ -146,7 +146,8 @@ func cmdAdmin(ts *testscript.TestScript, neg bool, args []string) {
 
 // adminwait PATTERN ARGS... runs "parleyd admin ARGS..." every 100ms, for
 // up to 20s, until its output matches PATTERN: the running server applies
-// list changes made by the admin command a moment later.
+// a list change at its next upload check or read, or at its poll, so its
+// decisions show up a moment after the admin command returns.
 func cmdAdminWait(ts *testscript.TestScript, neg bool, args []string) {
 	if neg || len(args) < 2 {
 		ts.Fatalf("usage: adminwait PATTERN ARGS...")
