@@ -15,6 +15,7 @@ import (
 
 	"github.com/parleychat/parley/client/filecrypt"
 	"github.com/parleychat/parley/server"
+	"github.com/parleychat/parley/store/blobstore"
 )
 
 func TestFollowDeliversPushedMessages(t *testing.T) {
@@ -256,7 +257,7 @@ func TestTamperedFileRejected(t *testing.T) {
 	// Flip one byte of the stored ciphertext on the server.
 	var blobPath string
 	filepath.WalkDir(filepath.Join(srv.dataDir, "blobs"), func(p string, d os.DirEntry, err error) error {
-		if err == nil && d.Type().IsRegular() {
+		if err == nil && d.Type().IsRegular() && blobstore.ValidID(d.Name()) {
 			blobPath = p
 		}
 		return nil

@@ -58,7 +58,10 @@ type BlobUploadResponse struct {
 }
 
 func (s *Server) uploadBlob(w http.ResponseWriter, r *http.Request) {
-	if _, ok := s.blobAuth(w, r); !ok {
+	user, _, err := s.AuthenticateHTTP(r)
+	if err != nil {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="parley"`)
+		http.Error(w, "missing or invalid bearer token", http.StatusUnauthorized)
 		return
 	}
 	max := s.cfg.MaxAttachment
@@ -66,7 +69,7 @@ func (s *Server) uploadBlob(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "attachment too large", http.StatusRequestEntityTooLarge)
 		return
 	}
-	id, n, err := s.cfg.Blobs.Put(r.Context(), r.Body, max)
+	id, n, err := s.cfg.Blobs.Put(r.Context(), user, r.Body, store.PutLimits{Max: max})
 	switch {
 	case errors.Is(err, store.ErrTooLarge):
 		http.Error(w, "attachment too large", http.StatusRequestEntityTooLarge)

@@ -54,6 +54,7 @@ func startServerOn(t testing.TB, dir string, mod func(*server.Config), ln net.Li
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { blobs.Close() })
 	cfg := server.Config{
 		Store:  st,
 		Blobs:  blobs,

@@ -358,12 +358,12 @@ type faultBlobs struct {
 	failing *atomic.Bool
 }
 
-func (f faultBlobs) Put(ctx context.Context, r io.Reader, max int64) (string, int64, error) {
+func (f faultBlobs) Put(ctx context.Context, owner string, r io.Reader, lim store.PutLimits) (string, int64, error) {
 	if f.failing.Load() {
 		io.Copy(io.Discard, io.LimitReader(r, 4096))
 		return "", 0, fmt.Errorf("blobstore: write: %w", syscall.ENOSPC)
 	}
-	return f.Blobs.Put(ctx, r, max)
+	return f.Blobs.Put(ctx, owner, r, lim)
 }
 
 // With the disk full (simulated by a store wrapper: root ignores

@@ -307,19 +307,53 @@ type Store interface {
 	Close() error
 }
 
-// Blobs stores attachment ciphertext.
+// Blobs stores attachment ciphertext, and for each blob the account that
+// uploaded it and its size, so that the server can enforce per-account
+// quotas and let an account delete its own blobs. It is a seam like Store:
+// store/blobstore keeps blobs in a directory; an object store (S3) with a
+// PostgreSQL index would implement the same methods and pass the contract
+// suite in store/blobtest. All methods are safe for concurrent use.
 type Blobs interface {
-	// Put streams r into a new blob, failing if it is longer than max
-	// bytes. The blob is durable when Put returns.
-	Put(ctx context.Context, r io.Reader, max int64) (id string, size int64, err error)
+	// Put streams r into a new blob owned by account owner (not empty:
+	// ErrBadRequest). It fails with ErrTooLarge if r is longer than
+	// lim.Max bytes, and with ErrQuotaExceeded if owner would then hold
+	// more than lim.Quota bytes (quota checked atomically with storing,
+	// so concurrent Puts cannot overshoot it together). A failed Put
+	// stores nothing. The blob is durable when Put returns.
+	Put(ctx context.Context, owner string, r io.Reader, lim PutLimits) (id string, size int64, err error)
 	// Open returns the blob's contents and size; ErrNotFound if absent.
 	Open(ctx context.Context, id string) (io.ReadCloser, int64, error)
+	// Delete removes blob id if owner uploaded it. ErrNotFound if there
+	// is no such blob or another account owns it: the caller cannot tell
+	// the two apart, so blob ids cannot be probed.
+	Delete(ctx context.Context, owner, id string) error
+	// DeleteOwner removes every blob of owner (account deletion) and
+	// returns how many.
+	DeleteOwner(ctx context.Context, owner string) (int, error)
+	// Usage returns what owner holds now.
+	Usage(ctx context.Context, owner string) (BlobUsage, error)
 	// DeleteExpired removes blobs stored before the given time.
 	DeleteExpired(ctx context.Context, before time.Time) (int, error)
 }
 
+// PutLimits bound one Blobs.Put.
+type PutLimits struct {
+	Max   int64 // the largest blob, in bytes
+	Quota int64 // the most bytes the owner may hold, this blob included; 0: no quota
+}
+
+// BlobUsage is what one account holds in blobs.
+type BlobUsage struct {
+	Bytes int64
+	Blobs int
+}
+
 // ErrTooLarge is returned by Blobs.Put when the content exceeds max.
 var ErrTooLarge = errors.New("store: blob too large")
+
+// ErrQuotaExceeded is returned by Blobs.Put when the owner would hold more
+// than its quota.
+var ErrQuotaExceeded = errors.New("store: blob quota exceeded")
 
 // ErrUnavailable means the backend cannot write right now (disk full,
 // read-only file system, I/O error). Nothing was changed; reads may still

@@ -1,11 +1,15 @@
 // Package blobstore implements store.Blobs on a directory: each blob is a
 // file named by a random id, written to a temporary file, fsynced and
-// renamed into place so a blob is either complete or absent.
+// renamed into place so a blob is either complete or absent. Who uploaded
+// each blob, its size and when are kept in a small SQLite index
+// (DIR/index/blobs.db), which also keeps each account's total, so quotas
+// are checked in one indexed read and expiry does not scan the directory.
 package blobstore
 
 import (
 	"context"
 	"crypto/rand"
+	"database/sql"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -13,24 +17,63 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"strings"
+	"syscall"
 	"time"
 
+	"modernc.org/sqlite"
+
+	"github.com/parleychat/parley/internal/sqlitedb"
 	"github.com/parleychat/parley/store"
 )
 
 // Dir stores blobs under a directory.
 type Dir struct {
 	dir string
+	db  *sql.DB
 }
 
 var _ store.Blobs = (*Dir)(nil)
 
+// IndexDir is the subdirectory of the blob directory holding the index.
+const IndexDir = "index"
+
+var migrations = []string{
+	// owner is the uploading account's username, or '' for blobs stored
+	// before owners were recorded (nobody can delete those; they expire).
+	// usage is kept by the triggers, so it is always the sum of blobs.
+	`CREATE TABLE blobs (
+		id      TEXT PRIMARY KEY,
+		owner   TEXT NOT NULL,
+		size    INTEGER NOT NULL,
+		created INTEGER NOT NULL -- unix seconds
+	) WITHOUT ROWID;
+	CREATE INDEX blobs_owner ON blobs(owner);
+	CREATE INDEX blobs_created ON blobs(created);
+	CREATE TABLE usage (
+		owner TEXT PRIMARY KEY,
+		bytes INTEGER NOT NULL,
+		blobs INTEGER NOT NULL
+	) WITHOUT ROWID;
+	CREATE TRIGGER blobs_insert AFTER INSERT ON blobs BEGIN
+		INSERT INTO usage (owner, bytes, blobs) VALUES (NEW.owner, NEW.size, 1)
+		ON CONFLICT (owner) DO UPDATE SET bytes = bytes + NEW.size, blobs = blobs + 1;
+	END;
+	CREATE TRIGGER blobs_delete AFTER DELETE ON blobs BEGIN
+		UPDATE usage SET bytes = bytes - OLD.size, blobs = blobs - 1 WHERE owner = OLD.owner;
+		DELETE FROM usage WHERE owner = OLD.owner AND blobs <= 0;
+	END;
+	CREATE TABLE state (name TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;`,
+}
+
 // Open uses dir (created with mode 0700 if missing) for blobs. Leftover
-// temporary files from an interrupted upload are removed.
+// temporary files from an interrupted upload are removed. Blob files that
+// an earlier version stored without an index are indexed once, owned by
+// nobody, with their file time as upload time.
 func Open(dir string) (*Dir, error) {
-	if err := os.MkdirAll(filepath.Join(dir, "tmp"), 0o700); err != nil {
-		return nil, fmt.Errorf("blobstore: %w", err)
+	for _, sub := range []string{"tmp", IndexDir} {
+		if err := os.MkdirAll(filepath.Join(dir, sub), 0o700); err != nil {
+			return nil, fmt.Errorf("blobstore: %w", err)
+		}
 	}
 	if err := os.Chmod(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("blobstore: %w", err)
@@ -39,7 +82,57 @@ func Open(dir string) (*Dir, error) {
 	for _, e := range tmps {
 		os.Remove(filepath.Join(dir, "tmp", e.Name()))
 	}
-	return &Dir{dir: dir}, nil
+	ctx := context.Background()
+	db, err := sqlitedb.Open(ctx, filepath.Join(dir, IndexDir, "blobs.db"), sqlitedb.Options{Migrations: migrations})
+	if err != nil {
+		return nil, fmt.Errorf("blobstore: index: %w", err)
+	}
+	d := &Dir{dir: dir, db: db}
+	if err := d.importFiles(ctx); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return d, nil
+}
+
+// Close closes the index.
+func (d *Dir) Close() error { return d.db.Close() }
+
+// importFiles indexes blob files stored before the index existed, once.
+func (d *Dir) importFiles(ctx context.Context) error {
+	var done int
+	err := d.db.QueryRowContext(ctx, `SELECT value FROM state WHERE name = 'files_imported'`).Scan(&done)
+	if err == nil {
+		return nil
+	}
+	if !errors.Is(err, sql.ErrNoRows) {
+		return fmt.Errorf("blobstore: index: %w", err)
+	}
+	entries, err := os.ReadDir(d.dir)
+	if err != nil {
+		return fmt.Errorf("blobstore: %w", err)
+	}
+	err = sqlitedb.WithTx(ctx, d.db, func(tx *sql.Tx) error {
+		for _, e := range entries {
+			if e.IsDir() || !ValidID(e.Name()) {
+				continue
+			}
+			fi, err := e.Info()
+			if err != nil {
+				continue // removed meanwhile
+			}
+			if _, err := tx.ExecContext(ctx, `INSERT OR IGNORE INTO blobs (id, owner, size, created) VALUES (?, '', ?, ?)`,
+				e.Name(), fi.Size(), fi.ModTime().Unix()); err != nil {
+				return err
+			}
+		}
+		_, err := tx.ExecContext(ctx, `INSERT INTO state (name, value) VALUES ('files_imported', 1)`)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("blobstore: index existing blobs: %w", unavailable(err))
+	}
+	return nil
 }
 
 // ValidID reports whether id has the form of a blob id (32 hex digits), so
@@ -56,7 +149,10 @@ func ValidID(id string) bool {
 	return true
 }
 
-func (d *Dir) Put(ctx context.Context, r io.Reader, max int64) (string, int64, error) {
+func (d *Dir) Put(ctx context.Context, owner string, r io.Reader, lim store.PutLimits) (string, int64, error) {
+	if owner == "" {
+		return "", 0, fmt.Errorf("blobstore: a blob needs an owner: %w", store.ErrBadRequest)
+	}
 	var raw [16]byte
 	rand.Read(raw[:])
 	id := hex.EncodeToString(raw[:])
@@ -70,12 +166,25 @@ func (d *Dir) Put(ctx context.Context, r io.Reader, max int64) (string, int64, e
 		os.Remove(tmp)
 		return "", 0, err
 	}
+	max := lim.Max
+	if lim.Quota > 0 {
+		// Stop reading as soon as the quota is certainly exceeded, rather
+		// than at the end of a large body. The check below is the exact
+		// one; this is an early way out.
+		u, err := d.Usage(ctx, owner)
+		if err != nil {
+			return fail(err)
+		}
+		if left := lim.Quota - u.Bytes; left < max {
+			max = left
+		}
+	}
 	n, err := io.Copy(f, io.LimitReader(ctxReader{ctx, r}, max+1))
 	if err != nil {
 		return fail(fmt.Errorf("blobstore: write: %w", err))
 	}
-	if n > max {
-		return fail(fmt.Errorf("blobstore: more than %d bytes: %w", max, store.ErrTooLarge))
+	if n > lim.Max {
+		return fail(fmt.Errorf("blobstore: more than %d bytes: %w", lim.Max, store.ErrTooLarge))
 	}
 	if err := f.Sync(); err != nil {
 		return fail(fmt.Errorf("blobstore: sync: %w", err))
@@ -84,8 +193,33 @@ func (d *Dir) Put(ctx context.Context, r io.Reader, max int64) (string, int64, e
 		os.Remove(tmp)
 		return "", 0, fmt.Errorf("blobstore: %w", err)
 	}
+	// The row is committed before the file is renamed into place: a crash
+	// in between leaves a row without a file (a 404, counted until it
+	// expires), never a file no index entry will ever expire.
+	err = sqlitedb.WithTx(ctx, d.db, func(tx *sql.Tx) error {
+		if lim.Quota > 0 {
+			var used int64
+			err := tx.QueryRowContext(ctx, `SELECT bytes FROM usage WHERE owner = ?`, owner).Scan(&used)
+			if err != nil && !errors.Is(err, sql.ErrNoRows) {
+				return err
+			}
+			if used+n > lim.Quota {
+				return fmt.Errorf("blobstore: %s holds %d bytes, %d more is over the quota of %d: %w", owner, used, n, lim.Quota, store.ErrQuotaExceeded)
+			}
+		}
+		_, err := tx.ExecContext(ctx, `INSERT INTO blobs (id, owner, size, created) VALUES (?, ?, ?, ?)`, id, owner, n, time.Now().Unix())
+		return err
+	})
+	if err != nil {
+		os.Remove(tmp)
+		if errors.Is(err, store.ErrQuotaExceeded) {
+			return "", 0, err
+		}
+		return "", 0, fmt.Errorf("blobstore: index: %w", unavailable(err))
+	}
 	if err := os.Rename(tmp, filepath.Join(d.dir, id)); err != nil {
 		os.Remove(tmp)
+		d.db.ExecContext(context.WithoutCancel(ctx), `DELETE FROM blobs WHERE id = ?`, id)
 		return "", 0, fmt.Errorf("blobstore: %w", err)
 	}
 	if err := syncDir(d.dir); err != nil {
@@ -137,23 +271,130 @@ func (d *Dir) Open(ctx context.Context, id string) (io.ReadCloser, int64, error)
 	return f, fi.Size(), nil
 }
 
-func (d *Dir) DeleteExpired(ctx context.Context, before time.Time) (int, error) {
-	entries, err := os.ReadDir(d.dir)
+func (d *Dir) Delete(ctx context.Context, owner, id string) error {
+	if owner == "" || !ValidID(id) {
+		return fmt.Errorf("blobstore: %w", store.ErrNotFound)
+	}
+	var n int
+	err := d.db.QueryRowContext(ctx, `SELECT count(*) FROM blobs WHERE id = ? AND owner = ?`, id, owner).Scan(&n)
 	if err != nil {
-		return 0, fmt.Errorf("blobstore: %w", err)
+		return fmt.Errorf("blobstore: index: %w", unavailable(err))
 	}
-	n := 0
-	for _, e := range entries {
-		if e.IsDir() || !ValidID(e.Name()) || strings.HasPrefix(e.Name(), ".") {
+	if n == 0 {
+		return fmt.Errorf("blobstore: %w", store.ErrNotFound)
+	}
+	return d.remove(ctx, []string{id})
+}
+
+// remove deletes blob files, then their rows. The file goes first: a crash
+// in between leaves a row without a file (harmless, and swept when it
+// expires) rather than a file that nothing indexes.
+func (d *Dir) remove(ctx context.Context, ids []string) error {
+	gone := ids[:0:0]
+	var errs []error
+	for _, id := range ids {
+		err := os.Remove(filepath.Join(d.dir, id))
+		if err != nil && !errors.Is(err, fs.ErrNotExist) {
+			errs = append(errs, fmt.Errorf("blobstore: %w", err))
 			continue
 		}
-		fi, err := e.Info()
-		if err != nil || !fi.ModTime().Before(before) {
-			continue
-		}
-		if err := os.Remove(filepath.Join(d.dir, e.Name())); err == nil {
-			n++
-		}
+		gone = append(gone, id)
 	}
-	return n, nil
+	err := sqlitedb.WithTx(ctx, d.db, func(tx *sql.Tx) error {
+		for _, id := range gone {
+			if _, err := tx.ExecContext(ctx, `DELETE FROM blobs WHERE id = ?`, id); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		errs = append(errs, fmt.Errorf("blobstore: index: %w", unavailable(err)))
+	}
+	return errors.Join(errs...)
+}
+
+func (d *Dir) DeleteOwner(ctx context.Context, owner string) (int, error) {
+	if owner == "" {
+		return 0, nil
+	}
+	return d.removeWhere(ctx, `SELECT id FROM blobs WHERE owner = ? LIMIT 1000`, owner)
+}
+
+func (d *Dir) DeleteExpired(ctx context.Context, before time.Time) (int, error) {
+	return d.removeWhere(ctx, `SELECT id FROM blobs WHERE created < ? LIMIT 1000`, before.Unix())
+}
+
+// removeWhere removes, in batches, the blobs whose ids query selects.
+func (d *Dir) removeWhere(ctx context.Context, query string, arg any) (int, error) {
+	total := 0
+	for {
+		ids, err := d.ids(ctx, query, arg)
+		if err != nil || len(ids) == 0 {
+			return total, err
+		}
+		if err := d.remove(ctx, ids); err != nil {
+			return total, err
+		}
+		total += len(ids)
+	}
+}
+
+func (d *Dir) ids(ctx context.Context, query string, arg any) ([]string, error) {
+	rows, err := d.db.QueryContext(ctx, query, arg)
+	if err != nil {
+		return nil, fmt.Errorf("blobstore: index: %w", unavailable(err))
+	}
+	defer rows.Close()
+	var ids []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, fmt.Errorf("blobstore: index: %w", err)
+		}
+		ids = append(ids, id)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("blobstore: index: %w", unavailable(err))
+	}
+	return ids, nil
+}
+
+func (d *Dir) Usage(ctx context.Context, owner string) (store.BlobUsage, error) {
+	var u store.BlobUsage
+	err := d.db.QueryRowContext(ctx, `SELECT bytes, blobs FROM usage WHERE owner = ?`, owner).Scan(&u.Bytes, &u.Blobs)
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return u, fmt.Errorf("blobstore: usage: %w", unavailable(err))
+	}
+	return u, nil
+}
+
+// unavailable marks errors of a full, read-only or failing disk with
+// store.ErrUnavailable, so that the server answers 507 with a retry-after
+// rather than 500. SQLite reports them as its own codes, whose messages
+// name the condition; the syscall errors cover the file writes.
+func unavailable(err error) error {
+	if err == nil || errors.Is(err, store.ErrUnavailable) {
+		return err
+	}
+	if errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EROFS) || errors.Is(err, syscall.EIO) ||
+		errors.Is(err, syscall.EDQUOT) || errors.Is(err, syscall.EFBIG) || sqliteStorageError(err) {
+		return fmt.Errorf("%w: %w", store.ErrUnavailable, err)
+	}
+	return err
+}
+
+// sqliteStorageError reports whether err is one of SQLite's primary result
+// codes for a failing disk (https://sqlite.org/rescode.html): READONLY,
+// IOERR, FULL, CANTOPEN.
+func sqliteStorageError(err error) bool {
+	var se *sqlite.Error
+	if !errors.As(err, &se) {
+		return false
+	}
+	switch se.Code() & 0xff {
+	case 8, 10, 13, 14:
+		return true
+	}
+	return false
 }
