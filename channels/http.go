@@ -378,6 +378,16 @@ func (s *Service) createPost(w http.ResponseWriter, r *http.Request, user string
 		writeError(w, http.StatusForbidden, ErrorBody{Error: "only the channel's owner and admins can post", Code: "forbidden"})
 		return
 	}
+	// One user may not hold more than a few of the upload slots below,
+	// or a slow uploader could keep everyone else from posting.
+	if !s.userUps.acquire(user, s.cfg.MaxUploadsPerUser) {
+		w.Header().Set("Retry-After", "1")
+		writeError(w, http.StatusTooManyRequests, ErrorBody{
+			Error: fmt.Sprintf("at most %d post uploads at once per account; wait for one to finish", s.cfg.MaxUploadsPerUser),
+			Code:  "rate_limited"})
+		return
+	}
+	defer s.userUps.release(user)
 	// Bound the memory held by uploads in flight.
 	select {
 	case s.uploads <- struct{}{}:

@@ -44,6 +44,10 @@ type Config struct {
 	// MaxUploads bounds how many post uploads are read into memory at
 	// once (default 8); more wait their turn.
 	MaxUploads int
+	// MaxUploadsPerUser bounds one user's post uploads in progress
+	// (default 2), so that one account cannot take every upload slot;
+	// more are answered 429 at once.
+	MaxUploadsPerUser int
 	// MaxWait bounds a long-poll on the event feed (default 30s).
 	MaxWait time.Duration
 	// Per-user rate limits, counted in memory; a request over one is
@@ -70,6 +74,7 @@ type Service struct {
 	pool    sync.Pool     // *pdq.Hasher
 	notify  notifier
 	limits  *ratelimit.Limiter
+	userUps userUploads // each user's share of uploads
 }
 
 // New returns a Service and subscribes it to bank changes, so that
@@ -97,6 +102,9 @@ func New(cfg Config) (*Service, error) {
 	if cfg.MaxUploads <= 0 {
 		cfg.MaxUploads = 8
 	}
+	if cfg.MaxUploadsPerUser <= 0 {
+		cfg.MaxUploadsPerUser = 2
+	}
 	if cfg.MaxWait <= 0 {
 		cfg.MaxWait = 30 * time.Second
 	}
@@ -121,10 +129,36 @@ func New(cfg Config) (*Service, error) {
 		hashes:  make(chan struct{}, cfg.HashWorkers),
 		uploads: make(chan struct{}, cfg.MaxUploads),
 		notify:  notifier{waiters: map[string]chan struct{}{}},
+		userUps: userUploads{n: map[string]int{}},
 	}
 	s.pool.New = func() any { return new(pdq.Hasher) }
 	s.mod.OnAdded(s.rescan)
 	return s, nil
+}
+
+// userUploads counts each user's post uploads in progress.
+type userUploads struct {
+	mu sync.Mutex
+	n  map[string]int
+}
+
+// acquire takes one of user's max upload slots, if one is free.
+func (u *userUploads) acquire(user string, max int) bool {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if u.n[user] >= max {
+		return false
+	}
+	u.n[user]++
+	return true
+}
+
+func (u *userUploads) release(user string) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if u.n[user]--; u.n[user] <= 0 {
+		delete(u.n, user)
+	}
 }
 
 // ErrMediaRefused is returned for media that cannot be accepted: images

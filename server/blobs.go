@@ -1,10 +1,12 @@
 package server
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"strings"
 	"syscall"
@@ -57,38 +59,76 @@ type BlobUploadResponse struct {
 	Size int64  `json:"size"`
 }
 
-func (s *Server) uploadBlob(w http.ResponseWriter, r *http.Request) {
+// blobUser returns the account behind the request's bearer token, or
+// writes 401.
+func (s *Server) blobUser(w http.ResponseWriter, r *http.Request) (string, bool) {
 	user, _, err := s.AuthenticateHTTP(r)
 	if err != nil {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="parley"`)
 		http.Error(w, "missing or invalid bearer token", http.StatusUnauthorized)
+		return "", false
+	}
+	return user, true
+}
+
+// uploadBlob stores an attachment for the caller's account. Before any of
+// the body is read it checks, cheapest first, that the account has a free
+// upload slot (MaxUploadsPerAccount), is within its upload rate and that
+// the declared length fits its quota; Put checks the quota exactly.
+func (s *Server) uploadBlob(w http.ResponseWriter, r *http.Request) {
+	user, ok := s.blobUser(w, r)
+	if !ok {
 		return
 	}
-	max := s.cfg.MaxAttachment
-	if r.ContentLength > max {
+	if !s.uploads.acquire(user, math.MaxInt, s.cfg.MaxUploadsPerAccount) {
+		s.metrics.rateLimited.WithLabelValues("uploads in progress").Inc()
+		w.Header().Set("Retry-After", "1")
+		http.Error(w, fmt.Sprintf("TOO_MANY_UPLOADS: at most %d uploads at once per account; wait for one to finish", s.cfg.MaxUploadsPerAccount), http.StatusTooManyRequests)
+		return
+	}
+	defer s.uploads.release(user)
+	l := s.cfg.Limits.UploadPerAccount
+	if ok, after := s.limits.allow("upload/"+user, l.N, l.Per); !ok {
+		s.metrics.rateLimited.WithLabelValues("uploads per account").Inc()
+		w.Header().Set("Retry-After", fmt.Sprint(retrySeconds(after)))
+		http.Error(w, fmt.Sprintf("RATE_LIMITED: too many uploads (at most %d per %v per account); retry in %ds", l.N, l.Per, retrySeconds(after)), http.StatusTooManyRequests)
+		return
+	}
+	maxSize := s.cfg.MaxAttachment
+	if r.ContentLength > maxSize {
 		http.Error(w, "attachment too large", http.StatusRequestEntityTooLarge)
 		return
 	}
-	id, n, err := s.cfg.Blobs.Put(r.Context(), user, r.Body, store.PutLimits{Max: max})
+	quota := s.cfg.BlobQuota
+	if quota > 0 && r.ContentLength > 0 {
+		u, err := s.cfg.Blobs.Usage(r.Context(), user)
+		if err != nil {
+			s.blobStorageError(w, r, "blob upload: usage", err)
+			return
+		}
+		if u.Bytes+r.ContentLength > quota {
+			s.quotaExceeded(w, u)
+			return
+		}
+	}
+	id, n, err := s.cfg.Blobs.Put(r.Context(), user, r.Body, store.PutLimits{Max: maxSize, Quota: max(quota, 0)})
 	switch {
 	case errors.Is(err, store.ErrTooLarge):
 		http.Error(w, "attachment too large", http.StatusRequestEntityTooLarge)
 		return
-	case storageFailed(err):
-		// Disk full or read-only: say so, so the client retries later.
-		s.metrics.storageErrors.Inc()
-		s.log.Error("blob upload: storage unavailable", "err", err)
-		w.Header().Set("Retry-After", fmt.Sprint(retrySeconds(storageRetryAfter)))
-		http.Error(w, "STORAGE_UNAVAILABLE: the server cannot store attachments right now", http.StatusInsufficientStorage)
+	case errors.Is(err, store.ErrQuotaExceeded):
+		u, _ := s.cfg.Blobs.Usage(r.Context(), user)
+		s.quotaExceeded(w, u)
 		return
+	case errors.Is(err, ErrSlowBody):
+		return // limitBodies answers 408
 	case err != nil:
-		if r.Context().Err() == nil {
-			s.log.Error("blob upload", "err", err)
-		}
-		http.Error(w, "upload failed", http.StatusInternalServerError)
+		s.blobStorageError(w, r, "blob upload", err)
 		return
 	}
 	if r.ContentLength >= 0 && n != r.ContentLength {
+		// Put stored it; the client will not learn the id, so take it back.
+		s.cfg.Blobs.Delete(context.WithoutCancel(r.Context()), user, id)
 		http.Error(w, "body shorter than Content-Length", http.StatusBadRequest)
 		return
 	}
@@ -96,6 +136,89 @@ func (s *Server) uploadBlob(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(http.StatusCreated)
 	json.NewEncoder(w).Encode(BlobUploadResponse{ID: id, Size: n})
+}
+
+// blobStorageError answers a failed blob operation: 507 with Retry-After
+// if the disk is full or failing (so the client retries later), else 500.
+func (s *Server) blobStorageError(w http.ResponseWriter, r *http.Request, what string, err error) {
+	if storageFailed(err) {
+		s.metrics.storageErrors.Inc()
+		s.log.Error(what+": storage unavailable", "err", err)
+		w.Header().Set("Retry-After", fmt.Sprint(retrySeconds(storageRetryAfter)))
+		http.Error(w, "STORAGE_UNAVAILABLE: the server cannot store attachments right now", http.StatusInsufficientStorage)
+		return
+	}
+	if r.Context().Err() == nil {
+		s.log.Error(what, "err", err)
+	}
+	http.Error(w, "upload failed", http.StatusInternalServerError)
+}
+
+// quotaExceeded answers an upload over the account's quota: 507, as
+// WebDAV does for quotas (RFC 4331), without Retry-After (waiting a few
+// seconds will not help) and saying what will.
+func (s *Server) quotaExceeded(w http.ResponseWriter, u store.BlobUsage) {
+	s.metrics.rateLimited.WithLabelValues("blob quota").Inc()
+	http.Error(w, fmt.Sprintf("QUOTA_EXCEEDED: your account may hold at most %s of attachments and holds %s in %d files; "+
+		"delete old files or wait for them to expire after %s",
+		formatBytes(s.cfg.BlobQuota), formatBytes(u.Bytes), u.Blobs, formatDays(s.cfg.Retention)), http.StatusInsufficientStorage)
+}
+
+// deleteBlob deletes one of the caller's account's blobs. A blob of
+// another account is answered exactly like one that does not exist (404),
+// so that ids cannot be probed.
+func (s *Server) deleteBlob(w http.ResponseWriter, r *http.Request) {
+	user, ok := s.blobUser(w, r)
+	if !ok {
+		return
+	}
+	err := s.cfg.Blobs.Delete(r.Context(), user, r.PathValue("id"))
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		http.Error(w, "no such blob", http.StatusNotFound)
+	case err != nil:
+		s.blobStorageError(w, r, "blob delete", err)
+	default:
+		w.WriteHeader(http.StatusNoContent)
+	}
+}
+
+// deleteAccountBlobs deletes every blob the account uploaded, as part of
+// deleting the account. If it fails the account is kept, so the user can
+// retry and nothing of theirs stays behind.
+func (s *Server) deleteAccountBlobs(ctx context.Context, user string) error {
+	n, err := s.cfg.Blobs.DeleteOwner(ctx, user)
+	if err != nil {
+		s.log.Error("account deletion: deleting the account's attachments failed", "err", err)
+		return fmt.Errorf("%w: delete attachments: %v", store.ErrUnavailable, err)
+	}
+	s.log.Debug("account deletion: attachments deleted", "blobs", n)
+	return nil
+}
+
+func formatBytes(n int64) string {
+	switch {
+	case n >= 1<<30 && n%(1<<30) == 0:
+		return fmt.Sprintf("%d GiB", n>>30)
+	case n >= 1<<30:
+		return fmt.Sprintf("%.1f GiB", float64(n)/(1<<30))
+	case n >= 1<<20:
+		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
+	case n >= 1<<10:
+		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
+	}
+	return fmt.Sprintf("%d bytes", n)
+}
+
+func formatDays(d time.Duration) string {
+	if d%(24*time.Hour) == 0 {
+		if days := d / (24 * time.Hour); days == 1 {
+			return "1 day"
+		} else {
+			return fmt.Sprintf("%d days", days)
+		}
+	}
+	return d.String()
 }
 
 func (s *Server) downloadBlob(w http.ResponseWriter, r *http.Request) {

@@ -366,6 +366,9 @@ func (c *conn) handleDeleteAccount(ctx context.Context, r *parleypb.DeleteAccoun
 			return nil, fmt.Errorf("%w: %v", store.ErrUnavailable, err)
 		}
 	}
+	if err := c.s.deleteAccountBlobs(ctx, c.dev.Username); err != nil {
+		return nil, err
+	}
 	ids, err := c.s.cfg.Store.DeleteAccount(ctx, c.dev.Username)
 	if err != nil {
 		return nil, err

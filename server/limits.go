@@ -36,6 +36,7 @@ type Limits struct {
 	// an fsync, so an account looping them would hold the store's writer.
 	WritesPerAccount Limit
 	WritesPerAddr    Limit
+	UploadPerAccount Limit // blob uploads by all devices of an account
 }
 
 // DefaultLimits are generous for people and tight for scripts.
@@ -50,6 +51,7 @@ var DefaultLimits = Limits{
 	LinkRequestPerAccount:  Limit{N: 100, Per: 10 * time.Minute},
 	WritesPerAccount:       Limit{N: 300, Per: time.Minute},
 	WritesPerAddr:          Limit{N: 1200, Per: time.Minute},
+	UploadPerAccount:       Limit{N: 600, Per: time.Hour},
 }
 
 // Unlimited disables a Limit (for benchmarks).
@@ -71,6 +73,7 @@ func (l Limits) withDefaults() Limits {
 	def(&l.LinkRequestPerAccount, DefaultLimits.LinkRequestPerAccount)
 	def(&l.WritesPerAccount, DefaultLimits.WritesPerAccount)
 	def(&l.WritesPerAddr, DefaultLimits.WritesPerAddr)
+	def(&l.UploadPerAccount, DefaultLimits.UploadPerAccount)
 	return l
 }
 

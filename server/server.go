@@ -108,6 +108,21 @@ type Config struct {
 	// it names, not the proxy's. Requests from other addresses are counted
 	// by their own address, whatever their headers say.
 	TrustedProxies []netip.Prefix
+	// BodyTimeout and MinBodyRate bound how slowly a request body may
+	// arrive, for every request with a body (blob uploads, channel posts,
+	// mounted handlers too): the body may pause at most BodyTimeout
+	// (default 30s), and must keep up MinBodyRate bytes per second
+	// (default 4 KiB/s) over any longer stretch. A body that falls behind
+	// is cut off and answered 408. A negative BodyTimeout turns this off.
+	BodyTimeout time.Duration
+	MinBodyRate int64
+	// MaxUploadsPerAccount caps the blob uploads one account has in
+	// progress at once (default 4); more are answered 429 at once, so one
+	// account cannot hold every connection or file descriptor.
+	MaxUploadsPerAccount int
+	// BlobQuota is how many bytes of blobs one account may hold (default
+	// 1 GiB); blobs count until deleted or expired. Negative: no quota.
+	BlobQuota int64
 	// Limits are the per-account and per-source-address rate limits; zero
 	// fields take the defaults of DefaultLimits. They are counted in memory
 	// only (never stored) and reset on restart.
@@ -136,6 +151,7 @@ type Server struct {
 	tokens  *tokens
 	limits  *limiter
 	unauth  *unauthCounter
+	uploads *unauthCounter // blob uploads in progress, per account
 	waiting waitingConns
 
 	mu        sync.Mutex
@@ -188,6 +204,13 @@ func New(cfg Config) (*Server, error) {
 	setDefault(&cfg.InboxLimits.PerSenderCount, 50)
 	setDefault(&cfg.InboxLimits.TotalCount, 500)
 	setDefault(&cfg.MaxConnsPerAccount, 64)
+	setDefault(&cfg.BodyTimeout, 30*time.Second)
+	setDefault(&cfg.MinBodyRate, 4<<10)
+	setDefault(&cfg.MaxUploadsPerAccount, 4)
+	setDefault(&cfg.BlobQuota, 1<<30)
+	if cfg.MinBodyRate < 0 || cfg.MaxUploadsPerAccount < 0 {
+		return nil, fmt.Errorf("server: min body rate (%d) and max uploads per account (%d) must not be negative", cfg.MinBodyRate, cfg.MaxUploadsPerAccount)
+	}
 	cfg.Limits = cfg.Limits.withDefaults()
 	if cfg.MaxFrame < 1024 {
 		return nil, fmt.Errorf("server: max frame %d is too small (minimum 1024)", cfg.MaxFrame)
@@ -213,6 +236,7 @@ func New(cfg Config) (*Server, error) {
 		links:     make(map[string]*conn),
 		acctConns: make(map[string]int),
 		kpLow:     kpLowNotices{told: make(map[string]bool)},
+		uploads:   newUnauthCounter(),
 	}
 	s.http = &http.Server{
 		Handler:           s.Handler(),
@@ -258,19 +282,24 @@ func setDefault[T comparable](v *T, def T) {
 }
 
 // Handler returns the server's HTTP handler: /v1/ws, /v1/blobs, the
-// mounted handlers and, with Config.MetricsToken, /metrics.
+// mounted handlers and, with Config.MetricsToken, /metrics; every request
+// body is under the BodyTimeout and MinBodyRate bounds.
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET "+wire.PathWebSocket, s.serveWebSocket)
 	mux.HandleFunc("POST "+wire.PathBlobs, s.uploadBlob)
 	mux.HandleFunc("GET "+wire.PathBlobs+"/{id}", s.downloadBlob)
+	mux.HandleFunc("DELETE "+wire.PathBlobs+"/{id}", s.deleteBlob)
 	if s.cfg.MetricsToken != "" {
 		mux.Handle("GET /metrics", requireBearer(s.cfg.MetricsToken, s.MetricsHandler()))
 	}
 	for pattern, h := range s.cfg.Mount {
 		mux.Handle(pattern, h)
 	}
-	return mux
+	if s.cfg.BodyTimeout < 0 {
+		return mux
+	}
+	return s.limitBodies(mux)
 }
 
 // Serve accepts connections on ln until Shutdown; it also runs the

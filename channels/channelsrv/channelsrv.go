@@ -58,6 +58,9 @@ type Config struct {
 	// PollInterval is how often Run looks for hash-list changes when no
 	// request does (moderation.Config.PollInterval, default 2s).
 	PollInterval time.Duration
+	// MaxUploadsPerUser bounds one user's post uploads in progress
+	// (default 2).
+	MaxUploadsPerUser int
 }
 
 // Server is the assembled channel and moderation service.
@@ -90,7 +93,7 @@ func Open(ctx context.Context, dataDir string, cfg Config) (*Server, error) {
 		cs.Close()
 		return nil, fmt.Errorf("channelsrv: %w", err)
 	}
-	svc, err := channels.New(channels.Config{Store: cs, Moderation: mod, Auth: cfg.Auth, AccountExists: cfg.AccountExists, MaxMediaBytes: cfg.MaxMediaBytes, Logger: cfg.Logger})
+	svc, err := channels.New(channels.Config{Store: cs, Moderation: mod, Auth: cfg.Auth, AccountExists: cfg.AccountExists, MaxMediaBytes: cfg.MaxMediaBytes, MaxUploadsPerUser: cfg.MaxUploadsPerUser, Logger: cfg.Logger})
 	if err != nil {
 		ms.Close()
 		cs.Close()

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"strings"
 
 	"github.com/parleychat/parley/wire"
 )
@@ -24,6 +25,19 @@ type HTTPError struct {
 
 func (e *HTTPError) Error() string {
 	return fmt.Sprintf("transport: HTTP %d: %s", e.StatusCode, e.Message)
+}
+
+// ErrQuotaExceeded matches the HTTPError of an upload refused because the
+// account holds as many attachments as the server allows; the error's
+// message says the limit and when space frees up. Retrying soon will not
+// help: deleting older blobs (DeleteBlob) will.
+var ErrQuotaExceeded = errors.New("transport: attachment quota exceeded")
+
+// Is makes errors.Is(err, ErrQuotaExceeded) true for the server's
+// QUOTA_EXCEEDED answer.
+func (e *HTTPError) Is(target error) bool {
+	return target == ErrQuotaExceeded && e.StatusCode == http.StatusInsufficientStorage &&
+		strings.HasPrefix(e.Message, "QUOTA_EXCEEDED")
 }
 
 func httpError(resp *http.Response) error {
@@ -124,4 +138,28 @@ func (c *Conn) DownloadBlob(ctx context.Context, id string, w io.Writer, progres
 		return n, fmt.Errorf("transport: download blob: got %d of %d bytes", n, total)
 	}
 	return n, nil
+}
+
+// DeleteBlob deletes a blob this account uploaded, freeing its share of
+// the account's quota. A blob of another account, or one that is gone, is
+// an *HTTPError with status 404.
+func (c *Conn) DeleteBlob(ctx context.Context, id string) error {
+	s := c.Session()
+	if s == nil {
+		return ErrNotAuthenticated
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodDelete, c.blobURL(id), nil)
+	if err != nil {
+		return fmt.Errorf("transport: delete blob: %w", err)
+	}
+	req.Header.Set("Authorization", "Bearer "+s.BlobToken)
+	resp, err := c.client.Do(req)
+	if err != nil {
+		return fmt.Errorf("transport: delete blob: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusNoContent {
+		return fmt.Errorf("transport: delete blob: %w", httpError(resp))
+	}
+	return nil
 }
