@@ -10,12 +10,15 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/parleychat/parley/client/filecrypt"
 	"github.com/parleychat/parley/server"
+	"github.com/parleychat/parley/store"
 	"github.com/parleychat/parley/store/blobstore"
+	"github.com/parleychat/parley/wire"
 )
 
 func TestFollowDeliversPushedMessages(t *testing.T) {
@@ -378,5 +381,62 @@ func TestLinkOutlastsAuthTimeout(t *testing.T) {
 	}
 	if err := <-done; err != nil {
 		t.Fatalf("link: %v", err)
+	}
+}
+
+// refusingStore refuses application messages (NOT_MEMBER) while refuse is
+// set, as a server does for a device removed meanwhile.
+type refusingStore struct {
+	store.Store
+	refuse atomic.Bool
+}
+
+func (r *refusingStore) Append(ctx context.Context, a store.Append) (store.AppendResult, error) {
+	if r.refuse.Load() && a.Kind == store.KindApplication {
+		return store.AppendResult{}, store.ErrNotMember
+	}
+	return r.Store.Append(ctx, a)
+}
+
+// A file whose message the server refuses is deleted from the server
+// again: no one can fetch it, and it would count against the sender's
+// attachment quota until it expired.
+func TestRefusedFileSendDeletesBlob(t *testing.T) {
+	ctx := context.Background()
+	var rs *refusingStore
+	srv := startServerWith(t, func(c *server.Config) {
+		rs = &refusingStore{Store: c.Store}
+		c.Store = rs
+	})
+	alice := srv.newUser(t, "alice")
+	srv.newUser(t, "bob")
+	mustSend(t, alice, "@bob", "hello")
+	path := filepath.Join(t.TempDir(), "doc.bin")
+	if err := os.WriteFile(path, bytes.Repeat([]byte("data"), 50000), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	blobs := func() int {
+		entries, _ := os.ReadDir(filepath.Join(srv.dataDir, "blobs"))
+		n := 0
+		for _, e := range entries {
+			if blobstore.ValidID(e.Name()) {
+				n++
+			}
+		}
+		return n
+	}
+	rs.refuse.Store(true)
+	if _, err := alice.SendFile(ctx, "@bob", path, nil); !errors.Is(err, wire.ErrNotMember) {
+		t.Fatalf("SendFile refused by the server: %v, want NOT_MEMBER", err)
+	}
+	if n := blobs(); n != 0 {
+		t.Fatalf("%d blobs on the server after a refused file send, want 0", n)
+	}
+	rs.refuse.Store(false)
+	if _, err := alice.SendFile(ctx, "@bob", path, nil); err != nil {
+		t.Fatal(err)
+	}
+	if n := blobs(); n != 1 {
+		t.Fatalf("%d blobs on the server after a file send, want 1", n)
 	}
 }

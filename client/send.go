@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"github.com/parleychat/parley/client/filecrypt"
@@ -232,13 +233,30 @@ func (c *Client) SendFile(ctx context.Context, target, path string, progress Pro
 			return err
 		}
 		if enc.Size() != info.Size() {
+			dropBlob(ctx, conn, blob)
 			return fmt.Errorf("client: %s changed size while it was being sent", path)
 		}
 		fd := &fileDescriptor{Blob: blob, Scheme: filecrypt.Scheme, Key: key, SHA256: enc.Digest(), Name: name, Size: enc.Size()}
 		sent, err = c.sendPayload(ctx, conn, r, &payload{Kind: KindFile, File: fd}, true)
+		var refused *wire.Error
+		if errors.As(err, &refused) {
+			// The server refused the message, so it stored nothing and no
+			// one will fetch the file. Any other failure (a connection
+			// lost after sending) may have delivered it: keep the blob.
+			dropBlob(ctx, conn, blob)
+		}
 		return err
 	})
 	return sent, err
+}
+
+// dropBlob deletes an uploaded blob that no message refers to, so that it
+// does not count against the account's attachment quota until it expires.
+// Failing to is harmless (it expires), so the error is dropped.
+func dropBlob(ctx context.Context, conn *transport.Conn, id string) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	conn.DeleteBlob(ctx, id)
 }
 
 // GetFile downloads, decrypts and verifies the attachment of message id,
