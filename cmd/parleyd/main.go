@@ -24,6 +24,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -167,6 +168,11 @@ type abuseFlags struct {
 	inboxPerSenderN, inboxTotalN               int
 	metricsListen, metricsToken                string
 	trustedProxies                             string
+	// Uploads (docs/abuse.md "Uploads").
+	bodyTimeout                time.Duration
+	minBodyRate, blobQuota     int64
+	maxUploads, maxPostUploads int
+	uploadRate                 limitFlag
 }
 
 func (a *abuseFlags) register(fs *flag.FlagSet) {
@@ -179,6 +185,13 @@ func (a *abuseFlags) register(fs *flag.FlagSet) {
 	fs.IntVar(&a.maxConnsPerAccount, "max-conns-per-account", 64, "most WebSocket connections all of one account's devices may hold open")
 	fs.StringVar(&a.metricsListen, "metrics-listen", "127.0.0.1:9867", "loopback `address` serving Prometheus /metrics to operators (\"off\": none)")
 	fs.StringVar(&a.metricsToken, "metrics-token", "", "also serve /metrics on the main listener to requests with \"Authorization: Bearer `TOKEN`\"")
+	fs.DurationVar(&a.bodyTimeout, "body-timeout", 30*time.Second, "longest pause in a request body (upload, channel post) before it is cut off with 408")
+	fs.Int64Var(&a.minBodyRate, "min-body-rate", 4<<10, "slowest request body, in `bytes` per second over any stretch longer than --body-timeout")
+	fs.IntVar(&a.maxUploads, "max-uploads-per-account", 4, "attachment uploads one account may have in progress at once")
+	fs.IntVar(&a.maxPostUploads, "max-post-uploads-per-account", 2, "public channel post uploads one account may have in progress at once")
+	fs.Int64Var(&a.blobQuota, "blob-quota", 1<<30, "attachment `bytes` one account may hold until they are deleted or expire; -1 for no quota")
+	a.uploadRate = limitFlag(server.DefaultLimits.UploadPerAccount)
+	fs.Var(&a.uploadRate, "upload-rate", "attachment uploads one account may start, as `N/duration`")
 	fs.StringVar(&a.trustedProxies, "trusted-proxy", "", "comma-separated `CIDRs` of reverse proxies whose X-Forwarded-For names the client (e.g. 127.0.0.1/32 for a TLS proxy on this host); limits per address then count clients, not the proxy")
 }
 
@@ -190,6 +203,9 @@ func (a abuseFlags) serverConfig(cfg *server.Config) error {
 	cfg.MaxDevices = a.maxDevices
 	cfg.MaxConnsPerAccount = a.maxConnsPerAccount
 	cfg.MetricsToken = a.metricsToken
+	cfg.BodyTimeout, cfg.MinBodyRate = a.bodyTimeout, a.minBodyRate
+	cfg.MaxUploadsPerAccount, cfg.BlobQuota = a.maxUploads, a.blobQuota
+	cfg.Limits.UploadPerAccount = server.Limit(a.uploadRate)
 	for _, p := range strings.Split(a.trustedProxies, ",") {
 		if p = strings.TrimSpace(p); p == "" {
 			continue
@@ -204,6 +220,33 @@ func (a abuseFlags) serverConfig(cfg *server.Config) error {
 		}
 		cfg.TrustedProxies = append(cfg.TrustedProxies, prefix)
 	}
+	return nil
+}
+
+// limitFlag is a rate limit given as N/duration, e.g. 600/1h.
+type limitFlag server.Limit
+
+func (l *limitFlag) String() string {
+	if l == nil || l.N == 0 {
+		return ""
+	}
+	return fmt.Sprintf("%d/%v", l.N, l.Per)
+}
+
+func (l *limitFlag) Set(v string) error {
+	n, per, ok := strings.Cut(v, "/")
+	if !ok {
+		return fmt.Errorf("want N/duration, e.g. 600/1h, not %q", v)
+	}
+	count, err := strconv.Atoi(n)
+	if err != nil || count <= 0 {
+		return fmt.Errorf("want a positive count before the slash, not %q", n)
+	}
+	d, err := time.ParseDuration(per)
+	if err != nil || d <= 0 {
+		return fmt.Errorf("want a positive duration after the slash (e.g. 1h), not %q", per)
+	}
+	*l = limitFlag{N: count, Per: d}
 	return nil
 }
 
@@ -316,12 +359,14 @@ func serveWith(ctx context.Context, f serveFlags, log *slog.Logger, ready chan<-
 		AccountExists: func(ctx context.Context, user string) (bool, error) {
 			return store.HasAccount(ctx, st, user)
 		},
-		Registerer: reg, Logger: log, PollInterval: f.listPoll,
+		Registerer: reg, Logger: log, PollInterval: f.listPoll, MaxUploadsPerUser: f.abuse.maxPostUploads,
 	})
 	if err != nil {
 		st.Close()
+		blobs.Close()
 		return fmt.Errorf("open public channels: %w", err)
 	}
+	defer blobs.Close()
 	defer chans.Close()
 	cfg := server.Config{
 		Store: st, Blobs: blobs, Logger: log, Registerer: reg, Gatherer: reg,

@@ -54,7 +54,8 @@ func TestHelp(t *testing.T) {
 	if code := run(context.Background(), []string{"serve", "--help"}, &out, &errb); code != 0 {
 		t.Fatalf("serve --help exited %d", code)
 	}
-	for _, flag := range []string{"-data", "-listen", "-tls-cert", "-tls-key", "-registration", "-retention", "-max-attachment", "-max-frame", "-log-format", "PARLEY_"} {
+	for _, flag := range []string{"-data", "-listen", "-tls-cert", "-tls-key", "-registration", "-retention", "-max-attachment", "-max-frame", "-log-format", "PARLEY_",
+		"-body-timeout", "-min-body-rate", "-max-uploads-per-account", "-max-post-uploads-per-account", "-blob-quota", "-upload-rate", "default 600/1h0m0s"} {
 		if !strings.Contains(errb.String(), flag) {
 			t.Errorf("serve --help does not explain %s", flag)
 		}
@@ -79,6 +80,25 @@ func TestEnvFlags(t *testing.T) {
 	code := run(context.Background(), []string{"serve", "--data", t.TempDir()}, io.Discard, &errb)
 	if code != 2 || !strings.Contains(errb.String(), "xml") {
 		t.Fatalf("PARLEY_LOG_FORMAT ignored: exit %d, %q", code, errb.String())
+	}
+}
+
+func TestUploadRateFlag(t *testing.T) {
+	var l limitFlag
+	if err := l.Set("30/10m"); err != nil || l.N != 30 || l.Per != 10*time.Minute {
+		t.Fatalf("Set(30/10m) = %v, %+v", err, l)
+	}
+	for _, bad := range []string{"30", "0/1h", "-1/1h", "x/1h", "30/", "30/0s", "30/soon"} {
+		if err := l.Set(bad); err == nil {
+			t.Errorf("Set(%q) accepted", bad)
+		}
+	}
+	// Like every flag, it can come from the environment.
+	t.Setenv("PARLEY_UPLOAD_RATE", "lots")
+	var errb bytes.Buffer
+	code := run(context.Background(), []string{"serve", "--data", t.TempDir()}, io.Discard, &errb)
+	if code != 2 || !strings.Contains(errb.String(), "PARLEY_UPLOAD_RATE") {
+		t.Fatalf("bad PARLEY_UPLOAD_RATE: exit %d, %q", code, errb.String())
 	}
 }
 
