@@ -81,7 +81,7 @@ func (s *Server) uploadBlob(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if !s.uploads.acquire(user, math.MaxInt, s.cfg.MaxUploadsPerAccount) {
-		s.metrics.rateLimited.WithLabelValues("uploads in progress").Inc()
+		s.metrics.rateLimited.WithLabelValues("uploads_in_progress").Inc()
 		w.Header().Set("Retry-After", "1")
 		http.Error(w, fmt.Sprintf("TOO_MANY_UPLOADS: at most %d uploads at once per account; wait for one to finish", s.cfg.MaxUploadsPerAccount), http.StatusTooManyRequests)
 		return
@@ -89,7 +89,7 @@ func (s *Server) uploadBlob(w http.ResponseWriter, r *http.Request) {
 	defer s.uploads.release(user)
 	l := s.cfg.Limits.UploadPerAccount
 	if ok, after := s.limits.allow("upload/"+user, l.N, l.Per); !ok {
-		s.metrics.rateLimited.WithLabelValues("uploads per account").Inc()
+		s.metrics.rateLimited.WithLabelValues("uploads_per_account").Inc()
 		w.Header().Set("Retry-After", fmt.Sprint(retrySeconds(after)))
 		http.Error(w, fmt.Sprintf("RATE_LIMITED: too many uploads (at most %d per %v per account); retry in %ds", l.N, l.Per, retrySeconds(after)), http.StatusTooManyRequests)
 		return
@@ -158,7 +158,7 @@ func (s *Server) blobStorageError(w http.ResponseWriter, r *http.Request, what s
 // WebDAV does for quotas (RFC 4331), without Retry-After (waiting a few
 // seconds will not help) and saying what will.
 func (s *Server) quotaExceeded(w http.ResponseWriter, u store.BlobUsage) {
-	s.metrics.rateLimited.WithLabelValues("blob quota").Inc()
+	s.metrics.rateLimited.WithLabelValues("blob_quota").Inc()
 	http.Error(w, fmt.Sprintf("QUOTA_EXCEEDED: your account may hold at most %s of attachments and holds %s in %d files; "+
 		"delete old files or wait for them to expire after %s",
 		formatBytes(s.cfg.BlobQuota), formatBytes(u.Bytes), u.Blobs, formatDays(s.cfg.Retention)), http.StatusInsufficientStorage)

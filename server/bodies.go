@@ -142,6 +142,13 @@ func (b *slowBody) unfinished() bool {
 	return !b.done
 }
 
+// refusedBodyGrace bounds how long net/http may go on reading a body that
+// the handler never read (a refusal) after the answer: long enough for a
+// client on a fair link to finish sending what it had under way, so it
+// reads the answer rather than a connection reset; short, because every
+// refused upload holds a socket meanwhile.
+const refusedBodyGrace = 2 * time.Second
+
 // handlerDone runs when the handler has returned. net/http reads up to
 // 256 KiB of what the handler left unread, at the client's pace, before
 // closing the connection; a body the handler never read has no deadline
@@ -151,7 +158,7 @@ func (b *slowBody) handlerDone() {
 	defer b.mu.Unlock()
 	if b.http1 && !b.done && !b.started {
 		b.started = true
-		b.deadline = time.Now().Add(b.grace)
+		b.deadline = time.Now().Add(min(b.grace, refusedBodyGrace))
 		b.setDeadline(b.deadline)
 	}
 }
