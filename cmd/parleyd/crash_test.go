@@ -212,7 +212,7 @@ func TestCrashRecovery(t *testing.T) {
 		t.Fatal(err)
 	}
 	if _, err := alice.c.SendCommit(ctx, transport.Commit{ID: transport.NewMessageID(), ConversationID: conv, Epoch: 0,
-		Payload: []byte("commit"), Added: []string{bob1.id, bob2.id, carol.id}}); err != nil {
+		Payload: []byte("commit"), Added: []string{bob1.id, bob2.id, carol.id}, Welcome: []byte("welcome")}); err != nil {
 		t.Fatal(err)
 	}
 	devices := []*crashDevice{alice, bob1, bob2, carol}

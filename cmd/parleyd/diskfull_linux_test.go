@@ -55,7 +55,7 @@ func TestWriteFailuresAreStorageUnavailable(t *testing.T) {
 		t.Fatal(err)
 	}
 	if _, err := alice.SendCommit(ctx, transport.Commit{ID: transport.NewMessageID(), ConversationID: conv,
-		Payload: []byte("commit"), Added: []string{bs.DeviceID}}); err != nil {
+		Payload: []byte("commit"), Added: []string{bs.DeviceID}, Welcome: []byte("welcome")}); err != nil {
 		t.Fatal(err)
 	}
 	var acked []string
