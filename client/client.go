@@ -45,6 +45,7 @@ import (
 
 	"github.com/parleychat/parley/client/profile"
 	"github.com/parleychat/parley/client/transport"
+	"github.com/parleychat/parley/devicelist"
 	"github.com/parleychat/parley/wire"
 )
 
@@ -117,6 +118,10 @@ type account struct {
 	Created time.Time `json:"created"`
 	// Linked is false while a new device waits for approval.
 	Linked bool `json:"linked"`
+	// AccountKey is the Ed25519 seed of the account key that signs the
+	// account's device list; only the primary device (the one that ran
+	// init) has it.
+	AccountKey []byte `json:"account_key,omitempty"`
 }
 
 func (a *account) deviceKey() ed25519.PrivateKey { return ed25519.NewKeyFromSeed(a.DeviceKey) }
@@ -157,6 +162,7 @@ func (c *Client) initAccount(ctx context.Context, serverURL, username, invite st
 	acct := &account{Server: serverURL, User: username, Created: c.opts.now().UTC()}
 	acct.DeviceKey = randomBytes(ed25519.SeedSize)
 	acct.SignKey = randomBytes(ed25519.SeedSize)
+	acct.AccountKey = randomBytes(ed25519.SeedSize)
 	conn, err := transport.Dial(ctx, serverURL, &transport.Options{HTTPClient: c.opts.HTTPClient})
 	if err != nil {
 		return err
@@ -175,6 +181,13 @@ func (c *Client) initAccount(ctx context.Context, serverURL, username, invite st
 	c.acct = acct
 	c.conn = conn
 	return c.withLock(ctx, func() error {
+		// The account's first device list: this device alone.
+		if _, err := c.publishList(ctx, conn, true, func(l *devicelist.List) {
+			l.Devices = []devicelist.Device{{ID: acct.DeviceID, AuthKey: acct.deviceKey().Public().(ed25519.PublicKey),
+				MLSKey: acct.mlsPublicKey(), Added: c.opts.now().UTC()}}
+		}); err != nil {
+			return fmt.Errorf("publish the account's device list: %w", err)
+		}
 		return c.replenishKeyPackages(ctx, sess.KeyPackagesRemaining, sess.KeyPackageLowThreshold, true)
 	})
 }

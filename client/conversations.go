@@ -11,6 +11,7 @@ import (
 
 	"github.com/parleychat/parley/client/profile"
 	"github.com/parleychat/parley/client/transport"
+	"github.com/parleychat/parley/devicelist"
 	"github.com/parleychat/parley/mls"
 	"github.com/parleychat/parley/wire"
 )
@@ -760,17 +761,39 @@ func (c *Client) fetchKeyPackages(ctx context.Context, conn *transport.Conn, use
 	if err != nil {
 		return nil, err
 	}
+	list, err := c.verifiedList(ctx, conn, user)
+	if err != nil {
+		return nil, err
+	}
+	// Key packages of devices the account did not sign are dropped: the
+	// server may have added them.
+	var out []transport.DeviceKeyPackage
+	var unlisted error
 	for _, kp := range kps {
-		if err := c.checkKeyPackage(kp, user); err != nil {
+		err := c.checkKeyPackage(kp, user, list)
+		if errors.Is(err, ErrUnlistedDevice) {
+			unlisted = err
+			c.warn(nil, nil, err)
+			continue
+		}
+		if err != nil {
 			return nil, err
 		}
+		out = append(out, kp)
 	}
-	return kps, nil
+	if len(out) == 0 {
+		if unlisted != nil {
+			return nil, unlisted
+		}
+		return nil, fmt.Errorf("%w: %s", ErrUnknownUser, user)
+	}
+	return out, nil
 }
 
 // checkKeyPackage makes sure a key package the server handed out for
-// user's device really names that user and device, and is valid.
-func (c *Client) checkKeyPackage(kp transport.DeviceKeyPackage, user string) error {
+// user's device really names that user and device, is valid, and is
+// signed by the MLS key user's signed device list gives that device.
+func (c *Client) checkKeyPackage(kp transport.DeviceKeyPackage, user string, list devicelist.List) error {
 	s, err := suite()
 	if err != nil {
 		return err
@@ -789,7 +812,7 @@ func (c *Client) checkKeyPackage(kp transport.DeviceKeyPackage, user string) err
 	if err != nil || id.User != user || id.Device != kp.DeviceID {
 		return fmt.Errorf("client: the server returned a key package for %q as %s/%s", m.KeyPackage.LeafNode.Credential.Identity, user, kp.DeviceID)
 	}
-	return nil
+	return checkListed(list, kp.DeviceID, m.KeyPackage.LeafNode.SignatureKey)
 }
 
 // removeDevices removes every member matching match.

@@ -1,15 +1,19 @@
 package client
 
 import (
+	"bytes"
 	"context"
 	"crypto/ed25519"
+	"crypto/hmac"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/parleychat/parley/client/profile"
 	"github.com/parleychat/parley/client/safety"
 	"github.com/parleychat/parley/client/transport"
+	"github.com/parleychat/parley/devicelist"
 	"github.com/parleychat/parley/mls"
 	"github.com/parleychat/parley/wire"
 )
@@ -44,7 +48,11 @@ func (c *Client) link(ctx context.Context, serverURL, username string, onCode fu
 	if err != nil {
 		return err
 	}
-	code, expires, err := conn.RequestLink(ctx, username, acct.deviceKey())
+	// The secret half of the code never goes to the server; it MACs this
+	// device's keys for the approving device (end-to-end linking).
+	secret := randomBytes(linkSecretLen)
+	authPub := acct.deviceKey().Public().(ed25519.PublicKey)
+	code, expires, err := conn.RequestLinkE2E(ctx, username, acct.deviceKey(), acct.mlsPublicKey(), linkMAC(secret, username, authPub, acct.mlsPublicKey()))
 	if err != nil {
 		conn.Close()
 		return err
@@ -53,7 +61,7 @@ func (c *Client) link(ctx context.Context, serverURL, username string, onCode fu
 		conn.Close()
 		return err
 	}
-	onCode(code, expires)
+	onCode(linkCode(code, secret), expires)
 	// Wait for the server's link_approved push (polling as a fallback):
 	// Authenticate succeeds once the device exists. The server closes
 	// connections that stay unauthenticated for long, so redial as needed.
@@ -93,15 +101,47 @@ func (c *Client) link(ctx context.Context, serverURL, username string, onCode fu
 			return err
 		}
 	}
-	acct.DeviceID = sess.DeviceID
-	acct.Linked = true
-	if err := c.store.Update(func(tx *profile.Tx) error { return tx.PutJSON(bucketAccount, keySelf, acct) }); err != nil {
+	// The approving device's confirmation carries the account key,
+	// MACed with the link secret: the server cannot hand this device a
+	// key of its own making.
+	accountKey, err := openLinkConfirmation(secret, username, authPub, sess.LinkConfirmation)
+	if err != nil {
 		conn.Close()
 		return err
 	}
-	c.acct = acct
+	acct.DeviceID = sess.DeviceID
+	acct.Linked = true
+	if err := c.store.Update(func(tx *profile.Tx) error {
+		if err := tx.PutJSON(bucketAccount, keySelf, acct); err != nil {
+			return err
+		}
+		c.acct = acct
+		return c.pinOwn(tx, accountKey)
+	}); err != nil {
+		conn.Close()
+		return err
+	}
 	c.conn = conn
 	return c.withLock(ctx, func() error {
+		// The approving device publishes the list naming this device
+		// right after approving; wait for it, checked like any list.
+		for {
+			l, err := c.verifiedList(ctx, conn, username)
+			if err != nil && !errors.Is(err, ErrUnlistedDevice) {
+				return err
+			}
+			if err == nil && checkListed(l, acct.DeviceID, acct.mlsPublicKey()) == nil {
+				break
+			}
+			if time.Now().After(expires) {
+				return fmt.Errorf("the approving device did not add this device to the account's signed device list: %w", ErrUnlistedDevice)
+			}
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(200 * time.Millisecond):
+			}
+		}
 		return c.replenishKeyPackages(ctx, sess.KeyPackagesRemaining, sess.KeyPackageLowThreshold, true)
 	})
 }
@@ -158,23 +198,57 @@ func (c *Client) Devices(ctx context.Context) ([]Device, error) {
 // ApproveDevice approves the link code shown on a new device, waits for
 // the new device to publish key packages, and adds it to every
 // conversation of this device. It returns the new device and how many
-// conversations it was added to.
+// conversations it was added to. Only the primary device can approve: it
+// checks the new device's keys against the code's secret, signs the
+// account's new device list and confirms the account key to the new
+// device.
 func (c *Client) ApproveDevice(ctx context.Context, code string, wait time.Duration) (Device, int, error) {
-	var dev transport.Device
-	err := c.withLock(ctx, func() error {
-		conn, err := c.connection(ctx)
-		if err != nil {
-			return err
-		}
-		dev, err = conn.ApproveLink(ctx, code)
-		return err
-	})
+	dev, err := c.approveLink(ctx, code)
 	if err != nil {
 		return Device{}, 0, err
 	}
 	out := Device{ID: dev.ID, Created: dev.Created.UTC(), Key: hexID(dev.PublicKey)}
 	n, err := c.addOwnDevice(ctx, dev.ID, wait)
 	return out, n, err
+}
+
+// approveLink is ApproveDevice up to the signed list naming the new
+// device, before it is added to any conversation.
+func (c *Client) approveLink(ctx context.Context, code string) (transport.Device, error) {
+	serverCode, secret, err := splitLinkCode(code)
+	if err != nil {
+		return transport.Device{}, err
+	}
+	if !c.acct.isPrimary() {
+		return transport.Device{}, ErrNotPrimary
+	}
+	var dev transport.Device
+	err = c.withLock(ctx, func() error {
+		conn, err := c.connection(ctx)
+		if err != nil {
+			return err
+		}
+		pl, err := conn.InspectLink(ctx, serverCode)
+		if err != nil {
+			return err
+		}
+		if len(pl.PublicKey) != ed25519.PublicKeySize || !hmac.Equal(linkMAC(secret, c.acct.User, pl.PublicKey, pl.MLSKey), pl.MAC) {
+			return fmt.Errorf("%w: nothing was approved; do not trust this server with new devices", ErrLinkTampered)
+		}
+		accountKey := ed25519.NewKeyFromSeed(c.acct.AccountKey).Public().(ed25519.PublicKey)
+		dev, err = conn.ApproveLinkE2E(ctx, serverCode, pl.PublicKey, linkConfirmation(secret, c.acct.User, accountKey, pl.PublicKey))
+		if err != nil {
+			return err
+		}
+		if !bytes.Equal(dev.PublicKey, pl.PublicKey) {
+			return fmt.Errorf("%w: the server created the device with another key", ErrLinkTampered)
+		}
+		_, err = c.publishList(ctx, conn, false, func(l *devicelist.List) {
+			l.Devices = append(l.Devices, devicelist.Device{ID: dev.ID, AuthKey: pl.PublicKey, MLSKey: pl.MLSKey, Added: c.opts.now().UTC()})
+		})
+		return err
+	})
+	return dev, err
 }
 
 // addOwnDevice adds a new device of this account to every conversation,
@@ -227,7 +301,11 @@ func (c *Client) addOwnDevice(ctx context.Context, deviceID string, wait time.Du
 					pending++
 					continue
 				}
-				if err := c.checkKeyPackage(kps[0], c.acct.User); err != nil {
+				own, err := c.verifiedList(ctx, conn, c.acct.User)
+				if err != nil {
+					return err
+				}
+				if err := c.checkKeyPackage(kps[0], c.acct.User, own); err != nil {
 					return err
 				}
 				pre := map[string][]transport.DeviceKeyPackage{c.acct.User: kps}
@@ -259,6 +337,9 @@ func (c *Client) RemoveDevice(ctx context.Context, deviceID string) (int, error)
 	if deviceID == c.acct.DeviceID {
 		return 0, errors.New("client: remove this device from another one")
 	}
+	if !c.acct.isPrimary() {
+		return 0, ErrNotPrimary
+	}
 	removed := 0
 	err := c.withLock(ctx, func() error {
 		conn, err := c.connection(ctx)
@@ -275,6 +356,12 @@ func (c *Client) RemoveDevice(ctx context.Context, deviceID string) (int, error)
 		}
 		if !found {
 			return fmt.Errorf("%w: no device %s", wire.ErrNotFound, deviceID)
+		}
+		// Out of the signed list first: from then on no client trusts it.
+		if _, err := c.publishList(ctx, conn, false, func(l *devicelist.List) {
+			l.Devices = slices.DeleteFunc(l.Devices, func(d devicelist.Device) bool { return d.ID == deviceID })
+		}); err != nil {
+			return fmt.Errorf("sign the device list without %s: %w", deviceID, err)
 		}
 		// Off the server first: the device is disconnected and can fetch
 		// nothing more, and no other device of ours re-adds it while its

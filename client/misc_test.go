@@ -327,11 +327,7 @@ func TestSyncAddsMissingOwnDevices(t *testing.T) {
 		done <- c
 	}()
 	code := <-codes
-	conn, err := phone.connection(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := conn.ApproveLink(ctx, code); err != nil { // approve only
+	if _, err := phone.approveLink(ctx, code); err != nil { // approve and sign only
 		t.Fatal(err)
 	}
 	laptop := <-done

@@ -16,6 +16,7 @@ import (
 	"github.com/parleychat/parley/client/filecrypt"
 	"github.com/parleychat/parley/client/profile"
 	"github.com/parleychat/parley/client/transport"
+	"github.com/parleychat/parley/mls"
 	"github.com/parleychat/parley/wire"
 )
 
@@ -158,6 +159,13 @@ func (c *Client) prepare(ctx context.Context, target string) (*transport.Conn, *
 		if err != nil {
 			return nil, nil, err
 		}
+	}
+	var g *mls.Group
+	if err := c.store.Update(func(tx *profile.Tx) (err error) { g, err = loadGroup(tx, r.ID); return err }); err != nil {
+		return nil, nil, err
+	}
+	if err := c.checkRoster(ctx, conn, r, g); err != nil {
+		return nil, nil, err
 	}
 	return conn, r, nil
 }

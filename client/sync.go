@@ -478,11 +478,14 @@ func (c *Client) syncAll(ctx context.Context, conn *transport.Conn) error {
 // skipped until a later sync. Failures only warn. Call with the lock
 // held.
 func (c *Client) healOwnDevices(ctx context.Context, conn *transport.Conn) {
-	devs, err := conn.ListDevices(ctx)
+	// Only devices in the account's signed list: the server's list of
+	// devices could hold a ghost.
+	own, err := c.verifiedList(ctx, conn, c.acct.User)
 	if err != nil {
-		c.warn(nil, nil, fmt.Errorf("list devices: %w", err))
+		c.warn(nil, nil, fmt.Errorf("this account's device list: %w", err))
 		return
 	}
+	devs := own.Devices
 	var convs []*convRecord
 	if err := c.store.Update(func(tx *profile.Tx) (err error) { convs, err = listConvs(tx); return err }); err != nil {
 		c.warn(nil, nil, err)

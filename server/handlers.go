@@ -62,7 +62,8 @@ func (c *conn) dispatch(f *parleypb.ClientFrame) (parleypb.ServerFrameBody, erro
 	}
 	switch f.Body.(type) {
 	case *parleypb.ClientFrame_ApproveLink, *parleypb.ClientFrame_RemoveDevice, *parleypb.ClientFrame_UploadKeyPackages,
-		*parleypb.ClientFrame_CreateConversation, *parleypb.ClientFrame_AckInbox, *parleypb.ClientFrame_Privacy:
+		*parleypb.ClientFrame_CreateConversation, *parleypb.ClientFrame_AckInbox, *parleypb.ClientFrame_Privacy,
+		*parleypb.ClientFrame_PublishDeviceList:
 		if err := c.checkWrite(); err != nil {
 			return nil, err
 		}
@@ -96,6 +97,12 @@ func (c *conn) dispatch(f *parleypb.ClientFrame) (parleypb.ServerFrameBody, erro
 		return c.handleAckInbox(ctx, b.AckInbox)
 	case *parleypb.ClientFrame_Privacy:
 		return c.handlePrivacy(ctx, b.Privacy)
+	case *parleypb.ClientFrame_PublishDeviceList:
+		return c.handlePublishDeviceList(ctx, b.PublishDeviceList)
+	case *parleypb.ClientFrame_FetchDeviceList:
+		return c.handleFetchDeviceList(ctx, b.FetchDeviceList)
+	case *parleypb.ClientFrame_InspectLink:
+		return c.handleInspectLink(ctx, b.InspectLink)
 	}
 	return nil, badRequest("unknown request type")
 }
@@ -202,6 +209,11 @@ func (c *conn) authenticated(ctx context.Context, dev store.Device) (parleypb.Se
 		c.s.metrics.rateLimited.WithLabelValues("connections_per_account").Inc()
 		return nil, rateLimited(fmt.Sprintf("this account has %d connections open, the most allowed; close one (or wait for idle ones to time out)", c.s.cfg.MaxConnsPerAccount), 30*time.Second)
 	}
+	confirmation, err := c.s.cfg.Store.TakeLinkConfirmation(ctx, dev.ID)
+	if err != nil {
+		c.s.releaseAccountConn(dev.Username)
+		return nil, err
+	}
 	c.dev = &dev
 	c.s.hub.add(dev.ID, c)
 	return &parleypb.ServerFrame_Session{Session: &parleypb.Session{
@@ -211,6 +223,7 @@ func (c *conn) authenticated(ctx context.Context, dev store.Device) (parleypb.Se
 		TokenTtlSeconds:        int64(c.s.cfg.TokenTTL / time.Second),
 		KeyPackagesRemaining:   uint32(n),
 		KeyPackageLowThreshold: uint32(c.s.cfg.KeyPackageLowThreshold),
+		LinkConfirmation:       confirmation,
 	}}, nil
 }
 
@@ -220,6 +233,9 @@ func (c *conn) handleRequestLink(ctx context.Context, r *parleypb.RequestLinkReq
 	}
 	if err := c.verify(r.PublicKey, r.Signature, wire.PurposeLink); err != nil {
 		return nil, err
+	}
+	if len(r.MlsSignatureKey) > 2048 || len(r.LinkMac) > 64 {
+		return nil, badRequest("mls_signature_key or link_mac too long")
 	}
 	// Counted per source address: a limit per target account let anyone
 	// lock a user out of linking their own devices. The per-account limit
@@ -239,7 +255,8 @@ func (c *conn) handleRequestLink(ctx context.Context, r *parleypb.RequestLinkReq
 		if err != nil {
 			return nil, err
 		}
-		err = c.s.cfg.Store.CreateLink(ctx, store.Link{Username: r.Username, Code: code, PublicKey: r.PublicKey, Expires: expires})
+		err = c.s.cfg.Store.CreateLink(ctx, store.Link{Username: r.Username, Code: code, PublicKey: r.PublicKey, Expires: expires,
+			MLSKey: r.MlsSignatureKey, MAC: r.LinkMac})
 		if errors.Is(err, store.ErrExists) {
 			continue
 		}
@@ -285,7 +302,18 @@ func (c *conn) handleApproveLink(ctx context.Context, r *parleypb.ApproveLinkReq
 		return nil, &wire.Error{Code: parleypb.ErrorCode_PERMISSION_DENIED,
 			Message: fmt.Sprintf("an account may have at most %d devices; remove one (parley devices remove ID) before linking another", c.s.cfg.MaxDevices)}
 	}
-	dev, err := c.s.cfg.Store.ApproveLink(ctx, c.dev.Username, r.Code, store.Device{ID: randomHex(16)}, time.Now())
+	if len(r.PublicKey) > 0 {
+		// The approver verified this key (InspectLink and the link MAC):
+		// approve only that one.
+		l, err := c.s.cfg.Store.Link(ctx, c.dev.Username, r.Code, time.Now())
+		if err == nil && !bytes.Equal(l.PublicKey, r.PublicKey) {
+			return nil, badRequest("the pending link holds another key than the one you verified")
+		}
+	}
+	if len(r.Confirmation) > 1024 {
+		return nil, badRequest("link confirmation over 1024 bytes")
+	}
+	dev, err := c.s.cfg.Store.ApproveLink(ctx, c.dev.Username, r.Code, store.Device{ID: randomHex(16)}, r.Confirmation, time.Now())
 	if errors.Is(err, store.ErrNotFound) {
 		c.s.limits.allow(key, linkApprovalFails, linkWindow)
 		return nil, &wire.Error{Code: parleypb.ErrorCode_NOT_FOUND, Message: "no pending link with this code for your account"}

@@ -86,7 +86,28 @@ type Link struct {
 	Code      string
 	PublicKey []byte
 	Expires   time.Time
+	// MLSKey and MAC are the new device's MLS signature key and its
+	// end-to-end link MAC (opaque to the server; see docs/transparency.md).
+	MLSKey, MAC []byte
 }
+
+// DeviceList is an account's signed device list as the server keeps it:
+// Signed is opaque here (the server parses and checks it before storing).
+type DeviceList struct {
+	Username   string
+	AccountKey []byte
+	Version    uint64
+	Signed     []byte
+}
+
+// Sentinel errors of PublishDeviceList.
+var (
+	// ErrAccountKey: the list is signed by another key than the one the
+	// account's first list bound.
+	ErrAccountKey = errors.New("store: device list signed by another account key")
+	// ErrStaleVersion: the list's version is not above the stored one.
+	ErrStaleVersion = errors.New("store: device list version not newer")
+)
 
 // KeyPackage is an opaque MLS KeyPackage with its client-declared ref.
 type KeyPackage struct {
@@ -244,8 +265,24 @@ type Store interface {
 	// in use for that account, ErrNotFound if there is no such account.
 	CreateLink(ctx context.Context, l Link) error
 	// ApproveLink consumes the unexpired link (username, code) and creates
-	// the device dev (dev.PublicKey is taken from the link).
-	ApproveLink(ctx context.Context, username, code string, dev Device, now time.Time) (Device, error)
+	// the device dev (dev.PublicKey is taken from the link). confirmation,
+	// if not empty, is kept for TakeLinkConfirmation.
+	ApproveLink(ctx context.Context, username, code string, dev Device, confirmation []byte, now time.Time) (Device, error)
+	// Link returns the unexpired pending link (username, code);
+	// ErrNotFound if there is none.
+	Link(ctx context.Context, username, code string, now time.Time) (Link, error)
+	// TakeLinkConfirmation returns and forgets the confirmation stored by
+	// ApproveLink for the device (nil if none).
+	TakeLinkConfirmation(ctx context.Context, deviceID string) ([]byte, error)
+
+	// PublishDeviceList stores an account's signed device list: the first
+	// binds l.AccountKey to the account, later ones must carry the same key
+	// (ErrAccountKey) and a higher version (ErrStaleVersion); ErrNotFound
+	// for no account. DeleteAccount removes it.
+	PublishDeviceList(ctx context.Context, l DeviceList) error
+	// DeviceList returns the account's latest list; ErrNotFound if it has
+	// none (or no account).
+	DeviceList(ctx context.Context, username string) (DeviceList, error)
 
 	// AddKeyPackages stores key packages for a device; lastResort, if not
 	// nil, replaces the device's last-resort package. Returns the number

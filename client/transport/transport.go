@@ -306,6 +306,9 @@ type Session struct {
 	TokenExpires           time.Time
 	KeyPackagesRemaining   int
 	KeyPackageLowThreshold int
+	// LinkConfirmation is, once, for a device just linked: the approving
+	// device's confirmation (opaque to the server).
+	LinkConfirmation []byte
 }
 
 func (c *Conn) sign(key ed25519.PrivateKey, purpose string) (pub, sig []byte, err error) {
@@ -327,6 +330,7 @@ func (c *Conn) setSession(f *parleypb.ServerFrame) (*Session, error) {
 		TokenExpires:           time.Now().Add(time.Duration(s.TokenTtlSeconds) * time.Second),
 		KeyPackagesRemaining:   int(s.KeyPackagesRemaining),
 		KeyPackageLowThreshold: int(s.KeyPackageLowThreshold),
+		LinkConfirmation:       s.LinkConfirmation,
 	}
 	c.mu.Lock()
 	c.session = sess
@@ -370,11 +374,18 @@ func (c *Conn) Authenticate(ctx context.Context, key ed25519.PrivateKey) (*Sessi
 // The returned code must be entered on an existing device (ApproveLink)
 // before it expires; then Authenticate succeeds.
 func (c *Conn) RequestLink(ctx context.Context, username string, key ed25519.PrivateKey) (code string, expires time.Time, err error) {
+	return c.RequestLinkE2E(ctx, username, key, nil, nil)
+}
+
+// RequestLinkE2E is RequestLink carrying the new device's MLS signature
+// key and the end-to-end link MAC that the approving device checks.
+func (c *Conn) RequestLinkE2E(ctx context.Context, username string, key ed25519.PrivateKey, mlsKey, mac []byte) (code string, expires time.Time, err error) {
 	pub, sig, err := c.sign(key, wire.PurposeLink)
 	if err != nil {
 		return "", time.Time{}, err
 	}
-	f, err := c.call(ctx, &parleypb.ClientFrame_RequestLink{RequestLink: &parleypb.RequestLinkRequest{Username: username, PublicKey: pub, Signature: sig}})
+	f, err := c.call(ctx, &parleypb.ClientFrame_RequestLink{RequestLink: &parleypb.RequestLinkRequest{Username: username, PublicKey: pub, Signature: sig,
+		MlsSignatureKey: mlsKey, LinkMac: mac}})
 	if err != nil {
 		return "", time.Time{}, fmt.Errorf("transport: request link: %w", err)
 	}
@@ -399,7 +410,14 @@ func deviceFromWire(d *parleypb.Device) Device {
 // ApproveLink approves a pending link of the authenticated account and
 // returns the new device.
 func (c *Conn) ApproveLink(ctx context.Context, code string) (Device, error) {
-	f, err := c.call(ctx, &parleypb.ClientFrame_ApproveLink{ApproveLink: &parleypb.ApproveLinkRequest{Code: code}})
+	return c.ApproveLinkE2E(ctx, code, nil, nil)
+}
+
+// ApproveLinkE2E approves the link only if it holds publicKey (the key
+// the approving device verified), and leaves confirmation for the new
+// device.
+func (c *Conn) ApproveLinkE2E(ctx context.Context, code string, publicKey, confirmation []byte) (Device, error) {
+	f, err := c.call(ctx, &parleypb.ClientFrame_ApproveLink{ApproveLink: &parleypb.ApproveLinkRequest{Code: code, PublicKey: publicKey, Confirmation: confirmation}})
 	if err != nil {
 		return Device{}, fmt.Errorf("transport: approve link: %w", err)
 	}
@@ -492,4 +510,47 @@ func (c *Conn) UpdatePrivacy(ctx context.Context, block, unblock []string, invit
 	}
 	p := f.GetPrivacy()
 	return &Privacy{Blocked: p.GetBlocked(), GroupInvites: p.GetGroupInvites()}, nil
+}
+
+// PendingLink is what a new device sent with its link request.
+type PendingLink struct {
+	PublicKey ed25519.PublicKey
+	MLSKey    []byte
+	MAC       []byte
+}
+
+// InspectLink returns the pending link with code of the authenticated
+// account, for the approving device to check before approving.
+func (c *Conn) InspectLink(ctx context.Context, code string) (PendingLink, error) {
+	f, err := c.call(ctx, &parleypb.ClientFrame_InspectLink{InspectLink: &parleypb.InspectLinkRequest{Code: code}})
+	if err != nil {
+		return PendingLink{}, fmt.Errorf("transport: inspect link: %w", err)
+	}
+	r := f.GetInspectLink()
+	if r == nil {
+		return PendingLink{}, errors.New("transport: unexpected response")
+	}
+	return PendingLink{PublicKey: r.PublicKey, MLSKey: r.MlsSignatureKey, MAC: r.LinkMac}, nil
+}
+
+// PublishDeviceList stores the account's new signed device list.
+func (c *Conn) PublishDeviceList(ctx context.Context, l *parleypb.SignedDeviceList) error {
+	if _, err := c.call(ctx, &parleypb.ClientFrame_PublishDeviceList{PublishDeviceList: &parleypb.PublishDeviceListRequest{List: l}}); err != nil {
+		return fmt.Errorf("transport: publish device list: %w", err)
+	}
+	return nil
+}
+
+// FetchDeviceList returns username's latest signed device list as the
+// server has it (unverified: see package devicelist).
+func (c *Conn) FetchDeviceList(ctx context.Context, username string) (*parleypb.SignedDeviceList, error) {
+	f, err := c.call(ctx, &parleypb.ClientFrame_FetchDeviceList{FetchDeviceList: &parleypb.FetchDeviceListRequest{Username: username}})
+	if err != nil {
+		return nil, fmt.Errorf("transport: fetch device list of %s: %w", username, err)
+	}
+	r := f.GetFetchDeviceList()
+	if r == nil || r.List == nil {
+		return nil, errors.New("transport: unexpected response")
+	}
+	return r.List, nil
 }

@@ -207,6 +207,11 @@ func (s *Store) DeleteAccount(ctx context.Context, username string) ([]string, e
 		if _, err := tx.ExecContext(ctx, `DELETE FROM privacy WHERE username = ?`, username); err != nil {
 			return fmt.Errorf("delete account: %w", err)
 		}
+		// The account's signed list goes with its devices; the account key
+		// stays bound to the name, which stays taken.
+		if _, err := tx.ExecContext(ctx, `UPDATE accounts SET device_list = NULL WHERE username = ?`, username); err != nil {
+			return fmt.Errorf("delete account: %w", err)
+		}
 		return nil
 	})
 	return ids, err
@@ -234,8 +239,8 @@ func (s *Store) CreateLink(ctx context.Context, l store.Link) error {
 		if n > 0 {
 			return fmt.Errorf("create link: %w", store.ErrExists)
 		}
-		_, err := tx.ExecContext(ctx, `INSERT INTO links (username, code, public_key, expires) VALUES (?, ?, ?, ?)`,
-			l.Username, l.Code, l.PublicKey, l.Expires.UnixMilli())
+		_, err := tx.ExecContext(ctx, `INSERT INTO links (username, code, public_key, expires, mls_key, link_mac) VALUES (?, ?, ?, ?, ?, ?)`,
+			l.Username, l.Code, l.PublicKey, l.Expires.UnixMilli(), l.MLSKey, l.MAC)
 		if err != nil {
 			return fmt.Errorf("create link: %w", err)
 		}
@@ -243,7 +248,7 @@ func (s *Store) CreateLink(ctx context.Context, l store.Link) error {
 	})
 }
 
-func (s *Store) ApproveLink(ctx context.Context, username, code string, dev store.Device, now time.Time) (store.Device, error) {
+func (s *Store) ApproveLink(ctx context.Context, username, code string, dev store.Device, confirmation []byte, now time.Time) (store.Device, error) {
 	err := s.write(ctx, func(tx *sql.Tx) error {
 		var key []byte
 		err := tx.QueryRowContext(ctx, `DELETE FROM links WHERE username = ? AND code = ? AND expires > ? RETURNING public_key`,
@@ -264,6 +269,11 @@ func (s *Store) ApproveLink(ctx context.Context, username, code string, dev stor
 		}
 		if err := insertDevice(ctx, tx, dev); err != nil {
 			return fmt.Errorf("approve link: %w", err)
+		}
+		if len(confirmation) > 0 {
+			if _, err := tx.ExecContext(ctx, `UPDATE devices SET link_confirmation = ? WHERE id = ?`, confirmation, dev.ID); err != nil {
+				return fmt.Errorf("approve link: %w", err)
+			}
 		}
 		return nil
 	})

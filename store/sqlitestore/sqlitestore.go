@@ -266,6 +266,15 @@ CREATE TABLE privacy (
 	group_invites INTEGER NOT NULL
 ) STRICT;
 `,
+	// 3: account-signed device lists and end-to-end device linking.
+	`
+ALTER TABLE accounts ADD COLUMN account_key BLOB;
+ALTER TABLE accounts ADD COLUMN device_list BLOB;
+ALTER TABLE accounts ADD COLUMN device_list_version INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE links ADD COLUMN mls_key BLOB;
+ALTER TABLE links ADD COLUMN link_mac BLOB;
+ALTER TABLE devices ADD COLUMN link_confirmation BLOB;
+`,
 }
 
 // checkSchema fails with sqlitedb.ErrNoDatabase if no migration was ever

@@ -45,6 +45,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"Inbox", testInbox},
 		{"InboxLimits", testInboxLimits},
 		{"Privacy", testPrivacy},
+		{"DeviceLists", testDeviceLists},
 		{"RemoveDevice", testRemoveDevice},
 		{"DeleteAccount", testDeleteAccount},
 		{"Retention", testRetention},
@@ -88,7 +89,7 @@ func mustAccount(t *testing.T, s store.Store, user string, devs ...string) {
 		if err := s.CreateLink(ctx, store.Link{Username: user, Code: code, PublicKey: key(), Expires: time.Now().Add(time.Hour)}); err != nil {
 			t.Fatalf("CreateLink: %v", err)
 		}
-		if _, err := s.ApproveLink(ctx, user, code, store.Device{ID: d}, time.Now()); err != nil {
+		if _, err := s.ApproveLink(ctx, user, code, store.Device{ID: d}, nil, time.Now()); err != nil {
 			t.Fatalf("ApproveLink: %v", err)
 		}
 	}
@@ -165,19 +166,34 @@ func testLinks(t *testing.T, s store.Store) {
 	mustAccount(t, s, "bob", "b1")
 	k := key()
 	mustErr(t, "link to unknown account", s.CreateLink(ctx, store.Link{Username: "zed", Code: "1", PublicKey: k, Expires: time.Now().Add(time.Hour)}), store.ErrNotFound)
-	if err := s.CreateLink(ctx, store.Link{Username: "alice", Code: "12345678", PublicKey: k, Expires: time.Now().Add(10 * time.Minute)}); err != nil {
+	if err := s.CreateLink(ctx, store.Link{Username: "alice", Code: "12345678", PublicKey: k, Expires: time.Now().Add(10 * time.Minute),
+		MLSKey: []byte("mls-key"), MAC: []byte("mac")}); err != nil {
 		t.Fatal(err)
 	}
+	l, err := s.Link(ctx, "alice", "12345678", time.Now())
+	if err != nil || !bytes.Equal(l.PublicKey, k) || string(l.MLSKey) != "mls-key" || string(l.MAC) != "mac" {
+		t.Fatalf("Link = %+v, %v", l, err)
+	}
+	_, err = s.Link(ctx, "bob", "12345678", time.Now())
+	mustErr(t, "another account's link", err, store.ErrNotFound)
+	_, err = s.Link(ctx, "alice", "12345678", time.Now().Add(11*time.Minute))
+	mustErr(t, "expired link", err, store.ErrNotFound)
 	mustErr(t, "code in use", s.CreateLink(ctx, store.Link{Username: "alice", Code: "12345678", PublicKey: key(), Expires: time.Now().Add(time.Hour)}), store.ErrExists)
-	_, err := s.ApproveLink(ctx, "bob", "12345678", store.Device{ID: "x"}, time.Now())
+	_, err = s.ApproveLink(ctx, "bob", "12345678", store.Device{ID: "x"}, nil, time.Now())
 	mustErr(t, "approve by other account", err, store.ErrNotFound)
-	_, err = s.ApproveLink(ctx, "alice", "12345678", store.Device{ID: "a2"}, time.Now().Add(11*time.Minute))
+	_, err = s.ApproveLink(ctx, "alice", "12345678", store.Device{ID: "a2"}, nil, time.Now().Add(11*time.Minute))
 	mustErr(t, "approve after expiry", err, store.ErrNotFound)
-	d, err := s.ApproveLink(ctx, "alice", "12345678", store.Device{ID: "a2"}, time.Now())
+	d, err := s.ApproveLink(ctx, "alice", "12345678", store.Device{ID: "a2"}, []byte("confirm"), time.Now())
 	if err != nil || d.Username != "alice" || !bytes.Equal(d.PublicKey, k) {
 		t.Fatalf("ApproveLink = %+v, %v", d, err)
 	}
-	_, err = s.ApproveLink(ctx, "alice", "12345678", store.Device{ID: "a3"}, time.Now())
+	// The confirmation is handed over once.
+	for i, want := range []string{"confirm", ""} {
+		if c, err := s.TakeLinkConfirmation(ctx, "a2"); err != nil || string(c) != want {
+			t.Fatalf("TakeLinkConfirmation %d = %q, %v; want %q", i, c, err, want)
+		}
+	}
+	_, err = s.ApproveLink(ctx, "alice", "12345678", store.Device{ID: "a3"}, nil, time.Now())
 	mustErr(t, "approve twice", err, store.ErrNotFound)
 	devs, _ := s.Devices(ctx, "alice")
 	if len(devs) != 2 {
@@ -728,7 +744,7 @@ func testDeleteAccount(t *testing.T, s store.Store) {
 	if got, _ := s.ConsumeKeyPackages(ctx, "alice", nil); len(got) != 0 {
 		t.Fatalf("key packages of a deleted account: %+v", got)
 	}
-	if _, err := s.ApproveLink(ctx, "alice", "55555555", store.Device{ID: "a3"}, time.Now()); err == nil {
+	if _, err := s.ApproveLink(ctx, "alice", "55555555", store.Device{ID: "a3"}, nil, time.Now()); err == nil {
 		t.Fatal("a link made before the deletion was approved after it")
 	}
 	c, _ := s.Conversation(ctx, conv)
@@ -763,7 +779,7 @@ func testRetention(t *testing.T, s store.Store) {
 	if ms, _ := s.FetchInbox(ctx, "b1", 10); len(ms) != 0 {
 		t.Fatalf("expired welcome still delivered")
 	}
-	_, err = s.ApproveLink(ctx, "alice", "1", store.Device{ID: "a2"}, time.Now())
+	_, err = s.ApproveLink(ctx, "alice", "1", store.Device{ID: "a2"}, nil, time.Now())
 	mustErr(t, "expired link", err, store.ErrNotFound)
 	// The conversation itself and its epoch survive.
 	c, err := s.Conversation(ctx, conv)
@@ -852,4 +868,30 @@ func testConcurrentAppends(t *testing.T, s store.Store) {
 	if len(ms) != len(ok) {
 		t.Fatalf("b1 fetched %d, %d were stored", len(ms), len(ok))
 	}
+}
+
+// The first signed list binds the account key; later ones need that key
+// and a higher version; a failed publish changes nothing.
+func testDeviceLists(t *testing.T, s store.Store) {
+	mustAccount(t, s, "alice", "a1")
+	_, err := s.DeviceList(ctx, "alice")
+	mustErr(t, "no list yet", err, store.ErrNotFound)
+	mustErr(t, "no account", s.PublishDeviceList(ctx, store.DeviceList{Username: "nobody", AccountKey: []byte("k"), Version: 1, Signed: []byte("l")}), store.ErrNotFound)
+	if err := s.PublishDeviceList(ctx, store.DeviceList{Username: "alice", AccountKey: []byte("k1"), Version: 1, Signed: []byte("v1")}); err != nil {
+		t.Fatal(err)
+	}
+	mustErr(t, "same version", s.PublishDeviceList(ctx, store.DeviceList{Username: "alice", AccountKey: []byte("k1"), Version: 1, Signed: []byte("v1b")}), store.ErrStaleVersion)
+	mustErr(t, "other key", s.PublishDeviceList(ctx, store.DeviceList{Username: "alice", AccountKey: []byte("k2"), Version: 5, Signed: []byte("v5")}), store.ErrAccountKey)
+	if err := s.PublishDeviceList(ctx, store.DeviceList{Username: "alice", AccountKey: []byte("k1"), Version: 3, Signed: []byte("v3")}); err != nil {
+		t.Fatal(err)
+	}
+	l, err := s.DeviceList(ctx, "alice")
+	if err != nil || l.Version != 3 || string(l.Signed) != "v3" || string(l.AccountKey) != "k1" {
+		t.Fatalf("DeviceList = %+v, %v", l, err)
+	}
+	if _, err := s.DeleteAccount(ctx, "alice"); err != nil {
+		t.Fatal(err)
+	}
+	_, err = s.DeviceList(ctx, "alice")
+	mustErr(t, "list after account deletion", err, store.ErrNotFound)
 }

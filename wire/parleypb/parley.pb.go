@@ -256,6 +256,9 @@ type ClientFrame struct {
 	//	*ClientFrame_Ping
 	//	*ClientFrame_DeleteAccount
 	//	*ClientFrame_Privacy
+	//	*ClientFrame_PublishDeviceList
+	//	*ClientFrame_FetchDeviceList
+	//	*ClientFrame_InspectLink
 	Body          isClientFrame_Body `protobuf_oneof:"body"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -476,6 +479,33 @@ func (x *ClientFrame) GetPrivacy() *PrivacyRequest {
 	return nil
 }
 
+func (x *ClientFrame) GetPublishDeviceList() *PublishDeviceListRequest {
+	if x != nil {
+		if x, ok := x.Body.(*ClientFrame_PublishDeviceList); ok {
+			return x.PublishDeviceList
+		}
+	}
+	return nil
+}
+
+func (x *ClientFrame) GetFetchDeviceList() *FetchDeviceListRequest {
+	if x != nil {
+		if x, ok := x.Body.(*ClientFrame_FetchDeviceList); ok {
+			return x.FetchDeviceList
+		}
+	}
+	return nil
+}
+
+func (x *ClientFrame) GetInspectLink() *InspectLinkRequest {
+	if x != nil {
+		if x, ok := x.Body.(*ClientFrame_InspectLink); ok {
+			return x.InspectLink
+		}
+	}
+	return nil
+}
+
 type isClientFrame_Body interface {
 	isClientFrame_Body()
 }
@@ -556,6 +586,18 @@ type ClientFrame_Privacy struct {
 	Privacy *PrivacyRequest `protobuf:"bytes,20,opt,name=privacy,proto3,oneof"`
 }
 
+type ClientFrame_PublishDeviceList struct {
+	PublishDeviceList *PublishDeviceListRequest `protobuf:"bytes,21,opt,name=publish_device_list,json=publishDeviceList,proto3,oneof"`
+}
+
+type ClientFrame_FetchDeviceList struct {
+	FetchDeviceList *FetchDeviceListRequest `protobuf:"bytes,22,opt,name=fetch_device_list,json=fetchDeviceList,proto3,oneof"`
+}
+
+type ClientFrame_InspectLink struct {
+	InspectLink *InspectLinkRequest `protobuf:"bytes,23,opt,name=inspect_link,json=inspectLink,proto3,oneof"`
+}
+
 func (*ClientFrame_Hello) isClientFrame_Body() {}
 
 func (*ClientFrame_Register) isClientFrame_Body() {}
@@ -594,6 +636,12 @@ func (*ClientFrame_DeleteAccount) isClientFrame_Body() {}
 
 func (*ClientFrame_Privacy) isClientFrame_Body() {}
 
+func (*ClientFrame_PublishDeviceList) isClientFrame_Body() {}
+
+func (*ClientFrame_FetchDeviceList) isClientFrame_Body() {}
+
+func (*ClientFrame_InspectLink) isClientFrame_Body() {}
+
 // ServerFrame is a response (request_id != 0), a push (request_id == 0,
 // body push) or a connection-level error (request_id == 0, body error).
 type ServerFrame struct {
@@ -617,6 +665,8 @@ type ServerFrame struct {
 	//	*ServerFrame_FetchInbox
 	//	*ServerFrame_Push
 	//	*ServerFrame_Privacy
+	//	*ServerFrame_FetchDeviceList
+	//	*ServerFrame_InspectLink
 	Body          isServerFrame_Body `protobuf_oneof:"body"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -810,6 +860,24 @@ func (x *ServerFrame) GetPrivacy() *PrivacyResponse {
 	return nil
 }
 
+func (x *ServerFrame) GetFetchDeviceList() *FetchDeviceListResponse {
+	if x != nil {
+		if x, ok := x.Body.(*ServerFrame_FetchDeviceList); ok {
+			return x.FetchDeviceList
+		}
+	}
+	return nil
+}
+
+func (x *ServerFrame) GetInspectLink() *InspectLinkResponse {
+	if x != nil {
+		if x, ok := x.Body.(*ServerFrame_InspectLink); ok {
+			return x.InspectLink
+		}
+	}
+	return nil
+}
+
 type isServerFrame_Body interface {
 	isServerFrame_Body()
 }
@@ -878,6 +946,14 @@ type ServerFrame_Privacy struct {
 	Privacy *PrivacyResponse `protobuf:"bytes,17,opt,name=privacy,proto3,oneof"`
 }
 
+type ServerFrame_FetchDeviceList struct {
+	FetchDeviceList *FetchDeviceListResponse `protobuf:"bytes,18,opt,name=fetch_device_list,json=fetchDeviceList,proto3,oneof"`
+}
+
+type ServerFrame_InspectLink struct {
+	InspectLink *InspectLinkResponse `protobuf:"bytes,19,opt,name=inspect_link,json=inspectLink,proto3,oneof"`
+}
+
 func (*ServerFrame_Error) isServerFrame_Body() {}
 
 func (*ServerFrame_Hello) isServerFrame_Body() {}
@@ -909,6 +985,10 @@ func (*ServerFrame_FetchInbox) isServerFrame_Body() {}
 func (*ServerFrame_Push) isServerFrame_Body() {}
 
 func (*ServerFrame_Privacy) isServerFrame_Body() {}
+
+func (*ServerFrame_FetchDeviceList) isServerFrame_Body() {}
+
+func (*ServerFrame_InspectLink) isServerFrame_Body() {}
 
 type Empty struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -1145,8 +1225,11 @@ type Session struct {
 	// Non-last-resort key packages the device has left on the server.
 	KeyPackagesRemaining   uint32 `protobuf:"varint,5,opt,name=key_packages_remaining,json=keyPackagesRemaining,proto3" json:"key_packages_remaining,omitempty"`
 	KeyPackageLowThreshold uint32 `protobuf:"varint,6,opt,name=key_package_low_threshold,json=keyPackageLowThreshold,proto3" json:"key_package_low_threshold,omitempty"`
-	unknownFields          protoimpl.UnknownFields
-	sizeCache              protoimpl.SizeCache
+	// For a device just linked, once: the approving device's link
+	// confirmation (see ApproveLinkRequest.confirmation).
+	LinkConfirmation []byte `protobuf:"bytes,7,opt,name=link_confirmation,json=linkConfirmation,proto3" json:"link_confirmation,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *Session) Reset() {
@@ -1219,6 +1302,13 @@ func (x *Session) GetKeyPackageLowThreshold() uint32 {
 		return x.KeyPackageLowThreshold
 	}
 	return 0
+}
+
+func (x *Session) GetLinkConfirmation() []byte {
+	if x != nil {
+		return x.LinkConfirmation
+	}
+	return nil
 }
 
 type RegisterRequest struct {
@@ -1342,12 +1432,18 @@ func (x *AuthenticateRequest) GetSignature() []byte {
 }
 
 type RequestLinkRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Username      string                 `protobuf:"bytes,1,opt,name=username,proto3" json:"username,omitempty"`
-	PublicKey     []byte                 `protobuf:"bytes,2,opt,name=public_key,json=publicKey,proto3" json:"public_key,omitempty"` // the new device's key
-	Signature     []byte                 `protobuf:"bytes,3,opt,name=signature,proto3" json:"signature,omitempty"`                  // purpose "link"
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Username  string                 `protobuf:"bytes,1,opt,name=username,proto3" json:"username,omitempty"`
+	PublicKey []byte                 `protobuf:"bytes,2,opt,name=public_key,json=publicKey,proto3" json:"public_key,omitempty"` // the new device's key
+	Signature []byte                 `protobuf:"bytes,3,opt,name=signature,proto3" json:"signature,omitempty"`                  // purpose "link"
+	// End-to-end linking (docs/transparency.md): the new device's MLS
+	// signature key, and a MAC over both keys under the secret part of the
+	// link code, which never reaches the server. The approving device
+	// checks it (InspectLink) before it signs anything.
+	MlsSignatureKey []byte `protobuf:"bytes,4,opt,name=mls_signature_key,json=mlsSignatureKey,proto3" json:"mls_signature_key,omitempty"`
+	LinkMac         []byte `protobuf:"bytes,5,opt,name=link_mac,json=linkMac,proto3" json:"link_mac,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *RequestLinkRequest) Reset() {
@@ -1397,6 +1493,20 @@ func (x *RequestLinkRequest) GetPublicKey() []byte {
 func (x *RequestLinkRequest) GetSignature() []byte {
 	if x != nil {
 		return x.Signature
+	}
+	return nil
+}
+
+func (x *RequestLinkRequest) GetMlsSignatureKey() []byte {
+	if x != nil {
+		return x.MlsSignatureKey
+	}
+	return nil
+}
+
+func (x *RequestLinkRequest) GetLinkMac() []byte {
+	if x != nil {
+		return x.LinkMac
 	}
 	return nil
 }
@@ -1454,8 +1564,15 @@ func (x *RequestLinkResponse) GetExpiresUnix() int64 {
 }
 
 type ApproveLinkRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Code          string                 `protobuf:"bytes,1,opt,name=code,proto3" json:"code,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Code  string                 `protobuf:"bytes,1,opt,name=code,proto3" json:"code,omitempty"`
+	// The new device's key as the approving device verified it; the link
+	// is refused if the pending link holds another.
+	PublicKey []byte `protobuf:"bytes,2,opt,name=public_key,json=publicKey,proto3" json:"public_key,omitempty"`
+	// Opaque to the server: handed once to the new device (in its next
+	// Session): the approver's MAC, under the link secret, of the account
+	// key that signs the device list.
+	Confirmation  []byte `protobuf:"bytes,3,opt,name=confirmation,proto3" json:"confirmation,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1497,6 +1614,461 @@ func (x *ApproveLinkRequest) GetCode() string {
 	return ""
 }
 
+func (x *ApproveLinkRequest) GetPublicKey() []byte {
+	if x != nil {
+		return x.PublicKey
+	}
+	return nil
+}
+
+func (x *ApproveLinkRequest) GetConfirmation() []byte {
+	if x != nil {
+		return x.Confirmation
+	}
+	return nil
+}
+
+// InspectLinkRequest reads a pending link of the caller's account, so the
+// approving device can check the new device's keys before approving.
+// Wrong codes count like ApproveLink's.
+type InspectLinkRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Code          string                 `protobuf:"bytes,1,opt,name=code,proto3" json:"code,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *InspectLinkRequest) Reset() {
+	*x = InspectLinkRequest{}
+	mi := &file_parleypb_parley_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *InspectLinkRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*InspectLinkRequest) ProtoMessage() {}
+
+func (x *InspectLinkRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_parleypb_parley_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use InspectLinkRequest.ProtoReflect.Descriptor instead.
+func (*InspectLinkRequest) Descriptor() ([]byte, []int) {
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *InspectLinkRequest) GetCode() string {
+	if x != nil {
+		return x.Code
+	}
+	return ""
+}
+
+type InspectLinkResponse struct {
+	state           protoimpl.MessageState `protogen:"open.v1"`
+	PublicKey       []byte                 `protobuf:"bytes,1,opt,name=public_key,json=publicKey,proto3" json:"public_key,omitempty"`
+	MlsSignatureKey []byte                 `protobuf:"bytes,2,opt,name=mls_signature_key,json=mlsSignatureKey,proto3" json:"mls_signature_key,omitempty"`
+	LinkMac         []byte                 `protobuf:"bytes,3,opt,name=link_mac,json=linkMac,proto3" json:"link_mac,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *InspectLinkResponse) Reset() {
+	*x = InspectLinkResponse{}
+	mi := &file_parleypb_parley_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *InspectLinkResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*InspectLinkResponse) ProtoMessage() {}
+
+func (x *InspectLinkResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_parleypb_parley_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use InspectLinkResponse.ProtoReflect.Descriptor instead.
+func (*InspectLinkResponse) Descriptor() ([]byte, []int) {
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *InspectLinkResponse) GetPublicKey() []byte {
+	if x != nil {
+		return x.PublicKey
+	}
+	return nil
+}
+
+func (x *InspectLinkResponse) GetMlsSignatureKey() []byte {
+	if x != nil {
+		return x.MlsSignatureKey
+	}
+	return nil
+}
+
+func (x *InspectLinkResponse) GetLinkMac() []byte {
+	if x != nil {
+		return x.LinkMac
+	}
+	return nil
+}
+
+// A device list signed by the account key (docs/transparency.md): list is
+// an encoded DeviceList, signature is Ed25519 by list.account_key over
+// "parley device list v1" || 0x00 || list.
+type SignedDeviceList struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	List          []byte                 `protobuf:"bytes,1,opt,name=list,proto3" json:"list,omitempty"`
+	Signature     []byte                 `protobuf:"bytes,2,opt,name=signature,proto3" json:"signature,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SignedDeviceList) Reset() {
+	*x = SignedDeviceList{}
+	mi := &file_parleypb_parley_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SignedDeviceList) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SignedDeviceList) ProtoMessage() {}
+
+func (x *SignedDeviceList) ProtoReflect() protoreflect.Message {
+	mi := &file_parleypb_parley_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SignedDeviceList.ProtoReflect.Descriptor instead.
+func (*SignedDeviceList) Descriptor() ([]byte, []int) {
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *SignedDeviceList) GetList() []byte {
+	if x != nil {
+		return x.List
+	}
+	return nil
+}
+
+func (x *SignedDeviceList) GetSignature() []byte {
+	if x != nil {
+		return x.Signature
+	}
+	return nil
+}
+
+type DeviceList struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Username      string                 `protobuf:"bytes,1,opt,name=username,proto3" json:"username,omitempty"`
+	AccountKey    []byte                 `protobuf:"bytes,2,opt,name=account_key,json=accountKey,proto3" json:"account_key,omitempty"` // Ed25519
+	Version       uint64                 `protobuf:"varint,3,opt,name=version,proto3" json:"version,omitempty"`                        // only goes up
+	Devices       []*ListedDevice        `protobuf:"bytes,4,rep,name=devices,proto3" json:"devices,omitempty"`
+	SignedUnix    int64                  `protobuf:"varint,5,opt,name=signed_unix,json=signedUnix,proto3" json:"signed_unix,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeviceList) Reset() {
+	*x = DeviceList{}
+	mi := &file_parleypb_parley_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeviceList) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeviceList) ProtoMessage() {}
+
+func (x *DeviceList) ProtoReflect() protoreflect.Message {
+	mi := &file_parleypb_parley_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeviceList.ProtoReflect.Descriptor instead.
+func (*DeviceList) Descriptor() ([]byte, []int) {
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *DeviceList) GetUsername() string {
+	if x != nil {
+		return x.Username
+	}
+	return ""
+}
+
+func (x *DeviceList) GetAccountKey() []byte {
+	if x != nil {
+		return x.AccountKey
+	}
+	return nil
+}
+
+func (x *DeviceList) GetVersion() uint64 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+func (x *DeviceList) GetDevices() []*ListedDevice {
+	if x != nil {
+		return x.Devices
+	}
+	return nil
+}
+
+func (x *DeviceList) GetSignedUnix() int64 {
+	if x != nil {
+		return x.SignedUnix
+	}
+	return 0
+}
+
+type ListedDevice struct {
+	state           protoimpl.MessageState `protogen:"open.v1"`
+	DeviceId        string                 `protobuf:"bytes,1,opt,name=device_id,json=deviceId,proto3" json:"device_id,omitempty"`
+	AuthKey         []byte                 `protobuf:"bytes,2,opt,name=auth_key,json=authKey,proto3" json:"auth_key,omitempty"`                           // the device's Ed25519 key for this server
+	MlsSignatureKey []byte                 `protobuf:"bytes,3,opt,name=mls_signature_key,json=mlsSignatureKey,proto3" json:"mls_signature_key,omitempty"` // its MLS leaf signature key
+	AddedUnix       int64                  `protobuf:"varint,4,opt,name=added_unix,json=addedUnix,proto3" json:"added_unix,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *ListedDevice) Reset() {
+	*x = ListedDevice{}
+	mi := &file_parleypb_parley_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListedDevice) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListedDevice) ProtoMessage() {}
+
+func (x *ListedDevice) ProtoReflect() protoreflect.Message {
+	mi := &file_parleypb_parley_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListedDevice.ProtoReflect.Descriptor instead.
+func (*ListedDevice) Descriptor() ([]byte, []int) {
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *ListedDevice) GetDeviceId() string {
+	if x != nil {
+		return x.DeviceId
+	}
+	return ""
+}
+
+func (x *ListedDevice) GetAuthKey() []byte {
+	if x != nil {
+		return x.AuthKey
+	}
+	return nil
+}
+
+func (x *ListedDevice) GetMlsSignatureKey() []byte {
+	if x != nil {
+		return x.MlsSignatureKey
+	}
+	return nil
+}
+
+func (x *ListedDevice) GetAddedUnix() int64 {
+	if x != nil {
+		return x.AddedUnix
+	}
+	return 0
+}
+
+// PublishDeviceListRequest stores the caller's account's new signed list.
+// The first list binds the account key; later ones must use it and have a
+// higher version, and list only existing devices of the account.
+type PublishDeviceListRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	List          *SignedDeviceList      `protobuf:"bytes,1,opt,name=list,proto3" json:"list,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PublishDeviceListRequest) Reset() {
+	*x = PublishDeviceListRequest{}
+	mi := &file_parleypb_parley_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PublishDeviceListRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PublishDeviceListRequest) ProtoMessage() {}
+
+func (x *PublishDeviceListRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_parleypb_parley_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PublishDeviceListRequest.ProtoReflect.Descriptor instead.
+func (*PublishDeviceListRequest) Descriptor() ([]byte, []int) {
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *PublishDeviceListRequest) GetList() *SignedDeviceList {
+	if x != nil {
+		return x.List
+	}
+	return nil
+}
+
+type FetchDeviceListRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Username      string                 `protobuf:"bytes,1,opt,name=username,proto3" json:"username,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FetchDeviceListRequest) Reset() {
+	*x = FetchDeviceListRequest{}
+	mi := &file_parleypb_parley_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FetchDeviceListRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FetchDeviceListRequest) ProtoMessage() {}
+
+func (x *FetchDeviceListRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_parleypb_parley_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FetchDeviceListRequest.ProtoReflect.Descriptor instead.
+func (*FetchDeviceListRequest) Descriptor() ([]byte, []int) {
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *FetchDeviceListRequest) GetUsername() string {
+	if x != nil {
+		return x.Username
+	}
+	return ""
+}
+
+type FetchDeviceListResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	List          *SignedDeviceList      `protobuf:"bytes,1,opt,name=list,proto3" json:"list,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FetchDeviceListResponse) Reset() {
+	*x = FetchDeviceListResponse{}
+	mi := &file_parleypb_parley_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FetchDeviceListResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FetchDeviceListResponse) ProtoMessage() {}
+
+func (x *FetchDeviceListResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_parleypb_parley_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FetchDeviceListResponse.ProtoReflect.Descriptor instead.
+func (*FetchDeviceListResponse) Descriptor() ([]byte, []int) {
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *FetchDeviceListResponse) GetList() *SignedDeviceList {
+	if x != nil {
+		return x.List
+	}
+	return nil
+}
+
 type ApproveLinkResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Device        *Device                `protobuf:"bytes,1,opt,name=device,proto3" json:"device,omitempty"`
@@ -1506,7 +2078,7 @@ type ApproveLinkResponse struct {
 
 func (x *ApproveLinkResponse) Reset() {
 	*x = ApproveLinkResponse{}
-	mi := &file_parleypb_parley_proto_msgTypes[12]
+	mi := &file_parleypb_parley_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1518,7 +2090,7 @@ func (x *ApproveLinkResponse) String() string {
 func (*ApproveLinkResponse) ProtoMessage() {}
 
 func (x *ApproveLinkResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[12]
+	mi := &file_parleypb_parley_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1531,7 +2103,7 @@ func (x *ApproveLinkResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApproveLinkResponse.ProtoReflect.Descriptor instead.
 func (*ApproveLinkResponse) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{12}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *ApproveLinkResponse) GetDevice() *Device {
@@ -1552,7 +2124,7 @@ type Device struct {
 
 func (x *Device) Reset() {
 	*x = Device{}
-	mi := &file_parleypb_parley_proto_msgTypes[13]
+	mi := &file_parleypb_parley_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1564,7 +2136,7 @@ func (x *Device) String() string {
 func (*Device) ProtoMessage() {}
 
 func (x *Device) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[13]
+	mi := &file_parleypb_parley_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1577,7 +2149,7 @@ func (x *Device) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Device.ProtoReflect.Descriptor instead.
 func (*Device) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{13}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *Device) GetId() string {
@@ -1609,7 +2181,7 @@ type ListDevicesRequest struct {
 
 func (x *ListDevicesRequest) Reset() {
 	*x = ListDevicesRequest{}
-	mi := &file_parleypb_parley_proto_msgTypes[14]
+	mi := &file_parleypb_parley_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1621,7 +2193,7 @@ func (x *ListDevicesRequest) String() string {
 func (*ListDevicesRequest) ProtoMessage() {}
 
 func (x *ListDevicesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[14]
+	mi := &file_parleypb_parley_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1634,7 +2206,7 @@ func (x *ListDevicesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListDevicesRequest.ProtoReflect.Descriptor instead.
 func (*ListDevicesRequest) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{14}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{22}
 }
 
 type ListDevicesResponse struct {
@@ -1646,7 +2218,7 @@ type ListDevicesResponse struct {
 
 func (x *ListDevicesResponse) Reset() {
 	*x = ListDevicesResponse{}
-	mi := &file_parleypb_parley_proto_msgTypes[15]
+	mi := &file_parleypb_parley_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1658,7 +2230,7 @@ func (x *ListDevicesResponse) String() string {
 func (*ListDevicesResponse) ProtoMessage() {}
 
 func (x *ListDevicesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[15]
+	mi := &file_parleypb_parley_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1671,7 +2243,7 @@ func (x *ListDevicesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListDevicesResponse.ProtoReflect.Descriptor instead.
 func (*ListDevicesResponse) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{15}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *ListDevicesResponse) GetDevices() []*Device {
@@ -1690,7 +2262,7 @@ type RemoveDeviceRequest struct {
 
 func (x *RemoveDeviceRequest) Reset() {
 	*x = RemoveDeviceRequest{}
-	mi := &file_parleypb_parley_proto_msgTypes[16]
+	mi := &file_parleypb_parley_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1702,7 +2274,7 @@ func (x *RemoveDeviceRequest) String() string {
 func (*RemoveDeviceRequest) ProtoMessage() {}
 
 func (x *RemoveDeviceRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[16]
+	mi := &file_parleypb_parley_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1715,7 +2287,7 @@ func (x *RemoveDeviceRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveDeviceRequest.ProtoReflect.Descriptor instead.
 func (*RemoveDeviceRequest) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{16}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *RemoveDeviceRequest) GetDeviceId() string {
@@ -1739,7 +2311,7 @@ type DeleteAccountRequest struct {
 
 func (x *DeleteAccountRequest) Reset() {
 	*x = DeleteAccountRequest{}
-	mi := &file_parleypb_parley_proto_msgTypes[17]
+	mi := &file_parleypb_parley_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1751,7 +2323,7 @@ func (x *DeleteAccountRequest) String() string {
 func (*DeleteAccountRequest) ProtoMessage() {}
 
 func (x *DeleteAccountRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[17]
+	mi := &file_parleypb_parley_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1764,7 +2336,7 @@ func (x *DeleteAccountRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteAccountRequest.ProtoReflect.Descriptor instead.
 func (*DeleteAccountRequest) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{17}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *DeleteAccountRequest) GetUsername() string {
@@ -1784,7 +2356,7 @@ type KeyPackage struct {
 
 func (x *KeyPackage) Reset() {
 	*x = KeyPackage{}
-	mi := &file_parleypb_parley_proto_msgTypes[18]
+	mi := &file_parleypb_parley_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1796,7 +2368,7 @@ func (x *KeyPackage) String() string {
 func (*KeyPackage) ProtoMessage() {}
 
 func (x *KeyPackage) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[18]
+	mi := &file_parleypb_parley_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1809,7 +2381,7 @@ func (x *KeyPackage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KeyPackage.ProtoReflect.Descriptor instead.
 func (*KeyPackage) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{18}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *KeyPackage) GetRef() []byte {
@@ -1836,7 +2408,7 @@ type UploadKeyPackagesRequest struct {
 
 func (x *UploadKeyPackagesRequest) Reset() {
 	*x = UploadKeyPackagesRequest{}
-	mi := &file_parleypb_parley_proto_msgTypes[19]
+	mi := &file_parleypb_parley_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1848,7 +2420,7 @@ func (x *UploadKeyPackagesRequest) String() string {
 func (*UploadKeyPackagesRequest) ProtoMessage() {}
 
 func (x *UploadKeyPackagesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[19]
+	mi := &file_parleypb_parley_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1861,7 +2433,7 @@ func (x *UploadKeyPackagesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UploadKeyPackagesRequest.ProtoReflect.Descriptor instead.
 func (*UploadKeyPackagesRequest) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{19}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *UploadKeyPackagesRequest) GetKeyPackages() []*KeyPackage {
@@ -1887,7 +2459,7 @@ type UploadKeyPackagesResponse struct {
 
 func (x *UploadKeyPackagesResponse) Reset() {
 	*x = UploadKeyPackagesResponse{}
-	mi := &file_parleypb_parley_proto_msgTypes[20]
+	mi := &file_parleypb_parley_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1899,7 +2471,7 @@ func (x *UploadKeyPackagesResponse) String() string {
 func (*UploadKeyPackagesResponse) ProtoMessage() {}
 
 func (x *UploadKeyPackagesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[20]
+	mi := &file_parleypb_parley_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1912,7 +2484,7 @@ func (x *UploadKeyPackagesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UploadKeyPackagesResponse.ProtoReflect.Descriptor instead.
 func (*UploadKeyPackagesResponse) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{20}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *UploadKeyPackagesResponse) GetRemaining() uint32 {
@@ -1933,7 +2505,7 @@ type FetchKeyPackagesRequest struct {
 
 func (x *FetchKeyPackagesRequest) Reset() {
 	*x = FetchKeyPackagesRequest{}
-	mi := &file_parleypb_parley_proto_msgTypes[21]
+	mi := &file_parleypb_parley_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1945,7 +2517,7 @@ func (x *FetchKeyPackagesRequest) String() string {
 func (*FetchKeyPackagesRequest) ProtoMessage() {}
 
 func (x *FetchKeyPackagesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[21]
+	mi := &file_parleypb_parley_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1958,7 +2530,7 @@ func (x *FetchKeyPackagesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FetchKeyPackagesRequest.ProtoReflect.Descriptor instead.
 func (*FetchKeyPackagesRequest) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{21}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *FetchKeyPackagesRequest) GetUsername() string {
@@ -1986,7 +2558,7 @@ type DeviceKeyPackage struct {
 
 func (x *DeviceKeyPackage) Reset() {
 	*x = DeviceKeyPackage{}
-	mi := &file_parleypb_parley_proto_msgTypes[22]
+	mi := &file_parleypb_parley_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1998,7 +2570,7 @@ func (x *DeviceKeyPackage) String() string {
 func (*DeviceKeyPackage) ProtoMessage() {}
 
 func (x *DeviceKeyPackage) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[22]
+	mi := &file_parleypb_parley_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2011,7 +2583,7 @@ func (x *DeviceKeyPackage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeviceKeyPackage.ProtoReflect.Descriptor instead.
 func (*DeviceKeyPackage) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{22}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *DeviceKeyPackage) GetDeviceId() string {
@@ -2044,7 +2616,7 @@ type FetchKeyPackagesResponse struct {
 
 func (x *FetchKeyPackagesResponse) Reset() {
 	*x = FetchKeyPackagesResponse{}
-	mi := &file_parleypb_parley_proto_msgTypes[23]
+	mi := &file_parleypb_parley_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2056,7 +2628,7 @@ func (x *FetchKeyPackagesResponse) String() string {
 func (*FetchKeyPackagesResponse) ProtoMessage() {}
 
 func (x *FetchKeyPackagesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[23]
+	mi := &file_parleypb_parley_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2069,7 +2641,7 @@ func (x *FetchKeyPackagesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FetchKeyPackagesResponse.ProtoReflect.Descriptor instead.
 func (*FetchKeyPackagesResponse) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{23}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *FetchKeyPackagesResponse) GetKeyPackages() []*DeviceKeyPackage {
@@ -2095,7 +2667,7 @@ type CreateConversationRequest struct {
 
 func (x *CreateConversationRequest) Reset() {
 	*x = CreateConversationRequest{}
-	mi := &file_parleypb_parley_proto_msgTypes[24]
+	mi := &file_parleypb_parley_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2107,7 +2679,7 @@ func (x *CreateConversationRequest) String() string {
 func (*CreateConversationRequest) ProtoMessage() {}
 
 func (x *CreateConversationRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[24]
+	mi := &file_parleypb_parley_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2120,7 +2692,7 @@ func (x *CreateConversationRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateConversationRequest.ProtoReflect.Descriptor instead.
 func (*CreateConversationRequest) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{24}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *CreateConversationRequest) GetConversationId() []byte {
@@ -2146,7 +2718,7 @@ type CreateConversationResponse struct {
 
 func (x *CreateConversationResponse) Reset() {
 	*x = CreateConversationResponse{}
-	mi := &file_parleypb_parley_proto_msgTypes[25]
+	mi := &file_parleypb_parley_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2158,7 +2730,7 @@ func (x *CreateConversationResponse) String() string {
 func (*CreateConversationResponse) ProtoMessage() {}
 
 func (x *CreateConversationResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[25]
+	mi := &file_parleypb_parley_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2171,7 +2743,7 @@ func (x *CreateConversationResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateConversationResponse.ProtoReflect.Descriptor instead.
 func (*CreateConversationResponse) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{25}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *CreateConversationResponse) GetEpoch() uint64 {
@@ -2197,7 +2769,7 @@ type Message struct {
 
 func (x *Message) Reset() {
 	*x = Message{}
-	mi := &file_parleypb_parley_proto_msgTypes[26]
+	mi := &file_parleypb_parley_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2209,7 +2781,7 @@ func (x *Message) String() string {
 func (*Message) ProtoMessage() {}
 
 func (x *Message) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[26]
+	mi := &file_parleypb_parley_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2222,7 +2794,7 @@ func (x *Message) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Message.ProtoReflect.Descriptor instead.
 func (*Message) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{26}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *Message) GetId() []byte {
@@ -2298,7 +2870,7 @@ type SendRequest struct {
 
 func (x *SendRequest) Reset() {
 	*x = SendRequest{}
-	mi := &file_parleypb_parley_proto_msgTypes[27]
+	mi := &file_parleypb_parley_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2310,7 +2882,7 @@ func (x *SendRequest) String() string {
 func (*SendRequest) ProtoMessage() {}
 
 func (x *SendRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[27]
+	mi := &file_parleypb_parley_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2323,7 +2895,7 @@ func (x *SendRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SendRequest.ProtoReflect.Descriptor instead.
 func (*SendRequest) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{27}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *SendRequest) GetMessageId() []byte {
@@ -2393,7 +2965,7 @@ type SendResponse struct {
 
 func (x *SendResponse) Reset() {
 	*x = SendResponse{}
-	mi := &file_parleypb_parley_proto_msgTypes[28]
+	mi := &file_parleypb_parley_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2405,7 +2977,7 @@ func (x *SendResponse) String() string {
 func (*SendResponse) ProtoMessage() {}
 
 func (x *SendResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[28]
+	mi := &file_parleypb_parley_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2418,7 +2990,7 @@ func (x *SendResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SendResponse.ProtoReflect.Descriptor instead.
 func (*SendResponse) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{28}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *SendResponse) GetSeq() uint64 {
@@ -2452,7 +3024,7 @@ type FetchRequest struct {
 
 func (x *FetchRequest) Reset() {
 	*x = FetchRequest{}
-	mi := &file_parleypb_parley_proto_msgTypes[29]
+	mi := &file_parleypb_parley_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2464,7 +3036,7 @@ func (x *FetchRequest) String() string {
 func (*FetchRequest) ProtoMessage() {}
 
 func (x *FetchRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[29]
+	mi := &file_parleypb_parley_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2477,7 +3049,7 @@ func (x *FetchRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FetchRequest.ProtoReflect.Descriptor instead.
 func (*FetchRequest) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{29}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *FetchRequest) GetConversationId() []byte {
@@ -2504,7 +3076,7 @@ type FetchResponse struct {
 
 func (x *FetchResponse) Reset() {
 	*x = FetchResponse{}
-	mi := &file_parleypb_parley_proto_msgTypes[30]
+	mi := &file_parleypb_parley_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2516,7 +3088,7 @@ func (x *FetchResponse) String() string {
 func (*FetchResponse) ProtoMessage() {}
 
 func (x *FetchResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[30]
+	mi := &file_parleypb_parley_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2529,7 +3101,7 @@ func (x *FetchResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FetchResponse.ProtoReflect.Descriptor instead.
 func (*FetchResponse) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{30}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *FetchResponse) GetMessages() []*Message {
@@ -2556,7 +3128,7 @@ type AckRequest struct {
 
 func (x *AckRequest) Reset() {
 	*x = AckRequest{}
-	mi := &file_parleypb_parley_proto_msgTypes[31]
+	mi := &file_parleypb_parley_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2568,7 +3140,7 @@ func (x *AckRequest) String() string {
 func (*AckRequest) ProtoMessage() {}
 
 func (x *AckRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[31]
+	mi := &file_parleypb_parley_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2581,7 +3153,7 @@ func (x *AckRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AckRequest.ProtoReflect.Descriptor instead.
 func (*AckRequest) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{31}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *AckRequest) GetConversationId() []byte {
@@ -2611,7 +3183,7 @@ type ListConversationsRequest struct {
 
 func (x *ListConversationsRequest) Reset() {
 	*x = ListConversationsRequest{}
-	mi := &file_parleypb_parley_proto_msgTypes[32]
+	mi := &file_parleypb_parley_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2623,7 +3195,7 @@ func (x *ListConversationsRequest) String() string {
 func (*ListConversationsRequest) ProtoMessage() {}
 
 func (x *ListConversationsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[32]
+	mi := &file_parleypb_parley_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2636,7 +3208,7 @@ func (x *ListConversationsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListConversationsRequest.ProtoReflect.Descriptor instead.
 func (*ListConversationsRequest) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{32}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *ListConversationsRequest) GetAfter() []byte {
@@ -2668,7 +3240,7 @@ type ConversationInfo struct {
 
 func (x *ConversationInfo) Reset() {
 	*x = ConversationInfo{}
-	mi := &file_parleypb_parley_proto_msgTypes[33]
+	mi := &file_parleypb_parley_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2680,7 +3252,7 @@ func (x *ConversationInfo) String() string {
 func (*ConversationInfo) ProtoMessage() {}
 
 func (x *ConversationInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[33]
+	mi := &file_parleypb_parley_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2693,7 +3265,7 @@ func (x *ConversationInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConversationInfo.ProtoReflect.Descriptor instead.
 func (*ConversationInfo) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{33}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *ConversationInfo) GetConversationId() []byte {
@@ -2755,7 +3327,7 @@ type ListConversationsResponse struct {
 
 func (x *ListConversationsResponse) Reset() {
 	*x = ListConversationsResponse{}
-	mi := &file_parleypb_parley_proto_msgTypes[34]
+	mi := &file_parleypb_parley_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2767,7 +3339,7 @@ func (x *ListConversationsResponse) String() string {
 func (*ListConversationsResponse) ProtoMessage() {}
 
 func (x *ListConversationsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[34]
+	mi := &file_parleypb_parley_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2780,7 +3352,7 @@ func (x *ListConversationsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListConversationsResponse.ProtoReflect.Descriptor instead.
 func (*ListConversationsResponse) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{34}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *ListConversationsResponse) GetConversations() []*ConversationInfo {
@@ -2806,7 +3378,7 @@ type FetchInboxRequest struct {
 
 func (x *FetchInboxRequest) Reset() {
 	*x = FetchInboxRequest{}
-	mi := &file_parleypb_parley_proto_msgTypes[35]
+	mi := &file_parleypb_parley_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2818,7 +3390,7 @@ func (x *FetchInboxRequest) String() string {
 func (*FetchInboxRequest) ProtoMessage() {}
 
 func (x *FetchInboxRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[35]
+	mi := &file_parleypb_parley_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2831,7 +3403,7 @@ func (x *FetchInboxRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FetchInboxRequest.ProtoReflect.Descriptor instead.
 func (*FetchInboxRequest) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{35}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *FetchInboxRequest) GetLimit() uint32 {
@@ -2851,7 +3423,7 @@ type FetchInboxResponse struct {
 
 func (x *FetchInboxResponse) Reset() {
 	*x = FetchInboxResponse{}
-	mi := &file_parleypb_parley_proto_msgTypes[36]
+	mi := &file_parleypb_parley_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2863,7 +3435,7 @@ func (x *FetchInboxResponse) String() string {
 func (*FetchInboxResponse) ProtoMessage() {}
 
 func (x *FetchInboxResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[36]
+	mi := &file_parleypb_parley_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2876,7 +3448,7 @@ func (x *FetchInboxResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FetchInboxResponse.ProtoReflect.Descriptor instead.
 func (*FetchInboxResponse) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{36}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *FetchInboxResponse) GetMessages() []*Message {
@@ -2902,7 +3474,7 @@ type AckInboxRequest struct {
 
 func (x *AckInboxRequest) Reset() {
 	*x = AckInboxRequest{}
-	mi := &file_parleypb_parley_proto_msgTypes[37]
+	mi := &file_parleypb_parley_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2914,7 +3486,7 @@ func (x *AckInboxRequest) String() string {
 func (*AckInboxRequest) ProtoMessage() {}
 
 func (x *AckInboxRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[37]
+	mi := &file_parleypb_parley_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2927,7 +3499,7 @@ func (x *AckInboxRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AckInboxRequest.ProtoReflect.Descriptor instead.
 func (*AckInboxRequest) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{37}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *AckInboxRequest) GetSeq() uint64 {
@@ -2945,7 +3517,7 @@ type PingRequest struct {
 
 func (x *PingRequest) Reset() {
 	*x = PingRequest{}
-	mi := &file_parleypb_parley_proto_msgTypes[38]
+	mi := &file_parleypb_parley_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2957,7 +3529,7 @@ func (x *PingRequest) String() string {
 func (*PingRequest) ProtoMessage() {}
 
 func (x *PingRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[38]
+	mi := &file_parleypb_parley_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2970,7 +3542,7 @@ func (x *PingRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PingRequest.ProtoReflect.Descriptor instead.
 func (*PingRequest) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{38}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{46}
 }
 
 type Push struct {
@@ -2989,7 +3561,7 @@ type Push struct {
 
 func (x *Push) Reset() {
 	*x = Push{}
-	mi := &file_parleypb_parley_proto_msgTypes[39]
+	mi := &file_parleypb_parley_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3001,7 +3573,7 @@ func (x *Push) String() string {
 func (*Push) ProtoMessage() {}
 
 func (x *Push) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[39]
+	mi := &file_parleypb_parley_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3014,7 +3586,7 @@ func (x *Push) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Push.ProtoReflect.Descriptor instead.
 func (*Push) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{39}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *Push) GetEvent() isPush_Event {
@@ -3112,7 +3684,7 @@ type LinkApproved struct {
 
 func (x *LinkApproved) Reset() {
 	*x = LinkApproved{}
-	mi := &file_parleypb_parley_proto_msgTypes[40]
+	mi := &file_parleypb_parley_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3124,7 +3696,7 @@ func (x *LinkApproved) String() string {
 func (*LinkApproved) ProtoMessage() {}
 
 func (x *LinkApproved) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[40]
+	mi := &file_parleypb_parley_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3137,7 +3709,7 @@ func (x *LinkApproved) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LinkApproved.ProtoReflect.Descriptor instead.
 func (*LinkApproved) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{40}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *LinkApproved) GetDeviceId() string {
@@ -3156,7 +3728,7 @@ type KeyPackagesLow struct {
 
 func (x *KeyPackagesLow) Reset() {
 	*x = KeyPackagesLow{}
-	mi := &file_parleypb_parley_proto_msgTypes[41]
+	mi := &file_parleypb_parley_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3168,7 +3740,7 @@ func (x *KeyPackagesLow) String() string {
 func (*KeyPackagesLow) ProtoMessage() {}
 
 func (x *KeyPackagesLow) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[41]
+	mi := &file_parleypb_parley_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3181,7 +3753,7 @@ func (x *KeyPackagesLow) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KeyPackagesLow.ProtoReflect.Descriptor instead.
 func (*KeyPackagesLow) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{41}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *KeyPackagesLow) GetRemaining() uint32 {
@@ -3200,7 +3772,7 @@ type DeviceRemoved struct {
 
 func (x *DeviceRemoved) Reset() {
 	*x = DeviceRemoved{}
-	mi := &file_parleypb_parley_proto_msgTypes[42]
+	mi := &file_parleypb_parley_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3212,7 +3784,7 @@ func (x *DeviceRemoved) String() string {
 func (*DeviceRemoved) ProtoMessage() {}
 
 func (x *DeviceRemoved) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[42]
+	mi := &file_parleypb_parley_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3225,7 +3797,7 @@ func (x *DeviceRemoved) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeviceRemoved.ProtoReflect.Descriptor instead.
 func (*DeviceRemoved) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{42}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *DeviceRemoved) GetDeviceId() string {
@@ -3250,7 +3822,7 @@ type PrivacyRequest struct {
 
 func (x *PrivacyRequest) Reset() {
 	*x = PrivacyRequest{}
-	mi := &file_parleypb_parley_proto_msgTypes[43]
+	mi := &file_parleypb_parley_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3262,7 +3834,7 @@ func (x *PrivacyRequest) String() string {
 func (*PrivacyRequest) ProtoMessage() {}
 
 func (x *PrivacyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[43]
+	mi := &file_parleypb_parley_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3275,7 +3847,7 @@ func (x *PrivacyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PrivacyRequest.ProtoReflect.Descriptor instead.
 func (*PrivacyRequest) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{43}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *PrivacyRequest) GetBlock() []string {
@@ -3309,7 +3881,7 @@ type PrivacyResponse struct {
 
 func (x *PrivacyResponse) Reset() {
 	*x = PrivacyResponse{}
-	mi := &file_parleypb_parley_proto_msgTypes[44]
+	mi := &file_parleypb_parley_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3321,7 +3893,7 @@ func (x *PrivacyResponse) String() string {
 func (*PrivacyResponse) ProtoMessage() {}
 
 func (x *PrivacyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[44]
+	mi := &file_parleypb_parley_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3334,7 +3906,7 @@ func (x *PrivacyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PrivacyResponse.ProtoReflect.Descriptor instead.
 func (*PrivacyResponse) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{44}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *PrivacyResponse) GetBlocked() []string {
@@ -3355,8 +3927,7 @@ var File_parleypb_parley_proto protoreflect.FileDescriptor
 
 const file_parleypb_parley_proto_rawDesc = "" +
 	"\n" +
-	"\x15parleypb/parley.proto\x12\tparley.v1\"\x80\n" +
-	"\n" +
+	"\x15parleypb/parley.proto\x12\tparley.v1\"\xec\v\n" +
 	"\vClientFrame\x12\x1d\n" +
 	"\n" +
 	"request_id\x18\x01 \x01(\x04R\trequestId\x12(\n" +
@@ -3380,8 +3951,11 @@ const file_parleypb_parley_proto_rawDesc = "" +
 	"\tack_inbox\x18\x11 \x01(\v2\x1a.parley.v1.AckInboxRequestH\x00R\backInbox\x12,\n" +
 	"\x04ping\x18\x12 \x01(\v2\x16.parley.v1.PingRequestH\x00R\x04ping\x12H\n" +
 	"\x0edelete_account\x18\x13 \x01(\v2\x1f.parley.v1.DeleteAccountRequestH\x00R\rdeleteAccount\x125\n" +
-	"\aprivacy\x18\x14 \x01(\v2\x19.parley.v1.PrivacyRequestH\x00R\aprivacyB\x06\n" +
-	"\x04body\"\x99\b\n" +
+	"\aprivacy\x18\x14 \x01(\v2\x19.parley.v1.PrivacyRequestH\x00R\aprivacy\x12U\n" +
+	"\x13publish_device_list\x18\x15 \x01(\v2#.parley.v1.PublishDeviceListRequestH\x00R\x11publishDeviceList\x12O\n" +
+	"\x11fetch_device_list\x18\x16 \x01(\v2!.parley.v1.FetchDeviceListRequestH\x00R\x0ffetchDeviceList\x12B\n" +
+	"\finspect_link\x18\x17 \x01(\v2\x1d.parley.v1.InspectLinkRequestH\x00R\vinspectLinkB\x06\n" +
+	"\x04body\"\xb0\t\n" +
 	"\vServerFrame\x12\x1d\n" +
 	"\n" +
 	"request_id\x18\x01 \x01(\x04R\trequestId\x12(\n" +
@@ -3402,7 +3976,9 @@ const file_parleypb_parley_proto_rawDesc = "" +
 	"\vfetch_inbox\x18\x0f \x01(\v2\x1d.parley.v1.FetchInboxResponseH\x00R\n" +
 	"fetchInbox\x12%\n" +
 	"\x04push\x18\x10 \x01(\v2\x0f.parley.v1.PushH\x00R\x04push\x126\n" +
-	"\aprivacy\x18\x11 \x01(\v2\x1a.parley.v1.PrivacyResponseH\x00R\aprivacyB\x06\n" +
+	"\aprivacy\x18\x11 \x01(\v2\x1a.parley.v1.PrivacyResponseH\x00R\aprivacy\x12P\n" +
+	"\x11fetch_device_list\x18\x12 \x01(\v2\".parley.v1.FetchDeviceListResponseH\x00R\x0ffetchDeviceList\x12C\n" +
+	"\finspect_link\x18\x13 \x01(\v2\x1e.parley.v1.InspectLinkResponseH\x00R\vinspectLinkB\x06\n" +
 	"\x04body\"\a\n" +
 	"\x05Empty\"\xab\x01\n" +
 	"\x05Error\x12(\n" +
@@ -3416,7 +3992,7 @@ const file_parleypb_parley_proto_rawDesc = "" +
 	"\x10protocol_version\x18\x01 \x01(\rR\x0fprotocolVersion\x12\x1c\n" +
 	"\tchallenge\x18\x02 \x01(\fR\tchallenge\x12!\n" +
 	"\fauth_context\x18\x03 \x01(\tR\vauthContext\x12\x1b\n" +
-	"\tmax_frame\x18\x04 \x01(\x04R\bmaxFrame\"\xfe\x01\n" +
+	"\tmax_frame\x18\x04 \x01(\x04R\bmaxFrame\"\xab\x02\n" +
 	"\aSession\x12\x1a\n" +
 	"\busername\x18\x01 \x01(\tR\busername\x12\x1b\n" +
 	"\tdevice_id\x18\x02 \x01(\tR\bdeviceId\x12\x1d\n" +
@@ -3424,7 +4000,8 @@ const file_parleypb_parley_proto_rawDesc = "" +
 	"blob_token\x18\x03 \x01(\tR\tblobToken\x12*\n" +
 	"\x11token_ttl_seconds\x18\x04 \x01(\x03R\x0ftokenTtlSeconds\x124\n" +
 	"\x16key_packages_remaining\x18\x05 \x01(\rR\x14keyPackagesRemaining\x129\n" +
-	"\x19key_package_low_threshold\x18\x06 \x01(\rR\x16keyPackageLowThreshold\"\x8b\x01\n" +
+	"\x19key_package_low_threshold\x18\x06 \x01(\rR\x16keyPackageLowThreshold\x12+\n" +
+	"\x11link_confirmation\x18\a \x01(\fR\x10linkConfirmation\"\x8b\x01\n" +
 	"\x0fRegisterRequest\x12\x1a\n" +
 	"\busername\x18\x01 \x01(\tR\busername\x12\x1d\n" +
 	"\n" +
@@ -3435,17 +4012,53 @@ const file_parleypb_parley_proto_rawDesc = "" +
 	"\x13AuthenticateRequest\x12\x1d\n" +
 	"\n" +
 	"public_key\x18\x01 \x01(\fR\tpublicKey\x12\x1c\n" +
-	"\tsignature\x18\x02 \x01(\fR\tsignature\"m\n" +
+	"\tsignature\x18\x02 \x01(\fR\tsignature\"\xb4\x01\n" +
 	"\x12RequestLinkRequest\x12\x1a\n" +
 	"\busername\x18\x01 \x01(\tR\busername\x12\x1d\n" +
 	"\n" +
 	"public_key\x18\x02 \x01(\fR\tpublicKey\x12\x1c\n" +
-	"\tsignature\x18\x03 \x01(\fR\tsignature\"L\n" +
+	"\tsignature\x18\x03 \x01(\fR\tsignature\x12*\n" +
+	"\x11mls_signature_key\x18\x04 \x01(\fR\x0fmlsSignatureKey\x12\x19\n" +
+	"\blink_mac\x18\x05 \x01(\fR\alinkMac\"L\n" +
 	"\x13RequestLinkResponse\x12\x12\n" +
 	"\x04code\x18\x01 \x01(\tR\x04code\x12!\n" +
-	"\fexpires_unix\x18\x02 \x01(\x03R\vexpiresUnix\"(\n" +
+	"\fexpires_unix\x18\x02 \x01(\x03R\vexpiresUnix\"k\n" +
 	"\x12ApproveLinkRequest\x12\x12\n" +
-	"\x04code\x18\x01 \x01(\tR\x04code\"@\n" +
+	"\x04code\x18\x01 \x01(\tR\x04code\x12\x1d\n" +
+	"\n" +
+	"public_key\x18\x02 \x01(\fR\tpublicKey\x12\"\n" +
+	"\fconfirmation\x18\x03 \x01(\fR\fconfirmation\"(\n" +
+	"\x12InspectLinkRequest\x12\x12\n" +
+	"\x04code\x18\x01 \x01(\tR\x04code\"{\n" +
+	"\x13InspectLinkResponse\x12\x1d\n" +
+	"\n" +
+	"public_key\x18\x01 \x01(\fR\tpublicKey\x12*\n" +
+	"\x11mls_signature_key\x18\x02 \x01(\fR\x0fmlsSignatureKey\x12\x19\n" +
+	"\blink_mac\x18\x03 \x01(\fR\alinkMac\"D\n" +
+	"\x10SignedDeviceList\x12\x12\n" +
+	"\x04list\x18\x01 \x01(\fR\x04list\x12\x1c\n" +
+	"\tsignature\x18\x02 \x01(\fR\tsignature\"\xb7\x01\n" +
+	"\n" +
+	"DeviceList\x12\x1a\n" +
+	"\busername\x18\x01 \x01(\tR\busername\x12\x1f\n" +
+	"\vaccount_key\x18\x02 \x01(\fR\n" +
+	"accountKey\x12\x18\n" +
+	"\aversion\x18\x03 \x01(\x04R\aversion\x121\n" +
+	"\adevices\x18\x04 \x03(\v2\x17.parley.v1.ListedDeviceR\adevices\x12\x1f\n" +
+	"\vsigned_unix\x18\x05 \x01(\x03R\n" +
+	"signedUnix\"\x91\x01\n" +
+	"\fListedDevice\x12\x1b\n" +
+	"\tdevice_id\x18\x01 \x01(\tR\bdeviceId\x12\x19\n" +
+	"\bauth_key\x18\x02 \x01(\fR\aauthKey\x12*\n" +
+	"\x11mls_signature_key\x18\x03 \x01(\fR\x0fmlsSignatureKey\x12\x1d\n" +
+	"\n" +
+	"added_unix\x18\x04 \x01(\x03R\taddedUnix\"K\n" +
+	"\x18PublishDeviceListRequest\x12/\n" +
+	"\x04list\x18\x01 \x01(\v2\x1b.parley.v1.SignedDeviceListR\x04list\"4\n" +
+	"\x16FetchDeviceListRequest\x12\x1a\n" +
+	"\busername\x18\x01 \x01(\tR\busername\"J\n" +
+	"\x17FetchDeviceListResponse\x12/\n" +
+	"\x04list\x18\x01 \x01(\v2\x1b.parley.v1.SignedDeviceListR\x04list\"@\n" +
 	"\x13ApproveLinkResponse\x12)\n" +
 	"\x06device\x18\x01 \x01(\v2\x11.parley.v1.DeviceR\x06device\"Z\n" +
 	"\x06Device\x12\x0e\n" +
@@ -3612,7 +4225,7 @@ func file_parleypb_parley_proto_rawDescGZIP() []byte {
 }
 
 var file_parleypb_parley_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_parleypb_parley_proto_msgTypes = make([]protoimpl.MessageInfo, 45)
+var file_parleypb_parley_proto_msgTypes = make([]protoimpl.MessageInfo, 53)
 var file_parleypb_parley_proto_goTypes = []any{
 	(ErrorCode)(0),                     // 0: parley.v1.ErrorCode
 	(Kind)(0),                          // 1: parley.v1.Kind
@@ -3629,39 +4242,47 @@ var file_parleypb_parley_proto_goTypes = []any{
 	(*RequestLinkRequest)(nil),         // 12: parley.v1.RequestLinkRequest
 	(*RequestLinkResponse)(nil),        // 13: parley.v1.RequestLinkResponse
 	(*ApproveLinkRequest)(nil),         // 14: parley.v1.ApproveLinkRequest
-	(*ApproveLinkResponse)(nil),        // 15: parley.v1.ApproveLinkResponse
-	(*Device)(nil),                     // 16: parley.v1.Device
-	(*ListDevicesRequest)(nil),         // 17: parley.v1.ListDevicesRequest
-	(*ListDevicesResponse)(nil),        // 18: parley.v1.ListDevicesResponse
-	(*RemoveDeviceRequest)(nil),        // 19: parley.v1.RemoveDeviceRequest
-	(*DeleteAccountRequest)(nil),       // 20: parley.v1.DeleteAccountRequest
-	(*KeyPackage)(nil),                 // 21: parley.v1.KeyPackage
-	(*UploadKeyPackagesRequest)(nil),   // 22: parley.v1.UploadKeyPackagesRequest
-	(*UploadKeyPackagesResponse)(nil),  // 23: parley.v1.UploadKeyPackagesResponse
-	(*FetchKeyPackagesRequest)(nil),    // 24: parley.v1.FetchKeyPackagesRequest
-	(*DeviceKeyPackage)(nil),           // 25: parley.v1.DeviceKeyPackage
-	(*FetchKeyPackagesResponse)(nil),   // 26: parley.v1.FetchKeyPackagesResponse
-	(*CreateConversationRequest)(nil),  // 27: parley.v1.CreateConversationRequest
-	(*CreateConversationResponse)(nil), // 28: parley.v1.CreateConversationResponse
-	(*Message)(nil),                    // 29: parley.v1.Message
-	(*SendRequest)(nil),                // 30: parley.v1.SendRequest
-	(*SendResponse)(nil),               // 31: parley.v1.SendResponse
-	(*FetchRequest)(nil),               // 32: parley.v1.FetchRequest
-	(*FetchResponse)(nil),              // 33: parley.v1.FetchResponse
-	(*AckRequest)(nil),                 // 34: parley.v1.AckRequest
-	(*ListConversationsRequest)(nil),   // 35: parley.v1.ListConversationsRequest
-	(*ConversationInfo)(nil),           // 36: parley.v1.ConversationInfo
-	(*ListConversationsResponse)(nil),  // 37: parley.v1.ListConversationsResponse
-	(*FetchInboxRequest)(nil),          // 38: parley.v1.FetchInboxRequest
-	(*FetchInboxResponse)(nil),         // 39: parley.v1.FetchInboxResponse
-	(*AckInboxRequest)(nil),            // 40: parley.v1.AckInboxRequest
-	(*PingRequest)(nil),                // 41: parley.v1.PingRequest
-	(*Push)(nil),                       // 42: parley.v1.Push
-	(*LinkApproved)(nil),               // 43: parley.v1.LinkApproved
-	(*KeyPackagesLow)(nil),             // 44: parley.v1.KeyPackagesLow
-	(*DeviceRemoved)(nil),              // 45: parley.v1.DeviceRemoved
-	(*PrivacyRequest)(nil),             // 46: parley.v1.PrivacyRequest
-	(*PrivacyResponse)(nil),            // 47: parley.v1.PrivacyResponse
+	(*InspectLinkRequest)(nil),         // 15: parley.v1.InspectLinkRequest
+	(*InspectLinkResponse)(nil),        // 16: parley.v1.InspectLinkResponse
+	(*SignedDeviceList)(nil),           // 17: parley.v1.SignedDeviceList
+	(*DeviceList)(nil),                 // 18: parley.v1.DeviceList
+	(*ListedDevice)(nil),               // 19: parley.v1.ListedDevice
+	(*PublishDeviceListRequest)(nil),   // 20: parley.v1.PublishDeviceListRequest
+	(*FetchDeviceListRequest)(nil),     // 21: parley.v1.FetchDeviceListRequest
+	(*FetchDeviceListResponse)(nil),    // 22: parley.v1.FetchDeviceListResponse
+	(*ApproveLinkResponse)(nil),        // 23: parley.v1.ApproveLinkResponse
+	(*Device)(nil),                     // 24: parley.v1.Device
+	(*ListDevicesRequest)(nil),         // 25: parley.v1.ListDevicesRequest
+	(*ListDevicesResponse)(nil),        // 26: parley.v1.ListDevicesResponse
+	(*RemoveDeviceRequest)(nil),        // 27: parley.v1.RemoveDeviceRequest
+	(*DeleteAccountRequest)(nil),       // 28: parley.v1.DeleteAccountRequest
+	(*KeyPackage)(nil),                 // 29: parley.v1.KeyPackage
+	(*UploadKeyPackagesRequest)(nil),   // 30: parley.v1.UploadKeyPackagesRequest
+	(*UploadKeyPackagesResponse)(nil),  // 31: parley.v1.UploadKeyPackagesResponse
+	(*FetchKeyPackagesRequest)(nil),    // 32: parley.v1.FetchKeyPackagesRequest
+	(*DeviceKeyPackage)(nil),           // 33: parley.v1.DeviceKeyPackage
+	(*FetchKeyPackagesResponse)(nil),   // 34: parley.v1.FetchKeyPackagesResponse
+	(*CreateConversationRequest)(nil),  // 35: parley.v1.CreateConversationRequest
+	(*CreateConversationResponse)(nil), // 36: parley.v1.CreateConversationResponse
+	(*Message)(nil),                    // 37: parley.v1.Message
+	(*SendRequest)(nil),                // 38: parley.v1.SendRequest
+	(*SendResponse)(nil),               // 39: parley.v1.SendResponse
+	(*FetchRequest)(nil),               // 40: parley.v1.FetchRequest
+	(*FetchResponse)(nil),              // 41: parley.v1.FetchResponse
+	(*AckRequest)(nil),                 // 42: parley.v1.AckRequest
+	(*ListConversationsRequest)(nil),   // 43: parley.v1.ListConversationsRequest
+	(*ConversationInfo)(nil),           // 44: parley.v1.ConversationInfo
+	(*ListConversationsResponse)(nil),  // 45: parley.v1.ListConversationsResponse
+	(*FetchInboxRequest)(nil),          // 46: parley.v1.FetchInboxRequest
+	(*FetchInboxResponse)(nil),         // 47: parley.v1.FetchInboxResponse
+	(*AckInboxRequest)(nil),            // 48: parley.v1.AckInboxRequest
+	(*PingRequest)(nil),                // 49: parley.v1.PingRequest
+	(*Push)(nil),                       // 50: parley.v1.Push
+	(*LinkApproved)(nil),               // 51: parley.v1.LinkApproved
+	(*KeyPackagesLow)(nil),             // 52: parley.v1.KeyPackagesLow
+	(*DeviceRemoved)(nil),              // 53: parley.v1.DeviceRemoved
+	(*PrivacyRequest)(nil),             // 54: parley.v1.PrivacyRequest
+	(*PrivacyResponse)(nil),            // 55: parley.v1.PrivacyResponse
 }
 var file_parleypb_parley_proto_depIdxs = []int32{
 	7,  // 0: parley.v1.ClientFrame.hello:type_name -> parley.v1.Hello
@@ -3669,61 +4290,69 @@ var file_parleypb_parley_proto_depIdxs = []int32{
 	11, // 2: parley.v1.ClientFrame.authenticate:type_name -> parley.v1.AuthenticateRequest
 	12, // 3: parley.v1.ClientFrame.request_link:type_name -> parley.v1.RequestLinkRequest
 	14, // 4: parley.v1.ClientFrame.approve_link:type_name -> parley.v1.ApproveLinkRequest
-	17, // 5: parley.v1.ClientFrame.list_devices:type_name -> parley.v1.ListDevicesRequest
-	19, // 6: parley.v1.ClientFrame.remove_device:type_name -> parley.v1.RemoveDeviceRequest
-	22, // 7: parley.v1.ClientFrame.upload_key_packages:type_name -> parley.v1.UploadKeyPackagesRequest
-	24, // 8: parley.v1.ClientFrame.fetch_key_packages:type_name -> parley.v1.FetchKeyPackagesRequest
-	27, // 9: parley.v1.ClientFrame.create_conversation:type_name -> parley.v1.CreateConversationRequest
-	30, // 10: parley.v1.ClientFrame.send:type_name -> parley.v1.SendRequest
-	32, // 11: parley.v1.ClientFrame.fetch:type_name -> parley.v1.FetchRequest
-	34, // 12: parley.v1.ClientFrame.ack:type_name -> parley.v1.AckRequest
-	35, // 13: parley.v1.ClientFrame.list_conversations:type_name -> parley.v1.ListConversationsRequest
-	38, // 14: parley.v1.ClientFrame.fetch_inbox:type_name -> parley.v1.FetchInboxRequest
-	40, // 15: parley.v1.ClientFrame.ack_inbox:type_name -> parley.v1.AckInboxRequest
-	41, // 16: parley.v1.ClientFrame.ping:type_name -> parley.v1.PingRequest
-	20, // 17: parley.v1.ClientFrame.delete_account:type_name -> parley.v1.DeleteAccountRequest
-	46, // 18: parley.v1.ClientFrame.privacy:type_name -> parley.v1.PrivacyRequest
-	6,  // 19: parley.v1.ServerFrame.error:type_name -> parley.v1.Error
-	8,  // 20: parley.v1.ServerFrame.hello:type_name -> parley.v1.HelloResponse
-	9,  // 21: parley.v1.ServerFrame.session:type_name -> parley.v1.Session
-	13, // 22: parley.v1.ServerFrame.request_link:type_name -> parley.v1.RequestLinkResponse
-	15, // 23: parley.v1.ServerFrame.approve_link:type_name -> parley.v1.ApproveLinkResponse
-	18, // 24: parley.v1.ServerFrame.list_devices:type_name -> parley.v1.ListDevicesResponse
-	5,  // 25: parley.v1.ServerFrame.empty:type_name -> parley.v1.Empty
-	23, // 26: parley.v1.ServerFrame.upload_key_packages:type_name -> parley.v1.UploadKeyPackagesResponse
-	26, // 27: parley.v1.ServerFrame.fetch_key_packages:type_name -> parley.v1.FetchKeyPackagesResponse
-	28, // 28: parley.v1.ServerFrame.create_conversation:type_name -> parley.v1.CreateConversationResponse
-	31, // 29: parley.v1.ServerFrame.send:type_name -> parley.v1.SendResponse
-	33, // 30: parley.v1.ServerFrame.fetch:type_name -> parley.v1.FetchResponse
-	37, // 31: parley.v1.ServerFrame.list_conversations:type_name -> parley.v1.ListConversationsResponse
-	39, // 32: parley.v1.ServerFrame.fetch_inbox:type_name -> parley.v1.FetchInboxResponse
-	42, // 33: parley.v1.ServerFrame.push:type_name -> parley.v1.Push
-	47, // 34: parley.v1.ServerFrame.privacy:type_name -> parley.v1.PrivacyResponse
-	0,  // 35: parley.v1.Error.code:type_name -> parley.v1.ErrorCode
-	29, // 36: parley.v1.Error.conflict:type_name -> parley.v1.Message
-	16, // 37: parley.v1.ApproveLinkResponse.device:type_name -> parley.v1.Device
-	16, // 38: parley.v1.ListDevicesResponse.devices:type_name -> parley.v1.Device
-	21, // 39: parley.v1.UploadKeyPackagesRequest.key_packages:type_name -> parley.v1.KeyPackage
-	21, // 40: parley.v1.UploadKeyPackagesRequest.last_resort:type_name -> parley.v1.KeyPackage
-	21, // 41: parley.v1.DeviceKeyPackage.key_package:type_name -> parley.v1.KeyPackage
-	25, // 42: parley.v1.FetchKeyPackagesResponse.key_packages:type_name -> parley.v1.DeviceKeyPackage
-	1,  // 43: parley.v1.Message.kind:type_name -> parley.v1.Kind
-	1,  // 44: parley.v1.SendRequest.kind:type_name -> parley.v1.Kind
-	29, // 45: parley.v1.FetchResponse.messages:type_name -> parley.v1.Message
-	36, // 46: parley.v1.ListConversationsResponse.conversations:type_name -> parley.v1.ConversationInfo
-	29, // 47: parley.v1.FetchInboxResponse.messages:type_name -> parley.v1.Message
-	29, // 48: parley.v1.Push.message:type_name -> parley.v1.Message
-	29, // 49: parley.v1.Push.inbox:type_name -> parley.v1.Message
-	44, // 50: parley.v1.Push.key_packages_low:type_name -> parley.v1.KeyPackagesLow
-	45, // 51: parley.v1.Push.device_removed:type_name -> parley.v1.DeviceRemoved
-	43, // 52: parley.v1.Push.link_approved:type_name -> parley.v1.LinkApproved
-	2,  // 53: parley.v1.PrivacyRequest.group_invites:type_name -> parley.v1.GroupInvites
-	2,  // 54: parley.v1.PrivacyResponse.group_invites:type_name -> parley.v1.GroupInvites
-	55, // [55:55] is the sub-list for method output_type
-	55, // [55:55] is the sub-list for method input_type
-	55, // [55:55] is the sub-list for extension type_name
-	55, // [55:55] is the sub-list for extension extendee
-	0,  // [0:55] is the sub-list for field type_name
+	25, // 5: parley.v1.ClientFrame.list_devices:type_name -> parley.v1.ListDevicesRequest
+	27, // 6: parley.v1.ClientFrame.remove_device:type_name -> parley.v1.RemoveDeviceRequest
+	30, // 7: parley.v1.ClientFrame.upload_key_packages:type_name -> parley.v1.UploadKeyPackagesRequest
+	32, // 8: parley.v1.ClientFrame.fetch_key_packages:type_name -> parley.v1.FetchKeyPackagesRequest
+	35, // 9: parley.v1.ClientFrame.create_conversation:type_name -> parley.v1.CreateConversationRequest
+	38, // 10: parley.v1.ClientFrame.send:type_name -> parley.v1.SendRequest
+	40, // 11: parley.v1.ClientFrame.fetch:type_name -> parley.v1.FetchRequest
+	42, // 12: parley.v1.ClientFrame.ack:type_name -> parley.v1.AckRequest
+	43, // 13: parley.v1.ClientFrame.list_conversations:type_name -> parley.v1.ListConversationsRequest
+	46, // 14: parley.v1.ClientFrame.fetch_inbox:type_name -> parley.v1.FetchInboxRequest
+	48, // 15: parley.v1.ClientFrame.ack_inbox:type_name -> parley.v1.AckInboxRequest
+	49, // 16: parley.v1.ClientFrame.ping:type_name -> parley.v1.PingRequest
+	28, // 17: parley.v1.ClientFrame.delete_account:type_name -> parley.v1.DeleteAccountRequest
+	54, // 18: parley.v1.ClientFrame.privacy:type_name -> parley.v1.PrivacyRequest
+	20, // 19: parley.v1.ClientFrame.publish_device_list:type_name -> parley.v1.PublishDeviceListRequest
+	21, // 20: parley.v1.ClientFrame.fetch_device_list:type_name -> parley.v1.FetchDeviceListRequest
+	15, // 21: parley.v1.ClientFrame.inspect_link:type_name -> parley.v1.InspectLinkRequest
+	6,  // 22: parley.v1.ServerFrame.error:type_name -> parley.v1.Error
+	8,  // 23: parley.v1.ServerFrame.hello:type_name -> parley.v1.HelloResponse
+	9,  // 24: parley.v1.ServerFrame.session:type_name -> parley.v1.Session
+	13, // 25: parley.v1.ServerFrame.request_link:type_name -> parley.v1.RequestLinkResponse
+	23, // 26: parley.v1.ServerFrame.approve_link:type_name -> parley.v1.ApproveLinkResponse
+	26, // 27: parley.v1.ServerFrame.list_devices:type_name -> parley.v1.ListDevicesResponse
+	5,  // 28: parley.v1.ServerFrame.empty:type_name -> parley.v1.Empty
+	31, // 29: parley.v1.ServerFrame.upload_key_packages:type_name -> parley.v1.UploadKeyPackagesResponse
+	34, // 30: parley.v1.ServerFrame.fetch_key_packages:type_name -> parley.v1.FetchKeyPackagesResponse
+	36, // 31: parley.v1.ServerFrame.create_conversation:type_name -> parley.v1.CreateConversationResponse
+	39, // 32: parley.v1.ServerFrame.send:type_name -> parley.v1.SendResponse
+	41, // 33: parley.v1.ServerFrame.fetch:type_name -> parley.v1.FetchResponse
+	45, // 34: parley.v1.ServerFrame.list_conversations:type_name -> parley.v1.ListConversationsResponse
+	47, // 35: parley.v1.ServerFrame.fetch_inbox:type_name -> parley.v1.FetchInboxResponse
+	50, // 36: parley.v1.ServerFrame.push:type_name -> parley.v1.Push
+	55, // 37: parley.v1.ServerFrame.privacy:type_name -> parley.v1.PrivacyResponse
+	22, // 38: parley.v1.ServerFrame.fetch_device_list:type_name -> parley.v1.FetchDeviceListResponse
+	16, // 39: parley.v1.ServerFrame.inspect_link:type_name -> parley.v1.InspectLinkResponse
+	0,  // 40: parley.v1.Error.code:type_name -> parley.v1.ErrorCode
+	37, // 41: parley.v1.Error.conflict:type_name -> parley.v1.Message
+	19, // 42: parley.v1.DeviceList.devices:type_name -> parley.v1.ListedDevice
+	17, // 43: parley.v1.PublishDeviceListRequest.list:type_name -> parley.v1.SignedDeviceList
+	17, // 44: parley.v1.FetchDeviceListResponse.list:type_name -> parley.v1.SignedDeviceList
+	24, // 45: parley.v1.ApproveLinkResponse.device:type_name -> parley.v1.Device
+	24, // 46: parley.v1.ListDevicesResponse.devices:type_name -> parley.v1.Device
+	29, // 47: parley.v1.UploadKeyPackagesRequest.key_packages:type_name -> parley.v1.KeyPackage
+	29, // 48: parley.v1.UploadKeyPackagesRequest.last_resort:type_name -> parley.v1.KeyPackage
+	29, // 49: parley.v1.DeviceKeyPackage.key_package:type_name -> parley.v1.KeyPackage
+	33, // 50: parley.v1.FetchKeyPackagesResponse.key_packages:type_name -> parley.v1.DeviceKeyPackage
+	1,  // 51: parley.v1.Message.kind:type_name -> parley.v1.Kind
+	1,  // 52: parley.v1.SendRequest.kind:type_name -> parley.v1.Kind
+	37, // 53: parley.v1.FetchResponse.messages:type_name -> parley.v1.Message
+	44, // 54: parley.v1.ListConversationsResponse.conversations:type_name -> parley.v1.ConversationInfo
+	37, // 55: parley.v1.FetchInboxResponse.messages:type_name -> parley.v1.Message
+	37, // 56: parley.v1.Push.message:type_name -> parley.v1.Message
+	37, // 57: parley.v1.Push.inbox:type_name -> parley.v1.Message
+	52, // 58: parley.v1.Push.key_packages_low:type_name -> parley.v1.KeyPackagesLow
+	53, // 59: parley.v1.Push.device_removed:type_name -> parley.v1.DeviceRemoved
+	51, // 60: parley.v1.Push.link_approved:type_name -> parley.v1.LinkApproved
+	2,  // 61: parley.v1.PrivacyRequest.group_invites:type_name -> parley.v1.GroupInvites
+	2,  // 62: parley.v1.PrivacyResponse.group_invites:type_name -> parley.v1.GroupInvites
+	63, // [63:63] is the sub-list for method output_type
+	63, // [63:63] is the sub-list for method input_type
+	63, // [63:63] is the sub-list for extension type_name
+	63, // [63:63] is the sub-list for extension extendee
+	0,  // [0:63] is the sub-list for field type_name
 }
 
 func init() { file_parleypb_parley_proto_init() }
@@ -3751,6 +4380,9 @@ func file_parleypb_parley_proto_init() {
 		(*ClientFrame_Ping)(nil),
 		(*ClientFrame_DeleteAccount)(nil),
 		(*ClientFrame_Privacy)(nil),
+		(*ClientFrame_PublishDeviceList)(nil),
+		(*ClientFrame_FetchDeviceList)(nil),
+		(*ClientFrame_InspectLink)(nil),
 	}
 	file_parleypb_parley_proto_msgTypes[1].OneofWrappers = []any{
 		(*ServerFrame_Error)(nil),
@@ -3769,8 +4401,10 @@ func file_parleypb_parley_proto_init() {
 		(*ServerFrame_FetchInbox)(nil),
 		(*ServerFrame_Push)(nil),
 		(*ServerFrame_Privacy)(nil),
+		(*ServerFrame_FetchDeviceList)(nil),
+		(*ServerFrame_InspectLink)(nil),
 	}
-	file_parleypb_parley_proto_msgTypes[39].OneofWrappers = []any{
+	file_parleypb_parley_proto_msgTypes[47].OneofWrappers = []any{
 		(*Push_Message)(nil),
 		(*Push_Inbox)(nil),
 		(*Push_KeyPackagesLow)(nil),
@@ -3783,7 +4417,7 @@ func file_parleypb_parley_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_parleypb_parley_proto_rawDesc), len(file_parleypb_parley_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   45,
+			NumMessages:   53,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

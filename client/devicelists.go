@@ -1,0 +1,302 @@
+package client
+
+import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base32"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/parleychat/parley/client/profile"
+	"github.com/parleychat/parley/client/transport"
+	"github.com/parleychat/parley/devicelist"
+	"github.com/parleychat/parley/mls"
+	"github.com/parleychat/parley/wire"
+)
+
+// No ghosts (docs/transparency.md). Every account signs its own device
+// list with an account key that only its primary device (the one that ran
+// "parley init") holds. This client trusts a device of anyone's account,
+// its own included, only if that account's list, signed by the account
+// key this client pinned the first time it saw the account, names the
+// device with its MLS signature key. So a device row the server adds, or
+// a key package it swaps, reaches nobody's conversations.
+
+// Errors callers branch on.
+var (
+	// ErrAccountKeyChanged: the server hands out a device list signed by
+	// another account key than the one pinned for the user.
+	ErrAccountKeyChanged = errors.New("client: the account key changed")
+	// ErrListRollback: the server hands out an older device list than one
+	// this client has already seen.
+	ErrListRollback = errors.New("client: the server served an older device list")
+	// ErrUnlistedDevice: a device is not in its account's signed list.
+	ErrUnlistedDevice = errors.New("client: a device is not in its account's signed device list")
+	// ErrLinkTampered: the new device's keys do not match the link code.
+	ErrLinkTampered = errors.New("client: the keys the server relayed for the new device do not match its link code")
+	// ErrNotPrimary: only the primary device can change the device list.
+	ErrNotPrimary = errors.New("client: only this account's primary device (the one that ran parley init) can add or remove devices")
+)
+
+// bucketPins holds, per user, the pinned account key and the highest
+// list version seen.
+const bucketPins = "pins"
+
+type pin struct {
+	AccountKey []byte    `json:"account_key"`
+	Version    uint64    `json:"version"`
+	Pinned     time.Time `json:"pinned"`
+	// Devices are the devices (id → MLS signature key) of the last list
+	// verified: they stay trusted, and only they, if the account is
+	// deleted and the server has no list any more.
+	Devices map[string][]byte `json:"devices,omitempty"`
+}
+
+// mlsPublicKey is this device's MLS signature public key (suite 1 signs
+// with Ed25519).
+func (a *account) mlsPublicKey() []byte {
+	return ed25519.NewKeyFromSeed(a.SignKey).Public().(ed25519.PublicKey)
+}
+
+// isPrimary reports whether this device holds the account key.
+func (a *account) isPrimary() bool { return len(a.AccountKey) == ed25519.SeedSize }
+
+// verifiedList fetches user's signed device list and checks it: signed by
+// the account key pinned for user (pinning it the first time), and not
+// older than the newest seen. The own account's key is pinned at init
+// (primary) or by the approving device's link confirmation.
+func (c *Client) verifiedList(ctx context.Context, conn *transport.Conn, user string) (devicelist.List, error) {
+	s, err := conn.FetchDeviceList(ctx, user)
+	if errors.Is(err, wire.ErrNotFound) {
+		// A deleted account has no list. Its devices from the last list
+		// verified stay trusted (the server delivers nothing to them any
+		// more); a withheld list cannot bring in any other device.
+		var p pin
+		if perr := c.store.Update(func(tx *profile.Tx) error { return tx.GetJSON(bucketPins, user, &p) }); perr == nil && len(p.Devices) > 0 {
+			l := devicelist.List{Username: user, AccountKey: p.AccountKey, Version: p.Version}
+			for id, k := range p.Devices {
+				l.Devices = append(l.Devices, devicelist.Device{ID: id, MLSKey: k})
+			}
+			return l, nil
+		}
+		return devicelist.List{}, fmt.Errorf("%w: %s has no signed device list on this server (the account was deleted, or the server withholds its list)", ErrUnlistedDevice, user)
+	}
+	if err != nil {
+		return devicelist.List{}, err
+	}
+	l, err := devicelist.Verify(s)
+	if err != nil {
+		return devicelist.List{}, fmt.Errorf("device list of %s from the server: %w", user, err)
+	}
+	if l.Username != user {
+		return devicelist.List{}, fmt.Errorf("client: the server answered %s's device list with %s's", user, l.Username)
+	}
+	err = c.store.Update(func(tx *profile.Tx) error {
+		var p pin
+		err := tx.GetJSON(bucketPins, user, &p)
+		switch {
+		case errors.Is(err, profile.ErrNotFound):
+			if user == c.acct.User {
+				return fmt.Errorf("client: this device has no pinned account key for its own account")
+			}
+			p = pin{AccountKey: l.AccountKey, Pinned: c.opts.now().UTC()}
+		case err != nil:
+			return err
+		case !bytes.Equal(p.AccountKey, l.AccountKey):
+			return fmt.Errorf("%w: %s's devices are now signed by account key %s, not %s: the server may be adding devices to %s's account (or %s started over); compare safety numbers with %s before trusting it",
+				ErrAccountKeyChanged, user, fingerprint(l.AccountKey), fingerprint(p.AccountKey), user, user, user)
+		case l.Version < p.Version:
+			return fmt.Errorf("%w: %s's list version %d after version %d", ErrListRollback, user, l.Version, p.Version)
+		}
+		p.Version = l.Version
+		p.Devices = make(map[string][]byte, len(l.Devices))
+		for _, d := range l.Devices {
+			p.Devices[d.ID] = d.MLSKey
+		}
+		return tx.PutJSON(bucketPins, user, p)
+	})
+	return l, err
+}
+
+// fingerprint is a short form of an account key for messages.
+func fingerprint(k []byte) string {
+	h := sha256.Sum256(k)
+	return hex.EncodeToString(h[:6])
+}
+
+// pinOwn pins this account's own key.
+func (c *Client) pinOwn(tx *profile.Tx, key []byte) error {
+	return tx.PutJSON(bucketPins, c.acct.User, pin{AccountKey: key, Pinned: c.opts.now().UTC()})
+}
+
+// publishList signs and publishes the account's next device list, made
+// by edit from the current one (nil for the first). Primary only.
+func (c *Client) publishList(ctx context.Context, conn *transport.Conn, first bool, edit func(*devicelist.List)) (devicelist.List, error) {
+	if !c.acct.isPrimary() {
+		return devicelist.List{}, ErrNotPrimary
+	}
+	priv := ed25519.NewKeyFromSeed(c.acct.AccountKey)
+	var l devicelist.List
+	if first {
+		l = devicelist.List{Username: c.acct.User, AccountKey: priv.Public().(ed25519.PublicKey)}
+	} else {
+		var err error
+		if l, err = c.verifiedList(ctx, conn, c.acct.User); err != nil {
+			return l, err
+		}
+	}
+	edit(&l)
+	l.Version++
+	l.Signed = c.opts.now().UTC()
+	s, err := devicelist.Sign(l, priv)
+	if err != nil {
+		return l, err
+	}
+	if err := conn.PublishDeviceList(ctx, s); err != nil {
+		return l, err
+	}
+	return l, c.store.Update(func(tx *profile.Tx) error {
+		return tx.PutJSON(bucketPins, c.acct.User, pin{AccountKey: l.AccountKey, Version: l.Version, Pinned: c.opts.now().UTC()})
+	})
+}
+
+// checkListed makes sure the device (user, id) with MLS signature key k
+// is in user's signed list.
+func checkListed(l devicelist.List, id string, k []byte) error {
+	if !l.HasMLSKey(id, k) {
+		return fmt.Errorf("%w: %s/%s (MLS key %s) is not in %s's list (version %d): the server may be adding a device to %s's account",
+			ErrUnlistedDevice, l.Username, id, fingerprint(k), l.Username, l.Version, l.Username)
+	}
+	return nil
+}
+
+// checkRoster verifies every member of g against its account's signed
+// list before this device sends to the group: a member the server slipped
+// in (by a forged key package, a ghost device or a commit nobody's client
+// would make) gets nothing. Rosters already verified are remembered by
+// hash, so a send costs a list fetch only after the membership changed.
+func (c *Client) checkRoster(ctx context.Context, conn *transport.Conn, r *convRecord, g *mls.Group) error {
+	type leaf struct {
+		s   Sender
+		key []byte
+	}
+	var leaves []leaf
+	h := sha256.New()
+	for _, m := range g.Members() {
+		s, err := memberIdentity(m)
+		if err != nil {
+			return fmt.Errorf("%w: a member of %s has no Parley identity", ErrUnlistedDevice, r.label())
+		}
+		leaves = append(leaves, leaf{s, m.SignatureKey})
+	}
+	slices.SortFunc(leaves, func(a, b leaf) int { return strings.Compare(a.s.User+"/"+a.s.Device, b.s.User+"/"+b.s.Device) })
+	for _, l := range leaves {
+		fmt.Fprintf(h, "%s/%s=%x;", l.s.User, l.s.Device, l.key)
+	}
+	sum := hex.EncodeToString(h.Sum(nil))
+	var known string
+	if err := c.store.Update(func(tx *profile.Tx) error {
+		b, err := tx.Get(bucketRosters, hexID(r.ID))
+		if err == nil {
+			known = string(b)
+		}
+		return nil
+	}); err != nil {
+		return err
+	}
+	if known == sum {
+		return nil
+	}
+	lists := map[string]devicelist.List{}
+	for _, l := range leaves {
+		list, ok := lists[l.s.User]
+		if !ok {
+			var err error
+			if list, err = c.verifiedList(ctx, conn, l.s.User); err != nil {
+				return fmt.Errorf("%s: %w", r.label(), err)
+			}
+			lists[l.s.User] = list
+		}
+		if err := checkListed(list, l.s.Device, l.key); err != nil {
+			return fmt.Errorf("%s: not sending: %w", r.label(), err)
+		}
+	}
+	return c.store.Update(func(tx *profile.Tx) error { return tx.Put(bucketRosters, hexID(r.ID), []byte(sum)) })
+}
+
+// bucketRosters remembers, per conversation, the hash of the last roster
+// checkRoster verified.
+const bucketRosters = "rosters"
+
+// End-to-end linking. The code the new device shows is the server's
+// 8-digit code, then a secret the server never sees. The new device MACs
+// its keys with the secret; the approving device checks the MAC on what
+// the server relays, and MACs the account key back, so that each side
+// knows it talks to the other and not to the server.
+
+const linkSecretLen = 10 // 80 bits, 16 base32 characters
+
+var linkEncoding = base32.StdEncoding.WithPadding(base32.NoPadding)
+
+// linkCode joins the server's code and the secret for display.
+func linkCode(serverCode string, secret []byte) string {
+	s := linkEncoding.EncodeToString(secret)
+	var parts []string
+	for len(s) > 4 {
+		parts, s = append(parts, s[:4]), s[4:]
+	}
+	return serverCode + "-" + strings.Join(append(parts, s), "-")
+}
+
+// splitLinkCode parses a code typed on the approving device.
+func splitLinkCode(code string) (serverCode string, secret []byte, err error) {
+	code = strings.ToUpper(strings.ReplaceAll(strings.TrimSpace(code), " ", ""))
+	serverCode, rest, ok := strings.Cut(code, "-")
+	if !ok || len(serverCode) != wire.LinkCodeDigits {
+		return "", nil, fmt.Errorf("client: a link code is %d digits and a secret, as the new device shows it (12345678-ABCD-...)", wire.LinkCodeDigits)
+	}
+	secret, err = linkEncoding.DecodeString(strings.ReplaceAll(rest, "-", ""))
+	if err != nil || len(secret) != linkSecretLen {
+		return "", nil, errors.New("client: the secret part of the link code is mistyped: copy it as the new device shows it")
+	}
+	return serverCode, secret, nil
+}
+
+// linkMAC binds the new device's keys to the link secret.
+func linkMAC(secret []byte, user string, authKey, mlsKey []byte) []byte {
+	m := hmac.New(sha256.New, secret)
+	fmt.Fprintf(m, "parley link request v1\x00%s\x00", user)
+	m.Write(authKey)
+	m.Write(mlsKey)
+	return m.Sum(nil)
+}
+
+// linkConfirmation is what the approving device hands the new one: the
+// account key, MACed with the link secret together with the new device's
+// key.
+func linkConfirmation(secret []byte, user string, accountKey, newAuthKey []byte) []byte {
+	m := hmac.New(sha256.New, secret)
+	fmt.Fprintf(m, "parley link confirmation v1\x00%s\x00", user)
+	m.Write(accountKey)
+	m.Write(newAuthKey)
+	return append(bytes.Clone(accountKey), m.Sum(nil)...)
+}
+
+// openLinkConfirmation checks a confirmation and returns the account key.
+func openLinkConfirmation(secret []byte, user string, newAuthKey, conf []byte) ([]byte, error) {
+	if len(conf) != ed25519.PublicKeySize+sha256.Size {
+		return nil, fmt.Errorf("%w: no valid confirmation from the approving device", ErrLinkTampered)
+	}
+	key := conf[:ed25519.PublicKeySize]
+	if !hmac.Equal(linkConfirmation(secret, user, key, newAuthKey), conf) {
+		return nil, fmt.Errorf("%w: the approval's confirmation does not match the link code", ErrLinkTampered)
+	}
+	return key, nil
+}

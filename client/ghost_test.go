@@ -1,0 +1,281 @@
+package client
+
+// The server as the attacker (issue "no ghosts"): each test has the server
+// misbehave, by writing to its own database as a hacked or compelled
+// operator would, and checks that the clients catch it, that nothing
+// reaches the attacker's keys, and that the user is told.
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"database/sql"
+	"errors"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/parleychat/parley/client/transport"
+	"github.com/parleychat/parley/devicelist"
+	"github.com/parleychat/parley/mls"
+	"github.com/parleychat/parley/store"
+)
+
+// serverDB opens the server's database as its operator could.
+func serverDB(t *testing.T, s *testServer) *sql.DB {
+	t.Helper()
+	db, err := sql.Open("sqlite", "file:"+filepath.Join(s.dataDir, "parley.db")+"?_pragma=busy_timeout(10000)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
+}
+
+// attackerKeyPackage makes a key package that claims to be user/device
+// but is signed by a key the attacker holds.
+func attackerKeyPackage(t *testing.T, user, device string, lastResort bool) transport.KeyPackage {
+	t.Helper()
+	s, err := suite()
+	if err != nil {
+		t.Fatal(err)
+	}
+	seed := make([]byte, ed25519.SeedSize)
+	rand.Read(seed)
+	msg, bundle, err := mls.NewKeyPackage(s, mls.NewBasicCredential(credentialIdentity(user, device)), seed, &mls.KeyPackageOptions{LastResort: lastResort})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return transport.KeyPackage{Ref: bundle.KeyPackage.Ref(s), Data: msg}
+}
+
+// addGhost has the server create a device for user with a key it holds,
+// with key packages, and returns the ghost's device id.
+func addGhost(t *testing.T, s *testServer, user string) string {
+	t.Helper()
+	ctx := context.Background()
+	_, priv, _ := ed25519.GenerateKey(rand.Reader)
+	code := "99999999"
+	if err := s.store.CreateLink(ctx, store.Link{Username: user, Code: code, PublicKey: priv.Public().(ed25519.PublicKey), Expires: time.Now().Add(time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	dev, err := s.store.ApproveLink(ctx, user, code, store.Device{ID: "ghost" + strings.Repeat("0", 27)}, nil, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := transport.Dial(ctx, s.url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := conn.Authenticate(ctx, priv); err != nil {
+		t.Fatal(err)
+	}
+	lr := attackerKeyPackage(t, user, dev.ID, true)
+	if _, err := conn.UploadKeyPackages(ctx, []transport.KeyPackage{attackerKeyPackage(t, user, dev.ID, false), attackerKeyPackage(t, user, dev.ID, false)}, &lr); err != nil {
+		t.Fatal(err)
+	}
+	return dev.ID
+}
+
+// members lists "user/device" of target's group on c.
+func members(t *testing.T, c *Client, target string) []string {
+	t.Helper()
+	var out []string
+	for _, m := range groupState(t, c, target).Members() {
+		s, err := memberIdentity(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, s.User+"/"+s.Device)
+	}
+	return out
+}
+
+// Attack 1: a device row inserted straight into the server's database.
+// Before, alice's own client added it to every conversation at its next
+// sync and bob's client added it to new ones; it read everything sent to
+// alice. Now neither trusts a device her signed list does not name.
+func TestGhostDeviceInDatabase(t *testing.T) {
+	srv := startServer(t)
+	alice, bob := srv.newUser(t, "alice"), srv.newUser(t, "bob")
+	mustSend(t, alice, "@bob", "hello")
+	mustSync(t, bob)
+	if _, err := alice.CreateGroup(context.Background(), "club", []string{"bob"}); err != nil {
+		t.Fatal(err)
+	}
+	mustSync(t, bob)
+
+	ghost := addGhost(t, srv, "alice")
+	mustSync(t, alice) // before: "alice added a new device of alice"
+	mustSync(t, bob)
+	for _, target := range []string{"@bob", "#club"} {
+		if ms := members(t, alice, target); slices.Contains(ms, "alice/"+ghost) {
+			t.Fatalf("alice's client added the ghost to %s: %v", target, ms)
+		}
+	}
+	// A new conversation: carol's client leaves the ghost out and says so.
+	carol := srv.newUser(t, "carol")
+	mustSend(t, carol, "@alice", "hi alice")
+	if ms := members(t, carol, "@alice"); slices.Contains(ms, "alice/"+ghost) || len(ms) != 2 {
+		t.Fatalf("carol's conversation with alice: %v", ms)
+	}
+	if !slices.ContainsFunc(carol.Warnings(), func(w Warning) bool { return strings.Contains(w.Err, "not in alice's list") }) {
+		t.Fatalf("carol was not told of the unlisted device: %+v", carol.Warnings())
+	}
+	if got := texts(mustSync(t, alice)); !slices.Contains(got, "carol: hi alice") {
+		t.Fatalf("alice got %q", got)
+	}
+}
+
+// Attack 2: bob's key packages replaced by ones whose private keys the
+// server holds. alice's client refuses them: their signature key is not
+// the one bob's signed list gives his device.
+func TestSwappedKeyPackage(t *testing.T) {
+	ctx := context.Background()
+	srv := startServer(t)
+	alice, bob := srv.newUser(t, "alice"), srv.newUser(t, "bob")
+	bobDev := bob.Self().DeviceID
+	// The server drains bob's own packages and puts its own last-resort
+	// one in their place.
+	for {
+		got, err := srv.store.ConsumeKeyPackages(ctx, "bob", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got) == 0 || got[0].LastResort {
+			break
+		}
+	}
+	fake := attackerKeyPackage(t, "bob", bobDev, true)
+	if _, err := srv.store.AddKeyPackages(ctx, bobDev, nil, &store.KeyPackage{Ref: fake.Ref, Data: fake.Data}); err != nil {
+		t.Fatal(err)
+	}
+	_, err := alice.SendText(ctx, "@bob", "for bob's eyes only")
+	if !errors.Is(err, ErrUnlistedDevice) {
+		t.Fatalf("send with bob's key package swapped: %v, want ErrUnlistedDevice", err)
+	}
+	if !strings.Contains(err.Error(), "bob/"+bobDev) {
+		t.Fatalf("the error does not say which device: %v", err)
+	}
+}
+
+// Attack 3: the server answers the link code with a key of its own
+// instead of the new device's. The approving device checks the keys
+// against the code's secret and approves nothing.
+func TestLinkKeySwappedByServer(t *testing.T) {
+	ctx := context.Background()
+	srv := startServer(t)
+	phone := srv.newUser(t, "alice")
+	db := serverDB(t, srv)
+	codes := make(chan string, 1)
+	linked := make(chan error, 1)
+	lctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		c, err := LinkDevice(lctx, testOptions(t, "laptop"), srv.url, "alice", func(code string, _ time.Time) { codes <- code })
+		if err == nil {
+			c.Close()
+		}
+		linked <- err
+	}()
+	code := <-codes
+	_, serverKey, _ := ed25519.GenerateKey(rand.Reader)
+	if _, err := db.Exec(`UPDATE links SET public_key = ?, mls_key = ? WHERE username = 'alice'`,
+		[]byte(serverKey.Public().(ed25519.PublicKey)), []byte(serverKey.Public().(ed25519.PublicKey))); err != nil {
+		t.Fatal(err)
+	}
+	_, _, err := phone.ApproveDevice(ctx, code, time.Second)
+	if !errors.Is(err, ErrLinkTampered) {
+		t.Fatalf("approving a swapped key: %v, want ErrLinkTampered", err)
+	}
+	devs, err := phone.Devices(ctx)
+	if err != nil || len(devs) != 1 {
+		t.Fatalf("alice has %d devices after a refused approval (%v)", len(devs), err)
+	}
+	cancel()
+	<-linked
+}
+
+// Attack 3, the other way: the server approves the link itself (or
+// relays a confirmation of its own making): the new device refuses to
+// become a device of an account whose key it cannot check.
+func TestLinkConfirmationForgedByServer(t *testing.T) {
+	ctx := context.Background()
+	srv := startServer(t)
+	srv.newUser(t, "alice")
+	codes := make(chan string, 1)
+	linked := make(chan error, 1)
+	go func() {
+		c, err := LinkDevice(ctx, testOptions(t, "laptop"), srv.url, "alice", func(code string, _ time.Time) { codes <- code })
+		if err == nil {
+			c.Close()
+		}
+		linked <- err
+	}()
+	code := <-codes
+	serverCode, _, err := splitLinkCode(code)
+	if err != nil {
+		t.Fatal(err)
+	}
+	forged := make([]byte, 64)
+	rand.Read(forged)
+	if _, err := srv.store.ApproveLink(ctx, "alice", serverCode, store.Device{ID: strings.Repeat("f", 32)}, forged, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-linked:
+		if !errors.Is(err, ErrLinkTampered) {
+			t.Fatalf("link approved by the server: %v, want ErrLinkTampered", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("the new device did not notice the forged approval")
+	}
+}
+
+// The server cannot swap an account key: it signs a list of its own,
+// naming alice's real device and a ghost, with a key of its own. bob's
+// client pinned alice's key: it refuses the list and says why.
+func TestAccountKeySwapped(t *testing.T) {
+	ctx := context.Background()
+	srv := startServer(t)
+	alice, bob := srv.newUser(t, "alice"), srv.newUser(t, "bob")
+	mustSend(t, alice, "@bob", "hello")
+	mustSync(t, bob)
+	mustSend(t, bob, "@alice", "hi") // bob pins alice's account key
+
+	ghost := addGhost(t, srv, "alice")
+	ghostDev, err := srv.store.Device(ctx, ghost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub, priv, _ := ed25519.GenerateKey(rand.Reader)
+	forged := devicelist.List{Username: "alice", AccountKey: pub, Version: 99, Signed: time.Now(), Devices: []devicelist.Device{
+		{ID: alice.Self().DeviceID, AuthKey: alice.acct.deviceKey().Public().(ed25519.PublicKey), MLSKey: alice.acct.mlsPublicKey()},
+		{ID: ghost, AuthKey: ghostDev.PublicKey, MLSKey: pub},
+	}}
+	signed, err := devicelist.Sign(forged, priv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := proto.Marshal(signed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := serverDB(t, srv).Exec(`UPDATE accounts SET account_key = ?, device_list = ?, device_list_version = 99 WHERE username = 'alice'`, []byte(pub), b); err != nil {
+		t.Fatal(err)
+	}
+	_, err = bob.CreateGroup(ctx, "plot", []string{"alice"})
+	if !errors.Is(err, ErrAccountKeyChanged) {
+		t.Fatalf("bob adding alice after the server swapped her account key: %v, want ErrAccountKeyChanged", err)
+	}
+	// alice's own client notices too: its own list is signed by a key it
+	// did not make.
+	if _, err := alice.Sync(ctx); err == nil && !slices.ContainsFunc(alice.Warnings(), func(w Warning) bool { return strings.Contains(w.Err, "account key changed") }) {
+		t.Fatalf("alice's client did not notice: %+v", alice.Warnings())
+	}
+}
