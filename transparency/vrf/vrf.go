@@ -20,10 +20,11 @@
 // Differences from a bare reading of the RFC, and things to know:
 //
 //   - Keys are always validated (RFC 9381 Section 5.3 step 3, Section 5.4.5
-//     ECVRF_validate_key). [ParsePublicKey] refuses encodings that are not
-//     canonical (RFC 8032 Section 5.1.3) and points of small order, so a
-//     server cannot pick a key under which two names share a beta, or one
-//     name has several.
+//     ECVRF_validate_key, which the RFC leaves optional). [ParsePublicKey]
+//     refuses encodings that are not canonical (RFC 8032 Section 5.1.3) and
+//     points of small order. Without that check a server could publish a
+//     small-order key under which it can prove the same beta for every
+//     name (TestSmallOrderKeyWouldCollide does it).
 //   - Every point decoded from bytes (public key, Gamma, the try-and-increment
 //     candidates) is decoded as RFC 8032 Section 5.1.3 says: y >= p, and
 //     x = 0 with the sign bit set, are refused. filippo.io/edwards25519 alone
@@ -31,12 +32,14 @@
 //   - [ProofToHash] does not verify anything. As RFC 9381 Section 5.2 says,
 //     use it only on a proof this process made with Prove; a client uses the
 //     beta that Verify returns.
-//   - Proving is constant-time in the secret key. It is not constant-time in
-//     alpha: try-and-increment takes 1 iteration or more (2 on average)
-//     depending on SHA-512 of the public key and alpha, so whoever can time
-//     Prove precisely learns about one bit of that hash per call. The RFC
-//     accepts this for this suite; the directory should not let that timing
-//     be observed for names it wants to hide from the one asking.
+//   - Proving is constant-time in the secret key, not in alpha:
+//     try-and-increment takes 1 iteration or more (2 on average) depending on
+//     SHA-512 of the public key and alpha, so whoever can time Prove
+//     precisely learns about a bit of that hash per call. RFC 9381's security
+//     considerations advise against this suite where alpha is secret and
+//     hashed on the fly. Here a name is known to the server and to whoever
+//     asks about it; the directory should compute a name's proof when it
+//     inserts the name, not while answering someone else's query.
 //     Verification uses only public values and is variable-time.
 package vrf
 
@@ -130,11 +133,8 @@ func NewPrivateKey(seed []byte) (*PrivateKey, error) {
 	if err != nil {
 		panic("vrf: " + err.Error()) // the length is right
 	}
-	if x.Equal(edwards25519.NewScalar()) == 1 {
-		// x is a multiple of q (probability about 2^-250): Y would be the
-		// identity.
-		return nil, errors.New("vrf: this seed gives a secret scalar of 0 mod q")
-	}
+	// Clamped, x = 8m with 2^251 <= m < 2^252 < q, so x is never 0 mod q
+	// and Y below has order q: a key made here always passes validate_key.
 	priv.x = x
 	priv.nonceKey = nonceKey
 	// Y = x*B (RFC 8032 Section 5.1.5 step 4), PK_string = point_to_string(Y).
@@ -308,7 +308,7 @@ func (pub *PublicKey) verify(alpha, pi []byte) (beta []byte, u, v *edwards25519.
 	// 2. If Y is "INVALID", output "INVALID" and stop.
 	// 3. If validate_key, run ECVRF_validate_key(Y) (Section 5.4.5).
 	// Steps 1 to 3 were done by ParsePublicKey (or by NewPrivateKey, whose Y
-	// is x*B with x nonzero mod q, a point of order q).
+	// always has order q).
 
 	// 4. D = ECVRF_decode_proof(pi_string) (Section 5.4.4).
 	// 5. If D is "INVALID", output "INVALID" and stop.
