@@ -173,6 +173,10 @@ type Device struct {
 	Created time.Time `json:"created"`
 	// Key is the device's Ed25519 identity key, hex.
 	Key string `json:"key"`
+	// Signed reports whether the account's signed device list names the
+	// device with this key. A device the server lists that the account
+	// did not sign is a ghost: nobody's client sends to it.
+	Signed bool `json:"signed"`
 }
 
 // Devices lists this account's devices.
@@ -187,8 +191,14 @@ func (c *Client) Devices(ctx context.Context) ([]Device, error) {
 		if err != nil {
 			return err
 		}
+		own, err := c.verifiedList(ctx, conn, c.acct.User)
+		if err != nil {
+			return err
+		}
 		for _, d := range devs {
-			out = append(out, Device{ID: d.ID, Current: d.ID == c.acct.DeviceID, Created: d.Created.UTC(), Key: hexID(d.PublicKey)})
+			ld, ok := own.Device(d.ID)
+			out = append(out, Device{ID: d.ID, Current: d.ID == c.acct.DeviceID, Created: d.Created.UTC(), Key: hexID(d.PublicKey),
+				Signed: ok && bytes.Equal(ld.AuthKey, d.PublicKey)})
 		}
 		return nil
 	})

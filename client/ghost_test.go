@@ -118,6 +118,16 @@ func TestGhostDeviceInDatabase(t *testing.T) {
 			t.Fatalf("alice's client added the ghost to %s: %v", target, ms)
 		}
 	}
+	// alice sees the ghost in her device list, marked as not signed.
+	devs, err := alice.Devices(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range devs {
+		if d.Signed != (d.ID != ghost) {
+			t.Fatalf("device %s signed=%v (ghost %s)", d.ID, d.Signed, ghost)
+		}
+	}
 	// A new conversation: carol's client leaves the ghost out and says so.
 	carol := srv.newUser(t, "carol")
 	mustSend(t, carol, "@alice", "hi alice")

@@ -141,10 +141,14 @@ Lists your conversations (groups and direct) with their members.`,
 			name: "devices link", maxArgs: 0,
 			usage: `devices link --server URL --name NAME [--wait DURATION]
 
-Run on a NEW device: creates a profile, prints a short code and waits.
-Enter the code on one of your existing devices with "parley devices add
-CODE". The new device is then added to your conversations and sees
-messages from then on.`,
+Run on a NEW device: creates a profile, prints a code and waits. Enter
+the whole code on your primary device (the one that ran "parley init")
+with "parley devices add CODE". The code's first 8 digits find the
+request on the server; the rest is a secret the server never sees, with
+which the two devices check each other's keys, so that a server that
+swaps a key is caught before anything is signed. The new device is then
+in your account's signed device list, added to your conversations, and
+sees messages from then on.`,
 			flags: func(fs *flag.FlagSet, f *cmdFlags) {
 				fs.StringVar(&f.server, "server", "", "server URL")
 				fs.StringVar(&f.name, "name", "", "your user name")
@@ -157,8 +161,11 @@ messages from then on.`,
 			name: "devices add", minArgs: 1, maxArgs: 1,
 			usage: `devices add CODE [--wait DURATION]
 
-Run on an EXISTING device: approves the new device showing CODE and adds
-it to every conversation of this device.`,
+Run on your PRIMARY device (the one that ran "parley init", which holds
+the account key): checks the new device's keys against CODE's secret,
+adds the device to the account's signed device list and then to every
+conversation of this device. If the keys do not match the code, nothing
+is approved: the server tampered with the request.`,
 			flags: func(fs *flag.FlagSet, f *cmdFlags) {
 				fs.StringVar(&f.wait, "wait", "2m", "how long to wait for the new device's key packages")
 			},
@@ -168,15 +175,19 @@ it to every conversation of this device.`,
 			name: "devices list", maxArgs: 0,
 			usage: `devices list
 
-Lists this account's devices.`,
+Lists this account's devices as the server has them, each marked with
+whether the account's signed device list names it. A device it does not
+name ("NOT SIGNED") was not added by you: no client of yours or of your
+contacts sends to it.`,
 			run: cmdDevicesList,
 		},
 		{
 			name: "devices remove", minArgs: 1, maxArgs: 1,
 			usage: `devices remove ID
 
-Removes device ID from every conversation (it cannot read anything sent
-afterwards) and then from the account.`,
+Removes device ID from the account's signed device list (primary device
+only), from the server and from every conversation (it cannot read
+anything sent afterwards).`,
 			run: cmdDevicesRemove,
 		},
 		{
@@ -672,6 +683,9 @@ func cmdDevicesList(ctx context.Context, e *env, args []string) error {
 		cur := ""
 		if d.Current {
 			cur = "  (this device)"
+		}
+		if !d.Signed {
+			cur += "  NOT SIGNED: not in your account's signed device list (you did not add it; nobody sends to it)"
 		}
 		fmt.Fprintf(e.stdout, "%s  added %s  key %s…%s\n", d.ID, d.Created.Local().Format("2006-01-02 15:04"), d.Key[:min(len(d.Key), 16)], cur)
 	}
