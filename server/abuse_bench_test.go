@@ -26,6 +26,13 @@ import (
 //
 //	go test -run '^$' -bench SendUnderAttack -benchtime 2000x ./server/
 func BenchmarkSendUnderAttack(b *testing.B) {
+	for _, attack := range []string{"all", "kp-duplicates", "kp-fetch", "invitations", "link-requests", "probes"} {
+		b.Run(attack, func(b *testing.B) { benchSendUnderAttack(b, attack) })
+	}
+}
+
+func benchSendUnderAttack(b *testing.B, attack string) {
+	kinds := map[string]int{"kp-duplicates": 0, "kp-fetch": 1, "invitations": 2, "link-requests": 3, "probes": 4}
 	ts := newServer(b)
 	alice, bob := register(b, ts, "alice"), register(b, ts, "bob")
 	conv := group(b, "g", alice, bob)
@@ -96,7 +103,11 @@ func BenchmarkSendUnderAttack(b *testing.B) {
 					}
 					continue
 				}
-				switch n % 5 {
+				kind := n % 5
+				if attack != "all" {
+					kind = kinds[attack]
+				}
+				switch kind {
 				case 0: // duplicate ids: refused before the store
 					mallory.conn.FetchKeyPackages(ctx, "bob", dup...)
 				case 1: // whole-account fetches until rate limited

@@ -307,6 +307,7 @@ func (c *conn) serveFrame(m message, read bool, more chan<- bool) {
 			return
 		}
 	}
+	c.pace(len(m.data))
 	// Frames refused unread are answered to their request if its id
 	// can be read from the first field, else at connection level.
 	peekID := wire.PeekRequestID(m.data)
@@ -512,8 +513,8 @@ func (c *conn) pushEncoded(b []byte) {
 	}
 }
 
-// maxRefusedInARow is how many RATE_LIMITED answers in a row close a
-// connection. Each refused request is cheap, but a client that loops on
+// maxRefusedInARow is how many RATE_LIMITED or BAD_REQUEST answers in a
+// row close a connection. Each refused request is cheap, but a client that loops on
 // them still takes the server's CPU from everyone else; an honest client
 // waits for retry_after_seconds (a burst of pipelined sends refused
 // together stays well under this).
@@ -610,7 +611,7 @@ func (c *conn) respond(typ string, id uint64, start time.Time, body parleypb.Ser
 	}
 	c.s.metrics.requests.WithLabelValues(typ, code).Inc()
 	tooManyRefused := false
-	if werr != nil && werr.Code == parleypb.ErrorCode_RATE_LIMITED {
+	if werr != nil && (werr.Code == parleypb.ErrorCode_RATE_LIMITED || werr.Code == parleypb.ErrorCode_BAD_REQUEST) {
 		tooManyRefused = c.refused.Add(1) >= maxRefusedInARow
 	} else if werr == nil {
 		c.refused.Store(0)

@@ -37,6 +37,12 @@ type Limits struct {
 	WritesPerAccount Limit
 	WritesPerAddr    Limit
 	UploadPerAccount Limit // blob uploads by all devices of an account
+	// RequestsPerAccount paces every request of an account's connections
+	// together (each costs one plus one per 4 KiB): over it, the server
+	// stops reading them until the window ends (nothing is refused), so a
+	// flood of requests, however cheap each is to refuse, cannot take the
+	// server's CPU from everyone else.
+	RequestsPerAccount Limit
 }
 
 // DefaultLimits are generous for people and tight for scripts.
@@ -52,6 +58,7 @@ var DefaultLimits = Limits{
 	WritesPerAccount:       Limit{N: 300, Per: time.Minute},
 	WritesPerAddr:          Limit{N: 1200, Per: time.Minute},
 	UploadPerAccount:       Limit{N: 600, Per: time.Hour},
+	RequestsPerAccount:     Limit{N: 1000, Per: time.Second},
 }
 
 // Unlimited disables a Limit (for benchmarks).
@@ -73,6 +80,7 @@ func (l Limits) withDefaults() Limits {
 	def(&l.LinkRequestPerAccount, DefaultLimits.LinkRequestPerAccount)
 	def(&l.WritesPerAccount, DefaultLimits.WritesPerAccount)
 	def(&l.WritesPerAddr, DefaultLimits.WritesPerAddr)
+	def(&l.RequestsPerAccount, DefaultLimits.RequestsPerAccount)
 	def(&l.UploadPerAccount, DefaultLimits.UploadPerAccount)
 	return l
 }
@@ -227,6 +235,23 @@ func (c *conn) checkWrite() error {
 	return c.s.check("writes",
 		limitKey{"per_account", "write-acct:" + c.dev.Username, lim.WritesPerAccount},
 		limitKey{"per_address", "write-addr:" + c.remote, lim.WritesPerAddr})
+}
+
+// pace holds an authenticated connection's next request while its account
+// is over Limits.RequestsPerAccount (at most one window): the connection
+// is simply not read for a while, which costs the server nothing. A
+// request costs one, plus one per 4 KiB of frame, so that large frames
+// (which take longer to decode) count for what they take.
+func (c *conn) pace(frameBytes int) {
+	if c.dev == nil {
+		return
+	}
+	lim := c.s.cfg.Limits.RequestsPerAccount
+	cost := min(1+frameBytes/4096, lim.N)
+	if ok, after := c.s.limits.l.AllowN("req-acct:"+c.dev.Username, cost, lim); !ok {
+		c.s.metrics.rateLimited.WithLabelValues("paced").Inc()
+		time.Sleep(min(after, lim.Per))
+	}
 }
 
 // acquireAccountConn counts an authenticated connection of user, unless

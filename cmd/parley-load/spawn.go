@@ -193,7 +193,7 @@ func internalServe(dir string, useTLS bool) error {
 		// and per account would measure the limits, not the server.
 		Limits: server.Limits{RegisterPerAddr: unl, SendPerAccount: unl, SendPerAddr: unl,
 			KeyPackageFetchPerDev: unl, KeyPackageFetchPerAcct: unl, KeyPackageFetchPerAddr: unl,
-			LinkRequestPerAddr: unl, LinkRequestPerAccount: unl, WritesPerAccount: unl, WritesPerAddr: unl},
+			LinkRequestPerAddr: unl, LinkRequestPerAccount: unl, WritesPerAccount: unl, WritesPerAddr: unl, RequestsPerAccount: unl},
 		MaxUnauthenticatedPerAddr: 10_000,
 		TLSConfig:                 tlsConfig,
 	})
