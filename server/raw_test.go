@@ -281,6 +281,7 @@ func TestSlowReaderDisconnected(t *testing.T) {
 		c.OutboundQueue = 4
 		c.WriteTimeout = time.Second
 		c.MaxFrame = 2 << 20
+		c.Limits.RequestsPerAccount = server.Unlimited // 60 MiB from alice in a hurry
 	})
 	alice := register(t, ts, "alice")
 	bob := register(t, ts, "bob")
