@@ -10,7 +10,10 @@ import (
 	"context"
 	"crypto/ed25519"
 	"fmt"
+	"io"
+	"net/http"
 	"net/netip"
+	"regexp"
 	"slices"
 	"testing"
 	"time"
@@ -484,6 +487,23 @@ func TestHostileIgnoresRetryAfter(t *testing.T) {
 	if refused >= 1000-1 || refused < 100 {
 		t.Fatalf("%d refused requests answered before the connection closed", refused)
 	}
+	// The same for requests refused as bad (here: a device id named 500
+	// times), which cost more to decode than a rate-limited one.
+	m = authRaw(t, ts, register(t, ts, "mallory2"))
+	bad := 0
+	for range 1000 {
+		f, err := m.callErr(&parleypb.ClientFrame_FetchKeyPackages{FetchKeyPackages: &parleypb.FetchKeyPackagesRequest{
+			Username: "bob", DeviceIds: slices.Repeat([]string{"d"}, 500)}})
+		if err != nil {
+			break
+		}
+		if errCode(f) == parleypb.ErrorCode_BAD_REQUEST {
+			bad++
+		}
+	}
+	if bad >= 1000-1 || bad < 100 {
+		t.Fatalf("%d bad requests answered before the connection closed", bad)
+	}
 }
 
 // callErr is call that returns an error instead of failing the test when
@@ -566,5 +586,47 @@ func TestHostileAddWithoutWelcome(t *testing.T) {
 	m := authRaw(t, ts, mallory)
 	if f := invite(t, m, []byte("no-welcome"), 0, alice.id); errCode(f) != parleypb.ErrorCode_BAD_REQUEST {
 		t.Fatalf("add without a Welcome: %v, want BAD_REQUEST", f.GetError())
+	}
+}
+
+// An account flooding requests is paced: the server stops reading its
+// connections until its window ends, refusing nothing, while others are
+// served. (Fails without pace in serveFrame: nothing is paced.)
+func TestHostileRequestFloodIsPaced(t *testing.T) {
+	ts := startServer(t, t.TempDir(), func(c *server.Config) {
+		c.Limits.RequestsPerAccount = server.Limit{N: 100, Per: time.Second}
+		c.MetricsToken = "t"
+	})
+	alice, bob := register(t, ts, "alice"), register(t, ts, "bob")
+	conv := group(t, "g", alice, bob)
+	m := authRaw(t, ts, register(t, ts, "mallory"))
+	done := make(chan int)
+	go func() {
+		ok := 0
+		for range 300 {
+			f, err := m.callErr(&parleypb.ClientFrame_Ping{Ping: &parleypb.PingRequest{}})
+			if err != nil {
+				break
+			}
+			if errCode(f) == 0 {
+				ok++
+			}
+		}
+		done <- ok
+	}()
+	stillServes(t, alice, bob, conv)
+	if ok := <-done; ok != 300 {
+		t.Fatalf("%d of 300 paced pings answered; pacing must delay, not refuse", ok)
+	}
+	req, _ := http.NewRequest("GET", ts.url+"/metrics", nil)
+	req.Header.Set("Authorization", "Bearer t")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if !regexp.MustCompile(`parleyd_rate_limited_total\{limit="paced"\} [1-9]`).Match(body) {
+		t.Fatalf("no request was paced:\n%s", body)
 	}
 }

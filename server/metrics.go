@@ -45,7 +45,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		authTimeouts: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "parleyd_auth_timeouts_total", Help: "Connections closed for not authenticating in time."}),
 		rateLimited: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "parleyd_rate_limited_total", Help: "Requests refused with RATE_LIMITED, by limit."}, []string{"limit"}),
+			Name: "parleyd_rate_limited_total", Help: "Requests refused with RATE_LIMITED by limit; limit=\"paced\" counts requests delayed (not refused) by the per-account pacing, limit=\"disconnected\" connections closed for refused requests in a row."}, []string{"limit"}),
 		storageErrors: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "parleyd_storage_unavailable_total", Help: "Requests refused with STORAGE_UNAVAILABLE (disk full, read-only, I/O error)."}),
 	}
