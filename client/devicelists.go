@@ -41,6 +41,8 @@ var (
 	ErrUnlistedDevice = errors.New("client: a device is not in its account's signed device list")
 	// ErrLinkTampered: the new device's keys do not match the link code.
 	ErrLinkTampered = errors.New("client: the keys the server relayed for the new device do not match its link code")
+	// ErrOutsider: a commit or proposal from outside the group.
+	ErrOutsider = errors.New("client: MLS message from outside the group")
 	// ErrNotPrimary: only the primary device can change the device list.
 	ErrNotPrimary = errors.New("client: only this account's primary device (the one that ran parley init) can add or remove devices")
 )

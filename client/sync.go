@@ -112,8 +112,36 @@ func (c *Client) syncConversation(ctx context.Context, conn *transport.Conn, id 
 			}
 		}
 		if !more || len(msgs) == 0 {
+			c.alertRoster(ctx, conn, id)
 			return n, nil
 		}
+	}
+}
+
+// alertRoster checks a conversation's members against their accounts'
+// signed device lists after it changed, and warns, naming the device,
+// when one is not listed: the server may have slipped it in. (Sending to
+// the conversation is refused by prepare's check meanwhile.)
+func (c *Client) alertRoster(ctx context.Context, conn *transport.Conn, id []byte) {
+	var r *convRecord
+	var g *mls.Group
+	err := c.store.Update(func(tx *profile.Tx) error {
+		var err error
+		if r, err = getConv(tx, id); err != nil {
+			return err
+		}
+		if r.Removed {
+			r = nil
+			return nil
+		}
+		g, err = loadGroup(tx, id)
+		return err
+	})
+	if err != nil || r == nil {
+		return
+	}
+	if err := c.checkRoster(ctx, conn, r, g); err != nil {
+		c.warn(r, nil, err)
 	}
 }
 
@@ -172,6 +200,15 @@ func (c *Client) processLogMessage(m transport.Message) error {
 		}
 		if err != nil {
 			c.warn(r, m.ID, fmt.Errorf("cannot process %s: %w", kindName(m.Kind), err))
+			return nil
+		}
+		if res.Sender.Type != mls.SenderTypeMember || (res.Commit != nil && res.Commit.External) {
+			// Parley groups take members only by their members' commits:
+			// an external commit or a proposal from outside the group is
+			// how a server would slip a member in. The group stays as it
+			// was (this device cannot follow the group past such a commit,
+			// and says so).
+			c.warn(r, m.ID, fmt.Errorf("%w: refused a %s from outside the group", ErrOutsider, kindName(m.Kind)))
 			return nil
 		}
 		if err := saveGroup(tx, g); err != nil {
