@@ -178,3 +178,14 @@ func BenchmarkBaselineMapInsert10k(b *testing.B) {
 		b.StartTimer()
 	}
 }
+
+// BenchmarkBuild1M builds the 1M-entry tree from scratch, as a server that
+// keeps only (index, value) pairs would at start.
+func BenchmarkBuild1M(b *testing.B) {
+	_, entries := benchTree(b)
+	for b.Loop() {
+		if _, err := Build(entries); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
