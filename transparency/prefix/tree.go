@@ -156,8 +156,8 @@ func newParent(left, right *node) *node {
 	return &node{hash: parentHash(&l, &r), child: [2]*node{left, right}}
 }
 
-// Tree is an immutable prefix tree. The zero value is not usable; start
-// from Empty. A *Tree is safe for concurrent use: nothing changes it.
+// Tree is an immutable prefix tree. The zero value is the empty tree, as
+// is Empty(). A *Tree is safe for concurrent use: nothing changes it.
 type Tree struct {
 	root *node
 	size int

@@ -385,3 +385,14 @@ func TestAgainstMap(t *testing.T) {
 		}
 	}
 }
+
+func TestZeroTreeIsEmpty(t *testing.T) {
+	var zero Tree
+	if zero.Root() != Empty().Root() || zero.Len() != 0 {
+		t.Fatal("zero Tree is not the empty tree")
+	}
+	v := val(1)
+	one := mustInsert(t, &zero, Entry{idx("1"), v})
+	checkLookup(t, one, idx("1"), &v)
+	checkLookup(t, &zero, idx("1"), nil)
+}
