@@ -296,26 +296,33 @@ func (a *applier) merge(leaf *node, d int, ops []op) (*node, error) {
 		a.size++
 		entries = append(entries, o.Entry)
 	}
+	var reuse *node
 	if keep {
 		i, _ := slices.BinarySearchFunc(entries, leaf.entry.Index, func(e Entry, x Index) int {
 			return bytes.Compare(e.Index[:], x[:])
 		})
 		entries = slices.Insert(entries, i, *leaf.entry)
+		reuse = leaf
 	}
-	return build(d, entries), nil
+	return build(d, entries, reuse), nil
 }
 
 // build returns the canonical subtree at depth d holding entries, which are
-// sorted by index, distinct, and share their first d bits.
-func build(d int, entries []Entry) *node {
+// sorted by index, distinct, and share their first d bits. reuse, if not
+// nil, is an existing leaf for one of the entries, used as is rather than
+// hashed again (a leaf's hash does not depend on its depth).
+func build(d int, entries []Entry, reuse *node) *node {
 	switch len(entries) {
 	case 0:
 		return nil
 	case 1:
+		if reuse != nil && reuse.entry.Index == entries[0].Index {
+			return reuse
+		}
 		return newLeaf(entries[0])
 	}
 	split := sort.Search(len(entries), func(i int) bool { return entries[i].Index.bit(d) == 1 })
-	return newParent(build(d+1, entries[:split]), build(d+1, entries[split:]))
+	return newParent(build(d+1, entries[:split], reuse), build(d+1, entries[split:], reuse))
 }
 
 // splitAt returns the position of the first op whose bit d is 1; ops are
