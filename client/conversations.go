@@ -685,11 +685,11 @@ func (c *Client) addUsers(ctx context.Context, r *convRecord, users []string, in
 	}
 	var ownOthers []string
 	if includeOwn {
-		devs, err := conn.ListDevices(ctx)
+		own, err := c.verifiedList(ctx, conn, c.acct.User)
 		if err != nil {
 			return err
 		}
-		for _, d := range devs {
+		for _, d := range own.Devices {
 			if d.ID != c.acct.DeviceID {
 				ownOthers = append(ownOthers, d.ID)
 			}

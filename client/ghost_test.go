@@ -289,3 +289,87 @@ func TestAccountKeySwapped(t *testing.T) {
 		t.Fatalf("alice's client did not notice: %+v", alice.Warnings())
 	}
 }
+
+// Attack 4: a ghost asks to join a group with an external proposal (a
+// new member's own Add, which needs no group secret), injected by the
+// server into the group's log. Parley groups take members only by their
+// members' commits: the proposal is refused and the user told.
+func TestOutsiderProposalRefused(t *testing.T) {
+	ctx := context.Background()
+	srv := startServer(t)
+	alice, bob := srv.newUser(t, "alice"), srv.newUser(t, "bob")
+	if _, err := alice.CreateGroup(ctx, "club", []string{"bob"}); err != nil {
+		t.Fatal(err)
+	}
+	mustSync(t, bob)
+	g := groupState(t, bob, "#club")
+	s, err := suite()
+	if err != nil {
+		t.Fatal(err)
+	}
+	seed := make([]byte, ed25519.SeedSize)
+	rand.Read(seed)
+	_, bundle, err := mls.NewKeyPackage(s, mls.NewBasicCredential(credentialIdentity("alice", "ghost")), seed, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg, err := mls.NewJoinProposal(g.GroupID(), g.Epoch(), bundle)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := srv.store.Append(ctx, store.Append{ID: transport.NewMessageID(), ConversationID: g.GroupID(), Epoch: g.Epoch(),
+		Kind: store.KindProposal, Sender: alice.Self().DeviceID, Payload: msg}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := bob.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.ContainsFunc(bob.Warnings(), func(w Warning) bool { return strings.Contains(w.Err, "from outside the group") }) {
+		t.Fatalf("bob was not told of the outsider's proposal: %+v", bob.Warnings())
+	}
+	mustSend(t, bob, "#club", "still fine")
+	if got := texts(mustSync(t, alice)); !slices.Contains(got, "bob: still fine") {
+		t.Fatalf("alice got %q", got)
+	}
+	if ms := members(t, bob, "#club"); len(ms) != 2 {
+		t.Fatalf("#club members: %v", ms)
+	}
+}
+
+// A member's client that adds an unlisted device (compromised, or a
+// server-made key package it failed to check): every other member's
+// client notices when the commit arrives, names the device, and sends
+// nothing more to the group. (Fails without alertRoster and checkRoster.)
+func TestUnlistedLeafFromAMember(t *testing.T) {
+	ctx := context.Background()
+	srv := startServer(t)
+	alice, bob := srv.newUser(t, "alice"), srv.newUser(t, "bob")
+	if _, err := alice.CreateGroup(ctx, "club", []string{"bob"}); err != nil {
+		t.Fatal(err)
+	}
+	mustSync(t, bob)
+	mustSend(t, bob, "#club", "before")
+	ghost := addGhost(t, srv, "alice")
+	kp := attackerKeyPackage(t, "alice", ghost, false)
+	err := alice.withLock(ctx, func() error {
+		r, err := alice.resolve(ctx, "#club", false)
+		if err != nil {
+			return err
+		}
+		return alice.addUsers(ctx, r, nil, false, map[string][]transport.DeviceKeyPackage{
+			"alice": {{DeviceID: ghost, KeyPackage: kp}}})
+	})
+	if err != nil {
+		t.Fatalf("the rogue add: %v", err)
+	}
+	if _, err := bob.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.ContainsFunc(bob.Warnings(), func(w Warning) bool { return strings.Contains(w.Err, "alice/"+ghost) }) {
+		t.Fatalf("bob was not told of alice/%s: %+v", ghost, bob.Warnings())
+	}
+	_, err = bob.SendText(ctx, "#club", "secret plans")
+	if !errors.Is(err, ErrUnlistedDevice) {
+		t.Fatalf("bob's send to a group with an unlisted member: %v, want ErrUnlistedDevice", err)
+	}
+}
