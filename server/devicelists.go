@@ -91,19 +91,33 @@ func (c *conn) handleInspectLink(ctx context.Context, r *parleypb.InspectLinkReq
 	if len(r.Code) != wire.LinkCodeDigits {
 		return nil, badRequest("link code must be %d digits", wire.LinkCodeDigits)
 	}
-	key := "approve:" + c.dev.Username
-	if blocked, after := c.s.limits.blocked(key, linkApprovalFails); blocked {
-		c.s.metrics.rateLimited.WithLabelValues("approve_link").Inc()
-		return nil, rateLimited("too many wrong link codes; try again later", after)
+	if err := c.checkLinkCodeGuesses(); err != nil {
+		return nil, err
 	}
 	l, err := c.s.cfg.Store.Link(ctx, c.dev.Username, r.Code, time.Now())
 	if errors.Is(err, store.ErrNotFound) {
-		c.s.limits.allow(key, linkApprovalFails, linkWindow)
-		return nil, &wire.Error{Code: parleypb.ErrorCode_NOT_FOUND, Message: "no pending link with this code for your account"}
+		return nil, c.wrongLinkCode()
 	}
 	if err != nil {
 		return nil, err
 	}
 	return &parleypb.ServerFrame_InspectLink{InspectLink: &parleypb.InspectLinkResponse{
 		PublicKey: l.PublicKey, MlsSignatureKey: l.MLSKey, LinkMac: l.MAC}}, nil
+}
+
+// Wrong link codes (to InspectLink or ApproveLink) are counted per
+// account, so that the 8 digits cannot be guessed: checkLinkCodeGuesses
+// refuses once linkApprovalFails were wrong in the window, wrongLinkCode
+// counts one and answers it.
+func (c *conn) checkLinkCodeGuesses() error {
+	if blocked, after := c.s.limits.blocked("approve:"+c.dev.Username, linkApprovalFails); blocked {
+		c.s.metrics.rateLimited.WithLabelValues("approve_link").Inc()
+		return rateLimited("too many wrong link codes; try again later", after)
+	}
+	return nil
+}
+
+func (c *conn) wrongLinkCode() error {
+	c.s.limits.allow("approve:"+c.dev.Username, linkApprovalFails, linkWindow)
+	return &wire.Error{Code: parleypb.ErrorCode_NOT_FOUND, Message: "no pending link with this code for your account"}
 }

@@ -291,10 +291,8 @@ func (c *conn) handleApproveLink(ctx context.Context, r *parleypb.ApproveLinkReq
 	if len(r.Code) != wire.LinkCodeDigits {
 		return nil, badRequest("link code must be %d digits", wire.LinkCodeDigits)
 	}
-	key := "approve:" + c.dev.Username
-	if blocked, after := c.s.limits.blocked(key, linkApprovalFails); blocked {
-		c.s.metrics.rateLimited.WithLabelValues("approve_link").Inc()
-		return nil, rateLimited("too many wrong link codes; try again later", after)
+	if err := c.checkLinkCodeGuesses(); err != nil {
+		return nil, err
 	}
 	if devs, err := c.s.cfg.Store.Devices(ctx, c.dev.Username); err != nil {
 		return nil, err
@@ -315,8 +313,7 @@ func (c *conn) handleApproveLink(ctx context.Context, r *parleypb.ApproveLinkReq
 	}
 	dev, err := c.s.cfg.Store.ApproveLink(ctx, c.dev.Username, r.Code, store.Device{ID: randomHex(16)}, r.Confirmation, time.Now())
 	if errors.Is(err, store.ErrNotFound) {
-		c.s.limits.allow(key, linkApprovalFails, linkWindow)
-		return nil, &wire.Error{Code: parleypb.ErrorCode_NOT_FOUND, Message: "no pending link with this code for your account"}
+		return nil, c.wrongLinkCode()
 	}
 	if err != nil {
 		return nil, err
@@ -710,21 +707,27 @@ func (c *conn) handleFetch(ctx context.Context, r *parleypb.FetchRequest) (parle
 		return nil, err
 	}
 	resp := &parleypb.FetchResponse{}
+	resp.Messages, resp.More = c.page(ms, limit)
+	return &parleypb.ServerFrame_Fetch{Fetch: resp}, nil
+}
+
+// page answers at most limit of ms (fetched with limit+1) within the byte
+// budget of a response: at most 4 frames' worth of payload, always at
+// least one message, so that responses stay a size clients accept and a
+// connection can queue. more reports whether anything was left out.
+func (c *conn) page(ms []store.Message, limit int) (out []*parleypb.Message, more bool) {
 	if len(ms) > limit {
-		ms, resp.More = ms[:limit], true
+		ms, more = ms[:limit], true
 	}
-	// Keep responses to a size clients accept: at most 4 frames' worth of
-	// payload (always at least one message).
 	budget := 4 * c.s.cfg.MaxFrame
 	for i, m := range ms {
 		budget -= int64(len(m.Payload))
 		if budget < 0 && i > 0 {
-			resp.More = true
-			break
+			return out, true
 		}
-		resp.Messages = append(resp.Messages, messageToWire(m))
+		out = append(out, messageToWire(m))
 	}
-	return &parleypb.ServerFrame_Fetch{Fetch: resp}, nil
+	return out, more
 }
 
 func (c *conn) handleAck(ctx context.Context, r *parleypb.AckRequest) (parleypb.ServerFrameBody, error) {
@@ -781,21 +784,10 @@ func (c *conn) handleFetchInbox(ctx context.Context, r *parleypb.FetchInboxReque
 	if err != nil {
 		return nil, err
 	}
-	resp := &parleypb.FetchInboxResponse{}
-	if len(ms) > limit {
-		ms, resp.More = ms[:limit], true
-	}
 	// The same byte budget as Fetch: without it, a few large Welcomes made
 	// a response too large to send, and the device could never sync.
-	budget := 4 * c.s.cfg.MaxFrame
-	for i, m := range ms {
-		budget -= int64(len(m.Payload))
-		if budget < 0 && i > 0 {
-			resp.More = true
-			break
-		}
-		resp.Messages = append(resp.Messages, messageToWire(m))
-	}
+	resp := &parleypb.FetchInboxResponse{}
+	resp.Messages, resp.More = c.page(ms, limit)
 	return &parleypb.ServerFrame_FetchInbox{FetchInbox: resp}, nil
 }
 
