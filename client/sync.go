@@ -64,6 +64,27 @@ type Warning struct {
 	Conversation string `json:"conversation"`
 	ID           string `json:"id"`
 	Err          string `json:"error"`
+	// Alert is set when the warning is a sign that the server (or a
+	// member) is attacking the conversation: a device or member not in
+	// its account's signed list, a changed account key, an older list, a
+	// message from outside the group. Clients must show it so that no
+	// one can miss it.
+	Alert bool `json:"alert,omitempty"`
+}
+
+// IsSecurityAlert reports whether err is a sign that the server or a
+// member attacks the conversation (see Warning.Alert): a client must show
+// it so that no one can miss it.
+func IsSecurityAlert(err error) bool { return isAlert(err) }
+
+// isAlert reports whether err is one of the signs of an attack.
+func isAlert(err error) bool {
+	for _, e := range []error{ErrUnlistedDevice, ErrAccountKeyChanged, ErrListRollback, ErrOutsider, ErrLinkTampered} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
 }
 
 func (c *Client) warn(r *convRecord, id []byte, err error) {
@@ -73,7 +94,7 @@ func (c *Client) warn(r *convRecord, id []byte, err error) {
 	if r != nil {
 		label = r.label()
 	}
-	c.warnings = append(c.warnings, Warning{Conversation: label, ID: hexID(id), Err: err.Error()})
+	c.warnings = append(c.warnings, Warning{Conversation: label, ID: hexID(id), Err: err.Error(), Alert: isAlert(err)})
 }
 
 // Warnings returns and clears the warnings collected so far.

@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -32,6 +33,10 @@ type Backend interface {
 	SendFile(ctx context.Context, conversation, path string) error
 	// Follow delivers new messages to fn until ctx is done.
 	Follow(ctx context.Context, fn func(client.Message)) error
+	// Alerts returns (and forgets) the security alerts raised since the
+	// last call: devices or members not in their account's signed list,
+	// changed account keys, messages from outside a group.
+	Alerts() []string
 }
 
 type clientBackend struct{ c *client.Client }
@@ -56,6 +61,15 @@ func (b clientBackend) SendFile(ctx context.Context, conv, path string) error {
 }
 func (b clientBackend) Follow(ctx context.Context, fn func(client.Message)) error {
 	return b.c.Follow(ctx, fn)
+}
+func (b clientBackend) Alerts() []string {
+	var out []string
+	for _, w := range b.c.Warnings() {
+		if w.Alert {
+			out = append(out, strings.TrimSpace(w.Conversation+" "+w.Err))
+		}
+	}
+	return out
 }
 
 // Messages the Model handles (besides Bubble Tea's own).
@@ -97,6 +111,7 @@ type Model struct {
 	width    int
 	height   int
 	status   string
+	alerts   []string // security alerts: shown above everything until quit
 	incoming chan client.Message
 	quitting bool
 }
@@ -235,11 +250,25 @@ func (m Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 			m.status = "disconnected: " + msg.err.Error()
 		}
 	}
+	switch msg.(type) {
+	case convsMsg, historyMsg, IncomingMsg, sentMsg:
+		for _, a := range m.backend.Alerts() {
+			if !slices.Contains(m.alerts, a) {
+				m.alerts = append(m.alerts, a)
+			}
+		}
+		if sm, ok := msg.(sentMsg); ok && sm.err != nil && client.IsSecurityAlert(sm.err) && !slices.Contains(m.alerts, sm.err.Error()) {
+			m.alerts = append(m.alerts, sm.err.Error())
+		}
+	}
 	var cmd tea.Cmd
 	m.input, cmd = m.input.Update(msg)
 	cmds = append(cmds, cmd)
 	return m, tea.Batch(cmds...)
 }
+
+// Alerts returns the security alerts shown in the banner.
+func (m Model) Alerts() []string { return m.alerts }
 
 func (m Model) known(label string) bool {
 	for _, c := range m.convs {
@@ -415,6 +444,14 @@ func (m Model) View() string {
 	right := lipgloss.JoinVertical(lipgloss.Left, title, m.view.View())
 	top := lipgloss.JoinHorizontal(lipgloss.Top, left, " ", right)
 	status := styleDim.Render(fmt.Sprintf("%s/%s  %s", m.self.User, m.self.DeviceID, m.status))
+	if len(m.alerts) > 0 {
+		var banner strings.Builder
+		for _, a := range m.alerts {
+			banner.WriteString("SECURITY ALERT: " + clean(a) + "\n")
+		}
+		alert := lipgloss.NewStyle().Bold(true).Foreground(lipgloss.Color("15")).Background(lipgloss.Color("1")).Width(max(m.width, 20))
+		return lipgloss.JoinVertical(lipgloss.Left, alert.Render(strings.TrimRight(banner.String(), "\n")), top, m.input.View(), status)
+	}
 	return lipgloss.JoinVertical(lipgloss.Left, top, m.input.View(), status)
 }
 

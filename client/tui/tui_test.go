@@ -20,6 +20,15 @@ type fakeBackend struct {
 	history map[string][]client.Message
 	sent    []string // "conv: text"
 	sendErr error
+	alerts  []string
+}
+
+func (f *fakeBackend) Alerts() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	a := f.alerts
+	f.alerts = nil
+	return a
 }
 
 func (f *fakeBackend) Self() client.Self { return client.Self{User: "alice", DeviceID: "dev1"} }
@@ -261,5 +270,23 @@ func TestSendFile(t *testing.T) {
 	}
 	if v := m.View(); !strings.Contains(v, "[file report.pdf, 42 bytes") {
 		t.Fatalf("view:\n%s", v)
+	}
+}
+
+// A security alert (here: a ghost device the client refused) is shown in a
+// banner above everything, and stays there.
+func TestSecurityAlertBanner(t *testing.T) {
+	f := newFake()
+	f.alerts = []string{"@bob client: a device is not in its account's signed device list: bob/ghost"}
+	var m tea.Model = New(context.Background(), f, nil)
+	m = run(t, m, m.Init(), 0)
+	m = step(t, m, tea.WindowSizeMsg{Width: 120, Height: 30})
+	view := m.View()
+	if !strings.Contains(view, "SECURITY ALERT") || !strings.Contains(view, "bob/ghost") {
+		t.Fatalf("no alert banner:\n%s", view)
+	}
+	m = step(t, m, tea.KeyMsg{Type: tea.KeyTab})
+	if !strings.Contains(m.View(), "SECURITY ALERT") {
+		t.Fatal("the banner went away")
 	}
 }

@@ -321,6 +321,15 @@ func (e *env) warnings(c *client.Client) {
 		if where == "" {
 			where = "inbox"
 		}
+		if w.Alert {
+			// Security alerts go to stderr in every mode and, with --json,
+			// also to stdout as an event a script cannot overlook.
+			fmt.Fprintf(e.stderr, "parley: SECURITY ALERT: %s: %s\n", where, w.Err)
+			if e.flags.json {
+				json.NewEncoder(e.stdout).Encode(map[string]any{"kind": "alert", "conversation": w.Conversation, "alert": w.Err})
+			}
+			continue
+		}
 		fmt.Fprintf(e.stderr, "parley: warning: %s: message %s: %s\n", where, w.ID, w.Err)
 	}
 }

@@ -1,11 +1,17 @@
 package main
 
 import (
+	"crypto/ed25519"
+	"crypto/rand"
+	"regexp"
+
 	"github.com/parleychat/parley/channels"
 	"github.com/parleychat/parley/channels/channelsrv"
+	"github.com/parleychat/parley/client/transport"
 	"github.com/parleychat/parley/internal/shareddata"
+	"github.com/parleychat/parley/mls"
+	"github.com/parleychat/parley/mls/ciphersuite"
 	"github.com/parleychat/parley/moderation/admincmd"
-	"regexp"
 
 	"bufio"
 	"bytes"
@@ -55,6 +61,7 @@ func TestScripts(t *testing.T) {
 			"setfrom":   cmdSetFrom,
 			"admin":     cmdAdmin,
 			"adminwait": cmdAdminWait,
+			"ghost":     cmdGhost,
 		},
 	})
 }
@@ -142,6 +149,42 @@ func cmdAdmin(ts *testscript.TestScript, neg bool, args []string) {
 	if (code != 0) != neg {
 		ts.Fatalf("admin %v: exit %d", args, code)
 	}
+}
+
+// ghost USER plays a hacked or compelled server: it inserts a device for
+// USER into the server's database with a key the "operator" holds, and
+// uploads key packages for it, as the "no ghosts" attack does.
+func cmdGhost(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 1 {
+		ts.Fatalf("usage: ghost USER")
+	}
+	user := args[0]
+	ctx := context.Background()
+	st, err := sqlitestore.Open(ctx, filepath.Join(ts.MkAbs("server"), "parley.db"), nil)
+	ts.Check(err)
+	defer st.Close()
+	_, key, _ := ed25519.GenerateKey(rand.Reader)
+	ts.Check(st.CreateLink(ctx, store.Link{Username: user, Code: "99999999", PublicKey: key.Public().(ed25519.PublicKey), Expires: time.Now().Add(time.Hour)}))
+	dev, err := st.ApproveLink(ctx, user, "99999999", store.Device{ID: "ghost0000000000000000000000000000"[:32]}, nil, time.Now())
+	ts.Check(err)
+	conn, err := transport.Dial(ctx, ts.Getenv("SERVER"), nil)
+	ts.Check(err)
+	defer conn.Close()
+	_, err = conn.Authenticate(ctx, key)
+	ts.Check(err)
+	suite, err := ciphersuite.Lookup(ciphersuite.MLS_128_DHKEMX25519_AES128GCM_SHA256_Ed25519)
+	ts.Check(err)
+	var kps []transport.KeyPackage
+	for range 3 {
+		seed := make([]byte, ed25519.SeedSize)
+		rand.Read(seed)
+		msg, bundle, err := mls.NewKeyPackage(suite, mls.NewBasicCredential([]byte(user+"/"+dev.ID)), seed, nil)
+		ts.Check(err)
+		kps = append(kps, transport.KeyPackage{Ref: bundle.KeyPackage.Ref(suite), Data: msg})
+	}
+	_, err = conn.UploadKeyPackages(ctx, kps, nil)
+	ts.Check(err)
+	ts.Setenv("GHOST", dev.ID)
 }
 
 // adminwait PATTERN ARGS... runs "parleyd admin ARGS..." every 100ms, for
