@@ -59,6 +59,25 @@ type pin struct {
 	// verified: they stay trusted, and only they, if the account is
 	// deleted and the server has no list any more.
 	Devices map[string][]byte `json:"devices,omitempty"`
+	// Verified, if set, is the hash of the account key and devices the
+	// user had when the user verified them (Verify): while the account's
+	// devices differ from it, nothing is sent to them.
+	Verified []byte `json:"verified,omitempty"`
+}
+
+// deviceSetHash summarises an account key and its devices.
+func (p pin) deviceSetHash() []byte {
+	h := sha256.New()
+	h.Write(p.AccountKey)
+	ids := make([]string, 0, len(p.Devices))
+	for id := range p.Devices {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	for _, id := range ids {
+		fmt.Fprintf(h, "\x00%s\x00%x", id, p.Devices[id])
+	}
+	return h.Sum(nil)
 }
 
 // mlsPublicKey is this device's MLS signature public key (suite 1 signs
@@ -301,4 +320,80 @@ func openLinkConfirmation(secret []byte, user string, newAuthKey, conf []byte) (
 		return nil, fmt.Errorf("%w: the approval's confirmation does not match the link code", ErrLinkTampered)
 	}
 	return key, nil
+}
+
+// ErrVerifiedChanged: a contact the user verified has other devices now.
+var ErrVerifiedChanged = errors.New("client: a verified contact's devices changed")
+
+// Verified describes a contact after Verify.
+type Verified struct {
+	User     string `json:"user"`
+	Verified bool   `json:"verified"`
+	Devices  int    `json:"devices"`
+	Version  uint64 `json:"list_version"`
+}
+
+// Verify marks user as verified (or, with clear, no longer verified): the
+// user has compared safety numbers with them and found them equal. Until
+// the contact's account key or devices change, nothing changes; after,
+// this client sends them nothing until the user compares again and runs
+// Verify once more. Call it right after comparing: it verifies what the
+// server shows now.
+func (c *Client) Verify(ctx context.Context, user string, clear bool) (Verified, error) {
+	user = strings.TrimPrefix(user, "@")
+	if user == c.acct.User {
+		return Verified{}, errors.New("client: verify your contacts, not yourself")
+	}
+	var out Verified
+	err := c.withLock(ctx, func() error {
+		conn, err := c.connection(ctx)
+		if err != nil {
+			return err
+		}
+		l, err := c.verifiedList(ctx, conn, user)
+		if err != nil {
+			return err
+		}
+		return c.store.Update(func(tx *profile.Tx) error {
+			var p pin
+			if err := tx.GetJSON(bucketPins, user, &p); err != nil {
+				return err
+			}
+			p.Verified = nil
+			if !clear {
+				p.Verified = p.deviceSetHash()
+			}
+			out = Verified{User: user, Verified: !clear, Devices: len(l.Devices), Version: l.Version}
+			return tx.PutJSON(bucketPins, user, p)
+		})
+	})
+	return out, err
+}
+
+// checkVerified refuses to send to a group with a verified contact whose
+// devices changed since they were verified.
+func (c *Client) checkVerified(g *mls.Group) error {
+	users := map[string]bool{}
+	for _, m := range g.Members() {
+		if s, err := memberIdentity(m); err == nil && s.User != c.acct.User {
+			users[s.User] = true
+		}
+	}
+	return c.store.Update(func(tx *profile.Tx) error {
+		for u := range users {
+			var p pin
+			err := tx.GetJSON(bucketPins, u, &p)
+			if errors.Is(err, profile.ErrNotFound) {
+				continue
+			}
+			if err != nil {
+				return err
+			}
+			if len(p.Verified) > 0 && !hmac.Equal(p.Verified, p.deviceSetHash()) {
+				return fmt.Errorf("%w: %s's devices changed since you verified %s: compare safety numbers again (parley safety-number @%s), then parley verify @%s",
+					ErrVerifiedChanged, u, u, u, u)
+			}
+		}
+		return nil
+	})
 }

@@ -373,3 +373,37 @@ func TestUnlistedLeafFromAMember(t *testing.T) {
 		t.Fatalf("bob's send to a group with an unlisted member: %v, want ErrUnlistedDevice", err)
 	}
 }
+
+// A verified contact whose devices change gets nothing until the user
+// compares safety numbers again and verifies once more. (Fails without
+// checkVerified.)
+func TestVerifiedContactChanges(t *testing.T) {
+	ctx := context.Background()
+	srv := startServer(t)
+	alice, bob := srv.newUser(t, "alice"), srv.newUser(t, "bob")
+	mustSend(t, alice, "@bob", "hello")
+	mustSync(t, bob)
+	if v, err := alice.Verify(ctx, "@bob", false); err != nil || !v.Verified || v.Devices != 1 {
+		t.Fatalf("verify: %+v, %v", v, err)
+	}
+	mustSend(t, alice, "@bob", "verified")
+	srv.linkDevice(t, bob, "bob-laptop") // bob's phone adds it to @alice
+	_, err := alice.SendText(ctx, "@bob", "after bob's new device")
+	if !errors.Is(err, ErrVerifiedChanged) {
+		t.Fatalf("send to a verified contact with a new device: %v, want ErrVerifiedChanged", err)
+	}
+	// The safety number can still be read, to compare again.
+	if _, err := alice.SafetyNumber(ctx, "bob"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := alice.Verify(ctx, "bob", false); err != nil {
+		t.Fatal(err)
+	}
+	mustSend(t, alice, "@bob", "verified again")
+	// Unverified contacts are not held back.
+	if _, err := alice.Verify(ctx, "bob", true); err != nil {
+		t.Fatal(err)
+	}
+	srv.linkDevice(t, bob, "bob-tablet")
+	mustSend(t, alice, "@bob", "not verified, not held back")
+}

@@ -170,6 +170,23 @@ func (c *Client) prepare(ctx context.Context, target string) (*transport.Conn, *
 	return conn, r, nil
 }
 
+// prepareSend is prepare for sending a message: it also refuses while a
+// contact the user verified has changed devices since (see Verify).
+func (c *Client) prepareSend(ctx context.Context, target string) (*transport.Conn, *convRecord, error) {
+	conn, r, err := c.prepare(ctx, target)
+	if err != nil {
+		return nil, nil, err
+	}
+	var g *mls.Group
+	if err := c.store.Update(func(tx *profile.Tx) (err error) { g, err = loadGroup(tx, r.ID); return err }); err != nil {
+		return nil, nil, err
+	}
+	if err := c.checkVerified(g); err != nil {
+		return nil, nil, fmt.Errorf("%s: %w", r.label(), err)
+	}
+	return conn, r, nil
+}
+
 // SendText sends a text message to "@user" or "#group".
 func (c *Client) SendText(ctx context.Context, target, text string) (Sent, error) {
 	if text == "" || len(text) > maxTextBytes || !utf8.ValidString(text) {
@@ -177,7 +194,7 @@ func (c *Client) SendText(ctx context.Context, target, text string) (Sent, error
 	}
 	var sent Sent
 	err := c.withLock(ctx, func() error {
-		conn, r, err := c.prepare(ctx, target)
+		conn, r, err := c.prepareSend(ctx, target)
 		if err != nil {
 			return err
 		}
@@ -222,7 +239,7 @@ func (c *Client) SendFile(ctx context.Context, target, path string, progress Pro
 	}
 	var sent Sent
 	err = c.withLock(ctx, func() error {
-		conn, r, err := c.prepare(ctx, target)
+		conn, r, err := c.prepareSend(ctx, target)
 		if err != nil {
 			return err
 		}

@@ -247,6 +247,19 @@ changes when either of you adds or removes a device.`,
 			run: cmdSafetyNumber,
 		},
 		{
+			name: "verify", minArgs: 1, maxArgs: 1,
+			usage: `verify @USER [--clear]
+
+Marks USER as verified: run it after comparing safety numbers with USER
+(parley safety-number @USER) and finding them the same. From then on, if
+USER's account key or devices change, parley sends USER nothing until you
+compare again and run verify once more. --clear removes the mark.`,
+			flags: func(fs *flag.FlagSet, f *cmdFlags) {
+				fs.BoolVar(&f.clear, "clear", false, "no longer treat USER as verified")
+			},
+			run: cmdVerify,
+		},
+		{
 			name: "chat", maxArgs: 0,
 			usage: `chat
 
@@ -788,4 +801,22 @@ func cmdPrivacy(ctx context.Context, e *env, block, unblock []string) error {
 	}
 	fmt.Fprintf(e.stdout, "blocked: %s\ngroup invitations from: %s\n", blocked, p.GroupInvites)
 	return nil
+}
+
+func cmdVerify(ctx context.Context, e *env, args []string) error {
+	c, err := e.open(ctx)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	defer e.warnings(c)
+	v, err := c.Verify(ctx, args[0], e.flags.clear)
+	if err != nil {
+		return err
+	}
+	text := fmt.Sprintf("%s is verified (%d devices, list version %d): if they change, nothing is sent to %s until you compare safety numbers again and run parley verify @%s.", v.User, v.Devices, v.Version, v.User, v.User)
+	if !v.Verified {
+		text = fmt.Sprintf("%s is no longer marked verified.", v.User)
+	}
+	return e.print(v, text)
 }

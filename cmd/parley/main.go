@@ -51,6 +51,7 @@ Account and devices:
   devices remove ID               remove a device from the account and every conversation
   account delete NAME             delete your account (NAME: your username, to confirm)
   safety-number @USER             the number to compare with USER to rule out interception
+  verify @USER [--clear]          after comparing safety numbers: hold messages to USER if their devices change
   block @USER... / unblock @USER...
                                   refuse (or allow again) their invitations to any conversation
   privacy [--group-invites everyone|contacts]
@@ -119,6 +120,8 @@ type cmdFlags struct {
 	codeFile string
 	// groupInvites: who may add the user to groups (privacy).
 	groupInvites string
+	// clear: verify --clear.
+	clear bool
 }
 
 // env is what a running command gets.
