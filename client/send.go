@@ -284,6 +284,33 @@ func dropBlob(ctx context.Context, conn *transport.Conn, id string) {
 	conn.DeleteBlob(ctx, id)
 }
 
+// DeleteFile deletes from the server the attachment of message id, which
+// this account sent: it stops counting against the account's attachment
+// quota, and members who have not downloaded it yet no longer can (the
+// message stays). The server refuses anyone else's delete, and answers
+// it as for a blob that does not exist.
+func (c *Client) DeleteFile(ctx context.Context, id string) error {
+	id = strings.ToLower(id)
+	var fd fileDescriptor
+	err := c.store.Update(func(tx *profile.Tx) error { return tx.GetJSON(bucketFiles, id, &fd) })
+	if errors.Is(err, profile.ErrNotFound) {
+		return fmt.Errorf("%w: %s", ErrFileNotFound, id)
+	}
+	if err != nil {
+		return err
+	}
+	return c.withLock(ctx, func() error {
+		conn, err := c.connection(ctx)
+		if err != nil {
+			return err
+		}
+		if err := conn.DeleteBlob(ctx, fd.Blob); err != nil {
+			return fmt.Errorf("delete the file of message %s from the server (only files you sent can be): %w", id, err)
+		}
+		return nil
+	})
+}
+
 // GetFile downloads, decrypts and verifies the attachment of message id,
 // writing it to out (default: its name in the current directory; if out
 // is a directory, its name in there). It never overwrites an existing

@@ -70,6 +70,16 @@ name in the current directory; never overwrites an existing file.`,
 			run: cmdGetFile,
 		},
 		{
+			name: "delete-file", minArgs: 1, maxArgs: 1,
+			usage: `delete-file ID
+
+Deletes the file you sent in message ID from the server: it no longer
+counts against your account's attachment quota, and members who have not
+downloaded it yet no longer can. Only files your account sent can be
+deleted; the message itself stays.`,
+			run: cmdDeleteFile,
+		},
+		{
 			name: "sync", maxArgs: 0,
 			usage: `sync [--follow]
 
@@ -819,4 +829,16 @@ func cmdVerify(ctx context.Context, e *env, args []string) error {
 		text = fmt.Sprintf("%s is no longer marked verified.", v.User)
 	}
 	return e.print(v, text)
+}
+
+func cmdDeleteFile(ctx context.Context, e *env, args []string) error {
+	c, err := e.open(ctx)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	if err := c.DeleteFile(ctx, args[0]); err != nil {
+		return err
+	}
+	return e.print(map[string]string{"deleted": args[0]}, fmt.Sprintf("Deleted the file of message %s from the server.", args[0]))
 }

@@ -61,6 +61,7 @@ Messages:
   send @USER|#GROUP TEXT          send a message
   send-file @USER|#GROUP PATH     send a file (encrypted; progress on stderr)
   get-file ID [--out PATH]        download, decrypt and verify a received file
+  delete-file ID                  delete a file you sent from the server (frees your quota)
   sync [--follow]                 fetch and print what is new (and send read receipts)
   history @USER|#GROUP            print a conversation's stored history
   chat                            interactive terminal UI
