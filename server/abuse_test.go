@@ -61,6 +61,7 @@ func TestHostileInboxPoisoningBudget(t *testing.T) {
 	ts := startServer(t, t.TempDir(), func(c *server.Config) {
 		c.MaxWelcome = 1 << 20                                      // the attack as reported
 		c.InboxLimits.PerSender, c.InboxLimits.Total = 1<<40, 1<<40 // caps off: the budget alone
+		c.Limits.RequestsPerAccount = server.Unlimited              // 9 MiB from mallory at once
 	})
 	alice, mallory := register(t, ts, "alice"), register(t, ts, "mallory")
 	m := authRaw(t, ts, mallory)

@@ -38,7 +38,7 @@ type Limits struct {
 	WritesPerAddr    Limit
 	UploadPerAccount Limit // blob uploads by all devices of an account
 	// RequestsPerAccount paces every request of an account's connections
-	// together (each costs one plus one per 4 KiB): over it, the server
+	// together (each costs one plus one per KiB): over it, the server
 	// stops reading them until the window ends (nothing is refused), so a
 	// flood of requests, however cheap each is to refuse, cannot take the
 	// server's CPU from everyone else.
@@ -240,14 +240,14 @@ func (c *conn) checkWrite() error {
 // pace holds an authenticated connection's next request while its account
 // is over Limits.RequestsPerAccount (at most one window): the connection
 // is simply not read for a while, which costs the server nothing. A
-// request costs one, plus one per 4 KiB of frame, so that large frames
+// request costs one, plus one per KiB of frame, so that large frames
 // (which take longer to decode) count for what they take.
 func (c *conn) pace(frameBytes int) {
 	if c.dev == nil {
 		return
 	}
 	lim := c.s.cfg.Limits.RequestsPerAccount
-	cost := min(1+frameBytes/4096, lim.N)
+	cost := min(1+frameBytes/1024, lim.N)
 	if ok, after := c.s.limits.l.AllowN("req-acct:"+c.dev.Username, cost, lim); !ok {
 		c.s.metrics.rateLimited.WithLabelValues("paced").Inc()
 		time.Sleep(min(after, lim.Per))
