@@ -15,12 +15,12 @@ import (
 	"github.com/parleychat/parley/client/safety"
 	"github.com/parleychat/parley/client/tui"
 	"github.com/parleychat/parley/hashing/hashcmd"
+	"github.com/parleychat/parley/internal/buildinfo"
 )
 
 var hashRun = hashcmd.Run
 
 // version is the client version; set with -ldflags "-X main.version=...".
-var version = "devel"
 
 func commands() map[string]*command {
 	cmds := []*command{
@@ -285,7 +285,8 @@ PATH" sends a file, Ctrl+C or "/quit" quits.`,
 
 Prints the client version.`,
 			run: func(ctx context.Context, e *env, args []string) error {
-				return e.print(map[string]string{"version": version}, "parley "+version)
+				v := buildinfo.String()
+				return e.print(map[string]string{"version": v}, "parley "+v)
 			},
 		},
 	}

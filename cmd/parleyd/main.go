@@ -34,6 +34,7 @@ import (
 
 	"github.com/parleychat/parley/channels"
 	"github.com/parleychat/parley/channels/channelsrv"
+	"github.com/parleychat/parley/internal/buildinfo"
 	"github.com/parleychat/parley/internal/datadir"
 	"github.com/parleychat/parley/internal/sqlitedb"
 	"github.com/parleychat/parley/moderation/admincmd"
@@ -53,6 +54,7 @@ Usage:
                                  hash lists (banks) for public channels
   parleyd admin takedowns ...    list moderation decisions; approve or reject
                                  posts held for review
+  parleyd version                print the version (and the commit it was built from)
 
 Run "parleyd serve --help", "parleyd admin invite --help",
 "parleyd admin lists --help" or "parleyd admin takedowns --help" for the flags.
@@ -77,6 +79,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 0
 	case "serve":
 		return serve(ctx, args[1:], stdout, stderr)
+	case "version", "--version":
+		fmt.Fprintln(stdout, "parleyd "+buildinfo.String())
+		return 0
 	case "admin":
 		if len(args) > 1 {
 			switch args[1] {
@@ -404,7 +409,7 @@ func serveWith(ctx context.Context, f serveFlags, log *slog.Logger, ready chan<-
 	if useTLS {
 		scheme = "https"
 	}
-	log.Info("parleyd listening", "url", scheme+"://"+ln.Addr().String(), "data", f.data, "registration", f.registration)
+	log.Info("parleyd listening", "url", scheme+"://"+ln.Addr().String(), "data", f.data, "registration", f.registration, "version", buildinfo.String())
 	if ready != nil {
 		ready <- ln.Addr().String()
 	}

@@ -258,3 +258,10 @@ func selfSigned(t *testing.T) (certPEM, keyPEM []byte, pool *x509.CertPool) {
 	}
 	return c.CertPEM, c.KeyPEM, c.Pool
 }
+
+func TestVersion(t *testing.T) {
+	var out bytes.Buffer
+	if code := run(context.Background(), []string{"version"}, &out, io.Discard); code != 0 || !strings.HasPrefix(out.String(), "parleyd devel") {
+		t.Fatalf("version: exit %d, %q", code, out.String())
+	}
+}
