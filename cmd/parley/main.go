@@ -177,7 +177,21 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return runChannel(ctx, args[1:], stdin, stdout, stderr)
 	}
 	// Two-word commands.
-	if (name == "group" || name == "devices" || name == "account") && len(args) > 1 && !strings.HasPrefix(args[1], "-") {
+	if name == "group" || name == "devices" || name == "account" {
+		if len(args) == 1 || strings.HasPrefix(args[1], "-") {
+			// "parley group" or "parley group --help": list the group's
+			// subcommands, as "parley channel --help" does.
+			help := len(args) > 1 && (args[1] == "--help" || args[1] == "-h" || args[1] == "-help")
+			w := stderr
+			if help {
+				w = stdout
+			}
+			fmt.Fprint(w, groupHelp(name))
+			if help {
+				return 0
+			}
+			return 2
+		}
 		name += " " + args[1]
 		args = args[1:]
 	}
@@ -329,4 +343,24 @@ func runHash(args []string, stdout, stderr io.Writer) int {
 		out = append(out, a)
 	}
 	return hashRun(out, stdout, stderr)
+}
+
+// groupHelp lists the subcommands of a two-word command group.
+func groupHelp(group string) string {
+	var names []string
+	cmds := commands()
+	for n := range cmds {
+		if strings.HasPrefix(n, group+" ") {
+			names = append(names, n)
+		}
+	}
+	sort.Strings(names)
+	var b strings.Builder
+	fmt.Fprintf(&b, "usage: parley %s <command> [flags] [arguments]\n\nCommands:\n", group)
+	for _, n := range names {
+		synopsis, _, _ := strings.Cut(cmds[n].usage, "\n")
+		fmt.Fprintf(&b, "  parley %s\n", synopsis)
+	}
+	fmt.Fprintf(&b, "\nRun \"parley %s <command> --help\" for one command's flags and explanation.\n", group)
+	return b.String()
 }
