@@ -306,6 +306,10 @@ func (e *env) print(v any, text string) error {
 	return err
 }
 
+// minSafeKDFMemoryKiB is the least Argon2id memory PARLEY_KDF may set
+// without a warning (OWASP's minimum for Argon2id, 19 MiB).
+const minSafeKDFMemoryKiB = 19 * 1024
+
 func (e *env) options(newProfile bool) (client.Options, error) {
 	pass, err := passphrase(e, newProfile)
 	if err != nil {
@@ -316,6 +320,10 @@ func (e *env) options(newProfile bool) (client.Options, error) {
 		kdf, err := kdfFromEnv()
 		if err != nil {
 			return opts, err
+		}
+		if kdf != nil && (kdf.MemoryKiB < minSafeKDFMemoryKiB || kdf.Time < 1) {
+			fmt.Fprintf(e.stderr, "parley: warning: PARLEY_KDF uses %d KiB of memory, under the %d KiB that Argon2id needs to slow down guessing of a stolen profile's passphrase: use such settings for tests only\n",
+				kdf.MemoryKiB, minSafeKDFMemoryKiB)
 		}
 		opts.KDF = kdf
 	}
