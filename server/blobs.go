@@ -96,7 +96,7 @@ func (s *Server) uploadBlob(w http.ResponseWriter, r *http.Request) {
 	}
 	maxSize := s.cfg.MaxAttachment
 	if r.ContentLength > maxSize {
-		http.Error(w, "attachment too large", http.StatusRequestEntityTooLarge)
+		http.Error(w, fmt.Sprintf("files are limited to %s on this server", formatBytes(maxSize)), http.StatusRequestEntityTooLarge)
 		return
 	}
 	quota := s.cfg.BlobQuota
@@ -114,7 +114,7 @@ func (s *Server) uploadBlob(w http.ResponseWriter, r *http.Request) {
 	id, n, err := s.cfg.Blobs.Put(r.Context(), user, r.Body, store.PutLimits{Max: maxSize, Quota: max(quota, 0)})
 	switch {
 	case errors.Is(err, store.ErrTooLarge):
-		http.Error(w, "attachment too large", http.StatusRequestEntityTooLarge)
+		http.Error(w, fmt.Sprintf("files are limited to %s on this server", formatBytes(maxSize)), http.StatusRequestEntityTooLarge)
 		return
 	case errors.Is(err, store.ErrQuotaExceeded):
 		u, _ := s.cfg.Blobs.Usage(r.Context(), user)

@@ -173,6 +173,10 @@ func (c *conn) handleRegister(ctx context.Context, r *parleypb.RegisterRequest) 
 	}
 	dev := store.Device{ID: randomHex(16), Username: r.Username, PublicKey: r.PublicKey, Created: time.Now()}
 	if err := c.s.cfg.Store.CreateAccount(ctx, dev, invite); err != nil {
+		if errors.Is(err, store.ErrExists) {
+			return nil, &wire.Error{Code: parleypb.ErrorCode_ALREADY_EXISTS,
+				Message: fmt.Sprintf("the name %s is taken; choose another", r.Username)}
+		}
 		if errors.Is(err, store.ErrLookalike) {
 			return nil, &wire.Error{Code: parleypb.ErrorCode_ALREADY_EXISTS,
 				Message: fmt.Sprintf("the name %s is too much like an existing account's name (people could mistake one for the other); choose another", r.Username)}

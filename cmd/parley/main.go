@@ -22,9 +22,11 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/signal"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strings"
 	"syscall"
@@ -108,6 +110,7 @@ type cmdFlags struct {
 	profile string
 	json    bool
 	help    bool
+	verbose bool
 
 	server string
 	name   string
@@ -206,6 +209,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	fs.SetOutput(io.Discard)
 	fs.StringVar(&e.flags.profile, "profile", defaultProfile(), "")
 	fs.BoolVar(&e.flags.json, "json", false, "")
+	fs.BoolVar(&e.flags.verbose, "verbose", false, "")
 	fs.BoolVar(&e.flags.help, "help", false, "")
 	fs.BoolVar(&e.flags.help, "h", false, "")
 	if cmd.flags != nil {
@@ -230,10 +234,14 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		if errors.As(err, &ee) {
 			code = ee.code
 		}
+		msg := explain(err)
 		if e.flags.json {
-			json.NewEncoder(stdout).Encode(map[string]string{"error": err.Error()})
+			json.NewEncoder(stdout).Encode(map[string]string{"error": msg, "detail": err.Error()})
 		}
-		fmt.Fprintf(stderr, "parley %s: %v\n", name, err)
+		fmt.Fprintf(stderr, "parley %s: %s\n", name, msg)
+		if e.flags.verbose && msg != err.Error() {
+			fmt.Fprintf(stderr, "  (detail: %v)\n", err)
+		}
 		if code == 2 {
 			fmt.Fprintf(stderr, "\n%s", cmdHelp(cmd))
 		}
@@ -317,6 +325,7 @@ func cmdHelp(c *command) string {
 	lines = append(lines,
 		fmt.Sprintf("  --%-12s %s", "profile DIR", "profile directory (default "+defaultProfile()+")"),
 		fmt.Sprintf("  --%-12s %s", "json", "print JSON, one object per line"),
+		fmt.Sprintf("  --%-12s %s", "verbose", "with an error, also print its full internal detail"),
 		fmt.Sprintf("  --%-12s %s", "help", "show this help"))
 	b.WriteString(strings.Join(lines, "\n"))
 	b.WriteString("\n")
@@ -363,4 +372,31 @@ func groupHelp(group string) string {
 	}
 	fmt.Fprintf(&b, "\nRun \"parley %s <command> --help\" for one command's flags and explanation.\n", group)
 	return b.String()
+}
+
+// transportPrefix is how the wire client wraps a server's answer
+// ("transport: register: parley: ALREADY_EXISTS: ..."): internals a user
+// does not need, since the server's message says what happened.
+var transportPrefix = regexp.MustCompile(`transport: ([a-z ]+: parley: [A-Z_]+|HTTP [0-9]+): `)
+
+// explain turns an error into what a user should read: the server's own
+// words instead of the layers that carried them, and a plain sentence for
+// a server that cannot be reached. --verbose adds the full detail.
+func explain(err error) string {
+	var op *net.OpError
+	if errors.As(err, &op) && op.Op == "dial" || errors.Is(err, syscall.ECONNREFUSED) {
+		return "cannot reach the server: is it running, and is the server URL right? (" + op2string(op, err) + ")"
+	}
+	var dns *net.DNSError
+	if errors.As(err, &dns) {
+		return fmt.Sprintf("cannot reach the server: no such host %q", dns.Name)
+	}
+	return transportPrefix.ReplaceAllString(err.Error(), "")
+}
+
+func op2string(op *net.OpError, err error) string {
+	if op != nil && op.Addr != nil {
+		return "nothing answers at " + op.Addr.String()
+	}
+	return "connection refused"
 }
