@@ -85,6 +85,7 @@ Other:
 Flags every command takes:
   --profile DIR   the profile directory (default %s)
   --json          print JSON, one object per line
+  --verbose       with an error, also print its full internal detail
   --help          explain the command
 
 Environment:
