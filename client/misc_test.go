@@ -436,3 +436,49 @@ func TestRefusedFileSendDeletesBlob(t *testing.T) {
 		t.Fatalf("%d blobs on the server after a file send, want 1", n)
 	}
 }
+
+// History is in the server's order on every device, even where a device
+// stored its own message (at the ack) before an earlier one from someone
+// else (at its next sync).
+func TestHistoryInServerOrder(t *testing.T) {
+	ctx := context.Background()
+	srv := startServer(t)
+	alice, bob := srv.newUser(t, "alice"), srv.newUser(t, "bob")
+	mustSend(t, alice, "@bob", "one")
+	mustSync(t, bob)
+	mustSend(t, bob, "@alice", "two (bob)")   // seq n
+	mustSend(t, alice, "@bob", "three (alice)") // seq n+1, stored by alice first
+	mustSync(t, alice)
+	h, err := alice.History(ctx, "@bob", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	var last uint64
+	for _, m := range h {
+		if m.Kind == KindText {
+			got = append(got, m.Text)
+			if m.Seq < last {
+				t.Fatalf("history out of order: seq %d after %d", m.Seq, last)
+			}
+			last = m.Seq
+		}
+	}
+	if !slices.Equal(got, []string{"one", "two (bob)", "three (alice)"}) {
+		t.Fatalf("alice's history: %q", got)
+	}
+}
+
+// inLogOrder: what a device stored out of order (its own message at the
+// ack, an earlier one at the next sync) is listed in the server's order;
+// local notes (no seq) stay after what was stored before them.
+func TestInLogOrder(t *testing.T) {
+	in := []Message{{Text: "a", Seq: 1}, {Text: "note", Seq: 0}, {Text: "mine", Seq: 4}, {Text: "theirs", Seq: 3}, {Text: "b", Seq: 5}}
+	var got []string
+	for _, m := range inLogOrder(in) {
+		got = append(got, m.Text)
+	}
+	if want := []string{"a", "note", "theirs", "mine", "b"}; !slices.Equal(got, want) {
+		t.Fatalf("got %q, want %q", got, want)
+	}
+}

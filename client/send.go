@@ -1,6 +1,7 @@
 package client
 
 import (
+	"cmp"
 	"context"
 	"encoding/hex"
 	"encoding/json"
@@ -9,6 +10,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -93,7 +95,7 @@ func (c *Client) sendPayload(ctx context.Context, conn *transport.Conn, r *convR
 		}
 		m := &Message{
 			ID: hexID(id), Conversation: r.label(), ConversationID: hexID(r.ID),
-			Sender: Sender{User: c.acct.User, Device: c.acct.DeviceID}, SentAt: c.opts.now().UTC(),
+			Sender: Sender{User: c.acct.User, Device: c.acct.DeviceID}, SentAt: time.UnixMilli(p.SentAt).UTC(),
 			Kind: p.Kind, Text: p.Text, Outgoing: true, Seq: res.Seq,
 		}
 		if p.File != nil {
@@ -405,9 +407,6 @@ func (c *Client) History(ctx context.Context, target string, limit int) ([]Messa
 			if err != nil {
 				return err
 			}
-			if limit > 0 && len(items) > limit {
-				items = items[len(items)-limit:]
-			}
 			for _, it := range items {
 				var m Message
 				if err := jsonUnmarshal(it.Value, &m); err != nil {
@@ -415,6 +414,10 @@ func (c *Client) History(ctx context.Context, target string, limit int) ([]Messa
 				}
 				m.Conversation = r.label()
 				out = append(out, m)
+			}
+			out = inLogOrder(out)
+			if limit > 0 && len(out) > limit {
+				out = out[len(out)-limit:]
 			}
 			return nil
 		})
@@ -439,4 +442,32 @@ func lookupLocal(tx *profile.Tx, self, target string) (*convRecord, error) {
 		return nil, fmt.Errorf("%w: %s", ErrUnknownTarget, target)
 	}
 	return r, err
+}
+
+// inLogOrder sorts a conversation's stored messages into the server's
+// order (its sequence numbers), the same on every device: a device stores
+// its own message when the server acknowledges it but others' earlier ones
+// only at its next sync, so insertion order differs between devices.
+// Entries without a sequence number (local notes) keep their place after
+// the entry stored before them.
+func inLogOrder(ms []Message) []Message {
+	type keyed struct {
+		m   Message
+		seq uint64
+		i   int
+	}
+	ks := make([]keyed, len(ms))
+	var last uint64
+	for i, m := range ms {
+		if m.Seq > 0 {
+			last = m.Seq
+		}
+		ks[i] = keyed{m, last, i}
+	}
+	slices.SortStableFunc(ks, func(a, b keyed) int { return cmp.Compare(a.seq, b.seq) })
+	out := make([]Message, len(ks))
+	for i, k := range ks {
+		out[i] = k.m
+	}
+	return out
 }
