@@ -446,7 +446,7 @@ func TestHistoryInServerOrder(t *testing.T) {
 	alice, bob := srv.newUser(t, "alice"), srv.newUser(t, "bob")
 	mustSend(t, alice, "@bob", "one")
 	mustSync(t, bob)
-	mustSend(t, bob, "@alice", "two (bob)")   // seq n
+	mustSend(t, bob, "@alice", "two (bob)")     // seq n
 	mustSend(t, alice, "@bob", "three (alice)") // seq n+1, stored by alice first
 	mustSync(t, alice)
 	h, err := alice.History(ctx, "@bob", 0)
