@@ -371,9 +371,13 @@ var (
 )
 
 func (m *Model) refreshView() {
+	// Lines are wrapped to the pane, never cut: the viewport would cut
+	// them at its width, losing the end of long messages and the digits
+	// of file ids.
+	wrap := lipgloss.NewStyle().Width(max(m.view.Width, 10))
 	var b strings.Builder
 	for _, msg := range m.history {
-		b.WriteString(renderMessage(msg, m.self))
+		b.WriteString(wrap.Render(renderMessage(msg, m.self)))
 		b.WriteByte('\n')
 	}
 	m.view.SetContent(b.String())
@@ -384,7 +388,7 @@ func renderMessage(msg client.Message, self client.Self) string {
 	when := msg.SentAt.Local().Format("15:04")
 	who := msg.Sender.User
 	if msg.Sender.User == self.User {
-		who = styleMe.Render(who)
+		who = styleMe.Render("you") // from any of this account's devices
 	}
 	text := clean(msg.Text)
 	switch msg.Kind {
@@ -394,7 +398,8 @@ func renderMessage(msg client.Message, self client.Self) string {
 		return styleDim.Render(fmt.Sprintf("%s * %s", when, text))
 	case client.KindFile:
 		if msg.File != nil {
-			text = fmt.Sprintf("[file %s, %d bytes — parley get-file %s]", clean(msg.File.Name), msg.File.Size, msg.ID)
+			// The id on a line of its own, so that wrapping never splits it.
+			text = fmt.Sprintf("[file %s, %d bytes]\n  parley get-file %s", clean(msg.File.Name), msg.File.Size, msg.ID)
 		}
 	}
 	return fmt.Sprintf("%s %s: %s", styleDim.Render(when), who, text)

@@ -290,3 +290,28 @@ func TestSecurityAlertBanner(t *testing.T) {
 		t.Fatal("the banner went away")
 	}
 }
+
+// Long messages wrap instead of being cut at the pane's width, and a file
+// id is never split or cut.
+func TestLongLinesWrap(t *testing.T) {
+	f := newFake()
+	long := strings.Repeat("word ", 40) + "THE-END"
+	f.history["@bob"] = append(f.history["@bob"], msg("@bob", "bob", long))
+	fm := msg("@bob", "bob", "report.pdf")
+	fm.Kind, fm.ID = client.KindFile, "0123456789abcdef0123456789abcdef"
+	fm.File = &client.FileInfo{Name: "report.pdf", Size: 42}
+	f.history["@bob"] = append(f.history["@bob"], fm)
+	var m tea.Model = New(context.Background(), f, nil)
+	m = run(t, m, m.Init(), 0)
+	m = step(t, m, tea.WindowSizeMsg{Width: 70, Height: 40})
+	view := m.View()
+	if !strings.Contains(view, "THE-END") {
+		t.Fatalf("the end of a long message was cut:\n%s", view)
+	}
+	if !strings.Contains(view, "0123456789abcdef0123456789abcdef") {
+		t.Fatalf("the file id was cut or split:\n%s", view)
+	}
+	if !strings.Contains(view, "you:") {
+		t.Fatalf("own messages are not shown as you:\n%s", view)
+	}
+}
