@@ -482,3 +482,32 @@ func TestInLogOrder(t *testing.T) {
 		t.Fatalf("got %q, want %q", got, want)
 	}
 }
+
+// Read receipts: one line per reader however many devices read it, with
+// the message's first words; an account's own devices report nothing to
+// it. (Fails without the readby bookkeeping.)
+func TestReceiptsPerReader(t *testing.T) {
+	srv := startServer(t)
+	alice, bob := srv.newUser(t, "alice"), srv.newUser(t, "bob")
+	mustSend(t, alice, "@bob", "hello")
+	mustSync(t, bob)
+	bobLaptop := srv.linkDevice(t, bob, "bob-laptop")
+	aliceLaptop := srv.linkDevice(t, alice, "alice-laptop")
+	mustSync(t, alice)
+	mustSync(t, aliceLaptop)
+	mustSend(t, alice, "@bob", "see you at the station tomorrow morning at nine")
+	mustSync(t, bob)
+	mustSync(t, bobLaptop)
+	mustSend(t, bob, "@alice", "ok") // aliceLaptop reads it and sends a receipt
+	mustSync(t, aliceLaptop)
+	var receipts []string
+	for _, m := range mustSync(t, alice) {
+		if m.Kind == KindReceipt {
+			receipts = append(receipts, m.Text)
+		}
+	}
+	want := "read by bob: \u201csee you at the station tomorrow \u2026\u201d"
+	if len(receipts) != 1 || receipts[0] != want {
+		t.Fatalf("alice's receipts: %q, want just %q", receipts, want)
+	}
+}

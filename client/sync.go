@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/parleychat/parley/client/profile"
@@ -300,8 +301,28 @@ func (c *Client) handleApplication(tx *profile.Tx, r *convRecord, g *mls.Group, 
 			return err
 		}
 	case KindReceipt:
-		msg.ReceiptFor = p.Receipts
-		msg.Text = "read by " + sender.User
+		// One line per reader, not per device: a message another device
+		// of the same reader already reported is not reported again. Own
+		// devices' receipts tell this account nothing.
+		if sender.User == c.acct.User {
+			return nil
+		}
+		var fresh []string
+		for _, id := range p.Receipts {
+			key := id + "/" + sender.User
+			if _, err := tx.Get(bucketReadBy, key); err == nil {
+				continue
+			}
+			if err := tx.Put(bucketReadBy, key, []byte{1}); err != nil {
+				return err
+			}
+			fresh = append(fresh, id)
+		}
+		if len(fresh) == 0 {
+			return nil
+		}
+		msg.ReceiptFor = fresh
+		msg.Text = "read by " + sender.User + c.receiptSubject(tx, r, fresh)
 	}
 	return c.record(tx, r, msg, true)
 }
@@ -746,4 +767,27 @@ func (c *Client) waitForEvent(ctx context.Context, conn *transport.Conn) error {
 			}
 		}
 	}
+}
+
+// bucketReadBy records which reader reported which message read
+// ("message id/user"), so that a reader's several devices make one line.
+const bucketReadBy = "readby"
+
+// receiptSubject names what a receipt is for: the first words of the
+// first message, and how many more.
+func (c *Client) receiptSubject(tx *profile.Tx, r *convRecord, ids []string) string {
+	var m Message
+	if err := tx.GetJSON(historyPfx+hexID(r.ID), ids[0], &m); err != nil || m.Text == "" {
+		return ""
+	}
+	words := strings.Fields(m.Text)
+	s := strings.Join(words[:min(len(words), 6)], " ")
+	if len(words) > 6 {
+		s += " …"
+	}
+	s = ": \u201c" + s + "\u201d"
+	if len(ids) > 1 {
+		s += fmt.Sprintf(" and %d more", len(ids)-1)
+	}
+	return s
 }
