@@ -622,6 +622,9 @@ func (c *Client) finishCommit(tx *profile.Tx, r *convRecord, pc *pendingCommit, 
 	if err := markSeen(tx, pc.ID); err != nil {
 		return err
 	}
+	if r.Kind == ConvDirect && pc.Epoch == 0 {
+		return nil // the commit that opens a direct chat is not news
+	}
 	if ms := pc.Membership; ms != nil && (len(ms.Added) > 0 || len(ms.Removed) > 0 || len(ms.Left) > 0) {
 		m := &Message{
 			ID: hexID(pc.ID), Conversation: r.label(), ConversationID: hexID(r.ID),

@@ -474,6 +474,9 @@ func (c *Client) joinFromWelcome(m transport.Message) ([]byte, error) {
 		if adder.User == "" {
 			adder.User = "someone"
 		}
+		if r.Kind == ConvDirect && g.Epoch() == 1 {
+			return nil // a direct chat does not open with "alice added bob"
+		}
 		ms := &Membership{Added: []Sender{{User: c.acct.User, Device: c.acct.DeviceID}}}
 		msg := &Message{
 			ID: hexID(m.ID), Conversation: r.label(), ConversationID: hexID(r.ID), Sender: adder,
