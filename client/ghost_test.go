@@ -82,6 +82,27 @@ func addGhost(t *testing.T, s *testServer, user string) string {
 	return dev.ID
 }
 
+// startLink runs LinkDevice for a new device of user in the background
+// and returns the code it shows and where its result will arrive.
+func startLink(t *testing.T, ctx context.Context, srv *testServer, user string) (code string, linked <-chan error) {
+	t.Helper()
+	codes := make(chan string, 1)
+	done := make(chan error, 1)
+	go func() {
+		c, err := LinkDevice(ctx, testOptions(t, "laptop"), srv.url, user, func(code string, _ time.Time) { codes <- code })
+		if err == nil {
+			c.Close()
+		}
+		done <- err
+	}()
+	select {
+	case code = <-codes:
+	case err := <-done:
+		t.Fatalf("link: %v", err)
+	}
+	return code, done
+}
+
 // members lists "user/device" of target's group on c.
 func members(t *testing.T, c *Client, target string) []string {
 	t.Helper()
@@ -182,18 +203,9 @@ func TestLinkKeySwappedByServer(t *testing.T) {
 	srv := startServer(t)
 	phone := srv.newUser(t, "alice")
 	db := serverDB(t, srv)
-	codes := make(chan string, 1)
-	linked := make(chan error, 1)
 	lctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	go func() {
-		c, err := LinkDevice(lctx, testOptions(t, "laptop"), srv.url, "alice", func(code string, _ time.Time) { codes <- code })
-		if err == nil {
-			c.Close()
-		}
-		linked <- err
-	}()
-	code := <-codes
+	code, linked := startLink(t, lctx, srv, "alice")
 	_, serverKey, _ := ed25519.GenerateKey(rand.Reader)
 	if _, err := db.Exec(`UPDATE links SET public_key = ?, mls_key = ? WHERE username = 'alice'`,
 		[]byte(serverKey.Public().(ed25519.PublicKey)), []byte(serverKey.Public().(ed25519.PublicKey))); err != nil {
@@ -218,16 +230,7 @@ func TestLinkConfirmationForgedByServer(t *testing.T) {
 	ctx := context.Background()
 	srv := startServer(t)
 	srv.newUser(t, "alice")
-	codes := make(chan string, 1)
-	linked := make(chan error, 1)
-	go func() {
-		c, err := LinkDevice(ctx, testOptions(t, "laptop"), srv.url, "alice", func(code string, _ time.Time) { codes <- code })
-		if err == nil {
-			c.Close()
-		}
-		linked <- err
-	}()
-	code := <-codes
+	code, linked := startLink(t, ctx, srv, "alice")
 	serverCode, _, err := splitLinkCode(code)
 	if err != nil {
 		t.Fatal(err)
