@@ -63,7 +63,8 @@ type Conversation struct {
 	Kind    string   `json:"kind"`
 	Members []Sender `json:"members"`
 	Epoch   uint64   `json:"epoch"`
-	Removed bool     `json:"removed,omitempty"`
+	Removed bool     `json:"removed,omitempty"` // this device is no longer a member (read-only)
+	Left    bool     `json:"left,omitempty"`    // ... because the user left, not removed by others
 	Last    string   `json:"last,omitempty"`
 }
 
@@ -121,6 +122,13 @@ func parseTarget(target string) (kind, name string, err error) {
 
 // findConv resolves "#name" (or a hex id prefix) to a stored group.
 func findGroup(tx *profile.Tx, name string) (*convRecord, error) {
+	return findGroupIn(tx, name, false)
+}
+
+// findGroupIn is findGroup that, with past set, also finds groups this
+// device is no longer in (their history stays readable). A current group
+// of the name wins over a past one.
+func findGroupIn(tx *profile.Tx, name string, past bool) (*convRecord, error) {
 	convs, err := listConvs(tx)
 	if err != nil {
 		return nil, err
@@ -130,11 +138,11 @@ func findGroup(tx *profile.Tx, name string) (*convRecord, error) {
 	var match *convRecord
 	for _, byID := range []bool{false, true} {
 		for _, r := range convs {
-			if r.Kind != ConvGroup || r.Removed {
+			if r.Kind != ConvGroup || (r.Removed && !past) {
 				continue
 			}
 			if (!byID && r.Name == name) || (byID && len(name) >= 6 && strings.HasPrefix(hexID(r.ID), name)) {
-				if match == nil || r.Created.After(match.Created) {
+				if match == nil || (match.Removed && !r.Removed) || (match.Removed == r.Removed && r.Created.After(match.Created)) {
 					match = r
 				}
 			}
@@ -159,7 +167,7 @@ func (c *Client) Conversations(ctx context.Context) ([]Conversation, error) {
 				return err
 			}
 			for _, r := range convs {
-				cv := Conversation{ID: hexID(r.ID), Label: r.label(), Kind: r.Kind, Removed: r.Removed}
+				cv := Conversation{ID: hexID(r.ID), Label: r.label(), Kind: r.Kind, Removed: r.Removed, Left: r.Removed && r.Leaving}
 				if !r.Last.IsZero() {
 					cv.Last = r.Last.UTC().Format(time.RFC3339)
 				}

@@ -399,7 +399,7 @@ func (c *Client) History(ctx context.Context, target string, limit int) ([]Messa
 	var out []Message
 	err := c.withLock(ctx, func() error {
 		return c.store.Update(func(tx *profile.Tx) error {
-			r, err := lookupLocal(tx, c.acct.User, target)
+			r, err := lookupLocalPast(tx, c.acct.User, target)
 			if err != nil {
 				return err
 			}
@@ -427,6 +427,16 @@ func (c *Client) History(ctx context.Context, target string, limit int) ([]Messa
 
 // lookupLocal resolves a target among stored conversations only.
 func lookupLocal(tx *profile.Tx, self, target string) (*convRecord, error) {
+	return lookupLocalIn(tx, self, target, false)
+}
+
+// lookupLocalPast is lookupLocal that also finds groups this device was
+// removed from or left, for reading their history.
+func lookupLocalPast(tx *profile.Tx, self, target string) (*convRecord, error) {
+	return lookupLocalIn(tx, self, target, true)
+}
+
+func lookupLocalIn(tx *profile.Tx, self, target string, past bool) (*convRecord, error) {
 	if id, err := hex.DecodeString(target); err == nil && (len(id) == groupIDSize || len(id) == wire.DirectConversationIDSize) {
 		return getConv(tx, id)
 	}
@@ -435,7 +445,7 @@ func lookupLocal(tx *profile.Tx, self, target string) (*convRecord, error) {
 		return nil, err
 	}
 	if kind == ConvGroup {
-		return findGroup(tx, name)
+		return findGroupIn(tx, name, past)
 	}
 	r, err := getConv(tx, directID(self, name))
 	if errors.Is(err, profile.ErrNotFound) {

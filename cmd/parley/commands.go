@@ -637,8 +637,11 @@ func cmdGroupList(ctx context.Context, e *env, args []string) error {
 			}
 		}
 		state := ""
-		if cv.Removed {
-			state = " (you were removed)"
+		switch {
+		case cv.Left:
+			state = " (you left; history read-only)"
+		case cv.Removed:
+			state = " (you were removed; history read-only)"
 		}
 		fmt.Fprintf(e.stdout, "%-20s %s%s\n", cv.Label, strings.Join(parts, ", "), state)
 	}
