@@ -55,6 +55,28 @@ Add --help to a command for its flags.
 // It returns the exit code: 0 on success, 1 on failure (including a post
 // refused by moderation), 2 on bad usage.
 func Run(ctx context.Context, serverURL string, auth func(*http.Request) error, args []string, stdout, stderr io.Writer) int {
+	return RunWithOptions(ctx, serverURL, auth, args, stdout, stderr, Options{})
+}
+
+// Options adjust Run.
+type Options struct {
+	// Notice, if set, says whether to print the "public, not end-to-end
+	// encrypted" notice now (cmd/parley: once per profile). Unset, it is
+	// printed at every create, post and follow.
+	Notice func() bool
+}
+
+func isHelpArg(args []string) bool {
+	for _, a := range args {
+		if a == "-h" || a == "--help" || a == "-help" {
+			return true
+		}
+	}
+	return false
+}
+
+// RunWithOptions is Run with options.
+func RunWithOptions(ctx context.Context, serverURL string, auth func(*http.Request) error, args []string, stdout, stderr io.Writer, opts Options) int {
 	c := &client{base: strings.TrimRight(serverURL, "/"), auth: auth, stdout: stdout, stderr: stderr, http: http.DefaultClient}
 	if len(args) == 0 {
 		fmt.Fprint(stderr, usage)
@@ -82,6 +104,15 @@ func Run(ctx context.Context, serverURL string, auth func(*http.Request) error, 
 	default:
 		fmt.Fprintf(stderr, "parley channel: unknown command %q\n\n%s", args[0], usage)
 		return 2
+	}
+	switch args[0] {
+	case "create", "post", "follow":
+		// Where the notice informs: before someone publishes or
+		// subscribes. To stderr, so that it never mixes into output
+		// (JSON above all); at most once per profile if the caller says.
+		if !isHelpArg(args[1:]) && (opts.Notice == nil || opts.Notice()) {
+			fmt.Fprintln(stderr, warning)
+		}
 	}
 	err := fn(ctx, args[1:])
 	switch {
@@ -112,7 +143,7 @@ func (s *stringsFlag) String() string     { return strings.Join(*s, ",") }
 func (s *stringsFlag) Set(v string) error { *s = append(*s, v); return nil }
 
 func (c *client) parse(fs *flag.FlagSet, args []string, summary string) ([]string, error) {
-	cliflag.SetUsage(fs, fmt.Sprintf("Usage: parley channel %s\n%s\n\nFlags:\n", summary, warning), c.stdout, c.stderr)
+	cliflag.SetUsage(fs, fmt.Sprintf("Usage: parley channel %s\n(Public channels are NOT end-to-end encrypted.)\n\nFlags:\n", summary), c.stdout, c.stderr)
 	pos, err := cliflag.Parse(fs, args)
 	if err != nil && !errors.Is(err, flag.ErrHelp) {
 		return nil, fmt.Errorf("%w: %v", errUsage, err)
@@ -212,7 +243,7 @@ func (c *client) create(ctx context.Context, args []string) error {
 	if *asJSON {
 		return c.printJSON(resp)
 	}
-	fmt.Fprintf(c.stdout, "%s\nCreated public channel %s (%q), owned by %s.\n", warning, resp.Channel.ID, resp.Channel.Title, resp.Channel.Owner)
+	fmt.Fprintf(c.stdout, "Created public channel %s (%q), owned by %s.\n", resp.Channel.ID, resp.Channel.Title, resp.Channel.Owner)
 	return nil
 }
 
@@ -260,7 +291,6 @@ func (c *client) post(ctx context.Context, args []string) error {
 	if *asJSON {
 		return c.printJSON(resp)
 	}
-	fmt.Fprintln(c.stdout, warning)
 	if status == http.StatusAccepted {
 		fmt.Fprintf(c.stdout, "Post %d is held for review by the server's moderators (%s); followers will see it if it is approved.\n", resp.Post.ID, resp.Post.Reason)
 		return nil
@@ -287,9 +317,9 @@ func (c *client) follow(on bool) func(context.Context, []string) error {
 			return err
 		}
 		if on {
-			fmt.Fprintf(c.stdout, "%s\nFollowing public channel %s.\n", warning, pos[0])
+			fmt.Fprintf(c.stdout, "Following public channel %s.\n", pos[0])
 		} else {
-			fmt.Fprintf(c.stdout, "%s\nNo longer following public channel %s.\n", warning, pos[0])
+			fmt.Fprintf(c.stdout, "No longer following public channel %s.\n", pos[0])
 		}
 		return nil
 	}
@@ -312,7 +342,7 @@ func (c *client) admin(ctx context.Context, args []string) error {
 	if _, err := c.do(ctx, method, channelPath(pos[0])+"/admins/"+url.PathEscape(pos[1]), "", nil, nil); err != nil {
 		return err
 	}
-	fmt.Fprintf(c.stdout, "%s\n%s can %s post to public channel %s.\n", warning, pos[1], map[bool]string{true: "no longer", false: "now"}[*remove], pos[0])
+	fmt.Fprintf(c.stdout, "%s can %s post to public channel %s.\n", pos[1], map[bool]string{true: "no longer", false: "now"}[*remove], pos[0])
 	return nil
 }
 
@@ -376,7 +406,7 @@ func (c *client) read(ctx context.Context, args []string) error {
 	}
 	id := pos[0]
 	if !*asJSON {
-		fmt.Fprintf(c.stdout, "%s\nPublic channel %s:\n", warning, id)
+		fmt.Fprintf(c.stdout, "Public channel %s (not end-to-end encrypted):\n", id)
 	}
 	cursor := *since
 	// Without --follow, read to the end and show what is still up:

@@ -114,7 +114,7 @@ func TestCommands(t *testing.T) {
 		t.Fatalf("follow: %s", out)
 	}
 	out = s.run(t, "carol", 0, "read", "news")
-	if !strings.Contains(out, "NOT end-to-end encrypted") || !strings.Contains(out, "first post[31m") || strings.Contains(out, "\x1b") ||
+	if !strings.Contains(out, "not end-to-end encrypted") || !strings.Contains(out, "first post[31m") || strings.Contains(out, "\x1b") ||
 		!strings.Contains(out, "media 0: application/octet-stream, 5 bytes") || !strings.Contains(out, "from bob") || !strings.Contains(out, "(3 posts; continue with --since 3)") {
 		t.Fatalf("read:\n%s", out)
 	}
@@ -132,7 +132,7 @@ func TestCommands(t *testing.T) {
 	s.run(t, "carol", 0, "unfollow", "news")
 	s.run(t, "carol", 2, "read")
 	s.run(t, "carol", 2, "frobnicate")
-	if out := s.run(t, "carol", 0, "post", "--help"); !strings.Contains(out, "NOT end-to-end encrypted") {
+	if out := s.run(t, "carol", 0, "post", "--help"); strings.Contains(out, "NOTE:") || !strings.Contains(out, "NOT end-to-end encrypted") {
 		t.Fatalf("help: %s", out)
 	}
 	s.run(t, "carol", 1, "read", "nope")
@@ -192,5 +192,27 @@ func waitFor(t *testing.T, b *syncBuffer, s string) {
 			t.Fatalf("timed out waiting for %q in:\n%s", s, b.String())
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// The notice goes to stderr, never into the output (JSON above all), and
+// only when the caller's Notice says so.
+func TestNoticeOnStderrOnly(t *testing.T) {
+	s := newServer(t)
+	var out, errb bytes.Buffer
+	if code := Run(context.Background(), s.url, as("alice"), []string{"create", "quiet", "--json"}, &out, &errb); code != 0 {
+		t.Fatalf("create: %d %s", code, errb.String())
+	}
+	if strings.Contains(out.String(), "NOTE") || !strings.Contains(errb.String(), "NOT end-to-end encrypted") {
+		t.Fatalf("stdout %q, stderr %q", out.String(), errb.String())
+	}
+	out.Reset()
+	errb.Reset()
+	never := Options{Notice: func() bool { return false }}
+	if code := RunWithOptions(context.Background(), s.url, as("alice"), []string{"post", "quiet", "hello"}, &out, &errb, never); code != 0 {
+		t.Fatalf("post: %d %s", code, errb.String())
+	}
+	if strings.Contains(out.String()+errb.String(), "NOTE") {
+		t.Fatalf("notice printed though the caller said no: %q %q", out.String(), errb.String())
 	}
 }

@@ -2,8 +2,11 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/parleychat/parley/channels/channelcmd"
@@ -11,7 +14,8 @@ import (
 
 // runChannel hands "parley channel ..." to channelcmd with this profile's
 // server and session token. Channels are public and not end to end
-// encrypted; channelcmd says so in every output.
+// encrypted; channelcmd says so on stderr the first time this profile
+// creates, posts to or follows a channel.
 func runChannel(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	e := &env{stdin: stdin, stdout: stdout, stderr: stderr}
 	e.flags.profile = defaultProfile()
@@ -49,7 +53,21 @@ func runChannel(ctx context.Context, args []string, stdin io.Reader, stdout, std
 		fmt.Fprintf(stderr, "parley channel: %v\n", err)
 		return 1
 	}
-	return channelcmd.Run(ctx, server, auth, rest, stdout, stderr)
+	return channelcmd.RunWithOptions(ctx, server, auth, rest, stdout, stderr, channelcmd.Options{Notice: noticeOnce(e.flags.profile)})
+}
+
+// noticeOnce reports true the first time it is asked for a profile: the
+// "channels are public" notice is shown once per profile, where it
+// informs, not before every command. A marker file remembers it.
+func noticeOnce(profileDir string) func() bool {
+	return func() bool {
+		f, err := os.OpenFile(filepath.Join(profileDir, "channels-notice-shown"), os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+		if err != nil {
+			return errors.Is(err, os.ErrNotExist) // no profile dir: say it
+		}
+		f.Close()
+		return true
+	}
 }
 
 func isHelp(args []string) bool {
