@@ -140,6 +140,8 @@ type Store interface {
 	SetFollow(ctx context.Context, channel, user string, follow bool) error
 	// Following returns the channels user follows.
 	Following(ctx context.Context, user string) ([]string, error)
+	// Owned returns the channels user owns (not deleted), sorted.
+	Owned(ctx context.Context, user string) ([]string, error)
 	// AddPost stores p with its media bytes (data[i] for p.Media[i]),
 	// assigning ID and Created; a published post also gets a post event.
 	AddPost(ctx context.Context, p Post, data [][]byte) (Post, error)

@@ -94,6 +94,15 @@ type ChannelResponse struct {
 	Following bool    `json:"following"`
 }
 
+// ListResponse answers GET /v1/channels: the caller's followed and owned
+// channels.
+type ListResponse struct {
+	Following []string `json:"following"`
+	Owned     []string `json:"owned"`
+	Public    bool     `json:"public"`
+	Notice    string   `json:"notice"`
+}
+
 // CreateRequest is the JSON body of POST /v1/channels.
 type CreateRequest struct {
 	ID          string `json:"id"`
@@ -228,7 +237,15 @@ func (s *Service) listFollowing(w http.ResponseWriter, r *http.Request, user str
 	if ids == nil {
 		ids = []string{}
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"following": ids, "public": true, "notice": PublicNotice})
+	owned, err := s.store.Owned(r.Context(), user)
+	if err != nil {
+		s.storeError(w, r, err)
+		return
+	}
+	if owned == nil {
+		owned = []string{}
+	}
+	writeJSON(w, http.StatusOK, ListResponse{Following: ids, Owned: owned, Public: true, Notice: PublicNotice})
 }
 
 func (s *Service) getChannel(w http.ResponseWriter, r *http.Request, user string) {

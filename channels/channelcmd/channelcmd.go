@@ -44,6 +44,7 @@ Usage:
   parley channel follow ID
   parley channel unfollow ID
   parley channel read ID [--since N] [--follow] [--json]
+  parley channel list [--json]          the channels you follow and own
   parley channel admin ID USER [--remove]
   parley channel delete ID [--post N] --yes
 
@@ -97,6 +98,8 @@ func RunWithOptions(ctx context.Context, serverURL string, auth func(*http.Reque
 		fn = c.follow(false)
 	case "read":
 		fn = c.read
+	case "list":
+		fn = c.list
 	case "admin":
 		fn = c.admin
 	case "delete":
@@ -512,4 +515,32 @@ func sanitize(s string) string {
 		}
 		return r
 	}, s)
+}
+
+// list prints the channels the caller follows and owns.
+func (c *client) list(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("list", flag.ContinueOnError)
+	asJSON := fs.Bool("json", false, "print JSON")
+	pos, err := c.parse(fs, args, "list [--json]")
+	if err != nil {
+		return err
+	}
+	if len(pos) != 0 {
+		return fmt.Errorf("%w: list takes no arguments", errUsage)
+	}
+	var resp channels.ListResponse
+	if _, err := c.do(ctx, "GET", channels.PathPrefix, "", nil, &resp); err != nil {
+		return err
+	}
+	if *asJSON {
+		return c.printJSON(resp)
+	}
+	none := func(ids []string) string {
+		if len(ids) == 0 {
+			return "none"
+		}
+		return strings.Join(ids, ", ")
+	}
+	fmt.Fprintf(c.stdout, "Public channels you follow: %s\nPublic channels you own: %s\n", none(resp.Following), none(resp.Owned))
+	return nil
 }

@@ -189,6 +189,15 @@ func (s *Store) SetFollow(ctx context.Context, channel, user string, follow bool
 	return s.setMember(ctx, "followers", channel, user, follow)
 }
 
+// Owned implements channels.Store.
+func (s *Store) Owned(ctx context.Context, user string) ([]string, error) {
+	out, err := queryStrings(ctx, s.db, `SELECT id FROM channels WHERE owner = ? ORDER BY id`, user)
+	if err != nil {
+		return nil, fmt.Errorf("owned: %w", err)
+	}
+	return out, nil
+}
+
 // Following implements channels.Store.
 func (s *Store) Following(ctx context.Context, user string) ([]string, error) {
 	out, err := queryStrings(ctx, s.db, `SELECT channel FROM followers WHERE user = ? ORDER BY channel`, user)

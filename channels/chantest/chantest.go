@@ -102,6 +102,12 @@ func testMembers(t *testing.T, s channels.Store) {
 	if f, _ := s.Following(ctx, "x"); !slices.Equal(f, []string{"news", "sport"}) {
 		t.Fatalf("following %v", f)
 	}
+	if o, err := s.Owned(ctx, "alice"); err != nil || !slices.Equal(o, []string{"news", "sport"}) {
+		t.Fatalf("owned by alice: %v, %v", o, err)
+	}
+	if o, _ := s.Owned(ctx, "x"); len(o) != 0 {
+		t.Fatalf("owned by a follower: %v", o)
+	}
 	if err := s.SetFollow(ctx, "nope", "x", true); !errors.Is(err, channels.ErrNotFound) {
 		t.Fatalf("follow missing channel: %v", err)
 	}

@@ -76,7 +76,7 @@ Groups:
   group list                      list conversations
 
 Public channels (NOT end-to-end encrypted; media checked against hash lists):
-  channel create|post|follow|unfollow|read|admin|delete ...   see "parley channel --help"
+  channel create|post|follow|unfollow|read|list|admin|delete ...   see "parley channel --help"
 
 Other:
   hash pdq|md5|sha256 FILE...     print perceptual or cryptographic hashes of files
