@@ -289,6 +289,9 @@ func (c *Client) connection(ctx context.Context) (*transport.Conn, error) {
 	}
 	c.conn = conn
 	c.mu.Unlock()
+	if err := c.upgradeToSignedList(ctx, conn); err != nil {
+		return nil, err
+	}
 	if sess.KeyPackagesRemaining < sess.KeyPackageLowThreshold {
 		if err := c.replenishKeyPackages(ctx, sess.KeyPackagesRemaining, sess.KeyPackageLowThreshold, false); err != nil {
 			return nil, err

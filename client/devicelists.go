@@ -397,3 +397,53 @@ func (c *Client) checkVerified(g *mls.Group) error {
 		return nil
 	})
 }
+
+// ErrNotInSignedList: this device is not in its own account's signed
+// device list (a profile from before signed lists, whose account another
+// device signed first).
+var ErrNotInSignedList = errors.New("client: this device is not in its account's signed device list")
+
+// upgradeToSignedList brings a profile made before signed device lists
+// (no account key, no pinned own key) into them. If the account has no
+// list yet, this device becomes its primary: it makes the account key and
+// signs a list of itself alone (other devices of the account are not
+// trusted on the server's word; link them again). If another device
+// already signed one, this device is not in it and says so. Profiles made
+// since (init, or linked) return at once.
+func (c *Client) upgradeToSignedList(ctx context.Context, conn *transport.Conn) error {
+	if c.acct.isPrimary() {
+		return nil
+	}
+	pinned := false
+	if err := c.store.Update(func(tx *profile.Tx) error {
+		var p pin
+		err := tx.GetJSON(bucketPins, c.acct.User, &p)
+		pinned = err == nil
+		if errors.Is(err, profile.ErrNotFound) {
+			return nil
+		}
+		return err
+	}); err != nil || pinned {
+		return err
+	}
+	_, err := conn.FetchDeviceList(ctx, c.acct.User)
+	if err == nil {
+		return fmt.Errorf("%w: another device of %s signs its device list now; link this device again from that one (parley devices link, then parley devices add there)", ErrNotInSignedList, c.acct.User)
+	}
+	if !errors.Is(err, wire.ErrNotFound) {
+		return err
+	}
+	c.acct.AccountKey = randomBytes(ed25519.SeedSize)
+	if err := c.store.Update(func(tx *profile.Tx) error { return tx.PutJSON(bucketAccount, keySelf, c.acct) }); err != nil {
+		return err
+	}
+	_, err = c.publishList(ctx, conn, true, func(l *devicelist.List) {
+		l.Devices = []devicelist.Device{{ID: c.acct.DeviceID, AuthKey: c.acct.deviceKey().Public().(ed25519.PublicKey),
+			MLSKey: c.acct.mlsPublicKey(), Added: c.opts.now().UTC()}}
+	})
+	if err != nil {
+		return fmt.Errorf("sign this account's first device list: %w", err)
+	}
+	c.warn(nil, nil, fmt.Errorf("this profile predates signed device lists: this device now holds %s's account key and signed a list of itself; link your other devices again", c.acct.User))
+	return nil
+}

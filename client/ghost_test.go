@@ -19,6 +19,7 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
+	"github.com/parleychat/parley/client/profile"
 	"github.com/parleychat/parley/client/transport"
 	"github.com/parleychat/parley/devicelist"
 	"github.com/parleychat/parley/mls"
@@ -409,4 +410,47 @@ func TestVerifiedContactChanges(t *testing.T) {
 	}
 	srv.linkDevice(t, bob, "bob-tablet")
 	mustSend(t, alice, "@bob", "not verified, not held back")
+}
+
+// A profile made before signed device lists (no account key, nothing
+// pinned, no list on the server) becomes its account's primary at its
+// next connection, signing a list of itself alone; a second such device
+// of the account is told to link again. Contacts can then write to it.
+func TestLegacyProfileUpgrade(t *testing.T) {
+	ctx := context.Background()
+	srv := startServer(t)
+	alice, bob := srv.newUser(t, "alice"), srv.newUser(t, "bob")
+	laptop := srv.linkDevice(t, alice, "alice-laptop")
+	// Make both of alice's profiles and the server look as they did before.
+	for _, c := range []*Client{alice, laptop} {
+		c.acct.AccountKey = nil
+		if err := c.store.Update(func(tx *profile.Tx) error {
+			if err := tx.PutJSON(bucketAccount, keySelf, c.acct); err != nil {
+				return err
+			}
+			return tx.Delete(bucketPins, "alice")
+		}); err != nil {
+			t.Fatal(err)
+		}
+		c.mu.Lock()
+		c.conn.Close()
+		c.conn = nil
+		c.mu.Unlock()
+	}
+	if _, err := serverDB(t, srv).Exec(`UPDATE accounts SET account_key = NULL, device_list = NULL, device_list_version = 0 WHERE username = 'alice'`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := alice.Sync(ctx); err != nil {
+		t.Fatalf("the first legacy device to connect: %v", err)
+	}
+	if !alice.acct.isPrimary() {
+		t.Fatal("alice's first device did not become the primary")
+	}
+	if _, err := laptop.Sync(ctx); !errors.Is(err, ErrNotInSignedList) {
+		t.Fatalf("the second legacy device: %v, want ErrNotInSignedList", err)
+	}
+	mustSend(t, bob, "@alice", "after the upgrade")
+	if got := texts(mustSync(t, alice)); !slices.Contains(got, "bob: after the upgrade") {
+		t.Fatalf("alice got %q", got)
+	}
 }

@@ -12,6 +12,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/parleychat/parley/internal/bytesize"
 	"github.com/parleychat/parley/store"
 )
 
@@ -96,7 +97,7 @@ func (s *Server) uploadBlob(w http.ResponseWriter, r *http.Request) {
 	}
 	maxSize := s.cfg.MaxAttachment
 	if r.ContentLength > maxSize {
-		http.Error(w, fmt.Sprintf("files are limited to %s on this server", formatBytes(maxSize)), http.StatusRequestEntityTooLarge)
+		http.Error(w, fmt.Sprintf("files are limited to %s on this server", bytesize.Format(maxSize)), http.StatusRequestEntityTooLarge)
 		return
 	}
 	quota := s.cfg.BlobQuota
@@ -114,7 +115,7 @@ func (s *Server) uploadBlob(w http.ResponseWriter, r *http.Request) {
 	id, n, err := s.cfg.Blobs.Put(r.Context(), user, r.Body, store.PutLimits{Max: maxSize, Quota: max(quota, 0)})
 	switch {
 	case errors.Is(err, store.ErrTooLarge):
-		http.Error(w, fmt.Sprintf("files are limited to %s on this server", formatBytes(maxSize)), http.StatusRequestEntityTooLarge)
+		http.Error(w, fmt.Sprintf("files are limited to %s on this server", bytesize.Format(maxSize)), http.StatusRequestEntityTooLarge)
 		return
 	case errors.Is(err, store.ErrQuotaExceeded):
 		u, _ := s.cfg.Blobs.Usage(r.Context(), user)
@@ -161,7 +162,7 @@ func (s *Server) quotaExceeded(w http.ResponseWriter, u store.BlobUsage) {
 	s.metrics.rateLimited.WithLabelValues("blob_quota").Inc()
 	http.Error(w, fmt.Sprintf("QUOTA_EXCEEDED: your account may hold at most %s of attachments and holds %s in %d files; "+
 		"delete old files or wait for them to expire after %s",
-		formatBytes(s.cfg.BlobQuota), formatBytes(u.Bytes), u.Blobs, formatDays(s.cfg.Retention)), http.StatusInsufficientStorage)
+		bytesize.Format(s.cfg.BlobQuota), bytesize.Format(u.Bytes), u.Blobs, formatDays(s.cfg.Retention)), http.StatusInsufficientStorage)
 }
 
 // deleteBlob deletes one of the caller's account's blobs. A blob of
@@ -194,20 +195,6 @@ func (s *Server) deleteAccountBlobs(ctx context.Context, user string) error {
 	}
 	s.log.Debug("account deletion: attachments deleted", "blobs", n)
 	return nil
-}
-
-func formatBytes(n int64) string {
-	switch {
-	case n >= 1<<30 && n%(1<<30) == 0:
-		return fmt.Sprintf("%d GiB", n>>30)
-	case n >= 1<<30:
-		return fmt.Sprintf("%.1f GiB", float64(n)/(1<<30))
-	case n >= 1<<20:
-		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
-	case n >= 1<<10:
-		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
-	}
-	return fmt.Sprintf("%d bytes", n)
 }
 
 func formatDays(d time.Duration) string {

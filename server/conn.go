@@ -63,8 +63,9 @@ type conn struct {
 	challenge []byte
 	dev       *store.Device
 	failures  int
-	// refused counts RATE_LIMITED answers since the last success: a client
-	// that keeps asking instead of waiting is disconnected.
+	// refused counts RATE_LIMITED and BAD_REQUEST answers since the last
+	// success: a client that keeps asking instead of waiting (or keeps
+	// sending what is refused) is disconnected.
 	refused  atomic.Int32
 	linkKeys []string // pending links requested on this connection
 	// closeReason, set by a handler, closes the connection (normal

@@ -304,18 +304,12 @@ func (c *conn) handleApproveLink(ctx context.Context, r *parleypb.ApproveLinkReq
 		return nil, &wire.Error{Code: parleypb.ErrorCode_PERMISSION_DENIED,
 			Message: fmt.Sprintf("an account may have at most %d devices; remove one (parley devices remove ID) before linking another", c.s.cfg.MaxDevices)}
 	}
-	if len(r.PublicKey) > 0 {
-		// The approver verified this key (InspectLink and the link MAC):
-		// approve only that one.
-		l, err := c.s.cfg.Store.Link(ctx, c.dev.Username, r.Code, time.Now())
-		if err == nil && !bytes.Equal(l.PublicKey, r.PublicKey) {
-			return nil, badRequest("the pending link holds another key than the one you verified")
-		}
-	}
 	if len(r.Confirmation) > 1024 {
 		return nil, badRequest("link confirmation over 1024 bytes")
 	}
-	dev, err := c.s.cfg.Store.ApproveLink(ctx, c.dev.Username, r.Code, store.Device{ID: randomHex(16)}, r.Confirmation, time.Now())
+	// With public_key, the approver verified that key (InspectLink and the
+	// link MAC): the store approves only that one, atomically.
+	dev, err := c.s.cfg.Store.ApproveLink(ctx, c.dev.Username, r.Code, store.Device{ID: randomHex(16), PublicKey: r.PublicKey}, r.Confirmation, time.Now())
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, c.wrongLinkCode()
 	}

@@ -248,9 +248,17 @@ func (c *conn) pace(frameBytes int) {
 	}
 	lim := c.s.cfg.Limits.RequestsPerAccount
 	cost := min(1+frameBytes/1024, lim.N)
-	if ok, after := c.s.limits.l.AllowN("req-acct:"+c.dev.Username, cost, lim); !ok {
-		c.s.metrics.rateLimited.WithLabelValues("paced").Inc()
-		time.Sleep(min(after, lim.Per))
+	// The request is counted in the window it is served in: a refused
+	// batch counts nothing (AllowN), so after the wait it is asked again.
+	for paced := false; ; paced = true {
+		ok, after := c.s.limits.l.AllowN("req-acct:"+c.dev.Username, cost, lim)
+		if ok {
+			return
+		}
+		if !paced {
+			c.s.metrics.rateLimited.WithLabelValues("paced").Inc()
+		}
+		time.Sleep(max(min(after, lim.Per), time.Millisecond))
 	}
 }
 
@@ -328,9 +336,6 @@ func (s *Server) clientAddr(r *http.Request) string {
 	}
 	return peer
 }
-
-// ClientAddr is clientAddr for handlers mounted beside the server's own.
-func (s *Server) ClientAddr(r *http.Request) string { return s.clientAddr(r) }
 
 func (s *Server) trustedProxy(host string) bool {
 	if len(s.cfg.TrustedProxies) == 0 {

@@ -305,7 +305,7 @@ func TestHostileBlobQuota(t *testing.T) {
 	if !errors.Is(err, transport.ErrQuotaExceeded) || !errors.As(err, &he) || he.StatusCode != http.StatusInsufficientStorage {
 		t.Fatalf("upload over the quota: %v, want 507 QUOTA_EXCEEDED", err)
 	}
-	for _, want := range []string{"at most 1.0 MiB", "delete old files", "expire after 30 days", "10 files"} {
+	for _, want := range []string{"at most 1 MiB", "delete old files", "expire after 30 days", "10 files"} {
 		if !strings.Contains(he.Message, want) {
 			t.Errorf("quota message %q does not say %q", he.Message, want)
 		}

@@ -265,8 +265,9 @@ type Store interface {
 	// in use for that account, ErrNotFound if there is no such account.
 	CreateLink(ctx context.Context, l Link) error
 	// ApproveLink consumes the unexpired link (username, code) and creates
-	// the device dev (dev.PublicKey is taken from the link). confirmation,
-	// if not empty, is kept for TakeLinkConfirmation.
+	// the device dev with the link's key. If dev.PublicKey is set it must
+	// be that key (ErrBadRequest, nothing changes): the approver checked
+	// it. confirmation, if not empty, is kept for TakeLinkConfirmation.
 	ApproveLink(ctx context.Context, username, code string, dev Device, confirmation []byte, now time.Time) (Device, error)
 	// Link returns the unexpired pending link (username, code);
 	// ErrNotFound if there is none.

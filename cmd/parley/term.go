@@ -12,6 +12,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/parleychat/parley/client/profile"
+	"github.com/parleychat/parley/internal/bytesize"
 )
 
 // passphrase returns the profile passphrase from PARLEY_PASSPHRASE or,
@@ -126,7 +127,7 @@ func (p *progressBar) done() {
 // renderBar formats "label [=====>    ]  42% 1.2 MiB/3.0 MiB".
 func renderBar(label string, done, total int64, width int) string {
 	if total <= 0 {
-		return fmt.Sprintf("%s %s", label, humanBytes(done))
+		return fmt.Sprintf("%s %s", label, bytesize.Format(done))
 	}
 	done = min(max(done, 0), total)
 	fill := int(int64(width) * done / total)
@@ -134,17 +135,5 @@ func renderBar(label string, done, total int64, width int) string {
 	if fill < width {
 		bar += ">" + strings.Repeat(" ", width-fill-1)
 	}
-	return fmt.Sprintf("%s [%s] %3d%% %s/%s", label, bar, 100*done/total, humanBytes(done), humanBytes(total))
-}
-
-func humanBytes(n int64) string {
-	switch {
-	case n >= 1<<30:
-		return fmt.Sprintf("%.1f GiB", float64(n)/(1<<30))
-	case n >= 1<<20:
-		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
-	case n >= 1<<10:
-		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
-	}
-	return fmt.Sprintf("%d B", n)
+	return fmt.Sprintf("%s [%s] %3d%% %s/%s", label, bar, 100*done/total, bytesize.Format(done), bytesize.Format(total))
 }

@@ -27,8 +27,21 @@ func (s *Store) Link(ctx context.Context, username, code string, now time.Time) 
 }
 
 func (s *Store) TakeLinkConfirmation(ctx context.Context, deviceID string) ([]byte, error) {
+	// Every authentication asks; almost always there is nothing to take,
+	// and a read need not wait for the writer.
+	var pending bool
+	err := s.r.QueryRowContext(ctx, `SELECT link_confirmation IS NOT NULL FROM devices WHERE id = ?`, deviceID).Scan(&pending)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("link confirmation: %w", store.ErrUnknownDevice)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("link confirmation: %w", err)
+	}
+	if !pending {
+		return nil, nil
+	}
 	var c []byte
-	err := s.write(ctx, func(tx *sql.Tx) error {
+	err = s.write(ctx, func(tx *sql.Tx) error {
 		err := tx.QueryRowContext(ctx, `SELECT link_confirmation FROM devices WHERE id = ?`, deviceID).Scan(&c)
 		if errors.Is(err, sql.ErrNoRows) {
 			return fmt.Errorf("link confirmation: %w", store.ErrUnknownDevice)

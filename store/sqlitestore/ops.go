@@ -259,6 +259,9 @@ func (s *Store) ApproveLink(ctx context.Context, username, code string, dev stor
 		if err != nil {
 			return fmt.Errorf("approve link: %w", err)
 		}
+		if len(dev.PublicKey) > 0 && !bytes.Equal(dev.PublicKey, key) {
+			return fmt.Errorf("approve link: the pending link holds another key than the one the approver checked: %w", store.ErrBadRequest)
+		}
 		dev.Username = username
 		dev.PublicKey = key
 		if dev.Created.IsZero() {

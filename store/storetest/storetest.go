@@ -183,7 +183,9 @@ func testLinks(t *testing.T, s store.Store) {
 	mustErr(t, "approve by other account", err, store.ErrNotFound)
 	_, err = s.ApproveLink(ctx, "alice", "12345678", store.Device{ID: "a2"}, nil, time.Now().Add(11*time.Minute))
 	mustErr(t, "approve after expiry", err, store.ErrNotFound)
-	d, err := s.ApproveLink(ctx, "alice", "12345678", store.Device{ID: "a2"}, []byte("confirm"), time.Now())
+	_, err = s.ApproveLink(ctx, "alice", "12345678", store.Device{ID: "a2", PublicKey: key()}, nil, time.Now())
+	mustErr(t, "approve with another key than the link's", err, store.ErrBadRequest)
+	d, err := s.ApproveLink(ctx, "alice", "12345678", store.Device{ID: "a2", PublicKey: k}, []byte("confirm"), time.Now())
 	if err != nil || d.Username != "alice" || !bytes.Equal(d.PublicKey, k) {
 		t.Fatalf("ApproveLink = %+v, %v", d, err)
 	}
