@@ -117,7 +117,7 @@ func (c *Client) verifiedList(ctx context.Context, conn *transport.Conn, user st
 		return devicelist.List{}, fmt.Errorf("device list of %s from the server: %w", user, err)
 	}
 	if l.Username != user {
-		return devicelist.List{}, fmt.Errorf("client: the server answered %s's device list with %s's", user, l.Username)
+		return devicelist.List{}, fmt.Errorf("%w: the server answered %s's device list with %s's", devicelist.ErrMalformed, user, l.Username)
 	}
 	err = c.store.Update(func(tx *profile.Tx) error {
 		var p pin

@@ -24,6 +24,7 @@ import (
 	"github.com/parleychat/parley/devicelist"
 	"github.com/parleychat/parley/mls"
 	"github.com/parleychat/parley/store"
+	"github.com/parleychat/parley/wire/parleypb"
 )
 
 // serverDB opens the server's database as its operator could.
@@ -452,5 +453,32 @@ func TestLegacyProfileUpgrade(t *testing.T) {
 	mustSend(t, bob, "@alice", "after the upgrade")
 	if got := texts(mustSync(t, alice)); !slices.Contains(got, "bob: after the upgrade") {
 		t.Fatalf("alice got %q", got)
+	}
+}
+
+// A list the server altered (here: a byte of alice's stored list flipped)
+// does not verify: nothing is sent to alice, and it is a security alert.
+func TestTamperedListIsAnAlert(t *testing.T) {
+	ctx := context.Background()
+	srv := startServer(t)
+	srv.newUser(t, "alice")
+	bob := srv.newUser(t, "bob")
+	db := serverDB(t, srv)
+	var b []byte
+	if err := db.QueryRow(`SELECT device_list FROM accounts WHERE username = 'alice'`).Scan(&b); err != nil {
+		t.Fatal(err)
+	}
+	var s parleypb.SignedDeviceList
+	if err := proto.Unmarshal(b, &s); err != nil {
+		t.Fatal(err)
+	}
+	s.List[len(s.List)-1] ^= 1
+	b, _ = proto.Marshal(&s)
+	if _, err := db.Exec(`UPDATE accounts SET device_list = ? WHERE username = 'alice'`, b); err != nil {
+		t.Fatal(err)
+	}
+	_, err := bob.SendText(ctx, "@alice", "hi")
+	if !errors.Is(err, devicelist.ErrBadSignature) || !IsSecurityAlert(err) {
+		t.Fatalf("send with a tampered list: %v, want a bad-signature security alert", err)
 	}
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/parleychat/parley/client/profile"
 	"github.com/parleychat/parley/client/transport"
+	"github.com/parleychat/parley/devicelist"
 	"github.com/parleychat/parley/mls"
 	"github.com/parleychat/parley/wire"
 )
@@ -80,7 +81,10 @@ func IsSecurityAlert(err error) bool { return isAlert(err) }
 
 // isAlert reports whether err is one of the signs of an attack.
 func isAlert(err error) bool {
-	for _, e := range []error{ErrUnlistedDevice, ErrAccountKeyChanged, ErrListRollback, ErrOutsider, ErrLinkTampered} {
+	// A list that does not verify can only come from a server (or a
+	// network path) that tampered with it.
+	for _, e := range []error{ErrUnlistedDevice, ErrAccountKeyChanged, ErrListRollback, ErrOutsider, ErrLinkTampered,
+		devicelist.ErrBadSignature, devicelist.ErrMalformed} {
 		if errors.Is(err, e) {
 			return true
 		}

@@ -30,6 +30,8 @@ import (
 	"sort"
 	"strings"
 	"syscall"
+
+	"github.com/parleychat/parley/client"
 )
 
 func main() {
@@ -236,6 +238,11 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 			code = ee.code
 		}
 		msg := explain(err)
+		if client.IsSecurityAlert(err) {
+			// Refused because something looks like an attack: say so as
+			// plainly as the warnings during a sync do.
+			msg = "SECURITY ALERT: " + msg
+		}
 		if e.flags.json {
 			json.NewEncoder(stdout).Encode(map[string]string{"error": msg, "detail": err.Error()})
 		}

@@ -3,7 +3,10 @@ package main
 import (
 	"crypto/ed25519"
 	"crypto/rand"
+	"database/sql"
 	"regexp"
+
+	"google.golang.org/protobuf/proto"
 
 	"github.com/parleychat/parley/channels"
 	"github.com/parleychat/parley/channels/channelsrv"
@@ -12,6 +15,7 @@ import (
 	"github.com/parleychat/parley/mls"
 	"github.com/parleychat/parley/mls/ciphersuite"
 	"github.com/parleychat/parley/moderation/admincmd"
+	"github.com/parleychat/parley/wire/parleypb"
 
 	"bufio"
 	"bytes"
@@ -54,14 +58,15 @@ func TestScripts(t *testing.T) {
 		RequireExplicitExec: true,
 		Setup:               setupServer,
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
-			"nocanary":  cmdNoCanary,
-			"jsonlines": cmdJSONLines,
-			"jsoneq":    cmdJSONEq,
-			"waitfile":  cmdWaitFile,
-			"setfrom":   cmdSetFrom,
-			"admin":     cmdAdmin,
-			"adminwait": cmdAdminWait,
-			"ghost":     cmdGhost,
+			"nocanary":   cmdNoCanary,
+			"jsonlines":  cmdJSONLines,
+			"jsoneq":     cmdJSONEq,
+			"waitfile":   cmdWaitFile,
+			"setfrom":    cmdSetFrom,
+			"admin":      cmdAdmin,
+			"adminwait":  cmdAdminWait,
+			"ghost":      cmdGhost,
+			"tamperlist": cmdTamperList,
 		},
 	})
 }
@@ -185,6 +190,26 @@ func cmdGhost(ts *testscript.TestScript, neg bool, args []string) {
 	_, err = conn.UploadKeyPackages(ctx, kps, nil)
 	ts.Check(err)
 	ts.Setenv("GHOST", dev.ID)
+}
+
+// tamperlist USER plays a server that alters USER's stored signed device
+// list (one bit of it).
+func cmdTamperList(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 1 {
+		ts.Fatalf("usage: tamperlist USER")
+	}
+	db, err := sql.Open("sqlite", "file:"+filepath.Join(ts.MkAbs("server"), "parley.db")+"?_pragma=busy_timeout(10000)")
+	ts.Check(err)
+	defer db.Close()
+	var b []byte
+	ts.Check(db.QueryRow(`SELECT device_list FROM accounts WHERE username = ?`, args[0]).Scan(&b))
+	var s parleypb.SignedDeviceList
+	ts.Check(proto.Unmarshal(b, &s))
+	s.List[len(s.List)-1] ^= 1
+	b, err = proto.Marshal(&s)
+	ts.Check(err)
+	_, err = db.Exec(`UPDATE accounts SET device_list = ? WHERE username = ?`, b, args[0])
+	ts.Check(err)
 }
 
 // adminwait PATTERN ARGS... runs "parleyd admin ARGS..." every 100ms, for
