@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/parleychat/parley/client/profile"
 	"github.com/parleychat/parley/client/transport"
 	"github.com/parleychat/parley/wire"
 )
@@ -21,6 +22,10 @@ type Privacy struct {
 	// one has a direct conversation with may add one to groups.
 	GroupInvites string `json:"group_invites"`
 }
+
+// bucketBlocked holds the usernames this account blocked, as the server
+// last confirmed them.
+const bucketBlocked = "blocked"
 
 // Group invitation settings for UpdatePrivacy.
 const (
@@ -67,7 +72,25 @@ func (c *Client) UpdatePrivacy(ctx context.Context, block, unblock []string, gro
 		if out.Blocked == nil {
 			out.Blocked = []string{}
 		}
-		return nil
+		// Kept here too, so that sync hides what blocked people still
+		// send in conversations shared with them.
+		return c.store.Update(func(tx *profile.Tx) error {
+			old, err := tx.List(bucketBlocked)
+			if err != nil {
+				return err
+			}
+			for _, it := range old {
+				if err := tx.Delete(bucketBlocked, it.Key); err != nil {
+					return err
+				}
+			}
+			for _, u := range out.Blocked {
+				if err := tx.Put(bucketBlocked, u, []byte{1}); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
 	})
 	return out, err
 }

@@ -283,6 +283,14 @@ func (c *Client) handleApplication(tx *profile.Tx, r *convRecord, g *mls.Group, 
 		c.warn(r, m.ID, errors.New("message id does not match its envelope; dropped"))
 		return nil
 	}
+	if p.Kind == KindText || p.Kind == KindFile || p.Kind == KindReceipt {
+		// Someone the user blocked may still be in a group with them (the
+		// server refuses only new invitations): their messages are not
+		// shown, stored or answered with receipts.
+		if _, err := tx.Get(bucketBlocked, sender.User); err == nil && sender.User != c.acct.User {
+			return nil
+		}
+	}
 	msg := &Message{
 		ID: p.ID, Conversation: r.label(), ConversationID: hexID(r.ID), Sender: sender,
 		SentAt: time.UnixMilli(p.SentAt).UTC(), Kind: p.Kind, Text: p.Text, Seq: m.Seq,

@@ -221,8 +221,9 @@ your devices to a conversation (a group or a direct chat), so they cannot
 reach you in a new conversation or fill your inbox with invitations. The
 server keeps the list (it has to, to refuse them); they are told only
 that you do not accept invitations from them, the same answer as for
-"privacy --group-invites contacts". Conversations you already share with
-them are not changed: leave those you want to leave.`,
+"privacy --group-invites contacts". In conversations you already share,
+this device stops showing what they send; they stay members (leave or
+remove them to keep them from reading).`,
 			run: func(ctx context.Context, e *env, args []string) error { return cmdPrivacy(ctx, e, args, nil) },
 		},
 		{
