@@ -46,6 +46,7 @@ import (
 	"github.com/parleychat/parley/client/profile"
 	"github.com/parleychat/parley/client/transport"
 	"github.com/parleychat/parley/devicelist"
+	"github.com/parleychat/parley/mls/ciphersuite"
 	"github.com/parleychat/parley/wire"
 )
 
@@ -80,6 +81,15 @@ type Options struct {
 	LockTimeout time.Duration
 	// Now returns the current time (tests).
 	Now func() time.Time
+
+	// groupSuite, if set, is the cipher suite of new conversations
+	// instead of X-Wing (tests: a conversation made before X-Wing became
+	// the default).
+	groupSuite ciphersuite.ID
+	// keyPackageSuites, if set, are the only suites this device publishes
+	// key packages for (tests: a device that predates X-Wing publishes
+	// suite 1 only).
+	keyPackageSuites []ciphersuite.ID
 }
 
 func (o *Options) now() time.Time {
@@ -188,7 +198,7 @@ func (c *Client) initAccount(ctx context.Context, serverURL, username, invite st
 		}); err != nil {
 			return fmt.Errorf("publish the account's device list: %w", err)
 		}
-		return c.replenishKeyPackages(ctx, sess.KeyPackagesRemaining, sess.KeyPackageLowThreshold, true)
+		return c.replenishKeyPackages(ctx, sess.KeyPackageCounts, sess.KeyPackageLowThreshold, true)
 	})
 }
 
@@ -292,10 +302,11 @@ func (c *Client) connection(ctx context.Context) (*transport.Conn, error) {
 	if err := c.upgradeToSignedList(ctx, conn); err != nil {
 		return nil, err
 	}
-	if sess.KeyPackagesRemaining < sess.KeyPackageLowThreshold {
-		if err := c.replenishKeyPackages(ctx, sess.KeyPackagesRemaining, sess.KeyPackageLowThreshold, false); err != nil {
-			return nil, err
-		}
+	// Per suite: a batch if it runs low, and a first batch and
+	// last-resort package for a suite the device has none of (the first
+	// connection after an upgrade that added the suite).
+	if err := c.replenishKeyPackages(ctx, sess.KeyPackageCounts, sess.KeyPackageLowThreshold, false); err != nil {
+		return nil, err
 	}
 	return conn, nil
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/parleychat/parley/client/transport"
 	"github.com/parleychat/parley/devicelist"
 	"github.com/parleychat/parley/mls"
+	"github.com/parleychat/parley/mls/ciphersuite"
 	"github.com/parleychat/parley/wire"
 )
 
@@ -236,8 +237,9 @@ func (c *Client) createDirect(ctx context.Context, peer string, id []byte) (*con
 	if err != nil {
 		return nil, err
 	}
-	// Make sure the peer exists before creating anything.
-	kps, err := c.fetchKeyPackages(ctx, conn, peer)
+	// Make sure the peer exists, and choose the suite, before creating
+	// anything.
+	suite, pre, notPQ, err := c.prefetchNew(ctx, conn, []string{peer})
 	if err != nil {
 		return nil, err
 	}
@@ -269,10 +271,10 @@ func (c *Client) createDirect(ctx context.Context, peer string, id []byte) (*con
 		return nil, err
 	}
 	r := &convRecord{ID: id, Kind: ConvDirect, Peer: peer, Created: c.opts.now().UTC()}
-	if err := c.newGroup(r); err != nil {
+	if err := c.newGroup(r, suite, notPQ); err != nil {
 		return nil, err
 	}
-	if err := c.addUsers(ctx, r, []string{peer}, true, map[string][]transport.DeviceKeyPackage{peer: kps}); err != nil {
+	if err := c.addUsers(ctx, r, []string{peer}, true, pre); err != nil {
 		return nil, err
 	}
 	return r, nil
@@ -301,12 +303,17 @@ func checkDirectMembers(g *mls.Group, self, peer string) error {
 	return nil
 }
 
-// newGroup creates the MLS group for a conversation the server has just
-// created, and stores it.
-func (c *Client) newGroup(r *convRecord) error {
-	s, err := suite()
+// newGroup creates the MLS group, of cipher suite id, for a conversation
+// the server has just created, and stores it. notPQ names the devices
+// that made a conversation fall back from X-Wing to suite 1: this is
+// said once, as a warning.
+func (c *Client) newGroup(r *convRecord, id ciphersuite.ID, notPQ []string) error {
+	s, err := ciphersuite.Lookup(id)
 	if err != nil {
 		return err
+	}
+	if len(notPQ) > 0 {
+		c.warn(r, nil, fmt.Errorf("%s is not post-quantum: it uses %s because %s cannot join an X-Wing conversation yet (an older Parley)", r.label(), suiteName(id), strings.Join(notPQ, ", ")))
 	}
 	g, err := mls.CreateGroup(s, r.ID, c.credential(), c.acct.SignKey, &mls.CreateOptions{Config: groupConfig()})
 	if err != nil {
@@ -368,23 +375,21 @@ func (c *Client) CreateGroup(ctx context.Context, name string, users []string) (
 		if exists {
 			return fmt.Errorf("client: you are already in a group named #%s", name)
 		}
+		if slices.Contains(users, c.acct.User) {
+			return fmt.Errorf("%w: you are in every group you create", ErrBadTarget)
+		}
 		// Fetch the key packages first, so a typo does not leave an
 		// empty group behind.
-		prefetched := map[string][]transport.DeviceKeyPackage{}
-		for _, u := range users {
-			if u == c.acct.User {
-				return fmt.Errorf("%w: you are in every group you create", ErrBadTarget)
-			}
-			if prefetched[u], err = c.fetchKeyPackages(ctx, conn, u); err != nil {
-				return err
-			}
+		suite, prefetched, notPQ, err := c.prefetchNew(ctx, conn, users)
+		if err != nil {
+			return err
 		}
 		id := randomBytes(groupIDSize)
 		if err := conn.CreateConversation(ctx, id); err != nil {
 			return err
 		}
 		r := &convRecord{ID: id, Kind: ConvGroup, Name: name, Created: c.opts.now().UTC()}
-		if err := c.newGroup(r); err != nil {
+		if err := c.newGroup(r, suite, notPQ); err != nil {
 			return err
 		}
 		if err := c.addUsers(ctx, r, users, true, prefetched); err != nil {
@@ -708,6 +713,7 @@ func (c *Client) addUsers(ctx context.Context, r *convRecord, users []string, in
 	}
 	cr, err := c.commit(ctx, r, func(g *mls.Group) (*commitPlan, error) {
 		present := groupDevices(g)
+		suite := g.Suite().ID() // new members' key packages must be of the group's suite
 		p := &commitPlan{membership: &Membership{}}
 		add := func(user string, kps []transport.DeviceKeyPackage) {
 			for _, kp := range kps {
@@ -721,9 +727,15 @@ func (c *Client) addUsers(ctx context.Context, r *convRecord, users []string, in
 		}
 		for _, u := range users {
 			if _, ok := prefetched[u]; !ok {
-				kps, err := c.fetchKeyPackages(ctx, conn, u)
+				kps, missing, err := c.fetchKeyPackages(ctx, conn, u, suite)
+				if errors.Is(err, ErrSuiteNotSupported) {
+					return nil, fmt.Errorf("%s uses %s: %w", r.label(), suiteName(suite), err)
+				}
 				if err != nil {
 					return nil, err
+				}
+				if len(missing) > 0 && suite != classicSuite {
+					c.warn(r, nil, fmt.Errorf("%s cannot join %s, which uses %s: an older Parley; it is left out", strings.Join(missing, ", "), r.label(), suiteName(suite)))
 				}
 				prefetched[u] = kps
 			}
@@ -739,8 +751,10 @@ func (c *Client) addUsers(ctx context.Context, r *convRecord, users []string, in
 			}
 		}
 		if len(missing) > 0 {
-			kps, err := c.fetchKeyPackages(ctx, conn, c.acct.User, missing...)
-			if err != nil && !errors.Is(err, ErrUnknownUser) {
+			// An own device without a package of the suite (none left,
+			// or an older Parley in an X-Wing group) is left out.
+			kps, _, err := c.fetchKeyPackages(ctx, conn, c.acct.User, suite, missing...)
+			if err != nil && !errors.Is(err, ErrUnknownUser) && !errors.Is(err, ErrSuiteNotSupported) {
 				return nil, err
 			}
 			prefetched[c.acct.User] = append(prefetched[c.acct.User], kps...)
@@ -760,52 +774,121 @@ func (c *Client) addUsers(ctx context.Context, r *convRecord, users []string, in
 	return nil
 }
 
-// fetchKeyPackages fetches and checks one key package per device of user
-// (or of the listed devices).
-func (c *Client) fetchKeyPackages(ctx context.Context, conn *transport.Conn, user string, devices ...string) ([]transport.DeviceKeyPackage, error) {
-	kps, err := retryRateLimited(ctx, func() ([]transport.DeviceKeyPackage, error) {
-		return conn.FetchKeyPackages(ctx, user, devices...)
+// ErrSuiteNotSupported means none of a user's devices has a key package
+// of the conversation's cipher suite: they run a Parley from before it
+// (X-Wing) and must update to join.
+var ErrSuiteNotSupported = errors.New("client: no device of the user can join a conversation of this cipher suite")
+
+// fetchKeyPackages fetches and checks one key package of suite per
+// device of user (or of the listed devices). missing names ("user's
+// device ID") the devices of the user's signed list, among those asked
+// for, that got none.
+func (c *Client) fetchKeyPackages(ctx context.Context, conn *transport.Conn, user string, suite ciphersuite.ID, devices ...string) (kps []transport.DeviceKeyPackage, missing []string, err error) {
+	kps, err = retryRateLimited(ctx, func() ([]transport.DeviceKeyPackage, error) {
+		return conn.FetchKeyPackagesOf(ctx, uint16(suite), user, devices...)
 	})
-	if errors.Is(err, wire.ErrNotFound) || err == nil && len(kps) == 0 {
-		return nil, fmt.Errorf("%w: %s", ErrUnknownUser, user)
+	if errors.Is(err, wire.ErrNotFound) || err == nil && len(kps) == 0 && suite == classicSuite {
+		return nil, nil, fmt.Errorf("%w: %s", ErrUnknownUser, user)
 	}
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	list, err := c.verifiedList(ctx, conn, user)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
+	}
+	for _, d := range list.Devices {
+		if user == c.acct.User && d.ID == c.acct.DeviceID || len(devices) > 0 && !slices.Contains(devices, d.ID) {
+			continue
+		}
+		if !slices.ContainsFunc(kps, func(kp transport.DeviceKeyPackage) bool { return kp.DeviceID == d.ID }) {
+			missing = append(missing, fmt.Sprintf("%s's device %s", user, d.ID))
+		}
+	}
+	if len(kps) == 0 {
+		return nil, missing, fmt.Errorf("%w: %s (%s); they need to update Parley", ErrSuiteNotSupported, user, suiteName(suite))
 	}
 	// Key packages of devices the account did not sign are dropped: the
 	// server may have added them.
 	var out []transport.DeviceKeyPackage
 	var unlisted error
 	for _, kp := range kps {
-		err := c.checkKeyPackage(kp, user, list)
+		err := c.checkKeyPackage(kp, user, list, suite)
 		if errors.Is(err, ErrUnlistedDevice) {
 			unlisted = err
 			c.warn(nil, nil, err)
 			continue
 		}
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		out = append(out, kp)
 	}
 	if len(out) == 0 {
 		if unlisted != nil {
-			return nil, unlisted
+			return nil, nil, unlisted
 		}
-		return nil, fmt.Errorf("%w: %s", ErrUnknownUser, user)
+		return nil, nil, fmt.Errorf("%w: %s", ErrUnknownUser, user)
 	}
-	return out, nil
+	return out, missing, nil
+}
+
+// prefetchNew fetches the key packages of users' devices and of this
+// account's other devices for a new conversation, and chooses its cipher
+// suite: X-Wing if every one of those devices has an X-Wing key package,
+// else suite 1 (some device runs a Parley from before X-Wing). notPQ
+// names the devices that made it fall back. The X-Wing packages fetched
+// before a fallback are not used (the devices still hold their private
+// keys, and have more).
+func (c *Client) prefetchNew(ctx context.Context, conn *transport.Conn, users []string) (suite ciphersuite.ID, pre map[string][]transport.DeviceKeyPackage, notPQ []string, err error) {
+	fetch := func(suite ciphersuite.ID) (map[string][]transport.DeviceKeyPackage, []string, error) {
+		pre := map[string][]transport.DeviceKeyPackage{}
+		var missing []string
+		for _, u := range users {
+			kps, m, err := c.fetchKeyPackages(ctx, conn, u, suite)
+			if err != nil && !(errors.Is(err, ErrSuiteNotSupported) && suite != classicSuite) {
+				return nil, nil, err
+			}
+			pre[u] = kps
+			missing = append(missing, m...)
+		}
+		own, err := c.verifiedList(ctx, conn, c.acct.User)
+		if err != nil {
+			return nil, nil, err
+		}
+		var others []string
+		for _, d := range own.Devices {
+			if d.ID != c.acct.DeviceID {
+				others = append(others, d.ID)
+			}
+		}
+		if len(others) > 0 {
+			kps, m, err := c.fetchKeyPackages(ctx, conn, c.acct.User, suite, others...)
+			if err != nil && !errors.Is(err, ErrUnknownUser) && !errors.Is(err, ErrSuiteNotSupported) {
+				return nil, nil, err
+			}
+			pre[c.acct.User] = kps
+			missing = append(missing, m...)
+		}
+		return pre, missing, nil
+	}
+	suite = c.newGroupSuite()
+	pre, missing, err := fetch(suite)
+	if err != nil || len(missing) == 0 || suite == classicSuite {
+		return suite, pre, nil, err
+	}
+	pre, _, err = fetch(classicSuite)
+	if err != nil {
+		return 0, nil, nil, err
+	}
+	return classicSuite, pre, missing, nil
 }
 
 // checkKeyPackage makes sure a key package the server handed out for
 // user's device really names that user and device, is valid, and is
 // signed by the MLS key user's signed device list gives that device.
-func (c *Client) checkKeyPackage(kp transport.DeviceKeyPackage, user string, list devicelist.List) error {
-	s, err := suite()
+func (c *Client) checkKeyPackage(kp transport.DeviceKeyPackage, user string, list devicelist.List, suite ciphersuite.ID) error {
+	s, err := ciphersuite.Lookup(suite)
 	if err != nil {
 		return err
 	}

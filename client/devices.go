@@ -15,6 +15,7 @@ import (
 	"github.com/parleychat/parley/client/transport"
 	"github.com/parleychat/parley/devicelist"
 	"github.com/parleychat/parley/mls"
+	"github.com/parleychat/parley/mls/ciphersuite"
 	"github.com/parleychat/parley/wire"
 )
 
@@ -142,7 +143,7 @@ func (c *Client) link(ctx context.Context, serverURL, username string, onCode fu
 			case <-time.After(200 * time.Millisecond):
 			}
 		}
-		return c.replenishKeyPackages(ctx, sess.KeyPackagesRemaining, sess.KeyPackageLowThreshold, true)
+		return c.replenishKeyPackages(ctx, sess.KeyPackageCounts, sess.KeyPackageLowThreshold, true)
 	})
 }
 
@@ -288,12 +289,14 @@ func (c *Client) addOwnDevice(ctx context.Context, deviceID string, wait time.Du
 					continue
 				}
 				var present bool
+				var suite ciphersuite.ID
 				if err := c.store.Update(func(tx *profile.Tx) error {
 					g, err := loadGroup(tx, r.ID)
 					if err != nil {
 						return err
 					}
 					_, present = groupDevices(g)[Sender{User: c.acct.User, Device: deviceID}]
+					suite = g.Suite().ID()
 					return nil
 				}); err != nil {
 					return err
@@ -302,7 +305,7 @@ func (c *Client) addOwnDevice(ctx context.Context, deviceID string, wait time.Du
 					continue
 				}
 				kps, err := retryRateLimited(ctx, func() ([]transport.DeviceKeyPackage, error) {
-					return conn.FetchKeyPackages(ctx, c.acct.User, deviceID)
+					return conn.FetchKeyPackagesOf(ctx, uint16(suite), c.acct.User, deviceID)
 				})
 				if err != nil {
 					return err
@@ -315,7 +318,7 @@ func (c *Client) addOwnDevice(ctx context.Context, deviceID string, wait time.Du
 				if err != nil {
 					return err
 				}
-				if err := c.checkKeyPackage(kps[0], c.acct.User, own); err != nil {
+				if err := c.checkKeyPackage(kps[0], c.acct.User, own, suite); err != nil {
 					return err
 				}
 				pre := map[string][]transport.DeviceKeyPackage{c.acct.User: kps}

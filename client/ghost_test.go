@@ -23,6 +23,7 @@ import (
 	"github.com/parleychat/parley/client/transport"
 	"github.com/parleychat/parley/devicelist"
 	"github.com/parleychat/parley/mls"
+	"github.com/parleychat/parley/mls/ciphersuite"
 	"github.com/parleychat/parley/store"
 	"github.com/parleychat/parley/wire/parleypb"
 )
@@ -42,7 +43,7 @@ func serverDB(t *testing.T, s *testServer) *sql.DB {
 // but is signed by a key the attacker holds.
 func attackerKeyPackage(t *testing.T, user, device string, lastResort bool) transport.KeyPackage {
 	t.Helper()
-	s, err := suite()
+	s, err := ciphersuite.Lookup(xwingSuite)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -52,7 +53,7 @@ func attackerKeyPackage(t *testing.T, user, device string, lastResort bool) tran
 	if err != nil {
 		t.Fatal(err)
 	}
-	return transport.KeyPackage{Ref: bundle.KeyPackage.Ref(s), Data: msg}
+	return transport.KeyPackage{Ref: bundle.KeyPackage.Ref(s), Data: msg, Suite: uint16(xwingSuite)}
 }
 
 // addGhost has the server create a device for user with a key it holds,
@@ -176,7 +177,7 @@ func TestSwappedKeyPackage(t *testing.T) {
 	// The server drains bob's own packages and puts its own last-resort
 	// one in their place.
 	for {
-		got, err := srv.store.ConsumeKeyPackages(ctx, "bob", nil)
+		got, err := srv.store.ConsumeKeyPackages(ctx, "bob", nil, uint16(xwingSuite))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -185,7 +186,7 @@ func TestSwappedKeyPackage(t *testing.T) {
 		}
 	}
 	fake := attackerKeyPackage(t, "bob", bobDev, true)
-	if _, err := srv.store.AddKeyPackages(ctx, bobDev, nil, &store.KeyPackage{Ref: fake.Ref, Data: fake.Data}); err != nil {
+	if _, err := srv.store.AddKeyPackages(ctx, bobDev, nil, &store.KeyPackage{Ref: fake.Ref, Data: fake.Data, Suite: fake.Suite}); err != nil {
 		t.Fatal(err)
 	}
 	_, err := alice.SendText(ctx, "@bob", "for bob's eyes only")
@@ -308,10 +309,7 @@ func TestOutsiderProposalRefused(t *testing.T) {
 	}
 	mustSync(t, bob)
 	g := groupState(t, bob, "#club")
-	s, err := suite()
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := g.Suite()
 	seed := make([]byte, ed25519.SeedSize)
 	rand.Read(seed)
 	_, bundle, err := mls.NewKeyPackage(s, mls.NewBasicCredential(credentialIdentity("alice", "ghost")), seed, nil)

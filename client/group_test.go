@@ -562,7 +562,7 @@ func TestPendingCommitSettled(t *testing.T) {
 				return err
 			}
 			convID = r.ID
-			kps, err := c.fetchKeyPackages(ctx, conn, user)
+			kps, _, err := c.fetchKeyPackages(ctx, conn, user, xwingSuite)
 			if err != nil {
 				return err
 			}

@@ -65,9 +65,18 @@ func TestKeyPackagesReplenished(t *testing.T) {
 	alice := srv.newUser(t, "alice")
 	bob := srv.newUser(t, "bob")
 	bobDev := bob.Self().DeviceID
-	n, err := srv.store.CountKeyPackages(ctx, bobDev)
-	if err != nil || n != 20 {
-		t.Fatalf("bob has %d key packages after init (%v), want 20", n, err)
+	// New conversations use X-Wing: those are the packages that run low.
+	count := func() int {
+		t.Helper()
+		m, err := srv.store.KeyPackageCounts(ctx, bobDev)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return m[uint16(xwingSuite)]
+	}
+	m, err := srv.store.KeyPackageCounts(ctx, bobDev)
+	if err != nil || len(m) != 2 || m[uint16(xwingSuite)] != 20 || m[uint16(classicSuite)] != 20 {
+		t.Fatalf("bob has %v key packages per suite after init (%v), want 20 of X-Wing and 20 of suite 1", m, err)
 	}
 	// Every group alice creates with bob consumes one of bob's packages.
 	for i := range 15 {
@@ -75,12 +84,12 @@ func TestKeyPackagesReplenished(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if n, _ := srv.store.CountKeyPackages(ctx, bobDev); n != 5 {
+	if n := count(); n != 5 {
 		t.Fatalf("bob has %d key packages, want 5", n)
 	}
 	// bob is online: the server pushed "low"; his next sync tops up.
 	msgs := mustSync(t, bob)
-	if n, _ := srv.store.CountKeyPackages(ctx, bobDev); n < 10 {
+	if n := count(); n < 10 {
 		t.Fatalf("bob has %d key packages after sync, want at least 10", n)
 	}
 	joined := 0
@@ -108,8 +117,12 @@ func TestKeyPackagesReplenished(t *testing.T) {
 	if err := bob2.Connect(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if n, _ := srv.store.CountKeyPackages(ctx, bobDev); n < 10 {
+	if n := count(); n < 10 {
 		t.Fatalf("bob has %d key packages after reconnecting, want at least 10", n)
+	}
+	// Suite 1's packages were not touched, so none were added either.
+	if m, _ := srv.store.KeyPackageCounts(ctx, bobDev); m[uint16(classicSuite)] != 20 {
+		t.Fatalf("bob has %d suite-1 key packages, want the 20 of init", m[uint16(classicSuite)])
 	}
 	// Even with no packages left, the last-resort one lets people add bob.
 	if got := mustSync(t, bob2); len(got) < 12 {

@@ -10,11 +10,53 @@ import (
 	"github.com/parleychat/parley/mls/ciphersuite"
 )
 
-// suiteID is the ciphersuite of every Parley group:
-// MLS_128_DHKEMX25519_AES128GCM_SHA256_Ed25519 (RFC 9420 §17.1).
-const suiteID ciphersuite.ID = 1
+// Cipher suites. A group's suite is fixed when it is created; every
+// device publishes key packages for both suites, so that it can be added
+// to new conversations and to those created before X-Wing became the
+// default. Both sign with Ed25519, so a device's MLS signature key (the
+// one its account's signed device list names) serves in either.
+const (
+	// xwingSuite is the suite of new conversations: X-Wing (ML-KEM-768
+	// with X25519) for HPKE, so that recorded traffic stays confidential
+	// against a future quantum computer; AES-128-GCM, SHA-256, Ed25519.
+	xwingSuite = ciphersuite.MLS_128_MLKEM768X25519_AES128GCM_SHA256_Ed25519
+	// classicSuite is MLS_128_DHKEMX25519_AES128GCM_SHA256_Ed25519
+	// (RFC 9420 §17.1): every conversation made before X-Wing, and a new
+	// one some invited device cannot join under X-Wing (it runs a Parley
+	// from before X-Wing).
+	classicSuite ciphersuite.ID = 1
+)
 
-func suite() (*ciphersuite.Suite, error) { return ciphersuite.Lookup(suiteID) }
+// knownSuites are the suites this version publishes key packages for, in
+// order of preference.
+var knownSuites = []ciphersuite.ID{xwingSuite, classicSuite}
+
+// newGroupSuite is the preferred suite of new conversations.
+func (c *Client) newGroupSuite() ciphersuite.ID {
+	if c.opts.groupSuite != 0 {
+		return c.opts.groupSuite
+	}
+	return xwingSuite
+}
+
+// keyPackageSuites are the suites this device publishes key packages for.
+func (c *Client) keyPackageSuites() []ciphersuite.ID {
+	if c.opts.keyPackageSuites != nil {
+		return c.opts.keyPackageSuites
+	}
+	return knownSuites
+}
+
+// suiteName names a suite for people.
+func suiteName(id ciphersuite.ID) string {
+	switch id {
+	case xwingSuite:
+		return "X-Wing (post-quantum)"
+	case classicSuite:
+		return "suite 1 (X25519, not post-quantum)"
+	}
+	return fmt.Sprintf("suite %#04x", uint16(id))
+}
 
 // groupConfig is the local MLS policy of every group. Handshake messages
 // are PrivateMessages so the server learns nothing but the sender's

@@ -15,6 +15,7 @@ import (
 	"github.com/parleychat/parley/client/transport"
 	"github.com/parleychat/parley/devicelist"
 	"github.com/parleychat/parley/mls"
+	"github.com/parleychat/parley/mls/ciphersuite"
 	"github.com/parleychat/parley/wire"
 )
 
@@ -704,7 +705,7 @@ func (c *Client) handlePendingEvents(ctx context.Context, conn *transport.Conn) 
 func (c *Client) handleEvent(ctx context.Context, ev transport.Event) error {
 	switch ev.Type {
 	case transport.EventKeyPackagesLow:
-		if err := c.replenishKeyPackages(ctx, ev.KeyPackagesRemaining, ev.KeyPackagesRemaining+1, false); err != nil {
+		if err := c.replenishSuite(ctx, ciphersuite.ID(ev.Suite), ev.KeyPackagesRemaining, ev.KeyPackagesRemaining+1, false); err != nil {
 			c.warn(nil, nil, fmt.Errorf("upload key packages: %w", err))
 		}
 	case transport.EventDeviceRemoved:

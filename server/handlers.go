@@ -2,12 +2,14 @@ package server
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
 	"errors"
 	"fmt"
 	"math/big"
+	"slices"
 	"time"
 
 	"github.com/coder/websocket"
@@ -209,6 +211,15 @@ func (c *conn) authenticated(ctx context.Context, dev store.Device) (parleypb.Se
 	if err != nil {
 		return nil, err
 	}
+	bySuite, err := c.s.cfg.Store.KeyPackageCounts(ctx, dev.ID)
+	if err != nil {
+		return nil, err
+	}
+	counts := make([]*parleypb.KeyPackageCount, 0, len(bySuite))
+	for suite, n := range bySuite {
+		counts = append(counts, &parleypb.KeyPackageCount{CipherSuite: uint32(suite), Remaining: uint32(n)})
+	}
+	slices.SortFunc(counts, func(a, b *parleypb.KeyPackageCount) int { return cmp.Compare(a.CipherSuite, b.CipherSuite) })
 	if !c.s.acquireAccountConn(dev.Username) {
 		c.s.metrics.rateLimited.WithLabelValues("connections_per_account").Inc()
 		return nil, rateLimited(fmt.Sprintf("this account has %d connections open, the most allowed; close one (or wait for idle ones to time out)", c.s.cfg.MaxConnsPerAccount), 30*time.Second)
@@ -228,6 +239,7 @@ func (c *conn) authenticated(ctx context.Context, dev store.Device) (parleypb.Se
 		KeyPackagesRemaining:   uint32(n),
 		KeyPackageLowThreshold: uint32(c.s.cfg.KeyPackageLowThreshold),
 		LinkConfirmation:       confirmation,
+		KeyPackageCounts:       counts,
 	}}, nil
 }
 
@@ -423,7 +435,11 @@ func (c *conn) handleUploadKeyPackages(ctx context.Context, r *parleypb.UploadKe
 		if len(k.Data) > wire.MaxKeyPackageSize {
 			return store.KeyPackage{}, badRequest("key package of %d bytes is over the limit of %d", len(k.Data), wire.MaxKeyPackageSize)
 		}
-		return store.KeyPackage{Ref: k.Ref, Data: k.Data}, nil
+		suite, err := cipherSuite(k.CipherSuite)
+		if err != nil {
+			return store.KeyPackage{}, err
+		}
+		return store.KeyPackage{Ref: k.Ref, Data: k.Data, Suite: suite}, nil
 	}
 	var kps []store.KeyPackage
 	for _, k := range r.KeyPackages {
@@ -456,13 +472,34 @@ func (c *conn) handleUploadKeyPackages(ctx context.Context, r *parleypb.UploadKe
 	if err != nil {
 		return nil, err
 	}
-	c.s.kpLow.uploaded(c.dev.ID)
+	for _, kp := range kps {
+		c.s.kpLow.uploaded(c.dev.ID, kp.Suite)
+	}
+	if last != nil {
+		c.s.kpLow.uploaded(c.dev.ID, last.Suite)
+	}
 	return &parleypb.ServerFrame_UploadKeyPackages{UploadKeyPackages: &parleypb.UploadKeyPackagesResponse{Remaining: uint32(n)}}, nil
+}
+
+// cipherSuite reads a key package's or a fetch's declared MLS cipher
+// suite: 0, from clients that declare none, is suite 1.
+func cipherSuite(s uint32) (uint16, error) {
+	switch {
+	case s == 0:
+		return 1, nil
+	case s > 0xFFFF:
+		return 0, badRequest("cipher suite %d is not a 16-bit MLS cipher suite", s)
+	}
+	return uint16(s), nil
 }
 
 func (c *conn) handleFetchKeyPackages(ctx context.Context, r *parleypb.FetchKeyPackagesRequest) (parleypb.ServerFrameBody, error) {
 	if err := wire.CheckUsername(r.Username); err != nil {
 		return nil, badRequest("%v", err)
+	}
+	suite, err := cipherSuite(r.CipherSuite)
+	if err != nil {
+		return nil, err
 	}
 	// A device named twice would be handed two packages for one request,
 	// and a long list would hold the store's writer: refused.
@@ -494,7 +531,7 @@ func (c *conn) handleFetchKeyPackages(ctx context.Context, r *parleypb.FetchKeyP
 		limitKey{"per_address", "kpfetch-addr:" + c.remote, lim.KeyPackageFetchPerAddr}); err != nil {
 		return nil, err
 	}
-	got, err := c.s.cfg.Store.ConsumeKeyPackages(ctx, r.Username, r.DeviceIds)
+	got, err := c.s.cfg.Store.ConsumeKeyPackages(ctx, r.Username, r.DeviceIds, suite)
 	if err != nil {
 		return nil, err
 	}
@@ -502,14 +539,14 @@ func (c *conn) handleFetchKeyPackages(ctx context.Context, r *parleypb.FetchKeyP
 	for _, g := range got {
 		resp.KeyPackages = append(resp.KeyPackages, &parleypb.DeviceKeyPackage{
 			DeviceId:   g.DeviceID,
-			KeyPackage: &parleypb.KeyPackage{Ref: g.KeyPackage.Ref, Data: g.KeyPackage.Data},
+			KeyPackage: &parleypb.KeyPackage{Ref: g.KeyPackage.Ref, Data: g.KeyPackage.Data, CipherSuite: uint32(suite)},
 			LastResort: g.LastResort,
 		})
 		// Told once until the device uploads again: a drainer must not
 		// be able to flood its victim with notices.
-		if g.Remaining < c.s.cfg.KeyPackageLowThreshold && c.s.kpLow.first(g.DeviceID) {
+		if g.Remaining < c.s.cfg.KeyPackageLowThreshold && c.s.kpLow.first(g.DeviceID, suite) {
 			for _, oc := range c.s.hub.conns(g.DeviceID) {
-				oc.push(&parleypb.Push{Event: &parleypb.Push_KeyPackagesLow{KeyPackagesLow: &parleypb.KeyPackagesLow{Remaining: uint32(g.Remaining)}}})
+				oc.push(&parleypb.Push{Event: &parleypb.Push_KeyPackagesLow{KeyPackagesLow: &parleypb.KeyPackagesLow{Remaining: uint32(g.Remaining), CipherSuite: uint32(suite)}}})
 			}
 		}
 	}

@@ -282,30 +282,37 @@ func (s *Server) releaseAccountConn(user string) {
 	}
 }
 
-// kpLowNotices remembers which devices were told their key packages run
-// low, so that each is told once until it uploads more: someone fetching
-// a device's packages in a loop must not flood it with notices.
+// kpLowNotices remembers which devices were told their key packages of a
+// cipher suite run low, so that each is told once per suite until it
+// uploads more: someone fetching a device's packages in a loop must not
+// flood it with notices.
 type kpLowNotices struct {
 	mu   sync.Mutex
-	told map[string]bool
+	told map[kpLowKey]bool
 }
 
-// first reports whether device has not been told yet, and marks it told.
-func (k *kpLowNotices) first(device string) bool {
+type kpLowKey struct {
+	device string
+	suite  uint16
+}
+
+// first reports whether device has not been told yet about suite, and
+// marks it told.
+func (k *kpLowNotices) first(device string, suite uint16) bool {
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	if k.told[device] {
+	if k.told[kpLowKey{device, suite}] {
 		return false
 	}
-	k.told[device] = true
+	k.told[kpLowKey{device, suite}] = true
 	return true
 }
 
-// uploaded forgets device: its next low count is news again.
-func (k *kpLowNotices) uploaded(device string) {
+// uploaded forgets device's suite: its next low count is news again.
+func (k *kpLowNotices) uploaded(device string, suite uint16) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	delete(k.told, device)
+	delete(k.told, kpLowKey{device, suite})
 }
 
 // clientAddr is the address a request is counted under for limits per

@@ -235,7 +235,7 @@ func New(cfg Config) (*Server, error) {
 		conns:     make(map[*conn]struct{}),
 		links:     make(map[string]*conn),
 		acctConns: make(map[string]int),
-		kpLow:     kpLowNotices{told: make(map[string]bool)},
+		kpLow:     kpLowNotices{told: make(map[kpLowKey]bool)},
 		uploads:   newUnauthCounter(),
 	}
 	s.http = &http.Server{

@@ -109,10 +109,14 @@ var (
 	ErrStaleVersion = errors.New("store: device list version not newer")
 )
 
-// KeyPackage is an opaque MLS KeyPackage with its client-declared ref.
+// KeyPackage is an opaque MLS KeyPackage with its client-declared ref
+// and cipher suite.
 type KeyPackage struct {
 	Ref  []byte
 	Data []byte
+	// Suite is the MLS cipher suite the client declared; 0 is stored as
+	// 1 (the suite of every key package from before suites were declared).
+	Suite uint16
 }
 
 // DeviceKeyPackage is a key package handed out for a device.
@@ -120,7 +124,8 @@ type DeviceKeyPackage struct {
 	DeviceID   string
 	KeyPackage KeyPackage
 	LastResort bool
-	// Remaining is how many non-last-resort packages the device has left.
+	// Remaining is how many non-last-resort packages of the fetched
+	// suite the device has left.
 	Remaining int
 }
 
@@ -286,16 +291,24 @@ type Store interface {
 	DeviceList(ctx context.Context, username string) (DeviceList, error)
 
 	// AddKeyPackages stores key packages for a device; lastResort, if not
-	// nil, replaces the device's last-resort package. Returns the number
-	// of non-last-resort packages now held.
+	// nil, replaces the device's last-resort package of the same suite (a
+	// device has one per suite). Returns the number of non-last-resort
+	// packages now held, of all suites.
 	AddKeyPackages(ctx context.Context, deviceID string, kps []KeyPackage, lastResort *KeyPackage) (int, error)
-	// ConsumeKeyPackages atomically takes one key package for each listed
-	// device (or every device of username if devices is empty): the oldest
-	// non-last-resort package, else the last-resort one, which is kept.
-	// Devices without any package are left out. A device listed twice is
+	// ConsumeKeyPackages atomically takes one key package of suite (0
+	// means 1) for each listed device (or every device of username if
+	// devices is empty): the oldest non-last-resort package of that suite,
+	// else the suite's last-resort one, which is kept. Devices without any
+	// package of the suite are left out. A device listed twice is
 	// ErrBadRequest, and nothing is taken.
-	ConsumeKeyPackages(ctx context.Context, username string, devices []string) ([]DeviceKeyPackage, error)
+	ConsumeKeyPackages(ctx context.Context, username string, devices []string, suite uint16) ([]DeviceKeyPackage, error)
+	// CountKeyPackages counts a device's non-last-resort packages, of all
+	// suites.
 	CountKeyPackages(ctx context.Context, deviceID string) (int, error)
+	// KeyPackageCounts counts a device's non-last-resort packages per
+	// suite, for every suite it holds any package of (a suite with only a
+	// last-resort package counts 0).
+	KeyPackageCounts(ctx context.Context, deviceID string) (map[uint16]int, error)
 
 	// CreateConversation creates a conversation at epoch 0 with creator
 	// as its only member.

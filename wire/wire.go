@@ -40,7 +40,7 @@ const (
 	MaxKeyPackageRef    = 64
 	MaxKeyPackagesBatch = 200
 	MaxKeyPackagesHeld  = 500      // ordinary key packages the server keeps for one device
-	MaxKeyPackageSize   = 16 << 10 // bytes of one KeyPackage (X-Wing ones are ~1.6 KiB)
+	MaxKeyPackageSize   = 16 << 10 // bytes of one KeyPackage (X-Wing ones are ~2.7 KB)
 	LinkCodeDigits      = 8
 	DefaultFetchLimit   = 100
 	MaxFetchLimit       = 1000

@@ -14,6 +14,9 @@ import (
 type KeyPackage struct {
 	Ref  []byte
 	Data []byte
+	// Suite is the MLS cipher suite of Data; 0 is sent as "undeclared",
+	// which the server reads as suite 1.
+	Suite uint16
 }
 
 // DeviceKeyPackage is a key package fetched for one device.
@@ -31,10 +34,10 @@ type DeviceKeyPackage struct {
 func (c *Conn) UploadKeyPackages(ctx context.Context, kps []KeyPackage, lastResort *KeyPackage) (int, error) {
 	req := &parleypb.UploadKeyPackagesRequest{}
 	for _, k := range kps {
-		req.KeyPackages = append(req.KeyPackages, &parleypb.KeyPackage{Ref: k.Ref, Data: k.Data})
+		req.KeyPackages = append(req.KeyPackages, &parleypb.KeyPackage{Ref: k.Ref, Data: k.Data, CipherSuite: uint32(k.Suite)})
 	}
 	if lastResort != nil {
-		req.LastResort = &parleypb.KeyPackage{Ref: lastResort.Ref, Data: lastResort.Data}
+		req.LastResort = &parleypb.KeyPackage{Ref: lastResort.Ref, Data: lastResort.Data, CipherSuite: uint32(lastResort.Suite)}
 	}
 	f, err := c.call(ctx, &parleypb.ClientFrame_UploadKeyPackages{UploadKeyPackages: req})
 	if err != nil {
@@ -43,10 +46,17 @@ func (c *Conn) UploadKeyPackages(ctx context.Context, kps []KeyPackage, lastReso
 	return int(f.GetUploadKeyPackages().GetRemaining()), nil
 }
 
-// FetchKeyPackages consumes one key package for each device of username
-// (or only the listed devices). Devices without any package are left out.
+// FetchKeyPackages consumes one key package of MLS cipher suite 1 for
+// each device of username (or only the listed devices). Devices without
+// any package of suite 1 are left out.
 func (c *Conn) FetchKeyPackages(ctx context.Context, username string, deviceIDs ...string) ([]DeviceKeyPackage, error) {
-	f, err := c.call(ctx, &parleypb.ClientFrame_FetchKeyPackages{FetchKeyPackages: &parleypb.FetchKeyPackagesRequest{Username: username, DeviceIds: deviceIDs}})
+	return c.FetchKeyPackagesOf(ctx, 1, username, deviceIDs...)
+}
+
+// FetchKeyPackagesOf is FetchKeyPackages for cipher suite suite: devices
+// without any package of that suite are left out.
+func (c *Conn) FetchKeyPackagesOf(ctx context.Context, suite uint16, username string, deviceIDs ...string) ([]DeviceKeyPackage, error) {
+	f, err := c.call(ctx, &parleypb.ClientFrame_FetchKeyPackages{FetchKeyPackages: &parleypb.FetchKeyPackagesRequest{Username: username, DeviceIds: deviceIDs, CipherSuite: uint32(suite)}})
 	if err != nil {
 		return nil, fmt.Errorf("transport: fetch key packages: %w", err)
 	}
@@ -54,7 +64,7 @@ func (c *Conn) FetchKeyPackages(ctx context.Context, username string, deviceIDs 
 	for _, k := range f.GetFetchKeyPackages().GetKeyPackages() {
 		out = append(out, DeviceKeyPackage{
 			DeviceID:   k.DeviceId,
-			KeyPackage: KeyPackage{Ref: k.GetKeyPackage().GetRef(), Data: k.GetKeyPackage().GetData()},
+			KeyPackage: KeyPackage{Ref: k.GetKeyPackage().GetRef(), Data: k.GetKeyPackage().GetData(), Suite: suite},
 			LastResort: k.LastResort,
 		})
 	}
@@ -267,7 +277,8 @@ const (
 	EventMessage EventType = iota + 1
 	// EventInbox: a new Welcome in this device's inbox (Message).
 	EventInbox
-	// EventKeyPackagesLow: upload more key packages (KeyPackagesRemaining).
+	// EventKeyPackagesLow: upload more key packages of cipher suite Suite
+	// (KeyPackagesRemaining).
 	EventKeyPackagesLow
 	// EventDeviceRemoved: a device of this account was removed (DeviceID).
 	EventDeviceRemoved
@@ -285,6 +296,7 @@ type Event struct {
 	Type                 EventType
 	Message              Message
 	KeyPackagesRemaining int
+	Suite                uint16
 	DeviceID             string
 	Err                  error
 }
@@ -296,7 +308,11 @@ func eventFromWire(p *parleypb.Push) Event {
 	case *parleypb.Push_Inbox:
 		return Event{Type: EventInbox, Message: messageFromWire(e.Inbox)}
 	case *parleypb.Push_KeyPackagesLow:
-		return Event{Type: EventKeyPackagesLow, KeyPackagesRemaining: int(e.KeyPackagesLow.Remaining)}
+		suite := uint16(e.KeyPackagesLow.CipherSuite)
+		if suite == 0 {
+			suite = 1 // a server from before cipher suites
+		}
+		return Event{Type: EventKeyPackagesLow, KeyPackagesRemaining: int(e.KeyPackagesLow.Remaining), Suite: suite}
 	case *parleypb.Push_DeviceRemoved:
 		return Event{Type: EventDeviceRemoved, DeviceID: e.DeviceRemoved.DeviceId}
 	case *parleypb.Push_LinkApproved:

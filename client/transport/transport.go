@@ -306,6 +306,10 @@ type Session struct {
 	TokenExpires           time.Time
 	KeyPackagesRemaining   int
 	KeyPackageLowThreshold int
+	// KeyPackageCounts has, per MLS cipher suite the device holds any key
+	// package of, the non-last-resort packages left (nil from a server
+	// from before cipher suites).
+	KeyPackageCounts map[uint16]int
 	// LinkConfirmation is, once, for a device just linked: the approving
 	// device's confirmation (opaque to the server).
 	LinkConfirmation []byte
@@ -331,6 +335,15 @@ func (c *Conn) setSession(f *parleypb.ServerFrame) (*Session, error) {
 		KeyPackagesRemaining:   int(s.KeyPackagesRemaining),
 		KeyPackageLowThreshold: int(s.KeyPackageLowThreshold),
 		LinkConfirmation:       s.LinkConfirmation,
+	}
+	for _, kc := range s.KeyPackageCounts {
+		if kc.CipherSuite == 0 || kc.CipherSuite > 0xFFFF {
+			continue
+		}
+		if sess.KeyPackageCounts == nil {
+			sess.KeyPackageCounts = map[uint16]int{}
+		}
+		sess.KeyPackageCounts[uint16(kc.CipherSuite)] = int(kc.Remaining)
 	}
 	c.mu.Lock()
 	c.session = sess

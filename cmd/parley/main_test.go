@@ -177,15 +177,19 @@ func cmdGhost(ts *testscript.TestScript, neg bool, args []string) {
 	defer conn.Close()
 	_, err = conn.Authenticate(ctx, key)
 	ts.Check(err)
-	suite, err := ciphersuite.Lookup(ciphersuite.MLS_128_DHKEMX25519_AES128GCM_SHA256_Ed25519)
-	ts.Check(err)
+	// Key packages of both suites a client uses: X-Wing for new
+	// conversations, suite 1 for older ones.
 	var kps []transport.KeyPackage
-	for range 3 {
-		seed := make([]byte, ed25519.SeedSize)
-		rand.Read(seed)
-		msg, bundle, err := mls.NewKeyPackage(suite, mls.NewBasicCredential([]byte(user+"/"+dev.ID)), seed, nil)
+	for _, id := range []ciphersuite.ID{ciphersuite.MLS_128_MLKEM768X25519_AES128GCM_SHA256_Ed25519, ciphersuite.MLS_128_DHKEMX25519_AES128GCM_SHA256_Ed25519} {
+		suite, err := ciphersuite.Lookup(id)
 		ts.Check(err)
-		kps = append(kps, transport.KeyPackage{Ref: bundle.KeyPackage.Ref(suite), Data: msg})
+		for range 3 {
+			seed := make([]byte, ed25519.SeedSize)
+			rand.Read(seed)
+			msg, bundle, err := mls.NewKeyPackage(suite, mls.NewBasicCredential([]byte(user+"/"+dev.ID)), seed, nil)
+			ts.Check(err)
+			kps = append(kps, transport.KeyPackage{Ref: bundle.KeyPackage.Ref(suite), Data: msg, Suite: uint16(id)})
+		}
 	}
 	_, err = conn.UploadKeyPackages(ctx, kps, nil)
 	ts.Check(err)

@@ -306,23 +306,33 @@ func (s *Store) AddKeyPackages(ctx context.Context, deviceID string, kps []store
 			return fmt.Errorf("add key packages: %w", store.ErrUnknownDevice)
 		}
 		for _, kp := range kps {
-			if _, err := tx.ExecContext(ctx, `INSERT INTO key_packages (device_id, ref, data, last_resort) VALUES (?, ?, ?, 0)`,
-				deviceID, nonNil(kp.Ref), kp.Data); err != nil {
+			if _, err := tx.ExecContext(ctx, `INSERT INTO key_packages (device_id, ref, data, last_resort, suite) VALUES (?, ?, ?, 0, ?)`,
+				deviceID, nonNil(kp.Ref), kp.Data, suiteOrOne(kp.Suite)); err != nil {
 				return fmt.Errorf("add key packages: %w", err)
 			}
 		}
 		if lastResort != nil {
-			if _, err := tx.ExecContext(ctx, `DELETE FROM key_packages WHERE device_id = ? AND last_resort = 1`, deviceID); err != nil {
+			if _, err := tx.ExecContext(ctx, `DELETE FROM key_packages WHERE device_id = ? AND last_resort = 1 AND suite = ?`,
+				deviceID, suiteOrOne(lastResort.Suite)); err != nil {
 				return fmt.Errorf("add key packages: %w", err)
 			}
-			if _, err := tx.ExecContext(ctx, `INSERT INTO key_packages (device_id, ref, data, last_resort) VALUES (?, ?, ?, 1)`,
-				deviceID, nonNil(lastResort.Ref), lastResort.Data); err != nil {
+			if _, err := tx.ExecContext(ctx, `INSERT INTO key_packages (device_id, ref, data, last_resort, suite) VALUES (?, ?, ?, 1, ?)`,
+				deviceID, nonNil(lastResort.Ref), lastResort.Data, suiteOrOne(lastResort.Suite)); err != nil {
 				return fmt.Errorf("add key packages: %w", err)
 			}
 		}
 		return tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM key_packages WHERE device_id = ? AND last_resort = 0`, deviceID).Scan(&count)
 	})
 	return count, err
+}
+
+// suiteOrOne reads a zero cipher suite as suite 1, the suite of every key
+// package from before suites were declared.
+func suiteOrOne(s uint16) uint16 {
+	if s == 0 {
+		return 1
+	}
+	return s
 }
 
 func nonNil(b []byte) []byte {
@@ -340,7 +350,29 @@ func (s *Store) CountKeyPackages(ctx context.Context, deviceID string) (int, err
 	return n, nil
 }
 
-func (s *Store) ConsumeKeyPackages(ctx context.Context, username string, devices []string) ([]store.DeviceKeyPackage, error) {
+func (s *Store) KeyPackageCounts(ctx context.Context, deviceID string) (map[uint16]int, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT suite, SUM(1 - last_resort) FROM key_packages WHERE device_id = ? GROUP BY suite`, deviceID)
+	if err != nil {
+		return nil, fmt.Errorf("count key packages: %w", err)
+	}
+	defer rows.Close()
+	out := map[uint16]int{}
+	for rows.Next() {
+		var suite uint16
+		var n int
+		if err := rows.Scan(&suite, &n); err != nil {
+			return nil, fmt.Errorf("count key packages: %w", err)
+		}
+		out[suite] = n
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("count key packages: %w", err)
+	}
+	return out, nil
+}
+
+func (s *Store) ConsumeKeyPackages(ctx context.Context, username string, devices []string, suite uint16) ([]store.DeviceKeyPackage, error) {
+	suite = suiteOrOne(suite)
 	var out []store.DeviceKeyPackage
 	err := s.write(ctx, func(tx *sql.Tx) error {
 		out = nil
@@ -371,8 +403,8 @@ func (s *Store) ConsumeKeyPackages(ctx context.Context, username string, devices
 				kp    store.KeyPackage
 				last  bool
 			)
-			err := tx.QueryRowContext(ctx, `SELECT id, ref, data, last_resort FROM key_packages WHERE device_id = ?
-				ORDER BY last_resort, id LIMIT 1`, id).Scan(&rowID, &kp.Ref, &kp.Data, &last)
+			err := tx.QueryRowContext(ctx, `SELECT id, ref, data, last_resort, suite FROM key_packages WHERE device_id = ? AND suite = ?
+				ORDER BY last_resort, id LIMIT 1`, id, suite).Scan(&rowID, &kp.Ref, &kp.Data, &last, &kp.Suite)
 			if errors.Is(err, sql.ErrNoRows) {
 				continue
 			}
@@ -385,7 +417,7 @@ func (s *Store) ConsumeKeyPackages(ctx context.Context, username string, devices
 				}
 			}
 			dk := store.DeviceKeyPackage{DeviceID: id, KeyPackage: kp, LastResort: last}
-			if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM key_packages WHERE device_id = ? AND last_resort = 0`, id).Scan(&dk.Remaining); err != nil {
+			if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM key_packages WHERE device_id = ? AND suite = ? AND last_resort = 0`, id, suite).Scan(&dk.Remaining); err != nil {
 				return fmt.Errorf("consume key packages: %w", err)
 			}
 			out = append(out, dk)

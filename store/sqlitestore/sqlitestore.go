@@ -275,6 +275,13 @@ ALTER TABLE links ADD COLUMN mls_key BLOB;
 ALTER TABLE links ADD COLUMN link_mac BLOB;
 ALTER TABLE devices ADD COLUMN link_confirmation BLOB;
 `,
+	// 4: key packages carry their MLS cipher suite (every package stored
+	// before was suite 1); a device has one last-resort package per suite.
+	`
+ALTER TABLE key_packages ADD COLUMN suite INTEGER NOT NULL DEFAULT 1;
+DROP INDEX key_packages_device;
+CREATE INDEX key_packages_device ON key_packages(device_id, suite, last_resort, id);
+`,
 }
 
 // checkSchema fails with sqlitedb.ErrNoDatabase if no migration was ever

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
@@ -98,6 +99,48 @@ func TestMigrationFillsSkeletons(t *testing.T) {
 	err = s.CreateAccount(ctx, store.Device{ID: "d2", Username: "a1ice", PublicKey: make([]byte, 32)}, "")
 	if !errors.Is(err, store.ErrLookalike) {
 		t.Fatalf("a1ice next to a pre-upgrade alice: %v, want ErrLookalike", err)
+	}
+}
+
+// Key packages stored before migration 4 (which has them declare their
+// cipher suite) were all suite 1, and are handed out as such after it.
+func TestMigrationKeyPackageSuite(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "parley.db")
+	db, err := sql.Open("sqlite", "file:"+path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	qs := []string{`CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, applied INTEGER NOT NULL) STRICT`}
+	for i := range 3 {
+		qs = append(qs, migrations[i], fmt.Sprintf(`INSERT INTO schema_migrations VALUES (%d, 0)`, i+1))
+	}
+	qs = append(qs,
+		`INSERT INTO accounts (username, created, skeleton) VALUES ('alice', 0, 'alice')`,
+		`INSERT INTO devices (id, username, public_key, created) VALUES ('a1', 'alice', x'01', 0)`,
+		`INSERT INTO key_packages (device_id, ref, data, last_resort) VALUES ('a1', x'01', x'aa', 0), ('a1', x'02', x'bb', 1)`)
+	for _, q := range qs {
+		if _, err := db.ExecContext(ctx, q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	db.Close()
+	s, err := Open(ctx, path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if c, err := s.KeyPackageCounts(ctx, "a1"); err != nil || len(c) != 1 || c[1] != 1 {
+		t.Fatalf("KeyPackageCounts after migration = %v, %v; want map[1:1]", c, err)
+	}
+	if got, err := s.ConsumeKeyPackages(ctx, "alice", nil, 0xF001); err != nil || len(got) != 0 {
+		t.Fatalf("X-Wing packages after migration: %+v, %v; want none", got, err)
+	}
+	for _, want := range []string{"\xaa", "\xbb"} {
+		got, err := s.ConsumeKeyPackages(ctx, "alice", nil, 1)
+		if err != nil || len(got) != 1 || string(got[0].KeyPackage.Data) != want || got[0].KeyPackage.Suite != 1 {
+			t.Fatalf("suite-1 package after migration: %+v, %v; want %q", got, err, want)
+		}
 	}
 }
 

@@ -37,6 +37,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"Invites", testInvites},
 		{"Links", testLinks},
 		{"KeyPackages", testKeyPackages},
+		{"KeyPackageSuites", testKeyPackageSuites},
 		{"ConversationLog", testConversationLog},
 		{"Idempotency", testIdempotency},
 		{"EpochConflict", testEpochConflict},
@@ -228,7 +229,7 @@ func testKeyPackages(t *testing.T, s store.Store) {
 	if _, err := s.AddKeyPackages(ctx, "a2", nil, &store.KeyPackage{Ref: []byte("lr2"), Data: []byte("last2")}); err != nil {
 		t.Fatal(err)
 	}
-	got, err := s.ConsumeKeyPackages(ctx, "alice", nil)
+	got, err := s.ConsumeKeyPackages(ctx, "alice", nil, 0)
 	if err != nil || len(got) != 2 {
 		t.Fatalf("ConsumeKeyPackages = %+v, %v", got, err)
 	}
@@ -243,7 +244,7 @@ func testKeyPackages(t *testing.T, s store.Store) {
 		t.Fatalf("a2 got %+v", g)
 	}
 	for i, want := range []string{"kp-2", "last", "last"} {
-		got, err := s.ConsumeKeyPackages(ctx, "alice", []string{"a1"})
+		got, err := s.ConsumeKeyPackages(ctx, "alice", []string{"a1"}, 0)
 		if err != nil || len(got) != 1 || string(got[0].KeyPackage.Data) != want {
 			t.Fatalf("consume %d: %+v, %v (want %s)", i, got, err, want)
 		}
@@ -254,26 +255,95 @@ func testKeyPackages(t *testing.T, s store.Store) {
 	if n, _ := s.CountKeyPackages(ctx, "a1"); n != 0 {
 		t.Fatalf("count = %d", n)
 	}
-	_, err = s.ConsumeKeyPackages(ctx, "nobody", nil)
+	_, err = s.ConsumeKeyPackages(ctx, "nobody", nil, 0)
 	mustErr(t, "unknown user", err, store.ErrNotFound)
 	mustAccount(t, s, "bob", "b1")
-	_, err = s.ConsumeKeyPackages(ctx, "alice", []string{"b1"})
+	_, err = s.ConsumeKeyPackages(ctx, "alice", []string{"b1"}, 0)
 	mustErr(t, "device of another user", err, store.ErrUnknownDevice)
 	// Replacing the last-resort package.
 	if _, err := s.AddKeyPackages(ctx, "a1", nil, &store.KeyPackage{Data: []byte("last-new")}); err != nil {
 		t.Fatal(err)
 	}
-	got, _ = s.ConsumeKeyPackages(ctx, "alice", []string{"a1"})
+	got, _ = s.ConsumeKeyPackages(ctx, "alice", []string{"a1"}, 0)
 	if len(got) != 1 || string(got[0].KeyPackage.Data) != "last-new" {
 		t.Fatalf("after replacement got %+v", got)
 	}
 	// Naming a device twice would hand out two of its packages for one
 	// request: refused, and nothing consumed.
 	s.AddKeyPackages(ctx, "a1", []store.KeyPackage{kp("d1"), kp("d2")}, nil)
-	_, err = s.ConsumeKeyPackages(ctx, "alice", []string{"a1", "a2", "a1"})
+	_, err = s.ConsumeKeyPackages(ctx, "alice", []string{"a1", "a2", "a1"}, 0)
 	mustErr(t, "repeated device id", err, store.ErrBadRequest)
 	if n, _ := s.CountKeyPackages(ctx, "a1"); n != 2 {
 		t.Fatalf("a refused request consumed packages: %d of 2 left", n)
+	}
+}
+
+// testKeyPackageSuites: a device holds packages of several MLS cipher
+// suites; a fetch names one and gets only that suite's, each suite has its
+// own last-resort package, and counts are per suite.
+func testKeyPackageSuites(t *testing.T, s store.Store) {
+	mustAccount(t, s, "alice", "a1", "a2")
+	const pq = 0xF001
+	sk := func(name string, suite uint16) store.KeyPackage {
+		return store.KeyPackage{Ref: []byte("ref-" + name), Data: []byte("kp-" + name), Suite: suite}
+	}
+	// a1 is an up-to-date device with both suites; a2 only has suite 1
+	// (a zero suite, as from a client that declares none).
+	if _, err := s.AddKeyPackages(ctx, "a1", []store.KeyPackage{sk("c1", 1), sk("q1", pq), sk("q2", pq)}, &store.KeyPackage{Ref: []byte("lr1"), Data: []byte("last-c"), Suite: 1}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.AddKeyPackages(ctx, "a1", nil, &store.KeyPackage{Ref: []byte("lrq"), Data: []byte("last-q"), Suite: pq}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.AddKeyPackages(ctx, "a2", []store.KeyPackage{kp("old")}, nil); err != nil {
+		t.Fatal(err)
+	}
+	counts, err := s.KeyPackageCounts(ctx, "a1")
+	if err != nil || len(counts) != 2 || counts[1] != 1 || counts[pq] != 2 {
+		t.Fatalf("KeyPackageCounts(a1) = %v, %v; want map[1:1 %d:2]", counts, err, pq)
+	}
+	if counts, _ := s.KeyPackageCounts(ctx, "a2"); len(counts) != 1 || counts[1] != 1 {
+		t.Fatalf("KeyPackageCounts(a2) = %v; want map[1:1] (a zero suite is suite 1)", counts)
+	}
+	if n, _ := s.CountKeyPackages(ctx, "a1"); n != 3 {
+		t.Fatalf("CountKeyPackages(a1) = %d, want 3 (all suites)", n)
+	}
+	got, err := s.ConsumeKeyPackages(ctx, "alice", nil, pq)
+	if err != nil || len(got) != 1 || got[0].DeviceID != "a1" || string(got[0].KeyPackage.Data) != "kp-q1" || got[0].KeyPackage.Suite != pq || got[0].Remaining != 1 {
+		t.Fatalf("ConsumeKeyPackages(suite %#x) = %+v, %v; want a1's kp-q1 only, 1 left", pq, got, err)
+	}
+	for _, want := range []string{"kp-q2", "last-q", "last-q"} {
+		got, err := s.ConsumeKeyPackages(ctx, "alice", []string{"a1"}, pq)
+		if err != nil || len(got) != 1 || string(got[0].KeyPackage.Data) != want {
+			t.Fatalf("ConsumeKeyPackages = %+v, %v; want %s", got, err, want)
+		}
+	}
+	// Suite 1 is untouched by all that, and 0 means 1.
+	got, err = s.ConsumeKeyPackages(ctx, "alice", nil, 0)
+	if err != nil || len(got) != 2 {
+		t.Fatalf("ConsumeKeyPackages(suite 1) = %+v, %v", got, err)
+	}
+	for _, g := range got {
+		if want := map[string]string{"a1": "kp-c1", "a2": "kp-old"}[g.DeviceID]; string(g.KeyPackage.Data) != want || g.KeyPackage.Suite != 1 {
+			t.Fatalf("%s got %q (suite %d), want %q (suite 1)", g.DeviceID, g.KeyPackage.Data, g.KeyPackage.Suite, want)
+		}
+	}
+	// Replacing the suite-1 last-resort package keeps the X-Wing one.
+	if _, err := s.AddKeyPackages(ctx, "a1", nil, &store.KeyPackage{Ref: []byte("lr2"), Data: []byte("last-c2"), Suite: 1}); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := s.ConsumeKeyPackages(ctx, "alice", []string{"a1"}, pq); len(got) != 1 || string(got[0].KeyPackage.Data) != "last-q" {
+		t.Fatalf("X-Wing last resort after replacing suite 1's: %+v", got)
+	}
+	if got, _ := s.ConsumeKeyPackages(ctx, "alice", []string{"a1"}, 1); len(got) != 1 || string(got[0].KeyPackage.Data) != "last-c2" {
+		t.Fatalf("suite-1 last resort after replacement: %+v", got)
+	}
+	if counts, _ := s.KeyPackageCounts(ctx, "a1"); len(counts) != 2 || counts[1] != 0 || counts[pq] != 0 {
+		t.Fatalf("KeyPackageCounts(a1) = %v; want both suites at 0 (last resort only)", counts)
+	}
+	// A suite nobody has: no packages, not an error.
+	if got, err := s.ConsumeKeyPackages(ctx, "alice", nil, 2); err != nil || len(got) != 0 {
+		t.Fatalf("ConsumeKeyPackages(suite 2) = %+v, %v", got, err)
 	}
 }
 
@@ -706,7 +776,7 @@ func testRemoveDevice(t *testing.T, s store.Store) {
 	if n, _ := s.CountKeyPackages(ctx, "a2"); n != 0 {
 		t.Fatalf("removed device keeps %d key packages", n)
 	}
-	got, _ := s.ConsumeKeyPackages(ctx, "alice", nil)
+	got, _ := s.ConsumeKeyPackages(ctx, "alice", nil, 0)
 	if len(got) != 1 || got[0].DeviceID != "a1" {
 		t.Fatalf("key packages after removal: %+v", got)
 	}
@@ -743,7 +813,7 @@ func testDeleteAccount(t *testing.T, s store.Store) {
 			t.Fatalf("device %s of a deleted account: %v", d, err)
 		}
 	}
-	if got, _ := s.ConsumeKeyPackages(ctx, "alice", nil); len(got) != 0 {
+	if got, _ := s.ConsumeKeyPackages(ctx, "alice", nil, 0); len(got) != 0 {
 		t.Fatalf("key packages of a deleted account: %+v", got)
 	}
 	if _, err := s.ApproveLink(ctx, "alice", "55555555", store.Device{ID: "a3"}, nil, time.Now()); err == nil {

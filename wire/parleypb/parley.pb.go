@@ -1228,6 +1228,9 @@ type Session struct {
 	// For a device just linked, once: the approving device's link
 	// confirmation (see ApproveLinkRequest.confirmation).
 	LinkConfirmation []byte `protobuf:"bytes,7,opt,name=link_confirmation,json=linkConfirmation,proto3" json:"link_confirmation,omitempty"`
+	// Per MLS cipher suite the device holds any key package of (its
+	// last-resort one included): the non-last-resort packages left.
+	KeyPackageCounts []*KeyPackageCount `protobuf:"bytes,8,rep,name=key_package_counts,json=keyPackageCounts,proto3" json:"key_package_counts,omitempty"`
 	unknownFields    protoimpl.UnknownFields
 	sizeCache        protoimpl.SizeCache
 }
@@ -1311,6 +1314,65 @@ func (x *Session) GetLinkConfirmation() []byte {
 	return nil
 }
 
+func (x *Session) GetKeyPackageCounts() []*KeyPackageCount {
+	if x != nil {
+		return x.KeyPackageCounts
+	}
+	return nil
+}
+
+type KeyPackageCount struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	CipherSuite   uint32                 `protobuf:"varint,1,opt,name=cipher_suite,json=cipherSuite,proto3" json:"cipher_suite,omitempty"`
+	Remaining     uint32                 `protobuf:"varint,2,opt,name=remaining,proto3" json:"remaining,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *KeyPackageCount) Reset() {
+	*x = KeyPackageCount{}
+	mi := &file_parleypb_parley_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *KeyPackageCount) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*KeyPackageCount) ProtoMessage() {}
+
+func (x *KeyPackageCount) ProtoReflect() protoreflect.Message {
+	mi := &file_parleypb_parley_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use KeyPackageCount.ProtoReflect.Descriptor instead.
+func (*KeyPackageCount) Descriptor() ([]byte, []int) {
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *KeyPackageCount) GetCipherSuite() uint32 {
+	if x != nil {
+		return x.CipherSuite
+	}
+	return 0
+}
+
+func (x *KeyPackageCount) GetRemaining() uint32 {
+	if x != nil {
+		return x.Remaining
+	}
+	return 0
+}
+
 type RegisterRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Username      string                 `protobuf:"bytes,1,opt,name=username,proto3" json:"username,omitempty"`
@@ -1323,7 +1385,7 @@ type RegisterRequest struct {
 
 func (x *RegisterRequest) Reset() {
 	*x = RegisterRequest{}
-	mi := &file_parleypb_parley_proto_msgTypes[7]
+	mi := &file_parleypb_parley_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1335,7 +1397,7 @@ func (x *RegisterRequest) String() string {
 func (*RegisterRequest) ProtoMessage() {}
 
 func (x *RegisterRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[7]
+	mi := &file_parleypb_parley_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1348,7 +1410,7 @@ func (x *RegisterRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisterRequest.ProtoReflect.Descriptor instead.
 func (*RegisterRequest) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{7}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *RegisterRequest) GetUsername() string {
@@ -1389,7 +1451,7 @@ type AuthenticateRequest struct {
 
 func (x *AuthenticateRequest) Reset() {
 	*x = AuthenticateRequest{}
-	mi := &file_parleypb_parley_proto_msgTypes[8]
+	mi := &file_parleypb_parley_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1401,7 +1463,7 @@ func (x *AuthenticateRequest) String() string {
 func (*AuthenticateRequest) ProtoMessage() {}
 
 func (x *AuthenticateRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[8]
+	mi := &file_parleypb_parley_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1414,7 +1476,7 @@ func (x *AuthenticateRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuthenticateRequest.ProtoReflect.Descriptor instead.
 func (*AuthenticateRequest) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{8}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *AuthenticateRequest) GetPublicKey() []byte {
@@ -1448,7 +1510,7 @@ type RequestLinkRequest struct {
 
 func (x *RequestLinkRequest) Reset() {
 	*x = RequestLinkRequest{}
-	mi := &file_parleypb_parley_proto_msgTypes[9]
+	mi := &file_parleypb_parley_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1460,7 +1522,7 @@ func (x *RequestLinkRequest) String() string {
 func (*RequestLinkRequest) ProtoMessage() {}
 
 func (x *RequestLinkRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[9]
+	mi := &file_parleypb_parley_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1473,7 +1535,7 @@ func (x *RequestLinkRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RequestLinkRequest.ProtoReflect.Descriptor instead.
 func (*RequestLinkRequest) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{9}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *RequestLinkRequest) GetUsername() string {
@@ -1521,7 +1583,7 @@ type RequestLinkResponse struct {
 
 func (x *RequestLinkResponse) Reset() {
 	*x = RequestLinkResponse{}
-	mi := &file_parleypb_parley_proto_msgTypes[10]
+	mi := &file_parleypb_parley_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1533,7 +1595,7 @@ func (x *RequestLinkResponse) String() string {
 func (*RequestLinkResponse) ProtoMessage() {}
 
 func (x *RequestLinkResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[10]
+	mi := &file_parleypb_parley_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1546,7 +1608,7 @@ func (x *RequestLinkResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RequestLinkResponse.ProtoReflect.Descriptor instead.
 func (*RequestLinkResponse) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{10}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *RequestLinkResponse) GetCode() string {
@@ -1579,7 +1641,7 @@ type ApproveLinkRequest struct {
 
 func (x *ApproveLinkRequest) Reset() {
 	*x = ApproveLinkRequest{}
-	mi := &file_parleypb_parley_proto_msgTypes[11]
+	mi := &file_parleypb_parley_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1591,7 +1653,7 @@ func (x *ApproveLinkRequest) String() string {
 func (*ApproveLinkRequest) ProtoMessage() {}
 
 func (x *ApproveLinkRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[11]
+	mi := &file_parleypb_parley_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1604,7 +1666,7 @@ func (x *ApproveLinkRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApproveLinkRequest.ProtoReflect.Descriptor instead.
 func (*ApproveLinkRequest) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{11}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *ApproveLinkRequest) GetCode() string {
@@ -1640,7 +1702,7 @@ type InspectLinkRequest struct {
 
 func (x *InspectLinkRequest) Reset() {
 	*x = InspectLinkRequest{}
-	mi := &file_parleypb_parley_proto_msgTypes[12]
+	mi := &file_parleypb_parley_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1652,7 +1714,7 @@ func (x *InspectLinkRequest) String() string {
 func (*InspectLinkRequest) ProtoMessage() {}
 
 func (x *InspectLinkRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[12]
+	mi := &file_parleypb_parley_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1665,7 +1727,7 @@ func (x *InspectLinkRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InspectLinkRequest.ProtoReflect.Descriptor instead.
 func (*InspectLinkRequest) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{12}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *InspectLinkRequest) GetCode() string {
@@ -1686,7 +1748,7 @@ type InspectLinkResponse struct {
 
 func (x *InspectLinkResponse) Reset() {
 	*x = InspectLinkResponse{}
-	mi := &file_parleypb_parley_proto_msgTypes[13]
+	mi := &file_parleypb_parley_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1698,7 +1760,7 @@ func (x *InspectLinkResponse) String() string {
 func (*InspectLinkResponse) ProtoMessage() {}
 
 func (x *InspectLinkResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[13]
+	mi := &file_parleypb_parley_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1711,7 +1773,7 @@ func (x *InspectLinkResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InspectLinkResponse.ProtoReflect.Descriptor instead.
 func (*InspectLinkResponse) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{13}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *InspectLinkResponse) GetPublicKey() []byte {
@@ -1748,7 +1810,7 @@ type SignedDeviceList struct {
 
 func (x *SignedDeviceList) Reset() {
 	*x = SignedDeviceList{}
-	mi := &file_parleypb_parley_proto_msgTypes[14]
+	mi := &file_parleypb_parley_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1760,7 +1822,7 @@ func (x *SignedDeviceList) String() string {
 func (*SignedDeviceList) ProtoMessage() {}
 
 func (x *SignedDeviceList) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[14]
+	mi := &file_parleypb_parley_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1773,7 +1835,7 @@ func (x *SignedDeviceList) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SignedDeviceList.ProtoReflect.Descriptor instead.
 func (*SignedDeviceList) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{14}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *SignedDeviceList) GetList() []byte {
@@ -1803,7 +1865,7 @@ type DeviceList struct {
 
 func (x *DeviceList) Reset() {
 	*x = DeviceList{}
-	mi := &file_parleypb_parley_proto_msgTypes[15]
+	mi := &file_parleypb_parley_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1815,7 +1877,7 @@ func (x *DeviceList) String() string {
 func (*DeviceList) ProtoMessage() {}
 
 func (x *DeviceList) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[15]
+	mi := &file_parleypb_parley_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1828,7 +1890,7 @@ func (x *DeviceList) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeviceList.ProtoReflect.Descriptor instead.
 func (*DeviceList) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{15}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *DeviceList) GetUsername() string {
@@ -1878,7 +1940,7 @@ type ListedDevice struct {
 
 func (x *ListedDevice) Reset() {
 	*x = ListedDevice{}
-	mi := &file_parleypb_parley_proto_msgTypes[16]
+	mi := &file_parleypb_parley_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1890,7 +1952,7 @@ func (x *ListedDevice) String() string {
 func (*ListedDevice) ProtoMessage() {}
 
 func (x *ListedDevice) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[16]
+	mi := &file_parleypb_parley_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1903,7 +1965,7 @@ func (x *ListedDevice) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListedDevice.ProtoReflect.Descriptor instead.
 func (*ListedDevice) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{16}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *ListedDevice) GetDeviceId() string {
@@ -1946,7 +2008,7 @@ type PublishDeviceListRequest struct {
 
 func (x *PublishDeviceListRequest) Reset() {
 	*x = PublishDeviceListRequest{}
-	mi := &file_parleypb_parley_proto_msgTypes[17]
+	mi := &file_parleypb_parley_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1958,7 +2020,7 @@ func (x *PublishDeviceListRequest) String() string {
 func (*PublishDeviceListRequest) ProtoMessage() {}
 
 func (x *PublishDeviceListRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[17]
+	mi := &file_parleypb_parley_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1971,7 +2033,7 @@ func (x *PublishDeviceListRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PublishDeviceListRequest.ProtoReflect.Descriptor instead.
 func (*PublishDeviceListRequest) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{17}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *PublishDeviceListRequest) GetList() *SignedDeviceList {
@@ -1990,7 +2052,7 @@ type FetchDeviceListRequest struct {
 
 func (x *FetchDeviceListRequest) Reset() {
 	*x = FetchDeviceListRequest{}
-	mi := &file_parleypb_parley_proto_msgTypes[18]
+	mi := &file_parleypb_parley_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2002,7 +2064,7 @@ func (x *FetchDeviceListRequest) String() string {
 func (*FetchDeviceListRequest) ProtoMessage() {}
 
 func (x *FetchDeviceListRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[18]
+	mi := &file_parleypb_parley_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2015,7 +2077,7 @@ func (x *FetchDeviceListRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FetchDeviceListRequest.ProtoReflect.Descriptor instead.
 func (*FetchDeviceListRequest) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{18}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *FetchDeviceListRequest) GetUsername() string {
@@ -2034,7 +2096,7 @@ type FetchDeviceListResponse struct {
 
 func (x *FetchDeviceListResponse) Reset() {
 	*x = FetchDeviceListResponse{}
-	mi := &file_parleypb_parley_proto_msgTypes[19]
+	mi := &file_parleypb_parley_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2046,7 +2108,7 @@ func (x *FetchDeviceListResponse) String() string {
 func (*FetchDeviceListResponse) ProtoMessage() {}
 
 func (x *FetchDeviceListResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[19]
+	mi := &file_parleypb_parley_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2059,7 +2121,7 @@ func (x *FetchDeviceListResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FetchDeviceListResponse.ProtoReflect.Descriptor instead.
 func (*FetchDeviceListResponse) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{19}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *FetchDeviceListResponse) GetList() *SignedDeviceList {
@@ -2078,7 +2140,7 @@ type ApproveLinkResponse struct {
 
 func (x *ApproveLinkResponse) Reset() {
 	*x = ApproveLinkResponse{}
-	mi := &file_parleypb_parley_proto_msgTypes[20]
+	mi := &file_parleypb_parley_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2090,7 +2152,7 @@ func (x *ApproveLinkResponse) String() string {
 func (*ApproveLinkResponse) ProtoMessage() {}
 
 func (x *ApproveLinkResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[20]
+	mi := &file_parleypb_parley_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2103,7 +2165,7 @@ func (x *ApproveLinkResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApproveLinkResponse.ProtoReflect.Descriptor instead.
 func (*ApproveLinkResponse) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{20}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *ApproveLinkResponse) GetDevice() *Device {
@@ -2124,7 +2186,7 @@ type Device struct {
 
 func (x *Device) Reset() {
 	*x = Device{}
-	mi := &file_parleypb_parley_proto_msgTypes[21]
+	mi := &file_parleypb_parley_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2136,7 +2198,7 @@ func (x *Device) String() string {
 func (*Device) ProtoMessage() {}
 
 func (x *Device) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[21]
+	mi := &file_parleypb_parley_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2149,7 +2211,7 @@ func (x *Device) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Device.ProtoReflect.Descriptor instead.
 func (*Device) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{21}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *Device) GetId() string {
@@ -2181,7 +2243,7 @@ type ListDevicesRequest struct {
 
 func (x *ListDevicesRequest) Reset() {
 	*x = ListDevicesRequest{}
-	mi := &file_parleypb_parley_proto_msgTypes[22]
+	mi := &file_parleypb_parley_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2193,7 +2255,7 @@ func (x *ListDevicesRequest) String() string {
 func (*ListDevicesRequest) ProtoMessage() {}
 
 func (x *ListDevicesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[22]
+	mi := &file_parleypb_parley_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2206,7 +2268,7 @@ func (x *ListDevicesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListDevicesRequest.ProtoReflect.Descriptor instead.
 func (*ListDevicesRequest) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{22}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{23}
 }
 
 type ListDevicesResponse struct {
@@ -2218,7 +2280,7 @@ type ListDevicesResponse struct {
 
 func (x *ListDevicesResponse) Reset() {
 	*x = ListDevicesResponse{}
-	mi := &file_parleypb_parley_proto_msgTypes[23]
+	mi := &file_parleypb_parley_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2230,7 +2292,7 @@ func (x *ListDevicesResponse) String() string {
 func (*ListDevicesResponse) ProtoMessage() {}
 
 func (x *ListDevicesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[23]
+	mi := &file_parleypb_parley_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2243,7 +2305,7 @@ func (x *ListDevicesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListDevicesResponse.ProtoReflect.Descriptor instead.
 func (*ListDevicesResponse) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{23}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *ListDevicesResponse) GetDevices() []*Device {
@@ -2262,7 +2324,7 @@ type RemoveDeviceRequest struct {
 
 func (x *RemoveDeviceRequest) Reset() {
 	*x = RemoveDeviceRequest{}
-	mi := &file_parleypb_parley_proto_msgTypes[24]
+	mi := &file_parleypb_parley_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2274,7 +2336,7 @@ func (x *RemoveDeviceRequest) String() string {
 func (*RemoveDeviceRequest) ProtoMessage() {}
 
 func (x *RemoveDeviceRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[24]
+	mi := &file_parleypb_parley_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2287,7 +2349,7 @@ func (x *RemoveDeviceRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveDeviceRequest.ProtoReflect.Descriptor instead.
 func (*RemoveDeviceRequest) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{24}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *RemoveDeviceRequest) GetDeviceId() string {
@@ -2311,7 +2373,7 @@ type DeleteAccountRequest struct {
 
 func (x *DeleteAccountRequest) Reset() {
 	*x = DeleteAccountRequest{}
-	mi := &file_parleypb_parley_proto_msgTypes[25]
+	mi := &file_parleypb_parley_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2323,7 +2385,7 @@ func (x *DeleteAccountRequest) String() string {
 func (*DeleteAccountRequest) ProtoMessage() {}
 
 func (x *DeleteAccountRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[25]
+	mi := &file_parleypb_parley_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2336,7 +2398,7 @@ func (x *DeleteAccountRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteAccountRequest.ProtoReflect.Descriptor instead.
 func (*DeleteAccountRequest) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{25}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *DeleteAccountRequest) GetUsername() string {
@@ -2347,16 +2409,19 @@ func (x *DeleteAccountRequest) GetUsername() string {
 }
 
 type KeyPackage struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Ref           []byte                 `protobuf:"bytes,1,opt,name=ref,proto3" json:"ref,omitempty"`   // client-declared KeyPackageRef (RFC 9420 §5.2)
-	Data          []byte                 `protobuf:"bytes,2,opt,name=data,proto3" json:"data,omitempty"` // opaque MLSMessage(KeyPackage)
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Ref   []byte                 `protobuf:"bytes,1,opt,name=ref,proto3" json:"ref,omitempty"`   // client-declared KeyPackageRef (RFC 9420 §5.2)
+	Data  []byte                 `protobuf:"bytes,2,opt,name=data,proto3" json:"data,omitempty"` // opaque MLSMessage(KeyPackage)
+	// Client-declared MLS cipher suite of data (1-65535); 0 means 1, as
+	// sent by clients from before cipher suites were declared.
+	CipherSuite   uint32 `protobuf:"varint,3,opt,name=cipher_suite,json=cipherSuite,proto3" json:"cipher_suite,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *KeyPackage) Reset() {
 	*x = KeyPackage{}
-	mi := &file_parleypb_parley_proto_msgTypes[26]
+	mi := &file_parleypb_parley_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2368,7 +2433,7 @@ func (x *KeyPackage) String() string {
 func (*KeyPackage) ProtoMessage() {}
 
 func (x *KeyPackage) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[26]
+	mi := &file_parleypb_parley_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2381,7 +2446,7 @@ func (x *KeyPackage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KeyPackage.ProtoReflect.Descriptor instead.
 func (*KeyPackage) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{26}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *KeyPackage) GetRef() []byte {
@@ -2398,6 +2463,13 @@ func (x *KeyPackage) GetData() []byte {
 	return nil
 }
 
+func (x *KeyPackage) GetCipherSuite() uint32 {
+	if x != nil {
+		return x.CipherSuite
+	}
+	return 0
+}
+
 type UploadKeyPackagesRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	KeyPackages   []*KeyPackage          `protobuf:"bytes,1,rep,name=key_packages,json=keyPackages,proto3" json:"key_packages,omitempty"`
@@ -2408,7 +2480,7 @@ type UploadKeyPackagesRequest struct {
 
 func (x *UploadKeyPackagesRequest) Reset() {
 	*x = UploadKeyPackagesRequest{}
-	mi := &file_parleypb_parley_proto_msgTypes[27]
+	mi := &file_parleypb_parley_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2420,7 +2492,7 @@ func (x *UploadKeyPackagesRequest) String() string {
 func (*UploadKeyPackagesRequest) ProtoMessage() {}
 
 func (x *UploadKeyPackagesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[27]
+	mi := &file_parleypb_parley_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2433,7 +2505,7 @@ func (x *UploadKeyPackagesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UploadKeyPackagesRequest.ProtoReflect.Descriptor instead.
 func (*UploadKeyPackagesRequest) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{27}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *UploadKeyPackagesRequest) GetKeyPackages() []*KeyPackage {
@@ -2459,7 +2531,7 @@ type UploadKeyPackagesResponse struct {
 
 func (x *UploadKeyPackagesResponse) Reset() {
 	*x = UploadKeyPackagesResponse{}
-	mi := &file_parleypb_parley_proto_msgTypes[28]
+	mi := &file_parleypb_parley_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2471,7 +2543,7 @@ func (x *UploadKeyPackagesResponse) String() string {
 func (*UploadKeyPackagesResponse) ProtoMessage() {}
 
 func (x *UploadKeyPackagesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[28]
+	mi := &file_parleypb_parley_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2484,7 +2556,7 @@ func (x *UploadKeyPackagesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UploadKeyPackagesResponse.ProtoReflect.Descriptor instead.
 func (*UploadKeyPackagesResponse) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{28}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *UploadKeyPackagesResponse) GetRemaining() uint32 {
@@ -2498,14 +2570,16 @@ type FetchKeyPackagesRequest struct {
 	state    protoimpl.MessageState `protogen:"open.v1"`
 	Username string                 `protobuf:"bytes,1,opt,name=username,proto3" json:"username,omitempty"`
 	// Optional: only these devices of the user.
-	DeviceIds     []string `protobuf:"bytes,2,rep,name=device_ids,json=deviceIds,proto3" json:"device_ids,omitempty"`
+	DeviceIds []string `protobuf:"bytes,2,rep,name=device_ids,json=deviceIds,proto3" json:"device_ids,omitempty"`
+	// Only key packages of this MLS cipher suite; 0 means 1.
+	CipherSuite   uint32 `protobuf:"varint,3,opt,name=cipher_suite,json=cipherSuite,proto3" json:"cipher_suite,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *FetchKeyPackagesRequest) Reset() {
 	*x = FetchKeyPackagesRequest{}
-	mi := &file_parleypb_parley_proto_msgTypes[29]
+	mi := &file_parleypb_parley_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2517,7 +2591,7 @@ func (x *FetchKeyPackagesRequest) String() string {
 func (*FetchKeyPackagesRequest) ProtoMessage() {}
 
 func (x *FetchKeyPackagesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[29]
+	mi := &file_parleypb_parley_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2530,7 +2604,7 @@ func (x *FetchKeyPackagesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FetchKeyPackagesRequest.ProtoReflect.Descriptor instead.
 func (*FetchKeyPackagesRequest) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{29}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *FetchKeyPackagesRequest) GetUsername() string {
@@ -2547,6 +2621,13 @@ func (x *FetchKeyPackagesRequest) GetDeviceIds() []string {
 	return nil
 }
 
+func (x *FetchKeyPackagesRequest) GetCipherSuite() uint32 {
+	if x != nil {
+		return x.CipherSuite
+	}
+	return 0
+}
+
 type DeviceKeyPackage struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	DeviceId      string                 `protobuf:"bytes,1,opt,name=device_id,json=deviceId,proto3" json:"device_id,omitempty"`
@@ -2558,7 +2639,7 @@ type DeviceKeyPackage struct {
 
 func (x *DeviceKeyPackage) Reset() {
 	*x = DeviceKeyPackage{}
-	mi := &file_parleypb_parley_proto_msgTypes[30]
+	mi := &file_parleypb_parley_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2570,7 +2651,7 @@ func (x *DeviceKeyPackage) String() string {
 func (*DeviceKeyPackage) ProtoMessage() {}
 
 func (x *DeviceKeyPackage) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[30]
+	mi := &file_parleypb_parley_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2583,7 +2664,7 @@ func (x *DeviceKeyPackage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeviceKeyPackage.ProtoReflect.Descriptor instead.
 func (*DeviceKeyPackage) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{30}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *DeviceKeyPackage) GetDeviceId() string {
@@ -2616,7 +2697,7 @@ type FetchKeyPackagesResponse struct {
 
 func (x *FetchKeyPackagesResponse) Reset() {
 	*x = FetchKeyPackagesResponse{}
-	mi := &file_parleypb_parley_proto_msgTypes[31]
+	mi := &file_parleypb_parley_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2628,7 +2709,7 @@ func (x *FetchKeyPackagesResponse) String() string {
 func (*FetchKeyPackagesResponse) ProtoMessage() {}
 
 func (x *FetchKeyPackagesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[31]
+	mi := &file_parleypb_parley_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2641,7 +2722,7 @@ func (x *FetchKeyPackagesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FetchKeyPackagesResponse.ProtoReflect.Descriptor instead.
 func (*FetchKeyPackagesResponse) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{31}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *FetchKeyPackagesResponse) GetKeyPackages() []*DeviceKeyPackage {
@@ -2667,7 +2748,7 @@ type CreateConversationRequest struct {
 
 func (x *CreateConversationRequest) Reset() {
 	*x = CreateConversationRequest{}
-	mi := &file_parleypb_parley_proto_msgTypes[32]
+	mi := &file_parleypb_parley_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2679,7 +2760,7 @@ func (x *CreateConversationRequest) String() string {
 func (*CreateConversationRequest) ProtoMessage() {}
 
 func (x *CreateConversationRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[32]
+	mi := &file_parleypb_parley_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2692,7 +2773,7 @@ func (x *CreateConversationRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateConversationRequest.ProtoReflect.Descriptor instead.
 func (*CreateConversationRequest) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{32}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *CreateConversationRequest) GetConversationId() []byte {
@@ -2718,7 +2799,7 @@ type CreateConversationResponse struct {
 
 func (x *CreateConversationResponse) Reset() {
 	*x = CreateConversationResponse{}
-	mi := &file_parleypb_parley_proto_msgTypes[33]
+	mi := &file_parleypb_parley_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2730,7 +2811,7 @@ func (x *CreateConversationResponse) String() string {
 func (*CreateConversationResponse) ProtoMessage() {}
 
 func (x *CreateConversationResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[33]
+	mi := &file_parleypb_parley_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2743,7 +2824,7 @@ func (x *CreateConversationResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateConversationResponse.ProtoReflect.Descriptor instead.
 func (*CreateConversationResponse) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{33}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *CreateConversationResponse) GetEpoch() uint64 {
@@ -2769,7 +2850,7 @@ type Message struct {
 
 func (x *Message) Reset() {
 	*x = Message{}
-	mi := &file_parleypb_parley_proto_msgTypes[34]
+	mi := &file_parleypb_parley_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2781,7 +2862,7 @@ func (x *Message) String() string {
 func (*Message) ProtoMessage() {}
 
 func (x *Message) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[34]
+	mi := &file_parleypb_parley_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2794,7 +2875,7 @@ func (x *Message) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Message.ProtoReflect.Descriptor instead.
 func (*Message) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{34}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *Message) GetId() []byte {
@@ -2870,7 +2951,7 @@ type SendRequest struct {
 
 func (x *SendRequest) Reset() {
 	*x = SendRequest{}
-	mi := &file_parleypb_parley_proto_msgTypes[35]
+	mi := &file_parleypb_parley_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2882,7 +2963,7 @@ func (x *SendRequest) String() string {
 func (*SendRequest) ProtoMessage() {}
 
 func (x *SendRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[35]
+	mi := &file_parleypb_parley_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2895,7 +2976,7 @@ func (x *SendRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SendRequest.ProtoReflect.Descriptor instead.
 func (*SendRequest) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{35}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *SendRequest) GetMessageId() []byte {
@@ -2965,7 +3046,7 @@ type SendResponse struct {
 
 func (x *SendResponse) Reset() {
 	*x = SendResponse{}
-	mi := &file_parleypb_parley_proto_msgTypes[36]
+	mi := &file_parleypb_parley_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2977,7 +3058,7 @@ func (x *SendResponse) String() string {
 func (*SendResponse) ProtoMessage() {}
 
 func (x *SendResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[36]
+	mi := &file_parleypb_parley_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2990,7 +3071,7 @@ func (x *SendResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SendResponse.ProtoReflect.Descriptor instead.
 func (*SendResponse) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{36}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *SendResponse) GetSeq() uint64 {
@@ -3024,7 +3105,7 @@ type FetchRequest struct {
 
 func (x *FetchRequest) Reset() {
 	*x = FetchRequest{}
-	mi := &file_parleypb_parley_proto_msgTypes[37]
+	mi := &file_parleypb_parley_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3036,7 +3117,7 @@ func (x *FetchRequest) String() string {
 func (*FetchRequest) ProtoMessage() {}
 
 func (x *FetchRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[37]
+	mi := &file_parleypb_parley_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3049,7 +3130,7 @@ func (x *FetchRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FetchRequest.ProtoReflect.Descriptor instead.
 func (*FetchRequest) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{37}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *FetchRequest) GetConversationId() []byte {
@@ -3076,7 +3157,7 @@ type FetchResponse struct {
 
 func (x *FetchResponse) Reset() {
 	*x = FetchResponse{}
-	mi := &file_parleypb_parley_proto_msgTypes[38]
+	mi := &file_parleypb_parley_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3088,7 +3169,7 @@ func (x *FetchResponse) String() string {
 func (*FetchResponse) ProtoMessage() {}
 
 func (x *FetchResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[38]
+	mi := &file_parleypb_parley_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3101,7 +3182,7 @@ func (x *FetchResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FetchResponse.ProtoReflect.Descriptor instead.
 func (*FetchResponse) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{38}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *FetchResponse) GetMessages() []*Message {
@@ -3128,7 +3209,7 @@ type AckRequest struct {
 
 func (x *AckRequest) Reset() {
 	*x = AckRequest{}
-	mi := &file_parleypb_parley_proto_msgTypes[39]
+	mi := &file_parleypb_parley_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3140,7 +3221,7 @@ func (x *AckRequest) String() string {
 func (*AckRequest) ProtoMessage() {}
 
 func (x *AckRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[39]
+	mi := &file_parleypb_parley_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3153,7 +3234,7 @@ func (x *AckRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AckRequest.ProtoReflect.Descriptor instead.
 func (*AckRequest) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{39}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *AckRequest) GetConversationId() []byte {
@@ -3183,7 +3264,7 @@ type ListConversationsRequest struct {
 
 func (x *ListConversationsRequest) Reset() {
 	*x = ListConversationsRequest{}
-	mi := &file_parleypb_parley_proto_msgTypes[40]
+	mi := &file_parleypb_parley_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3195,7 +3276,7 @@ func (x *ListConversationsRequest) String() string {
 func (*ListConversationsRequest) ProtoMessage() {}
 
 func (x *ListConversationsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[40]
+	mi := &file_parleypb_parley_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3208,7 +3289,7 @@ func (x *ListConversationsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListConversationsRequest.ProtoReflect.Descriptor instead.
 func (*ListConversationsRequest) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{40}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *ListConversationsRequest) GetAfter() []byte {
@@ -3240,7 +3321,7 @@ type ConversationInfo struct {
 
 func (x *ConversationInfo) Reset() {
 	*x = ConversationInfo{}
-	mi := &file_parleypb_parley_proto_msgTypes[41]
+	mi := &file_parleypb_parley_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3252,7 +3333,7 @@ func (x *ConversationInfo) String() string {
 func (*ConversationInfo) ProtoMessage() {}
 
 func (x *ConversationInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[41]
+	mi := &file_parleypb_parley_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3265,7 +3346,7 @@ func (x *ConversationInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConversationInfo.ProtoReflect.Descriptor instead.
 func (*ConversationInfo) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{41}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *ConversationInfo) GetConversationId() []byte {
@@ -3327,7 +3408,7 @@ type ListConversationsResponse struct {
 
 func (x *ListConversationsResponse) Reset() {
 	*x = ListConversationsResponse{}
-	mi := &file_parleypb_parley_proto_msgTypes[42]
+	mi := &file_parleypb_parley_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3339,7 +3420,7 @@ func (x *ListConversationsResponse) String() string {
 func (*ListConversationsResponse) ProtoMessage() {}
 
 func (x *ListConversationsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[42]
+	mi := &file_parleypb_parley_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3352,7 +3433,7 @@ func (x *ListConversationsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListConversationsResponse.ProtoReflect.Descriptor instead.
 func (*ListConversationsResponse) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{42}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *ListConversationsResponse) GetConversations() []*ConversationInfo {
@@ -3378,7 +3459,7 @@ type FetchInboxRequest struct {
 
 func (x *FetchInboxRequest) Reset() {
 	*x = FetchInboxRequest{}
-	mi := &file_parleypb_parley_proto_msgTypes[43]
+	mi := &file_parleypb_parley_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3390,7 +3471,7 @@ func (x *FetchInboxRequest) String() string {
 func (*FetchInboxRequest) ProtoMessage() {}
 
 func (x *FetchInboxRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[43]
+	mi := &file_parleypb_parley_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3403,7 +3484,7 @@ func (x *FetchInboxRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FetchInboxRequest.ProtoReflect.Descriptor instead.
 func (*FetchInboxRequest) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{43}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *FetchInboxRequest) GetLimit() uint32 {
@@ -3423,7 +3504,7 @@ type FetchInboxResponse struct {
 
 func (x *FetchInboxResponse) Reset() {
 	*x = FetchInboxResponse{}
-	mi := &file_parleypb_parley_proto_msgTypes[44]
+	mi := &file_parleypb_parley_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3435,7 +3516,7 @@ func (x *FetchInboxResponse) String() string {
 func (*FetchInboxResponse) ProtoMessage() {}
 
 func (x *FetchInboxResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[44]
+	mi := &file_parleypb_parley_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3448,7 +3529,7 @@ func (x *FetchInboxResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FetchInboxResponse.ProtoReflect.Descriptor instead.
 func (*FetchInboxResponse) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{44}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *FetchInboxResponse) GetMessages() []*Message {
@@ -3474,7 +3555,7 @@ type AckInboxRequest struct {
 
 func (x *AckInboxRequest) Reset() {
 	*x = AckInboxRequest{}
-	mi := &file_parleypb_parley_proto_msgTypes[45]
+	mi := &file_parleypb_parley_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3486,7 +3567,7 @@ func (x *AckInboxRequest) String() string {
 func (*AckInboxRequest) ProtoMessage() {}
 
 func (x *AckInboxRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[45]
+	mi := &file_parleypb_parley_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3499,7 +3580,7 @@ func (x *AckInboxRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AckInboxRequest.ProtoReflect.Descriptor instead.
 func (*AckInboxRequest) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{45}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *AckInboxRequest) GetSeq() uint64 {
@@ -3517,7 +3598,7 @@ type PingRequest struct {
 
 func (x *PingRequest) Reset() {
 	*x = PingRequest{}
-	mi := &file_parleypb_parley_proto_msgTypes[46]
+	mi := &file_parleypb_parley_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3529,7 +3610,7 @@ func (x *PingRequest) String() string {
 func (*PingRequest) ProtoMessage() {}
 
 func (x *PingRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[46]
+	mi := &file_parleypb_parley_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3542,7 +3623,7 @@ func (x *PingRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PingRequest.ProtoReflect.Descriptor instead.
 func (*PingRequest) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{46}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{47}
 }
 
 type Push struct {
@@ -3561,7 +3642,7 @@ type Push struct {
 
 func (x *Push) Reset() {
 	*x = Push{}
-	mi := &file_parleypb_parley_proto_msgTypes[47]
+	mi := &file_parleypb_parley_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3573,7 +3654,7 @@ func (x *Push) String() string {
 func (*Push) ProtoMessage() {}
 
 func (x *Push) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[47]
+	mi := &file_parleypb_parley_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3586,7 +3667,7 @@ func (x *Push) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Push.ProtoReflect.Descriptor instead.
 func (*Push) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{47}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *Push) GetEvent() isPush_Event {
@@ -3684,7 +3765,7 @@ type LinkApproved struct {
 
 func (x *LinkApproved) Reset() {
 	*x = LinkApproved{}
-	mi := &file_parleypb_parley_proto_msgTypes[48]
+	mi := &file_parleypb_parley_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3696,7 +3777,7 @@ func (x *LinkApproved) String() string {
 func (*LinkApproved) ProtoMessage() {}
 
 func (x *LinkApproved) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[48]
+	mi := &file_parleypb_parley_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3709,7 +3790,7 @@ func (x *LinkApproved) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LinkApproved.ProtoReflect.Descriptor instead.
 func (*LinkApproved) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{48}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *LinkApproved) GetDeviceId() string {
@@ -3722,13 +3803,14 @@ func (x *LinkApproved) GetDeviceId() string {
 type KeyPackagesLow struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Remaining     uint32                 `protobuf:"varint,1,opt,name=remaining,proto3" json:"remaining,omitempty"`
+	CipherSuite   uint32                 `protobuf:"varint,2,opt,name=cipher_suite,json=cipherSuite,proto3" json:"cipher_suite,omitempty"` // the suite running low (never 0)
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *KeyPackagesLow) Reset() {
 	*x = KeyPackagesLow{}
-	mi := &file_parleypb_parley_proto_msgTypes[49]
+	mi := &file_parleypb_parley_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3740,7 +3822,7 @@ func (x *KeyPackagesLow) String() string {
 func (*KeyPackagesLow) ProtoMessage() {}
 
 func (x *KeyPackagesLow) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[49]
+	mi := &file_parleypb_parley_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3753,12 +3835,19 @@ func (x *KeyPackagesLow) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KeyPackagesLow.ProtoReflect.Descriptor instead.
 func (*KeyPackagesLow) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{49}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *KeyPackagesLow) GetRemaining() uint32 {
 	if x != nil {
 		return x.Remaining
+	}
+	return 0
+}
+
+func (x *KeyPackagesLow) GetCipherSuite() uint32 {
+	if x != nil {
+		return x.CipherSuite
 	}
 	return 0
 }
@@ -3772,7 +3861,7 @@ type DeviceRemoved struct {
 
 func (x *DeviceRemoved) Reset() {
 	*x = DeviceRemoved{}
-	mi := &file_parleypb_parley_proto_msgTypes[50]
+	mi := &file_parleypb_parley_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3784,7 +3873,7 @@ func (x *DeviceRemoved) String() string {
 func (*DeviceRemoved) ProtoMessage() {}
 
 func (x *DeviceRemoved) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[50]
+	mi := &file_parleypb_parley_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3797,7 +3886,7 @@ func (x *DeviceRemoved) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeviceRemoved.ProtoReflect.Descriptor instead.
 func (*DeviceRemoved) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{50}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *DeviceRemoved) GetDeviceId() string {
@@ -3822,7 +3911,7 @@ type PrivacyRequest struct {
 
 func (x *PrivacyRequest) Reset() {
 	*x = PrivacyRequest{}
-	mi := &file_parleypb_parley_proto_msgTypes[51]
+	mi := &file_parleypb_parley_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3834,7 +3923,7 @@ func (x *PrivacyRequest) String() string {
 func (*PrivacyRequest) ProtoMessage() {}
 
 func (x *PrivacyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[51]
+	mi := &file_parleypb_parley_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3847,7 +3936,7 @@ func (x *PrivacyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PrivacyRequest.ProtoReflect.Descriptor instead.
 func (*PrivacyRequest) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{51}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *PrivacyRequest) GetBlock() []string {
@@ -3881,7 +3970,7 @@ type PrivacyResponse struct {
 
 func (x *PrivacyResponse) Reset() {
 	*x = PrivacyResponse{}
-	mi := &file_parleypb_parley_proto_msgTypes[52]
+	mi := &file_parleypb_parley_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3893,7 +3982,7 @@ func (x *PrivacyResponse) String() string {
 func (*PrivacyResponse) ProtoMessage() {}
 
 func (x *PrivacyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[52]
+	mi := &file_parleypb_parley_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3906,7 +3995,7 @@ func (x *PrivacyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PrivacyResponse.ProtoReflect.Descriptor instead.
 func (*PrivacyResponse) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{52}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *PrivacyResponse) GetBlocked() []string {
@@ -3992,7 +4081,7 @@ const file_parleypb_parley_proto_rawDesc = "" +
 	"\x10protocol_version\x18\x01 \x01(\rR\x0fprotocolVersion\x12\x1c\n" +
 	"\tchallenge\x18\x02 \x01(\fR\tchallenge\x12!\n" +
 	"\fauth_context\x18\x03 \x01(\tR\vauthContext\x12\x1b\n" +
-	"\tmax_frame\x18\x04 \x01(\x04R\bmaxFrame\"\xab\x02\n" +
+	"\tmax_frame\x18\x04 \x01(\x04R\bmaxFrame\"\xf5\x02\n" +
 	"\aSession\x12\x1a\n" +
 	"\busername\x18\x01 \x01(\tR\busername\x12\x1b\n" +
 	"\tdevice_id\x18\x02 \x01(\tR\bdeviceId\x12\x1d\n" +
@@ -4001,7 +4090,11 @@ const file_parleypb_parley_proto_rawDesc = "" +
 	"\x11token_ttl_seconds\x18\x04 \x01(\x03R\x0ftokenTtlSeconds\x124\n" +
 	"\x16key_packages_remaining\x18\x05 \x01(\rR\x14keyPackagesRemaining\x129\n" +
 	"\x19key_package_low_threshold\x18\x06 \x01(\rR\x16keyPackageLowThreshold\x12+\n" +
-	"\x11link_confirmation\x18\a \x01(\fR\x10linkConfirmation\"\x8b\x01\n" +
+	"\x11link_confirmation\x18\a \x01(\fR\x10linkConfirmation\x12H\n" +
+	"\x12key_package_counts\x18\b \x03(\v2\x1a.parley.v1.KeyPackageCountR\x10keyPackageCounts\"R\n" +
+	"\x0fKeyPackageCount\x12!\n" +
+	"\fcipher_suite\x18\x01 \x01(\rR\vcipherSuite\x12\x1c\n" +
+	"\tremaining\x18\x02 \x01(\rR\tremaining\"\x8b\x01\n" +
 	"\x0fRegisterRequest\x12\x1a\n" +
 	"\busername\x18\x01 \x01(\tR\busername\x12\x1d\n" +
 	"\n" +
@@ -4072,21 +4165,23 @@ const file_parleypb_parley_proto_rawDesc = "" +
 	"\x13RemoveDeviceRequest\x12\x1b\n" +
 	"\tdevice_id\x18\x01 \x01(\tR\bdeviceId\"2\n" +
 	"\x14DeleteAccountRequest\x12\x1a\n" +
-	"\busername\x18\x01 \x01(\tR\busername\"2\n" +
+	"\busername\x18\x01 \x01(\tR\busername\"U\n" +
 	"\n" +
 	"KeyPackage\x12\x10\n" +
 	"\x03ref\x18\x01 \x01(\fR\x03ref\x12\x12\n" +
-	"\x04data\x18\x02 \x01(\fR\x04data\"\x8c\x01\n" +
+	"\x04data\x18\x02 \x01(\fR\x04data\x12!\n" +
+	"\fcipher_suite\x18\x03 \x01(\rR\vcipherSuite\"\x8c\x01\n" +
 	"\x18UploadKeyPackagesRequest\x128\n" +
 	"\fkey_packages\x18\x01 \x03(\v2\x15.parley.v1.KeyPackageR\vkeyPackages\x126\n" +
 	"\vlast_resort\x18\x02 \x01(\v2\x15.parley.v1.KeyPackageR\n" +
 	"lastResort\"9\n" +
 	"\x19UploadKeyPackagesResponse\x12\x1c\n" +
-	"\tremaining\x18\x01 \x01(\rR\tremaining\"T\n" +
+	"\tremaining\x18\x01 \x01(\rR\tremaining\"w\n" +
 	"\x17FetchKeyPackagesRequest\x12\x1a\n" +
 	"\busername\x18\x01 \x01(\tR\busername\x12\x1d\n" +
 	"\n" +
-	"device_ids\x18\x02 \x03(\tR\tdeviceIds\"\x88\x01\n" +
+	"device_ids\x18\x02 \x03(\tR\tdeviceIds\x12!\n" +
+	"\fcipher_suite\x18\x03 \x01(\rR\vcipherSuite\"\x88\x01\n" +
 	"\x10DeviceKeyPackage\x12\x1b\n" +
 	"\tdevice_id\x18\x01 \x01(\tR\bdeviceId\x126\n" +
 	"\vkey_package\x18\x02 \x01(\v2\x15.parley.v1.KeyPackageR\n" +
@@ -4165,9 +4260,10 @@ const file_parleypb_parley_proto_rawDesc = "" +
 	"\rlink_approved\x18\x05 \x01(\v2\x17.parley.v1.LinkApprovedH\x00R\flinkApprovedB\a\n" +
 	"\x05event\"+\n" +
 	"\fLinkApproved\x12\x1b\n" +
-	"\tdevice_id\x18\x01 \x01(\tR\bdeviceId\".\n" +
+	"\tdevice_id\x18\x01 \x01(\tR\bdeviceId\"Q\n" +
 	"\x0eKeyPackagesLow\x12\x1c\n" +
-	"\tremaining\x18\x01 \x01(\rR\tremaining\",\n" +
+	"\tremaining\x18\x01 \x01(\rR\tremaining\x12!\n" +
+	"\fcipher_suite\x18\x02 \x01(\rR\vcipherSuite\",\n" +
 	"\rDeviceRemoved\x12\x1b\n" +
 	"\tdevice_id\x18\x01 \x01(\tR\bdeviceId\"~\n" +
 	"\x0ePrivacyRequest\x12\x14\n" +
@@ -4225,7 +4321,7 @@ func file_parleypb_parley_proto_rawDescGZIP() []byte {
 }
 
 var file_parleypb_parley_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_parleypb_parley_proto_msgTypes = make([]protoimpl.MessageInfo, 53)
+var file_parleypb_parley_proto_msgTypes = make([]protoimpl.MessageInfo, 54)
 var file_parleypb_parley_proto_goTypes = []any{
 	(ErrorCode)(0),                     // 0: parley.v1.ErrorCode
 	(Kind)(0),                          // 1: parley.v1.Kind
@@ -4237,122 +4333,124 @@ var file_parleypb_parley_proto_goTypes = []any{
 	(*Hello)(nil),                      // 7: parley.v1.Hello
 	(*HelloResponse)(nil),              // 8: parley.v1.HelloResponse
 	(*Session)(nil),                    // 9: parley.v1.Session
-	(*RegisterRequest)(nil),            // 10: parley.v1.RegisterRequest
-	(*AuthenticateRequest)(nil),        // 11: parley.v1.AuthenticateRequest
-	(*RequestLinkRequest)(nil),         // 12: parley.v1.RequestLinkRequest
-	(*RequestLinkResponse)(nil),        // 13: parley.v1.RequestLinkResponse
-	(*ApproveLinkRequest)(nil),         // 14: parley.v1.ApproveLinkRequest
-	(*InspectLinkRequest)(nil),         // 15: parley.v1.InspectLinkRequest
-	(*InspectLinkResponse)(nil),        // 16: parley.v1.InspectLinkResponse
-	(*SignedDeviceList)(nil),           // 17: parley.v1.SignedDeviceList
-	(*DeviceList)(nil),                 // 18: parley.v1.DeviceList
-	(*ListedDevice)(nil),               // 19: parley.v1.ListedDevice
-	(*PublishDeviceListRequest)(nil),   // 20: parley.v1.PublishDeviceListRequest
-	(*FetchDeviceListRequest)(nil),     // 21: parley.v1.FetchDeviceListRequest
-	(*FetchDeviceListResponse)(nil),    // 22: parley.v1.FetchDeviceListResponse
-	(*ApproveLinkResponse)(nil),        // 23: parley.v1.ApproveLinkResponse
-	(*Device)(nil),                     // 24: parley.v1.Device
-	(*ListDevicesRequest)(nil),         // 25: parley.v1.ListDevicesRequest
-	(*ListDevicesResponse)(nil),        // 26: parley.v1.ListDevicesResponse
-	(*RemoveDeviceRequest)(nil),        // 27: parley.v1.RemoveDeviceRequest
-	(*DeleteAccountRequest)(nil),       // 28: parley.v1.DeleteAccountRequest
-	(*KeyPackage)(nil),                 // 29: parley.v1.KeyPackage
-	(*UploadKeyPackagesRequest)(nil),   // 30: parley.v1.UploadKeyPackagesRequest
-	(*UploadKeyPackagesResponse)(nil),  // 31: parley.v1.UploadKeyPackagesResponse
-	(*FetchKeyPackagesRequest)(nil),    // 32: parley.v1.FetchKeyPackagesRequest
-	(*DeviceKeyPackage)(nil),           // 33: parley.v1.DeviceKeyPackage
-	(*FetchKeyPackagesResponse)(nil),   // 34: parley.v1.FetchKeyPackagesResponse
-	(*CreateConversationRequest)(nil),  // 35: parley.v1.CreateConversationRequest
-	(*CreateConversationResponse)(nil), // 36: parley.v1.CreateConversationResponse
-	(*Message)(nil),                    // 37: parley.v1.Message
-	(*SendRequest)(nil),                // 38: parley.v1.SendRequest
-	(*SendResponse)(nil),               // 39: parley.v1.SendResponse
-	(*FetchRequest)(nil),               // 40: parley.v1.FetchRequest
-	(*FetchResponse)(nil),              // 41: parley.v1.FetchResponse
-	(*AckRequest)(nil),                 // 42: parley.v1.AckRequest
-	(*ListConversationsRequest)(nil),   // 43: parley.v1.ListConversationsRequest
-	(*ConversationInfo)(nil),           // 44: parley.v1.ConversationInfo
-	(*ListConversationsResponse)(nil),  // 45: parley.v1.ListConversationsResponse
-	(*FetchInboxRequest)(nil),          // 46: parley.v1.FetchInboxRequest
-	(*FetchInboxResponse)(nil),         // 47: parley.v1.FetchInboxResponse
-	(*AckInboxRequest)(nil),            // 48: parley.v1.AckInboxRequest
-	(*PingRequest)(nil),                // 49: parley.v1.PingRequest
-	(*Push)(nil),                       // 50: parley.v1.Push
-	(*LinkApproved)(nil),               // 51: parley.v1.LinkApproved
-	(*KeyPackagesLow)(nil),             // 52: parley.v1.KeyPackagesLow
-	(*DeviceRemoved)(nil),              // 53: parley.v1.DeviceRemoved
-	(*PrivacyRequest)(nil),             // 54: parley.v1.PrivacyRequest
-	(*PrivacyResponse)(nil),            // 55: parley.v1.PrivacyResponse
+	(*KeyPackageCount)(nil),            // 10: parley.v1.KeyPackageCount
+	(*RegisterRequest)(nil),            // 11: parley.v1.RegisterRequest
+	(*AuthenticateRequest)(nil),        // 12: parley.v1.AuthenticateRequest
+	(*RequestLinkRequest)(nil),         // 13: parley.v1.RequestLinkRequest
+	(*RequestLinkResponse)(nil),        // 14: parley.v1.RequestLinkResponse
+	(*ApproveLinkRequest)(nil),         // 15: parley.v1.ApproveLinkRequest
+	(*InspectLinkRequest)(nil),         // 16: parley.v1.InspectLinkRequest
+	(*InspectLinkResponse)(nil),        // 17: parley.v1.InspectLinkResponse
+	(*SignedDeviceList)(nil),           // 18: parley.v1.SignedDeviceList
+	(*DeviceList)(nil),                 // 19: parley.v1.DeviceList
+	(*ListedDevice)(nil),               // 20: parley.v1.ListedDevice
+	(*PublishDeviceListRequest)(nil),   // 21: parley.v1.PublishDeviceListRequest
+	(*FetchDeviceListRequest)(nil),     // 22: parley.v1.FetchDeviceListRequest
+	(*FetchDeviceListResponse)(nil),    // 23: parley.v1.FetchDeviceListResponse
+	(*ApproveLinkResponse)(nil),        // 24: parley.v1.ApproveLinkResponse
+	(*Device)(nil),                     // 25: parley.v1.Device
+	(*ListDevicesRequest)(nil),         // 26: parley.v1.ListDevicesRequest
+	(*ListDevicesResponse)(nil),        // 27: parley.v1.ListDevicesResponse
+	(*RemoveDeviceRequest)(nil),        // 28: parley.v1.RemoveDeviceRequest
+	(*DeleteAccountRequest)(nil),       // 29: parley.v1.DeleteAccountRequest
+	(*KeyPackage)(nil),                 // 30: parley.v1.KeyPackage
+	(*UploadKeyPackagesRequest)(nil),   // 31: parley.v1.UploadKeyPackagesRequest
+	(*UploadKeyPackagesResponse)(nil),  // 32: parley.v1.UploadKeyPackagesResponse
+	(*FetchKeyPackagesRequest)(nil),    // 33: parley.v1.FetchKeyPackagesRequest
+	(*DeviceKeyPackage)(nil),           // 34: parley.v1.DeviceKeyPackage
+	(*FetchKeyPackagesResponse)(nil),   // 35: parley.v1.FetchKeyPackagesResponse
+	(*CreateConversationRequest)(nil),  // 36: parley.v1.CreateConversationRequest
+	(*CreateConversationResponse)(nil), // 37: parley.v1.CreateConversationResponse
+	(*Message)(nil),                    // 38: parley.v1.Message
+	(*SendRequest)(nil),                // 39: parley.v1.SendRequest
+	(*SendResponse)(nil),               // 40: parley.v1.SendResponse
+	(*FetchRequest)(nil),               // 41: parley.v1.FetchRequest
+	(*FetchResponse)(nil),              // 42: parley.v1.FetchResponse
+	(*AckRequest)(nil),                 // 43: parley.v1.AckRequest
+	(*ListConversationsRequest)(nil),   // 44: parley.v1.ListConversationsRequest
+	(*ConversationInfo)(nil),           // 45: parley.v1.ConversationInfo
+	(*ListConversationsResponse)(nil),  // 46: parley.v1.ListConversationsResponse
+	(*FetchInboxRequest)(nil),          // 47: parley.v1.FetchInboxRequest
+	(*FetchInboxResponse)(nil),         // 48: parley.v1.FetchInboxResponse
+	(*AckInboxRequest)(nil),            // 49: parley.v1.AckInboxRequest
+	(*PingRequest)(nil),                // 50: parley.v1.PingRequest
+	(*Push)(nil),                       // 51: parley.v1.Push
+	(*LinkApproved)(nil),               // 52: parley.v1.LinkApproved
+	(*KeyPackagesLow)(nil),             // 53: parley.v1.KeyPackagesLow
+	(*DeviceRemoved)(nil),              // 54: parley.v1.DeviceRemoved
+	(*PrivacyRequest)(nil),             // 55: parley.v1.PrivacyRequest
+	(*PrivacyResponse)(nil),            // 56: parley.v1.PrivacyResponse
 }
 var file_parleypb_parley_proto_depIdxs = []int32{
 	7,  // 0: parley.v1.ClientFrame.hello:type_name -> parley.v1.Hello
-	10, // 1: parley.v1.ClientFrame.register:type_name -> parley.v1.RegisterRequest
-	11, // 2: parley.v1.ClientFrame.authenticate:type_name -> parley.v1.AuthenticateRequest
-	12, // 3: parley.v1.ClientFrame.request_link:type_name -> parley.v1.RequestLinkRequest
-	14, // 4: parley.v1.ClientFrame.approve_link:type_name -> parley.v1.ApproveLinkRequest
-	25, // 5: parley.v1.ClientFrame.list_devices:type_name -> parley.v1.ListDevicesRequest
-	27, // 6: parley.v1.ClientFrame.remove_device:type_name -> parley.v1.RemoveDeviceRequest
-	30, // 7: parley.v1.ClientFrame.upload_key_packages:type_name -> parley.v1.UploadKeyPackagesRequest
-	32, // 8: parley.v1.ClientFrame.fetch_key_packages:type_name -> parley.v1.FetchKeyPackagesRequest
-	35, // 9: parley.v1.ClientFrame.create_conversation:type_name -> parley.v1.CreateConversationRequest
-	38, // 10: parley.v1.ClientFrame.send:type_name -> parley.v1.SendRequest
-	40, // 11: parley.v1.ClientFrame.fetch:type_name -> parley.v1.FetchRequest
-	42, // 12: parley.v1.ClientFrame.ack:type_name -> parley.v1.AckRequest
-	43, // 13: parley.v1.ClientFrame.list_conversations:type_name -> parley.v1.ListConversationsRequest
-	46, // 14: parley.v1.ClientFrame.fetch_inbox:type_name -> parley.v1.FetchInboxRequest
-	48, // 15: parley.v1.ClientFrame.ack_inbox:type_name -> parley.v1.AckInboxRequest
-	49, // 16: parley.v1.ClientFrame.ping:type_name -> parley.v1.PingRequest
-	28, // 17: parley.v1.ClientFrame.delete_account:type_name -> parley.v1.DeleteAccountRequest
-	54, // 18: parley.v1.ClientFrame.privacy:type_name -> parley.v1.PrivacyRequest
-	20, // 19: parley.v1.ClientFrame.publish_device_list:type_name -> parley.v1.PublishDeviceListRequest
-	21, // 20: parley.v1.ClientFrame.fetch_device_list:type_name -> parley.v1.FetchDeviceListRequest
-	15, // 21: parley.v1.ClientFrame.inspect_link:type_name -> parley.v1.InspectLinkRequest
+	11, // 1: parley.v1.ClientFrame.register:type_name -> parley.v1.RegisterRequest
+	12, // 2: parley.v1.ClientFrame.authenticate:type_name -> parley.v1.AuthenticateRequest
+	13, // 3: parley.v1.ClientFrame.request_link:type_name -> parley.v1.RequestLinkRequest
+	15, // 4: parley.v1.ClientFrame.approve_link:type_name -> parley.v1.ApproveLinkRequest
+	26, // 5: parley.v1.ClientFrame.list_devices:type_name -> parley.v1.ListDevicesRequest
+	28, // 6: parley.v1.ClientFrame.remove_device:type_name -> parley.v1.RemoveDeviceRequest
+	31, // 7: parley.v1.ClientFrame.upload_key_packages:type_name -> parley.v1.UploadKeyPackagesRequest
+	33, // 8: parley.v1.ClientFrame.fetch_key_packages:type_name -> parley.v1.FetchKeyPackagesRequest
+	36, // 9: parley.v1.ClientFrame.create_conversation:type_name -> parley.v1.CreateConversationRequest
+	39, // 10: parley.v1.ClientFrame.send:type_name -> parley.v1.SendRequest
+	41, // 11: parley.v1.ClientFrame.fetch:type_name -> parley.v1.FetchRequest
+	43, // 12: parley.v1.ClientFrame.ack:type_name -> parley.v1.AckRequest
+	44, // 13: parley.v1.ClientFrame.list_conversations:type_name -> parley.v1.ListConversationsRequest
+	47, // 14: parley.v1.ClientFrame.fetch_inbox:type_name -> parley.v1.FetchInboxRequest
+	49, // 15: parley.v1.ClientFrame.ack_inbox:type_name -> parley.v1.AckInboxRequest
+	50, // 16: parley.v1.ClientFrame.ping:type_name -> parley.v1.PingRequest
+	29, // 17: parley.v1.ClientFrame.delete_account:type_name -> parley.v1.DeleteAccountRequest
+	55, // 18: parley.v1.ClientFrame.privacy:type_name -> parley.v1.PrivacyRequest
+	21, // 19: parley.v1.ClientFrame.publish_device_list:type_name -> parley.v1.PublishDeviceListRequest
+	22, // 20: parley.v1.ClientFrame.fetch_device_list:type_name -> parley.v1.FetchDeviceListRequest
+	16, // 21: parley.v1.ClientFrame.inspect_link:type_name -> parley.v1.InspectLinkRequest
 	6,  // 22: parley.v1.ServerFrame.error:type_name -> parley.v1.Error
 	8,  // 23: parley.v1.ServerFrame.hello:type_name -> parley.v1.HelloResponse
 	9,  // 24: parley.v1.ServerFrame.session:type_name -> parley.v1.Session
-	13, // 25: parley.v1.ServerFrame.request_link:type_name -> parley.v1.RequestLinkResponse
-	23, // 26: parley.v1.ServerFrame.approve_link:type_name -> parley.v1.ApproveLinkResponse
-	26, // 27: parley.v1.ServerFrame.list_devices:type_name -> parley.v1.ListDevicesResponse
+	14, // 25: parley.v1.ServerFrame.request_link:type_name -> parley.v1.RequestLinkResponse
+	24, // 26: parley.v1.ServerFrame.approve_link:type_name -> parley.v1.ApproveLinkResponse
+	27, // 27: parley.v1.ServerFrame.list_devices:type_name -> parley.v1.ListDevicesResponse
 	5,  // 28: parley.v1.ServerFrame.empty:type_name -> parley.v1.Empty
-	31, // 29: parley.v1.ServerFrame.upload_key_packages:type_name -> parley.v1.UploadKeyPackagesResponse
-	34, // 30: parley.v1.ServerFrame.fetch_key_packages:type_name -> parley.v1.FetchKeyPackagesResponse
-	36, // 31: parley.v1.ServerFrame.create_conversation:type_name -> parley.v1.CreateConversationResponse
-	39, // 32: parley.v1.ServerFrame.send:type_name -> parley.v1.SendResponse
-	41, // 33: parley.v1.ServerFrame.fetch:type_name -> parley.v1.FetchResponse
-	45, // 34: parley.v1.ServerFrame.list_conversations:type_name -> parley.v1.ListConversationsResponse
-	47, // 35: parley.v1.ServerFrame.fetch_inbox:type_name -> parley.v1.FetchInboxResponse
-	50, // 36: parley.v1.ServerFrame.push:type_name -> parley.v1.Push
-	55, // 37: parley.v1.ServerFrame.privacy:type_name -> parley.v1.PrivacyResponse
-	22, // 38: parley.v1.ServerFrame.fetch_device_list:type_name -> parley.v1.FetchDeviceListResponse
-	16, // 39: parley.v1.ServerFrame.inspect_link:type_name -> parley.v1.InspectLinkResponse
+	32, // 29: parley.v1.ServerFrame.upload_key_packages:type_name -> parley.v1.UploadKeyPackagesResponse
+	35, // 30: parley.v1.ServerFrame.fetch_key_packages:type_name -> parley.v1.FetchKeyPackagesResponse
+	37, // 31: parley.v1.ServerFrame.create_conversation:type_name -> parley.v1.CreateConversationResponse
+	40, // 32: parley.v1.ServerFrame.send:type_name -> parley.v1.SendResponse
+	42, // 33: parley.v1.ServerFrame.fetch:type_name -> parley.v1.FetchResponse
+	46, // 34: parley.v1.ServerFrame.list_conversations:type_name -> parley.v1.ListConversationsResponse
+	48, // 35: parley.v1.ServerFrame.fetch_inbox:type_name -> parley.v1.FetchInboxResponse
+	51, // 36: parley.v1.ServerFrame.push:type_name -> parley.v1.Push
+	56, // 37: parley.v1.ServerFrame.privacy:type_name -> parley.v1.PrivacyResponse
+	23, // 38: parley.v1.ServerFrame.fetch_device_list:type_name -> parley.v1.FetchDeviceListResponse
+	17, // 39: parley.v1.ServerFrame.inspect_link:type_name -> parley.v1.InspectLinkResponse
 	0,  // 40: parley.v1.Error.code:type_name -> parley.v1.ErrorCode
-	37, // 41: parley.v1.Error.conflict:type_name -> parley.v1.Message
-	19, // 42: parley.v1.DeviceList.devices:type_name -> parley.v1.ListedDevice
-	17, // 43: parley.v1.PublishDeviceListRequest.list:type_name -> parley.v1.SignedDeviceList
-	17, // 44: parley.v1.FetchDeviceListResponse.list:type_name -> parley.v1.SignedDeviceList
-	24, // 45: parley.v1.ApproveLinkResponse.device:type_name -> parley.v1.Device
-	24, // 46: parley.v1.ListDevicesResponse.devices:type_name -> parley.v1.Device
-	29, // 47: parley.v1.UploadKeyPackagesRequest.key_packages:type_name -> parley.v1.KeyPackage
-	29, // 48: parley.v1.UploadKeyPackagesRequest.last_resort:type_name -> parley.v1.KeyPackage
-	29, // 49: parley.v1.DeviceKeyPackage.key_package:type_name -> parley.v1.KeyPackage
-	33, // 50: parley.v1.FetchKeyPackagesResponse.key_packages:type_name -> parley.v1.DeviceKeyPackage
-	1,  // 51: parley.v1.Message.kind:type_name -> parley.v1.Kind
-	1,  // 52: parley.v1.SendRequest.kind:type_name -> parley.v1.Kind
-	37, // 53: parley.v1.FetchResponse.messages:type_name -> parley.v1.Message
-	44, // 54: parley.v1.ListConversationsResponse.conversations:type_name -> parley.v1.ConversationInfo
-	37, // 55: parley.v1.FetchInboxResponse.messages:type_name -> parley.v1.Message
-	37, // 56: parley.v1.Push.message:type_name -> parley.v1.Message
-	37, // 57: parley.v1.Push.inbox:type_name -> parley.v1.Message
-	52, // 58: parley.v1.Push.key_packages_low:type_name -> parley.v1.KeyPackagesLow
-	53, // 59: parley.v1.Push.device_removed:type_name -> parley.v1.DeviceRemoved
-	51, // 60: parley.v1.Push.link_approved:type_name -> parley.v1.LinkApproved
-	2,  // 61: parley.v1.PrivacyRequest.group_invites:type_name -> parley.v1.GroupInvites
-	2,  // 62: parley.v1.PrivacyResponse.group_invites:type_name -> parley.v1.GroupInvites
-	63, // [63:63] is the sub-list for method output_type
-	63, // [63:63] is the sub-list for method input_type
-	63, // [63:63] is the sub-list for extension type_name
-	63, // [63:63] is the sub-list for extension extendee
-	0,  // [0:63] is the sub-list for field type_name
+	38, // 41: parley.v1.Error.conflict:type_name -> parley.v1.Message
+	10, // 42: parley.v1.Session.key_package_counts:type_name -> parley.v1.KeyPackageCount
+	20, // 43: parley.v1.DeviceList.devices:type_name -> parley.v1.ListedDevice
+	18, // 44: parley.v1.PublishDeviceListRequest.list:type_name -> parley.v1.SignedDeviceList
+	18, // 45: parley.v1.FetchDeviceListResponse.list:type_name -> parley.v1.SignedDeviceList
+	25, // 46: parley.v1.ApproveLinkResponse.device:type_name -> parley.v1.Device
+	25, // 47: parley.v1.ListDevicesResponse.devices:type_name -> parley.v1.Device
+	30, // 48: parley.v1.UploadKeyPackagesRequest.key_packages:type_name -> parley.v1.KeyPackage
+	30, // 49: parley.v1.UploadKeyPackagesRequest.last_resort:type_name -> parley.v1.KeyPackage
+	30, // 50: parley.v1.DeviceKeyPackage.key_package:type_name -> parley.v1.KeyPackage
+	34, // 51: parley.v1.FetchKeyPackagesResponse.key_packages:type_name -> parley.v1.DeviceKeyPackage
+	1,  // 52: parley.v1.Message.kind:type_name -> parley.v1.Kind
+	1,  // 53: parley.v1.SendRequest.kind:type_name -> parley.v1.Kind
+	38, // 54: parley.v1.FetchResponse.messages:type_name -> parley.v1.Message
+	45, // 55: parley.v1.ListConversationsResponse.conversations:type_name -> parley.v1.ConversationInfo
+	38, // 56: parley.v1.FetchInboxResponse.messages:type_name -> parley.v1.Message
+	38, // 57: parley.v1.Push.message:type_name -> parley.v1.Message
+	38, // 58: parley.v1.Push.inbox:type_name -> parley.v1.Message
+	53, // 59: parley.v1.Push.key_packages_low:type_name -> parley.v1.KeyPackagesLow
+	54, // 60: parley.v1.Push.device_removed:type_name -> parley.v1.DeviceRemoved
+	52, // 61: parley.v1.Push.link_approved:type_name -> parley.v1.LinkApproved
+	2,  // 62: parley.v1.PrivacyRequest.group_invites:type_name -> parley.v1.GroupInvites
+	2,  // 63: parley.v1.PrivacyResponse.group_invites:type_name -> parley.v1.GroupInvites
+	64, // [64:64] is the sub-list for method output_type
+	64, // [64:64] is the sub-list for method input_type
+	64, // [64:64] is the sub-list for extension type_name
+	64, // [64:64] is the sub-list for extension extendee
+	0,  // [0:64] is the sub-list for field type_name
 }
 
 func init() { file_parleypb_parley_proto_init() }
@@ -4404,7 +4502,7 @@ func file_parleypb_parley_proto_init() {
 		(*ServerFrame_FetchDeviceList)(nil),
 		(*ServerFrame_InspectLink)(nil),
 	}
-	file_parleypb_parley_proto_msgTypes[47].OneofWrappers = []any{
+	file_parleypb_parley_proto_msgTypes[48].OneofWrappers = []any{
 		(*Push_Message)(nil),
 		(*Push_Inbox)(nil),
 		(*Push_KeyPackagesLow)(nil),
@@ -4417,7 +4515,7 @@ func file_parleypb_parley_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_parleypb_parley_proto_rawDesc), len(file_parleypb_parley_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   53,
+			NumMessages:   54,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
