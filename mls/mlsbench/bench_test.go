@@ -453,3 +453,95 @@ func BenchmarkXWing(b *testing.B) {
 		})
 	}
 }
+
+// pqMembers is the group size of BenchmarkXWingCost.
+var pqMembers = flag.Int("mlsbench.pq.n", 1000, "group size of BenchmarkXWingCost")
+
+// BenchmarkXWingCost measures what making X-Wing (0xF001) the default
+// suite costs a messenger, against suite 1 in the same run: the size and
+// making of a KeyPackage, and, in a group of -mlsbench.pq.n members (1 000;
+// the fresh shape, which one Add builds, so the setup stays in seconds),
+// adding a member (commit and Welcome with the tree, created and merged),
+// joining from that Welcome, an update commit (a full UpdatePath; with
+// blank parents it is encrypted to ~n leaves: the worst case) and another
+// member processing it. Compare the lines of the two suites name by name.
+func BenchmarkXWingCost(b *testing.B) {
+	for _, id := range []ciphersuite.ID{suite1, suiteXWing} {
+		s := lookup(b, id)
+		name := func(op string) string { return fmt.Sprintf("%s/suite=%#04x", op, uint16(id)) }
+		b.Run(name("keypackage"), func(b *testing.B) {
+			_, priv, err := s.GenerateSigner(nil)
+			if err != nil {
+				b.Fatal(err)
+			}
+			var size int
+			var cpu ratio
+			for b.Loop() {
+				cpu.time(func() {
+					kp, _, err := mls.NewKeyPackage(s, mls.NewBasicCredential([]byte("alice/0123456789abcdef0123456789abcdef")), priv, nil)
+					if err != nil {
+						b.Fatal(err)
+					}
+					size = len(kp)
+				})
+			}
+			cpu.report(b)
+			b.ReportMetric(float64(size), "keypackage-B")
+		})
+		n := *pqMembers
+		b.Run(name(fmt.Sprintf("add/n=%d", n)), func(b *testing.B) {
+			creator, _ := getFixture(b, id, n, fresh).groups(b)
+			var commitBytes, welcomeBytes int
+			var cpu ratio
+			i := 0
+			for b.Loop() {
+				b.StopTimer()
+				m := newMember(b, s, fmt.Sprint("newcomer ", i))
+				i++
+				b.StartTimer()
+				cpu.time(func() {
+					out := merged(b, creator)(creator.Add(m.kp))
+					commitBytes, welcomeBytes = len(out.Commit), len(out.Welcome)
+				})
+			}
+			cpu.report(b)
+			b.ReportMetric(float64(commitBytes), "commit-B")
+			b.ReportMetric(float64(welcomeBytes), "welcome-B")
+		})
+		b.Run(name(fmt.Sprintf("join/n=%d", n)), func(b *testing.B) {
+			creator, _ := getFixture(b, id, n, fresh).groups(b)
+			var cpu ratio
+			i := 0
+			for b.Loop() {
+				b.StopTimer()
+				m := newMember(b, s, fmt.Sprint("newcomer ", i))
+				i++
+				out := merged(b, creator)(creator.Add(m.kp))
+				b.StartTimer()
+				cpu.time(func() { must(mls.JoinFromWelcome(out.Welcome, m.bundle, nil, nil))(b) })
+			}
+			cpu.report(b)
+		})
+		b.Run(name(fmt.Sprintf("update/n=%d", n)), func(b *testing.B) {
+			creator, _ := getFixture(b, id, n, fresh).groups(b)
+			var commitBytes int
+			var cpu ratio
+			for b.Loop() {
+				cpu.time(func() { commitBytes = len(merged(b, creator)(creator.Update()).Commit) })
+			}
+			cpu.report(b)
+			b.ReportMetric(float64(commitBytes), "commit-B")
+		})
+		b.Run(name(fmt.Sprintf("process-update/n=%d", n)), func(b *testing.B) {
+			creator, observer := getFixture(b, id, n, fresh).groups(b)
+			var cpu ratio
+			for b.Loop() {
+				b.StopTimer()
+				out := merged(b, creator)(creator.Update())
+				b.StartTimer()
+				cpu.time(func() { process(b, out.Commit, observer) })
+			}
+			cpu.report(b)
+		})
+	}
+}
