@@ -81,6 +81,13 @@ type Options struct {
 	LockTimeout time.Duration
 	// Now returns the current time (tests).
 	Now func() time.Time
+	// KTWitnesses are note verifier keys of key transparency auditors
+	// whose cosignature this client requires on every directory
+	// checkpoint, besides those the server names (PARLEY_KT_WITNESS).
+	KTWitnesses []string
+	// KTMaxAge is how old the directory's served epoch may be before the
+	// client refuses it as a frozen view (default 24h).
+	KTMaxAge time.Duration
 
 	// groupSuite, if set, is the cipher suite of new conversations
 	// instead of X-Wing (tests: a conversation made before X-Wing became
@@ -114,6 +121,9 @@ type Client struct {
 	// testHookBeforeCommit, if set, runs after a commit is built and
 	// before it is sent.
 	testHookBeforeCommit func()
+
+	ktMu sync.Mutex // guards kt
+	kt   *ktState
 }
 
 // account is the profile's identity record (bucket "account", key "self").

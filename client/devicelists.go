@@ -94,11 +94,13 @@ func (a *account) isPrimary() bool { return len(a.AccountKey) == ed25519.SeedSiz
 // older than the newest seen. The own account's key is pinned at init
 // (primary) or by the approving device's link confirmation.
 func (c *Client) verifiedList(ctx context.Context, conn *transport.Conn, user string) (devicelist.List, error) {
-	s, err := conn.FetchDeviceList(ctx, user)
-	if errors.Is(err, wire.ErrNotFound) {
-		// A deleted account has no list. Its devices from the last list
-		// verified stay trusted (the server delivers nothing to them any
-		// more); a withheld list cannot bring in any other device.
+	s, _, err := c.ktLookup(ctx, conn, user)
+	if err == nil && s == nil {
+		// The directory proves the account has no list: a deleted
+		// account (or one from before signed lists). Its devices from the
+		// last list verified stay trusted (the server delivers nothing to
+		// a deleted account's devices any more); no other device can come
+		// in.
 		var p pin
 		if perr := c.store.Update(func(tx *profile.Tx) error { return tx.GetJSON(bucketPins, user, &p) }); perr == nil && len(p.Devices) > 0 {
 			l := devicelist.List{Username: user, AccountKey: p.AccountKey, Version: p.Version}
@@ -107,7 +109,7 @@ func (c *Client) verifiedList(ctx context.Context, conn *transport.Conn, user st
 			}
 			return l, nil
 		}
-		return devicelist.List{}, fmt.Errorf("%w: %s has no signed device list on this server (the account was deleted, or the server withholds its list)", ErrUnlistedDevice, user)
+		return devicelist.List{}, fmt.Errorf("%w: %s has no signed device list in this server's key transparency directory (the account was deleted, has not published one yet, or does not exist)", ErrUnlistedDevice, user)
 	}
 	if err != nil {
 		return devicelist.List{}, err
@@ -183,9 +185,20 @@ func (c *Client) publishList(ctx context.Context, conn *transport.Conn, first bo
 	if err := conn.PublishDeviceList(ctx, s); err != nil {
 		return l, err
 	}
-	return l, c.store.Update(func(tx *profile.Tx) error {
-		return tx.PutJSON(bucketPins, c.acct.User, pin{AccountKey: l.AccountKey, Version: l.Version, Pinned: c.opts.now().UTC()})
-	})
+	if err := c.store.Update(func(tx *profile.Tx) error {
+		var p pin
+		if err := tx.GetJSON(bucketPins, c.acct.User, &p); err != nil && !errors.Is(err, profile.ErrNotFound) {
+			return err
+		}
+		p.AccountKey, p.Pinned = l.AccountKey, c.opts.now().UTC()
+		return tx.PutJSON(bucketPins, c.acct.User, p)
+	}); err != nil {
+		return l, err
+	}
+	// What this device does next (add the new device to conversations,
+	// publish again) must see the list, and others see it only once it is
+	// in the directory.
+	return l, c.waitForDirectory(ctx, conn, l.Version)
 }
 
 // checkListed makes sure the device (user, id) with MLS signature key k
@@ -426,12 +439,12 @@ func (c *Client) upgradeToSignedList(ctx context.Context, conn *transport.Conn) 
 	}); err != nil || pinned {
 		return err
 	}
-	_, err := conn.FetchDeviceList(ctx, c.acct.User)
-	if err == nil {
-		return fmt.Errorf("%w: another device of %s signs its device list now; link this device again from that one (parley devices link, then parley devices add there)", ErrNotInSignedList, c.acct.User)
-	}
-	if !errors.Is(err, wire.ErrNotFound) {
+	s, _, err := c.ktLookup(ctx, conn, c.acct.User)
+	if err != nil {
 		return err
+	}
+	if s != nil {
+		return fmt.Errorf("%w: another device of %s signs its device list now; link this device again from that one (parley devices link, then parley devices add there)", ErrNotInSignedList, c.acct.User)
 	}
 	c.acct.AccountKey = randomBytes(ed25519.SeedSize)
 	if err := c.store.Update(func(tx *profile.Tx) error { return tx.PutJSON(bucketAccount, keySelf, c.acct) }); err != nil {

@@ -10,7 +10,9 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"database/sql"
+	"encoding/json"
 	"errors"
+	"net/http"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -24,7 +26,9 @@ import (
 	"github.com/parleychat/parley/devicelist"
 	"github.com/parleychat/parley/mls"
 	"github.com/parleychat/parley/mls/ciphersuite"
+	"github.com/parleychat/parley/server"
 	"github.com/parleychat/parley/store"
+	"github.com/parleychat/parley/wire"
 	"github.com/parleychat/parley/wire/parleypb"
 )
 
@@ -37,6 +41,44 @@ func serverDB(t *testing.T, s *testServer) *sql.DB {
 	}
 	t.Cleanup(func() { db.Close() })
 	return db
+}
+
+// waitDirectory waits until the server's key transparency directory
+// serves user's list at version (0: user removed), whatever put it in the
+// database: the server's epoch loop takes every list it finds there.
+func waitDirectory(t *testing.T, s *testServer, user string, version uint64) {
+	t.Helper()
+	db := serverDB(t, s)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		var v uint64
+		var stored int64
+		if err := db.QueryRow(`SELECT kt_version FROM accounts WHERE username = ?`, user).Scan(&v); err != nil {
+			t.Fatal(err)
+		}
+		if err := db.QueryRow(`SELECT COUNT(*) FROM kt_epochs`).Scan(&stored); err != nil {
+			t.Fatal(err)
+		}
+		if v == version {
+			resp, err := http.Get(s.url + wire.PathKT + "/keys")
+			if err != nil {
+				t.Fatal(err)
+			}
+			var k server.KTKeysJSON
+			err = json.NewDecoder(resp.Body).Decode(&k)
+			resp.Body.Close()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if k.Published >= stored {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the directory did not take %s's list version %d (it has %d)", user, version, v)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
 
 // attackerKeyPackage makes a key package that claims to be user/device
@@ -285,13 +327,16 @@ func TestAccountKeySwapped(t *testing.T) {
 	if _, err := serverDB(t, srv).Exec(`UPDATE accounts SET account_key = ?, device_list = ?, device_list_version = 99 WHERE username = 'alice'`, []byte(pub), b); err != nil {
 		t.Fatal(err)
 	}
+	waitDirectory(t, srv, "alice", 99)
 	_, err = bob.CreateGroup(ctx, "plot", []string{"alice"})
 	if !errors.Is(err, ErrAccountKeyChanged) {
 		t.Fatalf("bob adding alice after the server swapped her account key: %v, want ErrAccountKeyChanged", err)
 	}
 	// alice's own client notices too: its own list is signed by a key it
 	// did not make.
-	if _, err := alice.Sync(ctx); err == nil && !slices.ContainsFunc(alice.Warnings(), func(w Warning) bool { return strings.Contains(w.Err, "account key changed") }) {
+	if _, err := alice.Sync(ctx); err == nil && !slices.ContainsFunc(alice.Warnings(), func(w Warning) bool {
+		return w.Alert && strings.Contains(w.Err, "that this account did not sign")
+	}) {
 		t.Fatalf("alice's client did not notice: %+v", alice.Warnings())
 	}
 }
@@ -439,6 +484,7 @@ func TestLegacyProfileUpgrade(t *testing.T) {
 	if _, err := serverDB(t, srv).Exec(`UPDATE accounts SET account_key = NULL, device_list = NULL, device_list_version = 0 WHERE username = 'alice'`); err != nil {
 		t.Fatal(err)
 	}
+	waitDirectory(t, srv, "alice", 0)
 	if _, err := alice.Sync(ctx); err != nil {
 		t.Fatalf("the first legacy device to connect: %v", err)
 	}
@@ -472,11 +518,31 @@ func TestTamperedListIsAnAlert(t *testing.T) {
 	}
 	s.List[len(s.List)-1] ^= 1
 	b, _ = proto.Marshal(&s)
-	if _, err := db.Exec(`UPDATE accounts SET device_list = ? WHERE username = 'alice'`, b); err != nil {
+	// The server puts it in its directory as a new version.
+	if _, err := db.Exec(`UPDATE accounts SET device_list = ?, device_list_version = 7 WHERE username = 'alice'`, b); err != nil {
 		t.Fatal(err)
 	}
+	waitDirectory(t, srv, "alice", 7)
 	_, err := bob.SendText(ctx, "@alice", "hi")
 	if !errors.Is(err, devicelist.ErrBadSignature) || !IsSecurityAlert(err) {
 		t.Fatalf("send with a tampered list: %v, want a bad-signature security alert", err)
+	}
+}
+
+// A version the server altered in its directory's storage, behind the
+// directory's back (here: the commitment's opening of alice's list
+// replaced), no longer opens its commitment in the tree: a security alert, and nothing
+// is sent.
+func TestTamperedDirectoryIsAnAlert(t *testing.T) {
+	ctx := context.Background()
+	srv := startServer(t)
+	srv.newUser(t, "alice")
+	bob := srv.newUser(t, "bob")
+	if _, err := serverDB(t, srv).Exec(`UPDATE kt_versions SET opening = zeroblob(16) WHERE label = 'alice'`); err != nil {
+		t.Fatal(err)
+	}
+	_, err := bob.SendText(ctx, "@alice", "hi")
+	if !errors.Is(err, ErrDirectory) || !IsSecurityAlert(err) {
+		t.Fatalf("send with a tampered directory: %v, want ErrDirectory, a security alert", err)
 	}
 }

@@ -32,6 +32,8 @@ type testServer struct {
 	stop    func()
 	// configure, if set, adjusts the server's configuration.
 	configure func(*server.Config)
+	// kt is the directory's config, kept across restarts.
+	kt *server.TransparencyConfig
 }
 
 func startServer(t testing.TB) *testServer { return startServerWith(t, nil) }
@@ -69,6 +71,13 @@ func (s *testServer) start(t testing.TB, addr string) {
 		Blobs:  blobs,
 		Logger: slog.New(slog.NewTextHandler(logFile, &slog.HandlerOptions{Level: slog.LevelDebug})),
 	}
+	if s.kt == nil {
+		// The same directory keys across restarts: clients pin them.
+		if s.kt, err = server.EphemeralTransparency("parley.test/kt"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cfg.Transparency = s.kt
 	if s.configure != nil {
 		s.configure(&cfg)
 	}

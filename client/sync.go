@@ -85,7 +85,7 @@ func isAlert(err error) bool {
 	// A list that does not verify can only come from a server (or a
 	// network path) that tampered with it.
 	for _, e := range []error{ErrUnlistedDevice, ErrAccountKeyChanged, ErrListRollback, ErrOutsider, ErrLinkTampered,
-		devicelist.ErrBadSignature, devicelist.ErrMalformed} {
+		devicelist.ErrBadSignature, devicelist.ErrMalformed, ErrDirectory} {
 		if errors.Is(err, e) {
 			return true
 		}
@@ -522,6 +522,9 @@ func (c *Client) Sync(ctx context.Context) (SyncResult, error) {
 		}
 		if err := c.syncAll(ctx, conn); err != nil {
 			return err
+		}
+		if err := c.monitorOwn(ctx, conn); err != nil && !isNotReady(err) {
+			c.warn(nil, nil, fmt.Errorf("checking this account in the key transparency directory: %w", err))
 		}
 		c.healOwnDevices(ctx, conn)
 		c.completeLeaves(ctx, conn)

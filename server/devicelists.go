@@ -11,6 +11,7 @@ import (
 
 	"github.com/parleychat/parley/devicelist"
 	"github.com/parleychat/parley/store"
+	"github.com/parleychat/parley/transparency/directory"
 	"github.com/parleychat/parley/wire"
 	"github.com/parleychat/parley/wire/parleypb"
 )
@@ -30,6 +31,9 @@ func (c *conn) handlePublishDeviceList(ctx context.Context, r *parleypb.PublishD
 	}
 	if l.Username != c.dev.Username {
 		return nil, badRequest("the list is %s's, not yours", l.Username)
+	}
+	if l.Version > directory.MaxVersion {
+		return nil, badRequest("device list version %d is above the directory's limit of 2^32-1", l.Version)
 	}
 	if len(l.Devices) > c.s.cfg.MaxDevices {
 		return nil, badRequest("the list names %d devices; an account may have %d", len(l.Devices), c.s.cfg.MaxDevices)
@@ -67,22 +71,30 @@ func (c *conn) handlePublishDeviceList(ctx context.Context, r *parleypb.PublishD
 		return nil, err
 	}
 	c.s.log.Info("device list published", "username", l.Username, "version", l.Version, "devices", len(l.Devices))
+	c.s.kt.poke()
 	return empty(), nil
 }
 
+// handleFetchDeviceList answers with the list as the key transparency
+// directory serves it, with the proofs clients check: a list published
+// since is not given out until it is in the directory (an epoch later).
 func (c *conn) handleFetchDeviceList(ctx context.Context, r *parleypb.FetchDeviceListRequest) (parleypb.ServerFrameBody, error) {
 	if err := wire.CheckUsername(r.Username); err != nil {
 		return nil, badRequest("%v", err)
 	}
-	l, err := c.s.cfg.Store.DeviceList(ctx, r.Username)
+	a, _, err := c.s.kt.answer(ctx, r.Username, r.KnownSize)
 	if err != nil {
-		return nil, err // NOT_FOUND: no such account, or no list yet
+		return nil, err
 	}
-	var s parleypb.SignedDeviceList
-	if err := proto.Unmarshal(l.Signed, &s); err != nil {
-		return nil, fmt.Errorf("stored device list of %s: %w", r.Username, err)
+	resp := &parleypb.FetchDeviceListResponse{Kt: a}
+	if a.Current != nil {
+		var s parleypb.SignedDeviceList
+		if err := proto.Unmarshal(a.Current.Value, &s); err != nil {
+			return nil, fmt.Errorf("directory's device list of %s: %w", r.Username, err)
+		}
+		resp.List = &s
 	}
-	return &parleypb.ServerFrame_FetchDeviceList{FetchDeviceList: &parleypb.FetchDeviceListResponse{List: &s}}, nil
+	return &parleypb.ServerFrame_FetchDeviceList{FetchDeviceList: resp}, nil
 }
 
 // handleInspectLink shows the approving device what the new device sent,

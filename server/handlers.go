@@ -105,6 +105,12 @@ func (c *conn) dispatch(f *parleypb.ClientFrame) (parleypb.ServerFrameBody, erro
 		return c.handleFetchDeviceList(ctx, b.FetchDeviceList)
 	case *parleypb.ClientFrame_InspectLink:
 		return c.handleInspectLink(ctx, b.InspectLink)
+	case *parleypb.ClientFrame_KtKeys:
+		return c.handleKTKeys()
+	case *parleypb.ClientFrame_KtHistory:
+		return c.handleKTHistory(ctx, b.KtHistory)
+	case *parleypb.ClientFrame_KtConsistency:
+		return c.handleKTConsistency(b.KtConsistency)
 	}
 	return nil, badRequest("unknown request type")
 }

@@ -19,6 +19,7 @@ type metrics struct {
 	authTimeouts   prometheus.Counter
 	rateLimited    *prometheus.CounterVec
 	storageErrors  prometheus.Counter
+	ktEpochs       prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -48,8 +49,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "parleyd_rate_limited_total", Help: "Requests refused with RATE_LIMITED by limit; limit=\"paced\" counts requests delayed (not refused) by the per-account pacing, limit=\"disconnected\" connections closed for refused requests in a row."}, []string{"limit"}),
 		storageErrors: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "parleyd_storage_unavailable_total", Help: "Requests refused with STORAGE_UNAVAILABLE (disk full, read-only, I/O error)."}),
+		ktEpochs: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "parleyd_kt_epochs_total", Help: "Key transparency epochs published."}),
 	}
-	for _, c := range []prometheus.Collector{m.connections, m.requests, m.requestSeconds, m.messages, m.pushes, m.slowClients, m.blobBytes, m.expired, m.refusedConns, m.authTimeouts, m.rateLimited, m.storageErrors} {
+	for _, c := range []prometheus.Collector{m.connections, m.requests, m.requestSeconds, m.messages, m.pushes, m.slowClients, m.blobBytes, m.expired, m.refusedConns, m.authTimeouts, m.rateLimited, m.storageErrors, m.ktEpochs} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("server: register metrics: %w", err)
 		}

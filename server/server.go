@@ -138,6 +138,11 @@ type Config struct {
 	// keep about the user (parleyd deletes their public channels and
 	// posts). If it fails the account is kept and the user told to retry.
 	ForgetAccount func(ctx context.Context, username string) error
+	// Transparency configures the key transparency directory every
+	// client checks device lists against (docs/transparency.md). Nil
+	// runs one with fresh keys (EphemeralTransparency), which is only
+	// for tests: clients pin the keys.
+	Transparency *TransparencyConfig
 }
 
 // Server is a delivery server. Create it with New, run it with Serve and
@@ -164,6 +169,7 @@ type Server struct {
 	sweepCtx  context.Context
 	stopSwp   context.CancelFunc
 	sweepWG   sync.WaitGroup
+	kt        *ktDirectory
 }
 
 // New checks cfg and returns a server; it does not listen yet.
@@ -247,6 +253,15 @@ func New(cfg Config) (*Server, error) {
 		ConnState:         s.trackWaiting,
 	}
 	s.sweepCtx, s.stopSwp = context.WithCancel(context.Background())
+	ktc := cfg.Transparency
+	if ktc == nil {
+		if ktc, err = EphemeralTransparency("parley.invalid/kt"); err != nil {
+			return nil, err
+		}
+	}
+	if s.kt, err = newKTDirectory(s.sweepCtx, s, *ktc); err != nil {
+		return nil, err
+	}
 	return s, nil
 }
 
@@ -290,6 +305,7 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("POST "+wire.PathBlobs, s.uploadBlob)
 	mux.HandleFunc("GET "+wire.PathBlobs+"/{id}", s.downloadBlob)
 	mux.HandleFunc("DELETE "+wire.PathBlobs+"/{id}", s.deleteBlob)
+	s.ktRoutes(mux)
 	if s.cfg.MetricsToken != "" {
 		mux.Handle("GET /metrics", requireBearer(s.cfg.MetricsToken, s.MetricsHandler()))
 	}
@@ -311,9 +327,13 @@ func (s *Server) Serve(ln net.Listener) error {
 		ln.Close()
 		return http.ErrServerClosed
 	}
-	s.sweepWG.Add(1)
+	s.sweepWG.Add(2)
 	s.mu.Unlock()
 	go s.sweeper()
+	go func() {
+		defer s.sweepWG.Done()
+		s.kt.run(s.sweepCtx)
+	}()
 	if s.cfg.TLSConfig != nil {
 		return s.http.ServeTLS(ln, "", "")
 	}

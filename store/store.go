@@ -109,6 +109,43 @@ var (
 	ErrStaleVersion = errors.New("store: device list version not newer")
 )
 
+// KTState is the key transparency directory's stored state.
+type KTState struct {
+	Records   [][]byte // every epoch's log record, in order
+	Labels    []KTLabel
+	Published []byte // the served checkpoint, nil if none stored
+}
+
+// KTLabel is a label's current state in the directory.
+type KTLabel struct {
+	Label    string
+	Index    []byte
+	VRFProof []byte
+	Leaf     []byte
+	Epoch    uint64 // of its current version
+	Version  uint32
+}
+
+// KTVersion is one version of a label, as published in Epoch.
+type KTVersion struct {
+	Label   string
+	Epoch   uint64
+	Version uint32
+	Prev    []byte
+	Opening []byte
+	Value   []byte
+}
+
+// KTEpoch is one epoch of the directory, to store atomically.
+type KTEpoch struct {
+	Epoch    uint64
+	Record   []byte
+	Changes  []byte
+	Labels   []KTLabel   // new state of the labels updated
+	Versions []KTVersion // their new versions
+	Removed  []string    // labels removed
+}
+
 // KeyPackage is an opaque MLS KeyPackage with its client-declared ref
 // and cipher suite.
 type KeyPackage struct {
@@ -289,6 +326,35 @@ type Store interface {
 	// DeviceList returns the account's latest list; ErrNotFound if it has
 	// none (or no account).
 	DeviceList(ctx context.Context, username string) (DeviceList, error)
+
+	// Key transparency directory (package transparency/directory). The
+	// directory's state is its log records, its labels and their
+	// versions; KTCommitEpoch stores an epoch atomically, so what is
+	// loaded always matches a signed checkpoint.
+
+	// KTLoad returns the directory's stored state.
+	KTLoad(ctx context.Context) (KTState, error)
+	// KTPending returns up to limit accounts whose latest device list is
+	// not the version in the directory: a new list (Signed set) or a
+	// deleted account's (Signed nil, to remove).
+	KTPending(ctx context.Context, limit int) ([]DeviceList, error)
+	// KTCommitEpoch stores an epoch: its record and changes (ErrExists if
+	// the epoch is stored already, ErrBadRequest if it is not the next),
+	// its labels' new state and versions, and its removals (which delete
+	// the label's versions too).
+	KTCommitEpoch(ctx context.Context, e KTEpoch) error
+	// KTSetPublished stores the checkpoint (with its cosignatures) the
+	// directory serves.
+	KTSetPublished(ctx context.Context, note []byte) error
+	// KTVersion returns the version of label published in epoch;
+	// ErrNotFound if there is none.
+	KTVersion(ctx context.Context, label string, epoch uint64) (KTVersion, error)
+	// KTVersions returns up to limit versions of label published after
+	// epoch after (from the first if fromStart), oldest first.
+	KTVersions(ctx context.Context, label string, after uint64, fromStart bool, limit int) ([]KTVersion, error)
+	// KTEpoch returns an epoch's log record and encoded changes;
+	// ErrNotFound if it is not stored.
+	KTEpoch(ctx context.Context, epoch uint64) (record, changes []byte, err error)
 
 	// AddKeyPackages stores key packages for a device; lastResort, if not
 	// nil, replaces the device's last-resort package of the same suite (a

@@ -30,6 +30,9 @@ const ProtocolVersion = 1
 const (
 	PathWebSocket = "/v1/ws"
 	PathBlobs     = "/v1/blobs"
+	// PathKT serves the key transparency log to auditors: /keys,
+	// /checkpoint, /epochs/{n} and POST /cosign (docs/transparency.md).
+	PathKT = "/v1/kt"
 )
 
 // Limits shared by client and server.
@@ -258,4 +261,5 @@ var (
 	ErrShuttingDown       = &Error{Code: parleypb.ErrorCode_SHUTTING_DOWN}
 	ErrStorageUnavailable = &Error{Code: parleypb.ErrorCode_STORAGE_UNAVAILABLE}
 	ErrInboxFull          = &Error{Code: parleypb.ErrorCode_INBOX_FULL}
+	ErrNotReady           = &Error{Code: parleypb.ErrorCode_NOT_READY}
 )

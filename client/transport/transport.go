@@ -554,16 +554,60 @@ func (c *Conn) PublishDeviceList(ctx context.Context, l *parleypb.SignedDeviceLi
 	return nil
 }
 
-// FetchDeviceList returns username's latest signed device list as the
-// server has it (unverified: see package devicelist).
-func (c *Conn) FetchDeviceList(ctx context.Context, username string) (*parleypb.SignedDeviceList, error) {
-	f, err := c.call(ctx, &parleypb.ClientFrame_FetchDeviceList{FetchDeviceList: &parleypb.FetchDeviceListRequest{Username: username}})
+// FetchDeviceList returns username's device list as the server's key
+// transparency directory serves it (resp.Kt, with proofs, and resp.List
+// when present). Unverified: the client checks it with package
+// transparency/directory. knownSize is the size of the latest checkpoint
+// the client accepted.
+func (c *Conn) FetchDeviceList(ctx context.Context, username string, knownSize int64) (*parleypb.FetchDeviceListResponse, error) {
+	f, err := c.call(ctx, &parleypb.ClientFrame_FetchDeviceList{FetchDeviceList: &parleypb.FetchDeviceListRequest{Username: username, KnownSize: knownSize}})
 	if err != nil {
 		return nil, fmt.Errorf("transport: fetch device list of %s: %w", username, err)
 	}
 	r := f.GetFetchDeviceList()
-	if r == nil || r.List == nil {
+	if r == nil {
 		return nil, errors.New("transport: unexpected response")
 	}
-	return r.List, nil
+	return r, nil
+}
+
+// KTKeys returns the server's key transparency directory keys.
+func (c *Conn) KTKeys(ctx context.Context) (*parleypb.KTKeysResponse, error) {
+	f, err := c.call(ctx, &parleypb.ClientFrame_KtKeys{KtKeys: &parleypb.KTKeysRequest{}})
+	if err != nil {
+		return nil, fmt.Errorf("transport: key transparency keys: %w", err)
+	}
+	r := f.GetKtKeys()
+	if r == nil {
+		return nil, errors.New("transport: unexpected response")
+	}
+	return r, nil
+}
+
+// KTHistory returns the versions of this account's own label after an
+// epoch (or from the first), with the directory's current answer.
+func (c *Conn) KTHistory(ctx context.Context, r *parleypb.KTHistoryRequest) (*parleypb.KTHistoryResponse, error) {
+	f, err := c.call(ctx, &parleypb.ClientFrame_KtHistory{KtHistory: r})
+	if err != nil {
+		return nil, fmt.Errorf("transport: key transparency history: %w", err)
+	}
+	resp := f.GetKtHistory()
+	if resp == nil {
+		return nil, errors.New("transport: unexpected response")
+	}
+	return resp, nil
+}
+
+// KTConsistency returns the encoded proof that the directory's checkpoint
+// of size newSize extends the one of size oldSize.
+func (c *Conn) KTConsistency(ctx context.Context, oldSize, newSize int64) ([]byte, error) {
+	f, err := c.call(ctx, &parleypb.ClientFrame_KtConsistency{KtConsistency: &parleypb.KTConsistencyRequest{OldSize: oldSize, NewSize: newSize}})
+	if err != nil {
+		return nil, fmt.Errorf("transport: key transparency consistency: %w", err)
+	}
+	r := f.GetKtConsistency()
+	if r == nil {
+		return nil, errors.New("transport: unexpected response")
+	}
+	return r.Proof, nil
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/parleychat/parley/mls"
 	"github.com/parleychat/parley/mls/ciphersuite"
 	"github.com/parleychat/parley/moderation/admincmd"
+	"github.com/parleychat/parley/wire"
 	"github.com/parleychat/parley/wire/parleypb"
 
 	"bufio"
@@ -196,8 +197,9 @@ func cmdGhost(ts *testscript.TestScript, neg bool, args []string) {
 	ts.Setenv("GHOST", dev.ID)
 }
 
-// tamperlist USER plays a server that alters USER's stored signed device
-// list (one bit of it).
+// tamperlist USER plays a server that alters USER's signed device list
+// (one bit of it) and publishes it in its key transparency directory as
+// a new version; it returns once the directory serves it.
 func cmdTamperList(ts *testscript.TestScript, neg bool, args []string) {
 	if neg || len(args) != 1 {
 		ts.Fatalf("usage: tamperlist USER")
@@ -212,8 +214,27 @@ func cmdTamperList(ts *testscript.TestScript, neg bool, args []string) {
 	s.List[len(s.List)-1] ^= 1
 	b, err = proto.Marshal(&s)
 	ts.Check(err)
-	_, err = db.Exec(`UPDATE accounts SET device_list = ? WHERE username = ?`, b, args[0])
+	_, err = db.Exec(`UPDATE accounts SET device_list = ?, device_list_version = device_list_version + 1 WHERE username = ?`, b, args[0])
 	ts.Check(err)
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		var pending, stored, served int64
+		ts.Check(db.QueryRow(`SELECT kt_version != device_list_version FROM accounts WHERE username = ?`, args[0]).Scan(&pending))
+		ts.Check(db.QueryRow(`SELECT COUNT(*) FROM kt_epochs`).Scan(&stored))
+		resp, err := http.Get(ts.Getenv("SERVER") + wire.PathKT + "/keys")
+		ts.Check(err)
+		var k server.KTKeysJSON
+		ts.Check(json.NewDecoder(resp.Body).Decode(&k))
+		resp.Body.Close()
+		served = k.Published
+		if pending == 0 && served >= stored {
+			return
+		}
+		if time.Now().After(deadline) {
+			ts.Fatalf("tamperlist: the directory did not take the altered list")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 // adminwait PATTERN ARGS... runs "parleyd admin ARGS..." every 100ms, for

@@ -54,6 +54,9 @@ Usage:
                                  hash lists (banks) for public channels
   parleyd admin takedowns ...    list moderation decisions; approve or reject
                                  posts held for review
+  parleyd audit --server URL --key FILE
+                                 audit a server's key transparency log and
+                                 cosign its checkpoints ("parleyd audit --help")
   parleyd version                print the version (and the commit it was built from)
 
 Run "parleyd serve --help", "parleyd admin invite --help",
@@ -79,6 +82,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 0
 	case "serve":
 		return serve(ctx, args[1:], stdout, stderr)
+	case "audit":
+		ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+		defer stop()
+		return audit(ctx, args[1:], stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintln(stdout, "parleyd "+buildinfo.String())
 		return 0
@@ -158,6 +165,7 @@ type serveFlags struct {
 	retention, shutdownTimeout    time.Duration
 	maxAttachment, maxFrame       int64
 	abuse                         abuseFlags
+	kt                            ktFlags
 	// listPoll is how often hash-list changes are polled for when no
 	// request applies them first (0: the default). Not a flag: tests set
 	// it to an hour so that the poll cannot hide a check that misses a
@@ -270,6 +278,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.TextVar(&f.logLevel, "log-level", slog.LevelInfo, "log `level`: debug, info, warn or error")
 	fs.DurationVar(&f.shutdownTimeout, "shutdown-timeout", 30*time.Second, "how long to wait for in-flight requests on SIGTERM/SIGINT")
 	f.abuse.register(fs)
+	f.kt.register(fs)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
@@ -383,6 +392,10 @@ func serveWith(ctx context.Context, f serveFlags, log *slog.Logger, ready chan<-
 	if err := f.abuse.serverConfig(&cfg); err != nil {
 		st.Close()
 		return err
+	}
+	if cfg.Transparency, err = f.kt.transparencyConfig(f.data); err != nil {
+		st.Close()
+		return fmt.Errorf("key transparency directory: %w", err)
 	}
 	srv, err = server.New(cfg)
 	if err != nil {

@@ -282,6 +282,40 @@ ALTER TABLE key_packages ADD COLUMN suite INTEGER NOT NULL DEFAULT 1;
 DROP INDEX key_packages_device;
 CREATE INDEX key_packages_device ON key_packages(device_id, suite, last_resort, id);
 `,
+	// 5: the key transparency directory. accounts.kt_version is the
+	// version of the account's list in the directory (0: not in it); the
+	// partial index finds the accounts whose list the next epoch takes.
+	`
+ALTER TABLE accounts ADD COLUMN kt_version INTEGER NOT NULL DEFAULT 0;
+CREATE INDEX accounts_kt_pending ON accounts(username)
+	WHERE kt_version != CASE WHEN device_list IS NULL THEN 0 ELSE device_list_version END;
+CREATE TABLE kt_epochs (
+	epoch   INTEGER PRIMARY KEY,
+	record  BLOB NOT NULL,
+	changes BLOB NOT NULL
+) STRICT;
+CREATE TABLE kt_labels (
+	label     TEXT PRIMARY KEY,
+	idx       BLOB NOT NULL,
+	vrf_proof BLOB NOT NULL,
+	leaf      BLOB NOT NULL,
+	epoch     INTEGER NOT NULL,
+	version   INTEGER NOT NULL
+) STRICT;
+CREATE TABLE kt_versions (
+	label   TEXT NOT NULL,
+	epoch   INTEGER NOT NULL,
+	version INTEGER NOT NULL,
+	prev    BLOB NOT NULL,
+	opening BLOB NOT NULL,
+	value   BLOB NOT NULL,
+	PRIMARY KEY (label, epoch)
+) STRICT;
+CREATE TABLE kt_published (
+	id   INTEGER PRIMARY KEY CHECK (id = 1),
+	note BLOB NOT NULL
+) STRICT;
+`,
 }
 
 // checkSchema fails with sqlitedb.ErrNoDatabase if no migration was ever

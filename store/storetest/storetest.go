@@ -47,6 +47,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"InboxLimits", testInboxLimits},
 		{"Privacy", testPrivacy},
 		{"DeviceLists", testDeviceLists},
+		{"Transparency", testTransparency},
 		{"RemoveDevice", testRemoveDevice},
 		{"DeleteAccount", testDeleteAccount},
 		{"Retention", testRetention},
@@ -966,4 +967,99 @@ func testDeviceLists(t *testing.T, s store.Store) {
 	}
 	_, err = s.DeviceList(ctx, "alice")
 	mustErr(t, "list after account deletion", err, store.ErrNotFound)
+}
+
+func pendingNames(t *testing.T, s store.Store) []string {
+	t.Helper()
+	ls, err := s.KTPending(ctx, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, l := range ls {
+		out = append(out, fmt.Sprintf("%s:%d:%s", l.Username, l.Version, l.Signed))
+	}
+	return out
+}
+
+func testTransparency(t *testing.T, s store.Store) {
+	st, err := s.KTLoad(ctx)
+	if err != nil || len(st.Records) != 0 || len(st.Labels) != 0 || st.Published != nil {
+		t.Fatalf("empty directory: %+v, %v", st, err)
+	}
+	mustAccount(t, s, "alice", "a1")
+	mustAccount(t, s, "bob", "b1")
+	mustAccount(t, s, "carol", "c1") // never publishes a list
+	for _, u := range []string{"alice", "bob"} {
+		if err := s.PublishDeviceList(ctx, store.DeviceList{Username: u, AccountKey: []byte("k"), Version: 1, Signed: []byte(u + "1")}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := fmt.Sprint(pendingNames(t, s)); got != "[alice:1:alice1 bob:1:bob1]" {
+		t.Fatalf("pending = %s", got)
+	}
+	label := func(u string, epoch uint64, v uint32) (store.KTLabel, store.KTVersion) {
+		return store.KTLabel{Label: u, Index: []byte("i-" + u), VRFProof: []byte("p"), Leaf: []byte(fmt.Sprint("leaf", epoch)), Epoch: epoch, Version: v},
+			store.KTVersion{Label: u, Epoch: epoch, Version: v, Prev: []byte("prev"), Opening: []byte("o"), Value: []byte(fmt.Sprint(u, v))}
+	}
+	al, av := label("alice", 0, 1)
+	bl, bv := label("bob", 0, 1)
+	e0 := store.KTEpoch{Epoch: 0, Record: []byte("r0"), Changes: []byte("c0"), Labels: []store.KTLabel{al, bl}, Versions: []store.KTVersion{av, bv}}
+	mustErr(t, "epoch 1 first", s.KTCommitEpoch(ctx, store.KTEpoch{Epoch: 1, Record: []byte("r1"), Changes: []byte("c1")}), store.ErrBadRequest)
+	if err := s.KTCommitEpoch(ctx, e0); err != nil {
+		t.Fatal(err)
+	}
+	mustErr(t, "epoch 0 again", s.KTCommitEpoch(ctx, e0), store.ErrExists)
+	if got := pendingNames(t, s); len(got) != 0 {
+		t.Fatalf("pending after the epoch: %v", got)
+	}
+	// alice publishes version 2 while the epoch that takes version 1 is
+	// being prepared: her account stays pending.
+	if err := s.PublishDeviceList(ctx, store.DeviceList{Username: "alice", AccountKey: []byte("k"), Version: 2, Signed: []byte("alice2")}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.DeleteAccount(ctx, "bob"); err != nil {
+		t.Fatal(err)
+	}
+	if got := fmt.Sprint(pendingNames(t, s)); got != "[alice:2:alice2 bob:1:]" {
+		t.Fatalf("pending = %s (bob's deletion shows with no list)", got)
+	}
+	al2, av2 := label("alice", 1, 2)
+	e1 := store.KTEpoch{Epoch: 1, Record: []byte("r1"), Changes: []byte("c1"), Labels: []store.KTLabel{al2}, Versions: []store.KTVersion{av2}, Removed: []string{"bob"}}
+	if err := s.KTCommitEpoch(ctx, e1); err != nil {
+		t.Fatal(err)
+	}
+	if got := pendingNames(t, s); len(got) != 0 {
+		t.Fatalf("pending after epoch 1: %v", got)
+	}
+	if err := s.KTSetPublished(ctx, []byte("note1")); err != nil {
+		t.Fatal(err)
+	}
+	st, err = s.KTLoad(ctx)
+	if err != nil || fmt.Sprintf("%s", st.Records) != "[r0 r1]" || len(st.Labels) != 1 || st.Labels[0].Version != 2 || string(st.Labels[0].Leaf) != "leaf1" || string(st.Published) != "note1" {
+		t.Fatalf("loaded %+v, %v", st, err)
+	}
+	v, err := s.KTVersion(ctx, "alice", 0)
+	if err != nil || string(v.Value) != "alice1" || string(v.Opening) != "o" {
+		t.Fatalf("alice at epoch 0: %+v %v", v, err)
+	}
+	_, err = s.KTVersion(ctx, "bob", 0)
+	mustErr(t, "removed label's versions", err, store.ErrNotFound)
+	vs, err := s.KTVersions(ctx, "alice", 0, true, 10)
+	if err != nil || len(vs) != 2 || vs[1].Version != 2 {
+		t.Fatalf("alice from start: %+v %v", vs, err)
+	}
+	vs, err = s.KTVersions(ctx, "alice", 0, false, 10)
+	if err != nil || len(vs) != 1 || vs[0].Epoch != 1 {
+		t.Fatalf("alice after epoch 0: %+v %v", vs, err)
+	}
+	if vs, _ := s.KTVersions(ctx, "alice", 0, true, 1); len(vs) != 1 {
+		t.Fatalf("limit 1: %d", len(vs))
+	}
+	rec, ch, err := s.KTEpoch(ctx, 1)
+	if err != nil || string(rec) != "r1" || string(ch) != "c1" {
+		t.Fatalf("epoch 1: %q %q %v", rec, ch, err)
+	}
+	_, _, err = s.KTEpoch(ctx, 2)
+	mustErr(t, "epoch 2", err, store.ErrNotFound)
 }

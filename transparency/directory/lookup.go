@@ -25,6 +25,8 @@ type Lookup struct {
 	// in epoch Epoch (whose stored Update the caller sends along).
 	Found bool
 	Epoch uint64
+	// Served is the served epoch the answer is for.
+	Served uint64
 }
 
 // Search answers for label at the served epoch. knownSize is the size of
@@ -48,6 +50,7 @@ func (d *Directory) Search(label string, knownSize int64) (*Lookup, error) {
 		}
 	}
 	epoch := uint64(d.pubSize - 1)
+	l.Served = epoch
 	if l.Record, err = d.logStore.ReadRecord(int64(epoch)); err != nil {
 		return nil, err
 	}

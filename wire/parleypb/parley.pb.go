@@ -49,6 +49,7 @@ const (
 	ErrorCode_SHUTTING_DOWN          ErrorCode = 16 // the server is stopping; reconnect later
 	ErrorCode_STORAGE_UNAVAILABLE    ErrorCode = 17 // the server cannot write (disk full, read-only, I/O error); reads still work; retry later
 	ErrorCode_INBOX_FULL             ErrorCode = 18 // an added device holds too many unread invitations (from you, or in all); retry after it syncs
+	ErrorCode_NOT_READY              ErrorCode = 19 // the key transparency directory has no epoch to answer from yet (starting, or waiting for its auditors); retry shortly
 )
 
 // Enum value maps for ErrorCode.
@@ -73,6 +74,7 @@ var (
 		16: "SHUTTING_DOWN",
 		17: "STORAGE_UNAVAILABLE",
 		18: "INBOX_FULL",
+		19: "NOT_READY",
 	}
 	ErrorCode_value = map[string]int32{
 		"ERROR_CODE_UNSPECIFIED": 0,
@@ -94,6 +96,7 @@ var (
 		"SHUTTING_DOWN":          16,
 		"STORAGE_UNAVAILABLE":    17,
 		"INBOX_FULL":             18,
+		"NOT_READY":              19,
 	}
 )
 
@@ -259,6 +262,9 @@ type ClientFrame struct {
 	//	*ClientFrame_PublishDeviceList
 	//	*ClientFrame_FetchDeviceList
 	//	*ClientFrame_InspectLink
+	//	*ClientFrame_KtKeys
+	//	*ClientFrame_KtHistory
+	//	*ClientFrame_KtConsistency
 	Body          isClientFrame_Body `protobuf_oneof:"body"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -506,6 +512,33 @@ func (x *ClientFrame) GetInspectLink() *InspectLinkRequest {
 	return nil
 }
 
+func (x *ClientFrame) GetKtKeys() *KTKeysRequest {
+	if x != nil {
+		if x, ok := x.Body.(*ClientFrame_KtKeys); ok {
+			return x.KtKeys
+		}
+	}
+	return nil
+}
+
+func (x *ClientFrame) GetKtHistory() *KTHistoryRequest {
+	if x != nil {
+		if x, ok := x.Body.(*ClientFrame_KtHistory); ok {
+			return x.KtHistory
+		}
+	}
+	return nil
+}
+
+func (x *ClientFrame) GetKtConsistency() *KTConsistencyRequest {
+	if x != nil {
+		if x, ok := x.Body.(*ClientFrame_KtConsistency); ok {
+			return x.KtConsistency
+		}
+	}
+	return nil
+}
+
 type isClientFrame_Body interface {
 	isClientFrame_Body()
 }
@@ -598,6 +631,18 @@ type ClientFrame_InspectLink struct {
 	InspectLink *InspectLinkRequest `protobuf:"bytes,23,opt,name=inspect_link,json=inspectLink,proto3,oneof"`
 }
 
+type ClientFrame_KtKeys struct {
+	KtKeys *KTKeysRequest `protobuf:"bytes,24,opt,name=kt_keys,json=ktKeys,proto3,oneof"`
+}
+
+type ClientFrame_KtHistory struct {
+	KtHistory *KTHistoryRequest `protobuf:"bytes,25,opt,name=kt_history,json=ktHistory,proto3,oneof"`
+}
+
+type ClientFrame_KtConsistency struct {
+	KtConsistency *KTConsistencyRequest `protobuf:"bytes,26,opt,name=kt_consistency,json=ktConsistency,proto3,oneof"`
+}
+
 func (*ClientFrame_Hello) isClientFrame_Body() {}
 
 func (*ClientFrame_Register) isClientFrame_Body() {}
@@ -642,6 +687,12 @@ func (*ClientFrame_FetchDeviceList) isClientFrame_Body() {}
 
 func (*ClientFrame_InspectLink) isClientFrame_Body() {}
 
+func (*ClientFrame_KtKeys) isClientFrame_Body() {}
+
+func (*ClientFrame_KtHistory) isClientFrame_Body() {}
+
+func (*ClientFrame_KtConsistency) isClientFrame_Body() {}
+
 // ServerFrame is a response (request_id != 0), a push (request_id == 0,
 // body push) or a connection-level error (request_id == 0, body error).
 type ServerFrame struct {
@@ -667,6 +718,9 @@ type ServerFrame struct {
 	//	*ServerFrame_Privacy
 	//	*ServerFrame_FetchDeviceList
 	//	*ServerFrame_InspectLink
+	//	*ServerFrame_KtKeys
+	//	*ServerFrame_KtHistory
+	//	*ServerFrame_KtConsistency
 	Body          isServerFrame_Body `protobuf_oneof:"body"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -878,6 +932,33 @@ func (x *ServerFrame) GetInspectLink() *InspectLinkResponse {
 	return nil
 }
 
+func (x *ServerFrame) GetKtKeys() *KTKeysResponse {
+	if x != nil {
+		if x, ok := x.Body.(*ServerFrame_KtKeys); ok {
+			return x.KtKeys
+		}
+	}
+	return nil
+}
+
+func (x *ServerFrame) GetKtHistory() *KTHistoryResponse {
+	if x != nil {
+		if x, ok := x.Body.(*ServerFrame_KtHistory); ok {
+			return x.KtHistory
+		}
+	}
+	return nil
+}
+
+func (x *ServerFrame) GetKtConsistency() *KTConsistencyResponse {
+	if x != nil {
+		if x, ok := x.Body.(*ServerFrame_KtConsistency); ok {
+			return x.KtConsistency
+		}
+	}
+	return nil
+}
+
 type isServerFrame_Body interface {
 	isServerFrame_Body()
 }
@@ -954,6 +1035,18 @@ type ServerFrame_InspectLink struct {
 	InspectLink *InspectLinkResponse `protobuf:"bytes,19,opt,name=inspect_link,json=inspectLink,proto3,oneof"`
 }
 
+type ServerFrame_KtKeys struct {
+	KtKeys *KTKeysResponse `protobuf:"bytes,20,opt,name=kt_keys,json=ktKeys,proto3,oneof"`
+}
+
+type ServerFrame_KtHistory struct {
+	KtHistory *KTHistoryResponse `protobuf:"bytes,21,opt,name=kt_history,json=ktHistory,proto3,oneof"`
+}
+
+type ServerFrame_KtConsistency struct {
+	KtConsistency *KTConsistencyResponse `protobuf:"bytes,22,opt,name=kt_consistency,json=ktConsistency,proto3,oneof"`
+}
+
 func (*ServerFrame_Error) isServerFrame_Body() {}
 
 func (*ServerFrame_Hello) isServerFrame_Body() {}
@@ -989,6 +1082,12 @@ func (*ServerFrame_Privacy) isServerFrame_Body() {}
 func (*ServerFrame_FetchDeviceList) isServerFrame_Body() {}
 
 func (*ServerFrame_InspectLink) isServerFrame_Body() {}
+
+func (*ServerFrame_KtKeys) isServerFrame_Body() {}
+
+func (*ServerFrame_KtHistory) isServerFrame_Body() {}
+
+func (*ServerFrame_KtConsistency) isServerFrame_Body() {}
 
 type Empty struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -2044,8 +2143,12 @@ func (x *PublishDeviceListRequest) GetList() *SignedDeviceList {
 }
 
 type FetchDeviceListRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Username      string                 `protobuf:"bytes,1,opt,name=username,proto3" json:"username,omitempty"`
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Username string                 `protobuf:"bytes,1,opt,name=username,proto3" json:"username,omitempty"`
+	// known_size is the size of the latest key transparency checkpoint the
+	// client accepted (0 if none): the answer proves the served checkpoint
+	// extends it.
+	KnownSize     int64 `protobuf:"varint,2,opt,name=known_size,json=knownSize,proto3" json:"known_size,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2087,9 +2190,22 @@ func (x *FetchDeviceListRequest) GetUsername() string {
 	return ""
 }
 
+func (x *FetchDeviceListRequest) GetKnownSize() int64 {
+	if x != nil {
+		return x.KnownSize
+	}
+	return 0
+}
+
+// FetchDeviceListResponse answers with the list as the key transparency
+// directory has it at its served epoch (kt, with proofs; kt.current.value
+// is the marshaled SignedDeviceList), or, from a server without a
+// directory, the stored list alone. NOT_FOUND if the account has no list
+// and no directory runs; with a directory, kt proves the absence.
 type FetchDeviceListResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	List          *SignedDeviceList      `protobuf:"bytes,1,opt,name=list,proto3" json:"list,omitempty"`
+	Kt            *KTAnswer              `protobuf:"bytes,2,opt,name=kt,proto3" json:"kt,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2131,6 +2247,521 @@ func (x *FetchDeviceListResponse) GetList() *SignedDeviceList {
 	return nil
 }
 
+func (x *FetchDeviceListResponse) GetKt() *KTAnswer {
+	if x != nil {
+		return x.Kt
+	}
+	return nil
+}
+
+// KTAnswer is the directory's answer about one username at its served
+// epoch: the signed checkpoint (a golang.org/x/mod/sumdb/note signed
+// note), the consistency proof from the asker's known size
+// (log.EncodeProof), the epoch's log entry (48 bytes) and its inclusion
+// proof, the VRF proof for the username (RFC 9381, 80 bytes), the prefix
+// proof (prefix.Proof.MarshalBinary) and, if present, its current version.
+type KTAnswer struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Checkpoint    []byte                 `protobuf:"bytes,1,opt,name=checkpoint,proto3" json:"checkpoint,omitempty"`
+	Consistency   []byte                 `protobuf:"bytes,2,opt,name=consistency,proto3" json:"consistency,omitempty"`
+	Entry         []byte                 `protobuf:"bytes,3,opt,name=entry,proto3" json:"entry,omitempty"`
+	EntryProof    []byte                 `protobuf:"bytes,4,opt,name=entry_proof,json=entryProof,proto3" json:"entry_proof,omitempty"`
+	VrfProof      []byte                 `protobuf:"bytes,5,opt,name=vrf_proof,json=vrfProof,proto3" json:"vrf_proof,omitempty"`
+	PrefixProof   []byte                 `protobuf:"bytes,6,opt,name=prefix_proof,json=prefixProof,proto3" json:"prefix_proof,omitempty"`
+	Current       *KTVersion             `protobuf:"bytes,7,opt,name=current,proto3" json:"current,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *KTAnswer) Reset() {
+	*x = KTAnswer{}
+	mi := &file_parleypb_parley_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *KTAnswer) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*KTAnswer) ProtoMessage() {}
+
+func (x *KTAnswer) ProtoReflect() protoreflect.Message {
+	mi := &file_parleypb_parley_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use KTAnswer.ProtoReflect.Descriptor instead.
+func (*KTAnswer) Descriptor() ([]byte, []int) {
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *KTAnswer) GetCheckpoint() []byte {
+	if x != nil {
+		return x.Checkpoint
+	}
+	return nil
+}
+
+func (x *KTAnswer) GetConsistency() []byte {
+	if x != nil {
+		return x.Consistency
+	}
+	return nil
+}
+
+func (x *KTAnswer) GetEntry() []byte {
+	if x != nil {
+		return x.Entry
+	}
+	return nil
+}
+
+func (x *KTAnswer) GetEntryProof() []byte {
+	if x != nil {
+		return x.EntryProof
+	}
+	return nil
+}
+
+func (x *KTAnswer) GetVrfProof() []byte {
+	if x != nil {
+		return x.VrfProof
+	}
+	return nil
+}
+
+func (x *KTAnswer) GetPrefixProof() []byte {
+	if x != nil {
+		return x.PrefixProof
+	}
+	return nil
+}
+
+func (x *KTAnswer) GetCurrent() *KTVersion {
+	if x != nil {
+		return x.Current
+	}
+	return nil
+}
+
+// KTVersion is one version of a username in the directory: the epoch it
+// was published in, the leaf before it, its version number, the
+// commitment's 16-byte opening and the value (a marshaled
+// SignedDeviceList).
+type KTVersion struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Epoch         uint64                 `protobuf:"varint,1,opt,name=epoch,proto3" json:"epoch,omitempty"`
+	Prev          []byte                 `protobuf:"bytes,2,opt,name=prev,proto3" json:"prev,omitempty"`
+	Version       uint32                 `protobuf:"varint,3,opt,name=version,proto3" json:"version,omitempty"`
+	Opening       []byte                 `protobuf:"bytes,4,opt,name=opening,proto3" json:"opening,omitempty"`
+	Value         []byte                 `protobuf:"bytes,5,opt,name=value,proto3" json:"value,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *KTVersion) Reset() {
+	*x = KTVersion{}
+	mi := &file_parleypb_parley_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *KTVersion) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*KTVersion) ProtoMessage() {}
+
+func (x *KTVersion) ProtoReflect() protoreflect.Message {
+	mi := &file_parleypb_parley_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use KTVersion.ProtoReflect.Descriptor instead.
+func (*KTVersion) Descriptor() ([]byte, []int) {
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *KTVersion) GetEpoch() uint64 {
+	if x != nil {
+		return x.Epoch
+	}
+	return 0
+}
+
+func (x *KTVersion) GetPrev() []byte {
+	if x != nil {
+		return x.Prev
+	}
+	return nil
+}
+
+func (x *KTVersion) GetVersion() uint32 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+func (x *KTVersion) GetOpening() []byte {
+	if x != nil {
+		return x.Opening
+	}
+	return nil
+}
+
+func (x *KTVersion) GetValue() []byte {
+	if x != nil {
+		return x.Value
+	}
+	return nil
+}
+
+type KTKeysRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *KTKeysRequest) Reset() {
+	*x = KTKeysRequest{}
+	mi := &file_parleypb_parley_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *KTKeysRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*KTKeysRequest) ProtoMessage() {}
+
+func (x *KTKeysRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_parleypb_parley_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use KTKeysRequest.ProtoReflect.Descriptor instead.
+func (*KTKeysRequest) Descriptor() ([]byte, []int) {
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{23}
+}
+
+// KTKeysResponse names the directory: its log's origin, its note
+// verifier key, its VRF public key and the witnesses whose cosignatures
+// every served checkpoint carries.
+type KTKeysResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Origin        string                 `protobuf:"bytes,1,opt,name=origin,proto3" json:"origin,omitempty"`
+	NoteKey       string                 `protobuf:"bytes,2,opt,name=note_key,json=noteKey,proto3" json:"note_key,omitempty"`
+	VrfKey        []byte                 `protobuf:"bytes,3,opt,name=vrf_key,json=vrfKey,proto3" json:"vrf_key,omitempty"`
+	Witnesses     []string               `protobuf:"bytes,4,rep,name=witnesses,proto3" json:"witnesses,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *KTKeysResponse) Reset() {
+	*x = KTKeysResponse{}
+	mi := &file_parleypb_parley_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *KTKeysResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*KTKeysResponse) ProtoMessage() {}
+
+func (x *KTKeysResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_parleypb_parley_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use KTKeysResponse.ProtoReflect.Descriptor instead.
+func (*KTKeysResponse) Descriptor() ([]byte, []int) {
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *KTKeysResponse) GetOrigin() string {
+	if x != nil {
+		return x.Origin
+	}
+	return ""
+}
+
+func (x *KTKeysResponse) GetNoteKey() string {
+	if x != nil {
+		return x.NoteKey
+	}
+	return ""
+}
+
+func (x *KTKeysResponse) GetVrfKey() []byte {
+	if x != nil {
+		return x.VrfKey
+	}
+	return nil
+}
+
+func (x *KTKeysResponse) GetWitnesses() []string {
+	if x != nil {
+		return x.Witnesses
+	}
+	return nil
+}
+
+// KTHistoryRequest asks for the versions of one's own username published
+// after epoch after_epoch (all of them if from_start), oldest first, for
+// own-account monitoring; at most a page (more = true: ask again from
+// the last one).
+type KTHistoryRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	AfterEpoch    uint64                 `protobuf:"varint,1,opt,name=after_epoch,json=afterEpoch,proto3" json:"after_epoch,omitempty"`
+	FromStart     bool                   `protobuf:"varint,2,opt,name=from_start,json=fromStart,proto3" json:"from_start,omitempty"`
+	KnownSize     int64                  `protobuf:"varint,3,opt,name=known_size,json=knownSize,proto3" json:"known_size,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *KTHistoryRequest) Reset() {
+	*x = KTHistoryRequest{}
+	mi := &file_parleypb_parley_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *KTHistoryRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*KTHistoryRequest) ProtoMessage() {}
+
+func (x *KTHistoryRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_parleypb_parley_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use KTHistoryRequest.ProtoReflect.Descriptor instead.
+func (*KTHistoryRequest) Descriptor() ([]byte, []int) {
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{25}
+}
+
+func (x *KTHistoryRequest) GetAfterEpoch() uint64 {
+	if x != nil {
+		return x.AfterEpoch
+	}
+	return 0
+}
+
+func (x *KTHistoryRequest) GetFromStart() bool {
+	if x != nil {
+		return x.FromStart
+	}
+	return false
+}
+
+func (x *KTHistoryRequest) GetKnownSize() int64 {
+	if x != nil {
+		return x.KnownSize
+	}
+	return 0
+}
+
+type KTHistoryResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Answer        *KTAnswer              `protobuf:"bytes,1,opt,name=answer,proto3" json:"answer,omitempty"`
+	Versions      []*KTVersion           `protobuf:"bytes,2,rep,name=versions,proto3" json:"versions,omitempty"`
+	More          bool                   `protobuf:"varint,3,opt,name=more,proto3" json:"more,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *KTHistoryResponse) Reset() {
+	*x = KTHistoryResponse{}
+	mi := &file_parleypb_parley_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *KTHistoryResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*KTHistoryResponse) ProtoMessage() {}
+
+func (x *KTHistoryResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_parleypb_parley_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use KTHistoryResponse.ProtoReflect.Descriptor instead.
+func (*KTHistoryResponse) Descriptor() ([]byte, []int) {
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{26}
+}
+
+func (x *KTHistoryResponse) GetAnswer() *KTAnswer {
+	if x != nil {
+		return x.Answer
+	}
+	return nil
+}
+
+func (x *KTHistoryResponse) GetVersions() []*KTVersion {
+	if x != nil {
+		return x.Versions
+	}
+	return nil
+}
+
+func (x *KTHistoryResponse) GetMore() bool {
+	if x != nil {
+		return x.More
+	}
+	return false
+}
+
+// KTConsistencyRequest asks for the proof that the served checkpoint of
+// size new_size extends the one of old_size (clients comparing what they
+// were shown).
+type KTConsistencyRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	OldSize       int64                  `protobuf:"varint,1,opt,name=old_size,json=oldSize,proto3" json:"old_size,omitempty"`
+	NewSize       int64                  `protobuf:"varint,2,opt,name=new_size,json=newSize,proto3" json:"new_size,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *KTConsistencyRequest) Reset() {
+	*x = KTConsistencyRequest{}
+	mi := &file_parleypb_parley_proto_msgTypes[27]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *KTConsistencyRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*KTConsistencyRequest) ProtoMessage() {}
+
+func (x *KTConsistencyRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_parleypb_parley_proto_msgTypes[27]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use KTConsistencyRequest.ProtoReflect.Descriptor instead.
+func (*KTConsistencyRequest) Descriptor() ([]byte, []int) {
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{27}
+}
+
+func (x *KTConsistencyRequest) GetOldSize() int64 {
+	if x != nil {
+		return x.OldSize
+	}
+	return 0
+}
+
+func (x *KTConsistencyRequest) GetNewSize() int64 {
+	if x != nil {
+		return x.NewSize
+	}
+	return 0
+}
+
+type KTConsistencyResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Proof         []byte                 `protobuf:"bytes,1,opt,name=proof,proto3" json:"proof,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *KTConsistencyResponse) Reset() {
+	*x = KTConsistencyResponse{}
+	mi := &file_parleypb_parley_proto_msgTypes[28]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *KTConsistencyResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*KTConsistencyResponse) ProtoMessage() {}
+
+func (x *KTConsistencyResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_parleypb_parley_proto_msgTypes[28]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use KTConsistencyResponse.ProtoReflect.Descriptor instead.
+func (*KTConsistencyResponse) Descriptor() ([]byte, []int) {
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{28}
+}
+
+func (x *KTConsistencyResponse) GetProof() []byte {
+	if x != nil {
+		return x.Proof
+	}
+	return nil
+}
+
 type ApproveLinkResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Device        *Device                `protobuf:"bytes,1,opt,name=device,proto3" json:"device,omitempty"`
@@ -2140,7 +2771,7 @@ type ApproveLinkResponse struct {
 
 func (x *ApproveLinkResponse) Reset() {
 	*x = ApproveLinkResponse{}
-	mi := &file_parleypb_parley_proto_msgTypes[21]
+	mi := &file_parleypb_parley_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2152,7 +2783,7 @@ func (x *ApproveLinkResponse) String() string {
 func (*ApproveLinkResponse) ProtoMessage() {}
 
 func (x *ApproveLinkResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[21]
+	mi := &file_parleypb_parley_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2165,7 +2796,7 @@ func (x *ApproveLinkResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApproveLinkResponse.ProtoReflect.Descriptor instead.
 func (*ApproveLinkResponse) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{21}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *ApproveLinkResponse) GetDevice() *Device {
@@ -2186,7 +2817,7 @@ type Device struct {
 
 func (x *Device) Reset() {
 	*x = Device{}
-	mi := &file_parleypb_parley_proto_msgTypes[22]
+	mi := &file_parleypb_parley_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2198,7 +2829,7 @@ func (x *Device) String() string {
 func (*Device) ProtoMessage() {}
 
 func (x *Device) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[22]
+	mi := &file_parleypb_parley_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2211,7 +2842,7 @@ func (x *Device) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Device.ProtoReflect.Descriptor instead.
 func (*Device) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{22}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *Device) GetId() string {
@@ -2243,7 +2874,7 @@ type ListDevicesRequest struct {
 
 func (x *ListDevicesRequest) Reset() {
 	*x = ListDevicesRequest{}
-	mi := &file_parleypb_parley_proto_msgTypes[23]
+	mi := &file_parleypb_parley_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2255,7 +2886,7 @@ func (x *ListDevicesRequest) String() string {
 func (*ListDevicesRequest) ProtoMessage() {}
 
 func (x *ListDevicesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[23]
+	mi := &file_parleypb_parley_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2268,7 +2899,7 @@ func (x *ListDevicesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListDevicesRequest.ProtoReflect.Descriptor instead.
 func (*ListDevicesRequest) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{23}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{31}
 }
 
 type ListDevicesResponse struct {
@@ -2280,7 +2911,7 @@ type ListDevicesResponse struct {
 
 func (x *ListDevicesResponse) Reset() {
 	*x = ListDevicesResponse{}
-	mi := &file_parleypb_parley_proto_msgTypes[24]
+	mi := &file_parleypb_parley_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2292,7 +2923,7 @@ func (x *ListDevicesResponse) String() string {
 func (*ListDevicesResponse) ProtoMessage() {}
 
 func (x *ListDevicesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[24]
+	mi := &file_parleypb_parley_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2305,7 +2936,7 @@ func (x *ListDevicesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListDevicesResponse.ProtoReflect.Descriptor instead.
 func (*ListDevicesResponse) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{24}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *ListDevicesResponse) GetDevices() []*Device {
@@ -2324,7 +2955,7 @@ type RemoveDeviceRequest struct {
 
 func (x *RemoveDeviceRequest) Reset() {
 	*x = RemoveDeviceRequest{}
-	mi := &file_parleypb_parley_proto_msgTypes[25]
+	mi := &file_parleypb_parley_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2336,7 +2967,7 @@ func (x *RemoveDeviceRequest) String() string {
 func (*RemoveDeviceRequest) ProtoMessage() {}
 
 func (x *RemoveDeviceRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[25]
+	mi := &file_parleypb_parley_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2349,7 +2980,7 @@ func (x *RemoveDeviceRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveDeviceRequest.ProtoReflect.Descriptor instead.
 func (*RemoveDeviceRequest) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{25}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *RemoveDeviceRequest) GetDeviceId() string {
@@ -2373,7 +3004,7 @@ type DeleteAccountRequest struct {
 
 func (x *DeleteAccountRequest) Reset() {
 	*x = DeleteAccountRequest{}
-	mi := &file_parleypb_parley_proto_msgTypes[26]
+	mi := &file_parleypb_parley_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2385,7 +3016,7 @@ func (x *DeleteAccountRequest) String() string {
 func (*DeleteAccountRequest) ProtoMessage() {}
 
 func (x *DeleteAccountRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[26]
+	mi := &file_parleypb_parley_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2398,7 +3029,7 @@ func (x *DeleteAccountRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteAccountRequest.ProtoReflect.Descriptor instead.
 func (*DeleteAccountRequest) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{26}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *DeleteAccountRequest) GetUsername() string {
@@ -2421,7 +3052,7 @@ type KeyPackage struct {
 
 func (x *KeyPackage) Reset() {
 	*x = KeyPackage{}
-	mi := &file_parleypb_parley_proto_msgTypes[27]
+	mi := &file_parleypb_parley_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2433,7 +3064,7 @@ func (x *KeyPackage) String() string {
 func (*KeyPackage) ProtoMessage() {}
 
 func (x *KeyPackage) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[27]
+	mi := &file_parleypb_parley_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2446,7 +3077,7 @@ func (x *KeyPackage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KeyPackage.ProtoReflect.Descriptor instead.
 func (*KeyPackage) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{27}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *KeyPackage) GetRef() []byte {
@@ -2480,7 +3111,7 @@ type UploadKeyPackagesRequest struct {
 
 func (x *UploadKeyPackagesRequest) Reset() {
 	*x = UploadKeyPackagesRequest{}
-	mi := &file_parleypb_parley_proto_msgTypes[28]
+	mi := &file_parleypb_parley_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2492,7 +3123,7 @@ func (x *UploadKeyPackagesRequest) String() string {
 func (*UploadKeyPackagesRequest) ProtoMessage() {}
 
 func (x *UploadKeyPackagesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[28]
+	mi := &file_parleypb_parley_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2505,7 +3136,7 @@ func (x *UploadKeyPackagesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UploadKeyPackagesRequest.ProtoReflect.Descriptor instead.
 func (*UploadKeyPackagesRequest) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{28}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *UploadKeyPackagesRequest) GetKeyPackages() []*KeyPackage {
@@ -2531,7 +3162,7 @@ type UploadKeyPackagesResponse struct {
 
 func (x *UploadKeyPackagesResponse) Reset() {
 	*x = UploadKeyPackagesResponse{}
-	mi := &file_parleypb_parley_proto_msgTypes[29]
+	mi := &file_parleypb_parley_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2543,7 +3174,7 @@ func (x *UploadKeyPackagesResponse) String() string {
 func (*UploadKeyPackagesResponse) ProtoMessage() {}
 
 func (x *UploadKeyPackagesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[29]
+	mi := &file_parleypb_parley_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2556,7 +3187,7 @@ func (x *UploadKeyPackagesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UploadKeyPackagesResponse.ProtoReflect.Descriptor instead.
 func (*UploadKeyPackagesResponse) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{29}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *UploadKeyPackagesResponse) GetRemaining() uint32 {
@@ -2579,7 +3210,7 @@ type FetchKeyPackagesRequest struct {
 
 func (x *FetchKeyPackagesRequest) Reset() {
 	*x = FetchKeyPackagesRequest{}
-	mi := &file_parleypb_parley_proto_msgTypes[30]
+	mi := &file_parleypb_parley_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2591,7 +3222,7 @@ func (x *FetchKeyPackagesRequest) String() string {
 func (*FetchKeyPackagesRequest) ProtoMessage() {}
 
 func (x *FetchKeyPackagesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[30]
+	mi := &file_parleypb_parley_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2604,7 +3235,7 @@ func (x *FetchKeyPackagesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FetchKeyPackagesRequest.ProtoReflect.Descriptor instead.
 func (*FetchKeyPackagesRequest) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{30}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *FetchKeyPackagesRequest) GetUsername() string {
@@ -2639,7 +3270,7 @@ type DeviceKeyPackage struct {
 
 func (x *DeviceKeyPackage) Reset() {
 	*x = DeviceKeyPackage{}
-	mi := &file_parleypb_parley_proto_msgTypes[31]
+	mi := &file_parleypb_parley_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2651,7 +3282,7 @@ func (x *DeviceKeyPackage) String() string {
 func (*DeviceKeyPackage) ProtoMessage() {}
 
 func (x *DeviceKeyPackage) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[31]
+	mi := &file_parleypb_parley_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2664,7 +3295,7 @@ func (x *DeviceKeyPackage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeviceKeyPackage.ProtoReflect.Descriptor instead.
 func (*DeviceKeyPackage) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{31}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *DeviceKeyPackage) GetDeviceId() string {
@@ -2697,7 +3328,7 @@ type FetchKeyPackagesResponse struct {
 
 func (x *FetchKeyPackagesResponse) Reset() {
 	*x = FetchKeyPackagesResponse{}
-	mi := &file_parleypb_parley_proto_msgTypes[32]
+	mi := &file_parleypb_parley_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2709,7 +3340,7 @@ func (x *FetchKeyPackagesResponse) String() string {
 func (*FetchKeyPackagesResponse) ProtoMessage() {}
 
 func (x *FetchKeyPackagesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[32]
+	mi := &file_parleypb_parley_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2722,7 +3353,7 @@ func (x *FetchKeyPackagesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FetchKeyPackagesResponse.ProtoReflect.Descriptor instead.
 func (*FetchKeyPackagesResponse) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{32}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *FetchKeyPackagesResponse) GetKeyPackages() []*DeviceKeyPackage {
@@ -2748,7 +3379,7 @@ type CreateConversationRequest struct {
 
 func (x *CreateConversationRequest) Reset() {
 	*x = CreateConversationRequest{}
-	mi := &file_parleypb_parley_proto_msgTypes[33]
+	mi := &file_parleypb_parley_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2760,7 +3391,7 @@ func (x *CreateConversationRequest) String() string {
 func (*CreateConversationRequest) ProtoMessage() {}
 
 func (x *CreateConversationRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[33]
+	mi := &file_parleypb_parley_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2773,7 +3404,7 @@ func (x *CreateConversationRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateConversationRequest.ProtoReflect.Descriptor instead.
 func (*CreateConversationRequest) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{33}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *CreateConversationRequest) GetConversationId() []byte {
@@ -2799,7 +3430,7 @@ type CreateConversationResponse struct {
 
 func (x *CreateConversationResponse) Reset() {
 	*x = CreateConversationResponse{}
-	mi := &file_parleypb_parley_proto_msgTypes[34]
+	mi := &file_parleypb_parley_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2811,7 +3442,7 @@ func (x *CreateConversationResponse) String() string {
 func (*CreateConversationResponse) ProtoMessage() {}
 
 func (x *CreateConversationResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[34]
+	mi := &file_parleypb_parley_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2824,7 +3455,7 @@ func (x *CreateConversationResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateConversationResponse.ProtoReflect.Descriptor instead.
 func (*CreateConversationResponse) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{34}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *CreateConversationResponse) GetEpoch() uint64 {
@@ -2850,7 +3481,7 @@ type Message struct {
 
 func (x *Message) Reset() {
 	*x = Message{}
-	mi := &file_parleypb_parley_proto_msgTypes[35]
+	mi := &file_parleypb_parley_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2862,7 +3493,7 @@ func (x *Message) String() string {
 func (*Message) ProtoMessage() {}
 
 func (x *Message) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[35]
+	mi := &file_parleypb_parley_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2875,7 +3506,7 @@ func (x *Message) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Message.ProtoReflect.Descriptor instead.
 func (*Message) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{35}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *Message) GetId() []byte {
@@ -2951,7 +3582,7 @@ type SendRequest struct {
 
 func (x *SendRequest) Reset() {
 	*x = SendRequest{}
-	mi := &file_parleypb_parley_proto_msgTypes[36]
+	mi := &file_parleypb_parley_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2963,7 +3594,7 @@ func (x *SendRequest) String() string {
 func (*SendRequest) ProtoMessage() {}
 
 func (x *SendRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[36]
+	mi := &file_parleypb_parley_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2976,7 +3607,7 @@ func (x *SendRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SendRequest.ProtoReflect.Descriptor instead.
 func (*SendRequest) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{36}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *SendRequest) GetMessageId() []byte {
@@ -3046,7 +3677,7 @@ type SendResponse struct {
 
 func (x *SendResponse) Reset() {
 	*x = SendResponse{}
-	mi := &file_parleypb_parley_proto_msgTypes[37]
+	mi := &file_parleypb_parley_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3058,7 +3689,7 @@ func (x *SendResponse) String() string {
 func (*SendResponse) ProtoMessage() {}
 
 func (x *SendResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[37]
+	mi := &file_parleypb_parley_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3071,7 +3702,7 @@ func (x *SendResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SendResponse.ProtoReflect.Descriptor instead.
 func (*SendResponse) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{37}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *SendResponse) GetSeq() uint64 {
@@ -3105,7 +3736,7 @@ type FetchRequest struct {
 
 func (x *FetchRequest) Reset() {
 	*x = FetchRequest{}
-	mi := &file_parleypb_parley_proto_msgTypes[38]
+	mi := &file_parleypb_parley_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3117,7 +3748,7 @@ func (x *FetchRequest) String() string {
 func (*FetchRequest) ProtoMessage() {}
 
 func (x *FetchRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[38]
+	mi := &file_parleypb_parley_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3130,7 +3761,7 @@ func (x *FetchRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FetchRequest.ProtoReflect.Descriptor instead.
 func (*FetchRequest) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{38}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *FetchRequest) GetConversationId() []byte {
@@ -3157,7 +3788,7 @@ type FetchResponse struct {
 
 func (x *FetchResponse) Reset() {
 	*x = FetchResponse{}
-	mi := &file_parleypb_parley_proto_msgTypes[39]
+	mi := &file_parleypb_parley_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3169,7 +3800,7 @@ func (x *FetchResponse) String() string {
 func (*FetchResponse) ProtoMessage() {}
 
 func (x *FetchResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[39]
+	mi := &file_parleypb_parley_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3182,7 +3813,7 @@ func (x *FetchResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FetchResponse.ProtoReflect.Descriptor instead.
 func (*FetchResponse) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{39}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *FetchResponse) GetMessages() []*Message {
@@ -3209,7 +3840,7 @@ type AckRequest struct {
 
 func (x *AckRequest) Reset() {
 	*x = AckRequest{}
-	mi := &file_parleypb_parley_proto_msgTypes[40]
+	mi := &file_parleypb_parley_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3221,7 +3852,7 @@ func (x *AckRequest) String() string {
 func (*AckRequest) ProtoMessage() {}
 
 func (x *AckRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[40]
+	mi := &file_parleypb_parley_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3234,7 +3865,7 @@ func (x *AckRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AckRequest.ProtoReflect.Descriptor instead.
 func (*AckRequest) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{40}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *AckRequest) GetConversationId() []byte {
@@ -3264,7 +3895,7 @@ type ListConversationsRequest struct {
 
 func (x *ListConversationsRequest) Reset() {
 	*x = ListConversationsRequest{}
-	mi := &file_parleypb_parley_proto_msgTypes[41]
+	mi := &file_parleypb_parley_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3276,7 +3907,7 @@ func (x *ListConversationsRequest) String() string {
 func (*ListConversationsRequest) ProtoMessage() {}
 
 func (x *ListConversationsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[41]
+	mi := &file_parleypb_parley_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3289,7 +3920,7 @@ func (x *ListConversationsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListConversationsRequest.ProtoReflect.Descriptor instead.
 func (*ListConversationsRequest) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{41}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *ListConversationsRequest) GetAfter() []byte {
@@ -3321,7 +3952,7 @@ type ConversationInfo struct {
 
 func (x *ConversationInfo) Reset() {
 	*x = ConversationInfo{}
-	mi := &file_parleypb_parley_proto_msgTypes[42]
+	mi := &file_parleypb_parley_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3333,7 +3964,7 @@ func (x *ConversationInfo) String() string {
 func (*ConversationInfo) ProtoMessage() {}
 
 func (x *ConversationInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[42]
+	mi := &file_parleypb_parley_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3346,7 +3977,7 @@ func (x *ConversationInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConversationInfo.ProtoReflect.Descriptor instead.
 func (*ConversationInfo) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{42}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *ConversationInfo) GetConversationId() []byte {
@@ -3408,7 +4039,7 @@ type ListConversationsResponse struct {
 
 func (x *ListConversationsResponse) Reset() {
 	*x = ListConversationsResponse{}
-	mi := &file_parleypb_parley_proto_msgTypes[43]
+	mi := &file_parleypb_parley_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3420,7 +4051,7 @@ func (x *ListConversationsResponse) String() string {
 func (*ListConversationsResponse) ProtoMessage() {}
 
 func (x *ListConversationsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[43]
+	mi := &file_parleypb_parley_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3433,7 +4064,7 @@ func (x *ListConversationsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListConversationsResponse.ProtoReflect.Descriptor instead.
 func (*ListConversationsResponse) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{43}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *ListConversationsResponse) GetConversations() []*ConversationInfo {
@@ -3459,7 +4090,7 @@ type FetchInboxRequest struct {
 
 func (x *FetchInboxRequest) Reset() {
 	*x = FetchInboxRequest{}
-	mi := &file_parleypb_parley_proto_msgTypes[44]
+	mi := &file_parleypb_parley_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3471,7 +4102,7 @@ func (x *FetchInboxRequest) String() string {
 func (*FetchInboxRequest) ProtoMessage() {}
 
 func (x *FetchInboxRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[44]
+	mi := &file_parleypb_parley_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3484,7 +4115,7 @@ func (x *FetchInboxRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FetchInboxRequest.ProtoReflect.Descriptor instead.
 func (*FetchInboxRequest) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{44}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *FetchInboxRequest) GetLimit() uint32 {
@@ -3504,7 +4135,7 @@ type FetchInboxResponse struct {
 
 func (x *FetchInboxResponse) Reset() {
 	*x = FetchInboxResponse{}
-	mi := &file_parleypb_parley_proto_msgTypes[45]
+	mi := &file_parleypb_parley_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3516,7 +4147,7 @@ func (x *FetchInboxResponse) String() string {
 func (*FetchInboxResponse) ProtoMessage() {}
 
 func (x *FetchInboxResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[45]
+	mi := &file_parleypb_parley_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3529,7 +4160,7 @@ func (x *FetchInboxResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FetchInboxResponse.ProtoReflect.Descriptor instead.
 func (*FetchInboxResponse) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{45}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *FetchInboxResponse) GetMessages() []*Message {
@@ -3555,7 +4186,7 @@ type AckInboxRequest struct {
 
 func (x *AckInboxRequest) Reset() {
 	*x = AckInboxRequest{}
-	mi := &file_parleypb_parley_proto_msgTypes[46]
+	mi := &file_parleypb_parley_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3567,7 +4198,7 @@ func (x *AckInboxRequest) String() string {
 func (*AckInboxRequest) ProtoMessage() {}
 
 func (x *AckInboxRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[46]
+	mi := &file_parleypb_parley_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3580,7 +4211,7 @@ func (x *AckInboxRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AckInboxRequest.ProtoReflect.Descriptor instead.
 func (*AckInboxRequest) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{46}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{54}
 }
 
 func (x *AckInboxRequest) GetSeq() uint64 {
@@ -3598,7 +4229,7 @@ type PingRequest struct {
 
 func (x *PingRequest) Reset() {
 	*x = PingRequest{}
-	mi := &file_parleypb_parley_proto_msgTypes[47]
+	mi := &file_parleypb_parley_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3610,7 +4241,7 @@ func (x *PingRequest) String() string {
 func (*PingRequest) ProtoMessage() {}
 
 func (x *PingRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[47]
+	mi := &file_parleypb_parley_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3623,7 +4254,7 @@ func (x *PingRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PingRequest.ProtoReflect.Descriptor instead.
 func (*PingRequest) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{47}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{55}
 }
 
 type Push struct {
@@ -3642,7 +4273,7 @@ type Push struct {
 
 func (x *Push) Reset() {
 	*x = Push{}
-	mi := &file_parleypb_parley_proto_msgTypes[48]
+	mi := &file_parleypb_parley_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3654,7 +4285,7 @@ func (x *Push) String() string {
 func (*Push) ProtoMessage() {}
 
 func (x *Push) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[48]
+	mi := &file_parleypb_parley_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3667,7 +4298,7 @@ func (x *Push) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Push.ProtoReflect.Descriptor instead.
 func (*Push) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{48}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{56}
 }
 
 func (x *Push) GetEvent() isPush_Event {
@@ -3765,7 +4396,7 @@ type LinkApproved struct {
 
 func (x *LinkApproved) Reset() {
 	*x = LinkApproved{}
-	mi := &file_parleypb_parley_proto_msgTypes[49]
+	mi := &file_parleypb_parley_proto_msgTypes[57]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3777,7 +4408,7 @@ func (x *LinkApproved) String() string {
 func (*LinkApproved) ProtoMessage() {}
 
 func (x *LinkApproved) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[49]
+	mi := &file_parleypb_parley_proto_msgTypes[57]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3790,7 +4421,7 @@ func (x *LinkApproved) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LinkApproved.ProtoReflect.Descriptor instead.
 func (*LinkApproved) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{49}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{57}
 }
 
 func (x *LinkApproved) GetDeviceId() string {
@@ -3810,7 +4441,7 @@ type KeyPackagesLow struct {
 
 func (x *KeyPackagesLow) Reset() {
 	*x = KeyPackagesLow{}
-	mi := &file_parleypb_parley_proto_msgTypes[50]
+	mi := &file_parleypb_parley_proto_msgTypes[58]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3822,7 +4453,7 @@ func (x *KeyPackagesLow) String() string {
 func (*KeyPackagesLow) ProtoMessage() {}
 
 func (x *KeyPackagesLow) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[50]
+	mi := &file_parleypb_parley_proto_msgTypes[58]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3835,7 +4466,7 @@ func (x *KeyPackagesLow) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KeyPackagesLow.ProtoReflect.Descriptor instead.
 func (*KeyPackagesLow) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{50}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{58}
 }
 
 func (x *KeyPackagesLow) GetRemaining() uint32 {
@@ -3861,7 +4492,7 @@ type DeviceRemoved struct {
 
 func (x *DeviceRemoved) Reset() {
 	*x = DeviceRemoved{}
-	mi := &file_parleypb_parley_proto_msgTypes[51]
+	mi := &file_parleypb_parley_proto_msgTypes[59]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3873,7 +4504,7 @@ func (x *DeviceRemoved) String() string {
 func (*DeviceRemoved) ProtoMessage() {}
 
 func (x *DeviceRemoved) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[51]
+	mi := &file_parleypb_parley_proto_msgTypes[59]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3886,7 +4517,7 @@ func (x *DeviceRemoved) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeviceRemoved.ProtoReflect.Descriptor instead.
 func (*DeviceRemoved) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{51}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{59}
 }
 
 func (x *DeviceRemoved) GetDeviceId() string {
@@ -3911,7 +4542,7 @@ type PrivacyRequest struct {
 
 func (x *PrivacyRequest) Reset() {
 	*x = PrivacyRequest{}
-	mi := &file_parleypb_parley_proto_msgTypes[52]
+	mi := &file_parleypb_parley_proto_msgTypes[60]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3923,7 +4554,7 @@ func (x *PrivacyRequest) String() string {
 func (*PrivacyRequest) ProtoMessage() {}
 
 func (x *PrivacyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[52]
+	mi := &file_parleypb_parley_proto_msgTypes[60]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3936,7 +4567,7 @@ func (x *PrivacyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PrivacyRequest.ProtoReflect.Descriptor instead.
 func (*PrivacyRequest) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{52}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{60}
 }
 
 func (x *PrivacyRequest) GetBlock() []string {
@@ -3970,7 +4601,7 @@ type PrivacyResponse struct {
 
 func (x *PrivacyResponse) Reset() {
 	*x = PrivacyResponse{}
-	mi := &file_parleypb_parley_proto_msgTypes[53]
+	mi := &file_parleypb_parley_proto_msgTypes[61]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3982,7 +4613,7 @@ func (x *PrivacyResponse) String() string {
 func (*PrivacyResponse) ProtoMessage() {}
 
 func (x *PrivacyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[53]
+	mi := &file_parleypb_parley_proto_msgTypes[61]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3995,7 +4626,7 @@ func (x *PrivacyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PrivacyResponse.ProtoReflect.Descriptor instead.
 func (*PrivacyResponse) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{53}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{61}
 }
 
 func (x *PrivacyResponse) GetBlocked() []string {
@@ -4016,7 +4647,7 @@ var File_parleypb_parley_proto protoreflect.FileDescriptor
 
 const file_parleypb_parley_proto_rawDesc = "" +
 	"\n" +
-	"\x15parleypb/parley.proto\x12\tparley.v1\"\xec\v\n" +
+	"\x15parleypb/parley.proto\x12\tparley.v1\"\xa9\r\n" +
 	"\vClientFrame\x12\x1d\n" +
 	"\n" +
 	"request_id\x18\x01 \x01(\x04R\trequestId\x12(\n" +
@@ -4043,8 +4674,13 @@ const file_parleypb_parley_proto_rawDesc = "" +
 	"\aprivacy\x18\x14 \x01(\v2\x19.parley.v1.PrivacyRequestH\x00R\aprivacy\x12U\n" +
 	"\x13publish_device_list\x18\x15 \x01(\v2#.parley.v1.PublishDeviceListRequestH\x00R\x11publishDeviceList\x12O\n" +
 	"\x11fetch_device_list\x18\x16 \x01(\v2!.parley.v1.FetchDeviceListRequestH\x00R\x0ffetchDeviceList\x12B\n" +
-	"\finspect_link\x18\x17 \x01(\v2\x1d.parley.v1.InspectLinkRequestH\x00R\vinspectLinkB\x06\n" +
-	"\x04body\"\xb0\t\n" +
+	"\finspect_link\x18\x17 \x01(\v2\x1d.parley.v1.InspectLinkRequestH\x00R\vinspectLink\x123\n" +
+	"\akt_keys\x18\x18 \x01(\v2\x18.parley.v1.KTKeysRequestH\x00R\x06ktKeys\x12<\n" +
+	"\n" +
+	"kt_history\x18\x19 \x01(\v2\x1b.parley.v1.KTHistoryRequestH\x00R\tktHistory\x12H\n" +
+	"\x0ekt_consistency\x18\x1a \x01(\v2\x1f.parley.v1.KTConsistencyRequestH\x00R\rktConsistencyB\x06\n" +
+	"\x04body\"\xf0\n" +
+	"\n" +
 	"\vServerFrame\x12\x1d\n" +
 	"\n" +
 	"request_id\x18\x01 \x01(\x04R\trequestId\x12(\n" +
@@ -4067,7 +4703,11 @@ const file_parleypb_parley_proto_rawDesc = "" +
 	"\x04push\x18\x10 \x01(\v2\x0f.parley.v1.PushH\x00R\x04push\x126\n" +
 	"\aprivacy\x18\x11 \x01(\v2\x1a.parley.v1.PrivacyResponseH\x00R\aprivacy\x12P\n" +
 	"\x11fetch_device_list\x18\x12 \x01(\v2\".parley.v1.FetchDeviceListResponseH\x00R\x0ffetchDeviceList\x12C\n" +
-	"\finspect_link\x18\x13 \x01(\v2\x1e.parley.v1.InspectLinkResponseH\x00R\vinspectLinkB\x06\n" +
+	"\finspect_link\x18\x13 \x01(\v2\x1e.parley.v1.InspectLinkResponseH\x00R\vinspectLink\x124\n" +
+	"\akt_keys\x18\x14 \x01(\v2\x19.parley.v1.KTKeysResponseH\x00R\x06ktKeys\x12=\n" +
+	"\n" +
+	"kt_history\x18\x15 \x01(\v2\x1c.parley.v1.KTHistoryResponseH\x00R\tktHistory\x12I\n" +
+	"\x0ekt_consistency\x18\x16 \x01(\v2 .parley.v1.KTConsistencyResponseH\x00R\rktConsistencyB\x06\n" +
 	"\x04body\"\a\n" +
 	"\x05Empty\"\xab\x01\n" +
 	"\x05Error\x12(\n" +
@@ -4147,11 +4787,53 @@ const file_parleypb_parley_proto_rawDesc = "" +
 	"\n" +
 	"added_unix\x18\x04 \x01(\x03R\taddedUnix\"K\n" +
 	"\x18PublishDeviceListRequest\x12/\n" +
-	"\x04list\x18\x01 \x01(\v2\x1b.parley.v1.SignedDeviceListR\x04list\"4\n" +
+	"\x04list\x18\x01 \x01(\v2\x1b.parley.v1.SignedDeviceListR\x04list\"S\n" +
 	"\x16FetchDeviceListRequest\x12\x1a\n" +
-	"\busername\x18\x01 \x01(\tR\busername\"J\n" +
+	"\busername\x18\x01 \x01(\tR\busername\x12\x1d\n" +
+	"\n" +
+	"known_size\x18\x02 \x01(\x03R\tknownSize\"o\n" +
 	"\x17FetchDeviceListResponse\x12/\n" +
-	"\x04list\x18\x01 \x01(\v2\x1b.parley.v1.SignedDeviceListR\x04list\"@\n" +
+	"\x04list\x18\x01 \x01(\v2\x1b.parley.v1.SignedDeviceListR\x04list\x12#\n" +
+	"\x02kt\x18\x02 \x01(\v2\x13.parley.v1.KTAnswerR\x02kt\"\xf3\x01\n" +
+	"\bKTAnswer\x12\x1e\n" +
+	"\n" +
+	"checkpoint\x18\x01 \x01(\fR\n" +
+	"checkpoint\x12 \n" +
+	"\vconsistency\x18\x02 \x01(\fR\vconsistency\x12\x14\n" +
+	"\x05entry\x18\x03 \x01(\fR\x05entry\x12\x1f\n" +
+	"\ventry_proof\x18\x04 \x01(\fR\n" +
+	"entryProof\x12\x1b\n" +
+	"\tvrf_proof\x18\x05 \x01(\fR\bvrfProof\x12!\n" +
+	"\fprefix_proof\x18\x06 \x01(\fR\vprefixProof\x12.\n" +
+	"\acurrent\x18\a \x01(\v2\x14.parley.v1.KTVersionR\acurrent\"\x7f\n" +
+	"\tKTVersion\x12\x14\n" +
+	"\x05epoch\x18\x01 \x01(\x04R\x05epoch\x12\x12\n" +
+	"\x04prev\x18\x02 \x01(\fR\x04prev\x12\x18\n" +
+	"\aversion\x18\x03 \x01(\rR\aversion\x12\x18\n" +
+	"\aopening\x18\x04 \x01(\fR\aopening\x12\x14\n" +
+	"\x05value\x18\x05 \x01(\fR\x05value\"\x0f\n" +
+	"\rKTKeysRequest\"z\n" +
+	"\x0eKTKeysResponse\x12\x16\n" +
+	"\x06origin\x18\x01 \x01(\tR\x06origin\x12\x19\n" +
+	"\bnote_key\x18\x02 \x01(\tR\anoteKey\x12\x17\n" +
+	"\avrf_key\x18\x03 \x01(\fR\x06vrfKey\x12\x1c\n" +
+	"\twitnesses\x18\x04 \x03(\tR\twitnesses\"q\n" +
+	"\x10KTHistoryRequest\x12\x1f\n" +
+	"\vafter_epoch\x18\x01 \x01(\x04R\n" +
+	"afterEpoch\x12\x1d\n" +
+	"\n" +
+	"from_start\x18\x02 \x01(\bR\tfromStart\x12\x1d\n" +
+	"\n" +
+	"known_size\x18\x03 \x01(\x03R\tknownSize\"\x86\x01\n" +
+	"\x11KTHistoryResponse\x12+\n" +
+	"\x06answer\x18\x01 \x01(\v2\x13.parley.v1.KTAnswerR\x06answer\x120\n" +
+	"\bversions\x18\x02 \x03(\v2\x14.parley.v1.KTVersionR\bversions\x12\x12\n" +
+	"\x04more\x18\x03 \x01(\bR\x04more\"L\n" +
+	"\x14KTConsistencyRequest\x12\x19\n" +
+	"\bold_size\x18\x01 \x01(\x03R\aoldSize\x12\x19\n" +
+	"\bnew_size\x18\x02 \x01(\x03R\anewSize\"-\n" +
+	"\x15KTConsistencyResponse\x12\x14\n" +
+	"\x05proof\x18\x01 \x01(\fR\x05proof\"@\n" +
 	"\x13ApproveLinkResponse\x12)\n" +
 	"\x06device\x18\x01 \x01(\v2\x11.parley.v1.DeviceR\x06device\"Z\n" +
 	"\x06Device\x12\x0e\n" +
@@ -4272,7 +4954,7 @@ const file_parleypb_parley_proto_rawDesc = "" +
 	"\rgroup_invites\x18\x03 \x01(\x0e2\x17.parley.v1.GroupInvitesR\fgroupInvites\"i\n" +
 	"\x0fPrivacyResponse\x12\x18\n" +
 	"\ablocked\x18\x01 \x03(\tR\ablocked\x12<\n" +
-	"\rgroup_invites\x18\x02 \x01(\x0e2\x17.parley.v1.GroupInvitesR\fgroupInvites*\xfd\x02\n" +
+	"\rgroup_invites\x18\x02 \x01(\x0e2\x17.parley.v1.GroupInvitesR\fgroupInvites*\x8c\x03\n" +
 	"\tErrorCode\x12\x1a\n" +
 	"\x16ERROR_CODE_UNSPECIFIED\x10\x00\x12\x0f\n" +
 	"\vBAD_REQUEST\x10\x01\x12\r\n" +
@@ -4295,7 +4977,8 @@ const file_parleypb_parley_proto_rawDesc = "" +
 	"\rSHUTTING_DOWN\x10\x10\x12\x17\n" +
 	"\x13STORAGE_UNAVAILABLE\x10\x11\x12\x0e\n" +
 	"\n" +
-	"INBOX_FULL\x10\x12*T\n" +
+	"INBOX_FULL\x10\x12\x12\r\n" +
+	"\tNOT_READY\x10\x13*T\n" +
 	"\x04Kind\x12\x14\n" +
 	"\x10KIND_UNSPECIFIED\x10\x00\x12\n" +
 	"\n" +
@@ -4321,7 +5004,7 @@ func file_parleypb_parley_proto_rawDescGZIP() []byte {
 }
 
 var file_parleypb_parley_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_parleypb_parley_proto_msgTypes = make([]protoimpl.MessageInfo, 54)
+var file_parleypb_parley_proto_msgTypes = make([]protoimpl.MessageInfo, 62)
 var file_parleypb_parley_proto_goTypes = []any{
 	(ErrorCode)(0),                     // 0: parley.v1.ErrorCode
 	(Kind)(0),                          // 1: parley.v1.Kind
@@ -4347,39 +5030,47 @@ var file_parleypb_parley_proto_goTypes = []any{
 	(*PublishDeviceListRequest)(nil),   // 21: parley.v1.PublishDeviceListRequest
 	(*FetchDeviceListRequest)(nil),     // 22: parley.v1.FetchDeviceListRequest
 	(*FetchDeviceListResponse)(nil),    // 23: parley.v1.FetchDeviceListResponse
-	(*ApproveLinkResponse)(nil),        // 24: parley.v1.ApproveLinkResponse
-	(*Device)(nil),                     // 25: parley.v1.Device
-	(*ListDevicesRequest)(nil),         // 26: parley.v1.ListDevicesRequest
-	(*ListDevicesResponse)(nil),        // 27: parley.v1.ListDevicesResponse
-	(*RemoveDeviceRequest)(nil),        // 28: parley.v1.RemoveDeviceRequest
-	(*DeleteAccountRequest)(nil),       // 29: parley.v1.DeleteAccountRequest
-	(*KeyPackage)(nil),                 // 30: parley.v1.KeyPackage
-	(*UploadKeyPackagesRequest)(nil),   // 31: parley.v1.UploadKeyPackagesRequest
-	(*UploadKeyPackagesResponse)(nil),  // 32: parley.v1.UploadKeyPackagesResponse
-	(*FetchKeyPackagesRequest)(nil),    // 33: parley.v1.FetchKeyPackagesRequest
-	(*DeviceKeyPackage)(nil),           // 34: parley.v1.DeviceKeyPackage
-	(*FetchKeyPackagesResponse)(nil),   // 35: parley.v1.FetchKeyPackagesResponse
-	(*CreateConversationRequest)(nil),  // 36: parley.v1.CreateConversationRequest
-	(*CreateConversationResponse)(nil), // 37: parley.v1.CreateConversationResponse
-	(*Message)(nil),                    // 38: parley.v1.Message
-	(*SendRequest)(nil),                // 39: parley.v1.SendRequest
-	(*SendResponse)(nil),               // 40: parley.v1.SendResponse
-	(*FetchRequest)(nil),               // 41: parley.v1.FetchRequest
-	(*FetchResponse)(nil),              // 42: parley.v1.FetchResponse
-	(*AckRequest)(nil),                 // 43: parley.v1.AckRequest
-	(*ListConversationsRequest)(nil),   // 44: parley.v1.ListConversationsRequest
-	(*ConversationInfo)(nil),           // 45: parley.v1.ConversationInfo
-	(*ListConversationsResponse)(nil),  // 46: parley.v1.ListConversationsResponse
-	(*FetchInboxRequest)(nil),          // 47: parley.v1.FetchInboxRequest
-	(*FetchInboxResponse)(nil),         // 48: parley.v1.FetchInboxResponse
-	(*AckInboxRequest)(nil),            // 49: parley.v1.AckInboxRequest
-	(*PingRequest)(nil),                // 50: parley.v1.PingRequest
-	(*Push)(nil),                       // 51: parley.v1.Push
-	(*LinkApproved)(nil),               // 52: parley.v1.LinkApproved
-	(*KeyPackagesLow)(nil),             // 53: parley.v1.KeyPackagesLow
-	(*DeviceRemoved)(nil),              // 54: parley.v1.DeviceRemoved
-	(*PrivacyRequest)(nil),             // 55: parley.v1.PrivacyRequest
-	(*PrivacyResponse)(nil),            // 56: parley.v1.PrivacyResponse
+	(*KTAnswer)(nil),                   // 24: parley.v1.KTAnswer
+	(*KTVersion)(nil),                  // 25: parley.v1.KTVersion
+	(*KTKeysRequest)(nil),              // 26: parley.v1.KTKeysRequest
+	(*KTKeysResponse)(nil),             // 27: parley.v1.KTKeysResponse
+	(*KTHistoryRequest)(nil),           // 28: parley.v1.KTHistoryRequest
+	(*KTHistoryResponse)(nil),          // 29: parley.v1.KTHistoryResponse
+	(*KTConsistencyRequest)(nil),       // 30: parley.v1.KTConsistencyRequest
+	(*KTConsistencyResponse)(nil),      // 31: parley.v1.KTConsistencyResponse
+	(*ApproveLinkResponse)(nil),        // 32: parley.v1.ApproveLinkResponse
+	(*Device)(nil),                     // 33: parley.v1.Device
+	(*ListDevicesRequest)(nil),         // 34: parley.v1.ListDevicesRequest
+	(*ListDevicesResponse)(nil),        // 35: parley.v1.ListDevicesResponse
+	(*RemoveDeviceRequest)(nil),        // 36: parley.v1.RemoveDeviceRequest
+	(*DeleteAccountRequest)(nil),       // 37: parley.v1.DeleteAccountRequest
+	(*KeyPackage)(nil),                 // 38: parley.v1.KeyPackage
+	(*UploadKeyPackagesRequest)(nil),   // 39: parley.v1.UploadKeyPackagesRequest
+	(*UploadKeyPackagesResponse)(nil),  // 40: parley.v1.UploadKeyPackagesResponse
+	(*FetchKeyPackagesRequest)(nil),    // 41: parley.v1.FetchKeyPackagesRequest
+	(*DeviceKeyPackage)(nil),           // 42: parley.v1.DeviceKeyPackage
+	(*FetchKeyPackagesResponse)(nil),   // 43: parley.v1.FetchKeyPackagesResponse
+	(*CreateConversationRequest)(nil),  // 44: parley.v1.CreateConversationRequest
+	(*CreateConversationResponse)(nil), // 45: parley.v1.CreateConversationResponse
+	(*Message)(nil),                    // 46: parley.v1.Message
+	(*SendRequest)(nil),                // 47: parley.v1.SendRequest
+	(*SendResponse)(nil),               // 48: parley.v1.SendResponse
+	(*FetchRequest)(nil),               // 49: parley.v1.FetchRequest
+	(*FetchResponse)(nil),              // 50: parley.v1.FetchResponse
+	(*AckRequest)(nil),                 // 51: parley.v1.AckRequest
+	(*ListConversationsRequest)(nil),   // 52: parley.v1.ListConversationsRequest
+	(*ConversationInfo)(nil),           // 53: parley.v1.ConversationInfo
+	(*ListConversationsResponse)(nil),  // 54: parley.v1.ListConversationsResponse
+	(*FetchInboxRequest)(nil),          // 55: parley.v1.FetchInboxRequest
+	(*FetchInboxResponse)(nil),         // 56: parley.v1.FetchInboxResponse
+	(*AckInboxRequest)(nil),            // 57: parley.v1.AckInboxRequest
+	(*PingRequest)(nil),                // 58: parley.v1.PingRequest
+	(*Push)(nil),                       // 59: parley.v1.Push
+	(*LinkApproved)(nil),               // 60: parley.v1.LinkApproved
+	(*KeyPackagesLow)(nil),             // 61: parley.v1.KeyPackagesLow
+	(*DeviceRemoved)(nil),              // 62: parley.v1.DeviceRemoved
+	(*PrivacyRequest)(nil),             // 63: parley.v1.PrivacyRequest
+	(*PrivacyResponse)(nil),            // 64: parley.v1.PrivacyResponse
 }
 var file_parleypb_parley_proto_depIdxs = []int32{
 	7,  // 0: parley.v1.ClientFrame.hello:type_name -> parley.v1.Hello
@@ -4387,70 +5078,80 @@ var file_parleypb_parley_proto_depIdxs = []int32{
 	12, // 2: parley.v1.ClientFrame.authenticate:type_name -> parley.v1.AuthenticateRequest
 	13, // 3: parley.v1.ClientFrame.request_link:type_name -> parley.v1.RequestLinkRequest
 	15, // 4: parley.v1.ClientFrame.approve_link:type_name -> parley.v1.ApproveLinkRequest
-	26, // 5: parley.v1.ClientFrame.list_devices:type_name -> parley.v1.ListDevicesRequest
-	28, // 6: parley.v1.ClientFrame.remove_device:type_name -> parley.v1.RemoveDeviceRequest
-	31, // 7: parley.v1.ClientFrame.upload_key_packages:type_name -> parley.v1.UploadKeyPackagesRequest
-	33, // 8: parley.v1.ClientFrame.fetch_key_packages:type_name -> parley.v1.FetchKeyPackagesRequest
-	36, // 9: parley.v1.ClientFrame.create_conversation:type_name -> parley.v1.CreateConversationRequest
-	39, // 10: parley.v1.ClientFrame.send:type_name -> parley.v1.SendRequest
-	41, // 11: parley.v1.ClientFrame.fetch:type_name -> parley.v1.FetchRequest
-	43, // 12: parley.v1.ClientFrame.ack:type_name -> parley.v1.AckRequest
-	44, // 13: parley.v1.ClientFrame.list_conversations:type_name -> parley.v1.ListConversationsRequest
-	47, // 14: parley.v1.ClientFrame.fetch_inbox:type_name -> parley.v1.FetchInboxRequest
-	49, // 15: parley.v1.ClientFrame.ack_inbox:type_name -> parley.v1.AckInboxRequest
-	50, // 16: parley.v1.ClientFrame.ping:type_name -> parley.v1.PingRequest
-	29, // 17: parley.v1.ClientFrame.delete_account:type_name -> parley.v1.DeleteAccountRequest
-	55, // 18: parley.v1.ClientFrame.privacy:type_name -> parley.v1.PrivacyRequest
+	34, // 5: parley.v1.ClientFrame.list_devices:type_name -> parley.v1.ListDevicesRequest
+	36, // 6: parley.v1.ClientFrame.remove_device:type_name -> parley.v1.RemoveDeviceRequest
+	39, // 7: parley.v1.ClientFrame.upload_key_packages:type_name -> parley.v1.UploadKeyPackagesRequest
+	41, // 8: parley.v1.ClientFrame.fetch_key_packages:type_name -> parley.v1.FetchKeyPackagesRequest
+	44, // 9: parley.v1.ClientFrame.create_conversation:type_name -> parley.v1.CreateConversationRequest
+	47, // 10: parley.v1.ClientFrame.send:type_name -> parley.v1.SendRequest
+	49, // 11: parley.v1.ClientFrame.fetch:type_name -> parley.v1.FetchRequest
+	51, // 12: parley.v1.ClientFrame.ack:type_name -> parley.v1.AckRequest
+	52, // 13: parley.v1.ClientFrame.list_conversations:type_name -> parley.v1.ListConversationsRequest
+	55, // 14: parley.v1.ClientFrame.fetch_inbox:type_name -> parley.v1.FetchInboxRequest
+	57, // 15: parley.v1.ClientFrame.ack_inbox:type_name -> parley.v1.AckInboxRequest
+	58, // 16: parley.v1.ClientFrame.ping:type_name -> parley.v1.PingRequest
+	37, // 17: parley.v1.ClientFrame.delete_account:type_name -> parley.v1.DeleteAccountRequest
+	63, // 18: parley.v1.ClientFrame.privacy:type_name -> parley.v1.PrivacyRequest
 	21, // 19: parley.v1.ClientFrame.publish_device_list:type_name -> parley.v1.PublishDeviceListRequest
 	22, // 20: parley.v1.ClientFrame.fetch_device_list:type_name -> parley.v1.FetchDeviceListRequest
 	16, // 21: parley.v1.ClientFrame.inspect_link:type_name -> parley.v1.InspectLinkRequest
-	6,  // 22: parley.v1.ServerFrame.error:type_name -> parley.v1.Error
-	8,  // 23: parley.v1.ServerFrame.hello:type_name -> parley.v1.HelloResponse
-	9,  // 24: parley.v1.ServerFrame.session:type_name -> parley.v1.Session
-	14, // 25: parley.v1.ServerFrame.request_link:type_name -> parley.v1.RequestLinkResponse
-	24, // 26: parley.v1.ServerFrame.approve_link:type_name -> parley.v1.ApproveLinkResponse
-	27, // 27: parley.v1.ServerFrame.list_devices:type_name -> parley.v1.ListDevicesResponse
-	5,  // 28: parley.v1.ServerFrame.empty:type_name -> parley.v1.Empty
-	32, // 29: parley.v1.ServerFrame.upload_key_packages:type_name -> parley.v1.UploadKeyPackagesResponse
-	35, // 30: parley.v1.ServerFrame.fetch_key_packages:type_name -> parley.v1.FetchKeyPackagesResponse
-	37, // 31: parley.v1.ServerFrame.create_conversation:type_name -> parley.v1.CreateConversationResponse
-	40, // 32: parley.v1.ServerFrame.send:type_name -> parley.v1.SendResponse
-	42, // 33: parley.v1.ServerFrame.fetch:type_name -> parley.v1.FetchResponse
-	46, // 34: parley.v1.ServerFrame.list_conversations:type_name -> parley.v1.ListConversationsResponse
-	48, // 35: parley.v1.ServerFrame.fetch_inbox:type_name -> parley.v1.FetchInboxResponse
-	51, // 36: parley.v1.ServerFrame.push:type_name -> parley.v1.Push
-	56, // 37: parley.v1.ServerFrame.privacy:type_name -> parley.v1.PrivacyResponse
-	23, // 38: parley.v1.ServerFrame.fetch_device_list:type_name -> parley.v1.FetchDeviceListResponse
-	17, // 39: parley.v1.ServerFrame.inspect_link:type_name -> parley.v1.InspectLinkResponse
-	0,  // 40: parley.v1.Error.code:type_name -> parley.v1.ErrorCode
-	38, // 41: parley.v1.Error.conflict:type_name -> parley.v1.Message
-	10, // 42: parley.v1.Session.key_package_counts:type_name -> parley.v1.KeyPackageCount
-	20, // 43: parley.v1.DeviceList.devices:type_name -> parley.v1.ListedDevice
-	18, // 44: parley.v1.PublishDeviceListRequest.list:type_name -> parley.v1.SignedDeviceList
-	18, // 45: parley.v1.FetchDeviceListResponse.list:type_name -> parley.v1.SignedDeviceList
-	25, // 46: parley.v1.ApproveLinkResponse.device:type_name -> parley.v1.Device
-	25, // 47: parley.v1.ListDevicesResponse.devices:type_name -> parley.v1.Device
-	30, // 48: parley.v1.UploadKeyPackagesRequest.key_packages:type_name -> parley.v1.KeyPackage
-	30, // 49: parley.v1.UploadKeyPackagesRequest.last_resort:type_name -> parley.v1.KeyPackage
-	30, // 50: parley.v1.DeviceKeyPackage.key_package:type_name -> parley.v1.KeyPackage
-	34, // 51: parley.v1.FetchKeyPackagesResponse.key_packages:type_name -> parley.v1.DeviceKeyPackage
-	1,  // 52: parley.v1.Message.kind:type_name -> parley.v1.Kind
-	1,  // 53: parley.v1.SendRequest.kind:type_name -> parley.v1.Kind
-	38, // 54: parley.v1.FetchResponse.messages:type_name -> parley.v1.Message
-	45, // 55: parley.v1.ListConversationsResponse.conversations:type_name -> parley.v1.ConversationInfo
-	38, // 56: parley.v1.FetchInboxResponse.messages:type_name -> parley.v1.Message
-	38, // 57: parley.v1.Push.message:type_name -> parley.v1.Message
-	38, // 58: parley.v1.Push.inbox:type_name -> parley.v1.Message
-	53, // 59: parley.v1.Push.key_packages_low:type_name -> parley.v1.KeyPackagesLow
-	54, // 60: parley.v1.Push.device_removed:type_name -> parley.v1.DeviceRemoved
-	52, // 61: parley.v1.Push.link_approved:type_name -> parley.v1.LinkApproved
-	2,  // 62: parley.v1.PrivacyRequest.group_invites:type_name -> parley.v1.GroupInvites
-	2,  // 63: parley.v1.PrivacyResponse.group_invites:type_name -> parley.v1.GroupInvites
-	64, // [64:64] is the sub-list for method output_type
-	64, // [64:64] is the sub-list for method input_type
-	64, // [64:64] is the sub-list for extension type_name
-	64, // [64:64] is the sub-list for extension extendee
-	0,  // [0:64] is the sub-list for field type_name
+	26, // 22: parley.v1.ClientFrame.kt_keys:type_name -> parley.v1.KTKeysRequest
+	28, // 23: parley.v1.ClientFrame.kt_history:type_name -> parley.v1.KTHistoryRequest
+	30, // 24: parley.v1.ClientFrame.kt_consistency:type_name -> parley.v1.KTConsistencyRequest
+	6,  // 25: parley.v1.ServerFrame.error:type_name -> parley.v1.Error
+	8,  // 26: parley.v1.ServerFrame.hello:type_name -> parley.v1.HelloResponse
+	9,  // 27: parley.v1.ServerFrame.session:type_name -> parley.v1.Session
+	14, // 28: parley.v1.ServerFrame.request_link:type_name -> parley.v1.RequestLinkResponse
+	32, // 29: parley.v1.ServerFrame.approve_link:type_name -> parley.v1.ApproveLinkResponse
+	35, // 30: parley.v1.ServerFrame.list_devices:type_name -> parley.v1.ListDevicesResponse
+	5,  // 31: parley.v1.ServerFrame.empty:type_name -> parley.v1.Empty
+	40, // 32: parley.v1.ServerFrame.upload_key_packages:type_name -> parley.v1.UploadKeyPackagesResponse
+	43, // 33: parley.v1.ServerFrame.fetch_key_packages:type_name -> parley.v1.FetchKeyPackagesResponse
+	45, // 34: parley.v1.ServerFrame.create_conversation:type_name -> parley.v1.CreateConversationResponse
+	48, // 35: parley.v1.ServerFrame.send:type_name -> parley.v1.SendResponse
+	50, // 36: parley.v1.ServerFrame.fetch:type_name -> parley.v1.FetchResponse
+	54, // 37: parley.v1.ServerFrame.list_conversations:type_name -> parley.v1.ListConversationsResponse
+	56, // 38: parley.v1.ServerFrame.fetch_inbox:type_name -> parley.v1.FetchInboxResponse
+	59, // 39: parley.v1.ServerFrame.push:type_name -> parley.v1.Push
+	64, // 40: parley.v1.ServerFrame.privacy:type_name -> parley.v1.PrivacyResponse
+	23, // 41: parley.v1.ServerFrame.fetch_device_list:type_name -> parley.v1.FetchDeviceListResponse
+	17, // 42: parley.v1.ServerFrame.inspect_link:type_name -> parley.v1.InspectLinkResponse
+	27, // 43: parley.v1.ServerFrame.kt_keys:type_name -> parley.v1.KTKeysResponse
+	29, // 44: parley.v1.ServerFrame.kt_history:type_name -> parley.v1.KTHistoryResponse
+	31, // 45: parley.v1.ServerFrame.kt_consistency:type_name -> parley.v1.KTConsistencyResponse
+	0,  // 46: parley.v1.Error.code:type_name -> parley.v1.ErrorCode
+	46, // 47: parley.v1.Error.conflict:type_name -> parley.v1.Message
+	10, // 48: parley.v1.Session.key_package_counts:type_name -> parley.v1.KeyPackageCount
+	20, // 49: parley.v1.DeviceList.devices:type_name -> parley.v1.ListedDevice
+	18, // 50: parley.v1.PublishDeviceListRequest.list:type_name -> parley.v1.SignedDeviceList
+	18, // 51: parley.v1.FetchDeviceListResponse.list:type_name -> parley.v1.SignedDeviceList
+	24, // 52: parley.v1.FetchDeviceListResponse.kt:type_name -> parley.v1.KTAnswer
+	25, // 53: parley.v1.KTAnswer.current:type_name -> parley.v1.KTVersion
+	24, // 54: parley.v1.KTHistoryResponse.answer:type_name -> parley.v1.KTAnswer
+	25, // 55: parley.v1.KTHistoryResponse.versions:type_name -> parley.v1.KTVersion
+	33, // 56: parley.v1.ApproveLinkResponse.device:type_name -> parley.v1.Device
+	33, // 57: parley.v1.ListDevicesResponse.devices:type_name -> parley.v1.Device
+	38, // 58: parley.v1.UploadKeyPackagesRequest.key_packages:type_name -> parley.v1.KeyPackage
+	38, // 59: parley.v1.UploadKeyPackagesRequest.last_resort:type_name -> parley.v1.KeyPackage
+	38, // 60: parley.v1.DeviceKeyPackage.key_package:type_name -> parley.v1.KeyPackage
+	42, // 61: parley.v1.FetchKeyPackagesResponse.key_packages:type_name -> parley.v1.DeviceKeyPackage
+	1,  // 62: parley.v1.Message.kind:type_name -> parley.v1.Kind
+	1,  // 63: parley.v1.SendRequest.kind:type_name -> parley.v1.Kind
+	46, // 64: parley.v1.FetchResponse.messages:type_name -> parley.v1.Message
+	53, // 65: parley.v1.ListConversationsResponse.conversations:type_name -> parley.v1.ConversationInfo
+	46, // 66: parley.v1.FetchInboxResponse.messages:type_name -> parley.v1.Message
+	46, // 67: parley.v1.Push.message:type_name -> parley.v1.Message
+	46, // 68: parley.v1.Push.inbox:type_name -> parley.v1.Message
+	61, // 69: parley.v1.Push.key_packages_low:type_name -> parley.v1.KeyPackagesLow
+	62, // 70: parley.v1.Push.device_removed:type_name -> parley.v1.DeviceRemoved
+	60, // 71: parley.v1.Push.link_approved:type_name -> parley.v1.LinkApproved
+	2,  // 72: parley.v1.PrivacyRequest.group_invites:type_name -> parley.v1.GroupInvites
+	2,  // 73: parley.v1.PrivacyResponse.group_invites:type_name -> parley.v1.GroupInvites
+	74, // [74:74] is the sub-list for method output_type
+	74, // [74:74] is the sub-list for method input_type
+	74, // [74:74] is the sub-list for extension type_name
+	74, // [74:74] is the sub-list for extension extendee
+	0,  // [0:74] is the sub-list for field type_name
 }
 
 func init() { file_parleypb_parley_proto_init() }
@@ -4481,6 +5182,9 @@ func file_parleypb_parley_proto_init() {
 		(*ClientFrame_PublishDeviceList)(nil),
 		(*ClientFrame_FetchDeviceList)(nil),
 		(*ClientFrame_InspectLink)(nil),
+		(*ClientFrame_KtKeys)(nil),
+		(*ClientFrame_KtHistory)(nil),
+		(*ClientFrame_KtConsistency)(nil),
 	}
 	file_parleypb_parley_proto_msgTypes[1].OneofWrappers = []any{
 		(*ServerFrame_Error)(nil),
@@ -4501,8 +5205,11 @@ func file_parleypb_parley_proto_init() {
 		(*ServerFrame_Privacy)(nil),
 		(*ServerFrame_FetchDeviceList)(nil),
 		(*ServerFrame_InspectLink)(nil),
+		(*ServerFrame_KtKeys)(nil),
+		(*ServerFrame_KtHistory)(nil),
+		(*ServerFrame_KtConsistency)(nil),
 	}
-	file_parleypb_parley_proto_msgTypes[48].OneofWrappers = []any{
+	file_parleypb_parley_proto_msgTypes[56].OneofWrappers = []any{
 		(*Push_Message)(nil),
 		(*Push_Inbox)(nil),
 		(*Push_KeyPackagesLow)(nil),
@@ -4515,7 +5222,7 @@ func file_parleypb_parley_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_parleypb_parley_proto_rawDesc), len(file_parleypb_parley_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   54,
+			NumMessages:   62,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -1,0 +1,357 @@
+package client
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"golang.org/x/mod/sumdb/note"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/parleychat/parley/client/profile"
+	"github.com/parleychat/parley/client/transport"
+	"github.com/parleychat/parley/devicelist"
+	"github.com/parleychat/parley/transparency/directory"
+	"github.com/parleychat/parley/transparency/log"
+	"github.com/parleychat/parley/transparency/prefix"
+	"github.com/parleychat/parley/transparency/vrf"
+	"github.com/parleychat/parley/wire"
+	"github.com/parleychat/parley/wire/parleypb"
+)
+
+// Key transparency (docs/transparency.md). Every device list this client
+// trusts comes from the server's directory with proofs: the list is the
+// one the directory committed to at an epoch whose checkpoint extends
+// every checkpoint this client has accepted, so the server cannot show
+// this client a list it does not show everyone, including the account's
+// own devices, which check every version of their own account
+// (monitorOwn).
+
+// bucketKT holds the directory's keys (pinned at first use), the latest
+// checkpoint accepted, and the own account's last verified leaf.
+const bucketKT = "kt"
+
+// ErrDirectory wraps every failed check of the directory's answers: a
+// proof that does not verify, a fork or rollback of its log, a frozen
+// view, or a version of this account it did not sign. All are security
+// alerts.
+var ErrDirectory = errors.New("client: the key transparency directory's answer does not check out")
+
+type ktKeys struct {
+	Origin    string   `json:"origin"`
+	NoteKey   string   `json:"note_key"`
+	VRFKey    []byte   `json:"vrf_key"`
+	Witnesses []string `json:"witnesses,omitempty"`
+}
+
+// ktOwn is the own account's label as last verified.
+type ktOwn struct {
+	Leaf  []byte `json:"leaf"`
+	Epoch uint64 `json:"epoch"`
+}
+
+type ktState struct {
+	keys directory.Keys
+	v    *log.Verifier
+	note []byte // Latest().Note as last persisted
+}
+
+const defaultKTMaxAge = 24 * time.Hour
+
+// ktVerifier returns the client's directory state, loading it from the
+// profile, or pinning the server's directory keys the first time.
+func (c *Client) ktVerifier(ctx context.Context, conn *transport.Conn) (*ktState, error) {
+	if c.kt != nil {
+		return c.kt, nil
+	}
+	var k ktKeys
+	var trusted []byte
+	err := c.store.Update(func(tx *profile.Tx) error {
+		if err := tx.GetJSON(bucketKT, "keys", &k); err != nil {
+			return err
+		}
+		b, err := tx.Get(bucketKT, "checkpoint")
+		if err == nil {
+			trusted = b
+		} else if !errors.Is(err, profile.ErrNotFound) {
+			return err
+		}
+		return nil
+	})
+	if errors.Is(err, profile.ErrNotFound) {
+		r, err := conn.KTKeys(ctx)
+		if err != nil {
+			return nil, err
+		}
+		k = ktKeys{Origin: r.Origin, NoteKey: r.NoteKey, VRFKey: r.VrfKey, Witnesses: r.Witnesses}
+		if err := c.store.Update(func(tx *profile.Tx) error { return tx.PutJSON(bucketKT, "keys", k) }); err != nil {
+			return nil, err
+		}
+	} else if err != nil {
+		return nil, err
+	}
+	keys, err := c.directoryKeys(k)
+	if err != nil {
+		return nil, err
+	}
+	v, err := log.NewVerifier(keys.Policy, trusted)
+	if err != nil {
+		return nil, fmt.Errorf("%w: the stored checkpoint: %w", ErrDirectory, err)
+	}
+	c.kt = &ktState{keys: keys, v: v, note: trusted}
+	return c.kt, nil
+}
+
+func (c *Client) directoryKeys(k ktKeys) (directory.Keys, error) {
+	lv, err := note.NewVerifier(k.NoteKey)
+	if err != nil {
+		return directory.Keys{}, fmt.Errorf("%w: the directory's note key: %w", ErrDirectory, err)
+	}
+	vk, err := vrf.ParsePublicKey(k.VRFKey)
+	if err != nil {
+		return directory.Keys{}, fmt.Errorf("%w: the directory's VRF key: %w", ErrDirectory, err)
+	}
+	policy := log.Policy{Origin: k.Origin, Log: lv}
+	seen := map[string]bool{}
+	for _, w := range append(append([]string(nil), k.Witnesses...), c.opts.KTWitnesses...) {
+		if seen[w] {
+			continue
+		}
+		seen[w] = true
+		wv, err := note.NewVerifier(w)
+		if err != nil {
+			return directory.Keys{}, fmt.Errorf("key transparency auditor key %q: %w", w, err)
+		}
+		policy.Witnesses = append(policy.Witnesses, wv)
+	}
+	policy.Quorum = len(policy.Witnesses)
+	maxAge := c.opts.KTMaxAge
+	if maxAge == 0 {
+		maxAge = defaultKTMaxAge
+	}
+	return directory.Keys{Policy: policy, VRF: vk, MaxAhead: 10 * time.Minute, MaxBehind: maxAge}, nil
+}
+
+// saveCheckpoint persists the verifier's latest checkpoint if it moved.
+func (c *Client) saveCheckpoint(st *ktState) error {
+	l := st.v.Latest()
+	if l == nil || bytes.Equal(l.Note, st.note) {
+		return nil
+	}
+	if err := c.store.Update(func(tx *profile.Tx) error { return tx.Put(bucketKT, "checkpoint", l.Note) }); err != nil {
+		return err
+	}
+	st.note = l.Note
+	return nil
+}
+
+func knownSize(v *log.Verifier) int64 {
+	if l := v.Latest(); l != nil {
+		return l.Size
+	}
+	return 0
+}
+
+// decodeAnswer turns the wire answer into the directory's, refusing
+// malformed proofs (ErrDirectory).
+func decodeAnswer(a *parleypb.KTAnswer) (*directory.Answer, error) {
+	if a == nil {
+		return nil, fmt.Errorf("%w: the server sent no directory answer", ErrDirectory)
+	}
+	out := &directory.Answer{Lookup: directory.Lookup{Checkpoint: a.Checkpoint, Record: a.Entry, VRFProof: a.VrfProof}}
+	var err error
+	if len(a.Consistency) > 0 {
+		if out.Consistency, err = log.DecodeProof(a.Consistency); err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrDirectory, err)
+		}
+	}
+	if out.EntryProof, err = log.DecodeProof(a.EntryProof); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrDirectory, err)
+	}
+	if out.Proof, err = prefix.ParseProof(a.PrefixProof); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrDirectory, err)
+	}
+	if a.Current != nil {
+		if out.Current, err = decodeVersion(a.Current); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+func decodeVersion(v *parleypb.KTVersion) (*directory.Opening, error) {
+	o := &directory.Opening{Epoch: v.Epoch, Version: v.Version, Value: v.Value}
+	if len(v.Prev) != len(o.Prev) || len(v.Opening) != len(o.Opening) {
+		return nil, fmt.Errorf("%w: a version with a malformed opening", ErrDirectory)
+	}
+	copy(o.Prev[:], v.Prev)
+	copy(o.Opening[:], v.Opening)
+	return o, nil
+}
+
+// ktLookup fetches user's device list from the directory and verifies
+// it. It returns the signed list (nil if the directory proves the user
+// has none).
+func (c *Client) ktLookup(ctx context.Context, conn *transport.Conn, user string) (*parleypb.SignedDeviceList, *directory.Result, error) {
+	c.ktMu.Lock()
+	defer c.ktMu.Unlock()
+	st, err := c.ktVerifier(ctx, conn)
+	if err != nil {
+		return nil, nil, err
+	}
+	resp, err := conn.FetchDeviceList(ctx, user, knownSize(st.v))
+	if err != nil {
+		return nil, nil, err
+	}
+	a, err := decodeAnswer(resp.Kt)
+	if err != nil {
+		return nil, nil, err
+	}
+	r, err := directory.VerifySearch(st.v, st.keys, user, a, c.opts.now())
+	if err != nil {
+		return nil, nil, fmt.Errorf("%w: %s's device list: %w", ErrDirectory, user, err)
+	}
+	if err := c.saveCheckpoint(st); err != nil {
+		return nil, nil, err
+	}
+	if !r.Found {
+		return nil, r, nil
+	}
+	var s parleypb.SignedDeviceList
+	if err := proto.Unmarshal(r.Current.Value, &s); err != nil {
+		return nil, nil, fmt.Errorf("%w: %s's list in the directory: %w", devicelist.ErrMalformed, user, err)
+	}
+	return &s, r, nil
+}
+
+// maxOwnHistory bounds the versions of its own account one monitoring
+// pass reads (pages of the server's).
+const maxOwnHistory = 4096
+
+// monitorOwn checks every version of this account's device list that the
+// directory published since the last check: each must be signed by the
+// account key this device pinned, for this account. A version that is
+// not is a device (or account key) this account did not sign, shown to
+// everyone who looked the account up: a security alert.
+func (c *Client) monitorOwn(ctx context.Context, conn *transport.Conn) error {
+	c.ktMu.Lock()
+	defer c.ktMu.Unlock()
+	st, err := c.ktVerifier(ctx, conn)
+	if err != nil {
+		return err
+	}
+	var own ktOwn
+	var pinned pin
+	err = c.store.Update(func(tx *profile.Tx) error {
+		if err := tx.GetJSON(bucketKT, "own", &own); err != nil && !errors.Is(err, profile.ErrNotFound) {
+			return err
+		}
+		return tx.GetJSON(bucketPins, c.acct.User, &pinned)
+	})
+	if err != nil {
+		return err
+	}
+	var known directory.Known
+	fromStart := len(own.Leaf) == 0
+	if !fromStart {
+		copy(known.Leaf[:], own.Leaf)
+		known.Epoch = own.Epoch
+	}
+	var versions []directory.Opening
+	var a *directory.Answer
+	after := known.Epoch
+	for {
+		resp, err := conn.KTHistory(ctx, &parleypb.KTHistoryRequest{AfterEpoch: after, FromStart: fromStart && len(versions) == 0, KnownSize: knownSize(st.v)})
+		if err != nil {
+			return err
+		}
+		for _, v := range resp.Versions {
+			o, err := decodeVersion(v)
+			if err != nil {
+				return err
+			}
+			versions = append(versions, *o)
+			after = o.Epoch
+		}
+		if a, err = decodeAnswer(resp.Answer); err != nil {
+			return err
+		}
+		if !resp.More || len(resp.Versions) == 0 {
+			break
+		}
+		if len(versions) > maxOwnHistory {
+			return fmt.Errorf("%w: more than %d versions of this account since the last check", ErrDirectory, maxOwnHistory)
+		}
+		fromStart = false
+	}
+	r, err := directory.VerifyHistory(st.v, st.keys, c.acct.User, known, a, versions, c.opts.now())
+	if err != nil {
+		return fmt.Errorf("%w: this account's own history: %w", ErrDirectory, err)
+	}
+	if err := c.saveCheckpoint(st); err != nil {
+		return err
+	}
+	for _, o := range versions {
+		if err := c.checkOwnVersion(o, pinned.AccountKey); err != nil {
+			return err
+		}
+	}
+	if !r.Found {
+		return nil
+	}
+	own = ktOwn{Leaf: r.Leaf[:], Epoch: r.Current.Epoch}
+	return c.store.Update(func(tx *profile.Tx) error { return tx.PutJSON(bucketKT, "own", own) })
+}
+
+// checkOwnVersion checks one version of this account in the directory.
+func (c *Client) checkOwnVersion(o directory.Opening, accountKey []byte) error {
+	var s parleypb.SignedDeviceList
+	if err := proto.Unmarshal(o.Value, &s); err != nil {
+		return fmt.Errorf("%w: version %d of this account's list in the directory (epoch %d) is malformed", ErrDirectory, o.Version, o.Epoch)
+	}
+	l, err := devicelist.Verify(&s)
+	switch {
+	case err != nil:
+		return fmt.Errorf("%w: version %d of this account's list in the directory (epoch %d): %w", ErrDirectory, o.Version, o.Epoch, err)
+	case l.Username != c.acct.User:
+		return fmt.Errorf("%w: the directory holds %s's list under this account's name (epoch %d)", ErrDirectory, l.Username, o.Epoch)
+	case len(accountKey) > 0 && !bytes.Equal(l.AccountKey, accountKey):
+		var devs []string
+		for _, d := range l.Devices {
+			devs = append(devs, d.ID)
+		}
+		return fmt.Errorf("%w: the directory published a device list for this account (%s) that this account did not sign: version %d at epoch %d, account key %s, devices %v; everyone who looked up %s since may be sending to those devices",
+			ErrDirectory, c.acct.User, o.Version, o.Epoch, fingerprint(l.AccountKey), devs, c.acct.User)
+	}
+	return nil
+}
+
+// waitForDirectory waits until the directory serves this account's list
+// at version at least v (a list just published goes in at the next
+// epoch), so that what this device does next sees it.
+func (c *Client) waitForDirectory(ctx context.Context, conn *transport.Conn, v uint64) error {
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	delay := 20 * time.Millisecond
+	for {
+		s, _, err := c.ktLookup(ctx, conn, c.acct.User)
+		if err != nil && ctx.Err() == nil && !isNotReady(err) {
+			return err
+		}
+		if s != nil {
+			if l, err := devicelist.Verify(s); err == nil && l.Version >= v {
+				return nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("the key transparency directory has not taken this account's new device list (version %d) within a minute; it goes in at the server's next epoch, try again shortly", v)
+		case <-time.After(delay):
+		}
+		delay = min(2*delay, time.Second)
+	}
+}
+
+func isNotReady(err error) bool { return errors.Is(err, wire.ErrNotReady) }
