@@ -40,11 +40,13 @@ func (s *stringsFlag) String() string     { return strings.Join(*s, ",") }
 func (s *stringsFlag) Set(v string) error { *s = append(*s, v); return nil }
 
 func (f *ktFlags) register(fs *flag.FlagSet) {
-	fs.StringVar(&f.origin, "kt-origin", "parleyd.local/kt", "`name` of the key transparency log, as a schema-less URL naming this server (e.g. chat.example.org/kt); fixed when the directory's keys are made")
+	fs.StringVar(&f.origin, "kt-origin", defaultKTOrigin, "`name` of the key transparency log, as a schema-less URL naming this server (e.g. chat.example.org/kt); fixed when the directory's keys are made")
 	fs.DurationVar(&f.interval, "kt-interval", 2*time.Second, "least `duration` between two key transparency epochs: a new device list is in the directory within about this long")
 	fs.DurationVar(&f.heartbeat, "kt-heartbeat", 5*time.Minute, "publish an epoch after this `duration` even when nothing changed (clients refuse a directory that seems frozen for a day)")
 	fs.Var(&f.witnesses, "kt-witness", "note verifier `key` of an auditor (\"parleyd audit keygen\") that must cosign every epoch before it is served; repeat for several")
 }
+
+const defaultKTOrigin = "parleyd.local/kt"
 
 // Key files in the data directory, readable by the server's user only.
 const (
@@ -56,6 +58,9 @@ const (
 // making them the first time. They are the directory's alone, separate
 // from every other key the server has.
 func (f *ktFlags) transparencyConfig(dir string) (*server.TransparencyConfig, error) {
+	if f.origin == "" {
+		f.origin = defaultKTOrigin
+	}
 	skey, err := readOrCreate(filepath.Join(dir, ktNoteKeyFile), func() ([]byte, error) {
 		s, _, err := directory.GenerateNoteKey(rand.Reader, f.origin)
 		return []byte(s + "\n"), err
