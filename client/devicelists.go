@@ -63,6 +63,9 @@ type pin struct {
 	// user had when the user verified them (Verify): while the account's
 	// devices differ from it, nothing is sent to them.
 	Verified []byte `json:"verified,omitempty"`
+	// Epoch is the key transparency epoch at which the list was last
+	// verified in the directory.
+	Epoch uint64 `json:"epoch,omitempty"`
 }
 
 // deviceSetHash summarises an account key and its devices.
@@ -94,7 +97,7 @@ func (a *account) isPrimary() bool { return len(a.AccountKey) == ed25519.SeedSiz
 // older than the newest seen. The own account's key is pinned at init
 // (primary) or by the approving device's link confirmation.
 func (c *Client) verifiedList(ctx context.Context, conn *transport.Conn, user string) (devicelist.List, error) {
-	s, _, err := c.ktLookup(ctx, conn, user)
+	s, res, err := c.ktLookup(ctx, conn, user)
 	if err == nil && s == nil {
 		// The directory proves the account has no list: a deleted
 		// account (or one from before signed lists). Its devices from the
@@ -138,7 +141,7 @@ func (c *Client) verifiedList(ctx context.Context, conn *transport.Conn, user st
 		case l.Version < p.Version:
 			return fmt.Errorf("%w: %s's list version %d after version %d", ErrListRollback, user, l.Version, p.Version)
 		}
-		p.Version = l.Version
+		p.Version, p.Epoch = l.Version, res.Entry.Epoch
 		p.Devices = make(map[string][]byte, len(l.Devices))
 		for _, d := range l.Devices {
 			p.Devices[d.ID] = d.MLSKey

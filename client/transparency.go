@@ -3,6 +3,7 @@ package client
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -355,3 +356,83 @@ func (c *Client) waitForDirectory(ctx context.Context, conn *transport.Conn, v u
 }
 
 func isNotReady(err error) bool { return errors.Is(err, wire.ErrNotReady) }
+
+// AuditReport is what "parley audit" shows: the directory this client
+// trusts, the checkpoint it last accepted, this account's own history as
+// last checked, and the epoch at which each contact's list was last
+// verified.
+type AuditReport struct {
+	Origin     string         `json:"origin"`
+	LogKey     string         `json:"log_key"`
+	Witnesses  []string       `json:"witnesses,omitempty"`
+	Size       int64          `json:"checkpoint_size"`
+	Root       string         `json:"checkpoint_root"`
+	OwnEpoch   uint64         `json:"own_epoch"`
+	Contacts   []ContactAudit `json:"contacts"`
+	Checkpoint string         `json:"checkpoint_note"`
+	Alerts     []Warning      `json:"alerts,omitempty"`
+}
+
+// ContactAudit is one account's list as last verified.
+type ContactAudit struct {
+	User    string `json:"user"`
+	Version uint64 `json:"version"`
+	Epoch   uint64 `json:"epoch"`
+	Devices int    `json:"devices"`
+}
+
+// Audit checks this account's own history in the directory now (as every
+// sync does) and reports what the client trusts. Any alert raised is in
+// the report and among the warnings.
+func (c *Client) Audit(ctx context.Context) (AuditReport, error) {
+	var rep AuditReport
+	err := c.withLock(ctx, func() error {
+		conn, err := c.connection(ctx)
+		if err != nil {
+			return err
+		}
+		if err := c.monitorOwn(ctx, conn); err != nil {
+			if !isAlert(err) {
+				return err
+			}
+			c.warn(nil, nil, fmt.Errorf("checking this account in the key transparency directory: %w", err))
+		}
+		var k ktKeys
+		var own ktOwn
+		var pins []profile.Item
+		if err := c.store.Update(func(tx *profile.Tx) error {
+			if err := tx.GetJSON(bucketKT, "keys", &k); err != nil {
+				return err
+			}
+			if err := tx.GetJSON(bucketKT, "own", &own); err != nil && !errors.Is(err, profile.ErrNotFound) {
+				return err
+			}
+			pins, err = tx.List(bucketPins)
+			return err
+		}); err != nil {
+			return err
+		}
+		rep = AuditReport{Origin: k.Origin, LogKey: k.NoteKey, Witnesses: append(k.Witnesses, c.opts.KTWitnesses...), OwnEpoch: own.Epoch}
+		c.ktMu.Lock()
+		if c.kt != nil {
+			if l := c.kt.v.Latest(); l != nil {
+				rep.Size, rep.Root, rep.Checkpoint = l.Size, l.Hash.String(), string(l.Note)
+			}
+		}
+		c.ktMu.Unlock()
+		for _, it := range pins {
+			var p pin
+			if err := json.Unmarshal(it.Value, &p); err != nil || it.Key == c.acct.User {
+				continue
+			}
+			rep.Contacts = append(rep.Contacts, ContactAudit{User: it.Key, Version: p.Version, Epoch: p.Epoch, Devices: len(p.Devices)})
+		}
+		return nil
+	})
+	for _, w := range c.Warnings() {
+		if w.Alert {
+			rep.Alerts = append(rep.Alerts, w)
+		}
+	}
+	return rep, err
+}

@@ -258,6 +258,20 @@ changes when either of you adds or removes a device.`,
 			run: cmdSafetyNumber,
 		},
 		{
+			name: "audit", maxArgs: 0,
+			usage: `audit
+
+Checks this account in the server's key transparency directory now (as
+every sync does: every version of your device list published since the
+last check must be one your primary device signed), and shows what this
+device trusts: the directory's keys, the latest checkpoint it accepted
+(and the auditors that must cosign it: PARLEY_KT_WITNESS, comma
+separated, adds auditors to require), the epoch at which each contact's
+devices were last verified, and any security alert. See
+docs/transparency.md.`,
+			run: cmdAudit,
+		},
+		{
 			name: "verify", minArgs: 1, maxArgs: 1,
 			usage: `verify @USER [--clear]
 
@@ -317,6 +331,9 @@ func (e *env) options(newProfile bool) (client.Options, error) {
 		return client.Options{}, err
 	}
 	opts := client.Options{Dir: e.flags.profile, Passphrase: pass}
+	if w := os.Getenv("PARLEY_KT_WITNESS"); w != "" {
+		opts.KTWitnesses = strings.Split(w, ",")
+	}
 	if newProfile {
 		kdf, err := kdfFromEnv()
 		if err != nil {
@@ -842,6 +859,38 @@ func cmdVerify(ctx context.Context, e *env, args []string) error {
 		text = fmt.Sprintf("%s is no longer marked verified.", v.User)
 	}
 	return e.print(v, text)
+}
+
+func cmdAudit(ctx context.Context, e *env, args []string) error {
+	c, err := e.open(ctx)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	rep, err := c.Audit(ctx)
+	if err != nil {
+		return err
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "Key transparency log %s, key %s\n", rep.Origin, rep.LogKey)
+	for _, w := range rep.Witnesses {
+		fmt.Fprintf(&b, "  cosigned by auditor %s\n", w)
+	}
+	if len(rep.Witnesses) == 0 {
+		b.WriteString("  no auditor required (set PARLEY_KT_WITNESS to require one)\n")
+	}
+	fmt.Fprintf(&b, "Trusted checkpoint: %d epochs, root %s\n", rep.Size, rep.Root)
+	fmt.Fprintf(&b, "This account: every version checked, the latest from epoch %d\n", rep.OwnEpoch)
+	for _, ct := range rep.Contacts {
+		fmt.Fprintf(&b, "  %s: list version %d (%d devices), verified at epoch %d\n", ct.User, ct.Version, ct.Devices, ct.Epoch)
+	}
+	for _, a := range rep.Alerts {
+		fmt.Fprintf(&b, "SECURITY ALERT: %s\n", a.Err)
+	}
+	if len(rep.Alerts) == 0 {
+		b.WriteString("No alerts.")
+	}
+	return e.print(rep, strings.TrimRight(b.String(), "\n"))
 }
 
 func cmdDeleteFile(ctx context.Context, e *env, args []string) error {
