@@ -122,8 +122,13 @@ type Client struct {
 	// before it is sent.
 	testHookBeforeCommit func()
 
-	ktMu sync.Mutex // guards kt
+	ktMu sync.Mutex // guards kt, peerViews and viewsChecked
 	kt   *ktState
+	// peerViews are checkpoints other members' devices put in their
+	// messages, to compare with this device's (comparePeerViews);
+	// viewsChecked are those found consistent.
+	peerViews    []peerView
+	viewsChecked map[int64][32]byte
 }
 
 // account is the profile's identity record (bucket "account", key "self").

@@ -80,6 +80,16 @@ type payload struct {
 	Receipts []string `json:"receipts,omitempty"`
 	// Group carries a group's metadata (kind meta).
 	Group *groupMeta `json:"group,omitempty"`
+	// KT is the latest key transparency checkpoint the sender's device
+	// accepted: members compare what the directory showed them, so a
+	// server that shows them different directories is caught.
+	KT *ktView `json:"kt,omitempty"`
+}
+
+// ktView names a checkpoint: the log's size and root hash.
+type ktView struct {
+	Size int64  `json:"size"`
+	Root []byte `json:"root"`
 }
 
 const payloadVersion = 1
@@ -124,6 +134,9 @@ func decodePayload(b []byte) (*payload, error) {
 	}
 	if len(p.Text) > maxTextBytes || !utf8.ValidString(p.Text) {
 		return nil, fmt.Errorf("%w: bad text", errBadPayload)
+	}
+	if p.KT != nil && (p.KT.Size <= 0 || len(p.KT.Root) != 32) {
+		return nil, fmt.Errorf("%w: bad checkpoint", errBadPayload)
 	}
 	switch p.Kind {
 	case KindText:

@@ -42,6 +42,7 @@ type Sent struct {
 func (c *Client) sendPayload(ctx context.Context, conn *transport.Conn, r *convRecord, p *payload, record bool) (Sent, error) {
 	id := transport.NewMessageID()
 	p.V, p.ID, p.SentAt = payloadVersion, hexID(id), c.opts.now().UnixMilli()
+	p.KT = c.latestView()
 	plaintext, err := json.Marshal(p)
 	if err != nil {
 		return Sent{}, err

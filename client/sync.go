@@ -284,6 +284,9 @@ func (c *Client) handleApplication(tx *profile.Tx, r *convRecord, g *mls.Group, 
 		c.warn(r, m.ID, errors.New("message id does not match its envelope; dropped"))
 		return nil
 	}
+	if p.KT != nil && sender != (Sender{User: c.acct.User, Device: c.acct.DeviceID}) {
+		c.notePeerView(r, sender, p.KT)
+	}
 	if p.Kind == KindText || p.Kind == KindFile || p.Kind == KindReceipt {
 		// Someone the user blocked may still be in a group with them (the
 		// server refuses only new invitations): their messages are not
@@ -526,6 +529,7 @@ func (c *Client) Sync(ctx context.Context) (SyncResult, error) {
 		if err := c.monitorOwn(ctx, conn); err != nil && !isNotReady(err) {
 			c.warn(nil, nil, fmt.Errorf("checking this account in the key transparency directory: %w", err))
 		}
+		c.comparePeerViews(ctx, conn)
 		c.healOwnDevices(ctx, conn)
 		c.completeLeaves(ctx, conn)
 		out.Messages, err = c.drainNew()
@@ -809,4 +813,11 @@ func (c *Client) receiptSubject(tx *profile.Tx, r *convRecord, ids []string) str
 		s += fmt.Sprintf(" and %d more", len(ids)-1)
 	}
 	return s
+}
+
+// warnLabel records a warning about the conversation labelled label.
+func (c *Client) warnLabel(label string, err error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.warnings = append(c.warnings, Warning{Conversation: label, Err: err.Error(), Alert: isAlert(err)})
 }

@@ -14,6 +14,8 @@ import (
 	"github.com/parleychat/parley/client/profile"
 	"github.com/parleychat/parley/client/transport"
 	"github.com/parleychat/parley/devicelist"
+	"golang.org/x/mod/sumdb/tlog"
+
 	"github.com/parleychat/parley/transparency/directory"
 	"github.com/parleychat/parley/transparency/log"
 	"github.com/parleychat/parley/transparency/prefix"
@@ -435,4 +437,142 @@ func (c *Client) Audit(ctx context.Context) (AuditReport, error) {
 		}
 	}
 	return rep, err
+}
+
+// Split views (docs/transparency.md). Every message carries the latest
+// checkpoint its sender's device accepted; a member's device checks that
+// checkpoint against its own, with a consistency proof from the server.
+// A server that shows two members different directories cannot prove
+// both consistent, so whichever member receives the other's checkpoint
+// raises the alert.
+
+type peerView struct {
+	conv   string
+	sender Sender
+	view   ktView
+}
+
+// maxPeerViews bounds the checkpoints waiting to be compared.
+const maxPeerViews = 64
+
+// latestView is the checkpoint to put in an outgoing message (nil if
+// this device has not accepted one yet).
+func (c *Client) latestView() *ktView {
+	c.ktMu.Lock()
+	defer c.ktMu.Unlock()
+	if c.kt == nil {
+		return nil
+	}
+	l := c.kt.v.Latest()
+	if l == nil {
+		return nil
+	}
+	return &ktView{Size: l.Size, Root: l.Hash[:]}
+}
+
+// notePeerView queues a member's checkpoint for comparison.
+func (c *Client) notePeerView(r *convRecord, sender Sender, v *ktView) {
+	c.ktMu.Lock()
+	defer c.ktMu.Unlock()
+	var root [32]byte
+	copy(root[:], v.Root)
+	if got, ok := c.viewsChecked[v.Size]; ok && got == root {
+		return
+	}
+	for _, p := range c.peerViews {
+		if p.view.Size == v.Size && bytes.Equal(p.view.Root, v.Root) {
+			return
+		}
+	}
+	if len(c.peerViews) < maxPeerViews {
+		c.peerViews = append(c.peerViews, peerView{conv: r.label(), sender: sender, view: *v})
+	}
+}
+
+// comparePeerViews checks the queued checkpoints against this device's.
+// Failures are security alerts; a checkpoint ahead of what the server
+// shows this device is kept for a later sync.
+func (c *Client) comparePeerViews(ctx context.Context, conn *transport.Conn) {
+	c.ktMu.Lock()
+	views := c.peerViews
+	c.peerViews = nil
+	c.ktMu.Unlock()
+	var later []peerView
+	for _, pv := range views {
+		ahead, err := c.comparePeerView(ctx, conn, pv)
+		switch {
+		case err != nil:
+			c.warnLabel(pv.conv, err)
+		case ahead:
+			later = append(later, pv)
+		}
+	}
+	c.ktMu.Lock()
+	c.peerViews = append(c.peerViews, later...)
+	c.ktMu.Unlock()
+}
+
+func (c *Client) comparePeerView(ctx context.Context, conn *transport.Conn, pv peerView) (ahead bool, err error) {
+	mine, err := c.refreshedCheckpoint(ctx, conn, pv.view.Size)
+	if err != nil && isAlert(err) {
+		return false, err
+	}
+	if err != nil || mine == nil {
+		return false, nil // nothing to compare with yet; not evidence
+	}
+	var root tlog.Hash
+	copy(root[:], pv.view.Root)
+	if pv.view.Size > mine.Size {
+		return true, nil
+	}
+	split := func(reason error) error {
+		return fmt.Errorf("%w: %s/%s's device was shown the key transparency checkpoint of %d epochs (root %v), which is not part of the log this device was shown (%d epochs, root %v): the server is showing you and %s different directories (a split view), so either of you may be sending to devices the other cannot see; compare safety numbers with %s: %v",
+			ErrDirectory, pv.sender.User, pv.sender.Device, pv.view.Size, root, mine.Size, mine.Hash, pv.sender.User, pv.sender.User, reason)
+	}
+	if pv.view.Size == mine.Size {
+		if root != mine.Hash {
+			return false, split(errors.New("same size, another root"))
+		}
+	} else {
+		b, err := conn.KTConsistency(ctx, pv.view.Size, mine.Size)
+		if err != nil {
+			return false, split(fmt.Errorf("the server cannot prove them consistent: %w", err))
+		}
+		proof, err := log.DecodeProof(b)
+		if err != nil {
+			return false, split(err)
+		}
+		if err := tlog.CheckTree(proof, mine.Size, mine.Hash, pv.view.Size, root); err != nil {
+			return false, split(err)
+		}
+	}
+	c.ktMu.Lock()
+	if c.viewsChecked == nil {
+		c.viewsChecked = map[int64][32]byte{}
+	}
+	if len(c.viewsChecked) > 4096 {
+		clear(c.viewsChecked)
+	}
+	c.viewsChecked[pv.view.Size] = root
+	c.ktMu.Unlock()
+	return false, nil
+}
+
+// refreshedCheckpoint returns this device's latest checkpoint, first
+// moving it forward (a lookup of its own account) if it is older than
+// size.
+func (c *Client) refreshedCheckpoint(ctx context.Context, conn *transport.Conn, size int64) (*log.SignedCheckpoint, error) {
+	c.ktMu.Lock()
+	st, err := c.ktVerifier(ctx, conn)
+	c.ktMu.Unlock()
+	if err != nil {
+		return nil, err
+	}
+	if l := st.v.Latest(); l != nil && l.Size >= size {
+		return l, nil
+	}
+	if _, _, err := c.ktLookup(ctx, conn, c.acct.User); err != nil && !isNotReady(err) {
+		return nil, err
+	}
+	return st.v.Latest(), nil
 }

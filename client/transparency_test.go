@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/mod/sumdb/tlog"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/parleychat/parley/client/transport"
@@ -196,4 +197,51 @@ func mustConn(t *testing.T, c *Client) *transport.Conn {
 		t.Fatal(err)
 	}
 	return conn
+}
+
+// A split view between two members: the server shows bob a history that
+// forked from alice's (here: bob's device accepted a checkpoint the server
+// signed for a second history, at a size alice has passed). bob's next
+// message carries it; alice's device asks the server to prove it part of
+// her log, which it cannot: a security alert naming bob.
+func TestSplitViewIsCaughtInAConversation(t *testing.T) {
+	ctx := context.Background()
+	srv := startServer(t)
+	alice, bob := srv.newUser(t, "alice"), srv.newUser(t, "bob")
+	mustSend(t, alice, "@bob", "hello")
+	mustSync(t, bob)
+	mustSend(t, bob, "@alice", "hi")
+	mustSync(t, alice)
+	if hasAlert(alice, "") {
+		t.Fatalf("alerts on the honest path: %+v", alice.Warnings())
+	}
+	srv.newUser(t, "carol")
+	mustSend(t, alice, "@carol", "hey") // alice's view moves on
+
+	mine := alice.latestView()
+	if mine == nil || mine.Size < 2 {
+		t.Fatalf("alice's checkpoint: %+v", mine)
+	}
+	var root tlog.Hash
+	rand.Read(root[:])
+	forked, err := log.Sign(log.Checkpoint{Origin: srv.kt.Directory.Origin, Size: mine.Size - 1, Hash: root}, srv.kt.Directory.Signer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bob.ktMu.Lock()
+	st, err := bob.ktVerifier(ctx, mustConn(t, bob))
+	if err == nil {
+		st.v, err = log.NewVerifier(st.keys.Policy, forked)
+	}
+	bob.ktMu.Unlock()
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustSend(t, bob, "@alice", "from the other history")
+	if _, err := alice.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if !hasAlert(alice, "split view") {
+		t.Fatalf("alice's warnings: %+v", alice.Warnings())
+	}
 }
