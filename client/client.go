@@ -88,6 +88,12 @@ type Options struct {
 	// KTMaxAge is how old the directory's served epoch may be before the
 	// client refuses it as a frozen view (default 24h).
 	KTMaxAge time.Duration
+	// KTMonitorEvery is how often syncs check this account's own history
+	// in the directory (default 4h: each check is one ~2.5 kB answer
+	// whatever the number of epochs since the last, so this keeps
+	// monitoring under 20 kB a day; docs/benchmarks.md). Negative: at
+	// every sync. "parley audit" checks at once.
+	KTMonitorEvery time.Duration
 
 	// groupSuite, if set, is the cipher suite of new conversations
 	// instead of X-Wing (tests: a conversation made before X-Wing became

@@ -128,6 +128,8 @@ func testOptions(t testing.TB, name string) Options {
 		Passphrase:  []byte("passphrase of " + name),
 		KDF:         &testKDF,
 		LockTimeout: 20 * time.Second,
+		// Tests check the own account at every sync.
+		KTMonitorEvery: -1,
 	}
 }
 

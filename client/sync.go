@@ -526,7 +526,7 @@ func (c *Client) Sync(ctx context.Context) (SyncResult, error) {
 		if err := c.syncAll(ctx, conn); err != nil {
 			return err
 		}
-		if err := c.monitorOwn(ctx, conn); err != nil && !isNotReady(err) {
+		if err := c.monitorOwn(ctx, conn, false); err != nil && !isNotReady(err) {
 			c.warn(nil, nil, fmt.Errorf("checking this account in the key transparency directory: %w", err))
 		}
 		c.comparePeerViews(ctx, conn)

@@ -53,7 +53,11 @@ type ktKeys struct {
 type ktOwn struct {
 	Leaf  []byte `json:"leaf"`
 	Epoch uint64 `json:"epoch"`
+	// Checked is when the history was last checked.
+	Checked time.Time `json:"checked"`
 }
+
+const defaultKTMonitorEvery = 4 * time.Hour
 
 type ktState struct {
 	keys directory.Keys
@@ -238,21 +242,32 @@ const maxOwnHistory = 4096
 // account key this device pinned, for this account. A version that is
 // not is a device (or account key) this account did not sign, shown to
 // everyone who looked the account up: a security alert.
-func (c *Client) monitorOwn(ctx context.Context, conn *transport.Conn) error {
+//
+// Unless force is set, it checks only if the last check is older than
+// Options.KTMonitorEvery: each check covers every epoch since the last.
+func (c *Client) monitorOwn(ctx context.Context, conn *transport.Conn, force bool) error {
 	c.ktMu.Lock()
 	defer c.ktMu.Unlock()
-	st, err := c.ktVerifier(ctx, conn)
-	if err != nil {
-		return err
-	}
 	var own ktOwn
 	var pinned pin
-	err = c.store.Update(func(tx *profile.Tx) error {
+	err := c.store.Update(func(tx *profile.Tx) error {
 		if err := tx.GetJSON(bucketKT, "own", &own); err != nil && !errors.Is(err, profile.ErrNotFound) {
 			return err
 		}
 		return tx.GetJSON(bucketPins, c.acct.User, &pinned)
 	})
+	if err != nil {
+		return err
+	}
+	every := c.opts.KTMonitorEvery
+	if every == 0 {
+		every = defaultKTMonitorEvery
+	}
+	now := c.opts.now()
+	if !force && every > 0 && !own.Checked.IsZero() && now.Sub(own.Checked) < every && !now.Before(own.Checked) {
+		return nil
+	}
+	st, err := c.ktVerifier(ctx, conn)
 	if err != nil {
 		return err
 	}
@@ -301,10 +316,10 @@ func (c *Client) monitorOwn(ctx context.Context, conn *transport.Conn) error {
 			return err
 		}
 	}
-	if !r.Found {
-		return nil
+	own.Checked = now.UTC()
+	if r.Found {
+		own.Leaf, own.Epoch = r.Leaf[:], r.Current.Epoch
 	}
-	own = ktOwn{Leaf: r.Leaf[:], Epoch: r.Current.Epoch}
 	return c.store.Update(func(tx *profile.Tx) error { return tx.PutJSON(bucketKT, "own", own) })
 }
 
@@ -393,7 +408,7 @@ func (c *Client) Audit(ctx context.Context) (AuditReport, error) {
 		if err != nil {
 			return err
 		}
-		if err := c.monitorOwn(ctx, conn); err != nil {
+		if err := c.monitorOwn(ctx, conn, true); err != nil {
 			if !isAlert(err) {
 				return err
 			}

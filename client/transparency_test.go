@@ -245,3 +245,34 @@ func TestSplitViewIsCaughtInAConversation(t *testing.T) {
 		t.Fatalf("alice's warnings: %+v", alice.Warnings())
 	}
 }
+
+// Own-account monitoring runs at most every KTMonitorEvery (4 hours by
+// default, to stay under 20 kB a day) and covers every epoch since the
+// last check: a ghost version published in between is caught at the
+// first sync after the interval.
+func TestMonitoringInterval(t *testing.T) {
+	ctx := context.Background()
+	srv := startServer(t)
+	now := time.Now()
+	clock := func() time.Time { return now }
+	alice := srv.newUserWith(t, "alice", func(o *Options) { o.KTMonitorEvery = 0; o.Now = clock })
+	if _, err := alice.Sync(ctx); err != nil { // checks: the first time
+		t.Fatal(err)
+	}
+	forgeList(t, srv, alice, 40)
+	waitDirectory(t, srv, "alice", 40)
+	now = now.Add(time.Hour)
+	if _, err := alice.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if hasAlert(alice, "did not sign") {
+		t.Fatal("checked again within the interval")
+	}
+	now = now.Add(4 * time.Hour)
+	if _, err := alice.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if !hasAlert(alice, "did not sign") {
+		t.Fatalf("not caught after the interval: %+v", alice.Warnings())
+	}
+}
