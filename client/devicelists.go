@@ -367,6 +367,12 @@ func (c *Client) Verify(ctx context.Context, user string, clear bool) (Verified,
 			return err
 		}
 		l, err := c.verifiedList(ctx, conn, user)
+		if errors.Is(err, ErrAccountKeyChanged) && !clear {
+			// The user compared safety numbers after the account key
+			// changed (a lost primary device, or a new account): take
+			// the new key, as the directory serves it.
+			l, err = c.acceptAccountKey(ctx, conn, user)
+		}
 		if err != nil {
 			return err
 		}
@@ -462,4 +468,28 @@ func (c *Client) upgradeToSignedList(ctx context.Context, conn *transport.Conn) 
 	}
 	c.warn(nil, nil, fmt.Errorf("this profile predates signed device lists: this device now holds %s's account key and signed a list of itself; link your other devices again", c.acct.User))
 	return nil
+}
+
+// acceptAccountKey pins user's new account key and devices from the
+// directory's list, after the user compared safety numbers (Verify).
+func (c *Client) acceptAccountKey(ctx context.Context, conn *transport.Conn, user string) (devicelist.List, error) {
+	s, res, err := c.ktLookup(ctx, conn, user)
+	if err != nil {
+		return devicelist.List{}, err
+	}
+	if s == nil {
+		return devicelist.List{}, fmt.Errorf("%w: %s has no device list in the directory", ErrUnlistedDevice, user)
+	}
+	l, err := devicelist.Verify(s)
+	if err != nil {
+		return devicelist.List{}, fmt.Errorf("device list of %s: %w", user, err)
+	}
+	if l.Username != user {
+		return devicelist.List{}, fmt.Errorf("%w: the directory answered %s's device list with %s's", devicelist.ErrMalformed, user, l.Username)
+	}
+	p := pin{AccountKey: l.AccountKey, Version: l.Version, Pinned: c.opts.now().UTC(), Epoch: res.Entry.Epoch, Devices: map[string][]byte{}}
+	for _, d := range l.Devices {
+		p.Devices[d.ID] = d.MLSKey
+	}
+	return l, c.store.Update(func(tx *profile.Tx) error { return tx.PutJSON(bucketPins, user, p) })
 }

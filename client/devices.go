@@ -411,6 +411,95 @@ func (c *Client) RemoveDevice(ctx context.Context, deviceID string) (int, error)
 	return removed, err
 }
 
+// ResetAccountKey recovers from a lost primary device: this device makes
+// a new account key, becomes the primary, signs a list of itself alone
+// and removes the account's other devices from the server and from every
+// conversation (link them again afterwards). It is loud on purpose:
+// every contact sees "account key changed" and sends nothing until they
+// compare safety numbers and run parley verify again, and any other
+// device of the account (the lost one too, if someone has it) raises a
+// security alert. It returns the devices removed.
+func (c *Client) ResetAccountKey(ctx context.Context) ([]string, error) {
+	if c.acct.isPrimary() {
+		return nil, errors.New("client: this device is the primary and holds the account key: there is nothing to recover (remove a lost secondary device with parley devices remove)")
+	}
+	var removed []string
+	err := c.withLock(ctx, func() error {
+		conn, err := c.connection(ctx)
+		if err != nil {
+			return err
+		}
+		// The history so far is checked under the old key first: after
+		// the reset, this device checks only what follows.
+		if err := c.monitorOwn(ctx, conn, true); err != nil {
+			return fmt.Errorf("this account's history in the directory: %w", err)
+		}
+		cur, err := c.verifiedList(ctx, conn, c.acct.User)
+		if err != nil {
+			return fmt.Errorf("this account's current device list: %w", err)
+		}
+		seed := randomBytes(ed25519.SeedSize)
+		priv := ed25519.NewKeyFromSeed(seed)
+		l := devicelist.List{Username: c.acct.User, AccountKey: priv.Public().(ed25519.PublicKey), Version: cur.Version + 1, Signed: c.opts.now().UTC(),
+			Devices: []devicelist.Device{{ID: c.acct.DeviceID, AuthKey: c.acct.deviceKey().Public().(ed25519.PublicKey), MLSKey: c.acct.mlsPublicKey(), Added: c.opts.now().UTC()}}}
+		s, err := devicelist.Sign(l, priv)
+		if err != nil {
+			return err
+		}
+		if err := conn.ResetAccountKey(ctx, s); err != nil {
+			return err
+		}
+		c.acct.AccountKey = seed
+		if err := c.store.Update(func(tx *profile.Tx) error {
+			if err := tx.PutJSON(bucketAccount, keySelf, c.acct); err != nil {
+				return err
+			}
+			// The new key is this account's from now on; the history in
+			// the directory starts over at the next check.
+			if err := tx.PutJSON(bucketPins, c.acct.User, pin{AccountKey: l.AccountKey, Pinned: c.opts.now().UTC()}); err != nil {
+				return err
+			}
+			return tx.Delete(bucketKT, "own")
+		}); err != nil {
+			return err
+		}
+		if err := c.waitForDirectory(ctx, conn, l.Version); err != nil {
+			return err
+		}
+		if err := c.restartOwnHistory(ctx, conn, l.Version); err != nil {
+			return err
+		}
+		for _, d := range cur.Devices {
+			if d.ID == c.acct.DeviceID {
+				continue
+			}
+			if err := conn.RemoveDevice(ctx, d.ID); err != nil && !errors.Is(err, wire.ErrNotFound) {
+				return fmt.Errorf("remove device %s from the server: %w", d.ID, err)
+			}
+			removed = append(removed, d.ID)
+		}
+		if err := c.syncAll(ctx, conn); err != nil {
+			return err
+		}
+		var convs []*convRecord
+		if err := c.store.Update(func(tx *profile.Tx) (err error) { convs, err = listConvs(tx); return err }); err != nil {
+			return err
+		}
+		for _, r := range convs {
+			if r.Removed {
+				continue
+			}
+			if err := c.removeDevices(ctx, r, func(s Sender) bool {
+				return s.User == c.acct.User && s.Device != c.acct.DeviceID
+			}, nil); err != nil {
+				return fmt.Errorf("remove the old devices from %s: %w", r.label(), err)
+			}
+		}
+		return nil
+	})
+	return removed, err
+}
+
 // ErrConfirmUsername is returned by DeleteAccount when the confirmation
 // is not the account's own username.
 var ErrConfirmUsername = errors.New("client: to delete the account, confirm with its username")

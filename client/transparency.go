@@ -3,6 +3,7 @@ package client
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -590,4 +591,23 @@ func (c *Client) refreshedCheckpoint(ctx context.Context, conn *transport.Conn, 
 		return nil, err
 	}
 	return st.v.Latest(), nil
+}
+
+// restartOwnHistory makes the directory's current version of this
+// account, which must be version (just published under a new account
+// key), the start of its monitored history.
+func (c *Client) restartOwnHistory(ctx context.Context, conn *transport.Conn, version uint64) error {
+	s, r, err := c.ktLookup(ctx, conn, c.acct.User)
+	if err != nil {
+		return err
+	}
+	if s == nil {
+		return fmt.Errorf("%w: this account's new list is not in the directory", ErrDirectory)
+	}
+	l, err := devicelist.Verify(s)
+	if err != nil || l.Version != version || !bytes.Equal(l.AccountKey, ed25519.NewKeyFromSeed(c.acct.AccountKey).Public().(ed25519.PublicKey)) {
+		return fmt.Errorf("%w: the directory does not serve the list this device just signed (version %d)", ErrDirectory, version)
+	}
+	own := ktOwn{Leaf: r.Leaf[:], Epoch: r.Current.Epoch, Checked: c.opts.now().UTC()}
+	return c.store.Update(func(tx *profile.Tx) error { return tx.PutJSON(bucketKT, "own", own) })
 }

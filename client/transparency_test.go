@@ -276,3 +276,44 @@ func TestMonitoringInterval(t *testing.T) {
 		t.Fatalf("not caught after the interval: %+v", alice.Warnings())
 	}
 }
+
+// Recovering from a lost primary: the laptop makes a new account key and
+// removes the other devices. bob's client refuses the new key until bob
+// compares safety numbers and verifies alice again; then messages reach
+// the laptop, and the lost phone gets nothing.
+func TestResetAccountKey(t *testing.T) {
+	ctx := context.Background()
+	srv := startServer(t)
+	phone, bob := srv.newUser(t, "alice"), srv.newUser(t, "bob")
+	laptop := srv.linkDevice(t, phone, "alice-laptop")
+	mustSend(t, bob, "@alice", "before")
+	mustSync(t, laptop)
+	if _, err := phone.ResetAccountKey(ctx); err == nil {
+		t.Fatal("the primary reset its own account key")
+	}
+	removed, err := laptop.ResetAccountKey(ctx)
+	if err != nil || len(removed) != 1 || removed[0] != phone.Self().DeviceID {
+		t.Fatalf("reset: %v, removed %v", err, removed)
+	}
+	if !laptop.acct.isPrimary() {
+		t.Fatal("the laptop is not the primary after the reset")
+	}
+	_, err = bob.SendText(ctx, "@alice", "after")
+	if !errors.Is(err, ErrAccountKeyChanged) || !IsSecurityAlert(err) {
+		t.Fatalf("bob sending after alice's key changed: %v, want an account-key-changed alert", err)
+	}
+	if _, err := bob.Verify(ctx, "alice", false); err != nil {
+		t.Fatalf("bob verifying alice's new key: %v", err)
+	}
+	mustSend(t, bob, "@alice", "after verifying")
+	res, err := laptop.Sync(ctx)
+	if err != nil || !slices.Contains(texts(res.Messages), "bob: after verifying") {
+		t.Fatalf("the laptop got %q, %v", texts(res.Messages), err)
+	}
+	if hasAlert(laptop, "") {
+		t.Fatalf("the honest reset raised an alert on the laptop: %+v", laptop.Warnings())
+	}
+	if _, err := phone.Sync(ctx); err == nil {
+		t.Fatal("the removed phone can still sync")
+	}
+}

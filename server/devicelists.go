@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"google.golang.org/protobuf/proto"
@@ -56,11 +57,14 @@ func (c *conn) handlePublishDeviceList(ctx context.Context, r *parleypb.PublishD
 			return nil, &wire.Error{Code: parleypb.ErrorCode_UNKNOWN_DEVICE, Message: fmt.Sprintf("device %s is not a device of this account", d.ID)}
 		}
 	}
+	if r.ResetAccountKey && !slices.ContainsFunc(l.Devices, func(d devicelist.Device) bool { return d.ID == c.dev.ID }) {
+		return nil, badRequest("a list that resets the account key must name the device that publishes it")
+	}
 	signed, err := proto.Marshal(r.List)
 	if err != nil {
 		return nil, err
 	}
-	err = c.s.cfg.Store.PublishDeviceList(ctx, store.DeviceList{Username: l.Username, AccountKey: l.AccountKey, Version: l.Version, Signed: signed})
+	err = c.s.cfg.Store.PublishDeviceList(ctx, store.DeviceList{Username: l.Username, AccountKey: l.AccountKey, Version: l.Version, Signed: signed, ResetKey: r.ResetAccountKey})
 	switch {
 	case errors.Is(err, store.ErrAccountKey):
 		return nil, &wire.Error{Code: parleypb.ErrorCode_PERMISSION_DENIED,

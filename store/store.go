@@ -98,6 +98,9 @@ type DeviceList struct {
 	AccountKey []byte
 	Version    uint64
 	Signed     []byte
+	// ResetKey lets the list bind a new account key (the primary device
+	// was lost); the version must still go up.
+	ResetKey bool
 }
 
 // Sentinel errors of PublishDeviceList.

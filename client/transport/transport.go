@@ -554,6 +554,15 @@ func (c *Conn) PublishDeviceList(ctx context.Context, l *parleypb.SignedDeviceLi
 	return nil
 }
 
+// ResetAccountKey publishes a list signed by a new account key (the
+// primary device was lost); it must name this device.
+func (c *Conn) ResetAccountKey(ctx context.Context, l *parleypb.SignedDeviceList) error {
+	if _, err := c.call(ctx, &parleypb.ClientFrame_PublishDeviceList{PublishDeviceList: &parleypb.PublishDeviceListRequest{List: l, ResetAccountKey: true}}); err != nil {
+		return fmt.Errorf("transport: reset account key: %w", err)
+	}
+	return nil
+}
+
 // FetchDeviceList returns username's device list as the server's key
 // transparency directory serves it (resp.Kt, with proofs, and resp.List
 // when present). Unverified: the client checks it with package

@@ -201,6 +201,24 @@ anything sent afterwards).`,
 			run: cmdDevicesRemove,
 		},
 		{
+			name: "devices reset-account-key", maxArgs: 0,
+			usage: `devices reset-account-key --yes
+
+For when the primary device (the one that ran parley init, and the only
+one that can add or remove devices) is lost: this device makes a new
+account key, becomes the primary, signs a device list of itself alone, and
+removes the account's other devices from the server and from every
+conversation (link them again afterwards). Every contact then sees that
+your account key changed and sends you nothing until they compare safety
+numbers with you and run parley verify @YOU; any other device of yours
+that still exists raises a security alert. That is on purpose: the same
+command in a thief's hands must not be silent.`,
+			flags: func(fs *flag.FlagSet, f *cmdFlags) {
+				fs.BoolVar(&f.yes, "yes", false, "confirm: replace the account key and remove every other device")
+			},
+			run: cmdResetAccountKey,
+		},
+		{
 			name: "account delete", minArgs: 1, maxArgs: 1,
 			usage: `account delete NAME
 
@@ -767,6 +785,25 @@ func cmdDevicesRemove(ctx context.Context, e *env, args []string) error {
 	}
 	return e.print(map[string]any{"removed": args[0], "conversations": n},
 		fmt.Sprintf("Removed device %s from the account and %d conversation(s).", args[0], n))
+}
+
+func cmdResetAccountKey(ctx context.Context, e *env, args []string) error {
+	if !e.flags.yes {
+		return errors.New("this replaces your account key and removes every other device of the account; run it again with --yes to go ahead")
+	}
+	c, err := e.open(ctx)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	defer e.warnings(c)
+	removed, err := c.ResetAccountKey(ctx)
+	if err != nil {
+		return err
+	}
+	return e.print(map[string]any{"primary": c.Self().DeviceID, "removed": removed},
+		fmt.Sprintf("This device is now the primary, with a new account key; removed %d other device(s): %s. Ask your contacts to compare safety numbers with you and run parley verify @%s.",
+			len(removed), strings.Join(removed, ", "), c.Self().User))
 }
 
 func cmdAccountDelete(ctx context.Context, e *env, args []string) error {

@@ -53,6 +53,8 @@ Account and devices:
   devices add CODE                approve a new device (run on an existing one)
   devices list                    list this account's devices
   devices remove ID               remove a device from the account and every conversation
+  devices reset-account-key --yes after losing the primary device: make this device the primary
+  audit                           what this device trusts in the key transparency directory, and alerts
   account delete NAME             delete your account (NAME: your username, to confirm)
   safety-number @USER             the number to compare with USER to rule out interception
   verify @USER [--clear]          after comparing safety numbers: hold messages to USER if their devices change
@@ -129,6 +131,8 @@ type cmdFlags struct {
 	groupInvites string
 	// clear: verify --clear.
 	clear bool
+	// yes: devices reset-account-key --yes.
+	yes bool
 }
 
 // env is what a running command gets.

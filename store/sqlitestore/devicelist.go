@@ -74,7 +74,7 @@ func (s *Store) PublishDeviceList(ctx context.Context, l store.DeviceList) error
 		if err != nil {
 			return fmt.Errorf("publish device list: %w", err)
 		}
-		if key != nil && !bytes.Equal(key, l.AccountKey) {
+		if key != nil && !bytes.Equal(key, l.AccountKey) && !l.ResetKey {
 			return fmt.Errorf("publish device list: %w", store.ErrAccountKey)
 		}
 		if l.Version <= version {

@@ -2099,10 +2099,15 @@ func (x *ListedDevice) GetAddedUnix() int64 {
 // The first list binds the account key; later ones must use it and have a
 // higher version, and list only existing devices of the account.
 type PublishDeviceListRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	List          *SignedDeviceList      `protobuf:"bytes,1,opt,name=list,proto3" json:"list,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state protoimpl.MessageState `protogen:"open.v1"`
+	List  *SignedDeviceList      `protobuf:"bytes,1,opt,name=list,proto3" json:"list,omitempty"`
+	// reset_account_key: the list is signed by a new account key (the
+	// primary device was lost). Only a list naming the calling device is
+	// taken; every contact and every other device of the account sees the
+	// change as a security alert.
+	ResetAccountKey bool `protobuf:"varint,2,opt,name=reset_account_key,json=resetAccountKey,proto3" json:"reset_account_key,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *PublishDeviceListRequest) Reset() {
@@ -2140,6 +2145,13 @@ func (x *PublishDeviceListRequest) GetList() *SignedDeviceList {
 		return x.List
 	}
 	return nil
+}
+
+func (x *PublishDeviceListRequest) GetResetAccountKey() bool {
+	if x != nil {
+		return x.ResetAccountKey
+	}
+	return false
 }
 
 type FetchDeviceListRequest struct {
@@ -4785,9 +4797,10 @@ const file_parleypb_parley_proto_rawDesc = "" +
 	"\bauth_key\x18\x02 \x01(\fR\aauthKey\x12*\n" +
 	"\x11mls_signature_key\x18\x03 \x01(\fR\x0fmlsSignatureKey\x12\x1d\n" +
 	"\n" +
-	"added_unix\x18\x04 \x01(\x03R\taddedUnix\"K\n" +
+	"added_unix\x18\x04 \x01(\x03R\taddedUnix\"w\n" +
 	"\x18PublishDeviceListRequest\x12/\n" +
-	"\x04list\x18\x01 \x01(\v2\x1b.parley.v1.SignedDeviceListR\x04list\"S\n" +
+	"\x04list\x18\x01 \x01(\v2\x1b.parley.v1.SignedDeviceListR\x04list\x12*\n" +
+	"\x11reset_account_key\x18\x02 \x01(\bR\x0fresetAccountKey\"S\n" +
 	"\x16FetchDeviceListRequest\x12\x1a\n" +
 	"\busername\x18\x01 \x01(\tR\busername\x12\x1d\n" +
 	"\n" +
