@@ -18,7 +18,7 @@ import (
 // server is a directory with the storage a real server would keep: every
 // update by (label, epoch), and every epoch's record and changes.
 type server struct {
-	t       *testing.T
+	t       testing.TB
 	dir     *Directory
 	cfg     Config
 	vkey    string
@@ -30,7 +30,7 @@ type server struct {
 
 var t0 = time.Date(2026, 12, 5, 6, 0, 0, 0, time.UTC)
 
-func newServer(t *testing.T, witnesses ...note.Verifier) *server {
+func newServer(t testing.TB, witnesses ...note.Verifier) *server {
 	t.Helper()
 	skey, vkey, err := GenerateNoteKey(rand.Reader, "parley.test/kt")
 	if err != nil {
@@ -131,7 +131,7 @@ func (s *server) history(label string, since uint64, first bool) []Opening {
 	return out
 }
 
-func (s *server) keys(t *testing.T, witnesses ...note.Verifier) Keys {
+func (s *server) keys(t testing.TB, witnesses ...note.Verifier) Keys {
 	v, err := note.NewVerifier(s.vkey)
 	if err != nil {
 		t.Fatal(err)
