@@ -317,3 +317,51 @@ func TestResetAccountKey(t *testing.T) {
 		t.Fatal("the removed phone can still sync")
 	}
 }
+
+// The honest path raises no alarm anywhere: a group, a device linked,
+// messages, a re-key, the device removed, everyone's own-account checks
+// and checkpoint comparisons along the way.
+func TestHonestPathRaisesNoAlarm(t *testing.T) {
+	ctx := context.Background()
+	srv := startServer(t)
+	alice, bob, carol := srv.newUser(t, "alice"), srv.newUser(t, "bob"), srv.newUser(t, "carol")
+	if _, err := alice.CreateGroup(ctx, "team", []string{"bob", "carol"}); err != nil {
+		t.Fatal(err)
+	}
+	tablet := srv.linkDevice(t, alice, "alice-tablet")
+	clients := []*Client{alice, bob, carol, tablet}
+	quiet := func(when string) {
+		t.Helper()
+		for _, c := range clients {
+			if _, err := c.Sync(ctx); err != nil && c != tablet {
+				t.Fatalf("%s: %s sync: %v", when, c.Self().User, err)
+			}
+			for _, w := range c.Warnings() {
+				if w.Alert {
+					t.Fatalf("%s: %s/%s raised an alert: %s", when, c.Self().User, c.Self().DeviceID, w.Err)
+				}
+			}
+		}
+	}
+	quiet("after linking")
+	mustSend(t, bob, "#team", "hello all")
+	mustSend(t, tablet, "#team", "from the tablet")
+	mustSend(t, carol, "@alice", "just you")
+	quiet("after messages")
+	if err := alice.Rekey(ctx, "#team"); err != nil {
+		t.Fatal(err)
+	}
+	quiet("after a re-key")
+	if _, err := alice.RemoveDevice(ctx, tablet.Self().DeviceID); err != nil {
+		t.Fatal(err)
+	}
+	clients = clients[:3]
+	mustSend(t, carol, "#team", "after the removal")
+	quiet("after removing the tablet")
+	for _, c := range clients {
+		rep, err := c.Audit(ctx)
+		if err != nil || len(rep.Alerts) > 0 || rep.Size == 0 {
+			t.Fatalf("%s audit: %v, %+v", c.Self().User, err, rep)
+		}
+	}
+}
