@@ -18,11 +18,20 @@ import (
 	"os/exec"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
 
+	"golang.org/x/mod/sumdb/note"
+	"google.golang.org/protobuf/proto"
 	_ "modernc.org/sqlite"
+
+	"github.com/parleychat/parley/devicelist"
+	"github.com/parleychat/parley/transparency/directory"
+	"github.com/parleychat/parley/transparency/log"
+	"github.com/parleychat/parley/transparency/prefix"
+	"github.com/parleychat/parley/transparency/vrf"
 
 	"github.com/parleychat/parley/client/transport"
 	"github.com/parleychat/parley/wire"
@@ -46,6 +55,8 @@ func TestMain(m *testing.M) {
 		// Hash-list changes reach the child only through its own
 		// checks, never through the poll.
 		f.listPoll = time.Hour
+		// Key transparency epochs often, so that crashes land mid-epoch.
+		f.kt = ktFlags{origin: defaultKTOrigin, interval: 20 * time.Millisecond, heartbeat: 200 * time.Millisecond}
 		log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 		if err := serveWith(context.Background(), f, log, nil); err != nil {
 			fmt.Fprintln(os.Stderr, "child parleyd:", err)
@@ -284,6 +295,120 @@ func TestCrashRecovery(t *testing.T) {
 			blobMu.Unlock()
 		}
 	}()
+	// Key transparency: carol publishes a new device list every few
+	// milliseconds, and bob looks it up with a client's checks, keeping
+	// one Verifier across every crash. A crash mid-epoch must never make
+	// the directory serve a checkpoint that does not extend one it served
+	// before (a fork or rollback to a client), and every acknowledged list
+	// must end up in the directory.
+	var ktAcked atomic.Uint64
+	var ktChecks atomic.Int64
+	var ktMu sync.Mutex // guards ktVerifier, ktKeys
+	var ktVerifier *log.Verifier
+	var ktKeys directory.Keys
+	ktLookup := func(c *transport.Conn) (*directory.Result, error) {
+		ktMu.Lock()
+		defer ktMu.Unlock()
+		if ktVerifier == nil {
+			k, err := c.KTKeys(ctx)
+			if err != nil {
+				return nil, err
+			}
+			lv, err := note.NewVerifier(k.NoteKey)
+			if err != nil {
+				return nil, err
+			}
+			vk, err := vrf.ParsePublicKey(k.VrfKey)
+			if err != nil {
+				return nil, err
+			}
+			ktKeys = directory.Keys{Policy: log.Policy{Origin: k.Origin, Log: lv}, VRF: vk}
+			if ktVerifier, err = log.NewVerifier(ktKeys.Policy, nil); err != nil {
+				return nil, err
+			}
+		}
+		var known int64
+		if l := ktVerifier.Latest(); l != nil {
+			known = l.Size
+		}
+		resp, err := c.FetchDeviceList(ctx, "carol", known)
+		if err != nil {
+			return nil, err
+		}
+		a, err := decodeKTAnswer(resp.Kt)
+		if err != nil {
+			return nil, &directoryError{err}
+		}
+		r, err := directory.VerifySearch(ktVerifier, ktKeys, "carol", a, time.Now())
+		if err != nil {
+			return nil, &directoryError{err}
+		}
+		ktChecks.Add(1)
+		return r, nil
+	}
+	listVersion := func(r *directory.Result) uint64 {
+		if r == nil || !r.Found {
+			return 0
+		}
+		var s parleypb.SignedDeviceList
+		if err := proto.Unmarshal(r.Current.Value, &s); err != nil {
+			t.Errorf("carol's list in the directory: %v", err)
+			return 0
+		}
+		l, err := devicelist.Verify(&s)
+		if err != nil {
+			t.Errorf("carol's list in the directory: %v", err)
+			return 0
+		}
+		return l.Version
+	}
+	accountPub, accountPriv, _ := ed25519.GenerateKey(rand.Reader)
+	carolPub := carol.key.Public().(ed25519.PublicKey)
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		pub := &crashDevice{s: srv, key: carol.key}
+		for v := uint64(1); ; v++ {
+			select {
+			case <-stopSend:
+				return
+			case <-time.After(20 * time.Millisecond):
+			}
+			l := devicelist.List{Username: "carol", AccountKey: accountPub, Version: v, Signed: time.Now(),
+				Devices: []devicelist.Device{{ID: carol.id, AuthKey: carolPub, MLSKey: carolPub, Added: time.Now()}}}
+			s, err := devicelist.Sign(l, accountPriv)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			err = pub.do(ctx, func(c *transport.Conn) error { return c.PublishDeviceList(ctx, s) })
+			if err != nil && !errors.Is(err, wire.ErrAlreadyExists) { // a retry of one stored before a crash
+				if ctx.Err() == nil {
+					t.Errorf("publish device list: %v", err)
+				}
+				return
+			}
+			ktAcked.Store(v)
+		}
+	}()
+	go func() {
+		defer wg.Done()
+		look := &crashDevice{s: srv, key: bob1.key}
+		for {
+			select {
+			case <-stopSend:
+				return
+			case <-time.After(10 * time.Millisecond):
+			}
+			err := look.do(ctx, func(c *transport.Conn) error { _, err := ktLookup(c); return err })
+			var de *directoryError
+			if errors.As(err, &de) {
+				t.Errorf("directory answer after a crash: %v", err)
+				return
+			}
+		}
+	}()
+
 	// Receivers fetch and ack while the server crashes; received keeps
 	// every message in arrival order (duplicates included).
 	received := make(map[string][]transport.Message)
@@ -385,6 +510,30 @@ func TestCrashRecovery(t *testing.T) {
 			bySeq[m.Seq] = string(m.ID)
 		}
 	}
+	// Every acknowledged list reaches the directory, with answers that
+	// still extend every checkpoint seen before.
+	look := &crashDevice{s: srv, key: bob1.key}
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		var r *directory.Result
+		err := look.do(ctx, func(c *transport.Conn) error {
+			var err error
+			r, err = ktLookup(c)
+			return err
+		})
+		if err != nil && !errors.Is(err, wire.ErrNotReady) {
+			t.Fatalf("final directory lookup: %v", err)
+		}
+		if v := listVersion(r); v >= ktAcked.Load() && v > 0 {
+			t.Logf("directory: carol's list at version %d (%d acknowledged), %d answers verified across the crashes", v, ktAcked.Load(), ktChecks.Load())
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the directory never took carol's acknowledged list version %d (serves %d)", ktAcked.Load(), listVersion(r))
+		}
+	}
+	if look.c != nil {
+		look.c.Close()
+	}
 	t.Logf("%d kills; %d acknowledged messages, %d deliveries checked, %d blobs", kills, len(senders[alice.id].acked)+len(senders[carol.id].acked), total, len(blobs))
 	if len(senders[alice.id].acked) == 0 || len(senders[carol.id].acked) == 0 {
 		t.Error("a sender got nothing acknowledged")
@@ -419,4 +568,41 @@ func TestCrashRecovery(t *testing.T) {
 			t.Errorf("blob %s: digest %s, want %s", id, hex.EncodeToString(got[:]), hex.EncodeToString(sum[:]))
 		}
 	}
+}
+
+// directoryError marks a directory answer that failed the client's checks
+// (as opposed to a lost connection).
+type directoryError struct{ err error }
+
+func (e *directoryError) Error() string { return e.err.Error() }
+func (e *directoryError) Unwrap() error { return e.err }
+
+// decodeKTAnswer decodes a directory answer as a client does.
+func decodeKTAnswer(a *parleypb.KTAnswer) (*directory.Answer, error) {
+	if a == nil {
+		return nil, errors.New("no directory answer")
+	}
+	out := &directory.Answer{Lookup: directory.Lookup{Checkpoint: a.Checkpoint, Record: a.Entry, VRFProof: a.VrfProof}}
+	var err error
+	if len(a.Consistency) > 0 {
+		if out.Consistency, err = log.DecodeProof(a.Consistency); err != nil {
+			return nil, err
+		}
+	}
+	if out.EntryProof, err = log.DecodeProof(a.EntryProof); err != nil {
+		return nil, err
+	}
+	if out.Proof, err = prefix.ParseProof(a.PrefixProof); err != nil {
+		return nil, err
+	}
+	if v := a.Current; v != nil {
+		o := &directory.Opening{Epoch: v.Epoch, Version: v.Version, Value: v.Value}
+		if len(v.Prev) != 32 || len(v.Opening) != 16 {
+			return nil, errors.New("malformed opening")
+		}
+		copy(o.Prev[:], v.Prev)
+		copy(o.Opening[:], v.Opening)
+		out.Current = o
+	}
+	return out, nil
 }
