@@ -237,6 +237,7 @@ func (c *conn) authenticated(ctx context.Context, dev store.Device) (parleypb.Se
 	}
 	c.dev = &dev
 	c.s.hub.add(dev.ID, c)
+	c.s.seen(ctx, dev.ID)
 	return &parleypb.ServerFrame_Session{Session: &parleypb.Session{
 		Username:               dev.Username,
 		DeviceId:               dev.ID,

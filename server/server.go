@@ -170,6 +170,10 @@ type Server struct {
 	stopSwp   context.CancelFunc
 	sweepWG   sync.WaitGroup
 	kt        *ktDirectory
+	// seenDay and seenToday spare the store a write per authentication:
+	// a device's last-seen day is written once a day at most.
+	seenDay   time.Time
+	seenToday map[string]bool
 }
 
 // New checks cfg and returns a server; it does not listen yet.
@@ -404,5 +408,28 @@ func (s *Server) sweep(ctx context.Context) {
 	s.metrics.expired.Add(float64(n + b))
 	if n+b > 0 {
 		s.log.Debug("retention sweep", "records", n, "blobs", b)
+	}
+}
+
+// seen records the day a device authenticated (only the day: what the
+// server can produce for a lawful request, docs/lawful-requests.md).
+// Failures only log: signing in does not depend on it.
+func (s *Server) seen(ctx context.Context, deviceID string) {
+	day := time.Now().UTC().Truncate(24 * time.Hour)
+	s.mu.Lock()
+	if !day.Equal(s.seenDay) {
+		s.seenDay, s.seenToday = day, map[string]bool{}
+	}
+	done := s.seenToday[deviceID]
+	s.seenToday[deviceID] = true
+	s.mu.Unlock()
+	if done {
+		return
+	}
+	if err := s.cfg.Store.SeenDevice(ctx, deviceID, day); err != nil {
+		s.log.Warn("recording the day a device was last seen", "device", deviceID, "err", err)
+		s.mu.Lock()
+		delete(s.seenToday, deviceID)
+		s.mu.Unlock()
 	}
 }

@@ -78,6 +78,9 @@ type Device struct {
 	Username  string
 	PublicKey []byte // Ed25519
 	Created   time.Time
+	// LastSeen is the day (UTC midnight) the device last authenticated;
+	// zero if never since it was recorded. Only the day is kept.
+	LastSeen time.Time
 }
 
 // Link is a pending request of a new device to join an account.
@@ -147,6 +150,20 @@ type KTEpoch struct {
 	Labels   []KTLabel   // new state of the labels updated
 	Versions []KTVersion // their new versions
 	Removed  []string    // labels removed
+}
+
+// LegalRequest is a lawful request as recorded, with what was done about
+// it. The package legal gives the fields their meaning; the store keeps
+// them.
+type LegalRequest struct {
+	ID       string
+	Recorded time.Time
+	// Data is the request with its answer, preservation and publication,
+	// encoded by package legal (JSON). It holds the account names and the
+	// answer package: it never leaves the server but in an answer.
+	Data []byte
+	// PreservedUntil is when preserved data must be deleted (zero: none).
+	PreservedUntil time.Time
 }
 
 // KeyPackage is an opaque MLS KeyPackage with its client-declared ref
@@ -358,6 +375,29 @@ type Store interface {
 	// KTEpoch returns an epoch's log record and encoded changes;
 	// ErrNotFound if it is not stored.
 	KTEpoch(ctx context.Context, epoch uint64) (record, changes []byte, err error)
+
+	// AccountCreated returns when an account was registered (deleted
+	// accounts keep their name and this time); ErrNotFound for none.
+	AccountCreated(ctx context.Context, username string) (time.Time, error)
+	// SeenDevice records that a device authenticated on day (UTC
+	// midnight); only the day is kept.
+	SeenDevice(ctx context.Context, deviceID string, day time.Time) error
+
+	// Lawful requests (package legal): requests with their answers and
+	// preservations, and the legal log's records. LegalPut stores r
+	// (inserting or replacing it by ID) and appends record to the legal
+	// log in one transaction, returning the record's index (-1 for a nil
+	// record: nothing appended).
+	LegalPut(ctx context.Context, r LegalRequest, record []byte) (int64, error)
+	// LegalGet returns a request; ErrNotFound if there is none.
+	LegalGet(ctx context.Context, id string) (LegalRequest, error)
+	// LegalList returns every request, oldest first.
+	LegalList(ctx context.Context) ([]LegalRequest, error)
+	// LegalLog returns every record of the legal log, in order.
+	LegalLog(ctx context.Context) ([][]byte, error)
+	// LegalAppend appends a record that belongs to no request (a
+	// transparency report) and returns its index.
+	LegalAppend(ctx context.Context, record []byte) (int64, error)
 
 	// AddKeyPackages stores key packages for a device; lastResort, if not
 	// nil, replaces the device's last-resort package of the same suite (a

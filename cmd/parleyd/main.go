@@ -54,6 +54,10 @@ Usage:
                                  hash lists (banks) for public channels
   parleyd admin takedowns ...    list moderation decisions; approve or reject
                                  posts held for review
+  parleyd admin legal ...        record lawful requests, answer them from what the
+                                 server holds, preserve, publish (docs/lawful-requests.md)
+  parleyd admin transparency-report --period 2026H2
+                                 write the public transparency report
   parleyd audit --server URL --key FILE
                                  audit a server's key transparency log and
                                  cosign its checkpoints ("parleyd audit --help")
@@ -94,12 +98,16 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			switch args[1] {
 			case "invite":
 				return adminInvite(ctx, args[2:], stdout, stderr)
+			case "legal":
+				return adminLegal(ctx, args[2:], stdout, stderr)
+			case "transparency-report":
+				return adminReport(ctx, args[2:], stdout, stderr)
 			case "lists", "takedowns":
 				dir, rest := adminDataDir(args[1:])
 				return admincmd.Run(dir, rest, stdout, stderr)
 			}
 		}
-		fmt.Fprint(stderr, "parleyd admin: unknown command; try \"parleyd admin invite|lists|takedowns\"\n")
+		fmt.Fprint(stderr, "parleyd admin: unknown command; try \"parleyd admin invite|lists|takedowns|legal|transparency-report\"\n")
 		return 2
 	}
 	fmt.Fprintf(stderr, "parleyd: unknown command %q\n\n%s", args[0], usage)
@@ -386,7 +394,7 @@ func serveWith(ctx context.Context, f serveFlags, log *slog.Logger, ready chan<-
 		Store: st, Blobs: blobs, Logger: log, Registerer: reg, Gatherer: reg,
 		Registration: server.Registration(f.registration), Retention: f.retention,
 		MaxAttachment: f.maxAttachment, MaxFrame: f.maxFrame, TLSConfig: tlsConfig,
-		Mount:         chans.Routes(),
+		Mount:         withTransparency(chans.Routes(), f.data),
 		ForgetAccount: chans.Channels.ForgetUser,
 	}
 	if err := f.abuse.serverConfig(&cfg); err != nil {
@@ -413,6 +421,7 @@ func serveWith(ctx context.Context, f serveFlags, log *slog.Logger, ready chan<-
 	chanCtx, stopChans := context.WithCancel(ctx)
 	defer stopChans()
 	go chans.Run(chanCtx)
+	go releasePreserved(chanCtx, st, f.data, log)
 	ln, err := net.Listen("tcp", f.listen)
 	if err != nil {
 		st.Close()

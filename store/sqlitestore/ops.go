@@ -100,15 +100,18 @@ func (s *Store) CreateAccount(ctx context.Context, dev store.Device, invite stri
 	})
 }
 
-const deviceCols = `id, username, public_key, created`
+const deviceCols = `id, username, public_key, created, last_seen`
 
 func scanDevice(row interface{ Scan(...any) error }) (store.Device, error) {
 	var d store.Device
-	var created int64
-	if err := row.Scan(&d.ID, &d.Username, &d.PublicKey, &created); err != nil {
+	var created, seen int64
+	if err := row.Scan(&d.ID, &d.Username, &d.PublicKey, &created, &seen); err != nil {
 		return d, err
 	}
 	d.Created = fromMilli(created)
+	if seen != 0 {
+		d.LastSeen = fromMilli(seen)
+	}
 	return d, nil
 }
 

@@ -316,6 +316,22 @@ CREATE TABLE kt_published (
 	note BLOB NOT NULL
 ) STRICT;
 `,
+	// 6: the day each device last authenticated (docs/lawful-requests.md:
+	// what the server can produce), and lawful requests with their
+	// tamper-evident log.
+	`
+ALTER TABLE devices ADD COLUMN last_seen INTEGER NOT NULL DEFAULT 0;
+CREATE TABLE legal_requests (
+	id              TEXT PRIMARY KEY,
+	recorded        INTEGER NOT NULL,
+	data            BLOB NOT NULL,
+	preserved_until INTEGER NOT NULL DEFAULT 0
+) STRICT;
+CREATE TABLE legal_log (
+	n      INTEGER PRIMARY KEY,
+	record BLOB NOT NULL
+) STRICT;
+`,
 }
 
 // checkSchema fails with sqlitedb.ErrNoDatabase if no migration was ever

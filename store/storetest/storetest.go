@@ -48,6 +48,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"Privacy", testPrivacy},
 		{"DeviceLists", testDeviceLists},
 		{"Transparency", testTransparency},
+		{"Legal", testLegal},
 		{"RemoveDevice", testRemoveDevice},
 		{"DeleteAccount", testDeleteAccount},
 		{"Retention", testRetention},
@@ -1062,4 +1063,56 @@ func testTransparency(t *testing.T, s store.Store) {
 	}
 	_, _, err = s.KTEpoch(ctx, 2)
 	mustErr(t, "epoch 2", err, store.ErrNotFound)
+}
+
+func testLegal(t *testing.T, s store.Store) {
+	mustAccount(t, s, "alice", "a1")
+	if _, err := s.AccountCreated(ctx, "alice"); err != nil {
+		t.Fatal(err)
+	}
+	_, err := s.AccountCreated(ctx, "nobody")
+	mustErr(t, "created of no account", err, store.ErrNotFound)
+	d, err := s.Device(ctx, "a1")
+	if err != nil || !d.LastSeen.IsZero() {
+		t.Fatalf("new device: %+v %v", d, err)
+	}
+	day := time.Date(2026, 12, 5, 0, 0, 0, 0, time.UTC)
+	if err := s.SeenDevice(ctx, "a1", day.Add(13*time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SeenDevice(ctx, "a1", day.Add(-48*time.Hour)); err != nil { // never goes back
+		t.Fatal(err)
+	}
+	if d, _ = s.Device(ctx, "a1"); !d.LastSeen.Equal(day) {
+		t.Fatalf("last seen %v, want the day %v only", d.LastSeen, day)
+	}
+
+	mustErr(t, "empty request", func() error { _, err := s.LegalPut(ctx, store.LegalRequest{ID: "r1"}, []byte("x")); return err }(), store.ErrBadRequest)
+	if n, err := s.LegalPut(ctx, store.LegalRequest{ID: "r0", Recorded: day, Data: []byte("v0")}, nil); err != nil || n != -1 {
+		t.Fatalf("put without a record: %d %v", n, err)
+	}
+	n, err := s.LegalPut(ctx, store.LegalRequest{ID: "r1", Recorded: day, Data: []byte("v1")}, []byte("rec0"))
+	if err != nil || n != 0 {
+		t.Fatalf("put: %d %v", n, err)
+	}
+	until := day.Add(90 * 24 * time.Hour)
+	if n, err = s.LegalPut(ctx, store.LegalRequest{ID: "r1", Recorded: day, Data: []byte("v2"), PreservedUntil: until}, []byte("rec1")); err != nil || n != 1 {
+		t.Fatalf("update: %d %v", n, err)
+	}
+	if n, err = s.LegalAppend(ctx, []byte("rec2")); err != nil || n != 2 {
+		t.Fatalf("append: %d %v", n, err)
+	}
+	r, err := s.LegalGet(ctx, "r1")
+	if err != nil || string(r.Data) != "v2" || !r.PreservedUntil.Equal(until) || !r.Recorded.Equal(day) {
+		t.Fatalf("get: %+v %v", r, err)
+	}
+	_, err = s.LegalGet(ctx, "r2")
+	mustErr(t, "unknown request", err, store.ErrNotFound)
+	if rs, err := s.LegalList(ctx); err != nil || len(rs) != 2 {
+		t.Fatalf("list: %d %v", len(rs), err)
+	}
+	recs, err := s.LegalLog(ctx)
+	if err != nil || fmt.Sprintf("%s", recs) != "[rec0 rec1 rec2]" {
+		t.Fatalf("log: %s %v", recs, err)
+	}
 }

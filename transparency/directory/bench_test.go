@@ -336,10 +336,6 @@ func sizeOf(a *Answer) (answerSize, error) {
 	return s, nil
 }
 
-func (s answerSize) proofs() int {
-	return s.checkpoint + s.consistency + s.record + s.entryProof + s.vrfProof + s.prefixProof + s.opening
-}
-
 // answers returns the answers about every tracked label to a client that
 // is behind epochs behind, their mean sizes, and the whole answer's mean
 // and largest size (the device list apart). The two log proofs' sizes
