@@ -1,6 +1,7 @@
 package safety
 
 import (
+	"bytes"
 	"regexp"
 	"testing"
 )
@@ -43,5 +44,32 @@ func TestNumber(t *testing.T) {
 	}
 	if _, err := Number(alice, Party{User: "bob"}); err == nil {
 		t.Fatal("party without keys accepted")
+	}
+}
+
+// TestKnownAnswer pins the documented construction (docs/safety-numbers.md
+// has the same worked example): the digits below were computed from the
+// description with an independent implementation (Python's hashlib), not
+// with this package, so a change to the construction (the iteration
+// count, the encoding, the digit reduction) fails here.
+func TestKnownAnswer(t *testing.T) {
+	key := func(b byte) []byte { return bytes.Repeat([]byte{b}, 32) }
+	alice := Party{User: "alice", Keys: [][]byte{key(2), key(1)}}
+	bob := Party{User: "bob", Keys: [][]byte{key(3)}}
+	for _, tc := range []struct {
+		p    Party
+		want string
+	}{
+		{alice, "368324568316427942915843831280"},
+		{bob, "158902442519803041000247320901"},
+	} {
+		got, err := Fingerprint(tc.p)
+		if err != nil || got != tc.want {
+			t.Errorf("Fingerprint(%s) = %s, %v; want %s", tc.p.User, got, err, tc.want)
+		}
+	}
+	n, err := Number(bob, alice)
+	if err != nil || n != "368324568316427942915843831280158902442519803041000247320901" {
+		t.Errorf("Number = %s, %v", n, err)
 	}
 }

@@ -3,6 +3,7 @@ package directory
 import (
 	"bytes"
 	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"testing"
@@ -497,4 +498,17 @@ func FuzzParseChanges(f *testing.F) {
 			t.Fatalf("re-encoding differs")
 		}
 	})
+}
+
+// TestLeafValueKnownAnswer pins the chained leaf of doc.go against
+// docs/formats.md (computed with Python's hashlib from the description).
+func TestLeafValueKnownAnswer(t *testing.T) {
+	var c [32]byte
+	for i := range c {
+		c[i] = 0x11
+	}
+	got := LeafValue(prefix.Value{}, 7, c)
+	if hex.EncodeToString(got[:]) != "0c8de3e3cd489c24919fa760a5f4ae3f36bbc5f2119534a092e233f9dd406537" {
+		t.Fatalf("LeafValue = %x", got)
+	}
 }
