@@ -1,9 +1,10 @@
 package wire
 
 import (
-	"bytes"
 	"errors"
 	"testing"
+
+	"google.golang.org/protobuf/encoding/protowire"
 
 	"github.com/parleychat/parley/wire/parleypb"
 )
@@ -108,19 +109,30 @@ func TestPeekRequestID(t *testing.T) {
 }
 
 func FuzzPeekRequestID(f *testing.F) {
-	f.Add([]byte{0x08, 0x01})
-	f.Add([]byte{0x08, 0xff, 0xff})
-	f.Fuzz(func(t *testing.T, data []byte) {
-		// Must never panic; a frame that encodes a single request_id
-		// field first must yield it.
-		id := PeekRequestID(data)
-		if id == 0 {
-			return
+	f.Add(uint64(1), []byte{0x08, 0x01}, []byte{0x08, 0x01})
+	f.Add(uint64(1<<63), []byte{0xff}, []byte{0x08, 0xff, 0xff})
+	f.Fuzz(func(t *testing.T, id uint64, rest, data []byte) {
+		// A frame whose first field is request_id gives it, whatever
+		// follows (the server answers frames it cannot decode with it).
+		if id != 0 {
+			b := protowire.AppendVarint(protowire.AppendTag(nil, 1, protowire.VarintType), id)
+			if got := PeekRequestID(append(b, rest...)); got != id {
+				t.Fatalf("peeked %d from a frame starting with request_id %d", got, id)
+			}
 		}
-		b, _ := Encode(&parleypb.ClientFrame{RequestId: id})
-		if !bytes.HasPrefix(data, b) && PeekRequestID(b) != id {
-			t.Fatalf("peeked %d from %x", id, data)
+		// Any frame the server can decode is answered to its own id: the
+		// encoder puts request_id first, and the peek agrees with the
+		// full decode.
+		if fr, err := DecodeClientFrame(data); err == nil {
+			b, err := Encode(fr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := PeekRequestID(b); got != fr.RequestId {
+				t.Fatalf("peeked %d, decoded %d", got, fr.RequestId)
+			}
 		}
+		PeekRequestID(data) // never panics
 	})
 }
 
