@@ -369,7 +369,10 @@ func FuzzProcess(f *testing.F) {
 	})
 }
 
-// FuzzJoinFromWelcome checks that arbitrary Welcome bytes never panic.
+// FuzzJoinFromWelcome feeds arbitrary Welcome bytes to the joiner: no
+// panic, and any Welcome it accepts puts it in alice's group as alice sees
+// it (same group id, epoch and epoch authenticator): a Welcome cannot be
+// altered into another group.
 func FuzzJoinFromWelcome(f *testing.F) {
 	s := gtSuite(f, 1)
 	ga, err := CreateGroup(s, []byte("g"), NewBasicCredential([]byte("a")), gtSigKey(f, s), nil)
@@ -381,9 +384,18 @@ func FuzzJoinFromWelcome(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
+	if _, err := ga.MergePendingCommit(); err != nil {
+		f.Fatal(err)
+	}
 	f.Add(out.Welcome)
 	f.Fuzz(func(t *testing.T, data []byte) {
-		_, _ = JoinFromWelcome(data, b, nil, nil)
+		g, err := JoinFromWelcome(data, b, nil, nil)
+		if err != nil {
+			return
+		}
+		if !bytes.Equal(g.GroupID(), ga.GroupID()) || g.Epoch() != ga.Epoch() || !bytes.Equal(g.EpochAuthenticator(), ga.EpochAuthenticator()) {
+			t.Fatalf("joined group %x epoch %d, alice's is %x epoch %d, or their epoch authenticators differ", g.GroupID(), g.Epoch(), ga.GroupID(), ga.Epoch())
+		}
 	})
 }
 
