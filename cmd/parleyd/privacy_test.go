@@ -11,7 +11,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/parleychat/parley/channels/channelsrv"
 	"github.com/parleychat/parley/client/transport"
+	"github.com/parleychat/parley/moderation/modsqlite"
 )
 
 // IP addresses are never stored (DESIGN.md, "What the server knows"):
@@ -102,5 +104,77 @@ func TestClientAddressesNeverStored(t *testing.T) {
 	}
 	if strings.Contains(logs.String(), canary) {
 		t.Logf("note: the info-level log mentions %s", canary)
+	}
+}
+
+// Private chats are never scanned (DESIGN.md): with an image on a block
+// list, the same image sent in a private conversation (as a message
+// payload and as an attachment, which in real use are encrypted anyway)
+// is stored and delivered, and no moderation decision is recorded; on a
+// public channel the same image is refused.
+func TestPrivateChatsNeverScanned(t *testing.T) {
+	srv := startCrashServer(t)
+	ctx := context.Background()
+	listed, listedHash := sharedImage(t, "reg-test-input", "pen-and-coaster.png")
+	list := filepath.Join(t.TempDir(), "list.txt")
+	if err := os.WriteFile(list, []byte("pdq "+listedHash+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var out, errb bytes.Buffer
+	if code := run(ctx, []string{"admin", "lists", "import", "--data", srv.data, "--name", "gifct", list}, &out, &errb); code != 0 {
+		t.Fatalf("import: %d %s%s", code, out.String(), errb.String())
+	}
+	a, err := transport.Dial(ctx, srv.url(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	sess, err := a.Register(ctx, "alice", newKey(t), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	conv := []byte("private")
+	if err := a.CreateConversation(ctx, conv); err != nil {
+		t.Fatal(err)
+	}
+	b, err := transport.Dial(ctx, srv.url(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	if _, err := b.Register(ctx, "bob", newKey(t), ""); err != nil {
+		t.Fatal(err)
+	}
+	bd, _ := b.ListDevices(ctx)
+	if _, err := a.SendCommit(ctx, transport.Commit{ID: transport.NewMessageID(), ConversationID: conv, Epoch: 0, Payload: []byte("c"),
+		Added: []string{bd[0].ID}, Welcome: []byte("w")}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.SendApplication(ctx, transport.NewMessageID(), conv, 1, listed); err != nil {
+		t.Fatalf("a private message carrying a listed image: %v", err)
+	}
+	msgs, _, err := b.Fetch(ctx, conv, 10)
+	if err != nil || len(msgs) == 0 || !bytes.Equal(msgs[len(msgs)-1].Payload, listed) {
+		t.Fatalf("bob's fetch: %d messages, %v", len(msgs), err)
+	}
+	if _, err := a.UploadBlob(ctx, bytes.NewReader(listed), int64(len(listed)), nil); err != nil {
+		t.Fatalf("an attachment carrying a listed image: %v", err)
+	}
+	api := channelClient{t: t, url: srv.url(), token: sess.BlobToken}
+	if code, b := api.do("POST", "/v1/channels", "application/json", strings.NewReader(`{"id":"pub"}`)); code != http.StatusCreated {
+		t.Fatalf("create channel: %d %s", code, b)
+	}
+	if code, _ := api.post("pub", "the same image in public", listed); code != http.StatusUnavailableForLegalReasons {
+		t.Fatalf("the listed image on a public channel: HTTP %d, want 451", code)
+	}
+	srv.stop()
+	ms, err := modsqlite.Open(ctx, filepath.Join(srv.data, channelsrv.ModerationDB))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ms.Close()
+	ds, err := ms.Decisions(ctx, "", 0)
+	if err != nil || len(ds) != 1 || !strings.HasPrefix(ds[0].Subject, "channel:pub") {
+		t.Fatalf("decisions: %+v %v (want only the channel upload's)", ds, err)
 	}
 }
