@@ -382,18 +382,12 @@ func (c *Client) RemoveDevice(ctx context.Context, deviceID string) (int, error)
 		if err := conn.RemoveDevice(ctx, deviceID); err != nil {
 			return err
 		}
-		if err := c.syncAll(ctx, conn); err != nil {
-			return err
-		}
-		var convs []*convRecord
-		if err := c.store.Update(func(tx *profile.Tx) (err error) { convs, err = listConvs(tx); return err }); err != nil {
+		convs, err := c.currentConversations(ctx, conn)
+		if err != nil {
 			return err
 		}
 		target := Sender{User: c.acct.User, Device: deviceID}
 		for _, r := range convs {
-			if r.Removed {
-				continue
-			}
 			before := removed
 			err := c.removeDevices(ctx, r, func(s Sender) bool {
 				if s == target {
@@ -478,17 +472,11 @@ func (c *Client) ResetAccountKey(ctx context.Context) ([]string, error) {
 			}
 			removed = append(removed, d.ID)
 		}
-		if err := c.syncAll(ctx, conn); err != nil {
-			return err
-		}
-		var convs []*convRecord
-		if err := c.store.Update(func(tx *profile.Tx) (err error) { convs, err = listConvs(tx); return err }); err != nil {
+		convs, err := c.currentConversations(ctx, conn)
+		if err != nil {
 			return err
 		}
 		for _, r := range convs {
-			if r.Removed {
-				continue
-			}
 			if err := c.removeDevices(ctx, r, func(s Sender) bool {
 				return s.User == c.acct.User && s.Device != c.acct.DeviceID
 			}, nil); err != nil {
@@ -561,4 +549,17 @@ func safetyNumber(g *mls.Group, a, b string) (string, error) {
 		}
 	}
 	return safety.Number(pa, pb)
+}
+
+// currentConversations catches up and returns the conversations this
+// device is still in. Call with the lock held.
+func (c *Client) currentConversations(ctx context.Context, conn *transport.Conn) ([]*convRecord, error) {
+	if err := c.syncAll(ctx, conn); err != nil {
+		return nil, err
+	}
+	var convs []*convRecord
+	if err := c.store.Update(func(tx *profile.Tx) (err error) { convs, err = listConvs(tx); return err }); err != nil {
+		return nil, err
+	}
+	return slices.DeleteFunc(convs, func(r *convRecord) bool { return r.Removed }), nil
 }

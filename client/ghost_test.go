@@ -306,29 +306,9 @@ func TestAccountKeySwapped(t *testing.T) {
 	mustSync(t, bob)
 	mustSend(t, bob, "@alice", "hi") // bob pins alice's account key
 
-	ghost := addGhost(t, srv, "alice")
-	ghostDev, err := srv.store.Device(ctx, ghost)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pub, priv, _ := ed25519.GenerateKey(rand.Reader)
-	forged := devicelist.List{Username: "alice", AccountKey: pub, Version: 99, Signed: time.Now(), Devices: []devicelist.Device{
-		{ID: alice.Self().DeviceID, AuthKey: alice.acct.deviceKey().Public().(ed25519.PublicKey), MLSKey: alice.acct.mlsPublicKey()},
-		{ID: ghost, AuthKey: ghostDev.PublicKey, MLSKey: pub},
-	}}
-	signed, err := devicelist.Sign(forged, priv)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := proto.Marshal(signed)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := serverDB(t, srv).Exec(`UPDATE accounts SET account_key = ?, device_list = ?, device_list_version = 99 WHERE username = 'alice'`, []byte(pub), b); err != nil {
-		t.Fatal(err)
-	}
+	forgeList(t, srv, alice, 99)
 	waitDirectory(t, srv, "alice", 99)
-	_, err = bob.CreateGroup(ctx, "plot", []string{"alice"})
+	_, err := bob.CreateGroup(ctx, "plot", []string{"alice"})
 	if !errors.Is(err, ErrAccountKeyChanged) {
 		t.Fatalf("bob adding alice after the server swapped her account key: %v, want ErrAccountKeyChanged", err)
 	}
