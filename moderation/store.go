@@ -144,5 +144,21 @@ type Store interface {
 	// all. limit <= 0 means 100.
 	Decisions(ctx context.Context, subject string, limit int) ([]Decision, error)
 
+	// FileReport adds a verified report of messages (all sent by one
+	// account) to the open case that already holds one of them, or opens
+	// a case; it returns the case's id. Messages already in the case are
+	// not added twice.
+	FileReport(ctx context.Context, r CaseReport, reported string, msgs []CaseMessage) (int64, error)
+	// Case returns a case with its reports, messages and events.
+	Case(ctx context.Context, id int64) (Case, error)
+	// Cases lists cases in a state ("" for all), newest first, without
+	// their messages.
+	Cases(ctx context.Context, state string, limit int) ([]Case, error)
+	// ActOnCase records an action: a decision on an open case, an appeal
+	// of a decided one (action "appeal"), or a decision on an appealed one
+	// (which closes it); anything else is ErrCaseState. The action also
+	// goes to the decisions log (Kind "case:ACTION", Subject "case:ID").
+	ActOnCase(ctx context.Context, id int64, e CaseEvent) (Case, error)
+
 	Close() error
 }

@@ -105,6 +105,8 @@ func (c *conn) dispatch(f *parleypb.ClientFrame) (parleypb.ServerFrameBody, erro
 		return c.handleFetchDeviceList(ctx, b.FetchDeviceList)
 	case *parleypb.ClientFrame_InspectLink:
 		return c.handleInspectLink(ctx, b.InspectLink)
+	case *parleypb.ClientFrame_Report:
+		return c.handleReport(ctx, b.Report)
 	case *parleypb.ClientFrame_KtKeys:
 		return c.handleKTKeys()
 	case *parleypb.ClientFrame_KtHistory:
@@ -714,7 +716,7 @@ func (c *conn) sent(kind store.Kind, res store.AppendResult) parleypb.ServerFram
 			}
 			for _, oc := range c.s.hub.conns(d) {
 				if p == nil {
-					p = c.s.encodePush(&parleypb.Push{Event: &parleypb.Push_Message{Message: messageToWire(res.Message)}})
+					p = c.s.encodePush(&parleypb.Push{Event: &parleypb.Push_Message{Message: c.s.toWire(context.Background(), res.Message)}})
 				}
 				oc.pushEncoded(p)
 			}
@@ -767,7 +769,7 @@ func (c *conn) page(ms []store.Message, limit int) (out []*parleypb.Message, mor
 		if budget < 0 && i > 0 {
 			return out, true
 		}
-		out = append(out, messageToWire(m))
+		out = append(out, c.s.toWire(context.Background(), m))
 	}
 	return out, more
 }

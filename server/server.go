@@ -9,6 +9,8 @@ package server
 
 import (
 	"context"
+	"crypto/ed25519"
+	"crypto/rand"
 	"crypto/subtle"
 	"crypto/tls"
 	"errors"
@@ -138,6 +140,13 @@ type Config struct {
 	// keep about the user (parleyd deletes their public channels and
 	// posts). If it fails the account is kept and the user told to retry.
 	ForgetAccount func(ctx context.Context, username string) error
+	// FrankingKey franks messages for abuse reports (package franking);
+	// nil makes a fresh one (tests: reports of messages franked before a
+	// restart then fail to verify).
+	FrankingKey ed25519.PrivateKey
+	// Report files a verified abuse report (parleyd: a moderation case)
+	// and returns its case id; nil refuses reports.
+	Report func(ctx context.Context, r Report) (string, error)
 	// Transparency configures the key transparency directory every
 	// client checks device lists against (docs/transparency.md). Nil
 	// runs one with fresh keys (EphemeralTransparency), which is only
@@ -159,17 +168,19 @@ type Server struct {
 	uploads *unauthCounter // blob uploads in progress, per account
 	waiting waitingConns
 
-	mu        sync.Mutex
-	closing   bool
-	links     map[string]*conn // "username/code" -> connection waiting for approval
-	acctConns map[string]int   // username -> authenticated connections
-	kpLow     kpLowNotices
-	conns     map[*conn]struct{}
-	connsWG   sync.WaitGroup
-	sweepCtx  context.Context
-	stopSwp   context.CancelFunc
-	sweepWG   sync.WaitGroup
-	kt        *ktDirectory
+	mu          sync.Mutex
+	closing     bool
+	links       map[string]*conn // "username/code" -> connection waiting for approval
+	acctConns   map[string]int   // username -> authenticated connections
+	kpLow       kpLowNotices
+	conns       map[*conn]struct{}
+	connsWG     sync.WaitGroup
+	sweepCtx    context.Context
+	stopSwp     context.CancelFunc
+	sweepWG     sync.WaitGroup
+	kt          *ktDirectory
+	frankingKey ed25519.PrivateKey
+	owners      owners
 	// seenDay and seenToday spare the store a write per authentication:
 	// a device's last-seen day is written once a day at most.
 	seenDay   time.Time
@@ -257,6 +268,10 @@ func New(cfg Config) (*Server, error) {
 		ConnState:         s.trackWaiting,
 	}
 	s.sweepCtx, s.stopSwp = context.WithCancel(context.Background())
+	s.frankingKey = cfg.FrankingKey
+	if s.frankingKey == nil {
+		_, s.frankingKey, _ = ed25519.GenerateKey(rand.Reader)
+	}
 	ktc := cfg.Transparency
 	if ktc == nil {
 		if ktc, err = EphemeralTransparency("parley.invalid/kt"); err != nil {

@@ -265,6 +265,7 @@ func (c *conn) handleKTKeys() (parleypb.ServerFrameBody, error) {
 	k := c.s.kt
 	return &parleypb.ServerFrame_KtKeys{KtKeys: &parleypb.KTKeysResponse{
 		Origin: k.cfg.Directory.Origin, NoteKey: k.cfg.VerifierKey, VrfKey: k.dir.VRFPublic().Bytes(), Witnesses: k.cfg.WitnessKeys,
+		FrankingKey: c.s.FrankingKey(),
 	}}, nil
 }
 

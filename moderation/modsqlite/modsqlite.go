@@ -73,6 +73,44 @@ CREATE TABLE bank_meta (
 	version INTEGER NOT NULL
 ) STRICT;
 INSERT INTO bank_meta (id, version) VALUES (0, 0);
+`, `
+CREATE TABLE cases (
+	id       INTEGER PRIMARY KEY,
+	opened   INTEGER NOT NULL,
+	reported TEXT NOT NULL,
+	state    TEXT NOT NULL
+) STRICT;
+CREATE INDEX cases_state ON cases (state, id);
+CREATE TABLE case_reports (
+	case_id  INTEGER NOT NULL REFERENCES cases(id),
+	reporter TEXT NOT NULL,
+	reason   TEXT NOT NULL,
+	note     TEXT NOT NULL,
+	received INTEGER NOT NULL
+) STRICT;
+CREATE INDEX case_reports_case ON case_reports (case_id);
+CREATE TABLE case_messages (
+	case_id       INTEGER NOT NULL REFERENCES cases(id),
+	tag           BLOB NOT NULL,
+	conversation  BLOB NOT NULL,
+	sender_user   TEXT NOT NULL,
+	sender_device TEXT NOT NULL,
+	accepted      INTEGER NOT NULL,
+	content       BLOB NOT NULL,
+	salt          BLOB NOT NULL,
+	frank         BLOB NOT NULL,
+	PRIMARY KEY (case_id, tag)
+) STRICT;
+CREATE INDEX case_messages_tag ON case_messages (tag);
+CREATE TABLE case_events (
+	case_id   INTEGER NOT NULL REFERENCES cases(id),
+	time      INTEGER NOT NULL,
+	action    TEXT NOT NULL,
+	moderator TEXT NOT NULL,
+	reason    TEXT NOT NULL,
+	until     INTEGER NOT NULL
+) STRICT;
+CREATE INDEX case_events_case ON case_events (case_id);
 `}
 
 // Open opens (creating with mode 0600 if needed) the database at path and

@@ -12,7 +12,9 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"testing"
+	"time"
 
 	"github.com/parleychat/parley/hashing/hashlist"
 	"github.com/parleychat/parley/moderation"
@@ -34,6 +36,7 @@ func Run(t *testing.T, newStore func(t *testing.T) moderation.Store) {
 		{"Position", testPosition},
 		{"PublishToken", testPublishToken},
 		{"Decisions", testDecisions},
+		{"Cases", testCases},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -337,5 +340,71 @@ func testDecisions(t *testing.T, s moderation.Store) {
 	one, _ := s.Decisions(ctx, "", 1)
 	if len(one) != 1 {
 		t.Fatalf("limit 1 gave %d", len(one))
+	}
+}
+
+func testCases(t *testing.T, s moderation.Store) {
+	ctx := context.Background()
+	now := time.Now().UTC().Truncate(time.Millisecond)
+	msg := func(tag string) moderation.CaseMessage {
+		return moderation.CaseMessage{Tag: []byte(tag), Conversation: []byte("conv"), SenderUser: "mallory", SenderDevice: "d1",
+			Accepted: now, Content: []byte("content " + tag), Salt: []byte("salt"), Frank: []byte("frank")}
+	}
+	id, err := s.FileReport(ctx, moderation.CaseReport{Reporter: "alice", Reason: "harassment", Note: "threats", Received: now}, "mallory",
+		[]moderation.CaseMessage{msg("t1"), msg("t2")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// bob reports one of the same messages and a new one: the same case.
+	id2, err := s.FileReport(ctx, moderation.CaseReport{Reporter: "bob", Reason: "harassment", Received: now}, "mallory",
+		[]moderation.CaseMessage{msg("t2"), msg("t3")})
+	if err != nil || id2 != id {
+		t.Fatalf("coalescing: case %d, %v (want %d)", id2, err, id)
+	}
+	// Another account's messages: another case.
+	other := msg("t9")
+	other.SenderUser = "eve"
+	id3, err := s.FileReport(ctx, moderation.CaseReport{Reporter: "alice", Reason: "spam", Received: now}, "eve", []moderation.CaseMessage{other})
+	if err != nil || id3 == id {
+		t.Fatalf("another account's case: %d %v", id3, err)
+	}
+	c, err := s.Case(ctx, id)
+	if err != nil || len(c.Reports) != 2 || len(c.Messages) != 3 || c.State != moderation.CaseOpen || c.Reported != "mallory" {
+		t.Fatalf("case: %+v %v", c, err)
+	}
+	if cs, err := s.Cases(ctx, moderation.CaseOpen, 0); err != nil || len(cs) != 2 || cs[0].ID != id3 || cs[1].Messages != nil {
+		t.Fatalf("open cases: %+v %v", cs, err)
+	}
+	if _, err := s.ActOnCase(ctx, id, moderation.CaseEvent{Action: "appeal"}); !errors.Is(err, moderation.ErrCaseState) {
+		t.Fatalf("appeal of an open case: %v", err)
+	}
+	if _, err := s.ActOnCase(ctx, id, moderation.CaseEvent{Action: "shout"}); !errors.Is(err, moderation.ErrAction) {
+		t.Fatalf("unknown action: %v", err)
+	}
+	until := now.Add(7 * 24 * time.Hour)
+	c, err = s.ActOnCase(ctx, id, moderation.CaseEvent{Action: moderation.ActionSuspend, Moderator: "mod1", Reason: "threats", Until: until})
+	if err != nil || c.State != moderation.CaseDecided || len(c.Events) != 1 || !c.Events[0].Until.Equal(until) {
+		t.Fatalf("decide: %+v %v", c, err)
+	}
+	if _, err := s.ActOnCase(ctx, id, moderation.CaseEvent{Action: moderation.ActionBan, Moderator: "mod1"}); !errors.Is(err, moderation.ErrCaseState) {
+		t.Fatalf("deciding twice: %v", err)
+	}
+	if c, err = s.ActOnCase(ctx, id, moderation.CaseEvent{Action: "appeal", Reason: "it was a joke"}); err != nil || c.State != moderation.CaseAppealed {
+		t.Fatalf("appeal: %+v %v", c, err)
+	}
+	if c, err = s.ActOnCase(ctx, id, moderation.CaseEvent{Action: moderation.ActionDismiss, Moderator: "lead1", Reason: "upheld appeal"}); err != nil || c.State != moderation.CaseClosed {
+		t.Fatalf("appeal decided: %+v %v", c, err)
+	}
+	ds, err := s.Decisions(ctx, "case:"+strconv.FormatInt(id, 10), 0)
+	if err != nil || len(ds) != 3 || ds[0].Kind != "case:dismiss" || ds[2].Actor != "mod1" {
+		t.Fatalf("the decisions log of the case: %+v %v", ds, err)
+	}
+	if _, err := s.Case(ctx, 9999); !errors.Is(err, moderation.ErrNotFound) {
+		t.Fatalf("unknown case: %v", err)
+	}
+	// A report against a closed case's messages opens a new case.
+	id4, err := s.FileReport(ctx, moderation.CaseReport{Reporter: "carol", Reason: "harassment", Received: now}, "mallory", []moderation.CaseMessage{msg("t1")})
+	if err != nil || id4 == id {
+		t.Fatalf("report after the case closed: %d %v", id4, err)
 	}
 }

@@ -265,6 +265,7 @@ type ClientFrame struct {
 	//	*ClientFrame_KtKeys
 	//	*ClientFrame_KtHistory
 	//	*ClientFrame_KtConsistency
+	//	*ClientFrame_Report
 	Body          isClientFrame_Body `protobuf_oneof:"body"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -539,6 +540,15 @@ func (x *ClientFrame) GetKtConsistency() *KTConsistencyRequest {
 	return nil
 }
 
+func (x *ClientFrame) GetReport() *ReportRequest {
+	if x != nil {
+		if x, ok := x.Body.(*ClientFrame_Report); ok {
+			return x.Report
+		}
+	}
+	return nil
+}
+
 type isClientFrame_Body interface {
 	isClientFrame_Body()
 }
@@ -643,6 +653,10 @@ type ClientFrame_KtConsistency struct {
 	KtConsistency *KTConsistencyRequest `protobuf:"bytes,26,opt,name=kt_consistency,json=ktConsistency,proto3,oneof"`
 }
 
+type ClientFrame_Report struct {
+	Report *ReportRequest `protobuf:"bytes,27,opt,name=report,proto3,oneof"`
+}
+
 func (*ClientFrame_Hello) isClientFrame_Body() {}
 
 func (*ClientFrame_Register) isClientFrame_Body() {}
@@ -693,6 +707,8 @@ func (*ClientFrame_KtHistory) isClientFrame_Body() {}
 
 func (*ClientFrame_KtConsistency) isClientFrame_Body() {}
 
+func (*ClientFrame_Report) isClientFrame_Body() {}
+
 // ServerFrame is a response (request_id != 0), a push (request_id == 0,
 // body push) or a connection-level error (request_id == 0, body error).
 type ServerFrame struct {
@@ -721,6 +737,7 @@ type ServerFrame struct {
 	//	*ServerFrame_KtKeys
 	//	*ServerFrame_KtHistory
 	//	*ServerFrame_KtConsistency
+	//	*ServerFrame_Report
 	Body          isServerFrame_Body `protobuf_oneof:"body"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -959,6 +976,15 @@ func (x *ServerFrame) GetKtConsistency() *KTConsistencyResponse {
 	return nil
 }
 
+func (x *ServerFrame) GetReport() *ReportResponse {
+	if x != nil {
+		if x, ok := x.Body.(*ServerFrame_Report); ok {
+			return x.Report
+		}
+	}
+	return nil
+}
+
 type isServerFrame_Body interface {
 	isServerFrame_Body()
 }
@@ -1047,6 +1073,10 @@ type ServerFrame_KtConsistency struct {
 	KtConsistency *KTConsistencyResponse `protobuf:"bytes,22,opt,name=kt_consistency,json=ktConsistency,proto3,oneof"`
 }
 
+type ServerFrame_Report struct {
+	Report *ReportResponse `protobuf:"bytes,23,opt,name=report,proto3,oneof"`
+}
+
 func (*ServerFrame_Error) isServerFrame_Body() {}
 
 func (*ServerFrame_Hello) isServerFrame_Body() {}
@@ -1088,6 +1118,8 @@ func (*ServerFrame_KtKeys) isServerFrame_Body() {}
 func (*ServerFrame_KtHistory) isServerFrame_Body() {}
 
 func (*ServerFrame_KtConsistency) isServerFrame_Body() {}
+
+func (*ServerFrame_Report) isServerFrame_Body() {}
 
 type Empty struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -2444,6 +2476,212 @@ func (x *KTVersion) GetValue() []byte {
 	return nil
 }
 
+// ReportRequest reports messages of a conversation the reporter is in,
+// each with what proves who sent it (docs/moderation.md).
+type ReportRequest struct {
+	state          protoimpl.MessageState `protogen:"open.v1"`
+	ConversationId []byte                 `protobuf:"bytes,1,opt,name=conversation_id,json=conversationId,proto3" json:"conversation_id,omitempty"`
+	Reason         string                 `protobuf:"bytes,2,opt,name=reason,proto3" json:"reason,omitempty"`     // spam, harassment, terrorism, csam, other
+	Note           string                 `protobuf:"bytes,3,opt,name=note,proto3" json:"note,omitempty"`         // at most 2000 bytes
+	Messages       []*ReportedMessage     `protobuf:"bytes,4,rep,name=messages,proto3" json:"messages,omitempty"` // 1 to 50
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *ReportRequest) Reset() {
+	*x = ReportRequest{}
+	mi := &file_parleypb_parley_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReportRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReportRequest) ProtoMessage() {}
+
+func (x *ReportRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_parleypb_parley_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReportRequest.ProtoReflect.Descriptor instead.
+func (*ReportRequest) Descriptor() ([]byte, []int) {
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *ReportRequest) GetConversationId() []byte {
+	if x != nil {
+		return x.ConversationId
+	}
+	return nil
+}
+
+func (x *ReportRequest) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *ReportRequest) GetNote() string {
+	if x != nil {
+		return x.Note
+	}
+	return ""
+}
+
+func (x *ReportRequest) GetMessages() []*ReportedMessage {
+	if x != nil {
+		return x.Messages
+	}
+	return nil
+}
+
+type ReportedMessage struct {
+	state          protoimpl.MessageState `protogen:"open.v1"`
+	SenderUser     string                 `protobuf:"bytes,1,opt,name=sender_user,json=senderUser,proto3" json:"sender_user,omitempty"`
+	SenderDeviceId string                 `protobuf:"bytes,2,opt,name=sender_device_id,json=senderDeviceId,proto3" json:"sender_device_id,omitempty"`
+	AcceptedUnixMs int64                  `protobuf:"varint,3,opt,name=accepted_unix_ms,json=acceptedUnixMs,proto3" json:"accepted_unix_ms,omitempty"`
+	Content        []byte                 `protobuf:"bytes,4,opt,name=content,proto3" json:"content,omitempty"` // the content exactly as encrypted
+	Salt           []byte                 `protobuf:"bytes,5,opt,name=salt,proto3" json:"salt,omitempty"`
+	FrankingTag    []byte                 `protobuf:"bytes,6,opt,name=franking_tag,json=frankingTag,proto3" json:"franking_tag,omitempty"`
+	Frank          []byte                 `protobuf:"bytes,7,opt,name=frank,proto3" json:"frank,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *ReportedMessage) Reset() {
+	*x = ReportedMessage{}
+	mi := &file_parleypb_parley_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReportedMessage) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReportedMessage) ProtoMessage() {}
+
+func (x *ReportedMessage) ProtoReflect() protoreflect.Message {
+	mi := &file_parleypb_parley_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReportedMessage.ProtoReflect.Descriptor instead.
+func (*ReportedMessage) Descriptor() ([]byte, []int) {
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *ReportedMessage) GetSenderUser() string {
+	if x != nil {
+		return x.SenderUser
+	}
+	return ""
+}
+
+func (x *ReportedMessage) GetSenderDeviceId() string {
+	if x != nil {
+		return x.SenderDeviceId
+	}
+	return ""
+}
+
+func (x *ReportedMessage) GetAcceptedUnixMs() int64 {
+	if x != nil {
+		return x.AcceptedUnixMs
+	}
+	return 0
+}
+
+func (x *ReportedMessage) GetContent() []byte {
+	if x != nil {
+		return x.Content
+	}
+	return nil
+}
+
+func (x *ReportedMessage) GetSalt() []byte {
+	if x != nil {
+		return x.Salt
+	}
+	return nil
+}
+
+func (x *ReportedMessage) GetFrankingTag() []byte {
+	if x != nil {
+		return x.FrankingTag
+	}
+	return nil
+}
+
+func (x *ReportedMessage) GetFrank() []byte {
+	if x != nil {
+		return x.Frank
+	}
+	return nil
+}
+
+type ReportResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	CaseId        string                 `protobuf:"bytes,1,opt,name=case_id,json=caseId,proto3" json:"case_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReportResponse) Reset() {
+	*x = ReportResponse{}
+	mi := &file_parleypb_parley_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReportResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReportResponse) ProtoMessage() {}
+
+func (x *ReportResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_parleypb_parley_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReportResponse.ProtoReflect.Descriptor instead.
+func (*ReportResponse) Descriptor() ([]byte, []int) {
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{25}
+}
+
+func (x *ReportResponse) GetCaseId() string {
+	if x != nil {
+		return x.CaseId
+	}
+	return ""
+}
+
 type KTKeysRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
@@ -2452,7 +2690,7 @@ type KTKeysRequest struct {
 
 func (x *KTKeysRequest) Reset() {
 	*x = KTKeysRequest{}
-	mi := &file_parleypb_parley_proto_msgTypes[23]
+	mi := &file_parleypb_parley_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2464,7 +2702,7 @@ func (x *KTKeysRequest) String() string {
 func (*KTKeysRequest) ProtoMessage() {}
 
 func (x *KTKeysRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[23]
+	mi := &file_parleypb_parley_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2477,25 +2715,27 @@ func (x *KTKeysRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KTKeysRequest.ProtoReflect.Descriptor instead.
 func (*KTKeysRequest) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{23}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{26}
 }
 
 // KTKeysResponse names the directory: its log's origin, its note
 // verifier key, its VRF public key and the witnesses whose cosignatures
 // every served checkpoint carries.
 type KTKeysResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Origin        string                 `protobuf:"bytes,1,opt,name=origin,proto3" json:"origin,omitempty"`
-	NoteKey       string                 `protobuf:"bytes,2,opt,name=note_key,json=noteKey,proto3" json:"note_key,omitempty"`
-	VrfKey        []byte                 `protobuf:"bytes,3,opt,name=vrf_key,json=vrfKey,proto3" json:"vrf_key,omitempty"`
-	Witnesses     []string               `protobuf:"bytes,4,rep,name=witnesses,proto3" json:"witnesses,omitempty"`
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Origin    string                 `protobuf:"bytes,1,opt,name=origin,proto3" json:"origin,omitempty"`
+	NoteKey   string                 `protobuf:"bytes,2,opt,name=note_key,json=noteKey,proto3" json:"note_key,omitempty"`
+	VrfKey    []byte                 `protobuf:"bytes,3,opt,name=vrf_key,json=vrfKey,proto3" json:"vrf_key,omitempty"`
+	Witnesses []string               `protobuf:"bytes,4,rep,name=witnesses,proto3" json:"witnesses,omitempty"`
+	// franking_key is the Ed25519 key the server franks messages with.
+	FrankingKey   []byte `protobuf:"bytes,5,opt,name=franking_key,json=frankingKey,proto3" json:"franking_key,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *KTKeysResponse) Reset() {
 	*x = KTKeysResponse{}
-	mi := &file_parleypb_parley_proto_msgTypes[24]
+	mi := &file_parleypb_parley_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2507,7 +2747,7 @@ func (x *KTKeysResponse) String() string {
 func (*KTKeysResponse) ProtoMessage() {}
 
 func (x *KTKeysResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[24]
+	mi := &file_parleypb_parley_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2520,7 +2760,7 @@ func (x *KTKeysResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KTKeysResponse.ProtoReflect.Descriptor instead.
 func (*KTKeysResponse) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{24}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *KTKeysResponse) GetOrigin() string {
@@ -2551,6 +2791,13 @@ func (x *KTKeysResponse) GetWitnesses() []string {
 	return nil
 }
 
+func (x *KTKeysResponse) GetFrankingKey() []byte {
+	if x != nil {
+		return x.FrankingKey
+	}
+	return nil
+}
+
 // KTHistoryRequest asks for the versions of one's own username published
 // after epoch after_epoch (all of them if from_start), oldest first, for
 // own-account monitoring; at most a page (more = true: ask again from
@@ -2566,7 +2813,7 @@ type KTHistoryRequest struct {
 
 func (x *KTHistoryRequest) Reset() {
 	*x = KTHistoryRequest{}
-	mi := &file_parleypb_parley_proto_msgTypes[25]
+	mi := &file_parleypb_parley_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2578,7 +2825,7 @@ func (x *KTHistoryRequest) String() string {
 func (*KTHistoryRequest) ProtoMessage() {}
 
 func (x *KTHistoryRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[25]
+	mi := &file_parleypb_parley_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2591,7 +2838,7 @@ func (x *KTHistoryRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KTHistoryRequest.ProtoReflect.Descriptor instead.
 func (*KTHistoryRequest) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{25}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *KTHistoryRequest) GetAfterEpoch() uint64 {
@@ -2626,7 +2873,7 @@ type KTHistoryResponse struct {
 
 func (x *KTHistoryResponse) Reset() {
 	*x = KTHistoryResponse{}
-	mi := &file_parleypb_parley_proto_msgTypes[26]
+	mi := &file_parleypb_parley_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2638,7 +2885,7 @@ func (x *KTHistoryResponse) String() string {
 func (*KTHistoryResponse) ProtoMessage() {}
 
 func (x *KTHistoryResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[26]
+	mi := &file_parleypb_parley_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2651,7 +2898,7 @@ func (x *KTHistoryResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KTHistoryResponse.ProtoReflect.Descriptor instead.
 func (*KTHistoryResponse) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{26}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *KTHistoryResponse) GetAnswer() *KTAnswer {
@@ -2688,7 +2935,7 @@ type KTConsistencyRequest struct {
 
 func (x *KTConsistencyRequest) Reset() {
 	*x = KTConsistencyRequest{}
-	mi := &file_parleypb_parley_proto_msgTypes[27]
+	mi := &file_parleypb_parley_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2700,7 +2947,7 @@ func (x *KTConsistencyRequest) String() string {
 func (*KTConsistencyRequest) ProtoMessage() {}
 
 func (x *KTConsistencyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[27]
+	mi := &file_parleypb_parley_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2713,7 +2960,7 @@ func (x *KTConsistencyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KTConsistencyRequest.ProtoReflect.Descriptor instead.
 func (*KTConsistencyRequest) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{27}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *KTConsistencyRequest) GetOldSize() int64 {
@@ -2739,7 +2986,7 @@ type KTConsistencyResponse struct {
 
 func (x *KTConsistencyResponse) Reset() {
 	*x = KTConsistencyResponse{}
-	mi := &file_parleypb_parley_proto_msgTypes[28]
+	mi := &file_parleypb_parley_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2751,7 +2998,7 @@ func (x *KTConsistencyResponse) String() string {
 func (*KTConsistencyResponse) ProtoMessage() {}
 
 func (x *KTConsistencyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[28]
+	mi := &file_parleypb_parley_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2764,7 +3011,7 @@ func (x *KTConsistencyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KTConsistencyResponse.ProtoReflect.Descriptor instead.
 func (*KTConsistencyResponse) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{28}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *KTConsistencyResponse) GetProof() []byte {
@@ -2783,7 +3030,7 @@ type ApproveLinkResponse struct {
 
 func (x *ApproveLinkResponse) Reset() {
 	*x = ApproveLinkResponse{}
-	mi := &file_parleypb_parley_proto_msgTypes[29]
+	mi := &file_parleypb_parley_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2795,7 +3042,7 @@ func (x *ApproveLinkResponse) String() string {
 func (*ApproveLinkResponse) ProtoMessage() {}
 
 func (x *ApproveLinkResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[29]
+	mi := &file_parleypb_parley_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2808,7 +3055,7 @@ func (x *ApproveLinkResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApproveLinkResponse.ProtoReflect.Descriptor instead.
 func (*ApproveLinkResponse) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{29}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *ApproveLinkResponse) GetDevice() *Device {
@@ -2829,7 +3076,7 @@ type Device struct {
 
 func (x *Device) Reset() {
 	*x = Device{}
-	mi := &file_parleypb_parley_proto_msgTypes[30]
+	mi := &file_parleypb_parley_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2841,7 +3088,7 @@ func (x *Device) String() string {
 func (*Device) ProtoMessage() {}
 
 func (x *Device) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[30]
+	mi := &file_parleypb_parley_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2854,7 +3101,7 @@ func (x *Device) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Device.ProtoReflect.Descriptor instead.
 func (*Device) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{30}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *Device) GetId() string {
@@ -2886,7 +3133,7 @@ type ListDevicesRequest struct {
 
 func (x *ListDevicesRequest) Reset() {
 	*x = ListDevicesRequest{}
-	mi := &file_parleypb_parley_proto_msgTypes[31]
+	mi := &file_parleypb_parley_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2898,7 +3145,7 @@ func (x *ListDevicesRequest) String() string {
 func (*ListDevicesRequest) ProtoMessage() {}
 
 func (x *ListDevicesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[31]
+	mi := &file_parleypb_parley_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2911,7 +3158,7 @@ func (x *ListDevicesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListDevicesRequest.ProtoReflect.Descriptor instead.
 func (*ListDevicesRequest) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{31}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{34}
 }
 
 type ListDevicesResponse struct {
@@ -2923,7 +3170,7 @@ type ListDevicesResponse struct {
 
 func (x *ListDevicesResponse) Reset() {
 	*x = ListDevicesResponse{}
-	mi := &file_parleypb_parley_proto_msgTypes[32]
+	mi := &file_parleypb_parley_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2935,7 +3182,7 @@ func (x *ListDevicesResponse) String() string {
 func (*ListDevicesResponse) ProtoMessage() {}
 
 func (x *ListDevicesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[32]
+	mi := &file_parleypb_parley_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2948,7 +3195,7 @@ func (x *ListDevicesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListDevicesResponse.ProtoReflect.Descriptor instead.
 func (*ListDevicesResponse) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{32}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *ListDevicesResponse) GetDevices() []*Device {
@@ -2967,7 +3214,7 @@ type RemoveDeviceRequest struct {
 
 func (x *RemoveDeviceRequest) Reset() {
 	*x = RemoveDeviceRequest{}
-	mi := &file_parleypb_parley_proto_msgTypes[33]
+	mi := &file_parleypb_parley_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2979,7 +3226,7 @@ func (x *RemoveDeviceRequest) String() string {
 func (*RemoveDeviceRequest) ProtoMessage() {}
 
 func (x *RemoveDeviceRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[33]
+	mi := &file_parleypb_parley_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2992,7 +3239,7 @@ func (x *RemoveDeviceRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveDeviceRequest.ProtoReflect.Descriptor instead.
 func (*RemoveDeviceRequest) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{33}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *RemoveDeviceRequest) GetDeviceId() string {
@@ -3016,7 +3263,7 @@ type DeleteAccountRequest struct {
 
 func (x *DeleteAccountRequest) Reset() {
 	*x = DeleteAccountRequest{}
-	mi := &file_parleypb_parley_proto_msgTypes[34]
+	mi := &file_parleypb_parley_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3028,7 +3275,7 @@ func (x *DeleteAccountRequest) String() string {
 func (*DeleteAccountRequest) ProtoMessage() {}
 
 func (x *DeleteAccountRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[34]
+	mi := &file_parleypb_parley_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3041,7 +3288,7 @@ func (x *DeleteAccountRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteAccountRequest.ProtoReflect.Descriptor instead.
 func (*DeleteAccountRequest) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{34}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *DeleteAccountRequest) GetUsername() string {
@@ -3064,7 +3311,7 @@ type KeyPackage struct {
 
 func (x *KeyPackage) Reset() {
 	*x = KeyPackage{}
-	mi := &file_parleypb_parley_proto_msgTypes[35]
+	mi := &file_parleypb_parley_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3076,7 +3323,7 @@ func (x *KeyPackage) String() string {
 func (*KeyPackage) ProtoMessage() {}
 
 func (x *KeyPackage) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[35]
+	mi := &file_parleypb_parley_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3089,7 +3336,7 @@ func (x *KeyPackage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KeyPackage.ProtoReflect.Descriptor instead.
 func (*KeyPackage) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{35}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *KeyPackage) GetRef() []byte {
@@ -3123,7 +3370,7 @@ type UploadKeyPackagesRequest struct {
 
 func (x *UploadKeyPackagesRequest) Reset() {
 	*x = UploadKeyPackagesRequest{}
-	mi := &file_parleypb_parley_proto_msgTypes[36]
+	mi := &file_parleypb_parley_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3135,7 +3382,7 @@ func (x *UploadKeyPackagesRequest) String() string {
 func (*UploadKeyPackagesRequest) ProtoMessage() {}
 
 func (x *UploadKeyPackagesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[36]
+	mi := &file_parleypb_parley_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3148,7 +3395,7 @@ func (x *UploadKeyPackagesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UploadKeyPackagesRequest.ProtoReflect.Descriptor instead.
 func (*UploadKeyPackagesRequest) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{36}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *UploadKeyPackagesRequest) GetKeyPackages() []*KeyPackage {
@@ -3174,7 +3421,7 @@ type UploadKeyPackagesResponse struct {
 
 func (x *UploadKeyPackagesResponse) Reset() {
 	*x = UploadKeyPackagesResponse{}
-	mi := &file_parleypb_parley_proto_msgTypes[37]
+	mi := &file_parleypb_parley_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3186,7 +3433,7 @@ func (x *UploadKeyPackagesResponse) String() string {
 func (*UploadKeyPackagesResponse) ProtoMessage() {}
 
 func (x *UploadKeyPackagesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[37]
+	mi := &file_parleypb_parley_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3199,7 +3446,7 @@ func (x *UploadKeyPackagesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UploadKeyPackagesResponse.ProtoReflect.Descriptor instead.
 func (*UploadKeyPackagesResponse) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{37}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *UploadKeyPackagesResponse) GetRemaining() uint32 {
@@ -3222,7 +3469,7 @@ type FetchKeyPackagesRequest struct {
 
 func (x *FetchKeyPackagesRequest) Reset() {
 	*x = FetchKeyPackagesRequest{}
-	mi := &file_parleypb_parley_proto_msgTypes[38]
+	mi := &file_parleypb_parley_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3234,7 +3481,7 @@ func (x *FetchKeyPackagesRequest) String() string {
 func (*FetchKeyPackagesRequest) ProtoMessage() {}
 
 func (x *FetchKeyPackagesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[38]
+	mi := &file_parleypb_parley_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3247,7 +3494,7 @@ func (x *FetchKeyPackagesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FetchKeyPackagesRequest.ProtoReflect.Descriptor instead.
 func (*FetchKeyPackagesRequest) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{38}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *FetchKeyPackagesRequest) GetUsername() string {
@@ -3282,7 +3529,7 @@ type DeviceKeyPackage struct {
 
 func (x *DeviceKeyPackage) Reset() {
 	*x = DeviceKeyPackage{}
-	mi := &file_parleypb_parley_proto_msgTypes[39]
+	mi := &file_parleypb_parley_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3294,7 +3541,7 @@ func (x *DeviceKeyPackage) String() string {
 func (*DeviceKeyPackage) ProtoMessage() {}
 
 func (x *DeviceKeyPackage) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[39]
+	mi := &file_parleypb_parley_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3307,7 +3554,7 @@ func (x *DeviceKeyPackage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeviceKeyPackage.ProtoReflect.Descriptor instead.
 func (*DeviceKeyPackage) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{39}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *DeviceKeyPackage) GetDeviceId() string {
@@ -3340,7 +3587,7 @@ type FetchKeyPackagesResponse struct {
 
 func (x *FetchKeyPackagesResponse) Reset() {
 	*x = FetchKeyPackagesResponse{}
-	mi := &file_parleypb_parley_proto_msgTypes[40]
+	mi := &file_parleypb_parley_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3352,7 +3599,7 @@ func (x *FetchKeyPackagesResponse) String() string {
 func (*FetchKeyPackagesResponse) ProtoMessage() {}
 
 func (x *FetchKeyPackagesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[40]
+	mi := &file_parleypb_parley_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3365,7 +3612,7 @@ func (x *FetchKeyPackagesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FetchKeyPackagesResponse.ProtoReflect.Descriptor instead.
 func (*FetchKeyPackagesResponse) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{40}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *FetchKeyPackagesResponse) GetKeyPackages() []*DeviceKeyPackage {
@@ -3391,7 +3638,7 @@ type CreateConversationRequest struct {
 
 func (x *CreateConversationRequest) Reset() {
 	*x = CreateConversationRequest{}
-	mi := &file_parleypb_parley_proto_msgTypes[41]
+	mi := &file_parleypb_parley_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3403,7 +3650,7 @@ func (x *CreateConversationRequest) String() string {
 func (*CreateConversationRequest) ProtoMessage() {}
 
 func (x *CreateConversationRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[41]
+	mi := &file_parleypb_parley_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3416,7 +3663,7 @@ func (x *CreateConversationRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateConversationRequest.ProtoReflect.Descriptor instead.
 func (*CreateConversationRequest) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{41}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *CreateConversationRequest) GetConversationId() []byte {
@@ -3442,7 +3689,7 @@ type CreateConversationResponse struct {
 
 func (x *CreateConversationResponse) Reset() {
 	*x = CreateConversationResponse{}
-	mi := &file_parleypb_parley_proto_msgTypes[42]
+	mi := &file_parleypb_parley_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3454,7 +3701,7 @@ func (x *CreateConversationResponse) String() string {
 func (*CreateConversationResponse) ProtoMessage() {}
 
 func (x *CreateConversationResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[42]
+	mi := &file_parleypb_parley_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3467,7 +3714,7 @@ func (x *CreateConversationResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateConversationResponse.ProtoReflect.Descriptor instead.
 func (*CreateConversationResponse) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{42}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *CreateConversationResponse) GetEpoch() uint64 {
@@ -3487,13 +3734,20 @@ type Message struct {
 	SenderDeviceId string                 `protobuf:"bytes,6,opt,name=sender_device_id,json=senderDeviceId,proto3" json:"sender_device_id,omitempty"`
 	Payload        []byte                 `protobuf:"bytes,7,opt,name=payload,proto3" json:"payload,omitempty"` // opaque MLS bytes
 	StoredUnix     int64                  `protobuf:"varint,8,opt,name=stored_unix,json=storedUnix,proto3" json:"stored_unix,omitempty"`
+	// Message franking (docs/moderation.md), for application messages whose
+	// MLS authenticated data carries a franking tag: the server's frank over
+	// the tag, the conversation, the sender and the accepted time, with the
+	// sender's username and that time in milliseconds.
+	Frank          []byte `protobuf:"bytes,9,opt,name=frank,proto3" json:"frank,omitempty"`
+	SenderUser     string `protobuf:"bytes,10,opt,name=sender_user,json=senderUser,proto3" json:"sender_user,omitempty"`
+	AcceptedUnixMs int64  `protobuf:"varint,11,opt,name=accepted_unix_ms,json=acceptedUnixMs,proto3" json:"accepted_unix_ms,omitempty"`
 	unknownFields  protoimpl.UnknownFields
 	sizeCache      protoimpl.SizeCache
 }
 
 func (x *Message) Reset() {
 	*x = Message{}
-	mi := &file_parleypb_parley_proto_msgTypes[43]
+	mi := &file_parleypb_parley_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3505,7 +3759,7 @@ func (x *Message) String() string {
 func (*Message) ProtoMessage() {}
 
 func (x *Message) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[43]
+	mi := &file_parleypb_parley_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3518,7 +3772,7 @@ func (x *Message) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Message.ProtoReflect.Descriptor instead.
 func (*Message) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{43}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *Message) GetId() []byte {
@@ -3577,6 +3831,27 @@ func (x *Message) GetStoredUnix() int64 {
 	return 0
 }
 
+func (x *Message) GetFrank() []byte {
+	if x != nil {
+		return x.Frank
+	}
+	return nil
+}
+
+func (x *Message) GetSenderUser() string {
+	if x != nil {
+		return x.SenderUser
+	}
+	return ""
+}
+
+func (x *Message) GetAcceptedUnixMs() int64 {
+	if x != nil {
+		return x.AcceptedUnixMs
+	}
+	return 0
+}
+
 type SendRequest struct {
 	state          protoimpl.MessageState `protogen:"open.v1"`
 	MessageId      []byte                 `protobuf:"bytes,1,opt,name=message_id,json=messageId,proto3" json:"message_id,omitempty"` // UUID, 16 bytes; idempotency key
@@ -3594,7 +3869,7 @@ type SendRequest struct {
 
 func (x *SendRequest) Reset() {
 	*x = SendRequest{}
-	mi := &file_parleypb_parley_proto_msgTypes[44]
+	mi := &file_parleypb_parley_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3606,7 +3881,7 @@ func (x *SendRequest) String() string {
 func (*SendRequest) ProtoMessage() {}
 
 func (x *SendRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[44]
+	mi := &file_parleypb_parley_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3619,7 +3894,7 @@ func (x *SendRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SendRequest.ProtoReflect.Descriptor instead.
 func (*SendRequest) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{44}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *SendRequest) GetMessageId() []byte {
@@ -3689,7 +3964,7 @@ type SendResponse struct {
 
 func (x *SendResponse) Reset() {
 	*x = SendResponse{}
-	mi := &file_parleypb_parley_proto_msgTypes[45]
+	mi := &file_parleypb_parley_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3701,7 +3976,7 @@ func (x *SendResponse) String() string {
 func (*SendResponse) ProtoMessage() {}
 
 func (x *SendResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[45]
+	mi := &file_parleypb_parley_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3714,7 +3989,7 @@ func (x *SendResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SendResponse.ProtoReflect.Descriptor instead.
 func (*SendResponse) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{45}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *SendResponse) GetSeq() uint64 {
@@ -3748,7 +4023,7 @@ type FetchRequest struct {
 
 func (x *FetchRequest) Reset() {
 	*x = FetchRequest{}
-	mi := &file_parleypb_parley_proto_msgTypes[46]
+	mi := &file_parleypb_parley_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3760,7 +4035,7 @@ func (x *FetchRequest) String() string {
 func (*FetchRequest) ProtoMessage() {}
 
 func (x *FetchRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[46]
+	mi := &file_parleypb_parley_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3773,7 +4048,7 @@ func (x *FetchRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FetchRequest.ProtoReflect.Descriptor instead.
 func (*FetchRequest) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{46}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *FetchRequest) GetConversationId() []byte {
@@ -3800,7 +4075,7 @@ type FetchResponse struct {
 
 func (x *FetchResponse) Reset() {
 	*x = FetchResponse{}
-	mi := &file_parleypb_parley_proto_msgTypes[47]
+	mi := &file_parleypb_parley_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3812,7 +4087,7 @@ func (x *FetchResponse) String() string {
 func (*FetchResponse) ProtoMessage() {}
 
 func (x *FetchResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[47]
+	mi := &file_parleypb_parley_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3825,7 +4100,7 @@ func (x *FetchResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FetchResponse.ProtoReflect.Descriptor instead.
 func (*FetchResponse) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{47}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *FetchResponse) GetMessages() []*Message {
@@ -3852,7 +4127,7 @@ type AckRequest struct {
 
 func (x *AckRequest) Reset() {
 	*x = AckRequest{}
-	mi := &file_parleypb_parley_proto_msgTypes[48]
+	mi := &file_parleypb_parley_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3864,7 +4139,7 @@ func (x *AckRequest) String() string {
 func (*AckRequest) ProtoMessage() {}
 
 func (x *AckRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[48]
+	mi := &file_parleypb_parley_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3877,7 +4152,7 @@ func (x *AckRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AckRequest.ProtoReflect.Descriptor instead.
 func (*AckRequest) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{48}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *AckRequest) GetConversationId() []byte {
@@ -3907,7 +4182,7 @@ type ListConversationsRequest struct {
 
 func (x *ListConversationsRequest) Reset() {
 	*x = ListConversationsRequest{}
-	mi := &file_parleypb_parley_proto_msgTypes[49]
+	mi := &file_parleypb_parley_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3919,7 +4194,7 @@ func (x *ListConversationsRequest) String() string {
 func (*ListConversationsRequest) ProtoMessage() {}
 
 func (x *ListConversationsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[49]
+	mi := &file_parleypb_parley_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3932,7 +4207,7 @@ func (x *ListConversationsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListConversationsRequest.ProtoReflect.Descriptor instead.
 func (*ListConversationsRequest) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{49}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *ListConversationsRequest) GetAfter() []byte {
@@ -3964,7 +4239,7 @@ type ConversationInfo struct {
 
 func (x *ConversationInfo) Reset() {
 	*x = ConversationInfo{}
-	mi := &file_parleypb_parley_proto_msgTypes[50]
+	mi := &file_parleypb_parley_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3976,7 +4251,7 @@ func (x *ConversationInfo) String() string {
 func (*ConversationInfo) ProtoMessage() {}
 
 func (x *ConversationInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[50]
+	mi := &file_parleypb_parley_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3989,7 +4264,7 @@ func (x *ConversationInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConversationInfo.ProtoReflect.Descriptor instead.
 func (*ConversationInfo) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{50}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *ConversationInfo) GetConversationId() []byte {
@@ -4051,7 +4326,7 @@ type ListConversationsResponse struct {
 
 func (x *ListConversationsResponse) Reset() {
 	*x = ListConversationsResponse{}
-	mi := &file_parleypb_parley_proto_msgTypes[51]
+	mi := &file_parleypb_parley_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4063,7 +4338,7 @@ func (x *ListConversationsResponse) String() string {
 func (*ListConversationsResponse) ProtoMessage() {}
 
 func (x *ListConversationsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[51]
+	mi := &file_parleypb_parley_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4076,7 +4351,7 @@ func (x *ListConversationsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListConversationsResponse.ProtoReflect.Descriptor instead.
 func (*ListConversationsResponse) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{51}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{54}
 }
 
 func (x *ListConversationsResponse) GetConversations() []*ConversationInfo {
@@ -4102,7 +4377,7 @@ type FetchInboxRequest struct {
 
 func (x *FetchInboxRequest) Reset() {
 	*x = FetchInboxRequest{}
-	mi := &file_parleypb_parley_proto_msgTypes[52]
+	mi := &file_parleypb_parley_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4114,7 +4389,7 @@ func (x *FetchInboxRequest) String() string {
 func (*FetchInboxRequest) ProtoMessage() {}
 
 func (x *FetchInboxRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[52]
+	mi := &file_parleypb_parley_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4127,7 +4402,7 @@ func (x *FetchInboxRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FetchInboxRequest.ProtoReflect.Descriptor instead.
 func (*FetchInboxRequest) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{52}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{55}
 }
 
 func (x *FetchInboxRequest) GetLimit() uint32 {
@@ -4147,7 +4422,7 @@ type FetchInboxResponse struct {
 
 func (x *FetchInboxResponse) Reset() {
 	*x = FetchInboxResponse{}
-	mi := &file_parleypb_parley_proto_msgTypes[53]
+	mi := &file_parleypb_parley_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4159,7 +4434,7 @@ func (x *FetchInboxResponse) String() string {
 func (*FetchInboxResponse) ProtoMessage() {}
 
 func (x *FetchInboxResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[53]
+	mi := &file_parleypb_parley_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4172,7 +4447,7 @@ func (x *FetchInboxResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FetchInboxResponse.ProtoReflect.Descriptor instead.
 func (*FetchInboxResponse) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{53}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{56}
 }
 
 func (x *FetchInboxResponse) GetMessages() []*Message {
@@ -4198,7 +4473,7 @@ type AckInboxRequest struct {
 
 func (x *AckInboxRequest) Reset() {
 	*x = AckInboxRequest{}
-	mi := &file_parleypb_parley_proto_msgTypes[54]
+	mi := &file_parleypb_parley_proto_msgTypes[57]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4210,7 +4485,7 @@ func (x *AckInboxRequest) String() string {
 func (*AckInboxRequest) ProtoMessage() {}
 
 func (x *AckInboxRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[54]
+	mi := &file_parleypb_parley_proto_msgTypes[57]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4223,7 +4498,7 @@ func (x *AckInboxRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AckInboxRequest.ProtoReflect.Descriptor instead.
 func (*AckInboxRequest) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{54}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{57}
 }
 
 func (x *AckInboxRequest) GetSeq() uint64 {
@@ -4241,7 +4516,7 @@ type PingRequest struct {
 
 func (x *PingRequest) Reset() {
 	*x = PingRequest{}
-	mi := &file_parleypb_parley_proto_msgTypes[55]
+	mi := &file_parleypb_parley_proto_msgTypes[58]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4253,7 +4528,7 @@ func (x *PingRequest) String() string {
 func (*PingRequest) ProtoMessage() {}
 
 func (x *PingRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[55]
+	mi := &file_parleypb_parley_proto_msgTypes[58]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4266,7 +4541,7 @@ func (x *PingRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PingRequest.ProtoReflect.Descriptor instead.
 func (*PingRequest) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{55}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{58}
 }
 
 type Push struct {
@@ -4285,7 +4560,7 @@ type Push struct {
 
 func (x *Push) Reset() {
 	*x = Push{}
-	mi := &file_parleypb_parley_proto_msgTypes[56]
+	mi := &file_parleypb_parley_proto_msgTypes[59]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4297,7 +4572,7 @@ func (x *Push) String() string {
 func (*Push) ProtoMessage() {}
 
 func (x *Push) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[56]
+	mi := &file_parleypb_parley_proto_msgTypes[59]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4310,7 +4585,7 @@ func (x *Push) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Push.ProtoReflect.Descriptor instead.
 func (*Push) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{56}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{59}
 }
 
 func (x *Push) GetEvent() isPush_Event {
@@ -4408,7 +4683,7 @@ type LinkApproved struct {
 
 func (x *LinkApproved) Reset() {
 	*x = LinkApproved{}
-	mi := &file_parleypb_parley_proto_msgTypes[57]
+	mi := &file_parleypb_parley_proto_msgTypes[60]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4420,7 +4695,7 @@ func (x *LinkApproved) String() string {
 func (*LinkApproved) ProtoMessage() {}
 
 func (x *LinkApproved) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[57]
+	mi := &file_parleypb_parley_proto_msgTypes[60]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4433,7 +4708,7 @@ func (x *LinkApproved) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LinkApproved.ProtoReflect.Descriptor instead.
 func (*LinkApproved) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{57}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{60}
 }
 
 func (x *LinkApproved) GetDeviceId() string {
@@ -4453,7 +4728,7 @@ type KeyPackagesLow struct {
 
 func (x *KeyPackagesLow) Reset() {
 	*x = KeyPackagesLow{}
-	mi := &file_parleypb_parley_proto_msgTypes[58]
+	mi := &file_parleypb_parley_proto_msgTypes[61]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4465,7 +4740,7 @@ func (x *KeyPackagesLow) String() string {
 func (*KeyPackagesLow) ProtoMessage() {}
 
 func (x *KeyPackagesLow) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[58]
+	mi := &file_parleypb_parley_proto_msgTypes[61]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4478,7 +4753,7 @@ func (x *KeyPackagesLow) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KeyPackagesLow.ProtoReflect.Descriptor instead.
 func (*KeyPackagesLow) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{58}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{61}
 }
 
 func (x *KeyPackagesLow) GetRemaining() uint32 {
@@ -4504,7 +4779,7 @@ type DeviceRemoved struct {
 
 func (x *DeviceRemoved) Reset() {
 	*x = DeviceRemoved{}
-	mi := &file_parleypb_parley_proto_msgTypes[59]
+	mi := &file_parleypb_parley_proto_msgTypes[62]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4516,7 +4791,7 @@ func (x *DeviceRemoved) String() string {
 func (*DeviceRemoved) ProtoMessage() {}
 
 func (x *DeviceRemoved) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[59]
+	mi := &file_parleypb_parley_proto_msgTypes[62]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4529,7 +4804,7 @@ func (x *DeviceRemoved) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeviceRemoved.ProtoReflect.Descriptor instead.
 func (*DeviceRemoved) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{59}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{62}
 }
 
 func (x *DeviceRemoved) GetDeviceId() string {
@@ -4554,7 +4829,7 @@ type PrivacyRequest struct {
 
 func (x *PrivacyRequest) Reset() {
 	*x = PrivacyRequest{}
-	mi := &file_parleypb_parley_proto_msgTypes[60]
+	mi := &file_parleypb_parley_proto_msgTypes[63]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4566,7 +4841,7 @@ func (x *PrivacyRequest) String() string {
 func (*PrivacyRequest) ProtoMessage() {}
 
 func (x *PrivacyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[60]
+	mi := &file_parleypb_parley_proto_msgTypes[63]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4579,7 +4854,7 @@ func (x *PrivacyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PrivacyRequest.ProtoReflect.Descriptor instead.
 func (*PrivacyRequest) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{60}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{63}
 }
 
 func (x *PrivacyRequest) GetBlock() []string {
@@ -4613,7 +4888,7 @@ type PrivacyResponse struct {
 
 func (x *PrivacyResponse) Reset() {
 	*x = PrivacyResponse{}
-	mi := &file_parleypb_parley_proto_msgTypes[61]
+	mi := &file_parleypb_parley_proto_msgTypes[64]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4625,7 +4900,7 @@ func (x *PrivacyResponse) String() string {
 func (*PrivacyResponse) ProtoMessage() {}
 
 func (x *PrivacyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[61]
+	mi := &file_parleypb_parley_proto_msgTypes[64]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4638,7 +4913,7 @@ func (x *PrivacyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PrivacyResponse.ProtoReflect.Descriptor instead.
 func (*PrivacyResponse) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{61}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{64}
 }
 
 func (x *PrivacyResponse) GetBlocked() []string {
@@ -4659,7 +4934,7 @@ var File_parleypb_parley_proto protoreflect.FileDescriptor
 
 const file_parleypb_parley_proto_rawDesc = "" +
 	"\n" +
-	"\x15parleypb/parley.proto\x12\tparley.v1\"\xa9\r\n" +
+	"\x15parleypb/parley.proto\x12\tparley.v1\"\xdd\r\n" +
 	"\vClientFrame\x12\x1d\n" +
 	"\n" +
 	"request_id\x18\x01 \x01(\x04R\trequestId\x12(\n" +
@@ -4690,9 +4965,9 @@ const file_parleypb_parley_proto_rawDesc = "" +
 	"\akt_keys\x18\x18 \x01(\v2\x18.parley.v1.KTKeysRequestH\x00R\x06ktKeys\x12<\n" +
 	"\n" +
 	"kt_history\x18\x19 \x01(\v2\x1b.parley.v1.KTHistoryRequestH\x00R\tktHistory\x12H\n" +
-	"\x0ekt_consistency\x18\x1a \x01(\v2\x1f.parley.v1.KTConsistencyRequestH\x00R\rktConsistencyB\x06\n" +
-	"\x04body\"\xf0\n" +
-	"\n" +
+	"\x0ekt_consistency\x18\x1a \x01(\v2\x1f.parley.v1.KTConsistencyRequestH\x00R\rktConsistency\x122\n" +
+	"\x06report\x18\x1b \x01(\v2\x18.parley.v1.ReportRequestH\x00R\x06reportB\x06\n" +
+	"\x04body\"\xa5\v\n" +
 	"\vServerFrame\x12\x1d\n" +
 	"\n" +
 	"request_id\x18\x01 \x01(\x04R\trequestId\x12(\n" +
@@ -4719,7 +4994,8 @@ const file_parleypb_parley_proto_rawDesc = "" +
 	"\akt_keys\x18\x14 \x01(\v2\x19.parley.v1.KTKeysResponseH\x00R\x06ktKeys\x12=\n" +
 	"\n" +
 	"kt_history\x18\x15 \x01(\v2\x1c.parley.v1.KTHistoryResponseH\x00R\tktHistory\x12I\n" +
-	"\x0ekt_consistency\x18\x16 \x01(\v2 .parley.v1.KTConsistencyResponseH\x00R\rktConsistencyB\x06\n" +
+	"\x0ekt_consistency\x18\x16 \x01(\v2 .parley.v1.KTConsistencyResponseH\x00R\rktConsistency\x123\n" +
+	"\x06report\x18\x17 \x01(\v2\x19.parley.v1.ReportResponseH\x00R\x06reportB\x06\n" +
 	"\x04body\"\a\n" +
 	"\x05Empty\"\xab\x01\n" +
 	"\x05Error\x12(\n" +
@@ -4824,13 +5100,30 @@ const file_parleypb_parley_proto_rawDesc = "" +
 	"\x04prev\x18\x02 \x01(\fR\x04prev\x12\x18\n" +
 	"\aversion\x18\x03 \x01(\rR\aversion\x12\x18\n" +
 	"\aopening\x18\x04 \x01(\fR\aopening\x12\x14\n" +
-	"\x05value\x18\x05 \x01(\fR\x05value\"\x0f\n" +
-	"\rKTKeysRequest\"z\n" +
+	"\x05value\x18\x05 \x01(\fR\x05value\"\x9c\x01\n" +
+	"\rReportRequest\x12'\n" +
+	"\x0fconversation_id\x18\x01 \x01(\fR\x0econversationId\x12\x16\n" +
+	"\x06reason\x18\x02 \x01(\tR\x06reason\x12\x12\n" +
+	"\x04note\x18\x03 \x01(\tR\x04note\x126\n" +
+	"\bmessages\x18\x04 \x03(\v2\x1a.parley.v1.ReportedMessageR\bmessages\"\xed\x01\n" +
+	"\x0fReportedMessage\x12\x1f\n" +
+	"\vsender_user\x18\x01 \x01(\tR\n" +
+	"senderUser\x12(\n" +
+	"\x10sender_device_id\x18\x02 \x01(\tR\x0esenderDeviceId\x12(\n" +
+	"\x10accepted_unix_ms\x18\x03 \x01(\x03R\x0eacceptedUnixMs\x12\x18\n" +
+	"\acontent\x18\x04 \x01(\fR\acontent\x12\x12\n" +
+	"\x04salt\x18\x05 \x01(\fR\x04salt\x12!\n" +
+	"\ffranking_tag\x18\x06 \x01(\fR\vfrankingTag\x12\x14\n" +
+	"\x05frank\x18\a \x01(\fR\x05frank\")\n" +
+	"\x0eReportResponse\x12\x17\n" +
+	"\acase_id\x18\x01 \x01(\tR\x06caseId\"\x0f\n" +
+	"\rKTKeysRequest\"\x9d\x01\n" +
 	"\x0eKTKeysResponse\x12\x16\n" +
 	"\x06origin\x18\x01 \x01(\tR\x06origin\x12\x19\n" +
 	"\bnote_key\x18\x02 \x01(\tR\anoteKey\x12\x17\n" +
 	"\avrf_key\x18\x03 \x01(\fR\x06vrfKey\x12\x1c\n" +
-	"\twitnesses\x18\x04 \x03(\tR\twitnesses\"q\n" +
+	"\twitnesses\x18\x04 \x03(\tR\twitnesses\x12!\n" +
+	"\ffranking_key\x18\x05 \x01(\fR\vfrankingKey\"q\n" +
 	"\x10KTHistoryRequest\x12\x1f\n" +
 	"\vafter_epoch\x18\x01 \x01(\x04R\n" +
 	"afterEpoch\x12\x1d\n" +
@@ -4890,7 +5183,7 @@ const file_parleypb_parley_proto_rawDesc = "" +
 	"\vdirect_peer\x18\x02 \x01(\tR\n" +
 	"directPeer\"2\n" +
 	"\x1aCreateConversationResponse\x12\x14\n" +
-	"\x05epoch\x18\x01 \x01(\x04R\x05epoch\"\xf4\x01\n" +
+	"\x05epoch\x18\x01 \x01(\x04R\x05epoch\"\xd5\x02\n" +
 	"\aMessage\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\fR\x02id\x12'\n" +
 	"\x0fconversation_id\x18\x02 \x01(\fR\x0econversationId\x12\x10\n" +
@@ -4900,7 +5193,12 @@ const file_parleypb_parley_proto_rawDesc = "" +
 	"\x10sender_device_id\x18\x06 \x01(\tR\x0esenderDeviceId\x12\x18\n" +
 	"\apayload\x18\a \x01(\fR\apayload\x12\x1f\n" +
 	"\vstored_unix\x18\b \x01(\x03R\n" +
-	"storedUnix\"\x9c\x02\n" +
+	"storedUnix\x12\x14\n" +
+	"\x05frank\x18\t \x01(\fR\x05frank\x12\x1f\n" +
+	"\vsender_user\x18\n" +
+	" \x01(\tR\n" +
+	"senderUser\x12(\n" +
+	"\x10accepted_unix_ms\x18\v \x01(\x03R\x0eacceptedUnixMs\"\x9c\x02\n" +
 	"\vSendRequest\x12\x1d\n" +
 	"\n" +
 	"message_id\x18\x01 \x01(\fR\tmessageId\x12'\n" +
@@ -5017,7 +5315,7 @@ func file_parleypb_parley_proto_rawDescGZIP() []byte {
 }
 
 var file_parleypb_parley_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_parleypb_parley_proto_msgTypes = make([]protoimpl.MessageInfo, 62)
+var file_parleypb_parley_proto_msgTypes = make([]protoimpl.MessageInfo, 65)
 var file_parleypb_parley_proto_goTypes = []any{
 	(ErrorCode)(0),                     // 0: parley.v1.ErrorCode
 	(Kind)(0),                          // 1: parley.v1.Kind
@@ -5045,45 +5343,48 @@ var file_parleypb_parley_proto_goTypes = []any{
 	(*FetchDeviceListResponse)(nil),    // 23: parley.v1.FetchDeviceListResponse
 	(*KTAnswer)(nil),                   // 24: parley.v1.KTAnswer
 	(*KTVersion)(nil),                  // 25: parley.v1.KTVersion
-	(*KTKeysRequest)(nil),              // 26: parley.v1.KTKeysRequest
-	(*KTKeysResponse)(nil),             // 27: parley.v1.KTKeysResponse
-	(*KTHistoryRequest)(nil),           // 28: parley.v1.KTHistoryRequest
-	(*KTHistoryResponse)(nil),          // 29: parley.v1.KTHistoryResponse
-	(*KTConsistencyRequest)(nil),       // 30: parley.v1.KTConsistencyRequest
-	(*KTConsistencyResponse)(nil),      // 31: parley.v1.KTConsistencyResponse
-	(*ApproveLinkResponse)(nil),        // 32: parley.v1.ApproveLinkResponse
-	(*Device)(nil),                     // 33: parley.v1.Device
-	(*ListDevicesRequest)(nil),         // 34: parley.v1.ListDevicesRequest
-	(*ListDevicesResponse)(nil),        // 35: parley.v1.ListDevicesResponse
-	(*RemoveDeviceRequest)(nil),        // 36: parley.v1.RemoveDeviceRequest
-	(*DeleteAccountRequest)(nil),       // 37: parley.v1.DeleteAccountRequest
-	(*KeyPackage)(nil),                 // 38: parley.v1.KeyPackage
-	(*UploadKeyPackagesRequest)(nil),   // 39: parley.v1.UploadKeyPackagesRequest
-	(*UploadKeyPackagesResponse)(nil),  // 40: parley.v1.UploadKeyPackagesResponse
-	(*FetchKeyPackagesRequest)(nil),    // 41: parley.v1.FetchKeyPackagesRequest
-	(*DeviceKeyPackage)(nil),           // 42: parley.v1.DeviceKeyPackage
-	(*FetchKeyPackagesResponse)(nil),   // 43: parley.v1.FetchKeyPackagesResponse
-	(*CreateConversationRequest)(nil),  // 44: parley.v1.CreateConversationRequest
-	(*CreateConversationResponse)(nil), // 45: parley.v1.CreateConversationResponse
-	(*Message)(nil),                    // 46: parley.v1.Message
-	(*SendRequest)(nil),                // 47: parley.v1.SendRequest
-	(*SendResponse)(nil),               // 48: parley.v1.SendResponse
-	(*FetchRequest)(nil),               // 49: parley.v1.FetchRequest
-	(*FetchResponse)(nil),              // 50: parley.v1.FetchResponse
-	(*AckRequest)(nil),                 // 51: parley.v1.AckRequest
-	(*ListConversationsRequest)(nil),   // 52: parley.v1.ListConversationsRequest
-	(*ConversationInfo)(nil),           // 53: parley.v1.ConversationInfo
-	(*ListConversationsResponse)(nil),  // 54: parley.v1.ListConversationsResponse
-	(*FetchInboxRequest)(nil),          // 55: parley.v1.FetchInboxRequest
-	(*FetchInboxResponse)(nil),         // 56: parley.v1.FetchInboxResponse
-	(*AckInboxRequest)(nil),            // 57: parley.v1.AckInboxRequest
-	(*PingRequest)(nil),                // 58: parley.v1.PingRequest
-	(*Push)(nil),                       // 59: parley.v1.Push
-	(*LinkApproved)(nil),               // 60: parley.v1.LinkApproved
-	(*KeyPackagesLow)(nil),             // 61: parley.v1.KeyPackagesLow
-	(*DeviceRemoved)(nil),              // 62: parley.v1.DeviceRemoved
-	(*PrivacyRequest)(nil),             // 63: parley.v1.PrivacyRequest
-	(*PrivacyResponse)(nil),            // 64: parley.v1.PrivacyResponse
+	(*ReportRequest)(nil),              // 26: parley.v1.ReportRequest
+	(*ReportedMessage)(nil),            // 27: parley.v1.ReportedMessage
+	(*ReportResponse)(nil),             // 28: parley.v1.ReportResponse
+	(*KTKeysRequest)(nil),              // 29: parley.v1.KTKeysRequest
+	(*KTKeysResponse)(nil),             // 30: parley.v1.KTKeysResponse
+	(*KTHistoryRequest)(nil),           // 31: parley.v1.KTHistoryRequest
+	(*KTHistoryResponse)(nil),          // 32: parley.v1.KTHistoryResponse
+	(*KTConsistencyRequest)(nil),       // 33: parley.v1.KTConsistencyRequest
+	(*KTConsistencyResponse)(nil),      // 34: parley.v1.KTConsistencyResponse
+	(*ApproveLinkResponse)(nil),        // 35: parley.v1.ApproveLinkResponse
+	(*Device)(nil),                     // 36: parley.v1.Device
+	(*ListDevicesRequest)(nil),         // 37: parley.v1.ListDevicesRequest
+	(*ListDevicesResponse)(nil),        // 38: parley.v1.ListDevicesResponse
+	(*RemoveDeviceRequest)(nil),        // 39: parley.v1.RemoveDeviceRequest
+	(*DeleteAccountRequest)(nil),       // 40: parley.v1.DeleteAccountRequest
+	(*KeyPackage)(nil),                 // 41: parley.v1.KeyPackage
+	(*UploadKeyPackagesRequest)(nil),   // 42: parley.v1.UploadKeyPackagesRequest
+	(*UploadKeyPackagesResponse)(nil),  // 43: parley.v1.UploadKeyPackagesResponse
+	(*FetchKeyPackagesRequest)(nil),    // 44: parley.v1.FetchKeyPackagesRequest
+	(*DeviceKeyPackage)(nil),           // 45: parley.v1.DeviceKeyPackage
+	(*FetchKeyPackagesResponse)(nil),   // 46: parley.v1.FetchKeyPackagesResponse
+	(*CreateConversationRequest)(nil),  // 47: parley.v1.CreateConversationRequest
+	(*CreateConversationResponse)(nil), // 48: parley.v1.CreateConversationResponse
+	(*Message)(nil),                    // 49: parley.v1.Message
+	(*SendRequest)(nil),                // 50: parley.v1.SendRequest
+	(*SendResponse)(nil),               // 51: parley.v1.SendResponse
+	(*FetchRequest)(nil),               // 52: parley.v1.FetchRequest
+	(*FetchResponse)(nil),              // 53: parley.v1.FetchResponse
+	(*AckRequest)(nil),                 // 54: parley.v1.AckRequest
+	(*ListConversationsRequest)(nil),   // 55: parley.v1.ListConversationsRequest
+	(*ConversationInfo)(nil),           // 56: parley.v1.ConversationInfo
+	(*ListConversationsResponse)(nil),  // 57: parley.v1.ListConversationsResponse
+	(*FetchInboxRequest)(nil),          // 58: parley.v1.FetchInboxRequest
+	(*FetchInboxResponse)(nil),         // 59: parley.v1.FetchInboxResponse
+	(*AckInboxRequest)(nil),            // 60: parley.v1.AckInboxRequest
+	(*PingRequest)(nil),                // 61: parley.v1.PingRequest
+	(*Push)(nil),                       // 62: parley.v1.Push
+	(*LinkApproved)(nil),               // 63: parley.v1.LinkApproved
+	(*KeyPackagesLow)(nil),             // 64: parley.v1.KeyPackagesLow
+	(*DeviceRemoved)(nil),              // 65: parley.v1.DeviceRemoved
+	(*PrivacyRequest)(nil),             // 66: parley.v1.PrivacyRequest
+	(*PrivacyResponse)(nil),            // 67: parley.v1.PrivacyResponse
 }
 var file_parleypb_parley_proto_depIdxs = []int32{
 	7,  // 0: parley.v1.ClientFrame.hello:type_name -> parley.v1.Hello
@@ -5091,80 +5392,83 @@ var file_parleypb_parley_proto_depIdxs = []int32{
 	12, // 2: parley.v1.ClientFrame.authenticate:type_name -> parley.v1.AuthenticateRequest
 	13, // 3: parley.v1.ClientFrame.request_link:type_name -> parley.v1.RequestLinkRequest
 	15, // 4: parley.v1.ClientFrame.approve_link:type_name -> parley.v1.ApproveLinkRequest
-	34, // 5: parley.v1.ClientFrame.list_devices:type_name -> parley.v1.ListDevicesRequest
-	36, // 6: parley.v1.ClientFrame.remove_device:type_name -> parley.v1.RemoveDeviceRequest
-	39, // 7: parley.v1.ClientFrame.upload_key_packages:type_name -> parley.v1.UploadKeyPackagesRequest
-	41, // 8: parley.v1.ClientFrame.fetch_key_packages:type_name -> parley.v1.FetchKeyPackagesRequest
-	44, // 9: parley.v1.ClientFrame.create_conversation:type_name -> parley.v1.CreateConversationRequest
-	47, // 10: parley.v1.ClientFrame.send:type_name -> parley.v1.SendRequest
-	49, // 11: parley.v1.ClientFrame.fetch:type_name -> parley.v1.FetchRequest
-	51, // 12: parley.v1.ClientFrame.ack:type_name -> parley.v1.AckRequest
-	52, // 13: parley.v1.ClientFrame.list_conversations:type_name -> parley.v1.ListConversationsRequest
-	55, // 14: parley.v1.ClientFrame.fetch_inbox:type_name -> parley.v1.FetchInboxRequest
-	57, // 15: parley.v1.ClientFrame.ack_inbox:type_name -> parley.v1.AckInboxRequest
-	58, // 16: parley.v1.ClientFrame.ping:type_name -> parley.v1.PingRequest
-	37, // 17: parley.v1.ClientFrame.delete_account:type_name -> parley.v1.DeleteAccountRequest
-	63, // 18: parley.v1.ClientFrame.privacy:type_name -> parley.v1.PrivacyRequest
+	37, // 5: parley.v1.ClientFrame.list_devices:type_name -> parley.v1.ListDevicesRequest
+	39, // 6: parley.v1.ClientFrame.remove_device:type_name -> parley.v1.RemoveDeviceRequest
+	42, // 7: parley.v1.ClientFrame.upload_key_packages:type_name -> parley.v1.UploadKeyPackagesRequest
+	44, // 8: parley.v1.ClientFrame.fetch_key_packages:type_name -> parley.v1.FetchKeyPackagesRequest
+	47, // 9: parley.v1.ClientFrame.create_conversation:type_name -> parley.v1.CreateConversationRequest
+	50, // 10: parley.v1.ClientFrame.send:type_name -> parley.v1.SendRequest
+	52, // 11: parley.v1.ClientFrame.fetch:type_name -> parley.v1.FetchRequest
+	54, // 12: parley.v1.ClientFrame.ack:type_name -> parley.v1.AckRequest
+	55, // 13: parley.v1.ClientFrame.list_conversations:type_name -> parley.v1.ListConversationsRequest
+	58, // 14: parley.v1.ClientFrame.fetch_inbox:type_name -> parley.v1.FetchInboxRequest
+	60, // 15: parley.v1.ClientFrame.ack_inbox:type_name -> parley.v1.AckInboxRequest
+	61, // 16: parley.v1.ClientFrame.ping:type_name -> parley.v1.PingRequest
+	40, // 17: parley.v1.ClientFrame.delete_account:type_name -> parley.v1.DeleteAccountRequest
+	66, // 18: parley.v1.ClientFrame.privacy:type_name -> parley.v1.PrivacyRequest
 	21, // 19: parley.v1.ClientFrame.publish_device_list:type_name -> parley.v1.PublishDeviceListRequest
 	22, // 20: parley.v1.ClientFrame.fetch_device_list:type_name -> parley.v1.FetchDeviceListRequest
 	16, // 21: parley.v1.ClientFrame.inspect_link:type_name -> parley.v1.InspectLinkRequest
-	26, // 22: parley.v1.ClientFrame.kt_keys:type_name -> parley.v1.KTKeysRequest
-	28, // 23: parley.v1.ClientFrame.kt_history:type_name -> parley.v1.KTHistoryRequest
-	30, // 24: parley.v1.ClientFrame.kt_consistency:type_name -> parley.v1.KTConsistencyRequest
-	6,  // 25: parley.v1.ServerFrame.error:type_name -> parley.v1.Error
-	8,  // 26: parley.v1.ServerFrame.hello:type_name -> parley.v1.HelloResponse
-	9,  // 27: parley.v1.ServerFrame.session:type_name -> parley.v1.Session
-	14, // 28: parley.v1.ServerFrame.request_link:type_name -> parley.v1.RequestLinkResponse
-	32, // 29: parley.v1.ServerFrame.approve_link:type_name -> parley.v1.ApproveLinkResponse
-	35, // 30: parley.v1.ServerFrame.list_devices:type_name -> parley.v1.ListDevicesResponse
-	5,  // 31: parley.v1.ServerFrame.empty:type_name -> parley.v1.Empty
-	40, // 32: parley.v1.ServerFrame.upload_key_packages:type_name -> parley.v1.UploadKeyPackagesResponse
-	43, // 33: parley.v1.ServerFrame.fetch_key_packages:type_name -> parley.v1.FetchKeyPackagesResponse
-	45, // 34: parley.v1.ServerFrame.create_conversation:type_name -> parley.v1.CreateConversationResponse
-	48, // 35: parley.v1.ServerFrame.send:type_name -> parley.v1.SendResponse
-	50, // 36: parley.v1.ServerFrame.fetch:type_name -> parley.v1.FetchResponse
-	54, // 37: parley.v1.ServerFrame.list_conversations:type_name -> parley.v1.ListConversationsResponse
-	56, // 38: parley.v1.ServerFrame.fetch_inbox:type_name -> parley.v1.FetchInboxResponse
-	59, // 39: parley.v1.ServerFrame.push:type_name -> parley.v1.Push
-	64, // 40: parley.v1.ServerFrame.privacy:type_name -> parley.v1.PrivacyResponse
-	23, // 41: parley.v1.ServerFrame.fetch_device_list:type_name -> parley.v1.FetchDeviceListResponse
-	17, // 42: parley.v1.ServerFrame.inspect_link:type_name -> parley.v1.InspectLinkResponse
-	27, // 43: parley.v1.ServerFrame.kt_keys:type_name -> parley.v1.KTKeysResponse
-	29, // 44: parley.v1.ServerFrame.kt_history:type_name -> parley.v1.KTHistoryResponse
-	31, // 45: parley.v1.ServerFrame.kt_consistency:type_name -> parley.v1.KTConsistencyResponse
-	0,  // 46: parley.v1.Error.code:type_name -> parley.v1.ErrorCode
-	46, // 47: parley.v1.Error.conflict:type_name -> parley.v1.Message
-	10, // 48: parley.v1.Session.key_package_counts:type_name -> parley.v1.KeyPackageCount
-	20, // 49: parley.v1.DeviceList.devices:type_name -> parley.v1.ListedDevice
-	18, // 50: parley.v1.PublishDeviceListRequest.list:type_name -> parley.v1.SignedDeviceList
-	18, // 51: parley.v1.FetchDeviceListResponse.list:type_name -> parley.v1.SignedDeviceList
-	24, // 52: parley.v1.FetchDeviceListResponse.kt:type_name -> parley.v1.KTAnswer
-	25, // 53: parley.v1.KTAnswer.current:type_name -> parley.v1.KTVersion
-	24, // 54: parley.v1.KTHistoryResponse.answer:type_name -> parley.v1.KTAnswer
-	25, // 55: parley.v1.KTHistoryResponse.versions:type_name -> parley.v1.KTVersion
-	33, // 56: parley.v1.ApproveLinkResponse.device:type_name -> parley.v1.Device
-	33, // 57: parley.v1.ListDevicesResponse.devices:type_name -> parley.v1.Device
-	38, // 58: parley.v1.UploadKeyPackagesRequest.key_packages:type_name -> parley.v1.KeyPackage
-	38, // 59: parley.v1.UploadKeyPackagesRequest.last_resort:type_name -> parley.v1.KeyPackage
-	38, // 60: parley.v1.DeviceKeyPackage.key_package:type_name -> parley.v1.KeyPackage
-	42, // 61: parley.v1.FetchKeyPackagesResponse.key_packages:type_name -> parley.v1.DeviceKeyPackage
-	1,  // 62: parley.v1.Message.kind:type_name -> parley.v1.Kind
-	1,  // 63: parley.v1.SendRequest.kind:type_name -> parley.v1.Kind
-	46, // 64: parley.v1.FetchResponse.messages:type_name -> parley.v1.Message
-	53, // 65: parley.v1.ListConversationsResponse.conversations:type_name -> parley.v1.ConversationInfo
-	46, // 66: parley.v1.FetchInboxResponse.messages:type_name -> parley.v1.Message
-	46, // 67: parley.v1.Push.message:type_name -> parley.v1.Message
-	46, // 68: parley.v1.Push.inbox:type_name -> parley.v1.Message
-	61, // 69: parley.v1.Push.key_packages_low:type_name -> parley.v1.KeyPackagesLow
-	62, // 70: parley.v1.Push.device_removed:type_name -> parley.v1.DeviceRemoved
-	60, // 71: parley.v1.Push.link_approved:type_name -> parley.v1.LinkApproved
-	2,  // 72: parley.v1.PrivacyRequest.group_invites:type_name -> parley.v1.GroupInvites
-	2,  // 73: parley.v1.PrivacyResponse.group_invites:type_name -> parley.v1.GroupInvites
-	74, // [74:74] is the sub-list for method output_type
-	74, // [74:74] is the sub-list for method input_type
-	74, // [74:74] is the sub-list for extension type_name
-	74, // [74:74] is the sub-list for extension extendee
-	0,  // [0:74] is the sub-list for field type_name
+	29, // 22: parley.v1.ClientFrame.kt_keys:type_name -> parley.v1.KTKeysRequest
+	31, // 23: parley.v1.ClientFrame.kt_history:type_name -> parley.v1.KTHistoryRequest
+	33, // 24: parley.v1.ClientFrame.kt_consistency:type_name -> parley.v1.KTConsistencyRequest
+	26, // 25: parley.v1.ClientFrame.report:type_name -> parley.v1.ReportRequest
+	6,  // 26: parley.v1.ServerFrame.error:type_name -> parley.v1.Error
+	8,  // 27: parley.v1.ServerFrame.hello:type_name -> parley.v1.HelloResponse
+	9,  // 28: parley.v1.ServerFrame.session:type_name -> parley.v1.Session
+	14, // 29: parley.v1.ServerFrame.request_link:type_name -> parley.v1.RequestLinkResponse
+	35, // 30: parley.v1.ServerFrame.approve_link:type_name -> parley.v1.ApproveLinkResponse
+	38, // 31: parley.v1.ServerFrame.list_devices:type_name -> parley.v1.ListDevicesResponse
+	5,  // 32: parley.v1.ServerFrame.empty:type_name -> parley.v1.Empty
+	43, // 33: parley.v1.ServerFrame.upload_key_packages:type_name -> parley.v1.UploadKeyPackagesResponse
+	46, // 34: parley.v1.ServerFrame.fetch_key_packages:type_name -> parley.v1.FetchKeyPackagesResponse
+	48, // 35: parley.v1.ServerFrame.create_conversation:type_name -> parley.v1.CreateConversationResponse
+	51, // 36: parley.v1.ServerFrame.send:type_name -> parley.v1.SendResponse
+	53, // 37: parley.v1.ServerFrame.fetch:type_name -> parley.v1.FetchResponse
+	57, // 38: parley.v1.ServerFrame.list_conversations:type_name -> parley.v1.ListConversationsResponse
+	59, // 39: parley.v1.ServerFrame.fetch_inbox:type_name -> parley.v1.FetchInboxResponse
+	62, // 40: parley.v1.ServerFrame.push:type_name -> parley.v1.Push
+	67, // 41: parley.v1.ServerFrame.privacy:type_name -> parley.v1.PrivacyResponse
+	23, // 42: parley.v1.ServerFrame.fetch_device_list:type_name -> parley.v1.FetchDeviceListResponse
+	17, // 43: parley.v1.ServerFrame.inspect_link:type_name -> parley.v1.InspectLinkResponse
+	30, // 44: parley.v1.ServerFrame.kt_keys:type_name -> parley.v1.KTKeysResponse
+	32, // 45: parley.v1.ServerFrame.kt_history:type_name -> parley.v1.KTHistoryResponse
+	34, // 46: parley.v1.ServerFrame.kt_consistency:type_name -> parley.v1.KTConsistencyResponse
+	28, // 47: parley.v1.ServerFrame.report:type_name -> parley.v1.ReportResponse
+	0,  // 48: parley.v1.Error.code:type_name -> parley.v1.ErrorCode
+	49, // 49: parley.v1.Error.conflict:type_name -> parley.v1.Message
+	10, // 50: parley.v1.Session.key_package_counts:type_name -> parley.v1.KeyPackageCount
+	20, // 51: parley.v1.DeviceList.devices:type_name -> parley.v1.ListedDevice
+	18, // 52: parley.v1.PublishDeviceListRequest.list:type_name -> parley.v1.SignedDeviceList
+	18, // 53: parley.v1.FetchDeviceListResponse.list:type_name -> parley.v1.SignedDeviceList
+	24, // 54: parley.v1.FetchDeviceListResponse.kt:type_name -> parley.v1.KTAnswer
+	25, // 55: parley.v1.KTAnswer.current:type_name -> parley.v1.KTVersion
+	27, // 56: parley.v1.ReportRequest.messages:type_name -> parley.v1.ReportedMessage
+	24, // 57: parley.v1.KTHistoryResponse.answer:type_name -> parley.v1.KTAnswer
+	25, // 58: parley.v1.KTHistoryResponse.versions:type_name -> parley.v1.KTVersion
+	36, // 59: parley.v1.ApproveLinkResponse.device:type_name -> parley.v1.Device
+	36, // 60: parley.v1.ListDevicesResponse.devices:type_name -> parley.v1.Device
+	41, // 61: parley.v1.UploadKeyPackagesRequest.key_packages:type_name -> parley.v1.KeyPackage
+	41, // 62: parley.v1.UploadKeyPackagesRequest.last_resort:type_name -> parley.v1.KeyPackage
+	41, // 63: parley.v1.DeviceKeyPackage.key_package:type_name -> parley.v1.KeyPackage
+	45, // 64: parley.v1.FetchKeyPackagesResponse.key_packages:type_name -> parley.v1.DeviceKeyPackage
+	1,  // 65: parley.v1.Message.kind:type_name -> parley.v1.Kind
+	1,  // 66: parley.v1.SendRequest.kind:type_name -> parley.v1.Kind
+	49, // 67: parley.v1.FetchResponse.messages:type_name -> parley.v1.Message
+	56, // 68: parley.v1.ListConversationsResponse.conversations:type_name -> parley.v1.ConversationInfo
+	49, // 69: parley.v1.FetchInboxResponse.messages:type_name -> parley.v1.Message
+	49, // 70: parley.v1.Push.message:type_name -> parley.v1.Message
+	49, // 71: parley.v1.Push.inbox:type_name -> parley.v1.Message
+	64, // 72: parley.v1.Push.key_packages_low:type_name -> parley.v1.KeyPackagesLow
+	65, // 73: parley.v1.Push.device_removed:type_name -> parley.v1.DeviceRemoved
+	63, // 74: parley.v1.Push.link_approved:type_name -> parley.v1.LinkApproved
+	2,  // 75: parley.v1.PrivacyRequest.group_invites:type_name -> parley.v1.GroupInvites
+	2,  // 76: parley.v1.PrivacyResponse.group_invites:type_name -> parley.v1.GroupInvites
+	77, // [77:77] is the sub-list for method output_type
+	77, // [77:77] is the sub-list for method input_type
+	77, // [77:77] is the sub-list for extension type_name
+	77, // [77:77] is the sub-list for extension extendee
+	0,  // [0:77] is the sub-list for field type_name
 }
 
 func init() { file_parleypb_parley_proto_init() }
@@ -5198,6 +5502,7 @@ func file_parleypb_parley_proto_init() {
 		(*ClientFrame_KtKeys)(nil),
 		(*ClientFrame_KtHistory)(nil),
 		(*ClientFrame_KtConsistency)(nil),
+		(*ClientFrame_Report)(nil),
 	}
 	file_parleypb_parley_proto_msgTypes[1].OneofWrappers = []any{
 		(*ServerFrame_Error)(nil),
@@ -5221,8 +5526,9 @@ func file_parleypb_parley_proto_init() {
 		(*ServerFrame_KtKeys)(nil),
 		(*ServerFrame_KtHistory)(nil),
 		(*ServerFrame_KtConsistency)(nil),
+		(*ServerFrame_Report)(nil),
 	}
-	file_parleypb_parley_proto_msgTypes[56].OneofWrappers = []any{
+	file_parleypb_parley_proto_msgTypes[59].OneofWrappers = []any{
 		(*Push_Message)(nil),
 		(*Push_Inbox)(nil),
 		(*Push_KeyPackagesLow)(nil),
@@ -5235,7 +5541,7 @@ func file_parleypb_parley_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_parleypb_parley_proto_rawDesc), len(file_parleypb_parley_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   62,
+			NumMessages:   65,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

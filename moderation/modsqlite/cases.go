@@ -1,0 +1,233 @@
+package modsqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/parleychat/parley/moderation"
+)
+
+// FileReport implements moderation.Store.
+func (s *Store) FileReport(ctx context.Context, r moderation.CaseReport, reported string, msgs []moderation.CaseMessage) (int64, error) {
+	if reported == "" || len(msgs) == 0 {
+		return 0, errors.New("modsqlite: a report names a reported account and messages")
+	}
+	var id int64
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		// An open case holding one of these messages takes the report.
+		for _, m := range msgs {
+			err := tx.QueryRowContext(ctx, `SELECT c.id FROM case_messages m JOIN cases c ON c.id = m.case_id
+				WHERE m.tag = ? AND c.state = ? AND c.reported = ? ORDER BY c.id LIMIT 1`, m.Tag, moderation.CaseOpen, reported).Scan(&id)
+			if err == nil {
+				break
+			}
+			if !errors.Is(err, sql.ErrNoRows) {
+				return err
+			}
+		}
+		if id == 0 {
+			res, err := tx.ExecContext(ctx, `INSERT INTO cases (opened, reported, state) VALUES (?, ?, ?)`, r.Received.UnixMilli(), reported, moderation.CaseOpen)
+			if err != nil {
+				return err
+			}
+			if id, err = res.LastInsertId(); err != nil {
+				return err
+			}
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO case_reports (case_id, reporter, reason, note, received) VALUES (?, ?, ?, ?, ?)`,
+			id, r.Reporter, r.Reason, r.Note, r.Received.UnixMilli()); err != nil {
+			return err
+		}
+		for _, m := range msgs {
+			if _, err := tx.ExecContext(ctx, `INSERT INTO case_messages (case_id, tag, conversation, sender_user, sender_device, accepted, content, salt, frank)
+				VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
+				id, m.Tag, m.Conversation, m.SenderUser, m.SenderDevice, m.Accepted.UnixMilli(), m.Content, m.Salt, m.Frank); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("modsqlite: file report: %w", err)
+	}
+	return id, nil
+}
+
+func (s *Store) inTx(ctx context.Context, fn func(*sql.Tx) error) error {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	if err := fn(tx); err != nil {
+		tx.Rollback()
+		return err
+	}
+	return tx.Commit()
+}
+
+type queryer interface {
+	QueryContext(ctx context.Context, q string, args ...any) (*sql.Rows, error)
+	QueryRowContext(ctx context.Context, q string, args ...any) *sql.Row
+}
+
+func loadCase(ctx context.Context, q queryer, id int64, full bool) (moderation.Case, error) {
+	c := moderation.Case{ID: id}
+	var opened int64
+	err := q.QueryRowContext(ctx, `SELECT opened, reported, state FROM cases WHERE id = ?`, id).Scan(&opened, &c.Reported, &c.State)
+	if errors.Is(err, sql.ErrNoRows) {
+		return c, fmt.Errorf("modsqlite: case %d: %w", id, moderation.ErrNotFound)
+	}
+	if err != nil {
+		return c, err
+	}
+	c.Opened = time.UnixMilli(opened).UTC()
+	rows, err := q.QueryContext(ctx, `SELECT reporter, reason, note, received FROM case_reports WHERE case_id = ? ORDER BY received`, id)
+	if err != nil {
+		return c, err
+	}
+	for rows.Next() {
+		var r moderation.CaseReport
+		var t int64
+		if err := rows.Scan(&r.Reporter, &r.Reason, &r.Note, &t); err != nil {
+			rows.Close()
+			return c, err
+		}
+		r.Received = time.UnixMilli(t).UTC()
+		c.Reports = append(c.Reports, r)
+	}
+	rows.Close()
+	rows, err = q.QueryContext(ctx, `SELECT time, action, moderator, reason, until FROM case_events WHERE case_id = ? ORDER BY rowid`, id)
+	if err != nil {
+		return c, err
+	}
+	for rows.Next() {
+		var e moderation.CaseEvent
+		var t, until int64
+		if err := rows.Scan(&t, &e.Action, &e.Moderator, &e.Reason, &until); err != nil {
+			rows.Close()
+			return c, err
+		}
+		e.Time = time.UnixMilli(t).UTC()
+		if until != 0 {
+			e.Until = time.UnixMilli(until).UTC()
+		}
+		c.Events = append(c.Events, e)
+	}
+	rows.Close()
+	if !full {
+		return c, nil
+	}
+	rows, err = q.QueryContext(ctx, `SELECT tag, conversation, sender_user, sender_device, accepted, content, salt, frank FROM case_messages WHERE case_id = ? ORDER BY accepted, tag`, id)
+	if err != nil {
+		return c, err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var m moderation.CaseMessage
+		var t int64
+		if err := rows.Scan(&m.Tag, &m.Conversation, &m.SenderUser, &m.SenderDevice, &t, &m.Content, &m.Salt, &m.Frank); err != nil {
+			return c, err
+		}
+		m.Accepted = time.UnixMilli(t).UTC()
+		c.Messages = append(c.Messages, m)
+	}
+	return c, rows.Err()
+}
+
+// Case implements moderation.Store.
+func (s *Store) Case(ctx context.Context, id int64) (moderation.Case, error) {
+	return loadCase(ctx, s.db, id, true)
+}
+
+// Cases implements moderation.Store.
+func (s *Store) Cases(ctx context.Context, state string, limit int) ([]moderation.Case, error) {
+	if limit <= 0 {
+		limit = 100
+	}
+	var rows *sql.Rows
+	var err error
+	if state == "" {
+		rows, err = s.db.QueryContext(ctx, `SELECT id FROM cases ORDER BY id DESC LIMIT ?`, limit)
+	} else {
+		rows, err = s.db.QueryContext(ctx, `SELECT id FROM cases WHERE state = ? ORDER BY id DESC LIMIT ?`, state, limit)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("modsqlite: cases: %w", err)
+	}
+	var ids []int64
+	for rows.Next() {
+		var id int64
+		if err := rows.Scan(&id); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		ids = append(ids, id)
+	}
+	rows.Close()
+	out := make([]moderation.Case, 0, len(ids))
+	for _, id := range ids {
+		c, err := loadCase(ctx, s.db, id, false)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, c)
+	}
+	return out, nil
+}
+
+// ActOnCase implements moderation.Store.
+func (s *Store) ActOnCase(ctx context.Context, id int64, e moderation.CaseEvent) (moderation.Case, error) {
+	if e.Action != "appeal" && !moderation.ValidAction(e.Action) {
+		return moderation.Case{}, fmt.Errorf("%w %q", moderation.ErrAction, e.Action)
+	}
+	if e.Time.IsZero() {
+		e.Time = time.Now()
+	}
+	var c moderation.Case
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		var state string
+		err := tx.QueryRowContext(ctx, `SELECT state FROM cases WHERE id = ?`, id).Scan(&state)
+		if errors.Is(err, sql.ErrNoRows) {
+			return fmt.Errorf("case %d: %w", id, moderation.ErrNotFound)
+		}
+		if err != nil {
+			return err
+		}
+		var next string
+		switch {
+		case e.Action == "appeal" && state == moderation.CaseDecided:
+			next = moderation.CaseAppealed
+		case e.Action != "appeal" && state == moderation.CaseOpen:
+			next = moderation.CaseDecided
+		case e.Action != "appeal" && state == moderation.CaseAppealed:
+			next = moderation.CaseClosed
+		default:
+			return fmt.Errorf("%w: %s a case that is %s", moderation.ErrCaseState, e.Action, state)
+		}
+		var until int64
+		if !e.Until.IsZero() {
+			until = e.Until.UnixMilli()
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO case_events (case_id, time, action, moderator, reason, until) VALUES (?, ?, ?, ?, ?, ?)`,
+			id, e.Time.UnixMilli(), e.Action, e.Moderator, e.Reason, until); err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE cases SET state = ? WHERE id = ?`, next, id); err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO decisions (time, kind, bank, type, hash, distance, subject, actor, note) VALUES (?, ?, '', '', '', 0, ?, ?, ?)`,
+			e.Time.UnixMilli(), "case:"+e.Action, "case:"+strconv.FormatInt(id, 10), e.Moderator, e.Reason); err != nil {
+			return err
+		}
+		c, err = loadCase(ctx, tx, id, false)
+		return err
+	})
+	if err != nil {
+		return moderation.Case{}, fmt.Errorf("modsqlite: act on case: %w", err)
+	}
+	return c, nil
+}
