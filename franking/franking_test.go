@@ -88,3 +88,23 @@ func FuzzTagFromAAD(f *testing.F) {
 		}
 	})
 }
+
+// FuzzVerify: a report's fields are the reporter's to choose; whatever
+// they are, Verify does not panic and accepts only a genuine franked
+// message (here, none but the seed's).
+func FuzzVerify(f *testing.F) {
+	pub, key, _ := ed25519.GenerateKey(rand.Reader)
+	now := time.Now()
+	h := honest(f, key, now)
+	f.Add(h.Conversation, h.SenderUser, h.SenderDevice, h.Accepted.UnixMilli(), h.Content, h.Salt, h.Tag, h.Frank)
+	f.Fuzz(func(t *testing.T, conv []byte, user, dev string, ms int64, content, salt, tag, frank []byte) {
+		m := Reported{Context: Context{Conversation: conv, SenderUser: user, SenderDevice: dev, Accepted: time.UnixMilli(ms)},
+			Content: content, Salt: salt, Tag: tag, Frank: frank}
+		if Verify(pub, m, now, DefaultMaxAge) != nil {
+			return
+		}
+		if !bytes.Equal(content, h.Content) || !bytes.Equal(tag, h.Tag) || user != h.SenderUser || dev != h.SenderDevice || !bytes.Equal(conv, h.Conversation) {
+			t.Fatalf("accepted a message the server never franked: %+v", m)
+		}
+	})
+}

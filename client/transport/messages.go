@@ -110,12 +110,23 @@ type Message struct {
 	Sender         string // device id
 	Payload        []byte
 	Stored         time.Time
+	// Frank is the server's frank of a message whose MLS authenticated
+	// data carries a franking tag, with the sender's account and the
+	// accepted time it covers (package franking).
+	Frank      []byte
+	SenderUser string
+	Accepted   time.Time
 }
 
 func messageFromWire(m *parleypb.Message) Message {
+	var accepted time.Time
+	if m.AcceptedUnixMs != 0 {
+		accepted = time.UnixMilli(m.AcceptedUnixMs)
+	}
 	return Message{
 		ID: m.Id, ConversationID: m.ConversationId, Seq: m.Seq, Epoch: m.Epoch, Kind: m.Kind,
 		Sender: m.SenderDeviceId, Payload: m.Payload, Stored: time.Unix(m.StoredUnix, 0),
+		Frank: m.Frank, SenderUser: m.SenderUser, Accepted: accepted,
 	}
 }
 
@@ -319,4 +330,18 @@ func eventFromWire(p *parleypb.Push) Event {
 		return Event{Type: EventLinkApproved, DeviceID: e.LinkApproved.DeviceId}
 	}
 	return Event{Type: EventError, Err: errors.New("transport: unknown push")}
+}
+
+// Report sends an abuse report of messages of a conversation this device
+// is in and returns the case id(s) the server filed it under.
+func (c *Conn) Report(ctx context.Context, r *parleypb.ReportRequest) (string, error) {
+	f, err := c.call(ctx, &parleypb.ClientFrame_Report{Report: r})
+	if err != nil {
+		return "", fmt.Errorf("transport: report: %w", err)
+	}
+	resp := f.GetReport()
+	if resp == nil {
+		return "", errors.New("transport: unexpected response")
+	}
+	return resp.CaseId, nil
 }

@@ -56,6 +56,7 @@ Usage:
                                  posts held for review
   parleyd admin legal ...        record lawful requests, answer them from what the
                                  server holds, preserve, publish (docs/lawful-requests.md)
+  parleyd admin cases ...        abuse report cases: list, show (with each message's proof), decide
   parleyd admin transparency-report --period 2026H2
                                  write the public transparency report
   parleyd audit --server URL --key FILE
@@ -102,12 +103,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 				return adminLegal(ctx, args[2:], stdout, stderr)
 			case "transparency-report":
 				return adminReport(ctx, args[2:], stdout, stderr)
+			case "cases":
+				return adminCases(ctx, args[2:], stdout, stderr)
 			case "lists", "takedowns":
 				dir, rest := adminDataDir(args[1:])
 				return admincmd.Run(dir, rest, stdout, stderr)
 			}
 		}
-		fmt.Fprint(stderr, "parleyd admin: unknown command; try \"parleyd admin invite|lists|takedowns|legal|transparency-report\"\n")
+		fmt.Fprint(stderr, "parleyd admin: unknown command; try \"parleyd admin invite|lists|takedowns|legal|transparency-report|cases\"\n")
 		return 2
 	}
 	fmt.Fprintf(stderr, "parleyd: unknown command %q\n\n%s", args[0], usage)
@@ -401,6 +404,11 @@ func serveWith(ctx context.Context, f serveFlags, log *slog.Logger, ready chan<-
 		st.Close()
 		return err
 	}
+	if cfg.FrankingKey, err = loadFrankingKey(f.data); err != nil {
+		st.Close()
+		return fmt.Errorf("franking key: %w", err)
+	}
+	cfg.Report = fileReport(chans.Moderation.Store())
 	if cfg.Transparency, err = f.kt.transparencyConfig(f.data); err != nil {
 		st.Close()
 		return fmt.Errorf("key transparency directory: %w", err)
