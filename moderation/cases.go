@@ -73,6 +73,17 @@ type CaseEvent struct {
 	Until     time.Time `json:"until,omitzero"` // suspensions
 }
 
+// Sanction is a decision in force against an account.
+type Sanction struct {
+	Case   int64
+	Banned bool
+	Until  time.Time // suspensions
+	Reason string
+}
+
+// Active reports whether the sanction bars the account.
+func (s Sanction) Active() bool { return s.Banned || !s.Until.IsZero() }
+
 // Errors of the case methods.
 var (
 	ErrCaseState = errors.New("moderation: the case is not in a state that allows this")

@@ -159,6 +159,9 @@ type Store interface {
 	// (which closes it); anything else is ErrCaseState. The action also
 	// goes to the decisions log (Kind "case:ACTION", Subject "case:ID").
 	ActOnCase(ctx context.Context, id int64, e CaseEvent) (Case, error)
+	// Sanction returns the sanction in force against an account at now
+	// (from its cases' latest decisions), or the zero Sanction.
+	Sanction(ctx context.Context, account string, now time.Time) (Sanction, error)
 
 	Close() error
 }

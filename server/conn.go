@@ -29,7 +29,10 @@ import (
 // connection costs one goroutine (the reader, with a minimal stack) and no
 // queue memory.
 type conn struct {
-	s      *Server
+	s *Server
+	// barred, if set, is the moderation decision that bars this account:
+	// only appeals and account deletion are served.
+	barred string
 	ws     *websocket.Conn
 	cork   *corkConn       // the socket under ws; flush corks it
 	br     *bufio.Reader   // ws's read buffer

@@ -62,6 +62,15 @@ func (c *conn) dispatch(f *parleypb.ClientFrame) (parleypb.ServerFrameBody, erro
 	if c.dev == nil {
 		return nil, errUnauthenticated
 	}
+	if c.barred != "" {
+		// A suspended or banned account may appeal, delete itself, and
+		// nothing else; every other request says why.
+		switch f.Body.(type) {
+		case *parleypb.ClientFrame_Appeal, *parleypb.ClientFrame_DeleteAccount, *parleypb.ClientFrame_Ping:
+		default:
+			return nil, &wire.Error{Code: parleypb.ErrorCode_PERMISSION_DENIED, Message: c.barred}
+		}
+	}
 	switch f.Body.(type) {
 	case *parleypb.ClientFrame_ApproveLink, *parleypb.ClientFrame_RemoveDevice, *parleypb.ClientFrame_UploadKeyPackages,
 		*parleypb.ClientFrame_CreateConversation, *parleypb.ClientFrame_AckInbox, *parleypb.ClientFrame_Privacy,
@@ -107,6 +116,8 @@ func (c *conn) dispatch(f *parleypb.ClientFrame) (parleypb.ServerFrameBody, erro
 		return c.handleInspectLink(ctx, b.InspectLink)
 	case *parleypb.ClientFrame_Report:
 		return c.handleReport(ctx, b.Report)
+	case *parleypb.ClientFrame_Appeal:
+		return c.handleAppeal(ctx, b.Appeal)
 	case *parleypb.ClientFrame_KtKeys:
 		return c.handleKTKeys()
 	case *parleypb.ClientFrame_KtHistory:
@@ -228,6 +239,15 @@ func (c *conn) authenticated(ctx context.Context, dev store.Device) (parleypb.Se
 		counts = append(counts, &parleypb.KeyPackageCount{CipherSuite: uint32(suite), Remaining: uint32(n)})
 	}
 	slices.SortFunc(counts, func(a, b *parleypb.KeyPackageCount) int { return cmp.Compare(a.CipherSuite, b.CipherSuite) })
+	if c.s.cfg.Sanction != nil {
+		barred, msg, err := c.s.cfg.Sanction(ctx, dev.Username)
+		if err != nil {
+			return nil, err
+		}
+		if barred {
+			c.barred = msg
+		}
+	}
 	if !c.s.acquireAccountConn(dev.Username) {
 		c.s.metrics.rateLimited.WithLabelValues("connections_per_account").Inc()
 		return nil, rateLimited(fmt.Sprintf("this account has %d connections open, the most allowed; close one (or wait for idle ones to time out)", c.s.cfg.MaxConnsPerAccount), 30*time.Second)
@@ -249,6 +269,7 @@ func (c *conn) authenticated(ctx context.Context, dev store.Device) (parleypb.Se
 		KeyPackageLowThreshold: uint32(c.s.cfg.KeyPackageLowThreshold),
 		LinkConfirmation:       confirmation,
 		KeyPackageCounts:       counts,
+		Barred:                 c.barred,
 	}}, nil
 }
 

@@ -144,3 +144,16 @@ func (c *conn) handleReport(ctx context.Context, r *parleypb.ReportRequest) (par
 	c.s.log.Info("abuse report received", "case", id, "reason", r.Reason, "messages", len(rep.Messages))
 	return &parleypb.ServerFrame_Report{Report: &parleypb.ReportResponse{CaseId: id}}, nil
 }
+
+func (c *conn) handleAppeal(ctx context.Context, r *parleypb.AppealRequest) (parleypb.ServerFrameBody, error) {
+	if c.s.cfg.Appeal == nil {
+		return nil, &wire.Error{Code: parleypb.ErrorCode_PERMISSION_DENIED, Message: "this server does not take appeals"}
+	}
+	if r.CaseId == "" || len(r.Text) > franking.MaxNote || !utf8.ValidString(r.Text) || strings.TrimSpace(r.Text) == "" {
+		return nil, badRequest("an appeal names the case and says why, in at most %d bytes", franking.MaxNote)
+	}
+	if err := c.s.cfg.Appeal(ctx, c.dev.Username, r.CaseId, r.Text); err != nil {
+		return nil, err
+	}
+	return empty(), nil
+}

@@ -147,6 +147,12 @@ type Config struct {
 	// Report files a verified abuse report (parleyd: a moderation case)
 	// and returns its case id; nil refuses reports.
 	Report func(ctx context.Context, r Report) (string, error)
+	// Sanction, if set, is asked at every authentication whether the
+	// account is suspended or banned (a moderation decision); if so the
+	// device is refused with the decision's message.
+	Sanction func(ctx context.Context, username string) (barred bool, message string, err error)
+	// Appeal files the account's appeal of a decision on a case.
+	Appeal func(ctx context.Context, username, caseID, text string) error
 	// Transparency configures the key transparency directory every
 	// client checks device lists against (docs/transparency.md). Nil
 	// runs one with fresh keys (EphemeralTransparency), which is only

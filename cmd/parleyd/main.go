@@ -409,6 +409,8 @@ func serveWith(ctx context.Context, f serveFlags, log *slog.Logger, ready chan<-
 		return fmt.Errorf("franking key: %w", err)
 	}
 	cfg.Report = fileReport(chans.Moderation.Store())
+	cfg.Sanction = sanctionOf(chans.Moderation.Store())
+	cfg.Appeal = appealTo(chans.Moderation.Store())
 	if cfg.Transparency, err = f.kt.transparencyConfig(f.data); err != nil {
 		st.Close()
 		return fmt.Errorf("key transparency directory: %w", err)

@@ -231,3 +231,33 @@ func (s *Store) ActOnCase(ctx context.Context, id int64, e moderation.CaseEvent)
 	}
 	return c, nil
 }
+
+// Sanction implements moderation.Store: the latest decision of each of
+// the account's decided or closed cases counts; a ban wins, then the
+// suspension that ends last.
+func (s *Store) Sanction(ctx context.Context, account string, now time.Time) (moderation.Sanction, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT c.id, e.action, e.until, e.reason FROM cases c
+		JOIN case_events e ON e.case_id = c.id
+		WHERE c.reported = ? AND c.state IN (?, ?)
+		  AND e.rowid = (SELECT MAX(rowid) FROM case_events WHERE case_id = c.id AND action != 'appeal')`,
+		account, moderation.CaseDecided, moderation.CaseClosed)
+	if err != nil {
+		return moderation.Sanction{}, fmt.Errorf("modsqlite: sanction: %w", err)
+	}
+	defer rows.Close()
+	var out moderation.Sanction
+	for rows.Next() {
+		var id, until int64
+		var action, reason string
+		if err := rows.Scan(&id, &action, &until, &reason); err != nil {
+			return moderation.Sanction{}, err
+		}
+		switch {
+		case action == moderation.ActionBan:
+			out = moderation.Sanction{Case: id, Banned: true, Reason: reason}
+		case action == moderation.ActionSuspend && !out.Banned && until > now.UnixMilli() && time.UnixMilli(until).After(out.Until):
+			out = moderation.Sanction{Case: id, Until: time.UnixMilli(until).UTC(), Reason: reason}
+		}
+	}
+	return out, rows.Err()
+}

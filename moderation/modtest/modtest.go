@@ -386,6 +386,12 @@ func testCases(t *testing.T, s moderation.Store) {
 	if err != nil || c.State != moderation.CaseDecided || len(c.Events) != 1 || !c.Events[0].Until.Equal(until) {
 		t.Fatalf("decide: %+v %v", c, err)
 	}
+	if sn, err := s.Sanction(ctx, "mallory", now); err != nil || !sn.Until.Equal(until) || sn.Banned || sn.Case != id {
+		t.Fatalf("sanction in force: %+v %v", sn, err)
+	}
+	if sn, _ := s.Sanction(ctx, "mallory", until.Add(time.Hour)); sn.Active() {
+		t.Fatalf("a suspension past its end: %+v", sn)
+	}
 	if _, err := s.ActOnCase(ctx, id, moderation.CaseEvent{Action: moderation.ActionBan, Moderator: "mod1"}); !errors.Is(err, moderation.ErrCaseState) {
 		t.Fatalf("deciding twice: %v", err)
 	}
@@ -394,6 +400,10 @@ func testCases(t *testing.T, s moderation.Store) {
 	}
 	if c, err = s.ActOnCase(ctx, id, moderation.CaseEvent{Action: moderation.ActionDismiss, Moderator: "lead1", Reason: "upheld appeal"}); err != nil || c.State != moderation.CaseClosed {
 		t.Fatalf("appeal decided: %+v %v", c, err)
+	}
+	// The appeal dismissed the suspension: nothing in force.
+	if sn, err := s.Sanction(ctx, "mallory", now); err != nil || sn.Active() {
+		t.Fatalf("sanction after the appeal: %+v %v", sn, err)
 	}
 	ds, err := s.Decisions(ctx, "case:"+strconv.FormatInt(id, 10), 0)
 	if err != nil || len(ds) != 3 || ds[0].Kind != "case:dismiss" || ds[2].Actor != "mod1" {
@@ -406,5 +416,11 @@ func testCases(t *testing.T, s moderation.Store) {
 	id4, err := s.FileReport(ctx, moderation.CaseReport{Reporter: "carol", Reason: "harassment", Received: now}, "mallory", []moderation.CaseMessage{msg("t1")})
 	if err != nil || id4 == id {
 		t.Fatalf("report after the case closed: %d %v", id4, err)
+	}
+	if _, err := s.ActOnCase(ctx, id4, moderation.CaseEvent{Action: moderation.ActionBan, Moderator: "mod2", Reason: "again"}); err != nil {
+		t.Fatal(err)
+	}
+	if sn, err := s.Sanction(ctx, "mallory", now); err != nil || !sn.Banned || sn.Case != id4 {
+		t.Fatalf("ban: %+v %v", sn, err)
 	}
 }

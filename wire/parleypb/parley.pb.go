@@ -266,6 +266,7 @@ type ClientFrame struct {
 	//	*ClientFrame_KtHistory
 	//	*ClientFrame_KtConsistency
 	//	*ClientFrame_Report
+	//	*ClientFrame_Appeal
 	Body          isClientFrame_Body `protobuf_oneof:"body"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -549,6 +550,15 @@ func (x *ClientFrame) GetReport() *ReportRequest {
 	return nil
 }
 
+func (x *ClientFrame) GetAppeal() *AppealRequest {
+	if x != nil {
+		if x, ok := x.Body.(*ClientFrame_Appeal); ok {
+			return x.Appeal
+		}
+	}
+	return nil
+}
+
 type isClientFrame_Body interface {
 	isClientFrame_Body()
 }
@@ -657,6 +667,10 @@ type ClientFrame_Report struct {
 	Report *ReportRequest `protobuf:"bytes,27,opt,name=report,proto3,oneof"`
 }
 
+type ClientFrame_Appeal struct {
+	Appeal *AppealRequest `protobuf:"bytes,28,opt,name=appeal,proto3,oneof"`
+}
+
 func (*ClientFrame_Hello) isClientFrame_Body() {}
 
 func (*ClientFrame_Register) isClientFrame_Body() {}
@@ -708,6 +722,8 @@ func (*ClientFrame_KtHistory) isClientFrame_Body() {}
 func (*ClientFrame_KtConsistency) isClientFrame_Body() {}
 
 func (*ClientFrame_Report) isClientFrame_Body() {}
+
+func (*ClientFrame_Appeal) isClientFrame_Body() {}
 
 // ServerFrame is a response (request_id != 0), a push (request_id == 0,
 // body push) or a connection-level error (request_id == 0, body error).
@@ -1362,8 +1378,13 @@ type Session struct {
 	// Per MLS cipher suite the device holds any key package of (its
 	// last-resort one included): the non-last-resort packages left.
 	KeyPackageCounts []*KeyPackageCount `protobuf:"bytes,8,rep,name=key_package_counts,json=keyPackageCounts,proto3" json:"key_package_counts,omitempty"`
-	unknownFields    protoimpl.UnknownFields
-	sizeCache        protoimpl.SizeCache
+	// barred, if set, is a moderation decision that suspends or bans the
+	// account (docs/moderation.md): only AppealRequest and
+	// DeleteAccountRequest are served; everything else answers
+	// PERMISSION_DENIED with this text.
+	Barred        string `protobuf:"bytes,9,opt,name=barred,proto3" json:"barred,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Session) Reset() {
@@ -1450,6 +1471,13 @@ func (x *Session) GetKeyPackageCounts() []*KeyPackageCount {
 		return x.KeyPackageCounts
 	}
 	return nil
+}
+
+func (x *Session) GetBarred() string {
+	if x != nil {
+		return x.Barred
+	}
+	return ""
 }
 
 type KeyPackageCount struct {
@@ -2682,6 +2710,60 @@ func (x *ReportResponse) GetCaseId() string {
 	return ""
 }
 
+// AppealRequest appeals a moderation decision against the caller's own
+// account, once; a different moderator decides the appeal.
+type AppealRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	CaseId        string                 `protobuf:"bytes,1,opt,name=case_id,json=caseId,proto3" json:"case_id,omitempty"`
+	Text          string                 `protobuf:"bytes,2,opt,name=text,proto3" json:"text,omitempty"` // at most 2000 bytes
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AppealRequest) Reset() {
+	*x = AppealRequest{}
+	mi := &file_parleypb_parley_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AppealRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AppealRequest) ProtoMessage() {}
+
+func (x *AppealRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_parleypb_parley_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AppealRequest.ProtoReflect.Descriptor instead.
+func (*AppealRequest) Descriptor() ([]byte, []int) {
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{26}
+}
+
+func (x *AppealRequest) GetCaseId() string {
+	if x != nil {
+		return x.CaseId
+	}
+	return ""
+}
+
+func (x *AppealRequest) GetText() string {
+	if x != nil {
+		return x.Text
+	}
+	return ""
+}
+
 type KTKeysRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
@@ -2690,7 +2772,7 @@ type KTKeysRequest struct {
 
 func (x *KTKeysRequest) Reset() {
 	*x = KTKeysRequest{}
-	mi := &file_parleypb_parley_proto_msgTypes[26]
+	mi := &file_parleypb_parley_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2702,7 +2784,7 @@ func (x *KTKeysRequest) String() string {
 func (*KTKeysRequest) ProtoMessage() {}
 
 func (x *KTKeysRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[26]
+	mi := &file_parleypb_parley_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2715,7 +2797,7 @@ func (x *KTKeysRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KTKeysRequest.ProtoReflect.Descriptor instead.
 func (*KTKeysRequest) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{26}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{27}
 }
 
 // KTKeysResponse names the directory: its log's origin, its note
@@ -2735,7 +2817,7 @@ type KTKeysResponse struct {
 
 func (x *KTKeysResponse) Reset() {
 	*x = KTKeysResponse{}
-	mi := &file_parleypb_parley_proto_msgTypes[27]
+	mi := &file_parleypb_parley_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2747,7 +2829,7 @@ func (x *KTKeysResponse) String() string {
 func (*KTKeysResponse) ProtoMessage() {}
 
 func (x *KTKeysResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[27]
+	mi := &file_parleypb_parley_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2760,7 +2842,7 @@ func (x *KTKeysResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KTKeysResponse.ProtoReflect.Descriptor instead.
 func (*KTKeysResponse) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{27}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *KTKeysResponse) GetOrigin() string {
@@ -2813,7 +2895,7 @@ type KTHistoryRequest struct {
 
 func (x *KTHistoryRequest) Reset() {
 	*x = KTHistoryRequest{}
-	mi := &file_parleypb_parley_proto_msgTypes[28]
+	mi := &file_parleypb_parley_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2825,7 +2907,7 @@ func (x *KTHistoryRequest) String() string {
 func (*KTHistoryRequest) ProtoMessage() {}
 
 func (x *KTHistoryRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[28]
+	mi := &file_parleypb_parley_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2838,7 +2920,7 @@ func (x *KTHistoryRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KTHistoryRequest.ProtoReflect.Descriptor instead.
 func (*KTHistoryRequest) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{28}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *KTHistoryRequest) GetAfterEpoch() uint64 {
@@ -2873,7 +2955,7 @@ type KTHistoryResponse struct {
 
 func (x *KTHistoryResponse) Reset() {
 	*x = KTHistoryResponse{}
-	mi := &file_parleypb_parley_proto_msgTypes[29]
+	mi := &file_parleypb_parley_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2885,7 +2967,7 @@ func (x *KTHistoryResponse) String() string {
 func (*KTHistoryResponse) ProtoMessage() {}
 
 func (x *KTHistoryResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[29]
+	mi := &file_parleypb_parley_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2898,7 +2980,7 @@ func (x *KTHistoryResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KTHistoryResponse.ProtoReflect.Descriptor instead.
 func (*KTHistoryResponse) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{29}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *KTHistoryResponse) GetAnswer() *KTAnswer {
@@ -2935,7 +3017,7 @@ type KTConsistencyRequest struct {
 
 func (x *KTConsistencyRequest) Reset() {
 	*x = KTConsistencyRequest{}
-	mi := &file_parleypb_parley_proto_msgTypes[30]
+	mi := &file_parleypb_parley_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2947,7 +3029,7 @@ func (x *KTConsistencyRequest) String() string {
 func (*KTConsistencyRequest) ProtoMessage() {}
 
 func (x *KTConsistencyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[30]
+	mi := &file_parleypb_parley_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2960,7 +3042,7 @@ func (x *KTConsistencyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KTConsistencyRequest.ProtoReflect.Descriptor instead.
 func (*KTConsistencyRequest) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{30}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *KTConsistencyRequest) GetOldSize() int64 {
@@ -2986,7 +3068,7 @@ type KTConsistencyResponse struct {
 
 func (x *KTConsistencyResponse) Reset() {
 	*x = KTConsistencyResponse{}
-	mi := &file_parleypb_parley_proto_msgTypes[31]
+	mi := &file_parleypb_parley_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2998,7 +3080,7 @@ func (x *KTConsistencyResponse) String() string {
 func (*KTConsistencyResponse) ProtoMessage() {}
 
 func (x *KTConsistencyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[31]
+	mi := &file_parleypb_parley_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3011,7 +3093,7 @@ func (x *KTConsistencyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KTConsistencyResponse.ProtoReflect.Descriptor instead.
 func (*KTConsistencyResponse) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{31}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *KTConsistencyResponse) GetProof() []byte {
@@ -3030,7 +3112,7 @@ type ApproveLinkResponse struct {
 
 func (x *ApproveLinkResponse) Reset() {
 	*x = ApproveLinkResponse{}
-	mi := &file_parleypb_parley_proto_msgTypes[32]
+	mi := &file_parleypb_parley_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3042,7 +3124,7 @@ func (x *ApproveLinkResponse) String() string {
 func (*ApproveLinkResponse) ProtoMessage() {}
 
 func (x *ApproveLinkResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[32]
+	mi := &file_parleypb_parley_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3055,7 +3137,7 @@ func (x *ApproveLinkResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApproveLinkResponse.ProtoReflect.Descriptor instead.
 func (*ApproveLinkResponse) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{32}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *ApproveLinkResponse) GetDevice() *Device {
@@ -3076,7 +3158,7 @@ type Device struct {
 
 func (x *Device) Reset() {
 	*x = Device{}
-	mi := &file_parleypb_parley_proto_msgTypes[33]
+	mi := &file_parleypb_parley_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3088,7 +3170,7 @@ func (x *Device) String() string {
 func (*Device) ProtoMessage() {}
 
 func (x *Device) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[33]
+	mi := &file_parleypb_parley_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3101,7 +3183,7 @@ func (x *Device) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Device.ProtoReflect.Descriptor instead.
 func (*Device) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{33}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *Device) GetId() string {
@@ -3133,7 +3215,7 @@ type ListDevicesRequest struct {
 
 func (x *ListDevicesRequest) Reset() {
 	*x = ListDevicesRequest{}
-	mi := &file_parleypb_parley_proto_msgTypes[34]
+	mi := &file_parleypb_parley_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3145,7 +3227,7 @@ func (x *ListDevicesRequest) String() string {
 func (*ListDevicesRequest) ProtoMessage() {}
 
 func (x *ListDevicesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[34]
+	mi := &file_parleypb_parley_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3158,7 +3240,7 @@ func (x *ListDevicesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListDevicesRequest.ProtoReflect.Descriptor instead.
 func (*ListDevicesRequest) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{34}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{35}
 }
 
 type ListDevicesResponse struct {
@@ -3170,7 +3252,7 @@ type ListDevicesResponse struct {
 
 func (x *ListDevicesResponse) Reset() {
 	*x = ListDevicesResponse{}
-	mi := &file_parleypb_parley_proto_msgTypes[35]
+	mi := &file_parleypb_parley_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3182,7 +3264,7 @@ func (x *ListDevicesResponse) String() string {
 func (*ListDevicesResponse) ProtoMessage() {}
 
 func (x *ListDevicesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[35]
+	mi := &file_parleypb_parley_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3195,7 +3277,7 @@ func (x *ListDevicesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListDevicesResponse.ProtoReflect.Descriptor instead.
 func (*ListDevicesResponse) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{35}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *ListDevicesResponse) GetDevices() []*Device {
@@ -3214,7 +3296,7 @@ type RemoveDeviceRequest struct {
 
 func (x *RemoveDeviceRequest) Reset() {
 	*x = RemoveDeviceRequest{}
-	mi := &file_parleypb_parley_proto_msgTypes[36]
+	mi := &file_parleypb_parley_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3226,7 +3308,7 @@ func (x *RemoveDeviceRequest) String() string {
 func (*RemoveDeviceRequest) ProtoMessage() {}
 
 func (x *RemoveDeviceRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[36]
+	mi := &file_parleypb_parley_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3239,7 +3321,7 @@ func (x *RemoveDeviceRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveDeviceRequest.ProtoReflect.Descriptor instead.
 func (*RemoveDeviceRequest) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{36}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *RemoveDeviceRequest) GetDeviceId() string {
@@ -3263,7 +3345,7 @@ type DeleteAccountRequest struct {
 
 func (x *DeleteAccountRequest) Reset() {
 	*x = DeleteAccountRequest{}
-	mi := &file_parleypb_parley_proto_msgTypes[37]
+	mi := &file_parleypb_parley_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3275,7 +3357,7 @@ func (x *DeleteAccountRequest) String() string {
 func (*DeleteAccountRequest) ProtoMessage() {}
 
 func (x *DeleteAccountRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[37]
+	mi := &file_parleypb_parley_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3288,7 +3370,7 @@ func (x *DeleteAccountRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteAccountRequest.ProtoReflect.Descriptor instead.
 func (*DeleteAccountRequest) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{37}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *DeleteAccountRequest) GetUsername() string {
@@ -3311,7 +3393,7 @@ type KeyPackage struct {
 
 func (x *KeyPackage) Reset() {
 	*x = KeyPackage{}
-	mi := &file_parleypb_parley_proto_msgTypes[38]
+	mi := &file_parleypb_parley_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3323,7 +3405,7 @@ func (x *KeyPackage) String() string {
 func (*KeyPackage) ProtoMessage() {}
 
 func (x *KeyPackage) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[38]
+	mi := &file_parleypb_parley_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3336,7 +3418,7 @@ func (x *KeyPackage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KeyPackage.ProtoReflect.Descriptor instead.
 func (*KeyPackage) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{38}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *KeyPackage) GetRef() []byte {
@@ -3370,7 +3452,7 @@ type UploadKeyPackagesRequest struct {
 
 func (x *UploadKeyPackagesRequest) Reset() {
 	*x = UploadKeyPackagesRequest{}
-	mi := &file_parleypb_parley_proto_msgTypes[39]
+	mi := &file_parleypb_parley_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3382,7 +3464,7 @@ func (x *UploadKeyPackagesRequest) String() string {
 func (*UploadKeyPackagesRequest) ProtoMessage() {}
 
 func (x *UploadKeyPackagesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[39]
+	mi := &file_parleypb_parley_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3395,7 +3477,7 @@ func (x *UploadKeyPackagesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UploadKeyPackagesRequest.ProtoReflect.Descriptor instead.
 func (*UploadKeyPackagesRequest) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{39}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *UploadKeyPackagesRequest) GetKeyPackages() []*KeyPackage {
@@ -3421,7 +3503,7 @@ type UploadKeyPackagesResponse struct {
 
 func (x *UploadKeyPackagesResponse) Reset() {
 	*x = UploadKeyPackagesResponse{}
-	mi := &file_parleypb_parley_proto_msgTypes[40]
+	mi := &file_parleypb_parley_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3433,7 +3515,7 @@ func (x *UploadKeyPackagesResponse) String() string {
 func (*UploadKeyPackagesResponse) ProtoMessage() {}
 
 func (x *UploadKeyPackagesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[40]
+	mi := &file_parleypb_parley_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3446,7 +3528,7 @@ func (x *UploadKeyPackagesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UploadKeyPackagesResponse.ProtoReflect.Descriptor instead.
 func (*UploadKeyPackagesResponse) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{40}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *UploadKeyPackagesResponse) GetRemaining() uint32 {
@@ -3469,7 +3551,7 @@ type FetchKeyPackagesRequest struct {
 
 func (x *FetchKeyPackagesRequest) Reset() {
 	*x = FetchKeyPackagesRequest{}
-	mi := &file_parleypb_parley_proto_msgTypes[41]
+	mi := &file_parleypb_parley_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3481,7 +3563,7 @@ func (x *FetchKeyPackagesRequest) String() string {
 func (*FetchKeyPackagesRequest) ProtoMessage() {}
 
 func (x *FetchKeyPackagesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[41]
+	mi := &file_parleypb_parley_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3494,7 +3576,7 @@ func (x *FetchKeyPackagesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FetchKeyPackagesRequest.ProtoReflect.Descriptor instead.
 func (*FetchKeyPackagesRequest) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{41}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *FetchKeyPackagesRequest) GetUsername() string {
@@ -3529,7 +3611,7 @@ type DeviceKeyPackage struct {
 
 func (x *DeviceKeyPackage) Reset() {
 	*x = DeviceKeyPackage{}
-	mi := &file_parleypb_parley_proto_msgTypes[42]
+	mi := &file_parleypb_parley_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3541,7 +3623,7 @@ func (x *DeviceKeyPackage) String() string {
 func (*DeviceKeyPackage) ProtoMessage() {}
 
 func (x *DeviceKeyPackage) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[42]
+	mi := &file_parleypb_parley_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3554,7 +3636,7 @@ func (x *DeviceKeyPackage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeviceKeyPackage.ProtoReflect.Descriptor instead.
 func (*DeviceKeyPackage) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{42}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *DeviceKeyPackage) GetDeviceId() string {
@@ -3587,7 +3669,7 @@ type FetchKeyPackagesResponse struct {
 
 func (x *FetchKeyPackagesResponse) Reset() {
 	*x = FetchKeyPackagesResponse{}
-	mi := &file_parleypb_parley_proto_msgTypes[43]
+	mi := &file_parleypb_parley_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3599,7 +3681,7 @@ func (x *FetchKeyPackagesResponse) String() string {
 func (*FetchKeyPackagesResponse) ProtoMessage() {}
 
 func (x *FetchKeyPackagesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[43]
+	mi := &file_parleypb_parley_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3612,7 +3694,7 @@ func (x *FetchKeyPackagesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FetchKeyPackagesResponse.ProtoReflect.Descriptor instead.
 func (*FetchKeyPackagesResponse) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{43}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *FetchKeyPackagesResponse) GetKeyPackages() []*DeviceKeyPackage {
@@ -3638,7 +3720,7 @@ type CreateConversationRequest struct {
 
 func (x *CreateConversationRequest) Reset() {
 	*x = CreateConversationRequest{}
-	mi := &file_parleypb_parley_proto_msgTypes[44]
+	mi := &file_parleypb_parley_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3650,7 +3732,7 @@ func (x *CreateConversationRequest) String() string {
 func (*CreateConversationRequest) ProtoMessage() {}
 
 func (x *CreateConversationRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[44]
+	mi := &file_parleypb_parley_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3663,7 +3745,7 @@ func (x *CreateConversationRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateConversationRequest.ProtoReflect.Descriptor instead.
 func (*CreateConversationRequest) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{44}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *CreateConversationRequest) GetConversationId() []byte {
@@ -3689,7 +3771,7 @@ type CreateConversationResponse struct {
 
 func (x *CreateConversationResponse) Reset() {
 	*x = CreateConversationResponse{}
-	mi := &file_parleypb_parley_proto_msgTypes[45]
+	mi := &file_parleypb_parley_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3701,7 +3783,7 @@ func (x *CreateConversationResponse) String() string {
 func (*CreateConversationResponse) ProtoMessage() {}
 
 func (x *CreateConversationResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[45]
+	mi := &file_parleypb_parley_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3714,7 +3796,7 @@ func (x *CreateConversationResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateConversationResponse.ProtoReflect.Descriptor instead.
 func (*CreateConversationResponse) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{45}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *CreateConversationResponse) GetEpoch() uint64 {
@@ -3747,7 +3829,7 @@ type Message struct {
 
 func (x *Message) Reset() {
 	*x = Message{}
-	mi := &file_parleypb_parley_proto_msgTypes[46]
+	mi := &file_parleypb_parley_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3759,7 +3841,7 @@ func (x *Message) String() string {
 func (*Message) ProtoMessage() {}
 
 func (x *Message) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[46]
+	mi := &file_parleypb_parley_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3772,7 +3854,7 @@ func (x *Message) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Message.ProtoReflect.Descriptor instead.
 func (*Message) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{46}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *Message) GetId() []byte {
@@ -3869,7 +3951,7 @@ type SendRequest struct {
 
 func (x *SendRequest) Reset() {
 	*x = SendRequest{}
-	mi := &file_parleypb_parley_proto_msgTypes[47]
+	mi := &file_parleypb_parley_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3881,7 +3963,7 @@ func (x *SendRequest) String() string {
 func (*SendRequest) ProtoMessage() {}
 
 func (x *SendRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[47]
+	mi := &file_parleypb_parley_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3894,7 +3976,7 @@ func (x *SendRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SendRequest.ProtoReflect.Descriptor instead.
 func (*SendRequest) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{47}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *SendRequest) GetMessageId() []byte {
@@ -3964,7 +4046,7 @@ type SendResponse struct {
 
 func (x *SendResponse) Reset() {
 	*x = SendResponse{}
-	mi := &file_parleypb_parley_proto_msgTypes[48]
+	mi := &file_parleypb_parley_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3976,7 +4058,7 @@ func (x *SendResponse) String() string {
 func (*SendResponse) ProtoMessage() {}
 
 func (x *SendResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[48]
+	mi := &file_parleypb_parley_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3989,7 +4071,7 @@ func (x *SendResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SendResponse.ProtoReflect.Descriptor instead.
 func (*SendResponse) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{48}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *SendResponse) GetSeq() uint64 {
@@ -4023,7 +4105,7 @@ type FetchRequest struct {
 
 func (x *FetchRequest) Reset() {
 	*x = FetchRequest{}
-	mi := &file_parleypb_parley_proto_msgTypes[49]
+	mi := &file_parleypb_parley_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4035,7 +4117,7 @@ func (x *FetchRequest) String() string {
 func (*FetchRequest) ProtoMessage() {}
 
 func (x *FetchRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[49]
+	mi := &file_parleypb_parley_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4048,7 +4130,7 @@ func (x *FetchRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FetchRequest.ProtoReflect.Descriptor instead.
 func (*FetchRequest) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{49}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *FetchRequest) GetConversationId() []byte {
@@ -4075,7 +4157,7 @@ type FetchResponse struct {
 
 func (x *FetchResponse) Reset() {
 	*x = FetchResponse{}
-	mi := &file_parleypb_parley_proto_msgTypes[50]
+	mi := &file_parleypb_parley_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4087,7 +4169,7 @@ func (x *FetchResponse) String() string {
 func (*FetchResponse) ProtoMessage() {}
 
 func (x *FetchResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[50]
+	mi := &file_parleypb_parley_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4100,7 +4182,7 @@ func (x *FetchResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FetchResponse.ProtoReflect.Descriptor instead.
 func (*FetchResponse) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{50}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *FetchResponse) GetMessages() []*Message {
@@ -4127,7 +4209,7 @@ type AckRequest struct {
 
 func (x *AckRequest) Reset() {
 	*x = AckRequest{}
-	mi := &file_parleypb_parley_proto_msgTypes[51]
+	mi := &file_parleypb_parley_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4139,7 +4221,7 @@ func (x *AckRequest) String() string {
 func (*AckRequest) ProtoMessage() {}
 
 func (x *AckRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[51]
+	mi := &file_parleypb_parley_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4152,7 +4234,7 @@ func (x *AckRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AckRequest.ProtoReflect.Descriptor instead.
 func (*AckRequest) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{51}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *AckRequest) GetConversationId() []byte {
@@ -4182,7 +4264,7 @@ type ListConversationsRequest struct {
 
 func (x *ListConversationsRequest) Reset() {
 	*x = ListConversationsRequest{}
-	mi := &file_parleypb_parley_proto_msgTypes[52]
+	mi := &file_parleypb_parley_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4194,7 +4276,7 @@ func (x *ListConversationsRequest) String() string {
 func (*ListConversationsRequest) ProtoMessage() {}
 
 func (x *ListConversationsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[52]
+	mi := &file_parleypb_parley_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4207,7 +4289,7 @@ func (x *ListConversationsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListConversationsRequest.ProtoReflect.Descriptor instead.
 func (*ListConversationsRequest) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{52}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *ListConversationsRequest) GetAfter() []byte {
@@ -4239,7 +4321,7 @@ type ConversationInfo struct {
 
 func (x *ConversationInfo) Reset() {
 	*x = ConversationInfo{}
-	mi := &file_parleypb_parley_proto_msgTypes[53]
+	mi := &file_parleypb_parley_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4251,7 +4333,7 @@ func (x *ConversationInfo) String() string {
 func (*ConversationInfo) ProtoMessage() {}
 
 func (x *ConversationInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[53]
+	mi := &file_parleypb_parley_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4264,7 +4346,7 @@ func (x *ConversationInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConversationInfo.ProtoReflect.Descriptor instead.
 func (*ConversationInfo) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{53}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{54}
 }
 
 func (x *ConversationInfo) GetConversationId() []byte {
@@ -4326,7 +4408,7 @@ type ListConversationsResponse struct {
 
 func (x *ListConversationsResponse) Reset() {
 	*x = ListConversationsResponse{}
-	mi := &file_parleypb_parley_proto_msgTypes[54]
+	mi := &file_parleypb_parley_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4338,7 +4420,7 @@ func (x *ListConversationsResponse) String() string {
 func (*ListConversationsResponse) ProtoMessage() {}
 
 func (x *ListConversationsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[54]
+	mi := &file_parleypb_parley_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4351,7 +4433,7 @@ func (x *ListConversationsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListConversationsResponse.ProtoReflect.Descriptor instead.
 func (*ListConversationsResponse) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{54}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{55}
 }
 
 func (x *ListConversationsResponse) GetConversations() []*ConversationInfo {
@@ -4377,7 +4459,7 @@ type FetchInboxRequest struct {
 
 func (x *FetchInboxRequest) Reset() {
 	*x = FetchInboxRequest{}
-	mi := &file_parleypb_parley_proto_msgTypes[55]
+	mi := &file_parleypb_parley_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4389,7 +4471,7 @@ func (x *FetchInboxRequest) String() string {
 func (*FetchInboxRequest) ProtoMessage() {}
 
 func (x *FetchInboxRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[55]
+	mi := &file_parleypb_parley_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4402,7 +4484,7 @@ func (x *FetchInboxRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FetchInboxRequest.ProtoReflect.Descriptor instead.
 func (*FetchInboxRequest) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{55}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{56}
 }
 
 func (x *FetchInboxRequest) GetLimit() uint32 {
@@ -4422,7 +4504,7 @@ type FetchInboxResponse struct {
 
 func (x *FetchInboxResponse) Reset() {
 	*x = FetchInboxResponse{}
-	mi := &file_parleypb_parley_proto_msgTypes[56]
+	mi := &file_parleypb_parley_proto_msgTypes[57]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4434,7 +4516,7 @@ func (x *FetchInboxResponse) String() string {
 func (*FetchInboxResponse) ProtoMessage() {}
 
 func (x *FetchInboxResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[56]
+	mi := &file_parleypb_parley_proto_msgTypes[57]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4447,7 +4529,7 @@ func (x *FetchInboxResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FetchInboxResponse.ProtoReflect.Descriptor instead.
 func (*FetchInboxResponse) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{56}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{57}
 }
 
 func (x *FetchInboxResponse) GetMessages() []*Message {
@@ -4473,7 +4555,7 @@ type AckInboxRequest struct {
 
 func (x *AckInboxRequest) Reset() {
 	*x = AckInboxRequest{}
-	mi := &file_parleypb_parley_proto_msgTypes[57]
+	mi := &file_parleypb_parley_proto_msgTypes[58]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4485,7 +4567,7 @@ func (x *AckInboxRequest) String() string {
 func (*AckInboxRequest) ProtoMessage() {}
 
 func (x *AckInboxRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[57]
+	mi := &file_parleypb_parley_proto_msgTypes[58]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4498,7 +4580,7 @@ func (x *AckInboxRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AckInboxRequest.ProtoReflect.Descriptor instead.
 func (*AckInboxRequest) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{57}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{58}
 }
 
 func (x *AckInboxRequest) GetSeq() uint64 {
@@ -4516,7 +4598,7 @@ type PingRequest struct {
 
 func (x *PingRequest) Reset() {
 	*x = PingRequest{}
-	mi := &file_parleypb_parley_proto_msgTypes[58]
+	mi := &file_parleypb_parley_proto_msgTypes[59]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4528,7 +4610,7 @@ func (x *PingRequest) String() string {
 func (*PingRequest) ProtoMessage() {}
 
 func (x *PingRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[58]
+	mi := &file_parleypb_parley_proto_msgTypes[59]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4541,7 +4623,7 @@ func (x *PingRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PingRequest.ProtoReflect.Descriptor instead.
 func (*PingRequest) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{58}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{59}
 }
 
 type Push struct {
@@ -4560,7 +4642,7 @@ type Push struct {
 
 func (x *Push) Reset() {
 	*x = Push{}
-	mi := &file_parleypb_parley_proto_msgTypes[59]
+	mi := &file_parleypb_parley_proto_msgTypes[60]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4572,7 +4654,7 @@ func (x *Push) String() string {
 func (*Push) ProtoMessage() {}
 
 func (x *Push) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[59]
+	mi := &file_parleypb_parley_proto_msgTypes[60]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4585,7 +4667,7 @@ func (x *Push) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Push.ProtoReflect.Descriptor instead.
 func (*Push) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{59}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{60}
 }
 
 func (x *Push) GetEvent() isPush_Event {
@@ -4683,7 +4765,7 @@ type LinkApproved struct {
 
 func (x *LinkApproved) Reset() {
 	*x = LinkApproved{}
-	mi := &file_parleypb_parley_proto_msgTypes[60]
+	mi := &file_parleypb_parley_proto_msgTypes[61]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4695,7 +4777,7 @@ func (x *LinkApproved) String() string {
 func (*LinkApproved) ProtoMessage() {}
 
 func (x *LinkApproved) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[60]
+	mi := &file_parleypb_parley_proto_msgTypes[61]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4708,7 +4790,7 @@ func (x *LinkApproved) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LinkApproved.ProtoReflect.Descriptor instead.
 func (*LinkApproved) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{60}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{61}
 }
 
 func (x *LinkApproved) GetDeviceId() string {
@@ -4728,7 +4810,7 @@ type KeyPackagesLow struct {
 
 func (x *KeyPackagesLow) Reset() {
 	*x = KeyPackagesLow{}
-	mi := &file_parleypb_parley_proto_msgTypes[61]
+	mi := &file_parleypb_parley_proto_msgTypes[62]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4740,7 +4822,7 @@ func (x *KeyPackagesLow) String() string {
 func (*KeyPackagesLow) ProtoMessage() {}
 
 func (x *KeyPackagesLow) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[61]
+	mi := &file_parleypb_parley_proto_msgTypes[62]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4753,7 +4835,7 @@ func (x *KeyPackagesLow) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KeyPackagesLow.ProtoReflect.Descriptor instead.
 func (*KeyPackagesLow) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{61}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{62}
 }
 
 func (x *KeyPackagesLow) GetRemaining() uint32 {
@@ -4779,7 +4861,7 @@ type DeviceRemoved struct {
 
 func (x *DeviceRemoved) Reset() {
 	*x = DeviceRemoved{}
-	mi := &file_parleypb_parley_proto_msgTypes[62]
+	mi := &file_parleypb_parley_proto_msgTypes[63]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4791,7 +4873,7 @@ func (x *DeviceRemoved) String() string {
 func (*DeviceRemoved) ProtoMessage() {}
 
 func (x *DeviceRemoved) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[62]
+	mi := &file_parleypb_parley_proto_msgTypes[63]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4804,7 +4886,7 @@ func (x *DeviceRemoved) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeviceRemoved.ProtoReflect.Descriptor instead.
 func (*DeviceRemoved) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{62}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{63}
 }
 
 func (x *DeviceRemoved) GetDeviceId() string {
@@ -4829,7 +4911,7 @@ type PrivacyRequest struct {
 
 func (x *PrivacyRequest) Reset() {
 	*x = PrivacyRequest{}
-	mi := &file_parleypb_parley_proto_msgTypes[63]
+	mi := &file_parleypb_parley_proto_msgTypes[64]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4841,7 +4923,7 @@ func (x *PrivacyRequest) String() string {
 func (*PrivacyRequest) ProtoMessage() {}
 
 func (x *PrivacyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[63]
+	mi := &file_parleypb_parley_proto_msgTypes[64]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4854,7 +4936,7 @@ func (x *PrivacyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PrivacyRequest.ProtoReflect.Descriptor instead.
 func (*PrivacyRequest) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{63}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{64}
 }
 
 func (x *PrivacyRequest) GetBlock() []string {
@@ -4888,7 +4970,7 @@ type PrivacyResponse struct {
 
 func (x *PrivacyResponse) Reset() {
 	*x = PrivacyResponse{}
-	mi := &file_parleypb_parley_proto_msgTypes[64]
+	mi := &file_parleypb_parley_proto_msgTypes[65]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4900,7 +4982,7 @@ func (x *PrivacyResponse) String() string {
 func (*PrivacyResponse) ProtoMessage() {}
 
 func (x *PrivacyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[64]
+	mi := &file_parleypb_parley_proto_msgTypes[65]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4913,7 +4995,7 @@ func (x *PrivacyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PrivacyResponse.ProtoReflect.Descriptor instead.
 func (*PrivacyResponse) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{64}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{65}
 }
 
 func (x *PrivacyResponse) GetBlocked() []string {
@@ -4934,7 +5016,7 @@ var File_parleypb_parley_proto protoreflect.FileDescriptor
 
 const file_parleypb_parley_proto_rawDesc = "" +
 	"\n" +
-	"\x15parleypb/parley.proto\x12\tparley.v1\"\xdd\r\n" +
+	"\x15parleypb/parley.proto\x12\tparley.v1\"\x91\x0e\n" +
 	"\vClientFrame\x12\x1d\n" +
 	"\n" +
 	"request_id\x18\x01 \x01(\x04R\trequestId\x12(\n" +
@@ -4966,7 +5048,8 @@ const file_parleypb_parley_proto_rawDesc = "" +
 	"\n" +
 	"kt_history\x18\x19 \x01(\v2\x1b.parley.v1.KTHistoryRequestH\x00R\tktHistory\x12H\n" +
 	"\x0ekt_consistency\x18\x1a \x01(\v2\x1f.parley.v1.KTConsistencyRequestH\x00R\rktConsistency\x122\n" +
-	"\x06report\x18\x1b \x01(\v2\x18.parley.v1.ReportRequestH\x00R\x06reportB\x06\n" +
+	"\x06report\x18\x1b \x01(\v2\x18.parley.v1.ReportRequestH\x00R\x06report\x122\n" +
+	"\x06appeal\x18\x1c \x01(\v2\x18.parley.v1.AppealRequestH\x00R\x06appealB\x06\n" +
 	"\x04body\"\xa5\v\n" +
 	"\vServerFrame\x12\x1d\n" +
 	"\n" +
@@ -5009,7 +5092,7 @@ const file_parleypb_parley_proto_rawDesc = "" +
 	"\x10protocol_version\x18\x01 \x01(\rR\x0fprotocolVersion\x12\x1c\n" +
 	"\tchallenge\x18\x02 \x01(\fR\tchallenge\x12!\n" +
 	"\fauth_context\x18\x03 \x01(\tR\vauthContext\x12\x1b\n" +
-	"\tmax_frame\x18\x04 \x01(\x04R\bmaxFrame\"\xf5\x02\n" +
+	"\tmax_frame\x18\x04 \x01(\x04R\bmaxFrame\"\x8d\x03\n" +
 	"\aSession\x12\x1a\n" +
 	"\busername\x18\x01 \x01(\tR\busername\x12\x1b\n" +
 	"\tdevice_id\x18\x02 \x01(\tR\bdeviceId\x12\x1d\n" +
@@ -5019,7 +5102,8 @@ const file_parleypb_parley_proto_rawDesc = "" +
 	"\x16key_packages_remaining\x18\x05 \x01(\rR\x14keyPackagesRemaining\x129\n" +
 	"\x19key_package_low_threshold\x18\x06 \x01(\rR\x16keyPackageLowThreshold\x12+\n" +
 	"\x11link_confirmation\x18\a \x01(\fR\x10linkConfirmation\x12H\n" +
-	"\x12key_package_counts\x18\b \x03(\v2\x1a.parley.v1.KeyPackageCountR\x10keyPackageCounts\"R\n" +
+	"\x12key_package_counts\x18\b \x03(\v2\x1a.parley.v1.KeyPackageCountR\x10keyPackageCounts\x12\x16\n" +
+	"\x06barred\x18\t \x01(\tR\x06barred\"R\n" +
 	"\x0fKeyPackageCount\x12!\n" +
 	"\fcipher_suite\x18\x01 \x01(\rR\vcipherSuite\x12\x1c\n" +
 	"\tremaining\x18\x02 \x01(\rR\tremaining\"\x8b\x01\n" +
@@ -5116,7 +5200,10 @@ const file_parleypb_parley_proto_rawDesc = "" +
 	"\ffranking_tag\x18\x06 \x01(\fR\vfrankingTag\x12\x14\n" +
 	"\x05frank\x18\a \x01(\fR\x05frank\")\n" +
 	"\x0eReportResponse\x12\x17\n" +
-	"\acase_id\x18\x01 \x01(\tR\x06caseId\"\x0f\n" +
+	"\acase_id\x18\x01 \x01(\tR\x06caseId\"<\n" +
+	"\rAppealRequest\x12\x17\n" +
+	"\acase_id\x18\x01 \x01(\tR\x06caseId\x12\x12\n" +
+	"\x04text\x18\x02 \x01(\tR\x04text\"\x0f\n" +
 	"\rKTKeysRequest\"\x9d\x01\n" +
 	"\x0eKTKeysResponse\x12\x16\n" +
 	"\x06origin\x18\x01 \x01(\tR\x06origin\x12\x19\n" +
@@ -5315,7 +5402,7 @@ func file_parleypb_parley_proto_rawDescGZIP() []byte {
 }
 
 var file_parleypb_parley_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_parleypb_parley_proto_msgTypes = make([]protoimpl.MessageInfo, 65)
+var file_parleypb_parley_proto_msgTypes = make([]protoimpl.MessageInfo, 66)
 var file_parleypb_parley_proto_goTypes = []any{
 	(ErrorCode)(0),                     // 0: parley.v1.ErrorCode
 	(Kind)(0),                          // 1: parley.v1.Kind
@@ -5346,45 +5433,46 @@ var file_parleypb_parley_proto_goTypes = []any{
 	(*ReportRequest)(nil),              // 26: parley.v1.ReportRequest
 	(*ReportedMessage)(nil),            // 27: parley.v1.ReportedMessage
 	(*ReportResponse)(nil),             // 28: parley.v1.ReportResponse
-	(*KTKeysRequest)(nil),              // 29: parley.v1.KTKeysRequest
-	(*KTKeysResponse)(nil),             // 30: parley.v1.KTKeysResponse
-	(*KTHistoryRequest)(nil),           // 31: parley.v1.KTHistoryRequest
-	(*KTHistoryResponse)(nil),          // 32: parley.v1.KTHistoryResponse
-	(*KTConsistencyRequest)(nil),       // 33: parley.v1.KTConsistencyRequest
-	(*KTConsistencyResponse)(nil),      // 34: parley.v1.KTConsistencyResponse
-	(*ApproveLinkResponse)(nil),        // 35: parley.v1.ApproveLinkResponse
-	(*Device)(nil),                     // 36: parley.v1.Device
-	(*ListDevicesRequest)(nil),         // 37: parley.v1.ListDevicesRequest
-	(*ListDevicesResponse)(nil),        // 38: parley.v1.ListDevicesResponse
-	(*RemoveDeviceRequest)(nil),        // 39: parley.v1.RemoveDeviceRequest
-	(*DeleteAccountRequest)(nil),       // 40: parley.v1.DeleteAccountRequest
-	(*KeyPackage)(nil),                 // 41: parley.v1.KeyPackage
-	(*UploadKeyPackagesRequest)(nil),   // 42: parley.v1.UploadKeyPackagesRequest
-	(*UploadKeyPackagesResponse)(nil),  // 43: parley.v1.UploadKeyPackagesResponse
-	(*FetchKeyPackagesRequest)(nil),    // 44: parley.v1.FetchKeyPackagesRequest
-	(*DeviceKeyPackage)(nil),           // 45: parley.v1.DeviceKeyPackage
-	(*FetchKeyPackagesResponse)(nil),   // 46: parley.v1.FetchKeyPackagesResponse
-	(*CreateConversationRequest)(nil),  // 47: parley.v1.CreateConversationRequest
-	(*CreateConversationResponse)(nil), // 48: parley.v1.CreateConversationResponse
-	(*Message)(nil),                    // 49: parley.v1.Message
-	(*SendRequest)(nil),                // 50: parley.v1.SendRequest
-	(*SendResponse)(nil),               // 51: parley.v1.SendResponse
-	(*FetchRequest)(nil),               // 52: parley.v1.FetchRequest
-	(*FetchResponse)(nil),              // 53: parley.v1.FetchResponse
-	(*AckRequest)(nil),                 // 54: parley.v1.AckRequest
-	(*ListConversationsRequest)(nil),   // 55: parley.v1.ListConversationsRequest
-	(*ConversationInfo)(nil),           // 56: parley.v1.ConversationInfo
-	(*ListConversationsResponse)(nil),  // 57: parley.v1.ListConversationsResponse
-	(*FetchInboxRequest)(nil),          // 58: parley.v1.FetchInboxRequest
-	(*FetchInboxResponse)(nil),         // 59: parley.v1.FetchInboxResponse
-	(*AckInboxRequest)(nil),            // 60: parley.v1.AckInboxRequest
-	(*PingRequest)(nil),                // 61: parley.v1.PingRequest
-	(*Push)(nil),                       // 62: parley.v1.Push
-	(*LinkApproved)(nil),               // 63: parley.v1.LinkApproved
-	(*KeyPackagesLow)(nil),             // 64: parley.v1.KeyPackagesLow
-	(*DeviceRemoved)(nil),              // 65: parley.v1.DeviceRemoved
-	(*PrivacyRequest)(nil),             // 66: parley.v1.PrivacyRequest
-	(*PrivacyResponse)(nil),            // 67: parley.v1.PrivacyResponse
+	(*AppealRequest)(nil),              // 29: parley.v1.AppealRequest
+	(*KTKeysRequest)(nil),              // 30: parley.v1.KTKeysRequest
+	(*KTKeysResponse)(nil),             // 31: parley.v1.KTKeysResponse
+	(*KTHistoryRequest)(nil),           // 32: parley.v1.KTHistoryRequest
+	(*KTHistoryResponse)(nil),          // 33: parley.v1.KTHistoryResponse
+	(*KTConsistencyRequest)(nil),       // 34: parley.v1.KTConsistencyRequest
+	(*KTConsistencyResponse)(nil),      // 35: parley.v1.KTConsistencyResponse
+	(*ApproveLinkResponse)(nil),        // 36: parley.v1.ApproveLinkResponse
+	(*Device)(nil),                     // 37: parley.v1.Device
+	(*ListDevicesRequest)(nil),         // 38: parley.v1.ListDevicesRequest
+	(*ListDevicesResponse)(nil),        // 39: parley.v1.ListDevicesResponse
+	(*RemoveDeviceRequest)(nil),        // 40: parley.v1.RemoveDeviceRequest
+	(*DeleteAccountRequest)(nil),       // 41: parley.v1.DeleteAccountRequest
+	(*KeyPackage)(nil),                 // 42: parley.v1.KeyPackage
+	(*UploadKeyPackagesRequest)(nil),   // 43: parley.v1.UploadKeyPackagesRequest
+	(*UploadKeyPackagesResponse)(nil),  // 44: parley.v1.UploadKeyPackagesResponse
+	(*FetchKeyPackagesRequest)(nil),    // 45: parley.v1.FetchKeyPackagesRequest
+	(*DeviceKeyPackage)(nil),           // 46: parley.v1.DeviceKeyPackage
+	(*FetchKeyPackagesResponse)(nil),   // 47: parley.v1.FetchKeyPackagesResponse
+	(*CreateConversationRequest)(nil),  // 48: parley.v1.CreateConversationRequest
+	(*CreateConversationResponse)(nil), // 49: parley.v1.CreateConversationResponse
+	(*Message)(nil),                    // 50: parley.v1.Message
+	(*SendRequest)(nil),                // 51: parley.v1.SendRequest
+	(*SendResponse)(nil),               // 52: parley.v1.SendResponse
+	(*FetchRequest)(nil),               // 53: parley.v1.FetchRequest
+	(*FetchResponse)(nil),              // 54: parley.v1.FetchResponse
+	(*AckRequest)(nil),                 // 55: parley.v1.AckRequest
+	(*ListConversationsRequest)(nil),   // 56: parley.v1.ListConversationsRequest
+	(*ConversationInfo)(nil),           // 57: parley.v1.ConversationInfo
+	(*ListConversationsResponse)(nil),  // 58: parley.v1.ListConversationsResponse
+	(*FetchInboxRequest)(nil),          // 59: parley.v1.FetchInboxRequest
+	(*FetchInboxResponse)(nil),         // 60: parley.v1.FetchInboxResponse
+	(*AckInboxRequest)(nil),            // 61: parley.v1.AckInboxRequest
+	(*PingRequest)(nil),                // 62: parley.v1.PingRequest
+	(*Push)(nil),                       // 63: parley.v1.Push
+	(*LinkApproved)(nil),               // 64: parley.v1.LinkApproved
+	(*KeyPackagesLow)(nil),             // 65: parley.v1.KeyPackagesLow
+	(*DeviceRemoved)(nil),              // 66: parley.v1.DeviceRemoved
+	(*PrivacyRequest)(nil),             // 67: parley.v1.PrivacyRequest
+	(*PrivacyResponse)(nil),            // 68: parley.v1.PrivacyResponse
 }
 var file_parleypb_parley_proto_depIdxs = []int32{
 	7,  // 0: parley.v1.ClientFrame.hello:type_name -> parley.v1.Hello
@@ -5392,83 +5480,84 @@ var file_parleypb_parley_proto_depIdxs = []int32{
 	12, // 2: parley.v1.ClientFrame.authenticate:type_name -> parley.v1.AuthenticateRequest
 	13, // 3: parley.v1.ClientFrame.request_link:type_name -> parley.v1.RequestLinkRequest
 	15, // 4: parley.v1.ClientFrame.approve_link:type_name -> parley.v1.ApproveLinkRequest
-	37, // 5: parley.v1.ClientFrame.list_devices:type_name -> parley.v1.ListDevicesRequest
-	39, // 6: parley.v1.ClientFrame.remove_device:type_name -> parley.v1.RemoveDeviceRequest
-	42, // 7: parley.v1.ClientFrame.upload_key_packages:type_name -> parley.v1.UploadKeyPackagesRequest
-	44, // 8: parley.v1.ClientFrame.fetch_key_packages:type_name -> parley.v1.FetchKeyPackagesRequest
-	47, // 9: parley.v1.ClientFrame.create_conversation:type_name -> parley.v1.CreateConversationRequest
-	50, // 10: parley.v1.ClientFrame.send:type_name -> parley.v1.SendRequest
-	52, // 11: parley.v1.ClientFrame.fetch:type_name -> parley.v1.FetchRequest
-	54, // 12: parley.v1.ClientFrame.ack:type_name -> parley.v1.AckRequest
-	55, // 13: parley.v1.ClientFrame.list_conversations:type_name -> parley.v1.ListConversationsRequest
-	58, // 14: parley.v1.ClientFrame.fetch_inbox:type_name -> parley.v1.FetchInboxRequest
-	60, // 15: parley.v1.ClientFrame.ack_inbox:type_name -> parley.v1.AckInboxRequest
-	61, // 16: parley.v1.ClientFrame.ping:type_name -> parley.v1.PingRequest
-	40, // 17: parley.v1.ClientFrame.delete_account:type_name -> parley.v1.DeleteAccountRequest
-	66, // 18: parley.v1.ClientFrame.privacy:type_name -> parley.v1.PrivacyRequest
+	38, // 5: parley.v1.ClientFrame.list_devices:type_name -> parley.v1.ListDevicesRequest
+	40, // 6: parley.v1.ClientFrame.remove_device:type_name -> parley.v1.RemoveDeviceRequest
+	43, // 7: parley.v1.ClientFrame.upload_key_packages:type_name -> parley.v1.UploadKeyPackagesRequest
+	45, // 8: parley.v1.ClientFrame.fetch_key_packages:type_name -> parley.v1.FetchKeyPackagesRequest
+	48, // 9: parley.v1.ClientFrame.create_conversation:type_name -> parley.v1.CreateConversationRequest
+	51, // 10: parley.v1.ClientFrame.send:type_name -> parley.v1.SendRequest
+	53, // 11: parley.v1.ClientFrame.fetch:type_name -> parley.v1.FetchRequest
+	55, // 12: parley.v1.ClientFrame.ack:type_name -> parley.v1.AckRequest
+	56, // 13: parley.v1.ClientFrame.list_conversations:type_name -> parley.v1.ListConversationsRequest
+	59, // 14: parley.v1.ClientFrame.fetch_inbox:type_name -> parley.v1.FetchInboxRequest
+	61, // 15: parley.v1.ClientFrame.ack_inbox:type_name -> parley.v1.AckInboxRequest
+	62, // 16: parley.v1.ClientFrame.ping:type_name -> parley.v1.PingRequest
+	41, // 17: parley.v1.ClientFrame.delete_account:type_name -> parley.v1.DeleteAccountRequest
+	67, // 18: parley.v1.ClientFrame.privacy:type_name -> parley.v1.PrivacyRequest
 	21, // 19: parley.v1.ClientFrame.publish_device_list:type_name -> parley.v1.PublishDeviceListRequest
 	22, // 20: parley.v1.ClientFrame.fetch_device_list:type_name -> parley.v1.FetchDeviceListRequest
 	16, // 21: parley.v1.ClientFrame.inspect_link:type_name -> parley.v1.InspectLinkRequest
-	29, // 22: parley.v1.ClientFrame.kt_keys:type_name -> parley.v1.KTKeysRequest
-	31, // 23: parley.v1.ClientFrame.kt_history:type_name -> parley.v1.KTHistoryRequest
-	33, // 24: parley.v1.ClientFrame.kt_consistency:type_name -> parley.v1.KTConsistencyRequest
+	30, // 22: parley.v1.ClientFrame.kt_keys:type_name -> parley.v1.KTKeysRequest
+	32, // 23: parley.v1.ClientFrame.kt_history:type_name -> parley.v1.KTHistoryRequest
+	34, // 24: parley.v1.ClientFrame.kt_consistency:type_name -> parley.v1.KTConsistencyRequest
 	26, // 25: parley.v1.ClientFrame.report:type_name -> parley.v1.ReportRequest
-	6,  // 26: parley.v1.ServerFrame.error:type_name -> parley.v1.Error
-	8,  // 27: parley.v1.ServerFrame.hello:type_name -> parley.v1.HelloResponse
-	9,  // 28: parley.v1.ServerFrame.session:type_name -> parley.v1.Session
-	14, // 29: parley.v1.ServerFrame.request_link:type_name -> parley.v1.RequestLinkResponse
-	35, // 30: parley.v1.ServerFrame.approve_link:type_name -> parley.v1.ApproveLinkResponse
-	38, // 31: parley.v1.ServerFrame.list_devices:type_name -> parley.v1.ListDevicesResponse
-	5,  // 32: parley.v1.ServerFrame.empty:type_name -> parley.v1.Empty
-	43, // 33: parley.v1.ServerFrame.upload_key_packages:type_name -> parley.v1.UploadKeyPackagesResponse
-	46, // 34: parley.v1.ServerFrame.fetch_key_packages:type_name -> parley.v1.FetchKeyPackagesResponse
-	48, // 35: parley.v1.ServerFrame.create_conversation:type_name -> parley.v1.CreateConversationResponse
-	51, // 36: parley.v1.ServerFrame.send:type_name -> parley.v1.SendResponse
-	53, // 37: parley.v1.ServerFrame.fetch:type_name -> parley.v1.FetchResponse
-	57, // 38: parley.v1.ServerFrame.list_conversations:type_name -> parley.v1.ListConversationsResponse
-	59, // 39: parley.v1.ServerFrame.fetch_inbox:type_name -> parley.v1.FetchInboxResponse
-	62, // 40: parley.v1.ServerFrame.push:type_name -> parley.v1.Push
-	67, // 41: parley.v1.ServerFrame.privacy:type_name -> parley.v1.PrivacyResponse
-	23, // 42: parley.v1.ServerFrame.fetch_device_list:type_name -> parley.v1.FetchDeviceListResponse
-	17, // 43: parley.v1.ServerFrame.inspect_link:type_name -> parley.v1.InspectLinkResponse
-	30, // 44: parley.v1.ServerFrame.kt_keys:type_name -> parley.v1.KTKeysResponse
-	32, // 45: parley.v1.ServerFrame.kt_history:type_name -> parley.v1.KTHistoryResponse
-	34, // 46: parley.v1.ServerFrame.kt_consistency:type_name -> parley.v1.KTConsistencyResponse
-	28, // 47: parley.v1.ServerFrame.report:type_name -> parley.v1.ReportResponse
-	0,  // 48: parley.v1.Error.code:type_name -> parley.v1.ErrorCode
-	49, // 49: parley.v1.Error.conflict:type_name -> parley.v1.Message
-	10, // 50: parley.v1.Session.key_package_counts:type_name -> parley.v1.KeyPackageCount
-	20, // 51: parley.v1.DeviceList.devices:type_name -> parley.v1.ListedDevice
-	18, // 52: parley.v1.PublishDeviceListRequest.list:type_name -> parley.v1.SignedDeviceList
-	18, // 53: parley.v1.FetchDeviceListResponse.list:type_name -> parley.v1.SignedDeviceList
-	24, // 54: parley.v1.FetchDeviceListResponse.kt:type_name -> parley.v1.KTAnswer
-	25, // 55: parley.v1.KTAnswer.current:type_name -> parley.v1.KTVersion
-	27, // 56: parley.v1.ReportRequest.messages:type_name -> parley.v1.ReportedMessage
-	24, // 57: parley.v1.KTHistoryResponse.answer:type_name -> parley.v1.KTAnswer
-	25, // 58: parley.v1.KTHistoryResponse.versions:type_name -> parley.v1.KTVersion
-	36, // 59: parley.v1.ApproveLinkResponse.device:type_name -> parley.v1.Device
-	36, // 60: parley.v1.ListDevicesResponse.devices:type_name -> parley.v1.Device
-	41, // 61: parley.v1.UploadKeyPackagesRequest.key_packages:type_name -> parley.v1.KeyPackage
-	41, // 62: parley.v1.UploadKeyPackagesRequest.last_resort:type_name -> parley.v1.KeyPackage
-	41, // 63: parley.v1.DeviceKeyPackage.key_package:type_name -> parley.v1.KeyPackage
-	45, // 64: parley.v1.FetchKeyPackagesResponse.key_packages:type_name -> parley.v1.DeviceKeyPackage
-	1,  // 65: parley.v1.Message.kind:type_name -> parley.v1.Kind
-	1,  // 66: parley.v1.SendRequest.kind:type_name -> parley.v1.Kind
-	49, // 67: parley.v1.FetchResponse.messages:type_name -> parley.v1.Message
-	56, // 68: parley.v1.ListConversationsResponse.conversations:type_name -> parley.v1.ConversationInfo
-	49, // 69: parley.v1.FetchInboxResponse.messages:type_name -> parley.v1.Message
-	49, // 70: parley.v1.Push.message:type_name -> parley.v1.Message
-	49, // 71: parley.v1.Push.inbox:type_name -> parley.v1.Message
-	64, // 72: parley.v1.Push.key_packages_low:type_name -> parley.v1.KeyPackagesLow
-	65, // 73: parley.v1.Push.device_removed:type_name -> parley.v1.DeviceRemoved
-	63, // 74: parley.v1.Push.link_approved:type_name -> parley.v1.LinkApproved
-	2,  // 75: parley.v1.PrivacyRequest.group_invites:type_name -> parley.v1.GroupInvites
-	2,  // 76: parley.v1.PrivacyResponse.group_invites:type_name -> parley.v1.GroupInvites
-	77, // [77:77] is the sub-list for method output_type
-	77, // [77:77] is the sub-list for method input_type
-	77, // [77:77] is the sub-list for extension type_name
-	77, // [77:77] is the sub-list for extension extendee
-	0,  // [0:77] is the sub-list for field type_name
+	29, // 26: parley.v1.ClientFrame.appeal:type_name -> parley.v1.AppealRequest
+	6,  // 27: parley.v1.ServerFrame.error:type_name -> parley.v1.Error
+	8,  // 28: parley.v1.ServerFrame.hello:type_name -> parley.v1.HelloResponse
+	9,  // 29: parley.v1.ServerFrame.session:type_name -> parley.v1.Session
+	14, // 30: parley.v1.ServerFrame.request_link:type_name -> parley.v1.RequestLinkResponse
+	36, // 31: parley.v1.ServerFrame.approve_link:type_name -> parley.v1.ApproveLinkResponse
+	39, // 32: parley.v1.ServerFrame.list_devices:type_name -> parley.v1.ListDevicesResponse
+	5,  // 33: parley.v1.ServerFrame.empty:type_name -> parley.v1.Empty
+	44, // 34: parley.v1.ServerFrame.upload_key_packages:type_name -> parley.v1.UploadKeyPackagesResponse
+	47, // 35: parley.v1.ServerFrame.fetch_key_packages:type_name -> parley.v1.FetchKeyPackagesResponse
+	49, // 36: parley.v1.ServerFrame.create_conversation:type_name -> parley.v1.CreateConversationResponse
+	52, // 37: parley.v1.ServerFrame.send:type_name -> parley.v1.SendResponse
+	54, // 38: parley.v1.ServerFrame.fetch:type_name -> parley.v1.FetchResponse
+	58, // 39: parley.v1.ServerFrame.list_conversations:type_name -> parley.v1.ListConversationsResponse
+	60, // 40: parley.v1.ServerFrame.fetch_inbox:type_name -> parley.v1.FetchInboxResponse
+	63, // 41: parley.v1.ServerFrame.push:type_name -> parley.v1.Push
+	68, // 42: parley.v1.ServerFrame.privacy:type_name -> parley.v1.PrivacyResponse
+	23, // 43: parley.v1.ServerFrame.fetch_device_list:type_name -> parley.v1.FetchDeviceListResponse
+	17, // 44: parley.v1.ServerFrame.inspect_link:type_name -> parley.v1.InspectLinkResponse
+	31, // 45: parley.v1.ServerFrame.kt_keys:type_name -> parley.v1.KTKeysResponse
+	33, // 46: parley.v1.ServerFrame.kt_history:type_name -> parley.v1.KTHistoryResponse
+	35, // 47: parley.v1.ServerFrame.kt_consistency:type_name -> parley.v1.KTConsistencyResponse
+	28, // 48: parley.v1.ServerFrame.report:type_name -> parley.v1.ReportResponse
+	0,  // 49: parley.v1.Error.code:type_name -> parley.v1.ErrorCode
+	50, // 50: parley.v1.Error.conflict:type_name -> parley.v1.Message
+	10, // 51: parley.v1.Session.key_package_counts:type_name -> parley.v1.KeyPackageCount
+	20, // 52: parley.v1.DeviceList.devices:type_name -> parley.v1.ListedDevice
+	18, // 53: parley.v1.PublishDeviceListRequest.list:type_name -> parley.v1.SignedDeviceList
+	18, // 54: parley.v1.FetchDeviceListResponse.list:type_name -> parley.v1.SignedDeviceList
+	24, // 55: parley.v1.FetchDeviceListResponse.kt:type_name -> parley.v1.KTAnswer
+	25, // 56: parley.v1.KTAnswer.current:type_name -> parley.v1.KTVersion
+	27, // 57: parley.v1.ReportRequest.messages:type_name -> parley.v1.ReportedMessage
+	24, // 58: parley.v1.KTHistoryResponse.answer:type_name -> parley.v1.KTAnswer
+	25, // 59: parley.v1.KTHistoryResponse.versions:type_name -> parley.v1.KTVersion
+	37, // 60: parley.v1.ApproveLinkResponse.device:type_name -> parley.v1.Device
+	37, // 61: parley.v1.ListDevicesResponse.devices:type_name -> parley.v1.Device
+	42, // 62: parley.v1.UploadKeyPackagesRequest.key_packages:type_name -> parley.v1.KeyPackage
+	42, // 63: parley.v1.UploadKeyPackagesRequest.last_resort:type_name -> parley.v1.KeyPackage
+	42, // 64: parley.v1.DeviceKeyPackage.key_package:type_name -> parley.v1.KeyPackage
+	46, // 65: parley.v1.FetchKeyPackagesResponse.key_packages:type_name -> parley.v1.DeviceKeyPackage
+	1,  // 66: parley.v1.Message.kind:type_name -> parley.v1.Kind
+	1,  // 67: parley.v1.SendRequest.kind:type_name -> parley.v1.Kind
+	50, // 68: parley.v1.FetchResponse.messages:type_name -> parley.v1.Message
+	57, // 69: parley.v1.ListConversationsResponse.conversations:type_name -> parley.v1.ConversationInfo
+	50, // 70: parley.v1.FetchInboxResponse.messages:type_name -> parley.v1.Message
+	50, // 71: parley.v1.Push.message:type_name -> parley.v1.Message
+	50, // 72: parley.v1.Push.inbox:type_name -> parley.v1.Message
+	65, // 73: parley.v1.Push.key_packages_low:type_name -> parley.v1.KeyPackagesLow
+	66, // 74: parley.v1.Push.device_removed:type_name -> parley.v1.DeviceRemoved
+	64, // 75: parley.v1.Push.link_approved:type_name -> parley.v1.LinkApproved
+	2,  // 76: parley.v1.PrivacyRequest.group_invites:type_name -> parley.v1.GroupInvites
+	2,  // 77: parley.v1.PrivacyResponse.group_invites:type_name -> parley.v1.GroupInvites
+	78, // [78:78] is the sub-list for method output_type
+	78, // [78:78] is the sub-list for method input_type
+	78, // [78:78] is the sub-list for extension type_name
+	78, // [78:78] is the sub-list for extension extendee
+	0,  // [0:78] is the sub-list for field type_name
 }
 
 func init() { file_parleypb_parley_proto_init() }
@@ -5503,6 +5592,7 @@ func file_parleypb_parley_proto_init() {
 		(*ClientFrame_KtHistory)(nil),
 		(*ClientFrame_KtConsistency)(nil),
 		(*ClientFrame_Report)(nil),
+		(*ClientFrame_Appeal)(nil),
 	}
 	file_parleypb_parley_proto_msgTypes[1].OneofWrappers = []any{
 		(*ServerFrame_Error)(nil),
@@ -5528,7 +5618,7 @@ func file_parleypb_parley_proto_init() {
 		(*ServerFrame_KtConsistency)(nil),
 		(*ServerFrame_Report)(nil),
 	}
-	file_parleypb_parley_proto_msgTypes[59].OneofWrappers = []any{
+	file_parleypb_parley_proto_msgTypes[60].OneofWrappers = []any{
 		(*Push_Message)(nil),
 		(*Push_Inbox)(nil),
 		(*Push_KeyPackagesLow)(nil),
@@ -5541,7 +5631,7 @@ func file_parleypb_parley_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_parleypb_parley_proto_rawDesc), len(file_parleypb_parley_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   65,
+			NumMessages:   66,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
