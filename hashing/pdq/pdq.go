@@ -582,3 +582,31 @@ func toBits(c, scratch *[16 * 16]float32) Hash {
 	}
 	return h
 }
+
+// RGBLuma writes the luma of len(dst) packed 8-bit RGB pixels (rgb holds
+// 3*len(dst) bytes) into dst, with the reference's fillFloatLumaFromRGB
+// arithmetic. It is the entry point for decoders that produce raw RGB24
+// frames, such as video frames read from ffmpeg.
+func RGBLuma(dst []float32, rgb []byte) {
+	rgb = rgb[:3*len(dst)]
+	for i := range dst {
+		dst[i] = rgbLuma(rgb[3*i], rgb[3*i+1], rgb[3*i+2])
+	}
+}
+
+// Float is PDQF, the float form of PDQ that TMK+PDQF hashes video frames
+// with: the 16x16 DCT coefficients the hash bits are thresholded from,
+// row-major (the reference's pdqFloat256FromFloatLuma output).
+type Float [16 * 16]float32
+
+// LumaFloat is like Luma but returns the PDQF coefficients instead of the
+// thresholded hash. A buffer under MinDimension gives all zeros and
+// quality 0.
+func (h *Hasher) LumaFloat(luma []float32, width, height int) (Float, int) {
+	if !h.downsample(luma, width, height) {
+		return Float{}, 0
+	}
+	q := quality(&h.b64)
+	h.dct64To16()
+	return Float(h.dct), q
+}
