@@ -341,7 +341,20 @@ func (d *Decoder) frames(ctx context.Context, path string, info Info, req FrameR
 		"-pix_fmt", "rgb24", "-f", "rawvideo", "pipe:1")
 
 	cmd := limitedCommand(ctx, lim.MemoryBytes, ffmpeg, args...)
-	stderr := &capped{max: stderrLimit}
+	// At -loglevel error anything on standard error means a damaged file,
+	// which is refused: stop decoding a moment after the first message
+	// (time for the rest of it to arrive) instead of decoding the rest.
+	var killTimer *time.Timer
+	stderr := &capped{max: stderrLimit, first: func() {
+		killTimer = time.AfterFunc(200*time.Millisecond, cancel)
+	}}
+	defer func() {
+		stderr.mu.Lock()
+		if killTimer != nil {
+			killTimer.Stop()
+		}
+		stderr.mu.Unlock()
+	}()
 	cmd.Stderr = stderr
 	pipe, err := cmd.StdoutPipe()
 	if err != nil {
@@ -387,7 +400,7 @@ func (d *Decoder) frames(ctx context.Context, path string, info Info, req FrameR
 		}
 		n++
 	}
-	if loopErr != nil {
+	if loopErr != nil && stderr.String() == "" {
 		cancel() // kills ffmpeg
 		_ = cmd.Wait()
 		if ctx.Err() == context.DeadlineExceeded && !errors.Is(loopErr, ErrTooLong) {
@@ -396,16 +409,26 @@ func (d *Decoder) frames(ctx context.Context, path string, info Info, req FrameR
 		return loopErr
 	}
 	waitErr := cmd.Wait()
+	if msg := strings.TrimSpace(stderr.String()); msg != "" {
+		// ffmpeg's complaint explains a failure better than anything
+		// else, including its being killed after it.
+		if waitErr != nil {
+			if err := classify(waitErr, msg); !errors.Is(err, ErrDecoder) {
+				return err
+			}
+		}
+		// ffmpeg exits 0 on many damaged files, after logging errors
+		// for the parts it could not decode: refuse them.
+		return fmt.Errorf("%w: %s", ErrInvalid, firstLines(msg))
+	}
 	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
 		return fmt.Errorf("%w (ran over %v)", ErrTimeout, lim.Timeout)
 	}
 	if waitErr != nil {
 		return classify(waitErr, stderr.String())
 	}
-	if msg := strings.TrimSpace(stderr.String()); msg != "" {
-		// ffmpeg exits 0 on many damaged files, after logging errors
-		// for the parts it could not decode: refuse them.
-		return fmt.Errorf("%w: %s", ErrInvalid, firstLines(msg))
+	if loopErr != nil {
+		return loopErr
 	}
 	if n == 0 {
 		return fmt.Errorf("%w: no frames decoded", ErrInvalid)
@@ -463,6 +486,9 @@ func unwrapPath(err error) error {
 func classify(runErr error, stderr string) error {
 	msg := firstLines(strings.TrimSpace(stderr))
 	var ee *exec.ExitError
+	if strings.Contains(msg, "error while loading shared libraries") {
+		return fmt.Errorf("%w: ffmpeg could not start under its memory limit: %s", ErrDecoder, msg)
+	}
 	if errors.As(runErr, &ee) {
 		if st, ok := ee.Sys().(syscall.WaitStatus); ok && st.Signaled() {
 			return fmt.Errorf("%w: ffmpeg killed by %v (memory or CPU limit?) %s", ErrDecoder, st.Signal(), msg)
@@ -490,14 +516,19 @@ func firstLines(s string) string {
 
 // capped keeps the first max bytes written to it and drops the rest.
 type capped struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-	max int
+	mu    sync.Mutex
+	buf   bytes.Buffer
+	max   int
+	first func() // called (under mu) on the first non-empty write
 }
 
 func (c *capped) Write(p []byte) (int, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.first != nil && len(p) > 0 {
+		c.first()
+		c.first = nil
+	}
 	if room := c.max - c.buf.Len(); room > 0 {
 		c.buf.Write(p[:min(room, len(p))])
 	}

@@ -31,6 +31,9 @@ type VPDQOptions struct {
 	// as in the reference. 0 hashes every frame (the reference sample
 	// hashes are made so); uploads use 1.
 	SecondsPerHash float64
+	// FrameStep, when positive, hashes every FrameStep-th decoded frame
+	// instead (frames 0, FrameStep, 2*FrameStep, ...), whatever the rate.
+	FrameStep int
 	// PruneDistance, when positive, drops a frame whose hash is within
 	// this distance of the last frame kept (the README's optional
 	// "pruning frames"); 0 keeps every sampled frame.
@@ -58,7 +61,9 @@ func (d *Decoder) HashVPDQ(ctx context.Context, path string, opts VPDQOptions) (
 		return nil, info, err
 	}
 	every := 1
-	if opts.SecondsPerHash > 0 {
+	if opts.FrameStep > 0 {
+		every = opts.FrameStep
+	} else if opts.SecondsPerHash > 0 {
 		every = max(int(opts.SecondsPerHash*info.FrameRate), 1)
 	}
 	var hasher pdq.Hasher
