@@ -84,6 +84,7 @@ Public channels (NOT end-to-end encrypted; media checked against hash lists):
 
 Other:
   hash pdq|md5|sha256 FILE...     print perceptual or cryptographic hashes of files
+  hash vpdq|tmk VIDEO             print a video's vPDQ or TMK+PDQF hash (needs ffmpeg)
   version                         print the version
 
 Flags every command takes:

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"strconv"
 
 	"github.com/parleychat/parley/hashing/pdq"
 )
@@ -442,4 +443,44 @@ func WriteTMK(w io.Writer, t *TMK) error {
 	binary.Write(bw, le, t.Cos)
 	binary.Write(bw, le, t.Sin)
 	return bw.Flush()
+}
+
+// DumpTMK writes t in the text format of the reference's tmkdump (not
+// --raw): four header lines, then name and the average feature, then one
+// line per cosine and sine feature vector ("name:period:j:cos,..."), values
+// as C's %.6e. With avgOnly only the header and average lines.
+func DumpTMK(w io.Writer, name string, t *TMK, avgOnly bool) error {
+	bw := bufio.NewWriter(w)
+	fmt.Fprintf(bw, "frameFeatureDimension       %d\n", TMKFeatureDim)
+	fmt.Fprintf(bw, "framesPerSecond             %d\n", t.FramesPerSecond)
+	fmt.Fprintf(bw, "frameFeatureCount           %d\n", t.FrameCount)
+	fmt.Fprintf(bw, "algorithm                   %s\n", "PDQF")
+	line := func(prefix string, v []float32) {
+		bw.WriteString(prefix)
+		for _, x := range v {
+			bw.WriteByte(',')
+			bw.WriteString(cExp(x))
+		}
+		bw.WriteByte('\n')
+	}
+	line(name, t.Average[:])
+	if !avgOnly {
+		for _, kind := range []string{"cos", "sin"} {
+			v := t.Cos
+			if kind == "sin" {
+				v = t.Sin
+			}
+			for i, p := range t.Periods {
+				for j := range t.Coefficients {
+					line(fmt.Sprintf("%s:%d:%d:%s", name, p, j, kind), t.vec(v, i, j))
+				}
+			}
+		}
+	}
+	return bw.Flush()
+}
+
+// cExp formats x as C's printf("%.6e") does (two-digit exponent at least).
+func cExp(x float32) string {
+	return strconv.FormatFloat(float64(x), 'e', 6, 64)
 }
