@@ -14,6 +14,9 @@
 //   - hashlist parses hash-list files (HMA local files, CSV, Tech Against
 //     Terrorism JSON pages) into validated banks, and diffs bank versions so
 //     that imports are idempotent and upstream deletions are honoured.
+//   - video hashes videos with vPDQ and TMK+PDQF, decoding them with the
+//     ffmpeg binary in a limited child process, and matches them as the
+//     ThreatExchange references do (reads and writes .tmk files).
 //   - hashcmd is the "parley hash" command-line tool.
 //
 // Private, end-to-end encrypted chats are never hashed by the server: it
