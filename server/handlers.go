@@ -263,7 +263,7 @@ func (c *conn) authenticated(ctx context.Context, dev store.Device) (parleypb.Se
 	return &parleypb.ServerFrame_Session{Session: &parleypb.Session{
 		Username:               dev.Username,
 		DeviceId:               dev.ID,
-		BlobToken:              c.s.tokens.issue(dev.ID, c.s.cfg.TokenTTL),
+		BlobToken:              c.blobToken(dev.ID),
 		TokenTtlSeconds:        int64(c.s.cfg.TokenTTL / time.Second),
 		KeyPackagesRemaining:   uint32(n),
 		KeyPackageLowThreshold: uint32(c.s.cfg.KeyPackageLowThreshold),
@@ -861,4 +861,13 @@ func (c *conn) handleAckInbox(ctx context.Context, r *parleypb.AckInboxRequest) 
 		return nil, err
 	}
 	return empty(), nil
+}
+
+// blobToken issues the session's blob token; a barred account gets none
+// (it may not upload or download while suspended or banned).
+func (c *conn) blobToken(deviceID string) string {
+	if c.barred != "" {
+		return ""
+	}
+	return c.s.tokens.issue(deviceID, c.s.cfg.TokenTTL)
 }

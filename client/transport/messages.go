@@ -345,3 +345,11 @@ func (c *Conn) Report(ctx context.Context, r *parleypb.ReportRequest) (string, e
 	}
 	return resp.CaseId, nil
 }
+
+// Appeal appeals a moderation decision on a case about this account.
+func (c *Conn) Appeal(ctx context.Context, caseID, text string) error {
+	if _, err := c.call(ctx, &parleypb.ClientFrame_Appeal{Appeal: &parleypb.AppealRequest{CaseId: caseID, Text: text}}); err != nil {
+		return fmt.Errorf("transport: appeal: %w", err)
+	}
+	return nil
+}

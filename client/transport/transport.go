@@ -313,6 +313,9 @@ type Session struct {
 	// LinkConfirmation is, once, for a device just linked: the approving
 	// device's confirmation (opaque to the server).
 	LinkConfirmation []byte
+	// Barred, if set, is a moderation decision that suspends or bans the
+	// account: the server serves only an appeal or account deletion.
+	Barred string
 }
 
 func (c *Conn) sign(key ed25519.PrivateKey, purpose string) (pub, sig []byte, err error) {
@@ -335,6 +338,7 @@ func (c *Conn) setSession(f *parleypb.ServerFrame) (*Session, error) {
 		KeyPackagesRemaining:   int(s.KeyPackagesRemaining),
 		KeyPackageLowThreshold: int(s.KeyPackageLowThreshold),
 		LinkConfirmation:       s.LinkConfirmation,
+		Barred:                 s.Barred,
 	}
 	for _, kc := range s.KeyPackageCounts {
 		if kc.CipherSuite == 0 || kc.CipherSuite > 0xFFFF {

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/json"
 	"errors"
@@ -42,18 +43,19 @@ func frankedPayload(t *testing.T, conv, content []byte) (payload, salt, tag []by
 func TestReportToCase(t *testing.T) {
 	ctx := context.Background()
 	data, url, _ := legalServer(t)
-	reg := func(name string) *transport.Conn {
+	malloryKey := newKey(t)
+	reg := func(name string, key ed25519.PrivateKey) *transport.Conn {
 		c, err := transport.Dial(ctx, url, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := c.Register(ctx, name, newKey(t), ""); err != nil {
+		if _, err := c.Register(ctx, name, key, ""); err != nil {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { c.Close() })
 		return c
 	}
-	mallory, alice, eve := reg("mallory"), reg("alice"), reg("eve")
+	mallory, alice, eve := reg("mallory", malloryKey), reg("alice", newKey(t)), reg("eve", newKey(t))
 	conv := []byte("conversation-with-mallory")
 	if err := mallory.CreateConversation(ctx, conv); err != nil {
 		t.Fatal(err)
@@ -160,5 +162,41 @@ func TestReportToCase(t *testing.T) {
 	legalCmd(t, 1, "cases", "decide", id, "--data", data, "--action", "ban", "--moderator", "mod1", "--reason", "again")
 	if out := legalCmd(t, 0, "cases", "show", id, "--data", data); !strings.Contains(out, "suspend by mod1: threats of violence") || !strings.Contains(out, "decided") {
 		t.Fatalf("the decided case: %s", out)
+	}
+
+	// mallory is told at her next sign-in, can do nothing else, and may
+	// appeal once; the appeal goes to another moderator.
+	mc, err := transport.Dial(ctx, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mc.Close()
+	sess, err := mc.Authenticate(ctx, malloryKey)
+	if err != nil || !strings.Contains(sess.Barred, "suspended until") || !strings.Contains(sess.Barred, "threats of violence") {
+		t.Fatalf("mallory's session: %+v %v", sess, err)
+	}
+	if _, err := mc.SendApplication(ctx, transport.NewMessageID(), conv, 1, []byte("x")); !errors.Is(err, wire.ErrPermissionDenied) || !strings.Contains(err.Error(), "appeal") {
+		t.Fatalf("a suspended account sending: %v", err)
+	}
+	if err := alice.Appeal(ctx, id, "not me"); !errors.Is(err, wire.ErrNotFound) {
+		t.Fatalf("appealing someone else's case: %v", err)
+	}
+	if err := mc.Appeal(ctx, id, "it was a joke between friends"); err != nil {
+		t.Fatalf("appeal: %v", err)
+	}
+	if err := mc.Appeal(ctx, id, "again"); !errors.Is(err, wire.ErrAlreadyExists) {
+		t.Fatalf("a second appeal: %v", err)
+	}
+	if out := legalCmd(t, 1, "cases", "decide", id, "--data", data, "--action", "dismiss", "--moderator", "mod1", "--reason", "fine"); !strings.Contains(out, "another moderator") {
+		t.Fatalf("the same moderator deciding the appeal: %s", out)
+	}
+	legalCmd(t, 0, "cases", "decide", id, "--data", data, "--action", "dismiss", "--moderator", "lead1", "--reason", "appeal upheld")
+	mc2, err := transport.Dial(ctx, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mc2.Close()
+	if sess, err := mc2.Authenticate(ctx, malloryKey); err != nil || sess.Barred != "" {
+		t.Fatalf("still barred after the appeal was upheld: %q", sess.Barred)
 	}
 }
