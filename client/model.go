@@ -49,6 +49,37 @@ type Message struct {
 	// Seq is the message's position in the server log (0 for local
 	// entries).
 	Seq uint64 `json:"seq,omitempty"`
+	// MimiID is the message's MIMI message id (draft-ietf-mimi-content
+	// §2.3), of which ID is the first 16 octets; empty for messages of
+	// clients from before the MIMI content format.
+	MimiID string `json:"mimi_id,omitempty"`
+	// ReplyTo is the id of the message this one answers, and Quote the
+	// start of that message's text (when this device has it).
+	ReplyTo string `json:"reply_to,omitempty"`
+	Quote   string `json:"quote,omitempty"`
+	// Forwarded marks a message forwarded from another conversation.
+	Forwarded bool `json:"forwarded,omitempty"`
+	// Mentions are the group members the text names as @user;
+	// Mentioned is set when this device's user is one of them.
+	Mentions  []string `json:"mentions,omitempty"`
+	Mentioned bool     `json:"mentioned,omitempty"`
+	// Reactions to this message.
+	Reactions []Reaction `json:"reactions,omitempty"`
+	// Edited is set once the sender edited the message; Text is the
+	// latest version and Edits the earlier ones, oldest first.
+	Edited   bool      `json:"edited,omitempty"`
+	EditedAt time.Time `json:"edited_at,omitzero"`
+	Edits    []Edit    `json:"edits,omitempty"`
+	EditSeq  uint64    `json:"edit_seq,omitempty"`
+	// Deleted is set when the sender deleted the message for everyone:
+	// its text, file and earlier versions are gone.
+	Deleted bool `json:"deleted,omitempty"`
+	// Target is, for events (kinds reaction, edit, delete), the id of the
+	// message they change; Reaction the emoji, Removed set when a
+	// reaction was taken back.
+	Target   string `json:"target,omitempty"`
+	Reaction string `json:"reaction,omitempty"`
+	Removed  bool   `json:"removed,omitempty"`
 }
 
 // FileInfo describes an attachment, without its key.
@@ -119,6 +150,35 @@ const (
 )
 
 var errBadPayload = errors.New("client: malformed message payload")
+
+// legacyHead is what any version of the JSON payload has.
+type legacyHead struct {
+	V    int    `json:"v"`
+	ID   string `json:"id"`
+	Kind string `json:"kind"`
+}
+
+// legacyUnsupported recognises a well-formed JSON payload of a version or
+// kind this client does not know, which it shows as an unsupported
+// message rather than dropping.
+func legacyUnsupported(b []byte) (legacyHead, bool) {
+	var h legacyHead
+	if err := json.Unmarshal(b, &h); err != nil {
+		return h, false
+	}
+	if id, err := hex.DecodeString(h.ID); err != nil || len(id) != wire.MessageIDSize {
+		return h, false
+	}
+	switch {
+	case h.V != payloadVersion:
+		h.Kind = fmt.Sprintf("payload version %d", h.V)
+	case h.Kind == KindText || h.Kind == KindFile || h.Kind == KindReceipt || h.Kind == kindMeta:
+		return h, false
+	default:
+		h.Kind = fmt.Sprintf("kind %q", h.Kind)
+	}
+	return h, true
+}
 
 // decodePayload parses and checks an application message's plaintext.
 func decodePayload(b []byte) (*payload, error) {

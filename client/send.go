@@ -4,7 +4,6 @@ import (
 	"cmp"
 	"context"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -34,88 +33,6 @@ type Sent struct {
 	Kind      string `json:"kind"`
 	// File is set for attachments.
 	File *FileInfo `json:"file,omitempty"`
-}
-
-// sendPayload encrypts p for the conversation and posts it. If record,
-// the message goes into this device's history. Call with the lock held
-// and the conversation caught up.
-func (c *Client) sendPayload(ctx context.Context, conn *transport.Conn, r *convRecord, p *payload, record bool) (Sent, error) {
-	id := transport.NewMessageID()
-	p.V, p.ID, p.SentAt = payloadVersion, hexID(id), c.opts.now().UnixMilli()
-	p.KT = c.latestView()
-	plaintext, err := json.Marshal(p)
-	if err != nil {
-		return Sent{}, err
-	}
-	for attempt := 0; ; attempt++ {
-		var ciphertext []byte
-		var epoch uint64
-		err := c.store.Update(func(tx *profile.Tx) error {
-			rr, err := getConv(tx, r.ID)
-			if err != nil {
-				return err
-			}
-			if rr.Removed {
-				return ErrNotMember
-			}
-			g, err := loadGroup(tx, r.ID)
-			if err != nil {
-				return err
-			}
-			epoch = g.Epoch()
-			// The key generation is consumed: save the state before the
-			// ciphertext leaves the device.
-			if ciphertext, err = g.Encrypt(plaintext, nil); err != nil {
-				return fmt.Errorf("encrypt: %w", err)
-			}
-			if err := saveGroup(tx, g); err != nil {
-				return err
-			}
-			return markSeen(tx, id)
-		})
-		if err != nil {
-			return Sent{}, err
-		}
-		res, err := retryRateLimited(ctx, func() (transport.SendResult, error) {
-			return conn.SendApplication(ctx, id, r.ID, epoch, ciphertext)
-		})
-		if errors.Is(err, wire.ErrWrongEpoch) && attempt < 3 {
-			// A commit we had not seen moved the group on: catch up and
-			// encrypt again in the new epoch (same id: nothing was stored).
-			if _, err := c.syncConversation(ctx, conn, r.ID); err != nil {
-				return Sent{}, err
-			}
-			continue
-		}
-		if err != nil {
-			return Sent{}, err
-		}
-		sent := Sent{ID: hexID(id), Conversation: r.label(), ConversationID: hexID(r.ID), Seq: res.Seq, Duplicate: res.Duplicate, Kind: p.Kind}
-		if !record {
-			return sent, nil
-		}
-		m := &Message{
-			ID: hexID(id), Conversation: r.label(), ConversationID: hexID(r.ID),
-			Sender: Sender{User: c.acct.User, Device: c.acct.DeviceID}, SentAt: time.UnixMilli(p.SentAt).UTC(),
-			Kind: p.Kind, Text: p.Text, Outgoing: true, Seq: res.Seq,
-		}
-		if p.File != nil {
-			m.File = &FileInfo{Name: p.File.Name, Size: p.File.Size, SHA256: hex.EncodeToString(p.File.SHA256)}
-			sent.File = m.File
-			if m.Text == "" {
-				m.Text = p.File.Name
-			}
-		}
-		err = c.store.Update(func(tx *profile.Tx) error {
-			if p.File != nil {
-				if err := tx.PutJSON(bucketFiles, m.ID, p.File); err != nil {
-					return err
-				}
-			}
-			return c.record(tx, r, m, false)
-		})
-		return sent, err
-	}
 }
 
 // prepare resolves target (creating a direct conversation on first use)
@@ -192,8 +109,8 @@ func (c *Client) prepareSend(ctx context.Context, target string) (*transport.Con
 
 // SendText sends a text message to "@user" or "#group".
 func (c *Client) SendText(ctx context.Context, target, text string) (Sent, error) {
-	if text == "" || len(text) > maxTextBytes || !utf8.ValidString(text) {
-		return Sent{}, fmt.Errorf("client: a message is 1 to %d bytes of UTF-8", maxTextBytes)
+	if err := checkText(text); err != nil {
+		return Sent{}, err
 	}
 	var sent Sent
 	err := c.withLock(ctx, func() error {
@@ -201,10 +118,17 @@ func (c *Client) SendText(ctx context.Context, target, text string) (Sent, error
 		if err != nil {
 			return err
 		}
-		sent, err = c.sendPayload(ctx, conn, r, &payload{Kind: KindText, Text: text}, true)
+		sent, err = c.sendContent(ctx, conn, r, newContent(textBody(text)), true)
 		return err
 	})
 	return sent, err
+}
+
+func checkText(text string) error {
+	if text == "" || len(text) > maxTextBytes || !utf8.ValidString(text) {
+		return fmt.Errorf("client: a message is 1 to %d bytes of UTF-8", maxTextBytes)
+	}
+	return nil
 }
 
 // sendMeta announces a group's name to its members.
@@ -213,7 +137,11 @@ func (c *Client) sendMeta(ctx context.Context, r *convRecord) error {
 	if err != nil {
 		return err
 	}
-	_, err = c.sendPayload(ctx, conn, r, &payload{Kind: kindMeta, Group: &groupMeta{Name: r.Name}}, false)
+	body, err := groupBody(r.Name)
+	if err != nil {
+		return err
+	}
+	_, err = c.sendContent(ctx, conn, r, newContent(body), false)
 	return err
 }
 
@@ -265,7 +193,7 @@ func (c *Client) SendFile(ctx context.Context, target, path string, progress Pro
 			return fmt.Errorf("client: %s changed size while it was being sent", path)
 		}
 		fd := &fileDescriptor{Blob: blob, Scheme: filecrypt.Scheme, Key: key, SHA256: enc.Digest(), Name: name, Size: enc.Size()}
-		sent, err = c.sendPayload(ctx, conn, r, &payload{Kind: KindFile, File: fd}, true)
+		sent, err = c.sendContent(ctx, conn, r, newContent(fileBody(fd, "")), true)
 		var refused *wire.Error
 		if errors.As(err, &refused) {
 			// The server refused the message, so it stored nothing and no
@@ -414,6 +342,7 @@ func (c *Client) History(ctx context.Context, target string, limit int) ([]Messa
 					return err
 				}
 				m.Conversation = r.label()
+				withQuote(tx, &m)
 				out = append(out, m)
 			}
 			out = inLogOrder(out)

@@ -29,6 +29,9 @@ const (
 
 type newEntry struct {
 	Conv []byte `json:"conv"`
+	// Event is set for reactions, edits and deletes, which change another
+	// message of the history instead of being one.
+	Event *Message `json:"event,omitempty"`
 }
 
 func jsonUnmarshal(b []byte, v any) error {
@@ -275,6 +278,18 @@ func kindName(k transport.Kind) string {
 }
 
 func (c *Client) handleApplication(tx *profile.Tx, r *convRecord, g *mls.Group, m transport.Message, sender Sender, plaintext []byte) error {
+	if len(plaintext) == 0 || plaintext[0] != '{' {
+		return c.handleMimi(tx, r, g, m, sender, plaintext)
+	}
+	// A JSON payload of a client from before the MIMI content format.
+	if why, ok := legacyUnsupported(plaintext); ok {
+		if why.ID != hexID(m.ID) {
+			c.warn(r, m.ID, errors.New("message id does not match its envelope; dropped"))
+			return nil
+		}
+		ev := &event{ID: why.ID, Sender: sender, At: m.Stored.UTC(), Seq: m.Seq, Outgoing: sender == Sender{User: c.acct.User, Device: c.acct.DeviceID}}
+		return c.accept(tx, r, nil, ev, &parsed{kind: KindUnsupported, why: why.Kind}, true)
+	}
 	p, err := decodePayload(plaintext)
 	if err != nil {
 		c.warn(r, m.ID, err)
@@ -287,60 +302,9 @@ func (c *Client) handleApplication(tx *profile.Tx, r *convRecord, g *mls.Group, 
 	if p.KT != nil && sender != (Sender{User: c.acct.User, Device: c.acct.DeviceID}) {
 		c.notePeerView(r, sender, p.KT)
 	}
-	if p.Kind == KindText || p.Kind == KindFile || p.Kind == KindReceipt {
-		// Someone the user blocked may still be in a group with them (the
-		// server refuses only new invitations): their messages are not
-		// shown, stored or answered with receipts.
-		if _, err := tx.Get(bucketBlocked, sender.User); err == nil && sender.User != c.acct.User {
-			return nil
-		}
-	}
-	msg := &Message{
-		ID: p.ID, Conversation: r.label(), ConversationID: hexID(r.ID), Sender: sender,
-		SentAt: time.UnixMilli(p.SentAt).UTC(), Kind: p.Kind, Text: p.Text, Seq: m.Seq,
-		Outgoing: sender.User == c.acct.User && sender.Device == c.acct.DeviceID,
-	}
-	switch p.Kind {
-	case kindMeta:
-		if r.Kind == ConvGroup && r.Name != p.Group.Name {
-			r.Name = p.Group.Name
-			return putConv(tx, r)
-		}
-		return nil
-	case KindFile:
-		f := p.File
-		msg.File = &FileInfo{Name: f.Name, Size: f.Size, SHA256: hex.EncodeToString(f.SHA256)}
-		if msg.Text == "" {
-			msg.Text = f.Name
-		}
-		if err := tx.PutJSON(bucketFiles, p.ID, f); err != nil {
-			return err
-		}
-	case KindReceipt:
-		// One line per reader, not per device: a message another device
-		// of the same reader already reported is not reported again. Own
-		// devices' receipts tell this account nothing.
-		if sender.User == c.acct.User {
-			return nil
-		}
-		var fresh []string
-		for _, id := range p.Receipts {
-			key := id + "/" + sender.User
-			if _, err := tx.Get(bucketReadBy, key); err == nil {
-				continue
-			}
-			if err := tx.Put(bucketReadBy, key, []byte{1}); err != nil {
-				return err
-			}
-			fresh = append(fresh, id)
-		}
-		if len(fresh) == 0 {
-			return nil
-		}
-		msg.ReceiptFor = fresh
-		msg.Text = "read by " + sender.User + c.receiptSubject(tx, r, fresh)
-	}
-	return c.record(tx, r, msg, true)
+	ev := &event{ID: p.ID, Sender: sender, At: time.UnixMilli(p.SentAt).UTC(), Seq: m.Seq,
+		Outgoing: sender.User == c.acct.User && sender.Device == c.acct.DeviceID}
+	return c.accept(tx, r, memberUsers(r, g), ev, &parsed{kind: p.Kind, text: p.Text, file: p.File, receipts: p.Receipts, group: p.Group}, true)
 }
 
 func (c *Client) handleCommit(tx *profile.Tx, r *convRecord, g *mls.Group, m transport.Message, sender Sender, before []mls.Member, cr *mls.CommitResult) error {
@@ -634,6 +598,13 @@ func (c *Client) drainNew() ([]Message, error) {
 			if err := jsonUnmarshal(it.Value, &e); err != nil {
 				return err
 			}
+			if e.Event != nil {
+				if r, err := getConv(tx, e.Conv); err == nil {
+					e.Event.Conversation = r.label()
+				}
+				out = append(out, *e.Event)
+				continue
+			}
 			var m Message
 			err := tx.GetJSON(historyPfx+hexID(e.Conv), it.Key, &m)
 			if err == nil {
@@ -641,6 +612,7 @@ func (c *Client) drainNew() ([]Message, error) {
 				if r, err := getConv(tx, e.Conv); err == nil {
 					m.Conversation = r.label()
 				}
+				withQuote(tx, &m)
 				out = append(out, m)
 			} else if !errors.Is(err, profile.ErrNotFound) {
 				return err
@@ -676,8 +648,11 @@ func (c *Client) sendReceipts(ctx context.Context, conn *transport.Conn, msgs []
 		ids := byConv[convHex]
 		for len(ids) > 0 {
 			n := min(len(ids), maxReceipts)
-			p := &payload{Kind: KindReceipt, Receipts: slices.Clone(ids[:n])}
-			if _, err := c.sendPayload(ctx, conn, r, p, false); err != nil {
+			body, err := receiptBody(ids[:n])
+			if err == nil {
+				_, err = c.sendContent(ctx, conn, r, newContent(body), false)
+			}
+			if err != nil {
 				c.warn(r, nil, fmt.Errorf("read receipt not sent: %w", err))
 				break
 			}

@@ -40,12 +40,60 @@ key packages so that others can start conversations with you.`,
 		},
 		{
 			name: "send", minArgs: 2, maxArgs: 2,
-			usage: `send @USER|#GROUP TEXT
+			usage: `send @USER|#GROUP [--reply-to ID] TEXT
 
 Sends TEXT to USER (a direct conversation with all of USER's devices and
 your other devices, created on first use) or to GROUP. Prints the
-server's delivery receipt: the message is stored and will be delivered.`,
+server's delivery receipt: the message is stored and will be delivered.
+With --reply-to, the message answers message ID of that conversation,
+and everyone sees it with a quote of ID. In a group, @name in TEXT
+mentions a member: their client marks the message for them.`,
+			flags: func(fs *flag.FlagSet, f *cmdFlags) {
+				fs.StringVar(&f.replyTo, "reply-to", "", "the id of the message this one answers")
+			},
 			run: cmdSend,
+		},
+		{
+			name: "react", minArgs: 2, maxArgs: 2,
+			usage: `react ID EMOJI [--remove]
+
+Reacts to message ID with EMOJI (one emoji); every member sees it under
+the message. --remove takes your reaction EMOJI back.`,
+			flags: func(fs *flag.FlagSet, f *cmdFlags) {
+				fs.BoolVar(&f.remove, "remove", false, "take the reaction back")
+			},
+			run: cmdReact,
+		},
+		{
+			name: "edit", minArgs: 2, maxArgs: 2,
+			usage: `edit ID TEXT
+
+Replaces the text of message ID, which you sent. Every member's client
+shows it as edited and keeps the earlier versions (history --json lists
+them under "edits").`,
+			run: cmdEdit,
+		},
+		{
+			name: "delete", minArgs: 1, maxArgs: 1,
+			usage: `delete ID [--everyone]
+
+Deletes message ID from this device's history ("delete for me": your
+other devices and the other members keep it). With --everyone, deletes
+a message you sent, within 24 hours of sending it, on every device of
+every member: each shows "deleted" in its place, and a file's encrypted
+blob is deleted from the server.`,
+			flags: func(fs *flag.FlagSet, f *cmdFlags) {
+				fs.BoolVar(&f.everyone, "everyone", false, "delete your message for every member (within 24 hours)")
+			},
+			run: cmdDelete,
+		},
+		{
+			name: "forward", minArgs: 2, maxArgs: 2,
+			usage: `forward ID @USER|#GROUP
+
+Sends a copy of message ID (a text or a file) to another conversation,
+marked as forwarded. A file is not uploaded again.`,
+			run: cmdForward,
 		},
 		{
 			name: "send-file", minArgs: 2, maxArgs: 2,
@@ -429,11 +477,86 @@ func cmdSend(ctx context.Context, e *env, args []string) error {
 	}
 	defer c.Close()
 	defer e.warnings(c)
-	sent, err := c.SendText(ctx, args[0], args[1])
+	var sent client.Sent
+	if e.flags.replyTo != "" {
+		sent, err = c.SendReply(ctx, args[0], e.flags.replyTo, args[1])
+	} else {
+		sent, err = c.SendText(ctx, args[0], args[1])
+	}
 	if err != nil {
 		return err
 	}
 	return e.print(sent, deliveryLine(sent))
+}
+
+func cmdReact(ctx context.Context, e *env, args []string) error {
+	c, err := e.open(ctx)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	defer e.warnings(c)
+	sent, err := c.React(ctx, args[0], args[1], e.flags.remove)
+	if err != nil {
+		return err
+	}
+	what := "Reacted " + args[1] + " to"
+	if e.flags.remove {
+		what = "Removed your reaction " + args[1] + " to"
+	}
+	return e.print(map[string]any{"sent": sent, "target": args[0], "reaction": args[1], "removed": e.flags.remove},
+		fmt.Sprintf("%s message %s in %s (seq %d).", what, args[0], sent.Conversation, sent.Seq))
+}
+
+func cmdEdit(ctx context.Context, e *env, args []string) error {
+	c, err := e.open(ctx)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	defer e.warnings(c)
+	sent, err := c.Edit(ctx, args[0], args[1])
+	if err != nil {
+		return err
+	}
+	return e.print(map[string]any{"sent": sent, "target": args[0]},
+		fmt.Sprintf("Edited message %s in %s (seq %d).", args[0], sent.Conversation, sent.Seq))
+}
+
+func cmdDelete(ctx context.Context, e *env, args []string) error {
+	c, err := e.open(ctx)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	defer e.warnings(c)
+	if !e.flags.everyone {
+		if err := c.DeleteForMe(ctx, args[0]); err != nil {
+			return err
+		}
+		return e.print(map[string]any{"deleted": args[0], "everyone": false},
+			fmt.Sprintf("Deleted message %s from this device.", args[0]))
+	}
+	sent, err := c.DeleteForEveryone(ctx, args[0])
+	if err != nil {
+		return err
+	}
+	return e.print(map[string]any{"deleted": args[0], "everyone": true, "sent": sent},
+		fmt.Sprintf("Deleted message %s for everyone in %s (seq %d).", args[0], sent.Conversation, sent.Seq))
+}
+
+func cmdForward(ctx context.Context, e *env, args []string) error {
+	c, err := e.open(ctx)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	defer e.warnings(c)
+	sent, err := c.Forward(ctx, args[0], args[1])
+	if err != nil {
+		return err
+	}
+	return e.print(sent, fmt.Sprintf("Forwarded message %s to %s as %s (seq %d).", args[0], sent.Conversation, sent.ID, sent.Seq))
 }
 
 func deliveryLine(s client.Sent) string {
@@ -531,17 +654,66 @@ func formatMessage(m client.Message) string {
 	if m.Outgoing {
 		who = "you"
 	}
+	var line string
 	switch m.Kind {
-	case client.KindFile:
-		if m.File != nil {
-			return fmt.Sprintf("[%s] %s %s: sent file %q (%d bytes) — parley get-file %s", when, m.Conversation, who, sanitize(m.File.Name), m.File.Size, m.ID)
-		}
 	case client.KindReceipt:
 		return fmt.Sprintf("[%s] %s %s read %s", when, m.Conversation, m.Sender.User, strings.Join(m.ReceiptFor, ", "))
 	case client.KindMembership:
 		return fmt.Sprintf("[%s] %s * %s", when, m.Conversation, m.Text)
+	case client.KindReaction:
+		return fmt.Sprintf("[%s] %s * %s", when, m.Conversation, sanitize(m.Text))
+	case client.KindEdit:
+		return fmt.Sprintf("[%s] %s %s edited %s: %s", when, m.Conversation, who, m.Target, sanitize(m.Text))
+	case client.KindDelete:
+		return fmt.Sprintf("[%s] %s * %s", when, m.Conversation, sanitize(m.Text))
+	case client.KindFile:
+		if m.File != nil && !m.Deleted {
+			line = fmt.Sprintf("[%s] %s %s: sent file %q (%d bytes) — parley get-file %s", when, m.Conversation, who, sanitize(m.File.Name), m.File.Size, m.ID)
+		}
 	}
-	return fmt.Sprintf("[%s] %s %s: %s", when, m.Conversation, who, sanitize(m.Text))
+	if line == "" {
+		text := sanitize(m.Text)
+		if m.Deleted {
+			text = "(deleted)"
+		}
+		line = fmt.Sprintf("[%s] %s %s: %s", when, m.Conversation, who, text)
+	}
+	var tags []string
+	if m.ReplyTo != "" {
+		q := "message " + m.ReplyTo
+		if m.Quote != "" {
+			q = "\u201c" + sanitize(m.Quote) + "\u201d"
+		}
+		tags = append(tags, "reply to "+q)
+	}
+	if m.Forwarded {
+		tags = append(tags, "forwarded")
+	}
+	if m.Edited && !m.Deleted {
+		tags = append(tags, "edited")
+	}
+	if m.Mentioned {
+		tags = append(tags, "mentions you")
+	}
+	if len(m.Reactions) > 0 {
+		var order []string
+		by := map[string][]string{}
+		for _, r := range m.Reactions {
+			if by[r.Emoji] == nil {
+				order = append(order, r.Emoji)
+			}
+			by[r.Emoji] = append(by[r.Emoji], r.User)
+		}
+		var rs []string
+		for _, e := range order {
+			rs = append(rs, sanitize(e)+" "+strings.Join(by[e], ", "))
+		}
+		tags = append(tags, strings.Join(rs, "; "))
+	}
+	if len(tags) > 0 {
+		line += "  [" + strings.Join(tags, "] [") + "]"
+	}
+	return line + "  (" + m.ID + ")"
 }
 
 // sanitize removes terminal control characters from text from others.

@@ -64,7 +64,11 @@ Account and devices:
                                   show who may add you to conversations; limit groups to contacts
 
 Messages:
-  send @USER|#GROUP TEXT          send a message
+  send @USER|#GROUP TEXT          send a message (--reply-to ID to answer one; @name mentions)
+  react ID EMOJI [--remove]       react to a message, or take the reaction back
+  edit ID TEXT                    edit a message you sent (everyone sees it edited)
+  delete ID [--everyone]          delete a message here, or one you sent for everyone (24 h)
+  forward ID @USER|#GROUP         forward a message, marked as forwarded
   send-file @USER|#GROUP PATH     send a file (encrypted; progress on stderr)
   get-file ID [--out PATH]        download, decrypt and verify a received file
   delete-file ID                  delete a file you sent from the server (frees your quota)
@@ -134,6 +138,11 @@ type cmdFlags struct {
 	clear bool
 	// yes: devices reset-account-key --yes.
 	yes bool
+	// replyTo: send --reply-to; remove: react --remove; everyone:
+	// delete --everyone.
+	replyTo  string
+	remove   bool
+	everyone bool
 }
 
 // env is what a running command gets.
