@@ -40,7 +40,7 @@ key packages so that others can start conversations with you.`,
 		},
 		{
 			name: "send", minArgs: 2, maxArgs: 2,
-			usage: `send @USER|#GROUP [--reply-to ID] TEXT
+			usage: `send @USER|#GROUP TEXT [--reply-to ID]
 
 Sends TEXT to USER (a direct conversation with all of USER's devices and
 your other devices, created on first use) or to GROUP. Prints the
