@@ -127,6 +127,9 @@ type Client struct {
 	// testHookBeforeCommit, if set, runs after a commit is built and
 	// before it is sent.
 	testHookBeforeCommit func()
+	// testHookTag, if set, replaces the franking tag of sent messages
+	// (tests: a sender whose client lies).
+	testHookTag func(tag []byte) []byte
 
 	ktMu sync.Mutex // guards kt, peerViews and viewsChecked
 	kt   *ktState
@@ -320,6 +323,12 @@ func (c *Client) connection(ctx context.Context) (*transport.Conn, error) {
 	}
 	c.conn = conn
 	c.mu.Unlock()
+	if sess.Barred != "" {
+		// Suspended or banned by moderators: the server serves only an
+		// appeal or the account's deletion, and every other request
+		// fails with this text.
+		return conn, fmt.Errorf("%w: %s", ErrBarred, sess.Barred)
+	}
 	if err := c.upgradeToSignedList(ctx, conn); err != nil {
 		return nil, err
 	}

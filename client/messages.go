@@ -13,6 +13,7 @@ import (
 	"github.com/parleychat/parley/client/profile"
 	"github.com/parleychat/parley/client/transport"
 	"github.com/parleychat/parley/content"
+	"github.com/parleychat/parley/franking"
 	"github.com/parleychat/parley/mls"
 	"github.com/parleychat/parley/wire"
 )
@@ -90,7 +91,16 @@ func (c *Client) sendContent(ctx context.Context, conn *transport.Conn, r *convR
 			epoch = g.Epoch()
 			// The key generation is consumed: save the state before the
 			// ciphertext leaves the device.
-			if ciphertext, err = g.Encrypt(plaintext, nil); err != nil {
+			// The franking tag commits to the exact content; the AEAD binds
+			// it to the ciphertext (docs/moderation.md).
+			tag, err := franking.Tag(cont.Salt[:], plaintext)
+			if err != nil {
+				return err
+			}
+			if c.testHookTag != nil {
+				tag = c.testHookTag(tag)
+			}
+			if ciphertext, err = g.Encrypt(plaintext, franking.AAD(tag)); err != nil {
 				return fmt.Errorf("encrypt: %w", err)
 			}
 			if err := saveGroup(tx, g); err != nil {
@@ -157,7 +167,7 @@ func memberUsers(r *convRecord, g *mls.Group) map[string]bool {
 // handleMimi processes a received MIMI content. Anything malformed, or
 // an id that does not match the content, is a warning and changes
 // nothing.
-func (c *Client) handleMimi(tx *profile.Tx, r *convRecord, g *mls.Group, m transport.Message, sender Sender, plaintext []byte) error {
+func (c *Client) handleMimi(tx *profile.Tx, r *convRecord, g *mls.Group, m transport.Message, sender Sender, plaintext, aad []byte) error {
 	cont, err := content.Decode(plaintext)
 	if err != nil {
 		c.warn(r, m.ID, fmt.Errorf("message from %s dropped: %w", sender.User, err))
@@ -182,6 +192,10 @@ func (c *Client) handleMimi(tx *profile.Tx, r *convRecord, g *mls.Group, m trans
 		return nil
 	}
 	self := Sender{User: c.acct.User, Device: c.acct.DeviceID}
+	if err := c.keepFrank(tx, r, m, sender, cont, plaintext, aad, sender == self); err != nil {
+		c.warn(r, m.ID, err)
+		return nil
+	}
 	if p.kt != nil && sender != self {
 		c.notePeerView(r, sender, p.kt)
 	}

@@ -255,7 +255,7 @@ func (c *Client) processLogMessage(m transport.Message) error {
 		}
 		switch res.Kind {
 		case mls.ResultApplication:
-			return c.handleApplication(tx, r, g, m, sender, res.Plaintext)
+			return c.handleApplication(tx, r, g, m, sender, res.Plaintext, res.AuthenticatedData)
 		case mls.ResultCommit:
 			return c.handleCommit(tx, r, g, m, sender, before, res.Commit)
 		case mls.ResultProposal:
@@ -277,9 +277,9 @@ func kindName(k transport.Kind) string {
 	return "entry"
 }
 
-func (c *Client) handleApplication(tx *profile.Tx, r *convRecord, g *mls.Group, m transport.Message, sender Sender, plaintext []byte) error {
+func (c *Client) handleApplication(tx *profile.Tx, r *convRecord, g *mls.Group, m transport.Message, sender Sender, plaintext, aad []byte) error {
 	if len(plaintext) == 0 || plaintext[0] != '{' {
-		return c.handleMimi(tx, r, g, m, sender, plaintext)
+		return c.handleMimi(tx, r, g, m, sender, plaintext, aad)
 	}
 	// A JSON payload of a client from before the MIMI content format.
 	if why, ok := legacyUnsupported(plaintext); ok {

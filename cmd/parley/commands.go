@@ -338,6 +338,34 @@ docs/transparency.md.`,
 			run: cmdAudit,
 		},
 		{
+			name: "report", minArgs: 1, maxArgs: 1,
+			usage: `report @USER|#GROUP (--message ID ... | --last N) --reason spam|harassment|terrorism|csam|other [--note TEXT] [--yes]
+
+Reports messages of a conversation to the server's moderators. Only the
+messages you name reach the server, each with the proof that its sender
+sent it (message franking: the server can check it, and nobody can forge,
+alter or re-attribute a reported message). Without --yes it shows exactly
+what would be sent and sends nothing; run it again with --yes to send.
+See docs/moderation.md.`,
+			flags: func(fs *flag.FlagSet, f *cmdFlags) {
+				fs.Var(&f.messages, "message", "`ID` of a message to report (repeat for several)")
+				fs.IntVar(&f.last, "last", 0, "report the last `N` messages others sent in the conversation")
+				fs.StringVar(&f.reason, "reason", "", "spam, harassment, terrorism, csam or other")
+				fs.StringVar(&f.note, "note", "", "a note for the moderators (at most 2000 bytes)")
+				fs.BoolVar(&f.yes, "yes", false, "send the report (without it, only show what would be sent)")
+			},
+			run: cmdReport,
+		},
+		{
+			name: "appeal", minArgs: 2, maxArgs: 2,
+			usage: `appeal CASE "why"
+
+Appeals the moderators' decision on your account in case CASE (the number
+your suspension or ban message names). A decision can be appealed once;
+another moderator decides the appeal.`,
+			run: cmdAppeal,
+		},
+		{
 			name: "verify", minArgs: 1, maxArgs: 1,
 			usage: `verify @USER [--clear]
 
@@ -1068,6 +1096,48 @@ func cmdVerify(ctx context.Context, e *env, args []string) error {
 		text = fmt.Sprintf("%s is no longer marked verified.", v.User)
 	}
 	return e.print(v, text)
+}
+
+func cmdReport(ctx context.Context, e *env, args []string) error {
+	c, err := e.open(ctx)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	plan, err := c.PlanReport(ctx, args[0], e.flags.messages, e.flags.last, e.flags.reason, e.flags.note)
+	if err != nil {
+		return err
+	}
+	if !e.flags.yes {
+		var b strings.Builder
+		fmt.Fprintf(&b, "This report (%s) would send these %d message(s) of %s to the server's moderators, with the proof of who sent each:\n", plan.Reason, len(plan.Messages), plan.Conversation)
+		for _, m := range plan.Messages {
+			fmt.Fprintf(&b, "  %s  %s  %s: %s\n", m.ID, m.At.Local().Format("2006-01-02 15:04"), m.Sender.User, m.Text)
+		}
+		if plan.Note != "" {
+			fmt.Fprintf(&b, "and your note: %q\n", plan.Note)
+		}
+		b.WriteString("Nothing was sent. Run the same command with --yes to send it.")
+		return e.print(map[string]any{"sent": false, "plan": plan}, b.String())
+	}
+	id, err := c.Report(ctx, plan)
+	if err != nil {
+		return err
+	}
+	return e.print(map[string]any{"sent": true, "case": id, "messages": len(plan.Messages)},
+		fmt.Sprintf("Reported %d message(s) of %s to the moderators (case %s).", len(plan.Messages), plan.Conversation, id))
+}
+
+func cmdAppeal(ctx context.Context, e *env, args []string) error {
+	c, err := e.open(ctx)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	if err := c.Appeal(ctx, args[0], args[1]); err != nil {
+		return err
+	}
+	return e.print(map[string]string{"appealed": args[0]}, fmt.Sprintf("Appealed the decision on case %s; another moderator will decide it.", args[0]))
 }
 
 func cmdAudit(ctx context.Context, e *env, args []string) error {

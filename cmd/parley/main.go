@@ -55,6 +55,9 @@ Account and devices:
   devices remove ID               remove a device from the account and every conversation
   devices reset-account-key --yes after losing the primary device: make this device the primary
   audit                           what this device trusts in the key transparency directory, and alerts
+  report @USER|#GROUP --message ID... | --last N --reason R [--note TEXT] [--yes]
+                                  report abusive messages to the server's moderators, with proof
+  appeal CASE "why"               appeal a moderators' decision on your account (once)
   account delete NAME             delete your account (NAME: your username, to confirm)
   safety-number @USER             the number to compare with USER to rule out interception
   verify @USER [--clear]          after comparing safety numbers: hold messages to USER if their devices change
@@ -143,7 +146,19 @@ type cmdFlags struct {
 	replyTo  string
 	remove   bool
 	everyone bool
+	// report: the messages (--message, repeatable), --last, --reason,
+	// --note.
+	messages listFlag
+	last     int
+	reason   string
+	note     string
 }
+
+// listFlag is a repeatable string flag.
+type listFlag []string
+
+func (l *listFlag) String() string     { return strings.Join(*l, ",") }
+func (l *listFlag) Set(v string) error { *l = append(*l, v); return nil }
 
 // env is what a running command gets.
 type env struct {

@@ -106,15 +106,11 @@ func setupServer(e *testscript.Env) error {
 	if err != nil {
 		return err
 	}
-	srv, err = server.New(server.Config{
-		Store:  st,
-		Blobs:  blobs,
-		Logger: logger,
-		Mount:  chans.Routes(),
-		// As in parleyd: account deletion also deletes the account's
-		// public channels and posts.
-		ForgetAccount: chans.Channels.ForgetUser,
-	})
+	// Channels, account deletion, reports, sanctions and appeals wired
+	// as "parleyd serve" wires them (channelsrv.Server.Wire).
+	cfg := server.Config{Store: st, Blobs: blobs, Logger: logger}
+	chans.Wire(&cfg)
+	srv, err = server.New(cfg)
 	if err != nil {
 		return err
 	}

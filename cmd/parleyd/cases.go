@@ -22,9 +22,6 @@ import (
 	"github.com/parleychat/parley/internal/sqlitedb"
 	"github.com/parleychat/parley/moderation"
 	"github.com/parleychat/parley/moderation/modsqlite"
-	"github.com/parleychat/parley/server"
-	"github.com/parleychat/parley/wire"
-	"github.com/parleychat/parley/wire/parleypb"
 )
 
 // frankingKeyFile holds the server's franking key (mode 0600), its own.
@@ -43,32 +40,6 @@ func loadFrankingKey(data string) (ed25519.PrivateKey, error) {
 		return nil, fmt.Errorf("%s: not an Ed25519 seed in hex", frankingKeyFile)
 	}
 	return ed25519.NewKeyFromSeed(seed), nil
-}
-
-// fileReport turns a verified report into a moderation case. A report
-// names messages of one sender per case: a report spanning several
-// senders files one case each.
-func fileReport(ms moderation.Store) func(context.Context, server.Report) (string, error) {
-	return func(ctx context.Context, r server.Report) (string, error) {
-		bySender := map[string][]moderation.CaseMessage{}
-		var order []string
-		for _, m := range r.Messages {
-			if _, ok := bySender[m.SenderUser]; !ok {
-				order = append(order, m.SenderUser)
-			}
-			bySender[m.SenderUser] = append(bySender[m.SenderUser], moderation.CaseMessage{Tag: m.Tag, Conversation: m.Conversation,
-				SenderUser: m.SenderUser, SenderDevice: m.SenderDevice, Accepted: m.Accepted, Content: m.Content, Salt: m.Salt, Frank: m.Frank})
-		}
-		var ids []string
-		for _, sender := range order {
-			id, err := ms.FileReport(ctx, moderation.CaseReport{Reporter: r.Reporter, Reason: r.Reason, Note: r.Note, Received: r.Received}, sender, bySender[sender])
-			if err != nil {
-				return "", err
-			}
-			ids = append(ids, strconv.FormatInt(id, 10))
-		}
-		return strings.Join(ids, ","), nil
-	}
 }
 
 const casesUsage = `Usage: parleyd admin cases COMMAND [flags] (each takes --data DIR and --json)
@@ -292,42 +263,4 @@ func isPrintable(s string) bool {
 		}
 	}
 	return true
-}
-
-// sanctionOf asks the moderation store whether an account is barred.
-func sanctionOf(ms moderation.Store) func(context.Context, string) (bool, string, error) {
-	return func(ctx context.Context, user string) (bool, string, error) {
-		sn, err := ms.Sanction(ctx, user, time.Now())
-		if err != nil || !sn.Active() {
-			return false, "", err
-		}
-		what := "banned"
-		if !sn.Banned {
-			what = "suspended until " + sn.Until.Format(time.DateOnly)
-		}
-		return true, fmt.Sprintf("this account is %s by moderators' decision on case %d: %s. You can appeal once: parley appeal %d \"why\"", what, sn.Case, sn.Reason, sn.Case), nil
-	}
-}
-
-// appealTo files an account's appeal of a decision on its own case.
-func appealTo(ms moderation.Store) func(ctx context.Context, user, caseID, text string) error {
-	return func(ctx context.Context, user, caseID, text string) error {
-		id, err := strconv.ParseInt(caseID, 10, 64)
-		if err != nil {
-			return &wire.Error{Code: parleypb.ErrorCode_BAD_REQUEST, Message: "a case id is a number"}
-		}
-		c, err := ms.Case(ctx, id)
-		if errors.Is(err, moderation.ErrNotFound) || err == nil && c.Reported != user {
-			return &wire.Error{Code: parleypb.ErrorCode_NOT_FOUND, Message: fmt.Sprintf("no decision on case %d concerns your account", id)}
-		}
-		if err != nil {
-			return err
-		}
-		if _, err := ms.ActOnCase(ctx, id, moderation.CaseEvent{Action: "appeal", Reason: text}); errors.Is(err, moderation.ErrCaseState) {
-			return &wire.Error{Code: parleypb.ErrorCode_ALREADY_EXISTS, Message: fmt.Sprintf("case %d is %s: a decision can be appealed once, after it is made", id, c.State)}
-		} else if err != nil {
-			return err
-		}
-		return nil
-	}
 }

@@ -397,8 +397,6 @@ func serveWith(ctx context.Context, f serveFlags, log *slog.Logger, ready chan<-
 		Store: st, Blobs: blobs, Logger: log, Registerer: reg, Gatherer: reg,
 		Registration: server.Registration(f.registration), Retention: f.retention,
 		MaxAttachment: f.maxAttachment, MaxFrame: f.maxFrame, TLSConfig: tlsConfig,
-		Mount:         withTransparency(chans.Routes(), f.data),
-		ForgetAccount: chans.Channels.ForgetUser,
 	}
 	if err := f.abuse.serverConfig(&cfg); err != nil {
 		st.Close()
@@ -408,9 +406,8 @@ func serveWith(ctx context.Context, f serveFlags, log *slog.Logger, ready chan<-
 		st.Close()
 		return fmt.Errorf("franking key: %w", err)
 	}
-	cfg.Report = fileReport(chans.Moderation.Store())
-	cfg.Sanction = sanctionOf(chans.Moderation.Store())
-	cfg.Appeal = appealTo(chans.Moderation.Store())
+	chans.Wire(&cfg)
+	cfg.Mount = withTransparency(cfg.Mount, f.data)
 	if cfg.Transparency, err = f.kt.transparencyConfig(f.data); err != nil {
 		st.Close()
 		return fmt.Errorf("key transparency directory: %w", err)

@@ -1,0 +1,84 @@
+package client
+
+import (
+	"context"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/parleychat/parley/franking"
+	"github.com/parleychat/parley/server"
+)
+
+// Reports with proof from the real client: mallory's messages reach alice
+// franked; alice reports the last two and the server verifies them.
+// A sender whose client lies about its tag has its message dropped, and
+// the recipient is told.
+func TestReportWithProof(t *testing.T) {
+	ctx := context.Background()
+	var mu sync.Mutex
+	var filed []server.Report
+	srv := startServerWith(t, func(cfg *server.Config) {
+		cfg.Report = func(ctx context.Context, r server.Report) (string, error) {
+			mu.Lock()
+			defer mu.Unlock()
+			filed = append(filed, r)
+			return "case-1", nil
+		}
+	})
+	alice, mallory := srv.newUser(t, "alice"), srv.newUser(t, "mallory")
+	mustSend(t, mallory, "@alice", "hello")
+	mustSend(t, mallory, "@alice", "you will regret this")
+	mustSend(t, mallory, "@alice", "I know where you live")
+	mustSend(t, alice, "@mallory", "leave me alone") // her own: never in a report
+	mustSync(t, alice)
+
+	plan, err := alice.PlanReport(ctx, "@mallory", nil, 2, "harassment", "threats")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var texts []string
+	for _, m := range plan.Messages {
+		texts = append(texts, m.Sender.User+": "+m.Text)
+	}
+	if strings.Join(texts, "|") != "mallory: you will regret this|mallory: I know where you live" {
+		t.Fatalf("the report would send %q", texts)
+	}
+	if _, err := alice.PlanReport(ctx, "@mallory", nil, 2, "because", ""); err == nil {
+		t.Fatal("an unknown reason was accepted")
+	}
+	id, err := alice.Report(ctx, plan)
+	if err != nil || id != "case-1" {
+		t.Fatalf("report: %q %v", id, err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(filed) != 1 || len(filed[0].Messages) != 2 || filed[0].Reporter != "alice" || filed[0].Messages[1].SenderUser != "mallory" {
+		t.Fatalf("filed %+v", filed)
+	}
+}
+
+func TestTamperedTagDropped(t *testing.T) {
+	ctx := context.Background()
+	srv := startServer(t)
+	alice, mallory := srv.newUser(t, "alice"), srv.newUser(t, "mallory")
+	mustSend(t, mallory, "@alice", "hello")
+	mustSync(t, alice)
+	// mallory's client commits to other content than it sends.
+	mallory.testHookTag = func(tag []byte) []byte {
+		other, _ := franking.Tag(make([]byte, franking.SaltSize), []byte("something else"))
+		return other
+	}
+	mustSend(t, mallory, "@alice", "deniable threat")
+	res, err := alice.Sync(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if slices.Contains(texts(res.Messages), "mallory: deniable threat") {
+		t.Fatal("a message with a tag that does not commit to it was shown")
+	}
+	if !slices.ContainsFunc(alice.Warnings(), func(w Warning) bool { return strings.Contains(w.Err, "tampered") }) {
+		t.Fatal("alice was not told")
+	}
+}
