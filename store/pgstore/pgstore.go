@@ -1,0 +1,237 @@
+// Package pgstore implements store.Store on PostgreSQL, with
+// github.com/jackc/pgx/v5 and its connection pool.
+//
+// Several server processes ("nodes") may share one database. Everything
+// that must be serialised is serialised in the database, never in one
+// process: an append locks its conversation's row (SELECT ... FOR UPDATE)
+// for its transaction, so sequence numbers stay dense and the first
+// commit for an epoch wins even when two nodes receive commits for the
+// same epoch at once; the update of the conversation's epoch and head is
+// also conditional on the values read, and epoch_commits has the epoch as
+// its key, so a second winner could not be stored even by mistake.
+// Uniqueness (usernames, look-alike skeletons, device keys, one
+// last-resort key package per suite) is held by constraints, and the
+// legal log's and the key transparency log's next index by a transaction
+// advisory lock.
+//
+// Every write commits before its method returns; the server acknowledges
+// a message only after Append returns. Sessions run with
+// synchronous_commit on at least (a server configured with it off gets it
+// turned on for Parley's sessions).
+//
+// Transactions that fail with a serialisation failure or a deadlock
+// (two acks trimming the same log can deadlock) are retried.
+package pgstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/parleychat/parley/store"
+)
+
+// Options tunes a Store. The zero value is fine.
+type Options struct {
+	// MaxConns bounds the pool (default: pgxpool's, the larger of 4 and
+	// the number of CPUs; a pool_max_conns in the DSN also works).
+	MaxConns int32
+	// Logger receives warnings (default slog.Default()).
+	Logger *slog.Logger
+}
+
+// Store is a store.Store on a PostgreSQL database.
+type Store struct {
+	pool *pgxpool.Pool
+	log  *slog.Logger
+
+	mu     sync.RWMutex
+	closed bool
+}
+
+var _ store.Store = (*Store)(nil)
+
+// Open connects to the database dsn (a postgres:// URL or a key=value
+// string) and applies any pending schema migrations.
+func Open(ctx context.Context, dsn string, opts *Options) (*Store, error) {
+	cfg, err := pgxpool.ParseConfig(dsn)
+	if err != nil {
+		return nil, fmt.Errorf("pgstore: %w", err)
+	}
+	s := &Store{log: slog.Default()}
+	if opts != nil {
+		if opts.MaxConns > 0 {
+			cfg.MaxConns = opts.MaxConns
+		}
+		if opts.Logger != nil {
+			s.log = opts.Logger
+		}
+	}
+	cfg.AfterConnect = s.afterConnect
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("pgstore: %w", err)
+	}
+	s.pool = pool
+	if err := migrate(ctx, pool); err != nil {
+		pool.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// afterConnect makes sure a commit is durable when it returns: a server
+// (or database, or role) with synchronous_commit off would acknowledge
+// messages a crash can lose.
+func (s *Store) afterConnect(ctx context.Context, c *pgx.Conn) error {
+	var sc string
+	if err := c.QueryRow(ctx, `SELECT current_setting('synchronous_commit')`).Scan(&sc); err != nil {
+		return fmt.Errorf("pgstore: read synchronous_commit: %w", err)
+	}
+	if sc == "off" {
+		s.log.Warn("pgstore: synchronous_commit is off on this server; turning it on for Parley's sessions")
+		if _, err := c.Exec(ctx, `SET synchronous_commit = on`); err != nil {
+			return fmt.Errorf("pgstore: set synchronous_commit: %w", err)
+		}
+	}
+	return nil
+}
+
+// Close closes the pool, waiting for connections in use to be released.
+func (s *Store) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	s.mu.Unlock()
+	s.pool.Close()
+	return nil
+}
+
+func (s *Store) isClosed() bool {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.closed
+}
+
+// Pool is the store's connection pool (tests and tools).
+func (s *Store) Pool() *pgxpool.Pool { return s.pool }
+
+// SchemaVersion reports the applied schema version.
+func (s *Store) SchemaVersion(ctx context.Context) (int, error) {
+	var v int
+	err := s.pool.QueryRow(ctx, `SELECT COALESCE(MAX(version), 0) FROM schema_migrations`).Scan(&v)
+	return v, err
+}
+
+// maxAttempts bounds the retries of a transaction that failed with a
+// serialisation failure or deadlock.
+const maxAttempts = 10
+
+// write runs fn in a transaction, retrying it (from the start: fn must
+// reset whatever it returns) on a serialisation failure or deadlock.
+// Errors caused by the database being unreachable or out of resources are
+// marked with store.ErrUnavailable.
+func (s *Store) write(ctx context.Context, fn func(tx pgx.Tx) error) error {
+	if s.isClosed() {
+		return store.ErrClosed
+	}
+	for attempt := 1; ; attempt++ {
+		err := pgx.BeginFunc(ctx, s.pool, fn)
+		if err == nil {
+			return nil
+		}
+		if retryable(err) && attempt < maxAttempts && ctx.Err() == nil {
+			time.Sleep(time.Duration(attempt) * time.Duration(1+rand.IntN(5)) * time.Millisecond)
+			continue
+		}
+		if s.isClosed() {
+			return fmt.Errorf("%w (%w)", store.ErrClosed, err)
+		}
+		return unavailable(err)
+	}
+}
+
+// read marks errors of a read the way write does.
+func (s *Store) read(err error) error {
+	if err == nil {
+		return nil
+	}
+	if s.isClosed() {
+		return fmt.Errorf("%w (%w)", store.ErrClosed, err)
+	}
+	return unavailable(err)
+}
+
+// SQLSTATE codes (https://www.postgresql.org/docs/current/errcodes-appendix.html).
+const (
+	codeUniqueViolation      = "23505"
+	codeSerializationFailure = "40001"
+	codeDeadlockDetected     = "40P01"
+	codeReadOnlyTransaction  = "25006"
+)
+
+func retryable(err error) bool {
+	var pe *pgconn.PgError
+	return errors.As(err, &pe) && (pe.Code == codeSerializationFailure || pe.Code == codeDeadlockDetected)
+}
+
+// uniqueViolation reports whether err is a unique violation of the named
+// constraint (any, if constraint is empty).
+func uniqueViolation(err error, constraint string) bool {
+	var pe *pgconn.PgError
+	return errors.As(err, &pe) && pe.Code == codeUniqueViolation && (constraint == "" || pe.ConstraintName == constraint)
+}
+
+// unavailable marks errors meaning the database cannot serve writes now
+// (unreachable, shutting down, out of disk or connections, read-only)
+// with store.ErrUnavailable, as the SQLite store does for a full disk.
+func unavailable(err error) error {
+	if err == nil || errors.Is(err, store.ErrUnavailable) {
+		return err
+	}
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		switch {
+		case len(pe.Code) == 5 && (pe.Code[:2] == "08" || pe.Code[:2] == "53" || pe.Code[:2] == "58" || pe.Code[:3] == "57P"),
+			pe.Code == codeReadOnlyTransaction:
+			return fmt.Errorf("%w: %w", store.ErrUnavailable, err)
+		}
+		return err
+	}
+	var ce *pgconn.ConnectError
+	if errors.As(err, &ce) || pgconn.Timeout(err) {
+		return fmt.Errorf("%w: %w", store.ErrUnavailable, err)
+	}
+	return err
+}
+
+func nowMilli() int64 { return time.Now().UnixMilli() }
+
+func fromMilli(ms int64) time.Time { return time.UnixMilli(ms) }
+
+func nonNil(b []byte) []byte {
+	if b == nil {
+		return []byte{}
+	}
+	return b
+}
+
+// suiteOrOne reads a zero cipher suite as suite 1, the suite of every key
+// package from before suites were declared.
+func suiteOrOne(s uint16) uint16 {
+	if s == 0 {
+		return 1
+	}
+	return s
+}

@@ -1,0 +1,228 @@
+package pgstore
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+// migrations are applied in order; never edit one that has shipped, add a
+// new one instead. Their index+1 is the schema version.
+//
+// The schema is the SQLite store's at its version 6, in PostgreSQL's
+// types: times are Unix milliseconds (BIGINT), like there; text is
+// compared and ordered bytewise (COLLATE "C"), as SQLite and Go do,
+// whatever the database's locale. Unlike SQLite's, it holds uniqueness
+// that concurrent nodes could otherwise break: one account per look-alike
+// skeleton, one last-resort key package per device and suite.
+var migrations = []string{
+	// 1: the schema of SQLite's version 6.
+	`
+CREATE TABLE accounts (
+	username            TEXT COLLATE "C" PRIMARY KEY,
+	created             BIGINT NOT NULL,
+	skeleton            TEXT COLLATE "C" NOT NULL,
+	account_key         BYTEA,
+	device_list         BYTEA,
+	device_list_version BIGINT NOT NULL DEFAULT 0,
+	kt_version          BIGINT NOT NULL DEFAULT 0
+);
+CREATE UNIQUE INDEX accounts_skeleton ON accounts (skeleton);
+CREATE INDEX accounts_kt_pending ON accounts (username)
+	WHERE kt_version <> CASE WHEN device_list IS NULL THEN 0 ELSE device_list_version END;
+CREATE TABLE devices (
+	id                TEXT COLLATE "C" PRIMARY KEY,
+	username          TEXT COLLATE "C" NOT NULL REFERENCES accounts (username) ON DELETE CASCADE,
+	public_key        BYTEA NOT NULL,
+	created           BIGINT NOT NULL,
+	inbox_head        BIGINT NOT NULL DEFAULT 0,
+	link_confirmation BYTEA,
+	last_seen         BIGINT NOT NULL DEFAULT 0,
+	CONSTRAINT devices_public_key UNIQUE (public_key)
+);
+CREATE INDEX devices_username ON devices (username);
+CREATE TABLE invites (
+	code    TEXT COLLATE "C" PRIMARY KEY,
+	expires BIGINT NOT NULL
+);
+CREATE TABLE links (
+	username   TEXT COLLATE "C" NOT NULL REFERENCES accounts (username) ON DELETE CASCADE,
+	code       TEXT COLLATE "C" NOT NULL,
+	public_key BYTEA NOT NULL,
+	expires    BIGINT NOT NULL,
+	mls_key    BYTEA,
+	link_mac   BYTEA,
+	PRIMARY KEY (username, code)
+);
+CREATE TABLE key_packages (
+	id          BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+	device_id   TEXT COLLATE "C" NOT NULL REFERENCES devices (id) ON DELETE CASCADE,
+	suite       INTEGER NOT NULL,
+	last_resort BOOLEAN NOT NULL,
+	ref         BYTEA NOT NULL,
+	data        BYTEA NOT NULL
+);
+CREATE INDEX key_packages_device ON key_packages (device_id, suite, last_resort, id);
+CREATE UNIQUE INDEX key_packages_last_resort ON key_packages (device_id, suite) WHERE last_resort;
+CREATE TABLE conversations (
+	id       BYTEA PRIMARY KEY,
+	epoch    BIGINT NOT NULL,
+	head_seq BIGINT NOT NULL,
+	created  BIGINT NOT NULL
+);
+CREATE TABLE members (
+	conversation_id BYTEA NOT NULL REFERENCES conversations (id) ON DELETE CASCADE,
+	device_id       TEXT COLLATE "C" NOT NULL REFERENCES devices (id) ON DELETE CASCADE,
+	cursor          BIGINT NOT NULL,
+	until_seq       BIGINT,
+	PRIMARY KEY (conversation_id, device_id)
+);
+CREATE INDEX members_device ON members (device_id);
+CREATE TABLE messages (
+	conversation_id BYTEA NOT NULL,
+	seq             BIGINT NOT NULL,
+	id              BYTEA NOT NULL,
+	epoch           BIGINT NOT NULL,
+	kind            SMALLINT NOT NULL,
+	sender          TEXT COLLATE "C" NOT NULL,
+	payload         BYTEA NOT NULL,
+	stored          BIGINT NOT NULL,
+	PRIMARY KEY (conversation_id, seq)
+);
+CREATE INDEX messages_stored ON messages (stored);
+CREATE TABLE message_ids (
+	conversation_id BYTEA NOT NULL,
+	id              BYTEA NOT NULL,
+	seq             BIGINT NOT NULL,
+	epoch           BIGINT NOT NULL,
+	kind            SMALLINT NOT NULL,
+	sender          TEXT COLLATE "C" NOT NULL,
+	stored          BIGINT NOT NULL,
+	PRIMARY KEY (conversation_id, id)
+);
+CREATE INDEX message_ids_stored ON message_ids (stored);
+CREATE TABLE epoch_commits (
+	conversation_id BYTEA NOT NULL,
+	epoch           BIGINT NOT NULL,
+	seq             BIGINT NOT NULL,
+	id              BYTEA NOT NULL,
+	sender          TEXT COLLATE "C" NOT NULL,
+	payload         BYTEA NOT NULL,
+	stored          BIGINT NOT NULL,
+	PRIMARY KEY (conversation_id, epoch)
+);
+CREATE INDEX epoch_commits_stored ON epoch_commits (stored);
+CREATE TABLE inbox (
+	device_id       TEXT COLLATE "C" NOT NULL REFERENCES devices (id) ON DELETE CASCADE,
+	seq             BIGINT NOT NULL,
+	id              BYTEA NOT NULL,
+	conversation_id BYTEA NOT NULL,
+	epoch           BIGINT NOT NULL,
+	kind            SMALLINT NOT NULL,
+	sender          TEXT COLLATE "C" NOT NULL,
+	payload         BYTEA NOT NULL,
+	stored          BIGINT NOT NULL,
+	PRIMARY KEY (device_id, seq)
+);
+CREATE INDEX inbox_stored ON inbox (stored);
+CREATE TABLE blocks (
+	username TEXT COLLATE "C" NOT NULL REFERENCES accounts (username),
+	blocked  TEXT COLLATE "C" NOT NULL REFERENCES accounts (username),
+	PRIMARY KEY (username, blocked)
+);
+CREATE TABLE privacy (
+	username      TEXT COLLATE "C" PRIMARY KEY REFERENCES accounts (username),
+	group_invites SMALLINT NOT NULL
+);
+CREATE TABLE kt_epochs (
+	epoch   BIGINT PRIMARY KEY,
+	record  BYTEA NOT NULL,
+	changes BYTEA NOT NULL
+);
+CREATE TABLE kt_labels (
+	label     TEXT COLLATE "C" PRIMARY KEY,
+	idx       BYTEA NOT NULL,
+	vrf_proof BYTEA NOT NULL,
+	leaf      BYTEA NOT NULL,
+	epoch     BIGINT NOT NULL,
+	version   BIGINT NOT NULL
+);
+CREATE TABLE kt_versions (
+	label   TEXT COLLATE "C" NOT NULL,
+	epoch   BIGINT NOT NULL,
+	version BIGINT NOT NULL,
+	prev    BYTEA NOT NULL,
+	opening BYTEA NOT NULL,
+	value   BYTEA NOT NULL,
+	PRIMARY KEY (label, epoch)
+);
+CREATE TABLE kt_published (
+	id   INTEGER PRIMARY KEY CHECK (id = 1),
+	note BYTEA NOT NULL
+);
+CREATE TABLE legal_requests (
+	id              TEXT COLLATE "C" PRIMARY KEY,
+	recorded        BIGINT NOT NULL,
+	data            BYTEA NOT NULL,
+	preserved_until BIGINT NOT NULL DEFAULT 0
+);
+CREATE TABLE legal_log (
+	n      BIGINT PRIMARY KEY,
+	record BYTEA NOT NULL
+);
+`,
+}
+
+// Transaction advisory lock keys (pg_advisory_xact_lock): each serialises
+// one thing across every node.
+const (
+	lockMigrate  = 0x7061726c65790001 // "parley" 1: schema migrations
+	lockLegalLog = 0x7061726c65790002 // the legal log's next index
+	lockKT       = 0x7061726c65790003 // the key transparency epochs
+)
+
+// migrate applies pending migrations, each in a transaction holding an
+// advisory lock, so that nodes starting together apply each once.
+func migrate(ctx context.Context, pool *pgxpool.Pool) error {
+	for {
+		done := false
+		err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+			if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, int64(lockMigrate)); err != nil {
+				return err
+			}
+			if _, err := tx.Exec(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
+				version INTEGER PRIMARY KEY,
+				applied BIGINT NOT NULL
+			)`); err != nil {
+				return err
+			}
+			var current int
+			if err := tx.QueryRow(ctx, `SELECT COALESCE(MAX(version), 0) FROM schema_migrations`).Scan(&current); err != nil {
+				return err
+			}
+			if current > len(migrations) {
+				return fmt.Errorf("database schema version %d is newer than this binary (%d)", current, len(migrations))
+			}
+			if current == len(migrations) {
+				done = true
+				return nil
+			}
+			v := current + 1
+			if _, err := tx.Exec(ctx, migrations[v-1]); err != nil {
+				return fmt.Errorf("migration %d: %w", v, err)
+			}
+			if _, err := tx.Exec(ctx, `INSERT INTO schema_migrations (version, applied) VALUES ($1, $2)`, v, nowMilli()); err != nil {
+				return fmt.Errorf("migration %d: %w", v, err)
+			}
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("pgstore: migrate: %w", unavailable(err))
+		}
+		if done {
+			return nil
+		}
+	}
+}
