@@ -147,7 +147,7 @@ func (s *Store) write(ctx context.Context, fn func(tx pgx.Tx) error) error {
 		return store.ErrClosed
 	}
 	for attempt := 1; ; attempt++ {
-		err := pgx.BeginFunc(ctx, s.pool, fn)
+		err := s.runTx(ctx, fn)
 		if err == nil {
 			return nil
 		}
@@ -160,6 +160,23 @@ func (s *Store) write(ctx context.Context, fn func(tx pgx.Tx) error) error {
 		}
 		return unavailable(err)
 	}
+}
+
+// runTx runs fn in one transaction: committed if fn returns nil, rolled
+// back otherwise.
+func (s *Store) runTx(ctx context.Context, fn func(tx pgx.Tx) error) error {
+	tx, err := s.pool.Begin(ctx)
+	if err != nil {
+		return fmt.Errorf("pgstore: begin: %w", err)
+	}
+	if err := fn(tx); err != nil {
+		tx.Rollback(context.WithoutCancel(ctx))
+		return err
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return fmt.Errorf("pgstore: commit: %w", err)
+	}
+	return nil
 }
 
 // read marks errors of a read the way write does.

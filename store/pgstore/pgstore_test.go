@@ -1,9 +1,19 @@
 package pgstore
 
 import (
+	"bytes"
 	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"errors"
+	"fmt"
 	"os"
+	"slices"
+	"sync"
 	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
 
 	"github.com/parleychat/parley/internal/pgtest"
 	"github.com/parleychat/parley/store"
@@ -23,4 +33,226 @@ func open(t *testing.T, dsn string) *Store {
 
 func TestContract(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) store.Store { return open(t, pgtest.DB(t)) })
+}
+
+var ctx = context.Background()
+
+func msgID(i int) []byte {
+	id := make([]byte, 16)
+	rand.Read(id[:12])
+	binary.BigEndian.PutUint32(id[12:], uint32(i))
+	return id
+}
+
+// Two store instances, each with its own pool, stand for two server
+// processes on one database. Many commits for the same epoch arrive at
+// both at once, round after round: exactly one wins each epoch, every
+// other gets the winner back, and the log stays dense. This is what the
+// conversation row lock buys; without it two commits could both take an
+// epoch (or one would fail on epoch_commits' key instead of conflicting).
+func TestTwoNodesRaceCommits(t *testing.T) {
+	dsn := pgtest.DB(t)
+	nodes := []*Store{open(t, dsn), open(t, dsn)}
+	for _, n := range nodes {
+		defer n.Close()
+	}
+	a, b := nodes[0], nodes[1]
+	for _, u := range []string{"alice", "bob", "carol"} {
+		if err := a.CreateAccount(ctx, store.Device{ID: u[:1] + "1", Username: u, PublicKey: []byte(u)}, ""); err != nil {
+			t.Fatal(err)
+		}
+	}
+	conv := []byte("raced")
+	if err := b.CreateConversation(ctx, conv, "a1"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Append(ctx, store.Append{ID: msgID(0), ConversationID: conv, Kind: store.KindCommit, Sender: "a1", Added: []string{"b1", "c1"}}); err != nil {
+		t.Fatal(err)
+	}
+	const rounds, perNode = 8, 6
+	var wins []uint64   // seq of each epoch's winner
+	var winIDs [][]byte // and its id
+	for round := range rounds {
+		epoch := uint64(round + 1)
+		type result struct {
+			id  []byte
+			res store.AppendResult
+			err error
+		}
+		results := make([]result, 2*perNode)
+		start := make(chan struct{})
+		var wg sync.WaitGroup
+		for i := range results {
+			node := nodes[i%2]
+			sender := []string{"a1", "b1"}[i/2%2]
+			results[i].id = msgID(round*100 + i)
+			wg.Go(func() {
+				<-start
+				results[i].res, results[i].err = node.Append(ctx, store.Append{ID: results[i].id, ConversationID: conv,
+					Epoch: epoch, Kind: store.KindCommit, Sender: sender, Payload: []byte(fmt.Sprint(round, i))})
+			})
+		}
+		close(start)
+		wg.Wait()
+		var winner *result
+		for i := range results {
+			if results[i].err == nil {
+				if winner != nil {
+					t.Fatalf("epoch %d: two commits won (seq %d and %d)", epoch, winner.res.Message.Seq, results[i].res.Message.Seq)
+				}
+				winner = &results[i]
+			}
+		}
+		if winner == nil {
+			t.Fatalf("epoch %d: no commit won: %v", epoch, results[0].err)
+		}
+		if winner.res.Epoch != epoch+1 {
+			t.Fatalf("epoch %d: the winner moved the epoch to %d", epoch, winner.res.Epoch)
+		}
+		for i, r := range results {
+			if r.err == nil {
+				continue
+			}
+			var ce *store.EpochConflictError
+			if !errors.As(r.err, &ce) {
+				t.Fatalf("epoch %d, commit %d: %v, want an epoch conflict", epoch, i, r.err)
+			}
+			if !bytes.Equal(ce.Winner.ID, winner.id) || ce.Winner.Seq != winner.res.Message.Seq || ce.Winner.Epoch != epoch {
+				t.Fatalf("epoch %d, commit %d: conflict names %x (seq %d), the winner is %x (seq %d)", epoch, i, ce.Winner.ID, ce.Winner.Seq, winner.id, winner.res.Message.Seq)
+			}
+		}
+		wins = append(wins, winner.res.Message.Seq)
+		winIDs = append(winIDs, winner.id)
+	}
+	for i, seq := range wins {
+		if seq != uint64(i+2) {
+			t.Fatalf("winners' seqs %v: the log has gaps or losers stored", wins)
+		}
+	}
+	for _, n := range nodes {
+		c, err := n.Conversation(ctx, conv)
+		if err != nil || c.Epoch != rounds+1 || c.HeadSeq != rounds+1 {
+			t.Fatalf("conversation %+v, %v; want epoch and head %d", c, err, rounds+1)
+		}
+	}
+	// carol, who sent nothing, reads exactly the winners, in order.
+	ms, err := b.Fetch(ctx, "c1", conv, 100)
+	if err != nil || len(ms) != rounds {
+		t.Fatalf("c1 fetched %d messages, %v; want the %d winners", len(ms), err, rounds)
+	}
+	for i, m := range ms {
+		if !bytes.Equal(m.ID, winIDs[i]) || m.Epoch != uint64(i+1) {
+			t.Fatalf("message %d is %x for epoch %d; the winner of epoch %d was %x", i, m.ID, m.Epoch, i+1, winIDs[i])
+		}
+	}
+}
+
+// Application messages sent through both nodes at once get distinct,
+// dense sequence numbers.
+func TestTwoNodesDenseSeqs(t *testing.T) {
+	dsn := pgtest.DB(t)
+	nodes := []*Store{open(t, dsn), open(t, dsn)}
+	for _, n := range nodes {
+		defer n.Close()
+	}
+	if err := nodes[0].CreateAccount(ctx, store.Device{ID: "a1", Username: "alice", PublicKey: []byte("a")}, ""); err != nil {
+		t.Fatal(err)
+	}
+	conv := []byte("busy")
+	if err := nodes[1].CreateConversation(ctx, conv, "a1"); err != nil {
+		t.Fatal(err)
+	}
+	const n = 60
+	seqs := make([]uint64, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			r, err := nodes[i%2].Append(ctx, store.Append{ID: msgID(i), ConversationID: conv, Kind: store.KindApplication, Sender: "a1", Payload: []byte{byte(i)}})
+			if err != nil {
+				t.Errorf("append %d: %v", i, err)
+			}
+			seqs[i] = r.Message.Seq
+		})
+	}
+	wg.Wait()
+	slices.Sort(seqs)
+	for i, s := range seqs {
+		if s != uint64(i+1) {
+			t.Fatalf("seqs not dense and distinct: %v", seqs)
+		}
+	}
+}
+
+// Nodes starting together on an empty database apply each migration once.
+func TestConcurrentMigrations(t *testing.T) {
+	dsn := pgtest.DB(t)
+	stores := make([]*Store, 4)
+	errs := make([]error, len(stores))
+	var wg sync.WaitGroup
+	for i := range stores {
+		wg.Go(func() { stores[i], errs[i] = Open(ctx, dsn, nil) })
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("node %d: %v", i, err)
+		}
+		defer stores[i].Close()
+	}
+	var rows int
+	if err := stores[0].Pool().QueryRow(ctx, `SELECT COUNT(*) FROM schema_migrations`).Scan(&rows); err != nil || rows != len(migrations) {
+		t.Fatalf("schema_migrations has %d rows, %v; want %d", rows, err, len(migrations))
+	}
+	if v, err := stores[1].SchemaVersion(ctx); err != nil || v != len(migrations) {
+		t.Fatalf("schema version %d, %v", v, err)
+	}
+	// Reopening applies nothing and keeps the data.
+	if err := stores[2].CreateInvite(ctx, "code", time.Now().Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	s := open(t, dsn)
+	defer s.Close()
+	if err := s.CreateInvite(ctx, "code", time.Now().Add(time.Hour)); !errors.Is(err, store.ErrExists) {
+		t.Fatalf("invite lost across reopen: %v", err)
+	}
+}
+
+// A database that went away is reported as store.ErrUnavailable (the
+// server answers STORAGE_UNAVAILABLE), and a closed store as ErrClosed.
+func TestUnavailableAndClosed(t *testing.T) {
+	dsn := pgtest.DB(t)
+	s := open(t, dsn)
+	if err := s.CreateInvite(ctx, "a", time.Now().Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	// From another database: no one may connect to this one any more, and
+	// the store's connections are ended.
+	cfg, err := pgx.ParseConfig(dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	name := cfg.Database
+	cfg.Database = "postgres"
+	admin, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close(ctx)
+	if _, err := admin.Exec(ctx, `ALTER DATABASE `+name+` ALLOW_CONNECTIONS false`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := admin.Exec(ctx, `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1`, name); err != nil {
+		t.Fatal(err)
+	}
+	err = s.CreateInvite(ctx, "b", time.Now().Add(time.Hour))
+	if !errors.Is(err, store.ErrUnavailable) {
+		t.Fatalf("write with the database gone: %v, want ErrUnavailable", err)
+	}
+	s.Close()
+	if err := s.CreateInvite(ctx, "c", time.Now().Add(time.Hour)); !errors.Is(err, store.ErrClosed) {
+		t.Fatalf("write after Close: %v, want ErrClosed", err)
+	}
+	if _, err := s.Append(ctx, store.Append{ID: msgID(1), ConversationID: []byte("c"), Kind: store.KindApplication, Sender: "d"}); !errors.Is(err, store.ErrClosed) {
+		t.Fatalf("Append after Close: %v, want ErrClosed", err)
+	}
 }
