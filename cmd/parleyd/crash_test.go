@@ -28,6 +28,7 @@ import (
 	_ "modernc.org/sqlite"
 
 	"github.com/parleychat/parley/devicelist"
+	"github.com/parleychat/parley/internal/pgtest"
 	"github.com/parleychat/parley/transparency/directory"
 	"github.com/parleychat/parley/transparency/log"
 	"github.com/parleychat/parley/transparency/prefix"
@@ -64,7 +65,8 @@ func TestMain(m *testing.M) {
 		}
 		os.Exit(0)
 	}
-	os.Exit(m.Run())
+	// pgtest.Main stops the PostgreSQL server the --db tests start.
+	os.Exit(pgtest.Main(m))
 }
 
 // crashServer is a parleyd child process on a fixed address.

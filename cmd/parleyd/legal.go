@@ -22,12 +22,10 @@ import (
 	"github.com/parleychat/parley/channels"
 	"github.com/parleychat/parley/channels/channelsrv"
 	"github.com/parleychat/parley/channels/chansqlite"
-	"github.com/parleychat/parley/internal/datadir"
-	"github.com/parleychat/parley/internal/sqlitedb"
 	"github.com/parleychat/parley/legal"
 	"github.com/parleychat/parley/moderation"
 	"github.com/parleychat/parley/moderation/modsqlite"
-	"github.com/parleychat/parley/store/sqlitestore"
+	"github.com/parleychat/parley/store"
 	"github.com/parleychat/parley/transparency/directory"
 )
 
@@ -61,7 +59,7 @@ See docs/lawful-requests.md.
 
 // legalEnv is an open data directory for the legal commands.
 type legalEnv struct {
-	st      *sqlitestore.Store
+	st      store.Store
 	lg      *legal.Log
 	logKey  string
 	src     legal.Sources
@@ -88,11 +86,12 @@ func legalSigner(data string) (note.Signer, string, error) {
 	return directory.NewNoteKey(strings.TrimSpace(string(skey)))
 }
 
-func openLegal(ctx context.Context, data string) (*legalEnv, error) {
-	st, err := sqlitestore.Open(ctx, filepath.Join(data, deliveryDB), &sqlitestore.Options{NoCreate: true})
-	if errors.Is(err, sqlitedb.ErrNoDatabase) {
-		err = datadir.Missing(data, deliveryDB)
+func openLegal(ctx context.Context, data, db string) (*legalEnv, error) {
+	if _, err := os.Stat(data); db != "" && err != nil {
+		// The legal log's key lives in the data directory.
+		return nil, fmt.Errorf("data directory %s: %w", data, err)
 	}
+	st, err := openStore(ctx, data, db, false, nil, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -171,6 +170,7 @@ func adminLegal(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	cmd := args[0]
 	fs := newFlagSet("parleyd admin legal "+cmd, "Lawful requests (parleyd admin legal --help).", stderr)
 	data := fs.String("data", "parley-data", "data `directory` of the server")
+	db := fs.String("db", "", "`URL` of the PostgreSQL database (postgres://...) if the server runs with --db")
 	jsonOut := fs.Bool("json", false, "print JSON")
 	agency := fs.String("agency", "", "the requesting `agency`")
 	country := fs.String("country", "", "its `country` (ISO 3166 two-letter code)")
@@ -243,7 +243,7 @@ func adminLegal(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		}
 		return out(map[string]any{"verified": "request", "checkpoint_size": cp.Size}, fmt.Sprintf("Verified: every event of the published request is in the legal log (checkpoint of %d records).", cp.Size))
 	}
-	e, err := openLegal(ctx, *data)
+	e, err := openLegal(ctx, *data, *db)
 	if err != nil {
 		return fail(err)
 	}
@@ -431,6 +431,7 @@ func answerText(r *legal.Request) string {
 func adminReport(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := newFlagSet("parleyd admin transparency-report", "Write the transparency report for a period (an HTML page and a JSON file), committed to in the legal log.", stderr)
 	data := fs.String("data", "parley-data", "data `directory` of the server")
+	db := fs.String("db", "", "`URL` of the PostgreSQL database (postgres://...) if the server runs with --db")
 	period := fs.String("period", "", "the `period`: a year (2026), a half (2026H2) or a quarter (2026Q3)")
 	outDir := fs.String("out", "", "`directory` to write PERIOD.html and PERIOD.json to (default: DATA/transparency/reports, which the server serves at /transparency/reports/)")
 	jsonOut := fs.Bool("json", false, "print the report's JSON")
@@ -452,7 +453,7 @@ func adminReport(ctx context.Context, args []string, stdout, stderr io.Writer) i
 	if err != nil {
 		return fail(err)
 	}
-	e, err := openLegal(ctx, *data)
+	e, err := openLegal(ctx, *data, *db)
 	if err != nil {
 		return fail(err)
 	}
@@ -526,7 +527,7 @@ func withTransparency(mount map[string]http.Handler, data string) map[string]htt
 // releasePreserved deletes preserved data whose period is over, hourly,
 // so that nothing is held longer than the order named even when no admin
 // command runs.
-func releasePreserved(ctx context.Context, st *sqlitestore.Store, data string, log *slog.Logger) {
+func releasePreserved(ctx context.Context, st store.Store, data string, log *slog.Logger) {
 	signer, vkey, err := legalSigner(data)
 	if err == nil {
 		err = writePublicKey(data, vkey)

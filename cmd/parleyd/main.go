@@ -21,6 +21,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"net/url"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -41,6 +42,7 @@ import (
 	"github.com/parleychat/parley/server"
 	"github.com/parleychat/parley/store"
 	"github.com/parleychat/parley/store/blobstore"
+	"github.com/parleychat/parley/store/pgstore"
 	"github.com/parleychat/parley/store/sqlitestore"
 )
 
@@ -170,13 +172,13 @@ func newFlagSet(name, summary string, stderr io.Writer) *flag.FlagSet {
 }
 
 type serveFlags struct {
-	data, listen, tlsCert, tlsKey string
-	registration, logFormat       string
-	logLevel                      slog.Level
-	retention, shutdownTimeout    time.Duration
-	maxAttachment, maxFrame       int64
-	abuse                         abuseFlags
-	kt                            ktFlags
+	data, db, listen, tlsCert, tlsKey string
+	registration, logFormat           string
+	logLevel                          slog.Level
+	retention, shutdownTimeout        time.Duration
+	maxAttachment, maxFrame           int64
+	abuse                             abuseFlags
+	kt                                ktFlags
 	// listPoll is how often hash-list changes are polled for when no
 	// request applies them first (0: the default). Not a flag: tests set
 	// it to an hour so that the poll cannot hide a check that misses a
@@ -278,6 +280,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	var f serveFlags
 	fs := newFlagSet("parleyd serve", "Run the delivery server.", stderr)
 	fs.StringVar(&f.data, "data", "parley-data", "data `directory` (database and attachments); created with mode 0700")
+	fs.StringVar(&f.db, "db", "", "`URL` of a PostgreSQL database (postgres://user:pass@host/db) for the delivery store, shared by every node; default: SQLite in the data directory")
 	fs.StringVar(&f.listen, "listen", "127.0.0.1:7867", "`address` to listen on; plain HTTP only on a loopback address, anything else needs --tls-cert and --tls-key")
 	fs.StringVar(&f.tlsCert, "tls-cert", "", "TLS certificate chain `file` (PEM)")
 	fs.StringVar(&f.tlsKey, "tls-key", "", "TLS private key `file` (PEM)")
@@ -365,7 +368,7 @@ func serveWith(ctx context.Context, f serveFlags, log *slog.Logger, ready chan<-
 		}
 		tlsConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS13}
 	}
-	st, blobs, err := openData(ctx, f.data, newBatchMetric())
+	st, blobs, err := openData(ctx, f.data, f.db, log, newBatchMetric())
 	if err != nil {
 		return err
 	}
@@ -438,7 +441,11 @@ func serveWith(ctx context.Context, f serveFlags, log *slog.Logger, ready chan<-
 	if useTLS {
 		scheme = "https"
 	}
-	log.Info("parleyd listening", "url", scheme+"://"+ln.Addr().String(), "data", f.data, "registration", f.registration, "version", buildinfo.String())
+	dbName := "sqlite"
+	if f.db != "" {
+		dbName = redactDSN(f.db)
+	}
+	log.Info("parleyd listening", "url", scheme+"://"+ln.Addr().String(), "data", f.data, "db", dbName, "registration", f.registration, "version", buildinfo.String())
 	if ready != nil {
 		ready <- ln.Addr().String()
 	}
@@ -501,15 +508,17 @@ func newBatchMetric() func(int) { return func(n int) { batchSizes.Observe(float6
 const deliveryDB = "parley.db"
 
 // openData opens the data directory for "parleyd serve", creating it and
-// its databases if needed: serve is the only command that does.
-func openData(ctx context.Context, dir string, onBatch func(int)) (*sqlitestore.Store, *blobstore.Dir, error) {
+// its databases if needed: serve is the only command that does. With db
+// set, the delivery store is that PostgreSQL database instead of SQLite in
+// the directory (attachments, channels and keys stay in the directory).
+func openData(ctx context.Context, dir, db string, log *slog.Logger, onBatch func(int)) (store.Store, *blobstore.Dir, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, nil, fmt.Errorf("data directory: %w", err)
 	}
 	if err := os.Chmod(dir, 0o700); err != nil {
 		return nil, nil, fmt.Errorf("data directory: %w", err)
 	}
-	st, err := sqlitestore.Open(ctx, filepath.Join(dir, deliveryDB), &sqlitestore.Options{OnBatch: onBatch})
+	st, err := openStore(ctx, dir, db, true, log, onBatch)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -521,9 +530,43 @@ func openData(ctx context.Context, dir string, onBatch func(int)) (*sqlitestore.
 	return st, blobs, nil
 }
 
+// openStore opens the delivery store: the PostgreSQL database db if set,
+// else SQLite in the data directory (created only if create is set; the
+// admin commands never create it).
+func openStore(ctx context.Context, dir, db string, create bool, log *slog.Logger, onBatch func(int)) (store.Store, error) {
+	if db != "" {
+		if !strings.HasPrefix(db, "postgres://") && !strings.HasPrefix(db, "postgresql://") {
+			return nil, fmt.Errorf("--db must be a postgres:// URL, not %q", redactDSN(db))
+		}
+		st, err := pgstore.Open(ctx, db, &pgstore.Options{Logger: log})
+		if err != nil {
+			return nil, fmt.Errorf("open %s: %w", redactDSN(db), err)
+		}
+		return st, nil
+	}
+	st, err := sqlitestore.Open(ctx, filepath.Join(dir, deliveryDB), &sqlitestore.Options{OnBatch: onBatch, NoCreate: !create})
+	if errors.Is(err, sqlitedb.ErrNoDatabase) {
+		err = datadir.Missing(dir, deliveryDB)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return st, nil
+}
+
+// redactDSN is a database URL fit for logs: without its password.
+func redactDSN(db string) string {
+	u, err := url.Parse(db)
+	if err != nil || u.Scheme == "" {
+		return "(unparsable database URL)"
+	}
+	return u.Redacted()
+}
+
 func adminInvite(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := newFlagSet("parleyd admin invite", "Create a registration invite code (for --registration invite) and print it.\nWorks on the data directory directly, also while the server runs; it never creates one.", stderr)
 	data := fs.String("data", "parley-data", "data `directory` of the server (it must exist: only \"parleyd serve\" creates it)")
+	db := fs.String("db", "", "`URL` of the PostgreSQL database (postgres://...) if the server runs with --db")
 	expires := fs.Duration("expires", 7*24*time.Hour, "the code is valid for this `duration`")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -537,10 +580,7 @@ func adminInvite(ctx context.Context, args []string, stdout, stderr io.Writer) i
 	}
 	// Never create the database here: an invite written to a new one in
 	// the wrong directory would be printed, yet the server never accepts it.
-	st, err := sqlitestore.Open(ctx, filepath.Join(*data, deliveryDB), &sqlitestore.Options{NoCreate: true})
-	if errors.Is(err, sqlitedb.ErrNoDatabase) {
-		err = datadir.Missing(*data, deliveryDB)
-	}
+	st, err := openStore(ctx, *data, *db, false, nil, nil)
 	if err != nil {
 		fmt.Fprintf(stderr, "parleyd admin invite: %v\n", err)
 		return 1
