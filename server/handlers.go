@@ -748,6 +748,7 @@ func (c *conn) sent(kind store.Kind, res store.AppendResult) parleypb.ServerFram
 				oc.push(wp)
 			}
 		}
+		c.s.announce(res)
 	}
 	return &parleypb.ServerFrame_Send{Send: &parleypb.SendResponse{Seq: res.Message.Seq, Epoch: res.Epoch, Duplicate: res.Duplicate}}
 }

@@ -140,6 +140,10 @@ type Config struct {
 	// keep about the user (parleyd deletes their public channels and
 	// posts). If it fails the account is kept and the user told to retry.
 	ForgetAccount func(ctx context.Context, username string) error
+	// Bus, if set, connects this node to the others sharing its database
+	// (package natsbus): stored messages are announced on it, and its
+	// notices pushed to this node's connected recipients.
+	Bus Bus
 	// FrankingKey franks messages for abuse reports (package franking);
 	// nil makes a fresh one (tests: reports of messages franked before a
 	// restart then fail to verify).
@@ -186,6 +190,8 @@ type Server struct {
 	sweepWG     sync.WaitGroup
 	kt          *ktDirectory
 	frankingKey ed25519.PrivateKey
+	nodeID      string
+	stopBus     func()
 	owners      owners
 	// seenDay and seenToday spare the store a write per authentication:
 	// a device's last-seen day is written once a day at most.
@@ -274,6 +280,7 @@ func New(cfg Config) (*Server, error) {
 		ConnState:         s.trackWaiting,
 	}
 	s.sweepCtx, s.stopSwp = context.WithCancel(context.Background())
+	s.nodeID = newNodeID()
 	s.frankingKey = cfg.FrankingKey
 	if s.frankingKey == nil {
 		_, s.frankingKey, _ = ed25519.GenerateKey(rand.Reader)
@@ -353,7 +360,21 @@ func (s *Server) Serve(ln net.Listener) error {
 		return http.ErrServerClosed
 	}
 	s.sweepWG.Add(2)
+	subscribe := s.cfg.Bus != nil && s.stopBus == nil
+	if subscribe {
+		s.stopBus = func() {} // once, however many listeners Serve gets
+	}
 	s.mu.Unlock()
+	if subscribe {
+		stop, err := s.cfg.Bus.Subscribe(s.onNotice)
+		if err != nil {
+			s.log.Error("subscribing to the cluster bus failed; devices on this node get other nodes' messages at their next fetch", "err", err)
+		} else {
+			s.mu.Lock()
+			s.stopBus = stop
+			s.mu.Unlock()
+		}
+	}
 	go s.sweeper()
 	go func() {
 		defer s.sweepWG.Done()
@@ -394,6 +415,12 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 	s.stopSwp()
 	s.sweepWG.Wait()
+	s.mu.Lock()
+	stopBus := s.stopBus
+	s.mu.Unlock()
+	if stopBus != nil {
+		stopBus()
+	}
 	return err
 }
 

@@ -40,6 +40,7 @@ import (
 	"github.com/parleychat/parley/internal/sqlitedb"
 	"github.com/parleychat/parley/moderation/admincmd"
 	"github.com/parleychat/parley/server"
+	"github.com/parleychat/parley/server/natsbus"
 	"github.com/parleychat/parley/store"
 	"github.com/parleychat/parley/store/blobstore"
 	"github.com/parleychat/parley/store/pgstore"
@@ -61,6 +62,7 @@ Usage:
   parleyd admin cases ...        abuse report cases: list, show (with each message's proof), decide
   parleyd admin transparency-report --period 2026H2
                                  write the public transparency report
+  parleyd nats --listen ADDR      run an embedded NATS server for several parleyd nodes (--nats)
   parleyd audit --server URL --key FILE
                                  audit a server's key transparency log and
                                  cosign its checkpoints ("parleyd audit --help")
@@ -89,6 +91,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 0
 	case "serve":
 		return serve(ctx, args[1:], stdout, stderr)
+	case "nats":
+		ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+		defer stop()
+		return runNATS(ctx, args[1:], stdout, stderr)
 	case "audit":
 		ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 		defer stop()
@@ -174,6 +180,7 @@ func newFlagSet(name, summary string, stderr io.Writer) *flag.FlagSet {
 type serveFlags struct {
 	data, db, listen, tlsCert, tlsKey string
 	registration, logFormat           string
+	nats                              string
 	logLevel                          slog.Level
 	retention, shutdownTimeout        time.Duration
 	maxAttachment, maxFrame           int64
@@ -280,6 +287,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	var f serveFlags
 	fs := newFlagSet("parleyd serve", "Run the delivery server.", stderr)
 	fs.StringVar(&f.data, "data", "parley-data", "data `directory` (database and attachments); created with mode 0700")
+	fs.StringVar(&f.nats, "nats", "", "`URL` of the NATS server(s) connecting the nodes that share --db (nats://host:4222, comma separated); nodes announce stored messages there so that a device on any node gets pushes at once (\"parleyd nats\" runs one)")
 	fs.StringVar(&f.db, "db", "", "`URL` of a PostgreSQL database (postgres://user:pass@host/db) for the delivery store, shared by every node; default: SQLite in the data directory")
 	fs.StringVar(&f.listen, "listen", "127.0.0.1:7867", "`address` to listen on; plain HTTP only on a loopback address, anything else needs --tls-cert and --tls-key")
 	fs.StringVar(&f.tlsCert, "tls-cert", "", "TLS certificate chain `file` (PEM)")
@@ -410,6 +418,15 @@ func serveWith(ctx context.Context, f serveFlags, log *slog.Logger, ready chan<-
 		return fmt.Errorf("franking key: %w", err)
 	}
 	chans.Wire(&cfg)
+	if f.nats != "" {
+		bus, err := natsbus.Connect(f.nats, log)
+		if err != nil {
+			st.Close()
+			return err
+		}
+		defer bus.Close()
+		cfg.Bus = bus
+	}
 	cfg.Mount = withTransparency(cfg.Mount, f.data)
 	if cfg.Transparency, err = f.kt.transparencyConfig(f.data); err != nil {
 		st.Close()

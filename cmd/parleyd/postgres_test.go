@@ -21,6 +21,10 @@ import (
 // startNode runs "parleyd serve --db dsn" on its own data directory until
 // the test ends, and returns its address.
 func startNode(t *testing.T, dsn, registration string) (addr, data string) {
+	return startNodeNATS(t, dsn, registration, "")
+}
+
+func startNodeNATS(t *testing.T, dsn, registration, natsURL string) (addr, data string) {
 	t.Helper()
 	data = filepath.Join(t.TempDir(), "data")
 	ctx, cancel := context.WithCancel(context.Background())
@@ -28,7 +32,7 @@ func startNode(t *testing.T, dsn, registration string) (addr, data string) {
 	done := make(chan error, 1)
 	go func() {
 		f := serveFlags{data: data, db: dsn, listen: "127.0.0.1:0", registration: registration, retention: time.Hour,
-			maxAttachment: 1 << 20, maxFrame: 1 << 20, shutdownTimeout: 10 * time.Second}
+			maxAttachment: 1 << 20, maxFrame: 1 << 20, shutdownTimeout: 10 * time.Second, nats: natsURL}
 		done <- serveWith(ctx, f, slog.New(slog.NewTextHandler(io.Discard, nil)), ready)
 	}()
 	select {

@@ -2764,6 +2764,77 @@ func (x *AppealRequest) GetText() string {
 	return ""
 }
 
+// ClusterNotice is what a server node publishes on its bus (NATS) after
+// it stored a message, so that nodes with connected recipients push it to
+// them. Not part of the client protocol; nothing durable depends on it.
+type ClusterNotice struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Node          string                 `protobuf:"bytes,1,opt,name=node,proto3" json:"node,omitempty"`
+	Recipients    []string               `protobuf:"bytes,2,rep,name=recipients,proto3" json:"recipients,omitempty"` // device ids
+	Message       *Message               `protobuf:"bytes,3,opt,name=message,proto3" json:"message,omitempty"`
+	Inbox         bool                   `protobuf:"varint,4,opt,name=inbox,proto3" json:"inbox,omitempty"` // a Welcome in the recipients' inboxes
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ClusterNotice) Reset() {
+	*x = ClusterNotice{}
+	mi := &file_parleypb_parley_proto_msgTypes[27]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ClusterNotice) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ClusterNotice) ProtoMessage() {}
+
+func (x *ClusterNotice) ProtoReflect() protoreflect.Message {
+	mi := &file_parleypb_parley_proto_msgTypes[27]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ClusterNotice.ProtoReflect.Descriptor instead.
+func (*ClusterNotice) Descriptor() ([]byte, []int) {
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{27}
+}
+
+func (x *ClusterNotice) GetNode() string {
+	if x != nil {
+		return x.Node
+	}
+	return ""
+}
+
+func (x *ClusterNotice) GetRecipients() []string {
+	if x != nil {
+		return x.Recipients
+	}
+	return nil
+}
+
+func (x *ClusterNotice) GetMessage() *Message {
+	if x != nil {
+		return x.Message
+	}
+	return nil
+}
+
+func (x *ClusterNotice) GetInbox() bool {
+	if x != nil {
+		return x.Inbox
+	}
+	return false
+}
+
 type KTKeysRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
@@ -2772,7 +2843,7 @@ type KTKeysRequest struct {
 
 func (x *KTKeysRequest) Reset() {
 	*x = KTKeysRequest{}
-	mi := &file_parleypb_parley_proto_msgTypes[27]
+	mi := &file_parleypb_parley_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2784,7 +2855,7 @@ func (x *KTKeysRequest) String() string {
 func (*KTKeysRequest) ProtoMessage() {}
 
 func (x *KTKeysRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[27]
+	mi := &file_parleypb_parley_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2797,7 +2868,7 @@ func (x *KTKeysRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KTKeysRequest.ProtoReflect.Descriptor instead.
 func (*KTKeysRequest) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{27}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{28}
 }
 
 // KTKeysResponse names the directory: its log's origin, its note
@@ -2817,7 +2888,7 @@ type KTKeysResponse struct {
 
 func (x *KTKeysResponse) Reset() {
 	*x = KTKeysResponse{}
-	mi := &file_parleypb_parley_proto_msgTypes[28]
+	mi := &file_parleypb_parley_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2829,7 +2900,7 @@ func (x *KTKeysResponse) String() string {
 func (*KTKeysResponse) ProtoMessage() {}
 
 func (x *KTKeysResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[28]
+	mi := &file_parleypb_parley_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2842,7 +2913,7 @@ func (x *KTKeysResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KTKeysResponse.ProtoReflect.Descriptor instead.
 func (*KTKeysResponse) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{28}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *KTKeysResponse) GetOrigin() string {
@@ -2895,7 +2966,7 @@ type KTHistoryRequest struct {
 
 func (x *KTHistoryRequest) Reset() {
 	*x = KTHistoryRequest{}
-	mi := &file_parleypb_parley_proto_msgTypes[29]
+	mi := &file_parleypb_parley_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2907,7 +2978,7 @@ func (x *KTHistoryRequest) String() string {
 func (*KTHistoryRequest) ProtoMessage() {}
 
 func (x *KTHistoryRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[29]
+	mi := &file_parleypb_parley_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2920,7 +2991,7 @@ func (x *KTHistoryRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KTHistoryRequest.ProtoReflect.Descriptor instead.
 func (*KTHistoryRequest) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{29}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *KTHistoryRequest) GetAfterEpoch() uint64 {
@@ -2955,7 +3026,7 @@ type KTHistoryResponse struct {
 
 func (x *KTHistoryResponse) Reset() {
 	*x = KTHistoryResponse{}
-	mi := &file_parleypb_parley_proto_msgTypes[30]
+	mi := &file_parleypb_parley_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2967,7 +3038,7 @@ func (x *KTHistoryResponse) String() string {
 func (*KTHistoryResponse) ProtoMessage() {}
 
 func (x *KTHistoryResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[30]
+	mi := &file_parleypb_parley_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2980,7 +3051,7 @@ func (x *KTHistoryResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KTHistoryResponse.ProtoReflect.Descriptor instead.
 func (*KTHistoryResponse) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{30}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *KTHistoryResponse) GetAnswer() *KTAnswer {
@@ -3017,7 +3088,7 @@ type KTConsistencyRequest struct {
 
 func (x *KTConsistencyRequest) Reset() {
 	*x = KTConsistencyRequest{}
-	mi := &file_parleypb_parley_proto_msgTypes[31]
+	mi := &file_parleypb_parley_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3029,7 +3100,7 @@ func (x *KTConsistencyRequest) String() string {
 func (*KTConsistencyRequest) ProtoMessage() {}
 
 func (x *KTConsistencyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[31]
+	mi := &file_parleypb_parley_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3042,7 +3113,7 @@ func (x *KTConsistencyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KTConsistencyRequest.ProtoReflect.Descriptor instead.
 func (*KTConsistencyRequest) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{31}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *KTConsistencyRequest) GetOldSize() int64 {
@@ -3068,7 +3139,7 @@ type KTConsistencyResponse struct {
 
 func (x *KTConsistencyResponse) Reset() {
 	*x = KTConsistencyResponse{}
-	mi := &file_parleypb_parley_proto_msgTypes[32]
+	mi := &file_parleypb_parley_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3080,7 +3151,7 @@ func (x *KTConsistencyResponse) String() string {
 func (*KTConsistencyResponse) ProtoMessage() {}
 
 func (x *KTConsistencyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[32]
+	mi := &file_parleypb_parley_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3093,7 +3164,7 @@ func (x *KTConsistencyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KTConsistencyResponse.ProtoReflect.Descriptor instead.
 func (*KTConsistencyResponse) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{32}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *KTConsistencyResponse) GetProof() []byte {
@@ -3112,7 +3183,7 @@ type ApproveLinkResponse struct {
 
 func (x *ApproveLinkResponse) Reset() {
 	*x = ApproveLinkResponse{}
-	mi := &file_parleypb_parley_proto_msgTypes[33]
+	mi := &file_parleypb_parley_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3124,7 +3195,7 @@ func (x *ApproveLinkResponse) String() string {
 func (*ApproveLinkResponse) ProtoMessage() {}
 
 func (x *ApproveLinkResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[33]
+	mi := &file_parleypb_parley_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3137,7 +3208,7 @@ func (x *ApproveLinkResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApproveLinkResponse.ProtoReflect.Descriptor instead.
 func (*ApproveLinkResponse) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{33}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *ApproveLinkResponse) GetDevice() *Device {
@@ -3158,7 +3229,7 @@ type Device struct {
 
 func (x *Device) Reset() {
 	*x = Device{}
-	mi := &file_parleypb_parley_proto_msgTypes[34]
+	mi := &file_parleypb_parley_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3170,7 +3241,7 @@ func (x *Device) String() string {
 func (*Device) ProtoMessage() {}
 
 func (x *Device) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[34]
+	mi := &file_parleypb_parley_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3183,7 +3254,7 @@ func (x *Device) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Device.ProtoReflect.Descriptor instead.
 func (*Device) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{34}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *Device) GetId() string {
@@ -3215,7 +3286,7 @@ type ListDevicesRequest struct {
 
 func (x *ListDevicesRequest) Reset() {
 	*x = ListDevicesRequest{}
-	mi := &file_parleypb_parley_proto_msgTypes[35]
+	mi := &file_parleypb_parley_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3227,7 +3298,7 @@ func (x *ListDevicesRequest) String() string {
 func (*ListDevicesRequest) ProtoMessage() {}
 
 func (x *ListDevicesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[35]
+	mi := &file_parleypb_parley_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3240,7 +3311,7 @@ func (x *ListDevicesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListDevicesRequest.ProtoReflect.Descriptor instead.
 func (*ListDevicesRequest) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{35}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{36}
 }
 
 type ListDevicesResponse struct {
@@ -3252,7 +3323,7 @@ type ListDevicesResponse struct {
 
 func (x *ListDevicesResponse) Reset() {
 	*x = ListDevicesResponse{}
-	mi := &file_parleypb_parley_proto_msgTypes[36]
+	mi := &file_parleypb_parley_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3264,7 +3335,7 @@ func (x *ListDevicesResponse) String() string {
 func (*ListDevicesResponse) ProtoMessage() {}
 
 func (x *ListDevicesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[36]
+	mi := &file_parleypb_parley_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3277,7 +3348,7 @@ func (x *ListDevicesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListDevicesResponse.ProtoReflect.Descriptor instead.
 func (*ListDevicesResponse) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{36}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *ListDevicesResponse) GetDevices() []*Device {
@@ -3296,7 +3367,7 @@ type RemoveDeviceRequest struct {
 
 func (x *RemoveDeviceRequest) Reset() {
 	*x = RemoveDeviceRequest{}
-	mi := &file_parleypb_parley_proto_msgTypes[37]
+	mi := &file_parleypb_parley_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3308,7 +3379,7 @@ func (x *RemoveDeviceRequest) String() string {
 func (*RemoveDeviceRequest) ProtoMessage() {}
 
 func (x *RemoveDeviceRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[37]
+	mi := &file_parleypb_parley_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3321,7 +3392,7 @@ func (x *RemoveDeviceRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveDeviceRequest.ProtoReflect.Descriptor instead.
 func (*RemoveDeviceRequest) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{37}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *RemoveDeviceRequest) GetDeviceId() string {
@@ -3345,7 +3416,7 @@ type DeleteAccountRequest struct {
 
 func (x *DeleteAccountRequest) Reset() {
 	*x = DeleteAccountRequest{}
-	mi := &file_parleypb_parley_proto_msgTypes[38]
+	mi := &file_parleypb_parley_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3357,7 +3428,7 @@ func (x *DeleteAccountRequest) String() string {
 func (*DeleteAccountRequest) ProtoMessage() {}
 
 func (x *DeleteAccountRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[38]
+	mi := &file_parleypb_parley_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3370,7 +3441,7 @@ func (x *DeleteAccountRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteAccountRequest.ProtoReflect.Descriptor instead.
 func (*DeleteAccountRequest) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{38}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *DeleteAccountRequest) GetUsername() string {
@@ -3393,7 +3464,7 @@ type KeyPackage struct {
 
 func (x *KeyPackage) Reset() {
 	*x = KeyPackage{}
-	mi := &file_parleypb_parley_proto_msgTypes[39]
+	mi := &file_parleypb_parley_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3405,7 +3476,7 @@ func (x *KeyPackage) String() string {
 func (*KeyPackage) ProtoMessage() {}
 
 func (x *KeyPackage) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[39]
+	mi := &file_parleypb_parley_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3418,7 +3489,7 @@ func (x *KeyPackage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KeyPackage.ProtoReflect.Descriptor instead.
 func (*KeyPackage) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{39}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *KeyPackage) GetRef() []byte {
@@ -3452,7 +3523,7 @@ type UploadKeyPackagesRequest struct {
 
 func (x *UploadKeyPackagesRequest) Reset() {
 	*x = UploadKeyPackagesRequest{}
-	mi := &file_parleypb_parley_proto_msgTypes[40]
+	mi := &file_parleypb_parley_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3464,7 +3535,7 @@ func (x *UploadKeyPackagesRequest) String() string {
 func (*UploadKeyPackagesRequest) ProtoMessage() {}
 
 func (x *UploadKeyPackagesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[40]
+	mi := &file_parleypb_parley_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3477,7 +3548,7 @@ func (x *UploadKeyPackagesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UploadKeyPackagesRequest.ProtoReflect.Descriptor instead.
 func (*UploadKeyPackagesRequest) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{40}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *UploadKeyPackagesRequest) GetKeyPackages() []*KeyPackage {
@@ -3503,7 +3574,7 @@ type UploadKeyPackagesResponse struct {
 
 func (x *UploadKeyPackagesResponse) Reset() {
 	*x = UploadKeyPackagesResponse{}
-	mi := &file_parleypb_parley_proto_msgTypes[41]
+	mi := &file_parleypb_parley_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3515,7 +3586,7 @@ func (x *UploadKeyPackagesResponse) String() string {
 func (*UploadKeyPackagesResponse) ProtoMessage() {}
 
 func (x *UploadKeyPackagesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[41]
+	mi := &file_parleypb_parley_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3528,7 +3599,7 @@ func (x *UploadKeyPackagesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UploadKeyPackagesResponse.ProtoReflect.Descriptor instead.
 func (*UploadKeyPackagesResponse) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{41}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *UploadKeyPackagesResponse) GetRemaining() uint32 {
@@ -3551,7 +3622,7 @@ type FetchKeyPackagesRequest struct {
 
 func (x *FetchKeyPackagesRequest) Reset() {
 	*x = FetchKeyPackagesRequest{}
-	mi := &file_parleypb_parley_proto_msgTypes[42]
+	mi := &file_parleypb_parley_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3563,7 +3634,7 @@ func (x *FetchKeyPackagesRequest) String() string {
 func (*FetchKeyPackagesRequest) ProtoMessage() {}
 
 func (x *FetchKeyPackagesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[42]
+	mi := &file_parleypb_parley_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3576,7 +3647,7 @@ func (x *FetchKeyPackagesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FetchKeyPackagesRequest.ProtoReflect.Descriptor instead.
 func (*FetchKeyPackagesRequest) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{42}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *FetchKeyPackagesRequest) GetUsername() string {
@@ -3611,7 +3682,7 @@ type DeviceKeyPackage struct {
 
 func (x *DeviceKeyPackage) Reset() {
 	*x = DeviceKeyPackage{}
-	mi := &file_parleypb_parley_proto_msgTypes[43]
+	mi := &file_parleypb_parley_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3623,7 +3694,7 @@ func (x *DeviceKeyPackage) String() string {
 func (*DeviceKeyPackage) ProtoMessage() {}
 
 func (x *DeviceKeyPackage) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[43]
+	mi := &file_parleypb_parley_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3636,7 +3707,7 @@ func (x *DeviceKeyPackage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeviceKeyPackage.ProtoReflect.Descriptor instead.
 func (*DeviceKeyPackage) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{43}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *DeviceKeyPackage) GetDeviceId() string {
@@ -3669,7 +3740,7 @@ type FetchKeyPackagesResponse struct {
 
 func (x *FetchKeyPackagesResponse) Reset() {
 	*x = FetchKeyPackagesResponse{}
-	mi := &file_parleypb_parley_proto_msgTypes[44]
+	mi := &file_parleypb_parley_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3681,7 +3752,7 @@ func (x *FetchKeyPackagesResponse) String() string {
 func (*FetchKeyPackagesResponse) ProtoMessage() {}
 
 func (x *FetchKeyPackagesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[44]
+	mi := &file_parleypb_parley_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3694,7 +3765,7 @@ func (x *FetchKeyPackagesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FetchKeyPackagesResponse.ProtoReflect.Descriptor instead.
 func (*FetchKeyPackagesResponse) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{44}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *FetchKeyPackagesResponse) GetKeyPackages() []*DeviceKeyPackage {
@@ -3720,7 +3791,7 @@ type CreateConversationRequest struct {
 
 func (x *CreateConversationRequest) Reset() {
 	*x = CreateConversationRequest{}
-	mi := &file_parleypb_parley_proto_msgTypes[45]
+	mi := &file_parleypb_parley_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3732,7 +3803,7 @@ func (x *CreateConversationRequest) String() string {
 func (*CreateConversationRequest) ProtoMessage() {}
 
 func (x *CreateConversationRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[45]
+	mi := &file_parleypb_parley_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3745,7 +3816,7 @@ func (x *CreateConversationRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateConversationRequest.ProtoReflect.Descriptor instead.
 func (*CreateConversationRequest) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{45}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *CreateConversationRequest) GetConversationId() []byte {
@@ -3771,7 +3842,7 @@ type CreateConversationResponse struct {
 
 func (x *CreateConversationResponse) Reset() {
 	*x = CreateConversationResponse{}
-	mi := &file_parleypb_parley_proto_msgTypes[46]
+	mi := &file_parleypb_parley_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3783,7 +3854,7 @@ func (x *CreateConversationResponse) String() string {
 func (*CreateConversationResponse) ProtoMessage() {}
 
 func (x *CreateConversationResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[46]
+	mi := &file_parleypb_parley_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3796,7 +3867,7 @@ func (x *CreateConversationResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateConversationResponse.ProtoReflect.Descriptor instead.
 func (*CreateConversationResponse) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{46}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *CreateConversationResponse) GetEpoch() uint64 {
@@ -3829,7 +3900,7 @@ type Message struct {
 
 func (x *Message) Reset() {
 	*x = Message{}
-	mi := &file_parleypb_parley_proto_msgTypes[47]
+	mi := &file_parleypb_parley_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3841,7 +3912,7 @@ func (x *Message) String() string {
 func (*Message) ProtoMessage() {}
 
 func (x *Message) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[47]
+	mi := &file_parleypb_parley_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3854,7 +3925,7 @@ func (x *Message) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Message.ProtoReflect.Descriptor instead.
 func (*Message) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{47}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *Message) GetId() []byte {
@@ -3951,7 +4022,7 @@ type SendRequest struct {
 
 func (x *SendRequest) Reset() {
 	*x = SendRequest{}
-	mi := &file_parleypb_parley_proto_msgTypes[48]
+	mi := &file_parleypb_parley_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3963,7 +4034,7 @@ func (x *SendRequest) String() string {
 func (*SendRequest) ProtoMessage() {}
 
 func (x *SendRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[48]
+	mi := &file_parleypb_parley_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3976,7 +4047,7 @@ func (x *SendRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SendRequest.ProtoReflect.Descriptor instead.
 func (*SendRequest) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{48}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *SendRequest) GetMessageId() []byte {
@@ -4046,7 +4117,7 @@ type SendResponse struct {
 
 func (x *SendResponse) Reset() {
 	*x = SendResponse{}
-	mi := &file_parleypb_parley_proto_msgTypes[49]
+	mi := &file_parleypb_parley_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4058,7 +4129,7 @@ func (x *SendResponse) String() string {
 func (*SendResponse) ProtoMessage() {}
 
 func (x *SendResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[49]
+	mi := &file_parleypb_parley_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4071,7 +4142,7 @@ func (x *SendResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SendResponse.ProtoReflect.Descriptor instead.
 func (*SendResponse) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{49}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *SendResponse) GetSeq() uint64 {
@@ -4105,7 +4176,7 @@ type FetchRequest struct {
 
 func (x *FetchRequest) Reset() {
 	*x = FetchRequest{}
-	mi := &file_parleypb_parley_proto_msgTypes[50]
+	mi := &file_parleypb_parley_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4117,7 +4188,7 @@ func (x *FetchRequest) String() string {
 func (*FetchRequest) ProtoMessage() {}
 
 func (x *FetchRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[50]
+	mi := &file_parleypb_parley_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4130,7 +4201,7 @@ func (x *FetchRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FetchRequest.ProtoReflect.Descriptor instead.
 func (*FetchRequest) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{50}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *FetchRequest) GetConversationId() []byte {
@@ -4157,7 +4228,7 @@ type FetchResponse struct {
 
 func (x *FetchResponse) Reset() {
 	*x = FetchResponse{}
-	mi := &file_parleypb_parley_proto_msgTypes[51]
+	mi := &file_parleypb_parley_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4169,7 +4240,7 @@ func (x *FetchResponse) String() string {
 func (*FetchResponse) ProtoMessage() {}
 
 func (x *FetchResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[51]
+	mi := &file_parleypb_parley_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4182,7 +4253,7 @@ func (x *FetchResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FetchResponse.ProtoReflect.Descriptor instead.
 func (*FetchResponse) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{51}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *FetchResponse) GetMessages() []*Message {
@@ -4209,7 +4280,7 @@ type AckRequest struct {
 
 func (x *AckRequest) Reset() {
 	*x = AckRequest{}
-	mi := &file_parleypb_parley_proto_msgTypes[52]
+	mi := &file_parleypb_parley_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4221,7 +4292,7 @@ func (x *AckRequest) String() string {
 func (*AckRequest) ProtoMessage() {}
 
 func (x *AckRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[52]
+	mi := &file_parleypb_parley_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4234,7 +4305,7 @@ func (x *AckRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AckRequest.ProtoReflect.Descriptor instead.
 func (*AckRequest) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{52}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *AckRequest) GetConversationId() []byte {
@@ -4264,7 +4335,7 @@ type ListConversationsRequest struct {
 
 func (x *ListConversationsRequest) Reset() {
 	*x = ListConversationsRequest{}
-	mi := &file_parleypb_parley_proto_msgTypes[53]
+	mi := &file_parleypb_parley_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4276,7 +4347,7 @@ func (x *ListConversationsRequest) String() string {
 func (*ListConversationsRequest) ProtoMessage() {}
 
 func (x *ListConversationsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[53]
+	mi := &file_parleypb_parley_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4289,7 +4360,7 @@ func (x *ListConversationsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListConversationsRequest.ProtoReflect.Descriptor instead.
 func (*ListConversationsRequest) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{53}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{54}
 }
 
 func (x *ListConversationsRequest) GetAfter() []byte {
@@ -4321,7 +4392,7 @@ type ConversationInfo struct {
 
 func (x *ConversationInfo) Reset() {
 	*x = ConversationInfo{}
-	mi := &file_parleypb_parley_proto_msgTypes[54]
+	mi := &file_parleypb_parley_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4333,7 +4404,7 @@ func (x *ConversationInfo) String() string {
 func (*ConversationInfo) ProtoMessage() {}
 
 func (x *ConversationInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[54]
+	mi := &file_parleypb_parley_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4346,7 +4417,7 @@ func (x *ConversationInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConversationInfo.ProtoReflect.Descriptor instead.
 func (*ConversationInfo) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{54}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{55}
 }
 
 func (x *ConversationInfo) GetConversationId() []byte {
@@ -4408,7 +4479,7 @@ type ListConversationsResponse struct {
 
 func (x *ListConversationsResponse) Reset() {
 	*x = ListConversationsResponse{}
-	mi := &file_parleypb_parley_proto_msgTypes[55]
+	mi := &file_parleypb_parley_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4420,7 +4491,7 @@ func (x *ListConversationsResponse) String() string {
 func (*ListConversationsResponse) ProtoMessage() {}
 
 func (x *ListConversationsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[55]
+	mi := &file_parleypb_parley_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4433,7 +4504,7 @@ func (x *ListConversationsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListConversationsResponse.ProtoReflect.Descriptor instead.
 func (*ListConversationsResponse) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{55}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{56}
 }
 
 func (x *ListConversationsResponse) GetConversations() []*ConversationInfo {
@@ -4459,7 +4530,7 @@ type FetchInboxRequest struct {
 
 func (x *FetchInboxRequest) Reset() {
 	*x = FetchInboxRequest{}
-	mi := &file_parleypb_parley_proto_msgTypes[56]
+	mi := &file_parleypb_parley_proto_msgTypes[57]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4471,7 +4542,7 @@ func (x *FetchInboxRequest) String() string {
 func (*FetchInboxRequest) ProtoMessage() {}
 
 func (x *FetchInboxRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[56]
+	mi := &file_parleypb_parley_proto_msgTypes[57]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4484,7 +4555,7 @@ func (x *FetchInboxRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FetchInboxRequest.ProtoReflect.Descriptor instead.
 func (*FetchInboxRequest) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{56}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{57}
 }
 
 func (x *FetchInboxRequest) GetLimit() uint32 {
@@ -4504,7 +4575,7 @@ type FetchInboxResponse struct {
 
 func (x *FetchInboxResponse) Reset() {
 	*x = FetchInboxResponse{}
-	mi := &file_parleypb_parley_proto_msgTypes[57]
+	mi := &file_parleypb_parley_proto_msgTypes[58]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4516,7 +4587,7 @@ func (x *FetchInboxResponse) String() string {
 func (*FetchInboxResponse) ProtoMessage() {}
 
 func (x *FetchInboxResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[57]
+	mi := &file_parleypb_parley_proto_msgTypes[58]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4529,7 +4600,7 @@ func (x *FetchInboxResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FetchInboxResponse.ProtoReflect.Descriptor instead.
 func (*FetchInboxResponse) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{57}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{58}
 }
 
 func (x *FetchInboxResponse) GetMessages() []*Message {
@@ -4555,7 +4626,7 @@ type AckInboxRequest struct {
 
 func (x *AckInboxRequest) Reset() {
 	*x = AckInboxRequest{}
-	mi := &file_parleypb_parley_proto_msgTypes[58]
+	mi := &file_parleypb_parley_proto_msgTypes[59]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4567,7 +4638,7 @@ func (x *AckInboxRequest) String() string {
 func (*AckInboxRequest) ProtoMessage() {}
 
 func (x *AckInboxRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[58]
+	mi := &file_parleypb_parley_proto_msgTypes[59]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4580,7 +4651,7 @@ func (x *AckInboxRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AckInboxRequest.ProtoReflect.Descriptor instead.
 func (*AckInboxRequest) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{58}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{59}
 }
 
 func (x *AckInboxRequest) GetSeq() uint64 {
@@ -4598,7 +4669,7 @@ type PingRequest struct {
 
 func (x *PingRequest) Reset() {
 	*x = PingRequest{}
-	mi := &file_parleypb_parley_proto_msgTypes[59]
+	mi := &file_parleypb_parley_proto_msgTypes[60]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4610,7 +4681,7 @@ func (x *PingRequest) String() string {
 func (*PingRequest) ProtoMessage() {}
 
 func (x *PingRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[59]
+	mi := &file_parleypb_parley_proto_msgTypes[60]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4623,7 +4694,7 @@ func (x *PingRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PingRequest.ProtoReflect.Descriptor instead.
 func (*PingRequest) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{59}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{60}
 }
 
 type Push struct {
@@ -4642,7 +4713,7 @@ type Push struct {
 
 func (x *Push) Reset() {
 	*x = Push{}
-	mi := &file_parleypb_parley_proto_msgTypes[60]
+	mi := &file_parleypb_parley_proto_msgTypes[61]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4654,7 +4725,7 @@ func (x *Push) String() string {
 func (*Push) ProtoMessage() {}
 
 func (x *Push) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[60]
+	mi := &file_parleypb_parley_proto_msgTypes[61]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4667,7 +4738,7 @@ func (x *Push) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Push.ProtoReflect.Descriptor instead.
 func (*Push) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{60}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{61}
 }
 
 func (x *Push) GetEvent() isPush_Event {
@@ -4765,7 +4836,7 @@ type LinkApproved struct {
 
 func (x *LinkApproved) Reset() {
 	*x = LinkApproved{}
-	mi := &file_parleypb_parley_proto_msgTypes[61]
+	mi := &file_parleypb_parley_proto_msgTypes[62]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4777,7 +4848,7 @@ func (x *LinkApproved) String() string {
 func (*LinkApproved) ProtoMessage() {}
 
 func (x *LinkApproved) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[61]
+	mi := &file_parleypb_parley_proto_msgTypes[62]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4790,7 +4861,7 @@ func (x *LinkApproved) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LinkApproved.ProtoReflect.Descriptor instead.
 func (*LinkApproved) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{61}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{62}
 }
 
 func (x *LinkApproved) GetDeviceId() string {
@@ -4810,7 +4881,7 @@ type KeyPackagesLow struct {
 
 func (x *KeyPackagesLow) Reset() {
 	*x = KeyPackagesLow{}
-	mi := &file_parleypb_parley_proto_msgTypes[62]
+	mi := &file_parleypb_parley_proto_msgTypes[63]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4822,7 +4893,7 @@ func (x *KeyPackagesLow) String() string {
 func (*KeyPackagesLow) ProtoMessage() {}
 
 func (x *KeyPackagesLow) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[62]
+	mi := &file_parleypb_parley_proto_msgTypes[63]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4835,7 +4906,7 @@ func (x *KeyPackagesLow) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KeyPackagesLow.ProtoReflect.Descriptor instead.
 func (*KeyPackagesLow) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{62}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{63}
 }
 
 func (x *KeyPackagesLow) GetRemaining() uint32 {
@@ -4861,7 +4932,7 @@ type DeviceRemoved struct {
 
 func (x *DeviceRemoved) Reset() {
 	*x = DeviceRemoved{}
-	mi := &file_parleypb_parley_proto_msgTypes[63]
+	mi := &file_parleypb_parley_proto_msgTypes[64]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4873,7 +4944,7 @@ func (x *DeviceRemoved) String() string {
 func (*DeviceRemoved) ProtoMessage() {}
 
 func (x *DeviceRemoved) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[63]
+	mi := &file_parleypb_parley_proto_msgTypes[64]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4886,7 +4957,7 @@ func (x *DeviceRemoved) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeviceRemoved.ProtoReflect.Descriptor instead.
 func (*DeviceRemoved) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{63}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{64}
 }
 
 func (x *DeviceRemoved) GetDeviceId() string {
@@ -4911,7 +4982,7 @@ type PrivacyRequest struct {
 
 func (x *PrivacyRequest) Reset() {
 	*x = PrivacyRequest{}
-	mi := &file_parleypb_parley_proto_msgTypes[64]
+	mi := &file_parleypb_parley_proto_msgTypes[65]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4923,7 +4994,7 @@ func (x *PrivacyRequest) String() string {
 func (*PrivacyRequest) ProtoMessage() {}
 
 func (x *PrivacyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[64]
+	mi := &file_parleypb_parley_proto_msgTypes[65]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4936,7 +5007,7 @@ func (x *PrivacyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PrivacyRequest.ProtoReflect.Descriptor instead.
 func (*PrivacyRequest) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{64}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{65}
 }
 
 func (x *PrivacyRequest) GetBlock() []string {
@@ -4970,7 +5041,7 @@ type PrivacyResponse struct {
 
 func (x *PrivacyResponse) Reset() {
 	*x = PrivacyResponse{}
-	mi := &file_parleypb_parley_proto_msgTypes[65]
+	mi := &file_parleypb_parley_proto_msgTypes[66]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4982,7 +5053,7 @@ func (x *PrivacyResponse) String() string {
 func (*PrivacyResponse) ProtoMessage() {}
 
 func (x *PrivacyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[65]
+	mi := &file_parleypb_parley_proto_msgTypes[66]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4995,7 +5066,7 @@ func (x *PrivacyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PrivacyResponse.ProtoReflect.Descriptor instead.
 func (*PrivacyResponse) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{65}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{66}
 }
 
 func (x *PrivacyResponse) GetBlocked() []string {
@@ -5203,7 +5274,14 @@ const file_parleypb_parley_proto_rawDesc = "" +
 	"\acase_id\x18\x01 \x01(\tR\x06caseId\"<\n" +
 	"\rAppealRequest\x12\x17\n" +
 	"\acase_id\x18\x01 \x01(\tR\x06caseId\x12\x12\n" +
-	"\x04text\x18\x02 \x01(\tR\x04text\"\x0f\n" +
+	"\x04text\x18\x02 \x01(\tR\x04text\"\x87\x01\n" +
+	"\rClusterNotice\x12\x12\n" +
+	"\x04node\x18\x01 \x01(\tR\x04node\x12\x1e\n" +
+	"\n" +
+	"recipients\x18\x02 \x03(\tR\n" +
+	"recipients\x12,\n" +
+	"\amessage\x18\x03 \x01(\v2\x12.parley.v1.MessageR\amessage\x12\x14\n" +
+	"\x05inbox\x18\x04 \x01(\bR\x05inbox\"\x0f\n" +
 	"\rKTKeysRequest\"\x9d\x01\n" +
 	"\x0eKTKeysResponse\x12\x16\n" +
 	"\x06origin\x18\x01 \x01(\tR\x06origin\x12\x19\n" +
@@ -5402,7 +5480,7 @@ func file_parleypb_parley_proto_rawDescGZIP() []byte {
 }
 
 var file_parleypb_parley_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_parleypb_parley_proto_msgTypes = make([]protoimpl.MessageInfo, 66)
+var file_parleypb_parley_proto_msgTypes = make([]protoimpl.MessageInfo, 67)
 var file_parleypb_parley_proto_goTypes = []any{
 	(ErrorCode)(0),                     // 0: parley.v1.ErrorCode
 	(Kind)(0),                          // 1: parley.v1.Kind
@@ -5434,45 +5512,46 @@ var file_parleypb_parley_proto_goTypes = []any{
 	(*ReportedMessage)(nil),            // 27: parley.v1.ReportedMessage
 	(*ReportResponse)(nil),             // 28: parley.v1.ReportResponse
 	(*AppealRequest)(nil),              // 29: parley.v1.AppealRequest
-	(*KTKeysRequest)(nil),              // 30: parley.v1.KTKeysRequest
-	(*KTKeysResponse)(nil),             // 31: parley.v1.KTKeysResponse
-	(*KTHistoryRequest)(nil),           // 32: parley.v1.KTHistoryRequest
-	(*KTHistoryResponse)(nil),          // 33: parley.v1.KTHistoryResponse
-	(*KTConsistencyRequest)(nil),       // 34: parley.v1.KTConsistencyRequest
-	(*KTConsistencyResponse)(nil),      // 35: parley.v1.KTConsistencyResponse
-	(*ApproveLinkResponse)(nil),        // 36: parley.v1.ApproveLinkResponse
-	(*Device)(nil),                     // 37: parley.v1.Device
-	(*ListDevicesRequest)(nil),         // 38: parley.v1.ListDevicesRequest
-	(*ListDevicesResponse)(nil),        // 39: parley.v1.ListDevicesResponse
-	(*RemoveDeviceRequest)(nil),        // 40: parley.v1.RemoveDeviceRequest
-	(*DeleteAccountRequest)(nil),       // 41: parley.v1.DeleteAccountRequest
-	(*KeyPackage)(nil),                 // 42: parley.v1.KeyPackage
-	(*UploadKeyPackagesRequest)(nil),   // 43: parley.v1.UploadKeyPackagesRequest
-	(*UploadKeyPackagesResponse)(nil),  // 44: parley.v1.UploadKeyPackagesResponse
-	(*FetchKeyPackagesRequest)(nil),    // 45: parley.v1.FetchKeyPackagesRequest
-	(*DeviceKeyPackage)(nil),           // 46: parley.v1.DeviceKeyPackage
-	(*FetchKeyPackagesResponse)(nil),   // 47: parley.v1.FetchKeyPackagesResponse
-	(*CreateConversationRequest)(nil),  // 48: parley.v1.CreateConversationRequest
-	(*CreateConversationResponse)(nil), // 49: parley.v1.CreateConversationResponse
-	(*Message)(nil),                    // 50: parley.v1.Message
-	(*SendRequest)(nil),                // 51: parley.v1.SendRequest
-	(*SendResponse)(nil),               // 52: parley.v1.SendResponse
-	(*FetchRequest)(nil),               // 53: parley.v1.FetchRequest
-	(*FetchResponse)(nil),              // 54: parley.v1.FetchResponse
-	(*AckRequest)(nil),                 // 55: parley.v1.AckRequest
-	(*ListConversationsRequest)(nil),   // 56: parley.v1.ListConversationsRequest
-	(*ConversationInfo)(nil),           // 57: parley.v1.ConversationInfo
-	(*ListConversationsResponse)(nil),  // 58: parley.v1.ListConversationsResponse
-	(*FetchInboxRequest)(nil),          // 59: parley.v1.FetchInboxRequest
-	(*FetchInboxResponse)(nil),         // 60: parley.v1.FetchInboxResponse
-	(*AckInboxRequest)(nil),            // 61: parley.v1.AckInboxRequest
-	(*PingRequest)(nil),                // 62: parley.v1.PingRequest
-	(*Push)(nil),                       // 63: parley.v1.Push
-	(*LinkApproved)(nil),               // 64: parley.v1.LinkApproved
-	(*KeyPackagesLow)(nil),             // 65: parley.v1.KeyPackagesLow
-	(*DeviceRemoved)(nil),              // 66: parley.v1.DeviceRemoved
-	(*PrivacyRequest)(nil),             // 67: parley.v1.PrivacyRequest
-	(*PrivacyResponse)(nil),            // 68: parley.v1.PrivacyResponse
+	(*ClusterNotice)(nil),              // 30: parley.v1.ClusterNotice
+	(*KTKeysRequest)(nil),              // 31: parley.v1.KTKeysRequest
+	(*KTKeysResponse)(nil),             // 32: parley.v1.KTKeysResponse
+	(*KTHistoryRequest)(nil),           // 33: parley.v1.KTHistoryRequest
+	(*KTHistoryResponse)(nil),          // 34: parley.v1.KTHistoryResponse
+	(*KTConsistencyRequest)(nil),       // 35: parley.v1.KTConsistencyRequest
+	(*KTConsistencyResponse)(nil),      // 36: parley.v1.KTConsistencyResponse
+	(*ApproveLinkResponse)(nil),        // 37: parley.v1.ApproveLinkResponse
+	(*Device)(nil),                     // 38: parley.v1.Device
+	(*ListDevicesRequest)(nil),         // 39: parley.v1.ListDevicesRequest
+	(*ListDevicesResponse)(nil),        // 40: parley.v1.ListDevicesResponse
+	(*RemoveDeviceRequest)(nil),        // 41: parley.v1.RemoveDeviceRequest
+	(*DeleteAccountRequest)(nil),       // 42: parley.v1.DeleteAccountRequest
+	(*KeyPackage)(nil),                 // 43: parley.v1.KeyPackage
+	(*UploadKeyPackagesRequest)(nil),   // 44: parley.v1.UploadKeyPackagesRequest
+	(*UploadKeyPackagesResponse)(nil),  // 45: parley.v1.UploadKeyPackagesResponse
+	(*FetchKeyPackagesRequest)(nil),    // 46: parley.v1.FetchKeyPackagesRequest
+	(*DeviceKeyPackage)(nil),           // 47: parley.v1.DeviceKeyPackage
+	(*FetchKeyPackagesResponse)(nil),   // 48: parley.v1.FetchKeyPackagesResponse
+	(*CreateConversationRequest)(nil),  // 49: parley.v1.CreateConversationRequest
+	(*CreateConversationResponse)(nil), // 50: parley.v1.CreateConversationResponse
+	(*Message)(nil),                    // 51: parley.v1.Message
+	(*SendRequest)(nil),                // 52: parley.v1.SendRequest
+	(*SendResponse)(nil),               // 53: parley.v1.SendResponse
+	(*FetchRequest)(nil),               // 54: parley.v1.FetchRequest
+	(*FetchResponse)(nil),              // 55: parley.v1.FetchResponse
+	(*AckRequest)(nil),                 // 56: parley.v1.AckRequest
+	(*ListConversationsRequest)(nil),   // 57: parley.v1.ListConversationsRequest
+	(*ConversationInfo)(nil),           // 58: parley.v1.ConversationInfo
+	(*ListConversationsResponse)(nil),  // 59: parley.v1.ListConversationsResponse
+	(*FetchInboxRequest)(nil),          // 60: parley.v1.FetchInboxRequest
+	(*FetchInboxResponse)(nil),         // 61: parley.v1.FetchInboxResponse
+	(*AckInboxRequest)(nil),            // 62: parley.v1.AckInboxRequest
+	(*PingRequest)(nil),                // 63: parley.v1.PingRequest
+	(*Push)(nil),                       // 64: parley.v1.Push
+	(*LinkApproved)(nil),               // 65: parley.v1.LinkApproved
+	(*KeyPackagesLow)(nil),             // 66: parley.v1.KeyPackagesLow
+	(*DeviceRemoved)(nil),              // 67: parley.v1.DeviceRemoved
+	(*PrivacyRequest)(nil),             // 68: parley.v1.PrivacyRequest
+	(*PrivacyResponse)(nil),            // 69: parley.v1.PrivacyResponse
 }
 var file_parleypb_parley_proto_depIdxs = []int32{
 	7,  // 0: parley.v1.ClientFrame.hello:type_name -> parley.v1.Hello
@@ -5480,52 +5559,52 @@ var file_parleypb_parley_proto_depIdxs = []int32{
 	12, // 2: parley.v1.ClientFrame.authenticate:type_name -> parley.v1.AuthenticateRequest
 	13, // 3: parley.v1.ClientFrame.request_link:type_name -> parley.v1.RequestLinkRequest
 	15, // 4: parley.v1.ClientFrame.approve_link:type_name -> parley.v1.ApproveLinkRequest
-	38, // 5: parley.v1.ClientFrame.list_devices:type_name -> parley.v1.ListDevicesRequest
-	40, // 6: parley.v1.ClientFrame.remove_device:type_name -> parley.v1.RemoveDeviceRequest
-	43, // 7: parley.v1.ClientFrame.upload_key_packages:type_name -> parley.v1.UploadKeyPackagesRequest
-	45, // 8: parley.v1.ClientFrame.fetch_key_packages:type_name -> parley.v1.FetchKeyPackagesRequest
-	48, // 9: parley.v1.ClientFrame.create_conversation:type_name -> parley.v1.CreateConversationRequest
-	51, // 10: parley.v1.ClientFrame.send:type_name -> parley.v1.SendRequest
-	53, // 11: parley.v1.ClientFrame.fetch:type_name -> parley.v1.FetchRequest
-	55, // 12: parley.v1.ClientFrame.ack:type_name -> parley.v1.AckRequest
-	56, // 13: parley.v1.ClientFrame.list_conversations:type_name -> parley.v1.ListConversationsRequest
-	59, // 14: parley.v1.ClientFrame.fetch_inbox:type_name -> parley.v1.FetchInboxRequest
-	61, // 15: parley.v1.ClientFrame.ack_inbox:type_name -> parley.v1.AckInboxRequest
-	62, // 16: parley.v1.ClientFrame.ping:type_name -> parley.v1.PingRequest
-	41, // 17: parley.v1.ClientFrame.delete_account:type_name -> parley.v1.DeleteAccountRequest
-	67, // 18: parley.v1.ClientFrame.privacy:type_name -> parley.v1.PrivacyRequest
+	39, // 5: parley.v1.ClientFrame.list_devices:type_name -> parley.v1.ListDevicesRequest
+	41, // 6: parley.v1.ClientFrame.remove_device:type_name -> parley.v1.RemoveDeviceRequest
+	44, // 7: parley.v1.ClientFrame.upload_key_packages:type_name -> parley.v1.UploadKeyPackagesRequest
+	46, // 8: parley.v1.ClientFrame.fetch_key_packages:type_name -> parley.v1.FetchKeyPackagesRequest
+	49, // 9: parley.v1.ClientFrame.create_conversation:type_name -> parley.v1.CreateConversationRequest
+	52, // 10: parley.v1.ClientFrame.send:type_name -> parley.v1.SendRequest
+	54, // 11: parley.v1.ClientFrame.fetch:type_name -> parley.v1.FetchRequest
+	56, // 12: parley.v1.ClientFrame.ack:type_name -> parley.v1.AckRequest
+	57, // 13: parley.v1.ClientFrame.list_conversations:type_name -> parley.v1.ListConversationsRequest
+	60, // 14: parley.v1.ClientFrame.fetch_inbox:type_name -> parley.v1.FetchInboxRequest
+	62, // 15: parley.v1.ClientFrame.ack_inbox:type_name -> parley.v1.AckInboxRequest
+	63, // 16: parley.v1.ClientFrame.ping:type_name -> parley.v1.PingRequest
+	42, // 17: parley.v1.ClientFrame.delete_account:type_name -> parley.v1.DeleteAccountRequest
+	68, // 18: parley.v1.ClientFrame.privacy:type_name -> parley.v1.PrivacyRequest
 	21, // 19: parley.v1.ClientFrame.publish_device_list:type_name -> parley.v1.PublishDeviceListRequest
 	22, // 20: parley.v1.ClientFrame.fetch_device_list:type_name -> parley.v1.FetchDeviceListRequest
 	16, // 21: parley.v1.ClientFrame.inspect_link:type_name -> parley.v1.InspectLinkRequest
-	30, // 22: parley.v1.ClientFrame.kt_keys:type_name -> parley.v1.KTKeysRequest
-	32, // 23: parley.v1.ClientFrame.kt_history:type_name -> parley.v1.KTHistoryRequest
-	34, // 24: parley.v1.ClientFrame.kt_consistency:type_name -> parley.v1.KTConsistencyRequest
+	31, // 22: parley.v1.ClientFrame.kt_keys:type_name -> parley.v1.KTKeysRequest
+	33, // 23: parley.v1.ClientFrame.kt_history:type_name -> parley.v1.KTHistoryRequest
+	35, // 24: parley.v1.ClientFrame.kt_consistency:type_name -> parley.v1.KTConsistencyRequest
 	26, // 25: parley.v1.ClientFrame.report:type_name -> parley.v1.ReportRequest
 	29, // 26: parley.v1.ClientFrame.appeal:type_name -> parley.v1.AppealRequest
 	6,  // 27: parley.v1.ServerFrame.error:type_name -> parley.v1.Error
 	8,  // 28: parley.v1.ServerFrame.hello:type_name -> parley.v1.HelloResponse
 	9,  // 29: parley.v1.ServerFrame.session:type_name -> parley.v1.Session
 	14, // 30: parley.v1.ServerFrame.request_link:type_name -> parley.v1.RequestLinkResponse
-	36, // 31: parley.v1.ServerFrame.approve_link:type_name -> parley.v1.ApproveLinkResponse
-	39, // 32: parley.v1.ServerFrame.list_devices:type_name -> parley.v1.ListDevicesResponse
+	37, // 31: parley.v1.ServerFrame.approve_link:type_name -> parley.v1.ApproveLinkResponse
+	40, // 32: parley.v1.ServerFrame.list_devices:type_name -> parley.v1.ListDevicesResponse
 	5,  // 33: parley.v1.ServerFrame.empty:type_name -> parley.v1.Empty
-	44, // 34: parley.v1.ServerFrame.upload_key_packages:type_name -> parley.v1.UploadKeyPackagesResponse
-	47, // 35: parley.v1.ServerFrame.fetch_key_packages:type_name -> parley.v1.FetchKeyPackagesResponse
-	49, // 36: parley.v1.ServerFrame.create_conversation:type_name -> parley.v1.CreateConversationResponse
-	52, // 37: parley.v1.ServerFrame.send:type_name -> parley.v1.SendResponse
-	54, // 38: parley.v1.ServerFrame.fetch:type_name -> parley.v1.FetchResponse
-	58, // 39: parley.v1.ServerFrame.list_conversations:type_name -> parley.v1.ListConversationsResponse
-	60, // 40: parley.v1.ServerFrame.fetch_inbox:type_name -> parley.v1.FetchInboxResponse
-	63, // 41: parley.v1.ServerFrame.push:type_name -> parley.v1.Push
-	68, // 42: parley.v1.ServerFrame.privacy:type_name -> parley.v1.PrivacyResponse
+	45, // 34: parley.v1.ServerFrame.upload_key_packages:type_name -> parley.v1.UploadKeyPackagesResponse
+	48, // 35: parley.v1.ServerFrame.fetch_key_packages:type_name -> parley.v1.FetchKeyPackagesResponse
+	50, // 36: parley.v1.ServerFrame.create_conversation:type_name -> parley.v1.CreateConversationResponse
+	53, // 37: parley.v1.ServerFrame.send:type_name -> parley.v1.SendResponse
+	55, // 38: parley.v1.ServerFrame.fetch:type_name -> parley.v1.FetchResponse
+	59, // 39: parley.v1.ServerFrame.list_conversations:type_name -> parley.v1.ListConversationsResponse
+	61, // 40: parley.v1.ServerFrame.fetch_inbox:type_name -> parley.v1.FetchInboxResponse
+	64, // 41: parley.v1.ServerFrame.push:type_name -> parley.v1.Push
+	69, // 42: parley.v1.ServerFrame.privacy:type_name -> parley.v1.PrivacyResponse
 	23, // 43: parley.v1.ServerFrame.fetch_device_list:type_name -> parley.v1.FetchDeviceListResponse
 	17, // 44: parley.v1.ServerFrame.inspect_link:type_name -> parley.v1.InspectLinkResponse
-	31, // 45: parley.v1.ServerFrame.kt_keys:type_name -> parley.v1.KTKeysResponse
-	33, // 46: parley.v1.ServerFrame.kt_history:type_name -> parley.v1.KTHistoryResponse
-	35, // 47: parley.v1.ServerFrame.kt_consistency:type_name -> parley.v1.KTConsistencyResponse
+	32, // 45: parley.v1.ServerFrame.kt_keys:type_name -> parley.v1.KTKeysResponse
+	34, // 46: parley.v1.ServerFrame.kt_history:type_name -> parley.v1.KTHistoryResponse
+	36, // 47: parley.v1.ServerFrame.kt_consistency:type_name -> parley.v1.KTConsistencyResponse
 	28, // 48: parley.v1.ServerFrame.report:type_name -> parley.v1.ReportResponse
 	0,  // 49: parley.v1.Error.code:type_name -> parley.v1.ErrorCode
-	50, // 50: parley.v1.Error.conflict:type_name -> parley.v1.Message
+	51, // 50: parley.v1.Error.conflict:type_name -> parley.v1.Message
 	10, // 51: parley.v1.Session.key_package_counts:type_name -> parley.v1.KeyPackageCount
 	20, // 52: parley.v1.DeviceList.devices:type_name -> parley.v1.ListedDevice
 	18, // 53: parley.v1.PublishDeviceListRequest.list:type_name -> parley.v1.SignedDeviceList
@@ -5533,31 +5612,32 @@ var file_parleypb_parley_proto_depIdxs = []int32{
 	24, // 55: parley.v1.FetchDeviceListResponse.kt:type_name -> parley.v1.KTAnswer
 	25, // 56: parley.v1.KTAnswer.current:type_name -> parley.v1.KTVersion
 	27, // 57: parley.v1.ReportRequest.messages:type_name -> parley.v1.ReportedMessage
-	24, // 58: parley.v1.KTHistoryResponse.answer:type_name -> parley.v1.KTAnswer
-	25, // 59: parley.v1.KTHistoryResponse.versions:type_name -> parley.v1.KTVersion
-	37, // 60: parley.v1.ApproveLinkResponse.device:type_name -> parley.v1.Device
-	37, // 61: parley.v1.ListDevicesResponse.devices:type_name -> parley.v1.Device
-	42, // 62: parley.v1.UploadKeyPackagesRequest.key_packages:type_name -> parley.v1.KeyPackage
-	42, // 63: parley.v1.UploadKeyPackagesRequest.last_resort:type_name -> parley.v1.KeyPackage
-	42, // 64: parley.v1.DeviceKeyPackage.key_package:type_name -> parley.v1.KeyPackage
-	46, // 65: parley.v1.FetchKeyPackagesResponse.key_packages:type_name -> parley.v1.DeviceKeyPackage
-	1,  // 66: parley.v1.Message.kind:type_name -> parley.v1.Kind
-	1,  // 67: parley.v1.SendRequest.kind:type_name -> parley.v1.Kind
-	50, // 68: parley.v1.FetchResponse.messages:type_name -> parley.v1.Message
-	57, // 69: parley.v1.ListConversationsResponse.conversations:type_name -> parley.v1.ConversationInfo
-	50, // 70: parley.v1.FetchInboxResponse.messages:type_name -> parley.v1.Message
-	50, // 71: parley.v1.Push.message:type_name -> parley.v1.Message
-	50, // 72: parley.v1.Push.inbox:type_name -> parley.v1.Message
-	65, // 73: parley.v1.Push.key_packages_low:type_name -> parley.v1.KeyPackagesLow
-	66, // 74: parley.v1.Push.device_removed:type_name -> parley.v1.DeviceRemoved
-	64, // 75: parley.v1.Push.link_approved:type_name -> parley.v1.LinkApproved
-	2,  // 76: parley.v1.PrivacyRequest.group_invites:type_name -> parley.v1.GroupInvites
-	2,  // 77: parley.v1.PrivacyResponse.group_invites:type_name -> parley.v1.GroupInvites
-	78, // [78:78] is the sub-list for method output_type
-	78, // [78:78] is the sub-list for method input_type
-	78, // [78:78] is the sub-list for extension type_name
-	78, // [78:78] is the sub-list for extension extendee
-	0,  // [0:78] is the sub-list for field type_name
+	51, // 58: parley.v1.ClusterNotice.message:type_name -> parley.v1.Message
+	24, // 59: parley.v1.KTHistoryResponse.answer:type_name -> parley.v1.KTAnswer
+	25, // 60: parley.v1.KTHistoryResponse.versions:type_name -> parley.v1.KTVersion
+	38, // 61: parley.v1.ApproveLinkResponse.device:type_name -> parley.v1.Device
+	38, // 62: parley.v1.ListDevicesResponse.devices:type_name -> parley.v1.Device
+	43, // 63: parley.v1.UploadKeyPackagesRequest.key_packages:type_name -> parley.v1.KeyPackage
+	43, // 64: parley.v1.UploadKeyPackagesRequest.last_resort:type_name -> parley.v1.KeyPackage
+	43, // 65: parley.v1.DeviceKeyPackage.key_package:type_name -> parley.v1.KeyPackage
+	47, // 66: parley.v1.FetchKeyPackagesResponse.key_packages:type_name -> parley.v1.DeviceKeyPackage
+	1,  // 67: parley.v1.Message.kind:type_name -> parley.v1.Kind
+	1,  // 68: parley.v1.SendRequest.kind:type_name -> parley.v1.Kind
+	51, // 69: parley.v1.FetchResponse.messages:type_name -> parley.v1.Message
+	58, // 70: parley.v1.ListConversationsResponse.conversations:type_name -> parley.v1.ConversationInfo
+	51, // 71: parley.v1.FetchInboxResponse.messages:type_name -> parley.v1.Message
+	51, // 72: parley.v1.Push.message:type_name -> parley.v1.Message
+	51, // 73: parley.v1.Push.inbox:type_name -> parley.v1.Message
+	66, // 74: parley.v1.Push.key_packages_low:type_name -> parley.v1.KeyPackagesLow
+	67, // 75: parley.v1.Push.device_removed:type_name -> parley.v1.DeviceRemoved
+	65, // 76: parley.v1.Push.link_approved:type_name -> parley.v1.LinkApproved
+	2,  // 77: parley.v1.PrivacyRequest.group_invites:type_name -> parley.v1.GroupInvites
+	2,  // 78: parley.v1.PrivacyResponse.group_invites:type_name -> parley.v1.GroupInvites
+	79, // [79:79] is the sub-list for method output_type
+	79, // [79:79] is the sub-list for method input_type
+	79, // [79:79] is the sub-list for extension type_name
+	79, // [79:79] is the sub-list for extension extendee
+	0,  // [0:79] is the sub-list for field type_name
 }
 
 func init() { file_parleypb_parley_proto_init() }
@@ -5618,7 +5698,7 @@ func file_parleypb_parley_proto_init() {
 		(*ServerFrame_KtConsistency)(nil),
 		(*ServerFrame_Report)(nil),
 	}
-	file_parleypb_parley_proto_msgTypes[60].OneofWrappers = []any{
+	file_parleypb_parley_proto_msgTypes[61].OneofWrappers = []any{
 		(*Push_Message)(nil),
 		(*Push_Inbox)(nil),
 		(*Push_KeyPackagesLow)(nil),
@@ -5631,7 +5711,7 @@ func file_parleypb_parley_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_parleypb_parley_proto_rawDesc), len(file_parleypb_parley_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   66,
+			NumMessages:   67,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

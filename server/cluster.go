@@ -1,0 +1,101 @@
+package server
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/parleychat/parley/store"
+	"github.com/parleychat/parley/wire/parleypb"
+)
+
+// Several nodes (docs/protocol.md §11). Nodes share one database (store
+// backend PostgreSQL), the durable source of truth, and a Bus over which
+// each node announces the messages it stored, so that the nodes where
+// recipients are connected push them at once. A lost notice only delays
+// delivery until the device's next fetch: nothing durable depends on the
+// bus.
+
+// Bus carries notices between server nodes (package natsbus: NATS).
+type Bus interface {
+	// Publish sends a notice to every node; it must not block for long.
+	Publish(b []byte) error
+	// Subscribe calls fn for every notice any node publishes (its own
+	// included) until stop is called.
+	Subscribe(fn func(b []byte)) (stop func(), err error)
+}
+
+func newNodeID() string {
+	b := make([]byte, 8)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// announce publishes stored messages for other nodes' connected devices.
+func (s *Server) announce(res store.AppendResult) {
+	if s.cfg.Bus == nil {
+		return
+	}
+	publish := func(n *parleypb.ClusterNotice) {
+		b, err := proto.Marshal(n)
+		if err == nil {
+			err = s.cfg.Bus.Publish(b)
+		}
+		if err != nil {
+			s.log.Warn("cluster notice not published; recipients on other nodes get the message at their next fetch", "err", err)
+		}
+	}
+	// The stored time to the millisecond: the other node franks with it.
+	wm := func(m store.Message) *parleypb.Message {
+		w := messageToWire(m)
+		w.AcceptedUnixMs = m.Stored.UnixMilli()
+		return w
+	}
+	if len(res.Recipients) > 0 {
+		publish(&parleypb.ClusterNotice{Node: s.nodeID, Recipients: res.Recipients, Message: wm(res.Message)})
+	}
+	for _, w := range res.Welcomes {
+		publish(&parleypb.ClusterNotice{Node: s.nodeID, Recipients: []string{w.DeviceID}, Message: wm(w.Message), Inbox: true})
+	}
+}
+
+// onNotice pushes another node's stored message to this node's connected
+// recipients.
+func (s *Server) onNotice(b []byte) {
+	var n parleypb.ClusterNotice
+	if proto.Unmarshal(b, &n) != nil || n.Node == s.nodeID || n.Message == nil {
+		return
+	}
+	m := store.Message{ID: n.Message.Id, ConversationID: n.Message.ConversationId, Seq: n.Message.Seq, Epoch: n.Message.Epoch,
+		Kind: storeKind(n.Message.Kind), Sender: n.Message.SenderDeviceId, Payload: n.Message.Payload,
+		Stored: time.UnixMilli(n.Message.AcceptedUnixMs)}
+	var push *parleypb.Push
+	for _, d := range n.Recipients {
+		conns := s.hub.conns(d)
+		if len(conns) == 0 {
+			continue
+		}
+		if push == nil {
+			if n.Inbox {
+				push = &parleypb.Push{Event: &parleypb.Push_Inbox{Inbox: messageToWire(m)}}
+			} else {
+				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+				push = &parleypb.Push{Event: &parleypb.Push_Message{Message: s.toWire(ctx, m)}}
+				cancel()
+			}
+		}
+		for _, oc := range conns {
+			oc.push(push)
+		}
+	}
+}
+
+func storeKind(k parleypb.Kind) store.Kind {
+	if k == parleypb.Kind_WELCOME {
+		return store.KindWelcome
+	}
+	return kindFromWire[k]
+}
