@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/parleychat/parley/store"
@@ -47,6 +48,11 @@ type TransparencyConfig struct {
 	// MaxChanges bounds the accounts one epoch takes (default 10 000);
 	// more wait for the next.
 	MaxChanges int
+	// Follow: this node does not publish epochs; it serves the epochs
+	// another node (with the same keys) stores in the shared database,
+	// reloading when a new one appears. Of the nodes sharing a database,
+	// exactly one publishes.
+	Follow bool
 }
 
 // EphemeralTransparency returns a directory config with fresh keys, for
@@ -72,7 +78,7 @@ func EphemeralTransparency(origin string) (*TransparencyConfig, error) {
 // ktDirectory is the server's running directory.
 type ktDirectory struct {
 	cfg   TransparencyConfig
-	dir   *directory.Directory
+	cur   atomic.Pointer[directory.Directory]
 	store store.Store
 	s     *Server
 	nudge chan struct{}
@@ -111,13 +117,71 @@ func newKTDirectory(ctx context.Context, s *Server, cfg TransparencyConfig) (*kt
 	if err != nil {
 		return nil, fmt.Errorf("server: key transparency directory: %w", err)
 	}
-	k := &ktDirectory{cfg: cfg, dir: dir, store: s.cfg.Store, s: s, nudge: make(chan struct{}, 1)}
+	k := &ktDirectory{cfg: cfg, store: s.cfg.Store, s: s, nudge: make(chan struct{}, 1)}
+	k.cur.Store(dir)
 	if n := len(st.Records); n > 0 {
 		if e, err := log.ParseEntry(st.Records[n-1]); err == nil {
 			k.last = e.Time
 		}
 	}
 	return k, nil
+}
+
+// dir is the directory answering now.
+func (k *ktDirectory) dir() *directory.Directory { return k.cur.Load() }
+
+// load reads the directory's stored state.
+func loadDirectory(ctx context.Context, st store.Store, cfg directory.Config) (*directory.Directory, []byte, error) {
+	kt, err := st.KTLoad(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	labels := make([]directory.StoredLabel, len(kt.Labels))
+	for i, l := range kt.Labels {
+		if len(l.Index) != prefix.IndexSize || len(l.Leaf) != prefix.HashSize {
+			return nil, nil, fmt.Errorf("server: stored directory label %q is malformed", l.Label)
+		}
+		labels[i] = directory.StoredLabel{Label: l.Label, VRFProof: l.VRFProof, Epoch: l.Epoch, Version: l.Version}
+		copy(labels[i].Index[:], l.Index)
+		copy(labels[i].Value[:], l.Leaf)
+	}
+	d, err := directory.Restore(cfg, kt.Records, labels, kt.Published)
+	if err != nil {
+		return nil, nil, err
+	}
+	var last []byte
+	if n := len(kt.Records); n > 0 {
+		last = kt.Records[n-1]
+	}
+	return d, last, nil
+}
+
+// follow keeps a following node's directory at the epochs the
+// publishing node stores.
+func (k *ktDirectory) follow(ctx context.Context) {
+	tick := time.NewTicker(k.cfg.Interval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		_, _, err := k.store.KTEpoch(ctx, uint64(k.dir().Size()))
+		if errors.Is(err, store.ErrNotFound) {
+			continue
+		}
+		if err == nil {
+			var d *directory.Directory
+			if d, _, err = loadDirectory(ctx, k.store, k.cfg.Directory); err == nil {
+				k.cur.Store(d)
+				continue
+			}
+		}
+		if ctx.Err() == nil {
+			k.s.log.Error("following the key transparency directory", "err", err)
+		}
+	}
 }
 
 // poke asks the epoch loop to publish soon (a list was published, or a
@@ -134,6 +198,10 @@ func (k *ktDirectory) poke() {
 // in the directory yet, whoever wrote them, and publishes an epoch if
 // there are any, or if the last epoch is Heartbeat old.
 func (k *ktDirectory) run(ctx context.Context) {
+	if k.cfg.Follow {
+		k.follow(ctx)
+		return
+	}
 	tick := time.NewTicker(k.cfg.Interval)
 	defer tick.Stop()
 	for {
@@ -145,7 +213,7 @@ func (k *ktDirectory) run(ctx context.Context) {
 			case <-time.After(wait):
 			}
 		}
-		more, err := k.epoch(ctx, time.Since(k.lastTime()) >= k.cfg.Heartbeat || k.dir.Size() == 0)
+		more, err := k.epoch(ctx, time.Since(k.lastTime()) >= k.cfg.Heartbeat || k.dir().Size() == 0)
 		switch {
 		case errors.Is(err, directory.ErrPending):
 		case err != nil && ctx.Err() == nil:
@@ -187,7 +255,7 @@ func (k *ktDirectory) epoch(ctx context.Context, force bool) (more bool, err err
 				continue // refused at publishing; never stored by this server
 			}
 			c.Version, c.Value = uint32(l.Version), l.Signed
-		} else if _, ok := k.dir.Version(l.Username); !ok {
+		} else if _, ok := k.dir().Version(l.Username); !ok {
 			continue
 		}
 		changes = append(changes, c)
@@ -196,7 +264,7 @@ func (k *ktDirectory) epoch(ctx context.Context, force bool) (more bool, err err
 	if t := k.lastTime(); now.Before(t) {
 		now = t // the clock went back: epochs' times never do
 	}
-	e, err := k.dir.Prepare(rand.Reader, now, changes)
+	e, err := k.dir().Prepare(rand.Reader, now, changes)
 	if err != nil {
 		return false, err
 	}
@@ -216,7 +284,7 @@ func (k *ktDirectory) epoch(ctx context.Context, force bool) (more bool, err err
 	if err := k.store.KTCommitEpoch(ctx, se); err != nil {
 		return false, err
 	}
-	if err := k.dir.Commit(e); err != nil {
+	if err := k.dir().Commit(e); err != nil {
 		return false, err
 	}
 	k.mu.Lock()
@@ -230,7 +298,7 @@ func (k *ktDirectory) epoch(ctx context.Context, force bool) (more bool, err err
 // answer is the directory's answer about username for a client that knows
 // the checkpoint of size known, as a wire message.
 func (k *ktDirectory) answer(ctx context.Context, username string, known int64) (*parleypb.KTAnswer, *directory.Lookup, error) {
-	l, err := k.dir.Search(username, known)
+	l, err := k.dir().Search(username, known)
 	if errors.Is(err, directory.ErrNotServing) {
 		return nil, nil, &wire.Error{Code: parleypb.ErrorCode_NOT_READY, Message: "the key transparency directory has not published an epoch yet; retry in a few seconds"}
 	}
@@ -264,7 +332,7 @@ func wireVersion(v store.KTVersion) *parleypb.KTVersion {
 func (c *conn) handleKTKeys() (parleypb.ServerFrameBody, error) {
 	k := c.s.kt
 	return &parleypb.ServerFrame_KtKeys{KtKeys: &parleypb.KTKeysResponse{
-		Origin: k.cfg.Directory.Origin, NoteKey: k.cfg.VerifierKey, VrfKey: k.dir.VRFPublic().Bytes(), Witnesses: k.cfg.WitnessKeys,
+		Origin: k.cfg.Directory.Origin, NoteKey: k.cfg.VerifierKey, VrfKey: k.dir().VRFPublic().Bytes(), Witnesses: k.cfg.WitnessKeys,
 		FrankingKey: c.s.FrankingKey(),
 	}}, nil
 }
@@ -292,7 +360,7 @@ func (c *conn) handleKTHistory(ctx context.Context, r *parleypb.KTHistoryRequest
 }
 
 func (c *conn) handleKTConsistency(r *parleypb.KTConsistencyRequest) (parleypb.ServerFrameBody, error) {
-	p, err := c.s.kt.dir.Consistency(r.OldSize, r.NewSize)
+	p, err := c.s.kt.dir().Consistency(r.OldSize, r.NewSize)
 	if err != nil {
 		return nil, &wire.Error{Code: parleypb.ErrorCode_NOT_FOUND, Message: err.Error()}
 	}
@@ -327,12 +395,12 @@ type KTEpochJSON struct {
 
 func (s *Server) ktRoutes(mux *http.ServeMux) {
 	mux.HandleFunc("GET "+wire.PathKT+"/keys", func(w http.ResponseWriter, r *http.Request) {
-		_, pub := s.kt.dir.Published()
-		writeJSON(w, KTKeysJSON{Origin: s.kt.cfg.Directory.Origin, NoteKey: s.kt.cfg.VerifierKey, VRFKey: s.kt.dir.VRFPublic().Bytes(),
-			Witnesses: s.kt.cfg.WitnessKeys, Size: s.kt.dir.Size(), Published: pub})
+		_, pub := s.kt.dir().Published()
+		writeJSON(w, KTKeysJSON{Origin: s.kt.cfg.Directory.Origin, NoteKey: s.kt.cfg.VerifierKey, VRFKey: s.kt.dir().VRFPublic().Bytes(),
+			Witnesses: s.kt.cfg.WitnessKeys, Size: s.kt.dir().Size(), Published: pub})
 	})
 	mux.HandleFunc("GET "+wire.PathKT+"/checkpoint", func(w http.ResponseWriter, r *http.Request) {
-		n := s.kt.dir.Latest()
+		n := s.kt.dir().Latest()
 		if n == nil {
 			http.Error(w, "no epoch yet", http.StatusServiceUnavailable)
 			return
@@ -346,7 +414,7 @@ func (s *Server) ktRoutes(mux *http.ServeMux) {
 			http.Error(w, "epoch must be a number", http.StatusBadRequest)
 			return
 		}
-		if n >= uint64(s.kt.dir.Size()) {
+		if n >= uint64(s.kt.dir().Size()) {
 			http.Error(w, "no such epoch yet", http.StatusNotFound)
 			return
 		}
@@ -364,7 +432,7 @@ func (s *Server) ktRoutes(mux *http.ServeMux) {
 			http.Error(w, "from and to must be numbers", http.StatusBadRequest)
 			return
 		}
-		p, err := s.kt.dir.Consistency(from, to)
+		p, err := s.kt.dir().Consistency(from, to)
 		if err != nil {
 			http.Error(w, err.Error(), http.StatusNotFound)
 			return
@@ -379,7 +447,7 @@ func (s *Server) ktRoutes(mux *http.ServeMux) {
 			http.Error(w, "a cosigned checkpoint note, at most 16 KiB", http.StatusBadRequest)
 			return
 		}
-		pub, err := s.kt.dir.Publish(body)
+		pub, err := s.kt.dir().Publish(body)
 		if err != nil {
 			http.Error(w, err.Error(), http.StatusBadRequest)
 			return

@@ -65,3 +65,43 @@ func TestTwoNodesPushOverNATS(t *testing.T) {
 		t.Fatalf("bob's fetch with NATS down: %d messages, %v", len(msgs), err)
 	}
 }
+
+// Key transparency across nodes: node A publishes the directory's
+// epochs, node B (same keys, --kt-follow) serves them from the shared
+// database. A client on B verifies a list published through A.
+func TestTwoNodesOneDirectory(t *testing.T) {
+	ctx := context.Background()
+	dsn := pgtest.DB(t)
+	addrA, dataA := startNodeKT(t, dsn, "", false)
+	addrB, _ := startNodeKTFrom(t, dsn, dataA, true)
+	alice, _ := dial(t, addrA, "alice", "")
+	_ = alice
+	b, err := transport.Dial(ctx, "http://"+addrB, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	if _, err := b.Register(ctx, "bob", newKey(t), ""); err != nil {
+		t.Fatal(err)
+	}
+	kA, err := alice.KTKeys(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kB, err := b.KTKeys(ctx)
+	if err != nil || kB.NoteKey != kA.NoteKey || !bytes.Equal(kB.VrfKey, kA.VrfKey) {
+		t.Fatalf("the nodes serve different directories: %v", err)
+	}
+	// An epoch published by A (the heartbeat, or a list) reaches B.
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		resp, err := b.FetchDeviceList(ctx, "alice", 0)
+		if err == nil && resp.Kt != nil && len(resp.Kt.Checkpoint) > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("node B never served the directory: %v", err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}

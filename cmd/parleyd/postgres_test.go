@@ -25,14 +25,44 @@ func startNode(t *testing.T, dsn, registration string) (addr, data string) {
 }
 
 func startNodeNATS(t *testing.T, dsn, registration, natsURL string) (addr, data string) {
+	return startNode2(t, dsn, registration, natsURL, "", false)
+}
+
+// startNodeKT starts a node with fast key transparency epochs.
+func startNodeKT(t *testing.T, dsn, natsURL string, follow bool) (addr, data string) {
+	return startNode2(t, dsn, "open", natsURL, "", follow)
+}
+
+// startNodeKTFrom starts a node with the directory keys of the data
+// directory from (as an operator copies them to every node).
+func startNodeKTFrom(t *testing.T, dsn, from string, follow bool) (addr, data string) {
+	return startNode2(t, dsn, "open", "", from, follow)
+}
+
+func startNode2(t *testing.T, dsn, registration, natsURL, keysFrom string, follow bool) (addr, data string) {
 	t.Helper()
 	data = filepath.Join(t.TempDir(), "data")
+	if keysFrom != "" {
+		if err := os.MkdirAll(data, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		for _, f := range []string{ktNoteKeyFile, ktVRFKeyFile, frankingKeyFile} {
+			b, err := os.ReadFile(filepath.Join(keysFrom, f))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(filepath.Join(data, f), b, 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	ready := make(chan string, 1)
 	done := make(chan error, 1)
 	go func() {
 		f := serveFlags{data: data, db: dsn, listen: "127.0.0.1:0", registration: registration, retention: time.Hour,
-			maxAttachment: 1 << 20, maxFrame: 1 << 20, shutdownTimeout: 10 * time.Second, nats: natsURL}
+			maxAttachment: 1 << 20, maxFrame: 1 << 20, shutdownTimeout: 10 * time.Second, nats: natsURL,
+			kt: ktFlags{interval: 50 * time.Millisecond, heartbeat: 200 * time.Millisecond, follow: follow}}
 		done <- serveWith(ctx, f, slog.New(slog.NewTextHandler(io.Discard, nil)), ready)
 	}()
 	select {

@@ -32,6 +32,7 @@ type ktFlags struct {
 	origin              string
 	interval, heartbeat time.Duration
 	witnesses           stringsFlag
+	follow              bool
 }
 
 type stringsFlag []string
@@ -43,6 +44,7 @@ func (f *ktFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.origin, "kt-origin", defaultKTOrigin, "`name` of the key transparency log, as a schema-less URL naming this server (e.g. chat.example.org/kt); fixed when the directory's keys are made")
 	fs.DurationVar(&f.interval, "kt-interval", 2*time.Second, "least `duration` between two key transparency epochs: a new device list is in the directory within about this long")
 	fs.DurationVar(&f.heartbeat, "kt-heartbeat", 5*time.Minute, "publish an epoch after this `duration` even when nothing changed (clients refuse a directory that seems frozen for a day)")
+	fs.BoolVar(&f.follow, "kt-follow", false, "do not publish key transparency epochs: serve those another node stores in the shared --db (give every node the same kt-note.key and kt-vrf.key; exactly one node publishes)")
 	fs.Var(&f.witnesses, "kt-witness", "note verifier `key` of an auditor (\"parleyd audit keygen\") that must cosign every epoch before it is served; repeat for several")
 }
 
@@ -95,7 +97,7 @@ func (f *ktFlags) transparencyConfig(dir string) (*server.TransparencyConfig, er
 	}
 	cfg := &server.TransparencyConfig{
 		Directory:   directory.Config{Origin: f.origin, Signer: signer, VRF: vk},
-		VerifierKey: vkey, Interval: f.interval, Heartbeat: f.heartbeat,
+		VerifierKey: vkey, Interval: f.interval, Heartbeat: f.heartbeat, Follow: f.follow,
 	}
 	for _, w := range f.witnesses {
 		v, err := note.NewVerifier(w)
