@@ -208,6 +208,10 @@ func TestLawfulRequestEndToEnd(t *testing.T) {
 	os.WriteFile(f, pub, 0o600)
 	legalCmd(t, 0, "legal", "verify", f, "--log-key", logKey)
 	// Rewritten after the fact: the public form no longer matches.
-	os.WriteFile(f, bytes.Replace(pub, []byte(`GB`), []byte(`FR`), 1), 0o600)
+	forged := bytes.Replace(pub, []byte(`\"country\":\"GB\"`), []byte(`\"country\":\"FR\"`), 1)
+	if bytes.Equal(forged, pub) {
+		t.Fatalf("the publication has no country to rewrite: %s", pub)
+	}
+	os.WriteFile(f, forged, 0o600)
 	legalCmd(t, 1, "legal", "verify", f, "--log-key", logKey)
 }
