@@ -68,6 +68,15 @@ func (c *Client) sendContent(ctx context.Context, conn *transport.Conn, r *convR
 	if err != nil {
 		return Sent{}, err
 	}
+	return c.sendEncoded(ctx, conn, r, cont, mid, plaintext, record)
+}
+
+// sendEncoded encrypts and posts plaintext, the exact encoding of cont
+// whose MIMI id is mid: every attempt with the same bytes has the same
+// id, so the server stores it once (the outbox relies on it), and the
+// franking tag commits to these bytes. Call with the lock held and the
+// conversation caught up.
+func (c *Client) sendEncoded(ctx context.Context, conn *transport.Conn, r *convRecord, cont *content.Content, mid content.MessageID, plaintext []byte, record bool) (Sent, error) {
 	p, err := interpret(cont)
 	if err != nil {
 		return Sent{}, err

@@ -702,46 +702,20 @@ func (c *Client) handleEvent(ctx context.Context, ev transport.Event) error {
 var ErrDeviceRemoved = errors.New("client: this device was removed from the account")
 
 // Follow syncs, then stays connected and calls fn for every new message
-// until ctx is done, reconnecting with backoff when the connection drops.
+// until ctx is done, reconnecting with backoff when the connection drops
+// and sending the outbox when it is back (see Watch).
 func (c *Client) Follow(ctx context.Context, fn func(Message)) error {
-	backoff := 250 * time.Millisecond
-	for {
-		var conn *transport.Conn
-		res, err := c.Sync(ctx)
-		if err == nil {
-			backoff = 250 * time.Millisecond
-			for _, m := range res.Messages {
-				fn(m)
-			}
-			c.mu.Lock()
-			conn = c.conn
-			c.mu.Unlock()
+	return c.Watch(ctx, WatchOptions{}, func(e Event) {
+		if e.Type == EventMessage {
+			fn(*e.Message)
 		}
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		if err != nil || conn == nil {
-			if errors.Is(err, wire.ErrUnauthenticated) || errors.Is(err, ErrDeviceRemoved) {
-				return err
-			}
-			select {
-			case <-ctx.Done():
-				return ctx.Err()
-			case <-time.After(backoff):
-			}
-			backoff = min(2*backoff, 30*time.Second)
-			continue
-		}
-		if err := c.waitForEvent(ctx, conn); err != nil {
-			return err
-		}
-	}
+	})
 }
 
-// waitForEvent blocks until the server pushes something (or the
-// connection drops, or a periodic resync is due).
-func (c *Client) waitForEvent(ctx context.Context, conn *transport.Conn) error {
-	timer := time.NewTimer(30 * time.Second)
+// waitForEventFor blocks until the server pushes something (or the
+// connection drops, or d passed: a periodic resync is due).
+func (c *Client) waitForEventFor(ctx context.Context, conn *transport.Conn, d time.Duration) error {
+	timer := time.NewTimer(d)
 	defer timer.Stop()
 	for {
 		select {

@@ -22,11 +22,9 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net"
 	"os"
 	"os/signal"
 	"path/filepath"
-	"regexp"
 	"sort"
 	"strings"
 	"syscall"
@@ -411,29 +409,6 @@ func groupHelp(group string) string {
 	return b.String()
 }
 
-// transportPrefix is how the wire client wraps a server's answer
-// ("transport: register: parley: ALREADY_EXISTS: ..."): internals a user
-// does not need, since the server's message says what happened.
-var transportPrefix = regexp.MustCompile(`transport: ([a-z ]+: parley: [A-Z_]+|HTTP [0-9]+): `)
-
-// explain turns an error into what a user should read: the server's own
-// words instead of the layers that carried them, and a plain sentence for
-// a server that cannot be reached. --verbose adds the full detail.
-func explain(err error) string {
-	var op *net.OpError
-	if errors.As(err, &op) && op.Op == "dial" || errors.Is(err, syscall.ECONNREFUSED) {
-		return "cannot reach the server: is it running, and is the server URL right? (" + op2string(op, err) + ")"
-	}
-	var dns *net.DNSError
-	if errors.As(err, &dns) {
-		return fmt.Sprintf("cannot reach the server: no such host %q", dns.Name)
-	}
-	return transportPrefix.ReplaceAllString(err.Error(), "")
-}
-
-func op2string(op *net.OpError, err error) string {
-	if op != nil && op.Addr != nil {
-		return "nothing answers at " + op.Addr.String()
-	}
-	return "connection refused"
-}
+// explain turns an error into what a user should read (client.Explain);
+// --verbose adds the full detail.
+func explain(err error) string { return client.Explain(err) }
