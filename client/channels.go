@@ -101,7 +101,9 @@ func (c *Client) ChannelUpdates(ctx context.Context) ([]ChannelPost, error) {
 		return json.NewDecoder(io.LimitReader(resp.Body, 64<<20)).Decode(out)
 	}
 	var list channels.ListResponse
-	if err := get(channels.PathPrefix, &list); err != nil {
+	if err := get(channels.PathPrefix, &list); errors.Is(err, channels.ErrNotFound) {
+		return nil, nil // a server without public channels
+	} else if err != nil {
 		return nil, err
 	}
 	var out []ChannelPost

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"regexp"
+	"strings"
 	"syscall"
 )
 
@@ -32,5 +33,5 @@ func Explain(err error) string {
 	if isConnectionError(err) {
 		return "lost the connection to the server (" + transportPrefix.ReplaceAllString(err.Error(), "") + ")"
 	}
-	return transportPrefix.ReplaceAllString(err.Error(), "")
+	return strings.TrimPrefix(transportPrefix.ReplaceAllString(err.Error(), ""), "client: ")
 }

@@ -347,6 +347,12 @@ func (c *Client) Send(ctx context.Context, target, text string) (SendResult, err
 			return out, errors.New(strings.TrimPrefix(f.LastError, "client: "))
 		}
 	}
+	// Another process sharing the profile (a sync --follow, a chat, the
+	// daemon) may have sent it: it is then in history, not the outbox.
+	if s, ok := c.sentByOther(ctx, q); ok {
+		out.Sent = &s
+		return out, nil
+	}
 	if ferr != nil && IsTransient(ferr) {
 		out.Queued, out.Err = &q, ferr
 		return out, nil
@@ -356,6 +362,30 @@ func (c *Client) Send(ctx context.Context, target, text string) (SendResult, err
 	}
 	c.DiscardOutbox(context.WithoutCancel(ctx), q.ID)
 	return out, ferr
+}
+
+// sentByOther returns the delivery receipt of outbox entry q if it left
+// the outbox and is in history.
+func (c *Client) sentByOther(ctx context.Context, q Queued) (Sent, bool) {
+	var s Sent
+	ok := false
+	c.store.UpdateContext(ctx, func(tx *profile.Tx) error {
+		if has, err := tx.Has(bucketOutbox, q.ID); err != nil || has {
+			return err
+		}
+		r, err := lookupLocal(tx, c.acct.User, q.Conversation)
+		if err != nil {
+			return err
+		}
+		var m Message
+		if err := tx.GetJSON(historyPfx+hexID(r.ID), q.ID, &m); err != nil {
+			return err
+		}
+		s = Sent{ID: m.ID, Conversation: r.label(), ConversationID: hexID(r.ID), Seq: m.Seq, Kind: m.Kind}
+		ok = true
+		return nil
+	})
+	return s, ok
 }
 
 // dropWarning forgets the warning FlushOutbox recorded for message id

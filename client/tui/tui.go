@@ -9,9 +9,11 @@ package tui
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -29,10 +31,19 @@ type Backend interface {
 	Self() client.Self
 	Conversations(ctx context.Context) ([]client.Conversation, error)
 	History(ctx context.Context, conversation string, limit int) ([]client.Message, error)
-	Send(ctx context.Context, conversation, text string) error
+	// Queue puts a text message in the outbox (no connection needed);
+	// Flush sends the outbox in order.
+	Queue(ctx context.Context, conversation, text string) (client.Queued, error)
+	Flush(ctx context.Context) (client.FlushResult, error)
+	// Outbox lists the messages not sent yet; Retry marks a
+	// conversation's failed ones for sending again.
+	Outbox(ctx context.Context) ([]client.Queued, error)
+	Retry(ctx context.Context, conversation string) (int, error)
 	SendFile(ctx context.Context, conversation, path string) error
-	// Follow delivers new messages to fn until ctx is done.
-	Follow(ctx context.Context, fn func(client.Message)) error
+	// Watch reports new messages, outbox deliveries, connection changes
+	// and followed channels' posts until ctx is done, reconnecting by
+	// itself (client.Client.Watch).
+	Watch(ctx context.Context, fn func(client.Event)) error
 	// Alerts returns (and forgets) the security alerts raised since the
 	// last call: devices or members not in their account's signed list,
 	// changed account keys, messages from outside a group.
@@ -51,16 +62,22 @@ func (b clientBackend) Conversations(ctx context.Context) ([]client.Conversation
 func (b clientBackend) History(ctx context.Context, conv string, limit int) ([]client.Message, error) {
 	return b.c.History(ctx, conv, limit)
 }
-func (b clientBackend) Send(ctx context.Context, conv, text string) error {
-	_, err := b.c.SendText(ctx, conv, text)
-	return err
+func (b clientBackend) Queue(ctx context.Context, conv, text string) (client.Queued, error) {
+	return b.c.Enqueue(ctx, conv, text)
+}
+func (b clientBackend) Flush(ctx context.Context) (client.FlushResult, error) {
+	return b.c.FlushOutbox(ctx)
+}
+func (b clientBackend) Outbox(ctx context.Context) ([]client.Queued, error) { return b.c.Outbox(ctx) }
+func (b clientBackend) Retry(ctx context.Context, conv string) (int, error) {
+	return b.c.RetryOutbox(ctx, conv)
 }
 func (b clientBackend) SendFile(ctx context.Context, conv, path string) error {
 	_, err := b.c.SendFile(ctx, conv, path, nil)
 	return err
 }
-func (b clientBackend) Follow(ctx context.Context, fn func(client.Message)) error {
-	return b.c.Follow(ctx, fn)
+func (b clientBackend) Watch(ctx context.Context, fn func(client.Event)) error {
+	return b.c.Watch(ctx, client.WatchOptions{Channels: true}, fn)
 }
 func (b clientBackend) Alerts() []string {
 	var out []string
@@ -85,10 +102,25 @@ type (
 	}
 	// IncomingMsg carries a message that arrived.
 	IncomingMsg struct{ Message client.Message }
-	sentMsg     struct {
+	// EventMsg carries what the backend's Watch reported.
+	EventMsg struct{ Event client.Event }
+	sentMsg  struct {
 		conv string
 		err  error
 	}
+	queuedMsg struct {
+		q   client.Queued
+		err error
+	}
+	flushedMsg struct {
+		res client.FlushResult
+		err error
+	}
+	outboxMsg struct {
+		q   []client.Queued
+		err error
+	}
+	fileSentMsg    struct{ conv, name string }
 	followEndedMsg struct{ err error }
 )
 
@@ -106,34 +138,69 @@ type Model struct {
 	history  []client.Message
 	unread   map[string]int // label → messages not yet seen here
 
-	input    textinput.Model
-	view     viewport.Model
-	width    int
-	height   int
-	status   string
-	alerts   []string // security alerts: shown above everything until quit
-	incoming chan client.Message
-	quitting bool
+	input  textinput.Model
+	view   viewport.Model
+	width  int
+	height int
+	status string
+	// statusErr marks a status that reports a failure or the lost
+	// connection: it is cleared once the connection is back, so that an
+	// old error never outlives its cause.
+	statusErr bool
+	alerts    []string // security alerts: shown above everything until quit
+	incoming  chan client.Event
+	quitting  bool
+
+	// outbox are the messages not sent yet (all conversations), shown
+	// as pending in theirs.
+	outbox   []client.Queued
+	flushing bool
+	// offline is set while the server cannot be reached.
+	offline bool
+	// channels holds the posts of followed public channels seen since
+	// the UI started ("~id" in the list).
+	channels map[string][]client.ChannelPost
 }
 
-// New returns the UI model. incoming, if not nil, is read for messages
-// arriving in the background (Run wires it to Backend.Follow).
-func New(ctx context.Context, b Backend, incoming chan client.Message) Model {
+// New returns the UI model. incoming, if not nil, is read for what the
+// backend reports in the background (Run wires it to Backend.Watch).
+func New(ctx context.Context, b Backend, incoming chan client.Event) Model {
 	in := textinput.New()
-	in.Placeholder = "Type a message; /to @user or #group, /file PATH, /quit; Tab: next conversation"
+	in.Placeholder = "Type a message; /to @user or #group, /file PATH, /retry, /quit; Tab: next conversation"
 	in.Prompt = "> "
 	in.CharLimit = 4000
 	in.Focus()
 	return Model{
-		ctx: ctx, backend: b, self: b.Self(), selected: -1, unread: map[string]int{},
+		ctx: ctx, backend: b, self: b.Self(), selected: -1, unread: map[string]int{}, channels: map[string][]client.ChannelPost{},
 		input: in, view: viewport.New(60, 10), incoming: incoming,
 	}
 }
 
 // Init loads the conversations and starts listening.
 func (m Model) Init() tea.Cmd {
-	return tea.Batch(textinput.Blink, m.loadConvs(), m.waitIncoming())
+	return tea.Batch(textinput.Blink, m.loadConvs(), m.loadOutbox(), m.waitIncoming())
 }
+
+func (m Model) loadOutbox() tea.Cmd {
+	return func() tea.Msg {
+		q, err := m.backend.Outbox(m.ctx)
+		return outboxMsg{q, err}
+	}
+}
+
+// flush sends the outbox, unless a flush is under way.
+func (m *Model) flush() tea.Cmd {
+	if m.flushing {
+		return nil
+	}
+	m.flushing = true
+	return func() tea.Msg {
+		res, err := m.backend.Flush(m.ctx)
+		return flushedMsg{res, err}
+	}
+}
+
+func (m *Model) setStatus(s string, isErr bool) { m.status, m.statusErr = s, isErr }
 
 func (m Model) loadConvs() tea.Cmd {
 	return func() tea.Msg {
@@ -155,11 +222,11 @@ func (m Model) waitIncoming() tea.Cmd {
 	}
 	ch := m.incoming
 	return func() tea.Msg {
-		msg, ok := <-ch
+		ev, ok := <-ch
 		if !ok {
 			return followEndedMsg{}
 		}
-		return IncomingMsg{msg}
+		return EventMsg{ev}
 	}
 }
 
@@ -199,7 +266,7 @@ func (m Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		}
 	case convsMsg:
 		if msg.err != nil {
-			m.status = "error: " + msg.err.Error()
+			m.setStatus("error: "+client.Explain(msg.err), true)
 			break
 		}
 		cur := m.Current()
@@ -210,6 +277,9 @@ func (m Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 				m.selected, m.target = i, ""
 			}
 		}
+		if m.selected < 0 && cur != "" {
+			m.target = cur // a conversation not created yet, or a channel
+		}
 		if c := m.Current(); c != "" && c != cur {
 			cmds = append(cmds, m.loadHistory(c))
 		} else if c != "" {
@@ -218,7 +288,7 @@ func (m Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 	case historyMsg:
 		if msg.err != nil {
 			if msg.conv == m.Current() && m.target == "" {
-				m.status = "error: " + msg.err.Error()
+				m.setStatus("error: "+client.Explain(msg.err), true)
 			}
 			break
 		}
@@ -226,13 +296,15 @@ func (m Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 			m.history = msg.msgs
 			m.refreshView()
 		}
-	case IncomingMsg:
+	case EventMsg:
 		cmds = append(cmds, m.waitIncoming())
+		cmds = append(cmds, m.handleEvent(msg.Event)...)
+	case IncomingMsg:
 		if msg.Message.Conversation == m.Current() {
 			m.history = append(m.history, msg.Message)
 			m.refreshView()
 		} else if msg.Message.Kind == client.KindText || msg.Message.Kind == client.KindFile {
-			m.status = fmt.Sprintf("new message in %s", msg.Message.Conversation)
+			m.setStatus(fmt.Sprintf("new message in %s", msg.Message.Conversation), false)
 			m.unread[msg.Message.Conversation]++
 		}
 		if !m.known(msg.Message.Conversation) {
@@ -240,18 +312,42 @@ func (m Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		}
 	case sentMsg:
 		if msg.err != nil {
-			m.status = "not sent: " + msg.err.Error()
+			m.setStatus("not sent: "+client.Explain(msg.err), true)
 			break
 		}
-		m.status = "sent to " + msg.conv
+		m.setStatus("sent to "+msg.conv, false)
 		cmds = append(cmds, m.loadConvs())
+	case fileSentMsg:
+		m.setStatus(fmt.Sprintf("sent %s to %s", msg.name, msg.conv), false)
+		cmds = append(cmds, m.loadConvs())
+	case queuedMsg:
+		if msg.err != nil {
+			m.setStatus("not sent: "+client.Explain(msg.err), true)
+			break
+		}
+		m.outbox = append(m.outbox, msg.q)
+		m.refreshView()
+		if m.offline {
+			m.setStatus(fmt.Sprintf("offline: %s queued, sent when the connection is back", plural(m.pending(), "message")), true)
+		} else {
+			m.setStatus("sending…", false)
+		}
+		cmds = append(cmds, m.flush())
+	case flushedMsg:
+		m.flushing = false
+		cmds = append(cmds, m.afterFlush(msg.res, msg.err)...)
+	case outboxMsg:
+		if msg.err == nil {
+			m.outbox = msg.q
+			m.refreshView()
+		}
 	case followEndedMsg:
 		if msg.err != nil {
-			m.status = "disconnected: " + msg.err.Error()
+			m.setStatus("disconnected: "+client.Explain(msg.err), true)
 		}
 	}
 	switch msg.(type) {
-	case convsMsg, historyMsg, IncomingMsg, sentMsg:
+	case convsMsg, historyMsg, IncomingMsg, EventMsg, sentMsg, flushedMsg:
 		for _, a := range m.backend.Alerts() {
 			if !slices.Contains(m.alerts, a) {
 				m.alerts = append(m.alerts, a)
@@ -279,15 +375,41 @@ func (m Model) known(label string) bool {
 	return false
 }
 
+// labels lists the conversations, then the followed public channels
+// that posted since the UI started ("~id").
+func (m Model) labels() []string {
+	var out []string
+	for _, c := range m.convs {
+		out = append(out, c.Label)
+	}
+	var chans []string
+	for l := range m.channels {
+		chans = append(chans, l)
+	}
+	slices.Sort(chans)
+	return append(out, chans...)
+}
+
 func (m Model) selectConv(delta int) (tea.Model, tea.Cmd) {
-	if len(m.convs) == 0 {
+	labels := m.labels()
+	if len(labels) == 0 {
 		return m, nil
 	}
-	m.target = ""
-	m.selected = ((m.selected+delta)%len(m.convs) + len(m.convs)) % len(m.convs)
+	cur := slices.Index(labels, m.Current())
+	if cur < 0 && delta < 0 {
+		cur = 0
+	}
+	next := ((cur+delta)%len(labels) + len(labels)) % len(labels)
+	m.selected, m.target = next, ""
+	if next >= len(m.convs) {
+		m.selected, m.target = -1, labels[next]
+	}
 	delete(m.unread, m.Current())
 	m.history = nil
 	m.refreshView()
+	if strings.HasPrefix(m.Current(), "~") {
+		return m, nil
+	}
 	return m, m.loadHistory(m.Current())
 }
 
@@ -301,8 +423,8 @@ func (m Model) submit() (tea.Model, tea.Cmd) {
 	}
 	if rest, ok := strings.CutPrefix(text, "/to "); ok {
 		target := strings.TrimSpace(rest)
-		if !strings.HasPrefix(target, "@") && !strings.HasPrefix(target, "#") {
-			m.status = "usage: /to @user or /to #group"
+		if !strings.HasPrefix(target, "@") && !strings.HasPrefix(target, "#") && !strings.HasPrefix(target, "~") {
+			m.setStatus("usage: /to @user, /to #group or /to ~channel", false)
 			return m, nil
 		}
 		m.selected, m.target, m.history = -1, target, nil
@@ -313,24 +435,23 @@ func (m Model) submit() (tea.Model, tea.Cmd) {
 		}
 		delete(m.unread, target)
 		m.refreshView()
+		if strings.HasPrefix(target, "~") {
+			return m, nil
+		}
 		return m, m.loadHistory(target)
 	}
 	if rest, ok := strings.CutPrefix(text, "/file "); ok {
 		conv, path := m.Current(), strings.TrimSpace(rest)
-		if conv == "" {
-			m.status = "no conversation: /to @user to start one"
+		if conv == "" || strings.HasPrefix(conv, "~") {
+			m.setStatus("no conversation: /to @user to start one", false)
 			return m, nil
 		}
-		m.status = "sending " + path + "…"
+		m.setStatus("sending "+path+"…", false)
 		return m, func() tea.Msg {
 			if err := m.backend.SendFile(m.ctx, conv, path); err != nil {
 				return sentMsg{conv, err}
 			}
-			msgs, err := m.backend.History(m.ctx, conv, historyLimit)
-			if err != nil {
-				return sentMsg{conv, err}
-			}
-			return historyMsg{conv, msgs, nil}
+			return fileSentMsg{conv, filepath.Base(path)}
 		}
 	}
 	if text == "/quit" {
@@ -338,19 +459,123 @@ func (m Model) submit() (tea.Model, tea.Cmd) {
 		return m, tea.Quit
 	}
 	conv := m.Current()
+	if text == "/retry" {
+		return m, func() tea.Msg {
+			if _, err := m.backend.Retry(m.ctx, conv); err != nil {
+				return sentMsg{conv, err}
+			}
+			res, err := m.backend.Flush(m.ctx)
+			return flushedMsg{res, err}
+		}
+	}
 	if conv == "" {
-		m.status = "no conversation: /to @user to start one"
+		m.setStatus("no conversation: /to @user to start one", false)
 		return m, nil
 	}
-	m.history = append(m.history, client.Message{
-		Conversation: conv, Sender: client.Sender{User: m.self.User, Device: m.self.DeviceID},
-		SentAt: time.Now(), Kind: client.KindText, Text: text, Outgoing: true,
-	})
-	m.refreshView()
-	m.status = "sending…"
-	return m, func() tea.Msg {
-		return sentMsg{conv, m.backend.Send(m.ctx, conv, text)}
+	if strings.HasPrefix(conv, "~") {
+		m.setStatus("public channels are read-only here: post with parley channel post", false)
+		return m, nil
 	}
+	// Into the outbox first (it is on disk before anything is sent), so
+	// that the message is never lost: it shows as pending until the
+	// server has it.
+	return m, func() tea.Msg {
+		q, err := m.backend.Queue(m.ctx, conv, text)
+		return queuedMsg{q, err}
+	}
+}
+
+// pending counts the outbox entries still to send.
+func (m Model) pending() int {
+	n := 0
+	for _, q := range m.outbox {
+		if !q.Failed {
+			n++
+		}
+	}
+	return n
+}
+
+func plural(n int, what string) string {
+	if n == 1 {
+		return "1 " + what
+	}
+	return fmt.Sprintf("%d %ss", n, what)
+}
+
+// afterFlush updates the outbox, history and status after a flush.
+func (m *Model) afterFlush(res client.FlushResult, err error) []tea.Cmd {
+	cmds := []tea.Cmd{m.loadOutbox()}
+	if cur := m.Current(); cur != "" && (len(res.Sent) > 0 || len(res.Failed) > 0) {
+		cmds = append(cmds, m.loadHistory(cur))
+	}
+	if len(res.Sent) > 0 {
+		cmds = append(cmds, m.loadConvs())
+	}
+	switch {
+	case err != nil && client.IsTransient(err):
+		m.offline = true
+		m.setStatus(fmt.Sprintf("offline: %s; %s queued, sent when the connection is back", client.Explain(err), plural(res.Pending, "message")), true)
+	case err != nil:
+		m.setStatus("not sent: "+client.Explain(err), true)
+	case len(res.Failed) > 0:
+		f := res.Failed[len(res.Failed)-1]
+		m.setStatus(fmt.Sprintf("not sent to %s: %s (/retry to try again)", f.Conversation, client.Explain(errors.New(f.LastError))), true)
+	case len(res.Sent) > 0:
+		m.setStatus("sent to "+res.Sent[len(res.Sent)-1].Conversation, false)
+	case m.status == "sending…":
+		m.setStatus("", false)
+	}
+	return cmds
+}
+
+// handleEvent acts on what the backend's Watch reported.
+func (m *Model) handleEvent(ev client.Event) []tea.Cmd {
+	var cmds []tea.Cmd
+	switch ev.Type {
+	case client.EventMessage:
+		mm, cmd := m.Update(IncomingMsg{*ev.Message})
+		*m = mm.(Model)
+		cmds = append(cmds, cmd)
+	case client.EventConnected:
+		m.offline = false
+		if m.statusErr {
+			m.setStatus("connected", false)
+		}
+		// Watch sends the outbox itself; flushing here too costs nothing
+		// (an entry leaves the outbox under the profile lock, once).
+		cmds = append(cmds, m.loadConvs(), m.loadOutbox(), m.flush())
+	case client.EventDisconnected:
+		m.offline = true
+		why := "cannot reach the server"
+		if ev.Err != nil {
+			why = client.Explain(ev.Err)
+		}
+		st := fmt.Sprintf("offline: %s; retrying in %s", why, ev.RetryIn.Round(100*time.Millisecond))
+		if n := m.pending(); n > 0 {
+			st += fmt.Sprintf("; %s queued", plural(n, "message"))
+		}
+		m.setStatus(st, true)
+	case client.EventSent, client.EventSendFailed:
+		var res client.FlushResult
+		if ev.Sent != nil {
+			res.Sent = []client.Sent{*ev.Sent}
+		}
+		if ev.Queued != nil {
+			res.Failed = []client.Queued{*ev.Queued}
+		}
+		cmds = append(cmds, m.afterFlush(res, nil)...)
+	case client.EventChannelPost:
+		p := ev.ChannelPost
+		label := "~" + p.Channel
+		m.channels[label] = append(m.channels[label], *p)
+		if label == m.Current() {
+			m.refreshView()
+		} else if p.Kind == client.KindChannelPost {
+			m.unread[label]++
+		}
+	}
+	return cmds
 }
 
 const listWidth = 24
@@ -367,6 +592,7 @@ var (
 	styleSelected = lipgloss.NewStyle().Bold(true).Reverse(true)
 	styleDim      = lipgloss.NewStyle().Faint(true)
 	styleMe       = lipgloss.NewStyle().Foreground(lipgloss.Color("6"))
+	styleErr      = lipgloss.NewStyle().Foreground(lipgloss.Color("1"))
 	styleBorder   = lipgloss.NewStyle().Border(lipgloss.NormalBorder(), false, true, false, false)
 )
 
@@ -376,12 +602,53 @@ func (m *Model) refreshView() {
 	// of file ids.
 	wrap := lipgloss.NewStyle().Width(max(m.view.Width, 10))
 	var b strings.Builder
+	cur := m.Current()
+	if strings.HasPrefix(cur, "~") {
+		b.WriteString(styleDim.Render("Public channel: NOT end-to-end encrypted; the server and anyone can read it.") + "\n")
+		for _, p := range m.channels[cur] {
+			b.WriteString(wrap.Render(renderChannelPost(p)))
+			b.WriteByte('\n')
+		}
+	}
 	for _, msg := range m.history {
 		b.WriteString(wrap.Render(renderMessage(msg, m.self)))
 		b.WriteByte('\n')
 	}
+	// What is still in the outbox: pending (a clock) or refused.
+	for _, q := range m.outbox {
+		if q.Conversation != cur || m.inHistory(q.ID) {
+			continue
+		}
+		mark := styleDim.Render(" ◷ pending")
+		if q.Failed {
+			mark = styleErr.Render(" ✗ not sent: " + clean(client.Explain(errors.New(q.LastError))) + " (/retry)")
+		}
+		line := fmt.Sprintf("%s %s: %s%s", styleDim.Render(q.QueuedAt.Local().Format("15:04")), styleMe.Render("you"), clean(q.Text), mark)
+		b.WriteString(wrap.Render(line))
+		b.WriteByte('\n')
+	}
 	m.view.SetContent(b.String())
 	m.view.GotoBottom()
+}
+
+func (m *Model) inHistory(id string) bool {
+	for _, h := range m.history {
+		if h.ID == id {
+			return true
+		}
+	}
+	return false
+}
+
+func renderChannelPost(p client.ChannelPost) string {
+	if p.Kind == client.KindChannelTakedown || p.Post == nil {
+		return styleDim.Render(fmt.Sprintf("%s * post %d was taken down (%s)", p.SentAt.Local().Format("15:04"), p.PostID, clean(p.Reason)))
+	}
+	text := clean(p.Post.Text)
+	for _, md := range p.Post.Media {
+		text += fmt.Sprintf("\n  [media %d: %s, %d bytes]\n  parley channel get-media %s %d %d", md.Index, clean(md.ContentType), md.Size, p.Channel, p.PostID, md.Index)
+	}
+	return fmt.Sprintf("%s %s (public): %s", styleDim.Render(p.SentAt.Local().Format("15:04")), clean(p.Post.Author), text)
 }
 
 func renderMessage(msg client.Message, self client.Self) string {
@@ -438,7 +705,19 @@ func (m Model) View() string {
 		}
 		list.WriteString(line + "\n")
 	}
-	if m.target != "" {
+	labels := m.labels()
+	for _, l := range labels[len(m.convs):] {
+		label := l + " (public)"
+		if n := m.unread[l]; n > 0 {
+			label += fmt.Sprintf(" (%d)", n)
+		}
+		line := fmt.Sprintf(" %-*s", listWidth-2, label)
+		if l == m.target {
+			line = styleSelected.Render(line)
+		}
+		list.WriteString(line + "\n")
+	}
+	if m.target != "" && !slices.Contains(labels, m.target) {
 		list.WriteString(styleSelected.Render(fmt.Sprintf(" %-*s", listWidth-2, m.target+" (new)")) + "\n")
 	}
 	if len(m.convs) == 0 && m.target == "" {
@@ -448,7 +727,11 @@ func (m Model) View() string {
 	title := lipgloss.NewStyle().Bold(true).Render(m.Current())
 	right := lipgloss.JoinVertical(lipgloss.Left, title, m.view.View())
 	top := lipgloss.JoinHorizontal(lipgloss.Top, left, " ", right)
-	status := styleDim.Render(fmt.Sprintf("%s/%s  %s", m.self.User, m.self.DeviceID, m.status))
+	st := styleDim
+	if m.statusErr {
+		st = styleErr
+	}
+	status := st.Render(fmt.Sprintf("%s/%s  %s", m.self.User, m.self.DeviceID, m.status))
 	if len(m.alerts) > 0 {
 		var banner strings.Builder
 		for _, a := range m.alerts {
@@ -464,12 +747,12 @@ func (m Model) View() string {
 func Run(ctx context.Context, b Backend, in *os.File, out io.Writer) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	incoming := make(chan client.Message, 64)
+	incoming := make(chan client.Event, 64)
 	followErr := make(chan error, 1)
 	go func() {
-		err := b.Follow(ctx, func(msg client.Message) {
+		err := b.Watch(ctx, func(ev client.Event) {
 			select {
-			case incoming <- msg:
+			case incoming <- ev:
 			case <-ctx.Done():
 			}
 		})

@@ -3,13 +3,18 @@ package tui
 import (
 	"context"
 	"errors"
+	"fmt"
+	"net"
+	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
 	tea "github.com/charmbracelet/bubbletea"
 
+	"github.com/parleychat/parley/channels"
 	"github.com/parleychat/parley/client"
 )
 
@@ -19,7 +24,9 @@ type fakeBackend struct {
 	convs   []client.Conversation
 	history map[string][]client.Message
 	sent    []string // "conv: text"
-	sendErr error
+	sendErr error    // refuses what is sent
+	offline bool     // the server cannot be reached
+	outbox  []client.Queued
 	alerts  []string
 }
 
@@ -42,15 +49,65 @@ func (f *fakeBackend) History(_ context.Context, conv string, _ int) ([]client.M
 	defer f.mu.Unlock()
 	return append([]client.Message(nil), f.history[conv]...), nil
 }
-func (f *fakeBackend) Send(_ context.Context, conv, text string) error {
+func (f *fakeBackend) Queue(_ context.Context, conv, text string) (client.Queued, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if f.sendErr != nil {
-		return f.sendErr
+	q := client.Queued{ID: fmt.Sprintf("q%d", len(f.outbox)+len(f.sent)), Conversation: conv, Text: text, QueuedAt: time.Now()}
+	f.outbox = append(f.outbox, q)
+	return q, nil
+}
+
+var errOffline = &net.OpError{Op: "dial", Net: "tcp", Err: syscall.ECONNREFUSED}
+
+func (f *fakeBackend) Flush(context.Context) (client.FlushResult, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var res client.FlushResult
+	for len(f.outbox) > 0 {
+		q := &f.outbox[0]
+		if f.offline {
+			for _, q := range f.outbox {
+				if !q.Failed {
+					res.Pending++
+				}
+			}
+			return res, fmt.Errorf("transport: dial: %w", errOffline)
+		}
+		if q.Failed {
+			break
+		}
+		if f.sendErr != nil {
+			q.Failed, q.LastError = true, f.sendErr.Error()
+			res.Failed = append(res.Failed, *q)
+			break
+		}
+		f.sent = append(f.sent, q.Conversation+": "+q.Text)
+		m := msg(q.Conversation, "alice", q.Text)
+		m.ID = q.ID
+		f.history[q.Conversation] = append(f.history[q.Conversation], m)
+		res.Sent = append(res.Sent, client.Sent{ID: q.ID, Conversation: q.Conversation, Kind: client.KindText})
+		f.outbox = f.outbox[1:]
 	}
-	f.sent = append(f.sent, conv+": "+text)
-	f.history[conv] = append(f.history[conv], msg(conv, "alice", text))
-	return nil
+	return res, nil
+}
+
+func (f *fakeBackend) Outbox(context.Context) ([]client.Queued, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.outbox), nil
+}
+
+func (f *fakeBackend) Retry(_ context.Context, conv string) (int, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	n := 0
+	for i := range f.outbox {
+		if f.outbox[i].Failed && f.outbox[i].Conversation == conv {
+			f.outbox[i].Failed = false
+			n++
+		}
+	}
+	return n, nil
 }
 func (f *fakeBackend) SendFile(_ context.Context, conv, path string) error {
 	f.mu.Lock()
@@ -62,7 +119,7 @@ func (f *fakeBackend) SendFile(_ context.Context, conv, path string) error {
 	f.history[conv] = append(f.history[conv], m)
 	return nil
 }
-func (f *fakeBackend) Follow(ctx context.Context, fn func(client.Message)) error {
+func (f *fakeBackend) Watch(ctx context.Context, fn func(client.Event)) error {
 	<-ctx.Done()
 	return ctx.Err()
 }
@@ -182,7 +239,7 @@ func TestComposeAndSend(t *testing.T) {
 	f.sendErr = errors.New("offline")
 	m = typeText(t, m, "again")
 	m = step(t, m, tea.KeyMsg{Type: tea.KeyEnter})
-	if st := m.(Model).Status(); !strings.Contains(st, "not sent: offline") {
+	if st := m.(Model).Status(); !strings.Contains(st, "not sent to @bob: offline") {
 		t.Fatalf("status %q", st)
 	}
 }
@@ -313,5 +370,120 @@ func TestLongLinesWrap(t *testing.T) {
 	}
 	if !strings.Contains(view, "you:") {
 		t.Fatalf("own messages are not shown as you:\n%s", view)
+	}
+}
+
+// A message typed while the server cannot be reached stays on screen,
+// pending, with a status that says so; it is sent once when the
+// connection is back, and the old error goes away.
+func TestOutboxPendingThenSent(t *testing.T) {
+	f := newFake()
+	f.offline = true
+	m := start(t, f)
+	m = typeText(t, m, "lunch at noon?")
+	m = step(t, m, tea.KeyMsg{Type: tea.KeyEnter})
+	v := m.View()
+	if !strings.Contains(v, "lunch at noon?") || !strings.Contains(v, "◷ pending") {
+		t.Fatalf("the queued message is not shown as pending:\n%s", v)
+	}
+	if st := m.(Model).Status(); !strings.Contains(st, "cannot reach the server") || !strings.Contains(st, "1 message queued") {
+		t.Fatalf("status %q", st)
+	}
+	if len(f.sent) != 0 || len(f.outbox) != 1 {
+		t.Fatalf("sent %q, outbox %+v", f.sent, f.outbox)
+	}
+	// Watch reports the lost connection with its retry delay.
+	m = step(t, m, EventMsg{client.Event{Type: client.EventDisconnected, Err: errOffline, RetryIn: 800 * time.Millisecond}})
+	if st := m.(Model).Status(); !strings.Contains(st, "retrying in 800ms") || !strings.Contains(st, "1 message queued") {
+		t.Fatalf("status %q", st)
+	}
+	f.mu.Lock()
+	f.offline = false
+	f.mu.Unlock()
+	m = step(t, m, EventMsg{client.Event{Type: client.EventConnected}})
+	if len(f.sent) != 1 || f.sent[0] != "@bob: lunch at noon?" {
+		t.Fatalf("after reconnecting, sent %q", f.sent)
+	}
+	v = m.View()
+	if strings.Count(v, "lunch at noon?") != 1 || strings.Contains(v, "pending") {
+		t.Fatalf("after delivery:\n%s", v)
+	}
+	if st := m.(Model).Status(); strings.Contains(st, "offline") || strings.Contains(st, "cannot reach") {
+		t.Fatalf("stale status after reconnecting: %q", st)
+	}
+	// Reconnecting again sends nothing twice.
+	m = step(t, m, EventMsg{client.Event{Type: client.EventConnected}})
+	if len(f.sent) != 1 {
+		t.Fatalf("sent twice: %q", f.sent)
+	}
+	_ = m
+}
+
+// A refused message is marked, not lost, and /retry sends it.
+func TestOutboxRetry(t *testing.T) {
+	f := newFake()
+	f.sendErr = errors.New("client: verify bob again")
+	m := start(t, f)
+	m = typeText(t, m, "hello")
+	m = step(t, m, tea.KeyMsg{Type: tea.KeyEnter})
+	if v := m.View(); !strings.Contains(v, "✗ not sent: verify bob again") {
+		t.Fatalf("view:\n%s", v)
+	}
+	f.mu.Lock()
+	f.sendErr = nil
+	f.mu.Unlock()
+	m = typeText(t, m, "/retry")
+	m = step(t, m, tea.KeyMsg{Type: tea.KeyEnter})
+	if len(f.sent) != 1 || f.sent[0] != "@bob: hello" {
+		t.Fatalf("after /retry, sent %q", f.sent)
+	}
+	if v := m.View(); strings.Contains(v, "not sent") {
+		t.Fatalf("after /retry:\n%s", v)
+	}
+}
+
+// The status line never goes stale: "sending" ends when the file is sent.
+func TestStatusNotStale(t *testing.T) {
+	f := newFake()
+	m := start(t, f)
+	m = typeText(t, m, "/file /tmp/report.pdf")
+	m = step(t, m, tea.KeyMsg{Type: tea.KeyEnter})
+	if st := m.(Model).Status(); st != "sent report.pdf to @bob" {
+		t.Fatalf("status %q", st)
+	}
+	m = typeText(t, m, "hi")
+	m = step(t, m, tea.KeyMsg{Type: tea.KeyEnter})
+	if st := m.(Model).Status(); strings.Contains(st, "sending") {
+		t.Fatalf("status %q", st)
+	}
+}
+
+// Posts of followed public channels show in their own entry, marked
+// public and read-only.
+func TestChannelPosts(t *testing.T) {
+	f := newFake()
+	m := start(t, f)
+	post := &client.ChannelPost{Kind: client.KindChannelPost, Channel: "news", Public: true, PostID: 7, SentAt: time.Now(),
+		Post: &channels.PostView{ID: 7, Channel: "news", Author: "carol", Text: "extra! extra!",
+			Media: []channels.MediaView{{Index: 0, ContentType: "image/jpeg", Size: 1234}}}}
+	m = step(t, m, EventMsg{client.Event{Type: client.EventChannelPost, ChannelPost: post}})
+	if v := m.View(); !strings.Contains(v, "~news (public) (1)") || strings.Contains(v, "extra!") {
+		t.Fatalf("view:\n%s", v)
+	}
+	m = step(t, m, tea.KeyMsg{Type: tea.KeyTab})
+	m = step(t, m, tea.KeyMsg{Type: tea.KeyTab})
+	if got := m.(Model).Current(); got != "~news" {
+		t.Fatalf("current %q", got)
+	}
+	v := m.View()
+	for _, want := range []string{"extra! extra!", "carol (public)", "NOT end-to-end encrypted", "parley channel get-media news 7 0"} {
+		if !strings.Contains(v, want) {
+			t.Fatalf("view lacks %q:\n%s", want, v)
+		}
+	}
+	m = typeText(t, m, "a reply")
+	m = step(t, m, tea.KeyMsg{Type: tea.KeyEnter})
+	if len(f.sent) != 0 || !strings.Contains(m.(Model).Status(), "read-only") {
+		t.Fatalf("sent %q, status %q", f.sent, m.(Model).Status())
 	}
 }

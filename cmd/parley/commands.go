@@ -40,16 +40,25 @@ key packages so that others can start conversations with you.`,
 		},
 		{
 			name: "send", minArgs: 2, maxArgs: 2,
-			usage: `send @USER|#GROUP TEXT [--reply-to ID]
+			usage: `send @USER|#GROUP TEXT [--reply-to ID] [--no-queue]
 
 Sends TEXT to USER (a direct conversation with all of USER's devices and
 your other devices, created on first use) or to GROUP. Prints the
 server's delivery receipt: the message is stored and will be delivered.
 With --reply-to, the message answers message ID of that conversation,
 and everyone sees it with a quote of ID. In a group, @name in TEXT
-mentions a member: their client marks the message for them.`,
+mentions a member: their client marks the message for them.
+
+Messages go through the outbox: when the server cannot be reached, the
+message is kept there (exit status 0, "Queued ...", or {"queued": ...}
+with --json) and sent, in order and only once, by the next send, sync,
+sync --follow, chat or daemon of this profile. Messages queued earlier
+are sent before this one. "parley outbox" lists what waits. With
+--no-queue an unreachable server is an error (exit 1) and nothing is
+kept. A reply (--reply-to) is sent at once, never queued.`,
 			flags: func(fs *flag.FlagSet, f *cmdFlags) {
 				fs.StringVar(&f.replyTo, "reply-to", "", "the id of the message this one answers")
+				fs.BoolVar(&f.noQueue, "no-queue", false, "fail instead of queueing when the server cannot be reached")
 			},
 			run: cmdSend,
 		},
@@ -96,6 +105,22 @@ marked as forwarded. A file is not uploaded again.`,
 			run: cmdForward,
 		},
 		{
+			name: "outbox", maxArgs: 0,
+			usage: `outbox [--retry] [--discard ID|failed]
+
+Lists the messages not sent yet: those queued while the server could not
+be reached (sent by the next send, sync, chat or daemon) and those
+refused (marked FAILED with the reason: no such user, a contact to verify
+again...), which are not retried by themselves. --retry sends the failed
+ones again now; --discard ID drops one entry, --discard failed every
+failed one.`,
+			flags: func(fs *flag.FlagSet, f *cmdFlags) {
+				fs.BoolVar(&f.retry, "retry", false, "try the failed messages again now")
+				fs.StringVar(&f.discard, "discard", "", "drop the entry ID without sending it (\"failed\": every failed entry)")
+			},
+			run: cmdOutbox,
+		},
+		{
 			name: "send-file", minArgs: 2, maxArgs: 2,
 			usage: `send-file @USER|#GROUP PATH
 
@@ -132,14 +157,20 @@ deleted; the message itself stays.`,
 			usage: `sync [--follow]
 
 Fetches everything new (conversations you were added to, messages,
-membership changes, read receipts), prints it, sends read receipts for
-the messages shown, and exits. With --follow it stays connected and
-prints messages as they arrive. With --json each message is one JSON
-object per line: id, conversation, sender {user, device}, sent_at, kind
-(text, file, receipt, membership) and text.`,
+membership changes, read receipts, and new posts of the public channels
+you follow, marked "(public)"), prints it interleaved by time, sends read
+receipts for the messages shown, sends the outbox (messages queued while
+the server could not be reached), and exits. With --follow it stays
+connected and prints messages as they arrive, reconnecting by itself
+(after 0.2 s, then up to 10 s between attempts). With --json each message
+is one JSON object per line: id, conversation, sender {user, device},
+sent_at, kind (text, file, receipt, membership) and text; a channel post
+has kind "channel_post" (or "channel_takedown"), channel, "public": true
+and post; a queued message delivered is {"kind":"sent","sent":{...}}.`,
 			flags: func(fs *flag.FlagSet, f *cmdFlags) {
 				fs.BoolVar(&f.follow, "follow", false, "stay connected and print messages as they arrive")
 				fs.IntVar(&f.max, "max", 0, "with --follow: exit once at least this many messages were printed (0: never)")
+				fs.DurationVar(&f.channelPoll, "channel-poll", 15*time.Second, "with --follow: how often followed public channels are checked")
 			},
 			run: cmdSync,
 		},
@@ -499,22 +530,125 @@ func cmdInit(ctx context.Context, e *env, args []string) error {
 }
 
 func cmdSend(ctx context.Context, e *env, args []string) error {
+	if e.flags.replyTo == "" { // the daemon's send takes no reply
+		if res, ok, err := e.daemonSend(ctx, args[0], args[1]); ok {
+			if err != nil {
+				return err
+			}
+			return e.printSend(res)
+		}
+	}
 	c, err := e.open(ctx)
 	if err != nil {
 		return err
 	}
 	defer c.Close()
 	defer e.warnings(c)
-	var sent client.Sent
-	if e.flags.replyTo != "" {
-		sent, err = c.SendReply(ctx, args[0], e.flags.replyTo, args[1])
-	} else {
-		sent, err = c.SendText(ctx, args[0], args[1])
+	if e.flags.replyTo != "" || e.flags.noQueue {
+		var sent client.Sent
+		if e.flags.replyTo != "" {
+			sent, err = c.SendReply(ctx, args[0], e.flags.replyTo, args[1])
+		} else {
+			sent, err = c.SendText(ctx, args[0], args[1])
+		}
+		if err != nil {
+			return err
+		}
+		return e.print(sent, deliveryLine(sent))
 	}
+	res, err := c.Send(ctx, args[0], args[1])
 	if err != nil {
 		return err
 	}
-	return e.print(sent, deliveryLine(sent))
+	return e.printSend(sendOutput(res))
+}
+
+// sendJSON is what send prints with --json (and the daemon answers):
+// the delivery receipt's fields, or {"queued": ..., "error": ...}.
+type sendJSON struct {
+	*client.Sent
+	Queued *client.Queued `json:"queued,omitempty"`
+	Error  string         `json:"error,omitempty"`
+	Before []client.Sent  `json:"before,omitempty"`
+}
+
+func sendOutput(res client.SendResult) sendJSON {
+	out := sendJSON{Sent: res.Sent, Queued: res.Queued, Before: res.Before}
+	if res.Err != nil {
+		out.Error = "cannot reach the server: " + explain(res.Err)
+	}
+	return out
+}
+
+func (e *env) printSend(res sendJSON) error {
+	if e.flags.json {
+		return json.NewEncoder(e.stdout).Encode(res)
+	}
+	for _, s := range res.Before {
+		fmt.Fprintln(e.stdout, "Queued earlier: "+deliveryLine(s))
+	}
+	if res.Queued != nil {
+		_, err := fmt.Fprintf(e.stdout, "Queued message %s to %s: %s.\nIt is sent, once, by your next parley send, sync or chat (see parley outbox).\n",
+			res.Queued.ID, res.Queued.Conversation, strings.TrimPrefix(res.Error, "cannot reach the server: "))
+		return err
+	}
+	if res.Sent == nil {
+		return errors.New("the message was not sent")
+	}
+	_, err := fmt.Fprintln(e.stdout, deliveryLine(*res.Sent))
+	return err
+}
+
+func cmdOutbox(ctx context.Context, e *env, args []string) error {
+	c, err := e.open(ctx)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	defer e.warnings(c)
+	switch {
+	case e.flags.discard != "":
+		id := e.flags.discard
+		if id == "failed" {
+			id = ""
+		}
+		n, err := c.DiscardOutbox(ctx, id)
+		if err != nil {
+			return err
+		}
+		if n == 0 {
+			return fmt.Errorf("no such entry in the outbox: %s", e.flags.discard)
+		}
+		return e.print(map[string]int{"discarded": n}, fmt.Sprintf("Dropped %d message(s) from the outbox.", n))
+	case e.flags.retry:
+		if _, err := c.RetryOutbox(ctx, ""); err != nil {
+			return err
+		}
+		res, err := c.FlushOutbox(ctx)
+		for _, s := range res.Sent {
+			e.print(map[string]any{"kind": "sent", "sent": s}, deliveryLine(s))
+		}
+		if err != nil {
+			return fmt.Errorf("%d message(s) still queued: %w", res.Pending, err)
+		}
+	}
+	q, err := c.Outbox(ctx)
+	if err != nil {
+		return err
+	}
+	for _, m := range q {
+		state := "queued"
+		if m.Failed {
+			state = "FAILED: " + explain(errors.New(m.LastError))
+		} else if m.LastError != "" {
+			state = "queued (last attempt: " + explain(errors.New(m.LastError)) + ")"
+		}
+		e.print(m, fmt.Sprintf("%s  %s  %s  %s: %s", m.ID, m.QueuedAt.Local().Format("2006-01-02 15:04"), m.Conversation, state, sanitize(m.Text)))
+	}
+	if len(q) == 0 && !e.flags.json {
+		fmt.Fprintln(e.stderr, "The outbox is empty: everything was sent.")
+	}
+	return nil
 }
 
 func cmdReact(ctx context.Context, e *env, args []string) error {
@@ -631,27 +765,40 @@ func cmdGetFile(ctx context.Context, e *env, args []string) error {
 }
 
 func cmdSync(ctx context.Context, e *env, args []string) error {
+	if ok, err := e.daemonSync(ctx); ok {
+		return err
+	}
 	c, err := e.open(ctx)
 	if err != nil {
 		return err
 	}
 	defer c.Close()
 	defer e.warnings(c)
-	show := func(m client.Message) {
-		if e.flags.json {
-			json.NewEncoder(e.stdout).Encode(m)
-			return
-		}
-		fmt.Fprintln(e.stdout, formatMessage(m))
-	}
 	if e.flags.follow {
 		ctx, cancel := context.WithCancel(ctx)
 		defer cancel()
 		n := 0
 		// Every message of a batch is printed (it is no longer "new"),
 		// even past --max.
-		err := c.Follow(ctx, func(m client.Message) {
-			show(m)
+		err := c.Watch(ctx, client.WatchOptions{Channels: true, ChannelPoll: e.flags.channelPoll}, func(ev client.Event) {
+			switch ev.Type {
+			case client.EventMessage:
+				e.show(syncItem{msg: ev.Message})
+			case client.EventChannelPost:
+				e.show(syncItem{post: ev.ChannelPost})
+			case client.EventSent:
+				e.show(syncItem{sent: ev.Sent})
+				return
+			case client.EventDisconnected:
+				if !e.flags.json {
+					fmt.Fprintf(e.stderr, "parley: %s; retrying in %s\n", explain(ev.Err), ev.RetryIn.Round(100*time.Millisecond))
+				}
+				return
+			case client.EventConnected:
+				return
+			default:
+				return
+			}
 			e.warnings(c)
 			if n++; e.flags.max > 0 && n >= e.flags.max {
 				cancel()
@@ -666,13 +813,120 @@ func cmdSync(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	for _, m := range res.Messages {
-		show(m)
+	var items []syncItem
+	for i := range res.Messages {
+		items = append(items, syncItem{msg: &res.Messages[i]})
 	}
-	if len(res.Messages) == 0 && !e.flags.json {
+	posts, err := c.ChannelUpdates(ctx)
+	if err != nil {
+		fmt.Fprintf(e.stderr, "parley: warning: public channels: %s\n", explain(err))
+	}
+	for i := range posts {
+		items = append(items, syncItem{post: &posts[i]})
+	}
+	for _, it := range interleave(items) {
+		e.show(it)
+	}
+	fr, ferr := c.FlushOutbox(ctx)
+	for i := range fr.Sent {
+		e.show(syncItem{sent: &fr.Sent[i]})
+	}
+	if ferr != nil {
+		fmt.Fprintf(e.stderr, "parley: %d message(s) still in the outbox: %s\n", fr.Pending, explain(ferr))
+	}
+	if len(items) == 0 && len(fr.Sent) == 0 && !e.flags.json {
 		fmt.Fprintln(e.stderr, "Nothing new.")
 	}
 	return nil
+}
+
+// syncItem is one line of sync's output: a message, a public channel's
+// post, or a queued message delivered.
+type syncItem struct {
+	msg  *client.Message
+	post *client.ChannelPost
+	sent *client.Sent
+}
+
+func (it syncItem) when() time.Time {
+	if it.msg != nil {
+		return it.msg.SentAt
+	}
+	if it.post != nil {
+		return it.post.SentAt
+	}
+	return time.Time{}
+}
+
+func (it syncItem) stream() string {
+	if it.msg != nil {
+		return it.msg.ConversationID
+	}
+	if it.post != nil {
+		return "~" + it.post.Channel
+	}
+	return ""
+}
+
+// interleave orders what sync prints by time across conversations and
+// channels while keeping each one's own order (the server's, which a
+// sender's clock cannot reorder): a merge of the streams by the time of
+// their next item.
+func interleave(items []syncItem) []syncItem {
+	var order []string
+	streams := map[string][]syncItem{}
+	for _, it := range items {
+		k := it.stream()
+		if _, ok := streams[k]; !ok {
+			order = append(order, k)
+		}
+		streams[k] = append(streams[k], it)
+	}
+	out := make([]syncItem, 0, len(items))
+	for len(out) < len(items) {
+		best := ""
+		for _, k := range order {
+			if len(streams[k]) == 0 {
+				continue
+			}
+			if best == "" || streams[k][0].when().Before(streams[best][0].when()) {
+				best = k
+			}
+		}
+		out = append(out, streams[best][0])
+		streams[best] = streams[best][1:]
+	}
+	return out
+}
+
+// show prints one sync item as text or a JSON line.
+func (e *env) show(it syncItem) {
+	switch {
+	case it.msg != nil && e.flags.json:
+		json.NewEncoder(e.stdout).Encode(it.msg)
+	case it.msg != nil:
+		fmt.Fprintln(e.stdout, formatMessage(*it.msg))
+	case it.post != nil && e.flags.json:
+		json.NewEncoder(e.stdout).Encode(it.post)
+	case it.post != nil:
+		fmt.Fprintln(e.stdout, formatChannelPost(*it.post))
+	case it.sent != nil:
+		e.print(map[string]any{"kind": "sent", "sent": it.sent}, "Sent from the outbox: "+deliveryLine(*it.sent))
+	}
+}
+
+// formatChannelPost is the text form of a followed channel's event.
+func formatChannelPost(p client.ChannelPost) string {
+	when := p.SentAt.Local().Format("2006-01-02 15:04")
+	if p.Kind == client.KindChannelTakedown || p.Post == nil {
+		return fmt.Sprintf("[%s] ~%s (public) post %d was taken down (%s)", when, p.Channel, p.PostID, sanitize(p.Reason))
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "[%s] ~%s (public) %s: %s", when, p.Channel, sanitize(p.Post.Author), sanitize(p.Post.Text))
+	for _, m := range p.Post.Media {
+		fmt.Fprintf(&b, "\n    media %d: %s, %d bytes — parley channel get-media %s %d %d", m.Index, sanitize(m.ContentType), m.Size, p.Channel, p.PostID, m.Index)
+	}
+	return b.String()
 }
 
 // formatMessage is the one-line text form of a message.

@@ -28,6 +28,7 @@ import (
 	"sort"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/parleychat/parley/client"
 )
@@ -150,6 +151,15 @@ type cmdFlags struct {
 	last     int
 	reason   string
 	note     string
+	// noQueue: send --no-queue.
+	noQueue bool
+	// retry, discard: outbox.
+	retry   bool
+	discard string
+	// channelPoll: sync --follow --channel-poll.
+	channelPoll time.Duration
+	// socket: daemon --socket.
+	socket string
 }
 
 // listFlag is a repeatable string flag.

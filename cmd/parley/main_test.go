@@ -68,6 +68,7 @@ func TestScripts(t *testing.T) {
 			"adminwait":  cmdAdminWait,
 			"ghost":      cmdGhost,
 			"tamperlist": cmdTamperList,
+			"server":     cmdServer,
 		},
 	})
 }
@@ -77,6 +78,38 @@ func setupServer(e *testscript.Env) error {
 	if err := os.MkdirAll(dataDir, 0o700); err != nil {
 		return err
 	}
+	ss := &scriptServer{dataDir: dataDir}
+	if err := ss.start("127.0.0.1:0"); err != nil {
+		return err
+	}
+	e.Values[scriptServerKey{}] = ss
+	e.Defer(func() {
+		if err := ss.stop(); err != nil {
+			e.T().Log("shutdown:", err)
+		}
+	})
+	e.Setenv("SERVER", "http://"+ss.addr)
+	if d, err := shareddata.Dir(); err == nil {
+		e.Setenv("SHARED", d)
+	}
+	// Cheap Argon2id: the scripts create many profiles.
+	e.Setenv("PARLEY_KDF", "t=1,m=64,p=1")
+	e.Setenv("PARLEY_PASSPHRASE", "correct horse battery staple")
+	return nil
+}
+
+type scriptServerKey struct{}
+
+// scriptServer is a script's parleyd, which "server stop" and "server
+// start" stop and start again on the same address and data.
+type scriptServer struct {
+	dataDir string
+	addr    string
+	stopFn  func() error
+}
+
+func (ss *scriptServer) start(addr string) error {
+	dataDir := ss.dataDir
 	ctx := context.Background()
 	st, err := sqlitestore.Open(ctx, filepath.Join(dataDir, "parley.db"), nil)
 	if err != nil {
@@ -114,32 +147,61 @@ func setupServer(e *testscript.Env) error {
 	if err != nil {
 		return err
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	var ln net.Listener
+	for try := 0; ; try++ {
+		ln, err = net.Listen("tcp", addr)
+		if err == nil || try == 50 {
+			break
+		}
+		time.Sleep(100 * time.Millisecond) // the old listener may linger
+	}
 	if err != nil {
 		return err
 	}
 	chanCtx, stopChans := context.WithCancel(ctx)
 	go chans.Run(chanCtx)
 	go srv.Serve(ln)
-	e.Defer(func() {
+	ss.addr = ln.Addr().String()
+	ss.stopFn = func() error {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		if err := srv.Shutdown(ctx); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			e.T().Log("shutdown:", err)
+		err := srv.Shutdown(ctx)
+		if errors.Is(err, http.ErrServerClosed) {
+			err = nil
 		}
 		stopChans()
 		chans.Close()
 		st.Close()
 		logFile.Close()
-	})
-	e.Setenv("SERVER", "http://"+ln.Addr().String())
-	if d, err := shareddata.Dir(); err == nil {
-		e.Setenv("SHARED", d)
+		return err
 	}
-	// Cheap Argon2id: the scripts create many profiles.
-	e.Setenv("PARLEY_KDF", "t=1,m=64,p=1")
-	e.Setenv("PARLEY_PASSPHRASE", "correct horse battery staple")
 	return nil
+}
+
+func (ss *scriptServer) stop() error {
+	if ss.stopFn == nil {
+		return nil
+	}
+	f := ss.stopFn
+	ss.stopFn = nil
+	return f()
+}
+
+// server stop|start stops the script's server, or starts it again on the
+// same address and data.
+func cmdServer(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 1 {
+		ts.Fatalf("usage: server stop|start")
+	}
+	ss := ts.Value(scriptServerKey{}).(*scriptServer)
+	switch args[0] {
+	case "stop":
+		ts.Check(ss.stop())
+	case "start":
+		ts.Check(ss.start(ss.addr))
+	default:
+		ts.Fatalf("usage: server stop|start")
+	}
 }
 
 // admin lists|takedowns ARGS... runs "parleyd admin" against the script's
