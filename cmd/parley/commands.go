@@ -420,6 +420,39 @@ PATH" sends a file, Ctrl+C or "/quit" quits.`,
 			run: cmdChat,
 		},
 		{
+			name: "daemon", maxArgs: 0,
+			usage: `daemon [--socket PATH]
+
+Unlocks the profile once (the passphrase is asked for or read from
+PARLEY_PASSPHRASE only now), stays connected, and serves JSON-RPC 2.0 on
+a Unix socket, one JSON object per line each way: by default
+daemon.sock in the profile directory, readable and writable by you alone
+(0600). Anyone who can open it can use your account, as with an
+ssh-agent socket.
+
+While it runs, "parley send", "sync" (and "sync --follow") and "history"
+on this profile go through it: no passphrase, no key derivation. Other
+commands open the profile as usual.
+
+Methods (params as an object; results are what the CLI prints with
+--json): send {to, text}, sendFile {to, path}, getFile {id, out},
+sync {} (what arrived since the last sync call: messages, channel_posts,
+sent), history {conversation, limit}, conversations, outbox, self,
+version, and subscribe: the connection then receives every event as a
+notification {"jsonrpc":"2.0","method":"event","params":{"type":...}}
+with type message, sent, send_failed, connected, disconnected, alert,
+warning or channel_post. Errors carry code 1 (failed, with the reason)
+or 3 (refused: security alert).
+
+Logs go to standard error. SIGTERM or Ctrl+C stops it gracefully:
+requests under way are answered, and the socket is removed.`,
+			flags: func(fs *flag.FlagSet, f *cmdFlags) {
+				fs.StringVar(&f.socket, "socket", "", "the socket's path (default: daemon.sock in the profile directory)")
+				fs.DurationVar(&f.channelPoll, "channel-poll", 15*time.Second, "how often followed public channels are checked")
+			},
+			run: cmdDaemon,
+		},
+		{
 			name: "version", maxArgs: 0,
 			usage: `version
 
@@ -1009,12 +1042,15 @@ func sanitize(s string) string {
 }
 
 func cmdHistory(ctx context.Context, e *env, args []string) error {
-	c, err := e.open(ctx)
-	if err != nil {
-		return err
+	msgs, ok, err := e.daemonHistory(args[0], e.flags.limit)
+	if !ok {
+		var c *client.Client
+		if c, err = e.open(ctx); err != nil {
+			return err
+		}
+		defer c.Close()
+		msgs, err = c.History(ctx, args[0], e.flags.limit)
 	}
-	defer c.Close()
-	msgs, err := c.History(ctx, args[0], e.flags.limit)
 	if err != nil {
 		return err
 	}

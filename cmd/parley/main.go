@@ -77,6 +77,8 @@ Messages:
   sync [--follow]                 fetch and print what is new (and send read receipts)
   history @USER|#GROUP            print a conversation's stored history
   chat                            interactive terminal UI
+  outbox [--retry|--discard ID]   messages queued while the server was unreachable, or refused
+  daemon                          unlock once, serve JSON-RPC on a Unix socket for scripts and bots
 
 Groups:
   group create NAME @USER...      create a group
