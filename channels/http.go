@@ -1,6 +1,9 @@
 package channels
 
 import (
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -45,6 +48,9 @@ type MediaView struct {
 	ContentType string `json:"content_type"`
 	Size        int64  `json:"size"`
 	URL         string `json:"url"`
+	// SHA256 is the hex SHA-256 of the media's bytes, for clients to
+	// check a download against.
+	SHA256 string `json:"sha256,omitempty"`
 }
 
 // PostView is a post in API responses.
@@ -152,7 +158,9 @@ func (s *Service) authed(class requestClass, h authedHandler) http.HandlerFunc {
 		user, err := s.cfg.Auth.Authenticate(r)
 		if err != nil || user == "" {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="parley"`)
-			writeError(w, http.StatusUnauthorized, ErrorBody{Error: "authentication required", Code: "unauthenticated"})
+			// Channels are public to the server's users, not to the web:
+			// say how to read them.
+			writeError(w, http.StatusUnauthorized, ErrorBody{Error: "authentication required: public channels are served to accounts of this server; use parley channel read, or parley channel get-media CHANNEL POST N for media", Code: "unauthenticated"})
 			return
 		}
 		limit, name := s.cfg.ReadLimit, "reads"
@@ -515,7 +523,8 @@ func view(p Post) PostView {
 	v := PostView{ID: p.ID, Channel: p.Channel, Author: p.Author, Text: p.Text, Status: p.Status, Reason: p.Reason, Created: p.Created}
 	for _, m := range p.Media {
 		v.Media = append(v.Media, MediaView{Index: m.Index, ContentType: m.ContentType, Size: m.Size,
-			URL: fmt.Sprintf("%s/%s/posts/%d/media/%d", PathPrefix, p.Channel, p.ID, m.Index)})
+			URL:    fmt.Sprintf("%s/%s/posts/%d/media/%d", PathPrefix, p.Channel, p.ID, m.Index),
+			SHA256: hex.EncodeToString(m.SHA256[:])})
 	}
 	return v
 }
@@ -585,6 +594,9 @@ func (s *Service) getMedia(w http.ResponseWriter, r *http.Request, _ string) {
 	w.Header().Set("X-Content-Type-Options", "nosniff")
 	w.Header().Set("Content-Security-Policy", "default-src 'none'; sandbox")
 	w.Header().Set("Content-Length", strconv.Itoa(len(data)))
+	// RFC 9530: clients check what they received.
+	sum := sha256.Sum256(data)
+	w.Header().Set("Repr-Digest", "sha-256=:"+base64.StdEncoding.EncodeToString(sum[:])+":")
 	w.Write(data)
 }
 

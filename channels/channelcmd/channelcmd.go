@@ -14,6 +14,9 @@ package channelcmd
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -45,6 +48,8 @@ Usage:
   parley channel unfollow ID
   parley channel read ID [--since N] [--follow] [--json]
   parley channel list [--json]          the channels you follow and own
+  parley channel get-media ID POST N [--out PATH] [--json]
+                                        download media N of post POST (digest checked)
   parley channel admin ID USER [--remove]
   parley channel delete ID [--post N] --yes
 
@@ -65,6 +70,8 @@ type Options struct {
 	// encrypted" notice now (cmd/parley: once per profile). Unset, it is
 	// printed at every create, post and follow.
 	Notice func() bool
+	// Progress, if set, is told of a download's progress (get-media).
+	Progress func(done, total int64)
 }
 
 func isHelpArg(args []string) bool {
@@ -78,7 +85,7 @@ func isHelpArg(args []string) bool {
 
 // RunWithOptions is Run with options.
 func RunWithOptions(ctx context.Context, serverURL string, auth func(*http.Request) error, args []string, stdout, stderr io.Writer, opts Options) int {
-	c := &client{base: strings.TrimRight(serverURL, "/"), auth: auth, stdout: stdout, stderr: stderr, http: http.DefaultClient}
+	c := &client{base: strings.TrimRight(serverURL, "/"), auth: auth, stdout: stdout, stderr: stderr, http: http.DefaultClient, progress: opts.Progress}
 	if len(args) == 0 {
 		fmt.Fprint(stderr, usage)
 		return 2
@@ -100,6 +107,8 @@ func RunWithOptions(ctx context.Context, serverURL string, auth func(*http.Reque
 		fn = c.read
 	case "list":
 		fn = c.list
+	case "get-media":
+		fn = c.getMedia
 	case "admin":
 		fn = c.admin
 	case "delete":
@@ -137,6 +146,7 @@ type client struct {
 	auth           func(*http.Request) error
 	http           *http.Client
 	stdout, stderr io.Writer
+	progress       func(done, total int64)
 }
 
 // stringsFlag collects a repeatable flag.
@@ -500,7 +510,7 @@ func (c *client) printEvent(channel string, e channels.EventView, asJSON, _ bool
 			}
 		}
 		for _, m := range p.Media {
-			fmt.Fprintf(c.stdout, "    media %d: %s, %d bytes, %s\n", m.Index, m.ContentType, m.Size, m.URL)
+			fmt.Fprintf(c.stdout, "    media %d: %s, %d bytes: parley channel get-media %s %d %d\n", m.Index, m.ContentType, m.Size, channel, p.ID, m.Index)
 		}
 	}
 	return nil
@@ -542,5 +552,132 @@ func (c *client) list(ctx context.Context, args []string) error {
 		return strings.Join(ids, ", ")
 	}
 	fmt.Fprintf(c.stdout, "Public channels you follow: %s\nPublic channels you own: %s\n", none(resp.Following), none(resp.Owned))
+	return nil
+}
+
+// getMedia downloads one media item of a post into a file, checking its
+// size and SHA-256 digest against the post's (and the server's
+// Repr-Digest, RFC 9530) before the file appears: a truncated or altered
+// download is never left behind. It never overwrites a file.
+func (c *client) getMedia(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("get-media", flag.ContinueOnError)
+	out := fs.String("out", "", "where to write it (default: CHANNEL-POST-N with the type's extension, in the current directory)")
+	asJSON := fs.Bool("json", false, "print JSON")
+	pos, err := c.parse(fs, args, "get-media ID POST N [--out PATH] [--json]")
+	if err != nil {
+		return err
+	}
+	if len(pos) != 3 {
+		return fmt.Errorf("%w: get-media needs a channel ID, a post number and a media number (as channel read or sync show them)", errUsage)
+	}
+	postID, err1 := strconv.ParseInt(pos[1], 10, 64)
+	n, err2 := strconv.Atoi(pos[2])
+	if err1 != nil || err2 != nil || postID <= 0 || n < 0 {
+		return fmt.Errorf("%w: POST and N are numbers", errUsage)
+	}
+	var resp channels.PostResponse
+	if _, err := c.do(ctx, "GET", fmt.Sprintf("%s/posts/%d", channelPath(pos[0]), postID), "", nil, &resp); err != nil {
+		return err
+	}
+	post := resp.Post
+	var m *channels.MediaView
+	for i := range post.Media {
+		if post.Media[i].Index == n {
+			m = &post.Media[i]
+		}
+	}
+	if m == nil {
+		return fmt.Errorf("post %d of %s has no media %d (it has %d)", postID, pos[0], n, len(post.Media))
+	}
+	want, err := hex.DecodeString(m.SHA256)
+	if err != nil || len(want) != sha256.Size {
+		return fmt.Errorf("the server gave no SHA-256 digest for this media; refusing to save what cannot be checked")
+	}
+	path := *out
+	if path == "" {
+		ext := ""
+		if exts, _ := mime.ExtensionsByType(m.ContentType); len(exts) > 0 {
+			ext = exts[0]
+		}
+		path = fmt.Sprintf("%s-%d-%d%s", pos[0], postID, n, ext)
+	} else if st, err := os.Stat(path); err == nil && st.IsDir() {
+		path = filepath.Join(path, fmt.Sprintf("%s-%d-%d", pos[0], postID, n))
+	}
+	req, err := http.NewRequestWithContext(ctx, "GET", c.base+m.URL, nil)
+	if err != nil {
+		return err
+	}
+	if c.auth != nil {
+		if err := c.auth(req); err != nil {
+			return fmt.Errorf("authenticate: %w", err)
+		}
+	}
+	hr, err := c.http.Do(req)
+	if err != nil {
+		return err
+	}
+	defer hr.Body.Close()
+	if hr.StatusCode != http.StatusOK {
+		e := &apiError{Status: hr.StatusCode}
+		data, _ := io.ReadAll(io.LimitReader(hr.Body, 4096))
+		if json.Unmarshal(data, &e.Body) != nil {
+			e.Body.Error = strings.TrimSpace(string(data))
+		}
+		return e
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".parley-media-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name()) // a no-op once linked
+	h := sha256.New()
+	var done int64
+	buf := make([]byte, 64<<10)
+	for {
+		k, rerr := hr.Body.Read(buf)
+		if k > 0 {
+			if done+int64(k) > m.Size {
+				tmp.Close()
+				return fmt.Errorf("the server sent more than the media's %d bytes; nothing saved", m.Size)
+			}
+			if _, err := tmp.Write(buf[:k]); err != nil {
+				tmp.Close()
+				return err
+			}
+			h.Write(buf[:k])
+			done += int64(k)
+			if c.progress != nil {
+				c.progress(done, m.Size)
+			}
+		}
+		if rerr == io.EOF {
+			break
+		}
+		if rerr != nil {
+			tmp.Close()
+			return fmt.Errorf("download: %w", rerr)
+		}
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	got := h.Sum(nil)
+	if done != m.Size || !bytes.Equal(got, want) {
+		return fmt.Errorf("the download does not match the post's SHA-256 digest or size (%d of %d bytes); nothing saved", done, m.Size)
+	}
+	if rd := hr.Header.Get("Repr-Digest"); rd != "" && rd != "sha-256=:"+base64.StdEncoding.EncodeToString(got)+":" {
+		return fmt.Errorf("the download does not match the server's Repr-Digest; nothing saved")
+	}
+	if err := os.Link(tmp.Name(), path); err != nil {
+		if errors.Is(err, os.ErrExist) {
+			return fmt.Errorf("%s already exists; choose another --out", path)
+		}
+		return err
+	}
+	if *asJSON {
+		return c.printJSON(map[string]any{"path": path, "channel": pos[0], "post": postID, "index": n,
+			"content_type": m.ContentType, "size": m.Size, "sha256": m.SHA256, "public": true})
+	}
+	fmt.Fprintf(c.stdout, "Saved media %d of post %d (%s, %d bytes, SHA-256 verified) to %s.\n", n, postID, m.ContentType, m.Size, path)
 	return nil
 }

@@ -216,3 +216,45 @@ func TestNoticeOnStderrOnly(t *testing.T) {
 		t.Fatalf("notice printed though the caller said no: %q %q", out.String(), errb.String())
 	}
 }
+
+// TestGetMediaChecksDigest: a download that does not match the post's
+// SHA-256 (a server or path that alters or truncates it) leaves no file.
+func TestGetMediaChecksDigest(t *testing.T) {
+	good := []byte("the real picture bytes")
+	sum := sha256.Sum256(good)
+	for _, tc := range []struct {
+		name string
+		body []byte
+		ok   bool
+	}{{"intact", good, true}, {"altered", []byte("the fake picture bytes"), false}, {"truncated", good[:10], false}} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if strings.HasSuffix(r.URL.Path, "/media/0") {
+					w.Write(tc.body)
+					return
+				}
+				json.NewEncoder(w).Encode(channels.PostResponse{Post: channels.PostView{ID: 3, Channel: "news", Media: []channels.MediaView{{
+					Index: 0, ContentType: "image/png", Size: int64(len(good)), URL: channels.PathPrefix + "/news/posts/3/media/0", SHA256: fmt.Sprintf("%x", sum)}}}})
+			}))
+			defer srv.Close()
+			out := filepath.Join(t.TempDir(), "pic.png")
+			var stdout, stderr bytes.Buffer
+			var progress int64
+			code := RunWithOptions(context.Background(), srv.URL, nil, []string{"get-media", "news", "3", "0", "--out", out}, &stdout, &stderr,
+				Options{Progress: func(done, total int64) { progress = done }})
+			data, err := os.ReadFile(out)
+			if tc.ok {
+				if code != 0 || err != nil || !bytes.Equal(data, good) || progress != int64(len(good)) {
+					t.Fatalf("exit %d, %v, %q, progress %d: %s", code, err, data, progress, stderr.String())
+				}
+				return
+			}
+			if code == 0 || err == nil || !strings.Contains(stderr.String(), "nothing saved") {
+				t.Fatalf("exit %d, file %v: %s", code, err, stderr.String())
+			}
+			if entries, _ := os.ReadDir(filepath.Dir(out)); len(entries) != 0 {
+				t.Fatalf("left behind: %v", entries)
+			}
+		})
+	}
+}

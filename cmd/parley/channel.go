@@ -53,7 +53,10 @@ func runChannel(ctx context.Context, args []string, stdin io.Reader, stdout, std
 		fmt.Fprintf(stderr, "parley channel: %v\n", err)
 		return 1
 	}
-	return channelcmd.RunWithOptions(ctx, server, auth, rest, stdout, stderr, channelcmd.Options{Notice: noticeOnce(e.flags.profile)})
+	e.flags.json = jsonOut
+	bar := newProgressBar(e, "downloading")
+	defer bar.done()
+	return channelcmd.RunWithOptions(ctx, server, auth, rest, stdout, stderr, channelcmd.Options{Notice: noticeOnce(e.flags.profile), Progress: bar.update})
 }
 
 // noticeOnce reports true the first time it is asked for a profile: the
