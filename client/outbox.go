@@ -197,6 +197,9 @@ type FlushResult struct {
 	Failed []Queued
 	// Pending counts the entries left to send (not counting failed ones).
 	Pending int
+	// errs are the errors of the Failed entries, by id (with their
+	// chain: a security alert stays one).
+	errs map[string]error
 }
 
 // FlushOutbox sends the outbox's entries in order. It stops at the first
@@ -248,6 +251,10 @@ func (c *Client) FlushOutbox(ctx context.Context) (FlushResult, error) {
 				q.Failed = true
 				skip[q.ID] = true
 				res.Failed = append(res.Failed, *q)
+				if res.errs == nil {
+					res.errs = map[string]error{}
+				}
+				res.errs[q.ID] = err
 				res.Pending--
 				c.warnLabel(q.Conversation, fmt.Errorf("message %s not sent (%s): %w", q.ID, firstWords(q.Text), err))
 			}
@@ -344,7 +351,7 @@ func (c *Client) Send(ctx context.Context, target, text string) (SendResult, err
 			// Refused: the caller has the text and the error; keep nothing.
 			c.DiscardOutbox(context.WithoutCancel(ctx), q.ID)
 			c.dropWarning(q.ID)
-			return out, errors.New(strings.TrimPrefix(f.LastError, "client: "))
+			return out, res.errs[f.ID]
 		}
 	}
 	// Another process sharing the profile (a sync --follow, a chat, the
