@@ -47,9 +47,9 @@ type Queued struct {
 	Room string `json:"room"`
 	Text string `json:"text"`
 	// Content is the encoded MIMI content, sent as is at every attempt.
-	Content []byte `json:"content"`
-	QueuedAt     time.Time `json:"queued_at"`
-	Attempts     int       `json:"attempts,omitempty"`
+	Content  []byte    `json:"content"`
+	QueuedAt time.Time `json:"queued_at"`
+	Attempts int       `json:"attempts,omitempty"`
 	// LastError is why the last attempt did not send it.
 	LastError string `json:"last_error,omitempty"`
 	// Failed is set when the server or the client refused the message for

@@ -1,12 +1,15 @@
 package client
 
 import (
+	"bytes"
 	"context"
+	"encoding/hex"
 	"slices"
 	"testing"
 	"time"
 
 	"github.com/parleychat/parley/client/profile"
+	"github.com/parleychat/parley/content"
 )
 
 // TestOutbox: messages sent while the server is down stay queued (across
@@ -220,5 +223,58 @@ func TestWatchReconnects(t *testing.T) {
 	}
 	if got := texts(mustSync(t, bob)); !slices.Contains(got, "alice: typed offline") {
 		t.Fatalf("bob got %q", got)
+	}
+}
+
+// TestOutboxKeepsContent: a queued message is encoded as MIMI content
+// once; every attempt sends those exact bytes, so its MIMI id (and the
+// server's id, the first 16 octets) is the same at every attempt, and the
+// receiver accepts it (its id matches the content, its franking tag
+// opens over the same bytes).
+func TestOutboxKeepsContent(t *testing.T) {
+	ctx := context.Background()
+	s := startServer(t)
+	alice := s.newUser(t, "alice")
+	bob := s.newUser(t, "bob")
+	mustSend(t, alice, "@bob", "online")
+	mustSync(t, bob)
+
+	s.stop()
+	res, err := alice.Send(ctx, "@bob", "queued while away")
+	if err != nil || res.Queued == nil {
+		t.Fatalf("send with the server down: %+v, %v", res, err)
+	}
+	q0 := *res.Queued
+	mid, err := content.ComputeMessageID(senderURI("alice"), roomURI(directID("alice", "bob")), q0.Content)
+	if err != nil || shortID(&mid) != q0.ID {
+		t.Fatalf("queued id %s is not the content's (%x, %v)", q0.ID, mid, err)
+	}
+	if _, err := alice.FlushOutbox(ctx); !IsTransient(err) {
+		t.Fatalf("flush with the server down: %v", err)
+	}
+	q, err := alice.Outbox(ctx)
+	if err != nil || len(q) != 1 {
+		t.Fatalf("outbox: %+v, %v", q, err)
+	}
+	if q[0].ID != q0.ID || !bytes.Equal(q[0].Content, q0.Content) || q[0].Attempts == 0 {
+		t.Fatalf("a failed attempt changed the entry: %+v, was %+v", q[0], q0)
+	}
+
+	s.restart(t)
+	fr, err := alice.FlushOutbox(ctx)
+	if err != nil || len(fr.Sent) != 1 || fr.Sent[0].ID != q0.ID {
+		t.Fatalf("flush: %+v, %v", fr, err)
+	}
+	var got *Message
+	for _, m := range mustSync(t, bob) {
+		if m.Kind == KindText && m.Text == "queued while away" {
+			got = &m
+		}
+	}
+	if got == nil || got.ID != q0.ID || got.MimiID != hex.EncodeToString(mid[:]) {
+		t.Fatalf("bob got %+v, want id %s, MIMI id %x", got, q0.ID, mid)
+	}
+	if ws := bob.Warnings(); len(ws) != 0 {
+		t.Fatalf("bob's warnings: %+v", ws)
 	}
 }

@@ -435,7 +435,7 @@ on this profile go through it: no passphrase, no key derivation. Other
 commands open the profile as usual.
 
 Methods (params as an object; results are what the CLI prints with
---json): send {to, text}, sendFile {to, path}, getFile {id, out},
+--json): send {to, text, replyTo}, sendFile {to, path}, getFile {id, out},
 sync {} (what arrived since the last sync call: messages, channel_posts,
 sent), history {conversation, limit}, conversations, outbox, self,
 version, and subscribe: the connection then receives every event as a
@@ -563,13 +563,11 @@ func cmdInit(ctx context.Context, e *env, args []string) error {
 }
 
 func cmdSend(ctx context.Context, e *env, args []string) error {
-	if e.flags.replyTo == "" { // the daemon's send takes no reply
-		if res, ok, err := e.daemonSend(ctx, args[0], args[1]); ok {
-			if err != nil {
-				return err
-			}
-			return e.printSend(res)
+	if res, ok, err := e.daemonSend(ctx, args[0], args[1], e.flags.replyTo); ok {
+		if err != nil {
+			return err
 		}
+		return e.printSend(res)
 	}
 	c, err := e.open(ctx)
 	if err != nil {
@@ -608,7 +606,10 @@ type sendJSON struct {
 func sendOutput(res client.SendResult) sendJSON {
 	out := sendJSON{Sent: res.Sent, Queued: res.Queued, Before: res.Before}
 	if res.Err != nil {
-		out.Error = "cannot reach the server: " + explain(res.Err)
+		out.Error = explain(res.Err)
+		if !strings.HasPrefix(out.Error, "cannot reach the server") {
+			out.Error = "cannot reach the server: " + out.Error
+		}
 	}
 	return out
 }
@@ -622,7 +623,7 @@ func (e *env) printSend(res sendJSON) error {
 	}
 	if res.Queued != nil {
 		_, err := fmt.Fprintf(e.stdout, "Queued message %s to %s: %s.\nIt is sent, once, by your next parley send, sync or chat (see parley outbox).\n",
-			res.Queued.ID, res.Queued.Conversation, strings.TrimPrefix(res.Error, "cannot reach the server: "))
+			res.Queued.ID, res.Queued.Conversation, res.Error)
 		return err
 	}
 	if res.Sent == nil {

@@ -313,12 +313,20 @@ func (d *daemon) call(ctx context.Context, method string, raw json.RawMessage) (
 	c := d.c
 	switch method {
 	case "send":
-		p, err := params[struct{ To, Text string }](raw)
+		p, err := params[struct{ To, Text, ReplyTo string }](raw)
 		if err != nil {
 			return nil, err
 		}
 		if p.To == "" || p.Text == "" {
 			return nil, missing("to and text")
+		}
+		if p.ReplyTo != "" {
+			// A reply is sent at once (the outbox holds plain texts).
+			sent, err := c.SendReply(ctx, p.To, p.ReplyTo, p.Text)
+			if err != nil {
+				return nil, err
+			}
+			return sendJSON{Sent: &sent}, nil
 		}
 		res, err := c.Send(ctx, p.To, p.Text)
 		if err != nil {
@@ -465,7 +473,7 @@ func (dc *daemonClient) call(method string, params, out any) error {
 
 // daemonSend sends through a running daemon; ok is false when there is
 // none (or --no-queue asks for the direct path).
-func (e *env) daemonSend(ctx context.Context, to, text string) (res sendJSON, ok bool, err error) {
+func (e *env) daemonSend(ctx context.Context, to, text, replyTo string) (res sendJSON, ok bool, err error) {
 	if e.flags.noQueue {
 		return res, false, nil
 	}
@@ -480,7 +488,11 @@ func (e *env) daemonSend(ctx context.Context, to, text string) (res sendJSON, ok
 		Error  string         `json:"error"`
 		Before []client.Sent  `json:"before"`
 	}
-	if err := dc.call("send", map[string]string{"to": to, "text": text}, &out); err != nil {
+	req := map[string]string{"to": to, "text": text}
+	if replyTo != "" {
+		req["replyTo"] = replyTo
+	}
+	if err := dc.call("send", req, &out); err != nil {
 		return res, true, err
 	}
 	res = sendJSON{Queued: out.Queued, Error: out.Error, Before: out.Before}
