@@ -42,10 +42,10 @@ type Queued struct {
 	ID string `json:"id"`
 	// Conversation is the target as given: "@user" or "#group".
 	Conversation string `json:"conversation"`
+	Text         string `json:"text"`
 	// Room is the hex id of the conversation the MIMI id was computed
 	// for; an attempt to send it elsewhere is refused.
 	Room string `json:"room"`
-	Text string `json:"text"`
 	// Content is the encoded MIMI content, sent as is at every attempt.
 	Content  []byte    `json:"content"`
 	QueuedAt time.Time `json:"queued_at"`

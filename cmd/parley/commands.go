@@ -905,7 +905,9 @@ func (it syncItem) stream() string {
 // interleave orders what sync prints by time across conversations and
 // channels while keeping each one's own order (the server's, which a
 // sender's clock cannot reorder): a merge of the streams by the time of
-// their next item.
+// their next item. Times are compared to the second: the server dates
+// messages to the second (MIMI content carries no time of its own), so
+// finer channel post times would misorder items of the same second.
 func interleave(items []syncItem) []syncItem {
 	var order []string
 	streams := map[string][]syncItem{}
@@ -923,7 +925,7 @@ func interleave(items []syncItem) []syncItem {
 			if len(streams[k]) == 0 {
 				continue
 			}
-			if best == "" || streams[k][0].when().Before(streams[best][0].when()) {
+			if best == "" || streams[k][0].when().Truncate(time.Second).Before(streams[best][0].when().Truncate(time.Second)) {
 				best = k
 			}
 		}
