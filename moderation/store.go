@@ -163,5 +163,12 @@ type Store interface {
 	// (from its cases' latest decisions), or the zero Sanction.
 	Sanction(ctx context.Context, account string, now time.Time) (Sanction, error)
 
+	// AddModerator creates a console account; a taken name is ErrExists.
+	AddModerator(ctx context.Context, m Moderator) error
+	// Moderator returns the account named name, or ErrNotFound.
+	Moderator(ctx context.Context, name string) (Moderator, error)
+	// Moderators lists the accounts by name.
+	Moderators(ctx context.Context) ([]Moderator, error)
+
 	Close() error
 }

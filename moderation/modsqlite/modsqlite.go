@@ -111,6 +111,14 @@ CREATE TABLE case_events (
 	until     INTEGER NOT NULL
 ) STRICT;
 CREATE INDEX case_events_case ON case_events (case_id);
+`, `
+CREATE TABLE moderators (
+	name        TEXT PRIMARY KEY,
+	lead        INTEGER NOT NULL,
+	password    TEXT NOT NULL,
+	totp_secret BLOB NOT NULL,
+	created     INTEGER NOT NULL
+) STRICT;
 `}
 
 // Open opens (creating with mode 0600 if needed) the database at path and

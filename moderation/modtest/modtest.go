@@ -37,6 +37,7 @@ func Run(t *testing.T, newStore func(t *testing.T) moderation.Store) {
 		{"PublishToken", testPublishToken},
 		{"Decisions", testDecisions},
 		{"Cases", testCases},
+		{"Moderators", testModerators},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -422,5 +423,34 @@ func testCases(t *testing.T, s moderation.Store) {
 	}
 	if sn, err := s.Sanction(ctx, "mallory", now); err != nil || !sn.Banned || sn.Case != id4 {
 		t.Fatalf("ban: %+v %v", sn, err)
+	}
+}
+
+func testModerators(t *testing.T, s moderation.Store) {
+	ctx := context.Background()
+	if _, err := s.Moderator(ctx, "ana"); !errors.Is(err, moderation.ErrNotFound) {
+		t.Fatalf("an unknown moderator: %v", err)
+	}
+	now := time.Now().UTC().Truncate(time.Millisecond)
+	ana := moderation.Moderator{Name: "ana", Lead: true, PasswordHash: "$argon2id$v=19$m=8,t=1,p=1$c2FsdA$aGFzaA", TOTPSecret: []byte("0123456789abcdefghij"), Created: now}
+	if err := s.AddModerator(ctx, ana); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.AddModerator(ctx, moderation.Moderator{Name: "ana", PasswordHash: "x", TOTPSecret: []byte("y")}); !errors.Is(err, moderation.ErrExists) {
+		t.Fatalf("a taken name: %v", err)
+	}
+	if err := s.AddModerator(ctx, moderation.Moderator{Name: "bo"}); err == nil {
+		t.Fatal("a moderator without password hash or TOTP secret was added")
+	}
+	if err := s.AddModerator(ctx, moderation.Moderator{Name: "bo", PasswordHash: "h", TOTPSecret: []byte("s")}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.Moderator(ctx, "ana")
+	if err != nil || got.Name != "ana" || !got.Lead || got.PasswordHash != ana.PasswordHash || string(got.TOTPSecret) != string(ana.TOTPSecret) || !got.Created.Equal(now) {
+		t.Fatalf("ana: %+v %v", got, err)
+	}
+	ms, err := s.Moderators(ctx)
+	if err != nil || len(ms) != 2 || ms[0].Name != "ana" || ms[1].Name != "bo" || ms[1].Lead {
+		t.Fatalf("moderators: %+v %v", ms, err)
 	}
 }
