@@ -1,0 +1,541 @@
+// Package console is the moderators' web console (docs/moderation.md "The
+// web console"): server-rendered pages (html/template, no JavaScript) over
+// moderation.Store for the queue of abuse-report cases, a case with its
+// messages' proofs re-verified, the decision form, the audit log and a
+// dashboard. "parleyd serve --admin-listen" serves it on a listener of its
+// own.
+//
+// Moderators sign in with a password (argon2id) and a TOTP code; sessions
+// are random tokens kept hashed in memory that expire; every form carries
+// a per-session CSRF token; failed sign-ins are rate limited per name and
+// per client address. Leads alone decide appeals, and never an appeal of
+// a case they decided before.
+package console
+
+import (
+	"crypto/ed25519"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base64"
+	"errors"
+	"log/slog"
+	"net"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/parleychat/parley/moderation"
+)
+
+// Config configures a Console.
+type Config struct {
+	Store moderation.Store
+	// FrankingKey is the public half of the server's franking key, under
+	// which each case message's proof is re-verified.
+	FrankingKey ed25519.PublicKey
+	// Secure marks cookies Secure: set it when the console is served over
+	// TLS.
+	Secure bool
+	Logger *slog.Logger
+	// SessionTTL is how long a session lasts from sign-in (default 8h).
+	SessionTTL time.Duration
+	// Now is the clock (default time.Now); tests move it.
+	Now func() time.Time
+	// Argon2 are the parameters of the passwords' hashes (default
+	// DefaultArgon2): a sign-in with an unknown name spends as long as one
+	// with a known name, on a hash with these.
+	Argon2 Argon2Params
+}
+
+// Login attempts: at most loginFailures failed attempts per name, and as
+// many per client address, in any loginWindow.
+const (
+	loginFailures = 5
+	loginWindow   = 15 * time.Minute
+	sessionCookie = "parley_mod"
+	loginCookie   = "parley_mod_login"
+)
+
+// Console is the web console; it is an http.Handler.
+type Console struct {
+	cfg  Config
+	mux  *http.ServeMux
+	mu   sync.Mutex
+	sess map[[32]byte]*session // by SHA-256 of the token
+	// lastStep is the last TOTP step each moderator signed in with: a code
+	// is good once.
+	lastStep map[string]uint64
+	fails    map[string][]time.Time // "name:..." and "addr:..."
+
+	dummyOnce sync.Once
+	dummy     string
+}
+
+type session struct {
+	name    string
+	csrf    string
+	expires time.Time
+}
+
+// New returns a console over cfg.Store.
+func New(cfg Config) (*Console, error) {
+	if cfg.Store == nil || len(cfg.FrankingKey) != ed25519.PublicKeySize {
+		return nil, errors.New("console: a store and the franking public key are needed")
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.SessionTTL <= 0 {
+		cfg.SessionTTL = 8 * time.Hour
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Argon2 == (Argon2Params{}) {
+		cfg.Argon2 = DefaultArgon2
+	}
+	c := &Console{cfg: cfg, mux: http.NewServeMux(), sess: map[[32]byte]*session{}, lastStep: map[string]uint64{}, fails: map[string][]time.Time{}}
+	c.mux.HandleFunc("GET /login", c.loginPage)
+	c.mux.HandleFunc("POST /login", c.login)
+	c.mux.HandleFunc("POST /logout", c.auth(c.logout))
+	c.mux.HandleFunc("GET /{$}", c.auth(c.dashboard))
+	c.mux.HandleFunc("GET /cases", c.auth(c.queue))
+	c.mux.HandleFunc("GET /cases/{id}", c.auth(c.showCase))
+	c.mux.HandleFunc("POST /cases/{id}/decide", c.auth(c.decide))
+	c.mux.HandleFunc("GET /audit", c.auth(c.audit))
+	return c, nil
+}
+
+// ServeHTTP implements http.Handler.
+func (c *Console) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	h := w.Header()
+	h.Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
+	h.Set("X-Frame-Options", "DENY")
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Referrer-Policy", "no-referrer")
+	h.Set("Cache-Control", "no-store")
+	c.mux.ServeHTTP(w, r)
+}
+
+func randomToken() string {
+	b := make([]byte, 32)
+	rand.Read(b)
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+func (c *Console) setCookie(w http.ResponseWriter, name, value string, maxAge int) {
+	http.SetCookie(w, &http.Cookie{Name: name, Value: value, Path: "/", MaxAge: maxAge, HttpOnly: true, Secure: c.cfg.Secure, SameSite: http.SameSiteStrictMode})
+}
+
+// who is a signed-in moderator's request.
+type who struct {
+	moderation.Moderator
+	csrf string
+	hash [32]byte
+}
+
+// auth passes requests with a live session to h, checking the CSRF token
+// of every POST; without a session a page redirects to the sign-in page
+// and a form is refused with 401.
+func (c *Console) auth(h func(http.ResponseWriter, *http.Request, who)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		var s session
+		var key [32]byte
+		ok := false
+		if ck, err := r.Cookie(sessionCookie); err == nil {
+			key = sha256.Sum256([]byte(ck.Value))
+			c.mu.Lock()
+			if p := c.sess[key]; p != nil {
+				if c.cfg.Now().Before(p.expires) {
+					s, ok = *p, true
+				} else {
+					delete(c.sess, key)
+				}
+			}
+			c.mu.Unlock()
+		}
+		var m moderation.Moderator
+		if ok {
+			var err error
+			if m, err = c.cfg.Store.Moderator(r.Context(), s.name); err != nil {
+				ok = false
+			}
+		}
+		if !ok {
+			if r.Method == http.MethodGet {
+				http.Redirect(w, r, "/login", http.StatusSeeOther)
+			} else {
+				c.fail(w, http.StatusUnauthorized, "Sign in first.")
+			}
+			return
+		}
+		if r.Method == http.MethodPost {
+			if tok := r.PostFormValue("csrf"); tok == "" || subtle.ConstantTimeCompare([]byte(tok), []byte(s.csrf)) != 1 {
+				c.fail(w, http.StatusForbidden, "This form is missing its security token, or has an old one: go back, reload the page and try again.")
+				return
+			}
+		}
+		h(w, r, who{Moderator: m, csrf: s.csrf, hash: key})
+	}
+}
+
+func (c *Console) fail(w http.ResponseWriter, code int, msg string) {
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.WriteHeader(code)
+	tmpl.ExecuteTemplate(w, "error", map[string]any{"Title": http.StatusText(code), "Message": msg})
+}
+
+func (c *Console) render(w http.ResponseWriter, name string, data map[string]any) {
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	if err := tmpl.ExecuteTemplate(w, name, data); err != nil {
+		c.cfg.Logger.Error("console: render", "page", name, "err", err)
+	}
+}
+
+// loginPage shows the sign-in form; its CSRF token is a cookie of its own
+// (there is no session yet), echoed by the form.
+func (c *Console) loginPage(w http.ResponseWriter, r *http.Request) {
+	c.showLogin(w, http.StatusOK, "")
+}
+
+func (c *Console) showLogin(w http.ResponseWriter, code int, msg string) {
+	tok := randomToken()
+	c.setCookie(w, loginCookie, tok, int(loginWindow/time.Second))
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.WriteHeader(code)
+	tmpl.ExecuteTemplate(w, "login", map[string]any{"CSRF": tok, "Error": msg})
+}
+
+func clientAddr(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}
+
+// limited reports whether key has used up its failed attempts, dropping
+// those older than the window.
+func (c *Console) limited(key string, now time.Time) bool {
+	f := slices.DeleteFunc(c.fails[key], func(t time.Time) bool { return now.Sub(t) > loginWindow })
+	if len(f) == 0 {
+		delete(c.fails, key)
+	} else {
+		c.fails[key] = f
+	}
+	return len(f) >= loginFailures
+}
+
+func (c *Console) login(w http.ResponseWriter, r *http.Request) {
+	ck, err := r.Cookie(loginCookie)
+	if tok := r.PostFormValue("csrf"); err != nil || tok == "" || subtle.ConstantTimeCompare([]byte(tok), []byte(ck.Value)) != 1 {
+		c.fail(w, http.StatusForbidden, "This form is missing its security token, or has an old one: reload the sign-in page and try again.")
+		return
+	}
+	name, password, code := strings.TrimSpace(r.PostFormValue("name")), r.PostFormValue("password"), r.PostFormValue("code")
+	now := c.cfg.Now()
+	nameKey, addrKey := "name:"+name, "addr:"+clientAddr(r)
+	c.mu.Lock()
+	limited := c.limited(nameKey, now) || c.limited(addrKey, now)
+	c.mu.Unlock()
+	if limited {
+		c.cfg.Logger.Warn("console: sign-in rate limited", "moderator", name)
+		w.Header().Set("Retry-After", strconv.Itoa(int(loginWindow/time.Second)))
+		c.showLogin(w, http.StatusTooManyRequests, "Too many failed sign-ins: wait a quarter of an hour.")
+		return
+	}
+	failed := func() {
+		c.mu.Lock()
+		c.fails[nameKey] = append(c.fails[nameKey], now)
+		c.fails[addrKey] = append(c.fails[addrKey], now)
+		c.mu.Unlock()
+		c.cfg.Logger.Info("console: failed sign-in", "moderator", name)
+		c.showLogin(w, http.StatusUnauthorized, "Wrong name, password or code.")
+	}
+	m, err := c.cfg.Store.Moderator(r.Context(), name)
+	if err != nil {
+		if !errors.Is(err, moderation.ErrNotFound) {
+			c.cfg.Logger.Error("console: sign-in", "err", err)
+			c.fail(w, http.StatusInternalServerError, "The moderation store failed; see the server's log.")
+			return
+		}
+		// Spend the same time as for a real account.
+		c.dummyOnce.Do(func() { c.dummy, _ = HashPassword("not a password", c.cfg.Argon2) })
+		CheckPassword(c.dummy, password)
+		failed()
+		return
+	}
+	if !CheckPassword(m.PasswordHash, password) {
+		failed()
+		return
+	}
+	c.mu.Lock()
+	step, err := checkTOTP(m.TOTPSecret, code, now, c.lastStep[m.Name])
+	if err == nil {
+		c.lastStep[m.Name] = step
+	}
+	c.mu.Unlock()
+	if err != nil {
+		failed()
+		return
+	}
+	tok := randomToken()
+	c.mu.Lock()
+	// Drop expired sessions while here.
+	for k, s := range c.sess {
+		if !now.Before(s.expires) {
+			delete(c.sess, k)
+		}
+	}
+	c.sess[sha256.Sum256([]byte(tok))] = &session{name: m.Name, csrf: randomToken(), expires: now.Add(c.cfg.SessionTTL)}
+	c.mu.Unlock()
+	c.setCookie(w, loginCookie, "", -1)
+	c.setCookie(w, sessionCookie, tok, int(c.cfg.SessionTTL/time.Second))
+	c.cfg.Logger.Info("console: signed in", "moderator", m.Name)
+	http.Redirect(w, r, "/", http.StatusSeeOther)
+}
+
+func (c *Console) logout(w http.ResponseWriter, r *http.Request, me who) {
+	c.mu.Lock()
+	delete(c.sess, me.hash)
+	c.mu.Unlock()
+	c.setCookie(w, sessionCookie, "", -1)
+	http.Redirect(w, r, "/login", http.StatusSeeOther)
+}
+
+func (me who) page(title string) map[string]any {
+	return map[string]any{"Title": title, "Who": me, "CSRF": me.csrf}
+}
+
+// Metrics are the dashboard's numbers.
+type Metrics struct {
+	Open, Appealed int
+	// Decisions by kind (dismiss, warn, suspend, ban), appeals decided
+	// included.
+	Decisions map[string]int
+	// Time from a case's first report to its first decision, over the
+	// decided cases (nearest rank).
+	P50, P95 time.Duration
+	Decided  int
+}
+
+// ComputeMetrics computes the dashboard from cases (with their events).
+func ComputeMetrics(cases []moderation.Case) Metrics {
+	m := Metrics{Decisions: map[string]int{}}
+	var waits []time.Duration
+	for _, c := range cases {
+		switch c.State {
+		case moderation.CaseOpen:
+			m.Open++
+		case moderation.CaseAppealed:
+			m.Appealed++
+		}
+		first := true
+		for _, e := range c.Events {
+			if e.Action == "appeal" {
+				continue
+			}
+			m.Decisions[e.Action]++
+			if first {
+				waits = append(waits, e.Time.Sub(c.Opened))
+				first = false
+			}
+		}
+	}
+	m.Decided = len(waits)
+	if len(waits) > 0 {
+		slices.Sort(waits)
+		rank := func(p int) time.Duration { return waits[max(0, (p*len(waits)+99)/100-1)] }
+		m.P50, m.P95 = rank(50), rank(95)
+	}
+	return m
+}
+
+// allCases is how many cases the dashboard and the queue read at most.
+const allCases = 10000
+
+func (c *Console) dashboard(w http.ResponseWriter, r *http.Request, me who) {
+	cs, err := c.cfg.Store.Cases(r.Context(), "", allCases)
+	if err != nil {
+		c.storeFailed(w, err)
+		return
+	}
+	p := me.page("Dashboard")
+	p["M"] = ComputeMetrics(cs)
+	p["Actions"] = moderation.Actions
+	c.render(w, "dashboard", p)
+}
+
+func (c *Console) storeFailed(w http.ResponseWriter, err error) {
+	c.cfg.Logger.Error("console: moderation store", "err", err)
+	c.fail(w, http.StatusInternalServerError, "The moderation store failed; see the server's log.")
+}
+
+// queueRow is one case in the queue.
+type queueRow struct {
+	moderation.Case
+	Reasons []string
+	Age     string
+}
+
+// Reasons a report may give (server/reports.go).
+var reasons = []string{"spam", "harassment", "terrorism", "csam", "other"}
+
+func (c *Console) queue(w http.ResponseWriter, r *http.Request, me who) {
+	state, reason := r.FormValue("state"), r.FormValue("reason")
+	if state == "" && !r.Form.Has("state") {
+		state = moderation.CaseOpen
+	}
+	cs, err := c.cfg.Store.Cases(r.Context(), state, allCases)
+	if err != nil {
+		c.storeFailed(w, err)
+		return
+	}
+	now := c.cfg.Now()
+	var rows []queueRow
+	for _, k := range cs {
+		row := queueRow{Case: k, Age: age(now.Sub(k.Opened))}
+		for _, rp := range k.Reports {
+			if !slices.Contains(row.Reasons, rp.Reason) {
+				row.Reasons = append(row.Reasons, rp.Reason)
+			}
+		}
+		if reason != "" && !slices.Contains(row.Reasons, reason) {
+			continue
+		}
+		rows = append(rows, row)
+	}
+	// Oldest first: the queue is worked from the longest waiting.
+	slices.Reverse(rows)
+	p := me.page("Queue")
+	p["Rows"], p["State"], p["Reason"] = rows, state, reason
+	p["States"] = []string{moderation.CaseOpen, moderation.CaseAppealed, moderation.CaseDecided, moderation.CaseClosed}
+	p["Reasons"] = reasons
+	c.render(w, "queue", p)
+}
+
+func age(d time.Duration) string {
+	switch {
+	case d < time.Hour:
+		return strconv.Itoa(int(d/time.Minute)) + " min"
+	case d < 48*time.Hour:
+		return strconv.Itoa(int(d/time.Hour)) + " h"
+	}
+	return strconv.Itoa(int(d/(24*time.Hour))) + " days"
+}
+
+func (c *Console) loadCase(w http.ResponseWriter, r *http.Request) (moderation.Case, bool) {
+	id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
+	if err != nil {
+		c.fail(w, http.StatusNotFound, "No such case.")
+		return moderation.Case{}, false
+	}
+	k, err := c.cfg.Store.Case(r.Context(), id)
+	if errors.Is(err, moderation.ErrNotFound) {
+		c.fail(w, http.StatusNotFound, "No such case.")
+		return k, false
+	}
+	if err != nil {
+		c.storeFailed(w, err)
+		return k, false
+	}
+	return k, true
+}
+
+// mayDecide says why me may not decide k now, or "".
+func mayDecide(k moderation.Case, me who) string {
+	switch k.State {
+	case moderation.CaseOpen:
+		return ""
+	case moderation.CaseAppealed:
+		if !me.Lead {
+			return "Only a lead moderator decides appeals."
+		}
+		for _, e := range k.Events {
+			if e.Moderator == me.Name {
+				return "You decided this case before: its appeal goes to another lead."
+			}
+		}
+		return ""
+	}
+	return "This case is " + k.State + ": there is nothing to decide."
+}
+
+func (c *Console) showCase(w http.ResponseWriter, r *http.Request, me who) {
+	k, ok := c.loadCase(w, r)
+	if !ok {
+		return
+	}
+	all, err := c.cfg.Store.Cases(r.Context(), "", allCases)
+	if err != nil {
+		c.storeFailed(w, err)
+		return
+	}
+	var earlier []moderation.Case
+	for _, o := range all {
+		if o.Reported == k.Reported && o.ID != k.ID {
+			earlier = append(earlier, o)
+		}
+	}
+	p := me.page("Case " + strconv.FormatInt(k.ID, 10))
+	p["Case"], p["Messages"], p["Earlier"] = k, VerifyMessages(c.cfg.FrankingKey, k.Messages), earlier
+	p["Refusal"] = mayDecide(k, me)
+	p["Decidable"] = k.State == moderation.CaseOpen || k.State == moderation.CaseAppealed
+	p["Actions"] = moderation.Actions
+	p["MinUntil"] = c.cfg.Now().AddDate(0, 0, 1).Format(time.DateOnly)
+	c.render(w, "case", p)
+}
+
+func (c *Console) decide(w http.ResponseWriter, r *http.Request, me who) {
+	k, ok := c.loadCase(w, r)
+	if !ok {
+		return
+	}
+	if why := mayDecide(k, me); why != "" {
+		code := http.StatusForbidden
+		if k.State != moderation.CaseAppealed {
+			code = http.StatusConflict
+		}
+		c.fail(w, code, why)
+		return
+	}
+	action, reason := r.PostFormValue("action"), strings.TrimSpace(r.PostFormValue("reason"))
+	if !moderation.ValidAction(action) || reason == "" || len(reason) > 2000 {
+		c.fail(w, http.StatusBadRequest, "Choose an action and give a reason (at most 2000 bytes): the reported user is told it.")
+		return
+	}
+	e := moderation.CaseEvent{Time: c.cfg.Now(), Action: action, Moderator: me.Name, Reason: reason}
+	if action == moderation.ActionSuspend {
+		u, err := time.Parse(time.DateOnly, r.PostFormValue("until"))
+		if err != nil || !u.After(c.cfg.Now()) {
+			c.fail(w, http.StatusBadRequest, "A suspension needs the date it ends, in the future.")
+			return
+		}
+		e.Until = u
+	}
+	if _, err := c.cfg.Store.ActOnCase(r.Context(), k.ID, e); errors.Is(err, moderation.ErrCaseState) {
+		c.fail(w, http.StatusConflict, "Someone else decided this case meanwhile: reload it.")
+		return
+	} else if err != nil {
+		c.storeFailed(w, err)
+		return
+	}
+	c.cfg.Logger.Info("console: case decided", "case", k.ID, "action", action, "moderator", me.Name)
+	http.Redirect(w, r, "/cases/"+strconv.FormatInt(k.ID, 10), http.StatusSeeOther)
+}
+
+func (c *Console) audit(w http.ResponseWriter, r *http.Request, me who) {
+	subject := r.FormValue("subject")
+	ds, err := c.cfg.Store.Decisions(r.Context(), subject, 500)
+	if err != nil {
+		c.storeFailed(w, err)
+		return
+	}
+	p := me.page("Audit log")
+	p["Decisions"], p["Subject"] = ds, subject
+	c.render(w, "audit", p)
+}
