@@ -103,7 +103,9 @@ func TOTPURL(issuer, name string, secret []byte) string {
 }
 
 // TOTPCode returns the code for secret at t.
-func TOTPCode(secret []byte, t time.Time) string { return hotp(secret, uint64(t.Unix())/uint64(totpStep/time.Second)) }
+func TOTPCode(secret []byte, t time.Time) string {
+	return hotp(secret, uint64(t.Unix())/uint64(totpStep/time.Second))
+}
 
 func hotp(secret []byte, counter uint64) string {
 	m := hmac.New(sha1.New, secret)
