@@ -17,10 +17,10 @@ import (
 	"time"
 
 	"github.com/parleychat/parley/channels/channelsrv"
-	"github.com/parleychat/parley/franking"
 	"github.com/parleychat/parley/internal/datadir"
 	"github.com/parleychat/parley/internal/sqlitedb"
 	"github.com/parleychat/parley/moderation"
+	"github.com/parleychat/parley/moderation/console"
 	"github.com/parleychat/parley/moderation/modsqlite"
 )
 
@@ -186,41 +186,23 @@ func adminCases(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	return 2
 }
 
-// caseMessageView is a case message as moderators see it.
-type caseMessageView struct {
-	moderation.CaseMessage
-	Verified bool   `json:"verified"`
-	Problem  string `json:"problem,omitempty"`
-	Text     string `json:"text"`
-}
-
 // showCase prints a case, re-verifying each message's proof under the
 // server's franking key (a moderator sees whether the proof holds, not
-// just that it held when the report came in).
+// just that it held when the report came in); the web console shows the
+// same (console.VerifyMessages).
 func showCase(c moderation.Case, jsonOut bool, data string, w io.Writer) int {
 	key, err := loadFrankingKey(data)
 	if err != nil {
 		fmt.Fprintf(w, "franking key: %v\n", err)
 		return 1
 	}
-	pub := key.Public().(ed25519.PublicKey)
-	var views []caseMessageView
-	for _, m := range c.Messages {
-		v := caseMessageView{CaseMessage: m, Text: contentText(m.Content)}
-		err := franking.Verify(pub, franking.Reported{Context: franking.Context{Conversation: m.Conversation, SenderUser: m.SenderUser,
-			SenderDevice: m.SenderDevice, Accepted: m.Accepted}, Content: m.Content, Salt: m.Salt, Tag: m.Tag, Frank: m.Frank}, m.Accepted, franking.DefaultMaxAge)
-		v.Verified = err == nil
-		if err != nil {
-			v.Problem = err.Error()
-		}
-		views = append(views, v)
-	}
+	views := console.VerifyMessages(key.Public().(ed25519.PublicKey), c.Messages)
 	if jsonOut {
 		enc := json.NewEncoder(w)
 		enc.SetIndent("", "  ")
 		enc.Encode(struct {
 			moderation.Case
-			Messages []caseMessageView `json:"messages"`
+			Messages []console.MessageView `json:"messages"`
 		}{c, views})
 		return 0
 	}
@@ -244,23 +226,4 @@ func showCase(c moderation.Case, jsonOut bool, data string, w io.Writer) int {
 		fmt.Fprintf(w, "  %s %s by %s: %s\n", e.Time.Format(time.DateTime), e.Action, e.Moderator, e.Reason)
 	}
 	return 0
-}
-
-// contentText is the readable text of reported content, as far as this
-// server can tell (the content format's text part, or a note that it has
-// none).
-func contentText(b []byte) string {
-	if s := string(b); isPrintable(s) {
-		return s
-	}
-	return fmt.Sprintf("(%d bytes of content that is not plain text)", len(b))
-}
-
-func isPrintable(s string) bool {
-	for _, r := range s {
-		if r == 0xFFFD || (r < 0x20 && r != '\n' && r != '\t') {
-			return false
-		}
-	}
-	return true
 }
