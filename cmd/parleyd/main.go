@@ -60,6 +60,7 @@ Usage:
   parleyd admin legal ...        record lawful requests, answer them from what the
                                  server holds, preserve, publish (docs/lawful-requests.md)
   parleyd admin cases ...        abuse report cases: list, show (with each message's proof), decide
+  parleyd admin moderators ...   web console accounts (serve --admin-listen): add, list
   parleyd admin transparency-report --period 2026H2
                                  write the public transparency report
   parleyd nats --listen ADDR      run an embedded NATS server for several parleyd nodes (--nats)
@@ -113,12 +114,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 				return adminReport(ctx, args[2:], stdout, stderr)
 			case "cases":
 				return adminCases(ctx, args[2:], stdout, stderr)
+			case "moderators":
+				return adminModerators(ctx, args[2:], stdout, stderr)
 			case "lists", "takedowns":
 				dir, rest := adminDataDir(args[1:])
 				return admincmd.Run(dir, rest, stdout, stderr)
 			}
 		}
-		fmt.Fprint(stderr, "parleyd admin: unknown command; try \"parleyd admin invite|lists|takedowns|legal|transparency-report|cases\"\n")
+		fmt.Fprint(stderr, "parleyd admin: unknown command; try \"parleyd admin invite|lists|takedowns|legal|transparency-report|cases|moderators\"\n")
 		return 2
 	}
 	fmt.Fprintf(stderr, "parleyd: unknown command %q\n\n%s", args[0], usage)
@@ -191,6 +194,10 @@ type serveFlags struct {
 	// it to an hour so that the poll cannot hide a check that misses a
 	// change.
 	listPoll time.Duration
+	// adminListen serves the moderators' web console (--admin-listen);
+	// adminReady, if not nil, receives its address (tests).
+	adminListen string
+	adminReady  chan<- string
 }
 
 // abuseFlags are the limits that keep one account from taking others off
@@ -298,6 +305,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.Int64Var(&f.maxFrame, "max-frame", 1<<20, "largest WebSocket frame (one request) in `bytes`")
 	fs.StringVar(&f.logFormat, "log-format", "text", "log format: text or json")
 	fs.TextVar(&f.logLevel, "log-level", slog.LevelInfo, "log `level`: debug, info, warn or error")
+	fs.StringVar(&f.adminListen, "admin-listen", "", "`address` serving the moderators' web console (default: none); plain HTTP only on a loopback address, like --listen")
 	fs.DurationVar(&f.shutdownTimeout, "shutdown-timeout", 30*time.Second, "how long to wait for in-flight requests on SIGTERM/SIGINT")
 	f.abuse.register(fs)
 	f.kt.register(fs)
@@ -444,6 +452,14 @@ func serveWith(ctx context.Context, f serveFlags, log *slog.Logger, ready chan<-
 			return err
 		}
 		defer stopMetrics()
+	}
+	if f.adminListen != "" {
+		stopConsole, err := serveConsole(f, chans, cfg.FrankingKey, tlsConfig, log)
+		if err != nil {
+			st.Close()
+			return err
+		}
+		defer stopConsole()
 	}
 	chanCtx, stopChans := context.WithCancel(ctx)
 	defer stopChans()

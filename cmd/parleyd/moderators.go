@@ -1,0 +1,199 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"crypto/ed25519"
+	"crypto/tls"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/parleychat/parley/channels/channelsrv"
+	"github.com/parleychat/parley/internal/datadir"
+	"github.com/parleychat/parley/internal/sqlitedb"
+	"github.com/parleychat/parley/moderation"
+	"github.com/parleychat/parley/moderation/console"
+	"github.com/parleychat/parley/moderation/modsqlite"
+)
+
+const moderatorsUsage = `Usage: parleyd admin moderators COMMAND [flags] (each takes --data DIR)
+
+  add NAME [--lead] [--password-file FILE]   create a web console account; the password is read from
+                                             the first line of stdin (or FILE), and a TOTP secret is
+                                             printed for the moderator's authenticator app
+  list                                       the accounts and their roles
+
+Leads decide appeals. The console is served by "parleyd serve --admin-listen";
+see docs/moderation.md "The web console".
+`
+
+// Moderator accounts' I/O; tests replace them.
+var (
+	moderatorStdin  io.Reader = os.Stdin
+	moderatorArgon2           = console.DefaultArgon2
+)
+
+func adminModerators(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		fmt.Fprint(stdout, moderatorsUsage)
+		if len(args) == 0 {
+			return 2
+		}
+		return 0
+	}
+	cmd := args[0]
+	fs := newFlagSet("parleyd admin moderators "+cmd, "Web console accounts (parleyd admin moderators --help).", stderr)
+	data := fs.String("data", "parley-data", "data `directory` of the server")
+	lead := fs.Bool("lead", false, "a lead moderator (decides appeals)")
+	pwFile := fs.String("password-file", "", "read the password from the first line of this `file` instead of stdin")
+	var positional []string
+	for rest := args[1:]; ; {
+		if err := fs.Parse(rest); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return 0
+			}
+			return 2
+		}
+		if fs.NArg() == 0 {
+			break
+		}
+		positional = append(positional, fs.Arg(0))
+		rest = fs.Args()[1:]
+	}
+	if err := envFlags(fs); err != nil {
+		fmt.Fprintf(stderr, "parleyd admin moderators: %v\n", err)
+		return 2
+	}
+	fail := func(err error) int {
+		fmt.Fprintf(stderr, "parleyd admin moderators %s: %v\n", cmd, err)
+		return 1
+	}
+	if cmd != "add" && cmd != "list" {
+		fmt.Fprintf(stderr, "parleyd admin moderators: unknown command %q\n\n%s", cmd, moderatorsUsage)
+		return 2
+	}
+	var name, password string
+	if cmd == "add" {
+		if len(positional) != 1 || !validModeratorName(positional[0]) {
+			return fail(errors.New("give one name: letters, digits, '.', '_' or '-', at most 64"))
+		}
+		name = positional[0]
+		in := moderatorStdin
+		if *pwFile != "" {
+			f, err := os.Open(*pwFile)
+			if err != nil {
+				return fail(err)
+			}
+			defer f.Close()
+			in = f
+		}
+		line, err := bufio.NewReader(in).ReadString('\n')
+		if err != nil && (!errors.Is(err, io.EOF) || line == "") {
+			return fail(fmt.Errorf("reading the password: %w", err))
+		}
+		password = strings.TrimRight(line, "\r\n")
+		if err := console.CheckNewPassword(password); err != nil {
+			return fail(err)
+		}
+	}
+	ms, err := modsqlite.OpenExisting(ctx, filepath.Join(*data, channelsrv.ModerationDB))
+	if errors.Is(err, sqlitedb.ErrNoDatabase) {
+		err = datadir.Missing(*data, channelsrv.ModerationDB)
+	}
+	if err != nil {
+		return fail(err)
+	}
+	defer ms.Close()
+	if cmd == "list" {
+		mods, err := ms.Moderators(ctx)
+		if err != nil {
+			return fail(err)
+		}
+		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "NAME\tROLE\tCREATED")
+		for _, m := range mods {
+			role := "moderator"
+			if m.Lead {
+				role = "lead"
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\n", m.Name, role, m.Created.Format(time.DateTime))
+		}
+		tw.Flush()
+		return 0
+	}
+	hash, err := console.HashPassword(password, moderatorArgon2)
+	if err != nil {
+		return fail(err)
+	}
+	secret := console.NewTOTPSecret()
+	if err := ms.AddModerator(ctx, moderation.Moderator{Name: name, Lead: *lead, PasswordHash: hash, TOTPSecret: secret}); err != nil {
+		return fail(err)
+	}
+	role := "moderator"
+	if *lead {
+		role = "lead"
+	}
+	fmt.Fprintf(stdout, "Added %s (%s).\nTOTP secret, for the moderator's authenticator app (shown once): %s\n%s\n",
+		name, role, console.TOTPSecretText(secret), console.TOTPURL("Parley", name, secret))
+	return 0
+}
+
+func validModeratorName(s string) bool {
+	if s == "" || len(s) > 64 {
+		return false
+	}
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '_' || r == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+// serveConsole serves the moderators' web console on its own listener:
+// plain HTTP only on loopback, as the main listener.
+func serveConsole(f serveFlags, chans *channelsrv.Server, key ed25519.PrivateKey, tlsConfig *tls.Config, log *slog.Logger) (stop func(), err error) {
+	host, _, err := net.SplitHostPort(f.adminListen)
+	if err != nil {
+		return nil, fmt.Errorf("--admin-listen %q: %w", f.adminListen, err)
+	}
+	if tlsConfig == nil && !isLoopback(host) {
+		return nil, fmt.Errorf("--admin-listen %q is not a loopback address: plain HTTP would expose moderators' passwords and sessions; pass --tls-cert and --tls-key (or listen on 127.0.0.1 and tunnel)", f.adminListen)
+	}
+	c, err := console.New(console.Config{Store: chans.Moderation.Store(), FrankingKey: key.Public().(ed25519.PublicKey),
+		Secure: tlsConfig != nil, Logger: log, Argon2: moderatorArgon2})
+	if err != nil {
+		return nil, err
+	}
+	ln, err := net.Listen("tcp", f.adminListen)
+	if err != nil {
+		return nil, fmt.Errorf("--admin-listen: %w", err)
+	}
+	scheme := "http"
+	if tlsConfig != nil {
+		ln = tls.NewListener(ln, tlsConfig)
+		scheme = "https"
+	}
+	hs := &http.Server{Handler: http.MaxBytesHandler(c, 1<<20), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: time.Minute, WriteTimeout: time.Minute,
+		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
+	go hs.Serve(ln)
+	log.Info("moderators' web console listening", "url", scheme+"://"+ln.Addr().String())
+	if f.adminReady != nil {
+		f.adminReady <- ln.Addr().String()
+	}
+	return func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		hs.Shutdown(ctx)
+	}, nil
+}
