@@ -84,7 +84,7 @@ func adminModerators(ctx context.Context, args []string, stdout, stderr io.Write
 	}
 	var name, password string
 	if cmd == "add" {
-		if len(positional) != 1 || !validModeratorName(positional[0]) {
+		if len(positional) != 1 || !console.ValidName(positional[0]) {
 			return fail(errors.New("give one name: letters, digits, '.', '_' or '-', at most 64"))
 		}
 		name = positional[0]
@@ -148,17 +148,6 @@ func adminModerators(ctx context.Context, args []string, stdout, stderr io.Write
 	return 0
 }
 
-func validModeratorName(s string) bool {
-	if s == "" || len(s) > 64 {
-		return false
-	}
-	for _, r := range s {
-		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '_' || r == '-') {
-			return false
-		}
-	}
-	return true
-}
 
 // serveConsole serves the moderators' web console on its own listener:
 // plain HTTP only on loopback, as the main listener.

@@ -107,6 +107,8 @@ func New(cfg Config) (*Console, error) {
 	c.mux.HandleFunc("GET /cases/{id}", c.auth(c.showCase))
 	c.mux.HandleFunc("POST /cases/{id}/decide", c.auth(c.decide))
 	c.mux.HandleFunc("GET /audit", c.auth(c.audit))
+	c.mux.HandleFunc("GET /moderators", c.auth(c.moderators))
+	c.mux.HandleFunc("POST /moderators", c.auth(c.addModerator))
 	return c, nil
 }
 
@@ -538,4 +540,80 @@ func (c *Console) audit(w http.ResponseWriter, r *http.Request, me who) {
 	p := me.page("Audit log")
 	p["Decisions"], p["Subject"] = ds, subject
 	c.render(w, "audit", p)
+}
+
+// ValidName reports whether s can name a moderator: letters, digits, '.',
+// '_' or '-', at most 64.
+func ValidName(s string) bool {
+	if s == "" || len(s) > 64 {
+		return false
+	}
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '_' || r == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+func (c *Console) moderators(w http.ResponseWriter, r *http.Request, me who) {
+	if !me.Lead {
+		c.fail(w, http.StatusForbidden, "Only a lead moderator manages moderators.")
+		return
+	}
+	c.showModerators(w, r, me, http.StatusOK, nil)
+}
+
+func (c *Console) showModerators(w http.ResponseWriter, r *http.Request, me who, code int, extra map[string]any) {
+	ms, err := c.cfg.Store.Moderators(r.Context())
+	if err != nil {
+		c.storeFailed(w, err)
+		return
+	}
+	p := me.page("Moderators")
+	p["Moderators"] = ms
+	for k, v := range extra {
+		p[k] = v
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.WriteHeader(code)
+	if err := tmpl.ExecuteTemplate(w, "moderators", p); err != nil {
+		c.cfg.Logger.Error("console: render", "page", "moderators", "err", err)
+	}
+}
+
+// addModerator creates an account (leads only) and shows its TOTP secret
+// once, as "parleyd admin moderators add" prints it.
+func (c *Console) addModerator(w http.ResponseWriter, r *http.Request, me who) {
+	if !me.Lead {
+		c.fail(w, http.StatusForbidden, "Only a lead moderator adds moderators.")
+		return
+	}
+	name, password := strings.TrimSpace(r.PostFormValue("name")), r.PostFormValue("password")
+	if !ValidName(name) {
+		c.showModerators(w, r, me, http.StatusBadRequest, map[string]any{"Error": "A name is letters, digits, '.', '_' or '-', at most 64."})
+		return
+	}
+	if err := CheckNewPassword(password); err != nil {
+		c.showModerators(w, r, me, http.StatusBadRequest, map[string]any{"Error": "The password: " + err.Error() + "."})
+		return
+	}
+	hash, err := HashPassword(password, c.cfg.Argon2)
+	if err != nil {
+		c.storeFailed(w, err)
+		return
+	}
+	secret := NewTOTPSecret()
+	lead := r.PostFormValue("lead") == "on"
+	err = c.cfg.Store.AddModerator(r.Context(), moderation.Moderator{Name: name, Lead: lead, PasswordHash: hash, TOTPSecret: secret, Created: c.cfg.Now()})
+	if errors.Is(err, moderation.ErrExists) {
+		c.showModerators(w, r, me, http.StatusConflict, map[string]any{"Error": name + " exists already."})
+		return
+	}
+	if err != nil {
+		c.storeFailed(w, err)
+		return
+	}
+	c.cfg.Logger.Info("console: moderator added", "moderator", name, "lead", lead, "by", me.Name)
+	c.showModerators(w, r, me, http.StatusOK, map[string]any{"Added": name, "Secret": TOTPSecretText(secret), "URL": TOTPURL("Parley", name, secret)})
 }

@@ -423,3 +423,46 @@ func TestMetrics(t *testing.T) {
 		t.Fatalf("%+v", m)
 	}
 }
+
+// Only a lead adds moderators; the new account signs in with the secret
+// shown once.
+func TestAddModeratorPage(t *testing.T) {
+	f := newFixture(t)
+	mod := f.browser()
+	csrf := mod.mustLogin("mod1")
+	if st, _, _ := mod.do("GET", "/moderators", nil); st != http.StatusForbidden {
+		t.Fatalf("the moderators page for a moderator who is not a lead: %d", st)
+	}
+	add := url.Values{"csrf": {csrf}, "name": {"cy"}, "password": {"password of cy"}}
+	if st, _, _ := mod.do("POST", "/moderators", add); st != http.StatusForbidden {
+		t.Fatalf("a moderator who is not a lead adding one: %d", st)
+	}
+	lead := f.browser()
+	add.Set("csrf", lead.mustLogin("lead1"))
+	if st, _, _ := lead.do("POST", "/moderators", url.Values{"name": {"cy"}, "password": {"password of cy"}}); st != http.StatusForbidden {
+		t.Fatalf("adding without a CSRF token: %d", st)
+	}
+	bad := url.Values{"csrf": add["csrf"], "name": {"cy"}, "password": {"short"}}
+	if st, _, _ := lead.do("POST", "/moderators", bad); st != http.StatusBadRequest {
+		t.Fatalf("a short password: %d", st)
+	}
+	st, page, _ := lead.do("POST", "/moderators", add)
+	m := regexp.MustCompile(`<code id="secret">([A-Z2-7]+)</code>`).FindStringSubmatch(page)
+	if st != http.StatusOK || m == nil {
+		t.Fatalf("adding cy: %d %s", st, page)
+	}
+	if st, _, _ := lead.do("POST", "/moderators", add); st != http.StatusConflict {
+		t.Fatalf("adding cy twice: %d", st)
+	}
+	secret, _ := b32.DecodeString(m[1])
+	cy := f.browser()
+	_, login, _ := cy.do("GET", "/login", nil)
+	f.advance(totpStep)
+	if st, _, _ := cy.do("POST", "/login", url.Values{"csrf": {csrfOf(t, login)}, "name": {"cy"}, "password": {"password of cy"}, "code": {TOTPCode(secret, f.clock())}}); st != http.StatusSeeOther {
+		t.Fatalf("cy signing in: %d", st)
+	}
+	got, err := f.store.Moderator(context.Background(), "cy")
+	if err != nil || got.Lead || strings.Contains(got.PasswordHash, "password of cy") {
+		t.Fatalf("cy: %+v %v", got, err)
+	}
+}

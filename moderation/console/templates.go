@@ -36,7 +36,7 @@ table{border-collapse:collapse;width:100%;background:#fff}th,td{border:1px solid
 .msg{white-space:pre-wrap}label{display:block;margin:.4em 0}
 </style></head><body>
 <header><strong>Parley moderation</strong>{{with .Who}}
-<a href="/">Dashboard</a><a href="/cases">Queue</a><a href="/audit">Audit log</a>
+<a href="/">Dashboard</a><a href="/cases">Queue</a><a href="/audit">Audit log</a>{{if .Lead}}<a href="/moderators">Moderators</a>{{end}}
 <form method="post" action="/logout"><input type="hidden" name="csrf" value="{{$.CSRF}}">{{.Name}}{{if .Lead}} (lead){{end}} <button>Sign out</button></form>{{end}}
 </header><main><h1>{{.Title}}</h1>{{end}}
 
@@ -96,6 +96,21 @@ table{border-collapse:collapse;width:100%;background:#fff}th,td{border:1px solid
 <button id="submit">Record the decision</button>
 </form>{{end}}{{end}}
 <p><a href="/audit?subject=case:{{.Case.ID}}">This case in the audit log</a></p>{{template "foot"}}{{end}}
+
+{{define "moderators"}}{{template "head" .}}
+{{if .Error}}<p class="err" id="error">{{.Error}}</p>{{end}}
+{{if .Added}}<div id="added"><p>Added <strong>{{.Added}}</strong>. Give them this TOTP secret for their authenticator app; it is not shown again:</p>
+<p><code id="secret">{{.Secret}}</code></p><p><code>{{.URL}}</code></p></div>{{end}}
+<table id="moderators"><tr><th>Name</th><th>Role</th><th>Since</th></tr>
+{{range .Moderators}}<tr><td>{{.Name}}</td><td>{{if .Lead}}lead{{else}}moderator{{end}}</td><td>{{t .Created}}</td></tr>{{end}}</table>
+<h2>Add a moderator</h2>
+<form method="post" action="/moderators" id="add">
+<input type="hidden" name="csrf" value="{{.CSRF}}">
+<label>Name <input name="name" required maxlength="64"></label>
+<label>Password (at least 12 characters; tell it them in person) <input type="password" name="password" autocomplete="new-password" required minlength="12"></label>
+<label><input type="checkbox" name="lead"> Lead (decides appeals, adds moderators)</label>
+<button>Add</button>
+</form>{{template "foot"}}{{end}}
 
 {{define "audit"}}{{template "head" .}}
 <p>Every decision, newest first. The log is append-only: nothing here can be edited.{{if .Subject}} Showing {{.Subject}} only (<a href="/audit">all</a>).{{end}}</p>
