@@ -148,7 +148,6 @@ func adminModerators(ctx context.Context, args []string, stdout, stderr io.Write
 	return 0
 }
 
-
 // serveConsole serves the moderators' web console on its own listener:
 // plain HTTP only on loopback, as the main listener.
 func serveConsole(f serveFlags, chans *channelsrv.Server, key ed25519.PrivateKey, tlsConfig *tls.Config, log *slog.Logger) (stop func(), err error) {
