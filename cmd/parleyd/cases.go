@@ -7,7 +7,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"path/filepath"
@@ -71,38 +70,13 @@ func adminCases(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	moderator := fs.String("moderator", "", "your moderator `name` (recorded with the decision)")
 	reason := fs.String("reason", "", "why (recorded, and told to the reported user)")
 	until := fs.String("until", "", "for suspend: the `date` (YYYY-MM-DD) the suspension ends")
-	var positional []string
-	for rest := args[1:]; ; {
-		if err := fs.Parse(rest); err != nil {
-			if errors.Is(err, flag.ErrHelp) {
-				return 0
-			}
-			return 2
-		}
-		if fs.NArg() == 0 {
-			break
-		}
-		positional = append(positional, fs.Arg(0))
-		rest = fs.Args()[1:]
+	cli := &adminCLI{name: "parleyd admin cases " + cmd, stdout: stdout, stderr: stderr, jsonOut: jsonOut}
+	if code := cli.parse(fs, args[1:]); code >= 0 {
+		return code
 	}
-	if err := envFlags(fs); err != nil {
-		fmt.Fprintf(stderr, "parleyd admin cases: %v\n", err)
-		return 2
-	}
-	fail := func(err error) int {
-		fmt.Fprintf(stderr, "parleyd admin cases %s: %v\n", cmd, err)
-		return 1
-	}
-	out := func(v any, text string) int {
-		if *jsonOut {
-			enc := json.NewEncoder(stdout)
-			enc.SetIndent("", "  ")
-			enc.Encode(v)
-		} else {
-			fmt.Fprintln(stdout, text)
-		}
-		return 0
-	}
+	positional := cli.positional
+	fail := cli.fail
+	out := cli.out
 	ms, err := modsqlite.OpenExisting(ctx, filepath.Join(*data, channelsrv.ModerationDB))
 	if errors.Is(err, sqlitedb.ErrNoDatabase) {
 		err = datadir.Missing(*data, channelsrv.ModerationDB)

@@ -183,38 +183,13 @@ func adminLegal(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	until := fs.String("until", "", "preserve until this `date` (YYYY-MM-DD)")
 	logKey := fs.String("log-key", "", "the legal log's verifier `key` (verify)")
 	// Flags may come before or after the request id.
-	var positional []string
-	for rest := args[1:]; ; {
-		if err := fs.Parse(rest); err != nil {
-			if errors.Is(err, flag.ErrHelp) {
-				return 0
-			}
-			return 2
-		}
-		if fs.NArg() == 0 {
-			break
-		}
-		positional = append(positional, fs.Arg(0))
-		rest = fs.Args()[1:]
+	cli := &adminCLI{name: "parleyd admin legal " + cmd, stdout: stdout, stderr: stderr, jsonOut: jsonOut}
+	if code := cli.parse(fs, args[1:]); code >= 0 {
+		return code
 	}
-	if err := envFlags(fs); err != nil {
-		fmt.Fprintf(stderr, "parleyd admin legal: %v\n", err)
-		return 2
-	}
-	fail := func(err error) int {
-		fmt.Fprintf(stderr, "parleyd admin legal %s: %v\n", cmd, err)
-		return 1
-	}
-	out := func(v any, text string) int {
-		if *jsonOut {
-			enc := json.NewEncoder(stdout)
-			enc.SetIndent("", "  ")
-			enc.Encode(v)
-		} else {
-			fmt.Fprintln(stdout, text)
-		}
-		return 0
-	}
+	positional := cli.positional
+	fail := cli.fail
+	out := cli.out
 	date := func(flagName, s string) (time.Time, error) {
 		if s == "" {
 			return time.Time{}, nil

@@ -6,7 +6,6 @@ import (
 	"crypto/ed25519"
 	"crypto/tls"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -56,28 +55,12 @@ func adminModerators(ctx context.Context, args []string, stdout, stderr io.Write
 	data := fs.String("data", "parley-data", "data `directory` of the server")
 	lead := fs.Bool("lead", false, "a lead moderator (decides appeals)")
 	pwFile := fs.String("password-file", "", "read the password from the first line of this `file` instead of stdin")
-	var positional []string
-	for rest := args[1:]; ; {
-		if err := fs.Parse(rest); err != nil {
-			if errors.Is(err, flag.ErrHelp) {
-				return 0
-			}
-			return 2
-		}
-		if fs.NArg() == 0 {
-			break
-		}
-		positional = append(positional, fs.Arg(0))
-		rest = fs.Args()[1:]
+	cli := &adminCLI{name: "parleyd admin moderators " + cmd, stdout: stdout, stderr: stderr}
+	if code := cli.parse(fs, args[1:]); code >= 0 {
+		return code
 	}
-	if err := envFlags(fs); err != nil {
-		fmt.Fprintf(stderr, "parleyd admin moderators: %v\n", err)
-		return 2
-	}
-	fail := func(err error) int {
-		fmt.Fprintf(stderr, "parleyd admin moderators %s: %v\n", cmd, err)
-		return 1
-	}
+	positional := cli.positional
+	fail := cli.fail
 	if cmd != "add" && cmd != "list" {
 		fmt.Fprintf(stderr, "parleyd admin moderators: unknown command %q\n\n%s", cmd, moderatorsUsage)
 		return 2
