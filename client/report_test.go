@@ -82,3 +82,30 @@ func TestTamperedTagDropped(t *testing.T) {
 		t.Fatal("alice was not told")
 	}
 }
+
+// Search finds messages across conversations, ignoring case, newest
+// first; deleted messages are not found.
+func TestSearchHistory(t *testing.T) {
+	ctx := context.Background()
+	srv := startServer(t)
+	alice, bob, carol := srv.newUser(t, "alice"), srv.newUser(t, "bob"), srv.newUser(t, "carol")
+	mustSend(t, bob, "@alice", "the Meeting is at noon")
+	mustSend(t, carol, "@alice", "no meeting today")
+	mustSend(t, carol, "@alice", "something else")
+	mustSync(t, alice)
+	got, err := alice.Search(ctx, "meeting", 0)
+	var found []string
+	for _, m := range got {
+		found = append(found, m.Conversation+": "+m.Text)
+	}
+	slices.Sort(found)
+	if err != nil || strings.Join(found, "|") != "@bob: the Meeting is at noon|@carol: no meeting today" {
+		t.Fatalf("search: %q %v", found, err)
+	}
+	if _, err := alice.Search(ctx, "  ", 0); err == nil {
+		t.Fatal("an empty query was accepted")
+	}
+	if got, _ := alice.Search(ctx, "meeting", 1); len(got) != 1 {
+		t.Fatalf("limit 1: %d", len(got))
+	}
+}

@@ -186,6 +186,18 @@ sync first).`,
 			run: cmdHistory,
 		},
 		{
+			name: "search", minArgs: 1, maxArgs: 1,
+			usage: `search TEXT [--limit N]
+
+Finds the messages in this device's history, in every conversation, whose
+text (or file name) contains TEXT, ignoring case; newest first. The search
+runs on this device over the encrypted profile: nothing is sent anywhere.`,
+			flags: func(fs *flag.FlagSet, f *cmdFlags) {
+				fs.IntVar(&f.limit, "limit", 50, "at most this many messages")
+			},
+			run: cmdSearch,
+		},
+		{
 			name: "group create", minArgs: 1, maxArgs: -1,
 			usage: `group create NAME @USER...
 
@@ -1063,6 +1075,29 @@ func cmdHistory(ctx context.Context, e *env, args []string) error {
 		} else {
 			fmt.Fprintln(e.stdout, formatMessage(m))
 		}
+	}
+	return nil
+}
+
+func cmdSearch(ctx context.Context, e *env, args []string) error {
+	c, err := e.open(ctx)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	msgs, err := c.Search(ctx, args[0], e.flags.limit)
+	if err != nil {
+		return err
+	}
+	for _, m := range msgs {
+		if e.flags.json {
+			json.NewEncoder(e.stdout).Encode(m)
+		} else {
+			fmt.Fprintf(e.stdout, "%s  %s\n", m.Conversation, formatMessage(m))
+		}
+	}
+	if len(msgs) == 0 && !e.flags.json {
+		fmt.Fprintf(e.stderr, "No message contains %q.\n", args[0])
 	}
 	return nil
 }

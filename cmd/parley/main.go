@@ -57,6 +57,7 @@ Account and devices:
   report @USER|#GROUP --message ID... | --last N --reason R [--note TEXT] [--yes]
                                   report abusive messages to the server's moderators, with proof
   appeal CASE "why"               appeal a moderators' decision on your account (once)
+  search TEXT                     find messages in this device's history (on this device only)
   account delete NAME             delete your account (NAME: your username, to confirm)
   safety-number @USER             the number to compare with USER to rule out interception
   verify @USER [--clear]          after comparing safety numbers: hold messages to USER if their devices change
