@@ -134,3 +134,44 @@ func FuzzVerifyPublication(f *testing.F) {
 		}
 	})
 }
+
+// Two processes append to the legal log (the server releasing preserved
+// data while an admin command runs): each one's view catches up with the
+// store instead of failing, and its proofs cover the records of both.
+func TestLogSharedByTwoProcesses(t *testing.T) {
+	ctx := context.Background()
+	a, st, vkey := testLog(t)
+	b, err := OpenLog(ctx, st, a.origin, a.signer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	save := func(l *Log, ref string) *Request {
+		r, err := NewRequest(time.Now(), "Agency", "GB", "subpoena", ref, []string{"alice"}, "data", time.Time{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		e, rec, _ := r.RecordEvent()
+		r.Entries = append(r.Entries, e)
+		if err := l.Save(ctx, st, r, rec); err != nil {
+			t.Fatalf("save through a log that is behind: %v", err)
+		}
+		return r
+	}
+	save(a, "A-1")
+	r := save(b, "B-1") // b has not seen A-1
+	if a.Size() != 1 || b.Size() != 2 {
+		t.Fatalf("sizes %d and %d", a.Size(), b.Size())
+	}
+	rec, _ := Respond(ctx, Sources{Store: st}, r, time.Now(), "")
+	if err := b.Save(ctx, st, r, rec); err != nil {
+		t.Fatal(err)
+	}
+	p, err := b.Publish(r, time.Now(), vkey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	file, _ := json.Marshal(p)
+	if cp, err := VerifyPublication(file, vkey); err != nil || cp.Size != 3 {
+		t.Fatalf("publication: size %d, %v", cp.Size, err)
+	}
+}

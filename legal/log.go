@@ -90,10 +90,31 @@ func (l *Log) Save(ctx context.Context, st store.Store, r *Request, rec []byte) 
 		return err
 	}
 	if rec != nil {
-		if n != l.Size() {
-			return fmt.Errorf("legal: the log grew under this command (record %d, expected %d): run it again", n, l.Size())
-		}
+		return l.follow(ctx, st, n, rec)
+	}
+	return nil
+}
+
+// follow brings the in-memory log up to the store's after record rec was
+// stored at index n: another process (the server releasing preserved
+// data, another admin command) may have appended in between, which is
+// fine, as the store numbers records; only a record that is not where the
+// store says is an error.
+func (l *Log) follow(ctx context.Context, st store.Store, n int64, rec []byte) error {
+	if n == l.Size() {
 		return l.add(rec)
+	}
+	recs, err := st.LegalLog(ctx)
+	if err != nil {
+		return err
+	}
+	if n >= int64(len(recs)) || !bytes.Equal(recs[n], rec) {
+		return fmt.Errorf("legal: record %d in the store is not the one just written", n)
+	}
+	for _, r := range recs[l.Size():] {
+		if err := l.add(r); err != nil {
+			return err
+		}
 	}
 	return nil
 }
@@ -105,10 +126,7 @@ func (l *Log) AppendReport(ctx context.Context, st store.Store, rec []byte) (int
 	if err != nil {
 		return 0, err
 	}
-	if n != l.Size() {
-		return 0, fmt.Errorf("legal: the log grew under this command (record %d, expected %d): run it again", n, l.Size())
-	}
-	return n, l.add(rec)
+	return n, l.follow(ctx, st, n, rec)
 }
 
 // Load returns a stored request.
