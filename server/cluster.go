@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"slices"
 	"time"
 
 	"google.golang.org/protobuf/proto"
@@ -73,9 +74,9 @@ func (s *Server) onNotice(b []byte) {
 		Kind: storeKind(n.Message.Kind), Sender: n.Message.SenderDeviceId, Payload: n.Message.Payload,
 		Stored: time.UnixMilli(n.Message.AcceptedUnixMs)}
 	var push *parleypb.Push
-	for _, d := range n.Recipients {
+	for i, d := range n.Recipients {
 		conns := s.hub.conns(d)
-		if len(conns) == 0 {
+		if len(conns) == 0 || slices.Contains(n.Recipients[:i], d) {
 			continue
 		}
 		if push == nil {

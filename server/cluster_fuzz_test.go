@@ -1,0 +1,102 @@
+package server_test
+
+import (
+	"sync"
+	"testing"
+
+	"github.com/coder/websocket"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/parleychat/parley/server"
+	"github.com/parleychat/parley/wire"
+	"github.com/parleychat/parley/wire/parleypb"
+)
+
+// loopBus is an in-process server.Bus: deliver hands bytes to the
+// subscribed server as if another node had published them.
+type loopBus struct {
+	mu sync.Mutex
+	fn func([]byte)
+}
+
+func (b *loopBus) Publish([]byte) error { return nil }
+
+func (b *loopBus) Subscribe(fn func([]byte)) (func(), error) {
+	b.mu.Lock()
+	b.fn = fn
+	b.mu.Unlock()
+	return func() {}, nil
+}
+
+func (b *loopBus) deliver(p []byte) {
+	b.mu.Lock()
+	fn := b.fn
+	b.mu.Unlock()
+	fn(p)
+}
+
+// FuzzClusterNotice feeds arbitrary bytes to a node as notices from the
+// bus. Property: a notice that is not a well-formed ClusterNotice with a
+// message for one of the node's connected devices pushes nothing; one that
+// is pushes exactly one event to that device; the connection keeps working
+// either way.
+func FuzzClusterNotice(f *testing.F) {
+	bus := &loopBus{}
+	ts := startServer(f, f.TempDir(), func(c *server.Config) { c.Bus = bus })
+	alice := register(f, ts, "alice")
+	msg := &parleypb.Message{Id: make([]byte, 16), ConversationId: []byte("g"), Seq: 1, Kind: parleypb.Kind_APPLICATION, Payload: []byte("p")}
+	for _, n := range []*parleypb.ClusterNotice{
+		{Node: "other", Recipients: []string{alice.id}, Message: msg},
+		{Node: "other", Recipients: []string{alice.id}, Message: msg, Inbox: true},
+		{Node: "other", Recipients: []string{"nobody"}, Message: msg},
+		{Node: "other", Recipients: []string{alice.id, alice.id}, Message: msg},
+		{Node: "other", Recipients: []string{alice.id}},
+	} {
+		b, _ := proto.Marshal(n)
+		f.Add(b)
+	}
+	f.Add([]byte{0x0a, 0xff})
+
+	f.Fuzz(func(t *testing.T, data []byte) {
+		rc := dialRaw(t, ts)
+		h := rc.hello(t)
+		if r := rc.call(t, &parleypb.ClientFrame_Authenticate{Authenticate: signAuth(alice, h)}); r.GetSession() == nil {
+			t.Fatalf("authenticate: %v", r)
+		}
+		want := 0
+		var n parleypb.ClusterNotice
+		if proto.Unmarshal(data, &n) == nil && n.Message != nil {
+			for _, r := range n.Recipients {
+				if r == alice.id {
+					want = 1
+				}
+			}
+		}
+		bus.deliver(data)
+		// The push, if any, is queued before the ping's answer.
+		rc.id++
+		ping, err := wire.Encode(&parleypb.ClientFrame{RequestId: rc.id, Body: &parleypb.ClientFrame_Ping{Ping: &parleypb.PingRequest{}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		rc.writeRaw(t, websocket.MessageBinary, ping)
+		pushes := 0
+		for {
+			fr, err := rc.read(t)
+			if err != nil {
+				t.Fatalf("connection broken after notice: %v", err)
+			}
+			if fr.GetPush() != nil {
+				pushes++
+				continue
+			}
+			if fr.GetEmpty() == nil {
+				t.Fatalf("ping answered with %v", fr)
+			}
+			break
+		}
+		if pushes != want {
+			t.Fatalf("notice %x pushed %d events, want %d", data, pushes, want)
+		}
+	})
+}
