@@ -1,0 +1,306 @@
+package modpg
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/parleychat/parley/internal/pgdb"
+	"github.com/parleychat/parley/moderation"
+)
+
+// FileReport implements moderation.Store. Reports against one account
+// are serialised by a transaction advisory lock on its name, so two nodes
+// filing reports of the same messages at once put them in one case.
+func (s *Store) FileReport(ctx context.Context, r moderation.CaseReport, reported string, msgs []moderation.CaseMessage) (int64, error) {
+	if reported == "" || len(msgs) == 0 {
+		return 0, errors.New("modpg: a report names a reported account and messages")
+	}
+	var id int64
+	err := s.inTx(ctx, func(tx pgx.Tx) error {
+		id = 0
+		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtext('parley case ' || $1::text))`, reported); err != nil {
+			return err
+		}
+		// An open case holding one of these messages takes the report.
+		for _, m := range msgs {
+			err := tx.QueryRow(ctx, `SELECT c.id FROM case_messages m JOIN cases c ON c.id = m.case_id
+				WHERE m.tag = $1 AND c.state = $2 AND c.reported = $3 ORDER BY c.id LIMIT 1`, m.Tag, moderation.CaseOpen, reported).Scan(&id)
+			if err == nil {
+				break
+			}
+			if !errors.Is(err, pgx.ErrNoRows) {
+				return err
+			}
+		}
+		if id == 0 {
+			if err := tx.QueryRow(ctx, `INSERT INTO cases (opened, reported, state) VALUES ($1, $2, $3) RETURNING id`,
+				r.Received.UnixMilli(), reported, moderation.CaseOpen).Scan(&id); err != nil {
+				return err
+			}
+		}
+		b := &pgx.Batch{}
+		b.Queue(`INSERT INTO case_reports (case_id, reporter, reason, note, received) VALUES ($1, $2, $3, $4, $5)`,
+			id, r.Reporter, r.Reason, r.Note, r.Received.UnixMilli())
+		for _, m := range msgs {
+			b.Queue(`INSERT INTO case_messages (case_id, tag, conversation, sender_user, sender_device, accepted, content, salt, frank)
+				VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT DO NOTHING`,
+				id, nonNil(m.Tag), nonNil(m.Conversation), m.SenderUser, m.SenderDevice, m.Accepted.UnixMilli(), nonNil(m.Content), nonNil(m.Salt), nonNil(m.Frank))
+		}
+		return tx.SendBatch(ctx, b).Close()
+	})
+	if err != nil {
+		return 0, fmt.Errorf("modpg: file report: %w", err)
+	}
+	return id, nil
+}
+
+func nonNil(b []byte) []byte {
+	if b == nil {
+		return []byte{}
+	}
+	return b
+}
+
+func loadCase(ctx context.Context, q querier, id int64, full bool) (moderation.Case, error) {
+	c := moderation.Case{ID: id}
+	var opened int64
+	err := q.QueryRow(ctx, `SELECT opened, reported, state FROM cases WHERE id = $1`, id).Scan(&opened, &c.Reported, &c.State)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return c, fmt.Errorf("modpg: case %d: %w", id, moderation.ErrNotFound)
+	}
+	if err != nil {
+		return c, err
+	}
+	c.Opened = time.UnixMilli(opened).UTC()
+	rows, err := q.Query(ctx, `SELECT reporter, reason, note, received FROM case_reports WHERE case_id = $1 ORDER BY received, id`, id)
+	if err != nil {
+		return c, err
+	}
+	c.Reports, err = pgx.CollectRows(rows, func(row pgx.CollectableRow) (moderation.CaseReport, error) {
+		var r moderation.CaseReport
+		var t int64
+		err := row.Scan(&r.Reporter, &r.Reason, &r.Note, &t)
+		r.Received = time.UnixMilli(t).UTC()
+		return r, err
+	})
+	if err != nil {
+		return c, err
+	}
+	rows, err = q.Query(ctx, `SELECT time, action, moderator, reason, until FROM case_events WHERE case_id = $1 ORDER BY id`, id)
+	if err != nil {
+		return c, err
+	}
+	c.Events, err = pgx.CollectRows(rows, func(row pgx.CollectableRow) (moderation.CaseEvent, error) {
+		var e moderation.CaseEvent
+		var t, until int64
+		err := row.Scan(&t, &e.Action, &e.Moderator, &e.Reason, &until)
+		e.Time = time.UnixMilli(t).UTC()
+		if until != 0 {
+			e.Until = time.UnixMilli(until).UTC()
+		}
+		return e, err
+	})
+	if err != nil {
+		return c, err
+	}
+	if len(c.Events) == 0 {
+		c.Events = nil
+	}
+	if !full {
+		return c, nil
+	}
+	rows, err = q.Query(ctx, `SELECT tag, conversation, sender_user, sender_device, accepted, content, salt, frank FROM case_messages WHERE case_id = $1 ORDER BY accepted, tag`, id)
+	if err != nil {
+		return c, err
+	}
+	c.Messages, err = pgx.CollectRows(rows, func(row pgx.CollectableRow) (moderation.CaseMessage, error) {
+		var m moderation.CaseMessage
+		var t int64
+		err := row.Scan(&m.Tag, &m.Conversation, &m.SenderUser, &m.SenderDevice, &t, &m.Content, &m.Salt, &m.Frank)
+		m.Accepted = time.UnixMilli(t).UTC()
+		return m, err
+	})
+	return c, err
+}
+
+// Case implements moderation.Store.
+func (s *Store) Case(ctx context.Context, id int64) (moderation.Case, error) {
+	return loadCase(ctx, s.pool, id, true)
+}
+
+// Cases implements moderation.Store.
+func (s *Store) Cases(ctx context.Context, state string, limit int) ([]moderation.Case, error) {
+	if limit <= 0 {
+		limit = 100
+	}
+	var rows pgx.Rows
+	var err error
+	if state == "" {
+		rows, err = s.pool.Query(ctx, `SELECT id FROM cases ORDER BY id DESC LIMIT $1`, limit)
+	} else {
+		rows, err = s.pool.Query(ctx, `SELECT id FROM cases WHERE state = $1 ORDER BY id DESC LIMIT $2`, state, limit)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("modpg: cases: %w", err)
+	}
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[int64])
+	if err != nil {
+		return nil, fmt.Errorf("modpg: cases: %w", err)
+	}
+	out := make([]moderation.Case, 0, len(ids))
+	for _, id := range ids {
+		c, err := loadCase(ctx, s.pool, id, false)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, c)
+	}
+	return out, nil
+}
+
+// ActOnCase implements moderation.Store. The case's row is locked for
+// the transaction, so two moderators deciding at once on two nodes get
+// one decision and one ErrCaseState.
+func (s *Store) ActOnCase(ctx context.Context, id int64, e moderation.CaseEvent) (moderation.Case, error) {
+	if e.Action != "appeal" && !moderation.ValidAction(e.Action) {
+		return moderation.Case{}, fmt.Errorf("%w %q", moderation.ErrAction, e.Action)
+	}
+	if e.Time.IsZero() {
+		e.Time = time.Now()
+	}
+	var c moderation.Case
+	err := s.inTx(ctx, func(tx pgx.Tx) error {
+		var state string
+		err := tx.QueryRow(ctx, `SELECT state FROM cases WHERE id = $1 FOR UPDATE`, id).Scan(&state)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return fmt.Errorf("case %d: %w", id, moderation.ErrNotFound)
+		}
+		if err != nil {
+			return err
+		}
+		var next string
+		switch {
+		case e.Action == "appeal" && state == moderation.CaseDecided:
+			next = moderation.CaseAppealed
+		case e.Action != "appeal" && state == moderation.CaseOpen:
+			next = moderation.CaseDecided
+		case e.Action != "appeal" && state == moderation.CaseAppealed:
+			next = moderation.CaseClosed
+		default:
+			return fmt.Errorf("%w: %s a case that is %s", moderation.ErrCaseState, e.Action, state)
+		}
+		var until int64
+		if !e.Until.IsZero() {
+			until = e.Until.UnixMilli()
+		}
+		b := &pgx.Batch{}
+		b.Queue(`INSERT INTO case_events (case_id, time, action, moderator, reason, until) VALUES ($1, $2, $3, $4, $5, $6)`,
+			id, e.Time.UnixMilli(), e.Action, e.Moderator, e.Reason, until)
+		b.Queue(`UPDATE cases SET state = $1 WHERE id = $2`, next, id)
+		b.Queue(`INSERT INTO decisions (time, kind, bank, type, hash, distance, subject, actor, note) VALUES ($1, $2, '', '', '', 0, $3, $4, $5)`,
+			e.Time.UnixMilli(), "case:"+e.Action, "case:"+strconv.FormatInt(id, 10), e.Moderator, e.Reason)
+		if err := tx.SendBatch(ctx, b).Close(); err != nil {
+			return err
+		}
+		c, err = loadCase(ctx, tx, id, false)
+		return err
+	})
+	if err != nil {
+		return moderation.Case{}, fmt.Errorf("modpg: act on case: %w", err)
+	}
+	return c, nil
+}
+
+// Sanction implements moderation.Store: the latest decision of each of
+// the account's decided or closed cases counts; a ban wins, then the
+// suspension that ends last.
+func (s *Store) Sanction(ctx context.Context, account string, now time.Time) (moderation.Sanction, error) {
+	rows, err := s.pool.Query(ctx, `SELECT c.id, e.action, e.until, e.reason FROM cases c
+		JOIN case_events e ON e.case_id = c.id
+		WHERE c.reported = $1 AND c.state IN ($2, $3)
+		  AND e.id = (SELECT MAX(id) FROM case_events WHERE case_id = c.id AND action <> 'appeal')`,
+		account, moderation.CaseDecided, moderation.CaseClosed)
+	if err != nil {
+		return moderation.Sanction{}, fmt.Errorf("modpg: sanction: %w", err)
+	}
+	defer rows.Close()
+	var out moderation.Sanction
+	for rows.Next() {
+		var id, until int64
+		var action, reason string
+		if err := rows.Scan(&id, &action, &until, &reason); err != nil {
+			return moderation.Sanction{}, fmt.Errorf("modpg: sanction: %w", err)
+		}
+		switch {
+		case action == moderation.ActionBan:
+			out = moderation.Sanction{Case: id, Banned: true, Reason: reason}
+		case action == moderation.ActionSuspend && !out.Banned && until > now.UnixMilli() && time.UnixMilli(until).After(out.Until):
+			out = moderation.Sanction{Case: id, Until: time.UnixMilli(until).UTC(), Reason: reason}
+		}
+	}
+	return out, rows.Err()
+}
+
+// AddModerator implements moderation.Store.
+func (s *Store) AddModerator(ctx context.Context, m moderation.Moderator) error {
+	if m.Name == "" || m.PasswordHash == "" || len(m.TOTPSecret) == 0 {
+		return errors.New("modpg: a moderator has a name, a password hash and a TOTP secret")
+	}
+	if m.Created.IsZero() {
+		m.Created = time.Now()
+	}
+	_, err := s.pool.Exec(ctx, `INSERT INTO moderators (name, lead, password, totp_secret, created) VALUES ($1, $2, $3, $4, $5)`,
+		m.Name, m.Lead, m.PasswordHash, m.TOTPSecret, m.Created.UnixMilli())
+	if pgdb.UniqueViolation(err) {
+		return fmt.Errorf("modpg: moderator %q: %w", m.Name, moderation.ErrExists)
+	}
+	if err != nil {
+		return fmt.Errorf("modpg: add moderator: %w", err)
+	}
+	return nil
+}
+
+func scanModerator(sc interface{ Scan(...any) error }) (moderation.Moderator, error) {
+	var m moderation.Moderator
+	var created int64
+	if err := sc.Scan(&m.Name, &m.Lead, &m.PasswordHash, &m.TOTPSecret, &created); err != nil {
+		return m, err
+	}
+	m.Created = time.UnixMilli(created).UTC()
+	return m, nil
+}
+
+// Moderator implements moderation.Store.
+func (s *Store) Moderator(ctx context.Context, name string) (moderation.Moderator, error) {
+	m, err := scanModerator(s.pool.QueryRow(ctx, `SELECT name, lead, password, totp_secret, created FROM moderators WHERE name = $1`, name))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return m, fmt.Errorf("modpg: moderator %q: %w", name, moderation.ErrNotFound)
+	}
+	if err != nil {
+		return m, fmt.Errorf("modpg: moderator: %w", err)
+	}
+	return m, nil
+}
+
+// Moderators implements moderation.Store.
+func (s *Store) Moderators(ctx context.Context) ([]moderation.Moderator, error) {
+	rows, err := s.pool.Query(ctx, `SELECT name, lead, password, totp_secret, created FROM moderators ORDER BY name`)
+	if err != nil {
+		return nil, fmt.Errorf("modpg: moderators: %w", err)
+	}
+	defer rows.Close()
+	var out []moderation.Moderator
+	for rows.Next() {
+		m, err := scanModerator(rows)
+		if err != nil {
+			return nil, fmt.Errorf("modpg: moderators: %w", err)
+		}
+		out = append(out, m)
+	}
+	return out, rows.Err()
+}
