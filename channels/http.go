@@ -629,9 +629,9 @@ func (s *Service) events(w http.ResponseWriter, r *http.Request, _ string) {
 	}
 	deadline := time.NewTimer(wait)
 	defer deadline.Stop()
-	// Changes made by other processes (parleyd admin) are not notified;
-	// poll for them too.
-	poll := time.NewTicker(time.Second)
+	// Changes made by other processes (parleyd admin) are not notified,
+	// and a bus may lose a notice: read the store now and then too.
+	poll := time.NewTicker(s.cfg.FeedPoll)
 	defer poll.Stop()
 	for {
 		woken := s.notify.wait(c.ID)

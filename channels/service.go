@@ -50,6 +50,17 @@ type Config struct {
 	MaxUploadsPerUser int
 	// MaxWait bounds a long-poll on the event feed (default 30s).
 	MaxWait time.Duration
+	// Bus, if set, carries "this channel has new events" between the
+	// server nodes that share the store (parleyd: NATS), so that a
+	// follower long-polling on one node hears of a post made on another
+	// at once. Nothing durable depends on it: a lost notice delays a
+	// follower until the next FeedPoll.
+	Bus Bus
+	// FeedPoll is how often a long-poll also reads the store, for
+	// changes no notice announces: "parleyd admin takedowns" in another
+	// process, or a notice the bus lost (default 1s without a Bus, 15s
+	// with one).
+	FeedPoll time.Duration
 	// Per-user rate limits, counted in memory; a request over one is
 	// answered 429 with Retry-After. Posts (default 30 a minute) are
 	// the expensive writes: every image is decoded and hashed. Other
@@ -75,6 +86,7 @@ type Service struct {
 	notify  notifier
 	limits  *ratelimit.Limiter
 	userUps userUploads // each user's share of uploads
+	stopBus func()
 }
 
 // New returns a Service and subscribes it to bank changes, so that
@@ -111,6 +123,12 @@ func New(cfg Config) (*Service, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
+	if cfg.FeedPoll <= 0 {
+		cfg.FeedPoll = time.Second
+		if cfg.Bus != nil {
+			cfg.FeedPoll = 15 * time.Second
+		}
+	}
 	for _, l := range []struct {
 		v   *Limit
 		def Limit
@@ -128,12 +146,36 @@ func New(cfg Config) (*Service, error) {
 		cfg:    cfg, store: cfg.Store, mod: cfg.Moderation, log: cfg.Logger,
 		hashes:  make(chan struct{}, cfg.HashWorkers),
 		uploads: make(chan struct{}, cfg.MaxUploads),
-		notify:  notifier{waiters: map[string]chan struct{}{}},
+		notify:  notifier{waiters: map[string]chan struct{}{}, bus: cfg.Bus, log: cfg.Logger},
 		userUps: userUploads{n: map[string]int{}},
 	}
 	s.pool.New = func() any { return new(pdq.Hasher) }
+	if cfg.Bus != nil {
+		stop, err := cfg.Bus.Subscribe(func(b []byte) { s.notify.wake(string(b)) })
+		if err != nil {
+			return nil, fmt.Errorf("channels: subscribe to feed notices: %w", err)
+		}
+		s.stopBus = stop
+	}
 	s.mod.OnAdded(s.rescan)
 	return s, nil
+}
+
+// Bus carries notices between server nodes (parleyd: NATS). It has the
+// shape of server.Bus.
+type Bus interface {
+	// Publish sends a notice to every node; it must not block for long.
+	Publish(b []byte) error
+	// Subscribe calls fn for every notice any node publishes (its own
+	// included) until stop is called.
+	Subscribe(fn func(b []byte)) (stop func(), err error)
+}
+
+// Close stops following the bus.
+func (s *Service) Close() {
+	if s.stopBus != nil {
+		s.stopBus()
+	}
 }
 
 // userUploads counts each user's post uploads in progress.
@@ -494,10 +536,13 @@ func ConfirmableEntries(p Post) ([]hashlist.Entry, error) {
 	return out, nil
 }
 
-// notifier wakes long-polls waiting on a channel's feed.
+// notifier wakes long-polls waiting on a channel's feed, on this node
+// and, through the bus, on the others.
 type notifier struct {
 	mu      sync.Mutex
 	waiters map[string]chan struct{}
+	bus     Bus
+	log     *slog.Logger
 }
 
 // wait returns a channel closed at the next notify of channel id.
@@ -512,7 +557,18 @@ func (n *notifier) wait(id string) <-chan struct{} {
 	return c
 }
 
+// notify wakes the long-polls of channel id here and on every other node.
 func (n *notifier) notify(id string) {
+	n.wake(id)
+	if n.bus != nil {
+		if err := n.bus.Publish([]byte(id)); err != nil {
+			n.log.Warn("channel feed notice not published; followers on other nodes see the change at their next poll", "channel", id, "err", err)
+		}
+	}
+}
+
+// wake wakes the long-polls of channel id on this node.
+func (n *notifier) wake(id string) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if c, ok := n.waiters[id]; ok {

@@ -1,6 +1,7 @@
 // Package channelsrv assembles the server side of public channels for
-// parleyd: the channel store (DATA/channels.db), the moderation store
-// (DATA/moderation.db), the matcher loaded from it, the channel API and the
+// parleyd: the channel store (DATA/channels.db, or channels/chanpg with
+// --db), the moderation store (DATA/moderation.db, or moderation/modpg),
+// the matcher loaded from it, the channel API and the
 // hash exchange feed, behind one http.Handler.
 //
 // Wiring in parleyd (one call each):
@@ -19,15 +20,12 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"path/filepath"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/parleychat/parley/channels"
-	"github.com/parleychat/parley/channels/chansqlite"
 	"github.com/parleychat/parley/moderation"
-	"github.com/parleychat/parley/moderation/modsqlite"
 )
 
 // Database file names inside the data directory.
@@ -61,29 +59,32 @@ type Config struct {
 	// MaxUploadsPerUser bounds one user's post uploads in progress
 	// (default 2).
 	MaxUploadsPerUser int
+	// DB, if set, is the PostgreSQL database (postgres:// URL) holding
+	// both stores, shared by every node; default: SQLite files in the
+	// data directory.
+	DB string
+	// Bus carries channel feed notices between nodes
+	// (channels.Config.Bus); nil for a single node.
+	Bus channels.Bus
 }
 
 // Server is the assembled channel and moderation service.
 type Server struct {
 	Channels   *channels.Service
 	Moderation *moderation.Service
-	cstore     *chansqlite.Store
-	mstore     *modsqlite.Store
+	cstore     channels.Store
+	mstore     moderation.Store
 	handler    http.Handler
 }
 
-// Open opens (creating) both databases in dataDir and loads the banks.
+// Open opens (creating) both stores, in dataDir or in cfg.DB, and loads
+// the banks.
 func Open(ctx context.Context, dataDir string, cfg Config) (*Server, error) {
 	if cfg.Auth == nil || cfg.AccountExists == nil {
 		return nil, errors.New("channelsrv: Config.Auth and AccountExists are required")
 	}
-	ms, err := modsqlite.Open(ctx, filepath.Join(dataDir, ModerationDB))
+	ms, cs, err := openStores(ctx, Where{Data: dataDir, DB: cfg.DB, Create: true})
 	if err != nil {
-		return nil, err
-	}
-	cs, err := chansqlite.Open(ctx, filepath.Join(dataDir, ChannelsDB))
-	if err != nil {
-		ms.Close()
 		return nil, err
 	}
 	mod, err := moderation.New(ctx, moderation.Config{Store: ms, Threshold: cfg.Threshold, PollInterval: cfg.PollInterval,
@@ -93,13 +94,14 @@ func Open(ctx context.Context, dataDir string, cfg Config) (*Server, error) {
 		cs.Close()
 		return nil, fmt.Errorf("channelsrv: %w", err)
 	}
-	svc, err := channels.New(channels.Config{Store: cs, Moderation: mod, Auth: cfg.Auth, AccountExists: cfg.AccountExists, MaxMediaBytes: cfg.MaxMediaBytes, MaxUploadsPerUser: cfg.MaxUploadsPerUser, Logger: cfg.Logger})
+	svc, err := channels.New(channels.Config{Store: cs, Moderation: mod, Auth: cfg.Auth, AccountExists: cfg.AccountExists, MaxMediaBytes: cfg.MaxMediaBytes, MaxUploadsPerUser: cfg.MaxUploadsPerUser, Logger: cfg.Logger, Bus: cfg.Bus})
 	if err != nil {
 		ms.Close()
 		cs.Close()
 		return nil, err
 	}
 	if err := svc.CatchUp(ctx); err != nil {
+		svc.Close()
 		ms.Close()
 		cs.Close()
 		return nil, fmt.Errorf("channelsrv: check posts against list changes made while stopped: %w", err)
@@ -124,5 +126,8 @@ func (s *Server) Routes() map[string]http.Handler {
 // matching posts until ctx is done.
 func (s *Server) Run(ctx context.Context) { s.Moderation.Run(ctx) }
 
-// Close closes both databases.
-func (s *Server) Close() error { return errors.Join(s.cstore.Close(), s.mstore.Close()) }
+// Close stops following the bus and closes both stores.
+func (s *Server) Close() error {
+	s.Channels.Close()
+	return errors.Join(s.cstore.Close(), s.mstore.Close())
+}

@@ -208,7 +208,7 @@ func cmdServer(ts *testscript.TestScript, neg bool, args []string) {
 // server data directory.
 func cmdAdmin(ts *testscript.TestScript, neg bool, args []string) {
 	var stdout, stderr bytes.Buffer
-	code := admincmd.Run(ts.MkAbs("server"), args, &stdout, &stderr)
+	code := admincmd.Run(channelsrv.Where{Data: ts.MkAbs("server")}, args, &stdout, &stderr)
 	ts.Logf("admin %v: exit %d\n%s%s", args, code, stdout.String(), stderr.String())
 	if (code != 0) != neg {
 		ts.Fatalf("admin %v: exit %d", args, code)
@@ -308,7 +308,7 @@ func cmdAdminWait(ts *testscript.TestScript, neg bool, args []string) {
 	deadline := time.Now().Add(20 * time.Second)
 	for {
 		var stdout, stderr bytes.Buffer
-		admincmd.Run(ts.MkAbs("server"), args[1:], &stdout, &stderr)
+		admincmd.Run(channelsrv.Where{Data: ts.MkAbs("server")}, args[1:], &stdout, &stderr)
 		if re.Match(stdout.Bytes()) {
 			return
 		}

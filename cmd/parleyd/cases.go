@@ -16,11 +16,8 @@ import (
 	"time"
 
 	"github.com/parleychat/parley/channels/channelsrv"
-	"github.com/parleychat/parley/internal/datadir"
-	"github.com/parleychat/parley/internal/sqlitedb"
 	"github.com/parleychat/parley/moderation"
 	"github.com/parleychat/parley/moderation/console"
-	"github.com/parleychat/parley/moderation/modsqlite"
 )
 
 // frankingKeyFile holds the server's franking key (mode 0600), its own.
@@ -64,6 +61,7 @@ func adminCases(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	cmd := args[0]
 	fs := newFlagSet("parleyd admin cases "+cmd, "Moderation cases (parleyd admin cases --help).", stderr)
 	data := fs.String("data", "parley-data", "data `directory` of the server")
+	db := fs.String("db", "", "`URL` of the server's PostgreSQL database (postgres://...) if it runs with --db")
 	jsonOut := fs.Bool("json", false, "print JSON")
 	state := fs.String("state", "", "list only cases in this `state`")
 	action := fs.String("action", "", "dismiss, warn, suspend or ban")
@@ -77,10 +75,7 @@ func adminCases(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	positional := cli.positional
 	fail := cli.fail
 	out := cli.out
-	ms, err := modsqlite.OpenExisting(ctx, filepath.Join(*data, channelsrv.ModerationDB))
-	if errors.Is(err, sqlitedb.ErrNoDatabase) {
-		err = datadir.Missing(*data, channelsrv.ModerationDB)
-	}
+	ms, err := channelsrv.OpenModeration(ctx, channelsrv.Where{Data: *data, DB: *db})
 	if err != nil {
 		return fail(err)
 	}

@@ -21,10 +21,8 @@ import (
 
 	"github.com/parleychat/parley/channels"
 	"github.com/parleychat/parley/channels/channelsrv"
-	"github.com/parleychat/parley/channels/chansqlite"
 	"github.com/parleychat/parley/legal"
 	"github.com/parleychat/parley/moderation"
-	"github.com/parleychat/parley/moderation/modsqlite"
 	"github.com/parleychat/parley/store"
 	"github.com/parleychat/parley/transparency/directory"
 )
@@ -107,8 +105,8 @@ func openLegal(ctx context.Context, data, db string) (*legalEnv, error) {
 		return nil, err
 	}
 	// Public channel posts, if this server has channels.
-	if _, err := os.Stat(filepath.Join(data, channelsrv.ChannelsDB)); err == nil {
-		cs, err := chansqlite.Open(ctx, filepath.Join(data, channelsrv.ChannelsDB))
+	if _, err := os.Stat(filepath.Join(data, channelsrv.ChannelsDB)); err == nil || db != "" {
+		cs, err := channelsrv.OpenChannels(ctx, channelsrv.Where{Data: data, DB: db})
 		if err != nil {
 			e.Close()
 			return nil, err
@@ -438,8 +436,8 @@ func adminReport(ctx context.Context, args []string, stdout, stderr io.Writer) i
 		return fail(err)
 	}
 	var decisions []moderation.Decision
-	if _, err := os.Stat(filepath.Join(*data, channelsrv.ModerationDB)); err == nil {
-		ms, err := modsqlite.Open(ctx, filepath.Join(*data, channelsrv.ModerationDB))
+	if _, err := os.Stat(filepath.Join(*data, channelsrv.ModerationDB)); err == nil || *db != "" {
+		ms, err := channelsrv.OpenModeration(ctx, channelsrv.Where{Data: *data, DB: *db})
 		if err != nil {
 			return fail(err)
 		}

@@ -42,6 +42,7 @@ import (
 	"github.com/parleychat/parley/server"
 	"github.com/parleychat/parley/server/natsbus"
 	"github.com/parleychat/parley/store"
+	"github.com/parleychat/parley/store/blobpg"
 	"github.com/parleychat/parley/store/blobstore"
 	"github.com/parleychat/parley/store/pgstore"
 	"github.com/parleychat/parley/store/sqlitestore"
@@ -117,8 +118,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			case "moderators":
 				return adminModerators(ctx, args[2:], stdout, stderr)
 			case "lists", "takedowns":
-				dir, rest := adminDataDir(args[1:])
-				return admincmd.Run(dir, rest, stdout, stderr)
+				w, rest := adminWhere(args[1:])
+				return admincmd.Run(w, rest, stdout, stderr)
 			}
 		}
 		fmt.Fprint(stderr, "parleyd admin: unknown command; try \"parleyd admin invite|lists|takedowns|legal|transparency-report|cases|moderators\"\n")
@@ -128,26 +129,32 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	return 2
 }
 
-// adminDataDir takes the --data flag (or PARLEY_DATA) out of the admin
-// arguments, defaulting like serve does, and returns the rest.
-func adminDataDir(args []string) (dir string, rest []string) {
-	dir = os.Getenv("PARLEY_DATA")
-	if dir == "" {
-		dir = "parley-data"
+// adminWhere takes the --data and --db flags (or PARLEY_DATA, PARLEY_DB)
+// out of the admin arguments, defaulting like serve does, and returns the
+// rest.
+func adminWhere(args []string) (w channelsrv.Where, rest []string) {
+	w.Data, w.DB = os.Getenv("PARLEY_DATA"), os.Getenv("PARLEY_DB")
+	if w.Data == "" {
+		w.Data = "parley-data"
 	}
 	for i := 0; i < len(args); i++ {
 		a := args[i]
 		switch {
 		case (a == "--data" || a == "-data") && i+1 < len(args):
-			dir = args[i+1]
+			w.Data = args[i+1]
 			i++
 		case strings.HasPrefix(a, "--data=") || strings.HasPrefix(a, "-data="):
-			dir = a[strings.Index(a, "=")+1:]
+			w.Data = a[strings.Index(a, "=")+1:]
+		case (a == "--db" || a == "-db") && i+1 < len(args):
+			w.DB = args[i+1]
+			i++
+		case strings.HasPrefix(a, "--db=") || strings.HasPrefix(a, "-db="):
+			w.DB = a[strings.Index(a, "=")+1:]
 		default:
 			rest = append(rest, a)
 		}
 	}
-	return dir, rest
+	return w, rest
 }
 
 // envFlags applies PARLEY_<NAME> environment variables to the flags not
@@ -181,14 +188,14 @@ func newFlagSet(name, summary string, stderr io.Writer) *flag.FlagSet {
 }
 
 type serveFlags struct {
-	data, db, listen, tlsCert, tlsKey string
-	registration, logFormat           string
-	nats                              string
-	logLevel                          slog.Level
-	retention, shutdownTimeout        time.Duration
-	maxAttachment, maxFrame           int64
-	abuse                             abuseFlags
-	kt                                ktFlags
+	data, db, blobs, listen, tlsCert, tlsKey string
+	registration, logFormat                  string
+	nats                                     string
+	logLevel                                 slog.Level
+	retention, shutdownTimeout               time.Duration
+	maxAttachment, maxFrame                  int64
+	abuse                                    abuseFlags
+	kt                                       ktFlags
 	// listPoll is how often hash-list changes are polled for when no
 	// request applies them first (0: the default). Not a flag: tests set
 	// it to an hour so that the poll cannot hide a check that misses a
@@ -295,7 +302,8 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := newFlagSet("parleyd serve", "Run the delivery server.", stderr)
 	fs.StringVar(&f.data, "data", "parley-data", "data `directory` (database and attachments); created with mode 0700")
 	fs.StringVar(&f.nats, "nats", "", "`URL` of the NATS server(s) connecting the nodes that share --db (nats://host:4222, comma separated); nodes announce stored messages there so that a device on any node gets pushes at once (\"parleyd nats\" runs one)")
-	fs.StringVar(&f.db, "db", "", "`URL` of a PostgreSQL database (postgres://user:pass@host/db) for the delivery store, shared by every node; default: SQLite in the data directory")
+	fs.StringVar(&f.db, "db", "", "`URL` of a PostgreSQL database (postgres://user:pass@host/db) holding the delivery, channel and moderation stores, shared by every node; default: SQLite in the data directory")
+	fs.StringVar(&f.blobs, "blobs", "", "`directory` of attachment files (default DATA/blobs); with --db their index is in the database, and every node must see the same directory (a shared mount)")
 	fs.StringVar(&f.listen, "listen", "127.0.0.1:7867", "`address` to listen on; plain HTTP only on a loopback address, anything else needs --tls-cert and --tls-key")
 	fs.StringVar(&f.tlsCert, "tls-cert", "", "TLS certificate chain `file` (PEM)")
 	fs.StringVar(&f.tlsKey, "tls-key", "", "TLS private key `file` (PEM)")
@@ -384,9 +392,22 @@ func serveWith(ctx context.Context, f serveFlags, log *slog.Logger, ready chan<-
 		}
 		tlsConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS13}
 	}
-	st, blobs, err := openData(ctx, f.data, f.db, log, newBatchMetric())
+	st, blobs, err := openData(ctx, f.data, f.db, f.blobs, log, newBatchMetric())
 	if err != nil {
 		return err
+	}
+	// Nodes that share --db announce stored messages and channel feed
+	// changes to each other over NATS.
+	var bus *natsbus.Bus
+	var chanBus channels.Bus
+	if f.nats != "" {
+		if bus, err = natsbus.Connect(f.nats, log); err != nil {
+			st.Close()
+			blobs.Close()
+			return err
+		}
+		defer bus.Close()
+		chanBus = bus.On(natsbus.ChannelSubject)
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), batchSizes)
@@ -404,6 +425,7 @@ func serveWith(ctx context.Context, f serveFlags, log *slog.Logger, ready chan<-
 			return store.HasAccount(ctx, st, user)
 		},
 		Registerer: reg, Logger: log, PollInterval: f.listPoll, MaxUploadsPerUser: f.abuse.maxPostUploads,
+		DB: f.db, Bus: chanBus,
 	})
 	if err != nil {
 		st.Close()
@@ -426,13 +448,7 @@ func serveWith(ctx context.Context, f serveFlags, log *slog.Logger, ready chan<-
 		return fmt.Errorf("franking key: %w", err)
 	}
 	chans.Wire(&cfg)
-	if f.nats != "" {
-		bus, err := natsbus.Connect(f.nats, log)
-		if err != nil {
-			st.Close()
-			return err
-		}
-		defer bus.Close()
+	if bus != nil {
 		cfg.Bus = bus
 	}
 	cfg.Mount = withTransparency(cfg.Mount, f.data)
@@ -543,8 +559,9 @@ const deliveryDB = "parley.db"
 // openData opens the data directory for "parleyd serve", creating it and
 // its databases if needed: serve is the only command that does. With db
 // set, the delivery store is that PostgreSQL database instead of SQLite in
-// the directory (attachments, channels and keys stay in the directory).
-func openData(ctx context.Context, dir, db string, log *slog.Logger, onBatch func(int)) (store.Store, *blobstore.Dir, error) {
+// the directory, and so is the attachments' index; attachment files are
+// in blobDir (default DIR/blobs), keys stay in the directory.
+func openData(ctx context.Context, dir, db, blobDir string, log *slog.Logger, onBatch func(int)) (store.Store, *blobstore.Dir, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, nil, fmt.Errorf("data directory: %w", err)
 	}
@@ -555,7 +572,15 @@ func openData(ctx context.Context, dir, db string, log *slog.Logger, onBatch fun
 	if err != nil {
 		return nil, nil, err
 	}
-	blobs, err := blobstore.Open(filepath.Join(dir, "blobs"))
+	if blobDir == "" {
+		blobDir = filepath.Join(dir, "blobs")
+	}
+	var blobs *blobstore.Dir
+	if db != "" {
+		blobs, err = blobpg.Open(ctx, blobDir, db)
+	} else {
+		blobs, err = blobstore.Open(blobDir)
+	}
 	if err != nil {
 		st.Close()
 		return nil, nil, err

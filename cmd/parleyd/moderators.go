@@ -12,17 +12,13 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"path/filepath"
 	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/parleychat/parley/channels/channelsrv"
-	"github.com/parleychat/parley/internal/datadir"
-	"github.com/parleychat/parley/internal/sqlitedb"
 	"github.com/parleychat/parley/moderation"
 	"github.com/parleychat/parley/moderation/console"
-	"github.com/parleychat/parley/moderation/modsqlite"
 )
 
 const moderatorsUsage = `Usage: parleyd admin moderators COMMAND [flags] (each takes --data DIR)
@@ -53,6 +49,7 @@ func adminModerators(ctx context.Context, args []string, stdout, stderr io.Write
 	cmd := args[0]
 	fs := newFlagSet("parleyd admin moderators "+cmd, "Web console accounts (parleyd admin moderators --help).", stderr)
 	data := fs.String("data", "parley-data", "data `directory` of the server")
+	db := fs.String("db", "", "`URL` of the server's PostgreSQL database (postgres://...) if it runs with --db")
 	lead := fs.Bool("lead", false, "a lead moderator (decides appeals)")
 	pwFile := fs.String("password-file", "", "read the password from the first line of this `file` instead of stdin")
 	cli := &adminCLI{name: "parleyd admin moderators " + cmd, stdout: stdout, stderr: stderr}
@@ -89,10 +86,7 @@ func adminModerators(ctx context.Context, args []string, stdout, stderr io.Write
 			return fail(err)
 		}
 	}
-	ms, err := modsqlite.OpenExisting(ctx, filepath.Join(*data, channelsrv.ModerationDB))
-	if errors.Is(err, sqlitedb.ErrNoDatabase) {
-		err = datadir.Missing(*data, channelsrv.ModerationDB)
-	}
+	ms, err := channelsrv.OpenModeration(ctx, channelsrv.Where{Data: *data, DB: *db})
 	if err != nil {
 		return fail(err)
 	}

@@ -27,13 +27,9 @@ import (
 
 	"github.com/parleychat/parley/channels"
 	"github.com/parleychat/parley/channels/channelsrv"
-	"github.com/parleychat/parley/channels/chansqlite"
 	"github.com/parleychat/parley/hashing/hashlist"
 	"github.com/parleychat/parley/internal/cliflag"
-	"github.com/parleychat/parley/internal/datadir"
-	"github.com/parleychat/parley/internal/sqlitedb"
 	"github.com/parleychat/parley/moderation"
-	"github.com/parleychat/parley/moderation/modsqlite"
 )
 
 const usage = `Moderation of public channels (which are NOT end-to-end encrypted).
@@ -54,15 +50,19 @@ Usage:
 
 Every command works on the data directory of a server started with
 "parleyd serve", given as --data DIR or PARLEY_DATA=DIR (default
-./parley-data), and never creates one. Add --help to a command for its
+./parley-data), and never creates one; for a server run with --db, give
+its database too, as --db URL or PARLEY_DB. Add --help to a command for its
 flags.
 `
 
 // Run runs "parleyd admin lists ..." or "parleyd admin takedowns ..." with
 // args starting at "lists" or "takedowns". It returns the exit code: 0 on
 // success, 1 on failure, 2 on bad usage.
-func Run(dataDir string, args []string, stdout, stderr io.Writer) int {
-	c := &cmd{dataDir: dataDir, stdout: stdout, stderr: stderr, ctx: context.Background()}
+// The stores are SQLite files in the data directory w.Data, or the
+// PostgreSQL database w.DB for a server run with --db.
+func Run(w channelsrv.Where, args []string, stdout, stderr io.Writer) int {
+	w.Create = false
+	c := &cmd{where: w, dataDir: w.Data, stdout: stdout, stderr: stderr, ctx: context.Background()}
 	if len(args) == 0 {
 		fmt.Fprint(stderr, usage)
 		return 2
@@ -125,11 +125,12 @@ func Run(dataDir string, args []string, stdout, stderr io.Writer) int {
 }
 
 type cmd struct {
+	where          channelsrv.Where
 	dataDir        string
 	stdout, stderr io.Writer
 	ctx            context.Context
-	mod            *modsqlite.Store
-	ch             *chansqlite.Store
+	mod            moderation.Store
+	ch             channels.Store
 }
 
 // errUsage marks errors that should exit with 2.
@@ -164,12 +165,9 @@ func (c *cmd) run(args []string, fn command) int {
 // modStore opens the server's moderation database. Like every admin
 // command, it never creates a database: only "parleyd serve" does, and a
 // list imported into a new one would never reach the server.
-func (c *cmd) modStore() (*modsqlite.Store, error) {
+func (c *cmd) modStore() (moderation.Store, error) {
 	if c.mod == nil {
-		s, err := modsqlite.OpenExisting(c.ctx, filepath.Join(c.dataDir, channelsrv.ModerationDB))
-		if errors.Is(err, sqlitedb.ErrNoDatabase) {
-			return nil, datadir.Missing(c.dataDir, channelsrv.ModerationDB)
-		}
+		s, err := channelsrv.OpenModeration(c.ctx, c.where)
 		if err != nil {
 			return nil, err
 		}
@@ -179,12 +177,9 @@ func (c *cmd) modStore() (*modsqlite.Store, error) {
 }
 
 // chanStore opens the server's channel database, never creating one.
-func (c *cmd) chanStore() (*chansqlite.Store, error) {
+func (c *cmd) chanStore() (channels.Store, error) {
 	if c.ch == nil {
-		s, err := chansqlite.OpenExisting(c.ctx, filepath.Join(c.dataDir, channelsrv.ChannelsDB))
-		if errors.Is(err, sqlitedb.ErrNoDatabase) {
-			return nil, datadir.Missing(c.dataDir, channelsrv.ChannelsDB)
-		}
+		s, err := channelsrv.OpenChannels(c.ctx, c.where)
 		if err != nil {
 			return nil, err
 		}

@@ -25,7 +25,7 @@ import (
 func run(t *testing.T, dir string, want int, args ...string) string {
 	t.Helper()
 	var out, errb bytes.Buffer
-	if code := Run(dir, args, &out, &errb); code != want {
+	if code := Run(channelsrv.Where{Data: dir}, args, &out, &errb); code != want {
 		t.Fatalf("%v: exit %d, want %d\nstdout: %s\nstderr: %s", args, code, want, out.String(), errb.String())
 	}
 	return out.String() + errb.String()

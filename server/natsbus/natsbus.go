@@ -15,8 +15,13 @@ import (
 	"github.com/nats-io/nats.go"
 )
 
-// Subject is where the nodes of one deployment announce stored messages.
-const Subject = "parley.delivery"
+// Subjects the nodes of one deployment publish on.
+const (
+	// Subject carries the messages a node stored.
+	Subject = "parley.delivery"
+	// ChannelSubject carries "public channel X has new events".
+	ChannelSubject = "parley.channels"
+)
 
 // Bus is a server.Bus on a NATS connection.
 type Bus struct {
@@ -47,10 +52,28 @@ func Connect(url string, log *slog.Logger) (*Bus, error) {
 func (b *Bus) Publish(msg []byte) error { return b.nc.Publish(Subject, msg) }
 
 // Subscribe implements server.Bus.
-func (b *Bus) Subscribe(fn func([]byte)) (func(), error) {
-	sub, err := b.nc.Subscribe(Subject, func(m *nats.Msg) { fn(m.Data) })
+func (b *Bus) Subscribe(fn func([]byte)) (func(), error) { return b.On(Subject).Subscribe(fn) }
+
+// On returns the bus on another subject of the same connection (for
+// example ChannelSubject for channels.Config.Bus).
+func (b *Bus) On(subject string) Topic { return Topic{nc: b.nc, subject: subject} }
+
+// Topic is one subject of a Bus's connection: a server.Bus or
+// channels.Bus of its own.
+type Topic struct {
+	nc      *nats.Conn
+	subject string
+}
+
+// Publish sends msg to every subscriber of the subject.
+func (t Topic) Publish(msg []byte) error { return t.nc.Publish(t.subject, msg) }
+
+// Subscribe calls fn for every message on the subject until stop is
+// called.
+func (t Topic) Subscribe(fn func([]byte)) (func(), error) {
+	sub, err := t.nc.Subscribe(t.subject, func(m *nats.Msg) { fn(m.Data) })
 	if err != nil {
-		return nil, fmt.Errorf("natsbus: subscribe: %w", err)
+		return nil, fmt.Errorf("natsbus: subscribe to %s: %w", t.subject, err)
 	}
 	return func() { sub.Unsubscribe() }, nil
 }

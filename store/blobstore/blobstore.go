@@ -29,7 +29,29 @@ import (
 // Dir stores blobs under a directory.
 type Dir struct {
 	dir string
-	db  *sql.DB
+	idx Index
+}
+
+// Index records who uploaded each blob, its size and when, and each
+// owner's total. Dir keeps it in SQLite (DIR/index/blobs.db) by default;
+// store/blobpg keeps it in PostgreSQL, so that several server nodes
+// sharing the directory (a network file system) share quotas too.
+type Index interface {
+	// Insert records a blob of n bytes; with quota > 0 it fails with
+	// store.ErrQuotaExceeded, atomically with the insert, if owner would
+	// then hold more than quota bytes.
+	Insert(ctx context.Context, id, owner string, n, quota int64, created time.Time) error
+	// Owns reports whether owner uploaded blob id.
+	Owns(ctx context.Context, owner, id string) (bool, error)
+	// Delete forgets blobs.
+	Delete(ctx context.Context, ids []string) error
+	// Owned returns up to limit blob ids of owner.
+	Owned(ctx context.Context, owner string, limit int) ([]string, error)
+	// Expired returns up to limit ids of blobs stored before t.
+	Expired(ctx context.Context, before time.Time, limit int) ([]string, error)
+	// Usage returns what owner holds.
+	Usage(ctx context.Context, owner string) (store.BlobUsage, error)
+	Close() error
 }
 
 var _ store.Blobs = (*Dir)(nil)
@@ -65,43 +87,64 @@ var migrations = []string{
 	CREATE TABLE state (name TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;`,
 }
 
-// Open uses dir (created with mode 0700 if missing) for blobs. Leftover
-// temporary files from an interrupted upload are removed. Blob files that
-// an earlier version stored without an index are indexed once, owned by
-// nobody, with their file time as upload time.
+// Open uses dir (created with mode 0700 if missing) for blobs, with the
+// SQLite index in it. Leftover temporary files from an interrupted upload
+// are removed. Blob files that an earlier version stored without an index
+// are indexed once, owned by nobody, with their file time as upload time.
 func Open(dir string) (*Dir, error) {
-	for _, sub := range []string{"tmp", IndexDir} {
-		if err := os.MkdirAll(filepath.Join(dir, sub), 0o700); err != nil {
-			return nil, fmt.Errorf("blobstore: %w", err)
-		}
-	}
-	if err := os.Chmod(dir, 0o700); err != nil {
-		return nil, fmt.Errorf("blobstore: %w", err)
-	}
-	tmps, _ := os.ReadDir(filepath.Join(dir, "tmp"))
-	for _, e := range tmps {
-		os.Remove(filepath.Join(dir, "tmp", e.Name()))
+	if err := prepareDir(dir, true); err != nil {
+		return nil, err
 	}
 	ctx := context.Background()
 	db, err := sqlitedb.Open(ctx, filepath.Join(dir, IndexDir, "blobs.db"), sqlitedb.Options{Migrations: migrations})
 	if err != nil {
 		return nil, fmt.Errorf("blobstore: index: %w", err)
 	}
-	d := &Dir{dir: dir, db: db}
-	if err := d.importFiles(ctx); err != nil {
+	d := &Dir{dir: dir, idx: sqliteIndex{db}}
+	if err := d.importFiles(ctx, db); err != nil {
 		db.Close()
 		return nil, err
 	}
 	return d, nil
 }
 
+// OpenWithIndex uses dir for blob files and idx for their index. Several
+// Dirs (server nodes) may share dir and the index's database: temporary
+// files are left alone, since another node may be writing them (an
+// interrupted upload's file stays in DIR/tmp until an operator removes
+// it).
+func OpenWithIndex(dir string, idx Index) (*Dir, error) {
+	if err := prepareDir(dir, false); err != nil {
+		return nil, err
+	}
+	return &Dir{dir: dir, idx: idx}, nil
+}
+
+func prepareDir(dir string, cleanTmp bool) error {
+	for _, sub := range []string{"tmp", IndexDir} {
+		if err := os.MkdirAll(filepath.Join(dir, sub), 0o700); err != nil {
+			return fmt.Errorf("blobstore: %w", err)
+		}
+	}
+	if err := os.Chmod(dir, 0o700); err != nil {
+		return fmt.Errorf("blobstore: %w", err)
+	}
+	if cleanTmp {
+		tmps, _ := os.ReadDir(filepath.Join(dir, "tmp"))
+		for _, e := range tmps {
+			os.Remove(filepath.Join(dir, "tmp", e.Name()))
+		}
+	}
+	return nil
+}
+
 // Close closes the index.
-func (d *Dir) Close() error { return d.db.Close() }
+func (d *Dir) Close() error { return d.idx.Close() }
 
 // importFiles indexes blob files stored before the index existed, once.
-func (d *Dir) importFiles(ctx context.Context) error {
+func (d *Dir) importFiles(ctx context.Context, db *sql.DB) error {
 	var done int
-	err := d.db.QueryRowContext(ctx, `SELECT value FROM state WHERE name = 'files_imported'`).Scan(&done)
+	err := db.QueryRowContext(ctx, `SELECT value FROM state WHERE name = 'files_imported'`).Scan(&done)
 	if err == nil {
 		return nil
 	}
@@ -112,7 +155,7 @@ func (d *Dir) importFiles(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("blobstore: %w", err)
 	}
-	err = sqlitedb.WithTx(ctx, d.db, func(tx *sql.Tx) error {
+	err = sqlitedb.WithTx(ctx, db, func(tx *sql.Tx) error {
 		for _, e := range entries {
 			if e.IsDir() || !ValidID(e.Name()) {
 				continue
@@ -196,21 +239,7 @@ func (d *Dir) Put(ctx context.Context, owner string, r io.Reader, lim store.PutL
 	// The row is committed before the file is renamed into place: a crash
 	// in between leaves a row without a file (a 404, counted until it
 	// expires), never a file no index entry will ever expire.
-	err = sqlitedb.WithTx(ctx, d.db, func(tx *sql.Tx) error {
-		if lim.Quota > 0 {
-			var used int64
-			err := tx.QueryRowContext(ctx, `SELECT bytes FROM usage WHERE owner = ?`, owner).Scan(&used)
-			if err != nil && !errors.Is(err, sql.ErrNoRows) {
-				return err
-			}
-			if used+n > lim.Quota {
-				return fmt.Errorf("blobstore: %s holds %d bytes, %d more is over the quota of %d: %w", owner, used, n, lim.Quota, store.ErrQuotaExceeded)
-			}
-		}
-		_, err := tx.ExecContext(ctx, `INSERT INTO blobs (id, owner, size, created) VALUES (?, ?, ?, ?)`, id, owner, n, time.Now().Unix())
-		return err
-	})
-	if err != nil {
+	if err := d.idx.Insert(ctx, id, owner, n, lim.Quota, time.Now()); err != nil {
 		os.Remove(tmp)
 		if errors.Is(err, store.ErrQuotaExceeded) {
 			return "", 0, err
@@ -219,7 +248,7 @@ func (d *Dir) Put(ctx context.Context, owner string, r io.Reader, lim store.PutL
 	}
 	if err := os.Rename(tmp, filepath.Join(d.dir, id)); err != nil {
 		os.Remove(tmp)
-		d.db.ExecContext(context.WithoutCancel(ctx), `DELETE FROM blobs WHERE id = ?`, id)
+		d.idx.Delete(context.WithoutCancel(ctx), []string{id})
 		return "", 0, fmt.Errorf("blobstore: %w", err)
 	}
 	if err := syncDir(d.dir); err != nil {
@@ -275,12 +304,11 @@ func (d *Dir) Delete(ctx context.Context, owner, id string) error {
 	if owner == "" || !ValidID(id) {
 		return fmt.Errorf("blobstore: %w", store.ErrNotFound)
 	}
-	var n int
-	err := d.db.QueryRowContext(ctx, `SELECT count(*) FROM blobs WHERE id = ? AND owner = ?`, id, owner).Scan(&n)
+	owns, err := d.idx.Owns(ctx, owner, id)
 	if err != nil {
 		return fmt.Errorf("blobstore: index: %w", unavailable(err))
 	}
-	if n == 0 {
+	if !owns {
 		return fmt.Errorf("blobstore: %w", store.ErrNotFound)
 	}
 	return d.remove(ctx, []string{id})
@@ -300,15 +328,7 @@ func (d *Dir) remove(ctx context.Context, ids []string) error {
 		}
 		gone = append(gone, id)
 	}
-	err := sqlitedb.WithTx(ctx, d.db, func(tx *sql.Tx) error {
-		for _, id := range gone {
-			if _, err := tx.ExecContext(ctx, `DELETE FROM blobs WHERE id = ?`, id); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	if err != nil {
+	if err := d.idx.Delete(ctx, gone); err != nil {
 		errs = append(errs, fmt.Errorf("blobstore: index: %w", unavailable(err)))
 	}
 	return errors.Join(errs...)
@@ -318,20 +338,23 @@ func (d *Dir) DeleteOwner(ctx context.Context, owner string) (int, error) {
 	if owner == "" {
 		return 0, nil
 	}
-	return d.removeWhere(ctx, `SELECT id FROM blobs WHERE owner = ? LIMIT 1000`, owner)
+	return d.removeWhere(ctx, func() ([]string, error) { return d.idx.Owned(ctx, owner, 1000) })
 }
 
 func (d *Dir) DeleteExpired(ctx context.Context, before time.Time) (int, error) {
-	return d.removeWhere(ctx, `SELECT id FROM blobs WHERE created < ? LIMIT 1000`, before.Unix())
+	return d.removeWhere(ctx, func() ([]string, error) { return d.idx.Expired(ctx, before, 1000) })
 }
 
-// removeWhere removes, in batches, the blobs whose ids query selects.
-func (d *Dir) removeWhere(ctx context.Context, query string, arg any) (int, error) {
+// removeWhere removes, in batches, the blobs whose ids next selects.
+func (d *Dir) removeWhere(ctx context.Context, next func() ([]string, error)) (int, error) {
 	total := 0
 	for {
-		ids, err := d.ids(ctx, query, arg)
-		if err != nil || len(ids) == 0 {
-			return total, err
+		ids, err := next()
+		if err != nil {
+			return total, fmt.Errorf("blobstore: index: %w", unavailable(err))
+		}
+		if len(ids) == 0 {
+			return total, nil
 		}
 		if err := d.remove(ctx, ids); err != nil {
 			return total, err
@@ -340,33 +363,85 @@ func (d *Dir) removeWhere(ctx context.Context, query string, arg any) (int, erro
 	}
 }
 
-func (d *Dir) ids(ctx context.Context, query string, arg any) ([]string, error) {
-	rows, err := d.db.QueryContext(ctx, query, arg)
+func (d *Dir) Usage(ctx context.Context, owner string) (store.BlobUsage, error) {
+	u, err := d.idx.Usage(ctx, owner)
 	if err != nil {
-		return nil, fmt.Errorf("blobstore: index: %w", unavailable(err))
+		return u, fmt.Errorf("blobstore: usage: %w", unavailable(err))
+	}
+	return u, nil
+}
+
+// sqliteIndex is the Index in DIR/index/blobs.db.
+type sqliteIndex struct{ db *sql.DB }
+
+func (x sqliteIndex) Close() error { return x.db.Close() }
+
+func (x sqliteIndex) Insert(ctx context.Context, id, owner string, n, quota int64, created time.Time) error {
+	return sqlitedb.WithTx(ctx, x.db, func(tx *sql.Tx) error {
+		if quota > 0 {
+			var used int64
+			err := tx.QueryRowContext(ctx, `SELECT bytes FROM usage WHERE owner = ?`, owner).Scan(&used)
+			if err != nil && !errors.Is(err, sql.ErrNoRows) {
+				return err
+			}
+			if used+n > quota {
+				return fmt.Errorf("blobstore: %s holds %d bytes, %d more is over the quota of %d: %w", owner, used, n, quota, store.ErrQuotaExceeded)
+			}
+		}
+		_, err := tx.ExecContext(ctx, `INSERT INTO blobs (id, owner, size, created) VALUES (?, ?, ?, ?)`, id, owner, n, created.Unix())
+		return err
+	})
+}
+
+func (x sqliteIndex) Owns(ctx context.Context, owner, id string) (bool, error) {
+	var n int
+	err := x.db.QueryRowContext(ctx, `SELECT count(*) FROM blobs WHERE id = ? AND owner = ?`, id, owner).Scan(&n)
+	return n > 0, err
+}
+
+func (x sqliteIndex) Delete(ctx context.Context, ids []string) error {
+	return sqlitedb.WithTx(ctx, x.db, func(tx *sql.Tx) error {
+		for _, id := range ids {
+			if _, err := tx.ExecContext(ctx, `DELETE FROM blobs WHERE id = ?`, id); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+func (x sqliteIndex) Owned(ctx context.Context, owner string, limit int) ([]string, error) {
+	return x.ids(ctx, `SELECT id FROM blobs WHERE owner = ? LIMIT ?`, owner, limit)
+}
+
+func (x sqliteIndex) Expired(ctx context.Context, before time.Time, limit int) ([]string, error) {
+	return x.ids(ctx, `SELECT id FROM blobs WHERE created < ? LIMIT ?`, before.Unix(), limit)
+}
+
+func (x sqliteIndex) ids(ctx context.Context, query string, args ...any) ([]string, error) {
+	rows, err := x.db.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, err
 	}
 	defer rows.Close()
 	var ids []string
 	for rows.Next() {
 		var id string
 		if err := rows.Scan(&id); err != nil {
-			return nil, fmt.Errorf("blobstore: index: %w", err)
+			return nil, err
 		}
 		ids = append(ids, id)
 	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("blobstore: index: %w", unavailable(err))
-	}
-	return ids, nil
+	return ids, rows.Err()
 }
 
-func (d *Dir) Usage(ctx context.Context, owner string) (store.BlobUsage, error) {
+func (x sqliteIndex) Usage(ctx context.Context, owner string) (store.BlobUsage, error) {
 	var u store.BlobUsage
-	err := d.db.QueryRowContext(ctx, `SELECT bytes, blobs FROM usage WHERE owner = ?`, owner).Scan(&u.Bytes, &u.Blobs)
-	if err != nil && !errors.Is(err, sql.ErrNoRows) {
-		return u, fmt.Errorf("blobstore: usage: %w", unavailable(err))
+	err := x.db.QueryRowContext(ctx, `SELECT bytes, blobs FROM usage WHERE owner = ?`, owner).Scan(&u.Bytes, &u.Blobs)
+	if errors.Is(err, sql.ErrNoRows) {
+		err = nil
 	}
-	return u, nil
+	return u, err
 }
 
 // unavailable marks errors of a full, read-only or failing disk with
