@@ -44,6 +44,13 @@ import (
 // tests, so the server is a real separate process that can be SIGKILLed.
 const childEnv = "PARLEYD_CRASH_CHILD"
 
+// More settings of a child node, for the cluster test.
+const (
+	childDBEnv     = "PARLEYD_CHILD_DB"
+	childNATSEnv   = "PARLEYD_CHILD_NATS"
+	childFollowEnv = "PARLEYD_CHILD_KT_FOLLOW"
+)
+
 var crashKills = flag.Int("crash-kills", 5, "SIGKILLs in TestCrashRecovery (PARLEY_LOAD_LARGE=1 makes it 50)")
 
 func TestMain(m *testing.M) {
@@ -58,6 +65,10 @@ func TestMain(m *testing.M) {
 		f.listPoll = time.Hour
 		// Key transparency epochs often, so that crashes land mid-epoch.
 		f.kt = ktFlags{origin: defaultKTOrigin, interval: 20 * time.Millisecond, heartbeat: 200 * time.Millisecond}
+		// A cluster node (TestClusterThreeNodes): one shared database and
+		// NATS; all but the first follow the first's directory.
+		f.db, f.nats = os.Getenv(childDBEnv), os.Getenv(childNATSEnv)
+		f.kt.follow = os.Getenv(childFollowEnv) != ""
 		log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 		if err := serveWith(context.Background(), f, log, nil); err != nil {
 			fmt.Fprintln(os.Stderr, "child parleyd:", err)
@@ -74,6 +85,7 @@ type crashServer struct {
 	t    *testing.T
 	data string
 	addr string
+	env  []string // more environment for the child
 	cmd  *exec.Cmd
 }
 
@@ -81,13 +93,19 @@ type crashServer struct {
 // fresh data directory; it is killed at the end of the test if still up.
 func startCrashServer(t *testing.T) *crashServer {
 	t.Helper()
+	return startCrashServerWith(t, t.TempDir(), nil)
+}
+
+// startCrashServerWith starts a child on data with more environment.
+func startCrashServerWith(t *testing.T, data string, env []string) *crashServer {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	addr := ln.Addr().String()
 	ln.Close()
-	srv := &crashServer{t: t, data: t.TempDir(), addr: addr}
+	srv := &crashServer{t: t, data: data, addr: addr, env: env}
 	srv.start()
 	t.Cleanup(func() {
 		if srv.cmd.ProcessState == nil {
@@ -101,7 +119,7 @@ func (s *crashServer) start() {
 	s.t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	// The data dir and listen address travel in one variable (dir/addr).
-	cmd.Env = append(os.Environ(), childEnv+"="+filepath.Join(s.data, s.addr))
+	cmd.Env = append(append(os.Environ(), childEnv+"="+filepath.Join(s.data, s.addr)), s.env...)
 	cmd.Stderr = os.Stderr
 	if err := cmd.Start(); err != nil {
 		s.t.Fatal(err)
