@@ -66,6 +66,9 @@ type Config struct {
 	// Bus carries channel feed notices between nodes
 	// (channels.Config.Bus); nil for a single node.
 	Bus channels.Bus
+	// FeedPoll is how often a feed long-poll also reads the store
+	// (channels.Config.FeedPoll).
+	FeedPoll time.Duration
 }
 
 // Server is the assembled channel and moderation service.
@@ -94,7 +97,7 @@ func Open(ctx context.Context, dataDir string, cfg Config) (*Server, error) {
 		cs.Close()
 		return nil, fmt.Errorf("channelsrv: %w", err)
 	}
-	svc, err := channels.New(channels.Config{Store: cs, Moderation: mod, Auth: cfg.Auth, AccountExists: cfg.AccountExists, MaxMediaBytes: cfg.MaxMediaBytes, MaxUploadsPerUser: cfg.MaxUploadsPerUser, Logger: cfg.Logger, Bus: cfg.Bus})
+	svc, err := channels.New(channels.Config{Store: cs, Moderation: mod, Auth: cfg.Auth, AccountExists: cfg.AccountExists, MaxMediaBytes: cfg.MaxMediaBytes, MaxUploadsPerUser: cfg.MaxUploadsPerUser, Logger: cfg.Logger, Bus: cfg.Bus, FeedPoll: cfg.FeedPoll})
 	if err != nil {
 		ms.Close()
 		cs.Close()

@@ -201,6 +201,10 @@ type serveFlags struct {
 	// it to an hour so that the poll cannot hide a check that misses a
 	// change.
 	listPoll time.Duration
+	// feedPoll is how often a channel feed long-poll reads the store
+	// without a notice (0: the default). Not a flag: a test sets it to an
+	// hour so that only a NATS notice can wake a follower.
+	feedPoll time.Duration
 	// adminListen serves the moderators' web console (--admin-listen);
 	// adminReady, if not nil, receives its address (tests).
 	adminListen string
@@ -425,7 +429,7 @@ func serveWith(ctx context.Context, f serveFlags, log *slog.Logger, ready chan<-
 			return store.HasAccount(ctx, st, user)
 		},
 		Registerer: reg, Logger: log, PollInterval: f.listPoll, MaxUploadsPerUser: f.abuse.maxPostUploads,
-		DB: f.db, Bus: chanBus,
+		DB: f.db, Bus: chanBus, FeedPoll: f.feedPoll,
 	})
 	if err != nil {
 		st.Close()

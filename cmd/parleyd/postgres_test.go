@@ -41,28 +41,43 @@ func startNodeKTFrom(t *testing.T, dsn, from string, follow bool) (addr, data st
 
 func startNode2(t *testing.T, dsn, registration, natsURL, keysFrom string, follow bool) (addr, data string) {
 	t.Helper()
-	data = filepath.Join(t.TempDir(), "data")
+	f := serveFlags{db: dsn, registration: registration, nats: natsURL,
+		kt: ktFlags{interval: 50 * time.Millisecond, heartbeat: 200 * time.Millisecond, follow: follow}}
 	if keysFrom != "" {
-		if err := os.MkdirAll(data, 0o700); err != nil {
+		f.data = filepath.Join(t.TempDir(), "data")
+		if err := os.MkdirAll(f.data, 0o700); err != nil {
 			t.Fatal(err)
 		}
-		for _, f := range []string{ktNoteKeyFile, ktVRFKeyFile, frankingKeyFile} {
-			b, err := os.ReadFile(filepath.Join(keysFrom, f))
+		for _, name := range []string{ktNoteKeyFile, ktVRFKeyFile, frankingKeyFile} {
+			b, err := os.ReadFile(filepath.Join(keysFrom, name))
 			if err != nil {
 				t.Fatal(err)
 			}
-			if err := os.WriteFile(filepath.Join(data, f), b, 0o600); err != nil {
+			if err := os.WriteFile(filepath.Join(f.data, name), b, 0o600); err != nil {
 				t.Fatal(err)
 			}
 		}
+	}
+	return startNode3(t, f)
+}
+
+// startNode3 runs "parleyd serve" with f (a fresh data directory,
+// loopback and test sizes unless set) until the test ends.
+func startNode3(t *testing.T, f serveFlags) (addr, data string) {
+	t.Helper()
+	if f.data == "" {
+		f.data = filepath.Join(t.TempDir(), "data")
+	}
+	data = f.data
+	f.listen, f.retention, f.shutdownTimeout = "127.0.0.1:0", time.Hour, 10*time.Second
+	f.maxAttachment, f.maxFrame = 1<<20, 1<<20
+	if f.kt.interval == 0 {
+		f.kt = ktFlags{interval: 50 * time.Millisecond, heartbeat: 200 * time.Millisecond}
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	ready := make(chan string, 1)
 	done := make(chan error, 1)
 	go func() {
-		f := serveFlags{data: data, db: dsn, listen: "127.0.0.1:0", registration: registration, retention: time.Hour,
-			maxAttachment: 1 << 20, maxFrame: 1 << 20, shutdownTimeout: 10 * time.Second, nats: natsURL,
-			kt: ktFlags{interval: 50 * time.Millisecond, heartbeat: 200 * time.Millisecond, follow: follow}}
 		done <- serveWith(ctx, f, slog.New(slog.NewTextHandler(io.Discard, nil)), ready)
 	}()
 	select {
