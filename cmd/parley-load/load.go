@@ -43,6 +43,8 @@ type config struct {
 	idle                  int
 	offline               int
 	addrs                 int
+	db                    string // with spawn: PostgreSQL for the delivery store
+	nodes                 int    // with spawn and db: server processes
 }
 
 func parseMix(s string) (map[string]float64, error) {
@@ -110,6 +112,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&mix, "mix", "direct=1", "message mix: weights of direct, group and attach (direct message after uploading an attachment)")
 	fs.IntVar(&cfg.idle, "idle", 0, "extra idle authenticated connections held open during the run")
 	fs.IntVar(&cfg.offline, "offline", 0, "after the run, queue this many messages for an offline device and time its drain on reconnect")
+	fs.StringVar(&cfg.db, "db", "", "with --spawn: the spawned server keeps its delivery store in this PostgreSQL database (`postgres://...`, as \"parleyd serve --db\") instead of SQLite")
+	fs.IntVar(&cfg.nodes, "nodes", 1, "with --spawn and --db: start this many server processes on the database, joined by a NATS server (a child process too); accounts are spread over them round robin, so a 1:1 message usually crosses nodes")
 	fs.IntVar(&cfg.addrs, "source-addrs", 8, "spread connections over this many source addresses 127.0.0.1..N")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -124,6 +128,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	if cfg.spawn == (cfg.server != "") {
 		fmt.Fprintln(stderr, "parley-load: give exactly one of --server URL and --spawn")
+		return 2
+	}
+	if (cfg.db != "" && !cfg.spawn) || cfg.nodes < 1 || (cfg.nodes > 1 && cfg.db == "") {
+		fmt.Fprintln(stderr, "parley-load: --db needs --spawn, and --nodes N > 1 needs --db (nodes share one PostgreSQL database)")
 		return 2
 	}
 	if cfg.ackEvery < 0 {
@@ -162,6 +170,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 type Report struct {
 	Payloads    string             `json:"payloads"`
 	Transport   string             `json:"transport"`
+	Store       string             `json:"store,omitempty"` // of a spawned server
+	Nodes       int                `json:"nodes,omitempty"` // spawned server processes
 	Accounts    int                `json:"accounts"`
 	Devices     int                `json:"devices"`
 	Connections int                `json:"connections"`
@@ -232,6 +242,9 @@ func (r *Report) print(w io.Writer) {
 	fmt.Fprintf(w, "payloads: %s\n", r.Payloads)
 	if r.Transport != "" {
 		fmt.Fprintf(w, "transport: %s\n", r.Transport)
+	}
+	if r.Store != "" {
+		fmt.Fprintf(w, "store: %s, %d node(s)\n", r.Store, r.Nodes)
 	}
 	fmt.Fprintf(w, "accounts %d, devices %d, connections %d, %.1fs\n", r.Accounts, r.Devices, r.Connections, r.Duration)
 	fmt.Fprintf(w, "sent %d  acknowledged %d  errors %d  attachments %d\n", r.Sent, r.Acked, r.Errors, r.Attachments)
@@ -324,6 +337,7 @@ type conversation struct {
 }
 
 type device struct {
+	srv    string // URL of the server (node) it uses
 	acct   int
 	name   string
 	key    ed25519.PrivateKey
@@ -487,7 +501,9 @@ type world struct {
 	accts   [][]*device
 	all     []*device
 	convs   []*conversation
-	proc    int // pid of a spawned server, 0 if none
+	proc    int // pid of a spawned server (the first, with --nodes), 0 if none
+	servers []string
+	procs   []int // every spawned server process
 	payload []byte
 	attach  []byte
 }
@@ -501,16 +517,34 @@ func runLoad(ctx context.Context, cfg config, progress io.Writer) (*Report, erro
 		if cfg.tls {
 			mode = "internal-serve-tls"
 		}
-		ch, err := spawn(mode)
-		if err != nil {
-			return nil, err
+		var env []string
+		if cfg.db != "" {
+			env = append(env, envDB+"="+cfg.db)
 		}
-		defer ch.stop()
-		w.server, w.proc = ch.url, ch.pid()
-		if ch.tls != nil {
-			w.dl = newDialers(cfg.addrs, ch.tls)
+		if cfg.nodes > 1 {
+			nats, err := spawn("internal-nats", nil)
+			if err != nil {
+				return nil, err
+			}
+			defer nats.stop()
+			env = append(env, envNATS+"=nats://"+strings.TrimPrefix(nats.url, "http://"))
+			fmt.Fprintf(progress, "spawned NATS (pid %d) at %s\n", nats.pid(), nats.url)
 		}
-		fmt.Fprintf(progress, "spawned parleyd (pid %d, data %s) at %s\n", ch.pid(), ch.dir, ch.url)
+		for range cfg.nodes {
+			ch, err := spawn(mode, env)
+			if err != nil {
+				return nil, err
+			}
+			defer ch.stop()
+			w.servers, w.procs = append(w.servers, ch.url), append(w.procs, ch.pid())
+			if ch.tls != nil {
+				w.dl = newDialers(cfg.addrs, ch.tls)
+			}
+			fmt.Fprintf(progress, "spawned parleyd (pid %d, data %s) at %s\n", ch.pid(), ch.dir, ch.url)
+		}
+		w.server, w.proc = w.servers[0], w.procs[0]
+	} else {
+		w.servers = []string{w.server}
 	}
 	fmt.Fprintf(progress, "setting up %d accounts x %d devices...\n", cfg.accounts, cfg.devices)
 	t0 := time.Now()
@@ -525,6 +559,15 @@ func runLoad(ctx context.Context, cfg config, progress io.Writer) (*Report, erro
 	rep := &Report{Payloads: payloads, Accounts: cfg.accounts, Devices: len(w.all), Transport: "WebSocket over plain TCP (loopback)"}
 	if cfg.tls {
 		rep.Transport = "WebSocket over TLS 1.3 (self-signed P-256 certificate, loopback)"
+	}
+	if cfg.spawn {
+		rep.Store, rep.Nodes = "SQLite (group commit, synchronous=FULL)", len(w.procs)
+		if cfg.db != "" {
+			rep.Store = "PostgreSQL (pgstore)"
+			if len(w.procs) > 1 {
+				rep.Store += ", nodes joined by NATS"
+			}
+		}
 	}
 	var idleConns []*wsClient
 	if cfg.idle > 0 {
@@ -542,7 +585,7 @@ func runLoad(ctx context.Context, cfg config, progress io.Writer) (*Report, erro
 	rep.Connections = len(w.all) + len(idleConns)
 	var before procStats
 	if w.proc != 0 {
-		before, _ = readProc(w.proc)
+		before = readProcs(w.procs)
 	}
 	genBefore := selfCPU()
 	elapsed := w.traffic(ctx, progress)
@@ -552,7 +595,7 @@ func runLoad(ctx context.Context, cfg config, progress io.Writer) (*Report, erro
 	rep.GeneratorCPUPerMessageUs = perMessageUs(genCPU, rep)
 	rep.AckEvery = float64(cfg.ackEvery) / float64(time.Millisecond)
 	if w.proc != 0 {
-		after, _ := readProc(w.proc)
+		after := readProcs(w.procs)
 		cpu := after.CPU - before.CPU
 		rep.Server = &ServerStats{PID: w.proc, RSSMiB: float64(after.RSSKiB) / 1024, PeakRSSMiB: float64(after.HWMKiB) / 1024,
 			CPUSeconds: cpu.Seconds(), CPUPercent: 100 * cpu.Seconds() / elapsed.Seconds(), CPUPerMessageUs: perMessageUs(cpu, rep)}
@@ -629,7 +672,8 @@ func (w *world) setup(ctx context.Context) error {
 	// Register every account's first device.
 	err := parallel(cfg.accounts, 32, func(i int) error {
 		d := newDevice(i, fmt.Sprintf("l%x-%d", run, i), w.st)
-		c, err := dial(ctx, w.dl.pick(), w.server, d.onPush)
+		d.srv = w.servers[i%len(w.servers)]
+		c, err := dial(ctx, w.dl.pick(), d.srv, d.onPush)
 		if err != nil {
 			return err
 		}
@@ -650,7 +694,8 @@ func (w *world) setup(ctx context.Context) error {
 			first := w.accts[i][0]
 			for range cfg.devices - 1 {
 				d := newDevice(i, first.name, w.st)
-				c, err := dial(ctx, w.dl.pick(), w.server, d.onPush)
+				d.srv = first.srv
+				c, err := dial(ctx, w.dl.pick(), d.srv, d.onPush)
 				if err != nil {
 					return err
 				}
@@ -1040,7 +1085,7 @@ func (w *world) messagePayload(d *device, cv *conversation) (payload []byte, epo
 }
 
 func (w *world) upload(ctx context.Context, d *device) (string, error) {
-	req, err := http.NewRequestWithContext(ctx, "POST", strings.TrimSuffix(w.server, "/")+wire.PathBlobs, bytes.NewReader(w.attach))
+	req, err := http.NewRequestWithContext(ctx, "POST", strings.TrimSuffix(d.srv, "/")+wire.PathBlobs, bytes.NewReader(w.attach))
 	if err != nil {
 		return "", err
 	}
@@ -1118,7 +1163,7 @@ func (w *world) drain(ctx context.Context, progress io.Writer) (*DrainStats, err
 	const lanes = 16
 	var conns []*wsClient
 	for range lanes {
-		c, err := dial(ctx, w.dl.pick(), w.server, nil)
+		c, err := dial(ctx, w.dl.pick(), sender.srv, nil)
 		if err != nil {
 			return nil, err
 		}
@@ -1153,7 +1198,7 @@ func (w *world) drain(ctx context.Context, progress io.Writer) (*DrainStats, err
 		return nil, err
 	}
 	start := time.Now()
-	if err := peer.connect(ctx, w.dl, w.server); err != nil {
+	if err := peer.connect(ctx, w.dl, peer.srv); err != nil {
 		return nil, err
 	}
 	drained := 0

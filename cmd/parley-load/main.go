@@ -47,6 +47,12 @@ func main() {
 				os.Exit(1)
 			}
 			return
+		case "internal-nats":
+			if err := internalNATS(); err != nil {
+				fmt.Fprintln(os.Stderr, "parley-load internal-nats:", err)
+				os.Exit(1)
+			}
+			return
 		case "internal-relay", "internal-relay-durable":
 			if err := internalRelay(os.Args[2], os.Args[1] == "internal-relay-durable"); err != nil {
 				fmt.Fprintln(os.Stderr, "parley-load internal-relay:", err)

@@ -8,6 +8,8 @@ import (
 	"os"
 	"strings"
 	"testing"
+
+	"github.com/parleychat/parley/internal/pgtest"
 )
 
 // TestMain lets the test binary act as the spawned server or relay, as
@@ -17,7 +19,33 @@ func TestMain(m *testing.M) {
 		main()
 		return
 	}
-	os.Exit(m.Run())
+	// pgtest.Main stops the PostgreSQL server TestSpawnedCluster starts.
+	os.Exit(pgtest.Main(m))
+}
+
+// Two spawned nodes on one PostgreSQL database, joined by a spawned NATS
+// server, accounts spread over both: 1:1 messages cross nodes, and
+// nothing acknowledged is lost, duplicated or reordered.
+func TestSpawnedCluster(t *testing.T) {
+	rep := runJSON(t, "--spawn", "--db", pgtest.DB(t), "--nodes", "2", "--accounts", "8", "--devices", "2", "--groups", "2", "--group-size", "4",
+		"--mix", "direct=3,group=2", "--rate", "200", "--duration", "1s", "--offline", "100")
+	if rep.Nodes != 2 || !strings.Contains(rep.Store, "PostgreSQL") {
+		t.Fatalf("store %q on %d nodes", rep.Store, rep.Nodes)
+	}
+	if rep.Acked == 0 || rep.Delivered == 0 {
+		t.Fatalf("nothing happened: %+v", rep)
+	}
+	if rep.Errors != 0 || rep.Lost != 0 || rep.Duplicated != 0 || rep.Reordered != 0 {
+		t.Fatalf("errors %d, lost %d, duplicated %d, reordered %d: %v", rep.Errors, rep.Lost, rep.Duplicated, rep.Reordered, rep.FirstErrors)
+	}
+	if rep.Drain == nil || rep.Drain.Drained != 100 {
+		t.Fatalf("drain: %+v", rep.Drain)
+	}
+	// Half the recipients are on the other node: without NATS they would
+	// find their messages only in the final fetch.
+	if rep.ByFetch*10 > rep.Delivered {
+		t.Fatalf("%d of %d deliveries by the final fetch: pushes did not cross nodes", rep.ByFetch, rep.Delivered)
+	}
 }
 
 func runJSON(t *testing.T, args ...string) *Report {

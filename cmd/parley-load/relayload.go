@@ -31,7 +31,7 @@ func runRelay(ctx context.Context, cfg config, progress io.Writer, durable bool)
 	if durable {
 		mode, what = "internal-relay-durable", "bare relay frames, each appended to a log file and fdatasync'd (group commit) before forwarding and ack"
 	}
-	ch, err := spawn(mode)
+	ch, err := spawn(mode, nil)
 	if err != nil {
 		return nil, err
 	}

@@ -21,9 +21,14 @@ import (
 	"syscall"
 	"time"
 
+	natsserver "github.com/nats-io/nats-server/v2/server"
 	"github.com/parleychat/parley/internal/selfsigned"
 	"github.com/parleychat/parley/server"
+
+	"github.com/parleychat/parley/server/natsbus"
+	"github.com/parleychat/parley/store"
 	"github.com/parleychat/parley/store/blobstore"
+	"github.com/parleychat/parley/store/pgstore"
 	"github.com/parleychat/parley/store/sqlitestore"
 )
 
@@ -52,7 +57,7 @@ type child struct {
 // spawn re-executes this binary as "parley-load internal-serve DIR" (the
 // real server package with a SQLite store in DIR) or "internal-relay"
 // (the echo relay baseline) and waits for its address.
-func spawn(mode string) (*child, error) {
+func spawn(mode string, env []string) (*child, error) {
 	dir, err := os.MkdirTemp("", "parley-load-")
 	if err != nil {
 		return nil, err
@@ -62,6 +67,7 @@ func spawn(mode string) (*child, error) {
 		return nil, err
 	}
 	cmd := exec.Command(self, mode, dir)
+	cmd.Env = append(os.Environ(), env...)
 	cmd.Stderr = os.Stderr
 	out, err := cmd.StdoutPipe()
 	if err != nil {
@@ -110,6 +116,41 @@ func selfSignedTLS(certFile string) (*tls.Config, error) {
 }
 
 func (c *child) pid() int { return c.cmd.Process.Pid }
+
+// Environment of a spawned server: the PostgreSQL database and NATS
+// server of a cluster (--db, --nodes).
+const (
+	envDB   = "PARLEY_LOAD_DB"
+	envNATS = "PARLEY_LOAD_NATS"
+)
+
+// readProcs sums the memory and CPU of several processes.
+func readProcs(pids []int) procStats {
+	var sum procStats
+	for _, pid := range pids {
+		p, _ := readProc(pid)
+		sum.RSSKiB += p.RSSKiB
+		sum.HWMKiB += p.HWMKiB
+		sum.CPU += p.CPU
+	}
+	return sum
+}
+
+// internalNATS runs an embedded NATS server on 127.0.0.1:0 for the
+// nodes of a cluster, printing its address.
+func internalNATS() error {
+	ns, err := natsserver.NewServer(&natsserver.Options{Host: "127.0.0.1", Port: natsserver.RANDOM_PORT, NoSigs: true, NoLog: true, MaxPayload: 8 << 20})
+	if err != nil {
+		return err
+	}
+	go ns.Start()
+	if !ns.ReadyForConnections(10 * time.Second) {
+		return fmt.Errorf("the NATS server did not start")
+	}
+	fmt.Println(ns.Addr().String())
+	stopOnSignal(func(context.Context) { ns.Shutdown() })
+	return nil
+}
 
 func (c *child) stop() {
 	c.cmd.Process.Signal(syscall.SIGTERM)
@@ -177,9 +218,24 @@ func internalServe(dir string, useTLS bool) error {
 			return fmt.Errorf("TLS certificate: %w", err)
 		}
 	}
-	st, err := sqlitestore.Open(ctx, filepath.Join(dir, "parley.db"), nil)
+	var st store.Store
+	var err error
+	if db := os.Getenv(envDB); db != "" {
+		st, err = pgstore.Open(ctx, db, nil)
+	} else {
+		st, err = sqlitestore.Open(ctx, filepath.Join(dir, "parley.db"), nil)
+	}
 	if err != nil {
 		return err
+	}
+	var bus server.Bus
+	if url := os.Getenv(envNATS); url != "" {
+		b, err := natsbus.Connect(url, slog.Default())
+		if err != nil {
+			return err
+		}
+		defer b.Close()
+		bus = b
 	}
 	blobs, err := blobstore.Open(filepath.Join(dir, "blobs"))
 	if err != nil {
@@ -196,6 +252,7 @@ func internalServe(dir string, useTLS bool) error {
 			LinkRequestPerAddr: unl, LinkRequestPerAccount: unl, WritesPerAccount: unl, WritesPerAddr: unl, RequestsPerAccount: unl},
 		MaxUnauthenticatedPerAddr: 10_000,
 		TLSConfig:                 tlsConfig,
+		Bus:                       bus,
 	})
 	if err != nil {
 		return err
