@@ -221,7 +221,12 @@ func internalServe(dir string, useTLS bool) error {
 	var st store.Store
 	var err error
 	if db := os.Getenv(envDB); db != "" {
-		st, err = pgstore.Open(ctx, db, nil)
+		// As parleyd serve --db: a pool of 16 unless the URL says.
+		opts := &pgstore.Options{}
+		if !strings.Contains(db, "pool_max_conns") {
+			opts.MaxConns = 16
+		}
+		st, err = pgstore.Open(ctx, db, opts)
 	} else {
 		st, err = sqlitestore.Open(ctx, filepath.Join(dir, "parley.db"), nil)
 	}
