@@ -151,13 +151,15 @@ func TestTwoNodesChannelsAndBlobs(t *testing.T) {
 	polled := make(chan pollResult, 1)
 	go func() {
 		start := time.Now()
-		code, b := apiB.do("GET", "/v1/channels/news/events?since=0&wait=10", "", nil)
+		code, b := apiB.do("GET", "/v1/channels/news/events?since=0&wait=30", "", nil)
 		var r pollResult
 		r.code, r.elapsed = code, time.Since(start)
 		json.Unmarshal(b, &r.evs)
 		polled <- r
 	}()
 	img, imgHash := sharedImage(t, "bridge-mods", "aaa-orig.jpg")
+	// The poll waits up to 30 s (the server's most), longer than hashing
+	// the image takes even under the race detector on a loaded machine.
 	code, b := apiA.post("news", "from node A", img)
 	var pr channels.PostResponse
 	if code != http.StatusCreated || json.Unmarshal(b, &pr) != nil {
