@@ -213,6 +213,11 @@ type Append struct {
 	// InboxLimits bound what the Welcome may add to each added device's
 	// inbox (zero fields: no bound).
 	InboxLimits InboxLimits
+	// Expires, for application messages only (ErrBadRequest otherwise),
+	// is when the message disappears (zero: never): DeleteDisappeared
+	// removes it then, fetched or not. Only the client's say; the store
+	// keeps it to the second.
+	Expires time.Time
 }
 
 // InboxLimits bound the bytes of unacknowledged Welcomes in one device's
@@ -462,6 +467,13 @@ type Store interface {
 	// and epoch commits stored before the given time, and links and
 	// invites that expired before now. It returns how many were removed.
 	DeleteExpired(ctx context.Context, before, now time.Time) (int, error)
+	// DeleteDisappeared removes every message whose Append.Expires is at
+	// or before now, with its idempotency record, so that nothing of it
+	// stays on disk (the backend overwrites the freed space: SQLite's
+	// secure_delete and a truncated WAL; PostgreSQL's VACUUM of the
+	// table). It returns how many it removed and the earliest expiry
+	// still stored (zero if none), for the caller to come back then.
+	DeleteDisappeared(ctx context.Context, now time.Time) (n int, next time.Time, err error)
 
 	// Close flushes pending writes and releases resources.
 	Close() error
@@ -494,12 +506,19 @@ type Blobs interface {
 	Usage(ctx context.Context, owner string) (BlobUsage, error)
 	// DeleteExpired removes blobs stored before the given time.
 	DeleteExpired(ctx context.Context, before time.Time) (int, error)
+	// DeleteDisappeared removes the blobs whose PutLimits.Expires is at
+	// or before now, and returns how many and the earliest expiry still
+	// stored (zero if none).
+	DeleteDisappeared(ctx context.Context, now time.Time) (n int, next time.Time, err error)
 }
 
 // PutLimits bound one Blobs.Put.
 type PutLimits struct {
 	Max   int64 // the largest blob, in bytes
 	Quota int64 // the most bytes the owner may hold, this blob included; 0: no quota
+	// Expires bounds the blob's life (zero: retention alone): the
+	// attachment of a disappearing message is deleted with it.
+	Expires time.Time
 }
 
 // BlobUsage is what one account holds in blobs.

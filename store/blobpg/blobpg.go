@@ -43,7 +43,11 @@ CREATE TABLE usage (
 	bytes BIGINT NOT NULL,
 	blobs BIGINT NOT NULL
 );
-`}
+`,
+	// 2: the attachments of disappearing messages, unix seconds; 0 for none.
+	`ALTER TABLE blobs ADD COLUMN expires BIGINT NOT NULL DEFAULT 0;
+CREATE INDEX blobs_expires ON blobs (expires) WHERE expires > 0;`,
+}
 
 // Index is a blobstore.Index in PostgreSQL.
 type Index struct {
@@ -82,7 +86,7 @@ func (x *Index) Close() error {
 }
 
 // Insert implements blobstore.Index.
-func (x *Index) Insert(ctx context.Context, id, owner string, n, quota int64, created time.Time) error {
+func (x *Index) Insert(ctx context.Context, id, owner string, n, quota int64, created, expires time.Time) error {
 	return pgdb.WithTx(ctx, x.pool, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, `INSERT INTO usage (owner, bytes, blobs) VALUES ($1, 0, 0) ON CONFLICT DO NOTHING`, owner); err != nil {
 			return err
@@ -95,7 +99,11 @@ func (x *Index) Insert(ctx context.Context, id, owner string, n, quota int64, cr
 			return fmt.Errorf("blobpg: %s holds %d bytes, %d more is over the quota of %d: %w", owner, used, n, quota, store.ErrQuotaExceeded)
 		}
 		b := &pgx.Batch{}
-		b.Queue(`INSERT INTO blobs (id, owner, size, created) VALUES ($1, $2, $3, $4)`, id, owner, n, created.Unix())
+		var exp int64
+		if !expires.IsZero() {
+			exp = max(expires.Unix(), 1)
+		}
+		b.Queue(`INSERT INTO blobs (id, owner, size, created, expires) VALUES ($1, $2, $3, $4, $5)`, id, owner, n, created.Unix(), exp)
 		b.Queue(`UPDATE usage SET bytes = bytes + $2, blobs = blobs + 1 WHERE owner = $1`, owner, n)
 		return tx.SendBatch(ctx, b).Close()
 	})
@@ -130,6 +138,20 @@ func (x *Index) Owned(ctx context.Context, owner string, limit int) ([]string, e
 // Expired implements blobstore.Index.
 func (x *Index) Expired(ctx context.Context, before time.Time, limit int) ([]string, error) {
 	return x.ids(ctx, `SELECT id FROM blobs WHERE created < $1 LIMIT $2`, before.Unix(), limit)
+}
+
+// Disappeared implements blobstore.Index.
+func (x *Index) Disappeared(ctx context.Context, now time.Time, limit int) ([]string, error) {
+	return x.ids(ctx, `SELECT id FROM blobs WHERE expires > 0 AND expires <= $1 LIMIT $2`, now.Unix(), limit)
+}
+
+// NextExpiry implements blobstore.Index.
+func (x *Index) NextExpiry(ctx context.Context) (time.Time, error) {
+	var next *int64
+	if err := x.pool.QueryRow(ctx, `SELECT MIN(expires) FROM blobs WHERE expires > 0`).Scan(&next); err != nil || next == nil {
+		return time.Time{}, err
+	}
+	return time.Unix(*next, 0), nil
 }
 
 func (x *Index) ids(ctx context.Context, q string, args ...any) ([]string, error) {

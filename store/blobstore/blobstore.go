@@ -40,7 +40,9 @@ type Index interface {
 	// Insert records a blob of n bytes; with quota > 0 it fails with
 	// store.ErrQuotaExceeded, atomically with the insert, if owner would
 	// then hold more than quota bytes.
-	Insert(ctx context.Context, id, owner string, n, quota int64, created time.Time) error
+	// A non-zero expires is when the blob disappears (the attachment of a
+	// disappearing message): DeleteDisappeared removes it then.
+	Insert(ctx context.Context, id, owner string, n, quota int64, created, expires time.Time) error
 	// Owns reports whether owner uploaded blob id.
 	Owns(ctx context.Context, owner, id string) (bool, error)
 	// Delete forgets blobs.
@@ -49,6 +51,12 @@ type Index interface {
 	Owned(ctx context.Context, owner string, limit int) ([]string, error)
 	// Expired returns up to limit ids of blobs stored before t.
 	Expired(ctx context.Context, before time.Time, limit int) ([]string, error)
+	// Disappeared returns up to limit ids of blobs whose expiry is at or
+	// before now.
+	Disappeared(ctx context.Context, now time.Time, limit int) ([]string, error)
+	// NextExpiry returns the earliest expiry of any blob, or the zero
+	// time if none has one.
+	NextExpiry(ctx context.Context) (time.Time, error)
 	// Usage returns what owner holds.
 	Usage(ctx context.Context, owner string) (store.BlobUsage, error)
 	Close() error
@@ -85,6 +93,10 @@ var migrations = []string{
 		DELETE FROM usage WHERE owner = OLD.owner AND blobs <= 0;
 	END;
 	CREATE TABLE state (name TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;`,
+	// 2: the attachments of disappearing messages (PutLimits.Expires),
+	// in unix seconds; 0 for none.
+	`ALTER TABLE blobs ADD COLUMN expires INTEGER NOT NULL DEFAULT 0;
+	CREATE INDEX blobs_expires ON blobs(expires) WHERE expires > 0;`,
 }
 
 // Open uses dir (created with mode 0700 if missing) for blobs, with the
@@ -239,7 +251,7 @@ func (d *Dir) Put(ctx context.Context, owner string, r io.Reader, lim store.PutL
 	// The row is committed before the file is renamed into place: a crash
 	// in between leaves a row without a file (a 404, counted until it
 	// expires), never a file no index entry will ever expire.
-	if err := d.idx.Insert(ctx, id, owner, n, lim.Quota, time.Now()); err != nil {
+	if err := d.idx.Insert(ctx, id, owner, n, lim.Quota, time.Now(), lim.Expires); err != nil {
 		os.Remove(tmp)
 		if errors.Is(err, store.ErrQuotaExceeded) {
 			return "", 0, err
@@ -345,6 +357,65 @@ func (d *Dir) DeleteExpired(ctx context.Context, before time.Time) (int, error) 
 	return d.removeWhere(ctx, func() ([]string, error) { return d.idx.Expired(ctx, before, 1000) })
 }
 
+// DeleteDisappeared removes the blobs whose expiry passed. Their files
+// are overwritten with zeros before they are unlinked, so that the
+// ciphertext does not stay in the file system's free blocks (on file
+// systems that write in place).
+func (d *Dir) DeleteDisappeared(ctx context.Context, now time.Time) (int, time.Time, error) {
+	total := 0
+	for {
+		ids, err := d.idx.Disappeared(ctx, now, 1000)
+		if err != nil {
+			return total, time.Time{}, fmt.Errorf("blobstore: index: %w", unavailable(err))
+		}
+		if len(ids) == 0 {
+			break
+		}
+		for _, id := range ids {
+			if err := zeroFile(filepath.Join(d.dir, id)); err != nil {
+				return total, time.Time{}, err
+			}
+		}
+		if err := d.remove(ctx, ids); err != nil {
+			return total, time.Time{}, err
+		}
+		total += len(ids)
+	}
+	next, err := d.idx.NextExpiry(ctx)
+	if err != nil {
+		return total, time.Time{}, fmt.Errorf("blobstore: index: %w", unavailable(err))
+	}
+	return total, next, nil
+}
+
+// zeroFile overwrites a file's contents with zeros and syncs it.
+func zeroFile(path string) error {
+	f, err := os.OpenFile(path, os.O_WRONLY, 0)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("blobstore: %w", err)
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return fmt.Errorf("blobstore: %w", err)
+	}
+	zeros := make([]byte, 64<<10)
+	for left := fi.Size(); left > 0; {
+		n := min(left, int64(len(zeros)))
+		if _, err := f.Write(zeros[:n]); err != nil {
+			return fmt.Errorf("blobstore: overwrite: %w", unavailable(err))
+		}
+		left -= n
+	}
+	if err := f.Sync(); err != nil {
+		return fmt.Errorf("blobstore: overwrite: %w", unavailable(err))
+	}
+	return nil
+}
+
 // removeWhere removes, in batches, the blobs whose ids next selects.
 func (d *Dir) removeWhere(ctx context.Context, next func() ([]string, error)) (int, error) {
 	total := 0
@@ -376,7 +447,7 @@ type sqliteIndex struct{ db *sql.DB }
 
 func (x sqliteIndex) Close() error { return x.db.Close() }
 
-func (x sqliteIndex) Insert(ctx context.Context, id, owner string, n, quota int64, created time.Time) error {
+func (x sqliteIndex) Insert(ctx context.Context, id, owner string, n, quota int64, created, expires time.Time) error {
 	return sqlitedb.WithTx(ctx, x.db, func(tx *sql.Tx) error {
 		if quota > 0 {
 			var used int64
@@ -388,9 +459,30 @@ func (x sqliteIndex) Insert(ctx context.Context, id, owner string, n, quota int6
 				return fmt.Errorf("blobstore: %s holds %d bytes, %d more is over the quota of %d: %w", owner, used, n, quota, store.ErrQuotaExceeded)
 			}
 		}
-		_, err := tx.ExecContext(ctx, `INSERT INTO blobs (id, owner, size, created) VALUES (?, ?, ?, ?)`, id, owner, n, created.Unix())
+		_, err := tx.ExecContext(ctx, `INSERT INTO blobs (id, owner, size, created, expires) VALUES (?, ?, ?, ?, ?)`, id, owner, n, created.Unix(), expiresColumn(expires))
 		return err
 	})
+}
+
+// expiresColumn is the stored form of an expiry: unix seconds, at least 1,
+// or 0 for none.
+func expiresColumn(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return max(t.Unix(), 1)
+}
+
+func (x sqliteIndex) Disappeared(ctx context.Context, now time.Time, limit int) ([]string, error) {
+	return x.ids(ctx, `SELECT id FROM blobs WHERE expires > 0 AND expires <= ? LIMIT ?`, now.Unix(), limit)
+}
+
+func (x sqliteIndex) NextExpiry(ctx context.Context) (time.Time, error) {
+	var next sql.NullInt64
+	if err := x.db.QueryRowContext(ctx, `SELECT MIN(expires) FROM blobs WHERE expires > 0`).Scan(&next); err != nil || !next.Valid {
+		return time.Time{}, err
+	}
+	return time.Unix(next.Int64, 0), nil
 }
 
 func (x sqliteIndex) Owns(ctx context.Context, owner, id string) (bool, error) {

@@ -19,6 +19,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -41,6 +42,7 @@ func Run(t *testing.T, newBlobs func(t *testing.T) store.Blobs) {
 		{"Delete", testDelete},
 		{"DeleteOwner", testDeleteOwner},
 		{"Expiry", testExpiry},
+		{"Disappearing", testDisappearing},
 		{"CanceledPut", testCanceledPut},
 	}
 	for _, tc := range tests {
@@ -303,4 +305,41 @@ func testCanceledPut(t *testing.T, b store.Blobs) {
 		t.Fatal("Put with a canceled context succeeded")
 	}
 	wantUsage(t, b, "alice", 0, 0)
+}
+
+func testDisappearing(t *testing.T, b store.Blobs) {
+	base := time.Unix(1_900_000_000, 0)
+	putExp := func(data string, exp time.Time) string {
+		id, _, err := b.Put(ctx, "alice", strings.NewReader(data), store.PutLimits{Max: big, Expires: exp})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return id
+	}
+	soon := putExp("soon", base.Add(time.Minute))
+	later := putExp("later", base.Add(time.Hour))
+	kept := put(t, b, "alice", []byte("kept"))
+	n, next, err := b.DeleteDisappeared(ctx, base.Add(time.Second))
+	if err != nil || n != 0 || !next.Equal(base.Add(time.Minute)) {
+		t.Fatalf("DeleteDisappeared(before) = %d, %v, %v", n, next, err)
+	}
+	n, next, err = b.DeleteDisappeared(ctx, base.Add(time.Minute))
+	if err != nil || n != 1 || !next.Equal(base.Add(time.Hour)) {
+		t.Fatalf("DeleteDisappeared(at expiry) = %d, %v, %v", n, next, err)
+	}
+	if _, err := content(t, b, soon); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("disappeared blob still there: %v", err)
+	}
+	for _, id := range []string{later, kept} {
+		if _, err := content(t, b, id); err != nil {
+			t.Fatalf("blob %s went too early: %v", id, err)
+		}
+	}
+	wantUsage(t, b, "alice", int64(len("later")+len("kept")), 2)
+	if n, next, err = b.DeleteDisappeared(ctx, base.Add(24*time.Hour)); err != nil || n != 1 || !next.IsZero() {
+		t.Fatalf("DeleteDisappeared(after all) = %d, %v, %v", n, next, err)
+	}
+	if _, err := content(t, b, kept); err != nil {
+		t.Fatalf("blob without expiry deleted: %v", err)
+	}
 }

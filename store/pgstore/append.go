@@ -76,6 +76,9 @@ func checkAppend(a store.Append) error {
 	default:
 		return fmt.Errorf("cannot append a %v: %w", a.Kind, store.ErrBadRequest)
 	}
+	if !a.Expires.IsZero() && a.Kind != store.KindApplication {
+		return fmt.Errorf("an expiry on a %v: %w", a.Kind, store.ErrBadRequest)
+	}
 	return nil
 }
 
@@ -187,6 +190,10 @@ func appendTx(ctx context.Context, tx pgx.Tx, a store.Append) (store.AppendResul
 		m.ConversationID, seq, m.ID, ae, int16(m.Kind), m.Sender, m.Payload, now)
 	b.Queue(`INSERT INTO message_ids (conversation_id, id, seq, epoch, kind, sender, stored) VALUES ($1, $2, $3, $4, $5, $6, $7)`,
 		m.ConversationID, m.ID, seq, ae, int16(m.Kind), m.Sender, now)
+	if !a.Expires.IsZero() {
+		b.Queue(`INSERT INTO disappearing (conversation_id, seq, id, expires) VALUES ($1, $2, $3, $4)`,
+			m.ConversationID, seq, m.ID, a.Expires.Unix())
+	}
 	// Conditional on what was read under the lock: were the lock ever
 	// not held, this would change nothing and the append would fail
 	// rather than fork the log.

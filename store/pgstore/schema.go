@@ -173,6 +173,17 @@ CREATE TABLE legal_log (
 	record BYTEA NOT NULL
 );
 `,
+	// 2: disappearing messages (SQLite's version 7).
+	`
+CREATE TABLE disappearing (
+	conversation_id BYTEA NOT NULL,
+	seq             BIGINT NOT NULL,
+	id              BYTEA NOT NULL,
+	expires         BIGINT NOT NULL, -- unix seconds
+	PRIMARY KEY (conversation_id, seq)
+);
+CREATE INDEX disappearing_expires ON disappearing (expires);
+`,
 }
 
 // Transaction advisory lock keys (pg_advisory_xact_lock): each serialises

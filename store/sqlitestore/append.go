@@ -107,6 +107,9 @@ func checkAppend(a store.Append) error {
 	default:
 		return fmt.Errorf("cannot append a %v: %w", a.Kind, store.ErrBadRequest)
 	}
+	if !a.Expires.IsZero() && a.Kind != store.KindApplication {
+		return fmt.Errorf("an expiry on a %v: %w", a.Kind, store.ErrBadRequest)
+	}
 	return nil
 }
 
@@ -387,6 +390,9 @@ func appendTx(ctx context.Context, tx txQuerier, a store.Append) (store.AppendRe
 	}
 	if _, err := tx.ExecContext(ctx, `INSERT INTO message_ids (conversation_id, id, seq, epoch, kind, sender, stored) VALUES (?, ?, ?, ?, ?, ?, ?)`,
 		m.ConversationID, m.ID, m.Seq, m.Epoch, m.Kind, m.Sender, now); err != nil {
+		return res, fmt.Errorf("append: %w", err)
+	}
+	if err := noteExpiry(ctx, tx, a, seq); err != nil {
 		return res, fmt.Errorf("append: %w", err)
 	}
 	if _, err := tx.ExecContext(ctx, `UPDATE conversations SET epoch = ?, head_seq = ? WHERE id = ?`, newEpoch, seq, a.ConversationID); err != nil {

@@ -291,6 +291,9 @@ func appendNew(ctx context.Context, tx txQuerier, cc *convCache, st *convState, 
 		m.ConversationID, m.Seq, m.ID, m.Epoch, m.Kind, m.Sender, m.Payload, now); err != nil {
 		return store.AppendResult{}, errAbort{fmt.Errorf("append: %w", err)}
 	}
+	if err := noteExpiry(ctx, tx, a, seq); err != nil {
+		return store.AppendResult{}, errAbort{fmt.Errorf("append: %w", err)}
+	}
 	st.head = seq
 	st.headDirty = true
 	cc.touch(st)

@@ -68,7 +68,12 @@ const dsnPragmas = "_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragm
 // instead of 1 000, so a page written by many batches (a busy
 // conversation's tail, an index's right edge) is copied back once per
 // checkpoint rather than ten times.
-const writerPragmas = "&_pragma=cache_size(-32768)&_pragma=wal_autocheckpoint(10000)"
+//
+// secure_delete makes SQLite overwrite what it deletes (rows, index
+// entries, freed pages) with zeros: a message trimmed or disappeared is
+// gone from the file, not left in free space (DeleteDisappeared then
+// truncates the WAL, which holds the older copies of those pages).
+const writerPragmas = "&_pragma=cache_size(-32768)&_pragma=wal_autocheckpoint(10000)&_pragma=secure_delete(1)"
 
 // Open opens (creating if needed, unless opts.NoCreate) the database at
 // path and applies any pending schema migrations. The file is created with
@@ -331,6 +336,19 @@ CREATE TABLE legal_log (
 	n      INTEGER PRIMARY KEY,
 	record BLOB NOT NULL
 ) STRICT;
+`,
+	// 7: disappearing messages (store.Append.Expires): only the messages
+	// that have an expiry get a row, so the append of any other costs
+	// nothing more.
+	`
+CREATE TABLE disappearing (
+	conversation_id BLOB NOT NULL,
+	seq             INTEGER NOT NULL,
+	id              BLOB NOT NULL,
+	expires         INTEGER NOT NULL, -- unix seconds
+	PRIMARY KEY (conversation_id, seq)
+) STRICT;
+CREATE INDEX disappearing_expires ON disappearing(expires);
 `,
 }
 

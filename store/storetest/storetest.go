@@ -52,6 +52,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"RemoveDevice", testRemoveDevice},
 		{"DeleteAccount", testDeleteAccount},
 		{"Retention", testRetention},
+		{"Disappearing", testDisappearing},
 		{"BadAppends", testBadAppends},
 		{"ConcurrentAppends", testConcurrentAppends},
 	}
@@ -863,6 +864,59 @@ func testRetention(t *testing.T, s store.Store) {
 	r := send(t, s, app{ConversationID: conv, Epoch: 1, Kind: store.KindApplication, Sender: "a1", Payload: []byte("new")})
 	if r.Message.Seq != 3 {
 		t.Fatalf("seq reused after retention: %d", r.Message.Seq)
+	}
+}
+
+func testDisappearing(t *testing.T, s store.Store) {
+	mustAccount(t, s, "alice", "a1")
+	mustAccount(t, s, "bob", "b1")
+	conv := group(t, s, "a1", "b1")
+	base := time.Unix(1_900_000_000, 0)
+	// Only application messages may carry an expiry.
+	_, err := s.Append(ctx, app{ID: msgID(), ConversationID: conv, Epoch: 1, Kind: store.KindProposal, Sender: "a1",
+		Payload: []byte("p"), Expires: base})
+	mustErr(t, "expiry on a proposal", err, store.ErrBadRequest)
+	if n, next, err := s.DeleteDisappeared(ctx, base); err != nil || n != 0 || !next.IsZero() {
+		t.Fatalf("DeleteDisappeared(nothing stored) = %d, %v, %v", n, next, err)
+	}
+	soonID := msgID()
+	send(t, s, app{ID: soonID, ConversationID: conv, Epoch: 1, Kind: store.KindApplication, Sender: "a1",
+		Payload: []byte("soon"), Expires: base.Add(time.Minute)})
+	send(t, s, app{ConversationID: conv, Epoch: 1, Kind: store.KindApplication, Sender: "a1", Payload: []byte("kept")})
+	send(t, s, app{ConversationID: conv, Epoch: 1, Kind: store.KindApplication, Sender: "a1",
+		Payload: []byte("later"), Expires: base.Add(time.Hour)})
+	// Before the first expiry nothing goes, and the first expiry is named.
+	n, next, err := s.DeleteDisappeared(ctx, base.Add(time.Minute-time.Second))
+	if err != nil || n != 0 || !next.Equal(base.Add(time.Minute)) {
+		t.Fatalf("DeleteDisappeared(before) = %d, %v, %v; want 0, %v", n, next, err, base.Add(time.Minute))
+	}
+	// At its expiry, the message is gone, fetched or not; the rest stay.
+	n, next, err = s.DeleteDisappeared(ctx, base.Add(time.Minute))
+	if err != nil || n != 1 || !next.Equal(base.Add(time.Hour)) {
+		t.Fatalf("DeleteDisappeared(at expiry) = %d, %v, %v; want 1, %v", n, next, err, base.Add(time.Hour))
+	}
+	ms, err := s.Fetch(ctx, "b1", conv, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := payloads(ms); !slices.Equal(got, []string{"kept", "later"}) {
+		t.Fatalf("after the first expiry bob fetches %q; want kept, later", got)
+	}
+	// Its idempotency record went with it: the id is unknown now.
+	r := send(t, s, app{ID: soonID, ConversationID: conv, Epoch: 1, Kind: store.KindApplication, Sender: "a1", Payload: []byte("again")})
+	if r.Duplicate {
+		t.Fatalf("the id of a disappeared message is still recorded: %+v", r)
+	}
+	// A message already trimmed by acknowledgements is no obstacle.
+	if err := s.Ack(ctx, "b1", conv, r.Message.Seq); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Ack(ctx, "a1", conv, r.Message.Seq); err != nil {
+		t.Fatal(err)
+	}
+	n, next, err = s.DeleteDisappeared(ctx, base.Add(2*time.Hour))
+	if err != nil || n != 1 || !next.IsZero() {
+		t.Fatalf("DeleteDisappeared(after all) = %d, %v, %v; want 1, zero", n, next, err)
 	}
 }
 

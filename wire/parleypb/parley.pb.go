@@ -2772,7 +2772,8 @@ type ClusterNotice struct {
 	Node          string                 `protobuf:"bytes,1,opt,name=node,proto3" json:"node,omitempty"`
 	Recipients    []string               `protobuf:"bytes,2,rep,name=recipients,proto3" json:"recipients,omitempty"` // device ids
 	Message       *Message               `protobuf:"bytes,3,opt,name=message,proto3" json:"message,omitempty"`
-	Inbox         bool                   `protobuf:"varint,4,opt,name=inbox,proto3" json:"inbox,omitempty"` // a Welcome in the recipients' inboxes
+	Inbox         bool                   `protobuf:"varint,4,opt,name=inbox,proto3" json:"inbox,omitempty"`         // a Welcome in the recipients' inboxes
+	Ephemeral     bool                   `protobuf:"varint,5,opt,name=ephemeral,proto3" json:"ephemeral,omitempty"` // an ephemeral message, pushed and forgotten
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2831,6 +2832,13 @@ func (x *ClusterNotice) GetMessage() *Message {
 func (x *ClusterNotice) GetInbox() bool {
 	if x != nil {
 		return x.Inbox
+	}
+	return false
+}
+
+func (x *ClusterNotice) GetEphemeral() bool {
+	if x != nil {
+		return x.Ephemeral
 	}
 	return false
 }
@@ -4016,8 +4024,18 @@ type SendRequest struct {
 	AddedDeviceIds   []string `protobuf:"bytes,6,rep,name=added_device_ids,json=addedDeviceIds,proto3" json:"added_device_ids,omitempty"`
 	RemovedDeviceIds []string `protobuf:"bytes,7,rep,name=removed_device_ids,json=removedDeviceIds,proto3" json:"removed_device_ids,omitempty"`
 	Welcome          []byte   `protobuf:"bytes,8,opt,name=welcome,proto3" json:"welcome,omitempty"`
-	unknownFields    protoimpl.UnknownFields
-	sizeCache        protoimpl.SizeCache
+	// APPLICATION only: when the message disappears (docs/protocol.md,
+	// "Disappearing messages"), in seconds since the UNIX epoch; 0 for
+	// never. The server deletes the message (and nothing else) by then,
+	// whether or not every member fetched it.
+	ExpiresUnix int64 `protobuf:"varint,9,opt,name=expires_unix,json=expiresUnix,proto3" json:"expires_unix,omitempty"`
+	// APPLICATION only: an ephemeral message (a typing indicator). The
+	// server stores nothing of it: it is pushed at once to the members'
+	// devices that are connected (Push.ephemeral) and answered with a
+	// SendResponse without a seq. Rate limited per device.
+	Ephemeral     bool `protobuf:"varint,10,opt,name=ephemeral,proto3" json:"ephemeral,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *SendRequest) Reset() {
@@ -4104,6 +4122,20 @@ func (x *SendRequest) GetWelcome() []byte {
 		return x.Welcome
 	}
 	return nil
+}
+
+func (x *SendRequest) GetExpiresUnix() int64 {
+	if x != nil {
+		return x.ExpiresUnix
+	}
+	return 0
+}
+
+func (x *SendRequest) GetEphemeral() bool {
+	if x != nil {
+		return x.Ephemeral
+	}
+	return false
 }
 
 type SendResponse struct {
@@ -4706,6 +4738,7 @@ type Push struct {
 	//	*Push_KeyPackagesLow
 	//	*Push_DeviceRemoved
 	//	*Push_LinkApproved
+	//	*Push_Ephemeral
 	Event         isPush_Event `protobuf_oneof:"event"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -4793,6 +4826,15 @@ func (x *Push) GetLinkApproved() *LinkApproved {
 	return nil
 }
 
+func (x *Push) GetEphemeral() *Message {
+	if x != nil {
+		if x, ok := x.Event.(*Push_Ephemeral); ok {
+			return x.Ephemeral
+		}
+	}
+	return nil
+}
+
 type isPush_Event interface {
 	isPush_Event()
 }
@@ -4817,6 +4859,13 @@ type Push_LinkApproved struct {
 	LinkApproved *LinkApproved `protobuf:"bytes,5,opt,name=link_approved,json=linkApproved,proto3,oneof"` // to the connection that requested the link
 }
 
+type Push_Ephemeral struct {
+	// An ephemeral application message (SendRequest.ephemeral) of a
+	// member of one of the device's conversations: seq 0, never stored,
+	// never fetched again.
+	Ephemeral *Message `protobuf:"bytes,6,opt,name=ephemeral,proto3,oneof"`
+}
+
 func (*Push_Message) isPush_Event() {}
 
 func (*Push_Inbox) isPush_Event() {}
@@ -4826,6 +4875,8 @@ func (*Push_KeyPackagesLow) isPush_Event() {}
 func (*Push_DeviceRemoved) isPush_Event() {}
 
 func (*Push_LinkApproved) isPush_Event() {}
+
+func (*Push_Ephemeral) isPush_Event() {}
 
 type LinkApproved struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -5274,14 +5325,15 @@ const file_parleypb_parley_proto_rawDesc = "" +
 	"\acase_id\x18\x01 \x01(\tR\x06caseId\"<\n" +
 	"\rAppealRequest\x12\x17\n" +
 	"\acase_id\x18\x01 \x01(\tR\x06caseId\x12\x12\n" +
-	"\x04text\x18\x02 \x01(\tR\x04text\"\x87\x01\n" +
+	"\x04text\x18\x02 \x01(\tR\x04text\"\xa5\x01\n" +
 	"\rClusterNotice\x12\x12\n" +
 	"\x04node\x18\x01 \x01(\tR\x04node\x12\x1e\n" +
 	"\n" +
 	"recipients\x18\x02 \x03(\tR\n" +
 	"recipients\x12,\n" +
 	"\amessage\x18\x03 \x01(\v2\x12.parley.v1.MessageR\amessage\x12\x14\n" +
-	"\x05inbox\x18\x04 \x01(\bR\x05inbox\"\x0f\n" +
+	"\x05inbox\x18\x04 \x01(\bR\x05inbox\x12\x1c\n" +
+	"\tephemeral\x18\x05 \x01(\bR\tephemeral\"\x0f\n" +
 	"\rKTKeysRequest\"\x9d\x01\n" +
 	"\x0eKTKeysResponse\x12\x16\n" +
 	"\x06origin\x18\x01 \x01(\tR\x06origin\x12\x19\n" +
@@ -5363,7 +5415,7 @@ const file_parleypb_parley_proto_rawDesc = "" +
 	"\vsender_user\x18\n" +
 	" \x01(\tR\n" +
 	"senderUser\x12(\n" +
-	"\x10accepted_unix_ms\x18\v \x01(\x03R\x0eacceptedUnixMs\"\x9c\x02\n" +
+	"\x10accepted_unix_ms\x18\v \x01(\x03R\x0eacceptedUnixMs\"\xdd\x02\n" +
 	"\vSendRequest\x12\x1d\n" +
 	"\n" +
 	"message_id\x18\x01 \x01(\fR\tmessageId\x12'\n" +
@@ -5373,7 +5425,10 @@ const file_parleypb_parley_proto_rawDesc = "" +
 	"\apayload\x18\x05 \x01(\fR\apayload\x12(\n" +
 	"\x10added_device_ids\x18\x06 \x03(\tR\x0eaddedDeviceIds\x12,\n" +
 	"\x12removed_device_ids\x18\a \x03(\tR\x10removedDeviceIds\x12\x18\n" +
-	"\awelcome\x18\b \x01(\fR\awelcome\"T\n" +
+	"\awelcome\x18\b \x01(\fR\awelcome\x12!\n" +
+	"\fexpires_unix\x18\t \x01(\x03R\vexpiresUnix\x12\x1c\n" +
+	"\tephemeral\x18\n" +
+	" \x01(\bR\tephemeral\"T\n" +
 	"\fSendResponse\x12\x10\n" +
 	"\x03seq\x18\x01 \x01(\x04R\x03seq\x12\x14\n" +
 	"\x05epoch\x18\x02 \x01(\x04R\x05epoch\x12\x1c\n" +
@@ -5409,13 +5464,14 @@ const file_parleypb_parley_proto_rawDesc = "" +
 	"\x04more\x18\x02 \x01(\bR\x04more\"#\n" +
 	"\x0fAckInboxRequest\x12\x10\n" +
 	"\x03seq\x18\x01 \x01(\x04R\x03seq\"\r\n" +
-	"\vPingRequest\"\xb5\x02\n" +
+	"\vPingRequest\"\xe9\x02\n" +
 	"\x04Push\x12.\n" +
 	"\amessage\x18\x01 \x01(\v2\x12.parley.v1.MessageH\x00R\amessage\x12*\n" +
 	"\x05inbox\x18\x02 \x01(\v2\x12.parley.v1.MessageH\x00R\x05inbox\x12E\n" +
 	"\x10key_packages_low\x18\x03 \x01(\v2\x19.parley.v1.KeyPackagesLowH\x00R\x0ekeyPackagesLow\x12A\n" +
 	"\x0edevice_removed\x18\x04 \x01(\v2\x18.parley.v1.DeviceRemovedH\x00R\rdeviceRemoved\x12>\n" +
-	"\rlink_approved\x18\x05 \x01(\v2\x17.parley.v1.LinkApprovedH\x00R\flinkApprovedB\a\n" +
+	"\rlink_approved\x18\x05 \x01(\v2\x17.parley.v1.LinkApprovedH\x00R\flinkApproved\x122\n" +
+	"\tephemeral\x18\x06 \x01(\v2\x12.parley.v1.MessageH\x00R\tephemeralB\a\n" +
 	"\x05event\"+\n" +
 	"\fLinkApproved\x12\x1b\n" +
 	"\tdevice_id\x18\x01 \x01(\tR\bdeviceId\"Q\n" +
@@ -5631,13 +5687,14 @@ var file_parleypb_parley_proto_depIdxs = []int32{
 	66, // 74: parley.v1.Push.key_packages_low:type_name -> parley.v1.KeyPackagesLow
 	67, // 75: parley.v1.Push.device_removed:type_name -> parley.v1.DeviceRemoved
 	65, // 76: parley.v1.Push.link_approved:type_name -> parley.v1.LinkApproved
-	2,  // 77: parley.v1.PrivacyRequest.group_invites:type_name -> parley.v1.GroupInvites
-	2,  // 78: parley.v1.PrivacyResponse.group_invites:type_name -> parley.v1.GroupInvites
-	79, // [79:79] is the sub-list for method output_type
-	79, // [79:79] is the sub-list for method input_type
-	79, // [79:79] is the sub-list for extension type_name
-	79, // [79:79] is the sub-list for extension extendee
-	0,  // [0:79] is the sub-list for field type_name
+	51, // 77: parley.v1.Push.ephemeral:type_name -> parley.v1.Message
+	2,  // 78: parley.v1.PrivacyRequest.group_invites:type_name -> parley.v1.GroupInvites
+	2,  // 79: parley.v1.PrivacyResponse.group_invites:type_name -> parley.v1.GroupInvites
+	80, // [80:80] is the sub-list for method output_type
+	80, // [80:80] is the sub-list for method input_type
+	80, // [80:80] is the sub-list for extension type_name
+	80, // [80:80] is the sub-list for extension extendee
+	0,  // [0:80] is the sub-list for field type_name
 }
 
 func init() { file_parleypb_parley_proto_init() }
@@ -5704,6 +5761,7 @@ func file_parleypb_parley_proto_init() {
 		(*Push_KeyPackagesLow)(nil),
 		(*Push_DeviceRemoved)(nil),
 		(*Push_LinkApproved)(nil),
+		(*Push_Ephemeral)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
