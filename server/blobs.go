@@ -8,12 +8,14 @@ import (
 	"io"
 	"math"
 	"net/http"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
 
 	"github.com/parleychat/parley/internal/bytesize"
 	"github.com/parleychat/parley/store"
+	"github.com/parleychat/parley/wire"
 )
 
 // blobAuth returns the device behind the request's bearer token (from
@@ -112,7 +114,17 @@ func (s *Server) uploadBlob(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	id, n, err := s.cfg.Blobs.Put(r.Context(), user, r.Body, store.PutLimits{Max: maxSize, Quota: max(quota, 0)})
+	lim := store.PutLimits{Max: maxSize, Quota: max(quota, 0)}
+	if h := r.Header.Get(wire.BlobExpiresHeader); h != "" {
+		// The attachment of a disappearing message: deleted with it.
+		sec, err := strconv.ParseInt(h, 10, 64)
+		if err != nil || sec <= 0 {
+			http.Error(w, wire.BlobExpiresHeader+" is a time in seconds since the UNIX epoch", http.StatusBadRequest)
+			return
+		}
+		lim.Expires = time.Unix(sec, 0)
+	}
+	id, n, err := s.cfg.Blobs.Put(r.Context(), user, r.Body, lim)
 	switch {
 	case errors.Is(err, store.ErrTooLarge):
 		http.Error(w, fmt.Sprintf("files are limited to %s on this server", bytesize.Format(maxSize)), http.StatusRequestEntityTooLarge)

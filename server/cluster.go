@@ -80,7 +80,9 @@ func (s *Server) onNotice(b []byte) {
 			continue
 		}
 		if push == nil {
-			if n.Inbox {
+			if n.Ephemeral {
+				push = &parleypb.Push{Event: &parleypb.Push_Ephemeral{Ephemeral: n.Message}}
+			} else if n.Inbox {
 				push = &parleypb.Push{Event: &parleypb.Push_Inbox{Inbox: messageToWire(m)}}
 			} else {
 				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -91,6 +93,21 @@ func (s *Server) onNotice(b []byte) {
 		for _, oc := range conns {
 			oc.push(push)
 		}
+	}
+}
+
+// announceEphemeral publishes an ephemeral message for other nodes'
+// connected devices of the conversation's members.
+func (s *Server) announceEphemeral(recipients []string, m *parleypb.Message) {
+	if s.cfg.Bus == nil || len(recipients) == 0 {
+		return
+	}
+	b, err := proto.Marshal(&parleypb.ClusterNotice{Node: s.nodeID, Recipients: recipients, Message: m, Ephemeral: true})
+	if err == nil {
+		err = s.cfg.Bus.Publish(b)
+	}
+	if err != nil {
+		s.log.Debug("cluster notice of an ephemeral message not published", "err", err)
 	}
 }
 

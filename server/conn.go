@@ -541,7 +541,7 @@ func (c *conn) handleFrame(data []byte) (finish func()) {
 		c.sendError(wire.PeekRequestID(data), &wire.Error{Code: parleypb.ErrorCode_BAD_FRAME, Message: err.Error()})
 		return nil
 	}
-	if send := f.GetSend(); send != nil && c.dev != nil && c.barred == "" && f.RequestId != 0 {
+	if send := f.GetSend(); send != nil && c.dev != nil && c.barred == "" && f.RequestId != 0 && !send.Ephemeral {
 		if starter, ok := c.s.cfg.Store.(store.AppendStarter); ok {
 			return c.startSend(f.RequestId, send, starter)
 		}

@@ -645,6 +645,9 @@ func messageToWire(m store.Message) *parleypb.Message {
 }
 
 func (c *conn) handleSend(ctx context.Context, r *parleypb.SendRequest) (parleypb.ServerFrameBody, error) {
+	if r.Ephemeral {
+		return c.handleEphemeral(ctx, r)
+	}
 	a, err := c.checkSend(r)
 	if err != nil {
 		return nil, err
@@ -704,6 +707,13 @@ func (c *conn) checkSend(r *parleypb.SendRequest) (store.Append, error) {
 	if len(r.Welcome) > c.s.cfg.MaxWelcome {
 		return store.Append{}, badRequest("Welcome of %d bytes is larger than this server's limit of %d", len(r.Welcome), c.s.cfg.MaxWelcome)
 	}
+	var expires time.Time
+	switch {
+	case r.ExpiresUnix < 0 || (r.ExpiresUnix > 0 && kind != store.KindApplication):
+		return store.Append{}, badRequest("expires_unix is a positive time, on application messages only")
+	case r.ExpiresUnix > 0:
+		expires = time.Unix(r.ExpiresUnix, 0)
+	}
 	if err := c.s.check("messages",
 		limitKey{"per_account", "send-acct:" + c.dev.Username, c.s.cfg.Limits.SendPerAccount},
 		limitKey{"per_address", "send-addr:" + c.remote, c.s.cfg.Limits.SendPerAddr}); err != nil {
@@ -720,7 +730,61 @@ func (c *conn) checkSend(r *parleypb.SendRequest) (store.Append, error) {
 		Removed:        r.RemovedDeviceIds,
 		Welcome:        r.Welcome,
 		InboxLimits:    c.s.cfg.InboxLimits,
+		Expires:        expires,
 	}, nil
+}
+
+// maxEphemeral bounds an ephemeral message: a typing indicator is a few
+// hundred bytes of MLS ciphertext.
+const maxEphemeral = 16 << 10
+
+// handleEphemeral relays an ephemeral application message (a typing
+// indicator) to the connected devices of the conversation's other
+// members, here and on other nodes, and stores nothing: a device that is
+// not connected never gets it.
+func (c *conn) handleEphemeral(ctx context.Context, r *parleypb.SendRequest) (parleypb.ServerFrameBody, error) {
+	switch {
+	case len(r.MessageId) != wire.MessageIDSize:
+		return nil, badRequest("message id must be %d bytes", wire.MessageIDSize)
+	case r.Kind != parleypb.Kind_APPLICATION:
+		return nil, badRequest("only an application message can be ephemeral")
+	case len(r.Payload) == 0 || len(r.Payload) > maxEphemeral:
+		return nil, badRequest("an ephemeral message is 1 to %d bytes", maxEphemeral)
+	case len(r.AddedDeviceIds) > 0 || len(r.RemovedDeviceIds) > 0 || len(r.Welcome) > 0 || r.ExpiresUnix != 0:
+		return nil, badRequest("an ephemeral message carries no membership delta, Welcome or expiry")
+	}
+	if err := checkConversationID(r.ConversationId); err != nil {
+		return nil, err
+	}
+	if err := c.s.check("ephemeral messages",
+		limitKey{"per_device", "ephemeral-dev:" + c.dev.ID, c.s.cfg.Limits.EphemeralPerDevice}); err != nil {
+		return nil, err
+	}
+	conv, err := c.s.cfg.Store.Conversation(ctx, r.ConversationId)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, errNotMemberOrAbsent
+	}
+	if err != nil {
+		return nil, err
+	}
+	if !slices.Contains(conv.Members, c.dev.ID) {
+		return nil, errNotMemberOrAbsent
+	}
+	m := &parleypb.Message{Id: r.MessageId, ConversationId: r.ConversationId, Epoch: r.Epoch, Kind: parleypb.Kind_APPLICATION,
+		SenderDeviceId: c.dev.ID, Payload: r.Payload, StoredUnix: c.s.now().Unix(), SenderUser: c.dev.Username}
+	p := c.s.encodePush(&parleypb.Push{Event: &parleypb.Push_Ephemeral{Ephemeral: m}})
+	others := make([]string, 0, len(conv.Members))
+	for _, d := range conv.Members {
+		if d == c.dev.ID {
+			continue
+		}
+		others = append(others, d)
+		for _, oc := range c.s.hub.conns(d) {
+			oc.pushEncoded(p)
+		}
+	}
+	c.s.announceEphemeral(others, m)
+	return &parleypb.ServerFrame_Send{Send: &parleypb.SendResponse{Epoch: conv.Epoch}}, nil
 }
 
 // sent pushes a stored message to the online recipients and returns the

@@ -37,6 +37,10 @@ type Limits struct {
 	WritesPerAccount Limit
 	WritesPerAddr    Limit
 	UploadPerAccount Limit // blob uploads by all devices of an account
+	// EphemeralPerDevice bounds the ephemeral messages (typing
+	// indicators) one device relays; over it they are refused with
+	// RATE_LIMITED, and nothing else of the device is slowed.
+	EphemeralPerDevice Limit
 	// RequestsPerAccount paces every request of an account's connections
 	// together (each costs one plus one per KiB): over it, the server
 	// stops reading them until the window ends (nothing is refused), so a
@@ -58,6 +62,7 @@ var DefaultLimits = Limits{
 	WritesPerAccount:       Limit{N: 300, Per: time.Minute},
 	WritesPerAddr:          Limit{N: 1200, Per: time.Minute},
 	UploadPerAccount:       Limit{N: 600, Per: time.Hour},
+	EphemeralPerDevice:     Limit{N: 60, Per: time.Minute},
 	RequestsPerAccount:     Limit{N: 1000, Per: time.Second},
 }
 
@@ -82,6 +87,7 @@ func (l Limits) withDefaults() Limits {
 	def(&l.WritesPerAddr, DefaultLimits.WritesPerAddr)
 	def(&l.RequestsPerAccount, DefaultLimits.RequestsPerAccount)
 	def(&l.UploadPerAccount, DefaultLimits.UploadPerAccount)
+	def(&l.EphemeralPerDevice, DefaultLimits.EphemeralPerDevice)
 	return l
 }
 

@@ -15,6 +15,7 @@ type metrics struct {
 	slowClients    prometheus.Counter
 	blobBytes      *prometheus.CounterVec
 	expired        prometheus.Counter
+	disappeared    prometheus.Counter
 	refusedConns   prometheus.Counter
 	authTimeouts   prometheus.Counter
 	rateLimited    *prometheus.CounterVec
@@ -41,6 +42,8 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "parleyd_blob_bytes_total", Help: "Attachment bytes uploaded and downloaded."}, []string{"direction"}),
 		expired: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "parleyd_retention_deleted_total", Help: "Records and blobs deleted by the retention sweeper."}),
+		disappeared: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "parleyd_disappeared_deleted_total", Help: "Disappearing messages and blobs deleted at their expiry."}),
 		refusedConns: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "parleyd_refused_connections_total", Help: "WebSocket upgrades refused because too many connections were unauthenticated."}),
 		authTimeouts: prometheus.NewCounter(prometheus.CounterOpts{
@@ -52,7 +55,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		ktEpochs: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "parleyd_kt_epochs_total", Help: "Key transparency epochs published."}),
 	}
-	for _, c := range []prometheus.Collector{m.connections, m.requests, m.requestSeconds, m.messages, m.pushes, m.slowClients, m.blobBytes, m.expired, m.refusedConns, m.authTimeouts, m.rateLimited, m.storageErrors, m.ktEpochs} {
+	for _, c := range []prometheus.Collector{m.connections, m.requests, m.requestSeconds, m.messages, m.pushes, m.slowClients, m.blobBytes, m.expired, m.disappeared, m.refusedConns, m.authTimeouts, m.rateLimited, m.storageErrors, m.ktEpochs} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("server: register metrics: %w", err)
 		}

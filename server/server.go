@@ -162,6 +162,9 @@ type Config struct {
 	// runs one with fresh keys (EphemeralTransparency), which is only
 	// for tests: clients pin the keys.
 	Transparency *TransparencyConfig
+	// Now is the clock of the sweeps (disappearing messages, retention)
+	// and of ephemeral messages' time; nil is time.Now. Tests move it.
+	Now func() time.Time
 }
 
 // Server is a delivery server. Create it with New, run it with Serve and
@@ -424,24 +427,65 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	return err
 }
 
+// now is the server's clock (Config.Now).
+func (s *Server) now() time.Time {
+	if s.cfg.Now != nil {
+		return s.cfg.Now()
+	}
+	return time.Now()
+}
+
+// sweeper runs Sweep every SweepInterval, and also at the next expiry
+// of a disappearing message or blob if that comes sooner (but at most
+// once a second), so that they are deleted no later than their time.
 func (s *Server) sweeper() {
 	defer s.sweepWG.Done()
-	t := time.NewTicker(s.cfg.SweepInterval)
-	defer t.Stop()
 	for {
-		s.sweep(s.sweepCtx)
+		next := s.Sweep(s.sweepCtx)
+		wait := s.cfg.SweepInterval
+		if !next.IsZero() {
+			wait = min(wait, max(next.Sub(s.now()), time.Second))
+		}
+		t := time.NewTimer(wait)
 		select {
 		case <-s.sweepCtx.Done():
+			t.Stop()
 			return
 		case <-t.C:
 		}
 	}
 }
 
-// sweep enforces retention: messages, welcomes and blobs older than the
-// retention period are deleted whether or not they were fetched.
-func (s *Server) sweep(ctx context.Context) {
-	now := time.Now()
+// Sweep deletes at once the disappearing messages and blobs whose expiry
+// passed (docs/protocol.md, "Disappearing messages"), then enforces
+// retention: messages, welcomes and blobs older than the retention period
+// are deleted whether or not they were fetched. The sweeper runs it; it
+// returns the next expiry of a disappearing message or blob (zero if
+// none).
+func (s *Server) Sweep(ctx context.Context) (next time.Time) {
+	now := s.now()
+	dm, nextMsg, err := s.cfg.Store.DeleteDisappeared(ctx, now)
+	if err != nil && ctx.Err() == nil {
+		s.log.Error("disappearing messages sweep", "err", err)
+	}
+	db, nextBlob, err := s.cfg.Blobs.DeleteDisappeared(ctx, now)
+	if err != nil && ctx.Err() == nil {
+		s.log.Error("disappearing blobs sweep", "err", err)
+	}
+	if dm+db > 0 {
+		s.log.Debug("disappearing sweep", "messages", dm, "blobs", db)
+		s.metrics.disappeared.Add(float64(dm + db))
+	}
+	next = nextMsg
+	if next.IsZero() || (!nextBlob.IsZero() && nextBlob.Before(next)) {
+		next = nextBlob
+	}
+	s.sweep(ctx, now)
+	return next
+}
+
+// sweep enforces retention.
+func (s *Server) sweep(ctx context.Context, now time.Time) {
 	before := now.Add(-s.cfg.Retention)
 	n, err := s.cfg.Store.DeleteExpired(ctx, before, now)
 	if err != nil && ctx.Err() == nil {

@@ -33,6 +33,10 @@ const (
 	// PathKT serves the key transparency log to auditors: /keys,
 	// /checkpoint, /epochs/{n} and POST /cosign (docs/transparency.md).
 	PathKT = "/v1/kt"
+	// BlobExpiresHeader, on an upload, is when the blob disappears (the
+	// attachment of a disappearing message), in seconds since the UNIX
+	// epoch: the server deletes it by then.
+	BlobExpiresHeader = "Parley-Expires"
 )
 
 // Limits shared by client and server.

@@ -8,7 +8,9 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/parleychat/parley/wire"
 )
@@ -73,6 +75,13 @@ func (c *Conn) blobURL(id string) string {
 // from r and returns the blob id. progress, if not nil, is called with
 // the number of bytes sent so far.
 func (c *Conn) UploadBlob(ctx context.Context, r io.Reader, size int64, progress func(sent int64)) (string, error) {
+	return c.UploadExpiringBlob(ctx, r, size, time.Time{}, progress)
+}
+
+// UploadExpiringBlob is UploadBlob for the attachment of a disappearing
+// message: the server deletes the blob by expires (zero: never, as
+// UploadBlob).
+func (c *Conn) UploadExpiringBlob(ctx context.Context, r io.Reader, size int64, expires time.Time, progress func(sent int64)) (string, error) {
 	s := c.Session()
 	if s == nil {
 		return "", ErrNotAuthenticated
@@ -84,6 +93,9 @@ func (c *Conn) UploadBlob(ctx context.Context, r io.Reader, size int64, progress
 	req.ContentLength = size
 	req.Header.Set("Authorization", "Bearer "+s.BlobToken)
 	req.Header.Set("Content-Type", "application/octet-stream")
+	if !expires.IsZero() {
+		req.Header.Set(wire.BlobExpiresHeader, strconv.FormatInt(expires.Unix(), 10))
+	}
 	resp, err := c.client.Do(req)
 	if err != nil {
 		return "", fmt.Errorf("transport: upload blob: %w", err)

@@ -182,6 +182,25 @@ func (c *Conn) SendApplication(ctx context.Context, id, conversationID []byte, e
 	return c.send(ctx, &parleypb.SendRequest{MessageId: id, ConversationId: conversationID, Epoch: epoch, Kind: parleypb.Kind_APPLICATION, Payload: payload})
 }
 
+// SendExpiringApplication is SendApplication for a disappearing message:
+// the server deletes it by expires (zero: never, as SendApplication).
+func (c *Conn) SendExpiringApplication(ctx context.Context, id, conversationID []byte, epoch uint64, payload []byte, expires time.Time) (SendResult, error) {
+	req := &parleypb.SendRequest{MessageId: id, ConversationId: conversationID, Epoch: epoch, Kind: parleypb.Kind_APPLICATION, Payload: payload}
+	if !expires.IsZero() {
+		req.ExpiresUnix = max(expires.Unix(), 1)
+	}
+	return c.send(ctx, req)
+}
+
+// SendEphemeral relays an application message (a typing indicator) to
+// the conversation's members' connected devices; the server stores
+// nothing, and the result has no Seq.
+func (c *Conn) SendEphemeral(ctx context.Context, id, conversationID []byte, epoch uint64, payload []byte) error {
+	_, err := c.send(ctx, &parleypb.SendRequest{MessageId: id, ConversationId: conversationID, Epoch: epoch,
+		Kind: parleypb.Kind_APPLICATION, Payload: payload, Ephemeral: true})
+	return err
+}
+
 func (c *Conn) send(ctx context.Context, req *parleypb.SendRequest) (SendResult, error) {
 	f, err := c.call(ctx, &parleypb.ClientFrame_Send{Send: req})
 	if err != nil {
@@ -299,6 +318,9 @@ const (
 	// EventError: a connection-level error, e.g. a frame the server could
 	// not parse or that was too large (Err).
 	EventError
+	// EventEphemeral: an ephemeral message of a member (a typing
+	// indicator; Message, without Seq): never stored, never fetched.
+	EventEphemeral
 )
 
 // Event is a push from the server. Pushes are hints for online devices:
@@ -328,6 +350,10 @@ func eventFromWire(p *parleypb.Push) Event {
 		return Event{Type: EventDeviceRemoved, DeviceID: e.DeviceRemoved.DeviceId}
 	case *parleypb.Push_LinkApproved:
 		return Event{Type: EventLinkApproved, DeviceID: e.LinkApproved.DeviceId}
+	case *parleypb.Push_Ephemeral:
+		if e.Ephemeral != nil {
+			return Event{Type: EventEphemeral, Message: messageFromWire(e.Ephemeral)}
+		}
 	}
 	return Event{Type: EventError, Err: errors.New("transport: unknown push")}
 }
