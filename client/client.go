@@ -45,6 +45,7 @@ import (
 
 	"github.com/parleychat/parley/client/profile"
 	"github.com/parleychat/parley/client/transport"
+	"github.com/parleychat/parley/content"
 	"github.com/parleychat/parley/devicelist"
 	"github.com/parleychat/parley/mls/ciphersuite"
 	"github.com/parleychat/parley/wire"
@@ -118,9 +119,16 @@ type Client struct {
 	store *profile.Store
 	acct  *account
 
-	mu       sync.Mutex // guards conn and warnings
+	mu       sync.Mutex // guards conn, warnings and the typing fields
 	conn     *transport.Conn
 	warnings []Warning
+	// typingSent is when this device last sent a typing indicator, per
+	// conversation; typingQueue the indicators received for Watch.
+	typingSent  map[string]time.Time
+	typingQueue []Typing
+	// nextSweep is when the next disappearing message is due, as the
+	// last sweep found (zero: none).
+	nextSweep time.Time
 
 	// conflicts counts EPOCH_CONFLICT retries (for tests and diagnostics).
 	conflicts atomic.Int64
@@ -130,6 +138,9 @@ type Client struct {
 	// testHookTag, if set, replaces the franking tag of sent messages
 	// (tests: a sender whose client lies).
 	testHookTag func(tag []byte) []byte
+	// testHookContent, if set, changes every content before it is sent
+	// (tests: a sender whose client leaves the expiry out).
+	testHookContent func(c *content.Content)
 
 	ktMu sync.Mutex // guards kt, peerViews and viewsChecked
 	kt   *ktState

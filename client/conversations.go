@@ -43,6 +43,10 @@ type convRecord struct {
 	SelfRemovals []selfRemoval `json:"self_removals,omitempty"`
 	// Last is the time of the newest message.
 	Last time.Time `json:"last"`
+	// Timer is the disappearing-messages timer in seconds (0: off), as
+	// set by the message with log position TimerSeq.
+	Timer    int64  `json:"timer,omitempty"`
+	TimerSeq uint64 `json:"timer_seq,omitempty"`
 }
 
 // label is how the conversation is named on the command line.
@@ -67,6 +71,8 @@ type Conversation struct {
 	Removed bool     `json:"removed,omitempty"` // this device is no longer a member (read-only)
 	Left    bool     `json:"left,omitempty"`    // ... because the user left, not removed by others
 	Last    string   `json:"last,omitempty"`
+	// Timer is the disappearing-messages timer ("1h"), empty when off.
+	Timer string `json:"timer,omitempty"`
 }
 
 // directID is the group id of the direct conversation of two users: both
@@ -169,6 +175,9 @@ func (c *Client) Conversations(ctx context.Context) ([]Conversation, error) {
 			}
 			for _, r := range convs {
 				cv := Conversation{ID: hexID(r.ID), Label: r.label(), Kind: r.Kind, Removed: r.Removed, Left: r.Removed && r.Leaving}
+				if r.Timer > 0 {
+					cv.Timer = FormatTimer(time.Duration(r.Timer) * time.Second)
+				}
 				if !r.Last.IsZero() {
 					cv.Last = r.Last.UTC().Format(time.RFC3339)
 				}

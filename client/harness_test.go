@@ -29,6 +29,7 @@ type testServer struct {
 	addr    string
 	dataDir string
 	store   *sqlitestore.Store
+	srv     *server.Server
 	stop    func()
 	// configure, if set, adjusts the server's configuration.
 	configure func(*server.Config)
@@ -112,6 +113,7 @@ func (s *testServer) start(t testing.TB, addr string) {
 	s.addr = ln.Addr().String()
 	s.url = "http://" + s.addr
 	s.store = st
+	s.srv = srv
 }
 
 // restart stops the server and starts it again on the same address and

@@ -46,6 +46,8 @@ type event struct {
 	// replaces; ReplyTo the one a reply or reaction refers to.
 	Target  string `json:"target,omitempty"`
 	ReplyTo string `json:"reply_to,omitempty"`
+	// Expires is when it disappears from this device (zero: never).
+	Expires time.Time `json:"expires,omitzero"`
 }
 
 func hexMimi(id *content.MessageID) string {
@@ -59,6 +61,13 @@ func hexMimi(id *content.MessageID) string {
 // the message is applied to this device's history as every receiver
 // applies it. Call with the lock held and the conversation caught up.
 func (c *Client) sendContent(ctx context.Context, conn *transport.Conn, r *convRecord, cont *content.Content, record bool) (Sent, error) {
+	if cont.Expires == nil {
+		// Under a disappearing-messages timer everything sent disappears.
+		cont.Expires = mimiExpiry(c.expiryFor(r))
+	}
+	if c.testHookContent != nil {
+		c.testHookContent(cont)
+	}
 	if kt := c.latestView(); kt != nil {
 		if err := cont.SetExtension(extKT, []any{kt.Size, kt.Root}); err != nil {
 			return Sent{}, err
@@ -80,6 +89,10 @@ func (c *Client) sendEncoded(ctx context.Context, conn *transport.Conn, r *convR
 	p, err := interpret(cont)
 	if err != nil {
 		return Sent{}, err
+	}
+	expires := contentExpiry(cont, c.opts.now())
+	if c.expired(expires) {
+		return Sent{}, ErrExpiredBeforeSent
 	}
 	id := bytes.Clone(mid[:wire.MessageIDSize])
 	for attempt := 0; ; attempt++ {
@@ -121,7 +134,7 @@ func (c *Client) sendEncoded(ctx context.Context, conn *transport.Conn, r *convR
 			return Sent{}, err
 		}
 		res, err := retryRateLimited(ctx, func() (transport.SendResult, error) {
-			return conn.SendApplication(ctx, id, r.ID, epoch, ciphertext)
+			return conn.SendExpiringApplication(ctx, id, r.ID, epoch, ciphertext, expires)
 		})
 		if errors.Is(err, wire.ErrWrongEpoch) && attempt < 3 {
 			// A commit we had not seen moved the group on: catch up and
@@ -142,7 +155,7 @@ func (c *Client) sendEncoded(ctx context.Context, conn *transport.Conn, r *convR
 			return sent, nil
 		}
 		ev := &event{ID: hexID(id), Mimi: hexMimi(&mid), Sender: Sender{User: c.acct.User, Device: c.acct.DeviceID},
-			At: c.opts.now().UTC(), Seq: res.Seq, Outgoing: true}
+			At: c.opts.now().UTC(), Seq: res.Seq, Outgoing: true, Expires: expires}
 		err = c.store.Update(func(tx *profile.Tx) error {
 			rr, err := getConv(tx, r.ID)
 			if err != nil {
@@ -200,15 +213,22 @@ func (c *Client) handleMimi(tx *profile.Tx, r *convRecord, g *mls.Group, m trans
 		c.warn(r, m.ID, fmt.Errorf("message from %s dropped: %w", sender.User, err))
 		return nil
 	}
+	expires := c.receivedExpiry(r, cont, m.Stored)
+	if c.expired(expires) && p.kind != KindTimer && p.kind != kindMeta {
+		return nil // disappeared before this device got it: keep nothing
+	}
 	self := Sender{User: c.acct.User, Device: c.acct.DeviceID}
 	if err := c.keepFrank(tx, r, m, sender, cont, plaintext, aad, sender == self); err != nil {
 		c.warn(r, m.ID, err)
 		return nil
 	}
+	if err := noteExpiring(tx, r, hexID(m.ID), expires, ""); err != nil {
+		return err
+	}
 	if p.kt != nil && sender != self {
 		c.notePeerView(r, sender, p.kt)
 	}
-	ev := &event{ID: hexID(m.ID), Mimi: hexMimi(&mid), Sender: sender, At: m.Stored.UTC(), Seq: m.Seq, Outgoing: sender == self}
+	ev := &event{ID: hexID(m.ID), Mimi: hexMimi(&mid), Sender: sender, At: m.Stored.UTC(), Seq: m.Seq, Outgoing: sender == self, Expires: expires}
 	return c.accept(tx, r, memberUsers(r, g), ev, p, true)
 }
 
@@ -231,7 +251,14 @@ func (c *Client) accept(tx *profile.Tx, r *convRecord, members map[string]bool, 
 			return nil
 		}
 	}
+	if c.expired(ev.Expires) && p.kind != KindTimer && p.kind != kindMeta {
+		return nil
+	}
 	switch p.kind {
+	case KindTimer:
+		return c.applyTimer(tx, r, ev, p.timer, notify)
+	case kindTyping:
+		return nil // only ever ephemeral (typing.go); one in the log means nothing
 	case kindMeta:
 		if r.Kind == ConvGroup && r.Name != p.group.Name {
 			r.Name = p.group.Name
@@ -246,6 +273,10 @@ func (c *Client) accept(tx *profile.Tx, r *convRecord, members map[string]bool, 
 	msg := &Message{
 		ID: ev.ID, MimiID: ev.Mimi, Conversation: r.label(), ConversationID: hexID(r.ID), Sender: ev.Sender,
 		SentAt: ev.At, Kind: p.kind, Text: p.text, Seq: ev.Seq, Outgoing: ev.Outgoing, Forwarded: p.forwarded,
+		ExpiresAt: ev.Expires,
+	}
+	if err := noteExpiring(tx, r, ev.ID, ev.Expires, ""); err != nil {
+		return err
 	}
 	if p.inReplyTo != nil {
 		msg.ReplyTo = shortID(p.inReplyTo)
@@ -302,6 +333,17 @@ func (c *Client) acceptReceipt(tx *profile.Tx, r *convRecord, ev *event, ids []s
 		ID: ev.ID, MimiID: ev.Mimi, Conversation: r.label(), ConversationID: hexID(r.ID), Sender: ev.Sender,
 		SentAt: ev.At, Kind: KindReceipt, Seq: ev.Seq, ReceiptFor: fresh,
 		Text: "read by " + ev.Sender.User + c.receiptSubject(tx, r, fresh),
+		ExpiresAt: ev.Expires,
+	}
+	// The receipt quotes the messages it is for: it goes when they do.
+	for _, id := range fresh {
+		var m Message
+		if err := tx.GetJSON(historyPfx+hexID(r.ID), id, &m); err == nil {
+			msg.ExpiresAt = earlier(msg.ExpiresAt, m.ExpiresAt)
+		}
+	}
+	if err := noteExpiring(tx, r, ev.ID, msg.ExpiresAt, ""); err != nil {
+		return err
 	}
 	return c.record(tx, r, msg, true)
 }
@@ -347,7 +389,7 @@ func (c *Client) applyEvent(tx *profile.Tx, r *convRecord, members map[string]bo
 		return nil
 	}
 	out := &Message{ID: ev.ID, MimiID: ev.Mimi, Conversation: r.label(), ConversationID: hexID(r.ID), Sender: ev.Sender,
-		SentAt: ev.At, Kind: ev.Kind, Seq: ev.Seq, Outgoing: ev.Outgoing, Target: m.ID}
+		SentAt: ev.At, Kind: ev.Kind, Seq: ev.Seq, Outgoing: ev.Outgoing, Target: m.ID, ExpiresAt: earlier(ev.Expires, m.ExpiresAt)}
 	who := ev.Sender.User
 	if ev.Outgoing {
 		who = "you"
@@ -361,6 +403,9 @@ func (c *Client) applyEvent(tx *profile.Tx, r *convRecord, members map[string]bo
 			}
 			m.Reactions = append(m.Reactions, Reaction{Emoji: ev.Text, User: ev.Sender.User, ID: ev.ID, Full: ev.Mimi})
 			if err := tx.PutJSON(reactionPfx+hexID(r.ID), ev.ID, m.ID); err != nil {
+				return err
+			}
+			if err := noteExpiring(tx, r, ev.ID, ev.Expires, m.ID); err != nil {
 				return err
 			}
 			out.Reaction, out.Text = ev.Text, fmt.Sprintf("%s reacted %s to %s", who, ev.Text, subject)
@@ -414,6 +459,12 @@ func (c *Client) applyEvent(tx *profile.Tx, r *convRecord, members map[string]bo
 			m.Edits = append(m.Edits, Edit{Text: m.Text, At: at})
 			m.Text, m.Edited, m.EditedAt, m.EditSeq = ev.Text, true, ev.At, ev.Seq
 			setMentions(&m, members, c.acct.User)
+		}
+		// The message now holds the edit's text: it goes when the edit does.
+		if m.ExpiresAt = earlier(m.ExpiresAt, ev.Expires); !m.ExpiresAt.IsZero() {
+			if err := noteExpiring(tx, r, m.ID, m.ExpiresAt, ""); err != nil {
+				return err
+			}
 		}
 		out.Text = ev.Text
 	}

@@ -96,7 +96,9 @@ type parsed struct {
 	inReplyTo *content.MessageID
 	forwarded bool
 	kt        *ktView
-	why       string // unsupported: what
+	timer     time.Duration // kind timer
+	typing    bool          // kind typing: started (or stopped)
+	why       string        // unsupported: what
 }
 
 var errBadContent = errors.New("client: malformed message content")
@@ -184,6 +186,17 @@ func (p *parsed) body(b *content.Part, inReplyTo *content.MessageID) error {
 				p.receipts = append(p.receipts, hexID(id))
 			}
 			p.kind = KindReceipt
+		case ct == typeTimer:
+			d, err := parseTimerBody(b.Content)
+			if err != nil {
+				return err
+			}
+			p.kind, p.timer = KindTimer, d
+		case ct == typeTyping:
+			if len(b.Content) != 1 || (b.Content[0] != 0xf5 && b.Content[0] != 0xf4) {
+				return fmt.Errorf("%w: bad typing indicator", errBadContent)
+			}
+			p.kind, p.typing = kindTyping, b.Content[0] == 0xf5
 		case ct == typeGroup:
 			var g struct {
 				Name string `cbor:"name"`

@@ -80,6 +80,9 @@ type Message struct {
 	Target   string `json:"target,omitempty"`
 	Reaction string `json:"reaction,omitempty"`
 	Removed  bool   `json:"removed,omitempty"`
+	// ExpiresAt is when the message disappears from every device
+	// (disappearing messages); zero for never.
+	ExpiresAt time.Time `json:"expires_at,omitzero"`
 }
 
 // FileInfo describes an attachment, without its key.

@@ -52,6 +52,9 @@ type Queued struct {
 	Attempts int       `json:"attempts,omitempty"`
 	// LastError is why the last attempt did not send it.
 	LastError string `json:"last_error,omitempty"`
+	// ExpiresAt is when the message disappears (the conversation had a
+	// timer when it was queued): an entry still here then is deleted.
+	ExpiresAt time.Time `json:"expires_at,omitzero"`
 	// Failed is set when the server or the client refused the message for
 	// a reason retrying cannot fix by itself (no such user, not a member,
 	// a contact's changed devices to verify): it is not retried until
@@ -72,6 +75,19 @@ func (c *Client) Enqueue(ctx context.Context, target, text string) (Queued, erro
 		return Queued{}, err
 	}
 	cont := newContent(textBody(text))
+	var expires time.Time
+	err = c.store.UpdateContext(ctx, func(tx *profile.Tx) error {
+		if r, err := getConv(tx, room); err == nil {
+			expires = c.expiryFor(r)
+		} else if !errors.Is(err, profile.ErrNotFound) {
+			return err
+		}
+		return nil
+	})
+	if err != nil {
+		return Queued{}, err
+	}
+	cont.Expires = mimiExpiry(expires)
 	if kt := c.latestView(); kt != nil {
 		if err := cont.SetExtension(extKT, []any{kt.Size, kt.Root}); err != nil {
 			return Queued{}, err
@@ -81,7 +97,7 @@ func (c *Client) Enqueue(ctx context.Context, target, text string) (Queued, erro
 	if err != nil {
 		return Queued{}, err
 	}
-	q := Queued{ID: shortID(&mid), Conversation: target, Room: hexID(room), Text: text, Content: encoded, QueuedAt: c.opts.now().UTC()}
+	q := Queued{ID: shortID(&mid), Conversation: target, Room: hexID(room), Text: text, Content: encoded, QueuedAt: c.opts.now().UTC(), ExpiresAt: expires}
 	err = c.store.UpdateContext(ctx, func(tx *profile.Tx) error { return tx.PutJSON(bucketOutbox, q.ID, q) })
 	return q, err
 }
@@ -222,7 +238,7 @@ func (c *Client) FlushOutbox(ctx context.Context) (FlushResult, error) {
 			var q *Queued
 			res.Pending = 0
 			for i := range all {
-				if all[i].Failed || skip[all[i].ID] {
+				if all[i].Failed || skip[all[i].ID] || c.expired(all[i].ExpiresAt) {
 					continue
 				}
 				if q == nil {

@@ -49,7 +49,7 @@ func (c *Client) Search(ctx context.Context, query string, limit int) ([]Message
 					if err := jsonUnmarshal(it.Value, &m); err != nil {
 						return err
 					}
-					if m.Deleted || !matches(&m, q) {
+					if m.Deleted || c.expired(m.ExpiresAt) || !matches(&m, q) {
 						continue
 					}
 					m.Conversation = r.label()

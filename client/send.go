@@ -184,7 +184,8 @@ func (c *Client) SendFile(ctx context.Context, target, path string, progress Pro
 		if progress != nil {
 			pr = func(n int64) { progress(n, ctSize) }
 		}
-		blob, err := conn.UploadBlob(ctx, enc, ctSize, pr)
+		expires := c.expiryFor(r) // the blob disappears with the message
+		blob, err := conn.UploadExpiringBlob(ctx, enc, ctSize, expires, pr)
 		if err != nil {
 			return err
 		}
@@ -193,7 +194,9 @@ func (c *Client) SendFile(ctx context.Context, target, path string, progress Pro
 			return fmt.Errorf("client: %s changed size while it was being sent", path)
 		}
 		fd := &fileDescriptor{Blob: blob, Scheme: filecrypt.Scheme, Key: key, SHA256: enc.Digest(), Name: name, Size: enc.Size()}
-		sent, err = c.sendContent(ctx, conn, r, newContent(fileBody(fd, "")), true)
+		cont := newContent(fileBody(fd, ""))
+		cont.Expires = mimiExpiry(expires)
+		sent, err = c.sendContent(ctx, conn, r, cont, true)
 		var refused *wire.Error
 		if errors.As(err, &refused) {
 			// The server refused the message, so it stored nothing and no
@@ -309,6 +312,12 @@ func (c *Client) GetFile(ctx context.Context, id, out string, progress Progress)
 		}
 		return "", info, err
 	}
+	if abs, err := filepath.Abs(out); err == nil {
+		// A disappearing message's file is deleted with it.
+		if err := c.noteDownload(id, abs); err != nil {
+			return out, info, err
+		}
+	}
 	return out, info, nil
 }
 
@@ -340,6 +349,9 @@ func (c *Client) History(ctx context.Context, target string, limit int) ([]Messa
 				var m Message
 				if err := jsonUnmarshal(it.Value, &m); err != nil {
 					return err
+				}
+				if c.expired(m.ExpiresAt) {
+					continue // disappeared; the next sweep deletes it
 				}
 				m.Conversation = r.label()
 				withQuote(tx, &m)

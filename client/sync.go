@@ -496,6 +496,9 @@ func (c *Client) Sync(ctx context.Context) (SyncResult, error) {
 		c.comparePeerViews(ctx, conn)
 		c.healOwnDevices(ctx, conn)
 		c.completeLeaves(ctx, conn)
+		if _, _, err := c.sweepExpired(ctx); err != nil {
+			return err
+		}
 		out.Messages, err = c.drainNew()
 		if err != nil {
 			return err
@@ -599,6 +602,9 @@ func (c *Client) drainNew() ([]Message, error) {
 				return err
 			}
 			if e.Event != nil {
+				if c.expired(e.Event.ExpiresAt) {
+					continue
+				}
 				if r, err := getConv(tx, e.Conv); err == nil {
 					e.Event.Conversation = r.label()
 				}
@@ -607,6 +613,9 @@ func (c *Client) drainNew() ([]Message, error) {
 			}
 			var m Message
 			err := tx.GetJSON(historyPfx+hexID(e.Conv), it.Key, &m)
+			if err == nil && c.expired(m.ExpiresAt) {
+				continue
+			}
 			if err == nil {
 				// Show the conversation's current name.
 				if r, err := getConv(tx, e.Conv); err == nil {
@@ -694,6 +703,14 @@ func (c *Client) handleEvent(ctx context.Context, ev transport.Event) error {
 		if ev.DeviceID == c.acct.DeviceID {
 			return ErrDeviceRemoved
 		}
+	case transport.EventEphemeral:
+		t, err := c.processEphemeral(ev.Message)
+		if err != nil {
+			return err
+		}
+		if t != nil {
+			c.queueTyping(t)
+		}
 	}
 	return nil
 }
@@ -713,29 +730,36 @@ func (c *Client) Follow(ctx context.Context, fn func(Message)) error {
 }
 
 // waitForEventFor blocks until the server pushes something (or the
-// connection drops, or d passed: a periodic resync is due).
-func (c *Client) waitForEventFor(ctx context.Context, conn *transport.Conn, d time.Duration) error {
+// connection drops, or d passed: a periodic resync is due). It returns
+// typed set when what came was a typing indicator (queued for takeTyping),
+// which needs no sync.
+func (c *Client) waitForEventFor(ctx context.Context, conn *transport.Conn, d time.Duration) (typed bool, err error) {
 	timer := time.NewTimer(d)
 	defer timer.Stop()
 	for {
 		select {
 		case <-ctx.Done():
-			return ctx.Err()
+			return false, ctx.Err()
 		case <-timer.C:
-			return nil
+			return false, nil
 		case <-conn.Done():
-			return nil
+			return false, nil
 		case ev, ok := <-conn.Events():
 			if !ok {
-				return nil
+				return false, nil
 			}
 			switch ev.Type {
 			case transport.EventMessage, transport.EventInbox:
-				return nil
+				return false, nil
 			case transport.EventKeyPackagesLow, transport.EventDeviceRemoved:
 				if err := c.withLock(ctx, func() error { return c.handleEvent(ctx, ev) }); err != nil {
-					return err
+					return false, err
 				}
+			case transport.EventEphemeral:
+				if err := c.withLock(ctx, func() error { return c.handleEvent(ctx, ev) }); err != nil {
+					return false, err
+				}
+				return true, nil
 			}
 		}
 	}

@@ -19,6 +19,7 @@ const (
 	EventAlert        = "alert"        // a security alert (Event.Warning)
 	EventWarning      = "warning"      // a problem with one message (Event.Warning)
 	EventChannelPost  = "channel_post" // a new post in a followed public channel (Event.ChannelPost)
+	EventTyping       = "typing"       // a member is typing, or stopped (Event.Typing)
 )
 
 // Event is something Watch reports.
@@ -29,6 +30,7 @@ type Event struct {
 	Queued      *Queued      `json:"queued,omitempty"`
 	Warning     *Warning     `json:"warning,omitempty"`
 	ChannelPost *ChannelPost `json:"channel_post,omitempty"`
+	Typing      *Typing      `json:"typing,omitempty"`
 	// Err is why the connection was lost (disconnected).
 	Err error `json:"-"`
 	// RetryIn is when the next attempt is made (disconnected).
@@ -74,6 +76,9 @@ func (c *Client) Watch(ctx context.Context, opts WatchOptions, fn func(Event)) e
 			}
 			for i := range res.Messages {
 				fn(Event{Type: EventMessage, Message: &res.Messages[i]})
+			}
+			for _, t := range c.takeTyping() {
+				fn(Event{Type: EventTyping, Typing: &t})
 			}
 			var fr FlushResult
 			fr, err = c.FlushOutbox(ctx)
@@ -126,12 +131,25 @@ func (c *Client) Watch(ctx context.Context, opts WatchOptions, fn func(Event)) e
 			}
 			continue
 		}
-		wait := 30 * time.Second
-		if opts.Channels {
-			wait = min(wait, max(poll-time.Since(lastChannels), 0))
-		}
-		if err := c.waitForEventFor(ctx, conn, wait); err != nil {
-			return err
+		for {
+			wait := 30 * time.Second
+			if opts.Channels {
+				wait = min(wait, max(poll-time.Since(lastChannels), 0))
+			}
+			if next := c.nextExpiry(); !next.IsZero() {
+				// Wake to sweep a disappearing message at its time.
+				wait = min(wait, max(next.Sub(c.opts.now()), 0)+10*time.Millisecond)
+			}
+			typed, err := c.waitForEventFor(ctx, conn, wait)
+			if err != nil {
+				return err
+			}
+			for _, t := range c.takeTyping() {
+				fn(Event{Type: EventTyping, Typing: &t})
+			}
+			if !typed {
+				break
+			}
 		}
 	}
 }

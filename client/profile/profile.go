@@ -372,6 +372,46 @@ func (c cipherState) openRow(bucketID, rowID, sealed []byte) (key, value []byte,
 // Close closes the database.
 func (s *Store) Close() error { return s.db.Close() }
 
+// Compact makes what was deleted unrecoverable from the files: deleted
+// rows are overwritten already (secure_delete), and this checkpoints the
+// WAL, which still holds the pages as they were before, into the
+// database and truncates it to zero bytes.
+func (s *Store) Compact(ctx context.Context) error {
+	var busy, frames, done int
+	if err := s.db.QueryRowContext(ctx, `PRAGMA wal_checkpoint(TRUNCATE)`).Scan(&busy, &frames, &done); err != nil {
+		return fmt.Errorf("profile: checkpoint: %w", err)
+	}
+	if busy != 0 {
+		return errors.New("profile: checkpoint: the database is busy; deleted data stays in the WAL until the next sweep")
+	}
+	return nil
+}
+
+// Values calls fn with every stored row as it is on disk (sealed) and
+// opened, for audits: a test that checks something deleted is gone reads
+// every value there is.
+func (s *Store) Values(fn func(sealed, value []byte) error) error {
+	rows, err := s.db.Query(`SELECT bucket, id, value FROM items`)
+	if err != nil {
+		return fmt.Errorf("profile: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var b, id, sealed []byte
+		if err := rows.Scan(&b, &id, &sealed); err != nil {
+			return fmt.Errorf("profile: %w", err)
+		}
+		_, v, err := s.seal.openRow(b, id, sealed)
+		if err != nil {
+			return err
+		}
+		if err := fn(sealed, v); err != nil {
+			return err
+		}
+	}
+	return rows.Err()
+}
+
 // Item is a row of a bucket.
 type Item struct {
 	Key   string
