@@ -431,4 +431,3 @@ func (c *Client) noteDownload(id, path string) error {
 		return tx.PutJSON(bucketDownloads, id, append(paths, path))
 	})
 }
-

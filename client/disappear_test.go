@@ -339,5 +339,3 @@ func containsID(ms []Message, id string) bool {
 	}
 	return false
 }
-
-

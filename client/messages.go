@@ -332,7 +332,7 @@ func (c *Client) acceptReceipt(tx *profile.Tx, r *convRecord, ev *event, ids []s
 	msg := &Message{
 		ID: ev.ID, MimiID: ev.Mimi, Conversation: r.label(), ConversationID: hexID(r.ID), Sender: ev.Sender,
 		SentAt: ev.At, Kind: KindReceipt, Seq: ev.Seq, ReceiptFor: fresh,
-		Text: "read by " + ev.Sender.User + c.receiptSubject(tx, r, fresh),
+		Text:      "read by " + ev.Sender.User + c.receiptSubject(tx, r, fresh),
 		ExpiresAt: ev.Expires,
 	}
 	// The receipt quotes the messages it is for: it goes when they do.
