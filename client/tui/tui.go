@@ -160,13 +160,15 @@ type Model struct {
 	// channels holds the posts of followed public channels seen since
 	// the UI started ("~id" in the list).
 	channels map[string][]client.ChannelPost
+	// typing: conversation → user → until when "user is typing…" shows.
+	typing map[string]map[string]time.Time
 }
 
 // New returns the UI model. incoming, if not nil, is read for what the
 // backend reports in the background (Run wires it to Backend.Watch).
 func New(ctx context.Context, b Backend, incoming chan client.Event) Model {
 	in := textinput.New()
-	in.Placeholder = "Type a message; /to @user or #group, /file PATH, /retry, /quit; Tab: next conversation"
+	in.Placeholder = "Type a message; /to @user or #group, /file PATH, /timer 1h|off, /retry, /quit; Tab: next conversation"
 	in.Prompt = "> "
 	in.CharLimit = 4000
 	in.Focus()
@@ -264,6 +266,7 @@ func (m Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		case tea.KeyEnter:
 			return m.submit()
 		}
+		cmds = append(cmds, m.typed(msg))
 	case convsMsg:
 		if msg.err != nil {
 			m.setStatus("error: "+client.Explain(msg.err), true)
@@ -294,15 +297,20 @@ func (m Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		}
 		if msg.conv == m.Current() {
 			m.history = msg.msgs
-			m.refreshView()
+			cmds = append(cmds, m.tick(time.Now()))
 		}
 	case EventMsg:
 		cmds = append(cmds, m.waitIncoming())
 		cmds = append(cmds, m.handleEvent(msg.Event)...)
+	case tickMsg:
+		cmds = append(cmds, m.tick(time.Now()))
 	case IncomingMsg:
+		if users := m.typing[msg.Message.Conversation]; users != nil {
+			delete(users, msg.Message.Sender.User) // they sent it
+		}
 		if msg.Message.Conversation == m.Current() {
 			m.history = append(m.history, msg.Message)
-			m.refreshView()
+			cmds = append(cmds, m.tick(time.Now()))
 		} else if msg.Message.Kind == client.KindText || msg.Message.Kind == client.KindFile {
 			m.setStatus(fmt.Sprintf("new message in %s", msg.Message.Conversation), false)
 			m.unread[msg.Message.Conversation]++
@@ -454,6 +462,9 @@ func (m Model) submit() (tea.Model, tea.Cmd) {
 			return fileSentMsg{conv, filepath.Base(path)}
 		}
 	}
+	if rest, ok := strings.CutPrefix(text, "/timer "); ok {
+		return m.timerCommand(strings.TrimSpace(rest))
+	}
 	if text == "/quit" {
 		m.quitting = true
 		return m, tea.Quit
@@ -565,6 +576,9 @@ func (m *Model) handleEvent(ev client.Event) []tea.Cmd {
 			res.Failed = []client.Queued{*ev.Queued}
 		}
 		cmds = append(cmds, m.afterFlush(res, nil)...)
+	case client.EventTyping:
+		cmds = append(cmds, m.noteTyping(ev.Typing))
+		m.refreshView()
 	case client.EventChannelPost:
 		p := ev.ChannelPost
 		label := "~" + p.Channel
@@ -627,6 +641,9 @@ func (m *Model) refreshView() {
 		b.WriteString(wrap.Render(line))
 		b.WriteByte('\n')
 	}
+	if t := m.typingLine(); t != "" {
+		b.WriteString(styleDim.Render(t) + "\n")
+	}
 	m.view.SetContent(b.String())
 	m.view.GotoBottom()
 }
@@ -661,7 +678,7 @@ func renderMessage(msg client.Message, self client.Self) string {
 	switch msg.Kind {
 	case client.KindReceipt:
 		return styleDim.Render(fmt.Sprintf("%s ✓ read by %s", when, msg.Sender.User))
-	case client.KindMembership:
+	case client.KindMembership, client.KindTimer:
 		return styleDim.Render(fmt.Sprintf("%s * %s", when, text))
 	case client.KindFile:
 		if msg.File != nil {
@@ -724,7 +741,7 @@ func (m Model) View() string {
 		list.WriteString(styleDim.Render(" none yet: /to @user") + "\n")
 	}
 	left := styleBorder.Width(listWidth).Height(m.view.Height + 1).Render(list.String())
-	title := lipgloss.NewStyle().Bold(true).Render(m.Current())
+	title := lipgloss.NewStyle().Bold(true).Render(m.Current() + m.timerLabel())
 	right := lipgloss.JoinVertical(lipgloss.Left, title, m.view.View())
 	top := lipgloss.JoinHorizontal(lipgloss.Top, left, " ", right)
 	st := styleDim

@@ -487,3 +487,71 @@ func TestChannelPosts(t *testing.T) {
 		t.Fatalf("sent %q, status %q", f.sent, m.(Model).Status())
 	}
 }
+
+// typingFake is a backend that sends typing indicators and sets timers.
+type typingFake struct {
+	*fakeBackend
+	typed  []string
+	timers []string
+}
+
+func (f *typingFake) Typing(_ context.Context, conv string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.typed = append(f.typed, conv)
+	return nil
+}
+
+func (f *typingFake) SetTimer(_ context.Context, conv string, d time.Duration) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.timers = append(f.timers, conv+" "+client.FormatTimer(d))
+	return nil
+}
+
+func TestTypingIndicatorsAndTimer(t *testing.T) {
+	f := &typingFake{fakeBackend: newFake()}
+	var m tea.Model = New(context.Background(), f, nil)
+	m = run(t, m, m.Init(), 0)
+	m = step(t, m, tea.WindowSizeMsg{Width: 100, Height: 30})
+	// Typing in the compose line tells @bob; a command does not.
+	m = typeText(t, m, "hel")
+	if len(f.typed) != 3 || f.typed[0] != "@bob" {
+		t.Fatalf("typing indicators sent: %q", f.typed)
+	}
+	m = step(t, m, tea.KeyMsg{Type: tea.KeyEnter})
+	f.typed = nil
+	m = typeText(t, m, "/timer 1h")
+	if len(f.typed) != 1 { // the "/" itself, before the line is a command
+		t.Fatalf("typing indicators sent for a command: %q", f.typed)
+	}
+	m = step(t, m, tea.KeyMsg{Type: tea.KeyEnter})
+	if len(f.timers) != 1 || f.timers[0] != "@bob 1h" {
+		t.Fatalf("timers set: %q", f.timers)
+	}
+
+	// bob's indicator shows in @bob until it lapses or he stops.
+	ev := client.Event{Type: client.EventTyping, Typing: &client.Typing{Conversation: "@bob", User: "bob", Typing: true, Until: time.Now().Add(time.Hour)}}
+	m = step(t, m, EventMsg{ev})
+	if !strings.Contains(m.View(), "bob is typing…") {
+		t.Fatalf("no typing indicator:\n%s", m.View())
+	}
+	m = step(t, m, EventMsg{client.Event{Type: client.EventTyping, Typing: &client.Typing{Conversation: "@bob", User: "bob"}}})
+	if strings.Contains(m.View(), "is typing") {
+		t.Fatal("the indicator stays after bob stopped")
+	}
+	lapsed := client.Event{Type: client.EventTyping, Typing: &client.Typing{Conversation: "@bob", User: "bob", Typing: true, Until: time.Now().Add(-time.Second)}}
+	m = step(t, m, EventMsg{lapsed})
+	m = step(t, m, tickMsg{})
+	if strings.Contains(m.View(), "is typing") {
+		t.Fatal("a lapsed indicator is still shown")
+	}
+
+	// A message whose expiry passed leaves the view at the next tick.
+	gone := client.Message{ID: "m9", Conversation: "@bob", Sender: client.Sender{User: "bob"}, Kind: client.KindText,
+		Text: "this disappears", SentAt: time.Now(), ExpiresAt: time.Now().Add(-time.Millisecond)}
+	m = step(t, m, IncomingMsg{gone})
+	if strings.Contains(m.View(), "this disappears") {
+		t.Fatal("an expired message is shown")
+	}
+}

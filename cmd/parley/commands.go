@@ -186,6 +186,37 @@ sync first).`,
 			run: cmdHistory,
 		},
 		{
+			name: "timer", minArgs: 1, maxArgs: 2,
+			usage: `timer @USER|#GROUP [DURATION|off]
+
+Sets the conversation's disappearing-messages timer for every member: from
+then on every message sent there (text, files, reactions, edits, receipts)
+disappears DURATION after it was sent, from every member's devices (the
+history, downloaded files, search) and from the server, which deletes it
+by then whether or not every device fetched it. DURATION is like 30s, 5m,
+1h, 1d or 1w (at most 365d); "off" turns it off for messages sent from
+then on. Any member may set it, and everyone sees who did. Without
+DURATION, prints the current timer. The server learns the timer (each
+message's expiry is in its clear metadata) and nothing else.`,
+			run: cmdTimer,
+		},
+		{
+			name: "typing", minArgs: 1, maxArgs: 2,
+			usage: `typing on|off|status | typing @USER|#GROUP [--stop]
+
+"typing off" stops this device from sending typing indicators ("on" starts
+again; on by default); others' indicators are still shown. "typing status"
+prints the setting. "typing @USER" tells the members of that conversation
+who are online now that you are typing (--stop: that you stopped); parley
+chat sends these by itself while you type. Typing indicators are end-to-end
+encrypted, and the server relays them to connected devices without storing
+them.`,
+			flags: func(fs *flag.FlagSet, f *cmdFlags) {
+				fs.BoolVar(&f.remove, "stop", false, "say that you stopped typing")
+			},
+			run: cmdTyping,
+		},
+		{
 			name: "search", minArgs: 1, maxArgs: 1,
 			usage: `search TEXT [--limit N]
 
@@ -842,6 +873,9 @@ func cmdSync(ctx context.Context, e *env, args []string) error {
 				return
 			case client.EventConnected:
 				return
+			case client.EventTyping:
+				e.showTyping(ev.Typing)
+				return
 			default:
 				return
 			}
@@ -963,6 +997,19 @@ func (e *env) show(it syncItem) {
 	}
 }
 
+// showTyping prints a typing indicator (sync --follow).
+func (e *env) showTyping(t *client.Typing) {
+	if e.flags.json {
+		json.NewEncoder(e.stdout).Encode(map[string]any{"kind": "typing", "typing": t})
+		return
+	}
+	if t.Typing {
+		fmt.Fprintf(e.stdout, "%s %s is typing…\n", t.Conversation, t.User)
+	} else {
+		fmt.Fprintf(e.stdout, "%s %s stopped typing\n", t.Conversation, t.User)
+	}
+}
+
 // formatChannelPost is the text form of a followed channel's event.
 func formatChannelPost(p client.ChannelPost) string {
 	when := p.SentAt.Local().Format("2006-01-02 15:04")
@@ -988,7 +1035,7 @@ func formatMessage(m client.Message) string {
 	switch m.Kind {
 	case client.KindReceipt:
 		return fmt.Sprintf("[%s] %s %s read %s", when, m.Conversation, m.Sender.User, strings.Join(m.ReceiptFor, ", "))
-	case client.KindMembership:
+	case client.KindMembership, client.KindTimer:
 		return fmt.Sprintf("[%s] %s * %s", when, m.Conversation, m.Text)
 	case client.KindReaction:
 		return fmt.Sprintf("[%s] %s * %s", when, m.Conversation, sanitize(m.Text))
@@ -1024,6 +1071,9 @@ func formatMessage(m client.Message) string {
 	}
 	if m.Mentioned {
 		tags = append(tags, "mentions you")
+	}
+	if !m.ExpiresAt.IsZero() {
+		tags = append(tags, "disappears "+m.ExpiresAt.Local().Format("2006-01-02 15:04:05"))
 	}
 	if len(m.Reactions) > 0 {
 		var order []string
@@ -1100,6 +1150,73 @@ func cmdSearch(ctx context.Context, e *env, args []string) error {
 		fmt.Fprintf(e.stderr, "No message contains %q.\n", args[0])
 	}
 	return nil
+}
+
+func cmdTimer(ctx context.Context, e *env, args []string) error {
+	var d time.Duration
+	if len(args) == 2 {
+		var err error
+		if d, err = client.ParseTimer(args[1]); err != nil {
+			return usageErr("%v", err)
+		}
+	}
+	c, err := e.open(ctx)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	defer e.warnings(c)
+	if len(args) == 1 {
+		cur, err := c.Timer(ctx, args[0])
+		if err != nil {
+			return err
+		}
+		text := fmt.Sprintf("Disappearing messages in %s: %s.", args[0], client.FormatTimer(cur))
+		return e.print(map[string]any{"conversation": args[0], "timer": client.FormatTimer(cur), "seconds": int64(cur / time.Second)}, text)
+	}
+	res, err := c.SetTimer(ctx, args[0], d)
+	if err != nil {
+		return err
+	}
+	text := fmt.Sprintf("Disappearing messages in %s set to %s for everyone.", res.Conversation, res.Timer)
+	if d == 0 {
+		text = fmt.Sprintf("Disappearing messages in %s turned off for everyone.", res.Conversation)
+	}
+	return e.print(res, text)
+}
+
+func cmdTyping(ctx context.Context, e *env, args []string) error {
+	c, err := e.open(ctx)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	switch args[0] {
+	case "on", "off":
+		if err := c.SetTypingIndicators(ctx, args[0] == "on"); err != nil {
+			return err
+		}
+		return e.print(map[string]any{"typing_indicators": args[0] == "on"}, "Typing indicators are "+args[0]+" on this device.")
+	case "status":
+		on, err := c.TypingIndicators(ctx)
+		if err != nil {
+			return err
+		}
+		state := map[bool]string{true: "on", false: "off"}[on]
+		return e.print(map[string]any{"typing_indicators": on}, "Typing indicators are "+state+" on this device.")
+	}
+	if !strings.HasPrefix(args[0], "@") && !strings.HasPrefix(args[0], "#") {
+		return usageErr("typing takes on, off, status, or a conversation (@user or #group)")
+	}
+	sent, err := c.SendTyping(ctx, args[0], !e.flags.remove)
+	if err != nil {
+		return err
+	}
+	text := "Sent."
+	if !sent {
+		text = "Not sent (typing indicators are off on this device, or one was sent just now)."
+	}
+	return e.print(map[string]any{"conversation": args[0], "sent": sent}, text)
 }
 
 func cmdGroupCreate(ctx context.Context, e *env, args []string) error {

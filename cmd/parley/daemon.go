@@ -393,6 +393,35 @@ func (d *daemon) call(ctx context.Context, method string, raw json.RawMessage) (
 			p.Limit = 50
 		}
 		return nonNil(c.History(ctx, p.Conversation, p.Limit))
+	case "typing":
+		p, err := params[struct {
+			To   string
+			Stop bool
+		}](raw)
+		if err != nil {
+			return nil, err
+		}
+		if p.To == "" {
+			return nil, missing("to")
+		}
+		sent, err := c.SendTyping(ctx, p.To, !p.Stop)
+		if err != nil {
+			return nil, err
+		}
+		return map[string]bool{"sent": sent}, nil
+	case "timer":
+		p, err := params[struct{ Conversation, Timer string }](raw)
+		if err != nil {
+			return nil, err
+		}
+		if p.Conversation == "" || p.Timer == "" {
+			return nil, missing("conversation and timer")
+		}
+		d, err := client.ParseTimer(p.Timer)
+		if err != nil {
+			return nil, &rpcError{Code: rpcInvalidParams, Message: "params: " + err.Error()}
+		}
+		return c.SetTimer(ctx, p.Conversation, d)
 	case "conversations":
 		return nonNil(c.Conversations(ctx))
 	case "outbox":
@@ -402,7 +431,7 @@ func (d *daemon) call(ctx context.Context, method string, raw json.RawMessage) (
 	case "version":
 		return map[string]string{"version": buildinfo.String()}, nil
 	}
-	return nil, &rpcError{Code: rpcMethodNotFound, Message: fmt.Sprintf("no method %q (send, sendFile, getFile, sync, history, conversations, outbox, self, version, subscribe)", method)}
+	return nil, &rpcError{Code: rpcMethodNotFound, Message: fmt.Sprintf("no method %q (send, sendFile, getFile, sync, history, conversations, outbox, self, version, subscribe, typing, timer)", method)}
 }
 
 func nonNil[T any](v []T, err error) (any, error) {

@@ -58,6 +58,7 @@ Account and devices:
                                   report abusive messages to the server's moderators, with proof
   appeal CASE "why"               appeal a moderators' decision on your account (once)
   search TEXT                     find messages in this device's history (on this device only)
+  typing on|off|status            send typing indicators from this device, or not
   account delete NAME             delete your account (NAME: your username, to confirm)
   safety-number @USER             the number to compare with USER to rule out interception
   verify @USER [--clear]          after comparing safety numbers: hold messages to USER if their devices change
@@ -72,6 +73,8 @@ Messages:
   edit ID TEXT                    edit a message you sent (everyone sees it edited)
   delete ID [--everyone]          delete a message here, or one you sent for everyone (24 h)
   forward ID @USER|#GROUP         forward a message, marked as forwarded
+  timer @USER|#GROUP [DURATION|off]
+                                  disappearing messages: set (1h, 1d, 1w...) or show the timer
   send-file @USER|#GROUP PATH     send a file (encrypted; progress on stderr)
   get-file ID [--out PATH]        download, decrypt and verify a received file
   delete-file ID                  delete a file you sent from the server (frees your quota)
