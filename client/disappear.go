@@ -166,7 +166,8 @@ func (c *Client) SetTimer(ctx context.Context, target string, d time.Duration) (
 	return out, err
 }
 
-// Timer returns the disappearing-messages timer of target (0: off).
+// Timer returns the disappearing-messages timer of target (0: off) as
+// of this device's last sync.
 func (c *Client) Timer(ctx context.Context, target string) (time.Duration, error) {
 	var d time.Duration
 	err := c.withLock(ctx, func() error {

@@ -196,7 +196,7 @@ history, downloaded files, search) and from the server, which deletes it
 by then whether or not every device fetched it. DURATION is like 30s, 5m,
 1h, 1d or 1w (at most 365d); "off" turns it off for messages sent from
 then on. Any member may set it, and everyone sees who did. Without
-DURATION, prints the current timer. The server learns the timer (each
+DURATION, prints the timer as of this device's last sync. The server learns the timer (each
 message's expiry is in its clear metadata) and nothing else.`,
 			run: cmdTimer,
 		},
