@@ -1,0 +1,101 @@
+package server_test
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/parleychat/parley/client/transport"
+	"github.com/parleychat/parley/server"
+	"github.com/parleychat/parley/wire/parleypb"
+)
+
+// TestEphemeralRelayedNotStored: an ephemeral message reaches the
+// connected members' devices (not the sender's connection), is never in
+// the log (nothing to fetch, the head does not move, its bytes are in no
+// file of the server), is refused from a non-member as for a stored
+// message, and is rate limited per device.
+func TestEphemeralRelayedNotStored(t *testing.T) {
+	ts := startServer(t, t.TempDir(), func(cfg *server.Config) {
+		cfg.Limits.EphemeralPerDevice = server.Limit{N: 3, Per: time.Hour}
+	})
+	alice, bob, mallory := register(t, ts, "alice"), register(t, ts, "bob"), register(t, ts, "mallory")
+	conv := group(t, "typing-group", alice, bob)
+	fetchAll(t, bob, conv)
+	before, err := ts.st.Conversation(bg, conv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	canary := []byte("ephemeral-canary-0f3a9c")
+	if err := alice.conn.SendEphemeral(bg, transport.NewMessageID(), conv, 1, canary); err != nil {
+		t.Fatal(err)
+	}
+	ev := nextEvent(t, bob.conn, transport.EventEphemeral)
+	if !bytes.Equal(ev.Message.Payload, canary) || ev.Message.Sender != alice.id || ev.Message.Seq != 0 || ev.Message.Epoch != 1 {
+		t.Fatalf("bob got %+v", ev.Message)
+	}
+	if _, ok := pendingEvent(alice.conn, transport.EventEphemeral); ok {
+		t.Fatal("the sender's own connection got its ephemeral message back")
+	}
+	after, err := ts.st.Conversation(bg, conv)
+	if err != nil || after.HeadSeq != before.HeadSeq {
+		t.Fatalf("the log moved from %d to %d (%v)", before.HeadSeq, after.HeadSeq, err)
+	}
+	if ms := fetchAll(t, bob, conv); len(ms) != 0 {
+		t.Fatalf("bob can fetch %d messages after an ephemeral one", len(ms))
+	}
+	filepath.WalkDir(ts.dir, func(p string, d os.DirEntry, err error) error {
+		if err == nil && d.Type().IsRegular() {
+			if b, _ := os.ReadFile(p); bytes.Contains(b, canary) {
+				t.Errorf("the ephemeral message is in %s", p)
+			}
+		}
+		return nil
+	})
+
+	err = mallory.conn.SendEphemeral(bg, transport.NewMessageID(), conv, 1, []byte("x"))
+	wantCode(t, "ephemeral from a non-member", err, parleypb.ErrorCode_NOT_MEMBER)
+	if _, err := alice.conn.SendExpiringApplication(bg, transport.NewMessageID(), conv, 1, []byte("p"), time.Time{}); err != nil {
+		t.Fatal(err)
+	}
+	err = alice.conn.SendEphemeral(bg, transport.NewMessageID(), conv, 1, bytes.Repeat([]byte("x"), 17<<10))
+	wantCode(t, "oversized ephemeral", err, parleypb.ErrorCode_BAD_REQUEST)
+	for i := 0; ; i++ {
+		err := alice.conn.SendEphemeral(bg, transport.NewMessageID(), conv, 1, []byte("t"))
+		if err != nil {
+			wantCode(t, "ephemeral over the limit", err, parleypb.ErrorCode_RATE_LIMITED)
+			if i > 3 {
+				t.Fatalf("the limit of 3 took %d sends", i)
+			}
+			break
+		}
+	}
+}
+
+// TestExpiryOnlyOnApplications: the clear expiry is refused on commits
+// and proposals, and on a negative time.
+func TestExpiryOnlyOnApplications(t *testing.T) {
+	ts := newServer(t)
+	alice := register(t, ts, "alice")
+	conv := group(t, "expiry-group", alice)
+	rc := authRaw(t, ts, alice)
+	for what, req := range map[string]*parleypb.SendRequest{
+		"expiry on a commit": {MessageId: transport.NewMessageID(), ConversationId: conv, Epoch: 0, Kind: parleypb.Kind_COMMIT,
+			Payload: []byte("c"), ExpiresUnix: time.Now().Unix() + 60},
+		"negative expiry": {MessageId: transport.NewMessageID(), ConversationId: conv, Epoch: 0, Kind: parleypb.Kind_APPLICATION,
+			Payload: []byte("a"), ExpiresUnix: -5},
+		"ephemeral with an expiry": {MessageId: transport.NewMessageID(), ConversationId: conv, Epoch: 0, Kind: parleypb.Kind_APPLICATION,
+			Payload: []byte("a"), ExpiresUnix: 5, Ephemeral: true},
+		"ephemeral commit": {MessageId: transport.NewMessageID(), ConversationId: conv, Epoch: 0, Kind: parleypb.Kind_COMMIT,
+			Payload: []byte("a"), Ephemeral: true},
+	} {
+		if f := rc.call(t, &parleypb.ClientFrame_Send{Send: req}); errCode(f) != parleypb.ErrorCode_BAD_REQUEST {
+			t.Errorf("%s: got %v, want BAD_REQUEST", what, f)
+		}
+	}
+	if c, err := ts.st.Conversation(bg, conv); err != nil || c.HeadSeq != 0 {
+		t.Fatalf("refused sends changed the log: %+v, %v", c, err)
+	}
+}
