@@ -339,3 +339,34 @@ func containsID(ms []Message, id string) bool {
 	}
 	return false
 }
+
+// FuzzParseTimerBody: a timer message is either refused with
+// errBadContent (changing nothing: the caller drops the message) or a
+// whole number of seconds within range, whose own encoding is accepted.
+func FuzzParseTimerBody(f *testing.F) {
+	for _, d := range []time.Duration{0, time.Second, time.Hour, MaxTimer} {
+		b, _ := timerBody(d)
+		f.Add(b.Content)
+	}
+	f.Add([]byte{0xa0})
+	f.Add([]byte{0xa1, 0x67, 's', 'e', 'c', 'o', 'n', 'd', 's', 0x20})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		d, err := parseTimerBody(b)
+		if err != nil {
+			if !errors.Is(err, errBadContent) {
+				t.Fatalf("error %v does not wrap errBadContent", err)
+			}
+			return
+		}
+		if d < 0 || d > MaxTimer || d%time.Second != 0 {
+			t.Fatalf("accepted %v", d)
+		}
+		again, err := timerBody(d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := parseTimerBody(again.Content); err != nil {
+			t.Fatalf("its own encoding of %v is refused: %v", d, err)
+		}
+	})
+}
