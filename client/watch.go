@@ -88,6 +88,10 @@ func (c *Client) Watch(ctx context.Context, opts WatchOptions, fn func(Event)) e
 			for i := range fr.Failed {
 				fn(Event{Type: EventSendFailed, Queued: &fr.Failed[i]})
 			}
+			if err == nil && len(fr.Sent) > 0 {
+				// What the outbox sent may disappear before the next sync.
+				_, _, err = c.SweepExpired(ctx)
+			}
 			if err == nil && opts.Channels && time.Since(lastChannels) >= poll {
 				lastChannels = time.Now()
 				posts, cerr := c.ChannelUpdates(ctx)

@@ -146,6 +146,7 @@ func (s *Server) uploadBlob(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.metrics.blobBytes.WithLabelValues("up").Add(float64(n))
+	s.expiryAdded(lim.Expires)
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(http.StatusCreated)
 	json.NewEncoder(w).Encode(BlobUploadResponse{ID: id, Size: n})

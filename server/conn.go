@@ -598,7 +598,7 @@ func (c *conn) startSend(id uint64, r *parleypb.SendRequest, starter store.Appen
 		}
 		var body parleypb.ServerFrameBody
 		if err == nil {
-			body = c.sent(a.Kind, res)
+			body = c.sent(a, res)
 		}
 		c.respond("send", id, start, body, err)
 	}

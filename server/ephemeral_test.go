@@ -99,3 +99,36 @@ func TestExpiryOnlyOnApplications(t *testing.T) {
 		t.Fatalf("refused sends changed the log: %+v, %v", c, err)
 	}
 }
+
+// TestSweeperWakesForExpiry: with retention sweeps an hour apart, a
+// message sent with an expiry two seconds away is deleted at its time:
+// the send wakes the sweeper, which then sleeps until the expiry.
+func TestSweeperWakesForExpiry(t *testing.T) {
+	ts := startServer(t, t.TempDir(), func(cfg *server.Config) { cfg.SweepInterval = time.Hour })
+	alice, bob := register(t, ts, "alice"), register(t, ts, "bob")
+	conv := group(t, "sweep-group", alice, bob)
+	expires := time.Now().Add(2 * time.Second)
+	if _, err := alice.conn.SendExpiringApplication(bg, transport.NewMessageID(), conv, 1, []byte("soon gone"), expires); err != nil {
+		t.Fatal(err)
+	}
+	if ms := fetchAll(t, bob, conv); len(ms) != 1 {
+		t.Fatalf("before its expiry bob fetches %q", payloads(ms))
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		ms, err := ts.st.Fetch(bg, bob.id, conv, 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(ms) == 0 {
+			if time.Now().Before(expires.Truncate(time.Second)) { // the wire has whole seconds
+				t.Fatal("deleted before its expiry")
+			}
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the message is still stored %v after its expiry", time.Since(expires))
+		}
+		time.Sleep(50 * time.Millisecond) // polling a real-time deadline
+	}
+}

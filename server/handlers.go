@@ -659,7 +659,7 @@ func (c *conn) handleSend(ctx context.Context, r *parleypb.SendRequest) (parleyp
 	if err != nil {
 		return nil, sendError(err)
 	}
-	return c.sent(a.Kind, res), nil
+	return c.sent(a, res), nil
 }
 
 // errNotMemberOrAbsent answers a send to a conversation the sender is not
@@ -789,9 +789,11 @@ func (c *conn) handleEphemeral(ctx context.Context, r *parleypb.SendRequest) (pa
 
 // sent pushes a stored message to the online recipients and returns the
 // SendResponse.
-func (c *conn) sent(kind store.Kind, res store.AppendResult) parleypb.ServerFrameBody {
+func (c *conn) sent(a store.Append, res store.AppendResult) parleypb.ServerFrameBody {
+	kind := a.Kind
 	if !res.Duplicate {
 		c.s.metrics.messages.WithLabelValues(kind.String()).Inc()
+		c.s.expiryAdded(a.Expires)
 		// Only devices online right now are touched; the rest catch up
 		// from their cursors.
 		var p []byte // encoded once, for the first online recipient

@@ -181,16 +181,21 @@ type Server struct {
 	uploads *unauthCounter // blob uploads in progress, per account
 	waiting waitingConns
 
-	mu          sync.Mutex
-	closing     bool
-	links       map[string]*conn // "username/code" -> connection waiting for approval
-	acctConns   map[string]int   // username -> authenticated connections
-	kpLow       kpLowNotices
-	conns       map[*conn]struct{}
-	connsWG     sync.WaitGroup
-	sweepCtx    context.Context
-	stopSwp     context.CancelFunc
-	sweepWG     sync.WaitGroup
+	mu        sync.Mutex
+	closing   bool
+	links     map[string]*conn // "username/code" -> connection waiting for approval
+	acctConns map[string]int   // username -> authenticated connections
+	kpLow     kpLowNotices
+	conns     map[*conn]struct{}
+	connsWG   sync.WaitGroup
+	sweepCtx  context.Context
+	stopSwp   context.CancelFunc
+	sweepWG   sync.WaitGroup
+	// sweepAt is when the sweeper will next run (guarded by sweepMu);
+	// sweepWake makes it look again when an earlier expiry arrives.
+	sweepMu     sync.Mutex
+	sweepAt     time.Time
+	sweepWake   chan struct{}
 	kt          *ktDirectory
 	frankingKey ed25519.PrivateKey
 	nodeID      string
@@ -283,6 +288,7 @@ func New(cfg Config) (*Server, error) {
 		ConnState:         s.trackWaiting,
 	}
 	s.sweepCtx, s.stopSwp = context.WithCancel(context.Background())
+	s.sweepWake = make(chan struct{}, 1)
 	s.nodeID = newNodeID()
 	s.frankingKey = cfg.FrankingKey
 	if s.frankingKey == nil {
@@ -440,18 +446,50 @@ func (s *Server) now() time.Time {
 // once a second), so that they are deleted no later than their time.
 func (s *Server) sweeper() {
 	defer s.sweepWG.Done()
+	var last time.Time
 	for {
-		next := s.Sweep(s.sweepCtx)
-		wait := s.cfg.SweepInterval
+		var next time.Time
+		if time.Since(last) >= s.cfg.SweepInterval {
+			last = time.Now()
+			next = s.Sweep(s.sweepCtx)
+		} else {
+			// Woken for an expiry: retention can wait for its interval
+			// (its sweep empties the store's conversation cache).
+			next = s.sweepDisappearing(s.sweepCtx, s.now())
+		}
+		wait := s.cfg.SweepInterval - time.Since(last)
 		if !next.IsZero() {
 			wait = min(wait, max(next.Sub(s.now()), time.Second))
 		}
+		s.sweepMu.Lock()
+		s.sweepAt = time.Now().Add(wait)
+		s.sweepMu.Unlock()
 		t := time.NewTimer(wait)
 		select {
 		case <-s.sweepCtx.Done():
 			t.Stop()
 			return
 		case <-t.C:
+		case <-s.sweepWake:
+			t.Stop()
+		}
+	}
+}
+
+// expiryAdded wakes the sweeper if a message or blob just stored expires
+// before it planned to run, so that it is deleted no later than its time.
+func (s *Server) expiryAdded(at time.Time) {
+	if at.IsZero() {
+		return
+	}
+	due := time.Now().Add(at.Sub(s.now())) // on the sweeper's (real) clock
+	s.sweepMu.Lock()
+	earlier := !s.sweepAt.IsZero() && due.Before(s.sweepAt)
+	s.sweepMu.Unlock()
+	if earlier {
+		select {
+		case s.sweepWake <- struct{}{}:
+		default:
 		}
 	}
 }
@@ -464,6 +502,14 @@ func (s *Server) sweeper() {
 // none).
 func (s *Server) Sweep(ctx context.Context) (next time.Time) {
 	now := s.now()
+	next = s.sweepDisappearing(ctx, now)
+	s.sweep(ctx, now)
+	return next
+}
+
+// sweepDisappearing deletes the disappearing messages and blobs due by
+// now and returns the next expiry.
+func (s *Server) sweepDisappearing(ctx context.Context, now time.Time) (next time.Time) {
 	dm, nextMsg, err := s.cfg.Store.DeleteDisappeared(ctx, now)
 	if err != nil && ctx.Err() == nil {
 		s.log.Error("disappearing messages sweep", "err", err)
@@ -480,7 +526,6 @@ func (s *Server) Sweep(ctx context.Context) (next time.Time) {
 	if next.IsZero() || (!nextBlob.IsZero() && nextBlob.Before(next)) {
 		next = nextBlob
 	}
-	s.sweep(ctx, now)
 	return next
 }
 
