@@ -243,10 +243,11 @@ func mustCBOR(v any) []byte {
 func (c *Client) accept(tx *profile.Tx, r *convRecord, members map[string]bool, ev *event, p *parsed, notify bool) error {
 	ev.Kind, ev.Text = p.kind, p.text
 	ev.Target, ev.ReplyTo = hexMimi(p.target), hexMimi(p.inReplyTo)
-	if p.kind != kindMeta && ev.Sender.User != c.acct.User {
+	if p.kind != kindMeta && p.kind != KindTimer && ev.Sender.User != c.acct.User {
 		// Someone the user blocked may still be in a group with them (the
 		// server refuses only new invitations): their messages are not
-		// shown, stored or answered with receipts.
+		// shown, stored or answered with receipts. (Group state, the name
+		// and the timer, is applied from anyone, or devices would differ.)
 		if _, err := tx.Get(bucketBlocked, ev.Sender.User); err == nil {
 			return nil
 		}

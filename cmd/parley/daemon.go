@@ -11,6 +11,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"syscall"
 	"time"
@@ -368,6 +369,10 @@ func (d *daemon) call(ctx context.Context, method string, raw json.RawMessage) (
 		out := d.backlog
 		d.backlog = syncJSON{}
 		d.mu.Unlock()
+		// A message may have disappeared while it waited here.
+		out.Messages = slices.DeleteFunc(out.Messages, func(m client.Message) bool {
+			return !m.ExpiresAt.IsZero() && !time.Now().Before(m.ExpiresAt)
+		})
 		if out.Messages == nil {
 			out.Messages = []client.Message{}
 		}
