@@ -61,6 +61,9 @@ var (
 	ErrFileNotFound   = errors.New("client: no such file")
 	ErrWrongPassword  = profile.ErrWrongPassphrase
 	ErrProfileMissing = profile.ErrNotExist
+	// ErrAccountDeleted: the server says this profile's account was
+	// deleted (from another device, or from this one before).
+	ErrAccountDeleted = errors.New("this account was deleted")
 )
 
 // Options configure a Client.
@@ -309,9 +312,12 @@ func (c *Client) connection(ctx context.Context) (*transport.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	sess, err := conn.Authenticate(ctx, c.acct.deviceKey())
+	sess, err := conn.AuthenticateAs(ctx, c.acct.deviceKey(), c.acct.User)
 	if err != nil {
 		conn.Close()
+		if errors.Is(err, wire.ErrAccountDeleted) {
+			return nil, fmt.Errorf("%w: %s on %s: nothing of it is left there; to use Parley again, register a new account (parley register)", ErrAccountDeleted, c.acct.User, c.acct.Server)
+		}
 		if errors.Is(err, wire.ErrUnauthenticated) {
 			return nil, fmt.Errorf("this device is not (or no longer) registered on %s: %w", c.acct.Server, err)
 		}

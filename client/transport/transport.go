@@ -376,11 +376,18 @@ func (c *Conn) Register(ctx context.Context, username string, key ed25519.Privat
 
 // Authenticate proves possession of a registered device key.
 func (c *Conn) Authenticate(ctx context.Context, key ed25519.PrivateKey) (*Session, error) {
+	return c.AuthenticateAs(ctx, key, "")
+}
+
+// AuthenticateAs is Authenticate naming the account the key is believed
+// to be in, so that a refusal can say the account was deleted
+// (wire.ErrAccountDeleted) instead of only that the key is unknown.
+func (c *Conn) AuthenticateAs(ctx context.Context, key ed25519.PrivateKey, username string) (*Session, error) {
 	pub, sig, err := c.sign(key, wire.PurposeAuthenticate)
 	if err != nil {
 		return nil, err
 	}
-	f, err := c.call(ctx, &parleypb.ClientFrame_Authenticate{Authenticate: &parleypb.AuthenticateRequest{PublicKey: pub, Signature: sig}})
+	f, err := c.call(ctx, &parleypb.ClientFrame_Authenticate{Authenticate: &parleypb.AuthenticateRequest{PublicKey: pub, Signature: sig, Username: username}})
 	if err != nil {
 		return nil, fmt.Errorf("transport: authenticate: %w", err)
 	}

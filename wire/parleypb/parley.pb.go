@@ -50,6 +50,7 @@ const (
 	ErrorCode_STORAGE_UNAVAILABLE    ErrorCode = 17 // the server cannot write (disk full, read-only, I/O error); reads still work; retry later
 	ErrorCode_INBOX_FULL             ErrorCode = 18 // an added device holds too many unread invitations (from you, or in all); retry after it syncs
 	ErrorCode_NOT_READY              ErrorCode = 19 // the key transparency directory has no epoch to answer from yet (starting, or waiting for its auditors); retry shortly
+	ErrorCode_ACCOUNT_DELETED        ErrorCode = 20 // Authenticate: the account the request names was deleted (it has no devices left)
 )
 
 // Enum value maps for ErrorCode.
@@ -75,6 +76,7 @@ var (
 		17: "STORAGE_UNAVAILABLE",
 		18: "INBOX_FULL",
 		19: "NOT_READY",
+		20: "ACCOUNT_DELETED",
 	}
 	ErrorCode_value = map[string]int32{
 		"ERROR_CODE_UNSPECIFIED": 0,
@@ -97,6 +99,7 @@ var (
 		"STORAGE_UNAVAILABLE":    17,
 		"INBOX_FULL":             18,
 		"NOT_READY":              19,
+		"ACCOUNT_DELETED":        20,
 	}
 )
 
@@ -1601,9 +1604,13 @@ func (x *RegisterRequest) GetInviteCode() string {
 }
 
 type AuthenticateRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	PublicKey     []byte                 `protobuf:"bytes,1,opt,name=public_key,json=publicKey,proto3" json:"public_key,omitempty"`
-	Signature     []byte                 `protobuf:"bytes,2,opt,name=signature,proto3" json:"signature,omitempty"` // purpose "authenticate"
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	PublicKey []byte                 `protobuf:"bytes,1,opt,name=public_key,json=publicKey,proto3" json:"public_key,omitempty"`
+	Signature []byte                 `protobuf:"bytes,2,opt,name=signature,proto3" json:"signature,omitempty"` // purpose "authenticate"
+	// username, optional: the account the client believes the key is
+	// registered to. Used only to word the refusal of an unknown key
+	// ("this account was deleted" rather than "no device has this key").
+	Username      string `protobuf:"bytes,3,opt,name=username,proto3" json:"username,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1650,6 +1657,13 @@ func (x *AuthenticateRequest) GetSignature() []byte {
 		return x.Signature
 	}
 	return nil
+}
+
+func (x *AuthenticateRequest) GetUsername() string {
+	if x != nil {
+		return x.Username
+	}
+	return ""
 }
 
 type RequestLinkRequest struct {
@@ -5184,11 +5198,12 @@ const file_parleypb_parley_proto_rawDesc = "" +
 	"public_key\x18\x02 \x01(\fR\tpublicKey\x12\x1c\n" +
 	"\tsignature\x18\x03 \x01(\fR\tsignature\x12\x1f\n" +
 	"\vinvite_code\x18\x04 \x01(\tR\n" +
-	"inviteCode\"R\n" +
+	"inviteCode\"n\n" +
 	"\x13AuthenticateRequest\x12\x1d\n" +
 	"\n" +
 	"public_key\x18\x01 \x01(\fR\tpublicKey\x12\x1c\n" +
-	"\tsignature\x18\x02 \x01(\fR\tsignature\"\xb4\x01\n" +
+	"\tsignature\x18\x02 \x01(\fR\tsignature\x12\x1a\n" +
+	"\busername\x18\x03 \x01(\tR\busername\"\xb4\x01\n" +
 	"\x12RequestLinkRequest\x12\x1a\n" +
 	"\busername\x18\x01 \x01(\tR\busername\x12\x1d\n" +
 	"\n" +
@@ -5430,7 +5445,7 @@ const file_parleypb_parley_proto_rawDesc = "" +
 	"\rgroup_invites\x18\x03 \x01(\x0e2\x17.parley.v1.GroupInvitesR\fgroupInvites\"i\n" +
 	"\x0fPrivacyResponse\x12\x18\n" +
 	"\ablocked\x18\x01 \x03(\tR\ablocked\x12<\n" +
-	"\rgroup_invites\x18\x02 \x01(\x0e2\x17.parley.v1.GroupInvitesR\fgroupInvites*\x8c\x03\n" +
+	"\rgroup_invites\x18\x02 \x01(\x0e2\x17.parley.v1.GroupInvitesR\fgroupInvites*\xa1\x03\n" +
 	"\tErrorCode\x12\x1a\n" +
 	"\x16ERROR_CODE_UNSPECIFIED\x10\x00\x12\x0f\n" +
 	"\vBAD_REQUEST\x10\x01\x12\r\n" +
@@ -5454,7 +5469,8 @@ const file_parleypb_parley_proto_rawDesc = "" +
 	"\x13STORAGE_UNAVAILABLE\x10\x11\x12\x0e\n" +
 	"\n" +
 	"INBOX_FULL\x10\x12\x12\r\n" +
-	"\tNOT_READY\x10\x13*T\n" +
+	"\tNOT_READY\x10\x13\x12\x13\n" +
+	"\x0fACCOUNT_DELETED\x10\x14*T\n" +
 	"\x04Kind\x12\x14\n" +
 	"\x10KIND_UNSPECIFIED\x10\x00\x12\n" +
 	"\n" +
