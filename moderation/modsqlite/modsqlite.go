@@ -119,6 +119,12 @@ CREATE TABLE moderators (
 	totp_secret BLOB NOT NULL,
 	created     INTEGER NOT NULL
 ) STRICT;
+`, `
+ALTER TABLE cases ADD COLUMN kind TEXT NOT NULL DEFAULT 'report';
+ALTER TABLE cases ADD COLUMN hold TEXT NOT NULL DEFAULT '';
+ALTER TABLE cases ADD COLUMN hold_post INTEGER NOT NULL DEFAULT 0;
+CREATE INDEX cases_hold_post ON cases (hold_post, state) WHERE hold_post != 0;
+ALTER TABLE moderators ADD COLUMN removed INTEGER NOT NULL DEFAULT 0;
 `}
 
 // Open opens (creating with mode 0600 if needed) the database at path and
