@@ -106,6 +106,10 @@ type Options struct {
 	// key packages for (tests: a device that predates X-Wing publishes
 	// suite 1 only).
 	keyPackageSuites []ciphersuite.ID
+	// OnModerationNotice, if set, is called once for each moderators'
+	// decision about this account that this profile had not seen
+	// (warnings, suspensions, bans, appeal outcomes): the CLI prints it.
+	OnModerationNotice func(ModerationNotice)
 }
 
 func (o *Options) now() time.Time {
@@ -329,6 +333,9 @@ func (c *Client) connection(ctx context.Context) (*transport.Conn, error) {
 	}
 	c.conn = conn
 	c.mu.Unlock()
+	if err := c.keepNotices(sess.Notices); err != nil {
+		return nil, err
+	}
 	if sess.Barred != "" {
 		// Suspended or banned by moderators: the server serves only an
 		// appeal or the account's deletion, and every other request

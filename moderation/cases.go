@@ -137,6 +137,51 @@ type CaseEvent struct {
 	Until     time.Time `json:"until,omitzero"` // suspensions
 }
 
+// Notice is a decision the reported account is told of.
+type Notice struct {
+	Case       int64
+	Action     string // warn, suspend, ban; or dismiss, deciding an appeal
+	Reason     string
+	Until      time.Time
+	Decided    time.Time
+	Appeal     bool // it decides the account's appeal
+	Appealable bool // the account may still appeal it
+}
+
+// NoticesOf returns what the reported account of each case is told, newest
+// first: every decision that acts against it (warn, suspend, ban) and the
+// decision on its appeal, whatever it is. A first decision that dismisses
+// the reports is not told (as WhatsApp and Signal tell users of actions
+// against them only): telling it would tell the account that someone
+// reported it, and whom to suspect.
+func NoticesOf(cases []Case) []Notice {
+	var out []Notice
+	for _, c := range cases {
+		if c.Kind == KindHold {
+			continue
+		}
+		appealed := false
+		var told []Notice
+		for _, e := range c.Events {
+			if e.Action == "appeal" {
+				appealed = true
+				continue
+			}
+			if !appealed && e.Action == ActionDismiss {
+				continue
+			}
+			told = append(told, Notice{Case: c.ID, Action: e.Action, Reason: e.Reason, Until: e.Until, Decided: e.Time,
+				Appeal: appealed, Appealable: !appealed && c.State == CaseDecided})
+		}
+		// Newest first within the case too, so that equal times keep
+		// that order in the sort below.
+		slices.Reverse(told)
+		out = append(out, told...)
+	}
+	slices.SortStableFunc(out, func(a, b Notice) int { return b.Decided.Compare(a.Decided) })
+	return out
+}
+
 // Sanction is a decision in force against an account.
 type Sanction struct {
 	Case   int64

@@ -164,6 +164,10 @@ type Store interface {
 	// closes it (it has no appeal). The action also
 	// goes to the decisions log (Kind "case:ACTION", Subject "case:ID").
 	ActOnCase(ctx context.Context, id int64, e CaseEvent) (Case, error)
+	// CasesAbout returns the report cases against account, newest first,
+	// with their events but not their messages; at most limit (<= 0:
+	// 100).
+	CasesAbout(ctx context.Context, account string, limit int) ([]Case, error)
 	// FileHold opens a hold case for a channel post held by a review
 	// list, unless the post has an open one already; it returns the
 	// case's id either way.

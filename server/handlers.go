@@ -269,6 +269,12 @@ func (c *conn) authenticated(ctx context.Context, dev store.Device) (parleypb.Se
 			c.barred = msg
 		}
 	}
+	var notices []*parleypb.ModerationNotice
+	if c.s.cfg.Notices != nil {
+		if notices, err = c.s.cfg.Notices(ctx, dev.Username); err != nil {
+			return nil, err
+		}
+	}
 	if !c.s.acquireAccountConn(dev.Username) {
 		c.s.metrics.rateLimited.WithLabelValues("connections_per_account").Inc()
 		return nil, rateLimited(fmt.Sprintf("this account has %d connections open, the most allowed; close one (or wait for idle ones to time out)", c.s.cfg.MaxConnsPerAccount), 30*time.Second)
@@ -291,6 +297,7 @@ func (c *conn) authenticated(ctx context.Context, dev store.Device) (parleypb.Se
 		LinkConfirmation:       confirmation,
 		KeyPackageCounts:       counts,
 		Barred:                 c.barred,
+		Notices:                notices,
 	}}, nil
 }
 

@@ -249,6 +249,36 @@ func (s *Store) ActOnCase(ctx context.Context, id int64, e moderation.CaseEvent)
 	return c, nil
 }
 
+// CasesAbout implements moderation.Store.
+func (s *Store) CasesAbout(ctx context.Context, account string, limit int) ([]moderation.Case, error) {
+	if limit <= 0 {
+		limit = 100
+	}
+	rows, err := s.db.QueryContext(ctx, `SELECT id FROM cases WHERE reported = ? AND kind = ? ORDER BY id DESC LIMIT ?`, account, moderation.KindReport, limit)
+	if err != nil {
+		return nil, fmt.Errorf("modsqlite: cases about %s: %w", account, err)
+	}
+	var ids []int64
+	for rows.Next() {
+		var id int64
+		if err := rows.Scan(&id); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		ids = append(ids, id)
+	}
+	rows.Close()
+	out := make([]moderation.Case, 0, len(ids))
+	for _, id := range ids {
+		c, err := loadCase(ctx, s.db, id, false)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, c)
+	}
+	return out, nil
+}
+
 // FileHold implements moderation.Store.
 func (s *Store) FileHold(ctx context.Context, h moderation.Hold, opened time.Time) (int64, error) {
 	if h.Post <= 0 || h.Channel == "" || h.Author == "" {

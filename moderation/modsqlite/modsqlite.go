@@ -125,6 +125,7 @@ ALTER TABLE cases ADD COLUMN hold TEXT NOT NULL DEFAULT '';
 ALTER TABLE cases ADD COLUMN hold_post INTEGER NOT NULL DEFAULT 0;
 CREATE INDEX cases_hold_post ON cases (hold_post, state) WHERE hold_post != 0;
 ALTER TABLE moderators ADD COLUMN removed INTEGER NOT NULL DEFAULT 0;
+CREATE INDEX cases_reported ON cases (reported, id);
 `}
 
 // Open opens (creating with mode 0600 if needed) the database at path and

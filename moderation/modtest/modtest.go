@@ -425,6 +425,29 @@ func testCases(t *testing.T, s moderation.Store) {
 	if sn, err := s.Sanction(ctx, "mallory", now); err != nil || !sn.Banned || sn.Case != id4 {
 		t.Fatalf("ban: %+v %v", sn, err)
 	}
+	// What mallory is told: the ban (appealable), the appeal's outcome
+	// and the suspension it overturned, newest first; eve's open case
+	// tells her nothing.
+	about, err := s.CasesAbout(ctx, "mallory", 0)
+	if err != nil || len(about) != 2 || about[0].ID != id4 || about[1].ID != id || len(about[1].Events) != 3 {
+		t.Fatalf("CasesAbout: %+v %v", about, err)
+	}
+	ns := moderation.NoticesOf(about)
+	if len(ns) != 3 || ns[0].Case != id4 || ns[0].Action != moderation.ActionBan || !ns[0].Appealable ||
+		ns[1].Action != moderation.ActionDismiss || !ns[1].Appeal || ns[1].Appealable ||
+		ns[2].Action != moderation.ActionSuspend || ns[2].Appealable || !ns[2].Until.Equal(until) {
+		t.Fatalf("notices: %+v", ns)
+	}
+	if about, err := s.CasesAbout(ctx, "eve", 0); err != nil || len(about) != 1 || len(moderation.NoticesOf(about)) != 0 {
+		t.Fatalf("eve: %+v %v", about, err)
+	}
+	// A first decision that dismisses is not told.
+	if _, err := s.ActOnCase(ctx, id3, moderation.CaseEvent{Action: moderation.ActionDismiss, Moderator: "mod1", Reason: "not spam"}); err != nil {
+		t.Fatal(err)
+	}
+	if about, _ := s.CasesAbout(ctx, "eve", 0); len(moderation.NoticesOf(about)) != 0 {
+		t.Fatalf("a dismissal told: %+v", moderation.NoticesOf(about))
+	}
 }
 
 func testHolds(t *testing.T, s moderation.Store) {
