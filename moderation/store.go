@@ -168,6 +168,16 @@ type Store interface {
 	// with their events but not their messages; at most limit (<= 0:
 	// 100).
 	CasesAbout(ctx context.Context, account string, limit int) ([]Case, error)
+	// PurgeCases applies case retention: every decided or closed case
+	// whose last event is before before loses what reporters sent (its
+	// messages' content and proof, the reports' notes, a held post's
+	// text). A case whose decision is still in force at now (a ban, a
+	// suspension not ended) keeps its decision so that the sanction
+	// stays; any other is deleted whole. Open and appealed cases are
+	// kept. The decisions log keeps its entries (who decided what, when
+	// and why), which carry no reported content. It returns how many
+	// cases it purged.
+	PurgeCases(ctx context.Context, before, now time.Time) (int, error)
 	// FileHold opens a hold case for a channel post held by a review
 	// list, unless the post has an open one already; it returns the
 	// case's id either way.

@@ -279,6 +279,65 @@ func (s *Store) CasesAbout(ctx context.Context, account string, limit int) ([]mo
 	return out, nil
 }
 
+// PurgeCases implements moderation.Store.
+func (s *Store) PurgeCases(ctx context.Context, before, now time.Time) (int, error) {
+	n := 0
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		rows, err := tx.QueryContext(ctx, `SELECT c.id,
+			(SELECT action FROM case_events WHERE case_id = c.id AND action != 'appeal' ORDER BY rowid DESC LIMIT 1),
+			(SELECT until FROM case_events WHERE case_id = c.id AND action != 'appeal' ORDER BY rowid DESC LIMIT 1),
+			c.hold != '' OR EXISTS (SELECT 1 FROM case_messages WHERE case_id = c.id) OR EXISTS (SELECT 1 FROM case_reports WHERE case_id = c.id AND note != '')
+			FROM cases c
+			WHERE c.state IN (?, ?) AND (SELECT MAX(time) FROM case_events WHERE case_id = c.id) < ?`,
+			moderation.CaseDecided, moderation.CaseClosed, before.UnixMilli())
+		if err != nil {
+			return err
+		}
+		type victim struct {
+			id      int64
+			inForce bool
+			content bool
+		}
+		var vs []victim
+		for rows.Next() {
+			var v victim
+			var action string
+			var until int64
+			if err := rows.Scan(&v.id, &action, &until, &v.content); err != nil {
+				rows.Close()
+				return err
+			}
+			v.inForce = action == moderation.ActionBan || action == moderation.ActionSuspend && until > now.UnixMilli()
+			vs = append(vs, v)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		for _, v := range vs {
+			if v.inForce && !v.content {
+				continue // purged before; its decision stays while in force
+			}
+			stmts := []string{`DELETE FROM case_messages WHERE case_id = ?`, `UPDATE case_reports SET note = '' WHERE case_id = ?`, `UPDATE cases SET hold = '' WHERE id = ?`}
+			if !v.inForce {
+				stmts = []string{`DELETE FROM case_messages WHERE case_id = ?`, `DELETE FROM case_reports WHERE case_id = ?`,
+					`DELETE FROM case_events WHERE case_id = ?`, `DELETE FROM cases WHERE id = ?`}
+			}
+			for _, q := range stmts {
+				if _, err := tx.ExecContext(ctx, q, v.id); err != nil {
+					return err
+				}
+			}
+			n++
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("modsqlite: purge cases: %w", err)
+	}
+	return n, nil
+}
+
 // FileHold implements moderation.Store.
 func (s *Store) FileHold(ctx context.Context, h moderation.Hold, opened time.Time) (int64, error) {
 	if h.Post <= 0 || h.Channel == "" || h.Author == "" {
