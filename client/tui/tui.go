@@ -131,8 +131,8 @@ type (
 		q   []client.Queued
 		err error
 	}
-	fileSentMsg    struct{ conv, name string }
-	reportPlanMsg  struct {
+	fileSentMsg   struct{ conv, name string }
+	reportPlanMsg struct {
 		plan *client.ReportPlan
 		err  error
 	}
