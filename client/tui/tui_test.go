@@ -573,7 +573,7 @@ func TestReportDialogue(t *testing.T) {
 	// Typed text goes to the conversation again.
 	m = typeText(t, m, "ok")
 	m = step(t, m, tea.KeyMsg{Type: tea.KeyEnter})
-	if len(f.sent) != 1 || f.sent[0] != "@bob: ok" {
+	if len(f.sent) != 1 || f.sent[0] != "@bob: ok" || m.(Model).report != reportNone {
 		t.Fatalf("sent %q", f.sent)
 	}
 }
