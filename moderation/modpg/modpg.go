@@ -141,7 +141,6 @@ ALTER TABLE cases ADD COLUMN hold TEXT NOT NULL DEFAULT '';
 ALTER TABLE cases ADD COLUMN hold_post BIGINT NOT NULL DEFAULT 0;
 CREATE INDEX cases_hold_post ON cases (hold_post, state) WHERE hold_post <> 0;
 ALTER TABLE moderators ADD COLUMN removed BIGINT NOT NULL DEFAULT 0;
-CREATE INDEX cases_reported ON cases (reported, id);
 `}
 
 // Options tunes Open; the zero value is fine.
