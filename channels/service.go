@@ -333,6 +333,7 @@ func (s *Service) Publish(ctx context.Context, p Post, data [][]byte, received t
 		for _, r := range held {
 			s.decide(ctx, moderation.DecisionHold, r, fmt.Sprintf("post:%d", p.ID), received)
 		}
+		s.fileHold(ctx, p, held)
 	} else {
 		s.mod.ObserveAccepted(received)
 		s.notify.notify(p.Channel)
@@ -388,11 +389,65 @@ func (s *Service) rescanPosts(ctx context.Context, added []moderation.Change) er
 	}
 }
 
+// fileHold puts a held post into the moderators' queue (a hold case with
+// what it matched). The post is held whatever happens here: a failure is
+// logged, and CatchUp files the cases of held posts that have none.
+func (s *Service) fileHold(ctx context.Context, p Post, held []Refusal) {
+	h := moderation.Hold{Post: p.ID, Channel: p.Channel, Author: p.Author, Text: p.Text}
+	for _, r := range held {
+		h.Matches = append(h.Matches, moderation.HoldMatchOf(r.Media, r.Match))
+	}
+	if _, err := s.mod.Store().FileHold(ctx, h, time.Now()); err != nil {
+		s.log.Error("channels: queue a held post for moderators", "post", p.ID, "err", err)
+	}
+}
+
+// fileHeldCases opens a hold case for every held post without an open
+// one: posts held before holds went into the case queue, or whose case
+// could not be filed.
+func (s *Service) fileHeldCases(ctx context.Context) error {
+	var after int64
+	for {
+		posts, err := s.store.Posts(ctx, after, 200, Held)
+		if err != nil {
+			return err
+		}
+		if len(posts) == 0 {
+			return nil
+		}
+		for _, p := range posts {
+			after = p.ID
+			if _, err := s.mod.Store().OpenHold(ctx, p.ID); err == nil {
+				continue
+			} else if !errors.Is(err, moderation.ErrNotFound) {
+				return err
+			}
+			var held []Refusal
+			for i, m := range p.Media {
+				for _, mt := range s.mod.Match(modMedia(m)) {
+					held = append(held, Refusal{i, mt})
+				}
+			}
+			h := moderation.Hold{Post: p.ID, Channel: p.Channel, Author: p.Author, Text: p.Text}
+			for _, r := range held {
+				h.Matches = append(h.Matches, moderation.HoldMatchOf(r.Media, r.Match))
+			}
+			if _, err := s.mod.Store().FileHold(ctx, h, p.Created); err != nil {
+				return err
+			}
+		}
+	}
+}
+
 // CatchUp checks published posts against the bank entries added while no
 // server was running (for example by "parleyd admin lists import" during
 // a restart): everything in the change log after the store's rescan
-// checkpoint. Call it once after New.
+// checkpoint, and puts held posts that have no hold case into the queue.
+// Call it once after New.
 func (s *Service) CatchUp(ctx context.Context) error {
+	if err := s.fileHeldCases(ctx); err != nil {
+		return fmt.Errorf("queue held posts for moderators: %w", err)
+	}
 	from, err := s.store.RescanCheckpoint(ctx)
 	if err != nil {
 		return err
@@ -447,6 +502,9 @@ func (s *Service) rescanPost(ctx context.Context, rs *moderation.Rescan, p Post,
 		}
 		if ch {
 			s.decide(ctx, kind, Refusal{i, mt}, fmt.Sprintf("post:%d", p.ID), start)
+			if status == Held {
+				s.fileHold(ctx, p, []Refusal{{i, mt}})
+			}
 			s.notify.notify(p.Channel)
 		}
 		return
@@ -466,8 +524,94 @@ func Approve(ctx context.Context, st Store, mod moderation.Store, postID int64, 
 	if err != nil {
 		return p, err
 	}
-	_, err = mod.RecordDecision(ctx, moderation.Decision{Kind: moderation.DecisionApprove, Subject: fmt.Sprintf("post:%d", postID), Actor: moderator})
-	return p, err
+	if _, err = mod.RecordDecision(ctx, moderation.Decision{Kind: moderation.DecisionApprove, Subject: fmt.Sprintf("post:%d", postID), Actor: moderator}); err != nil {
+		return p, err
+	}
+	return p, closeHold(ctx, mod, postID, moderation.CaseEvent{Action: moderation.ActionRelease, Moderator: moderator, Reason: "approved with parleyd admin takedowns"})
+}
+
+// closeHold records a decision taken on a post outside its hold case on
+// the case, if it has an open one, so that the queue does not keep it.
+func closeHold(ctx context.Context, mod moderation.Store, postID int64, e moderation.CaseEvent) error {
+	id, err := mod.OpenHold(ctx, postID)
+	if errors.Is(err, moderation.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	_, err = mod.ActOnCase(ctx, id, e)
+	if errors.Is(err, moderation.ErrCaseState) {
+		return nil // decided meanwhile
+	}
+	return err
+}
+
+// DecideHold carries out a moderator's decision on a hold case (release
+// the post, remove it, or delete its whole channel) and records it on the
+// case, which closes it. The channel is acted on first: if recording then
+// fails, deciding again finds the action done and only records it. A
+// post that is gone already (its author or channel deleted it) can still
+// be removed, which closes the case.
+func DecideHold(ctx context.Context, st Store, mod moderation.Store, caseID int64, e moderation.CaseEvent) (moderation.Case, error) {
+	k, err := mod.Case(ctx, caseID)
+	if err != nil {
+		return k, err
+	}
+	if k.Kind != moderation.KindHold || k.Hold == nil {
+		return k, fmt.Errorf("%w: case %d is a %s case, not a held channel post", moderation.ErrAction, caseID, k.Kind)
+	}
+	if k.State != moderation.CaseOpen {
+		return k, fmt.Errorf("%w: case %d is %s", moderation.ErrCaseState, caseID, k.State)
+	}
+	if !moderation.ValidHoldAction(e.Action) {
+		return k, fmt.Errorf("%w %q: a held post is decided with %v", moderation.ErrAction, e.Action, moderation.HoldActions)
+	}
+	postID := k.Hold.Post
+	subject := fmt.Sprintf("post:%d", postID)
+	p, err := st.Post(ctx, postID)
+	gone := errors.Is(err, ErrNotFound) || err == nil && p.Status == Deleted
+	if err != nil && !gone {
+		return k, err
+	}
+	switch e.Action {
+	case moderation.ActionRelease:
+		if gone || p.Status == Removed {
+			return k, fmt.Errorf("%w (post %d is %s)", moderation.ErrHoldGone, postID, statusOr(p, gone))
+		}
+		if p.Status == Held {
+			if _, _, err := st.SetStatus(ctx, postID, Published, ""); err != nil {
+				return k, err
+			}
+		}
+		if _, err := mod.RecordDecision(ctx, moderation.Decision{Time: e.Time, Kind: moderation.DecisionApprove, Subject: subject, Actor: e.Moderator, Note: e.Reason}); err != nil {
+			return k, err
+		}
+	case moderation.ActionRemovePost:
+		if !gone && p.Status != Removed {
+			if _, _, err := st.SetStatus(ctx, postID, Removed, "removed by a moderator"); err != nil {
+				return k, err
+			}
+		}
+		if _, err := mod.RecordDecision(ctx, moderation.Decision{Time: e.Time, Kind: moderation.DecisionReject, Subject: subject, Actor: e.Moderator, Note: e.Reason}); err != nil {
+			return k, err
+		}
+	case moderation.ActionRemoveChannel:
+		if err := st.DeleteChannel(ctx, k.Hold.Channel); err != nil && !errors.Is(err, ErrNotFound) {
+			return k, err
+		}
+		if _, err := mod.RecordDecision(ctx, moderation.Decision{Time: e.Time, Kind: moderation.DecisionRemoveChannel, Subject: "channel:" + k.Hold.Channel, Actor: e.Moderator, Note: e.Reason}); err != nil {
+			return k, err
+		}
+	}
+	return mod.ActOnCase(ctx, caseID, e)
+}
+
+func statusOr(p Post, gone bool) Status {
+	if gone {
+		return Deleted
+	}
+	return p.Status
 }
 
 // Reject removes a held or published post on a moderator's decision. If
@@ -489,6 +633,9 @@ func Reject(ctx context.Context, st Store, mod moderation.Store, postID int64, m
 	}
 	subject := fmt.Sprintf("post:%d", postID)
 	if _, err := mod.RecordDecision(ctx, moderation.Decision{Kind: moderation.DecisionReject, Subject: subject, Actor: moderator}); err != nil {
+		return p, err
+	}
+	if err := closeHold(ctx, mod, postID, moderation.CaseEvent{Action: moderation.ActionRemovePost, Moderator: moderator, Reason: "rejected with parleyd admin takedowns"}); err != nil {
 		return p, err
 	}
 	if confirmBank == "" {

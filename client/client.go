@@ -62,6 +62,9 @@ var (
 	ErrFileNotFound   = errors.New("client: no such file")
 	ErrWrongPassword  = profile.ErrWrongPassphrase
 	ErrProfileMissing = profile.ErrNotExist
+	// ErrAccountDeleted: the server says this profile's account was
+	// deleted (from another device, or from this one before).
+	ErrAccountDeleted = errors.New("this account was deleted")
 )
 
 // Options configure a Client.
@@ -104,6 +107,10 @@ type Options struct {
 	// key packages for (tests: a device that predates X-Wing publishes
 	// suite 1 only).
 	keyPackageSuites []ciphersuite.ID
+	// OnModerationNotice, if set, is called once for each moderators'
+	// decision about this account that this profile had not seen
+	// (warnings, suspensions, bans, appeal outcomes): the CLI prints it.
+	OnModerationNotice func(ModerationNotice)
 }
 
 func (o *Options) now() time.Time {
@@ -320,9 +327,12 @@ func (c *Client) connection(ctx context.Context) (*transport.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	sess, err := conn.Authenticate(ctx, c.acct.deviceKey())
+	sess, err := conn.AuthenticateAs(ctx, c.acct.deviceKey(), c.acct.User)
 	if err != nil {
 		conn.Close()
+		if errors.Is(err, wire.ErrAccountDeleted) {
+			return nil, fmt.Errorf("%w: %s on %s: nothing of it is left there; to use Parley again, register a new account (parley register)", ErrAccountDeleted, c.acct.User, c.acct.Server)
+		}
 		if errors.Is(err, wire.ErrUnauthenticated) {
 			return nil, fmt.Errorf("this device is not (or no longer) registered on %s: %w", c.acct.Server, err)
 		}
@@ -334,6 +344,9 @@ func (c *Client) connection(ctx context.Context) (*transport.Conn, error) {
 	}
 	c.conn = conn
 	c.mu.Unlock()
+	if err := c.keepNotices(sess.Notices); err != nil {
+		return nil, err
+	}
 	if sess.Barred != "" {
 		// Suspended or banned by moderators: the server serves only an
 		// appeal or the account's deletion, and every other request

@@ -84,7 +84,7 @@ func (c *Client) link(ctx context.Context, serverURL, username string, onCode fu
 			}
 			conn = nc
 		}
-		sess, err = conn.Authenticate(ctx, acct.deviceKey())
+		sess, err = conn.AuthenticateAs(ctx, acct.deviceKey(), acct.User)
 		if err == nil {
 			break
 		}

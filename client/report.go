@@ -3,6 +3,7 @@ package client
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -193,4 +194,121 @@ func (c *Client) Appeal(ctx context.Context, caseID, text string) error {
 		}
 		return conn.Appeal(ctx, caseID, text)
 	})
+}
+
+// ModerationNotice is one moderators' decision about this account, as the
+// server tells it at every sign-in (docs/moderation.md "What the reported
+// user is told").
+type ModerationNotice = transport.ModerationNotice
+
+// bucketNotices keeps the decisions this profile has been told, by case,
+// time and action.
+const bucketNotices = "moderation_notices"
+
+func noticeKey(n ModerationNotice) string {
+	return fmt.Sprintf("%s:%d:%s", n.Case, n.Decided.UnixMilli(), n.Action)
+}
+
+// keepNotices stores the decisions the server told and calls
+// Options.OnModerationNotice for each one this profile had not seen.
+func (c *Client) keepNotices(ns []ModerationNotice) error {
+	var fresh []ModerationNotice
+	err := c.store.Update(func(tx *profile.Tx) error {
+		for _, n := range ns {
+			key := noticeKey(n)
+			var old ModerationNotice
+			err := tx.GetJSON(bucketNotices, key, &old)
+			if err == nil {
+				if old.Appealable != n.Appealable {
+					if err := tx.PutJSON(bucketNotices, key, n); err != nil {
+						return err
+					}
+				}
+				continue
+			}
+			if !errors.Is(err, profile.ErrNotFound) {
+				return err
+			}
+			if err := tx.PutJSON(bucketNotices, key, n); err != nil {
+				return err
+			}
+			fresh = append(fresh, n)
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("client: keep the moderators' decisions: %w", err)
+	}
+	if f := c.opts.OnModerationNotice; f != nil {
+		for i := len(fresh) - 1; i >= 0; i-- { // oldest first
+			f(fresh[i])
+		}
+	}
+	return nil
+}
+
+// ModerationDecisions returns the moderators' decisions about this account
+// that this profile has been told, newest first.
+func (c *Client) ModerationDecisions() ([]ModerationNotice, error) {
+	items, err := c.store.List(bucketNotices)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]ModerationNotice, 0, len(items))
+	for _, it := range items {
+		var n ModerationNotice
+		if err := json.Unmarshal(it.Value, &n); err != nil {
+			return nil, fmt.Errorf("client: a stored moderation decision: %w", err)
+		}
+		out = append(out, n)
+	}
+	sort.SliceStable(out, func(i, j int) bool { return out[i].Decided.After(out[j].Decided) })
+	return out, nil
+}
+
+// DescribeNotice says a moderators' decision in a sentence for the user.
+func DescribeNotice(n ModerationNotice) string {
+	var what string
+	switch n.Action {
+	case "warn":
+		what = "Moderators warned this account"
+	case "suspend":
+		what = "Moderators suspended this account until " + n.Until.Format(time.DateOnly)
+	case "ban":
+		what = "Moderators banned this account"
+	case "dismiss":
+		what = "Moderators lifted their decision"
+	default:
+		what = "Moderators decided: " + n.Action
+	}
+	if n.AppealDecided {
+		if n.Action == "dismiss" {
+			what = "Your appeal succeeded: moderators lifted their decision"
+		} else {
+			what = "Your appeal was decided, and the decision stands: " + strings.ToLower(what[:1]) + what[1:]
+		}
+	}
+	s := fmt.Sprintf("%s (case %s, %s): %s", what, n.Case, n.Decided.Format(time.DateOnly), n.Reason)
+	if n.Appealable {
+		s += fmt.Sprintf(". You can appeal once: parley appeal %s \"why\"", n.Case)
+	}
+	return s
+}
+
+// FetchModerationDecisions connects (which brings the server's latest
+// decisions about this account; a suspended or banned account can still
+// read them) and returns every decision this profile has been told,
+// newest first.
+func (c *Client) FetchModerationDecisions(ctx context.Context) ([]ModerationNotice, error) {
+	err := c.withLock(ctx, func() error {
+		_, err := c.connection(ctx)
+		if errors.Is(err, ErrBarred) {
+			return nil
+		}
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return c.ModerationDecisions()
 }

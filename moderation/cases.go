@@ -6,11 +6,19 @@ import (
 	"time"
 )
 
-// Abuse report cases (docs/moderation.md). A case gathers the verified
-// reports against one account's messages; reports naming a message that
-// an open case already holds join that case. Every action on a case is
-// also a Decision in the append-only log (RecordDecision), with its
-// moderator and reason.
+// Moderation cases (docs/moderation.md): the one queue moderators work.
+// A report case gathers the verified reports against one account's
+// messages; reports naming a message that an open case already holds join
+// that case. A hold case is a public channel post that matched a review
+// list, waiting for a moderator to release or remove it. Every action on
+// a case is also a Decision in the append-only log (RecordDecision), with
+// its moderator and reason.
+
+// Case kinds.
+const (
+	KindReport = "report" // abuse reports of private messages, with proof
+	KindHold   = "hold"   // a channel post held by a review list
+)
 
 // Case states.
 const (
@@ -28,15 +36,71 @@ const (
 	ActionBan     = "ban"
 )
 
-// Actions lists the case actions.
+// Actions lists the actions on report cases.
 var Actions = []string{ActionDismiss, ActionWarn, ActionSuspend, ActionBan}
+
+// Actions on hold cases: they act on the channel (package channels does
+// it, then records the action with ActOnCase). A hold case has no appeal:
+// the decision closes it.
+const (
+	ActionRelease       = "release"        // publish the held post
+	ActionRemovePost    = "remove_post"    // remove the post
+	ActionRemoveChannel = "remove_channel" // delete the whole channel
+)
+
+// HoldActions lists the actions on hold cases.
+var HoldActions = []string{ActionRelease, ActionRemovePost, ActionRemoveChannel}
+
+// ValidHoldAction reports whether a is a hold case action.
+func ValidHoldAction(a string) bool { return slices.Contains(HoldActions, a) }
+
+// ActionsFor returns the actions that decide a case of kind.
+func ActionsFor(kind string) []string {
+	if kind == KindHold {
+		return HoldActions
+	}
+	return Actions
+}
+
+// Hold is what a hold case is about: a channel post and the list entries
+// its media matched.
+type Hold struct {
+	Post    int64       `json:"post"`
+	Channel string      `json:"channel"`
+	Author  string      `json:"author"`
+	Text    string      `json:"text,omitempty"`
+	Matches []HoldMatch `json:"matches"`
+}
+
+// HoldMatch is one list entry a held post's media matched. It is generic
+// over signal types: Type names the hash (pdq, md5, sha256, or a video
+// signal such as vpdq or tmk), Distance is that type's distance (0 for
+// exact hashes), and Detail carries what a type has beyond one distance
+// (for a video, which frames matched), in words for the moderator.
+type HoldMatch struct {
+	Media    int    `json:"media"` // index of the post's file
+	List     string `json:"list"`
+	Label    string `json:"label,omitempty"`
+	Type     string `json:"type"`
+	Hash     string `json:"hash"`
+	Distance int    `json:"distance"`
+	Detail   string `json:"detail,omitempty"`
+}
+
+// HoldMatchOf describes match m of the post's file media.
+func HoldMatchOf(media int, m Match) HoldMatch {
+	return HoldMatch{Media: media, List: m.Bank, Label: m.Label, Type: string(m.Type), Hash: m.Hash, Distance: m.Distance}
+}
 
 // Case is a moderation case.
 type Case struct {
-	ID       int64         `json:"id"`
-	Opened   time.Time     `json:"opened"`
-	Reported string        `json:"reported"` // the reported account
+	ID     int64     `json:"id"`
+	Kind   string    `json:"kind"` // KindReport or KindHold
+	Opened time.Time `json:"opened"`
+	// Reported is the reported account, or the held post's author.
+	Reported string        `json:"reported"`
 	State    string        `json:"state"`
+	Hold     *Hold         `json:"hold,omitempty"` // hold cases`
 	Reports  []CaseReport  `json:"reports"`
 	Messages []CaseMessage `json:"messages"`
 	Events   []CaseEvent   `json:"events,omitempty"`
@@ -67,10 +131,55 @@ type CaseMessage struct {
 // CaseEvent is one action on a case.
 type CaseEvent struct {
 	Time      time.Time `json:"time"`
-	Action    string    `json:"action"` // dismiss, warn, suspend, ban, appeal
+	Action    string    `json:"action"` // dismiss, warn, suspend, ban, appeal; release, remove_post, remove_channel
 	Moderator string    `json:"moderator,omitempty"`
 	Reason    string    `json:"reason"`
 	Until     time.Time `json:"until,omitzero"` // suspensions
+}
+
+// Notice is a decision the reported account is told of.
+type Notice struct {
+	Case       int64
+	Action     string // warn, suspend, ban; or dismiss, deciding an appeal
+	Reason     string
+	Until      time.Time
+	Decided    time.Time
+	Appeal     bool // it decides the account's appeal
+	Appealable bool // the account may still appeal it
+}
+
+// NoticesOf returns what the reported account of each case is told, newest
+// first: every decision that acts against it (warn, suspend, ban) and the
+// decision on its appeal, whatever it is. A first decision that dismisses
+// the reports is not told (as WhatsApp and Signal tell users of actions
+// against them only): telling it would tell the account that someone
+// reported it, and whom to suspect.
+func NoticesOf(cases []Case) []Notice {
+	var out []Notice
+	for _, c := range cases {
+		if c.Kind == KindHold {
+			continue
+		}
+		appealed := false
+		var told []Notice
+		for _, e := range c.Events {
+			if e.Action == "appeal" {
+				appealed = true
+				continue
+			}
+			if !appealed && e.Action == ActionDismiss {
+				continue
+			}
+			told = append(told, Notice{Case: c.ID, Action: e.Action, Reason: e.Reason, Until: e.Until, Decided: e.Time,
+				Appeal: appealed, Appealable: !appealed && c.State == CaseDecided})
+		}
+		// Newest first within the case too, so that equal times keep
+		// that order in the sort below.
+		slices.Reverse(told)
+		out = append(out, told...)
+	}
+	slices.SortStableFunc(out, func(a, b Notice) int { return b.Decided.Compare(a.Decided) })
+	return out
 }
 
 // Sanction is a decision in force against an account.
@@ -88,6 +197,10 @@ func (s Sanction) Active() bool { return s.Banned || !s.Until.IsZero() }
 var (
 	ErrCaseState = errors.New("moderation: the case is not in a state that allows this")
 	ErrAction    = errors.New("moderation: unknown action")
+	// ErrHoldGone: a held post cannot be released because it is no
+	// longer held (removed, or deleted with its channel); removing it
+	// closes its case.
+	ErrHoldGone = errors.New("moderation: the held post is no longer held, so it cannot be released; remove it to close the case")
 )
 
 // ValidAction reports whether a is a case action.

@@ -69,6 +69,9 @@ const (
 	DecisionApprove  = "approve"  // a moderator released a held post
 	DecisionReject   = "reject"   // a moderator removed a held post
 	DecisionConfirm  = "confirm"  // a moderator confirmed a hash into a bank
+	// DecisionRemoveChannel: a moderator deleted a channel (deciding a
+	// held post's case).
+	DecisionRemoveChannel = "remove_channel"
 )
 
 // Decision is one recorded moderation decision.
@@ -156,9 +159,32 @@ type Store interface {
 	Cases(ctx context.Context, state string, limit int) ([]Case, error)
 	// ActOnCase records an action: a decision on an open case, an appeal
 	// of a decided one (action "appeal"), or a decision on an appealed one
-	// (which closes it); anything else is ErrCaseState. The action also
+	// (which closes it); anything else is ErrCaseState. A hold case takes
+	// the HoldActions only (anything else is ErrAction), and its decision
+	// closes it (it has no appeal). The action also
 	// goes to the decisions log (Kind "case:ACTION", Subject "case:ID").
 	ActOnCase(ctx context.Context, id int64, e CaseEvent) (Case, error)
+	// CasesAbout returns the report cases against account, newest first,
+	// with their events but not their messages; at most limit (<= 0:
+	// 100).
+	CasesAbout(ctx context.Context, account string, limit int) ([]Case, error)
+	// PurgeCases applies case retention: every decided or closed case
+	// whose last event is before before loses what reporters sent (its
+	// messages' content and proof, the reports' notes, a held post's
+	// text). A case whose decision is still in force at now (a ban, a
+	// suspension not ended) keeps its decision so that the sanction
+	// stays; any other is deleted whole. Open and appealed cases are
+	// kept. The decisions log keeps its entries (who decided what, when
+	// and why), which carry no reported content. It returns how many
+	// cases it purged.
+	PurgeCases(ctx context.Context, before, now time.Time) (int, error)
+	// FileHold opens a hold case for a channel post held by a review
+	// list, unless the post has an open one already; it returns the
+	// case's id either way.
+	FileHold(ctx context.Context, h Hold, opened time.Time) (int64, error)
+	// OpenHold returns the id of the post's open hold case, or
+	// ErrNotFound.
+	OpenHold(ctx context.Context, post int64) (int64, error)
 	// Sanction returns the sanction in force against an account at now
 	// (from its cases' latest decisions), or the zero Sanction.
 	Sanction(ctx context.Context, account string, now time.Time) (Sanction, error)
@@ -167,8 +193,13 @@ type Store interface {
 	AddModerator(ctx context.Context, m Moderator) error
 	// Moderator returns the account named name, or ErrNotFound.
 	Moderator(ctx context.Context, name string) (Moderator, error)
-	// Moderators lists the accounts by name.
+	// Moderators lists the accounts by name, removed ones included.
 	Moderators(ctx context.Context) ([]Moderator, error)
+	// RemoveModerator deactivates an account (ErrNotFound if there is no
+	// active one by that name; ErrLastLead for the last active lead) and
+	// records it in the decisions log (Kind "moderator:remove", Subject
+	// "moderator:NAME", Actor by), at once.
+	RemoveModerator(ctx context.Context, name, by string, at time.Time) error
 
 	Close() error
 }

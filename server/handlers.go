@@ -217,12 +217,33 @@ func (c *conn) handleAuthenticate(ctx context.Context, r *parleypb.AuthenticateR
 	}
 	dev, err := c.s.cfg.Store.DeviceByKey(ctx, r.PublicKey)
 	if errors.Is(err, store.ErrNotFound) {
-		return nil, &wire.Error{Code: parleypb.ErrorCode_UNAUTHENTICATED, Message: "no device has this key (a link may not be approved yet)"}
+		return nil, c.unknownKey(ctx, r.Username)
 	}
 	if err != nil {
 		return nil, err
 	}
 	return c.authenticated(ctx, dev)
+}
+
+// unknownKey words the refusal of a key no device has. If the client
+// names the account it believes the key is in and that account exists
+// with no device left (a deleted account keeps only its name), the answer
+// says the account was deleted, so the user is not left guessing. The
+// signature was checked first, so only a holder of a key can ask; what it
+// learns (that a name's account was deleted) registration already tells.
+func (c *conn) unknownKey(ctx context.Context, username string) error {
+	if username != "" && wire.CheckUsername(username) == nil {
+		devs, err := c.s.cfg.Store.Devices(ctx, username)
+		if err == nil && len(devs) == 0 {
+			return &wire.Error{Code: parleypb.ErrorCode_ACCOUNT_DELETED,
+				Message: fmt.Sprintf("the account %s was deleted: its devices and data are gone from this server; register a new account to use Parley here again", username)}
+		}
+		if err == nil {
+			return &wire.Error{Code: parleypb.ErrorCode_UNAUTHENTICATED,
+				Message: fmt.Sprintf("this device is not one of %s's devices: it was removed, or its link is not approved yet", username)}
+		}
+	}
+	return &wire.Error{Code: parleypb.ErrorCode_UNAUTHENTICATED, Message: "no device has this key (a link may not be approved yet)"}
 }
 
 func (c *conn) authenticated(ctx context.Context, dev store.Device) (parleypb.ServerFrameBody, error) {
@@ -248,6 +269,12 @@ func (c *conn) authenticated(ctx context.Context, dev store.Device) (parleypb.Se
 			c.barred = msg
 		}
 	}
+	var notices []*parleypb.ModerationNotice
+	if c.s.cfg.Notices != nil {
+		if notices, err = c.s.cfg.Notices(ctx, dev.Username); err != nil {
+			return nil, err
+		}
+	}
 	if !c.s.acquireAccountConn(dev.Username) {
 		c.s.metrics.rateLimited.WithLabelValues("connections_per_account").Inc()
 		return nil, rateLimited(fmt.Sprintf("this account has %d connections open, the most allowed; close one (or wait for idle ones to time out)", c.s.cfg.MaxConnsPerAccount), 30*time.Second)
@@ -270,6 +297,7 @@ func (c *conn) authenticated(ctx context.Context, dev store.Device) (parleypb.Se
 		LinkConfirmation:       confirmation,
 		KeyPackageCounts:       counts,
 		Barred:                 c.barred,
+		Notices:                notices,
 	}}, nil
 }
 

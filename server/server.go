@@ -27,6 +27,7 @@ import (
 
 	"github.com/parleychat/parley/store"
 	"github.com/parleychat/parley/wire"
+	"github.com/parleychat/parley/wire/parleypb"
 )
 
 // Registration is the account registration policy.
@@ -155,6 +156,9 @@ type Config struct {
 	// account is suspended or banned (a moderation decision); if so the
 	// device is refused with the decision's message.
 	Sanction func(ctx context.Context, username string) (barred bool, message string, err error)
+	// Notices, if set, returns the moderators' decisions an account is
+	// told at every authentication (Session.notices).
+	Notices func(ctx context.Context, username string) ([]*parleypb.ModerationNotice, error)
 	// Appeal files the account's appeal of a decision on a case.
 	Appeal func(ctx context.Context, username, caseID, text string) error
 	// Transparency configures the key transparency directory every

@@ -266,4 +266,5 @@ var (
 	ErrStorageUnavailable = &Error{Code: parleypb.ErrorCode_STORAGE_UNAVAILABLE}
 	ErrInboxFull          = &Error{Code: parleypb.ErrorCode_INBOX_FULL}
 	ErrNotReady           = &Error{Code: parleypb.ErrorCode_NOT_READY}
+	ErrAccountDeleted     = &Error{Code: parleypb.ErrorCode_ACCOUNT_DELETED}
 )

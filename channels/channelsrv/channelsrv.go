@@ -97,6 +97,13 @@ func Open(ctx context.Context, dataDir string, cfg Config) (*Server, error) {
 		cs.Close()
 		return nil, fmt.Errorf("channelsrv: %w", err)
 	}
+	if cfg.Registerer != nil {
+		if err := cfg.Registerer.Register(moderation.NewCaseCollector(ms)); err != nil {
+			ms.Close()
+			cs.Close()
+			return nil, fmt.Errorf("channelsrv: register the case metrics: %w", err)
+		}
+	}
 	svc, err := channels.New(channels.Config{Store: cs, Moderation: mod, Auth: cfg.Auth, AccountExists: cfg.AccountExists, MaxMediaBytes: cfg.MaxMediaBytes, MaxUploadsPerUser: cfg.MaxUploadsPerUser, Logger: cfg.Logger, Bus: cfg.Bus, FeedPoll: cfg.FeedPoll})
 	if err != nil {
 		ms.Close()
@@ -128,6 +135,12 @@ func (s *Server) Routes() map[string]http.Handler {
 // Run applies bank changes (from "parleyd admin lists ...") and takes down
 // matching posts until ctx is done.
 func (s *Server) Run(ctx context.Context) { s.Moderation.Run(ctx) }
+
+// DecideHold carries out a moderator's decision on a held post's case
+// (channels.DecideHold): the web console's way to act on the channel.
+func (s *Server) DecideHold(ctx context.Context, caseID int64, e moderation.CaseEvent) (moderation.Case, error) {
+	return channels.DecideHold(ctx, s.cstore, s.mstore, caseID, e)
+}
 
 // Close stops following the bus and closes both stores.
 func (s *Server) Close() error {

@@ -32,6 +32,34 @@ func (s *Server) Wire(cfg *server.Config) {
 	cfg.Report = fileReport(ms)
 	cfg.Sanction = sanctionOf(ms)
 	cfg.Appeal = appealTo(ms)
+	cfg.Notices = noticesOf(ms)
+}
+
+// maxNotices bounds the decisions told at each sign-in.
+const maxNotices = 20
+
+// noticesOf tells an account the moderators' decisions about it
+// (moderation.NoticesOf says which).
+func noticesOf(ms moderation.Store) func(context.Context, string) ([]*parleypb.ModerationNotice, error) {
+	return func(ctx context.Context, user string) ([]*parleypb.ModerationNotice, error) {
+		cs, err := ms.CasesAbout(ctx, user, maxNotices)
+		if err != nil {
+			return nil, err
+		}
+		var out []*parleypb.ModerationNotice
+		for _, n := range moderation.NoticesOf(cs) {
+			if len(out) == maxNotices {
+				break
+			}
+			pn := &parleypb.ModerationNotice{CaseId: strconv.FormatInt(n.Case, 10), Action: n.Action, Reason: n.Reason,
+				DecidedUnixMs: n.Decided.UnixMilli(), AppealDecided: n.Appeal, Appealable: n.Appealable}
+			if !n.Until.IsZero() {
+				pn.UntilUnixMs = n.Until.UnixMilli()
+			}
+			out = append(out, pn)
+		}
+		return out, nil
+	}
 }
 
 // fileReport turns a verified report into a moderation case. A report

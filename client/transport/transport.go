@@ -316,6 +316,20 @@ type Session struct {
 	// Barred, if set, is a moderation decision that suspends or bans the
 	// account: the server serves only an appeal or account deletion.
 	Barred string
+	// Notices are the moderators' decisions about the account, newest
+	// first (docs/moderation.md "What the reported user is told").
+	Notices []ModerationNotice
+}
+
+// ModerationNotice is one moderators' decision about this account.
+type ModerationNotice struct {
+	Case          string    `json:"case"`
+	Action        string    `json:"action"` // warn, suspend, ban; or dismiss, deciding an appeal
+	Reason        string    `json:"reason"`
+	Until         time.Time `json:"until,omitzero"`
+	Decided       time.Time `json:"decided"`
+	AppealDecided bool      `json:"appeal_decided,omitempty"`
+	Appealable    bool      `json:"appealable,omitempty"`
 }
 
 func (c *Conn) sign(key ed25519.PrivateKey, purpose string) (pub, sig []byte, err error) {
@@ -339,6 +353,14 @@ func (c *Conn) setSession(f *parleypb.ServerFrame) (*Session, error) {
 		KeyPackageLowThreshold: int(s.KeyPackageLowThreshold),
 		LinkConfirmation:       s.LinkConfirmation,
 		Barred:                 s.Barred,
+	}
+	for _, n := range s.Notices {
+		mn := ModerationNotice{Case: n.CaseId, Action: n.Action, Reason: n.Reason, Decided: time.UnixMilli(n.DecidedUnixMs).UTC(),
+			AppealDecided: n.AppealDecided, Appealable: n.Appealable}
+		if n.UntilUnixMs != 0 {
+			mn.Until = time.UnixMilli(n.UntilUnixMs).UTC()
+		}
+		sess.Notices = append(sess.Notices, mn)
 	}
 	for _, kc := range s.KeyPackageCounts {
 		if kc.CipherSuite == 0 || kc.CipherSuite > 0xFFFF {
@@ -376,11 +398,18 @@ func (c *Conn) Register(ctx context.Context, username string, key ed25519.Privat
 
 // Authenticate proves possession of a registered device key.
 func (c *Conn) Authenticate(ctx context.Context, key ed25519.PrivateKey) (*Session, error) {
+	return c.AuthenticateAs(ctx, key, "")
+}
+
+// AuthenticateAs is Authenticate naming the account the key is believed
+// to be in, so that a refusal can say the account was deleted
+// (wire.ErrAccountDeleted) instead of only that the key is unknown.
+func (c *Conn) AuthenticateAs(ctx context.Context, key ed25519.PrivateKey, username string) (*Session, error) {
 	pub, sig, err := c.sign(key, wire.PurposeAuthenticate)
 	if err != nil {
 		return nil, err
 	}
-	f, err := c.call(ctx, &parleypb.ClientFrame_Authenticate{Authenticate: &parleypb.AuthenticateRequest{PublicKey: pub, Signature: sig}})
+	f, err := c.call(ctx, &parleypb.ClientFrame_Authenticate{Authenticate: &parleypb.AuthenticateRequest{PublicKey: pub, Signature: sig, Username: username}})
 	if err != nil {
 		return nil, fmt.Errorf("transport: authenticate: %w", err)
 	}

@@ -48,6 +48,11 @@ type Backend interface {
 	// last call: devices or members not in their account's signed list,
 	// changed account keys, messages from outside a group.
 	Alerts() []string
+	// PlanReport gathers what a report of messages (by id) would send,
+	// sending nothing; Report sends it to the moderators and returns
+	// the case id (client.Client.PlanReport, Report).
+	PlanReport(ctx context.Context, conversation string, ids []string, reason, note string) (*client.ReportPlan, error)
+	Report(ctx context.Context, plan *client.ReportPlan) (string, error)
 }
 
 type clientBackend struct{ c *client.Client }
@@ -78,6 +83,12 @@ func (b clientBackend) SendFile(ctx context.Context, conv, path string) error {
 }
 func (b clientBackend) Watch(ctx context.Context, fn func(client.Event)) error {
 	return b.c.Watch(ctx, client.WatchOptions{Channels: true}, fn)
+}
+func (b clientBackend) PlanReport(ctx context.Context, conv string, ids []string, reason, note string) (*client.ReportPlan, error) {
+	return b.c.PlanReport(ctx, conv, ids, 0, reason, note)
+}
+func (b clientBackend) Report(ctx context.Context, plan *client.ReportPlan) (string, error) {
+	return b.c.Report(ctx, plan)
 }
 func (b clientBackend) Alerts() []string {
 	var out []string
@@ -120,7 +131,16 @@ type (
 		q   []client.Queued
 		err error
 	}
-	fileSentMsg    struct{ conv, name string }
+	fileSentMsg   struct{ conv, name string }
+	reportPlanMsg struct {
+		plan *client.ReportPlan
+		err  error
+	}
+	reportSentMsg struct {
+		caseID string
+		n      int
+		err    error
+	}
 	followEndedMsg struct{ err error }
 )
 
@@ -162,13 +182,54 @@ type Model struct {
 	channels map[string][]client.ChannelPost
 	// typing: conversation → user → until when "user is typing…" shows.
 	typing map[string]map[string]time.Time
+
+	// Reporting (/report): pick a message from someone else, give a
+	// reason, see exactly what would be sent, then confirm.
+	report     reportStep
+	reportSel  int // index into history of the chosen message
+	reportPlan *client.ReportPlan
+}
+
+// reportStep is where the /report dialogue is.
+type reportStep int
+
+const (
+	reportNone    reportStep = iota
+	reportPick               // Up/Down choose a message, Enter takes it
+	reportReason             // the input takes "REASON [note]"
+	reportConfirm            // the plan is shown: y sends, n cancels
+)
+
+// reportable reports whether the i-th history message can be reported:
+// a message someone else sent.
+func (m Model) reportable(i int) bool {
+	h := m.history[i]
+	return h.Sender.User != m.self.User && (h.Kind == client.KindText || h.Kind == client.KindFile)
+}
+
+// moveReportSel moves the selection to the next reportable message in
+// direction d, staying put if there is none.
+func (m *Model) moveReportSel(d int) {
+	for i := m.reportSel + d; i >= 0 && i < len(m.history); i += d {
+		if m.reportable(i) {
+			m.reportSel = i
+			return
+		}
+	}
+}
+
+func (m *Model) cancelReport(why string) {
+	m.report, m.reportPlan = reportNone, nil
+	m.input.Prompt = "> "
+	m.setStatus(why, false)
+	m.refreshView()
 }
 
 // New returns the UI model. incoming, if not nil, is read for what the
 // backend reports in the background (Run wires it to Backend.Watch).
 func New(ctx context.Context, b Backend, incoming chan client.Event) Model {
 	in := textinput.New()
-	in.Placeholder = "Type a message; /to @user or #group, /file PATH, /timer 1h|off, /retry, /quit; Tab: next conversation"
+	in.Placeholder = "Type a message; /to @user or #group, /file PATH, /timer 1h|off, /report, /retry, /quit; Tab: next conversation"
 	in.Prompt = "> "
 	in.CharLimit = 4000
 	in.Focus()
@@ -251,6 +312,11 @@ func (m Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		m.width, m.height = msg.Width, msg.Height
 		m.layout()
 	case tea.KeyMsg:
+		if m.report != reportNone {
+			if next, cmd, done := m.reportKey(msg); done {
+				return next, cmd
+			}
+		}
 		switch msg.Type {
 		case tea.KeyCtrlC, tea.KeyEsc:
 			m.quitting = true
@@ -349,6 +415,24 @@ func (m Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 			m.outbox = msg.q
 			m.refreshView()
 		}
+	case reportPlanMsg:
+		if m.report != reportReason {
+			break
+		}
+		if msg.err != nil {
+			m.cancelReport("report not sent: " + client.Explain(msg.err))
+			break
+		}
+		m.report, m.reportPlan = reportConfirm, msg.plan
+		m.input.Prompt = "send this report? (y/n) "
+		m.setStatus("y sends this report to the moderators, n cancels", false)
+		m.refreshView()
+	case reportSentMsg:
+		if msg.err != nil {
+			m.setStatus("report not sent: "+client.Explain(msg.err), true)
+			break
+		}
+		m.setStatus(fmt.Sprintf("reported %s to the moderators (case %s)", plural(msg.n, "message"), msg.caseID), false)
 	case followEndedMsg:
 		if msg.err != nil {
 			m.setStatus("disconnected: "+client.Explain(msg.err), true)
@@ -464,6 +548,23 @@ func (m Model) submit() (tea.Model, tea.Cmd) {
 	}
 	if rest, ok := strings.CutPrefix(text, "/timer "); ok {
 		return m.timerCommand(strings.TrimSpace(rest))
+	}
+	if text == "/report" {
+		conv := m.Current()
+		if conv == "" || strings.HasPrefix(conv, "~") {
+			m.setStatus("/report reports messages of a conversation: open one first", false)
+			return m, nil
+		}
+		m.reportSel = len(m.history)
+		m.moveReportSel(-1)
+		if m.reportSel == len(m.history) {
+			m.setStatus("nothing to report here: only messages others sent can be reported", false)
+			return m, nil
+		}
+		m.report = reportPick
+		m.setStatus("report: Up/Down choose a message someone else sent, Enter takes it, Esc cancels", false)
+		m.refreshView()
+		return m, nil
 	}
 	if text == "/quit" {
 		m.quitting = true
@@ -624,8 +725,18 @@ func (m *Model) refreshView() {
 			b.WriteByte('\n')
 		}
 	}
-	for _, msg := range m.history {
-		b.WriteString(wrap.Render(renderMessage(msg, m.self)))
+	if m.report == reportConfirm && m.reportPlan != nil {
+		b.WriteString(wrap.Render(renderPlan(m.reportPlan)))
+		m.view.SetContent(b.String())
+		m.view.GotoTop()
+		return
+	}
+	for i, msg := range m.history {
+		line := renderMessage(msg, m.self)
+		if m.report != reportNone && i == m.reportSel {
+			line = styleSelected.Render("▶ report:") + " " + line
+		}
+		b.WriteString(wrap.Render(line))
 		b.WriteByte('\n')
 	}
 	// What is still in the outbox: pending (a clock) or refused.
@@ -646,6 +757,79 @@ func (m *Model) refreshView() {
 	}
 	m.view.SetContent(b.String())
 	m.view.GotoBottom()
+}
+
+// renderPlan shows exactly what a report would send, before it goes.
+func renderPlan(p *client.ReportPlan) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "This report (%s) would send %s of %s to the server's moderators, with the proof of who sent each:\n\n",
+		p.Reason, plural(len(p.Messages), "message"), p.Conversation)
+	for _, msg := range p.Messages {
+		fmt.Fprintf(&b, "  %s  %s: %s\n", msg.At.Local().Format("2006-01-02 15:04"), clean(msg.Sender.User), clean(msg.Text))
+	}
+	if p.Note != "" {
+		fmt.Fprintf(&b, "\nand your note: %q\n", clean(p.Note))
+	}
+	b.WriteString("\nNothing is sent until you answer y. Only what is listed here reaches the server.")
+	return b.String()
+}
+
+// reportKey handles a key during /report; done is false for keys the
+// usual handling takes (typing the reason).
+func (m Model) reportKey(k tea.KeyMsg) (tea.Model, tea.Cmd, bool) {
+	if k.Type == tea.KeyEsc {
+		m.cancelReport("report cancelled: nothing was sent")
+		return m, nil, true
+	}
+	switch m.report {
+	case reportPick:
+		switch k.Type {
+		case tea.KeyUp:
+			m.moveReportSel(-1)
+			m.refreshView()
+		case tea.KeyDown:
+			m.moveReportSel(+1)
+			m.refreshView()
+		case tea.KeyEnter:
+			m.report = reportReason
+			m.input.Reset()
+			m.input.Prompt = "reason (spam, harassment, terrorism, csam, other) and a note: "
+			m.setStatus("report: type the reason, then an optional note for the moderators; Enter shows what would be sent", false)
+		}
+		return m, nil, true
+	case reportReason:
+		switch k.Type {
+		case tea.KeyTab, tea.KeyShiftTab, tea.KeyCtrlN, tea.KeyCtrlP, tea.KeyUp, tea.KeyDown, tea.KeyPgUp, tea.KeyPgDown:
+			return m, nil, true // stay in this conversation until the report is done
+		case tea.KeyEnter:
+		default:
+			return m, nil, false // typing the reason
+		}
+		reason, note, _ := strings.Cut(strings.TrimSpace(m.input.Value()), " ")
+		m.input.Reset()
+		conv, id := m.Current(), m.history[m.reportSel].ID
+		return m, func() tea.Msg {
+			plan, err := m.backend.PlanReport(m.ctx, conv, []string{id}, reason, strings.TrimSpace(note))
+			return reportPlanMsg{plan, err}
+		}, true
+	case reportConfirm:
+		if k.Type != tea.KeyRunes || len(k.Runes) != 1 {
+			return m, nil, true
+		}
+		switch k.Runes[0] {
+		case 'y', 'Y':
+			plan := m.reportPlan
+			m.cancelReport("sending the report…")
+			return m, func() tea.Msg {
+				id, err := m.backend.Report(m.ctx, plan)
+				return reportSentMsg{id, len(plan.Messages), err}
+			}, true
+		case 'n', 'N':
+			m.cancelReport("report cancelled: nothing was sent")
+		}
+		return m, nil, true
+	}
+	return m, nil, false
 }
 
 func (m *Model) inHistory(id string) bool {

@@ -28,6 +28,30 @@ type fakeBackend struct {
 	offline bool     // the server cannot be reached
 	outbox  []client.Queued
 	alerts  []string
+	// reports are the reports sent: each plan as it went.
+	reports []*client.ReportPlan
+}
+
+func (f *fakeBackend) PlanReport(_ context.Context, conv string, ids []string, reason, note string) (*client.ReportPlan, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if !slices.Contains([]string{"spam", "harassment", "terrorism", "csam", "other"}, reason) {
+		return nil, fmt.Errorf("client: --reason must be one of spam, harassment, terrorism, csam, other")
+	}
+	p := &client.ReportPlan{Conversation: conv, Reason: reason, Note: note}
+	for _, h := range f.history[conv] {
+		if slices.Contains(ids, h.ID) {
+			p.Messages = append(p.Messages, client.ReportedMessage{ID: h.ID, Sender: h.Sender, At: h.SentAt, Text: h.Text})
+		}
+	}
+	return p, nil
+}
+
+func (f *fakeBackend) Report(_ context.Context, p *client.ReportPlan) (string, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.reports = append(f.reports, p)
+	return fmt.Sprint(len(f.reports)), nil
 }
 
 func (f *fakeBackend) Alerts() []string {
@@ -553,5 +577,71 @@ func TestTypingIndicatorsAndTimer(t *testing.T) {
 	m = step(t, m, IncomingMsg{gone})
 	if strings.Contains(m.View(), "this disappears") {
 		t.Fatal("an expired message is shown")
+	}
+}
+
+// /report: choose a message someone else sent, give a reason, see what
+// would be sent, and only y sends it; n or Esc send nothing.
+func TestReportDialogue(t *testing.T) {
+	f := newFake()
+	threat := msg("@bob", "bob", "you will regret this")
+	threat.ID = "m2"
+	f.history["@bob"] = []client.Message{{ID: "m1", Conversation: "@bob", Sender: client.Sender{User: "bob"}, Kind: client.KindText, Text: "hi alice", SentAt: threat.SentAt},
+		msg("@bob", "alice", "hi bob"), threat, msg("@bob", "alice", "what?")}
+	m := start(t, f)
+	m = typeText(t, m, "/report")
+	m = step(t, m, tea.KeyMsg{Type: tea.KeyEnter})
+	// The last message from bob is chosen first; own messages are skipped.
+	if v := m.View(); !strings.Contains(v, "▶ report:") || !strings.Contains(m.(Model).history[m.(Model).reportSel].Text, "regret") {
+		t.Fatalf("selection:\n%s", v)
+	}
+	m = step(t, m, tea.KeyMsg{Type: tea.KeyUp})
+	if got := m.(Model).history[m.(Model).reportSel].Text; got != "hi alice" {
+		t.Fatalf("Up chose %q", got)
+	}
+	m = step(t, m, tea.KeyMsg{Type: tea.KeyDown})
+	m = step(t, m, tea.KeyMsg{Type: tea.KeyEnter})
+	// A bad reason: told, nothing sent.
+	m = typeText(t, m, "rude")
+	m = step(t, m, tea.KeyMsg{Type: tea.KeyEnter})
+	if st := m.(Model).Status(); !strings.Contains(st, "report not sent") || len(f.reports) != 0 {
+		t.Fatalf("a bad reason: %q %v", st, f.reports)
+	}
+	// Again, properly; n cancels at the preview.
+	for _, answer := range []string{"n", "y"} {
+		m = typeText(t, m, "/report")
+		m = step(t, m, tea.KeyMsg{Type: tea.KeyEnter})
+		m = step(t, m, tea.KeyMsg{Type: tea.KeyEnter})
+		m = typeText(t, m, "harassment a threat")
+		m = step(t, m, tea.KeyMsg{Type: tea.KeyEnter})
+		v := m.View()
+		for _, want := range []string{"This report (harassment) would send 1 message of @bob", "bob: you will regret this", `your note: "a threat"`, "send this report? (y/n)"} {
+			if !strings.Contains(v, want) {
+				t.Fatalf("the preview lacks %q:\n%s", want, v)
+			}
+		}
+		if len(f.reports) != 0 {
+			t.Fatal("sent before the answer")
+		}
+		m = typeText(t, m, answer)
+	}
+	if len(f.reports) != 1 || len(f.reports[0].Messages) != 1 || f.reports[0].Messages[0].ID != "m2" || f.reports[0].Note != "a threat" {
+		t.Fatalf("reports sent: %+v", f.reports)
+	}
+	if st := m.(Model).Status(); !strings.Contains(st, "reported 1 message to the moderators (case 1)") {
+		t.Fatalf("status %q", st)
+	}
+	// Esc leaves the dialogue without quitting and without sending.
+	m = typeText(t, m, "/report")
+	m = step(t, m, tea.KeyMsg{Type: tea.KeyEnter})
+	m = step(t, m, tea.KeyMsg{Type: tea.KeyEsc})
+	if mm := m.(Model); mm.quitting || mm.report != reportNone || len(f.reports) != 1 {
+		t.Fatalf("after Esc: quitting %v, step %v, reports %d", mm.quitting, mm.report, len(f.reports))
+	}
+	// Typed text goes to the conversation again.
+	m = typeText(t, m, "ok")
+	m = step(t, m, tea.KeyMsg{Type: tea.KeyEnter})
+	if len(f.sent) != 1 || f.sent[0] != "@bob: ok" || m.(Model).report != reportNone {
+		t.Fatalf("sent %q", f.sent)
 	}
 }

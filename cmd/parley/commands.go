@@ -341,6 +341,18 @@ command in a thief's hands must not be silent.`,
 			run: cmdResetAccountKey,
 		},
 		{
+			name: "account decisions", minArgs: 0, maxArgs: 0,
+			usage: `account decisions [--json]
+
+Lists the moderators' decisions about your account, newest first:
+warnings, suspensions (until when), bans, and the outcome of your
+appeals, each with the moderator's reason and its case number. Every
+parley command that reaches the server also tells you of a new decision
+once, on stderr. A report against you that moderators dismissed is not
+told. Appeal a decision once with: parley appeal CASE "why".`,
+			run: cmdAccountDecisions,
+		},
+		{
 			name: "account delete", minArgs: 1, maxArgs: 1,
 			usage: `account delete NAME
 
@@ -532,6 +544,11 @@ func (e *env) options(newProfile bool) (client.Options, error) {
 		return client.Options{}, err
 	}
 	opts := client.Options{Dir: e.flags.profile, Passphrase: pass}
+	// A moderators' decision about the account is told once, by whatever
+	// command first hears of it (parley account decisions lists them all).
+	opts.OnModerationNotice = func(n client.ModerationNotice) {
+		fmt.Fprintf(e.stderr, "parley: %s\n", client.DescribeNotice(n))
+	}
 	if w := os.Getenv("PARLEY_KT_WITNESS"); w != "" {
 		opts.KTWitnesses = strings.Split(w, ",")
 	}
@@ -1449,6 +1466,32 @@ func cmdResetAccountKey(ctx context.Context, e *env, args []string) error {
 	return e.print(map[string]any{"primary": c.Self().DeviceID, "removed": removed},
 		fmt.Sprintf("This device is now the primary, with a new account key; removed %d other device(s): %s. Ask your contacts to compare safety numbers with you and run parley verify @%s.",
 			len(removed), strings.Join(removed, ", "), c.Self().User))
+}
+
+func cmdAccountDecisions(ctx context.Context, e *env, args []string) error {
+	c, err := e.open(ctx)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	ns, err := c.FetchModerationDecisions(ctx)
+	if err != nil {
+		return err
+	}
+	if ns == nil {
+		ns = []client.ModerationNotice{}
+	}
+	var b strings.Builder
+	if len(ns) == 0 {
+		b.WriteString("Moderators have taken no decision about this account.")
+	}
+	for i, n := range ns {
+		if i > 0 {
+			b.WriteString("\n")
+		}
+		b.WriteString(client.DescribeNotice(n))
+	}
+	return e.print(ns, b.String())
 }
 
 func cmdAccountDelete(ctx context.Context, e *env, args []string) error {

@@ -14,7 +14,9 @@ import (
 	"github.com/parleychat/parley/internal/shareddata"
 	"github.com/parleychat/parley/mls"
 	"github.com/parleychat/parley/mls/ciphersuite"
+	"github.com/parleychat/parley/moderation"
 	"github.com/parleychat/parley/moderation/admincmd"
+	"github.com/parleychat/parley/moderation/modsqlite"
 	"github.com/parleychat/parley/wire"
 	"github.com/parleychat/parley/wire/parleypb"
 
@@ -30,6 +32,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -65,6 +68,7 @@ func TestScripts(t *testing.T) {
 			"waitfile":   cmdWaitFile,
 			"setfrom":    cmdSetFrom,
 			"admin":      cmdAdmin,
+			"decide":     cmdDecide,
 			"adminwait":  cmdAdminWait,
 			"ghost":      cmdGhost,
 			"tamperlist": cmdTamperList,
@@ -212,6 +216,29 @@ func cmdAdmin(ts *testscript.TestScript, neg bool, args []string) {
 	ts.Logf("admin %v: exit %d\n%s%s", args, code, stdout.String(), stderr.String())
 	if (code != 0) != neg {
 		ts.Fatalf("admin %v: exit %d", args, code)
+	}
+}
+
+// decide CASE ACTION REASON [UNTIL] plays a moderator deciding a case (as
+// "parleyd admin cases decide" or the web console do, on the same store).
+func cmdDecide(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) < 3 || len(args) > 4 {
+		ts.Fatalf("usage: decide CASE ACTION REASON [UNTIL]")
+	}
+	ctx := context.Background()
+	ms, err := modsqlite.OpenExisting(ctx, filepath.Join(ts.MkAbs("server"), channelsrv.ModerationDB))
+	ts.Check(err)
+	defer ms.Close()
+	id, err := strconv.ParseInt(args[0], 10, 64)
+	ts.Check(err)
+	e := moderation.CaseEvent{Action: args[1], Moderator: "mod-" + args[1], Reason: args[2]}
+	if len(args) == 4 {
+		e.Until, err = time.Parse(time.DateOnly, args[3])
+		ts.Check(err)
+	}
+	_, err = ms.ActOnCase(ctx, id, e)
+	if (err != nil) != neg {
+		ts.Fatalf("decide %v: %v", args, err)
 	}
 }
 

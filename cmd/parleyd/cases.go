@@ -15,6 +15,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/parleychat/parley/channels"
 	"github.com/parleychat/parley/channels/channelsrv"
 	"github.com/parleychat/parley/moderation"
 	"github.com/parleychat/parley/moderation/console"
@@ -40,11 +41,17 @@ func loadFrankingKey(data string) (ed25519.PrivateKey, error) {
 
 const casesUsage = `Usage: parleyd admin cases COMMAND [flags] (each takes --data DIR and --json)
 
-  list [--state open|decided|appealed|closed]   the cases, newest first
+  list [--state open|decided|appealed|closed] [--kind report|hold] [--older-than DURATION]
+                                                 the moderation queue, newest first: abuse report
+                                                 cases and channel posts held by a review list
   show ID                                        a case: its reports, each message with whether its proof
-                                                 verifies, and what was done
-  decide ID --action dismiss|warn|suspend|ban --moderator NAME --reason TEXT [--until YYYY-MM-DD]
-                                                 decide an open case, or an appealed one (by another moderator)
+                                                 verifies, or the held post with the list, hash and
+                                                 distance it matched; and what was done
+  decide ID --action ACTION --moderator NAME --reason TEXT [--until YYYY-MM-DD]
+                                                 report cases: dismiss, warn, suspend (--until) or ban,
+                                                 an open case or an appealed one (by another moderator);
+                                                 hold cases: release (publish the post), remove_post or
+                                                 remove_channel (delete the whole channel)
 
 Abuse reports reach the server with proof of who sent what (message
 franking); see docs/moderation.md.
@@ -68,6 +75,8 @@ func adminCases(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	moderator := fs.String("moderator", "", "your moderator `name` (recorded with the decision)")
 	reason := fs.String("reason", "", "why (recorded, and told to the reported user)")
 	until := fs.String("until", "", "for suspend: the `date` (YYYY-MM-DD) the suspension ends")
+	kind := fs.String("kind", "", "list only cases of this `kind`: report or hold")
+	olderThan := fs.Duration("older-than", 0, "list only cases opened at least this `long` ago (e.g. 24h)")
 	cli := &adminCLI{name: "parleyd admin cases " + cmd, stdout: stdout, stderr: stderr, jsonOut: jsonOut}
 	if code := cli.parse(fs, args[1:]); code >= 0 {
 		return code
@@ -88,23 +97,25 @@ func adminCases(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	}
 	switch cmd {
 	case "list":
-		cs, err := ms.Cases(ctx, *state, 500)
+		if *kind != "" && *kind != moderation.KindReport && *kind != moderation.KindHold {
+			return fail(errors.New("--kind is report or hold"))
+		}
+		all, err := ms.Cases(ctx, *state, 500)
 		if err != nil {
 			return fail(err)
 		}
+		cs := []moderation.Case{}
+		now := time.Now()
+		for _, c := range all {
+			if (*kind == "" || c.Kind == *kind) && now.Sub(c.Opened) >= *olderThan {
+				cs = append(cs, c)
+			}
+		}
 		var b strings.Builder
 		tw := tabwriter.NewWriter(&b, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "CASE\tOPENED\tREPORTED\tREPORTS\tREASONS\tSTATE")
+		fmt.Fprintln(tw, "CASE\tKIND\tOPENED\tACCOUNT\tREPORTS\tWHY\tSTATE")
 		for _, c := range cs {
-			reasons := map[string]bool{}
-			var rs []string
-			for _, r := range c.Reports {
-				if !reasons[r.Reason] {
-					reasons[r.Reason] = true
-					rs = append(rs, r.Reason)
-				}
-			}
-			fmt.Fprintf(tw, "%d\t%s\t%s\t%d\t%s\t%s\n", c.ID, c.Opened.Format(time.DateTime), c.Reported, len(c.Reports), strings.Join(rs, ","), c.State)
+			fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%d\t%s\t%s\n", c.ID, c.Kind, c.Opened.Format(time.DateTime), c.Reported, len(c.Reports), caseWhy(c), c.State)
 		}
 		tw.Flush()
 		return out(cs, strings.TrimRight(b.String(), "\n"))
@@ -123,8 +134,14 @@ func adminCases(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		if err != nil {
 			return fail(err)
 		}
-		if !moderation.ValidAction(*action) || *moderator == "" || strings.TrimSpace(*reason) == "" {
-			return fail(errors.New("--action (dismiss, warn, suspend or ban), --moderator and --reason are required"))
+		if *moderator == "" || strings.TrimSpace(*reason) == "" {
+			return fail(errors.New("--action, --moderator and --reason are required"))
+		}
+		if moderation.ValidHoldAction(*action) {
+			return decideHold(ctx, cli, ms, channelsrv.Where{Data: *data, DB: *db}, id, moderation.CaseEvent{Time: time.Now(), Action: *action, Moderator: *moderator, Reason: strings.TrimSpace(*reason)})
+		}
+		if !moderation.ValidAction(*action) {
+			return fail(fmt.Errorf("--action %q: a report case takes dismiss, warn, suspend or ban; a hold case release, remove_post or remove_channel", *action))
 		}
 		e := moderation.CaseEvent{Action: *action, Moderator: *moderator, Reason: strings.TrimSpace(*reason)}
 		if *action == moderation.ActionSuspend {
@@ -137,6 +154,9 @@ func adminCases(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		c, err := ms.Case(ctx, id)
 		if err != nil {
 			return fail(err)
+		}
+		if c.Kind == moderation.KindHold {
+			return fail(fmt.Errorf("case %d is a held channel post: decide it with --action release, remove_post or remove_channel", id))
 		}
 		if c.State == moderation.CaseAppealed {
 			for _, ev := range c.Events {
@@ -153,6 +173,42 @@ func adminCases(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	}
 	fmt.Fprintf(stderr, "parleyd admin cases: unknown command %q\n\n%s", cmd, casesUsage)
 	return 2
+}
+
+// caseWhy says in a few words why a case is in the queue: the reports'
+// reasons, or the lists a held post matched.
+func caseWhy(c moderation.Case) string {
+	seen := map[string]bool{}
+	var out []string
+	add := func(s string) {
+		if !seen[s] {
+			seen[s] = true
+			out = append(out, s)
+		}
+	}
+	for _, r := range c.Reports {
+		add(r.Reason)
+	}
+	if c.Hold != nil {
+		for _, m := range c.Hold.Matches {
+			add(fmt.Sprintf("list %s (%s distance %d)", m.List, m.Type, m.Distance))
+		}
+	}
+	return strings.Join(out, ",")
+}
+
+// decideHold carries out a decision on a held channel post's case.
+func decideHold(ctx context.Context, cli *adminCLI, ms moderation.Store, w channelsrv.Where, id int64, e moderation.CaseEvent) int {
+	cs, err := channelsrv.OpenChannels(ctx, w)
+	if err != nil {
+		return cli.fail(err)
+	}
+	defer cs.Close()
+	c, err := channels.DecideHold(ctx, cs, ms, id, e)
+	if err != nil {
+		return cli.fail(err)
+	}
+	return cli.out(c, fmt.Sprintf("Case %d: %s (%s); post %d of channel %s; the case is now %s.", c.ID, e.Action, e.Reason, c.Hold.Post, c.Hold.Channel, c.State))
 }
 
 // showCase prints a case, re-verifying each message's proof under the
@@ -173,6 +229,28 @@ func showCase(c moderation.Case, jsonOut bool, data string, w io.Writer) int {
 			moderation.Case
 			Messages []console.MessageView `json:"messages"`
 		}{c, views})
+		return 0
+	}
+	if c.Hold != nil {
+		h := c.Hold
+		fmt.Fprintf(w, "Case %d, %s, opened %s: post %d by %s in public channel %s, held for review\n", c.ID, c.State, c.Opened.Format(time.DateTime), h.Post, h.Author, h.Channel)
+		if h.Text != "" {
+			fmt.Fprintf(w, "  text: %q\n", h.Text)
+		}
+		for _, m := range h.Matches {
+			fmt.Fprintf(w, "  file %d matched list %s", m.Media, m.List)
+			if m.Label != "" {
+				fmt.Fprintf(w, " (%s)", m.Label)
+			}
+			fmt.Fprintf(w, ": %s %s, distance %d", m.Type, m.Hash, m.Distance)
+			if m.Detail != "" {
+				fmt.Fprintf(w, "; %s", m.Detail)
+			}
+			fmt.Fprintln(w)
+		}
+		for _, e := range c.Events {
+			fmt.Fprintf(w, "  %s %s by %s: %s\n", e.Time.Format(time.DateTime), e.Action, e.Moderator, e.Reason)
+		}
 		return 0
 	}
 	fmt.Fprintf(w, "Case %d, %s, opened %s: reports against %s\n", c.ID, c.State, c.Opened.Format(time.DateTime), c.Reported)

@@ -38,6 +38,7 @@ import (
 	"github.com/parleychat/parley/internal/buildinfo"
 	"github.com/parleychat/parley/internal/datadir"
 	"github.com/parleychat/parley/internal/sqlitedb"
+	"github.com/parleychat/parley/moderation"
 	"github.com/parleychat/parley/moderation/admincmd"
 	"github.com/parleychat/parley/server"
 	"github.com/parleychat/parley/server/natsbus"
@@ -193,9 +194,12 @@ type serveFlags struct {
 	nats                                     string
 	logLevel                                 slog.Level
 	retention, shutdownTimeout               time.Duration
-	maxAttachment, maxFrame                  int64
-	abuse                                    abuseFlags
-	kt                                       ktFlags
+	// caseRetention is how long a decided moderation case keeps what
+	// reporters sent (--case-retention).
+	caseRetention           time.Duration
+	maxAttachment, maxFrame int64
+	abuse                   abuseFlags
+	kt                      ktFlags
 	// listPoll is how often hash-list changes are polled for when no
 	// request applies them first (0: the default). Not a flag: tests set
 	// it to an hour so that the poll cannot hide a check that misses a
@@ -313,6 +317,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&f.tlsKey, "tls-key", "", "TLS private key `file` (PEM)")
 	fs.StringVar(&f.registration, "registration", "open", "account registration: open, or invite (needs a code from \"parleyd admin invite\")")
 	fs.DurationVar(&f.retention, "retention", 720*time.Hour, "delete messages, welcomes and attachments older than this `duration`, fetched or not")
+	fs.DurationVar(&f.caseRetention, "case-retention", moderation.DefaultCaseRetention, "delete a decided moderation case's reported messages (and the case, unless its ban or suspension is in force) this `long` after its last decision; the audit log keeps the decisions (0: never)")
 	fs.Int64Var(&f.maxAttachment, "max-attachment", 100<<20, "largest attachment upload in `bytes`")
 	fs.Int64Var(&f.maxFrame, "max-frame", 1<<20, "largest WebSocket frame (one request) in `bytes`")
 	fs.StringVar(&f.logFormat, "log-format", "text", "log format: text or json")
@@ -484,6 +489,7 @@ func serveWith(ctx context.Context, f serveFlags, log *slog.Logger, ready chan<-
 	chanCtx, stopChans := context.WithCancel(ctx)
 	defer stopChans()
 	go chans.Run(chanCtx)
+	go moderation.CaseRetention{Store: chans.Moderation.Store(), Period: f.caseRetention, Logger: log}.Run(chanCtx)
 	go releasePreserved(chanCtx, st, f.data, log)
 	ln, err := net.Listen("tcp", f.listen)
 	if err != nil {

@@ -26,7 +26,11 @@ const moderatorsUsage = `Usage: parleyd admin moderators COMMAND [flags] (each t
   add NAME [--lead] [--password-file FILE]   create a web console account; the password is read from
                                              the first line of stdin (or FILE), and a TOTP secret is
                                              printed for the moderator's authenticator app
-  list                                       the accounts and their roles
+  list [--json]                              the accounts, their roles, and when removed ones were
+  remove NAME [--by WHO]                     deactivate an account: it cannot sign in again, its console
+                                             sessions end at their next request, its name is not reused,
+                                             and the audit log records the removal (by WHO); the last
+                                             active lead cannot be removed
 
 Leads decide appeals. The console is served by "parleyd serve --admin-listen";
 see docs/moderation.md "The web console".
@@ -52,13 +56,15 @@ func adminModerators(ctx context.Context, args []string, stdout, stderr io.Write
 	db := fs.String("db", "", "`URL` of the server's PostgreSQL database (postgres://...) if it runs with --db")
 	lead := fs.Bool("lead", false, "a lead moderator (decides appeals)")
 	pwFile := fs.String("password-file", "", "read the password from the first line of this `file` instead of stdin")
-	cli := &adminCLI{name: "parleyd admin moderators " + cmd, stdout: stdout, stderr: stderr}
+	by := fs.String("by", "server-admin", "remove: who removes the account (`name` recorded in the audit log)")
+	jsonOut := fs.Bool("json", false, "list: print JSON")
+	cli := &adminCLI{name: "parleyd admin moderators " + cmd, stdout: stdout, stderr: stderr, jsonOut: jsonOut}
 	if code := cli.parse(fs, args[1:]); code >= 0 {
 		return code
 	}
 	positional := cli.positional
 	fail := cli.fail
-	if cmd != "add" && cmd != "list" {
+	if cmd != "add" && cmd != "list" && cmd != "remove" {
 		fmt.Fprintf(stderr, "parleyd admin moderators: unknown command %q\n\n%s", cmd, moderatorsUsage)
 		return 2
 	}
@@ -91,22 +97,45 @@ func adminModerators(ctx context.Context, args []string, stdout, stderr io.Write
 		return fail(err)
 	}
 	defer ms.Close()
+	if cmd == "remove" {
+		if len(positional) != 1 {
+			return fail(errors.New("give the name of the moderator to remove (parleyd admin moderators list)"))
+		}
+		if err := ms.RemoveModerator(ctx, positional[0], *by, time.Now()); err != nil {
+			return fail(err)
+		}
+		fmt.Fprintf(stdout, "Removed %s: the account cannot sign in, and its console sessions end at their next request.\n", positional[0])
+		return 0
+	}
 	if cmd == "list" {
 		mods, err := ms.Moderators(ctx)
 		if err != nil {
 			return fail(err)
 		}
-		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "NAME\tROLE\tCREATED")
+		type modJSON struct {
+			Name    string    `json:"name"`
+			Role    string    `json:"role"`
+			Created time.Time `json:"created"`
+			Removed time.Time `json:"removed,omitzero"`
+		}
+		out := []modJSON{}
+		var b strings.Builder
+		tw := tabwriter.NewWriter(&b, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "NAME\tROLE\tCREATED\tREMOVED")
 		for _, m := range mods {
 			role := "moderator"
 			if m.Lead {
 				role = "lead"
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\n", m.Name, role, m.Created.Format(time.DateTime))
+			removed := ""
+			if !m.Active() {
+				removed = m.Removed.Format(time.DateTime)
+			}
+			out = append(out, modJSON{m.Name, role, m.Created, m.Removed})
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", m.Name, role, m.Created.Format(time.DateTime), removed)
 		}
 		tw.Flush()
-		return 0
+		return cli.out(out, strings.TrimRight(b.String(), "\n"))
 	}
 	hash, err := console.HashPassword(password, moderatorArgon2)
 	if err != nil {
@@ -136,7 +165,7 @@ func serveConsole(f serveFlags, chans *channelsrv.Server, key ed25519.PrivateKey
 		return nil, fmt.Errorf("--admin-listen %q is not a loopback address: plain HTTP would expose moderators' passwords and sessions; pass --tls-cert and --tls-key (or listen on 127.0.0.1 and tunnel)", f.adminListen)
 	}
 	c, err := console.New(console.Config{Store: chans.Moderation.Store(), FrankingKey: key.Public().(ed25519.PublicKey),
-		Secure: tlsConfig != nil, Logger: log, Argon2: moderatorArgon2})
+		Secure: tlsConfig != nil, Logger: log, Argon2: moderatorArgon2, DecideHold: chans.DecideHold})
 	if err != nil {
 		return nil, err
 	}

@@ -13,6 +13,7 @@
 package console
 
 import (
+	"context"
 	"crypto/ed25519"
 	"crypto/rand"
 	"crypto/sha256"
@@ -49,6 +50,11 @@ type Config struct {
 	// DefaultArgon2): a sign-in with an unknown name spends as long as one
 	// with a known name, on a hash with these.
 	Argon2 Argon2Params
+	// DecideHold carries out a decision on a held channel post's case
+	// (channels.DecideHold: it acts on the channel, then records the
+	// decision). Nil: hold cases are shown but decided with "parleyd
+	// admin cases decide".
+	DecideHold func(ctx context.Context, caseID int64, e moderation.CaseEvent) (moderation.Case, error)
 }
 
 // Login attempts: at most loginFailures failed attempts per name, and as
@@ -109,6 +115,7 @@ func New(cfg Config) (*Console, error) {
 	c.mux.HandleFunc("GET /audit", c.auth(c.audit))
 	c.mux.HandleFunc("GET /moderators", c.auth(c.moderators))
 	c.mux.HandleFunc("POST /moderators", c.auth(c.addModerator))
+	c.mux.HandleFunc("POST /moderators/{name}/remove", c.auth(c.removeModerator))
 	return c, nil
 }
 
@@ -163,7 +170,8 @@ func (c *Console) auth(h func(http.ResponseWriter, *http.Request, who)) http.Han
 		var m moderation.Moderator
 		if ok {
 			var err error
-			if m, err = c.cfg.Store.Moderator(r.Context(), s.name); err != nil {
+			// A removed account's sessions end at its next request.
+			if m, err = c.cfg.Store.Moderator(r.Context(), s.name); err != nil || !m.Active() {
 				ok = false
 			}
 		}
@@ -271,7 +279,7 @@ func (c *Console) login(w http.ResponseWriter, r *http.Request) {
 		failed()
 		return
 	}
-	if !CheckPassword(m.PasswordHash, password) {
+	if !CheckPassword(m.PasswordHash, password) || !m.Active() {
 		failed()
 		return
 	}
@@ -314,48 +322,10 @@ func (me who) page(title string) map[string]any {
 }
 
 // Metrics are the dashboard's numbers.
-type Metrics struct {
-	Open, Appealed int
-	// Decisions by kind (dismiss, warn, suspend, ban), appeals decided
-	// included.
-	Decisions map[string]int
-	// Time from a case's first report to its first decision, over the
-	// decided cases (nearest rank).
-	P50, P95 time.Duration
-	Decided  int
-}
+type Metrics = moderation.CaseMetrics
 
 // ComputeMetrics computes the dashboard from cases (with their events).
-func ComputeMetrics(cases []moderation.Case) Metrics {
-	m := Metrics{Decisions: map[string]int{}}
-	var waits []time.Duration
-	for _, c := range cases {
-		switch c.State {
-		case moderation.CaseOpen:
-			m.Open++
-		case moderation.CaseAppealed:
-			m.Appealed++
-		}
-		first := true
-		for _, e := range c.Events {
-			if e.Action == "appeal" {
-				continue
-			}
-			m.Decisions[e.Action]++
-			if first {
-				waits = append(waits, e.Time.Sub(c.Opened))
-				first = false
-			}
-		}
-	}
-	m.Decided = len(waits)
-	if len(waits) > 0 {
-		slices.Sort(waits)
-		rank := func(p int) time.Duration { return waits[max(0, (p*len(waits)+99)/100-1)] }
-		m.P50, m.P95 = rank(50), rank(95)
-	}
-	return m
-}
+func ComputeMetrics(cases []moderation.Case) Metrics { return moderation.ComputeCaseMetrics(cases) }
 
 // allCases is how many cases the dashboard and the queue read at most.
 const allCases = 10000
@@ -368,7 +338,7 @@ func (c *Console) dashboard(w http.ResponseWriter, r *http.Request, me who) {
 	}
 	p := me.page("Dashboard")
 	p["M"] = ComputeMetrics(cs)
-	p["Actions"] = moderation.Actions
+	p["Actions"] = append(slices.Clone(moderation.Actions), moderation.HoldActions...)
 	c.render(w, "dashboard", p)
 }
 
@@ -387,10 +357,26 @@ type queueRow struct {
 // Reasons a report may give (server/reports.go).
 var reasons = []string{"spam", "harassment", "terrorism", "csam", "other"}
 
+// ages are the queue's "waiting at least" filter.
+var ages = []struct{ Value, Label string }{{"", "any time"}, {"1h", "an hour"}, {"24h", "a day"}, {"72h", "three days"}, {"168h", "a week"}}
+
 func (c *Console) queue(w http.ResponseWriter, r *http.Request, me who) {
-	state, reason := r.FormValue("state"), r.FormValue("reason")
+	state, reason, kind, older := r.FormValue("state"), r.FormValue("reason"), r.FormValue("kind"), r.FormValue("older")
 	if state == "" && !r.Form.Has("state") {
 		state = moderation.CaseOpen
+	}
+	var minAge time.Duration
+	if older != "" {
+		d, err := time.ParseDuration(older)
+		if err != nil || d < 0 {
+			c.fail(w, http.StatusBadRequest, "The age filter is a duration such as 24h.")
+			return
+		}
+		minAge = d
+	}
+	if kind != "" && kind != moderation.KindReport && kind != moderation.KindHold {
+		c.fail(w, http.StatusBadRequest, "The kind is report or hold.")
+		return
 	}
 	cs, err := c.cfg.Store.Cases(r.Context(), state, allCases)
 	if err != nil {
@@ -400,10 +386,20 @@ func (c *Console) queue(w http.ResponseWriter, r *http.Request, me who) {
 	now := c.cfg.Now()
 	var rows []queueRow
 	for _, k := range cs {
+		if kind != "" && k.Kind != kind || now.Sub(k.Opened) < minAge {
+			continue
+		}
 		row := queueRow{Case: k, Age: age(now.Sub(k.Opened))}
 		for _, rp := range k.Reports {
 			if !slices.Contains(row.Reasons, rp.Reason) {
 				row.Reasons = append(row.Reasons, rp.Reason)
+			}
+		}
+		if k.Hold != nil {
+			for _, m := range k.Hold.Matches {
+				if why := "list " + m.List; !slices.Contains(row.Reasons, why) {
+					row.Reasons = append(row.Reasons, why)
+				}
 			}
 		}
 		if reason != "" && !slices.Contains(row.Reasons, reason) {
@@ -413,10 +409,12 @@ func (c *Console) queue(w http.ResponseWriter, r *http.Request, me who) {
 	}
 	// Oldest first: the queue is worked from the longest waiting.
 	slices.Reverse(rows)
+	slices.SortStableFunc(rows, func(a, b queueRow) int { return a.Opened.Compare(b.Opened) })
 	p := me.page("Queue")
-	p["Rows"], p["State"], p["Reason"] = rows, state, reason
+	p["Rows"], p["State"], p["Reason"], p["Kind"], p["Older"] = rows, state, reason, kind, older
 	p["States"] = []string{moderation.CaseOpen, moderation.CaseAppealed, moderation.CaseDecided, moderation.CaseClosed}
 	p["Reasons"] = reasons
+	p["Ages"] = ages
 	c.render(w, "queue", p)
 }
 
@@ -449,7 +447,16 @@ func (c *Console) loadCase(w http.ResponseWriter, r *http.Request) (moderation.C
 }
 
 // mayDecide says why me may not decide k now, or "".
-func mayDecide(k moderation.Case, me who) string {
+func (c *Console) mayDecide(k moderation.Case, me who) string {
+	if k.Kind == moderation.KindHold {
+		switch {
+		case k.State != moderation.CaseOpen:
+			return "This held post was decided: there is nothing to decide."
+		case c.cfg.DecideHold == nil:
+			return "This console cannot act on channels: decide it with parleyd admin cases decide."
+		}
+		return ""
+	}
 	switch k.State {
 	case moderation.CaseOpen:
 		return ""
@@ -485,9 +492,9 @@ func (c *Console) showCase(w http.ResponseWriter, r *http.Request, me who) {
 	}
 	p := me.page("Case " + strconv.FormatInt(k.ID, 10))
 	p["Case"], p["Messages"], p["Earlier"] = k, VerifyMessages(c.cfg.FrankingKey, k.Messages), earlier
-	p["Refusal"] = mayDecide(k, me)
+	p["Refusal"] = c.mayDecide(k, me)
 	p["Decidable"] = k.State == moderation.CaseOpen || k.State == moderation.CaseAppealed
-	p["Actions"] = moderation.Actions
+	p["Actions"] = moderation.ActionsFor(k.Kind)
 	p["MinUntil"] = c.cfg.Now().AddDate(0, 0, 1).Format(time.DateOnly)
 	c.render(w, "case", p)
 }
@@ -497,7 +504,7 @@ func (c *Console) decide(w http.ResponseWriter, r *http.Request, me who) {
 	if !ok {
 		return
 	}
-	if why := mayDecide(k, me); why != "" {
+	if why := c.mayDecide(k, me); why != "" {
 		code := http.StatusForbidden
 		if k.State != moderation.CaseAppealed {
 			code = http.StatusConflict
@@ -506,6 +513,10 @@ func (c *Console) decide(w http.ResponseWriter, r *http.Request, me who) {
 		return
 	}
 	action, reason := r.PostFormValue("action"), strings.TrimSpace(r.PostFormValue("reason"))
+	if k.Kind == moderation.KindHold {
+		c.decideHold(w, r, me, k, action, reason)
+		return
+	}
 	if !moderation.ValidAction(action) || reason == "" || len(reason) > 2000 {
 		c.fail(w, http.StatusBadRequest, "Choose an action and give a reason (at most 2000 bytes): the reported user is told it.")
 		return
@@ -527,6 +538,29 @@ func (c *Console) decide(w http.ResponseWriter, r *http.Request, me who) {
 		return
 	}
 	c.cfg.Logger.Info("console: case decided", "case", k.ID, "action", action, "moderator", me.Name)
+	http.Redirect(w, r, "/cases/"+strconv.FormatInt(k.ID, 10), http.StatusSeeOther)
+}
+
+// decideHold releases or removes a held channel post, or deletes its
+// channel.
+func (c *Console) decideHold(w http.ResponseWriter, r *http.Request, me who, k moderation.Case, action, reason string) {
+	if !moderation.ValidHoldAction(action) || reason == "" || len(reason) > 2000 {
+		c.fail(w, http.StatusBadRequest, "Choose release, remove_post or remove_channel and give a reason (at most 2000 bytes): it goes to the audit log.")
+		return
+	}
+	_, err := c.cfg.DecideHold(r.Context(), k.ID, moderation.CaseEvent{Time: c.cfg.Now(), Action: action, Moderator: me.Name, Reason: reason})
+	switch {
+	case errors.Is(err, moderation.ErrCaseState):
+		c.fail(w, http.StatusConflict, "Someone else decided this case meanwhile: reload it.")
+		return
+	case errors.Is(err, moderation.ErrHoldGone):
+		c.fail(w, http.StatusConflict, "The post is no longer held (it was removed or deleted): remove it to close the case.")
+		return
+	case err != nil:
+		c.storeFailed(w, err)
+		return
+	}
+	c.cfg.Logger.Info("console: held post decided", "case", k.ID, "action", action, "moderator", me.Name)
 	http.Redirect(w, r, "/cases/"+strconv.FormatInt(k.ID, 10), http.StatusSeeOther)
 }
 
@@ -616,4 +650,36 @@ func (c *Console) addModerator(w http.ResponseWriter, r *http.Request, me who) {
 	}
 	c.cfg.Logger.Info("console: moderator added", "moderator", name, "lead", lead, "by", me.Name)
 	c.showModerators(w, r, me, http.StatusOK, map[string]any{"Added": name, "Secret": TOTPSecretText(secret), "URL": TOTPURL("Parley", name, secret)})
+}
+
+// removeModerator deactivates a moderator's account (leads only); the
+// decisions log records who did it. The account's sessions end at their
+// next request.
+func (c *Console) removeModerator(w http.ResponseWriter, r *http.Request, me who) {
+	if !me.Lead {
+		c.fail(w, http.StatusForbidden, "Only a lead moderator removes moderators.")
+		return
+	}
+	name := r.PathValue("name")
+	err := c.cfg.Store.RemoveModerator(r.Context(), name, me.Name, c.cfg.Now())
+	switch {
+	case errors.Is(err, moderation.ErrNotFound):
+		c.showModerators(w, r, me, http.StatusNotFound, map[string]any{"Error": "There is no active moderator " + name + "."})
+		return
+	case errors.Is(err, moderation.ErrLastLead):
+		c.showModerators(w, r, me, http.StatusConflict, map[string]any{"Error": name + " is the last lead: make another lead first."})
+		return
+	case err != nil:
+		c.storeFailed(w, err)
+		return
+	}
+	c.mu.Lock()
+	for k, s := range c.sess {
+		if s.name == name {
+			delete(c.sess, k)
+		}
+	}
+	c.mu.Unlock()
+	c.cfg.Logger.Info("console: moderator removed", "moderator", name, "by", me.Name)
+	c.showModerators(w, r, me, http.StatusOK, map[string]any{"Removed": name})
 }

@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -33,6 +34,10 @@ type fixture struct {
 	now   time.Time
 	key   ed25519.PrivateKey
 	case1 int64
+	// holdActs records what DecideHold was asked to do (the channel
+	// side is channels.DecideHold, tested in package channels and end to
+	// end in cmd/parleyd).
+	holdActs []string
 }
 
 func (f *fixture) clock() time.Time {
@@ -94,7 +99,13 @@ func newFixture(t *testing.T) *fixture {
 	if _, err := st.FileReport(ctx, moderation.CaseReport{Reporter: "bob", Reason: "spam", Received: f.now}, "spammer", []moderation.CaseMessage{mk("buy now", false)}); err != nil {
 		t.Fatal(err)
 	}
-	c, err := New(Config{Store: st, FrankingKey: key.Public().(ed25519.PublicKey), Now: f.clock, Argon2: cheap})
+	decideHold := func(ctx context.Context, id int64, e moderation.CaseEvent) (moderation.Case, error) {
+		f.mu.Lock()
+		f.holdActs = append(f.holdActs, e.Action)
+		f.mu.Unlock()
+		return st.ActOnCase(ctx, id, e)
+	}
+	c, err := New(Config{Store: st, FrankingKey: key.Public().(ed25519.PublicKey), Now: f.clock, Argon2: cheap, DecideHold: decideHold})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -464,5 +475,115 @@ func TestAddModeratorPage(t *testing.T) {
 	got, err := f.store.Moderator(context.Background(), "cy")
 	if err != nil || got.Lead || strings.Contains(got.PasswordHash, "password of cy") {
 		t.Fatalf("cy: %+v %v", got, err)
+	}
+}
+
+// Held channel posts are in the queue beside the reports, with what they
+// matched; the queue filters by kind and by how long a case has waited;
+// a hold is decided with the hold actions only.
+func TestQueueHoldsAndFilters(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	hold, err := f.store.FileHold(ctx, moderation.Hold{Post: 7, Channel: "news", Author: "poster", Text: "see this",
+		Matches: []moderation.HoldMatch{{Media: 0, List: "review-x", Label: "extremism", Type: "pdq", Hash: "f00dfeed", Distance: 12}}}, f.clock().Add(-48*time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := f.browser()
+	csrf := b.mustLogin("mod1")
+	rows := func(q string) []string {
+		t.Helper()
+		st, page, _ := b.do("GET", "/cases"+q, nil)
+		if st != http.StatusOK {
+			t.Fatalf("GET /cases%s: %d", q, st)
+		}
+		var ids []string
+		for _, m := range regexp.MustCompile(`href="/cases/(\d+)"`).FindAllStringSubmatch(page, -1) {
+			ids = append(ids, m[1])
+		}
+		return ids
+	}
+	if got := rows(""); len(got) != 3 || got[0] != itoa(hold) {
+		t.Fatalf("the open queue, oldest first: %v (hold %d)", got, hold)
+	}
+	if got := rows("?kind=hold"); len(got) != 1 || got[0] != itoa(hold) {
+		t.Fatalf("holds only: %v", got)
+	}
+	if got := rows("?kind=report"); len(got) != 2 || slices.Contains(got, itoa(hold)) {
+		t.Fatalf("reports only: %v", got)
+	}
+	if got := rows("?older=24h"); len(got) != 1 || got[0] != itoa(hold) {
+		t.Fatalf("waiting a day or more: %v", got)
+	}
+	if got := rows("?older=20m"); len(got) != 2 {
+		t.Fatalf("waiting 20 minutes or more: %v", got)
+	}
+	if st, _, _ := b.do("GET", "/cases?older=soon", nil); st != http.StatusBadRequest {
+		t.Fatalf("a bad age: %d", st)
+	}
+	st, page, _ := b.do("GET", "/cases/"+itoa(hold), nil)
+	for _, want := range []string{"review-x", "f00dfeed", "<td>12</td>", "see this", "remove_channel", "news"} {
+		if st != http.StatusOK || !strings.Contains(page, want) {
+			t.Fatalf("the hold's page lacks %q: %d %s", want, st, page)
+		}
+	}
+	path := "/cases/" + itoa(hold) + "/decide"
+	if st, _, _ := b.do("POST", path, url.Values{"csrf": {csrf}, "action": {"ban"}, "reason": {"x"}}); st != http.StatusBadRequest {
+		t.Fatalf("a ban on a held post: %d", st)
+	}
+	if st, _, _ := b.do("POST", path, url.Values{"csrf": {csrf}, "action": {"release"}}); st != http.StatusBadRequest {
+		t.Fatalf("a release without a reason: %d", st)
+	}
+	if len(f.holdActs) != 0 {
+		t.Fatalf("refused decisions reached the channel: %v", f.holdActs)
+	}
+	if st, _, _ := b.do("POST", path, url.Values{"csrf": {csrf}, "action": {"remove_post"}, "reason": {"recruiting"}}); st != http.StatusSeeOther {
+		t.Fatalf("removing the post: %d", st)
+	}
+	if c, _ := f.store.Case(ctx, hold); c.State != moderation.CaseClosed || len(f.holdActs) != 1 || f.holdActs[0] != "remove_post" {
+		t.Fatalf("after the decision: %s %v", c.State, f.holdActs)
+	}
+	if st, _, _ := b.do("POST", path, url.Values{"csrf": {csrf}, "action": {"release"}, "reason": {"again"}}); st != http.StatusConflict {
+		t.Fatalf("deciding a closed hold: %d", st)
+	}
+}
+
+// A lead removes a moderator: the moderator's session ends, they cannot
+// sign in again, the audit log says who removed them, and the last lead
+// cannot be removed.
+func TestRemoveModerator(t *testing.T) {
+	f := newFixture(t)
+	mod := f.browser()
+	modCSRF := mod.mustLogin("mod1")
+	if st, _, _ := mod.do("POST", "/moderators/lead2/remove", url.Values{"csrf": {modCSRF}}); st != http.StatusForbidden {
+		t.Fatalf("a moderator who is not a lead removing one: %d", st)
+	}
+	lead := f.browser()
+	csrf := lead.mustLogin("lead1")
+	if st, _, _ := lead.do("POST", "/moderators/mod1/remove", url.Values{}); st != http.StatusForbidden {
+		t.Fatalf("removing without a CSRF token: %d", st)
+	}
+	if st, page, _ := lead.do("POST", "/moderators/mod1/remove", url.Values{"csrf": {csrf}}); st != http.StatusOK || !strings.Contains(page, `id="removed"`) {
+		t.Fatalf("removing mod1: %d %s", st, page)
+	}
+	if st, _, h := mod.do("GET", "/cases", nil); st != http.StatusSeeOther || h.Get("Location") != "/login" {
+		t.Fatalf("the removed moderator's session: %d", st)
+	}
+	f.advance(totpStep)
+	if st, _ := f.browser().login("mod1", "password of mod1", ""); st != http.StatusUnauthorized {
+		t.Fatalf("the removed moderator signing in: %d", st)
+	}
+	if st, _, _ := lead.do("POST", "/moderators/mod1/remove", url.Values{"csrf": {csrf}}); st != http.StatusNotFound {
+		t.Fatalf("removing mod1 twice: %d", st)
+	}
+	if st, _, _ := lead.do("POST", "/moderators/lead2/remove", url.Values{"csrf": {csrf}}); st != http.StatusOK {
+		t.Fatalf("removing lead2: %d", st)
+	}
+	if st, _, _ := lead.do("POST", "/moderators/lead1/remove", url.Values{"csrf": {csrf}}); st != http.StatusConflict {
+		t.Fatalf("removing the last lead: %d", st)
+	}
+	_, page, _ := lead.do("GET", "/audit?subject=moderator:mod1", nil)
+	if !strings.Contains(page, "moderator:remove") || !strings.Contains(page, "<td>lead1</td>") {
+		t.Fatalf("the audit log: %s", page)
 	}
 }

@@ -57,6 +57,7 @@ table{border-collapse:collapse;width:100%;background:#fff}th,td{border:1px solid
 {{define "dashboard"}}{{template "head" .}}
 <table id="metrics">
 <tr><th>Open cases</th><td id="open">{{.M.Open}}</td></tr>
+<tr><th>Held channel posts among them</th><td id="holds">{{.M.OpenHolds}}</td></tr>
 <tr><th>Appeals waiting</th><td id="appealed">{{.M.Appealed}}</td></tr>
 {{range .Actions}}<tr><th>Decisions: {{.}}</th><td>{{index $.M.Decisions .}}</td></tr>{{end}}
 <tr><th>Report to first decision, median</th><td>{{if .M.Decided}}{{dur .M.P50}}{{else}}none decided yet{{end}}</td></tr>
@@ -67,13 +68,15 @@ table{border-collapse:collapse;width:100%;background:#fff}th,td{border:1px solid
 {{define "queue"}}{{template "head" .}}
 <form method="get" action="/cases">
 <label>State <select name="state"><option value=""{{if eq .State ""}} selected{{end}}>any</option>{{range .States}}<option{{if eq . $.State}} selected{{end}}>{{.}}</option>{{end}}</select></label>
+<label>Kind <select name="kind" id="kind"><option value="">any</option><option value="report"{{if eq .Kind "report"}} selected{{end}}>abuse reports</option><option value="hold"{{if eq .Kind "hold"}} selected{{end}}>held channel posts</option></select></label>
 <label>Reason <select name="reason"><option value="">any</option>{{range .Reasons}}<option{{if eq . $.Reason}} selected{{end}}>{{.}}</option>{{end}}</select></label>
+<label>Waiting at least <select name="older" id="older">{{range .Ages}}<option value="{{.Value}}"{{if eq .Value $.Older}} selected{{end}}>{{.Label}}</option>{{end}}</select></label>
 <button>Filter</button></form>
-<table id="queue"><tr><th>Case</th><th>Opened</th><th>Waiting</th><th>Reported account</th><th>Reports</th><th>Reasons</th><th>State</th></tr>
-{{range .Rows}}<tr><td><a href="/cases/{{.ID}}">#{{.ID}}</a></td><td>{{t .Opened}}</td><td>{{.Age}}</td><td>{{.Reported}}</td><td>{{len .Reports}}</td><td>{{range $i, $r := .Reasons}}{{if $i}}, {{end}}{{$r}}{{end}}</td><td>{{.State}}</td></tr>
-{{else}}<tr><td colspan="7">No cases here.</td></tr>{{end}}</table>{{template "foot"}}{{end}}
+<table id="queue"><tr><th>Case</th><th>Kind</th><th>Opened</th><th>Waiting</th><th>Account</th><th>Reports</th><th>Why</th><th>State</th></tr>
+{{range .Rows}}<tr><td><a href="/cases/{{.ID}}">#{{.ID}}</a></td><td>{{if .Hold}}held post {{.Hold.Post}} in {{.Hold.Channel}}{{else}}report{{end}}</td><td>{{t .Opened}}</td><td>{{.Age}}</td><td>{{.Reported}}</td><td>{{len .Reports}}</td><td>{{range $i, $r := .Reasons}}{{if $i}}, {{end}}{{$r}}{{end}}</td><td>{{.State}}</td></tr>
+{{else}}<tr><td colspan="8">No cases here.</td></tr>{{end}}</table>{{template "foot"}}{{end}}
 
-{{define "case"}}{{template "head" .}}{{with .Case}}
+{{define "case"}}{{template "head" .}}{{if .Case.Hold}}{{template "hold" .}}{{else}}{{with .Case}}
 <p id="summary">Reports against <strong>{{.Reported}}</strong>, opened {{t .Opened}}; this case is <strong id="state">{{.State}}</strong>.</p>
 <h2>Reports</h2><table><tr><th>Reporter</th><th>Received</th><th>Reason</th><th>Note</th></tr>
 {{range .Reports}}<tr><td>{{.Reporter}}</td><td>{{t .Received}}</td><td>{{.Reason}}</td><td class="msg">{{.Note}}</td></tr>{{end}}</table>{{end}}
@@ -81,7 +84,7 @@ table{border-collapse:collapse;width:100%;background:#fff}th,td{border:1px solid
 <p>Each message carries the server's proof (its frank) of who sent it, to which conversation and when; it is checked again now.</p>
 <table id="messages"><tr><th>Sent</th><th>Sender</th><th>Text</th><th>Proof</th></tr>
 {{range .Messages}}<tr><td>{{t .Accepted}}</td><td>{{.SenderUser}} (device {{.SenderDevice}})</td><td class="msg">{{.Text}}</td>
-<td>{{if .Verified}}<span class="ok">proof verified</span>{{else}}<span class="bad">PROOF FAILS: {{.Problem}}</span>{{end}}<br><small>conversation {{hex .Conversation}}</small></td></tr>{{end}}</table>
+<td>{{if .Verified}}<span class="ok">proof verified</span>{{else}}<span class="bad">PROOF FAILS: {{.Problem}}</span>{{end}}<br><small>conversation {{hex .Conversation}}</small></td></tr>{{end}}</table>{{end}}
 <h2>History</h2><table id="events"><tr><th>When</th><th>Action</th><th>By</th><th>Reason</th><th>Until</th></tr>
 {{range .Case.Events}}<tr><td>{{t .Time}}</td><td>{{.Action}}</td><td>{{if .Moderator}}{{.Moderator}}{{else}}{{$.Case.Reported}} (the reported account){{end}}</td><td class="msg">{{.Reason}}</td><td>{{t .Until}}</td></tr>
 {{else}}<tr><td colspan="5">Nothing done yet.</td></tr>{{end}}</table>
@@ -91,18 +94,28 @@ table{border-collapse:collapse;width:100%;background:#fff}th,td{border:1px solid
 <form method="post" action="/cases/{{.Case.ID}}/decide" id="decide">
 <input type="hidden" name="csrf" value="{{.CSRF}}">
 <label>Action <select name="action" id="action">{{range .Actions}}<option>{{.}}</option>{{end}}</select></label>
-<label>Until (suspensions) <input type="date" name="until" id="until" min="{{.MinUntil}}"></label>
-<label>Reason (the reported user is told it) <textarea name="reason" id="reason" rows="3" cols="60" maxlength="2000" required></textarea></label>
+{{if not .Case.Hold}}<label>Until (suspensions) <input type="date" name="until" id="until" min="{{.MinUntil}}"></label>{{end}}
+<label>Reason ({{if .Case.Hold}}recorded in the audit log{{else}}the reported user is told it{{end}}) <textarea name="reason" id="reason" rows="3" cols="60" maxlength="2000" required></textarea></label>
 <button id="submit">Record the decision</button>
 </form>{{end}}{{end}}
 <p><a href="/audit?subject=case:{{.Case.ID}}">This case in the audit log</a></p>{{template "foot"}}{{end}}
+
+{{define "hold"}}{{with .Case.Hold}}
+<p id="summary">Post {{.Post}} by <strong>{{.Author}}</strong> in the public channel <strong>{{.Channel}}</strong> was held for review when it matched a review list; this case is <strong id="state">{{$.Case.State}}</strong>. Release publishes it; remove_post removes it; remove_channel deletes the whole channel.</p>
+{{if .Text}}<h2>Text</h2><p class="msg" id="posttext">{{.Text}}</p>{{end}}
+<h2>What it matched</h2>
+<table id="matches"><tr><th>File</th><th>List</th><th>Label</th><th>Hash type</th><th>Hash</th><th>Distance</th><th>Detail</th></tr>
+{{range .Matches}}<tr><td>{{.Media}}</td><td>{{.List}}</td><td>{{.Label}}</td><td>{{.Type}}</td><td><code>{{.Hash}}</code></td><td>{{.Distance}}</td><td>{{.Detail}}</td></tr>
+{{else}}<tr><td colspan="7">The lists it matched are not known (it was held before holds went into this queue).</td></tr>{{end}}</table>{{end}}{{end}}
 
 {{define "moderators"}}{{template "head" .}}
 {{if .Error}}<p class="err" id="error">{{.Error}}</p>{{end}}
 {{if .Added}}<div id="added"><p>Added <strong>{{.Added}}</strong>. Give them this TOTP secret for their authenticator app; it is not shown again:</p>
 <p><code id="secret">{{.Secret}}</code></p><p><code>{{.URL}}</code></p></div>{{end}}
-<table id="moderators"><tr><th>Name</th><th>Role</th><th>Since</th></tr>
-{{range .Moderators}}<tr><td>{{.Name}}</td><td>{{if .Lead}}lead{{else}}moderator{{end}}</td><td>{{t .Created}}</td></tr>{{end}}</table>
+{{if .Removed}}<p id="removed">Removed <strong>{{.Removed}}</strong>: the account cannot sign in, and its sessions have ended.</p>{{end}}
+<table id="moderators"><tr><th>Name</th><th>Role</th><th>Since</th><th></th></tr>
+{{range .Moderators}}<tr><td>{{.Name}}</td><td>{{if .Lead}}lead{{else}}moderator{{end}}</td><td>{{t .Created}}</td>
+<td>{{if .Active}}<form method="post" action="/moderators/{{.Name}}/remove"><input type="hidden" name="csrf" value="{{$.CSRF}}"><button id="remove-{{.Name}}">Remove</button></form>{{else}}removed {{t .Removed}}{{end}}</td></tr>{{end}}</table>
 <h2>Add a moderator</h2>
 <form method="post" action="/moderators" id="add">
 <input type="hidden" name="csrf" value="{{.CSRF}}">

@@ -2,8 +2,10 @@ package modpg
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"time"
 
@@ -69,7 +71,8 @@ func nonNil(b []byte) []byte {
 func loadCase(ctx context.Context, q querier, id int64, full bool) (moderation.Case, error) {
 	c := moderation.Case{ID: id}
 	var opened int64
-	err := q.QueryRow(ctx, `SELECT opened, reported, state FROM cases WHERE id = $1`, id).Scan(&opened, &c.Reported, &c.State)
+	var hold string
+	err := q.QueryRow(ctx, `SELECT opened, reported, state, kind, hold FROM cases WHERE id = $1`, id).Scan(&opened, &c.Reported, &c.State, &c.Kind, &hold)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return c, fmt.Errorf("modpg: case %d: %w", id, moderation.ErrNotFound)
 	}
@@ -77,6 +80,12 @@ func loadCase(ctx context.Context, q querier, id int64, full bool) (moderation.C
 		return c, err
 	}
 	c.Opened = time.UnixMilli(opened).UTC()
+	if hold != "" {
+		c.Hold = new(moderation.Hold)
+		if err := json.Unmarshal([]byte(hold), c.Hold); err != nil {
+			return c, fmt.Errorf("modpg: case %d: its hold: %w", id, err)
+		}
+	}
 	rows, err := q.Query(ctx, `SELECT reporter, reason, note, received FROM case_reports WHERE case_id = $1 ORDER BY received, id`, id)
 	if err != nil {
 		return c, err
@@ -167,7 +176,7 @@ func (s *Store) Cases(ctx context.Context, state string, limit int) ([]moderatio
 // the transaction, so two moderators deciding at once on two nodes get
 // one decision and one ErrCaseState.
 func (s *Store) ActOnCase(ctx context.Context, id int64, e moderation.CaseEvent) (moderation.Case, error) {
-	if e.Action != "appeal" && !moderation.ValidAction(e.Action) {
+	if e.Action != "appeal" && !moderation.ValidAction(e.Action) && !moderation.ValidHoldAction(e.Action) {
 		return moderation.Case{}, fmt.Errorf("%w %q", moderation.ErrAction, e.Action)
 	}
 	if e.Time.IsZero() {
@@ -175,16 +184,24 @@ func (s *Store) ActOnCase(ctx context.Context, id int64, e moderation.CaseEvent)
 	}
 	var c moderation.Case
 	err := s.inTx(ctx, func(tx pgx.Tx) error {
-		var state string
-		err := tx.QueryRow(ctx, `SELECT state FROM cases WHERE id = $1 FOR UPDATE`, id).Scan(&state)
+		var state, kind string
+		err := tx.QueryRow(ctx, `SELECT state, kind FROM cases WHERE id = $1 FOR UPDATE`, id).Scan(&state, &kind)
 		if errors.Is(err, pgx.ErrNoRows) {
 			return fmt.Errorf("case %d: %w", id, moderation.ErrNotFound)
 		}
 		if err != nil {
 			return err
 		}
+		if e.Action != "appeal" && !slices.Contains(moderation.ActionsFor(kind), e.Action) {
+			return fmt.Errorf("%w %q for a %s case (it takes %v)", moderation.ErrAction, e.Action, kind, moderation.ActionsFor(kind))
+		}
 		var next string
 		switch {
+		case kind == moderation.KindHold:
+			if e.Action == "appeal" || state != moderation.CaseOpen {
+				return fmt.Errorf("%w: %s a hold case that is %s", moderation.ErrCaseState, e.Action, state)
+			}
+			next = moderation.CaseClosed
 		case e.Action == "appeal" && state == moderation.CaseDecided:
 			next = moderation.CaseAppealed
 		case e.Action != "appeal" && state == moderation.CaseOpen:
@@ -222,7 +239,7 @@ func (s *Store) ActOnCase(ctx context.Context, id int64, e moderation.CaseEvent)
 func (s *Store) Sanction(ctx context.Context, account string, now time.Time) (moderation.Sanction, error) {
 	rows, err := s.pool.Query(ctx, `SELECT c.id, e.action, e.until, e.reason FROM cases c
 		JOIN case_events e ON e.case_id = c.id
-		WHERE c.reported = $1 AND c.state IN ($2, $3)
+		WHERE c.reported = $1 AND c.kind = 'report' AND c.state IN ($2, $3)
 		  AND e.id = (SELECT MAX(id) FROM case_events WHERE case_id = c.id AND action <> 'appeal')`,
 		account, moderation.CaseDecided, moderation.CaseClosed)
 	if err != nil {
@@ -267,17 +284,20 @@ func (s *Store) AddModerator(ctx context.Context, m moderation.Moderator) error 
 
 func scanModerator(sc interface{ Scan(...any) error }) (moderation.Moderator, error) {
 	var m moderation.Moderator
-	var created int64
-	if err := sc.Scan(&m.Name, &m.Lead, &m.PasswordHash, &m.TOTPSecret, &created); err != nil {
+	var created, removed int64
+	if err := sc.Scan(&m.Name, &m.Lead, &m.PasswordHash, &m.TOTPSecret, &created, &removed); err != nil {
 		return m, err
 	}
 	m.Created = time.UnixMilli(created).UTC()
+	if removed != 0 {
+		m.Removed = time.UnixMilli(removed).UTC()
+	}
 	return m, nil
 }
 
 // Moderator implements moderation.Store.
 func (s *Store) Moderator(ctx context.Context, name string) (moderation.Moderator, error) {
-	m, err := scanModerator(s.pool.QueryRow(ctx, `SELECT name, lead, password, totp_secret, created FROM moderators WHERE name = $1`, name))
+	m, err := scanModerator(s.pool.QueryRow(ctx, `SELECT name, lead, password, totp_secret, created, removed FROM moderators WHERE name = $1`, name))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return m, fmt.Errorf("modpg: moderator %q: %w", name, moderation.ErrNotFound)
 	}
@@ -289,7 +309,7 @@ func (s *Store) Moderator(ctx context.Context, name string) (moderation.Moderato
 
 // Moderators implements moderation.Store.
 func (s *Store) Moderators(ctx context.Context) ([]moderation.Moderator, error) {
-	rows, err := s.pool.Query(ctx, `SELECT name, lead, password, totp_secret, created FROM moderators ORDER BY name`)
+	rows, err := s.pool.Query(ctx, `SELECT name, lead, password, totp_secret, created, removed FROM moderators ORDER BY name`)
 	if err != nil {
 		return nil, fmt.Errorf("modpg: moderators: %w", err)
 	}
@@ -303,4 +323,174 @@ func (s *Store) Moderators(ctx context.Context) ([]moderation.Moderator, error) 
 		out = append(out, m)
 	}
 	return out, rows.Err()
+}
+
+// caseIDs collects a query's case ids and loads the cases without their
+// messages.
+func (s *Store) casesOf(ctx context.Context, rows pgx.Rows, err error) ([]moderation.Case, error) {
+	if err != nil {
+		return nil, err
+	}
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[int64])
+	if err != nil {
+		return nil, err
+	}
+	out := make([]moderation.Case, 0, len(ids))
+	for _, id := range ids {
+		c, err := loadCase(ctx, s.pool, id, false)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, c)
+	}
+	return out, nil
+}
+
+// CasesAbout implements moderation.Store.
+func (s *Store) CasesAbout(ctx context.Context, account string, limit int) ([]moderation.Case, error) {
+	if limit <= 0 {
+		limit = 100
+	}
+	rows, err := s.pool.Query(ctx, `SELECT id FROM cases WHERE reported = $1 AND kind = $2 ORDER BY id DESC LIMIT $3`, account, moderation.KindReport, limit)
+	out, err := s.casesOf(ctx, rows, err)
+	if err != nil {
+		return nil, fmt.Errorf("modpg: cases about %s: %w", account, err)
+	}
+	return out, nil
+}
+
+// FileHold implements moderation.Store. Holds of one post are serialised
+// by an advisory lock, so two nodes holding it at once open one case.
+func (s *Store) FileHold(ctx context.Context, h moderation.Hold, opened time.Time) (int64, error) {
+	if h.Post <= 0 || h.Channel == "" || h.Author == "" {
+		return 0, errors.New("modpg: a hold names a post, its channel and its author")
+	}
+	b, err := json.Marshal(h)
+	if err != nil {
+		return 0, err
+	}
+	var id int64
+	err = s.inTx(ctx, func(tx pgx.Tx) error {
+		id = 0
+		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtext('parley hold ' || $1::text))`, strconv.FormatInt(h.Post, 10)); err != nil {
+			return err
+		}
+		err := tx.QueryRow(ctx, `SELECT id FROM cases WHERE hold_post = $1 AND state = $2 ORDER BY id LIMIT 1`, h.Post, moderation.CaseOpen).Scan(&id)
+		if err == nil || !errors.Is(err, pgx.ErrNoRows) {
+			return err
+		}
+		return tx.QueryRow(ctx, `INSERT INTO cases (opened, reported, state, kind, hold, hold_post) VALUES ($1, $2, $3, $4, $5, $6) RETURNING id`,
+			opened.UnixMilli(), h.Author, moderation.CaseOpen, moderation.KindHold, string(b), h.Post).Scan(&id)
+	})
+	if err != nil {
+		return 0, fmt.Errorf("modpg: file hold of post %d: %w", h.Post, err)
+	}
+	return id, nil
+}
+
+// OpenHold implements moderation.Store.
+func (s *Store) OpenHold(ctx context.Context, post int64) (int64, error) {
+	var id int64
+	err := s.pool.QueryRow(ctx, `SELECT id FROM cases WHERE hold_post = $1 AND state = $2 ORDER BY id LIMIT 1`, post, moderation.CaseOpen).Scan(&id)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return 0, fmt.Errorf("modpg: no open hold case for post %d: %w", post, moderation.ErrNotFound)
+	}
+	if err != nil {
+		return 0, fmt.Errorf("modpg: open hold: %w", err)
+	}
+	return id, nil
+}
+
+// PurgeCases implements moderation.Store.
+func (s *Store) PurgeCases(ctx context.Context, before, now time.Time) (int, error) {
+	n := 0
+	err := s.inTx(ctx, func(tx pgx.Tx) error {
+		n = 0
+		rows, err := tx.Query(ctx, `SELECT c.id,
+			COALESCE((SELECT action FROM case_events WHERE case_id = c.id AND action <> 'appeal' ORDER BY id DESC LIMIT 1), ''),
+			COALESCE((SELECT until FROM case_events WHERE case_id = c.id AND action <> 'appeal' ORDER BY id DESC LIMIT 1), 0),
+			c.hold <> '' OR EXISTS (SELECT 1 FROM case_messages WHERE case_id = c.id) OR EXISTS (SELECT 1 FROM case_reports WHERE case_id = c.id AND note <> '')
+			FROM cases c
+			WHERE c.state IN ($1, $2) AND (SELECT MAX(time) FROM case_events WHERE case_id = c.id) < $3
+			FOR UPDATE OF c`,
+			moderation.CaseDecided, moderation.CaseClosed, before.UnixMilli())
+		if err != nil {
+			return err
+		}
+		type victim struct {
+			id      int64
+			inForce bool
+			content bool
+		}
+		vs, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (victim, error) {
+			var v victim
+			var action string
+			var until int64
+			err := row.Scan(&v.id, &action, &until, &v.content)
+			v.inForce = action == moderation.ActionBan || action == moderation.ActionSuspend && until > now.UnixMilli()
+			return v, err
+		})
+		if err != nil {
+			return err
+		}
+		for _, v := range vs {
+			if v.inForce && !v.content {
+				continue
+			}
+			stmts := []string{`DELETE FROM case_messages WHERE case_id = $1`, `UPDATE case_reports SET note = '' WHERE case_id = $1`, `UPDATE cases SET hold = '' WHERE id = $1`}
+			if !v.inForce {
+				stmts = []string{`DELETE FROM case_messages WHERE case_id = $1`, `DELETE FROM case_reports WHERE case_id = $1`,
+					`DELETE FROM case_events WHERE case_id = $1`, `DELETE FROM cases WHERE id = $1`}
+			}
+			for _, q := range stmts {
+				if _, err := tx.Exec(ctx, q, v.id); err != nil {
+					return err
+				}
+			}
+			n++
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("modpg: purge cases: %w", err)
+	}
+	return n, nil
+}
+
+// RemoveModerator implements moderation.Store.
+func (s *Store) RemoveModerator(ctx context.Context, name, by string, at time.Time) error {
+	err := s.inTx(ctx, func(tx pgx.Tx) error {
+		// One removal at a time, so that two leads cannot remove each
+		// other and leave none.
+		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtext('parley moderators'))`); err != nil {
+			return err
+		}
+		var lead bool
+		err := tx.QueryRow(ctx, `SELECT lead FROM moderators WHERE name = $1 AND removed = 0`, name).Scan(&lead)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return fmt.Errorf("no active moderator %q: %w", name, moderation.ErrNotFound)
+		}
+		if err != nil {
+			return err
+		}
+		if lead {
+			var leads int
+			if err := tx.QueryRow(ctx, `SELECT COUNT(*) FROM moderators WHERE lead AND removed = 0`).Scan(&leads); err != nil {
+				return err
+			}
+			if leads <= 1 {
+				return moderation.ErrLastLead
+			}
+		}
+		if _, err := tx.Exec(ctx, `UPDATE moderators SET removed = $1 WHERE name = $2`, at.UnixMilli(), name); err != nil {
+			return err
+		}
+		_, err = tx.Exec(ctx, `INSERT INTO decisions (time, kind, bank, type, hash, distance, subject, actor, note) VALUES ($1, 'moderator:remove', '', '', '', 0, $2, $3, '')`,
+			at.UnixMilli(), "moderator:"+name, by)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("modpg: remove moderator: %w", err)
+	}
+	return nil
 }

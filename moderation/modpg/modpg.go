@@ -135,6 +135,12 @@ CREATE TABLE moderators (
 	totp_secret BYTEA NOT NULL,
 	created     BIGINT NOT NULL
 );
+`, `
+ALTER TABLE cases ADD COLUMN kind TEXT NOT NULL DEFAULT 'report';
+ALTER TABLE cases ADD COLUMN hold TEXT NOT NULL DEFAULT '';
+ALTER TABLE cases ADD COLUMN hold_post BIGINT NOT NULL DEFAULT 0;
+CREATE INDEX cases_hold_post ON cases (hold_post, state) WHERE hold_post <> 0;
+ALTER TABLE moderators ADD COLUMN removed BIGINT NOT NULL DEFAULT 0;
 `}
 
 // Options tunes Open; the zero value is fine.

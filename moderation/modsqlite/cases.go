@@ -3,8 +3,10 @@ package modsqlite
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"time"
 
@@ -77,7 +79,8 @@ type queryer interface {
 func loadCase(ctx context.Context, q queryer, id int64, full bool) (moderation.Case, error) {
 	c := moderation.Case{ID: id}
 	var opened int64
-	err := q.QueryRowContext(ctx, `SELECT opened, reported, state FROM cases WHERE id = ?`, id).Scan(&opened, &c.Reported, &c.State)
+	var hold string
+	err := q.QueryRowContext(ctx, `SELECT opened, reported, state, kind, hold FROM cases WHERE id = ?`, id).Scan(&opened, &c.Reported, &c.State, &c.Kind, &hold)
 	if errors.Is(err, sql.ErrNoRows) {
 		return c, fmt.Errorf("modsqlite: case %d: %w", id, moderation.ErrNotFound)
 	}
@@ -85,6 +88,12 @@ func loadCase(ctx context.Context, q queryer, id int64, full bool) (moderation.C
 		return c, err
 	}
 	c.Opened = time.UnixMilli(opened).UTC()
+	if hold != "" {
+		c.Hold = new(moderation.Hold)
+		if err := json.Unmarshal([]byte(hold), c.Hold); err != nil {
+			return c, fmt.Errorf("modsqlite: case %d: its hold: %w", id, err)
+		}
+	}
 	rows, err := q.QueryContext(ctx, `SELECT reporter, reason, note, received FROM case_reports WHERE case_id = ? ORDER BY received`, id)
 	if err != nil {
 		return c, err
@@ -181,7 +190,7 @@ func (s *Store) Cases(ctx context.Context, state string, limit int) ([]moderatio
 
 // ActOnCase implements moderation.Store.
 func (s *Store) ActOnCase(ctx context.Context, id int64, e moderation.CaseEvent) (moderation.Case, error) {
-	if e.Action != "appeal" && !moderation.ValidAction(e.Action) {
+	if e.Action != "appeal" && !moderation.ValidAction(e.Action) && !moderation.ValidHoldAction(e.Action) {
 		return moderation.Case{}, fmt.Errorf("%w %q", moderation.ErrAction, e.Action)
 	}
 	if e.Time.IsZero() {
@@ -189,16 +198,24 @@ func (s *Store) ActOnCase(ctx context.Context, id int64, e moderation.CaseEvent)
 	}
 	var c moderation.Case
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		var state string
-		err := tx.QueryRowContext(ctx, `SELECT state FROM cases WHERE id = ?`, id).Scan(&state)
+		var state, kind string
+		err := tx.QueryRowContext(ctx, `SELECT state, kind FROM cases WHERE id = ?`, id).Scan(&state, &kind)
 		if errors.Is(err, sql.ErrNoRows) {
 			return fmt.Errorf("case %d: %w", id, moderation.ErrNotFound)
 		}
 		if err != nil {
 			return err
 		}
+		if e.Action != "appeal" && !slices.Contains(moderation.ActionsFor(kind), e.Action) {
+			return fmt.Errorf("%w %q for a %s case (it takes %v)", moderation.ErrAction, e.Action, kind, moderation.ActionsFor(kind))
+		}
 		var next string
 		switch {
+		case kind == moderation.KindHold:
+			if e.Action == "appeal" || state != moderation.CaseOpen {
+				return fmt.Errorf("%w: %s a hold case that is %s", moderation.ErrCaseState, e.Action, state)
+			}
+			next = moderation.CaseClosed
 		case e.Action == "appeal" && state == moderation.CaseDecided:
 			next = moderation.CaseAppealed
 		case e.Action != "appeal" && state == moderation.CaseOpen:
@@ -232,13 +249,144 @@ func (s *Store) ActOnCase(ctx context.Context, id int64, e moderation.CaseEvent)
 	return c, nil
 }
 
+// CasesAbout implements moderation.Store.
+func (s *Store) CasesAbout(ctx context.Context, account string, limit int) ([]moderation.Case, error) {
+	if limit <= 0 {
+		limit = 100
+	}
+	rows, err := s.db.QueryContext(ctx, `SELECT id FROM cases WHERE reported = ? AND kind = ? ORDER BY id DESC LIMIT ?`, account, moderation.KindReport, limit)
+	if err != nil {
+		return nil, fmt.Errorf("modsqlite: cases about %s: %w", account, err)
+	}
+	var ids []int64
+	for rows.Next() {
+		var id int64
+		if err := rows.Scan(&id); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		ids = append(ids, id)
+	}
+	rows.Close()
+	out := make([]moderation.Case, 0, len(ids))
+	for _, id := range ids {
+		c, err := loadCase(ctx, s.db, id, false)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, c)
+	}
+	return out, nil
+}
+
+// PurgeCases implements moderation.Store.
+func (s *Store) PurgeCases(ctx context.Context, before, now time.Time) (int, error) {
+	n := 0
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		rows, err := tx.QueryContext(ctx, `SELECT c.id,
+			(SELECT action FROM case_events WHERE case_id = c.id AND action != 'appeal' ORDER BY rowid DESC LIMIT 1),
+			(SELECT until FROM case_events WHERE case_id = c.id AND action != 'appeal' ORDER BY rowid DESC LIMIT 1),
+			c.hold != '' OR EXISTS (SELECT 1 FROM case_messages WHERE case_id = c.id) OR EXISTS (SELECT 1 FROM case_reports WHERE case_id = c.id AND note != '')
+			FROM cases c
+			WHERE c.state IN (?, ?) AND (SELECT MAX(time) FROM case_events WHERE case_id = c.id) < ?`,
+			moderation.CaseDecided, moderation.CaseClosed, before.UnixMilli())
+		if err != nil {
+			return err
+		}
+		type victim struct {
+			id      int64
+			inForce bool
+			content bool
+		}
+		var vs []victim
+		for rows.Next() {
+			var v victim
+			var action string
+			var until int64
+			if err := rows.Scan(&v.id, &action, &until, &v.content); err != nil {
+				rows.Close()
+				return err
+			}
+			v.inForce = action == moderation.ActionBan || action == moderation.ActionSuspend && until > now.UnixMilli()
+			vs = append(vs, v)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		for _, v := range vs {
+			if v.inForce && !v.content {
+				continue // purged before; its decision stays while in force
+			}
+			stmts := []string{`DELETE FROM case_messages WHERE case_id = ?`, `UPDATE case_reports SET note = '' WHERE case_id = ?`, `UPDATE cases SET hold = '' WHERE id = ?`}
+			if !v.inForce {
+				stmts = []string{`DELETE FROM case_messages WHERE case_id = ?`, `DELETE FROM case_reports WHERE case_id = ?`,
+					`DELETE FROM case_events WHERE case_id = ?`, `DELETE FROM cases WHERE id = ?`}
+			}
+			for _, q := range stmts {
+				if _, err := tx.ExecContext(ctx, q, v.id); err != nil {
+					return err
+				}
+			}
+			n++
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("modsqlite: purge cases: %w", err)
+	}
+	return n, nil
+}
+
+// FileHold implements moderation.Store.
+func (s *Store) FileHold(ctx context.Context, h moderation.Hold, opened time.Time) (int64, error) {
+	if h.Post <= 0 || h.Channel == "" || h.Author == "" {
+		return 0, errors.New("modsqlite: a hold names a post, its channel and its author")
+	}
+	b, err := json.Marshal(h)
+	if err != nil {
+		return 0, err
+	}
+	var id int64
+	err = s.inTx(ctx, func(tx *sql.Tx) error {
+		err := tx.QueryRowContext(ctx, `SELECT id FROM cases WHERE hold_post = ? AND state = ? ORDER BY id LIMIT 1`, h.Post, moderation.CaseOpen).Scan(&id)
+		if err == nil || !errors.Is(err, sql.ErrNoRows) {
+			return err
+		}
+		res, err := tx.ExecContext(ctx, `INSERT INTO cases (opened, reported, state, kind, hold, hold_post) VALUES (?, ?, ?, ?, ?, ?)`,
+			opened.UnixMilli(), h.Author, moderation.CaseOpen, moderation.KindHold, string(b), h.Post)
+		if err != nil {
+			return err
+		}
+		id, err = res.LastInsertId()
+		return err
+	})
+	if err != nil {
+		return 0, fmt.Errorf("modsqlite: file hold of post %d: %w", h.Post, err)
+	}
+	return id, nil
+}
+
+// OpenHold implements moderation.Store.
+func (s *Store) OpenHold(ctx context.Context, post int64) (int64, error) {
+	var id int64
+	err := s.db.QueryRowContext(ctx, `SELECT id FROM cases WHERE hold_post = ? AND state = ? ORDER BY id LIMIT 1`, post, moderation.CaseOpen).Scan(&id)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, fmt.Errorf("modsqlite: no open hold case for post %d: %w", post, moderation.ErrNotFound)
+	}
+	if err != nil {
+		return 0, fmt.Errorf("modsqlite: open hold: %w", err)
+	}
+	return id, nil
+}
+
 // Sanction implements moderation.Store: the latest decision of each of
 // the account's decided or closed cases counts; a ban wins, then the
 // suspension that ends last.
 func (s *Store) Sanction(ctx context.Context, account string, now time.Time) (moderation.Sanction, error) {
 	rows, err := s.db.QueryContext(ctx, `SELECT c.id, e.action, e.until, e.reason FROM cases c
 		JOIN case_events e ON e.case_id = c.id
-		WHERE c.reported = ? AND c.state IN (?, ?)
+		WHERE c.reported = ? AND c.kind = 'report' AND c.state IN (?, ?)
 		  AND e.rowid = (SELECT MAX(rowid) FROM case_events WHERE case_id = c.id AND action != 'appeal')`,
 		account, moderation.CaseDecided, moderation.CaseClosed)
 	if err != nil {

@@ -33,17 +33,20 @@ func (s *Store) AddModerator(ctx context.Context, m moderation.Moderator) error 
 
 func scanModerator(sc interface{ Scan(...any) error }) (moderation.Moderator, error) {
 	var m moderation.Moderator
-	var created int64
-	if err := sc.Scan(&m.Name, &m.Lead, &m.PasswordHash, &m.TOTPSecret, &created); err != nil {
+	var created, removed int64
+	if err := sc.Scan(&m.Name, &m.Lead, &m.PasswordHash, &m.TOTPSecret, &created, &removed); err != nil {
 		return m, err
 	}
 	m.Created = time.UnixMilli(created).UTC()
+	if removed != 0 {
+		m.Removed = time.UnixMilli(removed).UTC()
+	}
 	return m, nil
 }
 
 // Moderator implements moderation.Store.
 func (s *Store) Moderator(ctx context.Context, name string) (moderation.Moderator, error) {
-	m, err := scanModerator(s.db.QueryRowContext(ctx, `SELECT name, lead, password, totp_secret, created FROM moderators WHERE name = ?`, name))
+	m, err := scanModerator(s.db.QueryRowContext(ctx, `SELECT name, lead, password, totp_secret, created, removed FROM moderators WHERE name = ?`, name))
 	if errors.Is(err, sql.ErrNoRows) {
 		return m, fmt.Errorf("modsqlite: moderator %q: %w", name, moderation.ErrNotFound)
 	}
@@ -55,7 +58,7 @@ func (s *Store) Moderator(ctx context.Context, name string) (moderation.Moderato
 
 // Moderators implements moderation.Store.
 func (s *Store) Moderators(ctx context.Context) ([]moderation.Moderator, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT name, lead, password, totp_secret, created FROM moderators ORDER BY name`)
+	rows, err := s.db.QueryContext(ctx, `SELECT name, lead, password, totp_secret, created, removed FROM moderators ORDER BY name`)
 	if err != nil {
 		return nil, fmt.Errorf("modsqlite: moderators: %w", err)
 	}
@@ -69,4 +72,37 @@ func (s *Store) Moderators(ctx context.Context) ([]moderation.Moderator, error) 
 		out = append(out, m)
 	}
 	return out, rows.Err()
+}
+
+// RemoveModerator implements moderation.Store.
+func (s *Store) RemoveModerator(ctx context.Context, name, by string, at time.Time) error {
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		var lead bool
+		err := tx.QueryRowContext(ctx, `SELECT lead FROM moderators WHERE name = ? AND removed = 0`, name).Scan(&lead)
+		if errors.Is(err, sql.ErrNoRows) {
+			return fmt.Errorf("no active moderator %q: %w", name, moderation.ErrNotFound)
+		}
+		if err != nil {
+			return err
+		}
+		if lead {
+			var leads int
+			if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM moderators WHERE lead = 1 AND removed = 0`).Scan(&leads); err != nil {
+				return err
+			}
+			if leads <= 1 {
+				return moderation.ErrLastLead
+			}
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE moderators SET removed = ? WHERE name = ?`, at.UnixMilli(), name); err != nil {
+			return err
+		}
+		_, err = tx.ExecContext(ctx, `INSERT INTO decisions (time, kind, bank, type, hash, distance, subject, actor, note) VALUES (?, 'moderator:remove', '', '', '', 0, ?, ?, '')`,
+			at.UnixMilli(), "moderator:"+name, by)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("modsqlite: remove moderator: %w", err)
+	}
+	return nil
 }

@@ -119,12 +119,23 @@ CREATE TABLE moderators (
 	totp_secret BLOB NOT NULL,
 	created     INTEGER NOT NULL
 ) STRICT;
+`, `
+ALTER TABLE cases ADD COLUMN kind TEXT NOT NULL DEFAULT 'report';
+ALTER TABLE cases ADD COLUMN hold TEXT NOT NULL DEFAULT '';
+ALTER TABLE cases ADD COLUMN hold_post INTEGER NOT NULL DEFAULT 0;
+CREATE INDEX cases_hold_post ON cases (hold_post, state) WHERE hold_post != 0;
+ALTER TABLE moderators ADD COLUMN removed INTEGER NOT NULL DEFAULT 0;
+CREATE INDEX cases_reported ON cases (reported, id);
 `}
+
+// pragmas: secure_delete overwrites what is deleted (reported messages
+// whose case retention ended), rather than leaving it in free pages.
+var pragmas = []string{"secure_delete(1)"}
 
 // Open opens (creating with mode 0600 if needed) the database at path and
 // applies pending migrations.
 func Open(ctx context.Context, path string) (*Store, error) {
-	db, err := sqlitedb.Open(ctx, path, sqlitedb.Options{Migrations: migrations})
+	db, err := sqlitedb.Open(ctx, path, sqlitedb.Options{Migrations: migrations, Pragmas: pragmas})
 	if err != nil {
 		return nil, fmt.Errorf("modsqlite: %w", err)
 	}
@@ -135,7 +146,7 @@ func Open(ctx context.Context, path string) (*Store, error) {
 // exists with its schema: it never creates one, and fails with an error
 // wrapping sqlitedb.ErrNoDatabase instead. The admin commands use it.
 func OpenExisting(ctx context.Context, path string) (*Store, error) {
-	db, err := sqlitedb.Open(ctx, path, sqlitedb.Options{Migrations: migrations, NoCreate: true})
+	db, err := sqlitedb.Open(ctx, path, sqlitedb.Options{Migrations: migrations, NoCreate: true, Pragmas: pragmas})
 	if err != nil {
 		return nil, fmt.Errorf("modsqlite: %w", err)
 	}

@@ -37,6 +37,7 @@ func Run(t *testing.T, newStore func(t *testing.T) moderation.Store) {
 		{"PublishToken", testPublishToken},
 		{"Decisions", testDecisions},
 		{"Cases", testCases},
+		{"Holds", testHolds},
 		{"Moderators", testModerators},
 	}
 	for _, tc := range tests {
@@ -424,6 +425,93 @@ func testCases(t *testing.T, s moderation.Store) {
 	if sn, err := s.Sanction(ctx, "mallory", now); err != nil || !sn.Banned || sn.Case != id4 {
 		t.Fatalf("ban: %+v %v", sn, err)
 	}
+	// What mallory is told: the ban (appealable), the appeal's outcome
+	// and the suspension it overturned, newest first; eve's open case
+	// tells her nothing.
+	about, err := s.CasesAbout(ctx, "mallory", 0)
+	if err != nil || len(about) != 2 || about[0].ID != id4 || about[1].ID != id || len(about[1].Events) != 3 {
+		t.Fatalf("CasesAbout: %+v %v", about, err)
+	}
+	ns := moderation.NoticesOf(about)
+	if len(ns) != 3 || ns[0].Case != id4 || ns[0].Action != moderation.ActionBan || !ns[0].Appealable ||
+		ns[1].Action != moderation.ActionDismiss || !ns[1].Appeal || ns[1].Appealable ||
+		ns[2].Action != moderation.ActionSuspend || ns[2].Appealable || !ns[2].Until.Equal(until) {
+		t.Fatalf("notices: %+v", ns)
+	}
+	if about, err := s.CasesAbout(ctx, "eve", 0); err != nil || len(about) != 1 || len(moderation.NoticesOf(about)) != 0 {
+		t.Fatalf("eve: %+v %v", about, err)
+	}
+	// A first decision that dismisses is not told.
+	if _, err := s.ActOnCase(ctx, id3, moderation.CaseEvent{Action: moderation.ActionDismiss, Moderator: "mod1", Reason: "not spam"}); err != nil {
+		t.Fatal(err)
+	}
+	if about, _ := s.CasesAbout(ctx, "eve", 0); len(moderation.NoticesOf(about)) != 0 {
+		t.Fatalf("a dismissal told: %+v", moderation.NoticesOf(about))
+	}
+}
+
+func testHolds(t *testing.T, s moderation.Store) {
+	ctx := context.Background()
+	now := time.Now().UTC().Truncate(time.Millisecond)
+	h := moderation.Hold{Post: 42, Channel: "news", Author: "mallory", Text: "look",
+		Matches: []moderation.HoldMatch{{Media: 0, List: "review-list", Label: "extremism", Type: "pdq", Hash: "ab12", Distance: 7, Detail: "frames 3 of 10"}}}
+	id, err := s.FileHold(ctx, h, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again, err := s.FileHold(ctx, h, now); err != nil || again != id {
+		t.Fatalf("filing the same post's hold again: %d %v (want %d)", again, err, id)
+	}
+	if got, err := s.OpenHold(ctx, 42); err != nil || got != id {
+		t.Fatalf("OpenHold: %d %v", got, err)
+	}
+	if _, err := s.OpenHold(ctx, 43); !errors.Is(err, moderation.ErrNotFound) {
+		t.Fatalf("OpenHold of a post with none: %v", err)
+	}
+	c, err := s.Case(ctx, id)
+	if err != nil || c.Kind != moderation.KindHold || c.State != moderation.CaseOpen || c.Reported != "mallory" || c.Hold == nil ||
+		c.Hold.Post != 42 || len(c.Hold.Matches) != 1 || c.Hold.Matches[0] != h.Matches[0] {
+		t.Fatalf("hold case: %+v %v", c, err)
+	}
+	// It is in the queue with the report cases.
+	rid, err := s.FileReport(ctx, moderation.CaseReport{Reporter: "alice", Reason: "spam", Received: now}, "eve",
+		[]moderation.CaseMessage{{Tag: []byte("x"), Conversation: []byte("c"), SenderUser: "eve", SenderDevice: "d", Accepted: now, Content: []byte("c"), Salt: []byte("s"), Frank: []byte("f")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cs, err := s.Cases(ctx, moderation.CaseOpen, 0)
+	if err != nil || len(cs) != 2 || cs[0].ID != rid || cs[1].ID != id || cs[1].Hold == nil || cs[0].Kind != moderation.KindReport {
+		t.Fatalf("the queue: %+v %v", cs, err)
+	}
+	// Report actions do not decide a hold, nor hold actions a report.
+	if _, err := s.ActOnCase(ctx, id, moderation.CaseEvent{Action: moderation.ActionBan, Moderator: "m"}); !errors.Is(err, moderation.ErrAction) {
+		t.Fatalf("ban on a hold: %v", err)
+	}
+	if _, err := s.ActOnCase(ctx, rid, moderation.CaseEvent{Action: moderation.ActionRelease, Moderator: "m"}); !errors.Is(err, moderation.ErrAction) {
+		t.Fatalf("release on a report: %v", err)
+	}
+	c, err = s.ActOnCase(ctx, id, moderation.CaseEvent{Action: moderation.ActionRemovePost, Moderator: "m", Reason: "recruiting"})
+	if err != nil || c.State != moderation.CaseClosed {
+		t.Fatalf("decide a hold: %+v %v", c, err)
+	}
+	if _, err := s.ActOnCase(ctx, id, moderation.CaseEvent{Action: "appeal"}); !errors.Is(err, moderation.ErrCaseState) {
+		t.Fatalf("appeal of a hold: %v", err)
+	}
+	if _, err := s.OpenHold(ctx, 42); !errors.Is(err, moderation.ErrNotFound) {
+		t.Fatalf("OpenHold after the decision: %v", err)
+	}
+	// A hold decision never bars the author.
+	if sn, err := s.Sanction(ctx, "mallory", now); err != nil || sn.Active() {
+		t.Fatalf("sanction: %+v %v", sn, err)
+	}
+	// The post held again later: a new case.
+	if id2, err := s.FileHold(ctx, h, now); err != nil || id2 == id {
+		t.Fatalf("a new hold of the post: %d %v", id2, err)
+	}
+	ds, err := s.Decisions(ctx, "case:"+strconv.FormatInt(id, 10), 0)
+	if err != nil || len(ds) != 1 || ds[0].Kind != "case:remove_post" {
+		t.Fatalf("decisions: %+v %v", ds, err)
+	}
 }
 
 func testModerators(t *testing.T, s moderation.Store) {
@@ -452,5 +540,26 @@ func testModerators(t *testing.T, s moderation.Store) {
 	ms, err := s.Moderators(ctx)
 	if err != nil || len(ms) != 2 || ms[0].Name != "ana" || ms[1].Name != "bo" || ms[1].Lead {
 		t.Fatalf("moderators: %+v %v", ms, err)
+	}
+	// Removing: the last active lead stays; bo goes, recorded in the log,
+	// and his name is not given again.
+	if err := s.RemoveModerator(ctx, "ana", "ana", now); !errors.Is(err, moderation.ErrLastLead) {
+		t.Fatalf("removing the last lead: %v", err)
+	}
+	if err := s.RemoveModerator(ctx, "bo", "ana", now); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.Moderator(ctx, "bo"); err != nil || got.Active() || !got.Removed.Equal(now) {
+		t.Fatalf("bo after removal: %+v %v", got, err)
+	}
+	if err := s.RemoveModerator(ctx, "bo", "ana", now); !errors.Is(err, moderation.ErrNotFound) {
+		t.Fatalf("removing bo twice: %v", err)
+	}
+	if err := s.AddModerator(ctx, moderation.Moderator{Name: "bo", PasswordHash: "h", TOTPSecret: []byte("s")}); !errors.Is(err, moderation.ErrExists) {
+		t.Fatalf("reusing a removed moderator's name: %v", err)
+	}
+	ds, err := s.Decisions(ctx, "moderator:bo", 0)
+	if err != nil || len(ds) != 1 || ds[0].Kind != "moderator:remove" || ds[0].Actor != "ana" {
+		t.Fatalf("the removal in the log: %+v %v", ds, err)
 	}
 }

@@ -50,6 +50,7 @@ const (
 	ErrorCode_STORAGE_UNAVAILABLE    ErrorCode = 17 // the server cannot write (disk full, read-only, I/O error); reads still work; retry later
 	ErrorCode_INBOX_FULL             ErrorCode = 18 // an added device holds too many unread invitations (from you, or in all); retry after it syncs
 	ErrorCode_NOT_READY              ErrorCode = 19 // the key transparency directory has no epoch to answer from yet (starting, or waiting for its auditors); retry shortly
+	ErrorCode_ACCOUNT_DELETED        ErrorCode = 20 // Authenticate: the account the request names was deleted (it has no devices left)
 )
 
 // Enum value maps for ErrorCode.
@@ -75,6 +76,7 @@ var (
 		17: "STORAGE_UNAVAILABLE",
 		18: "INBOX_FULL",
 		19: "NOT_READY",
+		20: "ACCOUNT_DELETED",
 	}
 	ErrorCode_value = map[string]int32{
 		"ERROR_CODE_UNSPECIFIED": 0,
@@ -97,6 +99,7 @@ var (
 		"STORAGE_UNAVAILABLE":    17,
 		"INBOX_FULL":             18,
 		"NOT_READY":              19,
+		"ACCOUNT_DELETED":        20,
 	}
 )
 
@@ -1382,7 +1385,13 @@ type Session struct {
 	// account (docs/moderation.md): only AppealRequest and
 	// DeleteAccountRequest are served; everything else answers
 	// PERMISSION_DENIED with this text.
-	Barred        string `protobuf:"bytes,9,opt,name=barred,proto3" json:"barred,omitempty"`
+	Barred string `protobuf:"bytes,9,opt,name=barred,proto3" json:"barred,omitempty"`
+	// Moderators' decisions about the account (docs/moderation.md "What
+	// the reported user is told"): warnings, suspensions and bans, and the
+	// outcome of its appeals, newest first, at most 20. A first decision
+	// that dismisses the reports is not told: the account need not learn
+	// that someone reported it.
+	Notices       []*ModerationNotice `protobuf:"bytes,10,rep,name=notices,proto3" json:"notices,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1480,6 +1489,106 @@ func (x *Session) GetBarred() string {
 	return ""
 }
 
+func (x *Session) GetNotices() []*ModerationNotice {
+	if x != nil {
+		return x.Notices
+	}
+	return nil
+}
+
+// ModerationNotice is one moderators' decision about the caller's account.
+type ModerationNotice struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	CaseId        string                 `protobuf:"bytes,1,opt,name=case_id,json=caseId,proto3" json:"case_id,omitempty"`
+	Action        string                 `protobuf:"bytes,2,opt,name=action,proto3" json:"action,omitempty"`                                 // warn, suspend, ban; or dismiss, deciding an appeal
+	Reason        string                 `protobuf:"bytes,3,opt,name=reason,proto3" json:"reason,omitempty"`                                 // the moderator's reason, as they wrote it for the user
+	UntilUnixMs   int64                  `protobuf:"varint,4,opt,name=until_unix_ms,json=untilUnixMs,proto3" json:"until_unix_ms,omitempty"` // suspensions: when the suspension ends
+	DecidedUnixMs int64                  `protobuf:"varint,5,opt,name=decided_unix_ms,json=decidedUnixMs,proto3" json:"decided_unix_ms,omitempty"`
+	AppealDecided bool                   `protobuf:"varint,6,opt,name=appeal_decided,json=appealDecided,proto3" json:"appeal_decided,omitempty"` // this decides the account's appeal (final)
+	Appealable    bool                   `protobuf:"varint,7,opt,name=appealable,proto3" json:"appealable,omitempty"`                            // the account may still appeal it (once)
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ModerationNotice) Reset() {
+	*x = ModerationNotice{}
+	mi := &file_parleypb_parley_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ModerationNotice) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ModerationNotice) ProtoMessage() {}
+
+func (x *ModerationNotice) ProtoReflect() protoreflect.Message {
+	mi := &file_parleypb_parley_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ModerationNotice.ProtoReflect.Descriptor instead.
+func (*ModerationNotice) Descriptor() ([]byte, []int) {
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *ModerationNotice) GetCaseId() string {
+	if x != nil {
+		return x.CaseId
+	}
+	return ""
+}
+
+func (x *ModerationNotice) GetAction() string {
+	if x != nil {
+		return x.Action
+	}
+	return ""
+}
+
+func (x *ModerationNotice) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *ModerationNotice) GetUntilUnixMs() int64 {
+	if x != nil {
+		return x.UntilUnixMs
+	}
+	return 0
+}
+
+func (x *ModerationNotice) GetDecidedUnixMs() int64 {
+	if x != nil {
+		return x.DecidedUnixMs
+	}
+	return 0
+}
+
+func (x *ModerationNotice) GetAppealDecided() bool {
+	if x != nil {
+		return x.AppealDecided
+	}
+	return false
+}
+
+func (x *ModerationNotice) GetAppealable() bool {
+	if x != nil {
+		return x.Appealable
+	}
+	return false
+}
+
 type KeyPackageCount struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	CipherSuite   uint32                 `protobuf:"varint,1,opt,name=cipher_suite,json=cipherSuite,proto3" json:"cipher_suite,omitempty"`
@@ -1490,7 +1599,7 @@ type KeyPackageCount struct {
 
 func (x *KeyPackageCount) Reset() {
 	*x = KeyPackageCount{}
-	mi := &file_parleypb_parley_proto_msgTypes[7]
+	mi := &file_parleypb_parley_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1502,7 +1611,7 @@ func (x *KeyPackageCount) String() string {
 func (*KeyPackageCount) ProtoMessage() {}
 
 func (x *KeyPackageCount) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[7]
+	mi := &file_parleypb_parley_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1515,7 +1624,7 @@ func (x *KeyPackageCount) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KeyPackageCount.ProtoReflect.Descriptor instead.
 func (*KeyPackageCount) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{7}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *KeyPackageCount) GetCipherSuite() uint32 {
@@ -1544,7 +1653,7 @@ type RegisterRequest struct {
 
 func (x *RegisterRequest) Reset() {
 	*x = RegisterRequest{}
-	mi := &file_parleypb_parley_proto_msgTypes[8]
+	mi := &file_parleypb_parley_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1556,7 +1665,7 @@ func (x *RegisterRequest) String() string {
 func (*RegisterRequest) ProtoMessage() {}
 
 func (x *RegisterRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[8]
+	mi := &file_parleypb_parley_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1569,7 +1678,7 @@ func (x *RegisterRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisterRequest.ProtoReflect.Descriptor instead.
 func (*RegisterRequest) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{8}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *RegisterRequest) GetUsername() string {
@@ -1601,16 +1710,20 @@ func (x *RegisterRequest) GetInviteCode() string {
 }
 
 type AuthenticateRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	PublicKey     []byte                 `protobuf:"bytes,1,opt,name=public_key,json=publicKey,proto3" json:"public_key,omitempty"`
-	Signature     []byte                 `protobuf:"bytes,2,opt,name=signature,proto3" json:"signature,omitempty"` // purpose "authenticate"
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	PublicKey []byte                 `protobuf:"bytes,1,opt,name=public_key,json=publicKey,proto3" json:"public_key,omitempty"`
+	Signature []byte                 `protobuf:"bytes,2,opt,name=signature,proto3" json:"signature,omitempty"` // purpose "authenticate"
+	// username, optional: the account the client believes the key is
+	// registered to. Used only to word the refusal of an unknown key
+	// ("this account was deleted" rather than "no device has this key").
+	Username      string `protobuf:"bytes,3,opt,name=username,proto3" json:"username,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *AuthenticateRequest) Reset() {
 	*x = AuthenticateRequest{}
-	mi := &file_parleypb_parley_proto_msgTypes[9]
+	mi := &file_parleypb_parley_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1622,7 +1735,7 @@ func (x *AuthenticateRequest) String() string {
 func (*AuthenticateRequest) ProtoMessage() {}
 
 func (x *AuthenticateRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[9]
+	mi := &file_parleypb_parley_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1635,7 +1748,7 @@ func (x *AuthenticateRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuthenticateRequest.ProtoReflect.Descriptor instead.
 func (*AuthenticateRequest) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{9}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *AuthenticateRequest) GetPublicKey() []byte {
@@ -1650,6 +1763,13 @@ func (x *AuthenticateRequest) GetSignature() []byte {
 		return x.Signature
 	}
 	return nil
+}
+
+func (x *AuthenticateRequest) GetUsername() string {
+	if x != nil {
+		return x.Username
+	}
+	return ""
 }
 
 type RequestLinkRequest struct {
@@ -1669,7 +1789,7 @@ type RequestLinkRequest struct {
 
 func (x *RequestLinkRequest) Reset() {
 	*x = RequestLinkRequest{}
-	mi := &file_parleypb_parley_proto_msgTypes[10]
+	mi := &file_parleypb_parley_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1681,7 +1801,7 @@ func (x *RequestLinkRequest) String() string {
 func (*RequestLinkRequest) ProtoMessage() {}
 
 func (x *RequestLinkRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[10]
+	mi := &file_parleypb_parley_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1694,7 +1814,7 @@ func (x *RequestLinkRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RequestLinkRequest.ProtoReflect.Descriptor instead.
 func (*RequestLinkRequest) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{10}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *RequestLinkRequest) GetUsername() string {
@@ -1742,7 +1862,7 @@ type RequestLinkResponse struct {
 
 func (x *RequestLinkResponse) Reset() {
 	*x = RequestLinkResponse{}
-	mi := &file_parleypb_parley_proto_msgTypes[11]
+	mi := &file_parleypb_parley_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1754,7 +1874,7 @@ func (x *RequestLinkResponse) String() string {
 func (*RequestLinkResponse) ProtoMessage() {}
 
 func (x *RequestLinkResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[11]
+	mi := &file_parleypb_parley_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1767,7 +1887,7 @@ func (x *RequestLinkResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RequestLinkResponse.ProtoReflect.Descriptor instead.
 func (*RequestLinkResponse) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{11}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *RequestLinkResponse) GetCode() string {
@@ -1800,7 +1920,7 @@ type ApproveLinkRequest struct {
 
 func (x *ApproveLinkRequest) Reset() {
 	*x = ApproveLinkRequest{}
-	mi := &file_parleypb_parley_proto_msgTypes[12]
+	mi := &file_parleypb_parley_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1812,7 +1932,7 @@ func (x *ApproveLinkRequest) String() string {
 func (*ApproveLinkRequest) ProtoMessage() {}
 
 func (x *ApproveLinkRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[12]
+	mi := &file_parleypb_parley_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1825,7 +1945,7 @@ func (x *ApproveLinkRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApproveLinkRequest.ProtoReflect.Descriptor instead.
 func (*ApproveLinkRequest) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{12}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *ApproveLinkRequest) GetCode() string {
@@ -1861,7 +1981,7 @@ type InspectLinkRequest struct {
 
 func (x *InspectLinkRequest) Reset() {
 	*x = InspectLinkRequest{}
-	mi := &file_parleypb_parley_proto_msgTypes[13]
+	mi := &file_parleypb_parley_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1873,7 +1993,7 @@ func (x *InspectLinkRequest) String() string {
 func (*InspectLinkRequest) ProtoMessage() {}
 
 func (x *InspectLinkRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[13]
+	mi := &file_parleypb_parley_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1886,7 +2006,7 @@ func (x *InspectLinkRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InspectLinkRequest.ProtoReflect.Descriptor instead.
 func (*InspectLinkRequest) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{13}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *InspectLinkRequest) GetCode() string {
@@ -1907,7 +2027,7 @@ type InspectLinkResponse struct {
 
 func (x *InspectLinkResponse) Reset() {
 	*x = InspectLinkResponse{}
-	mi := &file_parleypb_parley_proto_msgTypes[14]
+	mi := &file_parleypb_parley_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1919,7 +2039,7 @@ func (x *InspectLinkResponse) String() string {
 func (*InspectLinkResponse) ProtoMessage() {}
 
 func (x *InspectLinkResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[14]
+	mi := &file_parleypb_parley_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1932,7 +2052,7 @@ func (x *InspectLinkResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InspectLinkResponse.ProtoReflect.Descriptor instead.
 func (*InspectLinkResponse) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{14}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *InspectLinkResponse) GetPublicKey() []byte {
@@ -1969,7 +2089,7 @@ type SignedDeviceList struct {
 
 func (x *SignedDeviceList) Reset() {
 	*x = SignedDeviceList{}
-	mi := &file_parleypb_parley_proto_msgTypes[15]
+	mi := &file_parleypb_parley_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1981,7 +2101,7 @@ func (x *SignedDeviceList) String() string {
 func (*SignedDeviceList) ProtoMessage() {}
 
 func (x *SignedDeviceList) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[15]
+	mi := &file_parleypb_parley_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1994,7 +2114,7 @@ func (x *SignedDeviceList) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SignedDeviceList.ProtoReflect.Descriptor instead.
 func (*SignedDeviceList) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{15}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *SignedDeviceList) GetList() []byte {
@@ -2024,7 +2144,7 @@ type DeviceList struct {
 
 func (x *DeviceList) Reset() {
 	*x = DeviceList{}
-	mi := &file_parleypb_parley_proto_msgTypes[16]
+	mi := &file_parleypb_parley_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2036,7 +2156,7 @@ func (x *DeviceList) String() string {
 func (*DeviceList) ProtoMessage() {}
 
 func (x *DeviceList) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[16]
+	mi := &file_parleypb_parley_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2049,7 +2169,7 @@ func (x *DeviceList) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeviceList.ProtoReflect.Descriptor instead.
 func (*DeviceList) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{16}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *DeviceList) GetUsername() string {
@@ -2099,7 +2219,7 @@ type ListedDevice struct {
 
 func (x *ListedDevice) Reset() {
 	*x = ListedDevice{}
-	mi := &file_parleypb_parley_proto_msgTypes[17]
+	mi := &file_parleypb_parley_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2111,7 +2231,7 @@ func (x *ListedDevice) String() string {
 func (*ListedDevice) ProtoMessage() {}
 
 func (x *ListedDevice) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[17]
+	mi := &file_parleypb_parley_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2124,7 +2244,7 @@ func (x *ListedDevice) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListedDevice.ProtoReflect.Descriptor instead.
 func (*ListedDevice) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{17}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *ListedDevice) GetDeviceId() string {
@@ -2172,7 +2292,7 @@ type PublishDeviceListRequest struct {
 
 func (x *PublishDeviceListRequest) Reset() {
 	*x = PublishDeviceListRequest{}
-	mi := &file_parleypb_parley_proto_msgTypes[18]
+	mi := &file_parleypb_parley_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2184,7 +2304,7 @@ func (x *PublishDeviceListRequest) String() string {
 func (*PublishDeviceListRequest) ProtoMessage() {}
 
 func (x *PublishDeviceListRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[18]
+	mi := &file_parleypb_parley_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2197,7 +2317,7 @@ func (x *PublishDeviceListRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PublishDeviceListRequest.ProtoReflect.Descriptor instead.
 func (*PublishDeviceListRequest) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{18}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *PublishDeviceListRequest) GetList() *SignedDeviceList {
@@ -2227,7 +2347,7 @@ type FetchDeviceListRequest struct {
 
 func (x *FetchDeviceListRequest) Reset() {
 	*x = FetchDeviceListRequest{}
-	mi := &file_parleypb_parley_proto_msgTypes[19]
+	mi := &file_parleypb_parley_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2239,7 +2359,7 @@ func (x *FetchDeviceListRequest) String() string {
 func (*FetchDeviceListRequest) ProtoMessage() {}
 
 func (x *FetchDeviceListRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[19]
+	mi := &file_parleypb_parley_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2252,7 +2372,7 @@ func (x *FetchDeviceListRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FetchDeviceListRequest.ProtoReflect.Descriptor instead.
 func (*FetchDeviceListRequest) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{19}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *FetchDeviceListRequest) GetUsername() string {
@@ -2284,7 +2404,7 @@ type FetchDeviceListResponse struct {
 
 func (x *FetchDeviceListResponse) Reset() {
 	*x = FetchDeviceListResponse{}
-	mi := &file_parleypb_parley_proto_msgTypes[20]
+	mi := &file_parleypb_parley_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2296,7 +2416,7 @@ func (x *FetchDeviceListResponse) String() string {
 func (*FetchDeviceListResponse) ProtoMessage() {}
 
 func (x *FetchDeviceListResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[20]
+	mi := &file_parleypb_parley_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2309,7 +2429,7 @@ func (x *FetchDeviceListResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FetchDeviceListResponse.ProtoReflect.Descriptor instead.
 func (*FetchDeviceListResponse) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{20}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *FetchDeviceListResponse) GetList() *SignedDeviceList {
@@ -2347,7 +2467,7 @@ type KTAnswer struct {
 
 func (x *KTAnswer) Reset() {
 	*x = KTAnswer{}
-	mi := &file_parleypb_parley_proto_msgTypes[21]
+	mi := &file_parleypb_parley_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2359,7 +2479,7 @@ func (x *KTAnswer) String() string {
 func (*KTAnswer) ProtoMessage() {}
 
 func (x *KTAnswer) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[21]
+	mi := &file_parleypb_parley_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2372,7 +2492,7 @@ func (x *KTAnswer) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KTAnswer.ProtoReflect.Descriptor instead.
 func (*KTAnswer) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{21}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *KTAnswer) GetCheckpoint() []byte {
@@ -2441,7 +2561,7 @@ type KTVersion struct {
 
 func (x *KTVersion) Reset() {
 	*x = KTVersion{}
-	mi := &file_parleypb_parley_proto_msgTypes[22]
+	mi := &file_parleypb_parley_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2453,7 +2573,7 @@ func (x *KTVersion) String() string {
 func (*KTVersion) ProtoMessage() {}
 
 func (x *KTVersion) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[22]
+	mi := &file_parleypb_parley_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2466,7 +2586,7 @@ func (x *KTVersion) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KTVersion.ProtoReflect.Descriptor instead.
 func (*KTVersion) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{22}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *KTVersion) GetEpoch() uint64 {
@@ -2518,7 +2638,7 @@ type ReportRequest struct {
 
 func (x *ReportRequest) Reset() {
 	*x = ReportRequest{}
-	mi := &file_parleypb_parley_proto_msgTypes[23]
+	mi := &file_parleypb_parley_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2530,7 +2650,7 @@ func (x *ReportRequest) String() string {
 func (*ReportRequest) ProtoMessage() {}
 
 func (x *ReportRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[23]
+	mi := &file_parleypb_parley_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2543,7 +2663,7 @@ func (x *ReportRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportRequest.ProtoReflect.Descriptor instead.
 func (*ReportRequest) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{23}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *ReportRequest) GetConversationId() []byte {
@@ -2589,7 +2709,7 @@ type ReportedMessage struct {
 
 func (x *ReportedMessage) Reset() {
 	*x = ReportedMessage{}
-	mi := &file_parleypb_parley_proto_msgTypes[24]
+	mi := &file_parleypb_parley_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2601,7 +2721,7 @@ func (x *ReportedMessage) String() string {
 func (*ReportedMessage) ProtoMessage() {}
 
 func (x *ReportedMessage) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[24]
+	mi := &file_parleypb_parley_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2614,7 +2734,7 @@ func (x *ReportedMessage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportedMessage.ProtoReflect.Descriptor instead.
 func (*ReportedMessage) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{24}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *ReportedMessage) GetSenderUser() string {
@@ -2675,7 +2795,7 @@ type ReportResponse struct {
 
 func (x *ReportResponse) Reset() {
 	*x = ReportResponse{}
-	mi := &file_parleypb_parley_proto_msgTypes[25]
+	mi := &file_parleypb_parley_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2687,7 +2807,7 @@ func (x *ReportResponse) String() string {
 func (*ReportResponse) ProtoMessage() {}
 
 func (x *ReportResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[25]
+	mi := &file_parleypb_parley_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2700,7 +2820,7 @@ func (x *ReportResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportResponse.ProtoReflect.Descriptor instead.
 func (*ReportResponse) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{25}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *ReportResponse) GetCaseId() string {
@@ -2722,7 +2842,7 @@ type AppealRequest struct {
 
 func (x *AppealRequest) Reset() {
 	*x = AppealRequest{}
-	mi := &file_parleypb_parley_proto_msgTypes[26]
+	mi := &file_parleypb_parley_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2734,7 +2854,7 @@ func (x *AppealRequest) String() string {
 func (*AppealRequest) ProtoMessage() {}
 
 func (x *AppealRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[26]
+	mi := &file_parleypb_parley_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2747,7 +2867,7 @@ func (x *AppealRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AppealRequest.ProtoReflect.Descriptor instead.
 func (*AppealRequest) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{26}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *AppealRequest) GetCaseId() string {
@@ -2780,7 +2900,7 @@ type ClusterNotice struct {
 
 func (x *ClusterNotice) Reset() {
 	*x = ClusterNotice{}
-	mi := &file_parleypb_parley_proto_msgTypes[27]
+	mi := &file_parleypb_parley_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2792,7 +2912,7 @@ func (x *ClusterNotice) String() string {
 func (*ClusterNotice) ProtoMessage() {}
 
 func (x *ClusterNotice) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[27]
+	mi := &file_parleypb_parley_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2805,7 +2925,7 @@ func (x *ClusterNotice) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterNotice.ProtoReflect.Descriptor instead.
 func (*ClusterNotice) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{27}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *ClusterNotice) GetNode() string {
@@ -2851,7 +2971,7 @@ type KTKeysRequest struct {
 
 func (x *KTKeysRequest) Reset() {
 	*x = KTKeysRequest{}
-	mi := &file_parleypb_parley_proto_msgTypes[28]
+	mi := &file_parleypb_parley_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2863,7 +2983,7 @@ func (x *KTKeysRequest) String() string {
 func (*KTKeysRequest) ProtoMessage() {}
 
 func (x *KTKeysRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[28]
+	mi := &file_parleypb_parley_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2876,7 +2996,7 @@ func (x *KTKeysRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KTKeysRequest.ProtoReflect.Descriptor instead.
 func (*KTKeysRequest) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{28}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{29}
 }
 
 // KTKeysResponse names the directory: its log's origin, its note
@@ -2896,7 +3016,7 @@ type KTKeysResponse struct {
 
 func (x *KTKeysResponse) Reset() {
 	*x = KTKeysResponse{}
-	mi := &file_parleypb_parley_proto_msgTypes[29]
+	mi := &file_parleypb_parley_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2908,7 +3028,7 @@ func (x *KTKeysResponse) String() string {
 func (*KTKeysResponse) ProtoMessage() {}
 
 func (x *KTKeysResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[29]
+	mi := &file_parleypb_parley_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2921,7 +3041,7 @@ func (x *KTKeysResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KTKeysResponse.ProtoReflect.Descriptor instead.
 func (*KTKeysResponse) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{29}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *KTKeysResponse) GetOrigin() string {
@@ -2974,7 +3094,7 @@ type KTHistoryRequest struct {
 
 func (x *KTHistoryRequest) Reset() {
 	*x = KTHistoryRequest{}
-	mi := &file_parleypb_parley_proto_msgTypes[30]
+	mi := &file_parleypb_parley_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2986,7 +3106,7 @@ func (x *KTHistoryRequest) String() string {
 func (*KTHistoryRequest) ProtoMessage() {}
 
 func (x *KTHistoryRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[30]
+	mi := &file_parleypb_parley_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2999,7 +3119,7 @@ func (x *KTHistoryRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KTHistoryRequest.ProtoReflect.Descriptor instead.
 func (*KTHistoryRequest) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{30}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *KTHistoryRequest) GetAfterEpoch() uint64 {
@@ -3034,7 +3154,7 @@ type KTHistoryResponse struct {
 
 func (x *KTHistoryResponse) Reset() {
 	*x = KTHistoryResponse{}
-	mi := &file_parleypb_parley_proto_msgTypes[31]
+	mi := &file_parleypb_parley_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3046,7 +3166,7 @@ func (x *KTHistoryResponse) String() string {
 func (*KTHistoryResponse) ProtoMessage() {}
 
 func (x *KTHistoryResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[31]
+	mi := &file_parleypb_parley_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3059,7 +3179,7 @@ func (x *KTHistoryResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KTHistoryResponse.ProtoReflect.Descriptor instead.
 func (*KTHistoryResponse) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{31}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *KTHistoryResponse) GetAnswer() *KTAnswer {
@@ -3096,7 +3216,7 @@ type KTConsistencyRequest struct {
 
 func (x *KTConsistencyRequest) Reset() {
 	*x = KTConsistencyRequest{}
-	mi := &file_parleypb_parley_proto_msgTypes[32]
+	mi := &file_parleypb_parley_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3108,7 +3228,7 @@ func (x *KTConsistencyRequest) String() string {
 func (*KTConsistencyRequest) ProtoMessage() {}
 
 func (x *KTConsistencyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[32]
+	mi := &file_parleypb_parley_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3121,7 +3241,7 @@ func (x *KTConsistencyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KTConsistencyRequest.ProtoReflect.Descriptor instead.
 func (*KTConsistencyRequest) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{32}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *KTConsistencyRequest) GetOldSize() int64 {
@@ -3147,7 +3267,7 @@ type KTConsistencyResponse struct {
 
 func (x *KTConsistencyResponse) Reset() {
 	*x = KTConsistencyResponse{}
-	mi := &file_parleypb_parley_proto_msgTypes[33]
+	mi := &file_parleypb_parley_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3159,7 +3279,7 @@ func (x *KTConsistencyResponse) String() string {
 func (*KTConsistencyResponse) ProtoMessage() {}
 
 func (x *KTConsistencyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[33]
+	mi := &file_parleypb_parley_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3172,7 +3292,7 @@ func (x *KTConsistencyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KTConsistencyResponse.ProtoReflect.Descriptor instead.
 func (*KTConsistencyResponse) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{33}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *KTConsistencyResponse) GetProof() []byte {
@@ -3191,7 +3311,7 @@ type ApproveLinkResponse struct {
 
 func (x *ApproveLinkResponse) Reset() {
 	*x = ApproveLinkResponse{}
-	mi := &file_parleypb_parley_proto_msgTypes[34]
+	mi := &file_parleypb_parley_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3203,7 +3323,7 @@ func (x *ApproveLinkResponse) String() string {
 func (*ApproveLinkResponse) ProtoMessage() {}
 
 func (x *ApproveLinkResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[34]
+	mi := &file_parleypb_parley_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3216,7 +3336,7 @@ func (x *ApproveLinkResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApproveLinkResponse.ProtoReflect.Descriptor instead.
 func (*ApproveLinkResponse) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{34}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *ApproveLinkResponse) GetDevice() *Device {
@@ -3237,7 +3357,7 @@ type Device struct {
 
 func (x *Device) Reset() {
 	*x = Device{}
-	mi := &file_parleypb_parley_proto_msgTypes[35]
+	mi := &file_parleypb_parley_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3249,7 +3369,7 @@ func (x *Device) String() string {
 func (*Device) ProtoMessage() {}
 
 func (x *Device) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[35]
+	mi := &file_parleypb_parley_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3262,7 +3382,7 @@ func (x *Device) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Device.ProtoReflect.Descriptor instead.
 func (*Device) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{35}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *Device) GetId() string {
@@ -3294,7 +3414,7 @@ type ListDevicesRequest struct {
 
 func (x *ListDevicesRequest) Reset() {
 	*x = ListDevicesRequest{}
-	mi := &file_parleypb_parley_proto_msgTypes[36]
+	mi := &file_parleypb_parley_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3306,7 +3426,7 @@ func (x *ListDevicesRequest) String() string {
 func (*ListDevicesRequest) ProtoMessage() {}
 
 func (x *ListDevicesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[36]
+	mi := &file_parleypb_parley_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3319,7 +3439,7 @@ func (x *ListDevicesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListDevicesRequest.ProtoReflect.Descriptor instead.
 func (*ListDevicesRequest) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{36}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{37}
 }
 
 type ListDevicesResponse struct {
@@ -3331,7 +3451,7 @@ type ListDevicesResponse struct {
 
 func (x *ListDevicesResponse) Reset() {
 	*x = ListDevicesResponse{}
-	mi := &file_parleypb_parley_proto_msgTypes[37]
+	mi := &file_parleypb_parley_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3343,7 +3463,7 @@ func (x *ListDevicesResponse) String() string {
 func (*ListDevicesResponse) ProtoMessage() {}
 
 func (x *ListDevicesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[37]
+	mi := &file_parleypb_parley_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3356,7 +3476,7 @@ func (x *ListDevicesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListDevicesResponse.ProtoReflect.Descriptor instead.
 func (*ListDevicesResponse) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{37}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *ListDevicesResponse) GetDevices() []*Device {
@@ -3375,7 +3495,7 @@ type RemoveDeviceRequest struct {
 
 func (x *RemoveDeviceRequest) Reset() {
 	*x = RemoveDeviceRequest{}
-	mi := &file_parleypb_parley_proto_msgTypes[38]
+	mi := &file_parleypb_parley_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3387,7 +3507,7 @@ func (x *RemoveDeviceRequest) String() string {
 func (*RemoveDeviceRequest) ProtoMessage() {}
 
 func (x *RemoveDeviceRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[38]
+	mi := &file_parleypb_parley_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3400,7 +3520,7 @@ func (x *RemoveDeviceRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveDeviceRequest.ProtoReflect.Descriptor instead.
 func (*RemoveDeviceRequest) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{38}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *RemoveDeviceRequest) GetDeviceId() string {
@@ -3424,7 +3544,7 @@ type DeleteAccountRequest struct {
 
 func (x *DeleteAccountRequest) Reset() {
 	*x = DeleteAccountRequest{}
-	mi := &file_parleypb_parley_proto_msgTypes[39]
+	mi := &file_parleypb_parley_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3436,7 +3556,7 @@ func (x *DeleteAccountRequest) String() string {
 func (*DeleteAccountRequest) ProtoMessage() {}
 
 func (x *DeleteAccountRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[39]
+	mi := &file_parleypb_parley_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3449,7 +3569,7 @@ func (x *DeleteAccountRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteAccountRequest.ProtoReflect.Descriptor instead.
 func (*DeleteAccountRequest) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{39}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *DeleteAccountRequest) GetUsername() string {
@@ -3472,7 +3592,7 @@ type KeyPackage struct {
 
 func (x *KeyPackage) Reset() {
 	*x = KeyPackage{}
-	mi := &file_parleypb_parley_proto_msgTypes[40]
+	mi := &file_parleypb_parley_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3484,7 +3604,7 @@ func (x *KeyPackage) String() string {
 func (*KeyPackage) ProtoMessage() {}
 
 func (x *KeyPackage) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[40]
+	mi := &file_parleypb_parley_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3497,7 +3617,7 @@ func (x *KeyPackage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KeyPackage.ProtoReflect.Descriptor instead.
 func (*KeyPackage) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{40}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *KeyPackage) GetRef() []byte {
@@ -3531,7 +3651,7 @@ type UploadKeyPackagesRequest struct {
 
 func (x *UploadKeyPackagesRequest) Reset() {
 	*x = UploadKeyPackagesRequest{}
-	mi := &file_parleypb_parley_proto_msgTypes[41]
+	mi := &file_parleypb_parley_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3543,7 +3663,7 @@ func (x *UploadKeyPackagesRequest) String() string {
 func (*UploadKeyPackagesRequest) ProtoMessage() {}
 
 func (x *UploadKeyPackagesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[41]
+	mi := &file_parleypb_parley_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3556,7 +3676,7 @@ func (x *UploadKeyPackagesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UploadKeyPackagesRequest.ProtoReflect.Descriptor instead.
 func (*UploadKeyPackagesRequest) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{41}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *UploadKeyPackagesRequest) GetKeyPackages() []*KeyPackage {
@@ -3582,7 +3702,7 @@ type UploadKeyPackagesResponse struct {
 
 func (x *UploadKeyPackagesResponse) Reset() {
 	*x = UploadKeyPackagesResponse{}
-	mi := &file_parleypb_parley_proto_msgTypes[42]
+	mi := &file_parleypb_parley_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3594,7 +3714,7 @@ func (x *UploadKeyPackagesResponse) String() string {
 func (*UploadKeyPackagesResponse) ProtoMessage() {}
 
 func (x *UploadKeyPackagesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[42]
+	mi := &file_parleypb_parley_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3607,7 +3727,7 @@ func (x *UploadKeyPackagesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UploadKeyPackagesResponse.ProtoReflect.Descriptor instead.
 func (*UploadKeyPackagesResponse) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{42}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *UploadKeyPackagesResponse) GetRemaining() uint32 {
@@ -3630,7 +3750,7 @@ type FetchKeyPackagesRequest struct {
 
 func (x *FetchKeyPackagesRequest) Reset() {
 	*x = FetchKeyPackagesRequest{}
-	mi := &file_parleypb_parley_proto_msgTypes[43]
+	mi := &file_parleypb_parley_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3642,7 +3762,7 @@ func (x *FetchKeyPackagesRequest) String() string {
 func (*FetchKeyPackagesRequest) ProtoMessage() {}
 
 func (x *FetchKeyPackagesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[43]
+	mi := &file_parleypb_parley_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3655,7 +3775,7 @@ func (x *FetchKeyPackagesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FetchKeyPackagesRequest.ProtoReflect.Descriptor instead.
 func (*FetchKeyPackagesRequest) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{43}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *FetchKeyPackagesRequest) GetUsername() string {
@@ -3690,7 +3810,7 @@ type DeviceKeyPackage struct {
 
 func (x *DeviceKeyPackage) Reset() {
 	*x = DeviceKeyPackage{}
-	mi := &file_parleypb_parley_proto_msgTypes[44]
+	mi := &file_parleypb_parley_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3702,7 +3822,7 @@ func (x *DeviceKeyPackage) String() string {
 func (*DeviceKeyPackage) ProtoMessage() {}
 
 func (x *DeviceKeyPackage) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[44]
+	mi := &file_parleypb_parley_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3715,7 +3835,7 @@ func (x *DeviceKeyPackage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeviceKeyPackage.ProtoReflect.Descriptor instead.
 func (*DeviceKeyPackage) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{44}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *DeviceKeyPackage) GetDeviceId() string {
@@ -3748,7 +3868,7 @@ type FetchKeyPackagesResponse struct {
 
 func (x *FetchKeyPackagesResponse) Reset() {
 	*x = FetchKeyPackagesResponse{}
-	mi := &file_parleypb_parley_proto_msgTypes[45]
+	mi := &file_parleypb_parley_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3760,7 +3880,7 @@ func (x *FetchKeyPackagesResponse) String() string {
 func (*FetchKeyPackagesResponse) ProtoMessage() {}
 
 func (x *FetchKeyPackagesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[45]
+	mi := &file_parleypb_parley_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3773,7 +3893,7 @@ func (x *FetchKeyPackagesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FetchKeyPackagesResponse.ProtoReflect.Descriptor instead.
 func (*FetchKeyPackagesResponse) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{45}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *FetchKeyPackagesResponse) GetKeyPackages() []*DeviceKeyPackage {
@@ -3799,7 +3919,7 @@ type CreateConversationRequest struct {
 
 func (x *CreateConversationRequest) Reset() {
 	*x = CreateConversationRequest{}
-	mi := &file_parleypb_parley_proto_msgTypes[46]
+	mi := &file_parleypb_parley_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3811,7 +3931,7 @@ func (x *CreateConversationRequest) String() string {
 func (*CreateConversationRequest) ProtoMessage() {}
 
 func (x *CreateConversationRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[46]
+	mi := &file_parleypb_parley_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3824,7 +3944,7 @@ func (x *CreateConversationRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateConversationRequest.ProtoReflect.Descriptor instead.
 func (*CreateConversationRequest) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{46}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *CreateConversationRequest) GetConversationId() []byte {
@@ -3850,7 +3970,7 @@ type CreateConversationResponse struct {
 
 func (x *CreateConversationResponse) Reset() {
 	*x = CreateConversationResponse{}
-	mi := &file_parleypb_parley_proto_msgTypes[47]
+	mi := &file_parleypb_parley_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3862,7 +3982,7 @@ func (x *CreateConversationResponse) String() string {
 func (*CreateConversationResponse) ProtoMessage() {}
 
 func (x *CreateConversationResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[47]
+	mi := &file_parleypb_parley_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3875,7 +3995,7 @@ func (x *CreateConversationResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateConversationResponse.ProtoReflect.Descriptor instead.
 func (*CreateConversationResponse) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{47}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *CreateConversationResponse) GetEpoch() uint64 {
@@ -3908,7 +4028,7 @@ type Message struct {
 
 func (x *Message) Reset() {
 	*x = Message{}
-	mi := &file_parleypb_parley_proto_msgTypes[48]
+	mi := &file_parleypb_parley_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3920,7 +4040,7 @@ func (x *Message) String() string {
 func (*Message) ProtoMessage() {}
 
 func (x *Message) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[48]
+	mi := &file_parleypb_parley_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3933,7 +4053,7 @@ func (x *Message) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Message.ProtoReflect.Descriptor instead.
 func (*Message) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{48}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *Message) GetId() []byte {
@@ -4040,7 +4160,7 @@ type SendRequest struct {
 
 func (x *SendRequest) Reset() {
 	*x = SendRequest{}
-	mi := &file_parleypb_parley_proto_msgTypes[49]
+	mi := &file_parleypb_parley_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4052,7 +4172,7 @@ func (x *SendRequest) String() string {
 func (*SendRequest) ProtoMessage() {}
 
 func (x *SendRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[49]
+	mi := &file_parleypb_parley_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4065,7 +4185,7 @@ func (x *SendRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SendRequest.ProtoReflect.Descriptor instead.
 func (*SendRequest) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{49}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *SendRequest) GetMessageId() []byte {
@@ -4149,7 +4269,7 @@ type SendResponse struct {
 
 func (x *SendResponse) Reset() {
 	*x = SendResponse{}
-	mi := &file_parleypb_parley_proto_msgTypes[50]
+	mi := &file_parleypb_parley_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4161,7 +4281,7 @@ func (x *SendResponse) String() string {
 func (*SendResponse) ProtoMessage() {}
 
 func (x *SendResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[50]
+	mi := &file_parleypb_parley_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4174,7 +4294,7 @@ func (x *SendResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SendResponse.ProtoReflect.Descriptor instead.
 func (*SendResponse) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{50}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *SendResponse) GetSeq() uint64 {
@@ -4208,7 +4328,7 @@ type FetchRequest struct {
 
 func (x *FetchRequest) Reset() {
 	*x = FetchRequest{}
-	mi := &file_parleypb_parley_proto_msgTypes[51]
+	mi := &file_parleypb_parley_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4220,7 +4340,7 @@ func (x *FetchRequest) String() string {
 func (*FetchRequest) ProtoMessage() {}
 
 func (x *FetchRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[51]
+	mi := &file_parleypb_parley_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4233,7 +4353,7 @@ func (x *FetchRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FetchRequest.ProtoReflect.Descriptor instead.
 func (*FetchRequest) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{51}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *FetchRequest) GetConversationId() []byte {
@@ -4260,7 +4380,7 @@ type FetchResponse struct {
 
 func (x *FetchResponse) Reset() {
 	*x = FetchResponse{}
-	mi := &file_parleypb_parley_proto_msgTypes[52]
+	mi := &file_parleypb_parley_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4272,7 +4392,7 @@ func (x *FetchResponse) String() string {
 func (*FetchResponse) ProtoMessage() {}
 
 func (x *FetchResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[52]
+	mi := &file_parleypb_parley_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4285,7 +4405,7 @@ func (x *FetchResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FetchResponse.ProtoReflect.Descriptor instead.
 func (*FetchResponse) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{52}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *FetchResponse) GetMessages() []*Message {
@@ -4312,7 +4432,7 @@ type AckRequest struct {
 
 func (x *AckRequest) Reset() {
 	*x = AckRequest{}
-	mi := &file_parleypb_parley_proto_msgTypes[53]
+	mi := &file_parleypb_parley_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4324,7 +4444,7 @@ func (x *AckRequest) String() string {
 func (*AckRequest) ProtoMessage() {}
 
 func (x *AckRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[53]
+	mi := &file_parleypb_parley_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4337,7 +4457,7 @@ func (x *AckRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AckRequest.ProtoReflect.Descriptor instead.
 func (*AckRequest) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{53}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{54}
 }
 
 func (x *AckRequest) GetConversationId() []byte {
@@ -4367,7 +4487,7 @@ type ListConversationsRequest struct {
 
 func (x *ListConversationsRequest) Reset() {
 	*x = ListConversationsRequest{}
-	mi := &file_parleypb_parley_proto_msgTypes[54]
+	mi := &file_parleypb_parley_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4379,7 +4499,7 @@ func (x *ListConversationsRequest) String() string {
 func (*ListConversationsRequest) ProtoMessage() {}
 
 func (x *ListConversationsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[54]
+	mi := &file_parleypb_parley_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4392,7 +4512,7 @@ func (x *ListConversationsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListConversationsRequest.ProtoReflect.Descriptor instead.
 func (*ListConversationsRequest) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{54}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{55}
 }
 
 func (x *ListConversationsRequest) GetAfter() []byte {
@@ -4424,7 +4544,7 @@ type ConversationInfo struct {
 
 func (x *ConversationInfo) Reset() {
 	*x = ConversationInfo{}
-	mi := &file_parleypb_parley_proto_msgTypes[55]
+	mi := &file_parleypb_parley_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4436,7 +4556,7 @@ func (x *ConversationInfo) String() string {
 func (*ConversationInfo) ProtoMessage() {}
 
 func (x *ConversationInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[55]
+	mi := &file_parleypb_parley_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4449,7 +4569,7 @@ func (x *ConversationInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConversationInfo.ProtoReflect.Descriptor instead.
 func (*ConversationInfo) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{55}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{56}
 }
 
 func (x *ConversationInfo) GetConversationId() []byte {
@@ -4511,7 +4631,7 @@ type ListConversationsResponse struct {
 
 func (x *ListConversationsResponse) Reset() {
 	*x = ListConversationsResponse{}
-	mi := &file_parleypb_parley_proto_msgTypes[56]
+	mi := &file_parleypb_parley_proto_msgTypes[57]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4523,7 +4643,7 @@ func (x *ListConversationsResponse) String() string {
 func (*ListConversationsResponse) ProtoMessage() {}
 
 func (x *ListConversationsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[56]
+	mi := &file_parleypb_parley_proto_msgTypes[57]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4536,7 +4656,7 @@ func (x *ListConversationsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListConversationsResponse.ProtoReflect.Descriptor instead.
 func (*ListConversationsResponse) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{56}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{57}
 }
 
 func (x *ListConversationsResponse) GetConversations() []*ConversationInfo {
@@ -4562,7 +4682,7 @@ type FetchInboxRequest struct {
 
 func (x *FetchInboxRequest) Reset() {
 	*x = FetchInboxRequest{}
-	mi := &file_parleypb_parley_proto_msgTypes[57]
+	mi := &file_parleypb_parley_proto_msgTypes[58]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4574,7 +4694,7 @@ func (x *FetchInboxRequest) String() string {
 func (*FetchInboxRequest) ProtoMessage() {}
 
 func (x *FetchInboxRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[57]
+	mi := &file_parleypb_parley_proto_msgTypes[58]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4587,7 +4707,7 @@ func (x *FetchInboxRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FetchInboxRequest.ProtoReflect.Descriptor instead.
 func (*FetchInboxRequest) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{57}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{58}
 }
 
 func (x *FetchInboxRequest) GetLimit() uint32 {
@@ -4607,7 +4727,7 @@ type FetchInboxResponse struct {
 
 func (x *FetchInboxResponse) Reset() {
 	*x = FetchInboxResponse{}
-	mi := &file_parleypb_parley_proto_msgTypes[58]
+	mi := &file_parleypb_parley_proto_msgTypes[59]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4619,7 +4739,7 @@ func (x *FetchInboxResponse) String() string {
 func (*FetchInboxResponse) ProtoMessage() {}
 
 func (x *FetchInboxResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[58]
+	mi := &file_parleypb_parley_proto_msgTypes[59]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4632,7 +4752,7 @@ func (x *FetchInboxResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FetchInboxResponse.ProtoReflect.Descriptor instead.
 func (*FetchInboxResponse) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{58}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{59}
 }
 
 func (x *FetchInboxResponse) GetMessages() []*Message {
@@ -4658,7 +4778,7 @@ type AckInboxRequest struct {
 
 func (x *AckInboxRequest) Reset() {
 	*x = AckInboxRequest{}
-	mi := &file_parleypb_parley_proto_msgTypes[59]
+	mi := &file_parleypb_parley_proto_msgTypes[60]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4670,7 +4790,7 @@ func (x *AckInboxRequest) String() string {
 func (*AckInboxRequest) ProtoMessage() {}
 
 func (x *AckInboxRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[59]
+	mi := &file_parleypb_parley_proto_msgTypes[60]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4683,7 +4803,7 @@ func (x *AckInboxRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AckInboxRequest.ProtoReflect.Descriptor instead.
 func (*AckInboxRequest) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{59}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{60}
 }
 
 func (x *AckInboxRequest) GetSeq() uint64 {
@@ -4701,7 +4821,7 @@ type PingRequest struct {
 
 func (x *PingRequest) Reset() {
 	*x = PingRequest{}
-	mi := &file_parleypb_parley_proto_msgTypes[60]
+	mi := &file_parleypb_parley_proto_msgTypes[61]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4713,7 +4833,7 @@ func (x *PingRequest) String() string {
 func (*PingRequest) ProtoMessage() {}
 
 func (x *PingRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[60]
+	mi := &file_parleypb_parley_proto_msgTypes[61]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4726,7 +4846,7 @@ func (x *PingRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PingRequest.ProtoReflect.Descriptor instead.
 func (*PingRequest) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{60}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{61}
 }
 
 type Push struct {
@@ -4746,7 +4866,7 @@ type Push struct {
 
 func (x *Push) Reset() {
 	*x = Push{}
-	mi := &file_parleypb_parley_proto_msgTypes[61]
+	mi := &file_parleypb_parley_proto_msgTypes[62]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4758,7 +4878,7 @@ func (x *Push) String() string {
 func (*Push) ProtoMessage() {}
 
 func (x *Push) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[61]
+	mi := &file_parleypb_parley_proto_msgTypes[62]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4771,7 +4891,7 @@ func (x *Push) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Push.ProtoReflect.Descriptor instead.
 func (*Push) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{61}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{62}
 }
 
 func (x *Push) GetEvent() isPush_Event {
@@ -4887,7 +5007,7 @@ type LinkApproved struct {
 
 func (x *LinkApproved) Reset() {
 	*x = LinkApproved{}
-	mi := &file_parleypb_parley_proto_msgTypes[62]
+	mi := &file_parleypb_parley_proto_msgTypes[63]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4899,7 +5019,7 @@ func (x *LinkApproved) String() string {
 func (*LinkApproved) ProtoMessage() {}
 
 func (x *LinkApproved) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[62]
+	mi := &file_parleypb_parley_proto_msgTypes[63]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4912,7 +5032,7 @@ func (x *LinkApproved) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LinkApproved.ProtoReflect.Descriptor instead.
 func (*LinkApproved) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{62}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{63}
 }
 
 func (x *LinkApproved) GetDeviceId() string {
@@ -4932,7 +5052,7 @@ type KeyPackagesLow struct {
 
 func (x *KeyPackagesLow) Reset() {
 	*x = KeyPackagesLow{}
-	mi := &file_parleypb_parley_proto_msgTypes[63]
+	mi := &file_parleypb_parley_proto_msgTypes[64]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4944,7 +5064,7 @@ func (x *KeyPackagesLow) String() string {
 func (*KeyPackagesLow) ProtoMessage() {}
 
 func (x *KeyPackagesLow) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[63]
+	mi := &file_parleypb_parley_proto_msgTypes[64]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4957,7 +5077,7 @@ func (x *KeyPackagesLow) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KeyPackagesLow.ProtoReflect.Descriptor instead.
 func (*KeyPackagesLow) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{63}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{64}
 }
 
 func (x *KeyPackagesLow) GetRemaining() uint32 {
@@ -4983,7 +5103,7 @@ type DeviceRemoved struct {
 
 func (x *DeviceRemoved) Reset() {
 	*x = DeviceRemoved{}
-	mi := &file_parleypb_parley_proto_msgTypes[64]
+	mi := &file_parleypb_parley_proto_msgTypes[65]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4995,7 +5115,7 @@ func (x *DeviceRemoved) String() string {
 func (*DeviceRemoved) ProtoMessage() {}
 
 func (x *DeviceRemoved) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[64]
+	mi := &file_parleypb_parley_proto_msgTypes[65]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5008,7 +5128,7 @@ func (x *DeviceRemoved) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeviceRemoved.ProtoReflect.Descriptor instead.
 func (*DeviceRemoved) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{64}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{65}
 }
 
 func (x *DeviceRemoved) GetDeviceId() string {
@@ -5033,7 +5153,7 @@ type PrivacyRequest struct {
 
 func (x *PrivacyRequest) Reset() {
 	*x = PrivacyRequest{}
-	mi := &file_parleypb_parley_proto_msgTypes[65]
+	mi := &file_parleypb_parley_proto_msgTypes[66]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5045,7 +5165,7 @@ func (x *PrivacyRequest) String() string {
 func (*PrivacyRequest) ProtoMessage() {}
 
 func (x *PrivacyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[65]
+	mi := &file_parleypb_parley_proto_msgTypes[66]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5058,7 +5178,7 @@ func (x *PrivacyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PrivacyRequest.ProtoReflect.Descriptor instead.
 func (*PrivacyRequest) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{65}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{66}
 }
 
 func (x *PrivacyRequest) GetBlock() []string {
@@ -5092,7 +5212,7 @@ type PrivacyResponse struct {
 
 func (x *PrivacyResponse) Reset() {
 	*x = PrivacyResponse{}
-	mi := &file_parleypb_parley_proto_msgTypes[66]
+	mi := &file_parleypb_parley_proto_msgTypes[67]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5104,7 +5224,7 @@ func (x *PrivacyResponse) String() string {
 func (*PrivacyResponse) ProtoMessage() {}
 
 func (x *PrivacyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[66]
+	mi := &file_parleypb_parley_proto_msgTypes[67]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5117,7 +5237,7 @@ func (x *PrivacyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PrivacyResponse.ProtoReflect.Descriptor instead.
 func (*PrivacyResponse) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{66}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{67}
 }
 
 func (x *PrivacyResponse) GetBlocked() []string {
@@ -5214,7 +5334,7 @@ const file_parleypb_parley_proto_rawDesc = "" +
 	"\x10protocol_version\x18\x01 \x01(\rR\x0fprotocolVersion\x12\x1c\n" +
 	"\tchallenge\x18\x02 \x01(\fR\tchallenge\x12!\n" +
 	"\fauth_context\x18\x03 \x01(\tR\vauthContext\x12\x1b\n" +
-	"\tmax_frame\x18\x04 \x01(\x04R\bmaxFrame\"\x8d\x03\n" +
+	"\tmax_frame\x18\x04 \x01(\x04R\bmaxFrame\"\xc4\x03\n" +
 	"\aSession\x12\x1a\n" +
 	"\busername\x18\x01 \x01(\tR\busername\x12\x1b\n" +
 	"\tdevice_id\x18\x02 \x01(\tR\bdeviceId\x12\x1d\n" +
@@ -5225,7 +5345,19 @@ const file_parleypb_parley_proto_rawDesc = "" +
 	"\x19key_package_low_threshold\x18\x06 \x01(\rR\x16keyPackageLowThreshold\x12+\n" +
 	"\x11link_confirmation\x18\a \x01(\fR\x10linkConfirmation\x12H\n" +
 	"\x12key_package_counts\x18\b \x03(\v2\x1a.parley.v1.KeyPackageCountR\x10keyPackageCounts\x12\x16\n" +
-	"\x06barred\x18\t \x01(\tR\x06barred\"R\n" +
+	"\x06barred\x18\t \x01(\tR\x06barred\x125\n" +
+	"\anotices\x18\n" +
+	" \x03(\v2\x1b.parley.v1.ModerationNoticeR\anotices\"\xee\x01\n" +
+	"\x10ModerationNotice\x12\x17\n" +
+	"\acase_id\x18\x01 \x01(\tR\x06caseId\x12\x16\n" +
+	"\x06action\x18\x02 \x01(\tR\x06action\x12\x16\n" +
+	"\x06reason\x18\x03 \x01(\tR\x06reason\x12\"\n" +
+	"\runtil_unix_ms\x18\x04 \x01(\x03R\vuntilUnixMs\x12&\n" +
+	"\x0fdecided_unix_ms\x18\x05 \x01(\x03R\rdecidedUnixMs\x12%\n" +
+	"\x0eappeal_decided\x18\x06 \x01(\bR\rappealDecided\x12\x1e\n" +
+	"\n" +
+	"appealable\x18\a \x01(\bR\n" +
+	"appealable\"R\n" +
 	"\x0fKeyPackageCount\x12!\n" +
 	"\fcipher_suite\x18\x01 \x01(\rR\vcipherSuite\x12\x1c\n" +
 	"\tremaining\x18\x02 \x01(\rR\tremaining\"\x8b\x01\n" +
@@ -5235,11 +5367,12 @@ const file_parleypb_parley_proto_rawDesc = "" +
 	"public_key\x18\x02 \x01(\fR\tpublicKey\x12\x1c\n" +
 	"\tsignature\x18\x03 \x01(\fR\tsignature\x12\x1f\n" +
 	"\vinvite_code\x18\x04 \x01(\tR\n" +
-	"inviteCode\"R\n" +
+	"inviteCode\"n\n" +
 	"\x13AuthenticateRequest\x12\x1d\n" +
 	"\n" +
 	"public_key\x18\x01 \x01(\fR\tpublicKey\x12\x1c\n" +
-	"\tsignature\x18\x02 \x01(\fR\tsignature\"\xb4\x01\n" +
+	"\tsignature\x18\x02 \x01(\fR\tsignature\x12\x1a\n" +
+	"\busername\x18\x03 \x01(\tR\busername\"\xb4\x01\n" +
 	"\x12RequestLinkRequest\x12\x1a\n" +
 	"\busername\x18\x01 \x01(\tR\busername\x12\x1d\n" +
 	"\n" +
@@ -5486,7 +5619,7 @@ const file_parleypb_parley_proto_rawDesc = "" +
 	"\rgroup_invites\x18\x03 \x01(\x0e2\x17.parley.v1.GroupInvitesR\fgroupInvites\"i\n" +
 	"\x0fPrivacyResponse\x12\x18\n" +
 	"\ablocked\x18\x01 \x03(\tR\ablocked\x12<\n" +
-	"\rgroup_invites\x18\x02 \x01(\x0e2\x17.parley.v1.GroupInvitesR\fgroupInvites*\x8c\x03\n" +
+	"\rgroup_invites\x18\x02 \x01(\x0e2\x17.parley.v1.GroupInvitesR\fgroupInvites*\xa1\x03\n" +
 	"\tErrorCode\x12\x1a\n" +
 	"\x16ERROR_CODE_UNSPECIFIED\x10\x00\x12\x0f\n" +
 	"\vBAD_REQUEST\x10\x01\x12\r\n" +
@@ -5510,7 +5643,8 @@ const file_parleypb_parley_proto_rawDesc = "" +
 	"\x13STORAGE_UNAVAILABLE\x10\x11\x12\x0e\n" +
 	"\n" +
 	"INBOX_FULL\x10\x12\x12\r\n" +
-	"\tNOT_READY\x10\x13*T\n" +
+	"\tNOT_READY\x10\x13\x12\x13\n" +
+	"\x0fACCOUNT_DELETED\x10\x14*T\n" +
 	"\x04Kind\x12\x14\n" +
 	"\x10KIND_UNSPECIFIED\x10\x00\x12\n" +
 	"\n" +
@@ -5536,7 +5670,7 @@ func file_parleypb_parley_proto_rawDescGZIP() []byte {
 }
 
 var file_parleypb_parley_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_parleypb_parley_proto_msgTypes = make([]protoimpl.MessageInfo, 67)
+var file_parleypb_parley_proto_msgTypes = make([]protoimpl.MessageInfo, 68)
 var file_parleypb_parley_proto_goTypes = []any{
 	(ErrorCode)(0),                     // 0: parley.v1.ErrorCode
 	(Kind)(0),                          // 1: parley.v1.Kind
@@ -5548,153 +5682,155 @@ var file_parleypb_parley_proto_goTypes = []any{
 	(*Hello)(nil),                      // 7: parley.v1.Hello
 	(*HelloResponse)(nil),              // 8: parley.v1.HelloResponse
 	(*Session)(nil),                    // 9: parley.v1.Session
-	(*KeyPackageCount)(nil),            // 10: parley.v1.KeyPackageCount
-	(*RegisterRequest)(nil),            // 11: parley.v1.RegisterRequest
-	(*AuthenticateRequest)(nil),        // 12: parley.v1.AuthenticateRequest
-	(*RequestLinkRequest)(nil),         // 13: parley.v1.RequestLinkRequest
-	(*RequestLinkResponse)(nil),        // 14: parley.v1.RequestLinkResponse
-	(*ApproveLinkRequest)(nil),         // 15: parley.v1.ApproveLinkRequest
-	(*InspectLinkRequest)(nil),         // 16: parley.v1.InspectLinkRequest
-	(*InspectLinkResponse)(nil),        // 17: parley.v1.InspectLinkResponse
-	(*SignedDeviceList)(nil),           // 18: parley.v1.SignedDeviceList
-	(*DeviceList)(nil),                 // 19: parley.v1.DeviceList
-	(*ListedDevice)(nil),               // 20: parley.v1.ListedDevice
-	(*PublishDeviceListRequest)(nil),   // 21: parley.v1.PublishDeviceListRequest
-	(*FetchDeviceListRequest)(nil),     // 22: parley.v1.FetchDeviceListRequest
-	(*FetchDeviceListResponse)(nil),    // 23: parley.v1.FetchDeviceListResponse
-	(*KTAnswer)(nil),                   // 24: parley.v1.KTAnswer
-	(*KTVersion)(nil),                  // 25: parley.v1.KTVersion
-	(*ReportRequest)(nil),              // 26: parley.v1.ReportRequest
-	(*ReportedMessage)(nil),            // 27: parley.v1.ReportedMessage
-	(*ReportResponse)(nil),             // 28: parley.v1.ReportResponse
-	(*AppealRequest)(nil),              // 29: parley.v1.AppealRequest
-	(*ClusterNotice)(nil),              // 30: parley.v1.ClusterNotice
-	(*KTKeysRequest)(nil),              // 31: parley.v1.KTKeysRequest
-	(*KTKeysResponse)(nil),             // 32: parley.v1.KTKeysResponse
-	(*KTHistoryRequest)(nil),           // 33: parley.v1.KTHistoryRequest
-	(*KTHistoryResponse)(nil),          // 34: parley.v1.KTHistoryResponse
-	(*KTConsistencyRequest)(nil),       // 35: parley.v1.KTConsistencyRequest
-	(*KTConsistencyResponse)(nil),      // 36: parley.v1.KTConsistencyResponse
-	(*ApproveLinkResponse)(nil),        // 37: parley.v1.ApproveLinkResponse
-	(*Device)(nil),                     // 38: parley.v1.Device
-	(*ListDevicesRequest)(nil),         // 39: parley.v1.ListDevicesRequest
-	(*ListDevicesResponse)(nil),        // 40: parley.v1.ListDevicesResponse
-	(*RemoveDeviceRequest)(nil),        // 41: parley.v1.RemoveDeviceRequest
-	(*DeleteAccountRequest)(nil),       // 42: parley.v1.DeleteAccountRequest
-	(*KeyPackage)(nil),                 // 43: parley.v1.KeyPackage
-	(*UploadKeyPackagesRequest)(nil),   // 44: parley.v1.UploadKeyPackagesRequest
-	(*UploadKeyPackagesResponse)(nil),  // 45: parley.v1.UploadKeyPackagesResponse
-	(*FetchKeyPackagesRequest)(nil),    // 46: parley.v1.FetchKeyPackagesRequest
-	(*DeviceKeyPackage)(nil),           // 47: parley.v1.DeviceKeyPackage
-	(*FetchKeyPackagesResponse)(nil),   // 48: parley.v1.FetchKeyPackagesResponse
-	(*CreateConversationRequest)(nil),  // 49: parley.v1.CreateConversationRequest
-	(*CreateConversationResponse)(nil), // 50: parley.v1.CreateConversationResponse
-	(*Message)(nil),                    // 51: parley.v1.Message
-	(*SendRequest)(nil),                // 52: parley.v1.SendRequest
-	(*SendResponse)(nil),               // 53: parley.v1.SendResponse
-	(*FetchRequest)(nil),               // 54: parley.v1.FetchRequest
-	(*FetchResponse)(nil),              // 55: parley.v1.FetchResponse
-	(*AckRequest)(nil),                 // 56: parley.v1.AckRequest
-	(*ListConversationsRequest)(nil),   // 57: parley.v1.ListConversationsRequest
-	(*ConversationInfo)(nil),           // 58: parley.v1.ConversationInfo
-	(*ListConversationsResponse)(nil),  // 59: parley.v1.ListConversationsResponse
-	(*FetchInboxRequest)(nil),          // 60: parley.v1.FetchInboxRequest
-	(*FetchInboxResponse)(nil),         // 61: parley.v1.FetchInboxResponse
-	(*AckInboxRequest)(nil),            // 62: parley.v1.AckInboxRequest
-	(*PingRequest)(nil),                // 63: parley.v1.PingRequest
-	(*Push)(nil),                       // 64: parley.v1.Push
-	(*LinkApproved)(nil),               // 65: parley.v1.LinkApproved
-	(*KeyPackagesLow)(nil),             // 66: parley.v1.KeyPackagesLow
-	(*DeviceRemoved)(nil),              // 67: parley.v1.DeviceRemoved
-	(*PrivacyRequest)(nil),             // 68: parley.v1.PrivacyRequest
-	(*PrivacyResponse)(nil),            // 69: parley.v1.PrivacyResponse
+	(*ModerationNotice)(nil),           // 10: parley.v1.ModerationNotice
+	(*KeyPackageCount)(nil),            // 11: parley.v1.KeyPackageCount
+	(*RegisterRequest)(nil),            // 12: parley.v1.RegisterRequest
+	(*AuthenticateRequest)(nil),        // 13: parley.v1.AuthenticateRequest
+	(*RequestLinkRequest)(nil),         // 14: parley.v1.RequestLinkRequest
+	(*RequestLinkResponse)(nil),        // 15: parley.v1.RequestLinkResponse
+	(*ApproveLinkRequest)(nil),         // 16: parley.v1.ApproveLinkRequest
+	(*InspectLinkRequest)(nil),         // 17: parley.v1.InspectLinkRequest
+	(*InspectLinkResponse)(nil),        // 18: parley.v1.InspectLinkResponse
+	(*SignedDeviceList)(nil),           // 19: parley.v1.SignedDeviceList
+	(*DeviceList)(nil),                 // 20: parley.v1.DeviceList
+	(*ListedDevice)(nil),               // 21: parley.v1.ListedDevice
+	(*PublishDeviceListRequest)(nil),   // 22: parley.v1.PublishDeviceListRequest
+	(*FetchDeviceListRequest)(nil),     // 23: parley.v1.FetchDeviceListRequest
+	(*FetchDeviceListResponse)(nil),    // 24: parley.v1.FetchDeviceListResponse
+	(*KTAnswer)(nil),                   // 25: parley.v1.KTAnswer
+	(*KTVersion)(nil),                  // 26: parley.v1.KTVersion
+	(*ReportRequest)(nil),              // 27: parley.v1.ReportRequest
+	(*ReportedMessage)(nil),            // 28: parley.v1.ReportedMessage
+	(*ReportResponse)(nil),             // 29: parley.v1.ReportResponse
+	(*AppealRequest)(nil),              // 30: parley.v1.AppealRequest
+	(*ClusterNotice)(nil),              // 31: parley.v1.ClusterNotice
+	(*KTKeysRequest)(nil),              // 32: parley.v1.KTKeysRequest
+	(*KTKeysResponse)(nil),             // 33: parley.v1.KTKeysResponse
+	(*KTHistoryRequest)(nil),           // 34: parley.v1.KTHistoryRequest
+	(*KTHistoryResponse)(nil),          // 35: parley.v1.KTHistoryResponse
+	(*KTConsistencyRequest)(nil),       // 36: parley.v1.KTConsistencyRequest
+	(*KTConsistencyResponse)(nil),      // 37: parley.v1.KTConsistencyResponse
+	(*ApproveLinkResponse)(nil),        // 38: parley.v1.ApproveLinkResponse
+	(*Device)(nil),                     // 39: parley.v1.Device
+	(*ListDevicesRequest)(nil),         // 40: parley.v1.ListDevicesRequest
+	(*ListDevicesResponse)(nil),        // 41: parley.v1.ListDevicesResponse
+	(*RemoveDeviceRequest)(nil),        // 42: parley.v1.RemoveDeviceRequest
+	(*DeleteAccountRequest)(nil),       // 43: parley.v1.DeleteAccountRequest
+	(*KeyPackage)(nil),                 // 44: parley.v1.KeyPackage
+	(*UploadKeyPackagesRequest)(nil),   // 45: parley.v1.UploadKeyPackagesRequest
+	(*UploadKeyPackagesResponse)(nil),  // 46: parley.v1.UploadKeyPackagesResponse
+	(*FetchKeyPackagesRequest)(nil),    // 47: parley.v1.FetchKeyPackagesRequest
+	(*DeviceKeyPackage)(nil),           // 48: parley.v1.DeviceKeyPackage
+	(*FetchKeyPackagesResponse)(nil),   // 49: parley.v1.FetchKeyPackagesResponse
+	(*CreateConversationRequest)(nil),  // 50: parley.v1.CreateConversationRequest
+	(*CreateConversationResponse)(nil), // 51: parley.v1.CreateConversationResponse
+	(*Message)(nil),                    // 52: parley.v1.Message
+	(*SendRequest)(nil),                // 53: parley.v1.SendRequest
+	(*SendResponse)(nil),               // 54: parley.v1.SendResponse
+	(*FetchRequest)(nil),               // 55: parley.v1.FetchRequest
+	(*FetchResponse)(nil),              // 56: parley.v1.FetchResponse
+	(*AckRequest)(nil),                 // 57: parley.v1.AckRequest
+	(*ListConversationsRequest)(nil),   // 58: parley.v1.ListConversationsRequest
+	(*ConversationInfo)(nil),           // 59: parley.v1.ConversationInfo
+	(*ListConversationsResponse)(nil),  // 60: parley.v1.ListConversationsResponse
+	(*FetchInboxRequest)(nil),          // 61: parley.v1.FetchInboxRequest
+	(*FetchInboxResponse)(nil),         // 62: parley.v1.FetchInboxResponse
+	(*AckInboxRequest)(nil),            // 63: parley.v1.AckInboxRequest
+	(*PingRequest)(nil),                // 64: parley.v1.PingRequest
+	(*Push)(nil),                       // 65: parley.v1.Push
+	(*LinkApproved)(nil),               // 66: parley.v1.LinkApproved
+	(*KeyPackagesLow)(nil),             // 67: parley.v1.KeyPackagesLow
+	(*DeviceRemoved)(nil),              // 68: parley.v1.DeviceRemoved
+	(*PrivacyRequest)(nil),             // 69: parley.v1.PrivacyRequest
+	(*PrivacyResponse)(nil),            // 70: parley.v1.PrivacyResponse
 }
 var file_parleypb_parley_proto_depIdxs = []int32{
 	7,  // 0: parley.v1.ClientFrame.hello:type_name -> parley.v1.Hello
-	11, // 1: parley.v1.ClientFrame.register:type_name -> parley.v1.RegisterRequest
-	12, // 2: parley.v1.ClientFrame.authenticate:type_name -> parley.v1.AuthenticateRequest
-	13, // 3: parley.v1.ClientFrame.request_link:type_name -> parley.v1.RequestLinkRequest
-	15, // 4: parley.v1.ClientFrame.approve_link:type_name -> parley.v1.ApproveLinkRequest
-	39, // 5: parley.v1.ClientFrame.list_devices:type_name -> parley.v1.ListDevicesRequest
-	41, // 6: parley.v1.ClientFrame.remove_device:type_name -> parley.v1.RemoveDeviceRequest
-	44, // 7: parley.v1.ClientFrame.upload_key_packages:type_name -> parley.v1.UploadKeyPackagesRequest
-	46, // 8: parley.v1.ClientFrame.fetch_key_packages:type_name -> parley.v1.FetchKeyPackagesRequest
-	49, // 9: parley.v1.ClientFrame.create_conversation:type_name -> parley.v1.CreateConversationRequest
-	52, // 10: parley.v1.ClientFrame.send:type_name -> parley.v1.SendRequest
-	54, // 11: parley.v1.ClientFrame.fetch:type_name -> parley.v1.FetchRequest
-	56, // 12: parley.v1.ClientFrame.ack:type_name -> parley.v1.AckRequest
-	57, // 13: parley.v1.ClientFrame.list_conversations:type_name -> parley.v1.ListConversationsRequest
-	60, // 14: parley.v1.ClientFrame.fetch_inbox:type_name -> parley.v1.FetchInboxRequest
-	62, // 15: parley.v1.ClientFrame.ack_inbox:type_name -> parley.v1.AckInboxRequest
-	63, // 16: parley.v1.ClientFrame.ping:type_name -> parley.v1.PingRequest
-	42, // 17: parley.v1.ClientFrame.delete_account:type_name -> parley.v1.DeleteAccountRequest
-	68, // 18: parley.v1.ClientFrame.privacy:type_name -> parley.v1.PrivacyRequest
-	21, // 19: parley.v1.ClientFrame.publish_device_list:type_name -> parley.v1.PublishDeviceListRequest
-	22, // 20: parley.v1.ClientFrame.fetch_device_list:type_name -> parley.v1.FetchDeviceListRequest
-	16, // 21: parley.v1.ClientFrame.inspect_link:type_name -> parley.v1.InspectLinkRequest
-	31, // 22: parley.v1.ClientFrame.kt_keys:type_name -> parley.v1.KTKeysRequest
-	33, // 23: parley.v1.ClientFrame.kt_history:type_name -> parley.v1.KTHistoryRequest
-	35, // 24: parley.v1.ClientFrame.kt_consistency:type_name -> parley.v1.KTConsistencyRequest
-	26, // 25: parley.v1.ClientFrame.report:type_name -> parley.v1.ReportRequest
-	29, // 26: parley.v1.ClientFrame.appeal:type_name -> parley.v1.AppealRequest
+	12, // 1: parley.v1.ClientFrame.register:type_name -> parley.v1.RegisterRequest
+	13, // 2: parley.v1.ClientFrame.authenticate:type_name -> parley.v1.AuthenticateRequest
+	14, // 3: parley.v1.ClientFrame.request_link:type_name -> parley.v1.RequestLinkRequest
+	16, // 4: parley.v1.ClientFrame.approve_link:type_name -> parley.v1.ApproveLinkRequest
+	40, // 5: parley.v1.ClientFrame.list_devices:type_name -> parley.v1.ListDevicesRequest
+	42, // 6: parley.v1.ClientFrame.remove_device:type_name -> parley.v1.RemoveDeviceRequest
+	45, // 7: parley.v1.ClientFrame.upload_key_packages:type_name -> parley.v1.UploadKeyPackagesRequest
+	47, // 8: parley.v1.ClientFrame.fetch_key_packages:type_name -> parley.v1.FetchKeyPackagesRequest
+	50, // 9: parley.v1.ClientFrame.create_conversation:type_name -> parley.v1.CreateConversationRequest
+	53, // 10: parley.v1.ClientFrame.send:type_name -> parley.v1.SendRequest
+	55, // 11: parley.v1.ClientFrame.fetch:type_name -> parley.v1.FetchRequest
+	57, // 12: parley.v1.ClientFrame.ack:type_name -> parley.v1.AckRequest
+	58, // 13: parley.v1.ClientFrame.list_conversations:type_name -> parley.v1.ListConversationsRequest
+	61, // 14: parley.v1.ClientFrame.fetch_inbox:type_name -> parley.v1.FetchInboxRequest
+	63, // 15: parley.v1.ClientFrame.ack_inbox:type_name -> parley.v1.AckInboxRequest
+	64, // 16: parley.v1.ClientFrame.ping:type_name -> parley.v1.PingRequest
+	43, // 17: parley.v1.ClientFrame.delete_account:type_name -> parley.v1.DeleteAccountRequest
+	69, // 18: parley.v1.ClientFrame.privacy:type_name -> parley.v1.PrivacyRequest
+	22, // 19: parley.v1.ClientFrame.publish_device_list:type_name -> parley.v1.PublishDeviceListRequest
+	23, // 20: parley.v1.ClientFrame.fetch_device_list:type_name -> parley.v1.FetchDeviceListRequest
+	17, // 21: parley.v1.ClientFrame.inspect_link:type_name -> parley.v1.InspectLinkRequest
+	32, // 22: parley.v1.ClientFrame.kt_keys:type_name -> parley.v1.KTKeysRequest
+	34, // 23: parley.v1.ClientFrame.kt_history:type_name -> parley.v1.KTHistoryRequest
+	36, // 24: parley.v1.ClientFrame.kt_consistency:type_name -> parley.v1.KTConsistencyRequest
+	27, // 25: parley.v1.ClientFrame.report:type_name -> parley.v1.ReportRequest
+	30, // 26: parley.v1.ClientFrame.appeal:type_name -> parley.v1.AppealRequest
 	6,  // 27: parley.v1.ServerFrame.error:type_name -> parley.v1.Error
 	8,  // 28: parley.v1.ServerFrame.hello:type_name -> parley.v1.HelloResponse
 	9,  // 29: parley.v1.ServerFrame.session:type_name -> parley.v1.Session
-	14, // 30: parley.v1.ServerFrame.request_link:type_name -> parley.v1.RequestLinkResponse
-	37, // 31: parley.v1.ServerFrame.approve_link:type_name -> parley.v1.ApproveLinkResponse
-	40, // 32: parley.v1.ServerFrame.list_devices:type_name -> parley.v1.ListDevicesResponse
+	15, // 30: parley.v1.ServerFrame.request_link:type_name -> parley.v1.RequestLinkResponse
+	38, // 31: parley.v1.ServerFrame.approve_link:type_name -> parley.v1.ApproveLinkResponse
+	41, // 32: parley.v1.ServerFrame.list_devices:type_name -> parley.v1.ListDevicesResponse
 	5,  // 33: parley.v1.ServerFrame.empty:type_name -> parley.v1.Empty
-	45, // 34: parley.v1.ServerFrame.upload_key_packages:type_name -> parley.v1.UploadKeyPackagesResponse
-	48, // 35: parley.v1.ServerFrame.fetch_key_packages:type_name -> parley.v1.FetchKeyPackagesResponse
-	50, // 36: parley.v1.ServerFrame.create_conversation:type_name -> parley.v1.CreateConversationResponse
-	53, // 37: parley.v1.ServerFrame.send:type_name -> parley.v1.SendResponse
-	55, // 38: parley.v1.ServerFrame.fetch:type_name -> parley.v1.FetchResponse
-	59, // 39: parley.v1.ServerFrame.list_conversations:type_name -> parley.v1.ListConversationsResponse
-	61, // 40: parley.v1.ServerFrame.fetch_inbox:type_name -> parley.v1.FetchInboxResponse
-	64, // 41: parley.v1.ServerFrame.push:type_name -> parley.v1.Push
-	69, // 42: parley.v1.ServerFrame.privacy:type_name -> parley.v1.PrivacyResponse
-	23, // 43: parley.v1.ServerFrame.fetch_device_list:type_name -> parley.v1.FetchDeviceListResponse
-	17, // 44: parley.v1.ServerFrame.inspect_link:type_name -> parley.v1.InspectLinkResponse
-	32, // 45: parley.v1.ServerFrame.kt_keys:type_name -> parley.v1.KTKeysResponse
-	34, // 46: parley.v1.ServerFrame.kt_history:type_name -> parley.v1.KTHistoryResponse
-	36, // 47: parley.v1.ServerFrame.kt_consistency:type_name -> parley.v1.KTConsistencyResponse
-	28, // 48: parley.v1.ServerFrame.report:type_name -> parley.v1.ReportResponse
+	46, // 34: parley.v1.ServerFrame.upload_key_packages:type_name -> parley.v1.UploadKeyPackagesResponse
+	49, // 35: parley.v1.ServerFrame.fetch_key_packages:type_name -> parley.v1.FetchKeyPackagesResponse
+	51, // 36: parley.v1.ServerFrame.create_conversation:type_name -> parley.v1.CreateConversationResponse
+	54, // 37: parley.v1.ServerFrame.send:type_name -> parley.v1.SendResponse
+	56, // 38: parley.v1.ServerFrame.fetch:type_name -> parley.v1.FetchResponse
+	60, // 39: parley.v1.ServerFrame.list_conversations:type_name -> parley.v1.ListConversationsResponse
+	62, // 40: parley.v1.ServerFrame.fetch_inbox:type_name -> parley.v1.FetchInboxResponse
+	65, // 41: parley.v1.ServerFrame.push:type_name -> parley.v1.Push
+	70, // 42: parley.v1.ServerFrame.privacy:type_name -> parley.v1.PrivacyResponse
+	24, // 43: parley.v1.ServerFrame.fetch_device_list:type_name -> parley.v1.FetchDeviceListResponse
+	18, // 44: parley.v1.ServerFrame.inspect_link:type_name -> parley.v1.InspectLinkResponse
+	33, // 45: parley.v1.ServerFrame.kt_keys:type_name -> parley.v1.KTKeysResponse
+	35, // 46: parley.v1.ServerFrame.kt_history:type_name -> parley.v1.KTHistoryResponse
+	37, // 47: parley.v1.ServerFrame.kt_consistency:type_name -> parley.v1.KTConsistencyResponse
+	29, // 48: parley.v1.ServerFrame.report:type_name -> parley.v1.ReportResponse
 	0,  // 49: parley.v1.Error.code:type_name -> parley.v1.ErrorCode
-	51, // 50: parley.v1.Error.conflict:type_name -> parley.v1.Message
-	10, // 51: parley.v1.Session.key_package_counts:type_name -> parley.v1.KeyPackageCount
-	20, // 52: parley.v1.DeviceList.devices:type_name -> parley.v1.ListedDevice
-	18, // 53: parley.v1.PublishDeviceListRequest.list:type_name -> parley.v1.SignedDeviceList
-	18, // 54: parley.v1.FetchDeviceListResponse.list:type_name -> parley.v1.SignedDeviceList
-	24, // 55: parley.v1.FetchDeviceListResponse.kt:type_name -> parley.v1.KTAnswer
-	25, // 56: parley.v1.KTAnswer.current:type_name -> parley.v1.KTVersion
-	27, // 57: parley.v1.ReportRequest.messages:type_name -> parley.v1.ReportedMessage
-	51, // 58: parley.v1.ClusterNotice.message:type_name -> parley.v1.Message
-	24, // 59: parley.v1.KTHistoryResponse.answer:type_name -> parley.v1.KTAnswer
-	25, // 60: parley.v1.KTHistoryResponse.versions:type_name -> parley.v1.KTVersion
-	38, // 61: parley.v1.ApproveLinkResponse.device:type_name -> parley.v1.Device
-	38, // 62: parley.v1.ListDevicesResponse.devices:type_name -> parley.v1.Device
-	43, // 63: parley.v1.UploadKeyPackagesRequest.key_packages:type_name -> parley.v1.KeyPackage
-	43, // 64: parley.v1.UploadKeyPackagesRequest.last_resort:type_name -> parley.v1.KeyPackage
-	43, // 65: parley.v1.DeviceKeyPackage.key_package:type_name -> parley.v1.KeyPackage
-	47, // 66: parley.v1.FetchKeyPackagesResponse.key_packages:type_name -> parley.v1.DeviceKeyPackage
-	1,  // 67: parley.v1.Message.kind:type_name -> parley.v1.Kind
-	1,  // 68: parley.v1.SendRequest.kind:type_name -> parley.v1.Kind
-	51, // 69: parley.v1.FetchResponse.messages:type_name -> parley.v1.Message
-	58, // 70: parley.v1.ListConversationsResponse.conversations:type_name -> parley.v1.ConversationInfo
-	51, // 71: parley.v1.FetchInboxResponse.messages:type_name -> parley.v1.Message
-	51, // 72: parley.v1.Push.message:type_name -> parley.v1.Message
-	51, // 73: parley.v1.Push.inbox:type_name -> parley.v1.Message
-	66, // 74: parley.v1.Push.key_packages_low:type_name -> parley.v1.KeyPackagesLow
-	67, // 75: parley.v1.Push.device_removed:type_name -> parley.v1.DeviceRemoved
-	65, // 76: parley.v1.Push.link_approved:type_name -> parley.v1.LinkApproved
-	51, // 77: parley.v1.Push.ephemeral:type_name -> parley.v1.Message
-	2,  // 78: parley.v1.PrivacyRequest.group_invites:type_name -> parley.v1.GroupInvites
-	2,  // 79: parley.v1.PrivacyResponse.group_invites:type_name -> parley.v1.GroupInvites
-	80, // [80:80] is the sub-list for method output_type
-	80, // [80:80] is the sub-list for method input_type
-	80, // [80:80] is the sub-list for extension type_name
-	80, // [80:80] is the sub-list for extension extendee
-	0,  // [0:80] is the sub-list for field type_name
+	52, // 50: parley.v1.Error.conflict:type_name -> parley.v1.Message
+	11, // 51: parley.v1.Session.key_package_counts:type_name -> parley.v1.KeyPackageCount
+	10, // 52: parley.v1.Session.notices:type_name -> parley.v1.ModerationNotice
+	21, // 53: parley.v1.DeviceList.devices:type_name -> parley.v1.ListedDevice
+	19, // 54: parley.v1.PublishDeviceListRequest.list:type_name -> parley.v1.SignedDeviceList
+	19, // 55: parley.v1.FetchDeviceListResponse.list:type_name -> parley.v1.SignedDeviceList
+	25, // 56: parley.v1.FetchDeviceListResponse.kt:type_name -> parley.v1.KTAnswer
+	26, // 57: parley.v1.KTAnswer.current:type_name -> parley.v1.KTVersion
+	28, // 58: parley.v1.ReportRequest.messages:type_name -> parley.v1.ReportedMessage
+	52, // 59: parley.v1.ClusterNotice.message:type_name -> parley.v1.Message
+	25, // 60: parley.v1.KTHistoryResponse.answer:type_name -> parley.v1.KTAnswer
+	26, // 61: parley.v1.KTHistoryResponse.versions:type_name -> parley.v1.KTVersion
+	39, // 62: parley.v1.ApproveLinkResponse.device:type_name -> parley.v1.Device
+	39, // 63: parley.v1.ListDevicesResponse.devices:type_name -> parley.v1.Device
+	44, // 64: parley.v1.UploadKeyPackagesRequest.key_packages:type_name -> parley.v1.KeyPackage
+	44, // 65: parley.v1.UploadKeyPackagesRequest.last_resort:type_name -> parley.v1.KeyPackage
+	44, // 66: parley.v1.DeviceKeyPackage.key_package:type_name -> parley.v1.KeyPackage
+	48, // 67: parley.v1.FetchKeyPackagesResponse.key_packages:type_name -> parley.v1.DeviceKeyPackage
+	1,  // 68: parley.v1.Message.kind:type_name -> parley.v1.Kind
+	1,  // 69: parley.v1.SendRequest.kind:type_name -> parley.v1.Kind
+	52, // 70: parley.v1.FetchResponse.messages:type_name -> parley.v1.Message
+	59, // 71: parley.v1.ListConversationsResponse.conversations:type_name -> parley.v1.ConversationInfo
+	52, // 72: parley.v1.FetchInboxResponse.messages:type_name -> parley.v1.Message
+	52, // 73: parley.v1.Push.message:type_name -> parley.v1.Message
+	52, // 74: parley.v1.Push.inbox:type_name -> parley.v1.Message
+	67, // 75: parley.v1.Push.key_packages_low:type_name -> parley.v1.KeyPackagesLow
+	68, // 76: parley.v1.Push.device_removed:type_name -> parley.v1.DeviceRemoved
+	66, // 77: parley.v1.Push.link_approved:type_name -> parley.v1.LinkApproved
+	52, // 78: parley.v1.Push.ephemeral:type_name -> parley.v1.Message
+	2,  // 79: parley.v1.PrivacyRequest.group_invites:type_name -> parley.v1.GroupInvites
+	2,  // 80: parley.v1.PrivacyResponse.group_invites:type_name -> parley.v1.GroupInvites
+	81, // [81:81] is the sub-list for method output_type
+	81, // [81:81] is the sub-list for method input_type
+	81, // [81:81] is the sub-list for extension type_name
+	81, // [81:81] is the sub-list for extension extendee
+	0,  // [0:81] is the sub-list for field type_name
 }
 
 func init() { file_parleypb_parley_proto_init() }
@@ -5755,7 +5891,7 @@ func file_parleypb_parley_proto_init() {
 		(*ServerFrame_KtConsistency)(nil),
 		(*ServerFrame_Report)(nil),
 	}
-	file_parleypb_parley_proto_msgTypes[61].OneofWrappers = []any{
+	file_parleypb_parley_proto_msgTypes[62].OneofWrappers = []any{
 		(*Push_Message)(nil),
 		(*Push_Inbox)(nil),
 		(*Push_KeyPackagesLow)(nil),
@@ -5769,7 +5905,7 @@ func file_parleypb_parley_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_parleypb_parley_proto_rawDesc), len(file_parleypb_parley_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   67,
+			NumMessages:   68,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
