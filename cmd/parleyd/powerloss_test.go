@@ -388,3 +388,45 @@ func checkDurableBeforeAck(events []syscallEvent, ack []byte, steps []durable) e
 	}
 	return nil
 }
+
+// The trace check itself, on hand-written strace output: a sync that
+// returns only after the answer began does not count (strace splits it
+// into <unfinished ...> and resumed lines), one that returned before
+// does, and a write after the sync is not covered by it.
+func TestCheckDurableBeforeAckOnTraces(t *testing.T) {
+	x := func(s string) string { // strace -xx's form of a string
+		var b strings.Builder
+		for _, c := range []byte(s) {
+			fmt.Fprintf(&b, `\x%02x`, c)
+		}
+		return b.String()
+	}
+	wal, sock := x("/d/parley.db-wal"), "TCP:[127.0.0.1:1->127.0.0.1:2]"
+	write := `10 pwrite64(5<` + wal + `>, "` + x("..payload..") + `", 11, 0) = 11`
+	ack := `11 write(7<` + sock + `>, "` + x("ACK") + `", 3) = 3`
+	syncDone := `10 fdatasync(5<` + wal + `>) = 0`
+	syncStart, syncEnd := `10 fdatasync(5<`+wal+`> <unfinished ...>`, `10 <... fdatasync resumed>) = 0`
+	syncFailed := `10 fdatasync(5<` + wal + `>) = -1 EIO (Input/output error)`
+	step := []durable{{data: []byte("payload"), file: suffix("/parley.db-wal")}}
+	for _, c := range []struct {
+		name  string
+		lines []string
+		ok    bool
+	}{
+		{"synced before the answer", []string{write, syncDone, ack}, true},
+		{"sync returned after the answer began", []string{write, syncStart, ack, syncEnd}, false},
+		{"sync before the write", []string{syncDone, write, ack}, false},
+		{"sync failed", []string{write, syncFailed, ack}, false},
+		{"answer before the write", []string{ack, write, syncDone}, false},
+		{"no answer", []string{write, syncDone}, false},
+	} {
+		path := filepath.Join(t.TempDir(), "trace")
+		if err := os.WriteFile(path, []byte(strings.Join(c.lines, "\n")+"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		err := checkDurableBeforeAck(parseTrace(t, path), []byte("ACK"), step)
+		if (err == nil) != c.ok {
+			t.Errorf("%s: %v, want ok=%v", c.name, err, c.ok)
+		}
+	}
+}

@@ -23,9 +23,11 @@ import (
 	"io/fs"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"regexp"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -191,6 +193,14 @@ func main() {
 		fmt.Println("copy of the module:", work)
 	} else {
 		defer os.RemoveAll(work)
+		// An interrupted run removes its copy too.
+		sig := make(chan os.Signal, 1)
+		signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
+		go func() {
+			<-sig
+			os.RemoveAll(work)
+			os.Exit(130)
+		}()
 	}
 	if err := copyModule(root, work); err != nil {
 		fail("copy the module: %v", err)
