@@ -147,7 +147,7 @@ var mutants = []mutant{
 		edits: []edit{{"range s.pdqIdx.Lookup(h, s.cfg.Threshold) {", "range s.pdqIdx.Lookup(h, 0) {"}},
 		tests: [][]string{run("./moderation", ""), run("./channels", "")}},
 	{name: "moderation/sha256-not-looked-up", file: "moderation/service.go",
-		edits: []edit{{"range s.exact.LookupSHA256(m.Digests.SHA256) {", "range s.exact.LookupSHA256(nil) {"}},
+		edits: []edit{{"range s.exact.LookupSHA256(m.Digests.SHA256) {", "range s.exact.LookupSHA256([32]byte{}) {"}},
 		tests: [][]string{run("./moderation", ""), run("./channels", "")}},
 	{name: "moderation/hold-sorts-before-block", file: "moderation/service.go",
 		edits: []edit{{"\t\t\tif a.Action == hashlist.Block {\n\t\t\t\treturn -1", "\t\t\tif a.Action != hashlist.Block {\n\t\t\t\treturn -1"}},
