@@ -11,6 +11,7 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
+	"github.com/parleychat/parley/channels/channelsrv"
 	"github.com/parleychat/parley/client/transport"
 	"github.com/parleychat/parley/internal/shareddata"
 	"github.com/parleychat/parley/mls"
