@@ -224,6 +224,9 @@ func main() {
 		start := time.Now()
 		killed, by, err := try(work, env, m)
 		if err != nil {
+			if !*keep {
+				os.RemoveAll(work)
+			}
 			fail("%s: %v", m.name, err)
 		}
 		if killed {
@@ -244,6 +247,9 @@ func main() {
 	fmt.Printf("%-12s %d/%d killed\n", "all", killed, total)
 	if len(survivors) > 0 {
 		fmt.Printf("survivors: %s\n", strings.Join(survivors, ", "))
+		if !*keep {
+			os.RemoveAll(work) // os.Exit skips the deferred removal
+		}
 		os.Exit(1)
 	}
 }
