@@ -644,6 +644,9 @@ func (s *Service) events(w http.ResponseWriter, r *http.Request, _ string) {
 			s.writeEvents(w, r, c.ID, since, evs)
 			return
 		}
+		if f := s.longPollWaiting; f != nil {
+			f(c.ID)
+		}
 		select {
 		case <-woken:
 		case <-poll.C:

@@ -87,6 +87,9 @@ type Service struct {
 	limits  *ratelimit.Limiter
 	userUps userUploads // each user's share of uploads
 	stopBus func()
+	// longPollWaiting, if set, is called when a long-poll on a channel's
+	// feed starts waiting (tests: the signal to change the feed then).
+	longPollWaiting func(channel string)
 }
 
 // New returns a Service and subscribes it to bank changes, so that

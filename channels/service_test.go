@@ -407,8 +407,35 @@ func TestLowQualityUploadNotMatchedByPDQ(t *testing.T) {
 	e.mustPost("alice", "news", "low quality", file{"q.jpg", "image/jpeg", small})
 }
 
+// waitingSignal makes e's long-polls report when they start waiting, and
+// leaves only a change notification to wake them (the poll for other
+// processes' changes is an hour).
+func waitingSignal(t *testing.T) (*env, <-chan struct{}) {
+	waiting := make(chan struct{}, 1)
+	// Long-polls may wait two minutes: a list import and its rescan take
+	// a while under the race detector on a busy machine.
+	e := newEnvWith(t, func(c *channels.Config) { c.FeedPoll, c.MaxWait = time.Hour, 2*time.Minute })
+	e.svc.OnLongPollWait(func(string) {
+		select {
+		case waiting <- struct{}{}:
+		default:
+		}
+	})
+	return e, waiting
+}
+
+// untilWaiting returns once a long-poll waits for a change.
+func untilWaiting(t *testing.T, waiting <-chan struct{}) {
+	t.Helper()
+	select {
+	case <-waiting:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the long-poll never started waiting")
+	}
+}
+
 func TestListUpdateTakesDownAndDeletionAllowsAgain(t *testing.T) {
-	e := newEnv(t)
+	e, waiting := waitingSignal(t)
 	e.do("bob", "PUT", "/v1/channels/news/follow", "", http.StatusNoContent, nil)
 	orig, img := readImage(t, "bridge-mods", "aaa-orig.jpg")
 	copyData := encodeJPEG(t, img, 60)
@@ -424,7 +451,7 @@ func TestListUpdateTakesDownAndDeletionAllowsAgain(t *testing.T) {
 	got := make(chan channels.EventsResponse, 1)
 	go func() {
 		var r channels.EventsResponse
-		req, _ := http.NewRequest("GET", fmt.Sprintf("%s/v1/channels/news/events?since=%d&wait=5", e.srv.URL, first.Cursor), nil)
+		req, _ := http.NewRequest("GET", fmt.Sprintf("%s/v1/channels/news/events?since=%d&wait=120", e.srv.URL, first.Cursor), nil)
 		req.Header.Set("X-Test-User", "bob")
 		resp, err := http.DefaultClient.Do(req)
 		if err == nil {
@@ -433,13 +460,13 @@ func TestListUpdateTakesDownAndDeletionAllowsAgain(t *testing.T) {
 		}
 		got <- r
 	}()
-	time.Sleep(100 * time.Millisecond)
+	untilWaiting(t, waiting)
 	entry := pdqEntry(t, orig)
 	e.importBank("gifct", hashlist.Block, entry)
 	var r channels.EventsResponse
 	select {
 	case r = <-got:
-	case <-time.After(10 * time.Second):
+	case <-time.After(3 * time.Minute):
 		t.Fatal("follower not woken by the takedown")
 	}
 	if len(r.Events) != 1 || r.Events[0].Kind != channels.EventTakedown || r.Events[0].PostID != p.ID || !strings.Contains(r.Events[0].Reason, "gifct") {
@@ -623,7 +650,7 @@ func TestPermissions(t *testing.T) {
 // followers get a takedown, and a long-poll wakes for it. Deleting the
 // channel is the owner's alone.
 func TestDeletePostsAndChannel(t *testing.T) {
-	e := newEnv(t)
+	e, waiting := waitingSignal(t)
 	e.do("alice", "PUT", "/v1/channels/news/admins/bob", "", http.StatusNoContent, nil)
 	img, _ := readImage(t, "python-threatexchange", "rgb.jpeg")
 	byBob := e.mustPost("bob", "news", "bob's post", file{"a.jpg", "image/jpeg", img})
@@ -637,7 +664,7 @@ func TestDeletePostsAndChannel(t *testing.T) {
 
 	woken := make(chan channels.EventsResponse, 1)
 	go func() { woken <- e.events("news", cursor, 10) }()
-	time.Sleep(100 * time.Millisecond) // let the long-poll start waiting
+	untilWaiting(t, waiting) // the deletion must wake it, not be found at once
 	e.do("bob", "DELETE", fmt.Sprintf("/v1/channels/news/posts/%d", byBob.ID), "", http.StatusNoContent, nil)
 	select {
 	case r := <-woken:

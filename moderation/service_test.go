@@ -93,6 +93,22 @@ func TestMatchThresholdAndQuality(t *testing.T) {
 	}
 }
 
+// Block matches come before review matches whatever their distances:
+// the rescan of published posts acts on the first match only, so a post
+// on both kinds of list is taken down, not merely held.
+func TestBlockMatchesComeFirst(t *testing.T) {
+	ctx := context.Background()
+	st := openStore(t)
+	h := baseHash()
+	st.ImportBank(ctx, moderation.Bank{Name: "review", Label: "maybe", Action: hashlist.Review}, []hashlist.Entry{entry(t, h)})
+	st.ImportBank(ctx, moderation.Bank{Name: "block", Label: "known", Action: hashlist.Block}, []hashlist.Entry{entry(t, flip(h, 5))})
+	s := newService(t, st, 0)
+	ms := s.Match(pdqMedia(h, 100))
+	if len(ms) != 2 || ms[0].Action != hashlist.Block || ms[0].Distance != 5 || ms[1].Action != hashlist.Review || ms[1].Distance != 0 {
+		t.Fatalf("matches %+v, want the block match (distance 5) before the review match (distance 0)", ms)
+	}
+}
+
 func TestIndexFollowsChangesAndLoadsAtStart(t *testing.T) {
 	ctx := context.Background()
 	st := openStore(t)

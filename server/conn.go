@@ -486,6 +486,12 @@ func (c *conn) enqueueBytes(b []byte) {
 	}
 	c.queue = append(c.queue, b)
 	c.queueBytes += len(b)
+	for q := int64(c.queueBytes); ; {
+		peak := c.s.queuePeak.Load()
+		if q <= peak || c.s.queuePeak.CompareAndSwap(peak, q) {
+			break
+		}
+	}
 	c.startWriterLocked()
 	c.qmu.Unlock()
 }

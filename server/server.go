@@ -20,6 +20,7 @@ import (
 	"net/http"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -184,6 +185,9 @@ type Server struct {
 	unauth  *unauthCounter
 	uploads *unauthCounter // blob uploads in progress, per account
 	waiting waitingConns
+	// queuePeak is the most bytes ever queued for one connection (tests
+	// check it against OutboundBytes).
+	queuePeak atomic.Int64
 
 	mu        sync.Mutex
 	closing   bool

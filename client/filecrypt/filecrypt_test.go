@@ -123,3 +123,31 @@ func BenchmarkEncrypt(b *testing.B) {
 		io.Copy(io.Discard, e)
 	}
 }
+
+// A sender holding the key could end a stream of whole chunks with an
+// extra, empty final chunk: the same plaintext under a second encoding,
+// which Encrypter never makes (a full chunk is final when nothing
+// follows). The decrypter refuses it, so every file has one encoding.
+func TestEmptyFinalChunkAfterDataRefused(t *testing.T) {
+	key := NewKey()
+	aead, err := newAEAD(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := bytes.Repeat([]byte("x"), ChunkSize)
+	ct := aead.Seal(nil, nonce(0, false), data, nil)
+	ct = aead.Seal(ct, nonce(1, true), nil, nil)
+	d, err := NewDecrypter(bytes.NewReader(ct), key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.ReadAll(d); !errors.Is(err, ErrAuth) {
+		t.Fatalf("a whole chunk then an empty final one: %v, want ErrAuth", err)
+	}
+	// The same plaintext as Encrypter writes it is accepted.
+	ct, _ = encrypt(t, data, key)
+	d, _ = NewDecrypter(bytes.NewReader(ct), key)
+	if got, err := io.ReadAll(d); err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("the honest encoding: %d bytes, %v", len(got), err)
+	}
+}

@@ -4,11 +4,13 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"database/sql"
+	"os/exec"
 	"regexp"
+	"sync"
+	"syscall"
 
 	"google.golang.org/protobuf/proto"
 
-	"github.com/parleychat/parley/channels"
 	"github.com/parleychat/parley/channels/channelsrv"
 	"github.com/parleychat/parley/client/transport"
 	"github.com/parleychat/parley/internal/shareddata"
@@ -27,7 +29,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -41,20 +42,30 @@ import (
 
 	"github.com/parleychat/parley/server"
 	"github.com/parleychat/parley/store"
-	"github.com/parleychat/parley/store/blobstore"
 	"github.com/parleychat/parley/store/sqlitestore"
 )
 
 func TestMain(m *testing.M) {
-	testscript.Main(m, map[string]func(){
+	testscript.Main(removeBinary{m}, map[string]func(){
 		"parley": func() {
 			os.Exit(run(context.Background(), os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
 		},
 	})
 }
 
+// removeBinary removes the parleyd the tests built once they have run.
+type removeBinary struct{ m *testing.M }
+
+func (r removeBinary) Run() int {
+	code := r.m.Run()
+	if binDir != "" {
+		os.RemoveAll(binDir)
+	}
+	return code
+}
+
 // TestScripts runs testdata/*.txtar. Each script gets a real parleyd on
-// 127.0.0.1 (in the test process) whose data and log live in
+// 127.0.0.1 (the built program, run as "parleyd serve") whose data and log live in
 // $WORK/server; $SERVER is its URL. Profiles live in $WORK.
 func TestScripts(t *testing.T) {
 	testscript.Run(t, testscript.Params{
@@ -104,91 +115,112 @@ func setupServer(e *testscript.Env) error {
 
 type scriptServerKey struct{}
 
-// scriptServer is a script's parleyd, which "server stop" and "server
-// start" stop and start again on the same address and data.
+// scriptServer is a script's parleyd: the real program, built from
+// cmd/parleyd and run as "parleyd serve", so that the end-to-end tests
+// exercise the wiring users run (never a copy of it). "server stop" and
+// "server start" stop and start it again on the same address and data.
 type scriptServer struct {
 	dataDir string
 	addr    string
-	stopFn  func() error
+	cmd     *exec.Cmd
+	exited  chan error
+	logFile *os.File
 }
 
-func (ss *scriptServer) start(addr string) error {
-	dataDir := ss.dataDir
-	ctx := context.Background()
-	st, err := sqlitestore.Open(ctx, filepath.Join(dataDir, "parley.db"), nil)
-	if err != nil {
-		return err
-	}
-	blobs, err := blobstore.Open(filepath.Join(dataDir, "blobs"))
-	if err != nil {
-		return err
-	}
-	logFile, err := os.OpenFile(filepath.Join(dataDir, "server.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
-	if err != nil {
-		return err
-	}
-	logger := slog.New(slog.NewTextHandler(logFile, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	// Public channels, mounted as parleyd serve mounts them.
-	var srv *server.Server
-	chans, err := channelsrv.Open(ctx, dataDir, channelsrv.Config{
-		Auth: channels.AuthenticatorFunc(func(r *http.Request) (string, error) {
-			user, _, err := srv.AuthenticateHTTP(r)
-			return user, err
-		}),
-		AccountExists: func(ctx context.Context, user string) (bool, error) {
-			return store.HasAccount(ctx, st, user)
-		},
-		Logger: logger,
+// parleydBinary builds cmd/parleyd once per test process (with the race
+// detector when these tests have it) into binDir.
+var (
+	binDir        string
+	parleydBinary = sync.OnceValues(func() (string, error) {
+		dir, err := os.MkdirTemp("", "parleyd-bin-")
+		if err != nil {
+			return "", err
+		}
+		binDir = dir
+		bin := filepath.Join(dir, "parleyd")
+		args := []string{"build", "-o", bin}
+		if raceEnabled {
+			args = append(args, "-race")
+		}
+		goTool, err := exec.LookPath("go")
+		if err != nil {
+			return "", fmt.Errorf("the end-to-end tests build parleyd with the go command: %w", err)
+		}
+		out, err := exec.Command(goTool, append(args, "github.com/parleychat/parley/cmd/parleyd")...).CombinedOutput()
+		if err != nil {
+			return "", fmt.Errorf("go build parleyd: %v\n%s", err, out)
+		}
+		return bin, nil
 	})
+)
+
+// start runs "parleyd serve" on addr (127.0.0.1:0: a free port), with its
+// log in the data directory, and returns once it accepts connections.
+func (ss *scriptServer) start(addr string) error {
+	bin, err := parleydBinary()
 	if err != nil {
 		return err
 	}
-	// Channels, account deletion, reports, sanctions and appeals wired
-	// as "parleyd serve" wires them (channelsrv.Server.Wire).
-	cfg := server.Config{Store: st, Blobs: blobs, Logger: logger}
-	chans.Wire(&cfg)
-	srv, err = server.New(cfg)
-	if err != nil {
-		return err
-	}
-	var ln net.Listener
-	for try := 0; ; try++ {
-		ln, err = net.Listen("tcp", addr)
-		if err == nil || try == 50 {
-			break
+	if strings.HasSuffix(addr, ":0") {
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			return err
 		}
-		time.Sleep(100 * time.Millisecond) // the old listener may linger
+		addr = ln.Addr().String()
+		ln.Close()
 	}
+	ss.logFile, err = os.OpenFile(filepath.Join(ss.dataDir, "server.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
 		return err
 	}
-	chanCtx, stopChans := context.WithCancel(ctx)
-	go chans.Run(chanCtx)
-	go srv.Serve(ln)
-	ss.addr = ln.Addr().String()
-	ss.stopFn = func() error {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		err := srv.Shutdown(ctx)
-		if errors.Is(err, http.ErrServerClosed) {
-			err = nil
-		}
-		stopChans()
-		chans.Close()
-		st.Close()
-		logFile.Close()
+	// Key transparency epochs every 20ms, so that scripts see new device
+	// lists at once; no metrics listener (scripts run in parallel).
+	cmd := exec.Command(bin, "serve", "--data", ss.dataDir, "--listen", addr, "--metrics-listen", "off",
+		"--kt-interval", "20ms", "--log-level", "debug")
+	cmd.Stdout, cmd.Stderr = ss.logFile, ss.logFile
+	if err := cmd.Start(); err != nil {
+		ss.logFile.Close()
 		return err
 	}
-	return nil
+	ss.cmd, ss.addr, ss.exited = cmd, addr, make(chan error, 1)
+	go func() { ss.exited <- cmd.Wait() }()
+	for deadline := time.Now().Add(60 * time.Second); time.Now().Before(deadline); {
+		select {
+		case err := <-ss.exited:
+			ss.cmd = nil
+			ss.logFile.Close()
+			log, _ := os.ReadFile(ss.logFile.Name())
+			return fmt.Errorf("parleyd serve exited (%v):\n%s", err, log)
+		case <-time.After(20 * time.Millisecond):
+		}
+		if c, err := net.Dial("tcp", addr); err == nil {
+			c.Close()
+			return nil
+		}
+	}
+	ss.stop()
+	return errors.New("parleyd serve did not accept connections within 60s")
 }
 
+// stop shuts the server down as an operator does (SIGTERM) and reports
+// whether it stopped cleanly.
 func (ss *scriptServer) stop() error {
-	if ss.stopFn == nil {
+	if ss.cmd == nil {
 		return nil
 	}
-	f := ss.stopFn
-	ss.stopFn = nil
-	return f()
+	defer func() { ss.cmd = nil; ss.logFile.Close() }()
+	ss.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case err := <-ss.exited:
+		if err != nil {
+			return fmt.Errorf("parleyd serve: %w (log in %s)", err, ss.logFile.Name())
+		}
+		return nil
+	case <-time.After(30 * time.Second):
+		ss.cmd.Process.Kill()
+		<-ss.exited
+		return errors.New("parleyd serve did not stop within 30s of SIGTERM")
+	}
 }
 
 // server stop|start stops the script's server, or starts it again on the

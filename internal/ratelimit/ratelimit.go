@@ -20,6 +20,7 @@ type Limiter struct {
 	mu        sync.Mutex
 	m         map[string]*window
 	lastSweep time.Time
+	now       func() time.Time
 }
 
 type window struct {
@@ -33,7 +34,13 @@ type window struct {
 const sweepEvery = time.Minute
 
 // New returns an empty Limiter.
-func New() *Limiter { return &Limiter{m: make(map[string]*window), lastSweep: time.Now()} }
+func New() *Limiter { return NewWithClock(time.Now) }
+
+// NewWithClock returns an empty Limiter that reads the time from now
+// (tests move a clock of their own instead of sleeping through windows).
+func NewWithClock(now func() time.Time) *Limiter {
+	return &Limiter{m: make(map[string]*window), lastSweep: now(), now: now}
+}
 
 // Allow counts one event for key and reports whether at most l.N events
 // happened in the current window; if not, retryAfter is when the window
@@ -47,7 +54,7 @@ func (lim *Limiter) Allow(key string, l Limit) (ok bool, retryAfter time.Duratio
 // current window. A refused batch (n > 1) is not counted, so that it
 // does not use up room a smaller request could have.
 func (lim *Limiter) AllowN(key string, n int, l Limit) (ok bool, retryAfter time.Duration) {
-	now := time.Now()
+	now := lim.now()
 	lim.mu.Lock()
 	defer lim.mu.Unlock()
 	if now.Sub(lim.lastSweep) >= sweepEvery {
@@ -74,8 +81,9 @@ func (lim *Limiter) Blocked(key string, max int) (bool, time.Duration) {
 	lim.mu.Lock()
 	defer lim.mu.Unlock()
 	w := lim.m[key]
-	if w != nil && time.Since(w.start) < w.len && w.n >= max {
-		return true, time.Until(w.start.Add(w.len))
+	now := lim.now()
+	if w != nil && now.Sub(w.start) < w.len && w.n >= max {
+		return true, w.start.Add(w.len).Sub(now)
 	}
 	return false, 0
 }
