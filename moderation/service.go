@@ -45,7 +45,7 @@ type Config struct {
 	// TMKLevel1 and TMKLevel2 are the TMK+PDQF two-level thresholds
 	// (default 0.7 and 0.7, the reference's).
 	TMKLevel1, TMKLevel2 float32
-	// MinFrameMatches is how many distinct sampled frames of a video must
+	// MinFrameMatches is how many sampled frames of a video must
 	// be within Threshold of one listed image's PDQ hash for the video to
 	// match that image (default 1: a known still anywhere in a video).
 	MinFrameMatches int

@@ -46,16 +46,15 @@ func (vm videoMatcher) match(m Media, add func(r ref, dist int, detail string)) 
 	cfg := vm.cfg
 	if len(m.VPDQ) > 0 {
 		// Frames against image PDQ lists: each listed image counts the
-		// distinct frames within the threshold.
+		// sampled frames within the threshold (a still shown for three
+		// seconds is three frames at one a second).
 		type hit struct{ frames, best int }
 		hits := map[index.ID]*hit{}
-		seen := map[[32]byte]bool{}
 		sampled := 0
 		for _, f := range m.VPDQ {
-			if f.Quality < cfg.MinQuality || seen[f.Hash] {
+			if f.Quality < cfg.MinQuality {
 				continue
 			}
-			seen[f.Hash] = true
 			sampled++
 			for _, r := range vm.pdqIdx.Lookup(f.Hash, cfg.Threshold) {
 				h := hits[r.ID]
@@ -72,7 +71,7 @@ func (vm videoMatcher) match(m Media, add func(r ref, dist int, detail string)) 
 			if !ok || h.frames < cfg.MinFrameMatches {
 				continue
 			}
-			add(r, h.best, fmt.Sprintf("%d of %d distinct frames within PDQ distance %d of the listed image (closest %d; at least %d needed)",
+			add(r, h.best, fmt.Sprintf("%d of %d sampled frames within PDQ distance %d of the listed image (closest %d; at least %d needed)",
 				h.frames, sampled, cfg.Threshold, h.best, cfg.MinFrameMatches))
 		}
 	}
