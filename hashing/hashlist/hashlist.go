@@ -60,7 +60,7 @@ func ParseSignalType(s string) (SignalType, error) {
 		return SHA256, nil
 	case "vpdq", "video_vpdq":
 		return VPDQ, nil
-	case "video_tmk_pdqf", "tmk", "tmk_pdqf", "hash_tmk":
+	case "video_tmk_pdqf":
 		return TMK, nil
 	}
 	return "", fmt.Errorf("%w %q (want pdq, md5, sha256, vpdq or video_tmk_pdqf)", ErrUnknownType, s)
