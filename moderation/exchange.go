@@ -51,7 +51,7 @@ const (
 	// what a reader accepts (maxPageBytes): a TMK record is 350 KB, so a
 	// page of video hashes ends before it reaches limit records.
 	servePageBytes = 16 << 20
-	maxCheckpoint   = 256
+	maxCheckpoint  = 256
 )
 
 // Publish makes bank available on the exchange and returns a new random
