@@ -549,7 +549,11 @@ func Reject(ctx context.Context, st Store, mod moderation.Store, postID int64, m
 func holdReason(r Refusal) string {
 	reason := fmt.Sprintf("held for review: matched hash list %q", r.Match.Bank)
 	if r.Match.Detail != "" {
-		reason += fmt.Sprintf(" (media %d, %s %s: %s)", r.Media, r.Match.Type, r.Match.Hash, r.Match.Detail)
+		name := r.Match.Hash // a video entry's fingerprint names its type
+		if !r.Match.Type.IsVideo() {
+			name = string(r.Match.Type) + " " + name
+		}
+		reason += fmt.Sprintf(" (media %d, %s: %s)", r.Media, name, r.Match.Detail)
 	}
 	return reason
 }
