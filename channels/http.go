@@ -463,7 +463,7 @@ func (s *Service) createPost(w http.ResponseWriter, r *http.Request, user string
 				s.bodyError(w, err)
 				return
 			}
-			isVideo := sniffVideo(b) != "" || strings.HasPrefix(strings.ToLower(part.Header.Get("Content-Type")), "video/")
+			isVideo := sniffVideo(b) != ""
 			if !isVideo && int64(len(b)) > s.cfg.MaxMediaBytes {
 				writeError(w, http.StatusRequestEntityTooLarge, ErrorBody{Error: fmt.Sprintf("media file larger than %d bytes", s.cfg.MaxMediaBytes), Code: "too_large"})
 				return

@@ -248,7 +248,11 @@ func sniff(data []byte) string {
 // truncated and garbage images are refused with ErrMediaRefused before any
 // large allocation.
 func (s *Service) Analyse(data []byte, declared string) (Media, error) {
-	if ct := sniffVideo(data); ct != "" || strings.HasPrefix(strings.ToLower(strings.TrimSpace(declared)), "video/") {
+	// A video is a file whose magic bytes say so, whatever it is declared
+	// as: anything ffmpeg would decode under the allowed formats has them.
+	// A file declared video/* without them is an opaque file, matched by
+	// its digests and served as application/octet-stream.
+	if ct := sniffVideo(data); ct != "" {
 		return s.analyseVideo(data, ct)
 	}
 	if int64(len(data)) > s.cfg.MaxMediaBytes {

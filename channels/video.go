@@ -53,9 +53,6 @@ func (s *Service) analyseVideo(data []byte, ct string) (Media, error) {
 	if err := s.cfg.Video.Available(); err != nil {
 		return Media{}, fmt.Errorf("%w: %v", ErrVideoUnavailable, err)
 	}
-	if ct == "" {
-		return Media{}, fmt.Errorf("%w: not an MP4, MOV, WebM or Matroska video", ErrMediaRefused)
-	}
 	d, err := hashing.Digest(bytes.NewReader(data), 0)
 	if err != nil {
 		return Media{}, err

@@ -47,12 +47,14 @@ const (
 	defaultPageSize = 1000
 	maxPageSize     = 10000
 	maxPageBytes    = 64 << 20
-	// servePageBytes bounds the hashes of one served page, well under
-	// what a reader accepts (maxPageBytes): a TMK record is 350 KB, so a
-	// page of video hashes ends before it reaches limit records.
-	servePageBytes = 16 << 20
-	maxCheckpoint  = 256
+	maxCheckpoint   = 256
 )
+
+// servePageBytes bounds the hashes of one served page, well under what a
+// reader accepts (maxPageBytes): a TMK record is 350 KB, so a page of video
+// hashes ends before it reaches its limit of records. A variable so that a
+// test can page a few records.
+var servePageBytes = 16 << 20
 
 // Publish makes bank available on the exchange and returns a new random
 // bearer token for it; only its SHA-256 is stored. A previous token stops

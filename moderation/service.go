@@ -115,6 +115,7 @@ type Service struct {
 	exactRefs map[index.ID]ref
 	byKey     map[string]index.ID   // bank+"\x00"+entry.Key() → ID (in pdqRefs or exactRefs by type)
 	videos    map[string]videoEntry // bank+"\x00"+entry.Key() → vPDQ and TMK entries
+	vpdq      vpdqSet               // the vPDQ entries' frames, indexed
 	banks     map[string]Bank
 	seq       int64 // the last change-log record applied to the index
 	meta      int64 // the Position.Meta the banks were last read at
@@ -172,6 +173,7 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 		pdqIdx: index.NewPDQ(), exact: index.NewExact(),
 		pdqRefs: map[index.ID]ref{}, exactRefs: map[index.ID]ref{},
 		byKey: map[string]index.ID{}, banks: map[string]Bank{}, videos: map[string]videoEntry{},
+		vpdq:       newVPDQSet(cfg.VPDQ),
 		refreshing: make(chan struct{}, 1),
 	}
 	// Read the log position first: replaying changes that the entries
@@ -423,11 +425,17 @@ func (s *Service) upsertLocked(bank string, e hashlist.Entry) bool {
 		if v, ok := s.videos[key]; ok {
 			v.entry = e
 			s.videos[key] = v
+			if e.Type == hashlist.VPDQ {
+				s.vpdq.refs[v.vid] = v.ref
+			}
 			return false
 		}
 		v, err := newVideoEntry(bank, e)
 		if err != nil {
 			return false // the store holds validated entries; be safe anyway
+		}
+		if e.Type == hashlist.VPDQ {
+			v = s.vpdq.add(v)
 		}
 		s.videos[key] = v
 		return true
@@ -487,6 +495,9 @@ func (s *Service) upsertLocked(bank string, e hashlist.Entry) bool {
 func (s *Service) deleteLocked(bank string, e hashlist.Entry) {
 	key := bank + "\x00" + e.Key()
 	if e.Type.IsVideo() {
+		if v, ok := s.videos[key]; ok && e.Type == hashlist.VPDQ {
+			s.vpdq.remove(v)
+		}
 		delete(s.videos, key)
 		return
 	}
@@ -544,7 +555,7 @@ func (s *Service) Match(m Media) []Match {
 			add(r, 0, "")
 		}
 	}
-	videoMatcher{cfg: &s.cfg, pdqIdx: s.pdqIdx, pdqRefs: s.pdqRefs, videos: s.videos}.match(m, add)
+	videoMatcher{cfg: &s.cfg, pdqIdx: s.pdqIdx, pdqRefs: s.pdqRefs, vpdq: s.vpdq, videos: s.videos}.match(m, add)
 	sortMatches(out)
 	return out
 }
@@ -600,14 +611,19 @@ type Rescan struct {
 	pdqRefs map[index.ID]ref
 	exact   map[string][]ref // raw digest bytes → entries
 	videos  map[string]videoEntry
+	vpdq    vpdqSet
 }
 
 // NewRescan indexes added (the upserts given to an OnAdded listener).
 func (s *Service) NewRescan(added []Change) *Rescan {
-	r := &Rescan{s: s, pdqIdx: index.NewPDQ(), pdqRefs: map[index.ID]ref{}, exact: map[string][]ref{}, videos: map[string]videoEntry{}}
+	r := &Rescan{s: s, pdqIdx: index.NewPDQ(), pdqRefs: map[index.ID]ref{}, exact: map[string][]ref{}, videos: map[string]videoEntry{},
+		vpdq: newVPDQSet(s.cfg.VPDQ)}
 	for _, c := range added {
 		if c.Entry.Type.IsVideo() {
 			if v, err := newVideoEntry(c.Bank, c.Entry); err == nil {
+				if c.Entry.Type == hashlist.VPDQ {
+					v = r.vpdq.add(v)
+				}
 				r.videos[c.Bank+"\x00"+c.Entry.Key()] = v
 			}
 			continue
@@ -667,7 +683,7 @@ func (r *Rescan) Match(m Media) []Match {
 			add(x, 0, "")
 		}
 	}
-	videoMatcher{cfg: &s.cfg, pdqIdx: r.pdqIdx, pdqRefs: r.pdqRefs, videos: r.videos}.match(m, add)
+	videoMatcher{cfg: &s.cfg, pdqIdx: r.pdqIdx, pdqRefs: r.pdqRefs, vpdq: r.vpdq, videos: r.videos}.match(m, add)
 	sortMatches(cands)
 	return cands
 }

@@ -11,8 +11,32 @@ import (
 // videoEntry is a vPDQ or TMK bank entry, decoded once when it is indexed.
 type videoEntry struct {
 	ref
-	feats []video.Feature // vPDQ
+	feats []video.Feature // vPDQ, until it is added to a VPDQIndex
+	vid   int32           // vPDQ: its id in the VPDQIndex
 	tmk   *video.TMK      // TMK
+}
+
+// vpdqSet is the vPDQ entries of a matcher: their frames in a VPDQIndex.
+type vpdqSet struct {
+	idx  *video.VPDQIndex
+	refs map[int32]ref
+}
+
+func newVPDQSet(o video.MatchOptions) vpdqSet {
+	return vpdqSet{idx: video.NewVPDQIndex(o), refs: map[int32]ref{}}
+}
+
+// add indexes v's frames (dropping them from v) and returns v with its id.
+func (vs vpdqSet) add(v videoEntry) videoEntry {
+	v.vid = vs.idx.Add(v.feats)
+	v.feats = nil
+	vs.refs[v.vid] = v.ref
+	return v
+}
+
+func (vs vpdqSet) remove(v videoEntry) {
+	vs.idx.Remove(v.vid)
+	delete(vs.refs, v.vid)
 }
 
 // newVideoEntry decodes a stored vPDQ or TMK entry.
@@ -37,7 +61,8 @@ type videoMatcher struct {
 	cfg     *Config
 	pdqIdx  *index.PDQ
 	pdqRefs map[index.ID]ref
-	videos  map[string]videoEntry
+	vpdq    vpdqSet
+	videos  map[string]videoEntry // TMK entries are compared one by one
 }
 
 // match returns the entries m's video hashes match; add is called for each
@@ -75,14 +100,19 @@ func (vm videoMatcher) match(m Media, add func(r ref, dist int, detail string)) 
 				h.frames, sampled, cfg.Threshold, h.best, cfg.MinFrameMatches))
 		}
 	}
+	if len(m.VPDQ) > 0 {
+		hits, _ := vm.vpdq.idx.Match(m.VPDQ)
+		for _, r := range hits {
+			x, ok := vm.vpdq.refs[r.Video]
+			if !ok {
+				continue
+			}
+			add(x, 0, fmt.Sprintf("vPDQ: %.1f%% of the upload's frames and %.1f%% of the listed video's frames match (need %.0f%% and %.0f%%, distance %d, quality %d)",
+				r.QueryPct, r.ComparedPct, cfg.VPDQ.QueryPct, cfg.VPDQ.ComparedPct, cfg.VPDQ.Distance, cfg.VPDQ.Quality))
+		}
+	}
 	for _, v := range vm.videos {
 		switch {
-		case v.feats != nil && len(m.VPDQ) > 0:
-			r := video.Match(m.VPDQ, v.feats, cfg.VPDQ)
-			if r.Match {
-				add(v.ref, 0, fmt.Sprintf("vPDQ: %.1f%% of the upload's frames and %.1f%% of the listed video's frames match (need %.0f%% and %.0f%%, distance %d, quality %d)",
-					r.QueryPct, r.ComparedPct, cfg.VPDQ.QueryPct, cfg.VPDQ.ComparedPct, cfg.VPDQ.Distance, cfg.VPDQ.Quality))
-			}
 		case v.tmk != nil && m.TMK != nil:
 			r, err := video.MatchTMK(m.TMK, v.tmk, cfg.TMKLevel1, cfg.TMKLevel2)
 			if err == nil && r.Match {

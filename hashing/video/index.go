@@ -54,13 +54,17 @@ func (x *VPDQIndex) Add(feats []Feature) int32 {
 	v := x.next
 	x.next++
 	iv := indexedVideo{ids: make([]index.ID, 0, len(hs))}
-	for _, h := range hs {
-		id := x.frames.Insert(h)
-		for int(id) >= len(x.owner) {
-			x.owner = append(x.owner, -1)
+	if len(hs) > 0 {
+		// IDs are dense: the batch's are first, first+1, ...
+		first := x.frames.InsertBatch(hs)
+		for i := range hs {
+			id := first + index.ID(i)
+			for int(id) >= len(x.owner) {
+				x.owner = append(x.owner, -1)
+			}
+			x.owner[id] = v
+			iv.ids = append(iv.ids, id)
 		}
-		x.owner[id] = v
-		iv.ids = append(iv.ids, id)
 	}
 	x.videos[v] = iv
 	return v

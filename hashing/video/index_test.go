@@ -170,6 +170,7 @@ func BenchmarkVPDQIndexMatch100k(b *testing.B) {
 	mem := heapMiB() - before
 	_, frames := x.Len()
 	var cands int
+	s0, _ := cpuTimes()
 	b.ResetTimer()
 	for b.Loop() {
 		hits, c := x.Match(q)
@@ -179,6 +180,8 @@ func BenchmarkVPDQIndexMatch100k(b *testing.B) {
 		cands = c
 	}
 	b.StopTimer()
+	s1, _ := cpuTimes()
+	b.ReportMetric(float64((s1-s0).Milliseconds())/float64(b.N), "CPU-ms/match")
 	b.ReportMetric(mem, "index-MiB")
 	b.ReportMetric(float64(frames), "frames")
 	b.ReportMetric(float64(cands), "candidates")
@@ -193,6 +196,7 @@ func BenchmarkVPDQBruteForce100k(b *testing.B) {
 	if os.Getenv("PARLEY_BENCH_BRUTE") == "" && b.N > 1 {
 		b.Skip("one run is enough (each takes seconds); set PARLEY_BENCH_BRUTE=1 for more")
 	}
+	s0, _ := cpuTimes()
 	for b.Loop() {
 		n := 0
 		for _, v := range list {
@@ -204,4 +208,7 @@ func BenchmarkVPDQBruteForce100k(b *testing.B) {
 			b.Fatalf("%d matches", n)
 		}
 	}
+	s1, _ := cpuTimes()
+	b.ReportMetric(float64((s1-s0).Milliseconds())/float64(b.N), "CPU-ms/match")
+	b.ReportMetric(benchVideos, "candidates")
 }
