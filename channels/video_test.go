@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
-	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -101,21 +100,6 @@ func vpdqEntry(t testing.TB, path string) hashlist.Entry {
 		t.Fatal(err)
 	}
 	e, err := hashlist.NewEntry(hashlist.VPDQ, hashlist.FormatVPDQValue(feats), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return e
-}
-
-// tmkEntry reads the reference .tmk file made from a sample video by
-// ThreatExchange's own tmk-hash-video, as a video_tmk_pdqf list entry.
-func tmkEntry(t testing.TB, name string) hashlist.Entry {
-	t.Helper()
-	raw, err := os.ReadFile(shareddata.Path(t, "testdata", "video", "tmk", name+".tmk"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	e, err := hashlist.NewEntry(hashlist.TMK, base64.StdEncoding.EncodeToString(raw), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
