@@ -50,6 +50,7 @@ const (
 	childNATSEnv   = "PARLEYD_CHILD_NATS"
 	childFollowEnv = "PARLEYD_CHILD_KT_FOLLOW"
 )
+
 // ffmpegEnv sets the child's --ffmpeg and --ffprobe.
 const ffmpegEnv = "PARLEYD_TEST_FFMPEG"
 
