@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/parleychat/parley/hashing/pdq"
+	"github.com/parleychat/parley/hashing/video"
 )
 
 // PublicNotice is shown by every client beside channel content.
@@ -99,6 +100,10 @@ type Media struct {
 	SHA256      [32]byte
 	// PDQ holds the dihedral PDQ hashes of an image; nil otherwise.
 	PDQ *pdq.Dihedral `json:"-"`
+	// VPDQ (one frame a second) and TMK are a video's hashes; nil
+	// otherwise.
+	VPDQ []video.Feature `json:"-"`
+	TMK  *video.TMK      `json:"-"`
 }
 
 // Post is a channel post.

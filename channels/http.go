@@ -31,8 +31,9 @@ type ErrorBody struct {
 	// Code is a stable machine-readable reason: "unauthenticated",
 	// "forbidden", "not_found", "unknown_user" (404: no such account),
 	// "exists", "invalid", "too_large",
-	// "media_refused" (422), "blocked" (451), "rate_limited" (429, with
-	// Retry-After).
+	// "media_refused" (422), "video_unavailable" (415: the server cannot
+	// decode videos; the message names the package it lacks), "blocked"
+	// (451), "rate_limited" (429, with Retry-After).
 	Code string `json:"code"`
 	// For "blocked": the hash list the media matched, its label, and
 	// which file of the post matched. The hash and the distance are not
@@ -420,7 +421,8 @@ func (s *Service) createPost(w http.ResponseWriter, r *http.Request, user string
 	case <-r.Context().Done():
 		return
 	}
-	limit := int64(s.cfg.MaxMediaFiles)*s.cfg.MaxMediaBytes + int64(s.cfg.MaxTextBytes) + 64<<10
+	fileLimit := max(s.cfg.MaxMediaBytes, s.cfg.MaxVideoBytes)
+	limit := int64(s.cfg.MaxMediaFiles)*fileLimit + int64(s.cfg.MaxTextBytes) + 64<<10
 	r.Body = http.MaxBytesReader(w, r.Body, limit)
 	mr, err := r.MultipartReader()
 	if err != nil {
@@ -456,13 +458,18 @@ func (s *Service) createPost(w http.ResponseWriter, r *http.Request, user string
 				writeError(w, http.StatusBadRequest, ErrorBody{Error: fmt.Sprintf("at most %d media files per post", s.cfg.MaxMediaFiles), Code: "invalid"})
 				return
 			}
-			b, err := io.ReadAll(io.LimitReader(part, s.cfg.MaxMediaBytes+1))
+			b, err := io.ReadAll(io.LimitReader(part, fileLimit+1))
 			if err != nil {
 				s.bodyError(w, err)
 				return
 			}
-			if int64(len(b)) > s.cfg.MaxMediaBytes {
+			isVideo := sniffVideo(b) != ""
+			if !isVideo && int64(len(b)) > s.cfg.MaxMediaBytes {
 				writeError(w, http.StatusRequestEntityTooLarge, ErrorBody{Error: fmt.Sprintf("media file larger than %d bytes", s.cfg.MaxMediaBytes), Code: "too_large"})
+				return
+			}
+			if isVideo && int64(len(b)) > s.cfg.MaxVideoBytes {
+				writeError(w, http.StatusRequestEntityTooLarge, ErrorBody{Error: fmt.Sprintf("video larger than %d bytes", s.cfg.MaxVideoBytes), Code: "too_large"})
 				return
 			}
 			if len(b) == 0 {
@@ -483,6 +490,11 @@ func (s *Service) createPost(w http.ResponseWriter, r *http.Request, user string
 	post := Post{Channel: c.ID, Author: user, Text: text}
 	for i, b := range data {
 		m, err := s.Analyse(b, declared[i])
+		if errors.Is(err, ErrVideoUnavailable) {
+			i := i
+			writeError(w, http.StatusUnsupportedMediaType, ErrorBody{Error: err.Error(), Code: "video_unavailable", Media: &i})
+			return
+		}
 		if err != nil {
 			i := i
 			writeError(w, http.StatusUnprocessableEntity, ErrorBody{Error: err.Error(), Code: "media_refused", Media: &i})

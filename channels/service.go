@@ -14,6 +14,7 @@ import (
 	"github.com/parleychat/parley/hashing"
 	"github.com/parleychat/parley/hashing/hashlist"
 	"github.com/parleychat/parley/hashing/pdq"
+	"github.com/parleychat/parley/hashing/video"
 	"github.com/parleychat/parley/internal/ratelimit"
 	"github.com/parleychat/parley/moderation"
 )
@@ -29,8 +30,18 @@ type Config struct {
 	// account an admin. parleyd answers it from the delivery store, which
 	// channels does not know.
 	AccountExists func(ctx context.Context, user string) (bool, error)
-	// MaxMediaBytes bounds one media file (default 16 MiB).
+	// MaxMediaBytes bounds one media file other than a video (default
+	// 16 MiB).
 	MaxMediaBytes int64
+	// MaxVideoBytes bounds one video file (default 64 MiB). Uploads are
+	// held in memory while they are checked, so this times MaxMediaFiles
+	// times MaxUploads bounds the memory uploads can take.
+	MaxVideoBytes int64
+	// Video decodes and hashes videos (ffmpeg in a child process, under
+	// its Limits). nil looks ffmpeg and ffprobe up on $PATH. Without
+	// them the server runs as before and refuses video posts with
+	// ErrVideoUnavailable.
+	Video *video.Decoder
 	// MaxMediaFiles bounds the files of one post (default 4).
 	MaxMediaFiles int
 	// MaxTextBytes bounds a post's text (default 8 KiB).
@@ -101,6 +112,17 @@ func New(cfg Config) (*Service, error) {
 	}
 	if cfg.MaxMediaBytes <= 0 {
 		cfg.MaxMediaBytes = 16 << 20
+	}
+	if cfg.MaxVideoBytes <= 0 {
+		cfg.MaxVideoBytes = 64 << 20
+	}
+	if cfg.Video == nil {
+		cfg.Video = &video.Decoder{}
+	}
+	if cfg.Video.Limits.MaxBytes <= 0 || cfg.Video.Limits.MaxBytes > cfg.MaxVideoBytes {
+		d := *cfg.Video
+		d.Limits.MaxBytes = cfg.MaxVideoBytes
+		cfg.Video = &d
 	}
 	if cfg.MaxMediaFiles <= 0 {
 		cfg.MaxMediaFiles = 4
@@ -229,6 +251,13 @@ func sniff(data []byte) string {
 // truncated and garbage images are refused with ErrMediaRefused before any
 // large allocation.
 func (s *Service) Analyse(data []byte, declared string) (Media, error) {
+	// A video is a file whose magic bytes say so, whatever it is declared
+	// as: anything ffmpeg would decode under the allowed formats has them.
+	// A file declared video/* without them is an opaque file, matched by
+	// its digests and served as application/octet-stream.
+	if ct := sniffVideo(data); ct != "" {
+		return s.analyseVideo(data, ct)
+	}
 	if int64(len(data)) > s.cfg.MaxMediaBytes {
 		return Media{}, fmt.Errorf("%w: file larger than %d bytes", ErrMediaRefused, s.cfg.MaxMediaBytes)
 	}
@@ -267,7 +296,8 @@ func (s *Service) Analyse(data []byte, declared string) (Media, error) {
 }
 
 func modMedia(m Media) moderation.Media {
-	return moderation.Media{Digests: hashing.Digests{MD5: m.MD5, SHA256: m.SHA256, Size: m.Size}, PDQ: m.PDQ}
+	return moderation.Media{Digests: hashing.Digests{MD5: m.MD5, SHA256: m.SHA256, Size: m.Size}, PDQ: m.PDQ,
+		VPDQ: m.VPDQ, TMK: m.TMK}
 }
 
 // Refusal says why a post was refused or held.
@@ -303,13 +333,15 @@ func (s *Service) Publish(ctx context.Context, p Post, data [][]byte, received t
 	if err != nil {
 		return Post{}, fmt.Errorf("channels: check the post's media against the hash lists: %w", err)
 	}
-	var held []Refusal
-	var blocked []Refusal
+	var held, blocked, logged []Refusal
 	for i, m := range p.Media {
 		for _, mt := range s.mod.Match(modMedia(m)) {
-			if mt.Action == hashlist.Block {
+			switch mt.Action {
+			case hashlist.Block:
 				blocked = append(blocked, Refusal{i, mt})
-			} else {
+			case hashlist.Log:
+				logged = append(logged, Refusal{i, mt})
+			default:
 				held = append(held, Refusal{i, mt})
 			}
 		}
@@ -325,12 +357,15 @@ func (s *Service) Publish(ctx context.Context, p Post, data [][]byte, received t
 	p.Status = Published
 	if len(held) > 0 {
 		p.Status = Held
-		p.Reason = fmt.Sprintf("held for review: matched hash list %q", held[0].Match.Bank)
+		p.Reason = holdReason(held[0])
 	}
 	p, err = s.store.AddPost(ctx, p, data)
 	end()
 	if err != nil {
 		return Post{}, err
+	}
+	for _, r := range logged {
+		s.decide(ctx, moderation.DecisionLog, r, fmt.Sprintf("post:%d", p.ID), received)
 	}
 	if len(held) > 0 {
 		for _, r := range held {
@@ -345,8 +380,12 @@ func (s *Service) Publish(ctx context.Context, p Post, data [][]byte, received t
 }
 
 func (s *Service) decide(ctx context.Context, kind string, r Refusal, subject string, start time.Time) {
+	note := fmt.Sprintf("media %d", r.Media)
+	if r.Match.Detail != "" {
+		note += ": " + r.Match.Detail
+	}
 	d := moderation.Decision{Kind: kind, Bank: r.Match.Bank, Type: r.Match.Type, Hash: r.Match.Hash,
-		Distance: r.Match.Distance, Subject: subject, Note: fmt.Sprintf("media %d", r.Media)}
+		Distance: r.Match.Distance, Subject: subject, Note: note}
 	if err := s.mod.Decide(ctx, d, start); err != nil {
 		s.log.Error("channels: record moderation decision", "kind", kind, "bank", r.Match.Bank, "err", err)
 	}
@@ -487,16 +526,23 @@ func (s *Service) rescanPost(ctx context.Context, rs *moderation.Rescan, p Post,
 		if len(ms) == 0 {
 			continue
 		}
-		mt := ms[0] // block matches sort first
-		start := changed[mt.Bank+"\x00"+string(mt.Type)+":"+mt.Hash]
+		mt := ms[0] // block matches sort first, then review, then log
+		start := changed[mt.Bank+"\x00"+mt.Key]
 		kind, status := moderation.DecisionTakedown, Removed
 		reason := fmt.Sprintf("taken down: matched hash list %q (%s)", mt.Bank, mt.Label)
-		if mt.Action != hashlist.Block {
+		switch mt.Action {
+		case hashlist.Block:
+		case hashlist.Log:
+			for _, m := range ms {
+				s.decide(ctx, moderation.DecisionLog, Refusal{i, m}, fmt.Sprintf("post:%d", p.ID), start)
+			}
+			continue
+		default:
 			if p.Status != Published {
 				return
 			}
 			kind, status = moderation.DecisionHold, Held
-			reason = fmt.Sprintf("held for review: matched hash list %q", mt.Bank)
+			reason = holdReason(Refusal{i, mt})
 		}
 		_, ch, err := s.store.SetStatus(ctx, p.ID, status, reason)
 		if err != nil {
@@ -652,12 +698,38 @@ func Reject(ctx context.Context, st Store, mod moderation.Store, postID int64, m
 	return p, err
 }
 
+// holdReason says why a post is held: the list, and for videos how it
+// matched, for the moderator who reviews it.
+func holdReason(r Refusal) string {
+	reason := fmt.Sprintf("held for review: matched hash list %q", r.Match.Bank)
+	if r.Match.Detail != "" {
+		name := r.Match.Hash // a video entry's fingerprint names its type
+		if !r.Match.Type.IsVideo() {
+			name = string(r.Match.Type) + " " + name
+		}
+		reason += fmt.Sprintf(" (media %d, %s: %s)", r.Media, name, r.Match.Detail)
+	}
+	return reason
+}
+
 // ConfirmableEntries returns the hashes of a post's media that a moderator
-// can confirm into a bank: MD5 and SHA-256 of every file, and the PDQ hash
-// (tagged with its quality) of images of quality 50 or more.
+// can confirm into a bank: MD5 and SHA-256 of every file, the PDQ hash
+// (tagged with its quality) of images of quality 50 or more, and a video's
+// vPDQ (its frames of quality 50 or more) and TMK hashes.
 func ConfirmableEntries(p Post) ([]hashlist.Entry, error) {
 	seen := map[string]bool{}
 	var out []hashlist.Entry
+	addValue := func(t hashlist.SignalType, v string, tags ...string) error {
+		e, err := hashlist.NewEntry(t, v, tags)
+		if err != nil {
+			return err
+		}
+		if !seen[e.Key()] {
+			seen[e.Key()] = true
+			out = append(out, e)
+		}
+		return nil
+	}
 	add := func(t hashlist.SignalType, raw []byte, tags ...string) error {
 		e, err := hashlist.NewEntry(t, fmt.Sprintf("%x", raw), tags)
 		if err != nil {
@@ -679,6 +751,26 @@ func ConfirmableEntries(p Post) ([]hashlist.Entry, error) {
 		if m.PDQ != nil && m.PDQ.Quality >= pdq.QualityThreshold {
 			h := m.PDQ.Hashes[pdq.Original]
 			if err := add(hashlist.PDQ, h[:], fmt.Sprintf("quality:%d", m.PDQ.Quality)); err != nil {
+				return nil, err
+			}
+		}
+		var good []video.Feature
+		for _, f := range m.VPDQ {
+			if f.Quality >= pdq.QualityThreshold {
+				good = append(good, f)
+			}
+		}
+		if len(good) > 0 {
+			if err := addValue(hashlist.VPDQ, hashlist.FormatVPDQValue(good)); err != nil {
+				return nil, err
+			}
+		}
+		if m.TMK != nil {
+			v, err := hashlist.TMKValue(m.TMK)
+			if err != nil {
+				return nil, err
+			}
+			if err := addValue(hashlist.TMK, v); err != nil {
 				return nil, err
 			}
 		}

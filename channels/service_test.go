@@ -70,6 +70,12 @@ func newEnvTB(t testing.TB) *env { return newEnvWith(t, nil) }
 // newEnvWith is newEnv with the service's Config adjusted by tune.
 func newEnvWith(t testing.TB, tune func(*channels.Config)) *env {
 	t.Helper()
+	return newEnvModWith(t, nil, tune)
+}
+
+// newEnvModWith is newEnvWith with the matcher's Config adjusted by modTune.
+func newEnvModWith(t testing.TB, modTune func(*moderation.Config), tune func(*channels.Config)) *env {
+	t.Helper()
 	ctx := context.Background()
 	dir := t.TempDir()
 	ms, err := modsqlite.Open(ctx, filepath.Join(dir, "moderation.db"))
@@ -83,7 +89,11 @@ func newEnvWith(t testing.TB, tune func(*channels.Config)) *env {
 	}
 	t.Cleanup(func() { cs.Close() })
 	reg := prometheus.NewRegistry()
-	mod, err := moderation.New(ctx, moderation.Config{Store: ms, Registerer: reg})
+	mcfg := moderation.Config{Store: ms, Registerer: reg}
+	if modTune != nil {
+		modTune(&mcfg)
+	}
+	mod, err := moderation.New(ctx, mcfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -50,6 +50,12 @@ const (
 	maxCheckpoint   = 256
 )
 
+// servePageBytes bounds the hashes of one served page, well under what a
+// reader accepts (maxPageBytes): a TMK record is 350 KB, so a page of video
+// hashes ends before it reaches its limit of records. A variable so that a
+// test can page a few records.
+var servePageBytes = 16 << 20
+
 // Publish makes bank available on the exchange and returns a new random
 // bearer token for it; only its SHA-256 is stored. A previous token stops
 // working.
@@ -134,8 +140,14 @@ func ExchangeHandler(st Store) http.Handler {
 			http.Error(w, "cannot read the bank", http.StatusInternalServerError)
 			return
 		}
-		page := exchangePage{Count: len(changes), Checkpoint: strconv.FormatInt(since, 10), Results: []exchangeRecord{}}
-		for _, c := range changes {
+		page := exchangePage{Checkpoint: strconv.FormatInt(since, 10), Results: []exchangeRecord{}}
+		more := len(changes) == limit
+		size := 0
+		for i, c := range changes {
+			if size += len(c.Entry.Value) + 256; i > 0 && size > servePageBytes {
+				more = true
+				break
+			}
 			rec := exchangeRecord{ID: c.Seq, HashDigest: c.Entry.Value, Algorithm: strings.ToUpper(string(c.Entry.Type)),
 				Deleted: c.Op == OpDelete, UpdatedOn: c.Time.UTC().Format(time.RFC3339Nano)}
 			for _, t := range c.Entry.Tags {
@@ -148,7 +160,8 @@ func ExchangeHandler(st Store) http.Handler {
 			page.Results = append(page.Results, rec)
 			page.Checkpoint = strconv.FormatInt(c.Seq, 10)
 		}
-		if len(changes) == limit {
+		page.Count = len(page.Results)
+		if more {
 			u := *r.URL
 			v := u.Query()
 			v.Set("checkpoint", page.Checkpoint)

@@ -19,6 +19,7 @@ import (
 	"github.com/parleychat/parley/hashing/hashlist"
 	"github.com/parleychat/parley/hashing/index"
 	"github.com/parleychat/parley/hashing/pdq"
+	"github.com/parleychat/parley/hashing/video"
 )
 
 // Config configures a Service. Store is required.
@@ -37,6 +38,17 @@ type Config struct {
 	// committed before they were called. The poll takes down published
 	// posts a new list matches when no request comes to do it sooner.
 	PollInterval time.Duration
+	// VPDQ are the vPDQ comparison's parameters (default
+	// video.DefaultMatch: distance 31, quality 50, 80 % of the upload's
+	// frames, 0 % of the listed video's).
+	VPDQ video.MatchOptions
+	// TMKLevel1 and TMKLevel2 are the TMK+PDQF two-level thresholds
+	// (default 0.7 and 0.7, the reference's).
+	TMKLevel1, TMKLevel2 float32
+	// MinFrameMatches is how many sampled frames of a video must
+	// be within Threshold of one listed image's PDQ hash for the video to
+	// match that image (default 1: a known still anywhere in a video).
+	MinFrameMatches int
 	// Registerer receives the metrics; nil means a private registry.
 	Registerer prometheus.Registerer
 	Logger     *slog.Logger
@@ -48,6 +60,10 @@ type Media struct {
 	// PDQ holds the 8 dihedral PDQ hashes of an image, so that rotated
 	// and mirrored copies match too; nil for files that are not images.
 	PDQ *pdq.Dihedral
+	// VPDQ and TMK are a video's hashes (nil for other files). Every
+	// sampled vPDQ frame is also matched against the image PDQ lists.
+	VPDQ []video.Feature
+	TMK  *video.TMK
 }
 
 // Match is one bank entry an upload matched.
@@ -59,6 +75,12 @@ type Match struct {
 	Hash     string // the list's hash
 	Distance int    // PDQ distance (0 for exact matches)
 	Tags     []string
+	// Key is the entry's bank-wide key (hashlist.Entry.Key).
+	Key string
+	// Detail says how a video matched: the vPDQ percentages, the TMK
+	// scores, or how many frames matched a listed image. Empty for
+	// images and exact matches.
+	Detail string
 }
 
 // ref is what an index ID stands for.
@@ -91,7 +113,9 @@ type Service struct {
 	exact     *index.Exact
 	pdqRefs   map[index.ID]ref
 	exactRefs map[index.ID]ref
-	byKey     map[string]index.ID // bank+"\x00"+entry.Key() → ID (in pdqRefs or exactRefs by type)
+	byKey     map[string]index.ID   // bank+"\x00"+entry.Key() → ID (in pdqRefs or exactRefs by type)
+	videos    map[string]videoEntry // bank+"\x00"+entry.Key() → vPDQ and TMK entries
+	vpdq      vpdqSet               // the vPDQ entries' frames, indexed
 	banks     map[string]Bank
 	seq       int64 // the last change-log record applied to the index
 	meta      int64 // the Position.Meta the banks were last read at
@@ -122,6 +146,18 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 	if cfg.PollInterval <= 0 {
 		cfg.PollInterval = 2 * time.Second
 	}
+	if cfg.VPDQ == (video.MatchOptions{}) {
+		cfg.VPDQ = video.DefaultMatch
+	}
+	if cfg.TMKLevel1 <= 0 {
+		cfg.TMKLevel1 = video.DefaultTMKLevel1
+	}
+	if cfg.TMKLevel2 <= 0 {
+		cfg.TMKLevel2 = video.DefaultTMKLevel2
+	}
+	if cfg.MinFrameMatches <= 0 {
+		cfg.MinFrameMatches = 1
+	}
 	if cfg.Registerer == nil {
 		cfg.Registerer = prometheus.NewRegistry()
 	}
@@ -136,7 +172,8 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 		cfg: cfg, store: cfg.Store, log: cfg.Logger, m: m,
 		pdqIdx: index.NewPDQ(), exact: index.NewExact(),
 		pdqRefs: map[index.ID]ref{}, exactRefs: map[index.ID]ref{},
-		byKey: map[string]index.ID{}, banks: map[string]Bank{},
+		byKey: map[string]index.ID{}, banks: map[string]Bank{}, videos: map[string]videoEntry{},
+		vpdq:       newVPDQSet(cfg.VPDQ),
 		refreshing: make(chan struct{}, 1),
 	}
 	// Read the log position first: replaying changes that the entries
@@ -384,6 +421,25 @@ func entryQuality(e hashlist.Entry) int {
 // it is new to the index.
 func (s *Service) upsertLocked(bank string, e hashlist.Entry) bool {
 	key := bank + "\x00" + e.Key()
+	if e.Type.IsVideo() {
+		if v, ok := s.videos[key]; ok {
+			v.entry = e
+			s.videos[key] = v
+			if e.Type == hashlist.VPDQ {
+				s.vpdq.refs[v.vid] = v.ref
+			}
+			return false
+		}
+		v, err := newVideoEntry(bank, e)
+		if err != nil {
+			return false // the store holds validated entries; be safe anyway
+		}
+		if e.Type == hashlist.VPDQ {
+			v = s.vpdq.add(v)
+		}
+		s.videos[key] = v
+		return true
+	}
 	if id, ok := s.byKey[key]; ok {
 		if e.Type == hashlist.PDQ {
 			s.pdqRefs[id] = ref{bank, e}
@@ -438,6 +494,13 @@ func (s *Service) upsertLocked(bank string, e hashlist.Entry) bool {
 
 func (s *Service) deleteLocked(bank string, e hashlist.Entry) {
 	key := bank + "\x00" + e.Key()
+	if e.Type.IsVideo() {
+		if v, ok := s.videos[key]; ok && e.Type == hashlist.VPDQ {
+			s.vpdq.remove(v)
+		}
+		delete(s.videos, key)
+		return
+	}
 	id, ok := s.byKey[key]
 	if !ok {
 		return
@@ -474,37 +537,62 @@ func (s *Service) Match(m Media) []Match {
 		}
 	}
 	var out []Match
-	add := func(r ref, dist int) {
-		b := s.banks[r.bank]
-		out = append(out, Match{Bank: r.bank, Label: b.Label, Action: b.Action, Type: r.entry.Type,
-			Hash: r.entry.Value, Distance: dist, Tags: r.entry.Tags})
+	add := func(r ref, dist int, detail string) {
+		out = append(out, s.newMatch(r, dist, detail))
 	}
 	for id, d := range best {
 		if r, ok := s.pdqRefs[id]; ok {
-			add(r, d)
+			add(r, d, "")
 		}
 	}
 	for _, id := range s.exact.LookupMD5(m.Digests.MD5) {
 		if r, ok := s.exactRefs[id]; ok {
-			add(r, 0)
+			add(r, 0, "")
 		}
 	}
 	for _, id := range s.exact.LookupSHA256(m.Digests.SHA256) {
 		if r, ok := s.exactRefs[id]; ok {
-			add(r, 0)
+			add(r, 0, "")
 		}
 	}
+	videoMatcher{cfg: &s.cfg, pdqIdx: s.pdqIdx, pdqRefs: s.pdqRefs, vpdq: s.vpdq, videos: s.videos}.match(m, add)
 	sortMatches(out)
 	return out
 }
 
+// newMatch describes a match of entry r; the caller holds s.mu.
+func (s *Service) newMatch(r ref, dist int, detail string) Match {
+	b := s.banks[r.bank]
+	return Match{Bank: r.bank, Label: b.Label, Action: b.Action, Type: r.entry.Type,
+		Hash: r.entry.Fingerprint(), Distance: dist, Tags: r.entry.Tags, Key: r.entry.Key(), Detail: detail}
+}
+
+// live reports whether entry key of bank is still indexed; the caller
+// holds s.mu.
+func (s *Service) live(bank, key string) bool {
+	k := bank + "\x00" + key
+	if _, ok := s.byKey[k]; ok {
+		return true
+	}
+	_, ok := s.videos[k]
+	return ok
+}
+
+// actionRank orders actions by severity: block, review, log.
+func actionRank(a hashlist.Action) int {
+	switch a {
+	case hashlist.Block:
+		return 0
+	case hashlist.Review:
+		return 1
+	}
+	return 2
+}
+
 func sortMatches(ms []Match) {
 	slices.SortFunc(ms, func(a, b Match) int {
-		if (a.Action == hashlist.Block) != (b.Action == hashlist.Block) {
-			if a.Action == hashlist.Block {
-				return -1
-			}
-			return 1
+		if ra, rb := actionRank(a.Action), actionRank(b.Action); ra != rb {
+			return ra - rb
 		}
 		if a.Distance != b.Distance {
 			return a.Distance - b.Distance
@@ -522,12 +610,24 @@ type Rescan struct {
 	pdqIdx  *index.PDQ
 	pdqRefs map[index.ID]ref
 	exact   map[string][]ref // raw digest bytes → entries
+	videos  map[string]videoEntry
+	vpdq    vpdqSet
 }
 
 // NewRescan indexes added (the upserts given to an OnAdded listener).
 func (s *Service) NewRescan(added []Change) *Rescan {
-	r := &Rescan{s: s, pdqIdx: index.NewPDQ(), pdqRefs: map[index.ID]ref{}, exact: map[string][]ref{}}
+	r := &Rescan{s: s, pdqIdx: index.NewPDQ(), pdqRefs: map[index.ID]ref{}, exact: map[string][]ref{}, videos: map[string]videoEntry{},
+		vpdq: newVPDQSet(s.cfg.VPDQ)}
 	for _, c := range added {
+		if c.Entry.Type.IsVideo() {
+			if v, err := newVideoEntry(c.Bank, c.Entry); err == nil {
+				if c.Entry.Type == hashlist.VPDQ {
+					v = r.vpdq.add(v)
+				}
+				r.videos[c.Bank+"\x00"+c.Entry.Key()] = v
+			}
+			continue
+		}
 		raw, err := hex.DecodeString(c.Entry.Value)
 		if err != nil {
 			continue
@@ -564,27 +664,26 @@ func (r *Rescan) Match(m Media) []Match {
 	}
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	add := func(x ref, dist int) {
-		if _, live := s.byKey[x.bank+"\x00"+x.entry.Key()]; !live {
+	add := func(x ref, dist int, detail string) {
+		if !s.live(x.bank, x.entry.Key()) {
 			return
 		}
-		b := s.banks[x.bank]
-		cands = append(cands, Match{Bank: x.bank, Label: b.Label, Action: b.Action, Type: x.entry.Type,
-			Hash: x.entry.Value, Distance: dist, Tags: x.entry.Tags})
+		cands = append(cands, s.newMatch(x, dist, detail))
 	}
 	for id, d := range best {
-		add(r.pdqRefs[id], d)
+		add(r.pdqRefs[id], d, "")
 	}
 	for _, x := range r.exact[string(m.Digests.MD5[:])] {
 		if x.entry.Type == hashlist.MD5 {
-			add(x, 0)
+			add(x, 0, "")
 		}
 	}
 	for _, x := range r.exact[string(m.Digests.SHA256[:])] {
 		if x.entry.Type == hashlist.SHA256 {
-			add(x, 0)
+			add(x, 0, "")
 		}
 	}
+	videoMatcher{cfg: &s.cfg, pdqIdx: r.pdqIdx, pdqRefs: r.pdqRefs, vpdq: r.vpdq, videos: r.videos}.match(m, add)
 	sortMatches(cands)
 	return cands
 }

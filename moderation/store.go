@@ -65,6 +65,7 @@ type Change struct {
 const (
 	DecisionBlock    = "block"    // an upload was refused
 	DecisionHold     = "hold"     // an upload (or published post) was held for review
+	DecisionLog      = "log"      // content matched a log-only list and stayed up
 	DecisionTakedown = "takedown" // a published post was removed after a list change
 	DecisionApprove  = "approve"  // a moderator released a held post
 	DecisionReject   = "reject"   // a moderator removed a held post
@@ -81,7 +82,7 @@ type Decision struct {
 	Kind     string
 	Bank     string
 	Type     hashlist.SignalType
-	Hash     string // the list's hash (lower-case hex)
+	Hash     string // the list's hash (lower-case hex; for vPDQ and TMK, hashlist.Entry.Fingerprint)
 	Distance int    // PDQ Hamming distance; 0 for exact matches
 	Subject  string // what it applies to, e.g. "post:42"
 	Actor    string // moderator name; empty for automatic decisions

@@ -25,6 +25,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/parleychat/parley/channels"
+	"github.com/parleychat/parley/hashing/video"
 	"github.com/parleychat/parley/moderation"
 )
 
@@ -69,6 +70,13 @@ type Config struct {
 	// FeedPoll is how often a feed long-poll also reads the store
 	// (channels.Config.FeedPoll).
 	FeedPoll time.Duration
+	// Video decodes channel videos (nil: ffmpeg and ffprobe from $PATH);
+	// without ffmpeg the server starts and refuses video posts.
+	Video *video.Decoder
+	// MaxVideoBytes bounds one channel video (default 64 MiB).
+	MaxVideoBytes int64
+	// VideoMinFrames is moderation.Config.MinFrameMatches (default 1).
+	VideoMinFrames int
 }
 
 // Server is the assembled channel and moderation service.
@@ -91,7 +99,8 @@ func Open(ctx context.Context, dataDir string, cfg Config) (*Server, error) {
 		return nil, err
 	}
 	mod, err := moderation.New(ctx, moderation.Config{Store: ms, Threshold: cfg.Threshold, PollInterval: cfg.PollInterval,
-		Registerer: cfg.Registerer, Logger: cfg.Logger})
+		MinFrameMatches: cfg.VideoMinFrames,
+		Registerer:      cfg.Registerer, Logger: cfg.Logger})
 	if err != nil {
 		ms.Close()
 		cs.Close()
@@ -104,7 +113,8 @@ func Open(ctx context.Context, dataDir string, cfg Config) (*Server, error) {
 			return nil, fmt.Errorf("channelsrv: register the case metrics: %w", err)
 		}
 	}
-	svc, err := channels.New(channels.Config{Store: cs, Moderation: mod, Auth: cfg.Auth, AccountExists: cfg.AccountExists, MaxMediaBytes: cfg.MaxMediaBytes, MaxUploadsPerUser: cfg.MaxUploadsPerUser, Logger: cfg.Logger, Bus: cfg.Bus, FeedPoll: cfg.FeedPoll})
+	svc, err := channels.New(channels.Config{Store: cs, Moderation: mod, Auth: cfg.Auth, AccountExists: cfg.AccountExists, MaxMediaBytes: cfg.MaxMediaBytes, MaxUploadsPerUser: cfg.MaxUploadsPerUser, Logger: cfg.Logger, Bus: cfg.Bus, FeedPoll: cfg.FeedPoll,
+		Video: cfg.Video, MaxVideoBytes: cfg.MaxVideoBytes})
 	if err != nil {
 		ms.Close()
 		cs.Close()

@@ -104,6 +104,9 @@ CREATE TABLE retired_channels (
 	id      TEXT COLLATE "C" PRIMARY KEY,
 	retired BIGINT NOT NULL
 );
+`, `
+ALTER TABLE media ADD COLUMN vpdq TEXT;
+ALTER TABLE media ADD COLUMN tmk BYTEA;
 `}
 
 // Options tunes Open; the zero value is fine.
@@ -299,8 +302,16 @@ func (s *Store) AddPost(ctx context.Context, p channels.Post, data [][]byte) (ch
 			if m.PDQ != nil {
 				q = m.PDQ.Quality
 			}
-			b.Queue(`INSERT INTO media (post_id, idx, content_type, size, md5, sha256, pdq, quality, data)
-				VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`, p.ID, i, m.ContentType, m.Size, m.MD5[:], m.SHA256[:], encodePDQ(m.PDQ), q, nonNil(data[i]))
+			vp, tmk, err := channels.EncodeVideoHashes(*m)
+			if err != nil {
+				return fmt.Errorf("chanpg: add media: %w", err)
+			}
+			var vpArg any
+			if vp != "" {
+				vpArg = vp
+			}
+			b.Queue(`INSERT INTO media (post_id, idx, content_type, size, md5, sha256, pdq, quality, data, vpdq, tmk)
+				VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`, p.ID, i, m.ContentType, m.Size, m.MD5[:], m.SHA256[:], encodePDQ(m.PDQ), q, nonNil(data[i]), vpArg, tmk)
 		}
 		if p.Status == channels.Published {
 			b.Queue(`INSERT INTO events (channel, kind, post_id, reason, time) VALUES ($1, $2, $3, '', $4)`, p.Channel, channels.EventPost, p.ID, now)
@@ -326,7 +337,7 @@ type querier interface {
 }
 
 func readMedia(ctx context.Context, q querier, postID int64) ([]channels.Media, error) {
-	rows, err := q.Query(ctx, `SELECT idx, content_type, size, md5, sha256, pdq, quality FROM media WHERE post_id = $1 ORDER BY idx`, postID)
+	rows, err := q.Query(ctx, `SELECT idx, content_type, size, md5, sha256, pdq, quality, vpdq, tmk FROM media WHERE post_id = $1 ORDER BY idx`, postID)
 	if err != nil {
 		return nil, fmt.Errorf("chanpg: read media: %w", err)
 	}
@@ -334,15 +345,23 @@ func readMedia(ctx context.Context, q querier, postID int64) ([]channels.Media, 
 	var out []channels.Media
 	for rows.Next() {
 		var m channels.Media
-		var md5, sha, ph []byte
+		var md5, sha, ph, tmk []byte
+		var vp *string
 		var idx, q int32
-		if err := rows.Scan(&idx, &m.ContentType, &m.Size, &md5, &sha, &ph, &q); err != nil {
+		if err := rows.Scan(&idx, &m.ContentType, &m.Size, &md5, &sha, &ph, &q, &vp, &tmk); err != nil {
 			return nil, fmt.Errorf("chanpg: read media: %w", err)
 		}
 		m.Index = int(idx)
 		copy(m.MD5[:], md5)
 		copy(m.SHA256[:], sha)
 		m.PDQ = decodePDQ(ph, int(q))
+		vps := ""
+		if vp != nil {
+			vps = *vp
+		}
+		if err := channels.DecodeVideoHashes(&m, vps, tmk); err != nil {
+			return nil, fmt.Errorf("chanpg: read media of post %d: %w", postID, err)
+		}
 		out = append(out, m)
 	}
 	return out, rows.Err()

@@ -86,6 +86,9 @@ CREATE TABLE retired_channels (
 ) STRICT;
 CREATE INDEX posts_author ON posts (author);
 CREATE INDEX posts_channel ON posts (channel);
+`, `
+ALTER TABLE media ADD COLUMN vpdq TEXT;
+ALTER TABLE media ADD COLUMN tmk BLOB;
 `}
 
 // Open opens (creating with mode 0600 if needed) the database at path and
@@ -273,8 +276,12 @@ func (s *Store) AddPost(ctx context.Context, p channels.Post, data [][]byte) (ch
 			if m.PDQ != nil {
 				q = m.PDQ.Quality
 			}
-			_, err := tx.ExecContext(ctx, `INSERT INTO media (post_id, idx, content_type, size, md5, sha256, pdq, quality, data)
-				VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`, p.ID, i, m.ContentType, m.Size, m.MD5[:], m.SHA256[:], encodePDQ(m.PDQ), q, data[i])
+			vp, tmk, err := channels.EncodeVideoHashes(*m)
+			if err != nil {
+				return fmt.Errorf("chansqlite: add media: %w", err)
+			}
+			_, err = tx.ExecContext(ctx, `INSERT INTO media (post_id, idx, content_type, size, md5, sha256, pdq, quality, data, vpdq, tmk)
+				VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, p.ID, i, m.ContentType, m.Size, m.MD5[:], m.SHA256[:], encodePDQ(m.PDQ), q, data[i], vp, tmk)
 			if err != nil {
 				return fmt.Errorf("chansqlite: add media: %w", err)
 			}
@@ -290,7 +297,7 @@ func (s *Store) AddPost(ctx context.Context, p channels.Post, data [][]byte) (ch
 func (s *Store) media(ctx context.Context, q interface {
 	QueryContext(context.Context, string, ...any) (*sql.Rows, error)
 }, postID int64) ([]channels.Media, error) {
-	rows, err := q.QueryContext(ctx, `SELECT idx, content_type, size, md5, sha256, pdq, quality FROM media WHERE post_id = ? ORDER BY idx`, postID)
+	rows, err := q.QueryContext(ctx, `SELECT idx, content_type, size, md5, sha256, pdq, quality, vpdq, tmk FROM media WHERE post_id = ? ORDER BY idx`, postID)
 	if err != nil {
 		return nil, fmt.Errorf("chansqlite: read media: %w", err)
 	}
@@ -298,14 +305,18 @@ func (s *Store) media(ctx context.Context, q interface {
 	var out []channels.Media
 	for rows.Next() {
 		var m channels.Media
-		var md5, sha, ph []byte
+		var md5, sha, ph, tmk []byte
+		var vp sql.NullString
 		var q int
-		if err := rows.Scan(&m.Index, &m.ContentType, &m.Size, &md5, &sha, &ph, &q); err != nil {
+		if err := rows.Scan(&m.Index, &m.ContentType, &m.Size, &md5, &sha, &ph, &q, &vp, &tmk); err != nil {
 			return nil, fmt.Errorf("chansqlite: read media: %w", err)
 		}
 		copy(m.MD5[:], md5)
 		copy(m.SHA256[:], sha)
 		m.PDQ = decodePDQ(ph, q)
+		if err := channels.DecodeVideoHashes(&m, vp.String, tmk); err != nil {
+			return nil, fmt.Errorf("chansqlite: read media of post %d: %w", postID, err)
+		}
 		out = append(out, m)
 	}
 	return out, rows.Err()

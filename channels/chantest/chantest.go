@@ -17,6 +17,7 @@ import (
 
 	"github.com/parleychat/parley/channels"
 	"github.com/parleychat/parley/hashing/pdq"
+	"github.com/parleychat/parley/hashing/video"
 )
 
 // Run runs the contract suite; it closes each store at the end of its
@@ -36,6 +37,7 @@ func Run(t *testing.T, newStore func(t *testing.T) channels.Store) {
 		{"DeletePost", testDeletePost},
 		{"DeleteChannel", testDeleteChannel},
 		{"ForgetUser", testForgetUser},
+		{"VideoHashes", testVideoHashes},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -411,4 +413,49 @@ func testForgetUser(t *testing.T, s channels.Store) {
 	if gone, err := s.ForgetUser(ctx, "nobody"); err != nil || len(gone) != 0 {
 		t.Fatalf("ForgetUser(nobody) = %v, %v", gone, err)
 	}
+}
+
+// testVideoHashes: a video's vPDQ and TMK hashes come back from Post and
+// Posts as stored (rescans of published videos read them).
+func testVideoHashes(t *testing.T, s channels.Store) {
+	ctx := context.Background()
+	mustChannel(t, s, "news", "alice")
+	tmk := &video.TMK{FramesPerSecond: 15, FrameCount: 42, Periods: []int32{3, 5}, Coefficients: []float32{0.5, 0.25}}
+	tmk.Cos = make([]float32, 2*2*video.TMKFeatureDim)
+	tmk.Sin = make([]float32, len(tmk.Cos))
+	for i := range tmk.Cos {
+		tmk.Cos[i], tmk.Sin[i] = float32(i)/7, -float32(i)/3
+	}
+	tmk.Average[5] = 1.5
+	m := media(7, false)
+	m.ContentType = "video/mp4"
+	m.VPDQ = []video.Feature{{Frame: 0, Quality: 100, Hash: pdq.Hash{1, 2}, Timestamp: 0}, {Frame: 30, Quality: 45, Hash: pdq.Hash{3}, Timestamp: 1}}
+	m.TMK = tmk
+	p, err := s.AddPost(ctx, channels.Post{Channel: "news", Author: "alice", Status: channels.Published, Media: []channels.Media{m, media(8, true)}},
+		[][]byte{[]byte("video bytes"), []byte("image bytes")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	check := func(how string, got channels.Post) {
+		t.Helper()
+		v := got.Media[0]
+		if len(v.VPDQ) != 2 || v.VPDQ[1] != m.VPDQ[1] || v.VPDQ[0] != m.VPDQ[0] || v.TMK == nil ||
+			v.TMK.FrameCount != 42 || v.TMK.Average != tmk.Average || !slices.Equal(v.TMK.Cos, tmk.Cos) || !slices.Equal(v.TMK.Sin, tmk.Sin) ||
+			!slices.Equal(v.TMK.Periods, tmk.Periods) {
+			t.Fatalf("%s: video hashes %+v", how, v.VPDQ)
+		}
+		if i := got.Media[1]; i.VPDQ != nil || i.TMK != nil || i.PDQ == nil {
+			t.Fatalf("%s: image media %+v", how, i)
+		}
+	}
+	got, err := s.Post(ctx, p.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	check("Post", got)
+	ps, err := s.Posts(ctx, 0, 10, channels.Published)
+	if err != nil || len(ps) != 1 {
+		t.Fatalf("Posts: %v %v", ps, err)
+	}
+	check("Posts", ps[0])
 }

@@ -51,6 +51,9 @@ const (
 	childFollowEnv = "PARLEYD_CHILD_KT_FOLLOW"
 )
 
+// ffmpegEnv sets the child's --ffmpeg and --ffprobe.
+const ffmpegEnv = "PARLEYD_TEST_FFMPEG"
+
 var crashKills = flag.Int("crash-kills", 5, "SIGKILLs in TestCrashRecovery (PARLEY_LOAD_LARGE=1 makes it 50)")
 
 func TestMain(m *testing.M) {
@@ -69,6 +72,11 @@ func TestMain(m *testing.M) {
 		// NATS; all but the first follow the first's directory.
 		f.db, f.nats = os.Getenv(childDBEnv), os.Getenv(childNATSEnv)
 		f.kt.follow = os.Getenv(childFollowEnv) != ""
+		// --ffmpeg and --ffprobe (TestServeWithoutFFmpeg points them at
+		// nothing).
+		if v := os.Getenv(ffmpegEnv); v != "" {
+			f.ffmpeg, f.ffprobe = v, v
+		}
 		log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 		if err := serveWith(context.Background(), f, log, nil); err != nil {
 			fmt.Fprintln(os.Stderr, "child parleyd:", err)

@@ -35,6 +35,7 @@ import (
 
 	"github.com/parleychat/parley/channels"
 	"github.com/parleychat/parley/channels/channelsrv"
+	"github.com/parleychat/parley/hashing/video"
 	"github.com/parleychat/parley/internal/buildinfo"
 	"github.com/parleychat/parley/internal/datadir"
 	"github.com/parleychat/parley/internal/sqlitedb"
@@ -213,6 +214,10 @@ type serveFlags struct {
 	// adminReady, if not nil, receives its address (tests).
 	adminListen string
 	adminReady  chan<- string
+	// Videos on public channels (docs/channels.md "Videos").
+	ffmpeg, ffprobe string
+	maxVideo        int64
+	videoMinFrames  int
 }
 
 // abuseFlags are the limits that keep one account from taking others off
@@ -322,6 +327,10 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.Int64Var(&f.maxFrame, "max-frame", 1<<20, "largest WebSocket frame (one request) in `bytes`")
 	fs.StringVar(&f.logFormat, "log-format", "text", "log format: text or json")
 	fs.TextVar(&f.logLevel, "log-level", slog.LevelInfo, "log `level`: debug, info, warn or error")
+	fs.StringVar(&f.ffmpeg, "ffmpeg", "ffmpeg", "the ffmpeg `binary` that decodes channel videos (Debian package ffmpeg); without it the server refuses video posts and keeps everything else")
+	fs.StringVar(&f.ffprobe, "ffprobe", "ffprobe", "the ffprobe `binary` (Debian package ffmpeg)")
+	fs.Int64Var(&f.maxVideo, "max-video-bytes", 64<<20, "largest video one public channel post may carry, in `bytes`")
+	fs.IntVar(&f.videoMinFrames, "video-min-frames", 1, "sampled frames of a video (one a second) that must match one listed image's PDQ hash for the video to match it")
 	fs.StringVar(&f.adminListen, "admin-listen", "", "`address` serving the moderators' web console (default: none); plain HTTP only on a loopback address, like --listen")
 	fs.DurationVar(&f.shutdownTimeout, "shutdown-timeout", 30*time.Second, "how long to wait for in-flight requests on SIGTERM/SIGINT")
 	f.abuse.register(fs)
@@ -435,6 +444,8 @@ func serveWith(ctx context.Context, f serveFlags, log *slog.Logger, ready chan<-
 		},
 		Registerer: reg, Logger: log, PollInterval: f.listPoll, MaxUploadsPerUser: f.abuse.maxPostUploads,
 		DB: f.db, Bus: chanBus, FeedPoll: f.feedPoll,
+		Video:         &video.Decoder{FFmpeg: f.ffmpeg, FFprobe: f.ffprobe},
+		MaxVideoBytes: f.maxVideo, VideoMinFrames: f.videoMinFrames,
 	})
 	if err != nil {
 		st.Close()

@@ -55,7 +55,8 @@ func TestHelp(t *testing.T) {
 		t.Fatalf("serve --help exited %d", code)
 	}
 	for _, flag := range []string{"-data", "-listen", "-tls-cert", "-tls-key", "-registration", "-retention", "-max-attachment", "-max-frame", "-log-format", "PARLEY_",
-		"-body-timeout", "-min-body-rate", "-max-uploads-per-account", "-max-post-uploads-per-account", "-blob-quota", "-upload-rate", "default 600/1h0m0s"} {
+		"-body-timeout", "-min-body-rate", "-max-uploads-per-account", "-max-post-uploads-per-account", "-blob-quota", "-upload-rate", "default 600/1h0m0s",
+		"-ffmpeg", "-ffprobe", "-max-video-bytes", "-video-min-frames"} {
 		if !strings.Contains(errb.String(), flag) {
 			t.Errorf("serve --help does not explain %s", flag)
 		}

@@ -14,8 +14,11 @@ type Action string
 const (
 	// Block refuses the upload to a public channel.
 	Block Action = "block"
-	// Review lets it through but queues it for a human moderator.
+	// Review holds it for a human moderator before anyone sees it.
 	Review Action = "review"
+	// Log publishes it and only records the match as a decision, for
+	// lists a server wants to measure before it acts on them.
+	Log Action = "log"
 )
 
 // ErrBadBank is returned by Bank.Validate.
@@ -39,8 +42,8 @@ func (b *Bank) Validate() error {
 	if b.Name == "" || len(b.Name) > 128 || strings.ContainsFunc(b.Name, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
 		return fmt.Errorf("%w: name must be 1 to 128 printable characters", ErrBadBank)
 	}
-	if b.Action != Block && b.Action != Review {
-		return fmt.Errorf("%w %q: action %q (want block or review)", ErrBadBank, b.Name, b.Action)
+	if b.Action != Block && b.Action != Review && b.Action != Log {
+		return fmt.Errorf("%w %q: action %q (want block, review or log)", ErrBadBank, b.Name, b.Action)
 	}
 	if b.Version < 0 {
 		return fmt.Errorf("%w %q: negative version", ErrBadBank, b.Name)

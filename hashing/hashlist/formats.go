@@ -11,8 +11,9 @@ import (
 	"unicode/utf8"
 )
 
-// maxLine bounds one line of an HMA file or one CSV record.
-const maxLine = 64 << 10
+// maxLine bounds one line of an HMA file or one CSV field: a vPDQ entry
+// of MaxVPDQEntryFrames frames or a TMK file in base64 fits.
+const maxLine = 2 << 20
 
 // ParseHMA parses an HMA local file: "<signal_type> <signal>" per line,
 // split at the first space, as python-threatexchange's file exchange does.

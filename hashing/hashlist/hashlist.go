@@ -58,11 +58,16 @@ func ParseSignalType(s string) (SignalType, error) {
 		return MD5, nil
 	case "sha256", "sha-256", "video_sha256":
 		return SHA256, nil
+	case "vpdq", "video_vpdq":
+		return VPDQ, nil
+	case "video_tmk_pdqf":
+		return TMK, nil
 	}
-	return "", fmt.Errorf("%w %q (want pdq, md5 or sha256)", ErrUnknownType, s)
+	return "", fmt.Errorf("%w %q (want pdq, md5, sha256, vpdq or video_tmk_pdqf)", ErrUnknownType, s)
 }
 
-// HexLen returns the number of hex digits of a valid hash of type t.
+// HexLen returns the number of hex digits of a valid hash of type t, 0
+// for the video types (whose values are not hex: see VPDQ and TMK).
 func (t SignalType) HexLen() int {
 	switch t {
 	case PDQ, SHA256:
@@ -76,7 +81,7 @@ func (t SignalType) HexLen() int {
 // Entry is one hash of a list.
 type Entry struct {
 	Type  SignalType
-	Value string   // lower-case hex, of t.HexLen() digits
+	Value string   // lower-case hex, of t.HexLen() digits; VPDQ and TMK: see their types
 	Tags  []string // sorted, without duplicates
 }
 
@@ -85,16 +90,24 @@ func (e Entry) Key() string { return string(e.Type) + ":" + e.Value }
 
 // NewEntry validates and normalises a hash and its tags.
 func NewEntry(t SignalType, value string, tags []string) (Entry, error) {
-	n := t.HexLen()
-	if n == 0 {
-		return Entry{}, fmt.Errorf("%w %q", ErrUnknownType, string(t))
-	}
-	v := strings.ToLower(strings.TrimSpace(value))
-	if len(v) != n {
-		return Entry{}, fmt.Errorf("%w: %s needs %d hex digits, got %d", ErrBadHash, t, n, len(v))
-	}
-	if _, err := hex.DecodeString(v); err != nil {
-		return Entry{}, fmt.Errorf("%w: %s: not hexadecimal", ErrBadHash, t)
+	var v string
+	if t.IsVideo() {
+		var err error
+		if v, err = newVideoEntry(t, value); err != nil {
+			return Entry{}, err
+		}
+	} else {
+		n := t.HexLen()
+		if n == 0 {
+			return Entry{}, fmt.Errorf("%w %q", ErrUnknownType, string(t))
+		}
+		v = strings.ToLower(strings.TrimSpace(value))
+		if len(v) != n {
+			return Entry{}, fmt.Errorf("%w: %s needs %d hex digits, got %d", ErrBadHash, t, n, len(v))
+		}
+		if _, err := hex.DecodeString(v); err != nil {
+			return Entry{}, fmt.Errorf("%w: %s: not hexadecimal", ErrBadHash, t)
+		}
 	}
 	e := Entry{Type: t, Value: v}
 	for _, tag := range tags {

@@ -10,6 +10,9 @@
 // the package's errors (ErrNoFFmpeg, ErrTooLarge, ErrTooLong, ErrTimeout,
 // ErrInvalid, ErrDecoder) with ffmpeg's own message attached.
 //
+// VPDQIndex matches one video against many listed ones through the PDQ
+// multi-index of package index, with the same decisions as Match.
+//
 // Conformance with the reference sample hashes (../shared/testdata/video)
 // is tested in conformance_test.go and reported in docs/benchmarks.md.
 package video

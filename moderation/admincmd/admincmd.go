@@ -207,10 +207,10 @@ func (c *cmd) printJSON(v any) error {
 
 func parseAction(s string) (hashlist.Action, error) {
 	switch a := hashlist.Action(strings.ToLower(s)); a {
-	case hashlist.Block, hashlist.Review:
+	case hashlist.Block, hashlist.Review, hashlist.Log:
 		return a, nil
 	}
-	return "", fmt.Errorf("%w: --action must be block or review, not %q", errUsage, s)
+	return "", fmt.Errorf("%w: --action must be block, review or log, not %q", errUsage, s)
 }
 
 func splitList(s string) []string {
@@ -346,7 +346,7 @@ func (c *cmd) listsImport(args []string) error {
 	source := fs.String("source", "", "where the list comes from (default: the file name)")
 	label := fs.String("label", "terrorist content", "what the list holds")
 	tags := fs.String("tags", "", "comma-separated tags for the whole list, e.g. tvec,ideology:far-right")
-	action := fs.String("action", "block", "block (refuse uploads) or review (hold them for a moderator)")
+	action := fs.String("action", "block", "block (refuse uploads), review (hold them for a moderator) or log (publish, record the match)")
 	asJSON := fs.Bool("json", false, "print the result as JSON")
 	pos, err := c.parse(fs, args, "lists import --name NAME [flags] FILE")
 	if err != nil {
@@ -489,7 +489,7 @@ func (c *cmd) listsSync(args []string) error {
 	token := fs.String("token", "", "bearer token of the feed (default $PARLEY_EXCHANGE_TOKEN)")
 	bank := fs.String("bank", "", "local bank `name` to sync into")
 	label := fs.String("label", "", "label of the local bank (default: keep, or \"shared by URL\")")
-	action := fs.String("action", "", "block or review (default: keep, or block)")
+	action := fs.String("action", "", "block, review or log (default: keep, or block)")
 	asJSON := fs.Bool("json", false, "print the result as JSON")
 	pos, err := c.parse(fs, args, "lists sync --from URL --token T --bank NAME")
 	if err != nil {
