@@ -130,6 +130,9 @@ type Client struct {
 	// testHookTag, if set, replaces the franking tag of sent messages
 	// (tests: a sender whose client lies).
 	testHookTag func(tag []byte) []byte
+	// testNoRoles switches off the check of commits against the group's
+	// roles (checkCommitPolicy), to show in tests what it stops.
+	testNoRoles bool
 
 	ktMu sync.Mutex // guards kt, peerViews and viewsChecked
 	kt   *ktState

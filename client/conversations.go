@@ -41,6 +41,10 @@ type convRecord struct {
 	LeaveEpoch uint64 `json:"leave_epoch,omitempty"`
 	// SelfRemovals are other users' proposals to leave, to commit.
 	SelfRemovals []selfRemoval `json:"self_removals,omitempty"`
+	// Skipped counts the commits of the log this device refused (a
+	// member broke the group's roles): the server counted each as an
+	// epoch, MLS did not. See serverEpoch.
+	Skipped uint64 `json:"skipped_commits,omitempty"`
 	// Last is the time of the newest message.
 	Last time.Time `json:"last"`
 }
@@ -315,7 +319,13 @@ func (c *Client) newGroup(r *convRecord, id ciphersuite.ID, notPQ []string) erro
 	if len(notPQ) > 0 {
 		c.warn(r, nil, fmt.Errorf("%s is not post-quantum: it uses %s because %s cannot join an X-Wing conversation yet (an older Parley)", r.label(), suiteName(id), strings.Join(notPQ, ", ")))
 	}
-	g, err := mls.CreateGroup(s, r.ID, c.credential(), c.acct.SignKey, &mls.CreateOptions{Config: groupConfig()})
+	opts := &mls.CreateOptions{Config: groupConfig(), Capabilities: leafCapabilities(s)}
+	if r.Kind == ConvGroup {
+		// The creator is the first admin (see groupstate.go).
+		st := &groupProfile{Name: r.Name, Admins: []string{c.acct.User}}
+		opts.Extensions = mls.Extensions{st.extension()}
+	}
+	g, err := mls.CreateGroup(s, r.ID, c.credential(), c.acct.SignKey, opts)
 	if err != nil {
 		return fmt.Errorf("create group: %w", err)
 	}
@@ -541,7 +551,10 @@ func (c *Client) commit(ctx context.Context, r *convRecord, plan func(g *mls.Gro
 		if err != nil {
 			return nil, err
 		}
-		pc := &pendingCommit{ID: transport.NewMessageID(), Epoch: g.Epoch(), Added: p.added, Removed: p.removed, Membership: p.membership}
+		if err := c.checkOwnPlan(g, p); err != nil {
+			return nil, err
+		}
+		pc := &pendingCommit{ID: transport.NewMessageID(), Epoch: serverEpoch(g, r), Added: p.added, Removed: p.removed, Membership: p.membership}
 		out, err := g.Commit(p.opts)
 		if err != nil {
 			return nil, fmt.Errorf("make commit: %w", err)
@@ -667,7 +680,7 @@ func (c *Client) settlePending(ctx context.Context, conn *transport.Conn, id []b
 		if err != nil {
 			return err
 		}
-		if !g.HasPendingCommit() || g.Epoch() != pc.Epoch {
+		if !g.HasPendingCommit() || serverEpoch(g, r) != pc.Epoch {
 			// Settled by the log already.
 			return tx.Delete(bucketPending, hexID(id))
 		}
@@ -676,7 +689,7 @@ func (c *Client) settlePending(ctx context.Context, conn *transport.Conn, id []b
 	if errors.Is(err, profile.ErrNotFound) {
 		return nil
 	}
-	if err != nil || !g.HasPendingCommit() || g.Epoch() != pc.Epoch {
+	if err != nil || !g.HasPendingCommit() || serverEpoch(g, r) != pc.Epoch {
 		return err
 	}
 	_, err = c.sendPending(ctx, conn, r, g, &pc)

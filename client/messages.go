@@ -97,7 +97,7 @@ func (c *Client) sendEncoded(ctx context.Context, conn *transport.Conn, r *convR
 			if err != nil {
 				return err
 			}
-			epoch = g.Epoch()
+			epoch = serverEpoch(g, rr)
 			// The key generation is consumed: save the state before the
 			// ciphertext leaves the device.
 			// The franking tag commits to the exact content; the AEAD binds

@@ -257,6 +257,12 @@ func (c *Client) GetFile(ctx context.Context, id, out string, progress Progress)
 	if err != nil {
 		return "", FileInfo{}, err
 	}
+	return c.download(ctx, &fd, out, progress)
+}
+
+// download fetches, decrypts and verifies the attachment fd into out (see
+// GetFile).
+func (c *Client) download(ctx context.Context, fd *fileDescriptor, out string, progress Progress) (string, FileInfo, error) {
 	if fd.Scheme != filecrypt.Scheme {
 		return "", FileInfo{}, fmt.Errorf("client: unsupported attachment scheme %q", fd.Scheme)
 	}
@@ -267,7 +273,7 @@ func (c *Client) GetFile(ctx context.Context, id, out string, progress Progress)
 		out = filepath.Join(out, safeName(fd.Name))
 	}
 	var conn *transport.Conn
-	err = c.withLock(ctx, func() error { conn, err = c.connection(ctx); return err })
+	err := c.withLock(ctx, func() (err error) { conn, err = c.connection(ctx); return err })
 	if err != nil {
 		return "", info, err
 	}
