@@ -388,6 +388,9 @@ func (c *Client) CreateGroup(ctx context.Context, name string, users []string) (
 		if slices.Contains(users, c.acct.User) {
 			return fmt.Errorf("%w: you are in every group you create", ErrBadTarget)
 		}
+		if max := conn.MaxGroupMembers(); max > 0 && len(users)+1 > max {
+			return fmt.Errorf("%w: it would have %d members, and this server allows at most %d", ErrGroupFull, len(users)+1, max)
+		}
 		// Fetch the key packages first, so a typo does not leave an
 		// empty group behind.
 		suite, prefetched, notPQ, err := c.prefetchNew(ctx, conn, users)
@@ -775,6 +778,9 @@ func (c *Client) addUsers(ctx context.Context, r *convRecord, users []string, in
 		add(c.acct.User, prefetched[c.acct.User])
 		if len(p.opts.Adds) == 0 {
 			return nil, errNothingToCommit
+		}
+		if err := checkGroupSize(conn, g, p.membership.Added); err != nil {
+			return nil, err
 		}
 		return p, nil
 	})

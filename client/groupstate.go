@@ -11,6 +11,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/parleychat/parley/client/profile"
+	"github.com/parleychat/parley/client/transport"
 	"github.com/parleychat/parley/mls"
 	"github.com/parleychat/parley/mls/ciphersuite"
 	"github.com/parleychat/parley/mls/codec"
@@ -385,4 +386,25 @@ func memberUserSet(g *mls.Group) map[string]bool {
 		out[s.User] = true
 	}
 	return out
+}
+
+// ErrGroupFull means a group would grow past the server's limit of
+// members (parleyd --max-group-members).
+var ErrGroupFull = errors.New("client: the group is full")
+
+// checkGroupSize refuses, before anything is sent, to add devices that
+// take g past the number of accounts the server allows in a group.
+func checkGroupSize(conn *transport.Conn, g *mls.Group, added []Sender) error {
+	max := conn.MaxGroupMembers()
+	if max <= 0 {
+		return nil
+	}
+	users := memberUserSet(g)
+	for _, s := range added {
+		users[s.User] = true
+	}
+	if len(users) > max {
+		return fmt.Errorf("%w: it would have %d members, and this server allows at most %d", ErrGroupFull, len(users), max)
+	}
+	return nil
 }

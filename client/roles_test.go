@@ -13,6 +13,8 @@ import (
 	"github.com/parleychat/parley/client/profile"
 	"github.com/parleychat/parley/client/transport"
 	"github.com/parleychat/parley/mls"
+	"github.com/parleychat/parley/server"
+	"github.com/parleychat/parley/wire"
 )
 
 // hostileCommit is a member whose client was modified: it builds a
@@ -21,8 +23,14 @@ import (
 // membership delta to declare to the server.
 func hostileCommit(t *testing.T, c *Client, target string, plan func(g *mls.Group, conn *transport.Conn) (mls.CommitOptions, []string, []string)) {
 	t.Helper()
+	if err := tryHostileCommit(c, target, plan); err != nil {
+		t.Fatalf("hostile commit by %s: %v", c.Self().User, err)
+	}
+}
+
+func tryHostileCommit(c *Client, target string, plan func(g *mls.Group, conn *transport.Conn) (mls.CommitOptions, []string, []string)) error {
 	ctx := context.Background()
-	err := c.withLock(ctx, func() error {
+	return c.withLock(ctx, func() error {
 		r, err := c.resolve(ctx, target, false)
 		if err != nil {
 			return err
@@ -69,9 +77,6 @@ func hostileCommit(t *testing.T, c *Client, target string, plan func(g *mls.Grou
 		// to try again.
 		return nil
 	})
-	if err != nil {
-		t.Fatalf("hostile commit by %s: %v", c.Self().User, err)
-	}
 }
 
 // syncWarnings syncs c and returns the warnings.
@@ -304,3 +309,47 @@ func TestPromoteDemote(t *testing.T) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// TestGroupMemberLimit: with --max-group-members 3 the client refuses to
+// add a fourth account before sending, and the server refuses a modified
+// client's commit that does it anyway, with GROUP_FULL; adding another
+// device of a member is still fine.
+func TestGroupMemberLimit(t *testing.T) {
+	ctx := context.Background()
+	srv := startServerWith(t, func(c *server.Config) { c.MaxGroupMembers = 3 })
+	alice := srv.newUser(t, "alice")
+	bob := srv.newUser(t, "bob")
+	srv.newUser(t, "carol")
+	srv.newUser(t, "dave")
+	if _, err := alice.CreateGroup(ctx, "team", []string{"bob", "carol", "dave"}); !errors.Is(err, ErrGroupFull) || !strings.Contains(err.Error(), "at most 3") {
+		t.Fatalf("group of 4 with a limit of 3: %v", err)
+	}
+	if convs, _ := alice.Conversations(ctx); len(convs) != 0 {
+		t.Fatalf("a refused group left %+v behind", convs)
+	}
+	if _, err := alice.CreateGroup(ctx, "team3", []string{"bob", "carol"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := alice.AddMembers(ctx, "team3", []string{"dave"}); !errors.Is(err, ErrGroupFull) {
+		t.Fatalf("fourth member: %v, want ErrGroupFull", err)
+	}
+	err := tryHostileCommit(alice, "#team3", func(g *mls.Group, conn *transport.Conn) (mls.CommitOptions, []string, []string) {
+		kps, _, err := alice.fetchKeyPackages(ctx, conn, "dave", g.Suite().ID())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return mls.CommitOptions{Adds: [][]byte{kps[0].KeyPackage.Data}}, []string{kps[0].DeviceID}, nil
+	})
+	if !errors.Is(err, wire.ErrGroupFull) || !strings.Contains(err.Error(), "at most 3") {
+		t.Fatalf("server on a fourth member: %v, want GROUP_FULL", err)
+	}
+	// A member's new device is not a new member.
+	srv.linkDevice(t, bob, "bob-laptop")
+	mustSync(t, bob)
+	if got := len(groupState(t, alice, "#team3").Members()); got != 4 {
+		mustSync(t, alice)
+		if got := len(groupState(t, alice, "#team3").Members()); got != 4 {
+			t.Fatalf("%d devices in #team3 after bob linked a laptop, want 4", got)
+		}
+	}
+}

@@ -262,4 +262,5 @@ var (
 	ErrStorageUnavailable = &Error{Code: parleypb.ErrorCode_STORAGE_UNAVAILABLE}
 	ErrInboxFull          = &Error{Code: parleypb.ErrorCode_INBOX_FULL}
 	ErrNotReady           = &Error{Code: parleypb.ErrorCode_NOT_READY}
+	ErrGroupFull          = &Error{Code: parleypb.ErrorCode_GROUP_FULL}
 )

@@ -50,6 +50,7 @@ const (
 	ErrorCode_STORAGE_UNAVAILABLE    ErrorCode = 17 // the server cannot write (disk full, read-only, I/O error); reads still work; retry later
 	ErrorCode_INBOX_FULL             ErrorCode = 18 // an added device holds too many unread invitations (from you, or in all); retry after it syncs
 	ErrorCode_NOT_READY              ErrorCode = 19 // the key transparency directory has no epoch to answer from yet (starting, or waiting for its auditors); retry shortly
+	ErrorCode_GROUP_FULL             ErrorCode = 20 // the commit would take the group past the server's --max-group-members accounts
 )
 
 // Enum value maps for ErrorCode.
@@ -75,6 +76,7 @@ var (
 		17: "STORAGE_UNAVAILABLE",
 		18: "INBOX_FULL",
 		19: "NOT_READY",
+		20: "GROUP_FULL",
 	}
 	ErrorCode_value = map[string]int32{
 		"ERROR_CODE_UNSPECIFIED": 0,
@@ -97,6 +99,7 @@ var (
 		"STORAGE_UNAVAILABLE":    17,
 		"INBOX_FULL":             18,
 		"NOT_READY":              19,
+		"GROUP_FULL":             20,
 	}
 )
 
@@ -1297,9 +1300,12 @@ type HelloResponse struct {
 	Challenge   []byte `protobuf:"bytes,2,opt,name=challenge,proto3" json:"challenge,omitempty"`
 	AuthContext string `protobuf:"bytes,3,opt,name=auth_context,json=authContext,proto3" json:"auth_context,omitempty"`
 	// Largest ClientFrame the server reads (--max-frame), in bytes.
-	MaxFrame      uint64 `protobuf:"varint,4,opt,name=max_frame,json=maxFrame,proto3" json:"max_frame,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	MaxFrame uint64 `protobuf:"varint,4,opt,name=max_frame,json=maxFrame,proto3" json:"max_frame,omitempty"`
+	// Most accounts a group may hold (--max-group-members); a commit that
+	// adds devices past it gets GROUP_FULL. 0: no limit announced.
+	MaxGroupMembers uint32 `protobuf:"varint,5,opt,name=max_group_members,json=maxGroupMembers,proto3" json:"max_group_members,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *HelloResponse) Reset() {
@@ -1356,6 +1362,13 @@ func (x *HelloResponse) GetAuthContext() string {
 func (x *HelloResponse) GetMaxFrame() uint64 {
 	if x != nil {
 		return x.MaxFrame
+	}
+	return 0
+}
+
+func (x *HelloResponse) GetMaxGroupMembers() uint32 {
+	if x != nil {
+		return x.MaxGroupMembers
 	}
 	return 0
 }
@@ -5158,12 +5171,13 @@ const file_parleypb_parley_proto_rawDesc = "" +
 	"\bconflict\x18\x03 \x01(\v2\x12.parley.v1.MessageR\bconflict\x12.\n" +
 	"\x13retry_after_seconds\x18\x04 \x01(\rR\x11retryAfterSeconds\"2\n" +
 	"\x05Hello\x12)\n" +
-	"\x10protocol_version\x18\x01 \x01(\rR\x0fprotocolVersion\"\x98\x01\n" +
+	"\x10protocol_version\x18\x01 \x01(\rR\x0fprotocolVersion\"\xc4\x01\n" +
 	"\rHelloResponse\x12)\n" +
 	"\x10protocol_version\x18\x01 \x01(\rR\x0fprotocolVersion\x12\x1c\n" +
 	"\tchallenge\x18\x02 \x01(\fR\tchallenge\x12!\n" +
 	"\fauth_context\x18\x03 \x01(\tR\vauthContext\x12\x1b\n" +
-	"\tmax_frame\x18\x04 \x01(\x04R\bmaxFrame\"\x8d\x03\n" +
+	"\tmax_frame\x18\x04 \x01(\x04R\bmaxFrame\x12*\n" +
+	"\x11max_group_members\x18\x05 \x01(\rR\x0fmaxGroupMembers\"\x8d\x03\n" +
 	"\aSession\x12\x1a\n" +
 	"\busername\x18\x01 \x01(\tR\busername\x12\x1b\n" +
 	"\tdevice_id\x18\x02 \x01(\tR\bdeviceId\x12\x1d\n" +
@@ -5430,7 +5444,7 @@ const file_parleypb_parley_proto_rawDesc = "" +
 	"\rgroup_invites\x18\x03 \x01(\x0e2\x17.parley.v1.GroupInvitesR\fgroupInvites\"i\n" +
 	"\x0fPrivacyResponse\x12\x18\n" +
 	"\ablocked\x18\x01 \x03(\tR\ablocked\x12<\n" +
-	"\rgroup_invites\x18\x02 \x01(\x0e2\x17.parley.v1.GroupInvitesR\fgroupInvites*\x8c\x03\n" +
+	"\rgroup_invites\x18\x02 \x01(\x0e2\x17.parley.v1.GroupInvitesR\fgroupInvites*\x9c\x03\n" +
 	"\tErrorCode\x12\x1a\n" +
 	"\x16ERROR_CODE_UNSPECIFIED\x10\x00\x12\x0f\n" +
 	"\vBAD_REQUEST\x10\x01\x12\r\n" +
@@ -5454,7 +5468,9 @@ const file_parleypb_parley_proto_rawDesc = "" +
 	"\x13STORAGE_UNAVAILABLE\x10\x11\x12\x0e\n" +
 	"\n" +
 	"INBOX_FULL\x10\x12\x12\r\n" +
-	"\tNOT_READY\x10\x13*T\n" +
+	"\tNOT_READY\x10\x13\x12\x0e\n" +
+	"\n" +
+	"GROUP_FULL\x10\x14*T\n" +
 	"\x04Kind\x12\x14\n" +
 	"\x10KIND_UNSPECIFIED\x10\x00\x12\n" +
 	"\n" +
