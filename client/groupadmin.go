@@ -49,8 +49,8 @@ type GroupInfo struct {
 }
 
 // groupInfoOf builds the GroupInfo of the stored group r.
-func groupInfoOf(r *convRecord, g *mls.Group) (GroupInfo, error) {
-	info := GroupInfo{Conversation: r.label(), ID: hexID(r.ID), Epoch: g.Epoch()}
+func groupInfoOf(r *convRecord, g *mls.Group, self string) (GroupInfo, error) {
+	info := GroupInfo{Conversation: r.label(), ID: hexID(r.ID), Epoch: g.Epoch(), MyRole: RoleMember}
 	st, _, err := groupStateOf(g.GroupContext().Extensions)
 	if err != nil {
 		return info, err
@@ -73,6 +73,9 @@ func groupInfoOf(r *convRecord, g *mls.Group) (GroupInfo, error) {
 		info.Members = append(info.Members, *m)
 	}
 	sort.Slice(info.Members, func(i, j int) bool { return info.Members[i].User < info.Members[j].User })
+	if m := byUser[self]; m != nil {
+		info.MyRole = m.Role
+	}
 	if st != nil {
 		info.Roles = true
 		info.Name, info.Topic = st.Name, st.Topic
@@ -93,13 +96,7 @@ func (c *Client) GroupInfo(ctx context.Context, group string) (GroupInfo, error)
 		if err != nil {
 			return err
 		}
-		info, err = groupInfoOf(r, g)
-		info.MyRole = RoleMember
-		for _, m := range info.Members {
-			if m.User == c.acct.User {
-				info.MyRole = m.Role
-			}
-		}
+		info, err = groupInfoOf(r, g, c.acct.User)
 		return err
 	})
 	return info, err
@@ -118,7 +115,7 @@ func (c *Client) LocalGroupInfo(group string) (GroupInfo, error) {
 		if err != nil {
 			return err
 		}
-		info, err = groupInfoOf(r, g)
+		info, err = groupInfoOf(r, g, c.acct.User)
 		return err
 	})
 	return info, err
@@ -127,16 +124,24 @@ func (c *Client) LocalGroupInfo(group string) (GroupInfo, error) {
 // syncedGroup resolves a group and brings it up to date. Call with the
 // lock held.
 func (c *Client) syncedGroup(ctx context.Context, group string) (*convRecord, *mls.Group, error) {
-	r, err := c.resolve(ctx, "#"+strings.TrimPrefix(group, "#"), false)
+	conn, err := c.connection(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	target := "#" + strings.TrimPrefix(group, "#")
+	r, err := c.resolve(ctx, target, false)
+	if errors.Is(err, ErrUnknownTarget) {
+		// Perhaps added since the last sync: its Welcome is waiting.
+		if _, err := c.processInbox(ctx, conn); err != nil {
+			return nil, nil, err
+		}
+		r, err = c.resolve(ctx, target, false)
+	}
 	if err != nil {
 		return nil, nil, err
 	}
 	if r.Kind != ConvGroup {
 		return nil, nil, fmt.Errorf("%w: %s is not a group", ErrBadTarget, group)
-	}
-	conn, err := c.connection(ctx)
-	if err != nil {
-		return nil, nil, err
 	}
 	if _, err := c.syncConversation(ctx, conn, r.ID); err != nil {
 		return nil, nil, err
@@ -215,7 +220,7 @@ func (c *Client) SetGroup(ctx context.Context, group string, set GroupSettings) 
 			if err != nil {
 				return err
 			}
-			info, err = groupInfoOf(r, g)
+			info, err = groupInfoOf(r, g, c.acct.User)
 			return err
 		})
 	})

@@ -125,7 +125,7 @@ func checkLabel(what, s string, max int) error {
 	if len(s) > max {
 		return fmt.Errorf("%w: %s longer than %d bytes", ErrBadGroupState, what, max)
 	}
-	if !utf8.ValidString(s) || strings.IndexFunc(s, func(r rune) bool { return unicode.IsControl(r) && r != '\n' }) >= 0 {
+	if !utf8.ValidString(s) || strings.IndexFunc(s, unicode.IsControl) >= 0 {
 		return fmt.Errorf("%w: %s is not printable UTF-8", ErrBadGroupState, what)
 	}
 	return nil

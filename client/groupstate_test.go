@@ -11,7 +11,7 @@ import (
 
 func sampleProfile() *groupProfile {
 	return &groupProfile{
-		Name: "The Team", Topic: "launch on friday\nthen rest",
+		Name: "The Team", Topic: "launch on friday, then rest",
 		Picture: &groupPicture{Blob: strings.Repeat("ab", 16), Key: bytes.Repeat([]byte{1}, 32), SHA256: bytes.Repeat([]byte{2}, 32), Size: 1234, Type: "image/png"},
 		Admins:  []string{"alice", "bob"},
 	}
@@ -34,6 +34,7 @@ func TestGroupProfileEncoding(t *testing.T) {
 		"bad admin":         func(p *groupProfile) { p.Admins = []string{"Alice!"} },
 		"long name":         func(p *groupProfile) { p.Name = strings.Repeat("x", maxGroupTitleBytes+1) },
 		"control in topic":  func(p *groupProfile) { p.Topic = "a\x1b[2Jb" },
+		"newline in topic":  func(p *groupProfile) { p.Topic = "a\nb" },
 		"not UTF-8":         func(p *groupProfile) { p.Name = "\xff" },
 		"short picture key": func(p *groupProfile) { p.Picture.Key = p.Picture.Key[:16] },
 		"empty picture":     func(p *groupProfile) { p.Picture.Size = 0 },

@@ -232,6 +232,59 @@ read what is sent to the group.`,
 			run: cmdGroupLeave,
 		},
 		{
+			name: "group info", minArgs: 1, maxArgs: 1,
+			usage: `group info NAME [--json]
+
+Shows the group's name, topic and picture, and its members with their
+roles (admin or member), as every member's client agrees on them: they
+are part of the group's MLS state, which the server cannot read or
+change.`,
+			run: cmdGroupInfo,
+		},
+		{
+			name: "group set", minArgs: 1, maxArgs: 1,
+			usage: `group set NAME [--name TEXT] [--topic TEXT] [--picture FILE]
+
+Changes the group's name (what members see; NAME on the command line
+stays the handle), topic or picture (an image of at most 5 MiB, encrypted
+and uploaded like a file). Admins only: every member's client refuses
+the change from anyone else. An empty --topic "" clears the topic.`,
+			flags: func(fs *flag.FlagSet, f *cmdFlags) {
+				fs.StringVar(&f.groupName, "name", "", "the group's new name")
+				fs.StringVar(&f.groupTopic, "topic", "", "the group's new topic")
+				fs.StringVar(&f.groupPicture, "picture", "", "an image `FILE` for the group's picture")
+			},
+			run: cmdGroupSet,
+		},
+		{
+			name: "group picture", minArgs: 1, maxArgs: 1,
+			usage: `group picture NAME [--out FILE]
+
+Downloads, decrypts and checks the group's picture (default: picture.EXT
+in the current directory). Never overwrites a file.`,
+			flags: func(fs *flag.FlagSet, f *cmdFlags) {
+				fs.StringVar(&f.out, "out", "", "where to write the picture")
+			},
+			run: cmdGroupPicture,
+		},
+		{
+			name: "group promote", minArgs: 2, maxArgs: 2,
+			usage: `group promote NAME @USER
+
+Makes a member an admin of the group (admins only). Admins add and
+remove members, promote and demote admins, and change the name, topic
+and picture.`,
+			run: func(ctx context.Context, e *env, args []string) error { return cmdGroupRole(ctx, e, args, true) },
+		},
+		{
+			name: "group demote", minArgs: 2, maxArgs: 2,
+			usage: `group demote NAME @USER
+
+Makes an admin an ordinary member again (admins only; an admin may
+demote themselves, unless they are the last one).`,
+			run: func(ctx context.Context, e *env, args []string) error { return cmdGroupRole(ctx, e, args, false) },
+		},
+		{
 			name: "group list", maxArgs: 0,
 			usage: `group list
 
@@ -1510,4 +1563,104 @@ func cmdDeleteFile(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	return e.print(map[string]string{"deleted": args[0]}, fmt.Sprintf("Deleted the file of message %s from the server.", args[0]))
+}
+
+func cmdGroupInfo(ctx context.Context, e *env, args []string) error {
+	c, err := e.open(ctx)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	defer e.warnings(c)
+	info, err := c.GroupInfo(ctx, args[0])
+	if err != nil {
+		return err
+	}
+	return e.print(info, formatGroupInfo(info))
+}
+
+// formatGroupInfo is group info's text form (sanitized: the name and
+// topic come from members).
+func formatGroupInfo(info client.GroupInfo) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s\n", info.Conversation)
+	if !info.Roles {
+		b.WriteString("  (a group made by an older Parley: no name, topic, picture or roles; every member may change it)\n")
+	}
+	if info.Name != "" {
+		fmt.Fprintf(&b, "  name:    %s\n", sanitize(info.Name))
+	}
+	if info.Topic != "" {
+		fmt.Fprintf(&b, "  topic:   %s\n", sanitize(info.Topic))
+	}
+	if p := info.Picture; p != nil {
+		fmt.Fprintf(&b, "  picture: %s, %d bytes (parley group picture %s)\n", sanitize(p.Type), p.Size, info.Conversation)
+	}
+	fmt.Fprintf(&b, "  members (%d):\n", len(info.Members))
+	for _, m := range info.Members {
+		devices := ""
+		if len(m.Devices) > 1 {
+			devices = fmt.Sprintf(" (%d devices)", len(m.Devices))
+		}
+		fmt.Fprintf(&b, "    %-20s %s%s\n", m.User, m.Role, devices)
+	}
+	fmt.Fprintf(&b, "  you are: %s", info.MyRole)
+	return b.String()
+}
+
+func cmdGroupSet(ctx context.Context, e *env, args []string) error {
+	var set client.GroupSettings
+	if e.flags.set["name"] {
+		set.Name = &e.flags.groupName
+	}
+	if e.flags.set["topic"] {
+		set.Topic = &e.flags.groupTopic
+	}
+	set.PicturePath = e.flags.groupPicture
+	if set.Name == nil && set.Topic == nil && set.PicturePath == "" {
+		return usageErr("give at least one of --name, --topic and --picture")
+	}
+	c, err := e.open(ctx)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	defer e.warnings(c)
+	info, err := c.SetGroup(ctx, args[0], set)
+	if err != nil {
+		return err
+	}
+	return e.print(info, "Changed "+info.Conversation+".\n"+formatGroupInfo(info))
+}
+
+func cmdGroupPicture(ctx context.Context, e *env, args []string) error {
+	c, err := e.open(ctx)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	defer e.warnings(c)
+	path, err := c.GroupPicture(ctx, args[0], e.flags.out)
+	if err != nil {
+		return err
+	}
+	return e.print(map[string]string{"path": path}, "Saved the picture of #"+strings.TrimPrefix(args[0], "#")+" to "+path+".")
+}
+
+func cmdGroupRole(ctx context.Context, e *env, args []string, admin bool) error {
+	c, err := e.open(ctx)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	defer e.warnings(c)
+	if err := c.SetAdmin(ctx, args[0], args[1], admin); err != nil {
+		return err
+	}
+	group, user := "#"+strings.TrimPrefix(args[0], "#"), strings.TrimPrefix(args[1], "@")
+	role, verb := client.RoleMember, "no longer an admin of"
+	if admin {
+		role, verb = client.RoleAdmin, "now an admin of"
+	}
+	return e.print(map[string]string{"group": group, "user": user, "role": role}, fmt.Sprintf("%s is %s %s.", user, verb, group))
 }
