@@ -240,6 +240,8 @@ func (c *Client) accept(tx *profile.Tx, r *convRecord, members map[string]bool, 
 		return nil
 	case KindReceipt:
 		return c.acceptReceipt(tx, r, ev, p.receipts)
+	case KindJoinRequest:
+		return c.acceptJoinRequest(tx, r, ev, p.join)
 	case KindReaction, KindEdit, KindDelete:
 		return c.applyEvent(tx, r, members, ev, notify)
 	}

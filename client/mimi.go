@@ -92,6 +92,7 @@ type parsed struct {
 	file      *fileDescriptor
 	receipts  []string
 	group     *groupMeta
+	join      *joinRequest
 	target    *content.MessageID // replaces: edit, delete, unreact
 	inReplyTo *content.MessageID
 	forwarded bool
@@ -184,6 +185,12 @@ func (p *parsed) body(b *content.Part, inReplyTo *content.MessageID) error {
 				p.receipts = append(p.receipts, hexID(id))
 			}
 			p.kind = KindReceipt
+		case ct == typeJoinRequest:
+			req, err := parseJoinRequest(b.Content)
+			if err != nil {
+				return err
+			}
+			p.kind, p.join = KindJoinRequest, req
 		case ct == typeGroup:
 			var g struct {
 				Name string `cbor:"name"`

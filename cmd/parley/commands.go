@@ -285,6 +285,49 @@ demote themselves, unless they are the last one).`,
 			run: func(ctx context.Context, e *env, args []string) error { return cmdGroupRole(ctx, e, args, false) },
 		},
 		{
+			name: "group invite", minArgs: 1, maxArgs: 1,
+			usage: `group invite NAME
+
+Prints an invite code for the group (admins only), valid for 7 days.
+Whoever has it can ask to join with "parley group join CODE"; the
+request comes to you end to end, and you approve it with "parley group
+approve". The server never sees the group, only a message to you. Keep
+the code as secret as the group: it is what lets people ask.`,
+			run: cmdGroupInvite,
+		},
+		{
+			name: "group join", minArgs: 1, maxArgs: 1,
+			usage: `group join CODE
+
+Asks the admin who made the invite CODE to add you to the group. The
+request goes to them in your direct conversation, end to end. Once they
+approve it, the group arrives at your next sync.`,
+			run: cmdGroupJoin,
+		},
+		{
+			name: "group requests", minArgs: 1, maxArgs: 1,
+			usage: `group requests NAME
+
+Lists the pending requests to join the group that came with one of your
+invite codes (after syncing).`,
+			run: cmdGroupRequests,
+		},
+		{
+			name: "group approve", minArgs: 2, maxArgs: 2,
+			usage: `group approve NAME @USER
+
+Adds a user who asked to join the group with one of your invite codes
+(admins only).`,
+			run: func(ctx context.Context, e *env, args []string) error { return cmdGroupApprove(ctx, e, args, false) },
+		},
+		{
+			name: "group deny", minArgs: 2, maxArgs: 2,
+			usage: `group deny NAME @USER
+
+Drops a user's request to join the group. They are not told.`,
+			run: func(ctx context.Context, e *env, args []string) error { return cmdGroupApprove(ctx, e, args, true) },
+		},
+		{
 			name: "group list", maxArgs: 0,
 			usage: `group list
 
@@ -1663,4 +1706,74 @@ func cmdGroupRole(ctx context.Context, e *env, args []string, admin bool) error 
 		role, verb = client.RoleAdmin, "now an admin of"
 	}
 	return e.print(map[string]string{"group": group, "user": user, "role": role}, fmt.Sprintf("%s is %s %s.", user, verb, group))
+}
+
+func cmdGroupInvite(ctx context.Context, e *env, args []string) error {
+	c, err := e.open(ctx)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	defer e.warnings(c)
+	inv, err := c.CreateInvite(ctx, args[0])
+	if err != nil {
+		return err
+	}
+	return e.print(inv, fmt.Sprintf("%s\n\nAnyone with this code can ask to join %s until %s: parley group join CODE.\nSee requests with: parley group requests '%s'",
+		inv.Code, inv.Group, inv.Expires.Format(time.RFC3339), inv.Group))
+}
+
+func cmdGroupJoin(ctx context.Context, e *env, args []string) error {
+	c, err := e.open(ctx)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	defer e.warnings(c)
+	admin, err := c.JoinGroup(ctx, args[0])
+	if err != nil {
+		return err
+	}
+	return e.print(map[string]string{"asked": admin}, fmt.Sprintf("Asked %s to add you; the group arrives at a sync once they approve.", admin))
+}
+
+func cmdGroupRequests(ctx context.Context, e *env, args []string) error {
+	c, err := e.open(ctx)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	defer e.warnings(c)
+	reqs, err := c.JoinRequests(ctx, args[0])
+	if err != nil {
+		return err
+	}
+	for _, r := range reqs {
+		if e.flags.json {
+			json.NewEncoder(e.stdout).Encode(r)
+			continue
+		}
+		fmt.Fprintf(e.stdout, "%-20s asked %s\n", r.User, r.At.Local().Format(time.DateTime))
+	}
+	if len(reqs) == 0 && !e.flags.json {
+		fmt.Fprintln(e.stderr, "No pending requests.")
+	}
+	return nil
+}
+
+func cmdGroupApprove(ctx context.Context, e *env, args []string, deny bool) error {
+	c, err := e.open(ctx)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	defer e.warnings(c)
+	if err := c.ApproveJoin(ctx, args[0], args[1], deny); err != nil {
+		return err
+	}
+	group, user := "#"+strings.TrimPrefix(args[0], "#"), strings.TrimPrefix(args[1], "@")
+	if deny {
+		return e.print(map[string]any{"group": group, "denied": user}, fmt.Sprintf("Dropped %s's request to join %s.", user, group))
+	}
+	return e.print(map[string]any{"group": group, "added": []string{user}}, fmt.Sprintf("Added %s to %s.", user, group))
 }
