@@ -71,6 +71,10 @@ type Conversation struct {
 	Removed bool     `json:"removed,omitempty"` // this device is no longer a member (read-only)
 	Left    bool     `json:"left,omitempty"`    // ... because the user left, not removed by others
 	Last    string   `json:"last,omitempty"`
+	// Name, Topic and Admins are a group's agreed state (GroupInfo).
+	Name   string   `json:"name,omitempty"`
+	Topic  string   `json:"topic,omitempty"`
+	Admins []string `json:"admins,omitempty"`
 }
 
 // directID is the group id of the direct conversation of two users: both
@@ -178,6 +182,9 @@ func (c *Client) Conversations(ctx context.Context) ([]Conversation, error) {
 				}
 				if g, err := loadGroup(tx, r.ID); err == nil {
 					cv.Epoch = g.Epoch()
+					if st, _, err := groupStateOf(g.GroupContext().Extensions); err == nil && st != nil {
+						cv.Name, cv.Topic, cv.Admins = st.Name, st.Topic, st.Admins
+					}
 					if !r.Removed {
 						for s := range groupDevices(g) {
 							cv.Members = append(cv.Members, s)
