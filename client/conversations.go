@@ -955,6 +955,17 @@ func (c *Client) removeDevices(ctx context.Context, r *convRecord, match func(Se
 			return nil, errNothingToCommit
 		}
 		slices.Sort(p.opts.Removes)
+		// Users removed from the group stop being its admins, so that
+		// being added again does not make them admins again.
+		if st, _, err := groupStateOf(g.GroupContext().Extensions); err == nil && st != nil && users != nil {
+			next := st
+			for _, u := range users {
+				next = next.withAdmin(u, false)
+			}
+			if len(next.Admins) != len(st.Admins) {
+				p.opts.GroupContextExtensions = replaceExtension(g.GroupContext().Extensions, next.extension())
+			}
+		}
 		return p, nil
 	})
 	return err

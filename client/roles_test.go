@@ -306,6 +306,20 @@ func TestPromoteDemote(t *testing.T) {
 	if err := bob.RemoveMembers(ctx, "team", []string{"carol"}); !errors.Is(err, ErrNotAdmin) {
 		t.Fatalf("demoted bob removes carol: %v", err)
 	}
+	// An admin removed from the group is no admin if added again.
+	if err := alice.SetAdmin(ctx, "team", "carol", true); err != nil {
+		t.Fatal(err)
+	}
+	if err := alice.RemoveMembers(ctx, "team", []string{"carol"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := alice.AddMembers(ctx, "team", []string{"carol"}); err != nil {
+		t.Fatal(err)
+	}
+	info, err = carol.GroupInfo(ctx, "#team")
+	if err != nil || info.MyRole != RoleMember {
+		t.Fatalf("carol, removed as an admin and added again: %+v, %v", info, err)
+	}
 }
 
 func ptr[T any](v T) *T { return &v }
