@@ -241,9 +241,11 @@ func (c *Client) processLogMessage(m transport.Message) error {
 			// Parley groups take members only by their members' commits:
 			// an external commit or a proposal from outside the group is
 			// how a server would slip a member in. The group stays as it
-			// was (this device cannot follow the group past such a commit,
-			// and says so).
+			// was, and goes on past it as past any refused commit.
 			c.warn(r, m.ID, fmt.Errorf("%w: refused a %s from outside the group", ErrOutsider, kindName(m.Kind)))
+			if res.Commit != nil {
+				return noteServerEpoch(tx, r, m.Epoch+1, res.Commit.NewEpoch-1)
+			}
 			return nil
 		}
 		if res.Kind == mls.ResultCommit && !(hasPending && res.Commit != nil && res.Commit.Own) && !c.testNoRoles {
