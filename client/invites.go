@@ -119,7 +119,7 @@ func parseInvite(code string) (inviter string, req joinRequest, err error) {
 	if !ok || wire.CheckUsername(inviter) != nil {
 		return "", req, ErrBadInvite
 	}
-	b, err := base64.RawURLEncoding.DecodeString(key)
+	b, err := base64.RawURLEncoding.Strict().DecodeString(key)
 	if err != nil || len(b) != inviteHandleSz+inviteSecretSz {
 		return "", req, ErrBadInvite
 	}
