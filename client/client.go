@@ -148,6 +148,9 @@ type Client struct {
 	// testHookContent, if set, changes every content before it is sent
 	// (tests: a sender whose client leaves the expiry out).
 	testHookContent func(c *content.Content)
+	// testNoRoles switches off the check of commits against the group's
+	// roles (checkCommitPolicy), to show in tests what it stops.
+	testNoRoles bool
 
 	ktMu sync.Mutex // guards kt, peerViews and viewsChecked
 	kt   *ktState

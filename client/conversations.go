@@ -41,6 +41,10 @@ type convRecord struct {
 	LeaveEpoch uint64 `json:"leave_epoch,omitempty"`
 	// SelfRemovals are other users' proposals to leave, to commit.
 	SelfRemovals []selfRemoval `json:"self_removals,omitempty"`
+	// Skipped counts the commits of the log this device refused (a
+	// member broke the group's roles): the server counted each as an
+	// epoch, MLS did not. See serverEpoch.
+	Skipped uint64 `json:"skipped_commits,omitempty"`
 	// Last is the time of the newest message.
 	Last time.Time `json:"last"`
 	// Timer is the disappearing-messages timer in seconds (0: off), as
@@ -73,6 +77,10 @@ type Conversation struct {
 	Last    string   `json:"last,omitempty"`
 	// Timer is the disappearing-messages timer ("1h"), empty when off.
 	Timer string `json:"timer,omitempty"`
+	// Name, Topic and Admins are a group's agreed state (GroupInfo).
+	Name   string   `json:"name,omitempty"`
+	Topic  string   `json:"topic,omitempty"`
+	Admins []string `json:"admins,omitempty"`
 }
 
 // directID is the group id of the direct conversation of two users: both
@@ -183,6 +191,9 @@ func (c *Client) Conversations(ctx context.Context) ([]Conversation, error) {
 				}
 				if g, err := loadGroup(tx, r.ID); err == nil {
 					cv.Epoch = g.Epoch()
+					if st, _, err := groupStateOf(g.GroupContext().Extensions); err == nil && st != nil {
+						cv.Name, cv.Topic, cv.Admins = st.Name, st.Topic, st.Admins
+					}
 					if !r.Removed {
 						for s := range groupDevices(g) {
 							cv.Members = append(cv.Members, s)
@@ -324,7 +335,13 @@ func (c *Client) newGroup(r *convRecord, id ciphersuite.ID, notPQ []string) erro
 	if len(notPQ) > 0 {
 		c.warn(r, nil, fmt.Errorf("%s is not post-quantum: it uses %s because %s cannot join an X-Wing conversation yet (an older Parley)", r.label(), suiteName(id), strings.Join(notPQ, ", ")))
 	}
-	g, err := mls.CreateGroup(s, r.ID, c.credential(), c.acct.SignKey, &mls.CreateOptions{Config: groupConfig()})
+	opts := &mls.CreateOptions{Config: groupConfig(), Capabilities: leafCapabilities(s)}
+	if r.Kind == ConvGroup {
+		// The creator is the first admin (see groupstate.go).
+		st := &groupProfile{Name: r.Name, Admins: []string{c.acct.User}}
+		opts.Extensions = mls.Extensions{st.extension()}
+	}
+	g, err := mls.CreateGroup(s, r.ID, c.credential(), c.acct.SignKey, opts)
 	if err != nil {
 		return fmt.Errorf("create group: %w", err)
 	}
@@ -386,6 +403,9 @@ func (c *Client) CreateGroup(ctx context.Context, name string, users []string) (
 		}
 		if slices.Contains(users, c.acct.User) {
 			return fmt.Errorf("%w: you are in every group you create", ErrBadTarget)
+		}
+		if max := conn.MaxGroupMembers(); max > 0 && len(users)+1 > max {
+			return fmt.Errorf("%w: it would have %d members, and this server allows at most %d", ErrGroupFull, len(users)+1, max)
 		}
 		// Fetch the key packages first, so a typo does not leave an
 		// empty group behind.
@@ -550,7 +570,10 @@ func (c *Client) commit(ctx context.Context, r *convRecord, plan func(g *mls.Gro
 		if err != nil {
 			return nil, err
 		}
-		pc := &pendingCommit{ID: transport.NewMessageID(), Epoch: g.Epoch(), Added: p.added, Removed: p.removed, Membership: p.membership}
+		if err := c.checkOwnPlan(g, p); err != nil {
+			return nil, err
+		}
+		pc := &pendingCommit{ID: transport.NewMessageID(), Epoch: serverEpoch(g, r), Added: p.added, Removed: p.removed, Membership: p.membership}
 		out, err := g.Commit(p.opts)
 		if err != nil {
 			return nil, fmt.Errorf("make commit: %w", err)
@@ -676,7 +699,7 @@ func (c *Client) settlePending(ctx context.Context, conn *transport.Conn, id []b
 		if err != nil {
 			return err
 		}
-		if !g.HasPendingCommit() || g.Epoch() != pc.Epoch {
+		if !g.HasPendingCommit() || serverEpoch(g, r) != pc.Epoch {
 			// Settled by the log already.
 			return tx.Delete(bucketPending, hexID(id))
 		}
@@ -685,7 +708,7 @@ func (c *Client) settlePending(ctx context.Context, conn *transport.Conn, id []b
 	if errors.Is(err, profile.ErrNotFound) {
 		return nil
 	}
-	if err != nil || !g.HasPendingCommit() || g.Epoch() != pc.Epoch {
+	if err != nil || !g.HasPendingCommit() || serverEpoch(g, r) != pc.Epoch {
 		return err
 	}
 	_, err = c.sendPending(ctx, conn, r, g, &pc)
@@ -771,6 +794,9 @@ func (c *Client) addUsers(ctx context.Context, r *convRecord, users []string, in
 		add(c.acct.User, prefetched[c.acct.User])
 		if len(p.opts.Adds) == 0 {
 			return nil, errNothingToCommit
+		}
+		if err := checkGroupSize(conn, g, p.membership.Added); err != nil {
+			return nil, err
 		}
 		return p, nil
 	})
@@ -938,6 +964,17 @@ func (c *Client) removeDevices(ctx context.Context, r *convRecord, match func(Se
 			return nil, errNothingToCommit
 		}
 		slices.Sort(p.opts.Removes)
+		// Users removed from the group stop being its admins, so that
+		// being added again does not make them admins again.
+		if st, _, err := groupStateOf(g.GroupContext().Extensions); err == nil && st != nil && users != nil {
+			next := st
+			for _, u := range users {
+				next = next.withAdmin(u, false)
+			}
+			if len(next.Admins) != len(st.Admins) {
+				p.opts.GroupContextExtensions = replaceExtension(g.GroupContext().Extensions, next.extension())
+			}
+		}
 		return p, nil
 	})
 	return err

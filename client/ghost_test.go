@@ -91,7 +91,7 @@ func attackerKeyPackage(t *testing.T, user, device string, lastResort bool) tran
 	}
 	seed := make([]byte, ed25519.SeedSize)
 	rand.Read(seed)
-	msg, bundle, err := mls.NewKeyPackage(s, mls.NewBasicCredential(credentialIdentity(user, device)), seed, &mls.KeyPackageOptions{LastResort: lastResort})
+	msg, bundle, err := mls.NewKeyPackage(s, mls.NewBasicCredential(credentialIdentity(user, device)), seed, &mls.KeyPackageOptions{LastResort: lastResort, Capabilities: leafCapabilities(s)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -337,7 +337,7 @@ func TestOutsiderProposalRefused(t *testing.T) {
 	s := g.Suite()
 	seed := make([]byte, ed25519.SeedSize)
 	rand.Read(seed)
-	_, bundle, err := mls.NewKeyPackage(s, mls.NewBasicCredential(credentialIdentity("alice", "ghost")), seed, nil)
+	_, bundle, err := mls.NewKeyPackage(s, mls.NewBasicCredential(credentialIdentity("alice", "ghost")), seed, &mls.KeyPackageOptions{Capabilities: leafCapabilities(s)})
 	if err != nil {
 		t.Fatal(err)
 	}

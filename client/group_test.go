@@ -363,6 +363,10 @@ func TestConcurrentCommitsConverge(t *testing.T) {
 	if _, err := alice.CreateGroup(ctx, "race", []string{"bob", "carol"}); err != nil {
 		t.Fatal(err)
 	}
+	// bob adds people below: only admins may.
+	if err := alice.SetAdmin(ctx, "race", "bob", true); err != nil {
+		t.Fatal(err)
+	}
 	mustSync(t, bob)
 	mustSync(t, carol)
 	epoch := groupState(t, alice, "#race").Epoch()

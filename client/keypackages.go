@@ -65,7 +65,7 @@ func (c *Client) replenishSuite(ctx context.Context, id ciphersuite.ID, remainin
 			if lr && !withLastResort {
 				break
 			}
-			msg, bundle, err := mls.NewKeyPackage(s, c.credential(), c.acct.SignKey, &mls.KeyPackageOptions{LastResort: lr})
+			msg, bundle, err := mls.NewKeyPackage(s, c.credential(), c.acct.SignKey, &mls.KeyPackageOptions{LastResort: lr, Capabilities: leafCapabilities(s)})
 			if err != nil {
 				return fmt.Errorf("make key package: %w", err)
 			}

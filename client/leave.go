@@ -120,7 +120,7 @@ func (c *Client) proposeLeave(ctx context.Context, conn *transport.Conn, id []by
 		if err := c.store.Update(func(tx *profile.Tx) error { return markSeen(tx, mid) }); err != nil {
 			return err
 		}
-		if _, err := conn.SendProposal(ctx, mid, id, g.Epoch(), msg); err != nil {
+		if _, err := conn.SendProposal(ctx, mid, id, serverEpoch(g, r), msg); err != nil {
 			if i == 0 {
 				return fmt.Errorf("leave %s: %w", r.label(), err)
 			}

@@ -110,7 +110,7 @@ func (c *Client) sendEncoded(ctx context.Context, conn *transport.Conn, r *convR
 			if err != nil {
 				return err
 			}
-			epoch = g.Epoch()
+			epoch = serverEpoch(g, rr)
 			// The key generation is consumed: save the state before the
 			// ciphertext leaves the device.
 			// The franking tag commits to the exact content; the AEAD binds
@@ -268,6 +268,8 @@ func (c *Client) accept(tx *profile.Tx, r *convRecord, members map[string]bool, 
 		return nil
 	case KindReceipt:
 		return c.acceptReceipt(tx, r, ev, p.receipts)
+	case KindJoinRequest:
+		return c.acceptJoinRequest(tx, r, ev, p.join)
 	case KindReaction, KindEdit, KindDelete:
 		return c.applyEvent(tx, r, members, ev, notify)
 	}

@@ -92,6 +92,7 @@ type parsed struct {
 	file      *fileDescriptor
 	receipts  []string
 	group     *groupMeta
+	join      *joinRequest
 	target    *content.MessageID // replaces: edit, delete, unreact
 	inReplyTo *content.MessageID
 	forwarded bool
@@ -197,6 +198,12 @@ func (p *parsed) body(b *content.Part, inReplyTo *content.MessageID) error {
 				return fmt.Errorf("%w: bad typing indicator", errBadContent)
 			}
 			p.kind, p.typing = kindTyping, b.Content[0] == 0xf5
+		case ct == typeJoinRequest:
+			req, err := parseJoinRequest(b.Content)
+			if err != nil {
+				return err
+			}
+			p.kind, p.join = KindJoinRequest, req
 		case ct == typeGroup:
 			var g struct {
 				Name string `cbor:"name"`

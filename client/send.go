@@ -260,6 +260,22 @@ func (c *Client) GetFile(ctx context.Context, id, out string, progress Progress)
 	if err != nil {
 		return "", FileInfo{}, err
 	}
+	out, info, err := c.download(ctx, &fd, out, progress)
+	if err != nil {
+		return out, info, err
+	}
+	if abs, err := filepath.Abs(out); err == nil {
+		// A disappearing message's file is deleted with it.
+		if err := c.noteDownload(id, abs); err != nil {
+			return out, info, err
+		}
+	}
+	return out, info, nil
+}
+
+// download fetches, decrypts and verifies the attachment fd into out (see
+// GetFile).
+func (c *Client) download(ctx context.Context, fd *fileDescriptor, out string, progress Progress) (string, FileInfo, error) {
 	if fd.Scheme != filecrypt.Scheme {
 		return "", FileInfo{}, fmt.Errorf("client: unsupported attachment scheme %q", fd.Scheme)
 	}
@@ -270,7 +286,7 @@ func (c *Client) GetFile(ctx context.Context, id, out string, progress Progress)
 		out = filepath.Join(out, safeName(fd.Name))
 	}
 	var conn *transport.Conn
-	err = c.withLock(ctx, func() error { conn, err = c.connection(ctx); return err })
+	err := c.withLock(ctx, func() (err error) { conn, err = c.connection(ctx); return err })
 	if err != nil {
 		return "", info, err
 	}
@@ -311,12 +327,6 @@ func (c *Client) GetFile(ctx context.Context, id, out string, progress Progress)
 			return "", info, fmt.Errorf("client: %s already exists", out)
 		}
 		return "", info, err
-	}
-	if abs, err := filepath.Abs(out); err == nil {
-		// A disappearing message's file is deleted with it.
-		if err := c.noteDownload(id, abs); err != nil {
-			return out, info, err
-		}
 	}
 	return out, info, nil
 }

@@ -224,25 +224,46 @@ func (c *Client) processLogMessage(m transport.Message) error {
 			}
 		}
 		before := g.Members()
+		oldExt := g.GroupContext().Extensions
 		res, err := g.Process(m.Payload)
 		if errors.Is(err, mls.ErrDuplicateProposal) {
 			return nil // a repeat of a proposal we hold (a leave run twice)
 		}
 		if err != nil {
 			c.warn(r, m.ID, fmt.Errorf("cannot process %s: %w", kindName(m.Kind), err))
+			if m.Kind == transport.KindCommit {
+				// Not applied, but the server counted it (serverEpoch).
+				return noteServerEpoch(tx, r, m.Epoch+1, g.Epoch())
+			}
 			return nil
 		}
 		if res.Sender.Type != mls.SenderTypeMember || (res.Commit != nil && res.Commit.External) {
 			// Parley groups take members only by their members' commits:
 			// an external commit or a proposal from outside the group is
 			// how a server would slip a member in. The group stays as it
-			// was (this device cannot follow the group past such a commit,
-			// and says so).
+			// was, and goes on past it as past any refused commit.
 			c.warn(r, m.ID, fmt.Errorf("%w: refused a %s from outside the group", ErrOutsider, kindName(m.Kind)))
+			if res.Commit != nil {
+				return noteServerEpoch(tx, r, m.Epoch+1, res.Commit.NewEpoch-1)
+			}
 			return nil
+		}
+		if res.Kind == mls.ResultCommit && !(hasPending && res.Commit != nil && res.Commit.Own) && !c.testNoRoles {
+			// Every member checks the committer's right to the change
+			// against the state before it; a refused commit is not
+			// applied (g is dropped unsaved), by every member alike.
+			if err := checkCommitPolicy(oldExt, g.GroupContext().Extensions, commitChangeOf(r, c.acct.User, res, before, g)); err != nil {
+				c.warn(r, m.ID, err)
+				return noteServerEpoch(tx, r, m.Epoch+1, g.Epoch()-1)
+			}
 		}
 		if err := saveGroup(tx, g); err != nil {
 			return err
+		}
+		if m.Kind == transport.KindCommit {
+			if err := noteServerEpoch(tx, r, m.Epoch+1, g.Epoch()); err != nil {
+				return err
+			}
 		}
 		if res.Kind == mls.ResultCommit && hasPending && res.Commit != nil && res.Commit.Own {
 			// Our pending commit came back: it was accepted.
@@ -434,6 +455,11 @@ func (c *Client) joinFromWelcome(m transport.Message) ([]byte, error) {
 			}
 		}
 		r := &convRecord{ID: g.GroupID(), Kind: ConvGroup, Created: c.opts.now().UTC()}
+		if m.Epoch > g.Epoch() {
+			// The server's epoch (after the commit that added us) is ahead
+			// of MLS's by the commits the members refused: see serverEpoch.
+			r.Skipped = m.Epoch - g.Epoch()
+		}
 		if len(users) == 2 {
 			for u := range users {
 				if u != c.acct.User && bytes.Equal(directID(c.acct.User, u), g.GroupID()) {

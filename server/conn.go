@@ -575,7 +575,7 @@ func (c *conn) startSend(id uint64, r *parleypb.SendRequest, starter store.Appen
 	start := time.Now()
 	a, err := c.checkSend(r)
 	if err == nil {
-		err = c.checkInvitations(context.Background(), a)
+		err = c.checkAdds(context.Background(), a)
 	}
 	var wait func() (store.AppendResult, error)
 	if err == nil {

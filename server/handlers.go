@@ -146,6 +146,7 @@ func (c *conn) handleHello(h *parleypb.Hello) (parleypb.ServerFrameBody, error) 
 		Challenge:       c.challenge,
 		AuthContext:     c.s.cfg.AuthContext,
 		MaxFrame:        uint64(c.s.cfg.MaxFrame),
+		MaxGroupMembers: uint32(c.s.cfg.MaxGroupMembers),
 	}}, nil
 }
 
@@ -680,7 +681,7 @@ func (c *conn) handleSend(ctx context.Context, r *parleypb.SendRequest) (parleyp
 	if err != nil {
 		return nil, err
 	}
-	if err := c.checkInvitations(ctx, a); err != nil {
+	if err := c.checkAdds(ctx, a); err != nil {
 		return nil, err
 	}
 	res, err := c.s.cfg.Store.Append(ctx, a)

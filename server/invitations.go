@@ -27,6 +27,15 @@ func errInviteRefused(user string) error {
 		Message: fmt.Sprintf("%s does not accept invitations from you", user)}
 }
 
+// checkAdds applies the checks of a commit that adds devices: the added
+// accounts' privacy settings and the group size.
+func (c *conn) checkAdds(ctx context.Context, a store.Append) error {
+	if err := c.checkInvitations(ctx, a); err != nil {
+		return err
+	}
+	return c.checkGroupSize(ctx, a)
+}
+
 // checkInvitations enforces the privacy settings of every account whose
 // devices a commit adds.
 func (c *conn) checkInvitations(ctx context.Context, a store.Append) error {
@@ -133,3 +142,39 @@ func (c *conn) handlePrivacy(ctx context.Context, r *parleypb.PrivacyRequest) (p
 // maxPrivacyChanges bounds one PrivacyRequest, so that it cannot hold
 // the store's writer for long.
 const maxPrivacyChanges = 100
+
+// checkGroupSize refuses a commit that would take a conversation past
+// MaxGroupMembers accounts. Only commits adding devices are checked; the
+// accounts are looked up only when the devices alone exceed the limit
+// (each account has at least one).
+func (c *conn) checkGroupSize(ctx context.Context, a store.Append) error {
+	if a.Kind != store.KindCommit || len(a.Added) == 0 {
+		return nil
+	}
+	max := c.s.cfg.MaxGroupMembers
+	conv, err := c.s.cfg.Store.Conversation(ctx, a.ConversationID)
+	if err != nil {
+		return sendError(err)
+	}
+	devices := slices.DeleteFunc(slices.Clone(conv.Members), func(d string) bool { return slices.Contains(a.Removed, d) })
+	devices = append(devices, a.Added...)
+	if len(devices) <= max {
+		return nil
+	}
+	accounts := map[string]bool{}
+	for _, id := range devices {
+		d, err := c.s.cfg.Store.Device(ctx, id)
+		if errors.Is(err, store.ErrNotFound) {
+			continue // a device deleted since (Append checks the added ones)
+		}
+		if err != nil {
+			return err
+		}
+		accounts[d.Username] = true
+	}
+	if len(accounts) > max {
+		return &wire.Error{Code: parleypb.ErrorCode_GROUP_FULL,
+			Message: fmt.Sprintf("the group would have %d members; this server allows at most %d", len(accounts), max)}
+	}
+	return nil
+}

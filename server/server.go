@@ -94,6 +94,11 @@ type Config struct {
 	MaxDevices int
 	// MaxWelcome bounds the Welcome one commit may carry (default 512 KiB).
 	MaxWelcome int
+	// MaxGroupMembers bounds the accounts in a conversation (default
+	// 1000): a commit adding devices past it gets GROUP_FULL. The server
+	// counts the accounts of the member devices it routes to, which is
+	// all it can see.
+	MaxGroupMembers int
 	// InboxLimits bound the unread invitations (Welcomes) in one device's
 	// inbox: from one sending account (default 2 MiB, 50 Welcomes) and in
 	// all (default 16 MiB, 500). A commit over them gets INBOX_FULL.
@@ -248,6 +253,7 @@ func New(cfg Config) (*Server, error) {
 	setDefault(&cfg.MaxUnauthenticatedPerAddr, 1_000)
 	setDefault(&cfg.MaxDevices, 32)
 	setDefault(&cfg.MaxWelcome, 512<<10)
+	setDefault(&cfg.MaxGroupMembers, 1000)
 	setDefault(&cfg.InboxLimits.PerSender, 2<<20)
 	setDefault(&cfg.InboxLimits.Total, 16<<20)
 	setDefault(&cfg.InboxLimits.PerSenderCount, 50)

@@ -267,4 +267,5 @@ var (
 	ErrInboxFull          = &Error{Code: parleypb.ErrorCode_INBOX_FULL}
 	ErrNotReady           = &Error{Code: parleypb.ErrorCode_NOT_READY}
 	ErrAccountDeleted     = &Error{Code: parleypb.ErrorCode_ACCOUNT_DELETED}
+	ErrGroupFull          = &Error{Code: parleypb.ErrorCode_GROUP_FULL}
 )

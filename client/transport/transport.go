@@ -59,6 +59,7 @@ type Conn struct {
 	challenge   []byte
 	authContext string
 	maxFrame    atomic.Int64 // the server's limit, from HelloResponse
+	maxGroup    atomic.Int64 // the server's --max-group-members, from HelloResponse
 
 	mu      sync.Mutex
 	pending map[uint64]chan *parleypb.ServerFrame
@@ -126,8 +127,13 @@ func Dial(ctx context.Context, serverURL string, opts *Options) (*Conn, error) {
 	}
 	c.challenge, c.authContext = h.Challenge, h.AuthContext
 	c.maxFrame.Store(int64(h.MaxFrame))
+	c.maxGroup.Store(int64(h.MaxGroupMembers))
 	return c, nil
 }
+
+// MaxGroupMembers is the most accounts the server lets a group hold (0:
+// the server announced no limit).
+func (c *Conn) MaxGroupMembers() int { return int(c.maxGroup.Load()) }
 
 // Close closes the connection.
 func (c *Conn) Close() error {

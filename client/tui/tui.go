@@ -229,7 +229,7 @@ func (m *Model) cancelReport(why string) {
 // backend reports in the background (Run wires it to Backend.Watch).
 func New(ctx context.Context, b Backend, incoming chan client.Event) Model {
 	in := textinput.New()
-	in.Placeholder = "Type a message; /to @user or #group, /file PATH, /timer 1h|off, /report, /retry, /quit; Tab: next conversation"
+	in.Placeholder = "Type a message; /to @user or #group, /file PATH, /timer 1h|off, /members, /report, /retry, /quit; Tab: next conversation"
 	in.Prompt = "> "
 	in.CharLimit = 4000
 	in.Focus()
@@ -564,6 +564,10 @@ func (m Model) submit() (tea.Model, tea.Cmd) {
 		m.report = reportPick
 		m.setStatus("report: Up/Down choose a message someone else sent, Enter takes it, Esc cancels", false)
 		m.refreshView()
+		return m, nil
+	}
+	if text == "/members" {
+		m.setStatus(m.membersLine(), false)
 		return m, nil
 	}
 	if text == "/quit" {
@@ -926,6 +930,16 @@ func (m Model) View() string {
 	}
 	left := styleBorder.Width(listWidth).Height(m.view.Height + 1).Render(list.String())
 	title := lipgloss.NewStyle().Bold(true).Render(m.Current() + m.timerLabel())
+	if m.selected >= 0 && m.selected < len(m.convs) {
+		// A group's name and topic, as its members agreed on them.
+		if c := m.convs[m.selected]; c.Name != "" || c.Topic != "" {
+			about := clean(c.Name)
+			if c.Topic != "" {
+				about = strings.TrimPrefix(about+" · "+clean(c.Topic), " · ")
+			}
+			title += styleDim.Render("  " + about)
+		}
+	}
 	right := lipgloss.JoinVertical(lipgloss.Left, title, m.view.View())
 	top := lipgloss.JoinHorizontal(lipgloss.Top, left, " ", right)
 	st := styleDim
@@ -967,4 +981,24 @@ func Run(ctx context.Context, b Backend, in *os.File, out io.Writer) error {
 		err = nil
 	}
 	return err
+}
+
+// membersLine lists the current conversation's members, with the
+// group's admins marked.
+func (m Model) membersLine() string {
+	if m.selected < 0 || m.selected >= len(m.convs) {
+		return "no conversation: /to @user or /to #group"
+	}
+	c := m.convs[m.selected]
+	var users []string
+	for _, s := range c.Members {
+		u := s.User
+		if slices.Contains(c.Admins, u) {
+			u += " (admin)"
+		}
+		if !slices.Contains(users, u) {
+			users = append(users, u)
+		}
+	}
+	return fmt.Sprintf("%s: %s", c.Label, clean(strings.Join(users, ", ")))
 }

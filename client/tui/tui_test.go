@@ -645,3 +645,32 @@ func TestReportDialogue(t *testing.T) {
 		t.Fatalf("sent %q", f.sent)
 	}
 }
+
+// A group's name and topic show in its title; /members lists its members
+// with the admins marked.
+func TestGroupNameTopicAndRoles(t *testing.T) {
+	f := newFake()
+	for i := range f.convs {
+		if f.convs[i].Label == "#team" {
+			f.convs[i].Name, f.convs[i].Topic = "The Team", "launch on friday"
+			f.convs[i].Members = []client.Sender{{User: "alice", Device: "dev1"}, {User: "bob", Device: "d"}, {User: "bob", Device: "e"}}
+			f.convs[i].Admins = []string{"alice"}
+		}
+	}
+	m := start(t, f)
+	if strings.Contains(m.View(), "launch on friday") {
+		t.Fatal("another conversation's topic is shown")
+	}
+	m = step(t, m, tea.KeyMsg{Type: tea.KeyTab})
+	if v := m.View(); !strings.Contains(v, "The Team · launch on friday") {
+		t.Fatalf("title lacks the name and topic:\n%s", v)
+	}
+	m = typeText(t, m, "/members")
+	m = step(t, m, tea.KeyMsg{Type: tea.KeyEnter})
+	if st := m.(Model).Status(); st != "#team: alice (admin), bob" {
+		t.Fatalf("status %q", st)
+	}
+	if len(f.sent) != 0 {
+		t.Fatalf("/members was sent: %q", f.sent)
+	}
+}

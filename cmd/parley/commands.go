@@ -263,6 +263,102 @@ read what is sent to the group.`,
 			run: cmdGroupLeave,
 		},
 		{
+			name: "group info", minArgs: 1, maxArgs: 1,
+			usage: `group info NAME [--json]
+
+Shows the group's name, topic and picture, and its members with their
+roles (admin or member), as every member's client agrees on them: they
+are part of the group's MLS state, which the server cannot read or
+change.`,
+			run: cmdGroupInfo,
+		},
+		{
+			name: "group set", minArgs: 1, maxArgs: 1,
+			usage: `group set NAME [--name TEXT] [--topic TEXT] [--picture FILE]
+
+Changes the group's name (what members see; NAME on the command line
+stays the handle), topic or picture (an image of at most 5 MiB, encrypted
+and uploaded like a file). Admins only: every member's client refuses
+the change from anyone else. An empty --topic "" clears the topic.`,
+			flags: func(fs *flag.FlagSet, f *cmdFlags) {
+				fs.StringVar(&f.groupName, "name", "", "the group's new name")
+				fs.StringVar(&f.groupTopic, "topic", "", "the group's new topic")
+				fs.StringVar(&f.groupPicture, "picture", "", "an image `FILE` for the group's picture")
+			},
+			run: cmdGroupSet,
+		},
+		{
+			name: "group picture", minArgs: 1, maxArgs: 1,
+			usage: `group picture NAME [--out FILE]
+
+Downloads, decrypts and checks the group's picture (default: picture.EXT
+in the current directory). Never overwrites a file.`,
+			flags: func(fs *flag.FlagSet, f *cmdFlags) {
+				fs.StringVar(&f.out, "out", "", "where to write the picture")
+			},
+			run: cmdGroupPicture,
+		},
+		{
+			name: "group promote", minArgs: 2, maxArgs: 2,
+			usage: `group promote NAME @USER
+
+Makes a member an admin of the group (admins only). Admins add and
+remove members, promote and demote admins, and change the name, topic
+and picture.`,
+			run: func(ctx context.Context, e *env, args []string) error { return cmdGroupRole(ctx, e, args, true) },
+		},
+		{
+			name: "group demote", minArgs: 2, maxArgs: 2,
+			usage: `group demote NAME @USER
+
+Makes an admin an ordinary member again (admins only; an admin may
+demote themselves, unless they are the last one).`,
+			run: func(ctx context.Context, e *env, args []string) error { return cmdGroupRole(ctx, e, args, false) },
+		},
+		{
+			name: "group invite", minArgs: 1, maxArgs: 1,
+			usage: `group invite NAME
+
+Prints an invite code for the group (admins only), valid for 7 days.
+Whoever has it can ask to join with "parley group join CODE"; the
+request comes to you end to end, and you approve it with "parley group
+approve". The server never sees the group, only a message to you. Keep
+the code as secret as the group: it is what lets people ask.`,
+			run: cmdGroupInvite,
+		},
+		{
+			name: "group join", minArgs: 1, maxArgs: 1,
+			usage: `group join CODE
+
+Asks the admin who made the invite CODE to add you to the group. The
+request goes to them in your direct conversation, end to end. Once they
+approve it, the group arrives at your next sync.`,
+			run: cmdGroupJoin,
+		},
+		{
+			name: "group requests", minArgs: 1, maxArgs: 1,
+			usage: `group requests NAME
+
+Lists the pending requests to join the group that came with one of your
+invite codes (after syncing).`,
+			run: cmdGroupRequests,
+		},
+		{
+			name: "group approve", minArgs: 2, maxArgs: 2,
+			usage: `group approve NAME @USER
+
+Adds a user who asked to join the group with one of your invite codes
+(admins only).`,
+			run: func(ctx context.Context, e *env, args []string) error { return cmdGroupApprove(ctx, e, args, false) },
+		},
+		{
+			name: "group deny", minArgs: 2, maxArgs: 2,
+			usage: `group deny NAME @USER
+
+Drops a user's request to join the group. They are not told.`,
+			run: func(ctx context.Context, e *env, args []string) error { return cmdGroupApprove(ctx, e, args, true) },
+		},
+		{
 			name: "group list", maxArgs: 0,
 			usage: `group list
 
@@ -1670,4 +1766,174 @@ func cmdDeleteFile(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	return e.print(map[string]string{"deleted": args[0]}, fmt.Sprintf("Deleted the file of message %s from the server.", args[0]))
+}
+
+func cmdGroupInfo(ctx context.Context, e *env, args []string) error {
+	c, err := e.open(ctx)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	defer e.warnings(c)
+	info, err := c.GroupInfo(ctx, args[0])
+	if err != nil {
+		return err
+	}
+	return e.print(info, formatGroupInfo(info))
+}
+
+// formatGroupInfo is group info's text form (sanitized: the name and
+// topic come from members).
+func formatGroupInfo(info client.GroupInfo) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s\n", info.Conversation)
+	if !info.Roles {
+		b.WriteString("  (a group made by an older Parley: no name, topic, picture or roles; every member may change it)\n")
+	}
+	if info.Name != "" {
+		fmt.Fprintf(&b, "  name:    %s\n", sanitize(info.Name))
+	}
+	if info.Topic != "" {
+		fmt.Fprintf(&b, "  topic:   %s\n", sanitize(info.Topic))
+	}
+	if p := info.Picture; p != nil {
+		fmt.Fprintf(&b, "  picture: %s, %d bytes (parley group picture %s)\n", sanitize(p.Type), p.Size, info.Conversation)
+	}
+	fmt.Fprintf(&b, "  members (%d):\n", len(info.Members))
+	for _, m := range info.Members {
+		devices := ""
+		if len(m.Devices) > 1 {
+			devices = fmt.Sprintf(" (%d devices)", len(m.Devices))
+		}
+		fmt.Fprintf(&b, "    %-20s %s%s\n", m.User, m.Role, devices)
+	}
+	fmt.Fprintf(&b, "  you are: %s", info.MyRole)
+	return b.String()
+}
+
+func cmdGroupSet(ctx context.Context, e *env, args []string) error {
+	var set client.GroupSettings
+	if e.flags.set["name"] {
+		set.Name = &e.flags.groupName
+	}
+	if e.flags.set["topic"] {
+		set.Topic = &e.flags.groupTopic
+	}
+	set.PicturePath = e.flags.groupPicture
+	if set.Name == nil && set.Topic == nil && set.PicturePath == "" {
+		return usageErr("give at least one of --name, --topic and --picture")
+	}
+	c, err := e.open(ctx)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	defer e.warnings(c)
+	info, err := c.SetGroup(ctx, args[0], set)
+	if err != nil {
+		return err
+	}
+	return e.print(info, "Changed "+info.Conversation+".\n"+formatGroupInfo(info))
+}
+
+func cmdGroupPicture(ctx context.Context, e *env, args []string) error {
+	c, err := e.open(ctx)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	defer e.warnings(c)
+	path, err := c.GroupPicture(ctx, args[0], e.flags.out)
+	if err != nil {
+		return err
+	}
+	return e.print(map[string]string{"path": path}, "Saved the picture of #"+strings.TrimPrefix(args[0], "#")+" to "+path+".")
+}
+
+func cmdGroupRole(ctx context.Context, e *env, args []string, admin bool) error {
+	c, err := e.open(ctx)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	defer e.warnings(c)
+	if err := c.SetAdmin(ctx, args[0], args[1], admin); err != nil {
+		return err
+	}
+	group, user := "#"+strings.TrimPrefix(args[0], "#"), strings.TrimPrefix(args[1], "@")
+	role, verb := client.RoleMember, "no longer an admin of"
+	if admin {
+		role, verb = client.RoleAdmin, "now an admin of"
+	}
+	return e.print(map[string]string{"group": group, "user": user, "role": role}, fmt.Sprintf("%s is %s %s.", user, verb, group))
+}
+
+func cmdGroupInvite(ctx context.Context, e *env, args []string) error {
+	c, err := e.open(ctx)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	defer e.warnings(c)
+	inv, err := c.CreateInvite(ctx, args[0])
+	if err != nil {
+		return err
+	}
+	return e.print(inv, fmt.Sprintf("%s\n\nAnyone with this code can ask to join %s until %s: parley group join CODE.\nSee requests with: parley group requests '%s'",
+		inv.Code, inv.Group, inv.Expires.Format(time.RFC3339), inv.Group))
+}
+
+func cmdGroupJoin(ctx context.Context, e *env, args []string) error {
+	c, err := e.open(ctx)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	defer e.warnings(c)
+	admin, err := c.JoinGroup(ctx, args[0])
+	if err != nil {
+		return err
+	}
+	return e.print(map[string]string{"asked": admin}, fmt.Sprintf("Asked %s to add you; the group arrives at a sync once they approve.", admin))
+}
+
+func cmdGroupRequests(ctx context.Context, e *env, args []string) error {
+	c, err := e.open(ctx)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	defer e.warnings(c)
+	reqs, err := c.JoinRequests(ctx, args[0])
+	if err != nil {
+		return err
+	}
+	for _, r := range reqs {
+		if e.flags.json {
+			json.NewEncoder(e.stdout).Encode(r)
+			continue
+		}
+		fmt.Fprintf(e.stdout, "%-20s asked %s\n", r.User, r.At.Local().Format(time.DateTime))
+	}
+	if len(reqs) == 0 && !e.flags.json {
+		fmt.Fprintln(e.stderr, "No pending requests.")
+	}
+	return nil
+}
+
+func cmdGroupApprove(ctx context.Context, e *env, args []string, deny bool) error {
+	c, err := e.open(ctx)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	defer e.warnings(c)
+	if err := c.ApproveJoin(ctx, args[0], args[1], deny); err != nil {
+		return err
+	}
+	group, user := "#"+strings.TrimPrefix(args[0], "#"), strings.TrimPrefix(args[1], "@")
+	if deny {
+		return e.print(map[string]any{"group": group, "denied": user}, fmt.Sprintf("Dropped %s's request to join %s.", user, group))
+	}
+	return e.print(map[string]any{"group": group, "added": []string{user}}, fmt.Sprintf("Added %s to %s.", user, group))
 }

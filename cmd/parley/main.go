@@ -142,6 +142,9 @@ type cmdFlags struct {
 	codeFile string
 	// groupInvites: who may add the user to groups (privacy).
 	groupInvites string
+	// group set: --name, --topic, --picture (set tells which were given).
+	groupName, groupTopic, groupPicture string
+	set                                 map[string]bool
 	// clear: verify --clear.
 	clear bool
 	// yes: devices reset-account-key --yes.
@@ -270,6 +273,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		fmt.Fprint(stdout, cmdHelp(cmd))
 		return 0
 	}
+	e.flags.set = map[string]bool{}
+	fs.Visit(func(fl *flag.Flag) { e.flags.set[fl.Name] = true })
 	if len(words) < cmd.minArgs || (cmd.maxArgs >= 0 && len(words) > cmd.maxArgs) {
 		fmt.Fprintf(stderr, "parley %s: wrong number of arguments\n\n%s", name, cmdHelp(cmd))
 		return 2

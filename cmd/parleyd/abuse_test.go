@@ -119,6 +119,7 @@ func TestServeRefusesBadAbuseFlags(t *testing.T) {
 	for _, args := range [][]string{
 		{"--metrics-listen", "0.0.0.0:0"},
 		{"--trusted-proxy", "not-an-address"},
+		{"--max-group-members", "1"},
 	} {
 		var errb bytes.Buffer
 		code := run(context.Background(), append([]string{"serve", "--data", t.TempDir(), "--listen", "127.0.0.1:0"}, args...), io.Discard, &errb)
@@ -191,4 +192,47 @@ func (f forwardedFor) RoundTrip(r *http.Request) (*http.Response, error) {
 	r = r.Clone(r.Context())
 	r.Header.Set("X-Forwarded-For", string(f))
 	return http.DefaultTransport.RoundTrip(r)
+}
+
+// --max-group-members reaches the server: it is announced in the
+// handshake, and a commit adding a third account to a group is refused
+// with GROUP_FULL (naming the limit) and changes nothing.
+func TestServeMaxGroupMembers(t *testing.T) {
+	mainURL, _ := runServe(t, "--metrics-listen", "off", "--max-group-members", "2")
+	ctx := context.Background()
+	dial := func(name string) (*transport.Conn, string) {
+		c, err := transport.Dial(ctx, mainURL, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		s, err := c.Register(ctx, name, newKey(t), "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c, s.DeviceID
+	}
+	a, _ := dial("alice")
+	_, bob := dial("bob")
+	_, carol := dial("carol")
+	if got := a.MaxGroupMembers(); got != 2 {
+		t.Fatalf("announced limit %d, want 2", got)
+	}
+	conv := []byte("group-1")
+	if err := a.CreateConversation(ctx, conv); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.SendCommit(ctx, transport.Commit{ID: transport.NewMessageID(), ConversationID: conv, Payload: []byte("c"),
+		Added: []string{bob}, Welcome: []byte("w")}); err != nil {
+		t.Fatal(err)
+	}
+	_, err := a.SendCommit(ctx, transport.Commit{ID: transport.NewMessageID(), ConversationID: conv, Epoch: 1, Payload: []byte("c"),
+		Added: []string{carol}, Welcome: []byte("w")})
+	if !errors.Is(err, wire.ErrGroupFull) || !strings.Contains(err.Error(), "at most 2") {
+		t.Fatalf("third member with --max-group-members 2: %v", err)
+	}
+	infos, err := a.ListConversations(ctx)
+	if err != nil || len(infos) != 1 || infos[0].Epoch != 1 || len(infos[0].Members) != 2 {
+		t.Fatalf("after the refused commit: %+v, %v", infos, err)
+	}
 }

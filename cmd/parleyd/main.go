@@ -224,6 +224,7 @@ type serveFlags struct {
 // the service (docs/abuse.md), and where operators read metrics.
 type abuseFlags struct {
 	maxWelcome, maxDevices, maxConnsPerAccount int
+	maxGroupMembers                            int
 	inboxPerSender, inboxTotal                 int64
 	inboxPerSenderN, inboxTotalN               int
 	metricsListen, metricsToken                string
@@ -242,6 +243,7 @@ func (a *abuseFlags) register(fs *flag.FlagSet) {
 	fs.IntVar(&a.inboxPerSenderN, "inbox-per-sender-count", 50, "unread invitations one account may leave in another device's inbox")
 	fs.IntVar(&a.inboxTotalN, "inbox-total-count", 500, "unread invitations one device's inbox may hold from everyone")
 	fs.IntVar(&a.maxDevices, "max-devices", 32, "most devices one account may link")
+	fs.IntVar(&a.maxGroupMembers, "max-group-members", 1000, "most accounts a group may hold: a commit adding devices past it is refused with GROUP_FULL")
 	fs.IntVar(&a.maxConnsPerAccount, "max-conns-per-account", 64, "most WebSocket connections all of one account's devices may hold open")
 	fs.StringVar(&a.metricsListen, "metrics-listen", "127.0.0.1:9867", "loopback `address` serving Prometheus /metrics to operators (\"off\": none)")
 	fs.StringVar(&a.metricsToken, "metrics-token", "", "also serve /metrics on the main listener to requests with \"Authorization: Bearer `TOKEN`\"")
@@ -258,6 +260,10 @@ func (a *abuseFlags) register(fs *flag.FlagSet) {
 // serverConfig applies the flags to cfg.
 func (a abuseFlags) serverConfig(cfg *server.Config) error {
 	cfg.MaxWelcome = a.maxWelcome
+	if a.maxGroupMembers < 2 {
+		return fmt.Errorf("--max-group-members %d: a group needs room for at least 2 members", a.maxGroupMembers)
+	}
+	cfg.MaxGroupMembers = a.maxGroupMembers
 	cfg.InboxLimits = store.InboxLimits{PerSender: a.inboxPerSender, Total: a.inboxTotal,
 		PerSenderCount: a.inboxPerSenderN, TotalCount: a.inboxTotalN}
 	cfg.MaxDevices = a.maxDevices

@@ -51,6 +51,7 @@ const (
 	ErrorCode_INBOX_FULL             ErrorCode = 18 // an added device holds too many unread invitations (from you, or in all); retry after it syncs
 	ErrorCode_NOT_READY              ErrorCode = 19 // the key transparency directory has no epoch to answer from yet (starting, or waiting for its auditors); retry shortly
 	ErrorCode_ACCOUNT_DELETED        ErrorCode = 20 // Authenticate: the account the request names was deleted (it has no devices left)
+	ErrorCode_GROUP_FULL             ErrorCode = 21 // the commit would take the group past the server's --max-group-members accounts
 )
 
 // Enum value maps for ErrorCode.
@@ -77,6 +78,7 @@ var (
 		18: "INBOX_FULL",
 		19: "NOT_READY",
 		20: "ACCOUNT_DELETED",
+		21: "GROUP_FULL",
 	}
 	ErrorCode_value = map[string]int32{
 		"ERROR_CODE_UNSPECIFIED": 0,
@@ -100,6 +102,7 @@ var (
 		"INBOX_FULL":             18,
 		"NOT_READY":              19,
 		"ACCOUNT_DELETED":        20,
+		"GROUP_FULL":             21,
 	}
 )
 
@@ -1300,9 +1303,12 @@ type HelloResponse struct {
 	Challenge   []byte `protobuf:"bytes,2,opt,name=challenge,proto3" json:"challenge,omitempty"`
 	AuthContext string `protobuf:"bytes,3,opt,name=auth_context,json=authContext,proto3" json:"auth_context,omitempty"`
 	// Largest ClientFrame the server reads (--max-frame), in bytes.
-	MaxFrame      uint64 `protobuf:"varint,4,opt,name=max_frame,json=maxFrame,proto3" json:"max_frame,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	MaxFrame uint64 `protobuf:"varint,4,opt,name=max_frame,json=maxFrame,proto3" json:"max_frame,omitempty"`
+	// Most accounts a group may hold (--max-group-members); a commit that
+	// adds devices past it gets GROUP_FULL. 0: no limit announced.
+	MaxGroupMembers uint32 `protobuf:"varint,5,opt,name=max_group_members,json=maxGroupMembers,proto3" json:"max_group_members,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *HelloResponse) Reset() {
@@ -1359,6 +1365,13 @@ func (x *HelloResponse) GetAuthContext() string {
 func (x *HelloResponse) GetMaxFrame() uint64 {
 	if x != nil {
 		return x.MaxFrame
+	}
+	return 0
+}
+
+func (x *HelloResponse) GetMaxGroupMembers() uint32 {
+	if x != nil {
+		return x.MaxGroupMembers
 	}
 	return 0
 }
@@ -5329,12 +5342,13 @@ const file_parleypb_parley_proto_rawDesc = "" +
 	"\bconflict\x18\x03 \x01(\v2\x12.parley.v1.MessageR\bconflict\x12.\n" +
 	"\x13retry_after_seconds\x18\x04 \x01(\rR\x11retryAfterSeconds\"2\n" +
 	"\x05Hello\x12)\n" +
-	"\x10protocol_version\x18\x01 \x01(\rR\x0fprotocolVersion\"\x98\x01\n" +
+	"\x10protocol_version\x18\x01 \x01(\rR\x0fprotocolVersion\"\xc4\x01\n" +
 	"\rHelloResponse\x12)\n" +
 	"\x10protocol_version\x18\x01 \x01(\rR\x0fprotocolVersion\x12\x1c\n" +
 	"\tchallenge\x18\x02 \x01(\fR\tchallenge\x12!\n" +
 	"\fauth_context\x18\x03 \x01(\tR\vauthContext\x12\x1b\n" +
-	"\tmax_frame\x18\x04 \x01(\x04R\bmaxFrame\"\xc4\x03\n" +
+	"\tmax_frame\x18\x04 \x01(\x04R\bmaxFrame\x12*\n" +
+	"\x11max_group_members\x18\x05 \x01(\rR\x0fmaxGroupMembers\"\xc4\x03\n" +
 	"\aSession\x12\x1a\n" +
 	"\busername\x18\x01 \x01(\tR\busername\x12\x1b\n" +
 	"\tdevice_id\x18\x02 \x01(\tR\bdeviceId\x12\x1d\n" +
@@ -5619,7 +5633,7 @@ const file_parleypb_parley_proto_rawDesc = "" +
 	"\rgroup_invites\x18\x03 \x01(\x0e2\x17.parley.v1.GroupInvitesR\fgroupInvites\"i\n" +
 	"\x0fPrivacyResponse\x12\x18\n" +
 	"\ablocked\x18\x01 \x03(\tR\ablocked\x12<\n" +
-	"\rgroup_invites\x18\x02 \x01(\x0e2\x17.parley.v1.GroupInvitesR\fgroupInvites*\xa1\x03\n" +
+	"\rgroup_invites\x18\x02 \x01(\x0e2\x17.parley.v1.GroupInvitesR\fgroupInvites*\xb1\x03\n" +
 	"\tErrorCode\x12\x1a\n" +
 	"\x16ERROR_CODE_UNSPECIFIED\x10\x00\x12\x0f\n" +
 	"\vBAD_REQUEST\x10\x01\x12\r\n" +
@@ -5644,7 +5658,9 @@ const file_parleypb_parley_proto_rawDesc = "" +
 	"\n" +
 	"INBOX_FULL\x10\x12\x12\r\n" +
 	"\tNOT_READY\x10\x13\x12\x13\n" +
-	"\x0fACCOUNT_DELETED\x10\x14*T\n" +
+	"\x0fACCOUNT_DELETED\x10\x14\x12\x0e\n" +
+	"\n" +
+	"GROUP_FULL\x10\x15*T\n" +
 	"\x04Kind\x12\x14\n" +
 	"\x10KIND_UNSPECIFIED\x10\x00\x12\n" +
 	"\n" +
