@@ -43,6 +43,12 @@ type convRecord struct {
 	SelfRemovals []selfRemoval `json:"self_removals,omitempty"`
 	// Last is the time of the newest message.
 	Last time.Time `json:"last"`
+	// Request is set for a direct conversation a stranger started, until
+	// the user accepts it (requests.go).
+	Request bool `json:"request,omitempty"`
+	// Imported is set for a conversation whose history came from
+	// "parley import": read-only, no MLS state (export.go).
+	Imported bool `json:"imported,omitempty"`
 }
 
 // label is how the conversation is named on the command line.
@@ -67,6 +73,12 @@ type Conversation struct {
 	Removed bool     `json:"removed,omitempty"` // this device is no longer a member (read-only)
 	Left    bool     `json:"left,omitempty"`    // ... because the user left, not removed by others
 	Last    string   `json:"last,omitempty"`
+	// Request: a message request, not accepted yet (parley requests).
+	Request bool `json:"request,omitempty"`
+	// Muted until this time (forever: the zero time with MutedForever).
+	Muted *Mute `json:"muted,omitempty"`
+	// Imported: history from "parley import", read-only.
+	Imported bool `json:"imported,omitempty"`
 }
 
 // directID is the group id of the direct conversation of two users: both
@@ -168,7 +180,8 @@ func (c *Client) Conversations(ctx context.Context) ([]Conversation, error) {
 				return err
 			}
 			for _, r := range convs {
-				cv := Conversation{ID: hexID(r.ID), Label: r.label(), Kind: r.Kind, Removed: r.Removed, Left: r.Removed && r.Leaving}
+				cv := Conversation{ID: hexID(r.ID), Label: r.label(), Kind: r.Kind, Removed: r.Removed, Left: r.Removed && r.Leaving,
+					Request: r.Request, Muted: muteOf(tx, r.ID, c.opts.now()), Imported: r.Imported}
 				if !r.Last.IsZero() {
 					cv.Last = r.Last.UTC().Format(time.RFC3339)
 				}

@@ -223,11 +223,22 @@ func mustCBOR(v any) []byte {
 func (c *Client) accept(tx *profile.Tx, r *convRecord, members map[string]bool, ev *event, p *parsed, notify bool) error {
 	ev.Kind, ev.Text = p.kind, p.text
 	ev.Target, ev.ReplyTo = hexMimi(p.target), hexMimi(p.inReplyTo)
+	if r.Request && ev.Sender.User == c.acct.User && p.kind != kindMeta {
+		// Another device of the user answered (or accepted, which sends
+		// receipts): the request is accepted on this device too.
+		r.Request = false
+		if err := putConv(tx, r); err != nil {
+			return err
+		}
+	}
+	if r.Request {
+		notify = false
+	}
 	if p.kind != kindMeta && ev.Sender.User != c.acct.User {
 		// Someone the user blocked may still be in a group with them (the
 		// server refuses only new invitations): their messages are not
 		// shown, stored or answered with receipts.
-		if _, err := tx.Get(bucketBlocked, ev.Sender.User); err == nil {
+		if isBlocked(tx, ev.Sender.User) {
 			return nil
 		}
 	}
@@ -239,7 +250,9 @@ func (c *Client) accept(tx *profile.Tx, r *convRecord, members map[string]bool, 
 		}
 		return nil
 	case KindReceipt:
-		return c.acceptReceipt(tx, r, ev, p.receipts)
+		return c.acceptReceipt(tx, r, ev, p.receipts, true)
+	case kindDelivered:
+		return c.acceptReceipt(tx, r, ev, p.receipts, false)
 	case KindReaction, KindEdit, KindDelete:
 		return c.applyEvent(tx, r, members, ev, notify)
 	}
@@ -275,35 +288,6 @@ func (c *Client) accept(tx *profile.Tx, r *convRecord, members map[string]bool, 
 func setMentions(m *Message, members map[string]bool, self string) {
 	m.Mentions = mentionsIn(m.Text, members)
 	m.Mentioned = slices.Contains(m.Mentions, self)
-}
-
-// acceptReceipt records a read receipt: one line per reader, not per
-// device (a message another device of the same reader already reported
-// is not reported again). Own devices' receipts tell this account nothing.
-func (c *Client) acceptReceipt(tx *profile.Tx, r *convRecord, ev *event, ids []string) error {
-	if ev.Sender.User == c.acct.User {
-		return nil
-	}
-	var fresh []string
-	for _, id := range ids {
-		key := id + "/" + ev.Sender.User
-		if _, err := tx.Get(bucketReadBy, key); err == nil {
-			continue
-		}
-		if err := tx.Put(bucketReadBy, key, []byte{1}); err != nil {
-			return err
-		}
-		fresh = append(fresh, id)
-	}
-	if len(fresh) == 0 {
-		return nil
-	}
-	msg := &Message{
-		ID: ev.ID, MimiID: ev.Mimi, Conversation: r.label(), ConversationID: hexID(r.ID), Sender: ev.Sender,
-		SentAt: ev.At, Kind: KindReceipt, Seq: ev.Seq, ReceiptFor: fresh,
-		Text: "read by " + ev.Sender.User + c.receiptSubject(tx, r, fresh),
-	}
-	return c.record(tx, r, msg, true)
 }
 
 // applyEvent applies a reaction, an edit or a delete to the message it

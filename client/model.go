@@ -80,6 +80,9 @@ type Message struct {
 	Target   string `json:"target,omitempty"`
 	Reaction string `json:"reaction,omitempty"`
 	Removed  bool   `json:"removed,omitempty"`
+	// Muted is set, when Sync reports the message, if its conversation
+	// is muted: store it, show it, but do not notify.
+	Muted bool `json:"muted,omitempty"`
 }
 
 // FileInfo describes an attachment, without its key.
