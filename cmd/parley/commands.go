@@ -457,7 +457,10 @@ Methods (params as an object; results are what the CLI prints with
 --json): send {to, text, replyTo}, sendFile {to, path}, getFile {id, out},
 sync {} (what arrived since the last sync call: messages, channel_posts,
 sent), history {conversation, limit}, conversations, outbox, self,
-version, and subscribe: the connection then receives every event as a
+version, info {id}, settings {name, on}, block and unblock {users},
+blocked, requests, acceptRequest and deleteRequest {user}, mute
+{conversation, for}, unmute {conversation}, mutes, export and import
+{path, passphrase}, and subscribe: the connection then receives every event as a
 notification {"jsonrpc":"2.0","method":"event","params":{"type":...}}
 with type message, sent, send_failed, connected, disconnected, alert,
 warning or channel_post. Errors carry code 1 (failed, with the reason)
