@@ -249,6 +249,15 @@ func TestMessageRequestTellsNothing(t *testing.T) {
 	if _, err := alice.AcceptRequest(ctx, "@bob"); err == nil {
 		t.Error("accepted a request that does not exist")
 	}
+	// Answering accepts.
+	mustSend(t, alice, "@carol", "who is this?")
+	if reqs, _ := alice.Requests(ctx); len(reqs) != 0 {
+		t.Errorf("still a request after answering: %+v", reqs)
+	}
+	mustSend(t, carol, "@alice", "an old friend")
+	if got := texts(mustSync(t, alice)); !slices.Equal(got, []string{"carol: an old friend"}) {
+		t.Errorf("after answering: %v", got)
+	}
 }
 
 // TestMute: a muted conversation's messages are stored and reported,
