@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"time"
 	"unicode/utf8"
 
@@ -19,10 +20,10 @@ import (
 
 // Export and import of history ("parley export", "parley import").
 //
-// The file holds the history of every conversation (messages with their
-// reactions, edits and receipts, the keys of their files) and this
-// profile's settings and mutes, as JSON lines inside a
-// client/historyfile container (Argon2id, XChaCha20-Poly1305). It holds
+// The file holds the history of every conversation but pending message
+// requests (messages with their reactions, edits and receipts, the keys
+// of their files) and this profile's settings and mutes, as JSON lines
+// inside a client/historyfile container (Argon2id, XChaCha20-Poly1305). It holds
 // NO key of this device and NO MLS group state: whoever has the file (and
 // its passphrase) can read the past, but cannot read anything new, send
 // as this device, or pass for it in any group. That is on purpose: a
@@ -106,6 +107,9 @@ func (c *Client) Export(ctx context.Context, w io.Writer, passphrase []byte, kdf
 			if err != nil {
 				return err
 			}
+			// Pending message requests are not the user's conversations
+			// yet: they stay behind.
+			convs = slices.DeleteFunc(convs, func(r *convRecord) bool { return r.Request })
 			total := 0
 			for _, r := range convs {
 				n, err := tx.Count(historyPfx + hexID(r.ID))
