@@ -61,7 +61,8 @@ type MessageInfo struct {
 	Kind         string    `json:"kind"`
 	Text         string    `json:"text"`
 	// Members: one entry per user of the conversation other than the
-	// message's sender (and users who reported it and left since).
+	// message's sender and this user (and users who reported it and left
+	// since).
 	Members []MemberStatus `json:"members"`
 	// ReadReceipts is this profile's setting: when off, others' read
 	// receipts show as deliveries only.
@@ -162,7 +163,10 @@ func (c *Client) Info(ctx context.Context, id string) (MessageInfo, error) {
 				}
 				states[it.Key], users[it.Key] = st, true
 			}
+			// The sender is no reader of their message, and this user's
+			// own reading needs no receipt.
 			delete(users, m.Sender.User)
+			delete(users, c.acct.User)
 			for u := range users {
 				st := states[u]
 				if !out.ReadReceipts && !st.Read.IsZero() {

@@ -101,10 +101,17 @@ func TestDaemonSafety(t *testing.T) {
 			id = m["id"].(string)
 		}
 	}
-	info := result(rc.call("info", map[string]string{"id": id}))
+	sent := result(rc.call("send", map[string]string{"to": "@bob", "text": "how are you"}))
+	parley(t, "--profile", bob, "sync")
+	info := result(rc.call("info", map[string]string{"id": sent["id"].(string)}))
 	members := info["members"].([]any)
-	if len(members) != 1 || members[0].(map[string]any)["user"] != "alice" {
-		t.Fatalf("info of bob's message: %v", info)
+	// One line, bob's (sent or read: the daemon may or may not have his
+	// receipt yet).
+	if len(members) != 1 || members[0].(map[string]any)["user"] != "bob" {
+		t.Fatalf("info of alice's message: %v", info)
+	}
+	if info := result(rc.call("info", map[string]string{"id": id})); len(info["members"].([]any)) != 0 {
+		t.Fatalf("info of bob's message lists someone: %v", info)
 	}
 	if r := result(rc.call("settings", map[string]any{"name": "receipts", "on": false})); r["read_receipts"] != false {
 		t.Fatalf("settings: %v", r)
