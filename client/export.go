@@ -49,7 +49,7 @@ var (
 )
 
 type exportRecord struct {
-	Type string `json:"type"` // header, conversation, message, file, receipt, end
+	Type string `json:"type"` // header, conversation, message, file, receipt, reaction, end
 	// header
 	Version    int       `json:"version,omitempty"`
 	User       string    `json:"user,omitempty"`
@@ -69,6 +69,9 @@ type exportRecord struct {
 	ID    string          `json:"id,omitempty"`
 	File  *fileDescriptor `json:"file,omitempty"`
 	State *receiptState   `json:"state,omitempty"`
+	// reaction: ID is the reaction message, Target the message it
+	// reacts to (so that it can still be taken back).
+	Target string `json:"target,omitempty"`
 	// total is the number of messages to expect, for progress.
 	total int64
 }
@@ -182,6 +185,19 @@ func (c *Client) Export(ctx context.Context, w io.Writer, passphrase []byte, kdf
 					res.Messages++
 					if progress != nil && res.Messages%64 == 0 {
 						progress(int64(res.Messages), int64(total))
+					}
+				}
+				rxs, err := tx.List(reactionPfx + hexID(r.ID))
+				if err != nil {
+					return err
+				}
+				for _, rx := range rxs {
+					var target string
+					if json.Unmarshal(rx.Value, &target) != nil {
+						continue
+					}
+					if err := enc.Encode(&exportRecord{Type: "reaction", ConvID: hexID(r.ID), ID: rx.Key, Target: target}); err != nil {
+						return err
 					}
 				}
 			}
@@ -413,6 +429,10 @@ func checkRecord(rec *exportRecord, self string, convs map[string]bool, msgs map
 		if msgs[rec.ID] != rec.ConvID || rec.ConvID == "" || rec.State == nil || wire.CheckUsername(rec.User) != nil {
 			return bad("a malformed receipt, or one of no message of its conversation")
 		}
+	case "reaction":
+		if !isMsgID(rec.ID) || msgs[rec.Target] != rec.ConvID || rec.ConvID == "" {
+			return bad("a malformed reaction, or one to no message of its conversation")
+		}
 	case "end":
 	default:
 		return bad("unknown type")
@@ -493,6 +513,11 @@ func (c *Client) importRecord(tx *profile.Tx, rec *exportRecord, res *ExportResu
 			return err
 		}
 		return tx.PutJSON(receiptPfx+rec.ID, rec.User, rec.State)
+	case "reaction":
+		if has, err := tx.Has(reactionPfx+rec.ConvID, rec.ID); err != nil || has {
+			return err
+		}
+		return tx.PutJSON(reactionPfx+rec.ConvID, rec.ID, rec.Target)
 	}
 	return nil
 }

@@ -24,7 +24,7 @@ func TestExportImport(t *testing.T) {
 	srv := startServer(t)
 	alice, bob, carol := srv.newUser(t, "alice"), srv.newUser(t, "bob"), srv.newUser(t, "carol")
 	mustSend(t, bob, "@alice", "the old days")
-	mustSend(t, alice, "@bob", "indeed")
+	indeed := mustSend(t, alice, "@bob", "indeed")
 	if _, err := carol.CreateGroup(ctx, "past", []string{"alice"}); err != nil {
 		t.Fatal(err)
 	}
@@ -35,6 +35,9 @@ func TestExportImport(t *testing.T) {
 	}
 	mustSync(t, alice)
 	mustSync(t, bob)
+	if _, err := alice.React(ctx, indeed.ID, "👍", false); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := alice.SetMute(ctx, "@bob", 0); err != nil {
 		t.Fatal(err)
 	}
@@ -119,6 +122,17 @@ func TestExportImport(t *testing.T) {
 	if s, _ := alice2.Settings(ctx); s.ReadReceipts {
 		t.Error("settings not imported")
 	}
+	// The imported reaction can be taken back from the new device.
+	if _, err := alice2.React(ctx, indeed.ID, "👍", true); err != nil {
+		t.Errorf("remove an imported reaction: %v", err)
+	}
+	hist, _ = alice2.History(ctx, "@bob", 0)
+	for _, m := range hist {
+		if m.ID == indeed.ID && len(m.Reactions) != 0 {
+			t.Errorf("the imported reaction stays after its removal: %+v", m.Reactions)
+		}
+	}
+	mustSync(t, bob)
 	// The conversation still works, and a second import adds nothing.
 	mustSend(t, bob, "@alice", "welcome back")
 	if got := texts(mustSync(t, alice2)); !slices.Equal(got, []string{"bob: welcome back"}) {
