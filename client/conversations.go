@@ -51,6 +51,12 @@ type convRecord struct {
 	// set by the message with log position TimerSeq.
 	Timer    int64  `json:"timer,omitempty"`
 	TimerSeq uint64 `json:"timer_seq,omitempty"`
+	// Request is set for a direct conversation a stranger started, until
+	// the user accepts it (requests.go).
+	Request bool `json:"request,omitempty"`
+	// Imported is set for a conversation whose history came from
+	// "parley import": read-only, no MLS state (export.go).
+	Imported bool `json:"imported,omitempty"`
 }
 
 // label is how the conversation is named on the command line.
@@ -81,6 +87,12 @@ type Conversation struct {
 	Name   string   `json:"name,omitempty"`
 	Topic  string   `json:"topic,omitempty"`
 	Admins []string `json:"admins,omitempty"`
+	// Request: a message request, not accepted yet (parley requests).
+	Request bool `json:"request,omitempty"`
+	// Muted until this time (forever: the zero time with MutedForever).
+	Muted *Mute `json:"muted,omitempty"`
+	// Imported: history from "parley import", read-only.
+	Imported bool `json:"imported,omitempty"`
 }
 
 // directID is the group id of the direct conversation of two users: both
@@ -182,7 +194,8 @@ func (c *Client) Conversations(ctx context.Context) ([]Conversation, error) {
 				return err
 			}
 			for _, r := range convs {
-				cv := Conversation{ID: hexID(r.ID), Label: r.label(), Kind: r.Kind, Removed: r.Removed, Left: r.Removed && r.Leaving}
+				cv := Conversation{ID: hexID(r.ID), Label: r.label(), Kind: r.Kind, Removed: r.Removed, Left: r.Removed && r.Leaving,
+					Request: r.Request, Muted: muteOf(tx, r.ID, c.opts.now()), Imported: r.Imported}
 				if r.Timer > 0 {
 					cv.Timer = FormatTimer(time.Duration(r.Timer) * time.Second)
 				}

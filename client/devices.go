@@ -285,7 +285,10 @@ func (c *Client) addOwnDevice(ctx context.Context, deviceID string, wait time.Du
 				return err
 			}
 			for _, r := range convs {
-				if r.Removed {
+				if r.Removed || r.Request {
+					// A message request gets the device once accepted (at
+					// a sync): a commit now would tell its sender that
+					// the user is active.
 					continue
 				}
 				var present bool

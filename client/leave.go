@@ -169,8 +169,8 @@ func (c *Client) completeLeaves(ctx context.Context, conn *transport.Conn) {
 		return
 	}
 	for _, r := range convs {
-		if r.Removed {
-			continue
+		if r.Removed || r.Request {
+			continue // a message request: nothing is sent before it is accepted
 		}
 		if r.Leaving {
 			if err := c.reproposeLeave(ctx, conn, r); err != nil {

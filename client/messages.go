@@ -243,12 +243,23 @@ func mustCBOR(v any) []byte {
 func (c *Client) accept(tx *profile.Tx, r *convRecord, members map[string]bool, ev *event, p *parsed, notify bool) error {
 	ev.Kind, ev.Text = p.kind, p.text
 	ev.Target, ev.ReplyTo = hexMimi(p.target), hexMimi(p.inReplyTo)
+	if r.Request && ev.Sender.User == c.acct.User && p.kind != kindMeta {
+		// Another device of the user answered (or accepted, which sends
+		// receipts): the request is accepted on this device too.
+		r.Request = false
+		if err := putConv(tx, r); err != nil {
+			return err
+		}
+	}
+	if r.Request {
+		notify = false
+	}
 	if p.kind != kindMeta && p.kind != KindTimer && ev.Sender.User != c.acct.User {
 		// Someone the user blocked may still be in a group with them (the
 		// server refuses only new invitations): their messages are not
 		// shown, stored or answered with receipts. (Group state, the name
 		// and the timer, is applied from anyone, or devices would differ.)
-		if _, err := tx.Get(bucketBlocked, ev.Sender.User); err == nil {
+		if isBlocked(tx, ev.Sender.User) {
 			return nil
 		}
 	}
@@ -267,7 +278,9 @@ func (c *Client) accept(tx *profile.Tx, r *convRecord, members map[string]bool, 
 		}
 		return nil
 	case KindReceipt:
-		return c.acceptReceipt(tx, r, ev, p.receipts)
+		return c.acceptReceipt(tx, r, ev, p.receipts, true)
+	case kindDelivered:
+		return c.acceptReceipt(tx, r, ev, p.receipts, false)
 	case KindJoinRequest:
 		return c.acceptJoinRequest(tx, r, ev, p.join)
 	case KindReaction, KindEdit, KindDelete:
@@ -309,46 +322,6 @@ func (c *Client) accept(tx *profile.Tx, r *convRecord, members map[string]bool, 
 func setMentions(m *Message, members map[string]bool, self string) {
 	m.Mentions = mentionsIn(m.Text, members)
 	m.Mentioned = slices.Contains(m.Mentions, self)
-}
-
-// acceptReceipt records a read receipt: one line per reader, not per
-// device (a message another device of the same reader already reported
-// is not reported again). Own devices' receipts tell this account nothing.
-func (c *Client) acceptReceipt(tx *profile.Tx, r *convRecord, ev *event, ids []string) error {
-	if ev.Sender.User == c.acct.User {
-		return nil
-	}
-	var fresh []string
-	for _, id := range ids {
-		key := id + "/" + ev.Sender.User
-		if _, err := tx.Get(bucketReadBy, key); err == nil {
-			continue
-		}
-		if err := tx.Put(bucketReadBy, key, []byte{1}); err != nil {
-			return err
-		}
-		fresh = append(fresh, id)
-	}
-	if len(fresh) == 0 {
-		return nil
-	}
-	msg := &Message{
-		ID: ev.ID, MimiID: ev.Mimi, Conversation: r.label(), ConversationID: hexID(r.ID), Sender: ev.Sender,
-		SentAt: ev.At, Kind: KindReceipt, Seq: ev.Seq, ReceiptFor: fresh,
-		Text:      "read by " + ev.Sender.User + c.receiptSubject(tx, r, fresh),
-		ExpiresAt: ev.Expires,
-	}
-	// The receipt quotes the messages it is for: it goes when they do.
-	for _, id := range fresh {
-		var m Message
-		if err := tx.GetJSON(historyPfx+hexID(r.ID), id, &m); err == nil {
-			msg.ExpiresAt = earlier(msg.ExpiresAt, m.ExpiresAt)
-		}
-	}
-	if err := noteExpiring(tx, r, ev.ID, msg.ExpiresAt, ""); err != nil {
-		return err
-	}
-	return c.record(tx, r, msg, true)
 }
 
 // applyEvent applies a reaction, an edit or a delete to the message it

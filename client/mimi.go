@@ -175,7 +175,7 @@ func (p *parsed) body(b *content.Part, inReplyTo *content.MessageID) error {
 				return err
 			}
 			p.kind, p.text = KindText, t
-		case ct == typeReceipt:
+		case ct == typeReceipt || ct == typeDelivered:
 			var ids [][]byte
 			if err := cbor.Unmarshal(b.Content, &ids); err != nil || len(ids) == 0 || len(ids) > maxReceipts {
 				return fmt.Errorf("%w: bad receipt", errBadContent)
@@ -187,6 +187,9 @@ func (p *parsed) body(b *content.Part, inReplyTo *content.MessageID) error {
 				p.receipts = append(p.receipts, hexID(id))
 			}
 			p.kind = KindReceipt
+			if ct == typeDelivered {
+				p.kind = kindDelivered
+			}
 		case ct == typeTimer:
 			d, err := parseTimerBody(b.Content)
 			if err != nil {
@@ -286,7 +289,9 @@ func fileBody(fd *fileDescriptor, description string) content.Part {
 			HashAlg: content.HashSHA256, ContentHash: fd.SHA256, Description: description, Filename: fd.Name}}
 }
 
-func receiptBody(ids []string) (content.Part, error) {
+// receiptBody is a read receipt for ids or, with read false, a delivery
+// receipt.
+func receiptBody(ids []string, read bool) (content.Part, error) {
 	raw := make([][]byte, len(ids))
 	for i, id := range ids {
 		b, err := hex.DecodeString(id)
@@ -296,7 +301,11 @@ func receiptBody(ids []string) (content.Part, error) {
 		raw[i] = b
 	}
 	b, err := content.Marshal(raw)
-	return content.Part{Disposition: content.Unspecified, Cardinality: content.SinglePart, ContentType: typeReceipt, Content: b}, err
+	ct := typeReceipt
+	if !read {
+		ct = typeDelivered
+	}
+	return content.Part{Disposition: content.Unspecified, Cardinality: content.SinglePart, ContentType: ct, Content: b}, err
 }
 
 func groupBody(name string) (content.Part, error) {

@@ -83,6 +83,9 @@ type Message struct {
 	// ExpiresAt is when the message disappears from every device
 	// (disappearing messages); zero for never.
 	ExpiresAt time.Time `json:"expires_at,omitzero"`
+	// Muted is set, when Sync reports the message, if its conversation
+	// is muted: store it, show it, but do not notify.
+	Muted bool `json:"muted,omitempty"`
 }
 
 // FileInfo describes an attachment, without its key.

@@ -2,6 +2,7 @@ package client
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 
@@ -74,23 +75,55 @@ func (c *Client) UpdatePrivacy(ctx context.Context, block, unblock []string, gro
 		}
 		// Kept here too, so that sync hides what blocked people still
 		// send in conversations shared with them.
-		return c.store.Update(func(tx *profile.Tx) error {
-			old, err := tx.List(bucketBlocked)
-			if err != nil {
-				return err
-			}
-			for _, it := range old {
-				if err := tx.Delete(bucketBlocked, it.Key); err != nil {
-					return err
-				}
-			}
-			for _, u := range out.Blocked {
-				if err := tx.Put(bucketBlocked, u, []byte{1}); err != nil {
-					return err
-				}
-			}
-			return nil
-		})
+		return c.store.Update(func(tx *profile.Tx) error { return storeBlocked(tx, out.Blocked) })
 	})
 	return out, err
 }
+
+// storeBlocked replaces this device's copy of the block list.
+func storeBlocked(tx *profile.Tx, blocked []string) error {
+	old, err := tx.List(bucketBlocked)
+	if err != nil {
+		return err
+	}
+	keep := map[string]bool{}
+	for _, u := range blocked {
+		keep[u] = true
+	}
+	for _, it := range old {
+		if !keep[it.Key] {
+			if err := tx.Delete(bucketBlocked, it.Key); err != nil {
+				return err
+			}
+		}
+	}
+	for _, u := range blocked {
+		if err := tx.Put(bucketBlocked, u, []byte{1}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// isBlocked reports whether this account blocked user.
+func isBlocked(tx *profile.Tx, user string) bool {
+	ok, err := tx.Has(bucketBlocked, user)
+	return err == nil && ok
+}
+
+// refreshBlocked fetches the account's block list from the server, so
+// that a block made on another of the user's devices applies here before
+// this sync processes anything. Call with the lock held; failures warn.
+func (c *Client) refreshBlocked(ctx context.Context, conn *transport.Conn) {
+	p, err := conn.UpdatePrivacy(ctx, nil, nil, transport.GroupInvitesUnchanged)
+	if err == nil {
+		err = c.store.Update(func(tx *profile.Tx) error { return storeBlocked(tx, p.Blocked) })
+	}
+	if err != nil && ctx.Err() == nil {
+		c.warn(nil, nil, fmt.Errorf("refresh the block list: %w", err))
+	}
+}
+
+// errBlockedWelcome: an invitation from someone the user blocked, dropped
+// without a word to anyone.
+var errBlockedWelcome = errors.New("client: an invitation from a blocked account")

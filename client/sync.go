@@ -48,6 +48,9 @@ func seen(tx *profile.Tx, id []byte) (bool, error) { return tx.Has(bucketSeen, h
 // record adds m to the conversation's history and, if notify, to the
 // queue of messages Sync reports.
 func (c *Client) record(tx *profile.Tx, r *convRecord, m *Message, notify bool) error {
+	if r.Request {
+		notify = false // a message request is shown once accepted
+	}
 	if err := tx.PutJSON(historyPfx+hexID(r.ID), m.ID, m); err != nil {
 		return err
 	}
@@ -390,6 +393,9 @@ func (c *Client) processInbox(ctx context.Context, conn *transport.Conn) ([][]by
 		}
 		for _, m := range msgs {
 			id, err := c.joinFromWelcome(m)
+			if errors.Is(err, errBlockedWelcome) {
+				continue // refused in silence: acked below, never joined
+			}
 			if err != nil {
 				c.warn(nil, m.ID, fmt.Errorf("cannot join from Welcome: %w", err))
 				continue
@@ -467,6 +473,11 @@ func (c *Client) joinFromWelcome(m transport.Message) ([]byte, error) {
 				}
 			}
 		}
+		if r.Kind == ConvDirect {
+			if r.Request, err = isRequest(tx, r.ID, adder.User, c.acct.User); err != nil {
+				return err
+			}
+		}
 		if err := saveGroup(tx, g); err != nil {
 			return err
 		}
@@ -477,6 +488,16 @@ func (c *Client) joinFromWelcome(m transport.Message) ([]byte, error) {
 			return err
 		}
 		joined = r.ID
+		// Nothing from a blocked person reaches the user, even if the
+		// server let their commit through (it refuses them, but a block
+		// made after the invitation was queued, or a server that does not
+		// enforce blocks, would): the invitation is refused, the key
+		// package is not used, and the inviter is not told.
+		for u := range users {
+			if u != c.acct.User && isBlocked(tx, u) && (u == adder.User || r.Kind == ConvDirect) {
+				return errBlockedWelcome
+			}
+		}
 		if adder.User == "" {
 			adder.User = "someone"
 		}
@@ -549,6 +570,7 @@ func (c *Client) syncAll(ctx context.Context, conn *transport.Conn) error {
 			return err
 		}
 	}
+	c.refreshBlocked(ctx, conn)
 	if _, err := c.processInbox(ctx, conn); err != nil {
 		return err
 	}
@@ -587,8 +609,8 @@ func (c *Client) healOwnDevices(ctx context.Context, conn *transport.Conn) {
 		return
 	}
 	for _, r := range convs {
-		if r.Removed {
-			continue
+		if r.Removed || r.Request {
+			continue // a message request: nothing is sent before it is accepted
 		}
 		var missing bool
 		err := c.store.Update(func(tx *profile.Tx) error {
@@ -627,6 +649,7 @@ func (c *Client) drainNew() ([]Message, error) {
 			if err := jsonUnmarshal(it.Value, &e); err != nil {
 				return err
 			}
+			muted := muteOf(tx, e.Conv, c.opts.now()) != nil
 			if e.Event != nil {
 				if c.expired(e.Event.ExpiresAt) {
 					continue
@@ -634,6 +657,7 @@ func (c *Client) drainNew() ([]Message, error) {
 				if r, err := getConv(tx, e.Conv); err == nil {
 					e.Event.Conversation = r.label()
 				}
+				e.Event.Muted = muted
 				out = append(out, *e.Event)
 				continue
 			}
@@ -648,6 +672,7 @@ func (c *Client) drainNew() ([]Message, error) {
 					m.Conversation = r.label()
 				}
 				withQuote(tx, &m)
+				m.Muted = muted
 				out = append(out, m)
 			} else if !errors.Is(err, profile.ErrNotFound) {
 				return err
@@ -659,7 +684,8 @@ func (c *Client) drainNew() ([]Message, error) {
 }
 
 // sendReceipts sends one read receipt per conversation for the text and
-// file messages of other users among msgs. Failures only warn.
+// file messages of other users among msgs (a delivery receipt when this
+// profile's read receipts are off). Failures only warn.
 func (c *Client) sendReceipts(ctx context.Context, conn *transport.Conn, msgs []Message) int {
 	byConv := map[string][]string{}
 	var order []string
@@ -673,6 +699,8 @@ func (c *Client) sendReceipts(ctx context.Context, conn *transport.Conn, msgs []
 		byConv[m.ConversationID] = append(byConv[m.ConversationID], m.ID)
 	}
 	sent := 0
+	read := true
+	c.store.Update(func(tx *profile.Tx) error { read = readReceiptsOn(tx); return nil })
 	for _, convHex := range order {
 		id, _ := hex.DecodeString(convHex)
 		var r *convRecord
@@ -683,7 +711,7 @@ func (c *Client) sendReceipts(ctx context.Context, conn *transport.Conn, msgs []
 		ids := byConv[convHex]
 		for len(ids) > 0 {
 			n := min(len(ids), maxReceipts)
-			body, err := receiptBody(ids[:n])
+			body, err := receiptBody(ids[:n], read)
 			if err == nil {
 				_, err = c.sendContent(ctx, conn, r, newContent(body), false)
 			}

@@ -24,9 +24,7 @@ import (
 const (
 	typeTyping = "application/vnd.parley.typing+cbor"
 	kindTyping = "typing"
-	// bucketSettings holds this device's settings.
-	bucketSettings = "settings"
-	// settingNoTyping, if present, turns sending typing indicators off.
+	// settingNoTyping, if present in bucketSettings (settings.go), turns sending typing indicators off.
 	settingNoTyping = "no-typing"
 )
 

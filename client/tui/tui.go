@@ -62,7 +62,10 @@ func NewBackend(c *client.Client) Backend { return clientBackend{c} }
 
 func (b clientBackend) Self() client.Self { return b.c.Self() }
 func (b clientBackend) Conversations(ctx context.Context) ([]client.Conversation, error) {
-	return b.c.Conversations(ctx)
+	convs, err := b.c.Conversations(ctx)
+	// Message requests stay out of the chat until accepted ("parley
+	// requests accept"): their messages are not shown.
+	return slices.DeleteFunc(convs, func(c client.Conversation) bool { return c.Request }), err
 }
 func (b clientBackend) History(ctx context.Context, conv string, limit int) ([]client.Message, error) {
 	return b.c.History(ctx, conv, limit)
@@ -377,7 +380,9 @@ func (m Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		if msg.Message.Conversation == m.Current() {
 			m.history = append(m.history, msg.Message)
 			cmds = append(cmds, m.tick(time.Now()))
-		} else if msg.Message.Kind == client.KindText || msg.Message.Kind == client.KindFile {
+		} else if (msg.Message.Kind == client.KindText || msg.Message.Kind == client.KindFile) && !msg.Message.Muted {
+			// A muted conversation's messages are stored and shown when
+			// it is opened, but neither counted nor announced.
 			m.setStatus(fmt.Sprintf("new message in %s", msg.Message.Conversation), false)
 			m.unread[msg.Message.Conversation]++
 		}
@@ -899,6 +904,9 @@ func (m Model) View() string {
 		suffix := ""
 		if n := m.unread[c.Label]; n > 0 {
 			suffix = fmt.Sprintf(" (%d)", n)
+		}
+		if c.Muted != nil {
+			suffix += " ~"
 		}
 		if len(label)+len(suffix) > listWidth-2 {
 			label = label[:max(listWidth-3-len(suffix), 1)] + "…"

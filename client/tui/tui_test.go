@@ -674,3 +674,20 @@ func TestGroupNameTopicAndRoles(t *testing.T) {
 		t.Fatalf("/members was sent: %q", f.sent)
 	}
 }
+
+// TestMutedNotCounted: a muted conversation's message is neither counted
+// as unread nor announced, but is there when the conversation is opened.
+func TestMutedNotCounted(t *testing.T) {
+	f := newFake()
+	m := start(t, f)
+	muted := msg("#team", "carol", "quiet please")
+	muted.Muted = true
+	m = step(t, m, IncomingMsg{muted})
+	if strings.Contains(m.View(), "#team (1)") || strings.Contains(m.(Model).Status(), "new message") {
+		t.Fatalf("a muted message notified:\n%s", m.View())
+	}
+	m = step(t, m, IncomingMsg{msg("#team", "carol", "loud")})
+	if !strings.Contains(m.View(), "#team (1)") {
+		t.Fatalf("an unmuted message was not counted:\n%s", m.View())
+	}
+}

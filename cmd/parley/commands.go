@@ -171,6 +171,7 @@ and post; a queued message delivered is {"kind":"sent","sent":{...}}.`,
 				fs.BoolVar(&f.follow, "follow", false, "stay connected and print messages as they arrive")
 				fs.IntVar(&f.max, "max", 0, "with --follow: exit once at least this many messages were printed (0: never)")
 				fs.DurationVar(&f.channelPoll, "channel-poll", 15*time.Second, "with --follow: how often followed public channels are checked")
+				fs.BoolVar(&f.bell, "bell", false, "with --follow: ring the terminal bell for each new message from others, except in muted conversations")
 			},
 			run: cmdSync,
 		},
@@ -464,14 +465,20 @@ profile's history stays on this computer until you delete its directory.`,
 			name: "block", minArgs: 1, maxArgs: -1,
 			usage: `block @USER...
 
-Blocks people: the server refuses every attempt of theirs to add any of
-your devices to a conversation (a group or a direct chat), so they cannot
-reach you in a new conversation or fill your inbox with invitations. The
-server keeps the list (it has to, to refuse them); they are told only
-that you do not accept invitations from them, the same answer as for
-"privacy --group-invites contacts". In conversations you already share,
-this device stops showing what they send; they stay members (leave or
-remove them to keep them from reading).`,
+Blocks people: nothing of theirs reaches you. The server refuses every
+attempt of theirs to add any of your devices to a conversation (a group
+or a direct chat), so they cannot reach you in a new conversation or fill
+your inbox with invitations; your devices also refuse any invitation of
+theirs that got through (one queued before the block), and in
+conversations you already share they drop what they send: not shown,
+not stored, not notified, no receipt. The server keeps the list (it has
+to, to refuse them; every device of yours fetches it at its next sync);
+they are told only that you do not accept invitations from them, the
+same answer as for "privacy --group-invites contacts", and their
+messages in shared conversations are still accepted by the server, so
+they cannot tell. They stay members of groups you share (leave or remove
+them to keep them from reading). "parley blocked" lists whom you
+blocked.`,
 			run: func(ctx context.Context, e *env, args []string) error { return cmdPrivacy(ctx, e, args, nil) },
 		},
 		{
@@ -589,7 +596,10 @@ Methods (params as an object; results are what the CLI prints with
 --json): send {to, text, replyTo}, sendFile {to, path}, getFile {id, out},
 sync {} (what arrived since the last sync call: messages, channel_posts,
 sent), history {conversation, limit}, conversations, outbox, self,
-version, and subscribe: the connection then receives every event as a
+version, info {id}, settings {name, on}, block and unblock {users},
+blocked, requests, acceptRequest and deleteRequest {user}, mute
+{conversation, for}, unmute {conversation}, mutes, export and import
+{path, passphrase}, and subscribe: the connection then receives every event as a
 notification {"jsonrpc":"2.0","method":"event","params":{"type":...}}
 with type message, sent, send_failed, connected, disconnected, alert,
 warning or channel_post. Errors carry code 1 (failed, with the reason)
@@ -614,6 +624,7 @@ Prints the client version.`,
 			},
 		},
 	}
+	cmds = append(cmds, safetyCommands()...)
 	m := make(map[string]*command)
 	for _, c := range cmds {
 		m[c.name] = c
@@ -974,6 +985,7 @@ func cmdSync(ctx context.Context, e *env, args []string) error {
 			switch ev.Type {
 			case client.EventMessage:
 				e.show(syncItem{msg: ev.Message})
+				e.ring(ev.Message, c.Self().User)
 			case client.EventChannelPost:
 				e.show(syncItem{post: ev.ChannelPost})
 			case client.EventSent:
@@ -1434,8 +1446,15 @@ func cmdGroupList(ctx context.Context, e *env, args []string) error {
 		switch {
 		case cv.Left:
 			state = " (you left; history read-only)"
+		case cv.Imported && cv.Removed:
+			state = " (imported; history read-only)"
 		case cv.Removed:
 			state = " (you were removed; history read-only)"
+		case cv.Request:
+			state = " (message request: parley requests)"
+		}
+		if cv.Muted != nil {
+			state += " (muted)"
 		}
 		fmt.Fprintf(e.stdout, "%-20s %s%s\n", cv.Label, strings.Join(parts, ", "), state)
 	}

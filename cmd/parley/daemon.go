@@ -436,7 +436,10 @@ func (d *daemon) call(ctx context.Context, method string, raw json.RawMessage) (
 	case "version":
 		return map[string]string{"version": buildinfo.String()}, nil
 	}
-	return nil, &rpcError{Code: rpcMethodNotFound, Message: fmt.Sprintf("no method %q (send, sendFile, getFile, sync, history, conversations, outbox, self, version, subscribe, typing, timer)", method)}
+	if res, ok, err := d.callSafety(ctx, method, raw); ok {
+		return res, err
+	}
+	return nil, &rpcError{Code: rpcMethodNotFound, Message: fmt.Sprintf("no method %q (send, sendFile, getFile, sync, history, conversations, outbox, self, version, subscribe, typing, timer, %s)", method, safetyMethods)}
 }
 
 func nonNil[T any](v []T, err error) (any, error) {
@@ -562,6 +565,7 @@ func (e *env) daemonSync(ctx context.Context) (bool, error) {
 			switch ev.Type {
 			case client.EventMessage:
 				e.show(syncItem{msg: ev.Message})
+				e.ring(ev.Message, "")
 			case client.EventChannelPost:
 				e.show(syncItem{post: ev.ChannelPost})
 			case client.EventSent:

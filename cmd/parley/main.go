@@ -62,8 +62,14 @@ Account and devices:
   account delete NAME             delete your account (NAME: your username, to confirm)
   safety-number @USER             the number to compare with USER to rule out interception
   verify @USER [--clear]          after comparing safety numbers: hold messages to USER if their devices change
-  block @USER... / unblock @USER...
-                                  refuse (or allow again) their invitations to any conversation
+  block @USER... / unblock @USER... / blocked
+                                  hear nothing from them (or again); list whom you blocked
+  requests [accept|delete @USER]  message requests from people you never talked to
+  mute @USER|#GROUP [--for 8h] / unmute @USER|#GROUP
+                                  stop (or restart) notifications of a conversation
+  settings [receipts|requests on|off]
+                                  read receipts; message requests
+  export --out FILE / import FILE move your history to another device of yours (encrypted)
   privacy [--group-invites everyone|contacts]
                                   show who may add you to conversations; limit groups to contacts
 
@@ -80,6 +86,7 @@ Messages:
   delete-file ID                  delete a file you sent from the server (frees your quota)
   sync [--follow]                 fetch and print what is new (and send read receipts)
   history @USER|#GROUP            print a conversation's stored history
+  info ID                         who of the members got and read a message, and when
   chat                            interactive terminal UI
   outbox [--retry|--discard ID]   messages queued while the server was unreachable, or refused
   daemon                          unlock once, serve JSON-RPC on a Unix socket for scripts and bots
@@ -169,6 +176,9 @@ type cmdFlags struct {
 	channelPoll time.Duration
 	// socket: daemon --socket.
 	socket string
+	// muteFor: mute --for; bell: sync --follow --bell.
+	muteFor time.Duration
+	bell    bool
 }
 
 // listFlag is a repeatable string flag.

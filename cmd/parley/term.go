@@ -95,6 +95,8 @@ type progressBar struct {
 	label string
 	last  time.Time
 	drawn bool
+	// unit, if set, counts items of that unit instead of bytes.
+	unit string
 }
 
 func newProgressBar(e *env, label string) *progressBar {
@@ -114,7 +116,11 @@ func (p *progressBar) update(done, total int64) {
 		return
 	}
 	p.last = now
-	fmt.Fprint(p.f, "\r"+renderBar(p.label, done, total, 30))
+	line := renderBar(p.label, done, total, 30)
+	if p.unit != "" {
+		line = renderCount(p.label, done, total, 30, p.unit)
+	}
+	fmt.Fprint(p.f, "\r"+line)
 	p.drawn = true
 }
 

@@ -1,0 +1,202 @@
+package client
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/parleychat/parley/client/historyfile"
+)
+
+var cheapExportKDF = historyfile.KDF{Time: 1, MemoryKiB: 64, Threads: 1}
+
+// TestExportImport: a new device of the same account imports the history
+// of the first, read-only where it is not a member; another account's
+// file, a wrong passphrase and a damaged file change nothing; the file
+// holds no key of the exporting device.
+func TestExportImport(t *testing.T) {
+	ctx := context.Background()
+	srv := startServer(t)
+	alice, bob, carol := srv.newUser(t, "alice"), srv.newUser(t, "bob"), srv.newUser(t, "carol")
+	mustSend(t, bob, "@alice", "the old days")
+	indeed := mustSend(t, alice, "@bob", "indeed")
+	if _, err := carol.CreateGroup(ctx, "past", []string{"alice"}); err != nil {
+		t.Fatal(err)
+	}
+	mustSend(t, carol, "#past", "before you left")
+	mustSync(t, alice)
+	if err := carol.RemoveMembers(ctx, "past", []string{"alice"}); err != nil {
+		t.Fatal(err)
+	}
+	mustSync(t, alice)
+	mustSync(t, bob)
+	if _, err := alice.React(ctx, indeed.ID, "👍", false); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := alice.SetMute(ctx, "@bob", 0); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := alice.SetSetting(ctx, SettingReadReceipts, false); err != nil {
+		t.Fatal(err)
+	}
+
+	var file bytes.Buffer
+	var calls int
+	res, err := alice.Export(ctx, &file, []byte("export passphrase"), cheapExportKDF, func(done, total int64) { calls++ })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Conversations != 2 || res.Messages < 3 || calls == 0 {
+		t.Fatalf("export: %+v, %d progress calls", res, calls)
+	}
+	// No key of the device is in it.
+	plain := decryptAll(t, file.Bytes(), []byte("export passphrase"))
+	for _, secret := range [][]byte{alice.acct.DeviceKey, alice.acct.SignKey, alice.acct.AccountKey} {
+		if len(secret) > 0 && bytes.Contains(plain, secret) {
+			t.Fatal("the export holds a key of the device")
+		}
+		js, _ := json.Marshal(secret)
+		if len(secret) > 0 && bytes.Contains(plain, bytes.Trim(js, `"`)) {
+			t.Fatal("the export holds a key of the device (base64)")
+		}
+	}
+
+	alice2 := srv.linkDevice(t, alice, "alice2")
+	mustSync(t, alice2)
+	if hist, _ := alice2.History(ctx, "@bob", 0); slices.Contains(texts(hist), "bob: the old days") {
+		t.Fatal("a new device has history before import")
+	}
+	// Bad inputs change nothing.
+	if _, err := alice2.Import(ctx, bytes.NewReader(file.Bytes()), []byte("wrong"), nil); !errors.Is(err, historyfile.ErrWrongPassphrase) {
+		t.Errorf("wrong passphrase: %v", err)
+	}
+	cut := file.Bytes()[:file.Len()-5]
+	if _, err := alice2.Import(ctx, bytes.NewReader(cut), []byte("export passphrase"), nil); !errors.Is(err, historyfile.ErrCorrupt) {
+		t.Errorf("cut file: %v", err)
+	}
+	if _, err := bob.Import(ctx, bytes.NewReader(file.Bytes()), []byte("export passphrase"), nil); !errors.Is(err, ErrOtherAccount) {
+		t.Errorf("another account's file: %v", err)
+	}
+	if convs, _ := alice2.Conversations(ctx); slices.ContainsFunc(convs, func(c Conversation) bool { return c.Label == "#past" }) {
+		t.Fatal("a failed import left a conversation")
+	}
+	if s, _ := alice2.Settings(ctx); !s.ReadReceipts {
+		t.Fatal("a failed import changed the settings")
+	}
+
+	res, err = alice2.Import(ctx, bytes.NewReader(file.Bytes()), []byte("export passphrase"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Messages < 3 {
+		t.Errorf("import: %+v", res)
+	}
+	hist, err := alice2.History(ctx, "@bob", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := texts(hist); !slices.Contains(got, "bob: the old days") || !slices.Contains(got, "alice: indeed") {
+		t.Errorf("imported @bob history: %v", got)
+	}
+	past, err := alice2.History(ctx, "#past", 0)
+	if err != nil || !slices.Contains(texts(past), "carol: before you left") {
+		t.Errorf("imported #past: %v, %v", texts(past), err)
+	}
+	convs, _ := alice2.Conversations(ctx)
+	for _, cv := range convs {
+		if cv.Label == "#past" && (!cv.Imported || !cv.Removed) {
+			t.Errorf("#past should be imported and read-only: %+v", cv)
+		}
+		if cv.Label == "@bob" && cv.Muted == nil {
+			t.Errorf("the mute of @bob was not imported: %+v", cv)
+		}
+	}
+	if _, err := alice2.SendText(ctx, "#past", "hello?"); err == nil {
+		t.Error("sent to an imported, read-only group")
+	}
+	if s, _ := alice2.Settings(ctx); s.ReadReceipts {
+		t.Error("settings not imported")
+	}
+	// The imported reaction can be taken back from the new device.
+	if _, err := alice2.React(ctx, indeed.ID, "👍", true); err != nil {
+		t.Errorf("remove an imported reaction: %v", err)
+	}
+	hist, _ = alice2.History(ctx, "@bob", 0)
+	for _, m := range hist {
+		if m.ID == indeed.ID && len(m.Reactions) != 0 {
+			t.Errorf("the imported reaction stays after its removal: %+v", m.Reactions)
+		}
+	}
+	mustSync(t, bob)
+	// The conversation still works, and a second import adds nothing.
+	mustSend(t, bob, "@alice", "welcome back")
+	if got := texts(mustSync(t, alice2)); !slices.Equal(got, []string{"bob: welcome back"}) {
+		t.Errorf("after import: %v", got)
+	}
+	res, err = alice2.Import(ctx, bytes.NewReader(file.Bytes()), []byte("export passphrase"), nil)
+	if err != nil || res.Messages != 0 || res.Skipped == 0 {
+		t.Errorf("second import: %+v, %v", res, err)
+	}
+}
+
+func decryptAll(t *testing.T, file, pass []byte) []byte {
+	t.Helper()
+	r, err := historyfile.NewReader(bytes.NewReader(file), pass)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b bytes.Buffer
+	if _, err := b.ReadFrom(r); err != nil {
+		t.Fatal(err)
+	}
+	return b.Bytes()
+}
+
+// FuzzReadExport: the decoder of an export's records accepts only what
+// is consistent (every message in a declared conversation, the end's
+// count right, nothing after it), and what it accepts decodes the same
+// again once re-encoded.
+func FuzzReadExport(f *testing.F) {
+	conv := directID("alice", "bob")
+	valid := []exportRecord{
+		{Type: "header", Version: 1, User: "alice", Messages: 1},
+		{Type: "conversation", Conv: &exportConv{ID: conv, Kind: ConvDirect, Peer: "bob", Created: time.Unix(1, 0).UTC()}},
+		{Type: "message", ConvID: hexID(conv), Message: &Message{ID: strings.Repeat("ab", 16), Kind: KindText, Text: "hi", Sender: Sender{User: "bob", Device: "d"}}},
+		{Type: "end", Messages: 1},
+	}
+	var seed bytes.Buffer
+	for _, r := range valid {
+		json.NewEncoder(&seed).Encode(&r)
+	}
+	f.Add(seed.Bytes())
+	f.Add([]byte(`{"type":"header","version":1,"user":"alice"}` + "\n" + `{"type":"end"}` + "\n"))
+	f.Add([]byte(`{"type":"header","version":1,"user":"mallory"}` + "\n"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var got []*exportRecord
+		err := readExport(bytes.NewReader(b), "alice", func(r *exportRecord) error { got = append(got, r); return nil })
+		if err != nil {
+			return
+		}
+		if got[0].Type != "header" || got[len(got)-1].Type != "end" {
+			t.Fatalf("accepted without header or end: %d records", len(got))
+		}
+		var again bytes.Buffer
+		for _, r := range got {
+			if err := json.NewEncoder(&again).Encode(r); err != nil {
+				t.Fatal(err)
+			}
+		}
+		var got2 []*exportRecord
+		if err := readExport(&again, "alice", func(r *exportRecord) error { got2 = append(got2, r); return nil }); err != nil {
+			t.Fatalf("re-encoded records refused: %v", err)
+		}
+		if len(got2) != len(got) {
+			t.Fatalf("%d records, then %d", len(got), len(got2))
+		}
+	})
+}

@@ -1,0 +1,135 @@
+package client
+
+import (
+	"context"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"sort"
+	"time"
+
+	"github.com/parleychat/parley/client/profile"
+)
+
+// Muting. A muted conversation (a group, or the direct conversation with
+// a person) still receives, stores and answers with receipts everything
+// as before; only notifications stop: Sync, Watch and the daemon mark its
+// messages Muted, "sync --follow --bell" does not ring for them and "parley
+// chat" does not count them as unread. The setting is this device's
+// alone: nothing is sent, so no one, the server included, learns it.
+
+// bucketMute: hex(conversation id) → Mute.
+const bucketMute = "mute"
+
+// Mute is how long a conversation is muted.
+type Mute struct {
+	Conversation string `json:"conversation,omitempty"`
+	// Until is when the mute ends; zero with Forever.
+	Until   time.Time `json:"until,omitzero"`
+	Forever bool      `json:"forever,omitempty"`
+}
+
+// muteOf returns the conversation's mute at now, or nil.
+func muteOf(tx *profile.Tx, conv []byte, now time.Time) *Mute {
+	var m Mute
+	if err := tx.GetJSON(bucketMute, hexID(conv), &m); err != nil {
+		return nil
+	}
+	if !m.Forever && !now.Before(m.Until) {
+		return nil
+	}
+	return &m
+}
+
+// muteTarget is the conversation id of "@user" (whether or not the
+// conversation exists yet: the direct id is derived from the names) or
+// of an existing "#group".
+func (c *Client) muteTarget(tx *profile.Tx, target string) ([]byte, string, error) {
+	kind, name, err := parseTarget(target)
+	if err != nil {
+		return nil, "", err
+	}
+	if kind == ConvDirect {
+		if name == c.acct.User {
+			return nil, "", fmt.Errorf("%w: you cannot mute yourself", ErrBadTarget)
+		}
+		return directID(c.acct.User, name), "@" + name, nil
+	}
+	r, err := findGroupIn(tx, name, true)
+	if err != nil {
+		return nil, "", err
+	}
+	return r.ID, r.label(), nil
+}
+
+// SetMute mutes target ("@user" or "#group") for d, or for good when d
+// is 0.
+func (c *Client) SetMute(ctx context.Context, target string, d time.Duration) (Mute, error) {
+	if d < 0 {
+		return Mute{}, errors.New("client: mute for a positive duration, or for good")
+	}
+	var m Mute
+	err := c.withLock(ctx, func() error {
+		return c.store.Update(func(tx *profile.Tx) error {
+			id, label, err := c.muteTarget(tx, target)
+			if err != nil {
+				return err
+			}
+			m = Mute{Conversation: label, Forever: d == 0}
+			if d > 0 {
+				m.Until = c.opts.now().Add(d).UTC()
+			}
+			return tx.PutJSON(bucketMute, hexID(id), &m)
+		})
+	})
+	return m, err
+}
+
+// Unmute ends target's mute. It reports whether it was muted.
+func (c *Client) Unmute(ctx context.Context, target string) (bool, error) {
+	was := false
+	err := c.withLock(ctx, func() error {
+		return c.store.Update(func(tx *profile.Tx) error {
+			id, _, err := c.muteTarget(tx, target)
+			if err != nil {
+				return err
+			}
+			was = muteOf(tx, id, c.opts.now()) != nil
+			return tx.Delete(bucketMute, hexID(id))
+		})
+	})
+	return was, err
+}
+
+// Mutes lists the conversations muted now, and forgets expired mutes.
+func (c *Client) Mutes(ctx context.Context) ([]Mute, error) {
+	out := []Mute{}
+	err := c.withLock(ctx, func() error {
+		return c.store.Update(func(tx *profile.Tx) error {
+			items, err := tx.List(bucketMute)
+			if err != nil {
+				return err
+			}
+			for _, it := range items {
+				id, err := hex.DecodeString(it.Key)
+				if err != nil {
+					continue
+				}
+				m := muteOf(tx, id, c.opts.now())
+				if m == nil {
+					if err := tx.Delete(bucketMute, it.Key); err != nil {
+						return err
+					}
+					continue
+				}
+				if r, err := getConv(tx, id); err == nil {
+					m.Conversation = r.label() // a group's current name
+				}
+				out = append(out, *m)
+			}
+			return nil
+		})
+	})
+	sort.Slice(out, func(i, j int) bool { return out[i].Conversation < out[j].Conversation })
+	return out, err
+}

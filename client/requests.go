@@ -1,0 +1,211 @@
+package client
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/parleychat/parley/client/profile"
+	"github.com/parleychat/parley/wire"
+)
+
+// Message requests. With the "requests" setting on, a direct
+// conversation that someone else started, with a user this profile never
+// had a direct conversation with, is a request: it is joined (the MLS
+// state is kept, so nothing is lost) but its messages are not reported by
+// Sync, Watch or the daemon, and no read or delivery receipt, commit or
+// device addition goes to it, so its sender learns nothing, not even that
+// the user is active. Sharing a group does not make someone a contact
+// (anyone in a large group could write otherwise); the request lists the
+// groups in common instead, as Signal does. The user accepts it (the
+// messages are then shown and receipts sent), answers it (sending is
+// accepting), or deletes it (its history goes; a later message from the
+// same person is a request again); blocking the person drops everything
+// from them. Another device of the user that sends anything in the
+// conversation (a message, a receipt) accepts it on every device.
+
+// ErrNoRequest means there is no pending message request from that user.
+var ErrNoRequest = errors.New("client: no message request from that user")
+
+// MessageRequest is a pending request (`parley requests`).
+type MessageRequest struct {
+	User         string    `json:"user"`
+	Conversation string    `json:"conversation"`
+	Messages     int       `json:"messages"`
+	First        time.Time `json:"first,omitzero"`
+	Last         time.Time `json:"last,omitzero"`
+	// Preview is the start of the first message.
+	Preview string `json:"preview,omitempty"`
+	// Common are the groups the user shares with the sender.
+	Common []string `json:"groups_in_common"`
+}
+
+// isRequest decides whether a direct conversation joined from a Welcome
+// of adder is a message request.
+func isRequest(tx *profile.Tx, id []byte, adder, self string) (bool, error) {
+	if old, err := getConv(tx, id); err == nil {
+		return old.Request, nil // known before: as it was
+	} else if !errors.Is(err, profile.ErrNotFound) {
+		return false, err
+	}
+	if adder == self {
+		return false, nil // the user (another of their devices) started it
+	}
+	return requestsOn(tx), nil
+}
+
+// requestMessages are a request's text and file messages, in log order.
+func requestMessages(tx *profile.Tx, r *convRecord) ([]Message, error) {
+	items, err := tx.List(historyPfx + hexID(r.ID))
+	if err != nil {
+		return nil, err
+	}
+	var out []Message
+	for _, it := range items {
+		var m Message
+		if err := jsonUnmarshal(it.Value, &m); err != nil {
+			return nil, err
+		}
+		if m.Kind == KindText || m.Kind == KindFile {
+			m.Conversation = r.label()
+			out = append(out, m)
+		}
+	}
+	return inLogOrder(out), nil
+}
+
+// Requests lists the pending message requests, newest first. Requests
+// from people the user blocked are not listed (nothing of theirs is
+// kept).
+func (c *Client) Requests(ctx context.Context) ([]MessageRequest, error) {
+	out := []MessageRequest{}
+	err := c.withLock(ctx, func() error {
+		return c.store.Update(func(tx *profile.Tx) error {
+			convs, err := listConvs(tx)
+			if err != nil {
+				return err
+			}
+			for _, r := range convs {
+				if !r.Request || r.Removed || isBlocked(tx, r.Peer) {
+					continue
+				}
+				msgs, err := requestMessages(tx, r)
+				if err != nil {
+					return err
+				}
+				mr := MessageRequest{User: r.Peer, Conversation: r.label(), Messages: len(msgs), Common: []string{}}
+				if len(msgs) > 0 {
+					mr.First, mr.Last = msgs[0].SentAt, msgs[len(msgs)-1].SentAt
+					mr.Preview = strings.Trim(quote(&msgs[0]), "\u201c\u201d")
+				}
+				for _, g := range convs {
+					if g.Kind != ConvGroup || g.Removed {
+						continue
+					}
+					if grp, err := loadGroup(tx, g.ID); err == nil {
+						for s := range groupDevices(grp) {
+							if s.User == r.Peer {
+								mr.Common = append(mr.Common, g.label())
+								break
+							}
+						}
+					}
+				}
+				sort.Strings(mr.Common)
+				out = append(out, mr)
+			}
+			return nil
+		})
+	})
+	sort.SliceStable(out, func(i, j int) bool { return out[i].Last.After(out[j].Last) })
+	return out, err
+}
+
+// findRequest finds the pending request from user ("@bob" or "bob").
+func (c *Client) findRequest(tx *profile.Tx, user string) (*convRecord, error) {
+	user = strings.TrimPrefix(user, "@")
+	if err := wire.CheckUsername(user); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrBadTarget, err)
+	}
+	r, err := getConv(tx, directID(c.acct.User, user))
+	if errors.Is(err, profile.ErrNotFound) || (err == nil && (!r.Request || r.Removed)) {
+		return nil, fmt.Errorf("%w: %s", ErrNoRequest, user)
+	}
+	return r, err
+}
+
+// AcceptRequest accepts the message request from user: the conversation
+// becomes an ordinary one, its messages are returned (to be shown) and
+// read receipts for them are sent (delivery receipts when read receipts
+// are off).
+func (c *Client) AcceptRequest(ctx context.Context, user string) ([]Message, error) {
+	var msgs []Message
+	err := c.withLock(ctx, func() error {
+		err := c.store.Update(func(tx *profile.Tx) error {
+			r, err := c.findRequest(tx, user)
+			if err != nil {
+				return err
+			}
+			r.Request = false
+			if err := putConv(tx, r); err != nil {
+				return err
+			}
+			msgs, err = requestMessages(tx, r)
+			for i := range msgs {
+				withQuote(tx, &msgs[i])
+			}
+			return err
+		})
+		if err != nil {
+			return err
+		}
+		conn, err := c.connection(ctx)
+		if err != nil {
+			// Accepted here; the receipts are not sent (the next sync does
+			// not send them either: they were for messages shown now).
+			c.warn(nil, nil, fmt.Errorf("receipts for the accepted request not sent: %w", err))
+			return nil
+		}
+		c.sendReceipts(ctx, conn, msgs)
+		return nil
+	})
+	if msgs == nil {
+		msgs = []Message{}
+	}
+	return msgs, err
+}
+
+// DeleteRequest deletes the message request from user: its messages
+// (with their files' keys) are erased from this device and it leaves the
+// list. The sender is not told; if they write again, that is a new
+// request. It returns how many messages were deleted.
+func (c *Client) DeleteRequest(ctx context.Context, user string) (int, error) {
+	n := 0
+	err := c.withLock(ctx, func() error {
+		return c.store.Update(func(tx *profile.Tx) error {
+			r, err := c.findRequest(tx, user)
+			if err != nil {
+				return err
+			}
+			bucket := historyPfx + hexID(r.ID)
+			items, err := tx.List(bucket)
+			if err != nil {
+				return err
+			}
+			for _, it := range items {
+				if err := tx.Delete(bucketFiles, it.Key); err != nil {
+					return err
+				}
+				if err := tx.Put(bucketGone, it.Key, nil); err != nil {
+					return err
+				}
+				n++
+			}
+			return tx.DeleteBucket(bucket)
+		})
+	})
+	return n, err
+}
