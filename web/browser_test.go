@@ -446,4 +446,3 @@ func TestSubresourceIntegrityRefusesSwappedScript(t *testing.T) {
 		t.Fatal("the browser ran a script whose hash differs from the page's integrity")
 	}
 }
-

@@ -222,13 +222,17 @@ func Build(ctx context.Context, outDir string) error {
 	if err != nil {
 		return err
 	}
-	cmd := exec.CommandContext(ctx, goTool(), "build", "-trimpath", "-buildvcs=false", "-ldflags=-s -w", "-o", out, "./wasm")
+	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-buildvcs=false", "-ldflags=-s -w", "-o", out, "./wasm")
 	cmd.Dir = pkg
 	cmd.Env = append(os.Environ(), "GOOS=js", "GOARCH=wasm", "CGO_ENABLED=0")
 	if msg, err := cmd.CombinedOutput(); err != nil {
 		return fmt.Errorf("web: go build the module: %v\n%s", err, msg)
 	}
-	loader, err := os.ReadFile(filepath.Join(runtime.GOROOT(), "lib", "wasm", ExecName))
+	goroot, err := exec.CommandContext(ctx, "go", "env", "GOROOT").Output()
+	if err != nil {
+		return fmt.Errorf("web: go env GOROOT: %w", err)
+	}
+	loader, err := os.ReadFile(filepath.Join(strings.TrimSpace(string(goroot)), "lib", "wasm", ExecName))
 	if err != nil {
 		return fmt.Errorf("web: Go's %s: %w", ExecName, err)
 	}
@@ -243,12 +247,3 @@ func packageDir() (string, error) {
 	}
 	return filepath.Dir(file), nil
 }
-
-func goTool() string {
-	if p := filepath.Join(runtime.GOROOT(), "bin", "go"); fileExists(p) {
-		return p
-	}
-	return "go"
-}
-
-func fileExists(p string) bool { _, err := os.Stat(p); return err == nil }
