@@ -43,7 +43,7 @@ func TestProfileContractInBrowser(t *testing.T) {
 		ct   string
 		data []byte
 	}{
-		"/":            {"text/html", []byte(`<!doctype html><title>running</title><script src="wasm_exec.js"></script><script src="run.js"></script>`)},
+		"/":             {"text/html", []byte(`<!doctype html><title>running</title><script src="wasm_exec.js"></script><script src="run.js"></script>`)},
 		"/wasm_exec.js": {"text/javascript", loader},
 		"/run.js": {"text/javascript", []byte(`const go = new Go();
 go.argv = ["profile.test", "-test.v", "-test.run", "IndexedDB"];
