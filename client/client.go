@@ -38,7 +38,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -247,12 +246,7 @@ func (c *Client) initAccount(ctx context.Context, serverURL, username, invite st
 	})
 }
 
-func removeProfile(dir string) {
-	for _, name := range []string{profile.DBName, profile.DBName + "-wal", profile.DBName + "-shm", "lock"} {
-		os.Remove(dir + string(os.PathSeparator) + name)
-	}
-	os.Remove(dir) // only if now empty
-}
+func removeProfile(dir string) { profile.Remove(dir) }
 
 // Open opens an existing profile.
 func Open(ctx context.Context, opts Options) (*Client, error) {

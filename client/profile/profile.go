@@ -1,10 +1,14 @@
-// Package profile is the Parley client's encrypted local store: one SQLite
-// database (modernc.org/sqlite) under the profile directory that holds the
-// device's identity keys, its MLS group states and the message history.
+// Package profile is the Parley client's encrypted local store: a
+// key-value store of buckets that holds the device's identity keys, its
+// MLS group states and the message history. Where the rows live is a
+// Backend: one SQLite database (modernc.org/sqlite) under the profile
+// directory for the CLI, IndexedDB in the browser (GOOS=js, the web
+// client; there "dir" names the IndexedDB database). Sealing happens
+// above the backend, so both hold exactly the same sealed rows.
 //
 // # Encryption at rest
 //
-// The database never holds a secret, a name or a message body in the clear.
+// The store never holds a secret, a name or a message body in the clear.
 // A 32-byte master key is derived from the user's passphrase with Argon2id
 // (RFC 9106) over a random 16-byte salt; the salt and the cost parameters
 // are the only plaintext metadata. From the master key HKDF-SHA256 derives
@@ -20,7 +24,7 @@
 // sealed the same way tells a wrong passphrase (ErrWrongPassphrase) from a
 // damaged database.
 //
-// The directory is created 0700 and every file in it 0600.
+// On disk, the directory is created 0700 and every file in it 0600.
 //
 // # Concurrency
 //
@@ -36,19 +40,13 @@ import (
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
-	"database/sql"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io/fs"
-	"os"
-	"path/filepath"
 
 	"golang.org/x/crypto/argon2"
 	"golang.org/x/crypto/chacha20poly1305"
-
-	_ "modernc.org/sqlite" // registers the "sqlite" driver
 )
 
 // Errors callers branch on.
@@ -59,9 +57,6 @@ var (
 	ErrNotFound        = errors.New("profile: not found")
 	ErrCorrupt         = errors.New("profile: database is damaged or was tampered with")
 )
-
-// DBName is the database file inside a profile directory.
-const DBName = "profile.db"
 
 // KDFParams are the Argon2id costs used to derive the master key.
 type KDFParams struct {
@@ -100,201 +95,6 @@ const (
 	verifierText  = "parley profile verifier v1"
 	adPrefix      = "parley profile v1\x00"
 )
-
-// Store is an open profile database.
-type Store struct {
-	dir  string
-	db   *sql.DB
-	seal cipherState
-}
-
-type cipherState struct {
-	encKey []byte
-	macKey []byte
-}
-
-// Exists reports whether dir holds a profile database.
-func Exists(dir string) bool {
-	_, err := os.Stat(filepath.Join(dir, DBName))
-	return err == nil
-}
-
-// Dir returns the profile directory.
-func (s *Store) Dir() string { return s.dir }
-
-// Create makes a new profile in dir (created 0700 if missing) protected by
-// passphrase. It fails with ErrExist if dir already has one.
-func Create(dir string, passphrase []byte, kdf KDFParams) (*Store, error) {
-	if err := kdf.check(); err != nil {
-		return nil, err
-	}
-	if len(passphrase) == 0 {
-		return nil, errors.New("profile: empty passphrase")
-	}
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, fmt.Errorf("profile: create directory: %w", err)
-	}
-	if err := os.Chmod(dir, 0o700); err != nil {
-		return nil, fmt.Errorf("profile: %w", err)
-	}
-	path := filepath.Join(dir, DBName)
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
-	if errors.Is(err, fs.ErrExist) {
-		return nil, ErrExist
-	}
-	if err != nil {
-		return nil, fmt.Errorf("profile: create database: %w", err)
-	}
-	f.Close()
-	h := header{Version: formatVersion, Salt: make([]byte, saltSize), KDF: kdf}
-	rand.Read(h.Salt)
-	db, err := openDB(path)
-	if err != nil {
-		os.Remove(path)
-		return nil, err
-	}
-	s := &Store{dir: dir, db: db, seal: deriveKeys(passphrase, h)}
-	err = func() error {
-		if _, err := db.Exec(schema); err != nil {
-			return fmt.Errorf("profile: create schema: %w", err)
-		}
-		hb, err := json.Marshal(h)
-		if err != nil {
-			return err
-		}
-		verifier, err := s.seal.sealRow([]byte("meta"), []byte("verifier"), nil, []byte(verifierText))
-		if err != nil {
-			return err
-		}
-		_, err = db.Exec(`INSERT INTO meta(name, value) VALUES ('kdf', ?), ('verifier', ?)`, hb, verifier)
-		if err != nil {
-			return fmt.Errorf("profile: write header: %w", err)
-		}
-		return fixModes(dir)
-	}()
-	if err != nil {
-		db.Close()
-		removeDB(path)
-		return nil, err
-	}
-	return s, nil
-}
-
-// Open opens the profile in dir. A wrong passphrase gives
-// ErrWrongPassphrase; a directory without a profile ErrNotExist.
-func Open(dir string, passphrase []byte) (*Store, error) {
-	path := filepath.Join(dir, DBName)
-	if _, err := os.Stat(path); err != nil {
-		if errors.Is(err, fs.ErrNotExist) {
-			return nil, ErrNotExist
-		}
-		return nil, fmt.Errorf("profile: %w", err)
-	}
-	db, err := openDB(path)
-	if err != nil {
-		return nil, err
-	}
-	s, err := unlock(dir, db, passphrase)
-	if err != nil {
-		db.Close()
-		return nil, err
-	}
-	if err := fixModes(dir); err != nil {
-		db.Close()
-		return nil, err
-	}
-	return s, nil
-}
-
-func unlock(dir string, db *sql.DB, passphrase []byte) (*Store, error) {
-	var hb, verifier []byte
-	if err := db.QueryRow(`SELECT value FROM meta WHERE name = 'kdf'`).Scan(&hb); err != nil {
-		return nil, fmt.Errorf("%w: read header: %v", ErrCorrupt, err)
-	}
-	if err := db.QueryRow(`SELECT value FROM meta WHERE name = 'verifier'`).Scan(&verifier); err != nil {
-		return nil, fmt.Errorf("%w: read verifier: %v", ErrCorrupt, err)
-	}
-	var h header
-	if err := json.Unmarshal(hb, &h); err != nil {
-		return nil, fmt.Errorf("%w: header: %v", ErrCorrupt, err)
-	}
-	if h.Version != formatVersion {
-		return nil, fmt.Errorf("profile: unsupported format version %d", h.Version)
-	}
-	if len(h.Salt) != saltSize {
-		return nil, fmt.Errorf("%w: salt is %d bytes", ErrCorrupt, len(h.Salt))
-	}
-	if err := h.KDF.check(); err != nil {
-		return nil, err
-	}
-	s := &Store{dir: dir, db: db, seal: deriveKeys(passphrase, h)}
-	_, pt, err := s.seal.openRow([]byte("meta"), []byte("verifier"), verifier)
-	if err != nil {
-		return nil, ErrWrongPassphrase
-	}
-	if !bytes.Equal(pt, []byte(verifierText)) {
-		return nil, ErrCorrupt
-	}
-	return s, nil
-}
-
-const dsnPragmas = "_pragma=busy_timeout(15000)&_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_pragma=secure_delete(1)&_txlock=immediate"
-
-func openDB(path string) (*sql.DB, error) {
-	db, err := sql.Open("sqlite", "file:"+path+"?"+dsnPragmas)
-	if err != nil {
-		return nil, fmt.Errorf("profile: open database: %w", err)
-	}
-	// One connection: SQLite serialises writers anyway, and a single
-	// connection makes Update's transaction the only one in flight.
-	db.SetMaxOpenConns(1)
-	if err := db.Ping(); err != nil {
-		db.Close()
-		return nil, fmt.Errorf("profile: open database: %w", err)
-	}
-	return db, nil
-}
-
-const schema = `
-CREATE TABLE meta (
-	name  TEXT PRIMARY KEY,
-	value BLOB NOT NULL
-) STRICT;
-CREATE TABLE items (
-	bucket BLOB NOT NULL,    -- HMAC of the bucket name
-	id     BLOB NOT NULL,    -- HMAC of the bucket name and row key
-	seq    INTEGER NOT NULL, -- insertion order within the bucket
-	value  BLOB NOT NULL,    -- nonce || XChaCha20-Poly1305(key, value)
-	PRIMARY KEY (bucket, id)
-) STRICT;
-CREATE INDEX items_order ON items(bucket, seq);
-`
-
-// fixModes makes sure the directory is 0700 and every file in it 0600,
-// including SQLite's -wal and -shm files.
-func fixModes(dir string) error {
-	if err := os.Chmod(dir, 0o700); err != nil {
-		return fmt.Errorf("profile: %w", err)
-	}
-	entries, err := os.ReadDir(dir)
-	if err != nil {
-		return fmt.Errorf("profile: %w", err)
-	}
-	for _, e := range entries {
-		if e.Type().IsRegular() {
-			if err := os.Chmod(filepath.Join(dir, e.Name()), 0o600); err != nil && !errors.Is(err, fs.ErrNotExist) {
-				return fmt.Errorf("profile: %w", err)
-			}
-		}
-	}
-	return nil
-}
-
-func removeDB(path string) {
-	for _, suffix := range []string{"", "-wal", "-shm"} {
-		os.Remove(path + suffix)
-	}
-}
 
 func deriveKeys(passphrase []byte, h header) cipherState {
 	master := argon2.IDKey(passphrase, h.Salt, h.KDF.Time, h.KDF.MemoryKiB, h.KDF.Threads, 32)
@@ -369,8 +169,119 @@ func (c cipherState) openRow(bucketID, rowID, sealed []byte) (key, value []byte,
 	return pt[k : k+int(n)], pt[k+int(n):], nil
 }
 
-// Close closes the database.
-func (s *Store) Close() error { return s.db.Close() }
+// Store is an open profile.
+type Store struct {
+	dir  string
+	b    Backend
+	seal cipherState
+}
+
+type cipherState struct {
+	encKey []byte
+	macKey []byte
+}
+
+// Dir returns the profile directory (in the browser: the IndexedDB
+// database's name).
+func (s *Store) Dir() string { return s.dir }
+
+// CreateOn makes a new profile on an empty backend, protected by
+// passphrase; dir is what Dir reports. On error the caller closes b and
+// removes whatever it made.
+func CreateOn(b Backend, dir string, passphrase []byte, kdf KDFParams) (*Store, error) {
+	if err := kdf.check(); err != nil {
+		return nil, err
+	}
+	if len(passphrase) == 0 {
+		return nil, errors.New("profile: empty passphrase")
+	}
+	h := header{Version: formatVersion, Salt: make([]byte, saltSize), KDF: kdf}
+	rand.Read(h.Salt)
+	s := &Store{dir: dir, b: b, seal: deriveKeys(passphrase, h)}
+	hb, err := json.Marshal(h)
+	if err != nil {
+		return nil, err
+	}
+	verifier, err := s.seal.sealRow([]byte("meta"), []byte("verifier"), nil, []byte(verifierText))
+	if err != nil {
+		return nil, err
+	}
+	err = b.Update(context.Background(), func(tx RawTx) error {
+		if _, err := tx.Meta(metaKDF); !errors.Is(err, ErrNotFound) {
+			if err == nil {
+				return ErrExist
+			}
+			return err
+		}
+		if err := tx.PutMeta(metaKDF, hb); err != nil {
+			return err
+		}
+		return tx.PutMeta(metaVerifier, verifier)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("profile: write header: %w", err)
+	}
+	return s, nil
+}
+
+// Meta rows: the plaintext header and the sealed verifier.
+const (
+	metaKDF      = "kdf"
+	metaVerifier = "verifier"
+)
+
+// OpenOn opens the profile on b with passphrase: ErrNotExist if b holds
+// none, ErrWrongPassphrase for a wrong passphrase. The caller closes b
+// on error.
+func OpenOn(b Backend, dir string, passphrase []byte) (*Store, error) {
+	var hb, verifier []byte
+	err := b.Update(context.Background(), func(tx RawTx) (err error) {
+		if hb, err = tx.Meta(metaKDF); err != nil {
+			return err
+		}
+		verifier, err = tx.Meta(metaVerifier)
+		return err
+	})
+	if errors.Is(err, ErrNotFound) {
+		if hb == nil {
+			return nil, ErrNotExist
+		}
+		return nil, fmt.Errorf("%w: no verifier", ErrCorrupt)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%w: read header: %v", ErrCorrupt, err)
+	}
+	var h header
+	if err := json.Unmarshal(hb, &h); err != nil {
+		return nil, fmt.Errorf("%w: header: %v", ErrCorrupt, err)
+	}
+	if h.Version != formatVersion {
+		return nil, fmt.Errorf("profile: unsupported format version %d", h.Version)
+	}
+	if len(h.Salt) != saltSize {
+		return nil, fmt.Errorf("%w: salt is %d bytes", ErrCorrupt, len(h.Salt))
+	}
+	if err := h.KDF.check(); err != nil {
+		return nil, err
+	}
+	s := &Store{dir: dir, b: b, seal: deriveKeys(passphrase, h)}
+	_, pt, err := s.seal.openRow([]byte("meta"), []byte("verifier"), verifier)
+	if err != nil {
+		return nil, ErrWrongPassphrase
+	}
+	if !bytes.Equal(pt, []byte(verifierText)) {
+		return nil, ErrCorrupt
+	}
+	return s, nil
+}
+
+// Close closes the backend.
+func (s *Store) Close() error { return s.b.Close() }
+
+// Lock takes the profile's inter-process lock, waiting until ctx is done
+// (ErrLocked then). The returned function releases it. Lock is not
+// reentrant.
+func (s *Store) Lock(ctx context.Context) (unlock func(), err error) { return s.b.Lock(ctx) }
 
 // Compact makes what was deleted unrecoverable from the files: deleted
 // rows are overwritten already (secure_delete), and this checkpoints the
@@ -421,10 +332,10 @@ type Item struct {
 // Tx is a read-write transaction; see Update.
 type Tx struct {
 	s  *Store
-	tx *sql.Tx
+	tx RawTx
 }
 
-// Update runs fn in one SQLite transaction, committed if fn returns nil
+// Update runs fn in one backend transaction, committed if fn returns nil
 // and rolled back otherwise.
 func (s *Store) Update(fn func(tx *Tx) error) error {
 	return s.UpdateContext(context.Background(), fn)
@@ -432,18 +343,7 @@ func (s *Store) Update(fn func(tx *Tx) error) error {
 
 // UpdateContext is Update with a context.
 func (s *Store) UpdateContext(ctx context.Context, fn func(tx *Tx) error) error {
-	sqlTx, err := s.db.BeginTx(ctx, nil)
-	if err != nil {
-		return fmt.Errorf("profile: begin: %w", err)
-	}
-	if err := fn(&Tx{s: s, tx: sqlTx}); err != nil {
-		sqlTx.Rollback()
-		return err
-	}
-	if err := sqlTx.Commit(); err != nil {
-		return fmt.Errorf("profile: commit: %w", err)
-	}
-	return nil
+	return s.b.Update(ctx, func(raw RawTx) error { return fn(&Tx{s: s, tx: raw}) })
 }
 
 // Get returns the value stored under (bucket, key), or ErrNotFound.
@@ -472,13 +372,9 @@ func (s *Store) List(bucket string) (items []Item, err error) {
 // Get returns the value stored under (bucket, key), or ErrNotFound.
 func (t *Tx) Get(bucket, key string) ([]byte, error) {
 	b, r := t.s.seal.bucketID(bucket), t.s.seal.rowID(bucket, key)
-	var sealed []byte
-	err := t.tx.QueryRow(`SELECT value FROM items WHERE bucket = ? AND id = ?`, b, r).Scan(&sealed)
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, ErrNotFound
-	}
+	sealed, err := t.tx.Get(b, r)
 	if err != nil {
-		return nil, fmt.Errorf("profile: get: %w", err)
+		return nil, err
 	}
 	k, v, err := t.s.seal.openRow(b, r, sealed)
 	if err != nil {
@@ -506,69 +402,44 @@ func (t *Tx) Put(bucket, key string, value []byte) error {
 	if err != nil {
 		return err
 	}
-	_, err = t.tx.Exec(`INSERT INTO items(bucket, id, seq, value)
-		VALUES (?1, ?2, (SELECT COALESCE(MAX(seq), 0) + 1 FROM items WHERE bucket = ?1), ?3)
-		ON CONFLICT(bucket, id) DO UPDATE SET value = excluded.value`, b, r, sealed)
-	if err != nil {
-		return fmt.Errorf("profile: put: %w", err)
-	}
-	return nil
+	return t.tx.Put(b, r, sealed)
 }
 
 // Delete removes (bucket, key).
 func (t *Tx) Delete(bucket, key string) error {
 	b, r := t.s.seal.bucketID(bucket), t.s.seal.rowID(bucket, key)
-	if _, err := t.tx.Exec(`DELETE FROM items WHERE bucket = ? AND id = ?`, b, r); err != nil {
-		return fmt.Errorf("profile: delete: %w", err)
-	}
-	return nil
+	return t.tx.Delete(b, r)
 }
 
 // DeleteBucket removes every row of bucket.
 func (t *Tx) DeleteBucket(bucket string) error {
-	if _, err := t.tx.Exec(`DELETE FROM items WHERE bucket = ?`, t.s.seal.bucketID(bucket)); err != nil {
-		return fmt.Errorf("profile: delete bucket: %w", err)
-	}
-	return nil
+	return t.tx.DeleteBucket(t.s.seal.bucketID(bucket))
 }
 
 // List returns every row of bucket in insertion order.
 func (t *Tx) List(bucket string) ([]Item, error) {
 	b := t.s.seal.bucketID(bucket)
-	rows, err := t.tx.Query(`SELECT id, value FROM items WHERE bucket = ? ORDER BY seq`, b)
+	rows, err := t.tx.List(b)
 	if err != nil {
-		return nil, fmt.Errorf("profile: list: %w", err)
+		return nil, err
 	}
-	defer rows.Close()
-	var items []Item
-	for rows.Next() {
-		var r, sealed []byte
-		if err := rows.Scan(&r, &sealed); err != nil {
-			return nil, fmt.Errorf("profile: list: %w", err)
-		}
-		k, v, err := t.s.seal.openRow(b, r, sealed)
+	items := make([]Item, 0, len(rows))
+	for _, row := range rows {
+		k, v, err := t.s.seal.openRow(b, row.ID, row.Sealed)
 		if err != nil {
 			return nil, err
 		}
-		if !hmac.Equal(t.s.seal.rowID(bucket, string(k)), r) {
+		if !hmac.Equal(t.s.seal.rowID(bucket, string(k)), row.ID) {
 			return nil, ErrCorrupt
 		}
 		items = append(items, Item{Key: string(k), Value: v})
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("profile: list: %w", err)
 	}
 	return items, nil
 }
 
 // Count returns the number of rows in bucket.
 func (t *Tx) Count(bucket string) (int, error) {
-	var n int
-	err := t.tx.QueryRow(`SELECT COUNT(*) FROM items WHERE bucket = ?`, t.s.seal.bucketID(bucket)).Scan(&n)
-	if err != nil {
-		return 0, fmt.Errorf("profile: count: %w", err)
-	}
-	return n, nil
+	return t.tx.Count(t.s.seal.bucketID(bucket))
 }
 
 // PutJSON stores v encoded as JSON.

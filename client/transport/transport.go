@@ -93,7 +93,7 @@ func Dial(ctx context.Context, serverURL string, opts *Options) (*Conn, error) {
 	if client == nil {
 		client = http.DefaultClient
 	}
-	ws, _, err := websocket.Dial(ctx, wsURL.String(), &websocket.DialOptions{HTTPClient: client})
+	ws, _, err := websocket.Dial(ctx, wsURL.String(), dialOptions(client))
 	if err != nil {
 		return nil, fmt.Errorf("transport: dial %s: %w", wsURL.String(), err)
 	}

@@ -1,3 +1,5 @@
+//go:build !js
+
 // Package tui is Parley's interactive terminal UI ("parley chat"), built
 // on Bubble Tea: a conversation list on the left, the selected
 // conversation's history on the right and a compose line below.
@@ -5,6 +7,9 @@
 // The Model talks to the messenger through the Backend interface, so it
 // can be driven in tests by feeding messages to Update without a
 // terminal.
+//
+// It is not built for the browser (GOOS=js): there the web client (package
+// web) is the interface.
 package tui
 
 import (

@@ -17,6 +17,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
@@ -48,6 +49,7 @@ import (
 	"github.com/parleychat/parley/store/blobstore"
 	"github.com/parleychat/parley/store/pgstore"
 	"github.com/parleychat/parley/store/sqlitestore"
+	"github.com/parleychat/parley/web"
 )
 
 const usage = `parleyd is Parley's delivery server: it stores and forwards end-to-end
@@ -478,6 +480,7 @@ func serveWith(ctx context.Context, f serveFlags, log *slog.Logger, ready chan<-
 		cfg.Bus = bus
 	}
 	cfg.Mount = withTransparency(cfg.Mount, f.data)
+	cfg.Mount = withWebClient(cfg.Mount, web.Files(), log)
 	if cfg.Transparency, err = f.kt.transparencyConfig(f.data); err != nil {
 		st.Close()
 		return fmt.Errorf("key transparency directory: %w", err)
@@ -552,6 +555,24 @@ func serveWith(ctx context.Context, f serveFlags, log *slog.Logger, ready chan<-
 
 // serveMetrics serves h at /metrics on addr, which must be a loopback
 // address: metrics are for operators, not for every client.
+// withWebClient serves the web client (package web) at / on the main
+// listener, or, in a parleyd built without its module, a page saying how
+// to build it.
+func withWebClient(mount map[string]http.Handler, files fs.FS, log *slog.Logger) map[string]http.Handler {
+	b, err := web.Load(files)
+	if err != nil {
+		log.Warn("web client not served", "err", err)
+		mount["GET /{$}"] = web.NotBuiltHandler()
+		return mount
+	}
+	log.Info("web client", "bundle_sha256", b.WASMSHA256(), "sums", "/web/SHA256SUMS")
+	h := b.Handler()
+	for _, pattern := range web.Routes {
+		mount[pattern] = h
+	}
+	return mount
+}
+
 func serveMetrics(addr string, h http.Handler, log *slog.Logger) (stop func(), err error) {
 	host, _, err := net.SplitHostPort(addr)
 	if err != nil {

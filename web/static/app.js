@@ -1,0 +1,191 @@
+// Parley web client: the page around the WebAssembly module (web/wasm),
+// which holds every key and runs MLS. This script only moves text between
+// the module and the page, always through textContent (never HTML), and
+// loads the module with Subresource Integrity from the page's meta tag.
+"use strict";
+
+const $ = (id) => document.getElementById(id);
+let current = null;      // the open conversation ("@bob", "#team")
+let self = null;         // {server, user, device}
+
+function show(id) {
+  for (const s of ["unlock", "link", "chat"]) $(s).hidden = s !== id;
+}
+function status(text) { $("status").textContent = text; }
+function fail(err) {
+  const e = $("error");
+  e.textContent = String(err && err.message ? err.message : err);
+  e.hidden = false;
+}
+function clearError() { $("error").hidden = true; }
+
+async function start() {
+  // One tab at a time: the module keeps the profile's rows in memory,
+  // and two tabs writing the same IndexedDB would undo each other.
+  if (navigator.locks) {
+    const got = await new Promise((resolve) => {
+      navigator.locks.request("parley-profile", { ifAvailable: true }, (lock) => {
+        resolve(lock !== null);
+        return lock ? new Promise(() => {}) : undefined; // hold until the tab closes
+      });
+    });
+    if (!got) { status("Parley is open in another tab of this browser."); return; }
+  }
+  const meta = document.querySelector('meta[name="parley-wasm"]');
+  const go = new Go();
+  const ready = new Promise((resolve) => { globalThis.parleyReady = resolve; });
+  const resp = await fetch(meta.content, { integrity: meta.dataset.integrity });
+  const { instance } = await WebAssembly.instantiate(await resp.arrayBuffer(), go.importObject);
+  go.run(instance);
+  await ready;
+  if (await parley.hasProfile()) {
+    show("unlock");
+    status("Locked");
+    $("unlock-pass").focus();
+  } else {
+    show("link");
+    status("Not linked");
+    $("link-user").focus();
+  }
+}
+
+$("unlock-form").addEventListener("submit", async (ev) => {
+  ev.preventDefault();
+  clearError();
+  $("unlock-button").disabled = true;
+  status("Unlocking…");
+  try {
+    const pass = $("unlock-pass").value;
+    $("unlock-pass").value = ""; // not left in the page
+    self = JSON.parse(await parley.open(pass));
+    await enterChat();
+  } catch (err) {
+    status("Locked");
+    fail(err);
+  } finally {
+    $("unlock-button").disabled = false;
+    $("unlock-pass").focus();
+  }
+});
+
+$("link-form").addEventListener("submit", async (ev) => {
+  ev.preventDefault();
+  clearError();
+  $("link-button").disabled = true;
+  status("Linking…");
+  try {
+    const onCode = (code, expires) => {
+      $("link-code").textContent = code;
+      $("link-expires").textContent = new Date(expires).toLocaleTimeString();
+      $("link-code-box").hidden = false;
+    };
+    self = JSON.parse(await parley.link(location.origin, $("link-user").value.trim(), $("link-pass").value, onCode));
+    $("link-pass").value = "";
+    await enterChat();
+  } catch (err) {
+    status("Not linked");
+    fail(err);
+  } finally {
+    $("link-button").disabled = false;
+  }
+});
+
+async function enterChat() {
+  show("chat");
+  status(`${self.user} (device ${self.device})`);
+  document.body.dataset.ready = "true";
+  await refreshConversations();
+  parley.watch(async (text) => {
+    const ev = JSON.parse(text);
+    if (ev.type === "message" || ev.type === "sent" || ev.type === "connected") {
+      await refreshConversations();
+      if (current && ev.message && ev.message.conversation === current) await openConversation(current);
+    } else if (ev.type === "disconnected") {
+      status(`${self.user}: offline, retrying`);
+    } else if (ev.type === "stopped") {
+      fail(ev.error);
+    }
+    if (ev.type === "connected") status(`${self.user} (device ${self.device})`);
+  });
+}
+
+async function refreshConversations() {
+  const convs = JSON.parse(await parley.conversations()) || [];
+  const ul = $("conversations");
+  ul.replaceChildren();
+  for (const c of convs) {
+    const li = document.createElement("li");
+    const b = document.createElement("button");
+    b.type = "button";
+    b.textContent = c.conversation;
+    b.dataset.target = c.conversation;
+    if (c.conversation === current) b.setAttribute("aria-current", "true");
+    b.addEventListener("click", () => openConversation(c.conversation));
+    li.append(b);
+    ul.append(li);
+  }
+}
+
+async function openConversation(target) {
+  clearError();
+  current = target;
+  $("conversation-title").textContent = target;
+  $("compose").disabled = false;
+  $("send").disabled = false;
+  for (const b of $("conversations").querySelectorAll("button")) {
+    if (b.dataset.target === target) b.setAttribute("aria-current", "true");
+    else b.removeAttribute("aria-current");
+  }
+  let msgs = [];
+  try {
+    msgs = JSON.parse(await parley.history(target, 200)) || [];
+  } catch (err) {
+    if (!/no such conversation/.test(String(err))) fail(err);
+  }
+  const ol = $("messages");
+  ol.replaceChildren();
+  for (const m of msgs) {
+    if (m.kind === "receipt") continue;
+    const li = document.createElement("li");
+    li.className = m.outgoing ? "outgoing" : "incoming";
+    const meta = document.createElement("span");
+    meta.className = "meta";
+    meta.textContent = `${m.sender.user} · ${new Date(m.sent_at).toLocaleString()}`;
+    const body = document.createElement("span");
+    body.className = "text";
+    body.textContent = m.text || (m.membership ? "(membership change)" : m.file ? `(file ${m.file.name})` : "");
+    li.append(meta, body);
+    ol.append(li);
+  }
+  ol.scrollTop = ol.scrollHeight;
+}
+
+$("new-form").addEventListener("submit", async (ev) => {
+  ev.preventDefault();
+  const t = $("new-target").value.trim();
+  if (!t) return;
+  $("new-target").value = "";
+  await openConversation(t.startsWith("@") || t.startsWith("#") ? t : "@" + t);
+  $("compose").focus();
+});
+
+$("compose-form").addEventListener("submit", async (ev) => {
+  ev.preventDefault();
+  const text = $("compose").value;
+  if (!current || !text.trim()) return;
+  clearError();
+  $("send").disabled = true;
+  try {
+    await parley.send(current, text);
+    $("compose").value = "";
+    await refreshConversations();
+    await openConversation(current);
+  } catch (err) {
+    fail(err);
+  } finally {
+    $("send").disabled = false;
+    $("compose").focus();
+  }
+});
+
+start().catch((err) => { status("Failed to start"); fail(err); });
