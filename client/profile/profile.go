@@ -283,44 +283,43 @@ func (s *Store) Close() error { return s.b.Close() }
 // reentrant.
 func (s *Store) Lock(ctx context.Context) (unlock func(), err error) { return s.b.Lock(ctx) }
 
-// Compact makes what was deleted unrecoverable from the files: deleted
-// rows are overwritten already (secure_delete), and this checkpoints the
-// WAL, which still holds the pages as they were before, into the
-// database and truncates it to zero bytes.
+// Compact makes what was deleted unrecoverable from the files, where the
+// backend keeps files that could still hold it (SQLite: deleted rows are
+// overwritten already, with secure_delete, and this checkpoints the WAL,
+// which still holds the pages as they were before, into the database and
+// truncates it to zero bytes). Other backends have nothing to do.
 func (s *Store) Compact(ctx context.Context) error {
-	var busy, frames, done int
-	if err := s.db.QueryRowContext(ctx, `PRAGMA wal_checkpoint(TRUNCATE)`).Scan(&busy, &frames, &done); err != nil {
-		return fmt.Errorf("profile: checkpoint: %w", err)
-	}
-	if busy != 0 {
-		return errors.New("profile: checkpoint: the database is busy; deleted data stays in the WAL until the next sweep")
+	if c, ok := s.b.(compacter); ok {
+		return c.Compact(ctx)
 	}
 	return nil
+}
+
+// compacter is a Backend whose files may keep deleted rows until told.
+type compacter interface {
+	Compact(ctx context.Context) error
+}
+
+// rowWalker is a Backend that can list every row it holds.
+type rowWalker interface {
+	AllRows(fn func(bucket []byte, r RawRow) error) error
 }
 
 // Values calls fn with every stored row as it is on disk (sealed) and
 // opened, for audits: a test that checks something deleted is gone reads
 // every value there is.
 func (s *Store) Values(fn func(sealed, value []byte) error) error {
-	rows, err := s.db.Query(`SELECT bucket, id, value FROM items`)
-	if err != nil {
-		return fmt.Errorf("profile: %w", err)
+	w, ok := s.b.(rowWalker)
+	if !ok {
+		return errors.New("profile: this profile's backend cannot list its rows")
 	}
-	defer rows.Close()
-	for rows.Next() {
-		var b, id, sealed []byte
-		if err := rows.Scan(&b, &id, &sealed); err != nil {
-			return fmt.Errorf("profile: %w", err)
-		}
-		_, v, err := s.seal.openRow(b, id, sealed)
+	return w.AllRows(func(bucket []byte, r RawRow) error {
+		_, v, err := s.seal.openRow(bucket, r.ID, r.Sealed)
 		if err != nil {
 			return err
 		}
-		if err := fn(sealed, v); err != nil {
-			return err
-		}
-	}
-	return rows.Err()
+		return fn(r.Sealed, v)
+	})
 }
 
 // Item is a row of a bucket.

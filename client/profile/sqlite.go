@@ -151,6 +151,39 @@ CREATE INDEX IF NOT EXISTS items_order ON items(bucket, seq);
 
 func (b *sqliteBackend) Close() error { return b.db.Close() }
 
+// Compact checkpoints the WAL into the database and truncates it (see
+// Store.Compact).
+func (b *sqliteBackend) Compact(ctx context.Context) error {
+	var busy, frames, done int
+	if err := b.db.QueryRowContext(ctx, `PRAGMA wal_checkpoint(TRUNCATE)`).Scan(&busy, &frames, &done); err != nil {
+		return fmt.Errorf("profile: checkpoint: %w", err)
+	}
+	if busy != 0 {
+		return errors.New("profile: checkpoint: the database is busy; deleted data stays in the WAL until the next sweep")
+	}
+	return nil
+}
+
+// AllRows calls fn with every row (see Store.Values).
+func (b *sqliteBackend) AllRows(fn func(bucket []byte, r RawRow) error) error {
+	rows, err := b.db.Query(`SELECT bucket, id, value FROM items`)
+	if err != nil {
+		return fmt.Errorf("profile: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var bucket []byte
+		var r RawRow
+		if err := rows.Scan(&bucket, &r.ID, &r.Sealed); err != nil {
+			return fmt.Errorf("profile: %w", err)
+		}
+		if err := fn(bucket, r); err != nil {
+			return err
+		}
+	}
+	return rows.Err()
+}
+
 func (b *sqliteBackend) Update(ctx context.Context, fn func(RawTx) error) error {
 	sqlTx, err := b.db.BeginTx(ctx, nil)
 	if err != nil {

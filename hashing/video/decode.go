@@ -443,14 +443,7 @@ func limitedCommand(ctx context.Context, memBytes int64, name string, args ...st
 	script := fmt.Sprintf(`ulimit -v %d && ulimit -c 0 && exec "$0" "$@"`, memBytes/1024)
 	cmd := exec.CommandContext(ctx, "/bin/sh", append([]string{"-c", script, name}, args...)...)
 	cmd.Env = []string{"PATH=/usr/local/bin:/usr/bin:/bin", "LC_ALL=C"}
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	cmd.Cancel = func() error {
-		// Kill the whole process group (the shell has exec'd, but be sure).
-		if cmd.Process != nil {
-			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-		}
-		return nil
-	}
+	inOwnProcessGroup(cmd)
 	cmd.WaitDelay = 5 * time.Second
 	return cmd
 }
