@@ -159,6 +159,9 @@ func (c *Client) Export(ctx context.Context, w io.Writer, passphrase []byte, kdf
 					if err := jsonUnmarshal(it.Value, &m); err != nil {
 						return err
 					}
+					if c.expired(m.ExpiresAt) {
+						continue // gone at the next sweep: never exported
+					}
 					conv := hexID(r.ID)
 					if err := enc.Encode(&exportRecord{Type: "message", ConvID: conv, Message: &m}); err != nil {
 						return err
@@ -408,7 +411,7 @@ func checkRecord(rec *exportRecord, self string, convs map[string]bool, msgs map
 			return bad("message %s twice", m.ID)
 		}
 		switch m.Kind {
-		case KindText, KindFile, KindReceipt, KindMembership, KindUnsupported:
+		case KindText, KindFile, KindReceipt, KindMembership, KindUnsupported, KindTimer, KindJoinRequest:
 		default:
 			return bad("kind %q", m.Kind)
 		}
@@ -489,9 +492,18 @@ func (c *Client) importRecord(tx *profile.Tx, rec *exportRecord, res *ExportResu
 			res.Skipped++
 			return err
 		}
+		if c.expired(m.ExpiresAt) {
+			res.Skipped++ // a disappearing message whose time passed
+			return nil
+		}
 		m.Outgoing = false // sent by the exporting device, not this one
 		m.Muted = false
 		if err := tx.PutJSON(bucket, m.ID, m); err != nil {
+			return err
+		}
+		// A disappearing message disappears here too, at the same time.
+		convID, _ := hex.DecodeString(rec.ConvID) // checked by readExport
+		if err := noteExpiring(tx, &convRecord{ID: convID}, m.ID, m.ExpiresAt, ""); err != nil {
 			return err
 		}
 		// Not marked seen: if the log still holds it for this device

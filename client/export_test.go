@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/parleychat/parley/client/historyfile"
+	"github.com/parleychat/parley/server"
 )
 
 var cheapExportKDF = historyfile.KDF{Time: 1, MemoryKiB: 64, Threads: 1}
@@ -199,4 +200,63 @@ func FuzzReadExport(f *testing.F) {
 			t.Fatalf("%d records, then %d", len(got), len(got2))
 		}
 	})
+}
+
+// TestExportedDisappearingMessages: a disappearing message in a history
+// file disappears on the importing device at the same time as everywhere
+// else, and a file imported after that time does not bring it back.
+func TestExportedDisappearingMessages(t *testing.T) {
+	ctx := context.Background()
+	clock := &testClock{now: time.Now()}
+	srv := startServerWith(t, func(cfg *server.Config) {
+		cfg.Now = clock.Now
+		cfg.SweepInterval = time.Hour
+	})
+	alice := srv.newUserAt(t, "alice", clock)
+	bob := srv.newUserAt(t, "bob", clock)
+	mustSend(t, alice, "@bob", "kept")
+	mustSync(t, bob)
+	if _, err := bob.SetTimer(ctx, "@alice", time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	mustSync(t, alice)
+	mustSend(t, alice, "@bob", "fleeting")
+
+	var file bytes.Buffer
+	if _, err := alice.Export(ctx, &file, []byte("pass"), cheapExportKDF, nil); err != nil {
+		t.Fatal(err)
+	}
+	alice2 := srv.linkDevice(t, alice, "alice2")
+	alice2.opts.Now = clock.Now
+	if _, err := alice2.Import(ctx, bytes.NewReader(file.Bytes()), []byte("pass"), nil); err != nil {
+		t.Fatal(err)
+	}
+	if hist, _ := alice2.History(ctx, "@bob", 0); !slices.Contains(texts(hist), "alice: fleeting") {
+		t.Fatalf("imported history before expiry: %q", texts(hist))
+	}
+
+	clock.Add(2 * time.Hour)
+	mustSync(t, alice2)
+	hist, _ := alice2.History(ctx, "@bob", 0)
+	if slices.Contains(texts(hist), "alice: fleeting") || !slices.Contains(texts(hist), "alice: kept") {
+		t.Fatalf("imported history after expiry: %q", texts(hist))
+	}
+	// Not only hidden: gone from the profile.
+	if err := alice2.store.Values(func(_, v []byte) error {
+		if bytes.Contains(v, []byte("fleeting")) {
+			return errors.New("the imported message is still in the profile after its expiry")
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	alice3 := srv.linkDevice(t, alice, "alice3")
+	alice3.opts.Now = clock.Now
+	res, err := alice3.Import(ctx, bytes.NewReader(file.Bytes()), []byte("pass"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if hist, _ := alice3.History(ctx, "@bob", 0); slices.Contains(texts(hist), "alice: fleeting") || res.Skipped == 0 {
+		t.Fatalf("a file imported after expiry brought the message back (%+v): %q", res, texts(hist))
+	}
 }
