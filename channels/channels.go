@@ -19,16 +19,17 @@ import (
 	"regexp"
 	"time"
 
+	"github.com/parleychat/parley/channels/channelapi"
 	"github.com/parleychat/parley/hashing/pdq"
 	"github.com/parleychat/parley/hashing/video"
 )
 
 // PublicNotice is shown by every client beside channel content.
-const PublicNotice = "Channels are public and NOT end-to-end encrypted: the server and anyone can read what is posted."
+const PublicNotice = channelapi.PublicNotice
 
 // Errors that callers branch on with errors.Is.
 var (
-	ErrNotFound     = errors.New("channels: not found")
+	ErrNotFound     = channelapi.ErrNotFound
 	ErrExists       = errors.New("channels: already exists")
 	ErrInvalid      = errors.New("channels: invalid request")
 	ErrForbidden    = errors.New("channels: not allowed")
@@ -55,40 +56,18 @@ var idPattern = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{1,63}$`)
 // a-z, 0-9, '_' and '-', starting with a letter or digit.
 func ValidID(id string) bool { return idPattern.MatchString(id) }
 
-// Channel is a public channel.
-type Channel struct {
-	ID          string    `json:"id"`
-	Title       string    `json:"title"`
-	Description string    `json:"description,omitempty"`
-	Owner       string    `json:"owner"`
-	Admins      []string  `json:"admins,omitempty"`
-	Followers   int       `json:"followers"`
-	Created     time.Time `json:"created"`
-}
-
-// CanPost reports whether user may post to c.
-func (c Channel) CanPost(user string) bool {
-	if user == c.Owner {
-		return true
-	}
-	for _, a := range c.Admins {
-		if a == user {
-			return true
-		}
-	}
-	return false
-}
+// Channel is a public channel (its JSON shape is channelapi's).
+type Channel = channelapi.Channel
 
 // Status is where a post is in moderation.
-type Status string
+type Status = channelapi.Status
 
+// The states of a post.
 const (
-	Published Status = "published"
-	Held      Status = "held"    // waiting for a moderator (matched a review list)
-	Removed   Status = "removed" // taken down or rejected
-	// Deleted is final: the author or the channel deleted the post, and
-	// its text and media are gone.
-	Deleted Status = "deleted"
+	Published = channelapi.Published
+	Held      = channelapi.Held
+	Removed   = channelapi.Removed
+	Deleted   = channelapi.Deleted
 )
 
 // Media is one stored file of a post and its hashes.
@@ -120,8 +99,8 @@ type Post struct {
 
 // Event kinds in a channel's feed.
 const (
-	EventPost     = "post"     // a post became visible
-	EventTakedown = "takedown" // a post stopped being visible: clients remove it
+	EventPost     = channelapi.EventPost
+	EventTakedown = channelapi.EventTakedown
 )
 
 // Event is one record of a channel's feed.

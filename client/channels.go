@@ -12,7 +12,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/parleychat/parley/channels"
+	"github.com/parleychat/parley/channels/channelapi"
 	"github.com/parleychat/parley/client/profile"
 )
 
@@ -52,15 +52,15 @@ const firstSightPosts = 20
 // ("channel_takedown"). Channels are public and not end to end
 // encrypted; Public and EndToEnd say so in every JSON object.
 type ChannelPost struct {
-	Kind     string             `json:"kind"`
-	Channel  string             `json:"channel"`
-	Public   bool               `json:"public"`
-	EndToEnd bool               `json:"end_to_end_encrypted"`
-	Seq      int64              `json:"seq"`
-	PostID   int64              `json:"post_id"`
-	SentAt   time.Time          `json:"sent_at"`
-	Post     *channels.PostView `json:"post,omitempty"`
-	Reason   string             `json:"reason,omitempty"`
+	Kind     string               `json:"kind"`
+	Channel  string               `json:"channel"`
+	Public   bool                 `json:"public"`
+	EndToEnd bool                 `json:"end_to_end_encrypted"`
+	Seq      int64                `json:"seq"`
+	PostID   int64                `json:"post_id"`
+	SentAt   time.Time            `json:"sent_at"`
+	Post     *channelapi.PostView `json:"post,omitempty"`
+	Reason   string               `json:"reason,omitempty"`
 }
 
 // Kinds of ChannelPost.
@@ -93,15 +93,15 @@ func (c *Client) ChannelUpdates(ctx context.Context) ([]ChannelPost, error) {
 		}
 		defer resp.Body.Close()
 		if resp.StatusCode == http.StatusNotFound {
-			return channels.ErrNotFound
+			return channelapi.ErrNotFound
 		}
 		if resp.StatusCode != http.StatusOK {
 			return fmt.Errorf("client: public channels: %s: HTTP %d", path, resp.StatusCode)
 		}
 		return json.NewDecoder(io.LimitReader(resp.Body, 64<<20)).Decode(out)
 	}
-	var list channels.ListResponse
-	if err := get(channels.PathPrefix, &list); errors.Is(err, channels.ErrNotFound) {
+	var list channelapi.ListResponse
+	if err := get(channelapi.PathPrefix, &list); errors.Is(err, channelapi.ErrNotFound) {
 		return nil, nil // a server without public channels
 	} else if err != nil {
 		return nil, err
@@ -123,9 +123,9 @@ func (c *Client) ChannelUpdates(ctx context.Context) ([]ChannelPost, error) {
 		}
 		var got []ChannelPost
 		for {
-			var resp channels.EventsResponse
-			err := get(fmt.Sprintf("%s/%s/events?since=%d", channels.PathPrefix, url.PathEscape(id), cursor), &resp)
-			if errors.Is(err, channels.ErrNotFound) {
+			var resp channelapi.EventsResponse
+			err := get(fmt.Sprintf("%s/%s/events?since=%d", channelapi.PathPrefix, url.PathEscape(id), cursor), &resp)
+			if errors.Is(err, channelapi.ErrNotFound) {
 				break // deleted meanwhile
 			}
 			if err != nil {
@@ -134,13 +134,13 @@ func (c *Client) ChannelUpdates(ctx context.Context) ([]ChannelPost, error) {
 			for _, e := range resp.Events {
 				p := ChannelPost{Channel: id, Public: true, Seq: e.Seq, PostID: e.PostID, SentAt: e.Time, Reason: e.Reason}
 				switch {
-				case e.Kind == channels.EventTakedown || (e.Kind == channels.EventPost && e.Post == nil):
+				case e.Kind == channelapi.EventTakedown || (e.Kind == channelapi.EventPost && e.Post == nil):
 					p.Kind = KindChannelTakedown
 					if first {
 						got = slices.DeleteFunc(got, func(g ChannelPost) bool { return g.PostID == e.PostID })
 						continue
 					}
-				case e.Kind == channels.EventPost:
+				case e.Kind == channelapi.EventPost:
 					p.Kind, p.Post, p.SentAt = KindChannelPost, e.Post, e.Post.Created
 				default:
 					continue

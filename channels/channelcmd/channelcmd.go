@@ -33,7 +33,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/parleychat/parley/channels"
+	"github.com/parleychat/parley/channels/channelapi"
 	"github.com/parleychat/parley/internal/cliflag"
 )
 
@@ -167,7 +167,7 @@ func (c *client) parse(fs *flag.FlagSet, args []string, summary string) ([]strin
 // apiError is a failed API call, carrying the server's JSON error.
 type apiError struct {
 	Status int
-	Body   channels.ErrorBody
+	Body   channelapi.ErrorBody
 }
 
 func (e *apiError) Error() string {
@@ -230,7 +230,7 @@ func (c *client) do(ctx context.Context, method, path, contentType string, body 
 	return resp.StatusCode, nil
 }
 
-func channelPath(id string) string { return channels.PathPrefix + "/" + url.PathEscape(id) }
+func channelPath(id string) string { return channelapi.PathPrefix + "/" + url.PathEscape(id) }
 
 func (c *client) printJSON(v any) error {
 	return json.NewEncoder(c.stdout).Encode(v)
@@ -248,9 +248,9 @@ func (c *client) create(ctx context.Context, args []string) error {
 	if len(pos) != 1 {
 		return fmt.Errorf("%w: create needs one channel ID", errUsage)
 	}
-	body, _ := json.Marshal(channels.CreateRequest{ID: pos[0], Title: *title, Description: *desc})
-	var resp channels.ChannelResponse
-	if _, err := c.do(ctx, "POST", channels.PathPrefix, "application/json", bytes.NewReader(body), &resp); err != nil {
+	body, _ := json.Marshal(channelapi.CreateRequest{ID: pos[0], Title: *title, Description: *desc})
+	var resp channelapi.ChannelResponse
+	if _, err := c.do(ctx, "POST", channelapi.PathPrefix, "application/json", bytes.NewReader(body), &resp); err != nil {
 		return err
 	}
 	if *asJSON {
@@ -296,7 +296,7 @@ func (c *client) post(ctx context.Context, args []string) error {
 		w.Write(data)
 	}
 	mw.Close()
-	var resp channels.PostResponse
+	var resp channelapi.PostResponse
 	status, err := c.do(ctx, "POST", channelPath(pos[0])+"/posts", mw.FormDataContentType(), &buf, &resp)
 	if err != nil {
 		return err
@@ -392,16 +392,16 @@ func (c *client) delete(ctx context.Context, args []string) error {
 
 // eventJSON is one line of "read --json" output (JSON Lines).
 type eventJSON struct {
-	Channel   string             `json:"channel"`
-	Public    bool               `json:"public"`
-	E2E       bool               `json:"end_to_end_encrypted"`
-	Seq       int64              `json:"seq"`
-	Kind      string             `json:"kind"`
-	PostID    int64              `json:"post_id"`
-	Reason    string             `json:"reason,omitempty"`
-	Post      *channels.PostView `json:"post,omitempty"`
-	Cursor    int64              `json:"cursor"`
-	Retracted bool               `json:"retracted,omitempty"`
+	Channel   string               `json:"channel"`
+	Public    bool                 `json:"public"`
+	E2E       bool                 `json:"end_to_end_encrypted"`
+	Seq       int64                `json:"seq"`
+	Kind      string               `json:"kind"`
+	PostID    int64                `json:"post_id"`
+	Reason    string               `json:"reason,omitempty"`
+	Post      *channelapi.PostView `json:"post,omitempty"`
+	Cursor    int64                `json:"cursor"`
+	Retracted bool                 `json:"retracted,omitempty"`
 }
 
 func (c *client) read(ctx context.Context, args []string) error {
@@ -424,14 +424,14 @@ func (c *client) read(ctx context.Context, args []string) error {
 	cursor := *since
 	// Without --follow, read to the end and show what is still up:
 	// posts taken down later in the feed are removed here too.
-	var shown []channels.EventView
+	var shown []channelapi.EventView
 	backoff := time.Second
 	for {
 		w := 0
 		if *follow {
 			w = int(wait.Seconds())
 		}
-		var resp channels.EventsResponse
+		var resp channelapi.EventsResponse
 		_, err := c.do(ctx, "GET", fmt.Sprintf("%s/events?since=%d&wait=%d", channelPath(id), cursor, w), "", nil, &resp)
 		if err != nil {
 			var ae *apiError
@@ -459,10 +459,10 @@ func (c *client) read(ctx context.Context, args []string) error {
 				}
 				continue
 			}
-			if e.Kind == channels.EventTakedown {
+			if e.Kind == channelapi.EventTakedown {
 				shown = removePost(shown, e.PostID)
 			}
-			if e.Kind == channels.EventPost && e.Post != nil {
+			if e.Kind == channelapi.EventPost && e.Post != nil {
 				shown = append(removePost(shown, e.PostID), e)
 			}
 		}
@@ -483,7 +483,7 @@ func (c *client) read(ctx context.Context, args []string) error {
 	return nil
 }
 
-func removePost(es []channels.EventView, id int64) []channels.EventView {
+func removePost(es []channelapi.EventView, id int64) []channelapi.EventView {
 	out := es[:0]
 	for _, e := range es {
 		if e.PostID != id {
@@ -493,13 +493,13 @@ func removePost(es []channels.EventView, id int64) []channels.EventView {
 	return out
 }
 
-func (c *client) printEvent(channel string, e channels.EventView, asJSON, _ bool) error {
+func (c *client) printEvent(channel string, e channelapi.EventView, asJSON, _ bool) error {
 	if asJSON {
 		return c.printJSON(eventJSON{Channel: channel, Public: true, Seq: e.Seq, Kind: e.Kind, PostID: e.PostID,
-			Reason: e.Reason, Post: e.Post, Cursor: e.Seq, Retracted: e.Kind == channels.EventPost && e.Post == nil})
+			Reason: e.Reason, Post: e.Post, Cursor: e.Seq, Retracted: e.Kind == channelapi.EventPost && e.Post == nil})
 	}
 	switch {
-	case e.Kind == channels.EventTakedown:
+	case e.Kind == channelapi.EventTakedown:
 		fmt.Fprintf(c.stdout, "[%d] post %d was taken down (%s); removed from view\n", e.Seq, e.PostID, e.Reason)
 	case e.Post != nil:
 		p := e.Post
@@ -538,8 +538,8 @@ func (c *client) list(ctx context.Context, args []string) error {
 	if len(pos) != 0 {
 		return fmt.Errorf("%w: list takes no arguments", errUsage)
 	}
-	var resp channels.ListResponse
-	if _, err := c.do(ctx, "GET", channels.PathPrefix, "", nil, &resp); err != nil {
+	var resp channelapi.ListResponse
+	if _, err := c.do(ctx, "GET", channelapi.PathPrefix, "", nil, &resp); err != nil {
 		return err
 	}
 	if *asJSON {
@@ -575,12 +575,12 @@ func (c *client) getMedia(ctx context.Context, args []string) error {
 	if err1 != nil || err2 != nil || postID <= 0 || n < 0 {
 		return fmt.Errorf("%w: POST and N are numbers", errUsage)
 	}
-	var resp channels.PostResponse
+	var resp channelapi.PostResponse
 	if _, err := c.do(ctx, "GET", fmt.Sprintf("%s/posts/%d", channelPath(pos[0]), postID), "", nil, &resp); err != nil {
 		return err
 	}
 	post := resp.Post
-	var m *channels.MediaView
+	var m *channelapi.MediaView
 	for i := range post.Media {
 		if post.Media[i].Index == n {
 			m = &post.Media[i]

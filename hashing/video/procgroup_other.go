@@ -4,7 +4,7 @@ package video
 
 import "os/exec"
 
-// inOwnProcessGroup leaves cmd as it is: decoding runs on Unix servers
-// only; elsewhere (the browser build of the client, which links this
-// package through channels' types) ffmpeg is never started.
+// inOwnProcessGroup leaves cmd as it is: without Unix process groups,
+// cancelling kills the shell only (the server runs on Unix; this keeps
+// the package building elsewhere).
 func inOwnProcessGroup(cmd *exec.Cmd) {}
