@@ -6,6 +6,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/parleychat/parley/franking"
 	"github.com/parleychat/parley/server"
@@ -107,5 +108,31 @@ func TestSearchHistory(t *testing.T) {
 	}
 	if got, _ := alice.Search(ctx, "meeting", 1); len(got) != 1 {
 		t.Fatalf("limit 1: %d", len(got))
+	}
+}
+
+// TestReportTooOld: a genuine report of messages older than the server
+// accepts reports for is refused with that reason, not as a forgery.
+func TestReportTooOld(t *testing.T) {
+	ctx := context.Background()
+	clock := &testClock{now: time.Now()}
+	srv := startServerWith(t, func(cfg *server.Config) {
+		cfg.Now = clock.Now
+		cfg.Report = func(ctx context.Context, r server.Report) (string, error) { return "case-1", nil }
+	})
+	alice, mallory := srv.newUserAt(t, "alice", clock), srv.newUserAt(t, "mallory", clock)
+	mustSend(t, mallory, "@alice", "you will regret this")
+	mustSync(t, alice)
+	plan, err := alice.PlanReport(ctx, "@mallory", nil, 1, "harassment", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	clock.Add(franking.DefaultMaxAge + time.Hour)
+	if _, err := alice.Report(ctx, plan); err == nil || !strings.Contains(err.Error(), "older than reports are accepted") {
+		t.Fatalf("a report of a message older than %v: %v", franking.DefaultMaxAge, err)
+	}
+	clock.Add(-franking.DefaultMaxAge)
+	if _, err := alice.Report(ctx, plan); err != nil {
+		t.Fatalf("the same report within the window: %v", err)
 	}
 }

@@ -122,7 +122,7 @@ func (c *conn) handleReport(ctx context.Context, r *parleypb.ReportRequest) (par
 	if ok, after := c.s.limits.allow("report/"+c.dev.Username, reportLimit.N, reportLimit.Per); !ok {
 		return nil, rateLimited(fmt.Sprintf("you have sent %d reports this hour, the most allowed", reportLimit.N), after)
 	}
-	now := time.Now()
+	now := c.s.now()
 	rep := Report{Reporter: c.dev.Username, ReporterDevice: c.dev.ID, Conversation: r.ConversationId, Reason: r.Reason, Note: r.Note, Received: now}
 	for i, m := range r.Messages {
 		fm := franking.Reported{

@@ -119,7 +119,7 @@ func TestReportToCase(t *testing.T) {
 		{"re-attributed", func(m *parleypb.ReportedMessage) { m.SenderUser = "eve" }, "forged"},
 		{"another time", func(m *parleypb.ReportedMessage) { m.AcceptedUnixMs -= 1000 }, "forged"},
 		{"forged frank", func(m *parleypb.ReportedMessage) { m.Frank = bytes.Repeat([]byte{9}, 64) }, "forged"},
-		{"too old", func(m *parleypb.ReportedMessage) { m.AcceptedUnixMs = time.Now().Add(-40 * 24 * time.Hour).UnixMilli() }, "forged"},
+		{"dated 40 days back", func(m *parleypb.ReportedMessage) { m.AcceptedUnixMs = time.Now().Add(-40 * 24 * time.Hour).UnixMilli() }, "forged"}, // a genuine old report: client TestReportTooOld
 	} {
 		if _, err := report(alice, tc.mutate); !errors.Is(err, wire.ErrBadRequest) || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s report: %v, want BAD_REQUEST naming %q", tc.name, err, tc.want)
