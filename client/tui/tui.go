@@ -58,6 +58,16 @@ type Backend interface {
 	// the case id (client.Client.PlanReport, Report).
 	PlanReport(ctx context.Context, conversation string, ids []string, reason, note string) (*client.ReportPlan, error)
 	Report(ctx context.Context, plan *client.ReportPlan) (string, error)
+	// Message actions (client.Client.SendReply, React, Edit,
+	// DeleteForEveryone), search of this device's history, blocking a
+	// user and muting a conversation (d 0: for good).
+	SendReply(ctx context.Context, conversation, replyTo, text string) error
+	React(ctx context.Context, id, emoji string, remove bool) error
+	Edit(ctx context.Context, id, text string) error
+	DeleteForEveryone(ctx context.Context, id string) error
+	Search(ctx context.Context, query string, limit int) ([]client.Message, error)
+	Block(ctx context.Context, user string) error
+	SetMute(ctx context.Context, conversation string, d time.Duration) error
 }
 
 type clientBackend struct{ c *client.Client }
@@ -196,6 +206,15 @@ type Model struct {
 	report     reportStep
 	reportSel  int // index into history of the chosen message
 	reportPlan *client.ReportPlan
+
+	// selID is the message selected (Alt+Up/Alt+Down) for /reply,
+	// /react, /edit and /delete; "" for none.
+	selID string
+	// help shows the help screen, search (when not nil) the results of
+	// /search searchQuery, in place of the history.
+	help        bool
+	search      *[]client.Message
+	searchQuery string
 }
 
 // reportStep is where the /report dialogue is.
@@ -237,7 +256,7 @@ func (m *Model) cancelReport(why string) {
 // backend reports in the background (Run wires it to Backend.Watch).
 func New(ctx context.Context, b Backend, incoming chan client.Event) Model {
 	in := textinput.New()
-	in.Placeholder = "Type a message; /to @user or #group, /file PATH, /timer 1h|off, /members, /report, /retry, /quit; Tab: next conversation"
+	in.Placeholder = "Type a message; /to @user or #group, /file PATH, /timer 1h|off, /members, /report, /help (F1), /quit; Tab: next conversation"
 	in.Prompt = "> "
 	in.CharLimit = 4000
 	in.Focus()
@@ -325,6 +344,20 @@ func (m Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 				return next, cmd
 			}
 		}
+		switch {
+		case msg.Type == tea.KeyF1:
+			m.help = true
+			m.refreshView()
+			return m, nil
+		case msg.Alt && msg.Type == tea.KeyUp:
+			m.moveSel(-1)
+			return m, nil
+		case msg.Alt && msg.Type == tea.KeyDown:
+			m.moveSel(+1)
+			return m, nil
+		case msg.Type == tea.KeyEsc && m.closeOverlay():
+			return m, nil
+		}
 		switch msg.Type {
 		case tea.KeyCtrlC, tea.KeyEsc:
 			m.quitting = true
@@ -382,7 +415,10 @@ func (m Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		if users := m.typing[msg.Message.Conversation]; users != nil {
 			delete(users, msg.Message.Sender.User) // they sent it
 		}
-		if msg.Message.Conversation == m.Current() {
+		if k := msg.Message.Kind; msg.Message.Conversation == m.Current() && (k == client.KindReaction || k == client.KindEdit || k == client.KindDelete) {
+			// It changes a message shown: the history has it applied.
+			cmds = append(cmds, m.loadHistory(msg.Message.Conversation))
+		} else if msg.Message.Conversation == m.Current() {
 			m.history = append(m.history, msg.Message)
 			cmds = append(cmds, m.tick(time.Now()))
 		} else if (msg.Message.Kind == client.KindText || msg.Message.Kind == client.KindFile) && !msg.Message.Muted {
@@ -443,6 +479,8 @@ func (m Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 			break
 		}
 		m.setStatus(fmt.Sprintf("reported %s to the moderators (case %s)", plural(msg.n, "message"), msg.caseID), false)
+	case actionMsg, searchMsg:
+		cmds = append(cmds, m.handleAction(msg))
 	case followEndedMsg:
 		if msg.err != nil {
 			m.setStatus("disconnected: "+client.Explain(msg.err), true)
@@ -507,7 +545,7 @@ func (m Model) selectConv(delta int) (tea.Model, tea.Cmd) {
 		m.selected, m.target = -1, labels[next]
 	}
 	delete(m.unread, m.Current())
-	m.history = nil
+	m.history, m.selID, m.help, m.search = nil, "", false, nil
 	m.refreshView()
 	if strings.HasPrefix(m.Current(), "~") {
 		return m, nil
@@ -575,6 +613,9 @@ func (m Model) submit() (tea.Model, tea.Cmd) {
 		m.setStatus("report: Up/Down choose a message someone else sent, Enter takes it, Esc cancels", false)
 		m.refreshView()
 		return m, nil
+	}
+	if next, cmd, ok := m.actionCommand(text); ok {
+		return next, cmd
 	}
 	if text == "/members" {
 		m.setStatus(m.membersLine(), false)
@@ -739,6 +780,11 @@ func (m *Model) refreshView() {
 			b.WriteByte('\n')
 		}
 	}
+	if m.overlay(&b, wrap) {
+		m.view.SetContent(b.String())
+		m.view.GotoTop()
+		return
+	}
 	if m.report == reportConfirm && m.reportPlan != nil {
 		b.WriteString(wrap.Render(renderPlan(m.reportPlan)))
 		m.view.SetContent(b.String())
@@ -746,9 +792,14 @@ func (m *Model) refreshView() {
 		return
 	}
 	for i, msg := range m.history {
+		if msg.Kind == client.KindReaction || msg.Kind == client.KindEdit || msg.Kind == client.KindDelete {
+			continue // shown on the message they change
+		}
 		line := renderMessage(msg, m.self)
 		if m.report != reportNone && i == m.reportSel {
 			line = styleSelected.Render("▶ report:") + " " + line
+		} else if m.selID != "" && msg.ID == m.selID {
+			line = styleSelected.Render("▶") + " " + line
 		}
 		b.WriteString(wrap.Render(line))
 		b.WriteByte('\n')
@@ -883,6 +934,9 @@ func renderMessage(msg client.Message, self client.Self) string {
 			// The id on a line of its own, so that wrapping never splits it.
 			text = fmt.Sprintf("[file %s, %d bytes]\n  parley get-file %s", clean(msg.File.Name), msg.File.Size, msg.ID)
 		}
+		text = decorate(msg, text)
+	case client.KindText:
+		text = decorate(msg, text)
 	}
 	return fmt.Sprintf("%s %s: %s", styleDim.Render(when), who, text)
 }

@@ -32,6 +32,10 @@ type fakeBackend struct {
 	alerts  []string
 	// reports are the reports sent: each plan as it went.
 	reports []*client.ReportPlan
+	// actions are the message actions, searches, blocks and mutes asked
+	// for (actions_test.go); actionErr makes them fail.
+	actions   []string
+	actionErr error
 }
 
 func (f *fakeBackend) PlanReport(_ context.Context, conv string, ids []string, reason, note string) (*client.ReportPlan, error) {
