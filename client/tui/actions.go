@@ -239,7 +239,7 @@ func (m Model) actionCommand(text string) (tea.Model, tea.Cmd, bool) {
 			m.setStatus("usage: /block @user", true)
 			return m, nil, true
 		}
-		next, cmd := m.action("blocked "+user+" (parley privacy --unblock to undo)", func() error { return m.backend.Block(m.ctx, user) })
+		next, cmd := m.action("blocked "+user+" (parley unblock "+user+" undoes it)", func() error { return m.backend.Block(m.ctx, user) })
 		return next, cmd, true
 	case "/mute":
 		if !needConv() {
