@@ -157,6 +157,9 @@ func TestReplyAndReactDefaultToTheLastMessageOfSomeoneElse(t *testing.T) {
 	if got := f.lastAction(); got != "react b1 👍 true" {
 		t.Fatalf("backend got %q", got)
 	}
+	if st := m.(Model).Status(); st != "took back 👍" {
+		t.Fatalf("status %q", st)
+	}
 }
 
 func TestSelectionChoosesTheMessage(t *testing.T) {
