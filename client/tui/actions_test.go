@@ -351,3 +351,18 @@ func TestRendersMentionsForwardsAndIncomingEdits(t *testing.T) {
 		t.Fatalf("after an incoming edit:\n%s", v)
 	}
 }
+
+// Quotes, reactions and search queries come from others: terminal
+// control sequences in them are neutralised like message text.
+func TestDecorationsStripControlCharacters(t *testing.T) {
+	m := msg("@bob", "bob", "ok")
+	m.ID, m.ReplyTo, m.Quote = "b5", "a1", "\x1b]0;pwned\x07quoted"
+	m.Reactions = []client.Reaction{{Emoji: "\x1b[2J", User: "bob"}}
+	got := renderMessage(m, client.Self{User: "alice"})
+	if strings.ContainsAny(got, "\x07") || strings.Contains(got, "\x1b]0;") || strings.Contains(got, "\x1b[2J") {
+		t.Fatalf("control characters rendered: %q", got)
+	}
+	if !strings.Contains(got, "?]0;pwned?quoted") || !strings.Contains(got, "?[2J 1") {
+		t.Fatalf("decorations lost: %q", got)
+	}
+}
