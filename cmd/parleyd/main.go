@@ -262,7 +262,8 @@ func (a *abuseFlags) register(fs *flag.FlagSet) {
 // serverConfig applies the flags to cfg.
 func (a abuseFlags) serverConfig(cfg *server.Config) error {
 	cfg.MaxWelcome = a.maxWelcome
-	if a.maxGroupMembers < 2 {
+	// 0 leaves the server's default (1000), as for the other limits.
+	if a.maxGroupMembers < 0 || a.maxGroupMembers == 1 {
 		return fmt.Errorf("--max-group-members %d: a group needs room for at least 2 members", a.maxGroupMembers)
 	}
 	cfg.MaxGroupMembers = a.maxGroupMembers
