@@ -107,7 +107,7 @@ func TestSweeperWakesForExpiry(t *testing.T) {
 	ts := startServer(t, t.TempDir(), func(cfg *server.Config) { cfg.SweepInterval = time.Hour })
 	alice, bob := register(t, ts, "alice"), register(t, ts, "bob")
 	conv := group(t, "sweep-group", alice, bob)
-	expires := time.Now().Add(2 * time.Second)
+	expires := time.Now().Add(5 * time.Second) // room for the send and the first fetch on a busy machine
 	if _, err := alice.conn.SendExpiringApplication(bg, transport.NewMessageID(), conv, 1, []byte("soon gone"), expires); err != nil {
 		t.Fatal(err)
 	}
