@@ -2,6 +2,7 @@ package moderation
 
 import (
 	"errors"
+	"fmt"
 	"slices"
 	"time"
 )
@@ -60,6 +61,33 @@ func ActionsFor(kind string) []string {
 		return HoldActions
 	}
 	return Actions
+}
+
+// NextCaseState is the case state machine every store applies, in the
+// transaction that records action: a report case goes open → decided by
+// a decision, decided → appealed by the reported account's one appeal,
+// appealed → closed by the lead's decision on it; a hold case goes open →
+// closed by its one decision and has no appeal. It returns the state after
+// action, or an error wrapping ErrAction (an action the kind does not
+// take) or ErrCaseState (not now).
+func NextCaseState(kind, state, action string) (string, error) {
+	if action != "appeal" && !slices.Contains(ActionsFor(kind), action) {
+		return "", fmt.Errorf("%w %q for a %s case (it takes %v)", ErrAction, action, kind, ActionsFor(kind))
+	}
+	switch {
+	case kind == KindHold:
+		if action == "appeal" || state != CaseOpen {
+			return "", fmt.Errorf("%w: %s a hold case that is %s", ErrCaseState, action, state)
+		}
+		return CaseClosed, nil
+	case action == "appeal" && state == CaseDecided:
+		return CaseAppealed, nil
+	case action != "appeal" && state == CaseOpen:
+		return CaseDecided, nil
+	case action != "appeal" && state == CaseAppealed:
+		return CaseClosed, nil
+	}
+	return "", fmt.Errorf("%w: %s a case that is %s", ErrCaseState, action, state)
 }
 
 // Hold is what a hold case is about: a channel post and the list entries

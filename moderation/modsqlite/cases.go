@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"slices"
 	"strconv"
 	"time"
 
@@ -206,24 +205,9 @@ func (s *Store) ActOnCase(ctx context.Context, id int64, e moderation.CaseEvent)
 		if err != nil {
 			return err
 		}
-		if e.Action != "appeal" && !slices.Contains(moderation.ActionsFor(kind), e.Action) {
-			return fmt.Errorf("%w %q for a %s case (it takes %v)", moderation.ErrAction, e.Action, kind, moderation.ActionsFor(kind))
-		}
-		var next string
-		switch {
-		case kind == moderation.KindHold:
-			if e.Action == "appeal" || state != moderation.CaseOpen {
-				return fmt.Errorf("%w: %s a hold case that is %s", moderation.ErrCaseState, e.Action, state)
-			}
-			next = moderation.CaseClosed
-		case e.Action == "appeal" && state == moderation.CaseDecided:
-			next = moderation.CaseAppealed
-		case e.Action != "appeal" && state == moderation.CaseOpen:
-			next = moderation.CaseDecided
-		case e.Action != "appeal" && state == moderation.CaseAppealed:
-			next = moderation.CaseClosed
-		default:
-			return fmt.Errorf("%w: %s a case that is %s", moderation.ErrCaseState, e.Action, state)
+		next, err := moderation.NextCaseState(kind, state, e.Action)
+		if err != nil {
+			return err
 		}
 		var until int64
 		if !e.Until.IsZero() {
