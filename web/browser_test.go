@@ -317,8 +317,12 @@ func TestWebClientInBrowser(t *testing.T) {
 		t.Fatalf("a wrong passphrase showed the conversations (%v)", err)
 	}
 	do("the right passphrase", chromedp.SendKeys(chromedp.CSS("#unlock-pass"), passphrase+"\r"),
-		chromedp.WaitVisible(chromedp.CSS(`#conversations button[data-target="@bob"]`)),
-		chromedp.Click(chromedp.CSS(`#conversations button[data-target="@bob"]`)))
+		chromedp.WaitVisible(chromedp.CSS(`#conversations button[data-target="@bob"]`)))
+	// The list re-renders as the unlocked client syncs: click whatever
+	// button is there now (a node found earlier may be gone).
+	if _, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`document.querySelector('#conversations button[data-target="@bob"]').click(), true`)); err != nil {
+		t.Fatalf("opening bob's conversation after reloading: %v", err)
+	}
 	waitText("bob's message after reloading", hello)
 	waitText("the reply after reloading", reply)
 
