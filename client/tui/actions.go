@@ -15,7 +15,8 @@ import (
 )
 
 // Message actions of the chat UI: pick a message (Alt+Up/Alt+Down), then
-// /reply, /react, /edit or /delete it; /search, /block, /mute and /help.
+// /reply, /react, /edit, /forward or /delete it; /search, /block,
+// /unblock, /mute, /unmute and /help.
 
 func (b clientBackend) SendReply(ctx context.Context, conv, replyTo, text string) error {
 	_, err := b.c.SendReply(ctx, conv, replyTo, text)
@@ -43,6 +44,20 @@ func (b clientBackend) Block(ctx context.Context, user string) error {
 func (b clientBackend) SetMute(ctx context.Context, target string, d time.Duration) error {
 	_, err := b.c.SetMute(ctx, target, d)
 	return err
+}
+func (b clientBackend) Forward(ctx context.Context, id, target string) error {
+	_, err := b.c.Forward(ctx, id, target)
+	return err
+}
+func (b clientBackend) DeleteForMe(ctx context.Context, id string) error {
+	return b.c.DeleteForMe(ctx, id)
+}
+func (b clientBackend) Unblock(ctx context.Context, user string) error {
+	_, err := b.c.UpdatePrivacy(ctx, nil, []string{user}, "")
+	return err
+}
+func (b clientBackend) Unmute(ctx context.Context, target string) (bool, error) {
+	return b.c.Unmute(ctx, target)
 }
 
 type (
@@ -72,9 +87,13 @@ var helpLines = []string{
 	"  /unreact EMOJI                  take your reaction back",
 	"  /edit TEXT                      edit your selected message (default: your last one)",
 	"  /delete                         delete your selected message for everyone (default: your last one)",
+	"  /delete me                      delete the selected message from this device only (default: the last one)",
+	"  /forward @user | #group         forward the selected message, marked as forwarded (default: the last one)",
 	"  /search WORDS                   search this device's history (Esc closes the results)",
 	"  /block @user                    block a user (default: the other person of this direct chat)",
+	"  /unblock @user                  unblock a user (default: the other person of this direct chat)",
 	"  /mute [DURATION]                mute this conversation, e.g. /mute 8h; for good without a duration",
+	"  /unmute                         unmute this conversation",
 	"  /timer 1h | off                 disappearing messages in this conversation",
 	"  /members                        the members (and admins) of this conversation",
 	"  /report                         report a message to the moderators",
@@ -84,7 +103,7 @@ var helpLines = []string{
 	"Keys",
 	"  Enter                           send the line or run the command",
 	"  Tab / Ctrl+N, Shift+Tab / Ctrl+P next / previous conversation",
-	"  Alt+Up / Alt+Down               select a message (for /reply, /react, /edit, /delete)",
+	"  Alt+Up / Alt+Down               select a message (for /reply, /react, /edit, /delete, /forward)",
 	"  Up / Down / PgUp / PgDown       scroll the history",
 	"  F1                              this screen",
 	"  Esc                             close help or search, drop the selection; otherwise quit",
@@ -112,7 +131,7 @@ func (m *Model) moveSel(d int) {
 	for i += d; i >= 0 && i < len(m.history); i += d {
 		if actionable(m.history[i]) {
 			m.selID = m.history[i].ID
-			m.setStatus("selected a message: /reply, /react, /edit or /delete it; Esc drops the selection", false)
+			m.setStatus("selected a message: /reply, /react, /edit, /forward or /delete it; Esc drops the selection", false)
 			m.refreshView()
 			return
 		}
@@ -136,6 +155,18 @@ func (m Model) pick(mine bool) (client.Message, bool) {
 			continue
 		}
 		if actionable(h) && (h.Sender.User == m.self.User) == mine {
+			return h, true
+		}
+	}
+	return client.Message{}, false
+}
+
+// pickAny returns the message an action is for: the selected one, or
+// else the newest actionable message, whoever sent it.
+func (m Model) pickAny() (client.Message, bool) {
+	for i := len(m.history) - 1; i >= 0; i-- {
+		h := m.history[i]
+		if actionable(h) && (m.selID == "" || h.ID == m.selID) {
 			return h, true
 		}
 	}
@@ -196,7 +227,16 @@ func (m Model) actionCommand(text string) (tea.Model, tea.Cmd, bool) {
 			next, cmd := m.action("took back "+arg, func() error { return m.backend.React(m.ctx, id, arg, true) })
 			return next, cmd, true
 		}
-	case "/edit", "/delete":
+	case "/delete", "/forward":
+		if name == "/forward" || arg == "me" {
+			return m.forwardOrHide(name, arg, needConv)
+		}
+		if arg != "" {
+			m.setStatus("usage: /delete (for everyone) or /delete me (this device only)", true)
+			return m, nil, true
+		}
+		fallthrough
+	case "/edit":
 		if !needConv() {
 			return m, nil, true
 		}
@@ -230,16 +270,36 @@ func (m Model) actionCommand(text string) (tea.Model, tea.Cmd, bool) {
 			msgs, err := m.backend.Search(m.ctx, arg, searchLimit)
 			return searchMsg{arg, msgs, err}
 		}, true
-	case "/block":
+	case "/block", "/unblock":
 		user := arg
 		if user == "" && strings.HasPrefix(conv, "@") {
 			user = conv
 		}
 		if !strings.HasPrefix(user, "@") || len(user) < 2 || strings.ContainsAny(user, " \t") {
-			m.setStatus("usage: /block @user", true)
+			m.setStatus("usage: "+name+" @user", true)
 			return m, nil, true
 		}
-		next, cmd := m.action("blocked "+user+" (parley unblock "+user+" undoes it)", func() error { return m.backend.Block(m.ctx, user) })
+		if name == "/unblock" {
+			next, cmd := m.action("unblocked "+user, func() error { return m.backend.Unblock(m.ctx, user) })
+			return next, cmd, true
+		}
+		next, cmd := m.action("blocked "+user+" (/unblock "+user+" undoes it)", func() error { return m.backend.Block(m.ctx, user) })
+		return next, cmd, true
+	case "/unmute":
+		if !needConv() {
+			return m, nil, true
+		}
+		if arg != "" {
+			m.setStatus("usage: /unmute (this conversation)", true)
+			return m, nil, true
+		}
+		next, cmd := m.action("unmuted "+conv, func() error {
+			was, err := m.backend.Unmute(m.ctx, conv)
+			if err == nil && !was {
+				return fmt.Errorf("%s was not muted", conv)
+			}
+			return err
+		})
 		return next, cmd, true
 	case "/mute":
 		if !needConv() {
@@ -253,7 +313,7 @@ func (m Model) actionCommand(text string) (tea.Model, tea.Cmd, bool) {
 				return m, nil, true
 			}
 		}
-		done := "muted " + conv + " until unmuted (parley unmute)"
+		done := "muted " + conv + " until unmuted (/unmute)"
 		if d > 0 {
 			done = fmt.Sprintf("muted %s for %s", conv, d)
 		}
@@ -261,6 +321,30 @@ func (m Model) actionCommand(text string) (tea.Model, tea.Cmd, bool) {
 		return next, cmd, true
 	}
 	return m, nil, false
+}
+
+// forwardOrHide handles "/forward TARGET" and "/delete me": both act on
+// the selected message or else the newest one, whoever sent it.
+func (m Model) forwardOrHide(name, arg string, needConv func() bool) (tea.Model, tea.Cmd, bool) {
+	if !needConv() {
+		return m, nil, true
+	}
+	if name == "/forward" && (!strings.HasPrefix(arg, "@") && !strings.HasPrefix(arg, "#") || len(arg) < 2 || strings.ContainsAny(arg, " \t")) {
+		m.setStatus("usage: /forward @user or /forward #group (the selected or last message)", true)
+		return m, nil, true
+	}
+	target, ok := m.pickAny()
+	if !ok {
+		m.setStatus("nothing to "+strings.TrimPrefix(name, "/")+" here: select a message with Alt+Up/Alt+Down", true)
+		return m, nil, true
+	}
+	id := target.ID
+	if name == "/forward" {
+		next, cmd := m.action("forwarded to "+arg, func() error { return m.backend.Forward(m.ctx, id, arg) })
+		return next, cmd, true
+	}
+	next, cmd := m.action("deleted from this device", func() error { return m.backend.DeleteForMe(m.ctx, id) })
+	return next, cmd, true
 }
 
 // closeOverlay closes the help screen, the search results or the

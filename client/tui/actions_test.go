@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -101,6 +102,48 @@ func (f *fakeBackend) SetMute(_ context.Context, conv string, d time.Duration) e
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return f.record("mute %s %s", conv, d)
+}
+
+func (f *fakeBackend) Forward(_ context.Context, id, target string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.record("forward %s %s", id, target); err != nil {
+		return err
+	}
+	m := *f.find(id)
+	m.Conversation, m.Sender.User, m.ID, m.Forwarded = target, "alice", fmt.Sprintf("f%d", len(f.actions)), true
+	f.history[target] = append(f.history[target], m)
+	return nil
+}
+func (f *fakeBackend) DeleteForMe(_ context.Context, id string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.record("hide %s", id); err != nil {
+		return err
+	}
+	for conv := range f.history {
+		f.history[conv] = slices.DeleteFunc(f.history[conv], func(m client.Message) bool { return m.ID == id })
+	}
+	return nil
+}
+func (f *fakeBackend) Unblock(_ context.Context, user string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.record("unblock %s", user)
+}
+func (f *fakeBackend) Unmute(_ context.Context, conv string) (bool, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	// Muted: a mute recorded after the last unmute.
+	was := false
+	for _, a := range f.actions {
+		if strings.HasPrefix(a, "mute "+conv+" ") {
+			was = true
+		} else if a == "unmute "+conv {
+			was = false
+		}
+	}
+	return was, f.record("unmute %s", conv)
 }
 
 // newActionFake is newFake with message ids: bob's b1, alice's a1 in
@@ -275,6 +318,71 @@ func TestSearchBlockMute(t *testing.T) {
 	}
 }
 
+func TestForwardDeleteForMeUnblockUnmute(t *testing.T) {
+	f := newActionFake()
+	m := start(t, f)
+	// /forward takes the newest message whoever sent it (a1, mine)...
+	m = command(t, m, "/forward #team")
+	if got := f.lastAction(); got != "forward a1 #team" {
+		t.Fatalf("backend got %q", got)
+	}
+	if st := m.(Model).Status(); st != "forwarded to #team" {
+		t.Fatalf("status %q", st)
+	}
+	// ... or the selected one (b1), and shows as forwarded there.
+	m = step(t, m, altUp)
+	m = step(t, m, altUp)
+	m = command(t, m, "/forward #team")
+	if got := f.lastAction(); got != "forward b1 #team" {
+		t.Fatalf("backend got %q", got)
+	}
+	m = step(t, m, tea.KeyMsg{Type: tea.KeyTab}) // #team
+	if v := m.View(); !strings.Contains(v, "forwarded: hi alice") || !strings.Contains(v, "forwarded: hi bob") {
+		t.Fatalf("forwarded messages in #team:\n%s", v)
+	}
+	m = step(t, m, tea.KeyMsg{Type: tea.KeyShiftTab}) // @bob
+	// /delete me hides someone else's message from this device.
+	m = step(t, m, altUp)
+	m = step(t, m, altUp) // b1
+	m = command(t, m, "/delete me")
+	if got := f.lastAction(); got != "hide b1" {
+		t.Fatalf("backend got %q", got)
+	}
+	if v := m.View(); strings.Contains(v, "hi alice") || !strings.Contains(v, "hi bob") {
+		t.Fatalf("after /delete me:\n%s", v)
+	}
+	m = command(t, m, "/unblock")
+	if got := f.lastAction(); got != "unblock @bob" {
+		t.Fatalf("backend got %q", got)
+	}
+	m = command(t, m, "/unblock @mallory")
+	if got, st := f.lastAction(), m.(Model).Status(); got != "unblock @mallory" || st != "unblocked @mallory" {
+		t.Fatalf("backend got %q, status %q", got, st)
+	}
+	m = command(t, m, "/unmute")
+	if st := m.(Model).Status(); !strings.Contains(st, "@bob was not muted") {
+		t.Fatalf("unmuting what is not muted: status %q", st)
+	}
+	m = command(t, m, "/mute")
+	m = command(t, m, "/unmute")
+	if got, st := f.lastAction(), m.(Model).Status(); got != "unmute @bob" || st != "unmuted @bob" {
+		t.Fatalf("backend got %q, status %q", got, st)
+	}
+	for _, c := range []struct{ line, status string }{
+		{"/forward", "usage: /forward @user"},
+		{"/forward bob", "usage: /forward @user"},
+		{"/delete them", "usage: /delete (for everyone) or /delete me"},
+		{"/unblock bob", "usage: /unblock @user"},
+		{"/unmute now", "usage: /unmute"},
+	} {
+		n := len(f.actions)
+		m = command(t, m, c.line)
+		if st := m.(Model).Status(); !strings.Contains(st, c.status) || len(f.actions) != n {
+			t.Errorf("%s: status %q, want %q; actions %q", c.line, st, c.status, f.actions[n:])
+		}
+	}
+}
+
 func TestActionsRefuseOddInput(t *testing.T) {
 	f := newActionFake()
 	f.history["#team"] = nil
@@ -285,6 +393,8 @@ func TestActionsRefuseOddInput(t *testing.T) {
 		{"/reply hello", "nothing to reply to"},
 		{"/edit new", "nothing of yours to edit"},
 		{"/delete", "nothing of yours to delete"},
+		{"/delete me", "nothing to delete here"},
+		{"/forward @bob", "nothing to forward here"},
 		{"/react", "usage: /react EMOJI"},
 		{"/reply", "usage: /reply TEXT"},
 		{"/edit", "usage: /edit TEXT"},
@@ -315,7 +425,7 @@ func TestHelpListsEveryCommand(t *testing.T) {
 	m = step(t, m, tea.WindowSizeMsg{Width: 200, Height: 80}) // all of it on screen
 	m = step(t, m, tea.KeyMsg{Type: tea.KeyF1})
 	v := m.View()
-	for _, want := range []string{"/to", "/file", "/reply", "/react", "/unreact", "/edit", "/delete", "/search", "/block", "/mute",
+	for _, want := range []string{"/to", "/file", "/reply", "/react", "/unreact", "/edit", "/delete", "/delete me", "/forward", "/search", "/block", "/unblock", "/mute", "/unmute",
 		"/timer", "/members", "/report", "/retry", "/help", "/quit", "Alt+Up", "F1", "Esc", "Tab", "PgUp"} {
 		if !strings.Contains(v, want) {
 			t.Errorf("help lacks %q", want)

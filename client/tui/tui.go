@@ -68,6 +68,14 @@ type Backend interface {
 	Search(ctx context.Context, query string, limit int) ([]client.Message, error)
 	Block(ctx context.Context, user string) error
 	SetMute(ctx context.Context, conversation string, d time.Duration) error
+	// Forward sends message id to target marked as forwarded
+	// (client.Client.Forward); DeleteForMe removes it from this device
+	// only; Unblock and Unmute undo Block and SetMute (Unmute reports
+	// whether the conversation was muted).
+	Forward(ctx context.Context, id, target string) error
+	DeleteForMe(ctx context.Context, id string) error
+	Unblock(ctx context.Context, user string) error
+	Unmute(ctx context.Context, conversation string) (bool, error)
 }
 
 type clientBackend struct{ c *client.Client }
