@@ -435,7 +435,9 @@ func (m Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 			m.setStatus(fmt.Sprintf("new message in %s", msg.Message.Conversation), false)
 			m.unread[msg.Message.Conversation]++
 		}
-		if !m.known(msg.Message.Conversation) {
+		if !m.known(msg.Message.Conversation) || msg.Message.Kind == client.KindTimer || msg.Message.Kind == client.KindMembership {
+			// New, or its timer or members changed (the title and
+			// /members show them).
 			cmds = append(cmds, m.loadConvs())
 		}
 	case sentMsg:
