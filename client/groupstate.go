@@ -281,6 +281,40 @@ func checkCommitPolicy(old, new mls.Extensions, ch commitChange) error {
 	return nil
 }
 
+// checkJoin applies the roles, as far as a device joining by a Welcome
+// can, to the commit that added it: the committer (the member that
+// signed the Welcome's GroupInfo, RFC 9420 §12.4.3.1) must be an admin
+// in the group state the Welcome carries, or the group has no admin
+// among its members, or the committer added a device of its own
+// account. The joiner does not see the state before the commit: a
+// committer that also rewrote the admin list in the same commit passes
+// this check (docs/protocol.md §14, "Known limits").
+func checkJoin(g *mls.Group, self string) error {
+	st, _, err := groupStateOf(g.GroupContext().Extensions)
+	if err != nil {
+		return fmt.Errorf("%w: the group state in the Welcome: %w", ErrPolicy, err)
+	}
+	if st == nil {
+		return nil // no roles: a direct conversation or an older group
+	}
+	leaf, ok := g.WelcomeSigner()
+	if !ok {
+		return nil
+	}
+	m, ok := g.Member(leaf)
+	if !ok {
+		return fmt.Errorf("%w: the Welcome's signer is not a member", ErrPolicy)
+	}
+	committer, err := memberIdentity(m)
+	if err != nil {
+		return err
+	}
+	if committer.User == self || st.mayAdminister(committer.User, memberUserSet(g)) {
+		return nil
+	}
+	return fmt.Errorf("%w: %s, not an admin of the group, added this device", ErrPolicy, committer.User)
+}
+
 // leafCapabilities are the capabilities of this client's leaves (key
 // packages and the leaf of a group it creates): the defaults (RFC 9420
 // §7.2) plus the group state extension, which a GroupContext may carry

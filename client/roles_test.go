@@ -367,3 +367,56 @@ func TestGroupMemberLimit(t *testing.T) {
 		}
 	}
 }
+
+// TestJoinerRefusesNonAdminAdd: a member whose client is modified adds
+// dave; every member refuses the commit, and so does dave's client when
+// it opens the Welcome (the signer of its GroupInfo is not an admin in
+// the group state it carries), so dave is never in a group of one with
+// mallory.
+// With the check off (testNoRoles) dave joins: the attack is real.
+func TestJoinerRefusesNonAdminAdd(t *testing.T) {
+	ctx := context.Background()
+	srv := startServer(t)
+	alice := srv.newUser(t, "alice")
+	bob := srv.newUser(t, "bob")
+	mallory := srv.newUser(t, "mallory")
+	dave := srv.newUser(t, "dave")
+	erin := srv.newUser(t, "erin")
+	erin.testNoRoles = true
+	if _, err := alice.CreateGroup(ctx, "team", []string{"bob", "mallory"}); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []*Client{bob, mallory} {
+		mustSync(t, c)
+	}
+	addBy := func(who *Client, user string) {
+		hostileCommit(t, who, "#team", func(g *mls.Group, conn *transport.Conn) (mls.CommitOptions, []string, []string) {
+			kps, _, err := who.fetchKeyPackages(ctx, conn, user, g.Suite().ID())
+			if err != nil {
+				t.Fatal(err)
+			}
+			return mls.CommitOptions{Adds: [][]byte{kps[0].KeyPackage.Data}}, []string{kps[0].DeviceID}, nil
+		})
+	}
+	addBy(mallory, "dave")
+	if _, ws := syncWarnings(t, dave); !hasPolicyWarning(ws, "mallory, not an admin of the group, added this device") {
+		t.Fatalf("dave's warnings: %+v, want the Welcome refused", ws)
+	}
+	if convs, err := dave.Conversations(ctx); err != nil || len(convs) != 0 {
+		t.Fatalf("dave's conversations after a refused Welcome: %+v, %v", convs, err)
+	}
+	// The same move against a client without the check: it joins.
+	addBy(mallory, "erin")
+	mustSync(t, erin)
+	if convs, err := erin.Conversations(ctx); err != nil || len(convs) != 1 || convs[0].Kind != ConvGroup || convs[0].Name != "team" {
+		t.Fatalf("erin (check off) has %+v, %v: the attack does not do what the test claims", convs, err)
+	}
+	// The members refused both and go on in their epoch.
+	mustSend(t, alice, "#team", "still us")
+	if got := texts(mustSync(t, bob)); !slices.Equal(got, []string{"alice: still us"}) {
+		t.Fatalf("bob got %q", got)
+	}
+	if got := usersOf(t, bob, "#team"); !slices.Equal(got, []string{"alice", "bob", "mallory"}) {
+		t.Fatalf("bob's #team: %v", got)
+	}
+}

@@ -448,6 +448,14 @@ func (c *Client) joinFromWelcome(m transport.Message) ([]byte, error) {
 		if !bytes.Equal(g.GroupID(), m.ConversationID) {
 			return errors.New("the Welcome is for another group than its envelope says")
 		}
+		if !c.testNoRoles {
+			// Added by a commit every member refuses, this device would be
+			// in a group of one with the committer: refused, the key
+			// package is not used.
+			if err := checkJoin(g, c.acct.User); err != nil {
+				return err
+			}
+		}
 		users := map[string]bool{}
 		var adder Sender
 		for _, mem := range g.Members() {

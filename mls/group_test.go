@@ -180,6 +180,17 @@ func runLifecycle(t *testing.T, s *ciphersuite.Suite) {
 	dave := gtJoin(t, "dave", out.Welcome, bD)
 	all = append(all, dave)
 	gtAgree(t, all...)
+	// The joiner knows who added it (the GroupInfo's signer), the others
+	// joined by no Welcome.
+	if l, ok := dave.g.WelcomeSigner(); !ok || l != carol.g.OwnLeaf() {
+		t.Fatalf("dave's WelcomeSigner: %d, %v; carol is leaf %d", l, ok, carol.g.OwnLeaf())
+	}
+	if l, ok := bob.g.WelcomeSigner(); !ok || l != alice.g.OwnLeaf() {
+		t.Fatalf("bob's WelcomeSigner: %d, %v", l, ok)
+	}
+	if _, ok := alice.g.WelcomeSigner(); ok {
+		t.Fatal("the creator has a WelcomeSigner")
+	}
 
 	// A proposal by reference: dave proposes removing bob, alice commits.
 	prop, ref, err := dave.g.ProposeRemove(bob.g.OwnLeaf())

@@ -143,6 +143,10 @@ type Group struct {
 	pending    *pendingCommit
 	reinit     *ReInit
 	removed    bool
+	// welcomeSigner is the leaf that signed the GroupInfo of the Welcome
+	// this member joined with, plus one (0: not joined by a Welcome in
+	// this session). Not persisted: it is for checks at the join.
+	welcomeSigner uint32
 
 	// keyIndex speeds up leaf checks; it is not persisted (see keyIndex).
 	keyIndex *keyIndex
@@ -191,6 +195,18 @@ func (g *Group) Member(i uint32) (Member, bool) {
 		return Member{}, false
 	}
 	return Member{LeafIndex: i, Credential: ln.Credential, SignatureKey: ln.SignatureKey, EncryptionKey: ln.EncryptionKey}, true
+}
+
+// WelcomeSigner returns the leaf index of the member whose signature on
+// the GroupInfo of the Welcome this member joined with was verified
+// (RFC 9420 §12.4.3.1): the committer that added it. ok is false for a
+// group not joined by JoinFromWelcome in this process (created, or
+// loaded from storage).
+func (g *Group) WelcomeSigner() (leaf uint32, ok bool) {
+	if g.welcomeSigner == 0 {
+		return 0, false
+	}
+	return g.welcomeSigner - 1, true
 }
 
 // OwnLeaf is this member's leaf index.

@@ -121,6 +121,7 @@ func JoinFromWelcome(welcome []byte, bundle *KeyPackageBundle, ratchetTree []byt
 	g.keyIndex = buildKeyIndex(tree) // the join is O(n) anyway; commits then are not
 	g.keys = keys
 	g.own = own
+	g.welcomeSigner = gi.Signer + 1
 	g.signKey = bundle.SignaturePriv
 	g.signer = signer
 	g.interim = keyschedule.InterimTranscriptHash(suite, gi.GroupContext.ConfirmedTranscriptHash, gi.ConfirmationTag)
