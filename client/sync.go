@@ -228,6 +228,7 @@ func (c *Client) processLogMessage(m transport.Message) error {
 		}
 		before := g.Members()
 		oldExt := g.GroupContext().Extensions
+		epochBefore := g.Epoch()
 		res, err := g.Process(m.Payload)
 		if errors.Is(err, mls.ErrDuplicateProposal) {
 			return nil // a repeat of a proposal we hold (a leave run twice)
@@ -257,7 +258,10 @@ func (c *Client) processLogMessage(m transport.Message) error {
 			// applied (g is dropped unsaved), by every member alike.
 			if err := checkCommitPolicy(oldExt, g.GroupContext().Extensions, commitChangeOf(r, c.acct.User, res, before, g)); err != nil {
 				c.warn(r, m.ID, err)
-				return noteServerEpoch(tx, r, m.Epoch+1, g.Epoch()-1)
+				// The MLS epoch before the commit: g.Epoch()-1 is not it
+				// when the commit removed this device (g then stays in its
+				// epoch, marked removed).
+				return noteServerEpoch(tx, r, m.Epoch+1, epochBefore)
 			}
 		}
 		if err := saveGroup(tx, g); err != nil {
