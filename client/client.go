@@ -110,6 +110,10 @@ type Options struct {
 	// decision about this account that this profile had not seen
 	// (warnings, suspensions, bans, appeal outcomes): the CLI prints it.
 	OnModerationNotice func(ModerationNotice)
+	// OnHistoryProgress, if set, is told how a history transfer being
+	// received goes: stage "download" (bytes) or "import" (messages),
+	// done of total.
+	OnHistoryProgress func(stage string, done, total int64)
 }
 
 func (o *Options) now() time.Time {
@@ -135,6 +139,11 @@ type Client struct {
 	// nextSweep is when the next disappearing message is due, as the
 	// last sweep found (zero: none).
 	nextSweep time.Time
+	// historyGot are the history transfers imported and not yet taken
+	// (TakeReceivedHistory, WaitForHistory); historyErr the first that
+	// failed since WaitForHistory last looked.
+	historyGot []HistoryReceived
+	historyErr error
 
 	// conflicts counts EPOCH_CONFLICT retries (for tests and diagnostics).
 	conflicts atomic.Int64

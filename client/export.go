@@ -103,121 +103,129 @@ func (c *Client) Export(ctx context.Context, w io.Writer, passphrase []byte, kdf
 		if err != nil {
 			return err
 		}
-		bw := bufio.NewWriterSize(hw, 64<<10)
-		enc := json.NewEncoder(bw)
-		err = c.store.Update(func(tx *profile.Tx) error {
-			convs, err := listConvs(tx)
-			if err != nil {
-				return err
-			}
-			// Pending message requests are not the user's conversations
-			// yet: they stay behind.
-			convs = slices.DeleteFunc(convs, func(r *convRecord) bool { return r.Request })
-			total := 0
-			for _, r := range convs {
-				n, err := tx.Count(historyPfx + hexID(r.ID))
-				if err != nil {
-					return err
-				}
-				total += n
-			}
-			s := loadSettings(tx)
-			head := exportRecord{Type: "header", Version: exportVersion, User: c.acct.User, Server: c.acct.Server,
-				Device: c.acct.DeviceID, ExportedAt: c.opts.now().UTC(), Settings: &s, Messages: total}
-			items, err := tx.List(bucketMute)
-			if err != nil {
-				return err
-			}
-			for _, it := range items {
-				id, err := hex.DecodeString(it.Key)
-				if err != nil {
-					continue
-				}
-				if m := muteOf(tx, id, c.opts.now()); m != nil {
-					m.Conversation = it.Key
-					head.Mutes = append(head.Mutes, *m)
-				}
-			}
-			if err := enc.Encode(&head); err != nil {
-				return err
-			}
-			for _, r := range convs {
-				if err := ctx.Err(); err != nil {
-					return err
-				}
-				if err := enc.Encode(&exportRecord{Type: "conversation", Conv: &exportConv{ID: r.ID, Kind: r.Kind, Peer: r.Peer,
-					Name: r.Name, Created: r.Created, Last: r.Last}}); err != nil {
-					return err
-				}
-				res.Conversations++
-				items, err := tx.List(historyPfx + hexID(r.ID))
-				if err != nil {
-					return err
-				}
-				for _, it := range items {
-					var m Message
-					if err := jsonUnmarshal(it.Value, &m); err != nil {
-						return err
-					}
-					if c.expired(m.ExpiresAt) {
-						continue // gone at the next sweep: never exported
-					}
-					conv := hexID(r.ID)
-					if err := enc.Encode(&exportRecord{Type: "message", ConvID: conv, Message: &m}); err != nil {
-						return err
-					}
-					var fd fileDescriptor
-					if err := tx.GetJSON(bucketFiles, m.ID, &fd); err == nil {
-						if err := enc.Encode(&exportRecord{Type: "file", ConvID: conv, ID: m.ID, File: &fd}); err != nil {
-							return err
-						}
-					}
-					rcpts, err := tx.List(receiptPfx + m.ID)
-					if err != nil {
-						return err
-					}
-					for _, rc := range rcpts {
-						var st receiptState
-						if json.Unmarshal(rc.Value, &st) != nil {
-							continue
-						}
-						if err := enc.Encode(&exportRecord{Type: "receipt", ConvID: conv, ID: m.ID, User: rc.Key, State: &st}); err != nil {
-							return err
-						}
-					}
-					res.Messages++
-					if progress != nil && res.Messages%64 == 0 {
-						progress(int64(res.Messages), int64(total))
-					}
-				}
-				rxs, err := tx.List(reactionPfx + hexID(r.ID))
-				if err != nil {
-					return err
-				}
-				for _, rx := range rxs {
-					var target string
-					if json.Unmarshal(rx.Value, &target) != nil {
-						continue
-					}
-					if err := enc.Encode(&exportRecord{Type: "reaction", ConvID: hexID(r.ID), ID: rx.Key, Target: target}); err != nil {
-						return err
-					}
-				}
-			}
-			if progress != nil {
-				progress(int64(res.Messages), int64(total))
-			}
-			return enc.Encode(&exportRecord{Type: "end", Messages: res.Messages})
-		})
-		if err != nil {
-			return err
-		}
-		if err := bw.Flush(); err != nil {
+		if res, err = c.writeHistory(ctx, hw, progress); err != nil {
 			return err
 		}
 		return hw.Close()
 	})
 	return res, err
+}
+
+// writeHistory writes the records of an export (the plaintext inside an
+// export file, or inside a history transfer) to w. Call with the lock
+// held.
+func (c *Client) writeHistory(ctx context.Context, w io.Writer, progress Progress) (ExportResult, error) {
+	var res ExportResult
+	bw := bufio.NewWriterSize(w, 64<<10)
+	enc := json.NewEncoder(bw)
+	err := c.store.Update(func(tx *profile.Tx) error {
+		convs, err := listConvs(tx)
+		if err != nil {
+			return err
+		}
+		// Pending message requests are not the user's conversations
+		// yet: they stay behind.
+		convs = slices.DeleteFunc(convs, func(r *convRecord) bool { return r.Request })
+		total := 0
+		for _, r := range convs {
+			n, err := tx.Count(historyPfx + hexID(r.ID))
+			if err != nil {
+				return err
+			}
+			total += n
+		}
+		s := loadSettings(tx)
+		head := exportRecord{Type: "header", Version: exportVersion, User: c.acct.User, Server: c.acct.Server,
+			Device: c.acct.DeviceID, ExportedAt: c.opts.now().UTC(), Settings: &s, Messages: total}
+		items, err := tx.List(bucketMute)
+		if err != nil {
+			return err
+		}
+		for _, it := range items {
+			id, err := hex.DecodeString(it.Key)
+			if err != nil {
+				continue
+			}
+			if m := muteOf(tx, id, c.opts.now()); m != nil {
+				m.Conversation = it.Key
+				head.Mutes = append(head.Mutes, *m)
+			}
+		}
+		if err := enc.Encode(&head); err != nil {
+			return err
+		}
+		for _, r := range convs {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			if err := enc.Encode(&exportRecord{Type: "conversation", Conv: &exportConv{ID: r.ID, Kind: r.Kind, Peer: r.Peer,
+				Name: r.Name, Created: r.Created, Last: r.Last}}); err != nil {
+				return err
+			}
+			res.Conversations++
+			items, err := tx.List(historyPfx + hexID(r.ID))
+			if err != nil {
+				return err
+			}
+			for _, it := range items {
+				var m Message
+				if err := jsonUnmarshal(it.Value, &m); err != nil {
+					return err
+				}
+				if c.expired(m.ExpiresAt) {
+					continue // gone at the next sweep: never exported
+				}
+				conv := hexID(r.ID)
+				if err := enc.Encode(&exportRecord{Type: "message", ConvID: conv, Message: &m}); err != nil {
+					return err
+				}
+				var fd fileDescriptor
+				if err := tx.GetJSON(bucketFiles, m.ID, &fd); err == nil {
+					if err := enc.Encode(&exportRecord{Type: "file", ConvID: conv, ID: m.ID, File: &fd}); err != nil {
+						return err
+					}
+				}
+				rcpts, err := tx.List(receiptPfx + m.ID)
+				if err != nil {
+					return err
+				}
+				for _, rc := range rcpts {
+					var st receiptState
+					if json.Unmarshal(rc.Value, &st) != nil {
+						continue
+					}
+					if err := enc.Encode(&exportRecord{Type: "receipt", ConvID: conv, ID: m.ID, User: rc.Key, State: &st}); err != nil {
+						return err
+					}
+				}
+				res.Messages++
+				if progress != nil && res.Messages%64 == 0 {
+					progress(int64(res.Messages), int64(total))
+				}
+			}
+			rxs, err := tx.List(reactionPfx + hexID(r.ID))
+			if err != nil {
+				return err
+			}
+			for _, rx := range rxs {
+				var target string
+				if json.Unmarshal(rx.Value, &target) != nil {
+					continue
+				}
+				if err := enc.Encode(&exportRecord{Type: "reaction", ConvID: hexID(r.ID), ID: rx.Key, Target: target}); err != nil {
+					return err
+				}
+			}
+		}
+		if progress != nil {
+			progress(int64(res.Messages), int64(total))
+		}
+		return enc.Encode(&exportRecord{Type: "end", Messages: res.Messages})
+	})
+	if err != nil {
+		return ExportResult{}, err
+	}
+	return res, bw.Flush()
 }
 
 // importBatch is how often (in records) an import checks for
@@ -237,31 +245,39 @@ func (c *Client) Import(ctx context.Context, rd io.Reader, passphrase []byte, pr
 	if err != nil {
 		return res, err
 	}
-	// One transaction: a file that turns out damaged, cut short or
-	// malformed anywhere changes nothing.
-	err = c.withLock(ctx, func() error {
-		return c.store.UpdateContext(ctx, func(tx *profile.Tx) error {
-			n := 0
-			return readExport(hr, c.acct.User, func(rec *exportRecord) error {
-				if n++; n%importBatch == 0 {
-					if err := ctx.Err(); err != nil {
-						return err
-					}
-					if progress != nil {
-						progress(int64(res.Messages+res.Skipped), rec.total)
-					}
+	err = c.withLock(ctx, func() (err error) {
+		res, err = c.readHistory(ctx, hr, progress)
+		return err
+	})
+	return res, err
+}
+
+// readHistory applies the records of an export read from r (plaintext),
+// all in one transaction: input that turns out damaged, cut short or
+// malformed anywhere changes nothing. Call with the lock held.
+func (c *Client) readHistory(ctx context.Context, r io.Reader, progress Progress) (ExportResult, error) {
+	var res ExportResult
+	err := c.store.UpdateContext(ctx, func(tx *profile.Tx) error {
+		n := 0
+		return readExport(r, c.acct.User, func(rec *exportRecord) error {
+			if n++; n%importBatch == 0 {
+				if err := ctx.Err(); err != nil {
+					return err
 				}
-				if rec.Type == "header" {
-					return c.importHead(tx, rec)
+				if progress != nil {
+					progress(int64(res.Messages+res.Skipped), rec.total)
 				}
-				if rec.Type == "end" {
-					if progress != nil {
-						progress(int64(res.Messages+res.Skipped), int64(rec.Messages))
-					}
-					return nil
+			}
+			if rec.Type == "header" {
+				return c.importHead(tx, rec)
+			}
+			if rec.Type == "end" {
+				if progress != nil {
+					progress(int64(res.Messages+res.Skipped), int64(rec.Messages))
 				}
-				return c.importRecord(tx, rec, &res)
-			})
+				return nil
+			}
+			return c.importRecord(tx, rec, &res)
 		})
 	})
 	if err != nil {

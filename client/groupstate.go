@@ -323,7 +323,7 @@ func leafCapabilities(s *ciphersuite.Suite) *mls.Capabilities {
 	return &mls.Capabilities{
 		Versions:     []mls.ProtocolVersion{mls.ProtocolVersionMLS10},
 		CipherSuites: []ciphersuite.ID{s.ID()},
-		Extensions:   []mls.ExtensionType{extensionGroupState},
+		Extensions:   []mls.ExtensionType{extensionGroupState, extensionHistoryTransfer},
 		Proposals:    []mls.ProposalType{},
 		Credentials:  []mls.CredentialType{mls.CredentialTypeBasic, mls.CredentialTypeX509},
 	}

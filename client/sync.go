@@ -452,6 +452,11 @@ func (c *Client) joinFromWelcome(m transport.Message) ([]byte, error) {
 		if !bytes.Equal(g.GroupID(), m.ConversationID) {
 			return errors.New("the Welcome is for another group than its envelope says")
 		}
+		if ext, ok := g.GroupContext().Extensions.Find(extensionHistoryTransfer); ok {
+			// A history transfer from another device of this account:
+			// the group was only its envelope (historytransfer.go).
+			return c.historyWelcome(tx, m, g, ext)
+		}
 		if !c.testNoRoles {
 			// Added by a commit every member refuses, this device would be
 			// in a group of one with the committer: refused, the key
@@ -584,6 +589,9 @@ func (c *Client) syncAll(ctx context.Context, conn *transport.Conn) error {
 	}
 	c.refreshBlocked(ctx, conn)
 	if _, err := c.processInbox(ctx, conn); err != nil {
+		return err
+	}
+	if _, err := c.receiveHistory(ctx, conn); err != nil {
 		return err
 	}
 	infos, err := conn.ListConversations(ctx)
