@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/parleychat/parley/client/transport"
+	"github.com/parleychat/parley/server"
 )
 
 // historyCanary is a plaintext that must never reach the server's disk.
@@ -447,4 +448,51 @@ func FuzzHistoryPointer(f *testing.F) {
 			t.Fatalf("accepted out-of-bounds %+v", p)
 		}
 	})
+}
+
+// TestHistoryTransferDisappearing: a disappearing message whose time
+// passed is not transferred; one still running is, and disappears from
+// the new device when it does everywhere else.
+func TestHistoryTransferDisappearing(t *testing.T) {
+	ctx := context.Background()
+	clock := &testClock{now: time.Now()}
+	srv := startServerWith(t, func(cfg *server.Config) {
+		cfg.Now = clock.Now
+		cfg.SweepInterval = time.Hour
+	})
+	alice := srv.newUserAt(t, "alice", clock)
+	bob := srv.newUserAt(t, "bob", clock)
+	mustSend(t, alice, "@bob", "kept")
+	mustSync(t, bob)
+	if _, err := bob.SetTimer(ctx, "@alice", time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	mustSync(t, alice)
+	mustSend(t, alice, "@bob", "expired")
+	clock.Add(90 * time.Minute)
+	mustSend(t, alice, "@bob", "fleeting")
+
+	laptop := srv.linkDevice(t, alice, "laptop")
+	laptop.opts.Now = clock.Now
+	mustSync(t, laptop)
+	if _, err := alice.SendHistory(ctx, laptop.Self().DeviceID, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := waitHistory(t, laptop); err != nil {
+		t.Fatal(err)
+	}
+	hist, _ := laptop.History(ctx, "@bob", 0)
+	if got := texts(hist); !slices.Contains(got, "alice: kept") || !slices.Contains(got, "alice: fleeting") || slices.Contains(got, "alice: expired") {
+		t.Fatalf("transferred history: %q", got)
+	}
+	for _, m := range hist {
+		if m.Text == "fleeting" && m.ExpiresAt.IsZero() {
+			t.Fatal("the transferred message lost its timer")
+		}
+	}
+	clock.Add(2 * time.Hour)
+	mustSync(t, laptop)
+	if hist, _ := laptop.History(ctx, "@bob", 0); slices.Contains(texts(hist), "alice: fleeting") || !slices.Contains(texts(hist), "alice: kept") {
+		t.Fatalf("after the timer: %q", texts(hist))
+	}
 }

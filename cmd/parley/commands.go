@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -10,12 +11,15 @@ import (
 	"strings"
 	"time"
 
+	"golang.org/x/term"
+
 	"github.com/parleychat/parley/client"
 	"github.com/parleychat/parley/client/profile"
 	"github.com/parleychat/parley/client/safety"
 	"github.com/parleychat/parley/client/tui"
 	"github.com/parleychat/parley/hashing/hashcmd"
 	"github.com/parleychat/parley/internal/buildinfo"
+	"github.com/parleychat/parley/internal/bytesize"
 )
 
 var hashRun = hashcmd.Run
@@ -377,28 +381,57 @@ request on the server; the rest is a secret the server never sees, with
 which the two devices check each other's keys, so that a server that
 swaps a key is caught before anything is signed. The new device is then
 in your account's signed device list, added to your conversations, and
-sees messages from then on.`,
+sees messages from then on.
+
+With --history it then waits (within --wait) for the history the
+approving device sends if you chose to send it there ("devices add
+--history"), and imports it with a progress bar. Without --history the
+history, if sent, is imported at your next sync on this device.`,
 			flags: func(fs *flag.FlagSet, f *cmdFlags) {
 				fs.StringVar(&f.server, "server", "", "server URL")
 				fs.StringVar(&f.name, "name", "", "your user name")
-				fs.StringVar(&f.wait, "wait", "10m", "how long to wait for the approval")
+				fs.StringVar(&f.wait, "wait", "10m", "how long to wait for the approval (and, with --history, the history)")
+				fs.BoolVar(&f.history, "history", false, "after linking, wait for the history from the approving device and import it")
 				fs.StringVar(&f.codeFile, "code-file", "", "also write the code to this file (for scripts)")
 			},
 			run: cmdDevicesLink,
 		},
 		{
 			name: "devices add", minArgs: 1, maxArgs: 1,
-			usage: `devices add CODE [--wait DURATION]
+			usage: `devices add CODE [--wait DURATION] [--history | --no-history]
 
 Run on your PRIMARY device (the one that ran "parley init", which holds
 the account key): checks the new device's keys against CODE's secret,
 adds the device to the account's signed device list and then to every
 conversation of this device. If the keys do not match the code, nothing
-is approved: the server tampered with the request.`,
+is approved: the server tampered with the request.
+
+Your message history is sent to the new device only if you say so:
+--history, or "y" when asked (on a terminal, without either flag).
+It goes end to end: this device encrypts it under a fresh key, uploads
+it as an attachment the server cannot read, and tells only the new
+device the key, inside MLS. It holds your conversations' messages,
+reactions, receipts, the keys of received files, your settings and
+mutes; never a key of this device or any MLS state. Disappearing
+messages whose time passed stay behind; the others keep their timers.
+Without --history (or with --no-history) nothing is sent, and the new
+device sees messages from now on; "devices send-history" sends it later.`,
 			flags: func(fs *flag.FlagSet, f *cmdFlags) {
 				fs.StringVar(&f.wait, "wait", "2m", "how long to wait for the new device's key packages")
+				fs.BoolVar(&f.history, "history", false, "also send your message history to the new device (end to end)")
+				fs.BoolVar(&f.noHistory, "no-history", false, "do not send the history, and do not ask")
 			},
 			run: cmdDevicesAdd,
+		},
+		{
+			name: "devices send-history", minArgs: 1, maxArgs: 1,
+			usage: `devices send-history ID
+
+Sends your message history, end to end, to device ID of your account
+(as "devices add --history" does at approval; see "parley devices add
+--help"): for a device approved without it. The device imports it at
+its next sync. ID must be in your account's signed device list.`,
+			run: cmdDevicesSendHistory,
 		},
 		{
 			name: "devices list", maxArgs: 0,
@@ -645,6 +678,30 @@ func (e *env) print(v any, text string) error {
 // without a warning (OWASP's minimum for Argon2id, 19 MiB).
 const minSafeKDFMemoryKiB = 19 * 1024
 
+// historyProgress draws the progress of a history transfer being
+// received (at link --history, or at any sync) on stderr.
+func (e *env) historyProgress() func(stage string, done, total int64) {
+	var bar *progressBar
+	var cur string
+	return func(stage string, done, total int64) {
+		if stage != cur {
+			if bar != nil {
+				bar.done()
+			}
+			cur = stage
+			bar = newProgressBar(e, map[string]string{"download": "receiving history", "import": "importing history"}[stage])
+			if stage == "import" {
+				bar.unit = "messages"
+			}
+		}
+		bar.update(done, total)
+		if done == total {
+			bar.done()
+			bar, cur = nil, ""
+		}
+	}
+}
+
 func (e *env) options(newProfile bool) (client.Options, error) {
 	pass, err := passphrase(e, newProfile)
 	if err != nil {
@@ -656,6 +713,7 @@ func (e *env) options(newProfile bool) (client.Options, error) {
 	opts.OnModerationNotice = func(n client.ModerationNotice) {
 		fmt.Fprintf(e.stderr, "parley: %s\n", client.DescribeNotice(n))
 	}
+	opts.OnHistoryProgress = e.historyProgress()
 	if w := os.Getenv("PARLEY_KT_WITNESS"); w != "" {
 		opts.KTWitnesses = strings.Split(w, ",")
 	}
@@ -691,6 +749,9 @@ func (e *env) open(ctx context.Context) (*client.Client, error) {
 
 // warnings prints the client's warnings on stderr.
 func (e *env) warnings(c *client.Client) {
+	for _, h := range c.TakeReceivedHistory() {
+		fmt.Fprintf(e.stderr, "parley: imported your history from device %s: %d message(s) in %d conversation(s)\n", h.From, h.Messages, h.Conversations)
+	}
 	for _, w := range c.Warnings() {
 		where := w.Conversation
 		if where == "" {
@@ -1498,9 +1559,21 @@ func cmdDevicesLink(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	defer c.Close()
+	defer e.warnings(c)
 	s := c.Self()
-	return e.print(map[string]any{"linked": true, "user": s.User, "device": s.DeviceID},
-		fmt.Sprintf("Linked: this device is %s of %s. Run \"parley sync\" to see new messages.", s.DeviceID, s.User))
+	if !e.flags.history {
+		return e.print(map[string]any{"linked": true, "user": s.User, "device": s.DeviceID},
+			fmt.Sprintf("Linked: this device is %s of %s. Run \"parley sync\" to see new messages.", s.DeviceID, s.User))
+	}
+	if !e.flags.json {
+		fmt.Fprintf(e.stdout, "Linked: this device is %s of %s.\nWaiting for your history from the approving device (approve there with --history)...\n", s.DeviceID, s.User)
+	}
+	got, err := c.WaitForHistory(ctx)
+	if err != nil {
+		return fmt.Errorf("this device is linked, but its history did not arrive: %w", err)
+	}
+	return e.print(map[string]any{"linked": true, "user": s.User, "device": s.DeviceID, "history": got},
+		fmt.Sprintf("Imported your history: %d message(s) in %d conversation(s).", got.Messages, got.Conversations))
 }
 
 func cmdDevicesAdd(ctx context.Context, e *env, args []string) error {
@@ -1514,12 +1587,92 @@ func cmdDevicesAdd(ctx context.Context, e *env, args []string) error {
 	}
 	defer c.Close()
 	defer e.warnings(c)
+	if e.flags.history && e.flags.noHistory {
+		return usageErr("--history and --no-history contradict each other")
+	}
 	dev, n, err := c.ApproveDevice(ctx, strings.TrimSpace(args[0]), wait)
 	if err != nil {
 		return err
 	}
-	return e.print(map[string]any{"device": dev, "conversations": n},
-		fmt.Sprintf("Approved device %s and added it to %d conversation(s).", dev.ID, n))
+	out := map[string]any{"device": dev, "conversations": n}
+	approved := fmt.Sprintf("Approved device %s and added it to %d conversation(s).", dev.ID, n)
+	send := e.flags.history
+	if !send && !e.flags.noHistory && !e.flags.json {
+		if send, err = e.askYesNo(approved + "\nAlso send it your message history (end to end encrypted: the server cannot read it)? [y/N] "); err != nil {
+			return err
+		}
+		if !send {
+			approved += fmt.Sprintf("\nHistory not sent (to send it later: parley devices send-history %s).", dev.ID)
+		}
+	}
+	if !send {
+		return e.print(out, approved)
+	}
+	sent, err := e.sendHistory(ctx, c, dev.ID)
+	if err != nil {
+		return fmt.Errorf("device %s is approved and added to %d conversation(s), but the history was not sent: %w (retry with: parley devices send-history %s)", dev.ID, n, err, dev.ID)
+	}
+	out["history"] = sent
+	return e.print(out, approved+"\n"+sentText(sent))
+}
+
+func cmdDevicesSendHistory(ctx context.Context, e *env, args []string) error {
+	c, err := e.open(ctx)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	defer e.warnings(c)
+	sent, err := e.sendHistory(ctx, c, args[0])
+	if err != nil {
+		return err
+	}
+	return e.print(map[string]any{"history": sent}, sentText(sent))
+}
+
+// sendHistory sends the history to device id with progress bars.
+func (e *env) sendHistory(ctx context.Context, c *client.Client, id string) (client.HistoryTransfer, error) {
+	bars := map[string]*progressBar{}
+	defer func() {
+		for _, b := range bars {
+			b.done()
+		}
+	}()
+	return c.SendHistory(ctx, id, func(stage string, done, total int64) {
+		b := bars[stage]
+		if b == nil {
+			for _, old := range bars {
+				old.done()
+			}
+			clear(bars)
+			b = newProgressBar(e, map[string]string{"export": "exporting history", "upload": "uploading history"}[stage])
+			if stage == "export" {
+				b.unit = "messages"
+			}
+			bars[stage] = b
+		}
+		b.update(done, total)
+	})
+}
+
+func sentText(t client.HistoryTransfer) string {
+	return fmt.Sprintf("Sent your history to device %s: %d message(s) in %d conversation(s), %s encrypted; it is imported at that device's next sync.",
+		t.Device, t.Messages, t.Conversations, bytesize.Format(t.Bytes))
+}
+
+// askYesNo asks on the terminal; without one (a script), the answer is no.
+func (e *env) askYesNo(question string) (bool, error) {
+	f, ok := e.stdin.(*os.File)
+	if !ok || !term.IsTerminal(int(f.Fd())) {
+		return false, nil
+	}
+	fmt.Fprint(e.stderr, question)
+	line, err := bufio.NewReader(f).ReadString('\n')
+	if err != nil && line == "" {
+		return false, nil
+	}
+	a := strings.ToLower(strings.TrimSpace(line))
+	return a == "y" || a == "yes", nil
 }
 
 func cmdDevicesList(ctx context.Context, e *env, args []string) error {

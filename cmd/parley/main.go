@@ -49,7 +49,9 @@ Account and devices:
   init --server URL --name NAME   create an account with this device as its first device
   devices link --server URL --name NAME
                                   make this a new device of an existing account
-  devices add CODE                approve a new device (run on an existing one)
+  devices add CODE [--history]    approve a new device (run on an existing one); --history also
+                                  sends it your message history, end to end
+  devices send-history ID         send your message history to a device approved without it
   devices list                    list this account's devices
   devices remove ID               remove a device from the account and every conversation
   devices reset-account-key --yes after losing the primary device: make this device the primary
@@ -156,6 +158,8 @@ type cmdFlags struct {
 	clear bool
 	// yes: devices reset-account-key --yes.
 	yes bool
+	// history, noHistory: devices add/link --history, --no-history.
+	history, noHistory bool
 	// replyTo: send --reply-to; remove: react --remove; everyone:
 	// delete --everyone.
 	replyTo  string
