@@ -496,3 +496,46 @@ func TestHistoryTransferDisappearing(t *testing.T) {
 		t.Fatalf("after the timer: %q", texts(hist))
 	}
 }
+
+// TestHistoryTransferWatch: a device that only watches (the web client,
+// sync --follow, the daemon) imports the history as it arrives and
+// reports it as an event.
+func TestHistoryTransferWatch(t *testing.T) {
+	srv := startServer(t)
+	alice, bob := srv.newUser(t, "alice"), srv.newUser(t, "bob")
+	historyChat(t, srv, alice, bob)
+	laptop := srv.linkDevice(t, alice, "laptop")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	events := make(chan Event, 16)
+	watching := make(chan error, 1)
+	go func() {
+		watching <- laptop.Watch(ctx, WatchOptions{}, func(ev Event) {
+			if ev.Type == EventHistory || ev.Type == EventConnected {
+				events <- ev
+			}
+		})
+	}()
+	if ev := <-events; ev.Type != EventConnected {
+		t.Fatalf("first event %+v", ev)
+	}
+	if _, err := alice.SendHistory(ctx, laptop.Self().DeviceID, nil); err != nil {
+		t.Fatal(err)
+	}
+	var ev Event
+	select {
+	case ev = <-events:
+	case err := <-watching:
+		t.Fatalf("watch ended: %v", err)
+	case <-ctx.Done():
+		t.Fatal("no history event")
+	}
+	if ev.Type != EventHistory || ev.History.Messages < 7 || ev.History.From != alice.Self().DeviceID {
+		t.Fatalf("event %+v", ev)
+	}
+	cancel()
+	<-watching
+	if !hasCanary(t, laptop, "@bob") {
+		t.Fatal("the watcher did not import the history")
+	}
+}

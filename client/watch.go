@@ -20,17 +20,19 @@ const (
 	EventWarning      = "warning"      // a problem with one message (Event.Warning)
 	EventChannelPost  = "channel_post" // a new post in a followed public channel (Event.ChannelPost)
 	EventTyping       = "typing"       // a member is typing, or stopped (Event.Typing)
+	EventHistory      = "history"      // history from another device of the account was imported (Event.History)
 )
 
 // Event is something Watch reports.
 type Event struct {
-	Type        string       `json:"type"`
-	Message     *Message     `json:"message,omitempty"`
-	Sent        *Sent        `json:"sent,omitempty"`
-	Queued      *Queued      `json:"queued,omitempty"`
-	Warning     *Warning     `json:"warning,omitempty"`
-	ChannelPost *ChannelPost `json:"channel_post,omitempty"`
-	Typing      *Typing      `json:"typing,omitempty"`
+	Type        string           `json:"type"`
+	Message     *Message         `json:"message,omitempty"`
+	Sent        *Sent            `json:"sent,omitempty"`
+	Queued      *Queued          `json:"queued,omitempty"`
+	Warning     *Warning         `json:"warning,omitempty"`
+	ChannelPost *ChannelPost     `json:"channel_post,omitempty"`
+	Typing      *Typing          `json:"typing,omitempty"`
+	History     *HistoryReceived `json:"history,omitempty"`
 	// Err is why the connection was lost (disconnected).
 	Err error `json:"-"`
 	// RetryIn is when the next attempt is made (disconnected).
@@ -79,6 +81,9 @@ func (c *Client) Watch(ctx context.Context, opts WatchOptions, fn func(Event)) e
 			}
 			for _, t := range c.takeTyping() {
 				fn(Event{Type: EventTyping, Typing: &t})
+			}
+			for _, h := range c.TakeReceivedHistory() {
+				fn(Event{Type: EventHistory, History: &h})
 			}
 			var fr FlushResult
 			fr, err = c.FlushOutbox(ctx)
@@ -150,6 +155,9 @@ func (c *Client) Watch(ctx context.Context, opts WatchOptions, fn func(Event)) e
 			}
 			for _, t := range c.takeTyping() {
 				fn(Event{Type: EventTyping, Typing: &t})
+			}
+			for _, h := range c.TakeReceivedHistory() {
+				fn(Event{Type: EventHistory, History: &h})
 			}
 			if !typed {
 				break

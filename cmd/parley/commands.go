@@ -1062,6 +1062,10 @@ func cmdSync(ctx context.Context, e *env, args []string) error {
 			case client.EventTyping:
 				e.showTyping(ev.Typing)
 				return
+			case client.EventHistory:
+				h := ev.History
+				fmt.Fprintf(e.stderr, "parley: imported your history from device %s: %d message(s) in %d conversation(s)\n", h.From, h.Messages, h.Conversations)
+				return
 			default:
 				return
 			}

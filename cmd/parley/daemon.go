@@ -217,6 +217,8 @@ func (d *daemon) event(ev client.Event) {
 		d.log.Warn("cannot reach the server", "err", explain(ev.Err), "retry_in", ev.RetryIn)
 	case client.EventConnected:
 		d.log.Info("connected")
+	case client.EventHistory:
+		d.log.Info("imported history from another device", "device", ev.History.From, "messages", ev.History.Messages)
 	}
 	if n := len(b.Messages); n > maxDaemonBacklog {
 		b.Messages = b.Messages[n-maxDaemonBacklog:]

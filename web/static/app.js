@@ -97,9 +97,11 @@ async function enterChat() {
   await refreshConversations();
   parley.watch(async (text) => {
     const ev = JSON.parse(text);
-    if (ev.type === "message" || ev.type === "sent" || ev.type === "connected") {
+    if (ev.type === "message" || ev.type === "sent" || ev.type === "connected" || ev.type === "history") {
       await refreshConversations();
-      if (current && ev.message && ev.message.conversation === current) await openConversation(current);
+      // Imported history (from the device that approved this one) may
+      // belong to any conversation, the open one too.
+      if (current && ((ev.message && ev.message.conversation === current) || ev.type === "history")) await openConversation(current);
     } else if (ev.type === "disconnected") {
       status(`${self.user}: offline, retrying`);
     } else if (ev.type === "stopped") {
