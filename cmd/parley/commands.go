@@ -1602,11 +1602,12 @@ func cmdDevicesAdd(ctx context.Context, e *env, args []string) error {
 	approved := fmt.Sprintf("Approved device %s and added it to %d conversation(s).", dev.ID, n)
 	send := e.flags.history
 	if !send && !e.flags.noHistory && !e.flags.json {
-		if send, err = e.askYesNo(approved + "\nAlso send it your message history (end to end encrypted: the server cannot read it)? [y/N] "); err != nil {
-			return err
+		asked := false
+		if send, asked = e.askYesNo(approved + "\nAlso send it your message history (end to end encrypted: the server cannot read it)? [y/N] "); asked {
+			approved = "" // already on the screen
 		}
 		if !send {
-			approved += fmt.Sprintf("\nHistory not sent (to send it later: parley devices send-history %s).", dev.ID)
+			approved = strings.TrimPrefix(approved+fmt.Sprintf("\nHistory not sent (to send it later: parley devices send-history %s).", dev.ID), "\n")
 		}
 	}
 	if !send {
@@ -1617,7 +1618,7 @@ func cmdDevicesAdd(ctx context.Context, e *env, args []string) error {
 		return fmt.Errorf("device %s is approved and added to %d conversation(s), but the history was not sent: %w (retry with: parley devices send-history %s)", dev.ID, n, err, dev.ID)
 	}
 	out["history"] = sent
-	return e.print(out, approved+"\n"+sentText(sent))
+	return e.print(out, strings.TrimPrefix(approved+"\n"+sentText(sent), "\n"))
 }
 
 func cmdDevicesSendHistory(ctx context.Context, e *env, args []string) error {
@@ -1664,19 +1665,17 @@ func sentText(t client.HistoryTransfer) string {
 		t.Device, t.Messages, t.Conversations, bytesize.Format(t.Bytes))
 }
 
-// askYesNo asks on the terminal; without one (a script), the answer is no.
-func (e *env) askYesNo(question string) (bool, error) {
+// askYesNo asks on the terminal whether yes, and reports whether it
+// could ask; without a terminal (a script) the answer is no.
+func (e *env) askYesNo(question string) (yes, asked bool) {
 	f, ok := e.stdin.(*os.File)
 	if !ok || !term.IsTerminal(int(f.Fd())) {
-		return false, nil
+		return false, false
 	}
 	fmt.Fprint(e.stderr, question)
-	line, err := bufio.NewReader(f).ReadString('\n')
-	if err != nil && line == "" {
-		return false, nil
-	}
+	line, _ := bufio.NewReader(f).ReadString('\n')
 	a := strings.ToLower(strings.TrimSpace(line))
-	return a == "y" || a == "yes", nil
+	return a == "y" || a == "yes", true
 }
 
 func cmdDevicesList(ctx context.Context, e *env, args []string) error {
