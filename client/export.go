@@ -33,7 +33,9 @@ import (
 // device of its own with "parley devices link", and then imports the
 // history, which it shows read-only (conversations it is not a member of
 // are marked imported; in conversations it is in, the imported past is
-// merged before what it receives itself).
+// merged before what it receives itself). The same records, without the
+// passphrase container, are what a history transfer carries
+// (historytransfer.go).
 
 // exportVersion is the version of the JSON lines inside the file.
 const exportVersion = 1
