@@ -502,8 +502,19 @@ func (c *Client) importRecord(tx *profile.Tx, rec *exportRecord, res *ExportResu
 	case "message":
 		m := rec.Message
 		bucket := historyPfx + rec.ConvID
-		if has, err := tx.Has(bucket, m.ID); err != nil || has {
+		var local Message
+		switch err := tx.GetJSON(bucket, m.ID, &local); {
+		case err == nil:
 			res.Skipped++
+			if local.Seq == 0 && m.Seq > 0 {
+				// This device's note of the commit that added it (made
+				// from the Welcome, which carries no log position) takes
+				// the commit's place in the log, after the past.
+				local.Seq = m.Seq
+				return tx.PutJSON(bucket, m.ID, &local)
+			}
+			return nil
+		case !errors.Is(err, profile.ErrNotFound):
 			return err
 		}
 		if gone, err := tx.Has(bucketGone, m.ID); err != nil || gone {

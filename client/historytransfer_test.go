@@ -173,6 +173,14 @@ func TestHistoryTransfer(t *testing.T) {
 	if ids := historyIDs(t, laptop, "@bob"); !slices.Equal(ids, wantIDs) {
 		t.Fatalf("the laptop's history:\n%v\nalice's:\n%v", ids, wantIDs)
 	}
+	// The laptop's note that it was added comes after the past.
+	if h, _ := laptop.History(context.Background(), "@bob", 0); len(h) == 0 || h[len(h)-1].Kind != KindMembership {
+		var kinds []string
+		for _, m := range h {
+			kinds = append(kinds, m.Kind+":"+m.Text)
+		}
+		t.Fatalf("the laptop's history does not end with its joining: %q", kinds)
+	}
 	// New messages follow the transferred past.
 	m := mustSend(t, bob, "@alice", "after the link")
 	mustSync(t, laptop)
