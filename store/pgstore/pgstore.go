@@ -143,11 +143,18 @@ const maxAttempts = 10
 // Errors caused by the database being unreachable or out of resources are
 // marked with store.ErrUnavailable.
 func (s *Store) write(ctx context.Context, fn func(tx pgx.Tx) error) error {
+	return s.retry(ctx, func() error { return s.runTx(ctx, fn) })
+}
+
+// retry runs op (a transaction, or a statement committed on its own)
+// until it succeeds, fails for good or has been tried maxAttempts times,
+// as write describes.
+func (s *Store) retry(ctx context.Context, op func() error) error {
 	if s.isClosed() {
 		return store.ErrClosed
 	}
 	for attempt := 1; ; attempt++ {
-		err := s.runTx(ctx, fn)
+		err := op()
 		if err == nil {
 			return nil
 		}
