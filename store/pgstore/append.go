@@ -59,68 +59,55 @@ const (
 	appendPastProposal
 )
 
-// appendMessage appends an application message or a proposal in one
-// round trip: a single statement calling parley_append_message, which
-// takes the conversation's row lock, checks membership, idempotency and
-// the epoch, and writes, all as appendTx does for the general case. The
-// statement runs in its own implicit transaction, and pgx's Scan reads
-// the server's answer up to ReadyForQuery, which PostgreSQL sends after
-// the commit (synchronous_commit is on): the message is durable when
-// this returns. Concurrent appends from the pool's connections share
-// WAL flushes through PostgreSQL's own group commit.
+// appendMessage appends an application message or a proposal with
+// parley_append_message, which takes the conversation's row lock, checks
+// membership, idempotency and the epoch, and writes, all as appendTx
+// does for the general case, in one statement. The call is group
+// committed with other connections' (groupcommit.go) and answered after
+// its transaction has committed (synchronous_commit is on): the message
+// is durable when this returns.
 func (s *Store) appendMessage(ctx context.Context, a store.Append) (store.AppendResult, error) {
-	var expires *int64
+	r := &msgReq{a: a, payload: nonNil(a.Payload), done: make(chan msgResp, 1)}
 	if !a.Expires.IsZero() {
 		e := a.Expires.Unix()
-		expires = &e
+		r.expires = &e
 	}
-	payload := nonNil(a.Payload)
-	var (
-		status                         int16
-		seq, epoch, dupEpoch, dupStore *int64
-		dupKind                        *int16
-		dupSender                      *string
-		recipients                     []string
-		now                            int64
-	)
-	err := s.retry(ctx, func() error {
-		now = nowMilli()
-		return s.pool.QueryRow(ctx, `SELECT r_status, r_seq, r_epoch, r_dup_epoch, r_dup_kind, r_dup_sender, r_dup_stored, r_recipients
-			FROM parley_append_message($1, $2, $3, $4, $5, $6, $7, $8)`,
-			a.ConversationID, a.ID, a.Sender, int64(a.Epoch), int16(a.Kind), payload, now, expires).
-			Scan(&status, &seq, &epoch, &dupEpoch, &dupKind, &dupSender, &dupStore, &recipients)
-	})
-	if err != nil {
-		return store.AppendResult{}, fmt.Errorf("append: %w", err)
+	if err := s.enqueue(r); err != nil {
+		return store.AppendResult{}, err
 	}
+	resp := <-r.done
+	if resp.err != nil {
+		return store.AppendResult{}, resp.err
+	}
+	row := resp.row
 	var convEpoch int64
-	if epoch != nil {
-		convEpoch = *epoch
+	if row.epoch != nil {
+		convEpoch = *row.epoch
 	}
-	switch appendStatus(status) {
+	switch appendStatus(row.status) {
 	case appendStored:
 		m := store.Message{
-			ID: a.ID, ConversationID: a.ConversationID, Seq: uint64(*seq), Epoch: a.Epoch, Kind: a.Kind,
-			Sender: a.Sender, Payload: payload, Stored: fromMilli(now),
+			ID: a.ID, ConversationID: a.ConversationID, Seq: uint64(*row.seq), Epoch: a.Epoch, Kind: a.Kind,
+			Sender: a.Sender, Payload: r.payload, Stored: fromMilli(resp.now),
 		}
-		return store.AppendResult{Message: m, Epoch: uint64(convEpoch), Recipients: recipients}, nil
+		return store.AppendResult{Message: m, Epoch: uint64(convEpoch), Recipients: row.recipients}, nil
 	case appendNoConversation:
 		return store.AppendResult{}, fmt.Errorf("append: conversation: %w", store.ErrNotFound)
 	case appendNotMember:
 		return store.AppendResult{}, fmt.Errorf("append: sender: %w", store.ErrNotMember)
 	case appendDuplicate:
-		if *dupSender != a.Sender {
+		if *row.dupSender != a.Sender {
 			return store.AppendResult{}, fmt.Errorf("append: message id used by another device: %w", store.ErrExists)
 		}
-		dup := store.Message{ID: a.ID, ConversationID: a.ConversationID, Seq: uint64(*seq), Epoch: uint64(*dupEpoch),
-			Kind: store.Kind(*dupKind), Sender: *dupSender, Payload: a.Payload, Stored: fromMilli(*dupStore)}
+		dup := store.Message{ID: a.ID, ConversationID: a.ConversationID, Seq: uint64(*row.seq), Epoch: uint64(*row.dupEpoch),
+			Kind: store.Kind(*row.dupKind), Sender: *row.dupSender, Payload: a.Payload, Stored: fromMilli(*row.dupStored)}
 		return store.AppendResult{Message: dup, Duplicate: true, Epoch: uint64(convEpoch)}, nil
 	case appendEpochAhead:
 		return store.AppendResult{}, fmt.Errorf("append: epoch %d is ahead of the conversation's %d: %w", a.Epoch, convEpoch, store.ErrWrongEpoch)
 	case appendPastProposal:
 		return store.AppendResult{}, fmt.Errorf("append: proposal for past epoch %d (now %d): %w", a.Epoch, convEpoch, store.ErrWrongEpoch)
 	}
-	return store.AppendResult{}, fmt.Errorf("append: unknown status %d from the database", status)
+	return store.AppendResult{}, fmt.Errorf("append: unknown status %d from the database", row.status)
 }
 
 func checkAppend(a store.Append) error {

@@ -46,6 +46,9 @@ type Options struct {
 	MaxConns int32
 	// Logger receives warnings (default slog.Default()).
 	Logger *slog.Logger
+	// OnGroup, if set, is told the size of every group of appends the
+	// group commit runs (benchmarks and tests).
+	OnGroup func(appends int)
 }
 
 // Store is a store.Store on a PostgreSQL database.
@@ -55,6 +58,12 @@ type Store struct {
 
 	mu     sync.RWMutex
 	closed bool
+
+	// The group commit (groupcommit.go).
+	msgs        chan *msgReq
+	stopWriters chan struct{}
+	writers     sync.WaitGroup
+	onGroup     func(int)
 }
 
 var _ store.Store = (*Store)(nil)
@@ -74,6 +83,7 @@ func Open(ctx context.Context, dsn string, opts *Options) (*Store, error) {
 		if opts.Logger != nil {
 			s.log = opts.Logger
 		}
+		s.onGroup = opts.OnGroup
 	}
 	cfg.AfterConnect = s.afterConnect
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
@@ -85,6 +95,7 @@ func Open(ctx context.Context, dsn string, opts *Options) (*Store, error) {
 		pool.Close()
 		return nil, err
 	}
+	s.startWriters()
 	return s, nil
 }
 
@@ -114,6 +125,8 @@ func (s *Store) Close() error {
 	}
 	s.closed = true
 	s.mu.Unlock()
+	close(s.stopWriters)
+	s.writers.Wait()
 	s.pool.Close()
 	return nil
 }
