@@ -11,30 +11,56 @@ import (
 	"github.com/parleychat/parley/store"
 )
 
-// Append stores a in one transaction that holds the conversation's row
-// lock (SELECT ... FOR UPDATE) from its first statement to its commit:
-// appends to one conversation are serialised by the database, whichever
-// node runs them, so the first commit for an epoch wins and every later
-// one gets *store.EpochConflictError with the winner. It returns once the
-// transaction has committed.
+// Append stores a and returns once it has committed. Appends to one
+// conversation are serialised by the database, whichever node runs them:
+// each holds the conversation's row lock (SELECT ... FOR UPDATE) from its
+// first statement to its commit, so the first commit for an epoch wins
+// and every later one gets *store.EpochConflictError with the winner.
 //
-// Round trips for an application message: BEGIN, one pipelined batch of
-// reads (the lock, then membership and idempotency), one batch of writes,
-// COMMIT.
+// An application message or proposal is one statement
+// (parley_append_message), group committed with others (groupcommit.go);
+// a commit, which changes membership, is a transaction of its own
+// (appendTx).
 func (s *Store) Append(ctx context.Context, a store.Append) (store.AppendResult, error) {
+	wait, err := s.StartAppend(ctx, a)
+	if err != nil {
+		return store.AppendResult{}, err
+	}
+	return wait()
+}
+
+var _ store.AppendStarter = (*Store)(nil)
+
+// StartAppend queues a for the group commit and returns at once; wait
+// blocks until it has committed (or failed). Appends to one conversation
+// through one Store are applied in the order StartAppend was called (each
+// conversation has one queue); the server uses this to pipeline a
+// connection's sends.
+func (s *Store) StartAppend(ctx context.Context, a store.Append) (wait func() (store.AppendResult, error), err error) {
 	if err := checkAppend(a); err != nil {
-		return store.AppendResult{}, fmt.Errorf("append: %w", err)
+		return nil, fmt.Errorf("append: %w", err)
 	}
 	if err := ctx.Err(); err != nil {
-		return store.AppendResult{}, fmt.Errorf("append: %w", err)
+		return nil, fmt.Errorf("append: %w", err)
 	}
-	// Once started, the append runs to its end even if ctx ends: the
-	// caller must not report failure for a message that was committed (a
-	// retry with the same id is idempotent anyway).
-	ctx = context.WithoutCancel(ctx)
-	if a.Kind != store.KindCommit {
-		return s.appendMessage(ctx, a)
+	r := &msgReq{a: a, payload: nonNil(a.Payload), done: make(chan msgResp, 1)}
+	if !a.Expires.IsZero() {
+		e := a.Expires.Unix()
+		r.expires = &e
 	}
+	if err := s.enqueue(r); err != nil {
+		return nil, err
+	}
+	return func() (store.AppendResult, error) {
+		// Once queued, the append runs to its end even if ctx ends: the
+		// caller must not report failure for a message that was
+		// committed (a retry with the same id is idempotent anyway).
+		return r.result(<-r.done)
+	}, nil
+}
+
+// appendCommit runs a commit in a transaction of its own.
+func (s *Store) appendCommit(ctx context.Context, a store.Append) (store.AppendResult, error) {
 	var res store.AppendResult
 	err := s.write(ctx, func(tx pgx.Tx) error {
 		var err error
@@ -59,25 +85,14 @@ const (
 	appendPastProposal
 )
 
-// appendMessage appends an application message or a proposal with
-// parley_append_message, which takes the conversation's row lock, checks
-// membership, idempotency and the epoch, and writes, all as appendTx
-// does for the general case, in one statement. The call is group
-// committed with other connections' (groupcommit.go) and answered after
-// its transaction has committed (synchronous_commit is on): the message
-// is durable when this returns.
-func (s *Store) appendMessage(ctx context.Context, a store.Append) (store.AppendResult, error) {
-	r := &msgReq{a: a, payload: nonNil(a.Payload), done: make(chan msgResp, 1)}
-	if !a.Expires.IsZero() {
-		e := a.Expires.Unix()
-		r.expires = &e
-	}
-	if err := s.enqueue(r); err != nil {
-		return store.AppendResult{}, err
-	}
-	resp := <-r.done
-	if resp.err != nil {
-		return store.AppendResult{}, resp.err
+// result turns what the writer answered into Append's result. A
+// message's row is what parley_append_message returned: it took the
+// conversation's row lock, checked membership, idempotency and the epoch,
+// and wrote, all as appendTx does for the general case.
+func (r *msgReq) result(resp msgResp) (store.AppendResult, error) {
+	a := r.a
+	if a.Kind == store.KindCommit || resp.err != nil {
+		return resp.res, resp.err
 	}
 	row := resp.row
 	var convEpoch int64

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"hash/fnv"
 	"slices"
 
 	"github.com/jackc/pgx/v5"
@@ -11,8 +12,10 @@ import (
 	"github.com/parleychat/parley/store"
 )
 
-// Group commit: application messages and proposals from many connections
-// go to a few writer goroutines, each of which sends what is waiting as
+// Group commit: appends from many connections go to a few writer
+// goroutines, each conversation always to the same one (its queue keeps
+// their order). A writer runs a commit as a transaction of its own, and
+// sends the application messages and proposals waiting as
 // one pgx batch of parley_append_message calls, in one round trip and one
 // transaction (the statements of a pipeline up to its Sync form one
 // implicit transaction), so one commit (one WAL flush) covers them all.
@@ -36,7 +39,7 @@ const (
 	maxGroup = 128
 )
 
-// msgReq is an application message or proposal waiting for a writer.
+// msgReq is an append waiting for a writer.
 type msgReq struct {
 	a       store.Append
 	payload []byte
@@ -56,6 +59,7 @@ type appendRow struct {
 type msgResp struct {
 	row appendRow
 	now int64
+	res store.AppendResult // of a commit
 	err error
 }
 
@@ -72,11 +76,19 @@ func (row *appendRow) dest() []any {
 
 // startWriters starts the group-commit writers; Close stops them.
 func (s *Store) startWriters() {
-	s.msgs = make(chan *msgReq, maxGroup)
 	s.stopWriters = make(chan struct{})
-	for range groupWriters {
-		s.writers.Go(s.writer)
+	for i := range s.queues {
+		q := make(chan *msgReq, maxGroup)
+		s.queues[i] = q
+		s.writers.Go(func() { s.writer(q) })
 	}
+}
+
+// queue is conv's writer queue.
+func (s *Store) queue(conv []byte) chan *msgReq {
+	h := fnv.New32a()
+	h.Write(conv)
+	return s.queues[h.Sum32()%groupWriters]
 }
 
 // enqueue hands r to a writer, or fails if the store is closed.
@@ -86,21 +98,21 @@ func (s *Store) enqueue(r *msgReq) error {
 	if s.closed {
 		return store.ErrClosed
 	}
-	s.msgs <- r // writers run until Close, which waits for this read lock
+	s.queue(r.a.ConversationID) <- r // writers run until Close, which waits for this read lock
 	return nil
 }
 
-func (s *Store) writer() {
+func (s *Store) writer(q chan *msgReq) {
 	for {
 		var first *msgReq
 		select {
-		case first = <-s.msgs:
+		case first = <-q:
 		case <-s.stopWriters:
 			// Close has marked the store closed: nothing more is queued.
 			for {
 				select {
-				case r := <-s.msgs:
-					s.runGroup([]*msgReq{r})
+				case r := <-q:
+					s.runQueued([]*msgReq{r})
 				default:
 					return
 				}
@@ -110,17 +122,37 @@ func (s *Store) writer() {
 	fill:
 		for len(group) < maxGroup {
 			select {
-			case r := <-s.msgs:
+			case r := <-q:
 				group = append(group, r)
 			default:
 				break fill
 			}
 		}
-		s.runGroup(group)
+		s.runQueued(group)
 	}
 }
 
-// runGroup appends group in one transaction and answers every request.
+// runQueued runs what a writer took from its queue, in order: each
+// commit on its own, the messages between commits as groups.
+func (s *Store) runQueued(queued []*msgReq) {
+	for len(queued) > 0 {
+		if r := queued[0]; r.a.Kind == store.KindCommit {
+			res, err := s.appendCommit(context.Background(), r.a)
+			r.done <- msgResp{res: res, err: err}
+			queued = queued[1:]
+			continue
+		}
+		n := 1
+		for n < len(queued) && queued[n].a.Kind != store.KindCommit {
+			n++
+		}
+		s.runGroup(queued[:n])
+		queued = queued[n:]
+	}
+}
+
+// runGroup appends group (application messages and proposals) in one
+// transaction and answers every request. It sorts group.
 func (s *Store) runGroup(group []*msgReq) {
 	if s.onGroup != nil {
 		s.onGroup(len(group))
@@ -129,7 +161,7 @@ func (s *Store) runGroup(group []*msgReq) {
 	if len(group) == 1 {
 		r := group[0]
 		row, now, err := s.appendOne(ctx, r)
-		r.done <- msgResp{row, now, err}
+		r.done <- msgResp{row: row, now: now, err: err}
 		return
 	}
 	slices.SortStableFunc(group, func(x, y *msgReq) int { return bytes.Compare(x.a.ConversationID, y.a.ConversationID) })
@@ -159,12 +191,12 @@ func (s *Store) runGroup(group []*msgReq) {
 		// fails by itself fails.
 		for _, r := range group {
 			row, now, err := s.appendOne(ctx, r)
-			r.done <- msgResp{row, now, err}
+			r.done <- msgResp{row: row, now: now, err: err}
 		}
 		return
 	}
 	for i, r := range group {
-		r.done <- msgResp{rows[i], now, nil}
+		r.done <- msgResp{row: rows[i], now: now}
 	}
 }
 

@@ -15,7 +15,11 @@
 // advisory lock.
 //
 // Every write commits before its method returns; the server acknowledges
-// a message only after Append returns. Sessions run with
+// a message only after Append returns. An application message or
+// proposal is one statement (parley_append_message, a PL/pgSQL function
+// holding the same row lock), and concurrent ones are group committed:
+// sent as one pipelined batch, one transaction and one WAL flush
+// (groupcommit.go); an Ack is one statement too (parley_ack). Sessions run with
 // synchronous_commit on at least (a server configured with it off gets it
 // turned on for Parley's sessions).
 //
@@ -60,7 +64,7 @@ type Store struct {
 	closed bool
 
 	// The group commit (groupcommit.go).
-	msgs        chan *msgReq
+	queues      [groupWriters]chan *msgReq
 	stopWriters chan struct{}
 	writers     sync.WaitGroup
 	onGroup     func(int)

@@ -186,7 +186,7 @@ CREATE INDEX disappearing_expires ON disappearing (expires);
 `,
 	// 3: an application message or proposal appended, and an Ack, each in
 	// one statement (one round trip, committed on its own): see
-	// appendMessage and Ack. Status codes are the appendStatus and
+	// groupcommit.go and Ack. Status codes are the appendStatus and
 	// ackStatus constants. A VOLATILE PL/pgSQL function takes a new
 	// snapshot for every statement, so in READ COMMITTED everything after
 	// the FOR UPDATE sees what was committed before the lock was granted,
