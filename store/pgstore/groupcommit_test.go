@@ -165,3 +165,50 @@ func TestGroupCommitConcurrent(t *testing.T) {
 	}
 	t.Logf("largest group: %d appends", largest)
 }
+
+// Pipelined appends (StartAppend, not waiting) to one conversation are
+// stored in the order they were started, commits included: the messages
+// for the epoch a commit opens succeed only if that commit ran first.
+func TestStartAppendKeepsOrder(t *testing.T) {
+	s := open(t, pgtest.DB(t))
+	defer s.Close()
+	for _, d := range []string{"a1", "b1", "c1"} {
+		if err := s.CreateAccount(ctx, store.Device{ID: d, Username: d, PublicKey: []byte(d)}, ""); err != nil {
+			t.Fatal(err)
+		}
+	}
+	conv := []byte("pipelined")
+	if err := s.CreateConversation(ctx, conv, "a1"); err != nil {
+		t.Fatal(err)
+	}
+	var waits []func() (store.AppendResult, error)
+	start := func(a store.Append) {
+		a.ConversationID, a.Sender, a.ID = conv, "a1", msgID(len(waits))
+		w, err := s.StartAppend(ctx, a)
+		if err != nil {
+			t.Fatal(err)
+		}
+		waits = append(waits, w)
+	}
+	start(store.Append{Kind: store.KindCommit, Added: []string{"b1"}})
+	for epoch := uint64(1); epoch <= 3; epoch++ {
+		for range 20 {
+			start(store.Append{Kind: store.KindApplication, Epoch: epoch, Payload: []byte("m")})
+		}
+		switch epoch {
+		case 1:
+			start(store.Append{Kind: store.KindCommit, Epoch: epoch, Added: []string{"c1"}})
+		case 2:
+			start(store.Append{Kind: store.KindCommit, Epoch: epoch}) // no membership change
+		}
+	}
+	for i, w := range waits {
+		r, err := w()
+		if err != nil {
+			t.Fatalf("append %d: %v", i, err)
+		}
+		if r.Message.Seq != uint64(i+1) {
+			t.Fatalf("append %d stored at seq %d", i, r.Message.Seq)
+		}
+	}
+}
