@@ -91,8 +91,11 @@ const (
 // and wrote, all as appendTx does for the general case.
 func (r *msgReq) result(resp msgResp) (store.AppendResult, error) {
 	a := r.a
-	if a.Kind == store.KindCommit || resp.err != nil {
+	if a.Kind == store.KindCommit {
 		return resp.res, resp.err
+	}
+	if resp.err != nil {
+		return store.AppendResult{}, fmt.Errorf("append: %w", resp.err)
 	}
 	row := resp.row
 	var convEpoch int64

@@ -178,26 +178,26 @@ func (s *Store) Ack(ctx context.Context, deviceID string, conv []byte, seq uint6
 	if seq > 1<<62 {
 		return fmt.Errorf("ack: seq %d: %w", seq, store.ErrBadRequest)
 	}
-	// One round trip: parley_ack (migration 3) locks the member's row,
-	// reads the head, moves the cursor and trims, committed on its own
-	// before Scan returns.
-	var status int16
-	var head *int64
-	err := s.retry(ctx, func() error {
-		return s.pool.QueryRow(ctx, `SELECT r_status, r_head FROM parley_ack($1, $2, $3)`, conv, deviceID, int64(seq)).Scan(&status, &head)
-	})
-	if err != nil {
-		return fmt.Errorf("ack: %w", err)
+	// parley_ack (migration 3) locks the member's row, reads the head,
+	// moves the cursor and trims, in one statement, group committed with
+	// the conversation's other writes (groupcommit.go).
+	r := &msgReq{a: store.Append{ConversationID: conv}, ack: &ackArgs{device: deviceID, seq: int64(seq)}, done: make(chan msgResp, 1)}
+	if err := s.enqueue(r); err != nil {
+		return err
 	}
-	switch status {
+	resp := <-r.done // answered after the commit, even if ctx ends
+	if resp.err != nil {
+		return fmt.Errorf("ack: %w", resp.err)
+	}
+	switch resp.row.status {
 	case ackDone:
 		return nil
 	case ackNotMember:
 		return fmt.Errorf("ack: %w", store.ErrNotMember)
 	case ackBeyondHead:
-		return fmt.Errorf("ack: seq %d beyond head %d: %w", seq, *head, store.ErrBadRequest)
+		return fmt.Errorf("ack: seq %d beyond head %d: %w", seq, *resp.row.head, store.ErrBadRequest)
 	}
-	return fmt.Errorf("ack: unknown status %d from the database", status)
+	return fmt.Errorf("ack: unknown status %d from the database", resp.row.status)
 }
 
 // What parley_ack (migration 3) reports.

@@ -3,7 +3,6 @@ package pgstore
 import (
 	"bytes"
 	"context"
-	"fmt"
 	"hash/fnv"
 	"slices"
 
@@ -14,7 +13,7 @@ import (
 
 // Group commit: appends from many connections go to a few writer
 // goroutines, each conversation always to the same one (its queue keeps
-// their order). A writer runs a commit as a transaction of its own, and
+// their order), and so do Acks. A writer runs a commit as a transaction of its own, and
 // sends the application messages and proposals waiting as
 // one pgx batch of parley_append_message calls, in one round trip and one
 // transaction (the statements of a pipeline up to its Sync form one
@@ -39,12 +38,19 @@ const (
 	maxGroup = 128
 )
 
-// msgReq is an append waiting for a writer.
+// msgReq is an append, or an Ack, waiting for a writer.
 type msgReq struct {
-	a       store.Append
+	a       store.Append // a.ConversationID only, for an Ack
 	payload []byte
 	expires *int64
+	ack     *ackArgs
 	done    chan msgResp
+}
+
+// ackArgs are an Ack's (parley_ack's) arguments besides the conversation.
+type ackArgs struct {
+	device string
+	seq    int64
 }
 
 // appendRow is what parley_append_message returns.
@@ -54,6 +60,7 @@ type appendRow struct {
 	dupKind                         *int16
 	dupSender                       *string
 	recipients                      []string
+	head                            *int64 // parley_ack's
 }
 
 type msgResp struct {
@@ -66,11 +73,21 @@ type msgResp struct {
 const appendMessageSQL = `SELECT r_status, r_seq, r_epoch, r_dup_epoch, r_dup_kind, r_dup_sender, r_dup_stored, r_recipients
 	FROM parley_append_message($1, $2, $3, $4, $5, $6, $7, $8)`
 
-func (r *msgReq) args(now int64) []any {
-	return []any{r.a.ConversationID, r.a.ID, r.a.Sender, int64(r.a.Epoch), int16(r.a.Kind), r.payload, now, r.expires}
+const ackSQL = `SELECT r_status, r_head FROM parley_ack($1, $2, $3)`
+
+// query is r's statement and its arguments.
+func (r *msgReq) query(now int64) (string, []any) {
+	if r.ack != nil {
+		return ackSQL, []any{r.a.ConversationID, r.ack.device, r.ack.seq}
+	}
+	return appendMessageSQL, []any{r.a.ConversationID, r.a.ID, r.a.Sender, int64(r.a.Epoch), int16(r.a.Kind), r.payload, now, r.expires}
 }
 
-func (row *appendRow) dest() []any {
+// dest is where r's result row is scanned.
+func (r *msgReq) dest(row *appendRow) []any {
+	if r.ack != nil {
+		return []any{&row.status, &row.head}
+	}
 	return []any{&row.status, &row.seq, &row.epoch, &row.dupEpoch, &row.dupKind, &row.dupSender, &row.dupStored, &row.recipients}
 }
 
@@ -151,7 +168,7 @@ func (s *Store) runQueued(queued []*msgReq) {
 	}
 }
 
-// runGroup appends group (application messages and proposals) in one
+// runGroup runs group (application messages, proposals and Acks) in one
 // transaction and answers every request. It sorts group.
 func (s *Store) runGroup(group []*msgReq) {
 	if s.onGroup != nil {
@@ -170,13 +187,14 @@ func (s *Store) runGroup(group []*msgReq) {
 	err := s.retry(ctx, func() error {
 		var b pgx.Batch
 		for _, r := range group {
-			b.Queue(appendMessageSQL, r.args(now)...)
+			sql, args := r.query(now)
+			b.Queue(sql, args...)
 		}
 		br := s.pool.SendBatch(ctx, &b)
 		var err error
 		for i := range group {
 			rows[i] = appendRow{}
-			if err = br.QueryRow().Scan(rows[i].dest()...); err != nil {
+			if err = br.QueryRow().Scan(group[i].dest(&rows[i])...); err != nil {
 				break
 			}
 		}
@@ -207,10 +225,8 @@ func (s *Store) appendOne(ctx context.Context, r *msgReq) (appendRow, int64, err
 	err := s.retry(ctx, func() error {
 		now = nowMilli()
 		row = appendRow{}
-		return s.pool.QueryRow(ctx, appendMessageSQL, r.args(now)...).Scan(row.dest()...)
+		sql, args := r.query(now)
+		return s.pool.QueryRow(ctx, sql, args...).Scan(r.dest(&row)...)
 	})
-	if err != nil {
-		return row, now, fmt.Errorf("append: %w", err)
-	}
-	return row, now, nil
+	return row, now, err
 }

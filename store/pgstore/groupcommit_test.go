@@ -13,7 +13,7 @@ import (
 // queued in (the group is sorted by conversation, stably), and a request
 // that makes the database fail (a NUL byte PostgreSQL will not store in
 // text) rolls the group back and then fails alone while the rest are
-// stored once.
+// stored once. Acks in the group run in their place too.
 func TestGroupCommitAnswersEach(t *testing.T) {
 	for _, poison := range []bool{false, true} {
 		s := open(t, pgtest.DB(t))
@@ -52,6 +52,12 @@ func TestGroupCommitAnswersEach(t *testing.T) {
 			req(store.Append{ID: dupID, ConversationID: convs[1], Sender: "a1"}), // the same again
 			req(store.Append{ID: msgID(6), ConversationID: convs[0], Sender: "a1"}),
 		}
+		ack := func(conv []byte, dev string, seq int64) *msgReq {
+			return &msgReq{a: store.Append{ConversationID: conv}, ack: &ackArgs{device: dev, seq: seq}, done: make(chan msgResp, 1)}
+		}
+		group = append(group,
+			ack(convs[0], "b1", 4),  // after the appends queued before it
+			ack(convs[1], "b1", 99)) // beyond the head
 		if poison {
 			group = append(group, req(store.Append{ID: msgID(7), ConversationID: convs[1], Sender: "a\x001"}))
 		}
@@ -77,7 +83,14 @@ func TestGroupCommitAnswersEach(t *testing.T) {
 		if status(1) != appendStored || status(5) != appendStored || status(6) != appendDuplicate || seq(5) != seq(6) {
 			t.Fatalf("poison %v: conversation a: statuses %d %d %d; want stored, stored, duplicate of it", poison, status(1), status(5), status(6))
 		}
-		if poison && resps[8].err == nil {
+		if resps[8].err != nil || resps[8].row.status != ackDone || resps[9].err != nil || resps[9].row.status != ackBeyondHead {
+			t.Fatalf("poison %v: acks: %+v, %+v; want done, beyond head", poison, resps[8], resps[9])
+		}
+		var cursor int64
+		if err := s.Pool().QueryRow(ctx, `SELECT cursor FROM members WHERE conversation_id = $1 AND device_id = 'b1'`, convs[0]).Scan(&cursor); err != nil || cursor != 4 {
+			t.Fatalf("poison %v: b1's cursor %d, %v; want 4", poison, cursor, err)
+		}
+		if poison && resps[10].err == nil {
 			t.Fatalf("the poisoned request was stored")
 		}
 		for i, c := range convs {
