@@ -16,7 +16,7 @@ import (
 // name on PostgreSQL: in 64 two-device conversations one device appends
 // and the other acks, each op one durable append and one ack. cpu-µs/op
 // is this process's CPU (user+system) per op, the database's not
-// included; appends/group is the group commit's mean batch.
+// included; writes/group is the group commit's mean batch (appends and acks).
 func BenchmarkAppendAck1to1(b *testing.B) {
 	var groups, grouped atomic.Int64
 	s, err := Open(ctx, pgtest.DB(b), &Options{MaxConns: 16, OnGroup: func(n int) {
@@ -71,7 +71,7 @@ func BenchmarkAppendAck1to1(b *testing.B) {
 	b.StopTimer()
 	b.ReportMetric(float64((cpuTime()-before).Microseconds())/float64(b.N), "cpu-µs/op")
 	if n := groups.Load(); n > 0 {
-		b.ReportMetric(float64(grouped.Load())/float64(n), "appends/group")
+		b.ReportMetric(float64(grouped.Load())/float64(n), "writes/group")
 	}
 }
 
