@@ -73,6 +73,9 @@ func (s *Server) toWire(ctx context.Context, m store.Message) *parleypb.Message 
 	if m.Kind != store.KindApplication {
 		return w
 	}
+	if !privateMessageHeader(m.Payload) {
+		return w // no franking tag to find: skip the full parse
+	}
 	var msg mls.MLSMessage
 	if err := msg.Unmarshal(m.Payload); err != nil || msg.PrivateMessage == nil {
 		return w
@@ -92,6 +95,17 @@ func (s *Server) toWire(ctx context.Context, m store.Message) *parleypb.Message 
 	}
 	w.Frank, w.SenderUser, w.AcceptedUnixMs = frank, user, fc.Accepted.UnixMilli()
 	return w
+}
+
+// privateMessageHeader reports whether b starts as an MLSMessage holding
+// a PrivateMessage does (RFC 9420 §6: version mls10, then wire_format
+// mls_private_message, both uint16), the only kind that carries a
+// franking tag. Checking the four bytes first spares pushes of anything
+// else a full parse that would fail.
+func privateMessageHeader(b []byte) bool {
+	return len(b) >= 4 &&
+		uint16(b[0])<<8|uint16(b[1]) == uint16(mls.ProtocolVersionMLS10) &&
+		uint16(b[2])<<8|uint16(b[3]) == uint16(mls.WireFormatPrivateMessage)
 }
 
 // FrankingKey is the public key the server franks messages with.

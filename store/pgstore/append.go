@@ -11,27 +11,56 @@ import (
 	"github.com/parleychat/parley/store"
 )
 
-// Append stores a in one transaction that holds the conversation's row
-// lock (SELECT ... FOR UPDATE) from its first statement to its commit:
-// appends to one conversation are serialised by the database, whichever
-// node runs them, so the first commit for an epoch wins and every later
-// one gets *store.EpochConflictError with the winner. It returns once the
-// transaction has committed.
+// Append stores a and returns once it has committed. Appends to one
+// conversation are serialised by the database, whichever node runs them:
+// each holds the conversation's row lock (SELECT ... FOR UPDATE) from its
+// first statement to its commit, so the first commit for an epoch wins
+// and every later one gets *store.EpochConflictError with the winner.
 //
-// Round trips for an application message: BEGIN, one pipelined batch of
-// reads (the lock, then membership and idempotency), one batch of writes,
-// COMMIT.
+// An application message or proposal is one statement
+// (parley_append_message), group committed with others (groupcommit.go);
+// a commit, which changes membership, is a transaction of its own
+// (appendTx).
 func (s *Store) Append(ctx context.Context, a store.Append) (store.AppendResult, error) {
+	wait, err := s.StartAppend(ctx, a)
+	if err != nil {
+		return store.AppendResult{}, err
+	}
+	return wait()
+}
+
+var _ store.AppendStarter = (*Store)(nil)
+
+// StartAppend queues a for the group commit and returns at once; wait
+// blocks until it has committed (or failed). Appends to one conversation
+// through one Store are applied in the order StartAppend was called (each
+// conversation has one queue); the server uses this to pipeline a
+// connection's sends.
+func (s *Store) StartAppend(ctx context.Context, a store.Append) (wait func() (store.AppendResult, error), err error) {
 	if err := checkAppend(a); err != nil {
-		return store.AppendResult{}, fmt.Errorf("append: %w", err)
+		return nil, fmt.Errorf("append: %w", err)
 	}
 	if err := ctx.Err(); err != nil {
-		return store.AppendResult{}, fmt.Errorf("append: %w", err)
+		return nil, fmt.Errorf("append: %w", err)
 	}
-	// Once started, the append runs to its end even if ctx ends: the
-	// caller must not report failure for a message that was committed (a
-	// retry with the same id is idempotent anyway).
-	ctx = context.WithoutCancel(ctx)
+	r := &msgReq{a: a, payload: nonNil(a.Payload), done: make(chan msgResp, 1)}
+	if !a.Expires.IsZero() {
+		e := a.Expires.Unix()
+		r.expires = &e
+	}
+	if err := s.enqueue(r); err != nil {
+		return nil, err
+	}
+	return func() (store.AppendResult, error) {
+		// Once queued, the append runs to its end even if ctx ends: the
+		// caller must not report failure for a message that was
+		// committed (a retry with the same id is idempotent anyway).
+		return r.result(<-r.done)
+	}, nil
+}
+
+// appendCommit runs a commit in a transaction of its own.
+func (s *Store) appendCommit(ctx context.Context, a store.Append) (store.AppendResult, error) {
 	var res store.AppendResult
 	err := s.write(ctx, func(tx pgx.Tx) error {
 		var err error
@@ -42,6 +71,61 @@ func (s *Store) Append(ctx context.Context, a store.Append) (store.AppendResult,
 		return store.AppendResult{}, err
 	}
 	return res, nil
+}
+
+// appendStatus is what parley_append_message (migration 3) reports.
+type appendStatus int16
+
+const (
+	appendStored appendStatus = iota
+	appendNoConversation
+	appendNotMember
+	appendDuplicate
+	appendEpochAhead
+	appendPastProposal
+)
+
+// result turns what the writer answered into Append's result. A
+// message's row is what parley_append_message returned: it took the
+// conversation's row lock, checked membership, idempotency and the epoch,
+// and wrote, all as appendTx does for the general case.
+func (r *msgReq) result(resp msgResp) (store.AppendResult, error) {
+	a := r.a
+	if a.Kind == store.KindCommit {
+		return resp.res, resp.err
+	}
+	if resp.err != nil {
+		return store.AppendResult{}, fmt.Errorf("append: %w", resp.err)
+	}
+	row := resp.row
+	var convEpoch int64
+	if row.epoch != nil {
+		convEpoch = *row.epoch
+	}
+	switch appendStatus(row.status) {
+	case appendStored:
+		m := store.Message{
+			ID: a.ID, ConversationID: a.ConversationID, Seq: uint64(*row.seq), Epoch: a.Epoch, Kind: a.Kind,
+			Sender: a.Sender, Payload: r.payload, Stored: fromMilli(resp.now),
+		}
+		return store.AppendResult{Message: m, Epoch: uint64(convEpoch), Recipients: row.recipients}, nil
+	case appendNoConversation:
+		return store.AppendResult{}, fmt.Errorf("append: conversation: %w", store.ErrNotFound)
+	case appendNotMember:
+		return store.AppendResult{}, fmt.Errorf("append: sender: %w", store.ErrNotMember)
+	case appendDuplicate:
+		if *row.dupSender != a.Sender {
+			return store.AppendResult{}, fmt.Errorf("append: message id used by another device: %w", store.ErrExists)
+		}
+		dup := store.Message{ID: a.ID, ConversationID: a.ConversationID, Seq: uint64(*row.seq), Epoch: uint64(*row.dupEpoch),
+			Kind: store.Kind(*row.dupKind), Sender: *row.dupSender, Payload: a.Payload, Stored: fromMilli(*row.dupStored)}
+		return store.AppendResult{Message: dup, Duplicate: true, Epoch: uint64(convEpoch)}, nil
+	case appendEpochAhead:
+		return store.AppendResult{}, fmt.Errorf("append: epoch %d is ahead of the conversation's %d: %w", a.Epoch, convEpoch, store.ErrWrongEpoch)
+	case appendPastProposal:
+		return store.AppendResult{}, fmt.Errorf("append: proposal for past epoch %d (now %d): %w", a.Epoch, convEpoch, store.ErrWrongEpoch)
+	}
+	return store.AppendResult{}, fmt.Errorf("append: unknown status %d from the database", row.status)
 }
 
 func checkAppend(a store.Append) error {

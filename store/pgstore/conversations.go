@@ -178,42 +178,34 @@ func (s *Store) Ack(ctx context.Context, deviceID string, conv []byte, seq uint6
 	if seq > 1<<62 {
 		return fmt.Errorf("ack: seq %d: %w", seq, store.ErrBadRequest)
 	}
-	return s.write(ctx, func(tx pgx.Tx) error {
-		// The member's row is locked first, on its own, so that the head
-		// read next is at least as new as any append that held it.
-		var cursor int64
-		var until *int64
-		err := tx.QueryRow(ctx, `SELECT cursor, until_seq FROM members WHERE conversation_id = $1 AND device_id = $2 FOR UPDATE`,
-			conv, deviceID).Scan(&cursor, &until)
-		if errors.Is(err, pgx.ErrNoRows) {
-			return fmt.Errorf("ack: %w", store.ErrNotMember)
-		}
-		if err != nil {
-			return fmt.Errorf("ack: %w", err)
-		}
-		var head int64
-		if err := tx.QueryRow(ctx, `SELECT head_seq FROM conversations WHERE id = $1`, conv).Scan(&head); err != nil {
-			return fmt.Errorf("ack: %w", err)
-		}
-		if int64(seq) > head {
-			return fmt.Errorf("ack: seq %d beyond head %d: %w", seq, head, store.ErrBadRequest)
-		}
-		switch {
-		case until != nil && int64(seq) >= *until:
-			// A removed device that caught up leaves for good.
-			if _, err := tx.Exec(ctx, `DELETE FROM members WHERE conversation_id = $1 AND device_id = $2`, conv, deviceID); err != nil {
-				return fmt.Errorf("ack: %w", err)
-			}
-		case int64(seq) > cursor:
-			if _, err := tx.Exec(ctx, `UPDATE members SET cursor = $1 WHERE conversation_id = $2 AND device_id = $3`, int64(seq), conv, deviceID); err != nil {
-				return fmt.Errorf("ack: %w", err)
-			}
-		default:
-			return nil // nothing moved: nothing to trim
-		}
-		return trimLog(ctx, tx, conv)
-	})
+	// parley_ack (migration 3) locks the member's row, reads the head,
+	// moves the cursor and trims, in one statement, group committed with
+	// the conversation's other writes (groupcommit.go).
+	r := &msgReq{a: store.Append{ConversationID: conv}, ack: &ackArgs{device: deviceID, seq: int64(seq)}, done: make(chan msgResp, 1)}
+	if err := s.enqueue(r); err != nil {
+		return err
+	}
+	resp := <-r.done // answered after the commit, even if ctx ends
+	if resp.err != nil {
+		return fmt.Errorf("ack: %w", resp.err)
+	}
+	switch resp.row.status {
+	case ackDone:
+		return nil
+	case ackNotMember:
+		return fmt.Errorf("ack: %w", store.ErrNotMember)
+	case ackBeyondHead:
+		return fmt.Errorf("ack: seq %d beyond head %d: %w", seq, *resp.row.head, store.ErrBadRequest)
+	}
+	return fmt.Errorf("ack: unknown status %d from the database", resp.row.status)
 }
+
+// What parley_ack (migration 3) reports.
+const (
+	ackDone int16 = iota
+	ackNotMember
+	ackBeyondHead
+)
 
 // trimLog deletes the messages every member (including removed devices
 // still catching up) has acknowledged.

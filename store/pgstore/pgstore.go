@@ -15,7 +15,11 @@
 // advisory lock.
 //
 // Every write commits before its method returns; the server acknowledges
-// a message only after Append returns. Sessions run with
+// a message only after Append returns. An application message or
+// proposal is one statement (parley_append_message, a PL/pgSQL function
+// holding the same row lock), and concurrent ones are group committed:
+// sent as one pipelined batch, one transaction and one WAL flush
+// (groupcommit.go); an Ack is one statement too (parley_ack). Sessions run with
 // synchronous_commit on at least (a server configured with it off gets it
 // turned on for Parley's sessions).
 //
@@ -46,6 +50,9 @@ type Options struct {
 	MaxConns int32
 	// Logger receives warnings (default slog.Default()).
 	Logger *slog.Logger
+	// OnGroup, if set, is told the size of every group of appends the
+	// group commit runs (benchmarks and tests).
+	OnGroup func(appends int)
 }
 
 // Store is a store.Store on a PostgreSQL database.
@@ -55,6 +62,12 @@ type Store struct {
 
 	mu     sync.RWMutex
 	closed bool
+
+	// The group commit (groupcommit.go).
+	queues      [groupWriters]chan *msgReq
+	stopWriters chan struct{}
+	writers     sync.WaitGroup
+	onGroup     func(int)
 }
 
 var _ store.Store = (*Store)(nil)
@@ -74,6 +87,7 @@ func Open(ctx context.Context, dsn string, opts *Options) (*Store, error) {
 		if opts.Logger != nil {
 			s.log = opts.Logger
 		}
+		s.onGroup = opts.OnGroup
 	}
 	cfg.AfterConnect = s.afterConnect
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
@@ -85,6 +99,7 @@ func Open(ctx context.Context, dsn string, opts *Options) (*Store, error) {
 		pool.Close()
 		return nil, err
 	}
+	s.startWriters()
 	return s, nil
 }
 
@@ -114,6 +129,8 @@ func (s *Store) Close() error {
 	}
 	s.closed = true
 	s.mu.Unlock()
+	close(s.stopWriters)
+	s.writers.Wait()
 	s.pool.Close()
 	return nil
 }
@@ -143,11 +160,18 @@ const maxAttempts = 10
 // Errors caused by the database being unreachable or out of resources are
 // marked with store.ErrUnavailable.
 func (s *Store) write(ctx context.Context, fn func(tx pgx.Tx) error) error {
+	return s.retry(ctx, func() error { return s.runTx(ctx, fn) })
+}
+
+// retry runs op (a transaction, or a statement committed on its own)
+// until it succeeds, fails for good or has been tried maxAttempts times,
+// as write describes.
+func (s *Store) retry(ctx context.Context, op func() error) error {
 	if s.isClosed() {
 		return store.ErrClosed
 	}
 	for attempt := 1; ; attempt++ {
-		err := s.runTx(ctx, fn)
+		err := op()
 		if err == nil {
 			return nil
 		}

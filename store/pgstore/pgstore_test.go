@@ -256,3 +256,107 @@ func TestUnavailableAndClosed(t *testing.T) {
 		t.Fatalf("Append after Close: %v, want ErrClosed", err)
 	}
 }
+
+// Application messages and proposals (one statement each,
+// parley_append_message) race with commits (a transaction) on two nodes:
+// the conversation's row lock orders them all. Exactly one commit wins
+// each epoch; no proposal for an epoch is stored after the commit that
+// ended it (the others get ErrWrongEpoch); every application message is
+// stored; the log is dense; and a retry through the other node is a
+// duplicate with the same seq.
+func TestTwoNodesMessagesRaceCommits(t *testing.T) {
+	dsn := pgtest.DB(t)
+	nodes := []*Store{open(t, dsn), open(t, dsn)}
+	for _, n := range nodes {
+		defer n.Close()
+	}
+	for _, u := range []string{"alice", "bob"} {
+		if err := nodes[0].CreateAccount(ctx, store.Device{ID: u[:1] + "1", Username: u, PublicKey: []byte(u)}, ""); err != nil {
+			t.Fatal(err)
+		}
+	}
+	conv := []byte("mixed")
+	if err := nodes[1].CreateConversation(ctx, conv, "a1"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := nodes[0].Append(ctx, store.Append{ID: msgID(0), ConversationID: conv, Kind: store.KindCommit, Sender: "a1", Added: []string{"b1"}}); err != nil {
+		t.Fatal(err)
+	}
+	type result struct {
+		a   store.Append
+		res store.AppendResult
+		err error
+	}
+	stored := 1 // the first commit
+	for round := range 6 {
+		epoch := uint64(round + 1)
+		var reqs []store.Append
+		for i := range 16 {
+			a := store.Append{ID: msgID(1000*round + i), ConversationID: conv, Epoch: epoch, Sender: []string{"a1", "b1"}[i%2], Payload: []byte{byte(i)}}
+			switch {
+			case i < 2:
+				a.Kind = store.KindCommit
+			case i < 6:
+				a.Kind = store.KindProposal
+			default:
+				a.Kind = store.KindApplication
+			}
+			reqs = append(reqs, a)
+		}
+		results := make([]result, len(reqs))
+		start := make(chan struct{})
+		var wg sync.WaitGroup
+		for i, a := range reqs {
+			wg.Go(func() {
+				<-start
+				r, err := nodes[i%2].Append(ctx, a)
+				results[i] = result{a, r, err}
+			})
+		}
+		close(start)
+		wg.Wait()
+		var commitSeq uint64
+		for _, r := range results {
+			if r.a.Kind == store.KindCommit && r.err == nil {
+				if commitSeq != 0 {
+					t.Fatalf("epoch %d: two commits won", epoch)
+				}
+				commitSeq = r.res.Message.Seq
+			}
+		}
+		if commitSeq == 0 {
+			t.Fatalf("epoch %d: no commit won", epoch)
+		}
+		for _, r := range results {
+			switch {
+			case r.err == nil:
+				stored++
+				if r.a.Kind == store.KindProposal && r.res.Message.Seq > commitSeq {
+					t.Fatalf("epoch %d: a proposal stored at seq %d, after the commit that ended its epoch (seq %d)", epoch, r.res.Message.Seq, commitSeq)
+				}
+			case r.a.Kind == store.KindApplication:
+				t.Fatalf("epoch %d: application message: %v", epoch, r.err)
+			case r.a.Kind == store.KindProposal && !errors.Is(r.err, store.ErrWrongEpoch):
+				t.Fatalf("epoch %d: proposal: %v, want ErrWrongEpoch", epoch, r.err)
+			}
+		}
+		// Retries through the other node are duplicates with the same seq.
+		for i, r := range results {
+			if r.err != nil || r.a.Kind == store.KindCommit {
+				continue
+			}
+			d, err := nodes[(i+1)%2].Append(ctx, r.a)
+			if err != nil || !d.Duplicate || d.Message.Seq != r.res.Message.Seq {
+				t.Fatalf("retry of seq %d: %+v, %v", r.res.Message.Seq, d, err)
+			}
+		}
+	}
+	c, err := nodes[0].Conversation(ctx, conv)
+	if err != nil || c.HeadSeq != uint64(stored) || c.Epoch != 7 {
+		t.Fatalf("conversation %+v, %v: want head %d, epoch 7", c, err, stored)
+	}
+	var n int
+	if err := nodes[0].Pool().QueryRow(ctx, `SELECT COUNT(DISTINCT seq) FROM message_ids WHERE conversation_id = $1`, conv).Scan(&n); err != nil || n != stored {
+		t.Fatalf("%d distinct seqs stored, %v; want %d", n, err, stored)
+	}
+}

@@ -184,6 +184,101 @@ CREATE TABLE disappearing (
 );
 CREATE INDEX disappearing_expires ON disappearing (expires);
 `,
+	// 3: an application message or proposal appended, and an Ack, each in
+	// one statement (one round trip, committed on its own): see
+	// groupcommit.go and Ack. Status codes are the appendStatus and
+	// ackStatus constants. A VOLATILE PL/pgSQL function takes a new
+	// snapshot for every statement, so in READ COMMITTED everything after
+	// the FOR UPDATE sees what was committed before the lock was granted,
+	// as the separate statements of a transaction did.
+	`
+CREATE FUNCTION parley_append_message(p_conv BYTEA, p_id BYTEA, p_sender TEXT, p_epoch BIGINT, p_kind SMALLINT,
+	p_payload BYTEA, p_now BIGINT, p_expires BIGINT,
+	OUT r_status SMALLINT, OUT r_seq BIGINT, OUT r_epoch BIGINT, OUT r_dup_epoch BIGINT, OUT r_dup_kind SMALLINT,
+	OUT r_dup_sender TEXT, OUT r_dup_stored BIGINT, OUT r_recipients TEXT[])
+LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+	v_head  BIGINT;
+	v_moved INTEGER;
+	v_n     INTEGER;
+BEGIN
+	-- The conversation's row lock serialises appends across nodes.
+	SELECT c.epoch, c.head_seq INTO r_epoch, v_head FROM conversations c WHERE c.id = p_conv FOR UPDATE;
+	IF NOT FOUND THEN
+		r_status := 1; RETURN;
+	END IF;
+	IF NOT EXISTS (SELECT 1 FROM members m WHERE m.conversation_id = p_conv AND m.device_id = p_sender AND m.until_seq IS NULL) THEN
+		r_status := 2; RETURN;
+	END IF;
+	-- Idempotency: a message id already stored is not stored again.
+	SELECT mi.seq, mi.epoch, mi.kind, mi.sender, mi.stored INTO r_seq, r_dup_epoch, r_dup_kind, r_dup_sender, r_dup_stored
+		FROM message_ids mi WHERE mi.conversation_id = p_conv AND mi.id = p_id;
+	IF FOUND THEN
+		r_status := 3; RETURN;
+	END IF;
+	IF p_epoch > r_epoch THEN
+		r_status := 4; RETURN;
+	END IF;
+	IF p_epoch < r_epoch AND p_kind = 2 THEN
+		r_status := 5; RETURN;
+	END IF;
+	r_seq := v_head + 1;
+	INSERT INTO messages (conversation_id, seq, id, epoch, kind, sender, payload, stored)
+		VALUES (p_conv, r_seq, p_id, p_epoch, p_kind, p_sender, p_payload, p_now);
+	INSERT INTO message_ids (conversation_id, id, seq, epoch, kind, sender, stored)
+		VALUES (p_conv, p_id, r_seq, p_epoch, p_kind, p_sender, p_now);
+	IF p_expires IS NOT NULL THEN
+		INSERT INTO disappearing (conversation_id, seq, id, expires) VALUES (p_conv, r_seq, p_id, p_expires);
+	END IF;
+	UPDATE conversations SET head_seq = r_seq WHERE id = p_conv AND head_seq = v_head;
+	GET DIAGNOSTICS v_n = ROW_COUNT;
+	IF v_n <> 1 THEN
+		RAISE EXCEPTION 'conversation changed while its row was locked (head %)', v_head;
+	END IF;
+	-- The sender has its own message: if it was caught up, it stays so.
+	UPDATE members SET cursor = r_seq WHERE conversation_id = p_conv AND device_id = p_sender AND cursor = r_seq - 1;
+	GET DIAGNOSTICS v_moved = ROW_COUNT;
+	SELECT array_agg(m.device_id ORDER BY m.device_id) INTO r_recipients FROM members m
+		WHERE m.conversation_id = p_conv AND (m.until_seq IS NULL OR m.until_seq = r_seq);
+	-- Only the sender reading alone can move the oldest cursor here.
+	IF v_moved > 0 AND cardinality(r_recipients) = 1 THEN
+		DELETE FROM messages WHERE conversation_id = p_conv
+			AND seq <= (SELECT MIN(m.cursor) FROM members m WHERE m.conversation_id = p_conv);
+	END IF;
+	r_status := 0;
+END
+$$;
+CREATE FUNCTION parley_ack(p_conv BYTEA, p_device TEXT, p_seq BIGINT, OUT r_status SMALLINT, OUT r_head BIGINT)
+LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+	v_cursor BIGINT;
+	v_until  BIGINT;
+BEGIN
+	-- The member's row is locked first, on its own, so that the head read
+	-- next is at least as new as any append that held it.
+	SELECT m.cursor, m.until_seq INTO v_cursor, v_until FROM members m
+		WHERE m.conversation_id = p_conv AND m.device_id = p_device FOR UPDATE;
+	IF NOT FOUND THEN
+		r_status := 1; RETURN;
+	END IF;
+	SELECT c.head_seq INTO r_head FROM conversations c WHERE c.id = p_conv;
+	IF p_seq > r_head THEN
+		r_status := 2; RETURN;
+	END IF;
+	r_status := 0;
+	IF v_until IS NOT NULL AND p_seq >= v_until THEN
+		-- A removed device that caught up leaves for good.
+		DELETE FROM members WHERE conversation_id = p_conv AND device_id = p_device;
+	ELSIF p_seq > v_cursor THEN
+		UPDATE members SET cursor = p_seq WHERE conversation_id = p_conv AND device_id = p_device;
+	ELSE
+		RETURN; -- nothing moved: nothing to trim
+	END IF;
+	DELETE FROM messages WHERE conversation_id = p_conv
+		AND seq <= (SELECT MIN(m.cursor) FROM members m WHERE m.conversation_id = p_conv);
+END
+$$;
+`,
 }
 
 // Transaction advisory lock keys (pg_advisory_xact_lock): each serialises
