@@ -112,7 +112,7 @@ func (p *page) waitJS(what, cond string) {
 // waitMessage waits for a message containing text and returns its id.
 func (p *page) waitMessage(what, text string) string {
 	p.t.Helper()
-	find := fmt.Sprintf(`[...document.querySelectorAll("#messages li")].find((li) => li.querySelector(".text, .file-name")?.textContent.includes(%q))`, text)
+	find := fmt.Sprintf(`[...document.querySelectorAll("#messages li")].find((li) => [...li.querySelectorAll(".text, .file-name")].some((e) => e.textContent.includes(%q)))`, text)
 	p.waitJS(what, find)
 	return p.eval(find + `.dataset.id`)
 }
@@ -347,8 +347,8 @@ func TestWebGroupsInBrowser(t *testing.T) {
 		return ok && slices.Equal(us, []string{"alice", "bob"}), fmt.Sprint(us)
 	})
 
-	p.do("renaming the group", chromedp.SetValue(chromedp.CSS("#group-rename"), ""),
-		chromedp.SendKeys(chromedp.CSS("#group-rename"), "Web-Group\r"))
+	// Focusing the name selects it: typing replaces it.
+	p.do("renaming the group", chromedp.Focus(chromedp.CSS("#group-rename")), chromedp.SendKeys(chromedp.CSS("#group-rename"), "Web-Group\r"))
 	p.until("bob sees the new name", func() (bool, string) {
 		if _, err := bob.Sync(bg); err != nil {
 			t.Fatal(err)

@@ -335,6 +335,8 @@ const chat = (() => {
     } catch (err) { fail(err); }
   });
 
+  $("group-rename").addEventListener("focus", () => $("group-rename").select());
+
   $("group-leave").addEventListener("click", async () => {
     clearError();
     try {
