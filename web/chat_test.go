@@ -117,14 +117,24 @@ func (p *page) waitMessage(what, text string) string {
 	return p.eval(find + `.dataset.id`)
 }
 
+// press focuses the element sel (found and focused in one step in the
+// page: the history is redrawn as messages and receipts arrive) and
+// presses Enter on it.
+func (p *page) press(what, sel string) {
+	p.t.Helper()
+	p.waitJS(what+": "+sel+" is there", fmt.Sprintf(`document.querySelector(%q)`, sel))
+	focus := chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
+		_, err := chromedp.Evaluate[bool](fmt.Sprintf(`(document.querySelector(%q).focus(), true)`, sel))(ctx, t)
+		return err
+	})
+	p.do(what, focus, chromedp.KeyEvent(kb.Enter))
+}
+
 // open opens a conversation from the list with the keyboard.
 func (p *page) open(target string) {
 	p.t.Helper()
 	sel := fmt.Sprintf(`#conversations button[data-target=%q]`, target)
-	p.waitJS(target+" in the list", fmt.Sprintf(`document.querySelector(%q)`, sel))
-	// The list re-renders as messages arrive: press Enter on the button
-	// that is there now.
-	p.do("opening "+target, chromedp.Focus(chromedp.CSS(sel)), chromedp.KeyEvent(kb.Enter))
+	p.press("opening "+target, sel)
 	p.waitJS(target+" open", fmt.Sprintf(`document.getElementById("conversation-title").textContent === %q`, target))
 }
 
@@ -133,8 +143,9 @@ func (p *page) open(target string) {
 func (p *page) action(id, class string) {
 	p.t.Helper()
 	li := fmt.Sprintf(`#messages li[data-id=%q]`, id)
-	p.do("actions "+class+" on "+id, chromedp.Focus(chromedp.CSS(li+" summary")), chromedp.KeyEvent(kb.Enter),
-		chromedp.WaitVisible(chromedp.CSS(li+" ."+class)), chromedp.Focus(chromedp.CSS(li+" ."+class)), chromedp.KeyEvent(kb.Enter))
+	p.press("opening the actions of "+id, li+" summary")
+	p.waitJS("the actions open", fmt.Sprintf(`document.querySelector(%q).open`, li+" details"))
+	p.press(class+" on "+id, li+" ."+class)
 }
 
 // until polls a CLI-side check until it holds.

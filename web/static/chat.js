@@ -13,6 +13,11 @@ const chat = (() => {
   const typers = new Map();      // conversation → Map(user → until, ms)
   let mode = null;               // {kind: "reply"|"edit", message}
   let typingSent = false;        // told the conversation we are typing
+  // app.js redraws the history whenever something arrives: the open
+  // action menus and the focused control survive it, or a keyboard user
+  // would lose their place at every receipt.
+  const openMenus = new Set();   // message ids whose actions are open
+  let focused = null;            // {id, cls} of the focused control in the history
   const reactions = ["👍", "❤️", "😂"];
 
   const counted = (m) => (m.kind === "text" || m.kind === "file") && self && m.sender.user !== self.user;
@@ -69,6 +74,13 @@ const chat = (() => {
     if (cls) b.className = cls;
     b.addEventListener("click", () => onClick().catch(fail));
     return b;
+  }
+
+  function focusKey(el) {
+    const li = el.closest("#messages li[data-id]");
+    if (!li) return null;
+    const cls = el.tagName === "SUMMARY" ? "summary" : [...el.classList].map((c) => "." + CSS.escape(c)).join("");
+    return cls ? { id: li.dataset.id, cls } : null;
   }
 
   function sizeText(n) {
@@ -181,25 +193,31 @@ const chat = (() => {
     s.textContent = "Actions";
     s.setAttribute("aria-label", `Actions for the message from ${m.sender.user}`);
     d.append(s);
+    d.open = openMenus.has(m.id);
+    // Recorded on the click (Enter or Space on the summary), which comes
+    // before the toggle: a redraw in between keeps the menu as the user set it.
+    s.addEventListener("click", () => { if (d.open) openMenus.delete(m.id); else openMenus.add(m.id); });
     const box = document.createElement("span");
     if (!onlyDelete) {
-      box.append(button("Reply", async () => setMode({ kind: "reply", message: m }), "reply"));
+      box.append(button("Reply", async () => { openMenus.delete(m.id); setMode({ kind: "reply", message: m }); }, "reply"));
       for (const e of reactions) {
         const had = (m.reactions || []).some((x) => x.emoji === e && x.user === self.user);
-        const b = button(e, async () => { await parley.react(m.id, e, had); await openConversation(current); }, "react");
+        const b = button(e, async () => { openMenus.delete(m.id); await parley.react(m.id, e, had); await openConversation(current); }, "react");
         b.setAttribute("aria-label", had ? `Take back ${e}` : `React ${e}`);
         b.setAttribute("aria-pressed", had ? "true" : "false");
         box.append(b);
       }
-      if (mine && m.kind === "text") box.append(button("Edit", async () => setMode({ kind: "edit", message: m }), "edit"));
+      if (mine && m.kind === "text") box.append(button("Edit", async () => { openMenus.delete(m.id); setMode({ kind: "edit", message: m }); }, "edit"));
       if (mine) {
         box.append(button("Delete for everyone", async () => {
+          openMenus.delete(m.id);
           await parley.deleteForEveryone(m.id);
           await openConversation(current);
         }, "delete-everyone"));
       }
     }
     box.append(button("Delete for me", async () => {
+      openMenus.delete(m.id);
       await parley.deleteForMe(m.id);
       await openConversation(current);
     }, "delete-me"));
@@ -235,6 +253,10 @@ const chat = (() => {
   }
 
   async function onOpen(target, msgs) {
+    if (focused && (document.activeElement === document.body || !document.activeElement)) {
+      const el = $("messages").querySelector(`li[data-id="${CSS.escape(focused.id)}"] ${focused.cls}`);
+      if (el) el.focus();
+    }
     if (unread.delete(target)) {
       const b = $("conversations").querySelector(`button[data-target="${CSS.escape(target)}"] .unread`);
       if (b) b.remove();
@@ -299,6 +321,8 @@ const chat = (() => {
   }
 
   const users = (s) => s.split(/[\s,]+/).map((u) => u.replace(/^@/, "")).filter((u) => u);
+
+  document.addEventListener("focusin", (ev) => { focused = focusKey(ev.target); });
 
   $("group-new-form").addEventListener("submit", async (ev) => {
     ev.preventDefault();
