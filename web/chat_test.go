@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
@@ -20,6 +21,8 @@ import (
 	"github.com/chromedp/chromedp/kb"
 
 	"github.com/parleychat/parley/client"
+	"github.com/parleychat/parley/client/filecrypt"
+	"github.com/parleychat/parley/store/blobstore"
 )
 
 // page is a browser linked as alice's device, with the CLI-side clients
@@ -188,6 +191,33 @@ func (p *page) phoneWidth() {
 	}
 }
 
+// flipStoredBlob flips a byte in the middle of the blob of the given size
+// that the test's server stored (its directory is one of the test's
+// temporary directories), as a server that changes files would.
+func flipStoredBlob(t *testing.T, size int64) {
+	t.Helper()
+	var found string
+	filepath.WalkDir(filepath.Dir(t.TempDir()), func(path string, d fs.DirEntry, err error) error {
+		if err == nil && d.Type().IsRegular() && blobstore.ValidID(d.Name()) {
+			if info, err := d.Info(); err == nil && info.Size() == size {
+				found = path
+			}
+		}
+		return nil
+	})
+	if found == "" {
+		t.Fatalf("no stored blob of %d bytes", size)
+	}
+	b, err := os.ReadFile(found)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b[len(b)/2] ^= 0x40
+	if err := os.WriteFile(found, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func randomFile(t *testing.T, name string, size int) (string, []byte) {
 	t.Helper()
 	data := make([]byte, size)
@@ -206,7 +236,9 @@ func sha(b []byte) string {
 
 // Files both ways between the browser (alice's linked device) and bob's
 // CLI-side client: bob's file, downloaded in the browser, is saved with
-// the SHA-256 of what bob sent, and the page says it checked it; a file
+// the SHA-256 of what bob sent, and the page says it checked it; once the
+// server flipped a byte of another of bob's files, the page refuses it
+// and the browser saves nothing; a file
 // the browser sends shows its progress bar full, and bob downloads it
 // with the digest of the original.
 func TestWebFilesInBrowser(t *testing.T) {
@@ -237,6 +269,23 @@ func TestWebFilesInBrowser(t *testing.T) {
 	}
 	if sha(got) != sha(data) {
 		t.Fatalf("the browser saved bob's file with sha256 %s, bob sent %s", sha(got), sha(data))
+	}
+
+	// The server swaps bytes of a stored file: the browser refuses it,
+	// says so, and saves nothing.
+	path, data = randomFile(t, "tampered.bin", 100_000)
+	if _, err := bob.SendFile(bg, "@alice", path, nil); err != nil {
+		t.Fatal(err)
+	}
+	tampered := p.waitMessage("the file to tamper with in the browser", "tampered.bin")
+	flipStoredBlob(t, filecrypt.CiphertextSize(int64(len(data))))
+	p.press("downloading the tampered file", fmt.Sprintf(`#messages li[data-id=%q] .download`, tampered))
+	p.waitJS("the page refuses the tampered file", `!document.getElementById("error").hidden && document.getElementById("error").textContent.includes("corrupt")`)
+	if v := p.text(fmt.Sprintf(`#messages li[data-id=%q] .file-verified`, tampered)); v != "" {
+		t.Fatalf("the page says %q about a tampered file", v)
+	}
+	if _, err := os.Stat(filepath.Join(p.downloads, "tampered.bin")); err == nil {
+		t.Fatal("the browser saved a tampered file")
 	}
 
 	path, data = randomFile(t, "from-browser.bin", 200_000)
