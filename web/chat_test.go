@@ -636,4 +636,3 @@ func TestWebEverydayInBrowser(t *testing.T) {
 	})
 	p.phoneWidth()
 }
-
