@@ -56,6 +56,8 @@ func (c *Client) FileBytes(ctx context.Context, id string, max int64, progress P
 	}
 	var buf bytes.Buffer
 	buf.Grow(int(fd.Size))
+	// limitedWriter (historytransfer.go): a blob that decrypts to more than
+	// its descriptor's size cannot grow memory.
 	if err := c.decryptBlob(ctx, &fd, &limitedWriter{w: &buf, left: fd.Size}, progress); err != nil {
 		return nil, info, fmt.Errorf("get file: %w", err)
 	}
@@ -92,19 +94,4 @@ func (c *Client) decryptBlob(ctx context.Context, fd *fileDescriptor, w io.Write
 		return err
 	}
 	return dec.Verify(fd.SHA256, fd.Size)
-}
-
-// limitedWriter fails once more than left bytes are written: a blob that
-// decrypts to more than its descriptor's size cannot grow memory.
-type limitedWriter struct {
-	w    io.Writer
-	left int64
-}
-
-func (l *limitedWriter) Write(p []byte) (int, error) {
-	if int64(len(p)) > l.left {
-		return 0, errors.New("client: the attachment is longer than its message says")
-	}
-	l.left -= int64(len(p))
-	return l.w.Write(p)
 }
