@@ -164,12 +164,17 @@ func (c *Client) SendFile(ctx context.Context, target, path string, progress Pro
 	if !info.Mode().IsRegular() {
 		return Sent{}, fmt.Errorf("client: %s is not a regular file", path)
 	}
-	name := filepath.Base(path)
+	return c.sendFileFrom(ctx, target, filepath.Base(path), f, info.Size(), progress)
+}
+
+// sendFileFrom encrypts size bytes of r as an attachment named name,
+// uploads it and sends its descriptor to target (SendFile, SendFileData).
+func (c *Client) sendFileFrom(ctx context.Context, target, name string, f io.Reader, size int64, progress Progress) (Sent, error) {
 	if len(name) > maxFileNameBytes || !utf8.ValidString(name) {
 		return Sent{}, fmt.Errorf("client: file name %q is too long or not UTF-8", name)
 	}
 	var sent Sent
-	err = c.withLock(ctx, func() error {
+	err := c.withLock(ctx, func() error {
 		conn, r, err := c.prepareSend(ctx, target)
 		if err != nil {
 			return err
@@ -179,7 +184,7 @@ func (c *Client) SendFile(ctx context.Context, target, path string, progress Pro
 		if err != nil {
 			return err
 		}
-		ctSize := filecrypt.CiphertextSize(info.Size())
+		ctSize := filecrypt.CiphertextSize(size)
 		var pr func(int64)
 		if progress != nil {
 			pr = func(n int64) { progress(n, ctSize) }
@@ -189,9 +194,9 @@ func (c *Client) SendFile(ctx context.Context, target, path string, progress Pro
 		if err != nil {
 			return err
 		}
-		if enc.Size() != info.Size() {
+		if enc.Size() != size {
 			dropBlob(ctx, conn, blob)
-			return fmt.Errorf("client: %s changed size while it was being sent", path)
+			return fmt.Errorf("client: %s changed size while it was being sent", name)
 		}
 		fd := &fileDescriptor{Blob: blob, Scheme: filecrypt.Scheme, Key: key, SHA256: enc.Digest(), Name: name, Size: enc.Size()}
 		cont := newContent(fileBody(fd, ""))
@@ -285,36 +290,12 @@ func (c *Client) download(ctx context.Context, fd *fileDescriptor, out string, p
 	} else if st, err := os.Stat(out); err == nil && st.IsDir() {
 		out = filepath.Join(out, safeName(fd.Name))
 	}
-	var conn *transport.Conn
-	err := c.withLock(ctx, func() (err error) { conn, err = c.connection(ctx); return err })
-	if err != nil {
-		return "", info, err
-	}
 	tmp, err := os.CreateTemp(filepath.Dir(out), ".parley-download-*")
 	if err != nil {
 		return "", info, err
 	}
 	defer os.Remove(tmp.Name()) // no-op after the rename
-	pr, pw := io.Pipe()
-	go func() {
-		var p func(int64, int64)
-		if progress != nil {
-			p = func(n, total int64) { progress(n, total) }
-		}
-		_, err := conn.DownloadBlob(ctx, fd.Blob, pw, p)
-		pw.CloseWithError(err)
-	}()
-	dec, err := filecrypt.NewDecrypter(pr, fd.Key)
-	if err != nil {
-		pr.CloseWithError(err)
-		tmp.Close()
-		return "", info, err
-	}
-	_, err = io.Copy(tmp, dec)
-	pr.CloseWithError(errors.New("download abandoned"))
-	if err == nil {
-		err = dec.Verify(fd.SHA256, fd.Size)
-	}
+	err = c.decryptBlob(ctx, fd, tmp, progress)
 	if cerr := tmp.Close(); err == nil {
 		err = cerr
 	}

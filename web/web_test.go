@@ -45,7 +45,7 @@ func TestHandlerServesOnlyTheBundle(t *testing.T) {
 		"dist/" + WASMName: {Data: []byte("\x00asm")},
 		"dist/" + ExecName: {Data: []byte("// go")},
 	}
-	for _, name := range []string{"static/index.html", "static/app.js", "static/style.css"} {
+	for _, name := range []string{"static/index.html", "static/app.js", "static/chat.js", "static/style.css"} {
 		data, err := fs.ReadFile(Files(), name)
 		if err != nil {
 			t.Fatal(err)
@@ -58,7 +58,7 @@ func TestHandlerServesOnlyTheBundle(t *testing.T) {
 	}
 	h := b.Handler()
 	for path, want := range map[string]int{
-		"/": 200, "/web/app.js": 200, "/web/" + WASMName: 200, "/web/SHA256SUMS": 200,
+		"/": 200, "/web/app.js": 200, "/web/chat.js": 200, "/web/" + WASMName: 200, "/web/SHA256SUMS": 200,
 		"/web/index.html": 404, "/web/../web.go": 404, "/web/": 404, "/web/nope": 404,
 	} {
 		rec := httptest.NewRecorder()

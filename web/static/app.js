@@ -97,6 +97,7 @@ async function enterChat() {
   await refreshConversations();
   parley.watch(async (text) => {
     const ev = JSON.parse(text);
+    chat.onEvent(ev); // chat.js: unread counts, typing
     if (ev.type === "message" || ev.type === "sent" || ev.type === "connected" || ev.type === "history") {
       await refreshConversations();
       // Imported history (from the device that approved this one) may
@@ -123,6 +124,7 @@ async function refreshConversations() {
     b.dataset.target = c.conversation;
     if (c.conversation === current) b.setAttribute("aria-current", "true");
     b.addEventListener("click", () => openConversation(c.conversation));
+    chat.decorateConversation(b, c); // chat.js: unread count, group name
     li.append(b);
     ul.append(li);
   }
@@ -148,18 +150,10 @@ async function openConversation(target) {
   ol.replaceChildren();
   for (const m of msgs) {
     if (m.kind === "receipt") continue;
-    const li = document.createElement("li");
-    li.className = m.outgoing ? "outgoing" : "incoming";
-    const meta = document.createElement("span");
-    meta.className = "meta";
-    meta.textContent = `${m.sender.user} · ${new Date(m.sent_at).toLocaleString()}`;
-    const body = document.createElement("span");
-    body.className = "text";
-    body.textContent = m.text || (m.membership ? "(membership change)" : m.file ? `(file ${m.file.name})` : "");
-    li.append(meta, body);
-    ol.append(li);
+    ol.append(chat.renderMessage(m)); // chat.js
   }
   ol.scrollTop = ol.scrollHeight;
+  await chat.onOpen(target, msgs); // chat.js: receipts, unread, group panel, timer
 }
 
 $("new-form").addEventListener("submit", async (ev) => {
@@ -178,7 +172,7 @@ $("compose-form").addEventListener("submit", async (ev) => {
   clearError();
   $("send").disabled = true;
   try {
-    await parley.send(current, text);
+    if (!(await chat.submit(current, text))) await parley.send(current, text); // chat.js: reply, edit
     $("compose").value = "";
     await refreshConversations();
     await openConversation(current);
