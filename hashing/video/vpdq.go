@@ -53,13 +53,33 @@ const VPDQScaler = "neighbor+accurate_rnd"
 // every sampled frame's PDQ hash (at the video's own resolution, as the
 // reference hashes them), quality and timestamp.
 func (d *Decoder) HashVPDQ(ctx context.Context, path string, opts VPDQOptions) ([]Feature, Info, error) {
-	if opts.SecondsPerHash < 0 || math.IsNaN(opts.SecondsPerHash) || math.IsInf(opts.SecondsPerHash, 0) {
-		return nil, Info{}, fmt.Errorf("video: seconds per hash must be 0 or more, not %v", opts.SecondsPerHash)
+	if err := opts.check(); err != nil {
+		return nil, Info{}, err
 	}
 	info, err := d.Probe(ctx, path)
 	if err != nil {
 		return nil, info, err
 	}
+	var feats []Feature
+	if err := d.decode(ctx, path, info, []output{vpdqOutput(info, opts, &feats)}); err != nil {
+		return nil, info, err
+	}
+	if opts.PruneDistance > 0 {
+		feats = Prune(feats, opts.PruneDistance)
+	}
+	return feats, info, nil
+}
+
+func (opts VPDQOptions) check() error {
+	if opts.SecondsPerHash < 0 || math.IsNaN(opts.SecondsPerHash) || math.IsInf(opts.SecondsPerHash, 0) {
+		return fmt.Errorf("video: seconds per hash must be 0 or more, not %v", opts.SecondsPerHash)
+	}
+	return nil
+}
+
+// vpdqOutput is the decoder output that hashes the sampled frames for
+// vPDQ, appending to *feats.
+func vpdqOutput(info Info, opts VPDQOptions, feats *[]Feature) output {
 	every := 1
 	if opts.FrameStep > 0 {
 		every = opts.FrameStep
@@ -68,9 +88,8 @@ func (d *Decoder) HashVPDQ(ctx context.Context, path string, opts VPDQOptions) (
 	}
 	var hasher pdq.Hasher
 	var luma []float32
-	var feats []Feature
 	rate := float32(info.FrameRate)
-	err = d.frames(ctx, path, info, FrameRequest{Every: every, Scaler: VPDQScaler}, func(f Frame) error {
+	return output{FrameRequest{Every: every, Scaler: VPDQScaler}, func(f Frame) error {
 		n := f.Width * f.Height
 		if cap(luma) < n {
 			luma = make([]float32, n)
@@ -78,21 +97,47 @@ func (d *Decoder) HashVPDQ(ctx context.Context, path string, opts VPDQOptions) (
 		luma = luma[:n]
 		pdq.RGBLuma(luma, f.RGB)
 		r := hasher.Luma(luma, f.Width, f.Height)
-		feats = append(feats, Feature{
+		*feats = append(*feats, Feature{
 			Frame:     f.Number,
 			Quality:   r.Quality,
 			Hash:      r.Hash,
 			Timestamp: float64(float32(f.Number) / rate),
 		})
 		return nil
-	})
-	if err != nil {
-		return nil, info, err
+	}}
+}
+
+// Hashes are a video's two perceptual hashes.
+type Hashes struct {
+	VPDQ []Feature
+	TMK  *TMK
+}
+
+// Hash returns both the vPDQ hash (as HashVPDQ with opts) and the
+// TMK+PDQF hash (as HashTMK) of the video at path, identical to theirs,
+// from one ffmpeg child process that decodes the video once and writes
+// the two frame streams (full size, sampled, for vPDQ; 64x64 at 15 frames
+// a second for TMK) to two pipes, hashed concurrently. The limits apply
+// to the one process; decoding is most of the cost of hashing, so this
+// costs little more than either hash alone (docs/benchmarks.md).
+func (d *Decoder) Hash(ctx context.Context, path string, opts VPDQOptions) (Hashes, Info, error) {
+	if err := opts.check(); err != nil {
+		return Hashes{}, Info{}, err
 	}
+	info, err := d.Probe(ctx, path)
+	if err != nil {
+		return Hashes{}, info, err
+	}
+	var feats []Feature
+	t := newTMK()
+	if err := d.decode(ctx, path, info, []output{vpdqOutput(info, opts, &feats), tmkOutput(t)}); err != nil {
+		return Hashes{}, info, err
+	}
+	t.finish()
 	if opts.PruneDistance > 0 {
 		feats = Prune(feats, opts.PruneDistance)
 	}
-	return feats, info, nil
+	return Hashes{VPDQ: feats, TMK: t}, info, nil
 }
 
 // Prune drops each feature whose hash is within distance of the last
