@@ -413,7 +413,7 @@ func (s *Service) rescanPosts(ctx context.Context, added []moderation.Change) er
 	rs := s.mod.NewRescan(added)
 	changed := make(map[string]time.Time, len(added))
 	for _, c := range added {
-		changed[c.Bank+"\x00"+c.Entry.Key()] = c.Time
+		changed[c.Bank+"\x00"+moderation.IndexKey(c.Entry)] = c.Time
 	}
 	var after int64
 	for {
