@@ -78,14 +78,14 @@ func (s *Service) analyseVideo(data []byte, ct string) (Media, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), videoTimeout)
 	defer cancel()
 	// One ffmpeg decode feeds both hashers (video.Decoder.Hash).
-	h, _, err := s.cfg.Video.Hash(ctx, f.Name(), video.VPDQOptions{SecondsPerHash: 1})
+	h, _, err := s.cfg.Video.Hash(ctx, f.Name(), video.VPDQOptions{SecondsPerHash: 1, RemoveBorders: s.cfg.VideoRemoveBorders})
 	if err != nil {
 		return Media{}, videoRefusal(err)
 	}
 	if len(h.VPDQ) == 0 {
 		return Media{}, fmt.Errorf("%w: the video has no frames", ErrMediaRefused)
 	}
-	m.VPDQ, m.TMK = h.VPDQ, h.TMK
+	m.VPDQ, m.TMK, m.VPDQBorderless = h.VPDQ, h.TMK, h.VPDQBorderless
 	return m, nil
 }
 

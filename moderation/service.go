@@ -64,6 +64,10 @@ type Media struct {
 	// sampled vPDQ frame is also matched against the image PDQ lists.
 	VPDQ []video.Feature
 	TMK  *video.TMK
+	// VPDQBorderless are further vPDQ hashes of the same video, its
+	// frames with uniform borders cut off (video.Hashes.VPDQBorderless);
+	// a listed video matches when VPDQ or any of these does.
+	VPDQBorderless [][]video.Feature
 }
 
 // Match is one bank entry an upload matched.

@@ -214,14 +214,25 @@ func (vm videoMatcher) match(m Media, add func(r ref, dist int, detail string)) 
 		}
 	}
 	if len(m.VPDQ) > 0 {
-		hits, _ := vm.vpdq.idx.Match(m.VPDQ)
-		for _, r := range hits {
-			x, ok := vm.vpdq.refs[r.Video]
-			if !ok {
-				continue
+		// The upload's own frames first, then its border-removed
+		// variants; each listed video is reported once, by the first
+		// variant that matches it.
+		seen := map[int32]bool{}
+		for i, q := range append([][]video.Feature{m.VPDQ}, m.VPDQBorderless...) {
+			hits, _ := vm.vpdq.idx.Match(q)
+			for _, r := range hits {
+				x, ok := vm.vpdq.refs[r.Video]
+				if !ok || seen[r.Video] {
+					continue
+				}
+				seen[r.Video] = true
+				how := ""
+				if i > 0 {
+					how = " with the upload's borders removed"
+				}
+				add(x, 0, fmt.Sprintf("vPDQ%s: %.1f%% of the upload's frames and %.1f%% of the listed video's frames match (need %.0f%% and %.0f%%, distance %d, quality %d)",
+					how, r.QueryPct, r.ComparedPct, cfg.VPDQ.QueryPct, cfg.VPDQ.ComparedPct, cfg.VPDQ.Distance, cfg.VPDQ.Quality))
 			}
-			add(x, 0, fmt.Sprintf("vPDQ: %.1f%% of the upload's frames and %.1f%% of the listed video's frames match (need %.0f%% and %.0f%%, distance %d, quality %d)",
-				r.QueryPct, r.ComparedPct, cfg.VPDQ.QueryPct, cfg.VPDQ.ComparedPct, cfg.VPDQ.Distance, cfg.VPDQ.Quality))
 		}
 	}
 	for _, v := range vm.videos {

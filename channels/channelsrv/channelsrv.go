@@ -77,6 +77,8 @@ type Config struct {
 	MaxVideoBytes int64
 	// VideoMinFrames is moderation.Config.MinFrameMatches (default 1).
 	VideoMinFrames int
+	// VideoRemoveBorders is channels.Config.VideoRemoveBorders.
+	VideoRemoveBorders bool
 }
 
 // Server is the assembled channel and moderation service.
@@ -114,7 +116,7 @@ func Open(ctx context.Context, dataDir string, cfg Config) (*Server, error) {
 		}
 	}
 	svc, err := channels.New(channels.Config{Store: cs, Moderation: mod, Auth: cfg.Auth, AccountExists: cfg.AccountExists, MaxMediaBytes: cfg.MaxMediaBytes, MaxUploadsPerUser: cfg.MaxUploadsPerUser, Logger: cfg.Logger, Bus: cfg.Bus, FeedPoll: cfg.FeedPoll,
-		Video: cfg.Video, MaxVideoBytes: cfg.MaxVideoBytes})
+		Video: cfg.Video, MaxVideoBytes: cfg.MaxVideoBytes, VideoRemoveBorders: cfg.VideoRemoveBorders})
 	if err != nil {
 		ms.Close()
 		cs.Close()

@@ -95,3 +95,12 @@ func BenchmarkUploadShared(b *testing.B) {
 		return err
 	})
 }
+
+// BenchmarkUploadSharedBorders is BenchmarkUploadShared with border
+// removal (three more PDQ hashes per sampled frame that has borders).
+func BenchmarkUploadSharedBorders(b *testing.B) {
+	benchHash(b, func(d *Decoder, path string) error {
+		_, _, err := d.Hash(context.Background(), path, VPDQOptions{SecondsPerHash: 1, RemoveBorders: true})
+		return err
+	})
+}
