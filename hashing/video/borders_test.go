@@ -133,3 +133,35 @@ func TestBorderRemovalMatchesLetterbox(t *testing.T) {
 		}
 	}
 }
+
+// FuzzFindBorders: on any frame (the fuzzer's bytes as luma, a size from
+// its first bytes) the borders found stay within the limits and every cut
+// leaves a non-empty frame of the expected size.
+func FuzzFindBorders(f *testing.F) {
+	f.Add([]byte{20, 20, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10})
+	f.Add(make([]byte, 400))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		if len(data) < 2 {
+			return
+		}
+		w, h := 8+int(data[0])%40, 8+int(data[1])%40
+		luma := make([]float32, w*h)
+		for i := range luma {
+			if 2+i < len(data) {
+				luma[i] = float32(data[2+i])
+			}
+		}
+		b := FindBorders(luma, w, h)
+		for _, c := range []struct{ v, side int }{{b.Top, h}, {b.Bottom, h}, {b.Left, w}, {b.Right, w}} {
+			if c.v < 0 || float64(c.v) > borderMaxShare*float64(c.side) {
+				t.Fatalf("%dx%d: border %+v over the limit", w, h, b)
+			}
+		}
+		for _, cut := range b.Cuts() {
+			out, cw, ch := cropLuma(nil, luma, w, h, cut)
+			if cw != w-cut.Left-cut.Right || ch != h-cut.Top-cut.Bottom || len(out) != cw*ch || cw <= 0 || ch <= 0 {
+				t.Fatalf("%dx%d cut %+v: %dx%d, %d values", w, h, cut, cw, ch, len(out))
+			}
+		}
+	})
+}
