@@ -42,6 +42,12 @@ type Config struct {
 	// video.DefaultMatch: distance 31, quality 50, 80 % of the upload's
 	// frames, 0 % of the listed video's).
 	VPDQ video.MatchOptions
+	// SpillDir is the directory of the unlinked temporary file that holds
+	// the full TMK+PDQF hashes of the indexed entries (263 KB each; only
+	// a 1 KiB level-1 vector per entry stays in memory). "" means
+	// os.TempDir(), which may be a tmpfs, that is memory: a server
+	// passes its data directory.
+	SpillDir string
 	// TMKLevel1 and TMKLevel2 are the TMK+PDQF two-level thresholds
 	// (default 0.7 and 0.7, the reference's).
 	TMKLevel1, TMKLevel2 float32
@@ -199,6 +205,7 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 		pdqRefs: map[index.ID]ref{}, exactRefs: map[index.ID]ref{},
 		byKey: map[string]index.ID{}, banks: map[string]Bank{}, videos: map[string]videoEntry{},
 		vpdq:       newVPDQSet(cfg.VPDQ),
+		tmkSpill:   tmkSpill{dir: cfg.SpillDir},
 		refreshing: make(chan struct{}, 1),
 	}
 	// Read the log position first: replaying changes that the entries

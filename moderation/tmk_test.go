@@ -4,8 +4,12 @@ import (
 	"bytes"
 	"context"
 	"os"
+	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/parleychat/parley/hashing/hashlist"
 	"github.com/parleychat/parley/hashing/video"
@@ -52,9 +56,31 @@ func TestTMKEntriesCompact(t *testing.T) {
 	if _, _, err := st.ImportBank(ctx, moderation.Bank{Name: "tmk", Action: hashlist.Review}, entries); err != nil {
 		t.Fatal(err)
 	}
-	s := newService(t, st, 0)
+	spill := t.TempDir()
+	s, err := moderation.New(ctx, moderation.Config{Store: st, SpillDir: spill, Registerer: prometheus.NewRegistry()})
+	if err != nil {
+		t.Fatal(err)
+	}
 	if full, compact := moderation.VideoEntryForms(s); full != 0 || compact != 3 {
 		t.Fatalf("%d TMK entries held in full, %d compact; want 0 and 3", full, compact)
+	}
+	// The full hashes are in a file in SpillDir that no one else can
+	// open: unlinked at once, held open by this process only.
+	if names, _ := os.ReadDir(spill); len(names) != 0 {
+		t.Errorf("spill directory holds %v", names)
+	}
+	if runtime.GOOS == "linux" {
+		fds, _ := os.ReadDir("/proc/self/fd")
+		found := false
+		for _, fd := range fds {
+			l, _ := os.Readlink(filepath.Join("/proc/self/fd", fd.Name()))
+			if strings.HasPrefix(l, filepath.Join(spill, "parley-tmk-")) && strings.HasSuffix(l, "(deleted)") {
+				found = true
+			}
+		}
+		if !found {
+			t.Error("no open, deleted spill file in SpillDir")
+		}
 	}
 	upload, _ := referenceTMK(t, "chair-22-sd-grey-bar")
 	ms := s.Match(moderation.Media{TMK: upload})

@@ -62,6 +62,7 @@ func (c *compactTMK) match(q *video.TMK, c1, c2 float32) (video.TMKResult, error
 // process ends; a server that replaces its TMK lists often pays that in
 // disk, not memory.
 type tmkSpill struct {
+	dir  string // "" for os.TempDir()
 	mu   sync.Mutex
 	f    *os.File
 	size int64
@@ -77,7 +78,7 @@ func (sp *tmkSpill) put(t *video.TMK) (func() (*video.TMK, error), error) {
 	sp.mu.Lock()
 	defer sp.mu.Unlock()
 	if sp.f == nil && sp.err == nil {
-		sp.f, sp.err = os.CreateTemp("", "parley-tmk-*")
+		sp.f, sp.err = os.CreateTemp(sp.dir, "parley-tmk-*")
 		if sp.err == nil {
 			// Unlinked at once: the file lives as long as the
 			// process holds it and nobody else can open it.

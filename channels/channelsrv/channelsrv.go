@@ -101,8 +101,8 @@ func Open(ctx context.Context, dataDir string, cfg Config) (*Server, error) {
 		return nil, err
 	}
 	mod, err := moderation.New(ctx, moderation.Config{Store: ms, Threshold: cfg.Threshold, PollInterval: cfg.PollInterval,
-		MinFrameMatches: cfg.VideoMinFrames,
-		Registerer:      cfg.Registerer, Logger: cfg.Logger})
+		MinFrameMatches: cfg.VideoMinFrames, SpillDir: dataDir,
+		Registerer: cfg.Registerer, Logger: cfg.Logger})
 	if err != nil {
 		ms.Close()
 		cs.Close()
