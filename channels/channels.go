@@ -83,6 +83,11 @@ type Media struct {
 	// otherwise.
 	VPDQ []video.Feature `json:"-"`
 	TMK  *video.TMK      `json:"-"`
+	// VPDQBorderless are the video's vPDQ hashes with uniform borders
+	// cut off (Config.VideoRemoveBorders; video.Hashes.VPDQBorderless).
+	// They are used when the upload is checked and not stored, so a
+	// later list change re-checks the video by VPDQ only.
+	VPDQBorderless [][]video.Feature `json:"-"`
 }
 
 // Post is a channel post.

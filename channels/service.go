@@ -42,6 +42,11 @@ type Config struct {
 	// them the server runs as before and refuses video posts with
 	// ErrVideoUnavailable.
 	Video *video.Decoder
+	// VideoRemoveBorders also hashes every sampled frame of an uploaded
+	// video with its uniform borders (letterbox, pillarbox) cut off and
+	// matches those hashes too, so that a copy of a listed video with
+	// bars added is caught (docs/benchmarks.md: what it gains and costs).
+	VideoRemoveBorders bool
 	// MaxMediaFiles bounds the files of one post (default 4).
 	MaxMediaFiles int
 	// MaxTextBytes bounds a post's text (default 8 KiB).
@@ -297,7 +302,7 @@ func (s *Service) Analyse(data []byte, declared string) (Media, error) {
 
 func modMedia(m Media) moderation.Media {
 	return moderation.Media{Digests: hashing.Digests{MD5: m.MD5, SHA256: m.SHA256, Size: m.Size}, PDQ: m.PDQ,
-		VPDQ: m.VPDQ, TMK: m.TMK}
+		VPDQ: m.VPDQ, TMK: m.TMK, VPDQBorderless: m.VPDQBorderless}
 }
 
 // Refusal says why a post was refused or held.
@@ -413,7 +418,7 @@ func (s *Service) rescanPosts(ctx context.Context, added []moderation.Change) er
 	rs := s.mod.NewRescan(added)
 	changed := make(map[string]time.Time, len(added))
 	for _, c := range added {
-		changed[c.Bank+"\x00"+c.Entry.Key()] = c.Time
+		changed[c.Bank+"\x00"+moderation.IndexKey(c.Entry)] = c.Time
 	}
 	var after int64
 	for {

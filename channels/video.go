@@ -18,7 +18,8 @@ import (
 // Debian package to install; images and text posts are unaffected.
 var ErrVideoUnavailable = errors.New("this server cannot check videos, so it does not accept them")
 
-// videoTimeout bounds the decoding of one uploaded video (both hashes).
+// videoTimeout bounds the decoding of one uploaded video (one ffmpeg
+// process for both hashes).
 const videoTimeout = 2 * time.Minute
 
 // sniffVideo returns the content type of a video container by its magic
@@ -76,18 +77,15 @@ func (s *Service) analyseVideo(data []byte, ct string) (Media, error) {
 	defer func() { <-s.hashes }()
 	ctx, cancel := context.WithTimeout(context.Background(), videoTimeout)
 	defer cancel()
-	feats, _, err := s.cfg.Video.HashVPDQ(ctx, f.Name(), video.VPDQOptions{SecondsPerHash: 1})
+	// One ffmpeg decode feeds both hashers (video.Decoder.Hash).
+	h, _, err := s.cfg.Video.Hash(ctx, f.Name(), video.VPDQOptions{SecondsPerHash: 1, RemoveBorders: s.cfg.VideoRemoveBorders})
 	if err != nil {
 		return Media{}, videoRefusal(err)
 	}
-	tmk, _, err := s.cfg.Video.HashTMK(ctx, f.Name())
-	if err != nil {
-		return Media{}, videoRefusal(err)
-	}
-	if len(feats) == 0 {
+	if len(h.VPDQ) == 0 {
 		return Media{}, fmt.Errorf("%w: the video has no frames", ErrMediaRefused)
 	}
-	m.VPDQ, m.TMK = feats, tmk
+	m.VPDQ, m.TMK, m.VPDQBorderless = h.VPDQ, h.TMK, h.VPDQBorderless
 	return m, nil
 }
 

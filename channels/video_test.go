@@ -354,3 +354,33 @@ func TestHostileVideosRefused(t *testing.T) {
 }
 
 func sha256Sum(b []byte) [32]byte { return sha256.Sum256(b) }
+
+// With --video-remove-borders a letterboxed copy of a listed video (black
+// bars added above and below, re-encoded) is refused, and the decision
+// says the match needed the borders removed; without it the same copy is
+// published. Unrelated videos pass either way.
+func TestVideoLetterboxNeedsBorderRemoval(t *testing.T) {
+	needFFmpeg(t)
+	dir := t.TempDir()
+	_, listed := clip(t, dir, "listed.mp4", "testsrc2")
+	boxed := ffmpegFile(t, dir, "boxed.mp4", "-i", listed, "-vf", "pad=192:240:0:48:black", "-c:v", "libx264", "-crf", "28", "-pix_fmt", "yuv420p")
+	other, _ := clip(t, dir, "other.mp4", "mandelbrot")
+	for _, on := range []bool{false, true} {
+		e := newEnvWith(t, func(c *channels.Config) { c.VideoRemoveBorders = on })
+		e.importBank("gifct-video", hashlist.Block, vpdqEntry(t, listed))
+		code, body := e.post("alice", "news", "boxed", file{"b.mp4", "video/mp4", boxed})
+		switch {
+		case on && code != http.StatusUnavailableForLegalReasons:
+			t.Fatalf("borders removed: HTTP %d, want 451: %s", code, body)
+		case !on && code != http.StatusCreated:
+			t.Fatalf("borders kept: HTTP %d, want 201 (the published matcher misses a letterboxed copy): %s", code, body)
+		}
+		if on {
+			ds, err := e.mstore.Decisions(e.ctx, "channel:news author:alice", 0)
+			if err != nil || len(ds) != 1 || !strings.Contains(ds[0].Note, "borders removed") {
+				t.Fatalf("decisions %+v, %v", ds, err)
+			}
+		}
+		e.mustPost("alice", "news", "other", file{"o.mp4", "video/mp4", other})
+	}
+}

@@ -7,3 +7,22 @@ func SetServePageBytes(n int) (restore func()) {
 	servePageBytes = n
 	return func() { servePageBytes = old }
 }
+
+// VideoEntryForms counts the service's indexed TMK entries held in full
+// (their level-2 vectors or their list value in memory) and in the compact
+// form.
+func VideoEntryForms(s *Service) (full, compact int) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	for _, v := range s.videos {
+		if v.tmk == nil {
+			continue
+		}
+		if v.tmk.level1.Cos != nil || v.tmk.level1.Sin != nil || v.entry.Value != "" {
+			full++
+		} else {
+			compact++
+		}
+	}
+	return full, compact
+}

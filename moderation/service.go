@@ -42,6 +42,12 @@ type Config struct {
 	// video.DefaultMatch: distance 31, quality 50, 80 % of the upload's
 	// frames, 0 % of the listed video's).
 	VPDQ video.MatchOptions
+	// SpillDir is the directory of the unlinked temporary file that holds
+	// the full TMK+PDQF hashes of the indexed entries (263 KB each; only
+	// a 1 KiB level-1 vector per entry stays in memory). "" means
+	// os.TempDir(), which may be a tmpfs, that is memory: a server
+	// passes its data directory.
+	SpillDir string
 	// TMKLevel1 and TMKLevel2 are the TMK+PDQF two-level thresholds
 	// (default 0.7 and 0.7, the reference's).
 	TMKLevel1, TMKLevel2 float32
@@ -64,6 +70,10 @@ type Media struct {
 	// sampled vPDQ frame is also matched against the image PDQ lists.
 	VPDQ []video.Feature
 	TMK  *video.TMK
+	// VPDQBorderless are further vPDQ hashes of the same video, its
+	// frames with uniform borders cut off (video.Hashes.VPDQBorderless);
+	// a listed video matches when VPDQ or any of these does.
+	VPDQBorderless [][]video.Feature
 }
 
 // Match is one bank entry an upload matched.
@@ -75,7 +85,8 @@ type Match struct {
 	Hash     string // the list's hash
 	Distance int    // PDQ distance (0 for exact matches)
 	Tags     []string
-	// Key is the entry's bank-wide key (hashlist.Entry.Key).
+	// Key is the entry's bank-wide key (IndexKey: hashlist.Entry.Key, or
+	// for a video entry the SHA-256 of its value).
 	Key string
 	// Detail says how a video matched: the vPDQ percentages, the TMK
 	// scores, or how many frames matched a listed image. Empty for
@@ -86,7 +97,26 @@ type Match struct {
 // ref is what an index ID stands for.
 type ref struct {
 	bank  string
-	entry hashlist.Entry
+	entry hashlist.Entry // without its value for video entries (slimRef)
+	// key and fingerprint are set for video entries: IndexKey and
+	// Fingerprint of the value they no longer carry.
+	key, fingerprint string
+}
+
+// Key returns IndexKey of the entry.
+func (r ref) Key() string {
+	if r.key != "" {
+		return r.key
+	}
+	return r.entry.Key()
+}
+
+// Fingerprint returns the entry's Fingerprint.
+func (r ref) Fingerprint() string {
+	if r.fingerprint != "" {
+		return r.fingerprint
+	}
+	return r.entry.Fingerprint()
 }
 
 // Service matches media against every bank and keeps its index in step with
@@ -114,7 +144,8 @@ type Service struct {
 	pdqRefs   map[index.ID]ref
 	exactRefs map[index.ID]ref
 	byKey     map[string]index.ID   // bank+"\x00"+entry.Key() → ID (in pdqRefs or exactRefs by type)
-	videos    map[string]videoEntry // bank+"\x00"+entry.Key() → vPDQ and TMK entries
+	videos    map[string]videoEntry // bank+"\x00"+IndexKey(entry) → vPDQ and TMK entries
+	tmkSpill  tmkSpill              // the TMK entries' full hashes
 	vpdq      vpdqSet               // the vPDQ entries' frames, indexed
 	banks     map[string]Bank
 	seq       int64 // the last change-log record applied to the index
@@ -174,6 +205,7 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 		pdqRefs: map[index.ID]ref{}, exactRefs: map[index.ID]ref{},
 		byKey: map[string]index.ID{}, banks: map[string]Bank{}, videos: map[string]videoEntry{},
 		vpdq:       newVPDQSet(cfg.VPDQ),
+		tmkSpill:   tmkSpill{dir: cfg.SpillDir},
 		refreshing: make(chan struct{}, 1),
 	}
 	// Read the log position first: replaying changes that the entries
@@ -346,6 +378,11 @@ func (s *Service) refreshLocked(ctx context.Context) error {
 	return err
 }
 
+// changeBatch is how many change-log records a refresh reads at once. A
+// TMK record carries 350 KB of base64, so this bounds a batch to about
+// 350 MB of TMK entries; PDQ and exact records are small.
+const changeBatch = 1000
+
 // applyChanges applies the change-log records after s.seq to the index
 // and reloads the banks' metadata, returning the upserts new to the index.
 func (s *Service) applyChanges(ctx context.Context, pos Position) ([]Change, error) {
@@ -354,7 +391,7 @@ func (s *Service) applyChanges(ctx context.Context, pos Position) ([]Change, err
 		s.mu.RLock()
 		since := s.seq
 		s.mu.RUnlock()
-		changes, err := s.store.Changes(ctx, "", since, 10000)
+		changes, err := s.store.Changes(ctx, "", since, changeBatch)
 		if err != nil {
 			return added, fmt.Errorf("moderation: refresh: %w", err)
 		}
@@ -420,18 +457,19 @@ func entryQuality(e hashlist.Entry) int {
 // upsertLocked adds e to the index, or updates its tags, reporting whether
 // it is new to the index.
 func (s *Service) upsertLocked(bank string, e hashlist.Entry) bool {
-	key := bank + "\x00" + e.Key()
 	if e.Type.IsVideo() {
+		key := bank + "\x00" + IndexKey(e)
 		if v, ok := s.videos[key]; ok {
-			v.entry = e
+			v.ref = slimRef(bank, e)
 			s.videos[key] = v
 			if e.Type == hashlist.VPDQ {
 				s.vpdq.refs[v.vid] = v.ref
 			}
 			return false
 		}
-		v, err := newVideoEntry(bank, e)
+		v, err := newVideoEntry(bank, e, &s.tmkSpill)
 		if err != nil {
+			s.log.Warn("moderation: video entry not indexed", "bank", bank, "hash", e.Fingerprint(), "err", err)
 			return false // the store holds validated entries; be safe anyway
 		}
 		if e.Type == hashlist.VPDQ {
@@ -440,11 +478,12 @@ func (s *Service) upsertLocked(bank string, e hashlist.Entry) bool {
 		s.videos[key] = v
 		return true
 	}
+	key := bank + "\x00" + e.Key()
 	if id, ok := s.byKey[key]; ok {
 		if e.Type == hashlist.PDQ {
-			s.pdqRefs[id] = ref{bank, e}
+			s.pdqRefs[id] = ref{bank: bank, entry: e}
 		} else {
-			s.exactRefs[id] = ref{bank, e}
+			s.exactRefs[id] = ref{bank: bank, entry: e}
 		}
 		return false
 	}
@@ -468,7 +507,7 @@ func (s *Service) upsertLocked(bank string, e hashlist.Entry) bool {
 			return false
 		}
 		id = s.pdqIdx.Insert(h)
-		s.pdqRefs[id] = ref{bank, e}
+		s.pdqRefs[id] = ref{bank: bank, entry: e}
 	case hashlist.MD5:
 		var h [md5.Size]byte
 		if len(raw) != len(h) {
@@ -476,7 +515,7 @@ func (s *Service) upsertLocked(bank string, e hashlist.Entry) bool {
 		}
 		copy(h[:], raw)
 		id = s.exact.InsertMD5(h)
-		s.exactRefs[id] = ref{bank, e}
+		s.exactRefs[id] = ref{bank: bank, entry: e}
 	case hashlist.SHA256:
 		var h [sha256.Size]byte
 		if len(raw) != len(h) {
@@ -484,7 +523,7 @@ func (s *Service) upsertLocked(bank string, e hashlist.Entry) bool {
 		}
 		copy(h[:], raw)
 		id = s.exact.InsertSHA256(h)
-		s.exactRefs[id] = ref{bank, e}
+		s.exactRefs[id] = ref{bank: bank, entry: e}
 	default:
 		return false
 	}
@@ -493,7 +532,7 @@ func (s *Service) upsertLocked(bank string, e hashlist.Entry) bool {
 }
 
 func (s *Service) deleteLocked(bank string, e hashlist.Entry) {
-	key := bank + "\x00" + e.Key()
+	key := bank + "\x00" + IndexKey(e)
 	if e.Type.IsVideo() {
 		if v, ok := s.videos[key]; ok && e.Type == hashlist.VPDQ {
 			s.vpdq.remove(v)
@@ -564,7 +603,7 @@ func (s *Service) Match(m Media) []Match {
 func (s *Service) newMatch(r ref, dist int, detail string) Match {
 	b := s.banks[r.bank]
 	return Match{Bank: r.bank, Label: b.Label, Action: b.Action, Type: r.entry.Type,
-		Hash: r.entry.Fingerprint(), Distance: dist, Tags: r.entry.Tags, Key: r.entry.Key(), Detail: detail}
+		Hash: r.Fingerprint(), Distance: dist, Tags: r.entry.Tags, Key: r.Key(), Detail: detail}
 }
 
 // live reports whether entry key of bank is still indexed; the caller
@@ -620,11 +659,11 @@ func (s *Service) NewRescan(added []Change) *Rescan {
 		vpdq: newVPDQSet(s.cfg.VPDQ)}
 	for _, c := range added {
 		if c.Entry.Type.IsVideo() {
-			if v, err := newVideoEntry(c.Bank, c.Entry); err == nil {
+			if v, err := newVideoEntry(c.Bank, c.Entry, nil); err == nil {
 				if c.Entry.Type == hashlist.VPDQ {
 					v = r.vpdq.add(v)
 				}
-				r.videos[c.Bank+"\x00"+c.Entry.Key()] = v
+				r.videos[c.Bank+"\x00"+v.Key()] = v
 			}
 			continue
 		}
@@ -637,9 +676,9 @@ func (s *Service) NewRescan(added []Change) *Rescan {
 			if len(raw) != pdq.Size {
 				continue
 			}
-			r.pdqRefs[r.pdqIdx.Insert(pdq.Hash(raw))] = ref{c.Bank, c.Entry}
+			r.pdqRefs[r.pdqIdx.Insert(pdq.Hash(raw))] = ref{bank: c.Bank, entry: c.Entry}
 		case hashlist.MD5, hashlist.SHA256:
-			r.exact[string(raw)] = append(r.exact[string(raw)], ref{c.Bank, c.Entry})
+			r.exact[string(raw)] = append(r.exact[string(raw)], ref{bank: c.Bank, entry: c.Entry})
 		}
 	}
 	r.pdqIdx.Compact()
@@ -665,7 +704,7 @@ func (r *Rescan) Match(m Media) []Match {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	add := func(x ref, dist int, detail string) {
-		if !s.live(x.bank, x.entry.Key()) {
+		if !s.live(x.bank, x.Key()) {
 			return
 		}
 		cands = append(cands, s.newMatch(x, dist, detail))

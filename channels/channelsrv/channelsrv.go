@@ -77,6 +77,8 @@ type Config struct {
 	MaxVideoBytes int64
 	// VideoMinFrames is moderation.Config.MinFrameMatches (default 1).
 	VideoMinFrames int
+	// VideoRemoveBorders is channels.Config.VideoRemoveBorders.
+	VideoRemoveBorders bool
 }
 
 // Server is the assembled channel and moderation service.
@@ -99,8 +101,8 @@ func Open(ctx context.Context, dataDir string, cfg Config) (*Server, error) {
 		return nil, err
 	}
 	mod, err := moderation.New(ctx, moderation.Config{Store: ms, Threshold: cfg.Threshold, PollInterval: cfg.PollInterval,
-		MinFrameMatches: cfg.VideoMinFrames,
-		Registerer:      cfg.Registerer, Logger: cfg.Logger})
+		MinFrameMatches: cfg.VideoMinFrames, SpillDir: dataDir,
+		Registerer: cfg.Registerer, Logger: cfg.Logger})
 	if err != nil {
 		ms.Close()
 		cs.Close()
@@ -114,7 +116,7 @@ func Open(ctx context.Context, dataDir string, cfg Config) (*Server, error) {
 		}
 	}
 	svc, err := channels.New(channels.Config{Store: cs, Moderation: mod, Auth: cfg.Auth, AccountExists: cfg.AccountExists, MaxMediaBytes: cfg.MaxMediaBytes, MaxUploadsPerUser: cfg.MaxUploadsPerUser, Logger: cfg.Logger, Bus: cfg.Bus, FeedPoll: cfg.FeedPoll,
-		Video: cfg.Video, MaxVideoBytes: cfg.MaxVideoBytes})
+		Video: cfg.Video, MaxVideoBytes: cfg.MaxVideoBytes, VideoRemoveBorders: cfg.VideoRemoveBorders})
 	if err != nil {
 		ms.Close()
 		cs.Close()

@@ -220,6 +220,7 @@ type serveFlags struct {
 	ffmpeg, ffprobe string
 	maxVideo        int64
 	videoMinFrames  int
+	videoBorders    bool
 }
 
 // abuseFlags are the limits that keep one account from taking others off
@@ -339,6 +340,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&f.ffmpeg, "ffmpeg", "ffmpeg", "the ffmpeg `binary` that decodes channel videos (Debian package ffmpeg); without it the server refuses video posts and keeps everything else")
 	fs.StringVar(&f.ffprobe, "ffprobe", "ffprobe", "the ffprobe `binary` (Debian package ffmpeg)")
 	fs.Int64Var(&f.maxVideo, "max-video-bytes", 64<<20, "largest video one public channel post may carry, in `bytes`")
+	fs.BoolVar(&f.videoBorders, "video-remove-borders", false, "also hash channel videos with uniform borders (letterbox and pillarbox bars) cut off and match those hashes, so a copy of a listed video with bars added is caught (about one PDQ hash more per sampled frame)")
 	fs.IntVar(&f.videoMinFrames, "video-min-frames", 1, "sampled frames of a video (one a second) that must match one listed image's PDQ hash for the video to match it")
 	fs.StringVar(&f.adminListen, "admin-listen", "", "`address` serving the moderators' web console (default: none); plain HTTP only on a loopback address, like --listen")
 	fs.DurationVar(&f.shutdownTimeout, "shutdown-timeout", 30*time.Second, "how long to wait for in-flight requests on SIGTERM/SIGINT")
@@ -454,7 +456,7 @@ func serveWith(ctx context.Context, f serveFlags, log *slog.Logger, ready chan<-
 		Registerer: reg, Logger: log, PollInterval: f.listPoll, MaxUploadsPerUser: f.abuse.maxPostUploads,
 		DB: f.db, Bus: chanBus, FeedPoll: f.feedPoll,
 		Video:         &video.Decoder{FFmpeg: f.ffmpeg, FFprobe: f.ffprobe},
-		MaxVideoBytes: f.maxVideo, VideoMinFrames: f.videoMinFrames,
+		MaxVideoBytes: f.maxVideo, VideoMinFrames: f.videoMinFrames, VideoRemoveBorders: f.videoBorders,
 	})
 	if err != nil {
 		st.Close()

@@ -75,3 +75,32 @@ func BenchmarkTMK(b *testing.B) {
 		return err
 	})
 }
+
+// BenchmarkUploadSeparate is how uploads were hashed before Hash: vPDQ at
+// one frame a second and TMK, each with its own ffmpeg decode.
+func BenchmarkUploadSeparate(b *testing.B) {
+	benchHash(b, func(d *Decoder, path string) error {
+		if _, _, err := d.HashVPDQ(context.Background(), path, VPDQOptions{SecondsPerHash: 1}); err != nil {
+			return err
+		}
+		_, _, err := d.HashTMK(context.Background(), path)
+		return err
+	})
+}
+
+// BenchmarkUploadShared is the same two hashes from one decode (Hash).
+func BenchmarkUploadShared(b *testing.B) {
+	benchHash(b, func(d *Decoder, path string) error {
+		_, _, err := d.Hash(context.Background(), path, VPDQOptions{SecondsPerHash: 1})
+		return err
+	})
+}
+
+// BenchmarkUploadSharedBorders is BenchmarkUploadShared with border
+// removal (three more PDQ hashes per sampled frame that has borders).
+func BenchmarkUploadSharedBorders(b *testing.B) {
+	benchHash(b, func(d *Decoder, path string) error {
+		_, _, err := d.Hash(context.Background(), path, VPDQOptions{SecondsPerHash: 1, RemoveBorders: true})
+		return err
+	})
+}

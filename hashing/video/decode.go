@@ -295,36 +295,28 @@ func (d *Decoder) Frames(ctx context.Context, path string, req FrameRequest, fn 
 }
 
 func (d *Decoder) frames(ctx context.Context, path string, info Info, req FrameRequest, fn func(Frame) error) error {
-	lim := d.Limits.withDefaults()
-	ffmpeg, _, err := d.binaries()
-	if err != nil {
-		return err
-	}
-	w, h := info.Width, info.Height
-	if req.Width > 0 && req.Height > 0 {
-		w, h = req.Width, req.Height
-	}
-	if int64(w)*int64(h) > lim.MaxPixels {
-		return fmt.Errorf("%w: frames of %dx%d requested", ErrTooLarge, w, h)
-	}
+	return d.decode(ctx, path, info, []output{{req, fn}})
+}
+
+// output is one stream of frames ffmpeg writes: what to deliver, and to
+// whom.
+type output struct {
+	req FrameRequest
+	fn  func(Frame) error
+}
+
+// outputArgs returns the ffmpeg output options for one stream of raw
+// RGB24 frames of size w x h written to pipe (an ffmpeg URL such as
+// "pipe:1"). With several outputs ffmpeg decodes the input once and
+// filters and converts it once per output; the options before each output
+// URL apply to that output only (-sws_flags included).
+func outputArgs(req FrameRequest, w, h, maxFrames int, pipe string) []string {
 	every := max(req.Every, 1)
 	scaler := req.Scaler
 	if scaler == "" {
 		scaler = "bicubic"
 	}
-	ctx, cancel := context.WithTimeout(ctx, lim.Timeout)
-	defer cancel()
-
-	args := []string{
-		"-nostdin", "-hide_banner", "-loglevel", "error",
-		"-threads", "2",
-		"-protocol_whitelist", "file",
-		"-format_whitelist", strings.Join(lim.Formats, ","),
-		"-noautorotate",
-		"-i", "file:" + path,
-		"-map", "0:v:0", "-an", "-sn", "-dn",
-		"-sws_flags", scaler,
-	}
+	args := []string{"-map", "0:v:0", "-an", "-sn", "-dn", "-sws_flags", scaler}
 	if req.FPS > 0 {
 		args = append(args, "-r", strconv.Itoa(req.FPS))
 	} else {
@@ -337,16 +329,85 @@ func (d *Decoder) frames(ctx context.Context, path string, info Info, req FrameR
 		args = append(args, "-s", fmt.Sprintf("%dx%d", w, h))
 	}
 	// One frame over the limit is asked for, so that reaching it is seen.
-	args = append(args, "-frames:v", strconv.Itoa(lim.MaxFrames+1),
-		"-pix_fmt", "rgb24", "-f", "rawvideo", "pipe:1")
+	return append(args, "-frames:v", strconv.Itoa(maxFrames+1),
+		"-pix_fmt", "rgb24", "-f", "rawvideo", pipe)
+}
 
-	cmd := limitedCommand(ctx, lim.MemoryBytes, ffmpeg, args...)
+// decode runs one ffmpeg child process that decodes path once and writes
+// each output's frames to a pipe of its own (the first on standard
+// output, the others on descriptors 3, 4, ...), and calls each output's fn
+// with its frames, one goroutine per output. The limits hold for the one
+// process (time, memory) and for each output (frames, duration). The
+// first failure kills ffmpeg and is returned.
+func (d *Decoder) decode(ctx context.Context, path string, info Info, outs []output) error {
+	lim := d.Limits.withDefaults()
+	ffmpeg, _, err := d.binaries()
+	if err != nil {
+		return err
+	}
+	if len(outs) == 0 {
+		return fmt.Errorf("%w: no output requested", ErrDecoder)
+	}
+	type size struct{ w, h int }
+	sizes := make([]size, len(outs))
+	for i, o := range outs {
+		w, h := info.Width, info.Height
+		if o.req.Width > 0 && o.req.Height > 0 {
+			w, h = o.req.Width, o.req.Height
+		}
+		if int64(w)*int64(h) > lim.MaxPixels {
+			return fmt.Errorf("%w: frames of %dx%d requested", ErrTooLarge, w, h)
+		}
+		sizes[i] = size{w, h}
+	}
+	ctx, cancel := context.WithTimeout(ctx, lim.Timeout)
+	defer cancel()
+	// kill stops ffmpeg without it counting as a timeout.
+	runCtx, kill := context.WithCancel(ctx)
+	defer kill()
+
+	args := []string{
+		"-nostdin", "-hide_banner", "-loglevel", "error",
+		"-threads", "2",
+		"-protocol_whitelist", "file",
+		"-format_whitelist", strings.Join(lim.Formats, ","),
+		"-noautorotate",
+		"-i", "file:" + path,
+	}
+	// Output 0 goes to standard output; output i > 0 to descriptor 2+i,
+	// the write end of a pipe passed as cmd.ExtraFiles[i-1].
+	readers := make([]io.Reader, len(outs))
+	var extraR, extraW []*os.File
+	closeAll := func(fs []*os.File) {
+		for _, f := range fs {
+			f.Close()
+		}
+	}
+	for i, o := range outs {
+		pipe := "pipe:1"
+		if i > 0 {
+			r, w, err := os.Pipe()
+			if err != nil {
+				closeAll(extraR)
+				closeAll(extraW)
+				return fmt.Errorf("%w: %v", ErrDecoder, err)
+			}
+			extraR, extraW = append(extraR, r), append(extraW, w)
+			readers[i] = r
+			pipe = "pipe:" + strconv.Itoa(2+i)
+		}
+		args = append(args, outputArgs(o.req, sizes[i].w, sizes[i].h, lim.MaxFrames, pipe)...)
+	}
+	defer closeAll(extraR)
+
+	cmd := limitedCommand(runCtx, lim.MemoryBytes, ffmpeg, args...)
+	cmd.ExtraFiles = extraW
 	// At -loglevel error anything on standard error means a damaged file,
 	// which is refused: stop decoding a moment after the first message
 	// (time for the rest of it to arrive) instead of decoding the rest.
 	var killTimer *time.Timer
 	stderr := &capped{max: stderrLimit, first: func() {
-		killTimer = time.AfterFunc(200*time.Millisecond, cancel)
+		killTimer = time.AfterFunc(200*time.Millisecond, kill)
 	}}
 	defer func() {
 		stderr.mu.Lock()
@@ -356,52 +417,52 @@ func (d *Decoder) frames(ctx context.Context, path string, info Info, req FrameR
 		stderr.mu.Unlock()
 	}()
 	cmd.Stderr = stderr
-	pipe, err := cmd.StdoutPipe()
+	stdout, err := cmd.StdoutPipe()
 	if err != nil {
+		closeAll(extraW)
 		return fmt.Errorf("%w: %v", ErrDecoder, err)
 	}
-	if err := cmd.Start(); err != nil {
+	readers[0] = stdout
+	err = cmd.Start()
+	closeAll(extraW) // the child has its copies; EOF comes when it exits
+	if err != nil {
 		return fmt.Errorf("%w: starting ffmpeg: %v", ErrDecoder, err)
 	}
-	frameSize := 3 * w * h
-	buf := make([]byte, frameSize)
-	br := bufio.NewReaderSize(pipe, 1<<16)
-	var loopErr error
-	n := 0
-	for {
-		_, err := io.ReadFull(br, buf)
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			if err == io.ErrUnexpectedEOF {
-				loopErr = fmt.Errorf("%w: ffmpeg ended in the middle of a frame", ErrInvalid)
-			} else {
-				loopErr = fmt.Errorf("%w: reading frames: %v", ErrDecoder, err)
+
+	loopErrs := make([]error, len(outs))
+	var wg sync.WaitGroup
+	for i, o := range outs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			loopErrs[i] = readFrames(readers[i], sizes[i].w, sizes[i].h, info, o.req, lim, o.fn)
+			if e := loopErrs[i]; e != nil && e != errNoFrames {
+				// The other outputs cannot finish without this one
+				// being read: stop ffmpeg.
+				kill()
 			}
-			break
+		}()
+	}
+	wg.Wait()
+	var loopErr error
+	for _, e := range loopErrs {
+		// A frame callback's or limit's error explains more than the
+		// pipes it cut short for the other outputs.
+		if e != nil && (loopErr == nil || loopErr == errCutShort || loopErr == errNoFrames) {
+			loopErr = e
 		}
-		if n >= lim.MaxFrames {
-			loopErr = fmt.Errorf("%w: more than %d frames", ErrTooLong, lim.MaxFrames)
-			break
-		}
-		num := n * every
-		rate := info.FrameRate
-		if req.FPS > 0 {
-			rate = float64(req.FPS)
-		}
-		if float64(num)/rate > lim.MaxDuration.Seconds() {
-			loopErr = fmt.Errorf("%w: runs past the limit of %v", ErrTooLong, lim.MaxDuration)
-			break
-		}
-		if err := fn(Frame{Number: num, Width: w, Height: h, RGB: buf}); err != nil {
-			loopErr = err
-			break
-		}
-		n++
+	}
+	// An output without frames is judged after ffmpeg's exit status,
+	// which explains it better (killed by the memory limit, say).
+	var noFrames error
+	if loopErr == errNoFrames {
+		loopErr, noFrames = nil, errNoFrames
+	}
+	if loopErr == errCutShort {
+		loopErr = fmt.Errorf("%w: ffmpeg ended in the middle of a frame", ErrInvalid)
 	}
 	if loopErr != nil && stderr.String() == "" {
-		cancel() // kills ffmpeg
+		kill()
 		_ = cmd.Wait()
 		if ctx.Err() == context.DeadlineExceeded && !errors.Is(loopErr, ErrTooLong) {
 			return fmt.Errorf("%w (ran over %v)", ErrTimeout, lim.Timeout)
@@ -430,11 +491,55 @@ func (d *Decoder) frames(ctx context.Context, path string, info Info, req FrameR
 	if loopErr != nil {
 		return loopErr
 	}
+	return noFrames
+}
+
+// errCutShort: a pipe ended in the middle of a frame.
+var errCutShort = errors.New("cut short")
+
+// readFrames reads w x h RGB24 frames from r until EOF and calls fn with
+// each, enforcing the frame-count and duration limits. No frame at all is
+// an error.
+func readFrames(r io.Reader, w, h int, info Info, req FrameRequest, lim Limits, fn func(Frame) error) error {
+	every := max(req.Every, 1)
+	rate := info.FrameRate
+	if req.FPS > 0 {
+		rate = float64(req.FPS)
+	}
+	buf := make([]byte, 3*w*h)
+	br := bufio.NewReaderSize(r, 1<<16)
+	n := 0
+	for {
+		_, err := io.ReadFull(br, buf)
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			if err == io.ErrUnexpectedEOF {
+				return errCutShort
+			}
+			return fmt.Errorf("%w: reading frames: %v", ErrDecoder, err)
+		}
+		if n >= lim.MaxFrames {
+			return fmt.Errorf("%w: more than %d frames", ErrTooLong, lim.MaxFrames)
+		}
+		num := n * every
+		if float64(num)/rate > lim.MaxDuration.Seconds() {
+			return fmt.Errorf("%w: runs past the limit of %v", ErrTooLong, lim.MaxDuration)
+		}
+		if err := fn(Frame{Number: num, Width: w, Height: h, RGB: buf}); err != nil {
+			return err
+		}
+		n++
+	}
 	if n == 0 {
-		return fmt.Errorf("%w: no frames decoded", ErrInvalid)
+		return errNoFrames
 	}
 	return nil
 }
+
+// errNoFrames: an output ended without a frame.
+var errNoFrames = fmt.Errorf("%w: no frames decoded", ErrInvalid)
 
 // limitedCommand runs name with args under a shell that first sets the
 // address-space limit (ulimit -v, in KiB) and a CPU-time limit, then

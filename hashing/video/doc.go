@@ -10,6 +10,12 @@
 // the package's errors (ErrNoFFmpeg, ErrTooLarge, ErrTooLong, ErrTimeout,
 // ErrInvalid, ErrDecoder) with ffmpeg's own message attached.
 //
+// Decoder.Hash makes both hashes of an upload from one decode: one ffmpeg
+// process writes two frame streams (full size for vPDQ, 64x64 at 15 frames
+// a second for TMK) to two pipes. With VPDQOptions.RemoveBorders it also
+// hashes the frames with their uniform borders (letterbox and pillarbox
+// bars, FindBorders) cut off, which the reference does not do (borders.go).
+//
 // VPDQIndex matches one video against many listed ones through the PDQ
 // multi-index of package index, with the same decisions as Match.
 //

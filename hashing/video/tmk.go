@@ -165,10 +165,23 @@ func l2Normalize(v []float32) {
 // second at 64x64 as the reference's ffmpeg command does, and returns its
 // TMK+PDQF hash.
 func (d *Decoder) HashTMK(ctx context.Context, path string) (*TMK, Info, error) {
+	info, err := d.Probe(ctx, path)
+	if err != nil {
+		return nil, info, err
+	}
 	t := newTMK()
+	if err := d.decode(ctx, path, info, []output{tmkOutput(t)}); err != nil {
+		return nil, info, err
+	}
+	t.finish()
+	return t, info, nil
+}
+
+// tmkOutput is the decoder output that feeds t (left unfinished).
+func tmkOutput(t *TMK) output {
 	var hasher pdq.Hasher
 	luma := make([]float32, TMKFrameDimension*TMKFrameDimension)
-	info, err := d.Frames(ctx, path, FrameRequest{
+	return output{FrameRequest{
 		Width: TMKFrameDimension, Height: TMKFrameDimension,
 		FPS: TMKFramesPerSecond, Scaler: "bicubic",
 	}, func(f Frame) error {
@@ -176,12 +189,7 @@ func (d *Decoder) HashTMK(ctx context.Context, path string) (*TMK, Info, error) 
 		feat, _ := hasher.LumaFloat(luma, TMKFrameDimension, TMKFrameDimension)
 		t.ingest(&feat, int(t.FrameCount))
 		return nil
-	})
-	if err != nil {
-		return nil, info, err
-	}
-	t.finish()
-	return t, info, nil
+	}}
 }
 
 // Compatible reports whether a and b were made with the same parameters

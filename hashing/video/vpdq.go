@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -34,6 +35,10 @@ type VPDQOptions struct {
 	// FrameStep, when positive, hashes every FrameStep-th decoded frame
 	// instead (frames 0, FrameStep, 2*FrameStep, ...), whatever the rate.
 	FrameStep int
+	// RemoveBorders also hashes each sampled frame with its uniform
+	// borders (letterbox and pillarbox bars) cut off, into
+	// Hashes.VPDQBorderless (borders.go). Only Hash does this.
+	RemoveBorders bool
 	// PruneDistance, when positive, drops a frame whose hash is within
 	// this distance of the last frame kept (the README's optional
 	// "pruning frames"); 0 keeps every sampled frame.
@@ -53,13 +58,41 @@ const VPDQScaler = "neighbor+accurate_rnd"
 // every sampled frame's PDQ hash (at the video's own resolution, as the
 // reference hashes them), quality and timestamp.
 func (d *Decoder) HashVPDQ(ctx context.Context, path string, opts VPDQOptions) ([]Feature, Info, error) {
-	if opts.SecondsPerHash < 0 || math.IsNaN(opts.SecondsPerHash) || math.IsInf(opts.SecondsPerHash, 0) {
-		return nil, Info{}, fmt.Errorf("video: seconds per hash must be 0 or more, not %v", opts.SecondsPerHash)
+	if err := opts.check(); err != nil {
+		return nil, Info{}, err
 	}
 	info, err := d.Probe(ctx, path)
 	if err != nil {
 		return nil, info, err
 	}
+	var feats []Feature
+	if err := d.decode(ctx, path, info, []output{vpdqOutput(info, opts, &feats)}); err != nil {
+		return nil, info, err
+	}
+	if opts.PruneDistance > 0 {
+		feats = Prune(feats, opts.PruneDistance)
+	}
+	return feats, info, nil
+}
+
+func (opts VPDQOptions) check() error {
+	if opts.SecondsPerHash < 0 || math.IsNaN(opts.SecondsPerHash) || math.IsInf(opts.SecondsPerHash, 0) {
+		return fmt.Errorf("video: seconds per hash must be 0 or more, not %v", opts.SecondsPerHash)
+	}
+	return nil
+}
+
+// vpdqOutput is the decoder output that hashes the sampled frames for
+// vPDQ, appending to *feats.
+func vpdqOutput(info Info, opts VPDQOptions, feats *[]Feature) output {
+	return vpdqBordersOutput(info, opts, feats, nil, nil)
+}
+
+// vpdqBordersOutput is vpdqOutput that, with borderless non-nil, also
+// hashes every frame with its borders removed, in each of the ways
+// Borders.Cuts lists, into borderless (the frame's own hash where it has
+// none), counting the frames that had some in *bordered.
+func vpdqBordersOutput(info Info, opts VPDQOptions, feats *[]Feature, borderless *[BorderCuts][]Feature, bordered *int) output {
 	every := 1
 	if opts.FrameStep > 0 {
 		every = opts.FrameStep
@@ -67,10 +100,9 @@ func (d *Decoder) HashVPDQ(ctx context.Context, path string, opts VPDQOptions) (
 		every = max(int(opts.SecondsPerHash*info.FrameRate), 1)
 	}
 	var hasher pdq.Hasher
-	var luma []float32
-	var feats []Feature
+	var luma, cropped []float32
 	rate := float32(info.FrameRate)
-	err = d.frames(ctx, path, info, FrameRequest{Every: every, Scaler: VPDQScaler}, func(f Frame) error {
+	return output{FrameRequest{Every: every, Scaler: VPDQScaler}, func(f Frame) error {
 		n := f.Width * f.Height
 		if cap(luma) < n {
 			luma = make([]float32, n)
@@ -78,21 +110,92 @@ func (d *Decoder) HashVPDQ(ctx context.Context, path string, opts VPDQOptions) (
 		luma = luma[:n]
 		pdq.RGBLuma(luma, f.RGB)
 		r := hasher.Luma(luma, f.Width, f.Height)
-		feats = append(feats, Feature{
+		feat := Feature{
 			Frame:     f.Number,
 			Quality:   r.Quality,
 			Hash:      r.Hash,
 			Timestamp: float64(float32(f.Number) / rate),
-		})
+		}
+		*feats = append(*feats, feat)
+		if borderless != nil {
+			// One variant per way of cutting: top and bottom bars only
+			// (a letterboxed copy of a video that has side bars of its
+			// own keeps them), side bars only, and all four.
+			b := FindBorders(luma, f.Width, f.Height)
+			if b.Any() {
+				*bordered++
+			}
+			for i, cut := range b.Cuts() {
+				v := feat
+				if cut.Any() {
+					var cw, ch int
+					cropped, cw, ch = cropLuma(cropped, luma, f.Width, f.Height, cut)
+					r := hasher.Luma(cropped, cw, ch)
+					v.Quality, v.Hash = r.Quality, r.Hash
+				}
+				borderless[i] = append(borderless[i], v)
+			}
+		}
 		return nil
-	})
+	}}
+}
+
+// Hashes are a video's two perceptual hashes.
+type Hashes struct {
+	VPDQ []Feature
+	TMK  *TMK
+	// VPDQBorderless are, with VPDQOptions.RemoveBorders, the vPDQ
+	// hashes of the frames with their uniform borders cut off, one per
+	// way of cutting (Borders.Cuts: top and bottom, sides, all four; a
+	// frame without such borders keeps its hash); nil when no frame had
+	// borders.
+	VPDQBorderless [][]Feature
+	// BorderedFrames counts the sampled frames that had borders.
+	BorderedFrames int
+}
+
+// Hash returns both the vPDQ hash (as HashVPDQ with opts) and the
+// TMK+PDQF hash (as HashTMK) of the video at path, identical to theirs,
+// from one ffmpeg child process that decodes the video once and writes
+// the two frame streams (full size, sampled, for vPDQ; 64x64 at 15 frames
+// a second for TMK) to two pipes, hashed concurrently. The limits apply
+// to the one process; decoding is most of the cost of hashing, so this
+// costs little more than either hash alone (docs/benchmarks.md).
+func (d *Decoder) Hash(ctx context.Context, path string, opts VPDQOptions) (Hashes, Info, error) {
+	if err := opts.check(); err != nil {
+		return Hashes{}, Info{}, err
+	}
+	info, err := d.Probe(ctx, path)
 	if err != nil {
-		return nil, info, err
+		return Hashes{}, info, err
+	}
+	var feats []Feature
+	var borderless [BorderCuts][]Feature
+	var bordered int
+	vpdqOut := vpdqOutput(info, opts, &feats)
+	if opts.RemoveBorders {
+		vpdqOut = vpdqBordersOutput(info, opts, &feats, &borderless, &bordered)
+	}
+	t := newTMK()
+	if err := d.decode(ctx, path, info, []output{vpdqOut, tmkOutput(t)}); err != nil {
+		return Hashes{}, info, err
+	}
+	t.finish()
+	var variants [][]Feature
+	if bordered > 0 {
+		for _, v := range borderless {
+			if !slices.Equal(v, feats) {
+				variants = append(variants, v)
+			}
+		}
 	}
 	if opts.PruneDistance > 0 {
 		feats = Prune(feats, opts.PruneDistance)
+		for i := range variants {
+			variants[i] = Prune(variants[i], opts.PruneDistance)
+		}
 	}
-	return feats, info, nil
+	return Hashes{VPDQ: feats, TMK: t, VPDQBorderless: variants, BorderedFrames: bordered}, info, nil
 }
 
 // Prune drops each feature whose hash is within distance of the last
@@ -154,6 +257,24 @@ func Match(q, c []Feature, o MatchOptions) MatchResult {
 	}
 	r.Match = r.QueryPct >= o.QueryPct && r.ComparedPct >= o.ComparedPct
 	return r
+}
+
+// MatchVariants compares each variant of a query video (its vPDQ hash,
+// and for example its border-removed hash) with c and returns the best
+// result: a match if any variant matches, otherwise the highest query
+// percentage. Nil variants are skipped.
+func MatchVariants(variants [][]Feature, c []Feature, o MatchOptions) MatchResult {
+	var best MatchResult
+	for _, q := range variants {
+		if q == nil {
+			continue
+		}
+		r := Match(q, c, o)
+		if r.Match && !best.Match || r.Match == best.Match && r.QueryPct > best.QueryPct {
+			best = r
+		}
+	}
+	return best
 }
 
 // filterFrames keeps the distinct hashes of frames of quality >= min.
