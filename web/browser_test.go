@@ -397,8 +397,8 @@ func checkHeaders(t *testing.T, url string, b *Bundle) {
 	if bytes.Contains(page, []byte("<script>")) || bytes.Contains(page, []byte(" on")) && bytes.Contains(page, []byte("onclick")) {
 		t.Error("the page has an inline script")
 	}
-	if n := bytes.Count(page, []byte(` integrity="sha256-`)); n != 3 {
-		t.Errorf("the page names %d files with their integrity, want 3 (two scripts and the style sheet)", n)
+	if n := bytes.Count(page, []byte(` integrity="sha256-`)); n != 4 {
+		t.Errorf("the page names %d files with their integrity, want 4 (three scripts and the style sheet)", n)
 	}
 	if !bytes.Contains(page, []byte(`data-integrity="sha256-`)) {
 		t.Error("the page does not give the module's integrity")

@@ -107,6 +107,7 @@ func Load(files fs.FS) (*Bundle, error) {
 		{"dist/" + WASMName, "application/wasm"},
 		{"dist/" + ExecName, "text/javascript; charset=utf-8"},
 		{"static/app.js", "text/javascript; charset=utf-8"},
+		{"static/safety.js", "text/javascript; charset=utf-8"},
 		{"static/style.css", "text/css; charset=utf-8"},
 	} {
 		if err := add(f.path, f.ct); err != nil {
@@ -127,6 +128,7 @@ func Load(files fs.FS) (*Bundle, error) {
 		"WASM": "/web/" + WASMName, "WASMIntegrity": a(WASMName).integrity(), "WASMSHA256": b.WASMSHA256(),
 		"Exec": "/web/" + ExecName, "ExecIntegrity": a(ExecName).integrity(),
 		"App": "/web/app.js", "AppIntegrity": a("app.js").integrity(),
+		"Safety": "/web/safety.js", "SafetyIntegrity": a("safety.js").integrity(),
 		"CSS": "/web/style.css", "CSSIntegrity": a("style.css").integrity(),
 		"Sums": "/web/SHA256SUMS",
 	})

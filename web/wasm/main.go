@@ -86,6 +86,7 @@ func main() {
 		return jsonText(ds)
 	})
 	export("watch", a.watch)
+	exportSafety(a, export)
 	export("close", func([]js.Value) (any, error) {
 		if a.cancel != nil {
 			a.cancel()
