@@ -421,6 +421,7 @@ func TestSubresourceIntegrityRefusesSwappedScript(t *testing.T) {
 	}
 	app := tampered.assets["app.js"]
 	app.data = append([]byte(`document.body.dataset.tampered = "ran";`+"\n"), app.data...)
+	app.encoded = nil               // the swapped script goes out as it is, not the original's compressed copy
 	tampered.assets["app.js"] = app // index still names the original's hash
 	url := startServer(t, &tampered)
 	ctx := browser(t, time.Minute)

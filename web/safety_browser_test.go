@@ -135,6 +135,16 @@ func TestWebSafetyNumberAndDevicesInBrowser(t *testing.T) {
 	if got := qrOf("#link-qr"); got != code {
 		t.Fatalf("the link code's QR code holds %q; the page shows %q", got, code)
 	}
+	// The module came compressed (Chromium decodes it and checks its
+	// integrity on the decoded bytes, or the page would not have started).
+	var sizes struct{ Encoded, Decoded int }
+	if err := json.Unmarshal([]byte(eval(`JSON.stringify(((e) => ({Encoded: e.encodedBodySize, Decoded: e.decodedBodySize}))(performance.getEntriesByType("resource").find((e) => e.name.endsWith("/web/parley.wasm"))))`)), &sizes); err != nil {
+		t.Fatal(err)
+	}
+	if sizes.Decoded != len(b.assets[WASMName].data) || sizes.Encoded*3 > sizes.Decoded {
+		t.Fatalf("the browser fetched the module as %d bytes, %d decoded (the module is %d)", sizes.Encoded, sizes.Decoded, len(b.assets[WASMName].data))
+	}
+	t.Logf("the module: %d bytes on the wire, %d decoded", sizes.Encoded, sizes.Decoded)
 	dev, _, err := alice.ApproveDevice(bg, code, time.Minute)
 	if err != nil {
 		t.Fatalf("approving the code read from the QR code: %v", err)
