@@ -54,7 +54,7 @@ func (o overlayFS) Open(name string) (fs.File, error) {
 	return o.static.Open(name)
 }
 
-func bundle(t *testing.T) *Bundle {
+func bundle(t testing.TB) *Bundle {
 	t.Helper()
 	files, err := builtFiles()
 	if err != nil {
@@ -68,7 +68,7 @@ func bundle(t *testing.T) *Bundle {
 }
 
 // startServer runs a real parleyd on loopback serving the web client.
-func startServer(t *testing.T, b *Bundle) string {
+func startServer(t testing.TB, b *Bundle) string {
 	t.Helper()
 	dir := t.TempDir()
 	ctx := context.Background()
@@ -109,7 +109,7 @@ func startServer(t *testing.T, b *Bundle) string {
 }
 
 // chromium finds the browser the tests drive.
-func chromium(t *testing.T) string {
+func chromium(t testing.TB) string {
 	for _, name := range []string{os.Getenv("CHROMIUM"), "chromium", "chromium-browser", "google-chrome", "google-chrome-stable", "headless-shell"} {
 		if name == "" {
 			continue
@@ -124,7 +124,7 @@ func chromium(t *testing.T) string {
 
 // browser starts headless Chromium and returns a context for its tab
 // (with a deadline) and the page's console, printed if the test fails.
-func browser(t *testing.T, timeout time.Duration) context.Context {
+func browser(t testing.TB, timeout time.Duration) context.Context {
 	t.Helper()
 	exe := chromium(t)
 	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(exe), chromedp.DisableGPU, chromedp.UserDataDir(t.TempDir()))

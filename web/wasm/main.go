@@ -87,6 +87,7 @@ func main() {
 	})
 	export("watch", a.watch)
 	exportSafety(a, export)
+	exportStats(export)
 	export("close", func([]js.Value) (any, error) {
 		if a.cancel != nil {
 			a.cancel()
