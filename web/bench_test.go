@@ -230,9 +230,11 @@ func (w *webBench) tabMemory(b *testing.B) (jsHeap, wasm float64) {
 }
 
 // BenchmarkTabMemory: the tab's memory with 10 conversations of 1 000
-// messages each (PARLEY_BENCH_MESSAGES changes the 1 000), received by
-// the open page and then after reloading and unlocking (the profile's
-// rows loaded from IndexedDB, the steady state of a returning user).
+// messages each (PARLEY_BENCH_MESSAGES changes the 1 000), once the page
+// has received them all (unlocked after they were sent, it fetches and
+// decrypts every one) and then after reloading and unlocking again (the
+// profile's rows loaded from IndexedDB, the steady state of a returning
+// user).
 func BenchmarkTabMemory(b *testing.B) {
 	perConv := 1000
 	if s := os.Getenv("PARLEY_BENCH_MESSAGES"); s != "" {
@@ -265,17 +267,41 @@ func BenchmarkTabMemory(b *testing.B) {
 		b.Fatal(err)
 	}
 	sent := time.Since(start)
+	// The page catches up when it unlocks: reload it, as a user opening
+	// the tab after the messages came. (Left open while ten new
+	// conversations and their messages arrive at once, the page's client
+	// stalled part way in this benchmark's runs: see docs/benchmarks.md.)
+	w.do(b, "reloading", chromedp.Navigate(w.url+"/"), chromedp.WaitVisible(chromedp.CSS("#unlock-pass")),
+		chromedp.SendKeys(chromedp.CSS("#unlock-pass"), w.passphrase+"\r"), chromedp.WaitVisible(chromedp.CSS("#compose-form")))
 	// Until the page's client has stored every message.
-	count := fmt.Sprintf(`(async () => { for (;;) {
+	count := fmt.Sprintf(`(async () => {
 	  let n = 0;
 	  for (let i = 0; i < 10; i++) {
 	    try { n += (JSON.parse(await parley.history("@peer" + i, %d)) || []).filter((m) => m.text).length; } catch (e) {}
 	  }
-	  if (n >= %d) return n;
-	  await new Promise((r) => setTimeout(r, 1000));
-	} })()`, perConv+10, 10*perConv)
-	if _, err := chromedp.Run(w.ctx, chromedp.Evaluate[int](count, chromedp.EvalAwaitPromise)); err != nil {
-		b.Fatalf("waiting for the browser to receive %d messages: %v", 10*perConv, err)
+	  return n;
+	})()`, perConv+10)
+	last := 0
+	for lastChange := time.Now(); ; {
+		n, err := chromedp.Run(w.ctx, chromedp.Evaluate[int](count, chromedp.EvalAwaitPromise))
+		if err != nil {
+			b.Fatalf("counting the browser's messages: %v", err)
+		}
+		if n >= 10*perConv {
+			last = n
+			break
+		}
+		if n != last {
+			last, lastChange = n, time.Now()
+			b.Logf("%.0fs: the browser has %d of %d messages", time.Since(start).Seconds(), n, 10*perConv)
+		}
+		if time.Since(lastChange) > time.Minute {
+			// Measured with what arrived; the count is reported beside the
+			// figures, and docs/benchmarks.md says what was missing.
+			b.Logf("the browser stopped at %d of %d messages", n, 10*perConv)
+			break
+		}
+		time.Sleep(time.Second) // polling a browser, not synchronising test goroutines
 	}
 	received := time.Since(start)
 	for b.Loop() {
@@ -292,6 +318,7 @@ func BenchmarkTabMemory(b *testing.B) {
 		b.ReportMetric(reWasm, "MiB-wasm-reopened")
 		b.ReportMetric(reJS+reWasm, "MiB-reopened")
 	}
+	b.ReportMetric(float64(last), "messages-received")
 	b.ReportMetric(sent.Seconds(), "s-to-send")
 	b.ReportMetric(received.Seconds(), "s-to-receive")
 }
