@@ -32,7 +32,6 @@ import (
 	"runtime"
 	"slices"
 	"strings"
-	"time"
 )
 
 //go:embed static dist
@@ -76,6 +75,7 @@ type asset struct {
 	name, contentType string
 	data              []byte
 	sum               [32]byte
+	encoded           map[string][]byte // content coding → the compressed file (compress.go)
 }
 
 func (a asset) integrity() string { return "sha256-" + base64.StdEncoding.EncodeToString(a.sum[:]) }
@@ -100,7 +100,11 @@ func Load(files fs.FS) (*Bundle, error) {
 			return fmt.Errorf("web: %w", err)
 		}
 		name := filepath.Base(path)
-		b.assets[name] = asset{name: name, contentType: contentType, data: data, sum: sha256.Sum256(data)}
+		a := asset{name: name, contentType: contentType, data: data, sum: sha256.Sum256(data)}
+		if err := loadEncoded(files, &a, filepath.Dir(path)); err != nil {
+			return err
+		}
+		b.assets[name] = a
 		return nil
 	}
 	for _, f := range []struct{ path, ct string }{
@@ -108,6 +112,7 @@ func Load(files fs.FS) (*Bundle, error) {
 		{"dist/" + ExecName, "text/javascript; charset=utf-8"},
 		{"static/app.js", "text/javascript; charset=utf-8"},
 		{"static/chat.js", "text/javascript; charset=utf-8"},
+		{"static/safety.js", "text/javascript; charset=utf-8"},
 		{"static/style.css", "text/css; charset=utf-8"},
 	} {
 		if err := add(f.path, f.ct); err != nil {
@@ -129,6 +134,7 @@ func Load(files fs.FS) (*Bundle, error) {
 		"Exec": "/web/" + ExecName, "ExecIntegrity": a(ExecName).integrity(),
 		"App": "/web/app.js", "AppIntegrity": a("app.js").integrity(),
 		"Chat": "/web/chat.js", "ChatIntegrity": a("chat.js").integrity(),
+		"Safety": "/web/safety.js", "SafetyIntegrity": a("safety.js").integrity(),
 		"CSS": "/web/style.css", "CSSIntegrity": a("style.css").integrity(),
 		"Sums": "/web/SHA256SUMS",
 	})
@@ -177,10 +183,7 @@ func (b *Bundle) Handler() http.Handler {
 				http.NotFound(w, r)
 				return
 			}
-			w.Header().Set("Content-Type", a.contentType)
-			w.Header().Set("Cache-Control", "no-cache")
-			w.Header().Set("ETag", `"`+hex.EncodeToString(a.sum[:16])+`"`)
-			http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(a.data))
+			serveAsset(w, r, a)
 		}
 	}))
 }
@@ -238,7 +241,10 @@ func Build(ctx context.Context, outDir string) error {
 	if err != nil {
 		return fmt.Errorf("web: Go's %s: %w", ExecName, err)
 	}
-	return os.WriteFile(filepath.Join(outDir, ExecName), loader, 0o644)
+	if err := os.WriteFile(filepath.Join(outDir, ExecName), loader, 0o644); err != nil {
+		return err
+	}
+	return compressDist(outDir, WASMName, ExecName)
 }
 
 // packageDir is this package's source directory.

@@ -45,7 +45,7 @@ func TestHandlerServesOnlyTheBundle(t *testing.T) {
 		"dist/" + WASMName: {Data: []byte("\x00asm")},
 		"dist/" + ExecName: {Data: []byte("// go")},
 	}
-	for _, name := range []string{"static/index.html", "static/app.js", "static/chat.js", "static/style.css"} {
+	for _, name := range []string{"static/index.html", "static/app.js", "static/chat.js", "static/safety.js", "static/style.css"} {
 		data, err := fs.ReadFile(Files(), name)
 		if err != nil {
 			t.Fatal(err)

@@ -87,6 +87,8 @@ func main() {
 	})
 	export("watch", a.watch)
 	a.exportChat(export) // chat.go
+	exportSafety(a, export)
+	exportStats(export)
 	export("close", func([]js.Value) (any, error) {
 		if a.cancel != nil {
 			a.cancel()
