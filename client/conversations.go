@@ -194,6 +194,9 @@ func (c *Client) Conversations(ctx context.Context) ([]Conversation, error) {
 				return err
 			}
 			for _, r := range convs {
+				if r.Kind == ConvSelf {
+					continue // not a chat: the devices' own channel (ownsync.go)
+				}
 				cv := Conversation{ID: hexID(r.ID), Label: r.label(), Kind: r.Kind, Removed: r.Removed, Left: r.Removed && r.Leaving,
 					Request: r.Request, Muted: muteOf(tx, r.ID, c.opts.now()), Imported: r.Imported}
 				if r.Timer > 0 {

@@ -280,6 +280,13 @@ func (c *Client) addOwnDevice(ctx context.Context, deviceID string, wait time.Du
 			if err := c.syncAll(ctx, conn); err != nil {
 				return err
 			}
+			// The own-devices conversation (ownsync.go) is made now if
+			// the account has none; the loop adds the new device to it
+			// like to every conversation, and the state follows.
+			if err := c.ensureOwnConv(ctx, conn); err != nil {
+				return fmt.Errorf("the conversation of this account's own devices: %w", err)
+			}
+			defer c.shareOwnState(ctx, conn, false)
 			var convs []*convRecord
 			if err := c.store.Update(func(tx *profile.Tx) (err error) { convs, err = listConvs(tx); return err }); err != nil {
 				return err
