@@ -64,6 +64,9 @@ func (r *convRecord) label() string {
 	if r.Kind == ConvDirect {
 		return "@" + r.Peer
 	}
+	if r.Kind == ConvSelf {
+		return "(your devices)"
+	}
 	if r.Name != "" {
 		return "#" + r.Name
 	}

@@ -409,6 +409,11 @@ func (c *Client) applyOwn(tx *profile.Tx, e *ownEntry) error {
 				return err
 			}
 		}
+		if name == SettingMessageRequests && string(e.Value) == "off" {
+			if err := releaseRequests(tx); err != nil {
+				return err
+			}
+		}
 		return tx.Put(bucketSettings, name, e.Value)
 	case strings.HasPrefix(e.Key, ownMute):
 		if e.Deleted {
@@ -474,6 +479,13 @@ func ownConv(tx *profile.Tx) (*convRecord, error) {
 		}
 	}
 	return best, nil
+}
+
+// isOwnConv reports whether id is the own-devices conversation.
+func (c *Client) isOwnConv(id []byte) bool {
+	var r *convRecord
+	err := c.store.Update(func(tx *profile.Tx) (err error) { r, err = getConv(tx, id); return err })
+	return err == nil && r.Kind == ConvSelf
 }
 
 // onlyOwnDevices makes sure every member of g is a device of self.

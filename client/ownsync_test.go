@@ -424,6 +424,21 @@ func TestMessageRequestsOnByDefault(t *testing.T) {
 	if reqs, _ := bob.Requests(ctx); len(reqs) != 0 {
 		t.Fatalf("answering did not accept: %+v", reqs)
 	}
+	// Turning requests off shows the pending ones at the next sync.
+	carol := srv.newUserDefault(t, "carol")
+	mustSend(t, carol, "@bob", "hi from carol")
+	if got := texts(mustSync(t, bob)); len(got) != 0 {
+		t.Fatalf("carol's first message shown: %v", got)
+	}
+	if _, err := bob.SetSetting(ctx, SettingMessageRequests, false); err != nil {
+		t.Fatal(err)
+	}
+	if got := texts(mustSync(t, bob)); !slices.Equal(got, []string{"carol: hi from carol"}) {
+		t.Fatalf("after requests off: %v", got)
+	}
+	if reqs, _ := bob.Requests(ctx); len(reqs) != 0 {
+		t.Fatalf("still requests: %+v", reqs)
+	}
 }
 
 // FuzzOwnState: received sync content is refused with ErrBadOwnSync or

@@ -131,6 +131,37 @@ func (c *Client) Requests(ctx context.Context) ([]MessageRequest, error) {
 	return out, err
 }
 
+// releaseRequests makes every pending message request an ordinary
+// conversation, its messages queued for the next Sync to report (and
+// answer with receipts): the user turned message requests off, on this
+// device or another, so every device ends the same whichever order the
+// setting and the requests reached it in.
+func releaseRequests(tx *profile.Tx) error {
+	convs, err := listConvs(tx)
+	if err != nil {
+		return err
+	}
+	for _, r := range convs {
+		if !r.Request || r.Removed || isBlocked(tx, r.Peer) {
+			continue
+		}
+		r.Request = false
+		if err := putConv(tx, r); err != nil {
+			return err
+		}
+		msgs, err := requestMessages(tx, r)
+		if err != nil {
+			return err
+		}
+		for _, m := range msgs {
+			if err := tx.PutJSON(bucketNew, m.ID, newEntry{Conv: r.ID}); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
 // findRequest finds the pending request from user ("@bob" or "bob").
 func (c *Client) findRequest(tx *profile.Tx, user string) (*convRecord, error) {
 	user = strings.TrimPrefix(user, "@")

@@ -28,7 +28,9 @@ type Settings struct {
 	ReadReceipts bool `json:"read_receipts"`
 	// MessageRequests (default on, as in Signal and WhatsApp): a direct
 	// conversation started by someone the user never talked to waits in
-	// "parley requests" until accepted (requests.go).
+	// "parley requests" until accepted (requests.go). Turning them off
+	// shows the pending ones too (the next Sync reports them), except
+	// blocked people's.
 	MessageRequests bool `json:"message_requests"`
 	// Typing (default on): send typing indicators (typing.go). Others'
 	// indicators are shown either way.
@@ -111,6 +113,11 @@ func (c *Client) SetSetting(ctx context.Context, name string, on bool) (Settings
 			}
 			if err := tx.Put(bucketSettings, name, []byte(v)); err != nil {
 				return err
+			}
+			if name == SettingMessageRequests && !on {
+				if err := releaseRequests(tx); err != nil {
+					return err
+				}
 			}
 			if err := c.putOwn(tx, ownSetting+name, []byte(v), false); err != nil {
 				return err

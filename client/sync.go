@@ -407,7 +407,14 @@ func (c *Client) processInbox(ctx context.Context, conn *transport.Conn) ([][]by
 				c.warn(nil, m.ID, fmt.Errorf("cannot join from Welcome: %w", err))
 				continue
 			}
-			if id != nil {
+			if id != nil && len(id) == ownConvIDSize && c.isOwnConv(id) {
+				// The account's state (settings, request decisions) first:
+				// whether the Welcomes after it are message requests
+				// depends on it.
+				if _, err := c.syncConversation(ctx, conn, id); err != nil {
+					return joined, err
+				}
+			} else if id != nil {
 				joined = append(joined, id)
 			}
 		}
