@@ -313,7 +313,9 @@ func (c *Client) ownEntries(tx *profile.Tx) ([]ownEntry, error) {
 			}
 			return tx.PutJSON(bucketOwnSync, key, &ownEntry{Key: key, Value: value, Stamp: 1, Device: c.acct.DeviceID})
 		}
-		migrateTyping(tx)
+		if err := migrateTyping(tx); err != nil {
+			return nil, err
+		}
 		for name := range settingDefaults {
 			if v, err := tx.Get(bucketSettings, name); err == nil {
 				if err := old(ownSetting+name, v); err != nil {

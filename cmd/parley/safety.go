@@ -50,7 +50,8 @@ conversation; the newest change wins), and export and import carry them:
             someone you never talked to starts waits in "parley
             requests", unseen and unanswered (no receipt tells them you
             are active), until you accept it or write to them. Off:
-            everyone's first message is shown at once.
+            everyone's first message is shown at once, pending requests
+            included (blocked people's excepted).
   typing    (default on) send typing indicators ("parley chat", the
             daemon's typing method). Others' indicators are shown
             either way.
