@@ -407,7 +407,7 @@ func (c *Client) processInbox(ctx context.Context, conn *transport.Conn) ([][]by
 				c.warn(nil, m.ID, fmt.Errorf("cannot join from Welcome: %w", err))
 				continue
 			}
-			if id != nil && len(id) == ownConvIDSize && c.isOwnConv(id) {
+			if len(id) == ownConvIDSize && c.isOwnConv(id) {
 				// The account's state (settings, request decisions) first:
 				// whether the Welcomes after it are message requests
 				// depends on it.
