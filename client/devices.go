@@ -335,7 +335,9 @@ func (c *Client) addOwnDevice(ctx context.Context, deviceID string, wait time.Du
 				if err := c.addUsers(ctx, r, nil, false, pre); err != nil {
 					return fmt.Errorf("add the new device to %s: %w", r.label(), err)
 				}
-				added++
+				if r.Kind != ConvSelf {
+					added++ // the user's conversations: the devices' own one is not shown
+				}
 			}
 			return nil
 		})
