@@ -403,6 +403,9 @@ func (c *Client) RemoveDevice(ctx context.Context, deviceID string) (int, error)
 			before := removed
 			err := c.removeDevices(ctx, r, func(s Sender) bool {
 				if s == target {
+					if r.Kind == ConvSelf {
+						return true // removed, not counted: not one of the user's conversations
+					}
 					removed = before + 1
 					return true
 				}
