@@ -159,6 +159,10 @@ type Client struct {
 	// testNoRoles switches off the check of commits against the group's
 	// roles (checkCommitPolicy), to show in tests what it stops.
 	testNoRoles bool
+	// testNoOwnCheck switches off the checks that own-device sync
+	// content comes from this account's devices in its own-devices
+	// conversation (ownsync.go): the attacker's test shows they matter.
+	testNoOwnCheck bool
 
 	ktMu sync.Mutex // guards kt, peerViews and viewsChecked
 	kt   *ktState

@@ -277,6 +277,9 @@ func TestMute(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer alice.Close()
+	if _, err := alice.SetSetting(ctx, SettingMessageRequests, false); err != nil { // as newUser
+		t.Fatal(err)
+	}
 	bob, carol := srv.newUser(t, "bob"), srv.newUser(t, "carol")
 	if _, err := bob.CreateGroup(ctx, "team", []string{"alice", "carol"}); err != nil {
 		t.Fatal(err)

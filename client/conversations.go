@@ -64,6 +64,9 @@ func (r *convRecord) label() string {
 	if r.Kind == ConvDirect {
 		return "@" + r.Peer
 	}
+	if r.Kind == ConvSelf {
+		return "(your devices)"
+	}
 	if r.Name != "" {
 		return "#" + r.Name
 	}
@@ -194,6 +197,9 @@ func (c *Client) Conversations(ctx context.Context) ([]Conversation, error) {
 				return err
 			}
 			for _, r := range convs {
+				if r.Kind == ConvSelf {
+					continue // not a chat: the devices' own channel (ownsync.go)
+				}
 				cv := Conversation{ID: hexID(r.ID), Label: r.label(), Kind: r.Kind, Removed: r.Removed, Left: r.Removed && r.Leaving,
 					Request: r.Request, Muted: muteOf(tx, r.ID, c.opts.now()), Imported: r.Imported}
 				if r.Timer > 0 {

@@ -280,6 +280,13 @@ func (c *Client) addOwnDevice(ctx context.Context, deviceID string, wait time.Du
 			if err := c.syncAll(ctx, conn); err != nil {
 				return err
 			}
+			// The own-devices conversation (ownsync.go) is made now if
+			// the account has none; the loop adds the new device to it
+			// like to every conversation, and the state follows.
+			if err := c.ensureOwnConv(ctx, conn); err != nil {
+				return fmt.Errorf("the conversation of this account's own devices: %w", err)
+			}
+			defer c.shareOwnState(ctx, conn, false)
 			var convs []*convRecord
 			if err := c.store.Update(func(tx *profile.Tx) (err error) { convs, err = listConvs(tx); return err }); err != nil {
 				return err
@@ -328,7 +335,9 @@ func (c *Client) addOwnDevice(ctx context.Context, deviceID string, wait time.Du
 				if err := c.addUsers(ctx, r, nil, false, pre); err != nil {
 					return fmt.Errorf("add the new device to %s: %w", r.label(), err)
 				}
-				added++
+				if r.Kind != ConvSelf {
+					added++ // the user's conversations: the devices' own one is not shown
+				}
 			}
 			return nil
 		})
@@ -394,6 +403,9 @@ func (c *Client) RemoveDevice(ctx context.Context, deviceID string) (int, error)
 			before := removed
 			err := c.removeDevices(ctx, r, func(s Sender) bool {
 				if s == target {
+					if r.Kind == ConvSelf {
+						return true // removed, not counted: not one of the user's conversations
+					}
 					removed = before + 1
 					return true
 				}

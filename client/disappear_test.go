@@ -46,6 +46,9 @@ func (s *testServer) newUserAt(t *testing.T, name string, clock *testClock) *Cli
 		t.Fatalf("init %s: %v", name, err)
 	}
 	t.Cleanup(func() { c.Close() })
+	if _, err := c.SetSetting(context.Background(), SettingMessageRequests, false); err != nil { // as newUser
+		t.Fatal(err)
+	}
 	return c
 }
 

@@ -127,7 +127,7 @@ func (c *Client) writeHistory(ctx context.Context, w io.Writer, progress Progres
 		}
 		// Pending message requests are not the user's conversations
 		// yet: they stay behind.
-		convs = slices.DeleteFunc(convs, func(r *convRecord) bool { return r.Request })
+		convs = slices.DeleteFunc(convs, func(r *convRecord) bool { return r.Request || r.Kind == ConvSelf })
 		total := 0
 		for _, r := range convs {
 			n, err := tx.Count(historyPfx + hexID(r.ID))

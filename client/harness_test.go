@@ -143,6 +143,25 @@ func (s *testServer) newUser(t testing.TB, name string) *Client {
 		t.Fatalf("init %s: %v", name, err)
 	}
 	t.Cleanup(func() { c.Close() })
+	// Message requests are on by default (a stranger's first message
+	// waits in Requests); the tests of everything else begin as a user
+	// who turned them off, as "parley settings requests off" does. The
+	// tests of requests use newUserDefault.
+	if _, err := c.SetSetting(context.Background(), SettingMessageRequests, false); err != nil {
+		t.Fatalf("%s: requests off: %v", name, err)
+	}
+	return c
+}
+
+// newUserDefault registers a user with one device and every setting at
+// its default.
+func (s *testServer) newUserDefault(t testing.TB, name string) *Client {
+	t.Helper()
+	c, err := Init(context.Background(), testOptions(t, name), s.url, name, "")
+	if err != nil {
+		t.Fatalf("init %s: %v", name, err)
+	}
+	t.Cleanup(func() { c.Close() })
 	return c
 }
 

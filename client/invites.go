@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/subtle"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"sort"
@@ -84,7 +85,7 @@ type joinRequest struct {
 func (c *Client) CreateInvite(ctx context.Context, group string) (Invite, error) {
 	var inv Invite
 	err := c.withLock(ctx, func() error {
-		return c.store.Update(func(tx *profile.Tx) error {
+		err := c.store.Update(func(tx *profile.Tx) error {
 			r, err := findGroup(tx, strings.TrimPrefix(group, "#"))
 			if err != nil {
 				return err
@@ -98,13 +99,26 @@ func (c *Client) CreateInvite(ctx context.Context, group string) (Invite, error)
 			}
 			handle, secret := randomBytes(inviteHandleSz), randomBytes(inviteSecretSz)
 			rec := inviteRecord{Conv: r.ID, Secret: secret, Expires: c.opts.now().Add(InviteLifetime).UTC()}
-			if err := tx.PutJSON(bucketInvites, hexID(handle), rec); err != nil {
+			v, err := json.Marshal(rec)
+			if err != nil {
+				return err
+			}
+			if err := tx.Put(bucketInvites, hexID(handle), v); err != nil {
+				return err
+			}
+			// Every device of the admin can check and approve requests
+			// made with the code (ownsync.go).
+			if err := c.putOwn(tx, ownInvite+hexID(handle), v, false); err != nil {
 				return err
 			}
 			inv = Invite{Code: invitePrefix + c.acct.User + ":" + base64.RawURLEncoding.EncodeToString(append(handle, secret...)),
 				Group: r.label(), Expires: rec.Expires}
 			return nil
 		})
+		if err == nil {
+			c.shareOwnNow(ctx)
+		}
+		return err
 	})
 	return inv, err
 }
@@ -188,6 +202,9 @@ func (c *Client) acceptJoinRequest(tx *profile.Tx, r *convRecord, ev *event, req
 	}
 	if err != nil {
 		return err
+	}
+	if deniedAfter(tx, inv.Conv, ev.Sender.User, ev.At) {
+		return nil // denied on another device of this user
 	}
 	jr := JoinRequest{User: ev.Sender.User, Group: g.label(), At: ev.At}
 	if err := tx.PutJSON(bucketJoinRequests, hexID(inv.Conv)+"/"+jr.User, jr); err != nil {
@@ -273,6 +290,9 @@ func (c *Client) ApproveJoin(ctx context.Context, group, user string, deny bool)
 				return err
 			}
 			if deny {
+				if err := c.putOwn(tx, ownJoin+key, []byte(decisionDenied), false); err != nil {
+					return err
+				}
 				return tx.Delete(bucketJoinRequests, key)
 			}
 			g, err := loadGroup(tx, r.ID)
@@ -282,6 +302,9 @@ func (c *Client) ApproveJoin(ctx context.Context, group, user string, deny bool)
 			return c.mayAdminister(g)
 		})
 		if err != nil || deny {
+			if err == nil {
+				c.shareOwnNow(ctx)
+			}
 			return err
 		}
 		if err := c.addUsers(ctx, r, []string{user}, true, nil); err != nil {

@@ -213,11 +213,15 @@ func (c *Client) handleMimi(tx *profile.Tx, r *convRecord, g *mls.Group, m trans
 		c.warn(r, m.ID, fmt.Errorf("message from %s dropped: %w", sender.User, err))
 		return nil
 	}
+	self := Sender{User: c.acct.User, Device: c.acct.DeviceID}
+	if p.kind == kindOwnSync {
+		ev := &event{ID: hexID(m.ID), Sender: sender, At: m.Stored.UTC(), Seq: m.Seq, Outgoing: sender == self}
+		return c.acceptOwnSync(tx, r, groupDevices(g), ev, p.own)
+	}
 	expires := c.receivedExpiry(r, cont, m.Stored)
 	if c.expired(expires) && p.kind != KindTimer && p.kind != kindMeta {
 		return nil // disappeared before this device got it: keep nothing
 	}
-	self := Sender{User: c.acct.User, Device: c.acct.DeviceID}
 	if err := c.keepFrank(tx, r, m, sender, cont, plaintext, aad, sender == self); err != nil {
 		c.warn(r, m.ID, err)
 		return nil
@@ -267,6 +271,8 @@ func (c *Client) accept(tx *profile.Tx, r *convRecord, members map[string]bool, 
 		return nil
 	}
 	switch p.kind {
+	case kindOwnSync:
+		return nil // handled by handleMimi (ownsync.go); never history
 	case KindTimer:
 		return c.applyTimer(tx, r, ev, p.timer, notify)
 	case kindTyping:

@@ -99,6 +99,7 @@ type parsed struct {
 	kt        *ktView
 	timer     time.Duration // kind timer
 	typing    bool          // kind typing: started (or stopped)
+	own       []ownEntry    // kind own_sync
 	why       string        // unsupported: what
 }
 
@@ -201,6 +202,12 @@ func (p *parsed) body(b *content.Part, inReplyTo *content.MessageID) error {
 				return fmt.Errorf("%w: bad typing indicator", errBadContent)
 			}
 			p.kind, p.typing = kindTyping, b.Content[0] == 0xf5
+		case ct == typeOwnSync:
+			entries, err := decodeOwnState(b.Content)
+			if err != nil {
+				return err
+			}
+			p.kind, p.own = kindOwnSync, entries
 		case ct == typeJoinRequest:
 			req, err := parseJoinRequest(b.Content)
 			if err != nil {

@@ -3,6 +3,7 @@ package client
 import (
 	"context"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"sort"
@@ -15,8 +16,9 @@ import (
 // a person) still receives, stores and answers with receipts everything
 // as before; only notifications stop: Sync, Watch and the daemon mark its
 // messages Muted, "sync --follow --bell" does not ring for them and "parley
-// chat" does not count them as unread. The setting is this device's
-// alone: nothing is sent, so no one, the server included, learns it.
+// chat" does not count them as unread. The mute goes to the account's
+// other devices, end to end in its own-devices conversation
+// (ownsync.go); no one else, the server included, learns it.
 
 // bucketMute: hex(conversation id) → Mute.
 const bucketMute = "mute"
@@ -70,7 +72,7 @@ func (c *Client) SetMute(ctx context.Context, target string, d time.Duration) (M
 	}
 	var m Mute
 	err := c.withLock(ctx, func() error {
-		return c.store.Update(func(tx *profile.Tx) error {
+		err := c.store.Update(func(tx *profile.Tx) error {
 			id, label, err := c.muteTarget(tx, target)
 			if err != nil {
 				return err
@@ -79,8 +81,19 @@ func (c *Client) SetMute(ctx context.Context, target string, d time.Duration) (M
 			if d > 0 {
 				m.Until = c.opts.now().Add(d).UTC()
 			}
-			return tx.PutJSON(bucketMute, hexID(id), &m)
+			v, err := json.Marshal(&m)
+			if err != nil {
+				return err
+			}
+			if err := c.putOwn(tx, ownMute+hexID(id), v, false); err != nil {
+				return err
+			}
+			return tx.Put(bucketMute, hexID(id), v)
 		})
+		if err == nil {
+			c.shareOwnNow(ctx)
+		}
+		return err
 	})
 	return m, err
 }
@@ -89,14 +102,21 @@ func (c *Client) SetMute(ctx context.Context, target string, d time.Duration) (M
 func (c *Client) Unmute(ctx context.Context, target string) (bool, error) {
 	was := false
 	err := c.withLock(ctx, func() error {
-		return c.store.Update(func(tx *profile.Tx) error {
+		err := c.store.Update(func(tx *profile.Tx) error {
 			id, _, err := c.muteTarget(tx, target)
 			if err != nil {
 				return err
 			}
 			was = muteOf(tx, id, c.opts.now()) != nil
+			if err := c.putOwn(tx, ownMute+hexID(id), nil, true); err != nil {
+				return err
+			}
 			return tx.Delete(bucketMute, hexID(id))
 		})
+		if err == nil {
+			c.shareOwnNow(ctx)
+		}
+		return err
 	})
 	return was, err
 }

@@ -24,6 +24,9 @@ func TestOutbox(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if _, err := alice.SetSetting(ctx, SettingMessageRequests, false); err != nil { // as newUser
+		t.Fatal(err)
+	}
 	bob := s.newUser(t, "bob")
 	mustSend(t, alice, "@bob", "first, online")
 	mustSync(t, bob)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"sort"
 	"strings"
 	"time"
@@ -54,6 +55,9 @@ func isRequest(tx *profile.Tx, id []byte, adder, self string) (bool, error) {
 	if adder == self {
 		return false, nil // the user (another of their devices) started it
 	}
+	if acceptedElsewhere(tx, adder) {
+		return false, nil // accepted on another device before this one joined
+	}
 	return requestsOn(tx), nil
 }
 
@@ -96,6 +100,9 @@ func (c *Client) Requests(ctx context.Context) ([]MessageRequest, error) {
 				if err != nil {
 					return err
 				}
+				if len(msgs) == 0 {
+					continue // deleted, and nothing new since: not a request until they write again
+				}
 				mr := MessageRequest{User: r.Peer, Conversation: r.label(), Messages: len(msgs), Common: []string{}}
 				if len(msgs) > 0 {
 					mr.First, mr.Last = msgs[0].SentAt, msgs[len(msgs)-1].SentAt
@@ -122,6 +129,37 @@ func (c *Client) Requests(ctx context.Context) ([]MessageRequest, error) {
 	})
 	sort.SliceStable(out, func(i, j int) bool { return out[i].Last.After(out[j].Last) })
 	return out, err
+}
+
+// releaseRequests makes every pending message request an ordinary
+// conversation, its messages queued for the next Sync to report (and
+// answer with receipts): the user turned message requests off, on this
+// device or another, so every device ends the same whichever order the
+// setting and the requests reached it in.
+func releaseRequests(tx *profile.Tx) error {
+	convs, err := listConvs(tx)
+	if err != nil {
+		return err
+	}
+	for _, r := range convs {
+		if !r.Request || r.Removed || isBlocked(tx, r.Peer) {
+			continue
+		}
+		r.Request = false
+		if err := putConv(tx, r); err != nil {
+			return err
+		}
+		msgs, err := requestMessages(tx, r)
+		if err != nil {
+			return err
+		}
+		for _, m := range msgs {
+			if err := tx.PutJSON(bucketNew, m.ID, newEntry{Conv: r.ID}); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // findRequest finds the pending request from user ("@bob" or "bob").
@@ -153,6 +191,9 @@ func (c *Client) AcceptRequest(ctx context.Context, user string) ([]Message, err
 			if err := putConv(tx, r); err != nil {
 				return err
 			}
+			if err := c.putOwn(tx, ownRequest+r.Peer, []byte(decisionAccepted), false); err != nil {
+				return err
+			}
 			msgs, err = requestMessages(tx, r)
 			for i := range msgs {
 				withQuote(tx, &msgs[i])
@@ -162,6 +203,7 @@ func (c *Client) AcceptRequest(ctx context.Context, user string) ([]Message, err
 		if err != nil {
 			return err
 		}
+		c.shareOwnNow(ctx)
 		conn, err := c.connection(ctx)
 		if err != nil {
 			// Accepted here; the receipts are not sent (the next sync does
@@ -185,27 +227,58 @@ func (c *Client) AcceptRequest(ctx context.Context, user string) ([]Message, err
 func (c *Client) DeleteRequest(ctx context.Context, user string) (int, error) {
 	n := 0
 	err := c.withLock(ctx, func() error {
-		return c.store.Update(func(tx *profile.Tx) error {
+		err := c.store.Update(func(tx *profile.Tx) error {
 			r, err := c.findRequest(tx, user)
 			if err != nil {
 				return err
 			}
-			bucket := historyPfx + hexID(r.ID)
-			items, err := tx.List(bucket)
-			if err != nil {
+			if err := c.putOwn(tx, ownRequest+r.Peer, []byte(decisionDeleted), false); err != nil {
 				return err
 			}
-			for _, it := range items {
-				if err := tx.Delete(bucketFiles, it.Key); err != nil {
-					return err
-				}
-				if err := tx.Put(bucketGone, it.Key, nil); err != nil {
-					return err
-				}
-				n++
-			}
-			return tx.DeleteBucket(bucket)
+			n, err = deleteRequestHistory(tx, r, math.MaxUint64)
+			return err
 		})
+		if err == nil {
+			c.shareOwnNow(ctx)
+		}
+		return err
 	})
 	return n, err
+}
+
+// deleteRequestHistory erases a request's messages that arrived up to
+// the time before (milliseconds; a request deleted on another device
+// keeps what came after, which is a request again), with their files'
+// keys. It returns how many it erased.
+func deleteRequestHistory(tx *profile.Tx, r *convRecord, before uint64) (int, error) {
+	bucket := historyPfx + hexID(r.ID)
+	items, err := tx.List(bucket)
+	if err != nil {
+		return 0, err
+	}
+	n, kept := 0, 0
+	for _, it := range items {
+		var m Message
+		if err := jsonUnmarshal(it.Value, &m); err != nil {
+			return n, err
+		}
+		if ms := m.SentAt.UnixMilli(); ms > 0 && uint64(ms) > before {
+			kept++
+			continue
+		}
+		if err := tx.Delete(bucket, it.Key); err != nil {
+			return n, err
+		}
+		if err := tx.Delete(bucketFiles, it.Key); err != nil {
+			return n, err
+		}
+		if err := tx.Put(bucketGone, it.Key, nil); err != nil {
+			return n, err
+		}
+		n++
+	}
+	if kept == 0 {
+		return n, tx.DeleteBucket(bucket)
+	}
+	return n, nil
 }

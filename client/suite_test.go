@@ -21,6 +21,9 @@ func (s *testServer) newUserWith(t testing.TB, name string, set func(*Options)) 
 		t.Fatalf("init %s: %v", name, err)
 	}
 	t.Cleanup(func() { c.Close() })
+	if _, err := c.SetSetting(context.Background(), SettingMessageRequests, false); err != nil { // as newUser
+		t.Fatal(err)
+	}
 	return c
 }
 

@@ -48,6 +48,9 @@ func seen(tx *profile.Tx, id []byte) (bool, error) { return tx.Has(bucketSeen, h
 // record adds m to the conversation's history and, if notify, to the
 // queue of messages Sync reports.
 func (c *Client) record(tx *profile.Tx, r *convRecord, m *Message, notify bool) error {
+	if r.Kind == ConvSelf {
+		return nil // the own-devices conversation has no history to show
+	}
 	if r.Request {
 		notify = false // a message request is shown once accepted
 	}
@@ -404,7 +407,14 @@ func (c *Client) processInbox(ctx context.Context, conn *transport.Conn) ([][]by
 				c.warn(nil, m.ID, fmt.Errorf("cannot join from Welcome: %w", err))
 				continue
 			}
-			if id != nil {
+			if len(id) == ownConvIDSize && c.isOwnConv(id) {
+				// The account's state (settings, request decisions) first:
+				// whether the Welcomes after it are message requests
+				// depends on it.
+				if _, err := c.syncConversation(ctx, conn, id); err != nil {
+					return joined, err
+				}
+			} else if id != nil {
 				joined = append(joined, id)
 			}
 		}
@@ -490,6 +500,14 @@ func (c *Client) joinFromWelcome(m transport.Message) ([]byte, error) {
 				}
 			}
 		}
+		if len(users) == 1 && users[c.acct.User] && len(r.ID) == ownConvIDSize {
+			// Only devices of this account: its own-devices conversation
+			// (ownsync.go). Send this device's state to the others.
+			r.Kind = ConvSelf
+			if err := tx.Put(bucketOwnMeta, "dirty", []byte{1}); err != nil {
+				return err
+			}
+		}
 		if r.Kind == ConvDirect {
 			if r.Request, err = isRequest(tx, r.ID, adder.User, c.acct.User); err != nil {
 				return err
@@ -518,7 +536,7 @@ func (c *Client) joinFromWelcome(m transport.Message) ([]byte, error) {
 		if adder.User == "" {
 			adder.User = "someone"
 		}
-		if r.Kind == ConvDirect && g.Epoch() == 1 {
+		if r.Kind == ConvDirect && g.Epoch() == 1 || r.Kind == ConvSelf {
 			return nil // a direct chat does not open with "alice added bob"
 		}
 		ms := &Membership{Added: []Sender{{User: c.acct.User, Device: c.acct.DeviceID}}}
@@ -559,6 +577,7 @@ func (c *Client) Sync(ctx context.Context) (SyncResult, error) {
 		}
 		c.comparePeerViews(ctx, conn)
 		c.healOwnDevices(ctx, conn)
+		c.shareOwnState(ctx, conn, false)
 		c.completeLeaves(ctx, conn)
 		if _, _, err := c.sweepExpired(ctx); err != nil {
 			return err
@@ -598,6 +617,24 @@ func (c *Client) syncAll(ctx context.Context, conn *transport.Conn) error {
 	if err != nil {
 		return err
 	}
+	// The own-devices conversation first: an invite made on another
+	// device must be known before a join request for it is read.
+	var own *convRecord
+	if err := c.store.Update(func(tx *profile.Tx) (err error) { own, err = ownConv(tx); return err }); err != nil {
+		return err
+	}
+	if own != nil {
+		slices.SortStableFunc(infos, func(a, b transport.ConversationInfo) int {
+			ao, bo := bytes.Equal(a.ID, own.ID), bytes.Equal(b.ID, own.ID)
+			switch {
+			case ao && !bo:
+				return -1
+			case bo && !ao:
+				return 1
+			}
+			return 0
+		})
+	}
 	for _, ci := range infos {
 		if ci.HeadSeq > ci.Cursor || ci.RemovedAt != 0 {
 			if _, err := c.syncConversation(ctx, conn, ci.ID); err != nil {
@@ -623,6 +660,11 @@ func (c *Client) healOwnDevices(ctx context.Context, conn *transport.Conn) {
 		return
 	}
 	devs := own.Devices
+	if len(devs) > 1 {
+		if err := c.ensureOwnConv(ctx, conn); err != nil {
+			c.warn(nil, nil, fmt.Errorf("the conversation of this account's own devices: %w", err))
+		}
+	}
 	var convs []*convRecord
 	if err := c.store.Update(func(tx *profile.Tx) (err error) { convs, err = listConvs(tx); return err }); err != nil {
 		c.warn(nil, nil, err)

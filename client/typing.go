@@ -24,7 +24,8 @@ import (
 const (
 	typeTyping = "application/vnd.parley.typing+cbor"
 	kindTyping = "typing"
-	// settingNoTyping, if present in bucketSettings (settings.go), turns sending typing indicators off.
+	// settingNoTyping is the row older versions kept in bucketSettings
+	// for typing indicators off; migrateTyping (settings.go) moves it.
 	settingNoTyping = "no-typing"
 )
 
@@ -48,22 +49,19 @@ type Typing struct {
 	Until time.Time `json:"until"`
 }
 
-// SetTypingIndicators turns sending typing indicators on or off for this
-// device (on by default). Others' indicators are shown either way.
+// SetTypingIndicators turns sending typing indicators on or off (on by
+// default): the setting SettingTyping, on every device of the account.
+// Others' indicators are shown either way.
 func (c *Client) SetTypingIndicators(ctx context.Context, on bool) error {
-	return c.store.UpdateContext(ctx, func(tx *profile.Tx) error {
-		if on {
-			return tx.Delete(bucketSettings, settingNoTyping)
-		}
-		return tx.Put(bucketSettings, settingNoTyping, []byte{1})
-	})
+	_, err := c.SetSetting(ctx, SettingTyping, on)
+	return err
 }
 
 // TypingIndicators reports whether this device sends typing indicators.
 func (c *Client) TypingIndicators(ctx context.Context) (bool, error) {
-	var off bool
-	err := c.store.UpdateContext(ctx, func(tx *profile.Tx) (err error) { off, err = tx.Has(bucketSettings, settingNoTyping); return err })
-	return !off, err
+	var on bool
+	err := c.store.UpdateContext(ctx, func(tx *profile.Tx) error { on = settingOn(tx, SettingTyping); return nil })
+	return on, err
 }
 
 // SendTyping tells the members of target (online now) that this user is

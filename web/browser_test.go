@@ -195,6 +195,11 @@ func TestWebClientInBrowser(t *testing.T) {
 		return c
 	}
 	alice, bob := newUser("alice"), newUser("bob")
+	// alice writes first, so bob's messages are not a message request
+	// (on by default) to any of her devices.
+	if _, err := alice.SendText(bg, "@bob", "hello"); err != nil {
+		t.Fatal(err)
+	}
 	start := time.Now()
 	do := func(what string, steps ...chromedp.Action[chromedp.Void]) {
 		t.Helper()

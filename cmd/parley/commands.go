@@ -209,7 +209,7 @@ message's expiry is in its clear metadata) and nothing else.`,
 			name: "typing", minArgs: 1, maxArgs: 2,
 			usage: `typing on|off|status | typing @USER|#GROUP [--stop]
 
-"typing off" stops this device from sending typing indicators ("on" starts
+"typing off" stops your devices sending typing indicators ("on" starts
 again; on by default); others' indicators are still shown. "typing status"
 prints the setting. "typing @USER" tells the members of that conversation
 who are online now that you are typing (--stop: that you stopped); parley
@@ -1107,6 +1107,16 @@ func cmdSync(ctx context.Context, e *env, args []string) error {
 	if len(items) == 0 && len(fr.Sent) == 0 && !e.flags.json {
 		fmt.Fprintln(e.stderr, "Nothing new.")
 	}
+	if !e.flags.json {
+		// A stranger's first messages are not shown: say that they wait.
+		if reqs, err := c.Requests(ctx); err == nil && len(reqs) > 0 {
+			var who []string
+			for _, r := range reqs {
+				who = append(who, r.User)
+			}
+			fmt.Fprintf(e.stderr, "Message requests from %s: parley requests, then parley requests accept @USER (or delete).\n", strings.Join(who, ", "))
+		}
+	}
 	return nil
 }
 
@@ -1386,14 +1396,14 @@ func cmdTyping(ctx context.Context, e *env, args []string) error {
 		if err := c.SetTypingIndicators(ctx, args[0] == "on"); err != nil {
 			return err
 		}
-		return e.print(map[string]any{"typing_indicators": args[0] == "on"}, "Typing indicators are "+args[0]+" on this device.")
+		return e.print(map[string]any{"typing_indicators": args[0] == "on"}, "Typing indicators are "+args[0]+" on your devices (parley settings typing).")
 	case "status":
 		on, err := c.TypingIndicators(ctx)
 		if err != nil {
 			return err
 		}
 		state := map[bool]string{true: "on", false: "off"}[on]
-		return e.print(map[string]any{"typing_indicators": on}, "Typing indicators are "+state+" on this device.")
+		return e.print(map[string]any{"typing_indicators": on}, "Typing indicators are "+state+" on your devices (parley settings typing).")
 	}
 	if !strings.HasPrefix(args[0], "@") && !strings.HasPrefix(args[0], "#") {
 		return usageErr("typing takes on, off, status, or a conversation (@user or #group)")
@@ -1404,7 +1414,7 @@ func cmdTyping(ctx context.Context, e *env, args []string) error {
 	}
 	text := "Sent."
 	if !sent {
-		text = "Not sent (typing indicators are off on this device, or one was sent just now)."
+		text = "Not sent (typing indicators are off (parley settings typing), or one was sent just now)."
 	}
 	return e.print(map[string]any{"conversation": args[0], "sent": sent}, text)
 }

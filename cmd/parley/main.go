@@ -60,7 +60,7 @@ Account and devices:
                                   report abusive messages to the server's moderators, with proof
   appeal CASE "why"               appeal a moderators' decision on your account (once)
   search TEXT                     find messages in this device's history (on this device only)
-  typing on|off|status            send typing indicators from this device, or not
+  typing on|off|status            send typing indicators, or not (= settings typing)
   account delete NAME             delete your account (NAME: your username, to confirm)
   safety-number @USER             the number to compare with USER to rule out interception
   verify @USER [--clear]          after comparing safety numbers: hold messages to USER if their devices change
@@ -69,8 +69,8 @@ Account and devices:
   requests [accept|delete @USER]  message requests from people you never talked to
   mute @USER|#GROUP [--for 8h] / unmute @USER|#GROUP
                                   stop (or restart) notifications of a conversation
-  settings [receipts|requests on|off]
-                                  read receipts; message requests
+  settings [receipts|requests|typing on|off]
+                                  read receipts; message requests; typing indicators (on every device)
   export --out FILE / import FILE move your history to another device of yours (encrypted)
   privacy [--group-invites everyone|contacts]
                                   show who may add you to conversations; limit groups to contacts

@@ -37,18 +37,26 @@ deliveries only, as others see of you.`,
 		},
 		{
 			name: "settings", maxArgs: 2,
-			usage: `settings [receipts|requests on|off]
+			usage: `settings [receipts|requests|typing on|off]
 
-Shows or changes this profile's settings (kept on this device; carried by
-export and import):
+Shows or changes your settings. A change made on one of your devices
+reaches your other devices (end to end, in your devices' own encrypted
+conversation; the newest change wins), and export and import carry them:
 
   receipts  (default on) send read receipts. Off: your devices send
             delivery receipts instead ("delivered", never "read"), and
             you see others' reads as deliveries only.
-  requests  (default off) message requests: a direct conversation that
+  requests  (default on) message requests: a direct conversation that
             someone you never talked to starts waits in "parley
             requests", unseen and unanswered (no receipt tells them you
-            are active), until you accept it.`,
+            are active), until you accept it or write to them. Off:
+            everyone's first message is shown at once, pending requests
+            included (blocked people's excepted).
+  typing    (default on) send typing indicators ("parley chat", the
+            daemon's typing method). Others' indicators are shown
+            either way.
+
+With --json: {"read_receipts":..,"message_requests":..,"typing":..}.`,
 			run: cmdSettings,
 		},
 		{
@@ -84,16 +92,23 @@ yours applies at its next sync).`,
 			usage: `requests [accept|delete @USER]
 
 Lists message requests: direct conversations started by people you never
-talked to, held while the "requests" setting is on (parley settings
-requests on). Their messages are not shown by sync or chat, and no
-receipt or anything else is sent to them, until you accept. Each shows
-how many messages wait, the first one's start, and the groups you share.
+talked to (the "requests" setting, on by default; parley settings
+requests off shows everyone's messages at once). Their messages are not
+shown by sync or chat, and no receipt or anything else is sent to them,
+until you accept. Each shows how many messages wait, the last one's
+time, the first one's start, and the groups you share; sync says on
+stderr when requests wait.
 
   accept @USER   show the messages (and send receipts): an ordinary chat
                  from now on (sending to @USER accepts too)
-  delete @USER   erase the messages from this device; USER is not told,
-                 and a new message from them is a new request (block
-                 them to hear nothing more: parley block @USER)`,
+  delete @USER   erase the messages; USER is not told, and a new message
+                 from them is a new request (block them to hear nothing
+                 more: parley block @USER)
+
+Both decisions reach your other devices. With --json: the list is one
+object per request ({"user","conversation","messages","first","last",
+"preview","groups_in_common"}); accept prints the accepted messages as
+sync --json does; delete prints {"deleted","messages"}.`,
 			run: cmdRequests,
 		},
 		{
@@ -221,8 +236,8 @@ func cmdSettings(ctx context.Context, e *env, args []string) error {
 		default:
 			return usageErr("%q: say on or off", args[1])
 		}
-		if args[0] != client.SettingReadReceipts && args[0] != client.SettingMessageRequests {
-			return usageErr("no setting %q: receipts or requests", args[0])
+		if args[0] != client.SettingReadReceipts && args[0] != client.SettingMessageRequests && args[0] != client.SettingTyping {
+			return usageErr("no setting %q: receipts, requests or typing", args[0])
 		}
 		s, err = c.SetSetting(ctx, args[0], on)
 	} else {
@@ -231,7 +246,7 @@ func cmdSettings(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	return e.print(s, fmt.Sprintf("receipts: %s\nrequests: %s", onOff(s.ReadReceipts), onOff(s.MessageRequests)))
+	return e.print(s, fmt.Sprintf("receipts: %s\nrequests: %s\ntyping: %s", onOff(s.ReadReceipts), onOff(s.MessageRequests), onOff(s.Typing)))
 }
 
 func cmdRequests(ctx context.Context, e *env, args []string) error {
