@@ -96,6 +96,11 @@ func (w *webBench) user(b *testing.B, name string) *client.Client {
 		b.Fatalf("init %s: %v", name, err)
 	}
 	b.Cleanup(func() { c.Close() })
+	// Ten strangers write to the browser: not a measure of message
+	// requests (on by default).
+	if _, err := c.SetSetting(context.Background(), client.SettingMessageRequests, false); err != nil {
+		b.Fatalf("%s: requests off: %v", name, err)
+	}
 	return c
 }
 

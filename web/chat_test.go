@@ -52,6 +52,12 @@ func linkedPage(t *testing.T, names ...string) *page {
 			t.Fatalf("init %s: %v", name, err)
 		}
 		t.Cleanup(func() { c.Close() })
+		// Message requests are on by default; these tests are not about
+		// them (TestWebClientInBrowser's users talk first instead). The
+		// linked browser gets the setting through own-device sync.
+		if _, err := c.SetSetting(bg, client.SettingMessageRequests, false); err != nil {
+			t.Fatalf("%s: requests off: %v", name, err)
+		}
 		p.users[name] = c
 	}
 	p.do("opening the page", chromedp.EmulateViewport(375, 800), chromedp.Navigate(url+"/"), chromedp.WaitVisible(chromedp.CSS("#link-user")),

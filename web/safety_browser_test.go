@@ -62,6 +62,10 @@ func TestWebSafetyNumberAndDevicesInBrowser(t *testing.T) {
 		if err != nil {
 			t.Fatalf("init %s: %v", name, err)
 		}
+		// Not a test of message requests (on by default).
+		if _, err := c.SetSetting(bg, client.SettingMessageRequests, false); err != nil {
+			t.Fatalf("%s: requests off: %v", name, err)
+		}
 		return c
 	}
 	alice, bob := newUser("alice"), newUser("bob")
