@@ -2,6 +2,7 @@ package client
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/hex"
 	"errors"
@@ -500,23 +501,13 @@ func (c *Client) applyOrphans(tx *profile.Tx, r *convRecord, members map[string]
 		}
 		evs = append(evs, &ev)
 	}
-	slices.SortStableFunc(evs, func(a, b *event) int { return compareSeq(a.Seq, b.Seq) })
+	slices.SortStableFunc(evs, func(a, b *event) int { return cmp.Compare(a.Seq, b.Seq) })
 	for _, ev := range evs {
 		if err := c.applyEvent(tx, r, members, ev, notify); err != nil {
 			return err
 		}
 	}
 	return nil
-}
-
-func compareSeq(a, b uint64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // findMessage finds a message of this device's history by id.

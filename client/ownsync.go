@@ -2,6 +2,7 @@ package client
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/hex"
 	"encoding/json"
@@ -355,20 +356,10 @@ func (c *Client) ownEntries(tx *profile.Tx) ([]ownEntry, error) {
 	}
 	if len(out) > maxOwnEntries {
 		// Oldest first out: the newest choices matter.
-		slices.SortFunc(out, func(a, b ownEntry) int { return -cmpStamp(a.Stamp, b.Stamp) })
+		slices.SortFunc(out, func(a, b ownEntry) int { return -cmp.Compare(a.Stamp, b.Stamp) })
 		out = out[:maxOwnEntries]
 	}
 	return out, nil
-}
-
-func cmpStamp(a, b uint64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // mergeOwn applies a received state: every entry newer than this
