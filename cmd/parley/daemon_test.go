@@ -108,6 +108,9 @@ func TestDaemon(t *testing.T) {
 	alice, bob := filepath.Join(dir, "alice"), filepath.Join(dir, "bob")
 	parley(t, "--profile", alice, "init", "--server", server, "--name", "alice")
 	parley(t, "--profile", bob, "init", "--server", server, "--name", "bob")
+	// Not a test of message requests (on by default): bob's first message
+	// must reach alice's daemon as a message.
+	parley(t, "--profile", alice, "settings", "requests", "off")
 	parley(t, "--profile", bob, "channel", "create", "bobnews")
 	parley(t, "--profile", alice, "channel", "follow", "bobnews")
 

@@ -38,7 +38,9 @@ func TestWebClientMounted(t *testing.T) {
 	// With the module: the page and /web/ are served.
 	files["dist/"+web.WASMName] = &fstest.MapFile{Data: []byte("\x00asm")}
 	files["dist/"+web.ExecName] = &fstest.MapFile{Data: []byte("//")}
-	files["static/app.js"] = &fstest.MapFile{Data: []byte("//")}
+	for _, js := range []string{"app.js", "chat.js", "safety.js"} {
+		files["static/"+js] = &fstest.MapFile{Data: []byte("//")}
+	}
 	files["static/style.css"] = &fstest.MapFile{Data: []byte("")}
 	mount = withWebClient(map[string]http.Handler{}, files, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	mux = http.NewServeMux()
