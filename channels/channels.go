@@ -88,6 +88,10 @@ type Media struct {
 	// They are used when the upload is checked and not stored, so a
 	// later list change re-checks the video by VPDQ only.
 	VPDQBorderless [][]video.Feature `json:"-"`
+	// PDQVariants are the dihedral PDQ hashes of the image's normalised
+	// variants (Config.ImageVariants; hashing/variants), used like
+	// VPDQBorderless when the upload is checked and not stored.
+	PDQVariants []pdq.Dihedral `json:"-"`
 }
 
 // Post is a channel post.

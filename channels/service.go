@@ -14,6 +14,7 @@ import (
 	"github.com/parleychat/parley/hashing"
 	"github.com/parleychat/parley/hashing/hashlist"
 	"github.com/parleychat/parley/hashing/pdq"
+	"github.com/parleychat/parley/hashing/variants"
 	"github.com/parleychat/parley/hashing/video"
 	"github.com/parleychat/parley/internal/ratelimit"
 	"github.com/parleychat/parley/moderation"
@@ -47,6 +48,12 @@ type Config struct {
 	// matches those hashes too, so that a copy of a listed video with
 	// bars added is caught (docs/benchmarks.md: what it gains and costs).
 	VideoRemoveBorders bool
+	// ImageVariants also hashes normalised variants of every uploaded
+	// image (uniform borders cut off, each edge padded) and matches those
+	// hashes too, so that a copy of a listed image with bars added or a
+	// few percent cropped from an edge is caught (docs/moderation.md:
+	// what each gains and costs). The zero value hashes the image only.
+	ImageVariants variants.Options
 	// MaxMediaFiles bounds the files of one post (default 4).
 	MaxMediaFiles int
 	// MaxTextBytes bounds a post's text (default 8 KiB).
@@ -290,8 +297,12 @@ func (s *Service) Analyse(data []byte, declared string) (Media, error) {
 		return Media{}, fmt.Errorf("%w: %s", ErrMediaRefused, reason)
 	}
 	h := s.pool.Get().(*pdq.Hasher)
-	dih := h.ImageDihedral(img)
+	vs := variants.Hashes(h, img, s.cfg.ImageVariants)
 	s.pool.Put(h)
+	dih := vs[0]
+	if len(vs) > 1 {
+		m.PDQVariants = vs[1:]
+	}
 	if ct == "" {
 		ct = "image/" + format
 	}
@@ -301,7 +312,7 @@ func (s *Service) Analyse(data []byte, declared string) (Media, error) {
 }
 
 func modMedia(m Media) moderation.Media {
-	return moderation.Media{Digests: hashing.Digests{MD5: m.MD5, SHA256: m.SHA256, Size: m.Size}, PDQ: m.PDQ,
+	return moderation.Media{Digests: hashing.Digests{MD5: m.MD5, SHA256: m.SHA256, Size: m.Size}, PDQ: m.PDQ, PDQVariants: m.PDQVariants,
 		VPDQ: m.VPDQ, TMK: m.TMK, VPDQBorderless: m.VPDQBorderless}
 }
 

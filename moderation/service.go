@@ -74,6 +74,27 @@ type Media struct {
 	// frames with uniform borders cut off (video.Hashes.VPDQBorderless);
 	// a listed video matches when VPDQ or any of these does.
 	VPDQBorderless [][]video.Feature
+	// PDQVariants are the dihedral PDQ hashes of normalised variants of
+	// an image (borders cut off, edges padded: hashing/variants); an
+	// image matches a listed hash when PDQ or any of these does.
+	PDQVariants []pdq.Dihedral
+}
+
+// pdqHashes calls f with every PDQ hash of m's image and its variants
+// whose quality is at least minQuality.
+func (m *Media) pdqHashes(minQuality int, f func(pdq.Hash)) {
+	if m.PDQ != nil && m.PDQ.Quality >= minQuality {
+		for _, h := range m.PDQ.Hashes {
+			f(h)
+		}
+	}
+	for _, v := range m.PDQVariants {
+		if v.Quality >= minQuality {
+			for _, h := range v.Hashes {
+				f(h)
+			}
+		}
+	}
 }
 
 // Match is one bank entry an upload matched.
@@ -566,15 +587,13 @@ func (s *Service) Match(m Media) []Match {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	best := map[index.ID]int{} // PDQ ID → smallest distance over the variants
-	if m.PDQ != nil && m.PDQ.Quality >= s.cfg.MinQuality {
-		for _, h := range m.PDQ.Hashes {
-			for _, r := range s.pdqIdx.Lookup(h, s.cfg.Threshold) {
-				if d, ok := best[r.ID]; !ok || r.Distance < d {
-					best[r.ID] = r.Distance
-				}
+	m.pdqHashes(s.cfg.MinQuality, func(h pdq.Hash) {
+		for _, r := range s.pdqIdx.Lookup(h, s.cfg.Threshold) {
+			if d, ok := best[r.ID]; !ok || r.Distance < d {
+				best[r.ID] = r.Distance
 			}
 		}
-	}
+	})
 	var out []Match
 	add := func(r ref, dist int, detail string) {
 		out = append(out, s.newMatch(r, dist, detail))
@@ -692,15 +711,13 @@ func (r *Rescan) Match(m Media) []Match {
 	s := r.s
 	var cands []Match
 	best := map[index.ID]int{}
-	if m.PDQ != nil && m.PDQ.Quality >= s.cfg.MinQuality {
-		for _, h := range m.PDQ.Hashes {
-			for _, x := range r.pdqIdx.Lookup(h, s.cfg.Threshold) {
-				if d, ok := best[x.ID]; !ok || x.Distance < d {
-					best[x.ID] = x.Distance
-				}
+	m.pdqHashes(s.cfg.MinQuality, func(h pdq.Hash) {
+		for _, x := range r.pdqIdx.Lookup(h, s.cfg.Threshold) {
+			if d, ok := best[x.ID]; !ok || x.Distance < d {
+				best[x.ID] = x.Distance
 			}
 		}
-	}
+	})
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	add := func(x ref, dist int, detail string) {

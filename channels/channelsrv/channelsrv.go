@@ -25,6 +25,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/parleychat/parley/channels"
+	"github.com/parleychat/parley/hashing/variants"
 	"github.com/parleychat/parley/hashing/video"
 	"github.com/parleychat/parley/moderation"
 )
@@ -79,6 +80,8 @@ type Config struct {
 	VideoMinFrames int
 	// VideoRemoveBorders is channels.Config.VideoRemoveBorders.
 	VideoRemoveBorders bool
+	// ImageVariants is channels.Config.ImageVariants.
+	ImageVariants variants.Options
 }
 
 // Server is the assembled channel and moderation service.
@@ -116,7 +119,8 @@ func Open(ctx context.Context, dataDir string, cfg Config) (*Server, error) {
 		}
 	}
 	svc, err := channels.New(channels.Config{Store: cs, Moderation: mod, Auth: cfg.Auth, AccountExists: cfg.AccountExists, MaxMediaBytes: cfg.MaxMediaBytes, MaxUploadsPerUser: cfg.MaxUploadsPerUser, Logger: cfg.Logger, Bus: cfg.Bus, FeedPoll: cfg.FeedPoll,
-		Video: cfg.Video, MaxVideoBytes: cfg.MaxVideoBytes, VideoRemoveBorders: cfg.VideoRemoveBorders})
+		Video: cfg.Video, MaxVideoBytes: cfg.MaxVideoBytes, VideoRemoveBorders: cfg.VideoRemoveBorders,
+		ImageVariants: cfg.ImageVariants})
 	if err != nil {
 		ms.Close()
 		cs.Close()

@@ -36,6 +36,7 @@ import (
 
 	"github.com/parleychat/parley/channels"
 	"github.com/parleychat/parley/channels/channelsrv"
+	"github.com/parleychat/parley/hashing/variants"
 	"github.com/parleychat/parley/hashing/video"
 	"github.com/parleychat/parley/internal/buildinfo"
 	"github.com/parleychat/parley/internal/datadir"
@@ -221,6 +222,7 @@ type serveFlags struct {
 	maxVideo        int64
 	videoMinFrames  int
 	videoBorders    bool
+	imageVariants   string
 }
 
 // abuseFlags are the limits that keep one account from taking others off
@@ -341,6 +343,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&f.ffprobe, "ffprobe", "ffprobe", "the ffprobe `binary` (Debian package ffmpeg)")
 	fs.Int64Var(&f.maxVideo, "max-video-bytes", 64<<20, "largest video one public channel post may carry, in `bytes`")
 	fs.BoolVar(&f.videoBorders, "video-remove-borders", false, "also hash channel videos with uniform borders (letterbox and pillarbox bars) cut off and match those hashes, so a copy of a listed video with bars added is caught (about one PDQ hash more per sampled frame)")
+	fs.StringVar(&f.imageVariants, "image-variants", "none", "also hash normalised variants of channel images and match those hashes: a comma-separated list of borders (uniform borders cut off: catches bars and frames added; about 1.x the hashing time) and pads (each edge extended by 5%: catches most crops of about 5% from one edge; about 5x), or none; see docs/moderation.md")
 	fs.IntVar(&f.videoMinFrames, "video-min-frames", 1, "sampled frames of a video (one a second) that must match one listed image's PDQ hash for the video to match it")
 	fs.StringVar(&f.adminListen, "admin-listen", "", "`address` serving the moderators' web console (default: none); plain HTTP only on a loopback address, like --listen")
 	fs.DurationVar(&f.shutdownTimeout, "shutdown-timeout", 30*time.Second, "how long to wait for in-flight requests on SIGTERM/SIGINT")
@@ -413,6 +416,10 @@ func serveWith(ctx context.Context, f serveFlags, log *slog.Logger, ready chan<-
 	if err := checkListen(f.listen, useTLS); err != nil {
 		return err
 	}
+	imageVariants, err := variants.ParseOptions(f.imageVariants)
+	if err != nil {
+		return fmt.Errorf("--image-variants: %w", err)
+	}
 	var tlsConfig *tls.Config
 	if useTLS {
 		cert, err := tls.LoadX509KeyPair(f.tlsCert, f.tlsKey)
@@ -457,6 +464,7 @@ func serveWith(ctx context.Context, f serveFlags, log *slog.Logger, ready chan<-
 		DB: f.db, Bus: chanBus, FeedPoll: f.feedPoll,
 		Video:         &video.Decoder{FFmpeg: f.ffmpeg, FFprobe: f.ffprobe},
 		MaxVideoBytes: f.maxVideo, VideoMinFrames: f.videoMinFrames, VideoRemoveBorders: f.videoBorders,
+		ImageVariants: imageVariants,
 	})
 	if err != nil {
 		st.Close()

@@ -610,3 +610,15 @@ func (h *Hasher) LumaFloat(luma []float32, width, height int) (Float, int) {
 	h.dct64To16()
 	return Float(h.dct), q
 }
+
+// PreResizedLuma returns the luma of img after the reference's pre-resize
+// (what Image hashes), copied into dst (grown as needed), with its size.
+// Callers that hash several variants of one image (hashing/variants: borders
+// cut off, edges cropped) take the luma once and pass cut-outs to
+// LumaDihedral.
+func (h *Hasher) PreResizedLuma(dst []float32, img image.Image) ([]float32, int, int) {
+	w, ht := h.fillLuma(img)
+	dst = grow(dst, w*ht)
+	copy(dst, h.luma[:w*ht])
+	return dst, w, ht
+}
