@@ -172,21 +172,39 @@ func TestVariantRecall(t *testing.T) {
 	res := make([]map[string]*tally, len(variantSets))
 	var classes []string
 	seen := map[string]bool{}
-	var h pdq.Hasher
-	for si, set := range variantSets {
+	for si := range variantSets {
 		res[si] = map[string]*tally{}
-		for _, tr := range ts {
-			if !seen[tr.class] {
-				seen[tr.class] = true
-				classes = append(classes, tr.class)
-			}
-			tl := res[si][tr.class]
-			if tl == nil {
-				tl = &tally{}
-				res[si][tr.class] = tl
-			}
-			for pi, p := range pics {
-				vs := Hashes(&h, tr.apply(p.img), set.opts)
+	}
+	var h pdq.Hasher
+	for _, tr := range ts {
+		if !seen[tr.class] {
+			seen[tr.class] = true
+			classes = append(classes, tr.class)
+		}
+		for pi, p := range pics {
+			// Each kind of variant is hashed once per copy (the whole
+			// image first in each group) and the sets are put together
+			// from them, which gives what Hashes returns for the set.
+			img := tr.apply(p.img)
+			withBorders := Hashes(&h, img, Options{RemoveBorders: true})
+			crops := Hashes(&h, img, Options{Crops: true})[1:]
+			pads := Hashes(&h, img, Options{Pads: true})[1:]
+			for si, set := range variantSets {
+				vs := withBorders[:1]
+				if set.opts.RemoveBorders {
+					vs = withBorders
+				}
+				if set.opts.Crops {
+					vs = append(vs[:len(vs):len(vs)], crops...)
+				}
+				if set.opts.Pads {
+					vs = append(vs[:len(vs):len(vs)], pads...)
+				}
+				tl := res[si][tr.class]
+				if tl == nil {
+					tl = &tally{}
+					res[si][tr.class] = tl
+				}
 				tl.n++
 				if ok, _ := Match(vs, p.listed, index.MatchThreshold); ok {
 					tl.hit++
