@@ -103,7 +103,7 @@ func fakeBundle(t *testing.T) fstest.MapFS {
 			files["dist/"+name+suffix] = &fstest.MapFile{Data: data}
 		}
 	}
-	for _, name := range []string{"static/index.html", "static/app.js", "static/safety.js", "static/style.css"} {
+	for _, name := range staticFiles(t) {
 		data, err := fs.ReadFile(Files(), name)
 		if err != nil {
 			t.Fatal(err)
@@ -175,7 +175,7 @@ func TestServesPrecompressed(t *testing.T) {
 	}
 	h := b.Handler()
 	_, sums, _ := getEncoded(t, h, "/web/SHA256SUMS", "")
-	for _, name := range []string{WASMName, ExecName, "app.js", "safety.js", "style.css"} {
+	for _, name := range []string{WASMName, ExecName, "app.js", "chat.js", "safety.js", "style.css"} {
 		etags := map[string]bool{}
 		for accept, want := range map[string]string{
 			"gzip, deflate, br, zstd": "br",

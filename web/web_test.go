@@ -45,7 +45,7 @@ func TestHandlerServesOnlyTheBundle(t *testing.T) {
 		"dist/" + WASMName: {Data: []byte("\x00asm")},
 		"dist/" + ExecName: {Data: []byte("// go")},
 	}
-	for _, name := range []string{"static/index.html", "static/app.js", "static/chat.js", "static/safety.js", "static/style.css"} {
+	for _, name := range staticFiles(t) {
 		data, err := fs.ReadFile(Files(), name)
 		if err != nil {
 			t.Fatal(err)
@@ -67,4 +67,21 @@ func TestHandlerServesOnlyTheBundle(t *testing.T) {
 			t.Errorf("GET %s: %d, want %d", path, rec.Code, want)
 		}
 	}
+}
+
+// staticFiles lists every file of web/static (the page, its scripts and
+// style sheet), so that the tests' fake bundles keep up with the page.
+func staticFiles(t testing.TB) []string {
+	t.Helper()
+	entries, err := fs.ReadDir(Files(), "static")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, e := range entries {
+		if !e.IsDir() {
+			out = append(out, "static/"+e.Name())
+		}
+	}
+	return out
 }
