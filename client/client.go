@@ -156,6 +156,10 @@ type Client struct {
 	// testHookContent, if set, changes every content before it is sent
 	// (tests: a sender whose client leaves the expiry out).
 	testHookContent func(c *content.Content)
+	// testHookAfterInbox, if set, runs in Sync after the inbox was read
+	// and before the conversations are listed (tests: a Welcome that
+	// arrives in between).
+	testHookAfterInbox func()
 	// testNoRoles switches off the check of commits against the group's
 	// roles (checkCommitPolicy), to show in tests what it stops.
 	testNoRoles bool
