@@ -160,6 +160,10 @@ type Client struct {
 	// and before the conversations are listed (tests: a Welcome that
 	// arrives in between).
 	testHookAfterInbox func()
+	// testHookJoin, if set, runs in the transaction that joins from a
+	// Welcome; an error it returns fails the transaction (tests: a
+	// profile that cannot be written).
+	testHookJoin func() error
 	// testNoRoles switches off the check of commits against the group's
 	// roles (checkCommitPolicy), to show in tests what it stops.
 	testNoRoles bool

@@ -420,6 +420,12 @@ func (c *Client) processInbox(ctx context.Context, conn *transport.Conn) ([][]by
 		}
 		for _, m := range msgs {
 			id, err := c.joinFromWelcome(m)
+			if errors.Is(err, profile.ErrStorage) {
+				// Nothing was stored: the Welcome stays in the inbox,
+				// unacknowledged, for the next sync (acknowledged, it
+				// was lost with its whole conversation).
+				return joined, err
+			}
 			if err != nil || id == nil {
 				// Refused, unusable, a history transfer's envelope or a
 				// repeat: unless the conversation is known, it is one this
@@ -485,6 +491,11 @@ func (c *Client) joinFromWelcome(m transport.Message) ([]byte, error) {
 	}
 	var joined []byte
 	err = c.store.Update(func(tx *profile.Tx) error {
+		if c.testHookJoin != nil {
+			if err := c.testHookJoin(); err != nil {
+				return err
+			}
+		}
 		if ok, err := seen(tx, m.ID); err != nil || ok {
 			return err
 		}

@@ -2,8 +2,11 @@ package client
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"testing"
+
+	"github.com/parleychat/parley/client/profile"
 )
 
 // TestWelcomeDuringSyncLosesNothing: a conversation whose Welcome reaches
@@ -86,4 +89,24 @@ func countTexts(ms []Message) int {
 		}
 	}
 	return n
+}
+
+// TestWelcomeKeptWhenStorageFails: a Welcome that could not be stored (a
+// disk or IndexedDB failure) stays in the inbox for the next sync; it was
+// acknowledged with a warning, and its whole conversation lost.
+func TestWelcomeKeptWhenStorageFails(t *testing.T) {
+	s := startServer(t)
+	alice := s.newUser(t, "alice")
+	bob := s.newUser(t, "bob")
+	ctx := context.Background()
+	mustSend(t, bob, "@alice", "hello")
+	full := fmt.Errorf("%w: QuotaExceededError", profile.ErrStorage)
+	alice.testHookJoin = func() error { return full }
+	if _, err := alice.Sync(ctx); !errors.Is(err, profile.ErrStorage) {
+		t.Errorf("sync with a profile that cannot be written: %v, want the storage error", err)
+	}
+	alice.testHookJoin = nil
+	if n := countTexts(mustSync(t, alice)); n != 1 {
+		t.Fatalf("the sync after the failure reported %d of bob's message", n)
+	}
 }
