@@ -156,6 +156,14 @@ type Client struct {
 	// testHookContent, if set, changes every content before it is sent
 	// (tests: a sender whose client leaves the expiry out).
 	testHookContent func(c *content.Content)
+	// testHookAfterInbox, if set, runs in Sync after the inbox was read
+	// and before the conversations are listed (tests: a Welcome that
+	// arrives in between).
+	testHookAfterInbox func()
+	// testHookJoin, if set, runs in the transaction that joins from a
+	// Welcome; an error it returns fails the transaction (tests: a
+	// profile that cannot be written).
+	testHookJoin func() error
 	// testNoRoles switches off the check of commits against the group's
 	// roles (checkCommitPolicy), to show in tests what it stops.
 	testNoRoles bool

@@ -25,7 +25,17 @@ const (
 	bucketNew   = "new"   // hex(message id) → newEntry, not yet reported by Sync
 	bucketFiles = "file"  // hex(message id) → fileDescriptor (with the key)
 	historyPfx  = "hist/" // + hex(conversation id): hex(message id) → Message
+	// bucketUnread: hex(conversation id) → "" for a conversation this
+	// device is a member of on the server but will never read: its
+	// Welcome was refused (a blocked inviter) or unusable, or it was only
+	// a history transfer's envelope. Its log is acknowledged unread.
+	bucketUnread = "unread"
 )
+
+// errNotJoined: a conversation log entry of a conversation this device
+// has no state for yet (its Welcome has not been processed). It is left
+// unacknowledged for a sync after the Welcome.
+var errNotJoined = errors.New("client: a message of a conversation not joined yet")
 
 type newEntry struct {
 	Conv []byte `json:"conv"`
@@ -137,7 +147,11 @@ func (c *Client) syncConversation(ctx context.Context, conn *transport.Conn, id 
 			return n, err
 		}
 		for _, m := range msgs {
-			if err := c.processLogMessage(m); err != nil {
+			if err := c.processLogMessage(m); errors.Is(err, errNotJoined) {
+				// Nothing of it was processed (no entry of a conversation
+				// without state is): nothing is acknowledged.
+				return n, nil
+			} else if err != nil {
 				return n, err
 			}
 			n++
@@ -188,7 +202,13 @@ func (c *Client) processLogMessage(m transport.Message) error {
 	return c.store.Update(func(tx *profile.Tx) error {
 		r, err := getConv(tx, m.ConversationID)
 		if errors.Is(err, profile.ErrNotFound) {
-			return nil // a conversation this device has no state for
+			if ok, err := tx.Has(bucketUnread, hexID(m.ConversationID)); err != nil || ok {
+				return err // a conversation this device will never read
+			}
+			// Listed by the server before its Welcome was processed (it
+			// arrived during this sync): acknowledging it now would lose
+			// it, as the Welcome only gives the state to read it with.
+			return errNotJoined
 		}
 		if err != nil {
 			return err
@@ -400,6 +420,20 @@ func (c *Client) processInbox(ctx context.Context, conn *transport.Conn) ([][]by
 		}
 		for _, m := range msgs {
 			id, err := c.joinFromWelcome(m)
+			if errors.Is(err, profile.ErrStorage) {
+				// Nothing was stored: the Welcome stays in the inbox,
+				// unacknowledged, for the next sync (acknowledged, it
+				// was lost with its whole conversation).
+				return joined, err
+			}
+			if err != nil || id == nil {
+				// Refused, unusable, a history transfer's envelope or a
+				// repeat: unless the conversation is known, it is one this
+				// device cannot read, and its log is acknowledged unread.
+				if err := c.markUnread(m.ConversationID); err != nil {
+					return joined, err
+				}
+			}
 			if errors.Is(err, errBlockedWelcome) {
 				continue // refused in silence: acked below, never joined
 			}
@@ -436,6 +470,20 @@ func (c *Client) processInbox(ctx context.Context, conn *transport.Conn) ([][]by
 	return joined, nil
 }
 
+// markUnread records that this device will never read the conversation
+// id unless it already has it (see bucketUnread).
+func (c *Client) markUnread(id []byte) error {
+	if len(id) == 0 {
+		return nil
+	}
+	return c.store.Update(func(tx *profile.Tx) error {
+		if _, err := getConv(tx, id); !errors.Is(err, profile.ErrNotFound) {
+			return err
+		}
+		return tx.Put(bucketUnread, hexID(id), nil)
+	})
+}
+
 func (c *Client) joinFromWelcome(m transport.Message) ([]byte, error) {
 	refs, err := welcomeRefs(m.Payload)
 	if err != nil {
@@ -443,6 +491,11 @@ func (c *Client) joinFromWelcome(m transport.Message) ([]byte, error) {
 	}
 	var joined []byte
 	err = c.store.Update(func(tx *profile.Tx) error {
+		if c.testHookJoin != nil {
+			if err := c.testHookJoin(); err != nil {
+				return err
+			}
+		}
 		if ok, err := seen(tx, m.ID); err != nil || ok {
 			return err
 		}
@@ -613,6 +666,9 @@ func (c *Client) syncAll(ctx context.Context, conn *transport.Conn) error {
 	if _, err := c.receiveHistory(ctx, conn); err != nil {
 		return err
 	}
+	if c.testHookAfterInbox != nil {
+		c.testHookAfterInbox()
+	}
 	infos, err := conn.ListConversations(ctx)
 	if err != nil {
 		return err
@@ -635,14 +691,39 @@ func (c *Client) syncAll(ctx context.Context, conn *transport.Conn) error {
 			return 0
 		})
 	}
+	reread := false
 	for _, ci := range infos {
-		if ci.HeadSeq > ci.Cursor || ci.RemovedAt != 0 {
-			if _, err := c.syncConversation(ctx, conn, ci.ID); err != nil {
+		if ci.HeadSeq <= ci.Cursor && ci.RemovedAt == 0 {
+			continue
+		}
+		if !reread && !c.hasConvState(ci.ID) {
+			// Its Welcome came after the inbox was read: join it now,
+			// and the others that came with it.
+			reread = true
+			if _, err := c.processInbox(ctx, conn); err != nil {
 				return err
 			}
 		}
+		if _, err := c.syncConversation(ctx, conn, ci.ID); err != nil {
+			return err
+		}
 	}
 	return nil
+}
+
+// hasConvState reports whether this device has a conversation's state,
+// or knows it will never read it (bucketUnread).
+func (c *Client) hasConvState(id []byte) bool {
+	known := true
+	c.store.Update(func(tx *profile.Tx) error {
+		if _, err := getConv(tx, id); !errors.Is(err, profile.ErrNotFound) {
+			return nil
+		}
+		ok, err := tx.Has(bucketUnread, hexID(id))
+		known = ok || err != nil
+		return nil
+	})
+	return known
 }
 
 // healOwnDevices adds this account's devices that are missing from one

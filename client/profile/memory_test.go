@@ -92,6 +92,34 @@ func TestMemoryBackendFailedWriteRollsBack(t *testing.T) {
 	}
 }
 
+// A failed write is ErrStorage, which callers take as "nothing was
+// stored, try again"; an error of the transaction's own logic is returned
+// as it was, without the mark.
+func TestStorageErrorsAreMarked(t *testing.T) {
+	f := &fakeStorage{rows: map[string]rowChange{}}
+	s, err := CreateOn(f.open(t), "mem", []byte("pw"), contractKDF)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	f.fail = errors.New("QuotaExceededError")
+	if err := s.Put("b", "k", []byte("v")); !errors.Is(err, ErrStorage) || !errors.Is(err, f.fail) {
+		t.Errorf("a failed commit: %v, want ErrStorage wrapping the backend's error", err)
+	}
+	f.fail = nil
+	refused := errors.New("refused by the caller")
+	if err := s.Update(func(tx *Tx) error { return refused }); err != refused {
+		t.Errorf("the transaction's own error came back as %v", err)
+	}
+	if _, err := s.Get("b", "missing"); err != ErrNotFound {
+		t.Errorf("a missing row: %v, want ErrNotFound unmarked", err)
+	}
+	s.Close()
+	if err := s.Put("b", "k", []byte("v")); !errors.Is(err, ErrStorage) {
+		t.Errorf("a closed profile: %v, want ErrStorage", err)
+	}
+}
+
 // Rows read back from storage with the wrong shape are refused at open.
 func TestMemoryBackendRejectsMalformedRows(t *testing.T) {
 	for _, r := range []rowChange{

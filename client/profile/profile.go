@@ -56,7 +56,21 @@ var (
 	ErrExist           = errors.New("profile: a profile already exists in this directory")
 	ErrNotFound        = errors.New("profile: not found")
 	ErrCorrupt         = errors.New("profile: database is damaged or was tampered with")
+	// ErrStorage: the backend could not read or write (a disk or
+	// IndexedDB failure, a closed profile). Unlike an error of the
+	// transaction's own logic it may pass: a caller must not act as if
+	// the transaction had run (acknowledge what it was storing).
+	ErrStorage = errors.New("profile: storage failed")
 )
+
+// storageErr marks a backend's error as ErrStorage (ErrNotFound and
+// errors already marked pass unchanged).
+func storageErr(err error) error {
+	if err == nil || errors.Is(err, ErrNotFound) || errors.Is(err, ErrStorage) {
+		return err
+	}
+	return fmt.Errorf("%w: %w", ErrStorage, err)
+}
 
 // KDFParams are the Argon2id costs used to derive the master key.
 type KDFParams struct {
@@ -342,7 +356,12 @@ func (s *Store) Update(fn func(tx *Tx) error) error {
 
 // UpdateContext is Update with a context.
 func (s *Store) UpdateContext(ctx context.Context, fn func(tx *Tx) error) error {
-	return s.b.Update(ctx, func(raw RawTx) error { return fn(&Tx{s: s, tx: raw}) })
+	var fnErr error
+	err := s.b.Update(ctx, func(raw RawTx) error { fnErr = fn(&Tx{s: s, tx: raw}); return fnErr })
+	if err != nil && fnErr == nil {
+		return storageErr(err) // beginning or committing failed
+	}
+	return err
 }
 
 // Get returns the value stored under (bucket, key), or ErrNotFound.
@@ -373,7 +392,7 @@ func (t *Tx) Get(bucket, key string) ([]byte, error) {
 	b, r := t.s.seal.bucketID(bucket), t.s.seal.rowID(bucket, key)
 	sealed, err := t.tx.Get(b, r)
 	if err != nil {
-		return nil, err
+		return nil, storageErr(err)
 	}
 	k, v, err := t.s.seal.openRow(b, r, sealed)
 	if err != nil {
@@ -401,18 +420,18 @@ func (t *Tx) Put(bucket, key string, value []byte) error {
 	if err != nil {
 		return err
 	}
-	return t.tx.Put(b, r, sealed)
+	return storageErr(t.tx.Put(b, r, sealed))
 }
 
 // Delete removes (bucket, key).
 func (t *Tx) Delete(bucket, key string) error {
 	b, r := t.s.seal.bucketID(bucket), t.s.seal.rowID(bucket, key)
-	return t.tx.Delete(b, r)
+	return storageErr(t.tx.Delete(b, r))
 }
 
 // DeleteBucket removes every row of bucket.
 func (t *Tx) DeleteBucket(bucket string) error {
-	return t.tx.DeleteBucket(t.s.seal.bucketID(bucket))
+	return storageErr(t.tx.DeleteBucket(t.s.seal.bucketID(bucket)))
 }
 
 // List returns every row of bucket in insertion order.
@@ -420,7 +439,7 @@ func (t *Tx) List(bucket string) ([]Item, error) {
 	b := t.s.seal.bucketID(bucket)
 	rows, err := t.tx.List(b)
 	if err != nil {
-		return nil, err
+		return nil, storageErr(err)
 	}
 	items := make([]Item, 0, len(rows))
 	for _, row := range rows {
@@ -438,7 +457,8 @@ func (t *Tx) List(bucket string) ([]Item, error) {
 
 // Count returns the number of rows in bucket.
 func (t *Tx) Count(bucket string) (int, error) {
-	return t.tx.Count(t.s.seal.bucketID(bucket))
+	n, err := t.tx.Count(t.s.seal.bucketID(bucket))
+	return n, storageErr(err)
 }
 
 // PutJSON stores v encoded as JSON.
