@@ -133,6 +133,11 @@ func parseInvite(code string) (inviter string, req joinRequest, err error) {
 	if !ok || wire.CheckUsername(inviter) != nil {
 		return "", req, ErrBadInvite
 	}
+	// encoding/base64 skips CR and LF even in strict mode: refuse them, so
+	// that a code has one spelling.
+	if strings.ContainsAny(key, "\r\n") {
+		return "", req, ErrBadInvite
+	}
 	b, err := base64.RawURLEncoding.Strict().DecodeString(key)
 	if err != nil || len(b) != inviteHandleSz+inviteSecretSz {
 		return "", req, ErrBadInvite

@@ -74,8 +74,10 @@ func ParseCheckpoint(text []byte) (Checkpoint, error) {
 	if err != nil || n < 0 || strconv.FormatInt(n, 10) != size {
 		return Checkpoint{}, fmt.Errorf("%w: size %q", ErrMalformedCheckpoint, size)
 	}
+	// encoding/base64 skips CR even in strict mode: refuse it, so that a
+	// checkpoint has one spelling.
 	h, err := base64.StdEncoding.Strict().DecodeString(hash)
-	if err != nil || len(h) != len(tlog.Hash{}) {
+	if err != nil || len(h) != len(tlog.Hash{}) || strings.Contains(hash, "\r") {
 		return Checkpoint{}, fmt.Errorf("%w: root hash %q", ErrMalformedCheckpoint, hash)
 	}
 	c := Checkpoint{Origin: origin, Size: n}
