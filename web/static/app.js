@@ -112,22 +112,40 @@ async function enterChat() {
   });
 }
 
+// refreshConversations updates the list in place: each conversation
+// keeps its button, so keyboard focus stays where the user left it when
+// a message arrives (and a test's handle on a button stays valid).
 async function refreshConversations() {
   const convs = JSON.parse(await parley.conversations()) || [];
   const ul = $("conversations");
-  ul.replaceChildren();
+  const existing = new Map();
+  for (const li of ul.children) existing.set(li.firstChild.dataset.target, li);
+  const focused = document.activeElement;
+  const wanted = [];
   for (const c of convs) {
-    const li = document.createElement("li");
-    const b = document.createElement("button");
-    b.type = "button";
+    let li = existing.get(c.conversation);
+    existing.delete(c.conversation);
+    if (!li) {
+      li = document.createElement("li");
+      const b = document.createElement("button");
+      b.type = "button";
+      b.dataset.target = c.conversation;
+      b.addEventListener("click", () => openConversation(c.conversation));
+      li.append(b);
+    }
+    const b = li.firstChild;
     b.textContent = c.conversation;
-    b.dataset.target = c.conversation;
     if (c.conversation === current) b.setAttribute("aria-current", "true");
-    b.addEventListener("click", () => openConversation(c.conversation));
+    else b.removeAttribute("aria-current");
     chat.decorateConversation(b, c); // chat.js: unread count, group name
-    li.append(b);
-    ul.append(li);
+    wanted.push(li);
   }
+  for (const li of existing.values()) li.remove();
+  // Move nodes only where the order changed: moving a node drops its focus.
+  wanted.forEach((li, i) => {
+    if (ul.children[i] !== li) ul.insertBefore(li, ul.children[i] || null);
+  });
+  if (focused && focused !== document.activeElement && ul.contains(focused)) focused.focus();
 }
 
 async function openConversation(target) {
