@@ -48,6 +48,9 @@ func (b clientBackend) SetTimer(ctx context.Context, conv string, d time.Duratio
 // messages.
 type tickMsg struct{}
 
+// tickAfter is the Model's timer. Tests of the Model alone replace
+// m.after to feed ticks themselves, so that every command they run
+// finishes promptly and none needs a wall-clock guess.
 func tickAfter(d time.Duration) tea.Cmd {
 	return tea.Tick(max(d, 50*time.Millisecond), func(time.Time) tea.Msg { return tickMsg{} })
 }
@@ -65,7 +68,7 @@ func (m *Model) noteTyping(t *client.Typing) tea.Cmd {
 		m.typing[t.Conversation] = map[string]time.Time{}
 	}
 	m.typing[t.Conversation][t.User] = t.Until
-	return tickAfter(time.Until(t.Until))
+	return m.after(time.Until(t.Until))
 }
 
 // tick drops lapsed typing indicators and expired messages, and returns
@@ -104,7 +107,7 @@ func (m *Model) tick(now time.Time) tea.Cmd {
 	if next.IsZero() {
 		return nil
 	}
-	return tickAfter(time.Until(next))
+	return m.after(time.Until(next))
 }
 
 // typingLine is "bob is typing…" for the conversation shown ("" if no

@@ -196,6 +196,7 @@ type Model struct {
 	alerts    []string // security alerts: shown above everything until quit
 	incoming  chan client.Event
 	quitting  bool
+	after     func(time.Duration) tea.Cmd // tickAfter, or a test's own timer
 
 	// outbox are the messages not sent yet (all conversations), shown
 	// as pending in theirs.
@@ -270,7 +271,7 @@ func New(ctx context.Context, b Backend, incoming chan client.Event) Model {
 	in.Focus()
 	return Model{
 		ctx: ctx, backend: b, self: b.Self(), selected: -1, unread: map[string]int{}, channels: map[string][]client.ChannelPost{},
-		input: in, view: viewport.New(60, 10), incoming: incoming,
+		input: in, view: viewport.New(60, 10), incoming: incoming, after: tickAfter,
 	}
 }
 

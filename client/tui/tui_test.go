@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/charmbracelet/bubbles/cursor"
 	tea "github.com/charmbracelet/bubbletea"
 
 	"github.com/parleychat/parley/channels"
@@ -169,8 +170,17 @@ func newFake() *fakeBackend {
 	}
 }
 
-// step feeds msg to m and runs the resulting commands (those that finish
-// promptly; timers and blocking waits are dropped), feeding their
+// newModel is New over b with no timers: the cursor does not blink and
+// ticks are fed by the test (tickMsg{}), so every command the Model
+// returns finishes promptly and run can wait for each one.
+func newModel(b Backend) Model {
+	m := New(context.Background(), b, nil)
+	m.input.Cursor.SetMode(cursor.CursorStatic)
+	m.after = func(time.Duration) tea.Cmd { return nil }
+	return m
+}
+
+// step feeds msg to m and runs the resulting commands, feeding their
 // messages back in.
 func step(t *testing.T, m tea.Model, msg tea.Msg) tea.Model {
 	t.Helper()
@@ -187,8 +197,10 @@ func run(t *testing.T, m tea.Model, cmd tea.Cmd, depth int) tea.Model {
 	var msg tea.Msg
 	select {
 	case msg = <-out:
-	case <-time.After(60 * time.Millisecond):
-		return m
+	case <-time.After(time.Minute):
+		// Nothing the Model returns under newModel blocks: a command
+		// that does is a bug (or a new timer to route through m.after).
+		t.Fatalf("a command of the Model did not finish in a minute")
 	}
 	switch msg := msg.(type) {
 	case nil:
@@ -215,7 +227,7 @@ func typeText(t *testing.T, m tea.Model, s string) tea.Model {
 }
 
 func start(t *testing.T, f *fakeBackend) tea.Model {
-	var m tea.Model = New(context.Background(), f, nil)
+	var m tea.Model = newModel(f)
 	m = run(t, m, m.Init(), 0)
 	return step(t, m, tea.WindowSizeMsg{Width: 100, Height: 30})
 }
@@ -365,7 +377,7 @@ func TestSendFile(t *testing.T) {
 func TestSecurityAlertBanner(t *testing.T) {
 	f := newFake()
 	f.alerts = []string{"@bob client: a device is not in its account's signed device list: bob/ghost"}
-	var m tea.Model = New(context.Background(), f, nil)
+	var m tea.Model = newModel(f)
 	m = run(t, m, m.Init(), 0)
 	m = step(t, m, tea.WindowSizeMsg{Width: 120, Height: 30})
 	view := m.View()
@@ -388,7 +400,7 @@ func TestLongLinesWrap(t *testing.T) {
 	fm.Kind, fm.ID = client.KindFile, "0123456789abcdef0123456789abcdef"
 	fm.File = &client.FileInfo{Name: "report.pdf", Size: 42}
 	f.history["@bob"] = append(f.history["@bob"], fm)
-	var m tea.Model = New(context.Background(), f, nil)
+	var m tea.Model = newModel(f)
 	m = run(t, m, m.Init(), 0)
 	m = step(t, m, tea.WindowSizeMsg{Width: 70, Height: 40})
 	view := m.View()
@@ -541,7 +553,7 @@ func (f *typingFake) SetTimer(_ context.Context, conv string, d time.Duration) e
 
 func TestTypingIndicatorsAndTimer(t *testing.T) {
 	f := &typingFake{fakeBackend: newFake()}
-	var m tea.Model = New(context.Background(), f, nil)
+	var m tea.Model = newModel(f)
 	m = run(t, m, m.Init(), 0)
 	m = step(t, m, tea.WindowSizeMsg{Width: 100, Height: 30})
 	// Typing in the compose line tells @bob; a command does not.
