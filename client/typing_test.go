@@ -14,7 +14,10 @@ func TestTypingIndicators(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	srv := startServer(t)
-	alice := srv.newUser(t, "alice")
+	// alice's clock moves only by hand, so the pacing is checked
+	// exactly, however slow the machine.
+	clock := &testClock{now: time.Now()}
+	alice := srv.newUserAt(t, "alice", clock)
 	bob := srv.newUser(t, "bob")
 	mustSend(t, alice, "@bob", "hi")
 	mustSync(t, bob)
@@ -54,9 +57,17 @@ func TestTypingIndicators(t *testing.T) {
 	if e.Typing.User != "alice" || !e.Typing.Typing || e.Typing.Conversation != "@alice" || !e.Typing.Until.After(time.Now()) {
 		t.Fatalf("bob's typing event: %+v", e.Typing)
 	}
-	// Paced: a second one at once is not sent.
+	// Paced: a second one within TypingEvery is not sent; after it, it is.
+	clock.Add(TypingEvery - time.Millisecond)
 	if sent, err := alice.SendTyping(ctx, "@bob", true); err != nil || sent {
-		t.Fatalf("second SendTyping at once = %v, %v; want not sent", sent, err)
+		t.Fatalf("second SendTyping within TypingEvery = %v, %v; want not sent", sent, err)
+	}
+	clock.Add(time.Millisecond)
+	if sent, err := alice.SendTyping(ctx, "@bob", true); err != nil || !sent {
+		t.Fatalf("SendTyping once TypingEvery passed = %v, %v; want sent", sent, err)
+	}
+	if e := next(EventTyping); !e.Typing.Typing || !e.Typing.Until.After(time.Now()) {
+		t.Fatalf("the second indicator: %+v", e.Typing)
 	}
 	if sent, err := alice.SendTyping(ctx, "@bob", false); err != nil || !sent {
 		t.Fatalf("SendTyping(stopped) = %v, %v", sent, err)
