@@ -75,7 +75,7 @@ the message. --remove takes your reaction EMOJI back.`,
 			flags: func(fs *flag.FlagSet, f *cmdFlags) {
 				fs.BoolVar(&f.remove, "remove", false, "take the reaction back")
 			},
-			run: cmdReact,
+			run: withClient(cmdReact),
 		},
 		{
 			name: "edit", minArgs: 2, maxArgs: 2,
@@ -84,7 +84,7 @@ the message. --remove takes your reaction EMOJI back.`,
 Replaces the text of message ID, which you sent. Every member's client
 shows it as edited and keeps the earlier versions (history --json lists
 them under "edits").`,
-			run: cmdEdit,
+			run: withClient(cmdEdit),
 		},
 		{
 			name: "delete", minArgs: 1, maxArgs: 1,
@@ -98,7 +98,7 @@ blob is deleted from the server.`,
 			flags: func(fs *flag.FlagSet, f *cmdFlags) {
 				fs.BoolVar(&f.everyone, "everyone", false, "delete your message for every member (within 24 hours)")
 			},
-			run: cmdDelete,
+			run: withClient(cmdDelete),
 		},
 		{
 			name: "forward", minArgs: 2, maxArgs: 2,
@@ -106,7 +106,7 @@ blob is deleted from the server.`,
 
 Sends a copy of message ID (a text or a file) to another conversation,
 marked as forwarded. A file is not uploaded again.`,
-			run: cmdForward,
+			run: withClient(cmdForward),
 		},
 		{
 			name: "outbox", maxArgs: 0,
@@ -122,7 +122,7 @@ failed one.`,
 				fs.BoolVar(&f.retry, "retry", false, "try the failed messages again now")
 				fs.StringVar(&f.discard, "discard", "", "drop the entry ID without sending it (\"failed\": every failed entry)")
 			},
-			run: cmdOutbox,
+			run: withClient(cmdOutbox),
 		},
 		{
 			name: "send-file", minArgs: 2, maxArgs: 2,
@@ -132,7 +132,7 @@ Encrypts the file with a fresh key (AES-256-GCM in 64 KiB chunks),
 uploads the ciphertext, and sends the key, SHA-256 digest, name and size
 inside an end-to-end encrypted message. A progress bar is shown on
 standard error when it is a terminal (not with --json).`,
-			run: cmdSendFile,
+			run: withClient(cmdSendFile),
 		},
 		{
 			name: "get-file", minArgs: 1, maxArgs: 1,
@@ -144,7 +144,7 @@ name in the current directory; never overwrites an existing file.`,
 			flags: func(fs *flag.FlagSet, f *cmdFlags) {
 				fs.StringVar(&f.out, "out", "", "where to write the file")
 			},
-			run: cmdGetFile,
+			run: withClient(cmdGetFile),
 		},
 		{
 			name: "delete-file", minArgs: 1, maxArgs: 1,
@@ -154,7 +154,7 @@ Deletes the file you sent in message ID from the server: it no longer
 counts against your account's attachment quota, and members who have not
 downloaded it yet no longer can. Only files your account sent can be
 deleted; the message itself stays.`,
-			run: cmdDeleteFile,
+			run: withClient(cmdDeleteFile),
 		},
 		{
 			name: "sync", maxArgs: 0,
@@ -219,7 +219,7 @@ them.`,
 			flags: func(fs *flag.FlagSet, f *cmdFlags) {
 				fs.BoolVar(&f.remove, "stop", false, "say that you stopped typing")
 			},
-			run: cmdTyping,
+			run: withClient(cmdTyping),
 		},
 		{
 			name: "search", minArgs: 1, maxArgs: 1,
@@ -231,7 +231,7 @@ runs on this device over the encrypted profile: nothing is sent anywhere.`,
 			flags: func(fs *flag.FlagSet, f *cmdFlags) {
 				fs.IntVar(&f.limit, "limit", 50, "at most this many messages")
 			},
-			run: cmdSearch,
+			run: withClient(cmdSearch),
 		},
 		{
 			name: "group create", minArgs: 1, maxArgs: -1,
@@ -239,7 +239,7 @@ runs on this device over the encrypted profile: nothing is sent anywhere.`,
 
 Creates the group NAME with the given people (all their devices) and
 your other devices.`,
-			run: cmdGroupCreate,
+			run: withClient(cmdGroupCreate),
 		},
 		{
 			name: "group add", minArgs: 2, maxArgs: -1,
@@ -247,7 +247,7 @@ your other devices.`,
 
 Adds people (all their devices) to the group NAME. They see messages sent
 from then on.`,
-			run: cmdGroupAdd,
+			run: withClient(cmdGroupAdd),
 		},
 		{
 			name: "group remove", minArgs: 2, maxArgs: -1,
@@ -255,7 +255,7 @@ from then on.`,
 
 Removes people (all their devices) from the group NAME. The group's keys
 change, so they cannot read anything sent afterwards.`,
-			run: cmdGroupRemove,
+			run: withClient(cmdGroupRemove),
 		},
 		{
 			name: "group leave", minArgs: 1, maxArgs: 1,
@@ -265,7 +265,7 @@ Asks to leave the group NAME with all your devices. MLS does not let a
 member commit its own removal: your client proposes it, and another
 member's client completes it at its next sync; from then on you cannot
 read what is sent to the group.`,
-			run: cmdGroupLeave,
+			run: withClient(cmdGroupLeave),
 		},
 		{
 			name: "group info", minArgs: 1, maxArgs: 1,
@@ -275,7 +275,7 @@ Shows the group's name, topic and picture, and its members with their
 roles (admin or member), as every member's client agrees on them: they
 are part of the group's MLS state, which the server cannot read or
 change.`,
-			run: cmdGroupInfo,
+			run: withClient(cmdGroupInfo),
 		},
 		{
 			name: "group set", minArgs: 1, maxArgs: 1,
@@ -301,7 +301,7 @@ in the current directory). Never overwrites a file.`,
 			flags: func(fs *flag.FlagSet, f *cmdFlags) {
 				fs.StringVar(&f.out, "out", "", "where to write the picture")
 			},
-			run: cmdGroupPicture,
+			run: withClient(cmdGroupPicture),
 		},
 		{
 			name: "group promote", minArgs: 2, maxArgs: 2,
@@ -329,7 +329,7 @@ Whoever has it can ask to join with "parley group join CODE"; the
 request comes to you end to end, and you approve it with "parley group
 approve". The server never sees the group, only a message to you. Keep
 the code as secret as the group: it is what lets people ask.`,
-			run: cmdGroupInvite,
+			run: withClient(cmdGroupInvite),
 		},
 		{
 			name: "group join", minArgs: 1, maxArgs: 1,
@@ -338,7 +338,7 @@ the code as secret as the group: it is what lets people ask.`,
 Asks the admin who made the invite CODE to add you to the group. The
 request goes to them in your direct conversation, end to end. Once they
 approve it, the group arrives at your next sync.`,
-			run: cmdGroupJoin,
+			run: withClient(cmdGroupJoin),
 		},
 		{
 			name: "group requests", minArgs: 1, maxArgs: 1,
@@ -346,7 +346,7 @@ approve it, the group arrives at your next sync.`,
 
 Lists the pending requests to join the group that came with one of your
 invite codes (after syncing).`,
-			run: cmdGroupRequests,
+			run: withClient(cmdGroupRequests),
 		},
 		{
 			name: "group approve", minArgs: 2, maxArgs: 2,
@@ -368,7 +368,7 @@ Drops a user's request to join the group. They are not told.`,
 			usage: `group list
 
 Lists your conversations (groups and direct) with their members.`,
-			run: cmdGroupList,
+			run: withClient(cmdGroupList),
 		},
 		{
 			name: "devices link", maxArgs: 0,
@@ -431,7 +431,7 @@ Sends your message history, end to end, to device ID of your account
 (as "devices add --history" does at approval; see "parley devices add
 --help"): for a device approved without it. The device imports it at
 its next sync. ID must be in your account's signed device list.`,
-			run: cmdDevicesSendHistory,
+			run: withClient(cmdDevicesSendHistory),
 		},
 		{
 			name: "devices list", maxArgs: 0,
@@ -441,7 +441,7 @@ Lists this account's devices as the server has them, each marked with
 whether the account's signed device list names it. A device it does not
 name ("NOT SIGNED") was not added by you: no client of yours or of your
 contacts sends to it.`,
-			run: cmdDevicesList,
+			run: withClient(cmdDevicesList),
 		},
 		{
 			name: "devices remove", minArgs: 1, maxArgs: 1,
@@ -450,7 +450,7 @@ contacts sends to it.`,
 Removes device ID from the account's signed device list (primary device
 only), from the server and from every conversation (it cannot read
 anything sent afterwards).`,
-			run: cmdDevicesRemove,
+			run: withClient(cmdDevicesRemove),
 		},
 		{
 			name: "devices reset-account-key", maxArgs: 0,
@@ -480,7 +480,7 @@ appeals, each with the moderator's reason and its case number. Every
 parley command that reaches the server also tells you of a new decision
 once, on stderr. A report against you that moderators dismissed is not
 told. Appeal a decision once with: parley appeal CASE "why".`,
-			run: cmdAccountDecisions,
+			run: withClient(cmdAccountDecisions),
 		},
 		{
 			name: "account delete", minArgs: 1, maxArgs: 1,
@@ -492,7 +492,7 @@ confirmation. Nothing of the account stays on the server except the
 name, which no one can register again (so no one can pass for you in
 your old conversations). Your other devices are signed out. This
 profile's history stays on this computer until you delete its directory.`,
-			run: cmdAccountDelete,
+			run: withClient(cmdAccountDelete),
 		},
 		{
 			name: "block", minArgs: 1, maxArgs: -1,
@@ -557,7 +557,7 @@ device trusts: the directory's keys, the latest checkpoint it accepted
 separated, adds auditors to require), the epoch at which each contact's
 devices were last verified, and any security alert. See
 docs/transparency.md.`,
-			run: cmdAudit,
+			run: withClient(cmdAudit),
 		},
 		{
 			name: "report", minArgs: 1, maxArgs: 1,
@@ -576,7 +576,7 @@ See docs/moderation.md.`,
 				fs.StringVar(&f.note, "note", "", "a note for the moderators (at most 2000 bytes)")
 				fs.BoolVar(&f.yes, "yes", false, "send the report (without it, only show what would be sent)")
 			},
-			run: cmdReport,
+			run: withClient(cmdReport),
 		},
 		{
 			name: "appeal", minArgs: 2, maxArgs: 2,
@@ -585,7 +585,7 @@ See docs/moderation.md.`,
 Appeals the moderators' decision on your account in case CASE (the number
 your suspension or ban message names). A decision can be appealed once;
 another moderator decides the appeal.`,
-			run: cmdAppeal,
+			run: withClient(cmdAppeal),
 		},
 		{
 			name: "verify", minArgs: 1, maxArgs: 1,
@@ -598,7 +598,7 @@ compare again and run verify once more. --clear removes the mark.`,
 			flags: func(fs *flag.FlagSet, f *cmdFlags) {
 				fs.BoolVar(&f.clear, "clear", false, "no longer treat USER as verified")
 			},
-			run: cmdVerify,
+			run: withClient(cmdVerify),
 		},
 		{
 			name: "chat", maxArgs: 0,
@@ -747,6 +747,21 @@ func (e *env) open(ctx context.Context) (*client.Client, error) {
 	return c, err
 }
 
+// withClient adapts a command that works on the opened profile: it opens
+// the client, runs run, closes the client and prints what the client
+// gathered meanwhile (security alerts, warnings, imported history).
+func withClient(run func(ctx context.Context, e *env, c *client.Client, args []string) error) func(ctx context.Context, e *env, args []string) error {
+	return func(ctx context.Context, e *env, args []string) error {
+		c, err := e.open(ctx)
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		defer e.warnings(c)
+		return run(ctx, e, c, args)
+	}
+}
+
 // warnings prints the client's warnings on stderr.
 func (e *env) warnings(c *client.Client) {
 	for _, h := range c.TakeReceivedHistory() {
@@ -861,13 +876,7 @@ func (e *env) printSend(res sendJSON) error {
 	return err
 }
 
-func cmdOutbox(ctx context.Context, e *env, args []string) error {
-	c, err := e.open(ctx)
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-	defer e.warnings(c)
+func cmdOutbox(ctx context.Context, e *env, c *client.Client, args []string) error {
 	switch {
 	case e.flags.discard != "":
 		id := e.flags.discard
@@ -913,13 +922,7 @@ func cmdOutbox(ctx context.Context, e *env, args []string) error {
 	return nil
 }
 
-func cmdReact(ctx context.Context, e *env, args []string) error {
-	c, err := e.open(ctx)
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-	defer e.warnings(c)
+func cmdReact(ctx context.Context, e *env, c *client.Client, args []string) error {
 	sent, err := c.React(ctx, args[0], args[1], e.flags.remove)
 	if err != nil {
 		return err
@@ -932,13 +935,7 @@ func cmdReact(ctx context.Context, e *env, args []string) error {
 		fmt.Sprintf("%s message %s in %s (seq %d).", what, args[0], sent.Conversation, sent.Seq))
 }
 
-func cmdEdit(ctx context.Context, e *env, args []string) error {
-	c, err := e.open(ctx)
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-	defer e.warnings(c)
+func cmdEdit(ctx context.Context, e *env, c *client.Client, args []string) error {
 	sent, err := c.Edit(ctx, args[0], args[1])
 	if err != nil {
 		return err
@@ -947,13 +944,7 @@ func cmdEdit(ctx context.Context, e *env, args []string) error {
 		fmt.Sprintf("Edited message %s in %s (seq %d).", args[0], sent.Conversation, sent.Seq))
 }
 
-func cmdDelete(ctx context.Context, e *env, args []string) error {
-	c, err := e.open(ctx)
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-	defer e.warnings(c)
+func cmdDelete(ctx context.Context, e *env, c *client.Client, args []string) error {
 	if !e.flags.everyone {
 		if err := c.DeleteForMe(ctx, args[0]); err != nil {
 			return err
@@ -969,13 +960,7 @@ func cmdDelete(ctx context.Context, e *env, args []string) error {
 		fmt.Sprintf("Deleted message %s for everyone in %s (seq %d).", args[0], sent.Conversation, sent.Seq))
 }
 
-func cmdForward(ctx context.Context, e *env, args []string) error {
-	c, err := e.open(ctx)
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-	defer e.warnings(c)
+func cmdForward(ctx context.Context, e *env, c *client.Client, args []string) error {
 	sent, err := c.Forward(ctx, args[0], args[1])
 	if err != nil {
 		return err
@@ -991,13 +976,7 @@ func deliveryLine(s client.Sent) string {
 	return fmt.Sprintf("Sent %s %s to %s: stored by the server (seq %d).", what, s.ID, s.Conversation, s.Seq)
 }
 
-func cmdSendFile(ctx context.Context, e *env, args []string) error {
-	c, err := e.open(ctx)
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-	defer e.warnings(c)
+func cmdSendFile(ctx context.Context, e *env, c *client.Client, args []string) error {
 	bar := newProgressBar(e, "uploading")
 	sent, err := c.SendFile(ctx, args[0], args[1], bar.update)
 	bar.done()
@@ -1007,12 +986,7 @@ func cmdSendFile(ctx context.Context, e *env, args []string) error {
 	return e.print(sent, deliveryLine(sent))
 }
 
-func cmdGetFile(ctx context.Context, e *env, args []string) error {
-	c, err := e.open(ctx)
-	if err != nil {
-		return err
-	}
-	defer c.Close()
+func cmdGetFile(ctx context.Context, e *env, c *client.Client, args []string) error {
 	bar := newProgressBar(e, "downloading")
 	path, info, err := c.GetFile(ctx, args[0], e.flags.out, bar.update)
 	bar.done()
@@ -1329,12 +1303,7 @@ func cmdHistory(ctx context.Context, e *env, args []string) error {
 	return nil
 }
 
-func cmdSearch(ctx context.Context, e *env, args []string) error {
-	c, err := e.open(ctx)
-	if err != nil {
-		return err
-	}
-	defer c.Close()
+func cmdSearch(ctx context.Context, e *env, c *client.Client, args []string) error {
 	msgs, err := c.Search(ctx, args[0], e.flags.limit)
 	if err != nil {
 		return err
@@ -1385,12 +1354,7 @@ func cmdTimer(ctx context.Context, e *env, args []string) error {
 	return e.print(res, text)
 }
 
-func cmdTyping(ctx context.Context, e *env, args []string) error {
-	c, err := e.open(ctx)
-	if err != nil {
-		return err
-	}
-	defer c.Close()
+func cmdTyping(ctx context.Context, e *env, c *client.Client, args []string) error {
 	switch args[0] {
 	case "on", "off":
 		if err := c.SetTypingIndicators(ctx, args[0] == "on"); err != nil {
@@ -1419,13 +1383,7 @@ func cmdTyping(ctx context.Context, e *env, args []string) error {
 	return e.print(map[string]any{"conversation": args[0], "sent": sent}, text)
 }
 
-func cmdGroupCreate(ctx context.Context, e *env, args []string) error {
-	c, err := e.open(ctx)
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-	defer e.warnings(c)
+func cmdGroupCreate(ctx context.Context, e *env, c *client.Client, args []string) error {
 	conv, err := c.CreateGroup(ctx, strings.TrimPrefix(args[0], "#"), args[1:])
 	if err != nil {
 		return err
@@ -1433,13 +1391,7 @@ func cmdGroupCreate(ctx context.Context, e *env, args []string) error {
 	return e.print(conv, fmt.Sprintf("Created %s.", conv.Label))
 }
 
-func cmdGroupAdd(ctx context.Context, e *env, args []string) error {
-	c, err := e.open(ctx)
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-	defer e.warnings(c)
+func cmdGroupAdd(ctx context.Context, e *env, c *client.Client, args []string) error {
 	if err := c.AddMembers(ctx, args[0], args[1:]); err != nil {
 		return err
 	}
@@ -1448,13 +1400,7 @@ func cmdGroupAdd(ctx context.Context, e *env, args []string) error {
 		fmt.Sprintf("Added %s to #%s.", strings.Join(users, ", "), strings.TrimPrefix(args[0], "#")))
 }
 
-func cmdGroupRemove(ctx context.Context, e *env, args []string) error {
-	c, err := e.open(ctx)
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-	defer e.warnings(c)
+func cmdGroupRemove(ctx context.Context, e *env, c *client.Client, args []string) error {
 	if err := c.RemoveMembers(ctx, args[0], args[1:]); err != nil {
 		return err
 	}
@@ -1463,13 +1409,7 @@ func cmdGroupRemove(ctx context.Context, e *env, args []string) error {
 		fmt.Sprintf("Removed %s from #%s.", strings.Join(users, ", "), strings.TrimPrefix(args[0], "#")))
 }
 
-func cmdGroupLeave(ctx context.Context, e *env, args []string) error {
-	c, err := e.open(ctx)
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-	defer e.warnings(c)
+func cmdGroupLeave(ctx context.Context, e *env, c *client.Client, args []string) error {
 	if err := c.LeaveGroup(ctx, args[0]); err != nil {
 		return err
 	}
@@ -1486,12 +1426,7 @@ func userNames(args []string) []string {
 	return out
 }
 
-func cmdGroupList(ctx context.Context, e *env, args []string) error {
-	c, err := e.open(ctx)
-	if err != nil {
-		return err
-	}
-	defer c.Close()
+func cmdGroupList(ctx context.Context, e *env, c *client.Client, args []string) error {
 	convs, err := c.Conversations(ctx)
 	if err != nil {
 		return err
@@ -1631,13 +1566,7 @@ func cmdDevicesAdd(ctx context.Context, e *env, args []string) error {
 	return e.print(out, strings.TrimPrefix(approved+"\n"+sentText(sent), "\n"))
 }
 
-func cmdDevicesSendHistory(ctx context.Context, e *env, args []string) error {
-	c, err := e.open(ctx)
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-	defer e.warnings(c)
+func cmdDevicesSendHistory(ctx context.Context, e *env, c *client.Client, args []string) error {
 	sent, err := e.sendHistory(ctx, c, args[0])
 	if err != nil {
 		return err
@@ -1688,12 +1617,7 @@ func (e *env) askYesNo(question string) (yes, asked bool) {
 	return a == "y" || a == "yes", true
 }
 
-func cmdDevicesList(ctx context.Context, e *env, args []string) error {
-	c, err := e.open(ctx)
-	if err != nil {
-		return err
-	}
-	defer c.Close()
+func cmdDevicesList(ctx context.Context, e *env, c *client.Client, args []string) error {
 	devs, err := c.Devices(ctx)
 	if err != nil {
 		return err
@@ -1715,13 +1639,7 @@ func cmdDevicesList(ctx context.Context, e *env, args []string) error {
 	return nil
 }
 
-func cmdDevicesRemove(ctx context.Context, e *env, args []string) error {
-	c, err := e.open(ctx)
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-	defer e.warnings(c)
+func cmdDevicesRemove(ctx context.Context, e *env, c *client.Client, args []string) error {
 	n, err := c.RemoveDevice(ctx, args[0])
 	if err != nil {
 		return err
@@ -1749,12 +1667,7 @@ func cmdResetAccountKey(ctx context.Context, e *env, args []string) error {
 			len(removed), strings.Join(removed, ", "), c.Self().User))
 }
 
-func cmdAccountDecisions(ctx context.Context, e *env, args []string) error {
-	c, err := e.open(ctx)
-	if err != nil {
-		return err
-	}
-	defer c.Close()
+func cmdAccountDecisions(ctx context.Context, e *env, c *client.Client, args []string) error {
 	ns, err := c.FetchModerationDecisions(ctx)
 	if err != nil {
 		return err
@@ -1775,12 +1688,7 @@ func cmdAccountDecisions(ctx context.Context, e *env, args []string) error {
 	return e.print(ns, b.String())
 }
 
-func cmdAccountDelete(ctx context.Context, e *env, args []string) error {
-	c, err := e.open(ctx)
-	if err != nil {
-		return err
-	}
-	defer c.Close()
+func cmdAccountDelete(ctx context.Context, e *env, c *client.Client, args []string) error {
 	self := c.Self()
 	if err := c.DeleteAccount(ctx, args[0]); err != nil {
 		return err
@@ -1849,13 +1757,7 @@ func cmdPrivacy(ctx context.Context, e *env, block, unblock []string) error {
 	return nil
 }
 
-func cmdVerify(ctx context.Context, e *env, args []string) error {
-	c, err := e.open(ctx)
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-	defer e.warnings(c)
+func cmdVerify(ctx context.Context, e *env, c *client.Client, args []string) error {
 	v, err := c.Verify(ctx, args[0], e.flags.clear)
 	if err != nil {
 		return err
@@ -1867,12 +1769,7 @@ func cmdVerify(ctx context.Context, e *env, args []string) error {
 	return e.print(v, text)
 }
 
-func cmdReport(ctx context.Context, e *env, args []string) error {
-	c, err := e.open(ctx)
-	if err != nil {
-		return err
-	}
-	defer c.Close()
+func cmdReport(ctx context.Context, e *env, c *client.Client, args []string) error {
 	plan, err := c.PlanReport(ctx, args[0], e.flags.messages, e.flags.last, e.flags.reason, e.flags.note)
 	if err != nil {
 		return err
@@ -1897,24 +1794,14 @@ func cmdReport(ctx context.Context, e *env, args []string) error {
 		fmt.Sprintf("Reported %d message(s) of %s to the moderators (case %s).", len(plan.Messages), plan.Conversation, id))
 }
 
-func cmdAppeal(ctx context.Context, e *env, args []string) error {
-	c, err := e.open(ctx)
-	if err != nil {
-		return err
-	}
-	defer c.Close()
+func cmdAppeal(ctx context.Context, e *env, c *client.Client, args []string) error {
 	if err := c.Appeal(ctx, args[0], args[1]); err != nil {
 		return err
 	}
 	return e.print(map[string]string{"appealed": args[0]}, fmt.Sprintf("Appealed the decision on case %s; another moderator will decide it.", args[0]))
 }
 
-func cmdAudit(ctx context.Context, e *env, args []string) error {
-	c, err := e.open(ctx)
-	if err != nil {
-		return err
-	}
-	defer c.Close()
+func cmdAudit(ctx context.Context, e *env, c *client.Client, args []string) error {
 	rep, err := c.Audit(ctx)
 	if err != nil {
 		return err
@@ -1941,25 +1828,14 @@ func cmdAudit(ctx context.Context, e *env, args []string) error {
 	return e.print(rep, strings.TrimRight(b.String(), "\n"))
 }
 
-func cmdDeleteFile(ctx context.Context, e *env, args []string) error {
-	c, err := e.open(ctx)
-	if err != nil {
-		return err
-	}
-	defer c.Close()
+func cmdDeleteFile(ctx context.Context, e *env, c *client.Client, args []string) error {
 	if err := c.DeleteFile(ctx, args[0]); err != nil {
 		return err
 	}
 	return e.print(map[string]string{"deleted": args[0]}, fmt.Sprintf("Deleted the file of message %s from the server.", args[0]))
 }
 
-func cmdGroupInfo(ctx context.Context, e *env, args []string) error {
-	c, err := e.open(ctx)
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-	defer e.warnings(c)
+func cmdGroupInfo(ctx context.Context, e *env, c *client.Client, args []string) error {
 	info, err := c.GroupInfo(ctx, args[0])
 	if err != nil {
 		return err
@@ -2021,13 +1897,7 @@ func cmdGroupSet(ctx context.Context, e *env, args []string) error {
 	return e.print(info, "Changed "+info.Conversation+".\n"+formatGroupInfo(info))
 }
 
-func cmdGroupPicture(ctx context.Context, e *env, args []string) error {
-	c, err := e.open(ctx)
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-	defer e.warnings(c)
+func cmdGroupPicture(ctx context.Context, e *env, c *client.Client, args []string) error {
 	path, err := c.GroupPicture(ctx, args[0], e.flags.out)
 	if err != nil {
 		return err
@@ -2053,13 +1923,7 @@ func cmdGroupRole(ctx context.Context, e *env, args []string, admin bool) error 
 	return e.print(map[string]string{"group": group, "user": user, "role": role}, fmt.Sprintf("%s is %s %s.", user, verb, group))
 }
 
-func cmdGroupInvite(ctx context.Context, e *env, args []string) error {
-	c, err := e.open(ctx)
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-	defer e.warnings(c)
+func cmdGroupInvite(ctx context.Context, e *env, c *client.Client, args []string) error {
 	inv, err := c.CreateInvite(ctx, args[0])
 	if err != nil {
 		return err
@@ -2068,13 +1932,7 @@ func cmdGroupInvite(ctx context.Context, e *env, args []string) error {
 		inv.Code, inv.Group, inv.Expires.Format(time.RFC3339), inv.Group))
 }
 
-func cmdGroupJoin(ctx context.Context, e *env, args []string) error {
-	c, err := e.open(ctx)
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-	defer e.warnings(c)
+func cmdGroupJoin(ctx context.Context, e *env, c *client.Client, args []string) error {
 	admin, err := c.JoinGroup(ctx, args[0])
 	if err != nil {
 		return err
@@ -2082,13 +1940,7 @@ func cmdGroupJoin(ctx context.Context, e *env, args []string) error {
 	return e.print(map[string]string{"asked": admin}, fmt.Sprintf("Asked %s to add you; the group arrives at a sync once they approve.", admin))
 }
 
-func cmdGroupRequests(ctx context.Context, e *env, args []string) error {
-	c, err := e.open(ctx)
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-	defer e.warnings(c)
+func cmdGroupRequests(ctx context.Context, e *env, c *client.Client, args []string) error {
 	reqs, err := c.JoinRequests(ctx, args[0])
 	if err != nil {
 		return err

@@ -33,7 +33,7 @@ member of its conversation, one line per person (not per device): sent
 their receipt). The sender's own devices never count as readers. With
 your read receipts off ("parley settings receipts off") you see
 deliveries only, as others see of you.`,
-			run: cmdInfo,
+			run: withClient(cmdInfo),
 		},
 		{
 			name: "settings", maxArgs: 2,
@@ -126,14 +126,14 @@ the muted conversations.`,
 			flags: func(fs *flag.FlagSet, f *cmdFlags) {
 				fs.DurationVar(&f.muteFor, "for", 0, "how long (e.g. 8h); default: until unmuted")
 			},
-			run: cmdMute,
+			run: withClient(cmdMute),
 		},
 		{
 			name: "unmute", minArgs: 1, maxArgs: 1,
 			usage: `unmute @USER|#GROUP
 
 Ends the mute of a conversation.`,
-			run: cmdUnmute,
+			run: withClient(cmdUnmute),
 		},
 		{
 			name: "export", maxArgs: 0,
@@ -169,12 +169,7 @@ and changes nothing. Importing twice adds nothing the second time.`,
 	}
 }
 
-func cmdInfo(ctx context.Context, e *env, args []string) error {
-	c, err := e.open(ctx)
-	if err != nil {
-		return err
-	}
-	defer c.Close()
+func cmdInfo(ctx context.Context, e *env, c *client.Client, args []string) error {
 	info, err := c.Info(ctx, args[0])
 	if err != nil {
 		return err
@@ -306,12 +301,7 @@ func muteText(m client.Mute) string {
 	return m.Conversation + " muted until " + m.Until.Local().Format("2006-01-02 15:04")
 }
 
-func cmdMute(ctx context.Context, e *env, args []string) error {
-	c, err := e.open(ctx)
-	if err != nil {
-		return err
-	}
-	defer c.Close()
+func cmdMute(ctx context.Context, e *env, c *client.Client, args []string) error {
 	if len(args) == 0 {
 		ms, err := c.Mutes(ctx)
 		if err != nil {
@@ -335,12 +325,7 @@ func cmdMute(ctx context.Context, e *env, args []string) error {
 	return e.print(m, muteText(m)+".")
 }
 
-func cmdUnmute(ctx context.Context, e *env, args []string) error {
-	c, err := e.open(ctx)
-	if err != nil {
-		return err
-	}
-	defer c.Close()
+func cmdUnmute(ctx context.Context, e *env, c *client.Client, args []string) error {
 	was, err := c.Unmute(ctx, args[0])
 	if err != nil {
 		return err
