@@ -59,10 +59,16 @@ type conn struct {
 
 	// Owned by the reader goroutine (and the worker serving the frame it
 	// waits for), or by whoever holds handling.
-	lastSend  chan struct{} // closed when the last pipelined send is answered
-	pipeline  chan struct{} // semaphore of pending pipelined sends
-	hello     bool
-	polled    bool // awaitInput is waiting for the poller (readable)
+	lastSend chan struct{} // closed when the last pipelined send is answered
+	pipeline chan struct{} // semaphore of pending pipelined sends
+	hello    bool
+	polled   bool // awaitInput is waiting for the poller (readable)
+	// tlsInput: under TLS, the TLS connection held input already taken
+	// off the socket when it was last read (noteTLSInput). Set by
+	// whoever read last (the upgrade handler, then the worker that read
+	// a frame), so that the long-lived reader never calls into
+	// crypto/tls, whose read path would grow its stack to 4 KiB.
+	tlsInput  bool
 	challenge []byte
 	dev       *store.Device
 	failures  int
@@ -112,6 +118,10 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 		remote: remote,
 	}
 	c.closed.Add(1)
+	// net/http read the upgrade request through TLS: the start of a
+	// frame may be held there already. Checked here, on the handler's
+	// goroutine, which is about to end.
+	c.noteTLSInput()
 	c.challenge = make([]byte, wire.ChallengeSize)
 	rand.Read(c.challenge)
 
@@ -196,10 +206,10 @@ type message struct {
 // and keep it there. So on a plain TCP socket this goroutine only waits
 // until the client has sent something (awaitInput, a shallow call), and
 // a short-lived goroutine reads the frame and handles it; under TLS it
-// waits on the TCP socket beneath, after checking that TLS holds no input
-// already read (tlsBuffered). Where there is no raw socket it reads the
-// frame itself and hands only the handling over, whose stack grows deep
-// (signature checks, SQLite). See workers.go.
+// waits on the TCP socket beneath, unless TLS holds input already read
+// (tlsInput, checked by the goroutine that read). Where there is no raw
+// socket it reads the frame itself and hands only the handling over,
+// whose stack grows deep (signature checks, SQLite). See workers.go.
 func (c *conn) reader(onAuth func()) {
 	defer func() {
 		if onAuth != nil {
@@ -239,15 +249,23 @@ func (c *conn) awaitInput() bool {
 		c.qmu.Unlock()
 		return false
 	}
-	buffered := c.br.Buffered() > 0
-	if !buffered && c.tls != nil {
-		buffered = c.tlsBuffered()
-	}
+	buffered := c.br.Buffered() > 0 || c.tlsInput
 	c.qmu.Unlock()
 	if buffered {
 		return true
 	}
 	return c.raw.Read(c.readable) == nil
+}
+
+// noteTLSInput sets tlsInput after a read of the connection, by the
+// goroutine that read (so it happens before the reader next waits).
+func (c *conn) noteTLSInput() {
+	if c.tls == nil {
+		return
+	}
+	c.qmu.Lock()
+	c.tlsInput = !c.finished && c.tlsBuffered()
+	c.qmu.Unlock()
 }
 
 // tlsBuffered reports whether the TLS connection holds input it already
@@ -334,6 +352,9 @@ func (c *conn) serveFrame(m message, read bool, more chan<- bool) {
 		finish = c.handleFrame(m.data)
 	}
 	c.handling.Unlock()
+	if read {
+		c.noteTLSInput()
+	}
 	more <- true
 	if finish != nil {
 		finish()
