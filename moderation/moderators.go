@@ -26,6 +26,20 @@ type Moderator struct {
 // Active reports whether the account may sign in.
 func (m Moderator) Active() bool { return m.Removed.IsZero() }
 
+// ConsoleSession is a moderator's signed-in session of the web console,
+// as stored: every node of a deployment on one database accepts it, and
+// it survives a restart. The store keeps only TokenHash, the SHA-256 of
+// the session cookie's random 256-bit token, never the token: someone
+// with a copy of the database cannot present a stored value as a cookie.
+// (A plain hash suffices for a random 256-bit token: there is nothing to
+// guess.)
+type ConsoleSession struct {
+	TokenHash []byte // 32 bytes
+	Moderator string
+	Created   time.Time
+	Expires   time.Time
+}
+
 // ErrLastLead refuses to remove the last active lead: no one could
 // manage moderators or decide appeals after.
 var ErrLastLead = errors.New("moderation: the last active lead cannot be removed; make another lead first")

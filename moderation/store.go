@@ -202,5 +202,17 @@ type Store interface {
 	// "moderator:NAME", Actor by), at once.
 	RemoveModerator(ctx context.Context, name, by string, at time.Time) error
 
+	// AddConsoleSession stores a signed-in moderator's console session
+	// (its TokenHash must be new) and deletes the sessions expired at
+	// s.Created, at once.
+	AddConsoleSession(ctx context.Context, s ConsoleSession) error
+	// ConsoleSession returns the session whose token hashes to tokenHash
+	// if it has not expired at now and its moderator is active; else
+	// ErrNotFound. RemoveModerator ends the moderator's sessions.
+	ConsoleSession(ctx context.Context, tokenHash []byte, now time.Time) (ConsoleSession, error)
+	// EndConsoleSession deletes a session (signing out); an unknown one is
+	// not an error.
+	EndConsoleSession(ctx context.Context, tokenHash []byte) error
+
 	Close() error
 }

@@ -469,12 +469,59 @@ func (s *Store) RemoveModerator(ctx context.Context, name, by string, at time.Ti
 		if _, err := tx.Exec(ctx, `UPDATE moderators SET removed = $1 WHERE name = $2`, at.UnixMilli(), name); err != nil {
 			return err
 		}
+		// Deactivation ends the account's console sessions on every node.
+		if _, err := tx.Exec(ctx, `DELETE FROM console_sessions WHERE moderator = $1`, name); err != nil {
+			return err
+		}
 		_, err = tx.Exec(ctx, `INSERT INTO decisions (time, kind, bank, type, hash, distance, subject, actor, note) VALUES ($1, 'moderator:remove', '', '', '', 0, $2, $3, '')`,
 			at.UnixMilli(), "moderator:"+name, by)
 		return err
 	})
 	if err != nil {
 		return fmt.Errorf("modpg: remove moderator: %w", err)
+	}
+	return nil
+}
+
+// AddConsoleSession implements moderation.Store.
+func (s *Store) AddConsoleSession(ctx context.Context, cs moderation.ConsoleSession) error {
+	if len(cs.TokenHash) != 32 || cs.Moderator == "" || !cs.Expires.After(cs.Created) {
+		return errors.New("modpg: a console session has a 32-byte token hash, a moderator and an expiry after its creation")
+	}
+	err := s.inTx(ctx, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `DELETE FROM console_sessions WHERE expires <= $1`, cs.Created.UnixMilli()); err != nil {
+			return err
+		}
+		_, err := tx.Exec(ctx, `INSERT INTO console_sessions (token_hash, moderator, created, expires) VALUES ($1, $2, $3, $4)`,
+			cs.TokenHash, cs.Moderator, cs.Created.UnixMilli(), cs.Expires.UnixMilli())
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("modpg: add console session: %w", err)
+	}
+	return nil
+}
+
+// ConsoleSession implements moderation.Store.
+func (s *Store) ConsoleSession(ctx context.Context, tokenHash []byte, now time.Time) (moderation.ConsoleSession, error) {
+	cs := moderation.ConsoleSession{TokenHash: tokenHash}
+	var created, expires int64
+	err := s.pool.QueryRow(ctx, `SELECT s.moderator, s.created, s.expires FROM console_sessions s JOIN moderators m ON m.name = s.moderator
+		WHERE s.token_hash = $1 AND s.expires > $2 AND m.removed = 0`, tokenHash, now.UnixMilli()).Scan(&cs.Moderator, &created, &expires)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return moderation.ConsoleSession{}, fmt.Errorf("modpg: console session: %w", moderation.ErrNotFound)
+	}
+	if err != nil {
+		return moderation.ConsoleSession{}, fmt.Errorf("modpg: console session: %w", err)
+	}
+	cs.Created, cs.Expires = time.UnixMilli(created).UTC(), time.UnixMilli(expires).UTC()
+	return cs, nil
+}
+
+// EndConsoleSession implements moderation.Store.
+func (s *Store) EndConsoleSession(ctx context.Context, tokenHash []byte) error {
+	if _, err := s.pool.Exec(ctx, `DELETE FROM console_sessions WHERE token_hash = $1`, tokenHash); err != nil {
+		return fmt.Errorf("modpg: end console session: %w", err)
 	}
 	return nil
 }

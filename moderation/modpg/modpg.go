@@ -141,6 +141,15 @@ ALTER TABLE cases ADD COLUMN hold TEXT NOT NULL DEFAULT '';
 ALTER TABLE cases ADD COLUMN hold_post BIGINT NOT NULL DEFAULT 0;
 CREATE INDEX cases_hold_post ON cases (hold_post, state) WHERE hold_post <> 0;
 ALTER TABLE moderators ADD COLUMN removed BIGINT NOT NULL DEFAULT 0;
+`, `
+CREATE TABLE console_sessions (
+	token_hash BYTEA PRIMARY KEY,
+	moderator  TEXT COLLATE "C" NOT NULL,
+	created    BIGINT NOT NULL,
+	expires    BIGINT NOT NULL
+);
+CREATE INDEX console_sessions_moderator ON console_sessions (moderator);
+CREATE INDEX console_sessions_expires ON console_sessions (expires);
 `}
 
 // Options tunes Open; the zero value is fine.

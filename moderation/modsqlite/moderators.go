@@ -97,12 +97,59 @@ func (s *Store) RemoveModerator(ctx context.Context, name, by string, at time.Ti
 		if _, err := tx.ExecContext(ctx, `UPDATE moderators SET removed = ? WHERE name = ?`, at.UnixMilli(), name); err != nil {
 			return err
 		}
+		// Deactivation ends the account's console sessions on every node.
+		if _, err := tx.ExecContext(ctx, `DELETE FROM console_sessions WHERE moderator = ?`, name); err != nil {
+			return err
+		}
 		_, err = tx.ExecContext(ctx, `INSERT INTO decisions (time, kind, bank, type, hash, distance, subject, actor, note) VALUES (?, 'moderator:remove', '', '', '', 0, ?, ?, '')`,
 			at.UnixMilli(), "moderator:"+name, by)
 		return err
 	})
 	if err != nil {
 		return fmt.Errorf("modsqlite: remove moderator: %w", err)
+	}
+	return nil
+}
+
+// AddConsoleSession implements moderation.Store.
+func (s *Store) AddConsoleSession(ctx context.Context, cs moderation.ConsoleSession) error {
+	if len(cs.TokenHash) != 32 || cs.Moderator == "" || !cs.Expires.After(cs.Created) {
+		return errors.New("modsqlite: a console session has a 32-byte token hash, a moderator and an expiry after its creation")
+	}
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, `DELETE FROM console_sessions WHERE expires <= ?`, cs.Created.UnixMilli()); err != nil {
+			return err
+		}
+		_, err := tx.ExecContext(ctx, `INSERT INTO console_sessions (token_hash, moderator, created, expires) VALUES (?, ?, ?, ?)`,
+			cs.TokenHash, cs.Moderator, cs.Created.UnixMilli(), cs.Expires.UnixMilli())
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("modsqlite: add console session: %w", err)
+	}
+	return nil
+}
+
+// ConsoleSession implements moderation.Store.
+func (s *Store) ConsoleSession(ctx context.Context, tokenHash []byte, now time.Time) (moderation.ConsoleSession, error) {
+	cs := moderation.ConsoleSession{TokenHash: tokenHash}
+	var created, expires int64
+	err := s.db.QueryRowContext(ctx, `SELECT s.moderator, s.created, s.expires FROM console_sessions s JOIN moderators m ON m.name = s.moderator
+		WHERE s.token_hash = ? AND s.expires > ? AND m.removed = 0`, tokenHash, now.UnixMilli()).Scan(&cs.Moderator, &created, &expires)
+	if errors.Is(err, sql.ErrNoRows) {
+		return moderation.ConsoleSession{}, fmt.Errorf("modsqlite: console session: %w", moderation.ErrNotFound)
+	}
+	if err != nil {
+		return moderation.ConsoleSession{}, fmt.Errorf("modsqlite: console session: %w", err)
+	}
+	cs.Created, cs.Expires = time.UnixMilli(created).UTC(), time.UnixMilli(expires).UTC()
+	return cs, nil
+}
+
+// EndConsoleSession implements moderation.Store.
+func (s *Store) EndConsoleSession(ctx context.Context, tokenHash []byte) error {
+	if _, err := s.db.ExecContext(ctx, `DELETE FROM console_sessions WHERE token_hash = ?`, tokenHash); err != nil {
+		return fmt.Errorf("modsqlite: end console session: %w", err)
 	}
 	return nil
 }

@@ -126,6 +126,15 @@ ALTER TABLE cases ADD COLUMN hold_post INTEGER NOT NULL DEFAULT 0;
 CREATE INDEX cases_hold_post ON cases (hold_post, state) WHERE hold_post != 0;
 ALTER TABLE moderators ADD COLUMN removed INTEGER NOT NULL DEFAULT 0;
 CREATE INDEX cases_reported ON cases (reported, id);
+`, `
+CREATE TABLE console_sessions (
+	token_hash BLOB PRIMARY KEY,
+	moderator  TEXT NOT NULL,
+	created    INTEGER NOT NULL,
+	expires    INTEGER NOT NULL
+) STRICT;
+CREATE INDEX console_sessions_moderator ON console_sessions (moderator);
+CREATE INDEX console_sessions_expires ON console_sessions (expires);
 `}
 
 // pragmas: secure_delete overwrites what is deleted (reported messages

@@ -8,6 +8,7 @@
 package modtest
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -39,6 +40,7 @@ func Run(t *testing.T, newStore func(t *testing.T) moderation.Store) {
 		{"Cases", testCases},
 		{"Holds", testHolds},
 		{"Moderators", testModerators},
+		{"ConsoleSessions", testConsoleSessions},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -561,5 +563,81 @@ func testModerators(t *testing.T, s moderation.Store) {
 	ds, err := s.Decisions(ctx, "moderator:bo", 0)
 	if err != nil || len(ds) != 1 || ds[0].Kind != "moderator:remove" || ds[0].Actor != "ana" {
 		t.Fatalf("the removal in the log: %+v %v", ds, err)
+	}
+}
+
+func testConsoleSessions(t *testing.T, s moderation.Store) {
+	ctx := context.Background()
+	for _, name := range []string{"ana", "bo"} {
+		if err := s.AddModerator(ctx, moderation.Moderator{Name: name, Lead: true, PasswordHash: "h", TOTPSecret: []byte("s")}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	now := time.Now().UTC().Truncate(time.Millisecond)
+	hash := func(n byte) []byte { return bytes.Repeat([]byte{n}, 32) }
+	add := func(h []byte, name string, created time.Time) {
+		t.Helper()
+		if err := s.AddConsoleSession(ctx, moderation.ConsoleSession{TokenHash: h, Moderator: name, Created: created, Expires: created.Add(8 * time.Hour)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	found := func(h []byte, at time.Time) bool {
+		t.Helper()
+		_, err := s.ConsoleSession(ctx, h, at)
+		if err != nil && !errors.Is(err, moderation.ErrNotFound) {
+			t.Fatal(err)
+		}
+		return err == nil
+	}
+	add(hash(1), "ana", now)
+	got, err := s.ConsoleSession(ctx, hash(1), now.Add(time.Minute))
+	if err != nil || got.Moderator != "ana" || !got.Created.Equal(now) || !got.Expires.Equal(now.Add(8*time.Hour)) || !bytes.Equal(got.TokenHash, hash(1)) {
+		t.Fatalf("a new session: %+v %v", got, err)
+	}
+	if found(hash(2), now) {
+		t.Fatal("an unknown token hash was accepted")
+	}
+	// A token hash is unique; bad sessions are refused.
+	if err := s.AddConsoleSession(ctx, moderation.ConsoleSession{TokenHash: hash(1), Moderator: "bo", Created: now, Expires: now.Add(time.Hour)}); err == nil {
+		t.Fatal("a second session with the same token hash was stored")
+	}
+	for _, bad := range []moderation.ConsoleSession{
+		{TokenHash: hash(3)[:31], Moderator: "ana", Created: now, Expires: now.Add(time.Hour)},
+		{TokenHash: hash(3), Created: now, Expires: now.Add(time.Hour)},
+		{TokenHash: hash(3), Moderator: "ana", Created: now, Expires: now},
+	} {
+		if err := s.AddConsoleSession(ctx, bad); err == nil {
+			t.Fatalf("a bad session was stored: %+v", bad)
+		}
+	}
+	// It expires; a later sign-in deletes the expired rows.
+	if found(hash(1), now.Add(8*time.Hour)) {
+		t.Fatal("a session was accepted at its expiry")
+	}
+	add(hash(4), "bo", now.Add(9*time.Hour))
+	if found(hash(1), now) {
+		t.Fatal("an expired session was not deleted by a later sign-in")
+	}
+	// Sign-out ends one session; ending it twice is fine.
+	add(hash(5), "ana", now)
+	add(hash(6), "ana", now)
+	if err := s.EndConsoleSession(ctx, hash(5)); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.EndConsoleSession(ctx, hash(5)); err != nil {
+		t.Fatalf("ending a session twice: %v", err)
+	}
+	if found(hash(5), now) || !found(hash(6), now) {
+		t.Fatal("sign-out ended the wrong sessions")
+	}
+	// Deactivation ends all of the account's sessions, and only its.
+	if err := s.RemoveModerator(ctx, "ana", "bo", now); err != nil {
+		t.Fatal(err)
+	}
+	if found(hash(6), now) {
+		t.Fatal("a removed moderator's session was accepted")
+	}
+	if !found(hash(4), now.Add(9*time.Hour)) {
+		t.Fatal("removing ana ended bo's session")
 	}
 }
