@@ -6,8 +6,10 @@
 // own.
 //
 // Moderators sign in with a password (argon2id) and a TOTP code; sessions
-// are random tokens kept hashed in memory that expire; every form carries
-// a per-session CSRF token; failed sign-ins are rate limited per name and
+// are random tokens that expire, kept in moderation.Store as their SHA-256
+// only (so every node on one database and a restarted node accept them,
+// and a sign-out or deactivation on one node ends them on all); every form
+// carries a per-session CSRF token, derived from the session's token; failed sign-ins are rate limited per name and
 // per client address. Leads alone decide appeals, and never an appeal of
 // a case they decided before.
 package console
@@ -71,7 +73,6 @@ type Console struct {
 	cfg  Config
 	mux  *http.ServeMux
 	mu   sync.Mutex
-	sess map[[32]byte]*session // by SHA-256 of the token
 	// lastStep is the last TOTP step each moderator signed in with: a code
 	// is good once.
 	lastStep map[string]uint64
@@ -81,10 +82,20 @@ type Console struct {
 	dummy     string
 }
 
-type session struct {
-	name    string
-	csrf    string
-	expires time.Time
+// sessionHash is what the store keeps of a session token: its SHA-256.
+// The cookie carries the token, which cannot be computed from the hash,
+// so a copy of the database holds no usable cookie.
+func sessionHash(token string) []byte {
+	h := sha256.Sum256([]byte(token))
+	return h[:]
+}
+
+// sessionCSRF is a session's CSRF token: a hash of the session token in a
+// domain of its own, so that it is neither stored nor the stored hash,
+// and a form needs the session's token to forge.
+func sessionCSRF(token string) string {
+	h := sha256.Sum256([]byte("parley console CSRF\x00" + token))
+	return base64.RawURLEncoding.EncodeToString(h[:])
 }
 
 // New returns a console over cfg.Store.
@@ -104,7 +115,7 @@ func New(cfg Config) (*Console, error) {
 	if cfg.Argon2 == (Argon2Params{}) {
 		cfg.Argon2 = DefaultArgon2
 	}
-	c := &Console{cfg: cfg, mux: http.NewServeMux(), sess: map[[32]byte]*session{}, lastStep: map[string]uint64{}, fails: map[string][]time.Time{}}
+	c := &Console{cfg: cfg, mux: http.NewServeMux(), lastStep: map[string]uint64{}, fails: map[string][]time.Time{}}
 	c.mux.HandleFunc("GET /login", c.loginPage)
 	c.mux.HandleFunc("POST /login", c.login)
 	c.mux.HandleFunc("POST /logout", c.auth(c.logout))
@@ -144,7 +155,7 @@ func (c *Console) setCookie(w http.ResponseWriter, name, value string, maxAge in
 type who struct {
 	moderation.Moderator
 	csrf string
-	hash [32]byte
+	hash []byte // of the session's token
 }
 
 // auth passes requests with a live session to h, checking the CSRF token
@@ -152,27 +163,23 @@ type who struct {
 // and a form is refused with 401.
 func (c *Console) auth(h func(http.ResponseWriter, *http.Request, who)) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		var s session
-		var key [32]byte
-		ok := false
-		if ck, err := r.Cookie(sessionCookie); err == nil {
-			key = sha256.Sum256([]byte(ck.Value))
-			c.mu.Lock()
-			if p := c.sess[key]; p != nil {
-				if c.cfg.Now().Before(p.expires) {
-					s, ok = *p, true
-				} else {
-					delete(c.sess, key)
-				}
-			}
-			c.mu.Unlock()
-		}
+		var s moderation.ConsoleSession
 		var m moderation.Moderator
-		if ok {
-			var err error
-			// A removed account's sessions end at its next request.
-			if m, err = c.cfg.Store.Moderator(r.Context(), s.name); err != nil || !m.Active() {
-				ok = false
+		var csrf string
+		ok := false
+		if ck, err := r.Cookie(sessionCookie); err == nil && ck.Value != "" {
+			// The store refuses expired sessions and those of removed
+			// accounts (whose sessions end at their next request).
+			s, err = c.cfg.Store.ConsoleSession(r.Context(), sessionHash(ck.Value), c.cfg.Now())
+			if err == nil {
+				m, err = c.cfg.Store.Moderator(r.Context(), s.Moderator)
+			}
+			switch {
+			case err == nil:
+				ok, csrf = m.Active(), sessionCSRF(ck.Value)
+			case !errors.Is(err, moderation.ErrNotFound):
+				c.storeFailed(w, err)
+				return
 			}
 		}
 		if !ok {
@@ -184,12 +191,12 @@ func (c *Console) auth(h func(http.ResponseWriter, *http.Request, who)) http.Han
 			return
 		}
 		if r.Method == http.MethodPost {
-			if tok := r.PostFormValue("csrf"); tok == "" || subtle.ConstantTimeCompare([]byte(tok), []byte(s.csrf)) != 1 {
+			if tok := r.PostFormValue("csrf"); tok == "" || subtle.ConstantTimeCompare([]byte(tok), []byte(csrf)) != 1 {
 				c.fail(w, http.StatusForbidden, "This form is missing its security token, or has an old one: go back, reload the page and try again.")
 				return
 			}
 		}
-		h(w, r, who{Moderator: m, csrf: s.csrf, hash: key})
+		h(w, r, who{Moderator: m, csrf: csrf, hash: s.TokenHash})
 	}
 }
 
@@ -294,15 +301,10 @@ func (c *Console) login(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	tok := randomToken()
-	c.mu.Lock()
-	// Drop expired sessions while here.
-	for k, s := range c.sess {
-		if !now.Before(s.expires) {
-			delete(c.sess, k)
-		}
+	if err := c.cfg.Store.AddConsoleSession(r.Context(), moderation.ConsoleSession{TokenHash: sessionHash(tok), Moderator: m.Name, Created: now, Expires: now.Add(c.cfg.SessionTTL)}); err != nil {
+		c.storeFailed(w, err)
+		return
 	}
-	c.sess[sha256.Sum256([]byte(tok))] = &session{name: m.Name, csrf: randomToken(), expires: now.Add(c.cfg.SessionTTL)}
-	c.mu.Unlock()
 	c.setCookie(w, loginCookie, "", -1)
 	c.setCookie(w, sessionCookie, tok, int(c.cfg.SessionTTL/time.Second))
 	c.cfg.Logger.Info("console: signed in", "moderator", m.Name)
@@ -310,9 +312,10 @@ func (c *Console) login(w http.ResponseWriter, r *http.Request) {
 }
 
 func (c *Console) logout(w http.ResponseWriter, r *http.Request, me who) {
-	c.mu.Lock()
-	delete(c.sess, me.hash)
-	c.mu.Unlock()
+	if err := c.cfg.Store.EndConsoleSession(r.Context(), me.hash); err != nil {
+		c.storeFailed(w, err)
+		return
+	}
 	c.setCookie(w, sessionCookie, "", -1)
 	http.Redirect(w, r, "/login", http.StatusSeeOther)
 }
@@ -673,13 +676,7 @@ func (c *Console) removeModerator(w http.ResponseWriter, r *http.Request, me who
 		c.storeFailed(w, err)
 		return
 	}
-	c.mu.Lock()
-	for k, s := range c.sess {
-		if s.name == name {
-			delete(c.sess, k)
-		}
-	}
-	c.mu.Unlock()
+	// The store deleted the account's sessions with the removal.
 	c.cfg.Logger.Info("console: moderator removed", "moderator", name, "by", me.Name)
 	c.showModerators(w, r, me, http.StatusOK, map[string]any{"Removed": name})
 }

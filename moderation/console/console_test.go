@@ -55,12 +55,19 @@ func (f *fixture) advance(d time.Duration) {
 
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
-	ctx := context.Background()
-	st, err := modsqlite.Open(ctx, filepath.Join(t.TempDir(), "moderation.db"))
+	st, err := modsqlite.Open(context.Background(), filepath.Join(t.TempDir(), "moderation.db"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
+	return newFixtureOn(t, st)
+}
+
+// newFixtureOn seeds st (moderators and cases) and serves a console over
+// it.
+func newFixtureOn(t *testing.T, st moderation.Store) *fixture {
+	t.Helper()
+	ctx := context.Background()
 	_, key, _ := ed25519.GenerateKey(rand.Reader)
 	f := &fixture{t: t, store: st, now: time.Now().UTC(), key: key}
 	for _, m := range []struct {
@@ -91,6 +98,7 @@ func newFixture(t *testing.T) *fixture {
 		}
 		return moderation.CaseMessage{Tag: tag, Conversation: conv, SenderUser: "mallory", SenderDevice: "dev1", Accepted: fc.Accepted, Content: []byte(content), Salt: salt, Frank: frank}
 	}
+	var err error
 	f.case1, err = st.FileReport(ctx, moderation.CaseReport{Reporter: "alice", Reason: "harassment", Note: "threats <b>since</b> Monday", Received: f.now.Add(-30 * time.Minute)},
 		"mallory", []moderation.CaseMessage{mk("you will regret this", false), mk("I know where you live", true)})
 	if err != nil {
@@ -99,31 +107,46 @@ func newFixture(t *testing.T) *fixture {
 	if _, err := st.FileReport(ctx, moderation.CaseReport{Reporter: "bob", Reason: "spam", Received: f.now}, "spammer", []moderation.CaseMessage{mk("buy now", false)}); err != nil {
 		t.Fatal(err)
 	}
+	f.srv = f.serve(st)
+	return f
+}
+
+// serve starts a console over st with the fixture's clock and key: the
+// fixture's own, another node on the same database, or the same node
+// restarted.
+func (f *fixture) serve(st moderation.Store) *httptest.Server {
+	f.t.Helper()
 	decideHold := func(ctx context.Context, id int64, e moderation.CaseEvent) (moderation.Case, error) {
 		f.mu.Lock()
 		f.holdActs = append(f.holdActs, e.Action)
 		f.mu.Unlock()
 		return st.ActOnCase(ctx, id, e)
 	}
-	c, err := New(Config{Store: st, FrankingKey: key.Public().(ed25519.PublicKey), Now: f.clock, Argon2: cheap, DecideHold: decideHold})
+	c, err := New(Config{Store: st, FrankingKey: f.key.Public().(ed25519.PublicKey), Now: f.clock, Argon2: cheap, DecideHold: decideHold})
 	if err != nil {
-		t.Fatal(err)
+		f.t.Fatal(err)
 	}
-	f.srv = httptest.NewServer(c)
-	t.Cleanup(f.srv.Close)
-	return f
+	srv := httptest.NewServer(c)
+	f.t.Cleanup(srv.Close)
+	return srv
 }
 
 // browser is a client with its own cookies that does not follow
 // redirects.
 type browser struct {
-	f *fixture
-	c *http.Client
+	f    *fixture
+	c    *http.Client
+	base string // the console's URL
 }
 
 func (f *fixture) browser() *browser {
 	jar, _ := cookiejar.New(nil)
-	return &browser{f: f, c: &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}
+	return &browser{f: f, base: f.srv.URL, c: &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}
+}
+
+// at is the same browser (its cookies) talking to the console at srv.
+func (b *browser) at(srv *httptest.Server) *browser {
+	return &browser{f: b.f, c: b.c, base: srv.URL}
 }
 
 func (b *browser) do(method, path string, form url.Values) (int, string, http.Header) {
@@ -132,7 +155,7 @@ func (b *browser) do(method, path string, form url.Values) (int, string, http.He
 	if form != nil {
 		body = strings.NewReader(form.Encode())
 	}
-	req, _ := http.NewRequest(method, b.f.srv.URL+path, body)
+	req, _ := http.NewRequest(method, b.base+path, body)
 	if form != nil {
 		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	}

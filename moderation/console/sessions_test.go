@@ -1,0 +1,192 @@
+package console
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"encoding/base64"
+	"encoding/hex"
+	"net/http"
+	"net/http/cookiejar"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	_ "modernc.org/sqlite"
+
+	"github.com/parleychat/parley/internal/pgtest"
+	"github.com/parleychat/parley/moderation/modpg"
+	"github.com/parleychat/parley/moderation/modsqlite"
+)
+
+func TestMain(m *testing.M) { os.Exit(pgtest.Main(m)) }
+
+// twoNodes serves two consoles (nodes A and B) over one PostgreSQL
+// database.
+func twoNodes(t *testing.T) (f *fixture, nodeB *browser) {
+	t.Helper()
+	dsn := pgtest.DB(t)
+	open := func() *modpg.Store {
+		st, err := modpg.Open(context.Background(), dsn, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { st.Close() })
+		return st
+	}
+	f = newFixtureOn(t, open())
+	b := f.browser()
+	return f, b.at(f.serve(open()))
+}
+
+// signedIn reports whether the browser's session is accepted (a page, not
+// the redirect to the sign-in page).
+func (b *browser) signedIn() bool {
+	b.f.t.Helper()
+	st, page, h := b.do("GET", "/", nil)
+	switch {
+	case st == http.StatusOK && strings.Contains(page, "Open cases"):
+		return true
+	case st == http.StatusSeeOther && h.Get("Location") == "/login":
+		return false
+	}
+	b.f.t.Fatalf("GET /: %d %s", st, page)
+	return false
+}
+
+// A session made on node A is accepted by node B on the same database,
+// forms included (the CSRF token is the session's), and signing out on
+// node A ends it on node B.
+func TestSessionOnEveryNode(t *testing.T) {
+	f, onB := twoNodes(t)
+	onA := f.browser()
+	onA.c = onB.c // one browser (its cookies), two nodes
+	csrf := onA.mustLogin("mod1")
+	if !onB.signedIn() {
+		t.Fatal("node B refused a session made on node A")
+	}
+	if st, page, _ := onB.do("POST", "/cases/"+itoa(f.case1)+"/decide", url.Values{"csrf": {csrf}, "action": {"warn"}, "reason": {"rude"}}); st != http.StatusSeeOther {
+		t.Fatalf("a form on node B with node A's session: %d %s", st, page)
+	}
+	token := onA.sessionToken(t)
+	if st, _, _ := onA.do("POST", "/logout", url.Values{"csrf": {csrf}}); st != http.StatusSeeOther {
+		t.Fatalf("sign-out on node A: %d", st)
+	}
+	// The browser drops the cookie at sign-out; a copy of it (kept by
+	// whoever stole it) must not work on node B either.
+	stolen := &browser{f: f, c: &http.Client{CheckRedirect: onB.c.CheckRedirect}, base: onB.base}
+	stolen.setSession(t, token)
+	if stolen.signedIn() {
+		t.Fatal("node B accepted a session signed out on node A")
+	}
+}
+
+// Deactivating an account on node B ends its session on node A.
+func TestRemovalEndsSessionsOnEveryNode(t *testing.T) {
+	f, leadOnB := twoNodes(t)
+	mod := f.browser()
+	mod.mustLogin("mod1")
+	csrf := leadOnB.mustLogin("lead1")
+	if st, _, _ := leadOnB.do("POST", "/moderators/mod1/remove", url.Values{"csrf": {csrf}}); st != http.StatusOK {
+		t.Fatalf("removing mod1 on node B: %d", st)
+	}
+	if mod.signedIn() {
+		t.Fatal("node A accepted the session of a moderator removed on node B")
+	}
+}
+
+// A session outlives a restart of the node (SQLite).
+func TestSessionSurvivesRestart(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "moderation.db")
+	st, err := modsqlite.Open(context.Background(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := newFixtureOn(t, st)
+	b := f.browser()
+	b.mustLogin("mod1")
+	f.srv.Close()
+	if err := st.Close(); err != nil {
+		t.Fatal(err)
+	}
+	st2, err := modsqlite.Open(context.Background(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st2.Close()
+	if !b.at(f.serve(st2)).signedIn() {
+		t.Fatal("the restarted node refused a live session")
+	}
+}
+
+// The attacker's move: with a copy of the database, present what it
+// stores of a session as the session cookie. The store keeps only the
+// token's SHA-256, so neither the stored value nor any spelling of it is
+// a cookie, and the token appears nowhere in the database's files.
+func TestStoredSessionIsNotACookie(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "moderation.db")
+	st, err := modsqlite.Open(context.Background(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	f := newFixtureOn(t, st)
+	b := f.browser()
+	b.mustLogin("lead1")
+	token := b.sessionToken(t)
+
+	db, err := sql.Open("sqlite", "file:"+path+"?mode=ro")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var stored []byte
+	if err := db.QueryRow(`SELECT token_hash FROM console_sessions`).Scan(&stored); err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := base64.RawURLEncoding.DecodeString(token)
+	for _, name := range []string{"moderation.db", "moderation.db-wal"} {
+		data, err := os.ReadFile(filepath.Join(dir, name))
+		if err != nil && !os.IsNotExist(err) {
+			t.Fatal(err)
+		}
+		if bytes.Contains(data, []byte(token)) || bytes.Contains(data, raw) {
+			t.Fatalf("%s holds the session token", name)
+		}
+	}
+	for _, forged := range []string{string(stored), base64.RawURLEncoding.EncodeToString(stored), base64.StdEncoding.EncodeToString(stored), hex.EncodeToString(stored)} {
+		attacker := f.browser()
+		attacker.setSession(t, forged)
+		if attacker.signedIn() {
+			t.Fatalf("the stored value %q worked as a session cookie", forged)
+		}
+	}
+	if !b.signedIn() {
+		t.Fatal("the real cookie stopped working")
+	}
+}
+
+// sessionToken is the browser's session cookie.
+func (b *browser) sessionToken(t *testing.T) string {
+	t.Helper()
+	u, _ := url.Parse(b.base)
+	for _, c := range b.c.Jar.Cookies(u) {
+		if c.Name == sessionCookie {
+			return c.Value
+		}
+	}
+	t.Fatal("no session cookie")
+	return ""
+}
+
+// setSession gives the browser a session cookie of its own making.
+func (b *browser) setSession(t *testing.T, value string) {
+	t.Helper()
+	u, _ := url.Parse(b.base)
+	jar, _ := cookiejar.New(nil)
+	jar.SetCookies(u, []*http.Cookie{{Name: sessionCookie, Value: value, Path: "/"}})
+	b.c.Jar = jar
+}
