@@ -70,9 +70,9 @@ const (
 
 // Console is the web console; it is an http.Handler.
 type Console struct {
-	cfg  Config
-	mux  *http.ServeMux
-	mu   sync.Mutex
+	cfg Config
+	mux *http.ServeMux
+	mu  sync.Mutex
 	// lastStep is the last TOTP step each moderator signed in with: a code
 	// is good once.
 	lastStep map[string]uint64
