@@ -1,9 +1,12 @@
 package server_test
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/tls"
+	"encoding/binary"
+	"io"
 	"net"
 	"net/http"
 	"strings"
@@ -130,4 +133,73 @@ func readWithin(rc *rawConn, d time.Duration) (*parleypb.ServerFrame, error) {
 		return nil, err
 	}
 	return wire.DecodeServerFrame(b)
+}
+
+// The client's first frame can reach the server in the same TCP segment
+// as its upgrade request, as a TLS record of its own: crypto/tls holds
+// that record while net/http reads the request from the first, so the
+// connection must check for it before its reader first waits on the
+// socket (the upgrade handler does, conn.noteTLSInput). The Hello is
+// answered anyway.
+func TestTLSFrameWithUpgradeRequest(t *testing.T) {
+	srvTLS, cliTLS := testTLS(t)
+	ts := startServer(t, t.TempDir(), func(c *server.Config) { c.TLSConfig = srvTLS })
+	nc, err := net.Dial("tcp", strings.TrimPrefix(ts.url, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	hc := &holdConn{Conn: nc}
+	tc := tls.Client(hc, cliTLS)
+	if err := tc.Handshake(); err != nil {
+		t.Fatal(err)
+	}
+	hello, _ := wire.Encode(&parleypb.ClientFrame{RequestId: 1, Body: &parleypb.ClientFrame_Hello{Hello: &parleypb.Hello{ProtocolVersion: wire.ProtocolVersion}}})
+	if len(hello) >= 126 {
+		t.Fatalf("the hello needs a longer frame header: %d bytes", len(hello))
+	}
+	// A masked binary frame (RFC 6455 section 5.2).
+	mask := [4]byte{1, 2, 3, 4}
+	frame := append([]byte{0x82, 0x80 | byte(len(hello))}, mask[:]...)
+	for i, b := range hello {
+		frame = append(frame, b^mask[i%4])
+	}
+	hc.setHold()
+	req := "GET " + wire.PathWebSocket + " HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
+		"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+	if _, err := tc.Write([]byte(req)); err != nil { // one TLS record
+		t.Fatal(err)
+	}
+	if _, err := tc.Write(frame); err != nil { // another
+		t.Fatal(err)
+	}
+	if err := hc.release(); err != nil { // both in one segment
+		t.Fatal(err)
+	}
+	tc.SetReadDeadline(time.Now().Add(5 * time.Second))
+	br := bufio.NewReader(tc)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil || resp.StatusCode != http.StatusSwitchingProtocols {
+		t.Fatalf("upgrade: %v %v", resp, err)
+	}
+	var hdr [2]byte
+	if _, err := io.ReadFull(br, hdr[:]); err != nil {
+		t.Fatalf("no answer to the hello sent with the upgrade request: %v", err)
+	}
+	n := int(hdr[1] & 0x7f)
+	if n == 126 {
+		var ext [2]byte
+		if _, err := io.ReadFull(br, ext[:]); err != nil {
+			t.Fatal(err)
+		}
+		n = int(binary.BigEndian.Uint16(ext[:]))
+	}
+	payload := make([]byte, n)
+	if _, err := io.ReadFull(br, payload); err != nil {
+		t.Fatal(err)
+	}
+	f, err := wire.DecodeServerFrame(payload)
+	if err != nil || f.RequestId != 1 || f.GetHello() == nil {
+		t.Fatalf("the hello was answered with %v (%v)", f, err)
+	}
 }
