@@ -28,7 +28,7 @@ const moderatorsUsage = `Usage: parleyd admin moderators COMMAND [flags] (each t
                                              printed for the moderator's authenticator app
   list [--json]                              the accounts, their roles, and when removed ones were
   remove NAME [--by WHO]                     deactivate an account: it cannot sign in again, its console
-                                             sessions end at their next request, its name is not reused,
+                                             sessions end at once on every node, its name is not reused,
                                              and the audit log records the removal (by WHO); the last
                                              active lead cannot be removed
 
@@ -104,7 +104,7 @@ func adminModerators(ctx context.Context, args []string, stdout, stderr io.Write
 		if err := ms.RemoveModerator(ctx, positional[0], *by, time.Now()); err != nil {
 			return fail(err)
 		}
-		fmt.Fprintf(stdout, "Removed %s: the account cannot sign in, and its console sessions end at their next request.\n", positional[0])
+		fmt.Fprintf(stdout, "Removed %s: the account cannot sign in, and its console sessions have ended on every node.\n", positional[0])
 		return 0
 	}
 	if cmd == "list" {

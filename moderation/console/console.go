@@ -169,7 +169,7 @@ func (c *Console) auth(h func(http.ResponseWriter, *http.Request, who)) http.Han
 		ok := false
 		if ck, err := r.Cookie(sessionCookie); err == nil && ck.Value != "" {
 			// The store refuses expired sessions and those of removed
-			// accounts (whose sessions end at their next request).
+			// accounts (RemoveModerator deletes those too).
 			s, err = c.cfg.Store.ConsoleSession(r.Context(), sessionHash(ck.Value), c.cfg.Now())
 			if err == nil {
 				m, err = c.cfg.Store.Moderator(r.Context(), s.Moderator)
@@ -656,8 +656,8 @@ func (c *Console) addModerator(w http.ResponseWriter, r *http.Request, me who) {
 }
 
 // removeModerator deactivates a moderator's account (leads only); the
-// decisions log records who did it. The account's sessions end at their
-// next request.
+// decisions log records who did it. The store deletes the account's
+// sessions with the removal, on every node.
 func (c *Console) removeModerator(w http.ResponseWriter, r *http.Request, me who) {
 	if !me.Lead {
 		c.fail(w, http.StatusForbidden, "Only a lead moderator removes moderators.")
