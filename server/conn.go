@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"runtime"
 	"net/http"
 	"sync"
 	"sync/atomic"
@@ -387,6 +388,11 @@ func readFrame(r io.Reader, max int64) (data []byte, tooLarge bool, err error) {
 // deadline, see corkConn.cork). Frames stay in the queue, counted against
 // its bounds, until their batch is written.
 func (c *conn) flush() {
+	// Let the goroutines woken with this one queue their frames first:
+	// a group commit answers many sends at once, and a connection's
+	// response and the push from its peer's send usually arrive within
+	// microseconds of each other. One write(2) then carries both.
+	runtime.Gosched()
 	for {
 		c.qmu.Lock()
 		if len(c.queue) == 0 {

@@ -590,12 +590,17 @@ func runLoad(ctx context.Context, cfg config, progress io.Writer) (*Report, erro
 	genBefore := selfCPU()
 	elapsed := w.traffic(ctx, progress)
 	genCPU := selfCPU() - genBefore
+	// The server's CPU is read before the final catch-up, so that it
+	// covers the traffic phase alone, as the generator's does.
+	var after procStats
+	if w.proc != 0 {
+		after = readProcs(w.procs)
+	}
 	w.catchUp(ctx)
 	w.st.fill(rep, elapsed)
 	rep.GeneratorCPUPerMessageUs = perMessageUs(genCPU, rep)
 	rep.AckEvery = float64(cfg.ackEvery) / float64(time.Millisecond)
 	if w.proc != 0 {
-		after := readProcs(w.procs)
 		cpu := after.CPU - before.CPU
 		rep.Server = &ServerStats{PID: w.proc, RSSMiB: float64(after.RSSKiB) / 1024, PeakRSSMiB: float64(after.HWMKiB) / 1024,
 			CPUSeconds: cpu.Seconds(), CPUPercent: 100 * cpu.Seconds() / elapsed.Seconds(), CPUPerMessageUs: perMessageUs(cpu, rep)}

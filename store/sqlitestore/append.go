@@ -119,8 +119,11 @@ func (s *Store) batcher() {
 	defer close(s.done)
 	stmts := newStmtCache(s.w)
 	defer stmts.close()
+	// One slice for every batch: a batch is done with its requests when
+	// runBatch returns (each is answered on its own channel).
+	var batch []appendReq
 	for first := range s.appends {
-		batch := []appendReq{first}
+		batch = append(batch[:0], first)
 	fill:
 		for len(batch) < s.opts.MaxBatch {
 			select {
@@ -134,6 +137,7 @@ func (s *Store) batcher() {
 			}
 		}
 		s.runBatch(batch, stmts)
+		clear(batch) // drop the payloads it holds until the next batch
 		stmts.prepareMissed(context.Background())
 	}
 }
@@ -173,7 +177,7 @@ func (s *Store) runBatchCached(batch []appendReq, stmts *stmtCache) bool {
 		failAll(batch, fmt.Errorf("append: begin: %w", err))
 		return true
 	}
-	q := cachedTx{tx: tx, c: stmts}
+	q := newCachedTx(tx, stmts)
 	cc := s.cache
 	abort := func() bool {
 		tx.Rollback()
@@ -268,7 +272,7 @@ func (s *Store) runBatchSavepoints(batch []appendReq, stmts *stmtCache) {
 		failAll(batch, fmt.Errorf("append: begin: %w", err))
 		return
 	}
-	q := cachedTx{tx: tx, c: stmts}
+	q := newCachedTx(tx, stmts)
 	resps := make([]appendResp, len(batch))
 	for i, r := range batch {
 		if r.ctx.Err() != nil {

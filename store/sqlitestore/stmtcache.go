@@ -53,11 +53,26 @@ func (c *stmtCache) close() {
 type cachedTx struct {
 	tx *sql.Tx
 	c  *stmtCache
+	// inTx holds the cache's statements bound to tx (Tx.StmtContext),
+	// each bound once per transaction rather than once per execution: a
+	// batch runs the same few statements hundreds of times, and binding
+	// allocates a statement and takes database/sql's locks every time.
+	// database/sql closes them when tx ends.
+	inTx map[string]*sql.Stmt
+}
+
+func newCachedTx(tx *sql.Tx, c *stmtCache) cachedTx {
+	return cachedTx{tx: tx, c: c, inTx: make(map[string]*sql.Stmt, len(c.stmts))}
 }
 
 func (t cachedTx) stmt(ctx context.Context, q string) *sql.Stmt {
+	if st := t.inTx[q]; st != nil {
+		return st
+	}
 	if st := t.c.stmts[q]; st != nil {
-		return t.tx.StmtContext(ctx, st)
+		st = t.tx.StmtContext(ctx, st)
+		t.inTx[q] = st
+		return st
 	}
 	t.c.missed[q] = true
 	return nil
