@@ -268,8 +268,7 @@ func internalServe(dir string, useTLS bool) error {
 	kt.Interval = 2 * time.Second
 	unl := server.Unlimited
 	srv, err := server.New(server.Config{
-		Transparency: kt,
-		Store: st, Blobs: blobs,
+		Store: st, Blobs: blobs, Transparency: kt,
 		Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
 		// Every simulated device comes from 127.0.0.1: limits per address
 		// and per account would measure the limits, not the server.
