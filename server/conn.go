@@ -391,8 +391,11 @@ func (c *conn) flush() {
 	// Let the goroutines woken with this one queue their frames first:
 	// a group commit answers many sends at once, and a connection's
 	// response and the push from its peer's send usually arrive within
-	// microseconds of each other. One write(2) then carries both.
-	runtime.Gosched()
+	// microseconds of each other. One write(2) then carries both
+	// (BenchmarkWriterWokenTogether).
+	if writerYields {
+		runtime.Gosched()
+	}
 	for {
 		c.qmu.Lock()
 		if len(c.queue) == 0 {
@@ -451,6 +454,10 @@ func (c *conn) flush() {
 		c.qmu.Unlock()
 	}
 }
+
+// writerYields is whether flush yields before its first write; only
+// BenchmarkWriterWokenTogether turns it off, to compare.
+var writerYields = true
 
 // startWriterLocked starts the writer if none runs. c.qmu must be held.
 func (c *conn) startWriterLocked() {

@@ -341,3 +341,49 @@ func BenchmarkWriter(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkWriterWokenTogether is what a group commit does to a
+// connection in a 1:1 chat: the goroutine answering its send and the one
+// pushing its peer's message are woken by the same commit, and each
+// queues one frame. writes/frame is how many write system calls each
+// frame cost (0.5: the two always shared one), with the writer yielding
+// before its first write (as it does) and without.
+func BenchmarkWriterWokenTogether(b *testing.B) {
+	for _, yield := range []bool{true, false} {
+		b.Run(fmt.Sprintf("yield=%v", yield), func(b *testing.B) {
+			defer func(old bool) { writerYields = old }(writerYields)
+			writerYields = yield
+			c, nc, client := wsPair(b)
+			got := make(chan struct{}, 2)
+			go func() {
+				for {
+					if _, _, err := client.Read(context.Background()); err != nil {
+						return
+					}
+					got <- struct{}{}
+				}
+			}()
+			frame := bytes.Repeat([]byte{'f'}, 100)
+			before := nc.count()
+			b.ResetTimer()
+			for range b.N {
+				commit := make(chan struct{})
+				var wg sync.WaitGroup
+				for range 2 {
+					wg.Add(1)
+					go func() {
+						defer wg.Done()
+						<-commit
+						c.enqueueBytes(frame)
+					}()
+				}
+				close(commit)
+				wg.Wait()
+				<-got
+				<-got
+			}
+			b.StopTimer()
+			b.ReportMetric(float64(nc.count()-before)/float64(2*b.N), "writes/frame")
+		})
+	}
+}
