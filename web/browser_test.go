@@ -383,7 +383,7 @@ func checkHeaders(t *testing.T, url string, b *Bundle) {
 		return resp, body
 	}
 	resp, page := get("/")
-	for _, path := range []string{"/", "/web/app.js", "/web/chat.js", "/web/safety.js", "/web/style.css", "/web/wasm_exec.js", "/web/" + WASMName, "/web/SHA256SUMS"} {
+	for _, path := range []string{"/", "/web/app.js", "/web/chat.js", "/web/safety.js", "/web/manage.js", "/web/style.css", "/web/wasm_exec.js", "/web/" + WASMName, "/web/SHA256SUMS"} {
 		if path != "/" {
 			resp, _ = get(path)
 		}
