@@ -40,6 +40,10 @@ func TestWebRequestsMuteSearchInBrowser(t *testing.T) {
 	bg := context.Background()
 	alice, bob, dave, erin := p.users["alice"], p.users["bob"], p.users["dave"], p.users["erin"]
 
+	// bob is a contact: alice wrote to him (from her CLI device).
+	if _, err := alice.SendText(bg, "@bob", "hi bob"); err != nil {
+		t.Fatal(err)
+	}
 	// alice's own setting (off, as linkedPage leaves it) reaches the page;
 	// the page turns requests on, and alice's CLI device follows.
 	p.waitJS("the page shows requests off", `!document.getElementById("setting-requests").checked`)
@@ -127,6 +131,14 @@ func TestWebRequestsMuteSearchInBrowser(t *testing.T) {
 	p.until("the browser has bob's message sent while muted", func() (bool, string) {
 		return strings.Contains(p.awaitJS(`parley.history("@bob", 200)`), muted), "not yet"
 	})
+	// Events come in order: once dave's next message, sent after the
+	// browser stored bob's, shows in the open conversation, bob's would
+	// have been counted.
+	later := randomText("after the muted one ")
+	if _, err := dave.SendText(bg, "@alice", later); err != nil {
+		t.Fatal(err)
+	}
+	p.waitMessage("dave's later message shown", later)
 	p.waitJS("the list drawn after it", `document.querySelector('#conversations button[data-target="@bob"]')`)
 	if p.eval(`String(!!document.querySelector('#conversations button[data-target="@bob"] .unread'))`) != "false" {
 		t.Fatal("a muted conversation counts unread messages")

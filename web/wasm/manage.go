@@ -42,7 +42,9 @@ func (u *unread) load(ctx context.Context, c *client.Client) {
 	defer u.mu.Unlock()
 	u.counts = map[string]int{}
 	if b, err := c.ViewState(ctx, unreadState); err == nil && b != nil {
-		json.Unmarshal(b, &u.counts) // a bad value starts from zero
+		if json.Unmarshal(b, &u.counts) != nil {
+			u.counts = map[string]int{} // a bad value starts from zero
+		}
 	}
 }
 
@@ -72,7 +74,7 @@ func (u *unread) count(ctx context.Context, c *client.Client, e client.Event) {
 		return
 	}
 	u.counts[m.Conversation]++
-	u.save(ctx, c)
+	u.save(ctx, c) // if it fails, the count holds until the page closes
 }
 
 // view sets the conversation on screen and clears its count.
