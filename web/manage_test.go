@@ -1,16 +1,21 @@
 package web
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/chromedp/chromedp"
 	"github.com/chromedp/chromedp/kb"
 
 	"github.com/parleychat/parley/client"
+	"github.com/parleychat/parley/client/historyfile"
 )
 
 // awaitJS evaluates a JavaScript expression that gives a Promise of a
@@ -34,7 +39,9 @@ func (p *page) awaitJS(js string) string {
 // the browser's storage in the clear). Muting bob in the page mutes him
 // on alice's CLI device too, and his next message adds no unread count.
 // Search finds bob's message by a word of it, and its hit opens his
-// conversation.
+// conversation. The page exports the history to an encrypted file that a
+// new device of alice's imports (dave's message is in it), and imports
+// a file alice's CLI device exported (a wrong passphrase refused).
 func TestWebRequestsMuteSearchInBrowser(t *testing.T) {
 	p := linkedPage(t, "alice", "bob", "dave", "erin")
 	bg := context.Background()
@@ -152,5 +159,81 @@ func TestWebRequestsMuteSearchInBrowser(t *testing.T) {
 	}
 	p.press("opening the hit", "#search-results .search-hit")
 	p.waitJS("bob's conversation open", `document.getElementById("conversation-title").textContent === "@bob"`)
+
+	// Export: the page saves an encrypted history file, which a new
+	// device of alice's (linked after everything above, so it received
+	// none of it) imports with the passphrase: dave's message is there.
+	p.press("opening export and import", "#backup summary")
+	p.do("exporting", chromedp.SendKeys(chromedp.CSS("#export-pass"), "export pass"),
+		chromedp.SendKeys(chromedp.CSS("#export-pass2"), "export pass\r"))
+	p.waitJS("exported", `document.getElementById("backup-status").textContent.startsWith("Exported")`)
+	exported := filepath.Join(p.downloads, "parley-history-alice.bin")
+	var file []byte
+	p.until("the browser saved the history file", func() (bool, string) {
+		var err error
+		file, err = os.ReadFile(exported)
+		return err == nil && len(file) > 0 && !strings.HasSuffix(exported, ".crdownload"), fmt.Sprint(err)
+	})
+	if bytes.Contains(file, []byte(fromDave)) || bytes.Contains(file, []byte(muted)) {
+		t.Fatal("the history file holds messages in the clear")
+	}
+	codes := make(chan string, 1)
+	linked := make(chan *client.Client, 1)
+	go func() {
+		c, err := client.LinkDevice(bg, client.Options{Dir: filepath.Join(t.TempDir(), "alice2"), Passphrase: []byte("pw alice2"),
+			KDF: &fastKDF, KTMonitorEvery: -1}, p.url, "alice", func(code string, _ time.Time) { codes <- code })
+		if err != nil {
+			t.Errorf("linking alice's second CLI device: %v", err)
+		}
+		linked <- c
+	}()
+	select {
+	case code := <-codes:
+		if _, _, err := alice.ApproveDevice(bg, code, time.Minute); err != nil {
+			t.Fatal(err)
+		}
+	case <-linked:
+		t.FailNow() // linking failed before it had a code
+	}
+	alice2 := <-linked
+	if alice2 == nil {
+		t.FailNow()
+	}
+	defer alice2.Close()
+	if _, err := alice2.Import(bg, bytes.NewReader(file), []byte("wrong pass"), nil); err == nil {
+		t.Fatal("the history file opened with a wrong passphrase")
+	}
+	if _, err := alice2.Import(bg, bytes.NewReader(file), []byte("export pass"), nil); err != nil {
+		t.Fatalf("importing the browser's history file: %v", err)
+	}
+	if msgs, err := alice2.History(bg, "@dave", 100); err != nil || !slices.ContainsFunc(msgs, func(m client.Message) bool { return m.Text == fromDave }) {
+		t.Fatalf("alice's new device's history with dave after importing the browser's file: %+v %v", msgs, err)
+	}
+
+	// Import: a file alice's CLI device made; a wrong passphrase changes
+	// nothing, the right one adds what the browser lacked, the rest
+	// counted as already there.
+	var cliFile bytes.Buffer
+	cliRes, err := alice.Export(bg, &cliFile, []byte("cli pass"), historyfile.KDF{Time: 1, MemoryKiB: 64, Threads: 1}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cliPath := filepath.Join(t.TempDir(), "from-cli.bin")
+	if err := os.WriteFile(cliPath, cliFile.Bytes(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p.do("importing with a wrong passphrase", chromedp.SetUploadFiles(chromedp.CSS("#import-file"), []string{cliPath}),
+		chromedp.SendKeys(chromedp.CSS("#import-pass"), "not it\r"))
+	p.waitJS("the wrong passphrase refused", `!document.getElementById("error").hidden && document.getElementById("backup-status").textContent === ""`)
+	p.do("importing", chromedp.SetUploadFiles(chromedp.CSS("#import-file"), []string{cliPath}),
+		chromedp.SendKeys(chromedp.CSS("#import-pass"), "cli pass\r"))
+	p.waitJS("imported", `document.getElementById("backup-status").textContent.startsWith("Imported")`)
+	var added, convs, skipped int
+	if _, err := fmt.Sscanf(p.text("#backup-status"), "Imported %d messages of %d conversations (%d already here)", &added, &convs, &skipped); err != nil {
+		t.Fatalf("the page says %q: %v", p.text("#backup-status"), err)
+	}
+	if added+skipped != cliRes.Messages || skipped == 0 {
+		t.Fatalf("the page imported %d and skipped %d of the %d messages alice's CLI device exported", added, skipped, cliRes.Messages)
+	}
 	p.phoneWidth()
 }

@@ -202,5 +202,61 @@ const manage = (() => {
     } catch (err) { fail(err); }
   });
 
+  // Export and import of history (web/wasm/backup.go), as `parley export`
+  // and `parley import`: the module encrypts the file, the page only
+  // saves or reads its bytes.
+  const progress = (n, total) => { if (total > 0) $("backup-progress").value = n / total; };
+  async function backup(button, what, run) {
+    clearError();
+    $(button).disabled = true;
+    $("backup-progress").value = 0;
+    $("backup-progress").hidden = false;
+    $("backup-status").textContent = `${what}…`;
+    try {
+      $("backup-status").textContent = await run();
+      $("backup-progress").value = 1;
+    } catch (err) {
+      $("backup-status").textContent = "";
+      fail(err);
+    } finally {
+      $(button).disabled = false;
+    }
+  }
+
+  $("export-form").addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    backup("export-button", "Exporting (the passphrase takes a few seconds)", async () => {
+      const pass = $("export-pass").value;
+      if (pass !== $("export-pass2").value) throw new Error("the two passphrases differ");
+      const res = await parley.exportHistory(pass, progress);
+      $("export-pass").value = "";
+      $("export-pass2").value = "";
+      const url = URL.createObjectURL(new Blob([res.data], { type: "application/octet-stream" }));
+      const a = document.createElement("a");
+      a.href = url;
+      a.download = `parley-history-${self.user}.bin`;
+      a.hidden = true;
+      document.body.append(a);
+      a.click();
+      a.remove();
+      setTimeout(() => URL.revokeObjectURL(url), 60000);
+      return `Exported ${res.messages} messages of ${res.conversations} conversations`;
+    });
+  });
+
+  $("import-form").addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    const f = $("import-file").files[0];
+    if (!f) { fail(new Error("choose a history file")); return; }
+    backup("import-button", `Importing ${f.name}`, async () => {
+      const pass = $("import-pass").value;
+      $("import-pass").value = "";
+      const res = JSON.parse(await parley.importHistory(new Uint8Array(await f.arrayBuffer()), pass, progress));
+      $("import-file").value = "";
+      await refreshConversations();
+      return `Imported ${res.messages} messages of ${res.conversations} conversations (${res.skipped || 0} already here)`;
+    });
+  });
+
   return { onEvent, onOpen, showJoinRequests, forward };
 })();

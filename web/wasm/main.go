@@ -85,6 +85,7 @@ func main() {
 	export("watch", a.watch)
 	a.exportChat(export)   // chat.go
 	a.exportManage(export) // manage.go
+	a.exportBackup(export) // backup.go
 	exportSafety(a, export)
 	exportStats(export)
 	export("close", func([]js.Value) (any, error) {
