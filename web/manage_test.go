@@ -3,6 +3,7 @@ package web
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -17,6 +18,10 @@ import (
 	"github.com/parleychat/parley/client"
 	"github.com/parleychat/parley/client/historyfile"
 )
+
+// unreadName is the view state the module keeps the unread counts under
+// (web/wasm/manage.go).
+const unreadName = "web-unread"
 
 // awaitJS evaluates a JavaScript expression that gives a Promise of a
 // string and returns the string.
@@ -113,6 +118,17 @@ func TestWebRequestsMuteSearchInBrowser(t *testing.T) {
 		}
 	}
 	p.waitJS("two unread from bob", `document.querySelector('#conversations button[data-target="@bob"] .unread')?.textContent === "2"`)
+	// The counts are in the sealed profile: nothing in IndexedDB or
+	// localStorage names them, nor holds the requests' text.
+	dump, err := base64.StdEncoding.DecodeString(p.awaitJS(dumpStorageJS))
+	if err != nil || len(dump) < 10_000 {
+		t.Fatalf("reading the browser's storage: %d bytes, %v", len(dump), err)
+	}
+	for _, clear := range []string{`"@bob":2`, unreadName, fromDave, fromErin} {
+		if bytes.Contains(dump, []byte(clear)) {
+			t.Errorf("the browser's storage holds %q in the clear", clear)
+		}
+	}
 	p.do("reloading", chromedp.Reload(), chromedp.WaitVisible(chromedp.CSS("#unlock-pass")),
 		chromedp.SendKeys(chromedp.CSS("#unlock-pass"), "browser passphrase\r"), chromedp.WaitVisible(chromedp.CSS("#compose-form")))
 	p.waitJS("still two unread from bob after reloading", `document.querySelector('#conversations button[data-target="@bob"] .unread')?.textContent === "2"`)
