@@ -383,7 +383,7 @@ func checkHeaders(t *testing.T, url string, b *Bundle) {
 		return resp, body
 	}
 	resp, page := get("/")
-	for _, path := range []string{"/", "/web/app.js", "/web/chat.js", "/web/safety.js", "/web/style.css", "/web/wasm_exec.js", "/web/" + WASMName, "/web/SHA256SUMS"} {
+	for _, path := range []string{"/", "/web/app.js", "/web/chat.js", "/web/safety.js", "/web/manage.js", "/web/style.css", "/web/wasm_exec.js", "/web/" + WASMName, "/web/SHA256SUMS"} {
 		if path != "/" {
 			resp, _ = get(path)
 		}
@@ -402,8 +402,14 @@ func checkHeaders(t *testing.T, url string, b *Bundle) {
 	if bytes.Contains(page, []byte("<script>")) || bytes.Contains(page, []byte(" on")) && bytes.Contains(page, []byte("onclick")) {
 		t.Error("the page has an inline script")
 	}
-	if n := bytes.Count(page, []byte(` integrity="sha256-`)); n != 5 {
-		t.Errorf("the page names %d files with their integrity, want 5 (four scripts and the style sheet)", n)
+	want := 1 // wasm_exec.js, and every script and style sheet of web/static
+	for _, name := range staticFiles(t) {
+		if strings.HasSuffix(name, ".js") || strings.HasSuffix(name, ".css") {
+			want++
+		}
+	}
+	if n := bytes.Count(page, []byte(` integrity="sha256-`)); n != want {
+		t.Errorf("the page names %d files with their integrity, want %d (wasm_exec.js and web/static's scripts and style sheet)", n, want)
 	}
 	if !bytes.Contains(page, []byte(`data-integrity="sha256-`)) {
 		t.Error("the page does not give the module's integrity")

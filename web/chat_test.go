@@ -334,11 +334,15 @@ func TestWebFilesInBrowser(t *testing.T) {
 // reaches the browser, which replies into it and bob receives the reply
 // from the browser's device; then the browser creates a group with bob,
 // adds carol, removes her, renames the group and leaves it, and the
-// CLI-side clients see each change.
+// CLI-side clients see each change. In bob's group the page offers alice
+// (a member, not an admin) no admin controls, and marks bob's message
+// that mentions her; in her own group she sets the topic, promotes and
+// demotes bob, and makes an invite code: dave asks to join with it and
+// is denied, carol asks and is approved, and bob sees each change.
 func TestWebGroupsInBrowser(t *testing.T) {
-	p := linkedPage(t, "alice", "bob", "carol")
+	p := linkedPage(t, "alice", "bob", "carol", "dave")
 	bg := context.Background()
-	bob, carol := p.users["bob"], p.users["carol"]
+	bob, carol, dave := p.users["bob"], p.users["carol"], p.users["dave"]
 
 	if _, err := bob.CreateGroup(bg, "team", []string{"alice"}); err != nil {
 		t.Fatal(err)
@@ -349,6 +353,27 @@ func TestWebGroupsInBrowser(t *testing.T) {
 	}
 	p.open("#team")
 	p.waitMessage("bob's group message in the browser", hello)
+	// A member, not an admin: no controls to add, remove, promote or rename.
+	p.press("opening bob's group's panel", "#group-panel summary")
+	p.waitJS("the member list", `document.querySelector('#group-members li[data-user="bob"]')?.textContent.includes("admin")`)
+	if n := p.eval(`String(document.querySelectorAll("#group-members button").length)`); n != "0" {
+		t.Fatalf("a member who is not an admin is offered %s member buttons", n)
+	}
+	for _, id := range []string{"group-add-form", "group-rename-form", "group-topic-form", "group-invite-box"} {
+		if p.eval(fmt.Sprintf(`String(document.getElementById(%q).hidden)`, id)) != "true" {
+			t.Fatalf("a member who is not an admin is shown #%s", id)
+		}
+	}
+	p.press("closing the panel", "#group-panel summary")
+	mention := randomText("hey @alice ")
+	if _, err := bob.SendText(bg, "#team", mention); err != nil {
+		t.Fatal(err)
+	}
+	mentionID := p.waitMessage("bob's mention in the browser", mention)
+	p.waitJS("the mention marked", fmt.Sprintf(`document.querySelector('#messages li[data-id=%q]').classList.contains("mentioned") && document.querySelector('#messages li[data-id=%q] .meta').textContent.includes("mentions you")`, mentionID, mentionID))
+	if p.eval(`String(document.querySelectorAll("#messages li.mentioned").length)`) != "1" {
+		t.Fatal("a message that does not mention alice is marked")
+	}
 	reply := randomText("group reply ")
 	p.do("replying into the group", chromedp.Focus(chromedp.CSS("#compose")), chromedp.SendKeys(chromedp.CSS("#compose"), reply+"\r"))
 	p.until("bob receives the browser's group reply", func() (bool, string) {
@@ -383,8 +408,27 @@ func TestWebGroupsInBrowser(t *testing.T) {
 		return ok && slices.Equal(us, []string{"alice", "bob"}), fmt.Sprint(us)
 	})
 
-	p.do("adding carol", chromedp.Focus(chromedp.CSS("#group-panel summary")), chromedp.KeyEvent(kb.Enter),
-		chromedp.SendKeys(chromedp.CSS("#group-add-user"), "carol\r"))
+	// The topic, then bob made an admin and back.
+	p.do("setting the topic", chromedp.Focus(chromedp.CSS("#group-panel summary")), chromedp.KeyEvent(kb.Enter),
+		chromedp.SendKeys(chromedp.CSS("#group-topic"), "plans for friday\r"))
+	p.waitJS("the page shows the topic", `document.getElementById("conversation-topic").textContent === "plans for friday"`)
+	bobSees := func(what string, ok func(client.GroupInfo) bool) {
+		p.until("bob sees "+what, func() (bool, string) {
+			if _, err := bob.Sync(bg); err != nil {
+				t.Fatal(err)
+			}
+			info, err := bob.GroupInfo(bg, "#webgroup")
+			return err == nil && ok(info), fmt.Sprintf("%+v %v", info, err)
+		})
+	}
+	bobSees("the topic", func(info client.GroupInfo) bool { return info.Topic == "plans for friday" })
+	p.press("making bob an admin", `#group-members li[data-user="bob"] .promote`)
+	bobSees("he is an admin", func(info client.GroupInfo) bool { return info.MyRole == client.RoleAdmin })
+	p.press("removing bob as admin", `#group-members li[data-user="bob"] .demote`)
+	bobSees("he is a member again", func(info client.GroupInfo) bool { return info.MyRole == client.RoleMember })
+	p.waitJS("the page shows bob a member", `document.querySelector('#group-members li[data-user="bob"]').dataset.role === "member"`)
+
+	p.do("adding carol", chromedp.Focus(chromedp.CSS("#group-add-user")), chromedp.SendKeys(chromedp.CSS("#group-add-user"), "carol\r"))
 	p.waitJS("carol in the page's member list", `document.querySelector('#group-members li[data-user="carol"]')`)
 	p.until("carol is in the group", func() (bool, string) {
 		ok, us := members("carol")
@@ -413,6 +457,30 @@ func TestWebGroupsInBrowser(t *testing.T) {
 		return ok && slices.Equal(us, []string{"alice", "bob"}), fmt.Sprint(us)
 	})
 
+	// An invite code: dave asks to join and is denied; carol asks and is approved.
+	p.press("making an invite code", "#group-invite")
+	p.waitJS("the invite code shown", `document.getElementById("group-invite-code").textContent.startsWith("parley-invite:")`)
+	code := p.text("#group-invite-code")
+	if _, err := dave.JoinGroup(bg, code); err != nil {
+		t.Fatalf("dave asks to join: %v", err)
+	}
+	p.press("denying dave", `#group-join-requests li[data-user="dave"] .deny`)
+	p.waitJS("dave's request gone", `!document.querySelector('#group-join-requests li[data-user="dave"]')`)
+	if _, err := carol.JoinGroup(bg, code); err != nil {
+		t.Fatalf("carol asks to join: %v", err)
+	}
+	p.press("approving carol", `#group-join-requests li[data-user="carol"] .approve`)
+	p.until("carol is in the group again, dave is not", func() (bool, string) {
+		ok, us := members("carol")
+		return ok && slices.Equal(us, []string{"alice", "bob", "carol"}), fmt.Sprint(us)
+	})
+	if _, err := dave.Sync(bg); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := dave.GroupInfo(bg, "#webgroup"); err == nil {
+		t.Fatal("dave, denied, is in the group")
+	}
+
 	// Focusing the name selects it: typing replaces it.
 	p.do("renaming the group", chromedp.Focus(chromedp.CSS("#group-rename")), chromedp.SendKeys(chromedp.CSS("#group-rename"), "Web-Group\r"))
 	p.until("bob sees the new name", func() (bool, string) {
@@ -426,7 +494,7 @@ func TestWebGroupsInBrowser(t *testing.T) {
 	p.do("leaving the group", chromedp.Focus(chromedp.CSS("#group-leave")), chromedp.KeyEvent(kb.Enter))
 	p.until("bob's device commits alice's leaving", func() (bool, string) {
 		ok, us := members("bob")
-		return ok && slices.Equal(us, []string{"bob"}), fmt.Sprint(us)
+		return ok && slices.Equal(us, []string{"bob", "carol"}), fmt.Sprint(us)
 	})
 	p.waitJS("the list marks the group left", `document.querySelector('#conversations button[data-target="#webgroup"]').textContent.includes("(left)")`)
 	p.phoneWidth()
@@ -522,9 +590,10 @@ func TestWebReceiptsInBrowser(t *testing.T) {
 // The everyday features from the browser, keyboard only: reply to bob's
 // message, react to it, edit and delete the reply for everyone, delete
 // bob's message for this device only, set the disappearing-messages
-// timer, and typing shown both ways.
+// timer, and typing shown both ways; forward bob's message to carol,
+// whose copy is marked forwarded.
 func TestWebEverydayInBrowser(t *testing.T) {
-	p := linkedPage(t, "alice", "bob")
+	p := linkedPage(t, "alice", "bob", "carol")
 	bg := context.Background()
 	bob := p.users["bob"]
 	find := func(text string) func(client.Message) bool {
@@ -564,6 +633,22 @@ func TestWebEverydayInBrowser(t *testing.T) {
 		return i >= 0 && slices.ContainsFunc(msgs[i].Reactions, func(r client.Reaction) bool { return r.Emoji == "👍" && r.User == "alice" }),
 			fmt.Sprintf("%+v", msgs)
 	})
+
+	// Forward bob's message to carol: the dialog takes the target, Enter sends.
+	p.action(id, "forward")
+	p.waitJS("the forward dialog open", `document.getElementById("forward-dialog").open && document.activeElement.id === "forward-to"`)
+	p.do("forwarding to carol", chromedp.SendKeys(chromedp.CSS("#forward-to"), "@carol\r"))
+	p.waitJS("the forward dialog closed", `!document.getElementById("forward-dialog").open`)
+	p.until("carol receives bob's message forwarded by alice", func() (bool, string) {
+		msgs := p.history("carol", "@alice")
+		i := slices.IndexFunc(msgs, find(first))
+		return i >= 0 && msgs[i].Forwarded && msgs[i].Sender.Device == p.device, fmt.Sprintf("%+v", msgs)
+	})
+	p.open("@carol")
+	// (Only the forwarded copy says so: bob's original, which the
+	// history showed a moment ago, does not.)
+	p.waitJS("the forwarded copy in the browser, marked", fmt.Sprintf(`[...document.querySelectorAll("#messages li")].some((li) => li.querySelector(".text")?.textContent.includes(%q) && li.querySelector(".meta").textContent.includes("forwarded"))`, first))
+	p.open("@bob")
 
 	// Edit: the compose line holds the text; add to it.
 	p.action(replyID, "edit")

@@ -175,7 +175,7 @@ func TestServesPrecompressed(t *testing.T) {
 	}
 	h := b.Handler()
 	_, sums, _ := getEncoded(t, h, "/web/SHA256SUMS", "")
-	for _, name := range []string{WASMName, ExecName, "app.js", "chat.js", "safety.js", "style.css"} {
+	for _, name := range []string{WASMName, ExecName, "app.js", "chat.js", "safety.js", "manage.js", "style.css"} {
 		etags := map[string]bool{}
 		for accept, want := range map[string]string{
 			"gzip, deflate, br, zstd": "br",

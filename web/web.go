@@ -113,6 +113,7 @@ func Load(files fs.FS) (*Bundle, error) {
 		{"static/app.js", "text/javascript; charset=utf-8"},
 		{"static/chat.js", "text/javascript; charset=utf-8"},
 		{"static/safety.js", "text/javascript; charset=utf-8"},
+		{"static/manage.js", "text/javascript; charset=utf-8"},
 		{"static/style.css", "text/css; charset=utf-8"},
 	} {
 		if err := add(f.path, f.ct); err != nil {
@@ -135,6 +136,7 @@ func Load(files fs.FS) (*Bundle, error) {
 		"App": "/web/app.js", "AppIntegrity": a("app.js").integrity(),
 		"Chat": "/web/chat.js", "ChatIntegrity": a("chat.js").integrity(),
 		"Safety": "/web/safety.js", "SafetyIntegrity": a("safety.js").integrity(),
+		"Manage": "/web/manage.js", "ManageIntegrity": a("manage.js").integrity(),
 		"CSS": "/web/style.css", "CSSIntegrity": a("style.css").integrity(),
 		"Sums": "/web/SHA256SUMS",
 	})

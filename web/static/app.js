@@ -116,7 +116,8 @@ async function enterChat() {
 // keeps its button, so keyboard focus stays where the user left it when
 // a message arrives (and a test's handle on a button stays valid).
 async function refreshConversations() {
-  const convs = JSON.parse(await parley.conversations()) || [];
+  // Message requests are listed apart (manage.js) until accepted.
+  const convs = (JSON.parse(await parley.conversations()) || []).filter((c) => !c.request);
   const ul = $("conversations");
   const existing = new Map();
   for (const li of ul.children) existing.set(li.firstChild.dataset.target, li);

@@ -8,7 +8,6 @@
 "use strict";
 
 const chat = (() => {
-  const unread = new Map();      // conversation → messages not seen here
   const conversations = new Map(); // conversation → its last list entry
   const typers = new Map();      // conversation → Map(user → until, ms)
   let mode = null;               // {kind: "reply"|"edit", message}
@@ -22,11 +21,15 @@ const chat = (() => {
 
   const counted = (m) => (m.kind === "text" || m.kind === "file") && self && m.sender.user !== self.user;
 
+  // Unread counts are the module's (web/wasm/manage.go: counted as
+  // messages arrive, kept sealed in the profile so a reload keeps them);
+  // it only needs to know what is on screen.
+  document.addEventListener("visibilitychange", () => {
+    if (self) parley.viewing(document.hidden ? "" : current || "").catch(() => {});
+  });
+
   function onEvent(ev) {
-    if (ev.type === "message" && ev.message && counted(ev.message) && !ev.message.muted &&
-        (ev.message.conversation !== current || document.hidden)) {
-      unread.set(ev.message.conversation, (unread.get(ev.message.conversation) || 0) + 1);
-    }
+    manage.onEvent(ev); // manage.js: message requests
     if (ev.type === "message" && ev.message && counted(ev.message)) {
       // A member who sent stopped typing.
       typers.get(ev.message.conversation)?.delete(ev.message.sender.user);
@@ -57,7 +60,8 @@ const chat = (() => {
     conversations.set(c.conversation, c);
     if (c.name && c.kind === "group" && `#${c.name}` !== c.conversation) button.textContent = `${c.conversation} (${c.name})`;
     if (c.left || c.removed) button.append(c.left ? " (left)" : " (removed)");
-    const n = unread.get(c.conversation) || 0;
+    if (c.muted) button.append(" 🔕");
+    const n = c.unread || 0;
     if (n > 0) {
       const badge = document.createElement("span");
       badge.className = "unread";
@@ -99,6 +103,11 @@ const chat = (() => {
     meta.className = "meta";
     let metaText = `${m.sender.user} · ${new Date(m.sent_at).toLocaleString()}`;
     if (m.edited) metaText += " · edited";
+    if (m.forwarded) metaText += " · forwarded";
+    if (m.mentioned) {
+      metaText += " · mentions you";
+      li.classList.add("mentioned");
+    }
     if (m.expires_at) metaText += ` · disappears ${new Date(m.expires_at).toLocaleString()}`;
     meta.textContent = metaText;
     li.append(meta);
@@ -207,6 +216,7 @@ const chat = (() => {
         b.setAttribute("aria-pressed", had ? "true" : "false");
         box.append(b);
       }
+      box.append(button("Forward", async () => { openMenus.delete(m.id); manage.forward(m); }, "forward"));
       if (mine && m.kind === "text") box.append(button("Edit", async () => { openMenus.delete(m.id); setMode({ kind: "edit", message: m }); }, "edit"));
       if (mine) {
         box.append(button("Delete for everyone", async () => {
@@ -257,10 +267,9 @@ const chat = (() => {
       const el = $("messages").querySelector(`li[data-id="${CSS.escape(focused.id)}"] ${focused.cls}`);
       if (el) el.focus();
     }
-    if (unread.delete(target)) {
-      const b = $("conversations").querySelector(`button[data-target="${CSS.escape(target)}"] .unread`);
-      if (b) b.remove();
-    }
+    if (!document.hidden) await parley.viewing(target);
+    const badge = $("conversations").querySelector(`button[data-target="${CSS.escape(target)}"] .unread`);
+    if (badge) badge.remove();
     if (mode && mode.message.conversation !== target) setMode(null);
     showTyping();
     $("conversation-tools").hidden = false;
@@ -268,6 +277,7 @@ const chat = (() => {
     $("file-send").disabled = false;
     const c = conversations.get(target);
     $("timer").value = String(timerSeconds(c?.timer));
+    manage.onOpen(target, c); // manage.js: mute, topic
     const group = target.startsWith("#");
     $("group-panel").hidden = !group;
     if (group) await showGroup(target);
@@ -291,6 +301,10 @@ const chat = (() => {
     return Number(m[1]) * { s: 1, m: 60, h: 3600, d: 86400, w: 604800 }[m[2]];
   }
 
+  // The group panel shows each control only where the user may act (the
+  // client library, and every member's client, refuses the rest anyway):
+  // admins add, remove, promote and demote, rename, set the topic and
+  // make invite codes; a group made before roles lets everyone.
   async function showGroup(target) {
     let info;
     try {
@@ -300,13 +314,15 @@ const chat = (() => {
       return; // left or removed: nothing to manage
     }
     if (target !== current) return;
+    const admin = !info.roles || info.my_role === "admin";
     const ul = $("group-members");
     ul.replaceChildren();
     for (const mem of info.members || []) {
       const li = document.createElement("li");
       li.dataset.user = mem.user;
+      li.dataset.role = mem.role || "";
       li.textContent = mem.role ? `${mem.user} (${mem.role}) ` : `${mem.user} `;
-      if (mem.user !== self.user) {
+      if (admin && mem.user !== self.user) {
         const b = button("Remove", async () => {
           await parley.removeMembers(target, JSON.stringify([mem.user]));
           await refreshConversations();
@@ -314,10 +330,23 @@ const chat = (() => {
         }, "remove");
         b.setAttribute("aria-label", `Remove ${mem.user}`);
         li.append(b);
+        if (info.roles) {
+          const promote = mem.role !== "admin";
+          const r = button(promote ? "Make admin" : "Remove admin", async () => {
+            await parley.setAdmin(target, mem.user, promote);
+            await openConversation(target);
+          }, promote ? "promote" : "demote");
+          r.setAttribute("aria-label", promote ? `Make ${mem.user} an admin` : `Remove ${mem.user} as admin`);
+          li.append(" ", r);
+        }
       }
       ul.append(li);
     }
+    for (const id of ["group-add-form", "group-rename-form", "group-topic-form", "group-invite-box"]) $(id).hidden = !admin;
+    $("group-topic-form").hidden = !admin || !info.roles;
     if (document.activeElement !== $("group-rename")) $("group-rename").value = info.name || "";
+    if (document.activeElement !== $("group-topic")) $("group-topic").value = info.topic || "";
+    if (admin) await manage.showJoinRequests(target);
   }
 
   const users = (s) => s.split(/[\s,]+/).map((u) => u.replace(/^@/, "")).filter((u) => u);
@@ -434,7 +463,11 @@ const chat = (() => {
   // The settings once the profile is open (the chat section shows).
   new MutationObserver(async () => {
     if ($("chat").hidden || !self) return;
-    try { $("setting-receipts").checked = JSON.parse(await parley.settings()).read_receipts; } catch (err) { /* shown on change */ }
+    try {
+      const s = JSON.parse(await parley.settings());
+      $("setting-receipts").checked = s.read_receipts;
+      $("setting-requests").checked = s.message_requests;
+    } catch (err) { /* shown on change */ }
   }).observe($("chat"), { attributes: true, attributeFilter: ["hidden"] });
 
   return { onEvent, decorateConversation, renderMessage, onOpen, submit };

@@ -28,6 +28,7 @@ const profileName = "parley"
 type app struct {
 	c      *client.Client
 	cancel context.CancelFunc // stops Watch
+	unread unread             // manage.go
 }
 
 func main() {
@@ -49,11 +50,7 @@ func main() {
 		if a.c == nil {
 			return nil, errNotOpen
 		}
-		convs, err := a.c.Conversations(context.Background())
-		if err != nil {
-			return nil, err
-		}
-		return jsonText(convs)
+		return a.conversations(context.Background(), a.c) // with the unread counts
 	})
 	export("history", func(args []js.Value) (any, error) {
 		if a.c == nil {
@@ -86,7 +83,9 @@ func main() {
 		return jsonText(ds)
 	})
 	export("watch", a.watch)
-	a.exportChat(export) // chat.go
+	a.exportChat(export)   // chat.go
+	a.exportManage(export) // manage.go
+	a.exportBackup(export) // backup.go
 	exportSafety(a, export)
 	exportStats(export)
 	export("close", func([]js.Value) (any, error) {
@@ -132,6 +131,7 @@ func (a *app) link(args []js.Value) (any, error) {
 		return nil, err
 	}
 	a.c = c
+	a.unread.load(ctx, c)
 	return jsonText(c.Self())
 }
 
@@ -145,6 +145,7 @@ func (a *app) open(args []js.Value) (any, error) {
 		return nil, err
 	}
 	a.c = c
+	a.unread.load(context.Background(), c)
 	return jsonText(c.Self())
 }
 
@@ -157,8 +158,11 @@ func (a *app) watch(args []js.Value) (any, error) {
 	onEvent := args[0]
 	ctx, cancel := context.WithCancel(context.Background())
 	a.cancel = cancel
+	c := a.c
+	go a.pollRequests(ctx, c, onEvent)
 	go func() {
-		err := a.c.Watch(ctx, client.WatchOptions{Warnings: true}, func(e client.Event) {
+		err := c.Watch(ctx, client.WatchOptions{Warnings: true}, func(e client.Event) {
+			a.unread.count(ctx, c, e) // before the page redraws its list
 			if b, err := json.Marshal(e); err == nil {
 				onEvent.Invoke(string(b))
 			}
