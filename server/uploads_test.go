@@ -455,8 +455,12 @@ func blobBytes(t *testing.T, ts *testServer) int64 {
 // at once, every connection is closed by the server within the body
 // timeout, and the process holds no more sockets afterwards.
 func TestHostileManySlowUploads(t *testing.T) {
+	// The body timeout is long enough for all 100 requests to reach the
+	// server before the first slot frees, even on a loaded machine (at
+	// 1 s, slow dials took the slots the first four freed).
+	const bodyTimeout = 3 * time.Second
 	ts := startServer(t, t.TempDir(), func(c *server.Config) {
-		c.BodyTimeout = time.Second
+		c.BodyTimeout = bodyTimeout
 		c.MaxUploadsPerAccount = 4
 	})
 	mallory, alice, bob := register(t, ts, "mallory"), register(t, ts, "alice"), register(t, ts, "bob")
@@ -465,7 +469,7 @@ func TestHostileManySlowUploads(t *testing.T) {
 	const n = 100
 	var res []<-chan trickled
 	for range n {
-		res = append(res, trickle(ts, "/v1/blobs", token(mallory), "application/octet-stream", nil, 200*time.Millisecond, 10*time.Second))
+		res = append(res, trickle(ts, "/v1/blobs", token(mallory), "application/octet-stream", nil, 200*time.Millisecond, 3*bodyTimeout))
 	}
 	time.Sleep(200 * time.Millisecond)
 	stillServes(t, alice, bob, conv)
@@ -476,7 +480,7 @@ func TestHostileManySlowUploads(t *testing.T) {
 			t.Fatalf("slow upload: %v", r.err)
 		}
 		codes[r.status]++
-		if r.closed > 5*time.Second {
+		if r.closed > bodyTimeout+4*time.Second {
 			t.Errorf("the server held a slow upload's connection %v", r.closed)
 		}
 	}
