@@ -1,10 +1,12 @@
 package client
 
 import (
+	"bytes"
 	"context"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"mime"
 	"net/http"
 	"os"
@@ -163,6 +165,9 @@ type GroupSettings struct {
 	Topic *string
 	// PicturePath is a file to encrypt, upload and set as the picture.
 	PicturePath string
+	// Picture is an image to set as the picture, for callers without a
+	// file system (the web client); PicturePath wins if both are set.
+	Picture []byte
 }
 
 // ErrNoGroupState means the group was made before roles and group state
@@ -194,8 +199,13 @@ func (c *Client) SetGroup(ctx context.Context, group string, set GroupSettings) 
 		if err := c.mayAdminister(g); err != nil {
 			return err
 		}
-		if set.PicturePath != "" {
-			if pic, err = c.uploadPicture(ctx, set.PicturePath); err != nil {
+		switch {
+		case set.PicturePath != "":
+			if pic, err = c.uploadPictureFile(ctx, set.PicturePath); err != nil {
+				return err
+			}
+		case set.Picture != nil:
+			if pic, err = c.uploadPicture(ctx, bytes.NewReader(set.Picture), int64(len(set.Picture)), ""); err != nil {
 				return err
 			}
 		}
@@ -303,8 +313,9 @@ func (c *Client) mayAdminister(g *mls.Group) error {
 	return nil
 }
 
-// uploadPicture encrypts and uploads an image for a group picture.
-func (c *Client) uploadPicture(ctx context.Context, path string) (*groupPicture, error) {
+// uploadPictureFile encrypts and uploads the image in path for a group
+// picture.
+func (c *Client) uploadPictureFile(ctx context.Context, path string) (*groupPicture, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
@@ -314,22 +325,36 @@ func (c *Client) uploadPicture(ctx context.Context, path string) (*groupPicture,
 	if err != nil {
 		return nil, err
 	}
-	if !st.Mode().IsRegular() || st.Size() == 0 || st.Size() > maxPictureBytes {
+	if !st.Mode().IsRegular() {
 		return nil, fmt.Errorf("client: a group picture must be a file of 1 byte to %d MiB", maxPictureBytes>>20)
 	}
+	return c.uploadPicture(ctx, f, st.Size(), path)
+}
+
+// uploadPicture encrypts and uploads an image of size bytes for a group
+// picture; name (a path, or "") only helps tell its type.
+func (c *Client) uploadPicture(ctx context.Context, r io.ReadSeeker, size int64, name string) (*groupPicture, error) {
+	if size <= 0 || size > maxPictureBytes {
+		return nil, fmt.Errorf("client: a group picture must be 1 byte to %d MiB", maxPictureBytes>>20)
+	}
+	what := name
+	if what == "" {
+		what = "the picture"
+	}
 	head := make([]byte, 512)
-	n, _ := f.Read(head)
+	n, _ := io.ReadFull(r, head)
 	typ := http.DetectContentType(head[:n])
-	if t := mime.TypeByExtension(filepath.Ext(path)); strings.HasPrefix(t, "image/") {
+	if t := mime.TypeByExtension(filepath.Ext(name)); name != "" && strings.HasPrefix(t, "image/") {
 		typ = t
 	}
 	if !strings.HasPrefix(typ, "image/") {
-		return nil, fmt.Errorf("client: %s is not an image (%s)", path, typ)
+		return nil, fmt.Errorf("client: %s is not an image (%s)", what, typ)
 	}
-	if typ, _, err = mime.ParseMediaType(typ); err != nil {
+	typ, _, err := mime.ParseMediaType(typ)
+	if err != nil {
 		return nil, err
 	}
-	if _, err := f.Seek(0, 0); err != nil {
+	if _, err := r.Seek(0, io.SeekStart); err != nil {
 		return nil, err
 	}
 	conn, err := c.connection(ctx)
@@ -337,17 +362,17 @@ func (c *Client) uploadPicture(ctx context.Context, path string) (*groupPicture,
 		return nil, err
 	}
 	key := filecrypt.NewKey()
-	enc, err := filecrypt.NewEncrypter(f, key)
+	enc, err := filecrypt.NewEncrypter(r, key)
 	if err != nil {
 		return nil, err
 	}
-	blob, err := conn.UploadBlob(ctx, enc, filecrypt.CiphertextSize(st.Size()), nil)
+	blob, err := conn.UploadBlob(ctx, enc, filecrypt.CiphertextSize(size), nil)
 	if err != nil {
 		return nil, err
 	}
-	if enc.Size() != st.Size() {
+	if enc.Size() != size {
 		dropBlob(ctx, conn, blob)
-		return nil, fmt.Errorf("client: %s changed size while it was being sent", path)
+		return nil, fmt.Errorf("client: %s changed size while it was being sent", what)
 	}
 	return &groupPicture{Blob: blob, Key: key, SHA256: enc.Digest(), Size: enc.Size(), Type: typ}, nil
 }
@@ -355,7 +380,37 @@ func (c *Client) uploadPicture(ctx context.Context, path string) (*groupPicture,
 // GroupPicture downloads, decrypts and checks a group's picture into out
 // (never overwriting a file). It returns the path written.
 func (c *Client) GroupPicture(ctx context.Context, group, out string) (string, error) {
+	fd, _, err := c.pictureDescriptor(ctx, group)
+	if err != nil {
+		return "", err
+	}
+	path, _, err := c.download(ctx, fd, out, nil)
+	return path, err
+}
+
+// GroupPictureBytes is GroupPicture into memory (the web client): the
+// image and its media type, checked against the digest in the group's
+// state.
+func (c *Client) GroupPictureBytes(ctx context.Context, group string) ([]byte, string, error) {
+	fd, typ, err := c.pictureDescriptor(ctx, group)
+	if err != nil {
+		return nil, "", err
+	}
+	var buf bytes.Buffer
+	buf.Grow(int(min(fd.Size, maxPictureBytes)))
+	// limitedWriter: a blob that decrypts to more than the state's size
+	// cannot grow memory.
+	if err := c.decryptBlob(ctx, fd, &limitedWriter{w: &buf, left: fd.Size}, nil); err != nil {
+		return nil, "", fmt.Errorf("group picture: %w", err)
+	}
+	return buf.Bytes(), typ, nil
+}
+
+// pictureDescriptor returns the attachment descriptor of group's picture
+// and its media type.
+func (c *Client) pictureDescriptor(ctx context.Context, group string) (*fileDescriptor, string, error) {
 	var fd *fileDescriptor
+	var typ string
 	err := c.withLock(ctx, func() error {
 		r, g, err := c.syncedGroup(ctx, group)
 		if err != nil {
@@ -374,11 +429,8 @@ func (c *Client) GroupPicture(ctx context.Context, group, out string) (string, e
 			name += exts[0]
 		}
 		fd = &fileDescriptor{Blob: p.Blob, Scheme: filecrypt.Scheme, Key: p.Key, SHA256: p.SHA256, Name: name, Size: p.Size}
+		typ = p.Type
 		return nil
 	})
-	if err != nil {
-		return "", err
-	}
-	path, _, err := c.download(ctx, fd, out, nil)
-	return path, err
+	return fd, typ, err
 }

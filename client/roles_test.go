@@ -300,6 +300,18 @@ func TestPromoteDemote(t *testing.T) {
 	if got, _ := os.ReadFile(out); !bytes.Equal(got, pic) {
 		t.Fatal("carol's copy of the picture differs")
 	}
+	// The same from memory (the web client's way): set from bytes, read
+	// into memory with its type; something not an image is refused.
+	gif := append([]byte("GIF89a"), bytes.Repeat([]byte{9}, 500)...)
+	if _, err := bob.SetGroup(ctx, "team", GroupSettings{Picture: gif}); err != nil {
+		t.Fatal(err)
+	}
+	if got, typ, err := carol.GroupPictureBytes(ctx, "#team"); err != nil || !bytes.Equal(got, gif) || typ != "image/gif" {
+		t.Fatalf("carol's picture from memory: %d bytes, %q, %v", len(got), typ, err)
+	}
+	if _, err := bob.SetGroup(ctx, "team", GroupSettings{Picture: []byte("plain text, not a picture")}); err == nil || !strings.Contains(err.Error(), "not an image") {
+		t.Fatalf("a text as the picture: %v", err)
+	}
 	if err := alice.SetAdmin(ctx, "team", "bob", false); err != nil {
 		t.Fatal(err)
 	}

@@ -1,12 +1,15 @@
 package web
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"image"
+	"image/png"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -193,7 +196,9 @@ func (p *page) history(user, target string) []client.Message {
 func (p *page) phoneWidth() {
 	p.t.Helper()
 	if w, err := chromedp.Run(p.ctx, chromedp.Evaluate[int](`document.documentElement.scrollWidth`)); err != nil || w > 375 {
-		p.t.Fatalf("at 375 px the page is %d px wide (%v)", w, err)
+		// Name the elements that reach past the edge, to say what to fix.
+		wide, _ := chromedp.Run(p.ctx, chromedp.Evaluate[string](`[...document.querySelectorAll("body *")].filter((e) => e.getBoundingClientRect().right > 375).map((e) => e.tagName.toLowerCase() + (e.id ? "#" + e.id : "") + " " + Math.round(e.getBoundingClientRect().right)).slice(0, 8).join(", ")`))
+		p.t.Fatalf("at 375 px the page is %d px wide (%v); past the edge: %s", w, err, wide)
 	}
 }
 
@@ -347,19 +352,24 @@ func TestWebGroupsInBrowser(t *testing.T) {
 	if _, err := bob.CreateGroup(bg, "team", []string{"alice"}); err != nil {
 		t.Fatal(err)
 	}
+	// bob's group has a picture: the page shows it, decrypted in the page.
+	if _, err := bob.SetGroup(bg, "team", client.GroupSettings{Picture: testPNG(t, 24)}); err != nil {
+		t.Fatal(err)
+	}
 	hello := randomText("group hello ")
 	if _, err := bob.SendText(bg, "#team", hello); err != nil {
 		t.Fatal(err)
 	}
 	p.open("#team")
 	p.waitMessage("bob's group message in the browser", hello)
+	p.waitJS("bob's group picture shown", `(() => { const i = document.getElementById("group-picture"); return !i.hidden && i.src.startsWith("blob:") && i.complete && i.naturalWidth === 24; })()`)
 	// A member, not an admin: no controls to add, remove, promote or rename.
 	p.press("opening bob's group's panel", "#group-panel summary")
 	p.waitJS("the member list", `document.querySelector('#group-members li[data-user="bob"]')?.textContent.includes("admin")`)
 	if n := p.eval(`String(document.querySelectorAll("#group-members button").length)`); n != "0" {
 		t.Fatalf("a member who is not an admin is offered %s member buttons", n)
 	}
-	for _, id := range []string{"group-add-form", "group-rename-form", "group-topic-form", "group-invite-box"} {
+	for _, id := range []string{"group-add-form", "group-rename-form", "group-topic-form", "group-picture-form", "group-invite-box"} {
 		if p.eval(fmt.Sprintf(`String(document.getElementById(%q).hidden)`, id)) != "true" {
 			t.Fatalf("a member who is not an admin is shown #%s", id)
 		}
@@ -427,6 +437,23 @@ func TestWebGroupsInBrowser(t *testing.T) {
 	p.press("removing bob as admin", `#group-members li[data-user="bob"] .demote`)
 	bobSees("he is a member again", func(info client.GroupInfo) bool { return info.MyRole == client.RoleMember })
 	p.waitJS("the page shows bob a member", `document.querySelector('#group-members li[data-user="bob"]').dataset.role === "member"`)
+
+	// A picture set in the page reaches bob, byte for byte.
+	pic := testPNG(t, 16)
+	picPath := filepath.Join(t.TempDir(), "webgroup.png")
+	if err := os.WriteFile(picPath, pic, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p.do("setting the group's picture", chromedp.SetUploadFiles(chromedp.CSS("#group-picture-input"), []string{picPath}),
+		chromedp.Click(chromedp.CSS("#group-picture-button")))
+	p.waitJS("the page shows its picture", `(() => { const i = document.getElementById("group-picture"); return !i.hidden && i.complete && i.naturalWidth === 16; })()`)
+	p.until("bob gets the picture", func() (bool, string) {
+		if _, err := bob.Sync(bg); err != nil {
+			t.Fatal(err)
+		}
+		got, typ, err := bob.GroupPictureBytes(bg, "#webgroup")
+		return err == nil && typ == "image/png" && string(got) == string(pic), fmt.Sprintf("%d bytes, %q, %v", len(got), typ, err)
+	})
 
 	p.do("adding carol", chromedp.Focus(chromedp.CSS("#group-add-user")), chromedp.SendKeys(chromedp.CSS("#group-add-user"), "carol\r"))
 	p.waitJS("carol in the page's member list", `document.querySelector('#group-members li[data-user="carol"]')`)
@@ -726,4 +753,18 @@ func TestWebEverydayInBrowser(t *testing.T) {
 		return slices.ContainsFunc(typing, func(ty client.Typing) bool { return ty.User == "alice" && ty.Typing }), fmt.Sprintf("%+v", typing)
 	})
 	p.phoneWidth()
+}
+
+// testPNG is a size × size PNG image.
+func testPNG(t *testing.T, size int) []byte {
+	t.Helper()
+	img := image.NewRGBA(image.Rect(0, 0, size, size))
+	for i := range img.Pix {
+		img.Pix[i] = byte(i * 7)
+	}
+	var buf bytes.Buffer
+	if err := png.Encode(&buf, img); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
 }

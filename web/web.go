@@ -53,10 +53,11 @@ var ErrNotBuilt = errors.New("web: the web client's WebAssembly module is not bu
 // CSP is the pages' Content-Security-Policy: scripts and styles only from
 // this origin (and only those the page names with their integrity),
 // WebAssembly compilation but no eval, connections only back to this
-// server, no frames, no forms posting elsewhere, and Trusted Types so
+// server, images from here or decrypted in the page (blob: URLs of group
+// pictures), no frames, no forms posting elsewhere, and Trusted Types so
 // that no script can write HTML into the page.
 const CSP = "default-src 'none'; script-src 'self' 'wasm-unsafe-eval'; style-src 'self'; " +
-	"connect-src 'self'; img-src 'self'; base-uri 'none'; form-action 'none'; " +
+	"connect-src 'self'; img-src 'self' blob:; base-uri 'none'; form-action 'none'; " +
 	"frame-ancestors 'none'; require-trusted-types-for 'script'; trusted-types 'none'"
 
 // securityHeaders are set on every response of the handler.

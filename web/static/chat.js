@@ -280,6 +280,7 @@ const chat = (() => {
     manage.onOpen(target, c); // manage.js: mute, topic
     const group = target.startsWith("#");
     $("group-panel").hidden = !group;
+    if (!group) $("group-picture").hidden = true;
     if (group) await showGroup(target);
     // Receipts of this user's messages, newest 50.
     const ids = msgs.filter((m) => self && m.sender.user === self.user && (m.kind === "text" || m.kind === "file") && !m.deleted)
@@ -342,12 +343,56 @@ const chat = (() => {
       }
       ul.append(li);
     }
-    for (const id of ["group-add-form", "group-rename-form", "group-topic-form", "group-invite-box"]) $(id).hidden = !admin;
+    for (const id of ["group-add-form", "group-rename-form", "group-topic-form", "group-picture-form", "group-invite-box"]) $(id).hidden = !admin;
     $("group-topic-form").hidden = !admin || !info.roles;
+    $("group-picture-form").hidden = !admin || !info.roles;
+    await showPicture(target, info.picture);
     if (document.activeElement !== $("group-rename")) $("group-rename").value = info.name || "";
     if (document.activeElement !== $("group-topic")) $("group-topic").value = info.topic || "";
     if (admin) await manage.showJoinRequests(target);
   }
+
+  // showPicture shows a group's picture: decrypted by the module (which
+  // checks its digest against the group's state) and shown from a blob:
+  // URL, raster types only; fetched again only when the digest changes.
+  let picture = { target: null, sha256: null, url: null };
+  async function showPicture(target, info) {
+    const img = $("group-picture");
+    const raster = ["image/png", "image/jpeg", "image/gif", "image/webp"];
+    if (!info || !raster.includes(info.type)) {
+      img.hidden = true;
+      return;
+    }
+    if (picture.target === target && picture.sha256 === info.sha256) {
+      img.hidden = false;
+      return;
+    }
+    let p;
+    try {
+      p = await parley.groupPicture(target);
+    } catch (err) {
+      img.hidden = true;
+      return; // not fetched now (offline, or a picture the digest refused): no picture rather than a wrong one
+    }
+    if (target !== current) return;
+    if (picture.url) URL.revokeObjectURL(picture.url);
+    picture = { target, sha256: info.sha256, url: URL.createObjectURL(new Blob([p.data], { type: p.type })) };
+    img.src = picture.url;
+    img.alt = `Picture of ${target}`;
+    img.hidden = false;
+  }
+
+  $("group-picture-form").addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    clearError();
+    const f = $("group-picture-input").files[0];
+    if (!f) return;
+    try {
+      const info = JSON.parse(await parley.setPicture(current, new Uint8Array(await f.arrayBuffer())));
+      $("group-picture-input").value = "";
+      await showPicture(current, info.picture);
+    } catch (err) { fail(err); }
+  });
 
   const users = (s) => s.split(/[\s,]+/).map((u) => u.replace(/^@/, "")).filter((u) => u);
 

@@ -166,8 +166,16 @@ func (a *app) opened(fn func(ctx context.Context, c *client.Client, args []js.Va
 //   - search(query) → [Message], newest first.
 //   - forward(id, target) → Sent.
 //   - setTopic(group, topic) → GroupInfo; setAdmin(group, user, admin).
+//   - setPicture(group, Uint8Array) → GroupInfo; groupPicture(group) →
+//     {type, data: Uint8Array}, only once its digest matched the one in
+//     the group's state.
 //   - createInvite(group) → Invite; joinRequests(group) → [JoinRequest];
 //     answerJoin(group, user, deny).
+//
+// maxPicture bounds a group picture the page hands the module (the
+// client library allows the same).
+const maxPicture = 10 << 20
+
 func (a *app) exportManage(export func(name string, fn func(args []js.Value) (any, error))) {
 	open := a.opened
 	export("viewing", open(func(ctx context.Context, c *client.Client, args []js.Value) (any, error) {
@@ -212,6 +220,30 @@ func (a *app) exportManage(export func(name string, fn func(args []js.Value) (an
 	export("setTopic", open(func(ctx context.Context, c *client.Client, args []js.Value) (any, error) {
 		topic := argString(args, 1)
 		return jsonResult(c.SetGroup(ctx, argString(args, 0), client.GroupSettings{Topic: &topic}))
+	}))
+	export("setPicture", open(func(ctx context.Context, c *client.Client, args []js.Value) (any, error) {
+		if len(args) < 2 || args[1].Type() != js.TypeObject {
+			return nil, errors.New("setPicture: no image data")
+		}
+		n := args[1].Get("length").Int()
+		if n <= 0 || n > maxPicture {
+			return nil, fmt.Errorf("a group picture must be 1 byte to %d MiB", maxPicture>>20)
+		}
+		data := make([]byte, n)
+		js.CopyBytesToGo(data, args[1])
+		return jsonResult(c.SetGroup(ctx, argString(args, 0), client.GroupSettings{Picture: data}))
+	}))
+	export("groupPicture", open(func(ctx context.Context, c *client.Client, args []js.Value) (any, error) {
+		data, typ, err := c.GroupPictureBytes(ctx, argString(args, 0))
+		if err != nil {
+			return nil, err
+		}
+		arr := js.Global().Get("Uint8Array").New(len(data))
+		js.CopyBytesToJS(arr, data)
+		out := js.Global().Get("Object").New()
+		out.Set("type", typ)
+		out.Set("data", arr)
+		return out, nil
 	}))
 	export("setAdmin", open(func(ctx context.Context, c *client.Client, args []js.Value) (any, error) {
 		return nil, c.SetAdmin(ctx, argString(args, 0), argString(args, 1), argBool(args, 2))
