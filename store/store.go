@@ -269,6 +269,31 @@ type Membership struct {
 	RemovedAt uint64
 }
 
+// VerdictOutcome is what Store.Verdict did.
+type VerdictOutcome uint8
+
+const (
+	// VerdictIgnored: nothing changed (no pending change of that commit,
+	// or the device has no say on it).
+	VerdictIgnored VerdictOutcome = iota
+	// VerdictAccepted: the commit's pending changes took effect.
+	VerdictAccepted
+	// VerdictRefused: the commit's pending changes were undone.
+	VerdictRefused
+)
+
+func (v VerdictOutcome) String() string {
+	switch v {
+	case VerdictIgnored:
+		return "ignored"
+	case VerdictAccepted:
+		return "accepted"
+	case VerdictRefused:
+		return "refused"
+	}
+	return fmt.Sprintf("VerdictOutcome(%d)", uint8(v))
+}
+
 // ErrLookalike is returned by CreateAccount for a username that looks
 // like an existing one (the same wire.UsernameSkeleton).
 var ErrLookalike = errors.New("store: username looks like an existing one")
@@ -452,13 +477,34 @@ type Store interface {
 	// On success the message gets seq = head+1; a commit advances the epoch,
 	// starts added devices' cursors at its seq, lets removed devices read
 	// up to and including it, and puts Welcome into each added device's
-	// inbox. A sender whose cursor was seq-1 is moved to seq.
+	// inbox. A sender whose cursor was seq-1 is moved to seq. Changes to
+	// devices of another account than the sender's are pending until
+	// Verdict decides them: such a removed device stays an active member
+	// until then.
 	Append(ctx context.Context, a Append) (AppendResult, error)
 	// Fetch returns up to limit messages after the device's cursor.
 	Fetch(ctx context.Context, deviceID string, conversationID []byte, limit int) ([]Message, error)
 	// Ack moves the device's cursor to seq (never backwards) and deletes
 	// messages every member has acknowledged.
 	Ack(ctx context.Context, deviceID string, conversationID []byte, seq uint64) error
+	// Verdict records a member device's verdict on a commit it processed
+	// (docs/protocol.md §14, "Verdicts"). A commit's Added and Removed
+	// devices of another account than the committer's are pending until a
+	// verdict decides them: a removed device stays an active member
+	// meanwhile, an added one is a member at once. The verdict that
+	// decides is the first from one of the commit's voters: the active
+	// members when it was appended, less the devices of the committer's
+	// account, the devices it changed, and devices whose own addition or
+	// removal was still pending. Only when it has no voters does the
+	// first verdict of one of the changed devices decide. Accepted,
+	// removals take effect as Append would have applied them (the device
+	// may read up to and including the commit); refused, the removed
+	// devices stay members and the added ones stop being members (their
+	// Welcome stays in the inbox). Other verdicts are ignored
+	// (VerdictIgnored): a commit already decided or never pending, a
+	// device that has no say. ErrBadRequest for a commit id that is not
+	// 16 bytes, ErrNotMember if the device is not a member at all.
+	Verdict(ctx context.Context, deviceID string, conversationID, commitID []byte, refuse bool) (VerdictOutcome, error)
 
 	FetchInbox(ctx context.Context, deviceID string, limit int) ([]Message, error)
 	AckInbox(ctx context.Context, deviceID string, seq uint64) error

@@ -451,8 +451,55 @@ func appendTx(ctx context.Context, tx txQuerier, a store.Append) (store.AppendRe
 }
 
 // applyDelta applies a commit's declared membership change: added devices
-// start reading after the commit; removed ones may read up to it.
+// start reading after the commit; removed ones may read up to it. Changes
+// to another account's devices are pending until the members' verdicts
+// (Verdict): a removed device stays an active member until then.
 func applyDelta(ctx context.Context, tx txQuerier, a store.Append, seq uint64) error {
+	var sender string
+	if err := tx.QueryRowContext(ctx, `SELECT username FROM devices WHERE id = ?`, a.Sender).Scan(&sender); err != nil {
+		return fmt.Errorf("append: sender's account: %w", err)
+	}
+	owner := func(d string) (string, bool, error) {
+		var u string
+		err := tx.QueryRowContext(ctx, `SELECT username FROM devices WHERE id = ?`, d).Scan(&u)
+		if errors.Is(err, sql.ErrNoRows) {
+			return "", false, nil
+		}
+		return u, err == nil, err
+	}
+	pending := false
+	for _, d := range slices.Concat(a.Added, a.Removed) {
+		u, ok, err := owner(d)
+		if err != nil {
+			return fmt.Errorf("append: %w", err)
+		}
+		if ok && u != sender {
+			pending = true
+		}
+	}
+	if pending {
+		// The voters: the active members now, but the committer's
+		// account and devices whose own change is still pending.
+		if _, err := tx.ExecContext(ctx, `INSERT INTO pending_voters (conversation_id, seq, device_id)
+			SELECT m.conversation_id, ?, m.device_id FROM members m JOIN devices d ON d.id = m.device_id
+			WHERE m.conversation_id = ? AND m.until_seq IS NULL AND d.username <> ?
+			AND NOT EXISTS (SELECT 1 FROM pending_changes p WHERE p.conversation_id = m.conversation_id AND p.device_id = m.device_id)`,
+			seq, a.ConversationID, sender); err != nil {
+			return fmt.Errorf("append: voters: %w", err)
+		}
+	}
+	note := func(d string, removed bool) error {
+		u, ok, err := owner(d)
+		if err != nil || !ok || u == sender {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, `DELETE FROM pending_voters WHERE conversation_id = ? AND seq = ? AND device_id = ?`, a.ConversationID, seq, d); err != nil {
+			return err
+		}
+		_, err = tx.ExecContext(ctx, `INSERT INTO pending_changes (conversation_id, seq, commit_id, device_id, removed, stored) VALUES (?, ?, ?, ?, ?, ?)`,
+			a.ConversationID, seq, a.ID, d, removed, nowMilli())
+		return err
+	}
 	for _, d := range a.Added {
 		var n int
 		if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM devices WHERE id = ?`, d).Scan(&n); err != nil {
@@ -471,26 +518,39 @@ func applyDelta(ctx context.Context, tx txQuerier, a store.Append, seq uint64) e
 		case errors.Is(err, sql.ErrNoRows):
 			_, err = tx.ExecContext(ctx, `INSERT INTO members (conversation_id, device_id, cursor) VALUES (?, ?, ?)`, a.ConversationID, d, seq)
 		}
+		if err == nil {
+			err = note(d, false)
+		}
 		if err != nil {
 			return fmt.Errorf("append: %w", err)
 		}
 	}
 	for _, d := range a.Removed {
-		r, err := tx.ExecContext(ctx, `UPDATE members SET until_seq = ? WHERE conversation_id = ? AND device_id = ? AND until_seq IS NULL`, seq, a.ConversationID, d)
+		u, ok, err := owner(d)
 		if err != nil {
 			return fmt.Errorf("append: %w", err)
 		}
-		if k, _ := r.RowsAffected(); k == 1 {
+		if !ok {
+			// A device deleted from its account already left every
+			// conversation; the group catching up with that is fine.
 			continue
 		}
-		// A device deleted from its account already left every
-		// conversation; the group catching up with that is fine.
 		var n int
-		if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM devices WHERE id = ?`, d).Scan(&n); err != nil {
+		if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM members WHERE conversation_id = ? AND device_id = ? AND until_seq IS NULL`,
+			a.ConversationID, d).Scan(&n); err != nil {
 			return fmt.Errorf("append: %w", err)
 		}
-		if n > 0 {
+		if n == 0 {
 			return fmt.Errorf("append: removed device %q: %w", d, store.ErrNotMember)
+		}
+		if u != sender {
+			if err := note(d, true); err != nil {
+				return fmt.Errorf("append: %w", err)
+			}
+			continue // until the verdicts
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE members SET until_seq = ? WHERE conversation_id = ? AND device_id = ?`, seq, a.ConversationID, d); err != nil {
+			return fmt.Errorf("append: %w", err)
 		}
 	}
 	return nil

@@ -670,6 +670,15 @@ func (s *Store) DeleteExpired(ctx context.Context, before, now time.Time) (int, 
 			k, _ := res.RowsAffected()
 			total += int(k)
 		}
+		// A change no one gave a verdict on within the retention stays as
+		// it is: the removed device a member, the added one too.
+		if _, err := tx.ExecContext(ctx, `DELETE FROM pending_changes WHERE stored < ?`, b); err != nil {
+			return fmt.Errorf("delete expired: %w", err)
+		}
+		if _, err := tx.ExecContext(ctx, `DELETE FROM pending_voters WHERE NOT EXISTS (SELECT 1 FROM pending_changes p
+			WHERE p.conversation_id = pending_voters.conversation_id AND p.seq = pending_voters.seq)`); err != nil {
+			return fmt.Errorf("delete expired: %w", err)
+		}
 		// Removed devices with nothing left to read are gone for good.
 		_, err := tx.ExecContext(ctx, `DELETE FROM members WHERE until_seq IS NOT NULL AND NOT EXISTS (
 			SELECT 1 FROM messages m WHERE m.conversation_id = members.conversation_id
