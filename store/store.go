@@ -273,23 +273,24 @@ type Membership struct {
 type VerdictOutcome uint8
 
 const (
-	// VerdictIgnored: nothing changed (no pending change of that commit,
-	// or the device has no say on it).
+	// VerdictIgnored: the device has no say on the commit (or gave its
+	// verdict already), or nothing of the commit is pending.
 	VerdictIgnored VerdictOutcome = iota
-	// VerdictAccepted: the commit's pending changes took effect.
-	VerdictAccepted
-	// VerdictRefused: the commit's pending changes were undone.
-	VerdictRefused
+	// VerdictCounted: counted; nothing was decided by it yet.
+	VerdictCounted
+	// VerdictDecided: counted, and some of the commit's pending changes
+	// were decided by it (took effect, were undone, or were kept).
+	VerdictDecided
 )
 
 func (v VerdictOutcome) String() string {
 	switch v {
 	case VerdictIgnored:
 		return "ignored"
-	case VerdictAccepted:
-		return "accepted"
-	case VerdictRefused:
-		return "refused"
+	case VerdictCounted:
+		return "counted"
+	case VerdictDecided:
+		return "decided"
 	}
 	return fmt.Sprintf("VerdictOutcome(%d)", uint8(v))
 }
@@ -489,21 +490,24 @@ type Store interface {
 	Ack(ctx context.Context, deviceID string, conversationID []byte, seq uint64) error
 	// Verdict records a member device's verdict on a commit it processed
 	// (docs/protocol.md §14, "Verdicts"). A commit's Added and Removed
-	// devices of another account than the committer's are pending until a
-	// verdict decides them: a removed device stays an active member
-	// meanwhile, an added one is a member at once. The verdict that
-	// decides is the first from one of the commit's voters: the active
-	// members when it was appended, less the devices of the committer's
-	// account, the devices it changed, and devices whose own addition or
-	// removal was still pending. Only when it has no voters does the
-	// first verdict of one of the changed devices decide. Accepted,
-	// removals take effect as Append would have applied them (the device
-	// may read up to and including the commit); refused, the removed
-	// devices stay members and the added ones stop being members (their
-	// Welcome stays in the inbox). Other verdicts are ignored
-	// (VerdictIgnored): a commit already decided or never pending, a
-	// device that has no say. ErrBadRequest for a commit id that is not
-	// 16 bytes, ErrNotMember if the device is not a member at all.
+	// devices of another account than the committer's are pending until
+	// the verdicts decide them: a removed device stays an active member
+	// meanwhile, an added one is a member at once. The commit's voters
+	// are the active members when it was appended, less the devices of
+	// the committer's account, the devices it changed, and devices whose
+	// own addition was still pending; each voter's first verdict counts.
+	// A removal takes effect (as Append would have applied it: the device
+	// may read up to and including the commit) once every voter accepted
+	// it; an addition is undone (the device is no member; its Welcome
+	// stays in its inbox) once every voter refused it and none accepted.
+	// So a lone lying voter can neither cut a member off nor undo an
+	// addition. A device that leaves the group (removed, its addition
+	// undone, or deleted) stops being a voter, and what waited for it is
+	// decided again. A commit with no voters is decided by each changed
+	// device's own verdict on its own change. Other verdicts are ignored:
+	// a commit already decided or never pending, a device with no say or
+	// that gave its verdict already. ErrBadRequest for a commit id that
+	// is not 16 bytes, ErrNotMember if the device is not a member at all.
 	Verdict(ctx context.Context, deviceID string, conversationID, commitID []byte, refuse bool) (VerdictOutcome, error)
 
 	FetchInbox(ctx context.Context, deviceID string, limit int) ([]Message, error)

@@ -387,11 +387,11 @@ func applyDelta(ctx context.Context, tx pgx.Tx, a store.Append, seq int64) error
 	others := func(d string) bool { u, ok := owners[d]; return ok && u != sender }
 	if slices.ContainsFunc(slices.Concat(a.Added, a.Removed), others) {
 		// The voters: the active members now, but the committer's
-		// account and devices whose own change is still pending.
+		// account and devices whose own addition is still pending.
 		if _, err := tx.Exec(ctx, `INSERT INTO pending_voters (conversation_id, seq, device_id)
 			SELECT m.conversation_id, $1, m.device_id FROM members m JOIN devices d ON d.id = m.device_id
 			WHERE m.conversation_id = $2 AND m.until_seq IS NULL AND d.username <> $3
-			AND NOT EXISTS (SELECT 1 FROM pending_changes p WHERE p.conversation_id = m.conversation_id AND p.device_id = m.device_id)`,
+			AND NOT EXISTS (SELECT 1 FROM pending_changes p WHERE p.conversation_id = m.conversation_id AND p.device_id = m.device_id AND NOT p.removed)`,
 			seq, a.ConversationID, sender); err != nil {
 			return fmt.Errorf("append: voters: %w", err)
 		}

@@ -288,6 +288,7 @@ CREATE TABLE pending_changes (
 	commit_id       BYTEA NOT NULL,
 	device_id       TEXT COLLATE "C" NOT NULL REFERENCES devices (id) ON DELETE CASCADE,
 	removed         BOOLEAN NOT NULL, -- a removal, else an addition
+	refuse          BOOLEAN,          -- the device's own verdict
 	stored          BIGINT NOT NULL,
 	PRIMARY KEY (conversation_id, seq, device_id)
 );
@@ -298,6 +299,7 @@ CREATE TABLE pending_voters (
 	conversation_id BYTEA NOT NULL REFERENCES conversations (id) ON DELETE CASCADE,
 	seq             BIGINT NOT NULL,
 	device_id       TEXT COLLATE "C" NOT NULL REFERENCES devices (id) ON DELETE CASCADE,
+	refuse          BOOLEAN, -- NULL until the verdict is given
 	PRIMARY KEY (conversation_id, seq, device_id)
 );
 CREATE INDEX pending_voters_device ON pending_voters (device_id);

@@ -479,11 +479,11 @@ func applyDelta(ctx context.Context, tx txQuerier, a store.Append, seq uint64) e
 	}
 	if pending {
 		// The voters: the active members now, but the committer's
-		// account and devices whose own change is still pending.
+		// account and devices whose own addition is still pending.
 		if _, err := tx.ExecContext(ctx, `INSERT INTO pending_voters (conversation_id, seq, device_id)
 			SELECT m.conversation_id, ?, m.device_id FROM members m JOIN devices d ON d.id = m.device_id
 			WHERE m.conversation_id = ? AND m.until_seq IS NULL AND d.username <> ?
-			AND NOT EXISTS (SELECT 1 FROM pending_changes p WHERE p.conversation_id = m.conversation_id AND p.device_id = m.device_id)`,
+			AND NOT EXISTS (SELECT 1 FROM pending_changes p WHERE p.conversation_id = m.conversation_id AND p.device_id = m.device_id AND p.removed = 0)`,
 			seq, a.ConversationID, sender); err != nil {
 			return fmt.Errorf("append: voters: %w", err)
 		}

@@ -195,7 +195,7 @@ func TestAckAfterRemovalLeaves(t *testing.T) {
 		t.Fatal(err)
 	}
 	// With no other member, the removed device's verdict decides.
-	if v, err := s.Verdict(ctx, "d2", []byte("c"), r.Message.ID, false); err != nil || v != store.VerdictAccepted {
+	if v, err := s.Verdict(ctx, "d2", []byte("c"), r.Message.ID, false); err != nil || v != store.VerdictDecided {
 		t.Fatalf("Verdict = %v, %v", v, err)
 	}
 	if err := s.Ack(ctx, "d2", []byte("c"), r.Message.Seq); err != nil {

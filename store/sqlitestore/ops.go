@@ -172,7 +172,12 @@ func devicesOf(ctx context.Context, q querier, username string) ([]store.Device,
 
 func (s *Store) RemoveDevice(ctx context.Context, id string) error {
 	return s.writeMembership(ctx, func(tx *sql.Tx) error {
-		// Cascades delete key packages, inbox and member rows.
+		convs, err := pendingConversations(ctx, tx, []string{id})
+		if err != nil {
+			return fmt.Errorf("remove device: %w", err)
+		}
+		// Cascades delete key packages, inbox, member rows, and its
+		// pending changes and verdicts.
 		res, err := tx.ExecContext(ctx, `DELETE FROM devices WHERE id = ?`, id)
 		if err != nil {
 			return fmt.Errorf("remove device: %w", err)
@@ -180,7 +185,7 @@ func (s *Store) RemoveDevice(ctx context.Context, id string) error {
 		if n, _ := res.RowsAffected(); n == 0 {
 			return fmt.Errorf("remove device %q: %w", id, store.ErrNotFound)
 		}
-		return nil
+		return settleAll(ctx, tx, convs)
 	})
 }
 
@@ -195,8 +200,16 @@ func (s *Store) DeleteAccount(ctx context.Context, username string) ([]string, e
 		for _, d := range devs {
 			ids = append(ids, d.ID)
 		}
-		// Cascades delete key packages, inbox and member rows.
+		convs, err := pendingConversations(ctx, tx, ids)
+		if err != nil {
+			return fmt.Errorf("delete account: %w", err)
+		}
+		// Cascades delete key packages, inbox, member rows, and their
+		// pending changes and verdicts.
 		if _, err := tx.ExecContext(ctx, `DELETE FROM devices WHERE username = ?`, username); err != nil {
+			return fmt.Errorf("delete account: %w", err)
+		}
+		if err := settleAll(ctx, tx, convs); err != nil {
 			return fmt.Errorf("delete account: %w", err)
 		}
 		if _, err := tx.ExecContext(ctx, `DELETE FROM links WHERE username = ?`, username); err != nil {

@@ -360,6 +360,7 @@ CREATE TABLE pending_changes (
 	commit_id       BLOB NOT NULL,
 	device_id       TEXT NOT NULL REFERENCES devices(id) ON DELETE CASCADE,
 	removed         INTEGER NOT NULL, -- 1: a removal, 0: an addition
+	refuse          INTEGER,          -- the device's own verdict: 0 accept, 1 refuse
 	stored          INTEGER NOT NULL,
 	PRIMARY KEY (conversation_id, seq, device_id)
 ) STRICT;
@@ -370,6 +371,7 @@ CREATE TABLE pending_voters (
 	conversation_id BLOB NOT NULL REFERENCES conversations(id) ON DELETE CASCADE,
 	seq             INTEGER NOT NULL,
 	device_id       TEXT NOT NULL REFERENCES devices(id) ON DELETE CASCADE,
+	refuse          INTEGER, -- NULL until the verdict is given; 0 accept, 1 refuse
 	PRIMARY KEY (conversation_id, seq, device_id)
 ) STRICT;
 CREATE INDEX pending_voters_device ON pending_voters(device_id);

@@ -9,8 +9,8 @@ import (
 	"github.com/parleychat/parley/store"
 )
 
-// Verdict decides a commit's pending membership changes by the first
-// verdict of a device that has a say (store.Store.Verdict).
+// Verdict records a device's verdict on a commit's pending membership
+// changes and decides what it settles (store.Store.Verdict).
 func (s *Store) Verdict(ctx context.Context, deviceID string, conv, commitID []byte, refuse bool) (store.VerdictOutcome, error) {
 	if len(commitID) != 16 {
 		return store.VerdictIgnored, fmt.Errorf("verdict: commit id must be 16 bytes: %w", store.ErrBadRequest)
@@ -36,83 +36,158 @@ func (s *Store) Verdict(ctx context.Context, deviceID string, conv, commitID []b
 		if err != nil {
 			return fmt.Errorf("verdict: %w", err)
 		}
-		var voters, voter int
-		if err := tx.QueryRowContext(ctx, `SELECT COUNT(*), COALESCE(SUM(device_id = ?), 0) FROM pending_voters WHERE conversation_id = ? AND seq = ?`,
-			deviceID, conv, seq).Scan(&voters, &voter); err != nil {
-			return fmt.Errorf("verdict: %w", err)
-		}
-		if voters == 0 {
-			// No one else has a say: the changed devices decide.
-			err = tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM pending_changes WHERE conversation_id = ? AND seq = ? AND device_id = ?`,
-				conv, seq, deviceID).Scan(&voter)
+		// As a voter, and as a changed device (whose own verdict counts
+		// only if the commit has no voters): the first verdict sticks.
+		counted := false
+		for _, q := range []string{
+			`UPDATE pending_voters SET refuse = ? WHERE conversation_id = ? AND seq = ? AND device_id = ? AND refuse IS NULL`,
+			`UPDATE pending_changes SET refuse = ? WHERE conversation_id = ? AND seq = ? AND device_id = ? AND refuse IS NULL`,
+		} {
+			r, err := tx.ExecContext(ctx, q, refuse, conv, seq, deviceID)
 			if err != nil {
 				return fmt.Errorf("verdict: %w", err)
 			}
+			if k, _ := r.RowsAffected(); k > 0 {
+				counted = true
+			}
 		}
-		if voter == 0 {
+		if !counted {
 			return nil
 		}
-		rows, err := tx.QueryContext(ctx, `SELECT device_id, removed FROM pending_changes WHERE conversation_id = ? AND seq = ? ORDER BY device_id`, conv, seq)
+		out = store.VerdictCounted
+		decided, err := settle(ctx, tx, conv, seq)
 		if err != nil {
 			return fmt.Errorf("verdict: %w", err)
 		}
-		type change struct {
-			device  string
-			removed bool
-		}
-		var changes []change
-		for rows.Next() {
-			var c change
-			if err := rows.Scan(&c.device, &c.removed); err != nil {
-				rows.Close()
-				return fmt.Errorf("verdict: %w", err)
-			}
-			changes = append(changes, c)
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
-			return fmt.Errorf("verdict: %w", err)
-		}
-		for _, c := range changes {
-			var q string
-			switch {
-			case c.removed && !refuse:
-				// As Append would have: it may read up to the commit.
-				q = `UPDATE members SET until_seq = ?3 WHERE conversation_id = ?1 AND device_id = ?2 AND until_seq IS NULL`
-			case !c.removed && refuse:
-				// Never a member in the group the members kept.
-				q = `DELETE FROM members WHERE conversation_id = ?1 AND device_id = ?2 AND until_seq IS NULL`
-			default:
-				continue
-			}
-			if _, err := tx.ExecContext(ctx, q, conv, c.device, seq); err != nil {
-				return fmt.Errorf("verdict: %w", err)
-			}
-			// Out of the group, it has no say on other commits either.
-			if _, err := tx.ExecContext(ctx, `DELETE FROM pending_voters WHERE conversation_id = ? AND device_id = ?`, conv, c.device); err != nil {
-				return fmt.Errorf("verdict: %w", err)
-			}
-		}
-		for _, q := range []string{
-			`DELETE FROM pending_changes WHERE conversation_id = ? AND seq = ?`,
-			`DELETE FROM pending_voters WHERE conversation_id = ? AND seq = ?`,
-		} {
-			if _, err := tx.ExecContext(ctx, q, conv, seq); err != nil {
-				return fmt.Errorf("verdict: %w", err)
-			}
-		}
-		// A removed device already past the commit leaves for good.
-		if _, err := tx.ExecContext(ctx, `DELETE FROM members WHERE conversation_id = ? AND until_seq IS NOT NULL AND cursor >= until_seq`, conv); err != nil {
-			return fmt.Errorf("verdict: %w", err)
-		}
-		if err := trimLog(ctx, tx, conv); err != nil {
-			return fmt.Errorf("verdict: %w", err)
-		}
-		out = store.VerdictAccepted
-		if refuse {
-			out = store.VerdictRefused
+		if decided {
+			out = store.VerdictDecided
 		}
 		return nil
 	})
 	return out, err
+}
+
+// settle decides what the verdicts given allow of the conversation's
+// pending changes, again until nothing moves (a device that leaves stops
+// being a voter, which may decide other commits). It reports whether a
+// change of the commit at seq was decided.
+func settle(ctx context.Context, tx txQuerier, conv []byte, seq int64) (bool, error) {
+	decidedSeq := false
+	for {
+		rows, err := tx.QueryContext(ctx, `SELECT p.seq, p.device_id, p.removed, p.refuse,
+			(SELECT COUNT(*) FROM pending_voters v WHERE v.conversation_id = p.conversation_id AND v.seq = p.seq),
+			(SELECT COUNT(*) FROM pending_voters v WHERE v.conversation_id = p.conversation_id AND v.seq = p.seq AND v.refuse = 0),
+			(SELECT COUNT(*) FROM pending_voters v WHERE v.conversation_id = p.conversation_id AND v.seq = p.seq AND v.refuse = 1)
+			FROM pending_changes p WHERE p.conversation_id = ? ORDER BY p.seq, p.device_id`, conv)
+		if err != nil {
+			return false, err
+		}
+		type row struct {
+			seq    int64
+			device string
+			store.PendingChange
+		}
+		var ps []row
+		for rows.Next() {
+			var p row
+			var own sql.NullInt64
+			if err := rows.Scan(&p.seq, &p.device, &p.Removed, &own, &p.Voters, &p.Accepted, &p.Refused); err != nil {
+				rows.Close()
+				return false, err
+			}
+			if own.Valid {
+				p.Own = 1 + uint8(own.Int64)
+			}
+			ps = append(ps, p)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return false, err
+		}
+		moved := false
+		for _, p := range ps {
+			d := p.Decide()
+			if d == store.KeepPending {
+				continue
+			}
+			if p.seq == seq {
+				decidedSeq = true
+			}
+			if d == store.ApplyRemoval || d == store.UndoAddition {
+				var err error
+				if d == store.ApplyRemoval {
+					// As Append would have: it may read up to the commit.
+					_, err = tx.ExecContext(ctx, `UPDATE members SET until_seq = ? WHERE conversation_id = ? AND device_id = ? AND until_seq IS NULL`, p.seq, conv, p.device)
+				} else {
+					// Never a member of the group the members kept.
+					_, err = tx.ExecContext(ctx, `DELETE FROM members WHERE conversation_id = ? AND device_id = ? AND until_seq IS NULL`, conv, p.device)
+				}
+				if err != nil {
+					return false, err
+				}
+				// Out of the group, it has no say on any commit.
+				if _, err := tx.ExecContext(ctx, `DELETE FROM pending_voters WHERE conversation_id = ? AND device_id = ?`, conv, p.device); err != nil {
+					return false, err
+				}
+				moved = true
+			}
+			if _, err := tx.ExecContext(ctx, `DELETE FROM pending_changes WHERE conversation_id = ? AND seq = ? AND device_id = ?`, conv, p.seq, p.device); err != nil {
+				return false, err
+			}
+		}
+		if _, err := tx.ExecContext(ctx, `DELETE FROM pending_voters WHERE conversation_id = ?1 AND NOT EXISTS (
+			SELECT 1 FROM pending_changes p WHERE p.conversation_id = ?1 AND p.seq = pending_voters.seq)`, conv); err != nil {
+			return false, err
+		}
+		if !moved {
+			break
+		}
+	}
+	// A removed device already past its removal leaves for good.
+	if _, err := tx.ExecContext(ctx, `DELETE FROM members WHERE conversation_id = ? AND until_seq IS NOT NULL AND cursor >= until_seq`, conv); err != nil {
+		return false, err
+	}
+	return decidedSeq, trimLog(ctx, tx, conv)
+}
+
+// pendingConversations lists the conversations in which one of devices
+// is a voter or has a pending change: before the devices are deleted, so
+// that settle can decide them again after.
+func pendingConversations(ctx context.Context, tx txQuerier, devices []string) ([][]byte, error) {
+	var out [][]byte
+	seen := map[string]bool{}
+	for _, d := range devices {
+		rows, err := tx.QueryContext(ctx, `SELECT conversation_id FROM pending_voters WHERE device_id = ?1
+			UNION SELECT conversation_id FROM pending_changes WHERE device_id = ?1`, d)
+		if err != nil {
+			return nil, err
+		}
+		for rows.Next() {
+			var c []byte
+			if err := rows.Scan(&c); err != nil {
+				rows.Close()
+				return nil, err
+			}
+			if !seen[string(c)] {
+				seen[string(c)] = true
+				out = append(out, c)
+			}
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// settleAll settles the conversations (after devices that had a say in
+// them were deleted).
+func settleAll(ctx context.Context, tx txQuerier, convs [][]byte) error {
+	for _, c := range convs {
+		if _, err := settle(ctx, tx, c, 0); err != nil {
+			return fmt.Errorf("settle pending membership changes: %w", err)
+		}
+	}
+	return nil
 }

@@ -379,10 +379,12 @@ func group(t *testing.T, s store.Store, devs ...string) []byte {
 		if r.Epoch != 1 || r.Message.Seq != 1 {
 			t.Fatalf("first commit: %+v", r)
 		}
-		// The first added device's verdict decides the additions (no one
-		// else was a member before).
-		if _, err := s.Verdict(ctx, devs[1], conv, r.Message.ID, false); err != nil {
-			t.Fatalf("Verdict on the first commit: %v", err)
+		// No one else was a member before: each added device's own
+		// verdict decides its addition.
+		for _, d := range devs[1:] {
+			if _, err := s.Verdict(ctx, d, conv, r.Message.ID, false); err != nil {
+				t.Fatalf("Verdict on the first commit: %v", err)
+			}
 		}
 	}
 	return conv
@@ -555,8 +557,8 @@ func testMembership(t *testing.T, s store.Store) {
 		t.Fatalf("removing commit recipients = %v (the removed device must learn of it)", r.Recipients)
 	}
 	// b1, the other member, accepts the removal (testVerdicts has more).
-	if v, err := s.Verdict(ctx, "b1", conv, r.Message.ID, false); err != nil || v != store.VerdictAccepted {
-		t.Fatalf("Verdict = %v, %v; want accepted", v, err)
+	if v, err := s.Verdict(ctx, "b1", conv, r.Message.ID, false); err != nil || v != store.VerdictDecided {
+		t.Fatalf("Verdict = %v, %v; want decided", v, err)
 	}
 	r = send(t, s, app{ConversationID: conv, Epoch: 2, Kind: store.KindApplication, Sender: "a1", Payload: []byte("after")})
 	if !slices.Equal(r.Recipients, []string{"a1", "b1"}) {
@@ -1184,22 +1186,20 @@ func testLegal(t *testing.T, s store.Store) {
 // testVerdicts: a commit's changes to other accounts' devices wait for the
 // members' verdicts (store.Store.Verdict, docs/protocol.md §14).
 func testVerdicts(t *testing.T, s store.Store) {
-	mustAccount(t, s, "alice", "a1")
-	mustAccount(t, s, "bob", "b1")
-	mustAccount(t, s, "carol", "c1")
+	for _, u := range []string{"alice", "bob", "carol", "dave", "eve", "frank", "grace", "heidi", "ivan"} {
+		mustAccount(t, s, u, u[:1]+"1")
+	}
 	mustAccount(t, s, "mallory", "m1", "m2")
-	mustAccount(t, s, "dave", "d1")
-	mustAccount(t, s, "eve", "e1")
-	conv := group(t, s, "a1", "b1", "c1", "m1")
-	epoch := uint64(1)
+	var conv []byte
+	epochs := map[string]uint64{}
 	commit := func(sender string, added, removed []string) store.AppendResult {
 		t.Helper()
 		var w []byte
 		if len(added) > 0 {
 			w = []byte("welcome")
 		}
-		r := send(t, s, app{ConversationID: conv, Epoch: epoch, Kind: store.KindCommit, Sender: sender, Added: added, Removed: removed, Welcome: w})
-		epoch++
+		r := send(t, s, app{ConversationID: conv, Epoch: epochs[string(conv)], Kind: store.KindCommit, Sender: sender, Added: added, Removed: removed, Welcome: w})
+		epochs[string(conv)]++
 		return r
 	}
 	verdict := func(dev string, r store.AppendResult, refuse bool, want store.VerdictOutcome) {
@@ -1216,16 +1216,19 @@ func testVerdicts(t *testing.T, s store.Store) {
 			t.Fatalf("members = %v, %v; want %v", c.Members, err, want)
 		}
 	}
+	conv = group(t, s, "a1", "b1", "c1", "m1")
+	epochs[string(conv)] = 1
 
 	// Mallory's device adds her second device: her own account's change
 	// needs no verdict.
 	commit("m1", []string{"m2"}, nil)
 	members("a1", "b1", "c1", "m1", "m2")
 
-	// Mallory removes bob: pending. Bob stays a member and gets what is
-	// sent after; mallory's devices and bob himself have no say while
-	// others do; carol's refusal decides; alice's later acceptance is
-	// too late.
+	// Mallory removes bob: pending, bob stays a member and gets what is
+	// sent after. Mallory's devices have no say, bob's own verdict does
+	// not count while others have a say, and one refusal (carol's) is
+	// enough to keep him: alice's acceptance does not remove him. A
+	// voter's first verdict sticks.
 	rm := commit("m1", nil, []string{"b1"})
 	members("a1", "b1", "c1", "m1", "m2")
 	if !slices.Contains(rm.Recipients, "b1") {
@@ -1233,10 +1236,12 @@ func testVerdicts(t *testing.T, s store.Store) {
 	}
 	verdict("m1", rm, false, store.VerdictIgnored)
 	verdict("m2", rm, false, store.VerdictIgnored)
-	verdict("b1", rm, false, store.VerdictIgnored)
-	verdict("c1", rm, true, store.VerdictRefused)
-	verdict("a1", rm, false, store.VerdictIgnored)
-	r := send(t, s, app{ConversationID: conv, Epoch: epoch, Kind: store.KindApplication, Sender: "a1", Payload: []byte("still here")})
+	verdict("b1", rm, false, store.VerdictCounted)
+	verdict("c1", rm, true, store.VerdictCounted)
+	verdict("a1", rm, false, store.VerdictCounted)
+	verdict("c1", rm, false, store.VerdictIgnored)
+	members("a1", "b1", "c1", "m1", "m2")
+	r := send(t, s, app{ConversationID: conv, Epoch: epochs[string(conv)], Kind: store.KindApplication, Sender: "a1", Payload: []byte("still here")})
 	if !slices.Contains(r.Recipients, "b1") {
 		t.Fatalf("recipients after a refused removal %v lack b1", r.Recipients)
 	}
@@ -1247,88 +1252,106 @@ func testVerdicts(t *testing.T, s store.Store) {
 		t.Fatalf("b1's memberships after a refused removal: %+v", mem)
 	}
 
-	// Mallory adds eve (pending), then removes carol before anyone gave
-	// a verdict: eve, whose own addition is pending, has no say on it.
+	// Mallory adds eve (pending), then removes carol: eve, whose own
+	// addition is pending, has no say on it. The addition is undone once
+	// every voter refused it: eve is no member, and an admin's later
+	// addition of her works.
 	add := commit("m1", []string{"e1"}, nil)
 	members("a1", "b1", "c1", "e1", "m1", "m2")
-	rm = commit("m1", nil, []string{"c1"})
-	verdict("e1", rm, false, store.VerdictIgnored)
-	verdict("a1", rm, true, store.VerdictRefused)
-	// Refused, the addition is undone: eve is no member, and an admin's
-	// later addition of her works.
-	verdict("b1", add, true, store.VerdictRefused)
+	rm2 := commit("m1", nil, []string{"c1"})
+	verdict("e1", rm2, false, store.VerdictIgnored)
+	verdict("a1", rm2, true, store.VerdictCounted)
+	verdict("e1", add, false, store.VerdictCounted)
+	verdict("b1", add, true, store.VerdictCounted)
+	verdict("a1", add, true, store.VerdictCounted)
+	members("a1", "b1", "c1", "e1", "m1", "m2")
+	verdict("c1", add, true, store.VerdictDecided)
 	members("a1", "b1", "c1", "m1", "m2")
 	_, err := s.Fetch(ctx, "e1", conv, 10)
 	mustErr(t, "fetch by a device whose addition was refused", err, store.ErrNotMember)
 	_, err = s.Verdict(ctx, "e1", conv, add.Message.ID, false)
 	mustErr(t, "verdict of a non-member", err, store.ErrNotMember)
-	add = commit("a1", []string{"e1"}, nil)
-	verdict("c1", add, false, store.VerdictAccepted)
-	members("a1", "b1", "c1", "e1", "m1", "m2")
 
-	// Alice removes bob: bob's refusal does not count when others have a
-	// say; carol's acceptance removes him as Append used to at once.
-	rm = commit("a1", nil, []string{"b1"})
-	verdict("b1", rm, true, store.VerdictIgnored)
-	verdict("c1", rm, false, store.VerdictAccepted)
-	members("a1", "c1", "e1", "m1", "m2")
-	if mem, _ := s.Memberships(ctx, "b1"); len(mem) != 1 || mem[0].RemovedAt != rm.Message.Seq {
+	// Alice adds dave: one acceptance keeps the addition, whatever
+	// mallory says.
+	add = commit("a1", []string{"d1"}, nil)
+	verdict("m1", add, true, store.VerdictCounted)
+	verdict("b1", add, false, store.VerdictDecided)
+	verdict("c1", add, true, store.VerdictIgnored)
+	members("a1", "b1", "c1", "d1", "m1", "m2")
+
+	// Alice removes bob: his refusal does not count when others have a
+	// say; once every voter accepted he is removed, as Append used to at
+	// once: he may read up to the commit and no longer post.
+	rm3 := commit("a1", nil, []string{"b1"})
+	verdict("b1", rm3, true, store.VerdictCounted)
+	verdict("c1", rm3, false, store.VerdictCounted)
+	verdict("d1", rm3, false, store.VerdictCounted)
+	verdict("m1", rm3, false, store.VerdictCounted)
+	members("a1", "b1", "c1", "d1", "m1", "m2")
+	verdict("m2", rm3, false, store.VerdictDecided)
+	members("a1", "c1", "d1", "m1", "m2")
+	if mem, _ := s.Memberships(ctx, "b1"); len(mem) != 1 || mem[0].RemovedAt != rm3.Message.Seq {
 		t.Fatalf("b1's memberships after its removal: %+v", mem)
 	}
-	_, err = s.Append(ctx, app{ID: msgID(), ConversationID: conv, Epoch: epoch, Kind: store.KindApplication, Sender: "b1", Payload: []byte("x")})
+	_, err = s.Append(ctx, app{ID: msgID(), ConversationID: conv, Epoch: epochs[string(conv)], Kind: store.KindApplication, Sender: "b1", Payload: []byte("x")})
 	mustErr(t, "removed device posts", err, store.ErrNotMember)
 
 	_, err = s.Verdict(ctx, "a1", conv, []byte("short"), false)
 	mustErr(t, "short commit id", err, store.ErrBadRequest)
 	verdict("a1", r, false, store.VerdictIgnored) // an application message
 
+	// A voter that leaves stops holding up what waited for it: frank
+	// removes grace, ivan refuses; frank removes ivan, and with ivan gone
+	// grace's removal is decided too. Deleting a refusing device does
+	// the same.
+	conv = group(t, s, "f1", "g1", "h1", "i1")
+	epochs[string(conv)] = 1
+	rmG := commit("f1", nil, []string{"g1"})
+	verdict("h1", rmG, false, store.VerdictCounted)
+	verdict("i1", rmG, true, store.VerdictCounted)
+	rmI := commit("f1", nil, []string{"i1"})
+	verdict("g1", rmI, false, store.VerdictCounted)
+	members("f1", "g1", "h1", "i1")
+	verdict("h1", rmI, false, store.VerdictDecided)
+	members("f1", "h1")
+	conv = group(t, s, "h1", "a1", "c1")
+	epochs[string(conv)] = 1
+	rmA := commit("h1", nil, []string{"a1"})
+	verdict("c1", rmA, true, store.VerdictCounted)
+	if err := s.RemoveDevice(ctx, "c1"); err != nil {
+		t.Fatal(err)
+	}
+	members("a1", "h1")
+	verdict("a1", rmA, false, store.VerdictDecided) // now the only one with a say
+	members("h1")
+
 	// Two members: no one but the removed device has a say.
-	mustAccount(t, s, "frank", "f1")
-	mustAccount(t, s, "grace", "g1")
 	for _, refuse := range []bool{true, false} {
-		conv2 := []byte(fmt.Sprintf("two-%v", refuse))
-		if err := s.CreateConversation(ctx, conv2, "f1"); err != nil {
+		conv = []byte(fmt.Sprintf("two-%v", refuse))
+		if err := s.CreateConversation(ctx, conv, "f1"); err != nil {
 			t.Fatal(err)
 		}
-		a := send(t, s, app{ConversationID: conv2, Kind: store.KindCommit, Sender: "f1", Added: []string{"g1"}, Welcome: []byte("w")})
-		if v, err := s.Verdict(ctx, "g1", conv2, a.Message.ID, false); err != nil || v != store.VerdictAccepted {
-			t.Fatalf("joiner's verdict = %v, %v", v, err)
-		}
-		rm := send(t, s, app{ConversationID: conv2, Epoch: 1, Kind: store.KindCommit, Sender: "f1", Removed: []string{"g1"}})
-		if v, _ := s.Verdict(ctx, "f1", conv2, rm.Message.ID, false); v != store.VerdictIgnored {
-			t.Fatalf("the committer decided: %v", v)
-		}
-		want := store.VerdictAccepted
+		a := commit("f1", []string{"g1"}, nil)
+		verdict("g1", a, false, store.VerdictDecided)
+		rm := commit("f1", nil, []string{"g1"})
+		verdict("f1", rm, false, store.VerdictIgnored)
+		verdict("g1", rm, refuse, store.VerdictDecided)
 		if refuse {
-			want = store.VerdictRefused
-		}
-		if v, err := s.Verdict(ctx, "g1", conv2, rm.Message.ID, refuse); err != nil || v != want {
-			t.Fatalf("removed device's verdict = %v, %v; want %v", v, err, want)
-		}
-		c, _ := s.Conversation(ctx, conv2)
-		if got := slices.Contains(c.Members, "g1"); got != refuse {
-			t.Fatalf("refuse=%v: members %v", refuse, c.Members)
+			members("f1", "g1")
+		} else {
+			members("f1")
 		}
 	}
 
 	// A joiner's refusal, when no one else has a say, undoes its addition.
-	conv3 := []byte("joiner")
-	if err := s.CreateConversation(ctx, conv3, "f1"); err != nil {
+	conv = []byte("joiner")
+	if err := s.CreateConversation(ctx, conv, "f1"); err != nil {
 		t.Fatal(err)
 	}
-	a := send(t, s, app{ConversationID: conv3, Kind: store.KindCommit, Sender: "f1", Added: []string{"g1"}, Welcome: []byte("w")})
-	if v, err := s.Verdict(ctx, "g1", conv3, a.Message.ID, true); err != nil || v != store.VerdictRefused {
-		t.Fatalf("joiner's refusal = %v, %v", v, err)
-	}
-	if c, _ := s.Conversation(ctx, conv3); !slices.Equal(c.Members, []string{"f1"}) {
-		t.Fatalf("members after the joiner refused: %v", c.Members)
-	}
-	send(t, s, app{ConversationID: conv3, Epoch: 1, Kind: store.KindCommit, Sender: "f1", Added: []string{"g1"}, Welcome: []byte("w")})
-
-	// Deleting a device drops its pending changes and votes with it.
-	rm = commit("m1", nil, []string{"c1"})
-	if err := s.RemoveDevice(ctx, "c1"); err != nil {
-		t.Fatal(err)
-	}
-	verdict("a1", rm, true, store.VerdictIgnored)
+	a := commit("f1", []string{"g1"}, nil)
+	verdict("g1", a, true, store.VerdictDecided)
+	members("f1")
+	commit("f1", []string{"g1"}, nil)
+	members("f1", "g1")
 }
