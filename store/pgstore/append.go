@@ -415,7 +415,20 @@ func applyDelta(ctx context.Context, tx pgx.Tx, a store.Append, seq int64) error
 		err := tx.QueryRow(ctx, `SELECT until_seq FROM members WHERE conversation_id = $1 AND device_id = $2`, a.ConversationID, d).Scan(&until)
 		switch {
 		case err == nil && until == nil:
-			return fmt.Errorf("append: added device %q is already a member: %w", d, store.ErrBadRequest)
+			// A device that refused the Welcome of its pending addition
+			// reads nothing of the group: it may be added again (its
+			// cursor starts anew), before the members' verdicts undo the
+			// first addition.
+			t, err := tx.Exec(ctx, `DELETE FROM pending_changes WHERE conversation_id = $1 AND device_id = $2 AND NOT removed AND refuse`, a.ConversationID, d)
+			if err != nil {
+				return fmt.Errorf("append: %w", err)
+			}
+			if t.RowsAffected() == 0 {
+				return fmt.Errorf("append: added device %q is already a member: %w", d, store.ErrBadRequest)
+			}
+			if _, err := tx.Exec(ctx, `UPDATE members SET cursor = $1 WHERE conversation_id = $2 AND device_id = $3`, seq, a.ConversationID, d); err != nil {
+				return fmt.Errorf("append: %w", err)
+			}
 		case err == nil:
 			_, err = tx.Exec(ctx, `UPDATE members SET cursor = $1, until_seq = NULL WHERE conversation_id = $2 AND device_id = $3`, seq, a.ConversationID, d)
 		case errors.Is(err, pgx.ErrNoRows):

@@ -512,7 +512,22 @@ func applyDelta(ctx context.Context, tx txQuerier, a store.Append, seq uint64) e
 		err := tx.QueryRowContext(ctx, `SELECT until_seq FROM members WHERE conversation_id = ? AND device_id = ?`, a.ConversationID, d).Scan(&until)
 		switch {
 		case err == nil && !until.Valid:
-			return fmt.Errorf("append: added device %q is already a member: %w", d, store.ErrBadRequest)
+			// A device that refused the Welcome of its pending addition
+			// reads nothing of the group: it may be added again (its
+			// cursor starts anew), before the members' verdicts undo the
+			// first addition.
+			var refused int
+			if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM pending_changes WHERE conversation_id = ? AND device_id = ? AND removed = 0 AND refuse = 1`,
+				a.ConversationID, d).Scan(&refused); err != nil {
+				return fmt.Errorf("append: %w", err)
+			}
+			if refused == 0 {
+				return fmt.Errorf("append: added device %q is already a member: %w", d, store.ErrBadRequest)
+			}
+			if _, err := tx.ExecContext(ctx, `DELETE FROM pending_changes WHERE conversation_id = ? AND device_id = ? AND removed = 0`, a.ConversationID, d); err != nil {
+				return fmt.Errorf("append: %w", err)
+			}
+			_, err = tx.ExecContext(ctx, `UPDATE members SET cursor = ? WHERE conversation_id = ? AND device_id = ?`, seq, a.ConversationID, d)
 		case err == nil:
 			_, err = tx.ExecContext(ctx, `UPDATE members SET cursor = ?, until_seq = NULL WHERE conversation_id = ? AND device_id = ?`, seq, a.ConversationID, d)
 		case errors.Is(err, sql.ErrNoRows):

@@ -1354,4 +1354,26 @@ func testVerdicts(t *testing.T, s store.Store) {
 	members("f1")
 	commit("f1", []string{"g1"}, nil)
 	members("f1", "g1")
+
+	// When others have a say, a joiner that refused its Welcome stays
+	// until they refuse too, but may be added again meanwhile (it reads
+	// nothing of the group: its cursor starts anew); one that did not
+	// refuse may not.
+	conv = group(t, s, "d1", "f1", "m1")
+	epochs[string(conv)] = 1
+	a = commit("m1", []string{"g1", "i1"}, nil)
+	verdict("g1", a, true, store.VerdictCounted)
+	members("d1", "f1", "g1", "i1", "m1")
+	_, err = s.Append(ctx, app{ID: msgID(), ConversationID: conv, Epoch: epochs[string(conv)], Kind: store.KindCommit, Sender: "d1", Added: []string{"i1"}, Welcome: []byte("w")})
+	mustErr(t, "add again a device that did not refuse", err, store.ErrBadRequest)
+	again := commit("d1", []string{"g1"}, nil)
+	members("d1", "f1", "g1", "i1", "m1")
+	if ms, err := s.FetchInbox(ctx, "g1", 10); err != nil || len(ms) == 0 || !bytes.Equal(ms[len(ms)-1].ID, again.Message.ID) {
+		t.Fatalf("g1's inbox after it was added again: %v, %v", ms, err)
+	}
+	verdict("f1", a, true, store.VerdictCounted)
+	verdict("d1", a, true, store.VerdictDecided) // undoes i1's addition only
+	members("d1", "f1", "g1", "m1")
+	verdict("f1", again, false, store.VerdictDecided)
+	members("d1", "f1", "g1", "m1")
 }
