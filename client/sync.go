@@ -230,8 +230,8 @@ func (c *Client) processLogMessage(m transport.Message) error {
 		if err := markSeen(tx, m.ID); err != nil {
 			return err
 		}
-		if r.Removed {
-			return nil
+		if r.Removed || m.Epoch < r.JoinedAt {
+			return nil // removed, or from before this device joined
 		}
 		g, err := loadGroup(tx, r.ID)
 		if err != nil {
@@ -535,8 +535,15 @@ func (c *Client) joinFromWelcome(m transport.Message) ([]byte, error) {
 			return err
 		}
 		if old, err := getConv(tx, m.ConversationID); err == nil && !old.Removed {
-			// Already a member (a duplicate delivery).
-			return markSeen(tx, m.ID)
+			og, err := loadGroup(tx, old.ID)
+			if err != nil || m.Epoch <= serverEpoch(og, old) {
+				// Already a member (a duplicate delivery).
+				return markSeen(tx, m.ID)
+			}
+			// A Welcome for a later epoch than this device is in: it was
+			// removed and added back before it read its removal (the
+			// server kept it a member, its removal pending: §14 of
+			// docs/protocol.md). It joins anew, as after a removal.
 		}
 		bundle, err := takeBundle(tx, refs)
 		if err != nil {
@@ -575,7 +582,7 @@ func (c *Client) joinFromWelcome(m transport.Message) ([]byte, error) {
 				adder = s
 			}
 		}
-		r := &convRecord{ID: g.GroupID(), Kind: ConvGroup, Created: c.opts.now().UTC()}
+		r := &convRecord{ID: g.GroupID(), Kind: ConvGroup, Created: c.opts.now().UTC(), JoinedAt: m.Epoch}
 		if m.Epoch > g.Epoch() {
 			// The server's epoch (after the commit that added us) is ahead
 			// of MLS's by the commits the members refused: see serverEpoch.

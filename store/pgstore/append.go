@@ -415,11 +415,23 @@ func applyDelta(ctx context.Context, tx pgx.Tx, a store.Append, seq int64) error
 		err := tx.QueryRow(ctx, `SELECT until_seq FROM members WHERE conversation_id = $1 AND device_id = $2`, a.ConversationID, d).Scan(&until)
 		switch {
 		case err == nil && until == nil:
+			// A device whose removal is pending, added again (an admin
+			// who removed someone and adds them back before the members'
+			// verdicts): it stays the member it is, cursor and all, and
+			// its removal is dropped; its client joins from the new
+			// Welcome (docs/protocol.md §14, "Verdicts").
+			t, err := tx.Exec(ctx, `DELETE FROM pending_changes WHERE conversation_id = $1 AND device_id = $2 AND removed`, a.ConversationID, d)
+			if err != nil {
+				return fmt.Errorf("append: %w", err)
+			}
+			if t.RowsAffected() > 0 {
+				continue
+			}
 			// A device that refused the Welcome of its pending addition
 			// reads nothing of the group: it may be added again (its
 			// cursor starts anew), before the members' verdicts undo the
 			// first addition.
-			t, err := tx.Exec(ctx, `DELETE FROM pending_changes WHERE conversation_id = $1 AND device_id = $2 AND NOT removed AND refuse`, a.ConversationID, d)
+			t, err = tx.Exec(ctx, `DELETE FROM pending_changes WHERE conversation_id = $1 AND device_id = $2 AND NOT removed AND refuse`, a.ConversationID, d)
 			if err != nil {
 				return fmt.Errorf("append: %w", err)
 			}

@@ -512,6 +512,18 @@ func applyDelta(ctx context.Context, tx txQuerier, a store.Append, seq uint64) e
 		err := tx.QueryRowContext(ctx, `SELECT until_seq FROM members WHERE conversation_id = ? AND device_id = ?`, a.ConversationID, d).Scan(&until)
 		switch {
 		case err == nil && !until.Valid:
+			// A device whose removal is pending, added again (an admin
+			// who removed someone and adds them back before the members'
+			// verdicts): it stays the member it is, cursor and all, and
+			// its removal is dropped; its client joins from the new
+			// Welcome (docs/protocol.md §14, "Verdicts").
+			r, err := tx.ExecContext(ctx, `DELETE FROM pending_changes WHERE conversation_id = ? AND device_id = ? AND removed = 1`, a.ConversationID, d)
+			if err != nil {
+				return fmt.Errorf("append: %w", err)
+			}
+			if k, _ := r.RowsAffected(); k > 0 {
+				continue
+			}
 			// A device that refused the Welcome of its pending addition
 			// reads nothing of the group: it may be added again (its
 			// cursor starts anew), before the members' verdicts undo the

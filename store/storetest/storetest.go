@@ -1376,4 +1376,22 @@ func testVerdicts(t *testing.T, s store.Store) {
 	members("d1", "f1", "g1", "m1")
 	verdict("f1", again, false, store.VerdictDecided)
 	members("d1", "f1", "g1", "m1")
+
+	// A device whose removal is pending, added again (an admin adds back
+	// whom she just removed): it stays the member it was, cursor and
+	// all, its removal dropped, and gets the Welcome.
+	conv = group(t, s, "e1", "f1", "h1")
+	epochs[string(conv)] = 1
+	rm = commit("e1", nil, []string{"h1"})
+	send(t, s, app{ConversationID: conv, Epoch: epochs[string(conv)], Kind: store.KindApplication, Sender: "f1", Payload: []byte("between")})
+	again = commit("e1", []string{"h1"}, nil)
+	members("e1", "f1", "h1")
+	verdict("f1", rm, false, store.VerdictIgnored)
+	members("e1", "f1", "h1")
+	if ms, err := s.Fetch(ctx, "h1", conv, 100); err != nil || !slices.Contains(payloads(ms), "between") {
+		t.Fatalf("h1 fetched %v, %v after it was added back", payloads(ms), err)
+	}
+	if ms, err := s.FetchInbox(ctx, "h1", 10); err != nil || len(ms) == 0 || !bytes.Equal(ms[len(ms)-1].ID, again.Message.ID) {
+		t.Fatalf("h1's inbox after it was added back: %v, %v", ms, err)
+	}
 }
