@@ -517,9 +517,9 @@ func applyDelta(ctx context.Context, tx txQuerier, a store.Append, seq uint64) e
 			// verdicts): it stays the member it is, cursor and all, and
 			// its removal is dropped; its client joins from the new
 			// Welcome (docs/protocol.md §14, "Verdicts").
-			r, err := tx.ExecContext(ctx, `DELETE FROM pending_changes WHERE conversation_id = ? AND device_id = ? AND removed = 1`, a.ConversationID, d)
-			if err != nil {
-				return fmt.Errorf("append: %w", err)
+			r, derr := tx.ExecContext(ctx, `DELETE FROM pending_changes WHERE conversation_id = ? AND device_id = ? AND removed = 1`, a.ConversationID, d)
+			if derr != nil {
+				return fmt.Errorf("append: %w", derr)
 			}
 			if k, _ := r.RowsAffected(); k > 0 {
 				continue
