@@ -45,6 +45,11 @@ type convRecord struct {
 	// member broke the group's roles): the server counted each as an
 	// epoch, MLS did not. See serverEpoch.
 	Skipped uint64 `json:"skipped_commits,omitempty"`
+	// JoinedAt is the server epoch of the Welcome this device joined by
+	// (0 for a group it made): log entries of earlier epochs are from
+	// before it joined, which it cannot read (a device removed and added
+	// back before it read its removal still has them in its log).
+	JoinedAt uint64 `json:"joined_at,omitempty"`
 	// Last is the time of the newest message.
 	Last time.Time `json:"last"`
 	// Timer is the disappearing-messages timer in seconds (0: off), as

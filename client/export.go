@@ -248,7 +248,11 @@ func (c *Client) Import(ctx context.Context, rd io.Reader, passphrase []byte, pr
 		return res, err
 	}
 	err = c.withLock(ctx, func() (err error) {
-		res, err = c.readHistory(ctx, hr, progress)
+		if res, err = c.readHistory(ctx, hr, progress); err == nil {
+			// The settings and mutes it changed go to the account's
+			// other devices, as if the user had set them here.
+			c.shareOwnNow(ctx)
+		}
 		return err
 	})
 	return res, err
@@ -461,14 +465,34 @@ func checkRecord(rec *exportRecord, self string, convs map[string]bool, msgs map
 	return nil
 }
 
+// A setting or mute it changes is recorded for own-device sync (putOwn)
+// like one the user makes here, so the account's other devices get it.
 func (c *Client) importHead(tx *profile.Tx, head *exportRecord) error {
 	if s := head.Settings; s != nil {
-		for name, on := range map[string]bool{SettingReadReceipts: s.ReadReceipts, SettingMessageRequests: s.MessageRequests} {
+		if err := migrateTyping(tx); err != nil {
+			return err
+		}
+		for _, name := range []string{SettingReadReceipts, SettingMessageRequests} {
+			on := s.ReadReceipts
+			if name == SettingMessageRequests {
+				on = s.MessageRequests
+			}
 			v := "off"
 			if on {
 				v = "on"
 			}
+			if settingOn(tx, name) == on {
+				continue // unchanged: nothing to tell the other devices
+			}
 			if err := tx.Put(bucketSettings, name, []byte(v)); err != nil {
+				return err
+			}
+			if name == SettingMessageRequests && !on {
+				if err := releaseRequests(tx); err != nil {
+					return err
+				}
+			}
+			if err := c.putOwn(tx, ownSetting+name, []byte(v), false); err != nil {
 				return err
 			}
 		}
@@ -479,7 +503,14 @@ func (c *Client) importHead(tx *profile.Tx, head *exportRecord) error {
 			continue // this profile's own mute wins
 		}
 		m.Conversation = ""
-		if err := tx.PutJSON(bucketMute, hexID(id), &m); err != nil {
+		v, err := json.Marshal(&m)
+		if err != nil {
+			return err
+		}
+		if err := tx.Put(bucketMute, hexID(id), v); err != nil {
+			return err
+		}
+		if err := c.putOwn(tx, ownMute+hexID(id), v, false); err != nil {
 			return err
 		}
 	}

@@ -265,3 +265,51 @@ func TestExportedDisappearingMessages(t *testing.T) {
 		t.Fatalf("a file imported after expiry brought the message back (%+v): %q", res, texts(hist))
 	}
 }
+
+// TestImportSyncsSettings: the settings and mutes an import changes on
+// one device reach the account's other devices by own-device sync, as
+// if the user had set them there. (Before, the import wrote them on the
+// importing device alone, and the devices disagreed.)
+func TestImportSyncsSettings(t *testing.T) {
+	ctx := context.Background()
+	srv := startServer(t)
+	alice, bob := srv.newUser(t, "alice"), srv.newUser(t, "bob")
+	mustSend(t, bob, "@alice", "hello")
+	mustSync(t, alice)
+	alice2 := srv.linkDevice(t, alice, "alice2")
+	mustSync(t, alice2)
+	if _, err := alice.SetSetting(ctx, SettingReadReceipts, false); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := alice.SetMute(ctx, "@bob", 0); err != nil {
+		t.Fatal(err)
+	}
+	var file bytes.Buffer
+	if _, err := alice.Export(ctx, &file, []byte("export passphrase"), cheapExportKDF, nil); err != nil {
+		t.Fatal(err)
+	}
+	// Changed back on alice, and so on alice2.
+	if _, err := alice.SetSetting(ctx, SettingReadReceipts, true); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := alice.Unmute(ctx, "@bob"); err != nil {
+		t.Fatal(err)
+	}
+	mustSync(t, alice2)
+	if s := mustSettings(t, alice2); !s.ReadReceipts {
+		t.Fatalf("alice2 before the import: %+v", s)
+	}
+	if _, err := alice2.Import(ctx, bytes.NewReader(file.Bytes()), []byte("export passphrase"), nil); err != nil {
+		t.Fatal(err)
+	}
+	if s := mustSettings(t, alice2); s.ReadReceipts {
+		t.Fatalf("alice2 after importing receipts off: %+v", s)
+	}
+	mustSync(t, alice)
+	if s := mustSettings(t, alice); s.ReadReceipts {
+		t.Fatalf("alice after alice2 imported receipts off: %+v", s)
+	}
+	if mutes, err := alice.Mutes(ctx); err != nil || len(mutes) != 1 || mutes[0].Conversation != "@bob" || !mutes[0].Forever {
+		t.Fatalf("alice's mutes after alice2 imported the mute of @bob: %+v, %v", mutes, err)
+	}
+}

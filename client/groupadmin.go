@@ -131,14 +131,13 @@ func (c *Client) syncedGroup(ctx context.Context, group string) (*convRecord, *m
 		return nil, nil, err
 	}
 	target := "#" + strings.TrimPrefix(group, "#")
-	r, err := c.resolve(ctx, target, false)
-	if errors.Is(err, ErrUnknownTarget) {
-		// Perhaps added since the last sync: its Welcome is waiting.
-		if _, err := c.processInbox(ctx, conn); err != nil {
-			return nil, nil, err
-		}
-		r, err = c.resolve(ctx, target, false)
+	// Welcomes first: perhaps added since the last sync, or removed and
+	// added back (the new Welcome replaces the state the log's removal
+	// would otherwise end).
+	if _, err := c.processInbox(ctx, conn); err != nil {
+		return nil, nil, err
 	}
+	r, err := c.resolve(ctx, target, false)
 	if err != nil {
 		return nil, nil, err
 	}

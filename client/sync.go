@@ -37,6 +37,13 @@ const (
 // unacknowledged for a sync after the Welcome.
 var errNotJoined = errors.New("client: a message of a conversation not joined yet")
 
+// joinRefusal wraps checkJoin's refusal of a Welcome, which the server is
+// told of (a verdict), unlike other failures to join.
+type joinRefusal struct{ err error }
+
+func (e *joinRefusal) Error() string { return e.err.Error() }
+func (e *joinRefusal) Unwrap() error { return e.err }
+
 type newEntry struct {
 	Conv []byte `json:"conv"`
 	// Event is set for reactions, edits and deletes, which change another
@@ -157,7 +164,7 @@ func (c *Client) syncConversation(ctx context.Context, conn *transport.Conn, id 
 			n++
 		}
 		if len(msgs) > 0 {
-			if err := conn.Ack(ctx, id, msgs[len(msgs)-1].Seq); err != nil {
+			if err := c.ackWithVerdicts(ctx, conn, id, msgs[len(msgs)-1].Seq); err != nil {
 				return n, err
 			}
 		}
@@ -223,8 +230,8 @@ func (c *Client) processLogMessage(m transport.Message) error {
 		if err := markSeen(tx, m.ID); err != nil {
 			return err
 		}
-		if r.Removed {
-			return nil
+		if r.Removed || m.Epoch < r.JoinedAt {
+			return nil // removed, or from before this device joined
 		}
 		g, err := loadGroup(tx, r.ID)
 		if err != nil {
@@ -259,7 +266,11 @@ func (c *Client) processLogMessage(m transport.Message) error {
 		if err != nil {
 			c.warn(r, m.ID, fmt.Errorf("cannot process %s: %w", kindName(m.Kind), err))
 			if m.Kind == transport.KindCommit {
-				// Not applied, but the server counted it (serverEpoch).
+				// Not applied, but the server counted it (serverEpoch);
+				// what it declared to change is refused.
+				if err := noteVerdict(tx, r.ID, m.ID, true); err != nil {
+					return err
+				}
 				return noteServerEpoch(tx, r, m.Epoch+1, g.Epoch())
 			}
 			return nil
@@ -271,6 +282,9 @@ func (c *Client) processLogMessage(m transport.Message) error {
 			// was, and goes on past it as past any refused commit.
 			c.warn(r, m.ID, fmt.Errorf("%w: refused a %s from outside the group", ErrOutsider, kindName(m.Kind)))
 			if res.Commit != nil {
+				if err := noteVerdict(tx, r.ID, m.ID, true); err != nil {
+					return err
+				}
 				return noteServerEpoch(tx, r, m.Epoch+1, res.Commit.NewEpoch-1)
 			}
 			return nil
@@ -281,6 +295,11 @@ func (c *Client) processLogMessage(m transport.Message) error {
 			// applied (g is dropped unsaved), by every member alike.
 			if err := checkCommitPolicy(oldExt, g.GroupContext().Extensions, commitChangeOf(r, c.acct.User, res, before, g)); err != nil {
 				c.warn(r, m.ID, err)
+				// The server keeps what the commit declared to change
+				// pending until the members' verdicts: this one undoes it.
+				if err := noteVerdict(tx, r.ID, m.ID, true); err != nil {
+					return err
+				}
 				// The MLS epoch before the commit: g.Epoch()-1 is not it
 				// when the commit removed this device (g then stays in its
 				// epoch, marked removed).
@@ -292,6 +311,13 @@ func (c *Client) processLogMessage(m transport.Message) error {
 		}
 		if m.Kind == transport.KindCommit {
 			if err := noteServerEpoch(tx, r, m.Epoch+1, g.Epoch()); err != nil {
+				return err
+			}
+		}
+		if cr := res.Commit; res.Kind == mls.ResultCommit && cr != nil && !cr.Own && len(cr.Added)+len(cr.Removed) > 0 {
+			// Applied: the membership change it declared to the server
+			// takes effect there by the members' verdicts.
+			if err := noteVerdict(tx, r.ID, m.ID, false); err != nil {
 				return err
 			}
 		}
@@ -437,6 +463,14 @@ func (c *Client) processInbox(ctx context.Context, conn *transport.Conn) ([][]by
 			if errors.Is(err, errBlockedWelcome) {
 				continue // refused in silence: acked below, never joined
 			}
+			if jr := (*joinRefusal)(nil); errors.As(err, &jr) {
+				// Refused because the committer may not add anyone: the
+				// server is told, so that this device leaves the
+				// group's delivery (unless the members decided first).
+				if err := c.store.Update(func(tx *profile.Tx) error { return noteVerdict(tx, m.ConversationID, m.ID, true) }); err != nil {
+					return joined, err
+				}
+			}
 			if err != nil {
 				c.warn(nil, m.ID, fmt.Errorf("cannot join from Welcome: %w", err))
 				continue
@@ -461,6 +495,7 @@ func (c *Client) processInbox(ctx context.Context, conn *transport.Conn) ([][]by
 			break
 		}
 	}
+	c.flushVerdicts(ctx, conn)
 	// Read what was sent after we were added (the group name, messages).
 	for _, id := range joined {
 		if _, err := c.syncConversation(ctx, conn, id); err != nil {
@@ -500,8 +535,15 @@ func (c *Client) joinFromWelcome(m transport.Message) ([]byte, error) {
 			return err
 		}
 		if old, err := getConv(tx, m.ConversationID); err == nil && !old.Removed {
-			// Already a member (a duplicate delivery).
-			return markSeen(tx, m.ID)
+			og, err := loadGroup(tx, old.ID)
+			if err != nil || m.Epoch <= serverEpoch(og, old) {
+				// Already a member (a duplicate delivery).
+				return markSeen(tx, m.ID)
+			}
+			// A Welcome for a later epoch than this device is in: it was
+			// removed and added back before it read its removal (the
+			// server kept it a member, its removal pending: §14 of
+			// docs/protocol.md). It joins anew, as after a removal.
 		}
 		bundle, err := takeBundle(tx, refs)
 		if err != nil {
@@ -525,7 +567,7 @@ func (c *Client) joinFromWelcome(m transport.Message) ([]byte, error) {
 			// in a group of one with the committer: refused, the key
 			// package is not used.
 			if err := checkJoin(g, c.acct.User); err != nil {
-				return err
+				return &joinRefusal{err}
 			}
 		}
 		users := map[string]bool{}
@@ -540,7 +582,7 @@ func (c *Client) joinFromWelcome(m transport.Message) ([]byte, error) {
 				adder = s
 			}
 		}
-		r := &convRecord{ID: g.GroupID(), Kind: ConvGroup, Created: c.opts.now().UTC()}
+		r := &convRecord{ID: g.GroupID(), Kind: ConvGroup, Created: c.opts.now().UTC(), JoinedAt: m.Epoch}
 		if m.Epoch > g.Epoch() {
 			// The server's epoch (after the commit that added us) is ahead
 			// of MLS's by the commits the members refused: see serverEpoch.
@@ -574,6 +616,12 @@ func (c *Client) joinFromWelcome(m transport.Message) ([]byte, error) {
 		}
 		if err := markSeen(tx, m.ID); err != nil {
 			return err
+		}
+		if r.Kind != ConvSelf {
+			// Joined: the addition the server holds pending is accepted.
+			if err := noteVerdict(tx, r.ID, m.ID, false); err != nil {
+				return err
+			}
 		}
 		joined = r.ID
 		// Nothing from a blocked person reaches the user, even if the
@@ -708,6 +756,7 @@ func (c *Client) syncAll(ctx context.Context, conn *transport.Conn) error {
 			return err
 		}
 	}
+	c.flushVerdicts(ctx, conn)
 	return nil
 }
 

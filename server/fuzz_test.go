@@ -21,6 +21,8 @@ func FuzzServerFrames(f *testing.F) {
 		&parleypb.ClientFrame_Send{Send: &parleypb.SendRequest{MessageId: id, ConversationId: conv, Kind: parleypb.Kind_APPLICATION, Payload: []byte("p")}},
 		&parleypb.ClientFrame_Fetch{Fetch: &parleypb.FetchRequest{ConversationId: conv, Limit: 5000}},
 		&parleypb.ClientFrame_Ack{Ack: &parleypb.AckRequest{ConversationId: conv, Seq: 1 << 63}},
+		&parleypb.ClientFrame_Ack{Ack: &parleypb.AckRequest{ConversationId: conv, Verdicts: []*parleypb.CommitVerdict{{CommitId: id, Refuse: true}, {CommitId: []byte("x")}}}},
+		&parleypb.ClientFrame_Ack{Ack: &parleypb.AckRequest{ConversationId: conv, Seq: 1, Verdicts: []*parleypb.CommitVerdict{{CommitId: id}}}},
 		&parleypb.ClientFrame_UploadKeyPackages{UploadKeyPackages: &parleypb.UploadKeyPackagesRequest{KeyPackages: []*parleypb.KeyPackage{{Ref: []byte("r"), Data: []byte("d")}}, LastResort: &parleypb.KeyPackage{}}},
 		&parleypb.ClientFrame_FetchKeyPackages{FetchKeyPackages: &parleypb.FetchKeyPackagesRequest{Username: "alice", DeviceIds: []string{""}}},
 		&parleypb.ClientFrame_CreateConversation{CreateConversation: &parleypb.CreateConversationRequest{ConversationId: make([]byte, 65)}},

@@ -895,11 +895,38 @@ func (c *conn) handleAck(ctx context.Context, r *parleypb.AckRequest) (parleypb.
 	if err := checkConversationID(r.ConversationId); err != nil {
 		return nil, err
 	}
+	if len(r.Verdicts) > maxVerdicts {
+		return nil, fmt.Errorf("%d verdicts in one ack (at most %d): %w", len(r.Verdicts), maxVerdicts, store.ErrBadRequest)
+	}
+	for _, v := range r.Verdicts {
+		if len(v.CommitId) != 16 {
+			return nil, fmt.Errorf("a verdict's commit id must be 16 bytes: %w", store.ErrBadRequest)
+		}
+	}
+	// Verdicts first: the commits they judge are at or before seq, and a
+	// removed device's acknowledgement past its removal ends its
+	// membership.
+	for _, v := range r.Verdicts {
+		out, err := c.s.cfg.Store.Verdict(ctx, c.dev.ID, r.ConversationId, v.CommitId, v.Refuse)
+		if err != nil {
+			return nil, err
+		}
+		if out != store.VerdictIgnored {
+			c.s.log.Debug("membership change decided", "outcome", out.String())
+		}
+	}
+	if r.Seq == 0 {
+		return empty(), nil
+	}
 	if err := c.s.cfg.Store.Ack(ctx, c.dev.ID, r.ConversationId, r.Seq); err != nil {
 		return nil, err
 	}
 	return empty(), nil
 }
+
+// maxVerdicts bounds the verdicts of one AckRequest (a client acks at
+// most a page of messages, and far fewer of them are commits).
+const maxVerdicts = 1000
 
 // handleListConversations answers a page of the device's conversations.
 // Pages keep the answer within what a connection may queue however many

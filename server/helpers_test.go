@@ -202,13 +202,23 @@ func group(t testing.TB, id string, a *device, others ...*device) []byte {
 	for _, o := range others {
 		added = append(added, o.id)
 	}
-	r, err := a.conn.SendCommit(bg, transport.Commit{ID: transport.NewMessageID(), ConversationID: conv, Epoch: 0,
+	commit := transport.NewMessageID()
+	r, err := a.conn.SendCommit(bg, transport.Commit{ID: commit, ConversationID: conv, Epoch: 0,
 		Payload: []byte("commit-add"), Added: added, Welcome: []byte("welcome-" + id)})
 	if err != nil {
 		t.Fatalf("add commit: %v", err)
 	}
 	if r.Epoch != 1 {
 		t.Fatalf("epoch after add = %d", r.Epoch)
+	}
+	// Each joiner accepts its Welcome, as clients do (docs/protocol.md
+	// §14, "Verdicts"): no one else had a say on the additions.
+	for _, o := range others {
+		if o.user != a.user {
+			if err := o.conn.Ack(bg, conv, 0, transport.Verdict{CommitID: commit}); err != nil {
+				t.Fatalf("verdict of %s: %v", o.user, err)
+			}
+		}
 	}
 	return conv
 }

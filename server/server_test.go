@@ -437,8 +437,17 @@ func TestRemovedDeviceRefused(t *testing.T) {
 	if _, err := alice.conn.SendApplication(bg, transport.NewMessageID(), conv, 1, []byte("before")); err != nil {
 		t.Fatal(err)
 	}
-	r, err := alice.conn.SendCommit(bg, transport.Commit{ID: transport.NewMessageID(), ConversationID: conv, Epoch: 1, Payload: []byte("remove carol"), Removed: []string{carol.id}})
+	commit := transport.NewMessageID()
+	r, err := alice.conn.SendCommit(bg, transport.Commit{ID: commit, ConversationID: conv, Epoch: 1, Payload: []byte("remove carol"), Removed: []string{carol.id}})
 	if err != nil {
+		t.Fatal(err)
+	}
+	// Another account's removal waits for the other members' verdicts
+	// (docs/protocol.md §14): until bob accepts, carol still posts.
+	if _, err := carol.conn.SendApplication(bg, transport.NewMessageID(), conv, 2, []byte("not yet removed")); err != nil {
+		t.Fatalf("carol posts before the verdicts: %v", err)
+	}
+	if err := bob.conn.Ack(bg, conv, 0, transport.Verdict{CommitID: commit}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := alice.conn.SendApplication(bg, transport.NewMessageID(), conv, 2, []byte("after")); err != nil {
@@ -455,9 +464,48 @@ func TestRemovedDeviceRefused(t *testing.T) {
 	}
 	_, _, err = carol.conn.Fetch(bg, conv, 0)
 	wantCode(t, "removed device fetches after its removal", err, parleypb.ErrorCode_NOT_MEMBER)
-	if ms := fetchAll(t, bob, conv); !slices.Equal(payloads(ms), []string{"before", "remove carol", "after"}) {
+	if ms := fetchAll(t, bob, conv); !slices.Equal(payloads(ms), []string{"before", "remove carol", "not yet removed", "after"}) {
 		t.Fatalf("bob reads %v", payloads(ms))
 	}
+}
+
+// TestAckVerdictsBadInput: verdicts with a malformed commit id, or too
+// many in one ack, are BAD_REQUEST and change nothing; verdicts on a
+// commit nothing is pending for are ignored.
+func TestAckVerdictsBadInput(t *testing.T) {
+	ts := newServer(t)
+	alice := register(t, ts, "alice")
+	bob := register(t, ts, "bob")
+	carol := register(t, ts, "carol")
+	conv := group(t, "g", alice, bob, carol)
+	commit := transport.NewMessageID()
+	if _, err := alice.conn.SendCommit(bg, transport.Commit{ID: commit, ConversationID: conv, Epoch: 1, Payload: []byte("remove carol"), Removed: []string{carol.id}}); err != nil {
+		t.Fatal(err)
+	}
+	err := bob.conn.Ack(bg, conv, 0, transport.Verdict{CommitID: []byte("short")})
+	wantCode(t, "short commit id", err, parleypb.ErrorCode_BAD_REQUEST)
+	many := make([]transport.Verdict, 1001)
+	for i := range many {
+		many[i] = transport.Verdict{CommitID: commit}
+	}
+	err = bob.conn.Ack(bg, conv, 0, many...)
+	wantCode(t, "too many verdicts", err, parleypb.ErrorCode_BAD_REQUEST)
+	// A valid verdict first, then a malformed one: the frame is refused
+	// whole, so bob's acceptance was not counted.
+	err = bob.conn.Ack(bg, conv, 0, transport.Verdict{CommitID: commit}, transport.Verdict{CommitID: nil})
+	wantCode(t, "one malformed verdict", err, parleypb.ErrorCode_BAD_REQUEST)
+	if _, err := carol.conn.SendApplication(bg, transport.NewMessageID(), conv, 2, []byte("still a member")); err != nil {
+		t.Fatalf("carol removed by a refused ack: %v", err)
+	}
+	// Verdicts on something with nothing pending: ignored.
+	if err := bob.conn.Ack(bg, conv, 0, transport.Verdict{CommitID: transport.NewMessageID()}); err != nil {
+		t.Fatal(err)
+	}
+	if err := bob.conn.Ack(bg, conv, 0, transport.Verdict{CommitID: commit}); err != nil {
+		t.Fatal(err)
+	}
+	_, err = carol.conn.SendApplication(bg, transport.NewMessageID(), conv, 2, []byte("removed"))
+	wantCode(t, "carol after bob accepted", err, parleypb.ErrorCode_NOT_MEMBER)
 }
 
 // TestRestartLosesNothingAcknowledged sends messages concurrently while

@@ -269,6 +269,32 @@ type Membership struct {
 	RemovedAt uint64
 }
 
+// VerdictOutcome is what Store.Verdict did.
+type VerdictOutcome uint8
+
+const (
+	// VerdictIgnored: the device has no say on the commit (or gave its
+	// verdict already), or nothing of the commit is pending.
+	VerdictIgnored VerdictOutcome = iota
+	// VerdictCounted: counted; nothing was decided by it yet.
+	VerdictCounted
+	// VerdictDecided: counted, and some of the commit's pending changes
+	// were decided by it (took effect, were undone, or were kept).
+	VerdictDecided
+)
+
+func (v VerdictOutcome) String() string {
+	switch v {
+	case VerdictIgnored:
+		return "ignored"
+	case VerdictCounted:
+		return "counted"
+	case VerdictDecided:
+		return "decided"
+	}
+	return fmt.Sprintf("VerdictOutcome(%d)", uint8(v))
+}
+
 // ErrLookalike is returned by CreateAccount for a username that looks
 // like an existing one (the same wire.UsernameSkeleton).
 var ErrLookalike = errors.New("store: username looks like an existing one")
@@ -452,13 +478,37 @@ type Store interface {
 	// On success the message gets seq = head+1; a commit advances the epoch,
 	// starts added devices' cursors at its seq, lets removed devices read
 	// up to and including it, and puts Welcome into each added device's
-	// inbox. A sender whose cursor was seq-1 is moved to seq.
+	// inbox. A sender whose cursor was seq-1 is moved to seq. Changes to
+	// devices of another account than the sender's are pending until
+	// Verdict decides them: such a removed device stays an active member
+	// until then.
 	Append(ctx context.Context, a Append) (AppendResult, error)
 	// Fetch returns up to limit messages after the device's cursor.
 	Fetch(ctx context.Context, deviceID string, conversationID []byte, limit int) ([]Message, error)
 	// Ack moves the device's cursor to seq (never backwards) and deletes
 	// messages every member has acknowledged.
 	Ack(ctx context.Context, deviceID string, conversationID []byte, seq uint64) error
+	// Verdict records a member device's verdict on a commit it processed
+	// (docs/protocol.md §14, "Verdicts"). A commit's Added and Removed
+	// devices of another account than the committer's are pending until
+	// the verdicts decide them: a removed device stays an active member
+	// meanwhile, an added one is a member at once. The commit's voters
+	// are the active members when it was appended, less the devices of
+	// the committer's account, the devices it changed, and devices whose
+	// own addition was still pending; each voter's first verdict counts.
+	// A removal takes effect (as Append would have applied it: the device
+	// may read up to and including the commit) once every voter accepted
+	// it; an addition is undone (the device is no member; its Welcome
+	// stays in its inbox) once every voter refused it and none accepted.
+	// So a lone lying voter can neither cut a member off nor undo an
+	// addition. A device that leaves the group (removed, its addition
+	// undone, or deleted) stops being a voter, and what waited for it is
+	// decided again. A commit with no voters is decided by each changed
+	// device's own verdict on its own change. Other verdicts are ignored:
+	// a commit already decided or never pending, a device with no say or
+	// that gave its verdict already. ErrBadRequest for a commit id that
+	// is not 16 bytes, ErrNotMember if the device is not a member at all.
+	Verdict(ctx context.Context, deviceID string, conversationID, commitID []byte, refuse bool) (VerdictOutcome, error)
 
 	FetchInbox(ctx context.Context, deviceID string, limit int) ([]Message, error)
 	AckInbox(ctx context.Context, deviceID string, seq uint64) error

@@ -238,9 +238,21 @@ func clampLimit(n int) uint32 {
 	return uint32(n)
 }
 
-// Ack acknowledges every message of the conversation up to seq.
-func (c *Conn) Ack(ctx context.Context, conversationID []byte, seq uint64) error {
-	if _, err := c.call(ctx, &parleypb.ClientFrame_Ack{Ack: &parleypb.AckRequest{ConversationId: conversationID, Seq: seq}}); err != nil {
+// Verdict is this device's verdict on a commit it processed (or, added
+// by it, on its Welcome): docs/protocol.md §14, "Verdicts".
+type Verdict struct {
+	CommitID []byte `json:"commit"` // the commit's message id
+	Refuse   bool   `json:"refuse,omitempty"`
+}
+
+// Ack acknowledges every message of the conversation up to seq (0:
+// none) and gives the verdicts, which the server records first.
+func (c *Conn) Ack(ctx context.Context, conversationID []byte, seq uint64, verdicts ...Verdict) error {
+	req := &parleypb.AckRequest{ConversationId: conversationID, Seq: seq}
+	for _, v := range verdicts {
+		req.Verdicts = append(req.Verdicts, &parleypb.CommitVerdict{CommitId: v.CommitID, Refuse: v.Refuse})
+	}
+	if _, err := c.call(ctx, &parleypb.ClientFrame_Ack{Ack: req}); err != nil {
 		return fmt.Errorf("transport: ack: %w", err)
 	}
 	return nil

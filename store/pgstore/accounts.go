@@ -184,7 +184,12 @@ func devicesOf(ctx context.Context, q querier, username string) ([]store.Device,
 
 func (s *Store) RemoveDevice(ctx context.Context, id string) error {
 	return s.write(ctx, func(tx pgx.Tx) error {
-		// Cascades delete key packages, inbox and member rows.
+		convs, err := lockPendingConversations(ctx, tx, []string{id})
+		if err != nil {
+			return fmt.Errorf("remove device: %w", err)
+		}
+		// Cascades delete key packages, inbox, member rows, and its
+		// pending changes and verdicts.
 		t, err := tx.Exec(ctx, `DELETE FROM devices WHERE id = $1`, id)
 		if err != nil {
 			return fmt.Errorf("remove device: %w", err)
@@ -192,7 +197,7 @@ func (s *Store) RemoveDevice(ctx context.Context, id string) error {
 		if t.RowsAffected() == 0 {
 			return fmt.Errorf("remove device %q: %w", id, store.ErrNotFound)
 		}
-		return nil
+		return settleAll(ctx, tx, convs)
 	})
 }
 
@@ -212,8 +217,13 @@ func (s *Store) DeleteAccount(ctx context.Context, username string) ([]string, e
 		for _, d := range devs {
 			ids = append(ids, d.ID)
 		}
+		convs, err := lockPendingConversations(ctx, tx, ids)
+		if err != nil {
+			return fmt.Errorf("delete account: %w", err)
+		}
 		for _, q := range []string{
-			// Cascades delete key packages, inbox and member rows.
+			// Cascades delete key packages, inbox, member rows, and their
+			// pending changes and verdicts.
 			`DELETE FROM devices WHERE username = $1`,
 			`DELETE FROM links WHERE username = $1`,
 			// Its own settings go; others' blocks of it stay (the name
@@ -227,6 +237,9 @@ func (s *Store) DeleteAccount(ctx context.Context, username string) ([]string, e
 			if _, err := tx.Exec(ctx, q, username); err != nil {
 				return fmt.Errorf("delete account: %w", err)
 			}
+		}
+		if err := settleAll(ctx, tx, convs); err != nil {
+			return fmt.Errorf("delete account: %w", err)
 		}
 		return nil
 	})

@@ -347,7 +347,9 @@ func appendTx(ctx context.Context, tx pgx.Tx, a store.Append) (store.AppendResul
 // start reading after the commit; removed ones may read up to it. The
 // added devices' rows are locked (in id order, so two commits cannot
 // deadlock on them): their inbox room is checked next, and no other
-// conversation's Welcome may slip in between.
+// conversation's Welcome may slip in between. Changes to another
+// account's devices are pending until the members' verdicts (Verdict): a
+// removed device stays an active member until then.
 func applyDelta(ctx context.Context, tx pgx.Tx, a store.Append, seq int64) error {
 	exists := map[string]bool{}
 	if len(a.Added) > 0 {
@@ -363,6 +365,48 @@ func applyDelta(ctx context.Context, tx pgx.Tx, a store.Append, seq int64) error
 			exists[id] = true
 		}
 	}
+	// The account of every device the commit names, and the sender's.
+	owners := map[string]string{}
+	rows, err := tx.Query(ctx, `SELECT id, username FROM devices WHERE id = ANY($1)`, slices.Concat(a.Added, a.Removed, []string{a.Sender}))
+	if err != nil {
+		return fmt.Errorf("append: %w", err)
+	}
+	for rows.Next() {
+		var id, u string
+		if err := rows.Scan(&id, &u); err != nil {
+			rows.Close()
+			return fmt.Errorf("append: %w", err)
+		}
+		owners[id] = u
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("append: %w", err)
+	}
+	sender := owners[a.Sender]
+	others := func(d string) bool { u, ok := owners[d]; return ok && u != sender }
+	if slices.ContainsFunc(slices.Concat(a.Added, a.Removed), others) {
+		// The voters: the active members now, but the committer's
+		// account and devices whose own addition is still pending.
+		if _, err := tx.Exec(ctx, `INSERT INTO pending_voters (conversation_id, seq, device_id)
+			SELECT m.conversation_id, $1, m.device_id FROM members m JOIN devices d ON d.id = m.device_id
+			WHERE m.conversation_id = $2 AND m.until_seq IS NULL AND d.username <> $3
+			AND NOT EXISTS (SELECT 1 FROM pending_changes p WHERE p.conversation_id = m.conversation_id AND p.device_id = m.device_id AND NOT p.removed)`,
+			seq, a.ConversationID, sender); err != nil {
+			return fmt.Errorf("append: voters: %w", err)
+		}
+	}
+	note := func(d string, removed bool) error {
+		if !others(d) {
+			return nil
+		}
+		if _, err := tx.Exec(ctx, `DELETE FROM pending_voters WHERE conversation_id = $1 AND seq = $2 AND device_id = $3`, a.ConversationID, seq, d); err != nil {
+			return err
+		}
+		_, err := tx.Exec(ctx, `INSERT INTO pending_changes (conversation_id, seq, commit_id, device_id, removed, stored) VALUES ($1, $2, $3, $4, $5, $6)`,
+			a.ConversationID, seq, a.ID, d, removed, nowMilli())
+		return err
+	}
 	for _, d := range a.Added {
 		if !exists[d] {
 			return fmt.Errorf("append: added device %q: %w", d, store.ErrUnknownDevice)
@@ -371,32 +415,66 @@ func applyDelta(ctx context.Context, tx pgx.Tx, a store.Append, seq int64) error
 		err := tx.QueryRow(ctx, `SELECT until_seq FROM members WHERE conversation_id = $1 AND device_id = $2`, a.ConversationID, d).Scan(&until)
 		switch {
 		case err == nil && until == nil:
-			return fmt.Errorf("append: added device %q is already a member: %w", d, store.ErrBadRequest)
+			// A device whose removal is pending, added again (an admin
+			// who removed someone and adds them back before the members'
+			// verdicts): it stays the member it is, cursor and all, and
+			// its removal is dropped; its client joins from the new
+			// Welcome (docs/protocol.md §14, "Verdicts").
+			t, err := tx.Exec(ctx, `DELETE FROM pending_changes WHERE conversation_id = $1 AND device_id = $2 AND removed`, a.ConversationID, d)
+			if err != nil {
+				return fmt.Errorf("append: %w", err)
+			}
+			if t.RowsAffected() > 0 {
+				continue
+			}
+			// A device that refused the Welcome of its pending addition
+			// reads nothing of the group: it may be added again (its
+			// cursor starts anew), before the members' verdicts undo the
+			// first addition.
+			t, err = tx.Exec(ctx, `DELETE FROM pending_changes WHERE conversation_id = $1 AND device_id = $2 AND NOT removed AND refuse`, a.ConversationID, d)
+			if err != nil {
+				return fmt.Errorf("append: %w", err)
+			}
+			if t.RowsAffected() == 0 {
+				return fmt.Errorf("append: added device %q is already a member: %w", d, store.ErrBadRequest)
+			}
+			if _, err := tx.Exec(ctx, `UPDATE members SET cursor = $1 WHERE conversation_id = $2 AND device_id = $3`, seq, a.ConversationID, d); err != nil {
+				return fmt.Errorf("append: %w", err)
+			}
 		case err == nil:
 			_, err = tx.Exec(ctx, `UPDATE members SET cursor = $1, until_seq = NULL WHERE conversation_id = $2 AND device_id = $3`, seq, a.ConversationID, d)
 		case errors.Is(err, pgx.ErrNoRows):
 			_, err = tx.Exec(ctx, `INSERT INTO members (conversation_id, device_id, cursor) VALUES ($1, $2, $3)`, a.ConversationID, d, seq)
+		}
+		if err == nil {
+			err = note(d, false)
 		}
 		if err != nil {
 			return fmt.Errorf("append: %w", err)
 		}
 	}
 	for _, d := range a.Removed {
-		t, err := tx.Exec(ctx, `UPDATE members SET until_seq = $1 WHERE conversation_id = $2 AND device_id = $3 AND until_seq IS NULL`, seq, a.ConversationID, d)
-		if err != nil {
-			return fmt.Errorf("append: %w", err)
-		}
-		if t.RowsAffected() == 1 {
+		if _, ok := owners[d]; !ok {
+			// A device deleted from its account already left every
+			// conversation; the group catching up with that is fine.
 			continue
 		}
-		// A device deleted from its account already left every
-		// conversation; the group catching up with that is fine.
-		var n int
-		if err := tx.QueryRow(ctx, `SELECT COUNT(*) FROM devices WHERE id = $1`, d).Scan(&n); err != nil {
+		var active bool
+		if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM members WHERE conversation_id = $1 AND device_id = $2 AND until_seq IS NULL)`,
+			a.ConversationID, d).Scan(&active); err != nil {
 			return fmt.Errorf("append: %w", err)
 		}
-		if n > 0 {
+		if !active {
 			return fmt.Errorf("append: removed device %q: %w", d, store.ErrNotMember)
+		}
+		if others(d) {
+			if err := note(d, true); err != nil {
+				return fmt.Errorf("append: %w", err)
+			}
+			continue // until the verdicts
+		}
+		if _, err := tx.Exec(ctx, `UPDATE members SET until_seq = $1 WHERE conversation_id = $2 AND device_id = $3`, seq, a.ConversationID, d); err != nil {
+			return fmt.Errorf("append: %w", err)
 		}
 	}
 	return nil

@@ -279,6 +279,15 @@ func (s *Store) DeleteExpired(ctx context.Context, before, now time.Time) (int, 
 			}
 			total += int(t.RowsAffected())
 		}
+		// A change no one gave a verdict on within the retention stays as
+		// it is: the removed device a member, the added one too.
+		if _, err := tx.Exec(ctx, `DELETE FROM pending_changes WHERE stored < $1`, b); err != nil {
+			return fmt.Errorf("delete expired: %w", err)
+		}
+		if _, err := tx.Exec(ctx, `DELETE FROM pending_voters WHERE NOT EXISTS (SELECT 1 FROM pending_changes p
+			WHERE p.conversation_id = pending_voters.conversation_id AND p.seq = pending_voters.seq)`); err != nil {
+			return fmt.Errorf("delete expired: %w", err)
+		}
 		// Removed devices with nothing left to read are gone for good.
 		_, err := tx.Exec(ctx, `DELETE FROM members WHERE until_seq IS NOT NULL AND NOT EXISTS (
 			SELECT 1 FROM messages m WHERE m.conversation_id = members.conversation_id

@@ -279,6 +279,31 @@ BEGIN
 END
 $$;
 `,
+	// 4: membership changes waiting for the members' verdicts (SQLite's
+	// version 8; store.Store.Verdict).
+	`
+CREATE TABLE pending_changes (
+	conversation_id BYTEA NOT NULL REFERENCES conversations (id) ON DELETE CASCADE,
+	seq             BIGINT NOT NULL, -- the commit's
+	commit_id       BYTEA NOT NULL,
+	device_id       TEXT COLLATE "C" NOT NULL REFERENCES devices (id) ON DELETE CASCADE,
+	removed         BOOLEAN NOT NULL, -- a removal, else an addition
+	refuse          BOOLEAN,          -- the device's own verdict
+	stored          BIGINT NOT NULL,
+	PRIMARY KEY (conversation_id, seq, device_id)
+);
+CREATE INDEX pending_changes_commit ON pending_changes (conversation_id, commit_id);
+CREATE INDEX pending_changes_device ON pending_changes (device_id);
+CREATE INDEX pending_changes_stored ON pending_changes (stored);
+CREATE TABLE pending_voters (
+	conversation_id BYTEA NOT NULL REFERENCES conversations (id) ON DELETE CASCADE,
+	seq             BIGINT NOT NULL,
+	device_id       TEXT COLLATE "C" NOT NULL REFERENCES devices (id) ON DELETE CASCADE,
+	refuse          BOOLEAN, -- NULL until the verdict is given
+	PRIMARY KEY (conversation_id, seq, device_id)
+);
+CREATE INDEX pending_voters_device ON pending_voters (device_id);
+`,
 }
 
 // Transaction advisory lock keys (pg_advisory_xact_lock): each serialises

@@ -451,8 +451,55 @@ func appendTx(ctx context.Context, tx txQuerier, a store.Append) (store.AppendRe
 }
 
 // applyDelta applies a commit's declared membership change: added devices
-// start reading after the commit; removed ones may read up to it.
+// start reading after the commit; removed ones may read up to it. Changes
+// to another account's devices are pending until the members' verdicts
+// (Verdict): a removed device stays an active member until then.
 func applyDelta(ctx context.Context, tx txQuerier, a store.Append, seq uint64) error {
+	var sender string
+	if err := tx.QueryRowContext(ctx, `SELECT username FROM devices WHERE id = ?`, a.Sender).Scan(&sender); err != nil {
+		return fmt.Errorf("append: sender's account: %w", err)
+	}
+	owner := func(d string) (string, bool, error) {
+		var u string
+		err := tx.QueryRowContext(ctx, `SELECT username FROM devices WHERE id = ?`, d).Scan(&u)
+		if errors.Is(err, sql.ErrNoRows) {
+			return "", false, nil
+		}
+		return u, err == nil, err
+	}
+	pending := false
+	for _, d := range slices.Concat(a.Added, a.Removed) {
+		u, ok, err := owner(d)
+		if err != nil {
+			return fmt.Errorf("append: %w", err)
+		}
+		if ok && u != sender {
+			pending = true
+		}
+	}
+	if pending {
+		// The voters: the active members now, but the committer's
+		// account and devices whose own addition is still pending.
+		if _, err := tx.ExecContext(ctx, `INSERT INTO pending_voters (conversation_id, seq, device_id)
+			SELECT m.conversation_id, ?, m.device_id FROM members m JOIN devices d ON d.id = m.device_id
+			WHERE m.conversation_id = ? AND m.until_seq IS NULL AND d.username <> ?
+			AND NOT EXISTS (SELECT 1 FROM pending_changes p WHERE p.conversation_id = m.conversation_id AND p.device_id = m.device_id AND p.removed = 0)`,
+			seq, a.ConversationID, sender); err != nil {
+			return fmt.Errorf("append: voters: %w", err)
+		}
+	}
+	note := func(d string, removed bool) error {
+		u, ok, err := owner(d)
+		if err != nil || !ok || u == sender {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, `DELETE FROM pending_voters WHERE conversation_id = ? AND seq = ? AND device_id = ?`, a.ConversationID, seq, d); err != nil {
+			return err
+		}
+		_, err = tx.ExecContext(ctx, `INSERT INTO pending_changes (conversation_id, seq, commit_id, device_id, removed, stored) VALUES (?, ?, ?, ?, ?, ?)`,
+			a.ConversationID, seq, a.ID, d, removed, nowMilli())
+		return err
+	}
 	for _, d := range a.Added {
 		var n int
 		if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM devices WHERE id = ?`, d).Scan(&n); err != nil {
@@ -465,32 +512,72 @@ func applyDelta(ctx context.Context, tx txQuerier, a store.Append, seq uint64) e
 		err := tx.QueryRowContext(ctx, `SELECT until_seq FROM members WHERE conversation_id = ? AND device_id = ?`, a.ConversationID, d).Scan(&until)
 		switch {
 		case err == nil && !until.Valid:
-			return fmt.Errorf("append: added device %q is already a member: %w", d, store.ErrBadRequest)
+			// A device whose removal is pending, added again (an admin
+			// who removed someone and adds them back before the members'
+			// verdicts): it stays the member it is, cursor and all, and
+			// its removal is dropped; its client joins from the new
+			// Welcome (docs/protocol.md §14, "Verdicts").
+			r, derr := tx.ExecContext(ctx, `DELETE FROM pending_changes WHERE conversation_id = ? AND device_id = ? AND removed = 1`, a.ConversationID, d)
+			if derr != nil {
+				return fmt.Errorf("append: %w", derr)
+			}
+			if k, _ := r.RowsAffected(); k > 0 {
+				continue
+			}
+			// A device that refused the Welcome of its pending addition
+			// reads nothing of the group: it may be added again (its
+			// cursor starts anew), before the members' verdicts undo the
+			// first addition.
+			var refused int
+			if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM pending_changes WHERE conversation_id = ? AND device_id = ? AND removed = 0 AND refuse = 1`,
+				a.ConversationID, d).Scan(&refused); err != nil {
+				return fmt.Errorf("append: %w", err)
+			}
+			if refused == 0 {
+				return fmt.Errorf("append: added device %q is already a member: %w", d, store.ErrBadRequest)
+			}
+			if _, err := tx.ExecContext(ctx, `DELETE FROM pending_changes WHERE conversation_id = ? AND device_id = ? AND removed = 0`, a.ConversationID, d); err != nil {
+				return fmt.Errorf("append: %w", err)
+			}
+			_, err = tx.ExecContext(ctx, `UPDATE members SET cursor = ? WHERE conversation_id = ? AND device_id = ?`, seq, a.ConversationID, d)
 		case err == nil:
 			_, err = tx.ExecContext(ctx, `UPDATE members SET cursor = ?, until_seq = NULL WHERE conversation_id = ? AND device_id = ?`, seq, a.ConversationID, d)
 		case errors.Is(err, sql.ErrNoRows):
 			_, err = tx.ExecContext(ctx, `INSERT INTO members (conversation_id, device_id, cursor) VALUES (?, ?, ?)`, a.ConversationID, d, seq)
+		}
+		if err == nil {
+			err = note(d, false)
 		}
 		if err != nil {
 			return fmt.Errorf("append: %w", err)
 		}
 	}
 	for _, d := range a.Removed {
-		r, err := tx.ExecContext(ctx, `UPDATE members SET until_seq = ? WHERE conversation_id = ? AND device_id = ? AND until_seq IS NULL`, seq, a.ConversationID, d)
+		u, ok, err := owner(d)
 		if err != nil {
 			return fmt.Errorf("append: %w", err)
 		}
-		if k, _ := r.RowsAffected(); k == 1 {
+		if !ok {
+			// A device deleted from its account already left every
+			// conversation; the group catching up with that is fine.
 			continue
 		}
-		// A device deleted from its account already left every
-		// conversation; the group catching up with that is fine.
 		var n int
-		if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM devices WHERE id = ?`, d).Scan(&n); err != nil {
+		if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM members WHERE conversation_id = ? AND device_id = ? AND until_seq IS NULL`,
+			a.ConversationID, d).Scan(&n); err != nil {
 			return fmt.Errorf("append: %w", err)
 		}
-		if n > 0 {
+		if n == 0 {
 			return fmt.Errorf("append: removed device %q: %w", d, store.ErrNotMember)
+		}
+		if u != sender {
+			if err := note(d, true); err != nil {
+				return fmt.Errorf("append: %w", err)
+			}
+			continue // until the verdicts
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE members SET until_seq = ? WHERE conversation_id = ? AND device_id = ?`, seq, a.ConversationID, d); err != nil {
+			return fmt.Errorf("append: %w", err)
 		}
 	}
 	return nil

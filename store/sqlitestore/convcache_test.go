@@ -194,6 +194,10 @@ func TestAckAfterRemovalLeaves(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// With no other member, the removed device's verdict decides.
+	if v, err := s.Verdict(ctx, "d2", []byte("c"), r.Message.ID, false); err != nil || v != store.VerdictDecided {
+		t.Fatalf("Verdict = %v, %v", v, err)
+	}
 	if err := s.Ack(ctx, "d2", []byte("c"), r.Message.Seq); err != nil {
 		t.Fatal(err)
 	}

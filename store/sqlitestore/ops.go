@@ -172,7 +172,12 @@ func devicesOf(ctx context.Context, q querier, username string) ([]store.Device,
 
 func (s *Store) RemoveDevice(ctx context.Context, id string) error {
 	return s.writeMembership(ctx, func(tx *sql.Tx) error {
-		// Cascades delete key packages, inbox and member rows.
+		convs, err := pendingConversations(ctx, tx, []string{id})
+		if err != nil {
+			return fmt.Errorf("remove device: %w", err)
+		}
+		// Cascades delete key packages, inbox, member rows, and its
+		// pending changes and verdicts.
 		res, err := tx.ExecContext(ctx, `DELETE FROM devices WHERE id = ?`, id)
 		if err != nil {
 			return fmt.Errorf("remove device: %w", err)
@@ -180,7 +185,7 @@ func (s *Store) RemoveDevice(ctx context.Context, id string) error {
 		if n, _ := res.RowsAffected(); n == 0 {
 			return fmt.Errorf("remove device %q: %w", id, store.ErrNotFound)
 		}
-		return nil
+		return settleAll(ctx, tx, convs)
 	})
 }
 
@@ -195,8 +200,16 @@ func (s *Store) DeleteAccount(ctx context.Context, username string) ([]string, e
 		for _, d := range devs {
 			ids = append(ids, d.ID)
 		}
-		// Cascades delete key packages, inbox and member rows.
+		convs, err := pendingConversations(ctx, tx, ids)
+		if err != nil {
+			return fmt.Errorf("delete account: %w", err)
+		}
+		// Cascades delete key packages, inbox, member rows, and their
+		// pending changes and verdicts.
 		if _, err := tx.ExecContext(ctx, `DELETE FROM devices WHERE username = ?`, username); err != nil {
+			return fmt.Errorf("delete account: %w", err)
+		}
+		if err := settleAll(ctx, tx, convs); err != nil {
 			return fmt.Errorf("delete account: %w", err)
 		}
 		if _, err := tx.ExecContext(ctx, `DELETE FROM links WHERE username = ?`, username); err != nil {
@@ -669,6 +682,15 @@ func (s *Store) DeleteExpired(ctx context.Context, before, now time.Time) (int, 
 			}
 			k, _ := res.RowsAffected()
 			total += int(k)
+		}
+		// A change no one gave a verdict on within the retention stays as
+		// it is: the removed device a member, the added one too.
+		if _, err := tx.ExecContext(ctx, `DELETE FROM pending_changes WHERE stored < ?`, b); err != nil {
+			return fmt.Errorf("delete expired: %w", err)
+		}
+		if _, err := tx.ExecContext(ctx, `DELETE FROM pending_voters WHERE NOT EXISTS (SELECT 1 FROM pending_changes p
+			WHERE p.conversation_id = pending_voters.conversation_id AND p.seq = pending_voters.seq)`); err != nil {
+			return fmt.Errorf("delete expired: %w", err)
 		}
 		// Removed devices with nothing left to read are gone for good.
 		_, err := tx.ExecContext(ctx, `DELETE FROM members WHERE until_seq IS NOT NULL AND NOT EXISTS (

@@ -350,6 +350,32 @@ CREATE TABLE disappearing (
 ) STRICT;
 CREATE INDEX disappearing_expires ON disappearing(expires);
 `,
+	// 8: membership changes waiting for the members' verdicts
+	// (store.Store.Verdict): a commit's additions and removals of another
+	// account's devices, and the devices whose verdict decides them.
+	`
+CREATE TABLE pending_changes (
+	conversation_id BLOB NOT NULL REFERENCES conversations(id) ON DELETE CASCADE,
+	seq             INTEGER NOT NULL, -- the commit's
+	commit_id       BLOB NOT NULL,
+	device_id       TEXT NOT NULL REFERENCES devices(id) ON DELETE CASCADE,
+	removed         INTEGER NOT NULL, -- 1: a removal, 0: an addition
+	refuse          INTEGER,          -- the device's own verdict: 0 accept, 1 refuse
+	stored          INTEGER NOT NULL,
+	PRIMARY KEY (conversation_id, seq, device_id)
+) STRICT;
+CREATE INDEX pending_changes_commit ON pending_changes(conversation_id, commit_id);
+CREATE INDEX pending_changes_device ON pending_changes(device_id);
+CREATE INDEX pending_changes_stored ON pending_changes(stored);
+CREATE TABLE pending_voters (
+	conversation_id BLOB NOT NULL REFERENCES conversations(id) ON DELETE CASCADE,
+	seq             INTEGER NOT NULL,
+	device_id       TEXT NOT NULL REFERENCES devices(id) ON DELETE CASCADE,
+	refuse          INTEGER, -- NULL until the verdict is given; 0 accept, 1 refuse
+	PRIMARY KEY (conversation_id, seq, device_id)
+) STRICT;
+CREATE INDEX pending_voters_device ON pending_voters(device_id);
+`,
 }
 
 // checkSchema fails with sqlitedb.ErrNoDatabase if no migration was ever

@@ -42,6 +42,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"Idempotency", testIdempotency},
 		{"EpochConflict", testEpochConflict},
 		{"Membership", testMembership},
+		{"Verdicts", testVerdicts},
 		{"AckTrims", testAckTrims},
 		{"Inbox", testInbox},
 		{"InboxLimits", testInboxLimits},
@@ -378,6 +379,13 @@ func group(t *testing.T, s store.Store, devs ...string) []byte {
 		if r.Epoch != 1 || r.Message.Seq != 1 {
 			t.Fatalf("first commit: %+v", r)
 		}
+		// No one else was a member before: each added device's own
+		// verdict decides its addition.
+		for _, d := range devs[1:] {
+			if _, err := s.Verdict(ctx, d, conv, r.Message.ID, false); err != nil {
+				t.Fatalf("Verdict on the first commit: %v", err)
+			}
+		}
 	}
 	return conv
 }
@@ -547,6 +555,10 @@ func testMembership(t *testing.T, s store.Store) {
 	r := send(t, s, app{ConversationID: conv, Epoch: 1, Kind: store.KindCommit, Sender: "a1", Payload: []byte("remove c1"), Removed: []string{"c1"}})
 	if !slices.Equal(r.Recipients, []string{"a1", "b1", "c1"}) {
 		t.Fatalf("removing commit recipients = %v (the removed device must learn of it)", r.Recipients)
+	}
+	// b1, the other member, accepts the removal (testVerdicts has more).
+	if v, err := s.Verdict(ctx, "b1", conv, r.Message.ID, false); err != nil || v != store.VerdictDecided {
+		t.Fatalf("Verdict = %v, %v; want decided", v, err)
 	}
 	r = send(t, s, app{ConversationID: conv, Epoch: 2, Kind: store.KindApplication, Sender: "a1", Payload: []byte("after")})
 	if !slices.Equal(r.Recipients, []string{"a1", "b1"}) {
@@ -1168,5 +1180,218 @@ func testLegal(t *testing.T, s store.Store) {
 	recs, err := s.LegalLog(ctx)
 	if err != nil || fmt.Sprintf("%s", recs) != "[rec0 rec1 rec2]" {
 		t.Fatalf("log: %s %v", recs, err)
+	}
+}
+
+// testVerdicts: a commit's changes to other accounts' devices wait for the
+// members' verdicts (store.Store.Verdict, docs/protocol.md §14).
+func testVerdicts(t *testing.T, s store.Store) {
+	for _, u := range []string{"alice", "bob", "carol", "dave", "eve", "frank", "grace", "heidi", "ivan"} {
+		mustAccount(t, s, u, u[:1]+"1")
+	}
+	mustAccount(t, s, "mallory", "m1", "m2")
+	var conv []byte
+	epochs := map[string]uint64{}
+	commit := func(sender string, added, removed []string) store.AppendResult {
+		t.Helper()
+		var w []byte
+		if len(added) > 0 {
+			w = []byte("welcome")
+		}
+		r := send(t, s, app{ConversationID: conv, Epoch: epochs[string(conv)], Kind: store.KindCommit, Sender: sender, Added: added, Removed: removed, Welcome: w})
+		epochs[string(conv)]++
+		return r
+	}
+	verdict := func(dev string, r store.AppendResult, refuse bool, want store.VerdictOutcome) {
+		t.Helper()
+		got, err := s.Verdict(ctx, dev, conv, r.Message.ID, refuse)
+		if err != nil || got != want {
+			t.Fatalf("Verdict(%s, refuse=%v) = %v, %v; want %v", dev, refuse, got, err, want)
+		}
+	}
+	members := func(want ...string) {
+		t.Helper()
+		c, err := s.Conversation(ctx, conv)
+		if err != nil || !slices.Equal(c.Members, want) {
+			t.Fatalf("members = %v, %v; want %v", c.Members, err, want)
+		}
+	}
+	conv = group(t, s, "a1", "b1", "c1", "m1")
+	epochs[string(conv)] = 1
+
+	// Mallory's device adds her second device: her own account's change
+	// needs no verdict.
+	commit("m1", []string{"m2"}, nil)
+	members("a1", "b1", "c1", "m1", "m2")
+
+	// Mallory removes bob: pending, bob stays a member and gets what is
+	// sent after. Mallory's devices have no say, bob's own verdict does
+	// not count while others have a say, and one refusal (carol's) is
+	// enough to keep him: alice's acceptance does not remove him. A
+	// voter's first verdict sticks.
+	rm := commit("m1", nil, []string{"b1"})
+	members("a1", "b1", "c1", "m1", "m2")
+	if !slices.Contains(rm.Recipients, "b1") {
+		t.Fatalf("removing commit recipients %v lack b1", rm.Recipients)
+	}
+	verdict("m1", rm, false, store.VerdictIgnored)
+	verdict("m2", rm, false, store.VerdictIgnored)
+	verdict("b1", rm, false, store.VerdictCounted)
+	verdict("c1", rm, true, store.VerdictCounted)
+	verdict("a1", rm, false, store.VerdictCounted)
+	verdict("c1", rm, false, store.VerdictIgnored)
+	members("a1", "b1", "c1", "m1", "m2")
+	r := send(t, s, app{ConversationID: conv, Epoch: epochs[string(conv)], Kind: store.KindApplication, Sender: "a1", Payload: []byte("still here")})
+	if !slices.Contains(r.Recipients, "b1") {
+		t.Fatalf("recipients after a refused removal %v lack b1", r.Recipients)
+	}
+	if ms, err := s.Fetch(ctx, "b1", conv, 100); err != nil || !slices.Contains(payloads(ms), "still here") {
+		t.Fatalf("b1 fetched %v, %v after a refused removal", payloads(ms), err)
+	}
+	if mem, _ := s.Memberships(ctx, "b1"); len(mem) != 1 || mem[0].RemovedAt != 0 {
+		t.Fatalf("b1's memberships after a refused removal: %+v", mem)
+	}
+
+	// Mallory adds eve (pending), then removes carol: eve, whose own
+	// addition is pending, has no say on it. The addition is undone once
+	// every voter refused it: eve is no member, and an admin's later
+	// addition of her works.
+	add := commit("m1", []string{"e1"}, nil)
+	members("a1", "b1", "c1", "e1", "m1", "m2")
+	rm2 := commit("m1", nil, []string{"c1"})
+	verdict("e1", rm2, false, store.VerdictIgnored)
+	verdict("a1", rm2, true, store.VerdictCounted)
+	verdict("e1", add, false, store.VerdictCounted)
+	verdict("b1", add, true, store.VerdictCounted)
+	verdict("a1", add, true, store.VerdictCounted)
+	members("a1", "b1", "c1", "e1", "m1", "m2")
+	verdict("c1", add, true, store.VerdictDecided)
+	members("a1", "b1", "c1", "m1", "m2")
+	_, err := s.Fetch(ctx, "e1", conv, 10)
+	mustErr(t, "fetch by a device whose addition was refused", err, store.ErrNotMember)
+	_, err = s.Verdict(ctx, "e1", conv, add.Message.ID, false)
+	mustErr(t, "verdict of a non-member", err, store.ErrNotMember)
+
+	// Alice adds dave: one acceptance keeps the addition, whatever
+	// mallory says.
+	add = commit("a1", []string{"d1"}, nil)
+	verdict("m1", add, true, store.VerdictCounted)
+	verdict("b1", add, false, store.VerdictDecided)
+	verdict("c1", add, true, store.VerdictIgnored)
+	members("a1", "b1", "c1", "d1", "m1", "m2")
+
+	// Alice removes bob: his refusal does not count when others have a
+	// say; once every voter accepted he is removed, as Append used to at
+	// once: he may read up to the commit and no longer post.
+	rm3 := commit("a1", nil, []string{"b1"})
+	verdict("b1", rm3, true, store.VerdictCounted)
+	verdict("c1", rm3, false, store.VerdictCounted)
+	verdict("d1", rm3, false, store.VerdictCounted)
+	verdict("m1", rm3, false, store.VerdictCounted)
+	members("a1", "b1", "c1", "d1", "m1", "m2")
+	verdict("m2", rm3, false, store.VerdictDecided)
+	members("a1", "c1", "d1", "m1", "m2")
+	if mem, _ := s.Memberships(ctx, "b1"); len(mem) != 1 || mem[0].RemovedAt != rm3.Message.Seq {
+		t.Fatalf("b1's memberships after its removal: %+v", mem)
+	}
+	_, err = s.Append(ctx, app{ID: msgID(), ConversationID: conv, Epoch: epochs[string(conv)], Kind: store.KindApplication, Sender: "b1", Payload: []byte("x")})
+	mustErr(t, "removed device posts", err, store.ErrNotMember)
+
+	_, err = s.Verdict(ctx, "a1", conv, []byte("short"), false)
+	mustErr(t, "short commit id", err, store.ErrBadRequest)
+	verdict("a1", r, false, store.VerdictIgnored) // an application message
+
+	// A voter that leaves stops holding up what waited for it: frank
+	// removes grace, ivan refuses; frank removes ivan, and with ivan gone
+	// grace's removal is decided too. Deleting a refusing device does
+	// the same.
+	conv = group(t, s, "f1", "g1", "h1", "i1")
+	epochs[string(conv)] = 1
+	rmG := commit("f1", nil, []string{"g1"})
+	verdict("h1", rmG, false, store.VerdictCounted)
+	verdict("i1", rmG, true, store.VerdictCounted)
+	rmI := commit("f1", nil, []string{"i1"})
+	verdict("g1", rmI, false, store.VerdictCounted)
+	members("f1", "g1", "h1", "i1")
+	verdict("h1", rmI, false, store.VerdictDecided)
+	members("f1", "h1")
+	conv = group(t, s, "h1", "a1", "c1")
+	epochs[string(conv)] = 1
+	rmA := commit("h1", nil, []string{"a1"})
+	verdict("c1", rmA, true, store.VerdictCounted)
+	if err := s.RemoveDevice(ctx, "c1"); err != nil {
+		t.Fatal(err)
+	}
+	members("a1", "h1")
+	verdict("a1", rmA, false, store.VerdictDecided) // now the only one with a say
+	members("h1")
+
+	// Two members: no one but the removed device has a say.
+	for _, refuse := range []bool{true, false} {
+		conv = []byte(fmt.Sprintf("two-%v", refuse))
+		if err := s.CreateConversation(ctx, conv, "f1"); err != nil {
+			t.Fatal(err)
+		}
+		a := commit("f1", []string{"g1"}, nil)
+		verdict("g1", a, false, store.VerdictDecided)
+		rm := commit("f1", nil, []string{"g1"})
+		verdict("f1", rm, false, store.VerdictIgnored)
+		verdict("g1", rm, refuse, store.VerdictDecided)
+		if refuse {
+			members("f1", "g1")
+		} else {
+			members("f1")
+		}
+	}
+
+	// A joiner's refusal, when no one else has a say, undoes its addition.
+	conv = []byte("joiner")
+	if err := s.CreateConversation(ctx, conv, "f1"); err != nil {
+		t.Fatal(err)
+	}
+	a := commit("f1", []string{"g1"}, nil)
+	verdict("g1", a, true, store.VerdictDecided)
+	members("f1")
+	commit("f1", []string{"g1"}, nil)
+	members("f1", "g1")
+
+	// When others have a say, a joiner that refused its Welcome stays
+	// until they refuse too, but may be added again meanwhile (it reads
+	// nothing of the group: its cursor starts anew); one that did not
+	// refuse may not.
+	conv = group(t, s, "d1", "f1", "m1")
+	epochs[string(conv)] = 1
+	a = commit("m1", []string{"g1", "i1"}, nil)
+	verdict("g1", a, true, store.VerdictCounted)
+	members("d1", "f1", "g1", "i1", "m1")
+	_, err = s.Append(ctx, app{ID: msgID(), ConversationID: conv, Epoch: epochs[string(conv)], Kind: store.KindCommit, Sender: "d1", Added: []string{"i1"}, Welcome: []byte("w")})
+	mustErr(t, "add again a device that did not refuse", err, store.ErrBadRequest)
+	again := commit("d1", []string{"g1"}, nil)
+	members("d1", "f1", "g1", "i1", "m1")
+	if ms, err := s.FetchInbox(ctx, "g1", 10); err != nil || len(ms) == 0 || !bytes.Equal(ms[len(ms)-1].ID, again.Message.ID) {
+		t.Fatalf("g1's inbox after it was added again: %v, %v", ms, err)
+	}
+	verdict("f1", a, true, store.VerdictCounted)
+	verdict("d1", a, true, store.VerdictDecided) // undoes i1's addition only
+	members("d1", "f1", "g1", "m1")
+	verdict("f1", again, false, store.VerdictDecided)
+	members("d1", "f1", "g1", "m1")
+
+	// A device whose removal is pending, added again (an admin adds back
+	// whom she just removed): it stays the member it was, cursor and
+	// all, its removal dropped, and gets the Welcome.
+	conv = group(t, s, "e1", "f1", "h1")
+	epochs[string(conv)] = 1
+	rm = commit("e1", nil, []string{"h1"})
+	send(t, s, app{ConversationID: conv, Epoch: epochs[string(conv)], Kind: store.KindApplication, Sender: "f1", Payload: []byte("between")})
+	again = commit("e1", []string{"h1"}, nil)
+	members("e1", "f1", "h1")
+	verdict("f1", rm, false, store.VerdictIgnored)
+	members("e1", "f1", "h1")
+	if ms, err := s.Fetch(ctx, "h1", conv, 100); err != nil || !slices.Contains(payloads(ms), "between") {
+		t.Fatalf("h1 fetched %v, %v after it was added back", payloads(ms), err)
+	}
+	if ms, err := s.FetchInbox(ctx, "h1", 10); err != nil || len(ms) == 0 || !bytes.Equal(ms[len(ms)-1].ID, again.Message.ID) {
+		t.Fatalf("h1's inbox after it was added back: %v, %v", ms, err)
 	}
 }

@@ -4438,9 +4438,13 @@ func (x *FetchResponse) GetMore() bool {
 type AckRequest struct {
 	state          protoimpl.MessageState `protogen:"open.v1"`
 	ConversationId []byte                 `protobuf:"bytes,1,opt,name=conversation_id,json=conversationId,proto3" json:"conversation_id,omitempty"`
-	Seq            uint64                 `protobuf:"varint,2,opt,name=seq,proto3" json:"seq,omitempty"` // everything up to and including seq
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	Seq            uint64                 `protobuf:"varint,2,opt,name=seq,proto3" json:"seq,omitempty"` // everything up to and including seq; 0: only verdicts
+	// The device's verdicts on commits it processed (or, for a device
+	// added by the commit, on the Welcome): docs/protocol.md §14,
+	// "Verdicts". At most 1000. Given before the cursor moves.
+	Verdicts      []*CommitVerdict `protobuf:"bytes,3,rep,name=verdicts,proto3" json:"verdicts,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *AckRequest) Reset() {
@@ -4487,6 +4491,66 @@ func (x *AckRequest) GetSeq() uint64 {
 	return 0
 }
 
+func (x *AckRequest) GetVerdicts() []*CommitVerdict {
+	if x != nil {
+		return x.Verdicts
+	}
+	return nil
+}
+
+// CommitVerdict is a member's verdict on one commit of the conversation.
+type CommitVerdict struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	CommitId      []byte                 `protobuf:"bytes,1,opt,name=commit_id,json=commitId,proto3" json:"commit_id,omitempty"` // the commit's message id, 16 bytes
+	Refuse        bool                   `protobuf:"varint,2,opt,name=refuse,proto3" json:"refuse,omitempty"`                    // the client refused the commit (else it applied it)
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CommitVerdict) Reset() {
+	*x = CommitVerdict{}
+	mi := &file_parleypb_parley_proto_msgTypes[55]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CommitVerdict) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CommitVerdict) ProtoMessage() {}
+
+func (x *CommitVerdict) ProtoReflect() protoreflect.Message {
+	mi := &file_parleypb_parley_proto_msgTypes[55]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CommitVerdict.ProtoReflect.Descriptor instead.
+func (*CommitVerdict) Descriptor() ([]byte, []int) {
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{55}
+}
+
+func (x *CommitVerdict) GetCommitId() []byte {
+	if x != nil {
+		return x.CommitId
+	}
+	return nil
+}
+
+func (x *CommitVerdict) GetRefuse() bool {
+	if x != nil {
+		return x.Refuse
+	}
+	return false
+}
+
 // ListConversationsRequest pages through the device's conversations in
 // conversation id order: after is the last id of the previous page
 // (empty for the first), limit 0 means 1000 (also the most).
@@ -4500,7 +4564,7 @@ type ListConversationsRequest struct {
 
 func (x *ListConversationsRequest) Reset() {
 	*x = ListConversationsRequest{}
-	mi := &file_parleypb_parley_proto_msgTypes[55]
+	mi := &file_parleypb_parley_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4512,7 +4576,7 @@ func (x *ListConversationsRequest) String() string {
 func (*ListConversationsRequest) ProtoMessage() {}
 
 func (x *ListConversationsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[55]
+	mi := &file_parleypb_parley_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4525,7 +4589,7 @@ func (x *ListConversationsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListConversationsRequest.ProtoReflect.Descriptor instead.
 func (*ListConversationsRequest) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{55}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{56}
 }
 
 func (x *ListConversationsRequest) GetAfter() []byte {
@@ -4557,7 +4621,7 @@ type ConversationInfo struct {
 
 func (x *ConversationInfo) Reset() {
 	*x = ConversationInfo{}
-	mi := &file_parleypb_parley_proto_msgTypes[56]
+	mi := &file_parleypb_parley_proto_msgTypes[57]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4569,7 +4633,7 @@ func (x *ConversationInfo) String() string {
 func (*ConversationInfo) ProtoMessage() {}
 
 func (x *ConversationInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[56]
+	mi := &file_parleypb_parley_proto_msgTypes[57]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4582,7 +4646,7 @@ func (x *ConversationInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConversationInfo.ProtoReflect.Descriptor instead.
 func (*ConversationInfo) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{56}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{57}
 }
 
 func (x *ConversationInfo) GetConversationId() []byte {
@@ -4644,7 +4708,7 @@ type ListConversationsResponse struct {
 
 func (x *ListConversationsResponse) Reset() {
 	*x = ListConversationsResponse{}
-	mi := &file_parleypb_parley_proto_msgTypes[57]
+	mi := &file_parleypb_parley_proto_msgTypes[58]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4656,7 +4720,7 @@ func (x *ListConversationsResponse) String() string {
 func (*ListConversationsResponse) ProtoMessage() {}
 
 func (x *ListConversationsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[57]
+	mi := &file_parleypb_parley_proto_msgTypes[58]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4669,7 +4733,7 @@ func (x *ListConversationsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListConversationsResponse.ProtoReflect.Descriptor instead.
 func (*ListConversationsResponse) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{57}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{58}
 }
 
 func (x *ListConversationsResponse) GetConversations() []*ConversationInfo {
@@ -4695,7 +4759,7 @@ type FetchInboxRequest struct {
 
 func (x *FetchInboxRequest) Reset() {
 	*x = FetchInboxRequest{}
-	mi := &file_parleypb_parley_proto_msgTypes[58]
+	mi := &file_parleypb_parley_proto_msgTypes[59]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4707,7 +4771,7 @@ func (x *FetchInboxRequest) String() string {
 func (*FetchInboxRequest) ProtoMessage() {}
 
 func (x *FetchInboxRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[58]
+	mi := &file_parleypb_parley_proto_msgTypes[59]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4720,7 +4784,7 @@ func (x *FetchInboxRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FetchInboxRequest.ProtoReflect.Descriptor instead.
 func (*FetchInboxRequest) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{58}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{59}
 }
 
 func (x *FetchInboxRequest) GetLimit() uint32 {
@@ -4740,7 +4804,7 @@ type FetchInboxResponse struct {
 
 func (x *FetchInboxResponse) Reset() {
 	*x = FetchInboxResponse{}
-	mi := &file_parleypb_parley_proto_msgTypes[59]
+	mi := &file_parleypb_parley_proto_msgTypes[60]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4752,7 +4816,7 @@ func (x *FetchInboxResponse) String() string {
 func (*FetchInboxResponse) ProtoMessage() {}
 
 func (x *FetchInboxResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[59]
+	mi := &file_parleypb_parley_proto_msgTypes[60]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4765,7 +4829,7 @@ func (x *FetchInboxResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FetchInboxResponse.ProtoReflect.Descriptor instead.
 func (*FetchInboxResponse) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{59}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{60}
 }
 
 func (x *FetchInboxResponse) GetMessages() []*Message {
@@ -4791,7 +4855,7 @@ type AckInboxRequest struct {
 
 func (x *AckInboxRequest) Reset() {
 	*x = AckInboxRequest{}
-	mi := &file_parleypb_parley_proto_msgTypes[60]
+	mi := &file_parleypb_parley_proto_msgTypes[61]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4803,7 +4867,7 @@ func (x *AckInboxRequest) String() string {
 func (*AckInboxRequest) ProtoMessage() {}
 
 func (x *AckInboxRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[60]
+	mi := &file_parleypb_parley_proto_msgTypes[61]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4816,7 +4880,7 @@ func (x *AckInboxRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AckInboxRequest.ProtoReflect.Descriptor instead.
 func (*AckInboxRequest) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{60}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{61}
 }
 
 func (x *AckInboxRequest) GetSeq() uint64 {
@@ -4834,7 +4898,7 @@ type PingRequest struct {
 
 func (x *PingRequest) Reset() {
 	*x = PingRequest{}
-	mi := &file_parleypb_parley_proto_msgTypes[61]
+	mi := &file_parleypb_parley_proto_msgTypes[62]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4846,7 +4910,7 @@ func (x *PingRequest) String() string {
 func (*PingRequest) ProtoMessage() {}
 
 func (x *PingRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[61]
+	mi := &file_parleypb_parley_proto_msgTypes[62]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4859,7 +4923,7 @@ func (x *PingRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PingRequest.ProtoReflect.Descriptor instead.
 func (*PingRequest) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{61}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{62}
 }
 
 type Push struct {
@@ -4879,7 +4943,7 @@ type Push struct {
 
 func (x *Push) Reset() {
 	*x = Push{}
-	mi := &file_parleypb_parley_proto_msgTypes[62]
+	mi := &file_parleypb_parley_proto_msgTypes[63]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4891,7 +4955,7 @@ func (x *Push) String() string {
 func (*Push) ProtoMessage() {}
 
 func (x *Push) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[62]
+	mi := &file_parleypb_parley_proto_msgTypes[63]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4904,7 +4968,7 @@ func (x *Push) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Push.ProtoReflect.Descriptor instead.
 func (*Push) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{62}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{63}
 }
 
 func (x *Push) GetEvent() isPush_Event {
@@ -5020,7 +5084,7 @@ type LinkApproved struct {
 
 func (x *LinkApproved) Reset() {
 	*x = LinkApproved{}
-	mi := &file_parleypb_parley_proto_msgTypes[63]
+	mi := &file_parleypb_parley_proto_msgTypes[64]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5032,7 +5096,7 @@ func (x *LinkApproved) String() string {
 func (*LinkApproved) ProtoMessage() {}
 
 func (x *LinkApproved) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[63]
+	mi := &file_parleypb_parley_proto_msgTypes[64]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5045,7 +5109,7 @@ func (x *LinkApproved) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LinkApproved.ProtoReflect.Descriptor instead.
 func (*LinkApproved) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{63}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{64}
 }
 
 func (x *LinkApproved) GetDeviceId() string {
@@ -5065,7 +5129,7 @@ type KeyPackagesLow struct {
 
 func (x *KeyPackagesLow) Reset() {
 	*x = KeyPackagesLow{}
-	mi := &file_parleypb_parley_proto_msgTypes[64]
+	mi := &file_parleypb_parley_proto_msgTypes[65]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5077,7 +5141,7 @@ func (x *KeyPackagesLow) String() string {
 func (*KeyPackagesLow) ProtoMessage() {}
 
 func (x *KeyPackagesLow) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[64]
+	mi := &file_parleypb_parley_proto_msgTypes[65]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5090,7 +5154,7 @@ func (x *KeyPackagesLow) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KeyPackagesLow.ProtoReflect.Descriptor instead.
 func (*KeyPackagesLow) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{64}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{65}
 }
 
 func (x *KeyPackagesLow) GetRemaining() uint32 {
@@ -5116,7 +5180,7 @@ type DeviceRemoved struct {
 
 func (x *DeviceRemoved) Reset() {
 	*x = DeviceRemoved{}
-	mi := &file_parleypb_parley_proto_msgTypes[65]
+	mi := &file_parleypb_parley_proto_msgTypes[66]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5128,7 +5192,7 @@ func (x *DeviceRemoved) String() string {
 func (*DeviceRemoved) ProtoMessage() {}
 
 func (x *DeviceRemoved) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[65]
+	mi := &file_parleypb_parley_proto_msgTypes[66]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5141,7 +5205,7 @@ func (x *DeviceRemoved) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeviceRemoved.ProtoReflect.Descriptor instead.
 func (*DeviceRemoved) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{65}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{66}
 }
 
 func (x *DeviceRemoved) GetDeviceId() string {
@@ -5166,7 +5230,7 @@ type PrivacyRequest struct {
 
 func (x *PrivacyRequest) Reset() {
 	*x = PrivacyRequest{}
-	mi := &file_parleypb_parley_proto_msgTypes[66]
+	mi := &file_parleypb_parley_proto_msgTypes[67]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5178,7 +5242,7 @@ func (x *PrivacyRequest) String() string {
 func (*PrivacyRequest) ProtoMessage() {}
 
 func (x *PrivacyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[66]
+	mi := &file_parleypb_parley_proto_msgTypes[67]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5191,7 +5255,7 @@ func (x *PrivacyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PrivacyRequest.ProtoReflect.Descriptor instead.
 func (*PrivacyRequest) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{66}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{67}
 }
 
 func (x *PrivacyRequest) GetBlock() []string {
@@ -5225,7 +5289,7 @@ type PrivacyResponse struct {
 
 func (x *PrivacyResponse) Reset() {
 	*x = PrivacyResponse{}
-	mi := &file_parleypb_parley_proto_msgTypes[67]
+	mi := &file_parleypb_parley_proto_msgTypes[68]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5237,7 +5301,7 @@ func (x *PrivacyResponse) String() string {
 func (*PrivacyResponse) ProtoMessage() {}
 
 func (x *PrivacyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[67]
+	mi := &file_parleypb_parley_proto_msgTypes[68]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5250,7 +5314,7 @@ func (x *PrivacyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PrivacyResponse.ProtoReflect.Descriptor instead.
 func (*PrivacyResponse) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{67}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{68}
 }
 
 func (x *PrivacyResponse) GetBlocked() []string {
@@ -5585,11 +5649,15 @@ const file_parleypb_parley_proto_rawDesc = "" +
 	"\x05limit\x18\x02 \x01(\rR\x05limit\"S\n" +
 	"\rFetchResponse\x12.\n" +
 	"\bmessages\x18\x01 \x03(\v2\x12.parley.v1.MessageR\bmessages\x12\x12\n" +
-	"\x04more\x18\x02 \x01(\bR\x04more\"G\n" +
+	"\x04more\x18\x02 \x01(\bR\x04more\"}\n" +
 	"\n" +
 	"AckRequest\x12'\n" +
 	"\x0fconversation_id\x18\x01 \x01(\fR\x0econversationId\x12\x10\n" +
-	"\x03seq\x18\x02 \x01(\x04R\x03seq\"F\n" +
+	"\x03seq\x18\x02 \x01(\x04R\x03seq\x124\n" +
+	"\bverdicts\x18\x03 \x03(\v2\x18.parley.v1.CommitVerdictR\bverdicts\"D\n" +
+	"\rCommitVerdict\x12\x1b\n" +
+	"\tcommit_id\x18\x01 \x01(\fR\bcommitId\x12\x16\n" +
+	"\x06refuse\x18\x02 \x01(\bR\x06refuse\"F\n" +
 	"\x18ListConversationsRequest\x12\x14\n" +
 	"\x05after\x18\x01 \x01(\fR\x05after\x12\x14\n" +
 	"\x05limit\x18\x02 \x01(\rR\x05limit\"\xf0\x01\n" +
@@ -5686,7 +5754,7 @@ func file_parleypb_parley_proto_rawDescGZIP() []byte {
 }
 
 var file_parleypb_parley_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_parleypb_parley_proto_msgTypes = make([]protoimpl.MessageInfo, 68)
+var file_parleypb_parley_proto_msgTypes = make([]protoimpl.MessageInfo, 69)
 var file_parleypb_parley_proto_goTypes = []any{
 	(ErrorCode)(0),                     // 0: parley.v1.ErrorCode
 	(Kind)(0),                          // 1: parley.v1.Kind
@@ -5746,19 +5814,20 @@ var file_parleypb_parley_proto_goTypes = []any{
 	(*FetchRequest)(nil),               // 55: parley.v1.FetchRequest
 	(*FetchResponse)(nil),              // 56: parley.v1.FetchResponse
 	(*AckRequest)(nil),                 // 57: parley.v1.AckRequest
-	(*ListConversationsRequest)(nil),   // 58: parley.v1.ListConversationsRequest
-	(*ConversationInfo)(nil),           // 59: parley.v1.ConversationInfo
-	(*ListConversationsResponse)(nil),  // 60: parley.v1.ListConversationsResponse
-	(*FetchInboxRequest)(nil),          // 61: parley.v1.FetchInboxRequest
-	(*FetchInboxResponse)(nil),         // 62: parley.v1.FetchInboxResponse
-	(*AckInboxRequest)(nil),            // 63: parley.v1.AckInboxRequest
-	(*PingRequest)(nil),                // 64: parley.v1.PingRequest
-	(*Push)(nil),                       // 65: parley.v1.Push
-	(*LinkApproved)(nil),               // 66: parley.v1.LinkApproved
-	(*KeyPackagesLow)(nil),             // 67: parley.v1.KeyPackagesLow
-	(*DeviceRemoved)(nil),              // 68: parley.v1.DeviceRemoved
-	(*PrivacyRequest)(nil),             // 69: parley.v1.PrivacyRequest
-	(*PrivacyResponse)(nil),            // 70: parley.v1.PrivacyResponse
+	(*CommitVerdict)(nil),              // 58: parley.v1.CommitVerdict
+	(*ListConversationsRequest)(nil),   // 59: parley.v1.ListConversationsRequest
+	(*ConversationInfo)(nil),           // 60: parley.v1.ConversationInfo
+	(*ListConversationsResponse)(nil),  // 61: parley.v1.ListConversationsResponse
+	(*FetchInboxRequest)(nil),          // 62: parley.v1.FetchInboxRequest
+	(*FetchInboxResponse)(nil),         // 63: parley.v1.FetchInboxResponse
+	(*AckInboxRequest)(nil),            // 64: parley.v1.AckInboxRequest
+	(*PingRequest)(nil),                // 65: parley.v1.PingRequest
+	(*Push)(nil),                       // 66: parley.v1.Push
+	(*LinkApproved)(nil),               // 67: parley.v1.LinkApproved
+	(*KeyPackagesLow)(nil),             // 68: parley.v1.KeyPackagesLow
+	(*DeviceRemoved)(nil),              // 69: parley.v1.DeviceRemoved
+	(*PrivacyRequest)(nil),             // 70: parley.v1.PrivacyRequest
+	(*PrivacyResponse)(nil),            // 71: parley.v1.PrivacyResponse
 }
 var file_parleypb_parley_proto_depIdxs = []int32{
 	7,  // 0: parley.v1.ClientFrame.hello:type_name -> parley.v1.Hello
@@ -5774,12 +5843,12 @@ var file_parleypb_parley_proto_depIdxs = []int32{
 	53, // 10: parley.v1.ClientFrame.send:type_name -> parley.v1.SendRequest
 	55, // 11: parley.v1.ClientFrame.fetch:type_name -> parley.v1.FetchRequest
 	57, // 12: parley.v1.ClientFrame.ack:type_name -> parley.v1.AckRequest
-	58, // 13: parley.v1.ClientFrame.list_conversations:type_name -> parley.v1.ListConversationsRequest
-	61, // 14: parley.v1.ClientFrame.fetch_inbox:type_name -> parley.v1.FetchInboxRequest
-	63, // 15: parley.v1.ClientFrame.ack_inbox:type_name -> parley.v1.AckInboxRequest
-	64, // 16: parley.v1.ClientFrame.ping:type_name -> parley.v1.PingRequest
+	59, // 13: parley.v1.ClientFrame.list_conversations:type_name -> parley.v1.ListConversationsRequest
+	62, // 14: parley.v1.ClientFrame.fetch_inbox:type_name -> parley.v1.FetchInboxRequest
+	64, // 15: parley.v1.ClientFrame.ack_inbox:type_name -> parley.v1.AckInboxRequest
+	65, // 16: parley.v1.ClientFrame.ping:type_name -> parley.v1.PingRequest
 	43, // 17: parley.v1.ClientFrame.delete_account:type_name -> parley.v1.DeleteAccountRequest
-	69, // 18: parley.v1.ClientFrame.privacy:type_name -> parley.v1.PrivacyRequest
+	70, // 18: parley.v1.ClientFrame.privacy:type_name -> parley.v1.PrivacyRequest
 	22, // 19: parley.v1.ClientFrame.publish_device_list:type_name -> parley.v1.PublishDeviceListRequest
 	23, // 20: parley.v1.ClientFrame.fetch_device_list:type_name -> parley.v1.FetchDeviceListRequest
 	17, // 21: parley.v1.ClientFrame.inspect_link:type_name -> parley.v1.InspectLinkRequest
@@ -5800,10 +5869,10 @@ var file_parleypb_parley_proto_depIdxs = []int32{
 	51, // 36: parley.v1.ServerFrame.create_conversation:type_name -> parley.v1.CreateConversationResponse
 	54, // 37: parley.v1.ServerFrame.send:type_name -> parley.v1.SendResponse
 	56, // 38: parley.v1.ServerFrame.fetch:type_name -> parley.v1.FetchResponse
-	60, // 39: parley.v1.ServerFrame.list_conversations:type_name -> parley.v1.ListConversationsResponse
-	62, // 40: parley.v1.ServerFrame.fetch_inbox:type_name -> parley.v1.FetchInboxResponse
-	65, // 41: parley.v1.ServerFrame.push:type_name -> parley.v1.Push
-	70, // 42: parley.v1.ServerFrame.privacy:type_name -> parley.v1.PrivacyResponse
+	61, // 39: parley.v1.ServerFrame.list_conversations:type_name -> parley.v1.ListConversationsResponse
+	63, // 40: parley.v1.ServerFrame.fetch_inbox:type_name -> parley.v1.FetchInboxResponse
+	66, // 41: parley.v1.ServerFrame.push:type_name -> parley.v1.Push
+	71, // 42: parley.v1.ServerFrame.privacy:type_name -> parley.v1.PrivacyResponse
 	24, // 43: parley.v1.ServerFrame.fetch_device_list:type_name -> parley.v1.FetchDeviceListResponse
 	18, // 44: parley.v1.ServerFrame.inspect_link:type_name -> parley.v1.InspectLinkResponse
 	33, // 45: parley.v1.ServerFrame.kt_keys:type_name -> parley.v1.KTKeysResponse
@@ -5832,21 +5901,22 @@ var file_parleypb_parley_proto_depIdxs = []int32{
 	1,  // 68: parley.v1.Message.kind:type_name -> parley.v1.Kind
 	1,  // 69: parley.v1.SendRequest.kind:type_name -> parley.v1.Kind
 	52, // 70: parley.v1.FetchResponse.messages:type_name -> parley.v1.Message
-	59, // 71: parley.v1.ListConversationsResponse.conversations:type_name -> parley.v1.ConversationInfo
-	52, // 72: parley.v1.FetchInboxResponse.messages:type_name -> parley.v1.Message
-	52, // 73: parley.v1.Push.message:type_name -> parley.v1.Message
-	52, // 74: parley.v1.Push.inbox:type_name -> parley.v1.Message
-	67, // 75: parley.v1.Push.key_packages_low:type_name -> parley.v1.KeyPackagesLow
-	68, // 76: parley.v1.Push.device_removed:type_name -> parley.v1.DeviceRemoved
-	66, // 77: parley.v1.Push.link_approved:type_name -> parley.v1.LinkApproved
-	52, // 78: parley.v1.Push.ephemeral:type_name -> parley.v1.Message
-	2,  // 79: parley.v1.PrivacyRequest.group_invites:type_name -> parley.v1.GroupInvites
-	2,  // 80: parley.v1.PrivacyResponse.group_invites:type_name -> parley.v1.GroupInvites
-	81, // [81:81] is the sub-list for method output_type
-	81, // [81:81] is the sub-list for method input_type
-	81, // [81:81] is the sub-list for extension type_name
-	81, // [81:81] is the sub-list for extension extendee
-	0,  // [0:81] is the sub-list for field type_name
+	58, // 71: parley.v1.AckRequest.verdicts:type_name -> parley.v1.CommitVerdict
+	60, // 72: parley.v1.ListConversationsResponse.conversations:type_name -> parley.v1.ConversationInfo
+	52, // 73: parley.v1.FetchInboxResponse.messages:type_name -> parley.v1.Message
+	52, // 74: parley.v1.Push.message:type_name -> parley.v1.Message
+	52, // 75: parley.v1.Push.inbox:type_name -> parley.v1.Message
+	68, // 76: parley.v1.Push.key_packages_low:type_name -> parley.v1.KeyPackagesLow
+	69, // 77: parley.v1.Push.device_removed:type_name -> parley.v1.DeviceRemoved
+	67, // 78: parley.v1.Push.link_approved:type_name -> parley.v1.LinkApproved
+	52, // 79: parley.v1.Push.ephemeral:type_name -> parley.v1.Message
+	2,  // 80: parley.v1.PrivacyRequest.group_invites:type_name -> parley.v1.GroupInvites
+	2,  // 81: parley.v1.PrivacyResponse.group_invites:type_name -> parley.v1.GroupInvites
+	82, // [82:82] is the sub-list for method output_type
+	82, // [82:82] is the sub-list for method input_type
+	82, // [82:82] is the sub-list for extension type_name
+	82, // [82:82] is the sub-list for extension extendee
+	0,  // [0:82] is the sub-list for field type_name
 }
 
 func init() { file_parleypb_parley_proto_init() }
@@ -5907,7 +5977,7 @@ func file_parleypb_parley_proto_init() {
 		(*ServerFrame_KtConsistency)(nil),
 		(*ServerFrame_Report)(nil),
 	}
-	file_parleypb_parley_proto_msgTypes[62].OneofWrappers = []any{
+	file_parleypb_parley_proto_msgTypes[63].OneofWrappers = []any{
 		(*Push_Message)(nil),
 		(*Push_Inbox)(nil),
 		(*Push_KeyPackagesLow)(nil),
@@ -5921,7 +5991,7 @@ func file_parleypb_parley_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_parleypb_parley_proto_rawDesc), len(file_parleypb_parley_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   68,
+			NumMessages:   69,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

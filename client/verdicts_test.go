@@ -1,0 +1,189 @@
+package client
+
+import (
+	"bytes"
+	"context"
+	"encoding/hex"
+	"slices"
+	"testing"
+
+	"github.com/parleychat/parley/client/transport"
+	"github.com/parleychat/parley/mls"
+)
+
+// withConn runs fn with c's server connection, as a modified client
+// would use it.
+func withConn(t *testing.T, c *Client, fn func(conn *transport.Conn) error) {
+	t.Helper()
+	ctx := context.Background()
+	if err := c.withLock(ctx, func() error {
+		conn, err := c.connection(ctx)
+		if err != nil {
+			return err
+		}
+		return fn(conn)
+	}); err != nil {
+		t.Fatalf("%s: %v", c.Self().User, err)
+	}
+}
+
+// serverView is the server's view of the conversation for c's device:
+// whether it is listed, and removed.
+func serverView(t *testing.T, c *Client, conv []byte) (listed, removed bool) {
+	t.Helper()
+	withConn(t, c, func(conn *transport.Conn) error {
+		infos, err := conn.ListConversations(context.Background())
+		for _, ci := range infos {
+			if bytes.Equal(ci.ID, conv) {
+				listed, removed = true, ci.RemovedAt != 0
+			}
+		}
+		return err
+	})
+	return listed, removed
+}
+
+// devicesOf returns the device ids of user's leaves in c's group state.
+func devicesOf(g *mls.Group, user string) (ids []string, leaves []uint32) {
+	for s, l := range groupDevices(g) {
+		if s.User == user {
+			ids, leaves = append(ids, s.Device), append(leaves, l)
+		}
+	}
+	return ids, leaves
+}
+
+// TestNonAdminRemovalKeepsDelivery: mallory's modified client commits a
+// removal of bob and tells the server so. Every member's client refuses
+// the commit and says so in its acknowledgement (a verdict), so the
+// server keeps delivering the group to bob: he reads alice's next
+// message. (Before verdicts, the server applied the declared removal at
+// once and bob's device was cut off the group.) Then alice, an admin,
+// removes bob; bob's device lies and refuses, but the other members
+// accepted, and the server removes him.
+func TestNonAdminRemovalKeepsDelivery(t *testing.T) {
+	ctx := context.Background()
+	srv := startServer(t)
+	alice := srv.newUser(t, "alice")
+	bob := srv.newUser(t, "bob")
+	carol := srv.newUser(t, "carol")
+	mallory := srv.newUser(t, "mallory")
+	created, err := alice.CreateGroup(ctx, "team", []string{"bob", "carol", "mallory"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	conv, _ := hex.DecodeString(created.ID)
+	for _, c := range []*Client{bob, carol, mallory} {
+		mustSync(t, c)
+	}
+
+	hostileCommit(t, mallory, "#team", func(g *mls.Group, conn *transport.Conn) (mls.CommitOptions, []string, []string) {
+		ids, leaves := devicesOf(g, "bob")
+		return mls.CommitOptions{Removes: leaves}, nil, ids
+	})
+	for _, c := range []*Client{alice, carol, bob} {
+		if _, ws := syncWarnings(t, c); !hasPolicyWarning(ws, "removed bob") {
+			t.Fatalf("%s's warnings: %+v, want mallory's removal refused", c.Self().User, ws)
+		}
+	}
+	if listed, removed := serverView(t, bob, conv); !listed || removed {
+		t.Fatalf("bob's device on the server after a refused removal: listed %v, removed %v", listed, removed)
+	}
+	mustSend(t, alice, "#team", "still with bob")
+	if got := texts(mustSync(t, bob)); !slices.Equal(got, []string{"alice: still with bob"}) {
+		t.Fatalf("bob got %q after mallory's refused removal, want alice's message", got)
+	}
+	mustSend(t, bob, "#team", "bob here")
+	if got := texts(mustSync(t, carol)); !slices.Equal(got, []string{"alice: still with bob", "bob: bob here"}) {
+		t.Fatalf("carol got %q", got)
+	}
+
+	// The admin removes bob. Bob's device, before its client reads the
+	// commit, refuses it to the server: a lie that does not count while
+	// others have a say.
+	if err := alice.RemoveMembers(ctx, "team", []string{"bob"}); err != nil {
+		t.Fatal(err)
+	}
+	withConn(t, bob, func(conn *transport.Conn) error {
+		ms, _, err := conn.Fetch(ctx, conv, 0)
+		if err != nil {
+			return err
+		}
+		var commit []byte
+		for _, m := range ms {
+			if m.Kind == transport.KindCommit {
+				commit = m.ID
+			}
+		}
+		if commit == nil {
+			t.Fatal("bob fetched no commit")
+		}
+		return conn.Ack(ctx, conv, 0, transport.Verdict{CommitID: commit, Refuse: true})
+	})
+	if _, removed := serverView(t, bob, conv); removed {
+		t.Fatal("bob removed before the other members gave their verdicts")
+	}
+	for _, c := range []*Client{carol, mallory} {
+		mustSync(t, c)
+		if ws := c.Warnings(); len(ws) > 0 {
+			t.Fatalf("%s's warnings: %+v", c.Self().User, ws)
+		}
+	}
+	if listed, removed := serverView(t, bob, conv); listed && !removed {
+		t.Fatal("bob still a member on the server after every other member accepted his removal")
+	}
+	mustSend(t, alice, "#team", "without bob")
+	if got := texts(mustSync(t, bob)); slices.Contains(got, "alice: without bob") {
+		t.Fatalf("bob got %q after his removal", got)
+	}
+	if got := texts(mustSync(t, carol)); !slices.Equal(got, []string{"alice: without bob"}) {
+		t.Fatalf("carol got %q", got)
+	}
+}
+
+// TestRefusedJoinerAddedAgain: mallory's modified client adds dave; dave's
+// client refuses the Welcome (mallory is no admin) and tells the server.
+// alice, an admin, can then add dave at once (the server no longer
+// answers "already a member", as it did before verdicts), and he reads
+// the group.
+func TestRefusedJoinerAddedAgain(t *testing.T) {
+	ctx := context.Background()
+	srv := startServer(t)
+	alice := srv.newUser(t, "alice")
+	bob := srv.newUser(t, "bob")
+	mallory := srv.newUser(t, "mallory")
+	dave := srv.newUser(t, "dave")
+	created, err := alice.CreateGroup(ctx, "team", []string{"bob", "mallory"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	conv, _ := hex.DecodeString(created.ID)
+	for _, c := range []*Client{bob, mallory} {
+		mustSync(t, c)
+	}
+	hostileCommit(t, mallory, "#team", func(g *mls.Group, conn *transport.Conn) (mls.CommitOptions, []string, []string) {
+		kps, _, err := mallory.fetchKeyPackages(ctx, conn, "dave", g.Suite().ID())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return mls.CommitOptions{Adds: [][]byte{kps[0].KeyPackage.Data}}, []string{kps[0].DeviceID}, nil
+	})
+	if _, ws := syncWarnings(t, dave); !hasPolicyWarning(ws, "mallory, not an admin of the group, added this device") {
+		t.Fatalf("dave's warnings: %+v, want the Welcome refused", ws)
+	}
+	// alice has read (and refused) mallory's commit before she adds.
+	if _, ws := syncWarnings(t, alice); !hasPolicyWarning(ws, "added dave") {
+		t.Fatalf("alice's warnings: %+v", ws)
+	}
+	if err := alice.AddMembers(ctx, "team", []string{"dave"}); err != nil {
+		t.Fatalf("alice adds dave after his client refused mallory's Welcome: %v", err)
+	}
+	mustSync(t, dave)
+	mustSend(t, alice, "#team", "welcome dave")
+	if got := texts(mustSync(t, dave)); !slices.Equal(got, []string{"alice: welcome dave"}) {
+		t.Fatalf("dave got %q", got)
+	}
+	if listed, removed := serverView(t, dave, conv); !listed || removed {
+		t.Fatalf("dave on the server: listed %v, removed %v", listed, removed)
+	}
+}
