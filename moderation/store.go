@@ -202,6 +202,13 @@ type Store interface {
 	// "moderator:NAME", Actor by), at once.
 	RemoveModerator(ctx context.Context, name, by string, at time.Time) error
 
+	// UseTOTPStep records that the active moderator name signed in with
+	// the TOTP time step step (RFC 6238 §4), if step is later than the
+	// last one recorded; else ErrTOTPUsed (ErrNotFound for no active
+	// account). The check and the write are one conditional statement, so
+	// of two nodes presenting the same code at once exactly one succeeds.
+	UseTOTPStep(ctx context.Context, name string, step uint64) error
+
 	// AddConsoleSession stores a signed-in moderator's console session
 	// (its TokenHash must be new) and deletes the sessions expired at
 	// s.Created, at once.

@@ -73,10 +73,9 @@ type Console struct {
 	cfg Config
 	mux *http.ServeMux
 	mu  sync.Mutex
-	// lastStep is the last TOTP step each moderator signed in with: a code
-	// is good once.
-	lastStep map[string]uint64
-	fails    map[string][]time.Time // "name:..." and "addr:..."
+	// fails are this node's failed sign-ins; the last TOTP step used is
+	// in the store (Store.UseTOTPStep), shared by every node.
+	fails map[string][]time.Time // "name:..." and "addr:..."
 
 	dummyOnce sync.Once
 	dummy     string
@@ -115,7 +114,7 @@ func New(cfg Config) (*Console, error) {
 	if cfg.Argon2 == (Argon2Params{}) {
 		cfg.Argon2 = DefaultArgon2
 	}
-	c := &Console{cfg: cfg, mux: http.NewServeMux(), lastStep: map[string]uint64{}, fails: map[string][]time.Time{}}
+	c := &Console{cfg: cfg, mux: http.NewServeMux(), fails: map[string][]time.Time{}}
 	c.mux.HandleFunc("GET /login", c.loginPage)
 	c.mux.HandleFunc("POST /login", c.login)
 	c.mux.HandleFunc("POST /logout", c.auth(c.logout))
@@ -290,14 +289,20 @@ func (c *Console) login(w http.ResponseWriter, r *http.Request) {
 		failed()
 		return
 	}
-	c.mu.Lock()
-	step, err := checkTOTP(m.TOTPSecret, code, now, c.lastStep[m.Name])
-	if err == nil {
-		c.lastStep[m.Name] = step
-	}
-	c.mu.Unlock()
+	step, err := checkTOTP(m.TOTPSecret, code, now, 0)
 	if err != nil {
 		failed()
+		return
+	}
+	// A code is good once on every node: the store accepts its step only
+	// if later than the last one used, in one conditional write.
+	if err := c.cfg.Store.UseTOTPStep(r.Context(), m.Name, step); err != nil {
+		if errors.Is(err, moderation.ErrTOTPUsed) || errors.Is(err, moderation.ErrNotFound) {
+			c.cfg.Logger.Warn("console: TOTP code used again", "moderator", m.Name)
+			failed()
+			return
+		}
+		c.storeFailed(w, err)
 		return
 	}
 	tok := randomToken()

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"strconv"
 	"time"
 
@@ -481,6 +482,30 @@ func (s *Store) RemoveModerator(ctx context.Context, name, by string, at time.Ti
 		return fmt.Errorf("modpg: remove moderator: %w", err)
 	}
 	return nil
+}
+
+// UseTOTPStep implements moderation.Store: one UPDATE whose WHERE clause
+// is the check; PostgreSQL's row lock makes a racing UPDATE re-read the
+// row after the first commits (READ COMMITTED's re-check of the WHERE
+// clause), so of two nodes with the same step exactly one matches.
+func (s *Store) UseTOTPStep(ctx context.Context, name string, step uint64) error {
+	if step == 0 || step > math.MaxInt64 {
+		return errors.New("modpg: a TOTP step is between 1 and 2^63-1")
+	}
+	tag, err := s.pool.Exec(ctx, `UPDATE moderators SET totp_step = $1 WHERE name = $2 AND removed = 0 AND totp_step < $1`, int64(step), name)
+	if err != nil {
+		return fmt.Errorf("modpg: use TOTP step: %w", err)
+	}
+	if tag.RowsAffected() == 1 {
+		return nil
+	}
+	// Nothing changed: say why (the answer to the UPDATE is already given).
+	if m, err := s.Moderator(ctx, name); err != nil {
+		return fmt.Errorf("modpg: use TOTP step: %w", err)
+	} else if !m.Active() {
+		return fmt.Errorf("modpg: use TOTP step: moderator %q was removed: %w", name, moderation.ErrNotFound)
+	}
+	return fmt.Errorf("modpg: use TOTP step: %w", moderation.ErrTOTPUsed)
 }
 
 // AddConsoleSession implements moderation.Store.

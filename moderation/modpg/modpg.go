@@ -150,6 +150,8 @@ CREATE TABLE console_sessions (
 );
 CREATE INDEX console_sessions_moderator ON console_sessions (moderator);
 CREATE INDEX console_sessions_expires ON console_sessions (expires);
+`, `
+ALTER TABLE moderators ADD COLUMN totp_step BIGINT NOT NULL DEFAULT 0;
 `}
 
 // Options tunes Open; the zero value is fine.

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"math"
 	"time"
 
 	"github.com/parleychat/parley/moderation"
@@ -109,6 +110,30 @@ func (s *Store) RemoveModerator(ctx context.Context, name, by string, at time.Ti
 		return fmt.Errorf("modsqlite: remove moderator: %w", err)
 	}
 	return nil
+}
+
+// UseTOTPStep implements moderation.Store: one UPDATE whose WHERE clause
+// is the check, so SQLite's write lock serialises racing sign-ins.
+func (s *Store) UseTOTPStep(ctx context.Context, name string, step uint64) error {
+	if step == 0 || step > math.MaxInt64 {
+		return errors.New("modsqlite: a TOTP step is between 1 and 2^63-1")
+	}
+	res, err := s.db.ExecContext(ctx, `UPDATE moderators SET totp_step = ? WHERE name = ? AND removed = 0 AND totp_step < ?`, int64(step), name, int64(step))
+	if err != nil {
+		return fmt.Errorf("modsqlite: use TOTP step: %w", err)
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return fmt.Errorf("modsqlite: use TOTP step: %w", err)
+	} else if n == 1 {
+		return nil
+	}
+	// Nothing changed: say why (the answer to the UPDATE is already given).
+	if m, err := s.Moderator(ctx, name); err != nil {
+		return fmt.Errorf("modsqlite: use TOTP step: %w", err)
+	} else if !m.Active() {
+		return fmt.Errorf("modsqlite: use TOTP step: moderator %q was removed: %w", name, moderation.ErrNotFound)
+	}
+	return fmt.Errorf("modsqlite: use TOTP step: %w", moderation.ErrTOTPUsed)
 }
 
 // AddConsoleSession implements moderation.Store.

@@ -135,6 +135,8 @@ CREATE TABLE console_sessions (
 ) STRICT;
 CREATE INDEX console_sessions_moderator ON console_sessions (moderator);
 CREATE INDEX console_sessions_expires ON console_sessions (expires);
+`, `
+ALTER TABLE moderators ADD COLUMN totp_step INTEGER NOT NULL DEFAULT 0;
 `}
 
 // pragmas: secure_delete overwrites what is deleted (reported messages

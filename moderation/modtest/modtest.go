@@ -41,6 +41,7 @@ func Run(t *testing.T, newStore func(t *testing.T) moderation.Store) {
 		{"Holds", testHolds},
 		{"Moderators", testModerators},
 		{"ConsoleSessions", testConsoleSessions},
+		{"TOTPStep", testTOTPStep},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -639,5 +640,63 @@ func testConsoleSessions(t *testing.T, s moderation.Store) {
 	}
 	if !found(hash(4), now.Add(9*time.Hour)) {
 		t.Fatal("removing ana ended bo's session")
+	}
+}
+
+// testTOTPStep: a step is accepted once and only if later than the last
+// one, per moderator; racing callers with one step get it exactly once.
+func testTOTPStep(t *testing.T, s moderation.Store) {
+	ctx := context.Background()
+	for _, name := range []string{"ana", "bo"} {
+		if err := s.AddModerator(ctx, moderation.Moderator{Name: name, Lead: true, PasswordHash: "h", TOTPSecret: []byte("s")}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	const step = 59_000_000 // about 2026 in 30-second steps
+	if err := s.UseTOTPStep(ctx, "ana", step); err != nil {
+		t.Fatalf("a first step: %v", err)
+	}
+	for _, old := range []uint64{step, step - 1} {
+		if err := s.UseTOTPStep(ctx, "ana", old); !errors.Is(err, moderation.ErrTOTPUsed) {
+			t.Fatalf("step %d after %d: %v, want ErrTOTPUsed", old, uint64(step), err)
+		}
+	}
+	if err := s.UseTOTPStep(ctx, "bo", step); err != nil {
+		t.Fatalf("another moderator's step is their own: %v", err)
+	}
+	if err := s.UseTOTPStep(ctx, "ana", step+1); err != nil {
+		t.Fatalf("a later step: %v", err)
+	}
+	if err := s.UseTOTPStep(ctx, "nobody", step); !errors.Is(err, moderation.ErrNotFound) {
+		t.Fatalf("an unknown moderator: %v", err)
+	}
+	for _, bad := range []uint64{0, 1 << 63} {
+		if err := s.UseTOTPStep(ctx, "bo", bad); err == nil || errors.Is(err, moderation.ErrTOTPUsed) {
+			t.Fatalf("step %d: %v, want a plain refusal", bad, err)
+		}
+	}
+	// Racing: n callers with the same new step, exactly one wins.
+	const n = 8
+	errs := make(chan error, n)
+	for range n {
+		go func() { errs <- s.UseTOTPStep(ctx, "bo", step+5) }()
+	}
+	won := 0
+	for range n {
+		switch err := <-errs; {
+		case err == nil:
+			won++
+		case !errors.Is(err, moderation.ErrTOTPUsed):
+			t.Fatalf("a racing caller: %v", err)
+		}
+	}
+	if won != 1 {
+		t.Fatalf("%d of %d racing callers had the same step accepted, want 1", won, n)
+	}
+	if err := s.RemoveModerator(ctx, "bo", "ana", time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.UseTOTPStep(ctx, "bo", step+9); !errors.Is(err, moderation.ErrNotFound) {
+		t.Fatalf("a removed moderator's step: %v, want ErrNotFound", err)
 	}
 }
