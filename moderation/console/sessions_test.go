@@ -296,3 +296,58 @@ func TestTOTPCodeRaceOnTwoNodes(t *testing.T) {
 		t.Fatalf("%d of 2 racing sign-ins with one TOTP code succeeded, want exactly 1", won)
 	}
 }
+
+// The attacker's move: spread password guesses over the nodes (and
+// restarts) to get more than loginFailures per window. The counters are
+// in the shared store, so guesses on node A and node B add up.
+func TestLoginLimitOnEveryNode(t *testing.T) {
+	f, onB := twoNodes(t)
+	onA := f.browser()
+	for i := range loginFailures {
+		b := onA
+		if i%2 == 1 {
+			b = onB
+		}
+		if st, _ := b.login("lead1", "guess", ""); st != http.StatusUnauthorized {
+			t.Fatalf("guess %d: %d", i, st)
+		}
+	}
+	f.advance(totpStep)
+	for _, b := range []*browser{onA, onB} {
+		if st, _ := b.login("lead1", "password of lead1", ""); st != http.StatusTooManyRequests {
+			t.Fatalf("the right password after %d guesses spread over two nodes: %d", loginFailures, st)
+		}
+	}
+	f.advance(loginWindow + totpStep)
+	if st, _ := onB.login("lead1", "password of lead1", ""); st != http.StatusSeeOther {
+		t.Fatalf("after the window: %d", st)
+	}
+}
+
+// A restart (SQLite) does not clear the counters.
+func TestLoginLimitSurvivesRestart(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "moderation.db")
+	st, err := modsqlite.Open(context.Background(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := newFixtureOn(t, st)
+	for i := range loginFailures {
+		if st, _ := f.browser().login("lead1", "guess", ""); st != http.StatusUnauthorized {
+			t.Fatalf("guess %d: %d", i, st)
+		}
+	}
+	f.srv.Close()
+	if err := st.Close(); err != nil {
+		t.Fatal(err)
+	}
+	st2, err := modsqlite.Open(context.Background(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st2.Close()
+	f.advance(totpStep)
+	if st, _ := f.browser().at(f.serve(st2)).login("lead1", "password of lead1", ""); st != http.StatusTooManyRequests {
+		t.Fatalf("the restarted node forgot %d failed sign-ins: %d", loginFailures, st)
+	}
+}

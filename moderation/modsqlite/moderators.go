@@ -136,6 +136,43 @@ func (s *Store) UseTOTPStep(ctx context.Context, name string, step uint64) error
 	return fmt.Errorf("modsqlite: use TOTP step: %w", moderation.ErrTOTPUsed)
 }
 
+// AddLoginFailure implements moderation.Store: an upsert that opens a new
+// window or adds one to the open one, under SQLite's write lock.
+func (s *Store) AddLoginFailure(ctx context.Context, subject string, at time.Time, window time.Duration) (int, error) {
+	if subject == "" || window <= 0 {
+		return 0, errors.New("modsqlite: a login failure has a subject and a window")
+	}
+	closed := at.Add(-window).UnixMilli() // windows that started then or before are closed
+	var n int
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, `DELETE FROM console_login_failures WHERE window_start <= ? AND subject != ?`, closed, subject); err != nil {
+			return err
+		}
+		return tx.QueryRowContext(ctx, `INSERT INTO console_login_failures (subject, window_start, count) VALUES (?1, ?2, 1)
+			ON CONFLICT (subject) DO UPDATE SET
+				count = CASE WHEN window_start <= ?3 THEN 1 ELSE count + 1 END,
+				window_start = CASE WHEN window_start <= ?3 THEN ?2 ELSE window_start END
+			RETURNING count`, subject, at.UnixMilli(), closed).Scan(&n)
+	})
+	if err != nil {
+		return 0, fmt.Errorf("modsqlite: add login failure: %w", err)
+	}
+	return n, nil
+}
+
+// LoginFailures implements moderation.Store.
+func (s *Store) LoginFailures(ctx context.Context, subject string, now time.Time, window time.Duration) (int, error) {
+	var n int
+	err := s.db.QueryRowContext(ctx, `SELECT count FROM console_login_failures WHERE subject = ? AND window_start > ?`, subject, now.Add(-window).UnixMilli()).Scan(&n)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("modsqlite: login failures: %w", err)
+	}
+	return n, nil
+}
+
 // AddConsoleSession implements moderation.Store.
 func (s *Store) AddConsoleSession(ctx context.Context, cs moderation.ConsoleSession) error {
 	if len(cs.TokenHash) != 32 || cs.Moderator == "" || !cs.Expires.After(cs.Created) {

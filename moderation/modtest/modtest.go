@@ -42,6 +42,7 @@ func Run(t *testing.T, newStore func(t *testing.T) moderation.Store) {
 		{"Moderators", testModerators},
 		{"ConsoleSessions", testConsoleSessions},
 		{"TOTPStep", testTOTPStep},
+		{"LoginFailures", testLoginFailures},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -698,5 +699,67 @@ func testTOTPStep(t *testing.T, s moderation.Store) {
 	}
 	if err := s.UseTOTPStep(ctx, "bo", step+9); !errors.Is(err, moderation.ErrNotFound) {
 		t.Fatalf("a removed moderator's step: %v, want ErrNotFound", err)
+	}
+}
+
+// testLoginFailures: failures add up in a window that opens at the first
+// one; racing adds are all counted; a closed window counts 0.
+func testLoginFailures(t *testing.T, s moderation.Store) {
+	ctx := context.Background()
+	now := time.Now().UTC().Truncate(time.Millisecond)
+	const window = 15 * time.Minute
+	count := func(subject string, at time.Time) int {
+		t.Helper()
+		n, err := s.LoginFailures(ctx, subject, at, window)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	if n := count("name:ana", now); n != 0 {
+		t.Fatalf("no failures yet: %d", n)
+	}
+	for i := 1; i <= 3; i++ {
+		n, err := s.AddLoginFailure(ctx, "name:ana", now.Add(time.Duration(i)*time.Minute), window)
+		if err != nil || n != i {
+			t.Fatalf("failure %d: %d %v", i, n, err)
+		}
+	}
+	if n := count("name:ana", now.Add(5*time.Minute)); n != 3 {
+		t.Fatalf("three failures: %d", n)
+	}
+	if n := count("addr:192.0.2.1", now.Add(5*time.Minute)); n != 0 {
+		t.Fatalf("another subject: %d", n)
+	}
+	// The window opened at the first failure (now+1m) and closes 15 min later.
+	if n := count("name:ana", now.Add(time.Minute+window)); n != 0 {
+		t.Fatalf("after the window: %d", n)
+	}
+	if n, err := s.AddLoginFailure(ctx, "name:ana", now.Add(time.Minute+window), window); err != nil || n != 1 {
+		t.Fatalf("the first failure of a new window: %d %v", n, err)
+	}
+	if _, err := s.AddLoginFailure(ctx, "", now, window); err == nil {
+		t.Fatal("a failure without a subject was counted")
+	}
+	// Racing adds (as from several nodes) are all counted.
+	const racers = 8
+	errs := make(chan error, racers)
+	for range racers {
+		go func() { _, err := s.AddLoginFailure(ctx, "addr:192.0.2.9", now, window); errs <- err }()
+	}
+	for range racers {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := count("addr:192.0.2.9", now); n != racers {
+		t.Fatalf("%d racing failures counted %d", racers, n)
+	}
+	// A later failure deletes other subjects' closed windows.
+	if _, err := s.AddLoginFailure(ctx, "name:bo", now.Add(2*window), window); err != nil {
+		t.Fatal(err)
+	}
+	if n := count("addr:192.0.2.9", now); n != 0 {
+		t.Fatalf("a closed window's row was kept: %d", n)
 	}
 }
