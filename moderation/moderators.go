@@ -40,6 +40,11 @@ type ConsoleSession struct {
 	Expires   time.Time
 }
 
+// ErrTOTPUsed refuses a TOTP time step that is not later than the last
+// one the moderator signed in with (Store.UseTOTPStep): a code is good
+// once, on every node of a deployment and after a restart.
+var ErrTOTPUsed = errors.New("moderation: this TOTP code (or a later one) was already used; wait for the next code")
+
 // ErrLastLead refuses to remove the last active lead: no one could
 // manage moderators or decide appeals after.
 var ErrLastLead = errors.New("moderation: the last active lead cannot be removed; make another lead first")

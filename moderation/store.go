@@ -202,6 +202,23 @@ type Store interface {
 	// "moderator:NAME", Actor by), at once.
 	RemoveModerator(ctx context.Context, name, by string, at time.Time) error
 
+	// UseTOTPStep records that the active moderator name signed in with
+	// the TOTP time step step (RFC 6238 §4), if step is later than the
+	// last one recorded; else ErrTOTPUsed (ErrNotFound for no active
+	// account). The check and the write are one conditional statement, so
+	// of two nodes presenting the same code at once exactly one succeeds.
+	UseTOTPStep(ctx context.Context, name string, step uint64) error
+
+	// AddLoginFailure counts a failed console sign-in under subject
+	// ("name:NAME" or "addr:ADDRESS") at at and returns the count in the
+	// subject's current window: a window opens at the first failure after
+	// the last one closed and lasts window. One statement, so failures on
+	// every node add up; rows of closed windows are deleted.
+	AddLoginFailure(ctx context.Context, subject string, at time.Time, window time.Duration) (int, error)
+	// LoginFailures returns the count of subject's failures in its window
+	// if that window is still open at now, else 0.
+	LoginFailures(ctx context.Context, subject string, now time.Time, window time.Duration) (int, error)
+
 	// AddConsoleSession stores a signed-in moderator's console session
 	// (its TokenHash must be new) and deletes the sessions expired at
 	// s.Created, at once.

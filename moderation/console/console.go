@@ -60,7 +60,8 @@ type Config struct {
 }
 
 // Login attempts: at most loginFailures failed attempts per name, and as
-// many per client address, in any loginWindow.
+// many per client address, in a loginWindow that opens at the first
+// failure; counted in the store, so over every node.
 const (
 	loginFailures = 5
 	loginWindow   = 15 * time.Minute
@@ -72,11 +73,8 @@ const (
 type Console struct {
 	cfg Config
 	mux *http.ServeMux
-	mu  sync.Mutex
-	// lastStep is the last TOTP step each moderator signed in with: a code
-	// is good once.
-	lastStep map[string]uint64
-	fails    map[string][]time.Time // "name:..." and "addr:..."
+	// The failed sign-ins (Store.AddLoginFailure) and the last TOTP step
+	// used (Store.UseTOTPStep) are in the store, shared by every node.
 
 	dummyOnce sync.Once
 	dummy     string
@@ -115,7 +113,7 @@ func New(cfg Config) (*Console, error) {
 	if cfg.Argon2 == (Argon2Params{}) {
 		cfg.Argon2 = DefaultArgon2
 	}
-	c := &Console{cfg: cfg, mux: http.NewServeMux(), lastStep: map[string]uint64{}, fails: map[string][]time.Time{}}
+	c := &Console{cfg: cfg, mux: http.NewServeMux()}
 	c.mux.HandleFunc("GET /login", c.loginPage)
 	c.mux.HandleFunc("POST /login", c.login)
 	c.mux.HandleFunc("POST /logout", c.auth(c.logout))
@@ -237,14 +235,11 @@ func clientAddr(r *http.Request) string {
 
 // limited reports whether key has used up its failed attempts, dropping
 // those older than the window.
-func (c *Console) limited(key string, now time.Time) bool {
-	f := slices.DeleteFunc(c.fails[key], func(t time.Time) bool { return now.Sub(t) > loginWindow })
-	if len(f) == 0 {
-		delete(c.fails, key)
-	} else {
-		c.fails[key] = f
-	}
-	return len(f) >= loginFailures
+// limited reports whether subject has loginFailures failed sign-ins in
+// its open window, counted in the store over every node.
+func (c *Console) limited(ctx context.Context, subject string, now time.Time) (bool, error) {
+	n, err := c.cfg.Store.LoginFailures(ctx, subject, now, loginWindow)
+	return n >= loginFailures, err
 }
 
 func (c *Console) login(w http.ResponseWriter, r *http.Request) {
@@ -256,9 +251,14 @@ func (c *Console) login(w http.ResponseWriter, r *http.Request) {
 	name, password, code := strings.TrimSpace(r.PostFormValue("name")), r.PostFormValue("password"), r.PostFormValue("code")
 	now := c.cfg.Now()
 	nameKey, addrKey := "name:"+name, "addr:"+clientAddr(r)
-	c.mu.Lock()
-	limited := c.limited(nameKey, now) || c.limited(addrKey, now)
-	c.mu.Unlock()
+	limited, err := c.limited(r.Context(), nameKey, now)
+	if err == nil && !limited {
+		limited, err = c.limited(r.Context(), addrKey, now)
+	}
+	if err != nil {
+		c.storeFailed(w, err)
+		return
+	}
 	if limited {
 		c.cfg.Logger.Warn("console: sign-in rate limited", "moderator", name)
 		w.Header().Set("Retry-After", strconv.Itoa(int(loginWindow/time.Second)))
@@ -266,10 +266,11 @@ func (c *Console) login(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	failed := func() {
-		c.mu.Lock()
-		c.fails[nameKey] = append(c.fails[nameKey], now)
-		c.fails[addrKey] = append(c.fails[addrKey], now)
-		c.mu.Unlock()
+		for _, subject := range []string{nameKey, addrKey} {
+			if _, err := c.cfg.Store.AddLoginFailure(r.Context(), subject, now, loginWindow); err != nil {
+				c.cfg.Logger.Error("console: counting a failed sign-in", "err", err)
+			}
+		}
 		c.cfg.Logger.Info("console: failed sign-in", "moderator", name)
 		c.showLogin(w, http.StatusUnauthorized, "Wrong name, password or code.")
 	}
@@ -290,14 +291,20 @@ func (c *Console) login(w http.ResponseWriter, r *http.Request) {
 		failed()
 		return
 	}
-	c.mu.Lock()
-	step, err := checkTOTP(m.TOTPSecret, code, now, c.lastStep[m.Name])
-	if err == nil {
-		c.lastStep[m.Name] = step
-	}
-	c.mu.Unlock()
+	step, err := checkTOTP(m.TOTPSecret, code, now, 0)
 	if err != nil {
 		failed()
+		return
+	}
+	// A code is good once on every node: the store accepts its step only
+	// if later than the last one used, in one conditional write.
+	if err := c.cfg.Store.UseTOTPStep(r.Context(), m.Name, step); err != nil {
+		if errors.Is(err, moderation.ErrTOTPUsed) || errors.Is(err, moderation.ErrNotFound) {
+			c.cfg.Logger.Warn("console: TOTP code used again", "moderator", m.Name)
+			failed()
+			return
+		}
+		c.storeFailed(w, err)
 		return
 	}
 	tok := randomToken()

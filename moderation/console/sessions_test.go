@@ -190,3 +190,164 @@ func (b *browser) setSession(t *testing.T, value string) {
 	jar.SetCookies(u, []*http.Cookie{{Name: sessionCookie, Value: value, Path: "/"}})
 	b.c.Jar = jar
 }
+
+// The attacker's move: watch a moderator type a TOTP code (and know the
+// password), then use the code on another node within its validity
+// window. The last step used is in the shared store, so node B refuses a
+// code that node A accepted.
+func TestTOTPCodeOnceOnEveryNode(t *testing.T) {
+	f, attackerOnB := twoNodes(t)
+	f.advance(totpStep)
+	code := TOTPCode([]byte("secret of mod1"), f.clock())
+	if st, body := f.browser().login("mod1", "password of mod1", code); st != http.StatusSeeOther {
+		t.Fatalf("the moderator's sign-in on node A: %d %s", st, body)
+	}
+	if st, _ := attackerOnB.login("mod1", "password of mod1", code); st != http.StatusUnauthorized {
+		t.Fatalf("node B accepted a TOTP code already used on node A: %d", st)
+	}
+	if attackerOnB.signedIn() {
+		t.Fatal("the replayed code gave a session on node B")
+	}
+	// The next code works (on either node).
+	f.advance(totpStep)
+	if st, body := attackerOnB.login("mod1", "password of mod1", ""); st != http.StatusSeeOther {
+		t.Fatalf("the next code on node B: %d %s", st, body)
+	}
+}
+
+// The same after a restart of a SQLite node: the used step is on disk.
+func TestTOTPCodeOnceAfterRestart(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "moderation.db")
+	st, err := modsqlite.Open(context.Background(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := newFixtureOn(t, st)
+	f.advance(totpStep)
+	code := TOTPCode([]byte("secret of mod1"), f.clock())
+	if st, body := f.browser().login("mod1", "password of mod1", code); st != http.StatusSeeOther {
+		t.Fatalf("the moderator's sign-in: %d %s", st, body)
+	}
+	f.srv.Close()
+	if err := st.Close(); err != nil {
+		t.Fatal(err)
+	}
+	st2, err := modsqlite.Open(context.Background(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st2.Close()
+	attacker := f.browser().at(f.serve(st2))
+	if st, _ := attacker.login("mod1", "password of mod1", code); st != http.StatusUnauthorized {
+		t.Fatalf("the restarted node accepted a TOTP code used before the restart: %d", st)
+	}
+}
+
+// Two sign-ins with the same code at once, one on each node: the store's
+// conditional write lets exactly one through.
+func TestTOTPCodeRaceOnTwoNodes(t *testing.T) {
+	f, onB := twoNodes(t)
+	onA := f.browser()
+	f.advance(totpStep)
+	code := TOTPCode([]byte("secret of mod1"), f.clock())
+	type attempt struct {
+		b    *browser
+		form url.Values
+	}
+	var attempts []attempt
+	for _, b := range []*browser{onA, onB} {
+		_, page, _ := b.do("GET", "/login", nil)
+		attempts = append(attempts, attempt{b, url.Values{"csrf": {csrfOf(t, page)}, "name": {"mod1"}, "password": {"password of mod1"}, "code": {code}}})
+	}
+	type result struct {
+		status int
+		err    error
+	}
+	results := make(chan result, len(attempts))
+	start := make(chan struct{})
+	for _, a := range attempts {
+		go func() {
+			<-start
+			req, _ := http.NewRequest("POST", a.b.base+"/login", strings.NewReader(a.form.Encode()))
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			resp, err := a.b.c.Do(req)
+			if err != nil {
+				results <- result{err: err}
+				return
+			}
+			resp.Body.Close()
+			results <- result{status: resp.StatusCode}
+		}()
+	}
+	close(start)
+	won := 0
+	for range attempts {
+		r := <-results
+		switch {
+		case r.err != nil:
+			t.Fatal(r.err)
+		case r.status == http.StatusSeeOther:
+			won++
+		case r.status != http.StatusUnauthorized:
+			t.Fatalf("a racing sign-in: %d", r.status)
+		}
+	}
+	if won != 1 {
+		t.Fatalf("%d of 2 racing sign-ins with one TOTP code succeeded, want exactly 1", won)
+	}
+}
+
+// The attacker's move: spread password guesses over the nodes (and
+// restarts) to get more than loginFailures per window. The counters are
+// in the shared store, so guesses on node A and node B add up.
+func TestLoginLimitOnEveryNode(t *testing.T) {
+	f, onB := twoNodes(t)
+	onA := f.browser()
+	for i := range loginFailures {
+		b := onA
+		if i%2 == 1 {
+			b = onB
+		}
+		if st, _ := b.login("lead1", "guess", ""); st != http.StatusUnauthorized {
+			t.Fatalf("guess %d: %d", i, st)
+		}
+	}
+	f.advance(totpStep)
+	for _, b := range []*browser{onA, onB} {
+		if st, _ := b.login("lead1", "password of lead1", ""); st != http.StatusTooManyRequests {
+			t.Fatalf("the right password after %d guesses spread over two nodes: %d", loginFailures, st)
+		}
+	}
+	f.advance(loginWindow + totpStep)
+	if st, _ := onB.login("lead1", "password of lead1", ""); st != http.StatusSeeOther {
+		t.Fatalf("after the window: %d", st)
+	}
+}
+
+// A restart (SQLite) does not clear the counters.
+func TestLoginLimitSurvivesRestart(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "moderation.db")
+	st, err := modsqlite.Open(context.Background(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := newFixtureOn(t, st)
+	for i := range loginFailures {
+		if st, _ := f.browser().login("lead1", "guess", ""); st != http.StatusUnauthorized {
+			t.Fatalf("guess %d: %d", i, st)
+		}
+	}
+	f.srv.Close()
+	if err := st.Close(); err != nil {
+		t.Fatal(err)
+	}
+	st2, err := modsqlite.Open(context.Background(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st2.Close()
+	f.advance(totpStep)
+	if st, _ := f.browser().at(f.serve(st2)).login("lead1", "password of lead1", ""); st != http.StatusTooManyRequests {
+		t.Fatalf("the restarted node forgot %d failed sign-ins: %d", loginFailures, st)
+	}
+}

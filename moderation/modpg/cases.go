@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"strconv"
 	"time"
 
@@ -481,6 +482,66 @@ func (s *Store) RemoveModerator(ctx context.Context, name, by string, at time.Ti
 		return fmt.Errorf("modpg: remove moderator: %w", err)
 	}
 	return nil
+}
+
+// UseTOTPStep implements moderation.Store: one UPDATE whose WHERE clause
+// is the check; PostgreSQL's row lock makes a racing UPDATE re-read the
+// row after the first commits (READ COMMITTED's re-check of the WHERE
+// clause), so of two nodes with the same step exactly one matches.
+func (s *Store) UseTOTPStep(ctx context.Context, name string, step uint64) error {
+	if step == 0 || step > math.MaxInt64 {
+		return errors.New("modpg: a TOTP step is between 1 and 2^63-1")
+	}
+	tag, err := s.pool.Exec(ctx, `UPDATE moderators SET totp_step = $1 WHERE name = $2 AND removed = 0 AND totp_step < $1`, int64(step), name)
+	if err != nil {
+		return fmt.Errorf("modpg: use TOTP step: %w", err)
+	}
+	if tag.RowsAffected() == 1 {
+		return nil
+	}
+	// Nothing changed: say why (the answer to the UPDATE is already given).
+	if m, err := s.Moderator(ctx, name); err != nil {
+		return fmt.Errorf("modpg: use TOTP step: %w", err)
+	} else if !m.Active() {
+		return fmt.Errorf("modpg: use TOTP step: moderator %q was removed: %w", name, moderation.ErrNotFound)
+	}
+	return fmt.Errorf("modpg: use TOTP step: %w", moderation.ErrTOTPUsed)
+}
+
+// AddLoginFailure implements moderation.Store: an upsert that opens a new
+// window or adds one to the open one; PostgreSQL's row lock serialises
+// nodes adding to one subject.
+func (s *Store) AddLoginFailure(ctx context.Context, subject string, at time.Time, window time.Duration) (int, error) {
+	if subject == "" || window <= 0 {
+		return 0, errors.New("modpg: a login failure has a subject and a window")
+	}
+	closed := at.Add(-window).UnixMilli() // windows that started then or before are closed
+	if _, err := s.pool.Exec(ctx, `DELETE FROM console_login_failures WHERE window_start <= $1 AND subject <> $2`, closed, subject); err != nil {
+		return 0, fmt.Errorf("modpg: add login failure: %w", err)
+	}
+	var n int
+	err := s.pool.QueryRow(ctx, `INSERT INTO console_login_failures AS f (subject, window_start, count) VALUES ($1, $2, 1)
+		ON CONFLICT (subject) DO UPDATE SET
+			count = CASE WHEN f.window_start <= $3 THEN 1 ELSE f.count + 1 END,
+			window_start = CASE WHEN f.window_start <= $3 THEN $2 ELSE f.window_start END
+		RETURNING count`, subject, at.UnixMilli(), closed).Scan(&n)
+	if err != nil {
+		return 0, fmt.Errorf("modpg: add login failure: %w", err)
+	}
+	return n, nil
+}
+
+// LoginFailures implements moderation.Store.
+func (s *Store) LoginFailures(ctx context.Context, subject string, now time.Time, window time.Duration) (int, error) {
+	var n int
+	err := s.pool.QueryRow(ctx, `SELECT count FROM console_login_failures WHERE subject = $1 AND window_start > $2`, subject, now.Add(-window).UnixMilli()).Scan(&n)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("modpg: login failures: %w", err)
+	}
+	return n, nil
 }
 
 // AddConsoleSession implements moderation.Store.

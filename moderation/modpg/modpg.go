@@ -150,6 +150,14 @@ CREATE TABLE console_sessions (
 );
 CREATE INDEX console_sessions_moderator ON console_sessions (moderator);
 CREATE INDEX console_sessions_expires ON console_sessions (expires);
+`, `
+ALTER TABLE moderators ADD COLUMN totp_step BIGINT NOT NULL DEFAULT 0;
+CREATE TABLE console_login_failures (
+	subject      TEXT PRIMARY KEY,
+	window_start BIGINT NOT NULL,
+	count        BIGINT NOT NULL
+);
+CREATE INDEX console_login_failures_window ON console_login_failures (window_start);
 `}
 
 // Options tunes Open; the zero value is fine.

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"math"
 	"time"
 
 	"github.com/parleychat/parley/moderation"
@@ -109,6 +110,67 @@ func (s *Store) RemoveModerator(ctx context.Context, name, by string, at time.Ti
 		return fmt.Errorf("modsqlite: remove moderator: %w", err)
 	}
 	return nil
+}
+
+// UseTOTPStep implements moderation.Store: one UPDATE whose WHERE clause
+// is the check, so SQLite's write lock serialises racing sign-ins.
+func (s *Store) UseTOTPStep(ctx context.Context, name string, step uint64) error {
+	if step == 0 || step > math.MaxInt64 {
+		return errors.New("modsqlite: a TOTP step is between 1 and 2^63-1")
+	}
+	res, err := s.db.ExecContext(ctx, `UPDATE moderators SET totp_step = ? WHERE name = ? AND removed = 0 AND totp_step < ?`, int64(step), name, int64(step))
+	if err != nil {
+		return fmt.Errorf("modsqlite: use TOTP step: %w", err)
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return fmt.Errorf("modsqlite: use TOTP step: %w", err)
+	} else if n == 1 {
+		return nil
+	}
+	// Nothing changed: say why (the answer to the UPDATE is already given).
+	if m, err := s.Moderator(ctx, name); err != nil {
+		return fmt.Errorf("modsqlite: use TOTP step: %w", err)
+	} else if !m.Active() {
+		return fmt.Errorf("modsqlite: use TOTP step: moderator %q was removed: %w", name, moderation.ErrNotFound)
+	}
+	return fmt.Errorf("modsqlite: use TOTP step: %w", moderation.ErrTOTPUsed)
+}
+
+// AddLoginFailure implements moderation.Store: an upsert that opens a new
+// window or adds one to the open one, under SQLite's write lock.
+func (s *Store) AddLoginFailure(ctx context.Context, subject string, at time.Time, window time.Duration) (int, error) {
+	if subject == "" || window <= 0 {
+		return 0, errors.New("modsqlite: a login failure has a subject and a window")
+	}
+	closed := at.Add(-window).UnixMilli() // windows that started then or before are closed
+	var n int
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, `DELETE FROM console_login_failures WHERE window_start <= ? AND subject != ?`, closed, subject); err != nil {
+			return err
+		}
+		return tx.QueryRowContext(ctx, `INSERT INTO console_login_failures (subject, window_start, count) VALUES (?1, ?2, 1)
+			ON CONFLICT (subject) DO UPDATE SET
+				count = CASE WHEN window_start <= ?3 THEN 1 ELSE count + 1 END,
+				window_start = CASE WHEN window_start <= ?3 THEN ?2 ELSE window_start END
+			RETURNING count`, subject, at.UnixMilli(), closed).Scan(&n)
+	})
+	if err != nil {
+		return 0, fmt.Errorf("modsqlite: add login failure: %w", err)
+	}
+	return n, nil
+}
+
+// LoginFailures implements moderation.Store.
+func (s *Store) LoginFailures(ctx context.Context, subject string, now time.Time, window time.Duration) (int, error) {
+	var n int
+	err := s.db.QueryRowContext(ctx, `SELECT count FROM console_login_failures WHERE subject = ? AND window_start > ?`, subject, now.Add(-window).UnixMilli()).Scan(&n)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("modsqlite: login failures: %w", err)
+	}
+	return n, nil
 }
 
 // AddConsoleSession implements moderation.Store.

@@ -135,6 +135,14 @@ CREATE TABLE console_sessions (
 ) STRICT;
 CREATE INDEX console_sessions_moderator ON console_sessions (moderator);
 CREATE INDEX console_sessions_expires ON console_sessions (expires);
+`, `
+ALTER TABLE moderators ADD COLUMN totp_step INTEGER NOT NULL DEFAULT 0;
+CREATE TABLE console_login_failures (
+	subject      TEXT PRIMARY KEY,
+	window_start INTEGER NOT NULL,
+	count        INTEGER NOT NULL
+) STRICT;
+CREATE INDEX console_login_failures_window ON console_login_failures (window_start);
 `}
 
 // pragmas: secure_delete overwrites what is deleted (reported messages

@@ -41,6 +41,8 @@ func Run(t *testing.T, newStore func(t *testing.T) moderation.Store) {
 		{"Holds", testHolds},
 		{"Moderators", testModerators},
 		{"ConsoleSessions", testConsoleSessions},
+		{"TOTPStep", testTOTPStep},
+		{"LoginFailures", testLoginFailures},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -639,5 +641,125 @@ func testConsoleSessions(t *testing.T, s moderation.Store) {
 	}
 	if !found(hash(4), now.Add(9*time.Hour)) {
 		t.Fatal("removing ana ended bo's session")
+	}
+}
+
+// testTOTPStep: a step is accepted once and only if later than the last
+// one, per moderator; racing callers with one step get it exactly once.
+func testTOTPStep(t *testing.T, s moderation.Store) {
+	ctx := context.Background()
+	for _, name := range []string{"ana", "bo"} {
+		if err := s.AddModerator(ctx, moderation.Moderator{Name: name, Lead: true, PasswordHash: "h", TOTPSecret: []byte("s")}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	const step = 59_000_000 // about 2026 in 30-second steps
+	if err := s.UseTOTPStep(ctx, "ana", step); err != nil {
+		t.Fatalf("a first step: %v", err)
+	}
+	for _, old := range []uint64{step, step - 1} {
+		if err := s.UseTOTPStep(ctx, "ana", old); !errors.Is(err, moderation.ErrTOTPUsed) {
+			t.Fatalf("step %d after %d: %v, want ErrTOTPUsed", old, uint64(step), err)
+		}
+	}
+	if err := s.UseTOTPStep(ctx, "bo", step); err != nil {
+		t.Fatalf("another moderator's step is their own: %v", err)
+	}
+	if err := s.UseTOTPStep(ctx, "ana", step+1); err != nil {
+		t.Fatalf("a later step: %v", err)
+	}
+	if err := s.UseTOTPStep(ctx, "nobody", step); !errors.Is(err, moderation.ErrNotFound) {
+		t.Fatalf("an unknown moderator: %v", err)
+	}
+	for _, bad := range []uint64{0, 1 << 63} {
+		if err := s.UseTOTPStep(ctx, "bo", bad); err == nil || errors.Is(err, moderation.ErrTOTPUsed) {
+			t.Fatalf("step %d: %v, want a plain refusal", bad, err)
+		}
+	}
+	// Racing: n callers with the same new step, exactly one wins.
+	const n = 8
+	errs := make(chan error, n)
+	for range n {
+		go func() { errs <- s.UseTOTPStep(ctx, "bo", step+5) }()
+	}
+	won := 0
+	for range n {
+		switch err := <-errs; {
+		case err == nil:
+			won++
+		case !errors.Is(err, moderation.ErrTOTPUsed):
+			t.Fatalf("a racing caller: %v", err)
+		}
+	}
+	if won != 1 {
+		t.Fatalf("%d of %d racing callers had the same step accepted, want 1", won, n)
+	}
+	if err := s.RemoveModerator(ctx, "bo", "ana", time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.UseTOTPStep(ctx, "bo", step+9); !errors.Is(err, moderation.ErrNotFound) {
+		t.Fatalf("a removed moderator's step: %v, want ErrNotFound", err)
+	}
+}
+
+// testLoginFailures: failures add up in a window that opens at the first
+// one; racing adds are all counted; a closed window counts 0.
+func testLoginFailures(t *testing.T, s moderation.Store) {
+	ctx := context.Background()
+	now := time.Now().UTC().Truncate(time.Millisecond)
+	const window = 15 * time.Minute
+	count := func(subject string, at time.Time) int {
+		t.Helper()
+		n, err := s.LoginFailures(ctx, subject, at, window)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	if n := count("name:ana", now); n != 0 {
+		t.Fatalf("no failures yet: %d", n)
+	}
+	for i := 1; i <= 3; i++ {
+		n, err := s.AddLoginFailure(ctx, "name:ana", now.Add(time.Duration(i)*time.Minute), window)
+		if err != nil || n != i {
+			t.Fatalf("failure %d: %d %v", i, n, err)
+		}
+	}
+	if n := count("name:ana", now.Add(5*time.Minute)); n != 3 {
+		t.Fatalf("three failures: %d", n)
+	}
+	if n := count("addr:192.0.2.1", now.Add(5*time.Minute)); n != 0 {
+		t.Fatalf("another subject: %d", n)
+	}
+	// The window opened at the first failure (now+1m) and closes 15 min later.
+	if n := count("name:ana", now.Add(time.Minute+window)); n != 0 {
+		t.Fatalf("after the window: %d", n)
+	}
+	if n, err := s.AddLoginFailure(ctx, "name:ana", now.Add(time.Minute+window), window); err != nil || n != 1 {
+		t.Fatalf("the first failure of a new window: %d %v", n, err)
+	}
+	if _, err := s.AddLoginFailure(ctx, "", now, window); err == nil {
+		t.Fatal("a failure without a subject was counted")
+	}
+	// Racing adds (as from several nodes) are all counted.
+	const racers = 8
+	errs := make(chan error, racers)
+	for range racers {
+		go func() { _, err := s.AddLoginFailure(ctx, "addr:192.0.2.9", now, window); errs <- err }()
+	}
+	for range racers {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := count("addr:192.0.2.9", now); n != racers {
+		t.Fatalf("%d racing failures counted %d", racers, n)
+	}
+	// A later failure deletes other subjects' closed windows.
+	if _, err := s.AddLoginFailure(ctx, "name:bo", now.Add(2*window), window); err != nil {
+		t.Fatal(err)
+	}
+	if n := count("addr:192.0.2.9", now); n != 0 {
+		t.Fatalf("a closed window's row was kept: %d", n)
 	}
 }
