@@ -524,6 +524,29 @@ func TestWebGroupsInBrowser(t *testing.T) {
 		return ok && slices.Equal(us, []string{"bob", "carol"}), fmt.Sprint(us)
 	})
 	p.waitJS("the list marks the group left", `document.querySelector('#conversations button[data-target="#webgroup"]').textContent.includes("(left)")`)
+
+	// Joining someone else's group with their invite code: carol approves
+	// the page's request and the group appears in the page.
+	if _, err := carol.CreateGroup(bg, "carolclub", []string{"bob"}); err != nil {
+		t.Fatal(err)
+	}
+	inv, err := carol.CreateInvite(bg, "#carolclub")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.do("asking to join carol's group", chromedp.Focus(chromedp.CSS("#group-join-code")), chromedp.SendKeys(chromedp.CSS("#group-join-code"), inv.Code+"\r"))
+	p.waitJS("the page says whom it asked", `document.getElementById("group-join-status").textContent.includes("carol")`)
+	p.until("carol sees the page's request", func() (bool, string) {
+		if _, err := carol.Sync(bg); err != nil {
+			t.Fatal(err)
+		}
+		reqs, err := carol.JoinRequests(bg, "#carolclub")
+		return err == nil && slices.ContainsFunc(reqs, func(r client.JoinRequest) bool { return r.User == "alice" }), fmt.Sprintf("%+v %v", reqs, err)
+	})
+	if err := carol.ApproveJoin(bg, "#carolclub", "alice", false); err != nil {
+		t.Fatalf("carol approves: %v", err)
+	}
+	p.waitJS("carol's group in the page's list", `document.querySelector('#conversations button[data-target="#carolclub"]')`)
 	p.phoneWidth()
 }
 

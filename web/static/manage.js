@@ -202,6 +202,21 @@ const manage = (() => {
     } catch (err) { fail(err); }
   });
 
+  // Joining with someone's invite code, as `parley group join`: the
+  // request goes end to end to the admin who made the code; the group
+  // arrives like any other once they approve.
+  $("group-join-form").addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    clearError();
+    const code = $("group-join-code").value.trim();
+    if (!code) return;
+    try {
+      const admin = await parley.joinGroup(code);
+      $("group-join-code").value = "";
+      $("group-join-status").textContent = `Asked ${admin} to add you: the group appears here once they approve.`;
+    } catch (err) { fail(err); }
+  });
+
   // Export and import of history (web/wasm/backup.go), as `parley export`
   // and `parley import`: the module encrypts the file, the page only
   // saves or reads its bytes.

@@ -170,7 +170,7 @@ func (a *app) opened(fn func(ctx context.Context, c *client.Client, args []js.Va
 //     {type, data: Uint8Array}, only once its digest matched the one in
 //     the group's state.
 //   - createInvite(group) → Invite; joinRequests(group) → [JoinRequest];
-//     answerJoin(group, user, deny).
+//     answerJoin(group, user, deny); joinGroup(code) → the admin asked.
 //
 // maxPicture bounds a group picture the page hands the module (the
 // client library allows the same).
@@ -253,6 +253,9 @@ func (a *app) exportManage(export func(name string, fn func(args []js.Value) (an
 	}))
 	export("joinRequests", open(func(ctx context.Context, c *client.Client, args []js.Value) (any, error) {
 		return jsonResult(c.JoinRequests(ctx, argString(args, 0)))
+	}))
+	export("joinGroup", open(func(ctx context.Context, c *client.Client, args []js.Value) (any, error) {
+		return c.JoinGroup(ctx, strings.TrimSpace(argString(args, 0)))
 	}))
 	export("answerJoin", open(func(ctx context.Context, c *client.Client, args []js.Value) (any, error) {
 		return nil, c.ApproveJoin(ctx, argString(args, 0), argString(args, 1), argBool(args, 2))
