@@ -119,16 +119,17 @@ func hotp(secret []byte, counter uint64) string {
 var errTOTP = errors.New("wrong code")
 
 // checkTOTP accepts the code of the current step or of the one before or
-// after (clock drift, RFC 6238 §5.2), and returns its step so that a code
-// is used once.
-func checkTOTP(secret []byte, code string, now time.Time, after uint64) (uint64, error) {
+// after (clock drift, RFC 6238 §5.2), and returns its step: the caller
+// records it in the store (moderation.Store.UseTOTPStep), which refuses a
+// step not above the last one used, on every node, so a code is used once.
+func checkTOTP(secret []byte, code string, now time.Time) (uint64, error) {
 	code = strings.ReplaceAll(strings.TrimSpace(code), " ", "")
 	if len(code) != totpDigits {
 		return 0, errTOTP
 	}
 	c := uint64(now.Unix()) / uint64(totpStep/time.Second)
 	for _, step := range []uint64{c - 1, c, c + 1} {
-		if step > after && subtle.ConstantTimeCompare([]byte(hotp(secret, step)), []byte(code)) == 1 {
+		if subtle.ConstantTimeCompare([]byte(hotp(secret, step)), []byte(code)) == 1 {
 			return step, nil
 		}
 	}

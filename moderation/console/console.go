@@ -291,7 +291,7 @@ func (c *Console) login(w http.ResponseWriter, r *http.Request) {
 		failed()
 		return
 	}
-	step, err := checkTOTP(m.TOTPSecret, code, now, 0)
+	step, err := checkTOTP(m.TOTPSecret, code, now)
 	if err != nil {
 		failed()
 		return
