@@ -45,6 +45,8 @@ type config struct {
 	addrs                 int
 	db                    string // with spawn: PostgreSQL for the delivery store
 	nodes                 int    // with spawn and db: server processes
+	p99Under              time.Duration
+	searchSteps           int
 }
 
 func parseMix(s string) (map[string]float64, error) {
@@ -83,6 +85,7 @@ Examples (the figures in docs/benchmarks.md):
   parley-load --spawn --accounts 1000 --groups 1 --group-size 1000 --mix group=1 --rate 5
   parley-load --spawn --accounts 20 --idle 19000 --duration 5s [--tls]
   parley-load --spawn --accounts 200 --offline 10000 --duration 10s
+  parley-load --spawn --accounts 200 --inflight 2 --duration 10s --p99-under 100ms --baseline
 
 Flags:
 `
@@ -114,6 +117,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&cfg.offline, "offline", 0, "after the run, queue this many messages for an offline device and time its drain on reconnect")
 	fs.StringVar(&cfg.db, "db", "", "with --spawn: the spawned server keeps its delivery store in this PostgreSQL database (`postgres://...`, as \"parleyd serve --db\") instead of SQLite")
 	fs.IntVar(&cfg.nodes, "nodes", 1, "with --spawn and --db: start this many server processes on the database, joined by a NATS server (a child process too); accounts are spread over them round robin, so a 1:1 message usually crosses nodes")
+	fs.DurationVar(&cfg.p99Under, "p99-under", 0, "search for the highest rate the server delivers with p99 send->push latency under this `duration` (one saturated run, then --search-steps paced runs bisecting --rate, each on a fresh server; with --baseline the relay is searched the same way)")
+	fs.IntVar(&cfg.searchSteps, "search-steps", 6, "paced runs of the --p99-under search after the saturated one")
 	fs.IntVar(&cfg.addrs, "source-addrs", 8, "spread connections over this many source addresses 127.0.0.1..N")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -151,6 +156,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	raiseFileLimit()
+	if cfg.p99Under > 0 {
+		return runSearch(ctx, cfg, stdout, stderr)
+	}
 	rep, err := runLoad(ctx, cfg, stderr)
 	if err != nil {
 		fmt.Fprintln(stderr, "parley-load:", err)

@@ -50,15 +50,21 @@ func TestSpawnedCluster(t *testing.T) {
 
 func runJSON(t *testing.T, args ...string) *Report {
 	t.Helper()
+	var rep Report
+	runJSONInto(t, &rep, args...)
+	return &rep
+}
+
+// runJSONInto runs parley-load with --json and decodes its output into v.
+func runJSONInto(t *testing.T, v any, args ...string) {
+	t.Helper()
 	var out bytes.Buffer
 	if code := run(context.Background(), append(args, "--json"), &out, io.Discard); code != 0 {
 		t.Fatalf("parley-load %q exited %d", args, code)
 	}
-	var rep Report
-	if err := json.Unmarshal(out.Bytes(), &rep); err != nil {
+	if err := json.Unmarshal(out.Bytes(), v); err != nil {
 		t.Fatalf("report: %v\n%s", err, out.Bytes())
 	}
-	return &rep
 }
 
 // A small spawned run with every kind of traffic, an offline drain and
