@@ -1,6 +1,7 @@
 package client
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -17,8 +18,8 @@ import (
 	"github.com/parleychat/parley/wire"
 )
 
-// The outbox holds text messages typed while the server could not be
-// reached. Each entry is encoded as MIMI content once, when it is queued
+// The outbox holds text messages and replies typed while the server
+// could not be reached. Each entry is encoded as MIMI content once, when it is queued
 // (with its random salt and the key transparency checkpoint of that
 // moment), and those exact bytes are sent at every attempt: the MIMI
 // message id is a hash of them, so the entry keeps its id (and the
@@ -43,6 +44,9 @@ type Queued struct {
 	// Conversation is the target as given: "@user" or "#group".
 	Conversation string `json:"conversation"`
 	Text         string `json:"text"`
+	// ReplyTo is the id of the message this one answers, if it is a
+	// reply.
+	ReplyTo string `json:"reply_to,omitempty"`
 	// Room is the hex id of the conversation the MIMI id was computed
 	// for; an attempt to send it elsewhere is refused.
 	Room string `json:"room"`
@@ -67,6 +71,20 @@ type Queued struct {
 // The content is encoded here, once: its bytes, and so its message id,
 // never change afterwards.
 func (c *Client) Enqueue(ctx context.Context, target, text string) (Queued, error) {
+	return c.enqueue(ctx, target, text, "")
+}
+
+// EnqueueReply is Enqueue for a reply to message replyTo, which must be
+// in target's conversation in this device's history. The reference is
+// the replied message's MIMI id, read here: no connection is needed.
+func (c *Client) EnqueueReply(ctx context.Context, target, replyTo, text string) (Queued, error) {
+	if replyTo == "" {
+		return Queued{}, fmt.Errorf("%w: no message to reply to", ErrCannotDo)
+	}
+	return c.enqueue(ctx, target, text, replyTo)
+}
+
+func (c *Client) enqueue(ctx context.Context, target, text, replyTo string) (Queued, error) {
 	if err := checkText(text); err != nil {
 		return Queued{}, err
 	}
@@ -82,7 +100,12 @@ func (c *Client) Enqueue(ctx context.Context, target, text string) (Queued, erro
 		} else if !errors.Is(err, profile.ErrNotFound) {
 			return err
 		}
-		return nil
+		if replyTo == "" {
+			return nil
+		}
+		ref, err := replyRef(tx, room, target, replyTo)
+		cont.InReplyTo = ref
+		return err
 	})
 	if err != nil {
 		return Queued{}, err
@@ -97,9 +120,28 @@ func (c *Client) Enqueue(ctx context.Context, target, text string) (Queued, erro
 	if err != nil {
 		return Queued{}, err
 	}
-	q := Queued{ID: shortID(&mid), Conversation: target, Room: hexID(room), Text: text, Content: encoded, QueuedAt: c.opts.now().UTC(), ExpiresAt: expires}
+	q := Queued{ID: shortID(&mid), Conversation: target, Room: hexID(room), Text: text, ReplyTo: replyTo, Content: encoded, QueuedAt: c.opts.now().UTC(), ExpiresAt: expires}
 	err = c.store.UpdateContext(ctx, func(tx *profile.Tx) error { return tx.PutJSON(bucketOutbox, q.ID, q) })
 	return q, err
+}
+
+// replyRef is the MIMI reference of message id, checked to be a text or
+// file message of conversation room (named target in errors).
+func replyRef(tx *profile.Tx, room []byte, target, id string) (*content.MessageID, error) {
+	r, m, err := findMessage(tx, id)
+	if err != nil {
+		return nil, err
+	}
+	if !bytes.Equal(r.ID, room) {
+		return nil, fmt.Errorf("%w: message %s is in %s, not %s", ErrCannotDo, m.ID, r.label(), target)
+	}
+	if m.Kind != KindText && m.Kind != KindFile {
+		return nil, fmt.Errorf("%w: message %s is a %s", ErrCannotDo, m.ID, m.Kind)
+	}
+	if m.MimiID == "" {
+		return nil, ErrLegacyMessage
+	}
+	return parseMimiID(m.MimiID)
 }
 
 // queueRoom is the id of the conversation target names, from what this
@@ -332,7 +374,17 @@ type SendResult struct {
 // Follow, Watch or FlushOutbox sends it. Any other failure is returned as
 // an error and the message is not kept.
 func (c *Client) Send(ctx context.Context, target, text string) (SendResult, error) {
-	q, err := c.Enqueue(ctx, target, text)
+	return c.sendThroughOutbox(ctx, target, func() (Queued, error) { return c.Enqueue(ctx, target, text) })
+}
+
+// Reply is Send for a reply to message replyTo (in target's
+// conversation): queued like any text when the server cannot be reached.
+func (c *Client) Reply(ctx context.Context, target, replyTo, text string) (SendResult, error) {
+	return c.sendThroughOutbox(ctx, target, func() (Queued, error) { return c.EnqueueReply(ctx, target, replyTo, text) })
+}
+
+func (c *Client) sendThroughOutbox(ctx context.Context, target string, enqueue func() (Queued, error)) (SendResult, error) {
+	q, err := enqueue()
 	if errors.Is(err, ErrUnknownTarget) && strings.HasPrefix(target, "#") {
 		// A group this device was just added to: its welcome is waiting
 		// on the server (a queued message needs the group's id).
@@ -344,7 +396,7 @@ func (c *Client) Send(ctx context.Context, target, text string) (SendResult, err
 			_, err = c.processInbox(ctx, conn)
 			return err
 		}); ierr == nil {
-			q, err = c.Enqueue(ctx, target, text)
+			q, err = enqueue()
 		}
 	}
 	if err != nil {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/hex"
+	"errors"
 	"slices"
 	"testing"
 	"time"
@@ -279,5 +280,73 @@ func TestOutboxKeepsContent(t *testing.T) {
 	}
 	if ws := bob.Warnings(); len(ws) != 0 {
 		t.Fatalf("bob's warnings: %+v", ws)
+	}
+}
+
+// TestReplyQueued: a reply written while the server is down is queued
+// with its reference, survives a restart of the client, and arrives
+// answering the right message; a reply to a message of another
+// conversation is refused at once and nothing is queued.
+func TestReplyQueued(t *testing.T) {
+	ctx := context.Background()
+	s := startServer(t)
+	aliceOpts := testOptions(t, "alice")
+	alice, err := Init(ctx, aliceOpts, s.url, "alice", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := alice.SetSetting(ctx, SettingMessageRequests, false); err != nil { // as newUser
+		t.Fatal(err)
+	}
+	bob := s.newUser(t, "bob")
+	carol := s.newUser(t, "carol")
+	mustSend(t, bob, "@alice", "dinner on friday?")
+	mustSend(t, carol, "@alice", "unrelated")
+	var asked, other Message
+	for _, m := range mustSync(t, alice) {
+		switch m.Text {
+		case "dinner on friday?":
+			asked = m
+		case "unrelated":
+			other = m
+		}
+	}
+	if asked.ID == "" || other.ID == "" {
+		t.Fatal("alice did not receive both messages")
+	}
+
+	s.stop()
+	if _, err := alice.Reply(ctx, "@bob", other.ID, "yes"); !errors.Is(err, ErrCannotDo) {
+		t.Fatalf("reply to carol's message in bob's conversation: %v, want ErrCannotDo", err)
+	}
+	res, err := alice.Reply(ctx, "@bob", asked.ID, "yes, at eight")
+	if err != nil || res.Queued == nil || res.Sent != nil || res.Queued.ReplyTo != asked.ID {
+		t.Fatalf("reply with the server down: %+v, %v (want it queued)", res, err)
+	}
+	alice.Close()
+	alice, err = Open(ctx, aliceOpts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer alice.Close()
+	if q, _ := alice.Outbox(ctx); len(q) != 1 || q[0].ReplyTo != asked.ID {
+		t.Fatalf("outbox after restart: %+v", q)
+	}
+
+	s.restart(t)
+	if fr, err := alice.FlushOutbox(ctx); err != nil || len(fr.Sent) != 1 {
+		t.Fatalf("flush after the server is back: %+v, %v", fr, err)
+	}
+	var got *Message
+	for _, m := range mustSync(t, bob) {
+		if m.Text == "yes, at eight" {
+			got = &m
+		}
+	}
+	if got == nil {
+		t.Fatal("bob did not receive the queued reply")
+	}
+	if got.ReplyTo != asked.ID || got.Quote != "dinner on friday?" {
+		t.Fatalf("bob's copy answers %q (quote %q), want %q", got.ReplyTo, got.Quote, asked.ID)
 	}
 }

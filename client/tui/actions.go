@@ -18,9 +18,8 @@ import (
 // /reply, /react, /edit, /forward or /delete it; /search, /block,
 // /unblock, /mute, /unmute and /help.
 
-func (b clientBackend) SendReply(ctx context.Context, conv, replyTo, text string) error {
-	_, err := b.c.SendReply(ctx, conv, replyTo, text)
-	return err
+func (b clientBackend) QueueReply(ctx context.Context, conv, replyTo, text string) (client.Queued, error) {
+	return b.c.EnqueueReply(ctx, conv, replyTo, text)
 }
 func (b clientBackend) React(ctx context.Context, id, emoji string, remove bool) error {
 	_, err := b.c.React(ctx, id, emoji, remove)
@@ -218,8 +217,12 @@ func (m Model) actionCommand(text string) (tea.Model, tea.Cmd, bool) {
 		id := target.ID
 		switch name {
 		case "/reply":
-			next, cmd := m.action("replied to "+target.Sender.User, func() error { return m.backend.SendReply(m.ctx, conv, id, arg) })
-			return next, cmd, true
+			// Into the outbox first, as a typed message is: it is sent
+			// when the server can be reached.
+			return m, func() tea.Msg {
+				q, err := m.backend.QueueReply(m.ctx, conv, id, arg)
+				return queuedMsg{q, err}
+			}, true
 		case "/react":
 			next, cmd := m.action("reacted "+arg, func() error { return m.backend.React(m.ctx, id, arg, false) })
 			return next, cmd, true

@@ -35,16 +35,15 @@ func (f *fakeBackend) record(format string, args ...any) error {
 	return f.actionErr
 }
 
-func (f *fakeBackend) SendReply(_ context.Context, conv, replyTo, text string) error {
+func (f *fakeBackend) QueueReply(_ context.Context, conv, replyTo, text string) (client.Queued, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if err := f.record("reply %s %s %s", conv, replyTo, text); err != nil {
-		return err
+		return client.Queued{}, err
 	}
-	m := msg(conv, "alice", text)
-	m.ID, m.ReplyTo, m.Quote = fmt.Sprintf("r%d", len(f.actions)), replyTo, f.find(replyTo).Text
-	f.history[conv] = append(f.history[conv], m)
-	return nil
+	q := client.Queued{ID: fmt.Sprintf("q%d", len(f.outbox)+len(f.sent)), Conversation: conv, Text: text, ReplyTo: replyTo, QueuedAt: time.Now()}
+	f.outbox = append(f.outbox, q)
+	return q, nil
 }
 func (f *fakeBackend) React(_ context.Context, id, emoji string, remove bool) error {
 	f.mu.Lock()
@@ -182,7 +181,7 @@ func TestReplyAndReactDefaultToTheLastMessageOfSomeoneElse(t *testing.T) {
 	if got := f.lastAction(); got != "reply @bob b1 sounds good" {
 		t.Fatalf("backend got %q", got)
 	}
-	if st := m.(Model).Status(); st != "replied to bob" {
+	if st := m.(Model).Status(); st != "sent to @bob" {
 		t.Fatalf("status %q", st)
 	}
 	// The reply shows with its quote.
@@ -474,5 +473,34 @@ func TestDecorationsStripControlCharacters(t *testing.T) {
 	}
 	if !strings.Contains(got, "?]0;pwned?quoted") || !strings.Contains(got, "?[2J 1") {
 		t.Fatalf("decorations lost: %q", got)
+	}
+}
+
+// A reply typed while the server cannot be reached waits in the outbox
+// like any message, and is sent with its quote once the connection is
+// back.
+func TestReplyQueuedOffline(t *testing.T) {
+	f := newActionFake()
+	f.offline = true
+	m := start(t, f)
+	m = command(t, m, "/reply see you there")
+	if st := m.(Model).Status(); !strings.Contains(st, "1 message queued") {
+		t.Fatalf("status %q", st)
+	}
+	if len(f.outbox) != 1 || f.outbox[0].ReplyTo != "b1" || len(f.sent) != 0 {
+		t.Fatalf("outbox %+v, sent %q", f.outbox, f.sent)
+	}
+	if v := m.View(); !strings.Contains(v, "see you there") || !strings.Contains(v, "◷ pending") {
+		t.Fatalf("the queued reply is not shown as pending:\n%s", v)
+	}
+	f.mu.Lock()
+	f.offline = false
+	f.mu.Unlock()
+	m = step(t, m, EventMsg{client.Event{Type: client.EventConnected}})
+	if len(f.sent) != 1 || f.sent[0] != "@bob: see you there" {
+		t.Fatalf("after reconnecting, sent %q", f.sent)
+	}
+	if v := m.View(); !strings.Contains(v, "↪ hi alice") || strings.Contains(v, "pending") {
+		t.Fatalf("the reply is not shown with its quote after delivery:\n%s", v)
 	}
 }

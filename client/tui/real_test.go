@@ -257,7 +257,7 @@ func TestChatAgainstRealServer(t *testing.T) {
 	b.open("@alice", "hello bob")
 
 	// Reply: bob's /reply answers alice's last message, quoted on her side.
-	b.command("/reply hi alice", "replied to alice")
+	b.command("/reply hi alice", "sent to @alice")
 	a.until("bob's reply with its quote", func(m Model) bool {
 		r, ok := a.message("@bob", "hi alice")
 		return ok && r.ReplyTo != "" && a.shows("↪ hello bob")

@@ -58,10 +58,11 @@ type Backend interface {
 	// the case id (client.Client.PlanReport, Report).
 	PlanReport(ctx context.Context, conversation string, ids []string, reason, note string) (*client.ReportPlan, error)
 	Report(ctx context.Context, plan *client.ReportPlan) (string, error)
-	// Message actions (client.Client.SendReply, React, Edit,
-	// DeleteForEveryone), search of this device's history, blocking a
-	// user and muting a conversation (d 0: for good).
-	SendReply(ctx context.Context, conversation, replyTo, text string) error
+	// Message actions (client.Client.EnqueueReply: a reply goes through
+	// the outbox like any text; React, Edit, DeleteForEveryone), search
+	// of this device's history, blocking a user and muting a
+	// conversation (d 0: for good).
+	QueueReply(ctx context.Context, conversation, replyTo, text string) (client.Queued, error)
 	React(ctx context.Context, id, emoji string, remove bool) error
 	Edit(ctx context.Context, id, text string) error
 	DeleteForEveryone(ctx context.Context, id string) error

@@ -115,6 +115,9 @@ func (f *fakeBackend) Flush(context.Context) (client.FlushResult, error) {
 		f.sent = append(f.sent, q.Conversation+": "+q.Text)
 		m := msg(q.Conversation, "alice", q.Text)
 		m.ID = q.ID
+		if q.ReplyTo != "" {
+			m.ReplyTo, m.Quote = q.ReplyTo, f.find(q.ReplyTo).Text
+		}
 		f.history[q.Conversation] = append(f.history[q.Conversation], m)
 		res.Sent = append(res.Sent, client.Sent{ID: q.ID, Conversation: q.Conversation, Kind: client.KindText})
 		f.outbox = f.outbox[1:]

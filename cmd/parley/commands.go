@@ -59,7 +59,8 @@ with --json) and sent, in order and only once, by the next send, sync,
 sync --follow, chat or daemon of this profile. Messages queued earlier
 are sent before this one. "parley outbox" lists what waits. With
 --no-queue an unreachable server is an error (exit 1) and nothing is
-kept. A reply (--reply-to) is sent at once, never queued.`,
+kept. Replies (--reply-to) are queued the same way; the message they
+answer must already be in this device's history.`,
 			flags: func(fs *flag.FlagSet, f *cmdFlags) {
 				fs.StringVar(&f.replyTo, "reply-to", "", "the id of the message this one answers")
 				fs.BoolVar(&f.noQueue, "no-queue", false, "fail instead of queueing when the server cannot be reached")
@@ -818,7 +819,7 @@ func cmdSend(ctx context.Context, e *env, args []string) error {
 	}
 	defer c.Close()
 	defer e.warnings(c)
-	if e.flags.replyTo != "" || e.flags.noQueue {
+	if e.flags.noQueue {
 		var sent client.Sent
 		if e.flags.replyTo != "" {
 			sent, err = c.SendReply(ctx, args[0], e.flags.replyTo, args[1])
@@ -830,7 +831,12 @@ func cmdSend(ctx context.Context, e *env, args []string) error {
 		}
 		return e.print(sent, deliveryLine(sent))
 	}
-	res, err := c.Send(ctx, args[0], args[1])
+	var res client.SendResult
+	if e.flags.replyTo != "" {
+		res, err = c.Reply(ctx, args[0], e.flags.replyTo, args[1])
+	} else {
+		res, err = c.Send(ctx, args[0], args[1])
+	}
 	if err != nil {
 		return err
 	}
@@ -913,6 +919,9 @@ func cmdOutbox(ctx context.Context, e *env, c *client.Client, args []string) err
 			state = "FAILED: " + explain(errors.New(m.LastError))
 		} else if m.LastError != "" {
 			state = "queued (last attempt: " + explain(errors.New(m.LastError)) + ")"
+		}
+		if m.ReplyTo != "" {
+			state += ", reply to " + m.ReplyTo
 		}
 		e.print(m, fmt.Sprintf("%s  %s  %s  %s: %s", m.ID, m.QueuedAt.Local().Format("2006-01-02 15:04"), m.Conversation, state, sanitize(m.Text)))
 	}

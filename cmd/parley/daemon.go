@@ -323,15 +323,12 @@ func (d *daemon) call(ctx context.Context, method string, raw json.RawMessage) (
 		if p.To == "" || p.Text == "" {
 			return nil, missing("to and text")
 		}
+		var res client.SendResult
 		if p.ReplyTo != "" {
-			// A reply is sent at once (the outbox holds plain texts).
-			sent, err := c.SendReply(ctx, p.To, p.ReplyTo, p.Text)
-			if err != nil {
-				return nil, err
-			}
-			return sendJSON{Sent: &sent}, nil
+			res, err = c.Reply(ctx, p.To, p.ReplyTo, p.Text)
+		} else {
+			res, err = c.Send(ctx, p.To, p.Text)
 		}
-		res, err := c.Send(ctx, p.To, p.Text)
 		if err != nil {
 			return nil, err
 		}
