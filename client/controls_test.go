@@ -2,6 +2,7 @@ package client
 
 import (
 	"context"
+	"errors"
 	"slices"
 	"sync/atomic"
 	"testing"
@@ -334,4 +335,50 @@ func mapsEqual(a, b map[string]bool) bool {
 		}
 	}
 	return true
+}
+
+// TestMuteExceptMentions: a group muted "except mentions" still
+// notifies the messages that mention you, and only those; the mode is
+// refused for a direct conversation, where no one is mentioned.
+func TestMuteExceptMentions(t *testing.T) {
+	ctx := context.Background()
+	srv := startServer(t)
+	alice, bob := srv.newUser(t, "alice"), srv.newUser(t, "bob")
+	srv.newUser(t, "carol")
+	if _, err := bob.CreateGroup(ctx, "team", []string{"alice", "carol"}); err != nil {
+		t.Fatal(err)
+	}
+	mustSync(t, alice)
+	if _, err := alice.SetMuteMode(ctx, "@bob", 0, true); !errors.Is(err, ErrBadTarget) {
+		t.Fatalf("except mentions on a direct conversation: %v, want ErrBadTarget", err)
+	}
+	m, err := alice.SetMuteMode(ctx, "#team", 0, true)
+	if err != nil || !m.ExceptMentions || !m.Forever {
+		t.Fatalf("mute #team except mentions: %+v, %v", m, err)
+	}
+	mustSend(t, bob, "#team", "lunch?")
+	mustSend(t, bob, "#team", "@alice are you in?")
+	mustSend(t, bob, "#team", "@carol and you?")
+	muted := map[string]bool{}
+	for _, m := range mustSync(t, alice) {
+		if m.Kind == KindText {
+			muted[m.Text] = m.Muted
+		}
+	}
+	if want := map[string]bool{"lunch?": true, "@alice are you in?": false, "@carol and you?": true}; !mapsEqual(muted, want) {
+		t.Errorf("muted marks: %v, want %v", muted, want)
+	}
+	if ms, _ := alice.Mutes(ctx); len(ms) != 1 || !ms[0].ExceptMentions {
+		t.Errorf("mutes: %+v", ms)
+	}
+	// A plain mute again silences the mention too.
+	if _, err := alice.SetMute(ctx, "#team", 0); err != nil {
+		t.Fatal(err)
+	}
+	mustSend(t, bob, "#team", "@alice last call")
+	for _, m := range mustSync(t, alice) {
+		if m.Text == "@alice last call" && !m.Muted {
+			t.Error("a mention notified under a plain mute")
+		}
+	}
 }

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/parleychat/parley/client/profile"
@@ -19,6 +20,10 @@ import (
 // chat" does not count them as unread. The mute goes to the account's
 // other devices, end to end in its own-devices conversation
 // (ownsync.go); no one else, the server included, learns it.
+//
+// A group can be muted "except mentions": its messages that mention this
+// device's user still notify (Muted stays false on them), the rest do
+// not. A device too old to know the mode receives it as a plain mute.
 
 // bucketMute: hex(conversation id) → Mute.
 const bucketMute = "mute"
@@ -29,6 +34,14 @@ type Mute struct {
 	// Until is when the mute ends; zero with Forever.
 	Until   time.Time `json:"until,omitzero"`
 	Forever bool      `json:"forever,omitempty"`
+	// ExceptMentions: messages that mention you still notify.
+	ExceptMentions bool `json:"except_mentions,omitempty"`
+}
+
+// silences reports whether the mute m (nil: none) keeps a message that
+// mentions this device's user (or not) from notifying.
+func (m *Mute) silences(mentioned bool) bool {
+	return m != nil && !(m.ExceptMentions && mentioned)
 }
 
 // muteOf returns the conversation's mute at now, or nil.
@@ -67,8 +80,17 @@ func (c *Client) muteTarget(tx *profile.Tx, target string) ([]byte, string, erro
 // SetMute mutes target ("@user" or "#group") for d, or for good when d
 // is 0.
 func (c *Client) SetMute(ctx context.Context, target string, d time.Duration) (Mute, error) {
+	return c.SetMuteMode(ctx, target, d, false)
+}
+
+// SetMuteMode is SetMute, and with exceptMentions (groups only) the
+// group's messages that mention you still notify.
+func (c *Client) SetMuteMode(ctx context.Context, target string, d time.Duration, exceptMentions bool) (Mute, error) {
 	if d < 0 {
 		return Mute{}, errors.New("client: mute for a positive duration, or for good")
+	}
+	if exceptMentions && !strings.HasPrefix(target, "#") {
+		return Mute{}, fmt.Errorf("%w: only group messages mention people; to mute %s, leave out \"except mentions\"", ErrBadTarget, target)
 	}
 	var m Mute
 	err := c.withLock(ctx, func() error {
@@ -77,7 +99,7 @@ func (c *Client) SetMute(ctx context.Context, target string, d time.Duration) (M
 			if err != nil {
 				return err
 			}
-			m = Mute{Conversation: label, Forever: d == 0}
+			m = Mute{Conversation: label, Forever: d == 0, ExceptMentions: exceptMentions}
 			if d > 0 {
 				m.Until = c.opts.now().Add(d).UTC()
 			}

@@ -841,7 +841,7 @@ func (c *Client) drainNew() ([]Message, error) {
 			if err := jsonUnmarshal(it.Value, &e); err != nil {
 				return err
 			}
-			muted := muteOf(tx, e.Conv, c.opts.now()) != nil
+			mute := muteOf(tx, e.Conv, c.opts.now())
 			if e.Event != nil {
 				if c.expired(e.Event.ExpiresAt) {
 					continue
@@ -849,7 +849,7 @@ func (c *Client) drainNew() ([]Message, error) {
 				if r, err := getConv(tx, e.Conv); err == nil {
 					e.Event.Conversation = r.label()
 				}
-				e.Event.Muted = muted
+				e.Event.Muted = mute.silences(false)
 				out = append(out, *e.Event)
 				continue
 			}
@@ -864,7 +864,7 @@ func (c *Client) drainNew() ([]Message, error) {
 					m.Conversation = r.label()
 				}
 				withQuote(tx, &m)
-				m.Muted = muted
+				m.Muted = mute.silences(m.Mentioned)
 				out = append(out, m)
 			} else if !errors.Is(err, profile.ErrNotFound) {
 				return err

@@ -40,8 +40,8 @@ func (b clientBackend) Block(ctx context.Context, user string) error {
 	_, err := b.c.UpdatePrivacy(ctx, []string{user}, nil, "")
 	return err
 }
-func (b clientBackend) SetMute(ctx context.Context, target string, d time.Duration) error {
-	_, err := b.c.SetMute(ctx, target, d)
+func (b clientBackend) SetMute(ctx context.Context, target string, d time.Duration, exceptMentions bool) error {
+	_, err := b.c.SetMuteMode(ctx, target, d, exceptMentions)
 	return err
 }
 func (b clientBackend) Forward(ctx context.Context, id, target string) error {
@@ -91,7 +91,8 @@ var helpLines = []string{
 	"  /search WORDS                   search this device's history (Esc closes the results)",
 	"  /block @user                    block a user (default: the other person of this direct chat)",
 	"  /unblock @user                  unblock a user (default: the other person of this direct chat)",
-	"  /mute [DURATION]                mute this conversation, e.g. /mute 8h; for good without a duration",
+	"  /mute [mentions] [DURATION]     mute this conversation, e.g. /mute 8h; for good without a duration;",
+	"                                  /mute mentions: a group's messages that mention you still notify",
 	"  /unmute                         unmute this conversation",
 	"  /timer 1h | off                 disappearing messages in this conversation",
 	"  /members                        the members (and admins) of this conversation",
@@ -309,10 +310,14 @@ func (m Model) actionCommand(text string) (tea.Model, tea.Cmd, bool) {
 			return m, nil, true
 		}
 		var d time.Duration
+		mentions := arg == "mentions" || strings.HasPrefix(arg, "mentions ")
+		if mentions {
+			arg = strings.TrimSpace(strings.TrimPrefix(arg, "mentions"))
+		}
 		if arg != "" {
 			var err error
 			if d, err = time.ParseDuration(arg); err != nil || d <= 0 {
-				m.setStatus("usage: /mute [DURATION], e.g. /mute 8h or /mute 30m; without one, for good", true)
+				m.setStatus("usage: /mute [mentions] [DURATION], e.g. /mute 8h or /mute mentions; without a duration, for good", true)
 				return m, nil, true
 			}
 		}
@@ -320,7 +325,10 @@ func (m Model) actionCommand(text string) (tea.Model, tea.Cmd, bool) {
 		if d > 0 {
 			done = fmt.Sprintf("muted %s for %s", conv, d)
 		}
-		next, cmd := m.action(done, func() error { return m.backend.SetMute(m.ctx, conv, d) })
+		if mentions {
+			done += "; mentions of you still notify"
+		}
+		next, cmd := m.action(done, func() error { return m.backend.SetMute(m.ctx, conv, d, mentions) })
 		return next, cmd, true
 	}
 	return m, nil, false

@@ -97,9 +97,12 @@ func (f *fakeBackend) Block(_ context.Context, user string) error {
 	defer f.mu.Unlock()
 	return f.record("block %s", user)
 }
-func (f *fakeBackend) SetMute(_ context.Context, conv string, d time.Duration) error {
+func (f *fakeBackend) SetMute(_ context.Context, conv string, d time.Duration, exceptMentions bool) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if exceptMentions {
+		return f.record("mute %s %s except mentions", conv, d)
+	}
 	return f.record("mute %s %s", conv, d)
 }
 
@@ -309,6 +312,17 @@ func TestSearchBlockMute(t *testing.T) {
 	if got := f.lastAction(); got != "mute @bob 0s" {
 		t.Fatalf("backend got %q", got)
 	}
+	m = command(t, m, "/mute mentions 2h")
+	if got := f.lastAction(); got != "mute @bob 2h0m0s except mentions" {
+		t.Fatalf("backend got %q", got)
+	}
+	if st := m.(Model).Status(); st != "muted @bob for 2h0m0s; mentions of you still notify" {
+		t.Fatalf("status %q", st)
+	}
+	m = command(t, m, "/mute mentions")
+	if got := f.lastAction(); got != "mute @bob 0s except mentions" {
+		t.Fatalf("backend got %q", got)
+	}
 	// A backend failure is reported, not hidden.
 	f.actionErr = errors.New("server says no")
 	m = command(t, m, "/mute 1h")
@@ -400,8 +414,9 @@ func TestActionsRefuseOddInput(t *testing.T) {
 		{"/search", "usage: /search WORDS"},
 		{"/block", "usage: /block @user"},
 		{"/block mallory", "usage: /block @user"},
-		{"/mute soon", "usage: /mute [DURATION]"},
-		{"/mute -1h", "usage: /mute [DURATION]"},
+		{"/mute soon", "usage: /mute [mentions] [DURATION]"},
+		{"/mute -1h", "usage: /mute [mentions] [DURATION]"},
+		{"/mute mentions soon", "usage: /mute [mentions] [DURATION]"},
 	} {
 		m = command(t, m, c.line)
 		if st := m.(Model).Status(); !strings.Contains(st, c.status) {

@@ -68,7 +68,7 @@ type Backend interface {
 	DeleteForEveryone(ctx context.Context, id string) error
 	Search(ctx context.Context, query string, limit int) ([]client.Message, error)
 	Block(ctx context.Context, user string) error
-	SetMute(ctx context.Context, conversation string, d time.Duration) error
+	SetMute(ctx context.Context, conversation string, d time.Duration, exceptMentions bool) error
 	// Forward sends message id to target marked as forwarded
 	// (client.Client.Forward); DeleteForMe removes it from this device
 	// only; Unblock and Unmute undo Block and SetMute (Unmute reports

@@ -181,8 +181,9 @@ type cmdFlags struct {
 	// socket: daemon --socket.
 	socket string
 	// muteFor: mute --for; bell: sync --follow --bell.
-	muteFor time.Duration
-	bell    bool
+	muteFor        time.Duration
+	exceptMentions bool
+	bell           bool
 }
 
 // listFlag is a repeatable string flag.

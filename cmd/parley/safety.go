@@ -113,18 +113,21 @@ sync --json does; delete prints {"deleted","messages"}.`,
 		},
 		{
 			name: "mute", maxArgs: 1,
-			usage: `mute [@USER|#GROUP] [--for DURATION]
+			usage: `mute [@USER|#GROUP] [--for DURATION] [--except-mentions]
 
 Mutes a conversation on this device (a group, or your direct chat with
 USER, even before it exists): its messages still arrive, are stored and
 answered with receipts, but nothing notifies: chat does not count them
 as unread, "sync --follow --bell" does not ring, and sync --json and the
 daemon's events mark them "muted": true. --for ends the mute after
-DURATION (8h, 30m, 168h); without it, until "parley unmute". Nothing is
-sent: no one, the server included, learns it. Without arguments, lists
-the muted conversations.`,
+DURATION (8h, 30m, 168h); without it, until "parley unmute". With
+--except-mentions (groups only), the group's messages that mention you
+still notify; the rest do not. The mute goes to your other devices, end
+to end; nothing else is sent: no one, the server included, learns it.
+Without arguments, lists the muted conversations.`,
 			flags: func(fs *flag.FlagSet, f *cmdFlags) {
 				fs.DurationVar(&f.muteFor, "for", 0, "how long (e.g. 8h); default: until unmuted")
+				fs.BoolVar(&f.exceptMentions, "except-mentions", false, "a group's messages that mention you still notify")
 			},
 			run: withClient(cmdMute),
 		},
@@ -295,10 +298,14 @@ func cmdRequests(ctx context.Context, e *env, args []string) error {
 }
 
 func muteText(m client.Mute) string {
+	text := m.Conversation + " muted until " + m.Until.Local().Format("2006-01-02 15:04")
 	if m.Forever {
-		return m.Conversation + " muted until you unmute it"
+		text = m.Conversation + " muted until you unmute it"
 	}
-	return m.Conversation + " muted until " + m.Until.Local().Format("2006-01-02 15:04")
+	if m.ExceptMentions {
+		text += " (messages that mention you still notify)"
+	}
+	return text
 }
 
 func cmdMute(ctx context.Context, e *env, c *client.Client, args []string) error {
@@ -318,7 +325,7 @@ func cmdMute(ctx context.Context, e *env, c *client.Client, args []string) error
 	if e.flags.muteFor < 0 {
 		return usageErr("--for takes a positive duration")
 	}
-	m, err := c.SetMute(ctx, args[0], e.flags.muteFor)
+	m, err := c.SetMuteMode(ctx, args[0], e.flags.muteFor, e.flags.exceptMentions)
 	if err != nil {
 		return err
 	}
@@ -557,8 +564,12 @@ func (d *daemon) callSafety(ctx context.Context, method string, raw json.RawMess
 		n, err := c.DeleteRequest(ctx, p.User)
 		return map[string]any{"deleted": strings.TrimPrefix(p.User, "@"), "messages": n}, true, err
 	case "mute":
-		// {"conversation": "#team", "for": "8h"}; without "for": until unmuted.
-		p, err := params[struct{ Conversation, For string }](raw)
+		// {"conversation": "#team", "for": "8h", "exceptMentions": true};
+		// without "for": until unmuted.
+		p, err := params[struct {
+			Conversation, For string
+			ExceptMentions    bool
+		}](raw)
 		if err != nil {
 			return nil, true, err
 		}
@@ -571,7 +582,7 @@ func (d *daemon) callSafety(ctx context.Context, method string, raw json.RawMess
 				return nil, true, &rpcError{Code: rpcInvalidParams, Message: "params: for is a positive duration such as 8h"}
 			}
 		}
-		res, err = c.SetMute(ctx, p.Conversation, dur)
+		res, err = c.SetMuteMode(ctx, p.Conversation, dur, p.ExceptMentions)
 		return res, true, err
 	case "unmute":
 		p, err := params[struct{ Conversation string }](raw)

@@ -75,9 +75,10 @@ const manage = (() => {
     const mute = $("mute");
     const until = mute.querySelector('option[value="until"]');
     if (!c?.muted) mute.value = "on";
-    else if (c.muted.forever) mute.value = "forever";
+    else if (c.muted.forever) mute.value = c.muted.except_mentions ? "mentions" : "forever";
     else {
-      until.textContent = `muted until ${new Date(c.muted.until).toLocaleString()}`;
+      until.textContent = `muted until ${new Date(c.muted.until).toLocaleString()}` +
+        (c.muted.except_mentions ? " except mentions of me" : "");
       mute.value = "until";
     }
     const topic = $("conversation-topic");
@@ -139,7 +140,10 @@ const manage = (() => {
     const v = $("mute").value;
     try {
       if (v === "on") await parley.unmute(current);
-      else if (v !== "until") await parley.mute(current, v === "forever" ? 0 : Number(v));
+      else if (v !== "until") {
+        const forGood = v === "forever" || v === "mentions";
+        await parley.mute(current, forGood ? 0 : Number(v), v === "mentions");
+      }
       await refreshConversations();
       await openConversation(current);
     } catch (err) { fail(err); }

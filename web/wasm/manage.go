@@ -195,7 +195,7 @@ func (a *app) exportManage(export func(name string, fn func(args []js.Value) (an
 		return c.DeleteRequest(ctx, argString(args, 0))
 	}))
 	export("mute", open(func(ctx context.Context, c *client.Client, args []js.Value) (any, error) {
-		return jsonResult(c.SetMute(ctx, argString(args, 0), time.Duration(argInt(args, 1))*time.Second))
+		return jsonResult(c.SetMuteMode(ctx, argString(args, 0), time.Duration(argInt(args, 1))*time.Second, argBool(args, 2)))
 	}))
 	export("unmute", open(func(ctx context.Context, c *client.Client, args []js.Value) (any, error) {
 		return c.Unmute(ctx, argString(args, 0))
