@@ -53,6 +53,9 @@ type Options struct {
 	// OnGroup, if set, is told the size of every group of appends the
 	// group commit runs (benchmarks and tests).
 	OnGroup func(appends int)
+	// Tracer, if set, traces every connection's queries (pgx's
+	// ConnConfig.Tracer): benchmarks count round trips with it.
+	Tracer pgx.QueryTracer
 }
 
 // Store is a store.Store on a PostgreSQL database.
@@ -88,6 +91,9 @@ func Open(ctx context.Context, dsn string, opts *Options) (*Store, error) {
 			s.log = opts.Logger
 		}
 		s.onGroup = opts.OnGroup
+		if opts.Tracer != nil {
+			cfg.ConnConfig.Tracer = opts.Tracer
+		}
 	}
 	cfg.AfterConnect = s.afterConnect
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)

@@ -80,3 +80,18 @@ func benchAppendAck1to1(b *testing.B, oldIDs int) {
 func BenchmarkAppendAck1to1Aged(b *testing.B) {
 	benchAppendAck1to1(b, 2_000_000)
 }
+
+// BenchmarkCommits is storetest's group management benchmark on SQLite:
+// adds with Welcomes, update commits and removes, applied at once
+// (Commits) or pending until a voter's verdicts (CommitsPending).
+func BenchmarkCommits(b *testing.B)        { benchCommits(b, false) }
+func BenchmarkCommitsPending(b *testing.B) { benchCommits(b, true) }
+
+func benchCommits(b *testing.B, pending bool) {
+	s, err := Open(context.Background(), filepath.Join(b.TempDir(), "parley.db"), nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	storetest.BenchCommits(b, s, pending, nil)
+}
