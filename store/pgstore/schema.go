@@ -304,6 +304,211 @@ CREATE TABLE pending_voters (
 );
 CREATE INDEX pending_voters_device ON pending_voters (device_id);
 `,
+	// 5: a commit appended in one statement (parley_append_commit), as
+	// appendCommit describes: it replaces a transaction of ten or more
+	// round trips (appendTx and applyDelta in the Go code of before), with the conversation's row locked
+	// across them. Status codes are the appendStatus constants; failures
+	// found after the first write are raised with the SQLSTATEs in
+	// commitErrors (the statement, and so everything it wrote, is rolled
+	// back). As in migration 3, every statement of the VOLATILE function
+	// takes a new snapshot, so everything after the FOR UPDATE sees what
+	// was committed before the lock was granted.
+	`
+CREATE FUNCTION parley_append_commit(p_conv BYTEA, p_id BYTEA, p_sender TEXT, p_epoch BIGINT, p_payload BYTEA, p_now BIGINT,
+	p_added TEXT[], p_removed TEXT[], p_welcome BYTEA,
+	p_per_sender BIGINT, p_total BIGINT, p_per_sender_count BIGINT, p_total_count BIGINT,
+	OUT r_status SMALLINT, OUT r_seq BIGINT, OUT r_epoch BIGINT, OUT r_dup_epoch BIGINT, OUT r_dup_kind SMALLINT,
+	OUT r_dup_sender TEXT, OUT r_stored BIGINT, OUT r_win_id BYTEA, OUT r_win_payload BYTEA,
+	OUT r_recipients TEXT[], OUT r_welcomed TEXT[], OUT r_inbox_seqs BIGINT[])
+LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+	v_head      BIGINT;
+	v_new_epoch BIGINT;
+	v_locked    TEXT[];
+	v_ids       TEXT[];
+	v_users     TEXT[];
+	v_sender_u  TEXT;
+	v_others    TEXT[]; -- the named devices of another account than the sender's
+	v_until     BIGINT;
+	v_found     BOOLEAN;
+	v_n         INTEGER;
+	v_iseq      BIGINT;
+	v_total     BIGINT;
+	v_from      BIGINT;
+	v_count     BIGINT;
+	v_from_n    BIGINT;
+	v_w         BIGINT;
+	d           TEXT;
+BEGIN
+	-- The conversation's row lock serialises appends across nodes: the
+	-- first commit for an epoch wins.
+	SELECT c.epoch, c.head_seq INTO r_epoch, v_head FROM conversations c WHERE c.id = p_conv FOR UPDATE;
+	IF NOT FOUND THEN
+		r_status := 1; RETURN;
+	END IF;
+	IF NOT EXISTS (SELECT 1 FROM members m WHERE m.conversation_id = p_conv AND m.device_id = p_sender AND m.until_seq IS NULL) THEN
+		r_status := 2; RETURN;
+	END IF;
+	-- Idempotency: a message id already stored is not stored again.
+	SELECT mi.seq, mi.epoch, mi.kind, mi.sender, mi.stored INTO r_seq, r_dup_epoch, r_dup_kind, r_dup_sender, r_stored
+		FROM message_ids mi WHERE mi.conversation_id = p_conv AND mi.id = p_id;
+	IF FOUND THEN
+		r_status := 3; RETURN;
+	END IF;
+	IF p_epoch > r_epoch THEN
+		r_status := 4; RETURN;
+	END IF;
+	IF p_epoch < r_epoch THEN
+		-- Handshake ordering (RFC 9750 §5.2): the winner of the epoch.
+		SELECT e.seq, e.id, e.sender, e.payload, e.stored INTO r_seq, r_win_id, r_dup_sender, r_win_payload, r_stored
+			FROM epoch_commits e WHERE e.conversation_id = p_conv AND e.epoch = p_epoch;
+		IF FOUND THEN
+			r_status := 6;
+		ELSE
+			r_status := 7; -- the epoch is over and its commit expired
+		END IF;
+		RETURN;
+	END IF;
+	r_seq := v_head + 1;
+	v_new_epoch := r_epoch + 1;
+
+	-- The membership change (applyDelta before). The added devices' rows
+	-- are locked in id order (no deadlock between two commits), for the
+	-- inbox room checked below.
+	SELECT array_agg(l.id) INTO v_locked FROM (SELECT dv.id FROM devices dv WHERE dv.id = ANY(p_added) ORDER BY dv.id FOR UPDATE) l;
+	SELECT array_agg(dv.id), array_agg(dv.username) INTO v_ids, v_users FROM devices dv
+		WHERE dv.id = ANY(p_added || p_removed || ARRAY[p_sender]);
+	v_sender_u := COALESCE(v_users[array_position(v_ids, p_sender)], '');
+	SELECT COALESCE(array_agg(x.d), '{}') INTO v_others FROM unnest(p_added || p_removed) x(d)
+		WHERE array_position(v_ids, x.d) IS NOT NULL AND v_users[array_position(v_ids, x.d)] <> v_sender_u;
+	IF cardinality(v_others) > 0 THEN
+		-- The voters: the active members now, but the committer's account
+		-- and devices whose own addition is still pending.
+		INSERT INTO pending_voters (conversation_id, seq, device_id)
+			SELECT m.conversation_id, r_seq, m.device_id FROM members m JOIN devices dv ON dv.id = m.device_id
+			WHERE m.conversation_id = p_conv AND m.until_seq IS NULL AND dv.username <> v_sender_u
+			AND NOT EXISTS (SELECT 1 FROM pending_changes p WHERE p.conversation_id = m.conversation_id AND p.device_id = m.device_id AND NOT p.removed);
+	END IF;
+	FOREACH d IN ARRAY p_added LOOP
+		IF v_locked IS NULL OR NOT d = ANY(v_locked) THEN
+			RAISE EXCEPTION USING ERRCODE = 'PR001', MESSAGE = format('added device "%s"', d);
+		END IF;
+		SELECT m.until_seq INTO v_until FROM members m WHERE m.conversation_id = p_conv AND m.device_id = d;
+		v_found := FOUND;
+		IF v_found AND v_until IS NULL THEN
+			-- A device whose removal is pending, added again: it stays the
+			-- member it is and its removal is dropped.
+			DELETE FROM pending_changes WHERE conversation_id = p_conv AND device_id = d AND removed;
+			GET DIAGNOSTICS v_n = ROW_COUNT;
+			IF v_n > 0 THEN
+				CONTINUE;
+			END IF;
+			-- A device that refused the Welcome of its pending addition may
+			-- be added again; its cursor starts anew.
+			DELETE FROM pending_changes WHERE conversation_id = p_conv AND device_id = d AND NOT removed AND refuse;
+			GET DIAGNOSTICS v_n = ROW_COUNT;
+			IF v_n = 0 THEN
+				RAISE EXCEPTION USING ERRCODE = 'PR002', MESSAGE = format('added device "%s" is already a member', d);
+			END IF;
+			UPDATE members SET cursor = r_seq WHERE conversation_id = p_conv AND device_id = d;
+		ELSIF v_found THEN
+			UPDATE members SET cursor = r_seq, until_seq = NULL WHERE conversation_id = p_conv AND device_id = d;
+		ELSE
+			INSERT INTO members (conversation_id, device_id, cursor) VALUES (p_conv, d, r_seq);
+		END IF;
+		IF d = ANY(v_others) THEN
+			DELETE FROM pending_voters WHERE conversation_id = p_conv AND seq = r_seq AND device_id = d;
+			INSERT INTO pending_changes (conversation_id, seq, commit_id, device_id, removed, stored)
+				VALUES (p_conv, r_seq, p_id, d, false, p_now);
+		END IF;
+	END LOOP;
+	FOREACH d IN ARRAY p_removed LOOP
+		IF array_position(v_ids, d) IS NULL THEN
+			-- A device deleted from its account already left every
+			-- conversation.
+			CONTINUE;
+		END IF;
+		IF NOT EXISTS (SELECT 1 FROM members m WHERE m.conversation_id = p_conv AND m.device_id = d AND m.until_seq IS NULL) THEN
+			RAISE EXCEPTION USING ERRCODE = 'PR003', MESSAGE = format('removed device "%s"', d);
+		END IF;
+		IF d = ANY(v_others) THEN
+			-- Pending until the verdicts: it stays an active member.
+			DELETE FROM pending_voters WHERE conversation_id = p_conv AND seq = r_seq AND device_id = d;
+			INSERT INTO pending_changes (conversation_id, seq, commit_id, device_id, removed, stored)
+				VALUES (p_conv, r_seq, p_id, d, true, p_now);
+			CONTINUE;
+		END IF;
+		UPDATE members SET until_seq = r_seq WHERE conversation_id = p_conv AND device_id = d;
+	END LOOP;
+
+	-- The epoch is the key: a second commit for it cannot be stored.
+	INSERT INTO epoch_commits (conversation_id, epoch, seq, id, sender, payload, stored)
+		VALUES (p_conv, p_epoch, r_seq, p_id, p_sender, p_payload, p_now);
+	IF length(p_welcome) > 0 THEN
+		IF p_per_sender > 0 OR p_total > 0 OR p_per_sender_count > 0 OR p_total_count > 0 THEN
+			-- The inbox limits (checkInboxRoom before); the added devices'
+			-- rows are locked, so two commits adding one device from
+			-- different conversations are counted one after the other.
+			v_w := length(p_welcome);
+			FOREACH d IN ARRAY p_added LOOP
+				SELECT COALESCE(SUM(length(i.payload)), 0)::bigint,
+					COALESCE(SUM(CASE WHEN s.username = v_sender_u THEN length(i.payload) ELSE 0 END), 0)::bigint,
+					COUNT(*), COALESCE(SUM(CASE WHEN s.username = v_sender_u THEN 1 ELSE 0 END), 0)::bigint
+					INTO v_total, v_from, v_count, v_from_n
+					FROM inbox i LEFT JOIN devices s ON s.id = i.sender WHERE i.device_id = d;
+				IF p_per_sender_count > 0 AND v_from_n + 1 > p_per_sender_count THEN
+					RAISE EXCEPTION USING ERRCODE = 'PR004', MESSAGE = format('device %s already holds %s invitations from this account (limit %s)', d, v_from_n, p_per_sender_count);
+				END IF;
+				IF p_total_count > 0 AND v_count + 1 > p_total_count THEN
+					RAISE EXCEPTION USING ERRCODE = 'PR004', MESSAGE = format('device %s has %s unread invitations (limit %s)', d, v_count, p_total_count);
+				END IF;
+				IF p_per_sender > 0 AND v_from + v_w > p_per_sender THEN
+					RAISE EXCEPTION USING ERRCODE = 'PR004', MESSAGE = format('device %s already holds %s bytes of invitations from this account (limit %s)', d, v_from, p_per_sender);
+				END IF;
+				IF p_total > 0 AND v_total + v_w > p_total THEN
+					RAISE EXCEPTION USING ERRCODE = 'PR004', MESSAGE = format('device %s has %s bytes of unread invitations (limit %s)', d, v_total, p_total);
+				END IF;
+			END LOOP;
+		END IF;
+		r_welcomed := '{}';
+		r_inbox_seqs := '{}';
+		FOREACH d IN ARRAY p_added LOOP
+			UPDATE devices SET inbox_head = inbox_head + 1 WHERE id = d RETURNING inbox_head INTO v_iseq;
+			INSERT INTO inbox (device_id, seq, id, conversation_id, epoch, kind, sender, payload, stored)
+				VALUES (d, v_iseq, p_id, p_conv, v_new_epoch, 4, p_sender, p_welcome, p_now);
+			r_welcomed := r_welcomed || d;
+			r_inbox_seqs := r_inbox_seqs || v_iseq;
+		END LOOP;
+	END IF;
+
+	INSERT INTO messages (conversation_id, seq, id, epoch, kind, sender, payload, stored)
+		VALUES (p_conv, r_seq, p_id, p_epoch, 1, p_sender, p_payload, p_now);
+	INSERT INTO message_ids (conversation_id, id, seq, epoch, kind, sender, stored)
+		VALUES (p_conv, p_id, r_seq, p_epoch, 1, p_sender, p_now);
+	-- Conditional on what was read under the lock: were the lock ever not
+	-- held, this would change nothing and the commit would fail rather
+	-- than fork the log.
+	UPDATE conversations SET epoch = v_new_epoch, head_seq = r_seq WHERE id = p_conv AND epoch = r_epoch AND head_seq = v_head;
+	GET DIAGNOSTICS v_n = ROW_COUNT;
+	IF v_n <> 1 THEN
+		RAISE EXCEPTION 'conversation changed while its row was locked (epoch %, head %)', r_epoch, v_head;
+	END IF;
+	-- The sender has its own message: if it was caught up, it stays so.
+	UPDATE members SET cursor = r_seq WHERE conversation_id = p_conv AND device_id = p_sender AND cursor = r_seq - 1;
+	-- A device that removed itself is now caught up with its removal and
+	-- leaves.
+	DELETE FROM members WHERE conversation_id = p_conv AND until_seq IS NOT NULL AND cursor >= until_seq;
+	SELECT array_agg(m.device_id ORDER BY m.device_id) INTO r_recipients FROM members m
+		WHERE m.conversation_id = p_conv AND (m.until_seq IS NULL OR m.until_seq = r_seq);
+	-- A membership change can move the oldest cursor: trim.
+	DELETE FROM messages WHERE conversation_id = p_conv
+		AND seq <= (SELECT MIN(m.cursor) FROM members m WHERE m.conversation_id = p_conv);
+	r_epoch := v_new_epoch;
+	r_stored := p_now;
+	r_status := 0;
+END
+$$;
+`,
 }
 
 // Transaction advisory lock keys (pg_advisory_xact_lock): each serialises
