@@ -360,3 +360,115 @@ func TestTwoNodesMessagesRaceCommits(t *testing.T) {
 		t.Fatalf("%d distinct seqs stored, %v; want %d", n, err, stored)
 	}
 }
+
+// Commits that change membership, each adding another account's device
+// with a Welcome, race on two nodes round after round (one statement
+// each, parley_append_commit). Exactly one wins each epoch and the
+// losers get it back; only the winner's device becomes a member, gets a
+// Welcome and a pending change; the losers' devices have nothing. It
+// fails if the conversation's row lock is not what orders them (two
+// winners, or a loser's Welcome or membership left behind).
+func TestTwoNodesRaceMembershipCommits(t *testing.T) {
+	dsn := pgtest.DB(t)
+	nodes := []*Store{open(t, dsn), open(t, dsn)}
+	for _, n := range nodes {
+		defer n.Close()
+	}
+	const rounds, perNode = 5, 4
+	users := []string{"alice", "bob"}
+	for i := range rounds * 2 * perNode {
+		users = append(users, fmt.Sprintf("guest%02d", i))
+	}
+	for _, u := range users {
+		if err := nodes[0].CreateAccount(ctx, store.Device{ID: u + "-d", Username: u, PublicKey: []byte(u)}, ""); err != nil {
+			t.Fatal(err)
+		}
+	}
+	conv := []byte("raced-members")
+	if err := nodes[1].CreateConversation(ctx, conv, "alice-d"); err != nil {
+		t.Fatal(err)
+	}
+	first, err := nodes[0].Append(ctx, store.Append{ID: msgID(0), ConversationID: conv, Kind: store.KindCommit, Sender: "alice-d", Added: []string{"bob-d"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := nodes[1].Verdict(ctx, "bob-d", conv, first.Message.ID, false); err != nil {
+		t.Fatal(err)
+	}
+	members := []string{"alice-d", "bob-d"}
+	limits := store.InboxLimits{PerSender: 1 << 20, Total: 1 << 20, PerSenderCount: 10, TotalCount: 10}
+	for round := range rounds {
+		epoch := uint64(round + 1)
+		type result struct {
+			id    []byte
+			guest string
+			res   store.AppendResult
+			err   error
+		}
+		results := make([]result, 2*perNode)
+		start := make(chan struct{})
+		var wg sync.WaitGroup
+		for i := range results {
+			r := &results[i]
+			r.id, r.guest = msgID(round*100+i), fmt.Sprintf("guest%02d-d", round*2*perNode+i)
+			sender := []string{"alice-d", "bob-d"}[i%2]
+			wg.Go(func() {
+				<-start
+				r.res, r.err = nodes[i%2].Append(ctx, store.Append{ID: r.id, ConversationID: conv, Epoch: epoch, Kind: store.KindCommit,
+					Sender: sender, Payload: []byte(r.guest), Added: []string{r.guest}, Welcome: []byte("welcome " + r.guest), InboxLimits: limits})
+			})
+		}
+		close(start)
+		wg.Wait()
+		var winner *result
+		for i := range results {
+			if results[i].err == nil {
+				if winner != nil {
+					t.Fatalf("epoch %d: two commits won (seq %d and %d)", epoch, winner.res.Message.Seq, results[i].res.Message.Seq)
+				}
+				winner = &results[i]
+			}
+		}
+		if winner == nil {
+			t.Fatalf("epoch %d: no commit won: %v", epoch, results[0].err)
+		}
+		if len(winner.res.Welcomes) != 1 || winner.res.Welcomes[0].DeviceID != winner.guest || winner.res.Epoch != epoch+1 {
+			t.Fatalf("epoch %d: winner's result %+v", epoch, winner.res)
+		}
+		for _, r := range results {
+			if r.err == nil {
+				continue
+			}
+			var ce *store.EpochConflictError
+			if !errors.As(r.err, &ce) || !bytes.Equal(ce.Winner.ID, winner.id) || ce.Winner.Seq != winner.res.Message.Seq ||
+				!bytes.Equal(ce.Winner.Payload, []byte(winner.guest)) {
+				t.Fatalf("epoch %d: loser got %v, want a conflict naming the winner %x", epoch, r.err, winner.id)
+			}
+			for _, n := range nodes {
+				in, err := n.FetchInbox(ctx, r.guest, 10)
+				ms, err2 := n.Memberships(ctx, r.guest)
+				if err != nil || err2 != nil || len(in) != 0 || len(ms) != 0 {
+					t.Fatalf("epoch %d: loser's device %s has %d welcomes and %d memberships (%v, %v)", epoch, r.guest, len(in), len(ms), err, err2)
+				}
+			}
+		}
+		in, err := nodes[round%2].FetchInbox(ctx, winner.guest, 10)
+		if err != nil || len(in) != 1 || !bytes.Equal(in[0].ID, winner.id) {
+			t.Fatalf("epoch %d: winner's device inbox %+v, %v", epoch, in, err)
+		}
+		members = append(members, winner.guest)
+		slices.Sort(members)
+		c, err := nodes[(round+1)%2].Conversation(ctx, conv)
+		if err != nil || c.Epoch != epoch+1 || c.HeadSeq != epoch+1 || !slices.Equal(c.Members, members) {
+			t.Fatalf("epoch %d: conversation %+v, %v; want members %v", epoch, c, err, members)
+		}
+		var pending int
+		if err := nodes[0].Pool().QueryRow(ctx, `SELECT COUNT(*) FROM pending_changes WHERE conversation_id = $1 AND seq = $2`, conv, int64(winner.res.Message.Seq)).Scan(&pending); err != nil || pending != 1 {
+			t.Fatalf("epoch %d: %d pending changes for the winner, %v; want 1", epoch, pending, err)
+		}
+	}
+	var stray int
+	if err := nodes[0].Pool().QueryRow(ctx, `SELECT COUNT(*) FROM pending_changes WHERE conversation_id = $1`, conv).Scan(&stray); err != nil || stray != rounds {
+		t.Fatalf("%d pending changes in all, %v; want %d (one per winner)", stray, err, rounds)
+	}
+}

@@ -42,6 +42,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"Idempotency", testIdempotency},
 		{"EpochConflict", testEpochConflict},
 		{"Membership", testMembership},
+		{"RefusedCommitChangesNothing", testRefusedCommitChangesNothing},
 		{"Verdicts", testVerdicts},
 		{"AckTrims", testAckTrims},
 		{"Inbox", testInbox},
@@ -681,6 +682,59 @@ func testInbox(t *testing.T, s store.Store) {
 // Welcomes count against the added device's inbox limits, per sending
 // account (all its devices together) and in total; a refused commit
 // changes nothing, and an acknowledged Welcome frees its room.
+// A commit refused on its second added device, after the first (another
+// account's, so a pending change with a voter) could have been applied,
+// leaves no trace: no member, no Welcome, no inbox seq taken, no pending
+// change, no epoch.
+func testRefusedCommitChangesNothing(t *testing.T, s store.Store) {
+	mustAccount(t, s, "alice", "a1")
+	mustAccount(t, s, "bob", "b1")
+	mustAccount(t, s, "carol", "c1")
+	conv := group(t, s, "a1", "b1")
+	refused := msgID()
+	_, err := s.Append(ctx, app{ID: refused, ConversationID: conv, Epoch: 1, Kind: store.KindCommit, Sender: "a1",
+		Added: []string{"c1", "b1"}, Welcome: []byte("welcome"), InboxLimits: store.InboxLimits{TotalCount: 10}})
+	mustErr(t, "add carol and bob, a member already", err, store.ErrBadRequest)
+	_, err = s.Append(ctx, app{ID: msgID(), ConversationID: conv, Epoch: 1, Kind: store.KindCommit, Sender: "a1",
+		Added: []string{"c1"}, Removed: []string{"b1", "a1x"}})
+	if err != nil {
+		// a1x is unknown: a deleted device, skipped; nothing refused.
+		t.Fatalf("add carol, remove bob and a deleted device: %v", err)
+	}
+	// That one was stored: start again from a fresh group.
+	mustAccount(t, s, "dave", "d1")
+	mustAccount(t, s, "erin", "e1")
+	conv = group(t, s, "d1", "b1")
+	_, err = s.Append(ctx, app{ID: refused, ConversationID: conv, Epoch: 1, Kind: store.KindCommit, Sender: "d1",
+		Added: []string{"e1", "ghost"}, Welcome: []byte("welcome")})
+	mustErr(t, "add erin and an unknown device", err, store.ErrUnknownDevice)
+	_, err = s.Append(ctx, app{ID: msgID(), ConversationID: conv, Epoch: 1, Kind: store.KindCommit, Sender: "d1",
+		Added: []string{"e1"}, Removed: []string{"c1"}, Welcome: []byte("welcome")})
+	mustErr(t, "add erin and remove carol, no member", err, store.ErrNotMember)
+	if c, err := s.Conversation(ctx, conv); err != nil || c.Epoch != 1 || c.HeadSeq != 1 || !slices.Equal(c.Members, []string{"b1", "d1"}) {
+		t.Fatalf("refused commits changed the conversation: %+v, %v", c, err)
+	}
+	if ms, err := s.FetchInbox(ctx, "e1", 10); err != nil || len(ms) != 0 {
+		t.Fatalf("erin's inbox after refused commits: %d welcomes, %v", len(ms), err)
+	}
+	if ms, err := s.Memberships(ctx, "e1"); err != nil || len(ms) != 0 {
+		t.Fatalf("erin's memberships after refused commits: %+v, %v", ms, err)
+	}
+	if v, err := s.Verdict(ctx, "b1", conv, refused, false); err != nil || v != store.VerdictIgnored {
+		t.Fatalf("verdict on a refused commit: %v, %v; want ignored (nothing pending)", v, err)
+	}
+	// The same commit, now valid, takes epoch 1, seq 2 and erin's first
+	// inbox seq; its addition waits for bob's verdict.
+	r := send(t, s, app{ID: refused, ConversationID: conv, Epoch: 1, Kind: store.KindCommit, Sender: "d1",
+		Added: []string{"e1"}, Welcome: []byte("welcome")})
+	if r.Duplicate || r.Message.Seq != 2 || r.Epoch != 2 || len(r.Welcomes) != 1 || r.Welcomes[0].Message.Seq != 1 {
+		t.Fatalf("commit after the refused ones: %+v", r)
+	}
+	if v, err := s.Verdict(ctx, "b1", conv, refused, false); err != nil || v != store.VerdictDecided {
+		t.Fatalf("bob's verdict on erin's addition: %v, %v", v, err)
+	}
+}
+
 func testInboxLimits(t *testing.T, s store.Store) {
 	mustAccount(t, s, "alice", "a1")
 	mustAccount(t, s, "mallory", "m1", "m2")
