@@ -207,16 +207,10 @@ const (
 	ackBeyondHead
 )
 
-// trimLog deletes the messages every member (including removed devices
-// still catching up) has acknowledged.
-func trimLog(ctx context.Context, tx pgx.Tx, conv []byte) error {
-	_, err := tx.Exec(ctx, `DELETE FROM messages WHERE conversation_id = $1
-		AND seq <= (SELECT MIN(cursor) FROM members WHERE conversation_id = $1)`, conv)
-	if err != nil {
-		return fmt.Errorf("trim log: %w", err)
-	}
-	return nil
-}
+// trimSQL deletes the messages every member of a conversation
+// (including removed devices still catching up) has acknowledged.
+const trimSQL = `DELETE FROM messages WHERE conversation_id = $1
+	AND seq <= (SELECT MIN(cursor) FROM members WHERE conversation_id = $1)`
 
 func (s *Store) FetchInbox(ctx context.Context, deviceID string, limit int) ([]store.Message, error) {
 	if limit <= 0 {
