@@ -13,7 +13,8 @@ import (
 
 // Group commit: appends from many connections go to a few writer
 // goroutines, each conversation always to the same one (its queue keeps
-// their order), and so do Acks. A writer runs a commit as a transaction of its own, and
+// their order), and so do Acks. A writer runs a commit as a statement
+// of its own (appendCommit), and
 // sends the application messages and proposals waiting as
 // one pgx batch of parley_append_message calls, in one round trip and one
 // transaction (the statements of a pipeline up to its Sync form one

@@ -4,7 +4,7 @@
 // Several server processes ("nodes") may share one database. Everything
 // that must be serialised is serialised in the database, never in one
 // process: an append locks its conversation's row (SELECT ... FOR UPDATE)
-// for its transaction, so sequence numbers stay dense and the first
+// until it commits, so sequence numbers stay dense and the first
 // commit for an epoch wins even when two nodes receive commits for the
 // same epoch at once; the update of the conversation's epoch and head is
 // also conditional on the values read, and epoch_commits has the epoch as
@@ -19,7 +19,10 @@
 // proposal is one statement (parley_append_message, a PL/pgSQL function
 // holding the same row lock), and concurrent ones are group committed:
 // sent as one pipelined batch, one transaction and one WAL flush
-// (groupcommit.go); an Ack is one statement too (parley_ack). Sessions run with
+// (groupcommit.go); an Ack is one statement too (parley_ack), and so is
+// a commit with its membership change, Welcomes and inbox limits
+// (parley_append_commit, committed on its own). A Verdict is a
+// transaction of a few pipelined batches. Sessions run with
 // synchronous_commit on at least (a server configured with it off gets it
 // turned on for Parley's sessions).
 //

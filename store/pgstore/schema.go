@@ -305,9 +305,9 @@ CREATE TABLE pending_voters (
 CREATE INDEX pending_voters_device ON pending_voters (device_id);
 `,
 	// 5: a commit appended in one statement (parley_append_commit), as
-	// appendCommit describes: it replaces a transaction of ten or more
-	// round trips (appendTx and applyDelta in the Go code of before), with the conversation's row locked
-	// across them. Status codes are the appendStatus constants; failures
+	// appendCommit describes. It replaces a transaction of ten or more
+	// round trips (appendTx and applyDelta, Go code until this migration)
+	// that held the conversation's row lock across them. Status codes are the appendStatus constants; failures
 	// found after the first write are raised with the SQLSTATEs in
 	// commitErrors (the statement, and so everything it wrote, is rolled
 	// back). As in migration 3, every statement of the VOLATILE function
