@@ -59,7 +59,7 @@ func (s *Store) StartAppend(ctx context.Context, a store.Append) (wait func() (s
 }
 
 // appendCommit runs a commit as one statement, parley_append_commit
-// (migration 5), committed on its own: one round trip where the
+// (a schema migration), committed on its own: one round trip where the
 // transaction it replaced (BEGIN, the reads under the row lock, the
 // membership change statement by statement, the Welcomes, the writes,
 // COMMIT) took ten or more, with the conversation's row locked across
@@ -172,7 +172,7 @@ func nonNilStrings(s []string) []string {
 }
 
 // appendStatus is what parley_append_message (migration 3) and
-// parley_append_commit (migration 5) report.
+// parley_append_commit (schema.go) report.
 type appendStatus int16
 
 const (
