@@ -116,6 +116,16 @@ func (x *Index) Owns(ctx context.Context, owner, id string) (bool, error) {
 	return ok, err
 }
 
+// Lookup implements blobstore.Index.
+func (x *Index) Lookup(ctx context.Context, id string) (int64, bool, error) {
+	var n int64
+	err := x.pool.QueryRow(ctx, `SELECT size FROM blobs WHERE id = $1`, id).Scan(&n)
+	if err == pgx.ErrNoRows {
+		return 0, false, nil
+	}
+	return n, err == nil, err
+}
+
 // Delete implements blobstore.Index: the rows go and their owners'
 // totals shrink in one statement.
 func (x *Index) Delete(ctx context.Context, ids []string) error {

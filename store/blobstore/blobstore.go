@@ -45,6 +45,8 @@ type Index interface {
 	Insert(ctx context.Context, id, owner string, n, quota int64, created, expires time.Time) error
 	// Owns reports whether owner uploaded blob id.
 	Owns(ctx context.Context, owner, id string) (bool, error)
+	// Lookup returns the size of blob id, and whether it is indexed.
+	Lookup(ctx context.Context, id string) (size int64, found bool, err error)
 	// Delete forgets blobs.
 	Delete(ctx context.Context, ids []string) error
 	// Owned returns up to limit blob ids of owner.
@@ -152,6 +154,25 @@ func prepareDir(dir string, cleanTmp bool) error {
 
 // Close closes the index.
 func (d *Dir) Close() error { return d.idx.Close() }
+
+// OpenSQLiteIndex opens (creating it if missing, mode 0600 in a 0700
+// directory) the SQLite index at path, for a blob store whose bodies are
+// elsewhere (store/blobs3 on a single node).
+func OpenSQLiteIndex(path string) (Index, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, fmt.Errorf("blobstore: index: %w", err)
+	}
+	db, err := sqlitedb.Open(context.Background(), path, sqlitedb.Options{Migrations: migrations})
+	if err != nil {
+		return nil, fmt.Errorf("blobstore: index: %w", err)
+	}
+	return sqliteIndex{db}, nil
+}
+
+// Unavailable marks errors of a full, read-only or failing disk (the
+// index's SQLite database included) with store.ErrUnavailable, for
+// backends that share this package's index.
+func Unavailable(err error) error { return unavailable(err) }
 
 // importFiles indexes blob files stored before the index existed, once.
 func (d *Dir) importFiles(ctx context.Context, db *sql.DB) error {
@@ -489,6 +510,15 @@ func (x sqliteIndex) Owns(ctx context.Context, owner, id string) (bool, error) {
 	var n int
 	err := x.db.QueryRowContext(ctx, `SELECT count(*) FROM blobs WHERE id = ? AND owner = ?`, id, owner).Scan(&n)
 	return n > 0, err
+}
+
+func (x sqliteIndex) Lookup(ctx context.Context, id string) (int64, bool, error) {
+	var n int64
+	err := x.db.QueryRowContext(ctx, `SELECT size FROM blobs WHERE id = ?`, id).Scan(&n)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, false, nil
+	}
+	return n, err == nil, err
 }
 
 func (x sqliteIndex) Delete(ctx context.Context, ids []string) error {

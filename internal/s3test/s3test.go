@@ -1,0 +1,174 @@
+// Package s3test gives tests an S3-compatible server of their own: an
+// in-memory github.com/johannesboyne/gofakes3 served on a loopback port
+// over TLS (a certificate of its own, trusted through RootCAs or the
+// PEM file CAFile) in the test process, with one bucket created.
+//
+// In front of it sits what the tests of store/blobs3 and parleyd need
+// that the fake does not do itself: requests signed with another access
+// key id are refused with 403 InvalidAccessKeyId (the fake does not
+// verify signatures, so only the key id is checked), and FailUploads makes
+// object uploads break off mid-body, as a server or network failing
+// during an upload does.
+package s3test
+
+import (
+	"bytes"
+	"crypto/x509"
+	"encoding/pem"
+	"os"
+	"path/filepath"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"sort"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"github.com/johannesboyne/gofakes3"
+	"github.com/johannesboyne/gofakes3/backend/s3mem"
+)
+
+// Server is a running fake S3 endpoint.
+type Server struct {
+	// Endpoint is host:port on 127.0.0.1, spoken to over TLS (plain
+	// HTTP if started with StartPlain).
+	Endpoint string
+	// RootCAs and CAFile (PEM) hold the server's certificate.
+	RootCAs *x509.CertPool
+	CAFile  string
+	// Bucket exists when Start returns.
+	Bucket string
+	// AccessKeyID and SecretAccessKey are the credentials it accepts.
+	AccessKeyID, SecretAccessKey string
+
+	backend *s3mem.Backend
+	// failAfter, when >= 0, cuts every object upload's connection after
+	// that many bytes of its body.
+	failAfter atomic.Int64
+	// Uploads counts object upload requests (PUTs of an object or part).
+	Uploads atomic.Int64
+}
+
+// Start starts a server speaking TLS, stopped when the test ends.
+func Start(t testing.TB) *Server { return start(t, true) }
+
+// StartPlain starts a server speaking plain HTTP. Clients then sign
+// uploads with AWS's streaming (aws-chunked) signature, which the fake
+// decodes only for single PUTs: use it for requests other than uploads.
+func StartPlain(t testing.TB) *Server { return start(t, false) }
+
+func start(t testing.TB, useTLS bool) *Server {
+	t.Helper()
+	s := &Server{Bucket: "parley-test", AccessKeyID: "PARLEYTESTKEY", SecretAccessKey: "parley-test-secret", backend: s3mem.New()}
+	s.failAfter.Store(-1)
+	if err := s.backend.CreateBucket(s.Bucket); err != nil {
+		t.Fatal(err)
+	}
+	faker := gofakes3.New(s.backend)
+	hs := httptest.NewUnstartedServer(s.wrap(faker.Server()))
+	if useTLS {
+		hs.StartTLS()
+		s.RootCAs = x509.NewCertPool()
+		s.RootCAs.AddCert(hs.Certificate())
+		s.CAFile = filepath.Join(t.TempDir(), "s3-ca.pem")
+		pemData := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: hs.Certificate().Raw})
+		if err := os.WriteFile(s.CAFile, pemData, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	} else {
+		hs.Start()
+	}
+	t.Cleanup(hs.Close)
+	_, s.Endpoint, _ = strings.Cut(hs.URL, "://")
+	return s
+}
+
+func (s *Server) wrap(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if key := accessKeyID(r); key != s.AccessKeyID {
+			w.Header().Set("Content-Type", "application/xml")
+			w.WriteHeader(http.StatusForbidden)
+			fmt.Fprintf(w, `<?xml version="1.0" encoding="UTF-8"?><Error><Code>InvalidAccessKeyId</Code><Message>The AWS Access Key Id you provided does not exist in our records.</Message><Resource>%s</Resource></Error>`, r.URL.Path)
+			return
+		}
+		if r.Method == http.MethodPut && strings.Count(strings.Trim(r.URL.Path, "/"), "/") >= 1 {
+			s.Uploads.Add(1)
+			if n := s.failAfter.Load(); n >= 0 {
+				io.CopyN(io.Discard, r.Body, n)
+				if hj, ok := w.(http.Hijacker); ok {
+					if conn, _, err := hj.Hijack(); err == nil {
+						conn.Close()
+						return
+					}
+				}
+				w.WriteHeader(http.StatusInternalServerError)
+				return
+			}
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+// accessKeyID is the key id of a request signed with AWS signature V4
+// ("Authorization: AWS4-HMAC-SHA256 Credential=KEY/date/...").
+func accessKeyID(r *http.Request) string {
+	_, rest, ok := strings.Cut(r.Header.Get("Authorization"), "Credential=")
+	if !ok {
+		return r.URL.Query().Get("X-Amz-Credential")
+	}
+	key, _, _ := strings.Cut(rest, "/")
+	return key
+}
+
+// FailUploads makes every object upload from now on break off after n
+// bytes of its body (the connection is closed without an answer);
+// negative n lets uploads through again.
+func (s *Server) FailUploads(n int64) { s.failAfter.Store(n) }
+
+// Keys lists the bucket's object keys, sorted.
+func (s *Server) Keys(t testing.TB) []string {
+	t.Helper()
+	list, err := s.backend.ListBucket(s.Bucket, &gofakes3.Prefix{}, gofakes3.ListBucketPage{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var keys []string
+	for _, o := range list.Contents {
+		keys = append(keys, o.Key)
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+// Remove deletes an object behind the blob store's back.
+func (s *Server) Remove(t testing.TB, key string) {
+	t.Helper()
+	if _, err := s.backend.DeleteObject(s.Bucket, key); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Put stores an object behind the blob store's back.
+func (s *Server) Put(t testing.TB, key string, data []byte) {
+	t.Helper()
+	if _, err := s.backend.PutObject(s.Bucket, key, nil, bytes.NewReader(data), int64(len(data)), nil); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Get returns an object's contents.
+func (s *Server) Get(t testing.TB, key string) []byte {
+	t.Helper()
+	obj, err := s.backend.GetObject(s.Bucket, key, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer obj.Contents.Close()
+	data, err := io.ReadAll(obj.Contents)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return data
+}

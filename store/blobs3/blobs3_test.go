@@ -1,0 +1,297 @@
+package blobs3
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"errors"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/parleychat/parley/internal/pgtest"
+	"github.com/parleychat/parley/internal/s3test"
+	"github.com/parleychat/parley/store"
+	"github.com/parleychat/parley/store/blobpg"
+	"github.com/parleychat/parley/store/blobstore"
+	"github.com/parleychat/parley/store/blobtest"
+)
+
+func TestMain(m *testing.M) { os.Exit(pgtest.Main(m)) }
+
+var ctx = context.Background()
+
+func config(s *s3test.Server) Config {
+	return Config{Endpoint: s.Endpoint, RootCAs: s.RootCAs, Bucket: s.Bucket, Prefix: "blobs/",
+		AccessKeyID: s.AccessKeyID, SecretAccessKey: s.SecretAccessKey, MaxRetries: 1, PartSize: minPartSize}
+}
+
+func sqliteIndex(t *testing.T) blobstore.Index {
+	t.Helper()
+	idx, err := blobstore.OpenSQLiteIndex(filepath.Join(t.TempDir(), "index", "blobs.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return idx
+}
+
+func open(t *testing.T, cfg Config, idx blobstore.Index) *Store {
+	t.Helper()
+	s, err := Open(ctx, cfg, idx)
+	if err != nil {
+		idx.Close()
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+// The contract suite, with the index in SQLite (one node) and in
+// PostgreSQL (several nodes sharing --db).
+func TestContractSQLiteIndex(t *testing.T) {
+	blobtest.Run(t, func(t *testing.T) store.Blobs { return open(t, config(s3test.Start(t)), sqliteIndex(t)) })
+}
+
+func TestContractPostgresIndex(t *testing.T) {
+	blobtest.Run(t, func(t *testing.T) store.Blobs {
+		idx, err := blobpg.OpenIndex(ctx, pgtest.DB(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return open(t, config(s3test.Start(t)), idx)
+	})
+}
+
+func random(t *testing.T, n int) []byte {
+	b := make([]byte, n)
+	rand.Read(b)
+	return b
+}
+
+// Objects are named by the prefix and the blob id only, hold exactly the
+// uploaded bytes (several parts for a large one), and go with the blob.
+// Refused uploads leave no object behind.
+func TestObjects(t *testing.T) {
+	srv := s3test.Start(t)
+	s := open(t, config(srv), sqliteIndex(t))
+	small, large := random(t, 1000), random(t, 2*minPartSize+12345)
+	idSmall, _, err := s.Put(ctx, "alice", bytes.NewReader(small), store.PutLimits{Max: 100 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := srv.Uploads.Load()
+	idLarge, n, err := s.Put(ctx, "alice", bytes.NewReader(large), store.PutLimits{Max: 100 << 20})
+	if err != nil || n != int64(len(large)) {
+		t.Fatalf("large Put: %d, %v", n, err)
+	}
+	if parts := srv.Uploads.Load() - before; parts != 3 {
+		t.Fatalf("a body of 2 parts and a bit went up in %d PUTs, want 3 parts", parts)
+	}
+	if got := srv.Keys(t); len(got) != 2 || !contains(got, "blobs/"+idSmall) || !contains(got, "blobs/"+idLarge) {
+		t.Fatalf("objects %q, want blobs/<id> for %s and %s", got, idSmall, idLarge)
+	}
+	if !bytes.Equal(srv.Get(t, "blobs/"+idLarge), large) {
+		t.Fatal("the object holds other bytes than were uploaded")
+	}
+	// Streamed back, and seekable (HTTP Range requests).
+	rc, size, err := s.Open(ctx, idLarge)
+	if err != nil || size != int64(len(large)) {
+		t.Fatalf("Open: %d, %v", size, err)
+	}
+	rs, ok := rc.(io.ReadSeeker)
+	if !ok {
+		t.Fatal("Open's reader cannot seek: downloads could not resume")
+	}
+	if _, err := rs.Seek(minPartSize+7, io.SeekStart); err != nil {
+		t.Fatal(err)
+	}
+	tail, err := io.ReadAll(rs)
+	rc.Close()
+	if err != nil || !bytes.Equal(tail, large[minPartSize+7:]) {
+		t.Fatalf("read after seeking: %d bytes, %v", len(tail), err)
+	}
+	// Over the size limit and over the quota: refused, nothing stored.
+	if _, _, err := s.Put(ctx, "alice", bytes.NewReader(large), store.PutLimits{Max: minPartSize}); !errors.Is(err, store.ErrTooLarge) {
+		t.Fatalf("oversized Put: %v", err)
+	}
+	if _, _, err := s.Put(ctx, "alice", bytes.NewReader(large), store.PutLimits{Max: 100 << 20, Quota: int64(len(large)) + 2000}); !errors.Is(err, store.ErrQuotaExceeded) {
+		t.Fatalf("Put over the quota: %v", err)
+	}
+	if got := srv.Keys(t); len(got) != 2 {
+		t.Fatalf("refused uploads left objects: %q", got)
+	}
+	if err := s.Delete(ctx, "alice", idLarge); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := s.DeleteExpired(ctx, time.Now().Add(time.Hour)); err != nil || n != 1 {
+		t.Fatalf("DeleteExpired = %d, %v", n, err)
+	}
+	if got := srv.Keys(t); len(got) != 0 {
+		t.Fatalf("deleted and expired blobs left objects: %q", got)
+	}
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// The S3 server breaks off mid-upload (a single PUT and a multipart
+// upload): Put fails with a retryable error (store.ErrUnavailable, which
+// the server answers with 507 and Retry-After), the index has no row, the
+// account is charged nothing, and no object is left. Once the server
+// recovers, the next upload works.
+func TestS3FailsMidUpload(t *testing.T) {
+	srv := s3test.Start(t)
+	s := open(t, config(srv), sqliteIndex(t))
+	srv.FailUploads(100)
+	for _, size := range []int{1000, 2*minPartSize + 1} {
+		id, _, err := s.Put(ctx, "alice", bytes.NewReader(random(t, size)), store.PutLimits{Max: 100 << 20})
+		if err == nil {
+			t.Fatalf("%d bytes: Put succeeded (id %s) while the S3 server failed every upload", size, id)
+		}
+		if !errors.Is(err, store.ErrUnavailable) {
+			t.Fatalf("%d bytes: %v, want store.ErrUnavailable (retryable)", size, err)
+		}
+	}
+	if u, err := s.Usage(ctx, "alice"); err != nil || u.Blobs != 0 || u.Bytes != 0 {
+		t.Fatalf("usage after failed uploads: %+v, %v", u, err)
+	}
+	if got := srv.Keys(t); len(got) != 0 {
+		t.Fatalf("failed uploads left objects: %q", got)
+	}
+	srv.FailUploads(-1)
+	data := random(t, 1000)
+	id, _, err := s.Put(ctx, "alice", bytes.NewReader(data), store.PutLimits{Max: 100 << 20})
+	if err != nil {
+		t.Fatalf("Put after the S3 server recovered: %v", err)
+	}
+	rc, _, err := s.Open(ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ := io.ReadAll(rc)
+	rc.Close()
+	if !bytes.Equal(got, data) {
+		t.Fatal("read back other bytes")
+	}
+}
+
+// failingIndex refuses every insert, as a database that is down does.
+type failingIndex struct{ blobstore.Index }
+
+func (failingIndex) Insert(context.Context, string, string, int64, int64, time.Time, time.Time) error {
+	return errors.New("index database unreachable")
+}
+
+// The object was stored but its index row cannot be committed: the
+// upload fails and the object is removed at once.
+func TestIndexFailsAfterUpload(t *testing.T) {
+	srv := s3test.Start(t)
+	s := open(t, config(srv), failingIndex{sqliteIndex(t)})
+	if _, _, err := s.Put(ctx, "alice", bytes.NewReader(random(t, 1000)), store.PutLimits{Max: 1 << 20}); err == nil {
+		t.Fatal("Put succeeded without an index row")
+	}
+	if got := srv.Keys(t); len(got) != 0 {
+		t.Fatalf("an upload whose row failed left objects: %q", got)
+	}
+}
+
+// An object removed behind the server's back: Open says so clearly (an
+// ErrObjectMissing that is also ErrNotFound, naming the object), without
+// panicking, and the owner can still delete the blob.
+func TestObjectMissing(t *testing.T) {
+	srv := s3test.Start(t)
+	s := open(t, config(srv), sqliteIndex(t))
+	id, _, err := s.Put(ctx, "alice", strings.NewReader("ciphertext"), store.PutLimits{Max: 1 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.Remove(t, "blobs/"+id)
+	_, _, err = s.Open(ctx, id)
+	if !errors.Is(err, ErrObjectMissing) || !errors.Is(err, store.ErrNotFound) || !strings.Contains(err.Error(), "blobs/"+id) {
+		t.Fatalf("Open of an indexed blob without its object: %v", err)
+	}
+	if err := s.Delete(ctx, "alice", id); err != nil {
+		t.Fatalf("deleting a blob whose object is gone: %v", err)
+	}
+	if u, _ := s.Usage(ctx, "alice"); u.Blobs != 0 {
+		t.Fatalf("usage after the delete: %+v", u)
+	}
+}
+
+// Orphans (an object stored by a node that died before committing its
+// row, and a multipart upload never completed) are removed by Sweep once
+// older than the grace period; indexed blobs, objects still in their grace
+// period and keys that are not blob ids are left alone.
+func TestSweep(t *testing.T) {
+	srv := s3test.Start(t)
+	s := open(t, config(srv), sqliteIndex(t))
+	kept, _, err := s.Put(ctx, "alice", strings.NewReader("indexed"), store.PutLimits{Max: 1 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	orphan := "blobs/" + newID()
+	srv.Put(t, orphan, []byte("orphan"))
+	srv.Put(t, "blobs/not-a-blob", []byte("x"))
+	srv.Put(t, "elsewhere/"+newID(), []byte("outside the prefix"))
+	if n, err := s.Sweep(ctx, time.Now().Add(-time.Hour)); err != nil || n != 0 {
+		t.Fatalf("Sweep within the grace period = %d, %v", n, err)
+	}
+	if n, err := s.Sweep(ctx, time.Now().Add(time.Hour)); err != nil || n != 1 {
+		t.Fatalf("Sweep = %d, %v; want the one orphan", n, err)
+	}
+	want := []string{"blobs/" + kept, "blobs/not-a-blob"}
+	if got := srv.Keys(t); len(got) != 3 || !contains(got, want[0]) || !contains(got, want[1]) || contains(got, orphan) {
+		t.Fatalf("after the sweep: %q", got)
+	}
+}
+
+// Open refuses to start against a wrong bucket, refused credentials or
+// an endpoint where no S3 server answers, with errors saying which.
+func TestStartupChecks(t *testing.T) {
+	srv := s3test.Start(t)
+	for _, tc := range []struct {
+		name   string
+		change func(*Config)
+		want   error
+		says   string
+	}{
+		{"no bucket", func(c *Config) { c.Bucket = "no-such-bucket" }, ErrNoBucket, "create it"},
+		{"wrong key", func(c *Config) { c.AccessKeyID = "WRONGKEY" }, ErrCredentials, "PARLEY_S3_ACCESS_KEY_ID"},
+		{"nothing listening", func(c *Config) { c.Endpoint = closedPort(t) }, ErrUnreachable, "S3 server is running"},
+		{"TLS to a plain-HTTP server", func(c *Config) { c.Endpoint = s3test.StartPlain(t).Endpoint }, ErrUnreachable, "tls=off"},
+		{"untrusted certificate", func(c *Config) { c.RootCAs = nil }, ErrUnreachable, "certificate"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := config(srv)
+			tc.change(&cfg)
+			idx := sqliteIndex(t)
+			defer idx.Close()
+			_, err := Open(ctx, cfg, idx)
+			if !errors.Is(err, tc.want) || !strings.Contains(err.Error(), tc.says) {
+				t.Fatalf("Open: %v; want %v saying %q", err, tc.want, tc.says)
+			}
+			if strings.Contains(err.Error(), cfg.SecretAccessKey) {
+				t.Fatal("the error shows the secret key")
+			}
+		})
+	}
+	if got := srv.Keys(t); len(got) != 0 {
+		t.Fatalf("start-up checks left objects: %q", got)
+	}
+}
+
+// closedPort is a loopback address where nothing listens: port 1
+// (tcpmux), which nothing on a test machine serves.
+func closedPort(t *testing.T) string {
+	t.Helper()
+	return "127.0.0.1:1"
+}
