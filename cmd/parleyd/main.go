@@ -46,8 +46,6 @@ import (
 	"github.com/parleychat/parley/server"
 	"github.com/parleychat/parley/server/natsbus"
 	"github.com/parleychat/parley/store"
-	"github.com/parleychat/parley/store/blobpg"
-	"github.com/parleychat/parley/store/blobstore"
 	"github.com/parleychat/parley/store/pgstore"
 	"github.com/parleychat/parley/store/sqlitestore"
 	"github.com/parleychat/parley/web"
@@ -194,6 +192,8 @@ func newFlagSet(name, summary string, stderr io.Writer) *flag.FlagSet {
 
 type serveFlags struct {
 	data, db, blobs, listen, tlsCert, tlsKey string
+	// blobsCredentials is the S3 credentials file of an s3:// --blobs.
+	blobsCredentials string
 	registration, logFormat                  string
 	nats                                     string
 	logLevel                                 slog.Level
@@ -328,7 +328,8 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&f.data, "data", "parley-data", "data `directory` (database and attachments); created with mode 0700")
 	fs.StringVar(&f.nats, "nats", "", "`URL` of the NATS server(s) connecting the nodes that share --db (nats://host:4222, comma separated); nodes announce stored messages there so that a device on any node gets pushes at once (\"parleyd nats\" runs one)")
 	fs.StringVar(&f.db, "db", "", "`URL` of a PostgreSQL database (postgres://user:pass@host/db) holding the delivery, channel and moderation stores, shared by every node; default: SQLite in the data directory")
-	fs.StringVar(&f.blobs, "blobs", "", "`directory` of attachment files (default DATA/blobs); with --db their index is in the database, and every node must see the same directory (a shared mount)")
+	fs.StringVar(&f.blobs, "blobs", "", blobsFlagHelp)
+	fs.StringVar(&f.blobsCredentials, "blobs-credentials", "", blobsCredentialsHelp)
 	fs.StringVar(&f.listen, "listen", "127.0.0.1:7867", "`address` to listen on; plain HTTP only on a loopback address, anything else needs --tls-cert and --tls-key")
 	fs.StringVar(&f.tlsCert, "tls-cert", "", "TLS certificate chain `file` (PEM)")
 	fs.StringVar(&f.tlsKey, "tls-key", "", "TLS private key `file` (PEM)")
@@ -428,7 +429,7 @@ func serveWith(ctx context.Context, f serveFlags, log *slog.Logger, ready chan<-
 		}
 		tlsConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS13}
 	}
-	st, blobs, err := openData(ctx, f.data, f.db, f.blobs, log, newBatchMetric())
+	st, blobs, err := openData(ctx, f, log, newBatchMetric())
 	if err != nil {
 		return err
 	}
@@ -618,9 +619,10 @@ const deliveryDB = "parley.db"
 // openData opens the data directory for "parleyd serve", creating it and
 // its databases if needed: serve is the only command that does. With db
 // set, the delivery store is that PostgreSQL database instead of SQLite in
-// the directory, and so is the attachments' index; attachment files are
-// in blobDir (default DIR/blobs), keys stay in the directory.
-func openData(ctx context.Context, dir, db, blobDir string, log *slog.Logger, onBatch func(int)) (store.Store, *blobstore.Dir, error) {
+// the directory, and so is the attachments' index; attachments are in
+// f.blobs (default DIR/blobs, or an S3 bucket), keys stay in the directory.
+func openData(ctx context.Context, f serveFlags, log *slog.Logger, onBatch func(int)) (store.Store, blobBackend, error) {
+	dir, db := f.data, f.db
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, nil, fmt.Errorf("data directory: %w", err)
 	}
@@ -631,15 +633,7 @@ func openData(ctx context.Context, dir, db, blobDir string, log *slog.Logger, on
 	if err != nil {
 		return nil, nil, err
 	}
-	if blobDir == "" {
-		blobDir = filepath.Join(dir, "blobs")
-	}
-	var blobs *blobstore.Dir
-	if db != "" {
-		blobs, err = blobpg.Open(ctx, blobDir, db)
-	} else {
-		blobs, err = blobstore.Open(blobDir)
-	}
+	blobs, err := openBlobs(ctx, dir, db, f.blobs, f.blobsCredentials, log)
 	if err != nil {
 		st.Close()
 		return nil, nil, err

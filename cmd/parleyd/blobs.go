@@ -1,0 +1,204 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/parleychat/parley/store"
+	"github.com/parleychat/parley/store/blobpg"
+	"github.com/parleychat/parley/store/blobs3"
+	"github.com/parleychat/parley/store/blobstore"
+)
+
+// blobBackend is where attachments are: a directory (store/blobstore) or
+// an S3-compatible bucket (store/blobs3).
+type blobBackend interface {
+	store.Blobs
+	Close() error
+}
+
+// The environment variables holding the S3 credentials when
+// --blobs-credentials is not given (never flags: a command line is
+// visible to every user of the machine).
+const (
+	envS3KeyID  = "PARLEY_S3_ACCESS_KEY_ID"
+	envS3Secret = "PARLEY_S3_SECRET_ACCESS_KEY"
+)
+
+// s3IndexFile is the SQLite index of an S3 blob store on a single node
+// (no --db), in the data directory.
+const s3IndexFile = "blobs-s3-index/blobs.db"
+
+const blobsFlagHelp = "where attachments are stored: a `directory` (default DATA/blobs), or an S3-compatible bucket as " +
+	"s3://BUCKET/PREFIX?endpoint=HOST:PORT[&region=R][&ca=PEM-FILE][&tls=off] (AWS S3, MinIO, Ceph RGW, ...): objects are named PREFIX/<blob id>, " +
+	"spoken to over TLS (tls=off only for an endpoint on loopback), with the credentials from --blobs-credentials or " +
+	envS3KeyID + " and " + envS3Secret + " (never in the URL). The bucket must exist; it is checked at start-up. " +
+	"The attachments' index (owner, size, time, quotas, expiry) is in --db if given, else in DATA/" + s3IndexFile + ". " +
+	"With --db and a directory, every node must see the same directory (a shared mount); with a bucket, nothing is shared but the bucket and the database"
+
+const blobsCredentialsHelp = "`file` (mode 0600) holding the S3 access key id and secret access key of an s3:// --blobs, as lines " +
+	"access_key_id=... and secret_access_key=...; default: the environment variables " + envS3KeyID + " and " + envS3Secret
+
+// openBlobs opens the attachments' store for "parleyd serve".
+func openBlobs(ctx context.Context, dir, db, blobs, credsFile string, log *slog.Logger) (blobBackend, error) {
+	if strings.HasPrefix(blobs, "s3://") {
+		cfg, err := s3Config(blobs, credsFile)
+		if err != nil {
+			return nil, err
+		}
+		cfg.Logger = log
+		var idx blobstore.Index
+		if db != "" {
+			idx, err = blobpg.OpenIndex(ctx, db)
+		} else {
+			idx, err = blobstore.OpenSQLiteIndex(filepath.Join(dir, s3IndexFile))
+		}
+		if err != nil {
+			return nil, err
+		}
+		s, err := blobs3.Open(ctx, cfg, idx)
+		if err != nil {
+			idx.Close()
+			return nil, fmt.Errorf("--blobs %s: %w", redactS3(blobs), err)
+		}
+		log.Info("attachments in S3-compatible storage", "endpoint", cfg.Endpoint, "bucket", cfg.Bucket, "prefix", cfg.Prefix, "tls", !cfg.Insecure)
+		return s, nil
+	}
+	if strings.Contains(blobs, "://") {
+		return nil, fmt.Errorf("--blobs %q: want a directory or an s3:// URL", redactS3(blobs))
+	}
+	if blobs == "" {
+		blobs = filepath.Join(dir, "blobs")
+	}
+	if db != "" {
+		return blobpg.Open(ctx, blobs, db)
+	}
+	return blobstore.Open(blobs)
+}
+
+// s3Config reads an s3:// --blobs URL and the credentials.
+func s3Config(raw, credsFile string) (blobs3.Config, error) {
+	var cfg blobs3.Config
+	u, err := url.Parse(raw)
+	if err != nil {
+		return cfg, fmt.Errorf("--blobs: not a valid s3:// URL (want s3://BUCKET/PREFIX?endpoint=HOST:PORT)")
+	}
+	if u.User != nil {
+		return cfg, errors.New("--blobs: credentials do not go in the URL (it shows in the process list and the logs): put them in a --blobs-credentials file or in " + envS3KeyID + " and " + envS3Secret)
+	}
+	cfg.Bucket = u.Host
+	if cfg.Bucket == "" {
+		return cfg, fmt.Errorf("--blobs %s: no bucket (want s3://BUCKET/PREFIX?endpoint=HOST:PORT)", raw)
+	}
+	cfg.Prefix = strings.Trim(u.Path, "/")
+	for _, seg := range strings.Split(cfg.Prefix, "/") {
+		if seg == "." || seg == ".." {
+			return cfg, fmt.Errorf("--blobs %s: the prefix may not contain . or .. segments", raw)
+		}
+	}
+	q := u.Query()
+	for k := range q {
+		switch k {
+		case "endpoint", "region", "tls", "ca":
+		default:
+			return cfg, fmt.Errorf("--blobs %s: unknown parameter %q (known: endpoint, region, tls, ca)", raw, k)
+		}
+	}
+	cfg.Endpoint, cfg.Region = q.Get("endpoint"), q.Get("region")
+	if cfg.Endpoint == "" {
+		return cfg, fmt.Errorf("--blobs %s: no endpoint: add ?endpoint=HOST:PORT (for AWS, ?endpoint=s3.REGION.amazonaws.com&region=REGION)", raw)
+	}
+	if strings.Contains(cfg.Endpoint, "://") || strings.Contains(cfg.Endpoint, "/") {
+		return cfg, fmt.Errorf("--blobs: endpoint %q: want HOST:PORT without a scheme (TLS is on unless tls=off)", cfg.Endpoint)
+	}
+	switch q.Get("tls") {
+	case "", "on":
+	case "off":
+		host := cfg.Endpoint
+		if h, _, err := net.SplitHostPort(cfg.Endpoint); err == nil {
+			host = h
+		}
+		if !isLoopback(host) {
+			return cfg, fmt.Errorf("--blobs: tls=off with endpoint %s, which is not a loopback address: the credentials' signatures and every attachment would cross the network in clear; use TLS (ca=FILE for a private CA)", cfg.Endpoint)
+		}
+		cfg.Insecure = true
+	default:
+		return cfg, fmt.Errorf("--blobs: tls=%q: want on or off", q.Get("tls"))
+	}
+	if ca := q.Get("ca"); ca != "" {
+		pemData, err := os.ReadFile(ca)
+		if err != nil {
+			return cfg, fmt.Errorf("--blobs: ca: %w", err)
+		}
+		cfg.RootCAs = x509.NewCertPool()
+		if !cfg.RootCAs.AppendCertsFromPEM(pemData) {
+			return cfg, fmt.Errorf("--blobs: ca %s holds no PEM certificate", ca)
+		}
+	}
+	cfg.AccessKeyID, cfg.SecretAccessKey, err = s3Credentials(credsFile)
+	return cfg, err
+}
+
+// s3Credentials reads the access key from the file, or else the
+// environment.
+func s3Credentials(file string) (keyID, secret string, err error) {
+	if file == "" {
+		keyID, secret = os.Getenv(envS3KeyID), os.Getenv(envS3Secret)
+		if keyID == "" || secret == "" {
+			return "", "", fmt.Errorf("--blobs s3://...: no credentials: set %s and %s, or pass --blobs-credentials FILE", envS3KeyID, envS3Secret)
+		}
+		return keyID, secret, nil
+	}
+	fi, err := os.Stat(file)
+	if err != nil {
+		return "", "", fmt.Errorf("--blobs-credentials: %w", err)
+	}
+	if fi.Mode().Perm()&0o077 != 0 {
+		return "", "", fmt.Errorf("--blobs-credentials %s: mode %v lets other users read the secret key: chmod 600 %s", file, fi.Mode().Perm(), file)
+	}
+	data, err := os.ReadFile(file)
+	if err != nil {
+		return "", "", fmt.Errorf("--blobs-credentials: %w", err)
+	}
+	sc := bufio.NewScanner(bytes.NewReader(data))
+	for line := 1; sc.Scan(); line++ {
+		l := strings.TrimSpace(sc.Text())
+		if l == "" || strings.HasPrefix(l, "#") {
+			continue
+		}
+		k, v, ok := strings.Cut(l, "=")
+		k, v = strings.TrimSpace(k), strings.TrimSpace(v)
+		switch {
+		case ok && k == "access_key_id":
+			keyID = v
+		case ok && k == "secret_access_key":
+			secret = v
+		default:
+			// The line is not quoted back: it may hold the secret.
+			return "", "", fmt.Errorf("--blobs-credentials %s: line %d: want access_key_id=... or secret_access_key=...", file, line)
+		}
+	}
+	if keyID == "" || secret == "" {
+		return "", "", fmt.Errorf("--blobs-credentials %s: want both access_key_id=... and secret_access_key=...", file)
+	}
+	return keyID, secret, nil
+}
+
+// redactS3 is a --blobs value fit for errors and logs.
+func redactS3(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "(unparsable URL)"
+	}
+	return u.Redacted()
+}

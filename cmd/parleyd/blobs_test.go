@@ -1,0 +1,185 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/parleychat/parley/client/transport"
+	"github.com/parleychat/parley/internal/s3test"
+)
+
+// s3URL is an s3:// --blobs for the test server, with prefix "att".
+func s3URL(s *s3test.Server, bucket string) string {
+	return "s3://" + bucket + "/att?endpoint=" + s.Endpoint + "&ca=" + s.CAFile
+}
+
+func writeCredentials(t *testing.T, key, secret string, mode os.FileMode) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "s3-credentials")
+	if err := os.WriteFile(p, []byte("# parleyd's S3 key\naccess_key_id = "+key+"\nsecret_access_key="+secret+"\n"), mode); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// TestServeS3Blobs runs "parleyd serve --blobs s3://..." against an
+// S3-compatible server on loopback: an attachment uploaded through parleyd
+// is an object named by its blob id under the prefix, downloads whole and
+// by range (resumable), and is deleted by its owner; the index is in the
+// data directory, and no blob directory is made.
+func TestServeS3Blobs(t *testing.T) {
+	s3 := s3test.Start(t)
+	data := filepath.Join(t.TempDir(), "data")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	ready := make(chan string, 1)
+	done := make(chan error, 1)
+	f := serveFlags{data: data, listen: "127.0.0.1:0", registration: "open", retention: time.Hour,
+		maxAttachment: 32 << 20, maxFrame: 1 << 20, shutdownTimeout: 10 * time.Second,
+		blobs: s3URL(s3, s3.Bucket), blobsCredentials: writeCredentials(t, s3.AccessKeyID, s3.SecretAccessKey, 0o600)}
+	go func() { done <- serveWith(ctx, f, slog.New(slog.NewTextHandler(io.Discard, nil)), ready) }()
+	var addr string
+	select {
+	case addr = <-ready:
+	case err := <-done:
+		t.Fatalf("serve: %v", err)
+	}
+	c, err := transport.Dial(ctx, "http://"+addr, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sess, err := c.Register(ctx, "alice", newKey(t), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := make([]byte, 12<<20+321) // more than one part
+	rand.Read(body)
+	id, err := c.UploadBlob(ctx, bytes.NewReader(body), int64(len(body)), nil)
+	if err != nil {
+		t.Fatalf("upload: %v", err)
+	}
+	if keys := s3.Keys(t); len(keys) != 1 || keys[0] != "att/"+id {
+		t.Fatalf("objects %q, want att/%s", keys, id)
+	}
+	if !bytes.Equal(s3.Get(t, "att/"+id), body) {
+		t.Fatal("the object holds other bytes than were uploaded")
+	}
+	var got bytes.Buffer
+	if n, err := c.DownloadBlob(ctx, id, &got, nil); err != nil || n != int64(len(body)) || !bytes.Equal(got.Bytes(), body) {
+		t.Fatalf("download: %d bytes, %v", n, err)
+	}
+	// A download resumed from the middle.
+	req, _ := http.NewRequest("GET", "http://"+addr+"/v1/blobs/"+id, nil)
+	req.Header.Set("Authorization", "Bearer "+sess.BlobToken)
+	req.Header.Set("Range", "bytes=7000000-")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tail, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil || resp.StatusCode != http.StatusPartialContent || !bytes.Equal(tail, body[7000000:]) {
+		t.Fatalf("range download: HTTP %d, %d bytes, %v", resp.StatusCode, len(tail), err)
+	}
+	if err := c.DeleteBlob(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	if keys := s3.Keys(t); len(keys) != 0 {
+		t.Fatalf("objects after the owner deleted the blob: %q", keys)
+	}
+	if _, err := os.Stat(filepath.Join(data, s3IndexFile)); err != nil {
+		t.Fatalf("the index: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(data, "blobs")); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("a blob directory was made beside the bucket: %v", err)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestServeS3StartupErrors: a parleyd given a bucket it cannot use stops
+// at start-up, before listening, saying what to fix; secrets never show in
+// the message.
+func TestServeS3StartupErrors(t *testing.T) {
+	s3 := s3test.Start(t)
+	good := writeCredentials(t, s3.AccessKeyID, s3.SecretAccessKey, 0o600)
+	for _, tc := range []struct {
+		name, blobs, creds string
+		env                []string
+		says               []string
+	}{
+		{"wrong key", s3URL(s3, s3.Bucket), writeCredentials(t, "WRONGKEY", "wrong-secret", 0o600), nil,
+			[]string{"credentials refused", "InvalidAccessKeyId", "PARLEY_S3_ACCESS_KEY_ID"}},
+		{"no bucket", s3URL(s3, "no-such-bucket"), good, nil, []string{"does not exist", "create it"}},
+		{"nothing listening", "s3://b/att?endpoint=127.0.0.1:1", good, nil, []string{"unreachable", "127.0.0.1:1"}},
+		{"no TLS off loopback", "s3://b?endpoint=s3.example.com&tls=off", good, nil, []string{"not a loopback address"}},
+		{"secret in the URL", "s3://KEY:wrong-secret@b?endpoint=" + s3.Endpoint, "", nil, []string{"do not go in the URL"}},
+		{"no endpoint", "s3://b/att", good, nil, []string{"?endpoint=HOST:PORT"}},
+		{"unknown parameter", s3URL(s3, s3.Bucket) + "&sekret=x", good, nil, []string{`unknown parameter "sekret"`}},
+		{"credentials readable by others", s3URL(s3, s3.Bucket), writeCredentials(t, s3.AccessKeyID, "wrong-secret", 0o644), nil, []string{"chmod 600"}},
+		{"no credentials", s3URL(s3, s3.Bucket), "", []string{"", ""}, []string{"PARLEY_S3_ACCESS_KEY_ID", "--blobs-credentials"}},
+		{"credentials from the environment, wrong", s3URL(s3, s3.Bucket), "", []string{"OTHERKEY", "wrong-secret"}, []string{"credentials refused"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.env != nil {
+				t.Setenv(envS3KeyID, tc.env[0])
+				t.Setenv(envS3Secret, tc.env[1])
+			}
+			f := serveFlags{data: filepath.Join(t.TempDir(), "data"), listen: "127.0.0.1:0", registration: "open", retention: time.Hour,
+				maxAttachment: 1 << 20, maxFrame: 1 << 20, shutdownTimeout: 10 * time.Second, blobs: tc.blobs, blobsCredentials: tc.creds}
+			ready := make(chan string, 1)
+			err := serveWith(context.Background(), f, slog.New(slog.NewTextHandler(io.Discard, nil)), ready)
+			if err == nil {
+				t.Fatal("serve ran")
+			}
+			if len(ready) != 0 {
+				t.Fatal("serve listened before failing")
+			}
+			for _, s := range tc.says {
+				if !strings.Contains(err.Error(), s) {
+					t.Errorf("error %q does not say %q", err, s)
+				}
+			}
+			if strings.Contains(err.Error(), "wrong-secret") || strings.Contains(err.Error(), s3.SecretAccessKey) {
+				t.Errorf("error %q shows a secret", err)
+			}
+		})
+	}
+	if keys := s3.Keys(t); len(keys) != 0 {
+		t.Fatalf("failed start-ups left objects: %q", keys)
+	}
+}
+
+// The real command: exit status 1 and the reason on stderr; --help
+// explains the s3:// form and where credentials go.
+func TestServeS3Command(t *testing.T) {
+	s3 := s3test.Start(t)
+	t.Setenv(envS3KeyID, "WRONGKEY")
+	t.Setenv(envS3Secret, "wrong-secret")
+	var errb bytes.Buffer
+	code := run(context.Background(), []string{"serve", "--data", t.TempDir(), "--listen", "127.0.0.1:0", "--metrics-listen", "off", "--blobs", s3URL(s3, s3.Bucket)}, io.Discard, &errb)
+	if code != 1 || !strings.Contains(errb.String(), "credentials refused") {
+		t.Fatalf("exit %d, stderr %q", code, errb.String())
+	}
+	errb.Reset()
+	if code := run(context.Background(), []string{"serve", "--help"}, io.Discard, &errb); code != 0 {
+		t.Fatalf("serve --help exited %d", code)
+	}
+	for _, s := range []string{"s3://BUCKET/PREFIX?endpoint=HOST:PORT", "tls=off", "-blobs-credentials", envS3KeyID, envS3Secret} {
+		if !strings.Contains(errb.String(), s) {
+			t.Errorf("serve --help does not explain %s", s)
+		}
+	}
+}
