@@ -97,6 +97,34 @@ func TestServeS3Blobs(t *testing.T) {
 	if keys := s3.Keys(t); len(keys) != 0 {
 		t.Fatalf("objects after the owner deleted the blob: %q", keys)
 	}
+	// The S3 server breaks off every upload: the client is told to retry
+	// later (507 STORAGE_UNAVAILABLE with Retry-After), and nothing is kept.
+	s3.FailUploads(1000)
+	up, _ := http.NewRequest("POST", "http://"+addr+"/v1/blobs", bytes.NewReader(body[:50000]))
+	up.Header.Set("Authorization", "Bearer "+sess.BlobToken)
+	resp, err = http.DefaultClient.Do(up)
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusInsufficientStorage || resp.Header.Get("Retry-After") == "" || !strings.Contains(string(msg), "STORAGE_UNAVAILABLE") {
+		t.Fatalf("upload while S3 fails: HTTP %d, Retry-After %q, %q", resp.StatusCode, resp.Header.Get("Retry-After"), msg)
+	}
+	s3.FailUploads(-1)
+	if keys := s3.Keys(t); len(keys) != 0 {
+		t.Fatalf("objects after a failed upload: %q", keys)
+	}
+	// An object lost behind parleyd's back: 404, and the server stays up.
+	id, err = c.UploadBlob(ctx, bytes.NewReader(body[:1000]), 1000, nil)
+	if err != nil {
+		t.Fatalf("upload after S3 recovered: %v", err)
+	}
+	s3.Remove(t, "att/"+id)
+	var he *transport.HTTPError
+	if _, err := c.DownloadBlob(ctx, id, io.Discard, nil); !errors.As(err, &he) || he.StatusCode != http.StatusNotFound {
+		t.Fatalf("download of a blob whose object is gone: %v", err)
+	}
 	if _, err := os.Stat(filepath.Join(data, s3IndexFile)); err != nil {
 		t.Fatalf("the index: %v", err)
 	}

@@ -343,17 +343,13 @@ func (s *Store) Put(ctx context.Context, owner string, r io.Reader, lim store.Pu
 	key := s.key(id)
 	// A body that fits in one part goes up in one PUT of known length;
 	// a longer one as a multipart upload of PartSize parts.
-	first := make([]byte, s.cfg.PartSize)
-	n, err := io.ReadFull(lr, first)
-	var body io.Reader
-	size := int64(-1)
-	switch {
-	case err == io.EOF || err == io.ErrUnexpectedEOF:
-		body, size = bytes.NewReader(first[:n]), int64(n)
-	case err != nil:
+	first, complete, err := readPart(lr, s.cfg.PartSize)
+	if err != nil {
 		return "", 0, s.readError(ctx, lr, err)
-	default:
-		body = io.MultiReader(bytes.NewReader(first), lr)
+	}
+	body, size := io.Reader(bytes.NewReader(first)), int64(len(first))
+	if !complete {
+		body, size = io.MultiReader(bytes.NewReader(first), lr), -1
 	}
 	opts := minio.PutObjectOptions{ContentType: "application/octet-stream", PartSize: uint64(s.cfg.PartSize)}
 	if _, err := s.c.PutObject(ctx, s.cfg.Bucket, key, body, size, opts); err != nil {
@@ -370,6 +366,31 @@ func (s *Store) Put(ctx context.Context, owner string, r io.Reader, lim store.Pu
 		return "", 0, fmt.Errorf("blobs3: index: %w", blobstore.Unavailable(err))
 	}
 	return id, lr.got, nil
+}
+
+// readPart reads up to max bytes of r, into a buffer that grows with what
+// arrives (a small attachment does not cost a whole part's buffer), and
+// reports whether r ended within them.
+func readPart(r io.Reader, max int64) (data []byte, complete bool, err error) {
+	buf := make([]byte, 0, min(64<<10, max))
+	for {
+		if len(buf) == cap(buf) {
+			if int64(len(buf)) == max {
+				return buf, false, nil
+			}
+			bigger := make([]byte, len(buf), min(2*int64(cap(buf)), max))
+			copy(bigger, buf)
+			buf = bigger
+		}
+		n, err := r.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if err == io.EOF {
+			return buf, true, nil
+		}
+		if err != nil {
+			return nil, false, err
+		}
+	}
 }
 
 // readError is the error of an upload that failed while reading the

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"testing/iotest"
 	"time"
 
 	"github.com/parleychat/parley/internal/pgtest"
@@ -294,4 +295,25 @@ func TestStartupChecks(t *testing.T) {
 func closedPort(t *testing.T) string {
 	t.Helper()
 	return "127.0.0.1:1"
+}
+
+// readPart returns exactly the body's first bytes, up to the part size,
+// and says whether the body ended within them, however the reads are cut.
+func TestReadPart(t *testing.T) {
+	const part = 200 << 10
+	for _, n := range []int{0, 1, 64 << 10, 64<<10 + 1, part - 1, part, part + 1, 3 * part} {
+		data := random(t, n)
+		for name, r := range map[string]io.Reader{"whole": bytes.NewReader(data), "one byte": iotest.OneByteReader(bytes.NewReader(data)),
+			"half": iotest.HalfReader(bytes.NewReader(data)), "data+EOF": iotest.DataErrReader(bytes.NewReader(data))} {
+			got, complete, err := readPart(r, part)
+			want := data[:min(n, part)]
+			// At exactly a part, whether the end was seen depends on the reads.
+			if err != nil || !bytes.Equal(got, want) || (n != part && complete != (n < part)) {
+				t.Fatalf("%d bytes, %s reads: %d bytes, complete %v, %v", n, name, len(got), complete, err)
+			}
+		}
+	}
+	if _, _, err := readPart(iotest.ErrReader(errors.New("reset")), part); err == nil {
+		t.Fatal("a failing body read as complete")
+	}
 }
