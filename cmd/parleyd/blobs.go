@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/parleychat/parley/store"
 	"github.com/parleychat/parley/store/blobpg"
@@ -40,9 +41,10 @@ const (
 const s3IndexFile = "blobs-s3-index/blobs.db"
 
 const blobsFlagHelp = "where attachments are stored: a `directory` (default DATA/blobs), or an S3-compatible bucket as " +
-	"s3://BUCKET/PREFIX?endpoint=HOST:PORT[&region=R][&ca=PEM-FILE][&tls=off] (AWS S3, MinIO, Ceph RGW, ...): objects are named PREFIX/<blob id>, " +
+	"s3://BUCKET/PREFIX?endpoint=HOST:PORT[&region=R][&ca=PEM-FILE][&tls=off][&sweep=24h|off] (AWS S3, MinIO, Ceph RGW, ...): objects are named PREFIX/<blob id>, " +
 	"spoken to over TLS (tls=off only for an endpoint on loopback), with the credentials from --blobs-credentials or " +
 	envS3KeyID + " and " + envS3Secret + " (never in the URL). The bucket must exist; it is checked at start-up. " +
+	"Objects of uploads a crash interrupted are swept once per sweep interval (off: leave it to a bucket lifecycle rule). " +
 	"The attachments' index (owner, size, time, quotas, expiry) is in --db if given, else in DATA/" + s3IndexFile + ". " +
 	"With --db and a directory, every node must see the same directory (a shared mount); with a bucket, nothing is shared but the bucket and the database"
 
@@ -109,9 +111,9 @@ func s3Config(raw, credsFile string) (blobs3.Config, error) {
 	q := u.Query()
 	for k := range q {
 		switch k {
-		case "endpoint", "region", "tls", "ca":
+		case "endpoint", "region", "tls", "ca", "sweep":
 		default:
-			return cfg, fmt.Errorf("--blobs %s: unknown parameter %q (known: endpoint, region, tls, ca)", raw, k)
+			return cfg, fmt.Errorf("--blobs %s: unknown parameter %q (known: endpoint, region, tls, ca, sweep)", raw, k)
 		}
 	}
 	cfg.Endpoint, cfg.Region = q.Get("endpoint"), q.Get("region")
@@ -134,6 +136,17 @@ func s3Config(raw, credsFile string) (blobs3.Config, error) {
 		cfg.Insecure = true
 	default:
 		return cfg, fmt.Errorf("--blobs: tls=%q: want on or off", q.Get("tls"))
+	}
+	switch sw := q.Get("sweep"); sw {
+	case "":
+	case "off":
+		cfg.SweepInterval = -1
+	default:
+		d, err := time.ParseDuration(sw)
+		if err != nil || d <= 0 {
+			return cfg, fmt.Errorf("--blobs: sweep=%q: want a duration such as 24h, or off", sw)
+		}
+		cfg.SweepInterval = d
 	}
 	if ca := q.Get("ca"); ca != "" {
 		pemData, err := os.ReadFile(ca)

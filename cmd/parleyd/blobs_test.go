@@ -156,6 +156,7 @@ func TestServeS3StartupErrors(t *testing.T) {
 		{"secret in the URL", "s3://KEY:wrong-secret@b?endpoint=" + s3.Endpoint, "", nil, []string{"do not go in the URL"}},
 		{"no endpoint", "s3://b/att", good, nil, []string{"?endpoint=HOST:PORT"}},
 		{"unknown parameter", s3URL(s3, s3.Bucket) + "&sekret=x", good, nil, []string{`unknown parameter "sekret"`}},
+		{"bad sweep", s3URL(s3, s3.Bucket) + "&sweep=often", good, nil, []string{"sweep=\"often\""}},
 		{"credentials readable by others", s3URL(s3, s3.Bucket), writeCredentials(t, s3.AccessKeyID, "wrong-secret", 0o644), nil, []string{"chmod 600"}},
 		{"no credentials", s3URL(s3, s3.Bucket), "", []string{"", ""}, []string{"PARLEY_S3_ACCESS_KEY_ID", "--blobs-credentials"}},
 		{"credentials from the environment, wrong", s3URL(s3, s3.Bucket), "", []string{"OTHERKEY", "wrong-secret"}, []string{"credentials refused"}},

@@ -192,8 +192,6 @@ func newFlagSet(name, summary string, stderr io.Writer) *flag.FlagSet {
 
 type serveFlags struct {
 	data, db, blobs, listen, tlsCert, tlsKey string
-	// blobsCredentials is the S3 credentials file of an s3:// --blobs.
-	blobsCredentials string
 	registration, logFormat                  string
 	nats                                     string
 	logLevel                                 slog.Level
@@ -223,6 +221,8 @@ type serveFlags struct {
 	videoMinFrames  int
 	videoBorders    bool
 	imageVariants   string
+	// blobsCredentials is the S3 credentials file of an s3:// --blobs.
+	blobsCredentials string
 }
 
 // abuseFlags are the limits that keep one account from taking others off
