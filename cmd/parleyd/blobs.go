@@ -198,11 +198,11 @@ func s3Credentials(file string) (keyID, secret string, err error) {
 			secret = v
 		default:
 			// The line is not quoted back: it may hold the secret.
-			return "", "", fmt.Errorf("--blobs-credentials %s: line %d: want access_key_id=... or secret_access_key=...", file, line)
+			return "", "", fmt.Errorf("--blobs-credentials %s: line %d: want access_key_id=KEY or secret_access_key=SECRET", file, line)
 		}
 	}
 	if keyID == "" || secret == "" {
-		return "", "", fmt.Errorf("--blobs-credentials %s: want both access_key_id=... and secret_access_key=...", file)
+		return "", "", fmt.Errorf("--blobs-credentials %s: want both access_key_id=KEY and secret_access_key=SECRET", file)
 	}
 	return keyID, secret, nil
 }
