@@ -317,3 +317,63 @@ func TestReadPart(t *testing.T) {
 		t.Fatal("a failing body read as complete")
 	}
 }
+
+// Two nodes share the bucket and the PostgreSQL index: a blob uploaded
+// through one is read, counted and deleted through the other, and the
+// quota holds for uploads arriving at both at once.
+func TestTwoNodesPostgres(t *testing.T) {
+	srv, dsn := s3test.Start(t), pgtest.DB(t)
+	node := func() *Store {
+		idx, err := blobpg.OpenIndex(ctx, dsn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return open(t, config(srv), idx)
+	}
+	a, b := node(), node()
+	data := random(t, 1000)
+	id, _, err := a.Put(ctx, "alice", bytes.NewReader(data), store.PutLimits{Max: 1 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc, n, err := b.Open(ctx, id)
+	if err != nil || n != 1000 {
+		t.Fatalf("node B opens the blob: %d bytes, %v", n, err)
+	}
+	got, _ := io.ReadAll(rc)
+	rc.Close()
+	if !bytes.Equal(got, data) {
+		t.Fatal("node B read other bytes")
+	}
+	if err := b.Delete(ctx, "mallory", id); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("another account deleting through node B: %v", err)
+	}
+	if err := b.Delete(ctx, "alice", id); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := a.Open(ctx, id); !errors.Is(err, store.ErrNotFound) || errors.Is(err, ErrObjectMissing) {
+		t.Fatalf("node A opening a blob deleted through B: %v, want a plain ErrNotFound", err)
+	}
+	errs := make(chan error, 10)
+	for i := range 10 {
+		go func() {
+			_, _, err := []*Store{a, b}[i%2].Put(ctx, "bob", bytes.NewReader(data), store.PutLimits{Max: 1 << 20, Quota: 5000})
+			errs <- err
+		}()
+	}
+	stored := 0
+	for range 10 {
+		switch err := <-errs; {
+		case err == nil:
+			stored++
+		case !errors.Is(err, store.ErrQuotaExceeded):
+			t.Fatal(err)
+		}
+	}
+	if u, _ := a.Usage(ctx, "bob"); stored != 5 || u.Bytes != 5000 {
+		t.Fatalf("%d uploads stored, usage %+v; want 5 and 5000 bytes", stored, u)
+	}
+	if keys := srv.Keys(t); len(keys) != 5 {
+		t.Fatalf("%d objects in the bucket, want the 5 stored blobs", len(keys))
+	}
+}
