@@ -552,3 +552,18 @@ func TestTwoNodesRaceVerdicts(t *testing.T) {
 		}
 	}
 }
+
+// TestPendingBound: a member minting removals that the others refuse (or
+// never answer) leaves a bounded number of pending rows
+// (store.MaxPendingRemovals), and the device stays a member.
+func TestPendingBound(t *testing.T) {
+	s := open(t, pgtest.DB(t))
+	t.Cleanup(func() { s.Close() })
+	storetest.PendingBound(t, s, func() int {
+		var n int
+		if err := s.Pool().QueryRow(ctx, `SELECT (SELECT COUNT(*) FROM pending_changes) + (SELECT COUNT(*) FROM pending_voters)`).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	})
+}

@@ -6,6 +6,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/parleychat/parley/store"
 )
 
 // migrations are applied in order; never edit one that has shipped, add a
@@ -509,6 +511,9 @@ BEGIN
 END
 $$;
 `,
+	// 6: at most store.MaxPendingRemovals pending removals per
+	// conversation (capPendingRemovalsSQL).
+	capPendingRemovalsSQL,
 }
 
 // Transaction advisory lock keys (pg_advisory_xact_lock): each serialises
@@ -562,3 +567,34 @@ func migrate(ctx context.Context, pool *pgxpool.Pool) error {
 		}
 	}
 }
+
+// capPendingRemovalsSQL is migration 6: a trigger, after each pending
+// removal stored, settles the conversation's oldest pending removals past
+// store.MaxPendingRemovals as store.PendingChange.Expire says (dropped:
+// the device stays), with the voters that waited only on them, so that a
+// member minting removals costs bounded storage (SQLite does the same in
+// capPendingRemovals). It runs inside the commit's statement, under the
+// conversation's row lock parley_append_commit holds. The voters of the
+// commit being stored stay (its later changes still need them). A
+// change of the bound needs a new migration; storetest.PendingBound
+// checks it.
+var capPendingRemovalsSQL = fmt.Sprintf(`
+CREATE FUNCTION parley_cap_pending_removals() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+	WITH gone AS (
+		DELETE FROM pending_changes p USING (
+			SELECT seq, device_id FROM pending_changes
+			WHERE conversation_id = NEW.conversation_id AND removed
+			ORDER BY seq DESC, device_id DESC OFFSET %d) o
+		WHERE p.conversation_id = NEW.conversation_id AND p.seq = o.seq AND p.device_id = o.device_id
+		RETURNING p.seq, p.device_id)
+	DELETE FROM pending_voters v
+		WHERE v.conversation_id = NEW.conversation_id AND v.seq <> NEW.seq AND v.seq IN (SELECT seq FROM gone)
+		AND NOT EXISTS (SELECT 1 FROM pending_changes p WHERE p.conversation_id = NEW.conversation_id AND p.seq = v.seq
+			AND NOT EXISTS (SELECT 1 FROM gone g WHERE g.seq = p.seq AND g.device_id = p.device_id));
+	RETURN NULL;
+END
+$$;
+CREATE TRIGGER pending_removals_cap AFTER INSERT ON pending_changes
+	FOR EACH ROW WHEN (NEW.removed) EXECUTE FUNCTION parley_cap_pending_removals();
+`, store.MaxPendingRemovals)

@@ -580,6 +580,9 @@ func applyDelta(ctx context.Context, tx txQuerier, a store.Append, seq uint64) e
 			return fmt.Errorf("append: %w", err)
 		}
 	}
+	if pending && len(a.Removed) > 0 {
+		return capPendingRemovals(ctx, tx, a.ConversationID)
+	}
 	return nil
 }
 

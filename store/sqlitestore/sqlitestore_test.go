@@ -197,3 +197,21 @@ func TestHasAccount(t *testing.T) {
 		}
 	}
 }
+
+// TestPendingBound: a member minting removals that the others refuse (or
+// never answer) leaves a bounded number of pending rows
+// (store.MaxPendingRemovals), and the device stays a member.
+func TestPendingBound(t *testing.T) {
+	s, err := Open(context.Background(), filepath.Join(t.TempDir(), "parley.db"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	storetest.PendingBound(t, s, func() int {
+		var n int
+		if err := s.r.QueryRow(`SELECT (SELECT COUNT(*) FROM pending_changes) + (SELECT COUNT(*) FROM pending_voters)`).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	})
+}

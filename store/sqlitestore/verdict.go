@@ -191,3 +191,27 @@ func settleAll(ctx context.Context, tx txQuerier, convs [][]byte) error {
 	}
 	return nil
 }
+
+// capPendingRemovals settles the conversation's oldest pending removals
+// past store.MaxPendingRemovals as store.PendingChange.Expire says (a
+// removal is dropped: the device stays), with the verdicts that waited
+// on them, so that a member minting removals costs bounded storage.
+func capPendingRemovals(ctx context.Context, tx txQuerier, conv []byte) error {
+	var n int
+	if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM pending_changes WHERE conversation_id = ? AND removed = 1`, conv).Scan(&n); err != nil {
+		return fmt.Errorf("cap pending removals: %w", err)
+	}
+	over := store.RemovalsOverCap(n)
+	if over == 0 {
+		return nil
+	}
+	if _, err := tx.ExecContext(ctx, `DELETE FROM pending_changes WHERE rowid IN (
+		SELECT rowid FROM pending_changes WHERE conversation_id = ? AND removed = 1 ORDER BY seq, device_id LIMIT ?)`, conv, over); err != nil {
+		return fmt.Errorf("cap pending removals: %w", err)
+	}
+	if _, err := tx.ExecContext(ctx, `DELETE FROM pending_voters WHERE conversation_id = ?1 AND NOT EXISTS (
+		SELECT 1 FROM pending_changes p WHERE p.conversation_id = ?1 AND p.seq = pending_voters.seq)`, conv); err != nil {
+		return fmt.Errorf("cap pending removals: %w", err)
+	}
+	return nil
+}

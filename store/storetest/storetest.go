@@ -1281,8 +1281,8 @@ func testVerdicts(t *testing.T, s store.Store) {
 	// Mallory removes bob: pending, bob stays a member and gets what is
 	// sent after. Mallory's devices have no say, bob's own verdict does
 	// not count while others have a say, and one refusal (carol's) is
-	// enough to keep him: alice's acceptance does not remove him. A
-	// voter's first verdict sticks.
+	// enough to keep him: it decides the removal dropped at once, so
+	// alice's acceptance after it finds nothing pending.
 	rm := commit("m1", nil, []string{"b1"})
 	members("a1", "b1", "c1", "m1", "m2")
 	if !slices.Contains(rm.Recipients, "b1") {
@@ -1291,8 +1291,8 @@ func testVerdicts(t *testing.T, s store.Store) {
 	verdict("m1", rm, false, store.VerdictIgnored)
 	verdict("m2", rm, false, store.VerdictIgnored)
 	verdict("b1", rm, false, store.VerdictCounted)
-	verdict("c1", rm, true, store.VerdictCounted)
-	verdict("a1", rm, false, store.VerdictCounted)
+	verdict("c1", rm, true, store.VerdictDecided)
+	verdict("a1", rm, false, store.VerdictIgnored)
 	verdict("c1", rm, false, store.VerdictIgnored)
 	members("a1", "b1", "c1", "m1", "m2")
 	r := send(t, s, app{ConversationID: conv, Epoch: epochs[string(conv)], Kind: store.KindApplication, Sender: "a1", Payload: []byte("still here")})
@@ -1314,7 +1314,7 @@ func testVerdicts(t *testing.T, s store.Store) {
 	members("a1", "b1", "c1", "e1", "m1", "m2")
 	rm2 := commit("m1", nil, []string{"c1"})
 	verdict("e1", rm2, false, store.VerdictIgnored)
-	verdict("a1", rm2, true, store.VerdictCounted)
+	verdict("a1", rm2, true, store.VerdictDecided)
 	verdict("e1", add, false, store.VerdictCounted)
 	verdict("b1", add, true, store.VerdictCounted)
 	verdict("a1", add, true, store.VerdictCounted)
@@ -1356,14 +1356,13 @@ func testVerdicts(t *testing.T, s store.Store) {
 	verdict("a1", r, false, store.VerdictIgnored) // an application message
 
 	// A voter that leaves stops holding up what waited for it: frank
-	// removes grace, ivan refuses; frank removes ivan, and with ivan gone
-	// grace's removal is decided too. Deleting a refusing device does
+	// removes grace, ivan says nothing; frank removes ivan, and with ivan
+	// gone grace's removal is decided too. Deleting a silent device does
 	// the same.
 	conv = group(t, s, "f1", "g1", "h1", "i1")
 	epochs[string(conv)] = 1
 	rmG := commit("f1", nil, []string{"g1"})
 	verdict("h1", rmG, false, store.VerdictCounted)
-	verdict("i1", rmG, true, store.VerdictCounted)
 	rmI := commit("f1", nil, []string{"i1"})
 	verdict("g1", rmI, false, store.VerdictCounted)
 	members("f1", "g1", "h1", "i1")
@@ -1372,7 +1371,6 @@ func testVerdicts(t *testing.T, s store.Store) {
 	conv = group(t, s, "h1", "a1", "c1")
 	epochs[string(conv)] = 1
 	rmA := commit("h1", nil, []string{"a1"})
-	verdict("c1", rmA, true, store.VerdictCounted)
 	if err := s.RemoveDevice(ctx, "c1"); err != nil {
 		t.Fatal(err)
 	}
@@ -1447,5 +1445,80 @@ func testVerdicts(t *testing.T, s store.Store) {
 	}
 	if ms, err := s.FetchInbox(ctx, "h1", 10); err != nil || len(ms) == 0 || !bytes.Equal(ms[len(ms)-1].ID, again.Message.ID) {
 		t.Fatalf("h1's inbox after it was added back: %v, %v", ms, err)
+	}
+}
+
+// PendingBound checks store.MaxPendingRemovals against a hostile member
+// who mints removals of another member's device, commit after commit.
+// rows counts the backend's rows of pending changes and of voters on
+// them (all conversations), which the Store interface does not show.
+// While an honest voter answers, each removal is dropped at its first
+// refusal and nothing stays; while none answers, the oldest removals past
+// the bound are dropped. Either way the rows stay bounded, and the
+// device whose removal was refused stays a member that receives what is
+// sent.
+func PendingBound(t *testing.T, s store.Store, rows func() int) {
+	t.Helper()
+	mustAccount(t, s, "alice", "a1")
+	mustAccount(t, s, "bob", "b1")
+	mustAccount(t, s, "carol", "c1")
+	mustAccount(t, s, "mallory", "m1")
+	conv := group(t, s, "a1", "b1", "c1", "m1")
+	epoch := uint64(1)
+	remove := func() store.AppendResult {
+		t.Helper()
+		r := send(t, s, app{ConversationID: conv, Epoch: epoch, Kind: store.KindCommit, Sender: "m1", Removed: []string{"b1"}})
+		epoch++
+		return r
+	}
+	n := 3 * store.MaxPendingRemovals
+	for i := range n {
+		r := remove()
+		if v, err := s.Verdict(ctx, "a1", conv, r.Message.ID, true); err != nil || v != store.VerdictDecided {
+			t.Fatalf("alice's refusal of removal %d: %v, %v; want decided", i, v, err)
+		}
+		if got := rows(); got != 0 {
+			t.Fatalf("%d pending rows after removal %d was refused, want 0", got, i)
+		}
+	}
+	// No voter answers: alice and carol have a say on each (bob is the
+	// device changed, mallory the committer).
+	var rs []store.AppendResult
+	for range n {
+		rs = append(rs, remove())
+	}
+	if got, most := rows(), store.MaxPendingRemovals*(1+2); got > most {
+		t.Fatalf("%d pending rows after %d unanswered removals, want at most %d", got, n, most)
+	}
+	if v, err := s.Verdict(ctx, "c1", conv, rs[0].Message.ID, false); err != nil || v != store.VerdictIgnored {
+		t.Fatalf("carol's verdict on the oldest removal past the bound: %v, %v; want ignored (dropped)", v, err)
+	}
+	if v, err := s.Verdict(ctx, "c1", conv, rs[n-1].Message.ID, true); err != nil || v != store.VerdictDecided {
+		t.Fatalf("carol's refusal of the newest removal: %v, %v; want decided", v, err)
+	}
+	c, err := s.Conversation(ctx, conv)
+	if err != nil || !slices.Equal(c.Members, []string{"a1", "b1", "c1", "m1"}) {
+		t.Fatalf("members = %v, %v; want bob still among them", c.Members, err)
+	}
+	r := send(t, s, app{ConversationID: conv, Epoch: epoch, Kind: store.KindApplication, Sender: "a1", Payload: []byte("still with bob")})
+	if !slices.Contains(r.Recipients, "b1") {
+		t.Fatalf("recipients %v lack bob", r.Recipients)
+	}
+	var got []string
+	for {
+		ms, err := s.Fetch(ctx, "b1", conv, 100)
+		if err != nil {
+			t.Fatalf("bob's fetch: %v", err)
+		}
+		if len(ms) == 0 {
+			break
+		}
+		got = append(got, payloads(ms)...)
+		if err := s.Ack(ctx, "b1", conv, ms[len(ms)-1].Seq); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if !slices.Contains(got, "still with bob") {
+		t.Fatalf("bob fetched no message after the removals")
 	}
 }
