@@ -112,8 +112,11 @@ func (s *Server) announceEphemeral(recipients []string, m *parleypb.Message) {
 }
 
 func storeKind(k parleypb.Kind) store.Kind {
-	if k == parleypb.Kind_WELCOME {
+	switch k {
+	case parleypb.Kind_WELCOME:
 		return store.KindWelcome
+	case parleypb.Kind_REFUSED:
+		return store.KindRefused
 	}
 	return kindFromWire[k]
 }

@@ -656,6 +656,8 @@ func kindToWire(k store.Kind) parleypb.Kind {
 		return parleypb.Kind_APPLICATION
 	case store.KindWelcome:
 		return parleypb.Kind_WELCOME
+	case store.KindRefused:
+		return parleypb.Kind_REFUSED
 	}
 	return parleypb.Kind_KIND_UNSPECIFIED
 }

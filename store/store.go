@@ -56,6 +56,10 @@ const (
 	KindProposal    Kind = 2
 	KindApplication Kind = 3
 	KindWelcome     Kind = 4
+	// KindRefused is an inbox entry only: the members' verdicts undid
+	// the device's addition by the commit of the entry's ID
+	// (Store.Verdict).
+	KindRefused Kind = 5
 )
 
 func (k Kind) String() string {
@@ -68,6 +72,8 @@ func (k Kind) String() string {
 		return "application"
 	case KindWelcome:
 		return "welcome"
+	case KindRefused:
+		return "refused"
 	}
 	return fmt.Sprintf("Kind(%d)", uint8(k))
 }

@@ -98,6 +98,9 @@ const (
 	KindProposal    = parleypb.Kind_PROPOSAL
 	KindApplication = parleypb.Kind_APPLICATION
 	KindWelcome     = parleypb.Kind_WELCOME
+	// KindRefused: an inbox entry telling that the members' verdicts
+	// undid this device's addition by the commit of the entry's ID.
+	KindRefused = parleypb.Kind_REFUSED
 )
 
 // Message is a conversation log entry or an inbox entry (Kind Welcome).

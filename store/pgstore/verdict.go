@@ -106,7 +106,7 @@ func lockConversation(ctx context.Context, tx pgx.Tx, conv []byte) error {
 
 // pendingSQL lists a conversation's pending changes with their voters'
 // verdicts, what settle decides from.
-const pendingSQL = `SELECT p.seq, p.device_id, p.removed, p.refuse,
+const pendingSQL = `SELECT p.seq, p.device_id, p.commit_id, p.removed, p.refuse,
 	(SELECT COUNT(*) FROM pending_voters v WHERE v.conversation_id = p.conversation_id AND v.seq = p.seq),
 	(SELECT COUNT(*) FROM pending_voters v WHERE v.conversation_id = p.conversation_id AND v.seq = p.seq AND v.refuse = false),
 	(SELECT COUNT(*) FROM pending_voters v WHERE v.conversation_id = p.conversation_id AND v.seq = p.seq AND v.refuse = true)
@@ -116,6 +116,7 @@ const pendingSQL = `SELECT p.seq, p.device_id, p.removed, p.refuse,
 type pendingRow struct {
 	seq    int64
 	device string
+	commit []byte
 	store.PendingChange
 }
 
@@ -126,7 +127,7 @@ func scanPending(rows pgx.Rows) ([]pendingRow, error) {
 		var p pendingRow
 		var own *bool
 		var voters, accepted, refused int64
-		if err := rows.Scan(&p.seq, &p.device, &p.Removed, &own, &voters, &accepted, &refused); err != nil {
+		if err := rows.Scan(&p.seq, &p.device, &p.commit, &p.Removed, &own, &voters, &accepted, &refused); err != nil {
 			return nil, err
 		}
 		p.Voters, p.Accepted, p.Refused = int(voters), int(accepted), int(refused)
@@ -179,6 +180,9 @@ func settle(ctx context.Context, tx pgx.Tx, conv []byte, seq int64, ps []pending
 				} else {
 					// Never a member of the group the members kept.
 					b.Queue(`DELETE FROM members WHERE conversation_id = $1 AND device_id = $2 AND until_seq IS NULL`, conv, p.device)
+					if p.Own != 2 {
+						queueRefusedNotice(&b, conv, p.commit, p.device)
+					}
 				}
 				// Out of the group, it has no say on any commit.
 				b.Queue(`DELETE FROM pending_voters WHERE conversation_id = $1 AND device_id = $2`, conv, p.device)
@@ -262,4 +266,16 @@ func settleAll(ctx context.Context, tx pgx.Tx, convs [][]byte) error {
 		}
 	}
 	return nil
+}
+
+// queueRefusedNotice queues a store.KindRefused entry for the inbox of
+// the device whose addition by the commit the verdicts undid, so that its
+// client learns it is no member of the group the others kept
+// (docs/protocol.md §14). A device that refused the Welcome itself knows,
+// and gets none. The entries are bounded by the Welcomes: one per undone
+// addition.
+func queueRefusedNotice(b *pgx.Batch, conv, commitID []byte, device string) {
+	b.Queue(`WITH h AS (UPDATE devices SET inbox_head = inbox_head + 1 WHERE id = $1 RETURNING inbox_head)
+		INSERT INTO inbox (device_id, seq, id, conversation_id, epoch, kind, sender, payload, stored)
+		SELECT $1, h.inbox_head, $2, $3, 0, $4, '', '\x'::bytea, $5 FROM h`, device, commitID, conv, int16(store.KindRefused), nowMilli())
 }

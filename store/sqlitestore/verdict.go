@@ -74,7 +74,7 @@ func (s *Store) Verdict(ctx context.Context, deviceID string, conv, commitID []b
 func settle(ctx context.Context, tx txQuerier, conv []byte, seq int64) (bool, error) {
 	decidedSeq := false
 	for {
-		rows, err := tx.QueryContext(ctx, `SELECT p.seq, p.device_id, p.removed, p.refuse,
+		rows, err := tx.QueryContext(ctx, `SELECT p.seq, p.device_id, p.commit_id, p.removed, p.refuse,
 			(SELECT COUNT(*) FROM pending_voters v WHERE v.conversation_id = p.conversation_id AND v.seq = p.seq),
 			(SELECT COUNT(*) FROM pending_voters v WHERE v.conversation_id = p.conversation_id AND v.seq = p.seq AND v.refuse = 0),
 			(SELECT COUNT(*) FROM pending_voters v WHERE v.conversation_id = p.conversation_id AND v.seq = p.seq AND v.refuse = 1)
@@ -85,13 +85,14 @@ func settle(ctx context.Context, tx txQuerier, conv []byte, seq int64) (bool, er
 		type row struct {
 			seq    int64
 			device string
+			commit []byte
 			store.PendingChange
 		}
 		var ps []row
 		for rows.Next() {
 			var p row
 			var own sql.NullInt64
-			if err := rows.Scan(&p.seq, &p.device, &p.Removed, &own, &p.Voters, &p.Accepted, &p.Refused); err != nil {
+			if err := rows.Scan(&p.seq, &p.device, &p.commit, &p.Removed, &own, &p.Voters, &p.Accepted, &p.Refused); err != nil {
 				rows.Close()
 				return false, err
 			}
@@ -121,6 +122,9 @@ func settle(ctx context.Context, tx txQuerier, conv []byte, seq int64) (bool, er
 				} else {
 					// Never a member of the group the members kept.
 					_, err = tx.ExecContext(ctx, `DELETE FROM members WHERE conversation_id = ? AND device_id = ? AND until_seq IS NULL`, conv, p.device)
+				}
+				if err == nil && d == store.UndoAddition && p.Own != 2 {
+					err = noticeRefused(ctx, tx, conv, p.commit, p.device)
 				}
 				if err != nil {
 					return false, err
@@ -212,6 +216,23 @@ func capPendingRemovals(ctx context.Context, tx txQuerier, conv []byte) error {
 	if _, err := tx.ExecContext(ctx, `DELETE FROM pending_voters WHERE conversation_id = ?1 AND NOT EXISTS (
 		SELECT 1 FROM pending_changes p WHERE p.conversation_id = ?1 AND p.seq = pending_voters.seq)`, conv); err != nil {
 		return fmt.Errorf("cap pending removals: %w", err)
+	}
+	return nil
+}
+
+// noticeRefused puts a store.KindRefused entry in the inbox of the device
+// whose addition by the commit the verdicts undid, so that its client
+// learns it is no member of the group the others kept (docs/protocol.md
+// §14). A device that refused the Welcome itself knows, and gets none.
+// The entries are bounded by the Welcomes: one per undone addition.
+func noticeRefused(ctx context.Context, tx txQuerier, conv, commitID []byte, device string) error {
+	var iseq uint64
+	if err := tx.QueryRowContext(ctx, `UPDATE devices SET inbox_head = inbox_head + 1 WHERE id = ? RETURNING inbox_head`, device).Scan(&iseq); err != nil {
+		return fmt.Errorf("refused notice: %w", err)
+	}
+	if _, err := tx.ExecContext(ctx, `INSERT INTO inbox (device_id, seq, id, conversation_id, epoch, kind, sender, payload, stored)
+		VALUES (?, ?, ?, ?, 0, ?, '', x'', ?)`, device, iseq, commitID, conv, store.KindRefused, nowMilli()); err != nil {
+		return fmt.Errorf("refused notice: %w", err)
 	}
 	return nil
 }

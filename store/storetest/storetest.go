@@ -1323,6 +1323,12 @@ func testVerdicts(t *testing.T, s store.Store) {
 	members("a1", "b1", "c1", "m1", "m2")
 	_, err := s.Fetch(ctx, "e1", conv, 10)
 	mustErr(t, "fetch by a device whose addition was refused", err, store.ErrNotMember)
+	// eve's device, which had joined, is told in its inbox, after the
+	// Welcome: an entry of kind refused with the commit's id.
+	if ms, err := s.FetchInbox(ctx, "e1", 10); err != nil || len(ms) != 2 || ms[0].Kind != store.KindWelcome ||
+		ms[1].Kind != store.KindRefused || !bytes.Equal(ms[1].ID, add.Message.ID) || !bytes.Equal(ms[1].ConversationID, conv) || ms[1].Seq <= ms[0].Seq {
+		t.Fatalf("e1's inbox after the members undid its addition: %+v, %v; want the Welcome, then the refused notice", ms, err)
+	}
 	_, err = s.Verdict(ctx, "e1", conv, add.Message.ID, false)
 	mustErr(t, "verdict of a non-member", err, store.ErrNotMember)
 
@@ -1404,6 +1410,9 @@ func testVerdicts(t *testing.T, s store.Store) {
 	a := commit("f1", []string{"g1"}, nil)
 	verdict("g1", a, true, store.VerdictDecided)
 	members("f1")
+	if ms, err := s.FetchInbox(ctx, "g1", 100); err != nil || len(ms) == 0 || ms[len(ms)-1].Kind != store.KindWelcome {
+		t.Fatalf("g1's inbox after its own refusal: %+v, %v; want no refused notice (it knows)", ms, err)
+	}
 	commit("f1", []string{"g1"}, nil)
 	members("f1", "g1")
 

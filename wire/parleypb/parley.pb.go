@@ -141,6 +141,12 @@ const (
 	Kind_PROPOSAL         Kind = 2
 	Kind_APPLICATION      Kind = 3
 	Kind_WELCOME          Kind = 4
+	// Inbox only: the members' verdicts undid the addition of this device
+	// by the commit whose message id is the entry's id (docs/protocol.md
+	// §14, "Verdicts"): the device is no member of conversation_id any
+	// more. Sender, epoch and payload are empty. The client marks the
+	// group refused by its members and stops using it.
+	Kind_REFUSED Kind = 5
 )
 
 // Enum value maps for Kind.
@@ -151,6 +157,7 @@ var (
 		2: "PROPOSAL",
 		3: "APPLICATION",
 		4: "WELCOME",
+		5: "REFUSED",
 	}
 	Kind_value = map[string]int32{
 		"KIND_UNSPECIFIED": 0,
@@ -158,6 +165,7 @@ var (
 		"PROPOSAL":         2,
 		"APPLICATION":      3,
 		"WELCOME":          4,
+		"REFUSED":          5,
 	}
 )
 
@@ -5728,14 +5736,15 @@ const file_parleypb_parley_proto_rawDesc = "" +
 	"\tNOT_READY\x10\x13\x12\x13\n" +
 	"\x0fACCOUNT_DELETED\x10\x14\x12\x0e\n" +
 	"\n" +
-	"GROUP_FULL\x10\x15*T\n" +
+	"GROUP_FULL\x10\x15*a\n" +
 	"\x04Kind\x12\x14\n" +
 	"\x10KIND_UNSPECIFIED\x10\x00\x12\n" +
 	"\n" +
 	"\x06COMMIT\x10\x01\x12\f\n" +
 	"\bPROPOSAL\x10\x02\x12\x0f\n" +
 	"\vAPPLICATION\x10\x03\x12\v\n" +
-	"\aWELCOME\x10\x04*I\n" +
+	"\aWELCOME\x10\x04\x12\v\n" +
+	"\aREFUSED\x10\x05*I\n" +
 	"\fGroupInvites\x12\x1d\n" +
 	"\x19GROUP_INVITES_UNSPECIFIED\x10\x00\x12\f\n" +
 	"\bEVERYONE\x10\x01\x12\f\n" +
