@@ -64,6 +64,13 @@ var (
 	// ErrAccountDeleted: the server says this profile's account was
 	// deleted (from another device, or from this one before).
 	ErrAccountDeleted = errors.New("this account was deleted")
+	// ErrRefusedByMembers: the group's members refused the commit that
+	// added this device (its committer was no admin of the group they
+	// kept), and the server, on their verdicts, took the device off the
+	// group's delivery and told it (docs/protocol.md §14, "Verdicts").
+	// The device's copy of the group is a fork shared with the committer
+	// alone, so nothing is sent to it. A security alert.
+	ErrRefusedByMembers = errors.New("client: the group's other members refused the commit that added this device")
 )
 
 // Options configure a Client.

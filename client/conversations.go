@@ -50,6 +50,14 @@ type convRecord struct {
 	// before it joined, which it cannot read (a device removed and added
 	// back before it read its removal still has them in its log).
 	JoinedAt uint64 `json:"joined_at,omitempty"`
+	// JoinedBy is the message id of the Welcome (its commit's) this
+	// device joined by, and AddedBy the user who made that commit: a
+	// refused notice names the commit (refused.go).
+	JoinedBy []byte `json:"joined_by,omitempty"`
+	AddedBy  string `json:"added_by,omitempty"`
+	// Refused is set (with Removed) once the server told that the
+	// members refused the commit that added this device (refused.go).
+	Refused bool `json:"refused,omitempty"`
 	// Last is the time of the newest message.
 	Last time.Time `json:"last"`
 	// Timer is the disappearing-messages timer in seconds (0: off), as
@@ -88,7 +96,13 @@ type Conversation struct {
 	Epoch   uint64   `json:"epoch"`
 	Removed bool     `json:"removed,omitempty"` // this device is no longer a member (read-only)
 	Left    bool     `json:"left,omitempty"`    // ... because the user left, not removed by others
-	Last    string   `json:"last,omitempty"`
+	// Refused: removed because the group's other members refused the
+	// commit that added this device (ErrRefusedByMembers); RefusedBy is
+	// who made it. A security alert: the device saw only a fork of the
+	// group.
+	Refused   bool   `json:"refused,omitempty"`
+	RefusedBy string `json:"refused_by,omitempty"`
+	Last      string `json:"last,omitempty"`
 	// Timer is the disappearing-messages timer ("1h"), empty when off.
 	Timer string `json:"timer,omitempty"`
 	// Name, Topic and Admins are a group's agreed state (GroupInfo).
@@ -173,7 +187,9 @@ func findGroupIn(tx *profile.Tx, name string, past bool) (*convRecord, error) {
 	var match *convRecord
 	for _, byID := range []bool{false, true} {
 		for _, r := range convs {
-			if r.Kind != ConvGroup || (r.Removed && !past) {
+			// A refused group is found too, so that using it says why
+			// it may not be (prepare).
+			if r.Kind != ConvGroup || (r.Removed && !past && !r.Refused) {
 				continue
 			}
 			if (!byID && r.Name == name) || (byID && len(name) >= 6 && strings.HasPrefix(hexID(r.ID), name)) {
@@ -205,7 +221,8 @@ func (c *Client) Conversations(ctx context.Context) ([]Conversation, error) {
 				if r.Kind == ConvSelf {
 					continue // not a chat: the devices' own channel (ownsync.go)
 				}
-				cv := Conversation{ID: hexID(r.ID), Label: r.label(), Kind: r.Kind, Removed: r.Removed, Left: r.Removed && r.Leaving,
+				cv := Conversation{ID: hexID(r.ID), Label: r.label(), Kind: r.Kind, Removed: r.Removed, Left: r.Removed && r.Leaving && !r.Refused,
+					Refused: r.Refused, RefusedBy: r.AddedBy,
 					Request: r.Request, Muted: muteOf(tx, r.ID, c.opts.now()), Imported: r.Imported}
 				if r.Timer > 0 {
 					cv.Timer = FormatTimer(time.Duration(r.Timer) * time.Second)
@@ -255,6 +272,9 @@ func (c *Client) resolve(ctx context.Context, target string, create bool) (*conv
 	id := directID(c.acct.User, name)
 	var r *convRecord
 	err = c.store.Update(func(tx *profile.Tx) error { r, err = getConv(tx, id); return err })
+	if err == nil && r.Refused {
+		return r, nil // prepare says why it may not be used
+	}
 	if err == nil && !r.Removed {
 		if err := checkDirect(r, name); err != nil {
 			return nil, err

@@ -65,6 +65,9 @@ func (c *Client) prepare(ctx context.Context, target string) (*transport.Conn, *
 	if err != nil {
 		return nil, nil, err
 	}
+	if r.Refused {
+		return nil, nil, refusedError(r)
+	}
 	if r.Removed {
 		return nil, nil, fmt.Errorf("%w: %s", ErrNotMember, r.label())
 	}

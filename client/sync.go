@@ -111,7 +111,7 @@ func isAlert(err error) bool {
 	// A list that does not verify can only come from a server (or a
 	// network path) that tampered with it.
 	for _, e := range []error{ErrUnlistedDevice, ErrAccountKeyChanged, ErrListRollback, ErrOutsider, ErrLinkTampered,
-		devicelist.ErrBadSignature, devicelist.ErrMalformed, ErrDirectory} {
+		devicelist.ErrBadSignature, devicelist.ErrMalformed, ErrDirectory, ErrRefusedByMembers} {
 		if errors.Is(err, e) {
 			return true
 		}
@@ -445,6 +445,12 @@ func (c *Client) processInbox(ctx context.Context, conn *transport.Conn) ([][]by
 			return joined, err
 		}
 		for _, m := range msgs {
+			if m.Kind == transport.KindRefused {
+				if err := c.noteRefused(m); err != nil {
+					return joined, err
+				}
+				continue
+			}
 			id, err := c.joinFromWelcome(m)
 			if errors.Is(err, profile.ErrStorage) {
 				// Nothing was stored: the Welcome stays in the inbox,
@@ -582,7 +588,7 @@ func (c *Client) joinFromWelcome(m transport.Message) ([]byte, error) {
 				adder = s
 			}
 		}
-		r := &convRecord{ID: g.GroupID(), Kind: ConvGroup, Created: c.opts.now().UTC(), JoinedAt: m.Epoch}
+		r := &convRecord{ID: g.GroupID(), Kind: ConvGroup, Created: c.opts.now().UTC(), JoinedAt: m.Epoch, JoinedBy: m.ID, AddedBy: adder.User}
 		if m.Epoch > g.Epoch() {
 			// The server's epoch (after the commit that added us) is ahead
 			// of MLS's by the commits the members refused: see serverEpoch.

@@ -4,9 +4,12 @@ import (
 	"bytes"
 	"context"
 	"encoding/hex"
+	"errors"
 	"slices"
+	"strings"
 	"testing"
 
+	"github.com/parleychat/parley/client/profile"
 	"github.com/parleychat/parley/client/transport"
 	"github.com/parleychat/parley/mls"
 )
@@ -185,5 +188,115 @@ func TestRefusedJoinerAddedAgain(t *testing.T) {
 	}
 	if listed, removed := serverView(t, dave, conv); !listed || removed {
 		t.Fatalf("dave on the server: listed %v, removed %v", listed, removed)
+	}
+}
+
+// TestRefusedJoinerTold: mallory, no admin, adds dave in a commit that
+// also writes her into the admin list. Dave's client cannot tell when it
+// joins (it sees only the state after the commit) and joins; alice and
+// bob refuse the commit, and their verdicts take dave off the server's
+// delivery. The server tells dave's device (an inbox notice): his client
+// raises a security alert, marks the group refused and refuses to send
+// to it, saying why. (Before the notice, dave sat in a group shared with
+// mallory alone, and sending to it "worked".) An admin adding him then
+// works as ever.
+func TestRefusedJoinerTold(t *testing.T) {
+	ctx := context.Background()
+	srv := startServer(t)
+	alice := srv.newUser(t, "alice")
+	bob := srv.newUser(t, "bob")
+	mallory := srv.newUser(t, "mallory")
+	dave := srv.newUser(t, "dave")
+	created, err := alice.CreateGroup(ctx, "team", []string{"bob", "mallory"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	conv, _ := hex.DecodeString(created.ID)
+	for _, c := range []*Client{bob, mallory} {
+		mustSync(t, c)
+	}
+	hostileCommit(t, mallory, "#team", func(g *mls.Group, conn *transport.Conn) (mls.CommitOptions, []string, []string) {
+		kps, _, err := mallory.fetchKeyPackages(ctx, conn, "dave", g.Suite().ID())
+		if err != nil {
+			t.Fatal(err)
+		}
+		st, _, _ := groupStateOf(g.GroupContext().Extensions)
+		forged := st.withAdmin("mallory", true)
+		return mls.CommitOptions{Adds: [][]byte{kps[0].KeyPackage.Data}, GroupContextExtensions: replaceExtension(g.GroupContext().Extensions, forged.extension())},
+			[]string{kps[0].DeviceID}, nil
+	})
+	// Dave joins: the forged state names mallory an admin.
+	if _, ws := syncWarnings(t, dave); len(ws) > 0 {
+		t.Fatalf("dave's warnings on joining: %+v (the forged admin list should pass his check: the attack is not the one under test)", ws)
+	}
+	if listed, _ := serverView(t, dave, conv); !listed {
+		t.Fatal("dave is not on the server's list after joining")
+	}
+	for _, c := range []*Client{alice, bob} {
+		if _, ws := syncWarnings(t, c); !hasPolicyWarning(ws, "") {
+			t.Fatalf("%s's warnings: %+v, want mallory's commit refused", c.Self().User, ws)
+		}
+	}
+	if listed, _ := serverView(t, dave, conv); listed {
+		t.Fatal("dave still on the server's list after every member refused his addition")
+	}
+
+	// Dave's next sync brings the notice: an alert, the group marked.
+	// (Mallory's client sent no name: dave knows the group by its id.)
+	label := "#" + created.ID[:12]
+	_, ws := syncWarnings(t, dave)
+	if !slices.ContainsFunc(ws, func(w Warning) bool {
+		return w.Alert && w.Conversation == label && strings.Contains(w.Err, ErrRefusedByMembers.Error()) && strings.Contains(w.Err, "mallory added this device")
+	}) {
+		t.Fatalf("dave's warnings after the members refused his addition: %+v, want a security alert naming mallory", ws)
+	}
+	convs, err := dave.Conversations(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if i := slices.IndexFunc(convs, func(cv Conversation) bool { return cv.ID == created.ID }); i < 0 || !convs[i].Refused || convs[i].RefusedBy != "mallory" || !convs[i].Removed {
+		t.Fatalf("dave's conversations: %+v, want #team refused (by mallory's commit) and removed", convs)
+	}
+	_, err = dave.SendText(ctx, label, "hello?")
+	if !errors.Is(err, ErrRefusedByMembers) || !IsSecurityAlert(err) || !strings.Contains(err.Error(), "Ask an admin") {
+		t.Fatalf("dave sends to the refused group: %v, want ErrRefusedByMembers as a security alert", err)
+	}
+	// Once is enough: the notice was consumed.
+	if _, ws := syncWarnings(t, dave); len(ws) > 0 {
+		t.Fatalf("dave's warnings on the next sync: %+v", ws)
+	}
+
+	var forged []byte // the id of mallory's commit
+	if err := dave.store.Update(func(tx *profile.Tx) error {
+		r, err := getConv(tx, conv)
+		if err == nil {
+			forged = r.JoinedBy
+		}
+		return err
+	}); err != nil || len(forged) != 16 {
+		t.Fatalf("dave's record of the commit he joined by: %x, %v", forged, err)
+	}
+
+	// An admin adds dave: he reads the group the members kept.
+	if err := alice.AddMembers(ctx, "team", []string{"dave"}); err != nil {
+		t.Fatalf("alice adds dave: %v", err)
+	}
+	mustSync(t, dave)
+	mustSend(t, alice, "#team", "welcome dave")
+	if got := texts(mustSync(t, dave)); !slices.Equal(got, []string{"alice: welcome dave"}) {
+		t.Fatalf("dave got %q", got)
+	}
+	// A server replaying the old notice (or inventing one for another
+	// commit) changes nothing: it names a commit dave did not join by.
+	for _, id := range [][]byte{forged, transport.NewMessageID()} {
+		if err := dave.noteRefused(transport.Message{ID: id, ConversationID: conv, Kind: transport.KindRefused}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if ws := dave.Warnings(); len(ws) > 0 {
+		t.Fatalf("dave's warnings after stale notices: %+v", ws)
+	}
+	if _, err := dave.SendText(ctx, "#team", "thanks"); err != nil {
+		t.Fatalf("dave sends after alice added him: %v", err)
 	}
 }
