@@ -368,7 +368,11 @@ Drops a user's request to join the group. They are not told.`,
 			name: "group list", maxArgs: 0,
 			usage: `group list
 
-Lists your conversations (groups and direct) with their members.`,
+Lists your conversations (groups and direct) with their members. A group
+whose other members refused the commit that added you (its committer
+was no admin) is marked with a security alert: you saw only a copy of
+it shared with that committer (with --json: "refused": true and
+"refused_by").`,
 			run: withClient(cmdGroupList),
 		},
 		{
@@ -1463,6 +1467,8 @@ func cmdGroupList(ctx context.Context, e *env, c *client.Client, args []string) 
 		}
 		state := ""
 		switch {
+		case cv.Refused:
+			state = fmt.Sprintf(" (SECURITY ALERT: the other members refused the commit by which %s added you; you saw only a copy shared with %[1]s; history read-only)", cv.RefusedBy)
 		case cv.Left:
 			state = " (you left; history read-only)"
 		case cv.Imported && cv.Removed:
