@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"crypto/ed25519"
 	"crypto/tls"
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/parleychat/parley/wire"
 	"github.com/parleychat/parley/wire/parleypb"
@@ -25,6 +27,9 @@ type wsClient struct {
 	ws        *websocket.Conn
 	challenge []byte
 	authCtx   string
+
+	wmu  sync.Mutex
+	wbuf []byte // the frame being written, under wmu
 
 	mu      sync.Mutex
 	next    uint64
@@ -86,8 +91,14 @@ func dial(ctx context.Context, hc *http.Client, server string, onPush func(*parl
 
 func (c *wsClient) read() {
 	defer close(c.dead)
+	var buf bytes.Buffer
+	var pushes pushDecoder
 	for {
-		_, data, err := c.ws.Read(context.Background())
+		_, r, err := c.ws.Reader(context.Background())
+		if err == nil {
+			buf.Reset()
+			_, err = buf.ReadFrom(r)
+		}
 		if err != nil {
 			c.mu.Lock()
 			c.err = err
@@ -98,30 +109,54 @@ func (c *wsClient) read() {
 			c.mu.Unlock()
 			return
 		}
-		f, err := wire.DecodeServerFrame(data)
-		if err != nil {
-			continue
-		}
-		if f.RequestId == 0 {
-			if p := f.GetPush(); p != nil && c.onPush != nil {
-				c.onPush(p)
-			}
-			continue
-		}
-		c.mu.Lock()
-		ch := c.pending[f.RequestId]
-		delete(c.pending, f.RequestId)
-		c.mu.Unlock()
-		if ch != nil {
-			ch <- f
+		c.handle(buf.Bytes(), &pushes)
+		if buf.Cap() > maxKeptReadBuffer {
+			buf = bytes.Buffer{} // a large Fetch answer: do not keep its buffer
 		}
 	}
 }
 
+// maxKeptReadBuffer bounds the read buffer a connection keeps between
+// frames.
+const maxKeptReadBuffer = 64 << 10
+
+// handle dispatches one frame: a push to onPush (decoded in place, see
+// pushDecoder), a response to the call waiting for it. data is reused
+// after handle returns.
+func (c *wsClient) handle(data []byte, pushes *pushDecoder) {
+	if p, ok := pushes.decode(data); ok {
+		if c.onPush != nil {
+			c.onPush(p)
+		}
+		return
+	}
+	f, err := wire.DecodeServerFrame(data)
+	if err != nil {
+		return
+	}
+	if f.RequestId == 0 {
+		if p := f.GetPush(); p != nil && c.onPush != nil {
+			c.onPush(p)
+		}
+		return
+	}
+	c.mu.Lock()
+	ch := c.pending[f.RequestId]
+	delete(c.pending, f.RequestId)
+	c.mu.Unlock()
+	if ch != nil {
+		ch <- f
+	}
+}
+
+// replies recycles the channels calls wait on: a channel goes back once
+// its one response was received, so it is empty and no longer pending.
+var replies = sync.Pool{New: func() any { return make(chan *parleypb.ServerFrame, 1) }}
+
 // start sends f and returns the channel its response arrives on (closed
 // if the connection dies first).
-func (c *wsClient) start(ctx context.Context, f *parleypb.ClientFrame) (<-chan *parleypb.ServerFrame, error) {
-	ch := make(chan *parleypb.ServerFrame, 1)
+func (c *wsClient) start(ctx context.Context, f *parleypb.ClientFrame) (chan *parleypb.ServerFrame, error) {
+	ch := replies.Get().(chan *parleypb.ServerFrame)
 	c.mu.Lock()
 	if c.err != nil {
 		c.mu.Unlock()
@@ -131,15 +166,32 @@ func (c *wsClient) start(ctx context.Context, f *parleypb.ClientFrame) (<-chan *
 	f.RequestId = c.next
 	c.pending[f.RequestId] = ch
 	c.mu.Unlock()
-	b, err := wire.Encode(f)
-	if err != nil {
+	// The frame is encoded into the connection's buffer, which the
+	// WebSocket library copies before Write returns. Writes are
+	// serialised by the library anyway, so holding wmu costs nothing
+	// more. The write does not take ctx: with a cancellable context the
+	// library registers a context.AfterFunc for every frame. On loopback
+	// with a few frames in flight a write does not block; a server that
+	// stops reading is bounded by its own timeouts, which close the
+	// connection.
+	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	if err := c.ws.Write(ctx, websocket.MessageBinary, b); err != nil {
+	c.wmu.Lock()
+	b, err := wireEncodeOpts.MarshalAppend(c.wbuf[:0], f)
+	if err == nil {
+		c.wbuf = b
+		err = c.ws.Write(context.Background(), websocket.MessageBinary, b)
+	}
+	c.wmu.Unlock()
+	if err != nil {
 		return nil, err
 	}
 	return ch, nil
 }
+
+// wireEncodeOpts is how wire.Encode marshals frames.
+var wireEncodeOpts = proto.MarshalOptions{Deterministic: true}
 
 var errClosed = errors.New("connection closed")
 
@@ -160,6 +212,9 @@ func (c *wsClient) call(ctx context.Context, f *parleypb.ClientFrame) (*parleypb
 	}
 	select {
 	case r, ok := <-ch:
+		if ok {
+			replies.Put(ch)
+		}
 		return result(r, ok)
 	case <-ctx.Done():
 		return nil, ctx.Err()

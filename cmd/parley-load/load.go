@@ -14,6 +14,8 @@ import (
 	"math"
 	mrand "math/rand/v2"
 	"net/http"
+	"os"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -359,7 +361,7 @@ type device struct {
 
 	mu   sync.Mutex
 	seen map[[16]byte]struct{}
-	last map[string]uint64 // highest seq pushed per conversation and sender
+	last map[string]map[string]uint64 // highest seq pushed per conversation, per sender
 	wm   map[string]*watermark
 }
 
@@ -383,7 +385,7 @@ func (w *watermark) mark(seq uint64) {
 
 func newDevice(acct int, name string, st *stats) *device {
 	_, key, _ := ed25519.GenerateKey(rand.Reader)
-	return &device{acct: acct, name: name, key: key, st: st, seen: map[[16]byte]struct{}{}, last: map[string]uint64{}, wm: map[string]*watermark{}}
+	return &device{acct: acct, name: name, key: key, st: st, seen: map[[16]byte]struct{}{}, last: map[string]map[string]uint64{}, wm: map[string]*watermark{}}
 }
 
 func (d *device) wmFor(conv string) *watermark {
@@ -418,11 +420,17 @@ func (d *device) receive(m *parleypb.Message, byPush bool) {
 	if byPush {
 		// Order is promised per sender (pushes of different senders may
 		// interleave either way).
-		key := string(m.ConversationId) + "/" + m.SenderDeviceId
-		if m.Seq < d.last[key] {
+		// (Two levels rather than one key made of both: a lookup by
+		// string(bytes) allocates nothing.)
+		last := d.last[string(m.ConversationId)]
+		if last == nil {
+			last = map[string]uint64{}
+			d.last[string(m.ConversationId)] = last
+		}
+		if m.Seq < last[m.SenderDeviceId] {
 			d.st.reordered.Add(1)
 		}
-		d.last[key] = max(d.last[key], m.Seq)
+		last[m.SenderDeviceId] = max(last[m.SenderDeviceId], m.Seq)
 	}
 	d.mu.Unlock()
 	body := m.Payload
@@ -595,9 +603,14 @@ func runLoad(ctx context.Context, cfg config, progress io.Writer) (*Report, erro
 	if w.proc != 0 {
 		before = readProcs(w.procs)
 	}
+	stopProfile, err := profileTraffic()
+	if err != nil {
+		return nil, err
+	}
 	genBefore := selfCPU()
 	elapsed := w.traffic(ctx, progress)
 	genCPU := selfCPU() - genBefore
+	stopProfile()
 	// The server's CPU is read before the final catch-up, so that it
 	// covers the traffic phase alone, as the generator's does.
 	var after procStats
@@ -644,6 +657,25 @@ func runLoad(ctx context.Context, cfg config, progress io.Writer) (*Report, erro
 		}
 	}
 	return rep, nil
+}
+
+// profileTraffic starts, if PARLEY_LOAD_GENPROFILE names a file, a CPU
+// profile of the generator itself for the traffic phase (go tool pprof
+// file); the spawned server's is PARLEY_LOAD_CPUPROFILE. stop ends it.
+func profileTraffic() (stop func(), err error) {
+	path := os.Getenv("PARLEY_LOAD_GENPROFILE")
+	if path == "" {
+		return func() {}, nil
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("generator profile: %w", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("generator profile: %w", err)
+	}
+	return func() { pprof.StopCPUProfile(); f.Close() }, nil
 }
 
 // perMessageUs divides a CPU time by the messages delivered by push.
@@ -938,6 +970,7 @@ func (w *world) traffic(ctx context.Context, progress io.Writer) time.Duration {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
+				var sc sendScratch
 				next := time.Now().Add(time.Duration(si+lane*7) * interval / time.Duration(len(senders)+1))
 				for time.Now().Before(deadline) {
 					if interval > 0 {
@@ -952,7 +985,7 @@ func (w *world) traffic(ctx context.Context, progress io.Writer) time.Duration {
 							return
 						}
 					}
-					if err := w.sendOne(ctx, d, pick()); err != nil {
+					if err := w.sendOne(ctx, d, pick(), &sc); err != nil {
 						w.st.err(err)
 						if errors.Is(err, errClosed) {
 							return
@@ -1047,7 +1080,18 @@ func (d *device) ackReceived(ctx context.Context) error {
 	return nil
 }
 
-func (w *world) sendOne(ctx context.Context, d *device, kind string) error {
+// sendScratch is what one sending lane reuses from message to message:
+// the request (encoded and copied out before call returns) and its
+// payload and id buffers.
+type sendScratch struct {
+	frame   parleypb.ClientFrame
+	body    parleypb.ClientFrame_Send
+	req     parleypb.SendRequest
+	id      [16]byte
+	payload []byte
+}
+
+func (w *world) sendOne(ctx context.Context, d *device, kind string, sc *sendScratch) error {
 	cv := d.direct
 	switch kind {
 	case "group":
@@ -1065,13 +1109,19 @@ func (w *world) sendOne(ctx context.Context, d *device, kind string) error {
 	if cv == nil {
 		return nil
 	}
-	p, epoch, err := w.messagePayload(d, cv)
+	p, epoch, err := w.messagePayload(d, cv, sc.payload)
 	if err != nil {
 		return err
 	}
+	if d.mls == nil {
+		sc.payload = p
+	}
+	rand.Read(sc.id[:])
+	sc.req = parleypb.SendRequest{MessageId: sc.id[:], ConversationId: cv.id, Epoch: epoch, Kind: parleypb.Kind_APPLICATION, Payload: p}
+	sc.body.Send = &sc.req
+	sc.frame = parleypb.ClientFrame{Body: &sc.body}
 	w.st.sent.Add(1)
-	r, err := d.c.call(ctx, &parleypb.ClientFrame{Body: &parleypb.ClientFrame_Send{Send: &parleypb.SendRequest{
-		MessageId: randBytes(16), ConversationId: cv.id, Epoch: epoch, Kind: parleypb.Kind_APPLICATION, Payload: p}}})
+	r, err := d.c.call(ctx, &sc.frame)
 	if err != nil {
 		return err
 	}
@@ -1086,9 +1136,12 @@ func (w *world) sendOne(ctx context.Context, d *device, kind string) error {
 // messagePayload is what d sends to cv: the prepared payload stamped
 // with the send time, or with --mls that stamp and filler up to --size
 // encrypted in d's group.
-func (w *world) messagePayload(d *device, cv *conversation) (payload []byte, epoch uint64, err error) {
+//
+// Without MLS the payload is built in buf (reused by the caller once the
+// request is written).
+func (w *world) messagePayload(d *device, cv *conversation, buf []byte) (payload []byte, epoch uint64, err error) {
 	if d.mls == nil {
-		p := bytes.Clone(w.payload)
+		p := append(buf[:0], w.payload...)
 		stamp(p)
 		return p, 1, nil
 	}
@@ -1194,7 +1247,7 @@ func (w *world) drain(ctx context.Context, progress io.Writer) (*DrainStats, err
 	var mu sync.Mutex
 	err := parallel(w.cfg.offline, lanes, func(i int) error {
 		id := randBytes(16)
-		p, epoch, err := w.messagePayload(sender, cv)
+		p, epoch, err := w.messagePayload(sender, cv, nil)
 		if err != nil {
 			return err
 		}
