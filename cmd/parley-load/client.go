@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"runtime"
 	"strings"
 	"sync"
 	"time"
@@ -28,8 +29,10 @@ type wsClient struct {
 	challenge []byte
 	authCtx   string
 
-	wmu  sync.Mutex
-	wbuf []byte // the frame being written, under wmu
+	wmu     sync.Mutex
+	wbuf    []byte      // the frame being written, under wmu
+	cork    *corkedConn // the socket under ws (nil if the dialer made none)
+	corking bool        // under wmu: a writer has corked the socket and will uncork it
 
 	mu      sync.Mutex
 	next    uint64
@@ -53,7 +56,21 @@ func newDialers(addrs int, tlsConfig *tls.Config) *dialers {
 	for i := range addrs {
 		local := &net.TCPAddr{IP: net.IPv4(127, 0, 0, byte(1+i))}
 		nd := &net.Dialer{LocalAddr: local, Timeout: 30 * time.Second}
-		d.clients = append(d.clients, &http.Client{Transport: &http.Transport{DialContext: nd.DialContext, DisableKeepAlives: true, TLSClientConfig: tlsConfig}})
+		dialContext := func(ctx context.Context, network, addr string) (net.Conn, error) {
+			conn, err := nd.DialContext(ctx, network, addr)
+			if err != nil {
+				return nil, err
+			}
+			// A protocol client (dial) asks for its connection to be
+			// corkable; the relay baseline's connections stay as they were.
+			if slot, ok := ctx.Value(corkSlot{}).(**corkedConn); ok {
+				cc := &corkedConn{Conn: conn}
+				*slot = cc
+				return cc, nil
+			}
+			return conn, nil
+		}
+		d.clients = append(d.clients, &http.Client{Transport: &http.Transport{DialContext: dialContext, DisableKeepAlives: true, TLSClientConfig: tlsConfig}})
 	}
 	return d
 }
@@ -73,12 +90,13 @@ func wsURL(base string) string {
 }
 
 func dial(ctx context.Context, hc *http.Client, server string, onPush func(*parleypb.Push)) (*wsClient, error) {
-	ws, _, err := websocket.Dial(ctx, wsURL(server), &websocket.DialOptions{HTTPClient: hc})
+	var cork *corkedConn
+	ws, _, err := websocket.Dial(context.WithValue(ctx, corkSlot{}, &cork), wsURL(server), &websocket.DialOptions{HTTPClient: hc})
 	if err != nil {
 		return nil, err
 	}
 	ws.SetReadLimit(64 << 20)
-	c := &wsClient{ws: ws, pending: make(map[uint64]chan *parleypb.ServerFrame), onPush: onPush, dead: make(chan struct{})}
+	c := &wsClient{ws: ws, cork: cork, pending: make(map[uint64]chan *parleypb.ServerFrame), onPush: onPush, dead: make(chan struct{})}
 	go c.read()
 	r, err := c.call(ctx, &parleypb.ClientFrame{Body: &parleypb.ClientFrame_Hello{Hello: &parleypb.Hello{ProtocolVersion: wire.ProtocolVersion}}})
 	if err != nil {
@@ -177,17 +195,86 @@ func (c *wsClient) start(ctx context.Context, f *parleypb.ClientFrame) (chan *pa
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
+	//
+	// The first writer corks the socket and yields once before it
+	// uncorks: requests started together (the lanes of a device woken by
+	// responses that arrived in one read) then leave in one write(2), as
+	// parleyd's writer does (server/cork.go). Each is still its own frame.
 	c.wmu.Lock()
+	leader := c.cork != nil && !c.corking
+	if leader {
+		c.corking = true
+		c.cork.cork()
+	}
 	b, err := wireEncodeOpts.MarshalAppend(c.wbuf[:0], f)
 	if err == nil {
 		c.wbuf = b
 		err = c.ws.Write(context.Background(), websocket.MessageBinary, b)
 	}
 	c.wmu.Unlock()
+	if leader {
+		runtime.Gosched()
+		c.wmu.Lock()
+		c.corking = false
+		uerr := c.cork.uncork()
+		c.wmu.Unlock()
+		if uerr != nil {
+			// Frames of other callers were in the batch: end the
+			// connection, so that their calls fail too.
+			c.close()
+			if err == nil {
+				err = uerr
+			}
+		}
+	}
 	if err != nil {
 		return nil, err
 	}
 	return ch, nil
+}
+
+// corkSlot is the context key under which dial asks the dialer for a
+// corkable connection.
+type corkSlot struct{}
+
+// corkedConn is the TCP connection under a protocol client's WebSocket:
+// while corked, writes collect in a buffer that uncork writes at once.
+type corkedConn struct {
+	net.Conn
+	mu     sync.Mutex // held across every write, so batches keep their order
+	corked bool
+	buf    []byte
+}
+
+func (c *corkedConn) Write(p []byte) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.corked {
+		return c.Conn.Write(p)
+	}
+	c.buf = append(c.buf, p...)
+	return len(p), nil
+}
+
+func (c *corkedConn) cork() {
+	c.mu.Lock()
+	c.corked = true
+	c.mu.Unlock()
+}
+
+func (c *corkedConn) uncork() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.corked = false
+	var err error
+	if len(c.buf) > 0 {
+		_, err = c.Conn.Write(c.buf)
+	}
+	c.buf = c.buf[:0]
+	if cap(c.buf) > maxKeptReadBuffer {
+		c.buf = nil
+	}
+	return err
 }
 
 // wireEncodeOpts is how wire.Encode marshals frames.
