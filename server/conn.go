@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+	"google.golang.org/protobuf/encoding/protowire"
 
 	"github.com/parleychat/parley/store"
 	"github.com/parleychat/parley/wire"
@@ -194,6 +195,31 @@ type message struct {
 	typ      websocket.MessageType
 	data     []byte
 	tooLarge bool
+	buf      *[]byte // data's pooled buffer (frameBufs), given back once the frame is handled
+}
+
+// frameBufs holds the buffers client frames are read into. A frame is
+// decoded (protobuf copies what it keeps) and answered before its
+// buffer goes back, so a connection holds one only while it handles a
+// frame.
+var frameBufs = sync.Pool{New: func() any {
+	b := make([]byte, 0, 1024)
+	return &b
+}}
+
+// maxPooledFrame bounds the buffers kept in frameBufs: a rare large frame
+// (key packages, a big Welcome) does not pin its buffer.
+const maxPooledFrame = 64 << 10
+
+// release gives m's buffer back; m.data must not be used afterwards.
+func (m *message) release() {
+	if m.buf != nil {
+		if cap(*m.buf) <= maxPooledFrame {
+			*m.buf = (*m.buf)[:0]
+			frameBufs.Put(m.buf)
+		}
+		m.buf, m.data = nil, nil
+	}
 }
 
 // reader handles requests until the connection ends; onAuth runs (on
@@ -312,11 +338,14 @@ func (c *conn) readMessage() (message, error) {
 	if err != nil {
 		return message{}, err
 	}
-	data, tooLarge, err := readFrame(r, c.s.cfg.MaxFrame)
+	buf := frameBufs.Get().(*[]byte)
+	data, tooLarge, err := readFrame(*buf, r, c.s.cfg.MaxFrame)
 	if err != nil {
+		frameBufs.Put(buf)
 		return message{}, err
 	}
-	return message{typ, data, tooLarge}, nil
+	*buf = data
+	return message{typ: typ, data: data, tooLarge: tooLarge, buf: buf}, nil
 }
 
 // serveFrame reads a message (if read is set; else m was read) and
@@ -330,6 +359,7 @@ func (c *conn) serveFrame(m message, read bool, more chan<- bool) {
 			return
 		}
 	}
+	defer m.release()
 	c.pace(len(m.data))
 	// Frames refused unread are answered to their request if its id
 	// can be read from the first field, else at connection level.
@@ -362,12 +392,25 @@ func (c *conn) serveFrame(m message, read bool, more chan<- bool) {
 	}
 }
 
-// readFrame reads one message of at most max bytes; a longer one is
-// drained and reported as too large (data then holds its first bytes).
-func readFrame(r io.Reader, max int64) (data []byte, tooLarge bool, err error) {
-	data, err = io.ReadAll(io.LimitReader(r, max+1))
-	if err != nil {
-		return nil, false, err
+// readFrame reads one message of at most max bytes into buf's capacity
+// (data starts at buf[:0], and grows from there as io.ReadAll would); a
+// longer one is drained and reported as too large (data then holds its
+// first bytes).
+func readFrame(buf []byte, r io.Reader, max int64) (data []byte, tooLarge bool, err error) {
+	data = buf[:0]
+	for int64(len(data)) <= max {
+		if len(data) == cap(data) {
+			data = append(data, 0)[:len(data)] // grow, as io.ReadAll does
+		}
+		room := min(int64(cap(data)), max+1)
+		n, rerr := r.Read(data[len(data):room])
+		data = data[:len(data)+n]
+		if rerr == io.EOF {
+			break
+		}
+		if rerr != nil {
+			return nil, false, rerr
+		}
 	}
 	if int64(len(data)) > max {
 		if _, err := io.Copy(io.Discard, r); err != nil {
@@ -675,10 +718,57 @@ func (c *conn) respond(typ string, id uint64, start time.Time, body parleypb.Ser
 		}
 		return
 	}
-	c.enqueue(&parleypb.ServerFrame{RequestId: id, Body: body})
+	if send, ok := body.(*parleypb.ServerFrame_Send); ok && send.Send != nil {
+		// The response to every send: encoded directly (what
+		// wire.Encode would give, TestSendResponseFrame), without a
+		// ServerFrame and protobuf's reflection.
+		c.enqueueBytes(appendSendResponseFrame(make([]byte, 0, sendResponseFrameMax), id, send.Send))
+	} else {
+		c.enqueue(&parleypb.ServerFrame{RequestId: id, Body: body})
+	}
 	if c.closeReason != "" {
 		c.stop(websocket.StatusNormalClosure, c.closeReason)
 	}
+}
+
+// sendResponseFrameMax is the largest encoding of a ServerFrame with a
+// SendResponse: request_id (1 + 10 bytes), the send field's tag and
+// length (2 + 1), seq and epoch (1 + 10 each), duplicate (2).
+const sendResponseFrameMax = 37
+
+// appendSendResponseFrame appends the encoding of ServerFrame{request_id:
+// id, send: r}, byte for byte what wire.Encode (deterministic protobuf)
+// gives: fields in number order, zero values left out.
+func appendSendResponseFrame(b []byte, id uint64, r *parleypb.SendResponse) []byte {
+	if id != 0 {
+		b = protowire.AppendTag(b, 1, protowire.VarintType)
+		b = protowire.AppendVarint(b, id)
+	}
+	size := 0
+	if r.Seq != 0 {
+		size += 1 + protowire.SizeVarint(r.Seq)
+	}
+	if r.Epoch != 0 {
+		size += 1 + protowire.SizeVarint(r.Epoch)
+	}
+	if r.Duplicate {
+		size += 2
+	}
+	b = protowire.AppendTag(b, 12, protowire.BytesType)
+	b = protowire.AppendVarint(b, uint64(size))
+	if r.Seq != 0 {
+		b = protowire.AppendTag(b, 1, protowire.VarintType)
+		b = protowire.AppendVarint(b, r.Seq)
+	}
+	if r.Epoch != 0 {
+		b = protowire.AppendTag(b, 2, protowire.VarintType)
+		b = protowire.AppendVarint(b, r.Epoch)
+	}
+	if r.Duplicate {
+		b = protowire.AppendTag(b, 3, protowire.VarintType)
+		b = protowire.AppendVarint(b, 1)
+	}
+	return b
 }
 
 // requestType names the request for metrics and logs ("send", "fetch").
