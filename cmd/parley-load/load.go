@@ -14,8 +14,6 @@ import (
 	"math"
 	mrand "math/rand/v2"
 	"net/http"
-	"os"
-	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -603,14 +601,9 @@ func runLoad(ctx context.Context, cfg config, progress io.Writer) (*Report, erro
 	if w.proc != 0 {
 		before = readProcs(w.procs)
 	}
-	stopProfile, err := profileTraffic()
-	if err != nil {
-		return nil, err
-	}
 	genBefore := selfCPU()
 	elapsed := w.traffic(ctx, progress)
 	genCPU := selfCPU() - genBefore
-	stopProfile()
 	// The server's CPU is read before the final catch-up, so that it
 	// covers the traffic phase alone, as the generator's does.
 	var after procStats
@@ -657,25 +650,6 @@ func runLoad(ctx context.Context, cfg config, progress io.Writer) (*Report, erro
 		}
 	}
 	return rep, nil
-}
-
-// profileTraffic starts, if PARLEY_LOAD_GENPROFILE names a file, a CPU
-// profile of the generator itself for the traffic phase (go tool pprof
-// file); the spawned server's is PARLEY_LOAD_CPUPROFILE. stop ends it.
-func profileTraffic() (stop func(), err error) {
-	path := os.Getenv("PARLEY_LOAD_GENPROFILE")
-	if path == "" {
-		return func() {}, nil
-	}
-	f, err := os.Create(path)
-	if err != nil {
-		return nil, fmt.Errorf("generator profile: %w", err)
-	}
-	if err := pprof.StartCPUProfile(f); err != nil {
-		f.Close()
-		return nil, fmt.Errorf("generator profile: %w", err)
-	}
-	return func() { pprof.StopCPUProfile(); f.Close() }, nil
 }
 
 // perMessageUs divides a CPU time by the messages delivered by push.
