@@ -18,11 +18,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/parleychat/parley/channels"
 	"github.com/parleychat/parley/hashing/pdq"
@@ -34,7 +32,7 @@ const Schema = "channels"
 
 // Store is a channels.Store on PostgreSQL.
 type Store struct {
-	pool *pgxpool.Pool
+	pool pgdb.DB
 }
 
 var _ channels.Store = (*Store)(nil)
@@ -109,35 +107,22 @@ ALTER TABLE media ADD COLUMN vpdq TEXT;
 ALTER TABLE media ADD COLUMN tmk BYTEA;
 `}
 
-// Options tunes Open; the zero value is fine.
-type Options struct {
-	MaxConns int32
-	Logger   *slog.Logger
-}
+// Options tunes Open (the pool's size, the logger); the zero value is
+// fine.
+type Options = pgdb.Tuning
 
 // Open connects to the database dsn (a postgres:// URL) and applies
 // pending migrations to the schema "channels", creating it if needed.
 func Open(ctx context.Context, dsn string, opts *Options) (*Store, error) {
-	o := pgdb.Options{Schema: Schema, Migrations: migrations}
-	if opts != nil {
-		o.MaxConns, o.Logger = opts.MaxConns, opts.Logger
-	}
-	pool, err := pgdb.Open(ctx, dsn, o)
+	pool, err := pgdb.Open(ctx, dsn, pgdb.Options{Schema: Schema, Migrations: migrations}.Tuned(opts))
 	if err != nil {
 		return nil, fmt.Errorf("chanpg: %w", err)
 	}
-	return &Store{pool: pool}, nil
+	return &Store{pool: pgdb.DB{Pool: pool}}, nil
 }
 
 // Close closes the pool.
-func (s *Store) Close() error {
-	s.pool.Close()
-	return nil
-}
-
-func (s *Store) inTx(ctx context.Context, fn func(pgx.Tx) error) error {
-	return pgdb.WithTx(ctx, s.pool, fn)
-}
+func (s *Store) Close() error { return s.pool.Close() }
 
 // CreateChannel implements channels.Store.
 func (s *Store) CreateChannel(ctx context.Context, c channels.Channel) error {
@@ -186,7 +171,7 @@ func (s *Store) setMember(ctx context.Context, table, channel, user string, on b
 	if user == "" {
 		return fmt.Errorf("%w: empty user", channels.ErrInvalid)
 	}
-	return s.inTx(ctx, func(tx pgx.Tx) error {
+	return s.pool.InTx(ctx, func(tx pgx.Tx) error {
 		// The row lock keeps a concurrent DeleteChannel from leaving a
 		// follower of a deleted channel.
 		if err := lockChannel(ctx, tx, channel); err != nil {
@@ -284,7 +269,7 @@ func (s *Store) AddPost(ctx context.Context, p channels.Post, data [][]byte) (ch
 	}
 	now := p.Created.UnixMilli()
 	media := p.Media
-	err := s.inTx(ctx, func(tx pgx.Tx) error {
+	err := s.pool.InTx(ctx, func(tx pgx.Tx) error {
 		p.Media = append([]channels.Media(nil), media...)
 		if err := lockChannel(ctx, tx, p.Channel); err != nil {
 			return err
@@ -425,7 +410,7 @@ func (s *Store) SetStatus(ctx context.Context, id int64, status channels.Status,
 	}
 	var p channels.Post
 	var changed bool
-	err := s.inTx(ctx, func(tx pgx.Tx) error {
+	err := s.pool.InTx(ctx, func(tx pgx.Tx) error {
 		changed = false
 		var err error
 		if p, err = lockPost(ctx, tx, id); err != nil {
@@ -463,7 +448,7 @@ func (s *Store) SetStatus(ctx context.Context, id int64, status channels.Status,
 // DeletePost implements channels.Store.
 func (s *Store) DeletePost(ctx context.Context, id int64, reason string) (channels.Post, error) {
 	var p channels.Post
-	err := s.inTx(ctx, func(tx pgx.Tx) error {
+	err := s.pool.InTx(ctx, func(tx pgx.Tx) error {
 		q, err := lockPost(ctx, tx, id)
 		if err != nil {
 			return err
@@ -494,7 +479,7 @@ func deletePost(ctx context.Context, tx pgx.Tx, p channels.Post, reason string, 
 
 // DeleteChannel implements channels.Store.
 func (s *Store) DeleteChannel(ctx context.Context, id string) error {
-	return s.inTx(ctx, func(tx pgx.Tx) error { return deleteChannel(ctx, tx, id) })
+	return s.pool.InTx(ctx, func(tx pgx.Tx) error { return deleteChannel(ctx, tx, id) })
 }
 
 func deleteChannel(ctx context.Context, tx pgx.Tx, id string) error {
@@ -522,7 +507,7 @@ func deleteChannel(ctx context.Context, tx pgx.Tx, id string) error {
 // ForgetUser implements channels.Store.
 func (s *Store) ForgetUser(ctx context.Context, user string) ([]string, error) {
 	var owned []string
-	err := s.inTx(ctx, func(tx pgx.Tx) error {
+	err := s.pool.InTx(ctx, func(tx pgx.Tx) error {
 		owned = nil
 		ids, err := queryStrings(ctx, tx, `SELECT id FROM channels WHERE owner = $1 ORDER BY id`, user)
 		if err != nil {
