@@ -126,8 +126,8 @@ func (s *Store) Close() error { return s.pool.Close() }
 
 // CreateChannel implements channels.Store.
 func (s *Store) CreateChannel(ctx context.Context, c channels.Channel) error {
-	if !channels.ValidID(c.ID) || c.Owner == "" {
-		return fmt.Errorf("%w: channel id %q or owner", channels.ErrInvalid, c.ID)
+	if err := channels.CheckChannel(c); err != nil {
+		return err
 	}
 	if c.Created.IsZero() {
 		c.Created = time.Now()
@@ -256,13 +256,8 @@ func appendEvent(ctx context.Context, tx pgx.Tx, channel, kind string, postID in
 
 // AddPost implements channels.Store.
 func (s *Store) AddPost(ctx context.Context, p channels.Post, data [][]byte) (channels.Post, error) {
-	if len(data) != len(p.Media) {
-		return p, fmt.Errorf("%w: %d media descriptions for %d files", channels.ErrInvalid, len(p.Media), len(data))
-	}
-	switch p.Status {
-	case channels.Published, channels.Held, channels.Removed:
-	default:
-		return p, fmt.Errorf("%w: status %q", channels.ErrInvalid, p.Status)
+	if err := channels.CheckPost(p, len(data)); err != nil {
+		return p, err
 	}
 	if p.Created.IsZero() {
 		p.Created = time.Now()
@@ -403,10 +398,8 @@ func lockPost(ctx context.Context, tx pgx.Tx, id int64) (channels.Post, error) {
 
 // SetStatus implements channels.Store.
 func (s *Store) SetStatus(ctx context.Context, id int64, status channels.Status, reason string) (channels.Post, bool, error) {
-	switch status {
-	case channels.Published, channels.Held, channels.Removed:
-	default:
-		return channels.Post{}, false, fmt.Errorf("%w: status %q", channels.ErrInvalid, status)
+	if err := channels.CheckStatus(status); err != nil {
+		return channels.Post{}, false, err
 	}
 	var p channels.Post
 	var changed bool
@@ -562,9 +555,7 @@ func queryStrings(ctx context.Context, q querier, sql string, args ...any) ([]st
 
 // Events implements channels.Store.
 func (s *Store) Events(ctx context.Context, channel string, since int64, limit int) ([]channels.Event, error) {
-	if limit <= 0 {
-		limit = 100
-	}
+	limit = channels.PageLimit(limit, 100)
 	rows, err := s.pool.Query(ctx, `SELECT seq, channel, kind, post_id, reason, time FROM events
 		WHERE channel = $1 AND seq > $2 ORDER BY seq LIMIT $3`, channel, since, limit)
 	if err != nil {
@@ -599,9 +590,7 @@ func (s *Store) MediaData(ctx context.Context, postID int64, index int) ([]byte,
 
 // Posts implements channels.Store.
 func (s *Store) Posts(ctx context.Context, after int64, limit int, statuses ...channels.Status) ([]channels.Post, error) {
-	if limit <= 0 {
-		limit = 100
-	}
+	limit = channels.PageLimit(limit, 100)
 	if len(statuses) == 0 {
 		return nil, nil
 	}

@@ -144,9 +144,7 @@ func (s *Store) Case(ctx context.Context, id int64) (moderation.Case, error) {
 
 // Cases implements moderation.Store.
 func (s *Store) Cases(ctx context.Context, state string, limit int) ([]moderation.Case, error) {
-	if limit <= 0 {
-		limit = 100
-	}
+	limit = moderation.PageLimit(limit, 100)
 	var rows pgx.Rows
 	var err error
 	if state == "" {
@@ -176,14 +174,12 @@ func (s *Store) Cases(ctx context.Context, state string, limit int) ([]moderatio
 // the transaction, so two moderators deciding at once on two nodes get
 // one decision and one ErrCaseState.
 func (s *Store) ActOnCase(ctx context.Context, id int64, e moderation.CaseEvent) (moderation.Case, error) {
-	if e.Action != "appeal" && !moderation.ValidAction(e.Action) && !moderation.ValidHoldAction(e.Action) {
-		return moderation.Case{}, fmt.Errorf("%w %q", moderation.ErrAction, e.Action)
-	}
-	if e.Time.IsZero() {
-		e.Time = time.Now()
+	e, err := moderation.CheckCaseEvent(e)
+	if err != nil {
+		return moderation.Case{}, err
 	}
 	var c moderation.Case
-	err := s.pool.InTx(ctx, func(tx pgx.Tx) error {
+	err = s.pool.InTx(ctx, func(tx pgx.Tx) error {
 		var state, kind string
 		err := tx.QueryRow(ctx, `SELECT state, kind FROM cases WHERE id = $1 FOR UPDATE`, id).Scan(&state, &kind)
 		if errors.Is(err, pgx.ErrNoRows) {
@@ -333,9 +329,7 @@ func (s *Store) casesOf(ctx context.Context, rows pgx.Rows, err error) ([]modera
 
 // CasesAbout implements moderation.Store.
 func (s *Store) CasesAbout(ctx context.Context, account string, limit int) ([]moderation.Case, error) {
-	if limit <= 0 {
-		limit = 100
-	}
+	limit = moderation.PageLimit(limit, 100)
 	rows, err := s.pool.Query(ctx, `SELECT id FROM cases WHERE reported = $1 AND kind = $2 ORDER BY id DESC LIMIT $3`, account, moderation.KindReport, limit)
 	out, err := s.casesOf(ctx, rows, err)
 	if err != nil {
