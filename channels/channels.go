@@ -15,6 +15,7 @@ package channels
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"regexp"
 	"time"
@@ -55,6 +56,35 @@ var idPattern = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{1,63}$`)
 // ValidID reports whether id is a valid channel id: 2 to 64 characters of
 // a-z, 0-9, '_' and '-', starting with a letter or digit.
 func ValidID(id string) bool { return idPattern.MatchString(id) }
+
+// The checks every Store makes of its arguments before it writes, so
+// that the backends refuse the same input with the same ErrInvalid.
+
+// CheckChannel is CreateChannel's: a valid id and an owner.
+func CheckChannel(c Channel) error {
+	if !ValidID(c.ID) || c.Owner == "" {
+		return fmt.Errorf("%w: channel id %q or owner", ErrInvalid, c.ID)
+	}
+	return nil
+}
+
+// CheckStatus is SetStatus's: one of the statuses a post can have.
+func CheckStatus(status Status) error {
+	switch status {
+	case Published, Held, Removed:
+		return nil
+	}
+	return fmt.Errorf("%w: status %q", ErrInvalid, status)
+}
+
+// CheckPost is AddPost's: a media description for each of the files,
+// and a valid status.
+func CheckPost(p Post, files int) error {
+	if files != len(p.Media) {
+		return fmt.Errorf("%w: %d media descriptions for %d files", ErrInvalid, len(p.Media), files)
+	}
+	return CheckStatus(p.Status)
+}
 
 // Channel is a public channel (its JSON shape is channelapi's).
 type Channel = channelapi.Channel
@@ -158,12 +188,13 @@ type Store interface {
 	// DeletePost), and user's follows and admin roles, in one
 	// transaction. It returns the ids of the channels deleted.
 	ForgetUser(ctx context.Context, user string) ([]string, error)
-	// Events returns up to limit events of a channel with Seq > since.
+	// Events returns up to limit (<= 0: 100) events of a channel with
+	// Seq > since.
 	Events(ctx context.Context, channel string, since int64, limit int) ([]Event, error)
 	// MediaData returns the bytes of a post's media file.
 	MediaData(ctx context.Context, postID int64, index int) ([]byte, error)
-	// Posts returns up to limit posts with ID > after in ID order, with
-	// their media hashes, whose status is one of statuses.
+	// Posts returns up to limit (<= 0: 100) posts with ID > after in ID
+	// order, with their media hashes, whose status is one of statuses.
 	Posts(ctx context.Context, after int64, limit int, statuses ...Status) ([]Post, error)
 	// RescanCheckpoint returns the last moderation change-log sequence
 	// number that published posts were checked against (0 at first).
@@ -171,4 +202,13 @@ type Store interface {
 	// SetRescanCheckpoint stores it; it never moves backwards.
 	SetRescanCheckpoint(ctx context.Context, seq int64) error
 	Close() error
+}
+
+// PageLimit is what a Store method does with its limit argument: limit, or
+// def when limit <= 0 (the default each method's doc states).
+func PageLimit(limit, def int) int {
+	if limit <= 0 {
+		return def
+	}
+	return limit
 }

@@ -63,6 +63,20 @@ func ActionsFor(kind string) []string {
 	return Actions
 }
 
+// CheckCaseEvent is what every Store's ActOnCase does before its
+// transaction: an action no kind of case takes is ErrAction (whether the
+// case's kind and state take it is NextCaseState's to say), and a zero
+// Time is now.
+func CheckCaseEvent(e CaseEvent) (CaseEvent, error) {
+	if e.Action != "appeal" && !ValidAction(e.Action) && !ValidHoldAction(e.Action) {
+		return e, fmt.Errorf("%w %q", ErrAction, e.Action)
+	}
+	if e.Time.IsZero() {
+		e.Time = time.Now()
+	}
+	return e, nil
+}
+
 // NextCaseState is the case state machine every store applies, in the
 // transaction that records action: a report case goes open → decided by
 // a decision, decided → appealed by the reported account's one appeal,

@@ -3,6 +3,7 @@ package moderation_test
 import (
 	"errors"
 	"testing"
+	"time"
 
 	"github.com/parleychat/parley/moderation"
 )
@@ -34,6 +35,34 @@ func TestNextCaseState(t *testing.T) {
 		got, err := moderation.NextCaseState(tc.kind, tc.state, tc.action)
 		if got != tc.want || !errors.Is(err, tc.err) || (tc.err == nil) != (err == nil) {
 			t.Errorf("NextCaseState(%s, %s, %s) = %q, %v; want %q, %v", tc.kind, tc.state, tc.action, got, err, tc.want, tc.err)
+		}
+	}
+}
+
+// CheckCaseEvent refuses an action no case takes, keeps a given time and
+// stamps a zero one; the contract suite (modtest) checks the stores use it.
+func TestCheckCaseEvent(t *testing.T) {
+	if _, err := moderation.CheckCaseEvent(moderation.CaseEvent{Action: "explode"}); !errors.Is(err, moderation.ErrAction) {
+		t.Fatalf("unknown action: err = %v, want ErrAction", err)
+	}
+	at := time.Unix(1700000000, 0)
+	for _, action := range []string{"appeal", "warn", moderation.HoldActions[0]} {
+		e, err := moderation.CheckCaseEvent(moderation.CaseEvent{Action: action, Time: at})
+		if err != nil || !e.Time.Equal(at) {
+			t.Fatalf("%s: %v, %v; want the given time and no error", action, e.Time, err)
+		}
+	}
+	before := time.Now()
+	e, err := moderation.CheckCaseEvent(moderation.CaseEvent{Action: "warn"})
+	if err != nil || e.Time.Before(before) {
+		t.Fatalf("zero time: %v, %v; want now", e.Time, err)
+	}
+}
+
+func TestPageLimit(t *testing.T) {
+	for _, tc := range []struct{ limit, def, want int }{{0, 100, 100}, {-3, 1000, 1000}, {7, 100, 7}} {
+		if got := moderation.PageLimit(tc.limit, tc.def); got != tc.want {
+			t.Errorf("PageLimit(%d, %d) = %d, want %d", tc.limit, tc.def, got, tc.want)
 		}
 	}
 }

@@ -124,8 +124,8 @@ type Store interface {
 	Banks(ctx context.Context) ([]Bank, error)
 	// Entries returns a bank's entries sorted by type and value.
 	Entries(ctx context.Context, bank string) ([]hashlist.Entry, error)
-	// Changes returns up to limit change-log records with Seq > since, in
-	// order; bank "" means every bank.
+	// Changes returns up to limit (<= 0: 1000) change-log records with
+	// Seq > since, in order; bank "" means every bank.
 	Changes(ctx context.Context, bank string, since int64, limit int) ([]Change, error)
 	// LastChange returns the highest Seq in the change log (0 if empty).
 	LastChange(ctx context.Context) (int64, error)
@@ -155,8 +155,8 @@ type Store interface {
 	FileReport(ctx context.Context, r CaseReport, reported string, msgs []CaseMessage) (int64, error)
 	// Case returns a case with its reports, messages and events.
 	Case(ctx context.Context, id int64) (Case, error)
-	// Cases lists cases in a state ("" for all), newest first, without
-	// their messages.
+	// Cases lists up to limit (<= 0: 100) cases in a state ("" for all),
+	// newest first, without their messages.
 	Cases(ctx context.Context, state string, limit int) ([]Case, error)
 	// ActOnCase records an action: a decision on an open case, an appeal
 	// of a decided one (action "appeal"), or a decision on an appealed one
@@ -232,4 +232,13 @@ type Store interface {
 	EndConsoleSession(ctx context.Context, tokenHash []byte) error
 
 	Close() error
+}
+
+// PageLimit is what a Store method does with its limit argument: limit, or
+// def when limit <= 0 (the default each method's doc states).
+func PageLimit(limit, def int) int {
+	if limit <= 0 {
+		return def
+	}
+	return limit
 }

@@ -18,11 +18,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/parleychat/parley/channels"
 	"github.com/parleychat/parley/hashing/pdq"
@@ -34,7 +32,7 @@ const Schema = "channels"
 
 // Store is a channels.Store on PostgreSQL.
 type Store struct {
-	pool *pgxpool.Pool
+	pool pgdb.DB
 }
 
 var _ channels.Store = (*Store)(nil)
@@ -109,40 +107,27 @@ ALTER TABLE media ADD COLUMN vpdq TEXT;
 ALTER TABLE media ADD COLUMN tmk BYTEA;
 `}
 
-// Options tunes Open; the zero value is fine.
-type Options struct {
-	MaxConns int32
-	Logger   *slog.Logger
-}
+// Options tunes Open (the pool's size, the logger); the zero value is
+// fine.
+type Options = pgdb.Tuning
 
 // Open connects to the database dsn (a postgres:// URL) and applies
 // pending migrations to the schema "channels", creating it if needed.
 func Open(ctx context.Context, dsn string, opts *Options) (*Store, error) {
-	o := pgdb.Options{Schema: Schema, Migrations: migrations}
-	if opts != nil {
-		o.MaxConns, o.Logger = opts.MaxConns, opts.Logger
-	}
-	pool, err := pgdb.Open(ctx, dsn, o)
+	pool, err := pgdb.Open(ctx, dsn, pgdb.Options{Schema: Schema, Migrations: migrations}.Tuned(opts))
 	if err != nil {
 		return nil, fmt.Errorf("chanpg: %w", err)
 	}
-	return &Store{pool: pool}, nil
+	return &Store{pool: pgdb.DB{Pool: pool}}, nil
 }
 
 // Close closes the pool.
-func (s *Store) Close() error {
-	s.pool.Close()
-	return nil
-}
-
-func (s *Store) inTx(ctx context.Context, fn func(pgx.Tx) error) error {
-	return pgdb.WithTx(ctx, s.pool, fn)
-}
+func (s *Store) Close() error { return s.pool.Close() }
 
 // CreateChannel implements channels.Store.
 func (s *Store) CreateChannel(ctx context.Context, c channels.Channel) error {
-	if !channels.ValidID(c.ID) || c.Owner == "" {
-		return fmt.Errorf("%w: channel id %q or owner", channels.ErrInvalid, c.ID)
+	if err := channels.CheckChannel(c); err != nil {
+		return err
 	}
 	if c.Created.IsZero() {
 		c.Created = time.Now()
@@ -186,7 +171,7 @@ func (s *Store) setMember(ctx context.Context, table, channel, user string, on b
 	if user == "" {
 		return fmt.Errorf("%w: empty user", channels.ErrInvalid)
 	}
-	return s.inTx(ctx, func(tx pgx.Tx) error {
+	return s.pool.InTx(ctx, func(tx pgx.Tx) error {
 		// The row lock keeps a concurrent DeleteChannel from leaving a
 		// follower of a deleted channel.
 		if err := lockChannel(ctx, tx, channel); err != nil {
@@ -271,20 +256,15 @@ func appendEvent(ctx context.Context, tx pgx.Tx, channel, kind string, postID in
 
 // AddPost implements channels.Store.
 func (s *Store) AddPost(ctx context.Context, p channels.Post, data [][]byte) (channels.Post, error) {
-	if len(data) != len(p.Media) {
-		return p, fmt.Errorf("%w: %d media descriptions for %d files", channels.ErrInvalid, len(p.Media), len(data))
-	}
-	switch p.Status {
-	case channels.Published, channels.Held, channels.Removed:
-	default:
-		return p, fmt.Errorf("%w: status %q", channels.ErrInvalid, p.Status)
+	if err := channels.CheckPost(p, len(data)); err != nil {
+		return p, err
 	}
 	if p.Created.IsZero() {
 		p.Created = time.Now()
 	}
 	now := p.Created.UnixMilli()
 	media := p.Media
-	err := s.inTx(ctx, func(tx pgx.Tx) error {
+	err := s.pool.InTx(ctx, func(tx pgx.Tx) error {
 		p.Media = append([]channels.Media(nil), media...)
 		if err := lockChannel(ctx, tx, p.Channel); err != nil {
 			return err
@@ -418,14 +398,12 @@ func lockPost(ctx context.Context, tx pgx.Tx, id int64) (channels.Post, error) {
 
 // SetStatus implements channels.Store.
 func (s *Store) SetStatus(ctx context.Context, id int64, status channels.Status, reason string) (channels.Post, bool, error) {
-	switch status {
-	case channels.Published, channels.Held, channels.Removed:
-	default:
-		return channels.Post{}, false, fmt.Errorf("%w: status %q", channels.ErrInvalid, status)
+	if err := channels.CheckStatus(status); err != nil {
+		return channels.Post{}, false, err
 	}
 	var p channels.Post
 	var changed bool
-	err := s.inTx(ctx, func(tx pgx.Tx) error {
+	err := s.pool.InTx(ctx, func(tx pgx.Tx) error {
 		changed = false
 		var err error
 		if p, err = lockPost(ctx, tx, id); err != nil {
@@ -463,7 +441,7 @@ func (s *Store) SetStatus(ctx context.Context, id int64, status channels.Status,
 // DeletePost implements channels.Store.
 func (s *Store) DeletePost(ctx context.Context, id int64, reason string) (channels.Post, error) {
 	var p channels.Post
-	err := s.inTx(ctx, func(tx pgx.Tx) error {
+	err := s.pool.InTx(ctx, func(tx pgx.Tx) error {
 		q, err := lockPost(ctx, tx, id)
 		if err != nil {
 			return err
@@ -494,7 +472,7 @@ func deletePost(ctx context.Context, tx pgx.Tx, p channels.Post, reason string, 
 
 // DeleteChannel implements channels.Store.
 func (s *Store) DeleteChannel(ctx context.Context, id string) error {
-	return s.inTx(ctx, func(tx pgx.Tx) error { return deleteChannel(ctx, tx, id) })
+	return s.pool.InTx(ctx, func(tx pgx.Tx) error { return deleteChannel(ctx, tx, id) })
 }
 
 func deleteChannel(ctx context.Context, tx pgx.Tx, id string) error {
@@ -522,7 +500,7 @@ func deleteChannel(ctx context.Context, tx pgx.Tx, id string) error {
 // ForgetUser implements channels.Store.
 func (s *Store) ForgetUser(ctx context.Context, user string) ([]string, error) {
 	var owned []string
-	err := s.inTx(ctx, func(tx pgx.Tx) error {
+	err := s.pool.InTx(ctx, func(tx pgx.Tx) error {
 		owned = nil
 		ids, err := queryStrings(ctx, tx, `SELECT id FROM channels WHERE owner = $1 ORDER BY id`, user)
 		if err != nil {
@@ -577,9 +555,7 @@ func queryStrings(ctx context.Context, q querier, sql string, args ...any) ([]st
 
 // Events implements channels.Store.
 func (s *Store) Events(ctx context.Context, channel string, since int64, limit int) ([]channels.Event, error) {
-	if limit <= 0 {
-		limit = 100
-	}
+	limit = channels.PageLimit(limit, 100)
 	rows, err := s.pool.Query(ctx, `SELECT seq, channel, kind, post_id, reason, time FROM events
 		WHERE channel = $1 AND seq > $2 ORDER BY seq LIMIT $3`, channel, since, limit)
 	if err != nil {
@@ -614,9 +590,7 @@ func (s *Store) MediaData(ctx context.Context, postID int64, index int) ([]byte,
 
 // Posts implements channels.Store.
 func (s *Store) Posts(ctx context.Context, after int64, limit int, statuses ...channels.Status) ([]channels.Post, error) {
-	if limit <= 0 {
-		limit = 100
-	}
+	limit = channels.PageLimit(limit, 100)
 	if len(statuses) == 0 {
 		return nil, nil
 	}

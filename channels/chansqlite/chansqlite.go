@@ -117,8 +117,8 @@ func (s *Store) Close() error { return s.db.Close() }
 
 // CreateChannel implements channels.Store.
 func (s *Store) CreateChannel(ctx context.Context, c channels.Channel) error {
-	if !channels.ValidID(c.ID) || c.Owner == "" {
-		return fmt.Errorf("%w: channel id %q or owner", channels.ErrInvalid, c.ID)
+	if err := channels.CheckChannel(c); err != nil {
+		return err
 	}
 	if c.Created.IsZero() {
 		c.Created = time.Now()
@@ -244,13 +244,8 @@ func appendEvent(ctx context.Context, tx *sql.Tx, channel, kind string, postID i
 
 // AddPost implements channels.Store.
 func (s *Store) AddPost(ctx context.Context, p channels.Post, data [][]byte) (channels.Post, error) {
-	if len(data) != len(p.Media) {
-		return p, fmt.Errorf("%w: %d media descriptions for %d files", channels.ErrInvalid, len(p.Media), len(data))
-	}
-	switch p.Status {
-	case channels.Published, channels.Held, channels.Removed:
-	default:
-		return p, fmt.Errorf("%w: status %q", channels.ErrInvalid, p.Status)
+	if err := channels.CheckPost(p, len(data)); err != nil {
+		return p, err
 	}
 	if _, err := s.Channel(ctx, p.Channel); err != nil {
 		return p, err
@@ -348,10 +343,8 @@ func (s *Store) Post(ctx context.Context, id int64) (channels.Post, error) {
 
 // SetStatus implements channels.Store.
 func (s *Store) SetStatus(ctx context.Context, id int64, status channels.Status, reason string) (channels.Post, bool, error) {
-	switch status {
-	case channels.Published, channels.Held, channels.Removed:
-	default:
-		return channels.Post{}, false, fmt.Errorf("%w: status %q", channels.ErrInvalid, status)
+	if err := channels.CheckStatus(status); err != nil {
+		return channels.Post{}, false, err
 	}
 	var p channels.Post
 	changed := false
@@ -532,9 +525,7 @@ func queryStrings(ctx context.Context, db interface {
 
 // Events implements channels.Store.
 func (s *Store) Events(ctx context.Context, channel string, since int64, limit int) ([]channels.Event, error) {
-	if limit <= 0 {
-		limit = 100
-	}
+	limit = channels.PageLimit(limit, 100)
 	rows, err := s.db.QueryContext(ctx, `SELECT seq, channel, kind, post_id, reason, time FROM events
 		WHERE channel = ? AND seq > ? ORDER BY seq LIMIT ?`, channel, since, limit)
 	if err != nil {
@@ -569,9 +560,7 @@ func (s *Store) MediaData(ctx context.Context, postID int64, index int) ([]byte,
 
 // Posts implements channels.Store.
 func (s *Store) Posts(ctx context.Context, after int64, limit int, statuses ...channels.Status) ([]channels.Post, error) {
-	if limit <= 0 {
-		limit = 100
-	}
+	limit = channels.PageLimit(limit, 100)
 	if len(statuses) == 0 {
 		return nil, nil
 	}

@@ -34,11 +34,42 @@ type Options struct {
 	// with its row in the schema's schema_migrations table. Never edit
 	// one that has shipped: append a new one.
 	Migrations []string
+	Tuning
+}
+
+// Tuning is the part of Options a store's caller chooses (chanpg.Options
+// and modpg.Options are this type); the zero value is fine.
+type Tuning struct {
 	// MaxConns bounds the pool (default pgxpool's; pool_max_conns in the
 	// DSN also works).
 	MaxConns int32
 	// Logger receives warnings (default slog.Default()).
 	Logger *slog.Logger
+}
+
+// Tuned returns o with t as its Tuning; a nil t leaves o's as it is.
+func (o Options) Tuned(t *Tuning) Options {
+	if t != nil {
+		o.Tuning = *t
+	}
+	return o
+}
+
+// DB is a store's connection pool, with the Close and transaction helper
+// every store on it needs.
+type DB struct {
+	*pgxpool.Pool
+}
+
+// Close closes the pool; it returns nil, for the stores' Close methods.
+func (db DB) Close() error {
+	db.Pool.Close()
+	return nil
+}
+
+// InTx is WithTx on db's pool.
+func (db DB) InTx(ctx context.Context, fn func(pgx.Tx) error) error {
+	return WithTx(ctx, db.Pool, fn)
 }
 
 var schemaName = regexp.MustCompile(`^[a-z_][a-z0-9_]{0,62}$`)

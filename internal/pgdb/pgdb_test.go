@@ -57,3 +57,25 @@ func TestRefusals(t *testing.T) {
 		t.Fatal("a schema name with SQL in it was taken")
 	}
 }
+
+// A store's Open passes its caller's *Tuning through Tuned: nil keeps
+// the defaults (and the pool Open makes), a value replaces them.
+func TestTuned(t *testing.T) {
+	base := Options{Schema: "s", Tuning: Tuning{MaxConns: 7}}
+	if got := base.Tuned(nil); got.MaxConns != 7 || got.Schema != "s" {
+		t.Fatalf("Tuned(nil) = %+v, want the options unchanged", got)
+	}
+	if got := base.Tuned(&Tuning{MaxConns: 2}); got.MaxConns != 2 || got.Schema != "s" {
+		t.Fatalf("Tuned(MaxConns 2) = %+v", got)
+	}
+	ctx := context.Background()
+	pool, err := Open(ctx, pgtest.DB(t), Options{Schema: "tuned"}.Tuned(&Tuning{MaxConns: 3}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	db := DB{Pool: pool}
+	defer db.Close()
+	if n := db.Config().MaxConns; n != 3 {
+		t.Fatalf("pool MaxConns = %d, want 3", n)
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"net/http"
 	"net/http/cookiejar"
+	"net/http/httptest"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -24,8 +25,8 @@ import (
 func TestMain(m *testing.M) { os.Exit(pgtest.Main(m)) }
 
 // twoNodes serves two consoles (nodes A and B) over one PostgreSQL
-// database.
-func twoNodes(t *testing.T) (f *fixture, nodeB *browser) {
+// database, with a browser on each (their own cookies).
+func twoNodes(t *testing.T) (f *fixture, onA, onB *browser) {
 	t.Helper()
 	dsn := pgtest.DB(t)
 	open := func() *modpg.Store {
@@ -37,8 +38,35 @@ func twoNodes(t *testing.T) (f *fixture, nodeB *browser) {
 		return st
 	}
 	f = newFixtureOn(t, open())
-	b := f.browser()
-	return f, b.at(f.serve(open()))
+	return f, f.browser(), f.browser().at(f.serve(open()))
+}
+
+// restartable serves a console (f) over a SQLite database in a fresh
+// directory. restart stops that node, closes and reopens the database and
+// serves the fixture's console on it again: the restarted node knows only
+// what the database kept.
+func restartable(t *testing.T) (f *fixture, restart func() *httptest.Server) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "moderation.db")
+	open := func() *modsqlite.Store {
+		st, err := modsqlite.Open(context.Background(), path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st
+	}
+	st := open()
+	f = newFixtureOn(t, st)
+	return f, func() *httptest.Server {
+		t.Helper()
+		f.srv.Close()
+		if err := st.Close(); err != nil {
+			t.Fatal(err)
+		}
+		st2 := open()
+		t.Cleanup(func() { st2.Close() })
+		return f.serve(st2)
+	}
 }
 
 // signedIn reports whether the browser's session is accepted (a page, not
@@ -60,8 +88,7 @@ func (b *browser) signedIn() bool {
 // forms included (the CSRF token is the session's), and signing out on
 // node A ends it on node B.
 func TestSessionOnEveryNode(t *testing.T) {
-	f, onB := twoNodes(t)
-	onA := f.browser()
+	f, onA, onB := twoNodes(t)
 	onA.c = onB.c // one browser (its cookies), two nodes
 	csrf := onA.mustLogin("mod1")
 	if !onB.signedIn() {
@@ -85,8 +112,7 @@ func TestSessionOnEveryNode(t *testing.T) {
 
 // Deactivating an account on node B ends its session on node A.
 func TestRemovalEndsSessionsOnEveryNode(t *testing.T) {
-	f, leadOnB := twoNodes(t)
-	mod := f.browser()
+	_, mod, leadOnB := twoNodes(t)
 	mod.mustLogin("mod1")
 	csrf := leadOnB.mustLogin("lead1")
 	if st, _, _ := leadOnB.do("POST", "/moderators/mod1/remove", url.Values{"csrf": {csrf}}); st != http.StatusOK {
@@ -99,24 +125,10 @@ func TestRemovalEndsSessionsOnEveryNode(t *testing.T) {
 
 // A session outlives a restart of the node (SQLite).
 func TestSessionSurvivesRestart(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "moderation.db")
-	st, err := modsqlite.Open(context.Background(), path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	f := newFixtureOn(t, st)
+	f, restart := restartable(t)
 	b := f.browser()
 	b.mustLogin("mod1")
-	f.srv.Close()
-	if err := st.Close(); err != nil {
-		t.Fatal(err)
-	}
-	st2, err := modsqlite.Open(context.Background(), path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st2.Close()
-	if !b.at(f.serve(st2)).signedIn() {
+	if !b.at(restart()).signedIn() {
 		t.Fatal("the restarted node refused a live session")
 	}
 }
@@ -196,10 +208,10 @@ func (b *browser) setSession(t *testing.T, value string) {
 // window. The last step used is in the shared store, so node B refuses a
 // code that node A accepted.
 func TestTOTPCodeOnceOnEveryNode(t *testing.T) {
-	f, attackerOnB := twoNodes(t)
+	f, modOnA, attackerOnB := twoNodes(t)
 	f.advance(totpStep)
 	code := TOTPCode([]byte("secret of mod1"), f.clock())
-	if st, body := f.browser().login("mod1", "password of mod1", code); st != http.StatusSeeOther {
+	if st, body := modOnA.login("mod1", "password of mod1", code); st != http.StatusSeeOther {
 		t.Fatalf("the moderator's sign-in on node A: %d %s", st, body)
 	}
 	if st, _ := attackerOnB.login("mod1", "password of mod1", code); st != http.StatusUnauthorized {
@@ -217,27 +229,13 @@ func TestTOTPCodeOnceOnEveryNode(t *testing.T) {
 
 // The same after a restart of a SQLite node: the used step is on disk.
 func TestTOTPCodeOnceAfterRestart(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "moderation.db")
-	st, err := modsqlite.Open(context.Background(), path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	f := newFixtureOn(t, st)
+	f, restart := restartable(t)
 	f.advance(totpStep)
 	code := TOTPCode([]byte("secret of mod1"), f.clock())
 	if st, body := f.browser().login("mod1", "password of mod1", code); st != http.StatusSeeOther {
 		t.Fatalf("the moderator's sign-in: %d %s", st, body)
 	}
-	f.srv.Close()
-	if err := st.Close(); err != nil {
-		t.Fatal(err)
-	}
-	st2, err := modsqlite.Open(context.Background(), path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st2.Close()
-	attacker := f.browser().at(f.serve(st2))
+	attacker := f.browser().at(restart())
 	if st, _ := attacker.login("mod1", "password of mod1", code); st != http.StatusUnauthorized {
 		t.Fatalf("the restarted node accepted a TOTP code used before the restart: %d", st)
 	}
@@ -246,8 +244,7 @@ func TestTOTPCodeOnceAfterRestart(t *testing.T) {
 // Two sign-ins with the same code at once, one on each node: the store's
 // conditional write lets exactly one through.
 func TestTOTPCodeRaceOnTwoNodes(t *testing.T) {
-	f, onB := twoNodes(t)
-	onA := f.browser()
+	f, onA, onB := twoNodes(t)
 	f.advance(totpStep)
 	code := TOTPCode([]byte("secret of mod1"), f.clock())
 	type attempt struct {
@@ -301,8 +298,7 @@ func TestTOTPCodeRaceOnTwoNodes(t *testing.T) {
 // restarts) to get more than loginFailures per window. The counters are
 // in the shared store, so guesses on node A and node B add up.
 func TestLoginLimitOnEveryNode(t *testing.T) {
-	f, onB := twoNodes(t)
-	onA := f.browser()
+	f, onA, onB := twoNodes(t)
 	for i := range loginFailures {
 		b := onA
 		if i%2 == 1 {
@@ -326,28 +322,15 @@ func TestLoginLimitOnEveryNode(t *testing.T) {
 
 // A restart (SQLite) does not clear the counters.
 func TestLoginLimitSurvivesRestart(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "moderation.db")
-	st, err := modsqlite.Open(context.Background(), path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	f := newFixtureOn(t, st)
+	f, restart := restartable(t)
 	for i := range loginFailures {
 		if st, _ := f.browser().login("lead1", "guess", ""); st != http.StatusUnauthorized {
 			t.Fatalf("guess %d: %d", i, st)
 		}
 	}
-	f.srv.Close()
-	if err := st.Close(); err != nil {
-		t.Fatal(err)
-	}
-	st2, err := modsqlite.Open(context.Background(), path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st2.Close()
+	node := restart()
 	f.advance(totpStep)
-	if st, _ := f.browser().at(f.serve(st2)).login("lead1", "password of lead1", ""); st != http.StatusTooManyRequests {
+	if st, _ := f.browser().at(node).login("lead1", "password of lead1", ""); st != http.StatusTooManyRequests {
 		t.Fatalf("the restarted node forgot %d failed sign-ins: %d", loginFailures, st)
 	}
 }

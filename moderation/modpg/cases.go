@@ -23,7 +23,7 @@ func (s *Store) FileReport(ctx context.Context, r moderation.CaseReport, reporte
 		return 0, errors.New("modpg: a report names a reported account and messages")
 	}
 	var id int64
-	err := s.inTx(ctx, func(tx pgx.Tx) error {
+	err := s.pool.InTx(ctx, func(tx pgx.Tx) error {
 		id = 0
 		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtext('parley case ' || $1::text))`, reported); err != nil {
 			return err
@@ -144,9 +144,7 @@ func (s *Store) Case(ctx context.Context, id int64) (moderation.Case, error) {
 
 // Cases implements moderation.Store.
 func (s *Store) Cases(ctx context.Context, state string, limit int) ([]moderation.Case, error) {
-	if limit <= 0 {
-		limit = 100
-	}
+	limit = moderation.PageLimit(limit, 100)
 	var rows pgx.Rows
 	var err error
 	if state == "" {
@@ -176,14 +174,12 @@ func (s *Store) Cases(ctx context.Context, state string, limit int) ([]moderatio
 // the transaction, so two moderators deciding at once on two nodes get
 // one decision and one ErrCaseState.
 func (s *Store) ActOnCase(ctx context.Context, id int64, e moderation.CaseEvent) (moderation.Case, error) {
-	if e.Action != "appeal" && !moderation.ValidAction(e.Action) && !moderation.ValidHoldAction(e.Action) {
-		return moderation.Case{}, fmt.Errorf("%w %q", moderation.ErrAction, e.Action)
-	}
-	if e.Time.IsZero() {
-		e.Time = time.Now()
+	e, err := moderation.CheckCaseEvent(e)
+	if err != nil {
+		return moderation.Case{}, err
 	}
 	var c moderation.Case
-	err := s.inTx(ctx, func(tx pgx.Tx) error {
+	err = s.pool.InTx(ctx, func(tx pgx.Tx) error {
 		var state, kind string
 		err := tx.QueryRow(ctx, `SELECT state, kind FROM cases WHERE id = $1 FOR UPDATE`, id).Scan(&state, &kind)
 		if errors.Is(err, pgx.ErrNoRows) {
@@ -333,9 +329,7 @@ func (s *Store) casesOf(ctx context.Context, rows pgx.Rows, err error) ([]modera
 
 // CasesAbout implements moderation.Store.
 func (s *Store) CasesAbout(ctx context.Context, account string, limit int) ([]moderation.Case, error) {
-	if limit <= 0 {
-		limit = 100
-	}
+	limit = moderation.PageLimit(limit, 100)
 	rows, err := s.pool.Query(ctx, `SELECT id FROM cases WHERE reported = $1 AND kind = $2 ORDER BY id DESC LIMIT $3`, account, moderation.KindReport, limit)
 	out, err := s.casesOf(ctx, rows, err)
 	if err != nil {
@@ -355,7 +349,7 @@ func (s *Store) FileHold(ctx context.Context, h moderation.Hold, opened time.Tim
 		return 0, err
 	}
 	var id int64
-	err = s.inTx(ctx, func(tx pgx.Tx) error {
+	err = s.pool.InTx(ctx, func(tx pgx.Tx) error {
 		id = 0
 		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtext('parley hold ' || $1::text))`, strconv.FormatInt(h.Post, 10)); err != nil {
 			return err
@@ -389,7 +383,7 @@ func (s *Store) OpenHold(ctx context.Context, post int64) (int64, error) {
 // PurgeCases implements moderation.Store.
 func (s *Store) PurgeCases(ctx context.Context, before, now time.Time) (int, error) {
 	n := 0
-	err := s.inTx(ctx, func(tx pgx.Tx) error {
+	err := s.pool.InTx(ctx, func(tx pgx.Tx) error {
 		n = 0
 		rows, err := tx.Query(ctx, `SELECT c.id,
 			COALESCE((SELECT action FROM case_events WHERE case_id = c.id AND action <> 'appeal' ORDER BY id DESC LIMIT 1), ''),
@@ -444,7 +438,7 @@ func (s *Store) PurgeCases(ctx context.Context, before, now time.Time) (int, err
 
 // RemoveModerator implements moderation.Store.
 func (s *Store) RemoveModerator(ctx context.Context, name, by string, at time.Time) error {
-	err := s.inTx(ctx, func(tx pgx.Tx) error {
+	err := s.pool.InTx(ctx, func(tx pgx.Tx) error {
 		// One removal at a time, so that two leads cannot remove each
 		// other and leave none.
 		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtext('parley moderators'))`); err != nil {
@@ -549,7 +543,7 @@ func (s *Store) AddConsoleSession(ctx context.Context, cs moderation.ConsoleSess
 	if len(cs.TokenHash) != 32 || cs.Moderator == "" || !cs.Expires.After(cs.Created) {
 		return errors.New("modpg: a console session has a 32-byte token hash, a moderator and an expiry after its creation")
 	}
-	err := s.inTx(ctx, func(tx pgx.Tx) error {
+	err := s.pool.InTx(ctx, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, `DELETE FROM console_sessions WHERE expires <= $1`, cs.Created.UnixMilli()); err != nil {
 			return err
 		}

@@ -16,12 +16,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/parleychat/parley/hashing/hashlist"
 	"github.com/parleychat/parley/internal/pgdb"
@@ -33,7 +31,7 @@ const Schema = "moderation"
 
 // Store is a moderation.Store on PostgreSQL.
 type Store struct {
-	pool *pgxpool.Pool
+	pool pgdb.DB
 }
 
 var _ moderation.Store = (*Store)(nil)
@@ -160,35 +158,22 @@ CREATE TABLE console_login_failures (
 CREATE INDEX console_login_failures_window ON console_login_failures (window_start);
 `}
 
-// Options tunes Open; the zero value is fine.
-type Options struct {
-	MaxConns int32
-	Logger   *slog.Logger
-}
+// Options tunes Open (the pool's size, the logger); the zero value is
+// fine.
+type Options = pgdb.Tuning
 
 // Open connects to the database dsn (a postgres:// URL) and applies
 // pending migrations to the schema "moderation", creating it if needed.
 func Open(ctx context.Context, dsn string, opts *Options) (*Store, error) {
-	o := pgdb.Options{Schema: Schema, Migrations: migrations}
-	if opts != nil {
-		o.MaxConns, o.Logger = opts.MaxConns, opts.Logger
-	}
-	pool, err := pgdb.Open(ctx, dsn, o)
+	pool, err := pgdb.Open(ctx, dsn, pgdb.Options{Schema: Schema, Migrations: migrations}.Tuned(opts))
 	if err != nil {
 		return nil, fmt.Errorf("modpg: %w", err)
 	}
-	return &Store{pool: pool}, nil
+	return &Store{pool: pgdb.DB{Pool: pool}}, nil
 }
 
 // Close closes the pool.
-func (s *Store) Close() error {
-	s.pool.Close()
-	return nil
-}
-
-func (s *Store) inTx(ctx context.Context, fn func(pgx.Tx) error) error {
-	return pgdb.WithTx(ctx, s.pool, fn)
-}
+func (s *Store) Close() error { return s.pool.Close() }
 
 func joinTags(t []string) string { return strings.Join(t, " ") }
 
@@ -310,7 +295,7 @@ func (s *Store) ImportBank(ctx context.Context, meta moderation.Bank, entries []
 	}
 	var d hashlist.Delta
 	now := time.Now().UnixMilli()
-	err := s.inTx(ctx, func(tx pgx.Tx) error {
+	err := s.pool.InTx(ctx, func(tx pgx.Tx) error {
 		if err := lockBanks(ctx, tx); err != nil {
 			return err
 		}
@@ -345,7 +330,7 @@ func (s *Store) ApplyDelta(ctx context.Context, meta moderation.Bank, d hashlist
 		}
 	}
 	now := time.Now().UnixMilli()
-	err := s.inTx(ctx, func(tx pgx.Tx) error {
+	err := s.pool.InTx(ctx, func(tx pgx.Tx) error {
 		if err := lockBanks(ctx, tx); err != nil {
 			return err
 		}
@@ -376,7 +361,7 @@ func (s *Store) ApplyDelta(ctx context.Context, meta moderation.Bank, d hashlist
 // RemoveBank implements moderation.Store.
 func (s *Store) RemoveBank(ctx context.Context, name string) error {
 	now := time.Now().UnixMilli()
-	return s.inTx(ctx, func(tx pgx.Tx) error {
+	return s.pool.InTx(ctx, func(tx pgx.Tx) error {
 		if err := lockBanks(ctx, tx); err != nil {
 			return err
 		}
@@ -453,9 +438,7 @@ func (s *Store) Entries(ctx context.Context, bank string) ([]hashlist.Entry, err
 
 // Changes implements moderation.Store.
 func (s *Store) Changes(ctx context.Context, bank string, since int64, limit int) ([]moderation.Change, error) {
-	if limit <= 0 {
-		limit = 1000
-	}
+	limit = moderation.PageLimit(limit, 1000)
 	var rows pgx.Rows
 	var err error
 	if bank == "" {
@@ -543,9 +526,7 @@ func (s *Store) RecordDecision(ctx context.Context, d moderation.Decision) (int6
 
 // Decisions implements moderation.Store.
 func (s *Store) Decisions(ctx context.Context, subject string, limit int) ([]moderation.Decision, error) {
-	if limit <= 0 {
-		limit = 100
-	}
+	limit = moderation.PageLimit(limit, 100)
 	const cols = `SELECT id, time, kind, bank, type, hash, distance, subject, actor, note FROM decisions`
 	var rows pgx.Rows
 	var err error

@@ -153,9 +153,7 @@ func (s *Store) Case(ctx context.Context, id int64) (moderation.Case, error) {
 
 // Cases implements moderation.Store.
 func (s *Store) Cases(ctx context.Context, state string, limit int) ([]moderation.Case, error) {
-	if limit <= 0 {
-		limit = 100
-	}
+	limit = moderation.PageLimit(limit, 100)
 	var rows *sql.Rows
 	var err error
 	if state == "" {
@@ -189,14 +187,12 @@ func (s *Store) Cases(ctx context.Context, state string, limit int) ([]moderatio
 
 // ActOnCase implements moderation.Store.
 func (s *Store) ActOnCase(ctx context.Context, id int64, e moderation.CaseEvent) (moderation.Case, error) {
-	if e.Action != "appeal" && !moderation.ValidAction(e.Action) && !moderation.ValidHoldAction(e.Action) {
-		return moderation.Case{}, fmt.Errorf("%w %q", moderation.ErrAction, e.Action)
-	}
-	if e.Time.IsZero() {
-		e.Time = time.Now()
+	e, err := moderation.CheckCaseEvent(e)
+	if err != nil {
+		return moderation.Case{}, err
 	}
 	var c moderation.Case
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
+	err = s.inTx(ctx, func(tx *sql.Tx) error {
 		var state, kind string
 		err := tx.QueryRowContext(ctx, `SELECT state, kind FROM cases WHERE id = ?`, id).Scan(&state, &kind)
 		if errors.Is(err, sql.ErrNoRows) {
@@ -235,9 +231,7 @@ func (s *Store) ActOnCase(ctx context.Context, id int64, e moderation.CaseEvent)
 
 // CasesAbout implements moderation.Store.
 func (s *Store) CasesAbout(ctx context.Context, account string, limit int) ([]moderation.Case, error) {
-	if limit <= 0 {
-		limit = 100
-	}
+	limit = moderation.PageLimit(limit, 100)
 	rows, err := s.db.QueryContext(ctx, `SELECT id FROM cases WHERE reported = ? AND kind = ? ORDER BY id DESC LIMIT ?`, account, moderation.KindReport, limit)
 	if err != nil {
 		return nil, fmt.Errorf("modsqlite: cases about %s: %w", account, err)

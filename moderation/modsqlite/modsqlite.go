@@ -432,9 +432,7 @@ func (s *Store) Entries(ctx context.Context, bank string) ([]hashlist.Entry, err
 
 // Changes implements moderation.Store.
 func (s *Store) Changes(ctx context.Context, bank string, since int64, limit int) ([]moderation.Change, error) {
-	if limit <= 0 {
-		limit = 1000
-	}
+	limit = moderation.PageLimit(limit, 1000)
 	var rows *sql.Rows
 	var err error
 	if bank == "" {
@@ -520,9 +518,7 @@ func (s *Store) RecordDecision(ctx context.Context, d moderation.Decision) (int6
 
 // Decisions implements moderation.Store.
 func (s *Store) Decisions(ctx context.Context, subject string, limit int) ([]moderation.Decision, error) {
-	if limit <= 0 {
-		limit = 100
-	}
+	limit = moderation.PageLimit(limit, 100)
 	const cols = `SELECT id, time, kind, bank, type, hash, distance, subject, actor, note FROM decisions`
 	var rows *sql.Rows
 	var err error

@@ -19,7 +19,6 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/parleychat/parley/internal/pgdb"
 	"github.com/parleychat/parley/store"
@@ -51,7 +50,7 @@ CREATE INDEX blobs_expires ON blobs (expires) WHERE expires > 0;`,
 
 // Index is a blobstore.Index in PostgreSQL.
 type Index struct {
-	pool *pgxpool.Pool
+	pool pgdb.DB
 }
 
 var _ blobstore.Index = (*Index)(nil)
@@ -62,7 +61,7 @@ func OpenIndex(ctx context.Context, dsn string) (*Index, error) {
 	if err != nil {
 		return nil, fmt.Errorf("blobpg: %w", err)
 	}
-	return &Index{pool: pool}, nil
+	return &Index{pool: pgdb.DB{Pool: pool}}, nil
 }
 
 // Open returns a blob store with its files in dir and its index in dsn.
@@ -80,14 +79,11 @@ func Open(ctx context.Context, dir, dsn string) (*blobstore.Dir, error) {
 }
 
 // Close closes the pool.
-func (x *Index) Close() error {
-	x.pool.Close()
-	return nil
-}
+func (x *Index) Close() error { return x.pool.Close() }
 
 // Insert implements blobstore.Index.
 func (x *Index) Insert(ctx context.Context, id, owner string, n, quota int64, created, expires time.Time) error {
-	return pgdb.WithTx(ctx, x.pool, func(tx pgx.Tx) error {
+	return x.pool.InTx(ctx, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, `INSERT INTO usage (owner, bytes, blobs) VALUES ($1, 0, 0) ON CONFLICT DO NOTHING`, owner); err != nil {
 			return err
 		}
@@ -132,7 +128,7 @@ func (x *Index) Delete(ctx context.Context, ids []string) error {
 	if len(ids) == 0 {
 		return nil
 	}
-	return pgdb.WithTx(ctx, x.pool, func(tx pgx.Tx) error {
+	return x.pool.InTx(ctx, func(tx pgx.Tx) error {
 		_, err := tx.Exec(ctx, `WITH gone AS (DELETE FROM blobs WHERE id = ANY($1) RETURNING owner, size),
 			per AS (SELECT owner, sum(size) AS bytes, count(*) AS n FROM gone GROUP BY owner)
 			UPDATE usage u SET bytes = u.bytes - per.bytes, blobs = u.blobs - per.n FROM per WHERE u.owner = per.owner`, ids)
