@@ -21,15 +21,13 @@ import (
 // blobAuth returns the device behind the request's bearer token (from
 // Session.blob_token), or writes 401.
 func (s *Server) blobAuth(w http.ResponseWriter, r *http.Request) (string, bool) {
-	tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-	if ok {
-		if dev, ok := s.tokens.device(tok); ok {
-			return dev, true
-		}
+	_, dev, err := s.AuthenticateHTTP(r)
+	if err != nil {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="parley"`)
+		http.Error(w, "missing or invalid bearer token", http.StatusUnauthorized)
+		return "", false
 	}
-	w.Header().Set("WWW-Authenticate", `Bearer realm="parley"`)
-	http.Error(w, "missing or invalid bearer token", http.StatusUnauthorized)
-	return "", false
+	return dev, true
 }
 
 // ErrUnauthenticated is returned by AuthenticateHTTP for a request without a
@@ -38,20 +36,32 @@ var ErrUnauthenticated = errors.New("missing or invalid bearer token: authentica
 
 // AuthenticateHTTP identifies the account behind an HTTP request's bearer
 // token (Session.blob_token), for handlers mounted beside the server's own.
-// It returns the username and device id.
+// It returns the username and device id. Any node sharing the token key
+// accepts the token; every use looks the device up, so a device removed
+// (or an account suspended or banned) through any node is refused here at
+// once, not when its token expires.
 func (s *Server) AuthenticateHTTP(r *http.Request) (user, device string, err error) {
 	tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 	if !ok {
 		return "", "", ErrUnauthenticated
 	}
-	dev, ok := s.tokens.device(tok)
-	if !ok {
+	dev, err := s.tokens.device(tok)
+	if err != nil {
 		return "", "", ErrUnauthenticated
 	}
 	d, err := s.cfg.Store.Device(r.Context(), dev)
 	if err != nil {
-		// A removed device's token is as good as none.
+		// A removed device's token is as good as none. (A store that
+		// fails refuses too: the client retries after signing in again.)
 		return "", "", ErrUnauthenticated
+	}
+	if s.cfg.Sanction != nil {
+		barred, _, err := s.cfg.Sanction(r.Context(), d.Username)
+		if err != nil || barred {
+			// No token is issued to a barred account (handlers.go,
+			// blobToken); one issued before the decision ends with it.
+			return "", "", ErrUnauthenticated
+		}
 	}
 	return d.Username, d.ID, nil
 }

@@ -427,7 +427,6 @@ func (c *conn) handleRemoveDevice(ctx context.Context, r *parleypb.RemoveDeviceR
 	if err := c.s.cfg.Store.RemoveDevice(ctx, dev.ID); err != nil {
 		return nil, err
 	}
-	c.s.tokens.revokeDevice(dev.ID)
 	for _, other := range c.s.hub.conns(dev.ID) {
 		if other != c {
 			other.stop(websocket.StatusPolicyViolation, "device removed")
@@ -468,7 +467,6 @@ func (c *conn) handleDeleteAccount(ctx context.Context, r *parleypb.DeleteAccoun
 		return nil, err
 	}
 	for _, id := range ids {
-		c.s.tokens.revokeDevice(id)
 		for _, other := range c.s.hub.conns(id) {
 			if other != c {
 				other.stop(websocket.StatusPolicyViolation, "account deleted")

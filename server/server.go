@@ -155,6 +155,12 @@ type Config struct {
 	// nil makes a fresh one (tests: reports of messages franked before a
 	// restart then fail to verify).
 	FrankingKey ed25519.PrivateKey
+	// BlobTokenKey (BlobTokenKeySize bytes) MACs the HTTP bearer tokens
+	// (Session.blob_token). Nodes sharing a database must share it, so
+	// that a token from one is good on all (parleyd: blob-token.key in
+	// the data directory, copied like franking.key); nil makes a fresh
+	// one, and tokens then end with the process.
+	BlobTokenKey []byte
 	// Report files a verified abuse report (parleyd: a moderation case)
 	// and returns its case id; nil refuses reports.
 	Report func(ctx context.Context, r Report) (string, error)
@@ -270,6 +276,9 @@ func New(cfg Config) (*Server, error) {
 	if cfg.MaxFrame < 1024 {
 		return nil, fmt.Errorf("server: max frame %d is too small (minimum 1024)", cfg.MaxFrame)
 	}
+	if n := len(cfg.BlobTokenKey); n != 0 && n != BlobTokenKeySize {
+		return nil, fmt.Errorf("server: the blob token key is %d bytes; it must be %d (a fresh blob-token.key)", n, BlobTokenKeySize)
+	}
 	if cfg.Registerer == nil {
 		reg := prometheus.NewRegistry()
 		cfg.Registerer, cfg.Gatherer = reg, reg
@@ -283,7 +292,7 @@ func New(cfg Config) (*Server, error) {
 		log:       cfg.Logger,
 		metrics:   m,
 		hub:       newHub(),
-		tokens:    newTokens(),
+		tokens:    newTokens(cfg.BlobTokenKey, cfg.Now),
 		limits:    newLimiter(),
 		unauth:    newUnauthCounter(),
 		waiting:   waitingConns{count: unauthCounter{addr: make(map[string]int)}, m: make(map[net.Conn]string)},
@@ -554,7 +563,6 @@ func (s *Server) sweep(ctx context.Context, now time.Time) {
 	if err != nil && ctx.Err() == nil {
 		s.log.Error("blob retention sweep", "err", err)
 	}
-	s.tokens.expire(now)
 	s.limits.expire(now)
 	s.metrics.expired.Add(float64(n + b))
 	if n+b > 0 {

@@ -1,11 +1,13 @@
 package server
 
 import (
+	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
+	"encoding/binary"
 	"encoding/hex"
-	"sync"
+	"errors"
 	"time"
 )
 
@@ -16,60 +18,118 @@ func randomHex(n int) string {
 	return hex.EncodeToString(b)
 }
 
-// tokens are the bearer tokens for /v1/blobs, handed out in Session. Only
-// their SHA-256 is kept, in memory: a restart simply requires clients to
-// authenticate again.
+// BlobTokenKeySize is the length of Config.BlobTokenKey.
+const BlobTokenKeySize = 32
+
+// tokens issues and checks the bearer tokens for the HTTP API (blobs,
+// channels), handed out in Session.blob_token. A token is its own record
+// (docs/protocol.md §10, "Blob tokens"): base64url of
+//
+//	version (1) ‖ expires (8, seconds since the UNIX epoch, big-endian)
+//	‖ device id length (1) ‖ device id ‖ HMAC-SHA-256(key, label ‖ all before)
+//
+// so that every node holding the same key accepts it and none keeps
+// anything per token. The server keeps no copy of the token at all. What
+// a table of issued tokens gave before, revocation, comes from the store
+// instead: the handlers look the device up on every use (Server.tokenDevice),
+// so a device removed (or an account barred) through any node loses its
+// token on every node at once.
 type tokens struct {
-	mu sync.Mutex
-	m  map[[32]byte]tokenInfo
+	key []byte
+	now func() time.Time
 }
 
-type tokenInfo struct {
-	device  string
-	expires time.Time
+const (
+	tokenVersion = 1
+	// tokenLabel separates these MACs from anything else the key might
+	// ever be used for (it is used for nothing else).
+	tokenLabel = "parley blob token v1\x00"
+	// maxTokenDevice bounds a device id inside a token (ids are 32 hex
+	// characters; the bound only keeps the format closed).
+	maxTokenDevice = 64
+	tokenHeader    = 1 + 8 + 1
+	// maxTokenChars bounds what is decoded at all.
+	maxTokenChars = (tokenHeader + maxTokenDevice + sha256.Size + 2) * 4 / 3
+)
+
+// errBadToken is every refusal: forged, malformed and expired tokens get
+// the same answer.
+var errBadToken = errors.New("invalid or expired token")
+
+// newTokens returns an issuer for key; a nil key makes a fresh random one
+// (a single node: its tokens then end with the process, as before).
+func newTokens(key []byte, now func() time.Time) *tokens {
+	if len(key) == 0 {
+		key = make([]byte, BlobTokenKeySize)
+		rand.Read(key)
+	}
+	if now == nil {
+		now = time.Now
+	}
+	return &tokens{key: key, now: now}
 }
 
-func newTokens() *tokens { return &tokens{m: make(map[[32]byte]tokenInfo)} }
+func (t *tokens) mac(body []byte) []byte {
+	m := hmac.New(sha256.New, t.key)
+	m.Write([]byte(tokenLabel))
+	m.Write(body)
+	return m.Sum(nil)
+}
 
+// issue returns a token for device, good for ttl (rounded up to a whole
+// second).
 func (t *tokens) issue(device string, ttl time.Duration) string {
-	b := make([]byte, 32)
-	rand.Read(b)
-	tok := base64.RawURLEncoding.EncodeToString(b)
-	t.mu.Lock()
-	t.m[sha256.Sum256([]byte(tok))] = tokenInfo{device, time.Now().Add(ttl)}
-	t.mu.Unlock()
-	return tok
+	return t.encode(device, t.now().Add(ttl+time.Second-1).Unix())
 }
 
-// device returns the device a token belongs to. The map lookup is by
-// hash, so the comparison does not leak the token through timing.
-func (t *tokens) device(tok string) (string, bool) {
-	h := sha256.Sum256([]byte(tok))
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	info, ok := t.m[h]
-	if !ok || time.Now().After(info.expires) {
-		return "", false
+func (t *tokens) encode(device string, expires int64) string {
+	if len(device) == 0 || len(device) > maxTokenDevice {
+		panic("server: device id unfit for a token") // ids are ours: a bug
 	}
-	return info.device, true
+	b := make([]byte, 0, tokenHeader+len(device)+sha256.Size)
+	b = append(b, tokenVersion)
+	b = binary.BigEndian.AppendUint64(b, uint64(expires))
+	b = append(b, byte(len(device)))
+	b = append(b, device...)
+	b = append(b, t.mac(b)...)
+	return base64.RawURLEncoding.EncodeToString(b)
 }
 
-func (t *tokens) revokeDevice(device string) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	for h, info := range t.m {
-		if info.device == device {
-			delete(t.m, h)
-		}
+// device returns the device a token was issued to, if its MAC is this
+// key's and it has not expired. It says nothing about whether the device
+// still exists: Server.AuthenticateHTTP asks the store.
+func (t *tokens) device(tok string) (string, error) {
+	dev, exp, err := t.parse(tok)
+	if err != nil {
+		return "", err
 	}
+	if !t.now().Before(time.Unix(exp, 0)) {
+		return "", errBadToken
+	}
+	return dev, nil
 }
 
-func (t *tokens) expire(now time.Time) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	for h, info := range t.m {
-		if now.After(info.expires) {
-			delete(t.m, h)
-		}
+// parse checks a token's form and MAC (untrusted bytes: bounded before
+// anything is decoded) and returns what it carries.
+func (t *tokens) parse(tok string) (device string, expires int64, err error) {
+	if len(tok) > maxTokenChars {
+		return "", 0, errBadToken
 	}
+	b, err := base64.RawURLEncoding.Strict().DecodeString(tok)
+	if err != nil || len(b) < tokenHeader+sha256.Size || b[0] != tokenVersion {
+		return "", 0, errBadToken
+	}
+	n := int(b[tokenHeader-1])
+	if n == 0 || n > maxTokenDevice || len(b) != tokenHeader+n+sha256.Size {
+		return "", 0, errBadToken
+	}
+	body, sum := b[:tokenHeader+n], b[tokenHeader+n:]
+	if !hmac.Equal(t.mac(body), sum) { // constant time
+		return "", 0, errBadToken
+	}
+	exp := int64(binary.BigEndian.Uint64(b[1:9]))
+	if exp < 0 {
+		return "", 0, errBadToken
+	}
+	return string(body[tokenHeader:]), exp, nil
 }

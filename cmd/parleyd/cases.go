@@ -19,6 +19,7 @@ import (
 	"github.com/parleychat/parley/channels/channelsrv"
 	"github.com/parleychat/parley/moderation"
 	"github.com/parleychat/parley/moderation/console"
+	"github.com/parleychat/parley/server"
 )
 
 // frankingKeyFile holds the server's franking key (mode 0600), its own.
@@ -273,4 +274,26 @@ func showCase(c moderation.Case, jsonOut bool, data string, w io.Writer) int {
 		fmt.Fprintf(w, "  %s %s by %s: %s\n", e.Time.Format(time.DateTime), e.Action, e.Moderator, e.Reason)
 	}
 	return 0
+}
+
+// blobTokenKeyFile holds the key that MACs clients' HTTP bearer tokens
+// (mode 0600). Nodes sharing a --db must have the same one, copied from
+// the first node like franking.key, or a token from one node is refused
+// by the others.
+const blobTokenKeyFile = "blob-token.key"
+
+func loadBlobTokenKey(data string) ([]byte, error) {
+	b, err := readOrCreate(filepath.Join(data, blobTokenKeyFile), func() ([]byte, error) {
+		k := make([]byte, server.BlobTokenKeySize)
+		_, err := rand.Read(k)
+		return []byte(hex.EncodeToString(k) + "\n"), err
+	})
+	if err != nil {
+		return nil, err
+	}
+	k, err := hex.DecodeString(strings.TrimSpace(string(b)))
+	if err != nil || len(k) != server.BlobTokenKeySize {
+		return nil, fmt.Errorf("%s: not a %d-byte key in hex; delete it to make a new one (clients sign in again)", blobTokenKeyFile, server.BlobTokenKeySize)
+	}
+	return k, nil
 }

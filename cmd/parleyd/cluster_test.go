@@ -107,7 +107,7 @@ func TestClusterThreeNodes(t *testing.T) {
 		// The others get the first's directory and franking keys, as an
 		// operator copies them, and follow its directory.
 		data := t.TempDir()
-		for _, f := range []string{ktNoteKeyFile, ktVRFKeyFile, frankingKeyFile} {
+		for _, f := range []string{ktNoteKeyFile, ktVRFKeyFile, frankingKeyFile, blobTokenKeyFile} {
 			b, err := os.ReadFile(filepath.Join(first.data, f))
 			if err != nil {
 				t.Fatal(err)

@@ -487,6 +487,10 @@ func serveWith(ctx context.Context, f serveFlags, log *slog.Logger, ready chan<-
 		st.Close()
 		return fmt.Errorf("franking key: %w", err)
 	}
+	if cfg.BlobTokenKey, err = loadBlobTokenKey(f.data); err != nil {
+		st.Close()
+		return fmt.Errorf("blob token key: %w", err)
+	}
 	chans.Wire(&cfg)
 	if bus != nil {
 		cfg.Bus = bus

@@ -48,7 +48,7 @@ func startNode2(t *testing.T, dsn, registration, natsURL, keysFrom string, follo
 		if err := os.MkdirAll(f.data, 0o700); err != nil {
 			t.Fatal(err)
 		}
-		for _, name := range []string{ktNoteKeyFile, ktVRFKeyFile, frankingKeyFile} {
+		for _, name := range []string{ktNoteKeyFile, ktVRFKeyFile, frankingKeyFile, blobTokenKeyFile} {
 			b, err := os.ReadFile(filepath.Join(keysFrom, name))
 			if err != nil {
 				t.Fatal(err)
