@@ -531,6 +531,20 @@ type Store interface {
 	// still stored (zero if none), for the caller to come back then.
 	DeleteDisappeared(ctx context.Context, now time.Time) (n int, next time.Time, err error)
 
+	// Rate-limit counters shared by every node using the store (the
+	// server's per-account limits, docs/abuse.md "Across nodes"). They
+	// are for stopping floods, not metering: a backend may lose them in
+	// a crash, and one owned by a single process (SQLite) keeps them in
+	// memory.
+
+	// CountLimit adds n (0 to read) to key's counter in its current
+	// window and returns the window's total and end. A window begins at
+	// the first count after the previous one ended (at or before now) and
+	// lasts per; counts from every node add up in the same window.
+	CountLimit(ctx context.Context, key string, n int, per time.Duration, now time.Time) (total int, ends time.Time, err error)
+	// DeleteEndedLimits forgets the windows that ended at or before now.
+	DeleteEndedLimits(ctx context.Context, now time.Time) error
+
 	// Close flushes pending writes and releases resources.
 	Close() error
 }

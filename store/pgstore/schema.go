@@ -514,6 +514,17 @@ $$;
 	// 6: at most store.MaxPendingRemovals pending removals per
 	// conversation (capPendingRemovalsSQL).
 	capPendingRemovalsSQL,
+	// 7: rate-limit windows shared by the nodes (store.Store.CountLimit).
+	// UNLOGGED: no WAL for a counter bumped on busy accounts' hot paths;
+	// a crash empties it, which only resets the limits' windows.
+	`
+CREATE UNLOGGED TABLE limit_windows (
+	key  TEXT COLLATE "C" PRIMARY KEY,
+	ends BIGINT NOT NULL, -- Unix milliseconds
+	used BIGINT NOT NULL
+);
+CREATE INDEX limit_windows_ends ON limit_windows (ends);
+`,
 }
 
 // Transaction advisory lock keys (pg_advisory_xact_lock): each serialises

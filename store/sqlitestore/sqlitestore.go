@@ -55,6 +55,8 @@ type Store struct {
 	closed  bool
 	appends chan appendReq
 	done    chan struct{}
+
+	limits limitWindows // rate-limit counters, in memory (limits.go)
 }
 
 var _ store.Store = (*Store)(nil)

@@ -57,6 +57,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"Disappearing", testDisappearing},
 		{"BadAppends", testBadAppends},
 		{"ConcurrentAppends", testConcurrentAppends},
+		{"LimitCounters", testLimitCounters},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -1529,5 +1530,80 @@ func PendingBound(t *testing.T, s store.Store, rows func() int) {
 	}
 	if !slices.Contains(got, "still with bob") {
 		t.Fatalf("bob fetched no message after the removals")
+	}
+}
+
+// testLimitCounters: CountLimit adds up within a window (from any
+// goroutine: nodes count concurrently), starts a window at the first
+// count after one ended, keeps keys apart, reads with n = 0, and refuses
+// nonsense; DeleteEndedLimits forgets only ended windows.
+func testLimitCounters(t *testing.T, s store.Store) {
+	now := time.UnixMilli(1_800_000_000_000)
+	per := time.Minute
+	count := func(key string, n int, at time.Time) (int, time.Time) {
+		t.Helper()
+		total, ends, err := s.CountLimit(ctx, key, n, per, at)
+		if err != nil {
+			t.Fatalf("CountLimit(%s, %d): %v", key, n, err)
+		}
+		return total, ends
+	}
+	if total, ends := count("send:alice", 3, now); total != 3 || !ends.Equal(now.Add(per)) {
+		t.Fatalf("first count: total %d, ends %v; want 3, %v", total, ends, now.Add(per))
+	}
+	if total, ends := count("send:alice", 4, now.Add(30*time.Second)); total != 7 || !ends.Equal(now.Add(per)) {
+		t.Fatalf("second count: total %d, ends %v; want 7 in the same window", total, ends)
+	}
+	if total, _ := count("send:alice", 0, now.Add(31*time.Second)); total != 7 {
+		t.Fatalf("a read (n = 0) gave %d, want 7", total)
+	}
+	if total, _ := count("send:bob", 1, now); total != 1 {
+		t.Fatalf("another key: total %d, want 1", total)
+	}
+	next := now.Add(per) // the window has ended: a new one starts here
+	if total, ends := count("send:alice", 2, next); total != 2 || !ends.Equal(next.Add(per)) {
+		t.Fatalf("after the window: total %d, ends %v; want 2, %v", total, ends, next.Add(per))
+	}
+	for _, bad := range []struct {
+		n   int
+		per time.Duration
+	}{{-1, time.Minute}, {1, 0}, {1, -time.Second}} {
+		if _, _, err := s.CountLimit(ctx, "send:alice", bad.n, bad.per, next); !errors.Is(err, store.ErrBadRequest) {
+			t.Fatalf("CountLimit(n %d, per %v): %v, want ErrBadRequest", bad.n, bad.per, err)
+		}
+	}
+	if total, _ := count("send:alice", 0, next); total != 2 {
+		t.Fatalf("refused counts changed the total to %d", total)
+	}
+
+	// bob's window (ended at now+per) is forgotten, alice's (ends at
+	// next+per) kept: a read at a time inside bob's old window shows it.
+	if err := s.DeleteEndedLimits(ctx, next.Add(time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	if total, _ := count("send:bob", 0, now.Add(time.Second)); total != 0 {
+		t.Fatalf("an ended window survived DeleteEndedLimits: total %d", total)
+	}
+	if total, _ := count("send:alice", 0, next.Add(time.Second)); total != 2 {
+		t.Fatalf("a current window was deleted: total %d, want 2", total)
+	}
+
+	// Concurrent counts all add up.
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range 25 {
+				if _, _, err := s.CountLimit(ctx, "send:carol", 1, per, now); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if total, _ := count("send:carol", 0, now); total != 200 {
+		t.Fatalf("200 concurrent counts gave a total of %d", total)
 	}
 }
