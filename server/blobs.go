@@ -101,7 +101,7 @@ func (s *Server) uploadBlob(w http.ResponseWriter, r *http.Request) {
 	}
 	defer s.uploads.release(user)
 	l := s.cfg.Limits.UploadPerAccount
-	if ok, after := s.limits.allow("upload/"+user, l.N, l.Per); !ok {
+	if ok, after := s.shared.allowN("upload/"+user, 1, l); !ok {
 		s.metrics.rateLimited.WithLabelValues("uploads_per_account").Inc()
 		w.Header().Set("Retry-After", fmt.Sprint(retrySeconds(after)))
 		http.Error(w, fmt.Sprintf("RATE_LIMITED: too many uploads (at most %d per %v per account); retry in %ds", l.N, l.Per, retrySeconds(after)), http.StatusTooManyRequests)

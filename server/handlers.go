@@ -183,7 +183,7 @@ func (c *conn) handleRegister(ctx context.Context, r *parleypb.RegisterRequest) 
 	if err := c.verify(r.PublicKey, r.Signature, wire.PurposeRegister); err != nil {
 		return nil, err
 	}
-	if err := c.s.check("registrations", limitKey{"per_address", "reg-addr:" + c.remote, c.s.cfg.Limits.RegisterPerAddr}); err != nil {
+	if err := c.s.check("registrations", limitKey{"per_address", "reg-addr:" + c.remote, c.s.cfg.Limits.RegisterPerAddr, false}); err != nil {
 		return nil, err
 	}
 	invite := ""
@@ -317,8 +317,8 @@ func (c *conn) handleRequestLink(ctx context.Context, r *parleypb.RequestLinkReq
 	// is far higher, only to bound the pending links one account collects.
 	lim := c.s.cfg.Limits
 	if err := c.s.check("link requests",
-		limitKey{"per_address", "link-addr:" + c.remote, lim.LinkRequestPerAddr},
-		limitKey{"per_target_account", "link-acct:" + r.Username, lim.LinkRequestPerAccount}); err != nil {
+		limitKey{"per_address", "link-addr:" + c.remote, lim.LinkRequestPerAddr, false},
+		limitKey{"per_target_account", "link-acct:" + r.Username, lim.LinkRequestPerAccount, true}); err != nil {
 		return nil, err
 	}
 	if _, err := c.s.cfg.Store.DeviceByKey(ctx, r.PublicKey); err == nil {
@@ -583,9 +583,9 @@ func (c *conn) handleFetchKeyPackages(ctx context.Context, r *parleypb.FetchKeyP
 	// package handed out counts, not each request.
 	lim := c.s.cfg.Limits
 	if err := c.s.checkN("key package fetches", max(n, 1),
-		limitKey{"per_device", "kpfetch:" + c.dev.ID, lim.KeyPackageFetchPerDev},
-		limitKey{"per_account", "kpfetch-acct:" + c.dev.Username, lim.KeyPackageFetchPerAcct},
-		limitKey{"per_address", "kpfetch-addr:" + c.remote, lim.KeyPackageFetchPerAddr}); err != nil {
+		limitKey{"per_device", "kpfetch:" + c.dev.ID, lim.KeyPackageFetchPerDev, false},
+		limitKey{"per_account", "kpfetch-acct:" + c.dev.Username, lim.KeyPackageFetchPerAcct, true},
+		limitKey{"per_address", "kpfetch-addr:" + c.remote, lim.KeyPackageFetchPerAddr, false}); err != nil {
 		return nil, err
 	}
 	got, err := c.s.cfg.Store.ConsumeKeyPackages(ctx, r.Username, r.DeviceIds, suite)
@@ -744,8 +744,8 @@ func (c *conn) checkSend(r *parleypb.SendRequest) (store.Append, error) {
 		expires = time.Unix(r.ExpiresUnix, 0)
 	}
 	if err := c.s.check("messages",
-		limitKey{"per_account", "send-acct:" + c.dev.Username, c.s.cfg.Limits.SendPerAccount},
-		limitKey{"per_address", "send-addr:" + c.remote, c.s.cfg.Limits.SendPerAddr}); err != nil {
+		limitKey{"per_account", "send-acct:" + c.dev.Username, c.s.cfg.Limits.SendPerAccount, true},
+		limitKey{"per_address", "send-addr:" + c.remote, c.s.cfg.Limits.SendPerAddr, false}); err != nil {
 		return store.Append{}, err
 	}
 	return store.Append{
@@ -786,7 +786,7 @@ func (c *conn) handleEphemeral(ctx context.Context, r *parleypb.SendRequest) (pa
 		return nil, err
 	}
 	if err := c.s.check("ephemeral messages",
-		limitKey{"per_device", "ephemeral-dev:" + c.dev.ID, c.s.cfg.Limits.EphemeralPerDevice}); err != nil {
+		limitKey{"per_device", "ephemeral-dev:" + c.dev.ID, c.s.cfg.Limits.EphemeralPerDevice, false}); err != nil {
 		return nil, err
 	}
 	conv, err := c.s.cfg.Store.Conversation(ctx, r.ConversationId)

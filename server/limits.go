@@ -18,9 +18,14 @@ import (
 // Limit allows N events per window Per.
 type Limit = ratelimit.Limit
 
-// Limits are the server's rate limits. Counters are kept in memory only
-// (never in the database) and reset when the server restarts. A source
-// address is the TCP peer's IP: behind a proxy every client shares one.
+// Limits are the server's rate limits. Limits per source address and per
+// device are counted in this node's memory; limits per account are
+// counted across every node sharing the store (sharedLimiter: leases of
+// the account's budget from store.Store.CountLimit), so that an account
+// spreading its connections over nodes does not get each limit once per
+// node. Either kind resets when the server (or, for PostgreSQL, the
+// database) restarts. A source address is the TCP peer's IP: behind a
+// proxy every client shares one.
 type Limits struct {
 	RegisterPerAddr        Limit // account registrations from one address
 	SendPerAccount         Limit // SendRequests by all devices of an account
@@ -101,7 +106,11 @@ func (s *Server) check(what string, keys ...limitKey) error {
 // package it hands out, say).
 func (s *Server) checkN(what string, n int, keys ...limitKey) error {
 	for _, k := range keys {
-		if ok, after := s.limits.l.AllowN(k.key, n, k.l); !ok {
+		allow := s.limits.l.AllowN
+		if k.account {
+			allow = s.shared.allowN
+		}
+		if ok, after := allow(k.key, n, k.l); !ok {
 			s.metrics.rateLimited.WithLabelValues(k.name).Inc()
 			return rateLimited(fmt.Sprintf("too many %s (%s); retry in %ds", what, k.name, retrySeconds(after)), after)
 		}
@@ -112,6 +121,8 @@ func (s *Server) checkN(what string, n int, keys ...limitKey) error {
 type limitKey struct {
 	name, key string
 	l         Limit
+	// account: a limit per account, counted across the nodes.
+	account bool
 }
 
 func rateLimited(msg string, after time.Duration) *wire.Error {
@@ -239,8 +250,8 @@ func (s *Server) trackWaiting(c net.Conn, state http.ConnState) {
 func (c *conn) checkWrite() error {
 	lim := c.s.cfg.Limits
 	return c.s.check("writes",
-		limitKey{"per_account", "write-acct:" + c.dev.Username, lim.WritesPerAccount},
-		limitKey{"per_address", "write-addr:" + c.remote, lim.WritesPerAddr})
+		limitKey{"per_account", "write-acct:" + c.dev.Username, lim.WritesPerAccount, true},
+		limitKey{"per_address", "write-addr:" + c.remote, lim.WritesPerAddr, false})
 }
 
 // pace holds an authenticated connection's next request while its account
@@ -257,7 +268,7 @@ func (c *conn) pace(frameBytes int) {
 	// The request is counted in the window it is served in: a refused
 	// batch counts nothing (AllowN), so after the wait it is asked again.
 	for paced := false; ; paced = true {
-		ok, after := c.s.limits.l.AllowN("req-acct:"+c.dev.Username, cost, lim)
+		ok, after := c.s.shared.allowN("req-acct:"+c.dev.Username, cost, lim)
 		if ok {
 			return
 		}

@@ -193,6 +193,7 @@ type Server struct {
 	hub     *hub
 	tokens  *tokens
 	limits  *limiter
+	shared  *sharedLimiter // per-account limits, across the nodes sharing the store
 	unauth  *unauthCounter
 	uploads *unauthCounter // blob uploads in progress, per account
 	waiting waitingConns
@@ -313,6 +314,7 @@ func New(cfg Config) (*Server, error) {
 	s.sweepCtx, s.stopSwp = context.WithCancel(context.Background())
 	s.sweepWake = make(chan struct{}, 1)
 	s.nodeID = newNodeID()
+	s.shared = newSharedLimiter(s.sweepCtx, cfg.Store, nil, cfg.Logger)
 	s.frankingKey = cfg.FrankingKey
 	if s.frankingKey == nil {
 		_, s.frankingKey, _ = ed25519.GenerateKey(rand.Reader)
@@ -564,6 +566,7 @@ func (s *Server) sweep(ctx context.Context, now time.Time) {
 		s.log.Error("blob retention sweep", "err", err)
 	}
 	s.limits.expire(now)
+	s.shared.expire(ctx, now)
 	s.metrics.expired.Add(float64(n + b))
 	if n+b > 0 {
 		s.log.Debug("retention sweep", "records", n, "blobs", b)
