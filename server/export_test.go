@@ -1,6 +1,10 @@
 package server
 
-import dto "github.com/prometheus/client_model/go"
+import (
+	"time"
+
+	dto "github.com/prometheus/client_model/go"
+)
 
 // OutboundQueuePeak returns the most bytes the server ever queued for one
 // connection, for tests of the outbound bound (Config.OutboundBytes).
@@ -14,4 +18,10 @@ func (s *Server) SlowClientsDisconnected() int {
 		panic(err)
 	}
 	return int(m.GetCounter().GetValue())
+}
+
+// BlobTokenFor makes a blob token for device under key, expiring after
+// ttl, as a node with that key would issue it (tests forge with it).
+func BlobTokenFor(key []byte, device string, ttl time.Duration) string {
+	return newTokens(key, nil).issue(device, ttl)
 }

@@ -1,0 +1,259 @@
+package server_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/parleychat/parley/client/transport"
+	"github.com/parleychat/parley/internal/pgtest"
+	"github.com/parleychat/parley/server"
+	"github.com/parleychat/parley/store/blobpg"
+	"github.com/parleychat/parley/store/pgstore"
+	"github.com/parleychat/parley/wire"
+	"github.com/parleychat/parley/wire/parleypb"
+)
+
+func TestMain(m *testing.M) { os.Exit(pgtest.Main(m)) }
+
+// pgNode is a parleyd node on a shared PostgreSQL database, with its
+// attachments' files in a shared directory, as parleyd --db runs it.
+type pgNode struct{ url string }
+
+func startPGNode(t *testing.T, dsn, blobDir string, mod func(*server.Config)) *pgNode {
+	t.Helper()
+	ctx := context.Background()
+	st, err := pgstore.Open(ctx, dsn, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	blobs, err := blobpg.Open(ctx, blobDir, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := server.Config{Store: st, Blobs: blobs, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	if mod != nil {
+		mod(&cfg)
+	}
+	srv, err := server.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		if err := srv.Shutdown(ctx); err != nil {
+			t.Errorf("Shutdown: %v", err)
+		}
+		if err := <-served; !errors.Is(err, http.ErrServerClosed) {
+			t.Errorf("Serve: %v", err)
+		}
+		st.Close()
+		blobs.Close()
+	})
+	return &pgNode{url: "http://" + ln.Addr().String()}
+}
+
+// twoPGNodes starts two nodes on one new database with the same blob
+// token key (as an operator copies blob-token.key) and mod's settings.
+func twoPGNodes(t *testing.T, mod func(*server.Config)) (a, b *pgNode, key []byte) {
+	dsn := pgtest.DB(t)
+	blobDir := filepath.Join(t.TempDir(), "blobs")
+	key = bytes.Repeat([]byte{0x5a}, server.BlobTokenKeySize)
+	withKey := func(cfg *server.Config) {
+		cfg.BlobTokenKey = key
+		if mod != nil {
+			mod(cfg)
+		}
+	}
+	return startPGNode(t, dsn, blobDir, withKey), startPGNode(t, dsn, blobDir, withKey), key
+}
+
+func dialURL(t *testing.T, url string) *transport.Conn {
+	t.Helper()
+	c, err := transport.Dial(context.Background(), url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// The attacker's move against per-node limits: one account connects to
+// two nodes and alternates between them, sending messages and uploading
+// attachments. Each limit holds near its value across both nodes (within
+// a lease per node either way), not at twice it, as it did when each
+// node counted alone.
+func TestTwoNodesSharedLimits(t *testing.T) {
+	ctx := context.Background()
+	sends := server.Limit{N: 64, Per: time.Hour}   // lease 4
+	uploads := server.Limit{N: 16, Per: time.Hour} // lease 1
+	a, b, _ := twoPGNodes(t, func(cfg *server.Config) {
+		cfg.Limits.SendPerAccount = sends
+		cfg.Limits.UploadPerAccount = uploads
+	})
+	key := newKey()
+	onA := dialURL(t, a.url)
+	if _, err := onA.Register(ctx, "mallory", key, ""); err != nil {
+		t.Fatal(err)
+	}
+	onB := dialURL(t, b.url)
+	if _, err := onB.Authenticate(ctx, key); err != nil {
+		t.Fatal(err)
+	}
+	conns := []*transport.Conn{onA, onB}
+	conv := transport.NewMessageID()
+	if err := onA.CreateConversation(ctx, conv); err != nil {
+		t.Fatal(err)
+	}
+
+	within := func(what string, got int, l server.Limit) {
+		t.Helper()
+		lease := l.N / 16
+		t.Logf("%s over two nodes: %d accepted of a limit of %d", what, got, l.N)
+		if got > l.N+2*lease || got < l.N-2*lease {
+			t.Fatalf("%s over two nodes: %d accepted; want %d ± %d (each node counting alone gives %d)", what, got, l.N, 2*lease, 2*l.N)
+		}
+	}
+	sent, refused := 0, 0
+	for i := 0; refused < 4; i++ {
+		_, err := conns[i%2].SendApplication(ctx, transport.NewMessageID(), conv, 0, []byte("spam"))
+		switch {
+		case err == nil:
+			sent++
+		case errors.Is(err, &wire.Error{Code: parleypb.ErrorCode_RATE_LIMITED}):
+			refused++
+		default:
+			t.Fatalf("send %d: %v", i, err)
+		}
+		if i > 4*sends.N {
+			t.Fatal("sends over two nodes were never refused")
+		}
+	}
+	within("sends", sent, sends)
+
+	uploaded, refused := 0, 0
+	for i := 0; refused < 4; i++ {
+		_, err := conns[i%2].UploadBlob(ctx, strings.NewReader("x"), 1, nil)
+		switch {
+		case err == nil:
+			uploaded++
+		case strings.Contains(err.Error(), "RATE_LIMITED"):
+			refused++
+		default:
+			t.Fatalf("upload %d: %v", i, err)
+		}
+		if i > 4*uploads.N {
+			t.Fatal("uploads over two nodes were never refused")
+		}
+	}
+	within("uploads", uploaded, uploads)
+}
+
+// httpDo sends one request with a bearer token and returns its status and
+// body.
+func httpDo(t *testing.T, method, url, token string, body io.Reader) (int, []byte) {
+	t.Helper()
+	req, err := http.NewRequest(method, url, body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, b
+}
+
+// A blob token issued by node A uploads and downloads on node B; once the
+// device is removed through node A, its token is refused on B (and on A)
+// at once, not at its expiry. A token made with another key is refused.
+func TestTwoNodesBlobTokens(t *testing.T) {
+	ctx := context.Background()
+	a, b, key := twoPGNodes(t, nil)
+	onA := dialURL(t, a.url)
+	sess, err := onA.Register(ctx, "alice", newKey(), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok := sess.BlobToken
+	data := []byte("ciphertext of an attachment")
+	code, body := httpDo(t, "POST", b.url+"/v1/blobs", tok, bytes.NewReader(data))
+	if code != http.StatusCreated {
+		t.Fatalf("upload on node B with node A's token: HTTP %d: %s", code, body)
+	}
+	id := string(body[strings.Index(string(body), `"id":"`)+6:])
+	id = id[:strings.IndexByte(id, '"')]
+	if code, got := httpDo(t, "GET", b.url+"/v1/blobs/"+id, tok, nil); code != http.StatusOK || !bytes.Equal(got, data) {
+		t.Fatalf("download on node B with node A's token: HTTP %d: %q", code, got)
+	}
+
+	// Tokens for alice's device made with another key (a forger's) or
+	// past their expiry are refused by both nodes; the same token under
+	// the nodes' key is accepted, so it is the key that tells them apart.
+	if code, _ := httpDo(t, "GET", b.url+"/v1/blobs/"+id, server.BlobTokenFor(key, sess.DeviceID, time.Hour), nil); code != http.StatusOK {
+		t.Fatalf("a token made with the nodes' key: HTTP %d", code)
+	}
+	forged := server.BlobTokenFor(bytes.Repeat([]byte{0x11}, server.BlobTokenKeySize), sess.DeviceID, time.Hour)
+	expired := server.BlobTokenFor(key, sess.DeviceID, -time.Minute)
+	for _, n := range []*pgNode{a, b} {
+		for what, tok := range map[string]string{"under another key": forged, "expired": expired, "none": ""} {
+			if code, _ := httpDo(t, "GET", n.url+"/v1/blobs/"+id, tok, nil); code != http.StatusUnauthorized {
+				t.Fatalf("a token %s: HTTP %d, want 401", what, code)
+			}
+		}
+	}
+
+	if err := onA.RemoveDevice(ctx, sess.DeviceID); err != nil {
+		t.Fatal(err)
+	}
+	for name, n := range map[string]*pgNode{"B": b, "A": a} {
+		if code, _ := httpDo(t, "GET", n.url+"/v1/blobs/"+id, tok, nil); code != http.StatusUnauthorized {
+			t.Fatalf("the removed device's token downloads on node %s: HTTP %d", name, code)
+		}
+		if code, _ := httpDo(t, "POST", n.url+"/v1/blobs", tok, strings.NewReader("more")); code != http.StatusUnauthorized {
+			t.Fatalf("the removed device's token uploads on node %s: HTTP %d", name, code)
+		}
+	}
+}
+
+// A token issued before the account was suspended ends with the
+// decision (Config.Sanction is asked on every use), not at its expiry.
+func TestBlobTokenEndsWhenBarred(t *testing.T) {
+	var barred atomic.Bool
+	ts := startServer(t, t.TempDir(), func(cfg *server.Config) {
+		cfg.Sanction = func(ctx context.Context, user string) (bool, string, error) {
+			return barred.Load(), "suspended", nil
+		}
+	})
+	d := register(t, ts, "carol")
+	tok := d.conn.Session().BlobToken
+	if code, body := httpDo(t, "POST", ts.url+"/v1/blobs", tok, strings.NewReader("x")); code != http.StatusCreated {
+		t.Fatalf("upload before the suspension: HTTP %d: %s", code, body)
+	}
+	barred.Store(true)
+	if code, _ := httpDo(t, "POST", ts.url+"/v1/blobs", tok, strings.NewReader("x")); code != http.StatusUnauthorized {
+		t.Fatalf("upload with a token from before the suspension: HTTP %d, want 401", code)
+	}
+}
