@@ -178,20 +178,12 @@ func (u *unauthCounter) release(addr string) {
 	}
 }
 
-// limiter adapts ratelimit.Limiter to the handlers' calls.
+// limiter adapts ratelimit.Limiter to the handlers' calls: the limits
+// per source address and per device, which this node counts alone
+// (sharedLimiter counts those per account).
 type limiter struct{ l *ratelimit.Limiter }
 
 func newLimiter() *limiter { return &limiter{ratelimit.New()} }
-
-// allow counts one event for key and reports whether at most max events
-// happened in the current window of length per.
-func (l *limiter) allow(key string, max int, per time.Duration) (ok bool, retryAfter time.Duration) {
-	return l.l.Allow(key, ratelimit.Limit{N: max, Per: per})
-}
-
-// blocked reports whether key already used up max events in its window,
-// without counting one.
-func (l *limiter) blocked(key string, max int) (bool, time.Duration) { return l.l.Blocked(key, max) }
 
 func (l *limiter) expire(now time.Time) { l.l.Expire(now) }
 
