@@ -545,6 +545,24 @@ type Store interface {
 	// DeleteEndedLimits forgets the windows that ended at or before now.
 	DeleteEndedLimits(ctx context.Context, now time.Time) error
 
+	// Slots count what is held at once across the nodes (an account's
+	// open connections), each node's share under a lease it renews, so
+	// that the share of a node that died (SIGKILL: it released nothing)
+	// stops counting when its lease ends.
+
+	// AcquireSlot adds one to node's count for key if the counts of
+	// every node whose lease has not ended at now (node's own always
+	// counts) stay within max, and sets node's lease for key to
+	// leaseEnds. It reports whether it added one. Acquisitions of one key
+	// are serialised across nodes: max holds exactly.
+	AcquireSlot(ctx context.Context, key, node string, max int, leaseEnds, now time.Time) (bool, error)
+	// ReleaseSlot takes one from node's count for key (forgetting it at
+	// zero); a count already zero stays so.
+	ReleaseSlot(ctx context.Context, key, node string) error
+	// RenewSlots sets every lease of node to leaseEnds and forgets other
+	// nodes' counts whose leases ended at or before now.
+	RenewSlots(ctx context.Context, node string, leaseEnds, now time.Time) error
+
 	// Close flushes pending writes and releases resources.
 	Close() error
 }

@@ -514,7 +514,8 @@ $$;
 	// 6: at most store.MaxPendingRemovals pending removals per
 	// conversation (capPendingRemovalsSQL).
 	capPendingRemovalsSQL,
-	// 7: rate-limit windows shared by the nodes (store.Store.CountLimit).
+	// 7: rate-limit windows and slots shared by the nodes
+	// (store.Store.CountLimit, AcquireSlot).
 	// UNLOGGED: no WAL for a counter bumped on busy accounts' hot paths;
 	// a crash empties it, which only resets the limits' windows.
 	`
@@ -524,6 +525,16 @@ CREATE UNLOGGED TABLE limit_windows (
 	used BIGINT NOT NULL
 );
 CREATE INDEX limit_windows_ends ON limit_windows (ends);
+-- What nodes hold at once (store.Store.AcquireSlot), per node, under
+-- a lease the node renews: a dead node's counts end with its lease.
+CREATE UNLOGGED TABLE slots (
+	key        TEXT COLLATE "C" NOT NULL,
+	node       TEXT COLLATE "C" NOT NULL,
+	n          BIGINT NOT NULL,
+	lease_ends BIGINT NOT NULL, -- Unix milliseconds
+	PRIMARY KEY (key, node)
+);
+CREATE INDEX slots_node ON slots (node);
 `,
 }
 
@@ -533,6 +544,7 @@ const (
 	lockMigrate  = 0x7061726c65790001 // "parley" 1: schema migrations
 	lockLegalLog = 0x7061726c65790002 // the legal log's next index
 	lockKT       = 0x7061726c65790003 // the key transparency epochs
+	lockSlots    = 0x70617273         // "pars": with a key's hash, one slot key (two-int form)
 )
 
 // migrate applies pending migrations, each in a transaction holding an

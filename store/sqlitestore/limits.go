@@ -55,3 +55,79 @@ func (s *Store) DeleteEndedLimits(ctx context.Context, now time.Time) error {
 	}
 	return nil
 }
+
+// slots are store.Store.AcquireSlot's counts, in memory as the limit
+// windows are: key -> node -> count and lease.
+type slots struct {
+	mu sync.Mutex
+	m  map[string]map[string]slot
+}
+
+type slot struct {
+	n         int
+	leaseEnds time.Time
+}
+
+func (s *Store) AcquireSlot(ctx context.Context, key, node string, max int, leaseEnds, now time.Time) (bool, error) {
+	sl := &s.slots
+	sl.mu.Lock()
+	defer sl.mu.Unlock()
+	held := 0
+	for n, c := range sl.m[key] {
+		if n == node || c.leaseEnds.After(now) {
+			held += c.n
+		}
+	}
+	if held+1 > max {
+		return false, nil
+	}
+	if sl.m == nil {
+		sl.m = make(map[string]map[string]slot)
+	}
+	if sl.m[key] == nil {
+		sl.m[key] = make(map[string]slot)
+	}
+	c := sl.m[key][node]
+	sl.m[key][node] = slot{n: c.n + 1, leaseEnds: leaseEnds}
+	return true, nil
+}
+
+func (s *Store) ReleaseSlot(ctx context.Context, key, node string) error {
+	sl := &s.slots
+	sl.mu.Lock()
+	defer sl.mu.Unlock()
+	c, ok := sl.m[key][node]
+	if !ok {
+		return nil
+	}
+	if c.n--; c.n <= 0 {
+		delete(sl.m[key], node)
+		if len(sl.m[key]) == 0 {
+			delete(sl.m, key)
+		}
+		return nil
+	}
+	sl.m[key][node] = c
+	return nil
+}
+
+func (s *Store) RenewSlots(ctx context.Context, node string, leaseEnds, now time.Time) error {
+	sl := &s.slots
+	sl.mu.Lock()
+	defer sl.mu.Unlock()
+	for key, nodes := range sl.m {
+		for n, c := range nodes {
+			switch {
+			case n == node:
+				c.leaseEnds = leaseEnds
+				nodes[n] = c
+			case !c.leaseEnds.After(now):
+				delete(nodes, n)
+			}
+		}
+		if len(nodes) == 0 {
+			delete(sl.m, key)
+		}
+	}
+	return nil
+}

@@ -57,6 +57,7 @@ type Store struct {
 	done    chan struct{}
 
 	limits limitWindows // rate-limit counters, in memory (limits.go)
+	slots  slots        // AcquireSlot counts, in memory (limits.go)
 }
 
 var _ store.Store = (*Store)(nil)

@@ -20,6 +20,7 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -58,6 +59,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"BadAppends", testBadAppends},
 		{"ConcurrentAppends", testConcurrentAppends},
 		{"LimitCounters", testLimitCounters},
+		{"Slots", testSlots},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -1605,5 +1607,73 @@ func testLimitCounters(t *testing.T, s store.Store) {
 	wg.Wait()
 	if total, _ := count("send:carol", 0, now); total != 200 {
 		t.Fatalf("200 concurrent counts gave a total of %d", total)
+	}
+}
+
+// testSlots: counts of two nodes add up against max; a release makes room;
+// a node's count stops counting for others once its lease ends unrenewed
+// (a node killed without releasing), while renewed leases keep counting;
+// concurrent acquisitions never pass max.
+func testSlots(t *testing.T, s store.Store) {
+	now := time.UnixMilli(1_800_000_000_000)
+	lease := 90 * time.Second
+	acquire := func(node string, at time.Time, want bool) {
+		t.Helper()
+		ok, err := s.AcquireSlot(ctx, "conns:alice", node, 3, at.Add(lease), at)
+		if err != nil || ok != want {
+			t.Fatalf("AcquireSlot(%s) at %v: %v, %v; want %v", node, at.Sub(now), ok, err, want)
+		}
+	}
+	acquire("a", now, true)
+	acquire("b", now, true)
+	acquire("a", now, true)
+	acquire("b", now, false) // 3 held across the nodes
+	acquire("a", now, false)
+	if ok, _ := s.AcquireSlot(ctx, "conns:bob", "a", 3, now.Add(lease), now); !ok {
+		t.Fatal("another key was refused")
+	}
+	if err := s.ReleaseSlot(ctx, "conns:alice", "b"); err != nil {
+		t.Fatal(err)
+	}
+	acquire("b", now, true)
+	// b dies: its lease (now+90s) ends; a renews.
+	later := now.Add(60 * time.Second)
+	if err := s.RenewSlots(ctx, "a", later.Add(lease), later); err != nil {
+		t.Fatal(err)
+	}
+	acquire("c", later, false) // b's lease has not ended yet
+	end := now.Add(lease)
+	acquire("c", end, true) // b's count stopped counting; a's 2 still do
+	acquire("c", end, false)
+	if err := s.RenewSlots(ctx, "a", end.Add(lease), end); err != nil {
+		t.Fatal(err)
+	}
+	// Releases past zero stay at zero.
+	for range 3 {
+		if err := s.ReleaseSlot(ctx, "conns:carol", "a"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var got atomic.Int64
+	var wg sync.WaitGroup
+	for i := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range 4 {
+				ok, err := s.AcquireSlot(ctx, "conns:carol", fmt.Sprintf("node%d", i%3), 10, end.Add(lease), end)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if ok {
+					got.Add(1)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if got.Load() != 10 {
+		t.Fatalf("32 concurrent acquisitions of 10 slots got %d", got.Load())
 	}
 }
