@@ -257,3 +257,38 @@ func TestBlobTokenEndsWhenBarred(t *testing.T) {
 		t.Fatalf("upload with a token from before the suspension: HTTP %d, want 401", code)
 	}
 }
+
+// An account holding connections on two nodes is capped across both:
+// with a cap of 2, one on A and one on B leave no room for a third on
+// either (each node counting alone would take two each); closing one
+// makes room again.
+func TestTwoNodesConnsPerAccount(t *testing.T) {
+	ctx := context.Background()
+	a, b, _ := twoPGNodes(t, func(cfg *server.Config) { cfg.MaxConnsPerAccount = 2 })
+	key := newKey()
+	first := dialURL(t, a.url)
+	if _, err := first.Register(ctx, "mallory", key, ""); err != nil {
+		t.Fatal(err)
+	}
+	second := dialURL(t, b.url)
+	if _, err := second.Authenticate(ctx, key); err != nil {
+		t.Fatal(err)
+	}
+	for name, n := range map[string]*pgNode{"A": a, "B": b} {
+		_, err := dialURL(t, n.url).Authenticate(ctx, key)
+		wantCode(t, "a third connection on node "+name, err, parleypb.ErrorCode_RATE_LIMITED)
+	}
+	second.Close()
+	// B releases the count when it sees the close; A then has room.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		_, err := dialURL(t, a.url).Authenticate(ctx, key)
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no room on A after closing the connection on B: %v", err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}

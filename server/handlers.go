@@ -276,7 +276,7 @@ func (c *conn) authenticated(ctx context.Context, dev store.Device) (parleypb.Se
 			return nil, err
 		}
 	}
-	if !c.s.acquireAccountConn(dev.Username) {
+	if !c.s.acquireAccountConn(ctx, dev.Username) {
 		c.s.metrics.rateLimited.WithLabelValues("connections_per_account").Inc()
 		return nil, rateLimited(fmt.Sprintf("this account has %d connections open, the most allowed; close one (or wait for idle ones to time out)", c.s.cfg.MaxConnsPerAccount), 30*time.Second)
 	}

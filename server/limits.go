@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"fmt"
 	"math"
 	"net"
@@ -272,22 +273,85 @@ func (c *conn) pace(frameBytes int) {
 }
 
 // acquireAccountConn counts an authenticated connection of user, unless
-// the account already has MaxConnsPerAccount; releaseAccountConn undoes it.
-func (s *Server) acquireAccountConn(user string) bool {
+// the account already has MaxConnsPerAccount, on this node or across every
+// node sharing the store (store.Store.AcquireSlot, under this node's
+// lease, which renewSlots keeps alive: a node killed without releasing
+// stops counting when its lease ends). releaseAccountConn undoes it. If
+// the store fails, the connection is counted on this node only.
+func (s *Server) acquireAccountConn(ctx context.Context, user string) bool {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	if s.acctConns[user] >= s.cfg.MaxConnsPerAccount {
+		s.mu.Unlock()
 		return false
 	}
 	s.acctConns[user]++
-	return true
+	s.mu.Unlock()
+	now := time.Now()
+	ok, err := s.cfg.Store.AcquireSlot(ctx, "conns:"+user, s.nodeID, s.cfg.MaxConnsPerAccount, now.Add(slotLease), now)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch {
+	case err != nil:
+		if ctx.Err() == nil {
+			s.log.Warn("connections per account: the store failed; counting this connection on this node only", "err", err)
+		}
+	case ok:
+		s.acctSlots[user]++
+	default:
+		if s.acctConns[user]--; s.acctConns[user] <= 0 {
+			delete(s.acctConns, user)
+		}
+	}
+	return err != nil || ok
 }
 
 func (s *Server) releaseAccountConn(user string) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	if s.acctConns[user]--; s.acctConns[user] <= 0 {
 		delete(s.acctConns, user)
+	}
+	slot := s.acctSlots[user] > 0
+	if slot {
+		if s.acctSlots[user]--; s.acctSlots[user] <= 0 {
+			delete(s.acctSlots, user)
+		}
+	}
+	s.mu.Unlock()
+	if !slot {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), limitStoreTimeout)
+	defer cancel()
+	if err := s.cfg.Store.ReleaseSlot(ctx, "conns:"+user, s.nodeID); err != nil {
+		// The count stays until this node's next start ends its lease.
+		s.log.Warn("connections per account: releasing in the store failed", "err", err)
+	}
+}
+
+// slotLease is how long the connections a node counted in the store keep
+// counting on other nodes without renewSlots renewing them (it does every
+// third of it): how long a node killed with SIGKILL keeps its accounts'
+// connections counted.
+const slotLease = 90 * time.Second
+
+// renewSlots renews this node's slot leases until the server shuts down.
+func (s *Server) renewSlots() {
+	defer s.sweepWG.Done()
+	t := time.NewTicker(slotLease / 3)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.sweepCtx.Done():
+			return
+		case <-t.C:
+		}
+		now := time.Now()
+		ctx, cancel := context.WithTimeout(s.sweepCtx, slotLease/3)
+		err := s.cfg.Store.RenewSlots(ctx, s.nodeID, now.Add(slotLease), now)
+		cancel()
+		if err != nil && s.sweepCtx.Err() == nil {
+			s.log.Warn("connections per account: renewing this node's counts failed; other nodes stop counting them when the lease ends", "err", err)
+		}
 	}
 }
 

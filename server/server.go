@@ -205,6 +205,8 @@ type Server struct {
 	closing   bool
 	links     map[string]*conn // "username/code" -> connection waiting for approval
 	acctConns map[string]int   // username -> authenticated connections
+	acctSlots map[string]int   // username -> of those, counted in the store (AcquireSlot)
+	renewing  bool             // renewSlots started
 	kpLow     kpLowNotices
 	conns     map[*conn]struct{}
 	connsWG   sync.WaitGroup
@@ -300,6 +302,7 @@ func New(cfg Config) (*Server, error) {
 		conns:     make(map[*conn]struct{}),
 		links:     make(map[string]*conn),
 		acctConns: make(map[string]int),
+		acctSlots: make(map[string]int),
 		kpLow:     kpLowNotices{told: make(map[kpLowKey]bool)},
 		uploads:   newUnauthCounter(),
 	}
@@ -394,6 +397,11 @@ func (s *Server) Serve(ln net.Listener) error {
 		return http.ErrServerClosed
 	}
 	s.sweepWG.Add(2)
+	if !s.renewing { // once, however many listeners Serve gets
+		s.renewing = true
+		s.sweepWG.Add(1)
+		go s.renewSlots()
+	}
 	subscribe := s.cfg.Bus != nil && s.stopBus == nil
 	if subscribe {
 		s.stopBus = func() {} // once, however many listeners Serve gets
