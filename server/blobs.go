@@ -100,6 +100,17 @@ func (s *Server) uploadBlob(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer s.uploads.release(user)
+	// The same cap across the nodes.
+	ok, counted := s.acquireSharedSlot(r.Context(), "uploads:"+user, s.cfg.MaxUploadsPerAccount)
+	if !ok {
+		s.metrics.rateLimited.WithLabelValues("uploads_in_progress").Inc()
+		w.Header().Set("Retry-After", "1")
+		http.Error(w, fmt.Sprintf("TOO_MANY_UPLOADS: at most %d uploads at once per account (on all of the server's nodes); wait for one to finish", s.cfg.MaxUploadsPerAccount), http.StatusTooManyRequests)
+		return
+	}
+	if counted {
+		defer s.releaseSharedSlot("uploads:" + user)
+	}
 	l := s.cfg.Limits.UploadPerAccount
 	if ok, after := s.shared.allowN("upload/"+user, 1, l); !ok {
 		s.metrics.rateLimited.WithLabelValues("uploads_per_account").Inc()

@@ -292,3 +292,60 @@ func TestTwoNodesConnsPerAccount(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// Uploads in progress are capped across nodes too: with a cap of one,
+// an upload held open on node A makes the account's upload on node B
+// TOO_MANY_UPLOADS (each node counting alone would take it); once A's
+// finishes, B takes one.
+func TestTwoNodesUploadsInProgress(t *testing.T) {
+	ctx := context.Background()
+	a, b, _ := twoPGNodes(t, func(cfg *server.Config) { cfg.MaxUploadsPerAccount = 1 })
+	c := dialURL(t, a.url)
+	sess, err := c.Register(ctx, "mallory", newKey(), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pr, pw := io.Pipe()
+	req, err := http.NewRequest("POST", a.url+"/v1/blobs", pr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.ContentLength = 2
+	req.Header.Set("Authorization", "Bearer "+sess.BlobToken)
+	held := make(chan int, 1)
+	go func() {
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			held <- 0
+			return
+		}
+		resp.Body.Close()
+		held <- resp.StatusCode
+	}()
+	if _, err := pw.Write([]byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	// A takes the place when it starts reading the body; B sees it then.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		code, body := httpDo(t, "POST", b.url+"/v1/blobs", sess.BlobToken, strings.NewReader("y"))
+		if code == http.StatusTooManyRequests && strings.HasPrefix(string(body), "TOO_MANY_UPLOADS") {
+			break
+		}
+		if code != http.StatusCreated {
+			t.Fatalf("upload on B: HTTP %d: %s", code, body)
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("an upload on B went through while one was held open on A, with a cap of one")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	pw.Write([]byte("x"))
+	pw.Close()
+	if code := <-held; code != http.StatusCreated {
+		t.Fatalf("the held upload on A: HTTP %d", code)
+	}
+	if code, body := httpDo(t, "POST", b.url+"/v1/blobs", sess.BlobToken, strings.NewReader("y")); code != http.StatusCreated {
+		t.Fatalf("upload on B after A's finished: HTTP %d: %s", code, body)
+	}
+}

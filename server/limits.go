@@ -286,23 +286,18 @@ func (s *Server) acquireAccountConn(ctx context.Context, user string) bool {
 	}
 	s.acctConns[user]++
 	s.mu.Unlock()
-	now := time.Now()
-	ok, err := s.cfg.Store.AcquireSlot(ctx, "conns:"+user, s.nodeID, s.cfg.MaxConnsPerAccount, now.Add(slotLease), now)
+	ok, counted := s.acquireSharedSlot(ctx, "conns:"+user, s.cfg.MaxConnsPerAccount)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	switch {
-	case err != nil:
-		if ctx.Err() == nil {
-			s.log.Warn("connections per account: the store failed; counting this connection on this node only", "err", err)
-		}
-	case ok:
-		s.acctSlots[user]++
-	default:
+	case !ok:
 		if s.acctConns[user]--; s.acctConns[user] <= 0 {
 			delete(s.acctConns, user)
 		}
+	case counted:
+		s.acctSlots[user]++
 	}
-	return err != nil || ok
+	return ok
 }
 
 func (s *Server) releaseAccountConn(user string) {
@@ -310,21 +305,41 @@ func (s *Server) releaseAccountConn(user string) {
 	if s.acctConns[user]--; s.acctConns[user] <= 0 {
 		delete(s.acctConns, user)
 	}
-	slot := s.acctSlots[user] > 0
-	if slot {
+	counted := s.acctSlots[user] > 0
+	if counted {
 		if s.acctSlots[user]--; s.acctSlots[user] <= 0 {
 			delete(s.acctSlots, user)
 		}
 	}
 	s.mu.Unlock()
-	if !slot {
-		return
+	if counted {
+		s.releaseSharedSlot("conns:" + user)
 	}
+}
+
+// acquireSharedSlot takes one of key's max places across the nodes
+// (store.Store.AcquireSlot under this node's lease). It reports whether
+// there was room, and whether the place was counted in the store (then
+// releaseSharedSlot gives it back). If the store fails, the caller's own
+// count on this node decides: ok, not counted.
+func (s *Server) acquireSharedSlot(ctx context.Context, key string, max int) (ok, counted bool) {
+	now := time.Now()
+	ok, err := s.cfg.Store.AcquireSlot(ctx, key, s.nodeID, max, now.Add(slotLease), now)
+	if err != nil {
+		if ctx.Err() == nil {
+			s.log.Warn("shared limit on what an account holds at once: the store failed; counting on this node only", "err", err)
+		}
+		return true, false
+	}
+	return ok, ok
+}
+
+func (s *Server) releaseSharedSlot(key string) {
 	ctx, cancel := context.WithTimeout(context.Background(), limitStoreTimeout)
 	defer cancel()
-	if err := s.cfg.Store.ReleaseSlot(ctx, "conns:"+user, s.nodeID); err != nil {
-		// The count stays until this node's next start ends its lease.
-		s.log.Warn("connections per account: releasing in the store failed", "err", err)
+	if err := s.cfg.Store.ReleaseSlot(ctx, key, s.nodeID); err != nil {
+		// It stays counted until this node's lease ends (its next start).
+		s.log.Warn("shared limit on what an account holds at once: releasing in the store failed", "err", err)
 	}
 }
 
