@@ -305,12 +305,19 @@ func internalServe(dir string, useTLS bool) error {
 	if addr := os.Getenv("PARLEY_LOAD_PPROF"); addr != "" {
 		go http.ListenAndServe(addr, pprofMux())
 	}
+	shutDown := make(chan struct{})
 	go stopOnSignal(func(ctx context.Context) {
 		srv.Shutdown(ctx)
+		close(shutDown)
 	})
 	err = srv.Serve(ln)
 	if err == http.ErrServerClosed {
+		// Serve returns as Shutdown begins; the store closes only once
+		// the connections have ended and given back what they hold in it
+		// (their places under the per-account connection cap), as
+		// parleyd serve does.
 		err = nil
+		<-shutDown
 	}
 	if cerr := st.Close(); err == nil {
 		err = cerr
