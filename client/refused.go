@@ -55,7 +55,10 @@ func refusedError(r *convRecord) error {
 	if by == "" {
 		by = "the member who added you"
 	}
-	return fmt.Errorf("%w: %s: %s added this device in a commit that every other member refused (%s is not an admin of their group), "+
-		"so this device saw only a copy of the group shared with %s, and nothing you send there reaches the others; "+
-		"sending to it is refused. Ask an admin of the group to add you", ErrRefusedByMembers, r.label(), by, by, by)
+	// The notice is the server's word: the text reports it rather than
+	// accusing the committer as a fact (a lying server could send it).
+	return fmt.Errorf("%w: %s: the server reports that the other members refused the commit in which %s added this device "+
+		"(as when someone who is not an admin adds people by claiming to be one), so this device has only a copy of the group "+
+		"shared with %s, and nothing you send there reaches the others; sending to it is refused. Ask an admin of the group to add you",
+		ErrRefusedByMembers, r.label(), by, by)
 }
