@@ -17,7 +17,6 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
-	"google.golang.org/protobuf/encoding/protowire"
 
 	"github.com/parleychat/parley/store"
 	"github.com/parleychat/parley/wire"
@@ -718,57 +717,10 @@ func (c *conn) respond(typ string, id uint64, start time.Time, body parleypb.Ser
 		}
 		return
 	}
-	if send, ok := body.(*parleypb.ServerFrame_Send); ok && send.Send != nil {
-		// The response to every send: encoded directly (what
-		// wire.Encode would give, TestSendResponseFrame), without a
-		// ServerFrame and protobuf's reflection.
-		c.enqueueBytes(appendSendResponseFrame(make([]byte, 0, sendResponseFrameMax), id, send.Send))
-	} else {
-		c.enqueue(&parleypb.ServerFrame{RequestId: id, Body: body})
-	}
+	c.enqueue(&parleypb.ServerFrame{RequestId: id, Body: body})
 	if c.closeReason != "" {
 		c.stop(websocket.StatusNormalClosure, c.closeReason)
 	}
-}
-
-// sendResponseFrameMax is the largest encoding of a ServerFrame with a
-// SendResponse: request_id (1 + 10 bytes), the send field's tag and
-// length (2 + 1), seq and epoch (1 + 10 each), duplicate (2).
-const sendResponseFrameMax = 37
-
-// appendSendResponseFrame appends the encoding of ServerFrame{request_id:
-// id, send: r}, byte for byte what wire.Encode (deterministic protobuf)
-// gives: fields in number order, zero values left out.
-func appendSendResponseFrame(b []byte, id uint64, r *parleypb.SendResponse) []byte {
-	if id != 0 {
-		b = protowire.AppendTag(b, 1, protowire.VarintType)
-		b = protowire.AppendVarint(b, id)
-	}
-	size := 0
-	if r.Seq != 0 {
-		size += 1 + protowire.SizeVarint(r.Seq)
-	}
-	if r.Epoch != 0 {
-		size += 1 + protowire.SizeVarint(r.Epoch)
-	}
-	if r.Duplicate {
-		size += 2
-	}
-	b = protowire.AppendTag(b, 12, protowire.BytesType)
-	b = protowire.AppendVarint(b, uint64(size))
-	if r.Seq != 0 {
-		b = protowire.AppendTag(b, 1, protowire.VarintType)
-		b = protowire.AppendVarint(b, r.Seq)
-	}
-	if r.Epoch != 0 {
-		b = protowire.AppendTag(b, 2, protowire.VarintType)
-		b = protowire.AppendVarint(b, r.Epoch)
-	}
-	if r.Duplicate {
-		b = protowire.AppendTag(b, 3, protowire.VarintType)
-		b = protowire.AppendVarint(b, 1)
-	}
-	return b
 }
 
 // requestType names the request for metrics and logs ("send", "fetch").
