@@ -117,7 +117,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&cfg.offline, "offline", 0, "after the run, queue this many messages for an offline device and time its drain on reconnect")
 	fs.StringVar(&cfg.db, "db", "", "with --spawn: the spawned server keeps its delivery store in this PostgreSQL database (`postgres://...`, as \"parleyd serve --db\") instead of SQLite")
 	fs.IntVar(&cfg.nodes, "nodes", 1, "with --spawn and --db: start this many server processes on the database, joined by a NATS server (a child process too); accounts are spread over them round robin, so a 1:1 message usually crosses nodes")
-	fs.DurationVar(&cfg.p99Under, "p99-under", 0, "search for the highest rate the server delivers with p99 send->push latency under this `duration` (one saturated run, then --search-steps paced runs bisecting --rate, each on a fresh server; with --baseline the relay is searched the same way)")
+	fs.DurationVar(&cfg.p99Under, "p99-under", 0, "search for the highest rate the server delivers with p99 send->push latency under this `duration` (one saturated run, then --search-steps paced runs bisecting --rate, each on a fresh server (with --db, on the same database: give it a fresh one per command); with --baseline the relay is searched the same way; latency is measured from when each message was actually sent, so a generator that falls behind its schedule fails the probe through the delivered-rate check rather than through p99)")
 	fs.IntVar(&cfg.searchSteps, "search-steps", 6, "paced runs of the --p99-under search after the saturated one")
 	fs.IntVar(&cfg.addrs, "source-addrs", 8, "spread connections over this many source addresses 127.0.0.1..N")
 	if err := fs.Parse(args); err != nil {
