@@ -144,6 +144,27 @@ func TestNonAdminRemovalKeepsDelivery(t *testing.T) {
 	}
 }
 
+// teamWithMallory starts a server where alice (admin) made #team with bob
+// and mallory (members, synced), and dave is a user outside it; conv is
+// the group's id.
+func teamWithMallory(t *testing.T) (alice, bob, mallory, dave *Client, conv []byte) {
+	t.Helper()
+	srv := startServer(t)
+	alice = srv.newUser(t, "alice")
+	bob = srv.newUser(t, "bob")
+	mallory = srv.newUser(t, "mallory")
+	dave = srv.newUser(t, "dave")
+	created, err := alice.CreateGroup(context.Background(), "team", []string{"bob", "mallory"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	conv, _ = hex.DecodeString(created.ID)
+	for _, c := range []*Client{bob, mallory} {
+		mustSync(t, c)
+	}
+	return alice, bob, mallory, dave, conv
+}
+
 // TestRefusedJoinerAddedAgain: mallory's modified client adds dave; dave's
 // client refuses the Welcome (mallory is no admin) and tells the server.
 // alice, an admin, can then add dave at once (the server no longer
@@ -151,19 +172,7 @@ func TestNonAdminRemovalKeepsDelivery(t *testing.T) {
 // the group.
 func TestRefusedJoinerAddedAgain(t *testing.T) {
 	ctx := context.Background()
-	srv := startServer(t)
-	alice := srv.newUser(t, "alice")
-	bob := srv.newUser(t, "bob")
-	mallory := srv.newUser(t, "mallory")
-	dave := srv.newUser(t, "dave")
-	created, err := alice.CreateGroup(ctx, "team", []string{"bob", "mallory"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	conv, _ := hex.DecodeString(created.ID)
-	for _, c := range []*Client{bob, mallory} {
-		mustSync(t, c)
-	}
+	alice, _, mallory, dave, conv := teamWithMallory(t)
 	hostileCommit(t, mallory, "#team", func(g *mls.Group, conn *transport.Conn) (mls.CommitOptions, []string, []string) {
 		kps, _, err := mallory.fetchKeyPackages(ctx, conn, "dave", g.Suite().ID())
 		if err != nil {
@@ -202,19 +211,7 @@ func TestRefusedJoinerAddedAgain(t *testing.T) {
 // works as ever.
 func TestRefusedJoinerTold(t *testing.T) {
 	ctx := context.Background()
-	srv := startServer(t)
-	alice := srv.newUser(t, "alice")
-	bob := srv.newUser(t, "bob")
-	mallory := srv.newUser(t, "mallory")
-	dave := srv.newUser(t, "dave")
-	created, err := alice.CreateGroup(ctx, "team", []string{"bob", "mallory"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	conv, _ := hex.DecodeString(created.ID)
-	for _, c := range []*Client{bob, mallory} {
-		mustSync(t, c)
-	}
+	alice, bob, mallory, dave, conv := teamWithMallory(t)
 	hostileCommit(t, mallory, "#team", func(g *mls.Group, conn *transport.Conn) (mls.CommitOptions, []string, []string) {
 		kps, _, err := mallory.fetchKeyPackages(ctx, conn, "dave", g.Suite().ID())
 		if err != nil {
@@ -243,7 +240,7 @@ func TestRefusedJoinerTold(t *testing.T) {
 
 	// Dave's next sync brings the notice: an alert, the group marked.
 	// (Mallory's client sent no name: dave knows the group by its id.)
-	label := "#" + created.ID[:12]
+	label := "#" + hex.EncodeToString(conv)[:12]
 	_, ws := syncWarnings(t, dave)
 	if !slices.ContainsFunc(ws, func(w Warning) bool {
 		return w.Alert && w.Conversation == label && strings.Contains(w.Err, ErrRefusedByMembers.Error()) && strings.Contains(w.Err, "mallory added this device")
@@ -254,7 +251,7 @@ func TestRefusedJoinerTold(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if i := slices.IndexFunc(convs, func(cv Conversation) bool { return cv.ID == created.ID }); i < 0 || !convs[i].Refused || convs[i].RefusedBy != "mallory" || !convs[i].Removed {
+	if i := slices.IndexFunc(convs, func(cv Conversation) bool { return cv.ID == hex.EncodeToString(conv) }); i < 0 || !convs[i].Refused || convs[i].RefusedBy != "mallory" || !convs[i].Removed {
 		t.Fatalf("dave's conversations: %+v, want #team refused (by mallory's commit) and removed", convs)
 	}
 	_, err = dave.SendText(ctx, label, "hello?")
