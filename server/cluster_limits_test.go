@@ -326,7 +326,7 @@ func TestTwoNodesUploadsInProgress(t *testing.T) {
 		t.Fatal(err)
 	}
 	// A takes the place when it starts reading the body; B sees it then.
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(30 * time.Second) // generous: A may be slow to start its handler under -race on a loaded machine
 	for {
 		code, body := httpDo(t, "POST", b.url+"/v1/blobs", sess.BlobToken, strings.NewReader("y"))
 		if code == http.StatusTooManyRequests && strings.HasPrefix(string(body), "TOO_MANY_UPLOADS") {

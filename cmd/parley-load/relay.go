@@ -112,6 +112,13 @@ func (rl *relay) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rl.mu.Lock()
 	rl.conns[id] = ws
 	rl.mu.Unlock()
+	// "Registered": the client starts sending only after every client
+	// got this, so that no frame reaches the relay before its recipient
+	// is in conns (it would be acknowledged and dropped: a false loss).
+	if err := ws.Write(context.Background(), websocket.MessageBinary, []byte{'R'}); err != nil {
+		ws.CloseNow()
+		return
+	}
 	defer func() {
 		rl.mu.Lock()
 		delete(rl.conns, id)

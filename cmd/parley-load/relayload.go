@@ -17,6 +17,7 @@ import (
 // relayClient speaks the baseline relay's framing (see relay.go).
 type relayClient struct {
 	ws      *websocket.Conn
+	ready   chan struct{} // closed when the relay has registered it
 	mu      sync.Mutex
 	pending map[[16]byte]chan struct{}
 }
@@ -48,7 +49,7 @@ func runRelay(ctx context.Context, cfg config, progress io.Writer, durable bool)
 			return err
 		}
 		ws.SetReadLimit(64 << 20)
-		rc := &relayClient{ws: ws, pending: map[[16]byte]chan struct{}{}}
+		rc := &relayClient{ws: ws, ready: make(chan struct{}), pending: map[[16]byte]chan struct{}{}}
 		clients[i] = rc
 		seen := map[[16]byte]bool{}
 		go func() {
@@ -56,6 +57,10 @@ func runRelay(ctx context.Context, cfg config, progress io.Writer, durable bool)
 				_, data, err := ws.Read(context.Background())
 				if err != nil {
 					return
+				}
+				if len(data) == 1 && data[0] == 'R' {
+					close(rc.ready)
+					continue
 				}
 				if len(data) == 17 && data[0] == 'A' {
 					rc.mu.Lock()
@@ -95,6 +100,13 @@ func runRelay(ctx context.Context, cfg config, progress io.Writer, durable bool)
 			}
 		}
 	}()
+	for _, rc := range clients {
+		select {
+		case <-rc.ready:
+		case <-time.After(30 * time.Second):
+			return nil, fmt.Errorf("relay: a client was not registered within 30s")
+		}
+	}
 	procBefore, _ := readProc(ch.pid())
 	genBefore := selfCPU()
 	deadline := time.Now().Add(cfg.duration)
