@@ -152,7 +152,11 @@ func internalRelay(dir string, durable bool) error {
 		if err != nil {
 			return err
 		}
-		defer f.Close()
+		// Not closed here: the WebSocket handlers (hijacked, so
+		// Shutdown does not wait for them) and commit may still be
+		// writing when Serve returns; the process exits right after,
+		// and the kernel closes the file (a close here raced commit's
+		// Fd under -race).
 		rl.log = &relayLog{f: f, pending: make(chan relayFrame, 4096)}
 		go rl.commit()
 	}
