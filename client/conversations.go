@@ -569,6 +569,10 @@ type pendingCommit struct {
 	Added      []string    `json:"added,omitempty"`
 	Removed    []string    `json:"removed,omitempty"`
 	Membership *Membership `json:"membership,omitempty"`
+	// FirstSent is when the commit was made, just before its first
+	// attempt: every retry sends it with ID (SendRequest.first_sent_unix_ms).
+	// Zero in commits saved by versions that kept none, as they sent.
+	FirstSent time.Time `json:"first_sent,omitzero"`
 }
 
 const bucketPending = "pending-commit" // hex(conversation id) → pendingCommit
@@ -617,7 +621,8 @@ func (c *Client) commit(ctx context.Context, r *convRecord, plan func(g *mls.Gro
 		if err := c.checkOwnPlan(g, p); err != nil {
 			return nil, err
 		}
-		pc := &pendingCommit{ID: transport.NewMessageID(), Epoch: serverEpoch(g, r), Added: p.added, Removed: p.removed, Membership: p.membership}
+		pc := &pendingCommit{ID: transport.NewMessageID(), Epoch: serverEpoch(g, r), Added: p.added, Removed: p.removed, Membership: p.membership,
+			FirstSent: c.opts.now().Truncate(time.Millisecond)}
 		out, err := g.Commit(p.opts)
 		if err != nil {
 			return nil, fmt.Errorf("make commit: %w", err)
@@ -659,7 +664,7 @@ func (c *Client) sendPending(ctx context.Context, conn *transport.Conn, r *convR
 		res, err = retryRateLimited(ctx, func() (transport.SendResult, error) {
 			return conn.SendCommit(ctx, transport.Commit{
 				ID: pc.ID, ConversationID: r.ID, Epoch: pc.Epoch, Payload: pc.Payload,
-				Added: pc.Added, Removed: pc.Removed, Welcome: pc.Welcome,
+				Added: pc.Added, Removed: pc.Removed, Welcome: pc.Welcome, FirstSent: pc.FirstSent,
 			})
 		})
 		var we *wire.Error

@@ -99,6 +99,7 @@ func (c *Client) sendEncoded(ctx context.Context, conn *transport.Conn, r *convR
 	for attempt := 0; ; attempt++ {
 		var ciphertext []byte
 		var epoch uint64
+		var firstSent time.Time
 		err := c.store.Update(func(tx *profile.Tx) error {
 			rr, err := getConv(tx, r.ID)
 			if err != nil {
@@ -129,13 +130,14 @@ func (c *Client) sendEncoded(ctx context.Context, conn *transport.Conn, r *convR
 			if err := saveGroup(tx, g); err != nil {
 				return err
 			}
-			return markSeen(tx, id)
+			firstSent, err = markSent(tx, id, c.opts.now())
+			return err
 		})
 		if err != nil {
 			return Sent{}, err
 		}
 		res, err := retryRateLimited(ctx, func() (transport.SendResult, error) {
-			return conn.SendExpiringApplication(ctx, id, r.ID, epoch, ciphertext, expires)
+			return conn.SendExpiringApplication(ctx, id, r.ID, epoch, ciphertext, expires, firstSent)
 		})
 		if errors.Is(err, wire.ErrWrongEpoch) && attempt < 3 {
 			// A commit we had not seen moved the group on: catch up and

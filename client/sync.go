@@ -3,6 +3,7 @@ package client
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -21,7 +22,7 @@ import (
 
 // Buckets of the history.
 const (
-	bucketSeen  = "seen"  // hex(message id) → "" for every processed or sent message
+	bucketSeen  = "seen"  // hex(message id) → "" for every processed message; for a sent one, when it was first sent (markSent)
 	bucketNew   = "new"   // hex(message id) → newEntry, not yet reported by Sync
 	bucketFiles = "file"  // hex(message id) → fileDescriptor (with the key)
 	historyPfx  = "hist/" // + hex(conversation id): hex(message id) → Message
@@ -61,6 +62,30 @@ func jsonUnmarshal(b []byte, v any) error {
 func markSeen(tx *profile.Tx, id []byte) error { return tx.Put(bucketSeen, hexID(id), nil) }
 
 func seen(tx *profile.Tx, id []byte) (bool, error) { return tx.Has(bucketSeen, hexID(id)) }
+
+// markSent marks id seen as a message this device sends and returns when
+// the device first tried to send it: now at the first attempt, the time
+// recorded then at every later one (after a restart too), so that every
+// retry carries the same SendRequest.first_sent_unix_ms and the server
+// recognises it. A message marked seen without a time (received, or sent
+// by a version that kept none) has the zero time, which is what that
+// version sent.
+func markSent(tx *profile.Tx, id []byte, now time.Time) (time.Time, error) {
+	v, err := tx.Get(bucketSeen, hexID(id))
+	switch {
+	case err == nil && len(v) == 8:
+		return time.UnixMilli(int64(binary.BigEndian.Uint64(v))), nil
+	case err == nil:
+		return time.Time{}, nil
+	case !errors.Is(err, profile.ErrNotFound):
+		return time.Time{}, err
+	}
+	ms := transport.FirstSentUnixMs(now)
+	if err := tx.Put(bucketSeen, hexID(id), binary.BigEndian.AppendUint64(nil, ms)); err != nil {
+		return time.Time{}, err
+	}
+	return time.UnixMilli(int64(ms)), nil
+}
 
 // record adds m to the conversation's history and, if notify, to the
 // queue of messages Sync reports.

@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"bytes"
+	"math"
 	"os"
 	"path/filepath"
 	"testing"
@@ -57,7 +58,7 @@ func TestEphemeralRelayedNotStored(t *testing.T) {
 
 	err = mallory.conn.SendEphemeral(bg, transport.NewMessageID(), conv, 1, []byte("x"))
 	wantCode(t, "ephemeral from a non-member", err, parleypb.ErrorCode_NOT_MEMBER)
-	if _, err := alice.conn.SendExpiringApplication(bg, transport.NewMessageID(), conv, 1, []byte("p"), time.Time{}); err != nil {
+	if _, err := alice.conn.SendExpiringApplication(bg, transport.NewMessageID(), conv, 1, []byte("p"), time.Time{}, time.Time{}); err != nil {
 		t.Fatal(err)
 	}
 	err = alice.conn.SendEphemeral(bg, transport.NewMessageID(), conv, 1, bytes.Repeat([]byte("x"), 17<<10))
@@ -108,7 +109,7 @@ func TestSweeperWakesForExpiry(t *testing.T) {
 	alice, bob := register(t, ts, "alice"), register(t, ts, "bob")
 	conv := group(t, "sweep-group", alice, bob)
 	expires := time.Now().Add(5 * time.Second) // room for the send and the first fetch on a busy machine
-	if _, err := alice.conn.SendExpiringApplication(bg, transport.NewMessageID(), conv, 1, []byte("soon gone"), expires); err != nil {
+	if _, err := alice.conn.SendExpiringApplication(bg, transport.NewMessageID(), conv, 1, []byte("soon gone"), expires, time.Now()); err != nil {
 		t.Fatal(err)
 	}
 	if ms := fetchAll(t, bob, conv); len(ms) != 1 {
@@ -130,5 +131,39 @@ func TestSweeperWakesForExpiry(t *testing.T) {
 			t.Fatalf("the message is still stored %v after its expiry", time.Since(expires))
 		}
 		time.Sleep(50 * time.Millisecond) // polling a real-time deadline
+	}
+}
+
+// TestFirstSentIdempotency: a retry that repeats the message id and the
+// first-send time is answered with the first copy's seq, the same id with
+// no time is another record (clients always repeat what they sent
+// first), and a first-send time beyond the signed 64-bit range is
+// refused without touching the log.
+func TestFirstSentIdempotency(t *testing.T) {
+	ts := newServer(t)
+	alice := register(t, ts, "alice")
+	conv := group(t, "first-sent-group", alice)
+	id, sent := transport.NewMessageID(), time.Now()
+	r1, err := alice.conn.SendExpiringApplication(bg, id, conv, 0, []byte("once"), time.Time{}, sent)
+	if err != nil || r1.Duplicate {
+		t.Fatalf("first send: %+v, %v", r1, err)
+	}
+	r2, err := alice.conn.SendExpiringApplication(bg, id, conv, 0, []byte("once"), time.Time{}, sent)
+	if err != nil || !r2.Duplicate || r2.Seq != r1.Seq {
+		t.Fatalf("retry with the same first-send time: %+v, %v; want a duplicate of seq %d", r2, err, r1.Seq)
+	}
+	r3, err := alice.conn.SendExpiringApplication(bg, id, conv, 0, []byte("once"), time.Time{}, time.Time{})
+	if err != nil || r3.Duplicate || r3.Seq != r1.Seq+1 {
+		t.Fatalf("the same id without a first-send time: %+v, %v; want a new record at seq %d", r3, err, r1.Seq+1)
+	}
+	r1 = r3
+	rc := authRaw(t, ts, alice)
+	f := rc.call(t, &parleypb.ClientFrame_Send{Send: &parleypb.SendRequest{MessageId: transport.NewMessageID(), ConversationId: conv,
+		Kind: parleypb.Kind_APPLICATION, Payload: []byte("a"), FirstSentUnixMs: math.MaxInt64 + 1}})
+	if errCode(f) != parleypb.ErrorCode_BAD_REQUEST {
+		t.Fatalf("first_sent_unix_ms beyond int64: got %v, want BAD_REQUEST", f)
+	}
+	if c, err := ts.st.Conversation(bg, conv); err != nil || c.HeadSeq != r1.Seq {
+		t.Fatalf("after the refused send: %+v, %v; want head %d", c, err, r1.Seq)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"math"
 	"math/big"
 	"slices"
 	"time"
@@ -743,6 +744,9 @@ func (c *conn) checkSend(r *parleypb.SendRequest) (store.Append, error) {
 	case r.ExpiresUnix > 0:
 		expires = time.Unix(r.ExpiresUnix, 0)
 	}
+	if r.FirstSentUnixMs > math.MaxInt64 {
+		return store.Append{}, badRequest("first_sent_unix_ms is a time in milliseconds since 1970, or 0")
+	}
 	if err := c.s.check("messages",
 		limitKey{"per_account", "send-acct:" + c.dev.Username, c.s.cfg.Limits.SendPerAccount, true},
 		limitKey{"per_address", "send-addr:" + c.remote, c.s.cfg.Limits.SendPerAddr, false}); err != nil {
@@ -760,6 +764,7 @@ func (c *conn) checkSend(r *parleypb.SendRequest) (store.Append, error) {
 		Welcome:        r.Welcome,
 		InboxLimits:    c.s.cfg.InboxLimits,
 		Expires:        expires,
+		FirstSent:      int64(r.FirstSentUnixMs),
 	}, nil
 }
 

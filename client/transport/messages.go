@@ -163,6 +163,20 @@ type Commit struct {
 	Added          []string
 	Removed        []string
 	Welcome        []byte // MLSMessage(Welcome) for the added devices
+	// FirstSent is when the device first tried to send this commit (zero:
+	// not known); reuse it with ID when retrying.
+	FirstSent time.Time
+}
+
+// FirstSentUnixMs is SendRequest.first_sent_unix_ms for a first-send time:
+// milliseconds since 1970, 0 for the zero time (or one before 1970). The
+// server keys its idempotency record by it and the message id, so a
+// retry must send the same value (docs/protocol.md, "Idempotency").
+func FirstSentUnixMs(t time.Time) uint64 {
+	if t.IsZero() || t.UnixMilli() <= 0 {
+		return 0
+	}
+	return uint64(t.UnixMilli())
 }
 
 // SendCommit posts a commit. If another commit already closed Epoch the
@@ -171,6 +185,7 @@ func (c *Conn) SendCommit(ctx context.Context, cm Commit) (SendResult, error) {
 	return c.send(ctx, &parleypb.SendRequest{
 		MessageId: cm.ID, ConversationId: cm.ConversationID, Epoch: cm.Epoch, Kind: parleypb.Kind_COMMIT,
 		Payload: cm.Payload, AddedDeviceIds: cm.Added, RemovedDeviceIds: cm.Removed, Welcome: cm.Welcome,
+		FirstSentUnixMs: FirstSentUnixMs(cm.FirstSent),
 	})
 }
 
@@ -187,8 +202,11 @@ func (c *Conn) SendApplication(ctx context.Context, id, conversationID []byte, e
 
 // SendExpiringApplication is SendApplication for a disappearing message:
 // the server deletes it by expires (zero: never, as SendApplication).
-func (c *Conn) SendExpiringApplication(ctx context.Context, id, conversationID []byte, epoch uint64, payload []byte, expires time.Time) (SendResult, error) {
-	req := &parleypb.SendRequest{MessageId: id, ConversationId: conversationID, Epoch: epoch, Kind: parleypb.Kind_APPLICATION, Payload: payload}
+// firstSent is when this device first tried to send the message (zero:
+// not known); every retry must give the same (FirstSentUnixMs).
+func (c *Conn) SendExpiringApplication(ctx context.Context, id, conversationID []byte, epoch uint64, payload []byte, expires, firstSent time.Time) (SendResult, error) {
+	req := &parleypb.SendRequest{MessageId: id, ConversationId: conversationID, Epoch: epoch, Kind: parleypb.Kind_APPLICATION, Payload: payload,
+		FirstSentUnixMs: FirstSentUnixMs(firstSent)}
 	if !expires.IsZero() {
 		req.ExpiresUnix = max(expires.Unix(), 1)
 	}

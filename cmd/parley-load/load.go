@@ -1091,7 +1091,10 @@ func (w *world) sendOne(ctx context.Context, d *device, kind string, sc *sendScr
 		sc.payload = p
 	}
 	rand.Read(sc.id[:])
-	sc.req = parleypb.SendRequest{MessageId: sc.id[:], ConversationId: cv.id, Epoch: epoch, Kind: parleypb.Kind_APPLICATION, Payload: p}
+	// As Parley's clients do: the first-send time keys the server's
+	// idempotency record next to the other new ones (docs/protocol.md).
+	sc.req = parleypb.SendRequest{MessageId: sc.id[:], ConversationId: cv.id, Epoch: epoch, Kind: parleypb.Kind_APPLICATION, Payload: p,
+		FirstSentUnixMs: uint64(time.Now().UnixMilli())}
 	sc.body.Send = &sc.req
 	sc.frame = parleypb.ClientFrame{Body: &sc.body}
 	w.st.sent.Add(1)
@@ -1226,7 +1229,8 @@ func (w *world) drain(ctx context.Context, progress io.Writer) (*DrainStats, err
 			return err
 		}
 		_, err = conns[i%lanes].call(ctx, &parleypb.ClientFrame{Body: &parleypb.ClientFrame_Send{Send: &parleypb.SendRequest{
-			MessageId: id, ConversationId: cv.id, Epoch: epoch, Kind: parleypb.Kind_APPLICATION, Payload: p}}})
+			MessageId: id, ConversationId: cv.id, Epoch: epoch, Kind: parleypb.Kind_APPLICATION, Payload: p,
+			FirstSentUnixMs: uint64(time.Now().UnixMilli())}}})
 		if err == nil {
 			mu.Lock()
 			queued[[16]byte(id)] = true

@@ -320,10 +320,12 @@ func TestCrashRecovery(t *testing.T) {
 					return
 				default:
 				}
-				id := transport.NewMessageID()
+				// Every attempt carries the id and the first-send time
+				// of the first, as Parley's clients send them.
+				id, firstSent := transport.NewMessageID(), time.Now()
 				payload := fmt.Appendf(nil, "%s message %d", d.id, i)
 				err := d.do(ctx, func(c *transport.Conn) error {
-					_, err := c.SendApplication(ctx, id, conv, 1, payload)
+					_, err := c.SendExpiringApplication(ctx, id, conv, 1, payload, time.Time{}, firstSent)
 					return err
 				})
 				if err != nil {
@@ -337,7 +339,7 @@ func TestCrashRecovery(t *testing.T) {
 				// whose answer was lost: it must not be stored twice.
 				if i%4 == 3 {
 					err := d.do(ctx, func(c *transport.Conn) error {
-						_, err := c.SendApplication(ctx, id, conv, 1, payload)
+						_, err := c.SendExpiringApplication(ctx, id, conv, 1, payload, time.Time{}, firstSent)
 						return err
 					})
 					if err != nil {

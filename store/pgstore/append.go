@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/parleychat/parley/store"
@@ -36,7 +35,7 @@ var _ store.AppendStarter = (*Store)(nil)
 // conversation has one queue); the server uses this to pipeline a
 // connection's sends.
 func (s *Store) StartAppend(ctx context.Context, a store.Append) (wait func() (store.AppendResult, error), err error) {
-	if err := checkAppend(a); err != nil {
+	if err := store.CheckAppend(a); err != nil {
 		return nil, fmt.Errorf("append: %w", err)
 	}
 	if err := ctx.Err(); err != nil {
@@ -227,42 +226,4 @@ func (r *msgReq) result(resp msgResp) (store.AppendResult, error) {
 		return store.AppendResult{}, fmt.Errorf("append: proposal for past epoch %d (now %d): %w", a.Epoch, convEpoch, store.ErrWrongEpoch)
 	}
 	return store.AppendResult{}, fmt.Errorf("append: unknown status %d from the database", row.status)
-}
-
-func checkAppend(a store.Append) error {
-	if len(a.ID) != 16 {
-		return fmt.Errorf("message id must be 16 bytes: %w", store.ErrBadRequest)
-	}
-	if err := checkConversationID(a.ConversationID); err != nil {
-		return err
-	}
-	if a.Sender == "" {
-		return fmt.Errorf("no sender: %w", store.ErrBadRequest)
-	}
-	if a.Epoch > 1<<62 {
-		return fmt.Errorf("epoch %d out of range: %w", a.Epoch, store.ErrBadRequest)
-	}
-	switch a.Kind {
-	case store.KindCommit:
-		if len(a.Welcome) > 0 && len(a.Added) == 0 {
-			return fmt.Errorf("welcome without added devices: %w", store.ErrBadRequest)
-		}
-		seen := make(map[string]bool)
-		for _, d := range slices.Concat(a.Added, a.Removed) {
-			if d == "" || seen[d] {
-				return fmt.Errorf("empty or repeated device id %q in membership delta: %w", d, store.ErrBadRequest)
-			}
-			seen[d] = true
-		}
-	case store.KindProposal, store.KindApplication:
-		if len(a.Added) > 0 || len(a.Removed) > 0 || len(a.Welcome) > 0 {
-			return fmt.Errorf("membership delta on a %v: %w", a.Kind, store.ErrBadRequest)
-		}
-	default:
-		return fmt.Errorf("cannot append a %v: %w", a.Kind, store.ErrBadRequest)
-	}
-	if !a.Expires.IsZero() && a.Kind != store.KindApplication {
-		return fmt.Errorf("an expiry on a %v: %w", a.Kind, store.ErrBadRequest)
-	}
-	return nil
 }

@@ -11,15 +11,8 @@ import (
 	"github.com/parleychat/parley/store"
 )
 
-func checkConversationID(id []byte) error {
-	if len(id) == 0 || len(id) > 64 {
-		return fmt.Errorf("conversation id must be 1-64 bytes: %w", store.ErrBadRequest)
-	}
-	return nil
-}
-
 func (s *Store) CreateConversation(ctx context.Context, id []byte, creator string) error {
-	if err := checkConversationID(id); err != nil {
+	if err := store.CheckConversationID(id); err != nil {
 		return fmt.Errorf("create conversation: %w", err)
 	}
 	return s.write(ctx, func(tx pgx.Tx) error {

@@ -41,7 +41,7 @@ var _ store.AppendStarter = (*Store)(nil)
 // in the order StartAppend was called. wait blocks until the batch
 // holding a is durable.
 func (s *Store) StartAppend(ctx context.Context, a store.Append) (wait func() (store.AppendResult, error), err error) {
-	if err := checkAppend(a); err != nil {
+	if err := store.CheckAppend(a); err != nil {
 		return nil, fmt.Errorf("append: %w", err)
 	}
 	req := appendReq{ctx: ctx, a: a, res: make(chan appendResp, 1)}
@@ -76,41 +76,6 @@ func (s *Store) batched(ctx context.Context, req appendReq) error {
 	// As for appends, wait for the outcome even if ctx ends.
 	resp := <-req.res
 	return resp.err
-}
-
-func checkAppend(a store.Append) error {
-	if len(a.ID) != 16 {
-		return fmt.Errorf("message id must be 16 bytes: %w", store.ErrBadRequest)
-	}
-	if err := checkConversationID(a.ConversationID); err != nil {
-		return err
-	}
-	if a.Sender == "" {
-		return fmt.Errorf("no sender: %w", store.ErrBadRequest)
-	}
-	switch a.Kind {
-	case store.KindCommit:
-		if len(a.Welcome) > 0 && len(a.Added) == 0 {
-			return fmt.Errorf("welcome without added devices: %w", store.ErrBadRequest)
-		}
-		seen := make(map[string]bool)
-		for _, d := range slices.Concat(a.Added, a.Removed) {
-			if d == "" || seen[d] {
-				return fmt.Errorf("empty or repeated device id %q in membership delta: %w", d, store.ErrBadRequest)
-			}
-			seen[d] = true
-		}
-	case store.KindProposal, store.KindApplication:
-		if len(a.Added) > 0 || len(a.Removed) > 0 || len(a.Welcome) > 0 {
-			return fmt.Errorf("membership delta on a %v: %w", a.Kind, store.ErrBadRequest)
-		}
-	default:
-		return fmt.Errorf("cannot append a %v: %w", a.Kind, store.ErrBadRequest)
-	}
-	if !a.Expires.IsZero() && a.Kind != store.KindApplication {
-		return fmt.Errorf("an expiry on a %v: %w", a.Kind, store.ErrBadRequest)
-	}
-	return nil
 }
 
 // batcher is the single group-commit writer: it takes every append that
@@ -318,8 +283,8 @@ func appendTx(ctx context.Context, tx txQuerier, a store.Append) (store.AppendRe
 	// Idempotency: a message id already stored is not stored again.
 	var dup store.Message
 	var dupStored int64
-	err = tx.QueryRowContext(ctx, `SELECT seq, epoch, kind, sender, stored FROM message_ids WHERE conversation_id = ? AND id = ?`,
-		a.ConversationID, a.ID).Scan(&dup.Seq, &dup.Epoch, &dup.Kind, &dup.Sender, &dupStored)
+	err = tx.QueryRowContext(ctx, `SELECT seq, epoch, kind, sender, stored FROM message_ids WHERE first_sent = ? AND id = ? AND conversation_id = ?`,
+		a.FirstSent, a.ID, a.ConversationID).Scan(&dup.Seq, &dup.Epoch, &dup.Kind, &dup.Sender, &dupStored)
 	switch {
 	case err == nil:
 		if dup.Sender != a.Sender {
@@ -392,8 +357,8 @@ func appendTx(ctx context.Context, tx txQuerier, a store.Append) (store.AppendRe
 		m.ConversationID, m.Seq, m.ID, m.Epoch, m.Kind, m.Sender, m.Payload, now); err != nil {
 		return res, fmt.Errorf("append: %w", err)
 	}
-	if _, err := tx.ExecContext(ctx, `INSERT INTO message_ids (conversation_id, id, seq, epoch, kind, sender, stored) VALUES (?, ?, ?, ?, ?, ?, ?)`,
-		m.ConversationID, m.ID, m.Seq, m.Epoch, m.Kind, m.Sender, now); err != nil {
+	if _, err := tx.ExecContext(ctx, `INSERT INTO message_ids (first_sent, id, conversation_id, seq, epoch, kind, sender, stored) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+		a.FirstSent, m.ID, m.ConversationID, m.Seq, m.Epoch, m.Kind, m.Sender, now); err != nil {
 		return res, fmt.Errorf("append: %w", err)
 	}
 	if err := noteExpiry(ctx, tx, a, seq); err != nil {

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/parleychat/parley/store"
 	"github.com/parleychat/parley/store/storetest"
@@ -50,25 +51,32 @@ func BenchmarkAppend(b *testing.B) {
 
 // BenchmarkAppendAck1to1 is storetest's 1:1 chat benchmark on SQLite.
 func BenchmarkAppendAck1to1(b *testing.B) {
-	benchAppendAck1to1(b, 0)
+	benchAppendAck1to1(b, 0, true)
 }
 
-func benchAppendAck1to1(b *testing.B, oldIDs int) {
+func benchAppendAck1to1(b *testing.B, oldIDs int, firstSent bool) {
 	ctx := context.Background()
 	s, err := Open(ctx, filepath.Join(b.TempDir(), "parley.db"), nil)
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer s.Close()
-	storetest.BenchAppendAck1to1(b, s, func() {
+	bench := storetest.BenchAppendAck1to1
+	if !firstSent {
+		bench = storetest.BenchAppendAck1to1NoFirstSent
+	}
+	bench(b, s, func() {
 		if oldIDs == 0 {
 			return
 		}
 		// Ids of messages long read and trimmed, spread over the
-		// conversations, as a bulk insert in the database itself.
+		// conversations and, when clients say when they sent them, over
+		// the past oldIDs seconds, as a bulk insert in the database
+		// itself.
 		if _, err := s.w.ExecContext(ctx, `WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ?)
-			INSERT INTO message_ids (conversation_id, id, seq, epoch, kind, sender, stored)
-			SELECT CAST(printf('conv%04d', i % ?) AS BLOB), randomblob(16), 0, 1, 3, 'old', 0 FROM n`, oldIDs, storetest.Conversations); err != nil {
+			INSERT INTO message_ids (first_sent, id, conversation_id, seq, epoch, kind, sender, stored)
+			SELECT CASE WHEN ? THEN ? - (? - i) * 1000 ELSE 0 END, randomblob(16), CAST(printf('conv%04d', i % ?) AS BLOB), 0, 1, 3, 'old', 0 FROM n`,
+			oldIDs, firstSent, time.Now().UnixMilli(), oldIDs, storetest.Conversations); err != nil {
 			b.Fatal(err)
 		}
 	})
@@ -78,7 +86,16 @@ func benchAppendAck1to1(b *testing.B, oldIDs int) {
 // already remembers 2 million message ids (a server that has run for a
 // while): every id insert lands on a random page of a large index.
 func BenchmarkAppendAck1to1Aged(b *testing.B) {
-	benchAppendAck1to1(b, 2_000_000)
+	benchAppendAck1to1(b, 2_000_000, true)
+}
+
+// BenchmarkAppendAck1to1AgedNoFirstSent is BenchmarkAppendAck1to1Aged
+// with clients that do not say when they first sent a message (all
+// records keyed by first_sent 0, then by random id): every id insert
+// lands on a random page of the large index, as every insert did before
+// migration 9.
+func BenchmarkAppendAck1to1AgedNoFirstSent(b *testing.B) {
+	benchAppendAck1to1(b, 2_000_000, false)
 }
 
 // BenchmarkCommits is storetest's group management benchmark on SQLite:

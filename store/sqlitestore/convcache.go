@@ -256,8 +256,8 @@ func fastAppend(ctx context.Context, tx txQuerier, cc *convCache, a store.Append
 	if epochErr == nil {
 		// Idempotency: the id's row goes in first; if it was there, the
 		// message was stored before.
-		r, err := tx.ExecContext(ctx, `INSERT INTO message_ids (conversation_id, id, seq, epoch, kind, sender, stored) VALUES (?, ?, ?, ?, ?, ?, ?)
-			ON CONFLICT (conversation_id, id) DO NOTHING`, a.ConversationID, a.ID, seq, a.Epoch, a.Kind, a.Sender, now)
+		r, err := tx.ExecContext(ctx, `INSERT INTO message_ids (first_sent, id, conversation_id, seq, epoch, kind, sender, stored) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+			ON CONFLICT (first_sent, id, conversation_id) DO NOTHING`, a.FirstSent, a.ID, a.ConversationID, seq, a.Epoch, a.Kind, a.Sender, now)
 		if err != nil {
 			return res, errAbort{fmt.Errorf("append: %w", err)}
 		}
@@ -314,8 +314,8 @@ func appendNew(ctx context.Context, tx txQuerier, cc *convCache, st *convState, 
 func lookupID(ctx context.Context, tx txQuerier, a store.Append) (store.Message, bool, error) {
 	dup := store.Message{ID: a.ID, ConversationID: a.ConversationID, Payload: a.Payload}
 	var stored int64
-	err := tx.QueryRowContext(ctx, `SELECT seq, epoch, kind, sender, stored FROM message_ids WHERE conversation_id = ? AND id = ?`,
-		a.ConversationID, a.ID).Scan(&dup.Seq, &dup.Epoch, &dup.Kind, &dup.Sender, &stored)
+	err := tx.QueryRowContext(ctx, `SELECT seq, epoch, kind, sender, stored FROM message_ids WHERE first_sent = ? AND id = ? AND conversation_id = ?`,
+		a.FirstSent, a.ID, a.ConversationID).Scan(&dup.Seq, &dup.Epoch, &dup.Kind, &dup.Sender, &stored)
 	if errors.Is(err, sql.ErrNoRows) {
 		return dup, false, nil
 	}

@@ -16,8 +16,8 @@ func noteExpiry(ctx context.Context, tx txQuerier, a store.Append, seq uint64) e
 	if a.Expires.IsZero() {
 		return nil
 	}
-	_, err := tx.ExecContext(ctx, `INSERT INTO disappearing (conversation_id, seq, id, expires) VALUES (?, ?, ?, ?)`,
-		a.ConversationID, seq, a.ID, a.Expires.Unix())
+	_, err := tx.ExecContext(ctx, `INSERT INTO disappearing (conversation_id, seq, id, first_sent, expires) VALUES (?, ?, ?, ?, ?)`,
+		a.ConversationID, seq, a.ID, a.FirstSent, a.Expires.Unix())
 	return err
 }
 
@@ -35,19 +35,20 @@ func (s *Store) DeleteDisappeared(ctx context.Context, now time.Time) (int, time
 	for {
 		n := 0
 		err := s.write(ctx, func(tx *sql.Tx) error {
-			rows, err := tx.QueryContext(ctx, `SELECT conversation_id, seq, id FROM disappearing WHERE expires <= ? ORDER BY expires LIMIT ?`,
+			rows, err := tx.QueryContext(ctx, `SELECT conversation_id, seq, id, first_sent FROM disappearing WHERE expires <= ? ORDER BY expires LIMIT ?`,
 				now.Unix(), disappearBatch)
 			if err != nil {
 				return err
 			}
 			type due struct {
-				conv, id []byte
-				seq      uint64
+				conv, id  []byte
+				seq       uint64
+				firstSent int64
 			}
 			var dues []due
 			for rows.Next() {
 				var d due
-				if err := rows.Scan(&d.conv, &d.seq, &d.id); err != nil {
+				if err := rows.Scan(&d.conv, &d.seq, &d.id, &d.firstSent); err != nil {
 					rows.Close()
 					return err
 				}
@@ -63,7 +64,7 @@ func (s *Store) DeleteDisappeared(ctx context.Context, now time.Time) (int, time
 					args []any
 				}{
 					{`DELETE FROM messages WHERE conversation_id = ? AND seq = ?`, []any{d.conv, d.seq}},
-					{`DELETE FROM message_ids WHERE conversation_id = ? AND id = ?`, []any{d.conv, d.id}},
+					{`DELETE FROM message_ids WHERE first_sent = ? AND id = ? AND conversation_id = ?`, []any{d.firstSent, d.id, d.conv}},
 					{`DELETE FROM disappearing WHERE conversation_id = ? AND seq = ?`, []any{d.conv, d.seq}},
 				} {
 					if _, err := tx.ExecContext(ctx, q.sql, q.args...); err != nil {

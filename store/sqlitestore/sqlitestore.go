@@ -379,6 +379,33 @@ CREATE TABLE pending_voters (
 ) STRICT;
 CREATE INDEX pending_voters_device ON pending_voters(device_id);
 `,
+	// 9: idempotency records keyed by (first_sent, id, conversation_id)
+	// (store.Append.FirstSent), in a table without rowid. Keyed by
+	// (conversation_id, id), every new record went to a random leaf of
+	// an index as large as the retention: a page read and a page written
+	// per message. The clients' first-send times are about now, so new
+	// records are written side by side at the end of the index. Records
+	// from before have first_sent 0, which is also what a client that
+	// does not say sends.
+	`
+CREATE TABLE message_ids_by_time (
+	first_sent      INTEGER NOT NULL, -- ms since 1970; 0: not given
+	id              BLOB NOT NULL,
+	conversation_id BLOB NOT NULL,
+	seq             INTEGER NOT NULL,
+	epoch           INTEGER NOT NULL,
+	kind            INTEGER NOT NULL,
+	sender          TEXT NOT NULL,
+	stored          INTEGER NOT NULL,
+	PRIMARY KEY (first_sent, id, conversation_id)
+) STRICT, WITHOUT ROWID;
+INSERT INTO message_ids_by_time (first_sent, id, conversation_id, seq, epoch, kind, sender, stored)
+	SELECT 0, id, conversation_id, seq, epoch, kind, sender, stored FROM message_ids;
+DROP TABLE message_ids;
+ALTER TABLE message_ids_by_time RENAME TO message_ids;
+CREATE INDEX message_ids_stored ON message_ids(stored);
+ALTER TABLE disappearing ADD COLUMN first_sent INTEGER NOT NULL DEFAULT 0;
+`,
 }
 
 // checkSchema fails with sqlitedb.ErrNoDatabase if no migration was ever

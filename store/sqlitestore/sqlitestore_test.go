@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/parleychat/parley/internal/sqlitedb"
 	"github.com/parleychat/parley/store"
@@ -214,4 +215,57 @@ func TestPendingBound(t *testing.T) {
 		}
 		return n
 	})
+}
+
+// Idempotency records stored before migration 9 (keyed by conversation
+// and id) are kept, with first_sent 0: a retry from a client that does
+// not say when it first sent is still a duplicate, and a disappearing
+// message's record still goes with it.
+func TestMigrationIdempotencyByTime(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "parley.db")
+	db, err := sql.Open("sqlite", "file:"+path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	qs := []string{`CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, applied INTEGER NOT NULL) STRICT`}
+	for i := range 8 {
+		qs = append(qs, migrations[i], fmt.Sprintf(`INSERT INTO schema_migrations VALUES (%d, 0)`, i+1))
+	}
+	qs = append(qs,
+		`INSERT INTO accounts (username, created, skeleton) VALUES ('alice', 0, 'alice')`,
+		`INSERT INTO devices (id, username, public_key, created) VALUES ('a1', 'alice', x'01', 0)`,
+		`INSERT INTO conversations (id, epoch, head_seq, created) VALUES (x'c0', 1, 2, 0)`,
+		`INSERT INTO members (conversation_id, device_id, cursor) VALUES (x'c0', 'a1', 2)`,
+		`INSERT INTO message_ids (conversation_id, id, seq, epoch, kind, sender, stored)
+			VALUES (x'c0', x'00000000000000000000000000000001', 1, 1, 3, 'a1', 0),
+			       (x'c0', x'00000000000000000000000000000002', 2, 1, 3, 'a1', 0)`,
+		`INSERT INTO disappearing (conversation_id, seq, id, expires) VALUES (x'c0', 2, x'00000000000000000000000000000002', 100)`)
+	for _, q := range qs {
+		if _, err := db.ExecContext(ctx, q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	db.Close()
+	s, err := Open(ctx, path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	old := func(n byte) store.Append {
+		id := make([]byte, 16)
+		id[15] = n
+		return store.Append{ID: id, ConversationID: []byte{0xc0}, Epoch: 1, Kind: store.KindApplication, Sender: "a1", Payload: []byte("m")}
+	}
+	r, err := s.Append(ctx, old(1))
+	if err != nil || !r.Duplicate || r.Message.Seq != 1 {
+		t.Fatalf("retry of a message stored before the migration: %+v, %v; want a duplicate of seq 1", r, err)
+	}
+	if n, _, err := s.DeleteDisappeared(ctx, time.Unix(100, 0)); err != nil || n != 1 {
+		t.Fatalf("DeleteDisappeared = %d, %v; want 1", n, err)
+	}
+	r, err = s.Append(ctx, old(2))
+	if err != nil || r.Duplicate || r.Message.Seq != 3 {
+		t.Fatalf("the id of a message disappeared after the migration: %+v, %v; want it stored anew at seq 3", r, err)
+	}
 }

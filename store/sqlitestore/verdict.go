@@ -15,7 +15,7 @@ func (s *Store) Verdict(ctx context.Context, deviceID string, conv, commitID []b
 	if len(commitID) != 16 {
 		return store.VerdictIgnored, fmt.Errorf("verdict: commit id must be 16 bytes: %w", store.ErrBadRequest)
 	}
-	if err := checkConversationID(conv); err != nil {
+	if err := store.CheckConversationID(conv); err != nil {
 		return store.VerdictIgnored, fmt.Errorf("verdict: %w", err)
 	}
 	var out store.VerdictOutcome

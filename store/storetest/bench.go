@@ -25,7 +25,21 @@ const Conversations = 64
 // timer starts. cpu-µs/op is this process's CPU time (user+system) per
 // op, less sensitive than ns/op to other load; a database server's own
 // CPU is not included.
+//
+// Every append carries a first-send time of now, as Parley's clients
+// send (store.Append.FirstSent); BenchAppendAck1to1NoFirstSent is the
+// same for clients that do not say.
 func BenchAppendAck1to1(b *testing.B, s store.Store, prepare func()) {
+	benchAppendAck1to1(b, s, prepare, true)
+}
+
+// BenchAppendAck1to1NoFirstSent is BenchAppendAck1to1 with appends that
+// carry no first-send time (FirstSent 0), as from older clients.
+func BenchAppendAck1to1NoFirstSent(b *testing.B, s store.Store, prepare func()) {
+	benchAppendAck1to1(b, s, prepare, false)
+}
+
+func benchAppendAck1to1(b *testing.B, s store.Store, prepare func(), firstSent bool) {
 	ctx := context.Background()
 	for i := range Conversations {
 		a, p := fmt.Sprintf("a%d", i), fmt.Sprintf("p%d", i)
@@ -55,7 +69,11 @@ func BenchAppendAck1to1(b *testing.B, s store.Store, prepare func()) {
 		a, p := fmt.Sprintf("a%d", i), fmt.Sprintf("p%d", i)
 		conv := []byte(fmt.Sprintf("conv%04d", i))
 		for pb.Next() {
-			r, err := s.Append(ctx, store.Append{ID: benchID(), ConversationID: conv, Epoch: 1, Kind: store.KindApplication, Sender: a, Payload: payload})
+			var sent int64
+			if firstSent {
+				sent = time.Now().UnixMilli()
+			}
+			r, err := s.Append(ctx, store.Append{ID: benchID(), ConversationID: conv, Epoch: 1, Kind: store.KindApplication, Sender: a, Payload: payload, FirstSent: sent})
 			if err != nil {
 				b.Error(err)
 				return

@@ -473,34 +473,57 @@ func testConversationLog(t *testing.T, s store.Store) {
 }
 
 func testIdempotency(t *testing.T, s store.Store) {
-	mustAccount(t, s, "alice", "a1")
-	mustAccount(t, s, "bob", "b1")
-	conv := group(t, s, "a1", "b1")
-	id := msgID()
-	r1 := send(t, s, app{ID: id, ConversationID: conv, Epoch: 1, Kind: store.KindApplication, Sender: "a1", Payload: []byte("once")})
-	r2 := send(t, s, app{ID: id, ConversationID: conv, Epoch: 1, Kind: store.KindApplication, Sender: "a1", Payload: []byte("once")})
-	if !r2.Duplicate || r2.Message.Seq != r1.Message.Seq || r1.Duplicate {
-		t.Fatalf("resend: %+v then %+v", r1, r2)
+	// Clients that say when they first sent a message (store.Append.FirstSent)
+	// and clients that do not: a retry repeating both is a duplicate.
+	for i, sent := range []int64{0, time.Now().UnixMilli(), 1} {
+		a, b := fmt.Sprintf("a%d", i), fmt.Sprintf("b%d", i)
+		mustAccount(t, s, "alice"+a, a)
+		mustAccount(t, s, "bob"+b, b)
+		conv := group(t, s, a, b)
+		id := msgID()
+		msg := func(sender string, kind store.Kind, id []byte, payload string) store.Append {
+			return app{ID: id, ConversationID: conv, Epoch: 1, Kind: kind, Sender: sender, Payload: []byte(payload), FirstSent: sent}
+		}
+		r1 := send(t, s, msg(a, store.KindApplication, id, "once"))
+		r2 := send(t, s, msg(a, store.KindApplication, id, "once"))
+		if !r2.Duplicate || r2.Message.Seq != r1.Message.Seq || r1.Duplicate {
+			t.Fatalf("first sent %d: resend: %+v then %+v", sent, r1, r2)
+		}
+		_, err := s.Append(ctx, msg(b, store.KindApplication, id, "x"))
+		mustErr(t, "id reused by another device", err, store.ErrExists)
+		ms, _ := s.Fetch(ctx, b, conv, 10)
+		if len(ms) != 1 {
+			t.Fatalf("first sent %d: stored %d copies, want 1", sent, len(ms))
+		}
+		// Still a duplicate after everyone acknowledged (and the message is gone).
+		s.Ack(ctx, b, conv, ms[0].Seq)
+		r3 := send(t, s, msg(a, store.KindApplication, id, "once"))
+		if !r3.Duplicate || r3.Message.Seq != r1.Message.Seq {
+			t.Fatalf("first sent %d: resend after ack: %+v", sent, r3)
+		}
+		// A resent winning commit is a duplicate, not a conflict.
+		cid := msgID()
+		send(t, s, msg(a, store.KindCommit, cid, "c1"))
+		r4 := send(t, s, msg(a, store.KindCommit, cid, "c1"))
+		if !r4.Duplicate || r4.Epoch != 2 {
+			t.Fatalf("first sent %d: resent commit: %+v", sent, r4)
+		}
+		if i == 0 {
+			continue
+		}
+		// The same id with another first-send time, in the same
+		// conversation: a store keyed by (first-send time, id) stores it
+		// as a new message, one keyed by id alone answers as for a
+		// duplicate; neither may fail or hand the record to another
+		// device.
+		r5, err := s.Append(ctx, app{ID: id, ConversationID: conv, Epoch: 2, Kind: store.KindApplication, Sender: a, Payload: []byte("again"), FirstSent: sent + 1})
+		if err != nil || (r5.Duplicate && r5.Message.Seq != r1.Message.Seq) {
+			t.Fatalf("first sent %d, resent as %d: %+v, %v", sent, sent+1, r5, err)
+		}
 	}
-	_, err := s.Append(ctx, app{ID: id, ConversationID: conv, Epoch: 1, Kind: store.KindApplication, Sender: "b1", Payload: []byte("x")})
-	mustErr(t, "id reused by another device", err, store.ErrExists)
-	ms, _ := s.Fetch(ctx, "b1", conv, 10)
-	if len(ms) != 1 {
-		t.Fatalf("stored %d copies, want 1", len(ms))
-	}
-	// Still a duplicate after everyone acknowledged (and the message is gone).
-	s.Ack(ctx, "b1", conv, ms[0].Seq)
-	r3 := send(t, s, app{ID: id, ConversationID: conv, Epoch: 1, Kind: store.KindApplication, Sender: "a1", Payload: []byte("once")})
-	if !r3.Duplicate || r3.Message.Seq != r1.Message.Seq {
-		t.Fatalf("resend after ack: %+v", r3)
-	}
-	// A resent winning commit is a duplicate, not a conflict.
-	cid := msgID()
-	send(t, s, app{ID: cid, ConversationID: conv, Epoch: 1, Kind: store.KindCommit, Sender: "a1", Payload: []byte("c1")})
-	r4 := send(t, s, app{ID: cid, ConversationID: conv, Epoch: 1, Kind: store.KindCommit, Sender: "a1", Payload: []byte("c1")})
-	if !r4.Duplicate || r4.Epoch != 2 {
-		t.Fatalf("resent commit: %+v", r4)
-	}
+	conv := []byte("g-a0")
+	_, err := s.Append(ctx, app{ID: msgID(), ConversationID: conv, Epoch: 2, Kind: store.KindApplication, Sender: "a0", Payload: []byte("x"), FirstSent: -1})
+	mustErr(t, "first-send time before 1970", err, store.ErrBadRequest)
 }
 
 func testEpochConflict(t *testing.T, s store.Store) {
@@ -948,9 +971,9 @@ func testDisappearing(t *testing.T, s store.Store) {
 	if n, next, err := s.DeleteDisappeared(ctx, base); err != nil || n != 0 || !next.IsZero() {
 		t.Fatalf("DeleteDisappeared(nothing stored) = %d, %v, %v", n, next, err)
 	}
-	soonID := msgID()
+	soonID, soonSent := msgID(), base.UnixMilli()
 	send(t, s, app{ID: soonID, ConversationID: conv, Epoch: 1, Kind: store.KindApplication, Sender: "a1",
-		Payload: []byte("soon"), Expires: base.Add(time.Minute)})
+		Payload: []byte("soon"), Expires: base.Add(time.Minute), FirstSent: soonSent})
 	send(t, s, app{ConversationID: conv, Epoch: 1, Kind: store.KindApplication, Sender: "a1", Payload: []byte("kept")})
 	send(t, s, app{ConversationID: conv, Epoch: 1, Kind: store.KindApplication, Sender: "a1",
 		Payload: []byte("later"), Expires: base.Add(time.Hour)})
@@ -972,7 +995,7 @@ func testDisappearing(t *testing.T, s store.Store) {
 		t.Fatalf("after the first expiry bob fetches %q; want kept, later", got)
 	}
 	// Its idempotency record went with it: the id is unknown now.
-	r := send(t, s, app{ID: soonID, ConversationID: conv, Epoch: 1, Kind: store.KindApplication, Sender: "a1", Payload: []byte("again")})
+	r := send(t, s, app{ID: soonID, ConversationID: conv, Epoch: 1, Kind: store.KindApplication, Sender: "a1", Payload: []byte("again"), FirstSent: soonSent})
 	if r.Duplicate {
 		t.Fatalf("the id of a disappeared message is still recorded: %+v", r)
 	}

@@ -4174,9 +4174,16 @@ type SendRequest struct {
 	// server stores nothing of it: it is pushed at once to the members'
 	// devices that are connected (Push.ephemeral) and answered with a
 	// SendResponse without a seq. Rate limited per device.
-	Ephemeral     bool `protobuf:"varint,10,opt,name=ephemeral,proto3" json:"ephemeral,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Ephemeral bool `protobuf:"varint,10,opt,name=ephemeral,proto3" json:"ephemeral,omitempty"`
+	// When the client first tried to send this message, in milliseconds
+	// since the UNIX epoch; the same value in every retry, 0 if unknown.
+	// The server keys its idempotency record by (first_sent_unix_ms,
+	// message_id) so that the records of new messages are written side by
+	// side rather than at random places in a large index: a retry is
+	// recognised only if it repeats both (docs/protocol.md, "Idempotency").
+	FirstSentUnixMs uint64 `protobuf:"varint,11,opt,name=first_sent_unix_ms,json=firstSentUnixMs,proto3" json:"first_sent_unix_ms,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *SendRequest) Reset() {
@@ -4277,6 +4284,13 @@ func (x *SendRequest) GetEphemeral() bool {
 		return x.Ephemeral
 	}
 	return false
+}
+
+func (x *SendRequest) GetFirstSentUnixMs() uint64 {
+	if x != nil {
+		return x.FirstSentUnixMs
+	}
+	return 0
 }
 
 type SendResponse struct {
@@ -5634,7 +5648,7 @@ const file_parleypb_parley_proto_rawDesc = "" +
 	"\vsender_user\x18\n" +
 	" \x01(\tR\n" +
 	"senderUser\x12(\n" +
-	"\x10accepted_unix_ms\x18\v \x01(\x03R\x0eacceptedUnixMs\"\xdd\x02\n" +
+	"\x10accepted_unix_ms\x18\v \x01(\x03R\x0eacceptedUnixMs\"\x8a\x03\n" +
 	"\vSendRequest\x12\x1d\n" +
 	"\n" +
 	"message_id\x18\x01 \x01(\fR\tmessageId\x12'\n" +
@@ -5647,7 +5661,8 @@ const file_parleypb_parley_proto_rawDesc = "" +
 	"\awelcome\x18\b \x01(\fR\awelcome\x12!\n" +
 	"\fexpires_unix\x18\t \x01(\x03R\vexpiresUnix\x12\x1c\n" +
 	"\tephemeral\x18\n" +
-	" \x01(\bR\tephemeral\"T\n" +
+	" \x01(\bR\tephemeral\x12+\n" +
+	"\x12first_sent_unix_ms\x18\v \x01(\x04R\x0ffirstSentUnixMs\"T\n" +
 	"\fSendResponse\x12\x10\n" +
 	"\x03seq\x18\x01 \x01(\x04R\x03seq\x12\x14\n" +
 	"\x05epoch\x18\x02 \x01(\x04R\x05epoch\x12\x1c\n" +
