@@ -93,7 +93,9 @@ func (s *Service) authed(class requestClass, h authedHandler) http.HandlerFunc {
 		case postReq:
 			limit, name = s.cfg.PostLimit, "posts"
 		}
-		if ok, after := s.limits.Allow(name+":"+user, limit); !ok {
+		// The keys are apart from the delivery server's in the shared
+		// counter (Config.Shared).
+		if ok, after := s.allow("chan-"+name+":"+user, limit); !ok {
 			secs := int((after + time.Second - 1) / time.Second)
 			w.Header().Set("Retry-After", strconv.Itoa(max(1, secs)))
 			writeError(w, http.StatusTooManyRequests, ErrorBody{
@@ -336,6 +338,21 @@ func (s *Service) createPost(w http.ResponseWriter, r *http.Request, user string
 		return
 	}
 	defer s.userUps.release(user)
+	// The same cap across the nodes sharing the store.
+	if s.slots != nil {
+		key := "chan-uploads:" + user
+		ok, counted := s.slots.Acquire(r.Context(), key, s.cfg.MaxUploadsPerUser)
+		if !ok {
+			w.Header().Set("Retry-After", "1")
+			writeError(w, http.StatusTooManyRequests, ErrorBody{
+				Error: fmt.Sprintf("at most %d post uploads at once per account (on all of the server's nodes); wait for one to finish", s.cfg.MaxUploadsPerUser),
+				Code:  "rate_limited"})
+			return
+		}
+		if counted {
+			defer s.slots.Release(key)
+		}
+	}
 	// Bound the memory held by uploads in flight.
 	select {
 	case s.uploads <- struct{}{}:

@@ -17,6 +17,7 @@ import (
 	"github.com/parleychat/parley/hashing/variants"
 	"github.com/parleychat/parley/hashing/video"
 	"github.com/parleychat/parley/internal/ratelimit"
+	"github.com/parleychat/parley/internal/sharedlimit"
 	"github.com/parleychat/parley/moderation"
 )
 
@@ -84,13 +85,22 @@ type Config struct {
 	// process, or a notice the bus lost (default 1s without a Bus, 15s
 	// with one).
 	FeedPoll time.Duration
-	// Per-user rate limits, counted in memory; a request over one is
-	// answered 429 with Retry-After. Posts (default 30 a minute) are
-	// the expensive writes: every image is decoded and hashed. Other
-	// changes (creating channels, admins, following) default to 60 a
-	// minute, reads to 1 200 a minute.
+	// Per-user rate limits; a request over one is answered 429 with
+	// Retry-After. Posts (default 30 a minute) are the expensive writes:
+	// every image is decoded and hashed. Other changes (creating
+	// channels, admins, following) default to 60 a minute, reads to
+	// 1 200 a minute.
 	PostLimit, WriteLimit, ReadLimit Limit
-	Logger                           *slog.Logger
+	// Shared, if set, counts the per-user limits (PostLimit, WriteLimit,
+	// ReadLimit and MaxUploadsPerUser) across every node sharing it
+	// (parleyd: the delivery store, store.Store), so that a user who
+	// spreads requests over k nodes gets each limit about once, not k
+	// times (docs/abuse.md, "Across nodes"): rate limits through
+	// sharedlimit.Limiter (leases of 1/16 of a window), uploads in
+	// progress through sharedlimit.Slots. nil counts them in this node's
+	// memory alone.
+	Shared sharedlimit.Store
+	Logger *slog.Logger
 }
 
 // Limit allows N requests per window Per.
@@ -107,9 +117,16 @@ type Service struct {
 	uploads chan struct{} // semaphore of MaxUploads slots
 	pool    sync.Pool     // *pdq.Hasher
 	notify  notifier
-	limits  *ratelimit.Limiter
-	userUps userUploads // each user's share of uploads
-	stopBus func()
+	// allow counts one request against a per-user rate limit: in this
+	// node's memory, or across the nodes (Config.Shared).
+	allow   func(key string, l Limit) (bool, time.Duration)
+	userUps userUploads        // each user's share of uploads, on this node
+	slots   *sharedlimit.Slots // and across the nodes (nil: Config.Shared unset)
+	// stopShared ends the shared limits' store calls and slots.Run;
+	// sharedDone is closed when Run has returned.
+	stopShared context.CancelFunc
+	sharedDone chan struct{}
+	stopBus    func()
 	// longPollWaiting, if set, is called when a long-poll on a channel's
 	// feed starts waiting (tests: the signal to change the feed then).
 	longPollWaiting func(channel string)
@@ -179,17 +196,30 @@ func New(cfg Config) (*Service, error) {
 		}
 	}
 	s := &Service{
-		limits: ratelimit.New(),
-		cfg:    cfg, store: cfg.Store, mod: cfg.Moderation, log: cfg.Logger,
+		cfg: cfg, store: cfg.Store, mod: cfg.Moderation, log: cfg.Logger,
 		hashes:  make(chan struct{}, cfg.HashWorkers),
 		uploads: make(chan struct{}, cfg.MaxUploads),
 		notify:  notifier{waiters: map[string]chan struct{}{}, bus: cfg.Bus, log: cfg.Logger},
 		userUps: userUploads{n: map[string]int{}},
 	}
 	s.pool.New = func() any { return new(pdq.Hasher) }
+	if cfg.Shared != nil {
+		ctx, stop := context.WithCancel(context.Background())
+		shared := sharedlimit.New(ctx, cfg.Shared, nil, cfg.Logger)
+		s.allow = func(key string, l Limit) (bool, time.Duration) { return shared.AllowN(key, 1, l) }
+		s.slots = sharedlimit.NewSlots(cfg.Shared, sharedlimit.NewNodeID(), "channel post uploads in progress per account", cfg.Logger)
+		s.stopShared, s.sharedDone = stop, make(chan struct{})
+		go func() {
+			defer close(s.sharedDone)
+			s.slots.Run(ctx)
+		}()
+	} else {
+		s.allow = ratelimit.New().Allow
+	}
 	if cfg.Bus != nil {
 		stop, err := cfg.Bus.Subscribe(func(b []byte) { s.notify.wake(string(b)) })
 		if err != nil {
+			s.Close()
 			return nil, fmt.Errorf("channels: subscribe to feed notices: %w", err)
 		}
 		s.stopBus = stop
@@ -208,10 +238,14 @@ type Bus interface {
 	Subscribe(fn func(b []byte)) (stop func(), err error)
 }
 
-// Close stops following the bus.
+// Close stops following the bus and renewing the shared counts.
 func (s *Service) Close() {
 	if s.stopBus != nil {
 		s.stopBus()
+	}
+	if s.stopShared != nil {
+		s.stopShared()
+		<-s.sharedDone
 	}
 }
 

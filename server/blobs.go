@@ -101,7 +101,7 @@ func (s *Server) uploadBlob(w http.ResponseWriter, r *http.Request) {
 	}
 	defer s.uploads.release(user)
 	// The same cap across the nodes.
-	ok, counted := s.acquireSharedSlot(r.Context(), "uploads:"+user, s.cfg.MaxUploadsPerAccount)
+	ok, counted := s.slots.Acquire(r.Context(), "uploads:"+user, s.cfg.MaxUploadsPerAccount)
 	if !ok {
 		s.metrics.rateLimited.WithLabelValues("uploads_in_progress").Inc()
 		w.Header().Set("Retry-After", "1")
@@ -109,10 +109,10 @@ func (s *Server) uploadBlob(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if counted {
-		defer s.releaseSharedSlot("uploads:" + user)
+		defer s.slots.Release("uploads:" + user)
 	}
 	l := s.cfg.Limits.UploadPerAccount
-	if ok, after := s.shared.allowN("upload/"+user, 1, l); !ok {
+	if ok, after := s.shared.AllowN("upload/"+user, 1, l); !ok {
 		s.metrics.rateLimited.WithLabelValues("uploads_per_account").Inc()
 		w.Header().Set("Retry-After", fmt.Sprint(retrySeconds(after)))
 		http.Error(w, fmt.Sprintf("RATE_LIMITED: too many uploads (at most %d per %v per account); retry in %ds", l.N, l.Per, retrySeconds(after)), http.StatusTooManyRequests)

@@ -126,7 +126,7 @@ func (c *conn) handleInspectLink(ctx context.Context, r *parleypb.InspectLinkReq
 // refuses once linkApprovalFails were wrong in the window, wrongLinkCode
 // counts one and answers it.
 func (c *conn) checkLinkCodeGuesses() error {
-	if blocked, after := c.s.shared.blocked("approve:"+c.dev.Username, Limit{N: linkApprovalFails, Per: linkWindow}); blocked {
+	if blocked, after := c.s.shared.Blocked("approve:"+c.dev.Username, Limit{N: linkApprovalFails, Per: linkWindow}); blocked {
 		c.s.metrics.rateLimited.WithLabelValues("approve_link").Inc()
 		return rateLimited("too many wrong link codes; try again later", after)
 	}
@@ -134,6 +134,6 @@ func (c *conn) checkLinkCodeGuesses() error {
 }
 
 func (c *conn) wrongLinkCode() error {
-	c.s.shared.allowN("approve:"+c.dev.Username, 1, Limit{N: linkApprovalFails, Per: linkWindow})
+	c.s.shared.AllowN("approve:"+c.dev.Username, 1, Limit{N: linkApprovalFails, Per: linkWindow})
 	return &wire.Error{Code: parleypb.ErrorCode_NOT_FOUND, Message: "no pending link with this code for your account"}
 }

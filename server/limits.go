@@ -21,7 +21,7 @@ type Limit = ratelimit.Limit
 
 // Limits are the server's rate limits. Limits per source address and per
 // device are counted in this node's memory; limits per account are
-// counted across every node sharing the store (sharedLimiter: leases of
+// counted across every node sharing the store (sharedlimit.Limiter: leases of
 // the account's budget from store.Store.CountLimit), so that an account
 // spreading its connections over nodes does not get each limit once per
 // node. Either kind resets when the server (or, for PostgreSQL, the
@@ -109,7 +109,7 @@ func (s *Server) checkN(what string, n int, keys ...limitKey) error {
 	for _, k := range keys {
 		allow := s.limits.l.AllowN
 		if k.account {
-			allow = s.shared.allowN
+			allow = s.shared.AllowN
 		}
 		if ok, after := allow(k.key, n, k.l); !ok {
 			s.metrics.rateLimited.WithLabelValues(k.name).Inc()
@@ -181,7 +181,7 @@ func (u *unauthCounter) release(addr string) {
 
 // limiter adapts ratelimit.Limiter to the handlers' calls: the limits
 // per source address and per device, which this node counts alone
-// (sharedLimiter counts those per account).
+// (sharedlimit.Limiter counts those per account).
 type limiter struct{ l *ratelimit.Limiter }
 
 func newLimiter() *limiter { return &limiter{ratelimit.New()} }
@@ -261,7 +261,7 @@ func (c *conn) pace(frameBytes int) {
 	// The request is counted in the window it is served in: a refused
 	// batch counts nothing (AllowN), so after the wait it is asked again.
 	for paced := false; ; paced = true {
-		ok, after := c.s.shared.allowN("req-acct:"+c.dev.Username, cost, lim)
+		ok, after := c.s.shared.AllowN("req-acct:"+c.dev.Username, cost, lim)
 		if ok {
 			return
 		}
@@ -274,9 +274,9 @@ func (c *conn) pace(frameBytes int) {
 
 // acquireAccountConn counts an authenticated connection of user, unless
 // the account already has MaxConnsPerAccount, on this node or across every
-// node sharing the store (store.Store.AcquireSlot, under this node's
-// lease, which renewSlots keeps alive: a node killed without releasing
-// stops counting when its lease ends). releaseAccountConn undoes it. If
+// node sharing the store (sharedlimit.Slots: store.Store.AcquireSlot,
+// under this node's lease, which Slots.Run keeps alive: a node killed
+// without releasing stops counting when its lease ends). releaseAccountConn undoes it. If
 // the store fails, the connection is counted on this node only.
 func (s *Server) acquireAccountConn(ctx context.Context, user string) bool {
 	s.mu.Lock()
@@ -286,7 +286,7 @@ func (s *Server) acquireAccountConn(ctx context.Context, user string) bool {
 	}
 	s.acctConns[user]++
 	s.mu.Unlock()
-	ok, counted := s.acquireSharedSlot(ctx, "conns:"+user, s.cfg.MaxConnsPerAccount)
+	ok, counted := s.slots.Acquire(ctx, "conns:"+user, s.cfg.MaxConnsPerAccount)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	switch {
@@ -313,60 +313,7 @@ func (s *Server) releaseAccountConn(user string) {
 	}
 	s.mu.Unlock()
 	if counted {
-		s.releaseSharedSlot("conns:" + user)
-	}
-}
-
-// acquireSharedSlot takes one of key's max places across the nodes
-// (store.Store.AcquireSlot under this node's lease). It reports whether
-// there was room, and whether the place was counted in the store (then
-// releaseSharedSlot gives it back). If the store fails, the caller's own
-// count on this node decides: ok, not counted.
-func (s *Server) acquireSharedSlot(ctx context.Context, key string, max int) (ok, counted bool) {
-	now := time.Now()
-	ok, err := s.cfg.Store.AcquireSlot(ctx, key, s.nodeID, max, now.Add(slotLease), now)
-	if err != nil {
-		if ctx.Err() == nil {
-			s.log.Warn("shared limit on what an account holds at once: the store failed; counting on this node only", "err", err)
-		}
-		return true, false
-	}
-	return ok, ok
-}
-
-func (s *Server) releaseSharedSlot(key string) {
-	ctx, cancel := context.WithTimeout(context.Background(), limitStoreTimeout)
-	defer cancel()
-	if err := s.cfg.Store.ReleaseSlot(ctx, key, s.nodeID); err != nil {
-		// It stays counted until this node's lease ends (its next start).
-		s.log.Warn("shared limit on what an account holds at once: releasing in the store failed", "err", err)
-	}
-}
-
-// slotLease is how long the connections a node counted in the store keep
-// counting on other nodes without renewSlots renewing them (it does every
-// third of it): how long a node killed with SIGKILL keeps its accounts'
-// connections counted.
-const slotLease = 90 * time.Second
-
-// renewSlots renews this node's slot leases until the server shuts down.
-func (s *Server) renewSlots() {
-	defer s.sweepWG.Done()
-	t := time.NewTicker(slotLease / 3)
-	defer t.Stop()
-	for {
-		select {
-		case <-s.sweepCtx.Done():
-			return
-		case <-t.C:
-		}
-		now := time.Now()
-		ctx, cancel := context.WithTimeout(s.sweepCtx, slotLease/3)
-		err := s.cfg.Store.RenewSlots(ctx, s.nodeID, now.Add(slotLease), now)
-		cancel()
-		if err != nil && s.sweepCtx.Err() == nil {
-			s.log.Warn("connections per account: renewing this node's counts failed; other nodes stop counting them when the lease ends", "err", err)
-		}
+		s.slots.Release("conns:" + user)
 	}
 }
 

@@ -133,7 +133,7 @@ func (c *conn) handleReport(ctx context.Context, r *parleypb.ReportRequest) (par
 	if err != nil || !slices.Contains(conv.Members, c.dev.ID) {
 		return nil, &wire.Error{Code: parleypb.ErrorCode_NOT_MEMBER, Message: "you can report only messages of a conversation you are in"}
 	}
-	if ok, after := c.s.shared.allowN("report/"+c.dev.Username, 1, reportLimit); !ok {
+	if ok, after := c.s.shared.AllowN("report/"+c.dev.Username, 1, reportLimit); !ok {
 		return nil, rateLimited(fmt.Sprintf("you have sent %d reports this hour, the most allowed", reportLimit.N), after)
 	}
 	now := c.s.now()

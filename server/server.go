@@ -26,6 +26,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/parleychat/parley/internal/sharedlimit"
 	"github.com/parleychat/parley/store"
 	"github.com/parleychat/parley/wire"
 	"github.com/parleychat/parley/wire/parleypb"
@@ -193,7 +194,8 @@ type Server struct {
 	hub     *hub
 	tokens  *tokens
 	limits  *limiter
-	shared  *sharedLimiter // per-account limits, across the nodes sharing the store
+	shared  *sharedlimit.Limiter // per-account limits, across the nodes sharing the store
+	slots   *sharedlimit.Slots   // what an account holds at once, across the nodes
 	unauth  *unauthCounter
 	uploads *unauthCounter // blob uploads in progress, per account
 	waiting waitingConns
@@ -206,7 +208,7 @@ type Server struct {
 	links     map[string]*conn // "username/code" -> connection waiting for approval
 	acctConns map[string]int   // username -> authenticated connections
 	acctSlots map[string]int   // username -> of those, counted in the store (AcquireSlot)
-	renewing  bool             // renewSlots started
+	renewing  bool             // slots.Run started
 	kpLow     kpLowNotices
 	conns     map[*conn]struct{}
 	connsWG   sync.WaitGroup
@@ -317,7 +319,8 @@ func New(cfg Config) (*Server, error) {
 	s.sweepCtx, s.stopSwp = context.WithCancel(context.Background())
 	s.sweepWake = make(chan struct{}, 1)
 	s.nodeID = newNodeID()
-	s.shared = newSharedLimiter(s.sweepCtx, cfg.Store, nil, cfg.Logger)
+	s.shared = sharedlimit.New(s.sweepCtx, cfg.Store, nil, cfg.Logger)
+	s.slots = sharedlimit.NewSlots(cfg.Store, s.nodeID, "connections and uploads in progress per account", cfg.Logger)
 	s.frankingKey = cfg.FrankingKey
 	if s.frankingKey == nil {
 		_, s.frankingKey, _ = ed25519.GenerateKey(rand.Reader)
@@ -400,7 +403,10 @@ func (s *Server) Serve(ln net.Listener) error {
 	if !s.renewing { // once, however many listeners Serve gets
 		s.renewing = true
 		s.sweepWG.Add(1)
-		go s.renewSlots()
+		go func() {
+			defer s.sweepWG.Done()
+			s.slots.Run(s.sweepCtx)
+		}()
 	}
 	subscribe := s.cfg.Bus != nil && s.stopBus == nil
 	if subscribe {
@@ -574,7 +580,7 @@ func (s *Server) sweep(ctx context.Context, now time.Time) {
 		s.log.Error("blob retention sweep", "err", err)
 	}
 	s.limits.expire(now)
-	s.shared.expire(ctx, now)
+	s.shared.Expire(ctx, now)
 	s.metrics.expired.Add(float64(n + b))
 	if n+b > 0 {
 		s.log.Debug("retention sweep", "records", n, "blobs", b)

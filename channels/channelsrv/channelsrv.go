@@ -27,6 +27,7 @@ import (
 	"github.com/parleychat/parley/channels"
 	"github.com/parleychat/parley/hashing/variants"
 	"github.com/parleychat/parley/hashing/video"
+	"github.com/parleychat/parley/internal/sharedlimit"
 	"github.com/parleychat/parley/moderation"
 )
 
@@ -61,6 +62,9 @@ type Config struct {
 	// MaxUploadsPerUser bounds one user's post uploads in progress
 	// (default 2).
 	MaxUploadsPerUser int
+	// Shared counts the channel API's per-user limits across the nodes
+	// sharing it (channels.Config.Shared; parleyd: the delivery store).
+	Shared sharedlimit.Store
 	// DB, if set, is the PostgreSQL database (postgres:// URL) holding
 	// both stores, shared by every node; default: SQLite files in the
 	// data directory.
@@ -118,7 +122,7 @@ func Open(ctx context.Context, dataDir string, cfg Config) (*Server, error) {
 			return nil, fmt.Errorf("channelsrv: register the case metrics: %w", err)
 		}
 	}
-	svc, err := channels.New(channels.Config{Store: cs, Moderation: mod, Auth: cfg.Auth, AccountExists: cfg.AccountExists, MaxMediaBytes: cfg.MaxMediaBytes, MaxUploadsPerUser: cfg.MaxUploadsPerUser, Logger: cfg.Logger, Bus: cfg.Bus, FeedPoll: cfg.FeedPoll,
+	svc, err := channels.New(channels.Config{Store: cs, Moderation: mod, Auth: cfg.Auth, AccountExists: cfg.AccountExists, MaxMediaBytes: cfg.MaxMediaBytes, MaxUploadsPerUser: cfg.MaxUploadsPerUser, Shared: cfg.Shared, Logger: cfg.Logger, Bus: cfg.Bus, FeedPoll: cfg.FeedPoll,
 		Video: cfg.Video, MaxVideoBytes: cfg.MaxVideoBytes, VideoRemoveBorders: cfg.VideoRemoveBorders,
 		ImageVariants: cfg.ImageVariants})
 	if err != nil {

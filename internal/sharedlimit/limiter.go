@@ -1,25 +1,41 @@
-package server
+// Package sharedlimit holds per-account limits across every parleyd node
+// sharing one store (docs/abuse.md, "Across nodes"): rate limits leased
+// in slices from a shared counter (Limiter, over store.Store.CountLimit)
+// and caps on what an account holds at once, counted per node under a
+// lease the node renews (Slots, over store.Store.AcquireSlot). The
+// delivery server (package server) and the public channel API (package
+// channels) both count through it, so that an account spreading its
+// requests over k nodes gets each limit about once, not k times. It
+// depends on nothing of the project but internal/ratelimit's Limit: the
+// store is passed in as the interfaces below, which store.Store
+// satisfies.
+package sharedlimit
 
 import (
 	"context"
 	"log/slog"
 	"sync"
 	"time"
+
+	"github.com/parleychat/parley/internal/ratelimit"
 )
 
-// limitCounter is the part of store.Store that counts the shared windows
+// Limit allows N events per window Per.
+type Limit = ratelimit.Limit
+
+// Counter is the part of store.Store that counts the shared windows
 // (store.Store.CountLimit).
-type limitCounter interface {
+type Counter interface {
 	CountLimit(ctx context.Context, key string, n int, per time.Duration, now time.Time) (total int, ends time.Time, err error)
 	DeleteEndedLimits(ctx context.Context, now time.Time) error
 }
 
-// sharedLimiter enforces the per-account limits across every node sharing
+// Limiter enforces the per-account limits across every node sharing
 // the store (docs/abuse.md, "Across nodes"). A node does not ask the
 // store for every event: it leases a slice of the account's budget from
 // the shared counter and counts against that in memory.
 //
-// For a limit of N per window, the lease is N/leaseDivisor events. A node
+// For a limit of N per window, the lease is N/LeaseDivisor events. A node
 // accepts its first lease of each window without asking (an account
 // sending a few messages a second never costs a database round trip);
 // when that is used up it adds what it used and a new lease to the shared
@@ -27,7 +43,7 @@ type limitCounter interface {
 // whole lease, part of it, or nothing). Grants never add up to more than
 // N, so an account spread over k nodes gets at most N + k × lease events
 // in a window, not k × N; with one node it gets exactly N. A limit under
-// leaseDivisor has no lease: every event is counted in the store, exact
+// LeaseDivisor has no lease: every event is counted in the store, exact
 // across nodes (link codes, reports). Once the counter is used up the node
 // refuses without asking until the window ends, so a flood of refused
 // requests costs the database nothing. Unused leases are not returned, so
@@ -37,8 +53,8 @@ type limitCounter interface {
 // If the store cannot be reached, a node falls back to counting the limit
 // on its own (as a single node would) until the window ends: a database
 // outage must not refuse every request, and sends fail then anyway.
-type sharedLimiter struct {
-	counter limitCounter
+type Limiter struct {
+	counter Counter
 	now     func() time.Time
 	log     *slog.Logger
 	ctx     context.Context // ends at shutdown
@@ -48,11 +64,11 @@ type sharedLimiter struct {
 	lastSweep time.Time
 }
 
-// leaseDivisor: a node leases 1/16 of a limit at a time.
-const leaseDivisor = 16
+// LeaseDivisor: a node leases 1/LeaseDivisor of a limit at a time.
+const LeaseDivisor = 16
 
-// limitStoreTimeout bounds one call to the shared counter.
-const limitStoreTimeout = 2 * time.Second
+// StoreTimeout bounds one call to the shared store.
+const StoreTimeout = 2 * time.Second
 
 // lease is a node's share of one key's current window.
 type lease struct {
@@ -66,17 +82,21 @@ type lease struct {
 	dropped bool // swept from the map: get looks again
 }
 
-func newSharedLimiter(ctx context.Context, c limitCounter, now func() time.Time, log *slog.Logger) *sharedLimiter {
+// New returns a Limiter counting through c. ctx ends the store calls in
+// flight (at shutdown); now nil reads the system clock.
+func New(ctx context.Context, c Counter, now func() time.Time, log *slog.Logger) *Limiter {
 	if now == nil {
 		now = time.Now
 	}
-	return &sharedLimiter{counter: c, now: now, log: log, ctx: ctx, m: make(map[string]*lease), lastSweep: now()}
+	return &Limiter{counter: c, now: now, log: log, ctx: ctx, m: make(map[string]*lease), lastSweep: now()}
 }
 
-func leaseSize(l Limit) int { return l.N / leaseDivisor }
+// LeaseSize is how many events of l a node takes from the shared counter
+// at a time (none under LeaseDivisor: each is counted in the store).
+func LeaseSize(l Limit) int { return l.N / LeaseDivisor }
 
 // get returns key's lease, reset if its window has ended, locked.
-func (s *sharedLimiter) get(key string, l Limit, now time.Time) *lease {
+func (s *Limiter) get(key string, l Limit, now time.Time) *lease {
 	for {
 		s.mu.Lock()
 		if now.Sub(s.lastSweep) >= leaseSweepEvery {
@@ -95,7 +115,7 @@ func (s *sharedLimiter) get(key string, l Limit, now time.Time) *lease {
 		}
 		if !now.Before(e.ends) {
 			// A new window (field by field: e.mu is held).
-			e.ends, e.allowed, e.used, e.claimed = now.Add(l.Per), leaseSize(l), 0, 0
+			e.ends, e.allowed, e.used, e.claimed = now.Add(l.Per), LeaseSize(l), 0, 0
 			e.spent, e.local = false, false
 		}
 		return e
@@ -103,7 +123,7 @@ func (s *sharedLimiter) get(key string, l Limit, now time.Time) *lease {
 }
 
 // sweepLocked drops the leases whose windows ended (s.mu held).
-func (s *sharedLimiter) sweepLocked(now time.Time) {
+func (s *Limiter) sweepLocked(now time.Time) {
 	for k, e := range s.m {
 		if e.mu.TryLock() {
 			if !now.Before(e.ends) {
@@ -116,11 +136,11 @@ func (s *sharedLimiter) sweepLocked(now time.Time) {
 	s.lastSweep = now
 }
 
-// allowN counts n events for key and reports whether they fit the limit
+// AllowN counts n events for key and reports whether they fit the limit
 // across the nodes; if not, retryAfter is when the window ends. A refused
-// batch (n > 1) is not counted; a refused single event is (blocked
+// batch (n > 1) is not counted; a refused single event is (Blocked
 // relies on it, as ratelimit.Limiter's callers do).
-func (s *sharedLimiter) allowN(key string, n int, l Limit) (ok bool, retryAfter time.Duration) {
+func (s *Limiter) AllowN(key string, n int, l Limit) (ok bool, retryAfter time.Duration) {
 	now := s.now()
 	e := s.get(key, l, now)
 	defer e.mu.Unlock()
@@ -143,12 +163,12 @@ func (s *sharedLimiter) allowN(key string, n int, l Limit) (ok bool, retryAfter 
 
 // take reports what e accepted beyond its claims and asks the shared
 // counter for a new lease, big enough for n.
-func (s *sharedLimiter) take(e *lease, key string, n int, l Limit, now time.Time) {
-	want := max(leaseSize(l), n)
+func (s *Limiter) take(e *lease, key string, n int, l Limit, now time.Time) {
+	want := max(LeaseSize(l), n)
 	// Refused single events count too, so that the counter shows
-	// what blocked reads: they are part of used beyond allowed.
+	// what Blocked reads: they are part of used beyond allowed.
 	unreported := max(e.allowed, e.used) - e.claimed
-	ctx, cancel := context.WithTimeout(s.ctx, limitStoreTimeout)
+	ctx, cancel := context.WithTimeout(s.ctx, StoreTimeout)
 	total, ends, err := s.counter.CountLimit(ctx, key, unreported+want, l.Per, now)
 	cancel()
 	if err != nil {
@@ -170,9 +190,9 @@ func (s *sharedLimiter) take(e *lease, key string, n int, l Limit, now time.Time
 	}
 }
 
-// blocked reports whether key's shared window already has l.N events,
+// Blocked reports whether key's shared window already has l.N events,
 // without counting one.
-func (s *sharedLimiter) blocked(key string, l Limit) (bool, time.Duration) {
+func (s *Limiter) Blocked(key string, l Limit) (bool, time.Duration) {
 	now := s.now()
 	e := s.get(key, l, now)
 	defer e.mu.Unlock()
@@ -182,7 +202,7 @@ func (s *sharedLimiter) blocked(key string, l Limit) (bool, time.Duration) {
 		}
 		return false, 0
 	}
-	ctx, cancel := context.WithTimeout(s.ctx, limitStoreTimeout)
+	ctx, cancel := context.WithTimeout(s.ctx, StoreTimeout)
 	total, ends, err := s.counter.CountLimit(ctx, key, 0, l.Per, now)
 	cancel()
 	if err != nil {
@@ -195,8 +215,8 @@ func (s *sharedLimiter) blocked(key string, l Limit) (bool, time.Duration) {
 	return false, 0
 }
 
-// expire drops leases whose windows have ended, here and in the store.
-func (s *sharedLimiter) expire(ctx context.Context, now time.Time) {
+// Expire drops leases whose windows have ended, here and in the store.
+func (s *Limiter) Expire(ctx context.Context, now time.Time) {
 	s.mu.Lock()
 	s.sweepLocked(now)
 	s.mu.Unlock()
