@@ -462,10 +462,9 @@ func serveWith(ctx context.Context, f serveFlags, log *slog.Logger, ready chan<-
 			return store.HasAccount(ctx, st, user)
 		},
 		Registerer: reg, Logger: log, PollInterval: f.listPoll, MaxUploadsPerUser: f.abuse.maxPostUploads,
-		// The per-user limits of the channel API are counted across the
-		// nodes sharing --db, as the delivery server's per-account ones.
-		Shared: st,
-		DB: f.db, Bus: chanBus, FeedPoll: f.feedPoll,
+		// Shared: the channel API's per-user limits are counted across
+		// the nodes sharing --db, as the delivery server's per-account ones.
+		DB: f.db, Bus: chanBus, FeedPoll: f.feedPoll, Shared: st,
 		Video:         &video.Decoder{FFmpeg: f.ffmpeg, FFprobe: f.ffprobe},
 		MaxVideoBytes: f.maxVideo, VideoMinFrames: f.videoMinFrames, VideoRemoveBorders: f.videoBorders,
 		ImageVariants: imageVariants,
