@@ -32,6 +32,7 @@ import (
 	"github.com/parleychat/parley/internal/shareddata"
 	"github.com/parleychat/parley/moderation"
 	"github.com/parleychat/parley/moderation/modsqlite"
+	"github.com/parleychat/parley/store/sqlitestore"
 )
 
 type env struct {
@@ -104,6 +105,9 @@ func newEnvModWith(t testing.TB, modTune func(*moderation.Config), tune func(*ch
 	svc, err := channels.New(cfg)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if cfg.Shared != nil {
+		t.Cleanup(svc.Close) // stops renewing the shared counts
 	}
 	srv := httptest.NewServer(svc.Handler())
 	t.Cleanup(srv.Close)
@@ -835,6 +839,40 @@ func TestRateLimits(t *testing.T) {
 	e.do("alice", "DELETE", "/v1/channels/news/admins/bob", "", http.StatusTooManyRequests, nil)
 	// Another user is not affected.
 	e.do("bob", "PUT", "/v1/channels/news/follow", "", http.StatusNoContent, nil)
+}
+
+// Two services ("nodes") counting through one shared store
+// (Config.Shared; parleyd passes the delivery store) hold a user's limits
+// across both: a post limit of 4 (under sharedlimit.LeaseDivisor, so
+// counted exactly) lets alice post 4 times alternating between them, not
+// 4 on each; bob is untouched. Without Shared each node counts alone and
+// the test fails at the fifth post. (TestTwoNodesChannelLimits in
+// cmd/parleyd does the same on two parleyd nodes on one PostgreSQL.)
+func TestRateLimitsSharedAcrossNodes(t *testing.T) {
+	st, err := sqlitestore.Open(context.Background(), filepath.Join(t.TempDir(), "parley.db"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	tune := func(c *channels.Config) {
+		c.Shared = st
+		c.PostLimit = channels.Limit{N: 4, Per: time.Hour}
+	}
+	nodes := []*env{newEnvWith(t, tune), newEnvWith(t, tune)}
+	for i := range 4 {
+		if code, body := nodes[i%2].post("alice", "news", fmt.Sprint("post ", i)); code != http.StatusCreated {
+			t.Fatalf("post %d on node %d: HTTP %d: %s", i, i%2, code, body)
+		}
+	}
+	for i, e := range nodes {
+		if code, body := e.post("alice", "news", "over the limit"); code != http.StatusTooManyRequests {
+			t.Fatalf("a fifth post on node %d: HTTP %d: %s; want 429 (each node counted alone)", i, code, body)
+		}
+	}
+	nodes[1].do("alice", "PUT", "/v1/channels/news/admins/bob", "", http.StatusNoContent, nil)
+	if code, body := nodes[1].post("bob", "news", "bob's own count"); code != http.StatusCreated {
+		t.Fatalf("bob's post: HTTP %d: %s", code, body)
+	}
 }
 
 // An upload right after a list change made by another process (as
