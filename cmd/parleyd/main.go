@@ -255,7 +255,7 @@ func (a *abuseFlags) register(fs *flag.FlagSet) {
 	fs.DurationVar(&a.bodyTimeout, "body-timeout", 30*time.Second, "longest pause in a request body (upload, channel post) before it is cut off with 408")
 	fs.Int64Var(&a.minBodyRate, "min-body-rate", 4<<10, "slowest request body, in `bytes` per second over any stretch longer than --body-timeout")
 	fs.IntVar(&a.maxUploads, "max-uploads-per-account", 4, "attachment uploads one account may have in progress at once")
-	fs.IntVar(&a.maxPostUploads, "max-post-uploads-per-account", 2, "public channel post uploads one account may have in progress at once")
+	fs.IntVar(&a.maxPostUploads, "max-post-uploads-per-account", 2, "public channel post uploads one account may have in progress at once (on all the nodes sharing --db)")
 	fs.Int64Var(&a.blobQuota, "blob-quota", 1<<30, "attachment `bytes` one account may hold until they are deleted or expire; -1 for no quota")
 	a.uploadRate = limitFlag(server.DefaultLimits.UploadPerAccount)
 	fs.Var(&a.uploadRate, "upload-rate", "attachment uploads one account may start, as `N/duration`")
