@@ -76,28 +76,8 @@ func TestClosedStoreRefusesWrites(t *testing.T) {
 // protected like one registered after it.
 func TestMigrationFillsSkeletons(t *testing.T) {
 	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "parley.db")
-	db, err := sql.Open("sqlite", "file:"+path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, q := range []string{
-		`CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, applied INTEGER NOT NULL) STRICT`,
-		migrations[0],
-		`INSERT INTO schema_migrations VALUES (1, 0)`,
-		`INSERT INTO accounts (username, created) VALUES ('alice', 0)`,
-	} {
-		if _, err := db.ExecContext(ctx, q); err != nil {
-			t.Fatal(err)
-		}
-	}
-	db.Close()
-	s, err := Open(ctx, path, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	err = s.CreateAccount(ctx, store.Device{ID: "d2", Username: "a1ice", PublicKey: make([]byte, 32)}, "")
+	s := openAtVersion(t, 1, `INSERT INTO accounts (username, created) VALUES ('alice', 0)`)
+	err := s.CreateAccount(ctx, store.Device{ID: "d2", Username: "a1ice", PublicKey: make([]byte, 32)}, "")
 	if !errors.Is(err, store.ErrLookalike) {
 		t.Fatalf("a1ice next to a pre-upgrade alice: %v, want ErrLookalike", err)
 	}
@@ -107,30 +87,10 @@ func TestMigrationFillsSkeletons(t *testing.T) {
 // cipher suite) were all suite 1, and are handed out as such after it.
 func TestMigrationKeyPackageSuite(t *testing.T) {
 	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "parley.db")
-	db, err := sql.Open("sqlite", "file:"+path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	qs := []string{`CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, applied INTEGER NOT NULL) STRICT`}
-	for i := range 3 {
-		qs = append(qs, migrations[i], fmt.Sprintf(`INSERT INTO schema_migrations VALUES (%d, 0)`, i+1))
-	}
-	qs = append(qs,
+	s := openAtVersion(t, 3,
 		`INSERT INTO accounts (username, created, skeleton) VALUES ('alice', 0, 'alice')`,
 		`INSERT INTO devices (id, username, public_key, created) VALUES ('a1', 'alice', x'01', 0)`,
 		`INSERT INTO key_packages (device_id, ref, data, last_resort) VALUES ('a1', x'01', x'aa', 0), ('a1', x'02', x'bb', 1)`)
-	for _, q := range qs {
-		if _, err := db.ExecContext(ctx, q); err != nil {
-			t.Fatalf("%s: %v", q, err)
-		}
-	}
-	db.Close()
-	s, err := Open(ctx, path, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
 	if c, err := s.KeyPackageCounts(ctx, "a1"); err != nil || len(c) != 1 || c[1] != 1 {
 		t.Fatalf("KeyPackageCounts after migration = %v, %v; want map[1:1]", c, err)
 	}
@@ -223,16 +183,7 @@ func TestPendingBound(t *testing.T) {
 // message's record still goes with it.
 func TestMigrationIdempotencyByTime(t *testing.T) {
 	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "parley.db")
-	db, err := sql.Open("sqlite", "file:"+path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	qs := []string{`CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, applied INTEGER NOT NULL) STRICT`}
-	for i := range 8 {
-		qs = append(qs, migrations[i], fmt.Sprintf(`INSERT INTO schema_migrations VALUES (%d, 0)`, i+1))
-	}
-	qs = append(qs,
+	s := openAtVersion(t, 8,
 		`INSERT INTO accounts (username, created, skeleton) VALUES ('alice', 0, 'alice')`,
 		`INSERT INTO devices (id, username, public_key, created) VALUES ('a1', 'alice', x'01', 0)`,
 		`INSERT INTO conversations (id, epoch, head_seq, created) VALUES (x'c0', 1, 2, 0)`,
@@ -241,17 +192,6 @@ func TestMigrationIdempotencyByTime(t *testing.T) {
 			VALUES (x'c0', x'00000000000000000000000000000001', 1, 1, 3, 'a1', 0),
 			       (x'c0', x'00000000000000000000000000000002', 2, 1, 3, 'a1', 0)`,
 		`INSERT INTO disappearing (conversation_id, seq, id, expires) VALUES (x'c0', 2, x'00000000000000000000000000000002', 100)`)
-	for _, q := range qs {
-		if _, err := db.ExecContext(ctx, q); err != nil {
-			t.Fatalf("%s: %v", q, err)
-		}
-	}
-	db.Close()
-	s, err := Open(ctx, path, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
 	old := func(n byte) store.Append {
 		id := make([]byte, 16)
 		id[15] = n
@@ -268,4 +208,33 @@ func TestMigrationIdempotencyByTime(t *testing.T) {
 	if err != nil || r.Duplicate || r.Message.Seq != 3 {
 		t.Fatalf("the id of a message disappeared after the migration: %+v, %v; want it stored anew at seq 3", r, err)
 	}
+}
+
+// openAtVersion makes a database at path with the first version
+// migrations applied and the rows of inserts added, as a binary of that
+// time left it, then opens it with Open (which applies the rest).
+func openAtVersion(t *testing.T, version int, inserts ...string) *Store {
+	t.Helper()
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "parley.db")
+	db, err := sql.Open("sqlite", "file:"+path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	qs := []string{`CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, applied INTEGER NOT NULL) STRICT`}
+	for i := range version {
+		qs = append(qs, migrations[i], fmt.Sprintf(`INSERT INTO schema_migrations VALUES (%d, 0)`, i+1))
+	}
+	for _, q := range append(qs, inserts...) {
+		if _, err := db.ExecContext(ctx, q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	db.Close()
+	s, err := Open(ctx, path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
 }
