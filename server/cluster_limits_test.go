@@ -28,7 +28,10 @@ func TestMain(m *testing.M) { os.Exit(pgtest.Main(m)) }
 
 // pgNode is a parleyd node on a shared PostgreSQL database, with its
 // attachments' files in a shared directory, as parleyd --db runs it.
-type pgNode struct{ url string }
+type pgNode struct {
+	url string
+	st  *pgstore.Store
+}
 
 func startPGNode(t *testing.T, dsn, blobDir string, mod func(*server.Config)) *pgNode {
 	t.Helper()
@@ -67,7 +70,7 @@ func startPGNode(t *testing.T, dsn, blobDir string, mod func(*server.Config)) *p
 		st.Close()
 		blobs.Close()
 	})
-	return &pgNode{url: "http://" + ln.Addr().String()}
+	return &pgNode{url: "http://" + ln.Addr().String(), st: st}
 }
 
 // twoPGNodes starts two nodes on one new database with the same blob
@@ -325,20 +328,30 @@ func TestTwoNodesUploadsInProgress(t *testing.T) {
 	if _, err := pw.Write([]byte("x")); err != nil {
 		t.Fatal(err)
 	}
-	// A takes the place when it starts reading the body; B sees it then.
+	// A takes the place when it starts reading the body. Wait for it in
+	// the shared store, reading the count: probing with uploads on B (or
+	// AcquireSlot) would hold the one place now and then, and A's own
+	// acquisition could meet it and be refused.
 	deadline := time.Now().Add(30 * time.Second) // generous: A may be slow to start its handler under -race on a loaded machine
 	for {
-		code, body := httpDo(t, "POST", b.url+"/v1/blobs", sess.BlobToken, strings.NewReader("y"))
-		if code == http.StatusTooManyRequests && strings.HasPrefix(string(body), "TOO_MANY_UPLOADS") {
+		var held int64
+		if err := a.st.Pool().QueryRow(ctx, `SELECT COALESCE(SUM(n), 0) FROM slots WHERE key = $1 AND lease_ends > $2`,
+			"uploads:mallory", time.Now().UnixMilli()).Scan(&held); err != nil {
+			t.Fatal(err)
+		}
+		if held > 0 {
 			break
 		}
-		if code != http.StatusCreated {
-			t.Fatalf("upload on B: HTTP %d: %s", code, body)
-		}
 		if time.Now().After(deadline) {
-			t.Fatal("an upload on B went through while one was held open on A, with a cap of one")
+			// B's answer below says what went wrong (it takes the upload
+			// when A does not share its count).
+			t.Log("node A has not counted the upload it holds open in the shared store")
+			break
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+	if code, body := httpDo(t, "POST", b.url+"/v1/blobs", sess.BlobToken, strings.NewReader("y")); code != http.StatusTooManyRequests || !strings.HasPrefix(string(body), "TOO_MANY_UPLOADS") {
+		t.Fatalf("an upload on B while one was held open on A, with a cap of one: HTTP %d: %s; want TOO_MANY_UPLOADS", code, body)
 	}
 	pw.Write([]byte("x"))
 	pw.Close()
