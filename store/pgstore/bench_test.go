@@ -66,14 +66,15 @@ func benchAppendAck1to1(b *testing.B, oldIDs int, firstSent bool) {
 }
 
 // insertOldIDs adds n idempotency records of messages long read and
-// trimmed, spread over storetest's conversations, as a bulk insert in
-// the database itself, then VACUUM ANALYZEs the table so that the timed
+// trimmed, spread over storetest's conversations and, when clients say
+// when they sent them, over the past n seconds, as a bulk insert in the
+// database itself, then VACUUM ANALYZEs the table so that the timed
 // appends do not pay for the bulk insert's hint bits and statistics.
 func insertOldIDs(b *testing.B, s *Store, n int, firstSent bool) {
-	_ = firstSent // every record is keyed by (conversation_id, id)
-	if _, err := s.Pool().Exec(ctx, `INSERT INTO message_ids (conversation_id, id, seq, epoch, kind, sender, stored)
-		SELECT convert_to(format('conv%s', lpad((i % $2)::text, 4, '0')), 'UTF8'), uuid_send(gen_random_uuid()), 0, 1, 3, 'old', 0
-		FROM generate_series(1, $1::int) i`, n, storetest.Conversations); err != nil {
+	if _, err := s.Pool().Exec(ctx, `INSERT INTO message_ids (first_sent, id, conversation_id, seq, epoch, kind, sender, stored)
+		SELECT CASE WHEN $3 THEN $4 - ($1 - i) * 1000 ELSE 0 END, uuid_send(gen_random_uuid()),
+			convert_to(format('conv%s', lpad((i % $2)::text, 4, '0')), 'UTF8'), 0, 1, 3, 'old', 0
+		FROM generate_series(1, $1::bigint) i`, n, storetest.Conversations, firstSent, time.Now().UnixMilli()); err != nil {
 		b.Fatal(err)
 	}
 	if _, err := s.Pool().Exec(ctx, `VACUUM ANALYZE message_ids`); err != nil {
