@@ -228,10 +228,11 @@ type Append struct {
 	// milliseconds since 1970 (SendRequest.first_sent_unix_ms), 0 if it
 	// did not say. With ID it keys the idempotency record: a retry is a
 	// duplicate when it repeats both. A store may key by ID alone (then a
-	// retry with another FirstSent is a duplicate too); SQLite keys by
-	// both, so that the records of new messages, whose FirstSent is about
-	// now, are written side by side at the end of the index instead of at
-	// random places in it (docs/protocol.md, "Idempotency").
+	// retry with another FirstSent is a duplicate too); SQLite and
+	// PostgreSQL key by both, so that the records of new messages, whose
+	// FirstSent is about now, are written side by side at the end of the
+	// index instead of at random places in it (docs/protocol.md,
+	// "Idempotency").
 	FirstSent int64
 }
 

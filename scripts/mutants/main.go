@@ -75,7 +75,7 @@ var mutants = []mutant{
 	return true`}},
 		tests: [][]string{run("./cmd/parleyd", "^TestFsyncBeforeAck$")}},
 	{name: "store/retry-stored-twice", file: "store/sqlitestore/convcache.go",
-		edits: []edit{{"ON CONFLICT (conversation_id, id) DO NOTHING`", "ON CONFLICT (conversation_id, id) DO UPDATE SET seq = excluded.seq`"}},
+		edits: []edit{{"ON CONFLICT (first_sent, id, conversation_id) DO NOTHING`", "ON CONFLICT (first_sent, id, conversation_id) DO UPDATE SET seq = excluded.seq`"}},
 		tests: [][]string{run("./cmd/parleyd", "^TestCrashRecovery$")}},
 	{name: "store/blob-without-fsync", file: "store/blobstore/blobstore.go",
 		edits: []edit{{`	if err := f.Sync(); err != nil {

@@ -76,7 +76,7 @@ func (s *Store) appendCommit(ctx context.Context, a store.Append) (store.AppendR
 		row = commitRow{}
 		return s.pool.QueryRow(ctx, appendCommitSQL, a.ConversationID, a.ID, a.Sender, int64(a.Epoch), nonNil(a.Payload), now,
 			nonNilStrings(a.Added), nonNilStrings(a.Removed), nonNil(a.Welcome),
-			l.PerSender, l.Total, int64(l.PerSenderCount), int64(l.TotalCount),
+			l.PerSender, l.Total, int64(l.PerSenderCount), int64(l.TotalCount), a.FirstSent,
 		).Scan(&row.status, &row.seq, &row.epoch, &row.dupEpoch, &row.dupKind, &row.sender, &row.stored,
 			&row.winID, &row.winPayload, &row.recipients, &row.welcomed, &row.inboxSeqs)
 	})
@@ -94,7 +94,7 @@ func (s *Store) appendCommit(ctx context.Context, a store.Append) (store.AppendR
 
 const appendCommitSQL = `SELECT r_status, r_seq, r_epoch, r_dup_epoch, r_dup_kind, r_dup_sender, r_stored, r_win_id, r_win_payload,
 	r_recipients, r_welcomed, r_inbox_seqs
-	FROM parley_append_commit($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`
+	FROM parley_append_commit($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)`
 
 // commitErrors are the SQLSTATEs parley_append_commit raises for a
 // commit refused after its first write (the statement is rolled back),
@@ -170,8 +170,9 @@ func nonNilStrings(s []string) []string {
 	return s
 }
 
-// appendStatus is what parley_append_message (migration 3) and
-// parley_append_commit (schema.go) report.
+// appendStatus is what parley_append_message and parley_append_commit
+// (migrations 3 and 5, with the first-send time since migration 8)
+// report.
 type appendStatus int16
 
 const (

@@ -19,11 +19,12 @@ func (s *Store) DeleteDisappeared(ctx context.Context, now time.Time) (int, time
 	var next *int64
 	err := s.write(ctx, func(tx pgx.Tx) error {
 		err := tx.QueryRow(ctx, `WITH due AS (
-				DELETE FROM disappearing WHERE expires <= $1 RETURNING conversation_id, seq, id
+				DELETE FROM disappearing WHERE expires <= $1 RETURNING conversation_id, seq, id, first_sent
 			), gone AS (
 				DELETE FROM messages m USING due WHERE m.conversation_id = due.conversation_id AND m.seq = due.seq RETURNING 1
 			), ids AS (
-				DELETE FROM message_ids mi USING due WHERE mi.conversation_id = due.conversation_id AND mi.id = due.id RETURNING 1
+				DELETE FROM message_ids mi USING due WHERE mi.first_sent = due.first_sent AND mi.id = due.id
+					AND mi.conversation_id = due.conversation_id RETURNING 1
 			)
 			SELECT count(*) FROM due`, now.Unix()).Scan(&n)
 		if err != nil {

@@ -72,7 +72,7 @@ type msgResp struct {
 }
 
 const appendMessageSQL = `SELECT r_status, r_seq, r_epoch, r_dup_epoch, r_dup_kind, r_dup_sender, r_dup_stored, r_recipients
-	FROM parley_append_message($1, $2, $3, $4, $5, $6, $7, $8)`
+	FROM parley_append_message($1, $2, $3, $4, $5, $6, $7, $8, $9)`
 
 const ackSQL = `SELECT r_status, r_head FROM parley_ack($1, $2, $3)`
 
@@ -81,7 +81,7 @@ func (r *msgReq) query(now int64) (string, []any) {
 	if r.ack != nil {
 		return ackSQL, []any{r.a.ConversationID, r.ack.device, r.ack.seq}
 	}
-	return appendMessageSQL, []any{r.a.ConversationID, r.a.ID, r.a.Sender, int64(r.a.Epoch), int16(r.a.Kind), r.payload, now, r.expires}
+	return appendMessageSQL, []any{r.a.ConversationID, r.a.ID, r.a.Sender, int64(r.a.Epoch), int16(r.a.Kind), r.payload, now, r.expires, r.a.FirstSent}
 }
 
 // dest is where r's result row is scanned.

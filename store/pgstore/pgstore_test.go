@@ -567,3 +567,95 @@ func TestPendingBound(t *testing.T) {
 		return n
 	})
 }
+
+// Idempotency records stored before migration 8 (keyed by conversation
+// and id) are kept, with first_sent 0: a retry of a message or a commit
+// from a client that does not say when it first sent is still a
+// duplicate, and a disappearing message's record still goes with it.
+// After it, the records are keyed by first-send time, id and
+// conversation: the same id with another first-send time is a new
+// message.
+func TestMigrationIdempotencyByTime(t *testing.T) {
+	s := openAtVersion(t, 7,
+		`INSERT INTO accounts (username, created, skeleton) VALUES ('alice', 0, 'alice')`,
+		`INSERT INTO devices (id, username, public_key, created) VALUES ('a1', 'alice', '\x01', 0)`,
+		`INSERT INTO conversations (id, epoch, head_seq, created) VALUES ('\xc0', 1, 3, 0)`,
+		`INSERT INTO members (conversation_id, device_id, cursor) VALUES ('\xc0', 'a1', 3)`,
+		`INSERT INTO message_ids (conversation_id, id, seq, epoch, kind, sender, stored)
+			VALUES ('\xc0', '\x00000000000000000000000000000001', 1, 1, 3, 'a1', 0),
+			       ('\xc0', '\x00000000000000000000000000000002', 2, 1, 3, 'a1', 0),
+			       ('\xc0', '\x00000000000000000000000000000003', 3, 0, 1, 'a1', 0)`,
+		`INSERT INTO disappearing (conversation_id, seq, id, expires) VALUES ('\xc0', 2, '\x00000000000000000000000000000002', 100)`)
+	old := func(n byte, kind store.Kind, epoch uint64) store.Append {
+		id := make([]byte, 16)
+		id[15] = n
+		return store.Append{ID: id, ConversationID: []byte{0xc0}, Epoch: epoch, Kind: kind, Sender: "a1", Payload: []byte("m")}
+	}
+	r, err := s.Append(ctx, old(1, store.KindApplication, 1))
+	if err != nil || !r.Duplicate || r.Message.Seq != 1 {
+		t.Fatalf("retry of a message stored before the migration: %+v, %v; want a duplicate of seq 1", r, err)
+	}
+	r, err = s.Append(ctx, old(3, store.KindCommit, 0))
+	if err != nil || !r.Duplicate || r.Message.Seq != 3 {
+		t.Fatalf("retry of a commit stored before the migration: %+v, %v; want a duplicate of seq 3", r, err)
+	}
+	if n, _, err := s.DeleteDisappeared(ctx, time.Unix(100, 0)); err != nil || n != 1 {
+		t.Fatalf("DeleteDisappeared = %d, %v; want 1", n, err)
+	}
+	r, err = s.Append(ctx, old(2, store.KindApplication, 1))
+	if err != nil || r.Duplicate || r.Message.Seq != 4 {
+		t.Fatalf("the id of a message disappeared after the migration: %+v, %v; want it stored anew at seq 4", r, err)
+	}
+
+	var key []string
+	if err := s.Pool().QueryRow(ctx, `SELECT array_agg(a.attname::text ORDER BY k.n) FROM pg_index i
+		CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY k(attnum, n)
+		JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
+		WHERE i.indrelid = 'message_ids'::regclass AND i.indisprimary`).Scan(&key); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(key, []string{"first_sent", "id", "conversation_id"}) {
+		t.Fatalf("message_ids is keyed by %v; want first_sent, id, conversation_id", key)
+	}
+	fresh := old(4, store.KindApplication, 1)
+	fresh.FirstSent = 1_900_000_000_000
+	if r, err := s.Append(ctx, fresh); err != nil || r.Duplicate || r.Message.Seq != 5 {
+		t.Fatalf("new message: %+v, %v; want seq 5", r, err)
+	}
+	if r, err := s.Append(ctx, fresh); err != nil || !r.Duplicate || r.Message.Seq != 5 {
+		t.Fatalf("its retry: %+v, %v; want a duplicate of seq 5", r, err)
+	}
+	fresh.FirstSent++
+	if r, err := s.Append(ctx, fresh); err != nil || r.Duplicate || r.Message.Seq != 6 {
+		t.Fatalf("its id with another first-send time: %+v, %v; want a new message at seq 6", r, err)
+	}
+}
+
+// openAtVersion makes a database with the first version migrations
+// applied and the rows of inserts added, as a binary of that time left
+// it, then opens it with Open (which applies the rest).
+func openAtVersion(t *testing.T, version int, inserts ...string) *Store {
+	t.Helper()
+	dsn := pgtest.DB(t)
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	qs := []string{`CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, applied BIGINT NOT NULL)`}
+	for i := range version {
+		qs = append(qs, migrations[i], fmt.Sprintf(`INSERT INTO schema_migrations VALUES (%d, 0)`, i+1))
+	}
+	for _, q := range append(qs, inserts...) {
+		if _, err := conn.Exec(ctx, q); err != nil {
+			conn.Close(ctx)
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	conn.Close(ctx)
+	s := open(t, dsn)
+	t.Cleanup(func() { s.Close() })
+	if v, err := s.SchemaVersion(ctx); err != nil || v != len(migrations) {
+		t.Fatalf("schema version %d, %v after Open; want %d", v, err, len(migrations))
+	}
+	return s
+}

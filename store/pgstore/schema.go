@@ -3,6 +3,7 @@ package pgstore
 import (
 	"context"
 	"fmt"
+	"strings"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -536,7 +537,21 @@ CREATE UNLOGGED TABLE slots (
 );
 CREATE INDEX slots_node ON slots (node);
 `,
+	// 8: idempotency records keyed by (first_sent, id, conversation_id)
+	// (store.Append.FirstSent), as SQLite's migration 9 keys them. Keyed
+	// by (conversation_id, id), every new record went to a random leaf
+	// of a primary key index as large as the retention; the clients'
+	// first-send times are about now, so new records are written side by
+	// side at the index's right edge. Records from before keep first_sent
+	// 0, which is also what a client that does not say sends, so their
+	// retries are still duplicates. Rebuilding the primary key locks
+	// message_ids for as long as it takes (appends wait). The two append
+	// functions take the first-send time: their old signatures are
+	// dropped, so every node must run a binary with this migration.
+	// Built from migrations 3 and 5, it is appended by init below.
 }
+
+func init() { migrations = append(migrations, idempotencyByTime(migrations)) }
 
 // Transaction advisory lock keys (pg_advisory_xact_lock): each serialises
 // one thing across every node.
@@ -621,3 +636,75 @@ $$;
 CREATE TRIGGER pending_removals_cap AFTER INSERT ON pending_changes
 	FOR EACH ROW WHEN (NEW.removed) EXECUTE FUNCTION parley_cap_pending_removals();
 `, store.MaxPendingRemovals)
+
+// idempotencyByTime is migration 8, given the migrations before it. Its
+// two functions are migrations 3 and 5's, rewritten by exact replacements (functionFrom, rewriteSQL)
+// rather than pasted a second time, so that the 250 lines of SQL they
+// share are read and reviewed once and the difference is the list of
+// replacements below. Shipped migrations are never edited, so the text
+// they are built from cannot change under them; rewriteSQL panics at
+// init if a replacement does not apply exactly once.
+func idempotencyByTime(shipped []string) string {
+	return `
+ALTER TABLE message_ids ADD COLUMN first_sent BIGINT NOT NULL DEFAULT 0; -- ms since 1970; 0: not given
+ALTER TABLE message_ids DROP CONSTRAINT message_ids_pkey;
+ALTER TABLE message_ids ADD PRIMARY KEY (first_sent, id, conversation_id);
+ALTER TABLE disappearing ADD COLUMN first_sent BIGINT NOT NULL DEFAULT 0; -- its message_ids record's
+DROP FUNCTION parley_append_message(BYTEA, BYTEA, TEXT, BIGINT, SMALLINT, BYTEA, BIGINT, BIGINT);
+DROP FUNCTION parley_append_commit(BYTEA, BYTEA, TEXT, BIGINT, BYTEA, BIGINT, TEXT[], TEXT[], BYTEA, BIGINT, BIGINT, BIGINT, BIGINT);
+` + rewriteSQL(functionFrom(shipped[2], "parley_append_message", "CREATE FUNCTION parley_ack("),
+		"p_now BIGINT, p_expires BIGINT,", "p_now BIGINT, p_expires BIGINT, p_first_sent BIGINT,",
+		idempotencyLookup, idempotencyLookupByTime,
+		`INSERT INTO message_ids (conversation_id, id, seq, epoch, kind, sender, stored)
+		VALUES (p_conv, p_id, r_seq, p_epoch, p_kind, p_sender, p_now);`,
+		`INSERT INTO message_ids (first_sent, id, conversation_id, seq, epoch, kind, sender, stored)
+		VALUES (p_first_sent, p_id, p_conv, r_seq, p_epoch, p_kind, p_sender, p_now);`,
+		`INSERT INTO disappearing (conversation_id, seq, id, expires) VALUES (p_conv, r_seq, p_id, p_expires);`,
+		`INSERT INTO disappearing (conversation_id, seq, id, first_sent, expires) VALUES (p_conv, r_seq, p_id, p_first_sent, p_expires);`,
+	) + rewriteSQL(functionFrom(shipped[4], "parley_append_commit", ""),
+		"p_total_count BIGINT,\n", "p_total_count BIGINT, p_first_sent BIGINT,\n",
+		idempotencyLookup, idempotencyLookupByTime,
+		`INSERT INTO message_ids (conversation_id, id, seq, epoch, kind, sender, stored)
+		VALUES (p_conv, p_id, r_seq, p_epoch, 1, p_sender, p_now);`,
+		`INSERT INTO message_ids (first_sent, id, conversation_id, seq, epoch, kind, sender, stored)
+		VALUES (p_first_sent, p_id, p_conv, r_seq, p_epoch, 1, p_sender, p_now);`,
+	)
+}
+
+// The idempotency look-up of migrations 3 and 5's functions, and of
+// migration 8's: by the whole primary key.
+const (
+	idempotencyLookup       = `FROM message_ids mi WHERE mi.conversation_id = p_conv AND mi.id = p_id;`
+	idempotencyLookupByTime = `FROM message_ids mi WHERE mi.first_sent = p_first_sent AND mi.id = p_id AND mi.conversation_id = p_conv;`
+)
+
+// functionFrom is the text of migration from "CREATE FUNCTION name(" up
+// to end (the next statement's start; "" for the end of migration).
+func functionFrom(migration, name, end string) string {
+	start := "CREATE FUNCTION " + name + "("
+	if strings.Count(migration, start) != 1 {
+		panic(fmt.Sprintf("pgstore: migration 8: %q is not in the migration exactly once", start))
+	}
+	text := migration[strings.Index(migration, start):]
+	if end != "" {
+		if strings.Count(text, end) != 1 {
+			panic(fmt.Sprintf("pgstore: migration 8: %q does not follow %s exactly once", end, name))
+		}
+		text = text[:strings.Index(text, end)]
+	}
+	return text
+}
+
+// rewriteSQL replaces, in text, each old of the pairs oldNew (old, new,
+// old, new ...) by its new, and panics unless each old occurs in text
+// exactly once: a replacement that did not apply would leave a function
+// that still keys by the old key, which no error would show.
+func rewriteSQL(text string, oldNew ...string) string {
+	for i := 0; i < len(oldNew); i += 2 {
+		if n := strings.Count(text, oldNew[i]); n != 1 {
+			panic(fmt.Sprintf("pgstore: migration 8: %q occurs %d times in the function text, not once", oldNew[i], n))
+		}
+		text = strings.Replace(text, oldNew[i], oldNew[i+1], 1)
+	}
+	return text
+}
