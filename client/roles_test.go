@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/parleychat/parley/client/profile"
 	"github.com/parleychat/parley/client/transport"
@@ -29,6 +30,12 @@ func hostileCommit(t *testing.T, c *Client, target string, plan func(g *mls.Grou
 }
 
 func tryHostileCommit(c *Client, target string, plan func(g *mls.Group, conn *transport.Conn) (mls.CommitOptions, []string, []string)) error {
+	return tryHostileCommitAs(c, target, transport.NewMessageID(), time.Time{}, plan)
+}
+
+// tryHostileCommitAs is tryHostileCommit with the commit's message id and
+// first-send time chosen by the modified client.
+func tryHostileCommitAs(c *Client, target string, id []byte, firstSent time.Time, plan func(g *mls.Group, conn *transport.Conn) (mls.CommitOptions, []string, []string)) error {
 	ctx := context.Background()
 	return c.withLock(ctx, func() error {
 		r, err := c.resolve(ctx, target, false)
@@ -69,8 +76,8 @@ func tryHostileCommit(c *Client, target string, plan func(g *mls.Group, conn *tr
 		if err != nil {
 			return err
 		}
-		if _, err := conn.SendCommit(ctx, transport.Commit{ID: transport.NewMessageID(), ConversationID: r.ID, Epoch: epoch,
-			Payload: out.Commit, Welcome: out.Welcome, Added: added, Removed: removed}); err != nil {
+		if _, err := conn.SendCommit(ctx, transport.Commit{ID: id, ConversationID: r.ID, Epoch: epoch,
+			Payload: out.Commit, Welcome: out.Welcome, Added: added, Removed: removed, FirstSent: firstSent}); err != nil {
 			return err
 		}
 		// Not merged: the modified client stays in the members' epoch,

@@ -63,6 +63,29 @@ func markSeen(tx *profile.Tx, id []byte) error { return tx.Put(bucketSeen, hexID
 
 func seen(tx *profile.Tx, id []byte) (bool, error) { return tx.Has(bucketSeen, hexID(id)) }
 
+// commitNotCounted reports whether m, a log entry whose id this device has
+// seen, is a commit this device has not counted yet, and so no
+// redelivery: the server keys its idempotency records by (first-send
+// time, id) and stores a commit that another device sends under a seen id
+// with another first-send time (docs/protocol.md, "Idempotency"). Every
+// commit this device processed, failed to process or sent moved its
+// server epoch past the commit's declared epoch, so a redelivery declares
+// an epoch below it. Skipping such a commit as seen would leave this
+// device an epoch behind the server, its own commits conflicting forever.
+func commitNotCounted(tx *profile.Tx, r *convRecord, m transport.Message) (bool, error) {
+	if m.Kind != transport.KindCommit || r.Removed {
+		return false, nil
+	}
+	g, err := loadGroup(tx, r.ID)
+	if errors.Is(err, profile.ErrNotFound) {
+		return false, nil // no group state to count it in
+	}
+	if err != nil {
+		return false, err
+	}
+	return m.Epoch >= serverEpoch(g, r), nil
+}
+
 // markSent marks id seen as a message this device sends and returns when
 // the device first tried to send it: now at the first attempt, the time
 // recorded then at every later one (after a restart too), so that every
@@ -249,10 +272,13 @@ func (c *Client) processLogMessage(m transport.Message) error {
 			c.warn(r, m.ID, errors.New("malformed message id"))
 			return nil
 		}
-		if ok, err := seen(tx, m.ID); err != nil || ok {
+		if ok, err := seen(tx, m.ID); err != nil {
 			return err
-		}
-		if err := markSeen(tx, m.ID); err != nil {
+		} else if ok {
+			if again, err := commitNotCounted(tx, r, m); err != nil || !again {
+				return err // a redelivery
+			}
+		} else if err := markSeen(tx, m.ID); err != nil {
 			return err
 		}
 		if r.Removed || m.Epoch < r.JoinedAt {

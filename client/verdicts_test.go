@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/parleychat/parley/client/profile"
 	"github.com/parleychat/parley/client/transport"
@@ -295,5 +296,47 @@ func TestRefusedJoinerTold(t *testing.T) {
 	}
 	if _, err := dave.SendText(ctx, "#team", "thanks"); err != nil {
 		t.Fatalf("dave sends after alice added him: %v", err)
+	}
+}
+
+// TestCommitReusingAnID: the server refuses another device's use of a
+// message id only with the same first-send time (docs/protocol.md,
+// "Idempotency"), so mallory's modified client can send a commit under
+// the id of alice's last message, with another first-send time. The
+// server stores and counts it; alice and bob, who have seen that id,
+// must not take it for a redelivery and skip it: they would fall an epoch
+// behind the server, and alice's next commit would meet a conflict.
+func TestCommitReusingAnID(t *testing.T) {
+	ctx := context.Background()
+	alice, bob, mallory, dave, _ := teamWithMallory(t)
+	sent, err := alice.Send(ctx, "#team", "hello")
+	if err != nil || sent.Sent == nil {
+		t.Fatalf("alice's message: %+v, %v", sent, err)
+	}
+	for _, c := range []*Client{bob, mallory} {
+		mustSync(t, c)
+	}
+	id, err := hex.DecodeString(sent.Sent.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := tryHostileCommitAs(mallory, "#team", id, time.Now().Add(time.Hour), func(g *mls.Group, conn *transport.Conn) (mls.CommitOptions, []string, []string) {
+		return mls.CommitOptions{}, nil, nil // an empty commit: a new epoch, nothing else
+	}); err != nil {
+		t.Fatalf("mallory's commit under alice's message id: %v", err)
+	}
+	mustSync(t, alice)
+	mustSync(t, bob)
+	if err := alice.AddMembers(ctx, "team", []string{"dave"}); err != nil {
+		t.Fatalf("alice's commit after mallory's: %v", err)
+	}
+	mustSync(t, dave)
+	if _, err := alice.Send(ctx, "#team", "after"); err != nil {
+		t.Fatalf("alice's message after both commits: %v", err)
+	}
+	for _, c := range []*Client{bob, dave} {
+		if got := texts(mustSync(t, c)); !slices.Contains(got, "alice: after") {
+			t.Fatalf("%s got %q, want alice's message after both commits", c.Self().User, got)
+		}
 	}
 }
