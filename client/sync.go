@@ -63,17 +63,23 @@ func markSeen(tx *profile.Tx, id []byte) error { return tx.Put(bucketSeen, hexID
 
 func seen(tx *profile.Tx, id []byte) (bool, error) { return tx.Has(bucketSeen, hexID(id)) }
 
-// commitNotCounted reports whether m, a log entry whose id this device has
-// seen, is a commit this device has not counted yet, and so no
-// redelivery: the server keys its idempotency records by (first-send
-// time, id) and stores a commit that another device sends under a seen id
-// with another first-send time (docs/protocol.md, "Idempotency"). Every
-// commit this device processed, failed to process or sent moved its
-// server epoch past the commit's declared epoch, so a redelivery declares
-// an epoch below it. Skipping such a commit as seen would leave this
-// device an epoch behind the server, its own commits conflicting forever.
-func commitNotCounted(tx *profile.Tx, r *convRecord, m transport.Message) (bool, error) {
-	if m.Kind != transport.KindCommit || r.Removed {
+// notARedelivery reports whether m, a log entry whose id this device has
+// seen, may still be new to it. The server keys its idempotency records
+// by (first-send time, id) and stores what another device sends under a
+// seen id with another first-send time (docs/protocol.md, "Idempotency"),
+// or under an id seen in another conversation; the seen set cannot tell
+// that from a redelivery. A commit or proposal that declares the device's
+// server epoch or later is processed again: every commit this device
+// processed, failed to process or sent moved that epoch past the commit's
+// declared epoch, and a proposal this device holds already, or sent
+// itself, is answered with mls.ErrReplay (a redelivery, dropped quietly).
+// Skipping instead would leave this device behind the members who had
+// not seen the id: an epoch behind the server for a commit, without the
+// proposal a later commit includes by reference. Application messages
+// under a seen id stay dropped: their id is a hash of their content
+// (the MIMI id check), so a reused id would not pass it anyway.
+func notARedelivery(tx *profile.Tx, r *convRecord, m transport.Message) (bool, error) {
+	if (m.Kind != transport.KindCommit && m.Kind != transport.KindProposal) || r.Removed {
 		return false, nil
 	}
 	g, err := loadGroup(tx, r.ID)
@@ -272,10 +278,12 @@ func (c *Client) processLogMessage(m transport.Message) error {
 			c.warn(r, m.ID, errors.New("malformed message id"))
 			return nil
 		}
-		if ok, err := seen(tx, m.ID); err != nil {
+		seenBefore, err := seen(tx, m.ID)
+		if err != nil {
 			return err
-		} else if ok {
-			if again, err := commitNotCounted(tx, r, m); err != nil || !again {
+		}
+		if seenBefore {
+			if again, err := notARedelivery(tx, r, m); err != nil || !again {
 				return err // a redelivery
 			}
 		} else if err := markSeen(tx, m.ID); err != nil {
@@ -311,8 +319,11 @@ func (c *Client) processLogMessage(m transport.Message) error {
 		oldExt := g.GroupContext().Extensions
 		epochBefore := g.Epoch()
 		res, err := g.Process(m.Payload)
-		if errors.Is(err, mls.ErrDuplicateProposal) {
-			return nil // a repeat of a proposal we hold (a leave run twice)
+		if errors.Is(err, mls.ErrDuplicateProposal) || (seenBefore && m.Kind == transport.KindProposal && errors.Is(err, mls.ErrReplay)) {
+			// A repeat of a proposal we hold (a leave run twice), or a
+			// seen proposal that is a redelivery after all (one this
+			// device holds or sent: notARedelivery).
+			return nil
 		}
 		if err != nil {
 			c.warn(r, m.ID, fmt.Errorf("cannot process %s: %w", kindName(m.Kind), err))

@@ -340,3 +340,73 @@ func TestCommitReusingAnID(t *testing.T) {
 		}
 	}
 }
+
+// TestProposalReusingAnID: as TestCommitReusingAnID, for a proposal.
+// mallory's modified client proposes her own removal from #team under
+// the id of alice's message in their one-to-one conversation (the server
+// stores it: another conversation, another first-send time). alice has
+// seen that id; bob has not. Were a seen id a redelivery whatever it
+// carries, bob would cache the proposal and commit mallory's leaving by
+// reference while alice, without the proposal, could not process that
+// commit: mallory would have cut alice off #team. A redelivery is told
+// by its content instead (MLS answers a proposal it holds, or one of this
+// device's own, with mls.ErrReplay), so alice processes it as bob does.
+func TestProposalReusingAnID(t *testing.T) {
+	ctx := context.Background()
+	alice, bob, mallory, _, _ := teamWithMallory(t)
+	sent, err := alice.Send(ctx, "@mallory", "hi mallory")
+	if err != nil || sent.Sent == nil {
+		t.Fatalf("alice's message to mallory: %+v, %v", sent, err)
+	}
+	mustSync(t, mallory)
+	id, err := hex.DecodeString(sent.Sent.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = mallory.withLock(ctx, func() error {
+		conn, r, err := mallory.prepare(ctx, "#team")
+		if err != nil {
+			return err
+		}
+		return mallory.store.Update(func(tx *profile.Tx) error {
+			g, err := loadGroup(tx, r.ID)
+			if err != nil {
+				return err
+			}
+			msg, _, err := g.ProposeRemove(g.OwnLeaf())
+			if err != nil {
+				return err
+			}
+			_, err = conn.SendProposal(ctx, id, r.ID, serverEpoch(g, r), msg)
+			return err
+		})
+	})
+	if err != nil {
+		t.Fatalf("mallory's proposal under alice's message id: %v", err)
+	}
+	// bob commits mallory's leaving (completeLeaves, at his sync).
+	mustSync(t, bob)
+	mustSync(t, bob)
+	if ws := bob.Warnings(); len(ws) > 0 {
+		t.Fatalf("bob's warnings: %+v", ws)
+	}
+	_, ws := syncWarnings(t, alice)
+	if len(ws) > 0 {
+		t.Fatalf("alice's warnings: %+v", ws)
+	}
+	convs, err := alice.Conversations(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, cv := range convs {
+		if cv.Label == "#team" && slices.ContainsFunc(cv.Members, func(s Sender) bool { return s.User == "mallory" }) {
+			t.Fatalf("alice still has mallory in #team: %+v", cv.Members)
+		}
+	}
+	if _, err := alice.Send(ctx, "#team", "after"); err != nil {
+		t.Fatalf("alice's message after mallory's leaving: %v", err)
+	}
+	if got := texts(mustSync(t, bob)); !slices.Contains(got, "alice: after") {
+		t.Fatalf("bob got %q, want alice's message", got)
+	}
+}

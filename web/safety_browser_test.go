@@ -74,10 +74,13 @@ func TestWebSafetyNumberAndDevicesInBrowser(t *testing.T) {
 		t.Helper()
 		sctx, cancel := context.WithTimeout(ctx, 90*time.Second)
 		defer cancel()
+		start := time.Now()
 		if err := chromedp.Do(sctx, steps...); err != nil {
-			st, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`document.getElementById("status").textContent + " | " + document.getElementById("error").textContent`))
-			t.Fatalf("%s: %v (the page says: %s)", what, err, st)
+			st, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`document.getElementById("status").textContent + " | " + document.getElementById("error").textContent +
+				" | dialogs open: " + [...document.querySelectorAll("dialog[open]")].map((d) => d.id).join(",") + " | safety: " + document.getElementById("safety-digits").textContent`))
+			t.Fatalf("%s: %v after %v (the page says: %s)", what, err, time.Since(start).Round(time.Millisecond), st)
 		}
+		t.Logf("%s: %v", what, time.Since(start).Round(time.Millisecond))
 	}
 	eval := func(js string) string {
 		t.Helper()
@@ -197,8 +200,15 @@ func TestWebSafetyNumberAndDevicesInBrowser(t *testing.T) {
 	if _, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`document.querySelector('#conversations button[data-target="@bob"]').click(), true`)); err != nil {
 		t.Fatal(err)
 	}
-	do("the safety number", chromedp.WaitVisible(chromedp.CSS("#safety-button")), chromedp.Click(chromedp.CSS("#safety-button")),
-		chromedp.WaitVisible(chromedp.CSS("#safety-qr svg path")))
+	// Clicked by script, not at the button's coordinates: the
+	// conversation is still rendering as it opens, and a click at a
+	// position computed a moment before can land on something else (one
+	// CI run waited 90 s with no dialog open and no error shown).
+	do("the safety button", chromedp.WaitVisible(chromedp.CSS("#safety-button")))
+	if _, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`document.getElementById("safety-button").click(), true`)); err != nil {
+		t.Fatal(err)
+	}
+	do("the safety number", chromedp.WaitVisible(chromedp.CSS("#safety-qr svg path")))
 	number := eval(`document.getElementById("safety-digits").dataset.number`)
 	shownDigits := eval(`document.getElementById("safety-digits").textContent`)
 	if !regexp.MustCompile(`^[0-9]{60}$`).MatchString(number) || strings.Join(strings.Fields(shownDigits), "") != number {
