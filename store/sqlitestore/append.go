@@ -146,6 +146,7 @@ func (s *Store) runBatchCached(batch []appendReq, stmts *stmtCache) bool {
 	cc := s.cache
 	abort := func() bool {
 		tx.Rollback()
+		s.log.discard()
 		return false
 	}
 	resps := make([]appendResp, len(batch))
@@ -168,7 +169,7 @@ func (s *Store) runBatchCached(batch []appendReq, stmts *stmtCache) bool {
 				return abort()
 			}
 			var ok bool
-			if res, ok, err = runInSavepoint(ctx, q, r); !ok {
+			if res, ok, err = runInSavepoint(ctx, q, s.log, r); !ok {
 				return abort()
 			}
 			cc.invalidate(r.a.ConversationID)
@@ -184,9 +185,11 @@ func (s *Store) runBatchCached(batch []appendReq, stmts *stmtCache) bool {
 	}
 	if err := tx.Commit(); err != nil {
 		cc.reset()
+		s.log.discard()
 		failAll(batch, fmt.Errorf("append: commit: %w", err))
 		return true
 	}
+	s.log.publish() // before any answer: a Fetch after an Append sees it
 	for i, r := range batch {
 		r.res <- resps[i]
 	}
@@ -196,15 +199,16 @@ func (s *Store) runBatchCached(batch []appendReq, stmts *stmtCache) bool {
 // runInSavepoint runs one request on the plain SQL path in a savepoint,
 // so that its failure undoes only its own writes. ok is false if the
 // savepoint itself failed: the transaction is then unusable.
-func runInSavepoint(ctx context.Context, q txQuerier, r appendReq) (res store.AppendResult, ok bool, err error) {
+func runInSavepoint(ctx context.Context, q txQuerier, log *logIndex, r appendReq) (res store.AppendResult, ok bool, err error) {
 	if _, err := q.ExecContext(ctx, `SAVEPOINT append`); err != nil {
 		return res, false, fmt.Errorf("append: savepoint: %w", err)
 	}
+	mark := log.mark()
 	switch {
 	case r.ack != nil:
-		err = ackTx(ctx, q, r.ack)
+		err = ackTx(ctx, q, log, r.ack)
 	default:
-		res, err = appendTx(ctx, q, r.a)
+		res, err = appendTx(ctx, q, log, r.a)
 	}
 	if err != nil {
 		if _, rerr := q.ExecContext(ctx, `ROLLBACK TO append`); rerr != nil {
@@ -213,6 +217,7 @@ func runInSavepoint(ctx context.Context, q txQuerier, r appendReq) (res store.Ap
 			// was stored. Report the cause.
 			return res, false, fmt.Errorf("append: %w (rollback to savepoint: %v)", err, rerr)
 		}
+		log.rollbackTo(mark)
 	}
 	if _, rerr := q.ExecContext(ctx, `RELEASE append`); rerr != nil {
 		return res, false, fmt.Errorf("append: release savepoint: %w", rerr)
@@ -244,24 +249,27 @@ func (s *Store) runBatchSavepoints(batch []appendReq, stmts *stmtCache) {
 			resps[i].err = fmt.Errorf("append: %w", r.ctx.Err())
 			continue
 		}
-		res, ok, err := runInSavepoint(ctx, q, r)
+		res, ok, err := runInSavepoint(ctx, q, s.log, r)
 		if !ok {
 			tx.Rollback()
+			s.log.discard()
 			failAll(batch, err)
 			return
 		}
 		resps[i] = appendResp{r: res, err: err}
 	}
 	if err := tx.Commit(); err != nil {
+		s.log.discard()
 		failAll(batch, fmt.Errorf("append: commit: %w", err))
 		return
 	}
+	s.log.publish()
 	for i, r := range batch {
 		r.res <- resps[i]
 	}
 }
 
-func appendTx(ctx context.Context, tx txQuerier, a store.Append) (store.AppendResult, error) {
+func appendTx(ctx context.Context, tx txQuerier, log *logIndex, a store.Append) (store.AppendResult, error) {
 	var res store.AppendResult
 	var epoch, head uint64
 	var n int
@@ -353,8 +361,7 @@ func appendTx(ctx context.Context, tx txQuerier, a store.Append) (store.AppendRe
 			}
 		}
 	}
-	if _, err := tx.ExecContext(ctx, `INSERT INTO messages (conversation_id, seq, id, epoch, kind, sender, payload, stored) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
-		m.ConversationID, m.Seq, m.ID, m.Epoch, m.Kind, m.Sender, m.Payload, now); err != nil {
+	if err := insertLogged(ctx, tx, log, m, now); err != nil {
 		return res, fmt.Errorf("append: %w", err)
 	}
 	if _, err := tx.ExecContext(ctx, `INSERT INTO message_ids (first_sent, id, conversation_id, seq, epoch, kind, sender, stored) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
@@ -406,7 +413,7 @@ func appendTx(ctx context.Context, tx txQuerier, a store.Append) (store.AppendRe
 	// stays where it was and trimming would find nothing (Ack trims as
 	// cursors advance). The trim was a DELETE per message.
 	if a.Kind == store.KindCommit || (senderMoved > 0 && len(res.Recipients) == 1) {
-		if err := trimLog(ctx, tx, a.ConversationID); err != nil {
+		if err := trimLog(ctx, tx, log, a.ConversationID); err != nil {
 			return res, err
 		}
 	}

@@ -28,6 +28,7 @@ import (
 const maxCachedMembers = 1 << 19
 
 type convCache struct {
+	log     *logIndex // the message log's index, changed with the rows
 	convs   map[string]*convState
 	members int          // member rows held, for the bound
 	touched []*convState // changed in this batch, in first-change order
@@ -62,8 +63,8 @@ type memberState struct {
 	dirty  bool
 }
 
-func newConvCache() *convCache {
-	return &convCache{convs: make(map[string]*convState)}
+func newConvCache(log *logIndex) *convCache {
+	return &convCache{log: log, convs: make(map[string]*convState)}
 }
 
 func (cc *convCache) reset() {
@@ -210,7 +211,7 @@ func (cc *convCache) flush(ctx context.Context, tx txQuerier) error {
 		}
 		st.dirtyMembers = st.dirtyMembers[:0]
 		if st.trimTo > st.trimmed {
-			if _, err := tx.ExecContext(ctx, `DELETE FROM messages WHERE conversation_id = ? AND seq <= ?`, st.id, st.trimTo); err != nil {
+			if err := trimLogged(ctx, tx, cc.log, st.id, st.trimTo); err != nil {
 				return fmt.Errorf("trim log: %w", err)
 			}
 			st.trimmed = st.trimTo
@@ -287,8 +288,7 @@ func appendNew(ctx context.Context, tx txQuerier, cc *convCache, st *convState, 
 		ID: a.ID, ConversationID: a.ConversationID, Seq: seq, Epoch: a.Epoch, Kind: a.Kind,
 		Sender: a.Sender, Payload: nonNil(a.Payload), Stored: fromMilli(now),
 	}
-	if _, err := tx.ExecContext(ctx, `INSERT INTO messages (conversation_id, seq, id, epoch, kind, sender, payload, stored) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
-		m.ConversationID, m.Seq, m.ID, m.Epoch, m.Kind, m.Sender, m.Payload, now); err != nil {
+	if err := insertLogged(ctx, tx, cc.log, m, now); err != nil {
 		return store.AppendResult{}, errAbort{fmt.Errorf("append: %w", err)}
 	}
 	if err := noteExpiry(ctx, tx, a, seq); err != nil {

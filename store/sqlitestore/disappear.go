@@ -59,11 +59,13 @@ func (s *Store) DeleteDisappeared(ctx context.Context, now time.Time) (int, time
 				return err
 			}
 			for _, d := range dues {
+				if err := deleteLogged(ctx, tx, s.log, d.conv, d.seq); err != nil {
+					return err
+				}
 				for _, q := range []struct {
 					sql  string
 					args []any
 				}{
-					{`DELETE FROM messages WHERE conversation_id = ? AND seq = ?`, []any{d.conv, d.seq}},
 					{`DELETE FROM message_ids WHERE first_sent = ? AND id = ? AND conversation_id = ?`, []any{d.firstSent, d.id, d.conv}},
 					{`DELETE FROM disappearing WHERE conversation_id = ? AND seq = ?`, []any{d.conv, d.seq}},
 				} {

@@ -185,7 +185,7 @@ func (s *Store) RemoveDevice(ctx context.Context, id string) error {
 		if n, _ := res.RowsAffected(); n == 0 {
 			return fmt.Errorf("remove device %q: %w", id, store.ErrNotFound)
 		}
-		return settleAll(ctx, tx, convs)
+		return settleAll(ctx, tx, s.log, convs)
 	})
 }
 
@@ -209,7 +209,7 @@ func (s *Store) DeleteAccount(ctx context.Context, username string) ([]string, e
 		if _, err := tx.ExecContext(ctx, `DELETE FROM devices WHERE username = ?`, username); err != nil {
 			return fmt.Errorf("delete account: %w", err)
 		}
-		if err := settleAll(ctx, tx, convs); err != nil {
+		if err := settleAll(ctx, tx, s.log, convs); err != nil {
 			return fmt.Errorf("delete account: %w", err)
 		}
 		if _, err := tx.ExecContext(ctx, `DELETE FROM links WHERE username = ?`, username); err != nil {
@@ -533,36 +533,54 @@ func (s *Store) Fetch(ctx context.Context, deviceID string, conv []byte, limit i
 	if limit <= 0 {
 		return nil, fmt.Errorf("fetch: limit must be positive: %w", store.ErrBadRequest)
 	}
+	// The member's cursor and the rows in one read snapshot; the index
+	// as published now. The index only holds committed rows, published
+	// in seq order, so an entry whose row the snapshot does not show is
+	// either deleted (trimmed, expired, disappeared: not delivered) or
+	// newer than the snapshot, and those newer ones are the last entries
+	// of the conversation: skipping them leaves no gap (logindex.go).
+	// Entries the index does not show yet are the newest too.
+	tx, err := s.r.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		return nil, fmt.Errorf("fetch: %w", err)
+	}
+	defer tx.Rollback()
 	var cursor int64
 	var until sql.NullInt64
-	err := s.r.QueryRowContext(ctx, `SELECT cursor, until_seq FROM members WHERE conversation_id = ? AND device_id = ?`, conv, deviceID).Scan(&cursor, &until)
+	err = tx.QueryRowContext(ctx, `SELECT cursor, until_seq FROM members WHERE conversation_id = ? AND device_id = ?`, conv, deviceID).Scan(&cursor, &until)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("fetch: %w", store.ErrNotMember)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("fetch: %w", err)
 	}
-	maxSeq := int64(1<<62 - 1)
+	maxSeq := uint64(1<<62 - 1)
 	if until.Valid {
-		maxSeq = until.Int64
+		maxSeq = uint64(until.Int64)
 	}
-	rows, err := s.r.QueryContext(ctx, `SELECT seq, id, epoch, kind, sender, payload, stored FROM messages
-		WHERE conversation_id = ? AND seq > ? AND seq <= ? ORDER BY seq LIMIT ?`, conv, cursor, maxSeq, limit)
-	if err != nil {
-		return nil, fmt.Errorf("fetch: %w", err)
-	}
-	defer rows.Close()
 	var out []store.Message
-	for rows.Next() {
-		m := store.Message{ConversationID: conv}
-		var stored int64
-		if err := rows.Scan(&m.Seq, &m.ID, &m.Epoch, &m.Kind, &m.Sender, &m.Payload, &stored); err != nil {
-			return nil, fmt.Errorf("fetch: %w", err)
+	for after := uint64(cursor); len(out) < limit; {
+		entries := s.log.read(conv, after, maxSeq, limit-len(out))
+		if len(entries) == 0 {
+			break
 		}
-		m.Stored = fromMilli(stored)
-		out = append(out, m)
+		for _, e := range entries {
+			m := store.Message{ConversationID: conv, Seq: e.seq}
+			var stored int64
+			err := tx.QueryRowContext(ctx, `SELECT id, epoch, kind, sender, payload, stored FROM messages WHERE rowid = ? AND conversation_id = ? AND seq = ?`,
+				e.rowid, conv, e.seq).Scan(&m.ID, &m.Epoch, &m.Kind, &m.Sender, &m.Payload, &stored)
+			if errors.Is(err, sql.ErrNoRows) {
+				continue // deleted after the index was read
+			}
+			if err != nil {
+				return nil, fmt.Errorf("fetch: %w", err)
+			}
+			m.Stored = fromMilli(stored)
+			out = append(out, m)
+		}
+		after = entries[len(entries)-1].seq
 	}
-	return out, rows.Err()
+	return out, nil
 }
 
 // Ack runs in the group commit with the appends: one Ack per delivered
@@ -572,7 +590,7 @@ func (s *Store) Ack(ctx context.Context, deviceID string, conv []byte, seq uint6
 }
 
 // ackTx is Ack on the plain SQL path (see runInSavepoint).
-func ackTx(ctx context.Context, tx txQuerier, r *ackReq) error {
+func ackTx(ctx context.Context, tx txQuerier, log *logIndex, r *ackReq) error {
 	var cursor, head uint64
 	var until sql.NullInt64
 	err := tx.QueryRowContext(ctx, `SELECT m.cursor, m.until_seq, c.head_seq FROM members m JOIN conversations c ON c.id = m.conversation_id
@@ -596,15 +614,20 @@ func ackTx(ctx context.Context, tx txQuerier, r *ackReq) error {
 			return fmt.Errorf("ack: %w", err)
 		}
 	}
-	return trimLog(ctx, tx, r.conv)
+	return trimLog(ctx, tx, log, r.conv)
 }
 
 // trimLog deletes the messages every member (including removed devices
 // still catching up) has acknowledged.
-func trimLog(ctx context.Context, tx txQuerier, conv []byte) error {
-	_, err := tx.ExecContext(ctx, `DELETE FROM messages WHERE conversation_id = ?1
-		AND seq <= (SELECT MIN(cursor) FROM members WHERE conversation_id = ?1)`, conv)
-	if err != nil {
+func trimLog(ctx context.Context, tx txQuerier, log *logIndex, conv []byte) error {
+	var low sql.NullInt64
+	if err := tx.QueryRowContext(ctx, `SELECT MIN(cursor) FROM members WHERE conversation_id = ?`, conv).Scan(&low); err != nil {
+		return fmt.Errorf("trim log: %w", err)
+	}
+	if !low.Valid {
+		return nil // no members: the conversation's log stays for the retention
+	}
+	if err := trimLogged(ctx, tx, log, conv, uint64(low.Int64)); err != nil {
 		return fmt.Errorf("trim log: %w", err)
 	}
 	return nil
@@ -656,13 +679,16 @@ func (s *Store) AckInbox(ctx context.Context, deviceID string, seq uint64) error
 func (s *Store) DeleteExpired(ctx context.Context, before, now time.Time) (int, error) {
 	var total int
 	err := s.writeMembership(ctx, func(tx *sql.Tx) error {
-		total = 0
 		b, n := before.UnixMilli(), now.UnixMilli()
+		expired, err := expireLogged(ctx, tx, s.log, b)
+		if err != nil {
+			return fmt.Errorf("delete expired: %w", err)
+		}
+		total = expired
 		for _, q := range []struct {
 			sql string
 			arg int64
 		}{
-			{`DELETE FROM messages WHERE stored < ?`, b},
 			{`DELETE FROM message_ids WHERE stored < ?`, b},
 			{`DELETE FROM epoch_commits WHERE stored < ?`, b},
 			{`DELETE FROM inbox WHERE stored < ?`, b},
@@ -686,10 +712,7 @@ func (s *Store) DeleteExpired(ctx context.Context, before, now time.Time) (int, 
 			return fmt.Errorf("delete expired: %w", err)
 		}
 		// Removed devices with nothing left to read are gone for good.
-		_, err := tx.ExecContext(ctx, `DELETE FROM members WHERE until_seq IS NOT NULL AND NOT EXISTS (
-			SELECT 1 FROM messages m WHERE m.conversation_id = members.conversation_id
-			AND m.seq > members.cursor AND m.seq <= members.until_seq)`)
-		if err != nil {
+		if err := dropCaughtUp(ctx, tx, s.log); err != nil {
 			return fmt.Errorf("delete expired: %w", err)
 		}
 		return nil

@@ -50,6 +50,9 @@ type Store struct {
 	// its transaction; it guards cache, which write empties.
 	wmu   sync.Mutex
 	cache *convCache
+	// log is the message log's index (logindex.go): published for
+	// readers, its open transaction's view for the writer (wmu).
+	log *logIndex
 
 	mu      sync.RWMutex // guards closed and sends on appends
 	closed  bool
@@ -133,7 +136,13 @@ func Open(ctx context.Context, path string, opts *Options) (*Store, error) {
 			return nil, fmt.Errorf("sqlitestore: %w", err)
 		}
 	}
-	s := &Store{w: w, r: r, appends: make(chan appendReq, 1024), done: make(chan struct{}), cache: newConvCache()}
+	s := &Store{w: w, r: r, appends: make(chan appendReq, 1024), done: make(chan struct{}), log: newLogIndex()}
+	s.cache = newConvCache(s.log)
+	if err := s.log.load(ctx, w); err != nil {
+		w.Close()
+		r.Close()
+		return nil, err
+	}
 	if opts != nil {
 		s.opts = *opts
 	}
@@ -406,6 +415,28 @@ ALTER TABLE message_ids_by_time RENAME TO message_ids;
 CREATE INDEX message_ids_stored ON message_ids(stored);
 ALTER TABLE disappearing ADD COLUMN first_sent INTEGER NOT NULL DEFAULT 0;
 `,
+	// 10: the message log without its on-disk index by (conversation,
+	// seq), which the store keeps in memory instead (logindex.go): every
+	// active conversation's newest entry was a page of its own in that
+	// index, a WAL page written per message. Rows are copied in
+	// (conversation, seq) order, so each conversation's are in seq order.
+	`
+CREATE TABLE messages_log (
+	conversation_id BLOB NOT NULL,
+	seq             INTEGER NOT NULL,
+	id              BLOB NOT NULL,
+	epoch           INTEGER NOT NULL,
+	kind            INTEGER NOT NULL,
+	sender          TEXT NOT NULL,
+	payload         BLOB NOT NULL,
+	stored          INTEGER NOT NULL
+) STRICT;
+INSERT INTO messages_log (conversation_id, seq, id, epoch, kind, sender, payload, stored)
+	SELECT conversation_id, seq, id, epoch, kind, sender, payload, stored FROM messages ORDER BY conversation_id, seq;
+DROP TABLE messages;
+ALTER TABLE messages_log RENAME TO messages;
+CREATE INDEX messages_stored ON messages(stored);
+`,
 }
 
 // checkSchema fails with sqlitedb.ErrNoDatabase if no migration was ever
@@ -527,10 +558,13 @@ func (s *Store) writeTx(ctx context.Context, membership bool, fn func(tx *sql.Tx
 	}
 	if err := fn(tx); err != nil {
 		tx.Rollback()
+		s.log.discard()
 		return unavailable(err)
 	}
 	if err := tx.Commit(); err != nil {
+		s.log.discard()
 		return unavailable(fmt.Errorf("sqlitestore: commit: %w", err))
 	}
+	s.log.publish()
 	return nil
 }

@@ -55,7 +55,7 @@ func (s *Store) Verdict(ctx context.Context, deviceID string, conv, commitID []b
 			return nil
 		}
 		out = store.VerdictCounted
-		decided, err := settle(ctx, tx, conv, seq)
+		decided, err := settle(ctx, tx, s.log, conv, seq)
 		if err != nil {
 			return fmt.Errorf("verdict: %w", err)
 		}
@@ -71,7 +71,7 @@ func (s *Store) Verdict(ctx context.Context, deviceID string, conv, commitID []b
 // pending changes, again until nothing moves (a device that leaves stops
 // being a voter, which may decide other commits). It reports whether a
 // change of the commit at seq was decided.
-func settle(ctx context.Context, tx txQuerier, conv []byte, seq int64) (bool, error) {
+func settle(ctx context.Context, tx txQuerier, log *logIndex, conv []byte, seq int64) (bool, error) {
 	decidedSeq := false
 	for {
 		rows, err := tx.QueryContext(ctx, `SELECT p.seq, p.device_id, p.commit_id, p.removed, p.refuse,
@@ -151,7 +151,7 @@ func settle(ctx context.Context, tx txQuerier, conv []byte, seq int64) (bool, er
 	if _, err := tx.ExecContext(ctx, `DELETE FROM members WHERE conversation_id = ? AND until_seq IS NOT NULL AND cursor >= until_seq`, conv); err != nil {
 		return false, err
 	}
-	return decidedSeq, trimLog(ctx, tx, conv)
+	return decidedSeq, trimLog(ctx, tx, log, conv)
 }
 
 // pendingConversations lists the conversations in which one of devices
@@ -187,9 +187,9 @@ func pendingConversations(ctx context.Context, tx txQuerier, devices []string) (
 
 // settleAll settles the conversations (after devices that had a say in
 // them were deleted).
-func settleAll(ctx context.Context, tx txQuerier, convs [][]byte) error {
+func settleAll(ctx context.Context, tx txQuerier, log *logIndex, convs [][]byte) error {
 	for _, c := range convs {
-		if _, err := settle(ctx, tx, c, 0); err != nil {
+		if _, err := settle(ctx, tx, log, c, 0); err != nil {
 			return fmt.Errorf("settle pending membership changes: %w", err)
 		}
 	}

@@ -1,0 +1,259 @@
+package sqlitestore
+
+import (
+	"bytes"
+	"context"
+	"path/filepath"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/parleychat/parley/store"
+)
+
+// The message log's index is rebuilt from the table at open: after a
+// restart, a device that has not read everything fetches exactly what is
+// left, in order, past a message that disappeared in the middle and
+// the ones every member acknowledged; the next message takes the next
+// seq; and the index holds the table's rows and nothing else.
+func TestLogIndexRebuiltOnOpen(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "parley.db")
+	s := twoDeviceConversationAt(t, path)
+	var seqs []uint64
+	for i := byte(1); i <= 6; i++ {
+		a := appMessage(i, "d1")
+		if i == 4 {
+			a.Expires = time.Unix(100, 0)
+		}
+		r, err := s.Append(ctx, a)
+		if err != nil {
+			t.Fatal(err)
+		}
+		seqs = append(seqs, r.Message.Seq)
+	}
+	// d2 reads the first two (both members have: trimmed); the fourth
+	// disappears.
+	if err := s.Ack(ctx, "d2", []byte("c"), seqs[1]); err != nil {
+		t.Fatal(err)
+	}
+	if n, _, err := s.DeleteDisappeared(ctx, time.Unix(200, 0)); err != nil || n != 1 {
+		t.Fatalf("DeleteDisappeared = %d, %v", n, err)
+	}
+	want := []uint64{seqs[2], seqs[4], seqs[5]}
+	fetchSeqs := func(s *Store, limit int) []uint64 {
+		t.Helper()
+		ms, err := s.Fetch(ctx, "d2", []byte("c"), limit)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []uint64
+		for _, m := range ms {
+			if len(m.Payload) != 1 || m.Seq != seqs[m.Payload[0]-1] {
+				t.Fatalf("seq %d holds payload %x", m.Seq, m.Payload)
+			}
+			got = append(got, m.Seq)
+		}
+		return got
+	}
+	if got := fetchSeqs(s, 10); !slices.Equal(got, want) {
+		t.Fatalf("before the restart d2 fetches %v, want %v", got, want)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s, err := Open(ctx, path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	if got := fetchSeqs(s, 10); !slices.Equal(got, want) {
+		t.Fatalf("after the restart d2 fetches %v, want %v", got, want)
+	}
+	// A limit past the hole still fills up.
+	if got := fetchSeqs(s, 2); !slices.Equal(got, want[:2]) {
+		t.Fatalf("fetching 2: %v, want %v", got, want[:2])
+	}
+	var rows int
+	if err := s.r.QueryRowContext(ctx, `SELECT COUNT(*) FROM messages`).Scan(&rows); err != nil {
+		t.Fatal(err)
+	}
+	if live := len(s.log.read([]byte("c"), 0, 1<<62, 0)); live != rows || rows != 3 {
+		t.Fatalf("the index has %d live entries, the table %d rows; want 3", live, rows)
+	}
+	r, err := s.Append(ctx, appMessage(7, "d1"))
+	if err != nil || r.Message.Seq != seqs[5]+1 {
+		t.Fatalf("append after the restart: %+v, %v; want seq %d", r, err, seqs[5]+1)
+	}
+	seqs = append(seqs, r.Message.Seq)
+	if got := fetchSeqs(s, 10); !slices.Equal(got, append(want, r.Message.Seq)) {
+		t.Fatalf("d2 fetches %v after the new message", got)
+	}
+}
+
+// A database from before the log lost its on-disk index migrates with
+// its messages, and the index built from them serves Fetch.
+func TestMigrationMessageLog(t *testing.T) {
+	ctx := context.Background()
+	s := openAtVersion(t, 9,
+		`INSERT INTO accounts (username, created, skeleton) VALUES ('alice', 0, 'alice'), ('bob', 0, 'bob')`,
+		`INSERT INTO devices (id, username, public_key, created) VALUES ('a1', 'alice', x'01', 0), ('b1', 'bob', x'02', 0)`,
+		`INSERT INTO conversations (id, epoch, head_seq, created) VALUES (x'c0', 1, 3, 0), (x'c1', 1, 1, 0)`,
+		`INSERT INTO members (conversation_id, device_id, cursor) VALUES (x'c0', 'a1', 3), (x'c0', 'b1', 0), (x'c1', 'a1', 1), (x'c1', 'b1', 0)`,
+		// Inserted out of seq order, across conversations, as rowids
+		// of an old database may be.
+		`INSERT INTO messages (conversation_id, seq, id, epoch, kind, sender, payload, stored) VALUES
+			(x'c0', 3, x'03', 1, 3, 'a1', x'03', 0),
+			(x'c1', 1, x'11', 1, 3, 'a1', x'11', 0),
+			(x'c0', 1, x'01', 1, 3, 'a1', x'01', 0),
+			(x'c0', 2, x'02', 1, 3, 'a1', x'02', 0)`)
+	for conv, want := range map[byte][]byte{0xc0: {1, 2, 3}, 0xc1: {0x11}} {
+		ms, err := s.Fetch(ctx, "b1", []byte{conv}, 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []byte
+		for i, m := range ms {
+			if m.Seq != uint64(i+1) {
+				t.Fatalf("conversation %x: message %d has seq %d", conv, i, m.Seq)
+			}
+			got = append(got, m.Payload...)
+		}
+		if !bytes.Equal(got, want) {
+			t.Fatalf("conversation %x: b1 fetches %x, want %x", conv, got, want)
+		}
+	}
+	r, err := s.Append(ctx, store.Append{ID: bytes.Repeat([]byte{4}, 16), ConversationID: []byte{0xc0}, Epoch: 1,
+		Kind: store.KindApplication, Sender: "a1", Payload: []byte{4}})
+	if err != nil || r.Message.Seq != 4 {
+		t.Fatalf("append after the migration: %+v, %v", r, err)
+	}
+	if err := s.Ack(ctx, "b1", []byte{0xc0}, 4); err != nil {
+		t.Fatal(err)
+	}
+	var left int
+	if err := s.r.QueryRowContext(ctx, `SELECT COUNT(*) FROM messages WHERE conversation_id = x'c0'`).Scan(&left); err != nil || left != 0 {
+		t.Fatalf("conversation c0 keeps %d messages after everyone read them (%v)", left, err)
+	}
+}
+
+// The writer's changes are seen by readers only once published, and a
+// savepoint's rollback undoes exactly what came after it, a hole set in
+// rows that were published included.
+func TestLogIndexTransactions(t *testing.T) {
+	x := newLogIndex()
+	c := []byte("c")
+	seqsOf := func(rs []logRow) []uint64 {
+		var out []uint64
+		for _, r := range rs {
+			out = append(out, r.seq)
+		}
+		return out
+	}
+	for seq := uint64(1); seq <= 3; seq++ {
+		if err := x.added(c, seq, int64(10+seq)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := x.read(c, 0, 100, 0); got != nil {
+		t.Fatalf("readers see %v before the commit", got)
+	}
+	x.publish()
+	if got := seqsOf(x.read(c, 0, 100, 0)); !slices.Equal(got, []uint64{1, 2, 3}) {
+		t.Fatalf("after the commit: %v", got)
+	}
+	published := x.read(c, 0, 100, 0)
+
+	pub := x.convs["c"] // what a reader holds: the published rows
+	m := x.mark()
+	x.removed(c, 2)
+	if err := x.added(c, 4, 14); err != nil {
+		t.Fatal(err)
+	}
+	if got := seqsOf(x.writerRows(c, 0, 100)); !slices.Equal(got, []uint64{1, 3, 4}) {
+		t.Fatalf("the writer's view: %v", got)
+	}
+	if got := seqsOf(x.read(c, 0, 100, 0)); !slices.Equal(got, []uint64{1, 2, 3}) {
+		t.Fatalf("readers see the open transaction: %v", got)
+	}
+	x.rollbackTo(m)
+	if got := seqsOf(x.writerRows(c, 0, 100)); !slices.Equal(got, []uint64{1, 2, 3}) {
+		t.Fatalf("after the rollback to the savepoint: %v", got)
+	}
+	if err := x.added(c, 4, 24); err != nil {
+		t.Fatal(err)
+	}
+	x.trimmed(c, 1)
+	x.publish()
+	got := x.read(c, 0, 100, 0)
+	if !slices.Equal(got, []logRow{{2, 12}, {3, 13}, {4, 24}}) {
+		t.Fatalf("published after the second commit: %v", got)
+	}
+	if !slices.Equal(published, []logRow{{1, 11}, {2, 12}, {3, 13}}) || !slices.Equal(pub.rows(0, 100, 0), published) {
+		t.Fatalf("a reader's earlier rows changed under it: %v", pub.rows(0, 100, 0))
+	}
+	if x.size() != 3 {
+		t.Fatalf("size %d, want 3", x.size())
+	}
+	// A seq at or below the last indexed is refused, and a discarded
+	// transaction leaves nothing.
+	if err := x.added(c, 4, 99); err == nil {
+		t.Fatal("seq 4 indexed twice")
+	}
+	x.trimmed(c, 4)
+	x.discard()
+	if got := seqsOf(x.read(c, 0, 100, 0)); !slices.Equal(got, []uint64{2, 3, 4}) {
+		t.Fatalf("after a discarded trim: %v", got)
+	}
+	x.trimmed(c, 4)
+	x.publish()
+	if got := x.read(c, 0, 100, 0); got != nil || x.size() != 0 {
+		t.Fatalf("after trimming everything: %v, size %d", got, x.size())
+	}
+}
+
+// A request that fails after its message row was inserted (here its id's
+// row is refused, which the plain path writes after the message) is
+// rolled back to its savepoint, and so is its entry in the log's index:
+// the next message takes the same seq, and readers never see the
+// rolled-back one.
+func TestSavepointRollbackUndoesIndexEntry(t *testing.T) {
+	ctx := context.Background()
+	s := twoDeviceConversation(t)
+	if _, err := s.w.ExecContext(ctx, `CREATE TEMP TRIGGER refuse BEFORE INSERT ON message_ids
+		WHEN NEW.id = X'66666666666666666666666666666666' BEGIN SELECT RAISE(ABORT, 'refused'); END`); err != nil {
+		t.Fatal(err)
+	}
+	s.wmu.Lock()
+	var waits []func() (store.AppendResult, error)
+	for _, a := range []store.Append{appMessage(0x65, "d1"), appMessage(0x66, "d1"), appMessage(0x67, "d1")} {
+		w, err := s.StartAppend(ctx, a)
+		if err != nil {
+			s.wmu.Unlock()
+			t.Fatal(err)
+		}
+		waits = append(waits, w)
+	}
+	s.wmu.Unlock()
+	var got []error
+	var seqs []uint64
+	for _, w := range waits {
+		r, err := w()
+		got = append(got, err)
+		seqs = append(seqs, r.Message.Seq)
+	}
+	if got[0] != nil || got[2] != nil || got[1] == nil || seqs[2] != seqs[0]+1 {
+		t.Fatalf("results %v at seqs %v, want only the second to fail and the third right after the first", got, seqs)
+	}
+	ms, err := s.Fetch(ctx, "d2", []byte("c"), 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var payloads []byte
+	for _, m := range ms {
+		payloads = append(payloads, m.Payload...)
+	}
+	if !bytes.Equal(payloads, []byte{0x65, 0x67}) {
+		t.Fatalf("d2 reads payloads %x, want 6567", payloads)
+	}
+}
