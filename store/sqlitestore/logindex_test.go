@@ -257,3 +257,54 @@ func TestSavepointRollbackUndoesIndexEntry(t *testing.T) {
 		t.Fatalf("d2 reads payloads %x, want 6567", payloads)
 	}
 }
+
+// Fetch reads a conversation's rows whether they lie together in the log
+// (one range scan) or scattered among another conversation's (one
+// lookup each), and returns each conversation's own, in order.
+func TestFetchScatteredRows(t *testing.T) {
+	ctx := context.Background()
+	s := twoDeviceConversation(t)
+	if err := s.CreateConversation(ctx, []byte("e"), "d1"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Append(ctx, store.Append{ID: bytes.Repeat([]byte{0xef}, 16), ConversationID: []byte("e"),
+		Kind: store.KindCommit, Sender: "d1", Added: []string{"d2"}}); err != nil {
+		t.Fatal(err)
+	}
+	var wantC, wantE []byte
+	for i := range 10 {
+		a := appMessage(byte(i), "d1")
+		if _, err := s.Append(ctx, a); err != nil {
+			t.Fatal(err)
+		}
+		wantC = append(wantC, byte(i))
+		for j := range 5 {
+			p := byte(100 + 5*i + j)
+			if _, err := s.Append(ctx, store.Append{ID: bytes.Repeat([]byte{p}, 16), ConversationID: []byte("e"), Epoch: 1,
+				Kind: store.KindApplication, Sender: "d1", Payload: []byte{p}}); err != nil {
+				t.Fatal(err)
+			}
+			wantE = append(wantE, p)
+		}
+	}
+	for _, tc := range []struct {
+		conv  string
+		want  []byte
+		limit int
+	}{{"c", wantC, 100}, {"c", wantC[:3], 3}, {"e", wantE, 100}, {"e", wantE[:7], 7}} {
+		ms, err := s.Fetch(ctx, "d2", []byte(tc.conv), tc.limit)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []byte
+		for i, m := range ms {
+			if i > 0 && m.Seq != ms[i-1].Seq+1 {
+				t.Fatalf("%s: seq %d after %d", tc.conv, m.Seq, ms[i-1].Seq)
+			}
+			got = append(got, m.Payload...)
+		}
+		if !bytes.Equal(got, tc.want) {
+			t.Fatalf("conversation %s, limit %d: d2 fetches %x, want %x", tc.conv, tc.limit, got, tc.want)
+		}
+	}
+}

@@ -564,23 +564,66 @@ func (s *Store) Fetch(ctx context.Context, deviceID string, conv []byte, limit i
 		if len(entries) == 0 {
 			break
 		}
+		found, err := readLogRows(ctx, tx, conv, entries)
+		if err != nil {
+			return nil, fmt.Errorf("fetch: %w", err)
+		}
 		for _, e := range entries {
-			m := store.Message{ConversationID: conv, Seq: e.seq}
-			var stored int64
-			err := tx.QueryRowContext(ctx, `SELECT id, epoch, kind, sender, payload, stored FROM messages WHERE rowid = ? AND conversation_id = ? AND seq = ?`,
-				e.rowid, conv, e.seq).Scan(&m.ID, &m.Epoch, &m.Kind, &m.Sender, &m.Payload, &stored)
-			if errors.Is(err, sql.ErrNoRows) {
-				continue // deleted after the index was read
-			}
-			if err != nil {
-				return nil, fmt.Errorf("fetch: %w", err)
-			}
-			m.Stored = fromMilli(stored)
-			out = append(out, m)
+			if m, ok := found[e.rowid]; ok && m.Seq == e.seq {
+				out = append(out, m)
+			} // else deleted after the index was read
 		}
 		after = entries[len(entries)-1].seq
 	}
 	return out, nil
+}
+
+// readLogRows reads conv's rows of entries, by rowid. Where the rows lie
+// close together in the log (a backlog queued for an offline device) one
+// range scan of the rowids reads them; scattered among other
+// conversations' rows, each is looked up.
+func readLogRows(ctx context.Context, tx *sql.Tx, conv []byte, entries []logRow) (map[int64]store.Message, error) {
+	lo, hi := entries[0].rowid, entries[0].rowid
+	for _, e := range entries {
+		lo, hi = min(lo, e.rowid), max(hi, e.rowid)
+	}
+	found := make(map[int64]store.Message, len(entries))
+	scan := func(rows *sql.Rows) error {
+		defer rows.Close()
+		for rows.Next() {
+			m := store.Message{ConversationID: conv}
+			var rowid, stored int64
+			if err := rows.Scan(&rowid, &m.Seq, &m.ID, &m.Epoch, &m.Kind, &m.Sender, &m.Payload, &stored); err != nil {
+				return err
+			}
+			m.Stored = fromMilli(stored)
+			found[rowid] = m
+		}
+		return rows.Err()
+	}
+	const cols = `SELECT rowid, seq, id, epoch, kind, sender, payload, stored FROM messages`
+	if hi-lo < 4*int64(len(entries)) {
+		rows, err := tx.QueryContext(ctx, cols+` WHERE rowid BETWEEN ? AND ? AND conversation_id = ?`, lo, hi, conv)
+		if err != nil {
+			return nil, err
+		}
+		return found, scan(rows)
+	}
+	stmt, err := tx.PrepareContext(ctx, cols+` WHERE rowid = ? AND conversation_id = ?`)
+	if err != nil {
+		return nil, err
+	}
+	defer stmt.Close()
+	for _, e := range entries {
+		rows, err := stmt.QueryContext(ctx, e.rowid, conv)
+		if err != nil {
+			return nil, err
+		}
+		if err := scan(rows); err != nil {
+			return nil, err
+		}
+	}
+	return found, nil
 }
 
 // Ack runs in the group commit with the appends: one Ack per delivered
