@@ -97,7 +97,8 @@ func TestServeMetricsForOperatorsOnly(t *testing.T) {
 	if metricsURL == "" {
 		t.Fatal("no metrics listener logged")
 	}
-	if code, body := get(t, metricsURL, ""); code != http.StatusOK || !strings.Contains(body, "parleyd_websocket_connections") {
+	if code, body := get(t, metricsURL, ""); code != http.StatusOK || !strings.Contains(body, "parleyd_websocket_connections") ||
+		!strings.Contains(body, "parleyd_sqlite_log_index_entries 0") {
 		t.Fatalf("metrics listener: %d %.200q", code, body)
 	}
 	if code, _ := get(t, mainURL+"/metrics", ""); code != http.StatusUnauthorized {

@@ -448,6 +448,14 @@ func serveWith(ctx context.Context, f serveFlags, log *slog.Logger, ready chan<-
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), batchSizes)
+	if sq, ok := st.(*sqlitestore.Store); ok {
+		// The message log's index is in memory and grows with the
+		// messages devices have not read (an offline device's backlog).
+		reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "parleyd_sqlite_log_index_entries",
+			Help: "Entries of the SQLite message log's in-memory index: about one per message some device has not acknowledged (8 bytes each).",
+		}, func() float64 { return float64(sq.LogIndexEntries()) }))
+	}
 	// Public channels (not end to end encrypted, checked against hash
 	// lists) authenticate through the delivery server's bearer tokens; the
 	// server is created after them, hence the indirection.

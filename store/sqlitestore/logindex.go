@@ -127,7 +127,13 @@ func cmpUint(a, b uint64) int {
 // errCorruptLog means the table holds what the log's rules forbid.
 var errCorruptLog = errors.New("the message log is inconsistent")
 
-// Size is the number of entries the published index holds.
+// LogIndexEntries is how many entries the message log's index holds in
+// memory: about one per message some device has not yet acknowledged (8
+// bytes each, and a map entry per conversation with any), for operators
+// to watch (parleyd_sqlite_log_index_entries).
+func (s *Store) LogIndexEntries() int { return s.log.size() }
+
+// size is the number of entries the published index holds.
 func (x *logIndex) size() int {
 	x.mu.RLock()
 	defer x.mu.RUnlock()
