@@ -137,6 +137,7 @@ func (s *Store) runBatch(batch []appendReq, stmts *stmtCache) {
 // which isolates the failing request.
 func (s *Store) runBatchCached(batch []appendReq, stmts *stmtCache) bool {
 	ctx := context.Background() // the transaction is no one caller's
+	s.log.discard()             // nothing of an earlier transaction may be published with this one
 	tx, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
 		failAll(batch, fmt.Errorf("append: begin: %w", err))
@@ -237,6 +238,7 @@ func failAll(batch []appendReq, err error) {
 // something failed.
 func (s *Store) runBatchSavepoints(batch []appendReq, stmts *stmtCache) {
 	ctx := context.Background()
+	s.log.discard()
 	tx, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
 		failAll(batch, fmt.Errorf("append: begin: %w", err))

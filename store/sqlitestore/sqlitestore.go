@@ -552,6 +552,7 @@ func (s *Store) writeTx(ctx context.Context, membership bool, fn func(tx *sql.Tx
 	if membership {
 		defer s.cache.reset()
 	}
+	s.log.discard() // nothing of an earlier transaction may be published with this one
 	tx, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
 		return unavailable(fmt.Errorf("sqlitestore: begin: %w", err))
