@@ -3,6 +3,7 @@ package sqlitestore
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"path/filepath"
 	"slices"
 	"testing"
@@ -306,5 +307,86 @@ func TestFetchScatteredRows(t *testing.T) {
 		if !bytes.Equal(got, tc.want) {
 			t.Fatalf("conversation %s, limit %d: d2 fetches %x, want %x", tc.conv, tc.limit, got, tc.want)
 		}
+	}
+}
+
+// While messages are appended, acknowledged and trimmed, every Fetch
+// returns the messages after the device's cursor with no gap, and in the
+// end every message was read once: the index's publication after commit
+// and Fetch's snapshot agree (run it with -race).
+func TestLogIndexConcurrentFetch(t *testing.T) {
+	ctx := context.Background()
+	s := twoDeviceConversation(t)
+	convs := [][]byte{[]byte("c")}
+	for _, id := range []string{"e", "f", "g"} {
+		if err := s.CreateConversation(ctx, []byte(id), "d1"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.Append(ctx, store.Append{ID: bytes.Repeat([]byte(id), 16), ConversationID: []byte(id),
+			Kind: store.KindCommit, Sender: "d1", Added: []string{"d2"}}); err != nil {
+			t.Fatal(err)
+		}
+		convs = append(convs, []byte(id))
+	}
+	const perConv = 200
+	heads := make([]uint64, len(convs))
+	for i, c := range convs {
+		// d2 reads from just after the commit that added it.
+		if err := s.r.QueryRowContext(ctx, `SELECT cursor FROM members WHERE conversation_id = ? AND device_id = 'd2'`, c).Scan(&heads[i]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	errs := make(chan error, 2*len(convs))
+	for i, c := range convs {
+		go func() {
+			for n := range perConv {
+				id := make([]byte, 16)
+				copy(id, c)
+				id[14], id[15] = byte(n>>8), byte(n)
+				if _, err := s.Append(ctx, store.Append{ID: id, ConversationID: c, Epoch: 1, Kind: store.KindApplication,
+					Sender: "d1", Payload: []byte{byte(n >> 8), byte(n)}}); err != nil {
+					errs <- err
+					return
+				}
+			}
+			errs <- nil
+		}()
+		go func() {
+			cursor, read := heads[i], 0
+			for read < perConv {
+				ms, err := s.Fetch(ctx, "d2", c, 16)
+				if err != nil {
+					errs <- err
+					return
+				}
+				for _, m := range ms {
+					if m.Seq != cursor+1 {
+						errs <- fmt.Errorf("conversation %s: fetched seq %d after %d", c, m.Seq, cursor)
+						return
+					}
+					if n := int(m.Payload[0])<<8 | int(m.Payload[1]); n != read {
+						errs <- fmt.Errorf("conversation %s: message %d where %d was due", c, n, read)
+						return
+					}
+					cursor++
+					read++
+				}
+				if len(ms) > 0 {
+					if err := s.Ack(ctx, "d2", c, cursor); err != nil {
+						errs <- err
+						return
+					}
+				}
+			}
+			errs <- nil
+		}()
+	}
+	for range 2 * len(convs) {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := s.LogIndexEntries(); n != 0 {
+		t.Fatalf("the index holds %d entries once every message was read by both devices", n)
 	}
 }
