@@ -126,6 +126,28 @@ func TestCachedStateIsDurable(t *testing.T) {
 	}
 }
 
+// appendInOneBatch holds the writer while the appends queue up, so that
+// they share one batch, and returns each one's result.
+func appendInOneBatch(t *testing.T, s *Store, appends ...store.Append) ([]store.AppendResult, []error) {
+	t.Helper()
+	s.wmu.Lock()
+	var waits []func() (store.AppendResult, error)
+	for _, a := range appends {
+		w, err := s.StartAppend(context.Background(), a)
+		if err != nil {
+			s.wmu.Unlock()
+			t.Fatal(err)
+		}
+		waits = append(waits, w)
+	}
+	s.wmu.Unlock()
+	res, errs := make([]store.AppendResult, len(waits)), make([]error, len(waits))
+	for i, w := range waits {
+		res[i], errs[i] = w()
+	}
+	return res, errs
+}
+
 // A request that fails after the batch's transaction was written to (an
 // INSERT refused by the database) fails alone: its neighbours in the same
 // batch are stored, it leaves no trace (its id is not taken), and a retry
@@ -138,23 +160,7 @@ func TestFailedWriteFailsAlone(t *testing.T) {
 		WHEN NEW.payload = X'66' BEGIN SELECT RAISE(ABORT, 'refused'); END`); err != nil {
 		t.Fatal(err)
 	}
-	// Hold the writer so the three appends queue up and share a batch.
-	s.wmu.Lock()
-	var waits []func() (store.AppendResult, error)
-	for _, a := range []store.Append{appMessage(0x65, "d1"), appMessage(0x66, "d1"), appMessage(0x67, "d2")} {
-		w, err := s.StartAppend(ctx, a)
-		if err != nil {
-			s.wmu.Unlock()
-			t.Fatal(err)
-		}
-		waits = append(waits, w)
-	}
-	s.wmu.Unlock()
-	var got []error
-	for _, w := range waits {
-		_, err := w()
-		got = append(got, err)
-	}
+	_, got := appendInOneBatch(t, s, appMessage(0x65, "d1"), appMessage(0x66, "d1"), appMessage(0x67, "d2"))
 	if got[0] != nil || got[2] != nil || got[1] == nil {
 		t.Fatalf("results %v, want only the second to fail", got)
 	}

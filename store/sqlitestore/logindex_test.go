@@ -225,22 +225,9 @@ func TestSavepointRollbackUndoesIndexEntry(t *testing.T) {
 		WHEN NEW.id = X'66666666666666666666666666666666' BEGIN SELECT RAISE(ABORT, 'refused'); END`); err != nil {
 		t.Fatal(err)
 	}
-	s.wmu.Lock()
-	var waits []func() (store.AppendResult, error)
-	for _, a := range []store.Append{appMessage(0x65, "d1"), appMessage(0x66, "d1"), appMessage(0x67, "d1")} {
-		w, err := s.StartAppend(ctx, a)
-		if err != nil {
-			s.wmu.Unlock()
-			t.Fatal(err)
-		}
-		waits = append(waits, w)
-	}
-	s.wmu.Unlock()
-	var got []error
+	res, got := appendInOneBatch(t, s, appMessage(0x65, "d1"), appMessage(0x66, "d1"), appMessage(0x67, "d1"))
 	var seqs []uint64
-	for _, w := range waits {
-		r, err := w()
-		got = append(got, err)
+	for _, r := range res {
 		seqs = append(seqs, r.Message.Seq)
 	}
 	if got[0] != nil || got[2] != nil || got[1] == nil || seqs[2] != seqs[0]+1 {
