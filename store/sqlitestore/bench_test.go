@@ -112,3 +112,39 @@ func benchCommits(b *testing.B, pending bool) {
 	defer s.Close()
 	storetest.BenchCommits(b, s, pending, nil)
 }
+
+// BenchmarkOpenWithBacklog measures opening a store whose log holds 1
+// million undelivered messages (10 000 conversations of 100, as offline
+// devices leave them): the message log's index is rebuilt by one scan of
+// those rows (logindex.go). rows/s is that scan's rate, the whole Open
+// included.
+func BenchmarkOpenWithBacklog(b *testing.B) {
+	ctx := context.Background()
+	path := filepath.Join(b.TempDir(), "parley.db")
+	s, err := Open(ctx, path, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	const convs, per = 10_000, 100
+	if _, err := s.w.ExecContext(ctx, `WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < ?)
+		INSERT INTO messages (conversation_id, seq, id, epoch, kind, sender, payload, stored)
+		SELECT CAST(printf('%016d', i % ?) AS BLOB), i / ? + 1, randomblob(16), 1, 3, 'd1', randomblob(200), 0 FROM n`,
+		convs*per-1, convs, convs); err != nil {
+		b.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	for range b.N {
+		s, err := Open(ctx, path, nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if n := s.LogIndexEntries(); n != convs*per {
+			b.Fatalf("index of %d entries, want %d", n, convs*per)
+		}
+		s.Close()
+	}
+	b.ReportMetric(float64(convs*per)*float64(b.N)/b.Elapsed().Seconds(), "rows/s")
+}

@@ -2,6 +2,7 @@ package sqlitestore
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"slices"
@@ -68,31 +69,40 @@ func newLogIndex() *logIndex {
 	return &logIndex{convs: make(map[string]convLog), view: make(map[string]*convView)}
 }
 
-// load rebuilds the index from the table. Rows of one conversation are
-// in seq order by construction (appended in order), but the scan sorts
-// them rather than rely on it.
+// load rebuilds the index from the table. Rows of one conversation come
+// in seq order by construction (appended in order); the scan sorts those
+// of a conversation that do not rather than rely on it.
 func (x *logIndex) load(ctx context.Context, q txQuerier) error {
 	rows, err := q.QueryContext(ctx, `SELECT rowid, conversation_id, seq FROM messages`)
 	if err != nil {
 		return fmt.Errorf("sqlitestore: load the message log's index: %w", err)
 	}
 	defer rows.Close()
-	byConv := make(map[string][]logRow)
+	byConv := make(map[string]*[]logRow)
+	var conv sql.RawBytes // the conversation id is only a map key: not copied per row
 	for rows.Next() {
 		var r logRow
-		var conv []byte
 		if err := rows.Scan(&r.rowid, &conv, &r.seq); err != nil {
 			return fmt.Errorf("sqlitestore: load the message log's index: %w", err)
 		}
-		byConv[string(conv)] = append(byConv[string(conv)], r)
+		rs, ok := byConv[string(conv)]
+		if !ok {
+			rs = new([]logRow)
+			byConv[string(conv)] = rs
+		}
+		*rs = append(*rs, r)
 	}
 	if err := rows.Err(); err != nil {
 		return fmt.Errorf("sqlitestore: load the message log's index: %w", err)
 	}
 	convs := make(map[string]convLog, len(byConv))
 	entries := 0
-	for conv, rs := range byConv {
-		slices.SortFunc(rs, func(a, b logRow) int { return cmpUint(a.seq, b.seq) })
+	for conv, rsp := range byConv {
+		rs := *rsp
+		bySeq := func(a, b logRow) int { return cmpUint(a.seq, b.seq) }
+		if !slices.IsSortedFunc(rs, bySeq) {
+			slices.SortFunc(rs, bySeq)
+		}
 		l := convLog{first: rs[0].seq, rowids: make([]int64, 0, int(rs[len(rs)-1].seq-rs[0].seq)+1)}
 		for _, r := range rs {
 			next := l.first + uint64(len(l.rowids))
