@@ -148,6 +148,21 @@ func appendInOneBatch(t *testing.T, s *Store, appends ...store.Append) ([]store.
 	return res, errs
 }
 
+// fetchedPayloads is what device fetches of conv (up to 100 messages),
+// the payloads one after another.
+func fetchedPayloads(t *testing.T, s *Store, device, conv string) []byte {
+	t.Helper()
+	ms, err := s.Fetch(context.Background(), device, []byte(conv), 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var payloads []byte
+	for _, m := range ms {
+		payloads = append(payloads, m.Payload...)
+	}
+	return payloads
+}
+
 // A request that fails after the batch's transaction was written to (an
 // INSERT refused by the database) fails alone: its neighbours in the same
 // batch are stored, it leaves no trace (its id is not taken), and a retry
@@ -160,19 +175,11 @@ func TestFailedWriteFailsAlone(t *testing.T) {
 		WHEN NEW.payload = X'66' BEGIN SELECT RAISE(ABORT, 'refused'); END`); err != nil {
 		t.Fatal(err)
 	}
-	_, got := appendInOneBatch(t, s, appMessage(0x65, "d1"), appMessage(0x66, "d1"), appMessage(0x67, "d2"))
+	res, got := appendInOneBatch(t, s, appMessage(0x65, "d1"), appMessage(0x66, "d1"), appMessage(0x67, "d2"))
 	if got[0] != nil || got[2] != nil || got[1] == nil {
 		t.Fatalf("results %v, want only the second to fail", got)
 	}
-	ms, err := s.Fetch(ctx, "d2", []byte("c"), 100)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var payloads []byte
-	for _, m := range ms {
-		payloads = append(payloads, m.Payload...)
-	}
-	if !bytes.Equal(payloads, []byte{0x65, 0x67}) {
+	if payloads := fetchedPayloads(t, s, "d2", "c"); !bytes.Equal(payloads, []byte{0x65, 0x67}) {
 		t.Fatalf("d2 reads payloads %x, want 6567", payloads)
 	}
 	if _, err := s.w.ExecContext(ctx, `DROP TRIGGER refuse`); err != nil {
@@ -182,8 +189,8 @@ func TestFailedWriteFailsAlone(t *testing.T) {
 	if err != nil || r.Duplicate {
 		t.Fatalf("retry of the failed message: %+v, %v; want stored anew", r, err)
 	}
-	if r.Message.Seq != ms[len(ms)-1].Seq+1 {
-		t.Fatalf("retry stored at seq %d, want %d", r.Message.Seq, ms[len(ms)-1].Seq+1)
+	if r.Message.Seq != res[2].Message.Seq+1 {
+		t.Fatalf("retry stored at seq %d, want %d", r.Message.Seq, res[2].Message.Seq+1)
 	}
 }
 

@@ -233,15 +233,7 @@ func TestSavepointRollbackUndoesIndexEntry(t *testing.T) {
 	if got[0] != nil || got[2] != nil || got[1] == nil || seqs[2] != seqs[0]+1 {
 		t.Fatalf("results %v at seqs %v, want only the second to fail and the third right after the first", got, seqs)
 	}
-	ms, err := s.Fetch(ctx, "d2", []byte("c"), 100)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var payloads []byte
-	for _, m := range ms {
-		payloads = append(payloads, m.Payload...)
-	}
-	if !bytes.Equal(payloads, []byte{0x65, 0x67}) {
+	if payloads := fetchedPayloads(t, s, "d2", "c"); !bytes.Equal(payloads, []byte{0x65, 0x67}) {
 		t.Fatalf("d2 reads payloads %x, want 6567", payloads)
 	}
 }
