@@ -398,10 +398,12 @@ func TestProposalReusingAnID(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, cv := range convs {
-		if cv.Label == "#team" && slices.ContainsFunc(cv.Members, func(s Sender) bool { return s.User == "mallory" }) {
-			t.Fatalf("alice still has mallory in #team: %+v", cv.Members)
-		}
+	i := slices.IndexFunc(convs, func(cv Conversation) bool { return cv.Label == "#team" })
+	if i < 0 {
+		t.Fatalf("alice has no #team: %+v", convs)
+	}
+	if slices.ContainsFunc(convs[i].Members, func(s Sender) bool { return s.User == "mallory" }) {
+		t.Fatalf("alice still has mallory in #team: %+v", convs[i].Members)
 	}
 	if _, err := alice.Send(ctx, "#team", "after"); err != nil {
 		t.Fatalf("alice's message after mallory's leaving: %v", err)

@@ -237,3 +237,22 @@ func TestServeMaxGroupMembers(t *testing.T) {
 		t.Fatalf("after the refused commit: %+v, %v", infos, err)
 	}
 }
+
+// A second "parleyd serve" on a data directory a server is using refuses
+// to start and says why; an admin command still works beside the server.
+func TestServeRefusesSecondServer(t *testing.T) {
+	dir := t.TempDir()
+	runServe(t, "--data", dir, "--metrics-listen", "off")
+	// Were it to start, it would serve until the deadline and exit 0.
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	var errb lockedBuffer
+	code := run(ctx, []string{"serve", "--data", dir, "--listen", "127.0.0.1:0", "--metrics-listen", "off"}, io.Discard, &errb)
+	if code == 0 || !strings.Contains(errb.String(), "another parleyd serve is using this database") {
+		t.Fatalf("second server: exit %d, %q", code, errb.String())
+	}
+	var out bytes.Buffer
+	if code := run(context.Background(), []string{"admin", "invite", "--data", dir}, &out, io.Discard); code != 0 || out.Len() == 0 {
+		t.Fatalf("admin invite beside the server: exit %d, %q", code, out.String())
+	}
+}

@@ -678,7 +678,7 @@ func openStore(ctx context.Context, dir, db string, create bool, log *slog.Logge
 		}
 		return st, nil
 	}
-	st, err := sqlitestore.Open(ctx, filepath.Join(dir, deliveryDB), &sqlitestore.Options{OnBatch: onBatch, NoCreate: !create})
+	st, err := sqlitestore.Open(ctx, filepath.Join(dir, deliveryDB), &sqlitestore.Options{OnBatch: onBatch, NoCreate: !create, OneServer: create})
 	if errors.Is(err, sqlitedb.ErrNoDatabase) {
 		err = datadir.Missing(dir, deliveryDB)
 	}

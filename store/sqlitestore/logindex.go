@@ -24,7 +24,10 @@ import (
 // the rows, which are only the messages some device has not yet
 // acknowledged, as the log is trimmed as devices acknowledge). This
 // process must be the database's only writer of messages, as it already
-// is of the conversations' heads and cursors (convCache).
+// is of the conversations' heads and cursors (convCache): "parleyd serve"
+// opens with Options.OneServer, so a second server on the same database
+// refuses to start (the table no longer has a key that would refuse a
+// seq given out twice).
 //
 // Changes follow the transactions: the writer (under Store.wmu) records
 // what it inserts and deletes in a view of the conversations it changed,

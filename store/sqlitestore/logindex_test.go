@@ -3,6 +3,7 @@ package sqlitestore
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"path/filepath"
 	"slices"
@@ -368,4 +369,36 @@ func TestLogIndexConcurrentFetch(t *testing.T) {
 	if n := s.LogIndexEntries(); n != 0 {
 		t.Fatalf("the index holds %d entries once every message was read by both devices", n)
 	}
+}
+
+// Only one server opens a database at a time (Options.OneServer): a
+// second would keep its own index and cache and give out the same seqs.
+// A store opened without it (the admin commands) still opens beside the
+// server, and once the server closes, the next one starts.
+func TestOneServer(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "parley.db")
+	first, err := Open(ctx, path, &Options{OneServer: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s, err := Open(ctx, path, &Options{OneServer: true}); !errors.Is(err, ErrServerRunning) {
+		if err == nil {
+			s.Close()
+		}
+		t.Fatalf("second server: %v, want ErrServerRunning", err)
+	}
+	admin, err := Open(ctx, path, &Options{NoCreate: true})
+	if err != nil {
+		t.Fatalf("an admin command beside the server: %v", err)
+	}
+	admin.Close()
+	if err := first.Close(); err != nil {
+		t.Fatal(err)
+	}
+	next, err := Open(ctx, path, &Options{OneServer: true})
+	if err != nil {
+		t.Fatalf("the next server after the first closed: %v", err)
+	}
+	next.Close()
 }

@@ -37,7 +37,16 @@ type Options struct {
 	// uses it, so that run against the wrong directory it fails instead
 	// of writing to a new database the server never reads.
 	NoCreate bool
+	// OneServer makes Open fail with ErrServerRunning while another
+	// store opened with it holds the database: "parleyd serve" sets it.
+	// The admin commands, which work beside a running server and write
+	// no messages, do not.
+	OneServer bool
 }
+
+// ErrServerRunning means another server has the database open
+// (Options.OneServer).
+var ErrServerRunning = errors.New("another parleyd serve is using this database")
 
 // Store is a store.Store backed by one SQLite database file.
 type Store struct {
@@ -53,6 +62,8 @@ type Store struct {
 	// log is the message log's index (logindex.go): published for
 	// readers, its open transaction's view for the writer (wmu).
 	log *logIndex
+	// serverLock is held for the store's life with Options.OneServer.
+	serverLock *os.File
 
 	mu      sync.RWMutex // guards closed and sends on appends
 	closed  bool
@@ -85,6 +96,25 @@ const writerPragmas = "&_pragma=cache_size(-32768)&_pragma=wal_autocheckpoint(10
 // path and applies any pending schema migrations. The file is created with
 // mode 0600.
 func Open(ctx context.Context, path string, opts *Options) (*Store, error) {
+	var lock *os.File
+	if opts != nil && opts.OneServer {
+		var err error
+		if lock, err = lockServer(path); err != nil {
+			return nil, err
+		}
+	}
+	s, err := open(ctx, path, opts)
+	if err != nil {
+		if lock != nil {
+			lock.Close()
+		}
+		return nil, err
+	}
+	s.serverLock = lock
+	return s, nil
+}
+
+func open(ctx context.Context, path string, opts *Options) (*Store, error) {
 	noCreate := opts != nil && opts.NoCreate
 	mode := ""
 	if noCreate {
@@ -166,6 +196,9 @@ func (s *Store) Close() error {
 	<-s.done
 	err1 := s.r.Close()
 	err2 := s.w.Close()
+	if s.serverLock != nil {
+		s.serverLock.Close() // after the database: the next server may start
+	}
 	return errors.Join(err1, err2)
 }
 
