@@ -417,10 +417,23 @@ func readFloats(br *bufio.Reader, dst []float32) error {
 		if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
 			return fmt.Errorf("value %d is not a finite number", i)
 		}
+		if math.Abs(float64(v)) > maxTMKValue {
+			// Finite, but its square overflows float32 in the
+			// reference's arithmetic: every score would be NaN.
+			return fmt.Errorf("value %d is %g, beyond any hash's (at most %g)", i, v, maxTMKValue)
+		}
 		dst[i] = v
 	}
 	return nil
 }
+
+// maxTMKValue bounds a TMK file's floats. PDQF features and their
+// averages and Fourier coefficients are small (in the eight reference
+// files at most 374); the matcher multiplies coefficients by dot products
+// of 256 products in float32, so values much past 1e9 overflow to Inf and
+// the scores to NaN (a fuzzed file did). 1e6 leaves 2 700 times the
+// reference's largest.
+const maxTMKValue = 1e6
 
 func readFloatsN(br *bufio.Reader, n int) ([]float32, error) {
 	const chunk = 4096
