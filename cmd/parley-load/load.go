@@ -176,26 +176,31 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 
 // Report is the outcome of a run.
 type Report struct {
-	Payloads    string             `json:"payloads"`
-	Transport   string             `json:"transport"`
-	Store       string             `json:"store,omitempty"` // of a spawned server
-	Nodes       int                `json:"nodes,omitempty"` // spawned server processes
-	Accounts    int                `json:"accounts"`
-	Devices     int                `json:"devices"`
-	Connections int                `json:"connections"`
-	Duration    float64            `json:"duration_seconds"`
-	Sent        int64              `json:"sent"`
-	Acked       int64              `json:"acknowledged"`
-	Errors      int64              `json:"errors"`
-	Expected    int64              `json:"expected_deliveries"`
-	Delivered   int64              `json:"delivered"`
-	ByFetch     int64              `json:"delivered_by_fetch"`
-	Lost        int64              `json:"lost"`
-	Duplicated  int64              `json:"duplicated"`
-	Reordered   int64              `json:"reordered"`
-	Attachments int64              `json:"attachments"`
-	AckEvery    float64            `json:"ack_every_ms"`
-	AcksSent    int64              `json:"acks_sent"`
+	Payloads    string  `json:"payloads"`
+	Transport   string  `json:"transport"`
+	Store       string  `json:"store,omitempty"` // of a spawned server
+	Nodes       int     `json:"nodes,omitempty"` // spawned server processes
+	Accounts    int     `json:"accounts"`
+	Devices     int     `json:"devices"`
+	Connections int     `json:"connections"`
+	Duration    float64 `json:"duration_seconds"`
+	Sent        int64   `json:"sent"`
+	Acked       int64   `json:"acknowledged"`
+	Errors      int64   `json:"errors"`
+	Expected    int64   `json:"expected_deliveries"`
+	Delivered   int64   `json:"delivered"`
+	ByFetch     int64   `json:"delivered_by_fetch"`
+	Lost        int64   `json:"lost"`
+	Duplicated  int64   `json:"duplicated"`
+	Reordered   int64   `json:"reordered"`
+	Attachments int64   `json:"attachments"`
+	AckEvery    float64 `json:"ack_every_ms"`
+	AcksSent    int64   `json:"acks_sent"`
+	// CatchUp is how many messages the devices fetched after the run:
+	// what the server still held for them, unacknowledged. With acks on
+	// it stays near one ack interval's worth; the rest was trimmed from
+	// the server's log during the run, as it is for real clients.
+	CatchUp     int64              `json:"fetched_at_catch_up"`
 	AckedPerSec float64            `json:"acknowledged_per_second"`
 	DelivPerSec float64            `json:"delivered_per_second"`
 	P50, P99    float64            `json:"-"`
@@ -259,7 +264,7 @@ func (r *Report) print(w io.Writer) {
 	fmt.Fprintf(w, "deliveries expected %d  delivered %d (by push %d, by fetch %d)  lost %d  duplicated %d  reordered %d\n",
 		r.Expected, r.Delivered, r.Delivered-r.ByFetch, r.ByFetch, r.Lost, r.Duplicated, r.Reordered)
 	if r.AckEvery > 0 {
-		fmt.Fprintf(w, "receiver acks: on, at most every %.0f ms per device, %d Ack requests sent during the run\n", r.AckEvery, r.AcksSent)
+		fmt.Fprintf(w, "receiver acks: on, at most every %.0f ms per device, %d Ack requests sent during the run; %d messages left unacknowledged for the catch-up\n", r.AckEvery, r.AcksSent, r.CatchUp)
 	} else {
 		fmt.Fprintf(w, "receiver acks: off during the run (--ack-every 0; only the final catch-up acks)\n")
 	}
@@ -305,10 +310,10 @@ func (r *Report) print(w io.Writer) {
 
 // stats are shared counters.
 type stats struct {
-	sent, acked, errs, expected, delivered, byFetch, dups, reordered, attach, acks atomic.Int64
-	mu                                                                             sync.Mutex
-	lat                                                                            []float64 // ms
-	firstEr                                                                        []string
+	sent, acked, errs, expected, delivered, byFetch, dups, reordered, attach, acks, catchUp atomic.Int64
+	mu                                                                                      sync.Mutex
+	lat                                                                                     []float64 // ms
+	firstEr                                                                                 []string
 }
 
 func (s *stats) err(e error) {
@@ -674,6 +679,7 @@ func (s *stats) fill(rep *Report, elapsed time.Duration) {
 	rep.Lost = max(0, rep.Expected-rep.Delivered)
 	rep.Duplicated, rep.Reordered, rep.Attachments = s.dups.Load(), s.reordered.Load(), s.attach.Load()
 	rep.AcksSent = s.acks.Load()
+	rep.CatchUp = s.catchUp.Load()
 	rep.AckedPerSec = float64(rep.Acked) / elapsed.Seconds()
 	rep.DelivPerSec = float64(rep.Delivered-rep.ByFetch) / elapsed.Seconds()
 	s.mu.Lock()
@@ -782,11 +788,19 @@ func (w *world) setup(ctx context.Context) error {
 				return err
 			}
 		}
-		if _, err := creator.c.call(ctx, &parleypb.ClientFrame{Body: &parleypb.ClientFrame_Send{Send: &parleypb.SendRequest{
+		r, err := creator.c.call(ctx, &parleypb.ClientFrame{Body: &parleypb.ClientFrame_Send{Send: &parleypb.SendRequest{
 			MessageId: randBytes(16), ConversationId: cv.id, Epoch: 0, Kind: parleypb.Kind_COMMIT,
-			Payload: commit, AddedDeviceIds: added, Welcome: welcome}}}); err != nil {
+			Payload: commit, AddedDeviceIds: added, Welcome: welcome}}})
+		if err != nil {
 			return fmt.Errorf("add members: %w", err)
 		}
+		// The creator is not pushed its own commit: without marking it
+		// here its watermark would stay below the commit's seq, it would
+		// never acknowledge, and nothing in the conversation would be
+		// trimmed during the run (as no real client behaves).
+		creator.mu.Lock()
+		creator.wmFor(string(cv.id)).mark(r.GetSend().Seq)
+		creator.mu.Unlock()
 		w.convs[i] = cv
 		return nil
 	})
@@ -1156,7 +1170,7 @@ func (w *world) catchUp(ctx context.Context) {
 			convs = append(convs, d.direct)
 		}
 		for _, cv := range convs {
-			if err := d.fetchAll(ctx, cv.id, nil); err != nil {
+			if err := d.fetchAll(ctx, cv.id, func(*parleypb.Message) { w.st.catchUp.Add(1) }); err != nil {
 				w.st.err(fmt.Errorf("catch up: %w", err))
 			}
 		}
