@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sync"
 
 	"github.com/parleychat/parley/store"
 )
@@ -44,10 +45,11 @@ func (s *Store) StartAppend(ctx context.Context, a store.Append) (wait func() (s
 	if err := store.CheckAppend(a); err != nil {
 		return nil, fmt.Errorf("append: %w", err)
 	}
-	req := appendReq{ctx: ctx, a: a, res: make(chan appendResp, 1)}
+	req := appendReq{ctx: ctx, a: a, res: respChans.Get().(chan appendResp)}
 	s.mu.RLock()
 	if s.closed {
 		s.mu.RUnlock()
+		respChans.Put(req.res) // nothing was sent on it
 		return nil, store.ErrClosed
 	}
 	s.appends <- req
@@ -58,23 +60,32 @@ func (s *Store) StartAppend(ctx context.Context, a store.Append) (wait func() (s
 		// message that was stored (a retry with the same id is idempotent
 		// anyway).
 		resp := <-req.res
+		respChans.Put(req.res) // the writer answers once: it is empty again
 		return resp.r, resp.err
 	}, nil
 }
 
+// respChans holds the answer channels of finished requests. Every append
+// needs one, and its one-element buffer holds a whole AppendResult:
+// reused, they are not garbage per message. A channel goes back only
+// once its one answer was received, so it is always empty there.
+var respChans = sync.Pool{New: func() any { return make(chan appendResp, 1) }}
+
 // batched queues req (an Ack) for the group-commit writer's next
 // transaction and waits until that transaction is durable (or failed).
 func (s *Store) batched(ctx context.Context, req appendReq) error {
-	req.ctx, req.res = ctx, make(chan appendResp, 1)
+	req.ctx, req.res = ctx, respChans.Get().(chan appendResp)
 	s.mu.RLock()
 	if s.closed {
 		s.mu.RUnlock()
+		respChans.Put(req.res)
 		return store.ErrClosed
 	}
 	s.appends <- req
 	s.mu.RUnlock()
 	// As for appends, wait for the outcome even if ctx ends.
 	resp := <-req.res
+	respChans.Put(req.res)
 	return resp.err
 }
 
@@ -150,7 +161,10 @@ func (s *Store) runBatchCached(batch []appendReq, stmts *stmtCache) bool {
 		s.log.discard()
 		return false
 	}
-	resps := make([]appendResp, len(batch))
+	// The answers, in a slice kept from batch to batch (only the writer
+	// runs batches) and emptied after each, so as not to hold results.
+	resps := slices.Grow(s.resps[:0], len(batch))[:len(batch)]
+	defer func() { clear(resps); s.resps = resps[:0] }()
 	for i, r := range batch {
 		if r.ctx.Err() != nil {
 			resps[i].err = fmt.Errorf("append: %w", r.ctx.Err())

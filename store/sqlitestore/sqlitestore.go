@@ -68,6 +68,7 @@ type Store struct {
 	mu      sync.RWMutex // guards closed and sends on appends
 	closed  bool
 	appends chan appendReq
+	resps   []appendResp // runBatchCached's, reused
 	done    chan struct{}
 
 	limits limitWindows // rate-limit counters, in memory (limits.go)
