@@ -3,6 +3,7 @@ package sqlitestore
 import (
 	"context"
 	"crypto/rand"
+	"fmt"
 	"path/filepath"
 	"sync/atomic"
 	"testing"
@@ -147,4 +148,82 @@ func BenchmarkOpenWithBacklog(b *testing.B) {
 		s.Close()
 	}
 	b.ReportMetric(float64(convs*per)*float64(b.N)/b.Elapsed().Seconds(), "rows/s")
+}
+
+// BenchmarkTrimStatements compares the two ways a trim deletes rows of
+// the message log: a statement per row (deleteLogRow) and up to
+// trimChunk rows per statement (deleteLogRows). Each round stores 8
+// messages in each of 100 conversations, interleaved as live traffic
+// leaves them, then deletes every conversation's 8 in one transaction.
+// ns/row is the deleting transaction's time per row.
+func BenchmarkTrimStatements(b *testing.B) {
+	for _, chunked := range []bool{false, true} {
+		name := "one-per-statement"
+		if chunked {
+			name = "eight-per-statement"
+		}
+		b.Run(name, func(b *testing.B) {
+			ctx := context.Background()
+			s, err := Open(ctx, filepath.Join(b.TempDir(), "parley.db"), nil)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer s.Close()
+			const convs, per = 100, trimChunk
+			payload := make([]byte, 100)
+			var seq uint64
+			var deleting time.Duration
+			for range b.N {
+				tx, err := s.w.BeginTx(ctx, nil)
+				if err != nil {
+					b.Fatal(err)
+				}
+				rows := make([][]logRow, convs)
+				for range per {
+					seq++
+					for c := range convs {
+						r, err := tx.ExecContext(ctx, `INSERT INTO messages (conversation_id, seq, id, epoch, kind, sender, payload, stored) VALUES (?, ?, ?, 1, 3, 'd', ?, 0)`,
+							fmt.Appendf(nil, "conv%04d", c), seq, payload[:16], payload)
+						if err != nil {
+							b.Fatal(err)
+						}
+						rowid, _ := r.LastInsertId()
+						rows[c] = append(rows[c], logRow{seq: seq, rowid: rowid})
+					}
+				}
+				if err := tx.Commit(); err != nil {
+					b.Fatal(err)
+				}
+				start := time.Now()
+				tx, err = s.w.BeginTx(ctx, nil)
+				if err != nil {
+					b.Fatal(err)
+				}
+				for c := range convs {
+					conv := fmt.Appendf(nil, "conv%04d", c)
+					if chunked {
+						err = deleteLogRows(ctx, tx, conv, rows[c])
+					} else {
+						for _, r := range rows[c] {
+							if err = deleteLogRow(ctx, tx, conv, r); err != nil {
+								break
+							}
+						}
+					}
+					if err != nil {
+						b.Fatal(err)
+					}
+				}
+				if err := tx.Commit(); err != nil {
+					b.Fatal(err)
+				}
+				deleting += time.Since(start)
+			}
+			var left int
+			if err := s.w.QueryRowContext(ctx, `SELECT COUNT(*) FROM messages`).Scan(&left); err != nil || left != 0 {
+				b.Fatalf("%d rows left (%v)", left, err)
+			}
+			b.ReportMetric(float64(deleting.Nanoseconds())/float64(b.N*convs*per), "ns/row")
+		})
+	}
 }

@@ -402,3 +402,81 @@ func TestOneServer(t *testing.T) {
 	}
 	next.Close()
 }
+
+// Trims delete up to trimChunk rows per statement: acks that trim one,
+// two, three, eight, nine and ten messages at a time leave exactly the
+// unacknowledged rows of the conversation, and every row of another
+// conversation whose rows lie between them.
+func TestTrimInChunks(t *testing.T) {
+	ctx := context.Background()
+	s := twoDeviceConversationAt(t, filepath.Join(t.TempDir(), "parley.db"))
+	other := []byte("o")
+	if err := s.CreateConversation(ctx, other, "d1"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Append(ctx, store.Append{ID: bytes.Repeat([]byte{0xef}, 16), ConversationID: other,
+		Kind: store.KindCommit, Sender: "d1", Added: []string{"d2"}}); err != nil {
+		t.Fatal(err)
+	}
+	var first, last uint64
+	for i := byte(1); i <= 33; i++ {
+		r, err := s.Append(ctx, appMessage(i, "d1"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if first == 0 {
+			first = r.Message.Seq
+		}
+		last = r.Message.Seq
+		o := appMessage(100+i, "d1")
+		o.ConversationID = other
+		if _, err := s.Append(ctx, o); err != nil {
+			t.Fatal(err)
+		}
+	}
+	seqsIn := func(conv []byte) []uint64 {
+		t.Helper()
+		rows, err := s.r.QueryContext(ctx, `SELECT seq FROM messages WHERE conversation_id = ? ORDER BY seq`, conv)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rows.Close()
+		var out []uint64
+		for rows.Next() {
+			var seq uint64
+			if err := rows.Scan(&seq); err != nil {
+				t.Fatal(err)
+			}
+			out = append(out, seq)
+		}
+		return out
+	}
+	otherRows := seqsIn(other)
+	if len(otherRows) != 33 { // its messages; the commit adding d2 is trimmed (both read it)
+		t.Fatalf("the other conversation holds %d rows, want 33", len(otherRows))
+	}
+	if got := seqsIn([]byte("c")); len(got) != 33 || got[0] != first {
+		t.Fatalf("c holds %v, want its 33 messages from seq %d", got, first)
+	}
+	acked := first - 1
+	for _, n := range []uint64{1, 2, 3, 8, 9, 10} {
+		acked += n
+		if err := s.Ack(ctx, "d2", []byte("c"), acked); err != nil {
+			t.Fatal(err)
+		}
+		var want []uint64
+		for seq := acked + 1; seq <= last; seq++ {
+			want = append(want, seq)
+		}
+		if got := seqsIn([]byte("c")); !slices.Equal(got, want) {
+			t.Fatalf("after an ack up to %d (trimming %d) the log holds %v, want %v", acked, n, got, want)
+		}
+		if got := seqsIn(other); !slices.Equal(got, otherRows) {
+			t.Fatalf("after an ack up to %d in c, the other conversation holds %v, want %v", acked, got, otherRows)
+		}
+		ms, err := s.Fetch(ctx, "d2", []byte("c"), 100)
+		if err != nil || len(ms) != len(want) || (len(ms) > 0 && ms[0].Seq != acked+1) {
+			t.Fatalf("d2 fetches %d messages (%v) after acking %d, want %d", len(ms), err, acked, len(want))
+		}
+	}
+}

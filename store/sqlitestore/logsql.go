@@ -26,12 +26,45 @@ func insertLogged(ctx context.Context, tx txQuerier, log *logIndex, m store.Mess
 
 // trimLogged deletes conv's messages up to seq upTo.
 func trimLogged(ctx context.Context, tx txQuerier, log *logIndex, conv []byte, upTo uint64) error {
-	for _, r := range log.writerRows(conv, 0, upTo) {
-		if err := deleteLogRow(ctx, tx, conv, r); err != nil {
+	rows := log.writerRows(conv, 0, upTo)
+	for len(rows) > 0 {
+		n := min(len(rows), trimChunk)
+		var err error
+		if n == 1 {
+			err = deleteLogRow(ctx, tx, conv, rows[0])
+		} else {
+			err = deleteLogRows(ctx, tx, conv, rows[:n])
+		}
+		if err != nil {
 			return err
 		}
+		rows = rows[n:]
 	}
 	log.trimmed(conv, upTo)
+	return nil
+}
+
+// trimChunk is how many rows one trim statement deletes. An Ack usually
+// trims several messages (as many as the conversation received between
+// two acks), scattered among other conversations' rows; deleting eight
+// with one statement takes 0.41-0.54 times as long per row as with a
+// statement each (BenchmarkTrimStatements, the commit included).
+const trimChunk = 8
+
+// deleteLogRows deletes 2 to trimChunk rows of conv, given in seq order,
+// checking as deleteLogRow does that each is conv's and in their seq
+// range. The statement always names trimChunk rowids (the last one
+// repeated), so it is the same statement each time, prepared once.
+func deleteLogRows(ctx context.Context, tx txQuerier, conv []byte, rows []logRow) error {
+	var args [trimChunk + 3]any
+	for i := range trimChunk {
+		args[i] = rows[min(i, len(rows)-1)].rowid
+	}
+	first, last := rows[0].seq, rows[len(rows)-1].seq
+	args[trimChunk], args[trimChunk+1], args[trimChunk+2] = conv, first, last
+	if _, err := tx.ExecContext(ctx, `DELETE FROM messages WHERE rowid IN (?, ?, ?, ?, ?, ?, ?, ?) AND conversation_id = ? AND seq BETWEEN ? AND ?`, args[:]...); err != nil {
+		return fmt.Errorf("delete messages %d-%d: %w", first, last, err)
+	}
 	return nil
 }
 
