@@ -106,6 +106,14 @@ func (x *logIndex) load(ctx context.Context, q txQuerier) error {
 		if !slices.IsSortedFunc(rs, bySeq) {
 			slices.SortFunc(rs, bySeq)
 		}
+		// A hole is 8 bytes of memory: a database whose seqs leave more
+		// holes than any log could (a seq changed by hand, a corrupt
+		// page) is refused rather than allocated.
+		// (Fewer seqs than rows is a seq twice, which the loop below tells.)
+		if span := rs[len(rs)-1].seq - rs[0].seq + 1; span > uint64(len(rs)) && span-uint64(len(rs)) > maxLogHoles {
+			return fmt.Errorf("sqlitestore: the message log of conversation %x jumps from seq %d to %d over %d rows: %w",
+				conv, rs[0].seq, rs[len(rs)-1].seq, len(rs), errCorruptLog)
+		}
 		l := convLog{first: rs[0].seq, rowids: make([]int64, 0, int(rs[len(rs)-1].seq-rs[0].seq)+1)}
 		for _, r := range rs {
 			next := l.first + uint64(len(l.rowids))
@@ -136,6 +144,12 @@ func cmpUint(a, b uint64) int {
 	}
 	return 0
 }
+
+// maxLogHoles bounds the holes (messages deleted out of order, such as
+// disappeared ones, while an older one is still unread) the index takes
+// in one conversation when it is loaded: 512 MiB of them. A running log
+// only makes a hole per message stored, so no retention comes near it.
+const maxLogHoles = 1 << 26
 
 // errCorruptLog means the table holds what the log's rules forbid.
 var errCorruptLog = errors.New("the message log is inconsistent")

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -478,5 +479,44 @@ func TestTrimInChunks(t *testing.T) {
 		if err != nil || len(ms) != len(want) || (len(ms) > 0 && ms[0].Seq != acked+1) {
 			t.Fatalf("d2 fetches %d messages (%v) after acking %d, want %d", len(ms), err, acked, len(want))
 		}
+	}
+}
+
+// A database whose message log breaks the log's rules is refused at open
+// with errCorruptLog, saying what is wrong, rather than served or
+// allocated: a seq stored twice in a conversation, and a seq so far
+// from the others that the index would need gigabytes of holes.
+func TestOpenRefusesCorruptLog(t *testing.T) {
+	ctx := context.Background()
+	for _, tc := range []struct {
+		name, corrupt, says string
+	}{
+		{"seq twice", `INSERT INTO messages (conversation_id, seq, id, epoch, kind, sender, payload, stored)
+			SELECT conversation_id, seq, X'00', epoch, kind, sender, payload, stored FROM messages WHERE conversation_id = CAST('c' AS BLOB) ORDER BY seq DESC LIMIT 1`, "twice"},
+		{"seq far away", `UPDATE messages SET seq = 4611686018427387000 WHERE rowid = (SELECT MAX(rowid) FROM messages WHERE conversation_id = CAST('c' AS BLOB))`, "jumps"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "parley.db")
+			s := twoDeviceConversationAt(t, path)
+			for i := byte(1); i <= 3; i++ {
+				if _, err := s.Append(ctx, appMessage(i, "d1")); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if _, err := s.w.ExecContext(ctx, tc.corrupt); err != nil {
+				t.Fatal(err)
+			}
+			if err := s.Close(); err != nil {
+				t.Fatal(err)
+			}
+			s2, err := Open(ctx, path, nil)
+			if err == nil {
+				s2.Close()
+				t.Fatal("a corrupt message log was opened")
+			}
+			if !errors.Is(err, errCorruptLog) || !strings.Contains(err.Error(), tc.says) {
+				t.Fatalf("Open: %v; want errCorruptLog saying %q", err, tc.says)
+			}
+		})
 	}
 }
