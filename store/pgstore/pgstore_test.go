@@ -659,3 +659,25 @@ func openAtVersion(t *testing.T, version int, inserts ...string) *Store {
 	}
 	return s
 }
+
+// Parley's sessions plan every statement generically (the append and ack
+// functions' look-ups by key do not depend on the values), unless the
+// DSN chooses a plan_cache_mode of its own.
+func TestSessionsUseGenericPlans(t *testing.T) {
+	ctx := context.Background()
+	dsn := pgtest.DB(t)
+	for _, tc := range []struct{ dsn, want string }{
+		{dsn, "force_generic_plan"},
+		{dsn + "&plan_cache_mode=auto", "auto"},
+	} {
+		s := open(t, tc.dsn)
+		var mode string
+		if err := s.pool.QueryRow(ctx, `SHOW plan_cache_mode`).Scan(&mode); err != nil {
+			t.Fatal(err)
+		}
+		if mode != tc.want {
+			t.Errorf("DSN %q: plan_cache_mode %q, want %q", tc.dsn, mode, tc.want)
+		}
+		s.Close()
+	}
+}
