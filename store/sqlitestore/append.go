@@ -54,13 +54,19 @@ func (s *Store) StartAppend(ctx context.Context, a store.Append) (wait func() (s
 	}
 	s.appends <- req
 	s.mu.RUnlock()
+	var resp appendResp
+	answered := false
 	return func() (store.AppendResult, error) {
 		// Wait for the outcome even if ctx ends: the append may already be
 		// in a transaction, and the caller must not report failure for a
 		// message that was stored (a retry with the same id is idempotent
 		// anyway).
-		resp := <-req.res
-		respChans.Put(req.res) // the writer answers once: it is empty again
+		if !answered {
+			resp, answered = <-req.res, true
+			// The writer answers once: the channel is empty again. A second
+			// call must not read it once another request has it.
+			respChans.Put(req.res)
+		}
 		return resp.r, resp.err
 	}, nil
 }

@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/parleychat/parley/store"
 )
@@ -262,5 +263,45 @@ func TestMinCursorIncremental(t *testing.T) {
 				t.Fatalf("round %d step %d: minCursor = %d, %v; scan gives %d over %d members", round, step, got, ok, want, len(st.members))
 			}
 		}
+	}
+}
+
+// A wait function called a second time returns its answer again: it does
+// not read the (pooled) answer channel, which may by then carry another
+// request's answer.
+func TestWaitCalledTwice(t *testing.T) {
+	ctx := context.Background()
+	s := twoDeviceConversation(t)
+	w1, err := s.StartAppend(ctx, appMessage(1, "d1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r1, err := w1()
+	if err != nil {
+		t.Fatal(err)
+	}
+	w2, err := s.StartAppend(ctx, appMessage(2, "d1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	again := make(chan store.AppendResult, 1)
+	go func() { r, _ := w1(); again <- r }()
+	select {
+	case r := <-again:
+		if r.Message.Seq != r1.Message.Seq {
+			t.Fatalf("the second wait returned seq %d, the first %d", r.Message.Seq, r1.Message.Seq)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the second wait blocked")
+	}
+	done := make(chan store.AppendResult, 1)
+	go func() { r, _ := w2(); done <- r }()
+	select {
+	case r2 := <-done:
+		if r2.Message.Seq != r1.Message.Seq+1 {
+			t.Fatalf("the next append's wait returned seq %d, want %d", r2.Message.Seq, r1.Message.Seq+1)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the next append's wait blocked: its answer was taken")
 	}
 }
