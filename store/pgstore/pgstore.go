@@ -65,6 +65,8 @@ type Options struct {
 type Store struct {
 	pool *pgxpool.Pool
 	log  *slog.Logger
+	// planModeSet: the DSN chose a plan_cache_mode (afterConnect).
+	planModeSet bool
 
 	mu     sync.RWMutex
 	closed bool
@@ -99,18 +101,7 @@ func Open(ctx context.Context, dsn string, opts *Options) (*Store, error) {
 		}
 	}
 	cfg.AfterConnect = s.afterConnect
-	// Generic plans for every statement, unless the DSN says otherwise.
-	// Every message runs parley_append_message or parley_ack (through a
-	// statement pgx prepares), and each statement in them is a look-up or
-	// update by key, whose plan does not depend on the parameters'
-	// values; with the default (auto), PostgreSQL may plan each one anew
-	// for every call. Measured with parley-load at 2 000 msg/s:
-	// PostgreSQL's CPU per message 0.77-0.90 x (docs/benchmarks.md,
-	// "PostgreSQL: generic plans"). PostgreSQL 12 or later has the
-	// setting.
-	if _, set := cfg.ConnConfig.RuntimeParams["plan_cache_mode"]; !set {
-		cfg.ConnConfig.RuntimeParams["plan_cache_mode"] = "force_generic_plan"
-	}
+	_, s.planModeSet = cfg.ConnConfig.RuntimeParams["plan_cache_mode"]
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("pgstore: %w", err)
@@ -127,15 +118,31 @@ func Open(ctx context.Context, dsn string, opts *Options) (*Store, error) {
 // afterConnect makes sure a commit is durable when it returns: a server
 // (or database, or role) with synchronous_commit off would acknowledge
 // messages a crash can lose.
+//
+// It also has the session plan statements generically, unless the DSN
+// chose a plan_cache_mode: every message runs parley_append_message or
+// parley_ack (through a statement pgx prepares), and each statement in
+// them is a look-up or update by key, whose plan does not depend on the
+// parameters' values; with the default (auto) PostgreSQL may plan each
+// one anew for every call. Measured with parley-load at 2 000 msg/s,
+// PostgreSQL's CPU per message: 330-352 µs against 340-447
+// (docs/benchmarks.md, "Capacity corrected"). The setting came with
+// PostgreSQL 12; older servers keep their default.
 func (s *Store) afterConnect(ctx context.Context, c *pgx.Conn) error {
 	var sc string
-	if err := c.QueryRow(ctx, `SELECT current_setting('synchronous_commit')`).Scan(&sc); err != nil {
+	var version int
+	if err := c.QueryRow(ctx, `SELECT current_setting('synchronous_commit'), current_setting('server_version_num')::int`).Scan(&sc, &version); err != nil {
 		return fmt.Errorf("pgstore: read synchronous_commit: %w", err)
 	}
 	if sc == "off" {
 		s.log.Warn("pgstore: synchronous_commit is off on this server; turning it on for Parley's sessions")
 		if _, err := c.Exec(ctx, `SET synchronous_commit = on`); err != nil {
 			return fmt.Errorf("pgstore: set synchronous_commit: %w", err)
+		}
+	}
+	if !s.planModeSet && version >= 120000 {
+		if _, err := c.Exec(ctx, `SET plan_cache_mode = force_generic_plan`); err != nil {
+			return fmt.Errorf("pgstore: set plan_cache_mode: %w", err)
 		}
 	}
 	return nil
