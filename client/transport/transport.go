@@ -32,6 +32,18 @@ import (
 // for this long is considered gone.
 const writeTimeout = 30 * time.Second
 
+// requestTimeout bounds the wait for a response when the caller's context
+// sets no deadline: a server that takes a request and never answers it
+// (overloaded, or stuck) must not leave a command or a page waiting
+// forever. Every request is answered at once or after a group commit;
+// waits that are long by design (a link's approval, pushes) are not
+// requests. A variable for tests.
+var requestTimeout = 2 * time.Minute
+
+// ErrNoAnswer means the server took a request and did not answer it
+// within the default request timeout. It wraps context.DeadlineExceeded.
+var ErrNoAnswer = fmt.Errorf("transport: the server did not answer (it may be overloaded or stuck; try again later): %w", context.DeadlineExceeded)
+
 // Options tunes Dial. The zero value is fine.
 type Options struct {
 	// HTTPClient is used for the WebSocket handshake and blob transfers.
@@ -262,6 +274,12 @@ func (c *Conn) call(ctx context.Context, body parleypb.ClientFrameBody) (*parley
 		forget()
 		return nil, err
 	}
+	var noAnswer <-chan time.Time
+	if _, ok := ctx.Deadline(); !ok {
+		t := time.NewTimer(requestTimeout)
+		defer t.Stop()
+		noAnswer = t.C
+	}
 	// The write does not use ctx: coder/websocket closes the connection
 	// when a write's context ends, and one cancelled request must not
 	// tear down the connection for everyone else.
@@ -281,6 +299,9 @@ func (c *Conn) call(ctx context.Context, body parleypb.ClientFrameBody) (*parley
 	case <-ctx.Done():
 		forget()
 		return nil, ctx.Err()
+	case <-noAnswer:
+		forget()
+		return nil, fmt.Errorf("%w (waited %v for the answer to a %T)", ErrNoAnswer, requestTimeout, body)
 	case <-c.done:
 		// The response may have raced the close.
 		select {

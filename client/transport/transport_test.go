@@ -8,15 +8,20 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/coder/websocket"
 
 	"github.com/parleychat/parley/client/transport"
 	"github.com/parleychat/parley/server"
 	"github.com/parleychat/parley/store/blobstore"
 	"github.com/parleychat/parley/store/sqlitestore"
 	"github.com/parleychat/parley/wire"
+	"github.com/parleychat/parley/wire/parleypb"
 )
 
 func start(t *testing.T) (url string, stop func()) {
@@ -147,5 +152,59 @@ func TestNewMessageID(t *testing.T) {
 	a, b := transport.NewMessageID(), transport.NewMessageID()
 	if len(a) != wire.MessageIDSize || string(a) == string(b) || a[6]>>4 != 4 || a[8]>>6 != 2 {
 		t.Fatalf("ids %x %x are not distinct UUIDv4s", a, b)
+	}
+}
+
+// A server that takes a request and never answers it does not leave the
+// caller waiting forever when its context has no deadline: the request
+// fails with ErrNoAnswer (a context.DeadlineExceeded) after the default
+// request timeout, and a caller's own deadline still wins.
+func TestServerThatNeverAnswers(t *testing.T) {
+	silent := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ws, err := websocket.Accept(w, r, nil)
+		if err != nil {
+			return
+		}
+		defer ws.CloseNow()
+		for {
+			_, b, err := ws.Read(r.Context())
+			if err != nil {
+				return
+			}
+			f, err := wire.DecodeClientFrame(b)
+			if err != nil || f.GetHello() == nil {
+				continue // every other request goes unanswered
+			}
+			out, _ := wire.Encode(&parleypb.ServerFrame{RequestId: f.RequestId, Body: &parleypb.ServerFrame_Hello{
+				Hello: &parleypb.HelloResponse{ProtocolVersion: wire.ProtocolVersion, MaxFrame: 1 << 20, Challenge: make([]byte, wire.ChallengeSize)}}})
+			if ws.Write(r.Context(), websocket.MessageBinary, out) != nil {
+				return
+			}
+		}
+	}))
+	defer silent.Close()
+	defer transport.SetRequestTimeout(200 * time.Millisecond)()
+	c, err := transport.Dial(context.Background(), silent.URL, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	start := time.Now()
+	err = c.Ping(context.Background())
+	if !errors.Is(err, transport.ErrNoAnswer) || !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Ping to a server that never answers: %v; want ErrNoAnswer", err)
+	}
+	if waited := time.Since(start); waited < 200*time.Millisecond {
+		t.Fatalf("gave up after %v, before the request timeout", waited)
+	}
+	// The caller's own deadline is kept, longer or shorter.
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	start = time.Now()
+	if err := c.Ping(ctx); !errors.Is(err, context.DeadlineExceeded) || errors.Is(err, transport.ErrNoAnswer) {
+		t.Fatalf("Ping with a deadline of its own: %v", err)
+	}
+	if waited := time.Since(start); waited < time.Second {
+		t.Fatalf("a caller's deadline of 1s ended after %v", waited)
 	}
 }
