@@ -34,8 +34,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"math/rand/v2"
+	"net"
 	"sync"
 	"time"
 
@@ -280,6 +282,14 @@ func unavailable(err error) error {
 	}
 	var ce *pgconn.ConnectError
 	if errors.As(err, &ce) || pgconn.Timeout(err) {
+		return fmt.Errorf("%w: %w", store.ErrUnavailable, err)
+	}
+	// A connection the database ended (a restart, an administrator's
+	// pg_terminate_backend) fails on its next write or read: a broken
+	// pipe, a reset, an end of file, whichever comes first. That is the
+	// database going away too; the pool drops the connection.
+	var ne net.Error
+	if errors.As(err, &ne) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
 		return fmt.Errorf("%w: %w", store.ErrUnavailable, err)
 	}
 	return err
