@@ -18,6 +18,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -301,7 +302,7 @@ func (c *Conn) call(ctx context.Context, body parleypb.ClientFrameBody) (*parley
 		return nil, ctx.Err()
 	case <-noAnswer:
 		forget()
-		return nil, fmt.Errorf("%w (waited %v for the answer to a %T)", ErrNoAnswer, requestTimeout, body)
+		return nil, fmt.Errorf("%w (waited %v for the answer to %s)", ErrNoAnswer, requestTimeout, requestName(body))
 	case <-c.done:
 		// The response may have raced the close.
 		select {
@@ -314,6 +315,13 @@ func (c *Conn) call(ctx context.Context, body parleypb.ClientFrameBody) (*parley
 		}
 		return nil, c.closeErr
 	}
+}
+
+// requestName names a request for an error message: "Ping" for a
+// *parleypb.ClientFrame_Ping.
+func requestName(body parleypb.ClientFrameBody) string {
+	name := fmt.Sprintf("%T", body)
+	return name[strings.LastIndexByte(name, '_')+1:] + " request"
 }
 
 // NewMessageID returns a random 16-byte message id (a UUIDv4).

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -191,8 +192,8 @@ func TestServerThatNeverAnswers(t *testing.T) {
 	defer c.Close()
 	start := time.Now()
 	err = c.Ping(context.Background())
-	if !errors.Is(err, transport.ErrNoAnswer) || !errors.Is(err, context.DeadlineExceeded) {
-		t.Fatalf("Ping to a server that never answers: %v; want ErrNoAnswer", err)
+	if !errors.Is(err, transport.ErrNoAnswer) || !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "Ping request") {
+		t.Fatalf("Ping to a server that never answers: %v; want ErrNoAnswer naming the Ping request", err)
 	}
 	if waited := time.Since(start); waited < 200*time.Millisecond {
 		t.Fatalf("gave up after %v, before the request timeout", waited)
