@@ -64,6 +64,13 @@ type conn struct {
 	pipeline chan struct{} // semaphore of pending pipelined sends
 	hello    bool
 	polled   bool // awaitInput is waiting for the poller (readable)
+	// Polled connections (poll.go): parked is set (under qmu) while the
+	// connection waits on the idle poller with no goroutine; onAuth is
+	// what conn.reader's argument is on the goroutine path.
+	poller *idlePoller
+	pollID uint64
+	parked bool // guarded by qmu
+	onAuth func()
 	// tlsInput: under TLS, the TLS connection held input already taken
 	// off the socket when it was last read (noteTLSInput). Set by
 	// whoever read last (the upgrade handler, then the worker that read
@@ -136,27 +143,25 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 	s.conns[c] = struct{}{}
 	s.connsWG.Add(1)
 	s.mu.Unlock()
-	// The connection runs on its own goroutine and this handler returns:
-	// net/http then drops everything it kept for the request (its
-	// buffers, the response writer, the request) and the serving
-	// goroutine's stack, which would otherwise stay for the connection's
-	// lifetime — most of an idle connection's memory.
+	// The handler returns once the connection is set up: net/http then
+	// drops everything it kept for the request (its buffers, the response
+	// writer, the request) and the serving goroutine's stack, which would
+	// otherwise stay for the connection's lifetime — most of an idle
+	// connection's memory. The connection then runs on its own goroutine
+	// (runConn) or, where the idle poller runs, on no goroutine at all
+	// while it waits for input (startPolled).
+	if p := s.idlePoller(); p != nil && c.raw != nil {
+		s.startPolled(c, p, release)
+		return
+	}
 	go s.runConn(c, release)
 }
 
-// runConn serves an upgraded connection until it ends.
-func (s *Server) runConn(c *conn, release func()) {
-	ws := c.ws
-	defer func() {
-		s.mu.Lock()
-		delete(s.conns, c)
-		s.mu.Unlock()
-		s.connsWG.Done()
-	}()
-
+// startConn starts what every connection has: the metrics, the
+// authentication deadline and the read limit. It returns what runs
+// once the connection has authenticated (or ends before it has).
+func (s *Server) startConn(c *conn, release func()) (onAuth func()) {
 	s.metrics.connections.Inc()
-	defer s.metrics.connections.Dec()
-
 	// A connection must authenticate within AuthTimeout.
 	authTimer := time.AfterFunc(s.cfg.AuthTimeout, func() {
 		if !c.authed.Load() {
@@ -164,29 +169,46 @@ func (s *Server) runConn(c *conn, release func()) {
 			c.stop(websocket.StatusPolicyViolation, "authentication timeout")
 		}
 	})
-
 	// Frames a little over --max-frame are read and answered with
 	// FRAME_TOO_LARGE; far larger ones close the connection (1009).
-	ws.SetReadLimit(4 * s.cfg.MaxFrame)
-	// reader runs onAuth once authenticated, or on return if never:
-	// nothing here keeps the timer once it has been stopped.
-	c.reader(func() {
+	c.ws.SetReadLimit(4 * s.cfg.MaxFrame)
+	// Nothing keeps the timer once it has been stopped.
+	return func() {
 		authTimer.Stop()
 		release()
-	})
+	}
+}
+
+// runConn serves an upgraded connection on its own goroutine until it
+// ends.
+func (s *Server) runConn(c *conn, release func()) {
+	// reader runs onAuth once authenticated, or on return if never.
+	c.reader(s.startConn(c, release))
+	s.endConn(c)
+}
+
+// endConn closes the connection once nothing reads it any more, waits
+// until the socket is closed and forgets the connection.
+func (s *Server) endConn(c *conn) {
 	c.stop(websocket.StatusNormalClosure, "")
 	c.closed.Wait()
 	if c.dev != nil {
 		s.hub.remove(c.dev.ID, c)
 		s.releaseAccountConn(c.dev.Username)
 	}
+	if c.poller != nil {
+		c.poller.remove(c)
+	}
+	s.metrics.connections.Dec()
 	s.mu.Lock()
 	for _, k := range c.linkKeys {
 		if s.links[k] == c {
 			delete(s.links, k)
 		}
 	}
+	delete(s.conns, c)
 	s.mu.Unlock()
+	s.connsWG.Done()
 }
 
 // message is a client frame read whole (readFrame).
@@ -354,7 +376,7 @@ func (c *conn) serveFrame(m message, read bool, more chan<- bool) {
 	if read {
 		var err error
 		if m, err = c.readMessage(); err != nil {
-			more <- false
+			c.readDone(more, false)
 			return
 		}
 	}
@@ -366,7 +388,7 @@ func (c *conn) serveFrame(m message, read bool, more chan<- bool) {
 	c.handling.Lock()
 	if c.shutting {
 		c.handling.Unlock()
-		more <- false
+		c.readDone(more, false)
 		return
 	}
 	var finish func()
@@ -385,7 +407,7 @@ func (c *conn) serveFrame(m message, read bool, more chan<- bool) {
 	if read {
 		c.noteTLSInput()
 	}
-	more <- true
+	c.readDone(more, true)
 	if finish != nil {
 		finish()
 	}
@@ -453,6 +475,7 @@ func (c *conn) flush() {
 			c.qmu.Unlock()
 			c.ws.Close(code, reason)
 			c.closed.Done()
+			c.closeParked()
 			return
 		}
 		n, size := 1, len(c.queue[0])
@@ -483,6 +506,7 @@ func (c *conn) flush() {
 			c.qmu.Unlock()
 			c.ws.CloseNow()
 			c.closed.Done()
+			c.closeParked()
 			return
 		}
 

@@ -25,3 +25,15 @@ func (s *Server) SlowClientsDisconnected() int {
 func BlobTokenFor(key []byte, device string, ttl time.Duration) string {
 	return newTokens(key, nil).issue(device, ttl)
 }
+
+// KeepConnGoroutines makes s serve every connection on a goroutine of
+// its own, as on systems without the idle poller; call before Serve.
+func KeepConnGoroutines(s *Server) { s.noIdlePoller = true }
+
+// OpenConnections returns how many WebSocket connections the server has
+// not yet forgotten.
+func OpenConnections(s *Server) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.conns)
+}

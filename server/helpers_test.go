@@ -67,11 +67,27 @@ func startServerOn(t testing.TB, dir string, mod func(*server.Config), ln net.Li
 	if err != nil {
 		t.Fatal(err)
 	}
+	if connGoroutines {
+		server.KeepConnGoroutines(srv)
+	}
 	ts := &testServer{t: t, dir: dir, url: "http://" + ln.Addr().String(), srv: srv, st: st, serve: make(chan error, 1)}
 	serve := ts.serve
 	go func() { serve <- srv.Serve(ln) }()
 	t.Cleanup(ts.stop)
 	return ts
+}
+
+// connGoroutines makes the servers tests start keep a goroutine per
+// connection instead of parking idle ones with the idle poller (see
+// withConnGoroutines).
+var connGoroutines bool
+
+// withConnGoroutines runs f with servers that keep a goroutine per
+// connection, the read path of systems without the idle poller.
+func withConnGoroutines(t *testing.T, f func(t *testing.T)) {
+	connGoroutines = true
+	defer func() { connGoroutines = false }()
+	f(t)
 }
 
 func newServer(t testing.TB) *testServer { return startServer(t, t.TempDir(), nil) }

@@ -229,6 +229,11 @@ type Server struct {
 	// a device's last-seen day is written once a day at most.
 	seenDay   time.Time
 	seenToday map[string]bool
+	// noIdlePoller keeps every connection on its own goroutine (tests of
+	// that path, which other systems use); pollerWarning logs once that
+	// the poller could not start.
+	noIdlePoller  bool
+	pollerWarning sync.Once
 }
 
 // New checks cfg and returns a server; it does not listen yet.
