@@ -24,7 +24,13 @@ import (
 	"github.com/parleychat/parley/wire/parleypb"
 )
 
-func TestMain(m *testing.M) { os.Exit(pgtest.Main(m)) }
+func TestMain(m *testing.M) {
+	// Connections park on the idle poller after 20 ms without input
+	// instead of 5 s, so that every test also exercises parking and
+	// waking (poll.go) many times over.
+	server.SetParkAfter(20 * time.Millisecond)
+	os.Exit(pgtest.Main(m))
+}
 
 // pgNode is a parleyd node on a shared PostgreSQL database, with its
 // attachments' files in a shared directory, as parleyd --db runs it.

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -38,6 +39,7 @@ type conn struct {
 	cork   *corkConn       // the socket under ws; flush corks it
 	br     *bufio.Reader   // ws's read buffer
 	raw    syscall.RawConn // the TCP socket the reader waits on (nil: it reads frames itself)
+	sock   net.Conn        // that socket, for the reader's deadline (awaitInput)
 	tls    *tls.Conn       // under TLS, the TLS connection over raw
 	remote string          // source address (host only), for rate limits
 
@@ -64,13 +66,14 @@ type conn struct {
 	pipeline chan struct{} // semaphore of pending pipelined sends
 	hello    bool
 	polled   bool // awaitInput is waiting for the poller (readable)
-	// Polled connections (poll.go): parked is set (under qmu) while the
-	// connection waits on the idle poller with no goroutine; onAuth is
-	// what conn.reader's argument is on the goroutine path.
+	// onAuth runs once the connection has authenticated (noteAuth), or
+	// when it ends if it never did (readEnd).
+	onAuth func()
+	// With the idle poller (poll.go): parked is set (under qmu) while the
+	// connection idles on the poller with no goroutine.
 	poller *idlePoller
 	pollID uint64
-	parked bool // guarded by qmu
-	onAuth func()
+	parked bool
 	// tlsInput: under TLS, the TLS connection held input already taken
 	// off the socket when it was last read (noteTLSInput). Set by
 	// whoever read last (the upgrade handler, then the worker that read
@@ -122,6 +125,7 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 		cork:   sb.cork,
 		br:     sb.br,
 		raw:    sb.raw,
+		sock:   sb.sock,
 		tls:    sb.tls,
 		remote: remote,
 	}
@@ -143,17 +147,11 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 	s.conns[c] = struct{}{}
 	s.connsWG.Add(1)
 	s.mu.Unlock()
-	// The handler returns once the connection is set up: net/http then
-	// drops everything it kept for the request (its buffers, the response
-	// writer, the request) and the serving goroutine's stack, which would
-	// otherwise stay for the connection's lifetime — most of an idle
-	// connection's memory. The connection then runs on its own goroutine
-	// (runConn) or, where the idle poller runs, on no goroutine at all
-	// while it waits for input (startPolled).
-	if p := s.idlePoller(); p != nil && c.raw != nil {
-		s.startPolled(c, p, release)
-		return
-	}
+	// The connection runs on its own goroutine and this handler returns:
+	// net/http then drops everything it kept for the request (its
+	// buffers, the response writer, the request) and the serving
+	// goroutine's stack, which would otherwise stay for the connection's
+	// lifetime — most of an idle connection's memory.
 	go s.runConn(c, release)
 }
 
@@ -179,12 +177,16 @@ func (s *Server) startConn(c *conn, release func()) (onAuth func()) {
 	}
 }
 
-// runConn serves an upgraded connection on its own goroutine until it
-// ends.
+// runConn serves an upgraded connection: on this goroutine while it is
+// active, parked on the idle poller while it idles (poll.go).
 func (s *Server) runConn(c *conn, release func()) {
-	// reader runs onAuth once authenticated, or on return if never.
-	c.reader(s.startConn(c, release))
-	s.endConn(c)
+	if p := s.idlePoller(); p != nil && c.raw != nil {
+		s.registerPolled(c, p)
+	}
+	// The read side runs onAuth once authenticated, or when it ends if
+	// never.
+	c.onAuth = s.startConn(c, release)
+	c.reader()
 }
 
 // endConn closes the connection once nothing reads it any more, waits
@@ -243,66 +245,118 @@ func (m *message) release() {
 	}
 }
 
-// reader handles requests until the connection ends; onAuth runs (on
-// this goroutine) when the connection has authenticated, or when reader
-// returns if it never did.
+// reader handles requests until the connection ends, or until it idles
+// with the idle poller running: it then parks the connection and
+// returns, and the poller starts a reader again when input arrives.
+// c.onAuth runs (on this goroutine) when the connection has
+// authenticated, or when the connection ends if it never did.
 //
-// This goroutine lives as long as the connection, so its stack is most
-// of an idle connection's memory; it is kept at the 2 KiB minimum. The
-// WebSocket library's read path, blocked in a socket read, needs about
-// 2 KiB by itself, which would make the runtime grow the stack to 4 KiB
-// and keep it there. So on a plain TCP socket this goroutine only waits
-// until the client has sent something (awaitInput, a shallow call), and
-// a short-lived goroutine reads the frame and handles it; under TLS it
-// waits on the TCP socket beneath, unless TLS holds input already read
-// (tlsInput, checked by the goroutine that read). Where there is no raw
-// socket it reads the frame itself and hands only the handling over,
-// whose stack grows deep (signature checks, SQLite). See workers.go.
-func (c *conn) reader(onAuth func()) {
-	defer func() {
-		if onAuth != nil {
-			onAuth()
-		}
-	}()
+// This goroutine lives as long as the connection is active, so its
+// stack is most of such a connection's memory; it is kept at the 2 KiB
+// minimum. The WebSocket library's read path, blocked in a socket read,
+// needs about 2 KiB by itself, which would make the runtime grow the
+// stack to 4 KiB and keep it there. So on a plain TCP socket this
+// goroutine only waits until the client has sent something (awaitInput,
+// a shallow call), and a short-lived goroutine reads the frame and
+// handles it; under TLS it waits on the TCP socket beneath, unless TLS
+// holds input already read (tlsInput, checked by the goroutine that
+// read). Where there is no raw socket it reads the frame itself and
+// hands only the handling over, whose stack grows deep (signature
+// checks, SQLite). See workers.go.
+func (c *conn) reader() {
 	for {
 		var m message
 		if c.raw == nil {
 			var err error
 			if m, err = c.readMessage(); err != nil {
+				c.readEnd()
 				return
 			}
-		} else if !c.awaitInput() {
-			return
+		} else {
+			switch c.awaitInput() {
+			case inputClosed:
+				c.readEnd()
+				return
+			case inputIdle:
+				c.park()
+				return
+			}
 		}
 		more := make(chan bool, 1)
 		runAsync(task{c: c, m: m, read: c.raw != nil, more: more})
 		if !<-more {
+			c.readEnd()
 			return
 		}
-		if onAuth != nil && c.dev != nil {
-			c.authed.Store(true)
-			onAuth()
-			onAuth = nil
-		}
+		c.noteAuth()
 	}
 }
 
+// noteAuth runs onAuth once the connection has authenticated; the read
+// side calls it after each frame.
+func (c *conn) noteAuth() {
+	if c.onAuth != nil && c.dev != nil {
+		c.authed.Store(true)
+		c.onAuth()
+		c.onAuth = nil
+	}
+}
+
+// readEnd ends the connection once its read side is done: what is left
+// of onAuth, then the close and the server's records (endConn).
+func (c *conn) readEnd() {
+	if c.onAuth != nil {
+		c.onAuth()
+		c.onAuth = nil
+	}
+	c.s.endConn(c)
+}
+
+// What awaitInput found.
+const (
+	inputReady  = iota // the socket or the read buffer has input
+	inputClosed        // the connection is closing or failed
+	inputIdle          // nothing arrived for parkAfter: park (polled connections only)
+)
+
 // awaitInput waits until the socket is readable or the read buffer holds
-// bytes; false if the connection is closing or failed. Once the writer
-// has started the close handshake (finished), the WebSocket library reads
-// the buffer on the writer's goroutine, so the reader stops touching it.
-func (c *conn) awaitInput() bool {
+// bytes. Once the writer has started the close handshake (finished), the
+// WebSocket library reads the buffer on the writer's goroutine, so the
+// reader stops touching it. A connection registered with the idle
+// poller waits at most parkAfter.
+func (c *conn) awaitInput() int {
 	c.qmu.Lock()
 	if c.finished {
 		c.qmu.Unlock()
-		return false
+		return inputClosed
 	}
 	buffered := c.br.Buffered() > 0 || c.tlsInput
+	idleAfter := c.poller != nil && !buffered
+	if idleAfter {
+		// Set and cleared under qmu, and only while finished is unset:
+		// the close handshake's own deadlines are the library's.
+		c.sock.SetReadDeadline(time.Now().Add(parkAfter))
+	}
 	c.qmu.Unlock()
 	if buffered {
-		return true
+		return inputReady
 	}
-	return c.raw.Read(c.readable) == nil
+	c.polled = false
+	err := c.raw.Read(c.readable)
+	if idleAfter {
+		c.qmu.Lock()
+		if !c.finished {
+			c.sock.SetReadDeadline(time.Time{})
+		}
+		c.qmu.Unlock()
+	}
+	switch {
+	case err == nil:
+		return inputReady
+	case idleAfter && errors.Is(err, os.ErrDeadlineExceeded):
+		return inputIdle
+	}
+	return inputClosed
 }
 
 // noteTLSInput sets tlsInput after a read of the connection, by the

@@ -37,3 +37,11 @@ func OpenConnections(s *Server) int {
 	defer s.mu.Unlock()
 	return len(s.conns)
 }
+
+// SetParkAfter sets how long a reader waits for input before it parks
+// its connection on the idle poller, and returns the previous value.
+func SetParkAfter(d time.Duration) time.Duration {
+	old := parkAfter
+	parkAfter = d
+	return old
+}

@@ -35,6 +35,7 @@ type smallBuffers struct {
 	cork *corkConn
 	br   *bufio.Reader
 	raw  syscall.RawConn
+	sock net.Conn  // the socket raw is (for deadlines)
 	tls  *tls.Conn // set under TLS: raw is then its TCP socket
 }
 
@@ -75,6 +76,7 @@ func (w *smallBuffers) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 			nc.Close()
 			return nil, nil, err
 		}
+		w.sock = socket
 	} else {
 		w.tls = nil
 	}

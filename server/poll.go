@@ -3,59 +3,66 @@ package server
 import (
 	"errors"
 	"log/slog"
+	"time"
 
 	"github.com/coder/websocket"
 )
 
-// Connections waiting for input on the idle poller (poller_linux.go).
+// Connections that idle on the idle poller (poller_linux.go).
 //
-// An idle connection otherwise keeps one goroutine blocked on its socket
-// (conn.reader): 2 KiB of stack, and as much again of collector headroom,
-// for every device that is connected and silent — most devices, most of
-// the time. Where the poller runs, a connection that has no input is
-// "parked": registered with the poller, one-shot, and no goroutine of
-// its own. When the socket becomes readable the poller hands the
-// connection to a worker, which reads and handles one frame and then
-// parks the connection again (or reads on, if input is buffered).
+// An active connection's reader goroutine (conn.reader) waits on its
+// socket; that costs 2 KiB of stack, and as much again of collector
+// headroom, which for a device that is connected and silent — most
+// devices, most of the time — is most of what it costs. So where the
+// poller runs, a reader that has waited parkAfter without input "parks"
+// the connection: it arms the connection's one-shot registration with
+// the poller and returns. When the socket becomes readable the poller
+// hands the connection to a worker, which reads and handles the frame
+// and starts a reader again. Active connections never touch the poller:
+// their reads cost what they cost without it.
 //
-// The read side of a connection is always in exactly one place: a
-// worker reading or handling a frame, or parked. Whoever takes a parked
-// connection (the poller's wake-up, the writer closing the socket, or a
-// failed re-arm) clears parked under qmu, so only one of them goes on.
-// A socket closed by this side leaves the poller without a word (the
-// kernel drops a closed socket's registration), so the writer, which
-// closes every connection, takes a parked one itself and ends it.
+// The read side of a connection is always in exactly one place: its
+// reader, a worker reading or handling a frame, or parked. Whoever takes
+// a parked connection (the poller's wake-up, the writer closing the
+// socket, or a failed arm) clears parked under qmu, so only one of them
+// goes on. A socket closed by this side leaves the poller without a word
+// (the kernel drops a closed socket's registration), so the writer,
+// which closes every connection, takes a parked one itself and ends it.
 
-// startPolled serves c from the idle poller p, or on a goroutine of its
-// own if p cannot take it.
-func (s *Server) startPolled(c *conn, p *idlePoller, release func()) {
+// parkAfter is how long a reader waits for input before it parks the
+// connection. Clients ping every few tens of seconds at most; a device
+// in use sends more often than this.
+var parkAfter = 5 * time.Second
+
+// registerPolled registers c's socket with p, unarmed, before c has a
+// read side anywhere else; if p cannot take it, c keeps its reader
+// goroutine throughout.
+func (s *Server) registerPolled(c *conn, p *idlePoller) {
 	p.add(c)
 	var regErr error
 	err := c.raw.Control(func(fd uintptr) { regErr = p.register(fd, c) })
 	if err = errors.Join(err, regErr); err != nil {
 		p.remove(c)
-		s.log.Warn("idle poller refused a connection; it keeps a goroutine", slog.Any("err", err))
-		go s.runConn(c, release)
+		s.pollerRefused(err)
 		return
 	}
 	c.poller = p
-	c.onAuth = s.startConn(c, release)
-	c.awaitPolled()
 }
 
-// awaitPolled goes on reading c: on a worker at once if input is
-// buffered above the socket, else by parking c with the poller. If c is
-// closing, its read side ends.
-func (c *conn) awaitPolled() {
+// pollerRefused logs, once per server, that the poller could not take a
+// connection.
+func (s *Server) pollerRefused(err error) {
+	s.pollerWarning.Do(func() {
+		s.log.Warn("idle poller refused a connection; it keeps a goroutine while idle", slog.Any("err", err))
+	})
+}
+
+// park hands c's read side to the poller; its reader returns.
+func (c *conn) park() {
 	c.qmu.Lock()
 	if c.finished {
 		c.qmu.Unlock()
-		c.readEnded()
-		return
-	}
-	if c.br.Buffered() > 0 || c.tlsInput {
-		c.qmu.Unlock()
-		runAsync(task{c: c, read: true})
+		c.readEnd()
 		return
 	}
 	c.parked = true
@@ -67,15 +74,16 @@ func (c *conn) awaitPolled() {
 	if err == nil && armErr == nil {
 		return
 	}
-	// The socket is closed (or the poller refused it): take c back, unless
+	// The socket is closed, or the poller refused it: take c back, unless
 	// the writer's close took it already.
-	if armErr != nil && err == nil {
-		c.s.log.Warn("idle poller refused a connection; closing it", slog.Any("err", armErr))
+	if !c.unpark() {
+		return
 	}
-	if c.unpark() {
+	if err == nil {
+		c.s.pollerRefused(armErr)
 		c.stop(websocket.StatusInternalError, "server error")
-		c.readEnded()
 	}
+	c.readEnd()
 }
 
 // unpark takes c from the poller: true if c was parked (the caller then
@@ -90,10 +98,10 @@ func (c *conn) unpark() bool {
 
 // closeParked is the writer's, once it has closed the socket: a parked
 // connection will hear nothing more from the poller, so its read side
-// ends here.
+// ends here, on a goroutine of its own (endConn waits for the close).
 func (c *conn) closeParked() {
 	if c.unpark() {
-		c.readEnded()
+		go c.readEnd()
 	}
 }
 
@@ -111,41 +119,25 @@ func (c *conn) wake() {
 	c.qmu.Unlock()
 	if finished {
 		// The writer's close handshake reads the socket now.
-		c.readEnded()
+		go c.readEnd()
 		return
 	}
 	runAsync(task{c: c, read: true})
 }
 
 // readDone is called by the worker that read a frame, once the frame is
-// handled (or could not be read: ok false). On the goroutine path it
-// reports to conn.reader on more; polled, it goes on itself.
+// handled (or could not be read: ok false). It reports to the reader on
+// more; for a frame the poller woke it for (more nil), it starts a
+// reader again.
 func (c *conn) readDone(more chan<- bool, ok bool) {
 	if more != nil {
 		more <- ok
 		return
 	}
 	if !ok {
-		c.readEnded()
+		go c.readEnd()
 		return
 	}
-	if c.onAuth != nil && c.dev != nil {
-		c.authed.Store(true)
-		c.onAuth()
-		c.onAuth = nil
-	}
-	c.awaitPolled()
-}
-
-// readEnded ends a polled connection's read side: what runConn does
-// after conn.reader returns, on a goroutine of its own, as that waits
-// for the close handshake.
-func (c *conn) readEnded() {
-	go func() {
-		if c.onAuth != nil {
-			c.onAuth()
-			c.onAuth = nil
-		}
-		c.s.endConn(c)
-	}()
+	c.noteAuth()
+	go c.reader()
 }

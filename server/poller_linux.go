@@ -5,6 +5,7 @@ package server
 import (
 	"errors"
 	"fmt"
+	"os"
 	"sync"
 	"syscall"
 )
@@ -15,6 +16,10 @@ import (
 // handed to a worker once per arm, and re-armed when it parks again.
 type idlePoller struct {
 	epfd int
+	// file is epfd as a pollable file: the run loop waits for it on the
+	// runtime's own poller (an epoll instance is readable when it has
+	// events), so it never blocks a thread in epoll_wait.
+	file *os.File
 
 	mu    sync.Mutex
 	conns map[uint64]*conn // by pollID, the key in the epoll event
@@ -26,8 +31,17 @@ var sharedPoller = sync.OnceValues(func() (*idlePoller, error) {
 	if err != nil {
 		return nil, fmt.Errorf("epoll_create1: %w", err)
 	}
-	p := &idlePoller{epfd: fd, conns: make(map[uint64]*conn)}
-	go p.run()
+	if err := syscall.SetNonblock(fd, true); err != nil {
+		syscall.Close(fd)
+		return nil, fmt.Errorf("epoll: %w", err)
+	}
+	p := &idlePoller{epfd: fd, file: os.NewFile(uintptr(fd), "idle-poller"), conns: make(map[uint64]*conn)}
+	rc, err := p.file.SyscallConn()
+	if err != nil {
+		p.file.Close()
+		return nil, fmt.Errorf("epoll: %w", err)
+	}
+	go p.run(rc)
 	return p, nil
 })
 
@@ -92,17 +106,27 @@ func (p *idlePoller) arm(fd uintptr, c *conn) error {
 	return nil
 }
 
-// run hands every connection whose socket is ready to its wake.
-func (p *idlePoller) run() {
+// run hands every connection whose socket is ready to its wake. It
+// collects events without waiting (epoll_wait with timeout 0) when the
+// runtime's poller reports the epoll instance readable: a blocking
+// epoll_wait would hold a thread outside the scheduler, and each wake-up
+// would then wait for a processor, delaying every parked connection's
+// next frame.
+func (p *idlePoller) run(rc syscall.RawConn) {
 	events := make([]syscall.EpollEvent, 256)
+	var n int
+	var waitErr error
+	collect := func(fd uintptr) bool {
+		n, waitErr = syscall.EpollWait(int(fd), events, 0)
+		return n != 0 || (waitErr != nil && !errors.Is(waitErr, syscall.EINTR))
+	}
 	for {
-		n, err := syscall.EpollWait(p.epfd, events, -1)
-		if errors.Is(err, syscall.EINTR) {
-			continue
+		if err := rc.Read(collect); err != nil {
+			panic(fmt.Sprintf("server: idle poller: %v", err)) // the file is never closed
 		}
-		if err != nil {
+		if waitErr != nil {
 			// Cannot happen with a valid epfd and buffer; do not spin.
-			panic(fmt.Sprintf("server: epoll_wait: %v", err))
+			panic(fmt.Sprintf("server: epoll_wait: %v", waitErr))
 		}
 		for _, ev := range events[:n] {
 			p.mu.Lock()

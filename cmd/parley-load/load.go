@@ -41,6 +41,7 @@ type config struct {
 	inflight              int
 	mix                   map[string]float64
 	idle                  int
+	idleSettle            time.Duration
 	offline               int
 	addrs                 int
 	db                    string // with spawn: PostgreSQL for the delivery store
@@ -114,6 +115,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&cfg.inflight, "inflight", 1, "requests one device keeps outstanding (pipelined)")
 	fs.StringVar(&mix, "mix", "direct=1", "message mix: weights of direct, group and attach (direct message after uploading an attachment)")
 	fs.IntVar(&cfg.idle, "idle", 0, "extra idle authenticated connections held open during the run")
+	fs.DurationVar(&cfg.idleSettle, "idle-settle", 2*time.Second, "with --idle: how long the connections idle before the server's memory is read (parleyd parks a connection after 5s without input)")
 	fs.IntVar(&cfg.offline, "offline", 0, "after the run, queue this many messages for an offline device and time its drain on reconnect")
 	fs.StringVar(&cfg.db, "db", "", "with --spawn: the spawned server keeps its delivery store in this PostgreSQL database (`postgres://...`, as \"parleyd serve --db\") instead of SQLite")
 	fs.IntVar(&cfg.nodes, "nodes", 1, "with --spawn and --db: start this many server processes on the database, joined by a NATS server (a child process too); accounts are spread over them round robin, so a 1:1 message usually crosses nodes")
@@ -241,6 +243,8 @@ type IdleStats struct {
 	RSSAfterMiB  float64 `json:"rss_after_mib"`
 	KiBPerConn   float64 `json:"kib_per_connection"`
 	OpenSeconds  float64 `json:"open_seconds"`
+	// SettleSeconds is how long the connections idled before RSSAfterMiB.
+	SettleSeconds float64 `json:"settle_seconds"`
 }
 
 // DrainStats time a device catching up after being offline.
@@ -281,8 +285,8 @@ func (r *Report) print(w io.Writer) {
 		fmt.Fprintf(w, "CPU per delivered message: server %s µs, generator %.1f µs\n", server, g)
 	}
 	if i := r.Idle; i != nil {
-		fmt.Fprintf(w, "idle: %d connections (%d failed) opened in %.1fs; server RSS %.1f -> %.1f MiB = %.2f KiB per connection\n",
-			i.Connections, i.Failed, i.OpenSeconds, i.RSSBeforeMiB, i.RSSAfterMiB, i.KiBPerConn)
+		fmt.Fprintf(w, "idle: %d connections (%d failed) opened in %.1fs; server RSS %.1f -> %.1f MiB %.0fs later = %.2f KiB per connection\n",
+			i.Connections, i.Failed, i.OpenSeconds, i.RSSBeforeMiB, i.RSSAfterMiB, i.SettleSeconds, i.KiBPerConn)
 	}
 	if d := r.Drain; d != nil {
 		fmt.Fprintf(w, "offline drain: %d of %d queued messages fetched in %.2fs = %.0f/s\n", d.Drained, d.Queued, d.Seconds, d.PerSecond)
@@ -877,7 +881,8 @@ func (w *world) openIdle(ctx context.Context, progress io.Writer) (*IdleStats, [
 	st.Failed = int(failed.Load())
 	conns = slices.DeleteFunc(conns, func(c *wsClient) bool { return c == nil })
 	if w.proc != 0 {
-		time.Sleep(2 * time.Second)
+		time.Sleep(w.cfg.idleSettle)
+		st.SettleSeconds = w.cfg.idleSettle.Seconds()
 		p, _ := readProc(w.proc)
 		st.RSSAfterMiB = float64(p.RSSKiB) / 1024
 		if len(conns) > 0 {
