@@ -1,0 +1,170 @@
+package main
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"runtime/debug"
+	"slices"
+	"strconv"
+	"strings"
+)
+
+// The Go runtime's soft memory limit (runtime/debug.SetMemoryLimit).
+//
+// With memory to spare the collector lets the heap grow to twice what is
+// live before it collects (GOGC=100): an idle TLS connection then costs
+// about 20 KiB of RSS, though it needs about 12 (docs/benchmarks.md,
+// "Idle connections"). With a limit, the collector works harder as the
+// process nears it, so a node holds as many connections as its memory
+// allows instead of being killed at half of them. parleyd sets one by
+// default where it can tell how much memory it was given: in a cgroup
+// with a memory limit (a container, or a systemd unit with MemoryMax=).
+
+// memoryLimitFlag is --memory-limit: "auto", "none" or a size.
+type memoryLimitFlag string
+
+func (m *memoryLimitFlag) String() string { return string(*m) }
+
+func (m *memoryLimitFlag) Set(v string) error {
+	v = strings.TrimSpace(v)
+	switch v {
+	case "auto", "none":
+	default:
+		if _, err := parseSize(v); err != nil {
+			return err
+		}
+	}
+	*m = memoryLimitFlag(v)
+	return nil
+}
+
+// cgroupShare is the part of a cgroup's memory limit parleyd's own limit
+// is set to: the rest is for memory the runtime does not manage (the
+// kernel's socket buffers, SQLite's page cache is Go memory here) and
+// for the collector to catch up before the cgroup's limit kills.
+const cgroupShare = 0.9
+
+// applyMemoryLimit sets the runtime's memory limit as m says and
+// describes what it did: a size sets it; "auto" leaves GOMEMLIMIT if set
+// and otherwise takes cgroupShare of the cgroup's limit found under
+// root ("/" in production), if any; "none" sets no limit.
+func applyMemoryLimit(m memoryLimitFlag, root string) (string, error) {
+	switch m {
+	case "none":
+		debug.SetMemoryLimit(math.MaxInt64)
+		return "none", nil
+	case "auto", "":
+		if v, ok := os.LookupEnv("GOMEMLIMIT"); ok {
+			return "GOMEMLIMIT=" + v, nil
+		}
+		limit, path, err := cgroupMemoryMax(root)
+		if err != nil {
+			return "", err
+		}
+		if limit == 0 {
+			return "none (no cgroup memory limit)", nil
+		}
+		n := int64(float64(limit) * cgroupShare)
+		debug.SetMemoryLimit(n)
+		return fmt.Sprintf("%s (%.0f%% of %s in %s)", formatSize(n), cgroupShare*100, formatSize(limit), path), nil
+	}
+	n, err := parseSize(string(m))
+	if err != nil {
+		return "", err
+	}
+	debug.SetMemoryLimit(n)
+	return formatSize(n), nil
+}
+
+// cgroupMemoryMax returns the memory limit of this process's cgroup
+// (v2's memory.max, or v1's memory.limit_in_bytes), 0 if it has none,
+// and the file it read.
+func cgroupMemoryMax(root string) (int64, string, error) {
+	f, err := os.Open(filepath.Join(root, "proc/self/cgroup"))
+	if errors.Is(err, os.ErrNotExist) {
+		return 0, "", nil // not Linux, or no /proc
+	}
+	if err != nil {
+		return 0, "", fmt.Errorf("memory limit: %w", err)
+	}
+	defer f.Close()
+	var candidates []string
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		// hierarchy-ID:controllers:path
+		parts := strings.SplitN(sc.Text(), ":", 3)
+		if len(parts) != 3 {
+			continue
+		}
+		switch {
+		case parts[0] == "0" && parts[1] == "":
+			candidates = append(candidates, filepath.Join(root, "sys/fs/cgroup", parts[2], "memory.max"))
+		case slices.Contains(strings.Split(parts[1], ","), "memory"):
+			candidates = append(candidates, filepath.Join(root, "sys/fs/cgroup/memory", parts[2], "memory.limit_in_bytes"))
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return 0, "", fmt.Errorf("memory limit: %w", err)
+	}
+	for _, path := range candidates {
+		b, err := os.ReadFile(path)
+		if errors.Is(err, os.ErrNotExist) {
+			continue // e.g. the root cgroup, which has no limit file
+		}
+		if err != nil {
+			return 0, "", fmt.Errorf("memory limit: %w", err)
+		}
+		v := strings.TrimSpace(string(b))
+		if v == "max" {
+			return 0, path, nil
+		}
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n <= 0 {
+			return 0, "", fmt.Errorf("memory limit: %s holds %q, not a size", path, v)
+		}
+		if n >= 1<<62 {
+			return 0, path, nil // cgroup v1's "unlimited"
+		}
+		return n, path, nil
+	}
+	return 0, "", nil
+}
+
+// sizeUnits are the suffixes parseSize accepts, as GOMEMLIMIT does.
+var sizeUnits = []struct {
+	suffix string
+	n      int64
+}{{"TiB", 1 << 40}, {"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}, {"B", 1}}
+
+// parseSize reads a size such as 512MiB or 20GiB (or plain bytes).
+func parseSize(v string) (int64, error) {
+	unit, num := int64(1), v
+	for _, u := range sizeUnits {
+		if s, ok := strings.CutSuffix(v, u.suffix); ok {
+			unit, num = u.n, s
+			break
+		}
+	}
+	n, err := strconv.ParseInt(strings.TrimSpace(num), 10, 64)
+	if err != nil || n <= 0 || n > math.MaxInt64/unit {
+		return 0, fmt.Errorf("want auto, none or a size such as 512MiB or 20GiB, not %q", v)
+	}
+	return n * unit, nil
+}
+
+// formatSize writes n in the largest unit that keeps it readable.
+func formatSize(n int64) string {
+	for _, u := range sizeUnits[:4] {
+		if n%u.n == 0 {
+			return fmt.Sprintf("%d%s", n/u.n, u.suffix)
+		}
+		if n >= 10*u.n {
+			return fmt.Sprintf("%.1f%s", float64(n)/float64(u.n), u.suffix)
+		}
+	}
+	return fmt.Sprintf("%dB", n)
+}
