@@ -1,7 +1,6 @@
 package server_test
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
@@ -11,6 +10,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/parleychat/parley/internal/syncbuf"
 
 	"github.com/parleychat/parley/client/transport"
 	"github.com/parleychat/parley/server"
@@ -158,24 +159,6 @@ func TestEdgesWithConnGoroutines(t *testing.T) {
 	}
 }
 
-// lockedBuffer is a log destination safe for the server's goroutines.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // Connections that park and wake thousands of times, concurrently, with
 // requests often already waiting when a connection parks (each client
 // keeps several pings in flight), while others connect and leave: every
@@ -185,7 +168,7 @@ func TestPollerChurn(t *testing.T) {
 	if runtime.GOOS != "linux" {
 		t.Skip("the idle poller is Linux's (epoll)")
 	}
-	logs := &lockedBuffer{}
+	logs := &syncbuf.Buffer{}
 	ts := startServer(t, t.TempDir(), func(cfg *server.Config) {
 		cfg.Logger = slog.New(slog.NewTextHandler(logs, nil))
 	})

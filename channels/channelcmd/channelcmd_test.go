@@ -11,9 +11,10 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/parleychat/parley/internal/syncbuf"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -138,24 +139,6 @@ func TestCommands(t *testing.T) {
 	s.run(t, "carol", 1, "read", "nope")
 }
 
-// syncBuffer is a bytes.Buffer safe for a writer and a reader goroutine.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 func TestReadFollowSeesTakedown(t *testing.T) {
 	s := newServer(t)
 	s.run(t, "alice", 0, "create", "news")
@@ -165,7 +148,7 @@ func TestReadFollowSeesTakedown(t *testing.T) {
 	s.run(t, "alice", 0, "post", "news", "x", "--media", f)
 
 	ctx, cancel := context.WithCancel(context.Background())
-	var out syncBuffer
+	var out syncbuf.Buffer
 	done := make(chan int)
 	go func() {
 		done <- Run(ctx, s.url, as("carol"), []string{"read", "news", "--follow", "--json", "--wait", "5s"}, &out, &out)
@@ -184,7 +167,7 @@ func TestReadFollowSeesTakedown(t *testing.T) {
 	}
 }
 
-func waitFor(t *testing.T, b *syncBuffer, s string) {
+func waitFor(t *testing.T, b *syncbuf.Buffer, s string) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for !strings.Contains(b.String(), s) {

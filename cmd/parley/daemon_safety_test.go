@@ -9,16 +9,18 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/parleychat/parley/internal/syncbuf"
 )
 
 // startDaemonFor runs "parley daemon" on profile and connects to it.
 func startDaemonFor(t *testing.T, profile string) *rpcClient {
 	t.Helper()
 	ctx, stop := context.WithCancel(context.Background())
-	var derr syncBuffer
+	var derr syncbuf.Buffer
 	exited := make(chan int, 1)
 	go func() {
-		exited <- run(ctx, []string{"--profile", profile, "daemon"}, strings.NewReader(""), &syncBuffer{}, &derr)
+		exited <- run(ctx, []string{"--profile", profile, "daemon"}, strings.NewReader(""), &syncbuf.Buffer{}, &derr)
 	}()
 	t.Cleanup(func() {
 		stop()

@@ -9,29 +9,11 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/parleychat/parley/internal/syncbuf"
 )
-
-// syncBuffer is a bytes.Buffer safe for a goroutine writing while the
-// test reads.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // parley runs the CLI in this process.
 func parley(t *testing.T, args ...string) (string, string) {
@@ -116,7 +98,7 @@ func TestDaemon(t *testing.T) {
 
 	ctx, stop := context.WithCancel(context.Background())
 	defer stop()
-	var dout, derr syncBuffer
+	var dout, derr syncbuf.Buffer
 	exited := make(chan int, 1)
 	go func() {
 		exited <- run(ctx, []string{"--profile", alice, "daemon", "--channel-poll", "200ms"}, strings.NewReader(""), &dout, &derr)

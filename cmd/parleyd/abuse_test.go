@@ -9,39 +9,21 @@ import (
 	"net/http"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/parleychat/parley/internal/syncbuf"
 
 	"github.com/parleychat/parley/client/transport"
 	"github.com/parleychat/parley/wire"
 )
-
-// lockedBuffer is a bytes.Buffer safe for the server's logger and the
-// test to share.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // runServe runs "parleyd serve ARGS" as users do and returns the URLs it
 // logs for the main and metrics listeners.
 func runServe(t *testing.T, args ...string) (mainURL, metricsURL string) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	logs := &lockedBuffer{}
+	logs := &syncbuf.Buffer{}
 	done := make(chan int, 1)
 	go func() {
 		done <- run(ctx, append([]string{"serve", "--data", t.TempDir(), "--listen", "127.0.0.1:0"}, args...), io.Discard, logs)
@@ -246,7 +228,7 @@ func TestServeRefusesSecondServer(t *testing.T) {
 	// Were it to start, it would serve until the deadline and exit 0.
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	var errb lockedBuffer
+	var errb syncbuf.Buffer
 	code := run(ctx, []string{"serve", "--data", dir, "--listen", "127.0.0.1:0", "--metrics-listen", "off"}, io.Discard, &errb)
 	if code == 0 || !strings.Contains(errb.String(), "another parleyd serve is using this database") {
 		t.Fatalf("second server: exit %d, %q", code, errb.String())

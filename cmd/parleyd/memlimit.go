@@ -11,6 +11,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/parleychat/parley/internal/bytesize"
 )
 
 // The Go runtime's soft memory limit (runtime/debug.SetMemoryLimit).
@@ -34,8 +36,8 @@ func (m *memoryLimitFlag) Set(v string) error {
 	switch v {
 	case "auto", "none":
 	default:
-		if _, err := parseSize(v); err != nil {
-			return err
+		if _, err := bytesize.Parse(v); err != nil {
+			return fmt.Errorf("want auto, none or a size such as 512MiB or 20GiB, not %q", v)
 		}
 	}
 	*m = memoryLimitFlag(v)
@@ -70,14 +72,14 @@ func applyMemoryLimit(m memoryLimitFlag, root string) (string, error) {
 		}
 		n := int64(float64(limit) * cgroupShare)
 		debug.SetMemoryLimit(n)
-		return fmt.Sprintf("%s (%.0f%% of %s in %s)", formatSize(n), cgroupShare*100, formatSize(limit), path), nil
+		return fmt.Sprintf("%s (%.0f%% of %s in %s)", bytesize.Format(n), cgroupShare*100, bytesize.Format(limit), path), nil
 	}
-	n, err := parseSize(string(m))
+	n, err := bytesize.Parse(string(m))
 	if err != nil {
 		return "", err
 	}
 	debug.SetMemoryLimit(n)
-	return formatSize(n), nil
+	return bytesize.Format(n), nil
 }
 
 // cgroupMemoryMax returns the memory limit of this process's cgroup
@@ -132,39 +134,4 @@ func cgroupMemoryMax(root string) (int64, string, error) {
 		return n, path, nil
 	}
 	return 0, "", nil
-}
-
-// sizeUnits are the suffixes parseSize accepts, as GOMEMLIMIT does.
-var sizeUnits = []struct {
-	suffix string
-	n      int64
-}{{"TiB", 1 << 40}, {"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}, {"B", 1}}
-
-// parseSize reads a size such as 512MiB or 20GiB (or plain bytes).
-func parseSize(v string) (int64, error) {
-	unit, num := int64(1), v
-	for _, u := range sizeUnits {
-		if s, ok := strings.CutSuffix(v, u.suffix); ok {
-			unit, num = u.n, s
-			break
-		}
-	}
-	n, err := strconv.ParseInt(strings.TrimSpace(num), 10, 64)
-	if err != nil || n <= 0 || n > math.MaxInt64/unit {
-		return 0, fmt.Errorf("want auto, none or a size such as 512MiB or 20GiB, not %q", v)
-	}
-	return n * unit, nil
-}
-
-// formatSize writes n in the largest unit that keeps it readable.
-func formatSize(n int64) string {
-	for _, u := range sizeUnits[:4] {
-		if n%u.n == 0 {
-			return fmt.Sprintf("%d%s", n/u.n, u.suffix)
-		}
-		if n >= 10*u.n {
-			return fmt.Sprintf("%.1f%s", float64(n)/float64(u.n), u.suffix)
-		}
-	}
-	return fmt.Sprintf("%dB", n)
 }

@@ -97,7 +97,7 @@ func TestMemoryLimitExplicit(t *testing.T) {
 	if desc, err := applyMemoryLimit("auto", root); err != nil || desc != "GOMEMLIMIT=3GiB" || debug.SetMemoryLimit(-1) != 12345<<20 {
 		t.Fatalf("auto with GOMEMLIMIT: %q, %v", desc, err)
 	}
-	if desc, err := applyMemoryLimit("512MiB", root); err != nil || desc != "512MiB" || debug.SetMemoryLimit(-1) != 512<<20 {
+	if desc, err := applyMemoryLimit("512MiB", root); err != nil || desc != "512 MiB" || debug.SetMemoryLimit(-1) != 512<<20 {
 		t.Fatalf("512MiB: %q, %v", desc, err)
 	}
 	if _, err := applyMemoryLimit("none", root); err != nil || debug.SetMemoryLimit(-1) != math.MaxInt64 {

@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/parleychat/parley/internal/syncbuf"
+
 	"github.com/parleychat/parley/channels/channelsrv"
 	"github.com/parleychat/parley/client/transport"
 	"github.com/parleychat/parley/moderation/modsqlite"
@@ -26,7 +28,7 @@ func TestClientAddressesNeverStored(t *testing.T) {
 	data := filepath.Join(t.TempDir(), "data")
 	const canary = "203.0.113.77"
 	runCtx, cancel := context.WithCancel(context.Background())
-	logs := &lockedBuffer{}
+	logs := &syncbuf.Buffer{}
 	done := make(chan int, 1)
 	go func() {
 		done <- run(runCtx, []string{"serve", "--data", data, "--listen", "127.0.0.1:0", "--metrics-listen", "off",
