@@ -110,14 +110,14 @@ func TestSpawnedRun(t *testing.T) {
 // throwaway certificate; traffic and idle connections work as on plain
 // sockets.
 func TestSpawnedRunTLS(t *testing.T) {
-	rep := runJSON(t, "--spawn", "--tls", "--accounts", "4", "--rate", "200", "--duration", "1s", "--idle", "10")
+	rep := runJSON(t, "--spawn", "--tls", "--accounts", "4", "--rate", "200", "--duration", "1s", "--idle", "10", "--idle-settle", "300ms")
 	if !strings.Contains(rep.Transport, "TLS 1.3") {
 		t.Fatalf("transport %q", rep.Transport)
 	}
 	if rep.Delivered == 0 || rep.Errors != 0 || rep.Lost != 0 || rep.Duplicated != 0 {
 		t.Fatalf("delivered %d, errors %d, lost %d, duplicated %d: %v", rep.Delivered, rep.Errors, rep.Lost, rep.Duplicated, rep.FirstErrors)
 	}
-	if rep.Idle == nil || rep.Idle.Connections != 10 || rep.Idle.Failed != 0 {
+	if rep.Idle == nil || rep.Idle.Connections != 10 || rep.Idle.Failed != 0 || rep.Idle.SettleSeconds != 0.3 {
 		t.Fatalf("idle: %+v", rep.Idle)
 	}
 	var out bytes.Buffer
