@@ -28,8 +28,8 @@ import (
 // order received (so responses come back in order). Responses and pushes
 // go through a bounded queue drained by a writer (flush, on a pooled
 // worker) that runs only while there is something to write, so an idle
-// connection costs one goroutine (the reader, with a minimal stack) and no
-// queue memory.
+// connection costs no queue memory; and an active one goroutine (the
+// reader, with a minimal stack), an idle one on Linux none (poll.go).
 type conn struct {
 	s *Server
 	// barred, if set, is the moderation decision that bars this account:
