@@ -1,6 +1,7 @@
 package server
 
 import (
+	"errors"
 	"time"
 
 	dto "github.com/prometheus/client_model/go"
@@ -45,3 +46,7 @@ func SetParkAfter(d time.Duration) time.Duration {
 	parkAfter = d
 	return old
 }
+
+// RefuseParking makes every attempt of s to park a connection on the
+// idle poller fail as a refusal by the kernel would; call before Serve.
+func RefuseParking(s *Server) { s.refuseArms = errors.New("test: the poller refuses") }

@@ -4,8 +4,6 @@ import (
 	"errors"
 	"log/slog"
 	"time"
-
-	"github.com/coder/websocket"
 )
 
 // Connections that idle on the idle poller (poller_linux.go).
@@ -70,7 +68,11 @@ func (c *conn) park() {
 	var armErr error
 	// Control holds the socket open while the callback runs, so fd is
 	// this connection's socket (its number cannot have been reused).
-	err := c.raw.Control(func(fd uintptr) { armErr = c.poller.arm(fd, c) })
+	err := c.raw.Control(func(fd uintptr) {
+		if armErr = c.s.refuseArms; armErr == nil {
+			armErr = c.poller.arm(fd, c)
+		}
+	})
 	if err == nil && armErr == nil {
 		return
 	}
@@ -79,11 +81,16 @@ func (c *conn) park() {
 	if !c.unpark() {
 		return
 	}
-	if err == nil {
-		c.s.pollerRefused(armErr)
-		c.stop(websocket.StatusInternalError, "server error")
+	if err != nil {
+		c.readEnd() // closed
+		return
 	}
-	c.readEnd()
+	// Refused: c leaves the poller (no event can find it any more) and
+	// keeps a reader goroutine from now on.
+	c.s.pollerRefused(armErr)
+	c.poller.remove(c)
+	c.poller = nil
+	go c.reader()
 }
 
 // unpark takes c from the poller: true if c was parked (the caller then

@@ -116,9 +116,20 @@ func (p *idlePoller) run(rc syscall.RawConn) {
 	events := make([]syscall.EpollEvent, 256)
 	var n int
 	var waitErr error
+	// collect reports true when there are events to hand out, or an
+	// error; false sends rc.Read back to wait.
 	collect := func(fd uintptr) bool {
-		n, waitErr = syscall.EpollWait(int(fd), events, 0)
-		return n != 0 || (waitErr != nil && !errors.Is(waitErr, syscall.EINTR))
+		for {
+			n, waitErr = syscall.EpollWait(int(fd), events, 0)
+			if !errors.Is(waitErr, syscall.EINTR) {
+				break
+			}
+		}
+		if waitErr != nil {
+			n = 0 // the call returns -1 with its error
+			return true
+		}
+		return n > 0
 	}
 	for {
 		if err := rc.Read(collect); err != nil {

@@ -115,7 +115,7 @@ func idleConnectionGoroutines(t *testing.T, perConn int) {
 		}
 	}()
 	var waiting, withConn, inLibrary int
-	for try := 0; try < 100; try++ {
+	for try := 0; try < 500; try++ { // up to 5 s on a loaded machine
 		buf := make([]byte, 1<<22)
 		buf = buf[:runtime.Stack(buf, true)]
 		waiting, withConn, inLibrary = 0, 0, 0
@@ -225,5 +225,44 @@ func TestPollerChurn(t *testing.T) {
 			t.Fatalf("%d connections open, want %d", server.OpenConnections(ts.srv), conns)
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// If the poller refuses to take a connection that would park, the
+// connection is not closed: it keeps its reader goroutine from then on,
+// and the refusal is logged once.
+func TestParkingRefused(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("the idle poller is Linux's (epoll)")
+	}
+	logs := &syncbuf.Buffer{}
+	ts := startServer(t, t.TempDir(), func(cfg *server.Config) {
+		cfg.Logger = slog.New(slog.NewTextHandler(logs, nil))
+	})
+	server.RefuseParking(ts.srv)
+	const n = 3
+	var devs []*device
+	for i := range n {
+		devs = append(devs, register(t, ts, fmt.Sprintf("user%d", i)))
+	}
+	for round := range 3 {
+		time.Sleep(100 * time.Millisecond) // past parkAfter (20 ms in these tests)
+		for _, d := range devs {
+			if err := d.conn.Ping(context.Background()); err != nil {
+				t.Fatalf("round %d: %s: %v", round, d.user, err)
+			}
+		}
+	}
+	waiting := 0
+	for try := 0; try < 500 && waiting != n; try++ {
+		time.Sleep(10 * time.Millisecond)
+		buf := make([]byte, 1<<22)
+		waiting = strings.Count(string(buf[:runtime.Stack(buf, true)]), "server.(*conn).awaitInput")
+	}
+	if waiting != n {
+		t.Errorf("%d connections wait on their own goroutine, want %d", waiting, n)
+	}
+	if got := strings.Count(logs.String(), "idle poller refused"); got != 1 {
+		t.Errorf("the refusal was logged %d times, want once:\n%s", got, logs.String())
 	}
 }

@@ -230,10 +230,13 @@ type Server struct {
 	seenDay   time.Time
 	seenToday map[string]bool
 	// noIdlePoller keeps every connection on its own goroutine (tests of
-	// that path, which other systems use); pollerWarning logs once that
-	// the poller could not start.
+	// that path, which other systems use); pollerWarning logs, once, that
+	// the poller could not start or refused a connection.
 	noIdlePoller  bool
 	pollerWarning sync.Once
+	// refuseArms, if set, is what arming the poller fails with (tests of
+	// a refusal).
+	refuseArms error
 }
 
 // New checks cfg and returns a server; it does not listen yet.

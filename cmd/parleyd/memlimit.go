@@ -31,13 +31,22 @@ type memoryLimitFlag string
 
 func (m *memoryLimitFlag) String() string { return string(*m) }
 
+// minMemoryLimit is the smallest --memory-limit taken: below it an
+// empty server is near the limit already, and the collector would run
+// all the time.
+const minMemoryLimit = 64 << 20
+
 func (m *memoryLimitFlag) Set(v string) error {
 	v = strings.TrimSpace(v)
 	switch v {
 	case "auto", "none":
 	default:
-		if _, err := bytesize.Parse(v); err != nil {
+		n, err := bytesize.Parse(v)
+		if err != nil {
 			return fmt.Errorf("want auto, none or a size such as 512MiB or 20GiB, not %q", v)
+		}
+		if n < minMemoryLimit {
+			return fmt.Errorf("%s is too little for the server (an empty one uses about 30 MiB): give at least %s, or none", bytesize.Format(n), bytesize.Format(minMemoryLimit))
 		}
 	}
 	*m = memoryLimitFlag(v)
@@ -45,9 +54,10 @@ func (m *memoryLimitFlag) Set(v string) error {
 }
 
 // cgroupShare is the part of a cgroup's memory limit parleyd's own limit
-// is set to: the rest is for memory the runtime does not manage (the
-// kernel's socket buffers, SQLite's page cache is Go memory here) and
-// for the collector to catch up before the cgroup's limit kills.
+// is set to: the rest is for what the cgroup also counts but the Go
+// runtime does not manage (the kernel's socket buffers, the page cache
+// of the data directory's files), and for the collector to catch up
+// before the cgroup's limit kills the process.
 const cgroupShare = 0.9
 
 // applyMemoryLimit sets the runtime's memory limit as m says and
@@ -102,11 +112,18 @@ func cgroupMemoryMax(root string) (int64, string, error) {
 		if len(parts) != 3 {
 			continue
 		}
+		// The cgroup's own directory, then the mount's root: without a
+		// cgroup namespace a container sees its host's path for its
+		// cgroup here, but its own cgroup mounted at the root.
 		switch {
 		case parts[0] == "0" && parts[1] == "":
-			candidates = append(candidates, filepath.Join(root, "sys/fs/cgroup", parts[2], "memory.max"))
+			candidates = append(candidates,
+				filepath.Join(root, "sys/fs/cgroup", parts[2], "memory.max"),
+				filepath.Join(root, "sys/fs/cgroup/memory.max"))
 		case slices.Contains(strings.Split(parts[1], ","), "memory"):
-			candidates = append(candidates, filepath.Join(root, "sys/fs/cgroup/memory", parts[2], "memory.limit_in_bytes"))
+			candidates = append(candidates,
+				filepath.Join(root, "sys/fs/cgroup/memory", parts[2], "memory.limit_in_bytes"),
+				filepath.Join(root, "sys/fs/cgroup/memory/memory.limit_in_bytes"))
 		}
 	}
 	if err := sc.Err(); err != nil {
@@ -115,7 +132,7 @@ func cgroupMemoryMax(root string) (int64, string, error) {
 	for _, path := range candidates {
 		b, err := os.ReadFile(path)
 		if errors.Is(err, os.ErrNotExist) {
-			continue // e.g. the root cgroup, which has no limit file
+			continue // e.g. v2's root cgroup, which has no limit file
 		}
 		if err != nil {
 			return 0, "", fmt.Errorf("memory limit: %w", err)

@@ -51,6 +51,10 @@ func TestMemoryLimitAuto(t *testing.T) {
 		{"v2 root (no file)", "0::/\n", "", "", 0},
 		{"v1", "4:memory:/docker/abc\n0::/\n", "sys/fs/cgroup/memory/docker/abc/memory.limit_in_bytes", "1073741824", gib * 9 / 10},
 		{"v1 unlimited", "9:cpu,memory:/\n", "sys/fs/cgroup/memory/memory.limit_in_bytes", "9223372036854771712", 0},
+		// A container without a cgroup namespace: its host's path is
+		// listed, its own cgroup is mounted at the root.
+		{"v1 no namespace", "4:memory:/docker/abc\n", "sys/fs/cgroup/memory/memory.limit_in_bytes", "536870912", 512 << 20 * 9 / 10},
+		{"v2 no namespace", "0::/system.slice/docker-abc.scope\n", "sys/fs/cgroup/memory.max", "1073741824", gib * 9 / 10},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			keepMemoryLimit(t)
@@ -106,13 +110,13 @@ func TestMemoryLimitExplicit(t *testing.T) {
 }
 
 func TestMemoryLimitFlag(t *testing.T) {
-	for _, good := range []string{"auto", "none", "20GiB", "512MiB", "1048576", "3TiB"} {
+	for _, good := range []string{"auto", "none", "20GiB", "512MiB", "67108864", "3TiB"} {
 		var m memoryLimitFlag
 		if err := m.Set(good); err != nil {
 			t.Errorf("Set(%q): %v", good, err)
 		}
 	}
-	for _, bad := range []string{"", "0", "-5MiB", "12XB", "1.5GiB", "99999999999TiB", "lots"} {
+	for _, bad := range []string{"", "0", "-5MiB", "12XB", "1.5GiB", "99999999999TiB", "lots", "10MiB", "1000"} {
 		var m memoryLimitFlag
 		if err := m.Set(bad); err == nil {
 			t.Errorf("Set(%q) accepted", bad)
@@ -123,5 +127,10 @@ func TestMemoryLimitFlag(t *testing.T) {
 	code := run(context.Background(), []string{"serve", "--data", t.TempDir(), "--memory-limit", "lots"}, &bytes.Buffer{}, &errb)
 	if code != 2 || !strings.Contains(errb.String(), "such as 512MiB") {
 		t.Fatalf("exit %d, stderr %q", code, errb.String())
+	}
+	errb.Reset()
+	code = run(context.Background(), []string{"serve", "--data", t.TempDir(), "--memory-limit", "8MiB"}, &bytes.Buffer{}, &errb)
+	if code != 2 || !strings.Contains(errb.String(), "at least 64 MiB") {
+		t.Fatalf("8MiB: exit %d, stderr %q", code, errb.String())
 	}
 }
