@@ -67,7 +67,13 @@ func (s *Server) announce(res store.AppendResult) {
 // recipients.
 func (s *Server) onNotice(b []byte) {
 	var n parleypb.ClusterNotice
-	if proto.Unmarshal(b, &n) != nil || n.Node == s.nodeID || n.Message == nil {
+	if proto.Unmarshal(b, &n) != nil || n.Node == s.nodeID {
+		return
+	}
+	if n.Recheck != nil {
+		s.onRecheck(n.Recheck)
+	}
+	if n.Message == nil {
 		return
 	}
 	m := store.Message{ID: n.Message.Id, ConversationID: n.Message.ConversationId, Seq: n.Message.Seq, Epoch: n.Message.Epoch,

@@ -39,7 +39,8 @@ func (b *loopBus) deliver(p []byte) {
 // bus. Property: a notice that is not a well-formed ClusterNotice with a
 // message for one of the node's connected devices pushes nothing; one that
 // is pushes exactly one event to that device; the connection keeps working
-// either way.
+// either way (a session recheck looks the device up, and the store says
+// it is still alice's).
 func FuzzClusterNotice(f *testing.F) {
 	bus := &loopBus{}
 	ts := startServer(f, f.TempDir(), func(c *server.Config) { c.Bus = bus })
@@ -51,6 +52,9 @@ func FuzzClusterNotice(f *testing.F) {
 		{Node: "other", Recipients: []string{"nobody"}, Message: msg},
 		{Node: "other", Recipients: []string{alice.id, alice.id}, Message: msg},
 		{Node: "other", Recipients: []string{alice.id}},
+		// A recheck of a device that is still alice's ends nothing.
+		{Node: "other", Recheck: &parleypb.SessionRecheck{Devices: []string{alice.id, "nobody", alice.id}}},
+		{Node: "other", Recipients: []string{alice.id}, Message: msg, Recheck: &parleypb.SessionRecheck{Devices: []string{alice.id}}},
 	} {
 		b, _ := proto.Marshal(n)
 		f.Add(b)

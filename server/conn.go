@@ -82,7 +82,10 @@ type conn struct {
 	tlsInput  bool
 	challenge []byte
 	dev       *store.Device
-	failures  int
+	// signedIn is dev as other goroutines read it (sessions.go): set
+	// before the hub hands the connection out, never changed after.
+	signedIn *store.Device
+	failures int
 	// refused counts RATE_LIMITED and BAD_REQUEST answers since the last
 	// success: a client that keeps asking instead of waiting (or keeps
 	// sending what is refused) is disconnected.
@@ -792,6 +795,9 @@ func (c *conn) respond(typ string, id uint64, start time.Time, body parleypb.Ser
 		if tooManyRefused {
 			c.s.metrics.rateLimited.WithLabelValues("disconnected").Inc()
 			c.stop(websocket.StatusPolicyViolation, "too many refused requests: wait as retry_after_seconds says")
+		}
+		if c.closeReason != "" {
+			c.stop(websocket.StatusPolicyViolation, c.closeReason)
 		}
 		return
 	}

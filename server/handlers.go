@@ -72,6 +72,14 @@ func (c *conn) dispatch(f *parleypb.ClientFrame) (parleypb.ServerFrameBody, erro
 			return nil, &wire.Error{Code: parleypb.ErrorCode_PERMISSION_DENIED, Message: c.barred}
 		}
 	}
+	if !messageTraffic(f) {
+		// The device may have been removed, or the account's sanction
+		// changed, since it signed in, through another node or process
+		// (sessions.go).
+		if err := c.recheckRequest(ctx); err != nil {
+			return nil, err
+		}
+	}
 	switch f.Body.(type) {
 	case *parleypb.ClientFrame_ApproveLink, *parleypb.ClientFrame_RemoveDevice, *parleypb.ClientFrame_UploadKeyPackages,
 		*parleypb.ClientFrame_CreateConversation, *parleypb.ClientFrame_AckInbox, *parleypb.ClientFrame_Privacy,
@@ -286,8 +294,21 @@ func (c *conn) authenticated(ctx context.Context, dev store.Device) (parleypb.Se
 		c.s.releaseAccountConn(dev.Username)
 		return nil, err
 	}
-	c.dev = &dev
+	c.signedIn = &dev
 	c.s.hub.add(dev.ID, c)
+	// Looked up again now that the node would end this session: a
+	// removal committed before this lookup is seen here, and one
+	// committed after it is announced after this connection is in the
+	// hub (sessions.go).
+	if _, err := c.s.cfg.Store.Device(ctx, dev.ID); err != nil {
+		c.s.hub.remove(dev.ID, c)
+		c.s.releaseAccountConn(dev.Username)
+		if errors.Is(err, store.ErrNotFound) {
+			return nil, errDeviceGone
+		}
+		return nil, err
+	}
+	c.dev = &dev
 	c.s.seen(ctx, dev.ID)
 	return &parleypb.ServerFrame_Session{Session: &parleypb.Session{
 		Username:               dev.Username,
@@ -430,7 +451,7 @@ func (c *conn) handleRemoveDevice(ctx context.Context, r *parleypb.RemoveDeviceR
 	}
 	for _, other := range c.s.hub.conns(dev.ID) {
 		if other != c {
-			other.stop(websocket.StatusPolicyViolation, "device removed")
+			other.stop(websocket.StatusPolicyViolation, reasonDeviceRemoved)
 		}
 	}
 	// Tell the account's other online devices.
@@ -443,8 +464,9 @@ func (c *conn) handleRemoveDevice(ctx context.Context, r *parleypb.RemoveDeviceR
 			}
 		}
 	}
+	c.s.announceRecheck([]string{dev.ID})
 	if dev.ID == c.dev.ID {
-		c.closeReason = "device removed" // answer, then close
+		c.closeReason = reasonDeviceRemoved // answer, then close
 	}
 	c.s.log.Info("device removed", "username", dev.Username, "device", dev.ID)
 	return empty(), nil
@@ -470,11 +492,12 @@ func (c *conn) handleDeleteAccount(ctx context.Context, r *parleypb.DeleteAccoun
 	for _, id := range ids {
 		for _, other := range c.s.hub.conns(id) {
 			if other != c {
-				other.stop(websocket.StatusPolicyViolation, "account deleted")
+				other.stop(websocket.StatusPolicyViolation, reasonAccountDeleted)
 			}
 		}
 	}
-	c.closeReason = "account deleted" // answer, then close
+	c.s.announceRecheck(ids)
+	c.closeReason = reasonAccountDeleted // answer, then close
 	c.s.log.Info("account deleted", "username", c.dev.Username, "devices", len(ids))
 	return empty(), nil
 }

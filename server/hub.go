@@ -42,6 +42,17 @@ func (h *hub) remove(device string, c *conn) {
 	h.m[device] = slices.Concat(old[:i], old[i+1:])
 }
 
+// devices returns the devices with connections, in no order.
+func (h *hub) devices() []string {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	out := make([]string, 0, len(h.m))
+	for d := range h.m {
+		out = append(out, d)
+	}
+	return out
+}
+
 // conns returns device's connections. The slice is shared: callers
 // only read it.
 func (h *hub) conns(device string) []*conn {

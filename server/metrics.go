@@ -21,6 +21,7 @@ type metrics struct {
 	rateLimited    *prometheus.CounterVec
 	storageErrors  prometheus.Counter
 	ktEpochs       prometheus.Counter
+	sessionsEnded  *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -54,8 +55,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "parleyd_storage_unavailable_total", Help: "Requests refused with STORAGE_UNAVAILABLE (disk full, read-only, I/O error)."}),
 		ktEpochs: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "parleyd_kt_epochs_total", Help: "Key transparency epochs published."}),
+		sessionsEnded: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "parleyd_sessions_ended_total", Help: "Authenticated connections ended (or requests refused) because the store no longer backs their session, by why: device_removed, account_deleted or sanction_changed, found by a request, a recheck notice or the periodic session check."}, []string{"why"}),
 	}
-	for _, c := range []prometheus.Collector{m.connections, m.requests, m.requestSeconds, m.messages, m.pushes, m.slowClients, m.blobBytes, m.expired, m.disappeared, m.refusedConns, m.authTimeouts, m.rateLimited, m.storageErrors, m.ktEpochs} {
+	for _, c := range []prometheus.Collector{m.connections, m.requests, m.requestSeconds, m.messages, m.pushes, m.slowClients, m.blobBytes, m.expired, m.disappeared, m.refusedConns, m.authTimeouts, m.rateLimited, m.storageErrors, m.ktEpochs, m.sessionsEnded} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("server: register metrics: %w", err)
 		}

@@ -72,7 +72,12 @@ type Config struct {
 	// disconnected.
 	WriteTimeout  time.Duration
 	SweepInterval time.Duration // retention sweeper, default 1m
-	TokenTTL      time.Duration // blob bearer tokens, default 24h
+	// SessionCheck is how often every device connected to this node is
+	// looked up in the store again, so that a device removed, an account
+	// deleted or a moderation decision taken elsewhere ends its sessions
+	// here too (sessions.go; default 1m).
+	SessionCheck time.Duration
+	TokenTTL     time.Duration // blob bearer tokens, default 24h
 	// OutboundBytes bounds the bytes queued for one connection (default
 	// 8 MiB, at least 4 × MaxFrame + 64 KiB so one full Fetch response fits).
 	OutboundBytes int
@@ -262,6 +267,10 @@ func New(cfg Config) (*Server, error) {
 	setDefault(&cfg.OutboundQueue, 256)
 	setDefault(&cfg.WriteTimeout, 10*time.Second)
 	setDefault(&cfg.SweepInterval, time.Minute)
+	if cfg.SessionCheck < 0 {
+		return nil, fmt.Errorf("server: the session check interval must be positive, not %v", cfg.SessionCheck)
+	}
+	setDefault(&cfg.SessionCheck, time.Minute)
 	setDefault(&cfg.TokenTTL, 24*time.Hour)
 	setDefault(&cfg.OutboundBytes, 8<<20)
 	cfg.OutboundBytes = max(cfg.OutboundBytes, int(4*cfg.MaxFrame)+64<<10)
@@ -410,11 +419,12 @@ func (s *Server) Serve(ln net.Listener) error {
 	s.sweepWG.Add(2)
 	if !s.renewing { // once, however many listeners Serve gets
 		s.renewing = true
-		s.sweepWG.Add(1)
+		s.sweepWG.Add(2)
 		go func() {
 			defer s.sweepWG.Done()
 			s.slots.Run(s.sweepCtx)
 		}()
+		go s.sessionChecker()
 	}
 	subscribe := s.cfg.Bus != nil && s.stopBus == nil
 	if subscribe {

@@ -196,6 +196,9 @@ type serveFlags struct {
 	nats                                     string
 	logLevel                                 slog.Level
 	retention, shutdownTimeout               time.Duration
+	// sessionCheck is how often connected devices are looked up again
+	// (--session-check).
+	sessionCheck time.Duration
 	// caseRetention is how long a decided moderation case keeps what
 	// reporters sent (--case-retention).
 	caseRetention           time.Duration
@@ -349,6 +352,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&f.videoMinFrames, "video-min-frames", 1, "sampled frames of a video (one a second) that must match one listed image's PDQ hash for the video to match it")
 	fs.StringVar(&f.adminListen, "admin-listen", "", "`address` serving the moderators' web console (default: none); plain HTTP only on a loopback address, like --listen")
 	fs.DurationVar(&f.shutdownTimeout, "shutdown-timeout", 30*time.Second, "how long to wait for in-flight requests on SIGTERM/SIGINT")
+	fs.DurationVar(&f.sessionCheck, "session-check", time.Minute, "look every connected device up in the store this `often` and sign out those removed, deleted or newly suspended or banned elsewhere (another node without --nats, or \"parleyd admin cases\"); account requests and, with --nats, other nodes' removals take effect at once anyway")
 	f.memoryLimit = "auto"
 	fs.Var(&f.memoryLimit, "memory-limit", "soft memory `limit` of the Go runtime, such as 20GiB: near it the garbage collector works harder instead of letting the heap grow to twice what is live (idle connections then cost about 40% less); auto: GOMEMLIMIT if set, else 90% of the cgroup's memory limit (container, systemd MemoryMax=) if any; none: no limit")
 	f.abuse.register(fs)
@@ -375,6 +379,10 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		handler = slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: f.logLevel})
 	default:
 		fmt.Fprintf(stderr, "parleyd serve: --log-format must be text or json, not %q\n", f.logFormat)
+		return 2
+	}
+	if f.sessionCheck < time.Second {
+		fmt.Fprintf(stderr, "parleyd serve: --session-check must be at least 1s (a minute suits most servers), not %v\n", f.sessionCheck)
 		return 2
 	}
 	log := slog.New(handler)
@@ -494,7 +502,7 @@ func serveWith(ctx context.Context, f serveFlags, log *slog.Logger, ready chan<-
 	defer chans.Close()
 	cfg := server.Config{
 		Store: st, Blobs: blobs, Logger: log, Registerer: reg, Gatherer: reg,
-		Registration: server.Registration(f.registration), Retention: f.retention,
+		Registration: server.Registration(f.registration), Retention: f.retention, SessionCheck: f.sessionCheck,
 		MaxAttachment: f.maxAttachment, MaxFrame: f.maxFrame, TLSConfig: tlsConfig,
 	}
 	if err := f.abuse.serverConfig(&cfg); err != nil {

@@ -56,7 +56,7 @@ func TestHelp(t *testing.T) {
 	}
 	for _, flag := range []string{"-data", "-listen", "-tls-cert", "-tls-key", "-registration", "-retention", "-max-attachment", "-max-frame", "-log-format", "PARLEY_",
 		"-body-timeout", "-min-body-rate", "-max-uploads-per-account", "-max-post-uploads-per-account", "-blob-quota", "-upload-rate", "default 600/1h0m0s",
-		"-ffmpeg", "-ffprobe", "-max-video-bytes", "-video-min-frames"} {
+		"-ffmpeg", "-ffprobe", "-max-video-bytes", "-video-min-frames", "-session-check"} {
 		if !strings.Contains(errb.String(), flag) {
 			t.Errorf("serve --help does not explain %s", flag)
 		}
@@ -81,6 +81,18 @@ func TestEnvFlags(t *testing.T) {
 	code := run(context.Background(), []string{"serve", "--data", t.TempDir()}, io.Discard, &errb)
 	if code != 2 || !strings.Contains(errb.String(), "xml") {
 		t.Fatalf("PARLEY_LOG_FORMAT ignored: exit %d, %q", code, errb.String())
+	}
+}
+
+// A session check interval too short to be meant (or negative) is
+// refused before anything starts, saying what to give.
+func TestSessionCheckFlag(t *testing.T) {
+	for _, bad := range []string{"10ms", "0s", "-1m"} {
+		var errb bytes.Buffer
+		code := run(context.Background(), []string{"serve", "--data", t.TempDir(), "--session-check", bad}, io.Discard, &errb)
+		if code != 2 || !strings.Contains(errb.String(), "--session-check must be at least 1s") {
+			t.Errorf("--session-check %s: exit %d, %q", bad, code, errb.String())
+		}
 	}
 }
 

@@ -2907,7 +2907,10 @@ func (x *AppealRequest) GetText() string {
 
 // ClusterNotice is what a server node publishes on its bus (NATS) after
 // it stored a message, so that nodes with connected recipients push it to
-// them. Not part of the client protocol; nothing durable depends on it.
+// them, or after it removed devices, so that nodes holding their sessions
+// end them at once. Not part of the client protocol; nothing durable or
+// security-relevant depends on it (a recheck names what to look up in the
+// store, which decides).
 type ClusterNotice struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Node          string                 `protobuf:"bytes,1,opt,name=node,proto3" json:"node,omitempty"`
@@ -2915,6 +2918,7 @@ type ClusterNotice struct {
 	Message       *Message               `protobuf:"bytes,3,opt,name=message,proto3" json:"message,omitempty"`
 	Inbox         bool                   `protobuf:"varint,4,opt,name=inbox,proto3" json:"inbox,omitempty"`         // a Welcome in the recipients' inboxes
 	Ephemeral     bool                   `protobuf:"varint,5,opt,name=ephemeral,proto3" json:"ephemeral,omitempty"` // an ephemeral message, pushed and forgotten
+	Recheck       *SessionRecheck        `protobuf:"bytes,6,opt,name=recheck,proto3" json:"recheck,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2984,6 +2988,60 @@ func (x *ClusterNotice) GetEphemeral() bool {
 	return false
 }
 
+func (x *ClusterNotice) GetRecheck() *SessionRecheck {
+	if x != nil {
+		return x.Recheck
+	}
+	return nil
+}
+
+// SessionRecheck asks every node to look these devices up in the store
+// again and end the sessions of those that were removed (one device, or
+// all of a deleted account's).
+type SessionRecheck struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Devices       []string               `protobuf:"bytes,1,rep,name=devices,proto3" json:"devices,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SessionRecheck) Reset() {
+	*x = SessionRecheck{}
+	mi := &file_parleypb_parley_proto_msgTypes[29]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SessionRecheck) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SessionRecheck) ProtoMessage() {}
+
+func (x *SessionRecheck) ProtoReflect() protoreflect.Message {
+	mi := &file_parleypb_parley_proto_msgTypes[29]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SessionRecheck.ProtoReflect.Descriptor instead.
+func (*SessionRecheck) Descriptor() ([]byte, []int) {
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{29}
+}
+
+func (x *SessionRecheck) GetDevices() []string {
+	if x != nil {
+		return x.Devices
+	}
+	return nil
+}
+
 type KTKeysRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
@@ -2992,7 +3050,7 @@ type KTKeysRequest struct {
 
 func (x *KTKeysRequest) Reset() {
 	*x = KTKeysRequest{}
-	mi := &file_parleypb_parley_proto_msgTypes[29]
+	mi := &file_parleypb_parley_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3004,7 +3062,7 @@ func (x *KTKeysRequest) String() string {
 func (*KTKeysRequest) ProtoMessage() {}
 
 func (x *KTKeysRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[29]
+	mi := &file_parleypb_parley_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3017,7 +3075,7 @@ func (x *KTKeysRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KTKeysRequest.ProtoReflect.Descriptor instead.
 func (*KTKeysRequest) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{29}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{30}
 }
 
 // KTKeysResponse names the directory: its log's origin, its note
@@ -3037,7 +3095,7 @@ type KTKeysResponse struct {
 
 func (x *KTKeysResponse) Reset() {
 	*x = KTKeysResponse{}
-	mi := &file_parleypb_parley_proto_msgTypes[30]
+	mi := &file_parleypb_parley_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3049,7 +3107,7 @@ func (x *KTKeysResponse) String() string {
 func (*KTKeysResponse) ProtoMessage() {}
 
 func (x *KTKeysResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[30]
+	mi := &file_parleypb_parley_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3062,7 +3120,7 @@ func (x *KTKeysResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KTKeysResponse.ProtoReflect.Descriptor instead.
 func (*KTKeysResponse) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{30}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *KTKeysResponse) GetOrigin() string {
@@ -3115,7 +3173,7 @@ type KTHistoryRequest struct {
 
 func (x *KTHistoryRequest) Reset() {
 	*x = KTHistoryRequest{}
-	mi := &file_parleypb_parley_proto_msgTypes[31]
+	mi := &file_parleypb_parley_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3127,7 +3185,7 @@ func (x *KTHistoryRequest) String() string {
 func (*KTHistoryRequest) ProtoMessage() {}
 
 func (x *KTHistoryRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[31]
+	mi := &file_parleypb_parley_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3140,7 +3198,7 @@ func (x *KTHistoryRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KTHistoryRequest.ProtoReflect.Descriptor instead.
 func (*KTHistoryRequest) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{31}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *KTHistoryRequest) GetAfterEpoch() uint64 {
@@ -3175,7 +3233,7 @@ type KTHistoryResponse struct {
 
 func (x *KTHistoryResponse) Reset() {
 	*x = KTHistoryResponse{}
-	mi := &file_parleypb_parley_proto_msgTypes[32]
+	mi := &file_parleypb_parley_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3187,7 +3245,7 @@ func (x *KTHistoryResponse) String() string {
 func (*KTHistoryResponse) ProtoMessage() {}
 
 func (x *KTHistoryResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[32]
+	mi := &file_parleypb_parley_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3200,7 +3258,7 @@ func (x *KTHistoryResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KTHistoryResponse.ProtoReflect.Descriptor instead.
 func (*KTHistoryResponse) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{32}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *KTHistoryResponse) GetAnswer() *KTAnswer {
@@ -3237,7 +3295,7 @@ type KTConsistencyRequest struct {
 
 func (x *KTConsistencyRequest) Reset() {
 	*x = KTConsistencyRequest{}
-	mi := &file_parleypb_parley_proto_msgTypes[33]
+	mi := &file_parleypb_parley_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3249,7 +3307,7 @@ func (x *KTConsistencyRequest) String() string {
 func (*KTConsistencyRequest) ProtoMessage() {}
 
 func (x *KTConsistencyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[33]
+	mi := &file_parleypb_parley_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3262,7 +3320,7 @@ func (x *KTConsistencyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KTConsistencyRequest.ProtoReflect.Descriptor instead.
 func (*KTConsistencyRequest) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{33}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *KTConsistencyRequest) GetOldSize() int64 {
@@ -3288,7 +3346,7 @@ type KTConsistencyResponse struct {
 
 func (x *KTConsistencyResponse) Reset() {
 	*x = KTConsistencyResponse{}
-	mi := &file_parleypb_parley_proto_msgTypes[34]
+	mi := &file_parleypb_parley_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3300,7 +3358,7 @@ func (x *KTConsistencyResponse) String() string {
 func (*KTConsistencyResponse) ProtoMessage() {}
 
 func (x *KTConsistencyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[34]
+	mi := &file_parleypb_parley_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3313,7 +3371,7 @@ func (x *KTConsistencyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KTConsistencyResponse.ProtoReflect.Descriptor instead.
 func (*KTConsistencyResponse) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{34}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *KTConsistencyResponse) GetProof() []byte {
@@ -3332,7 +3390,7 @@ type ApproveLinkResponse struct {
 
 func (x *ApproveLinkResponse) Reset() {
 	*x = ApproveLinkResponse{}
-	mi := &file_parleypb_parley_proto_msgTypes[35]
+	mi := &file_parleypb_parley_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3344,7 +3402,7 @@ func (x *ApproveLinkResponse) String() string {
 func (*ApproveLinkResponse) ProtoMessage() {}
 
 func (x *ApproveLinkResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[35]
+	mi := &file_parleypb_parley_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3357,7 +3415,7 @@ func (x *ApproveLinkResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApproveLinkResponse.ProtoReflect.Descriptor instead.
 func (*ApproveLinkResponse) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{35}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *ApproveLinkResponse) GetDevice() *Device {
@@ -3378,7 +3436,7 @@ type Device struct {
 
 func (x *Device) Reset() {
 	*x = Device{}
-	mi := &file_parleypb_parley_proto_msgTypes[36]
+	mi := &file_parleypb_parley_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3390,7 +3448,7 @@ func (x *Device) String() string {
 func (*Device) ProtoMessage() {}
 
 func (x *Device) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[36]
+	mi := &file_parleypb_parley_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3403,7 +3461,7 @@ func (x *Device) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Device.ProtoReflect.Descriptor instead.
 func (*Device) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{36}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *Device) GetId() string {
@@ -3435,7 +3493,7 @@ type ListDevicesRequest struct {
 
 func (x *ListDevicesRequest) Reset() {
 	*x = ListDevicesRequest{}
-	mi := &file_parleypb_parley_proto_msgTypes[37]
+	mi := &file_parleypb_parley_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3447,7 +3505,7 @@ func (x *ListDevicesRequest) String() string {
 func (*ListDevicesRequest) ProtoMessage() {}
 
 func (x *ListDevicesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[37]
+	mi := &file_parleypb_parley_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3460,7 +3518,7 @@ func (x *ListDevicesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListDevicesRequest.ProtoReflect.Descriptor instead.
 func (*ListDevicesRequest) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{37}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{38}
 }
 
 type ListDevicesResponse struct {
@@ -3472,7 +3530,7 @@ type ListDevicesResponse struct {
 
 func (x *ListDevicesResponse) Reset() {
 	*x = ListDevicesResponse{}
-	mi := &file_parleypb_parley_proto_msgTypes[38]
+	mi := &file_parleypb_parley_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3484,7 +3542,7 @@ func (x *ListDevicesResponse) String() string {
 func (*ListDevicesResponse) ProtoMessage() {}
 
 func (x *ListDevicesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[38]
+	mi := &file_parleypb_parley_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3497,7 +3555,7 @@ func (x *ListDevicesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListDevicesResponse.ProtoReflect.Descriptor instead.
 func (*ListDevicesResponse) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{38}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *ListDevicesResponse) GetDevices() []*Device {
@@ -3516,7 +3574,7 @@ type RemoveDeviceRequest struct {
 
 func (x *RemoveDeviceRequest) Reset() {
 	*x = RemoveDeviceRequest{}
-	mi := &file_parleypb_parley_proto_msgTypes[39]
+	mi := &file_parleypb_parley_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3528,7 +3586,7 @@ func (x *RemoveDeviceRequest) String() string {
 func (*RemoveDeviceRequest) ProtoMessage() {}
 
 func (x *RemoveDeviceRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[39]
+	mi := &file_parleypb_parley_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3541,7 +3599,7 @@ func (x *RemoveDeviceRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveDeviceRequest.ProtoReflect.Descriptor instead.
 func (*RemoveDeviceRequest) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{39}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *RemoveDeviceRequest) GetDeviceId() string {
@@ -3565,7 +3623,7 @@ type DeleteAccountRequest struct {
 
 func (x *DeleteAccountRequest) Reset() {
 	*x = DeleteAccountRequest{}
-	mi := &file_parleypb_parley_proto_msgTypes[40]
+	mi := &file_parleypb_parley_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3577,7 +3635,7 @@ func (x *DeleteAccountRequest) String() string {
 func (*DeleteAccountRequest) ProtoMessage() {}
 
 func (x *DeleteAccountRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[40]
+	mi := &file_parleypb_parley_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3590,7 +3648,7 @@ func (x *DeleteAccountRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteAccountRequest.ProtoReflect.Descriptor instead.
 func (*DeleteAccountRequest) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{40}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *DeleteAccountRequest) GetUsername() string {
@@ -3613,7 +3671,7 @@ type KeyPackage struct {
 
 func (x *KeyPackage) Reset() {
 	*x = KeyPackage{}
-	mi := &file_parleypb_parley_proto_msgTypes[41]
+	mi := &file_parleypb_parley_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3625,7 +3683,7 @@ func (x *KeyPackage) String() string {
 func (*KeyPackage) ProtoMessage() {}
 
 func (x *KeyPackage) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[41]
+	mi := &file_parleypb_parley_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3638,7 +3696,7 @@ func (x *KeyPackage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KeyPackage.ProtoReflect.Descriptor instead.
 func (*KeyPackage) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{41}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *KeyPackage) GetRef() []byte {
@@ -3672,7 +3730,7 @@ type UploadKeyPackagesRequest struct {
 
 func (x *UploadKeyPackagesRequest) Reset() {
 	*x = UploadKeyPackagesRequest{}
-	mi := &file_parleypb_parley_proto_msgTypes[42]
+	mi := &file_parleypb_parley_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3684,7 +3742,7 @@ func (x *UploadKeyPackagesRequest) String() string {
 func (*UploadKeyPackagesRequest) ProtoMessage() {}
 
 func (x *UploadKeyPackagesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[42]
+	mi := &file_parleypb_parley_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3697,7 +3755,7 @@ func (x *UploadKeyPackagesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UploadKeyPackagesRequest.ProtoReflect.Descriptor instead.
 func (*UploadKeyPackagesRequest) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{42}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *UploadKeyPackagesRequest) GetKeyPackages() []*KeyPackage {
@@ -3723,7 +3781,7 @@ type UploadKeyPackagesResponse struct {
 
 func (x *UploadKeyPackagesResponse) Reset() {
 	*x = UploadKeyPackagesResponse{}
-	mi := &file_parleypb_parley_proto_msgTypes[43]
+	mi := &file_parleypb_parley_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3735,7 +3793,7 @@ func (x *UploadKeyPackagesResponse) String() string {
 func (*UploadKeyPackagesResponse) ProtoMessage() {}
 
 func (x *UploadKeyPackagesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[43]
+	mi := &file_parleypb_parley_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3748,7 +3806,7 @@ func (x *UploadKeyPackagesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UploadKeyPackagesResponse.ProtoReflect.Descriptor instead.
 func (*UploadKeyPackagesResponse) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{43}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *UploadKeyPackagesResponse) GetRemaining() uint32 {
@@ -3771,7 +3829,7 @@ type FetchKeyPackagesRequest struct {
 
 func (x *FetchKeyPackagesRequest) Reset() {
 	*x = FetchKeyPackagesRequest{}
-	mi := &file_parleypb_parley_proto_msgTypes[44]
+	mi := &file_parleypb_parley_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3783,7 +3841,7 @@ func (x *FetchKeyPackagesRequest) String() string {
 func (*FetchKeyPackagesRequest) ProtoMessage() {}
 
 func (x *FetchKeyPackagesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[44]
+	mi := &file_parleypb_parley_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3796,7 +3854,7 @@ func (x *FetchKeyPackagesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FetchKeyPackagesRequest.ProtoReflect.Descriptor instead.
 func (*FetchKeyPackagesRequest) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{44}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *FetchKeyPackagesRequest) GetUsername() string {
@@ -3831,7 +3889,7 @@ type DeviceKeyPackage struct {
 
 func (x *DeviceKeyPackage) Reset() {
 	*x = DeviceKeyPackage{}
-	mi := &file_parleypb_parley_proto_msgTypes[45]
+	mi := &file_parleypb_parley_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3843,7 +3901,7 @@ func (x *DeviceKeyPackage) String() string {
 func (*DeviceKeyPackage) ProtoMessage() {}
 
 func (x *DeviceKeyPackage) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[45]
+	mi := &file_parleypb_parley_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3856,7 +3914,7 @@ func (x *DeviceKeyPackage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeviceKeyPackage.ProtoReflect.Descriptor instead.
 func (*DeviceKeyPackage) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{45}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *DeviceKeyPackage) GetDeviceId() string {
@@ -3889,7 +3947,7 @@ type FetchKeyPackagesResponse struct {
 
 func (x *FetchKeyPackagesResponse) Reset() {
 	*x = FetchKeyPackagesResponse{}
-	mi := &file_parleypb_parley_proto_msgTypes[46]
+	mi := &file_parleypb_parley_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3901,7 +3959,7 @@ func (x *FetchKeyPackagesResponse) String() string {
 func (*FetchKeyPackagesResponse) ProtoMessage() {}
 
 func (x *FetchKeyPackagesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[46]
+	mi := &file_parleypb_parley_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3914,7 +3972,7 @@ func (x *FetchKeyPackagesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FetchKeyPackagesResponse.ProtoReflect.Descriptor instead.
 func (*FetchKeyPackagesResponse) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{46}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *FetchKeyPackagesResponse) GetKeyPackages() []*DeviceKeyPackage {
@@ -3940,7 +3998,7 @@ type CreateConversationRequest struct {
 
 func (x *CreateConversationRequest) Reset() {
 	*x = CreateConversationRequest{}
-	mi := &file_parleypb_parley_proto_msgTypes[47]
+	mi := &file_parleypb_parley_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3952,7 +4010,7 @@ func (x *CreateConversationRequest) String() string {
 func (*CreateConversationRequest) ProtoMessage() {}
 
 func (x *CreateConversationRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[47]
+	mi := &file_parleypb_parley_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3965,7 +4023,7 @@ func (x *CreateConversationRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateConversationRequest.ProtoReflect.Descriptor instead.
 func (*CreateConversationRequest) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{47}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *CreateConversationRequest) GetConversationId() []byte {
@@ -3991,7 +4049,7 @@ type CreateConversationResponse struct {
 
 func (x *CreateConversationResponse) Reset() {
 	*x = CreateConversationResponse{}
-	mi := &file_parleypb_parley_proto_msgTypes[48]
+	mi := &file_parleypb_parley_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4003,7 +4061,7 @@ func (x *CreateConversationResponse) String() string {
 func (*CreateConversationResponse) ProtoMessage() {}
 
 func (x *CreateConversationResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[48]
+	mi := &file_parleypb_parley_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4016,7 +4074,7 @@ func (x *CreateConversationResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateConversationResponse.ProtoReflect.Descriptor instead.
 func (*CreateConversationResponse) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{48}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *CreateConversationResponse) GetEpoch() uint64 {
@@ -4049,7 +4107,7 @@ type Message struct {
 
 func (x *Message) Reset() {
 	*x = Message{}
-	mi := &file_parleypb_parley_proto_msgTypes[49]
+	mi := &file_parleypb_parley_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4061,7 +4119,7 @@ func (x *Message) String() string {
 func (*Message) ProtoMessage() {}
 
 func (x *Message) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[49]
+	mi := &file_parleypb_parley_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4074,7 +4132,7 @@ func (x *Message) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Message.ProtoReflect.Descriptor instead.
 func (*Message) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{49}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *Message) GetId() []byte {
@@ -4188,7 +4246,7 @@ type SendRequest struct {
 
 func (x *SendRequest) Reset() {
 	*x = SendRequest{}
-	mi := &file_parleypb_parley_proto_msgTypes[50]
+	mi := &file_parleypb_parley_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4200,7 +4258,7 @@ func (x *SendRequest) String() string {
 func (*SendRequest) ProtoMessage() {}
 
 func (x *SendRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[50]
+	mi := &file_parleypb_parley_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4213,7 +4271,7 @@ func (x *SendRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SendRequest.ProtoReflect.Descriptor instead.
 func (*SendRequest) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{50}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *SendRequest) GetMessageId() []byte {
@@ -4304,7 +4362,7 @@ type SendResponse struct {
 
 func (x *SendResponse) Reset() {
 	*x = SendResponse{}
-	mi := &file_parleypb_parley_proto_msgTypes[51]
+	mi := &file_parleypb_parley_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4316,7 +4374,7 @@ func (x *SendResponse) String() string {
 func (*SendResponse) ProtoMessage() {}
 
 func (x *SendResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[51]
+	mi := &file_parleypb_parley_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4329,7 +4387,7 @@ func (x *SendResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SendResponse.ProtoReflect.Descriptor instead.
 func (*SendResponse) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{51}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *SendResponse) GetSeq() uint64 {
@@ -4363,7 +4421,7 @@ type FetchRequest struct {
 
 func (x *FetchRequest) Reset() {
 	*x = FetchRequest{}
-	mi := &file_parleypb_parley_proto_msgTypes[52]
+	mi := &file_parleypb_parley_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4375,7 +4433,7 @@ func (x *FetchRequest) String() string {
 func (*FetchRequest) ProtoMessage() {}
 
 func (x *FetchRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[52]
+	mi := &file_parleypb_parley_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4388,7 +4446,7 @@ func (x *FetchRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FetchRequest.ProtoReflect.Descriptor instead.
 func (*FetchRequest) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{52}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *FetchRequest) GetConversationId() []byte {
@@ -4415,7 +4473,7 @@ type FetchResponse struct {
 
 func (x *FetchResponse) Reset() {
 	*x = FetchResponse{}
-	mi := &file_parleypb_parley_proto_msgTypes[53]
+	mi := &file_parleypb_parley_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4427,7 +4485,7 @@ func (x *FetchResponse) String() string {
 func (*FetchResponse) ProtoMessage() {}
 
 func (x *FetchResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[53]
+	mi := &file_parleypb_parley_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4440,7 +4498,7 @@ func (x *FetchResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FetchResponse.ProtoReflect.Descriptor instead.
 func (*FetchResponse) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{53}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{54}
 }
 
 func (x *FetchResponse) GetMessages() []*Message {
@@ -4471,7 +4529,7 @@ type AckRequest struct {
 
 func (x *AckRequest) Reset() {
 	*x = AckRequest{}
-	mi := &file_parleypb_parley_proto_msgTypes[54]
+	mi := &file_parleypb_parley_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4483,7 +4541,7 @@ func (x *AckRequest) String() string {
 func (*AckRequest) ProtoMessage() {}
 
 func (x *AckRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[54]
+	mi := &file_parleypb_parley_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4496,7 +4554,7 @@ func (x *AckRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AckRequest.ProtoReflect.Descriptor instead.
 func (*AckRequest) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{54}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{55}
 }
 
 func (x *AckRequest) GetConversationId() []byte {
@@ -4531,7 +4589,7 @@ type CommitVerdict struct {
 
 func (x *CommitVerdict) Reset() {
 	*x = CommitVerdict{}
-	mi := &file_parleypb_parley_proto_msgTypes[55]
+	mi := &file_parleypb_parley_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4543,7 +4601,7 @@ func (x *CommitVerdict) String() string {
 func (*CommitVerdict) ProtoMessage() {}
 
 func (x *CommitVerdict) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[55]
+	mi := &file_parleypb_parley_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4556,7 +4614,7 @@ func (x *CommitVerdict) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CommitVerdict.ProtoReflect.Descriptor instead.
 func (*CommitVerdict) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{55}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{56}
 }
 
 func (x *CommitVerdict) GetCommitId() []byte {
@@ -4586,7 +4644,7 @@ type ListConversationsRequest struct {
 
 func (x *ListConversationsRequest) Reset() {
 	*x = ListConversationsRequest{}
-	mi := &file_parleypb_parley_proto_msgTypes[56]
+	mi := &file_parleypb_parley_proto_msgTypes[57]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4598,7 +4656,7 @@ func (x *ListConversationsRequest) String() string {
 func (*ListConversationsRequest) ProtoMessage() {}
 
 func (x *ListConversationsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[56]
+	mi := &file_parleypb_parley_proto_msgTypes[57]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4611,7 +4669,7 @@ func (x *ListConversationsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListConversationsRequest.ProtoReflect.Descriptor instead.
 func (*ListConversationsRequest) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{56}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{57}
 }
 
 func (x *ListConversationsRequest) GetAfter() []byte {
@@ -4643,7 +4701,7 @@ type ConversationInfo struct {
 
 func (x *ConversationInfo) Reset() {
 	*x = ConversationInfo{}
-	mi := &file_parleypb_parley_proto_msgTypes[57]
+	mi := &file_parleypb_parley_proto_msgTypes[58]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4655,7 +4713,7 @@ func (x *ConversationInfo) String() string {
 func (*ConversationInfo) ProtoMessage() {}
 
 func (x *ConversationInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[57]
+	mi := &file_parleypb_parley_proto_msgTypes[58]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4668,7 +4726,7 @@ func (x *ConversationInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConversationInfo.ProtoReflect.Descriptor instead.
 func (*ConversationInfo) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{57}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{58}
 }
 
 func (x *ConversationInfo) GetConversationId() []byte {
@@ -4730,7 +4788,7 @@ type ListConversationsResponse struct {
 
 func (x *ListConversationsResponse) Reset() {
 	*x = ListConversationsResponse{}
-	mi := &file_parleypb_parley_proto_msgTypes[58]
+	mi := &file_parleypb_parley_proto_msgTypes[59]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4742,7 +4800,7 @@ func (x *ListConversationsResponse) String() string {
 func (*ListConversationsResponse) ProtoMessage() {}
 
 func (x *ListConversationsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[58]
+	mi := &file_parleypb_parley_proto_msgTypes[59]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4755,7 +4813,7 @@ func (x *ListConversationsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListConversationsResponse.ProtoReflect.Descriptor instead.
 func (*ListConversationsResponse) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{58}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{59}
 }
 
 func (x *ListConversationsResponse) GetConversations() []*ConversationInfo {
@@ -4781,7 +4839,7 @@ type FetchInboxRequest struct {
 
 func (x *FetchInboxRequest) Reset() {
 	*x = FetchInboxRequest{}
-	mi := &file_parleypb_parley_proto_msgTypes[59]
+	mi := &file_parleypb_parley_proto_msgTypes[60]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4793,7 +4851,7 @@ func (x *FetchInboxRequest) String() string {
 func (*FetchInboxRequest) ProtoMessage() {}
 
 func (x *FetchInboxRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[59]
+	mi := &file_parleypb_parley_proto_msgTypes[60]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4806,7 +4864,7 @@ func (x *FetchInboxRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FetchInboxRequest.ProtoReflect.Descriptor instead.
 func (*FetchInboxRequest) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{59}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{60}
 }
 
 func (x *FetchInboxRequest) GetLimit() uint32 {
@@ -4826,7 +4884,7 @@ type FetchInboxResponse struct {
 
 func (x *FetchInboxResponse) Reset() {
 	*x = FetchInboxResponse{}
-	mi := &file_parleypb_parley_proto_msgTypes[60]
+	mi := &file_parleypb_parley_proto_msgTypes[61]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4838,7 +4896,7 @@ func (x *FetchInboxResponse) String() string {
 func (*FetchInboxResponse) ProtoMessage() {}
 
 func (x *FetchInboxResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[60]
+	mi := &file_parleypb_parley_proto_msgTypes[61]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4851,7 +4909,7 @@ func (x *FetchInboxResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FetchInboxResponse.ProtoReflect.Descriptor instead.
 func (*FetchInboxResponse) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{60}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{61}
 }
 
 func (x *FetchInboxResponse) GetMessages() []*Message {
@@ -4877,7 +4935,7 @@ type AckInboxRequest struct {
 
 func (x *AckInboxRequest) Reset() {
 	*x = AckInboxRequest{}
-	mi := &file_parleypb_parley_proto_msgTypes[61]
+	mi := &file_parleypb_parley_proto_msgTypes[62]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4889,7 +4947,7 @@ func (x *AckInboxRequest) String() string {
 func (*AckInboxRequest) ProtoMessage() {}
 
 func (x *AckInboxRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[61]
+	mi := &file_parleypb_parley_proto_msgTypes[62]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4902,7 +4960,7 @@ func (x *AckInboxRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AckInboxRequest.ProtoReflect.Descriptor instead.
 func (*AckInboxRequest) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{61}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{62}
 }
 
 func (x *AckInboxRequest) GetSeq() uint64 {
@@ -4920,7 +4978,7 @@ type PingRequest struct {
 
 func (x *PingRequest) Reset() {
 	*x = PingRequest{}
-	mi := &file_parleypb_parley_proto_msgTypes[62]
+	mi := &file_parleypb_parley_proto_msgTypes[63]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4932,7 +4990,7 @@ func (x *PingRequest) String() string {
 func (*PingRequest) ProtoMessage() {}
 
 func (x *PingRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[62]
+	mi := &file_parleypb_parley_proto_msgTypes[63]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4945,7 +5003,7 @@ func (x *PingRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PingRequest.ProtoReflect.Descriptor instead.
 func (*PingRequest) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{62}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{63}
 }
 
 type Push struct {
@@ -4965,7 +5023,7 @@ type Push struct {
 
 func (x *Push) Reset() {
 	*x = Push{}
-	mi := &file_parleypb_parley_proto_msgTypes[63]
+	mi := &file_parleypb_parley_proto_msgTypes[64]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4977,7 +5035,7 @@ func (x *Push) String() string {
 func (*Push) ProtoMessage() {}
 
 func (x *Push) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[63]
+	mi := &file_parleypb_parley_proto_msgTypes[64]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4990,7 +5048,7 @@ func (x *Push) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Push.ProtoReflect.Descriptor instead.
 func (*Push) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{63}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{64}
 }
 
 func (x *Push) GetEvent() isPush_Event {
@@ -5106,7 +5164,7 @@ type LinkApproved struct {
 
 func (x *LinkApproved) Reset() {
 	*x = LinkApproved{}
-	mi := &file_parleypb_parley_proto_msgTypes[64]
+	mi := &file_parleypb_parley_proto_msgTypes[65]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5118,7 +5176,7 @@ func (x *LinkApproved) String() string {
 func (*LinkApproved) ProtoMessage() {}
 
 func (x *LinkApproved) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[64]
+	mi := &file_parleypb_parley_proto_msgTypes[65]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5131,7 +5189,7 @@ func (x *LinkApproved) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LinkApproved.ProtoReflect.Descriptor instead.
 func (*LinkApproved) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{64}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{65}
 }
 
 func (x *LinkApproved) GetDeviceId() string {
@@ -5151,7 +5209,7 @@ type KeyPackagesLow struct {
 
 func (x *KeyPackagesLow) Reset() {
 	*x = KeyPackagesLow{}
-	mi := &file_parleypb_parley_proto_msgTypes[65]
+	mi := &file_parleypb_parley_proto_msgTypes[66]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5163,7 +5221,7 @@ func (x *KeyPackagesLow) String() string {
 func (*KeyPackagesLow) ProtoMessage() {}
 
 func (x *KeyPackagesLow) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[65]
+	mi := &file_parleypb_parley_proto_msgTypes[66]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5176,7 +5234,7 @@ func (x *KeyPackagesLow) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KeyPackagesLow.ProtoReflect.Descriptor instead.
 func (*KeyPackagesLow) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{65}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{66}
 }
 
 func (x *KeyPackagesLow) GetRemaining() uint32 {
@@ -5202,7 +5260,7 @@ type DeviceRemoved struct {
 
 func (x *DeviceRemoved) Reset() {
 	*x = DeviceRemoved{}
-	mi := &file_parleypb_parley_proto_msgTypes[66]
+	mi := &file_parleypb_parley_proto_msgTypes[67]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5214,7 +5272,7 @@ func (x *DeviceRemoved) String() string {
 func (*DeviceRemoved) ProtoMessage() {}
 
 func (x *DeviceRemoved) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[66]
+	mi := &file_parleypb_parley_proto_msgTypes[67]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5227,7 +5285,7 @@ func (x *DeviceRemoved) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeviceRemoved.ProtoReflect.Descriptor instead.
 func (*DeviceRemoved) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{66}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{67}
 }
 
 func (x *DeviceRemoved) GetDeviceId() string {
@@ -5252,7 +5310,7 @@ type PrivacyRequest struct {
 
 func (x *PrivacyRequest) Reset() {
 	*x = PrivacyRequest{}
-	mi := &file_parleypb_parley_proto_msgTypes[67]
+	mi := &file_parleypb_parley_proto_msgTypes[68]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5264,7 +5322,7 @@ func (x *PrivacyRequest) String() string {
 func (*PrivacyRequest) ProtoMessage() {}
 
 func (x *PrivacyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[67]
+	mi := &file_parleypb_parley_proto_msgTypes[68]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5277,7 +5335,7 @@ func (x *PrivacyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PrivacyRequest.ProtoReflect.Descriptor instead.
 func (*PrivacyRequest) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{67}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{68}
 }
 
 func (x *PrivacyRequest) GetBlock() []string {
@@ -5311,7 +5369,7 @@ type PrivacyResponse struct {
 
 func (x *PrivacyResponse) Reset() {
 	*x = PrivacyResponse{}
-	mi := &file_parleypb_parley_proto_msgTypes[68]
+	mi := &file_parleypb_parley_proto_msgTypes[69]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5323,7 +5381,7 @@ func (x *PrivacyResponse) String() string {
 func (*PrivacyResponse) ProtoMessage() {}
 
 func (x *PrivacyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_parleypb_parley_proto_msgTypes[68]
+	mi := &file_parleypb_parley_proto_msgTypes[69]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5336,7 +5394,7 @@ func (x *PrivacyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PrivacyResponse.ProtoReflect.Descriptor instead.
 func (*PrivacyResponse) Descriptor() ([]byte, []int) {
-	return file_parleypb_parley_proto_rawDescGZIP(), []int{68}
+	return file_parleypb_parley_proto_rawDescGZIP(), []int{69}
 }
 
 func (x *PrivacyResponse) GetBlocked() []string {
@@ -5558,7 +5616,7 @@ const file_parleypb_parley_proto_rawDesc = "" +
 	"\acase_id\x18\x01 \x01(\tR\x06caseId\"<\n" +
 	"\rAppealRequest\x12\x17\n" +
 	"\acase_id\x18\x01 \x01(\tR\x06caseId\x12\x12\n" +
-	"\x04text\x18\x02 \x01(\tR\x04text\"\xa5\x01\n" +
+	"\x04text\x18\x02 \x01(\tR\x04text\"\xda\x01\n" +
 	"\rClusterNotice\x12\x12\n" +
 	"\x04node\x18\x01 \x01(\tR\x04node\x12\x1e\n" +
 	"\n" +
@@ -5566,7 +5624,10 @@ const file_parleypb_parley_proto_rawDesc = "" +
 	"recipients\x12,\n" +
 	"\amessage\x18\x03 \x01(\v2\x12.parley.v1.MessageR\amessage\x12\x14\n" +
 	"\x05inbox\x18\x04 \x01(\bR\x05inbox\x12\x1c\n" +
-	"\tephemeral\x18\x05 \x01(\bR\tephemeral\"\x0f\n" +
+	"\tephemeral\x18\x05 \x01(\bR\tephemeral\x123\n" +
+	"\arecheck\x18\x06 \x01(\v2\x19.parley.v1.SessionRecheckR\arecheck\"*\n" +
+	"\x0eSessionRecheck\x12\x18\n" +
+	"\adevices\x18\x01 \x03(\tR\adevices\"\x0f\n" +
 	"\rKTKeysRequest\"\x9d\x01\n" +
 	"\x0eKTKeysResponse\x12\x16\n" +
 	"\x06origin\x18\x01 \x01(\tR\x06origin\x12\x19\n" +
@@ -5778,7 +5839,7 @@ func file_parleypb_parley_proto_rawDescGZIP() []byte {
 }
 
 var file_parleypb_parley_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_parleypb_parley_proto_msgTypes = make([]protoimpl.MessageInfo, 69)
+var file_parleypb_parley_proto_msgTypes = make([]protoimpl.MessageInfo, 70)
 var file_parleypb_parley_proto_goTypes = []any{
 	(ErrorCode)(0),                     // 0: parley.v1.ErrorCode
 	(Kind)(0),                          // 1: parley.v1.Kind
@@ -5812,46 +5873,47 @@ var file_parleypb_parley_proto_goTypes = []any{
 	(*ReportResponse)(nil),             // 29: parley.v1.ReportResponse
 	(*AppealRequest)(nil),              // 30: parley.v1.AppealRequest
 	(*ClusterNotice)(nil),              // 31: parley.v1.ClusterNotice
-	(*KTKeysRequest)(nil),              // 32: parley.v1.KTKeysRequest
-	(*KTKeysResponse)(nil),             // 33: parley.v1.KTKeysResponse
-	(*KTHistoryRequest)(nil),           // 34: parley.v1.KTHistoryRequest
-	(*KTHistoryResponse)(nil),          // 35: parley.v1.KTHistoryResponse
-	(*KTConsistencyRequest)(nil),       // 36: parley.v1.KTConsistencyRequest
-	(*KTConsistencyResponse)(nil),      // 37: parley.v1.KTConsistencyResponse
-	(*ApproveLinkResponse)(nil),        // 38: parley.v1.ApproveLinkResponse
-	(*Device)(nil),                     // 39: parley.v1.Device
-	(*ListDevicesRequest)(nil),         // 40: parley.v1.ListDevicesRequest
-	(*ListDevicesResponse)(nil),        // 41: parley.v1.ListDevicesResponse
-	(*RemoveDeviceRequest)(nil),        // 42: parley.v1.RemoveDeviceRequest
-	(*DeleteAccountRequest)(nil),       // 43: parley.v1.DeleteAccountRequest
-	(*KeyPackage)(nil),                 // 44: parley.v1.KeyPackage
-	(*UploadKeyPackagesRequest)(nil),   // 45: parley.v1.UploadKeyPackagesRequest
-	(*UploadKeyPackagesResponse)(nil),  // 46: parley.v1.UploadKeyPackagesResponse
-	(*FetchKeyPackagesRequest)(nil),    // 47: parley.v1.FetchKeyPackagesRequest
-	(*DeviceKeyPackage)(nil),           // 48: parley.v1.DeviceKeyPackage
-	(*FetchKeyPackagesResponse)(nil),   // 49: parley.v1.FetchKeyPackagesResponse
-	(*CreateConversationRequest)(nil),  // 50: parley.v1.CreateConversationRequest
-	(*CreateConversationResponse)(nil), // 51: parley.v1.CreateConversationResponse
-	(*Message)(nil),                    // 52: parley.v1.Message
-	(*SendRequest)(nil),                // 53: parley.v1.SendRequest
-	(*SendResponse)(nil),               // 54: parley.v1.SendResponse
-	(*FetchRequest)(nil),               // 55: parley.v1.FetchRequest
-	(*FetchResponse)(nil),              // 56: parley.v1.FetchResponse
-	(*AckRequest)(nil),                 // 57: parley.v1.AckRequest
-	(*CommitVerdict)(nil),              // 58: parley.v1.CommitVerdict
-	(*ListConversationsRequest)(nil),   // 59: parley.v1.ListConversationsRequest
-	(*ConversationInfo)(nil),           // 60: parley.v1.ConversationInfo
-	(*ListConversationsResponse)(nil),  // 61: parley.v1.ListConversationsResponse
-	(*FetchInboxRequest)(nil),          // 62: parley.v1.FetchInboxRequest
-	(*FetchInboxResponse)(nil),         // 63: parley.v1.FetchInboxResponse
-	(*AckInboxRequest)(nil),            // 64: parley.v1.AckInboxRequest
-	(*PingRequest)(nil),                // 65: parley.v1.PingRequest
-	(*Push)(nil),                       // 66: parley.v1.Push
-	(*LinkApproved)(nil),               // 67: parley.v1.LinkApproved
-	(*KeyPackagesLow)(nil),             // 68: parley.v1.KeyPackagesLow
-	(*DeviceRemoved)(nil),              // 69: parley.v1.DeviceRemoved
-	(*PrivacyRequest)(nil),             // 70: parley.v1.PrivacyRequest
-	(*PrivacyResponse)(nil),            // 71: parley.v1.PrivacyResponse
+	(*SessionRecheck)(nil),             // 32: parley.v1.SessionRecheck
+	(*KTKeysRequest)(nil),              // 33: parley.v1.KTKeysRequest
+	(*KTKeysResponse)(nil),             // 34: parley.v1.KTKeysResponse
+	(*KTHistoryRequest)(nil),           // 35: parley.v1.KTHistoryRequest
+	(*KTHistoryResponse)(nil),          // 36: parley.v1.KTHistoryResponse
+	(*KTConsistencyRequest)(nil),       // 37: parley.v1.KTConsistencyRequest
+	(*KTConsistencyResponse)(nil),      // 38: parley.v1.KTConsistencyResponse
+	(*ApproveLinkResponse)(nil),        // 39: parley.v1.ApproveLinkResponse
+	(*Device)(nil),                     // 40: parley.v1.Device
+	(*ListDevicesRequest)(nil),         // 41: parley.v1.ListDevicesRequest
+	(*ListDevicesResponse)(nil),        // 42: parley.v1.ListDevicesResponse
+	(*RemoveDeviceRequest)(nil),        // 43: parley.v1.RemoveDeviceRequest
+	(*DeleteAccountRequest)(nil),       // 44: parley.v1.DeleteAccountRequest
+	(*KeyPackage)(nil),                 // 45: parley.v1.KeyPackage
+	(*UploadKeyPackagesRequest)(nil),   // 46: parley.v1.UploadKeyPackagesRequest
+	(*UploadKeyPackagesResponse)(nil),  // 47: parley.v1.UploadKeyPackagesResponse
+	(*FetchKeyPackagesRequest)(nil),    // 48: parley.v1.FetchKeyPackagesRequest
+	(*DeviceKeyPackage)(nil),           // 49: parley.v1.DeviceKeyPackage
+	(*FetchKeyPackagesResponse)(nil),   // 50: parley.v1.FetchKeyPackagesResponse
+	(*CreateConversationRequest)(nil),  // 51: parley.v1.CreateConversationRequest
+	(*CreateConversationResponse)(nil), // 52: parley.v1.CreateConversationResponse
+	(*Message)(nil),                    // 53: parley.v1.Message
+	(*SendRequest)(nil),                // 54: parley.v1.SendRequest
+	(*SendResponse)(nil),               // 55: parley.v1.SendResponse
+	(*FetchRequest)(nil),               // 56: parley.v1.FetchRequest
+	(*FetchResponse)(nil),              // 57: parley.v1.FetchResponse
+	(*AckRequest)(nil),                 // 58: parley.v1.AckRequest
+	(*CommitVerdict)(nil),              // 59: parley.v1.CommitVerdict
+	(*ListConversationsRequest)(nil),   // 60: parley.v1.ListConversationsRequest
+	(*ConversationInfo)(nil),           // 61: parley.v1.ConversationInfo
+	(*ListConversationsResponse)(nil),  // 62: parley.v1.ListConversationsResponse
+	(*FetchInboxRequest)(nil),          // 63: parley.v1.FetchInboxRequest
+	(*FetchInboxResponse)(nil),         // 64: parley.v1.FetchInboxResponse
+	(*AckInboxRequest)(nil),            // 65: parley.v1.AckInboxRequest
+	(*PingRequest)(nil),                // 66: parley.v1.PingRequest
+	(*Push)(nil),                       // 67: parley.v1.Push
+	(*LinkApproved)(nil),               // 68: parley.v1.LinkApproved
+	(*KeyPackagesLow)(nil),             // 69: parley.v1.KeyPackagesLow
+	(*DeviceRemoved)(nil),              // 70: parley.v1.DeviceRemoved
+	(*PrivacyRequest)(nil),             // 71: parley.v1.PrivacyRequest
+	(*PrivacyResponse)(nil),            // 72: parley.v1.PrivacyResponse
 }
 var file_parleypb_parley_proto_depIdxs = []int32{
 	7,  // 0: parley.v1.ClientFrame.hello:type_name -> parley.v1.Hello
@@ -5859,52 +5921,52 @@ var file_parleypb_parley_proto_depIdxs = []int32{
 	13, // 2: parley.v1.ClientFrame.authenticate:type_name -> parley.v1.AuthenticateRequest
 	14, // 3: parley.v1.ClientFrame.request_link:type_name -> parley.v1.RequestLinkRequest
 	16, // 4: parley.v1.ClientFrame.approve_link:type_name -> parley.v1.ApproveLinkRequest
-	40, // 5: parley.v1.ClientFrame.list_devices:type_name -> parley.v1.ListDevicesRequest
-	42, // 6: parley.v1.ClientFrame.remove_device:type_name -> parley.v1.RemoveDeviceRequest
-	45, // 7: parley.v1.ClientFrame.upload_key_packages:type_name -> parley.v1.UploadKeyPackagesRequest
-	47, // 8: parley.v1.ClientFrame.fetch_key_packages:type_name -> parley.v1.FetchKeyPackagesRequest
-	50, // 9: parley.v1.ClientFrame.create_conversation:type_name -> parley.v1.CreateConversationRequest
-	53, // 10: parley.v1.ClientFrame.send:type_name -> parley.v1.SendRequest
-	55, // 11: parley.v1.ClientFrame.fetch:type_name -> parley.v1.FetchRequest
-	57, // 12: parley.v1.ClientFrame.ack:type_name -> parley.v1.AckRequest
-	59, // 13: parley.v1.ClientFrame.list_conversations:type_name -> parley.v1.ListConversationsRequest
-	62, // 14: parley.v1.ClientFrame.fetch_inbox:type_name -> parley.v1.FetchInboxRequest
-	64, // 15: parley.v1.ClientFrame.ack_inbox:type_name -> parley.v1.AckInboxRequest
-	65, // 16: parley.v1.ClientFrame.ping:type_name -> parley.v1.PingRequest
-	43, // 17: parley.v1.ClientFrame.delete_account:type_name -> parley.v1.DeleteAccountRequest
-	70, // 18: parley.v1.ClientFrame.privacy:type_name -> parley.v1.PrivacyRequest
+	41, // 5: parley.v1.ClientFrame.list_devices:type_name -> parley.v1.ListDevicesRequest
+	43, // 6: parley.v1.ClientFrame.remove_device:type_name -> parley.v1.RemoveDeviceRequest
+	46, // 7: parley.v1.ClientFrame.upload_key_packages:type_name -> parley.v1.UploadKeyPackagesRequest
+	48, // 8: parley.v1.ClientFrame.fetch_key_packages:type_name -> parley.v1.FetchKeyPackagesRequest
+	51, // 9: parley.v1.ClientFrame.create_conversation:type_name -> parley.v1.CreateConversationRequest
+	54, // 10: parley.v1.ClientFrame.send:type_name -> parley.v1.SendRequest
+	56, // 11: parley.v1.ClientFrame.fetch:type_name -> parley.v1.FetchRequest
+	58, // 12: parley.v1.ClientFrame.ack:type_name -> parley.v1.AckRequest
+	60, // 13: parley.v1.ClientFrame.list_conversations:type_name -> parley.v1.ListConversationsRequest
+	63, // 14: parley.v1.ClientFrame.fetch_inbox:type_name -> parley.v1.FetchInboxRequest
+	65, // 15: parley.v1.ClientFrame.ack_inbox:type_name -> parley.v1.AckInboxRequest
+	66, // 16: parley.v1.ClientFrame.ping:type_name -> parley.v1.PingRequest
+	44, // 17: parley.v1.ClientFrame.delete_account:type_name -> parley.v1.DeleteAccountRequest
+	71, // 18: parley.v1.ClientFrame.privacy:type_name -> parley.v1.PrivacyRequest
 	22, // 19: parley.v1.ClientFrame.publish_device_list:type_name -> parley.v1.PublishDeviceListRequest
 	23, // 20: parley.v1.ClientFrame.fetch_device_list:type_name -> parley.v1.FetchDeviceListRequest
 	17, // 21: parley.v1.ClientFrame.inspect_link:type_name -> parley.v1.InspectLinkRequest
-	32, // 22: parley.v1.ClientFrame.kt_keys:type_name -> parley.v1.KTKeysRequest
-	34, // 23: parley.v1.ClientFrame.kt_history:type_name -> parley.v1.KTHistoryRequest
-	36, // 24: parley.v1.ClientFrame.kt_consistency:type_name -> parley.v1.KTConsistencyRequest
+	33, // 22: parley.v1.ClientFrame.kt_keys:type_name -> parley.v1.KTKeysRequest
+	35, // 23: parley.v1.ClientFrame.kt_history:type_name -> parley.v1.KTHistoryRequest
+	37, // 24: parley.v1.ClientFrame.kt_consistency:type_name -> parley.v1.KTConsistencyRequest
 	27, // 25: parley.v1.ClientFrame.report:type_name -> parley.v1.ReportRequest
 	30, // 26: parley.v1.ClientFrame.appeal:type_name -> parley.v1.AppealRequest
 	6,  // 27: parley.v1.ServerFrame.error:type_name -> parley.v1.Error
 	8,  // 28: parley.v1.ServerFrame.hello:type_name -> parley.v1.HelloResponse
 	9,  // 29: parley.v1.ServerFrame.session:type_name -> parley.v1.Session
 	15, // 30: parley.v1.ServerFrame.request_link:type_name -> parley.v1.RequestLinkResponse
-	38, // 31: parley.v1.ServerFrame.approve_link:type_name -> parley.v1.ApproveLinkResponse
-	41, // 32: parley.v1.ServerFrame.list_devices:type_name -> parley.v1.ListDevicesResponse
+	39, // 31: parley.v1.ServerFrame.approve_link:type_name -> parley.v1.ApproveLinkResponse
+	42, // 32: parley.v1.ServerFrame.list_devices:type_name -> parley.v1.ListDevicesResponse
 	5,  // 33: parley.v1.ServerFrame.empty:type_name -> parley.v1.Empty
-	46, // 34: parley.v1.ServerFrame.upload_key_packages:type_name -> parley.v1.UploadKeyPackagesResponse
-	49, // 35: parley.v1.ServerFrame.fetch_key_packages:type_name -> parley.v1.FetchKeyPackagesResponse
-	51, // 36: parley.v1.ServerFrame.create_conversation:type_name -> parley.v1.CreateConversationResponse
-	54, // 37: parley.v1.ServerFrame.send:type_name -> parley.v1.SendResponse
-	56, // 38: parley.v1.ServerFrame.fetch:type_name -> parley.v1.FetchResponse
-	61, // 39: parley.v1.ServerFrame.list_conversations:type_name -> parley.v1.ListConversationsResponse
-	63, // 40: parley.v1.ServerFrame.fetch_inbox:type_name -> parley.v1.FetchInboxResponse
-	66, // 41: parley.v1.ServerFrame.push:type_name -> parley.v1.Push
-	71, // 42: parley.v1.ServerFrame.privacy:type_name -> parley.v1.PrivacyResponse
+	47, // 34: parley.v1.ServerFrame.upload_key_packages:type_name -> parley.v1.UploadKeyPackagesResponse
+	50, // 35: parley.v1.ServerFrame.fetch_key_packages:type_name -> parley.v1.FetchKeyPackagesResponse
+	52, // 36: parley.v1.ServerFrame.create_conversation:type_name -> parley.v1.CreateConversationResponse
+	55, // 37: parley.v1.ServerFrame.send:type_name -> parley.v1.SendResponse
+	57, // 38: parley.v1.ServerFrame.fetch:type_name -> parley.v1.FetchResponse
+	62, // 39: parley.v1.ServerFrame.list_conversations:type_name -> parley.v1.ListConversationsResponse
+	64, // 40: parley.v1.ServerFrame.fetch_inbox:type_name -> parley.v1.FetchInboxResponse
+	67, // 41: parley.v1.ServerFrame.push:type_name -> parley.v1.Push
+	72, // 42: parley.v1.ServerFrame.privacy:type_name -> parley.v1.PrivacyResponse
 	24, // 43: parley.v1.ServerFrame.fetch_device_list:type_name -> parley.v1.FetchDeviceListResponse
 	18, // 44: parley.v1.ServerFrame.inspect_link:type_name -> parley.v1.InspectLinkResponse
-	33, // 45: parley.v1.ServerFrame.kt_keys:type_name -> parley.v1.KTKeysResponse
-	35, // 46: parley.v1.ServerFrame.kt_history:type_name -> parley.v1.KTHistoryResponse
-	37, // 47: parley.v1.ServerFrame.kt_consistency:type_name -> parley.v1.KTConsistencyResponse
+	34, // 45: parley.v1.ServerFrame.kt_keys:type_name -> parley.v1.KTKeysResponse
+	36, // 46: parley.v1.ServerFrame.kt_history:type_name -> parley.v1.KTHistoryResponse
+	38, // 47: parley.v1.ServerFrame.kt_consistency:type_name -> parley.v1.KTConsistencyResponse
 	29, // 48: parley.v1.ServerFrame.report:type_name -> parley.v1.ReportResponse
 	0,  // 49: parley.v1.Error.code:type_name -> parley.v1.ErrorCode
-	52, // 50: parley.v1.Error.conflict:type_name -> parley.v1.Message
+	53, // 50: parley.v1.Error.conflict:type_name -> parley.v1.Message
 	11, // 51: parley.v1.Session.key_package_counts:type_name -> parley.v1.KeyPackageCount
 	10, // 52: parley.v1.Session.notices:type_name -> parley.v1.ModerationNotice
 	21, // 53: parley.v1.DeviceList.devices:type_name -> parley.v1.ListedDevice
@@ -5913,34 +5975,35 @@ var file_parleypb_parley_proto_depIdxs = []int32{
 	25, // 56: parley.v1.FetchDeviceListResponse.kt:type_name -> parley.v1.KTAnswer
 	26, // 57: parley.v1.KTAnswer.current:type_name -> parley.v1.KTVersion
 	28, // 58: parley.v1.ReportRequest.messages:type_name -> parley.v1.ReportedMessage
-	52, // 59: parley.v1.ClusterNotice.message:type_name -> parley.v1.Message
-	25, // 60: parley.v1.KTHistoryResponse.answer:type_name -> parley.v1.KTAnswer
-	26, // 61: parley.v1.KTHistoryResponse.versions:type_name -> parley.v1.KTVersion
-	39, // 62: parley.v1.ApproveLinkResponse.device:type_name -> parley.v1.Device
-	39, // 63: parley.v1.ListDevicesResponse.devices:type_name -> parley.v1.Device
-	44, // 64: parley.v1.UploadKeyPackagesRequest.key_packages:type_name -> parley.v1.KeyPackage
-	44, // 65: parley.v1.UploadKeyPackagesRequest.last_resort:type_name -> parley.v1.KeyPackage
-	44, // 66: parley.v1.DeviceKeyPackage.key_package:type_name -> parley.v1.KeyPackage
-	48, // 67: parley.v1.FetchKeyPackagesResponse.key_packages:type_name -> parley.v1.DeviceKeyPackage
-	1,  // 68: parley.v1.Message.kind:type_name -> parley.v1.Kind
-	1,  // 69: parley.v1.SendRequest.kind:type_name -> parley.v1.Kind
-	52, // 70: parley.v1.FetchResponse.messages:type_name -> parley.v1.Message
-	58, // 71: parley.v1.AckRequest.verdicts:type_name -> parley.v1.CommitVerdict
-	60, // 72: parley.v1.ListConversationsResponse.conversations:type_name -> parley.v1.ConversationInfo
-	52, // 73: parley.v1.FetchInboxResponse.messages:type_name -> parley.v1.Message
-	52, // 74: parley.v1.Push.message:type_name -> parley.v1.Message
-	52, // 75: parley.v1.Push.inbox:type_name -> parley.v1.Message
-	68, // 76: parley.v1.Push.key_packages_low:type_name -> parley.v1.KeyPackagesLow
-	69, // 77: parley.v1.Push.device_removed:type_name -> parley.v1.DeviceRemoved
-	67, // 78: parley.v1.Push.link_approved:type_name -> parley.v1.LinkApproved
-	52, // 79: parley.v1.Push.ephemeral:type_name -> parley.v1.Message
-	2,  // 80: parley.v1.PrivacyRequest.group_invites:type_name -> parley.v1.GroupInvites
-	2,  // 81: parley.v1.PrivacyResponse.group_invites:type_name -> parley.v1.GroupInvites
-	82, // [82:82] is the sub-list for method output_type
-	82, // [82:82] is the sub-list for method input_type
-	82, // [82:82] is the sub-list for extension type_name
-	82, // [82:82] is the sub-list for extension extendee
-	0,  // [0:82] is the sub-list for field type_name
+	53, // 59: parley.v1.ClusterNotice.message:type_name -> parley.v1.Message
+	32, // 60: parley.v1.ClusterNotice.recheck:type_name -> parley.v1.SessionRecheck
+	25, // 61: parley.v1.KTHistoryResponse.answer:type_name -> parley.v1.KTAnswer
+	26, // 62: parley.v1.KTHistoryResponse.versions:type_name -> parley.v1.KTVersion
+	40, // 63: parley.v1.ApproveLinkResponse.device:type_name -> parley.v1.Device
+	40, // 64: parley.v1.ListDevicesResponse.devices:type_name -> parley.v1.Device
+	45, // 65: parley.v1.UploadKeyPackagesRequest.key_packages:type_name -> parley.v1.KeyPackage
+	45, // 66: parley.v1.UploadKeyPackagesRequest.last_resort:type_name -> parley.v1.KeyPackage
+	45, // 67: parley.v1.DeviceKeyPackage.key_package:type_name -> parley.v1.KeyPackage
+	49, // 68: parley.v1.FetchKeyPackagesResponse.key_packages:type_name -> parley.v1.DeviceKeyPackage
+	1,  // 69: parley.v1.Message.kind:type_name -> parley.v1.Kind
+	1,  // 70: parley.v1.SendRequest.kind:type_name -> parley.v1.Kind
+	53, // 71: parley.v1.FetchResponse.messages:type_name -> parley.v1.Message
+	59, // 72: parley.v1.AckRequest.verdicts:type_name -> parley.v1.CommitVerdict
+	61, // 73: parley.v1.ListConversationsResponse.conversations:type_name -> parley.v1.ConversationInfo
+	53, // 74: parley.v1.FetchInboxResponse.messages:type_name -> parley.v1.Message
+	53, // 75: parley.v1.Push.message:type_name -> parley.v1.Message
+	53, // 76: parley.v1.Push.inbox:type_name -> parley.v1.Message
+	69, // 77: parley.v1.Push.key_packages_low:type_name -> parley.v1.KeyPackagesLow
+	70, // 78: parley.v1.Push.device_removed:type_name -> parley.v1.DeviceRemoved
+	68, // 79: parley.v1.Push.link_approved:type_name -> parley.v1.LinkApproved
+	53, // 80: parley.v1.Push.ephemeral:type_name -> parley.v1.Message
+	2,  // 81: parley.v1.PrivacyRequest.group_invites:type_name -> parley.v1.GroupInvites
+	2,  // 82: parley.v1.PrivacyResponse.group_invites:type_name -> parley.v1.GroupInvites
+	83, // [83:83] is the sub-list for method output_type
+	83, // [83:83] is the sub-list for method input_type
+	83, // [83:83] is the sub-list for extension type_name
+	83, // [83:83] is the sub-list for extension extendee
+	0,  // [0:83] is the sub-list for field type_name
 }
 
 func init() { file_parleypb_parley_proto_init() }
@@ -6001,7 +6064,7 @@ func file_parleypb_parley_proto_init() {
 		(*ServerFrame_KtConsistency)(nil),
 		(*ServerFrame_Report)(nil),
 	}
-	file_parleypb_parley_proto_msgTypes[63].OneofWrappers = []any{
+	file_parleypb_parley_proto_msgTypes[64].OneofWrappers = []any{
 		(*Push_Message)(nil),
 		(*Push_Inbox)(nil),
 		(*Push_KeyPackagesLow)(nil),
@@ -6015,7 +6078,7 @@ func file_parleypb_parley_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_parleypb_parley_proto_rawDesc), len(file_parleypb_parley_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   69,
+			NumMessages:   70,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

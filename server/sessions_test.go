@@ -1,0 +1,267 @@
+package server_test
+
+import (
+	"context"
+	"crypto/ed25519"
+	"errors"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/parleychat/parley/client/transport"
+	"github.com/parleychat/parley/server"
+	"github.com/parleychat/parley/wire"
+	"github.com/parleychat/parley/wire/parleypb"
+)
+
+// fanoutBus is an in-process server.Bus between nodes: a notice goes to
+// every subscribed node (its publisher's too, as on NATS), each on a
+// goroutine of its own.
+type fanoutBus struct {
+	mu  sync.Mutex
+	fns []func([]byte)
+	off atomic.Bool // drop every notice, as a NATS outage does
+}
+
+func (b *fanoutBus) Publish(p []byte) error {
+	if b.off.Load() {
+		return nil
+	}
+	b.mu.Lock()
+	fns := append([]func([]byte){}, b.fns...)
+	b.mu.Unlock()
+	for _, fn := range fns {
+		go fn(append([]byte(nil), p...))
+	}
+	return nil
+}
+
+func (b *fanoutBus) Subscribe(fn func([]byte)) (func(), error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.fns = append(b.fns, fn)
+	return func() {}, nil
+}
+
+// stolenLaptop sets up alice: her phone on node a, her laptop linked and
+// signed in on node b with n connections (the thief's).
+func stolenLaptop(t *testing.T, a, b *pgNode, n int) (phone *transport.Conn, phoneID, laptopID string, laptop []*transport.Conn) {
+	t.Helper()
+	phone = dialURL(t, a.url)
+	sess, err := phone.Register(bg, "alice", newKey(), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	lk := newKey()
+	code, _, err := dialURL(t, b.url).RequestLink(bg, "alice", lk)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ld, err := phone.ApproveLink(bg, code)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range n {
+		c := dialURL(t, b.url)
+		if _, err := c.Authenticate(bg, lk); err != nil {
+			t.Fatal(err)
+		}
+		laptop = append(laptop, c)
+	}
+	return phone, sess.DeviceID, ld.ID, laptop
+}
+
+// waitClosed waits until the server closes c and returns the reason.
+func waitClosed(t *testing.T, c *transport.Conn, within time.Duration) string {
+	t.Helper()
+	select {
+	case <-c.Done():
+		return c.Err().Error()
+	case <-time.After(within):
+		t.Fatalf("the connection is still open after %v", within)
+		return ""
+	}
+}
+
+// The attacker's move: alice's laptop is stolen while signed in on node
+// b. She removes it from her phone on node a. Nothing tells node b (no
+// bus, no periodic check within the test), yet the thief's connections
+// there can neither approve a device of his own into her account, nor
+// remove her phone, nor delete her account: account requests look the
+// device up again. Each refused connection is closed.
+func TestRemovedDeviceActsOnOtherNode(t *testing.T) {
+	a, b, _ := twoPGNodes(t, func(cfg *server.Config) { cfg.SessionCheck = time.Hour })
+	phone, phoneID, laptopID, laptop := stolenLaptop(t, a, b, 4)
+	if err := phone.RemoveDevice(bg, laptopID); err != nil {
+		t.Fatal(err)
+	}
+
+	thiefKey := newKey()
+	code, _, err := dialURL(t, b.url).RequestLink(bg, "alice", thiefKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = laptop[0].ApproveLink(bg, code)
+	wantCode(t, "the removed laptop approving a link", err, parleypb.ErrorCode_UNAUTHENTICATED)
+	wantCode(t, "the removed laptop removing the phone", laptop[1].RemoveDevice(bg, phoneID), parleypb.ErrorCode_UNAUTHENTICATED)
+	wantCode(t, "the removed laptop deleting the account", laptop[2].DeleteAccount(bg, "alice"), parleypb.ErrorCode_UNAUTHENTICATED)
+	if _, err := laptop[3].UploadKeyPackages(bg, []transport.KeyPackage{{Ref: []byte("r"), Data: []byte("d")}}, nil); !errors.Is(err, &wire.Error{Code: parleypb.ErrorCode_UNAUTHENTICATED}) {
+		t.Errorf("the removed laptop uploading key packages: %v", err)
+	}
+	for i, c := range laptop {
+		if reason := waitClosed(t, c, 10*time.Second); !strings.Contains(reason, "device removed") {
+			t.Errorf("laptop connection %d closed with %q, want \"device removed\"", i, reason)
+		}
+	}
+
+	// Nothing happened to alice's account.
+	devs, err := phone.ListDevices(bg)
+	if err != nil || len(devs) != 1 || devs[0].ID != phoneID {
+		t.Fatalf("alice's devices after the attack: %v %v", devs, err)
+	}
+	if _, err := dialURL(t, a.url).Authenticate(bg, thiefKey); err == nil {
+		t.Fatal("the thief's own device signed in to alice's account")
+	}
+	if _, err := dialURL(t, b.url).Authenticate(bg, thiefKey); err == nil {
+		t.Fatal("the thief's own device signed in to alice's account")
+	}
+}
+
+// With a bus, removing a device (or deleting the account) through node a
+// ends its sessions on node b at once, without any request from them.
+func TestRemovalEndsSessionsAcrossNodes(t *testing.T) {
+	bus := &fanoutBus{}
+	a, b, _ := twoPGNodes(t, func(cfg *server.Config) {
+		cfg.Bus = bus
+		cfg.SessionCheck = time.Hour
+	})
+	phone, _, laptopID, laptop := stolenLaptop(t, a, b, 1)
+	if err := phone.RemoveDevice(bg, laptopID); err != nil {
+		t.Fatal(err)
+	}
+	if reason := waitClosed(t, laptop[0], 10*time.Second); !strings.Contains(reason, "device removed") {
+		t.Errorf("closed with %q, want \"device removed\"", reason)
+	}
+
+	// Bob deletes his account on node a; his other device on node b is
+	// signed out.
+	bobPhone := dialURL(t, a.url)
+	if _, err := bobPhone.Register(bg, "bob", newKey(), ""); err != nil {
+		t.Fatal(err)
+	}
+	tk := newKey()
+	code, _, err := dialURL(t, b.url).RequestLink(bg, "bob", tk)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := bobPhone.ApproveLink(bg, code); err != nil {
+		t.Fatal(err)
+	}
+	tablet := dialURL(t, b.url)
+	if _, err := tablet.Authenticate(bg, tk); err != nil {
+		t.Fatal(err)
+	}
+	if err := bobPhone.DeleteAccount(bg, "bob"); err != nil {
+		t.Fatal(err)
+	}
+	if reason := waitClosed(t, tablet, 10*time.Second); !strings.Contains(reason, "account deleted") {
+		t.Errorf("closed with %q, want \"account deleted\"", reason)
+	}
+}
+
+// A notice only says where to look: one naming a device that is still
+// alice's (forged, or replayed) ends nothing.
+func TestForgedRecheckEndsNothing(t *testing.T) {
+	bus := &loopBus{}
+	ts := startServer(t, t.TempDir(), func(c *server.Config) { c.Bus = bus })
+	alice := register(t, ts, "alice")
+	n, _ := proto.Marshal(&parleypb.ClusterNotice{Node: "other", Recheck: &parleypb.SessionRecheck{Devices: []string{alice.id, alice.id, "nobody"}}})
+	bus.deliver(n)
+	if err := alice.conn.Ping(bg); err != nil {
+		t.Fatalf("alice after a forged recheck: %v", err)
+	}
+	select {
+	case <-alice.conn.Done():
+		t.Fatalf("a forged recheck closed alice's connection: %v", alice.conn.Err())
+	case <-time.After(200 * time.Millisecond):
+	}
+}
+
+// Without a bus, and with the device idle, the periodic session check
+// ends a removed device's session on the other node.
+func TestSessionCheckEndsRemovedDevice(t *testing.T) {
+	a, b, _ := twoPGNodes(t, func(cfg *server.Config) { cfg.SessionCheck = 50 * time.Millisecond })
+	phone, _, laptopID, laptop := stolenLaptop(t, a, b, 1)
+	if err := phone.RemoveDevice(bg, laptopID); err != nil {
+		t.Fatal(err)
+	}
+	if reason := waitClosed(t, laptop[0], 10*time.Second); !strings.Contains(reason, "device removed") {
+		t.Errorf("closed with %q, want \"device removed\"", reason)
+	}
+}
+
+// A suspension decided while mallory is connected (from another process,
+// as "parleyd admin cases decide" does) ends her session at the next
+// session check; signing in again, she is told and can only appeal. When
+// the suspension is lifted her barred session ends the same way.
+func TestSanctionEndsSession(t *testing.T) {
+	var barred atomic.Bool
+	ts := startServer(t, t.TempDir(), func(c *server.Config) {
+		c.SessionCheck = 50 * time.Millisecond
+		c.Sanction = func(ctx context.Context, user string) (bool, string, error) {
+			if user == "mallory" && barred.Load() {
+				return true, "suspended until tomorrow", nil
+			}
+			return false, "", nil
+		}
+	})
+	mallory := register(t, ts, "mallory")
+	bob := register(t, ts, "bob")
+	barred.Store(true)
+	if reason := waitClosed(t, mallory.conn, 10*time.Second); !strings.Contains(reason, "decision") {
+		t.Errorf("closed with %q, want the decision named", reason)
+	}
+	again := dial(t, ts)
+	sess, err := again.Authenticate(bg, mallory.key)
+	if err != nil || sess.Barred != "suspended until tomorrow" {
+		t.Fatalf("mallory signing in again: %+v %v", sess, err)
+	}
+	if _, err := again.ListDevices(bg); !errors.Is(err, &wire.Error{Code: parleypb.ErrorCode_PERMISSION_DENIED}) {
+		t.Fatalf("a suspended account listing devices: %v", err)
+	}
+	barred.Store(false)
+	waitClosed(t, again, 10*time.Second)
+	if err := bob.conn.Ping(bg); err != nil {
+		t.Fatalf("bob, never sanctioned: %v", err)
+	}
+	select {
+	case <-bob.conn.Done():
+		t.Fatalf("bob's session ended: %v", bob.conn.Err())
+	default:
+	}
+}
+
+// An account request made between a decision and the next session check
+// is refused too: it looks the sanction up itself.
+func TestSanctionCheckedByAccountRequest(t *testing.T) {
+	var barred atomic.Bool
+	ts := startServer(t, t.TempDir(), func(c *server.Config) {
+		c.SessionCheck = time.Hour
+		c.Sanction = func(ctx context.Context, user string) (bool, string, error) {
+			return barred.Load(), "banned", nil
+		}
+	})
+	mallory := register(t, ts, "mallory")
+	barred.Store(true)
+	code, _, err := dial(t, ts).RequestLink(bg, "mallory", ed25519.NewKeyFromSeed(make([]byte, 32)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = mallory.conn.ApproveLink(bg, code)
+	wantCode(t, "approving a link after a ban", err, parleypb.ErrorCode_UNAUTHENTICATED)
+	waitClosed(t, mallory.conn, 10*time.Second)
+}
