@@ -187,7 +187,8 @@ type Store interface {
 	// ErrNotFound.
 	OpenHold(ctx context.Context, post int64) (int64, error)
 	// Sanction returns the sanction in force against an account at now
-	// (from its cases' latest decisions), or the zero Sanction.
+	// (from its cases' latest decisions, in force while an appeal waits),
+	// or the zero Sanction.
 	Sanction(ctx context.Context, account string, now time.Time) (Sanction, error)
 
 	// AddModerator creates a console account; a taken name is ErrExists.

@@ -37,6 +37,7 @@ func TestMain(m *testing.M) {
 type pgNode struct {
 	url string
 	st  *pgstore.Store
+	srv *server.Server
 }
 
 func startPGNode(t *testing.T, dsn, blobDir string, mod func(*server.Config)) *pgNode {
@@ -76,7 +77,7 @@ func startPGNode(t *testing.T, dsn, blobDir string, mod func(*server.Config)) *p
 		st.Close()
 		blobs.Close()
 	})
-	return &pgNode{url: "http://" + ln.Addr().String(), st: st}
+	return &pgNode{url: "http://" + ln.Addr().String(), st: st, srv: srv}
 }
 
 // twoPGNodes starts two nodes on one new database with the same blob

@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"time"
 
@@ -231,4 +232,22 @@ func (s *Server) sessionChecker() {
 			s.checkSessions(s.sweepCtx)
 		}
 	}
+}
+
+// RecheckAccount looks the sessions of username's devices up again, on
+// this node at once and, with a bus, on the others: call it after a
+// moderation decision about the account, so that a suspension, a ban or
+// its lifting takes effect now rather than at the next session check.
+func (s *Server) RecheckAccount(ctx context.Context, username string) error {
+	devs, err := s.cfg.Store.Devices(ctx, username)
+	if err != nil {
+		return fmt.Errorf("server: recheck %s: %w", username, err)
+	}
+	ids := make([]string, len(devs))
+	for i, d := range devs {
+		ids[i] = d.ID
+		s.endSessions(ctx, d.ID)
+	}
+	s.announceRecheck(ids)
+	return nil
 }

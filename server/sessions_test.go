@@ -265,3 +265,46 @@ func TestSanctionCheckedByAccountRequest(t *testing.T) {
 	wantCode(t, "approving a link after a ban", err, parleypb.ErrorCode_UNAUTHENTICATED)
 	waitClosed(t, mallory.conn, 10*time.Second)
 }
+
+// A moderation decision taken through one node (parleyd's console calls
+// RecheckAccount) signs the account out on every node at once, before
+// any session check; other accounts stay signed in.
+func TestRecheckAccountAcrossNodes(t *testing.T) {
+	var barred atomic.Bool
+	bus := &fanoutBus{}
+	a, b, _ := twoPGNodes(t, func(cfg *server.Config) {
+		cfg.Bus = bus
+		cfg.SessionCheck = time.Hour
+		cfg.Sanction = func(ctx context.Context, user string) (bool, string, error) {
+			if user == "mallory" && barred.Load() {
+				return true, "banned", nil
+			}
+			return false, "", nil
+		}
+	})
+	mk := newKey()
+	onA := dialURL(t, a.url)
+	if _, err := onA.Register(bg, "mallory", mk, ""); err != nil {
+		t.Fatal(err)
+	}
+	onB := dialURL(t, b.url)
+	if _, err := onB.Authenticate(bg, mk); err != nil {
+		t.Fatal(err)
+	}
+	bob := dialURL(t, b.url)
+	if _, err := bob.Register(bg, "bob", newKey(), ""); err != nil {
+		t.Fatal(err)
+	}
+	barred.Store(true)
+	if err := a.srv.RecheckAccount(bg, "mallory"); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []*transport.Conn{onA, onB} {
+		if reason := waitClosed(t, c, 10*time.Second); !strings.Contains(reason, "decision") {
+			t.Errorf("closed with %q, want the decision named", reason)
+		}
+	}
+	if err := bob.Ping(bg); err != nil {
+		t.Fatalf("bob after mallory's ban: %v", err)
+	}
+}

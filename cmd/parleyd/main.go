@@ -541,7 +541,7 @@ func serveWith(ctx context.Context, f serveFlags, log *slog.Logger, ready chan<-
 		defer stopMetrics()
 	}
 	if f.adminListen != "" {
-		stopConsole, err := serveConsole(f, chans, cfg.FrankingKey, tlsConfig, log)
+		stopConsole, err := serveConsole(f, chans, cfg.FrankingKey, tlsConfig, log, srv.RecheckAccount)
 		if err != nil {
 			st.Close()
 			return err

@@ -156,7 +156,10 @@ func adminModerators(ctx context.Context, args []string, stdout, stderr io.Write
 
 // serveConsole serves the moderators' web console on its own listener:
 // plain HTTP only on loopback, as the main listener.
-func serveConsole(f serveFlags, chans *channelsrv.Server, key ed25519.PrivateKey, tlsConfig *tls.Config, log *slog.Logger) (stop func(), err error) {
+// recheck is the delivery server's RecheckAccount: decisions taken in the
+// console end the account's sessions at once (decisionsTakeEffect).
+func serveConsole(f serveFlags, chans *channelsrv.Server, key ed25519.PrivateKey, tlsConfig *tls.Config, log *slog.Logger,
+	recheck func(ctx context.Context, account string) error) (stop func(), err error) {
 	host, _, err := net.SplitHostPort(f.adminListen)
 	if err != nil {
 		return nil, fmt.Errorf("--admin-listen %q: %w", f.adminListen, err)
@@ -164,7 +167,8 @@ func serveConsole(f serveFlags, chans *channelsrv.Server, key ed25519.PrivateKey
 	if tlsConfig == nil && !isLoopback(host) {
 		return nil, fmt.Errorf("--admin-listen %q is not a loopback address: plain HTTP would expose moderators' passwords and sessions; pass --tls-cert and --tls-key (or listen on 127.0.0.1 and tunnel)", f.adminListen)
 	}
-	c, err := console.New(console.Config{Store: chans.Moderation.Store(), FrankingKey: key.Public().(ed25519.PublicKey),
+	store := decisionsTakeEffect{Store: chans.Moderation.Store(), recheck: recheck, log: log}
+	c, err := console.New(console.Config{Store: store, FrankingKey: key.Public().(ed25519.PublicKey),
 		Secure: tlsConfig != nil, Logger: log, Argon2: moderatorArgon2, DecideHold: chans.DecideHold})
 	if err != nil {
 		return nil, err
@@ -190,4 +194,26 @@ func serveConsole(f serveFlags, chans *channelsrv.Server, key ed25519.PrivateKey
 		defer cancel()
 		hs.Shutdown(ctx)
 	}, nil
+}
+
+// decisionsTakeEffect is the console's moderation store: after a decision
+// on a report case it has the delivery server look the reported account's
+// sessions up again, so that a suspension or a ban (or its lifting on
+// appeal) signs the account's devices out now, on every node with
+// --nats, rather than at the next --session-check. Decisions taken with
+// "parleyd admin cases decide" in another process wait for that check.
+type decisionsTakeEffect struct {
+	moderation.Store
+	recheck func(ctx context.Context, account string) error
+	log     *slog.Logger
+}
+
+func (d decisionsTakeEffect) ActOnCase(ctx context.Context, id int64, e moderation.CaseEvent) (moderation.Case, error) {
+	c, err := d.Store.ActOnCase(ctx, id, e)
+	if err == nil && c.Kind == moderation.KindReport {
+		if rerr := d.recheck(ctx, c.Reported); rerr != nil {
+			d.log.Warn("moderation decision recorded; it signs the account's devices out at the next session check", "case", id, "err", rerr)
+		}
+	}
+	return c, err
 }

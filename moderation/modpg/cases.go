@@ -215,14 +215,15 @@ func (s *Store) ActOnCase(ctx context.Context, id int64, e moderation.CaseEvent)
 }
 
 // Sanction implements moderation.Store: the latest decision of each of
-// the account's decided or closed cases counts; a ban wins, then the
-// suspension that ends last.
+// the account's decided, appealed or closed cases counts (a pending
+// appeal leaves the decision in force); a ban wins, then the suspension
+// that ends last.
 func (s *Store) Sanction(ctx context.Context, account string, now time.Time) (moderation.Sanction, error) {
 	rows, err := s.pool.Query(ctx, `SELECT c.id, e.action, e.until, e.reason FROM cases c
 		JOIN case_events e ON e.case_id = c.id
-		WHERE c.reported = $1 AND c.kind = 'report' AND c.state IN ($2, $3)
+		WHERE c.reported = $1 AND c.kind = 'report' AND c.state IN ($2, $3, $4)
 		  AND e.id = (SELECT MAX(id) FROM case_events WHERE case_id = c.id AND action <> 'appeal')`,
-		account, moderation.CaseDecided, moderation.CaseClosed)
+		account, moderation.CaseDecided, moderation.CaseAppealed, moderation.CaseClosed)
 	if err != nil {
 		return moderation.Sanction{}, fmt.Errorf("modpg: sanction: %w", err)
 	}

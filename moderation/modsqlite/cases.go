@@ -359,14 +359,15 @@ func (s *Store) OpenHold(ctx context.Context, post int64) (int64, error) {
 }
 
 // Sanction implements moderation.Store: the latest decision of each of
-// the account's decided or closed cases counts; a ban wins, then the
-// suspension that ends last.
+// the account's decided, appealed or closed cases counts (a pending
+// appeal leaves the decision in force); a ban wins, then the suspension
+// that ends last.
 func (s *Store) Sanction(ctx context.Context, account string, now time.Time) (moderation.Sanction, error) {
 	rows, err := s.db.QueryContext(ctx, `SELECT c.id, e.action, e.until, e.reason FROM cases c
 		JOIN case_events e ON e.case_id = c.id
-		WHERE c.reported = ? AND c.kind = 'report' AND c.state IN (?, ?)
+		WHERE c.reported = ? AND c.kind = 'report' AND c.state IN (?, ?, ?)
 		  AND e.rowid = (SELECT MAX(rowid) FROM case_events WHERE case_id = c.id AND action != 'appeal')`,
-		account, moderation.CaseDecided, moderation.CaseClosed)
+		account, moderation.CaseDecided, moderation.CaseAppealed, moderation.CaseClosed)
 	if err != nil {
 		return moderation.Sanction{}, fmt.Errorf("modsqlite: sanction: %w", err)
 	}

@@ -404,6 +404,11 @@ func testCases(t *testing.T, s moderation.Store) {
 	if c, err = s.ActOnCase(ctx, id, moderation.CaseEvent{Action: "appeal", Reason: "it was a joke"}); err != nil || c.State != moderation.CaseAppealed {
 		t.Fatalf("appeal: %+v %v", c, err)
 	}
+	// Appealing does not lift the suspension: only the appeal's decision
+	// does.
+	if sn, err := s.Sanction(ctx, "mallory", now); err != nil || !sn.Until.Equal(until) || sn.Case != id {
+		t.Fatalf("sanction while the appeal waits: %+v %v", sn, err)
+	}
 	if c, err = s.ActOnCase(ctx, id, moderation.CaseEvent{Action: moderation.ActionDismiss, Moderator: "lead1", Reason: "upheld appeal"}); err != nil || c.State != moderation.CaseClosed {
 		t.Fatalf("appeal decided: %+v %v", c, err)
 	}
