@@ -29,6 +29,56 @@ type Bus interface {
 	Subscribe(fn func(b []byte)) (stop func(), err error)
 }
 
+// DeviceBus is a Bus that can also route a notice to the nodes where one
+// device is connected (package natsbus: a NATS subject per device), so
+// that a node's bus traffic is the deliveries it makes rather than every
+// message of the deployment.
+type DeviceBus interface {
+	Bus
+	// PublishTo sends a notice to the nodes that watch device.
+	PublishTo(device string, b []byte) error
+	// Watch makes notices published to device reach this node's
+	// Subscribe handler until unwatch is called (once per Watch). It
+	// returns once a notice published after it will be delivered.
+	Watch(device string) (unwatch func(), err error)
+}
+
+// maxDirectRecipients is the most recipient devices a notice is
+// published to one by one on a DeviceBus; a notice for more (a large
+// group) goes once to every node.
+const maxDirectRecipients = 16
+
+// publishNotice sends n to the nodes that need it: to each recipient
+// device's subject on a DeviceBus (the notice then names that device
+// alone), else to every node.
+func (s *Server) publishNotice(n *parleypb.ClusterNotice) error {
+	db, direct := s.cfg.Bus.(DeviceBus)
+	if !direct || len(n.Recipients) > maxDirectRecipients {
+		b, err := proto.Marshal(n)
+		if err != nil {
+			return err
+		}
+		return s.cfg.Bus.Publish(b)
+	}
+	all := n.Recipients
+	defer func() { n.Recipients = all }()
+	var firstErr error
+	for i, d := range all {
+		if slices.Contains(all[:i], d) {
+			continue
+		}
+		n.Recipients = []string{d}
+		b, err := proto.Marshal(n)
+		if err == nil {
+			err = db.PublishTo(d, b)
+		}
+		if err != nil && firstErr == nil {
+			firstErr = err
+		}
+	}
+	return firstErr
+}
+
 func newNodeID() string {
 	b := make([]byte, 8)
 	rand.Read(b)
@@ -41,11 +91,7 @@ func (s *Server) announce(res store.AppendResult) {
 		return
 	}
 	publish := func(n *parleypb.ClusterNotice) {
-		b, err := proto.Marshal(n)
-		if err == nil {
-			err = s.cfg.Bus.Publish(b)
-		}
-		if err != nil {
+		if err := s.publishNotice(n); err != nil {
 			s.log.Warn("cluster notice not published; recipients on other nodes get the message at their next fetch", "err", err)
 		}
 	}
@@ -108,11 +154,7 @@ func (s *Server) announceEphemeral(recipients []string, m *parleypb.Message) {
 	if s.cfg.Bus == nil || len(recipients) == 0 {
 		return
 	}
-	b, err := proto.Marshal(&parleypb.ClusterNotice{Node: s.nodeID, Recipients: recipients, Message: m, Ephemeral: true})
-	if err == nil {
-		err = s.cfg.Bus.Publish(b)
-	}
-	if err != nil {
+	if err := s.publishNotice(&parleypb.ClusterNotice{Node: s.nodeID, Recipients: recipients, Message: m, Ephemeral: true}); err != nil {
 		s.log.Debug("cluster notice of an ephemeral message not published", "err", err)
 	}
 }

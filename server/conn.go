@@ -85,6 +85,9 @@ type conn struct {
 	// signedIn is dev as other goroutines read it (sessions.go): set
 	// before the hub hands the connection out, never changed after.
 	signedIn *store.Device
+	// unwatch ends this connection's interest in its device's notices
+	// on a DeviceBus (cluster.go).
+	unwatch func()
 	failures int
 	// refused counts RATE_LIMITED and BAD_REQUEST answers since the last
 	// success: a client that keeps asking instead of waiting (or keeps
@@ -200,6 +203,9 @@ func (s *Server) endConn(c *conn) {
 	if c.dev != nil {
 		s.hub.remove(c.dev.ID, c)
 		s.releaseAccountConn(c.dev.Username)
+	}
+	if c.unwatch != nil {
+		c.unwatch()
 	}
 	if c.poller != nil {
 		c.poller.remove(c)

@@ -309,6 +309,16 @@ func (c *conn) authenticated(ctx context.Context, dev store.Device) (parleypb.Se
 		return nil, err
 	}
 	c.dev = &dev
+	if db, ok := c.s.cfg.Bus.(DeviceBus); ok {
+		// Before the answer: the device's catch-up fetches come after
+		// it, so a message another node stores is either found by them
+		// or announced to this node.
+		if unwatch, err := db.Watch(dev.ID); err != nil {
+			c.s.log.Warn("not subscribed to the device's notices; it gets other nodes' messages at its fetches", "err", err)
+		} else {
+			c.unwatch = unwatch
+		}
+	}
 	c.s.seen(ctx, dev.ID)
 	return &parleypb.ServerFrame_Session{Session: &parleypb.Session{
 		Username:               dev.Username,

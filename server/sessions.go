@@ -1,6 +1,7 @@
 package server
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -181,9 +182,22 @@ func (s *Server) announceRecheck(devices []string) {
 	if s.cfg.Bus == nil || len(devices) == 0 {
 		return
 	}
-	b, err := proto.Marshal(&parleypb.ClusterNotice{Node: s.nodeID, Recheck: &parleypb.SessionRecheck{Devices: devices}})
-	if err == nil {
-		err = s.cfg.Bus.Publish(b)
+	var err error
+	if db, direct := s.cfg.Bus.(DeviceBus); direct && len(devices) <= maxDirectRecipients {
+		// Only the nodes where a device is connected can end its
+		// sessions.
+		for _, d := range devices {
+			b, merr := proto.Marshal(&parleypb.ClusterNotice{Node: s.nodeID, Recheck: &parleypb.SessionRecheck{Devices: []string{d}}})
+			if merr == nil {
+				merr = db.PublishTo(d, b)
+			}
+			err = cmp.Or(err, merr)
+		}
+	} else {
+		var b []byte
+		if b, err = proto.Marshal(&parleypb.ClusterNotice{Node: s.nodeID, Recheck: &parleypb.SessionRecheck{Devices: devices}}); err == nil {
+			err = s.cfg.Bus.Publish(b)
+		}
 	}
 	if err != nil {
 		s.log.Warn("session recheck not published; other nodes end the removed devices' sessions at their next session check", "err", err)
