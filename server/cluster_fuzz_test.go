@@ -104,3 +104,23 @@ func FuzzClusterNotice(f *testing.F) {
 		}
 	})
 }
+
+// BenchmarkForeignNotice is what a node spends on a notice for devices
+// it does not hold: with every notice sent to every node, each node paid
+// it for every message of the deployment; with notices routed to the
+// recipients' nodes (natsbus), no node receives one.
+func BenchmarkForeignNotice(b *testing.B) {
+	bus := &loopBus{}
+	ts := startServer(b, b.TempDir(), func(c *server.Config) { c.Bus = bus })
+	register(b, ts, "alice") // Serve subscribed before it accepted her
+	n, err := proto.Marshal(&parleypb.ClusterNotice{Node: "other", Recipients: []string{"0123456789abcdef0123456789abcdef", "fedcba9876543210fedcba9876543210"},
+		Message: &parleypb.Message{Id: make([]byte, 16), ConversationId: make([]byte, 32), Seq: 12345, Epoch: 3, Kind: parleypb.Kind_APPLICATION,
+			SenderDeviceId: "0123456789abcdef0123456789abcdef", Payload: make([]byte, 160), AcceptedUnixMs: 1_765_000_000_000}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		bus.deliver(n)
+	}
+}
