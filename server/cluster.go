@@ -119,6 +119,10 @@ func (s *Server) onNotice(b []byte) {
 	if n.Recheck != nil {
 		s.onRecheck(n.Recheck)
 	}
+	if n.Push != nil {
+		s.onForwardedPush(&n)
+		return
+	}
 	if n.Message == nil {
 		return
 	}
@@ -167,4 +171,62 @@ func storeKind(k parleypb.Kind) store.Kind {
 		return store.KindRefused
 	}
 	return kindFromWire[k]
+}
+
+// forwardPush sends a push event that arose on this node to devices
+// connected to other nodes.
+func (s *Server) forwardPush(devices []string, p *parleypb.Push) {
+	if s.cfg.Bus == nil || len(devices) == 0 {
+		return
+	}
+	if err := s.publishNotice(&parleypb.ClusterNotice{Node: s.nodeID, Recipients: devices, Push: p}); err != nil {
+		s.log.Debug("push not forwarded to other nodes", "err", err)
+	}
+}
+
+// forwardLinkApproved tells the node where the new device waits for the
+// approval of link (username/code) that it was approved.
+func (s *Server) forwardLinkApproved(link string, p *parleypb.Push) {
+	if s.cfg.Bus == nil {
+		return
+	}
+	b, err := proto.Marshal(&parleypb.ClusterNotice{Node: s.nodeID, Link: link, Push: p})
+	if err == nil {
+		err = s.cfg.Bus.Publish(b)
+	}
+	if err != nil {
+		s.log.Debug("link approval not forwarded; the new device finds it when it polls", "err", err)
+	}
+}
+
+// onForwardedPush pushes an event another node forwarded to this node's
+// connections. Only events that are hints are taken: the client acts on
+// each by asking the server (uploading key packages, signing in,
+// fetching the device list), so a forged one misleads no one.
+func (s *Server) onForwardedPush(n *parleypb.ClusterNotice) {
+	switch e := n.Push.Event.(type) {
+	case *parleypb.Push_LinkApproved:
+		if n.Link == "" {
+			return
+		}
+		s.mu.Lock()
+		waiting := s.links[n.Link]
+		delete(s.links, n.Link)
+		s.mu.Unlock()
+		if waiting != nil {
+			waiting.push(n.Push)
+		}
+	case *parleypb.Push_KeyPackagesLow, *parleypb.Push_DeviceRemoved:
+		for i, d := range n.Recipients {
+			if slices.Contains(n.Recipients[:i], d) {
+				continue
+			}
+			if dr, ok := e.(*parleypb.Push_DeviceRemoved); ok && (dr.DeviceRemoved == nil || dr.DeviceRemoved.DeviceId == d) {
+				continue // a device's own removal is the store's to say (sessions.go)
+			}
+			for _, c := range s.hub.conns(d) {
+				c.push(n.Push)
+			}
+		}
+	}
 }

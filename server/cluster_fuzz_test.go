@@ -1,6 +1,7 @@
 package server_test
 
 import (
+	"slices"
 	"sync"
 	"testing"
 
@@ -52,6 +53,12 @@ func FuzzClusterNotice(f *testing.F) {
 		{Node: "other", Recipients: []string{"nobody"}, Message: msg},
 		{Node: "other", Recipients: []string{alice.id, alice.id}, Message: msg},
 		{Node: "other", Recipients: []string{alice.id}},
+		// Forwarded pushes: hints only.
+		{Node: "other", Recipients: []string{alice.id}, Push: &parleypb.Push{Event: &parleypb.Push_KeyPackagesLow{KeyPackagesLow: &parleypb.KeyPackagesLow{Remaining: 2}}}},
+		{Node: "other", Recipients: []string{alice.id}, Push: &parleypb.Push{Event: &parleypb.Push_DeviceRemoved{DeviceRemoved: &parleypb.DeviceRemoved{DeviceId: alice.id}}}},
+		{Node: "other", Recipients: []string{alice.id}, Push: &parleypb.Push{Event: &parleypb.Push_DeviceRemoved{DeviceRemoved: &parleypb.DeviceRemoved{DeviceId: "tablet"}}}},
+		{Node: "other", Link: "alice/123", Push: &parleypb.Push{Event: &parleypb.Push_LinkApproved{LinkApproved: &parleypb.LinkApproved{DeviceId: "x"}}}},
+		{Node: "other", Recipients: []string{alice.id}, Message: msg, Push: &parleypb.Push{}},
 		// A recheck of a device that is still alice's ends nothing.
 		{Node: "other", Recheck: &parleypb.SessionRecheck{Devices: []string{alice.id, "nobody", alice.id}}},
 		{Node: "other", Recipients: []string{alice.id}, Message: msg, Recheck: &parleypb.SessionRecheck{Devices: []string{alice.id}}},
@@ -69,9 +76,20 @@ func FuzzClusterNotice(f *testing.F) {
 		}
 		want := 0
 		var n parleypb.ClusterNotice
-		if proto.Unmarshal(data, &n) == nil && n.Message != nil {
-			for _, r := range n.Recipients {
-				if r == alice.id {
+		if proto.Unmarshal(data, &n) == nil {
+			forAlice := slices.Contains(n.Recipients, alice.id)
+			switch e := n.Push.GetEvent().(type) {
+			case nil:
+				if n.Push == nil && n.Message != nil && forAlice {
+					want = 1
+				}
+			case *parleypb.Push_KeyPackagesLow:
+				if forAlice {
+					want = 1
+				}
+			case *parleypb.Push_DeviceRemoved:
+				// Never her own removal: that is the store's to say.
+				if forAlice && e.DeviceRemoved != nil && e.DeviceRemoved.DeviceId != alice.id {
 					want = 1
 				}
 			}

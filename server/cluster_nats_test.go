@@ -208,3 +208,64 @@ func TestPushRightAfterSignIn(t *testing.T) {
 		c.Close()
 	}
 }
+
+// Events that arise on one node reach devices connected to another:
+// bob's key packages run low as carol fetches them through node a while
+// bob is on node b; alice's laptop on node b learns that her phone on
+// node a removed her tablet; a device waiting on node b for its link to
+// be approved is told when the phone approves it through node a.
+func TestEventsForwardedAcrossNodes(t *testing.T) {
+	nodes, _ := natsNodes(t, 2)
+	a, b := nodes[0], nodes[1]
+
+	bob := dialURL(t, b.url)
+	if _, err := bob.Register(bg, "bob", newKey(), ""); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := bob.UploadKeyPackages(bg, []transport.KeyPackage{{Ref: []byte("r1"), Data: []byte("kp1")}, {Ref: []byte("r2"), Data: []byte("kp2")}}, nil); err != nil {
+		t.Fatal(err)
+	}
+	carol := dialURL(t, a.url)
+	if _, err := carol.Register(bg, "carol", newKey(), ""); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := carol.FetchKeyPackages(bg, "bob"); err != nil {
+		t.Fatal(err)
+	}
+	if ev := nextEvent(t, bob, transport.EventKeyPackagesLow); ev.KeyPackagesRemaining != 1 {
+		t.Fatalf("bob told %d left, want 1", ev.KeyPackagesRemaining)
+	}
+
+	phone := dialURL(t, a.url)
+	if _, err := phone.Register(bg, "alice", newKey(), ""); err != nil {
+		t.Fatal(err)
+	}
+	link := func() (waiting *transport.Conn, id string) {
+		k := newKey()
+		waiting = dialURL(t, b.url)
+		code, _, err := waiting.RequestLink(bg, "alice", k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		d, err := phone.ApproveLink(bg, code)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// The new device waits on node b; the phone approved on node a.
+		if ev := nextEvent(t, waiting, transport.EventLinkApproved); ev.DeviceID != d.ID {
+			t.Fatalf("link approved for %q, want %q", ev.DeviceID, d.ID)
+		}
+		if _, err := waiting.Authenticate(bg, k); err != nil {
+			t.Fatal(err)
+		}
+		return waiting, d.ID
+	}
+	laptop, _ := link()
+	_, tabletID := link()
+	if err := phone.RemoveDevice(bg, tabletID); err != nil {
+		t.Fatal(err)
+	}
+	if ev := nextEvent(t, laptop, transport.EventDeviceRemoved); ev.DeviceID != tabletID {
+		t.Fatalf("laptop told %q was removed, want the tablet %q", ev.DeviceID, tabletID)
+	}
+}

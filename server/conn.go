@@ -87,7 +87,7 @@ type conn struct {
 	signedIn *store.Device
 	// unwatch ends this connection's interest in its device's notices
 	// on a DeviceBus (cluster.go).
-	unwatch func()
+	unwatch  func()
 	failures int
 	// refused counts RATE_LIMITED and BAD_REQUEST answers since the last
 	// success: a client that keeps asking instead of waiting (or keeps

@@ -426,8 +426,11 @@ func (c *conn) handleApproveLink(ctx context.Context, r *parleypb.ApproveLinkReq
 	waiting := c.s.links[linkKey]
 	delete(c.s.links, linkKey)
 	c.s.mu.Unlock()
+	approved := &parleypb.Push{Event: &parleypb.Push_LinkApproved{LinkApproved: &parleypb.LinkApproved{DeviceId: dev.ID}}}
 	if waiting != nil {
-		waiting.push(&parleypb.Push{Event: &parleypb.Push_LinkApproved{LinkApproved: &parleypb.LinkApproved{DeviceId: dev.ID}}})
+		waiting.push(approved)
+	} else {
+		c.s.forwardLinkApproved(linkKey, approved) // it may wait on another node
 	}
 	return &parleypb.ServerFrame_ApproveLink{ApproveLink: &parleypb.ApproveLinkResponse{Device: deviceToWire(dev)}}, nil
 }
@@ -464,15 +467,19 @@ func (c *conn) handleRemoveDevice(ctx context.Context, r *parleypb.RemoveDeviceR
 			other.stop(websocket.StatusPolicyViolation, reasonDeviceRemoved)
 		}
 	}
-	// Tell the account's other online devices.
+	// Tell the account's other online devices, on every node.
 	if devs, err := c.s.cfg.Store.Devices(ctx, c.dev.Username); err == nil {
+		removed := &parleypb.Push{Event: &parleypb.Push_DeviceRemoved{DeviceRemoved: &parleypb.DeviceRemoved{DeviceId: dev.ID}}}
+		others := make([]string, 0, len(devs))
 		for _, d := range devs {
+			others = append(others, d.ID)
 			for _, oc := range c.s.hub.conns(d.ID) {
 				if oc != c {
-					oc.push(&parleypb.Push{Event: &parleypb.Push_DeviceRemoved{DeviceRemoved: &parleypb.DeviceRemoved{DeviceId: dev.ID}}})
+					oc.push(removed)
 				}
 			}
 		}
+		c.s.forwardPush(others, removed)
 	}
 	c.s.announceRecheck([]string{dev.ID})
 	if dev.ID == c.dev.ID {
@@ -635,10 +642,12 @@ func (c *conn) handleFetchKeyPackages(ctx context.Context, r *parleypb.FetchKeyP
 		})
 		// Told once until the device uploads again: a drainer must not
 		// be able to flood its victim with notices.
-		if g.Remaining < c.s.cfg.KeyPackageLowThreshold && c.s.kpLow.first(g.DeviceID, suite) {
+		if g.Remaining < c.s.cfg.KeyPackageLowThreshold && c.s.kpLow.first(g.DeviceID, suite, c.s.now()) {
+			low := &parleypb.Push{Event: &parleypb.Push_KeyPackagesLow{KeyPackagesLow: &parleypb.KeyPackagesLow{Remaining: uint32(g.Remaining), CipherSuite: uint32(suite)}}}
 			for _, oc := range c.s.hub.conns(g.DeviceID) {
-				oc.push(&parleypb.Push{Event: &parleypb.Push_KeyPackagesLow{KeyPackagesLow: &parleypb.KeyPackagesLow{Remaining: uint32(g.Remaining), CipherSuite: uint32(suite)}}})
+				oc.push(low)
 			}
+			c.s.forwardPush([]string{g.DeviceID}, low) // it may be connected to another node
 		}
 	}
 	return &parleypb.ServerFrame_FetchKeyPackages{FetchKeyPackages: resp}, nil

@@ -320,26 +320,32 @@ func (s *Server) releaseAccountConn(user string) {
 // kpLowNotices remembers which devices were told their key packages of a
 // cipher suite run low, so that each is told once per suite until it
 // uploads more: someone fetching a device's packages in a loop must not
-// flood it with notices.
+// flood it with notices. With several nodes each remembers what it told,
+// and an upload through another node does not reach it: so a node tells
+// again after kpLowRetell at the earliest, upload or not.
 type kpLowNotices struct {
 	mu   sync.Mutex
-	told map[kpLowKey]bool
+	told map[kpLowKey]time.Time
 }
+
+// kpLowRetell is how long a node waits before telling a device again that
+// its key packages run low.
+const kpLowRetell = 10 * time.Minute
 
 type kpLowKey struct {
 	device string
 	suite  uint16
 }
 
-// first reports whether device has not been told yet about suite, and
-// marks it told.
-func (k *kpLowNotices) first(device string, suite uint16) bool {
+// first reports whether device has not been told about suite (since it
+// last uploaded, and in the last kpLowRetell), and marks it told.
+func (k *kpLowNotices) first(device string, suite uint16, now time.Time) bool {
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	if k.told[kpLowKey{device, suite}] {
+	if at, ok := k.told[kpLowKey{device, suite}]; ok && now.Sub(at) < kpLowRetell {
 		return false
 	}
-	k.told[kpLowKey{device, suite}] = true
+	k.told[kpLowKey{device, suite}] = now
 	return true
 }
 
@@ -348,6 +354,18 @@ func (k *kpLowNotices) uploaded(device string, suite uint16) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	delete(k.told, kpLowKey{device, suite})
+}
+
+// expire forgets what was told before now - kpLowRetell (the sweeper
+// calls it, so the map holds only recent notices).
+func (k *kpLowNotices) expire(now time.Time) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	for key, at := range k.told {
+		if now.Sub(at) >= kpLowRetell {
+			delete(k.told, key)
+		}
+	}
 }
 
 // clientAddr is the address a request is counted under for limits per

@@ -322,7 +322,7 @@ func New(cfg Config) (*Server, error) {
 		links:     make(map[string]*conn),
 		acctConns: make(map[string]int),
 		acctSlots: make(map[string]int),
-		kpLow:     kpLowNotices{told: make(map[kpLowKey]bool)},
+		kpLow:     kpLowNotices{told: make(map[kpLowKey]time.Time)},
 		uploads:   newUnauthCounter(),
 	}
 	s.http = &http.Server{
@@ -598,6 +598,7 @@ func (s *Server) sweep(ctx context.Context, now time.Time) {
 		s.log.Error("blob retention sweep", "err", err)
 	}
 	s.limits.expire(now)
+	s.kpLow.expire(now)
 	s.shared.Expire(ctx, now)
 	s.metrics.expired.Add(float64(n + b))
 	if n+b > 0 {

@@ -2912,13 +2912,21 @@ func (x *AppealRequest) GetText() string {
 // security-relevant depends on it (a recheck names what to look up in the
 // store, which decides).
 type ClusterNotice struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Node          string                 `protobuf:"bytes,1,opt,name=node,proto3" json:"node,omitempty"`
-	Recipients    []string               `protobuf:"bytes,2,rep,name=recipients,proto3" json:"recipients,omitempty"` // device ids
-	Message       *Message               `protobuf:"bytes,3,opt,name=message,proto3" json:"message,omitempty"`
-	Inbox         bool                   `protobuf:"varint,4,opt,name=inbox,proto3" json:"inbox,omitempty"`         // a Welcome in the recipients' inboxes
-	Ephemeral     bool                   `protobuf:"varint,5,opt,name=ephemeral,proto3" json:"ephemeral,omitempty"` // an ephemeral message, pushed and forgotten
-	Recheck       *SessionRecheck        `protobuf:"bytes,6,opt,name=recheck,proto3" json:"recheck,omitempty"`
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	Node       string                 `protobuf:"bytes,1,opt,name=node,proto3" json:"node,omitempty"`
+	Recipients []string               `protobuf:"bytes,2,rep,name=recipients,proto3" json:"recipients,omitempty"` // device ids
+	Message    *Message               `protobuf:"bytes,3,opt,name=message,proto3" json:"message,omitempty"`
+	Inbox      bool                   `protobuf:"varint,4,opt,name=inbox,proto3" json:"inbox,omitempty"`         // a Welcome in the recipients' inboxes
+	Ephemeral  bool                   `protobuf:"varint,5,opt,name=ephemeral,proto3" json:"ephemeral,omitempty"` // an ephemeral message, pushed and forgotten
+	Recheck    *SessionRecheck        `protobuf:"bytes,6,opt,name=recheck,proto3" json:"recheck,omitempty"`
+	// push is an event for the recipients that arose on another node: only
+	// key_packages_low, device_removed (of another device: a device's own
+	// removal ends its sessions through recheck) and, with link,
+	// link_approved are forwarded.
+	Push *Push `protobuf:"bytes,7,opt,name=push,proto3" json:"push,omitempty"`
+	// link names the pending link ("username/code", the code already
+	// used) whose waiting connection gets push (link_approved).
+	Link          string `protobuf:"bytes,8,opt,name=link,proto3" json:"link,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2993,6 +3001,20 @@ func (x *ClusterNotice) GetRecheck() *SessionRecheck {
 		return x.Recheck
 	}
 	return nil
+}
+
+func (x *ClusterNotice) GetPush() *Push {
+	if x != nil {
+		return x.Push
+	}
+	return nil
+}
+
+func (x *ClusterNotice) GetLink() string {
+	if x != nil {
+		return x.Link
+	}
+	return ""
 }
 
 // SessionRecheck asks every node to look these devices up in the store
@@ -5616,7 +5638,7 @@ const file_parleypb_parley_proto_rawDesc = "" +
 	"\acase_id\x18\x01 \x01(\tR\x06caseId\"<\n" +
 	"\rAppealRequest\x12\x17\n" +
 	"\acase_id\x18\x01 \x01(\tR\x06caseId\x12\x12\n" +
-	"\x04text\x18\x02 \x01(\tR\x04text\"\xda\x01\n" +
+	"\x04text\x18\x02 \x01(\tR\x04text\"\x93\x02\n" +
 	"\rClusterNotice\x12\x12\n" +
 	"\x04node\x18\x01 \x01(\tR\x04node\x12\x1e\n" +
 	"\n" +
@@ -5625,7 +5647,9 @@ const file_parleypb_parley_proto_rawDesc = "" +
 	"\amessage\x18\x03 \x01(\v2\x12.parley.v1.MessageR\amessage\x12\x14\n" +
 	"\x05inbox\x18\x04 \x01(\bR\x05inbox\x12\x1c\n" +
 	"\tephemeral\x18\x05 \x01(\bR\tephemeral\x123\n" +
-	"\arecheck\x18\x06 \x01(\v2\x19.parley.v1.SessionRecheckR\arecheck\"*\n" +
+	"\arecheck\x18\x06 \x01(\v2\x19.parley.v1.SessionRecheckR\arecheck\x12#\n" +
+	"\x04push\x18\a \x01(\v2\x0f.parley.v1.PushR\x04push\x12\x12\n" +
+	"\x04link\x18\b \x01(\tR\x04link\"*\n" +
 	"\x0eSessionRecheck\x12\x18\n" +
 	"\adevices\x18\x01 \x03(\tR\adevices\"\x0f\n" +
 	"\rKTKeysRequest\"\x9d\x01\n" +
@@ -5977,33 +6001,34 @@ var file_parleypb_parley_proto_depIdxs = []int32{
 	28, // 58: parley.v1.ReportRequest.messages:type_name -> parley.v1.ReportedMessage
 	53, // 59: parley.v1.ClusterNotice.message:type_name -> parley.v1.Message
 	32, // 60: parley.v1.ClusterNotice.recheck:type_name -> parley.v1.SessionRecheck
-	25, // 61: parley.v1.KTHistoryResponse.answer:type_name -> parley.v1.KTAnswer
-	26, // 62: parley.v1.KTHistoryResponse.versions:type_name -> parley.v1.KTVersion
-	40, // 63: parley.v1.ApproveLinkResponse.device:type_name -> parley.v1.Device
-	40, // 64: parley.v1.ListDevicesResponse.devices:type_name -> parley.v1.Device
-	45, // 65: parley.v1.UploadKeyPackagesRequest.key_packages:type_name -> parley.v1.KeyPackage
-	45, // 66: parley.v1.UploadKeyPackagesRequest.last_resort:type_name -> parley.v1.KeyPackage
-	45, // 67: parley.v1.DeviceKeyPackage.key_package:type_name -> parley.v1.KeyPackage
-	49, // 68: parley.v1.FetchKeyPackagesResponse.key_packages:type_name -> parley.v1.DeviceKeyPackage
-	1,  // 69: parley.v1.Message.kind:type_name -> parley.v1.Kind
-	1,  // 70: parley.v1.SendRequest.kind:type_name -> parley.v1.Kind
-	53, // 71: parley.v1.FetchResponse.messages:type_name -> parley.v1.Message
-	59, // 72: parley.v1.AckRequest.verdicts:type_name -> parley.v1.CommitVerdict
-	61, // 73: parley.v1.ListConversationsResponse.conversations:type_name -> parley.v1.ConversationInfo
-	53, // 74: parley.v1.FetchInboxResponse.messages:type_name -> parley.v1.Message
-	53, // 75: parley.v1.Push.message:type_name -> parley.v1.Message
-	53, // 76: parley.v1.Push.inbox:type_name -> parley.v1.Message
-	69, // 77: parley.v1.Push.key_packages_low:type_name -> parley.v1.KeyPackagesLow
-	70, // 78: parley.v1.Push.device_removed:type_name -> parley.v1.DeviceRemoved
-	68, // 79: parley.v1.Push.link_approved:type_name -> parley.v1.LinkApproved
-	53, // 80: parley.v1.Push.ephemeral:type_name -> parley.v1.Message
-	2,  // 81: parley.v1.PrivacyRequest.group_invites:type_name -> parley.v1.GroupInvites
-	2,  // 82: parley.v1.PrivacyResponse.group_invites:type_name -> parley.v1.GroupInvites
-	83, // [83:83] is the sub-list for method output_type
-	83, // [83:83] is the sub-list for method input_type
-	83, // [83:83] is the sub-list for extension type_name
-	83, // [83:83] is the sub-list for extension extendee
-	0,  // [0:83] is the sub-list for field type_name
+	67, // 61: parley.v1.ClusterNotice.push:type_name -> parley.v1.Push
+	25, // 62: parley.v1.KTHistoryResponse.answer:type_name -> parley.v1.KTAnswer
+	26, // 63: parley.v1.KTHistoryResponse.versions:type_name -> parley.v1.KTVersion
+	40, // 64: parley.v1.ApproveLinkResponse.device:type_name -> parley.v1.Device
+	40, // 65: parley.v1.ListDevicesResponse.devices:type_name -> parley.v1.Device
+	45, // 66: parley.v1.UploadKeyPackagesRequest.key_packages:type_name -> parley.v1.KeyPackage
+	45, // 67: parley.v1.UploadKeyPackagesRequest.last_resort:type_name -> parley.v1.KeyPackage
+	45, // 68: parley.v1.DeviceKeyPackage.key_package:type_name -> parley.v1.KeyPackage
+	49, // 69: parley.v1.FetchKeyPackagesResponse.key_packages:type_name -> parley.v1.DeviceKeyPackage
+	1,  // 70: parley.v1.Message.kind:type_name -> parley.v1.Kind
+	1,  // 71: parley.v1.SendRequest.kind:type_name -> parley.v1.Kind
+	53, // 72: parley.v1.FetchResponse.messages:type_name -> parley.v1.Message
+	59, // 73: parley.v1.AckRequest.verdicts:type_name -> parley.v1.CommitVerdict
+	61, // 74: parley.v1.ListConversationsResponse.conversations:type_name -> parley.v1.ConversationInfo
+	53, // 75: parley.v1.FetchInboxResponse.messages:type_name -> parley.v1.Message
+	53, // 76: parley.v1.Push.message:type_name -> parley.v1.Message
+	53, // 77: parley.v1.Push.inbox:type_name -> parley.v1.Message
+	69, // 78: parley.v1.Push.key_packages_low:type_name -> parley.v1.KeyPackagesLow
+	70, // 79: parley.v1.Push.device_removed:type_name -> parley.v1.DeviceRemoved
+	68, // 80: parley.v1.Push.link_approved:type_name -> parley.v1.LinkApproved
+	53, // 81: parley.v1.Push.ephemeral:type_name -> parley.v1.Message
+	2,  // 82: parley.v1.PrivacyRequest.group_invites:type_name -> parley.v1.GroupInvites
+	2,  // 83: parley.v1.PrivacyResponse.group_invites:type_name -> parley.v1.GroupInvites
+	84, // [84:84] is the sub-list for method output_type
+	84, // [84:84] is the sub-list for method input_type
+	84, // [84:84] is the sub-list for extension type_name
+	84, // [84:84] is the sub-list for extension extendee
+	0,  // [0:84] is the sub-list for field type_name
 }
 
 func init() { file_parleypb_parley_proto_init() }
