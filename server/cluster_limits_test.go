@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -174,6 +175,63 @@ func TestTwoNodesSharedLimits(t *testing.T) {
 		}
 	}
 	within("uploads", uploaded, uploads)
+}
+
+// The same move from one source address: registering accounts
+// alternately through two nodes, and sending from two accounts on it.
+// The limits per address hold across both nodes, not at twice their
+// value as when each node counted alone.
+func TestTwoNodesSharedAddressLimits(t *testing.T) {
+	regs := server.Limit{N: 6, Per: time.Hour}    // under 16: exact
+	sends := server.Limit{N: 64, Per: time.Hour} // lease 4
+	a, b, _ := twoPGNodes(t, func(cfg *server.Config) {
+		cfg.Limits.RegisterPerAddr = regs
+		cfg.Limits.SendPerAddr = sends
+	})
+	nodes := []*pgNode{a, b}
+	registered := 0
+	var conns []*transport.Conn
+	for i := range 3 * regs.N {
+		c := dialURL(t, nodes[i%2].url)
+		_, err := c.Register(bg, fmt.Sprintf("user%02d", i), newKey(), "")
+		if errors.Is(err, &wire.Error{Code: parleypb.ErrorCode_RATE_LIMITED}) {
+			continue
+		}
+		if err != nil {
+			t.Fatalf("register %d: %v", i, err)
+		}
+		registered++
+		conns = append(conns, c)
+	}
+	if registered != regs.N {
+		t.Fatalf("%d accounts registered from one address over two nodes, limit %d (each node counting alone gives %d)", registered, regs.N, 2*regs.N)
+	}
+	convs := make([][]byte, 2)
+	for i := range convs {
+		convs[i] = transport.NewMessageID()
+		if err := conns[i].CreateConversation(bg, convs[i]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sent, refused := 0, 0
+	for i := 0; refused < 4; i++ {
+		_, err := conns[i%2].SendApplication(bg, transport.NewMessageID(), convs[i%2], 0, []byte("spam"))
+		switch {
+		case err == nil:
+			sent++
+		case errors.Is(err, &wire.Error{Code: parleypb.ErrorCode_RATE_LIMITED}):
+			refused++
+		default:
+			t.Fatalf("send %d: %v", i, err)
+		}
+		if i > 4*sends.N {
+			t.Fatal("sends from one address over two nodes were never refused")
+		}
+	}
+	lease := sends.N / 16
+	if sent > sends.N+2*lease || sent < sends.N-2*lease {
+		t.Fatalf("%d sends from one address over two nodes; want %d ± %d (each node counting alone gives %d)", sent, sends.N, 2*lease, 2*sends.N)
+	}
 }
 
 // httpDo sends one request with a bearer token and returns its status and

@@ -192,7 +192,7 @@ func (c *conn) handleRegister(ctx context.Context, r *parleypb.RegisterRequest) 
 	if err := c.verify(r.PublicKey, r.Signature, wire.PurposeRegister); err != nil {
 		return nil, err
 	}
-	if err := c.s.check("registrations", limitKey{"per_address", "reg-addr:" + c.remote, c.s.cfg.Limits.RegisterPerAddr, false}); err != nil {
+	if err := c.s.check("registrations", limitKey{"per_address", "reg-addr:" + c.remote, c.s.cfg.Limits.RegisterPerAddr, true}); err != nil {
 		return nil, err
 	}
 	invite := ""
@@ -349,7 +349,7 @@ func (c *conn) handleRequestLink(ctx context.Context, r *parleypb.RequestLinkReq
 	// is far higher, only to bound the pending links one account collects.
 	lim := c.s.cfg.Limits
 	if err := c.s.check("link requests",
-		limitKey{"per_address", "link-addr:" + c.remote, lim.LinkRequestPerAddr, false},
+		limitKey{"per_address", "link-addr:" + c.remote, lim.LinkRequestPerAddr, true},
 		limitKey{"per_target_account", "link-acct:" + r.Username, lim.LinkRequestPerAccount, true}); err != nil {
 		return nil, err
 	}
@@ -626,7 +626,7 @@ func (c *conn) handleFetchKeyPackages(ctx context.Context, r *parleypb.FetchKeyP
 	if err := c.s.checkN("key package fetches", max(n, 1),
 		limitKey{"per_device", "kpfetch:" + c.dev.ID, lim.KeyPackageFetchPerDev, false},
 		limitKey{"per_account", "kpfetch-acct:" + c.dev.Username, lim.KeyPackageFetchPerAcct, true},
-		limitKey{"per_address", "kpfetch-addr:" + c.remote, lim.KeyPackageFetchPerAddr, false}); err != nil {
+		limitKey{"per_address", "kpfetch-addr:" + c.remote, lim.KeyPackageFetchPerAddr, true}); err != nil {
 		return nil, err
 	}
 	got, err := c.s.cfg.Store.ConsumeKeyPackages(ctx, r.Username, r.DeviceIds, suite)
@@ -791,7 +791,7 @@ func (c *conn) checkSend(r *parleypb.SendRequest) (store.Append, error) {
 	}
 	if err := c.s.check("messages",
 		limitKey{"per_account", "send-acct:" + c.dev.Username, c.s.cfg.Limits.SendPerAccount, true},
-		limitKey{"per_address", "send-addr:" + c.remote, c.s.cfg.Limits.SendPerAddr, false}); err != nil {
+		limitKey{"per_address", "send-addr:" + c.remote, c.s.cfg.Limits.SendPerAddr, true}); err != nil {
 		return store.Append{}, err
 	}
 	return store.Append{

@@ -19,10 +19,10 @@ import (
 // Limit allows N events per window Per.
 type Limit = ratelimit.Limit
 
-// Limits are the server's rate limits. Limits per source address and per
-// device are counted in this node's memory; limits per account are
-// counted across every node sharing the store (sharedlimit.Limiter: leases of
-// the account's budget from store.Store.CountLimit), so that an account
+// Limits are the server's rate limits. Limits per device are counted in
+// this node's memory; limits per account and per source address are
+// counted across every node sharing the store (sharedlimit.Limiter:
+// leases of the budget from store.Store.CountLimit), so that a client
 // spreading its connections over nodes does not get each limit once per
 // node. Either kind resets when the server (or, for PostgreSQL, the
 // database) restarts. A source address is the TCP peer's IP: behind a
@@ -108,7 +108,7 @@ func (s *Server) check(what string, keys ...limitKey) error {
 func (s *Server) checkN(what string, n int, keys ...limitKey) error {
 	for _, k := range keys {
 		allow := s.limits.l.AllowN
-		if k.account {
+		if k.shared {
 			allow = s.shared.AllowN
 		}
 		if ok, after := allow(k.key, n, k.l); !ok {
@@ -122,8 +122,10 @@ func (s *Server) checkN(what string, n int, keys ...limitKey) error {
 type limitKey struct {
 	name, key string
 	l         Limit
-	// account: a limit per account, counted across the nodes.
-	account bool
+	// shared: counted across the nodes (internal/sharedlimit): limits
+	// per account and per source address, which a client reaches from
+	// every node. Per-device limits are counted by each node alone.
+	shared bool
 }
 
 func rateLimited(msg string, after time.Duration) *wire.Error {
@@ -244,7 +246,7 @@ func (c *conn) checkWrite() error {
 	lim := c.s.cfg.Limits
 	return c.s.check("writes",
 		limitKey{"per_account", "write-acct:" + c.dev.Username, lim.WritesPerAccount, true},
-		limitKey{"per_address", "write-addr:" + c.remote, lim.WritesPerAddr, false})
+		limitKey{"per_address", "write-addr:" + c.remote, lim.WritesPerAddr, true})
 }
 
 // pace holds an authenticated connection's next request while its account
