@@ -246,6 +246,25 @@ func (s *Server) downloadBlob(w http.ResponseWriter, r *http.Request) {
 	if _, ok := s.blobAuth(w, r); !ok {
 		return
 	}
+	if bu, ok := s.cfg.Blobs.(store.BlobURLs); ok {
+		// The bytes come from the bucket, not through this node.
+		u, ok, err := bu.DownloadURL(r.Context(), r.PathValue("id"))
+		if errors.Is(err, store.ErrNotFound) {
+			http.Error(w, "no such blob", http.StatusNotFound)
+			return
+		}
+		if err != nil {
+			s.log.Error("blob download: pre-signing a URL", "err", err)
+			http.Error(w, "download failed", http.StatusInternalServerError)
+			return
+		}
+		if ok {
+			s.metrics.blobRedirects.Inc()
+			w.Header().Set("Cache-Control", "no-store") // the URL expires
+			http.Redirect(w, r, u, http.StatusTemporaryRedirect)
+			return
+		}
+	}
 	rc, size, err := s.cfg.Blobs.Open(r.Context(), r.PathValue("id"))
 	if errors.Is(err, store.ErrNotFound) {
 		http.Error(w, "no such blob", http.StatusNotFound)

@@ -182,7 +182,7 @@ func TestTwoNodesSharedLimits(t *testing.T) {
 // The limits per address hold across both nodes, not at twice their
 // value as when each node counted alone.
 func TestTwoNodesSharedAddressLimits(t *testing.T) {
-	regs := server.Limit{N: 6, Per: time.Hour}    // under 16: exact
+	regs := server.Limit{N: 6, Per: time.Hour}   // under 16: exact
 	sends := server.Limit{N: 64, Per: time.Hour} // lease 4
 	a, b, _ := twoPGNodes(t, func(cfg *server.Config) {
 		cfg.Limits.RegisterPerAddr = regs

@@ -22,6 +22,7 @@ type metrics struct {
 	storageErrors  prometheus.Counter
 	ktEpochs       prometheus.Counter
 	sessionsEnded  *prometheus.CounterVec
+	blobRedirects  prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -57,8 +58,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "parleyd_kt_epochs_total", Help: "Key transparency epochs published."}),
 		sessionsEnded: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "parleyd_sessions_ended_total", Help: "Authenticated connections ended (or requests refused) because the store no longer backs their session, by why: device_removed, account_deleted or sanction_changed, found by a request, a recheck notice or the periodic session check."}, []string{"why"}),
+		blobRedirects: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "parleyd_blob_download_redirects_total", Help: "Attachment downloads answered with a redirect to a pre-signed URL of the object store (their bytes are not in parleyd_blob_bytes_total)."}),
 	}
-	for _, c := range []prometheus.Collector{m.connections, m.requests, m.requestSeconds, m.messages, m.pushes, m.slowClients, m.blobBytes, m.expired, m.disappeared, m.refusedConns, m.authTimeouts, m.rateLimited, m.storageErrors, m.ktEpochs, m.sessionsEnded} {
+	for _, c := range []prometheus.Collector{m.connections, m.requests, m.requestSeconds, m.messages, m.pushes, m.slowClients, m.blobBytes, m.expired, m.disappeared, m.refusedConns, m.authTimeouts, m.rateLimited, m.storageErrors, m.ktEpochs, m.sessionsEnded, m.blobRedirects} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("server: register metrics: %w", err)
 		}

@@ -610,6 +610,20 @@ type Blobs interface {
 	DeleteDisappeared(ctx context.Context, now time.Time) (n int, next time.Time, err error)
 }
 
+// BlobURLs is implemented by a Blobs whose blobs can be downloaded from
+// somewhere other than the server, such as an S3 bucket's pre-signed
+// URLs: the server then answers a download with a redirect there, and
+// the bytes do not pass through it. A blob's bytes are the client's
+// ciphertext, checked by the client against the digest in the message
+// that named it, so the URL's host learns nothing and can change nothing.
+type BlobURLs interface {
+	// DownloadURL returns a URL from which blob id's bytes can be
+	// fetched without credentials for a short while, or ok false if
+	// this store hands out none (not configured to); ErrNotFound if the
+	// blob is absent.
+	DownloadURL(ctx context.Context, id string) (url string, ok bool, err error)
+}
+
 // PutLimits bound one Blobs.Put.
 type PutLimits struct {
 	Max   int64 // the largest blob, in bytes

@@ -129,7 +129,7 @@ func (c *Conn) DownloadBlob(ctx context.Context, id string, w io.Writer, progres
 		return 0, fmt.Errorf("transport: download blob: %w", err)
 	}
 	req.Header.Set("Authorization", "Bearer "+s.BlobToken)
-	resp, err := c.client.Do(req)
+	resp, err := c.downloadClient().Do(req)
 	if err != nil {
 		return 0, fmt.Errorf("transport: download blob: %w", err)
 	}
@@ -174,4 +174,26 @@ func (c *Conn) DeleteBlob(ctx context.Context, id string) error {
 		return fmt.Errorf("transport: delete blob: %w", httpError(resp))
 	}
 	return nil
+}
+
+// downloadClient is the connection's HTTP client for downloads. A server
+// whose attachments are in an object store answers a download with a
+// redirect to a pre-signed URL of the object; the redirect is followed
+// without the blob token, which is the server's alone (Go's client would
+// send it on to another port of the same host, and an object store
+// refuses a request that carries two credentials).
+func (c *Conn) downloadClient() *http.Client {
+	cl := *c.client
+	check := cl.CheckRedirect
+	cl.CheckRedirect = func(req *http.Request, via []*http.Request) error {
+		req.Header.Del("Authorization")
+		if check != nil {
+			return check(req, via)
+		}
+		if len(via) >= 5 {
+			return errors.New("too many redirects")
+		}
+		return nil
+	}
+	return &cl
 }

@@ -41,10 +41,11 @@ const (
 const s3IndexFile = "blobs-s3-index/blobs.db"
 
 const blobsFlagHelp = "where attachments are stored: a `directory` (default DATA/blobs), or an S3-compatible bucket as " +
-	"s3://BUCKET/PREFIX?endpoint=HOST:PORT[&region=R][&ca=PEM-FILE][&tls=off][&sweep=24h|off] (AWS S3, MinIO, Ceph RGW, ...): objects are named PREFIX/<blob id>, " +
+	"s3://BUCKET/PREFIX?endpoint=HOST:PORT[&region=R][&ca=PEM-FILE][&tls=off][&sweep=24h|off][&presign=5m] (AWS S3, MinIO, Ceph RGW, ...): objects are named PREFIX/<blob id>, " +
 	"spoken to over TLS (tls=off only for an endpoint on loopback), with the credentials from --blobs-credentials or " +
 	envS3KeyID + " and " + envS3Secret + " (never in the URL). The bucket must exist; it is checked at start-up. " +
 	"Objects of uploads a crash interrupted are swept once per sweep interval (off: leave it to a bucket lifecycle rule). " +
+	"With presign=DURATION a download is answered with a redirect to a pre-signed URL of the object valid that long, so attachments' bytes go from the bucket to clients without passing through parleyd (the clients must reach the endpoint; the web client's origin needs the bucket's CORS). " +
 	"The attachments' index (owner, size, time, quotas, expiry) is in --db if given, else in DATA/" + s3IndexFile + ". " +
 	"With --db and a directory, every node must see the same directory (a shared mount); with a bucket, nothing is shared but the bucket and the database"
 
@@ -111,9 +112,9 @@ func s3Config(raw, credsFile string) (blobs3.Config, error) {
 	q := u.Query()
 	for k := range q {
 		switch k {
-		case "endpoint", "region", "tls", "ca", "sweep":
+		case "endpoint", "region", "tls", "ca", "sweep", "presign":
 		default:
-			return cfg, fmt.Errorf("--blobs %s: unknown parameter %q (known: endpoint, region, tls, ca, sweep)", raw, k)
+			return cfg, fmt.Errorf("--blobs %s: unknown parameter %q (known: endpoint, region, tls, ca, sweep, presign)", raw, k)
 		}
 	}
 	cfg.Endpoint, cfg.Region = q.Get("endpoint"), q.Get("region")
@@ -147,6 +148,15 @@ func s3Config(raw, credsFile string) (blobs3.Config, error) {
 			return cfg, fmt.Errorf("--blobs: sweep=%q: want a duration such as 24h, or off", sw)
 		}
 		cfg.SweepInterval = d
+	}
+	switch ps := q.Get("presign"); ps {
+	case "", "off":
+	default:
+		d, err := time.ParseDuration(ps)
+		if err != nil || d < time.Second || d > 7*24*time.Hour {
+			return cfg, fmt.Errorf("--blobs: presign=%q: want how long a download's pre-signed URL is valid, 1s to 168h (S3's limit), such as 5m; or off", ps)
+		}
+		cfg.PresignDownloads = d
 	}
 	if ca := q.Get("ca"); ca != "" {
 		pemData, err := os.ReadFile(ca)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"errors"
 	"io"
 	"log/slog"
@@ -137,6 +138,84 @@ func TestServeS3Blobs(t *testing.T) {
 	}
 }
 
+// With presign, "parleyd serve --blobs s3://...&presign=1m" answers a
+// download with a redirect to a pre-signed URL of the object, and the
+// client fetches the bytes from the bucket: they do not pass through
+// parleyd. The client leaves its blob token behind (the bucket would
+// refuse a request with two credentials, and the token is parleyd's
+// alone); no URL is handed out without a valid token.
+func TestServeS3PresignedDownloads(t *testing.T) {
+	s3 := s3test.Start(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	ready := make(chan string, 1)
+	done := make(chan error, 1)
+	f := serveFlags{data: filepath.Join(t.TempDir(), "data"), listen: "127.0.0.1:0", registration: "open", retention: time.Hour,
+		maxAttachment: 1 << 20, maxFrame: 1 << 20, shutdownTimeout: 10 * time.Second,
+		blobs: s3URL(s3, s3.Bucket) + "&presign=1m", blobsCredentials: writeCredentials(t, s3.AccessKeyID, s3.SecretAccessKey, 0o600)}
+	go func() { done <- serveWith(ctx, f, slog.New(slog.NewTextHandler(io.Discard, nil)), ready) }()
+	var addr string
+	select {
+	case addr = <-ready:
+	case err := <-done:
+		t.Fatalf("serve: %v", err)
+	}
+	// The client trusts the test bucket's private CA, as a real one's
+	// public certificate is trusted.
+	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: s3.RootCAs}}}
+	c, err := transport.Dial(ctx, "http://"+addr, &transport.Options{HTTPClient: hc})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	sess, err := c.Register(ctx, "alice", newKey(t), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := make([]byte, 70000)
+	rand.Read(body)
+	id, err := c.UploadBlob(ctx, bytes.NewReader(body), int64(len(body)), nil)
+	if err != nil {
+		t.Fatalf("upload: %v", err)
+	}
+	var got bytes.Buffer
+	if n, err := c.DownloadBlob(ctx, id, &got, nil); err != nil || n != int64(len(body)) || !bytes.Equal(got.Bytes(), body) {
+		t.Fatalf("download: %d bytes, %v", n, err)
+	}
+	if n := s3.PresignedGets.Load(); n != 1 {
+		t.Fatalf("%d downloads from the bucket by pre-signed URL, want 1", n)
+	}
+
+	noFollow := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	ask := func(token string) *http.Response {
+		req, _ := http.NewRequest("GET", "http://"+addr+"/v1/blobs/"+id, nil)
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		resp, err := noFollow.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp
+	}
+	resp := ask(sess.BlobToken)
+	loc := resp.Header.Get("Location")
+	if resp.StatusCode != http.StatusTemporaryRedirect || !strings.Contains(loc, "X-Amz-Signature=") || !strings.Contains(loc, "X-Amz-Expires=60") ||
+		strings.Contains(loc, sess.BlobToken) || resp.Header.Get("Cache-Control") != "no-store" {
+		t.Fatalf("download answer: HTTP %d, Location %q, Cache-Control %q", resp.StatusCode, loc, resp.Header.Get("Cache-Control"))
+	}
+	for _, token := range []string{"", "forged", sess.BlobToken[:len(sess.BlobToken)-2] + "AA"} {
+		if resp := ask(token); resp.StatusCode != http.StatusUnauthorized || resp.Header.Get("Location") != "" {
+			t.Fatalf("download with token %q: HTTP %d, Location %q", token, resp.StatusCode, resp.Header.Get("Location"))
+		}
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
+
 // TestServeS3StartupErrors: a parleyd given a bucket it cannot use stops
 // at start-up, before listening, saying what to fix; secrets never show in
 // the message.
@@ -157,6 +236,8 @@ func TestServeS3StartupErrors(t *testing.T) {
 		{"no endpoint", "s3://b/att", good, nil, []string{"?endpoint=HOST:PORT"}},
 		{"unknown parameter", s3URL(s3, s3.Bucket) + "&sekret=x", good, nil, []string{`unknown parameter "sekret"`}},
 		{"bad sweep", s3URL(s3, s3.Bucket) + "&sweep=often", good, nil, []string{"sweep=\"often\""}},
+		{"bad presign", s3URL(s3, s3.Bucket) + "&presign=soon", good, nil, []string{"presign=\"soon\"", "1s to 168h"}},
+		{"presign beyond S3's limit", s3URL(s3, s3.Bucket) + "&presign=200h", good, nil, []string{"presign=\"200h\"", "S3's limit"}},
 		{"credentials readable by others", s3URL(s3, s3.Bucket), writeCredentials(t, s3.AccessKeyID, "wrong-secret", 0o644), nil, []string{"chmod 600"}},
 		{"no credentials", s3URL(s3, s3.Bucket), "", []string{"", ""}, []string{"PARLEY_S3_ACCESS_KEY_ID", "--blobs-credentials"}},
 		{"credentials from the environment, wrong", s3URL(s3, s3.Bucket), "", []string{"OTHERKEY", "wrong-secret"}, []string{"credentials refused"}},

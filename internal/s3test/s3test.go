@@ -6,14 +6,20 @@
 // In front of it sits what the tests of store/blobs3 and parleyd need
 // that the fake does not do itself: requests signed with another access
 // key id are refused with 403 InvalidAccessKeyId (the fake does not
-// verify signatures, so only the key id is checked), and FailUploads makes
-// object uploads break off mid-body, as a server or network failing
-// during an upload does.
+// verify header signatures, so only the key id is checked), and
+// FailUploads makes object uploads break off mid-body, as a server or
+// network failing during an upload does. Pre-signed URLs (query-string
+// signatures) are checked as S3 checks them: the signature V4 under the
+// secret key, the expiry, and no second credential beside it (an
+// Authorization header too is 400, as on AWS).
 package s3test
 
 import (
 	"bytes"
+	"crypto/hmac"
+	"crypto/sha256"
 	"crypto/x509"
+	"encoding/hex"
 	"encoding/pem"
 	"fmt"
 	"io"
@@ -22,9 +28,11 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/johannesboyne/gofakes3"
 	"github.com/johannesboyne/gofakes3/backend/s3mem"
@@ -49,6 +57,11 @@ type Server struct {
 	failAfter atomic.Int64
 	// Uploads counts object upload requests (PUTs of an object or part).
 	Uploads atomic.Int64
+	// PresignedGets counts requests with a valid pre-signed URL.
+	PresignedGets atomic.Int64
+	// Now, if set, is the clock pre-signed URLs' expiry is checked
+	// against (set it before the first request).
+	Now func() time.Time
 }
 
 // Start starts a server speaking TLS, stopped when the test ends.
@@ -87,6 +100,19 @@ func start(t testing.TB, useTLS bool) *Server {
 
 func (s *Server) wrap(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Query().Has("X-Amz-Signature") {
+			now := time.Now()
+			if s.Now != nil {
+				now = s.Now()
+			}
+			if status, code := s.checkPresigned(r, now); status != 0 {
+				w.Header().Set("Content-Type", "application/xml")
+				w.WriteHeader(status)
+				fmt.Fprintf(w, `<?xml version="1.0" encoding="UTF-8"?><Error><Code>%s</Code><Resource>%s</Resource></Error>`, code, r.URL.Path)
+				return
+			}
+			s.PresignedGets.Add(1)
+		}
 		if key := accessKeyID(r); key != s.AccessKeyID {
 			w.Header().Set("Content-Type", "application/xml")
 			w.WriteHeader(http.StatusForbidden)
@@ -111,12 +137,86 @@ func (s *Server) wrap(h http.Handler) http.Handler {
 	})
 }
 
+// checkPresigned checks a query-string signature V4 (AWS "Authenticating
+// Requests: Using Query Parameters") as S3 does, returning 0 if it holds
+// or the HTTP status and S3 error code to refuse with.
+func (s *Server) checkPresigned(r *http.Request, now time.Time) (int, string) {
+	if r.Header.Get("Authorization") != "" {
+		return http.StatusBadRequest, "InvalidArgument" // "Only one auth mechanism allowed"
+	}
+	q := r.URL.Query()
+	if q.Get("X-Amz-Algorithm") != "AWS4-HMAC-SHA256" || q.Get("X-Amz-SignedHeaders") != "host" {
+		return http.StatusBadRequest, "AuthorizationQueryParametersError"
+	}
+	key, scope, _ := strings.Cut(q.Get("X-Amz-Credential"), "/")
+	if key != s.AccessKeyID {
+		return http.StatusForbidden, "InvalidAccessKeyId"
+	}
+	parts := strings.Split(scope, "/") // date/region/s3/aws4_request
+	if len(parts) != 4 || parts[2] != "s3" || parts[3] != "aws4_request" {
+		return http.StatusBadRequest, "AuthorizationQueryParametersError"
+	}
+	signed, err := time.Parse("20060102T150405Z", q.Get("X-Amz-Date"))
+	expires, err2 := strconv.Atoi(q.Get("X-Amz-Expires"))
+	if err != nil || err2 != nil || expires < 1 || expires > 7*24*3600 {
+		return http.StatusBadRequest, "AuthorizationQueryParametersError"
+	}
+	if now.After(signed.Add(time.Duration(expires) * time.Second)) {
+		return http.StatusForbidden, "AccessDenied" // "Request has expired"
+	}
+	var keys []string
+	for k := range q {
+		if k != "X-Amz-Signature" {
+			keys = append(keys, k)
+		}
+	}
+	sort.Strings(keys)
+	var query []string
+	for _, k := range keys {
+		query = append(query, awsEscape(k)+"="+awsEscape(q.Get(k)))
+	}
+	canonical := strings.Join([]string{r.Method, r.URL.EscapedPath(), strings.Join(query, "&"),
+		"host:" + r.Host + "\n", "host", "UNSIGNED-PAYLOAD"}, "\n")
+	sum := sha256.Sum256([]byte(canonical))
+	toSign := "AWS4-HMAC-SHA256\n" + q.Get("X-Amz-Date") + "\n" + scope + "\n" + hex.EncodeToString(sum[:])
+	k := hmacSHA256([]byte("AWS4"+s.SecretAccessKey), parts[0])
+	for _, p := range parts[1:] {
+		k = hmacSHA256(k, p)
+	}
+	want := hex.EncodeToString(hmacSHA256(k, toSign))
+	if !hmac.Equal([]byte(want), []byte(q.Get("X-Amz-Signature"))) {
+		return http.StatusForbidden, "SignatureDoesNotMatch"
+	}
+	return 0, ""
+}
+
+func hmacSHA256(key []byte, data string) []byte {
+	m := hmac.New(sha256.New, key)
+	m.Write([]byte(data))
+	return m.Sum(nil)
+}
+
+// awsEscape is signature V4's URI encoding: every byte but A-Z a-z 0-9
+// - _ . ~ as %XX.
+func awsEscape(v string) string {
+	var b strings.Builder
+	for i := 0; i < len(v); i++ {
+		c := v[i]
+		if 'A' <= c && c <= 'Z' || 'a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '-' || c == '_' || c == '.' || c == '~' {
+			b.WriteByte(c)
+		} else {
+			fmt.Fprintf(&b, "%%%02X", c)
+		}
+	}
+	return b.String()
+}
+
 // accessKeyID is the key id of a request signed with AWS signature V4
 // ("Authorization: AWS4-HMAC-SHA256 Credential=KEY/date/...").
 func accessKeyID(r *http.Request) string {
 	_, rest, ok := strings.Cut(r.Header.Get("Authorization"), "Credential=")
 	if !ok {
-		return r.URL.Query().Get("X-Amz-Credential")
+		rest = r.URL.Query().Get("X-Amz-Credential")
 	}
 	key, _, _ := strings.Cut(rest, "/")
 	return key

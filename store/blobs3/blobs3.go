@@ -99,6 +99,12 @@ type Config struct {
 	// SweepInterval is how often DeleteExpired also runs Sweep (default
 	// 24 hours; negative: never).
 	SweepInterval time.Duration
+	// PresignDownloads, if positive, is how long the pre-signed URLs
+	// DownloadURL hands out are valid: the server then redirects each
+	// download to the bucket instead of passing its bytes through
+	// (store.BlobURLs). Zero hands out none. The bucket must be reachable
+	// by the clients, and for the web client allow its origin (CORS).
+	PresignDownloads time.Duration
 	// Logger receives what the operator should know (default: discard).
 	Logger *slog.Logger
 }
@@ -106,6 +112,9 @@ type Config struct {
 const (
 	defaultPartSize = 8 << 20
 	minPartSize     = 5 << 20
+	// maxPresign is the longest a signature V4 pre-signed URL may be
+	// valid.
+	maxPresign = 7 * 24 * time.Hour
 )
 
 // Store is a store.Blobs whose bodies are objects in one bucket.
@@ -134,6 +143,9 @@ func Open(ctx context.Context, cfg Config, idx blobstore.Index) (*Store, error) 
 	}
 	if cfg.Prefix != "" && !strings.HasSuffix(cfg.Prefix, "/") {
 		cfg.Prefix += "/"
+	}
+	if cfg.PresignDownloads < 0 || cfg.PresignDownloads > maxPresign || (cfg.PresignDownloads > 0 && cfg.PresignDownloads < time.Second) {
+		return nil, fmt.Errorf("blobs3: pre-signed downloads valid for %v: want 1s to 7 days (S3's limit), or 0 for none", cfg.PresignDownloads)
 	}
 	if cfg.PartSize == 0 {
 		cfg.PartSize = defaultPartSize
@@ -459,6 +471,37 @@ func (s *Store) Open(ctx context.Context, id string) (io.ReadCloser, int64, erro
 		return nil, 0, fmt.Errorf("blobs3: blob %s: the object holds %d bytes, the index says %d: %w", id, info.Size, size, store.ErrUnavailable)
 	}
 	return obj, size, nil
+}
+
+var _ store.BlobURLs = (*Store)(nil)
+
+// DownloadURL implements store.BlobURLs: a pre-signed GET of the blob's
+// object (AWS signature V4, query-string authentication), valid for
+// PresignDownloads, for a blob the index holds.
+func (s *Store) DownloadURL(ctx context.Context, id string) (string, bool, error) {
+	if s.cfg.PresignDownloads <= 0 {
+		return "", false, nil
+	}
+	if !blobstore.ValidID(id) {
+		return "", false, fmt.Errorf("blobs3: bad id: %w", store.ErrNotFound)
+	}
+	// The index, not the bucket, says what exists: an object of a blob
+	// deleted or expired may linger until the sweep or a lifecycle rule.
+	_, found, err := s.idx.Lookup(ctx, id)
+	if err != nil {
+		return "", false, fmt.Errorf("blobs3: index: %w", blobstore.Unavailable(err))
+	}
+	if !found {
+		return "", false, fmt.Errorf("blobs3: %w", store.ErrNotFound)
+	}
+	// The response says what the server's own download says: opaque
+	// bytes, not something for a browser to render.
+	params := url.Values{"response-content-type": {"application/octet-stream"}}
+	u, err := s.c.PresignedGetObject(ctx, s.cfg.Bucket, s.key(id), s.cfg.PresignDownloads, params)
+	if err != nil {
+		return "", false, s3Error("pre-sign download", err)
+	}
+	return u.String(), true, nil
 }
 
 // Delete removes blob id if owner uploaded it.

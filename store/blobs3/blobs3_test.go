@@ -4,11 +4,15 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"errors"
 	"io"
+	"maps"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"testing/iotest"
 	"time"
@@ -375,5 +379,96 @@ func TestTwoNodesPostgres(t *testing.T) {
 	}
 	if keys := srv.Keys(t); len(keys) != 5 {
 		t.Fatalf("%d objects in the bucket, want the 5 stored blobs", len(keys))
+	}
+}
+
+// Pre-signed downloads: a URL for a blob the index holds fetches its
+// bytes from the bucket without credentials, for PresignDownloads. The
+// URL cannot be turned into one for another blob, does not outlive its
+// expiry, and none is handed out for a blob that is gone. (The fake S3
+// checks the signature V4 as S3 does.)
+func TestPresignedDownloads(t *testing.T) {
+	srv := s3test.Start(t)
+	var clock atomic.Int64
+	clock.Store(time.Now().UnixNano())
+	srv.Now = func() time.Time { return time.Unix(0, clock.Load()) }
+	cfg := config(srv)
+	cfg.PresignDownloads = time.Minute
+	s := open(t, cfg, sqliteIndex(t))
+	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: srv.RootCAs}}}
+	get := func(u string, header http.Header) (int, []byte) {
+		t.Helper()
+		req, err := http.NewRequest("GET", u, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		maps.Copy(req.Header, header)
+		resp, err := hc.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, b
+	}
+	a, b := random(t, 3000), random(t, 100)
+	idA, _, err := s.Put(ctx, "alice", bytes.NewReader(a), store.PutLimits{Max: 1 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	idB, _, err := s.Put(ctx, "bob", bytes.NewReader(b), store.PutLimits{Max: 1 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	u, ok, err := s.DownloadURL(ctx, idA)
+	if err != nil || !ok {
+		t.Fatalf("DownloadURL: %q %v %v", u, ok, err)
+	}
+	if code, got := get(u, nil); code != http.StatusOK || !bytes.Equal(got, a) {
+		t.Fatalf("GET of the pre-signed URL %s: HTTP %d, %s", u, code, got)
+	}
+	if n := srv.PresignedGets.Load(); n != 1 {
+		t.Fatalf("%d pre-signed GETs counted, want 1", n)
+	}
+	// The URL made into one for bob's blob: the signature no longer holds.
+	if code, _ := get(strings.Replace(u, idA, idB, 1), nil); code != http.StatusForbidden {
+		t.Fatalf("a URL for another blob: HTTP %d, want 403", code)
+	}
+	// With a second credential beside it, as a client forwarding its
+	// bearer token would send: refused, as S3 does.
+	if code, _ := get(u, http.Header{"Authorization": {"Bearer token"}}); code != http.StatusBadRequest {
+		t.Fatalf("a pre-signed URL with an Authorization header too: HTTP %d, want 400", code)
+	}
+	clock.Add(int64(time.Minute + time.Second))
+	if code, _ := get(u, nil); code != http.StatusForbidden {
+		t.Fatalf("an expired URL: HTTP %d, want 403", code)
+	}
+	if err := s.Delete(ctx, "alice", idA); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := s.DownloadURL(ctx, idA); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("DownloadURL of a deleted blob: %v", err)
+	}
+	for _, bad := range []string{"", "../x", strings.Repeat("z", 32)} {
+		if _, _, err := s.DownloadURL(ctx, bad); !errors.Is(err, store.ErrNotFound) {
+			t.Fatalf("DownloadURL(%q): %v", bad, err)
+		}
+	}
+
+	// Off unless configured; out of S3's range refused at Open.
+	off := open(t, config(srv), sqliteIndex(t))
+	if u, ok, err := off.DownloadURL(ctx, idB); ok || err != nil || u != "" {
+		t.Fatalf("DownloadURL with pre-signing off: %q %v %v", u, ok, err)
+	}
+	for _, d := range []time.Duration{-time.Second, 500 * time.Millisecond, 8 * 24 * time.Hour} {
+		c := config(srv)
+		c.PresignDownloads = d
+		idx := sqliteIndex(t)
+		if st, err := Open(ctx, c, idx); err == nil {
+			st.Close()
+			t.Errorf("Open with PresignDownloads %v succeeded", d)
+		} else {
+			idx.Close()
+		}
 	}
 }
