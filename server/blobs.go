@@ -246,7 +246,7 @@ func (s *Server) downloadBlob(w http.ResponseWriter, r *http.Request) {
 	if _, ok := s.blobAuth(w, r); !ok {
 		return
 	}
-	if bu, ok := s.cfg.Blobs.(store.BlobURLs); ok {
+	if bu, ok := s.cfg.Blobs.(store.BlobURLs); ok && r.Header.Get(wire.BlobRedirectHeader) == "1" {
 		// The bytes come from the bucket, not through this node.
 		u, ok, err := bu.DownloadURL(r.Context(), r.PathValue("id"))
 		if errors.Is(err, store.ErrNotFound) {

@@ -37,6 +37,11 @@ const (
 	// attachment of a disappearing message), in seconds since the UNIX
 	// epoch: the server deletes it by then.
 	BlobExpiresHeader = "Parley-Expires"
+	// BlobRedirectHeader ("1"), on a download, says the client follows a
+	// redirect to the object store's pre-signed URL, without its token;
+	// without it the server streams the blob itself (the web client,
+	// whose Content-Security-Policy allows only its own origin).
+	BlobRedirectHeader = "Parley-Follow-Redirect"
 )
 
 // Limits shared by client and server.

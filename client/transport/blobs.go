@@ -129,6 +129,7 @@ func (c *Conn) DownloadBlob(ctx context.Context, id string, w io.Writer, progres
 		return 0, fmt.Errorf("transport: download blob: %w", err)
 	}
 	req.Header.Set("Authorization", "Bearer "+s.BlobToken)
+	req.Header.Set(wire.BlobRedirectHeader, "1")
 	resp, err := c.downloadClient().Do(req)
 	if err != nil {
 		return 0, fmt.Errorf("transport: download blob: %w", err)

@@ -192,6 +192,7 @@ func TestServeS3PresignedDownloads(t *testing.T) {
 		if token != "" {
 			req.Header.Set("Authorization", "Bearer "+token)
 		}
+		req.Header.Set("Parley-Follow-Redirect", "1")
 		resp, err := noFollow.Do(req)
 		if err != nil {
 			t.Fatal(err)
@@ -209,6 +210,20 @@ func TestServeS3PresignedDownloads(t *testing.T) {
 		if resp := ask(token); resp.StatusCode != http.StatusUnauthorized || resp.Header.Get("Location") != "" {
 			t.Fatalf("download with token %q: HTTP %d, Location %q", token, resp.StatusCode, resp.Header.Get("Location"))
 		}
+	}
+	// A client that does not say it follows (the web client, whose
+	// Content-Security-Policy allows only its own origin) gets the bytes
+	// from parleyd.
+	req, _ := http.NewRequest("GET", "http://"+addr+"/v1/blobs/"+id, nil)
+	req.Header.Set("Authorization", "Bearer "+sess.BlobToken)
+	resp, err = noFollow.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	streamed, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || !bytes.Equal(streamed, body) {
+		t.Fatalf("download without %s: HTTP %d, %d bytes", "Parley-Follow-Redirect", resp.StatusCode, len(streamed))
 	}
 	cancel()
 	if err := <-done; err != nil {
