@@ -10,9 +10,8 @@ import (
 	"testing"
 	"time"
 
-	natsserver "github.com/nats-io/nats-server/v2/server"
-
 	"github.com/parleychat/parley/client/transport"
+	"github.com/parleychat/parley/internal/natstest"
 	"github.com/parleychat/parley/internal/pgtest"
 	"github.com/parleychat/parley/server"
 	"github.com/parleychat/parley/server/natsbus"
@@ -33,21 +32,13 @@ func (c *countingBus) Subscribe(fn func([]byte)) (func(), error) {
 // database, each with its own counting bus.
 func natsNodes(t *testing.T, n int) ([]*pgNode, []*countingBus) {
 	t.Helper()
-	ns, err := natsserver.NewServer(&natsserver.Options{Host: "127.0.0.1", Port: natsserver.RANDOM_PORT, NoSigs: true, NoLog: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	go ns.Start()
-	if !ns.ReadyForConnections(10 * time.Second) {
-		t.Fatal("NATS did not start")
-	}
-	t.Cleanup(ns.Shutdown)
+	natsURL := natstest.Start(t)
 	dsn := pgtest.DB(t)
 	blobDir := filepath.Join(t.TempDir(), "blobs")
 	var nodes []*pgNode
 	var buses []*countingBus
 	for range n {
-		nb, err := natsbus.Connect(ns.ClientURL(), slog.New(slog.NewTextHandler(io.Discard, nil)))
+		nb, err := natsbus.Connect(natsURL, slog.New(slog.NewTextHandler(io.Discard, nil)))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -57,6 +48,18 @@ func natsNodes(t *testing.T, n int) ([]*pgNode, []*countingBus) {
 		nodes = append(nodes, startPGNode(t, dsn, blobDir, func(cfg *server.Config) { cfg.Bus = bus }))
 	}
 	return nodes, buses
+}
+
+// signUp registers user on the node at url and returns the connection
+// and the device's id.
+func signUp(t *testing.T, url, user string) (*transport.Conn, string) {
+	t.Helper()
+	c := dialURL(t, url)
+	s, err := c.Register(bg, user, newKey(), "")
+	if err != nil {
+		t.Fatalf("Register(%s): %v", user, err)
+	}
+	return c, s.DeviceID
 }
 
 // waitPush waits for a pushed message with payload p on c.
@@ -86,25 +89,15 @@ func waitPush(t *testing.T, c *transport.Conn, typ transport.EventType, p []byte
 // message.)
 func TestNoticesGoOnlyWhereRecipientsAre(t *testing.T) {
 	nodes, buses := natsNodes(t, 3)
-	alice := dialURL(t, nodes[0].url)
-	if _, err := alice.Register(bg, "alice", newKey(), ""); err != nil {
-		t.Fatal(err)
-	}
-	bob := dialURL(t, nodes[1].url)
-	bs, err := bob.Register(bg, "bob", newKey(), "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	carol := dialURL(t, nodes[2].url)
-	if _, err := carol.Register(bg, "carol", newKey(), ""); err != nil {
-		t.Fatal(err)
-	}
+	alice, _ := signUp(t, nodes[0].url, "alice")
+	bob, bobID := signUp(t, nodes[1].url, "bob")
+	signUp(t, nodes[2].url, "carol") // connected to node c, in no conversation with them
 	conv := transport.NewMessageID()
 	if err := alice.CreateConversation(bg, conv); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := alice.SendCommit(bg, transport.Commit{ID: transport.NewMessageID(), ConversationID: conv, Epoch: 0,
-		Payload: []byte("add bob"), Added: []string{bs.DeviceID}, Welcome: []byte("welcome")}); err != nil {
+		Payload: []byte("add bob"), Added: []string{bobID}, Welcome: []byte("welcome")}); err != nil {
 		t.Fatal(err)
 	}
 	waitPush(t, bob, transport.EventInbox, []byte("welcome"))
@@ -129,10 +122,7 @@ func TestNoticesGoOnlyWhereRecipientsAre(t *testing.T) {
 // every member across nodes.
 func TestLargeGroupNoticesReachEveryNode(t *testing.T) {
 	nodes, _ := natsNodes(t, 2)
-	alice := dialURL(t, nodes[0].url)
-	if _, err := alice.Register(bg, "alice", newKey(), ""); err != nil {
-		t.Fatal(err)
-	}
+	alice, _ := signUp(t, nodes[0].url, "alice")
 	var members []*transport.Conn
 	var ids []string
 	for i := range 20 {
@@ -166,10 +156,7 @@ func TestLargeGroupNoticesReachEveryNode(t *testing.T) {
 // subscription for bob, so each makes a fresh one.
 func TestPushRightAfterSignIn(t *testing.T) {
 	nodes, buses := natsNodes(t, 2)
-	alice := dialURL(t, nodes[0].url)
-	if _, err := alice.Register(bg, "alice", newKey(), ""); err != nil {
-		t.Fatal(err)
-	}
+	alice, _ := signUp(t, nodes[0].url, "alice")
 	bk := newKey()
 	first := dialURL(t, nodes[1].url)
 	bs, err := first.Register(bg, "bob", bk, "")
@@ -218,17 +205,11 @@ func TestEventsForwardedAcrossNodes(t *testing.T) {
 	nodes, _ := natsNodes(t, 2)
 	a, b := nodes[0], nodes[1]
 
-	bob := dialURL(t, b.url)
-	if _, err := bob.Register(bg, "bob", newKey(), ""); err != nil {
-		t.Fatal(err)
-	}
+	bob, _ := signUp(t, b.url, "bob")
 	if _, err := bob.UploadKeyPackages(bg, []transport.KeyPackage{{Ref: []byte("r1"), Data: []byte("kp1")}, {Ref: []byte("r2"), Data: []byte("kp2")}}, nil); err != nil {
 		t.Fatal(err)
 	}
-	carol := dialURL(t, a.url)
-	if _, err := carol.Register(bg, "carol", newKey(), ""); err != nil {
-		t.Fatal(err)
-	}
+	carol, _ := signUp(t, a.url, "carol")
 	if _, err := carol.FetchKeyPackages(bg, "bob"); err != nil {
 		t.Fatal(err)
 	}
@@ -236,10 +217,7 @@ func TestEventsForwardedAcrossNodes(t *testing.T) {
 		t.Fatalf("bob told %d left, want 1", ev.KeyPackagesRemaining)
 	}
 
-	phone := dialURL(t, a.url)
-	if _, err := phone.Register(bg, "alice", newKey(), ""); err != nil {
-		t.Fatal(err)
-	}
+	phone, _ := signUp(t, a.url, "alice")
 	link := func() (waiting *transport.Conn, id string) {
 		k := newKey()
 		waiting = dialURL(t, b.url)

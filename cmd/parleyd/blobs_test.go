@@ -146,20 +146,9 @@ func TestServeS3Blobs(t *testing.T) {
 // alone); no URL is handed out without a valid token.
 func TestServeS3PresignedDownloads(t *testing.T) {
 	s3 := s3test.Start(t)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	ready := make(chan string, 1)
-	done := make(chan error, 1)
-	f := serveFlags{data: filepath.Join(t.TempDir(), "data"), listen: "127.0.0.1:0", registration: "open", retention: time.Hour,
-		maxAttachment: 1 << 20, maxFrame: 1 << 20, shutdownTimeout: 10 * time.Second,
-		blobs: s3URL(s3, s3.Bucket) + "&presign=1m", blobsCredentials: writeCredentials(t, s3.AccessKeyID, s3.SecretAccessKey, 0o600)}
-	go func() { done <- serveWith(ctx, f, slog.New(slog.NewTextHandler(io.Discard, nil)), ready) }()
-	var addr string
-	select {
-	case addr = <-ready:
-	case err := <-done:
-		t.Fatalf("serve: %v", err)
-	}
+	ctx := context.Background()
+	addr, _ := startNode3(t, serveFlags{registration: "open",
+		blobs: s3URL(s3, s3.Bucket) + "&presign=1m", blobsCredentials: writeCredentials(t, s3.AccessKeyID, s3.SecretAccessKey, 0o600)})
 	// The client trusts the test bucket's private CA, as a real one's
 	// public certificate is trusted.
 	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: s3.RootCAs}}}
@@ -224,10 +213,6 @@ func TestServeS3PresignedDownloads(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusOK || !bytes.Equal(streamed, body) {
 		t.Fatalf("download without %s: HTTP %d, %d bytes", "Parley-Follow-Redirect", resp.StatusCode, len(streamed))
-	}
-	cancel()
-	if err := <-done; err != nil {
-		t.Fatal(err)
 	}
 }
 

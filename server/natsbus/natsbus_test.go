@@ -6,22 +6,8 @@ import (
 	"testing"
 	"time"
 
-	natsserver "github.com/nats-io/nats-server/v2/server"
+	"github.com/parleychat/parley/internal/natstest"
 )
-
-func startNATS(t *testing.T) string {
-	t.Helper()
-	ns, err := natsserver.NewServer(&natsserver.Options{Host: "127.0.0.1", Port: natsserver.RANDOM_PORT, NoSigs: true, NoLog: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	go ns.Start()
-	if !ns.ReadyForConnections(10 * time.Second) {
-		t.Fatal("NATS did not start")
-	}
-	t.Cleanup(ns.Shutdown)
-	return ns.ClientURL()
-}
 
 func connect(t *testing.T, url string) (*Bus, chan string) {
 	t.Helper()
@@ -63,7 +49,7 @@ func none(t *testing.T, got chan string) {
 // A device's notices reach only the nodes that watch it, for as long as
 // any of their connections does; broadcasts reach every node.
 func TestDeviceNoticesReachWatchers(t *testing.T) {
-	url := startNATS(t)
+	url := natstest.Start(t)
 	a, gotA := connect(t, url)
 	b, gotB := connect(t, url)
 
@@ -114,7 +100,7 @@ func TestDeviceNoticesReachWatchers(t *testing.T) {
 // otherwise subscribe to a wildcard (every device's notices) or publish
 // to another subject.
 func TestDeviceIDMustBeAToken(t *testing.T) {
-	url := startNATS(t)
+	url := natstest.Start(t)
 	a, _ := connect(t, url)
 	for _, id := range []string{"", "*", ">", "a.b", "a b", string(make([]byte, 65))} {
 		if _, err := a.Watch(id); err == nil {
