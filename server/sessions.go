@@ -221,14 +221,54 @@ func (s *Server) onRecheck(r *parleypb.SessionRecheck) {
 	}
 }
 
+// sessionCheckBatch is how many connected devices the session check
+// looks up with one store query.
+const sessionCheckBatch = 500
+
 // checkSessions looks up every device connected to this node and ends
-// the sessions the store no longer backs.
+// the sessions the store no longer backs: the devices sessionCheckBatch
+// at a time, and each account's sanction once.
 func (s *Server) checkSessions(ctx context.Context) {
-	for _, id := range s.hub.devices() {
-		if ctx.Err() != nil {
+	sanctions := make(map[string]string) // account -> its barred message ("" for none)
+	for batch := range slices.Chunk(s.hub.devices(), sessionCheckBatch) {
+		found, err := s.cfg.Store.DevicesByID(ctx, batch)
+		if err != nil {
+			if ctx.Err() == nil {
+				s.log.Warn("session check: the store could not say which devices may stay connected; checking again later", "err", err)
+			}
 			return
 		}
-		s.endSessions(ctx, id)
+		for _, id := range batch {
+			d, ok := found[id]
+			if !ok {
+				s.endSessions(ctx, id) // says why: removed, or the account deleted
+				continue
+			}
+			if s.cfg.Sanction == nil {
+				continue
+			}
+			barred, known := sanctions[d.Username]
+			if !known {
+				isBarred, msg, err := s.cfg.Sanction(ctx, d.Username)
+				if err != nil {
+					if ctx.Err() == nil {
+						s.log.Warn("session check: the moderation store could not say whether an account is barred; checking again later", "err", err)
+					}
+					continue
+				}
+				if !isBarred {
+					msg = ""
+				}
+				barred = msg
+				sanctions[d.Username] = barred
+			}
+			for _, c := range s.hub.conns(id) {
+				if c.signedIn.Username == d.Username && c.barred != barred {
+					s.metrics.sessionsEnded.WithLabelValues(endSanctionChanged.label()).Inc()
+					c.stop(websocket.StatusPolicyViolation, endSanctionChanged.reason())
+				}
+			}
+		}
 	}
 }
 

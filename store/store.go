@@ -347,6 +347,10 @@ type Store interface {
 	// account's name has the same wire.UsernameSkeleton.
 	CreateAccount(ctx context.Context, dev Device, invite string) error
 	Device(ctx context.Context, id string) (Device, error)
+	// DevicesByID returns those of ids that are devices, keyed by id
+	// (absent ids are left out; no error for them). The server's session
+	// check looks every connected device up with it, many per query.
+	DevicesByID(ctx context.Context, ids []string) (map[string]Device, error)
 	DeviceByKey(ctx context.Context, publicKey []byte) (Device, error)
 	// Devices lists an account's devices; ErrNotFound for no account.
 	Devices(ctx context.Context, username string) ([]Device, error)

@@ -136,6 +136,26 @@ func (s *Store) Device(ctx context.Context, id string) (store.Device, error) {
 	return d, nil
 }
 
+func (s *Store) DevicesByID(ctx context.Context, ids []string) (map[string]store.Device, error) {
+	out := make(map[string]store.Device, len(ids))
+	rows, err := s.pool.Query(ctx, `SELECT `+deviceCols+` FROM devices WHERE id = ANY($1)`, ids)
+	if err != nil {
+		return nil, fmt.Errorf("devices by id: %w", s.read(err))
+	}
+	defer rows.Close()
+	for rows.Next() {
+		d, err := scanDevice(rows)
+		if err != nil {
+			return nil, fmt.Errorf("devices by id: %w", s.read(err))
+		}
+		out[d.ID] = d
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("devices by id: %w", s.read(err))
+	}
+	return out, nil
+}
+
 func (s *Store) DeviceByKey(ctx context.Context, key []byte) (store.Device, error) {
 	d, err := scanDevice(s.pool.QueryRow(ctx, `SELECT `+deviceCols+` FROM devices WHERE public_key = $1`, key))
 	if errors.Is(err, pgx.ErrNoRows) {

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/parleychat/parley/store"
@@ -124,6 +125,39 @@ func (s *Store) Device(ctx context.Context, id string) (store.Device, error) {
 		return d, fmt.Errorf("device: %w", err)
 	}
 	return d, nil
+}
+
+// devicesByIDChunk bounds the ids of one query (SQLite allows 32 766
+// parameters).
+const devicesByIDChunk = 500
+
+func (s *Store) DevicesByID(ctx context.Context, ids []string) (map[string]store.Device, error) {
+	out := make(map[string]store.Device, len(ids))
+	for chunk := range slices.Chunk(ids, devicesByIDChunk) {
+		args := make([]any, len(chunk))
+		for i, id := range chunk {
+			args[i] = id
+		}
+		rows, err := s.r.QueryContext(ctx, `SELECT `+deviceCols+` FROM devices WHERE id IN (?`+strings.Repeat(", ?", len(chunk)-1)+`)`, args...)
+		if err != nil {
+			return nil, fmt.Errorf("devices by id: %w", err)
+		}
+		for rows.Next() {
+			d, err := scanDevice(rows)
+			if err != nil {
+				rows.Close()
+				return nil, fmt.Errorf("devices by id: %w", err)
+			}
+			out[d.ID] = d
+		}
+		if err := rows.Close(); err != nil {
+			return nil, fmt.Errorf("devices by id: %w", err)
+		}
+		if err := rows.Err(); err != nil {
+			return nil, fmt.Errorf("devices by id: %w", err)
+		}
+	}
+	return out, nil
 }
 
 func (s *Store) DeviceByKey(ctx context.Context, key []byte) (store.Device, error) {

@@ -53,6 +53,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"Transparency", testTransparency},
 		{"Legal", testLegal},
 		{"RemoveDevice", testRemoveDevice},
+		{"DevicesByID", testDevicesByID},
 		{"DeleteAccount", testDeleteAccount},
 		{"Retention", testRetention},
 		{"Disappearing", testDisappearing},
@@ -1698,5 +1699,34 @@ func testSlots(t *testing.T, s store.Store) {
 	wg.Wait()
 	if got.Load() != 10 {
 		t.Fatalf("32 concurrent acquisitions of 10 slots got %d", got.Load())
+	}
+}
+
+// DevicesByID finds the devices among many ids at once (more than one
+// query's worth), leaves out the others, and no longer finds a removed
+// device.
+func testDevicesByID(t *testing.T, s store.Store) {
+	mustAccount(t, s, "alice", "a1", "a2")
+	mustAccount(t, s, "bob", "b1")
+	if got, err := s.DevicesByID(ctx, nil); err != nil || len(got) != 0 {
+		t.Fatalf("DevicesByID(nil) = %v, %v", got, err)
+	}
+	ids := []string{"a1", "nobody", "b1", "a1"}
+	for i := range 1200 {
+		ids = append(ids, fmt.Sprintf("absent%04d", i))
+	}
+	ids = append(ids, "a2")
+	got, err := s.DevicesByID(ctx, ids)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 3 || got["a1"].Username != "alice" || got["a2"].Username != "alice" || got["b1"].Username != "bob" || got["b1"].ID != "b1" {
+		t.Fatalf("DevicesByID = %v", got)
+	}
+	if err := s.RemoveDevice(ctx, "a2"); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.DevicesByID(ctx, []string{"a1", "a2"}); err != nil || len(got) != 1 || got["a1"].ID != "a1" {
+		t.Fatalf("DevicesByID after a2 was removed = %v, %v", got, err)
 	}
 }
