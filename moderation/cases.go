@@ -235,6 +235,21 @@ type Sanction struct {
 // Active reports whether the sanction bars the account.
 func (s Sanction) Active() bool { return s.Banned || !s.Until.IsZero() }
 
+// With folds one case's latest decision (action, until for a suspension,
+// in milliseconds since 1970) into the sanction in force at now: a ban
+// wins, then the suspension that ends last; a suspension that has ended,
+// and any other action, adds nothing. Every Store's Sanction and
+// Sanctions fold their cases with it.
+func (s Sanction) With(caseID int64, action string, untilMs int64, reason string, now time.Time) Sanction {
+	switch {
+	case action == ActionBan && !s.Banned:
+		return Sanction{Case: caseID, Banned: true, Reason: reason}
+	case action == ActionSuspend && !s.Banned && untilMs > now.UnixMilli() && time.UnixMilli(untilMs).After(s.Until):
+		return Sanction{Case: caseID, Until: time.UnixMilli(untilMs).UTC(), Reason: reason}
+	}
+	return s
+}
+
 // Errors of the case methods.
 var (
 	ErrCaseState = errors.New("moderation: the case is not in a state that allows this")

@@ -190,6 +190,10 @@ type Store interface {
 	// (from its cases' latest decisions, in force while an appeal waits),
 	// or the zero Sanction.
 	Sanction(ctx context.Context, account string, now time.Time) (Sanction, error)
+	// Sanctions is Sanction for many accounts at once: those of accounts
+	// with a sanction in force, keyed by account (the server's session
+	// check asks for every signed-in account each minute).
+	Sanctions(ctx context.Context, accounts []string, now time.Time) (map[string]Sanction, error)
 
 	// AddModerator creates a console account; a taken name is ErrExists.
 	AddModerator(ctx context.Context, m Moderator) error

@@ -174,6 +174,10 @@ type Config struct {
 	// account is suspended or banned (a moderation decision); if so the
 	// device is refused with the decision's message.
 	Sanction func(ctx context.Context, username string) (barred bool, message string, err error)
+	// Sanctions, if set, is Sanction for many accounts at once: the
+	// barred ones among usernames, with their messages. The session
+	// check uses it (else Sanction, once per account).
+	Sanctions func(ctx context.Context, usernames []string) (map[string]string, error)
 	// Notices, if set, returns the moderators' decisions an account is
 	// told at every authentication (Session.notices).
 	Notices func(ctx context.Context, username string) ([]*parleypb.ModerationNotice, error)

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"time"
 
@@ -227,11 +228,15 @@ const sessionCheckBatch = 500
 
 // checkSessions looks up every device connected to this node and ends
 // the sessions the store no longer backs: the devices sessionCheckBatch
-// at a time, and each account's sanction once.
+// at a time, and the sanctions of their accounts (in one call per batch
+// with Config.Sanctions, else once per account).
 func (s *Server) checkSessions(ctx context.Context) {
 	sanctions := make(map[string]string) // account -> its barred message ("" for none)
 	for batch := range slices.Chunk(s.hub.devices(), sessionCheckBatch) {
 		found, err := s.cfg.Store.DevicesByID(ctx, batch)
+		if err == nil {
+			err = s.lookUpSanctions(ctx, found, sanctions)
+		}
 		if err != nil {
 			if ctx.Err() == nil {
 				s.log.Warn("session check: the store could not say which devices may stay connected; checking again later", "err", err)
@@ -244,32 +249,51 @@ func (s *Server) checkSessions(ctx context.Context) {
 				s.endSessions(ctx, id) // says why: removed, or the account deleted
 				continue
 			}
-			if s.cfg.Sanction == nil {
-				continue
-			}
 			barred, known := sanctions[d.Username]
 			if !known {
-				isBarred, msg, err := s.cfg.Sanction(ctx, d.Username)
-				if err != nil {
-					if ctx.Err() == nil {
-						s.log.Warn("session check: the moderation store could not say whether an account is barred; checking again later", "err", err)
-					}
-					continue
-				}
-				if !isBarred {
-					msg = ""
-				}
-				barred = msg
-				sanctions[d.Username] = barred
+				continue // no moderation
 			}
 			for _, c := range s.hub.conns(id) {
-				if c.signedIn.Username == d.Username && c.barred != barred {
+				if c.barred != barred {
 					s.metrics.sessionsEnded.WithLabelValues(endSanctionChanged.label()).Inc()
 					c.stop(websocket.StatusPolicyViolation, endSanctionChanged.reason())
 				}
 			}
 		}
 	}
+}
+
+// lookUpSanctions adds to sanctions the barred message ("" for none) of
+// every account of devs not in it yet.
+func (s *Server) lookUpSanctions(ctx context.Context, devs map[string]store.Device, sanctions map[string]string) error {
+	if s.cfg.Sanction == nil && s.cfg.Sanctions == nil {
+		return nil
+	}
+	var accounts []string
+	for _, d := range devs {
+		if _, known := sanctions[d.Username]; !known {
+			sanctions[d.Username] = ""
+			accounts = append(accounts, d.Username)
+		}
+	}
+	if s.cfg.Sanctions != nil {
+		barred, err := s.cfg.Sanctions(ctx, accounts)
+		if err != nil {
+			return err
+		}
+		maps.Copy(sanctions, barred)
+		return nil
+	}
+	for _, a := range accounts {
+		isBarred, msg, err := s.cfg.Sanction(ctx, a)
+		if err != nil {
+			return err
+		}
+		if isBarred {
+			sanctions[a] = msg
+		}
+	}
+	return nil
 }
 
 // sessionChecker runs checkSessions every SessionCheck until the server

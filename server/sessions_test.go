@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -207,41 +208,66 @@ func TestSessionCheckEndsRemovedDevice(t *testing.T) {
 // A suspension decided while mallory is connected (from another process,
 // as "parleyd admin cases decide" does) ends her session at the next
 // session check; signing in again, she is told and can only appeal. When
-// the suspension is lifted her barred session ends the same way.
+// the suspension is lifted her barred session ends the same way. The
+// check asks for many accounts at once when the server can (Sanctions),
+// else for each.
 func TestSanctionEndsSession(t *testing.T) {
-	var barred atomic.Bool
-	ts := startServer(t, t.TempDir(), func(c *server.Config) {
-		c.SessionCheck = 50 * time.Millisecond
-		c.Sanction = func(ctx context.Context, user string) (bool, string, error) {
-			if user == "mallory" && barred.Load() {
-				return true, "suspended until tomorrow", nil
+	for _, batch := range []bool{false, true} {
+		t.Run(fmt.Sprintf("batch=%v", batch), func(t *testing.T) {
+			var barred atomic.Bool
+			var batches atomic.Int32
+			msg := func(user string) string {
+				if user == "mallory" && barred.Load() {
+					return "suspended until tomorrow"
+				}
+				return ""
 			}
-			return false, "", nil
-		}
-	})
-	mallory := register(t, ts, "mallory")
-	bob := register(t, ts, "bob")
-	barred.Store(true)
-	if reason := waitClosed(t, mallory.conn, 10*time.Second); !strings.Contains(reason, "decision") {
-		t.Errorf("closed with %q, want the decision named", reason)
-	}
-	again := dial(t, ts)
-	sess, err := again.Authenticate(bg, mallory.key)
-	if err != nil || sess.Barred != "suspended until tomorrow" {
-		t.Fatalf("mallory signing in again: %+v %v", sess, err)
-	}
-	if _, err := again.ListDevices(bg); !errors.Is(err, &wire.Error{Code: parleypb.ErrorCode_PERMISSION_DENIED}) {
-		t.Fatalf("a suspended account listing devices: %v", err)
-	}
-	barred.Store(false)
-	waitClosed(t, again, 10*time.Second)
-	if err := bob.conn.Ping(bg); err != nil {
-		t.Fatalf("bob, never sanctioned: %v", err)
-	}
-	select {
-	case <-bob.conn.Done():
-		t.Fatalf("bob's session ended: %v", bob.conn.Err())
-	default:
+			ts := startServer(t, t.TempDir(), func(c *server.Config) {
+				c.SessionCheck = 50 * time.Millisecond
+				c.Sanction = func(ctx context.Context, user string) (bool, string, error) {
+					return msg(user) != "", msg(user), nil
+				}
+				if batch {
+					c.Sanctions = func(ctx context.Context, users []string) (map[string]string, error) {
+						batches.Add(1)
+						out := map[string]string{}
+						for _, u := range users {
+							if m := msg(u); m != "" {
+								out[u] = m
+							}
+						}
+						return out, nil
+					}
+				}
+			})
+			mallory := register(t, ts, "mallory")
+			bob := register(t, ts, "bob")
+			barred.Store(true)
+			if reason := waitClosed(t, mallory.conn, 10*time.Second); !strings.Contains(reason, "decision") {
+				t.Errorf("closed with %q, want the decision named", reason)
+			}
+			again := dial(t, ts)
+			sess, err := again.Authenticate(bg, mallory.key)
+			if err != nil || sess.Barred != "suspended until tomorrow" {
+				t.Fatalf("mallory signing in again: %+v %v", sess, err)
+			}
+			if _, err := again.ListDevices(bg); !errors.Is(err, &wire.Error{Code: parleypb.ErrorCode_PERMISSION_DENIED}) {
+				t.Fatalf("a suspended account listing devices: %v", err)
+			}
+			barred.Store(false)
+			waitClosed(t, again, 10*time.Second)
+			if err := bob.conn.Ping(bg); err != nil {
+				t.Fatalf("bob, never sanctioned: %v", err)
+			}
+			select {
+			case <-bob.conn.Done():
+				t.Fatalf("bob's session ended: %v", bob.conn.Err())
+			default:
+			}
+			if batch && batches.Load() == 0 {
+				t.Fatal("the session check never asked for many accounts at once")
+			}
+		})
 	}
 }
 

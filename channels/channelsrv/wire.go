@@ -31,6 +31,7 @@ func (s *Server) Wire(cfg *server.Config) {
 	ms := s.Moderation.Store()
 	cfg.Report = fileReport(ms)
 	cfg.Sanction = sanctionOf(ms)
+	cfg.Sanctions = sanctionsOf(ms)
 	cfg.Appeal = appealTo(ms)
 	cfg.Notices = noticesOf(ms)
 }
@@ -95,12 +96,34 @@ func sanctionOf(ms moderation.Store) func(context.Context, string) (bool, string
 		if err != nil || !sn.Active() {
 			return false, "", err
 		}
-		what := "banned"
-		if !sn.Banned {
-			what = "suspended until " + sn.Until.Format(time.DateOnly)
-		}
-		return true, fmt.Sprintf("this account is %s by moderators' decision on case %d: %s. You can appeal once: parley appeal %d \"why\"", what, sn.Case, sn.Reason, sn.Case), nil
+		return true, barredMessage(sn), nil
 	}
+}
+
+// sanctionsOf asks the moderation store which of many accounts are
+// barred, and says why for each.
+func sanctionsOf(ms moderation.Store) func(context.Context, []string) (map[string]string, error) {
+	return func(ctx context.Context, users []string) (map[string]string, error) {
+		sns, err := ms.Sanctions(ctx, users, time.Now())
+		if err != nil {
+			return nil, err
+		}
+		out := make(map[string]string, len(sns))
+		for user, sn := range sns {
+			out[user] = barredMessage(sn)
+		}
+		return out, nil
+	}
+}
+
+// barredMessage is what a barred account is told (Session.barred, and
+// every refused request).
+func barredMessage(sn moderation.Sanction) string {
+	what := "banned"
+	if !sn.Banned {
+		what = "suspended until " + sn.Until.Format(time.DateOnly)
+	}
+	return fmt.Sprintf("this account is %s by moderators' decision on case %d: %s. You can appeal once: parley appeal %d \"why\"", what, sn.Case, sn.Reason, sn.Case)
 }
 
 // appealTo files an account's appeal of a decision on its own case.

@@ -216,33 +216,38 @@ func (s *Store) ActOnCase(ctx context.Context, id int64, e moderation.CaseEvent)
 
 // Sanction implements moderation.Store: the latest decision of each of
 // the account's decided, appealed or closed cases counts (a pending
-// appeal leaves the decision in force); a ban wins, then the suspension
-// that ends last.
+// appeal leaves the decision in force), folded by moderation.Sanction.With.
 func (s *Store) Sanction(ctx context.Context, account string, now time.Time) (moderation.Sanction, error) {
-	rows, err := s.pool.Query(ctx, `SELECT c.id, e.action, e.until, e.reason FROM cases c
+	m, err := s.Sanctions(ctx, []string{account}, now)
+	return m[account], err
+}
+
+// Sanctions implements moderation.Store.
+func (s *Store) Sanctions(ctx context.Context, accounts []string, now time.Time) (map[string]moderation.Sanction, error) {
+	rows, err := s.pool.Query(ctx, `SELECT c.reported, c.id, e.action, e.until, e.reason FROM cases c
 		JOIN case_events e ON e.case_id = c.id
-		WHERE c.reported = $1 AND c.kind = 'report' AND c.state IN ($2, $3, $4)
+		WHERE c.reported = ANY($1) AND c.kind = 'report' AND c.state IN ($2, $3, $4)
 		  AND e.id = (SELECT MAX(id) FROM case_events WHERE case_id = c.id AND action <> 'appeal')`,
-		account, moderation.CaseDecided, moderation.CaseAppealed, moderation.CaseClosed)
+		accounts, moderation.CaseDecided, moderation.CaseAppealed, moderation.CaseClosed)
 	if err != nil {
-		return moderation.Sanction{}, fmt.Errorf("modpg: sanction: %w", err)
+		return nil, fmt.Errorf("modpg: sanctions: %w", err)
 	}
 	defer rows.Close()
-	var out moderation.Sanction
+	out := make(map[string]moderation.Sanction)
 	for rows.Next() {
 		var id, until int64
-		var action, reason string
-		if err := rows.Scan(&id, &action, &until, &reason); err != nil {
-			return moderation.Sanction{}, fmt.Errorf("modpg: sanction: %w", err)
+		var account, action, reason string
+		if err := rows.Scan(&account, &id, &action, &until, &reason); err != nil {
+			return nil, fmt.Errorf("modpg: sanctions: %w", err)
 		}
-		switch {
-		case action == moderation.ActionBan:
-			out = moderation.Sanction{Case: id, Banned: true, Reason: reason}
-		case action == moderation.ActionSuspend && !out.Banned && until > now.UnixMilli() && time.UnixMilli(until).After(out.Until):
-			out = moderation.Sanction{Case: id, Until: time.UnixMilli(until).UTC(), Reason: reason}
+		if sn := out[account].With(id, action, until, reason, now); sn.Active() {
+			out[account] = sn
 		}
 	}
-	return out, rows.Err()
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("modpg: sanctions: %w", err)
+	}
+	return out, nil
 }
 
 // AddModerator implements moderation.Store.

@@ -6,7 +6,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/parleychat/parley/moderation"
@@ -360,31 +362,47 @@ func (s *Store) OpenHold(ctx context.Context, post int64) (int64, error) {
 
 // Sanction implements moderation.Store: the latest decision of each of
 // the account's decided, appealed or closed cases counts (a pending
-// appeal leaves the decision in force); a ban wins, then the suspension
-// that ends last.
+// appeal leaves the decision in force), folded by moderation.Sanction.With.
 func (s *Store) Sanction(ctx context.Context, account string, now time.Time) (moderation.Sanction, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT c.id, e.action, e.until, e.reason FROM cases c
-		JOIN case_events e ON e.case_id = c.id
-		WHERE c.reported = ? AND c.kind = 'report' AND c.state IN (?, ?, ?)
-		  AND e.rowid = (SELECT MAX(rowid) FROM case_events WHERE case_id = c.id AND action != 'appeal')`,
-		account, moderation.CaseDecided, moderation.CaseAppealed, moderation.CaseClosed)
-	if err != nil {
-		return moderation.Sanction{}, fmt.Errorf("modsqlite: sanction: %w", err)
-	}
-	defer rows.Close()
-	var out moderation.Sanction
-	for rows.Next() {
-		var id, until int64
-		var action, reason string
-		if err := rows.Scan(&id, &action, &until, &reason); err != nil {
-			return moderation.Sanction{}, err
+	m, err := s.Sanctions(ctx, []string{account}, now)
+	return m[account], err
+}
+
+// sanctionsChunk bounds the accounts of one query.
+const sanctionsChunk = 500
+
+// Sanctions implements moderation.Store.
+func (s *Store) Sanctions(ctx context.Context, accounts []string, now time.Time) (map[string]moderation.Sanction, error) {
+	out := make(map[string]moderation.Sanction)
+	for chunk := range slices.Chunk(accounts, sanctionsChunk) {
+		args := []any{moderation.CaseDecided, moderation.CaseAppealed, moderation.CaseClosed}
+		for _, a := range chunk {
+			args = append(args, a)
 		}
-		switch {
-		case action == moderation.ActionBan:
-			out = moderation.Sanction{Case: id, Banned: true, Reason: reason}
-		case action == moderation.ActionSuspend && !out.Banned && until > now.UnixMilli() && time.UnixMilli(until).After(out.Until):
-			out = moderation.Sanction{Case: id, Until: time.UnixMilli(until).UTC(), Reason: reason}
+		rows, err := s.db.QueryContext(ctx, `SELECT c.reported, c.id, e.action, e.until, e.reason FROM cases c
+			JOIN case_events e ON e.case_id = c.id
+			WHERE c.kind = 'report' AND c.state IN (?, ?, ?) AND c.reported IN (?`+strings.Repeat(", ?", len(chunk)-1)+`)
+			  AND e.rowid = (SELECT MAX(rowid) FROM case_events WHERE case_id = c.id AND action != 'appeal')`, args...)
+		if err != nil {
+			return nil, fmt.Errorf("modsqlite: sanctions: %w", err)
+		}
+		for rows.Next() {
+			var id, until int64
+			var account, action, reason string
+			if err := rows.Scan(&account, &id, &action, &until, &reason); err != nil {
+				rows.Close()
+				return nil, fmt.Errorf("modsqlite: sanctions: %w", err)
+			}
+			if sn := out[account].With(id, action, until, reason, now); sn.Active() {
+				out[account] = sn
+			}
+		}
+		if err := rows.Close(); err != nil {
+			return nil, fmt.Errorf("modsqlite: sanctions: %w", err)
+		}
+		if err := rows.Err(); err != nil {
+			return nil, fmt.Errorf("modsqlite: sanctions: %w", err)
 		}
 	}
-	return out, rows.Err()
+	return out, nil
 }

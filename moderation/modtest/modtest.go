@@ -395,6 +395,23 @@ func testCases(t *testing.T, s moderation.Store) {
 	if sn, err := s.Sanction(ctx, "mallory", now); err != nil || !sn.Until.Equal(until) || sn.Banned || sn.Case != id {
 		t.Fatalf("sanction in force: %+v %v", sn, err)
 	}
+	// Many accounts at once: only those with a sanction in force.
+	if m, err := s.Sanctions(ctx, []string{"alice", "mallory", "nobody", "mallory"}, now); err != nil || len(m) != 1 || !m["mallory"].Until.Equal(until) || m["mallory"].Case != id {
+		t.Fatalf("Sanctions: %+v %v", m, err)
+	}
+	many := []string{}
+	for i := range 1200 {
+		many = append(many, fmt.Sprintf("absent%04d", i))
+	}
+	if m, err := s.Sanctions(ctx, append(many, "mallory"), now); err != nil || len(m) != 1 || m["mallory"].Case != id {
+		t.Fatalf("Sanctions of 1 201 accounts: %d found, %v", len(m), err)
+	}
+	if m, err := s.Sanctions(ctx, nil, now); err != nil || len(m) != 0 {
+		t.Fatalf("Sanctions(nil): %+v %v", m, err)
+	}
+	if m, err := s.Sanctions(ctx, []string{"mallory"}, until.Add(time.Hour)); err != nil || len(m) != 0 {
+		t.Fatalf("Sanctions after the suspension ended: %+v %v", m, err)
+	}
 	if sn, _ := s.Sanction(ctx, "mallory", until.Add(time.Hour)); sn.Active() {
 		t.Fatalf("a suspension past its end: %+v", sn)
 	}
