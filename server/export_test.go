@@ -50,3 +50,15 @@ func SetParkAfter(d time.Duration) time.Duration {
 // RefuseParking makes every attempt of s to park a connection on the
 // idle poller fail as a refusal by the kernel would; call before Serve.
 func RefuseParking(s *Server) { s.refuseArms = errors.New("test: the poller refuses") }
+
+// CheckSessions runs one session check now (sessions.go).
+func CheckSessions(s *Server) { s.checkSessions(s.sweepCtx) }
+
+// CheckSessionsOneByOne runs a session check that looks each device (and
+// its account's sanction) up with a query of its own, as the check did
+// before it was batched: the baseline of BenchmarkSessionCheck.
+func CheckSessionsOneByOne(s *Server) {
+	for _, id := range s.hub.devices() {
+		s.endSessions(s.sweepCtx, id)
+	}
+}
