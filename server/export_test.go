@@ -62,3 +62,8 @@ func CheckSessionsOneByOne(s *Server) {
 		s.endSessions(s.sweepCtx, id)
 	}
 }
+
+// SetBeforeHubAdd makes every sign-in on a server made with cfg run f
+// after its device was found and before the server would end its
+// session.
+func SetBeforeHubAdd(cfg *Config, f func()) { cfg.beforeHubAdd = f }

@@ -294,6 +294,9 @@ func (c *conn) authenticated(ctx context.Context, dev store.Device) (parleypb.Se
 		c.s.releaseAccountConn(dev.Username)
 		return nil, err
 	}
+	if c.s.cfg.beforeHubAdd != nil {
+		c.s.cfg.beforeHubAdd() // tests: a removal lands here
+	}
 	c.signedIn = &dev
 	c.s.hub.add(dev.ID, c)
 	// Looked up again now that the node would end this session: a

@@ -191,6 +191,10 @@ type Config struct {
 	// Now is the clock of the sweeps (disappearing messages, retention)
 	// and of ephemeral messages' time; nil is time.Now. Tests move it.
 	Now func() time.Time
+	// beforeHubAdd, if set, runs in a sign-in after the device was found
+	// and before the node would end its session (tests of a removal
+	// landing in between; SetBeforeHubAdd).
+	beforeHubAdd func()
 }
 
 // Server is a delivery server. Create it with New, run it with Serve and

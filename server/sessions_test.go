@@ -26,6 +26,8 @@ type fanoutBus struct {
 	mu  sync.Mutex
 	fns []func([]byte)
 	off atomic.Bool // drop every notice, as a NATS outage does
+	// delivered counts notices handled by a subscriber.
+	delivered atomic.Int64
 }
 
 func (b *fanoutBus) Publish(p []byte) error {
@@ -36,7 +38,10 @@ func (b *fanoutBus) Publish(p []byte) error {
 	fns := append([]func([]byte){}, b.fns...)
 	b.mu.Unlock()
 	for _, fn := range fns {
-		go fn(append([]byte(nil), p...))
+		go func() {
+			fn(append([]byte(nil), p...))
+			b.delivered.Add(1)
+		}()
 	}
 	return nil
 }
@@ -332,6 +337,62 @@ func TestRecheckAccountAcrossNodes(t *testing.T) {
 	}
 	if err := bob.Ping(bg); err != nil {
 		t.Fatalf("bob after mallory's ban: %v", err)
+	}
+}
+
+// A device signing in on node b while node a removes it, in the worst
+// order: node b found the device, then the removal commits and its
+// notice reaches node b before the connection is where a notice finds
+// it. The sign-in is still refused (or its session ended at once): the
+// node looks the device up again once the connection is in place. No
+// session check runs.
+func TestRemovalRacesSignIn(t *testing.T) {
+	bus := &fanoutBus{}
+	var armed atomic.Bool
+	paused, resume := make(chan struct{}), make(chan struct{})
+	a, b, _ := twoPGNodes(t, func(cfg *server.Config) {
+		cfg.Bus = bus
+		cfg.SessionCheck = time.Hour
+		server.SetBeforeHubAdd(cfg, func() {
+			if armed.CompareAndSwap(true, false) {
+				close(paused)
+				<-resume
+			}
+		})
+	})
+	phone, _ := signUp(t, a.url, "alice")
+	lk := newKey()
+	code, _, err := dialURL(t, b.url).RequestLink(bg, "alice", lk)
+	if err != nil {
+		t.Fatal(err)
+	}
+	laptop, err := phone.ApproveLink(bg, code)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := dialURL(t, b.url)
+	armed.Store(true)
+	signedIn := make(chan error, 1)
+	go func() { _, err := c.Authenticate(bg, lk); signedIn <- err }()
+	<-paused
+	before := bus.delivered.Load()
+	if err := phone.RemoveDevice(bg, laptop.ID); err != nil {
+		t.Fatal(err)
+	}
+	// The recheck notice, handled by both nodes (it ends nothing on b:
+	// the connection is not where a notice finds it yet).
+	for deadline := time.Now().Add(10 * time.Second); bus.delivered.Load() < before+2; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the recheck notice was not delivered")
+		}
+	}
+	close(resume)
+	if err := <-signedIn; err == nil {
+		if reason := waitClosed(t, c, 5*time.Second); !strings.Contains(reason, "device removed") {
+			t.Fatalf("the removed device signed in and kept its session (closed with %q)", reason)
+		}
+	} else if !errors.Is(err, &wire.Error{Code: parleypb.ErrorCode_UNAUTHENTICATED}) {
+		t.Fatalf("sign-in of the removed device: %v", err)
 	}
 }
 
