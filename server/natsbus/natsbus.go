@@ -160,6 +160,12 @@ func (b *Bus) Watch(device string) (unwatch func(), err error) {
 			}
 		})
 	}
+	if !b.nc.IsConnected() {
+		// NATS is away: the subscription is made when it reconnects, and
+		// until then no notice reaches any node. Waiting would only
+		// delay the sign-in.
+		return unwatch, nil
+	}
 	if err := b.nc.FlushTimeout(flushTimeout); err != nil {
 		b.log.Debug("NATS did not confirm a device subscription; notices for it may be missed until it does (the device's fetches still find every message)", "err", err)
 	}

@@ -111,3 +111,43 @@ func TestDeviceIDMustBeAToken(t *testing.T) {
 		}
 	}
 }
+
+// With NATS away, Watch returns at once (a sign-in is not held up), and
+// the device's notices arrive once NATS is back.
+func TestWatchWhileNATSIsAway(t *testing.T) {
+	ns := natstest.StartServer(t)
+	a, _ := connect(t, ns.ClientURL())
+	b, gotB := connect(t, ns.ClientURL())
+	ns.Shutdown()
+	for b.nc.IsConnected() {
+		time.Sleep(time.Millisecond)
+	}
+	start := time.Now()
+	if _, err := b.Watch("d1"); err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Since(start); d > flushTimeout/2 {
+		t.Fatalf("Watch with NATS away took %v", d)
+	}
+	ns.Restart()
+	for !a.nc.IsConnected() || !b.nc.IsConnected() {
+		time.Sleep(5 * time.Millisecond)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if err := a.PublishTo("d1", []byte("after the outage")); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case m := <-gotB:
+			if m != "after the outage" {
+				t.Fatalf("got %q", m)
+			}
+			return
+		case <-time.After(50 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the device's notices never arrived after NATS came back")
+		}
+	}
+}
