@@ -135,15 +135,9 @@ func (s *Server) uploadBlob(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	lim := store.PutLimits{Max: maxSize, Quota: max(quota, 0)}
-	if h := r.Header.Get(wire.BlobExpiresHeader); h != "" {
-		// The attachment of a disappearing message: deleted with it.
-		sec, err := strconv.ParseInt(h, 10, 64)
-		if err != nil || sec <= 0 {
-			http.Error(w, wire.BlobExpiresHeader+" is a time in seconds since the UNIX epoch", http.StatusBadRequest)
-			return
-		}
-		lim.Expires = time.Unix(sec, 0)
+	lim, ok := s.blobLimits(w, r)
+	if !ok {
+		return
 	}
 	id, n, err := s.cfg.Blobs.Put(r.Context(), user, r.Body, lim)
 	switch {
@@ -171,6 +165,145 @@ func (s *Server) uploadBlob(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(http.StatusCreated)
 	json.NewEncoder(w).Encode(BlobUploadResponse{ID: id, Size: n})
+}
+
+// DirectUploadResponse starts a direct upload: PUT exactly the declared
+// size to URL (no credentials), then POST PathBlobUploads/ID with Ticket.
+type DirectUploadResponse struct {
+	ID     string `json:"id"`
+	URL    string `json:"url"`
+	Ticket string `json:"ticket"`
+}
+
+// uploadTicketTTL is how long a direct upload may take to be finished.
+const uploadTicketTTL = 24 * time.Hour
+
+// startUpload hands out a direct upload: the bytes go from the client to
+// the object store, not through this node. The checks are uploadBlob's
+// that need no bytes (the account's upload rate, the size, the quota);
+// finishUpload checks what arrived.
+func (s *Server) startUpload(w http.ResponseWriter, r *http.Request) {
+	user, ok := s.blobUser(w, r)
+	if !ok {
+		return
+	}
+	du, ok := s.cfg.Blobs.(store.BlobDirectUploads)
+	if !ok {
+		http.Error(w, "NOT_IMPLEMENTED: this server takes uploads itself: POST "+wire.PathBlobs, http.StatusNotImplemented)
+		return
+	}
+	size, err := strconv.ParseInt(r.Header.Get(wire.BlobSizeHeader), 10, 64)
+	if err != nil || size <= 0 {
+		http.Error(w, wire.BlobSizeHeader+" must be the file's size in bytes (at least 1)", http.StatusBadRequest)
+		return
+	}
+	if size > s.cfg.MaxAttachment {
+		http.Error(w, fmt.Sprintf("files are limited to %s on this server", bytesize.Format(s.cfg.MaxAttachment)), http.StatusRequestEntityTooLarge)
+		return
+	}
+	lim, ok := s.blobLimits(w, r)
+	if !ok {
+		return
+	}
+	l := s.cfg.Limits.UploadPerAccount
+	if ok, after := s.shared.AllowN("upload/"+user, 1, l); !ok {
+		s.metrics.rateLimited.WithLabelValues("uploads_per_account").Inc()
+		w.Header().Set("Retry-After", fmt.Sprint(retrySeconds(after)))
+		http.Error(w, fmt.Sprintf("RATE_LIMITED: too many uploads (at most %d per %v per account); retry in %ds", l.N, l.Per, retrySeconds(after)), http.StatusTooManyRequests)
+		return
+	}
+	if lim.Quota > 0 {
+		u, err := s.cfg.Blobs.Usage(r.Context(), user)
+		if err != nil {
+			s.blobStorageError(w, r, "direct upload: usage", err)
+			return
+		}
+		if u.Bytes+size > lim.Quota {
+			s.quotaExceeded(w, u)
+			return
+		}
+	}
+	id, u, ok, err := du.UploadURL(r.Context(), size)
+	if err != nil {
+		s.blobStorageError(w, r, "direct upload", err)
+		return
+	}
+	if !ok {
+		http.Error(w, "NOT_IMPLEMENTED: this server takes uploads itself: POST "+wire.PathBlobs, http.StatusNotImplemented)
+		return
+	}
+	var expires int64
+	if !lim.Expires.IsZero() {
+		expires = lim.Expires.Unix()
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(http.StatusCreated)
+	json.NewEncoder(w).Encode(DirectUploadResponse{ID: id, URL: u, Ticket: s.tokens.uploadTicket(user, id, size, expires, uploadTicketTTL)})
+}
+
+// finishUpload indexes a direct upload as its ticket says: the object
+// must hold the declared size, and the quota is checked again, exactly.
+func (s *Server) finishUpload(w http.ResponseWriter, r *http.Request) {
+	user, ok := s.blobUser(w, r)
+	if !ok {
+		return
+	}
+	du, ok := s.cfg.Blobs.(store.BlobDirectUploads)
+	if !ok {
+		http.Error(w, "NOT_IMPLEMENTED: this server takes uploads itself: POST "+wire.PathBlobs, http.StatusNotImplemented)
+		return
+	}
+	owner, id, size, expires, err := s.tokens.checkUploadTicket(r.Header.Get(wire.UploadTicketHeader))
+	if err != nil || owner != user || id != r.PathValue("id") {
+		http.Error(w, "invalid or expired upload ticket (or another account's): start the upload again", http.StatusForbidden)
+		return
+	}
+	lim := store.PutLimits{Max: s.cfg.MaxAttachment, Quota: max(s.cfg.BlobQuota, 0)}
+	if expires > 0 {
+		lim.Expires = time.Unix(expires, 0)
+	}
+	err = du.FinishUpload(r.Context(), user, id, size, lim)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		http.Error(w, "nothing was uploaded for this ticket: PUT the file to its URL first", http.StatusNotFound)
+		return
+	case errors.Is(err, store.ErrBadRequest):
+		http.Error(w, "the upload is not the size it was started with; start it again", http.StatusBadRequest)
+		return
+	case errors.Is(err, store.ErrTooLarge):
+		http.Error(w, fmt.Sprintf("files are limited to %s on this server", bytesize.Format(s.cfg.MaxAttachment)), http.StatusRequestEntityTooLarge)
+		return
+	case errors.Is(err, store.ErrQuotaExceeded):
+		u, _ := s.cfg.Blobs.Usage(r.Context(), user)
+		s.quotaExceeded(w, u)
+		return
+	case err != nil:
+		s.blobStorageError(w, r, "direct upload: finish", err)
+		return
+	}
+	s.metrics.blobBytes.WithLabelValues("up_direct").Add(float64(size))
+	s.expiryAdded(lim.Expires)
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusCreated)
+	json.NewEncoder(w).Encode(BlobUploadResponse{ID: id, Size: size})
+}
+
+// blobLimits reads an upload's limits: the server's, and the expiry of a
+// disappearing message's attachment (BlobExpiresHeader). It writes 400
+// for a bad header.
+func (s *Server) blobLimits(w http.ResponseWriter, r *http.Request) (store.PutLimits, bool) {
+	lim := store.PutLimits{Max: s.cfg.MaxAttachment, Quota: max(s.cfg.BlobQuota, 0)}
+	if h := r.Header.Get(wire.BlobExpiresHeader); h != "" {
+		// The attachment of a disappearing message: deleted with it.
+		sec, err := strconv.ParseInt(h, 10, 64)
+		if err != nil || sec <= 0 {
+			http.Error(w, wire.BlobExpiresHeader+" is a time in seconds since the UNIX epoch", http.StatusBadRequest)
+			return lim, false
+		}
+		lim.Expires = time.Unix(sec, 0)
+	}
+	return lim, true
 }
 
 // blobStorageError answers a failed blob operation: 507 with Retry-After

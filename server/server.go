@@ -402,6 +402,8 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("POST "+wire.PathBlobs, s.uploadBlob)
 	mux.HandleFunc("GET "+wire.PathBlobs+"/{id}", s.downloadBlob)
 	mux.HandleFunc("DELETE "+wire.PathBlobs+"/{id}", s.deleteBlob)
+	mux.HandleFunc("POST "+wire.PathBlobUploads, s.startUpload)
+	mux.HandleFunc("POST "+wire.PathBlobUploads+"/{id}", s.finishUpload)
 	s.ktRoutes(mux)
 	if s.cfg.MetricsToken != "" {
 		mux.Handle("GET /metrics", requireBearer(s.cfg.MetricsToken, s.MetricsHandler()))

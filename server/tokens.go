@@ -8,6 +8,9 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"errors"
+	"fmt"
+	"strconv"
+	"strings"
 	"time"
 )
 
@@ -132,4 +135,53 @@ func (t *tokens) parse(tok string) (device string, expires int64, err error) {
 		return "", 0, errBadToken
 	}
 	return string(body[tokenHeader:]), exp, nil
+}
+
+// uploadLabel separates upload tickets' MACs from blob tokens'.
+const uploadLabel = "parley upload ticket v1\x00"
+
+// uploadTicket binds a direct upload to its owner, blob id, size and
+// disappearing time (seconds, 0 for none), for ttl: the client hands it
+// back to finish the upload, on any node with the same key, and the
+// server keeps nothing meanwhile.
+func (t *tokens) uploadTicket(owner, id string, size, blobExpires int64, ttl time.Duration) string {
+	body := fmt.Sprintf("%s\x00%s\x00%d\x00%d\x00%d", owner, id, size, blobExpires, t.now().Add(ttl).Unix())
+	m := hmac.New(sha256.New, t.key)
+	m.Write([]byte(uploadLabel))
+	m.Write([]byte(body))
+	return base64.RawURLEncoding.EncodeToString([]byte(body)) + "." + base64.RawURLEncoding.EncodeToString(m.Sum(nil))
+}
+
+// maxTicketChars bounds what checkUploadTicket decodes.
+const maxTicketChars = 512
+
+// checkUploadTicket returns what an upload ticket binds, or errBadToken
+// if it is forged, malformed or expired.
+func (t *tokens) checkUploadTicket(tok string) (owner, id string, size, blobExpires int64, err error) {
+	b64, mac64, ok := strings.Cut(tok, ".")
+	if !ok || len(tok) > maxTicketChars {
+		return "", "", 0, 0, errBadToken
+	}
+	body, err1 := base64.RawURLEncoding.DecodeString(b64)
+	got, err2 := base64.RawURLEncoding.DecodeString(mac64)
+	if err1 != nil || err2 != nil {
+		return "", "", 0, 0, errBadToken
+	}
+	m := hmac.New(sha256.New, t.key)
+	m.Write([]byte(uploadLabel))
+	m.Write(body)
+	if !hmac.Equal(got, m.Sum(nil)) {
+		return "", "", 0, 0, errBadToken
+	}
+	f := strings.Split(string(body), "\x00")
+	if len(f) != 5 {
+		return "", "", 0, 0, errBadToken
+	}
+	size, err1 = strconv.ParseInt(f[2], 10, 64)
+	blobExpires, err2 = strconv.ParseInt(f[3], 10, 64)
+	until, err3 := strconv.ParseInt(f[4], 10, 64)
+	if err1 != nil || err2 != nil || err3 != nil || t.now().Unix() > until {
+		return "", "", 0, 0, errBadToken
+	}
+	return f[0], f[1], size, blobExpires, nil
 }

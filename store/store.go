@@ -628,6 +628,25 @@ type BlobURLs interface {
 	DownloadURL(ctx context.Context, id string) (url string, ok bool, err error)
 }
 
+// BlobDirectUploads is implemented by a Blobs whose blobs a client can
+// upload somewhere other than the server, such as an S3 bucket's
+// pre-signed PUT URLs: the bytes then do not pass through the server,
+// which only hands out the URL and, once the client has uploaded,
+// checks what arrived and indexes it.
+type BlobDirectUploads interface {
+	// UploadURL returns a new blob id and a URL to which exactly size
+	// bytes can be PUT, without credentials, for a short while; ok false
+	// if this store hands out none.
+	UploadURL(ctx context.Context, size int64) (id, url string, ok bool, err error)
+	// FinishUpload records blob id, uploaded through its URL, as owner's
+	// (lim as for Put, the quota checked atomically). ErrNotFound if
+	// nothing was uploaded; ErrBadRequest if the upload is not size bytes,
+	// ErrTooLarge over lim.Max, ErrQuotaExceeded over the quota: the
+	// upload is then removed. Finishing an upload that is already owner's
+	// succeeds again.
+	FinishUpload(ctx context.Context, owner, id string, size int64, lim PutLimits) error
+}
+
 // PutLimits bound one Blobs.Put.
 type PutLimits struct {
 	Max   int64 // the largest blob, in bytes

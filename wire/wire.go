@@ -42,6 +42,12 @@ const (
 	// without it the server streams the blob itself (the web client,
 	// whose Content-Security-Policy allows only its own origin).
 	BlobRedirectHeader = "Parley-Follow-Redirect"
+	// PathBlobUploads starts (POST, with BlobSizeHeader) and finishes
+	// (POST PathBlobUploads/{id}, with UploadTicketHeader) a direct
+	// upload to the object store (docs/protocol.md §10).
+	PathBlobUploads    = "/v1/blobs/uploads"
+	BlobSizeHeader     = "Parley-Size"
+	UploadTicketHeader = "Parley-Upload-Ticket"
 )
 
 // Limits shared by client and server.

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"runtime"
 	"strconv"
 	"strings"
 	"time"
@@ -86,6 +87,13 @@ func (c *Conn) UploadExpiringBlob(ctx context.Context, r io.Reader, size int64, 
 	if s == nil {
 		return "", ErrNotAuthenticated
 	}
+	if directTransfers && size > 0 && !c.noDirectUploads.Load() {
+		id, err := c.uploadDirect(ctx, s.BlobToken, r, size, expires, progress)
+		if !errors.Is(err, errNoDirectUploads) {
+			return id, err
+		}
+		c.noDirectUploads.Store(true) // the server takes uploads itself
+	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.blobURL(""), &progressReader{r: io.LimitReader(r, size), progress: progress})
 	if err != nil {
 		return "", fmt.Errorf("transport: upload blob: %w", err)
@@ -129,7 +137,9 @@ func (c *Conn) DownloadBlob(ctx context.Context, id string, w io.Writer, progres
 		return 0, fmt.Errorf("transport: download blob: %w", err)
 	}
 	req.Header.Set("Authorization", "Bearer "+s.BlobToken)
-	req.Header.Set(wire.BlobRedirectHeader, "1")
+	if directTransfers {
+		req.Header.Set(wire.BlobRedirectHeader, "1")
+	}
 	resp, err := c.downloadClient().Do(req)
 	if err != nil {
 		return 0, fmt.Errorf("transport: download blob: %w", err)
@@ -197,4 +207,96 @@ func (c *Conn) downloadClient() *http.Client {
 		return nil
 	}
 	return &cl
+}
+
+// directTransfers: uploads and downloads may go to the server's object
+// store directly. Not in a browser (the web client): its page's
+// Content-Security-Policy lets it connect to its own origin only, so it
+// moves every byte through its node.
+var directTransfers = runtime.GOOS != "js"
+
+// errNoDirectUploads: the server takes uploads itself (POST /v1/blobs).
+var errNoDirectUploads = errors.New("transport: the server takes no direct uploads")
+
+// uploadDirect uploads to the server's object store directly, when the
+// server offers it (docs/protocol.md §10): it asks for a pre-signed URL,
+// PUTs the bytes there without its token, and has the server check and
+// record what arrived.
+func (c *Conn) uploadDirect(ctx context.Context, token string, r io.Reader, size int64, expires time.Time, progress func(int64)) (string, error) {
+	u := *c.base
+	u.Path = wire.PathBlobUploads
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u.String(), nil)
+	if err != nil {
+		return "", fmt.Errorf("transport: upload blob: %w", err)
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
+	req.Header.Set(wire.BlobSizeHeader, strconv.FormatInt(size, 10))
+	if !expires.IsZero() {
+		req.Header.Set(wire.BlobExpiresHeader, strconv.FormatInt(expires.Unix(), 10))
+	}
+	resp, err := c.client.Do(req)
+	if err != nil {
+		return "", fmt.Errorf("transport: upload blob: %w", err)
+	}
+	var start struct {
+		ID     string `json:"id"`
+		URL    string `json:"url"`
+		Ticket string `json:"ticket"`
+	}
+	switch resp.StatusCode {
+	case http.StatusCreated:
+		err = json.NewDecoder(io.LimitReader(resp.Body, 16<<10)).Decode(&start)
+		resp.Body.Close()
+		if err != nil {
+			return "", fmt.Errorf("transport: upload blob: response: %w", err)
+		}
+	case http.StatusNotImplemented, http.StatusNotFound, http.StatusMethodNotAllowed:
+		resp.Body.Close()
+		return "", errNoDirectUploads
+	default:
+		defer resp.Body.Close()
+		return "", fmt.Errorf("transport: upload blob: %w", httpError(resp))
+	}
+	put, err := http.NewRequestWithContext(ctx, http.MethodPut, start.URL, &progressReader{r: io.LimitReader(r, size), progress: progress})
+	if err != nil {
+		return "", fmt.Errorf("transport: upload blob: the server's upload URL: %w", err)
+	}
+	put.ContentLength = size
+	// The object store's client, with no token: the URL carries its own
+	// signature.
+	resp, err = c.downloadClient().Do(put)
+	if err != nil {
+		return "", fmt.Errorf("transport: upload blob: %w", err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		defer resp.Body.Close()
+		return "", fmt.Errorf("transport: upload blob: object store: %w", httpError(resp))
+	}
+	resp.Body.Close()
+	u.Path = wire.PathBlobUploads + "/" + url.PathEscape(start.ID)
+	fin, err := http.NewRequestWithContext(ctx, http.MethodPost, u.String(), nil)
+	if err != nil {
+		return "", fmt.Errorf("transport: upload blob: %w", err)
+	}
+	fin.Header.Set("Authorization", "Bearer "+token)
+	fin.Header.Set(wire.UploadTicketHeader, start.Ticket)
+	resp, err = c.client.Do(fin)
+	if err != nil {
+		return "", fmt.Errorf("transport: upload blob: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusCreated {
+		return "", fmt.Errorf("transport: upload blob: %w", httpError(resp))
+	}
+	var out struct {
+		ID   string `json:"id"`
+		Size int64  `json:"size"`
+	}
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 4096)).Decode(&out); err != nil {
+		return "", fmt.Errorf("transport: upload blob: response: %w", err)
+	}
+	if out.ID != start.ID || out.Size != size {
+		return "", fmt.Errorf("transport: upload blob: server recorded %s of %d bytes, sent %s of %d", out.ID, out.Size, start.ID, size)
+	}
+	return out.ID, nil
 }

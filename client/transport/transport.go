@@ -68,6 +68,9 @@ type Conn struct {
 	nextID   atomic.Uint64
 	done     chan struct{}
 	closeErr error // set before done is closed
+	// noDirectUploads: the server answered that it takes uploads itself
+	// (blobs.go, uploadDirect); ask no more.
+	noDirectUploads atomic.Bool
 
 	challenge   []byte
 	authContext string

@@ -45,7 +45,7 @@ const blobsFlagHelp = "where attachments are stored: a `directory` (default DATA
 	"spoken to over TLS (tls=off only for an endpoint on loopback), with the credentials from --blobs-credentials or " +
 	envS3KeyID + " and " + envS3Secret + " (never in the URL). The bucket must exist; it is checked at start-up. " +
 	"Objects of uploads a crash interrupted are swept once per sweep interval (off: leave it to a bucket lifecycle rule). " +
-	"With presign=DURATION a download is answered with a redirect to a pre-signed URL of the object valid that long, so attachments' bytes go from the bucket to clients without passing through parleyd (the clients must reach the endpoint; the web client's origin needs the bucket's CORS). " +
+	"With presign=DURATION, downloads are redirected to pre-signed URLs of the objects, and clients upload to pre-signed URLs, valid that long, so attachments' bytes go between clients and the bucket without passing through parleyd (the clients must reach the endpoint; the web client still goes through parleyd). " +
 	"The attachments' index (owner, size, time, quotas, expiry) is in --db if given, else in DATA/" + s3IndexFile + ". " +
 	"With --db and a directory, every node must see the same directory (a shared mount); with a bucket, nothing is shared but the bucket and the database"
 
@@ -156,7 +156,7 @@ func s3Config(raw, credsFile string) (blobs3.Config, error) {
 		if err != nil || d < time.Second || d > 7*24*time.Hour {
 			return cfg, fmt.Errorf("--blobs: presign=%q: want how long a download's pre-signed URL is valid, 1s to 168h (S3's limit), such as 5m; or off", ps)
 		}
-		cfg.PresignDownloads = d
+		cfg.Presign = d
 	}
 	if ca := q.Get("ca"); ca != "" {
 		pemData, err := os.ReadFile(ca)

@@ -5,9 +5,12 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/tls"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -213,6 +216,90 @@ func TestServeS3PresignedDownloads(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusOK || !bytes.Equal(streamed, body) {
 		t.Fatalf("download without %s: HTTP %d, %d bytes", "Parley-Follow-Redirect", resp.StatusCode, len(streamed))
+	}
+}
+
+// With presign, uploads go from the client to the bucket too: parleyd
+// hands out a pre-signed PUT of exactly the declared size and an upload
+// ticket, and indexes the object once the client says it is there. The
+// moves of a client that cheats: finishing before uploading, with a
+// forged ticket, or with another account's.
+func TestServeS3DirectUploads(t *testing.T) {
+	s3 := s3test.Start(t)
+	ctx := context.Background()
+	addr, _ := startNode3(t, serveFlags{registration: "open",
+		blobs: s3URL(s3, s3.Bucket) + "&presign=1m", blobsCredentials: writeCredentials(t, s3.AccessKeyID, s3.SecretAccessKey, 0o600)})
+	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: s3.RootCAs}}}
+	c, err := transport.Dial(ctx, "http://"+addr, &transport.Options{HTTPClient: hc})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	sess, err := c.Register(ctx, "alice", newKey(t), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := make([]byte, 90000)
+	rand.Read(body)
+	id, err := c.UploadBlob(ctx, bytes.NewReader(body), int64(len(body)), nil)
+	if err != nil {
+		t.Fatalf("upload: %v", err)
+	}
+	if n := s3.PresignedPuts.Load(); n != 1 {
+		t.Fatalf("%d uploads to the bucket by pre-signed URL, want 1", n)
+	}
+	if !bytes.Equal(s3.Get(t, "att/"+id), body) {
+		t.Fatal("the object holds other bytes than were uploaded")
+	}
+	var got bytes.Buffer
+	if _, err := c.DownloadBlob(ctx, id, &got, nil); err != nil || !bytes.Equal(got.Bytes(), body) {
+		t.Fatalf("download: %v", err)
+	}
+
+	post := func(path, token string, header http.Header) (int, []byte) {
+		req, _ := http.NewRequest("POST", "http://"+addr+path, nil)
+		req.Header.Set("Authorization", "Bearer "+token)
+		maps.Copy(req.Header, header)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, b
+	}
+	code, b := post("/v1/blobs/uploads", sess.BlobToken, http.Header{"Parley-Size": {"1000"}})
+	var start struct{ ID, URL, Ticket string }
+	if code != http.StatusCreated || json.Unmarshal(b, &start) != nil || start.Ticket == "" {
+		t.Fatalf("start: HTTP %d %s", code, b)
+	}
+	finish := func(token, ticket string) int {
+		code, _ := post("/v1/blobs/uploads/"+start.ID, token, http.Header{"Parley-Upload-Ticket": {ticket}})
+		return code
+	}
+	if code := finish(sess.BlobToken, start.Ticket); code != http.StatusNotFound {
+		t.Fatalf("finishing before the upload: HTTP %d, want 404", code)
+	}
+	mallory, err := transport.Dial(ctx, "http://"+addr, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mallory.Close()
+	ms, err := mallory.Register(ctx, "mallory", newKey(t), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code := finish(ms.BlobToken, start.Ticket); code != http.StatusForbidden {
+		t.Fatalf("mallory finishing alice's upload: HTTP %d, want 403", code)
+	}
+	forged := start.Ticket[:len(start.Ticket)-3] + "AAA"
+	if code := finish(sess.BlobToken, forged); code != http.StatusForbidden {
+		t.Fatalf("a forged ticket: HTTP %d, want 403", code)
+	}
+	for _, bad := range []string{"", "0", "-5", "lots", fmt.Sprint(2 << 20)} {
+		if code, _ := post("/v1/blobs/uploads", sess.BlobToken, http.Header{"Parley-Size": {bad}}); code != http.StatusBadRequest && code != http.StatusRequestEntityTooLarge {
+			t.Errorf("start with Parley-Size %q: HTTP %d", bad, code)
+		}
 	}
 }
 

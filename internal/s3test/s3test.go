@@ -27,6 +27,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -57,8 +58,9 @@ type Server struct {
 	failAfter atomic.Int64
 	// Uploads counts object upload requests (PUTs of an object or part).
 	Uploads atomic.Int64
-	// PresignedGets counts requests with a valid pre-signed URL.
-	PresignedGets atomic.Int64
+	// PresignedGets and PresignedPuts count requests with a valid
+	// pre-signed URL.
+	PresignedGets, PresignedPuts atomic.Int64
 	// Now, if set, is the clock pre-signed URLs' expiry is checked
 	// against (set it before the first request).
 	Now func() time.Time
@@ -111,7 +113,11 @@ func (s *Server) wrap(h http.Handler) http.Handler {
 				fmt.Fprintf(w, `<?xml version="1.0" encoding="UTF-8"?><Error><Code>%s</Code><Resource>%s</Resource></Error>`, code, r.URL.Path)
 				return
 			}
-			s.PresignedGets.Add(1)
+			if r.Method == http.MethodPut {
+				s.PresignedPuts.Add(1)
+			} else {
+				s.PresignedGets.Add(1)
+			}
 		}
 		if key := accessKeyID(r); key != s.AccessKeyID {
 			w.Header().Set("Content-Type", "application/xml")
@@ -145,7 +151,8 @@ func (s *Server) checkPresigned(r *http.Request, now time.Time) (int, string) {
 		return http.StatusBadRequest, "InvalidArgument" // "Only one auth mechanism allowed"
 	}
 	q := r.URL.Query()
-	if q.Get("X-Amz-Algorithm") != "AWS4-HMAC-SHA256" || q.Get("X-Amz-SignedHeaders") != "host" {
+	signedHeaders := strings.Split(q.Get("X-Amz-SignedHeaders"), ";")
+	if q.Get("X-Amz-Algorithm") != "AWS4-HMAC-SHA256" || !slices.Contains(signedHeaders, "host") || !slices.IsSorted(signedHeaders) {
 		return http.StatusBadRequest, "AuthorizationQueryParametersError"
 	}
 	key, scope, _ := strings.Cut(q.Get("X-Amz-Credential"), "/")
@@ -175,8 +182,19 @@ func (s *Server) checkPresigned(r *http.Request, now time.Time) (int, string) {
 	for _, k := range keys {
 		query = append(query, awsEscape(k)+"="+awsEscape(q.Get(k)))
 	}
+	var headers strings.Builder
+	for _, h := range signedHeaders {
+		v := r.Header.Get(h)
+		switch h {
+		case "host":
+			v = r.Host
+		case "content-length":
+			v = strconv.FormatInt(r.ContentLength, 10)
+		}
+		headers.WriteString(h + ":" + strings.TrimSpace(v) + "\n")
+	}
 	canonical := strings.Join([]string{r.Method, r.URL.EscapedPath(), strings.Join(query, "&"),
-		"host:" + r.Host + "\n", "host", "UNSIGNED-PAYLOAD"}, "\n")
+		headers.String(), q.Get("X-Amz-SignedHeaders"), "UNSIGNED-PAYLOAD"}, "\n")
 	sum := sha256.Sum256([]byte(canonical))
 	toSign := "AWS4-HMAC-SHA256\n" + q.Get("X-Amz-Date") + "\n" + scope + "\n" + hex.EncodeToString(sum[:])
 	k := hmacSHA256([]byte("AWS4"+s.SecretAccessKey), parts[0])

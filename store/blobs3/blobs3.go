@@ -39,6 +39,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -99,12 +100,13 @@ type Config struct {
 	// SweepInterval is how often DeleteExpired also runs Sweep (default
 	// 24 hours; negative: never).
 	SweepInterval time.Duration
-	// PresignDownloads, if positive, is how long the pre-signed URLs
-	// DownloadURL hands out are valid: the server then redirects each
-	// download to the bucket instead of passing its bytes through
-	// (store.BlobURLs). Zero hands out none. The bucket must be reachable
-	// by the clients, and for the web client allow its origin (CORS).
-	PresignDownloads time.Duration
+	// Presign, if positive, is how long the pre-signed URLs DownloadURL
+	// and UploadURL hand out are valid: the server then redirects
+	// downloads to the bucket, and clients upload to it directly,
+	// instead of passing the bytes through the server (store.BlobURLs,
+	// store.BlobDirectUploads). Zero hands out none. The bucket must be
+	// reachable by the clients.
+	Presign time.Duration
 	// Logger receives what the operator should know (default: discard).
 	Logger *slog.Logger
 }
@@ -144,8 +146,8 @@ func Open(ctx context.Context, cfg Config, idx blobstore.Index) (*Store, error) 
 	if cfg.Prefix != "" && !strings.HasSuffix(cfg.Prefix, "/") {
 		cfg.Prefix += "/"
 	}
-	if cfg.PresignDownloads < 0 || cfg.PresignDownloads > maxPresign || (cfg.PresignDownloads > 0 && cfg.PresignDownloads < time.Second) {
-		return nil, fmt.Errorf("blobs3: pre-signed downloads valid for %v: want 1s to 7 days (S3's limit), or 0 for none", cfg.PresignDownloads)
+	if cfg.Presign < 0 || cfg.Presign > maxPresign || (cfg.Presign > 0 && cfg.Presign < time.Second) {
+		return nil, fmt.Errorf("blobs3: pre-signed downloads valid for %v: want 1s to 7 days (S3's limit), or 0 for none", cfg.Presign)
 	}
 	if cfg.PartSize == 0 {
 		cfg.PartSize = defaultPartSize
@@ -477,9 +479,9 @@ var _ store.BlobURLs = (*Store)(nil)
 
 // DownloadURL implements store.BlobURLs: a pre-signed GET of the blob's
 // object (AWS signature V4, query-string authentication), valid for
-// PresignDownloads, for a blob the index holds.
+// Presign, for a blob the index holds.
 func (s *Store) DownloadURL(ctx context.Context, id string) (string, bool, error) {
-	if s.cfg.PresignDownloads <= 0 {
+	if s.cfg.Presign <= 0 {
 		return "", false, nil
 	}
 	if !blobstore.ValidID(id) {
@@ -497,12 +499,79 @@ func (s *Store) DownloadURL(ctx context.Context, id string) (string, bool, error
 	// The response says what the server's own download says: opaque
 	// bytes, not something for a browser to render.
 	params := url.Values{"response-content-type": {"application/octet-stream"}}
-	u, err := s.c.PresignedGetObject(ctx, s.cfg.Bucket, s.key(id), s.cfg.PresignDownloads, params)
+	u, err := s.c.PresignedGetObject(ctx, s.cfg.Bucket, s.key(id), s.cfg.Presign, params)
 	if err != nil {
 		return "", false, s3Error("pre-sign download", err)
 	}
 	return u.String(), true, nil
 }
+
+var _ store.BlobDirectUploads = (*Store)(nil)
+
+// UploadURL implements store.BlobDirectUploads: a pre-signed PUT of a
+// new object, valid for Presign, whose signature covers its
+// Content-Length, so that S3 takes exactly size bytes through it.
+func (s *Store) UploadURL(ctx context.Context, size int64) (string, string, bool, error) {
+	if s.cfg.Presign <= 0 {
+		return "", "", false, nil
+	}
+	if size <= 0 || size > maxSinglePut {
+		return "", "", false, fmt.Errorf("blobs3: a direct upload of %d bytes: %w", size, store.ErrBadRequest)
+	}
+	id := newID()
+	u, err := s.c.PresignHeader(ctx, http.MethodPut, s.cfg.Bucket, s.key(id), s.cfg.Presign, nil,
+		http.Header{"Content-Length": {strconv.FormatInt(size, 10)}})
+	if err != nil {
+		return "", "", false, s3Error("pre-sign upload", err)
+	}
+	return id, u.String(), true, nil
+}
+
+// FinishUpload implements store.BlobDirectUploads: the object must be
+// there and hold size bytes; then it is indexed like a Put's.
+func (s *Store) FinishUpload(ctx context.Context, owner, id string, size int64, lim store.PutLimits) error {
+	if owner == "" || !blobstore.ValidID(id) {
+		return fmt.Errorf("blobs3: finish upload: %w", store.ErrBadRequest)
+	}
+	if got, found, err := s.idx.Lookup(ctx, id); err != nil {
+		return fmt.Errorf("blobs3: index: %w", blobstore.Unavailable(err))
+	} else if found {
+		// Finished before (a retry): fine if it is owner's and this size.
+		if owns, err := s.idx.Owns(ctx, owner, id); err != nil {
+			return fmt.Errorf("blobs3: index: %w", blobstore.Unavailable(err))
+		} else if owns && got == size {
+			return nil
+		}
+		return fmt.Errorf("blobs3: finish upload %s: %w", id, store.ErrBadRequest)
+	}
+	info, err := s.c.StatObject(ctx, s.cfg.Bucket, s.key(id), minio.StatObjectOptions{})
+	if err != nil {
+		if minio.ToErrorResponse(err).Code == "NoSuchKey" {
+			return fmt.Errorf("blobs3: finish upload %s: nothing was uploaded: %w", id, store.ErrNotFound)
+		}
+		return s3Error("finish upload", err)
+	}
+	var refuse error
+	switch {
+	case info.Size != size:
+		refuse = fmt.Errorf("blobs3: finish upload %s: %d bytes arrived, not %d: %w", id, info.Size, size, store.ErrBadRequest)
+	case lim.Max > 0 && size > lim.Max:
+		refuse = fmt.Errorf("blobs3: finish upload %s: %d bytes: %w", id, size, store.ErrTooLarge)
+	}
+	if refuse == nil {
+		refuse = s.idx.Insert(ctx, id, owner, size, lim.Quota, time.Now(), lim.Expires)
+		if refuse != nil && !errors.Is(refuse, store.ErrQuotaExceeded) {
+			return fmt.Errorf("blobs3: index: %w", blobstore.Unavailable(refuse))
+		}
+	}
+	if refuse != nil {
+		s.removeObject(context.WithoutCancel(ctx), id)
+	}
+	return refuse
+}
+
+// maxSinglePut is the largest object one PUT may create on S3 (5 GiB).
+const maxSinglePut = 5 << 30
 
 // Delete removes blob id if owner uploaded it.
 func (s *Store) Delete(ctx context.Context, owner, id string) error {

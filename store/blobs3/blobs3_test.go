@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -383,7 +384,7 @@ func TestTwoNodesPostgres(t *testing.T) {
 }
 
 // Pre-signed downloads: a URL for a blob the index holds fetches its
-// bytes from the bucket without credentials, for PresignDownloads. The
+// bytes from the bucket without credentials, for Presign. The
 // URL cannot be turned into one for another blob, does not outlive its
 // expiry, and none is handed out for a blob that is gone. (The fake S3
 // checks the signature V4 as S3 does.)
@@ -393,7 +394,7 @@ func TestPresignedDownloads(t *testing.T) {
 	clock.Store(time.Now().UnixNano())
 	srv.Now = func() time.Time { return time.Unix(0, clock.Load()) }
 	cfg := config(srv)
-	cfg.PresignDownloads = time.Minute
+	cfg.Presign = time.Minute
 	s := open(t, cfg, sqliteIndex(t))
 	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: srv.RootCAs}}}
 	get := func(u string, header http.Header) (int, []byte) {
@@ -462,13 +463,105 @@ func TestPresignedDownloads(t *testing.T) {
 	}
 	for _, d := range []time.Duration{-time.Second, 500 * time.Millisecond, 8 * 24 * time.Hour} {
 		c := config(srv)
-		c.PresignDownloads = d
+		c.Presign = d
 		idx := sqliteIndex(t)
 		if st, err := Open(ctx, c, idx); err == nil {
 			st.Close()
-			t.Errorf("Open with PresignDownloads %v succeeded", d)
+			t.Errorf("Open with Presign %v succeeded", d)
 		} else {
 			idx.Close()
 		}
+	}
+}
+
+// Direct uploads: a client PUTs exactly the size it asked for to the
+// pre-signed URL (S3 refuses any other length: the signature covers
+// it), then FinishUpload indexes the object as the owner's, the quota
+// checked. An upload of another size is refused and removed, so is one
+// over the quota; finishing twice is fine, finishing nothing is not
+// found.
+func TestDirectUploads(t *testing.T) {
+	srv := s3test.Start(t)
+	cfg := config(srv)
+	cfg.Presign = time.Minute
+	s := open(t, cfg, sqliteIndex(t))
+	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: srv.RootCAs}}}
+	put := func(u string, body []byte, length int64) int {
+		t.Helper()
+		req, err := http.NewRequest("PUT", u, bytes.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.ContentLength = length
+		resp, err := hc.Do(req)
+		if err != nil {
+			return 0 // the client refused to send a body of another length
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	lim := store.PutLimits{Max: 1 << 20, Quota: 10000}
+	body := random(t, 4000)
+	id, u, ok, err := s.UploadURL(ctx, int64(len(body)))
+	if err != nil || !ok {
+		t.Fatalf("UploadURL: %v %v", ok, err)
+	}
+	if err := s.FinishUpload(ctx, "alice", id, int64(len(body)), lim); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("finishing before anything was uploaded: %v", err)
+	}
+	// A body of another length under the same URL: S3 refuses it.
+	if code := put(u, random(t, 5000), 5000); code != http.StatusForbidden {
+		t.Fatalf("a PUT of 5000 bytes to a URL signed for 4000: HTTP %d", code)
+	}
+	if code := put(u, body, int64(len(body))); code != http.StatusOK {
+		t.Fatalf("the PUT: HTTP %d", code)
+	}
+	if err := s.FinishUpload(ctx, "alice", id, int64(len(body)), lim); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.FinishUpload(ctx, "alice", id, int64(len(body)), lim); err != nil {
+		t.Fatalf("finishing again: %v", err)
+	}
+	if err := s.FinishUpload(ctx, "mallory", id, int64(len(body)), lim); !errors.Is(err, store.ErrBadRequest) {
+		t.Fatalf("mallory finishing alice's upload: %v", err)
+	}
+	rc, n, err := s.Open(ctx, id)
+	if err != nil || n != int64(len(body)) {
+		t.Fatalf("Open: %d %v", n, err)
+	}
+	got, _ := io.ReadAll(rc)
+	rc.Close()
+	if !bytes.Equal(got, body) {
+		t.Fatal("the blob holds other bytes than were uploaded")
+	}
+	if u, err := s.Usage(ctx, "alice"); err != nil || u.Bytes != int64(len(body)) || u.Blobs != 1 {
+		t.Fatalf("usage: %+v %v", u, err)
+	}
+
+	// Finished as another size than arrived: refused and removed.
+	id2, u2, _, _ := s.UploadURL(ctx, 300)
+	if code := put(u2, random(t, 300), 300); code != http.StatusOK {
+		t.Fatalf("the PUT: HTTP %d", code)
+	}
+	if err := s.FinishUpload(ctx, "alice", id2, 100, lim); !errors.Is(err, store.ErrBadRequest) {
+		t.Fatalf("finishing 300 bytes claimed as 100: %v", err)
+	}
+	if slices.Contains(srv.Keys(t), "blobs/"+id2) {
+		t.Fatal("the refused upload's object was kept")
+	}
+	// Over the quota (4000 held, 7000 more, quota 10000): refused, removed.
+	id3, u3, _, _ := s.UploadURL(ctx, 7000)
+	if code := put(u3, random(t, 7000), 7000); code != http.StatusOK {
+		t.Fatalf("the PUT: HTTP %d", code)
+	}
+	if err := s.FinishUpload(ctx, "alice", id3, 7000, lim); !errors.Is(err, store.ErrQuotaExceeded) {
+		t.Fatalf("finishing over the quota: %v", err)
+	}
+	if slices.Contains(srv.Keys(t), "blobs/"+id3) {
+		t.Fatal("the upload over the quota was kept")
+	}
+	// Off unless configured.
+	if _, _, ok, err := open(t, config(srv), sqliteIndex(t)).UploadURL(ctx, 10); ok || err != nil {
+		t.Fatalf("UploadURL with pre-signing off: %v %v", ok, err)
 	}
 }
