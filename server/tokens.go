@@ -162,8 +162,9 @@ func (t *tokens) checkUploadTicket(tok string) (owner, id string, size, blobExpi
 	if !ok || len(tok) > maxTicketChars {
 		return "", "", 0, 0, errBadToken
 	}
-	body, err1 := base64.RawURLEncoding.DecodeString(b64)
-	got, err2 := base64.RawURLEncoding.DecodeString(mac64)
+	// Strict: a ticket has one spelling (no spare bits set).
+	body, err1 := base64.RawURLEncoding.Strict().DecodeString(b64)
+	got, err2 := base64.RawURLEncoding.Strict().DecodeString(mac64)
 	if err1 != nil || err2 != nil {
 		return "", "", 0, 0, errBadToken
 	}

@@ -81,3 +81,60 @@ func FuzzBlobToken(f *testing.F) {
 		}
 	})
 }
+
+// Upload tickets (docs/protocol.md §10, direct uploads) bind account,
+// blob id, size and the blob's expiry: another node with the key takes
+// one; one under another key, with any byte changed, or past its expiry
+// is refused.
+func TestUploadTicket(t *testing.T) {
+	now := time.Unix(1_800_000_000, 0)
+	clock := func() time.Time { return now }
+	key := bytes.Repeat([]byte{7}, BlobTokenKeySize)
+	a, b := newTokens(key, clock), newTokens(bytes.Clone(key), clock)
+	tk := a.uploadTicket("alice", "0123456789abcdef0123456789abcdef", 4000, 1_800_003_600, time.Hour)
+	owner, id, size, exp, err := b.checkUploadTicket(tk)
+	if err != nil || owner != "alice" || id != "0123456789abcdef0123456789abcdef" || size != 4000 || exp != 1_800_003_600 {
+		t.Fatalf("a ticket from node A on node B: %q %q %d %d %v", owner, id, size, exp, err)
+	}
+	forger := newTokens(bytes.Repeat([]byte{8}, BlobTokenKeySize), clock)
+	if _, _, _, _, err := a.checkUploadTicket(forger.uploadTicket("alice", "x", 1, 0, time.Hour)); err == nil {
+		t.Fatal("a ticket made with another key was accepted")
+	}
+	for i := range tk {
+		for _, c := range []byte{'A', '_', '.'} {
+			if tk[i] == c {
+				continue
+			}
+			off := tk[:i] + string(c) + tk[i+1:]
+			if _, _, _, _, err := a.checkUploadTicket(off); err == nil {
+				t.Fatalf("a ticket with character %d changed to %q was accepted", i, c)
+			}
+		}
+	}
+	now = now.Add(time.Hour + time.Second)
+	if _, _, _, _, err := a.checkUploadTicket(tk); err == nil {
+		t.Fatal("an expired ticket was accepted")
+	}
+}
+
+// FuzzUploadTicket: whatever a client sends as an upload ticket is
+// refused without a panic, unless it is one the server made.
+func FuzzUploadTicket(f *testing.F) {
+	now := time.Unix(1_800_000_000, 0)
+	tokens := newTokens(bytes.Repeat([]byte{7}, BlobTokenKeySize), func() time.Time { return now })
+	genuine := tokens.uploadTicket("alice", "0123456789abcdef0123456789abcdef", 4000, 0, time.Hour)
+	f.Add(genuine)
+	f.Add("")
+	f.Add(".")
+	f.Add(strings.Repeat("A", 600))
+	f.Add(genuine[:len(genuine)/2])
+	f.Fuzz(func(t *testing.T, tk string) {
+		owner, id, size, _, err := tokens.checkUploadTicket(tk)
+		if err != nil {
+			return
+		}
+		if tk != genuine || owner != "alice" || id != "0123456789abcdef0123456789abcdef" || size != 4000 {
+			t.Fatalf("accepted a ticket the server did not make: %q (%q %q %d)", tk, owner, id, size)
+		}
+	})
+}
