@@ -187,9 +187,8 @@ func (s *Server) startUpload(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	du, ok := s.cfg.Blobs.(store.BlobDirectUploads)
+	du, ok := s.directUploads(w)
 	if !ok {
-		http.Error(w, "NOT_IMPLEMENTED: this server takes uploads itself: POST "+wire.PathBlobs, http.StatusNotImplemented)
 		return
 	}
 	size, err := strconv.ParseInt(r.Header.Get(wire.BlobSizeHeader), 10, 64)
@@ -229,7 +228,7 @@ func (s *Server) startUpload(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if !ok {
-		http.Error(w, "NOT_IMPLEMENTED: this server takes uploads itself: POST "+wire.PathBlobs, http.StatusNotImplemented)
+		noDirectUploads(w)
 		return
 	}
 	var expires int64
@@ -249,9 +248,8 @@ func (s *Server) finishUpload(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	du, ok := s.cfg.Blobs.(store.BlobDirectUploads)
+	du, ok := s.directUploads(w)
 	if !ok {
-		http.Error(w, "NOT_IMPLEMENTED: this server takes uploads itself: POST "+wire.PathBlobs, http.StatusNotImplemented)
 		return
 	}
 	owner, id, size, expires, err := s.tokens.checkUploadTicket(r.Header.Get(wire.UploadTicketHeader))
@@ -287,6 +285,20 @@ func (s *Server) finishUpload(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(http.StatusCreated)
 	json.NewEncoder(w).Encode(BlobUploadResponse{ID: id, Size: size})
+}
+
+// directUploads returns the store's direct uploads, or answers 501 (the
+// client then uploads through POST /v1/blobs).
+func (s *Server) directUploads(w http.ResponseWriter) (store.BlobDirectUploads, bool) {
+	du, ok := s.cfg.Blobs.(store.BlobDirectUploads)
+	if !ok {
+		noDirectUploads(w)
+	}
+	return du, ok
+}
+
+func noDirectUploads(w http.ResponseWriter) {
+	http.Error(w, "NOT_IMPLEMENTED: this server takes uploads itself: POST "+wire.PathBlobs, http.StatusNotImplemented)
 }
 
 // blobLimits reads an upload's limits: the server's, and the expiry of a

@@ -108,6 +108,12 @@ func (c *Conn) UploadExpiringBlob(ctx context.Context, r io.Reader, size int64, 
 	if err != nil {
 		return "", fmt.Errorf("transport: upload blob: %w", err)
 	}
+	return stored(resp, "", size)
+}
+
+// stored reads the server's answer to an upload (or to finishing a
+// direct one), which must record size bytes (under id, if given).
+func stored(resp *http.Response, id string, size int64) (string, error) {
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusCreated {
 		return "", fmt.Errorf("transport: upload blob: %w", httpError(resp))
@@ -119,8 +125,8 @@ func (c *Conn) UploadExpiringBlob(ctx context.Context, r io.Reader, size int64, 
 	if err := json.NewDecoder(io.LimitReader(resp.Body, 4096)).Decode(&out); err != nil {
 		return "", fmt.Errorf("transport: upload blob: response: %w", err)
 	}
-	if out.Size != size {
-		return "", fmt.Errorf("transport: upload blob: server stored %d bytes, sent %d", out.Size, size)
+	if out.Size != size || (id != "" && out.ID != id) {
+		return "", fmt.Errorf("transport: upload blob: server recorded %q of %d bytes, sent %q of %d", out.ID, out.Size, id, size)
 	}
 	return out.ID, nil
 }
@@ -284,19 +290,5 @@ func (c *Conn) uploadDirect(ctx context.Context, token string, r io.Reader, size
 	if err != nil {
 		return "", fmt.Errorf("transport: upload blob: %w", err)
 	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusCreated {
-		return "", fmt.Errorf("transport: upload blob: %w", httpError(resp))
-	}
-	var out struct {
-		ID   string `json:"id"`
-		Size int64  `json:"size"`
-	}
-	if err := json.NewDecoder(io.LimitReader(resp.Body, 4096)).Decode(&out); err != nil {
-		return "", fmt.Errorf("transport: upload blob: response: %w", err)
-	}
-	if out.ID != start.ID || out.Size != size {
-		return "", fmt.Errorf("transport: upload blob: server recorded %s of %d bytes, sent %s of %d", out.ID, out.Size, start.ID, size)
-	}
-	return out.ID, nil
+	return stored(resp, start.ID, size)
 }

@@ -141,6 +141,27 @@ func TestServeS3Blobs(t *testing.T) {
 	}
 }
 
+// presignedNode runs "parleyd serve --blobs s3://...&presign=1m" and
+// signs alice up on it with a client that trusts the test bucket's
+// private CA (as a real bucket's public certificate is trusted).
+func presignedNode(t *testing.T) (*s3test.Server, string, *transport.Conn, *transport.Session) {
+	t.Helper()
+	s3 := s3test.Start(t)
+	addr, _ := startNode3(t, serveFlags{registration: "open",
+		blobs: s3URL(s3, s3.Bucket) + "&presign=1m", blobsCredentials: writeCredentials(t, s3.AccessKeyID, s3.SecretAccessKey, 0o600)})
+	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: s3.RootCAs}}}
+	c, err := transport.Dial(context.Background(), "http://"+addr, &transport.Options{HTTPClient: hc})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	sess, err := c.Register(context.Background(), "alice", newKey(t), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s3, addr, c, sess
+}
+
 // With presign, "parleyd serve --blobs s3://...&presign=1m" answers a
 // download with a redirect to a pre-signed URL of the object, and the
 // client fetches the bytes from the bucket: they do not pass through
@@ -148,22 +169,8 @@ func TestServeS3Blobs(t *testing.T) {
 // refuse a request with two credentials, and the token is parleyd's
 // alone); no URL is handed out without a valid token.
 func TestServeS3PresignedDownloads(t *testing.T) {
-	s3 := s3test.Start(t)
 	ctx := context.Background()
-	addr, _ := startNode3(t, serveFlags{registration: "open",
-		blobs: s3URL(s3, s3.Bucket) + "&presign=1m", blobsCredentials: writeCredentials(t, s3.AccessKeyID, s3.SecretAccessKey, 0o600)})
-	// The client trusts the test bucket's private CA, as a real one's
-	// public certificate is trusted.
-	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: s3.RootCAs}}}
-	c, err := transport.Dial(ctx, "http://"+addr, &transport.Options{HTTPClient: hc})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	sess, err := c.Register(ctx, "alice", newKey(t), "")
-	if err != nil {
-		t.Fatal(err)
-	}
+	s3, addr, c, sess := presignedNode(t)
 	body := make([]byte, 70000)
 	rand.Read(body)
 	id, err := c.UploadBlob(ctx, bytes.NewReader(body), int64(len(body)), nil)
@@ -225,20 +232,8 @@ func TestServeS3PresignedDownloads(t *testing.T) {
 // moves of a client that cheats: finishing before uploading, with a
 // forged ticket, or with another account's.
 func TestServeS3DirectUploads(t *testing.T) {
-	s3 := s3test.Start(t)
 	ctx := context.Background()
-	addr, _ := startNode3(t, serveFlags{registration: "open",
-		blobs: s3URL(s3, s3.Bucket) + "&presign=1m", blobsCredentials: writeCredentials(t, s3.AccessKeyID, s3.SecretAccessKey, 0o600)})
-	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: s3.RootCAs}}}
-	c, err := transport.Dial(ctx, "http://"+addr, &transport.Options{HTTPClient: hc})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	sess, err := c.Register(ctx, "alice", newKey(t), "")
-	if err != nil {
-		t.Fatal(err)
-	}
+	s3, addr, c, sess := presignedNode(t)
 	body := make([]byte, 90000)
 	rand.Read(body)
 	id, err := c.UploadBlob(ctx, bytes.NewReader(body), int64(len(body)), nil)
