@@ -50,10 +50,10 @@ const maxDirectRecipients = 16
 
 // publishNotice sends n to the nodes that need it: to each recipient
 // device's subject on a DeviceBus (the notice then names that device
-// alone), else to every node.
+// alone), else, or with no recipients or too many, to every node.
 func (s *Server) publishNotice(n *parleypb.ClusterNotice) error {
 	db, direct := s.cfg.Bus.(DeviceBus)
-	if !direct || len(n.Recipients) > maxDirectRecipients {
+	if !direct || len(n.Recipients) == 0 || len(n.Recipients) > maxDirectRecipients {
 		b, err := proto.Marshal(n)
 		if err != nil {
 			return err
@@ -116,8 +116,9 @@ func (s *Server) onNotice(b []byte) {
 	if proto.Unmarshal(b, &n) != nil || n.Node == s.nodeID {
 		return
 	}
-	if n.Recheck != nil {
-		s.onRecheck(n.Recheck)
+	if n.Recheck {
+		s.onRecheck(n.Recipients)
+		return
 	}
 	if n.Push != nil {
 		s.onForwardedPush(&n)
@@ -190,11 +191,7 @@ func (s *Server) forwardLinkApproved(link string, p *parleypb.Push) {
 	if s.cfg.Bus == nil {
 		return
 	}
-	b, err := proto.Marshal(&parleypb.ClusterNotice{Node: s.nodeID, Link: link, Push: p})
-	if err == nil {
-		err = s.cfg.Bus.Publish(b)
-	}
-	if err != nil {
+	if err := s.publishNotice(&parleypb.ClusterNotice{Node: s.nodeID, Link: link, Push: p}); err != nil {
 		s.log.Debug("link approval not forwarded; the new device finds it when it polls", "err", err)
 	}
 }

@@ -121,7 +121,7 @@ func TestNoticesGoOnlyWhereRecipientsAre(t *testing.T) {
 // (large groups) is announced once to every node, and still reaches
 // every member across nodes.
 func TestLargeGroupNoticesReachEveryNode(t *testing.T) {
-	nodes, _ := natsNodes(t, 2)
+	nodes, buses := natsNodes(t, 2)
 	alice, _ := signUp(t, nodes[0].url, "alice")
 	var members []*transport.Conn
 	var ids []string
@@ -142,11 +142,19 @@ func TestLargeGroupNoticesReachEveryNode(t *testing.T) {
 		Payload: []byte("add all"), Added: ids, Welcome: []byte("welcome")}); err != nil {
 		t.Fatal(err)
 	}
+	for _, m := range members {
+		waitPush(t, m, transport.EventInbox, []byte("welcome"))
+	}
+	before := buses[1].received.Load()
 	if _, err := alice.SendApplication(bg, transport.NewMessageID(), conv, 1, []byte("hello all")); err != nil {
 		t.Fatal(err)
 	}
 	for _, m := range members {
 		waitPush(t, m, transport.EventMessage, []byte("hello all"))
+	}
+	// One notice to the node for all 20, not one per device.
+	if got := buses[1].received.Load() - before; got != 1 {
+		t.Fatalf("node b received %d notices for one message to 20 of its devices, want 1", got)
 	}
 }
 

@@ -270,15 +270,11 @@ func (c *conn) authenticated(ctx context.Context, dev store.Device) (parleypb.Se
 		counts = append(counts, &parleypb.KeyPackageCount{CipherSuite: uint32(suite), Remaining: uint32(n)})
 	}
 	slices.SortFunc(counts, func(a, b *parleypb.KeyPackageCount) int { return cmp.Compare(a.CipherSuite, b.CipherSuite) })
-	if c.s.cfg.Sanction != nil {
-		barred, msg, err := c.s.cfg.Sanction(ctx, dev.Username)
-		if err != nil {
-			return nil, err
-		}
-		if barred {
-			c.barred = msg
-		}
+	barred, err := c.s.barredMessage(ctx, dev.Username)
+	if err != nil {
+		return nil, err
 	}
+	c.barred = barred
 	var notices []*parleypb.ModerationNotice
 	if c.s.cfg.Notices != nil {
 		if notices, err = c.s.cfg.Notices(ctx, dev.Username); err != nil {

@@ -1,7 +1,6 @@
 package server
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -10,7 +9,6 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
-	"google.golang.org/protobuf/proto"
 
 	"github.com/parleychat/parley/store"
 	"github.com/parleychat/parley/wire"
@@ -33,7 +31,7 @@ import (
 //     can therefore never approve a link, remove its owner's devices or
 //     delete the account. Sends, fetches and acks need no lookup: the
 //     store refuses them for a device that is no member any more.
-//   - The node that removed a device publishes a SessionRecheck naming
+//   - The node that removed a device publishes a recheck notice naming
 //     it on the bus; every node looks those devices up and ends the
 //     sessions the store no longer backs. The notice only says where to
 //     look: a forged or replayed one ends nothing.
@@ -44,7 +42,7 @@ import (
 //     one lifted) ends the account's sessions too, and the client signs
 //     in again to learn it.
 
-// maxRecheckDevices bounds the devices one SessionRecheck notice makes a
+// maxRecheckDevices bounds the devices one recheck notice makes a
 // node look up (an account has at most MaxDevices; the bound only keeps a
 // malformed notice cheap).
 const maxRecheckDevices = 256
@@ -142,15 +140,9 @@ func (s *Server) sessionVerdict(ctx context.Context, id, user, barred string) (s
 	if d.Username != user {
 		return endDeviceRemoved, nil // cannot happen: ids are never reused
 	}
-	if s.cfg.Sanction == nil {
-		return sessionGoesOn, nil
-	}
-	isBarred, msg, err := s.cfg.Sanction(ctx, user)
+	msg, err := s.barredMessage(ctx, user)
 	if err != nil {
 		return sessionGoesOn, err
-	}
-	if !isBarred {
-		msg = ""
 	}
 	if msg != barred {
 		return endSanctionChanged, nil
@@ -177,38 +169,20 @@ func (s *Server) endSessions(ctx context.Context, id string) {
 	}
 }
 
-// announceRecheck asks the other nodes to look devices up again (after
-// this node removed them).
+// announceRecheck asks the nodes where devices are connected to look
+// them up again (after this node removed them, or a moderation decision).
 func (s *Server) announceRecheck(devices []string) {
 	if s.cfg.Bus == nil || len(devices) == 0 {
 		return
 	}
-	var err error
-	if db, direct := s.cfg.Bus.(DeviceBus); direct && len(devices) <= maxDirectRecipients {
-		// Only the nodes where a device is connected can end its
-		// sessions.
-		for _, d := range devices {
-			b, merr := proto.Marshal(&parleypb.ClusterNotice{Node: s.nodeID, Recheck: &parleypb.SessionRecheck{Devices: []string{d}}})
-			if merr == nil {
-				merr = db.PublishTo(d, b)
-			}
-			err = cmp.Or(err, merr)
-		}
-	} else {
-		var b []byte
-		if b, err = proto.Marshal(&parleypb.ClusterNotice{Node: s.nodeID, Recheck: &parleypb.SessionRecheck{Devices: devices}}); err == nil {
-			err = s.cfg.Bus.Publish(b)
-		}
-	}
-	if err != nil {
+	if err := s.publishNotice(&parleypb.ClusterNotice{Node: s.nodeID, Recipients: devices, Recheck: true}); err != nil {
 		s.log.Warn("session recheck not published; other nodes end the removed devices' sessions at their next session check", "err", err)
 	}
 }
 
-// onRecheck looks up the devices a SessionRecheck names that have
+// onRecheck looks up the devices a recheck notice names that have
 // sessions on this node.
-func (s *Server) onRecheck(r *parleypb.SessionRecheck) {
-	devices := r.Devices
+func (s *Server) onRecheck(devices []string) {
 	if len(devices) > maxRecheckDevices {
 		devices = devices[:maxRecheckDevices]
 	}
@@ -285,15 +259,26 @@ func (s *Server) lookUpSanctions(ctx context.Context, devs map[string]store.Devi
 		return nil
 	}
 	for _, a := range accounts {
-		isBarred, msg, err := s.cfg.Sanction(ctx, a)
+		msg, err := s.barredMessage(ctx, a)
 		if err != nil {
 			return err
 		}
-		if isBarred {
-			sanctions[a] = msg
-		}
+		sanctions[a] = msg
 	}
 	return nil
+}
+
+// barredMessage is what a barred account is told (Config.Sanction), ""
+// if the account is not barred or the server has no moderation.
+func (s *Server) barredMessage(ctx context.Context, user string) (string, error) {
+	if s.cfg.Sanction == nil {
+		return "", nil
+	}
+	barred, msg, err := s.cfg.Sanction(ctx, user)
+	if err != nil || !barred {
+		return "", err
+	}
+	return msg, nil
 }
 
 // sessionChecker runs checkSessions every SessionCheck until the server

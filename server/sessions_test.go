@@ -185,7 +185,7 @@ func TestForgedRecheckEndsNothing(t *testing.T) {
 	bus := &loopBus{}
 	ts := startServer(t, t.TempDir(), func(c *server.Config) { c.Bus = bus })
 	alice := register(t, ts, "alice")
-	n, _ := proto.Marshal(&parleypb.ClusterNotice{Node: "other", Recheck: &parleypb.SessionRecheck{Devices: []string{alice.id, alice.id, "nobody"}}})
+	n, _ := proto.Marshal(&parleypb.ClusterNotice{Node: "other", Recipients: []string{alice.id, alice.id, "nobody"}, Recheck: true})
 	bus.deliver(n)
 	if err := alice.conn.Ping(bg); err != nil {
 		t.Fatalf("alice after a forged recheck: %v", err)

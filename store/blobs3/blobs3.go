@@ -147,7 +147,7 @@ func Open(ctx context.Context, cfg Config, idx blobstore.Index) (*Store, error) 
 		cfg.Prefix += "/"
 	}
 	if cfg.Presign < 0 || cfg.Presign > maxPresign || (cfg.Presign > 0 && cfg.Presign < time.Second) {
-		return nil, fmt.Errorf("blobs3: pre-signed downloads valid for %v: want 1s to 7 days (S3's limit), or 0 for none", cfg.Presign)
+		return nil, fmt.Errorf("blobs3: pre-signed URLs valid for %v: want 1s to 7 days (S3's limit), or 0 for none", cfg.Presign)
 	}
 	if cfg.PartSize == 0 {
 		cfg.PartSize = defaultPartSize
