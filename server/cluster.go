@@ -24,8 +24,9 @@ import (
 type Bus interface {
 	// Publish sends a notice to every node; it must not block for long.
 	Publish(b []byte) error
-	// Subscribe calls fn for every notice any node publishes (its own
-	// included) until stop is called.
+	// Subscribe calls fn for every notice other nodes publish until stop
+	// is called. A node's own notices may come back too (natsbus keeps
+	// them away); the caller must not depend on either.
 	Subscribe(fn func(b []byte)) (stop func(), err error)
 }
 

@@ -67,6 +67,12 @@ type watch struct {
 func Connect(url string, log *slog.Logger) (*Bus, error) {
 	nc, err := nats.Connect(url,
 		nats.Name("parleyd"),
+		// A node never needs its own notices back: it has pushed to its
+		// own devices already. Without this NATS delivers them to it
+		// whenever it also watches a recipient (a device connected here
+		// and to another node), and every broadcast, each a decode to
+		// drop.
+		nats.NoEcho(),
 		nats.MaxReconnects(-1),
 		nats.ReconnectWait(250*time.Millisecond),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {

@@ -92,8 +92,30 @@ func TestDeviceNoticesReachWatchers(t *testing.T) {
 	if err := a.Publish([]byte("everyone")); err != nil {
 		t.Fatal(err)
 	}
-	want(t, gotA, "everyone")
 	want(t, gotB, "everyone")
+	none(t, gotA) // a node's own notices do not come back to it
+}
+
+// A node that watches a device (connected to it and to another node)
+// does not get back the notices it publishes to that device: it has
+// pushed to its own connections already, and decoding its own echo would
+// be work for nothing. The other node still gets them.
+func TestOwnNoticesNotEchoed(t *testing.T) {
+	url := natstest.Start(t)
+	a, gotA := connect(t, url)
+	b, gotB := connect(t, url)
+	for _, n := range []*Bus{a, b} {
+		unwatch, err := n.Watch("d1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(unwatch)
+	}
+	if err := a.PublishTo("d1", []byte("from a")); err != nil {
+		t.Fatal(err)
+	}
+	want(t, gotB, "from a")
+	none(t, gotA)
 }
 
 // A device id that is not one subject token is refused: it could
