@@ -168,11 +168,13 @@ func (s *Server) uploadBlob(w http.ResponseWriter, r *http.Request) {
 }
 
 // DirectUploadResponse starts a direct upload: PUT exactly the declared
-// size to URL (no credentials), then POST PathBlobUploads/ID with Ticket.
+// size to URL (no credentials, Headers as they are), then POST
+// PathBlobUploads/ID with Ticket.
 type DirectUploadResponse struct {
-	ID     string `json:"id"`
-	URL    string `json:"url"`
-	Ticket string `json:"ticket"`
+	ID      string            `json:"id"`
+	URL     string            `json:"url"`
+	Headers map[string]string `json:"headers,omitempty"`
+	Ticket  string            `json:"ticket"`
 }
 
 // uploadTicketTTL is how long a direct upload may take to be finished.
@@ -222,7 +224,7 @@ func (s *Server) startUpload(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	id, u, ok, err := du.UploadURL(r.Context(), size)
+	up, ok, err := du.UploadURL(r.Context(), size)
 	if err != nil {
 		s.blobStorageError(w, r, "direct upload", err)
 		return
@@ -238,7 +240,8 @@ func (s *Server) startUpload(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(http.StatusCreated)
-	json.NewEncoder(w).Encode(DirectUploadResponse{ID: id, URL: u, Ticket: s.tokens.uploadTicket(user, id, size, expires, uploadTicketTTL)})
+	json.NewEncoder(w).Encode(DirectUploadResponse{ID: up.ID, URL: up.URL, Headers: up.Header,
+		Ticket: s.tokens.uploadTicket(user, up.ID, size, expires, uploadTicketTTL)})
 }
 
 // finishUpload indexes a direct upload as its ticket says: the object

@@ -635,9 +635,9 @@ type BlobURLs interface {
 // checks what arrived and indexes it.
 type BlobDirectUploads interface {
 	// UploadURL returns a new blob id and a URL to which exactly size
-	// bytes can be PUT, without credentials, for a short while; ok false
-	// if this store hands out none.
-	UploadURL(ctx context.Context, size int64) (id, url string, ok bool, err error)
+	// bytes can be PUT, once, without credentials, for a short while;
+	// ok false if this store hands out none.
+	UploadURL(ctx context.Context, size int64) (up DirectUpload, ok bool, err error)
 	// FinishUpload records blob id, uploaded through its URL, as owner's
 	// (lim as for Put, the quota checked atomically). ErrNotFound if
 	// nothing was uploaded; ErrBadRequest if the upload is not size bytes,
@@ -645,6 +645,16 @@ type BlobDirectUploads interface {
 	// upload is then removed. Finishing an upload that is already owner's
 	// succeeds again.
 	FinishUpload(ctx context.Context, owner, id string, size int64, lim PutLimits) error
+}
+
+// DirectUpload is where a client PUTs a direct upload's bytes.
+type DirectUpload struct {
+	ID  string // the blob's id
+	URL string // takes one PUT of exactly the size asked for
+	// Header must be sent with the PUT as it is: the URL's signature
+	// covers it (for S3, If-None-Match: * so that the URL creates the
+	// object once and can never overwrite it).
+	Header map[string]string
 }
 
 // PutLimits bound one Blobs.Put.

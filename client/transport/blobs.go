@@ -221,6 +221,17 @@ func (c *Conn) downloadClient() *http.Client {
 // moves every byte through its node.
 var directTransfers = runtime.GOOS != "js"
 
+// directUploadHeader reports whether a direct upload's PUT may carry
+// header name as the server says: conditions and the type, never a
+// credential or anything that would send the bytes elsewhere.
+func directUploadHeader(name string) bool {
+	switch http.CanonicalHeaderKey(name) {
+	case "If-None-Match", "Content-Type":
+		return true
+	}
+	return false
+}
+
 // errNoDirectUploads: the server takes uploads itself (POST /v1/blobs).
 var errNoDirectUploads = errors.New("transport: the server takes no direct uploads")
 
@@ -245,9 +256,10 @@ func (c *Conn) uploadDirect(ctx context.Context, token string, r io.Reader, size
 		return "", fmt.Errorf("transport: upload blob: %w", err)
 	}
 	var start struct {
-		ID     string `json:"id"`
-		URL    string `json:"url"`
-		Ticket string `json:"ticket"`
+		ID      string            `json:"id"`
+		URL     string            `json:"url"`
+		Headers map[string]string `json:"headers"`
+		Ticket  string            `json:"ticket"`
 	}
 	switch resp.StatusCode {
 	case http.StatusCreated:
@@ -268,6 +280,12 @@ func (c *Conn) uploadDirect(ctx context.Context, token string, r io.Reader, size
 		return "", fmt.Errorf("transport: upload blob: the server's upload URL: %w", err)
 	}
 	put.ContentLength = size
+	for k, v := range start.Headers {
+		if !directUploadHeader(k) {
+			return "", fmt.Errorf("transport: upload blob: the server asks for header %q on the upload; this client sends only If-None-Match and Content-Type there", k)
+		}
+		put.Header.Set(k, v)
+	}
 	// The object store's client, with no token: the URL carries its own
 	// signature.
 	resp, err = c.downloadClient().Do(put)

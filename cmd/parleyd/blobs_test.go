@@ -230,7 +230,8 @@ func TestServeS3PresignedDownloads(t *testing.T) {
 // hands out a pre-signed PUT of exactly the declared size and an upload
 // ticket, and indexes the object once the client says it is there. The
 // moves of a client that cheats: finishing before uploading, with a
-// forged ticket, or with another account's.
+// forged ticket, or with another account's, or putting other bytes over
+// its upload after the server checked it.
 func TestServeS3DirectUploads(t *testing.T) {
 	ctx := context.Background()
 	s3, addr, c, sess := presignedNode(t)
@@ -264,9 +265,28 @@ func TestServeS3DirectUploads(t *testing.T) {
 		return resp.StatusCode, b
 	}
 	code, b := post("/v1/blobs/uploads", sess.BlobToken, http.Header{"Parley-Size": {"1000"}})
-	var start struct{ ID, URL, Ticket string }
+	var start struct {
+		ID, URL, Ticket string
+		Headers         map[string]string
+	}
 	if code != http.StatusCreated || json.Unmarshal(b, &start) != nil || start.Ticket == "" {
 		t.Fatalf("start: HTTP %d %s", code, b)
+	}
+	if start.Headers["If-None-Match"] != "*" {
+		t.Fatalf("start: headers %v, want If-None-Match: *", start.Headers)
+	}
+	bucket := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: s3.RootCAs}}}
+	put := func(data []byte, header map[string]string) int {
+		req, _ := http.NewRequest("PUT", start.URL, bytes.NewReader(data))
+		for k, v := range header {
+			req.Header.Set(k, v)
+		}
+		resp, err := bucket.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
 	}
 	finish := func(token, ticket string) int {
 		code, _ := post("/v1/blobs/uploads/"+start.ID, token, http.Header{"Parley-Upload-Ticket": {ticket}})
@@ -290,6 +310,26 @@ func TestServeS3DirectUploads(t *testing.T) {
 	forged := start.Ticket[:len(start.Ticket)-3] + "AAA"
 	if code := finish(sess.BlobToken, forged); code != http.StatusForbidden {
 		t.Fatalf("a forged ticket: HTTP %d, want 403", code)
+	}
+	first := make([]byte, 1000)
+	rand.Read(first)
+	if code := put(first, start.Headers); code != http.StatusOK {
+		t.Fatalf("the PUT: HTTP %d", code)
+	}
+	if code := finish(sess.BlobToken, start.Ticket); code != http.StatusCreated {
+		t.Fatalf("finish: HTTP %d", code)
+	}
+	// The URL is still valid, but creates its object once: other bytes
+	// of the same size cannot replace the checked upload, with the
+	// condition (412) or without it (the signature covers it: 403).
+	if code := put(make([]byte, 1000), start.Headers); code != http.StatusPreconditionFailed {
+		t.Fatalf("a second PUT through the upload URL: HTTP %d, want 412", code)
+	}
+	if code := put(make([]byte, 1000), nil); code != http.StatusForbidden {
+		t.Fatalf("a second PUT without If-None-Match: HTTP %d, want 403", code)
+	}
+	if !bytes.Equal(s3.Get(t, "att/"+start.ID), first) {
+		t.Fatal("the checked upload was overwritten")
 	}
 	for _, bad := range []string{"", "0", "-5", "lots", fmt.Sprint(2 << 20)} {
 		if code, _ := post("/v1/blobs/uploads", sess.BlobToken, http.Header{"Parley-Size": {bad}}); code != http.StatusBadRequest && code != http.StatusRequestEntityTooLarge {

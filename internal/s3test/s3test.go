@@ -11,7 +11,9 @@
 // network failing during an upload does. Pre-signed URLs (query-string
 // signatures) are checked as S3 checks them: the signature V4 under the
 // secret key, the expiry, and no second credential beside it (an
-// Authorization header too is 400, as on AWS).
+// Authorization header too is 400, as on AWS). A PUT with
+// If-None-Match: * (S3's conditional write) is refused with 412
+// PreconditionFailed if the object exists.
 package s3test
 
 import (
@@ -31,6 +33,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -64,7 +67,22 @@ type Server struct {
 	// Now, if set, is the clock pre-signed URLs' expiry is checked
 	// against (set it before the first request).
 	Now func() time.Time
+
+	// Conditions says what the server does with a PUT's If-None-Match
+	// (ConditionsHonoured unless set): S3-compatible servers differ.
+	Conditions atomic.Int32
+
+	// conditional serialises conditional PUTs, so that of two racing
+	// creations exactly one wins, as on S3.
+	conditional sync.Mutex
 }
+
+// What a server does with a PUT's If-None-Match (Server.Conditions).
+const (
+	ConditionsHonoured       = iota // as AWS S3: 412 if the object exists
+	ConditionsIgnored               // the PUT goes ahead (older servers)
+	ConditionsNotImplemented        // 501 NotImplemented
+)
 
 // Start starts a server speaking TLS, stopped when the test ends.
 func Start(t testing.TB) *Server { return start(t, true) }
@@ -124,6 +142,26 @@ func (s *Server) wrap(h http.Handler) http.Handler {
 			w.WriteHeader(http.StatusForbidden)
 			fmt.Fprintf(w, `<?xml version="1.0" encoding="UTF-8"?><Error><Code>InvalidAccessKeyId</Code><Message>The AWS Access Key Id you provided does not exist in our records.</Message><Resource>%s</Resource></Error>`, r.URL.Path)
 			return
+		}
+		if s.Conditions.Load() == ConditionsIgnored {
+			r.Header.Del("If-None-Match") // gofakes3 would honour it
+		}
+		if r.Method == http.MethodPut && r.Header.Get("If-None-Match") != "" && !r.URL.Query().Has("partNumber") {
+			s.conditional.Lock()
+			defer s.conditional.Unlock()
+			if r.Header.Get("If-None-Match") != "*" || s.Conditions.Load() == ConditionsNotImplemented {
+				w.Header().Set("Content-Type", "application/xml")
+				w.WriteHeader(http.StatusNotImplemented)
+				fmt.Fprintf(w, `<?xml version="1.0" encoding="UTF-8"?><Error><Code>NotImplemented</Code><Resource>%s</Resource></Error>`, r.URL.Path)
+				return
+			}
+			_, key, _ := strings.Cut(strings.TrimPrefix(r.URL.Path, "/"), "/")
+			if _, err := s.backend.HeadObject(s.Bucket, key); err == nil {
+				w.Header().Set("Content-Type", "application/xml")
+				w.WriteHeader(http.StatusPreconditionFailed)
+				fmt.Fprintf(w, `<?xml version="1.0" encoding="UTF-8"?><Error><Code>PreconditionFailed</Code><Message>At least one of the pre-conditions you specified did not hold</Message><Resource>%s</Resource></Error>`, r.URL.Path)
+				return
+			}
 		}
 		if r.Method == http.MethodPut && strings.Count(strings.Trim(r.URL.Path, "/"), "/") >= 1 {
 			s.Uploads.Add(1)

@@ -123,6 +123,9 @@ const (
 type Store struct {
 	c      *minio.Client
 	cfg    Config
+	// conditional: the endpoint honours If-None-Match: * on PUT, so the
+	// upload URLs are signed to create their object once (check).
+	conditional bool
 	idx    blobstore.Index
 	log    *slog.Logger
 	sweepM sync.Mutex
@@ -231,10 +234,39 @@ func (s *Store) check(ctx context.Context, c *minio.Client) error {
 		c.RemoveObject(context.WithoutCancel(ctx), s.cfg.Bucket, probe, minio.RemoveObjectOptions{})
 		return s.startupError(where+": reading a probe object back", err)
 	}
+	if s.cfg.Presign > 0 {
+		s.checkConditional(ctx, c, probe, body)
+	}
 	if err := c.RemoveObject(ctx, s.cfg.Bucket, probe, minio.RemoveObjectOptions{}); err != nil {
 		return s.startupError(where+": deleting a probe object", err)
 	}
 	return nil
+}
+
+// checkConditional finds out whether the endpoint honours a PUT's
+// If-None-Match: * (S3's conditional write: AWS since 2024, MinIO), with
+// the probe object, which exists: the PUT must be refused. Upload URLs
+// are signed with the condition only if it is; otherwise an upload URL
+// could put other bytes over its checked object until it expires, which
+// is logged for the operator. A server that ignores the condition
+// overwrites the probe, which is removed next anyway.
+func (s *Store) checkConditional(ctx context.Context, c *minio.Client, probe string, body []byte) {
+	var opts minio.PutObjectOptions
+	opts.SetMatchETagExcept("*")
+	_, err := c.PutObject(ctx, s.cfg.Bucket, probe, bytes.NewReader(body), int64(len(body)), opts)
+	if resp := minio.ToErrorResponse(err); resp.StatusCode == http.StatusPreconditionFailed {
+		s.conditional = true
+		return
+	}
+	s.log.Warn("blobs3: the object store does not honour conditional writes (If-None-Match: *); a pre-signed upload URL can replace its object with bytes of the same size until it expires (presign=), which can only spoil the uploader's own attachment",
+		"answer", describeOrNil(err))
+}
+
+func describeOrNil(err error) string {
+	if err == nil {
+		return "the PUT over an existing object succeeded"
+	}
+	return describe(err)
 }
 
 func (s *Store) endpointURL() string {
@@ -509,22 +541,32 @@ func (s *Store) DownloadURL(ctx context.Context, id string) (string, bool, error
 var _ store.BlobDirectUploads = (*Store)(nil)
 
 // UploadURL implements store.BlobDirectUploads: a pre-signed PUT of a
-// new object, valid for Presign, whose signature covers its
-// Content-Length, so that S3 takes exactly size bytes through it.
-func (s *Store) UploadURL(ctx context.Context, size int64) (string, string, bool, error) {
+// new object, valid for Presign. Its signature covers the
+// Content-Length, so that S3 takes exactly size bytes through it, and,
+// where the endpoint honours it (checkConditional), If-None-Match: *
+// (S3's conditional write), so that it creates the object once: without
+// it the URL's holder could, until it expires, PUT other bytes over the
+// object after the server checked and indexed it.
+func (s *Store) UploadURL(ctx context.Context, size int64) (store.DirectUpload, bool, error) {
 	if s.cfg.Presign <= 0 {
-		return "", "", false, nil
+		return store.DirectUpload{}, false, nil
 	}
 	if size <= 0 || size > maxSinglePut {
-		return "", "", false, fmt.Errorf("blobs3: a direct upload of %d bytes: %w", size, store.ErrBadRequest)
+		return store.DirectUpload{}, false, fmt.Errorf("blobs3: a direct upload of %d bytes: %w", size, store.ErrBadRequest)
 	}
 	id := newID()
-	u, err := s.c.PresignHeader(ctx, http.MethodPut, s.cfg.Bucket, s.key(id), s.cfg.Presign, nil,
-		http.Header{"Content-Length": {strconv.FormatInt(size, 10)}})
-	if err != nil {
-		return "", "", false, s3Error("pre-sign upload", err)
+	signed := http.Header{"Content-Length": {strconv.FormatInt(size, 10)}}
+	up := store.DirectUpload{ID: id}
+	if s.conditional {
+		signed.Set("If-None-Match", "*")
+		up.Header = map[string]string{"If-None-Match": "*"}
 	}
-	return id, u.String(), true, nil
+	u, err := s.c.PresignHeader(ctx, http.MethodPut, s.cfg.Bucket, s.key(id), s.cfg.Presign, nil, signed)
+	if err != nil {
+		return store.DirectUpload{}, false, s3Error("pre-sign upload", err)
+	}
+	up.URL = u.String()
+	return up, true, nil
 }
 
 // FinishUpload implements store.BlobDirectUploads: the object must be

@@ -7,6 +7,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"io"
+	"log/slog"
 	"maps"
 	"net/http"
 	"os"
@@ -486,11 +487,14 @@ func TestDirectUploads(t *testing.T) {
 	cfg.Presign = time.Minute
 	s := open(t, cfg, sqliteIndex(t))
 	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: srv.RootCAs}}}
-	put := func(u string, body []byte, length int64) int {
+	put := func(up store.DirectUpload, body []byte, length int64) int {
 		t.Helper()
-		req, err := http.NewRequest("PUT", u, bytes.NewReader(body))
+		req, err := http.NewRequest("PUT", up.URL, bytes.NewReader(body))
 		if err != nil {
 			t.Fatal(err)
+		}
+		for k, v := range up.Header {
+			req.Header.Set(k, v)
 		}
 		req.ContentLength = length
 		resp, err := hc.Do(req)
@@ -502,10 +506,11 @@ func TestDirectUploads(t *testing.T) {
 	}
 	lim := store.PutLimits{Max: 1 << 20, Quota: 10000}
 	body := random(t, 4000)
-	id, u, ok, err := s.UploadURL(ctx, int64(len(body)))
+	u, ok, err := s.UploadURL(ctx, int64(len(body)))
 	if err != nil || !ok {
 		t.Fatalf("UploadURL: %v %v", ok, err)
 	}
+	id := u.ID
 	if err := s.FinishUpload(ctx, "alice", id, int64(len(body)), lim); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("finishing before anything was uploaded: %v", err)
 	}
@@ -525,6 +530,15 @@ func TestDirectUploads(t *testing.T) {
 	if err := s.FinishUpload(ctx, "mallory", id, int64(len(body)), lim); !errors.Is(err, store.ErrBadRequest) {
 		t.Fatalf("mallory finishing alice's upload: %v", err)
 	}
+	// The URL's holder PUTs other bytes of the same size after the
+	// upload was checked and indexed: the URL creates its object once.
+	if code := put(u, random(t, len(body)), int64(len(body))); code != http.StatusPreconditionFailed {
+		t.Fatalf("a second PUT through the URL: HTTP %d, want 412", code)
+	}
+	// Without the signed condition the signature does not hold.
+	if code := put(store.DirectUpload{URL: u.URL}, random(t, len(body)), int64(len(body))); code != http.StatusForbidden {
+		t.Fatalf("a PUT through the URL without If-None-Match: HTTP %d, want 403", code)
+	}
 	rc, n, err := s.Open(ctx, id)
 	if err != nil || n != int64(len(body)) {
 		t.Fatalf("Open: %d %v", n, err)
@@ -539,7 +553,8 @@ func TestDirectUploads(t *testing.T) {
 	}
 
 	// Finished as another size than arrived: refused and removed.
-	id2, u2, _, _ := s.UploadURL(ctx, 300)
+	u2, _, _ := s.UploadURL(ctx, 300)
+	id2 := u2.ID
 	if code := put(u2, random(t, 300), 300); code != http.StatusOK {
 		t.Fatalf("the PUT: HTTP %d", code)
 	}
@@ -550,7 +565,8 @@ func TestDirectUploads(t *testing.T) {
 		t.Fatal("the refused upload's object was kept")
 	}
 	// Over the quota (4000 held, 7000 more, quota 10000): refused, removed.
-	id3, u3, _, _ := s.UploadURL(ctx, 7000)
+	u3, _, _ := s.UploadURL(ctx, 7000)
+	id3 := u3.ID
 	if code := put(u3, random(t, 7000), 7000); code != http.StatusOK {
 		t.Fatalf("the PUT: HTTP %d", code)
 	}
@@ -561,7 +577,52 @@ func TestDirectUploads(t *testing.T) {
 		t.Fatal("the upload over the quota was kept")
 	}
 	// Off unless configured.
-	if _, _, ok, err := open(t, config(srv), sqliteIndex(t)).UploadURL(ctx, 10); ok || err != nil {
+	if _, ok, err := open(t, config(srv), sqliteIndex(t)).UploadURL(ctx, 10); ok || err != nil {
 		t.Fatalf("UploadURL with pre-signing off: %v %v", ok, err)
+	}
+}
+
+// An object store that ignores S3's conditional write, or refuses it as
+// not implemented, still takes direct uploads: Open finds out with its
+// probe object, signs the upload URLs without the condition (which such
+// a store would refuse, or which would promise what it does not keep),
+// and tells the operator that an upload URL can then overwrite its
+// object until it expires.
+func TestDirectUploadsWithoutConditionalWrites(t *testing.T) {
+	for _, mode := range []int32{s3test.ConditionsIgnored, s3test.ConditionsNotImplemented, s3test.ConditionsHonoured} {
+		srv := s3test.Start(t)
+		srv.Conditions.Store(mode)
+		var logged bytes.Buffer
+		cfg := config(srv)
+		cfg.Presign = time.Minute
+		cfg.Logger = slog.New(slog.NewTextHandler(&logged, nil))
+		s := open(t, cfg, sqliteIndex(t))
+		up, ok, err := s.UploadURL(ctx, 100)
+		if err != nil || !ok {
+			t.Fatalf("mode %d: UploadURL: %v %v", mode, ok, err)
+		}
+		warned := strings.Contains(logged.String(), "does not honour conditional writes")
+		if honoured := mode == s3test.ConditionsHonoured; warned == honoured || (up.Header["If-None-Match"] == "*") != honoured {
+			t.Fatalf("mode %d: warned %v, upload headers %v", mode, warned, up.Header)
+		}
+		req, _ := http.NewRequest("PUT", up.URL, bytes.NewReader(random(t, 100)))
+		for k, v := range up.Header {
+			req.Header.Set(k, v)
+		}
+		hc := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: srv.RootCAs}}}
+		resp, err := hc.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("mode %d: the PUT: HTTP %d", mode, resp.StatusCode)
+		}
+		if err := s.FinishUpload(ctx, "alice", up.ID, 100, store.PutLimits{Max: 1000}); err != nil {
+			t.Fatalf("mode %d: finish: %v", mode, err)
+		}
+		if keys := srv.Keys(t); len(keys) != 1 || keys[0] != "blobs/"+up.ID {
+			t.Fatalf("mode %d: objects %v, want the upload alone (the probe removed)", mode, keys)
+		}
 	}
 }
