@@ -121,15 +121,15 @@ const (
 
 // Store is a store.Blobs whose bodies are objects in one bucket.
 type Store struct {
-	c      *minio.Client
-	cfg    Config
+	c   *minio.Client
+	cfg Config
 	// conditional: the endpoint honours If-None-Match: * on PUT, so the
 	// upload URLs are signed to create their object once (check).
 	conditional bool
-	idx    blobstore.Index
-	log    *slog.Logger
-	sweepM sync.Mutex
-	swept  time.Time // last Sweep started by DeleteExpired
+	idx         blobstore.Index
+	log         *slog.Logger
+	sweepM      sync.Mutex
+	swept       time.Time // last Sweep started by DeleteExpired
 }
 
 var _ store.Blobs = (*Store)(nil)
