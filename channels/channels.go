@@ -16,6 +16,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"regexp"
 	"time"
@@ -122,6 +123,10 @@ type Media struct {
 	// variants (Config.ImageVariants; hashing/variants), used like
 	// VPDQBorderless when the upload is checked and not stored.
 	PDQVariants []pdq.Dihedral `json:"-"`
+	// Object, if not empty, names the object holding the file's bytes in
+	// the Service's MediaObjects (an S3 bucket); the Store then holds
+	// the hashes alone. Empty: the Store holds the bytes.
+	Object string `json:"-"`
 }
 
 // Post is a channel post.
@@ -165,8 +170,9 @@ type Store interface {
 	Following(ctx context.Context, user string) ([]string, error)
 	// Owned returns the channels user owns (not deleted), sorted.
 	Owned(ctx context.Context, user string) ([]string, error)
-	// AddPost stores p with its media bytes (data[i] for p.Media[i]),
-	// assigning ID and Created; a published post also gets a post event.
+	// AddPost stores p with its media bytes (data[i] for p.Media[i]; nil
+	// for a file whose Media.Object holds it elsewhere), assigning ID and
+	// Created; a published post also gets a post event.
 	AddPost(ctx context.Context, p Post, data [][]byte) (Post, error)
 	Post(ctx context.Context, id int64) (Post, error)
 	// SetStatus moves a post to status with a reason. Becoming visible
@@ -191,8 +197,20 @@ type Store interface {
 	// Events returns up to limit (<= 0: 100) events of a channel with
 	// Seq > since.
 	Events(ctx context.Context, channel string, since int64, limit int) ([]Event, error)
-	// MediaData returns the bytes of a post's media file.
+	// MediaData returns the bytes of a post's media file (none for one
+	// held in an object, Media.Object).
 	MediaData(ctx context.Context, postID int64, index int) ([]byte, error)
+	// DroppedObjects returns up to limit (<= 0: 100) objects of media
+	// that DeletePost, DeleteChannel or ForgetUser erased: each of those
+	// records, in its own transaction, the Media.Object of every file it
+	// erases, so that the objects are removed even if the process dies
+	// before it removes them. ForgetDroppedObjects forgets them once
+	// they are removed.
+	DroppedObjects(ctx context.Context, limit int) ([]string, error)
+	ForgetDroppedObjects(ctx context.Context, objects []string) error
+	// ObjectInUse reports whether a stored media file names object (the
+	// orphan sweep keeps those).
+	ObjectInUse(ctx context.Context, object string) (bool, error)
 	// Posts returns up to limit (<= 0: 100) posts with ID > after in ID
 	// order, with their media hashes, whose status is one of statuses.
 	Posts(ctx context.Context, after int64, limit int, statuses ...Status) ([]Post, error)
@@ -202,6 +220,25 @@ type Store interface {
 	// SetRescanCheckpoint stores it; it never moves backwards.
 	SetRescanCheckpoint(ctx context.Context, seq int64) error
 	Close() error
+}
+
+// MediaObjects keeps posts' media bytes outside the Store, in an object
+// store (parleyd --channel-media: an S3-compatible bucket), so that the
+// channels database holds hashes and text, not gigabytes of images and
+// videos. Objects are written before the post that names them is
+// committed and removed after it is erased (Store.DroppedObjects);
+// an object no post names (a node that died between the two) is removed
+// by Sweep.
+type MediaObjects interface {
+	// PutMedia stores data as a new object and returns its name.
+	PutMedia(ctx context.Context, data []byte) (object string, err error)
+	// OpenMedia streams an object (ErrNotFound if it is not there).
+	OpenMedia(ctx context.Context, object string) (io.ReadCloser, int64, error)
+	// RemoveMedia removes objects; ones already gone are not an error.
+	RemoveMedia(ctx context.Context, objects []string) error
+	// SweepMedia removes the objects older than olderThan for which
+	// inUse is false, and returns how many it removed.
+	SweepMedia(ctx context.Context, olderThan time.Time, inUse func(object string) (bool, error)) (int, error)
 }
 
 // PageLimit is what a Store method does with its limit argument: limit, or

@@ -1,7 +1,8 @@
 package channels
 
 import (
-	"crypto/sha256"
+	"bytes"
+	"context"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
@@ -267,6 +268,7 @@ func (s *Service) deleteChannel(w http.ResponseWriter, r *http.Request, user str
 		s.storeError(w, r, err)
 		return
 	}
+	s.erased(r.Context())
 	s.notify.notify(c.ID)
 	s.log.Info("channel deleted", "channel", c.ID, "by", user)
 	w.WriteHeader(http.StatusNoContent)
@@ -301,6 +303,7 @@ func (s *Service) deletePost(w http.ResponseWriter, r *http.Request, user string
 		s.storeError(w, r, err)
 		return
 	}
+	s.erased(r.Context())
 	s.notify.notify(p.Channel)
 	w.WriteHeader(http.StatusNoContent)
 }
@@ -531,12 +534,27 @@ func (s *Service) getMedia(w http.ResponseWriter, r *http.Request, _ string) {
 		writeError(w, http.StatusNotFound, ErrorBody{Error: "not found", Code: "not_found"})
 		return
 	}
-	data, err := s.store.MediaData(r.Context(), p.ID, n)
-	if err != nil {
-		s.storeError(w, r, err)
-		return
+	m := p.Media[n]
+	var body io.Reader
+	var size int64
+	if m.Object != "" {
+		rc, n, err := s.openObject(r.Context(), m.Object)
+		if err != nil {
+			s.log.Error("channels: a post's media object cannot be read", "post", p.ID, "err", err)
+			writeError(w, http.StatusServiceUnavailable, ErrorBody{Error: "the file cannot be read from storage now; try again later", Code: "unavailable"})
+			return
+		}
+		defer rc.Close()
+		body, size = rc, n
+	} else {
+		data, err := s.store.MediaData(r.Context(), p.ID, n)
+		if err != nil {
+			s.storeError(w, r, err)
+			return
+		}
+		body, size = bytes.NewReader(data), int64(len(data))
 	}
-	ct := p.Media[n].ContentType
+	ct := m.ContentType
 	if _, _, err := mime.ParseMediaType(ct); err != nil || !strings.HasPrefix(ct, "image/") {
 		ct = "application/octet-stream"
 		w.Header().Set("Content-Disposition", "attachment")
@@ -544,11 +562,21 @@ func (s *Service) getMedia(w http.ResponseWriter, r *http.Request, _ string) {
 	w.Header().Set("Content-Type", ct)
 	w.Header().Set("X-Content-Type-Options", "nosniff")
 	w.Header().Set("Content-Security-Policy", "default-src 'none'; sandbox")
-	w.Header().Set("Content-Length", strconv.Itoa(len(data)))
-	// RFC 9530: clients check what they received.
-	sum := sha256.Sum256(data)
-	w.Header().Set("Repr-Digest", "sha-256=:"+base64.StdEncoding.EncodeToString(sum[:])+":")
-	w.Write(data)
+	w.Header().Set("Content-Length", strconv.FormatInt(size, 10))
+	// RFC 9530: clients check what they received. The digest is the
+	// one taken when the file was uploaded and checked against the
+	// hash lists, so bytes changed in storage since fail the client's
+	// check.
+	w.Header().Set("Repr-Digest", "sha-256=:"+base64.StdEncoding.EncodeToString(m.SHA256[:])+":")
+	io.Copy(w, body)
+}
+
+// openObject opens a media file's object.
+func (s *Service) openObject(ctx context.Context, object string) (io.ReadCloser, int64, error) {
+	if s.cfg.MediaObjects == nil {
+		return nil, 0, errors.New("the file is in an object store, and this server was started without one (parleyd --channel-media)")
+	}
+	return s.cfg.MediaObjects.OpenMedia(ctx, object)
 }
 
 // events serves a channel's feed from ?since=<cursor>. With ?wait=<seconds>

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -100,7 +101,18 @@ type Config struct {
 	// progress through sharedlimit.Slots. nil counts them in this node's
 	// memory alone.
 	Shared sharedlimit.Store
-	Logger *slog.Logger
+	// MediaObjects, if set, holds new posts' media bytes (parleyd
+	// --channel-media: an S3-compatible bucket) instead of the Store.
+	// Files stored before stay where they are; each is read from where
+	// it is (Media.Object).
+	MediaObjects MediaObjects
+	// MediaSweep is how often the objects of erased media that are still
+	// there are removed (a node that died, or an erasure by another
+	// process) (default 1 minute), and MediaOrphanSweep how often
+	// objects no post names are looked for (default 24 hours; negative:
+	// never). Both only with MediaObjects.
+	MediaSweep, MediaOrphanSweep time.Duration
+	Logger                       *slog.Logger
 }
 
 // Limit allows N requests per window Per.
@@ -130,6 +142,10 @@ type Service struct {
 	// longPollWaiting, if set, is called when a long-poll on a channel's
 	// feed starts waiting (tests: the signal to change the feed then).
 	longPollWaiting func(channel string)
+	// stopMedia ends the media objects' sweeps; mediaDone is closed
+	// when they have.
+	stopMedia context.CancelFunc
+	mediaDone chan struct{}
 }
 
 // New returns a Service and subscribes it to bank changes, so that
@@ -225,6 +241,20 @@ func New(cfg Config) (*Service, error) {
 		s.stopBus = stop
 	}
 	s.mod.OnAdded(s.rescan)
+	if cfg.MediaObjects != nil {
+		if s.cfg.MediaSweep <= 0 {
+			s.cfg.MediaSweep = time.Minute
+		}
+		if s.cfg.MediaOrphanSweep == 0 {
+			s.cfg.MediaOrphanSweep = 24 * time.Hour
+		}
+		ctx, stop := context.WithCancel(context.Background())
+		s.stopMedia, s.mediaDone = stop, make(chan struct{})
+		go func() {
+			defer close(s.mediaDone)
+			s.sweepMedia(ctx)
+		}()
+	}
 	return s, nil
 }
 
@@ -239,8 +269,13 @@ type Bus interface {
 	Subscribe(fn func(b []byte)) (stop func(), err error)
 }
 
-// Close stops following the bus and renewing the shared counts.
+// Close stops following the bus, renewing the shared counts and
+// sweeping media objects.
 func (s *Service) Close() {
+	if s.stopMedia != nil {
+		s.stopMedia()
+		<-s.mediaDone
+	}
 	if s.stopBus != nil {
 		s.stopBus()
 	}
@@ -376,13 +411,64 @@ func (e *BlockedError) Unwrap() error { return ErrBlocked }
 // *BlockedError. Every match is recorded as a decision. received is when
 // the upload arrived, for the upload-to-decision metric.
 func (s *Service) Publish(ctx context.Context, p Post, data [][]byte, received time.Time) (Post, error) {
+	p.Media = slices.Clone(p.Media)
+	data = slices.Clone(data)
+	var objects []string // put in MediaObjects for this post
+	for {
+		stored, done, err := s.publishChecked(ctx, p, data, received, objects)
+		if done || err != nil {
+			if err != nil && len(objects) > 0 {
+				s.removeObjects(context.WithoutCancel(ctx), objects)
+			}
+			return stored, err
+		}
+		// Files go to the object store only once the hash lists have
+		// let them through (what a list blocks is never put there), and
+		// outside the check, which would otherwise hold list imports up
+		// for the time the bytes take. A list may change meanwhile:
+		// checked again.
+		if objects, err = s.putObjects(ctx, p.Media, data); err != nil {
+			return Post{}, err
+		}
+	}
+}
+
+// putObjects puts each file's bytes in MediaObjects, naming the object
+// in media[i] and leaving data[i] nil.
+func (s *Service) putObjects(ctx context.Context, media []Media, data [][]byte) ([]string, error) {
+	var objects []string
+	for i := range media {
+		o, err := s.cfg.MediaObjects.PutMedia(ctx, data[i])
+		if err != nil {
+			s.removeObjects(context.WithoutCancel(ctx), objects)
+			return nil, fmt.Errorf("channels: store the post's media: %w", err)
+		}
+		objects = append(objects, o)
+		media[i].Object, media[i].Size = o, int64(len(data[i]))
+		data[i] = nil
+	}
+	return objects, nil
+}
+
+// removeObjects removes objects put for a post that was not stored; a
+// failure leaves them to the orphan sweep.
+func (s *Service) removeObjects(ctx context.Context, objects []string) {
+	if err := s.cfg.MediaObjects.RemoveMedia(ctx, objects); err != nil {
+		s.log.Warn("channels: the media objects of a post that was not stored were not removed; the orphan sweep will", "objects", len(objects), "err", err)
+	}
+}
+
+// publishChecked is one pass of Publish: done false means the post's
+// files passed the check and must be put in MediaObjects first (objects
+// is what was put).
+func (s *Service) publishChecked(ctx context.Context, p Post, data [][]byte, received time.Time, objects []string) (Post, bool, error) {
 	// BeginCheck first applies any list change committed before now, so
 	// an upload right after "parleyd admin lists import" returns is
 	// checked against the new list. If that cannot be done, nothing is
 	// published.
 	end, err := s.mod.BeginCheck(ctx)
 	if err != nil {
-		return Post{}, fmt.Errorf("channels: check the post's media against the hash lists: %w", err)
+		return Post{}, true, fmt.Errorf("channels: check the post's media against the hash lists: %w", err)
 	}
 	var held, blocked, logged []Refusal
 	for i, m := range p.Media {
@@ -403,7 +489,11 @@ func (s *Service) Publish(ctx context.Context, p Post, data [][]byte, received t
 		for _, r := range blocked {
 			s.decide(ctx, moderation.DecisionBlock, r, subject, received)
 		}
-		return Post{}, &BlockedError{blocked[0]}
+		return Post{}, true, &BlockedError{blocked[0]}
+	}
+	if s.cfg.MediaObjects != nil && len(p.Media) > 0 && objects == nil {
+		end()
+		return p, false, nil
 	}
 	p.Status = Published
 	if len(held) > 0 {
@@ -413,7 +503,7 @@ func (s *Service) Publish(ctx context.Context, p Post, data [][]byte, received t
 	p, err = s.store.AddPost(ctx, p, data)
 	end()
 	if err != nil {
-		return Post{}, err
+		return Post{}, true, err
 	}
 	for _, r := range logged {
 		s.decide(ctx, moderation.DecisionLog, r, fmt.Sprintf("post:%d", p.ID), received)
@@ -427,7 +517,7 @@ func (s *Service) Publish(ctx context.Context, p Post, data [][]byte, received t
 		s.mod.ObserveAccepted(received)
 		s.notify.notify(p.Channel)
 	}
-	return p, nil
+	return p, true, nil
 }
 
 func (s *Service) decide(ctx context.Context, kind string, r Refusal, subject string, start time.Time) {
@@ -879,6 +969,7 @@ func (s *Service) ForgetUser(ctx context.Context, user string) error {
 	if err != nil {
 		return fmt.Errorf("channels: remove the account's channel content: %w", err)
 	}
+	s.erased(ctx)
 	for _, id := range gone {
 		s.notify.notify(id)
 	}

@@ -106,8 +106,8 @@ func newEnvModWith(t testing.TB, modTune func(*moderation.Config), tune func(*ch
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cfg.Shared != nil {
-		t.Cleanup(svc.Close) // stops renewing the shared counts
+	if cfg.Shared != nil || cfg.MediaObjects != nil {
+		t.Cleanup(svc.Close) // stops renewing the shared counts and sweeping media
 	}
 	srv := httptest.NewServer(svc.Handler())
 	t.Cleanup(srv.Close)

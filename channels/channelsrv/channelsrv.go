@@ -86,6 +86,11 @@ type Config struct {
 	VideoRemoveBorders bool
 	// ImageVariants is channels.Config.ImageVariants.
 	ImageVariants variants.Options
+	// MediaObjects, if set, holds new posts' media files
+	// (channels.Config.MediaObjects; parleyd --channel-media), and
+	// MediaOrphanSweep is channels.Config.MediaOrphanSweep.
+	MediaObjects     channels.MediaObjects
+	MediaOrphanSweep time.Duration
 }
 
 // Server is the assembled channel and moderation service.
@@ -124,7 +129,7 @@ func Open(ctx context.Context, dataDir string, cfg Config) (*Server, error) {
 	}
 	svc, err := channels.New(channels.Config{Store: cs, Moderation: mod, Auth: cfg.Auth, AccountExists: cfg.AccountExists, MaxMediaBytes: cfg.MaxMediaBytes, MaxUploadsPerUser: cfg.MaxUploadsPerUser, Shared: cfg.Shared, Logger: cfg.Logger, Bus: cfg.Bus, FeedPoll: cfg.FeedPoll,
 		Video: cfg.Video, MaxVideoBytes: cfg.MaxVideoBytes, VideoRemoveBorders: cfg.VideoRemoveBorders,
-		ImageVariants: cfg.ImageVariants})
+		ImageVariants: cfg.ImageVariants, MediaObjects: cfg.MediaObjects, MediaOrphanSweep: cfg.MediaOrphanSweep})
 	if err != nil {
 		ms.Close()
 		cs.Close()

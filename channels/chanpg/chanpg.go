@@ -105,6 +105,12 @@ CREATE TABLE retired_channels (
 `, `
 ALTER TABLE media ADD COLUMN vpdq TEXT;
 ALTER TABLE media ADD COLUMN tmk BYTEA;
+`, `
+ALTER TABLE media ADD COLUMN object TEXT COLLATE "C";
+CREATE INDEX media_object ON media (object) WHERE object IS NOT NULL;
+CREATE TABLE dropped_objects (
+	object TEXT COLLATE "C" PRIMARY KEY
+);
 `}
 
 // Options tunes Open (the pool's size, the logger); the zero value is
@@ -277,7 +283,12 @@ func (s *Store) AddPost(ctx context.Context, p channels.Post, data [][]byte) (ch
 		for i := range p.Media {
 			m := &p.Media[i]
 			m.Index = i
-			m.Size = int64(len(data[i]))
+			var object any
+			if m.Object != "" {
+				object = m.Object
+			} else {
+				m.Size = int64(len(data[i]))
+			}
 			q := 0
 			if m.PDQ != nil {
 				q = m.PDQ.Quality
@@ -290,8 +301,8 @@ func (s *Store) AddPost(ctx context.Context, p channels.Post, data [][]byte) (ch
 			if vp != "" {
 				vpArg = vp
 			}
-			b.Queue(`INSERT INTO media (post_id, idx, content_type, size, md5, sha256, pdq, quality, data, vpdq, tmk)
-				VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`, p.ID, i, m.ContentType, m.Size, m.MD5[:], m.SHA256[:], encodePDQ(m.PDQ), q, nonNil(data[i]), vpArg, tmk)
+			b.Queue(`INSERT INTO media (post_id, idx, content_type, size, md5, sha256, pdq, quality, data, vpdq, tmk, object)
+				VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`, p.ID, i, m.ContentType, m.Size, m.MD5[:], m.SHA256[:], encodePDQ(m.PDQ), q, nonNil(data[i]), vpArg, tmk, object)
 		}
 		if p.Status == channels.Published {
 			b.Queue(`INSERT INTO events (channel, kind, post_id, reason, time) VALUES ($1, $2, $3, '', $4)`, p.Channel, channels.EventPost, p.ID, now)
@@ -317,7 +328,7 @@ type querier interface {
 }
 
 func readMedia(ctx context.Context, q querier, postID int64) ([]channels.Media, error) {
-	rows, err := q.Query(ctx, `SELECT idx, content_type, size, md5, sha256, pdq, quality, vpdq, tmk FROM media WHERE post_id = $1 ORDER BY idx`, postID)
+	rows, err := q.Query(ctx, `SELECT idx, content_type, size, md5, sha256, pdq, quality, vpdq, tmk, object FROM media WHERE post_id = $1 ORDER BY idx`, postID)
 	if err != nil {
 		return nil, fmt.Errorf("chanpg: read media: %w", err)
 	}
@@ -326,12 +337,15 @@ func readMedia(ctx context.Context, q querier, postID int64) ([]channels.Media, 
 	for rows.Next() {
 		var m channels.Media
 		var md5, sha, ph, tmk []byte
-		var vp *string
+		var vp, object *string
 		var idx, q int32
-		if err := rows.Scan(&idx, &m.ContentType, &m.Size, &md5, &sha, &ph, &q, &vp, &tmk); err != nil {
+		if err := rows.Scan(&idx, &m.ContentType, &m.Size, &md5, &sha, &ph, &q, &vp, &tmk, &object); err != nil {
 			return nil, fmt.Errorf("chanpg: read media: %w", err)
 		}
 		m.Index = int(idx)
+		if object != nil {
+			m.Object = *object
+		}
 		copy(m.MD5[:], md5)
 		copy(m.SHA256[:], sha)
 		m.PDQ = decodePDQ(ph, int(q))
@@ -459,6 +473,7 @@ func deletePost(ctx context.Context, tx pgx.Tx, p channels.Post, reason string, 
 	}
 	b := &pgx.Batch{}
 	b.Queue(`UPDATE posts SET status = $1, reason = $2, text = '' WHERE id = $3`, string(channels.Deleted), reason, p.ID)
+	b.Queue(`INSERT INTO dropped_objects (object) SELECT object FROM media WHERE post_id = $1 AND object IS NOT NULL ON CONFLICT DO NOTHING`, p.ID)
 	b.Queue(`DELETE FROM media WHERE post_id = $1`, p.ID)
 	if p.Status == channels.Published {
 		b.Queue(`INSERT INTO events (channel, kind, post_id, reason, time) VALUES ($1, $2, $3, $4, $5)`, p.Channel, channels.EventTakedown, p.ID, reason, now)
@@ -481,6 +496,8 @@ func deleteChannel(ctx context.Context, tx pgx.Tx, id string) error {
 	}
 	b := &pgx.Batch{}
 	for _, q := range []string{
+		`INSERT INTO dropped_objects (object) SELECT object FROM media
+			WHERE post_id IN (SELECT id FROM posts WHERE channel = $1) AND object IS NOT NULL ON CONFLICT DO NOTHING`,
 		`DELETE FROM media WHERE post_id IN (SELECT id FROM posts WHERE channel = $1)`,
 		`DELETE FROM posts WHERE channel = $1`,
 		`DELETE FROM events WHERE channel = $1`,
@@ -586,6 +603,35 @@ func (s *Store) MediaData(ctx context.Context, postID int64, index int) ([]byte,
 		return nil, fmt.Errorf("chanpg: media: %w", err)
 	}
 	return data, nil
+}
+
+// DroppedObjects implements channels.Store.
+func (s *Store) DroppedObjects(ctx context.Context, limit int) ([]string, error) {
+	out, err := queryStrings(ctx, s.pool, `SELECT object FROM dropped_objects ORDER BY object LIMIT $1`, channels.PageLimit(limit, 100))
+	if err != nil {
+		return nil, fmt.Errorf("chanpg: dropped objects: %w", err)
+	}
+	return out, nil
+}
+
+// ForgetDroppedObjects implements channels.Store.
+func (s *Store) ForgetDroppedObjects(ctx context.Context, objects []string) error {
+	if len(objects) == 0 {
+		return nil
+	}
+	if _, err := s.pool.Exec(ctx, `DELETE FROM dropped_objects WHERE object = ANY($1)`, objects); err != nil {
+		return fmt.Errorf("chanpg: forget dropped objects: %w", err)
+	}
+	return nil
+}
+
+// ObjectInUse implements channels.Store.
+func (s *Store) ObjectInUse(ctx context.Context, object string) (bool, error) {
+	var used bool
+	if err := s.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM media WHERE object = $1)`, object).Scan(&used); err != nil {
+		return false, fmt.Errorf("chanpg: object in use: %w", err)
+	}
+	return used, nil
 }
 
 // Posts implements channels.Store.

@@ -89,6 +89,12 @@ CREATE INDEX posts_channel ON posts (channel);
 `, `
 ALTER TABLE media ADD COLUMN vpdq TEXT;
 ALTER TABLE media ADD COLUMN tmk BLOB;
+`, `
+ALTER TABLE media ADD COLUMN object TEXT;
+CREATE INDEX media_object ON media (object) WHERE object IS NOT NULL;
+CREATE TABLE dropped_objects (
+	object TEXT PRIMARY KEY
+) STRICT, WITHOUT ROWID;
 `}
 
 // Open opens (creating with mode 0600 if needed) the database at path and
@@ -266,7 +272,12 @@ func (s *Store) AddPost(ctx context.Context, p channels.Post, data [][]byte) (ch
 		for i := range p.Media {
 			m := &p.Media[i]
 			m.Index = i
-			m.Size = int64(len(data[i]))
+			var object any
+			if m.Object != "" {
+				object = m.Object
+			} else {
+				m.Size = int64(len(data[i]))
+			}
 			q := 0
 			if m.PDQ != nil {
 				q = m.PDQ.Quality
@@ -275,8 +286,12 @@ func (s *Store) AddPost(ctx context.Context, p channels.Post, data [][]byte) (ch
 			if err != nil {
 				return fmt.Errorf("chansqlite: add media: %w", err)
 			}
-			_, err = tx.ExecContext(ctx, `INSERT INTO media (post_id, idx, content_type, size, md5, sha256, pdq, quality, data, vpdq, tmk)
-				VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, p.ID, i, m.ContentType, m.Size, m.MD5[:], m.SHA256[:], encodePDQ(m.PDQ), q, data[i], vp, tmk)
+			body := data[i]
+			if body == nil {
+				body = []byte{}
+			}
+			_, err = tx.ExecContext(ctx, `INSERT INTO media (post_id, idx, content_type, size, md5, sha256, pdq, quality, data, vpdq, tmk, object)
+				VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, p.ID, i, m.ContentType, m.Size, m.MD5[:], m.SHA256[:], encodePDQ(m.PDQ), q, body, vp, tmk, object)
 			if err != nil {
 				return fmt.Errorf("chansqlite: add media: %w", err)
 			}
@@ -292,7 +307,7 @@ func (s *Store) AddPost(ctx context.Context, p channels.Post, data [][]byte) (ch
 func (s *Store) media(ctx context.Context, q interface {
 	QueryContext(context.Context, string, ...any) (*sql.Rows, error)
 }, postID int64) ([]channels.Media, error) {
-	rows, err := q.QueryContext(ctx, `SELECT idx, content_type, size, md5, sha256, pdq, quality, vpdq, tmk FROM media WHERE post_id = ? ORDER BY idx`, postID)
+	rows, err := q.QueryContext(ctx, `SELECT idx, content_type, size, md5, sha256, pdq, quality, vpdq, tmk, object FROM media WHERE post_id = ? ORDER BY idx`, postID)
 	if err != nil {
 		return nil, fmt.Errorf("chansqlite: read media: %w", err)
 	}
@@ -301,13 +316,14 @@ func (s *Store) media(ctx context.Context, q interface {
 	for rows.Next() {
 		var m channels.Media
 		var md5, sha, ph, tmk []byte
-		var vp sql.NullString
+		var vp, object sql.NullString
 		var q int
-		if err := rows.Scan(&m.Index, &m.ContentType, &m.Size, &md5, &sha, &ph, &q, &vp, &tmk); err != nil {
+		if err := rows.Scan(&m.Index, &m.ContentType, &m.Size, &md5, &sha, &ph, &q, &vp, &tmk, &object); err != nil {
 			return nil, fmt.Errorf("chansqlite: read media: %w", err)
 		}
 		copy(m.MD5[:], md5)
 		copy(m.SHA256[:], sha)
+		m.Object = object.String
 		m.PDQ = decodePDQ(ph, q)
 		if err := channels.DecodeVideoHashes(&m, vp.String, tmk); err != nil {
 			return nil, fmt.Errorf("chansqlite: read media of post %d: %w", postID, err)
@@ -410,6 +426,9 @@ func deletePost(ctx context.Context, tx *sql.Tx, id int64, reason string, now in
 	if _, err := tx.ExecContext(ctx, `UPDATE posts SET status = ?, reason = ?, text = '' WHERE id = ?`, string(channels.Deleted), reason, id); err != nil {
 		return p, fmt.Errorf("chansqlite: delete post: %w", err)
 	}
+	if _, err := tx.ExecContext(ctx, `INSERT INTO dropped_objects (object) SELECT object FROM media WHERE post_id = ? AND object IS NOT NULL ON CONFLICT DO NOTHING`, id); err != nil {
+		return p, fmt.Errorf("chansqlite: delete post media: %w", err)
+	}
 	if _, err := tx.ExecContext(ctx, `DELETE FROM media WHERE post_id = ?`, id); err != nil {
 		return p, fmt.Errorf("chansqlite: delete post media: %w", err)
 	}
@@ -437,6 +456,8 @@ func deleteChannel(ctx context.Context, tx *sql.Tx, id string) error {
 		return fmt.Errorf("chansqlite: delete channel: %w", err)
 	}
 	for _, q := range []string{
+		`INSERT INTO dropped_objects (object) SELECT object FROM media
+			WHERE post_id IN (SELECT id FROM posts WHERE channel = ?) AND object IS NOT NULL ON CONFLICT DO NOTHING`,
 		`DELETE FROM media WHERE post_id IN (SELECT id FROM posts WHERE channel = ?)`,
 		`DELETE FROM posts WHERE channel = ?`,
 		`DELETE FROM events WHERE channel = ?`,
@@ -556,6 +577,40 @@ func (s *Store) MediaData(ctx context.Context, postID int64, index int) ([]byte,
 		return nil, fmt.Errorf("chansqlite: media: %w", err)
 	}
 	return data, nil
+}
+
+// DroppedObjects implements channels.Store.
+func (s *Store) DroppedObjects(ctx context.Context, limit int) ([]string, error) {
+	out, err := queryStrings(ctx, s.db, `SELECT object FROM dropped_objects ORDER BY object LIMIT ?`, channels.PageLimit(limit, 100))
+	if err != nil {
+		return nil, fmt.Errorf("chansqlite: dropped objects: %w", err)
+	}
+	return out, nil
+}
+
+// ForgetDroppedObjects implements channels.Store.
+func (s *Store) ForgetDroppedObjects(ctx context.Context, objects []string) error {
+	return sqlitedb.WithTx(ctx, s.db, func(tx *sql.Tx) error {
+		for _, o := range objects {
+			if _, err := tx.ExecContext(ctx, `DELETE FROM dropped_objects WHERE object = ?`, o); err != nil {
+				return fmt.Errorf("chansqlite: forget dropped objects: %w", err)
+			}
+		}
+		return nil
+	})
+}
+
+// ObjectInUse implements channels.Store.
+func (s *Store) ObjectInUse(ctx context.Context, object string) (bool, error) {
+	var one int
+	err := s.db.QueryRowContext(ctx, `SELECT 1 FROM media WHERE object = ? LIMIT 1`, object).Scan(&one)
+	if errors.Is(err, sql.ErrNoRows) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("chansqlite: object in use: %w", err)
+	}
+	return true, nil
 }
 
 // Posts implements channels.Store.

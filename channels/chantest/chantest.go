@@ -38,6 +38,7 @@ func Run(t *testing.T, newStore func(t *testing.T) channels.Store) {
 		{"DeleteChannel", testDeleteChannel},
 		{"ForgetUser", testForgetUser},
 		{"VideoHashes", testVideoHashes},
+		{"MediaObjects", testMediaObjects},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -458,4 +459,98 @@ func testVideoHashes(t *testing.T, s channels.Store) {
 		t.Fatalf("Posts: %v %v", ps, err)
 	}
 	check("Posts", ps[0])
+}
+
+// testMediaObjects: a file whose bytes are in an object store is stored
+// with its object's name and size and no bytes. Erasing it (a post
+// deleted, a channel deleted, an account forgotten) records its object
+// as dropped in the same transaction, until forgotten; files in the
+// Store itself record nothing.
+func testMediaObjects(t *testing.T, s channels.Store) {
+	ctx := context.Background()
+	mustChannel(t, s, "pics", "alice")
+	mustChannel(t, s, "bobs", "bob")
+	obj := func(name string, size int64) channels.Media {
+		m := media(len(name), false)
+		m.Object, m.Size = name, size
+		return m
+	}
+	p1, err := s.AddPost(ctx, channels.Post{Channel: "pics", Author: "alice", Status: channels.Published,
+		Media: []channels.Media{obj("o-1", 5000), media(9, false)}}, [][]byte{nil, []byte("in the store")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.Post(ctx, p1.ID)
+	if err != nil || got.Media[0].Object != "o-1" || got.Media[0].Size != 5000 || got.Media[1].Object != "" || got.Media[1].Size != 12 {
+		t.Fatalf("Post = %+v, %v", got.Media, err)
+	}
+	if b, err := s.MediaData(ctx, p1.ID, 0); err != nil || len(b) != 0 {
+		t.Fatalf("MediaData of a file in an object: %d bytes, %v", len(b), err)
+	}
+	for _, o := range []string{"o-1"} {
+		if used, err := s.ObjectInUse(ctx, o); err != nil || !used {
+			t.Fatalf("ObjectInUse(%s) = %v, %v", o, used, err)
+		}
+	}
+	if used, err := s.ObjectInUse(ctx, "o-unknown"); err != nil || used {
+		t.Fatalf("ObjectInUse(o-unknown) = %v, %v", used, err)
+	}
+	p2, _ := s.AddPost(ctx, channels.Post{Channel: "pics", Author: "alice", Status: channels.Held,
+		Media: []channels.Media{obj("o-2", 10), obj("o-3", 20)}}, [][]byte{nil, nil})
+	p3, _ := s.AddPost(ctx, channels.Post{Channel: "bobs", Author: "alice", Status: channels.Published,
+		Media: []channels.Media{obj("o-4", 30)}}, [][]byte{nil})
+	keep, _ := s.AddPost(ctx, channels.Post{Channel: "bobs", Author: "bob", Status: channels.Published,
+		Media: []channels.Media{obj("o-5", 40)}}, [][]byte{nil})
+	if d, err := s.DroppedObjects(ctx, 0); err != nil || len(d) != 0 {
+		t.Fatalf("DroppedObjects before any deletion = %v, %v", d, err)
+	}
+	// Removed by a moderator: the post (and its files) stay.
+	if _, _, err := s.SetStatus(ctx, p2.ID, channels.Removed, "r"); err != nil {
+		t.Fatal(err)
+	}
+	if d, _ := s.DroppedObjects(ctx, 0); len(d) != 0 {
+		t.Fatalf("a status change dropped %v", d)
+	}
+	if _, err := s.DeletePost(ctx, p1.ID, "gone"); err != nil {
+		t.Fatal(err)
+	}
+	if d, err := s.DroppedObjects(ctx, 0); err != nil || !slices.Equal(d, []string{"o-1"}) {
+		t.Fatalf("after DeletePost: %v, %v", d, err)
+	}
+	if _, err := s.DeletePost(ctx, p1.ID, "again"); err != nil {
+		t.Fatal(err)
+	}
+	if used, _ := s.ObjectInUse(ctx, "o-1"); used {
+		t.Fatal("a deleted post's object is still in use")
+	}
+	// Account deletion: alice's channel (o-2, o-3) and her post in bob's (o-4).
+	if _, err := s.ForgetUser(ctx, "alice"); err != nil {
+		t.Fatal(err)
+	}
+	d, err := s.DroppedObjects(ctx, 0)
+	if err != nil || !slices.Equal(d, []string{"o-1", "o-2", "o-3", "o-4"}) {
+		t.Fatalf("after ForgetUser: %v, %v", d, err)
+	}
+	if d, _ := s.DroppedObjects(ctx, 2); !slices.Equal(d, []string{"o-1", "o-2"}) {
+		t.Fatalf("DroppedObjects(limit 2) = %v", d)
+	}
+	if err := s.ForgetDroppedObjects(ctx, []string{"o-1", "o-3", "o-never"}); err != nil {
+		t.Fatal(err)
+	}
+	if d, _ := s.DroppedObjects(ctx, 0); !slices.Equal(d, []string{"o-2", "o-4"}) {
+		t.Fatalf("after forgetting o-1 and o-3: %v", d)
+	}
+	if err := s.DeleteChannel(ctx, "bobs"); err != nil {
+		t.Fatal(err)
+	}
+	if d, _ := s.DroppedObjects(ctx, 0); !slices.Equal(d, []string{"o-2", "o-4", "o-5"}) {
+		t.Fatalf("after DeleteChannel: %v", d)
+	}
+	if _, err := s.Post(ctx, keep.ID); !errors.Is(err, channels.ErrNotFound) {
+		t.Fatalf("post of a deleted channel: %v", err)
+	}
+	_ = p3
+	if err := s.ForgetDroppedObjects(ctx, nil); err != nil {
+		t.Fatal(err)
+	}
 }

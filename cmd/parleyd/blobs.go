@@ -55,7 +55,7 @@ const blobsCredentialsHelp = "`file` (mode 0600) holding the S3 access key id an
 // openBlobs opens the attachments' store for "parleyd serve".
 func openBlobs(ctx context.Context, dir, db, blobs, credsFile string, log *slog.Logger) (blobBackend, error) {
 	if strings.HasPrefix(blobs, "s3://") {
-		cfg, err := s3Config(blobs, credsFile)
+		cfg, err := s3Config("--blobs", blobs, credsFile)
 		if err != nil {
 			return nil, err
 		}
@@ -89,24 +89,55 @@ func openBlobs(ctx context.Context, dir, db, blobs, credsFile string, log *slog.
 	return blobstore.Open(blobs)
 }
 
-// s3Config reads an s3:// --blobs URL and the credentials.
-func s3Config(raw, credsFile string) (blobs3.Config, error) {
+const channelMediaFlagHelp = "where public channels' media files are stored: empty (the default) keeps them in the channels database; " +
+	"s3://BUCKET/PREFIX?endpoint=HOST:PORT[&region=R][&ca=PEM-FILE][&tls=off][&sweep=24h|off] puts each in an object named PREFIX/<random id> of an S3-compatible bucket, " +
+	"with the credentials of --blobs-credentials (or " + envS3KeyID + " and " + envS3Secret + "), so that with --db the database holds hashes and text, not the files. " +
+	"Posts live until deleted: no lifecycle rule (such as the attachments' retention) may cover that bucket and prefix. " +
+	"Files stored before stay where they are. Objects of erased posts are removed at once (retried every minute); objects of posts a crash interrupted are swept once per sweep interval"
+
+// openChannelMedia opens --channel-media: nil if empty.
+func openChannelMedia(ctx context.Context, raw, credsFile string, log *slog.Logger) (*blobs3.Media, time.Duration, error) {
+	if raw == "" {
+		return nil, 0, nil
+	}
+	if !strings.HasPrefix(raw, "s3://") {
+		return nil, 0, fmt.Errorf("--channel-media %q: want an s3:// URL (or nothing, to keep the files in the channels database)", redactS3(raw))
+	}
+	cfg, err := s3Config("--channel-media", raw, credsFile)
+	if err != nil {
+		return nil, 0, err
+	}
+	if cfg.Presign != 0 {
+		return nil, 0, fmt.Errorf("--channel-media %s: presign is for attachments (--blobs); channel media go through parleyd", redactS3(raw))
+	}
+	cfg.Logger = log
+	m, err := blobs3.OpenMedia(ctx, cfg)
+	if err != nil {
+		return nil, 0, fmt.Errorf("--channel-media %s: %w", redactS3(raw), err)
+	}
+	log.Info("channel media in S3-compatible storage", "endpoint", cfg.Endpoint, "bucket", cfg.Bucket, "prefix", cfg.Prefix, "tls", !cfg.Insecure)
+	return m, cfg.SweepInterval, nil
+}
+
+// s3Config reads an s3:// URL given to flag (--blobs, --channel-media)
+// and the credentials.
+func s3Config(flag, raw, credsFile string) (blobs3.Config, error) {
 	var cfg blobs3.Config
 	u, err := url.Parse(raw)
 	if err != nil {
-		return cfg, fmt.Errorf("--blobs: not a valid s3:// URL (want s3://BUCKET/PREFIX?endpoint=HOST:PORT)")
+		return cfg, fmt.Errorf("%s: not a valid s3:// URL (want s3://BUCKET/PREFIX?endpoint=HOST:PORT)", flag)
 	}
 	if u.User != nil {
-		return cfg, errors.New("--blobs: credentials do not go in the URL (it shows in the process list and the logs): put them in a --blobs-credentials file or in " + envS3KeyID + " and " + envS3Secret)
+		return cfg, errors.New(flag + ": credentials do not go in the URL (it shows in the process list and the logs): put them in a --blobs-credentials file or in " + envS3KeyID + " and " + envS3Secret)
 	}
 	cfg.Bucket = u.Host
 	if cfg.Bucket == "" {
-		return cfg, fmt.Errorf("--blobs %s: no bucket (want s3://BUCKET/PREFIX?endpoint=HOST:PORT)", raw)
+		return cfg, fmt.Errorf(flag+" %s: no bucket (want s3://BUCKET/PREFIX?endpoint=HOST:PORT)", raw)
 	}
 	cfg.Prefix = strings.Trim(u.Path, "/")
 	for _, seg := range strings.Split(cfg.Prefix, "/") {
 		if seg == "." || seg == ".." {
-			return cfg, fmt.Errorf("--blobs %s: the prefix may not contain . or .. segments", raw)
+			return cfg, fmt.Errorf(flag+" %s: the prefix may not contain . or .. segments", raw)
 		}
 	}
 	q := u.Query()
@@ -114,15 +145,15 @@ func s3Config(raw, credsFile string) (blobs3.Config, error) {
 		switch k {
 		case "endpoint", "region", "tls", "ca", "sweep", "presign":
 		default:
-			return cfg, fmt.Errorf("--blobs %s: unknown parameter %q (known: endpoint, region, tls, ca, sweep, presign)", raw, k)
+			return cfg, fmt.Errorf(flag+" %s: unknown parameter %q (known: endpoint, region, tls, ca, sweep, presign)", raw, k)
 		}
 	}
 	cfg.Endpoint, cfg.Region = q.Get("endpoint"), q.Get("region")
 	if cfg.Endpoint == "" {
-		return cfg, fmt.Errorf("--blobs %s: no endpoint: add ?endpoint=HOST:PORT (for AWS, ?endpoint=s3.REGION.amazonaws.com&region=REGION)", raw)
+		return cfg, fmt.Errorf(flag+" %s: no endpoint: add ?endpoint=HOST:PORT (for AWS, ?endpoint=s3.REGION.amazonaws.com&region=REGION)", raw)
 	}
 	if strings.Contains(cfg.Endpoint, "://") || strings.Contains(cfg.Endpoint, "/") {
-		return cfg, fmt.Errorf("--blobs: endpoint %q: want HOST:PORT without a scheme (TLS is on unless tls=off)", cfg.Endpoint)
+		return cfg, fmt.Errorf(flag+": endpoint %q: want HOST:PORT without a scheme (TLS is on unless tls=off)", cfg.Endpoint)
 	}
 	switch q.Get("tls") {
 	case "", "on":
@@ -132,11 +163,11 @@ func s3Config(raw, credsFile string) (blobs3.Config, error) {
 			host = h
 		}
 		if !isLoopback(host) {
-			return cfg, fmt.Errorf("--blobs: tls=off with endpoint %s, which is not a loopback address: the credentials' signatures and every attachment would cross the network in clear; use TLS (ca=FILE for a private CA)", cfg.Endpoint)
+			return cfg, fmt.Errorf(flag+": tls=off with endpoint %s, which is not a loopback address: the credentials' signatures and every attachment would cross the network in clear; use TLS (ca=FILE for a private CA)", cfg.Endpoint)
 		}
 		cfg.Insecure = true
 	default:
-		return cfg, fmt.Errorf("--blobs: tls=%q: want on or off", q.Get("tls"))
+		return cfg, fmt.Errorf(flag+": tls=%q: want on or off", q.Get("tls"))
 	}
 	switch sw := q.Get("sweep"); sw {
 	case "":
@@ -145,7 +176,7 @@ func s3Config(raw, credsFile string) (blobs3.Config, error) {
 	default:
 		d, err := time.ParseDuration(sw)
 		if err != nil || d <= 0 {
-			return cfg, fmt.Errorf("--blobs: sweep=%q: want a duration such as 24h, or off", sw)
+			return cfg, fmt.Errorf(flag+": sweep=%q: want a duration such as 24h, or off", sw)
 		}
 		cfg.SweepInterval = d
 	}
@@ -154,18 +185,18 @@ func s3Config(raw, credsFile string) (blobs3.Config, error) {
 	default:
 		d, err := time.ParseDuration(ps)
 		if err != nil || d < time.Second || d > 7*24*time.Hour {
-			return cfg, fmt.Errorf("--blobs: presign=%q: want how long a download's pre-signed URL is valid, 1s to 168h (S3's limit), such as 5m; or off", ps)
+			return cfg, fmt.Errorf(flag+": presign=%q: want how long a download's pre-signed URL is valid, 1s to 168h (S3's limit), such as 5m; or off", ps)
 		}
 		cfg.Presign = d
 	}
 	if ca := q.Get("ca"); ca != "" {
 		pemData, err := os.ReadFile(ca)
 		if err != nil {
-			return cfg, fmt.Errorf("--blobs: ca: %w", err)
+			return cfg, fmt.Errorf(flag+": ca: %w", err)
 		}
 		cfg.RootCAs = x509.NewCertPool()
 		if !cfg.RootCAs.AppendCertsFromPEM(pemData) {
-			return cfg, fmt.Errorf("--blobs: ca %s holds no PEM certificate", ca)
+			return cfg, fmt.Errorf(flag+": ca %s holds no PEM certificate", ca)
 		}
 	}
 	cfg.AccessKeyID, cfg.SecretAccessKey, err = s3Credentials(credsFile)

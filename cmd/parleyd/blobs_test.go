@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/parleychat/parley/channels"
 	"github.com/parleychat/parley/client/transport"
 	"github.com/parleychat/parley/internal/s3test"
 )
@@ -412,6 +413,90 @@ func TestServeS3Command(t *testing.T) {
 	for _, s := range []string{"s3://BUCKET/PREFIX?endpoint=HOST:PORT", "tls=off", "-blobs-credentials", envS3KeyID, envS3Secret} {
 		if !strings.Contains(errb.String(), s) {
 			t.Errorf("serve --help does not explain %s", s)
+		}
+	}
+}
+
+// TestServeS3ChannelMedia runs "parleyd serve --channel-media s3://...":
+// a channel post's image is an object under the prefix, not bytes in
+// the channels database; it is served from there; deleting the post
+// removes it at once; and attachments (--blobs) are unaffected.
+func TestServeS3ChannelMedia(t *testing.T) {
+	s3 := s3test.Start(t)
+	creds := writeCredentials(t, s3.AccessKeyID, s3.SecretAccessKey, 0o600)
+	data := filepath.Join(t.TempDir(), "data")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	ready := make(chan string, 1)
+	done := make(chan error, 1)
+	f := serveFlags{data: data, listen: "127.0.0.1:0", registration: "open", retention: time.Hour,
+		maxAttachment: 32 << 20, maxFrame: 1 << 20, shutdownTimeout: 10 * time.Second,
+		blobsCredentials: creds, channelMedia: "s3://" + s3.Bucket + "/chan?endpoint=" + s3.Endpoint + "&ca=" + s3.CAFile}
+	go func() { done <- serveWith(ctx, f, slog.New(slog.NewTextHandler(io.Discard, nil)), ready) }()
+	var addr string
+	select {
+	case addr = <-ready:
+	case err := <-done:
+		t.Fatalf("serve: %v", err)
+	}
+	c, err := transport.Dial(ctx, "http://"+addr, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sess, err := c.Register(ctx, "alice", newKey(t), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	api := channelClient{t: t, url: "http://" + addr, token: sess.BlobToken}
+	if code, b := api.do("POST", "/v1/channels", "application/json", strings.NewReader(`{"id":"news","title":"News"}`)); code != http.StatusCreated {
+		t.Fatalf("create channel: HTTP %d: %s", code, b)
+	}
+	img, _ := sharedImage(t, "bridge-mods", "aaa-orig.jpg")
+	code, b := api.post("news", "a picture", img)
+	var pr channels.PostResponse
+	if code != http.StatusCreated || json.Unmarshal(b, &pr) != nil {
+		t.Fatalf("post: HTTP %d: %s", code, b)
+	}
+	keys := s3.Keys(t)
+	if len(keys) != 1 || !strings.HasPrefix(keys[0], "chan/") || !bytes.Equal(s3.Get(t, keys[0]), img) {
+		t.Fatalf("objects %q, want the image under chan/", keys)
+	}
+	if fi, err := os.Stat(filepath.Join(data, "channels.db")); err != nil || fi.Size() > int64(len(img)) {
+		t.Fatalf("channels.db: %v (the image is %d bytes)", err, len(img))
+	}
+	code, got := api.do("GET", fmt.Sprintf("/v1/channels/news/posts/%d/media/0", pr.Post.ID), "", nil)
+	if code != http.StatusOK || !bytes.Equal(got, img) {
+		t.Fatalf("media: HTTP %d, %d bytes", code, len(got))
+	}
+	if code, b := api.do("DELETE", fmt.Sprintf("/v1/channels/news/posts/%d", pr.Post.ID), "", nil); code != http.StatusNoContent {
+		t.Fatalf("delete: HTTP %d: %s", code, b)
+	}
+	if keys := s3.Keys(t); len(keys) != 0 {
+		t.Fatalf("objects right after the post was deleted: %q", keys)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
+
+// --channel-media takes an s3:// URL or nothing; what is wrong with it is
+// said before anything is served.
+func TestChannelMediaFlagErrors(t *testing.T) {
+	s3 := s3test.Start(t)
+	good := writeCredentials(t, s3.AccessKeyID, s3.SecretAccessKey, 0o600)
+	for _, tc := range []struct {
+		name, url, creds, want string
+	}{
+		{"directory", "/srv/media", good, "want an s3:// URL"},
+		{"presign", "s3://" + s3.Bucket + "/c?endpoint=" + s3.Endpoint + "&ca=" + s3.CAFile + "&presign=5m", good, "presign is for attachments"},
+		{"no bucket", "s3://no-such-bucket/c?endpoint=" + s3.Endpoint + "&ca=" + s3.CAFile, good, "--channel-media"},
+		{"wrong key", "s3://" + s3.Bucket + "/c?endpoint=" + s3.Endpoint + "&ca=" + s3.CAFile, writeCredentials(t, "WRONG", "wrong", 0o600), "credentials"},
+		{"unknown parameter", "s3://" + s3.Bucket + "/c?endpoint=" + s3.Endpoint + "&colour=blue", good, "--channel-media"},
+	} {
+		_, _, err := openChannelMedia(context.Background(), tc.url, tc.creds, slog.New(slog.DiscardHandler))
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: %v, want an error saying %q", tc.name, err, tc.want)
 		}
 	}
 }

@@ -224,9 +224,13 @@ type serveFlags struct {
 	videoMinFrames  int
 	videoBorders    bool
 	imageVariants   string
-	// blobsCredentials is the S3 credentials file of an s3:// --blobs.
+	// blobsCredentials is the S3 credentials file of an s3:// --blobs
+	// (and --channel-media).
 	blobsCredentials string
-	memoryLimit      memoryLimitFlag
+	// channelMedia is where public channels' media files go: an s3://
+	// URL, or "" for the channels database.
+	channelMedia string
+	memoryLimit  memoryLimitFlag
 }
 
 // abuseFlags are the limits that keep one account from taking others off
@@ -334,6 +338,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&f.db, "db", "", "`URL` of a PostgreSQL database (postgres://user:pass@host/db) holding the delivery, channel and moderation stores, shared by every node; default: SQLite in the data directory")
 	fs.StringVar(&f.blobs, "blobs", "", blobsFlagHelp)
 	fs.StringVar(&f.blobsCredentials, "blobs-credentials", "", blobsCredentialsHelp)
+	fs.StringVar(&f.channelMedia, "channel-media", "", channelMediaFlagHelp)
 	fs.StringVar(&f.listen, "listen", "127.0.0.1:7867", "`address` to listen on; plain HTTP only on a loopback address, anything else needs --tls-cert and --tls-key")
 	fs.StringVar(&f.tlsCert, "tls-cert", "", "TLS certificate chain `file` (PEM)")
 	fs.StringVar(&f.tlsKey, "tls-key", "", "TLS private key `file` (PEM)")
@@ -472,6 +477,16 @@ func serveWith(ctx context.Context, f serveFlags, log *slog.Logger, ready chan<-
 			Help: "Entries of the SQLite message log's in-memory index: about one per message some device has not acknowledged (8 bytes each).",
 		}, func() float64 { return float64(sq.LogIndexEntries()) }))
 	}
+	media, mediaSweep, err := openChannelMedia(ctx, f.channelMedia, f.blobsCredentials, log)
+	if err != nil {
+		st.Close()
+		blobs.Close()
+		return err
+	}
+	var mediaObjects channels.MediaObjects
+	if media != nil {
+		mediaObjects = media
+	}
 	// Public channels (not end to end encrypted, checked against hash
 	// lists) authenticate through the delivery server's bearer tokens; the
 	// server is created after them, hence the indirection.
@@ -492,6 +507,7 @@ func serveWith(ctx context.Context, f serveFlags, log *slog.Logger, ready chan<-
 		Video:         &video.Decoder{FFmpeg: f.ffmpeg, FFprobe: f.ffprobe},
 		MaxVideoBytes: f.maxVideo, VideoMinFrames: f.videoMinFrames, VideoRemoveBorders: f.videoBorders,
 		ImageVariants: imageVariants,
+		MediaObjects:  mediaObjects, MediaOrphanSweep: mediaSweep,
 	})
 	if err != nil {
 		st.Close()

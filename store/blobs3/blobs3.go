@@ -119,17 +119,23 @@ const (
 	maxPresign = 7 * 24 * time.Hour
 )
 
-// Store is a store.Blobs whose bodies are objects in one bucket.
-type Store struct {
+// bucket is the connection to one bucket under one prefix, checked at
+// start-up: the attachments' Store and channel Media each have one.
+type bucket struct {
 	c   *minio.Client
 	cfg Config
+	log *slog.Logger
 	// conditional: the endpoint honours If-None-Match: * on PUT, so the
 	// upload URLs are signed to create their object once (check).
 	conditional bool
-	idx         blobstore.Index
-	log         *slog.Logger
-	sweepM      sync.Mutex
-	swept       time.Time // last Sweep started by DeleteExpired
+}
+
+// Store is a store.Blobs whose bodies are objects in one bucket.
+type Store struct {
+	*bucket
+	idx    blobstore.Index
+	sweepM sync.Mutex
+	swept  time.Time // last Sweep started by DeleteExpired
 }
 
 var _ store.Blobs = (*Store)(nil)
@@ -140,6 +146,15 @@ var _ store.Blobs = (*Store)(nil)
 // once). Its errors wrap ErrNoBucket, ErrCredentials or ErrUnreachable
 // and say what to fix. The Store closes idx when it is closed.
 func Open(ctx context.Context, cfg Config, idx blobstore.Index) (*Store, error) {
+	b, err := openBucket(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	return &Store{bucket: b, idx: idx}, nil
+}
+
+// openBucket connects to cfg's bucket and runs the start-up check.
+func openBucket(ctx context.Context, cfg Config) (*bucket, error) {
 	if cfg.Endpoint == "" || strings.Contains(cfg.Endpoint, "/") {
 		return nil, fmt.Errorf("blobs3: endpoint %q: want host[:port], without a scheme or path", cfg.Endpoint)
 	}
@@ -189,7 +204,7 @@ func Open(ctx context.Context, cfg Config, idx blobstore.Index) (*Store, error) 
 	if err != nil {
 		return nil, fmt.Errorf("blobs3: endpoint %q: %w", cfg.Endpoint, err)
 	}
-	s := &Store{c: c, cfg: cfg, idx: idx, log: log}
+	s := &bucket{c: c, cfg: cfg, log: log}
 	// The check tries each request once: a wrong endpoint fails in
 	// seconds, not after the retries meant for a flaky network.
 	opts.MaxRetries = 1
@@ -206,7 +221,7 @@ func Open(ctx context.Context, cfg Config, idx blobstore.Index) (*Store, error) 
 }
 
 // check is Open's start-up check.
-func (s *Store) check(ctx context.Context, c *minio.Client) error {
+func (s *bucket) check(ctx context.Context, c *minio.Client) error {
 	where := fmt.Sprintf("bucket %q at %s", s.cfg.Bucket, s.endpointURL())
 	ok, err := c.BucketExists(ctx, s.cfg.Bucket)
 	if err != nil {
@@ -250,7 +265,7 @@ func (s *Store) check(ctx context.Context, c *minio.Client) error {
 // could put other bytes over its checked object until it expires, which
 // is logged for the operator. A server that ignores the condition
 // overwrites the probe, which is removed next anyway.
-func (s *Store) checkConditional(ctx context.Context, c *minio.Client, probe string, body []byte) {
+func (s *bucket) checkConditional(ctx context.Context, c *minio.Client, probe string, body []byte) {
 	var opts minio.PutObjectOptions
 	opts.SetMatchETagExcept("*")
 	_, err := c.PutObject(ctx, s.cfg.Bucket, probe, bytes.NewReader(body), int64(len(body)), opts)
@@ -269,7 +284,7 @@ func describeOrNil(err error) string {
 	return describe(err)
 }
 
-func (s *Store) endpointURL() string {
+func (s *bucket) endpointURL() string {
 	scheme := "https"
 	if s.cfg.Insecure {
 		scheme = "http"
@@ -279,7 +294,7 @@ func (s *Store) endpointURL() string {
 
 // startupError classifies an error of the start-up check and says what
 // to do about it.
-func (s *Store) startupError(where string, err error) error {
+func (s *bucket) startupError(where string, err error) error {
 	resp := minio.ToErrorResponse(err)
 	switch {
 	case resp.Code == "AccessDenied" || resp.Code == "InvalidAccessKeyId" || resp.Code == "SignatureDoesNotMatch" ||
@@ -314,7 +329,7 @@ func describe(err error) string {
 func (s *Store) Close() error { return s.idx.Close() }
 
 // key is the object key of blob id: the prefix and the id, nothing else.
-func (s *Store) key(id string) string { return s.cfg.Prefix + id }
+func (s *bucket) key(id string) string { return s.cfg.Prefix + id }
 
 func newID() string {
 	var raw [16]byte
