@@ -241,6 +241,14 @@ type MediaObjects interface {
 	SweepMedia(ctx context.Context, olderThan time.Time, inUse func(object string) (bool, error)) (int, error)
 }
 
+// MediaURLs is implemented by MediaObjects that can hand out a URL of an
+// object, valid a short while, from which clients download it without
+// the bytes passing through the server (an S3 pre-signed GET). The URL
+// answers with contentType, and as an attachment unless inline is true.
+type MediaURLs interface {
+	MediaURL(ctx context.Context, object, contentType string, inline bool) (url string, ok bool, err error)
+}
+
 // PageLimit is what a Store method does with its limit argument: limit, or
 // def when limit <= 0 (the default each method's doc states).
 func PageLimit(limit, def int) int {

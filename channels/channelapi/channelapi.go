@@ -60,6 +60,13 @@ const (
 // PathPrefix is where the server serves the channel API.
 const PathPrefix = "/v1/channels"
 
+// FollowRedirectHeader: a media request that carries it with the value
+// "1" may be answered 307 with a pre-signed URL of the file in the
+// server's object store, valid a short while, to be followed without the
+// caller's credentials (the same header as the attachments' download,
+// docs/protocol.md §10). Without it the server streams the file itself.
+const FollowRedirectHeader = "Parley-Follow-Redirect"
+
 // PrivacyHeader is set on every channel API response.
 const PrivacyHeader = "Parley-Channel-Privacy"
 

@@ -72,6 +72,8 @@ type Options struct {
 	Notice func() bool
 	// Progress, if set, is told of a download's progress (get-media).
 	Progress func(done, total int64)
+	// HTTPClient makes the requests (default http.DefaultClient).
+	HTTPClient *http.Client
 }
 
 func isHelpArg(args []string) bool {
@@ -86,6 +88,9 @@ func isHelpArg(args []string) bool {
 // RunWithOptions is Run with options.
 func RunWithOptions(ctx context.Context, serverURL string, auth func(*http.Request) error, args []string, stdout, stderr io.Writer, opts Options) int {
 	c := &client{base: strings.TrimRight(serverURL, "/"), auth: auth, stdout: stdout, stderr: stderr, http: http.DefaultClient, progress: opts.Progress}
+	if opts.HTTPClient != nil {
+		c.http = opts.HTTPClient
+	}
 	if len(args) == 0 {
 		fmt.Fprint(stderr, usage)
 		return 2
@@ -555,6 +560,27 @@ func (c *client) list(ctx context.Context, args []string) error {
 	return nil
 }
 
+// withoutCredentialsOnRedirect is hc following redirects without the
+// caller's credentials: a pre-signed URL carries its own, the server's
+// token is for the server alone (Go would forward it to another port of
+// the same host), and S3 refuses a request with two.
+func withoutCredentialsOnRedirect(hc *http.Client) *http.Client {
+	cl := *hc
+	check := hc.CheckRedirect
+	cl.CheckRedirect = func(req *http.Request, via []*http.Request) error {
+		req.Header.Del("Authorization")
+		req.Header.Del(channelapi.FollowRedirectHeader)
+		if check != nil {
+			return check(req, via)
+		}
+		if len(via) >= 5 {
+			return errors.New("too many redirects")
+		}
+		return nil
+	}
+	return &cl
+}
+
 // getMedia downloads one media item of a post into a file, checking its
 // size and SHA-256 digest against the post's (and the server's
 // Repr-Digest, RFC 9530) before the file appears: a truncated or altered
@@ -612,7 +638,10 @@ func (c *client) getMedia(ctx context.Context, args []string) error {
 			return fmt.Errorf("authenticate: %w", err)
 		}
 	}
-	hr, err := c.http.Do(req)
+	// The server may send us to its object store for the bytes; the
+	// digest check below holds wherever they come from.
+	req.Header.Set(channelapi.FollowRedirectHeader, "1")
+	hr, err := withoutCredentialsOnRedirect(c.http).Do(req)
 	if err != nil {
 		return err
 	}

@@ -90,10 +90,11 @@ func openBlobs(ctx context.Context, dir, db, blobs, credsFile string, log *slog.
 }
 
 const channelMediaFlagHelp = "where public channels' media files are stored: empty (the default) keeps them in the channels database; " +
-	"s3://BUCKET/PREFIX?endpoint=HOST:PORT[&region=R][&ca=PEM-FILE][&tls=off][&sweep=24h|off] puts each in an object named PREFIX/<random id> of an S3-compatible bucket, " +
+	"s3://BUCKET/PREFIX?endpoint=HOST:PORT[&region=R][&ca=PEM-FILE][&tls=off][&sweep=24h|off][&presign=1m] puts each in an object named PREFIX/<random id> of an S3-compatible bucket, " +
 	"with the credentials of --blobs-credentials (or " + envS3KeyID + " and " + envS3Secret + "), so that with --db the database holds hashes and text, not the files. " +
 	"Posts live until deleted: no lifecycle rule (such as the attachments' retention) may cover that bucket and prefix. " +
-	"Files stored before stay where they are. Objects of erased posts are removed at once (retried every minute); objects of posts a crash interrupted are swept once per sweep interval"
+	"Files stored before stay where they are. Objects of erased posts are removed at once (retried every minute); objects of posts a crash interrupted are swept once per sweep interval. " +
+	"With presign=DURATION, clients that ask (the CLI) are redirected to pre-signed URLs valid that long: keep it short, since a URL handed out before a moderator's takedown works until it expires (a deleted post's objects are gone at once)"
 
 // openChannelMedia opens --channel-media: nil if empty.
 func openChannelMedia(ctx context.Context, raw, credsFile string, log *slog.Logger) (*blobs3.Media, time.Duration, error) {
@@ -106,9 +107,6 @@ func openChannelMedia(ctx context.Context, raw, credsFile string, log *slog.Logg
 	cfg, err := s3Config("--channel-media", raw, credsFile)
 	if err != nil {
 		return nil, 0, err
-	}
-	if cfg.Presign != 0 {
-		return nil, 0, fmt.Errorf("--channel-media %s: presign is for attachments (--blobs); channel media go through parleyd", redactS3(raw))
 	}
 	cfg.Logger = log
 	m, err := blobs3.OpenMedia(ctx, cfg)

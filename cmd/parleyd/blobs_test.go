@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/parleychat/parley/channels"
+	"github.com/parleychat/parley/channels/channelcmd"
 	"github.com/parleychat/parley/client/transport"
 	"github.com/parleychat/parley/internal/s3test"
 )
@@ -417,10 +418,13 @@ func TestServeS3Command(t *testing.T) {
 	}
 }
 
-// TestServeS3ChannelMedia runs "parleyd serve --channel-media s3://...":
-// a channel post's image is an object under the prefix, not bytes in
-// the channels database; it is served from there; deleting the post
-// removes it at once; and attachments (--blobs) are unaffected.
+// TestServeS3ChannelMedia runs "parleyd serve --channel-media
+// s3://...&presign=1m": a channel post's image is an object under the
+// prefix, not bytes in the channels database; it is streamed from there,
+// or, to a client that asks, handed out as a pre-signed URL, which the
+// CLI follows without its token; the CLI's digest check catches an
+// object altered in the bucket; deleting the post removes the object at
+// once, so a URL handed out before stops working.
 func TestServeS3ChannelMedia(t *testing.T) {
 	s3 := s3test.Start(t)
 	creds := writeCredentials(t, s3.AccessKeyID, s3.SecretAccessKey, 0o600)
@@ -431,7 +435,7 @@ func TestServeS3ChannelMedia(t *testing.T) {
 	done := make(chan error, 1)
 	f := serveFlags{data: data, listen: "127.0.0.1:0", registration: "open", retention: time.Hour,
 		maxAttachment: 32 << 20, maxFrame: 1 << 20, shutdownTimeout: 10 * time.Second,
-		blobsCredentials: creds, channelMedia: "s3://" + s3.Bucket + "/chan?endpoint=" + s3.Endpoint + "&ca=" + s3.CAFile}
+		blobsCredentials: creds, channelMedia: "s3://" + s3.Bucket + "/chan?endpoint=" + s3.Endpoint + "&ca=" + s3.CAFile + "&presign=1m"}
 	go func() { done <- serveWith(ctx, f, slog.New(slog.NewTextHandler(io.Discard, nil)), ready) }()
 	var addr string
 	select {
@@ -464,15 +468,77 @@ func TestServeS3ChannelMedia(t *testing.T) {
 	if fi, err := os.Stat(filepath.Join(data, "channels.db")); err != nil || fi.Size() > int64(len(img)) {
 		t.Fatalf("channels.db: %v (the image is %d bytes)", err, len(img))
 	}
-	code, got := api.do("GET", fmt.Sprintf("/v1/channels/news/posts/%d/media/0", pr.Post.ID), "", nil)
+	mediaPath := fmt.Sprintf("/v1/channels/news/posts/%d/media/0", pr.Post.ID)
+	code, got := api.do("GET", mediaPath, "", nil)
 	if code != http.StatusOK || !bytes.Equal(got, img) {
 		t.Fatalf("media: HTTP %d, %d bytes", code, len(got))
+	}
+	if n := s3.PresignedGets.Load(); n != 0 {
+		t.Fatalf("%d pre-signed downloads for a client that did not ask", n)
+	}
+	// Asked for: a redirect to the bucket, which answers without the token.
+	req, _ := http.NewRequest("GET", "http://"+addr+mediaPath, nil)
+	req.Header.Set("Authorization", "Bearer "+sess.BlobToken)
+	req.Header.Set("Parley-Follow-Redirect", "1")
+	resp, err := (&http.Transport{}).RoundTrip(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	presigned := resp.Header.Get("Location")
+	if resp.StatusCode != http.StatusTemporaryRedirect || !strings.Contains(presigned, "X-Amz-Signature") || resp.Header.Get("Cache-Control") != "no-store" {
+		t.Fatalf("media with Parley-Follow-Redirect: HTTP %d, Location %q", resp.StatusCode, presigned)
+	}
+	bucket := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: s3.RootCAs}}}
+	fromBucket := func() (int, []byte) {
+		resp, err := bucket.Get(presigned)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, b
+	}
+	if code, b := fromBucket(); code != http.StatusOK || !bytes.Equal(b, img) {
+		t.Fatalf("the pre-signed URL: HTTP %d, %d bytes", code, len(b))
+	}
+	// The CLI follows it, checks the digest and saves the file.
+	getMedia := func(out string) (int, string) {
+		var stdout, stderr bytes.Buffer
+		auth := func(r *http.Request) error { r.Header.Set("Authorization", "Bearer "+sess.BlobToken); return nil }
+		code := channelcmd.RunWithOptions(ctx, "http://"+addr, auth, []string{"get-media", "news", fmt.Sprint(pr.Post.ID), "0", "--out", out}, &stdout, &stderr,
+			channelcmd.Options{HTTPClient: bucket}) // it trusts the bucket's CA as the system's would a real one
+		return code, stdout.String() + stderr.String()
+	}
+	bucket.CloseIdleConnections()
+	saved := filepath.Join(t.TempDir(), "saved.jpg")
+	before := s3.PresignedGets.Load()
+	if code, out := getMedia(saved); code != 0 {
+		t.Fatalf("channel get-media: exit %d: %s", code, out)
+	}
+	if b, err := os.ReadFile(saved); err != nil || !bytes.Equal(b, img) {
+		t.Fatalf("saved file: %v", err)
+	}
+	if n := s3.PresignedGets.Load() - before; n != 1 {
+		t.Fatalf("the CLI made %d pre-signed downloads, want 1 (through the bucket)", n)
+	}
+	// The object altered in the bucket: the CLI saves nothing.
+	s3.Put(t, keys[0], bytes.Repeat([]byte{0xff}, len(img)))
+	altered := filepath.Join(t.TempDir(), "altered.jpg")
+	if code, out := getMedia(altered); code == 0 || !strings.Contains(out, "does not match") {
+		t.Fatalf("get-media of an altered object: exit %d: %s", code, out)
+	}
+	if _, err := os.Stat(altered); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("an altered download was saved: %v", err)
 	}
 	if code, b := api.do("DELETE", fmt.Sprintf("/v1/channels/news/posts/%d", pr.Post.ID), "", nil); code != http.StatusNoContent {
 		t.Fatalf("delete: HTTP %d: %s", code, b)
 	}
 	if keys := s3.Keys(t); len(keys) != 0 {
 		t.Fatalf("objects right after the post was deleted: %q", keys)
+	}
+	if code, _ := fromBucket(); code != http.StatusNotFound {
+		t.Fatalf("a URL handed out before the deletion: HTTP %d, want 404", code)
 	}
 	cancel()
 	if err := <-done; err != nil {
@@ -489,7 +555,7 @@ func TestChannelMediaFlagErrors(t *testing.T) {
 		name, url, creds, want string
 	}{
 		{"directory", "/srv/media", good, "want an s3:// URL"},
-		{"presign", "s3://" + s3.Bucket + "/c?endpoint=" + s3.Endpoint + "&ca=" + s3.CAFile + "&presign=5m", good, "presign is for attachments"},
+		{"presign", "s3://" + s3.Bucket + "/c?endpoint=" + s3.Endpoint + "&ca=" + s3.CAFile + "&presign=1ms", good, "--channel-media: presign="},
 		{"no bucket", "s3://no-such-bucket/c?endpoint=" + s3.Endpoint + "&ca=" + s3.CAFile, good, "--channel-media"},
 		{"wrong key", "s3://" + s3.Bucket + "/c?endpoint=" + s3.Endpoint + "&ca=" + s3.CAFile, writeCredentials(t, "WRONG", "wrong", 0o600), "credentials"},
 		{"unknown parameter", "s3://" + s3.Bucket + "/c?endpoint=" + s3.Endpoint + "&colour=blue", good, "--channel-media"},

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"net/url"
 	"strings"
 	"time"
 
@@ -23,10 +24,9 @@ type Media struct {
 	*bucket
 }
 
-// OpenMedia connects to cfg's bucket with Open's start-up check.
-// Presign is not used.
+// OpenMedia connects to cfg's bucket with Open's start-up check. With
+// Presign, MediaURL hands out pre-signed downloads valid that long.
 func OpenMedia(ctx context.Context, cfg Config) (*Media, error) {
-	cfg.Presign = 0
 	b, err := openBucket(ctx, cfg)
 	if err != nil {
 		return nil, err
@@ -66,6 +66,27 @@ func (m *Media) OpenMedia(ctx context.Context, object string) (io.ReadCloser, in
 		return nil, 0, s3Error("read channel media", err)
 	}
 	return obj, info.Size, nil
+}
+
+// MediaURL is a pre-signed GET of an object, valid for Presign (ok
+// false without Presign), whose answer has contentType and, unless
+// inline, asks to be saved rather than displayed.
+func (m *Media) MediaURL(ctx context.Context, object, contentType string, inline bool) (string, bool, error) {
+	if m.cfg.Presign <= 0 {
+		return "", false, nil
+	}
+	if !blobstore.ValidID(object) {
+		return "", false, fmt.Errorf("blobs3: media object %q: %w", object, fs.ErrNotExist)
+	}
+	params := url.Values{"response-content-type": {contentType}}
+	if !inline {
+		params.Set("response-content-disposition", "attachment")
+	}
+	u, err := m.c.PresignedGetObject(ctx, m.cfg.Bucket, m.key(object), m.cfg.Presign, params)
+	if err != nil {
+		return "", false, s3Error("pre-sign channel media", err)
+	}
+	return u.String(), true, nil
 }
 
 // RemoveMedia removes objects; ones already gone are not an error.
