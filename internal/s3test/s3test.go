@@ -20,6 +20,7 @@ import (
 	"bytes"
 	"crypto/hmac"
 	"crypto/sha256"
+	"crypto/tls"
 	"crypto/x509"
 	"encoding/hex"
 	"encoding/pem"
@@ -56,6 +57,9 @@ type Server struct {
 	AccessKeyID, SecretAccessKey string
 
 	backend *s3mem.Backend
+	// dir, for a StartVersity server, is the directory its buckets are
+	// directories of (backend is then nil).
+	dir string
 	// failAfter, when >= 0, cuts every object upload's connection after
 	// that many bytes of its body.
 	failAfter atomic.Int64
@@ -281,11 +285,19 @@ func accessKeyID(r *http.Request) string {
 // FailUploads makes every object upload from now on break off after n
 // bytes of its body (the connection is closed without an answer);
 // negative n lets uploads through again.
-func (s *Server) FailUploads(n int64) { s.failAfter.Store(n) }
+func (s *Server) FailUploads(n int64) {
+	if s.backend == nil {
+		panic("s3test: FailUploads is the fake's (Start), not a real server's")
+	}
+	s.failAfter.Store(n)
+}
 
 // Keys lists the bucket's object keys, sorted.
 func (s *Server) Keys(t testing.TB) []string {
 	t.Helper()
+	if s.backend == nil {
+		return s.dirKeys(t)
+	}
 	list, err := s.backend.ListBucket(s.Bucket, &gofakes3.Prefix{}, gofakes3.ListBucketPage{})
 	if err != nil {
 		t.Fatal(err)
@@ -301,6 +313,12 @@ func (s *Server) Keys(t testing.TB) []string {
 // Remove deletes an object behind the blob store's back.
 func (s *Server) Remove(t testing.TB, key string) {
 	t.Helper()
+	if s.backend == nil {
+		if err := os.Remove(filepath.Join(s.dir, s.Bucket, filepath.FromSlash(key))); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
 	if _, err := s.backend.DeleteObject(s.Bucket, key); err != nil {
 		t.Fatal(err)
 	}
@@ -309,6 +327,16 @@ func (s *Server) Remove(t testing.TB, key string) {
 // Put stores an object behind the blob store's back.
 func (s *Server) Put(t testing.TB, key string, data []byte) {
 	t.Helper()
+	if s.backend == nil {
+		p := filepath.Join(s.dir, s.Bucket, filepath.FromSlash(key))
+		if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
 	if _, err := s.backend.PutObject(s.Bucket, key, map[string]string{}, bytes.NewReader(data), int64(len(data)), nil); err != nil {
 		t.Fatal(err)
 	}
@@ -317,6 +345,13 @@ func (s *Server) Put(t testing.TB, key string, data []byte) {
 // Get returns an object's contents.
 func (s *Server) Get(t testing.TB, key string) []byte {
 	t.Helper()
+	if s.backend == nil {
+		data, err := os.ReadFile(filepath.Join(s.dir, s.Bucket, filepath.FromSlash(key)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return data
+	}
 	obj, err := s.backend.GetObject(s.Bucket, key, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -328,3 +363,5 @@ func (s *Server) Get(t testing.TB, key string) []byte {
 	}
 	return data
 }
+
+func tlsConfig(roots *x509.CertPool) *tls.Config { return &tls.Config{RootCAs: roots} }

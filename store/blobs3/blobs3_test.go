@@ -481,8 +481,9 @@ func TestPresignedDownloads(t *testing.T) {
 // checked. An upload of another size is refused and removed, so is one
 // over the quota; finishing twice is fine, finishing nothing is not
 // found.
-func TestDirectUploads(t *testing.T) {
-	srv := s3test.Start(t)
+func TestDirectUploads(t *testing.T) { testDirectUploads(t, s3test.Start(t)) }
+
+func testDirectUploads(t *testing.T, srv *s3test.Server) {
 	cfg := config(srv)
 	cfg.Presign = time.Minute
 	s := open(t, cfg, sqliteIndex(t))

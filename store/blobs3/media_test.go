@@ -14,8 +14,9 @@ import (
 
 // Channel media objects: put under the prefix with a random name, read
 // back whole, removed (twice is once), and swept when old and unnamed.
-func TestMediaObjects(t *testing.T) {
-	srv := s3test.Start(t)
+func TestMediaObjects(t *testing.T) { testMediaObjects(t, s3test.Start(t)) }
+
+func testMediaObjects(t *testing.T, srv *s3test.Server) {
 	cfg := config(srv)
 	cfg.Prefix = "channels/"
 	m, err := OpenMedia(ctx, cfg)
