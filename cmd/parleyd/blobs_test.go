@@ -148,7 +148,12 @@ func TestServeS3Blobs(t *testing.T) {
 // private CA (as a real bucket's public certificate is trusted).
 func presignedNode(t *testing.T) (*s3test.Server, string, *transport.Conn, *transport.Session) {
 	t.Helper()
-	s3 := s3test.Start(t)
+	return presignedNodeOn(t, s3test.Start(t))
+}
+
+// presignedNodeOn is presignedNode on a given S3 server.
+func presignedNodeOn(t *testing.T, s3 *s3test.Server) (*s3test.Server, string, *transport.Conn, *transport.Session) {
+	t.Helper()
 	addr, _ := startNode3(t, serveFlags{registration: "open",
 		blobs: s3URL(s3, s3.Bucket) + "&presign=1m", blobsCredentials: writeCredentials(t, s3.AccessKeyID, s3.SecretAccessKey, 0o600)})
 	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: s3.RootCAs}}}
@@ -563,6 +568,70 @@ func TestChannelMediaFlagErrors(t *testing.T) {
 		_, _, err := openChannelMedia(context.Background(), tc.url, tc.creds, slog.New(slog.DiscardHandler))
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: %v, want an error saying %q", tc.name, err, tc.want)
+		}
+	}
+}
+
+// The client's direct transfers against a real S3 server (the Versity S3
+// Gateway) rather than the fake: the upload's PUT with its signed
+// Content-Length and If-None-Match, the redirected download followed
+// without the token (a real server refuses two credentials), and a
+// second PUT through the same URL refused.
+func TestServeVersityDirectTransfers(t *testing.T) {
+	ctx := context.Background()
+	s3, addr, c, sess := presignedNodeOn(t, s3test.StartVersity(t))
+	body := make([]byte, 90000)
+	rand.Read(body)
+	id, err := c.UploadBlob(ctx, bytes.NewReader(body), int64(len(body)), nil)
+	if err != nil {
+		t.Fatalf("upload: %v", err)
+	}
+	if !bytes.Equal(s3.Get(t, "att/"+id), body) {
+		t.Fatal("the object holds other bytes than were uploaded")
+	}
+	var got bytes.Buffer
+	if _, err := c.DownloadBlob(ctx, id, &got, nil); err != nil || !bytes.Equal(got.Bytes(), body) {
+		t.Fatalf("download: %v", err)
+	}
+	// The download was a redirect to the bucket.
+	req, _ := http.NewRequest("GET", "http://"+addr+"/v1/blobs/"+id, nil)
+	req.Header.Set("Authorization", "Bearer "+sess.BlobToken)
+	req.Header.Set("Parley-Follow-Redirect", "1")
+	resp, err := (&http.Transport{}).RoundTrip(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusTemporaryRedirect || !strings.HasPrefix(resp.Header.Get("Location"), "https://"+s3.Endpoint+"/") {
+		t.Fatalf("download with Parley-Follow-Redirect: HTTP %d, Location %q", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	// A second upload URL, used twice: the real server refuses the second.
+	req, _ = http.NewRequest("POST", "http://"+addr+"/v1/blobs/uploads", nil)
+	req.Header.Set("Authorization", "Bearer "+sess.BlobToken)
+	req.Header.Set("Parley-Size", "100")
+	resp, err = http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var start struct {
+		URL     string
+		Headers map[string]string
+	}
+	json.NewDecoder(resp.Body).Decode(&start)
+	resp.Body.Close()
+	bucket := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: s3.RootCAs}}}
+	for i, want := range []int{http.StatusOK, http.StatusPreconditionFailed} {
+		put, _ := http.NewRequest("PUT", start.URL, bytes.NewReader(make([]byte, 100)))
+		for k, v := range start.Headers {
+			put.Header.Set(k, v)
+		}
+		resp, err := bucket.Do(put)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != want {
+			t.Fatalf("PUT %d through the upload URL: HTTP %d, want %d", i+1, resp.StatusCode, want)
 		}
 	}
 }
