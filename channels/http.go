@@ -555,14 +555,14 @@ func (s *Service) getMedia(w http.ResponseWriter, r *http.Request, _ string) {
 	var body io.Reader
 	var size int64
 	if m.Object != "" {
-		rc, n, err := s.openObject(r.Context(), m.Object)
+		rc, objectSize, err := s.openObject(r.Context(), m.Object)
 		if err != nil {
 			s.log.Error("channels: a post's media object cannot be read", "post", p.ID, "err", err)
 			writeError(w, http.StatusServiceUnavailable, ErrorBody{Error: "the file cannot be read from storage now; try again later", Code: "unavailable"})
 			return
 		}
 		defer rc.Close()
-		body, size = rc, n
+		body, size = rc, objectSize
 	} else {
 		data, err := s.store.MediaData(r.Context(), p.ID, n)
 		if err != nil {
