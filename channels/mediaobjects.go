@@ -2,8 +2,28 @@ package channels
 
 import (
 	"context"
+	"sync/atomic"
 	"time"
 )
+
+// mediaCounters count the Service's object store requests, for metrics.
+type mediaCounters struct {
+	put, removed, failed, orphans atomic.Int64
+}
+
+// MediaStats are counts since the Service started (parleyd exports them
+// as parleyd_channel_media_*).
+type MediaStats struct {
+	Put     int64 // objects put (files of posts)
+	Removed int64 // objects of erased media removed
+	Failed  int64 // puts and removals that failed (retried, or swept)
+	Orphans int64 // objects no post names, removed by the orphan sweep
+}
+
+// MediaStats returns the media objects' counts.
+func (s *Service) MediaStats() MediaStats {
+	return MediaStats{Put: s.media.put.Load(), Removed: s.media.removed.Load(), Failed: s.media.failed.Load(), Orphans: s.media.orphans.Load()}
+}
 
 // Media bytes in an object store (Config.MediaObjects). A post's files
 // are put before the post is committed and removed after it is erased:
@@ -30,8 +50,10 @@ func (s *Service) removeDropped(ctx context.Context) error {
 			return err
 		}
 		if err := s.cfg.MediaObjects.RemoveMedia(ctx, objects); err != nil {
+			s.media.failed.Add(1)
 			return err
 		}
+		s.media.removed.Add(int64(len(objects)))
 		if err := s.store.ForgetDroppedObjects(ctx, objects); err != nil {
 			return err
 		}
@@ -71,6 +93,7 @@ func (s *Service) sweepMedia(ctx context.Context) {
 			case err != nil && ctx.Err() == nil:
 				s.log.Warn("channels: the media orphan sweep failed; it runs again after the next interval", "err", err)
 			case n > 0:
+				s.media.orphans.Add(int64(n))
 				s.log.Info("channels: removed media objects of posts that were never stored", "objects", n)
 			}
 		}

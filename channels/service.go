@@ -146,6 +146,7 @@ type Service struct {
 	// when they have.
 	stopMedia context.CancelFunc
 	mediaDone chan struct{}
+	media     mediaCounters
 }
 
 // New returns a Service and subscribes it to bank changes, so that
@@ -439,7 +440,9 @@ func (s *Service) putObjects(ctx context.Context, media []Media, data [][]byte) 
 	var objects []string
 	for i := range media {
 		o, err := s.cfg.MediaObjects.PutMedia(ctx, data[i])
+		s.media.put.Add(1)
 		if err != nil {
+			s.media.failed.Add(1)
 			s.removeObjects(context.WithoutCancel(ctx), objects)
 			return nil, fmt.Errorf("channels: store the post's media: %w", err)
 		}

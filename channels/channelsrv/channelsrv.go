@@ -135,6 +135,14 @@ func Open(ctx context.Context, dataDir string, cfg Config) (*Server, error) {
 		cs.Close()
 		return nil, err
 	}
+	if cfg.Registerer != nil && cfg.MediaObjects != nil {
+		if err := registerMediaMetrics(cfg.Registerer, svc.MediaStats); err != nil {
+			svc.Close()
+			ms.Close()
+			cs.Close()
+			return nil, fmt.Errorf("channelsrv: register the media metrics: %w", err)
+		}
+	}
 	if err := svc.CatchUp(ctx); err != nil {
 		svc.Close()
 		ms.Close()
@@ -171,4 +179,24 @@ func (s *Server) DecideHold(ctx context.Context, caseID int64, e moderation.Case
 func (s *Server) Close() error {
 	s.Channels.Close()
 	return errors.Join(s.cstore.Close(), s.mstore.Close())
+}
+
+// registerMediaMetrics exports the channel media objects' counts.
+func registerMediaMetrics(reg prometheus.Registerer, stats func() channels.MediaStats) error {
+	for _, m := range []struct {
+		name, help string
+		get        func(channels.MediaStats) int64
+	}{
+		{"parleyd_channel_media_objects_put_total", "Channel media files put in the object store (--channel-media).", func(s channels.MediaStats) int64 { return s.Put }},
+		{"parleyd_channel_media_objects_removed_total", "Objects of erased channel media removed from the object store.", func(s channels.MediaStats) int64 { return s.Removed }},
+		{"parleyd_channel_media_object_failures_total", "Puts and removals of channel media objects that failed (a removal is retried every minute; alert if this keeps rising).", func(s channels.MediaStats) int64 { return s.Failed }},
+		{"parleyd_channel_media_orphans_removed_total", "Objects no channel post names (a node died before its post was stored), removed by the orphan sweep.", func(s channels.MediaStats) int64 { return s.Orphans }},
+	} {
+		get := m.get
+		c := prometheus.NewCounterFunc(prometheus.CounterOpts{Name: m.name, Help: m.help}, func() float64 { return float64(get(stats())) })
+		if err := reg.Register(c); err != nil {
+			return err
+		}
+	}
+	return nil
 }

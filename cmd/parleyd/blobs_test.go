@@ -440,7 +440,8 @@ func TestServeS3ChannelMedia(t *testing.T) {
 	done := make(chan error, 1)
 	f := serveFlags{data: data, listen: "127.0.0.1:0", registration: "open", retention: time.Hour,
 		maxAttachment: 32 << 20, maxFrame: 1 << 20, shutdownTimeout: 10 * time.Second,
-		blobsCredentials: creds, channelMedia: "s3://" + s3.Bucket + "/chan?endpoint=" + s3.Endpoint + "&ca=" + s3.CAFile + "&presign=1m"}
+		blobsCredentials: creds, channelMedia: "s3://" + s3.Bucket + "/chan?endpoint=" + s3.Endpoint + "&ca=" + s3.CAFile + "&presign=1m",
+		abuse: abuseFlags{metricsListen: "off", metricsToken: "op"}}
 	go func() { done <- serveWith(ctx, f, slog.New(slog.NewTextHandler(io.Discard, nil)), ready) }()
 	var addr string
 	select {
@@ -544,6 +545,12 @@ func TestServeS3ChannelMedia(t *testing.T) {
 	}
 	if code, _ := fromBucket(); code != http.StatusNotFound {
 		t.Fatalf("a URL handed out before the deletion: HTTP %d, want 404", code)
+	}
+	_, metrics := get(t, "http://"+addr+"/metrics", "Bearer op")
+	for _, want := range []string{"parleyd_channel_media_objects_put_total 1", "parleyd_channel_media_objects_removed_total 1", "parleyd_channel_media_object_failures_total 0"} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("metrics lack %q", want)
+		}
 	}
 	cancel()
 	if err := <-done; err != nil {
