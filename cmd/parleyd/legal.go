@@ -121,12 +121,14 @@ func openLegal(ctx context.Context, data, db string) (*legalEnv, error) {
 	return e, nil
 }
 
-// postsBy lists the public channel posts user wrote.
+// postsBy lists the public channel posts user wrote, in every state
+// (what the server holds of a deleted one is its number, channel, time
+// and status).
 func postsBy(ctx context.Context, cs channels.Store, user string) ([]legal.Post, error) {
 	var out []legal.Post
 	var after int64
 	for {
-		ps, err := cs.Posts(ctx, after, 500)
+		ps, err := cs.Posts(ctx, after, 500, channels.Published, channels.Held, channels.Removed, channels.Deleted)
 		if err != nil {
 			return nil, err
 		}

@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"io"
 	"log/slog"
@@ -119,6 +121,16 @@ func TestLawfulRequestEndToEnd(t *testing.T) {
 	if _, err := a.UpdatePrivacy(ctx, []string{"carol"}, nil, 0); err != nil {
 		t.Fatal(err)
 	}
+	// alice's public channel post: public by design, so in the answer.
+	api := channelClient{t: t, url: url, token: a.Session().BlobToken}
+	if code, b := api.do("POST", "/v1/channels", "application/json", strings.NewReader(`{"id":"alices","title":"Alice"}`)); code != http.StatusCreated {
+		t.Fatalf("create channel: HTTP %d: %s", code, b)
+	}
+	img, _ := sharedImage(t, "bridge-mods", "aaa-orig.jpg")
+	if code, b := api.post("alices", "a public post by alice", img); code != http.StatusCreated {
+		t.Fatalf("channel post: HTTP %d: %s", code, b)
+	}
+	imgSum := sha256.Sum256(img)
 
 	// Bad input: a clear error, and nothing recorded.
 	base := []string{"legal", "record", "--data", data, "--agency", "Met Police", "--reference", "R1", "--asks", "subscriber data"}
@@ -152,6 +164,10 @@ func TestLawfulRequestEndToEnd(t *testing.T) {
 	if len(a1.Accounts) != 2 || !a1.Accounts[0].Exists || len(a1.Accounts[0].Devices) != 1 || a1.Accounts[0].LastSeen.IsZero() ||
 		a1.Accounts[1].Exists || a1.Preserved == nil || len(a1.CannotProduce) == 0 {
 		t.Fatalf("answer: %s", answer)
+	}
+	if posts := a1.Accounts[0].ChannelPosts; len(posts) != 1 || posts[0].Channel != "alices" || posts[0].Text != "a public post by alice" ||
+		len(posts[0].Media) != 1 || posts[0].Media[0] != hex.EncodeToString(imgSum[:]) {
+		t.Fatalf("alice's public channel posts in the answer: %+v", posts)
 	}
 	if out := legalCmd(t, 1, "legal", "answer", id, "--data", data); !strings.Contains(out, "already answered") {
 		t.Fatalf("second answer: %s", out)
