@@ -214,6 +214,10 @@ type Store interface {
 	// Posts returns up to limit (<= 0: 100) posts with ID > after in ID
 	// order, with their media hashes, whose status is one of statuses.
 	Posts(ctx context.Context, after int64, limit int, statuses ...Status) ([]Post, error)
+	// PostsBy returns up to limit (<= 0: 100) posts of author with ID >
+	// after in ID order, in every status, with their media hashes (a
+	// lawful request's answer lists them).
+	PostsBy(ctx context.Context, author string, after int64, limit int) ([]Post, error)
 	// RescanCheckpoint returns the last moderation change-log sequence
 	// number that published posts were checked against (0 at first).
 	RescanCheckpoint(ctx context.Context) (int64, error)

@@ -660,6 +660,24 @@ func (s *Store) Posts(ctx context.Context, after int64, limit int, statuses ...c
 	return out, nil
 }
 
+// PostsBy implements channels.Store.
+func (s *Store) PostsBy(ctx context.Context, author string, after int64, limit int) ([]channels.Post, error) {
+	rows, err := s.pool.Query(ctx, postCols+` WHERE author = $1 AND id > $2 ORDER BY id LIMIT $3`, author, after, channels.PageLimit(limit, 100))
+	if err != nil {
+		return nil, fmt.Errorf("chanpg: posts by author: %w", err)
+	}
+	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (channels.Post, error) { return scanPost(row) })
+	if err != nil {
+		return nil, fmt.Errorf("chanpg: posts by author: %w", err)
+	}
+	for i := range out {
+		if out[i].Media, err = readMedia(ctx, s.pool, out[i].ID); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
 // RescanCheckpoint implements channels.Store.
 func (s *Store) RescanCheckpoint(ctx context.Context) (int64, error) {
 	var v int64

@@ -652,6 +652,34 @@ func (s *Store) Posts(ctx context.Context, after int64, limit int, statuses ...c
 	return out, nil
 }
 
+// PostsBy implements channels.Store.
+func (s *Store) PostsBy(ctx context.Context, author string, after int64, limit int) ([]channels.Post, error) {
+	rows, err := s.db.QueryContext(ctx, postCols+` WHERE author = ? AND id > ? ORDER BY id LIMIT ?`, author, after, channels.PageLimit(limit, 100))
+	if err != nil {
+		return nil, fmt.Errorf("chansqlite: posts by author: %w", err)
+	}
+	var out []channels.Post
+	for rows.Next() {
+		p, err := scanPost(rows)
+		if err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("chansqlite: posts by author: %w", err)
+		}
+		out = append(out, p)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("chansqlite: posts by author: %w", err)
+	}
+	// One connection: read media after closing the posts cursor.
+	for i := range out {
+		if out[i].Media, err = s.media(ctx, s.db, out[i].ID); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
 // RescanCheckpoint implements channels.Store.
 func (s *Store) RescanCheckpoint(ctx context.Context) (int64, error) {
 	var v int64

@@ -39,6 +39,7 @@ func Run(t *testing.T, newStore func(t *testing.T) channels.Store) {
 		{"ForgetUser", testForgetUser},
 		{"VideoHashes", testVideoHashes},
 		{"MediaObjects", testMediaObjects},
+		{"PostsBy", testPostsBy},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -552,5 +553,53 @@ func testMediaObjects(t *testing.T, s channels.Store) {
 	_ = p3
 	if err := s.ForgetDroppedObjects(ctx, nil); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// testPostsBy: an author's posts in every status, in ID order, paged,
+// and no one else's.
+func testPostsBy(t *testing.T, s channels.Store) {
+	ctx := context.Background()
+	mustChannel(t, s, "news", "alice")
+	var want []int64
+	for i, st := range []channels.Status{channels.Published, channels.Held, channels.Published, channels.Published} {
+		p, err := s.AddPost(ctx, channels.Post{Channel: "news", Author: "alice", Text: fmt.Sprint("post ", i), Status: st,
+			Media: []channels.Media{media(i, false)}}, [][]byte{[]byte("x")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		want = append(want, p.ID)
+		if _, err := s.AddPost(ctx, channels.Post{Channel: "news", Author: "bob", Status: channels.Published}, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s.SetStatus(ctx, want[2], channels.Removed, "r")
+	s.DeletePost(ctx, want[3], "gone")
+	var got []int64
+	var after int64
+	for {
+		ps, err := s.PostsBy(ctx, "alice", after, 3)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range ps {
+			if p.Author != "alice" {
+				t.Fatalf("PostsBy(alice) returned %+v", p)
+			}
+			got = append(got, p.ID)
+			after = p.ID
+		}
+		if len(ps) < 3 {
+			break
+		}
+	}
+	if !slices.Equal(got, want) {
+		t.Fatalf("PostsBy(alice) = %v, want %v", got, want)
+	}
+	if ps, _ := s.PostsBy(ctx, "alice", 0, 1); len(ps) != 1 || len(ps[0].Media) != 1 || ps[0].Media[0].MD5[0] != 0 {
+		t.Fatalf("PostsBy with media: %+v", ps)
+	}
+	if ps, err := s.PostsBy(ctx, "nobody", 0, 0); err != nil || len(ps) != 0 {
+		t.Fatalf("PostsBy(nobody) = %v, %v", ps, err)
 	}
 }

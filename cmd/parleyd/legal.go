@@ -128,15 +128,12 @@ func postsBy(ctx context.Context, cs channels.Store, user string) ([]legal.Post,
 	var out []legal.Post
 	var after int64
 	for {
-		ps, err := cs.Posts(ctx, after, 500, channels.Published, channels.Held, channels.Removed, channels.Deleted)
+		ps, err := cs.PostsBy(ctx, user, after, 500)
 		if err != nil {
 			return nil, err
 		}
 		for _, p := range ps {
 			after = p.ID
-			if p.Author != user {
-				continue
-			}
 			lp := legal.Post{ID: p.ID, Channel: p.Channel, Created: p.Created, Status: string(p.Status), Text: p.Text}
 			for _, m := range p.Media {
 				lp.Media = append(lp.Media, hex.EncodeToString(m.SHA256[:]))
