@@ -35,6 +35,7 @@ import (
 
 	"github.com/parleychat/parley/channels/channelapi"
 	"github.com/parleychat/parley/internal/cliflag"
+	"github.com/parleychat/parley/internal/presigned"
 )
 
 const warning = "NOTE: channels are public and NOT end-to-end encrypted: the server and anyone can read what is posted."
@@ -560,27 +561,6 @@ func (c *client) list(ctx context.Context, args []string) error {
 	return nil
 }
 
-// withoutCredentialsOnRedirect is hc following redirects without the
-// caller's credentials: a pre-signed URL carries its own, the server's
-// token is for the server alone (Go would forward it to another port of
-// the same host), and S3 refuses a request with two.
-func withoutCredentialsOnRedirect(hc *http.Client) *http.Client {
-	cl := *hc
-	check := hc.CheckRedirect
-	cl.CheckRedirect = func(req *http.Request, via []*http.Request) error {
-		req.Header.Del("Authorization")
-		req.Header.Del(channelapi.FollowRedirectHeader)
-		if check != nil {
-			return check(req, via)
-		}
-		if len(via) >= 5 {
-			return errors.New("too many redirects")
-		}
-		return nil
-	}
-	return &cl
-}
-
 // getMedia downloads one media item of a post into a file, checking its
 // size and SHA-256 digest against the post's (and the server's
 // Repr-Digest, RFC 9530) before the file appears: a truncated or altered
@@ -641,7 +621,7 @@ func (c *client) getMedia(ctx context.Context, args []string) error {
 	// The server may send us to its object store for the bytes; the
 	// digest check below holds wherever they come from.
 	req.Header.Set(channelapi.FollowRedirectHeader, "1")
-	hr, err := withoutCredentialsOnRedirect(c.http).Do(req)
+	hr, err := presigned.Client(c.http, channelapi.FollowRedirectHeader).Do(req)
 	if err != nil {
 		return err
 	}

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/parleychat/parley/internal/presigned"
 	"github.com/parleychat/parley/wire"
 )
 
@@ -199,21 +200,7 @@ func (c *Conn) DeleteBlob(ctx context.Context, id string) error {
 // without the blob token, which is the server's alone (Go's client would
 // send it on to another port of the same host, and an object store
 // refuses a request that carries two credentials).
-func (c *Conn) downloadClient() *http.Client {
-	cl := *c.client
-	check := cl.CheckRedirect
-	cl.CheckRedirect = func(req *http.Request, via []*http.Request) error {
-		req.Header.Del("Authorization")
-		if check != nil {
-			return check(req, via)
-		}
-		if len(via) >= 5 {
-			return errors.New("too many redirects")
-		}
-		return nil
-	}
-	return &cl
-}
+func (c *Conn) downloadClient() *http.Client { return presigned.Client(c.client, wire.BlobRedirectHeader) }
 
 // directTransfers: uploads and downloads may go to the server's object
 // store directly. Not in a browser (the web client): its page's

@@ -431,24 +431,12 @@ func TestServeS3Command(t *testing.T) {
 // object altered in the bucket; deleting the post removes the object at
 // once, so a URL handed out before stops working.
 func TestServeS3ChannelMedia(t *testing.T) {
+	ctx := context.Background()
 	s3 := s3test.Start(t)
-	creds := writeCredentials(t, s3.AccessKeyID, s3.SecretAccessKey, 0o600)
-	data := filepath.Join(t.TempDir(), "data")
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	ready := make(chan string, 1)
-	done := make(chan error, 1)
-	f := serveFlags{data: data, listen: "127.0.0.1:0", registration: "open", retention: time.Hour,
-		maxAttachment: 32 << 20, maxFrame: 1 << 20, shutdownTimeout: 10 * time.Second,
-		blobsCredentials: creds, channelMedia: "s3://" + s3.Bucket + "/chan?endpoint=" + s3.Endpoint + "&ca=" + s3.CAFile + "&presign=1m",
-		abuse: abuseFlags{metricsListen: "off", metricsToken: "op"}}
-	go func() { done <- serveWith(ctx, f, slog.New(slog.NewTextHandler(io.Discard, nil)), ready) }()
-	var addr string
-	select {
-	case addr = <-ready:
-	case err := <-done:
-		t.Fatalf("serve: %v", err)
-	}
+	addr, data := startNode3(t, serveFlags{registration: "open",
+		blobsCredentials: writeCredentials(t, s3.AccessKeyID, s3.SecretAccessKey, 0o600),
+		channelMedia:     "s3://" + s3.Bucket + "/chan?endpoint=" + s3.Endpoint + "&ca=" + s3.CAFile + "&presign=1m",
+		abuse:            abuseFlags{metricsListen: "off", metricsToken: "op"}})
 	c, err := transport.Dial(ctx, "http://"+addr, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -552,10 +540,7 @@ func TestServeS3ChannelMedia(t *testing.T) {
 			t.Errorf("metrics lack %q", want)
 		}
 	}
-	cancel()
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
+
 }
 
 // --channel-media takes an s3:// URL or nothing; what is wrong with it is
