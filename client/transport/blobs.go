@@ -200,7 +200,9 @@ func (c *Conn) DeleteBlob(ctx context.Context, id string) error {
 // without the blob token, which is the server's alone (Go's client would
 // send it on to another port of the same host, and an object store
 // refuses a request that carries two credentials).
-func (c *Conn) downloadClient() *http.Client { return presigned.Client(c.client, wire.BlobRedirectHeader) }
+func (c *Conn) downloadClient() *http.Client {
+	return presigned.Client(c.client, wire.BlobRedirectHeader)
+}
 
 // directTransfers: uploads and downloads may go to the server's object
 // store directly. Not in a browser (the web client): its page's
