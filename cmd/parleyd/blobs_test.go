@@ -242,21 +242,9 @@ func TestServeS3PresignedDownloads(t *testing.T) {
 func TestServeS3DirectUploads(t *testing.T) {
 	ctx := context.Background()
 	s3, addr, c, sess := presignedNode(t)
-	body := make([]byte, 90000)
-	rand.Read(body)
-	id, err := c.UploadBlob(ctx, bytes.NewReader(body), int64(len(body)), nil)
-	if err != nil {
-		t.Fatalf("upload: %v", err)
-	}
+	uploadRoundTrip(t, s3, c)
 	if n := s3.PresignedPuts.Load(); n != 1 {
 		t.Fatalf("%d uploads to the bucket by pre-signed URL, want 1", n)
-	}
-	if !bytes.Equal(s3.Get(t, "att/"+id), body) {
-		t.Fatal("the object holds other bytes than were uploaded")
-	}
-	var got bytes.Buffer
-	if _, err := c.DownloadBlob(ctx, id, &got, nil); err != nil || !bytes.Equal(got.Bytes(), body) {
-		t.Fatalf("download: %v", err)
 	}
 
 	post := func(path, token string, header http.Header) (int, []byte) {
@@ -570,21 +558,8 @@ func TestChannelMediaFlagErrors(t *testing.T) {
 // without the token (a real server refuses two credentials), and a
 // second PUT through the same URL refused.
 func TestServeVersityDirectTransfers(t *testing.T) {
-	ctx := context.Background()
 	s3, addr, c, sess := presignedNodeOn(t, s3test.StartVersity(t))
-	body := make([]byte, 90000)
-	rand.Read(body)
-	id, err := c.UploadBlob(ctx, bytes.NewReader(body), int64(len(body)), nil)
-	if err != nil {
-		t.Fatalf("upload: %v", err)
-	}
-	if !bytes.Equal(s3.Get(t, "att/"+id), body) {
-		t.Fatal("the object holds other bytes than were uploaded")
-	}
-	var got bytes.Buffer
-	if _, err := c.DownloadBlob(ctx, id, &got, nil); err != nil || !bytes.Equal(got.Bytes(), body) {
-		t.Fatalf("download: %v", err)
-	}
+	id := uploadRoundTrip(t, s3, c)
 	// The download was a redirect to the bucket.
 	req, _ := http.NewRequest("GET", "http://"+addr+"/v1/blobs/"+id, nil)
 	req.Header.Set("Authorization", "Bearer "+sess.BlobToken)
@@ -626,4 +601,26 @@ func TestServeVersityDirectTransfers(t *testing.T) {
 			t.Fatalf("PUT %d through the upload URL: HTTP %d, want %d", i+1, resp.StatusCode, want)
 		}
 	}
+}
+
+// uploadRoundTrip uploads 90 000 random bytes through c, checks the
+// object holds them and that c downloads them back, and returns the
+// blob's id.
+func uploadRoundTrip(t *testing.T, s3 *s3test.Server, c *transport.Conn) string {
+	t.Helper()
+	ctx := context.Background()
+	body := make([]byte, 90000)
+	rand.Read(body)
+	id, err := c.UploadBlob(ctx, bytes.NewReader(body), int64(len(body)), nil)
+	if err != nil {
+		t.Fatalf("upload: %v", err)
+	}
+	if !bytes.Equal(s3.Get(t, "att/"+id), body) {
+		t.Fatal("the object holds other bytes than were uploaded")
+	}
+	var got bytes.Buffer
+	if _, err := c.DownloadBlob(ctx, id, &got, nil); err != nil || !bytes.Equal(got.Bytes(), body) {
+		t.Fatalf("download: %v", err)
+	}
+	return id
 }
