@@ -36,6 +36,10 @@ var (
 	ErrInvalid      = errors.New("channels: invalid request")
 	ErrForbidden    = errors.New("channels: not allowed")
 	ErrUnauthorized = errors.New("channels: not authenticated")
+	// ErrMediaStorage: the object store holding media files
+	// (Config.MediaObjects) failed; nothing was stored, and the client
+	// may retry later.
+	ErrMediaStorage = errors.New("channels: the media files' storage is unavailable")
 )
 
 // Authenticator tells the channel API who is calling. The server plugs in

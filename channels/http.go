@@ -126,6 +126,10 @@ func (s *Service) storeError(w http.ResponseWriter, r *http.Request, err error) 
 		writeError(w, http.StatusConflict, ErrorBody{Error: "this channel id is taken (by a channel, or by one that was deleted): choose another", Code: "exists"})
 	case errors.Is(err, ErrInvalid):
 		writeError(w, http.StatusBadRequest, ErrorBody{Error: err.Error(), Code: "invalid"})
+	case errors.Is(err, ErrMediaStorage):
+		s.log.Warn("channels: the media object store failed; the client is told to retry", "path", r.URL.Path, "err", err)
+		w.Header().Set("Retry-After", "30")
+		writeError(w, http.StatusServiceUnavailable, ErrorBody{Error: "the server cannot store files now; nothing was posted: retry in a minute", Code: "unavailable"})
 	default:
 		if r.Context().Err() == nil {
 			s.log.Error("channels: request failed", "path", r.URL.Path, "err", err)

@@ -7,6 +7,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -28,6 +29,7 @@ type memObjects struct {
 	objects    map[string]memObject
 	puts       int
 	failRemove bool
+	failPut    bool
 	onPut      func() // called before each put, unlocked
 }
 
@@ -47,6 +49,9 @@ func (m *memObjects) PutMedia(_ context.Context, data []byte) (string, error) {
 	name := hex.EncodeToString(raw[:])
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if m.failPut && m.puts > 0 {
+		return "", errors.New("object store unavailable")
+	}
 	m.puts++
 	m.objects[name] = memObject{bytes.Clone(data), time.Now()}
 	return name, nil
@@ -259,4 +264,27 @@ func TestObjectMediaWithoutObjectStore(t *testing.T) {
 		t.Fatal(err)
 	}
 	e.do("bob", "GET", fmt.Sprintf("/v1/channels/news/posts/%d/media/0", p.ID), "", http.StatusServiceUnavailable, nil)
+}
+
+// The object store failing while a post's files are put (the second of
+// two here): the client is told to retry later (503, Retry-After), no
+// post is stored, and the first file's object is removed.
+func TestMediaObjectStoreFails(t *testing.T) {
+	objs := newMemObjects()
+	objs.failPut = true
+	e := newEnvWith(t, func(c *channels.Config) { c.MediaObjects = objs })
+	img, _ := readImage(t, "python-threatexchange", "rgb.jpeg")
+	other, _ := readImage(t, "reg-test-input", "pen-and-coaster.png")
+	code, body := e.post("alice", "news", "two pictures", file{"a.jpg", "image/jpeg", img}, file{"b.png", "image/png", other})
+	var eb channels.ErrorBody
+	json.Unmarshal(body, &eb)
+	if code != http.StatusServiceUnavailable || eb.Code != "unavailable" {
+		t.Fatalf("post while the object store fails: HTTP %d: %s", code, body)
+	}
+	if _, n := objs.state(); n != 0 {
+		t.Fatalf("%d objects left of a post that was not stored", n)
+	}
+	if all, _ := e.cstore.Posts(e.ctx, 0, 100, channels.Published, channels.Held); len(all) != 0 {
+		t.Fatalf("stored: %+v", all)
+	}
 }

@@ -444,7 +444,7 @@ func (s *Service) putObjects(ctx context.Context, media []Media, data [][]byte) 
 		if err != nil {
 			s.media.failed.Add(1)
 			s.removeObjects(context.WithoutCancel(ctx), objects)
-			return nil, fmt.Errorf("channels: store the post's media: %w", err)
+			return nil, fmt.Errorf("%w: %w", ErrMediaStorage, err)
 		}
 		objects = append(objects, o)
 		media[i].Object, media[i].Size = o, int64(len(data[i]))
