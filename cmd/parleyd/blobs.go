@@ -49,7 +49,7 @@ const blobsFlagHelp = "where attachments are stored: a `directory` (default DATA
 	"The attachments' index (owner, size, time, quotas, expiry) is in --db if given, else in DATA/" + s3IndexFile + ". " +
 	"With --db and a directory, every node must see the same directory (a shared mount); with a bucket, nothing is shared but the bucket and the database"
 
-const blobsCredentialsHelp = "`file` (mode 0600) holding the S3 access key id and secret access key of an s3:// --blobs, as lines " +
+const blobsCredentialsHelp = "`file` (mode 0600) holding the S3 access key id and secret access key of an s3:// --blobs or --channel-media, as lines " +
 	"access_key_id=... and secret_access_key=...; default: the environment variables " + envS3KeyID + " and " + envS3Secret
 
 // openBlobs opens the attachments' store for "parleyd serve".
