@@ -288,3 +288,26 @@ func TestMediaObjectStoreFails(t *testing.T) {
 		t.Fatalf("stored: %+v", all)
 	}
 }
+
+// Account deletion erases the account's posts in other channels and its
+// own channels: their objects go at once too.
+func TestMediaObjectsGoWithTheAccount(t *testing.T) {
+	objs := newMemObjects()
+	e := newEnvWith(t, func(c *channels.Config) { c.MediaObjects, c.MediaSweep = objs, time.Hour })
+	img, _ := readImage(t, "python-threatexchange", "rgb.jpeg")
+	e.do("bob", "POST", "/v1/channels", `{"id":"bobs","title":"Bob's"}`, http.StatusCreated, nil)
+	e.do("bob", "PUT", "/v1/channels/bobs/admins/alice", "", http.StatusNoContent, nil)
+	e.mustPost("alice", "news", "in her channel", file{"a.jpg", "image/jpeg", img})
+	e.mustPost("alice", "bobs", "in bob's", file{"a.jpg", "image/jpeg", img})
+	kept := e.mustPost("bob", "bobs", "bob's own", file{"a.jpg", "image/jpeg", img})
+	if err := e.svc.ForgetUser(e.ctx, "alice"); err != nil {
+		t.Fatal(err)
+	}
+	stored, err := e.cstore.Post(e.ctx, kept.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if names := objs.names(); len(names) != 1 || names[0] != stored.Media[0].Object {
+		t.Fatalf("objects right after alice's account was deleted: %v, want bob's %s alone", names, stored.Media[0].Object)
+	}
+}
