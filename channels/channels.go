@@ -215,6 +215,18 @@ type Store interface {
 	// ObjectInUse reports whether a stored media file names object (the
 	// orphan sweep keeps those).
 	ObjectInUse(ctx context.Context, object string) (bool, error)
+	// StoredMedia returns up to limit (<= 0: 100) files whose bytes are
+	// in the Store (no Media.Object), of posts that are not deleted, in
+	// post and index order after the file after (its Size ignored; the
+	// zero MediaRef: from the start): what "parleyd admin channel-media
+	// move" moves to an object store.
+	StoredMedia(ctx context.Context, after MediaRef, limit int) ([]MediaRef, error)
+	// MoveMediaToObject records that a file's bytes are now in object
+	// and drops them from the Store, if the file is still there with its
+	// bytes in the Store. moved is false otherwise (the post was deleted
+	// meanwhile, or the file moved already): the caller then removes the
+	// object.
+	MoveMediaToObject(ctx context.Context, postID int64, index int, object string) (moved bool, err error)
 	// Posts returns up to limit (<= 0: 100) posts with ID > after in ID
 	// order, with their media hashes, whose status is one of statuses.
 	Posts(ctx context.Context, after int64, limit int, statuses ...Status) ([]Post, error)
@@ -228,6 +240,13 @@ type Store interface {
 	// SetRescanCheckpoint stores it; it never moves backwards.
 	SetRescanCheckpoint(ctx context.Context, seq int64) error
 	Close() error
+}
+
+// MediaRef names one media file of a post.
+type MediaRef struct {
+	PostID int64
+	Index  int
+	Size   int64
 }
 
 // MediaObjects keeps posts' media bytes outside the Store, in an object

@@ -558,6 +558,23 @@ func (s *Service) getMedia(w http.ResponseWriter, r *http.Request, _ string) {
 	}
 	var body io.Reader
 	var size int64
+	if m.Object == "" {
+		data, err := s.store.MediaData(r.Context(), p.ID, n)
+		if err != nil {
+			s.storeError(w, r, err)
+			return
+		}
+		if int64(len(data)) == m.Size {
+			body, size = bytes.NewReader(data), m.Size
+		} else if again, err := s.store.Post(r.Context(), p.ID); err == nil && n < len(again.Media) && again.Media[n].Object != "" {
+			// Moved to the object store since the post was read
+			// ("parleyd admin channel-media move").
+			m = again.Media[n]
+		} else {
+			s.storeError(w, r, fmt.Errorf("media %d/%d: %d bytes in the store, %d recorded", p.ID, n, len(data), m.Size))
+			return
+		}
+	}
 	if m.Object != "" {
 		rc, objectSize, err := s.openObject(r.Context(), m.Object)
 		if err != nil {
@@ -567,13 +584,6 @@ func (s *Service) getMedia(w http.ResponseWriter, r *http.Request, _ string) {
 		}
 		defer rc.Close()
 		body, size = rc, objectSize
-	} else {
-		data, err := s.store.MediaData(r.Context(), p.ID, n)
-		if err != nil {
-			s.storeError(w, r, err)
-			return
-		}
-		body, size = bytes.NewReader(data), int64(len(data))
 	}
 	if !inline {
 		w.Header().Set("Content-Disposition", "attachment")

@@ -634,6 +634,39 @@ func (s *Store) ObjectInUse(ctx context.Context, object string) (bool, error) {
 	return used, nil
 }
 
+// StoredMedia implements channels.Store.
+func (s *Store) StoredMedia(ctx context.Context, after channels.MediaRef, limit int) ([]channels.MediaRef, error) {
+	rows, err := s.pool.Query(ctx, `SELECT m.post_id, m.idx, m.size FROM media m JOIN posts p ON p.id = m.post_id
+		WHERE (m.post_id, m.idx) > ($1, $2) AND m.object IS NULL AND p.status <> $3 ORDER BY m.post_id, m.idx LIMIT $4`,
+		after.PostID, after.Index, string(channels.Deleted), channels.PageLimit(limit, 100))
+	if err != nil {
+		return nil, fmt.Errorf("chanpg: stored media: %w", err)
+	}
+	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (channels.MediaRef, error) {
+		var r channels.MediaRef
+		var idx int32
+		err := row.Scan(&r.PostID, &idx, &r.Size)
+		r.Index = int(idx)
+		return r, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("chanpg: stored media: %w", err)
+	}
+	return out, nil
+}
+
+// MoveMediaToObject implements channels.Store.
+func (s *Store) MoveMediaToObject(ctx context.Context, postID int64, index int, object string) (bool, error) {
+	if object == "" {
+		return false, fmt.Errorf("%w: no object", channels.ErrInvalid)
+	}
+	tag, err := s.pool.Exec(ctx, `UPDATE media SET object = $1, data = ''::bytea WHERE post_id = $2 AND idx = $3 AND object IS NULL`, object, postID, index)
+	if err != nil {
+		return false, fmt.Errorf("chanpg: move media: %w", err)
+	}
+	return tag.RowsAffected() == 1, nil
+}
+
 // Posts implements channels.Store.
 func (s *Store) Posts(ctx context.Context, after int64, limit int, statuses ...channels.Status) ([]channels.Post, error) {
 	limit = channels.PageLimit(limit, 100)

@@ -613,6 +613,42 @@ func (s *Store) ObjectInUse(ctx context.Context, object string) (bool, error) {
 	return true, nil
 }
 
+// StoredMedia implements channels.Store.
+func (s *Store) StoredMedia(ctx context.Context, after channels.MediaRef, limit int) ([]channels.MediaRef, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT m.post_id, m.idx, m.size FROM media m JOIN posts p ON p.id = m.post_id
+		WHERE (m.post_id, m.idx) > (?, ?) AND m.object IS NULL AND p.status != ? ORDER BY m.post_id, m.idx LIMIT ?`,
+		after.PostID, after.Index, string(channels.Deleted), channels.PageLimit(limit, 100))
+	if err != nil {
+		return nil, fmt.Errorf("chansqlite: stored media: %w", err)
+	}
+	defer rows.Close()
+	var out []channels.MediaRef
+	for rows.Next() {
+		var r channels.MediaRef
+		if err := rows.Scan(&r.PostID, &r.Index, &r.Size); err != nil {
+			return nil, fmt.Errorf("chansqlite: stored media: %w", err)
+		}
+		out = append(out, r)
+	}
+	return out, rows.Err()
+}
+
+// MoveMediaToObject implements channels.Store.
+func (s *Store) MoveMediaToObject(ctx context.Context, postID int64, index int, object string) (bool, error) {
+	if object == "" {
+		return false, fmt.Errorf("%w: no object", channels.ErrInvalid)
+	}
+	r, err := s.db.ExecContext(ctx, `UPDATE media SET object = ?, data = X'' WHERE post_id = ? AND idx = ? AND object IS NULL`, object, postID, index)
+	if err != nil {
+		return false, fmt.Errorf("chansqlite: move media: %w", err)
+	}
+	n, err := r.RowsAffected()
+	if err != nil {
+		return false, fmt.Errorf("chansqlite: move media: %w", err)
+	}
+	return n == 1, nil
+}
+
 // Posts implements channels.Store.
 func (s *Store) Posts(ctx context.Context, after int64, limit int, statuses ...channels.Status) ([]channels.Post, error) {
 	limit = channels.PageLimit(limit, 100)

@@ -40,6 +40,7 @@ func Run(t *testing.T, newStore func(t *testing.T) channels.Store) {
 		{"VideoHashes", testVideoHashes},
 		{"MediaObjects", testMediaObjects},
 		{"PostsBy", testPostsBy},
+		{"MoveMedia", testMoveMedia},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -601,5 +602,78 @@ func testPostsBy(t *testing.T, s channels.Store) {
 	}
 	if ps, err := s.PostsBy(ctx, "nobody", 0, 0); err != nil || len(ps) != 0 {
 		t.Fatalf("PostsBy(nobody) = %v, %v", ps, err)
+	}
+}
+
+// testMoveMedia: the files whose bytes are in the Store, paged by post
+// and index, skipping files in objects and deleted posts; moving one
+// sets its object and drops its bytes, once; moving a file whose post was
+// deleted meanwhile moves nothing.
+func testMoveMedia(t *testing.T, s channels.Store) {
+	ctx := context.Background()
+	mustChannel(t, s, "news", "alice")
+	add := func(media []channels.Media, data [][]byte) int64 {
+		t.Helper()
+		p, err := s.AddPost(ctx, channels.Post{Channel: "news", Author: "alice", Status: channels.Published, Media: media}, data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p.ID
+	}
+	inObject := media(7, false)
+	inObject.Object, inObject.Size = "already-there", 3
+	p1 := add([]channels.Media{media(1, false), media(2, false)}, [][]byte{[]byte("first"), []byte("second!")})
+	add([]channels.Media{inObject}, [][]byte{nil})
+	p3 := add([]channels.Media{media(3, false)}, [][]byte{[]byte("to be deleted")})
+	add(nil, nil)
+	p5 := add([]channels.Media{media(5, false)}, [][]byte{[]byte("fifth")})
+	if _, err := s.DeletePost(ctx, p3, "gone"); err != nil {
+		t.Fatal(err)
+	}
+	var got []channels.MediaRef
+	var after channels.MediaRef
+	for {
+		page, err := s.StoredMedia(ctx, after, 2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, page...)
+		if len(page) < 2 {
+			break
+		}
+		after = page[len(page)-1]
+	}
+	want := []channels.MediaRef{{PostID: p1, Index: 0, Size: 5}, {PostID: p1, Index: 1, Size: 7}, {PostID: p5, Index: 0, Size: 5}}
+	if !slices.Equal(got, want) {
+		t.Fatalf("StoredMedia = %+v, want %+v", got, want)
+	}
+	if moved, err := s.MoveMediaToObject(ctx, p1, 1, "obj-1"); err != nil || !moved {
+		t.Fatalf("MoveMediaToObject = %v, %v", moved, err)
+	}
+	if moved, err := s.MoveMediaToObject(ctx, p1, 1, "obj-again"); err != nil || moved {
+		t.Fatalf("moving a moved file again = %v, %v", moved, err)
+	}
+	if moved, err := s.MoveMediaToObject(ctx, p3, 0, "obj-3"); err != nil || moved {
+		t.Fatalf("moving a deleted post's file = %v, %v", moved, err)
+	}
+	p, err := s.Post(ctx, p1)
+	if err != nil || p.Media[1].Object != "obj-1" || p.Media[1].Size != 7 || p.Media[0].Object != "" {
+		t.Fatalf("after the move: %+v, %v", p.Media, err)
+	}
+	if b, err := s.MediaData(ctx, p1, 1); err != nil || len(b) != 0 {
+		t.Fatalf("the moved file's bytes are still in the store: %d, %v", len(b), err)
+	}
+	if used, _ := s.ObjectInUse(ctx, "obj-1"); !used {
+		t.Fatal("the moved file's object is not in use")
+	}
+	if left, _ := s.StoredMedia(ctx, channels.MediaRef{}, 0); len(left) != 2 {
+		t.Fatalf("files left in the store: %+v", left)
+	}
+	// Deleting a post whose file was moved drops its object.
+	if _, err := s.DeletePost(ctx, p1, "gone"); err != nil {
+		t.Fatal(err)
+	}
+	if d, _ := s.DroppedObjects(ctx, 0); !slices.Equal(d, []string{"obj-1"}) {
+		t.Fatalf("dropped after deleting a moved file's post: %v", d)
 	}
 }

@@ -624,3 +624,100 @@ func uploadRoundTrip(t *testing.T, s3 *s3test.Server, c *transport.Conn) string 
 	}
 	return id
 }
+
+// "parleyd admin channel-media move" moves the files a server without
+// --channel-media kept in the channels database to the bucket, while it
+// runs; a server started with --channel-media then serves them from
+// there. A second run moves nothing; a deleted post's file is not moved.
+func TestAdminChannelMediaMove(t *testing.T) {
+	s3 := s3test.Start(t)
+	creds := writeCredentials(t, s3.AccessKeyID, s3.SecretAccessKey, 0o600)
+	mediaURL := "s3://" + s3.Bucket + "/chan?endpoint=" + s3.Endpoint + "&ca=" + s3.CAFile
+	data := filepath.Join(t.TempDir(), "data")
+	serve := func(channelMedia string) (addr string, stop func()) {
+		ctx, cancel := context.WithCancel(context.Background())
+		ready, done := make(chan string, 1), make(chan error, 1)
+		f := serveFlags{data: data, listen: "127.0.0.1:0", registration: "open", retention: time.Hour,
+			maxAttachment: 1 << 20, maxFrame: 1 << 20, shutdownTimeout: 10 * time.Second,
+			blobsCredentials: creds, channelMedia: channelMedia}
+		go func() { done <- serveWith(ctx, f, slog.New(slog.NewTextHandler(io.Discard, nil)), ready) }()
+		select {
+		case addr = <-ready:
+		case err := <-done:
+			t.Fatalf("serve: %v", err)
+		}
+		return addr, func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("serve: %v", err)
+			}
+		}
+	}
+	addr, stop := serve("")
+	ctx := context.Background()
+	c, err := transport.Dial(ctx, "http://"+addr, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sess, err := c.Register(ctx, "alice", newKey(t), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+	api := channelClient{t: t, url: "http://" + addr, token: sess.BlobToken}
+	if code, b := api.do("POST", "/v1/channels", "application/json", strings.NewReader(`{"id":"news","title":"News"}`)); code != http.StatusCreated {
+		t.Fatalf("create channel: HTTP %d: %s", code, b)
+	}
+	img, _ := sharedImage(t, "bridge-mods", "aaa-orig.jpg")
+	other, _ := sharedImage(t, "reg-test-input", "pen-and-coaster.png")
+	var ids []int64
+	for _, b := range [][]byte{img, other, img} {
+		code, body := api.post("news", "a picture", b)
+		var pr channels.PostResponse
+		if code != http.StatusCreated || json.Unmarshal(body, &pr) != nil {
+			t.Fatalf("post: HTTP %d: %s", code, body)
+		}
+		ids = append(ids, pr.Post.ID)
+	}
+	if code, b := api.do("DELETE", fmt.Sprintf("/v1/channels/news/posts/%d", ids[2]), "", nil); code != http.StatusNoContent {
+		t.Fatalf("delete: HTTP %d: %s", code, b)
+	}
+	if keys := s3.Keys(t); len(keys) != 0 {
+		t.Fatalf("objects before the move: %q", keys)
+	}
+	move := func() moveResult {
+		var out, errb bytes.Buffer
+		if code := run(ctx, []string{"admin", "channel-media", "move", "--data", data, "--to", mediaURL, "--blobs-credentials", creds, "--json"}, &out, &errb); code != 0 {
+			t.Fatalf("channel-media move: exit %d: %s%s", code, out.String(), errb.String())
+		}
+		var r moveResult
+		if err := json.Unmarshal(out.Bytes(), &r); err != nil {
+			t.Fatalf("channel-media move --json: %v: %s", err, out.String())
+		}
+		return r
+	}
+	if r := move(); r.Moved != 2 || r.Bytes != int64(len(img)+len(other)) {
+		t.Fatalf("move while the server runs: %+v", r)
+	}
+	if keys := s3.Keys(t); len(keys) != 2 {
+		t.Fatalf("objects after the move: %q", keys)
+	}
+	if r := move(); r.Moved != 0 {
+		t.Fatalf("a second move: %+v", r)
+	}
+	stop()
+
+	addr, stop = serve(mediaURL)
+	defer stop()
+	api.url = "http://" + addr
+	for i, want := range [][]byte{img, other} {
+		code, got := api.do("GET", fmt.Sprintf("/v1/channels/news/posts/%d/media/0", ids[i]), "", nil)
+		if code != http.StatusOK || !bytes.Equal(got, want) {
+			t.Fatalf("moved file %d: HTTP %d, %d bytes", i, code, len(got))
+		}
+	}
+	var out, errb bytes.Buffer
+	if code := run(ctx, []string{"admin", "channel-media", "move", "--data", data}, &out, &errb); code == 0 || !strings.Contains(errb.String(), "give --to") {
+		t.Fatalf("move without --to: exit %d: %s", code, errb.String())
+	}
+}

@@ -65,6 +65,9 @@ Usage:
                                  server holds, preserve, publish (docs/lawful-requests.md)
   parleyd admin cases ...        abuse report cases: list, show (with each message's proof), decide
   parleyd admin moderators ...   web console accounts (serve --admin-listen): add, list
+  parleyd admin channel-media move --to s3://...
+                                 move channel media held in the database to the
+                                 object store of serve --channel-media
   parleyd admin transparency-report --period 2026H2
                                  write the public transparency report
   parleyd nats --listen ADDR      run an embedded NATS server for several parleyd nodes (--nats)
@@ -120,12 +123,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 				return adminCases(ctx, args[2:], stdout, stderr)
 			case "moderators":
 				return adminModerators(ctx, args[2:], stdout, stderr)
+			case "channel-media":
+				return adminChannelMedia(ctx, args[2:], stdout, stderr)
 			case "lists", "takedowns":
 				w, rest := adminWhere(args[1:])
 				return admincmd.Run(w, rest, stdout, stderr)
 			}
 		}
-		fmt.Fprint(stderr, "parleyd admin: unknown command; try \"parleyd admin invite|lists|takedowns|legal|transparency-report|cases|moderators\"\n")
+		fmt.Fprint(stderr, "parleyd admin: unknown command; try \"parleyd admin invite|lists|takedowns|legal|transparency-report|cases|moderators|channel-media\"\n")
 		return 2
 	}
 	fmt.Fprintf(stderr, "parleyd: unknown command %q\n\n%s", args[0], usage)
