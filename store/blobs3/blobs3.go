@@ -146,15 +146,16 @@ var _ store.Blobs = (*Store)(nil)
 // once). Its errors wrap ErrNoBucket, ErrCredentials or ErrUnreachable
 // and say what to fix. The Store closes idx when it is closed.
 func Open(ctx context.Context, cfg Config, idx blobstore.Index) (*Store, error) {
-	b, err := openBucket(ctx, cfg)
+	b, err := openBucket(ctx, cfg, cfg.Presign > 0)
 	if err != nil {
 		return nil, err
 	}
 	return &Store{bucket: b, idx: idx}, nil
 }
 
-// openBucket connects to cfg's bucket and runs the start-up check.
-func openBucket(ctx context.Context, cfg Config) (*bucket, error) {
+// openBucket connects to cfg's bucket and runs the start-up check, with
+// the probe of conditional writes if uploads will use them.
+func openBucket(ctx context.Context, cfg Config, probeConditional bool) (*bucket, error) {
 	if cfg.Endpoint == "" || strings.Contains(cfg.Endpoint, "/") {
 		return nil, fmt.Errorf("blobs3: endpoint %q: want host[:port], without a scheme or path", cfg.Endpoint)
 	}
@@ -214,14 +215,14 @@ func openBucket(ctx context.Context, cfg Config) (*bucket, error) {
 	}
 	cctx, cancel := context.WithTimeout(ctx, 20*time.Second)
 	defer cancel()
-	if err := s.check(cctx, check); err != nil {
+	if err := s.check(cctx, check, probeConditional); err != nil {
 		return nil, err
 	}
 	return s, nil
 }
 
 // check is Open's start-up check.
-func (s *bucket) check(ctx context.Context, c *minio.Client) error {
+func (s *bucket) check(ctx context.Context, c *minio.Client, probeConditional bool) error {
 	where := fmt.Sprintf("bucket %q at %s", s.cfg.Bucket, s.endpointURL())
 	ok, err := c.BucketExists(ctx, s.cfg.Bucket)
 	if err != nil {
@@ -249,7 +250,7 @@ func (s *bucket) check(ctx context.Context, c *minio.Client) error {
 		c.RemoveObject(context.WithoutCancel(ctx), s.cfg.Bucket, probe, minio.RemoveObjectOptions{})
 		return s.startupError(where+": reading a probe object back", err)
 	}
-	if s.cfg.Presign > 0 {
+	if probeConditional {
 		s.checkConditional(ctx, c, probe, body)
 	}
 	if err := c.RemoveObject(ctx, s.cfg.Bucket, probe, minio.RemoveObjectOptions{}); err != nil {

@@ -27,7 +27,7 @@ type Media struct {
 // OpenMedia connects to cfg's bucket with Open's start-up check. With
 // Presign, MediaURL hands out pre-signed downloads valid that long.
 func OpenMedia(ctx context.Context, cfg Config) (*Media, error) {
-	b, err := openBucket(ctx, cfg)
+	b, err := openBucket(ctx, cfg, false) // no uploads by URL here
 	if err != nil {
 		return nil, err
 	}
