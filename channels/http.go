@@ -559,6 +559,9 @@ func (s *Service) getMedia(w http.ResponseWriter, r *http.Request, _ string) {
 	var body io.Reader
 	var size int64
 	if m.Object == "" {
+		if s.mediaRead != nil {
+			s.mediaRead()
+		}
 		data, err := s.store.MediaData(r.Context(), p.ID, n)
 		if err != nil {
 			s.storeError(w, r, err)

@@ -311,3 +311,35 @@ func TestMediaObjectsGoWithTheAccount(t *testing.T) {
 		t.Fatalf("objects right after alice's account was deleted: %v, want bob's %s alone", names, stored.Media[0].Object)
 	}
 }
+
+// A file moved to the object store ("parleyd admin channel-media move")
+// between a media request's reading the post and its reading the bytes
+// is served whole from its object, not as the empty bytes left in the
+// store.
+func TestMediaMovedWhileRead(t *testing.T) {
+	objs := newMemObjects()
+	e := newEnvWith(t, func(c *channels.Config) { c.MediaObjects = objs })
+	img, _ := readImage(t, "python-threatexchange", "rgb.jpeg")
+	m, err := e.svc.Analyse(img, "image/jpeg")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := e.cstore.AddPost(e.ctx, channels.Post{Channel: "news", Author: "alice", Status: channels.Published, Media: []channels.Media{m}}, [][]byte{img})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.svc.OnMediaRead(func() {
+		o, err := objs.PutMedia(e.ctx, img)
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		if moved, err := e.cstore.MoveMediaToObject(e.ctx, p.ID, 0, o); err != nil || !moved {
+			t.Errorf("move: %v %v", moved, err)
+		}
+	})
+	got := e.do("bob", "GET", fmt.Sprintf("/v1/channels/news/posts/%d/media/0", p.ID), "", http.StatusOK, nil)
+	if !bytes.Equal(got, img) {
+		t.Fatalf("served %d bytes, want the %d of the file", len(got), len(img))
+	}
+}

@@ -147,6 +147,9 @@ type Service struct {
 	stopMedia context.CancelFunc
 	mediaDone chan struct{}
 	media     mediaCounters
+	// mediaRead, if set, is called before a media request reads a
+	// file's bytes from the store (tests: a move happens then).
+	mediaRead func()
 }
 
 // New returns a Service and subscribes it to bank changes, so that
