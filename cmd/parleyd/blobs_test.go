@@ -425,14 +425,7 @@ func TestServeS3ChannelMedia(t *testing.T) {
 		blobsCredentials: writeCredentials(t, s3.AccessKeyID, s3.SecretAccessKey, 0o600),
 		channelMedia:     "s3://" + s3.Bucket + "/chan?endpoint=" + s3.Endpoint + "&ca=" + s3.CAFile + "&presign=1m",
 		abuse:            abuseFlags{metricsListen: "off", metricsToken: "op"}})
-	c, err := transport.Dial(ctx, "http://"+addr, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sess, err := c.Register(ctx, "alice", newKey(t), "")
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, sess := dial(t, addr, "alice", "")
 	api := channelClient{t: t, url: "http://" + addr, token: sess.BlobToken}
 	if code, b := api.do("POST", "/v1/channels", "application/json", strings.NewReader(`{"id":"news","title":"News"}`)); code != http.StatusCreated {
 		t.Fatalf("create channel: HTTP %d: %s", code, b)
@@ -655,15 +648,7 @@ func TestAdminChannelMediaMove(t *testing.T) {
 	}
 	addr, stop := serve("")
 	ctx := context.Background()
-	c, err := transport.Dial(ctx, "http://"+addr, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sess, err := c.Register(ctx, "alice", newKey(t), "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	c.Close()
+	_, sess := dial(t, addr, "alice", "")
 	api := channelClient{t: t, url: "http://" + addr, token: sess.BlobToken}
 	if code, b := api.do("POST", "/v1/channels", "application/json", strings.NewReader(`{"id":"news","title":"News"}`)); code != http.StatusCreated {
 		t.Fatalf("create channel: HTTP %d: %s", code, b)
