@@ -160,11 +160,16 @@ func (s *Server) uploadBlob(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "body shorter than Content-Length", http.StatusBadRequest)
 		return
 	}
-	s.metrics.blobBytes.WithLabelValues("up").Add(float64(n))
-	s.expiryAdded(lim.Expires)
+	s.uploaded(w, "up", id, n, lim.Expires)
+}
+
+// uploaded counts a stored upload and answers 201 with its id and size.
+func (s *Server) uploaded(w http.ResponseWriter, how, id string, size int64, expires time.Time) {
+	s.metrics.blobBytes.WithLabelValues(how).Add(float64(size))
+	s.expiryAdded(expires)
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(http.StatusCreated)
-	json.NewEncoder(w).Encode(BlobUploadResponse{ID: id, Size: n})
+	json.NewEncoder(w).Encode(BlobUploadResponse{ID: id, Size: size})
 }
 
 // DirectUploadResponse starts a direct upload: PUT exactly the declared
@@ -185,11 +190,7 @@ const uploadTicketTTL = 24 * time.Hour
 // that need no bytes (the account's upload rate, the size, the quota);
 // finishUpload checks what arrived.
 func (s *Server) startUpload(w http.ResponseWriter, r *http.Request) {
-	user, ok := s.blobUser(w, r)
-	if !ok {
-		return
-	}
-	du, ok := s.directUploads(w)
+	user, du, ok := s.directUploadCaller(w, r)
 	if !ok {
 		return
 	}
@@ -247,11 +248,7 @@ func (s *Server) startUpload(w http.ResponseWriter, r *http.Request) {
 // finishUpload indexes a direct upload as its ticket says: the object
 // must hold the declared size, and the quota is checked again, exactly.
 func (s *Server) finishUpload(w http.ResponseWriter, r *http.Request) {
-	user, ok := s.blobUser(w, r)
-	if !ok {
-		return
-	}
-	du, ok := s.directUploads(w)
+	user, du, ok := s.directUploadCaller(w, r)
 	if !ok {
 		return
 	}
@@ -283,21 +280,22 @@ func (s *Server) finishUpload(w http.ResponseWriter, r *http.Request) {
 		s.blobStorageError(w, r, "direct upload: finish", err)
 		return
 	}
-	s.metrics.blobBytes.WithLabelValues("up_direct").Add(float64(size))
-	s.expiryAdded(lim.Expires)
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(http.StatusCreated)
-	json.NewEncoder(w).Encode(BlobUploadResponse{ID: id, Size: size})
+	s.uploaded(w, "up_direct", id, size, lim.Expires)
 }
 
-// directUploads returns the store's direct uploads, or answers 501 (the
-// client then uploads through POST /v1/blobs).
-func (s *Server) directUploads(w http.ResponseWriter) (store.BlobDirectUploads, bool) {
+// directUploadCaller authenticates a direct upload's request and returns
+// the store's direct uploads; it answers 401, or 501 if the store takes
+// none (the client then uploads through POST /v1/blobs).
+func (s *Server) directUploadCaller(w http.ResponseWriter, r *http.Request) (string, store.BlobDirectUploads, bool) {
+	user, ok := s.blobUser(w, r)
+	if !ok {
+		return "", nil, false
+	}
 	du, ok := s.cfg.Blobs.(store.BlobDirectUploads)
 	if !ok {
 		noDirectUploads(w)
 	}
-	return du, ok
+	return user, du, ok
 }
 
 func noDirectUploads(w http.ResponseWriter) {

@@ -193,19 +193,7 @@ func TestServeS3PresignedDownloads(t *testing.T) {
 	}
 
 	noFollow := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-	ask := func(token string) *http.Response {
-		req, _ := http.NewRequest("GET", "http://"+addr+"/v1/blobs/"+id, nil)
-		if token != "" {
-			req.Header.Set("Authorization", "Bearer "+token)
-		}
-		req.Header.Set("Parley-Follow-Redirect", "1")
-		resp, err := noFollow.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		return resp
-	}
+	ask := func(token string) *http.Response { return askRedirect(t, "http://"+addr+"/v1/blobs/"+id, token) }
 	resp := ask(sess.BlobToken)
 	loc := resp.Header.Get("Location")
 	if resp.StatusCode != http.StatusTemporaryRedirect || !strings.Contains(loc, "X-Amz-Signature=") || !strings.Contains(loc, "X-Amz-Expires=60") ||
@@ -452,14 +440,7 @@ func TestServeS3ChannelMedia(t *testing.T) {
 		t.Fatalf("%d pre-signed downloads for a client that did not ask", n)
 	}
 	// Asked for: a redirect to the bucket, which answers without the token.
-	req, _ := http.NewRequest("GET", "http://"+addr+mediaPath, nil)
-	req.Header.Set("Authorization", "Bearer "+sess.BlobToken)
-	req.Header.Set("Parley-Follow-Redirect", "1")
-	resp, err := (&http.Transport{}).RoundTrip(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
+	resp := askRedirect(t, "http://"+addr+mediaPath, sess.BlobToken)
 	presigned := resp.Header.Get("Location")
 	if resp.StatusCode != http.StatusTemporaryRedirect || !strings.Contains(presigned, "X-Amz-Signature") || resp.Header.Get("Cache-Control") != "no-store" {
 		t.Fatalf("media with Parley-Follow-Redirect: HTTP %d, Location %q", resp.StatusCode, presigned)
@@ -554,24 +535,20 @@ func TestServeVersityDirectTransfers(t *testing.T) {
 	s3, addr, c, sess := presignedNodeOn(t, s3test.StartVersity(t))
 	id := uploadRoundTrip(t, s3, c)
 	// The download was a redirect to the bucket.
-	req, _ := http.NewRequest("GET", "http://"+addr+"/v1/blobs/"+id, nil)
-	req.Header.Set("Authorization", "Bearer "+sess.BlobToken)
-	req.Header.Set("Parley-Follow-Redirect", "1")
-	resp, err := (&http.Transport{}).RoundTrip(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
+	resp := askRedirect(t, "http://"+addr+"/v1/blobs/"+id, sess.BlobToken)
 	if resp.StatusCode != http.StatusTemporaryRedirect || !strings.HasPrefix(resp.Header.Get("Location"), "https://"+s3.Endpoint+"/") {
 		t.Fatalf("download with Parley-Follow-Redirect: HTTP %d, Location %q", resp.StatusCode, resp.Header.Get("Location"))
 	}
 	// A second upload URL, used twice: the real server refuses the second.
-	req, _ = http.NewRequest("POST", "http://"+addr+"/v1/blobs/uploads", nil)
+	req, _ := http.NewRequest("POST", "http://"+addr+"/v1/blobs/uploads", nil)
 	req.Header.Set("Authorization", "Bearer "+sess.BlobToken)
 	req.Header.Set("Parley-Size", "100")
-	resp, err = http.DefaultClient.Do(req)
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if resp.StatusCode != http.StatusCreated {
+		t.Fatalf("start an upload: HTTP %d", resp.StatusCode)
 	}
 	var start struct {
 		URL     string
@@ -705,4 +682,22 @@ func TestAdminChannelMediaMove(t *testing.T) {
 	if code := run(ctx, []string{"admin", "channel-media", "move", "--data", data}, &out, &errb); code == 0 || !strings.Contains(errb.String(), "give --to") {
 		t.Fatalf("move without --to: exit %d: %s", code, errb.String())
 	}
+}
+
+// askRedirect GETs url with the token (if any) and
+// Parley-Follow-Redirect: 1, without following a redirect, and returns
+// the answer (its body closed).
+func askRedirect(t *testing.T, url, token string) *http.Response {
+	t.Helper()
+	req, _ := http.NewRequest("GET", url, nil)
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	req.Header.Set("Parley-Follow-Redirect", "1")
+	resp, err := (&http.Transport{}).RoundTrip(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp
 }

@@ -553,29 +553,30 @@ func testDirectUploads(t *testing.T, srv *s3test.Server) {
 		t.Fatalf("usage: %+v %v", u, err)
 	}
 
-	// Finished as another size than arrived: refused and removed.
-	u2, _, _ := s.UploadURL(ctx, 300)
-	id2 := u2.ID
-	if code := put(u2, random(t, 300), 300); code != http.StatusOK {
-		t.Fatalf("the PUT: HTTP %d", code)
-	}
-	if err := s.FinishUpload(ctx, "alice", id2, 100, lim); !errors.Is(err, store.ErrBadRequest) {
-		t.Fatalf("finishing 300 bytes claimed as 100: %v", err)
-	}
-	if slices.Contains(srv.Keys(t), "blobs/"+id2) {
-		t.Fatal("the refused upload's object was kept")
-	}
-	// Over the quota (4000 held, 7000 more, quota 10000): refused, removed.
-	u3, _, _ := s.UploadURL(ctx, 7000)
-	id3 := u3.ID
-	if code := put(u3, random(t, 7000), 7000); code != http.StatusOK {
-		t.Fatalf("the PUT: HTTP %d", code)
-	}
-	if err := s.FinishUpload(ctx, "alice", id3, 7000, lim); !errors.Is(err, store.ErrQuotaExceeded) {
-		t.Fatalf("finishing over the quota: %v", err)
-	}
-	if slices.Contains(srv.Keys(t), "blobs/"+id3) {
-		t.Fatal("the upload over the quota was kept")
+	// Refused at the finish, and the object removed: finished as another
+	// size than arrived; over the quota (4000 held, 7000 more, quota
+	// 10000).
+	for _, tc := range []struct {
+		name          string
+		put, finished int64
+		want          error
+	}{
+		{"300 bytes finished as 100", 300, 100, store.ErrBadRequest},
+		{"over the quota", 7000, 7000, store.ErrQuotaExceeded},
+	} {
+		up, ok, err := s.UploadURL(ctx, tc.put)
+		if err != nil || !ok {
+			t.Fatalf("%s: UploadURL: %v %v", tc.name, ok, err)
+		}
+		if code := put(up, random(t, int(tc.put)), tc.put); code != http.StatusOK {
+			t.Fatalf("%s: the PUT: HTTP %d", tc.name, code)
+		}
+		if err := s.FinishUpload(ctx, "alice", up.ID, tc.finished, lim); !errors.Is(err, tc.want) {
+			t.Fatalf("%s: FinishUpload = %v, want %v", tc.name, err, tc.want)
+		}
+		if slices.Contains(srv.Keys(t), "blobs/"+up.ID) {
+			t.Fatalf("%s: the refused upload's object was kept", tc.name)
+		}
 	}
 	// Off unless configured.
 	if _, ok, err := open(t, config(srv), sqliteIndex(t)).UploadURL(ctx, 10); ok || err != nil {
