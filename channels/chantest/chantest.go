@@ -656,6 +656,9 @@ func testMoveMedia(t *testing.T, s channels.Store) {
 	if moved, err := s.MoveMediaToObject(ctx, p3, 0, "obj-3"); err != nil || moved {
 		t.Fatalf("moving a deleted post's file = %v, %v", moved, err)
 	}
+	if moved, err := s.MoveMediaToObject(ctx, p5, 0, ""); !errors.Is(err, channels.ErrInvalid) || moved {
+		t.Fatalf("moving a file to no object = %v, %v", moved, err)
+	}
 	p, err := s.Post(ctx, p1)
 	if err != nil || p.Media[1].Object != "obj-1" || p.Media[1].Size != 7 || p.Media[0].Object != "" {
 		t.Fatalf("after the move: %+v, %v", p.Media, err)

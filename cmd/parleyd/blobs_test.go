@@ -515,9 +515,10 @@ func TestChannelMediaFlagErrors(t *testing.T) {
 	}{
 		{"directory", "/srv/media", good, "want an s3:// URL"},
 		{"presign", "s3://" + s3.Bucket + "/c?endpoint=" + s3.Endpoint + "&ca=" + s3.CAFile + "&presign=1ms", good, "--channel-media: presign="},
-		{"no bucket", "s3://no-such-bucket/c?endpoint=" + s3.Endpoint + "&ca=" + s3.CAFile, good, "--channel-media"},
+		{"no bucket", "s3://no-such-bucket/c?endpoint=" + s3.Endpoint + "&ca=" + s3.CAFile, good, "create it"},
 		{"wrong key", "s3://" + s3.Bucket + "/c?endpoint=" + s3.Endpoint + "&ca=" + s3.CAFile, writeCredentials(t, "WRONG", "wrong", 0o600), "credentials"},
-		{"unknown parameter", "s3://" + s3.Bucket + "/c?endpoint=" + s3.Endpoint + "&colour=blue", good, "--channel-media"},
+		{"unknown parameter", "s3://" + s3.Bucket + "/c?endpoint=" + s3.Endpoint + "&colour=blue", good, `--channel-media s3://parley-test/c?endpoint=127.0.0.1:`},
+		{"unknown parameter named", "s3://" + s3.Bucket + "/c?endpoint=" + s3.Endpoint + "&colour=blue", good, `unknown parameter "colour"`},
 	} {
 		_, _, err := openChannelMedia(context.Background(), tc.url, tc.creds, slog.New(slog.DiscardHandler))
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
