@@ -111,11 +111,7 @@ func (s *Server) uploadBlob(w http.ResponseWriter, r *http.Request) {
 	if counted {
 		defer s.slots.Release("uploads:" + user)
 	}
-	l := s.cfg.Limits.UploadPerAccount
-	if ok, after := s.shared.AllowN("upload/"+user, 1, l); !ok {
-		s.metrics.rateLimited.WithLabelValues("uploads_per_account").Inc()
-		w.Header().Set("Retry-After", fmt.Sprint(retrySeconds(after)))
-		http.Error(w, fmt.Sprintf("RATE_LIMITED: too many uploads (at most %d per %v per account); retry in %ds", l.N, l.Per, retrySeconds(after)), http.StatusTooManyRequests)
+	if !s.allowUpload(w, user) {
 		return
 	}
 	maxSize := s.cfg.MaxAttachment
@@ -207,11 +203,7 @@ func (s *Server) startUpload(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	l := s.cfg.Limits.UploadPerAccount
-	if ok, after := s.shared.AllowN("upload/"+user, 1, l); !ok {
-		s.metrics.rateLimited.WithLabelValues("uploads_per_account").Inc()
-		w.Header().Set("Retry-After", fmt.Sprint(retrySeconds(after)))
-		http.Error(w, fmt.Sprintf("RATE_LIMITED: too many uploads (at most %d per %v per account); retry in %ds", l.N, l.Per, retrySeconds(after)), http.StatusTooManyRequests)
+	if !s.allowUpload(w, user) {
 		return
 	}
 	if lim.Quota > 0 {
@@ -281,6 +273,20 @@ func (s *Server) finishUpload(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.uploaded(w, "up_direct", id, size, lim.Expires)
+}
+
+// allowUpload counts one upload (through this node or direct) against
+// the account's upload rate, shared across nodes; over it, it answers 429
+// with Retry-After.
+func (s *Server) allowUpload(w http.ResponseWriter, user string) bool {
+	l := s.cfg.Limits.UploadPerAccount
+	ok, after := s.shared.AllowN("upload/"+user, 1, l)
+	if !ok {
+		s.metrics.rateLimited.WithLabelValues("uploads_per_account").Inc()
+		w.Header().Set("Retry-After", fmt.Sprint(retrySeconds(after)))
+		http.Error(w, fmt.Sprintf("RATE_LIMITED: too many uploads (at most %d per %v per account); retry in %ds", l.N, l.Per, retrySeconds(after)), http.StatusTooManyRequests)
+	}
+	return ok
 }
 
 // directUploadCaller authenticates a direct upload's request and returns
