@@ -124,10 +124,11 @@ func chromium(t testing.TB) string {
 
 // browser starts headless Chromium and returns a context for its tab
 // (with a deadline) and the page's console, printed if the test fails.
-func browser(t testing.TB, timeout time.Duration) context.Context {
+func browser(t testing.TB, timeout time.Duration, extra ...chromedp.ExecAllocatorOption) context.Context {
 	t.Helper()
 	exe := chromium(t)
 	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(exe), chromedp.DisableGPU, chromedp.UserDataDir(t.TempDir()))
+	opts = append(opts, extra...)
 	if os.Geteuid() == 0 {
 		opts = append(opts, chromedp.NoSandbox) // Chromium's sandbox does not run as root
 	}
@@ -392,8 +393,18 @@ func checkHeaders(t *testing.T, url string, b *Bundle) {
 				t.Errorf("GET %s: %s = %q, want %q", path, k, got, v)
 			}
 		}
+		if got := resp.Header.Get("Content-Security-Policy"); got != b.csp {
+			t.Errorf("GET %s: Content-Security-Policy = %q, want %q", path, got, b.csp)
+		}
 	}
 	csp := resp.Header.Get("Content-Security-Policy")
+	if b.csp != CSP {
+		// Only the object store's origin is added, to connect-src.
+		csp = strings.Replace(csp, " "+b.objectStore, "", 1)
+		if csp != CSP {
+			t.Errorf("the CSP with the object store at %s is %q: more than connect-src changed", b.objectStore, resp.Header.Get("Content-Security-Policy"))
+		}
+	}
 	for _, bad := range []string{"unsafe-inline", "'unsafe-eval'", "http:", "https:", "*"} {
 		if strings.Contains(csp, bad) {
 			t.Errorf("the CSP allows %s: %s", bad, csp)

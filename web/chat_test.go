@@ -11,6 +11,7 @@ import (
 	"image"
 	"image/png"
 	"io/fs"
+	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -44,13 +45,24 @@ type page struct {
 // browser links to) and links a headless Chromium at phone width.
 func linkedPage(t *testing.T, names ...string) *page {
 	t.Helper()
-	b := bundle(t)
-	url := startServer(t, b)
-	p := &page{t: t, ctx: browser(t, 10*time.Minute), url: url, users: map[string]*client.Client{}, downloads: t.TempDir(), start: time.Now()}
+	return linkedPageAt(t, startServer(t, bundle(t)), pageOptions{}, names...)
+}
+
+// pageOptions are linkedPageAt's: the Chromium's extra options and the
+// CLI-side clients' HTTP client (nil: Go's default).
+type pageOptions struct {
+	chromium []chromedp.ExecAllocatorOption
+	http     *http.Client
+}
+
+// linkedPageAt is linkedPage with the parleyd at url.
+func linkedPageAt(t *testing.T, url string, opts pageOptions, names ...string) *page {
+	t.Helper()
+	p := &page{t: t, ctx: browser(t, 10*time.Minute, opts.chromium...), url: url, users: map[string]*client.Client{}, downloads: t.TempDir(), start: time.Now()}
 	bg := context.Background()
 	for _, name := range names {
 		c, err := client.Init(bg, client.Options{Dir: filepath.Join(t.TempDir(), name), Passphrase: []byte("pw " + name),
-			KDF: &fastKDF, KTMonitorEvery: -1}, url, name, "")
+			KDF: &fastKDF, KTMonitorEvery: -1, HTTPClient: opts.http}, url, name, "")
 		if err != nil {
 			t.Fatalf("init %s: %v", name, err)
 		}

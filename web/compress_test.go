@@ -207,6 +207,9 @@ func TestServesPrecompressed(t *testing.T) {
 					t.Errorf("GET %s as %q: no %s", name, want, k)
 				}
 			}
+			if resp.Header.Get("Content-Security-Policy") != CSP {
+				t.Errorf("GET %s as %q: no Content-Security-Policy", name, want)
+			}
 		}
 		if len(etags) != 3 {
 			t.Errorf("%s: ETags %v: each coding needs its own", name, etags)

@@ -26,6 +26,7 @@ import (
 	"io/fs"
 	"maps"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -60,9 +61,15 @@ const CSP = "default-src 'none'; script-src 'self' 'wasm-unsafe-eval'; style-src
 	"connect-src 'self'; img-src 'self' blob:; base-uri 'none'; form-action 'none'; " +
 	"frame-ancestors 'none'; require-trusted-types-for 'script'; trusted-types 'none'"
 
-// securityHeaders are set on every response of the handler.
+// cspWithObjectStore is CSP letting the page also connect to the
+// server's object store at origin (Options.ObjectStore).
+func cspWithObjectStore(origin string) string {
+	return strings.Replace(CSP, "connect-src 'self';", "connect-src 'self' "+origin+";", 1)
+}
+
+// securityHeaders are set on every response of the handler (the
+// Content-Security-Policy apart: it is the bundle's).
 var securityHeaders = map[string]string{
-	"Content-Security-Policy":      CSP,
 	"X-Content-Type-Options":       "nosniff",
 	"Referrer-Policy":              "no-referrer",
 	"X-Frame-Options":              "DENY",
@@ -86,12 +93,40 @@ type Bundle struct {
 	assets map[string]asset
 	index  []byte
 	sums   []byte
+	csp    string
+	// objectStore is Options.ObjectStore: the page may connect there.
+	objectStore string
 }
+
+// Options are how a server serves its bundle.
+type Options struct {
+	// ObjectStore is the origin (scheme://host[:port]) of the server's
+	// object store, when the server hands out pre-signed URLs for
+	// attachments and the web client is to use them: the page's
+	// Content-Security-Policy then lets it connect there too, and the
+	// page tells the module it may. The store's CORS rules must let the
+	// server's web origin PUT and GET (docs/web.md). Empty: every byte
+	// goes through the server.
+	ObjectStore string
+}
+
+// ErrObjectStoreOrigin means Options.ObjectStore (or what CheckOrigin
+// was given) is not an origin.
+var ErrObjectStoreOrigin = errors.New("web: want an origin, scheme://host[:port] with http or https and nothing after")
 
 // Load reads the client from files (static/ and dist/, as Files has
 // them); ErrNotBuilt if the module is missing.
-func Load(files fs.FS) (*Bundle, error) {
-	b := &Bundle{assets: map[string]asset{}}
+func Load(files fs.FS) (*Bundle, error) { return LoadWith(files, Options{}) }
+
+// LoadWith is Load for a server that serves the bundle as opts say.
+func LoadWith(files fs.FS, opts Options) (*Bundle, error) {
+	b := &Bundle{assets: map[string]asset{}, csp: CSP}
+	if opts.ObjectStore != "" {
+		if err := CheckOrigin(opts.ObjectStore); err != nil {
+			return nil, err
+		}
+		b.csp, b.objectStore = cspWithObjectStore(opts.ObjectStore), opts.ObjectStore
+	}
 	add := func(path, contentType string) error {
 		data, err := fs.ReadFile(files, path)
 		if errors.Is(err, fs.ErrNotExist) && strings.HasPrefix(path, "dist/") {
@@ -139,7 +174,7 @@ func Load(files fs.FS) (*Bundle, error) {
 		"Safety": "/web/safety.js", "SafetyIntegrity": a("safety.js").integrity(),
 		"Manage": "/web/manage.js", "ManageIntegrity": a("manage.js").integrity(),
 		"CSS": "/web/style.css", "CSSIntegrity": a("style.css").integrity(),
-		"Sums": "/web/SHA256SUMS",
+		"Sums": "/web/SHA256SUMS", "ObjectStore": opts.ObjectStore,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("web: index.html: %w", err)
@@ -169,7 +204,7 @@ var Routes = []string{"GET /{$}", "GET /web/"}
 
 // Handler serves the page at / and the files under /web/.
 func (b *Bundle) Handler() http.Handler {
-	return withHeaders(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	return withHeaders(b.csp, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch {
 		case r.URL.Path == "/":
 			w.Header().Set("Content-Type", "text/html; charset=utf-8")
@@ -194,7 +229,7 @@ func (b *Bundle) Handler() http.Handler {
 // NotBuiltHandler answers / when the module is missing: a page saying how
 // to build it, rather than a blank one.
 func NotBuiltHandler() http.Handler {
-	return withHeaders(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	return withHeaders(CSP, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
 		w.WriteHeader(http.StatusServiceUnavailable)
 		fmt.Fprint(w, `<!doctype html><meta charset="utf-8"><title>Parley</title>`+
@@ -204,11 +239,12 @@ func NotBuiltHandler() http.Handler {
 	}))
 }
 
-func withHeaders(h http.Handler) http.Handler {
+func withHeaders(csp string, h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		for k, v := range securityHeaders {
 			w.Header().Set(k, v)
 		}
+		w.Header().Set("Content-Security-Policy", csp)
 		h.ServeHTTP(w, r)
 	})
 }
@@ -257,4 +293,17 @@ func packageDir() (string, error) {
 		return "", errors.New("web: cannot find the web package's source")
 	}
 	return filepath.Dir(file), nil
+}
+
+// CheckOrigin accepts an origin, scheme://host[:port] with http or
+// https and nothing else (ErrObjectStoreOrigin otherwise): the text goes
+// into the page's policy and its markup.
+func CheckOrigin(origin string) error {
+	u, err := url.Parse(origin)
+	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.User != nil ||
+		u.Path != "" || u.RawQuery != "" || u.Fragment != "" || u.Opaque != "" ||
+		strings.ContainsAny(u.Host, " ;,'\"<>") {
+		return fmt.Errorf("%w: %q", ErrObjectStoreOrigin, origin)
+	}
+	return nil
 }

@@ -1,7 +1,9 @@
 package web
 
 import (
+	"crypto/sha256"
 	"errors"
+	"fmt"
 	"io/fs"
 	"net/http"
 	"net/http/httptest"
@@ -65,6 +67,65 @@ func TestHandlerServesOnlyTheBundle(t *testing.T) {
 		h.ServeHTTP(rec, httptest.NewRequest("GET", path, nil))
 		if rec.Code != want {
 			t.Errorf("GET %s: %d, want %d", path, rec.Code, want)
+		}
+	}
+}
+
+// fakeFiles is a bundle's files with a stand-in module.
+func fakeFiles(t testing.TB) fstest.MapFS {
+	t.Helper()
+	files := fstest.MapFS{
+		"dist/" + WASMName: {Data: []byte("\x00asm")},
+		"dist/" + ExecName: {Data: []byte("// go")},
+	}
+	for _, name := range staticFiles(t) {
+		data, err := fs.ReadFile(Files(), name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		files[name] = &fstest.MapFile{Data: data}
+	}
+	return files
+}
+
+// With an object store, the page may connect there and nowhere else new:
+// its origin is added to connect-src alone, the page names it for the
+// script, and the published sums cover that page. Anything but a bare
+// origin is refused, so that no text can widen the policy or the markup.
+func TestObjectStoreInPolicy(t *testing.T) {
+	const store = "https://bucket.s3.example:9000"
+	b, err := LoadWith(fakeFiles(t), Options{ObjectStore: store})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := httptest.NewRecorder()
+	b.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/", nil))
+	csp := rec.Header().Get("Content-Security-Policy")
+	if want := strings.Replace(CSP, "connect-src 'self';", "connect-src 'self' "+store+";", 1); csp != want || csp == CSP {
+		t.Fatalf("CSP %q, want %q", csp, want)
+	}
+	if !strings.Contains(rec.Body.String(), `<meta name="parley-object-store" content="`+store+`">`) {
+		t.Fatal("the page does not name the object store for its script")
+	}
+	if !strings.Contains(string(b.SHA256SUMS()), fmt.Sprintf("%x  index.html", sha256.Sum256(rec.Body.Bytes()))) {
+		t.Fatal("SHA256SUMS does not cover the page served")
+	}
+	plain, err := Load(fakeFiles(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec = httptest.NewRecorder()
+	plain.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/", nil))
+	if rec.Header().Get("Content-Security-Policy") != CSP || strings.Contains(rec.Body.String(), "parley-object-store") {
+		t.Fatal("without an object store the page names one")
+	}
+	for _, bad := range []string{
+		"bucket.example", "https://", "ftp://bucket.example", "https://bucket.example/", "https://bucket.example/x",
+		"https://bucket.example?x=1", "https://u:p@bucket.example", "https://bucket.example; script-src *",
+		"https://bucket.example' 'unsafe-eval", `https://bucket.example"><script>`, "javascript:alert(1)", "*",
+	} {
+		if _, err := LoadWith(fakeFiles(t), Options{ObjectStore: bad}); !errors.Is(err, ErrObjectStoreOrigin) {
+			t.Errorf("object store %q: %v, want ErrObjectStoreOrigin", bad, err)
 		}
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/parleychat/parley/internal/presigned"
@@ -88,7 +89,7 @@ func (c *Conn) UploadExpiringBlob(ctx context.Context, r io.Reader, size int64, 
 	if s == nil {
 		return "", ErrNotAuthenticated
 	}
-	if directTransfers && size > 0 && !c.noDirectUploads.Load() {
+	if directTransfers.Load() && size > 0 && !c.noDirectUploads.Load() {
 		id, err := c.uploadDirect(ctx, s.BlobToken, r, size, expires, progress)
 		if !errors.Is(err, errNoDirectUploads) {
 			return id, err
@@ -144,11 +145,14 @@ func (c *Conn) DownloadBlob(ctx context.Context, id string, w io.Writer, progres
 		return 0, fmt.Errorf("transport: download blob: %w", err)
 	}
 	req.Header.Set("Authorization", "Bearer "+s.BlobToken)
-	if directTransfers {
+	if directTransfers.Load() {
 		req.Header.Set(wire.BlobRedirectHeader, "1")
 	}
 	resp, err := c.downloadClient().Do(req)
 	if err != nil {
+		if runtime.GOOS == "js" && directTransfers.Load() {
+			return 0, fmt.Errorf("transport: download blob: the server or its object store could not be reached from this page (the object store's CORS rules must allow this server's web origin to PUT and GET, docs/web.md): %w", err)
+		}
 		return 0, fmt.Errorf("transport: download blob: %w", err)
 	}
 	defer resp.Body.Close()
@@ -205,10 +209,21 @@ func (c *Conn) downloadClient() *http.Client {
 }
 
 // directTransfers: uploads and downloads may go to the server's object
-// store directly. Not in a browser (the web client): its page's
-// Content-Security-Policy lets it connect to its own origin only, so it
-// moves every byte through its node.
-var directTransfers = runtime.GOOS != "js"
+// store directly. In a browser (the web client) only once the page says
+// its Content-Security-Policy lets it connect to the object store
+// (AllowDirectTransfers): until then it moves every byte through its
+// node.
+var directTransfers atomic.Bool
+
+func init() { directTransfers.Store(runtime.GOOS != "js") }
+
+// AllowDirectTransfers lets this process's connections move attachments
+// to and from the server's object store directly when the server offers
+// it. Outside a browser they always may. The web client's module calls
+// it when its page's Content-Security-Policy names the object store (the
+// server sets that policy, docs/web.md); without it a browser would
+// refuse the connection.
+func AllowDirectTransfers() { directTransfers.Store(true) }
 
 // directUploadHeader reports whether a direct upload's PUT may carry
 // header name as the server says: conditions and the type, never a
@@ -279,6 +294,11 @@ func (c *Conn) uploadDirect(ctx context.Context, token string, r io.Reader, size
 	// signature.
 	resp, err = c.downloadClient().Do(put)
 	if err != nil {
+		if runtime.GOOS == "js" {
+			// A browser says no more than "failed to fetch" when the
+			// object store's CORS rules leave this page out.
+			return "", fmt.Errorf("transport: upload blob: the object store did not take the upload from this page (its CORS rules must allow this server's web origin to PUT and GET, docs/web.md): %w", err)
+		}
 		return "", fmt.Errorf("transport: upload blob: %w", err)
 	}
 	if resp.StatusCode != http.StatusOK {

@@ -19,6 +19,7 @@ import (
 	"github.com/parleychat/parley/store/blobpg"
 	"github.com/parleychat/parley/store/blobs3"
 	"github.com/parleychat/parley/store/blobstore"
+	"github.com/parleychat/parley/web"
 )
 
 // blobBackend is where attachments are: a directory (store/blobstore) or
@@ -45,9 +46,13 @@ const blobsFlagHelp = "where attachments are stored: a `directory` (default DATA
 	"spoken to over TLS (tls=off only for an endpoint on loopback), with the credentials from --blobs-credentials or " +
 	envS3KeyID + " and " + envS3Secret + " (never in the URL). The bucket must exist; it is checked at start-up. " +
 	"Objects of uploads a crash interrupted are swept once per sweep interval (off: leave it to a bucket lifecycle rule). " +
-	"With presign=DURATION, downloads are redirected to pre-signed URLs of the objects, and clients upload to pre-signed URLs, valid that long, so attachments' bytes go between clients and the bucket without passing through parleyd (the clients must reach the endpoint; the web client still goes through parleyd). " +
+	"With presign=DURATION, downloads are redirected to pre-signed URLs of the objects, and clients upload to pre-signed URLs, valid that long, so attachments' bytes go between clients and the bucket without passing through parleyd (the clients must reach the endpoint; the web client too with --web-direct-transfers). " +
 	"The attachments' index (owner, size, time, quotas, expiry) is in --db if given, else in DATA/" + s3IndexFile + ". " +
 	"With --db and a directory, every node must see the same directory (a shared mount); with a bucket, nothing is shared but the bucket and the database"
+
+const webDirectFlagHelp = "the `origin` users open the web client at (https://chat.example.org): its attachments then go to and from the --blobs bucket directly, as the CLI's do, " +
+	"instead of through parleyd. Needs an s3:// --blobs with presign=; the page's Content-Security-Policy names the bucket's endpoint, and the bucket's CORS rules must let this origin " +
+	"PUT and GET with the headers content-type, if-none-match and parley-follow-redirect (checked at start-up where the endpoint serves them; docs/web.md)"
 
 const blobsCredentialsHelp = "`file` (mode 0600) holding the S3 access key id and secret access key of an s3:// --blobs or --channel-media, as lines " +
 	"access_key_id=... and secret_access_key=...; default: the environment variables " + envS3KeyID + " and " + envS3Secret
@@ -253,4 +258,40 @@ func redactS3(raw string) string {
 		return "(unparsable URL)"
 	}
 	return u.Redacted()
+}
+
+// webDirectTransfers checks --web-direct-transfers against the blob
+// store and returns how the web client is to be served: with the
+// bucket's origin in its page's policy, or as before if the flag is
+// empty. Rules the bucket serves that would refuse the page stop the
+// start-up (every upload from the web client would fail); an endpoint
+// that does not serve its rules gets a warning.
+func webDirectTransfers(ctx context.Context, webOrigin string, blobs blobBackend, log *slog.Logger) (web.Options, error) {
+	if webOrigin == "" {
+		return web.Options{}, nil
+	}
+	if err := web.CheckOrigin(webOrigin); err != nil {
+		return web.Options{}, fmt.Errorf("--web-direct-transfers: %w", err)
+	}
+	s3, ok := blobs.(*blobs3.Store)
+	if !ok {
+		return web.Options{}, errors.New("--web-direct-transfers: attachments are not in a bucket: give --blobs s3://...&presign=DURATION")
+	}
+	origin, err := s3.BrowserOrigin(ctx)
+	if errors.Is(err, blobs3.ErrNoPresign) {
+		return web.Options{}, errors.New("--web-direct-transfers: the --blobs bucket hands out no pre-signed URLs: add presign=DURATION to its URL (e.g. &presign=5m)")
+	}
+	if err != nil {
+		return web.Options{}, fmt.Errorf("--web-direct-transfers: %w", err)
+	}
+	cctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	switch err := s3.CheckBrowserAccess(cctx, webOrigin); {
+	case errors.Is(err, blobs3.ErrCORSUnreadable):
+		log.Warn("web client's direct transfers: the bucket's CORS rules could not be checked; browsers refuse the transfers unless they let the web origin PUT and GET (docs/web.md)", "web_origin", webOrigin, "err", err)
+	case err != nil:
+		return web.Options{}, fmt.Errorf("--web-direct-transfers %s: %w", webOrigin, err)
+	}
+	log.Info("web client's attachments go directly to the bucket", "web_origin", webOrigin, "object_store", origin)
+	return web.Options{ObjectStore: origin}, nil
 }

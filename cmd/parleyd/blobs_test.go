@@ -12,16 +12,22 @@ import (
 	"log/slog"
 	"maps"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"testing/fstest"
 	"time"
+
+	"github.com/minio/minio-go/v7/pkg/cors"
 
 	"github.com/parleychat/parley/channels"
 	"github.com/parleychat/parley/channels/channelcmd"
 	"github.com/parleychat/parley/client/transport"
 	"github.com/parleychat/parley/internal/s3test"
+	"github.com/parleychat/parley/store/blobs3"
+	"github.com/parleychat/parley/web"
 )
 
 // s3URL is an s3:// --blobs for the test server, with prefix "att".
@@ -701,4 +707,88 @@ func askRedirect(t *testing.T, url, token string) *http.Response {
 	}
 	resp.Body.Close()
 	return resp
+}
+
+// --web-direct-transfers names the web origin whose page may use the
+// bucket directly. It needs an s3:// --blobs with presign=, refuses
+// anything but an origin, and refuses to start when the bucket's CORS
+// rules (as a real S3 server serves them) would refuse that origin, since
+// every upload from the web client would then fail; an endpoint that
+// serves no rules gets a warning. When it starts, the page's policy names
+// the pre-signed URLs' origin.
+func TestWebDirectTransfersFlag(t *testing.T) {
+	ctx := context.Background()
+	const webOrigin = "https://chat.example.org"
+	openS3 := func(t *testing.T, s3 *s3test.Server, params string) blobBackend {
+		t.Helper()
+		b, err := openBlobs(ctx, t.TempDir(), "", s3URL(s3, s3.Bucket)+params, writeCredentials(t, s3.AccessKeyID, s3.SecretAccessKey, 0o600), slog.New(slog.DiscardHandler))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { b.Close() })
+		return b
+	}
+	if opts, err := webDirectTransfers(ctx, "", nil, slog.New(slog.DiscardHandler)); err != nil || opts.ObjectStore != "" {
+		t.Fatalf("no flag: %+v, %v", opts, err)
+	}
+	dirBlobs, err := openBlobs(ctx, t.TempDir(), "", "", "", slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dirBlobs.Close()
+	fake := s3test.Start(t)
+	for _, tc := range []struct {
+		name, origin string
+		blobs        blobBackend
+		want         string
+	}{
+		{"not an origin", "chat.example.org", dirBlobs, "want an origin"},
+		{"a path", webOrigin + "/app", dirBlobs, "want an origin"},
+		{"a directory", webOrigin, dirBlobs, "attachments are not in a bucket"},
+		{"no presign", webOrigin, openS3(t, fake, ""), "presign="},
+	} {
+		if _, err := webDirectTransfers(ctx, tc.origin, tc.blobs, slog.New(slog.DiscardHandler)); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: %v, want an error saying %q", tc.name, err, tc.want)
+		}
+	}
+
+	// The fake serves no CORS rules: a warning, and the page may connect.
+	var logs strings.Builder
+	opts, err := webDirectTransfers(ctx, webOrigin, openS3(t, fake, "&presign=1m"), slog.New(slog.NewTextHandler(&logs, nil)))
+	if err != nil || opts.ObjectStore != "https://"+fake.Endpoint {
+		t.Fatalf("a bucket without CORS rules to read: %+v, %v", opts, err)
+	}
+	if !strings.Contains(logs.String(), "could not be checked") {
+		t.Fatalf("no warning that the rules went unchecked: %s", logs.String())
+	}
+
+	real := s3test.StartVersity(t)
+	blobs := openS3(t, real, "&presign=1m")
+	if _, err := webDirectTransfers(ctx, webOrigin, blobs, slog.New(slog.DiscardHandler)); !errors.Is(err, blobs3.ErrCORSRefuses) || !strings.Contains(err.Error(), "--web-direct-transfers") {
+		t.Fatalf("a bucket without CORS rules: %v, want ErrCORSRefuses", err)
+	}
+	real.SetCORS(t, cors.Rule{AllowedOrigin: []string{webOrigin}, AllowedMethod: []string{"GET", "PUT"},
+		AllowedHeader: []string{"content-type", "if-none-match", "parley-follow-redirect"}})
+	opts, err = webDirectTransfers(ctx, webOrigin, blobs, slog.New(slog.DiscardHandler))
+	if err != nil || opts.ObjectStore != "https://"+real.Endpoint {
+		t.Fatalf("with the documented rules: %+v, %v", opts, err)
+	}
+	files := fstest.MapFS{"dist/" + web.WASMName: {Data: []byte("\x00asm")}, "dist/" + web.ExecName: {Data: []byte("//")}}
+	static, err := os.ReadDir("../../web/static")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range static {
+		data, err := os.ReadFile(filepath.Join("../../web/static", e.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		files["static/"+e.Name()] = &fstest.MapFile{Data: data}
+	}
+	mount := withWebClient(map[string]http.Handler{}, files, opts, slog.New(slog.DiscardHandler))
+	rec := httptest.NewRecorder()
+	mount["GET /{$}"].ServeHTTP(rec, httptest.NewRequest("GET", "/", nil))
+	if csp := rec.Header().Get("Content-Security-Policy"); !strings.Contains(csp, "connect-src 'self' https://"+real.Endpoint+";") {
+		t.Fatalf("the page's policy does not name the bucket: %s", csp)
+	}
 }

@@ -235,7 +235,10 @@ type serveFlags struct {
 	// channelMedia is where public channels' media files go: an s3://
 	// URL, or "" for the channels database.
 	channelMedia string
-	memoryLimit  memoryLimitFlag
+	// webDirect is the web origin whose web client moves attachments to
+	// and from --blobs' bucket itself (--web-direct-transfers).
+	webDirect   string
+	memoryLimit memoryLimitFlag
 }
 
 // abuseFlags are the limits that keep one account from taking others off
@@ -344,6 +347,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&f.blobs, "blobs", "", blobsFlagHelp)
 	fs.StringVar(&f.blobsCredentials, "blobs-credentials", "", blobsCredentialsHelp)
 	fs.StringVar(&f.channelMedia, "channel-media", "", channelMediaFlagHelp)
+	fs.StringVar(&f.webDirect, "web-direct-transfers", "", webDirectFlagHelp)
 	fs.StringVar(&f.listen, "listen", "127.0.0.1:7867", "`address` to listen on; plain HTTP only on a loopback address, anything else needs --tls-cert and --tls-key")
 	fs.StringVar(&f.tlsCert, "tls-cert", "", "TLS certificate chain `file` (PEM)")
 	fs.StringVar(&f.tlsKey, "tls-key", "", "TLS private key `file` (PEM)")
@@ -543,7 +547,12 @@ func serveWith(ctx context.Context, f serveFlags, log *slog.Logger, ready chan<-
 		cfg.Bus = bus
 	}
 	cfg.Mount = withTransparency(cfg.Mount, f.data)
-	cfg.Mount = withWebClient(cfg.Mount, web.Files(), log)
+	webOpts, err := webDirectTransfers(ctx, f.webDirect, blobs, log)
+	if err != nil {
+		st.Close()
+		return err
+	}
+	cfg.Mount = withWebClient(cfg.Mount, web.Files(), webOpts, log)
 	if cfg.Transparency, err = f.kt.transparencyConfig(f.data); err != nil {
 		st.Close()
 		return fmt.Errorf("key transparency directory: %w", err)
@@ -621,8 +630,8 @@ func serveWith(ctx context.Context, f serveFlags, log *slog.Logger, ready chan<-
 // withWebClient serves the web client (package web) at / on the main
 // listener, or, in a parleyd built without its module, a page saying how
 // to build it.
-func withWebClient(mount map[string]http.Handler, files fs.FS, log *slog.Logger) map[string]http.Handler {
-	b, err := web.Load(files)
+func withWebClient(mount map[string]http.Handler, files fs.FS, opts web.Options, log *slog.Logger) map[string]http.Handler {
+	b, err := web.LoadWith(files, opts)
 	if err != nil {
 		log.Warn("web client not served", "err", err)
 		mount["GET /{$}"] = web.NotBuiltHandler()

@@ -19,7 +19,7 @@ import (
 // the delivery service's routes are untouched.
 func TestWebClientMounted(t *testing.T) {
 	files := fstest.MapFS{"static/index.html": {Data: []byte("x")}} // no dist/
-	mount := withWebClient(map[string]http.Handler{}, files, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	mount := withWebClient(map[string]http.Handler{}, files, web.Options{}, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	mux := http.NewServeMux()
 	for p, h := range mount {
 		mux.Handle(p, h)
@@ -50,7 +50,7 @@ func TestWebClientMounted(t *testing.T) {
 			files["static/"+name] = &fstest.MapFile{Data: []byte("//")}
 		}
 	}
-	mount = withWebClient(map[string]http.Handler{}, files, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	mount = withWebClient(map[string]http.Handler{}, files, web.Options{}, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	mux = http.NewServeMux()
 	for p, h := range mount {
 		mux.Handle(p, h)

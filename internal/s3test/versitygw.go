@@ -24,6 +24,7 @@ import (
 	"time"
 
 	"github.com/minio/minio-go/v7"
+	"github.com/minio/minio-go/v7/pkg/cors"
 	"github.com/minio/minio-go/v7/pkg/credentials"
 )
 
@@ -99,15 +100,37 @@ func StartVersity(t testing.TB) *Server {
 		t.Cleanup(stop)
 		break
 	}
+	if err := s.admin(t).MakeBucket(context.Background(), s.Bucket, minio.MakeBucketOptions{}); err != nil {
+		t.Fatalf("versitygw: create the bucket: %v", err)
+	}
+	return s
+}
+
+// admin is an S3 client of a StartVersity server with its credentials.
+func (s *Server) admin(t testing.TB) *minio.Client {
+	t.Helper()
 	c, err := minio.New(s.Endpoint, &minio.Options{Creds: credentials.NewStaticV4(s.AccessKeyID, s.SecretAccessKey, ""), Secure: true,
 		Transport: &http.Transport{TLSClientConfig: tlsConfig(s.RootCAs)}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := c.MakeBucket(context.Background(), s.Bucket, minio.MakeBucketOptions{}); err != nil {
-		t.Fatalf("versitygw: create the bucket: %v", err)
+	return c
+}
+
+// SetCORS sets the bucket's CORS rules on a StartVersity server (none:
+// removes them), as an operator would for browsers to use pre-signed URLs.
+func (s *Server) SetCORS(t testing.TB, rules ...cors.Rule) {
+	t.Helper()
+	if s.dir == "" {
+		t.Fatal("s3test: SetCORS needs a StartVersity server (the fake has no CORS)")
 	}
-	return s
+	var cfg *cors.Config
+	if len(rules) > 0 {
+		cfg = cors.NewConfig(rules)
+	}
+	if err := s.admin(t).SetBucketCors(context.Background(), s.Bucket, cfg); err != nil {
+		t.Fatalf("versitygw: set the bucket's CORS rules: %v", err)
+	}
 }
 
 // waitReady waits until the gateway answers TLS on its port.

@@ -2,6 +2,7 @@ package blobs3
 
 import (
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -10,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/minio/minio-go/v7/pkg/cors"
 	"github.com/parleychat/parley/internal/s3test"
 	"github.com/parleychat/parley/store"
 	"github.com/parleychat/parley/store/blobtest"
@@ -66,4 +68,41 @@ func TestVersityGateway(t *testing.T) {
 	})
 	t.Run("DirectUploads", func(t *testing.T) { testDirectUploads(t, s3test.StartVersity(t)) })
 	t.Run("Media", func(t *testing.T) { testMediaObjects(t, s3test.StartVersity(t)) })
+	t.Run("BrowserAccess", func(t *testing.T) { testBrowserAccess(t, s3test.StartVersity(t)) })
+}
+
+// testBrowserAccess: the origin a page must be allowed to connect to is
+// the pre-signed URLs' own, and the start-up check reads the bucket's
+// CORS rules as S3 applies them: none, rules for another origin, and
+// rules without the headers the web client sends all refuse; the rules
+// docs/web.md gives allow.
+func testBrowserAccess(t *testing.T, srv *s3test.Server) {
+	cfg := config(srv)
+	cfg.Presign = time.Minute
+	s := open(t, cfg, sqliteIndex(t))
+	origin, err := s.BrowserOrigin(ctx)
+	if err != nil || origin != "https://"+srv.Endpoint {
+		t.Fatalf("BrowserOrigin: %q, %v; want https://%s", origin, err, srv.Endpoint)
+	}
+	const web = "https://chat.example.org"
+	if err := s.CheckBrowserAccess(ctx, web); !errors.Is(err, ErrCORSRefuses) {
+		t.Fatalf("no CORS rules: %v, want ErrCORSRefuses", err)
+	}
+	srv.SetCORS(t, cors.Rule{AllowedOrigin: []string{"https://other.example.org"}, AllowedMethod: []string{"GET", "PUT"}, AllowedHeader: []string{"*"}})
+	if err := s.CheckBrowserAccess(ctx, web); !errors.Is(err, ErrCORSRefuses) {
+		t.Fatalf("rules for another origin: %v, want ErrCORSRefuses", err)
+	}
+	srv.SetCORS(t, cors.Rule{AllowedOrigin: []string{web}, AllowedMethod: []string{"GET", "PUT"}, AllowedHeader: []string{"content-type"}})
+	if err := s.CheckBrowserAccess(ctx, web); !errors.Is(err, ErrCORSRefuses) || !strings.Contains(err.Error(), "if-none-match") {
+		t.Fatalf("rules without If-None-Match: %v, want ErrCORSRefuses naming it", err)
+	}
+	srv.SetCORS(t, cors.Rule{AllowedOrigin: []string{web}, AllowedMethod: []string{"GET", "PUT"},
+		AllowedHeader: []string{"content-type", "if-none-match", "parley-follow-redirect"}, MaxAgeSeconds: 3600})
+	if err := s.CheckBrowserAccess(ctx, web); err != nil {
+		t.Fatalf("the documented rules: %v", err)
+	}
+	noPresign := open(t, config(srv), sqliteIndex(t))
+	if _, err := noPresign.BrowserOrigin(ctx); !errors.Is(err, ErrNoPresign) {
+		t.Fatalf("BrowserOrigin without presign: %v, want ErrNoPresign", err)
+	}
 }

@@ -38,6 +38,9 @@ async function start() {
   const { instance } = await WebAssembly.instantiate(await resp.arrayBuffer(), go.importObject);
   go.run(instance);
   await ready;
+  // The server names its object store when this page's policy lets it
+  // connect there: attachments then go to and from it directly.
+  if (document.querySelector('meta[name="parley-object-store"]')) await parley.allowDirectTransfers();
   if (await parley.hasProfile()) {
     show("unlock");
     status("Locked");

@@ -19,6 +19,7 @@ import (
 
 	"github.com/parleychat/parley/client"
 	"github.com/parleychat/parley/client/profile"
+	"github.com/parleychat/parley/client/transport"
 )
 
 // profileName is the IndexedDB database the web client's profile lives in
@@ -38,6 +39,9 @@ func main() {
 		api.Set(name, js.FuncOf(func(_ js.Value, args []js.Value) any { return promise(func() (any, error) { return fn(args) }) }))
 	}
 	export("hasProfile", func([]js.Value) (any, error) { return profile.Exists(profileName), nil })
+	// The page calls it when its Content-Security-Policy lets the module
+	// reach the server's object store (web.Options.ObjectStore).
+	export("allowDirectTransfers", func([]js.Value) (any, error) { transport.AllowDirectTransfers(); return nil, nil })
 	export("link", a.link)
 	export("open", a.open)
 	export("self", func([]js.Value) (any, error) {
