@@ -21,10 +21,12 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/parleychat/parley/client"
 	"github.com/parleychat/parley/client/profile"
 	"github.com/parleychat/parley/server"
+	"github.com/parleychat/parley/store"
 	"github.com/parleychat/parley/store/blobstore"
 	"github.com/parleychat/parley/store/sqlitestore"
 )
@@ -70,13 +72,31 @@ func bundle(t testing.TB) *Bundle {
 // startServer runs a real parleyd on loopback serving the web client.
 func startServer(t testing.TB, b *Bundle) string {
 	t.Helper()
-	dir := t.TempDir()
-	ctx := context.Background()
-	st, err := sqlitestore.Open(ctx, filepath.Join(dir, "parley.db"), nil)
+	blobs, err := blobstore.Open(filepath.Join(t.TempDir(), "blobs"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	blobs, err := blobstore.Open(filepath.Join(dir, "blobs"))
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	serveOn(t, ln, b, blobs, nil)
+	return "http://" + ln.Addr().String()
+}
+
+// blobCloser is an attachment store the server closes when it stops.
+type blobCloser interface {
+	store.Blobs
+	Close() error
+}
+
+// serveOn runs a real parleyd on ln serving the web client, with its
+// attachments in blobs (closed with the server) and its metrics in reg
+// (nil: none kept).
+func serveOn(t testing.TB, ln net.Listener, b *Bundle, blobs blobCloser, reg *prometheus.Registry) {
+	t.Helper()
+	ctx := context.Background()
+	st, err := sqlitestore.Open(ctx, filepath.Join(t.TempDir(), "parley.db"), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -88,12 +108,12 @@ func startServer(t testing.TB, b *Bundle) string {
 	for _, p := range Routes {
 		mount[p] = b.Handler()
 	}
-	srv, err := server.New(server.Config{Store: st, Blobs: blobs, Transparency: kt, Mount: mount,
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	if err != nil {
-		t.Fatal(err)
+	cfg := server.Config{Store: st, Blobs: blobs, Transparency: kt, Mount: mount,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	if reg != nil {
+		cfg.Registerer, cfg.Gatherer = reg, reg
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	srv, err := server.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -105,7 +125,6 @@ func startServer(t testing.TB, b *Bundle) string {
 		st.Close()
 		blobs.Close()
 	})
-	return "http://" + ln.Addr().String()
 }
 
 // chromium finds the browser the tests drive.

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
@@ -103,14 +102,7 @@ func fakeBundle(t *testing.T) fstest.MapFS {
 			files["dist/"+name+suffix] = &fstest.MapFile{Data: data}
 		}
 	}
-	for _, name := range staticFiles(t) {
-		data, err := fs.ReadFile(Files(), name)
-		if err != nil {
-			t.Fatal(err)
-		}
-		files[name] = &fstest.MapFile{Data: data}
-	}
-	return files
+	return withStatic(t, files)
 }
 
 // get fetches path from h with an Accept-Encoding and decodes the body

@@ -8,8 +8,6 @@ import (
 	"encoding/base64"
 	"encoding/pem"
 	"fmt"
-	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -25,10 +23,8 @@ import (
 	"github.com/parleychat/parley/client"
 	"github.com/parleychat/parley/client/filecrypt"
 	"github.com/parleychat/parley/internal/s3test"
-	"github.com/parleychat/parley/server"
 	"github.com/parleychat/parley/store/blobs3"
 	"github.com/parleychat/parley/store/blobstore"
-	"github.com/parleychat/parley/store/sqlitestore"
 )
 
 // With --web-direct-transfers, the browser's attachments go to and from
@@ -48,9 +44,8 @@ func TestWebDirectTransfersInBrowser(t *testing.T) {
 	s3.SetCORS(t, cors.Rule{AllowedOrigin: []string{url}, AllowedMethod: []string{"GET", "PUT"},
 		AllowedHeader: []string{"content-type", "if-none-match", "parley-follow-redirect"}})
 
-	dir := t.TempDir()
 	ctx := context.Background()
-	idx, err := blobstore.OpenSQLiteIndex(filepath.Join(dir, "blobs-index", "blobs.db"))
+	idx, err := blobstore.OpenSQLiteIndex(filepath.Join(t.TempDir(), "blobs-index", "blobs.db"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -75,32 +70,8 @@ func TestWebDirectTransfersInBrowser(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	st, err := sqlitestore.Open(ctx, filepath.Join(dir, "parley.db"), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kt, err := server.EphemeralTransparency("parley.test/kt")
-	if err != nil {
-		t.Fatal(err)
-	}
-	mount := map[string]http.Handler{}
-	for _, p := range Routes {
-		mount[p] = b.Handler()
-	}
 	reg := prometheus.NewRegistry()
-	srv, err := server.New(server.Config{Store: st, Blobs: blobs, Transparency: kt, Mount: mount, Registerer: reg, Gatherer: reg,
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	go srv.Serve(ln)
-	t.Cleanup(func() {
-		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		srv.Shutdown(sctx)
-		st.Close()
-		blobs.Close()
-	})
+	serveOn(t, ln, b, blobs, reg)
 
 	// Chromium trusts the test server's own key and nothing more.
 	p := linkedPageAt(t, url, pageOptions{
@@ -121,7 +92,6 @@ func TestWebDirectTransfersInBrowser(t *testing.T) {
 		got, err := os.ReadFile(filepath.Join(p.downloads, "direct-from-bob.bin"))
 		return err == nil && sha(got) == sha(data), fmt.Sprint(err)
 	})
-
 
 	path, data = randomFile(t, "direct-from-browser.bin", 150_000)
 	p.do("sending a file from the browser", chromedp.SetUploadFiles(chromedp.CSS("#file-input"), []string{path}),

@@ -43,18 +43,7 @@ func TestNotBuilt(t *testing.T) {
 // Only the client's own files are served under /web/: not the page's
 // template, not a path outside.
 func TestHandlerServesOnlyTheBundle(t *testing.T) {
-	files := fstest.MapFS{
-		"dist/" + WASMName: {Data: []byte("\x00asm")},
-		"dist/" + ExecName: {Data: []byte("// go")},
-	}
-	for _, name := range staticFiles(t) {
-		data, err := fs.ReadFile(Files(), name)
-		if err != nil {
-			t.Fatal(err)
-		}
-		files[name] = &fstest.MapFile{Data: data}
-	}
-	b, err := Load(files)
+	b, err := Load(fakeFiles(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -74,10 +63,15 @@ func TestHandlerServesOnlyTheBundle(t *testing.T) {
 // fakeFiles is a bundle's files with a stand-in module.
 func fakeFiles(t testing.TB) fstest.MapFS {
 	t.Helper()
-	files := fstest.MapFS{
+	return withStatic(t, fstest.MapFS{
 		"dist/" + WASMName: {Data: []byte("\x00asm")},
 		"dist/" + ExecName: {Data: []byte("// go")},
-	}
+	})
+}
+
+// withStatic adds every file of web/static to files.
+func withStatic(t testing.TB, files fstest.MapFS) fstest.MapFS {
+	t.Helper()
 	for _, name := range staticFiles(t) {
 		data, err := fs.ReadFile(Files(), name)
 		if err != nil {
