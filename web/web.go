@@ -110,9 +110,9 @@ type Options struct {
 	ObjectStore string
 }
 
-// ErrObjectStoreOrigin means Options.ObjectStore (or what CheckOrigin
-// was given) is not an origin.
-var ErrObjectStoreOrigin = errors.New("web: want an origin, scheme://host[:port] with http or https and nothing after")
+// ErrNotOrigin means Options.ObjectStore, or what CheckOrigin was
+// given, is not an origin.
+var ErrNotOrigin = errors.New("web: want an origin, scheme://host[:port] with http or https and nothing after")
 
 // Load reads the client from files (static/ and dist/, as Files has
 // them); ErrNotBuilt if the module is missing.
@@ -296,14 +296,14 @@ func packageDir() (string, error) {
 }
 
 // CheckOrigin accepts an origin, scheme://host[:port] with http or
-// https and nothing else (ErrObjectStoreOrigin otherwise): the text goes
+// https and nothing else (ErrNotOrigin otherwise): the text goes
 // into the page's policy and its markup.
 func CheckOrigin(origin string) error {
 	u, err := url.Parse(origin)
 	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.User != nil ||
 		u.Path != "" || u.RawQuery != "" || u.Fragment != "" || u.Opaque != "" ||
 		strings.ContainsAny(u.Host, " ;,'\"<>") {
-		return fmt.Errorf("%w: %q", ErrObjectStoreOrigin, origin)
+		return fmt.Errorf("%w: %q", ErrNotOrigin, origin)
 	}
 	return nil
 }

@@ -118,8 +118,8 @@ func TestObjectStoreInPolicy(t *testing.T) {
 		"https://bucket.example?x=1", "https://u:p@bucket.example", "https://bucket.example; script-src *",
 		"https://bucket.example' 'unsafe-eval", `https://bucket.example"><script>`, "javascript:alert(1)", "*",
 	} {
-		if _, err := LoadWith(fakeFiles(t), Options{ObjectStore: bad}); !errors.Is(err, ErrObjectStoreOrigin) {
-			t.Errorf("object store %q: %v, want ErrObjectStoreOrigin", bad, err)
+		if _, err := LoadWith(fakeFiles(t), Options{ObjectStore: bad}); !errors.Is(err, ErrNotOrigin) {
+			t.Errorf("object store %q: %v, want ErrNotOrigin", bad, err)
 		}
 	}
 }
