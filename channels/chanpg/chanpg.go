@@ -677,31 +677,24 @@ func (s *Store) Posts(ctx context.Context, after int64, limit int, statuses ...c
 	for i, v := range statuses {
 		st[i] = string(v)
 	}
-	rows, err := s.pool.Query(ctx, postCols+` WHERE id > $1 AND status = ANY($2) ORDER BY id LIMIT $3`, after, st, limit)
-	if err != nil {
-		return nil, fmt.Errorf("chanpg: posts: %w", err)
-	}
-	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (channels.Post, error) { return scanPost(row) })
-	if err != nil {
-		return nil, fmt.Errorf("chanpg: posts: %w", err)
-	}
-	for i := range out {
-		if out[i].Media, err = readMedia(ctx, s.pool, out[i].ID); err != nil {
-			return nil, err
-		}
-	}
-	return out, nil
+	return s.queryPosts(ctx, "posts", `WHERE id > $1 AND status = ANY($2) ORDER BY id LIMIT $3`, after, st, limit)
 }
 
 // PostsBy implements channels.Store.
 func (s *Store) PostsBy(ctx context.Context, author string, after int64, limit int) ([]channels.Post, error) {
-	rows, err := s.pool.Query(ctx, postCols+` WHERE author = $1 AND id > $2 ORDER BY id LIMIT $3`, author, after, channels.PageLimit(limit, 100))
+	return s.queryPosts(ctx, "posts by author", `WHERE author = $1 AND id > $2 ORDER BY id LIMIT $3`, author, after, channels.PageLimit(limit, 100))
+}
+
+// queryPosts reads the posts that where (a WHERE clause and what
+// follows) selects, with their media; what names the query in errors.
+func (s *Store) queryPosts(ctx context.Context, what, where string, args ...any) ([]channels.Post, error) {
+	rows, err := s.pool.Query(ctx, postCols+" "+where, args...)
 	if err != nil {
-		return nil, fmt.Errorf("chanpg: posts by author: %w", err)
+		return nil, fmt.Errorf("chanpg: %s: %w", what, err)
 	}
 	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (channels.Post, error) { return scanPost(row) })
 	if err != nil {
-		return nil, fmt.Errorf("chanpg: posts by author: %w", err)
+		return nil, fmt.Errorf("chanpg: %s: %w", what, err)
 	}
 	for i := range out {
 		if out[i].Media, err = readMedia(ctx, s.pool, out[i].ID); err != nil {

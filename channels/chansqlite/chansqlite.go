@@ -662,50 +662,33 @@ func (s *Store) Posts(ctx context.Context, after int64, limit int, statuses ...c
 		args = append(args, string(st))
 	}
 	args = append(args, limit)
-	rows, err := s.db.QueryContext(ctx, postCols+` WHERE id > ? AND status IN (`+strings.Join(marks, ",")+`) ORDER BY id LIMIT ?`, args...)
-	if err != nil {
-		return nil, fmt.Errorf("chansqlite: posts: %w", err)
-	}
-	var out []channels.Post
-	for rows.Next() {
-		p, err := scanPost(rows)
-		if err != nil {
-			rows.Close()
-			return nil, fmt.Errorf("chansqlite: posts: %w", err)
-		}
-		out = append(out, p)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("chansqlite: posts: %w", err)
-	}
-	// One connection: read media after closing the posts cursor.
-	for i := range out {
-		if out[i].Media, err = s.media(ctx, s.db, out[i].ID); err != nil {
-			return nil, err
-		}
-	}
-	return out, nil
+	return s.queryPosts(ctx, "posts", `WHERE id > ? AND status IN (`+strings.Join(marks, ",")+`) ORDER BY id LIMIT ?`, args...)
 }
 
 // PostsBy implements channels.Store.
 func (s *Store) PostsBy(ctx context.Context, author string, after int64, limit int) ([]channels.Post, error) {
-	rows, err := s.db.QueryContext(ctx, postCols+` WHERE author = ? AND id > ? ORDER BY id LIMIT ?`, author, after, channels.PageLimit(limit, 100))
+	return s.queryPosts(ctx, "posts by author", `WHERE author = ? AND id > ? ORDER BY id LIMIT ?`, author, after, channels.PageLimit(limit, 100))
+}
+
+// queryPosts reads the posts that where (a WHERE clause and what
+// follows) selects, with their media; what names the query in errors.
+func (s *Store) queryPosts(ctx context.Context, what, where string, args ...any) ([]channels.Post, error) {
+	rows, err := s.db.QueryContext(ctx, postCols+" "+where, args...)
 	if err != nil {
-		return nil, fmt.Errorf("chansqlite: posts by author: %w", err)
+		return nil, fmt.Errorf("chansqlite: %s: %w", what, err)
 	}
 	var out []channels.Post
 	for rows.Next() {
 		p, err := scanPost(rows)
 		if err != nil {
 			rows.Close()
-			return nil, fmt.Errorf("chansqlite: posts by author: %w", err)
+			return nil, fmt.Errorf("chansqlite: %s: %w", what, err)
 		}
 		out = append(out, p)
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("chansqlite: posts by author: %w", err)
+		return nil, fmt.Errorf("chansqlite: %s: %w", what, err)
 	}
 	// One connection: read media after closing the posts cursor.
 	for i := range out {

@@ -502,25 +502,43 @@ func (s *Store) Open(ctx context.Context, id string) (io.ReadCloser, int64, erro
 	if !found {
 		return nil, 0, fmt.Errorf("blobs3: %w", store.ErrNotFound)
 	}
-	obj, err := s.c.GetObject(ctx, s.cfg.Bucket, s.key(id), minio.GetObjectOptions{})
+	obj, got, err := s.openObject(ctx, s.key(id), "download")
+	if errors.Is(err, errNoSuchKey) {
+		s.log.Error("blobs3: an indexed blob's object is missing from the bucket (removed outside parleyd, or the bucket was restored from an older backup); clients get 404",
+			"bucket", s.cfg.Bucket, "object", s.key(id))
+		return nil, 0, fmt.Errorf("blob %s: object %q in bucket %q: %w", id, s.key(id), s.cfg.Bucket, ErrObjectMissing)
+	}
 	if err != nil {
-		return nil, 0, s3Error("download", err)
+		return nil, 0, err
+	}
+	if got != size {
+		obj.Close()
+		return nil, 0, fmt.Errorf("blobs3: blob %s: the object holds %d bytes, the index says %d: %w", id, got, size, store.ErrUnavailable)
+	}
+	return obj, size, nil
+}
+
+// errNoSuchKey: openObject found no object under the key.
+var errNoSuchKey = errors.New("blobs3: no such object")
+
+// openObject sends the first GET of the object at key (so that a
+// missing object is reported now, not at the first read) and returns
+// it, streaming, with its size; errNoSuchKey if there is none. what
+// names the operation in other errors.
+func (s *bucket) openObject(ctx context.Context, key, what string) (*minio.Object, int64, error) {
+	obj, err := s.c.GetObject(ctx, s.cfg.Bucket, key, minio.GetObjectOptions{})
+	if err != nil {
+		return nil, 0, s3Error(what, err)
 	}
 	info, err := obj.Stat()
 	if err != nil {
 		obj.Close()
 		if minio.ToErrorResponse(err).Code == "NoSuchKey" {
-			s.log.Error("blobs3: an indexed blob's object is missing from the bucket (removed outside parleyd, or the bucket was restored from an older backup); clients get 404",
-				"bucket", s.cfg.Bucket, "object", s.key(id))
-			return nil, 0, fmt.Errorf("blob %s: object %q in bucket %q: %w", id, s.key(id), s.cfg.Bucket, ErrObjectMissing)
+			return nil, 0, errNoSuchKey
 		}
-		return nil, 0, s3Error("download", err)
+		return nil, 0, s3Error(what, err)
 	}
-	if info.Size != size {
-		obj.Close()
-		return nil, 0, fmt.Errorf("blobs3: blob %s: the object holds %d bytes, the index says %d: %w", id, info.Size, size, store.ErrUnavailable)
-	}
-	return obj, size, nil
+	return obj, info.Size, nil
 }
 
 var _ store.BlobURLs = (*Store)(nil)

@@ -3,6 +3,7 @@ package blobs3
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -51,21 +52,16 @@ func (m *Media) OpenMedia(ctx context.Context, object string) (io.ReadCloser, in
 	if !blobstore.ValidID(object) {
 		return nil, 0, fmt.Errorf("blobs3: media object %q: %w", object, fs.ErrNotExist)
 	}
-	obj, err := m.c.GetObject(ctx, m.cfg.Bucket, m.key(object), minio.GetObjectOptions{})
-	if err != nil {
-		return nil, 0, s3Error("read channel media", err)
+	obj, size, err := m.openObject(ctx, m.key(object), "read channel media")
+	if errors.Is(err, errNoSuchKey) {
+		m.log.Error("blobs3: a channel post's media object is missing from the bucket (removed outside parleyd, or the bucket was restored from an older backup)",
+			"bucket", m.cfg.Bucket, "object", m.key(object))
+		return nil, 0, fmt.Errorf("blobs3: media object %q in bucket %q: %w", m.key(object), m.cfg.Bucket, fs.ErrNotExist)
 	}
-	info, err := obj.Stat()
 	if err != nil {
-		obj.Close()
-		if minio.ToErrorResponse(err).Code == "NoSuchKey" {
-			m.log.Error("blobs3: a channel post's media object is missing from the bucket (removed outside parleyd, or the bucket was restored from an older backup)",
-				"bucket", m.cfg.Bucket, "object", m.key(object))
-			return nil, 0, fmt.Errorf("blobs3: media object %q in bucket %q: %w", m.key(object), m.cfg.Bucket, fs.ErrNotExist)
-		}
-		return nil, 0, s3Error("read channel media", err)
+		return nil, 0, err
 	}
-	return obj, info.Size, nil
+	return obj, size, nil
 }
 
 // MediaURL is a pre-signed GET of an object, valid for Presign (ok
