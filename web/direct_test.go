@@ -34,15 +34,25 @@ import (
 // one bob sent, each checked by its SHA-256; parleyd itself moved none
 // of the bytes (parleyd_blob_bytes_total counts them as direct uploads,
 // nothing up or down through it) and redirected both downloads.
+//
+// Without the option (the same bucket and rules), the page stays on its
+// own origin: its upload and its download go through parleyd, and only
+// bob's go to the bucket. So the page goes direct only when the server
+// says so.
 func TestWebDirectTransfersInBrowser(t *testing.T) {
 	s3 := s3test.StartVersity(t)
+	t.Run("Direct", func(t *testing.T) { testBrowserTransfers(t, s3, true) })
+	t.Run("ThroughServer", func(t *testing.T) { testBrowserTransfers(t, s3, false) })
+}
+
+func testBrowserTransfers(t *testing.T, s3 *s3test.Server, direct bool) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	url := "http://" + ln.Addr().String()
 	s3.SetCORS(t, cors.Rule{AllowedOrigin: []string{url}, AllowedMethod: []string{"GET", "PUT"},
-		AllowedHeader: []string{"content-type", "if-none-match", "parley-follow-redirect"}})
+		AllowedHeader: []string{"if-none-match", "parley-follow-redirect"}})
 
 	ctx := context.Background()
 	idx, err := blobstore.OpenSQLiteIndex(filepath.Join(t.TempDir(), "blobs-index", "blobs.db"))
@@ -66,7 +76,11 @@ func TestWebDirectTransfersInBrowser(t *testing.T) {
 	if err != nil {
 		t.Fatalf("building the web client: %v", err)
 	}
-	b, err := LoadWith(files, Options{ObjectStore: origin})
+	var opts Options
+	if direct {
+		opts.ObjectStore = origin
+	}
+	b, err := LoadWith(files, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -134,12 +148,19 @@ func TestWebDirectTransfersInBrowser(t *testing.T) {
 			}
 		}
 	}
-	// Both uploads went to the bucket (the browser's and bob's), both
-	// downloads were redirected there.
-	direct := float64(filecrypt.CiphertextSize(150_000) + filecrypt.CiphertextSize(120_000))
-	if bytes["up"] != 0 || bytes["down"] != 0 || bytes["up_direct"] != direct || redirects != 2 {
-		t.Fatalf("parleyd moved %v bytes up and %v down itself, %v went up directly (want %v), %v downloads were redirected (want 2)",
-			bytes["up"], bytes["down"], bytes["up_direct"], direct, redirects)
+	page, cli := float64(filecrypt.CiphertextSize(150_000)), float64(filecrypt.CiphertextSize(120_000))
+	// Bob's upload and download go to the bucket either way; the page's
+	// only with the option.
+	want := map[string]float64{"up": 0, "down": 0, "up_direct": page + cli, "redirects": 2}
+	if !direct {
+		want = map[string]float64{"up": page, "down": cli, "up_direct": cli, "redirects": 1}
+	}
+	if bytes["up"] != want["up"] || bytes["down"] != want["down"] || bytes["up_direct"] != want["up_direct"] || redirects != want["redirects"] {
+		t.Fatalf("parleyd moved %v bytes up and %v down itself, %v went up directly, %v downloads were redirected; want %v",
+			bytes["up"], bytes["down"], bytes["up_direct"], redirects, want)
+	}
+	if direct {
+		checkHeaders(t, url, b) // the page's policy with the bucket, on every file
 	}
 }
 

@@ -300,9 +300,11 @@ func packageDir() (string, error) {
 // into the page's policy and its markup.
 func CheckOrigin(origin string) error {
 	u, err := url.Parse(origin)
-	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.User != nil ||
-		u.Path != "" || u.RawQuery != "" || u.Fragment != "" || u.Opaque != "" ||
-		strings.ContainsAny(u.Host, " ;,'\"<>") {
+	// The text must be exactly scheme://host[:port] (no "?" or "#" left
+	// empty), and the host a name or address: a "*" would make a
+	// Content-Security-Policy source match every host.
+	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" ||
+		u.Scheme+"://"+u.Host != origin || strings.Trim(u.Host, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-:[]") != "" {
 		return fmt.Errorf("%w: %q", ErrNotOrigin, origin)
 	}
 	return nil

@@ -52,7 +52,7 @@ const blobsFlagHelp = "where attachments are stored: a `directory` (default DATA
 
 const webDirectFlagHelp = "the `origin` users open the web client at (https://chat.example.org): its attachments then go to and from the --blobs bucket directly, as the CLI's do, " +
 	"instead of through parleyd. Needs an s3:// --blobs with presign=; the page's Content-Security-Policy names the bucket's endpoint, and the bucket's CORS rules must let this origin " +
-	"PUT and GET with the headers content-type, if-none-match and parley-follow-redirect (checked at start-up where the endpoint serves them; docs/web.md)"
+	"PUT and GET with the headers if-none-match and parley-follow-redirect, and not with Authorization: no AllowedHeader * (checked at start-up where the endpoint serves them; docs/web.md)"
 
 const blobsCredentialsHelp = "`file` (mode 0600) holding the S3 access key id and secret access key of an s3:// --blobs or --channel-media, as lines " +
 	"access_key_id=... and secret_access_key=...; default: the environment variables " + envS3KeyID + " and " + envS3Secret

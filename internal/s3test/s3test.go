@@ -86,6 +86,7 @@ const (
 	ConditionsHonoured       = iota // as AWS S3: 412 if the object exists
 	ConditionsIgnored               // the PUT goes ahead (older servers)
 	ConditionsNotImplemented        // 501 NotImplemented
+	ConditionsFailing               // 503 SlowDown: a passing failure, which says nothing of the condition
 )
 
 // Start starts a server speaking TLS, stopped when the test ends.
@@ -153,6 +154,12 @@ func (s *Server) wrap(h http.Handler) http.Handler {
 		if r.Method == http.MethodPut && r.Header.Get("If-None-Match") != "" && !r.URL.Query().Has("partNumber") {
 			s.conditional.Lock()
 			defer s.conditional.Unlock()
+			if s.Conditions.Load() == ConditionsFailing {
+				w.Header().Set("Content-Type", "application/xml")
+				w.WriteHeader(http.StatusServiceUnavailable)
+				fmt.Fprintf(w, `<?xml version="1.0" encoding="UTF-8"?><Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message><Resource>%s</Resource></Error>`, r.URL.Path)
+				return
+			}
 			if r.Header.Get("If-None-Match") != "*" || s.Conditions.Load() == ConditionsNotImplemented {
 				w.Header().Set("Content-Type", "application/xml")
 				w.WriteHeader(http.StatusNotImplemented)

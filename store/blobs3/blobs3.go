@@ -251,7 +251,10 @@ func (s *bucket) check(ctx context.Context, c *minio.Client, probeConditional bo
 		return s.startupError(where+": reading a probe object back", err)
 	}
 	if probeConditional {
-		s.checkConditional(ctx, c, probe, body)
+		if err := s.checkConditional(ctx, c, probe, body); err != nil {
+			c.RemoveObject(context.WithoutCancel(ctx), s.cfg.Bucket, probe, minio.RemoveObjectOptions{})
+			return s.startupError(where+": probing conditional writes (If-None-Match: *)", err)
+		}
 	}
 	if err := c.RemoveObject(ctx, s.cfg.Bucket, probe, minio.RemoveObjectOptions{}); err != nil {
 		return s.startupError(where+": deleting a probe object", err)
@@ -265,17 +268,27 @@ func (s *bucket) check(ctx context.Context, c *minio.Client, probeConditional bo
 // are signed with the condition only if it is; otherwise an upload URL
 // could put other bytes over its checked object until it expires, which
 // is logged for the operator. A server that ignores the condition
-// overwrites the probe, which is removed next anyway.
-func (s *bucket) checkConditional(ctx context.Context, c *minio.Client, probe string, body []byte) {
+// overwrites the probe, which is removed next anyway. Only those two
+// answers (the PUT done, or 501 NotImplemented) turn the condition off:
+// any other failure (a timeout, a 5xx, a policy's AccessDenied) says
+// nothing about it and is returned, so that one passing failure at
+// start-up cannot leave every upload URL reusable for the life of the
+// process.
+func (s *bucket) checkConditional(ctx context.Context, c *minio.Client, probe string, body []byte) error {
 	var opts minio.PutObjectOptions
 	opts.SetMatchETagExcept("*")
 	_, err := c.PutObject(ctx, s.cfg.Bucket, probe, bytes.NewReader(body), int64(len(body)), opts)
-	if resp := minio.ToErrorResponse(err); resp.StatusCode == http.StatusPreconditionFailed {
+	resp := minio.ToErrorResponse(err)
+	switch {
+	case err != nil && resp.StatusCode == http.StatusPreconditionFailed:
 		s.conditional = true
-		return
+		return nil
+	case err != nil && resp.StatusCode != http.StatusNotImplemented && resp.Code != "NotImplemented":
+		return err
 	}
 	s.log.Warn("blobs3: the object store does not honour conditional writes (If-None-Match: *); a pre-signed upload URL can replace its object with bytes of the same size until it expires (presign=), which can only spoil the uploader's own attachment",
 		"answer", describeOrNil(err))
+	return nil
 }
 
 func describeOrNil(err error) string {

@@ -584,6 +584,25 @@ func testDirectUploads(t *testing.T, srv *s3test.Server) {
 	}
 }
 
+// A passing failure of the conditional-write probe (a 503 here) says
+// nothing about the condition: Open fails saying so, rather than signing
+// every upload URL without it for the life of the process.
+func TestConditionalProbeFailureStopsStartup(t *testing.T) {
+	srv := s3test.Start(t)
+	srv.Conditions.Store(s3test.ConditionsFailing)
+	cfg := config(srv)
+	cfg.Presign = time.Minute
+	idx := sqliteIndex(t)
+	defer idx.Close()
+	_, err := Open(ctx, cfg, idx)
+	if err == nil || !strings.Contains(err.Error(), "conditional writes") {
+		t.Fatalf("Open with a failing probe: %v, want an error about conditional writes", err)
+	}
+	if keys := srv.Keys(t); len(keys) != 0 {
+		t.Fatalf("the probe object was left behind: %v", keys)
+	}
+}
+
 // An object store that ignores S3's conditional write, or refuses it as
 // not implemented, still takes direct uploads: Open finds out with its
 // probe object, signs the upload URLs without the condition (which such

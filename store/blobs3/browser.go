@@ -42,29 +42,36 @@ func (s *Store) BrowserOrigin(ctx context.Context) (string, error) {
 // CheckBrowserAccess reads the bucket's CORS rules and reports, as an
 // error saying what to change, whether a page served from webOrigin
 // ("" for any) would be refused the direct uploads (PUT with
-// Content-Type and If-None-Match) and downloads (GET, after the
-// server's redirect, with Parley-Follow-Redirect) that the web client
-// makes. An endpoint that does not serve the rules gives the error of
-// asking.
+// If-None-Match) and downloads (GET, after the server's redirect, with
+// Parley-Follow-Redirect) that the web client makes. It also refuses
+// rules that let the page send an Authorization header to the bucket:
+// a browser that predates the Fetch standard's rule of dropping it on a
+// cross-origin redirect would forward the client's token for its node
+// there, and only the bucket's preflight answer stops it. An endpoint
+// that does not serve the rules gives the error of asking.
 func (s *Store) CheckBrowserAccess(ctx context.Context, webOrigin string) error {
 	cfg, err := s.c.GetBucketCors(ctx, s.cfg.Bucket)
 	if err != nil {
 		return fmt.Errorf("%w: %s", ErrCORSUnreadable, describe(err))
 	}
 	if cfg == nil || len(cfg.CORSRules) == 0 {
-		return fmt.Errorf("%w: the bucket has none; allow %s to GET and PUT with the headers content-type, if-none-match and parley-follow-redirect (docs/web.md)", ErrCORSRefuses, originName(webOrigin))
+		return fmt.Errorf("%w: the bucket has none; allow %s to GET and PUT with the headers if-none-match and parley-follow-redirect (docs/web.md)", ErrCORSRefuses, originName(webOrigin))
 	}
 	need := []struct {
 		method  string
 		headers []string
 	}{
-		{http.MethodPut, []string{"content-type", "if-none-match"}},
+		{http.MethodPut, []string{"if-none-match"}},
 		{http.MethodGet, []string{"parley-follow-redirect"}},
 	}
 	for _, n := range need {
 		if !slices.ContainsFunc(cfg.CORSRules, func(r cors.Rule) bool { return ruleAllows(r, webOrigin, n.method, n.headers) }) {
 			return fmt.Errorf("%w: no rule lets %s %s with the headers %s (docs/web.md)",
 				ErrCORSRefuses, originName(webOrigin), n.method, strings.Join(n.headers, ", "))
+		}
+		if slices.ContainsFunc(cfg.CORSRules, func(r cors.Rule) bool { return ruleAllows(r, webOrigin, n.method, []string{"authorization"}) }) {
+			return fmt.Errorf("%w: a rule lets %s %s with an Authorization header (AllowedHeader * does): name the headers instead, so that no browser can forward the client's token to the bucket (docs/web.md)",
+				ErrCORSRefuses, originName(webOrigin), n.method)
 		}
 	}
 	return nil

@@ -74,8 +74,9 @@ func TestVersityGateway(t *testing.T) {
 // testBrowserAccess: the origin a page must be allowed to connect to is
 // the pre-signed URLs' own, and the start-up check reads the bucket's
 // CORS rules as S3 applies them: none, rules for another origin, and
-// rules without the headers the web client sends all refuse; the rules
-// docs/web.md gives allow.
+// rules without the headers the web client sends, and rules that let a
+// page send an Authorization header to the bucket, all refuse; the
+// rules docs/web.md gives allow.
 func testBrowserAccess(t *testing.T, srv *s3test.Server) {
 	cfg := config(srv)
 	cfg.Presign = time.Minute
@@ -92,12 +93,16 @@ func testBrowserAccess(t *testing.T, srv *s3test.Server) {
 	if err := s.CheckBrowserAccess(ctx, web); !errors.Is(err, ErrCORSRefuses) {
 		t.Fatalf("rules for another origin: %v, want ErrCORSRefuses", err)
 	}
-	srv.SetCORS(t, cors.Rule{AllowedOrigin: []string{web}, AllowedMethod: []string{"GET", "PUT"}, AllowedHeader: []string{"content-type"}})
+	srv.SetCORS(t, cors.Rule{AllowedOrigin: []string{web}, AllowedMethod: []string{"GET", "PUT"}, AllowedHeader: []string{"content-type", "parley-follow-redirect"}})
 	if err := s.CheckBrowserAccess(ctx, web); !errors.Is(err, ErrCORSRefuses) || !strings.Contains(err.Error(), "if-none-match") {
 		t.Fatalf("rules without If-None-Match: %v, want ErrCORSRefuses naming it", err)
 	}
+	srv.SetCORS(t, cors.Rule{AllowedOrigin: []string{web}, AllowedMethod: []string{"GET", "PUT"}, AllowedHeader: []string{"*"}})
+	if err := s.CheckBrowserAccess(ctx, web); !errors.Is(err, ErrCORSRefuses) || !strings.Contains(err.Error(), "Authorization") {
+		t.Fatalf("rules allowing every header: %v, want ErrCORSRefuses naming Authorization", err)
+	}
 	srv.SetCORS(t, cors.Rule{AllowedOrigin: []string{web}, AllowedMethod: []string{"GET", "PUT"},
-		AllowedHeader: []string{"content-type", "if-none-match", "parley-follow-redirect"}, MaxAgeSeconds: 3600})
+		AllowedHeader: []string{"if-none-match", "parley-follow-redirect"}, MaxAgeSeconds: 3600})
 	if err := s.CheckBrowserAccess(ctx, web); err != nil {
 		t.Fatalf("the documented rules: %v", err)
 	}
