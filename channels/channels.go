@@ -216,16 +216,18 @@ type Store interface {
 	// orphan sweep keeps those).
 	ObjectInUse(ctx context.Context, object string) (bool, error)
 	// StoredMedia returns up to limit (<= 0: 100) files whose bytes are
-	// in the Store (no Media.Object), of posts that are not deleted, in
+	// in the Store (no Media.Object), of posts published or held (not
+	// removed: a file taken down, by a list or a moderator, stays out of
+	// the object store; not deleted), in
 	// post and index order after the file after (its Size ignored; the
 	// zero MediaRef: from the start): what "parleyd admin channel-media
 	// move" moves to an object store.
 	StoredMedia(ctx context.Context, after MediaRef, limit int) ([]MediaRef, error)
 	// MoveMediaToObject records that a file's bytes are now in object
 	// and drops them from the Store, if the file is still there with its
-	// bytes in the Store. moved is false otherwise (the post was deleted
-	// meanwhile, or the file moved already): the caller then removes the
-	// object.
+	// bytes in the Store and its post published or held. moved is false
+	// otherwise (the post was deleted or taken down meanwhile, or the
+	// file moved already): the caller then removes the object.
 	MoveMediaToObject(ctx context.Context, postID int64, index int, object string) (moved bool, err error)
 	// Posts returns up to limit (<= 0: 100) posts with ID > after in ID
 	// order, with their media hashes, whose status is one of statuses.

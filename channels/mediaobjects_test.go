@@ -201,6 +201,10 @@ func TestBlockedMediaNeverKeptInObjectStore(t *testing.T) {
 	if all, _ := e.cstore.Posts(e.ctx, 0, 100, channels.Published, channels.Held); len(all) != 0 {
 		t.Fatalf("stored: %+v", all)
 	}
+	// The metrics count the one object put and the one put that failed.
+	if st := e.svc.MediaStats(); st.Put != 1 || st.Failed != 1 {
+		t.Fatalf("MediaStats %+v, want 1 put and 1 failure", st)
+	}
 }
 
 // Objects the node could not remove when their post was erased (the

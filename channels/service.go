@@ -443,12 +443,12 @@ func (s *Service) putObjects(ctx context.Context, media []Media, data [][]byte) 
 	var objects []string
 	for i := range media {
 		o, err := s.cfg.MediaObjects.PutMedia(ctx, data[i])
-		s.media.put.Add(1)
 		if err != nil {
 			s.media.failed.Add(1)
 			s.removeObjects(context.WithoutCancel(ctx), objects)
 			return nil, fmt.Errorf("%w: %w", ErrMediaStorage, err)
 		}
+		s.media.put.Add(1)
 		objects = append(objects, o)
 		media[i].Object, media[i].Size = o, int64(len(data[i]))
 		data[i] = nil
@@ -460,6 +460,7 @@ func (s *Service) putObjects(ctx context.Context, media []Media, data [][]byte) 
 // failure leaves them to the orphan sweep.
 func (s *Service) removeObjects(ctx context.Context, objects []string) {
 	if err := s.cfg.MediaObjects.RemoveMedia(ctx, objects); err != nil {
+		s.media.failed.Add(1)
 		s.log.Warn("channels: the media objects of a post that was not stored were not removed; the orphan sweep will", "objects", len(objects), "err", err)
 	}
 }

@@ -637,8 +637,8 @@ func (s *Store) ObjectInUse(ctx context.Context, object string) (bool, error) {
 // StoredMedia implements channels.Store.
 func (s *Store) StoredMedia(ctx context.Context, after channels.MediaRef, limit int) ([]channels.MediaRef, error) {
 	rows, err := s.pool.Query(ctx, `SELECT m.post_id, m.idx, m.size FROM media m JOIN posts p ON p.id = m.post_id
-		WHERE (m.post_id, m.idx) > ($1, $2) AND m.object IS NULL AND p.status <> $3 ORDER BY m.post_id, m.idx LIMIT $4`,
-		after.PostID, after.Index, string(channels.Deleted), channels.PageLimit(limit, 100))
+		WHERE (m.post_id, m.idx) > ($1, $2) AND m.object IS NULL AND p.status IN ($3, $4) ORDER BY m.post_id, m.idx LIMIT $5`,
+		after.PostID, after.Index, string(channels.Published), string(channels.Held), channels.PageLimit(limit, 100))
 	if err != nil {
 		return nil, fmt.Errorf("chanpg: stored media: %w", err)
 	}
@@ -660,7 +660,8 @@ func (s *Store) MoveMediaToObject(ctx context.Context, postID int64, index int, 
 	if object == "" {
 		return false, fmt.Errorf("%w: no object", channels.ErrInvalid)
 	}
-	tag, err := s.pool.Exec(ctx, `UPDATE media SET object = $1, data = ''::bytea WHERE post_id = $2 AND idx = $3 AND object IS NULL`, object, postID, index)
+	tag, err := s.pool.Exec(ctx, `UPDATE media SET object = $1, data = ''::bytea WHERE post_id = $2 AND idx = $3 AND object IS NULL
+		AND post_id IN (SELECT id FROM posts WHERE status IN ($4, $5))`, object, postID, index, string(channels.Published), string(channels.Held))
 	if err != nil {
 		return false, fmt.Errorf("chanpg: move media: %w", err)
 	}

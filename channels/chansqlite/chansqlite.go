@@ -616,8 +616,8 @@ func (s *Store) ObjectInUse(ctx context.Context, object string) (bool, error) {
 // StoredMedia implements channels.Store.
 func (s *Store) StoredMedia(ctx context.Context, after channels.MediaRef, limit int) ([]channels.MediaRef, error) {
 	rows, err := s.db.QueryContext(ctx, `SELECT m.post_id, m.idx, m.size FROM media m JOIN posts p ON p.id = m.post_id
-		WHERE (m.post_id, m.idx) > (?, ?) AND m.object IS NULL AND p.status != ? ORDER BY m.post_id, m.idx LIMIT ?`,
-		after.PostID, after.Index, string(channels.Deleted), channels.PageLimit(limit, 100))
+		WHERE (m.post_id, m.idx) > (?, ?) AND m.object IS NULL AND p.status IN (?, ?) ORDER BY m.post_id, m.idx LIMIT ?`,
+		after.PostID, after.Index, string(channels.Published), string(channels.Held), channels.PageLimit(limit, 100))
 	if err != nil {
 		return nil, fmt.Errorf("chansqlite: stored media: %w", err)
 	}
@@ -638,7 +638,8 @@ func (s *Store) MoveMediaToObject(ctx context.Context, postID int64, index int, 
 	if object == "" {
 		return false, fmt.Errorf("%w: no object", channels.ErrInvalid)
 	}
-	r, err := s.db.ExecContext(ctx, `UPDATE media SET object = ?, data = X'' WHERE post_id = ? AND idx = ? AND object IS NULL`, object, postID, index)
+	r, err := s.db.ExecContext(ctx, `UPDATE media SET object = ?, data = X'' WHERE post_id = ? AND idx = ? AND object IS NULL
+		AND post_id IN (SELECT id FROM posts WHERE status IN (?, ?))`, object, postID, index, string(channels.Published), string(channels.Held))
 	if err != nil {
 		return false, fmt.Errorf("chansqlite: move media: %w", err)
 	}

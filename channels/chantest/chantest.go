@@ -513,6 +513,9 @@ func testMediaObjects(t *testing.T, s channels.Store) {
 	if d, _ := s.DroppedObjects(ctx, 0); len(d) != 0 {
 		t.Fatalf("a status change dropped %v", d)
 	}
+	if used, _ := s.ObjectInUse(ctx, "o-2"); !used {
+		t.Fatal("a removed post's object is not in use: the orphan sweep would delete what an appeal needs")
+	}
 	if _, err := s.DeletePost(ctx, p1.ID, "gone"); err != nil {
 		t.Fatal(err)
 	}
@@ -627,7 +630,13 @@ func testMoveMedia(t *testing.T, s channels.Store) {
 	p3 := add([]channels.Media{media(3, false)}, [][]byte{[]byte("to be deleted")})
 	add(nil, nil)
 	p5 := add([]channels.Media{media(5, false)}, [][]byte{[]byte("fifth")})
+	p6 := add([]channels.Media{media(6, false)}, [][]byte{[]byte("taken down")})
 	if _, err := s.DeletePost(ctx, p3, "gone"); err != nil {
+		t.Fatal(err)
+	}
+	// Taken down (by a list or a moderator): its file stays out of the
+	// object store.
+	if _, _, err := s.SetStatus(ctx, p6, channels.Removed, ""); err != nil {
 		t.Fatal(err)
 	}
 	var got []channels.MediaRef
@@ -655,6 +664,9 @@ func testMoveMedia(t *testing.T, s channels.Store) {
 	}
 	if moved, err := s.MoveMediaToObject(ctx, p3, 0, "obj-3"); err != nil || moved {
 		t.Fatalf("moving a deleted post's file = %v, %v", moved, err)
+	}
+	if moved, err := s.MoveMediaToObject(ctx, p6, 0, "obj-6"); err != nil || moved {
+		t.Fatalf("moving a taken-down post's file = %v, %v", moved, err)
 	}
 	if moved, err := s.MoveMediaToObject(ctx, p5, 0, ""); !errors.Is(err, channels.ErrInvalid) || moved {
 		t.Fatalf("moving a file to no object = %v, %v", moved, err)

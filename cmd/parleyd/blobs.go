@@ -99,12 +99,20 @@ const channelMediaFlagHelp = "where public channels' media files are stored: emp
 	"with the credentials of --blobs-credentials (or " + envS3KeyID + " and " + envS3Secret + "), so that with --db the database holds hashes and text, not the files. " +
 	"Posts live until deleted: no lifecycle rule (such as the attachments' retention) may cover that bucket and prefix. " +
 	"Files stored before stay where they are. Objects of erased posts are removed at once (retried every minute); objects of posts a crash interrupted are swept once per sweep interval. " +
-	"With presign=DURATION, clients that ask (the CLI) are redirected to pre-signed URLs valid that long: keep it short, since a URL handed out before a moderator's takedown works until it expires (a deleted post's objects are gone at once)"
+	"With presign=DURATION (at most 15m), clients that ask (the CLI) are redirected to pre-signed URLs valid that long: a URL handed out before a takedown (by a moderator or a hash list) works until it expires (a deleted post's objects are gone at once)"
+
+// maxMediaPresign bounds how long a channel file's pre-signed link
+// lives: a post taken down after the link was handed out keeps its
+// objects (for an appeal), so the link works until it expires.
+const maxMediaPresign = 15 * time.Minute
 
 // openChannelMedia opens --channel-media: nil if empty.
-func openChannelMedia(ctx context.Context, raw, credsFile string, log *slog.Logger) (*blobs3.Media, time.Duration, error) {
+func openChannelMedia(ctx context.Context, raw, blobsURL, credsFile string, log *slog.Logger) (*blobs3.Media, time.Duration, error) {
 	if raw == "" {
 		return nil, 0, nil
+	}
+	if err := separateFromBlobs(raw, blobsURL); err != nil {
+		return nil, 0, err
 	}
 	if !strings.HasPrefix(raw, "s3://") {
 		return nil, 0, fmt.Errorf("--channel-media %q: want an s3:// URL (or nothing, to keep the files in the channels database)", redactS3(raw))
@@ -112,6 +120,9 @@ func openChannelMedia(ctx context.Context, raw, credsFile string, log *slog.Logg
 	cfg, err := s3Config("--channel-media", raw, credsFile)
 	if err != nil {
 		return nil, 0, err
+	}
+	if cfg.Presign > maxMediaPresign {
+		return nil, 0, fmt.Errorf("--channel-media: presign=%v is longer than %v: a link handed out before a post is taken down (by a moderator or a hash list) works until it expires, so keep it short", cfg.Presign, maxMediaPresign)
 	}
 	cfg.Logger = log
 	m, err := blobs3.OpenMedia(ctx, cfg)
@@ -294,4 +305,26 @@ func webDirectTransfers(ctx context.Context, webOrigin string, blobs blobBackend
 	}
 	log.Info("web client's attachments go directly to the bucket", "web_origin", webOrigin, "object_store", origin)
 	return web.Options{ObjectStore: origin}, nil
+}
+
+// separateFromBlobs refuses a --channel-media whose objects could be
+// among --blobs' (the same endpoint and bucket, one prefix inside the
+// other): both name objects alike, and each store's sweep removes the
+// objects its own database does not hold, which would delete the
+// other's files.
+func separateFromBlobs(media, blobs string) error {
+	m, errM := url.Parse(media)
+	b, errB := url.Parse(blobs)
+	if errM != nil || errB != nil || b.Scheme != "s3" {
+		return nil // a directory --blobs, or a URL the stores refuse themselves
+	}
+	if m.Host != b.Host || m.Query().Get("endpoint") != b.Query().Get("endpoint") {
+		return nil
+	}
+	mp, bp := strings.Trim(m.Path, "/")+"/", strings.Trim(b.Path, "/")+"/"
+	if mp == "/" || bp == "/" || strings.HasPrefix(mp, bp) || strings.HasPrefix(bp, mp) {
+		return fmt.Errorf("--channel-media %s and --blobs %s share bucket %q with overlapping prefixes: each store's sweep would delete the other's objects; give them separate prefixes (e.g. s3://%s/media and s3://%s/att) or buckets",
+			redactS3(media), redactS3(blobs), m.Host, m.Host, m.Host)
+	}
+	return nil
 }

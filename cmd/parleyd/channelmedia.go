@@ -57,7 +57,7 @@ func adminChannelMedia(ctx context.Context, args []string, stdout, stderr io.Wri
 	if len(cli.positional) != 0 || *to == "" {
 		return cli.fail(errors.New("give --to, the object store's s3:// URL (as the servers' --channel-media), and no other arguments"))
 	}
-	media, _, err := openChannelMedia(ctx, *to, *creds, slog.New(slog.DiscardHandler))
+	media, _, err := openChannelMedia(ctx, *to, "", *creds, slog.New(slog.DiscardHandler))
 	if err != nil {
 		return cli.fail(err)
 	}

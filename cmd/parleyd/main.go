@@ -486,7 +486,7 @@ func serveWith(ctx context.Context, f serveFlags, log *slog.Logger, ready chan<-
 			Help: "Entries of the SQLite message log's in-memory index: about one per message some device has not acknowledged (8 bytes each).",
 		}, func() float64 { return float64(sq.LogIndexEntries()) }))
 	}
-	media, mediaSweep, err := openChannelMedia(ctx, f.channelMedia, f.blobsCredentials, log)
+	media, mediaSweep, err := openChannelMedia(ctx, f.channelMedia, f.blobs, f.blobsCredentials, log)
 	if err != nil {
 		st.Close()
 		blobs.Close()
