@@ -2,6 +2,7 @@ package channels
 
 import (
 	"context"
+	"errors"
 	"sync/atomic"
 	"time"
 )
@@ -43,6 +44,9 @@ const droppedBatch = 500
 const mediaOrphanGrace = time.Hour
 
 // removeDropped removes the objects of erased media and forgets them.
+// When a batch fails, its objects are tried one at a time and those
+// removed are forgotten, so that one object the store will not remove
+// does not hold back every erasure after it.
 func (s *Service) removeDropped(ctx context.Context) error {
 	for {
 		objects, err := s.store.DroppedObjects(ctx, droppedBatch)
@@ -51,6 +55,21 @@ func (s *Service) removeDropped(ctx context.Context) error {
 		}
 		if err := s.cfg.MediaObjects.RemoveMedia(ctx, objects); err != nil {
 			s.media.failed.Add(1)
+			var removed []string
+			for _, o := range objects {
+				if ctx.Err() != nil {
+					break
+				}
+				if s.cfg.MediaObjects.RemoveMedia(ctx, []string{o}) == nil {
+					removed = append(removed, o)
+				}
+			}
+			if len(removed) > 0 {
+				s.media.removed.Add(int64(len(removed)))
+				if ferr := s.store.ForgetDroppedObjects(ctx, removed); ferr != nil {
+					return errors.Join(err, ferr)
+				}
+			}
 			return err
 		}
 		s.media.removed.Add(int64(len(objects)))
@@ -63,13 +82,19 @@ func (s *Service) removeDropped(ctx context.Context) error {
 	}
 }
 
+// erasedWait bounds how long a request that erased media waits for their
+// objects to go: with the object store away, the sweep does it later.
+const erasedWait = 10 * time.Second
+
 // erased is called after the Store erased media: their objects go now.
 // A failure is logged; the next sweep removes them.
 func (s *Service) erased(ctx context.Context) {
 	if s.cfg.MediaObjects == nil {
 		return
 	}
-	if err := s.removeDropped(context.WithoutCancel(ctx)); err != nil {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), erasedWait)
+	defer cancel()
+	if err := s.removeDropped(ctx); err != nil {
 		s.log.Warn("channels: the objects of erased media were not removed yet; the next media sweep retries", "err", err)
 	}
 }

@@ -29,6 +29,7 @@ type memObjects struct {
 	objects    map[string]memObject
 	puts       int
 	failRemove bool
+	stuck      map[string]bool // objects RemoveMedia never removes
 	failPut    bool
 	onPut      func() // called before each put, unlocked
 }
@@ -73,10 +74,15 @@ func (m *memObjects) RemoveMedia(_ context.Context, names []string) error {
 	if m.failRemove {
 		return errors.New("object store unavailable")
 	}
+	var err error
 	for _, n := range names {
+		if m.stuck[n] {
+			err = fmt.Errorf("object %s: access denied", n) // as S3's multi-object delete reports one key
+			continue
+		}
 		delete(m.objects, n)
 	}
-	return nil
+	return err
 }
 
 func (m *memObjects) SweepMedia(_ context.Context, olderThan time.Time, inUse func(string) (bool, error)) (int, error) {
@@ -201,10 +207,6 @@ func TestBlockedMediaNeverKeptInObjectStore(t *testing.T) {
 	if all, _ := e.cstore.Posts(e.ctx, 0, 100, channels.Published, channels.Held); len(all) != 0 {
 		t.Fatalf("stored: %+v", all)
 	}
-	// The metrics count the one object put and the one put that failed.
-	if st := e.svc.MediaStats(); st.Put != 1 || st.Failed != 1 {
-		t.Fatalf("MediaStats %+v, want 1 put and 1 failure", st)
-	}
 }
 
 // Objects the node could not remove when their post was erased (the
@@ -258,6 +260,45 @@ func TestMediaSweeps(t *testing.T) {
 	}
 }
 
+// One object the store will not remove does not hold back the others:
+// the posts' objects are erased and forgotten, the stuck one stays
+// listed for the next sweep.
+func TestStuckObjectDoesNotBlockErasure(t *testing.T) {
+	objs := newMemObjects()
+	e := newEnvWith(t, func(c *channels.Config) { c.MediaObjects, c.MediaSweep = objs, time.Hour })
+	img, _ := readImage(t, "python-threatexchange", "rgb.jpeg")
+	var posts []channels.PostView
+	for i := 0; i < 3; i++ {
+		posts = append(posts, e.mustPost("alice", "news", fmt.Sprint("post ", i), file{"a.jpg", "image/jpeg", img}))
+	}
+	names := map[int64]string{}
+	for _, p := range posts {
+		stored, _ := e.cstore.Post(e.ctx, p.ID)
+		names[p.ID] = stored.Media[0].Object
+	}
+	objs.mu.Lock()
+	objs.stuck = map[string]bool{names[posts[1].ID]: true}
+	objs.mu.Unlock()
+	objs.mu.Lock()
+	objs.failRemove = true // the deletions below find the store away
+	objs.mu.Unlock()
+	for _, p := range posts {
+		e.do("alice", "DELETE", fmt.Sprintf("/v1/channels/news/posts/%d", p.ID), "", http.StatusNoContent, nil)
+	}
+	objs.mu.Lock()
+	objs.failRemove = false
+	objs.mu.Unlock()
+	// The next erasure removes what it can.
+	extra := e.mustPost("alice", "news", "one more", file{"a.jpg", "image/jpeg", img})
+	e.do("alice", "DELETE", fmt.Sprintf("/v1/channels/news/posts/%d", extra.ID), "", http.StatusNoContent, nil)
+	if d, _ := e.cstore.DroppedObjects(e.ctx, 0); !slices.Equal(d, []string{names[posts[1].ID]}) {
+		t.Fatalf("dropped objects left: %v, want only the stuck %s", d, names[posts[1].ID])
+	}
+	if got := objs.names(); !slices.Equal(got, []string{names[posts[1].ID]}) {
+		t.Fatalf("objects left: %v, want only the stuck one", got)
+	}
+}
+
 // A post whose files are in an object store, served by a node started
 // without one, answers 503 with what is wrong, not a file of no bytes.
 func TestObjectMediaWithoutObjectStore(t *testing.T) {
@@ -290,6 +331,10 @@ func TestMediaObjectStoreFails(t *testing.T) {
 	}
 	if all, _ := e.cstore.Posts(e.ctx, 0, 100, channels.Published, channels.Held); len(all) != 0 {
 		t.Fatalf("stored: %+v", all)
+	}
+	// The metrics count the one object put and the one put that failed.
+	if st := e.svc.MediaStats(); st.Put != 1 || st.Failed != 1 {
+		t.Fatalf("MediaStats %+v, want 1 put and 1 failure", st)
 	}
 }
 
