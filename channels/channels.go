@@ -261,7 +261,8 @@ type MediaRef struct {
 type MediaObjects interface {
 	// PutMedia stores data as a new object and returns its name.
 	PutMedia(ctx context.Context, data []byte) (object string, err error)
-	// OpenMedia streams an object (ErrNotFound if it is not there).
+	// OpenMedia streams an object (an error wrapping fs.ErrNotExist if it
+	// is not there).
 	OpenMedia(ctx context.Context, object string) (io.ReadCloser, int64, error)
 	// RemoveMedia removes objects; ones already gone are not an error.
 	RemoveMedia(ctx context.Context, objects []string) error

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"mime"
 	"net/http"
 	"slices"
@@ -550,7 +551,7 @@ func (s *Service) getMedia(w http.ResponseWriter, r *http.Request, _ string) {
 				s.log.Warn("channels: pre-signing a media download failed; streaming it", "post", p.ID, "err", err)
 			} else if ok {
 				w.Header().Set("Cache-Control", "no-store")
-				w.Header().Set("Repr-Digest", "sha-256=:"+base64.StdEncoding.EncodeToString(m.SHA256[:])+":")
+				w.Header().Set("Repr-Digest", reprDigest(m))
 				http.Redirect(w, r, u, http.StatusTemporaryRedirect)
 				return
 			}
@@ -580,6 +581,14 @@ func (s *Service) getMedia(w http.ResponseWriter, r *http.Request, _ string) {
 	}
 	if m.Object != "" {
 		rc, objectSize, err := s.openObject(r.Context(), m.Object)
+		if errors.Is(err, fs.ErrNotExist) {
+			// Deleted or taken down since it was read: its objects go
+			// with it, and the answer is the one a later request gets.
+			if again, perr := s.store.Post(r.Context(), p.ID); errors.Is(perr, ErrNotFound) || (perr == nil && again.Status != Published) {
+				writeError(w, http.StatusNotFound, ErrorBody{Error: "not found", Code: "not_found"})
+				return
+			}
+		}
 		if err != nil {
 			s.log.Error("channels: a post's media object cannot be read", "post", p.ID, "err", err)
 			writeError(w, http.StatusServiceUnavailable, ErrorBody{Error: "the file cannot be read from storage now; try again later", Code: "unavailable"})
@@ -595,12 +604,19 @@ func (s *Service) getMedia(w http.ResponseWriter, r *http.Request, _ string) {
 	w.Header().Set("X-Content-Type-Options", "nosniff")
 	w.Header().Set("Content-Security-Policy", "default-src 'none'; sandbox")
 	w.Header().Set("Content-Length", strconv.FormatInt(size, 10))
-	// RFC 9530: clients check what they received. The digest is the
-	// one taken when the file was uploaded and checked against the
-	// hash lists, so bytes changed in storage since fail the client's
-	// check.
-	w.Header().Set("Repr-Digest", "sha-256=:"+base64.StdEncoding.EncodeToString(m.SHA256[:])+":")
-	io.Copy(w, body)
+	// RFC 9530: clients check what they received.
+	w.Header().Set("Repr-Digest", reprDigest(m))
+	if _, err := io.Copy(w, body); err != nil && r.Context().Err() == nil {
+		// Not the client hanging up: the object store's stream broke.
+		s.log.Warn("channels: a media download was cut short", "post", p.ID, "file", n, "err", err)
+	}
+}
+
+// reprDigest is m's Repr-Digest field (RFC 9530): the SHA-256 taken when
+// the file was uploaded and checked, so that bytes changed in storage
+// since fail the client's check.
+func reprDigest(m Media) string {
+	return "sha-256=:" + base64.StdEncoding.EncodeToString(m.SHA256[:]) + ":"
 }
 
 // inlineImage reports whether media of content type ct are served for

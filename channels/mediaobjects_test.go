@@ -14,11 +14,13 @@ import (
 	"io/fs"
 	"net/http"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/parleychat/parley/channels"
+	"github.com/parleychat/parley/channels/channelapi"
 	"github.com/parleychat/parley/hashing/hashlist"
 )
 
@@ -32,6 +34,7 @@ type memObjects struct {
 	stuck      map[string]bool // objects RemoveMedia never removes
 	failPut    bool
 	onPut      func() // called before each put, unlocked
+	onOpen     func() // called before each open, unlocked
 }
 
 type memObject struct {
@@ -59,6 +62,9 @@ func (m *memObjects) PutMedia(_ context.Context, data []byte) (string, error) {
 }
 
 func (m *memObjects) OpenMedia(_ context.Context, name string) (io.ReadCloser, int64, error) {
+	if m.onOpen != nil {
+		m.onOpen()
+	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	o, ok := m.objects[name]
@@ -257,6 +263,61 @@ func TestMediaSweeps(t *testing.T) {
 			t.Fatalf("objects %v, want %v (before: %v); dropped objects not forgotten: %v", objs.names(), want, keptObjs, d)
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// A post deleted while its file is being fetched is answered as a
+// later request would be (404), not as storage trouble (503).
+func TestMediaDeletedWhileFetched(t *testing.T) {
+	objs := newMemObjects()
+	e := newEnvWith(t, func(c *channels.Config) { c.MediaObjects = objs })
+	img, _ := readImage(t, "python-threatexchange", "rgb.jpeg")
+	p := e.mustPost("alice", "news", "soon gone", file{"a.jpg", "image/jpeg", img})
+	var once sync.Once
+	objs.onOpen = func() {
+		once.Do(func() {
+			e.do("alice", "DELETE", fmt.Sprintf("/v1/channels/news/posts/%d", p.ID), "", http.StatusNoContent, nil)
+		})
+	}
+	e.do("bob", "GET", fmt.Sprintf("/v1/channels/news/posts/%d/media/0", p.ID), "", http.StatusNotFound, nil)
+}
+
+// urlObjects is memObjects handing out pre-signed URLs (MediaURLs).
+type urlObjects struct{ *memObjects }
+
+func (u urlObjects) MediaURL(_ context.Context, object, _ string, _ bool) (string, bool, error) {
+	return "https://bucket.example/" + object + "?X-Amz-Signature=test", true, nil
+}
+
+// The redirect to a pre-signed URL is handed out after the same checks
+// as the file itself: for a published post only. A post taken down (by
+// a moderator, or a list a rescan applied) gets 404, not a URL.
+func TestMediaRedirectOnlyForPublished(t *testing.T) {
+	objs := urlObjects{newMemObjects()}
+	e := newEnvWith(t, func(c *channels.Config) { c.MediaObjects = objs })
+	img, _ := readImage(t, "python-threatexchange", "rgb.jpeg")
+	p := e.mustPost("alice", "news", "a picture", file{"a.jpg", "image/jpeg", img})
+	path := fmt.Sprintf("%s/v1/channels/news/posts/%d/media/0", e.srv.URL, p.ID)
+	ask := func() *http.Response {
+		t.Helper()
+		req, _ := http.NewRequest("GET", path, nil)
+		req.Header.Set("X-Test-User", "bob")
+		req.Header.Set(channelapi.FollowRedirectHeader, "1")
+		resp, err := (&http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}).Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp
+	}
+	if resp := ask(); resp.StatusCode != http.StatusTemporaryRedirect || !strings.HasPrefix(resp.Header.Get("Location"), "https://bucket.example/") {
+		t.Fatalf("published: HTTP %d, Location %q", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	if _, _, err := e.cstore.SetStatus(e.ctx, p.ID, channels.Removed, "taken down"); err != nil {
+		t.Fatal(err)
+	}
+	if resp := ask(); resp.StatusCode != http.StatusNotFound || resp.Header.Get("Location") != "" {
+		t.Fatalf("taken down: HTTP %d, Location %q, want 404 and no URL", resp.StatusCode, resp.Header.Get("Location"))
 	}
 }
 

@@ -134,19 +134,15 @@ func (m *Media) SweepMedia(ctx context.Context, olderThan time.Time, inUse func(
 			orphans = append(orphans, id)
 		}
 	}
-	// Asked again just before: a post committed since the listing keeps
-	// its files.
-	var gone []string
-	for _, id := range orphans {
-		if used, err := inUse(id); err == nil && !used {
-			gone = append(gone, id)
-		}
-	}
-	if len(gone) == 0 {
+	// No need to ask again before removing: every object gets a fresh
+	// random name when it is put, and the post (or the move) that names
+	// it commits right after, so an object older than olderThan that no
+	// post names now never will be.
+	if len(orphans) == 0 {
 		return 0, nil
 	}
-	if err := m.RemoveMedia(ctx, gone); err != nil {
+	if err := m.RemoveMedia(ctx, orphans); err != nil {
 		return 0, err
 	}
-	return len(gone), nil
+	return len(orphans), nil
 }
