@@ -114,22 +114,12 @@ func (s *Server) uploadBlob(w http.ResponseWriter, r *http.Request) {
 	if !s.allowUpload(w, user) {
 		return
 	}
-	maxSize := s.cfg.MaxAttachment
-	if r.ContentLength > maxSize {
-		http.Error(w, fmt.Sprintf("files are limited to %s on this server", bytesize.Format(maxSize)), http.StatusRequestEntityTooLarge)
+	if r.ContentLength > s.cfg.MaxAttachment {
+		s.tooLarge(w)
 		return
 	}
-	quota := s.cfg.BlobQuota
-	if quota > 0 && r.ContentLength > 0 {
-		u, err := s.cfg.Blobs.Usage(r.Context(), user)
-		if err != nil {
-			s.blobStorageError(w, r, "blob upload: usage", err)
-			return
-		}
-		if u.Bytes+r.ContentLength > quota {
-			s.quotaExceeded(w, u)
-			return
-		}
+	if r.ContentLength > 0 && !s.withinQuota(w, r, user, s.cfg.BlobQuota, r.ContentLength, "blob upload") {
+		return
 	}
 	lim, ok := s.blobLimits(w, r)
 	if !ok {
@@ -138,7 +128,7 @@ func (s *Server) uploadBlob(w http.ResponseWriter, r *http.Request) {
 	id, n, err := s.cfg.Blobs.Put(r.Context(), user, r.Body, lim)
 	switch {
 	case errors.Is(err, store.ErrTooLarge):
-		http.Error(w, fmt.Sprintf("files are limited to %s on this server", bytesize.Format(maxSize)), http.StatusRequestEntityTooLarge)
+		s.tooLarge(w)
 		return
 	case errors.Is(err, store.ErrQuotaExceeded):
 		u, _ := s.cfg.Blobs.Usage(r.Context(), user)
@@ -157,6 +147,31 @@ func (s *Server) uploadBlob(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.uploaded(w, "up", id, n, lim.Expires)
+}
+
+// tooLarge answers 413 for a file over the server's attachment limit.
+func (s *Server) tooLarge(w http.ResponseWriter) {
+	http.Error(w, fmt.Sprintf("files are limited to %s on this server", bytesize.Format(s.cfg.MaxAttachment)), http.StatusRequestEntityTooLarge)
+}
+
+// withinQuota checks, before any byte is taken, that size more bytes
+// keep user within quota (0: none); if not it answers (413 with the
+// usage, or the storage error) and reports false. The store checks
+// again, exactly, when the upload is recorded.
+func (s *Server) withinQuota(w http.ResponseWriter, r *http.Request, user string, quota, size int64, what string) bool {
+	if quota <= 0 {
+		return true
+	}
+	u, err := s.cfg.Blobs.Usage(r.Context(), user)
+	if err != nil {
+		s.blobStorageError(w, r, what+": usage", err)
+		return false
+	}
+	if u.Bytes+size > quota {
+		s.quotaExceeded(w, u)
+		return false
+	}
+	return true
 }
 
 // uploaded counts a stored upload and answers 201 with its id and size.
@@ -196,7 +211,7 @@ func (s *Server) startUpload(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if size > s.cfg.MaxAttachment {
-		http.Error(w, fmt.Sprintf("files are limited to %s on this server", bytesize.Format(s.cfg.MaxAttachment)), http.StatusRequestEntityTooLarge)
+		s.tooLarge(w)
 		return
 	}
 	lim, ok := s.blobLimits(w, r)
@@ -206,16 +221,8 @@ func (s *Server) startUpload(w http.ResponseWriter, r *http.Request) {
 	if !s.allowUpload(w, user) {
 		return
 	}
-	if lim.Quota > 0 {
-		u, err := s.cfg.Blobs.Usage(r.Context(), user)
-		if err != nil {
-			s.blobStorageError(w, r, "direct upload: usage", err)
-			return
-		}
-		if u.Bytes+size > lim.Quota {
-			s.quotaExceeded(w, u)
-			return
-		}
+	if !s.withinQuota(w, r, user, lim.Quota, size, "direct upload") {
+		return
 	}
 	up, ok, err := du.UploadURL(r.Context(), size)
 	if err != nil {
@@ -262,7 +269,7 @@ func (s *Server) finishUpload(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "the upload is not the size it was started with; start it again", http.StatusBadRequest)
 		return
 	case errors.Is(err, store.ErrTooLarge):
-		http.Error(w, fmt.Sprintf("files are limited to %s on this server", bytesize.Format(s.cfg.MaxAttachment)), http.StatusRequestEntityTooLarge)
+		s.tooLarge(w)
 		return
 	case errors.Is(err, store.ErrQuotaExceeded):
 		u, _ := s.cfg.Blobs.Usage(r.Context(), user)

@@ -635,8 +635,9 @@ type BlobURLs interface {
 // checks what arrived and indexes it.
 type BlobDirectUploads interface {
 	// UploadURL returns a new blob id and a URL to which exactly size
-	// bytes can be PUT, once, without credentials, for a short while;
-	// ok false if this store hands out none.
+	// bytes can be PUT without credentials, for a short while, and (where
+	// the store honours the condition in Header) not over an object that
+	// exists; ok false if this store hands out none.
 	UploadURL(ctx context.Context, size int64) (up DirectUpload, ok bool, err error)
 	// FinishUpload records blob id, uploaded through its URL, as owner's
 	// (lim as for Put, the quota checked atomically). ErrNotFound if
@@ -652,8 +653,8 @@ type DirectUpload struct {
 	ID  string // the blob's id
 	URL string // takes one PUT of exactly the size asked for
 	// Header must be sent with the PUT as it is: the URL's signature
-	// covers it (for S3, If-None-Match: * so that the URL creates the
-	// object once and can never overwrite it).
+	// covers it (for S3, If-None-Match: * so that the URL can never
+	// overwrite the object while it exists).
 	Header map[string]string
 }
 

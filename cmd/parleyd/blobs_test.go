@@ -800,18 +800,7 @@ func TestWebDirectTransfersFlag(t *testing.T) {
 	if err != nil || opts.ObjectStore != "https://"+real.Endpoint {
 		t.Fatalf("with the documented rules: %+v, %v", opts, err)
 	}
-	files := fstest.MapFS{"dist/" + web.WASMName: {Data: []byte("\x00asm")}, "dist/" + web.ExecName: {Data: []byte("//")}}
-	static, err := os.ReadDir("../../web/static")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, e := range static {
-		data, err := os.ReadFile(filepath.Join("../../web/static", e.Name()))
-		if err != nil {
-			t.Fatal(err)
-		}
-		files["static/"+e.Name()] = &fstest.MapFile{Data: data}
-	}
+	files := withWebStatic(t, fstest.MapFS{"dist/" + web.WASMName: {Data: []byte("\x00asm")}, "dist/" + web.ExecName: {Data: []byte("//")}})
 	mount := withWebClient(map[string]http.Handler{}, files, opts, slog.New(slog.DiscardHandler))
 	rec := httptest.NewRecorder()
 	mount["GET /{$}"].ServeHTTP(rec, httptest.NewRequest("GET", "/", nil))

@@ -2,10 +2,10 @@ package main
 
 import (
 	"io"
+	"io/fs"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"strings"
 	"testing"
 	"testing/fstest"
@@ -41,15 +41,7 @@ func TestWebClientMounted(t *testing.T) {
 	files["dist/"+web.ExecName] = &fstest.MapFile{Data: []byte("//")}
 	// Every file of web/static, so that a new script cannot break this
 	// test again (the bundle refuses to build with one missing).
-	static, err := os.ReadDir("../../web/static")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, e := range static {
-		if name := e.Name(); name != "index.html" {
-			files["static/"+name] = &fstest.MapFile{Data: []byte("//")}
-		}
-	}
+	withWebStatic(t, files)
 	mount = withWebClient(map[string]http.Handler{}, files, web.Options{}, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	mux = http.NewServeMux()
 	for p, h := range mount {
@@ -62,4 +54,22 @@ func TestWebClientMounted(t *testing.T) {
 			t.Fatalf("GET %s: %d %v", path, rec.Code, rec.Header())
 		}
 	}
+}
+
+// withWebStatic adds to files every file of the web client's static/
+// (as built into parleyd) that files does not have yet.
+func withWebStatic(t *testing.T, files fstest.MapFS) fstest.MapFS {
+	t.Helper()
+	err := fs.WalkDir(web.Files(), "static", func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() || files[path] != nil {
+			return err
+		}
+		data, err := fs.ReadFile(web.Files(), path)
+		files[path] = &fstest.MapFile{Data: data}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return files
 }
