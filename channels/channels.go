@@ -201,9 +201,11 @@ type Store interface {
 	// Events returns up to limit (<= 0: 100) events of a channel with
 	// Seq > since.
 	Events(ctx context.Context, channel string, since int64, limit int) ([]Event, error)
-	// MediaData returns the bytes of a post's media file (none for one
-	// held in an object, Media.Object).
-	MediaData(ctx context.Context, postID int64, index int) ([]byte, error)
+	// MediaData returns the bytes of a post's media file, or for a file
+	// held in an object the object's name (Media.Object) and no bytes,
+	// read together: a file moved to an object store meanwhile is found
+	// either way.
+	MediaData(ctx context.Context, postID int64, index int) (data []byte, object string, err error)
 	// DroppedObjects returns up to limit (<= 0: 100) objects of media
 	// that DeletePost, DeleteChannel or ForgetUser erased: each of those
 	// records, in its own transaction, the Media.Object of every file it

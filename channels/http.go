@@ -563,20 +563,20 @@ func (s *Service) getMedia(w http.ResponseWriter, r *http.Request, _ string) {
 		if s.mediaRead != nil {
 			s.mediaRead()
 		}
-		data, err := s.store.MediaData(r.Context(), p.ID, n)
-		if err != nil {
+		data, object, err := s.store.MediaData(r.Context(), p.ID, n)
+		switch {
+		case err != nil:
 			s.storeError(w, r, err)
 			return
-		}
-		if int64(len(data)) == m.Size {
-			body, size = bytes.NewReader(data), m.Size
-		} else if again, err := s.store.Post(r.Context(), p.ID); err == nil && n < len(again.Media) && again.Media[n].Object != "" {
+		case object != "":
 			// Moved to the object store since the post was read
 			// ("parleyd admin channel-media move").
-			m = again.Media[n]
-		} else {
+			m.Object = object
+		case int64(len(data)) != m.Size:
 			s.storeError(w, r, fmt.Errorf("media %d/%d: %d bytes in the store, %d recorded", p.ID, n, len(data), m.Size))
 			return
+		default:
+			body, size = bytes.NewReader(data), m.Size
 		}
 	}
 	if m.Object != "" {

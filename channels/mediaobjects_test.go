@@ -150,7 +150,7 @@ func TestMediaInObjectStore(t *testing.T) {
 	if err != nil || stored.Media[0].Object == "" || stored.Media[0].Size != int64(len(img)) {
 		t.Fatalf("stored media: %+v, %v", stored.Media, err)
 	}
-	if b, err := e.cstore.MediaData(e.ctx, p.ID, 0); err != nil || len(b) != 0 {
+	if b, _, err := e.cstore.MediaData(e.ctx, p.ID, 0); err != nil || len(b) != 0 {
 		t.Fatalf("the channels database holds %d bytes of the file (%v)", len(b), err)
 	}
 	req, _ := http.NewRequest("GET", e.srv.URL+fmt.Sprintf("/v1/channels/news/posts/%d/media/1", p.ID), nil)

@@ -593,16 +593,20 @@ func (s *Store) Events(ctx context.Context, channel string, since int64, limit i
 }
 
 // MediaData implements channels.Store.
-func (s *Store) MediaData(ctx context.Context, postID int64, index int) ([]byte, error) {
+func (s *Store) MediaData(ctx context.Context, postID int64, index int) ([]byte, string, error) {
 	var data []byte
-	err := s.pool.QueryRow(ctx, `SELECT data FROM media WHERE post_id = $1 AND idx = $2`, postID, index).Scan(&data)
+	var object *string
+	err := s.pool.QueryRow(ctx, `SELECT data, object FROM media WHERE post_id = $1 AND idx = $2`, postID, index).Scan(&data, &object)
 	if errors.Is(err, pgx.ErrNoRows) {
-		return nil, fmt.Errorf("media %d/%d: %w", postID, index, channels.ErrNotFound)
+		return nil, "", fmt.Errorf("media %d/%d: %w", postID, index, channels.ErrNotFound)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("chanpg: media: %w", err)
+		return nil, "", fmt.Errorf("chanpg: media: %w", err)
 	}
-	return data, nil
+	if object != nil {
+		return nil, *object, nil
+	}
+	return data, "", nil
 }
 
 // DroppedObjects implements channels.Store.

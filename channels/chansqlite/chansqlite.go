@@ -567,16 +567,20 @@ func (s *Store) Events(ctx context.Context, channel string, since int64, limit i
 }
 
 // MediaData implements channels.Store.
-func (s *Store) MediaData(ctx context.Context, postID int64, index int) ([]byte, error) {
+func (s *Store) MediaData(ctx context.Context, postID int64, index int) ([]byte, string, error) {
 	var data []byte
-	err := s.db.QueryRowContext(ctx, `SELECT data FROM media WHERE post_id = ? AND idx = ?`, postID, index).Scan(&data)
+	var object sql.NullString
+	err := s.db.QueryRowContext(ctx, `SELECT data, object FROM media WHERE post_id = ? AND idx = ?`, postID, index).Scan(&data, &object)
 	if errors.Is(err, sql.ErrNoRows) {
-		return nil, fmt.Errorf("media %d/%d: %w", postID, index, channels.ErrNotFound)
+		return nil, "", fmt.Errorf("media %d/%d: %w", postID, index, channels.ErrNotFound)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("chansqlite: media: %w", err)
+		return nil, "", fmt.Errorf("chansqlite: media: %w", err)
 	}
-	return data, nil
+	if object.Valid {
+		return nil, object.String, nil
+	}
+	return data, "", nil
 }
 
 // DroppedObjects implements channels.Store.

@@ -152,11 +152,11 @@ func testPostsAndMedia(t *testing.T, s channels.Store) {
 		got.Media[1].PDQ != nil || got.Media[1].MD5[0] != 2 || got.Media[1].SHA256[0] != 2 {
 		t.Fatalf("Post = %+v", got)
 	}
-	b, err := s.MediaData(ctx, p.ID, 1)
+	b, _, err := s.MediaData(ctx, p.ID, 1)
 	if err != nil || !bytes.Equal(b, data[1]) {
 		t.Fatalf("MediaData = %d bytes, %v", len(b), err)
 	}
-	if _, err := s.MediaData(ctx, p.ID, 2); !errors.Is(err, channels.ErrNotFound) {
+	if _, _, err := s.MediaData(ctx, p.ID, 2); !errors.Is(err, channels.ErrNotFound) {
 		t.Fatalf("missing media: %v", err)
 	}
 	if _, err := s.Post(ctx, p.ID+100); !errors.Is(err, channels.ErrNotFound) {
@@ -306,7 +306,7 @@ func testDeletePost(t *testing.T, s channels.Store) {
 	if err != nil || got.Status != channels.Deleted || got.Text != "" || len(got.Media) != 0 || got.Reason != "deleted by alice" {
 		t.Fatalf("deleted post reads back as %+v, %v", got, err)
 	}
-	if _, err := s.MediaData(ctx, pub.ID, 0); !errors.Is(err, channels.ErrNotFound) {
+	if _, _, err := s.MediaData(ctx, pub.ID, 0); !errors.Is(err, channels.ErrNotFound) {
 		t.Fatalf("media of a deleted post: %v", err)
 	}
 	evs, _ = s.Events(ctx, "news", cursor, 0)
@@ -359,7 +359,7 @@ func testDeleteChannel(t *testing.T, s channels.Store) {
 	if _, err := s.Post(ctx, p.ID); !errors.Is(err, channels.ErrNotFound) {
 		t.Fatalf("post of a deleted channel: %v", err)
 	}
-	if _, err := s.MediaData(ctx, p.ID, 0); !errors.Is(err, channels.ErrNotFound) {
+	if _, _, err := s.MediaData(ctx, p.ID, 0); !errors.Is(err, channels.ErrNotFound) {
 		t.Fatalf("media of a deleted channel: %v", err)
 	}
 	if evs, _ := s.Events(ctx, "news", 0, 0); len(evs) != 0 {
@@ -486,8 +486,8 @@ func testMediaObjects(t *testing.T, s channels.Store) {
 	if err != nil || got.Media[0].Object != "o-1" || got.Media[0].Size != 5000 || got.Media[1].Object != "" || got.Media[1].Size != 12 {
 		t.Fatalf("Post = %+v, %v", got.Media, err)
 	}
-	if b, err := s.MediaData(ctx, p1.ID, 0); err != nil || len(b) != 0 {
-		t.Fatalf("MediaData of a file in an object: %d bytes, %v", len(b), err)
+	if b, object, err := s.MediaData(ctx, p1.ID, 0); err != nil || len(b) != 0 || object != "o-1" {
+		t.Fatalf("MediaData of a file in an object: %d bytes, object %q, %v", len(b), object, err)
 	}
 	for _, o := range []string{"o-1"} {
 		if used, err := s.ObjectInUse(ctx, o); err != nil || !used {
@@ -675,8 +675,11 @@ func testMoveMedia(t *testing.T, s channels.Store) {
 	if err != nil || p.Media[1].Object != "obj-1" || p.Media[1].Size != 7 || p.Media[0].Object != "" {
 		t.Fatalf("after the move: %+v, %v", p.Media, err)
 	}
-	if b, err := s.MediaData(ctx, p1, 1); err != nil || len(b) != 0 {
-		t.Fatalf("the moved file's bytes are still in the store: %d, %v", len(b), err)
+	if b, object, err := s.MediaData(ctx, p1, 1); err != nil || len(b) != 0 || object != "obj-1" {
+		t.Fatalf("the moved file in the store: %d bytes, object %q, %v; want no bytes and obj-1", len(b), object, err)
+	}
+	if b, object, err := s.MediaData(ctx, p1, 0); err != nil || string(b) != "first" || object != "" {
+		t.Fatalf("the file not moved: %q, object %q, %v", b, object, err)
 	}
 	if used, _ := s.ObjectInUse(ctx, "obj-1"); !used {
 		t.Fatal("the moved file's object is not in use")

@@ -105,8 +105,9 @@ func moveChannelMedia(ctx context.Context, cs channels.Store, media channels.Med
 		}
 		for _, f := range page {
 			after = f
-			data, err := cs.MediaData(ctx, f.PostID, f.Index)
-			if errors.Is(err, channels.ErrNotFound) {
+			data, already, err := cs.MediaData(ctx, f.PostID, f.Index)
+			if errors.Is(err, channels.ErrNotFound) || (err == nil && already != "") {
+				// Deleted, or moved by another run, since it was listed.
 				res.Skipped++
 				continue
 			}
